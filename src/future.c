@@ -1,0 +1,256 @@
+// @pristine:module future - in-process promises and futures; a task's result as a future
+// @pristine:public
+/*
+ * future: a pr_future is a value that arrives later. Its producer settles
+ * it once (pr_future_resolve with a pointer, or pr_future_reject with a
+ * PR_E* code); any number of tasks wait for it with pr_future_await. A
+ * future belongs to the scheduler of the thread that created it; to settle
+ * it from another thread, pr_sched_post a function that does.
+ *
+ * Lifetime: futures are reference-counted. pr_future_create and
+ * pr_future_go hand the caller one reference; pr_future_retain adds one
+ * (give one to each independent owner, e.g. the producer), and
+ * pr_future_destroy drops one. The last drop frees it; a pending future
+ * freed that way simply never settles.
+ *
+ * Timeouts do not cancel: when pr_future_await times out the future stays
+ * pending and the producer keeps going. pr_future_cancel is the explicit
+ * way to give up; it runs the producer's cancel hook.
+ */
+
+typedef struct pr_future pr_future;
+
+/* Settlement states reported by pr_future_state. */
+enum pr_future_state_kind { PR_FUTURE_PENDING = 0, PR_FUTURE_RESOLVED = 1, PR_FUTURE_REJECTED = 2 };
+
+/* Create a pending future bound to the calling thread's scheduler.
+   Params: out - receives it, holding one reference.
+   Returns: PR_OK; PR_ENOMEM; PR_EINVAL if out is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_resolve, pr_future_await, pr_future_destroy. */
+PRISTINE_API int pr_future_create(pr_future **out);
+
+/* Add a reference.
+   Params: f - the future.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_destroy. */
+PRISTINE_API void pr_future_retain(pr_future *f);
+
+/* Drop a reference; the last one frees the future. NULL is a no-op.
+   Params: f - the future.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_retain. */
+PRISTINE_API void pr_future_destroy(pr_future *f);
+
+/* Settle the future with a value and wake every awaiting task.
+   Params: f - the future; value - any pointer (borrowed: the future does not
+           own or free it).
+   Returns: PR_OK; PR_ESTATE if it was already settled (or cancelled);
+            PR_EINVAL if f is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_reject. */
+PRISTINE_API int pr_future_resolve(pr_future *f, void *value);
+
+/* Settle the future with an error and wake every awaiting task.
+   Params: f - the future; code - a negative PR_E* code.
+   Returns: PR_OK; PR_ESTATE if already settled; PR_EINVAL if f is NULL or
+            code is not negative.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_resolve. */
+PRISTINE_API int pr_future_reject(pr_future *f, int code);
+
+/* Wait for the future to settle.
+   Params: f - the future; out - receives the value when resolved (may be
+           NULL); deadline - absolute ms.
+   Returns: PR_OK (resolved; *out set); the rejection code when it was
+            rejected (PR_ECANCELED after pr_future_cancel); PR_ETIMEDOUT (the
+            future stays pending); PR_ECANCELED (the awaiting task was
+            cancelled); PR_EINVAL (f is NULL); PR_ENOMEM (no scheduler).
+            pr_future_state tells a cancelled future from a cancelled waiter.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_future_state. */
+PRISTINE_API int pr_future_await(pr_future *f, void **out, int64_t deadline);
+
+/* Where the future stands.
+   Params: f - the future.
+   Returns: PR_FUTURE_PENDING, PR_FUTURE_RESOLVED or PR_FUTURE_REJECTED;
+            PR_EINVAL if f is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_await. */
+PRISTINE_API int pr_future_state(const pr_future *f);
+
+/* Give up on a pending future: it is rejected with PR_ECANCELED, awaiting
+   tasks wake, and the producer's cancel hook runs (for pr_future_go, the
+   task is cancelled).
+   Params: f - the future.
+   Returns: PR_OK; PR_ESTATE if already settled; PR_EINVAL if f is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_on_cancel. */
+PRISTINE_API int pr_future_cancel(pr_future *f);
+
+/* Set the producer's cancel hook, called once by pr_future_cancel.
+   Params: f - the future; fn - the hook (NULL removes it); user_data - its
+           argument.
+   Returns: PR_OK; PR_EINVAL if f is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_cancel. */
+PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), void *user_data);
+
+/* Run fn(user_data) as a task and get its result as a future: a result
+   r >= 0 resolves it with the value (void *)(intptr_t)r, a negative r
+   rejects it with r. Cancelling the future cancels the task.
+   Params: out - receives the future (one reference); fn, user_data, opts -
+           as for pr_go.
+   Returns: PR_OK; PR_ENOMEM; PR_EINVAL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_go, pr_future_await. */
+PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts);
+
+// @pristine:impl
+/* A task waiting in pr_future_await; lives on that task's stack. */
+typedef struct pr__fwait {
+    struct pr__fwait *prev, *next;
+    pr_task *task;
+} pr__fwait;
+
+struct pr_future {
+    pr__fwait *waiters;
+    void *value;
+    int code;                  /* rejection code */
+    int state;                 /* PR_FUTURE_* */
+    size_t refs;
+    void (*on_cancel)(void *);
+    void *on_cancel_data;
+    pr_task *task;             /* pr_future_go's task while it runs */
+    pr_task_fn fn;             /* pr_future_go's body */
+    void *user_data;
+};
+
+int pr_future_create(pr_future **out) {
+    pr_future *f;
+    if (!out) return PR_EINVAL;
+    f = (pr_future *)pr__calloc(1, sizeof *f);
+    if (!f) return PR_ENOMEM;
+    f->refs = 1;
+    *out = f;
+    return PR_OK;
+}
+
+void pr_future_retain(pr_future *f) {
+    if (f) f->refs++;
+}
+
+void pr_future_destroy(pr_future *f) {
+    if (!f || --f->refs) return;
+    PR__ASSERT(!f->waiters); /* a waiter holds a reference of its own */
+    pr__free(f, sizeof *f);
+}
+
+static int pr__future_settle(pr_future *f, int state, void *value, int code) {
+    pr__fwait *w;
+    if (!f) return PR_EINVAL;
+    if (f->state != PR_FUTURE_PENDING) return PR_ESTATE;
+    f->state = state;
+    f->value = value;
+    f->code = code;
+    for (w = f->waiters; w; w = w->next) pr__wake(w->task, PR_OK);
+    return PR_OK;
+}
+
+int pr_future_resolve(pr_future *f, void *value) { return pr__future_settle(f, PR_FUTURE_RESOLVED, value, PR_OK); }
+
+int pr_future_reject(pr_future *f, int code) {
+    if (code >= 0) return PR_EINVAL;
+    return pr__future_settle(f, PR_FUTURE_REJECTED, NULL, code);
+}
+
+int pr_future_state(const pr_future *f) { return f ? f->state : PR_EINVAL; }
+
+int pr_future_await(pr_future *f, void **out, int64_t deadline) {
+    pr_sched *s;
+    pr__fwait w;
+    int rc = PR_OK;
+    if (!f) return PR_EINVAL;
+    if (f->state == PR_FUTURE_PENDING) {
+        if (!(s = pr__sched_get())) return PR_ENOMEM;
+        w.task = s->cur;
+        w.prev = NULL;
+        w.next = f->waiters;
+        if (f->waiters) f->waiters->prev = &w;
+        f->waiters = &w;
+        f->refs++;
+        while (f->state == PR_FUTURE_PENDING && rc == PR_OK) rc = pr__park(s, deadline);
+        if (w.prev) w.prev->next = w.next;
+        else f->waiters = w.next;
+        if (w.next) w.next->prev = w.prev;
+        if (f->state == PR_FUTURE_PENDING) {
+            pr_future_destroy(f);
+            return rc;
+        }
+        f->refs--; /* settled: the caller still holds its own reference */
+    }
+    if (f->state == PR_FUTURE_REJECTED) return f->code;
+    if (out) *out = f->value;
+    return PR_OK;
+}
+
+int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), void *user_data) {
+    if (!f) return PR_EINVAL;
+    f->on_cancel = fn;
+    f->on_cancel_data = user_data;
+    return PR_OK;
+}
+
+int pr_future_cancel(pr_future *f) {
+    int rc = pr__future_settle(f, PR_FUTURE_REJECTED, NULL, PR_ECANCELED);
+    if (rc) return rc;
+    if (f->task) pr_cancel(f->task);
+    if (f->on_cancel) {
+        void (*fn)(void *) = f->on_cancel;
+        f->on_cancel = NULL;
+        fn(f->on_cancel_data);
+    }
+    return PR_OK;
+}
+
+static int pr__future_task(void *arg) {
+    pr_future *f = (pr_future *)arg;
+    int r = f->fn(f->user_data);
+    f->task = NULL;
+    if (f->state == PR_FUTURE_PENDING) {
+        if (r >= 0) pr_future_resolve(f, (void *)(intptr_t)r);
+        else pr_future_reject(f, r);
+    }
+    pr_future_destroy(f); /* the task's reference */
+    return r;
+}
+
+int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts) {
+    pr_future *f;
+    pr_task *t;
+    int rc;
+    if (!out || !fn) return PR_EINVAL;
+    if ((rc = pr_future_create(&f)) != PR_OK) return rc;
+    f->fn = fn;
+    f->user_data = user_data;
+    f->refs = 2; /* the caller's and the task's */
+    if ((rc = pr__spawn(&t, pr__future_task, f, opts, PR__TF_DETACHED)) != PR_OK) {
+        pr__free(f, sizeof *f);
+        return rc;
+    }
+    f->task = t;
+    *out = f;
+    return PR_OK;
+}

@@ -1,0 +1,1233 @@
+// @pristine:module sched - tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post
+// @pristine:public
+/*
+ * sched: one cooperative scheduler per thread, created on first use. The
+ * thread's own stack is a task too, so main() may call blocking functions:
+ * while it waits, other tasks run, and when every task waits the thread
+ * sleeps in the poller (epoll on Linux, kqueue on the BSDs and macOS, poll
+ * anywhere; PRISTINE_POLL_* forces one).
+ *
+ * Tasks: pr_go spawns a task on its own stack (it runs when the spawner
+ * next blocks or yields; a spawn never jumps the run queue). A task spawned
+ * with a handle must be joined (pr_join frees it); one spawned without is
+ * freed when it returns. pr_cancel is sticky: every blocking call in the
+ * task returns PR_ECANCELED at once from then on, so it unwinds and exits.
+ * When cancel and a timeout are due together, cancel wins.
+ *
+ * Groups (nurseries) own their children: pr_group_close cancels and reaps
+ * them. Channels carry fixed-size values between tasks of one thread,
+ * buffered or not; pr_chan_choose waits on several operations at once.
+ * pr_sched_post is the one call another thread may make: it hands a
+ * function to this scheduler, which runs it on its own thread.
+ */
+
+/* A task (coroutine). Owned by the scheduler of the thread that spawned it. */
+typedef struct pr_task pr_task;
+/* A thread's scheduler; used only as a target of pr_sched_post. */
+typedef struct pr_sched pr_sched;
+/* A task group: cancels and reaps its children when closed. */
+typedef struct pr_group pr_group;
+/* A channel of fixed-size values. */
+typedef struct pr_chan pr_chan;
+
+/* A task body. Its return value is the task's result (see pr_join). */
+typedef int (*pr_task_fn)(void *user_data);
+
+/* Options for pr_go and pr_group_go. NULL or all-zero means defaults. */
+typedef struct pr_spawn_opts {
+    size_t stack_size;     /* 0 = pr_coro_stack_size() (64 KiB unless changed) */
+    void *stack_mem;       /* caller memory for the stack (no guard page, a canary
+                              instead); NULL = a pooled, guard-paged mmap stack.
+                              Must stay valid until the task is joined or freed. */
+    size_t stack_mem_size; /* bytes at stack_mem; at least 16 KiB */
+} pr_spawn_opts;
+
+/* Readiness kinds for pr_fd_wait. */
+enum pr_wait_kind { PR_WAIT_READ = 1, PR_WAIT_WRITE = 2 };
+
+/* Channel operation kinds for pr_chan_choose. */
+enum pr_chan_kind { PR_CHAN_SEND = 1, PR_CHAN_RECV = 2 };
+
+/* One operation offered to pr_chan_choose. */
+typedef struct pr_chan_op {
+    pr_chan *chan;  /* the channel */
+    int kind;       /* PR_CHAN_SEND or PR_CHAN_RECV */
+    void *elem;     /* value to send, or where to store the received one */
+    int result;     /* out: PR_OK, or PR_ECLOSED when the channel was closed */
+} pr_chan_op;
+
+/* Spawn a task running fn(user_data) on the calling thread's scheduler.
+   It first runs when the caller blocks or yields.
+   Params: out - receives the handle (then the task must be pr_join'ed); NULL
+           spawns a detached task, freed when it returns; fn - the body;
+           user_data - passed to fn; opts - stack options, NULL for defaults.
+   Returns: PR_OK; PR_ENOMEM (no stack or scheduler memory); PR_EINVAL (fn is
+            NULL or stack_mem_size too small).
+   Blocks: no.
+   Thread: owner.
+   See: pr_join, pr_cancel, pr_group_go. */
+PRISTINE_API int pr_go(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts);
+
+/* Wait for a task to return, then free it.
+   Params: t - a handle from pr_go; result - receives fn's return value (may be
+           NULL); deadline - absolute ms (pr_now clock).
+   Returns: PR_OK (t is freed); PR_ETIMEDOUT or PR_ECANCELED (t is still
+            valid and running); PR_EINVAL (t is NULL, the caller itself, or
+            the main task); PR_ESTATE (another task is already joining t).
+   Blocks: yes.
+   Thread: owner.
+   See: pr_go, pr_cancel. */
+PRISTINE_API int pr_join(pr_task *t, int *result, int64_t deadline);
+
+/* Cancel a task: its current blocking call and every later one return
+   PR_ECANCELED. Idempotent; cancelling the calling task is allowed.
+   Params: t - the task.
+   Returns: PR_OK; PR_EINVAL if t is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_join, pr_group_close. */
+PRISTINE_API int pr_cancel(pr_task *t);
+
+/* The calling task (the thread's main task outside any spawned task).
+   Params: none.
+   Returns: the task, or NULL when the scheduler cannot be created (no memory).
+   Blocks: no.
+   Thread: owner.
+   See: pr_is_canceled. */
+PRISTINE_API pr_task *pr_self(void);
+
+/* Whether the calling task has been cancelled.
+   Params: none.
+   Returns: 1 if cancelled, else 0.
+   Blocks: no.
+   Thread: owner.
+   See: pr_cancel. */
+PRISTINE_API int pr_is_canceled(void);
+
+/* Let every other ready task run once, then continue. Also checks timers and
+   I/O without sleeping.
+   Params: none.
+   Returns: PR_OK; PR_ECANCELED if the task is cancelled; PR_ENOMEM if the
+            scheduler cannot be created.
+   Blocks: no (it never waits; other tasks run meanwhile).
+   Thread: owner.
+   See: pr_sleep. */
+PRISTINE_API int pr_yield(void);
+
+/* Sleep until the deadline. A deadline in the past returns at once.
+   Params: deadline - absolute ms.
+   Returns: PR_OK when the deadline is reached; PR_ECANCELED; PR_ENOMEM (no
+            scheduler). It never returns PR_ETIMEDOUT: reaching the deadline is
+            the success case.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_deadline_in. */
+PRISTINE_API int pr_sleep(int64_t deadline);
+
+/* Wait until a non-blocking fd may be readable or writable. Try the
+   operation first and wait only on EAGAIN; a wake-up may be spurious, so
+   retry the operation and wait again if it still says EAGAIN. Error and
+   hang-up conditions count as ready. The fd is registered with the poller on
+   first use and stays registered until pr_fd_forget.
+   Params: fd - the descriptor; kinds - PR_WAIT_READ, PR_WAIT_WRITE or both;
+           deadline - absolute ms.
+   Returns: PR_OK; PR_ETIMEDOUT; PR_ECANCELED; PR_ECLOSED (pr_fd_forget was
+            called on fd meanwhile); PR_ESTATE (another task already waits on
+            fd for the same kind); PR_EINVAL (bad fd or kinds); PR_EIO (the
+            poller refused the fd); PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_fd_forget. */
+PRISTINE_API int pr_fd_wait(int fd, int kinds, int64_t deadline);
+
+/* Drop fd from the poller before closing it (so a reused fd number starts
+   fresh). Tasks waiting on fd wake with PR_ECLOSED.
+   Params: fd - the descriptor.
+   Returns: PR_OK; PR_EINVAL for a negative fd.
+   Blocks: no.
+   Thread: owner.
+   See: pr_fd_wait. */
+PRISTINE_API int pr_fd_forget(int fd);
+
+/* The calling thread's scheduler (created on first use), as a target for
+   pr_sched_post from other threads. Also prepares the cross-thread wake fd.
+   Params: none.
+   Returns: the scheduler, or NULL when it cannot be created (no memory or
+            no file descriptors).
+   Blocks: no.
+   Thread: owner.
+   See: pr_sched_post. */
+PRISTINE_API pr_sched *pr_sched_current(void);
+
+/* Hand fn(user_data) to scheduler s: it runs soon on s's thread, inside
+   whichever task is waiting in the poller, so fn must not block (it may
+   spawn tasks, send with a past deadline, resolve futures). The caller must
+   ensure s is not destroyed before fn runs.
+   Params: s - from pr_sched_current on the target thread; fn - the function;
+           user_data - its argument.
+   Returns: PR_OK; PR_EINVAL (s or fn NULL); PR_ENOMEM.
+   Blocks: no.
+   Thread: any.
+   See: pr_sched_current. */
+PRISTINE_API int pr_sched_post(pr_sched *s, void (*fn)(void *user_data), void *user_data);
+
+/* Free the calling thread's scheduler: cancel every remaining task, run
+   them until they return, free them and every pooled stack. A later
+   pristine call on the thread creates a fresh scheduler. Call it before a
+   thread exits (and at the end of main if leak checkers should stay quiet).
+   Params: none.
+   Returns: PR_OK (also when there was no scheduler); PR_ESTATE when called
+            from a spawned task rather than the thread's main task.
+   Blocks: no (it waits only for cancelled tasks to unwind).
+   Thread: owner.
+   See: pr_cancel. */
+PRISTINE_API int pr_sched_destroy(void);
+
+/* Create a task group (nursery).
+   Params: out - receives the group.
+   Returns: PR_OK; PR_ENOMEM; PR_EINVAL if out is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_group_go, pr_group_close. */
+PRISTINE_API int pr_group_create(pr_group **out);
+
+/* Spawn a task owned by the group; its result is discarded.
+   Params: g - the group; fn, user_data, opts - as for pr_go.
+   Returns: PR_OK; PR_ENOMEM; PR_EINVAL; PR_ESTATE if the group is closing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_go. */
+PRISTINE_API int pr_group_go(pr_group *g, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts);
+
+/* Wait until every child of the group has returned (without cancelling).
+   Params: g - the group; deadline - absolute ms.
+   Returns: PR_OK; PR_ETIMEDOUT; PR_ECANCELED; PR_ESTATE (another task
+            already waits on g); PR_EINVAL.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_group_close. */
+PRISTINE_API int pr_group_wait(pr_group *g, int64_t deadline);
+
+/* Close the group: cancel every child, wait for all of them to return, and
+   free the group. It waits even when the caller itself is cancelled, since
+   its children are unwinding; only the deadline stops it.
+   Params: g - the group (NULL is a no-op); deadline - absolute ms.
+   Returns: PR_OK (g is freed); PR_ETIMEDOUT (children still unwinding; g is
+            still valid: call again); PR_ESTATE (another task waits on g).
+            It never returns PR_ECANCELED: cancellation does not stop a close.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_group_create. */
+PRISTINE_API int pr_group_close(pr_group *g, int64_t deadline);
+
+/* Create a channel carrying values of elem_size bytes.
+   Params: out - receives the channel; elem_size - bytes per value (>0);
+           capacity - buffered values; 0 makes an unbuffered channel, where a
+           send completes only when a receiver takes the value.
+   Returns: PR_OK; PR_ENOMEM; PR_EINVAL (out NULL, elem_size 0 or overflow).
+   Blocks: no.
+   Thread: owner.
+   See: pr_chan_send, pr_chan_recv, pr_chan_close. */
+PRISTINE_API int pr_chan_create(pr_chan **out, size_t elem_size, size_t capacity);
+
+/* Send one value (elem_size bytes copied from elem).
+   Params: c - the channel; elem - the value; deadline - absolute ms.
+   Returns: PR_OK; PR_ECLOSED (the channel is closed; nothing was sent);
+            PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_chan_recv, pr_chan_choose. */
+PRISTINE_API int pr_chan_send(pr_chan *c, const void *elem, int64_t deadline);
+
+/* Receive one value into elem. Values buffered before a close are still
+   delivered; after them, PR_ECLOSED.
+   Params: c - the channel; elem - elem_size bytes of storage; deadline -
+           absolute ms.
+   Returns: PR_OK; PR_ECLOSED; PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_chan_send, pr_chan_choose. */
+PRISTINE_API int pr_chan_recv(pr_chan *c, void *elem, int64_t deadline);
+
+/* Wait until one of several send/receive operations can complete, and
+   complete exactly that one. When several are ready at once the choice
+   rotates, so no operation starves.
+   Params: ops - the operations (their result fields are outputs); n - how
+           many (>0); deadline - absolute ms.
+   Returns: the index (>= 0) of the operation done, whose result field is
+            PR_OK or PR_ECLOSED; or PR_ETIMEDOUT; PR_ECANCELED; PR_ENOMEM
+            (more than 8 operations and no memory); PR_EINVAL.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_chan_send, pr_chan_recv. */
+PRISTINE_API int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline);
+
+/* Close a channel: later sends fail with PR_ECLOSED, receivers drain the
+   buffered values and then get PR_ECLOSED, and every waiting task wakes.
+   Params: c - the channel.
+   Returns: PR_OK; PR_ESTATE if already closed; PR_EINVAL if c is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_chan_destroy. */
+PRISTINE_API int pr_chan_close(pr_chan *c);
+
+/* Close (if needed) and free a channel. NULL is a no-op.
+   Params: c - the channel.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_chan_create. */
+PRISTINE_API void pr_chan_destroy(pr_chan *c);
+
+// @pristine:impl
+#if defined(PRISTINE_POLL_EPOLL)
+#define PR__POLLER_EPOLL 1
+#elif defined(PRISTINE_POLL_KQUEUE)
+#define PR__POLLER_KQUEUE 1
+#elif defined(PRISTINE_POLL_POLL)
+#define PR__POLLER_POLL 1
+#elif defined(__linux__)
+#define PR__POLLER_EPOLL 1
+#elif defined(PR__HAVE_KQUEUE)
+#define PR__POLLER_KQUEUE 1
+#else
+#define PR__POLLER_POLL 1
+#endif
+#if defined(PR__POLLER_EPOLL) && !defined(__linux__)
+#error "pristine.h: PRISTINE_POLL_EPOLL needs Linux"
+#endif
+#if defined(PR__POLLER_KQUEUE) && !defined(PR__HAVE_KQUEUE)
+#error "pristine.h: PRISTINE_POLL_KQUEUE needs a BSD or macOS"
+#endif
+
+enum { PR__T_READY = 1, PR__T_RUNNING, PR__T_PARKED, PR__T_DONE };
+enum { PR__TF_CANCELED = 1, PR__TF_DETACHED = 2, PR__TF_MAIN = 4 };
+
+struct pr_task {
+    pr__coro *coro;
+    struct pr_sched *sched;
+    pr_task_fn fn;
+    void *user_data;
+    pr_task *next_ready;        /* run queue link */
+    pr_task *prev, *next;       /* the scheduler's list of spawned tasks */
+    pr_task *joiner;            /* the task blocked in pr_join on this one */
+    pr_group *group;            /* owning group, or NULL */
+    pr_task *gprev, *gnext;     /* links in the group */
+    int64_t deadline;           /* wake-up time while parked */
+    size_t heap_idx;            /* 1-based position in the timer heap; 0 = none */
+    int result;
+    int wake;                   /* why the task was woken: PR_OK, PR_ETIMEDOUT, ... */
+    unsigned char state, flags;
+};
+
+/* A per-fd record: the tasks waiting for each kind, and whether the fd is
+   registered with the poller. */
+typedef struct pr__fdslot {
+    pr_task *rd, *wr;
+    unsigned char registered;
+} pr__fdslot;
+
+typedef struct pr__post {
+    struct pr__post *next;
+    void (*fn)(void *);
+    void *user_data;
+} pr__post;
+
+struct pr_sched {
+    pr_task *cur;                 /* the running task */
+    pr_task *runq_head, *runq_tail;
+    pr_task *tasks;               /* every spawned task not yet freed */
+    size_t ntasks;
+    pr_task *zombie;              /* a finished detached task, freed after the next switch */
+    pr_task *destroyer;           /* main, waiting in pr_sched_destroy for tasks to end */
+    pr_task **heap;               /* timer min-heap on deadline, 1-based */
+    size_t heap_len, heap_cap;
+    pr__fdslot *fds;
+    size_t nfds;
+    size_t io_waiters;            /* tasks parked in pr_fd_wait */
+    unsigned polls_due;           /* run-queue picks left before a non-blocking poll */
+    unsigned choose_rot;          /* rotation for pr_chan_choose fairness */
+    int pollfd;                   /* epoll or kqueue fd; -1 for poll */
+#ifdef PR__POLLER_POLL
+    struct pollfd *pfds;          /* poll's array: one slot per fd-table entry plus the wake fd */
+    size_t npfds;
+#endif
+    int wake_rd, wake_wr;         /* cross-thread wake: eventfd (rd == wr) or pipe; -1 until needed */
+    int wake_pending;             /* atomic: a wake byte is in flight */
+    pthread_mutex_t post_mu;
+    pr__post *posts;
+    pr__coro main_coro;
+    pr_task main_task;
+};
+
+static PR__THREAD pr_sched *pr__sched_tls;
+
+/* ---- timer heap (min-heap of parked tasks by deadline) ---- */
+static void pr__heap_set(pr_sched *s, size_t i, pr_task *t) {
+    s->heap[i] = t;
+    t->heap_idx = i;
+}
+
+static void pr__heap_up(pr_sched *s, size_t i) {
+    pr_task *t = s->heap[i];
+    while (i > 1 && s->heap[i / 2]->deadline > t->deadline) {
+        pr__heap_set(s, i, s->heap[i / 2]);
+        i /= 2;
+    }
+    pr__heap_set(s, i, t);
+}
+
+static void pr__heap_down(pr_sched *s, size_t i) {
+    pr_task *t = s->heap[i];
+    for (;;) {
+        size_t c = 2 * i;
+        if (c > s->heap_len) break;
+        if (c < s->heap_len && s->heap[c + 1]->deadline < s->heap[c]->deadline) c++;
+        if (s->heap[c]->deadline >= t->deadline) break;
+        pr__heap_set(s, i, s->heap[c]);
+        i = c;
+    }
+    pr__heap_set(s, i, t);
+}
+
+/* Capacity is reserved at spawn time (one slot per task), so parking never allocates. */
+static int pr__heap_reserve(pr_sched *s, size_t n) {
+    size_t cap;
+    pr_task **h;
+    if (n + 1 <= s->heap_cap) return PR_OK;
+    cap = s->heap_cap ? s->heap_cap * 2 : 64;
+    while (cap < n + 1) cap *= 2;
+    h = (pr_task **)pr__realloc(s->heap, s->heap_cap * sizeof *h, cap * sizeof *h);
+    if (!h) return PR_ENOMEM;
+    s->heap = h;
+    s->heap_cap = cap;
+    return PR_OK;
+}
+
+static void pr__heap_push(pr_sched *s, pr_task *t) {
+    PR__ASSERT(s->heap_len + 1 < s->heap_cap);
+    s->heap[++s->heap_len] = t;
+    pr__heap_up(s, s->heap_len);
+}
+
+static void pr__heap_remove(pr_sched *s, pr_task *t) {
+    size_t i = t->heap_idx;
+    pr_task *last = s->heap[s->heap_len--];
+    t->heap_idx = 0;
+    if (i > s->heap_len) return;
+    pr__heap_set(s, i, last);
+    pr__heap_up(s, i);
+    pr__heap_down(s, last->heap_idx);
+}
+
+/* ---- run queue, wake and the switch ---- */
+static void pr__runq_push(pr_sched *s, pr_task *t) {
+    t->next_ready = NULL;
+    if (s->runq_tail) s->runq_tail->next_ready = t;
+    else s->runq_head = t;
+    s->runq_tail = t;
+}
+
+/* Make a parked task runnable; `why` is what its pr__park returns. */
+static void pr__wake(pr_task *t, int why) {
+    if (t->state != PR__T_PARKED) return;
+    t->wake = why;
+    t->state = PR__T_READY;
+    pr__runq_push(t->sched, t);
+}
+
+static void pr__poll(pr_sched *s, int block);
+
+static void pr__task_free(pr_sched *s, pr_task *t) {
+    if (t->prev) t->prev->next = t->next;
+    else s->tasks = t->next;
+    if (t->next) t->next->prev = t->prev;
+    s->ntasks--;
+    pr__coro_destroy(t->coro);
+}
+
+/* Run the next ready task (polling I/O and timers while none is ready).
+   The caller has already put itself on the run queue, parked or finished. */
+static void pr__sched_next(pr_sched *s) {
+    pr_task *cur = s->cur, *t;
+    if (!s->polls_due-- && (s->heap_len || s->io_waiters || s->wake_rd >= 0)) {
+        s->polls_due = 61;
+        pr__poll(s, 0);
+    }
+    while ((t = s->runq_head) == NULL) pr__poll(s, 1);
+    s->runq_head = t->next_ready;
+    if (!s->runq_head) s->runq_tail = NULL;
+    t->state = PR__T_RUNNING;
+    if (t == cur) return;
+    s->cur = t;
+    pr__coro_switch(cur->coro, t->coro);
+    /* Resumed: s->cur is this task again. Free a task that finished just before. */
+    if (s->zombie) {
+        pr_task *z = s->zombie;
+        s->zombie = NULL;
+        pr__task_free(s, z);
+    }
+}
+
+/* Suspend the running task until pr__wake, the deadline or cancellation.
+   Returns PR_OK (woken), PR_ETIMEDOUT or PR_ECANCELED; cancel beats timeout,
+   but a wake that completed an operation beats both. */
+static int pr__park_ex(pr_sched *s, int64_t deadline, int ignore_cancel) {
+    pr_task *t = s->cur;
+    int canceled = !ignore_cancel && (t->flags & PR__TF_CANCELED);
+    if (canceled) return PR_ECANCELED;
+    if (deadline != PR_FOREVER) {
+        if (deadline <= pr_now()) return PR_ETIMEDOUT;
+        t->deadline = deadline;
+        pr__heap_push(s, t);
+    }
+    t->state = PR__T_PARKED;
+    t->wake = PR_OK;
+    pr__sched_next(s);
+    if (t->heap_idx) pr__heap_remove(s, t);
+    if (t->wake == PR_ETIMEDOUT && !ignore_cancel && (t->flags & PR__TF_CANCELED)) return PR_ECANCELED;
+    if (t->wake == PR_ECANCELED && ignore_cancel) return PR_OK; /* the caller re-checks its condition */
+    return t->wake;
+}
+
+static int pr__park(pr_sched *s, int64_t deadline) { return pr__park_ex(s, deadline, 0); }
+
+/* Wake tasks whose deadline has passed. */
+static void pr__expire(pr_sched *s) {
+    int64_t now;
+    if (!s->heap_len) return;
+    now = pr_now();
+    while (s->heap_len && s->heap[1]->deadline <= now) {
+        pr_task *t = s->heap[1];
+        pr__heap_remove(s, t);
+        pr__wake(t, PR_ETIMEDOUT);
+    }
+}
+
+/* ---- fd table ---- */
+static int pr__fd_reserve(pr_sched *s, int fd) {
+    size_t n = s->nfds ? s->nfds : 64;
+    pr__fdslot *f;
+    if ((size_t)fd < s->nfds) return PR_OK;
+    while (n <= (size_t)fd) n *= 2;
+#ifdef PR__POLLER_POLL
+    if (n + 1 > s->npfds) {
+        struct pollfd *p = (struct pollfd *)pr__realloc(s->pfds, s->npfds * sizeof *p, (n + 1) * sizeof *p);
+        if (!p) return PR_ENOMEM;
+        s->pfds = p;
+        s->npfds = n + 1;
+    }
+#endif
+    f = (pr__fdslot *)pr__realloc(s->fds, s->nfds * sizeof *f, n * sizeof *f);
+    if (!f) return PR_ENOMEM;
+    memset(f + s->nfds, 0, (n - s->nfds) * sizeof *f);
+    s->fds = f;
+    s->nfds = n;
+    return PR_OK;
+}
+
+/* The poller reports fd: wake its waiters for the kinds that are ready. */
+static void pr__fd_ready(pr_sched *s, int fd, int rd, int wr) {
+    pr__fdslot *f;
+    if (fd < 0 || (size_t)fd >= s->nfds) return;
+    f = &s->fds[fd];
+    if (rd && f->rd) pr__wake(f->rd, PR_OK);
+    if (wr && f->wr) pr__wake(f->wr, PR_OK);
+}
+
+static void pr__run_posts(pr_sched *s);
+
+/* Drain the cross-thread wake fd and run what was posted. */
+static void pr__wake_drain(pr_sched *s) {
+    char tmp[64];
+    while (read(s->wake_rd, tmp, sizeof tmp) > 0) {
+    }
+    __atomic_store_n(&s->wake_pending, 0, __ATOMIC_SEQ_CST);
+    pr__run_posts(s);
+}
+
+/* ---- pollers: init, register once, wait and dispatch ---- */
+#if defined(PR__POLLER_EPOLL)
+static int pr__poller_init(pr_sched *s) {
+    s->pollfd = epoll_create1(EPOLL_CLOEXEC);
+    return s->pollfd < 0 ? PR_EIO : PR_OK;
+}
+
+static int pr__poller_add(pr_sched *s, int fd) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.fd = fd;
+    if (epoll_ctl(s->pollfd, EPOLL_CTL_ADD, fd, &ev) == 0 || errno == EEXIST) return PR_OK;
+    return errno == ENOMEM || errno == ENOSPC ? PR_ENOMEM : PR_EIO;
+}
+
+static void pr__poller_del(pr_sched *s, int fd) { epoll_ctl(s->pollfd, EPOLL_CTL_DEL, fd, NULL); }
+
+static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+    struct epoll_event evs[64];
+    int i, n = epoll_wait(s->pollfd, evs, 64, timeout_ms);
+    for (i = 0; i < n; i++) {
+        unsigned e = evs[i].events;
+        if (evs[i].data.fd == s->wake_rd) {
+            pr__wake_drain(s);
+            continue;
+        }
+        pr__fd_ready(s, evs[i].data.fd, (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
+                     (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0);
+    }
+}
+#elif defined(PR__POLLER_KQUEUE)
+static int pr__poller_init(pr_sched *s) {
+    s->pollfd = kqueue();
+    if (s->pollfd < 0) return PR_EIO;
+    fcntl(s->pollfd, F_SETFD, FD_CLOEXEC);
+    return PR_OK;
+}
+
+static int pr__poller_add(pr_sched *s, int fd) {
+    struct kevent ch[2];
+    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL);
+    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR, 0, 0, NULL);
+    if (kevent(s->pollfd, ch, 2, NULL, 0, NULL) == 0) return PR_OK;
+    return errno == ENOMEM ? PR_ENOMEM : PR_EIO;
+}
+
+static void pr__poller_del(pr_sched *s, int fd) {
+    struct kevent ch[2];
+    EV_SET(&ch[0], fd, EVFILT_READ, EV_DELETE, 0, 0, NULL);
+    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_DELETE, 0, 0, NULL);
+    kevent(s->pollfd, ch, 2, NULL, 0, NULL);
+}
+
+static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+    struct kevent evs[64];
+    struct timespec ts, *tp = NULL;
+    int i, n;
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+        tp = &ts;
+    }
+    n = kevent(s->pollfd, NULL, 0, evs, 64, tp);
+    for (i = 0; i < n; i++) {
+        int fd = (int)evs[i].ident;
+        if (fd == s->wake_rd) {
+            pr__wake_drain(s);
+            continue;
+        }
+        pr__fd_ready(s, fd, evs[i].filter == EVFILT_READ, evs[i].filter == EVFILT_WRITE);
+    }
+}
+#else /* poll(2): level-triggered, rebuilt from the fd table on each wait */
+static int pr__poller_init(pr_sched *s) {
+    s->pollfd = -1;
+    return PR_OK;
+}
+
+static int pr__poller_add(pr_sched *s, int fd) {
+    PR__UNUSED(s);
+    PR__UNUSED(fd);
+    return PR_OK;
+}
+
+static void pr__poller_del(pr_sched *s, int fd) {
+    PR__UNUSED(s);
+    PR__UNUSED(fd);
+}
+
+static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+    size_t i, n = 0;
+    int k;
+    for (i = 0; i < s->nfds; i++) {
+        if (!s->fds[i].rd && !s->fds[i].wr) continue;
+        s->pfds[n].fd = (int)i;
+        s->pfds[n].events = (short)((s->fds[i].rd ? POLLIN : 0) | (s->fds[i].wr ? POLLOUT : 0));
+        s->pfds[n++].revents = 0;
+    }
+    if (s->wake_rd >= 0) { /* pr_sched_current reserved its slot */
+        s->pfds[n].fd = s->wake_rd;
+        s->pfds[n].events = POLLIN;
+        s->pfds[n++].revents = 0;
+    }
+    k = poll(s->pfds, (nfds_t)n, timeout_ms);
+    for (i = 0; k > 0 && i < n; i++) {
+        short r = s->pfds[i].revents;
+        if (!r) continue;
+        k--;
+        if (s->pfds[i].fd == s->wake_rd) pr__wake_drain(s);
+        else pr__fd_ready(s, s->pfds[i].fd, (r & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0,
+                          (r & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) != 0);
+    }
+}
+#endif
+
+/* One round of I/O and timers. With block set, sleep until the next timer
+   or an event (the run queue is empty then). */
+static void pr__poll(pr_sched *s, int block) {
+    int timeout = 0;
+    if (block) {
+        if (!s->heap_len) {
+            timeout = -1;
+        } else {
+            int64_t d = s->heap[1]->deadline - pr_now();
+            timeout = d <= 0 ? 0 : d > INT_MAX ? INT_MAX : (int)d;
+        }
+#ifdef PRISTINE_TESTING
+        /* Virtual clock: look at I/O without sleeping, then jump to the next timer. */
+        if (pr__test_clock_on && s->heap_len) {
+            pr__poller_wait(s, 0);
+            if (!s->runq_head && s->heap[1]->deadline > pr__test_clock_ms) pr__test_clock_ms = s->heap[1]->deadline;
+            pr__expire(s);
+            return;
+        }
+#endif
+    }
+    pr__poller_wait(s, timeout);
+    pr__expire(s);
+}
+
+/* ---- scheduler lifetime ---- */
+static pr_sched *pr__sched_get(void) {
+    pr_sched *s = pr__sched_tls;
+    if (PR__LIKELY(s != NULL)) return s;
+    s = (pr_sched *)pr__calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->wake_rd = s->wake_wr = -1;
+    if (pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
+        if (s->pollfd >= 0) close(s->pollfd);
+        pr__free(s, sizeof *s);
+        return NULL;
+    }
+    pr__coro_init_main(&s->main_coro);
+    s->main_task.coro = &s->main_coro;
+    s->main_task.sched = s;
+    s->main_task.state = PR__T_RUNNING;
+    s->main_task.flags = PR__TF_MAIN;
+    s->cur = &s->main_task;
+    s->polls_due = 61;
+    __atomic_add_fetch(&pr__live_scheds, 1, __ATOMIC_ACQ_REL);
+    pr__sched_tls = s;
+    return s;
+}
+
+int pr_sched_destroy(void) {
+    pr_sched *s = pr__sched_tls;
+    pr_task *t;
+    if (!s) return PR_OK;
+    if (s->cur != &s->main_task) return PR_ESTATE;
+    if (s->wake_rd >= 0) pr__run_posts(s);
+    /* Cancel everything and let it unwind; finished unjoined tasks stay listed. */
+    for (;;) {
+        size_t running = 0;
+        for (t = s->tasks; t; t = t->next) {
+            if (t->state == PR__T_DONE) continue;
+            running++;
+            pr_cancel(t);
+        }
+        if (!running) break;
+        s->destroyer = s->cur;
+        pr__park_ex(s, PR_FOREVER, 1);
+        s->destroyer = NULL;
+    }
+    while (s->tasks) pr__task_free(s, s->tasks);
+    pr__coro_pool_drain();
+    if (s->pollfd >= 0) close(s->pollfd);
+    if (s->wake_rd >= 0) close(s->wake_rd);
+    if (s->wake_wr >= 0 && s->wake_wr != s->wake_rd) close(s->wake_wr);
+    pthread_mutex_destroy(&s->post_mu);
+    pr__free(s->heap, s->heap_cap * sizeof *s->heap);
+    pr__free(s->fds, s->nfds * sizeof *s->fds);
+#ifdef PR__POLLER_POLL
+    pr__free(s->pfds, s->npfds * sizeof *s->pfds);
+#endif
+    pr__sched_tls = NULL;
+    pr__free(s, sizeof *s);
+    __atomic_sub_fetch(&pr__live_scheds, 1, __ATOMIC_ACQ_REL);
+    return PR_OK;
+}
+
+/* ---- tasks ---- */
+struct pr_group {
+    pr_task *children;
+    pr_task *waiter;
+    size_t live;
+    int closing;
+};
+
+static void pr__group_child_done(pr_group *g, pr_task *t) {
+    if (t->gprev) t->gprev->gnext = t->gnext;
+    else g->children = t->gnext;
+    if (t->gnext) t->gnext->gprev = t->gprev;
+    t->group = NULL;
+    if (--g->live == 0 && g->waiter) pr__wake(g->waiter, PR_OK);
+}
+
+/* First code on a new stack. The switcher set s->cur to the new task. */
+static void pr__task_entry(void *arg) {
+    pr_sched *s = pr__sched_tls;
+    pr_task *t = s->cur;
+    PR__UNUSED(arg);
+    if (s->zombie) {
+        pr_task *z = s->zombie;
+        s->zombie = NULL;
+        pr__task_free(s, z);
+    }
+    t->result = t->fn(t->user_data);
+    t->state = PR__T_DONE;
+    if (t->group) pr__group_child_done(t->group, t);
+    if (t->joiner) pr__wake(t->joiner, PR_OK);
+    if (t->flags & PR__TF_DETACHED) s->zombie = t;
+    if (s->destroyer) pr__wake(s->destroyer, PR_OK);
+    pr__sched_next(s);
+    PR__ASSERT(!"a finished task was resumed");
+}
+
+static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts, unsigned flags) {
+    pr_sched *s = pr__sched_get();
+    pr__coro *c;
+    pr_task *t;
+    void *extra;
+    int rc;
+    if (!fn) return PR_EINVAL;
+    if (!s) return PR_ENOMEM;
+    if ((rc = pr__heap_reserve(s, s->ntasks + 2)) != PR_OK) return rc;
+    rc = opts ? pr__coro_create(&c, &extra, sizeof *t, opts->stack_size, opts->stack_mem, opts->stack_mem_size,
+                                pr__task_entry, NULL)
+              : pr__coro_create(&c, &extra, sizeof *t, 0, NULL, 0, pr__task_entry, NULL);
+    if (rc) return rc;
+    t = (pr_task *)extra;
+    t->coro = c;
+    t->sched = s;
+    t->fn = fn;
+    t->user_data = user_data;
+    t->flags = (unsigned char)flags;
+    t->state = PR__T_READY;
+    t->next = s->tasks;
+    if (s->tasks) s->tasks->prev = t;
+    s->tasks = t;
+    s->ntasks++;
+    pr__runq_push(s, t);
+    if (out) *out = t;
+    return PR_OK;
+}
+
+int pr_go(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts) {
+    return pr__spawn(out, fn, user_data, opts, out ? 0 : PR__TF_DETACHED);
+}
+
+int pr_join(pr_task *t, int *result, int64_t deadline) {
+    pr_sched *s = pr__sched_tls;
+    int rc;
+    if (!t || !s || t == s->cur || (t->flags & (PR__TF_MAIN | PR__TF_DETACHED))) return PR_EINVAL;
+    if (t->joiner) return PR_ESTATE;
+    while (t->state != PR__T_DONE) {
+        t->joiner = s->cur;
+        rc = pr__park(s, deadline);
+        t->joiner = NULL;
+        if (rc && t->state != PR__T_DONE) return rc;
+    }
+    if (result) *result = t->result;
+    pr__task_free(s, t);
+    return PR_OK;
+}
+
+int pr_cancel(pr_task *t) {
+    if (!t) return PR_EINVAL;
+    t->flags |= PR__TF_CANCELED;
+    pr__wake(t, PR_ECANCELED);
+    return PR_OK;
+}
+
+pr_task *pr_self(void) {
+    pr_sched *s = pr__sched_get();
+    return s ? s->cur : NULL;
+}
+
+int pr_is_canceled(void) {
+    pr_sched *s = pr__sched_tls;
+    return s && (s->cur->flags & PR__TF_CANCELED) ? 1 : 0;
+}
+
+int pr_yield(void) {
+    pr_sched *s = pr__sched_get();
+    if (!s) return PR_ENOMEM;
+    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    s->cur->state = PR__T_READY;
+    pr__runq_push(s, s->cur);
+    pr__sched_next(s);
+    return s->cur->flags & PR__TF_CANCELED ? PR_ECANCELED : PR_OK;
+}
+
+int pr_sleep(int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    int rc;
+    if (!s) return PR_ENOMEM;
+    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (deadline <= pr_now()) return PR_OK;
+    do rc = pr__park(s, deadline);
+    while (rc == PR_OK); /* nobody else wakes a sleeper; be robust anyway */
+    return rc == PR_ETIMEDOUT ? PR_OK : rc;
+}
+
+/* ---- fd readiness ---- */
+int pr_fd_wait(int fd, int kinds, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    pr__fdslot *f;
+    pr_task *self;
+    int rc;
+    if (fd < 0 || !(kinds & (PR_WAIT_READ | PR_WAIT_WRITE)) || (kinds & ~(PR_WAIT_READ | PR_WAIT_WRITE)))
+        return PR_EINVAL;
+    if (!s) return PR_ENOMEM;
+    self = s->cur;
+    if (self->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if ((rc = pr__fd_reserve(s, fd)) != PR_OK) return rc;
+    f = &s->fds[fd];
+    if (((kinds & PR_WAIT_READ) && f->rd) || ((kinds & PR_WAIT_WRITE) && f->wr)) return PR_ESTATE;
+    if (!f->registered) {
+        if ((rc = pr__poller_add(s, fd)) != PR_OK) return rc;
+        f->registered = 1;
+    }
+    if (kinds & PR_WAIT_READ) f->rd = self;
+    if (kinds & PR_WAIT_WRITE) f->wr = self;
+    s->io_waiters++;
+    rc = pr__park(s, deadline);
+    s->io_waiters--;
+    f = &s->fds[fd]; /* the table may have grown meanwhile */
+    if (f->rd == self) f->rd = NULL;
+    if (f->wr == self) f->wr = NULL;
+    return rc;
+}
+
+int pr_fd_forget(int fd) {
+    pr_sched *s = pr__sched_tls;
+    pr__fdslot *f;
+    if (fd < 0) return PR_EINVAL;
+    if (!s || (size_t)fd >= s->nfds) return PR_OK;
+    f = &s->fds[fd];
+    if (f->registered) pr__poller_del(s, fd);
+    f->registered = 0;
+    if (f->rd) pr__wake(f->rd, PR_ECLOSED);
+    if (f->wr) pr__wake(f->wr, PR_ECLOSED);
+    f->rd = f->wr = NULL;
+    return PR_OK;
+}
+
+/* ---- cross-thread post ---- */
+pr_sched *pr_sched_current(void) {
+    pr_sched *s = pr__sched_get();
+    if (!s || s->wake_rd >= 0) return s;
+    if (pr__fd_reserve(s, 0) != PR_OK) return NULL; /* poll(2) needs a slot for the wake fd */
+#ifdef __linux__
+    s->wake_rd = s->wake_wr = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->wake_rd < 0) return NULL;
+#else
+    {
+        int p[2];
+        if (pipe(p) != 0) return NULL;
+        fcntl(p[0], F_SETFL, O_NONBLOCK);
+        fcntl(p[1], F_SETFL, O_NONBLOCK);
+        fcntl(p[0], F_SETFD, FD_CLOEXEC);
+        fcntl(p[1], F_SETFD, FD_CLOEXEC);
+        s->wake_rd = p[0];
+        s->wake_wr = p[1];
+    }
+#endif
+    if (pr__poller_add(s, s->wake_rd) != PR_OK) {
+        close(s->wake_rd);
+        if (s->wake_wr != s->wake_rd) close(s->wake_wr);
+        s->wake_rd = s->wake_wr = -1;
+        return NULL;
+    }
+    return s;
+}
+
+int pr_sched_post(pr_sched *s, void (*fn)(void *user_data), void *user_data) {
+    pr__post *p;
+    if (!s || !fn || s->wake_wr < 0) return PR_EINVAL;
+    p = (pr__post *)pr__alloc(sizeof *p);
+    if (!p) return PR_ENOMEM;
+    p->fn = fn;
+    p->user_data = user_data;
+    pthread_mutex_lock(&s->post_mu);
+    p->next = s->posts;
+    s->posts = p;
+    pthread_mutex_unlock(&s->post_mu);
+    if (!__atomic_exchange_n(&s->wake_pending, 1, __ATOMIC_SEQ_CST)) {
+        uint64_t one = 1;
+        ssize_t w = write(s->wake_wr, &one, s->wake_wr == s->wake_rd ? sizeof one : 1);
+        PR__UNUSED(w); /* a full pipe already means "wake up" */
+    }
+    return PR_OK;
+}
+
+static void pr__run_posts(pr_sched *s) {
+    pr__post *list, *rev = NULL;
+    pthread_mutex_lock(&s->post_mu);
+    list = s->posts;
+    s->posts = NULL;
+    pthread_mutex_unlock(&s->post_mu);
+    while (list) { /* the list is newest first; run in posting order */
+        pr__post *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    while (rev) {
+        pr__post *n = rev->next;
+        rev->fn(rev->user_data);
+        pr__free(rev, sizeof *rev);
+        rev = n;
+    }
+}
+
+/* ---- groups ---- */
+int pr_group_create(pr_group **out) {
+    pr_group *g;
+    if (!out) return PR_EINVAL;
+    g = (pr_group *)pr__calloc(1, sizeof *g);
+    if (!g) return PR_ENOMEM;
+    *out = g;
+    return PR_OK;
+}
+
+int pr_group_go(pr_group *g, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts) {
+    pr_task *t;
+    int rc;
+    if (!g) return PR_EINVAL;
+    if (g->closing) return PR_ESTATE;
+    if ((rc = pr__spawn(&t, fn, user_data, opts, PR__TF_DETACHED)) != PR_OK) return rc;
+    t->group = g;
+    t->gnext = g->children;
+    if (g->children) g->children->gprev = t;
+    g->children = t;
+    g->live++;
+    return PR_OK;
+}
+
+static int pr__group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
+    pr_sched *s = pr__sched_get();
+    int rc = PR_OK;
+    if (!s) return PR_ENOMEM;
+    if (g->waiter) return PR_ESTATE;
+    while (g->live && rc == PR_OK) {
+        g->waiter = s->cur;
+        rc = pr__park_ex(s, deadline, ignore_cancel);
+        g->waiter = NULL;
+    }
+    return g->live ? rc : PR_OK;
+}
+
+int pr_group_wait(pr_group *g, int64_t deadline) {
+    if (!g) return PR_EINVAL;
+    return pr__group_wait(g, deadline, 0);
+}
+
+int pr_group_close(pr_group *g, int64_t deadline) {
+    pr_task *t;
+    int rc;
+    if (!g) return PR_OK;
+    if (pr__sched_tls && pr__sched_tls->cur->group == g) return PR_ESTATE; /* would wait for itself */
+    g->closing = 1;
+    for (t = g->children; t; t = t->gnext) pr_cancel(t);
+    if ((rc = pr__group_wait(g, deadline, 1)) != PR_OK) return rc;
+    pr__free(g, sizeof *g);
+    return PR_OK;
+}
+
+/* ---- channels ---- */
+typedef struct pr__chan_sel pr__chan_sel;
+
+/* One offered operation of a parked task, queued on its channel. */
+typedef struct pr__chan_waiter {
+    struct pr__chan_waiter *prev, *next;
+    pr__chan_sel *sel;
+    pr_chan *chan;
+    size_t index;
+    void *elem;
+    int kind;
+} pr__chan_waiter;
+
+/* The parked task's whole offer: done = index of the operation completed. */
+struct pr__chan_sel {
+    pr_task *task;
+    pr_chan_op *ops;
+    pr__chan_waiter *nodes;
+    size_t n;
+    ptrdiff_t done;
+};
+
+typedef struct pr__waitq {
+    pr__chan_waiter *head, *tail;
+} pr__waitq;
+
+struct pr_chan {
+    size_t elem_size, cap, head, count;
+    char *ring;
+    pr__waitq senders, receivers;
+    int closed;
+};
+
+int pr_chan_create(pr_chan **out, size_t elem_size, size_t capacity) {
+    pr_chan *c;
+    if (!out || !elem_size || (capacity && elem_size > SIZE_MAX / capacity)) return PR_EINVAL;
+    c = (pr_chan *)pr__calloc(1, sizeof *c);
+    if (!c) return PR_ENOMEM;
+    c->elem_size = elem_size;
+    c->cap = capacity;
+    if (capacity && !(c->ring = (char *)pr__alloc(elem_size * capacity))) {
+        pr__free(c, sizeof *c);
+        return PR_ENOMEM;
+    }
+    *out = c;
+    return PR_OK;
+}
+
+static void pr__waitq_push(pr__waitq *q, pr__chan_waiter *w) {
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail) q->tail->next = w;
+    else q->head = w;
+    q->tail = w;
+}
+
+static void pr__waitq_unlink(pr__waitq *q, pr__chan_waiter *w) {
+    if (w->prev) w->prev->next = w->next;
+    else q->head = w->next;
+    if (w->next) w->next->prev = w->prev;
+    else q->tail = w->prev;
+}
+
+static pr__waitq *pr__chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
+
+/* Complete operation w of a parked task with rc: withdraw all its offers and wake it. */
+static void pr__chan_fire(pr__chan_waiter *w, int rc) {
+    pr__chan_sel *sel = w->sel;
+    size_t i;
+    for (i = 0; i < sel->n; i++) pr__waitq_unlink(pr__chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i]);
+    sel->done = (ptrdiff_t)w->index;
+    sel->ops[w->index].result = rc;
+    pr__wake(sel->task, PR_OK);
+}
+
+static void pr__ring_put(pr_chan *c, const void *elem) {
+    memcpy(c->ring + ((c->head + c->count) % c->cap) * c->elem_size, elem, c->elem_size);
+    c->count++;
+}
+
+/* Try one operation without waiting. Returns 1 if done (op->result set), else 0. */
+static int pr__chan_try(pr_chan_op *op) {
+    pr_chan *c = op->chan;
+    pr__chan_waiter *w;
+    if (op->kind == PR_CHAN_SEND) {
+        if (c->closed) {
+            op->result = PR_ECLOSED;
+        } else if ((w = c->receivers.head) != NULL) {
+            memcpy(w->elem, op->elem, c->elem_size);
+            pr__chan_fire(w, PR_OK);
+            op->result = PR_OK;
+        } else if (c->count < c->cap) {
+            pr__ring_put(c, op->elem);
+            op->result = PR_OK;
+        } else {
+            return 0;
+        }
+        return 1;
+    }
+    if (c->count) {
+        memcpy(op->elem, c->ring + c->head * c->elem_size, c->elem_size);
+        c->head = (c->head + 1) % c->cap;
+        c->count--;
+        if ((w = c->senders.head) != NULL) {
+            pr__ring_put(c, w->elem);
+            pr__chan_fire(w, PR_OK);
+        }
+        op->result = PR_OK;
+    } else if ((w = c->senders.head) != NULL) {
+        memcpy(op->elem, w->elem, c->elem_size);
+        pr__chan_fire(w, PR_OK);
+        op->result = PR_OK;
+    } else if (c->closed) {
+        op->result = PR_ECLOSED;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    pr__chan_waiter local[8], *nodes = local;
+    pr__chan_sel sel;
+    size_t i, start;
+    int rc;
+    if (!ops || !n) return PR_EINVAL;
+    for (i = 0; i < n; i++)
+        if (!ops[i].chan || !ops[i].elem || (ops[i].kind != PR_CHAN_SEND && ops[i].kind != PR_CHAN_RECV))
+            return PR_EINVAL;
+    if (!s) return PR_ENOMEM;
+    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    start = n > 1 ? s->choose_rot++ % n : 0;
+    for (i = 0; i < n; i++) {
+        size_t k = (start + i) % n;
+        if (pr__chan_try(&ops[k])) return (int)k;
+    }
+    if (deadline <= pr_now()) return PR_ETIMEDOUT;
+    if (n > 8 && !(nodes = (pr__chan_waiter *)pr__alloc(n * sizeof *nodes))) return PR_ENOMEM;
+    sel.task = s->cur;
+    sel.ops = ops;
+    sel.nodes = nodes;
+    sel.n = n;
+    sel.done = -1;
+    for (i = 0; i < n; i++) {
+        nodes[i].sel = &sel;
+        nodes[i].chan = ops[i].chan;
+        nodes[i].index = i;
+        nodes[i].elem = ops[i].elem;
+        nodes[i].kind = ops[i].kind;
+        pr__waitq_push(pr__chan_queue(ops[i].chan, ops[i].kind), &nodes[i]);
+    }
+    rc = pr__park(s, deadline);
+    if (sel.done >= 0) {
+        rc = (int)sel.done; /* the operation happened: report it even if cancelled meanwhile */
+    } else {
+        for (i = 0; i < n; i++) pr__waitq_unlink(pr__chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i]);
+        if (rc == PR_OK) rc = PR_ETIMEDOUT; /* not reachable: only a fire wakes with PR_OK */
+    }
+    if (nodes != local) pr__free(nodes, n * sizeof *nodes);
+    return rc;
+}
+
+static int pr__chan_one(pr_chan *c, int kind, void *elem, int64_t deadline) {
+    pr_chan_op op;
+    int rc;
+    if (!c || !elem) return PR_EINVAL;
+    op.chan = c;
+    op.kind = kind;
+    op.elem = elem;
+    op.result = PR_OK;
+    rc = pr_chan_choose(&op, 1, deadline);
+    return rc < 0 ? rc : op.result;
+}
+
+int pr_chan_send(pr_chan *c, const void *elem, int64_t deadline) {
+    return pr__chan_one(c, PR_CHAN_SEND, (void *)(uintptr_t)elem, deadline);
+}
+
+int pr_chan_recv(pr_chan *c, void *elem, int64_t deadline) { return pr__chan_one(c, PR_CHAN_RECV, elem, deadline); }
+
+int pr_chan_close(pr_chan *c) {
+    if (!c) return PR_EINVAL;
+    if (c->closed) return PR_ESTATE;
+    c->closed = 1;
+    while (c->receivers.head) pr__chan_fire(c->receivers.head, PR_ECLOSED);
+    while (c->senders.head) pr__chan_fire(c->senders.head, PR_ECLOSED);
+    return PR_OK;
+}
+
+void pr_chan_destroy(pr_chan *c) {
+    if (!c) return;
+    if (!c->closed) pr_chan_close(c);
+    pr__free(c->ring, c->cap * c->elem_size);
+    pr__free(c, sizeof *c);
+}
