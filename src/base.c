@@ -54,7 +54,7 @@
 #define PR__ERR_ENUM(name, value, text) name = value,
 /* The library's error codes. Every fallible call returns PR_OK (0) or one
    of these negative values. */
-enum pr_error { PR__ERRORS(PR__ERR_ENUM) PR_ERROR_LAST_ = -12 };
+enum pr_error { PR__ERRORS(PR__ERR_ENUM) };
 
 /* Detail about the last failure of one object (a connection, a client).
    Filled by the module's `*_last_error` call; never thread-local. */
@@ -126,7 +126,7 @@ typedef struct pr_logger {
 PRISTINE_API int pr_set_logger(const pr_logger *l);
 
 /* A ready-made logger function printing "pristine <level> <module>: msg"
-   to stderr, for `pr_set_logger(&(pr_logger){ pr_log_stderr })`.
+   to stderr, for `pr_set_logger(&(pr_logger){ .fn = pr_log_stderr })`.
    Params: level, module, msg - as given by the library; user_data - unused.
    Returns: nothing.
    Blocks: no.

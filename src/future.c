@@ -23,7 +23,7 @@ typedef struct pr_future pr_future;
 /* Settlement states reported by pr_future_state. */
 enum pr_future_state_kind { PR_FUTURE_PENDING = 0, PR_FUTURE_RESOLVED = 1, PR_FUTURE_REJECTED = 2 };
 
-/* Create a pending future bound to the calling thread's scheduler.
+/* Create a pending future, owned by the calling thread.
    Params: out - receives it, holding one reference.
    Returns: PR_OK; PR_ENOMEM; PR_EINVAL if out is NULL.
    Blocks: no.
@@ -81,8 +81,8 @@ PRISTINE_API int pr_future_await(pr_future *f, void **out, int64_t deadline);
 
 /* Where the future stands.
    Params: f - the future.
-   Returns: PR_FUTURE_PENDING, PR_FUTURE_RESOLVED or PR_FUTURE_REJECTED;
-            PR_EINVAL if f is NULL.
+   Returns: PR_FUTURE_PENDING, PR_FUTURE_RESOLVED or PR_FUTURE_REJECTED (all
+            >= 0); PR_EINVAL (negative) if f is NULL.
    Blocks: no.
    Thread: owner.
    See: pr_future_await. */

@@ -202,7 +202,7 @@ PRISTINE_API int pr_group_go(pr_group *g, pr_task_fn fn, void *user_data, const 
 /* Wait until every child of the group has returned (without cancelling).
    Params: g - the group; deadline - absolute ms.
    Returns: PR_OK; PR_ETIMEDOUT; PR_ECANCELED; PR_ESTATE (another task
-            already waits on g); PR_EINVAL.
+            already waits on g, or the caller is a child of g); PR_EINVAL.
    Blocks: yes.
    Thread: owner.
    See: pr_group_close. */
@@ -213,7 +213,8 @@ PRISTINE_API int pr_group_wait(pr_group *g, int64_t deadline);
    its children are unwinding; only the deadline stops it.
    Params: g - the group (NULL is a no-op); deadline - absolute ms.
    Returns: PR_OK (g is freed); PR_ETIMEDOUT (children still unwinding; g is
-            still valid: call again); PR_ESTATE (another task waits on g).
+            still valid: call again); PR_ESTATE (another task waits on g, or
+            the caller is a child of g: it would wait for itself).
             It never returns PR_ECANCELED: cancellation does not stop a close.
    Blocks: yes.
    Thread: owner.
@@ -1009,7 +1010,7 @@ static int pr__group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
     pr_sched *s = pr__sched_get();
     int rc = PR_OK;
     if (!s) return PR_ENOMEM;
-    if (g->waiter) return PR_ESTATE;
+    if (g->waiter || s->cur->group == g) return PR_ESTATE; /* a child would wait for itself */
     while (g->live && rc == PR_OK) {
         g->waiter = s->cur;
         rc = pr__park_ex(s, deadline, ignore_cancel);
@@ -1027,7 +1028,7 @@ int pr_group_close(pr_group *g, int64_t deadline) {
     pr_task *t;
     int rc;
     if (!g) return PR_OK;
-    if (pr__sched_tls && pr__sched_tls->cur->group == g) return PR_ESTATE; /* would wait for itself */
+    if (pr__sched_tls && pr__sched_tls->cur->group == g) return PR_ESTATE;
     g->closing = 1;
     for (t = g->children; t; t = t->gnext) pr_cancel(t);
     if ((rc = pr__group_wait(g, deadline, 1)) != PR_OK) return rc;

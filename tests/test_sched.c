@@ -392,6 +392,23 @@ static int sched_close_while_canceled(void *arg) {
     return rc;
 }
 
+static int sched_child_waits_own_group(void *arg) {
+    pr_group *g = (pr_group *)arg;
+    int a = pr_group_wait(g, PR_FOREVER), b = pr_group_close(g, PR_FOREVER);
+    sched_counter = a == PR_ESTATE && b == PR_ESTATE ? 1 : -1;
+    return 0;
+}
+
+PT_TEST(sched_group_child_cannot_wait_for_itself) {
+    pr_group *g;
+    PT_REQUIRE(pr_group_create(&g) == PR_OK);
+    sched_counter = 0;
+    PT_REQUIRE(pr_group_go(g, sched_child_waits_own_group, g, NULL) == PR_OK);
+    PT_EQ_ERR(pr_group_wait(g, PR_FOREVER), PR_OK);
+    PT_EQ_INT(sched_counter, 1);
+    PT_EQ_ERR(pr_group_close(g, PR_FOREVER), PR_OK);
+}
+
 PT_TEST(sched_group_close_in_cancelled_task) {
     pr_task *t;
     int r;
@@ -747,6 +764,7 @@ const pt_suite pt_suite_sched = { "sched", {
     PT_ENTRY(sched_fd_many_waiters),
     PT_ENTRY(sched_group_cancels_and_reaps),
     PT_ENTRY(sched_group_wait_natural_end),
+    PT_ENTRY(sched_group_child_cannot_wait_for_itself),
     PT_ENTRY(sched_group_close_in_cancelled_task),
     PT_ENTRY(sched_chan_buffered_and_close),
     PT_ENTRY(sched_chan_unbuffered_pingpong),

@@ -1,0 +1,52 @@
+# pristine.h - developer entry points. `make test` is the README's test command.
+# `make test` and `make demo` first run tools/setup.sh, which installs missing
+# Debian packages (as root) and is quick when nothing is missing.
+.PHONY: all setup test test-san test-poll test-clang test-cross check amalg bench demo clean
+
+all: test
+
+setup:
+	@bash tools/setup.sh
+
+test: setup
+	@bash tests/run.sh
+
+test-san:
+	@SAN=1 bash tests/run.sh
+
+test-poll:
+	@POLLER=poll bash tests/run.sh
+
+test-clang:
+	@CC=clang bash tests/run.sh
+
+# The foreign-architecture runs (qemu-user); tests/cross.sh holds the recipe.
+test-cross:
+	@if [ -f tests/cross.sh ]; then bash tests/cross.sh; \
+	else echo "test-cross: tests/cross.sh is not written yet; nothing to run"; fi
+
+# What CI runs, minus the package installs.
+check:
+	@bash .ci/run --no-install
+
+amalg:
+	@python3 amalgamate.py
+
+# bench/bench.c against Boost.Context (bench/fctx.cpp); build/bench_nofp is the
+# same file with PRISTINE_NO_FP_SAVE.
+bench: setup
+	@mkdir -p build
+	$(CXX) -O2 -c bench/fctx.cpp -o build/fctx.o
+	$(CC) -O2 -std=c11 -DPRISTINE_NO_TLS bench/bench.c build/fctx.o -o build/bench \
+	    -lboost_context -lstdc++ -lpthread
+	$(CC) -O2 -std=c11 -DPRISTINE_NO_TLS -DPRISTINE_NO_FP_SAVE bench/bench.c build/fctx.o \
+	    -o build/bench_nofp -lboost_context -lstdc++ -lpthread
+	build/bench && build/bench_nofp
+
+demo: setup
+	@mkdir -p build
+	$(CC) -std=c99 -O2 -DPRISTINE_NO_TLS examples/hello.c -o build/hello -lpthread
+	build/hello
+
+clean:
+	rm -rf build

@@ -1,0 +1,3324 @@
+/*
+pristine.h 0.1.0 - coroutine networking in one C header
+
+generated from src/ by amalgamate.py; edit src/, not this file
+
+USAGE
+  In exactly one C or C++ file, include it with the switch, before any other
+  header (the implementation needs POSIX/GNU declarations):
+
+      #define PRISTINE_IMPLEMENTATION
+      #include "pristine.h"
+
+  Everywhere else, include it plainly. Link BearSSL (-lbearssl), or define
+  PRISTINE_NO_TLS in every file to build without TLS. Needs C99 or C++11 and
+  POSIX: Linux first (epoll), BSD and macOS (kqueue), anything else (poll).
+
+CONTENTS (grep for an anchor: >>sse for the declarations, >>sse.impl for the code)
+  base     >>base     version, API decoration, includes, error codes, allocator and log hooks
+  time     >>time     monotonic clock in ms, deadlines, PR_FOREVER, test clock
+  buf      >>buf      growable byte buffers, slices, checked number parsing, case-insensitive compare
+  coro     >>coro     stackful contexts: hand-written switch per arch, guard-paged pooled stacks
+  sched    >>sched    tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post
+  future   >>future   in-process promises and futures; a task's result as a future
+
+CONFIGURATION (define before the #include; "global" macros must agree in every file)
+  macro                     default            scope         meaning
+  PRISTINE_IMPLEMENTATION   undefined          one file      emit the implementation
+  PRISTINE_STATIC           off                global        make every API function static
+  PRISTINE_API              extern             global        declaration decoration (DLL export/import)
+  PRISTINE_NO_TLS           off                global        no TLS, no BearSSL; https gives PR_ENOTSUP
+  PRISTINE_DEBUG            on unless NDEBUG   impl          asserts and misuse checks
+  PRISTINE_ASSERT(x)        assert(x)          impl          the assert used by PRISTINE_DEBUG
+  PRISTINE_MALLOC(n)        malloc(n)          impl          compile-time allocator fallback;
+  PRISTINE_REALLOC(p, n)    realloc(p, n)      impl            define all three or none
+  PRISTINE_FREE(p)          free(p)            impl            (pr_set_allocator overrides them)
+  PRISTINE_LOG_LEVEL        4                  impl          logging ceiling (0 strips all logging)
+  PRISTINE_STACK_SIZE       65536              impl          default coroutine stack, bytes
+  PRISTINE_CORO_ASM         auto               impl          hand-written context switch or #error
+  PRISTINE_CORO_UCONTEXT    auto               impl          force the ucontext fallback
+  PRISTINE_NO_FP_SAVE       off                impl          leave FP control words out of a switch
+  PRISTINE_POLL_EPOLL       auto               impl          force the epoll poller
+  PRISTINE_POLL_KQUEUE      auto               impl          force the kqueue poller
+  PRISTINE_POLL_POLL        auto               impl          force the poll(2) poller
+  PRISTINE_TESTING          off                impl, tests   test hooks and virtual clock; never ship it
+
+CONVENTIONS
+  Errors. Every fallible call returns PR_OK (0) or a negative PR_E* code;
+  byte counts are ptrdiff_t (>= 0 bytes, < 0 an error). Constructors return
+  the code and deliver the object through an out-parameter. pr_strerror and
+  pr_errname turn a code into text. Detail (errno, TLS error, HTTP status)
+  travels with the object (*_last_error), never in a thread-local.
+
+  Deadlines. Every call that may suspend the calling task takes an absolute
+  deadline in milliseconds on the pr_now() clock as its last parameter.
+  PR_FOREVER (INT64_MAX) means no limit; a deadline at or before now means
+  "do not block". Note: -1 is NOT forever here; it has already passed. Use
+  pr_deadline_in(ms) to build one. Options hold durations; calls hold
+  deadlines.
+
+  Options. Option structs are passed as const pointers; NULL means all
+  defaults, and a zero field means that field's default.
+
+  Threads. pristine is a cooperative, single-threaded runtime per thread. A
+  scheduler, and everything created under it (tasks, sockets, TLS sessions,
+  HTTP clients, SSE decoders, futures, stream clients), belongs to the thread
+  that runs that scheduler and may only be used from that thread. Different
+  threads may each run their own scheduler at the same time; they share
+  nothing except the global allocator and logger. Install those before the
+  first scheduler starts and do not change them while any scheduler runs.
+  Functions marked thread-safe in their documentation (for example the
+  scheduler wake or post call) are the only ones that may be called from
+  another thread. Your allocator and logger callbacks can be called
+  concurrently from every thread that runs a scheduler. Coroutines never
+  move between threads. Inside a task: do not block the thread with OS
+  primitives (mutexes, condition variables, blocking reads), do not rely on
+  thread-local variables for per-task state, and do not keep pointers into a
+  task's stack after it ends. Name resolution (DNS) is not part of this
+  release yet; when it lands it will not block the scheduler, and this
+  paragraph will say how.
+
+EXAMPLE (prints got 1, got 2, got 3)
+
+      #define PRISTINE_IMPLEMENTATION
+      #define PRISTINE_NO_TLS
+      #include "pristine.h"
+      #include <stdio.h>
+
+      static int producer(void *user_data) {
+          pr_chan *ch = user_data;
+          for (int i = 1; i <= 3; i++) {
+              pr_sleep(pr_deadline_in(100));      // other tasks run meanwhile
+              pr_chan_send(ch, &i, PR_FOREVER);
+          }
+          return pr_chan_close(ch);
+      }
+
+      int main(void) {
+          pr_chan *ch; pr_task *t; int v;
+          if (pr_chan_create(&ch, sizeof v, 0) != PR_OK) return 1;
+          pr_go(&t, producer, ch, NULL);
+          while (pr_chan_recv(ch, &v, pr_deadline_in(1000)) == PR_OK)
+              printf("got %d\n", v);
+          pr_join(t, NULL, PR_FOREVER);
+          pr_chan_destroy(ch);
+          return pr_sched_destroy();
+      }
+*/
+
+#ifndef PRISTINE_H
+#define PRISTINE_H
+
+/* ==== base: version, API decoration, includes, error codes, allocator and log hooks ==== >>base */
+/*
+ * base: what every other module stands on. It carries the version, the
+ * PRISTINE_API decoration, every #include of the library, the error codes
+ * (one X-macro list gives the enum, pr_strerror and pr_errname), the
+ * process-wide allocator hook and the logger hook.
+ *
+ * Lifetime: the allocator and the logger are process-wide. Install them
+ * before the first scheduler starts and leave them alone while any runs.
+ */
+#define PRISTINE_VERSION_MAJOR 0
+#define PRISTINE_VERSION_MINOR 1
+#define PRISTINE_VERSION_PATCH 0
+#define PRISTINE_VERSION "0.1.0"
+
+/* The implementation needs POSIX and GNU declarations (mmap flags, pipe2,
+   eventfd). They are only visible when requested before the first system
+   header, so the translation unit that defines PRISTINE_IMPLEMENTATION
+   should include pristine.h first (or define _GNU_SOURCE itself). */
+#if defined(PRISTINE_IMPLEMENTATION) && !defined(_GNU_SOURCE) && !defined(PRISTINE_IMPLEMENTATION_INCLUDED)
+#define _GNU_SOURCE 1
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Everything below has C linkage in C++ (the #includes above stay outside). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef PRISTINE_API
+#if defined(PRISTINE_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#define PRISTINE_API static __attribute__((unused))
+#elif defined(PRISTINE_STATIC)
+#define PRISTINE_API static
+#else
+#define PRISTINE_API extern
+#endif
+#endif
+
+/* Error codes: append-only, never renumbered. X(name, value, text). */
+#define PR__ERRORS(X) \
+    X(PR_OK,        0,   "success") \
+    X(PR_EINVAL,   -1,   "invalid argument") \
+    X(PR_ENOMEM,   -2,   "out of memory") \
+    X(PR_ETIMEDOUT,-3,   "deadline passed") \
+    X(PR_ECANCELED,-4,   "canceled") \
+    X(PR_ECLOSED,  -5,   "closed by the peer or at end of stream") \
+    X(PR_EIO,      -6,   "system I/O error") \
+    X(PR_EDNS,     -7,   "name resolution failed") \
+    X(PR_ETLS,     -8,   "TLS failure") \
+    X(PR_EPROTO,   -9,   "protocol violation by the peer") \
+    X(PR_ELIMIT,   -10,  "a configured size limit was exceeded") \
+    X(PR_ESTATE,   -11,  "call not valid in the object's current state") \
+    X(PR_ENOTSUP,  -12,  "not supported by this build or platform")
+
+#define PR__ERR_ENUM(name, value, text) name = value,
+/* The library's error codes. Every fallible call returns PR_OK (0) or one
+   of these negative values. */
+enum pr_error { PR__ERRORS(PR__ERR_ENUM) };
+
+/* Detail about the last failure of one object (a connection, a client).
+   Filled by the module's `*_last_error` call; never thread-local. */
+typedef struct pr_err_info {
+    int code;        /* PR_E* code */
+    int sys_errno;   /* errno when code == PR_EIO, else 0 */
+    int tls_error;   /* BearSSL error when code == PR_ETLS, else 0 */
+    int dns_error;   /* resolver error when code == PR_EDNS, else 0 */
+    int http_status; /* last HTTP status seen, 0 if none */
+    char msg[120];   /* human-readable, NUL-terminated */
+} pr_err_info;
+
+/* Human-readable text of an error code.
+   Params: code - PR_OK or a PR_E* value.
+   Returns: a static string; "unknown error" for values not in the list.
+   Blocks: no.
+   Thread: any.
+   See: pr_errname. */
+PRISTINE_API const char *pr_strerror(int code);
+
+/* The symbolic name of an error code, e.g. "PR_ETIMEDOUT".
+   Params: code - PR_OK or a PR_E* value.
+   Returns: a static string; "PR_E?" for values not in the list.
+   Blocks: no.
+   Thread: any.
+   See: pr_strerror. */
+PRISTINE_API const char *pr_errname(int code);
+
+/* A process-wide allocator. alloc and free are required; realloc may be
+   NULL (then it is emulated with alloc + copy + free). The sizes passed to
+   realloc and free are the sizes the library asked for, so pool and arena
+   allocators need no headers. Coroutine stacks are not allocated here: they
+   are mmap'd (see the coro module). */
+typedef struct pr_allocator {
+    void *(*alloc)(size_t n, void *user_data);
+    void *(*realloc)(void *p, size_t old_n, size_t new_n, void *user_data);
+    void (*free)(void *p, size_t n, void *user_data);
+    void *user_data;
+} pr_allocator;
+
+/* Install the process-wide allocator.
+   Params: a - the hooks, copied; NULL restores the default (libc, or
+           PRISTINE_MALLOC/PRISTINE_REALLOC/PRISTINE_FREE).
+   Returns: PR_OK; PR_EINVAL if alloc or free is missing; PR_ESTATE if a
+            scheduler is running on any thread.
+   Blocks: no.
+   Thread: any, before the first scheduler starts.
+   See: pr_set_logger. */
+PRISTINE_API int pr_set_allocator(const pr_allocator *a);
+
+/* Log levels (miniaudio's numbering). */
+enum pr_level { PR_LEVEL_ERROR = 1, PR_LEVEL_WARN = 2, PR_LEVEL_INFO = 3, PR_LEVEL_DEBUG = 4 };
+
+/* A process-wide logger. fn is called with a formatted, NUL-terminated
+   message; it must be thread-safe and must not call back into pristine.
+   Messages above max_level are dropped before they are formatted. */
+typedef struct pr_logger {
+    void (*fn)(int level, const char *module, const char *msg, void *user_data);
+    void *user_data;
+    int max_level; /* 0 = PR_LEVEL_WARN */
+} pr_logger;
+
+/* Install the process-wide logger. The default is silent.
+   Params: l - the hook, copied; NULL (or l->fn NULL) silences logging.
+   Returns: PR_OK; PR_ESTATE if a scheduler is running on any thread.
+   Blocks: no.
+   Thread: any, before the first scheduler starts.
+   See: pr_log_stderr. */
+PRISTINE_API int pr_set_logger(const pr_logger *l);
+
+/* A ready-made logger function printing "pristine <level> <module>: msg"
+   to stderr, for `pr_set_logger(&(pr_logger){ .fn = pr_log_stderr })`.
+   Params: level, module, msg - as given by the library; user_data - unused.
+   Returns: nothing.
+   Blocks: no.
+   Thread: any.
+   See: pr_set_logger. */
+PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, void *user_data);
+
+/* ==== time: monotonic clock in ms, deadlines, PR_FOREVER, test clock ==== >>time */
+/*
+ * time: every call that may suspend takes an absolute deadline in
+ * milliseconds on the monotonic clock returned by pr_now(). PR_FOREVER
+ * (INT64_MAX) means no limit; any deadline at or before pr_now() (0 and
+ * negative values included) means "do not block". Note: -1 is NOT
+ * "forever" here, unlike libdill. Options hold durations; calls hold
+ * deadlines.
+ */
+#define PR_FOREVER INT64_MAX
+
+/* The monotonic clock in milliseconds.
+   Params: none.
+   Returns: milliseconds since an unspecified start; never decreases.
+   Blocks: no.
+   Thread: any.
+   See: pr_deadline_in. */
+PRISTINE_API int64_t pr_now(void);
+
+/* A deadline ms milliseconds from now, saturating at PR_FOREVER.
+   Params: ms - duration; negative values give a deadline in the past.
+   Returns: pr_now() + ms, or PR_FOREVER on overflow.
+   Blocks: no.
+   Thread: any.
+   See: pr_deadline_min. */
+PRISTINE_API int64_t pr_deadline_in(int64_t ms);
+
+/* The earlier of two deadlines.
+   Params: a, b - deadlines.
+   Returns: the smaller one.
+   Blocks: no.
+   Thread: any.
+   See: pr_deadline_in. */
+PRISTINE_API int64_t pr_deadline_min(int64_t a, int64_t b);
+
+/* ==== buf: growable byte buffers, slices, checked number parsing, case-insensitive compare ==== >>buf */
+/*
+ * buf: a pr_buf is a growable byte buffer owned by its user (init/deinit,
+ * no allocation until the first append; data stays NUL-terminated once
+ * allocated). A pr_slice is a borrowed view (pointer + length) that is
+ * valid as long as the bytes it points into. Number parsing is strict and
+ * checked: no sign where none is allowed, no spaces, overflow is an error.
+ */
+
+/* A borrowed view of bytes; not NUL-terminated in general. */
+typedef struct pr_slice {
+    const char *ptr;
+    size_t len;
+} pr_slice;
+
+/* A growable byte buffer. Zero-initialised is a valid empty buffer. */
+typedef struct pr_buf {
+    char *data;  /* NULL until the first growth; then always NUL-terminated */
+    size_t len;  /* bytes in use, excluding the terminator */
+    size_t cap;  /* bytes allocated */
+} pr_buf;
+
+/* Make b an empty buffer (no allocation).
+   Params: b - caller-allocated buffer.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_buf_deinit. */
+PRISTINE_API void pr_buf_init(pr_buf *b);
+
+/* Release b's memory and leave it empty and reusable.
+   Params: b - a buffer; NULL is a no-op.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_buf_init. */
+PRISTINE_API void pr_buf_deinit(pr_buf *b);
+
+/* Make room for at least extra more bytes (plus the terminator).
+   Params: b - the buffer; extra - bytes wanted beyond len.
+   Returns: PR_OK; PR_ENOMEM on allocation failure or size overflow (b is
+            unchanged).
+   Blocks: no.
+   Thread: owner.
+   See: pr_buf_append. */
+PRISTINE_API int pr_buf_reserve(pr_buf *b, size_t extra);
+
+/* Append n bytes.
+   Params: b - the buffer; p - the bytes (may be NULL when n is 0); n - count.
+   Returns: PR_OK; PR_ENOMEM (b is unchanged).
+   Blocks: no.
+   Thread: owner.
+   See: pr_buf_append_str, pr_buf_printf. */
+PRISTINE_API int pr_buf_append(pr_buf *b, const void *p, size_t n);
+
+/* Append a NUL-terminated string (without its terminator).
+   Params: b - the buffer; s - the string.
+   Returns: PR_OK; PR_ENOMEM (b is unchanged).
+   Blocks: no.
+   Thread: owner.
+   See: pr_buf_append. */
+PRISTINE_API int pr_buf_append_str(pr_buf *b, const char *s);
+
+/* Append printf-formatted text.
+   Params: b - the buffer; fmt, ... - as for printf.
+   Returns: PR_OK; PR_ENOMEM (b is unchanged); PR_EINVAL on a format error.
+   Blocks: no.
+   Thread: owner.
+   See: pr_buf_append. */
+PRISTINE_API int pr_buf_printf(pr_buf *b, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Drop the first n bytes (all of them if n >= len), keeping the memory.
+   Params: b - the buffer; n - bytes to drop.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_buf_clear. */
+PRISTINE_API void pr_buf_consume(pr_buf *b, size_t n);
+
+/* Set len to 0, keeping the memory.
+   Params: b - the buffer.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_buf_consume. */
+PRISTINE_API void pr_buf_clear(pr_buf *b);
+
+/* A slice over a NUL-terminated string (NULL gives an empty slice).
+   Params: s - the string.
+   Returns: the slice.
+   Blocks: no.
+   Thread: any.
+   See: pr_slice_eq. */
+PRISTINE_API pr_slice pr_slice_cstr(const char *s);
+
+/* Byte-wise equality.
+   Params: a, b - slices.
+   Returns: 1 if equal, 0 if not.
+   Blocks: no.
+   Thread: any.
+   See: pr_slice_ieq. */
+PRISTINE_API int pr_slice_eq(pr_slice a, pr_slice b);
+
+/* ASCII case-insensitive equality (header names, schemes); bytes >= 0x80
+   compare exactly.
+   Params: a, b - slices.
+   Returns: 1 if equal ignoring ASCII case, 0 if not.
+   Blocks: no.
+   Thread: any.
+   See: pr_ascii_icmp. */
+PRISTINE_API int pr_slice_ieq(pr_slice a, pr_slice b);
+
+/* ASCII case-insensitive three-way compare (A-Z folded to a-z).
+   Params: a, b - slices.
+   Returns: <0, 0 or >0 as a sorts before, equal to or after b.
+   Blocks: no.
+   Thread: any.
+   See: pr_slice_ieq. */
+PRISTINE_API int pr_ascii_icmp(pr_slice a, pr_slice b);
+
+/* The slice without leading and trailing spaces and tabs (HTTP OWS).
+   Params: s - a slice.
+   Returns: the trimmed slice (a view into s).
+   Blocks: no.
+   Thread: any.
+   See: pr_slice_cstr. */
+PRISTINE_API pr_slice pr_slice_trim(pr_slice s);
+
+/* Parse a whole slice as a decimal signed integer: an optional '-' or '+',
+   then one or more ASCII digits, nothing else.
+   Params: s - the text; out - receives the value (untouched on error).
+   Returns: PR_OK; PR_EINVAL for empty text or a stray byte; PR_ELIMIT
+            when the value does not fit in int64_t.
+   Blocks: no.
+   Thread: any.
+   See: pr_parse_u64. */
+PRISTINE_API int pr_parse_i64(pr_slice s, int64_t *out);
+
+/* Parse a whole slice as a decimal unsigned integer: one or more ASCII
+   digits, nothing else (no sign, no spaces).
+   Params: s - the text; out - receives the value (untouched on error).
+   Returns: PR_OK; PR_EINVAL for empty text or a stray byte; PR_ELIMIT
+            when the value does not fit in uint64_t.
+   Blocks: no.
+   Thread: any.
+   See: pr_parse_i64. */
+PRISTINE_API int pr_parse_u64(pr_slice s, uint64_t *out);
+
+/* ==== coro: stackful contexts: hand-written switch per arch, guard-paged pooled stacks ==== >>coro */
+/*
+ * coro: the stackful contexts under every task. Each task runs on its own
+ * stack: an mmap'd region with a PROT_NONE guard page below it, so an
+ * overflow is a clean SIGSEGV instead of silent corruption. Stacks are
+ * pooled per thread and their cold pages are handed back to the kernel in
+ * batches. When the kernel refuses more mappings (vm.max_map_count caps
+ * guarded stacks near 32k), a stack gets no guard page and a canary at its
+ * low end instead, checked on every switch away from its task; the fallback
+ * is logged once. The context switch is hand-written assembly on x86-64,
+ * aarch64, riscv64 and 32-bit arm (hard-float), with a ucontext fallback
+ * elsewhere (PRISTINE_CORO_UCONTEXT forces it, PRISTINE_CORO_ASM forbids
+ * it). It saves the callee-saved registers and the floating-point control
+ * words (MXCSR and the x87 control word, FPCR, fcsr, FPSCR); define
+ * PRISTINE_NO_FP_SAVE to leave the control words out.
+ *
+ * Only the stack size is public: tasks are spawned through the sched module.
+ */
+
+/* Set the default stack size for tasks spawned later (process-wide).
+   Params: bytes - the usable size of each stack, rounded up to the page
+           size; between 16 KiB and 1 GiB. The task's own records (well
+           under a page) are carved from the top of it.
+   Returns: PR_OK; PR_EINVAL if bytes < 16 KiB or bytes > 1 GiB.
+   Blocks: no.
+   Thread: any.
+   See: pr_coro_stack_size. */
+PRISTINE_API int pr_coro_set_stack_size(size_t bytes);
+
+/* The default stack size for tasks spawned from now on.
+   Params: none.
+   Returns: the size in bytes; initially PRISTINE_STACK_SIZE (65536),
+            rounded up to the page size.
+   Blocks: no.
+   Thread: any.
+   See: pr_coro_set_stack_size. */
+PRISTINE_API size_t pr_coro_stack_size(void);
+
+/* ==== sched: tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post ==== >>sched */
+/*
+ * sched: one cooperative scheduler per thread, created on first use. The
+ * thread's own stack is a task too, so main() may call blocking functions:
+ * while it waits, other tasks run, and when every task waits the thread
+ * sleeps in the poller (epoll on Linux, kqueue on the BSDs and macOS, poll
+ * anywhere; PRISTINE_POLL_* forces one).
+ *
+ * Tasks: pr_go spawns a task on its own stack (it runs when the spawner
+ * next blocks or yields; a spawn never jumps the run queue). A task spawned
+ * with a handle must be joined (pr_join frees it); one spawned without is
+ * freed when it returns. pr_cancel is sticky: every blocking call in the
+ * task returns PR_ECANCELED at once from then on, so it unwinds and exits.
+ * When cancel and a timeout are due together, cancel wins.
+ *
+ * Groups (nurseries) own their children: pr_group_close cancels and reaps
+ * them. Channels carry fixed-size values between tasks of one thread,
+ * buffered or not; pr_chan_choose waits on several operations at once.
+ * pr_sched_post is the one call another thread may make: it hands a
+ * function to this scheduler, which runs it on its own thread.
+ */
+
+/* A task (coroutine). Owned by the scheduler of the thread that spawned it. */
+typedef struct pr_task pr_task;
+/* A thread's scheduler; used only as a target of pr_sched_post. */
+typedef struct pr_sched pr_sched;
+/* A task group: cancels and reaps its children when closed. */
+typedef struct pr_group pr_group;
+/* A channel of fixed-size values. */
+typedef struct pr_chan pr_chan;
+
+/* A task body. Its return value is the task's result (see pr_join). */
+typedef int (*pr_task_fn)(void *user_data);
+
+/* Options for pr_go and pr_group_go. NULL or all-zero means defaults. */
+typedef struct pr_spawn_opts {
+    size_t stack_size;     /* 0 = pr_coro_stack_size() (64 KiB unless changed) */
+    void *stack_mem;       /* caller memory for the stack (no guard page, a canary
+                              instead); NULL = a pooled, guard-paged mmap stack.
+                              Must stay valid until the task is joined or freed. */
+    size_t stack_mem_size; /* bytes at stack_mem; at least 16 KiB */
+} pr_spawn_opts;
+
+/* Readiness kinds for pr_fd_wait. */
+enum pr_wait_kind { PR_WAIT_READ = 1, PR_WAIT_WRITE = 2 };
+
+/* Channel operation kinds for pr_chan_choose. */
+enum pr_chan_kind { PR_CHAN_SEND = 1, PR_CHAN_RECV = 2 };
+
+/* One operation offered to pr_chan_choose. */
+typedef struct pr_chan_op {
+    pr_chan *chan;  /* the channel */
+    int kind;       /* PR_CHAN_SEND or PR_CHAN_RECV */
+    void *elem;     /* value to send, or where to store the received one */
+    int result;     /* out: PR_OK, or PR_ECLOSED when the channel was closed */
+} pr_chan_op;
+
+/* Spawn a task running fn(user_data) on the calling thread's scheduler.
+   It first runs when the caller blocks or yields.
+   Params: out - receives the handle (then the task must be pr_join'ed); NULL
+           spawns a detached task, freed when it returns; fn - the body;
+           user_data - passed to fn; opts - stack options, NULL for defaults.
+   Returns: PR_OK; PR_ENOMEM (no stack or scheduler memory); PR_EINVAL (fn is
+            NULL or stack_mem_size too small).
+   Blocks: no.
+   Thread: owner.
+   See: pr_join, pr_cancel, pr_group_go. */
+PRISTINE_API int pr_go(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts);
+
+/* Wait for a task to return, then free it.
+   Params: t - a handle from pr_go; result - receives fn's return value (may be
+           NULL); deadline - absolute ms (pr_now clock).
+   Returns: PR_OK (t is freed); PR_ETIMEDOUT or PR_ECANCELED (t is still
+            valid and running); PR_EINVAL (t is NULL, the caller itself, or
+            the main task); PR_ESTATE (another task is already joining t).
+   Blocks: yes.
+   Thread: owner.
+   See: pr_go, pr_cancel. */
+PRISTINE_API int pr_join(pr_task *t, int *result, int64_t deadline);
+
+/* Cancel a task: its current blocking call and every later one return
+   PR_ECANCELED. Idempotent; cancelling the calling task is allowed.
+   Params: t - the task.
+   Returns: PR_OK; PR_EINVAL if t is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_join, pr_group_close. */
+PRISTINE_API int pr_cancel(pr_task *t);
+
+/* The calling task (the thread's main task outside any spawned task).
+   Params: none.
+   Returns: the task, or NULL when the scheduler cannot be created (no memory).
+   Blocks: no.
+   Thread: owner.
+   See: pr_is_canceled. */
+PRISTINE_API pr_task *pr_self(void);
+
+/* Whether the calling task has been cancelled.
+   Params: none.
+   Returns: 1 if cancelled, else 0.
+   Blocks: no.
+   Thread: owner.
+   See: pr_cancel. */
+PRISTINE_API int pr_is_canceled(void);
+
+/* Let every other ready task run once, then continue. Also checks timers and
+   I/O without sleeping.
+   Params: none.
+   Returns: PR_OK; PR_ECANCELED if the task is cancelled; PR_ENOMEM if the
+            scheduler cannot be created.
+   Blocks: no (it never waits; other tasks run meanwhile).
+   Thread: owner.
+   See: pr_sleep. */
+PRISTINE_API int pr_yield(void);
+
+/* Sleep until the deadline. A deadline in the past returns at once.
+   Params: deadline - absolute ms.
+   Returns: PR_OK when the deadline is reached; PR_ECANCELED; PR_ENOMEM (no
+            scheduler). It never returns PR_ETIMEDOUT: reaching the deadline is
+            the success case.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_deadline_in. */
+PRISTINE_API int pr_sleep(int64_t deadline);
+
+/* Wait until a non-blocking fd may be readable or writable. Try the
+   operation first and wait only on EAGAIN; a wake-up may be spurious, so
+   retry the operation and wait again if it still says EAGAIN. Error and
+   hang-up conditions count as ready. The fd is registered with the poller on
+   first use and stays registered until pr_fd_forget.
+   Params: fd - the descriptor; kinds - PR_WAIT_READ, PR_WAIT_WRITE or both;
+           deadline - absolute ms.
+   Returns: PR_OK; PR_ETIMEDOUT; PR_ECANCELED; PR_ECLOSED (pr_fd_forget was
+            called on fd meanwhile); PR_ESTATE (another task already waits on
+            fd for the same kind); PR_EINVAL (bad fd or kinds); PR_EIO (the
+            poller refused the fd); PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_fd_forget. */
+PRISTINE_API int pr_fd_wait(int fd, int kinds, int64_t deadline);
+
+/* Drop fd from the poller before closing it (so a reused fd number starts
+   fresh). Tasks waiting on fd wake with PR_ECLOSED.
+   Params: fd - the descriptor.
+   Returns: PR_OK; PR_EINVAL for a negative fd.
+   Blocks: no.
+   Thread: owner.
+   See: pr_fd_wait. */
+PRISTINE_API int pr_fd_forget(int fd);
+
+/* The calling thread's scheduler (created on first use), as a target for
+   pr_sched_post from other threads. Also prepares the cross-thread wake fd.
+   Params: none.
+   Returns: the scheduler, or NULL when it cannot be created (no memory or
+            no file descriptors).
+   Blocks: no.
+   Thread: owner.
+   See: pr_sched_post. */
+PRISTINE_API pr_sched *pr_sched_current(void);
+
+/* Hand fn(user_data) to scheduler s: it runs soon on s's thread, inside
+   whichever task is waiting in the poller, so fn must not block (it may
+   spawn tasks, send with a past deadline, resolve futures). The caller must
+   ensure s is not destroyed before fn runs.
+   Params: s - from pr_sched_current on the target thread; fn - the function;
+           user_data - its argument.
+   Returns: PR_OK; PR_EINVAL (s or fn NULL); PR_ENOMEM.
+   Blocks: no.
+   Thread: any.
+   See: pr_sched_current. */
+PRISTINE_API int pr_sched_post(pr_sched *s, void (*fn)(void *user_data), void *user_data);
+
+/* Free the calling thread's scheduler: cancel every remaining task, run
+   them until they return, free them and every pooled stack. A later
+   pristine call on the thread creates a fresh scheduler. Call it before a
+   thread exits (and at the end of main if leak checkers should stay quiet).
+   Params: none.
+   Returns: PR_OK (also when there was no scheduler); PR_ESTATE when called
+            from a spawned task rather than the thread's main task.
+   Blocks: no (it waits only for cancelled tasks to unwind).
+   Thread: owner.
+   See: pr_cancel. */
+PRISTINE_API int pr_sched_destroy(void);
+
+/* Create a task group (nursery).
+   Params: out - receives the group.
+   Returns: PR_OK; PR_ENOMEM; PR_EINVAL if out is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_group_go, pr_group_close. */
+PRISTINE_API int pr_group_create(pr_group **out);
+
+/* Spawn a task owned by the group; its result is discarded.
+   Params: g - the group; fn, user_data, opts - as for pr_go.
+   Returns: PR_OK; PR_ENOMEM; PR_EINVAL; PR_ESTATE if the group is closing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_go. */
+PRISTINE_API int pr_group_go(pr_group *g, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts);
+
+/* Wait until every child of the group has returned (without cancelling).
+   Params: g - the group; deadline - absolute ms.
+   Returns: PR_OK; PR_ETIMEDOUT; PR_ECANCELED; PR_ESTATE (another task
+            already waits on g, or the caller is a child of g); PR_EINVAL.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_group_close. */
+PRISTINE_API int pr_group_wait(pr_group *g, int64_t deadline);
+
+/* Close the group: cancel every child, wait for all of them to return, and
+   free the group. It waits even when the caller itself is cancelled, since
+   its children are unwinding; only the deadline stops it.
+   Params: g - the group (NULL is a no-op); deadline - absolute ms.
+   Returns: PR_OK (g is freed); PR_ETIMEDOUT (children still unwinding; g is
+            still valid: call again); PR_ESTATE (another task waits on g, or
+            the caller is a child of g: it would wait for itself).
+            It never returns PR_ECANCELED: cancellation does not stop a close.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_group_create. */
+PRISTINE_API int pr_group_close(pr_group *g, int64_t deadline);
+
+/* Create a channel carrying values of elem_size bytes.
+   Params: out - receives the channel; elem_size - bytes per value (>0);
+           capacity - buffered values; 0 makes an unbuffered channel, where a
+           send completes only when a receiver takes the value.
+   Returns: PR_OK; PR_ENOMEM; PR_EINVAL (out NULL, elem_size 0 or overflow).
+   Blocks: no.
+   Thread: owner.
+   See: pr_chan_send, pr_chan_recv, pr_chan_close. */
+PRISTINE_API int pr_chan_create(pr_chan **out, size_t elem_size, size_t capacity);
+
+/* Send one value (elem_size bytes copied from elem).
+   Params: c - the channel; elem - the value; deadline - absolute ms.
+   Returns: PR_OK; PR_ECLOSED (the channel is closed; nothing was sent);
+            PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_chan_recv, pr_chan_choose. */
+PRISTINE_API int pr_chan_send(pr_chan *c, const void *elem, int64_t deadline);
+
+/* Receive one value into elem. Values buffered before a close are still
+   delivered; after them, PR_ECLOSED.
+   Params: c - the channel; elem - elem_size bytes of storage; deadline -
+           absolute ms.
+   Returns: PR_OK; PR_ECLOSED; PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_chan_send, pr_chan_choose. */
+PRISTINE_API int pr_chan_recv(pr_chan *c, void *elem, int64_t deadline);
+
+/* Wait until one of several send/receive operations can complete, and
+   complete exactly that one. When several are ready at once the choice
+   rotates, so no operation starves.
+   Params: ops - the operations (their result fields are outputs); n - how
+           many (>0); deadline - absolute ms.
+   Returns: the index (>= 0) of the operation done, whose result field is
+            PR_OK or PR_ECLOSED; or PR_ETIMEDOUT; PR_ECANCELED; PR_ENOMEM
+            (more than 8 operations and no memory); PR_EINVAL.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_chan_send, pr_chan_recv. */
+PRISTINE_API int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline);
+
+/* Close a channel: later sends fail with PR_ECLOSED, receivers drain the
+   buffered values and then get PR_ECLOSED, and every waiting task wakes.
+   Params: c - the channel.
+   Returns: PR_OK; PR_ESTATE if already closed; PR_EINVAL if c is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_chan_destroy. */
+PRISTINE_API int pr_chan_close(pr_chan *c);
+
+/* Close (if needed) and free a channel. NULL is a no-op.
+   Params: c - the channel.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_chan_create. */
+PRISTINE_API void pr_chan_destroy(pr_chan *c);
+
+/* ==== future: in-process promises and futures; a task's result as a future ==== >>future */
+/*
+ * future: a pr_future is a value that arrives later. Its producer settles
+ * it once (pr_future_resolve with a pointer, or pr_future_reject with a
+ * PR_E* code); any number of tasks wait for it with pr_future_await. A
+ * future belongs to the scheduler of the thread that created it; to settle
+ * it from another thread, pr_sched_post a function that does.
+ *
+ * Lifetime: futures are reference-counted. pr_future_create and
+ * pr_future_go hand the caller one reference; pr_future_retain adds one
+ * (give one to each independent owner, e.g. the producer), and
+ * pr_future_destroy drops one. The last drop frees it; a pending future
+ * freed that way simply never settles.
+ *
+ * Timeouts do not cancel: when pr_future_await times out the future stays
+ * pending and the producer keeps going. pr_future_cancel is the explicit
+ * way to give up; it runs the producer's cancel hook.
+ */
+
+typedef struct pr_future pr_future;
+
+/* Settlement states reported by pr_future_state. */
+enum pr_future_state_kind { PR_FUTURE_PENDING = 0, PR_FUTURE_RESOLVED = 1, PR_FUTURE_REJECTED = 2 };
+
+/* Create a pending future, owned by the calling thread.
+   Params: out - receives it, holding one reference.
+   Returns: PR_OK; PR_ENOMEM; PR_EINVAL if out is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_resolve, pr_future_await, pr_future_destroy. */
+PRISTINE_API int pr_future_create(pr_future **out);
+
+/* Add a reference.
+   Params: f - the future.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_destroy. */
+PRISTINE_API void pr_future_retain(pr_future *f);
+
+/* Drop a reference; the last one frees the future. NULL is a no-op.
+   Params: f - the future.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_retain. */
+PRISTINE_API void pr_future_destroy(pr_future *f);
+
+/* Settle the future with a value and wake every awaiting task.
+   Params: f - the future; value - any pointer (borrowed: the future does not
+           own or free it).
+   Returns: PR_OK; PR_ESTATE if it was already settled (or cancelled);
+            PR_EINVAL if f is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_reject. */
+PRISTINE_API int pr_future_resolve(pr_future *f, void *value);
+
+/* Settle the future with an error and wake every awaiting task.
+   Params: f - the future; code - a negative PR_E* code.
+   Returns: PR_OK; PR_ESTATE if already settled; PR_EINVAL if f is NULL or
+            code is not negative.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_resolve. */
+PRISTINE_API int pr_future_reject(pr_future *f, int code);
+
+/* Wait for the future to settle.
+   Params: f - the future; out - receives the value when resolved (may be
+           NULL); deadline - absolute ms.
+   Returns: PR_OK (resolved; *out set); the rejection code when it was
+            rejected (PR_ECANCELED after pr_future_cancel); PR_ETIMEDOUT (the
+            future stays pending); PR_ECANCELED (the awaiting task was
+            cancelled); PR_EINVAL (f is NULL); PR_ENOMEM (no scheduler).
+            pr_future_state tells a cancelled future from a cancelled waiter.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_future_state. */
+PRISTINE_API int pr_future_await(pr_future *f, void **out, int64_t deadline);
+
+/* Where the future stands.
+   Params: f - the future.
+   Returns: PR_FUTURE_PENDING, PR_FUTURE_RESOLVED or PR_FUTURE_REJECTED (all
+            >= 0); PR_EINVAL (negative) if f is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_await. */
+PRISTINE_API int pr_future_state(const pr_future *f);
+
+/* Give up on a pending future: it is rejected with PR_ECANCELED, awaiting
+   tasks wake, and the producer's cancel hook runs (for pr_future_go, the
+   task is cancelled).
+   Params: f - the future.
+   Returns: PR_OK; PR_ESTATE if already settled; PR_EINVAL if f is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_on_cancel. */
+PRISTINE_API int pr_future_cancel(pr_future *f);
+
+/* Set the producer's cancel hook, called once by pr_future_cancel.
+   Params: f - the future; fn - the hook (NULL removes it); user_data - its
+           argument.
+   Returns: PR_OK; PR_EINVAL if f is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_cancel. */
+PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), void *user_data);
+
+/* Run fn(user_data) as a task and get its result as a future: a result
+   r >= 0 resolves it with the value (void *)(intptr_t)r, a negative r
+   rejects it with r. Cancelling the future cancels the task.
+   Params: out - receives the future (one reference); fn, user_data, opts -
+           as for pr_go.
+   Returns: PR_OK; PR_ENOMEM; PR_EINVAL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_go, pr_future_await. */
+PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PRISTINE_H */
+
+#if defined(PRISTINE_IMPLEMENTATION) && !defined(PRISTINE_IMPLEMENTATION_INCLUDED)
+#define PRISTINE_IMPLEMENTATION_INCLUDED
+
+/* ==== base: version, API decoration, includes, error codes, allocator and log hooks ==== >>base.impl */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <poll.h>
+#if defined(__linux__)
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#endif
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || defined(__DragonFly__)
+#include <sys/event.h>
+#define PR__HAVE_KQUEUE 1
+#endif
+/* coro's context-switch method: hand-written assembly on the ELF targets
+   below, ucontext elsewhere or when PRISTINE_CORO_UCONTEXT asks for it. */
+#if defined(__ELF__) && ((defined(__x86_64__) && !defined(__ILP32__)) || \
+    (defined(__aarch64__) && !defined(__ILP32__)) || \
+    (defined(__riscv) && __riscv_xlen == 64 && defined(__riscv_float_abi_double)) || \
+    (defined(__arm__) && defined(__ARM_PCS_VFP) && defined(__ARM_ARCH_ISA_ARM)))
+#define PR__CORO_HAVE_ASM 1
+#endif
+#if defined(PRISTINE_CORO_ASM) && defined(PRISTINE_CORO_UCONTEXT)
+#error "pristine.h: define at most one of PRISTINE_CORO_ASM and PRISTINE_CORO_UCONTEXT"
+#elif defined(PRISTINE_CORO_ASM) && !defined(PR__CORO_HAVE_ASM)
+#error "pristine.h: PRISTINE_CORO_ASM: no hand-written context switch for this target (x86-64, aarch64, riscv64 lp64d, arm hard-float; ELF only); use PRISTINE_CORO_UCONTEXT"
+#elif defined(PRISTINE_CORO_UCONTEXT) || !defined(PR__CORO_HAVE_ASM)
+#define PR__CORO_UCONTEXT 1
+#include <ucontext.h>
+#endif
+#ifndef PRISTINE_NO_TLS
+#include <bearssl.h>
+#endif
+
+#if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+#if !defined(MAP_ANONYMOUS)
+#error "pristine.h: MAP_ANONYMOUS is not declared. Include pristine.h first in the implementation file, or define _GNU_SOURCE before any include."
+#endif
+
+/* Sanitizer and Valgrind detection, used by coro for fiber annotations. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PR__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PR__ASAN 1
+#endif
+#endif
+#ifdef PR__ASAN
+#include <sanitizer/common_interface_defs.h>
+#include <sanitizer/asan_interface.h>
+#endif
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define PR__VALGRIND 1
+#endif
+#endif
+
+/* ---- config checks ---- */
+#if defined(PRISTINE_MALLOC) || defined(PRISTINE_REALLOC) || defined(PRISTINE_FREE)
+#if !defined(PRISTINE_MALLOC) || !defined(PRISTINE_REALLOC) || !defined(PRISTINE_FREE)
+#error "pristine.h: define all of PRISTINE_MALLOC, PRISTINE_REALLOC and PRISTINE_FREE, or none"
+#endif
+#else
+#define PRISTINE_MALLOC(n) malloc(n)
+#define PRISTINE_REALLOC(p, n) realloc(p, n)
+#define PRISTINE_FREE(p) free(p)
+#endif
+
+#ifndef PRISTINE_DEBUG
+#ifndef NDEBUG
+#define PRISTINE_DEBUG 1
+#else
+#define PRISTINE_DEBUG 0
+#endif
+#endif
+#ifndef PRISTINE_ASSERT
+#define PRISTINE_ASSERT(x) assert(x)
+#endif
+#if PRISTINE_DEBUG
+#define PR__ASSERT(x) PRISTINE_ASSERT(x)
+#else
+#define PR__ASSERT(x) ((void)0)
+#endif
+#ifndef PRISTINE_LOG_LEVEL
+#define PRISTINE_LOG_LEVEL 4
+#endif
+
+#define PR__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define PR__MAX(a, b) ((a) > (b) ? (a) : (b))
+#define PR__DEF(v, d) ((v) == 0 ? (d) : (v))
+#define PR__UNUSED(x) ((void)(x))
+#define PR__CONTAINER_OF(p, type, field) ((type *)(void *)((char *)(p) - offsetof(type, field)))
+#if defined(__GNUC__) || defined(__clang__)
+#define PR__LIKELY(x) __builtin_expect(!!(x), 1)
+#define PR__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PR__NOINLINE __attribute__((noinline))
+#define PR__MAYBE_UNUSED __attribute__((unused))
+#define PR__THREAD __thread
+#else
+#define PR__LIKELY(x) (x)
+#define PR__UNLIKELY(x) (x)
+#define PR__NOINLINE
+#define PR__MAYBE_UNUSED
+#define PR__THREAD _Thread_local
+#endif
+
+/* ---- errors ---- */
+#define PR__ERR_TEXT(name, value, text) case value: return text;
+#define PR__ERR_NAME(name, value, text) case value: return #name;
+
+const char *pr_strerror(int code) {
+    switch (code) { PR__ERRORS(PR__ERR_TEXT) default: return "unknown error"; }
+}
+
+const char *pr_errname(int code) {
+    switch (code) { PR__ERRORS(PR__ERR_NAME) default: return "PR_E?"; }
+}
+
+/* Fill an error info block; msg is printf-style and truncated to fit. */
+static PR__MAYBE_UNUSED int pr__err_set(pr_err_info *info, int code, int sys_errno, const char *fmt, ...) {
+    if (info) {
+        va_list ap;
+        memset(info, 0, sizeof *info);
+        info->code = code;
+        info->sys_errno = sys_errno;
+        va_start(ap, fmt);
+        vsnprintf(info->msg, sizeof info->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* ---- process-wide hooks ---- */
+/* Number of schedulers alive on any thread; the hooks are frozen while > 0. */
+static int pr__live_scheds;
+
+static void *pr__libc_alloc(size_t n, void *ud) { PR__UNUSED(ud); return PRISTINE_MALLOC(n); }
+static void *pr__libc_realloc(void *p, size_t o, size_t n, void *ud) {
+    PR__UNUSED(o); PR__UNUSED(ud); return PRISTINE_REALLOC(p, n);
+}
+static void pr__libc_free(void *p, size_t n, void *ud) { PR__UNUSED(n); PR__UNUSED(ud); PRISTINE_FREE(p); }
+
+static pr_allocator pr__allocator = { pr__libc_alloc, pr__libc_realloc, pr__libc_free, NULL };
+static pr_logger pr__logger = { NULL, NULL, PR_LEVEL_WARN };
+
+int pr_set_allocator(const pr_allocator *a) {
+    if (__atomic_load_n(&pr__live_scheds, __ATOMIC_ACQUIRE) > 0) return PR_ESTATE;
+    if (!a) {
+        pr_allocator d = { pr__libc_alloc, pr__libc_realloc, pr__libc_free, NULL };
+        pr__allocator = d;
+        return PR_OK;
+    }
+    if (!a->alloc || !a->free) return PR_EINVAL;
+    pr__allocator = *a;
+    return PR_OK;
+}
+
+int pr_set_logger(const pr_logger *l) {
+    if (__atomic_load_n(&pr__live_scheds, __ATOMIC_ACQUIRE) > 0) return PR_ESTATE;
+    if (!l || !l->fn) {
+        pr__logger.fn = NULL;
+        return PR_OK;
+    }
+    pr__logger = *l;
+    if (pr__logger.max_level == 0) pr__logger.max_level = PR_LEVEL_WARN;
+    return PR_OK;
+}
+
+static void *pr__alloc(size_t n) { return pr__allocator.alloc(n ? n : 1, pr__allocator.user_data); }
+
+static void pr__free(void *p, size_t n) {
+    if (p) pr__allocator.free(p, n ? n : 1, pr__allocator.user_data);
+}
+
+static PR__MAYBE_UNUSED void *pr__calloc(size_t count, size_t size) {
+    void *p;
+    if (size && count > SIZE_MAX / size) return NULL;
+    p = pr__alloc(count * size);
+    if (p && count && size) memset(p, 0, count * size);
+    return p;
+}
+
+/* Resize p from old_n to new_n bytes; on failure p is left untouched. */
+static PR__MAYBE_UNUSED void *pr__realloc(void *p, size_t old_n, size_t new_n) {
+    void *q;
+    if (!p) return pr__alloc(new_n);
+    if (pr__allocator.realloc)
+        return pr__allocator.realloc(p, old_n ? old_n : 1, new_n ? new_n : 1, pr__allocator.user_data);
+    q = pr__alloc(new_n);
+    if (!q) return NULL;
+    memcpy(q, p, PR__MIN(old_n, new_n));
+    pr__free(p, old_n);
+    return q;
+}
+
+void pr_log_stderr(int level, const char *module, const char *msg, void *user_data) {
+    static const char *names[] = { "?", "error", "warn", "info", "debug" };
+    PR__UNUSED(user_data);
+    fprintf(stderr, "pristine %s %s: %s\n", names[level >= 1 && level <= 4 ? level : 0], module, msg);
+}
+
+static void pr__log_emit(int level, const char *module, const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n >= (int)sizeof msg) memcpy(msg + sizeof msg - 4, "...", 4);
+    pr__logger.fn(level, module, msg, pr__logger.user_data);
+}
+
+/* PR__LOG(level, module, fmt, ...): checks the level before formatting. */
+#define PR__LOG(level, ...) \
+    do { \
+        if ((level) <= PRISTINE_LOG_LEVEL && pr__logger.fn && (level) <= pr__logger.max_level) \
+            pr__log_emit((level), __VA_ARGS__); \
+    } while (0)
+
+/* ==== time: monotonic clock in ms, deadlines, PR_FOREVER, test clock ==== >>time.impl */
+#ifdef PRISTINE_TESTING
+/* Virtual clock for tests: when on, pr_now() returns pr__test_clock_ms and
+   the scheduler advances it to the next timer instead of sleeping. */
+static int pr__test_clock_on;
+static int64_t pr__test_clock_ms;
+
+static PR__MAYBE_UNUSED void pr__test_clock_virtual(int on, int64_t start_ms) {
+    pr__test_clock_on = on;
+    pr__test_clock_ms = start_ms;
+}
+
+static PR__MAYBE_UNUSED void pr__test_clock_advance(int64_t ms) { pr__test_clock_ms += ms; }
+#endif
+
+/* The real monotonic clock in nanoseconds (benchmarks, timing logs). */
+static PR__MAYBE_UNUSED int64_t pr__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t pr_now(void) {
+    struct timespec ts;
+#ifdef PRISTINE_TESTING
+    if (pr__test_clock_on) return pr__test_clock_ms;
+#endif
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t pr_deadline_in(int64_t ms) {
+    int64_t now = pr_now();
+    if (ms > 0 && now > PR_FOREVER - ms) return PR_FOREVER;
+    if (ms < 0 && now < INT64_MIN - ms) return INT64_MIN;
+    return now + ms;
+}
+
+int64_t pr_deadline_min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ==== buf: growable byte buffers, slices, checked number parsing, case-insensitive compare ==== >>buf.impl */
+void pr_buf_init(pr_buf *b) {
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void pr_buf_deinit(pr_buf *b) {
+    if (!b) return;
+    pr__free(b->data, b->cap);
+    pr_buf_init(b);
+}
+
+int pr_buf_reserve(pr_buf *b, size_t extra) {
+    size_t need, cap;
+    char *p;
+    if (extra > SIZE_MAX - 1 - b->len) return PR_ENOMEM;
+    need = b->len + extra + 1;
+    if (need <= b->cap) return PR_OK;
+    cap = b->cap ? b->cap : 64;
+    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    p = (char *)pr__realloc(b->data, b->cap, cap);
+    if (!p) return PR_ENOMEM;
+    if (!b->data) p[0] = 0;
+    b->data = p;
+    b->cap = cap;
+    return PR_OK;
+}
+
+int pr_buf_append(pr_buf *b, const void *p, size_t n) {
+    int rc = pr_buf_reserve(b, n);
+    if (rc) return rc;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return PR_OK;
+}
+
+int pr_buf_append_str(pr_buf *b, const char *s) { return pr_buf_append(b, s, strlen(s)); }
+
+int pr_buf_printf(pr_buf *b, const char *fmt, ...) {
+    va_list ap;
+    int n, rc;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return PR_EINVAL;
+    if ((rc = pr_buf_reserve(b, (size_t)n)) != 0) return rc;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return PR_OK;
+}
+
+void pr_buf_consume(pr_buf *b, size_t n) {
+    if (n >= b->len) {
+        pr_buf_clear(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = 0;
+}
+
+void pr_buf_clear(pr_buf *b) {
+    b->len = 0;
+    if (b->data) b->data[0] = 0;
+}
+
+pr_slice pr_slice_cstr(const char *s) {
+    pr_slice r;
+    r.ptr = s ? s : "";
+    r.len = s ? strlen(s) : 0;
+    return r;
+}
+
+int pr_slice_eq(pr_slice a, pr_slice b) {
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static int pr__ascii_lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+int pr_ascii_icmp(pr_slice a, pr_slice b) {
+    size_t i, n = PR__MIN(a.len, b.len);
+    for (i = 0; i < n; i++) {
+        int x = pr__ascii_lower((unsigned char)a.ptr[i]), y = pr__ascii_lower((unsigned char)b.ptr[i]);
+        if (x != y) return x - y;
+    }
+    return a.len < b.len ? -1 : a.len > b.len;
+}
+
+int pr_slice_ieq(pr_slice a, pr_slice b) { return a.len == b.len && pr_ascii_icmp(a, b) == 0; }
+
+pr_slice pr_slice_trim(pr_slice s) {
+    while (s.len && (s.ptr[0] == ' ' || s.ptr[0] == '\t')) s.ptr++, s.len--;
+    while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t')) s.len--;
+    return s;
+}
+
+/* Digits of s into *out; limit is the largest magnitude allowed. */
+static int pr__parse_digits(pr_slice s, uint64_t limit, uint64_t *out) {
+    uint64_t v = 0;
+    size_t i;
+    if (s.len == 0) return PR_EINVAL;
+    for (i = 0; i < s.len; i++)
+        if (s.ptr[i] < '0' || s.ptr[i] > '9') return PR_EINVAL;
+    for (i = 0; i < s.len; i++) {
+        unsigned d = (unsigned)(s.ptr[i] - '0');
+        if (v > (limit - d) / 10) return PR_ELIMIT;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return PR_OK;
+}
+
+int pr_parse_u64(pr_slice s, uint64_t *out) {
+    uint64_t v;
+    int rc = pr__parse_digits(s, UINT64_MAX, &v);
+    if (rc == PR_OK) *out = v;
+    return rc;
+}
+
+int pr_parse_i64(pr_slice s, int64_t *out) {
+    int neg = 0, rc;
+    uint64_t v;
+    if (s.len && (s.ptr[0] == '-' || s.ptr[0] == '+')) {
+        neg = s.ptr[0] == '-';
+        s.ptr++, s.len--;
+    }
+    rc = pr__parse_digits(s, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &v);
+    if (rc) return rc;
+    *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+    return PR_OK;
+}
+
+/* ==== coro: stackful contexts: hand-written switch per arch, guard-paged pooled stacks ==== >>coro.impl */
+#ifndef PRISTINE_STACK_SIZE
+#define PRISTINE_STACK_SIZE 65536
+#endif
+
+#define PR__CORO_MIN_STACK ((size_t)16 * 1024)
+#define PR__CORO_MAX_STACK ((size_t)1024 * 1024 * 1024)
+#define PR__CORO_POOL_MAX 64     /* pooled stacks per thread */
+#define PR__CORO_TRIM_BATCH 16   /* stacks returned between two trims of cold pages */
+#define PR__CORO_CANARY ((uint64_t)0x9e3779b97f4a7c15u)
+#define PR__CORO_CANARY_WORDS 4  /* canary words at the low end of an unguarded stack */
+#define PR__CORO_MEM_MIN 4096    /* usable bytes required in caller-provided memory */
+
+enum { PR__CORO_MAIN = 1, PR__CORO_MMAP = 2, PR__CORO_MEM = 3 };
+
+typedef struct pr__coro pr__coro;
+
+/* One context. For spawned contexts this record sits at the top of the
+   context's own stack memory, with the caller's `extra` block below it. */
+struct pr__coro {
+    void *sp;                 /* saved stack pointer while suspended (asm switch) */
+    const uint64_t *canary;   /* checked on every switch away: the top canary word, or &self_canary */
+    uint64_t self_canary;     /* always PR__CORO_CANARY; for contexts without a canary */
+    char *lo;                 /* lowest usable stack byte (above guard or canary) */
+    char *hi;                 /* stack top, exclusive and 16-aligned; the records lie above */
+    char *map;                /* start of the mapping (guard page included); NULL unless MMAP */
+    size_t map_size;
+    size_t size_key;          /* page-rounded requested stack size; the pool's key */
+    void (*fn)(void *);
+    void *arg;
+    pr__coro *pool_next;
+    unsigned char kind;       /* PR__CORO_MAIN, _MMAP or _MEM */
+    unsigned char guarded;    /* has a PROT_NONE guard page below lo */
+    unsigned char pool_dirty; /* returned to the pool since the last trim */
+#ifdef PR__CORO_UCONTEXT
+    ucontext_t uc;
+#endif
+#ifdef PR__ASAN
+    void *asan_fake;          /* ASan's fake stack of this context while suspended */
+    const void *asan_bottom;  /* stack bounds for ASan; main learns them at the first switch back */
+    size_t asan_size;
+#endif
+#ifdef PR__VALGRIND
+    unsigned vg_id;
+#endif
+};
+
+/* ---- the context switch ---- */
+#ifndef PR__CORO_UCONTEXT
+
+#define PR__CORO_STR2(x) #x
+#define PR__CORO_STR(x) PR__CORO_STR2(x)
+#ifdef PRISTINE_NO_FP_SAVE
+#define PR__CORO_FP 0
+#define PR__CORO_FPTAG "nofp"
+#else
+#define PR__CORO_FP 1
+#define PR__CORO_FPTAG "fp"
+#endif
+/* Symbol names of the assembly routines. They are weak and hidden, so two
+   translation units that each carry the implementation (PRISTINE_STATIC)
+   link, and nothing leaks out of a shared object. The version and the FP
+   mode are part of the name, so copies whose frame layouts differ can never
+   be merged by the linker. */
+#define PR__CORO_SYM(name) "pr__coro_" name "_v" PR__CORO_STR(PRISTINE_VERSION_MAJOR) "_" \
+    PR__CORO_STR(PRISTINE_VERSION_MINOR) "_" PR__CORO_STR(PRISTINE_VERSION_PATCH) "_" PR__CORO_FPTAG
+#define PR__CORO_SWAP PR__CORO_SYM("swap")
+#define PR__CORO_BOOT PR__CORO_SYM("boot")
+#define PR__CORO_ASM_HEAD(sym, type) \
+    ".weak " sym "\n.hidden " sym "\n.type " sym ", " type "\n" sym ":\n"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PR__CORO_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define PR__CORO_HIDDEN
+#endif
+/* pr__coro_swap(save, to): push the callee-saved registers (and the FP
+   control words) on the current stack, store the stack pointer in *save,
+   switch to the stack pointer `to`, pop its registers and jump to the
+   address on top of it. It ends with a pop and an indirect jump, not a
+   return, which would mispredict on every switch. pr__coro_boot is where a
+   new context starts: it calls entry(arg), both taken from callee-saved
+   registers of the initial frame. */
+extern PR__CORO_HIDDEN void pr__coro_swap(void **save, void *to) __asm__(PR__CORO_SWAP);
+extern PR__CORO_HIDDEN void pr__coro_boot(void) __asm__(PR__CORO_BOOT);
+
+#if defined(__x86_64__)
+/* x86-64 SysV. Frame, from the saved sp up: [MXCSR, x87 CW] r15 r14 r13 r12 rbx rbp, return address. */
+#if PR__CORO_FP
+#define PR__CORO_FRAME 64
+/* Unconditional: on the machines measured, reading MXCSR back to skip an
+   unchanged restore cost more than the restore. */
+#define PR__CORO_X86_SAVEFP "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
+#define PR__CORO_X86_LOADFP "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
+#else
+#define PR__CORO_FRAME 56
+#define PR__CORO_X86_SAVEFP ""
+#define PR__CORO_X86_LOADFP ""
+#endif
+__asm__(
+    ".pushsection .text\n"
+    ".balign 16\n"
+    PR__CORO_ASM_HEAD(PR__CORO_SWAP, "@function")
+    "  pushq %rbp\n"
+    "  pushq %rbx\n"
+    "  pushq %r12\n"
+    "  pushq %r13\n"
+    "  pushq %r14\n"
+    "  pushq %r15\n"
+    PR__CORO_X86_SAVEFP
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    PR__CORO_X86_LOADFP
+    "  popq %r15\n"
+    "  popq %r14\n"
+    "  popq %r13\n"
+    "  popq %r12\n"
+    "  popq %rbx\n"
+    "  popq %rbp\n"
+    "  popq %rcx\n"
+    "  jmpq *%rcx\n"
+    ".size " PR__CORO_SWAP ", .-" PR__CORO_SWAP "\n"
+    ".balign 16\n"
+    PR__CORO_ASM_HEAD(PR__CORO_BOOT, "@function")
+    "  .cfi_startproc\n"
+    "  .cfi_undefined rip\n"
+    "  movq %r13, %rdi\n"
+    "  callq *%r12\n"
+    "  ud2\n"
+    "  .cfi_endproc\n"
+    ".size " PR__CORO_BOOT ", .-" PR__CORO_BOOT "\n"
+    ".popsection\n"
+    ".pushsection .note.GNU-stack,\"\",@progbits\n"
+    ".popsection\n");
+
+#elif defined(__aarch64__)
+/* AAPCS64. Frame, from the saved sp up: x19..x28, x29, x30 (resume address), d8..d15, [FPCR, pad]. */
+#if PR__CORO_FP
+#define PR__CORO_FRAME 176
+#define PR__CORO_A64_SAVEFP "  mrs x9, fpcr\n  str x9, [sp, #160]\n"
+#define PR__CORO_A64_LOADFP "  ldr x10, [sp, #160]\n  cmp x9, x10\n  b.eq 1f\n  msr fpcr, x10\n1:\n"
+#else
+#define PR__CORO_FRAME 160
+#define PR__CORO_A64_SAVEFP ""
+#define PR__CORO_A64_LOADFP ""
+#endif
+/* With branch protection, an indirect branch may only land on a BTI pad, which return sites
+   are not: use ret there. Otherwise br, which keeps the return-address predictor out of it. */
+#if defined(__ARM_FEATURE_BTI_DEFAULT)
+#define PR__CORO_A64_JUMP "  ret x30\n"
+#else
+#define PR__CORO_A64_JUMP "  br x30\n"
+#endif
+__asm__(
+    ".pushsection .text\n"
+    ".balign 16\n"
+    PR__CORO_ASM_HEAD(PR__CORO_SWAP, "%function")
+    "  sub sp, sp, #" PR__CORO_STR(PR__CORO_FRAME) "\n"
+    "  stp x19, x20, [sp, #0]\n"
+    "  stp x21, x22, [sp, #16]\n"
+    "  stp x23, x24, [sp, #32]\n"
+    "  stp x25, x26, [sp, #48]\n"
+    "  stp x27, x28, [sp, #64]\n"
+    "  stp x29, x30, [sp, #80]\n"
+    "  stp d8, d9, [sp, #96]\n"
+    "  stp d10, d11, [sp, #112]\n"
+    "  stp d12, d13, [sp, #128]\n"
+    "  stp d14, d15, [sp, #144]\n"
+    PR__CORO_A64_SAVEFP
+    "  mov x10, sp\n"
+    "  str x10, [x0]\n"
+    "  mov sp, x1\n"
+    PR__CORO_A64_LOADFP
+    "  ldp x19, x20, [sp, #0]\n"
+    "  ldp x21, x22, [sp, #16]\n"
+    "  ldp x23, x24, [sp, #32]\n"
+    "  ldp x25, x26, [sp, #48]\n"
+    "  ldp x27, x28, [sp, #64]\n"
+    "  ldp x29, x30, [sp, #80]\n"
+    "  ldp d8, d9, [sp, #96]\n"
+    "  ldp d10, d11, [sp, #112]\n"
+    "  ldp d12, d13, [sp, #128]\n"
+    "  ldp d14, d15, [sp, #144]\n"
+    "  add sp, sp, #" PR__CORO_STR(PR__CORO_FRAME) "\n"
+    PR__CORO_A64_JUMP
+    ".size " PR__CORO_SWAP ", .-" PR__CORO_SWAP "\n"
+    ".balign 16\n"
+    PR__CORO_ASM_HEAD(PR__CORO_BOOT, "%function")
+    "  .cfi_startproc\n"
+    "  .cfi_undefined x30\n"
+    "  hint #36\n" /* bti j: reached through br */
+    "  mov x0, x20\n"
+    "  blr x19\n"
+    "  brk #0\n"
+    "  .cfi_endproc\n"
+    ".size " PR__CORO_BOOT ", .-" PR__CORO_BOOT "\n"
+    ".popsection\n"
+    ".pushsection .note.GNU-stack,\"\",%progbits\n"
+    ".popsection\n");
+
+#elif defined(__riscv)
+/* RV64 lp64d. Frame, from the saved sp up: s0..s11, ra (resume address), fs0..fs11, [fcsr]. The
+   jump goes through t1, which the hardware does not treat as a return (only ra and t0 are). */
+#define PR__CORO_FRAME 208
+#if PR__CORO_FP
+#define PR__CORO_RV_SAVEFP "  frcsr t0\n  sd t0, 200(sp)\n"
+#define PR__CORO_RV_LOADFP "  ld t1, 200(sp)\n  beq t0, t1, 1f\n  fscsr t1\n1:\n"
+#else
+#define PR__CORO_RV_SAVEFP ""
+#define PR__CORO_RV_LOADFP ""
+#endif
+__asm__(
+    ".pushsection .text\n"
+    ".balign 16\n"
+    PR__CORO_ASM_HEAD(PR__CORO_SWAP, "@function")
+    "  addi sp, sp, -208\n"
+    "  sd s0, 0(sp)\n"
+    "  sd s1, 8(sp)\n"
+    "  sd s2, 16(sp)\n"
+    "  sd s3, 24(sp)\n"
+    "  sd s4, 32(sp)\n"
+    "  sd s5, 40(sp)\n"
+    "  sd s6, 48(sp)\n"
+    "  sd s7, 56(sp)\n"
+    "  sd s8, 64(sp)\n"
+    "  sd s9, 72(sp)\n"
+    "  sd s10, 80(sp)\n"
+    "  sd s11, 88(sp)\n"
+    "  sd ra, 96(sp)\n"
+    "  fsd fs0, 104(sp)\n"
+    "  fsd fs1, 112(sp)\n"
+    "  fsd fs2, 120(sp)\n"
+    "  fsd fs3, 128(sp)\n"
+    "  fsd fs4, 136(sp)\n"
+    "  fsd fs5, 144(sp)\n"
+    "  fsd fs6, 152(sp)\n"
+    "  fsd fs7, 160(sp)\n"
+    "  fsd fs8, 168(sp)\n"
+    "  fsd fs9, 176(sp)\n"
+    "  fsd fs10, 184(sp)\n"
+    "  fsd fs11, 192(sp)\n"
+    PR__CORO_RV_SAVEFP
+    "  sd sp, 0(a0)\n"
+    "  mv sp, a1\n"
+    PR__CORO_RV_LOADFP
+    "  ld s0, 0(sp)\n"
+    "  ld s1, 8(sp)\n"
+    "  ld s2, 16(sp)\n"
+    "  ld s3, 24(sp)\n"
+    "  ld s4, 32(sp)\n"
+    "  ld s5, 40(sp)\n"
+    "  ld s6, 48(sp)\n"
+    "  ld s7, 56(sp)\n"
+    "  ld s8, 64(sp)\n"
+    "  ld s9, 72(sp)\n"
+    "  ld s10, 80(sp)\n"
+    "  ld s11, 88(sp)\n"
+    "  ld t1, 96(sp)\n"
+    "  fld fs0, 104(sp)\n"
+    "  fld fs1, 112(sp)\n"
+    "  fld fs2, 120(sp)\n"
+    "  fld fs3, 128(sp)\n"
+    "  fld fs4, 136(sp)\n"
+    "  fld fs5, 144(sp)\n"
+    "  fld fs6, 152(sp)\n"
+    "  fld fs7, 160(sp)\n"
+    "  fld fs8, 168(sp)\n"
+    "  fld fs9, 176(sp)\n"
+    "  fld fs10, 184(sp)\n"
+    "  fld fs11, 192(sp)\n"
+    "  addi sp, sp, 208\n"
+    "  jr t1\n"
+    ".size " PR__CORO_SWAP ", .-" PR__CORO_SWAP "\n"
+    ".balign 16\n"
+    PR__CORO_ASM_HEAD(PR__CORO_BOOT, "@function")
+    "  .cfi_startproc\n"
+    "  .cfi_undefined ra\n"
+    "  mv a0, s2\n"
+    "  jalr s1\n"
+    "  unimp\n"
+    "  .cfi_endproc\n"
+    ".size " PR__CORO_BOOT ", .-" PR__CORO_BOOT "\n"
+    ".popsection\n"
+    ".pushsection .note.GNU-stack,\"\",@progbits\n"
+    ".popsection\n");
+
+#elif defined(__arm__)
+/* AAPCS hard-float, ARM or Thumb-2 (the code assembles as either; the mode is restated so the
+   compiler's own output continues in its mode). Frame, from the saved sp up: d8..d15, [FPSCR or
+   pad], r4..r11, resume address. The jump goes through ip, not lr, so it is not predicted as a
+   return. */
+#define PR__CORO_FRAME 104
+#if defined(__thumb__)
+#define PR__CORO_ARM_MODE ".thumb\n"
+#define PR__CORO_ARM_FUNC ".thumb_func\n"
+#else
+#define PR__CORO_ARM_MODE ".arm\n"
+#define PR__CORO_ARM_FUNC ""
+#endif
+#if PR__CORO_FP
+#define PR__CORO_ARM_SAVEFP "  vmrs r2, fpscr\n"
+#define PR__CORO_ARM_LOADFP "  cmp r2, r3\n  beq 1f\n  vmsr fpscr, r3\n1:\n"
+#else
+#define PR__CORO_ARM_SAVEFP ""
+#define PR__CORO_ARM_LOADFP ""
+#endif
+__asm__(
+    ".pushsection .text\n"
+    ".syntax unified\n"
+    PR__CORO_ARM_MODE
+    ".balign 16\n"
+    PR__CORO_ARM_FUNC
+    PR__CORO_ASM_HEAD(PR__CORO_SWAP, "%function")
+    PR__CORO_ARM_SAVEFP
+    "  push {r2, r4-r11, lr}\n"
+    "  vpush {d8-d15}\n"
+    "  mov r3, sp\n"
+    "  str r3, [r0]\n"
+    "  mov sp, r1\n"
+    "  vpop {d8-d15}\n"
+    "  pop {r3, r4-r11, ip}\n"
+    PR__CORO_ARM_LOADFP
+    "  bx ip\n"
+    ".size " PR__CORO_SWAP ", .-" PR__CORO_SWAP "\n"
+    ".balign 16\n"
+    PR__CORO_ARM_FUNC
+    PR__CORO_ASM_HEAD(PR__CORO_BOOT, "%function")
+    "  .cfi_startproc\n"
+    "  .cfi_undefined lr\n"
+    "  mov r0, r5\n"
+    "  blx r4\n"
+    "  udf #0\n"
+    "  .cfi_endproc\n"
+    ".size " PR__CORO_BOOT ", .-" PR__CORO_BOOT "\n"
+    ".popsection\n"
+    ".pushsection .note.GNU-stack,\"\",%progbits\n"
+    ".popsection\n");
+#endif
+
+/* The FP control state a new context starts with: the creator's, without
+   its sticky exception flags. */
+#if PR__CORO_FP
+static uint64_t pr__coro_fp_control(void) {
+#if defined(__x86_64__)
+    uint32_t mxcsr;
+    uint16_t cw;
+    __asm__ __volatile__("stmxcsr %0\n\tfnstcw %1" : "=m"(mxcsr), "=m"(cw));
+    return (uint64_t)(mxcsr & ~(uint32_t)0x3f) | ((uint64_t)cw << 32);
+#elif defined(__aarch64__)
+    uint64_t fpcr;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    return fpcr;
+#elif defined(__riscv)
+    uint64_t fcsr;
+    __asm__ __volatile__("frcsr %0" : "=r"(fcsr));
+    return fcsr & ~(uint64_t)0x1f;
+#elif defined(__arm__)
+    uint32_t fpscr;
+    __asm__ __volatile__("vmrs %0, fpscr" : "=r"(fpscr));
+    return fpscr & 0x07ffff00u;
+#endif
+}
+#endif
+
+/* Lay the initial frame below hi (16-aligned) so that the first switch to
+   it "returns" into pr__coro_boot, which calls entry(arg). */
+static void *pr__coro_make_frame(char *hi, void (*entry)(void *), void *arg) {
+    void (*boot)(void) = pr__coro_boot;
+    char *f = hi - PR__CORO_FRAME;
+    size_t word = sizeof(void *), at_entry, at_arg, at_resume;
+    memset(f, 0, PR__CORO_FRAME);
+#if defined(__x86_64__)
+#if PR__CORO_FP
+    { uint64_t fp = pr__coro_fp_control(); memcpy(f, &fp, 8); f += 8; }
+#endif
+    at_entry = 3 * word;  /* r12 */
+    at_arg = 2 * word;    /* r13 */
+    at_resume = 6 * word;
+#elif defined(__aarch64__)
+    at_entry = 0;         /* x19 */
+    at_arg = word;        /* x20 */
+    at_resume = 11 * word;/* x30 */
+#if PR__CORO_FP
+    { uint64_t fp = pr__coro_fp_control(); memcpy(f + 160, &fp, 8); }
+#endif
+#elif defined(__riscv)
+    at_entry = word;      /* s1 */
+    at_arg = 2 * word;    /* s2 */
+    at_resume = 12 * word;/* ra */
+#if PR__CORO_FP
+    { uint64_t fp = pr__coro_fp_control(); memcpy(f + 200, &fp, 8); }
+#endif
+#elif defined(__arm__)
+#if PR__CORO_FP
+    { uint32_t fp = (uint32_t)pr__coro_fp_control(); memcpy(f + 64, &fp, 4); }
+#endif
+    at_entry = 64 + word; /* r4 */
+    at_arg = 64 + 2 * word; /* r5 */
+    at_resume = 64 + 9 * word; /* ip */
+#endif
+    memcpy(f + at_entry, &entry, sizeof entry);
+    memcpy(f + at_arg, &arg, sizeof arg);
+    memcpy(f + at_resume, &boot, sizeof boot);
+    return hi - PR__CORO_FRAME;
+}
+#endif /* !PR__CORO_UCONTEXT */
+
+/* ---- sanitizer hooks around a switch ---- */
+#ifdef PR__ASAN
+static PR__THREAD pr__coro *pr__coro_asan_prev; /* the context that switched to the running one */
+#endif
+
+/* Call right before switching from `from` to `to`; pass dying = 1 when
+   `from` will never run again (ASan then frees its fake stack). */
+static inline void pr__coro_asan_before(pr__coro *from, pr__coro *to, int dying) {
+#ifdef PR__ASAN
+    pr__coro_asan_prev = from;
+    __sanitizer_start_switch_fiber(dying ? NULL : &from->asan_fake, to->asan_bottom, to->asan_size);
+#else
+    PR__UNUSED(from); PR__UNUSED(to); PR__UNUSED(dying);
+#endif
+}
+
+/* Call first thing when `self` runs again (or for the first time). It also
+   teaches ASan's bounds of the previous stack to its record, which is how a
+   main context learns the bounds of the thread's own stack. */
+static inline void pr__coro_asan_after(pr__coro *self, int first) {
+#ifdef PR__ASAN
+    pr__coro *prev = pr__coro_asan_prev;
+    if (prev)
+        __sanitizer_finish_switch_fiber(first ? NULL : self->asan_fake, &prev->asan_bottom, &prev->asan_size);
+    else
+        __sanitizer_finish_switch_fiber(first ? NULL : self->asan_fake, NULL, NULL);
+#else
+    PR__UNUSED(self); PR__UNUSED(first);
+#endif
+}
+
+/* Print even when no logger is installed: these end the process. */
+static void pr__coro_fatal(const char *msg) {
+    PR__LOG(PR_LEVEL_ERROR, "coro", "%s", msg);
+    if (!pr__logger.fn) fprintf(stderr, "pristine error coro: %s\n", msg);
+    abort();
+}
+
+static PR__NOINLINE void pr__coro_canary_fail(const pr__coro *c) {
+    PR__UNUSED(c);
+    pr__coro_fatal("stack overflow: the canary of an unguarded coroutine stack was overwritten; aborting");
+}
+
+static void pr__coro_entry(void *p) {
+    pr__coro *c = (pr__coro *)p;
+    pr__coro_asan_after(c, 1);
+    c->fn(c->arg);
+    pr__coro_fatal("a coroutine's entry function returned; it must switch away for the last time instead");
+}
+
+#ifdef PR__CORO_UCONTEXT
+static void pr__coro_uc_entry(unsigned hi, unsigned lo) {
+    uintptr_t p = ((uintptr_t)hi << 16 << 16) | (uintptr_t)lo;
+    pr__coro_entry((void *)p);
+}
+
+/* getcontext returns twice: keep it out of callers with live locals. */
+static PR__NOINLINE int pr__coro_uc_prepare(pr__coro *c) {
+    pr__coro *volatile vc = c;
+    uintptr_t p;
+    if (getcontext(&vc->uc) != 0) return -1;
+    p = (uintptr_t)vc;
+    vc->uc.uc_stack.ss_sp = vc->lo;
+    vc->uc.uc_stack.ss_size = (size_t)(vc->hi - vc->lo);
+    vc->uc.uc_link = NULL;
+    makecontext(&vc->uc, (void (*)(void))pr__coro_uc_entry, 2, (unsigned)(p >> 16 >> 16), (unsigned)p);
+    return 0;
+}
+#endif
+
+/* Save the current context into *from and resume *to. */
+static inline void pr__coro_switch(pr__coro *from, pr__coro *to) {
+    if (PR__UNLIKELY(*from->canary != PR__CORO_CANARY)) pr__coro_canary_fail(from);
+    pr__coro_asan_before(from, to, 0);
+#ifdef PR__CORO_UCONTEXT
+    if (swapcontext(&from->uc, &to->uc) != 0) pr__coro_fatal("swapcontext failed");
+#else
+    pr__coro_swap(&from->sp, to->sp);
+#endif
+    pr__coro_asan_after(from, 0);
+}
+
+/* The last switch away from a context that will never be resumed (it will
+   be destroyed by someone else). Same as pr__coro_switch, except that ASan
+   can release the context's fake stack. */
+static PR__MAYBE_UNUSED void pr__coro_exit(pr__coro *from, pr__coro *to) {
+    if (PR__UNLIKELY(*from->canary != PR__CORO_CANARY)) pr__coro_canary_fail(from);
+    pr__coro_asan_before(from, to, 1);
+#ifdef PR__CORO_UCONTEXT
+    if (swapcontext(&from->uc, &to->uc) != 0) pr__coro_fatal("swapcontext failed");
+#else
+    pr__coro_swap(&from->sp, to->sp);
+#endif
+    pr__coro_fatal("a finished coroutine was resumed");
+}
+
+/* A record for the running context (the thread's own stack, normally). */
+static PR__MAYBE_UNUSED void pr__coro_init_main(pr__coro *c) {
+    memset(c, 0, sizeof *c);
+    c->kind = PR__CORO_MAIN;
+    c->self_canary = PR__CORO_CANARY;
+    c->canary = &c->self_canary;
+}
+
+/* ---- stacks ---- */
+static size_t pr__coro_default_size;  /* 0 = PRISTINE_STACK_SIZE; accessed atomically */
+static size_t pr__stack_live;         /* stack mappings alive in the process; atomic */
+static int pr__stack_fallback_logged; /* the unguarded fallback has been logged; atomic */
+#ifdef PRISTINE_TESTING
+static int pr__test_coro_fail_guard;  /* nonzero: the guarded path acts as if the kernel refused */
+static size_t pr__test_coro_trims;    /* trim batches run (all threads) */
+#endif
+
+typedef struct pr__stack_pool {
+    pr__coro *head;  /* LIFO of idle stacks; the records at their tops link them */
+    int count;
+    int dirty;       /* stacks returned since the last trim */
+} pr__stack_pool;
+
+static PR__THREAD pr__stack_pool pr__stack_pool_tls;
+
+static size_t pr__stack_page(void) {
+    static size_t cached;
+    size_t p = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (!p) {
+        long v = sysconf(_SC_PAGESIZE);
+        p = v > 0 ? (size_t)v : 4096;
+        __atomic_store_n(&cached, p, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+static size_t pr__stack_round(size_t n) {
+    size_t page = pr__stack_page();
+    return (n + page - 1) & ~(page - 1);
+}
+
+int pr_coro_set_stack_size(size_t bytes) {
+    if (bytes < PR__CORO_MIN_STACK || bytes > PR__CORO_MAX_STACK) return PR_EINVAL;
+    __atomic_store_n(&pr__coro_default_size, pr__stack_round(bytes), __ATOMIC_RELAXED);
+    return PR_OK;
+}
+
+size_t pr_coro_stack_size(void) {
+    size_t n = __atomic_load_n(&pr__coro_default_size, __ATOMIC_RELAXED);
+    if (!n) {
+        n = (size_t)PRISTINE_STACK_SIZE;
+        if (n < PR__CORO_MIN_STACK) n = PR__CORO_MIN_STACK;
+        n = pr__stack_round(n);
+    }
+    return n;
+}
+
+#if defined(MAP_STACK)
+#define PR__STACK_MAP_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK)
+#else
+#define PR__STACK_MAP_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS)
+#endif
+
+/* Memory-map areas (VMAs) our stacks hold, counted high: a guarded stack
+   is two (guard + stack), an unguarded one at most one (neighbours merge). */
+static size_t pr__stack_vmas;
+
+/* The kernel's cap on a process's memory-map areas (vm.max_map_count on
+   Linux); 0 when unknown. Read once. */
+static size_t pr__stack_vma_limit(void) {
+    static size_t cached; /* 0 = not read yet; SIZE_MAX = unknown */
+    size_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (!v) {
+        v = SIZE_MAX;
+#if defined(__linux__)
+        {
+            char buf[32];
+            int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                ssize_t n = read(fd, buf, sizeof buf - 1);
+                close(fd);
+                if (n > 0) {
+                    unsigned long long x = 0;
+                    ssize_t i;
+                    for (i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) x = x * 10 + (unsigned)(buf[i] - '0');
+                    if (i > 0 && x > 0 && x < SIZE_MAX) v = (size_t)x;
+                }
+            }
+        }
+#endif
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v == SIZE_MAX ? 0 : v;
+}
+
+static void pr__stack_log_fallback(const char *why, int err) {
+    if (!__atomic_exchange_n(&pr__stack_fallback_logged, 1, __ATOMIC_RELAXED))
+        PR__LOG(PR_LEVEL_WARN, "coro",
+                "%s%s%s: new stacks get a canary instead of a guard page (raise vm.max_map_count for more guarded stacks)",
+                why, err ? ": " : "", err ? strerror(err) : "");
+}
+
+/* Map size bytes of stack, with a guard page below when the kernel agrees.
+   Returns the mapping (guard included) or NULL; *map_size and *guarded say
+   what was made.
+
+   The guard costs a second memory-map area, and the kernel caps those
+   (vm.max_map_count, 65530 by default: about 32k guarded stacks). Guards
+   stop when our stacks would take more than 7/8 of the cap, which leaves
+   the rest of the process (malloc, threads, libraries) room, and whenever
+   the kernel refuses one. Unguarded stacks mapped one after another merge
+   into one area, so their number is bounded by memory, not by the cap. */
+static char *pr__stack_map(size_t size, size_t *map_size, int *guarded) {
+    size_t page = pr__stack_page(), limit = pr__stack_vma_limit();
+    void *p;
+    int err = 0;
+    const char *why = "guard page refused";
+#ifdef PRISTINE_TESTING
+    if (pr__test_coro_fail_guard) err = ENOMEM;
+#endif
+    if (!err && limit && __atomic_load_n(&pr__stack_vmas, __ATOMIC_RELAXED) + 2 > limit - limit / 8) {
+        why = "coroutine stacks hold 7/8 of vm.max_map_count";
+        err = -1;
+    }
+    if (!err) {
+        p = mmap(NULL, size + page, PROT_READ | PROT_WRITE, PR__STACK_MAP_FLAGS, -1, 0);
+        if (p == MAP_FAILED) {
+            err = errno;
+        } else if (mprotect(p, page, PROT_NONE) != 0) {
+            /* Splitting off the guard was refused: keep the mapping whole. */
+            pr__stack_log_fallback(why, errno);
+            __atomic_fetch_add(&pr__stack_live, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&pr__stack_vmas, 1, __ATOMIC_RELAXED);
+            *map_size = size + page;
+            *guarded = 0;
+            return (char *)p;
+        } else {
+            __atomic_fetch_add(&pr__stack_live, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&pr__stack_vmas, 2, __ATOMIC_RELAXED);
+            *map_size = size + page;
+            *guarded = 1;
+            return (char *)p;
+        }
+    }
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, PR__STACK_MAP_FLAGS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    pr__stack_log_fallback(why, err > 0 ? err : 0);
+    __atomic_fetch_add(&pr__stack_live, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&pr__stack_vmas, 1, __ATOMIC_RELAXED);
+    *map_size = size;
+    *guarded = 0;
+    return (char *)p;
+}
+
+static void pr__stack_unmap(pr__coro *c) {
+    char *map = c->map; /* c lives in the mapping: read it all first */
+    size_t n = c->map_size, vmas = c->guarded ? 2 : 1;
+#ifdef PR__ASAN
+    /* Frames of a task that never returned leave poison behind; the range
+       may come back from mmap as anything. */
+    __asan_unpoison_memory_region(c->lo, (size_t)(c->hi - c->lo));
+#endif
+    if (munmap(map, n) != 0) {
+        /* Only when splitting a merged mapping would exceed the map
+           limit. Give the memory back at least and keep the range. */
+        PR__LOG(PR_LEVEL_ERROR, "coro", "munmap of a stack failed (%s); leaking its address range", strerror(errno));
+        madvise(map, n, MADV_DONTNEED);
+        return;
+    }
+    __atomic_fetch_sub(&pr__stack_live, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&pr__stack_vmas, vmas, __ATOMIC_RELAXED);
+}
+
+/* Give the cold pages of the stacks pooled since the last trim back to
+   the kernel: everything below the page holding the records. */
+static void pr__stack_trim(pr__stack_pool *pool) {
+    size_t page = pr__stack_page();
+    pr__coro *c;
+    for (c = pool->head; c; c = c->pool_next) {
+        uintptr_t keep;
+        char *base;
+        if (!c->pool_dirty) continue;
+        c->pool_dirty = 0;
+        keep = (uintptr_t)c->hi & ~(uintptr_t)(page - 1);
+        base = c->guarded ? c->map + page : c->map;
+        if ((uintptr_t)base < keep)
+            madvise(base, (size_t)(keep - (uintptr_t)base), MADV_DONTNEED);
+    }
+    pool->dirty = 0;
+#ifdef PRISTINE_TESTING
+    __atomic_fetch_add(&pr__test_coro_trims, 1, __ATOMIC_RELAXED);
+#endif
+}
+
+static PR__MAYBE_UNUSED void pr__coro_pool_drain(void) {
+    pr__stack_pool *pool = &pr__stack_pool_tls;
+    while (pool->head) {
+        pr__coro *c = pool->head;
+        pool->head = c->pool_next;
+        pr__stack_unmap(c);
+    }
+    pool->count = 0;
+    pool->dirty = 0;
+}
+
+static void pr__stack_write_canary(char *lo) {
+    uint64_t v = PR__CORO_CANARY;
+    int i;
+    for (i = 0; i < PR__CORO_CANARY_WORDS; i++) memcpy(lo + 8 * i, &v, 8);
+}
+
+static int pr__stack_canary_intact(const pr__coro *c) {
+    const uint64_t *w = c->canary - (PR__CORO_CANARY_WORDS - 1);
+    int i;
+    if (c->canary == &c->self_canary) return 1;
+    for (i = 0; i < PR__CORO_CANARY_WORDS; i++)
+        if (w[i] != PR__CORO_CANARY) return 0;
+    return 1;
+}
+
+#define PR__CORO_ALIGN16(n) (((n) + 15) & ~(size_t)15)
+
+static void pr__coro_destroy(pr__coro *c);
+
+static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, size_t extra, size_t stack_size, void *mem,
+                           size_t mem_size, void (*fn)(void *), void *arg) {
+    size_t rec = PR__CORO_ALIGN16(sizeof(pr__coro)), ext, hdr;
+    char *top, *base, *map = NULL;
+    size_t map_size = 0, key = 0;
+    int kind, guarded = 0;
+    pr__coro *c = NULL;
+
+    PR__ASSERT(out && fn);
+    *out = NULL;
+    if (extra_out) *extra_out = NULL;
+    if (extra > PR__CORO_MAX_STACK) return PR_EINVAL;
+    ext = PR__CORO_ALIGN16(extra);
+    hdr = rec + ext;
+
+    if (mem) {
+        uintptr_t b = ((uintptr_t)mem + 15) & ~(uintptr_t)15;
+        uintptr_t t = ((uintptr_t)mem + mem_size) & ~(uintptr_t)15;
+        if (mem_size > PR__CORO_MAX_STACK * 4 || t <= b ||
+            t - b < hdr + 8 * PR__CORO_CANARY_WORDS + PR__CORO_MEM_MIN)
+            return PR_EINVAL;
+        kind = PR__CORO_MEM;
+        base = (char *)b;
+        top = (char *)t;
+    } else {
+        pr__stack_pool *pool = &pr__stack_pool_tls;
+        size_t def = pr_coro_stack_size();
+        if (stack_size && (stack_size < PR__CORO_MIN_STACK || stack_size > PR__CORO_MAX_STACK)) return PR_EINVAL;
+        key = stack_size ? pr__stack_round(stack_size) : def;
+        if (hdr + PR__CORO_MEM_MIN > key / 2 + key / 4) return PR_EINVAL;
+        kind = PR__CORO_MMAP;
+        if (key == def) {
+            /* Stacks of an older default size are of no use any more. */
+            while (pool->head && pool->head->size_key != key) {
+                pr__coro *old = pool->head;
+                pool->head = old->pool_next;
+                pool->count--;
+                if (old->pool_dirty) pool->dirty--;
+                pr__stack_unmap(old);
+            }
+            if (pool->head) {
+                c = pool->head;
+                pool->head = c->pool_next;
+                pool->count--;
+                if (c->pool_dirty) pool->dirty--;
+                map = c->map;
+                map_size = c->map_size;
+                guarded = c->guarded;
+            }
+        }
+        if (!map) {
+            map = pr__stack_map(key, &map_size, &guarded);
+            if (!map) return PR_ENOMEM;
+        }
+        top = map + map_size;
+        base = guarded ? map + pr__stack_page() : map;
+    }
+
+    c = (pr__coro *)(void *)(top - rec);
+    memset(c, 0, rec);
+    if (ext) memset(top - hdr, 0, ext);
+    c->kind = (unsigned char)kind;
+    c->guarded = (unsigned char)guarded;
+    c->map = map;
+    c->map_size = map_size;
+    c->size_key = key;
+    c->fn = fn;
+    c->arg = arg;
+    c->self_canary = PR__CORO_CANARY;
+    c->hi = top - hdr;
+    if (guarded) {
+        c->lo = base;
+        c->canary = &c->self_canary;
+    } else {
+        pr__stack_write_canary(base);
+        c->lo = base + 8 * PR__CORO_CANARY_WORDS;
+        c->canary = (const uint64_t *)(void *)(base + 8 * (PR__CORO_CANARY_WORDS - 1));
+    }
+#ifdef PR__ASAN
+    /* A stack's earlier tenant died without unwinding: clear its poison. */
+    __asan_unpoison_memory_region(c->lo, (size_t)(c->hi - c->lo));
+    c->asan_bottom = c->lo;
+    c->asan_size = (size_t)(c->hi - c->lo);
+#endif
+#ifdef PR__VALGRIND
+    c->vg_id = VALGRIND_STACK_REGISTER(c->lo, c->hi);
+#endif
+#ifdef PR__CORO_UCONTEXT
+    if (pr__coro_uc_prepare(c) != 0) {
+        pr__coro_destroy(c);
+        return PR_ENOMEM;
+    }
+#else
+    c->sp = pr__coro_make_frame(c->hi, pr__coro_entry, c);
+#endif
+    *out = c;
+    if (extra_out) *extra_out = ext ? (void *)(top - hdr) : NULL;
+    return PR_OK;
+}
+
+static PR__MAYBE_UNUSED void pr__coro_destroy(pr__coro *c) {
+    pr__stack_pool *pool = &pr__stack_pool_tls;
+    if (!c) return;
+    PR__ASSERT(c->kind == PR__CORO_MMAP || c->kind == PR__CORO_MEM);
+    if (!pr__stack_canary_intact(c)) pr__coro_canary_fail(c);
+#ifdef PR__VALGRIND
+    VALGRIND_STACK_DEREGISTER(c->vg_id);
+#endif
+    if (c->kind != PR__CORO_MMAP) return;
+    if (c->size_key == pr_coro_stack_size() && pool->count < PR__CORO_POOL_MAX) {
+        c->pool_next = pool->head;
+        c->pool_dirty = 1;
+        pool->head = c;
+        pool->count++;
+        if (++pool->dirty >= PR__CORO_TRIM_BATCH) pr__stack_trim(pool);
+        return;
+    }
+    pr__stack_unmap(c);
+}
+
+#ifdef PRISTINE_TESTING
+static PR__MAYBE_UNUSED size_t pr__test_live_stacks(void) {
+    return __atomic_load_n(&pr__stack_live, __ATOMIC_RELAXED);
+}
+
+/* Stacks in this thread's pool. */
+static PR__MAYBE_UNUSED int pr__test_coro_pool_count(void) { return pr__stack_pool_tls.count; }
+#endif
+
+/* ==== sched: tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post ==== >>sched.impl */
+#if defined(PRISTINE_POLL_EPOLL)
+#define PR__POLLER_EPOLL 1
+#elif defined(PRISTINE_POLL_KQUEUE)
+#define PR__POLLER_KQUEUE 1
+#elif defined(PRISTINE_POLL_POLL)
+#define PR__POLLER_POLL 1
+#elif defined(__linux__)
+#define PR__POLLER_EPOLL 1
+#elif defined(PR__HAVE_KQUEUE)
+#define PR__POLLER_KQUEUE 1
+#else
+#define PR__POLLER_POLL 1
+#endif
+#if defined(PR__POLLER_EPOLL) && !defined(__linux__)
+#error "pristine.h: PRISTINE_POLL_EPOLL needs Linux"
+#endif
+#if defined(PR__POLLER_KQUEUE) && !defined(PR__HAVE_KQUEUE)
+#error "pristine.h: PRISTINE_POLL_KQUEUE needs a BSD or macOS"
+#endif
+
+enum { PR__T_READY = 1, PR__T_RUNNING, PR__T_PARKED, PR__T_DONE };
+enum { PR__TF_CANCELED = 1, PR__TF_DETACHED = 2, PR__TF_MAIN = 4 };
+
+struct pr_task {
+    pr__coro *coro;
+    struct pr_sched *sched;
+    pr_task_fn fn;
+    void *user_data;
+    pr_task *next_ready;        /* run queue link */
+    pr_task *prev, *next;       /* the scheduler's list of spawned tasks */
+    pr_task *joiner;            /* the task blocked in pr_join on this one */
+    pr_group *group;            /* owning group, or NULL */
+    pr_task *gprev, *gnext;     /* links in the group */
+    int64_t deadline;           /* wake-up time while parked */
+    size_t heap_idx;            /* 1-based position in the timer heap; 0 = none */
+    int result;
+    int wake;                   /* why the task was woken: PR_OK, PR_ETIMEDOUT, ... */
+    unsigned char state, flags;
+};
+
+/* A per-fd record: the tasks waiting for each kind, and whether the fd is
+   registered with the poller. */
+typedef struct pr__fdslot {
+    pr_task *rd, *wr;
+    unsigned char registered;
+} pr__fdslot;
+
+typedef struct pr__post {
+    struct pr__post *next;
+    void (*fn)(void *);
+    void *user_data;
+} pr__post;
+
+struct pr_sched {
+    pr_task *cur;                 /* the running task */
+    pr_task *runq_head, *runq_tail;
+    pr_task *tasks;               /* every spawned task not yet freed */
+    size_t ntasks;
+    pr_task *zombie;              /* a finished detached task, freed after the next switch */
+    pr_task *destroyer;           /* main, waiting in pr_sched_destroy for tasks to end */
+    pr_task **heap;               /* timer min-heap on deadline, 1-based */
+    size_t heap_len, heap_cap;
+    pr__fdslot *fds;
+    size_t nfds;
+    size_t io_waiters;            /* tasks parked in pr_fd_wait */
+    unsigned polls_due;           /* run-queue picks left before a non-blocking poll */
+    unsigned choose_rot;          /* rotation for pr_chan_choose fairness */
+    int pollfd;                   /* epoll or kqueue fd; -1 for poll */
+#ifdef PR__POLLER_POLL
+    struct pollfd *pfds;          /* poll's array: one slot per fd-table entry plus the wake fd */
+    size_t npfds;
+#endif
+    int wake_rd, wake_wr;         /* cross-thread wake: eventfd (rd == wr) or pipe; -1 until needed */
+    int wake_pending;             /* atomic: a wake byte is in flight */
+    pthread_mutex_t post_mu;
+    pr__post *posts;
+    pr__coro main_coro;
+    pr_task main_task;
+};
+
+static PR__THREAD pr_sched *pr__sched_tls;
+
+/* ---- timer heap (min-heap of parked tasks by deadline) ---- */
+static void pr__heap_set(pr_sched *s, size_t i, pr_task *t) {
+    s->heap[i] = t;
+    t->heap_idx = i;
+}
+
+static void pr__heap_up(pr_sched *s, size_t i) {
+    pr_task *t = s->heap[i];
+    while (i > 1 && s->heap[i / 2]->deadline > t->deadline) {
+        pr__heap_set(s, i, s->heap[i / 2]);
+        i /= 2;
+    }
+    pr__heap_set(s, i, t);
+}
+
+static void pr__heap_down(pr_sched *s, size_t i) {
+    pr_task *t = s->heap[i];
+    for (;;) {
+        size_t c = 2 * i;
+        if (c > s->heap_len) break;
+        if (c < s->heap_len && s->heap[c + 1]->deadline < s->heap[c]->deadline) c++;
+        if (s->heap[c]->deadline >= t->deadline) break;
+        pr__heap_set(s, i, s->heap[c]);
+        i = c;
+    }
+    pr__heap_set(s, i, t);
+}
+
+/* Capacity is reserved at spawn time (one slot per task), so parking never allocates. */
+static int pr__heap_reserve(pr_sched *s, size_t n) {
+    size_t cap;
+    pr_task **h;
+    if (n + 1 <= s->heap_cap) return PR_OK;
+    cap = s->heap_cap ? s->heap_cap * 2 : 64;
+    while (cap < n + 1) cap *= 2;
+    h = (pr_task **)pr__realloc(s->heap, s->heap_cap * sizeof *h, cap * sizeof *h);
+    if (!h) return PR_ENOMEM;
+    s->heap = h;
+    s->heap_cap = cap;
+    return PR_OK;
+}
+
+static void pr__heap_push(pr_sched *s, pr_task *t) {
+    PR__ASSERT(s->heap_len + 1 < s->heap_cap);
+    s->heap[++s->heap_len] = t;
+    pr__heap_up(s, s->heap_len);
+}
+
+static void pr__heap_remove(pr_sched *s, pr_task *t) {
+    size_t i = t->heap_idx;
+    pr_task *last = s->heap[s->heap_len--];
+    t->heap_idx = 0;
+    if (i > s->heap_len) return;
+    pr__heap_set(s, i, last);
+    pr__heap_up(s, i);
+    pr__heap_down(s, last->heap_idx);
+}
+
+/* ---- run queue, wake and the switch ---- */
+static void pr__runq_push(pr_sched *s, pr_task *t) {
+    t->next_ready = NULL;
+    if (s->runq_tail) s->runq_tail->next_ready = t;
+    else s->runq_head = t;
+    s->runq_tail = t;
+}
+
+/* Make a parked task runnable; `why` is what its pr__park returns. */
+static void pr__wake(pr_task *t, int why) {
+    if (t->state != PR__T_PARKED) return;
+    t->wake = why;
+    t->state = PR__T_READY;
+    pr__runq_push(t->sched, t);
+}
+
+static void pr__poll(pr_sched *s, int block);
+
+static void pr__task_free(pr_sched *s, pr_task *t) {
+    if (t->prev) t->prev->next = t->next;
+    else s->tasks = t->next;
+    if (t->next) t->next->prev = t->prev;
+    s->ntasks--;
+    pr__coro_destroy(t->coro);
+}
+
+/* Run the next ready task (polling I/O and timers while none is ready).
+   The caller has already put itself on the run queue, parked or finished. */
+static void pr__sched_next(pr_sched *s) {
+    pr_task *cur = s->cur, *t;
+    if (!s->polls_due-- && (s->heap_len || s->io_waiters || s->wake_rd >= 0)) {
+        s->polls_due = 61;
+        pr__poll(s, 0);
+    }
+    while ((t = s->runq_head) == NULL) pr__poll(s, 1);
+    s->runq_head = t->next_ready;
+    if (!s->runq_head) s->runq_tail = NULL;
+    t->state = PR__T_RUNNING;
+    if (t == cur) return;
+    s->cur = t;
+    pr__coro_switch(cur->coro, t->coro);
+    /* Resumed: s->cur is this task again. Free a task that finished just before. */
+    if (s->zombie) {
+        pr_task *z = s->zombie;
+        s->zombie = NULL;
+        pr__task_free(s, z);
+    }
+}
+
+/* Suspend the running task until pr__wake, the deadline or cancellation.
+   Returns PR_OK (woken), PR_ETIMEDOUT or PR_ECANCELED; cancel beats timeout,
+   but a wake that completed an operation beats both. */
+static int pr__park_ex(pr_sched *s, int64_t deadline, int ignore_cancel) {
+    pr_task *t = s->cur;
+    int canceled = !ignore_cancel && (t->flags & PR__TF_CANCELED);
+    if (canceled) return PR_ECANCELED;
+    if (deadline != PR_FOREVER) {
+        if (deadline <= pr_now()) return PR_ETIMEDOUT;
+        t->deadline = deadline;
+        pr__heap_push(s, t);
+    }
+    t->state = PR__T_PARKED;
+    t->wake = PR_OK;
+    pr__sched_next(s);
+    if (t->heap_idx) pr__heap_remove(s, t);
+    if (t->wake == PR_ETIMEDOUT && !ignore_cancel && (t->flags & PR__TF_CANCELED)) return PR_ECANCELED;
+    if (t->wake == PR_ECANCELED && ignore_cancel) return PR_OK; /* the caller re-checks its condition */
+    return t->wake;
+}
+
+static int pr__park(pr_sched *s, int64_t deadline) { return pr__park_ex(s, deadline, 0); }
+
+/* Wake tasks whose deadline has passed. */
+static void pr__expire(pr_sched *s) {
+    int64_t now;
+    if (!s->heap_len) return;
+    now = pr_now();
+    while (s->heap_len && s->heap[1]->deadline <= now) {
+        pr_task *t = s->heap[1];
+        pr__heap_remove(s, t);
+        pr__wake(t, PR_ETIMEDOUT);
+    }
+}
+
+/* ---- fd table ---- */
+static int pr__fd_reserve(pr_sched *s, int fd) {
+    size_t n = s->nfds ? s->nfds : 64;
+    pr__fdslot *f;
+    if ((size_t)fd < s->nfds) return PR_OK;
+    while (n <= (size_t)fd) n *= 2;
+#ifdef PR__POLLER_POLL
+    if (n + 1 > s->npfds) {
+        struct pollfd *p = (struct pollfd *)pr__realloc(s->pfds, s->npfds * sizeof *p, (n + 1) * sizeof *p);
+        if (!p) return PR_ENOMEM;
+        s->pfds = p;
+        s->npfds = n + 1;
+    }
+#endif
+    f = (pr__fdslot *)pr__realloc(s->fds, s->nfds * sizeof *f, n * sizeof *f);
+    if (!f) return PR_ENOMEM;
+    memset(f + s->nfds, 0, (n - s->nfds) * sizeof *f);
+    s->fds = f;
+    s->nfds = n;
+    return PR_OK;
+}
+
+/* The poller reports fd: wake its waiters for the kinds that are ready. */
+static void pr__fd_ready(pr_sched *s, int fd, int rd, int wr) {
+    pr__fdslot *f;
+    if (fd < 0 || (size_t)fd >= s->nfds) return;
+    f = &s->fds[fd];
+    if (rd && f->rd) pr__wake(f->rd, PR_OK);
+    if (wr && f->wr) pr__wake(f->wr, PR_OK);
+}
+
+static void pr__run_posts(pr_sched *s);
+
+/* Drain the cross-thread wake fd and run what was posted. */
+static void pr__wake_drain(pr_sched *s) {
+    char tmp[64];
+    while (read(s->wake_rd, tmp, sizeof tmp) > 0) {
+    }
+    __atomic_store_n(&s->wake_pending, 0, __ATOMIC_SEQ_CST);
+    pr__run_posts(s);
+}
+
+/* ---- pollers: init, register once, wait and dispatch ---- */
+#if defined(PR__POLLER_EPOLL)
+static int pr__poller_init(pr_sched *s) {
+    s->pollfd = epoll_create1(EPOLL_CLOEXEC);
+    return s->pollfd < 0 ? PR_EIO : PR_OK;
+}
+
+static int pr__poller_add(pr_sched *s, int fd) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.fd = fd;
+    if (epoll_ctl(s->pollfd, EPOLL_CTL_ADD, fd, &ev) == 0 || errno == EEXIST) return PR_OK;
+    return errno == ENOMEM || errno == ENOSPC ? PR_ENOMEM : PR_EIO;
+}
+
+static void pr__poller_del(pr_sched *s, int fd) { epoll_ctl(s->pollfd, EPOLL_CTL_DEL, fd, NULL); }
+
+static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+    struct epoll_event evs[64];
+    int i, n = epoll_wait(s->pollfd, evs, 64, timeout_ms);
+    for (i = 0; i < n; i++) {
+        unsigned e = evs[i].events;
+        if (evs[i].data.fd == s->wake_rd) {
+            pr__wake_drain(s);
+            continue;
+        }
+        pr__fd_ready(s, evs[i].data.fd, (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
+                     (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0);
+    }
+}
+#elif defined(PR__POLLER_KQUEUE)
+static int pr__poller_init(pr_sched *s) {
+    s->pollfd = kqueue();
+    if (s->pollfd < 0) return PR_EIO;
+    fcntl(s->pollfd, F_SETFD, FD_CLOEXEC);
+    return PR_OK;
+}
+
+static int pr__poller_add(pr_sched *s, int fd) {
+    struct kevent ch[2];
+    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL);
+    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR, 0, 0, NULL);
+    if (kevent(s->pollfd, ch, 2, NULL, 0, NULL) == 0) return PR_OK;
+    return errno == ENOMEM ? PR_ENOMEM : PR_EIO;
+}
+
+static void pr__poller_del(pr_sched *s, int fd) {
+    struct kevent ch[2];
+    EV_SET(&ch[0], fd, EVFILT_READ, EV_DELETE, 0, 0, NULL);
+    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_DELETE, 0, 0, NULL);
+    kevent(s->pollfd, ch, 2, NULL, 0, NULL);
+}
+
+static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+    struct kevent evs[64];
+    struct timespec ts, *tp = NULL;
+    int i, n;
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+        tp = &ts;
+    }
+    n = kevent(s->pollfd, NULL, 0, evs, 64, tp);
+    for (i = 0; i < n; i++) {
+        int fd = (int)evs[i].ident;
+        if (fd == s->wake_rd) {
+            pr__wake_drain(s);
+            continue;
+        }
+        pr__fd_ready(s, fd, evs[i].filter == EVFILT_READ, evs[i].filter == EVFILT_WRITE);
+    }
+}
+#else /* poll(2): level-triggered, rebuilt from the fd table on each wait */
+static int pr__poller_init(pr_sched *s) {
+    s->pollfd = -1;
+    return PR_OK;
+}
+
+static int pr__poller_add(pr_sched *s, int fd) {
+    PR__UNUSED(s);
+    PR__UNUSED(fd);
+    return PR_OK;
+}
+
+static void pr__poller_del(pr_sched *s, int fd) {
+    PR__UNUSED(s);
+    PR__UNUSED(fd);
+}
+
+static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+    size_t i, n = 0;
+    int k;
+    for (i = 0; i < s->nfds; i++) {
+        if (!s->fds[i].rd && !s->fds[i].wr) continue;
+        s->pfds[n].fd = (int)i;
+        s->pfds[n].events = (short)((s->fds[i].rd ? POLLIN : 0) | (s->fds[i].wr ? POLLOUT : 0));
+        s->pfds[n++].revents = 0;
+    }
+    if (s->wake_rd >= 0) { /* pr_sched_current reserved its slot */
+        s->pfds[n].fd = s->wake_rd;
+        s->pfds[n].events = POLLIN;
+        s->pfds[n++].revents = 0;
+    }
+    k = poll(s->pfds, (nfds_t)n, timeout_ms);
+    for (i = 0; k > 0 && i < n; i++) {
+        short r = s->pfds[i].revents;
+        if (!r) continue;
+        k--;
+        if (s->pfds[i].fd == s->wake_rd) pr__wake_drain(s);
+        else pr__fd_ready(s, s->pfds[i].fd, (r & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0,
+                          (r & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) != 0);
+    }
+}
+#endif
+
+/* One round of I/O and timers. With block set, sleep until the next timer
+   or an event (the run queue is empty then). */
+static void pr__poll(pr_sched *s, int block) {
+    int timeout = 0;
+    if (block) {
+        if (!s->heap_len) {
+            timeout = -1;
+        } else {
+            int64_t d = s->heap[1]->deadline - pr_now();
+            timeout = d <= 0 ? 0 : d > INT_MAX ? INT_MAX : (int)d;
+        }
+#ifdef PRISTINE_TESTING
+        /* Virtual clock: look at I/O without sleeping, then jump to the next timer. */
+        if (pr__test_clock_on && s->heap_len) {
+            pr__poller_wait(s, 0);
+            if (!s->runq_head && s->heap[1]->deadline > pr__test_clock_ms) pr__test_clock_ms = s->heap[1]->deadline;
+            pr__expire(s);
+            return;
+        }
+#endif
+    }
+    pr__poller_wait(s, timeout);
+    pr__expire(s);
+}
+
+/* ---- scheduler lifetime ---- */
+static pr_sched *pr__sched_get(void) {
+    pr_sched *s = pr__sched_tls;
+    if (PR__LIKELY(s != NULL)) return s;
+    s = (pr_sched *)pr__calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->wake_rd = s->wake_wr = -1;
+    if (pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
+        if (s->pollfd >= 0) close(s->pollfd);
+        pr__free(s, sizeof *s);
+        return NULL;
+    }
+    pr__coro_init_main(&s->main_coro);
+    s->main_task.coro = &s->main_coro;
+    s->main_task.sched = s;
+    s->main_task.state = PR__T_RUNNING;
+    s->main_task.flags = PR__TF_MAIN;
+    s->cur = &s->main_task;
+    s->polls_due = 61;
+    __atomic_add_fetch(&pr__live_scheds, 1, __ATOMIC_ACQ_REL);
+    pr__sched_tls = s;
+    return s;
+}
+
+int pr_sched_destroy(void) {
+    pr_sched *s = pr__sched_tls;
+    pr_task *t;
+    if (!s) return PR_OK;
+    if (s->cur != &s->main_task) return PR_ESTATE;
+    if (s->wake_rd >= 0) pr__run_posts(s);
+    /* Cancel everything and let it unwind; finished unjoined tasks stay listed. */
+    for (;;) {
+        size_t running = 0;
+        for (t = s->tasks; t; t = t->next) {
+            if (t->state == PR__T_DONE) continue;
+            running++;
+            pr_cancel(t);
+        }
+        if (!running) break;
+        s->destroyer = s->cur;
+        pr__park_ex(s, PR_FOREVER, 1);
+        s->destroyer = NULL;
+    }
+    while (s->tasks) pr__task_free(s, s->tasks);
+    pr__coro_pool_drain();
+    if (s->pollfd >= 0) close(s->pollfd);
+    if (s->wake_rd >= 0) close(s->wake_rd);
+    if (s->wake_wr >= 0 && s->wake_wr != s->wake_rd) close(s->wake_wr);
+    pthread_mutex_destroy(&s->post_mu);
+    pr__free(s->heap, s->heap_cap * sizeof *s->heap);
+    pr__free(s->fds, s->nfds * sizeof *s->fds);
+#ifdef PR__POLLER_POLL
+    pr__free(s->pfds, s->npfds * sizeof *s->pfds);
+#endif
+    pr__sched_tls = NULL;
+    pr__free(s, sizeof *s);
+    __atomic_sub_fetch(&pr__live_scheds, 1, __ATOMIC_ACQ_REL);
+    return PR_OK;
+}
+
+/* ---- tasks ---- */
+struct pr_group {
+    pr_task *children;
+    pr_task *waiter;
+    size_t live;
+    int closing;
+};
+
+static void pr__group_child_done(pr_group *g, pr_task *t) {
+    if (t->gprev) t->gprev->gnext = t->gnext;
+    else g->children = t->gnext;
+    if (t->gnext) t->gnext->gprev = t->gprev;
+    t->group = NULL;
+    if (--g->live == 0 && g->waiter) pr__wake(g->waiter, PR_OK);
+}
+
+/* First code on a new stack. The switcher set s->cur to the new task. */
+static void pr__task_entry(void *arg) {
+    pr_sched *s = pr__sched_tls;
+    pr_task *t = s->cur;
+    PR__UNUSED(arg);
+    if (s->zombie) {
+        pr_task *z = s->zombie;
+        s->zombie = NULL;
+        pr__task_free(s, z);
+    }
+    t->result = t->fn(t->user_data);
+    t->state = PR__T_DONE;
+    if (t->group) pr__group_child_done(t->group, t);
+    if (t->joiner) pr__wake(t->joiner, PR_OK);
+    if (t->flags & PR__TF_DETACHED) s->zombie = t;
+    if (s->destroyer) pr__wake(s->destroyer, PR_OK);
+    pr__sched_next(s);
+    PR__ASSERT(!"a finished task was resumed");
+}
+
+static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts, unsigned flags) {
+    pr_sched *s = pr__sched_get();
+    pr__coro *c;
+    pr_task *t;
+    void *extra;
+    int rc;
+    if (!fn) return PR_EINVAL;
+    if (!s) return PR_ENOMEM;
+    if ((rc = pr__heap_reserve(s, s->ntasks + 2)) != PR_OK) return rc;
+    rc = opts ? pr__coro_create(&c, &extra, sizeof *t, opts->stack_size, opts->stack_mem, opts->stack_mem_size,
+                                pr__task_entry, NULL)
+              : pr__coro_create(&c, &extra, sizeof *t, 0, NULL, 0, pr__task_entry, NULL);
+    if (rc) return rc;
+    t = (pr_task *)extra;
+    t->coro = c;
+    t->sched = s;
+    t->fn = fn;
+    t->user_data = user_data;
+    t->flags = (unsigned char)flags;
+    t->state = PR__T_READY;
+    t->next = s->tasks;
+    if (s->tasks) s->tasks->prev = t;
+    s->tasks = t;
+    s->ntasks++;
+    pr__runq_push(s, t);
+    if (out) *out = t;
+    return PR_OK;
+}
+
+int pr_go(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts) {
+    return pr__spawn(out, fn, user_data, opts, out ? 0 : PR__TF_DETACHED);
+}
+
+int pr_join(pr_task *t, int *result, int64_t deadline) {
+    pr_sched *s = pr__sched_tls;
+    int rc;
+    if (!t || !s || t == s->cur || (t->flags & (PR__TF_MAIN | PR__TF_DETACHED))) return PR_EINVAL;
+    if (t->joiner) return PR_ESTATE;
+    while (t->state != PR__T_DONE) {
+        t->joiner = s->cur;
+        rc = pr__park(s, deadline);
+        t->joiner = NULL;
+        if (rc && t->state != PR__T_DONE) return rc;
+    }
+    if (result) *result = t->result;
+    pr__task_free(s, t);
+    return PR_OK;
+}
+
+int pr_cancel(pr_task *t) {
+    if (!t) return PR_EINVAL;
+    t->flags |= PR__TF_CANCELED;
+    pr__wake(t, PR_ECANCELED);
+    return PR_OK;
+}
+
+pr_task *pr_self(void) {
+    pr_sched *s = pr__sched_get();
+    return s ? s->cur : NULL;
+}
+
+int pr_is_canceled(void) {
+    pr_sched *s = pr__sched_tls;
+    return s && (s->cur->flags & PR__TF_CANCELED) ? 1 : 0;
+}
+
+int pr_yield(void) {
+    pr_sched *s = pr__sched_get();
+    if (!s) return PR_ENOMEM;
+    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    s->cur->state = PR__T_READY;
+    pr__runq_push(s, s->cur);
+    pr__sched_next(s);
+    return s->cur->flags & PR__TF_CANCELED ? PR_ECANCELED : PR_OK;
+}
+
+int pr_sleep(int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    int rc;
+    if (!s) return PR_ENOMEM;
+    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (deadline <= pr_now()) return PR_OK;
+    do rc = pr__park(s, deadline);
+    while (rc == PR_OK); /* nobody else wakes a sleeper; be robust anyway */
+    return rc == PR_ETIMEDOUT ? PR_OK : rc;
+}
+
+/* ---- fd readiness ---- */
+int pr_fd_wait(int fd, int kinds, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    pr__fdslot *f;
+    pr_task *self;
+    int rc;
+    if (fd < 0 || !(kinds & (PR_WAIT_READ | PR_WAIT_WRITE)) || (kinds & ~(PR_WAIT_READ | PR_WAIT_WRITE)))
+        return PR_EINVAL;
+    if (!s) return PR_ENOMEM;
+    self = s->cur;
+    if (self->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if ((rc = pr__fd_reserve(s, fd)) != PR_OK) return rc;
+    f = &s->fds[fd];
+    if (((kinds & PR_WAIT_READ) && f->rd) || ((kinds & PR_WAIT_WRITE) && f->wr)) return PR_ESTATE;
+    if (!f->registered) {
+        if ((rc = pr__poller_add(s, fd)) != PR_OK) return rc;
+        f->registered = 1;
+    }
+    if (kinds & PR_WAIT_READ) f->rd = self;
+    if (kinds & PR_WAIT_WRITE) f->wr = self;
+    s->io_waiters++;
+    rc = pr__park(s, deadline);
+    s->io_waiters--;
+    f = &s->fds[fd]; /* the table may have grown meanwhile */
+    if (f->rd == self) f->rd = NULL;
+    if (f->wr == self) f->wr = NULL;
+    return rc;
+}
+
+int pr_fd_forget(int fd) {
+    pr_sched *s = pr__sched_tls;
+    pr__fdslot *f;
+    if (fd < 0) return PR_EINVAL;
+    if (!s || (size_t)fd >= s->nfds) return PR_OK;
+    f = &s->fds[fd];
+    if (f->registered) pr__poller_del(s, fd);
+    f->registered = 0;
+    if (f->rd) pr__wake(f->rd, PR_ECLOSED);
+    if (f->wr) pr__wake(f->wr, PR_ECLOSED);
+    f->rd = f->wr = NULL;
+    return PR_OK;
+}
+
+/* ---- cross-thread post ---- */
+pr_sched *pr_sched_current(void) {
+    pr_sched *s = pr__sched_get();
+    if (!s || s->wake_rd >= 0) return s;
+    if (pr__fd_reserve(s, 0) != PR_OK) return NULL; /* poll(2) needs a slot for the wake fd */
+#ifdef __linux__
+    s->wake_rd = s->wake_wr = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->wake_rd < 0) return NULL;
+#else
+    {
+        int p[2];
+        if (pipe(p) != 0) return NULL;
+        fcntl(p[0], F_SETFL, O_NONBLOCK);
+        fcntl(p[1], F_SETFL, O_NONBLOCK);
+        fcntl(p[0], F_SETFD, FD_CLOEXEC);
+        fcntl(p[1], F_SETFD, FD_CLOEXEC);
+        s->wake_rd = p[0];
+        s->wake_wr = p[1];
+    }
+#endif
+    if (pr__poller_add(s, s->wake_rd) != PR_OK) {
+        close(s->wake_rd);
+        if (s->wake_wr != s->wake_rd) close(s->wake_wr);
+        s->wake_rd = s->wake_wr = -1;
+        return NULL;
+    }
+    return s;
+}
+
+int pr_sched_post(pr_sched *s, void (*fn)(void *user_data), void *user_data) {
+    pr__post *p;
+    if (!s || !fn || s->wake_wr < 0) return PR_EINVAL;
+    p = (pr__post *)pr__alloc(sizeof *p);
+    if (!p) return PR_ENOMEM;
+    p->fn = fn;
+    p->user_data = user_data;
+    pthread_mutex_lock(&s->post_mu);
+    p->next = s->posts;
+    s->posts = p;
+    pthread_mutex_unlock(&s->post_mu);
+    if (!__atomic_exchange_n(&s->wake_pending, 1, __ATOMIC_SEQ_CST)) {
+        uint64_t one = 1;
+        ssize_t w = write(s->wake_wr, &one, s->wake_wr == s->wake_rd ? sizeof one : 1);
+        PR__UNUSED(w); /* a full pipe already means "wake up" */
+    }
+    return PR_OK;
+}
+
+static void pr__run_posts(pr_sched *s) {
+    pr__post *list, *rev = NULL;
+    pthread_mutex_lock(&s->post_mu);
+    list = s->posts;
+    s->posts = NULL;
+    pthread_mutex_unlock(&s->post_mu);
+    while (list) { /* the list is newest first; run in posting order */
+        pr__post *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    while (rev) {
+        pr__post *n = rev->next;
+        rev->fn(rev->user_data);
+        pr__free(rev, sizeof *rev);
+        rev = n;
+    }
+}
+
+/* ---- groups ---- */
+int pr_group_create(pr_group **out) {
+    pr_group *g;
+    if (!out) return PR_EINVAL;
+    g = (pr_group *)pr__calloc(1, sizeof *g);
+    if (!g) return PR_ENOMEM;
+    *out = g;
+    return PR_OK;
+}
+
+int pr_group_go(pr_group *g, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts) {
+    pr_task *t;
+    int rc;
+    if (!g) return PR_EINVAL;
+    if (g->closing) return PR_ESTATE;
+    if ((rc = pr__spawn(&t, fn, user_data, opts, PR__TF_DETACHED)) != PR_OK) return rc;
+    t->group = g;
+    t->gnext = g->children;
+    if (g->children) g->children->gprev = t;
+    g->children = t;
+    g->live++;
+    return PR_OK;
+}
+
+static int pr__group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
+    pr_sched *s = pr__sched_get();
+    int rc = PR_OK;
+    if (!s) return PR_ENOMEM;
+    if (g->waiter || s->cur->group == g) return PR_ESTATE; /* a child would wait for itself */
+    while (g->live && rc == PR_OK) {
+        g->waiter = s->cur;
+        rc = pr__park_ex(s, deadline, ignore_cancel);
+        g->waiter = NULL;
+    }
+    return g->live ? rc : PR_OK;
+}
+
+int pr_group_wait(pr_group *g, int64_t deadline) {
+    if (!g) return PR_EINVAL;
+    return pr__group_wait(g, deadline, 0);
+}
+
+int pr_group_close(pr_group *g, int64_t deadline) {
+    pr_task *t;
+    int rc;
+    if (!g) return PR_OK;
+    if (pr__sched_tls && pr__sched_tls->cur->group == g) return PR_ESTATE;
+    g->closing = 1;
+    for (t = g->children; t; t = t->gnext) pr_cancel(t);
+    if ((rc = pr__group_wait(g, deadline, 1)) != PR_OK) return rc;
+    pr__free(g, sizeof *g);
+    return PR_OK;
+}
+
+/* ---- channels ---- */
+typedef struct pr__chan_sel pr__chan_sel;
+
+/* One offered operation of a parked task, queued on its channel. */
+typedef struct pr__chan_waiter {
+    struct pr__chan_waiter *prev, *next;
+    pr__chan_sel *sel;
+    pr_chan *chan;
+    size_t index;
+    void *elem;
+    int kind;
+} pr__chan_waiter;
+
+/* The parked task's whole offer: done = index of the operation completed. */
+struct pr__chan_sel {
+    pr_task *task;
+    pr_chan_op *ops;
+    pr__chan_waiter *nodes;
+    size_t n;
+    ptrdiff_t done;
+};
+
+typedef struct pr__waitq {
+    pr__chan_waiter *head, *tail;
+} pr__waitq;
+
+struct pr_chan {
+    size_t elem_size, cap, head, count;
+    char *ring;
+    pr__waitq senders, receivers;
+    int closed;
+};
+
+int pr_chan_create(pr_chan **out, size_t elem_size, size_t capacity) {
+    pr_chan *c;
+    if (!out || !elem_size || (capacity && elem_size > SIZE_MAX / capacity)) return PR_EINVAL;
+    c = (pr_chan *)pr__calloc(1, sizeof *c);
+    if (!c) return PR_ENOMEM;
+    c->elem_size = elem_size;
+    c->cap = capacity;
+    if (capacity && !(c->ring = (char *)pr__alloc(elem_size * capacity))) {
+        pr__free(c, sizeof *c);
+        return PR_ENOMEM;
+    }
+    *out = c;
+    return PR_OK;
+}
+
+static void pr__waitq_push(pr__waitq *q, pr__chan_waiter *w) {
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail) q->tail->next = w;
+    else q->head = w;
+    q->tail = w;
+}
+
+static void pr__waitq_unlink(pr__waitq *q, pr__chan_waiter *w) {
+    if (w->prev) w->prev->next = w->next;
+    else q->head = w->next;
+    if (w->next) w->next->prev = w->prev;
+    else q->tail = w->prev;
+}
+
+static pr__waitq *pr__chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
+
+/* Complete operation w of a parked task with rc: withdraw all its offers and wake it. */
+static void pr__chan_fire(pr__chan_waiter *w, int rc) {
+    pr__chan_sel *sel = w->sel;
+    size_t i;
+    for (i = 0; i < sel->n; i++) pr__waitq_unlink(pr__chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i]);
+    sel->done = (ptrdiff_t)w->index;
+    sel->ops[w->index].result = rc;
+    pr__wake(sel->task, PR_OK);
+}
+
+static void pr__ring_put(pr_chan *c, const void *elem) {
+    memcpy(c->ring + ((c->head + c->count) % c->cap) * c->elem_size, elem, c->elem_size);
+    c->count++;
+}
+
+/* Try one operation without waiting. Returns 1 if done (op->result set), else 0. */
+static int pr__chan_try(pr_chan_op *op) {
+    pr_chan *c = op->chan;
+    pr__chan_waiter *w;
+    if (op->kind == PR_CHAN_SEND) {
+        if (c->closed) {
+            op->result = PR_ECLOSED;
+        } else if ((w = c->receivers.head) != NULL) {
+            memcpy(w->elem, op->elem, c->elem_size);
+            pr__chan_fire(w, PR_OK);
+            op->result = PR_OK;
+        } else if (c->count < c->cap) {
+            pr__ring_put(c, op->elem);
+            op->result = PR_OK;
+        } else {
+            return 0;
+        }
+        return 1;
+    }
+    if (c->count) {
+        memcpy(op->elem, c->ring + c->head * c->elem_size, c->elem_size);
+        c->head = (c->head + 1) % c->cap;
+        c->count--;
+        if ((w = c->senders.head) != NULL) {
+            pr__ring_put(c, w->elem);
+            pr__chan_fire(w, PR_OK);
+        }
+        op->result = PR_OK;
+    } else if ((w = c->senders.head) != NULL) {
+        memcpy(op->elem, w->elem, c->elem_size);
+        pr__chan_fire(w, PR_OK);
+        op->result = PR_OK;
+    } else if (c->closed) {
+        op->result = PR_ECLOSED;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    pr__chan_waiter local[8], *nodes = local;
+    pr__chan_sel sel;
+    size_t i, start;
+    int rc;
+    if (!ops || !n) return PR_EINVAL;
+    for (i = 0; i < n; i++)
+        if (!ops[i].chan || !ops[i].elem || (ops[i].kind != PR_CHAN_SEND && ops[i].kind != PR_CHAN_RECV))
+            return PR_EINVAL;
+    if (!s) return PR_ENOMEM;
+    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    start = n > 1 ? s->choose_rot++ % n : 0;
+    for (i = 0; i < n; i++) {
+        size_t k = (start + i) % n;
+        if (pr__chan_try(&ops[k])) return (int)k;
+    }
+    if (deadline <= pr_now()) return PR_ETIMEDOUT;
+    if (n > 8 && !(nodes = (pr__chan_waiter *)pr__alloc(n * sizeof *nodes))) return PR_ENOMEM;
+    sel.task = s->cur;
+    sel.ops = ops;
+    sel.nodes = nodes;
+    sel.n = n;
+    sel.done = -1;
+    for (i = 0; i < n; i++) {
+        nodes[i].sel = &sel;
+        nodes[i].chan = ops[i].chan;
+        nodes[i].index = i;
+        nodes[i].elem = ops[i].elem;
+        nodes[i].kind = ops[i].kind;
+        pr__waitq_push(pr__chan_queue(ops[i].chan, ops[i].kind), &nodes[i]);
+    }
+    rc = pr__park(s, deadline);
+    if (sel.done >= 0) {
+        rc = (int)sel.done; /* the operation happened: report it even if cancelled meanwhile */
+    } else {
+        for (i = 0; i < n; i++) pr__waitq_unlink(pr__chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i]);
+        if (rc == PR_OK) rc = PR_ETIMEDOUT; /* not reachable: only a fire wakes with PR_OK */
+    }
+    if (nodes != local) pr__free(nodes, n * sizeof *nodes);
+    return rc;
+}
+
+static int pr__chan_one(pr_chan *c, int kind, void *elem, int64_t deadline) {
+    pr_chan_op op;
+    int rc;
+    if (!c || !elem) return PR_EINVAL;
+    op.chan = c;
+    op.kind = kind;
+    op.elem = elem;
+    op.result = PR_OK;
+    rc = pr_chan_choose(&op, 1, deadline);
+    return rc < 0 ? rc : op.result;
+}
+
+int pr_chan_send(pr_chan *c, const void *elem, int64_t deadline) {
+    return pr__chan_one(c, PR_CHAN_SEND, (void *)(uintptr_t)elem, deadline);
+}
+
+int pr_chan_recv(pr_chan *c, void *elem, int64_t deadline) { return pr__chan_one(c, PR_CHAN_RECV, elem, deadline); }
+
+int pr_chan_close(pr_chan *c) {
+    if (!c) return PR_EINVAL;
+    if (c->closed) return PR_ESTATE;
+    c->closed = 1;
+    while (c->receivers.head) pr__chan_fire(c->receivers.head, PR_ECLOSED);
+    while (c->senders.head) pr__chan_fire(c->senders.head, PR_ECLOSED);
+    return PR_OK;
+}
+
+void pr_chan_destroy(pr_chan *c) {
+    if (!c) return;
+    if (!c->closed) pr_chan_close(c);
+    pr__free(c->ring, c->cap * c->elem_size);
+    pr__free(c, sizeof *c);
+}
+
+/* ==== future: in-process promises and futures; a task's result as a future ==== >>future.impl */
+/* A task waiting in pr_future_await; lives on that task's stack. */
+typedef struct pr__fwait {
+    struct pr__fwait *prev, *next;
+    pr_task *task;
+} pr__fwait;
+
+struct pr_future {
+    pr__fwait *waiters;
+    void *value;
+    int code;                  /* rejection code */
+    int state;                 /* PR_FUTURE_* */
+    size_t refs;
+    void (*on_cancel)(void *);
+    void *on_cancel_data;
+    pr_task *task;             /* pr_future_go's task while it runs */
+    pr_task_fn fn;             /* pr_future_go's body */
+    void *user_data;
+};
+
+int pr_future_create(pr_future **out) {
+    pr_future *f;
+    if (!out) return PR_EINVAL;
+    f = (pr_future *)pr__calloc(1, sizeof *f);
+    if (!f) return PR_ENOMEM;
+    f->refs = 1;
+    *out = f;
+    return PR_OK;
+}
+
+void pr_future_retain(pr_future *f) {
+    if (f) f->refs++;
+}
+
+void pr_future_destroy(pr_future *f) {
+    if (!f || --f->refs) return;
+    PR__ASSERT(!f->waiters); /* a waiter holds a reference of its own */
+    pr__free(f, sizeof *f);
+}
+
+static int pr__future_settle(pr_future *f, int state, void *value, int code) {
+    pr__fwait *w;
+    if (!f) return PR_EINVAL;
+    if (f->state != PR_FUTURE_PENDING) return PR_ESTATE;
+    f->state = state;
+    f->value = value;
+    f->code = code;
+    for (w = f->waiters; w; w = w->next) pr__wake(w->task, PR_OK);
+    return PR_OK;
+}
+
+int pr_future_resolve(pr_future *f, void *value) { return pr__future_settle(f, PR_FUTURE_RESOLVED, value, PR_OK); }
+
+int pr_future_reject(pr_future *f, int code) {
+    if (code >= 0) return PR_EINVAL;
+    return pr__future_settle(f, PR_FUTURE_REJECTED, NULL, code);
+}
+
+int pr_future_state(const pr_future *f) { return f ? f->state : PR_EINVAL; }
+
+int pr_future_await(pr_future *f, void **out, int64_t deadline) {
+    pr_sched *s;
+    pr__fwait w;
+    int rc = PR_OK;
+    if (!f) return PR_EINVAL;
+    if (f->state == PR_FUTURE_PENDING) {
+        if (!(s = pr__sched_get())) return PR_ENOMEM;
+        w.task = s->cur;
+        w.prev = NULL;
+        w.next = f->waiters;
+        if (f->waiters) f->waiters->prev = &w;
+        f->waiters = &w;
+        f->refs++;
+        while (f->state == PR_FUTURE_PENDING && rc == PR_OK) rc = pr__park(s, deadline);
+        if (w.prev) w.prev->next = w.next;
+        else f->waiters = w.next;
+        if (w.next) w.next->prev = w.prev;
+        if (f->state == PR_FUTURE_PENDING) {
+            pr_future_destroy(f);
+            return rc;
+        }
+        f->refs--; /* settled: the caller still holds its own reference */
+    }
+    if (f->state == PR_FUTURE_REJECTED) return f->code;
+    if (out) *out = f->value;
+    return PR_OK;
+}
+
+int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), void *user_data) {
+    if (!f) return PR_EINVAL;
+    f->on_cancel = fn;
+    f->on_cancel_data = user_data;
+    return PR_OK;
+}
+
+int pr_future_cancel(pr_future *f) {
+    int rc = pr__future_settle(f, PR_FUTURE_REJECTED, NULL, PR_ECANCELED);
+    if (rc) return rc;
+    if (f->task) pr_cancel(f->task);
+    if (f->on_cancel) {
+        void (*fn)(void *) = f->on_cancel;
+        f->on_cancel = NULL;
+        fn(f->on_cancel_data);
+    }
+    return PR_OK;
+}
+
+static int pr__future_task(void *arg) {
+    pr_future *f = (pr_future *)arg;
+    int r = f->fn(f->user_data);
+    f->task = NULL;
+    if (f->state == PR_FUTURE_PENDING) {
+        if (r >= 0) pr_future_resolve(f, (void *)(intptr_t)r);
+        else pr_future_reject(f, r);
+    }
+    pr_future_destroy(f); /* the task's reference */
+    return r;
+}
+
+int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts) {
+    pr_future *f;
+    pr_task *t;
+    int rc;
+    if (!out || !fn) return PR_EINVAL;
+    if ((rc = pr_future_create(&f)) != PR_OK) return rc;
+    f->fn = fn;
+    f->user_data = user_data;
+    f->refs = 2; /* the caller's and the task's */
+    if ((rc = pr__spawn(&t, pr__future_task, f, opts, PR__TF_DETACHED)) != PR_OK) {
+        pr__free(f, sizeof *f);
+        return rc;
+    }
+    f->task = t;
+    *out = f;
+    return PR_OK;
+}
+
+/* ==== end of the implementation: undefine the internal PR__ macros ====
+   (test builds keep them: the tests share this translation unit and use them) */
+#ifndef PRISTINE_TESTING
+#undef PR__ASAN
+#undef PR__ASSERT
+#undef PR__CONTAINER_OF
+#undef PR__CORO_A64_JUMP
+#undef PR__CORO_A64_LOADFP
+#undef PR__CORO_A64_SAVEFP
+#undef PR__CORO_ALIGN16
+#undef PR__CORO_ARM_FUNC
+#undef PR__CORO_ARM_LOADFP
+#undef PR__CORO_ARM_MODE
+#undef PR__CORO_ARM_SAVEFP
+#undef PR__CORO_ASM_HEAD
+#undef PR__CORO_BOOT
+#undef PR__CORO_CANARY
+#undef PR__CORO_CANARY_WORDS
+#undef PR__CORO_FP
+#undef PR__CORO_FPTAG
+#undef PR__CORO_FRAME
+#undef PR__CORO_HAVE_ASM
+#undef PR__CORO_HIDDEN
+#undef PR__CORO_MAX_STACK
+#undef PR__CORO_MEM_MIN
+#undef PR__CORO_MIN_STACK
+#undef PR__CORO_POOL_MAX
+#undef PR__CORO_RV_LOADFP
+#undef PR__CORO_RV_SAVEFP
+#undef PR__CORO_STR
+#undef PR__CORO_STR2
+#undef PR__CORO_SWAP
+#undef PR__CORO_SYM
+#undef PR__CORO_TRIM_BATCH
+#undef PR__CORO_UCONTEXT
+#undef PR__CORO_X86_LOADFP
+#undef PR__CORO_X86_SAVEFP
+#undef PR__DEF
+#undef PR__ERRORS
+#undef PR__ERR_ENUM
+#undef PR__ERR_NAME
+#undef PR__ERR_TEXT
+#undef PR__HAVE_KQUEUE
+#undef PR__LIKELY
+#undef PR__LOG
+#undef PR__MAX
+#undef PR__MAYBE_UNUSED
+#undef PR__MIN
+#undef PR__NOINLINE
+#undef PR__POLLER_EPOLL
+#undef PR__POLLER_KQUEUE
+#undef PR__POLLER_POLL
+#undef PR__STACK_MAP_FLAGS
+#undef PR__THREAD
+#undef PR__UNLIKELY
+#undef PR__UNUSED
+#undef PR__VALGRIND
+#endif
+#endif /* PRISTINE_IMPLEMENTATION */
+
+/*
+MIT License
+
+Copyright (c) 2026 the pristine.h authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+*/

@@ -1,0 +1,16 @@
+/* all.c - the whole test suite as one translation unit (see tests/README.md):
+   the implementation first (so its pr__ internals are in scope), then the
+   harness, every test file in manifest order, and the runner. */
+#define PRISTINE_IMPLEMENTATION
+#include "../pristine.h"
+#include "pt.h"
+#include "support.h"
+
+#include "test_base.c"
+#include "test_time.c"
+#include "test_buf.c"
+#include "test_coro.c"
+#include "test_sched.c"
+#include "test_future.c"
+
+#include "main.c"

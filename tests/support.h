@@ -1,0 +1,123 @@
+/* support.h - test support: a counting, failing allocator installed through the
+   pr_allocator hook, and a fork helper for tests that expect a crash.
+   Needs pristine.h and pt.h first; all.c includes it once for the whole suite. */
+#ifndef PT_SUPPORT_H
+#define PT_SUPPORT_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int pt_alloc_install(void);
+long pt_alloc_live(size_t *bytes);
+void pt_alloc_fail_nth(long n);
+void pt_alloc_reset(void);
+int pt_child_exits_by_signal(void (*fn)(void), int *sig);
+
+/* Every block carries its size, so a free or realloc with the wrong size is caught. */
+typedef union pt__hdr {
+    struct { size_t size, magic; } h;
+    long double align_ld;
+    void *align_p;
+    long long align_ll;
+} pt__hdr;
+#define PT__MAGIC ((size_t)0x9e3779b97f4a7c15ull)
+
+/* Atomic because every thread that runs a scheduler may allocate. */
+static struct { long live, fail_nth; size_t bytes; } pt__mem;
+
+static int pt__fail_now(void) {
+    return __atomic_load_n(&pt__mem.fail_nth, __ATOMIC_RELAXED) > 0
+        && __atomic_sub_fetch(&pt__mem.fail_nth, 1, __ATOMIC_RELAXED) == 0;
+}
+
+static pt__hdr *pt__block(void *p, size_t n, const char *what) {
+    pt__hdr *h = (pt__hdr *)p - 1;
+    if (h->h.magic != PT__MAGIC) {
+        pt_fail(__FILE__, __LINE__, "got %s of %p, which is not a live block, want a live block", what, p);
+        return NULL;
+    }
+    if (h->h.size != n)
+        pt_fail(__FILE__, __LINE__, "got %s with size %lu, want %lu (the size allocated)",
+                what, (unsigned long)n, (unsigned long)h->h.size);
+    return h;
+}
+
+static void *pt__alloc(size_t n, void *user_data) {
+    pt__hdr *h;
+    (void)user_data;
+    if (pt__fail_now() || !(h = (pt__hdr *)malloc(sizeof *h + n))) return NULL;
+    h->h.size = n;
+    h->h.magic = PT__MAGIC;
+    __atomic_add_fetch(&pt__mem.live, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&pt__mem.bytes, n, __ATOMIC_RELAXED);
+    return h + 1;
+}
+
+static void pt__free(void *p, size_t n, void *user_data) {
+    pt__hdr *h;
+    (void)user_data;
+    if (!p || !(h = pt__block(p, n, "free"))) return;
+    __atomic_sub_fetch(&pt__mem.live, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&pt__mem.bytes, h->h.size, __ATOMIC_RELAXED);
+    h->h.magic = 0;
+    free(h);
+}
+
+static void *pt__realloc(void *p, size_t old_n, size_t new_n, void *user_data) {
+    pt__hdr *h, *q;
+    if (!p) return pt__alloc(new_n, user_data);
+    if (!(h = pt__block(p, old_n, "realloc")) || pt__fail_now()) return NULL;
+    old_n = h->h.size;
+    if (!(q = (pt__hdr *)realloc(h, sizeof *q + new_n))) return NULL;
+    q->h.size = new_n;
+    __atomic_add_fetch(&pt__mem.bytes, new_n - old_n, __ATOMIC_RELAXED); /* wraps as intended */
+    return q + 1;
+}
+
+/* Install the counting allocator (before the first scheduler starts). */
+int pt_alloc_install(void) {
+    static const pr_allocator a = { pt__alloc, pt__realloc, pt__free, NULL };
+    return pr_set_allocator(&a);
+}
+
+/* Live allocations (and, if bytes is not NULL, their total size). */
+long pt_alloc_live(size_t *bytes) {
+    if (bytes) *bytes = __atomic_load_n(&pt__mem.bytes, __ATOMIC_RELAXED);
+    return __atomic_load_n(&pt__mem.live, __ATOMIC_RELAXED);
+}
+
+/* Make the nth allocation (alloc or realloc) from now fail; 0 turns it off. */
+void pt_alloc_fail_nth(long n) { __atomic_store_n(&pt__mem.fail_nth, n, __ATOMIC_RELAXED); }
+
+/* Forget the fail-nth setting (the runner calls it before every test). */
+void pt_alloc_reset(void) { pt_alloc_fail_nth(0); }
+
+/* Run fn in a forked child. Returns 1 and sets *sig if a signal killed the child,
+   0 (and *sig = 0) if it exited, -1 if fork or wait failed. The child drops any
+   SIGSEGV/SIGBUS handler (a sanitizer's, say), so a guard-page hit kills it. */
+int pt_child_exits_by_signal(void (*fn)(void), int *sig) {
+    int status;
+    pid_t pid;
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        struct rlimit no_core = { 0, 0 };
+        setrlimit(RLIMIT_CORE, &no_core);
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        fn();
+        _exit(0);
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return -1;
+    *sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    return *sig != 0;
+}
+
+#endif /* PT_SUPPORT_H */

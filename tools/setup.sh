@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# tools/setup.sh - install the Debian packages the build, tests, cross tests and
+# benchmarks need, if any is missing. `make test`, `make demo` and .ci/run call
+# it; it does nothing (quickly) when everything is there. As root it installs;
+# otherwise it uses sudo when available, else prints the apt-get line and fails.
+set -euo pipefail
+
+# The cross C libraries are only "recommended" by the cross compilers; name them.
+PACKAGES="build-essential clang python3 pkg-config libbearssl-dev libboost-context-dev qemu-user
+  gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
+  libc6-dev-riscv64-cross libc6-dev-armhf-cross libnspr4-dev valgrind"
+
+missing=""
+for p in $PACKAGES; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+[ -n "$missing" ] || exit 0
+if [ "$(id -u)" = 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+    sudo=sudo
+else
+    echo "setup: missing packages:$missing"
+    echo "setup: run as root: apt-get install -y$missing"
+    exit 1
+fi
+echo "setup: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
