@@ -103,6 +103,7 @@ static void bench_switch(const char *name) {
     pm = bm_median(p, REPS);
     bmed = bm_median(b, REPS);
     bm_line(name, "ns", "%.2f", pm, "fcontext_roundtrip", bmed);
+    printf("# switch: fastest of %d repetitions: pristine %.2f ns, fcontext %.2f ns\n", REPS, p[0], b[0]);
     bm_target("ratio <= 1.0", pm / bmed <= 1.0);
 }
 
@@ -115,22 +116,9 @@ static int bm_nop(void *u) {
     return 0;
 }
 
-static double pr_spawn_ns(long rounds) {
-    double t0, t1;
-    long r;
-    int k;
-    t0 = bm_now();
-    for (r = 0; r < rounds; r++) {
-        for (k = 0; k < SPAWN_K; k++)
-            if (pr_go(NULL, bm_nop, NULL, NULL) != PR_OK) bm_die("pr_go failed");
-        pr_yield(); /* runs all K; each is freed right after it finishes */
-    }
-    t1 = bm_now();
-    return (t1 - t0) / (double)(rounds * SPAWN_K);
-}
-
-/* Informational: K = 1000 at once overflows the 64-stack pool. */
-static double pr_spawn_k_ns(int k_tasks, long rounds) {
+/* Per task: spawn k detached tasks, pr_yield() runs them all (each is freed
+   right after it finishes), `rounds` times. */
+static double pr_spawn_ns(int k_tasks, long rounds) {
     double t0, t1;
     long r;
     int k;
@@ -148,27 +136,29 @@ static void bench_spawn(void) {
     const long rounds = 50000 / SPAWN_K, iters = 500000;
     double p[REPS], b[REPS], big[5], pm, bmed;
     int r;
-    pr_spawn_ns(rounds / 10); /* warm-up: fills the stack pool and the scheduler's arrays */
+    pr_spawn_ns(SPAWN_K, rounds / 10); /* warm-up: fills the stack pool and the scheduler's arrays */
     fctx_make_jump_ns(iters / 10);
     for (r = 0; r < REPS; r++) {
-        p[r] = pr_spawn_ns(rounds);
+        p[r] = pr_spawn_ns(SPAWN_K, rounds);
         b[r] = fctx_make_jump_ns(iters);
     }
-    for (r = 0; r < 5; r++) big[r] = pr_spawn_k_ns(1000, 10);
+    for (r = 0; r < 5; r++) big[r] = pr_spawn_ns(1000, 10); /* informational: overflows the pool */
     pm = bm_median(p, REPS);
     bmed = bm_median(b, REPS);
     bm_line("spawn_run_free_ns", "ns", "%.2f", pm, "fcontext_make_jump", bmed);
-    printf("# spawn: K=%d detached tasks per pr_yield; with K=1000 (pool of 64 overflows): %.1f ns/task\n", SPAWN_K,
-           bm_median(big, 5));
+    printf("# spawn: K=%d detached tasks per pr_yield (fastest repetition %.2f ns); with K=1000 (the 64-stack "
+           "pool overflows) %.1f ns/task\n",
+           SPAWN_K, p[0], bm_median(big, 5));
     bm_target("pristine <= 40 ns", pm <= 40.0);
     pr_sched_destroy();
 }
 
 /* ---- 3. RSS per idle task (in a forked child) ---- */
 #define RSS_TASKS 100000
-#define RSS_GUARDED_PART 30000 /* below the vm.max_map_count cap: all guarded */
+#define RSS_FIRST_PART 20000 /* well below the vm.max_map_count cap: all guarded stacks */
 
 static pr_chan *bm_rss_chan;
+static long bm_rss_guarded; /* tasks whose stack has a guard page (the rest have a canary) */
 
 /* A "Vm...:" field of /proc/self/status in KiB (VmRSS, VmPTE), or -1. */
 static long bm_status_kb(const char *field) {
@@ -203,18 +193,20 @@ static int bm_idle_task(void *u) {
     int v, i;
     (void)u;
     for (i = 0; i < (int)sizeof stack_use; i++) stack_use[i] = (char)i;
+    bm_rss_guarded += pr_self()->coro->guarded;
     pr_chan_recv(bm_rss_chan, &v, PR_FOREVER);
     return stack_use[7];
 }
 
 typedef struct bm_rss_result {
     double per_task;      /* bytes of RSS per task, all tasks spawned */
-    double per_guarded;   /* bytes per task, the first RSS_GUARDED_PART tasks */
+    double per_first;     /* bytes per task, the first RSS_FIRST_PART tasks */
     double per_rest;      /* bytes per task, the tasks after those */
     double pte_per_task;  /* bytes of page tables per task (VmPTE; not part of RSS) */
     long spawned;         /* tasks spawned (RSS_TASKS unless pr_go failed) */
-    long rest;            /* tasks spawned after the first RSS_GUARDED_PART */
-    long maps_guarded;    /* mappings added by the first part */
+    long rest;            /* tasks spawned after the first RSS_FIRST_PART */
+    long guarded;         /* tasks with a guard page; the others have a canary */
+    long maps_first;      /* mappings added by the first part */
     long maps_rest;       /* mappings added by the rest */
     int fail_rc;          /* pr_go's error when spawned < RSS_TASKS */
 } bm_rss_result;
@@ -244,20 +236,21 @@ static void bm_rss_child(int out_fd) {
     maps0 = bm_map_count();
     pte0 = bm_status_kb("VmPTE");
     kb0 = bm_status_kb("VmRSS");
-    n1 = bm_rss_spawn(RSS_GUARDED_PART, &res.fail_rc);
+    n1 = bm_rss_spawn(RSS_FIRST_PART, &res.fail_rc);
     kb1 = bm_status_kb("VmRSS");
     maps1 = bm_map_count();
-    if (n1 == RSS_GUARDED_PART) n2 = bm_rss_spawn(RSS_TASKS - RSS_GUARDED_PART, &res.fail_rc);
+    if (n1 == RSS_FIRST_PART) n2 = bm_rss_spawn(RSS_TASKS - RSS_FIRST_PART, &res.fail_rc);
     kb2 = bm_status_kb("VmRSS");
     pte2 = bm_status_kb("VmPTE");
     maps2 = bm_map_count();
     res.spawned = n1 + n2;
     res.rest = n2;
+    res.guarded = bm_rss_guarded;
     res.pte_per_task = res.spawned ? (double)(pte2 - pte0) * 1024.0 / (double)res.spawned : 0;
     res.per_task = res.spawned ? (double)(kb2 - kb0) * 1024.0 / (double)res.spawned : 0;
-    res.per_guarded = n1 ? (double)(kb1 - kb0) * 1024.0 / (double)n1 : 0;
+    res.per_first = n1 ? (double)(kb1 - kb0) * 1024.0 / (double)n1 : 0;
     res.per_rest = n2 ? (double)(kb2 - kb1) * 1024.0 / (double)n2 : 0;
-    res.maps_guarded = maps1 - maps0;
+    res.maps_first = maps1 - maps0;
     res.maps_rest = maps2 - maps1;
     w = write(out_fd, &res, sizeof res);
     _exit(w == (ssize_t)sizeof res && kb0 > 0 ? 0 : 5);
@@ -285,14 +278,14 @@ static int bm_rss_once(bm_rss_result *res) {
 }
 
 static void bench_rss(void) {
-    double all[5], guarded[5], rest[5], pte[5], pm;
+    double all[5], first[5], rest[5], pte[5], pm;
     bm_rss_result res;
     long min_spawned = RSS_TASKS;
     int r, fail_rc = PR_OK;
     for (r = 0; r < 5; r++) {
         if (bm_rss_once(&res) != 0) bm_die("rss child failed");
         all[r] = res.per_task;
-        guarded[r] = res.per_guarded;
+        first[r] = res.per_first;
         rest[r] = res.per_rest;
         pte[r] = res.pte_per_task;
         if (res.spawned < min_spawned) {
@@ -302,10 +295,10 @@ static void bench_rss(void) {
     }
     pm = bm_median(all, 5);
     bm_line("rss_per_idle_task_bytes", "bytes", "%.0f", pm, "raw_page", 4096.0);
-    printf("# rss: first %d tasks %.0f B/task (+%ld mappings); next %ld tasks %.0f B/task (+%ld mappings); "
-           "page tables (VmPTE, not in RSS) %.0f B/task\n",
-           RSS_GUARDED_PART, bm_median(guarded, 5), res.maps_guarded, res.rest, bm_median(rest, 5), res.maps_rest,
-           bm_median(pte, 5));
+    printf("# rss: %ld tasks got a guard page, %ld a canary; first %d tasks %.0f B/task (+%ld mappings), "
+           "next %ld %.0f B/task (+%ld mappings); page tables (VmPTE, not in RSS) %.0f B/task\n",
+           res.guarded, res.spawned - res.guarded, RSS_FIRST_PART, bm_median(first, 5), res.maps_first, res.rest,
+           bm_median(rest, 5), res.maps_rest, bm_median(pte, 5));
     if (min_spawned < RSS_TASKS)
         printf("# rss: pr_go failed with %s after %ld of %d tasks; the figure is per task spawned\n",
                pr_errname(fail_rc), min_spawned, RSS_TASKS);

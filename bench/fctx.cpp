@@ -30,9 +30,12 @@ void once(ctx::transfer_t t) {
     std::abort(); // never resumed
 }
 
+// One 64 KiB stack, page-aligned like pristine's mmap'd stacks (a malloc'd
+// one lands at an arbitrary offset in its page, and the round trip then
+// varies by 2x between builds with how its frames alias the caller's).
 void *stack_mem() {
     static void *mem;
-    if (!mem) mem = std::malloc(kStack);
+    if (!mem && !(mem = std::aligned_alloc(4096, kStack))) std::abort();
     return mem;
 }
 
