@@ -441,14 +441,16 @@ PRISTINE_API int pr_parse_u64(pr_slice s, uint64_t *out);
  * coro: the stackful contexts under every task. Each task runs on its own
  * stack: an mmap'd region with a PROT_NONE guard page below it, so an
  * overflow is a clean SIGSEGV instead of silent corruption. Stacks are
- * pooled per thread and their cold pages are handed back to the kernel in
- * batches. When the kernel refuses more mappings (vm.max_map_count caps
- * guarded stacks near 32k), a stack gets no guard page and a canary at its
- * low end instead, checked on every switch away from its task; the fallback
- * is logged once. The context switch is hand-written assembly on x86-64,
- * aarch64, riscv64 and 32-bit arm (hard-float), with a ucontext fallback
- * elsewhere (PRISTINE_CORO_UCONTEXT forces it, PRISTINE_CORO_ASM forbids
- * it). It saves the callee-saved registers and the floating-point control
+ * pooled per thread (up to 64 of the default size), and the pages of
+ * stacks that stay idle in the pool are handed back to the kernel. A guard
+ * page costs a memory-map area and the kernel caps those (vm.max_map_count,
+ * about 32k guarded stacks by default): once stacks hold 7/8 of the cap, or
+ * when the kernel refuses, new stacks get a canary at their low end instead
+ * of a guard page, checked on every switch away from their task; the
+ * fallback is logged once. The context switch is hand-written assembly
+ * on x86-64, aarch64, riscv64 and 32-bit arm (hard-float), with a ucontext
+ * fallback elsewhere (PRISTINE_CORO_UCONTEXT forces it, PRISTINE_CORO_ASM
+ * forbids it). It saves the callee-saved registers and the floating-point control
  * words (MXCSR and the x87 control word, FPCR, fcsr, FPSCR); define
  * PRISTINE_NO_FP_SAVE to leave the control words out.
  *
@@ -1301,8 +1303,13 @@ int pr_parse_i64(pr_slice s, int64_t *out) {
 #define PR__CORO_MIN_STACK ((size_t)16 * 1024)
 #define PR__CORO_MAX_STACK ((size_t)1024 * 1024 * 1024)
 #define PR__CORO_POOL_MAX 64     /* pooled stacks per thread */
-#define PR__CORO_TRIM_BATCH 16   /* stacks returned between two trims of cold pages */
-#define PR__CORO_CANARY ((uint64_t)0x9e3779b97f4a7c15u)
+#define PR__CORO_TRIM_BATCH 16   /* stacks returned between two looks for cold stacks */
+#define PR__CORO_TRIM_NS ((int64_t)1000000000) /* idle this long (at least) = cold */
+/* The canary of an unguarded stack: its lowest words must read zero. Zero,
+   because a fresh anonymous page reads zero without being backed by memory:
+   a non-zero canary would cost every unguarded stack a resident page at its
+   bottom. A deep overflow writes return addresses and saved registers there. */
+#define PR__CORO_CANARY ((uint64_t)0)
 #define PR__CORO_CANARY_WORDS 4  /* canary words at the low end of an unguarded stack */
 #define PR__CORO_MEM_MIN 4096    /* usable bytes required in caller-provided memory */
 
@@ -1326,7 +1333,7 @@ struct pr__coro {
     pr__coro *pool_next;
     unsigned char kind;       /* PR__CORO_MAIN, _MMAP or _MEM */
     unsigned char guarded;    /* has a PROT_NONE guard page below lo */
-    unsigned char pool_dirty; /* returned to the pool since the last trim */
+    unsigned char pool_trimmed; /* in the pool, with its cold pages given back */
 #ifdef PR__CORO_UCONTEXT
     ucontext_t uc;
 #endif
@@ -1341,10 +1348,8 @@ struct pr__coro {
 };
 
 /* ---- the context switch ---- */
-#ifndef PR__CORO_UCONTEXT
-
-#define PR__CORO_STR2(x) #x
-#define PR__CORO_STR(x) PR__CORO_STR2(x)
+/* PR__CORO_FP: the switch saves and restores the FP control words. (The
+   ucontext fallback does whatever libc's swapcontext does.) */
 #ifdef PRISTINE_NO_FP_SAVE
 #define PR__CORO_FP 0
 #define PR__CORO_FPTAG "nofp"
@@ -1352,6 +1357,10 @@ struct pr__coro {
 #define PR__CORO_FP 1
 #define PR__CORO_FPTAG "fp"
 #endif
+
+#ifndef PR__CORO_UCONTEXT
+#define PR__CORO_STR2(x) #x
+#define PR__CORO_STR(x) PR__CORO_STR2(x)
 /* Symbol names of the assembly routines. They are weak and hidden, so two
    translation units that each carry the implementation (PRISTINE_STATIC)
    link, and nothing leaks out of a shared object. The version and the FP
@@ -1810,13 +1819,17 @@ static size_t pr__stack_live;         /* stack mappings alive in the process; at
 static int pr__stack_fallback_logged; /* the unguarded fallback has been logged; atomic */
 #ifdef PRISTINE_TESTING
 static int pr__test_coro_fail_guard;  /* nonzero: the guarded path acts as if the kernel refused */
-static size_t pr__test_coro_trims;    /* trim batches run (all threads) */
+static size_t pr__test_coro_trims;    /* trim passes run (all threads) */
+static size_t pr__test_coro_trimmed;  /* stacks trimmed (all threads) */
+static int64_t pr__test_coro_trim_ns = -1; /* >= 0: replaces PR__CORO_TRIM_NS */
 #endif
 
 typedef struct pr__stack_pool {
     pr__coro *head;  /* LIFO of idle stacks; the records at their tops link them */
     int count;
-    int dirty;       /* stacks returned since the last trim */
+    int low;         /* the smallest count since `since` */
+    int returned;    /* stacks returned since the last look */
+    int64_t since;   /* start of the current idleness interval (pr__now_ns) */
 } pr__stack_pool;
 
 static PR__THREAD pr__stack_pool pr__stack_pool_tls;
@@ -1969,22 +1982,44 @@ static void pr__stack_unmap(pr__coro *c) {
     __atomic_fetch_sub(&pr__stack_vmas, vmas, __ATOMIC_RELAXED);
 }
 
-/* Give the cold pages of the stacks pooled since the last trim back to
-   the kernel: everything below the page holding the records. */
+/* Each time PR__CORO_TRIM_BATCH stacks have come back to the pool, look for
+   cold stacks. The bottom `low` stacks of the LIFO have stayed in the pool
+   since `since`; once that interval is PR__CORO_TRIM_NS long, they are cold
+   and give their pages below the one holding the records back to the
+   kernel (a trim pass), and a new interval starts. Stacks the pool hands out
+   again, as under steady task churn, are not trimmed, so reusing them costs
+   no page faults. An idle pool is never trimmed: it holds at most
+   PR__CORO_POOL_MAX stacks. */
 static void pr__stack_trim(pr__stack_pool *pool) {
     size_t page = pr__stack_page();
+    int64_t now = pr__now_ns(), wait = PR__CORO_TRIM_NS;
+    int skip;
     pr__coro *c;
+    pool->returned = 0;
+#ifdef PRISTINE_TESTING
+    if (pr__test_coro_trim_ns >= 0) wait = pr__test_coro_trim_ns;
+#endif
+    if (now - pool->since < wait) return;
+    skip = pool->count - pool->low;
     for (c = pool->head; c; c = c->pool_next) {
         uintptr_t keep;
         char *base;
-        if (!c->pool_dirty) continue;
-        c->pool_dirty = 0;
+        if (skip > 0) {
+            skip--;
+            continue;
+        }
+        if (c->pool_trimmed) continue;
+        c->pool_trimmed = 1;
         keep = (uintptr_t)c->hi & ~(uintptr_t)(page - 1);
         base = c->guarded ? c->map + page : c->map;
         if ((uintptr_t)base < keep)
             madvise(base, (size_t)(keep - (uintptr_t)base), MADV_DONTNEED);
+#ifdef PRISTINE_TESTING
+        __atomic_fetch_add(&pr__test_coro_trimmed, 1, __ATOMIC_RELAXED);
+#endif
     }
-    pool->dirty = 0;
+    pool->low = pool->count;
+    pool->since = now;
 #ifdef PRISTINE_TESTING
     __atomic_fetch_add(&pr__test_coro_trims, 1, __ATOMIC_RELAXED);
 #endif
@@ -1998,13 +2033,21 @@ static PR__MAYBE_UNUSED void pr__coro_pool_drain(void) {
         pr__stack_unmap(c);
     }
     pool->count = 0;
-    pool->dirty = 0;
+    pool->low = 0;
+    pool->returned = 0;
 }
 
+/* Make the canary words zero, writing only if they are not (a write would
+   make a fresh page resident). */
 static void pr__stack_write_canary(char *lo) {
-    uint64_t v = PR__CORO_CANARY;
+    uint64_t w[PR__CORO_CANARY_WORDS], any = 0;
     int i;
-    for (i = 0; i < PR__CORO_CANARY_WORDS; i++) memcpy(lo + 8 * i, &v, 8);
+    memcpy(w, lo, sizeof w);
+    for (i = 0; i < PR__CORO_CANARY_WORDS; i++) any |= w[i] ^ PR__CORO_CANARY;
+    if (any) {
+        for (i = 0; i < PR__CORO_CANARY_WORDS; i++) w[i] = PR__CORO_CANARY;
+        memcpy(lo, w, sizeof w);
+    }
 }
 
 static int pr__stack_canary_intact(const pr__coro *c) {
@@ -2018,6 +2061,20 @@ static int pr__stack_canary_intact(const pr__coro *c) {
 
 #define PR__CORO_ALIGN16(n) (((n) + 15) & ~(size_t)15)
 
+/* Zero n bytes at p (both multiples of 16). Written as a loop the compiler
+   may not turn back into memset: with the size known it inlines memset as
+   `rep stos`, whose start-up cost dominated task creation. */
+static void pr__coro_zero16(void *p, size_t n) {
+    char *q = (char *)p;
+    const uint64_t z[2] = { 0, 0 };
+    for (; n; n -= 16, q += 16) {
+        memcpy(q, z, 16);
+#if defined(__GNUC__) || defined(__clang__)
+        __asm__ __volatile__("" : : "r"(q) : "memory");
+#endif
+    }
+}
+
 static void pr__coro_destroy(pr__coro *c);
 
 static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, size_t extra, size_t stack_size, void *mem,
@@ -2025,7 +2082,7 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
     size_t rec = PR__CORO_ALIGN16(sizeof(pr__coro)), ext, hdr;
     char *top, *base, *map = NULL;
     size_t map_size = 0, key = 0;
-    int kind, guarded = 0;
+    int kind, guarded = 0, fresh = 0;
     pr__coro *c = NULL;
 
     PR__ASSERT(out && fn);
@@ -2036,11 +2093,10 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
     hdr = rec + ext;
 
     if (mem) {
-        uintptr_t b = ((uintptr_t)mem + 15) & ~(uintptr_t)15;
-        uintptr_t t = ((uintptr_t)mem + mem_size) & ~(uintptr_t)15;
-        if (mem_size > PR__CORO_MAX_STACK * 4 || t <= b ||
-            t - b < hdr + 8 * PR__CORO_CANARY_WORDS + PR__CORO_MEM_MIN)
-            return PR_EINVAL;
+        uintptr_t b = ((uintptr_t)mem + 15) & ~(uintptr_t)15, t;
+        if (mem_size > UINTPTR_MAX - (uintptr_t)mem) return PR_EINVAL;
+        t = ((uintptr_t)mem + mem_size) & ~(uintptr_t)15;
+        if (t <= b || t - b < hdr + 8 * PR__CORO_CANARY_WORDS + PR__CORO_MEM_MIN) return PR_EINVAL;
         kind = PR__CORO_MEM;
         base = (char *)b;
         top = (char *)t;
@@ -2057,30 +2113,29 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
                 pr__coro *old = pool->head;
                 pool->head = old->pool_next;
                 pool->count--;
-                if (old->pool_dirty) pool->dirty--;
                 pr__stack_unmap(old);
             }
             if (pool->head) {
                 c = pool->head;
                 pool->head = c->pool_next;
                 pool->count--;
-                if (c->pool_dirty) pool->dirty--;
                 map = c->map;
                 map_size = c->map_size;
                 guarded = c->guarded;
             }
+            if (pool->count < pool->low) pool->low = pool->count;
         }
         if (!map) {
             map = pr__stack_map(key, &map_size, &guarded);
             if (!map) return PR_ENOMEM;
+            fresh = 1;
         }
         top = map + map_size;
         base = guarded ? map + pr__stack_page() : map;
     }
 
     c = (pr__coro *)(void *)(top - rec);
-    memset(c, 0, rec);
-    if (ext) memset(top - hdr, 0, ext);
+    pr__coro_zero16(top - hdr, hdr);
     c->kind = (unsigned char)kind;
     c->guarded = (unsigned char)guarded;
     c->map = map;
@@ -2094,7 +2149,7 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
         c->lo = base;
         c->canary = &c->self_canary;
     } else {
-        pr__stack_write_canary(base);
+        if (!fresh) pr__stack_write_canary(base); /* a fresh mapping reads zero already */
         c->lo = base + 8 * PR__CORO_CANARY_WORDS;
         c->canary = (const uint64_t *)(void *)(base + 8 * (PR__CORO_CANARY_WORDS - 1));
     }
@@ -2131,10 +2186,10 @@ static PR__MAYBE_UNUSED void pr__coro_destroy(pr__coro *c) {
     if (c->kind != PR__CORO_MMAP) return;
     if (c->size_key == pr_coro_stack_size() && pool->count < PR__CORO_POOL_MAX) {
         c->pool_next = pool->head;
-        c->pool_dirty = 1;
+        c->pool_trimmed = 0;
         pool->head = c;
         pool->count++;
-        if (++pool->dirty >= PR__CORO_TRIM_BATCH) pr__stack_trim(pool);
+        if (++pool->returned >= PR__CORO_TRIM_BATCH) pr__stack_trim(pool);
         return;
     }
     pr__stack_unmap(c);
@@ -2316,10 +2371,10 @@ static void pr__task_free(pr_sched *s, pr_task *t) {
     pr__coro_destroy(t->coro);
 }
 
-/* Run the next ready task (polling I/O and timers while none is ready).
-   The caller has already put itself on the run queue, parked or finished. */
-static void pr__sched_next(pr_sched *s) {
-    pr_task *cur = s->cur, *t;
+/* Take the next ready task off the run queue, polling I/O and timers while
+   none is ready (and now and then even when some are, so I/O is not starved). */
+static pr_task *pr__sched_pick(pr_sched *s) {
+    pr_task *t;
     if (!s->polls_due-- && (s->heap_len || s->io_waiters || s->wake_rd >= 0)) {
         s->polls_due = 61;
         pr__poll(s, 0);
@@ -2328,15 +2383,27 @@ static void pr__sched_next(pr_sched *s) {
     s->runq_head = t->next_ready;
     if (!s->runq_head) s->runq_tail = NULL;
     t->state = PR__T_RUNNING;
-    if (t == cur) return;
-    s->cur = t;
-    pr__coro_switch(cur->coro, t->coro);
-    /* Resumed: s->cur is this task again. Free a task that finished just before. */
-    if (s->zombie) {
-        pr_task *z = s->zombie;
+    return t;
+}
+
+/* First thing after every resume: free a detached task that finished just
+   before (it could not free the stack it was running on). */
+static void pr__sched_reap(pr_sched *s) {
+    pr_task *z = s->zombie;
+    if (z) {
         s->zombie = NULL;
         pr__task_free(s, z);
     }
+}
+
+/* Run the next ready task. The caller has already put itself on the run
+   queue or parked; it continues here when it is picked again. */
+static void pr__sched_next(pr_sched *s) {
+    pr_task *cur = s->cur, *t = pr__sched_pick(s);
+    if (t == cur) return;
+    s->cur = t;
+    pr__coro_switch(cur->coro, t->coro);
+    pr__sched_reap(s);
 }
 
 /* Suspend the running task until pr__wake, the deadline or cancellation.
@@ -2636,21 +2703,18 @@ static void pr__group_child_done(pr_group *g, pr_task *t) {
 /* First code on a new stack. The switcher set s->cur to the new task. */
 static void pr__task_entry(void *arg) {
     pr_sched *s = pr__sched_tls;
-    pr_task *t = s->cur;
+    pr_task *t = s->cur, *next;
     PR__UNUSED(arg);
-    if (s->zombie) {
-        pr_task *z = s->zombie;
-        s->zombie = NULL;
-        pr__task_free(s, z);
-    }
+    pr__sched_reap(s);
     t->result = t->fn(t->user_data);
     t->state = PR__T_DONE;
     if (t->group) pr__group_child_done(t->group, t);
     if (t->joiner) pr__wake(t->joiner, PR_OK);
     if (t->flags & PR__TF_DETACHED) s->zombie = t;
     if (s->destroyer) pr__wake(s->destroyer, PR_OK);
-    pr__sched_next(s);
-    PR__ASSERT(!"a finished task was resumed");
+    next = pr__sched_pick(s); /* never this task: it is on no queue */
+    s->cur = next;
+    pr__coro_exit(t->coro, next->coro);
 }
 
 static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts, unsigned flags) {
@@ -3273,6 +3337,7 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
 #undef PR__CORO_SWAP
 #undef PR__CORO_SYM
 #undef PR__CORO_TRIM_BATCH
+#undef PR__CORO_TRIM_NS
 #undef PR__CORO_UCONTEXT
 #undef PR__CORO_X86_LOADFP
 #undef PR__CORO_X86_SAVEFP

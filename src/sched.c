@@ -447,10 +447,10 @@ static void pr__task_free(pr_sched *s, pr_task *t) {
     pr__coro_destroy(t->coro);
 }
 
-/* Run the next ready task (polling I/O and timers while none is ready).
-   The caller has already put itself on the run queue, parked or finished. */
-static void pr__sched_next(pr_sched *s) {
-    pr_task *cur = s->cur, *t;
+/* Take the next ready task off the run queue, polling I/O and timers while
+   none is ready (and now and then even when some are, so I/O is not starved). */
+static pr_task *pr__sched_pick(pr_sched *s) {
+    pr_task *t;
     if (!s->polls_due-- && (s->heap_len || s->io_waiters || s->wake_rd >= 0)) {
         s->polls_due = 61;
         pr__poll(s, 0);
@@ -459,15 +459,27 @@ static void pr__sched_next(pr_sched *s) {
     s->runq_head = t->next_ready;
     if (!s->runq_head) s->runq_tail = NULL;
     t->state = PR__T_RUNNING;
-    if (t == cur) return;
-    s->cur = t;
-    pr__coro_switch(cur->coro, t->coro);
-    /* Resumed: s->cur is this task again. Free a task that finished just before. */
-    if (s->zombie) {
-        pr_task *z = s->zombie;
+    return t;
+}
+
+/* First thing after every resume: free a detached task that finished just
+   before (it could not free the stack it was running on). */
+static void pr__sched_reap(pr_sched *s) {
+    pr_task *z = s->zombie;
+    if (z) {
         s->zombie = NULL;
         pr__task_free(s, z);
     }
+}
+
+/* Run the next ready task. The caller has already put itself on the run
+   queue or parked; it continues here when it is picked again. */
+static void pr__sched_next(pr_sched *s) {
+    pr_task *cur = s->cur, *t = pr__sched_pick(s);
+    if (t == cur) return;
+    s->cur = t;
+    pr__coro_switch(cur->coro, t->coro);
+    pr__sched_reap(s);
 }
 
 /* Suspend the running task until pr__wake, the deadline or cancellation.
@@ -767,21 +779,18 @@ static void pr__group_child_done(pr_group *g, pr_task *t) {
 /* First code on a new stack. The switcher set s->cur to the new task. */
 static void pr__task_entry(void *arg) {
     pr_sched *s = pr__sched_tls;
-    pr_task *t = s->cur;
+    pr_task *t = s->cur, *next;
     PR__UNUSED(arg);
-    if (s->zombie) {
-        pr_task *z = s->zombie;
-        s->zombie = NULL;
-        pr__task_free(s, z);
-    }
+    pr__sched_reap(s);
     t->result = t->fn(t->user_data);
     t->state = PR__T_DONE;
     if (t->group) pr__group_child_done(t->group, t);
     if (t->joiner) pr__wake(t->joiner, PR_OK);
     if (t->flags & PR__TF_DETACHED) s->zombie = t;
     if (s->destroyer) pr__wake(s->destroyer, PR_OK);
-    pr__sched_next(s);
-    PR__ASSERT(!"a finished task was resumed");
+    next = pr__sched_pick(s); /* never this task: it is on no queue */
+    s->cur = next;
+    pr__coro_exit(t->coro, next->coro);
 }
 
 static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts, unsigned flags) {

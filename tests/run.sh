@@ -69,7 +69,7 @@ echo "compile checks ok: C++11 (+ C linkage), twice, static x2, no-TLS, clash (p
 
 step build $CC $CFLAGS tests/all.c -o $B/pristine_tests -pthread
 if [ "${VALGRIND:-0}" = 1 ]; then
-    exec valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    exec valgrind -q --child-silent-after-fork=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
         --child-silent-after-fork=yes $B/pristine_tests "$@"
 fi
 exec $B/pristine_tests "$@"

@@ -531,7 +531,7 @@ static void coro_t_canary_fn(void *arg) {
     for (;;) {
         if (coro_t_smash) {
             volatile uint64_t *low = (volatile uint64_t *)(void *)(coro_t_sco->lo - 8);
-            *low = 0; /* what a deep overflow does to the top canary word */
+            *low = (uint64_t)(uintptr_t)&coro_t_canary_fn; /* a deep overflow writes return addresses there */
         }
         pr__coro_switch(coro_t_sco, &coro_t_smain);
     }
@@ -705,12 +705,14 @@ static int coro_t_dontneed_works(void) {
 PT_TEST(coro_pool_bound_and_trim) {
     enum { N = 70 };
     static pr__coro *cs[N];
-    size_t live0, trims0;
+    size_t live0, trims0, trimmed0;
     int i, touched_zero = 1;
     char *probe;
     pr__coro_pool_drain();
     live0 = pr__test_live_stacks();
     trims0 = __atomic_load_n(&pr__test_coro_trims, __ATOMIC_RELAXED);
+    trimmed0 = __atomic_load_n(&pr__test_coro_trimmed, __ATOMIC_RELAXED);
+    pr__test_coro_trim_ns = 0; /* every look is a trim pass */
     for (i = 0; i < N; i++) {
         PT_EQ_ERR(pr__coro_create(&cs[i], NULL, 0, 0, NULL, 0, coro_t_idle_fn, NULL), PR_OK);
         PT_REQUIRE(cs[i] != NULL);
@@ -720,14 +722,42 @@ PT_TEST(coro_pool_bound_and_trim) {
     probe = cs[0]->lo + 100;
     memset(probe, 0x5a, 4096);
     for (i = 0; i < N; i++) pr__coro_destroy(cs[i]);
+    pr__test_coro_trim_ns = -1;
     PT_EQ_INT(pr__test_coro_pool_count(), PR__CORO_POOL_MAX);
     PT_EQ_INT(pr__test_live_stacks(), live0 + PR__CORO_POOL_MAX);
     PT_EQ_INT(__atomic_load_n(&pr__test_coro_trims, __ATOMIC_RELAXED) - trims0, PR__CORO_POOL_MAX / PR__CORO_TRIM_BATCH);
+    /* a stack is trimmed by the first pass after a whole interval in the pool: all batches but the last */
+    PT_EQ_INT(__atomic_load_n(&pr__test_coro_trimmed, __ATOMIC_RELAXED) - trimmed0,
+              PR__CORO_POOL_MAX - PR__CORO_TRIM_BATCH);
     if (coro_t_dontneed_works())
         for (i = 0; i < 4096; i++) touched_zero &= probe[i] == 0;
     PT_CHECK(touched_zero);
     pr__coro_pool_drain();
     PT_EQ_INT(pr__test_coro_pool_count(), 0);
+    PT_EQ_INT(pr__test_live_stacks(), live0);
+}
+
+/* Steady churn trims nothing: every stack is handed out again well within an interval. */
+PT_TEST(coro_pool_churn_is_not_trimmed) {
+    enum { K = 24 };
+    pr__coro *cs[K];
+    size_t trimmed0, live0;
+    int round, i;
+    pr__coro_pool_drain();
+    live0 = pr__test_live_stacks();
+    trimmed0 = __atomic_load_n(&pr__test_coro_trimmed, __ATOMIC_RELAXED);
+    pr__test_coro_trim_ns = (int64_t)60 * 1000000000; /* the default (1 s) is too short for slow emulators */
+    for (round = 0; round < 20; round++) {
+        for (i = 0; i < K; i++) {
+            PT_EQ_ERR(pr__coro_create(&cs[i], NULL, 0, 0, NULL, 0, coro_t_idle_fn, NULL), PR_OK);
+            PT_REQUIRE(cs[i] != NULL);
+        }
+        for (i = 0; i < K; i++) pr__coro_destroy(cs[i]);
+    }
+    pr__test_coro_trim_ns = -1;
+    PT_EQ_INT(__atomic_load_n(&pr__test_coro_trimmed, __ATOMIC_RELAXED) - trimmed0, 0);
+    PT_EQ_INT(pr__test_live_stacks(), live0 + K);
+    pr__coro_pool_drain();
     PT_EQ_INT(pr__test_live_stacks(), live0);
 }
 
@@ -756,5 +786,6 @@ const pt_suite pt_suite_coro = { "coro", {
     PT_ENTRY(coro_stack_sizes_per_spawn_and_runtime),
     PT_ENTRY(coro_pool_reuses_mapping_and_zeroes_extra),
     PT_ENTRY(coro_pool_bound_and_trim),
+    PT_ENTRY(coro_pool_churn_is_not_trimmed),
     PT_ENTRY(coro_entry_return_aborts),
     {0, 0} } };
