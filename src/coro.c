@@ -805,6 +805,20 @@ static int pr__stack_canary_intact(const pr__coro *c) {
 
 #define PR__CORO_ALIGN16(n) (((n) + 15) & ~(size_t)15)
 
+#ifdef PR__VALGRIND
+/* Whether the process runs under Valgrind, asked once: the client requests
+   cost a few ns on every spawn otherwise. */
+static int pr__coro_on_valgrind(void) {
+    static int cached = -1;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = RUNNING_ON_VALGRIND ? 1 : 0;
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+#endif
+
 /* Zero n bytes at p (both multiples of 16). Written as a loop the compiler
    may not turn back into memset: with the size known it inlines memset as
    `rep stos`, whose start-up cost dominated task creation. */
@@ -904,7 +918,7 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
     c->asan_size = (size_t)(c->hi - c->lo);
 #endif
 #ifdef PR__VALGRIND
-    c->vg_id = VALGRIND_STACK_REGISTER(c->lo, c->hi);
+    if (pr__coro_on_valgrind()) c->vg_id = VALGRIND_STACK_REGISTER(c->lo, c->hi);
 #endif
 #ifdef PR__CORO_UCONTEXT
     if (pr__coro_uc_prepare(c) != 0) {
@@ -925,7 +939,7 @@ static PR__MAYBE_UNUSED void pr__coro_destroy(pr__coro *c) {
     PR__ASSERT(c->kind == PR__CORO_MMAP || c->kind == PR__CORO_MEM);
     if (!pr__stack_canary_intact(c)) pr__coro_canary_fail(c);
 #ifdef PR__VALGRIND
-    VALGRIND_STACK_DEREGISTER(c->vg_id);
+    if (pr__coro_on_valgrind()) VALGRIND_STACK_DEREGISTER(c->vg_id);
 #endif
     if (c->kind != PR__CORO_MMAP) return;
     if (c->size_key == pr_coro_stack_size() && pool->count < PR__CORO_POOL_MAX) {

@@ -140,6 +140,33 @@ PRISTINE_API int pr_sleep(int64_t deadline);
    See: pr_fd_forget. */
 PRISTINE_API int pr_fd_wait(int fd, int kinds, int64_t deadline);
 
+/* Read up to n bytes from a non-blocking fd, waiting while none are there.
+   The scheduler remembers when an fd was drained (a short read or EAGAIN)
+   and then waits for the poller's word before reading again, so a stream
+   of small messages costs one read per message, not two.
+   Params: fd - a non-blocking descriptor (socket, pipe); buf, n - where to
+           put the bytes (n > 0); deadline - absolute ms.
+   Returns: bytes read (> 0); PR_ECLOSED at end of stream; PR_EIO (errno
+            holds the system error); PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL;
+            PR_ENOMEM; PR_ESTATE (another task reads fd).
+   Blocks: yes.
+   Thread: owner.
+   See: pr_fd_write, pr_fd_wait. */
+PRISTINE_API ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline);
+
+/* Write up to n bytes to a non-blocking fd, waiting while none can be
+   written. Sockets are written with MSG_NOSIGNAL: a closed peer is
+   PR_ECLOSED, never SIGPIPE. Call again for the rest after a short count.
+   Params: fd - a non-blocking descriptor; buf, n - the bytes (n > 0);
+           deadline - absolute ms.
+   Returns: bytes written (> 0); PR_ECLOSED (peer gone); PR_EIO (errno holds
+            the system error); PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL;
+            PR_ENOMEM; PR_ESTATE (another task writes fd).
+   Blocks: yes.
+   Thread: owner.
+   See: pr_fd_read, pr_fd_wait. */
+PRISTINE_API ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline);
+
 /* Drop fd from the poller before closing it (so a reused fd number starts
    fresh). Tasks waiting on fd wake with PR_ECLOSED.
    Params: fd - the descriptor.
@@ -321,11 +348,13 @@ struct pr_task {
     unsigned char state, flags;
 };
 
-/* A per-fd record: the tasks waiting for each kind, and whether the fd is
-   registered with the poller. */
+/* A per-fd record: the tasks waiting for each kind, whether the fd is
+   registered with the poller, and whether it is known to be drained (rd_idle:
+   a read came back short or EAGAIN) or full (wr_idle: EAGAIN) since the
+   poller last reported it. Zero means "unknown: try the syscall". */
 typedef struct pr__fdslot {
     pr_task *rd, *wr;
-    unsigned char registered;
+    unsigned char registered, rd_idle, wr_idle, notsock;
 } pr__fdslot;
 
 typedef struct pr__post {
@@ -544,8 +573,14 @@ static void pr__fd_ready(pr_sched *s, int fd, int rd, int wr) {
     pr__fdslot *f;
     if (fd < 0 || (size_t)fd >= s->nfds) return;
     f = &s->fds[fd];
-    if (rd && f->rd) pr__wake(f->rd, PR_OK);
-    if (wr && f->wr) pr__wake(f->wr, PR_OK);
+    if (rd) {
+        f->rd_idle = 0;
+        if (f->rd) pr__wake(f->rd, PR_OK);
+    }
+    if (wr) {
+        f->wr_idle = 0;
+        if (f->wr) pr__wake(f->wr, PR_OK);
+    }
 }
 
 static void pr__run_posts(pr_sched *s);
@@ -916,11 +951,69 @@ int pr_fd_forget(int fd) {
     if (!s || (size_t)fd >= s->nfds) return PR_OK;
     f = &s->fds[fd];
     if (f->registered) pr__poller_del(s, fd);
-    f->registered = 0;
     if (f->rd) pr__wake(f->rd, PR_ECLOSED);
     if (f->wr) pr__wake(f->wr, PR_ECLOSED);
-    f->rd = f->wr = NULL;
+    memset(f, 0, sizeof *f);
     return PR_OK;
+}
+
+/* The fd's slot, for the I/O helpers (NULL on allocation failure). */
+static pr__fdslot *pr__fd_slot(pr_sched *s, int fd) { return pr__fd_reserve(s, fd) == PR_OK ? &s->fds[fd] : NULL; }
+
+ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    int rc;
+    if (fd < 0 || !buf || !n) return PR_EINVAL;
+    if (!s) return PR_ENOMEM;
+    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    for (;;) {
+        pr__fdslot *f = pr__fd_slot(s, fd);
+        if (!f) return PR_ENOMEM;
+        if (!f->rd_idle) {
+            ssize_t got = read(fd, buf, n);
+            if (got > 0) {
+                f->rd_idle = (size_t)got < n; /* a stream socket returns short only when drained */
+                return got;
+            }
+            if (got == 0) return PR_ECLOSED;
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) return PR_EIO;
+            f->rd_idle = 1;
+        }
+        if ((rc = pr_fd_wait(fd, PR_WAIT_READ, deadline)) != PR_OK) return rc;
+        s->fds[fd].rd_idle = 0; /* woken: try again even if the wake-up was spurious */
+    }
+}
+
+ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    int rc;
+    if (fd < 0 || !buf || !n) return PR_EINVAL;
+    if (!s) return PR_ENOMEM;
+    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    for (;;) {
+        pr__fdslot *f = pr__fd_slot(s, fd);
+        if (!f) return PR_ENOMEM;
+        if (!f->wr_idle) {
+            ssize_t put;
+#ifdef MSG_NOSIGNAL
+            put = f->notsock ? write(fd, buf, n) : send(fd, buf, n, MSG_NOSIGNAL);
+            if (put < 0 && errno == ENOTSOCK) {
+                f->notsock = 1;
+                continue;
+            }
+#else
+            put = write(fd, buf, n); /* BSDs: set SO_NOSIGPIPE on the socket */
+#endif
+            if (put >= 0) return put;
+            if (errno == EINTR) continue;
+            if (errno == EPIPE || errno == ECONNRESET) return PR_ECLOSED;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) return PR_EIO;
+            f->wr_idle = 1;
+        }
+        if ((rc = pr_fd_wait(fd, PR_WAIT_WRITE, deadline)) != PR_OK) return rc;
+        s->fds[fd].wr_idle = 0;
+    }
 }
 
 /* ---- cross-thread post ---- */

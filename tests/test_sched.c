@@ -350,6 +350,105 @@ PT_TEST(sched_fd_many_waiters) {
     }
 }
 
+/* ---- pr_fd_read / pr_fd_write ---- */
+static int sched_fd_echo(void *arg) {
+    int fd = *(int *)arg;
+    char buf[256];
+    ptrdiff_t n;
+    while ((n = pr_fd_read(fd, buf, sizeof buf, pr_deadline_in(5000))) > 0)
+        if (pr_fd_write(fd, buf, (size_t)n, pr_deadline_in(5000)) != n) return PR_EIO;
+    return (int)n;
+}
+
+PT_TEST(sched_fd_read_write) {
+    int sv[2], r, i;
+    char buf[64];
+    pr_task *t;
+    PT_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    PT_REQUIRE(pr_go(&t, sched_fd_echo, &sv[1], NULL) == PR_OK);
+    for (i = 0; i < 100; i++) {
+        PT_REQUIRE(pr_fd_write(sv[0], "ping", 4, pr_deadline_in(5000)) == 4);
+        PT_REQUIRE(pr_fd_read(sv[0], buf, sizeof buf, pr_deadline_in(5000)) == 4);
+        PT_REQUIRE(memcmp(buf, "ping", 4) == 0);
+    }
+    /* the last read was short, so the socket is known drained: the next read
+       waits for the poller instead of trying a read that says EAGAIN */
+    PT_EQ_INT(pr__sched_tls->fds[sv[0]].rd_idle, 1);
+    PT_EQ_INT(pr_fd_read(sv[0], buf, sizeof buf, 0), PR_ETIMEDOUT);
+    PT_REQUIRE(pr_fd_write(sv[0], "ab", 2, pr_deadline_in(5000)) == 2);
+    PT_REQUIRE(pr_fd_read(sv[0], buf, 1, pr_deadline_in(5000)) == 1); /* a full read: maybe more */
+    PT_EQ_INT(pr__sched_tls->fds[sv[0]].rd_idle, 0);
+    PT_REQUIRE(pr_fd_read(sv[0], buf, 1, pr_deadline_in(5000)) == 1);
+    PT_EQ_INT(pr_fd_read(sv[0], buf, 0, 0), PR_EINVAL);
+    PT_EQ_INT(pr_fd_write(-1, buf, 1, 0), PR_EINVAL);
+    /* the peer's end of stream */
+    pr_fd_forget(sv[0]);
+    close(sv[0]);
+    PT_EQ_ERR(pr_join(t, &r, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(r, PR_ECLOSED);
+    /* writing to a closed peer is PR_ECLOSED, not SIGPIPE */
+    PT_EQ_INT(pr_fd_write(sv[1], "x", 1, pr_deadline_in(1000)), PR_ECLOSED);
+    pr_fd_forget(sv[1]);
+    close(sv[1]);
+}
+
+static int sched_fd_drain(void *arg) {
+    int fd = *(int *)arg;
+    char buf[4096];
+    long long total = 0;
+    ptrdiff_t n;
+    while ((n = pr_fd_read(fd, buf, sizeof buf, pr_deadline_in(5000))) > 0) total += n;
+    return n == PR_ECLOSED ? (int)(total / 1024) : (int)n;
+}
+
+/* A writer that fills the socket buffer waits until the reader drains it;
+   works on a pipe too (not a socket: plain write). */
+PT_TEST(sched_fd_write_waits_when_full) {
+    int kinds;
+    for (kinds = 0; kinds < 2; kinds++) {
+        int fds[2], r, i;
+        char chunk[1024];
+        pr_task *t;
+        if (kinds == 0) PT_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
+        else PT_REQUIRE(pipe2(fds, O_NONBLOCK) == 0);
+        memset(chunk, 'a', sizeof chunk);
+        PT_REQUIRE(pr_go(&t, sched_fd_drain, &fds[0], NULL) == PR_OK);
+        for (i = 0; i < 4096; i++) { /* 4 MiB: far more than any socket or pipe buffer */
+            size_t off = 0;
+            while (off < sizeof chunk) {
+                ptrdiff_t n = pr_fd_write(fds[1], chunk + off, sizeof chunk - off, pr_deadline_in(5000));
+                PT_REQUIRE(n > 0);
+                off += (size_t)n;
+            }
+        }
+        pr_fd_forget(fds[1]);
+        close(fds[1]);
+        PT_EQ_ERR(pr_join(t, &r, PR_FOREVER), PR_OK);
+        PT_EQ_INT(r, 4096);
+        pr_fd_forget(fds[0]);
+        close(fds[0]);
+    }
+}
+
+static int sched_fd_read_forever(void *arg) {
+    char c;
+    return (int)pr_fd_read(*(int *)arg, &c, 1, PR_FOREVER);
+}
+
+PT_TEST(sched_fd_read_cancel) {
+    int sv[2], r;
+    pr_task *t;
+    PT_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    PT_REQUIRE(pr_go(&t, sched_fd_read_forever, &sv[0], NULL) == PR_OK);
+    pr_yield();
+    pr_cancel(t);
+    PT_EQ_ERR(pr_join(t, &r, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(r, PR_ECANCELED);
+    pr_fd_forget(sv[0]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* ---- groups ---- */
 static int sched_short(void *arg) {
     pr_sleep(pr_deadline_in((int)(intptr_t)arg));
@@ -767,6 +866,9 @@ const pt_suite pt_suite_sched = { "sched", {
     PT_ENTRY(sched_fd_wait_socketpair),
     PT_ENTRY(sched_fd_wait_timeout),
     PT_ENTRY(sched_fd_many_waiters),
+    PT_ENTRY(sched_fd_read_write),
+    PT_ENTRY(sched_fd_write_waits_when_full),
+    PT_ENTRY(sched_fd_read_cancel),
     PT_ENTRY(sched_group_cancels_and_reaps),
     PT_ENTRY(sched_group_wait_natural_end),
     PT_ENTRY(sched_group_child_cannot_wait_for_itself),
