@@ -1,7 +1,7 @@
 # pristine.h - developer entry points. `make test` is the README's test command.
 # `make test` and `make demo` first run tools/setup.sh, which installs missing
 # Debian packages (as root) and is quick when nothing is missing.
-.PHONY: all setup test test-san test-poll test-clang test-cross check amalg bench demo clean
+.PHONY: all setup test test-san test-poll test-clang test-cross check amalg bench demo fuzz fuzz-smoke clean
 
 all: test
 
@@ -42,6 +42,24 @@ bench: setup
 	$(CC) -O2 -std=c11 -DPRISTINE_NO_TLS -DPRISTINE_NO_FP_SAVE bench/bench.c build/fctx.o \
 	    -o build/bench_nofp -lboost_context -lstdc++ -lpthread
 	build/bench && build/bench_nofp
+	$(CC) -O2 -std=c11 -DPRISTINE_NO_TLS bench/bench_codecs.c -o build/bench_codecs -lpthread
+	build/bench_codecs
+
+# libFuzzer targets on the pure parsers: tests/fuzz_<name>.c -> build/fuzz/<name>.
+# fuzz-smoke runs each for FUZZ_SECONDS (default 60) and prints its exec count.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS = -std=c11 -g -O1 -DPRISTINE_NO_TLS -DPRISTINE_TESTING -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all
+fuzz: setup
+	@mkdir -p build/fuzz
+	@for f in tests/fuzz_*.c; do n=$${f#tests/fuzz_}; n=$${n%.c}; \
+	    clang $(FUZZ_FLAGS) $$f -o build/fuzz/$$n -lpthread || exit 1; echo "built build/fuzz/$$n"; done
+
+fuzz-smoke: fuzz
+	@for f in tests/fuzz_*.c; do n=$${f#tests/fuzz_}; n=$${n%.c}; mkdir -p build/fuzz/corpus_$$n; \
+	    build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus_$$n \
+	        >build/fuzz/$$n.log 2>&1 || { tail -n 40 build/fuzz/$$n.log; exit 1; }; \
+	    echo "fuzz $$n: $$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$n.log) execs in $(FUZZ_SECONDS) s"; done
 
 demo: setup
 	@mkdir -p build

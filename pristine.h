@@ -18,6 +18,9 @@ CONTENTS (grep for an anchor: >>sse for the declarations, >>sse.impl for the cod
   base     >>base     version, API decoration, includes, error codes, allocator and log hooks
   time     >>time     monotonic clock in ms, deadlines, PR_FOREVER, test clock
   buf      >>buf      growable byte buffers, slices, checked number parsing, case-insensitive compare
+  json     >>json     RFC 8259 JSON reader (DOM on an arena) and writer
+  url      >>url      URL parsing, percent-encoding, query building, reference resolution
+  sse      >>sse      Server-Sent Events decoder (pure; no I/O)
   coro     >>coro     stackful contexts: hand-written switch per arch, guard-paged pooled stacks
   sched    >>sched    tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post
   future   >>future   in-process promises and futures; a task's result as a future
@@ -130,6 +133,16 @@ EXAMPLE (prints got 1, got 2, got 3)
    should include pristine.h first (or define _GNU_SOURCE itself). */
 #if defined(PRISTINE_IMPLEMENTATION) && !defined(_GNU_SOURCE) && !defined(PRISTINE_IMPLEMENTATION_INCLUDED)
 #define _GNU_SOURCE 1
+#endif
+/* macOS: the ucontext fallback needs _XOPEN_SOURCE, which hides MAP_ANON
+   unless _DARWIN_C_SOURCE is set too. */
+#if defined(PRISTINE_IMPLEMENTATION) && defined(__APPLE__) && !defined(PRISTINE_IMPLEMENTATION_INCLUDED)
+#ifndef _XOPEN_SOURCE
+#define _XOPEN_SOURCE 600
+#endif
+#ifndef _DARWIN_C_SOURCE
+#define _DARWIN_C_SOURCE 1
+#endif
 #endif
 
 #include <stddef.h>
@@ -436,6 +449,740 @@ PRISTINE_API int pr_parse_i64(pr_slice s, int64_t *out);
    See: pr_parse_i64. */
 PRISTINE_API int pr_parse_u64(pr_slice s, uint64_t *out);
 
+/* ==== json: RFC 8259 JSON reader (DOM on an arena) and writer ==== >>json */
+/*
+ * json: a strict RFC 8259 reader that builds a read-only DOM, and a writer
+ * that emits compact JSON into a pr_buf.
+ *
+ * Reading: pr_json_parse turns text into a pr_json_doc. The document owns
+ * every value, key and string in a few large arena chunks (no allocation
+ * per value) and frees them all at once in pr_json_doc_destroy. A pr_json
+ * is a value inside a document; pointers to values and the strings they
+ * hold stay valid until the document is destroyed. The input text is not
+ * referenced after the parse returns. The parser is iterative (no
+ * recursion), validates UTF-8, combines surrogate pairs and rejects lone
+ * surrogates (or replaces them with U+FFFD by option). Depth, document size
+ * and string length are limited by pr_json_opts (exceeding one gives
+ * PR_ELIMIT); malformed input gives PR_EPROTO and a position in
+ * pr_json_error. Strings are stored NUL-terminated but may also contain
+ * U+0000, so getters report their length. Object member lookup is a linear
+ * scan (objects keep their members in document order, duplicates
+ * included); array indexing is O(1).
+ *
+ * Writing: a pr_json_writer is a caller-allocated value struct over a
+ * caller-owned pr_buf; it allocates nothing itself and tracks nesting, so a
+ * misplaced call gives PR_ESTATE. It only appends to the buffer and keeps
+ * no pointer into its bytes, so a caller streaming a large array may send
+ * and pr_buf_clear (or pr_buf_consume) the buffer between any two calls.
+ */
+
+/* The type of a value (pr_json_type). 0 is returned for a NULL value. */
+enum pr_json_type {
+    PR_JSON_NULL = 1,
+    PR_JSON_FALSE,
+    PR_JSON_TRUE,
+    PR_JSON_NUMBER,
+    PR_JSON_STRING,
+    PR_JSON_ARRAY,
+    PR_JSON_OBJECT
+};
+
+/* A parsed document; owns all its values. */
+typedef struct pr_json_doc pr_json_doc;
+
+/* A value inside a document; valid until pr_json_doc_destroy. */
+typedef struct pr_json pr_json;
+
+/* Parser limits and options. Zero in every field means the default. */
+typedef struct pr_json_opts {
+    size_t max_depth;            /* 0 = 512 nested arrays/objects */
+    size_t max_size;             /* 0 = 64 MiB of input text */
+    size_t max_string;           /* 0 = 16 MiB per decoded string or key */
+    int replace_lone_surrogates; /* 0 = a lone \uD800-\uDFFF escape is PR_EPROTO; 1 = U+FFFD */
+} pr_json_opts;
+
+/* Where and why a parse failed. offset is the byte offset of the problem
+   in the input; line and column are 1-based (column counts bytes). */
+typedef struct pr_json_error {
+    int code;      /* PR_OK, PR_EPROTO, PR_ELIMIT, PR_ENOMEM or PR_EINVAL */
+    size_t offset;
+    size_t line;
+    size_t column;
+    char msg[96];  /* NUL-terminated English text */
+} pr_json_error;
+
+/* Parse one JSON text (RFC 8259: any value, surrounded by optional
+   whitespace; no BOM, no comments, no trailing commas). Numbers that are
+   written without fraction or exponent and fit int64_t are kept exactly;
+   a number whose magnitude overflows a double is PR_ELIMIT.
+   Params: out - receives the document (NULL on failure); text, len - the
+           input, need not be NUL-terminated; opts - limits, NULL for the
+           defaults; err - receives the failure position and message, may
+           be NULL.
+   Returns: PR_OK; PR_EPROTO for malformed JSON or invalid UTF-8; PR_ELIMIT
+            when a limit of opts is exceeded or a number is out of range;
+            PR_ENOMEM; PR_EINVAL if out is NULL or text is NULL with len > 0.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_doc_destroy, pr_json_root. */
+PRISTINE_API int pr_json_parse(pr_json_doc **out, const char *text, size_t len, const pr_json_opts *opts,
+                               pr_json_error *err);
+
+/* Free a document and every value in it.
+   Params: doc - the document; NULL is a no-op.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_parse. */
+PRISTINE_API void pr_json_doc_destroy(pr_json_doc *doc);
+
+/* The top-level value of a document.
+   Params: doc - the document.
+   Returns: the root value; NULL if doc is NULL.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_type. */
+PRISTINE_API const pr_json *pr_json_root(const pr_json_doc *doc);
+
+/* The type of a value.
+   Params: v - a value or NULL.
+   Returns: a PR_JSON_* type; 0 if v is NULL.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_len. */
+PRISTINE_API int pr_json_type(const pr_json *v);
+
+/* The number of elements of an array, members of an object, or bytes of a
+   string.
+   Params: v - a value or NULL.
+   Returns: the count; 0 for other types and NULL.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_at, pr_json_string. */
+PRISTINE_API size_t pr_json_len(const pr_json *v);
+
+/* Look up an object member by key (a linear scan; when a key is present
+   more than once the last member wins, as in JavaScript).
+   Params: obj - an object (anything else gives NULL); key - NUL-terminated.
+   Returns: the member's value, or NULL if absent.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_getn, pr_json_iter_init. */
+PRISTINE_API const pr_json *pr_json_get(const pr_json *obj, const char *key);
+
+/* Look up an object member by a key that may contain U+0000.
+   Params: obj - an object; key, key_len - the key's bytes.
+   Returns: the member's value (the last one if duplicated), or NULL.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_get. */
+PRISTINE_API const pr_json *pr_json_getn(const pr_json *obj, const char *key, size_t key_len);
+
+/* An array element by index (O(1)).
+   Params: arr - an array (anything else gives NULL); i - 0-based index.
+   Returns: the element, or NULL if i is out of range.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_len. */
+PRISTINE_API const pr_json *pr_json_at(const pr_json *arr, size_t i);
+
+/* A string's UTF-8 bytes (NUL-terminated; may also contain U+0000).
+   Params: v - a string value; len - receives the byte length, may be NULL.
+   Returns: the bytes, valid until the document is destroyed; NULL (and
+            *len = 0) if v is not a string.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_len. */
+PRISTINE_API const char *pr_json_string(const pr_json *v, size_t *len);
+
+/* A number as an exact integer.
+   Params: v - a value; out - receives the integer (untouched on error).
+   Returns: PR_OK; PR_EINVAL if v is not a number or was written with a
+            fraction or an exponent; PR_ELIMIT if the integer does not fit
+            in int64_t.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_double. */
+PRISTINE_API int pr_json_int(const pr_json *v, int64_t *out);
+
+/* A number as a double (integers are converted, rounding if beyond 2^53).
+   Params: v - a value; out - receives the number (untouched on error).
+   Returns: PR_OK; PR_EINVAL if v is not a number.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_int. */
+PRISTINE_API int pr_json_double(const pr_json *v, double *out);
+
+/* A boolean.
+   Params: v - a value; out - receives 1 for true, 0 for false.
+   Returns: PR_OK; PR_EINVAL if v is neither true nor false.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_type. */
+PRISTINE_API int pr_json_bool(const pr_json *v, int *out);
+
+/* Whether a value is JSON null.
+   Params: v - a value or NULL.
+   Returns: 1 if v is null, 0 otherwise (including a NULL pointer).
+   Blocks: no.
+   Thread: any.
+   See: pr_json_type. */
+PRISTINE_API int pr_json_is_null(const pr_json *v);
+
+/* An iterator over the members of an object or the elements of an array,
+   in document order:
+       pr_json_iter it;
+       pr_json_iter_init(&it, obj);
+       while (pr_json_iter_next(&it)) use(it.key, it.key_len, it.value);
+   The priv_ fields are private. */
+typedef struct pr_json_iter {
+    const char *key;      /* the member's key (NUL-terminated); NULL for arrays */
+    size_t key_len;       /* its length in bytes */
+    const pr_json *value; /* the current member's value or element */
+    size_t index;         /* 0-based position of the current item */
+    const pr_json *priv_next, *priv_end;
+    int priv_step;
+} pr_json_iter;
+
+/* Start iterating over a container.
+   Params: it - caller-allocated iterator; v - an array or object (anything
+           else, or NULL, gives an iterator that yields nothing).
+   Returns: nothing.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_iter_next. */
+PRISTINE_API void pr_json_iter_init(pr_json_iter *it, const pr_json *v);
+
+/* Advance to the next item and fill key, key_len, value and index.
+   Params: it - an iterator from pr_json_iter_init.
+   Returns: 1 if an item was produced; 0 at the end.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_iter_init. */
+PRISTINE_API int pr_json_iter_next(pr_json_iter *it);
+
+/* The deepest nesting a writer tracks. */
+#define PR_JSON_WRITER_MAX_DEPTH 1024
+
+/* A compact JSON writer over a caller-owned pr_buf. A caller-allocated
+   value struct (no deinit needed); all fields are private. */
+typedef struct pr_json_writer {
+    pr_buf *priv_out;
+    int priv_err;            /* sticky PR_ENOMEM */
+    unsigned priv_depth;
+    unsigned priv_state;     /* flags of the innermost level */
+    unsigned char priv_kind[PR_JSON_WRITER_MAX_DEPTH / 8]; /* bit set = object */
+} pr_json_writer;
+
+/* Start a writer that appends one JSON value to out. out's existing
+   bytes are kept. Between calls the caller may send and consume out's
+   bytes (for example after each element of a large array): the writer
+   keeps no pointer into them.
+   Params: w - caller-allocated writer; out - the destination buffer.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_writer_finish. */
+PRISTINE_API void pr_json_writer_init(pr_json_writer *w, pr_buf *out);
+
+/* Check that exactly one complete value has been written.
+   Params: w - the writer.
+   Returns: PR_OK; PR_ESTATE if a container is open or nothing was written;
+            PR_ENOMEM if an earlier call ran out of memory.
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_writer_init. */
+PRISTINE_API int pr_json_writer_finish(pr_json_writer *w);
+
+/* Open an object ('{'); then alternate pr_json_key and a value.
+   Params: w - the writer.
+   Returns: PR_OK; PR_ESTATE where a value is not allowed (after the top
+            value, or where a key is expected); PR_ELIMIT beyond
+            PR_JSON_WRITER_MAX_DEPTH; PR_ENOMEM (sticky: every later call
+            returns it too).
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_end_object, pr_json_key. */
+PRISTINE_API int pr_json_begin_object(pr_json_writer *w);
+
+/* Close the innermost object ('}').
+   Params: w - the writer.
+   Returns: PR_OK; PR_ESTATE if the innermost container is not an object
+            or a key has no value yet; PR_ENOMEM (sticky).
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_begin_object. */
+PRISTINE_API int pr_json_end_object(pr_json_writer *w);
+
+/* Open an array ('[').
+   Params: w - the writer.
+   Returns: PR_OK; PR_ESTATE where a value is not allowed; PR_ELIMIT beyond
+            PR_JSON_WRITER_MAX_DEPTH; PR_ENOMEM (sticky).
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_end_array. */
+PRISTINE_API int pr_json_begin_array(pr_json_writer *w);
+
+/* Close the innermost array (']').
+   Params: w - the writer.
+   Returns: PR_OK; PR_ESTATE if the innermost container is not an array;
+            PR_ENOMEM (sticky).
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_begin_array. */
+PRISTINE_API int pr_json_end_array(pr_json_writer *w);
+
+/* Write an object member's key.
+   Params: w - the writer; key, len - UTF-8 bytes (may contain U+0000).
+   Returns: PR_OK; PR_ESTATE if not inside an object or a key is already
+            waiting for its value; PR_EINVAL for invalid UTF-8; PR_ENOMEM
+            (sticky).
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_write_string. */
+PRISTINE_API int pr_json_key(pr_json_writer *w, const char *key, size_t len);
+
+/* Write a string value, escaping '"', '\' and control characters;
+   other UTF-8 passes through unchanged.
+   Params: w - the writer; s, len - UTF-8 bytes (may contain U+0000).
+   Returns: PR_OK; PR_ESTATE where a value is not allowed; PR_EINVAL for
+            invalid UTF-8; PR_ENOMEM (sticky).
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_key. */
+PRISTINE_API int pr_json_write_string(pr_json_writer *w, const char *s, size_t len);
+
+/* Write an integer, exactly.
+   Params: w - the writer; v - the value.
+   Returns: PR_OK; PR_ESTATE where a value is not allowed; PR_ENOMEM
+            (sticky).
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_write_double. */
+PRISTINE_API int pr_json_write_int(pr_json_writer *w, int64_t v);
+
+/* Write a double in the shortest of %.15g, %.16g and %.17g that reads back
+   as the same double; a value without fraction or exponent gets ".0" so
+   it reads back as a non-integer.
+   Params: w - the writer; v - a finite value.
+   Returns: PR_OK; PR_EINVAL for NaN or an infinity; PR_ESTATE where a
+            value is not allowed; PR_ENOMEM (sticky).
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_write_int. */
+PRISTINE_API int pr_json_write_double(pr_json_writer *w, double v);
+
+/* Write true or false.
+   Params: w - the writer; v - nonzero for true.
+   Returns: PR_OK; PR_ESTATE where a value is not allowed; PR_ENOMEM
+            (sticky).
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_write_null. */
+PRISTINE_API int pr_json_write_bool(pr_json_writer *w, int v);
+
+/* Write null.
+   Params: w - the writer.
+   Returns: PR_OK; PR_ESTATE where a value is not allowed; PR_ENOMEM
+            (sticky).
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_write_bool. */
+PRISTINE_API int pr_json_write_null(pr_json_writer *w);
+
+/* Write a parsed value and everything inside it (iteratively; it may
+   allocate a small cursor stack).
+   Params: w - the writer; v - a value from a document.
+   Returns: PR_OK; PR_EINVAL if v is NULL; PR_ESTATE where a value is not
+            allowed; PR_ELIMIT if nesting would exceed
+            PR_JSON_WRITER_MAX_DEPTH; PR_ENOMEM (sticky).
+   Blocks: no.
+   Thread: owner.
+   See: pr_json_parse. */
+PRISTINE_API int pr_json_write_value(pr_json_writer *w, const pr_json *v);
+
+/* ==== url: URL parsing, percent-encoding, query building, reference resolution ==== >>url */
+/*
+ * url: absolute http/https URLs for the HTTP client (RFC 3986), percent-
+ * encoding and decoding, query building and relative-reference resolution
+ * (RFC 3986 section 5, for redirects).
+ *
+ * Main type: pr_url, a parsed URL. pr_url_parse copies the text into one
+ * allocation that the struct owns; every pr_slice in it points into that
+ * copy, so the caller's string may go away at once. The slices stay valid
+ * until pr_url_deinit. A zero-initialised pr_url is empty and may be passed
+ * to pr_url_deinit.
+ *
+ * Parsing rules (strict; every rejection is PR_EINVAL with a message):
+ * - the scheme is matched case-insensitively and stored in lower case; only
+ *   "http" and "https" are accepted (other schemes are PR_EINVAL, "unsupported
+ *   scheme"), and "//" must follow the colon;
+ * - no control bytes (0x00-0x1f, 0x7f) and no spaces anywhere; every '%'
+ *   must start a %XX escape (two hex digits) in every component;
+ * - userinfo ("user:pass" before the last '@' of the authority) is kept raw
+ *   (still percent-encoded; error messages never quote it) and may hold only unreserved, sub-delims, ':',
+ *   %XX and bytes >= 0x80;
+ * - the host must not be empty. ASCII letters are folded to lower case;
+ *   bytes >= 0x80 (IDN in UTF-8) are kept as given, with no punycode step.
+ *   An IPv6 literal must be bracketed ("[::1]") and must be a valid RFC 3986
+ *   IPv6address; the slice holds it without the brackets and is_ipv6 is set.
+ *   Zone identifiers (RFC 6874 "%25eth0") and IPvFuture ("[v1.x]") are
+ *   rejected;
+ * - the port is 1-65535 in decimal (leading zeros allowed). An empty port
+ *   ("http://h:/") means the default port (RFC 3986 section 3.2.3) and
+ *   port_explicit stays 0; defaults are 80 for http and 443 for https;
+ * - path, query and fragment are kept raw; an empty path stays empty here
+ *   and becomes "/" in pr_url_target.
+ */
+
+/* A parsed absolute http/https URL. Read the fields; do not write them. */
+typedef struct pr_url {
+    pr_slice scheme;    /* "http" or "https" (lower case) */
+    pr_slice userinfo;  /* raw, without the '@'; empty if none */
+    pr_slice host;      /* lower-cased ASCII; IPv6 without brackets */
+    pr_slice path;      /* raw, may be empty */
+    pr_slice query;     /* raw, without the '?' */
+    pr_slice fragment;  /* raw, without the '#' */
+    uint16_t port;      /* explicit port, or 80 / 443 */
+    int port_explicit;  /* 1 if the text named a port */
+    int is_ipv6;        /* 1 if the host was a bracketed IPv6 literal */
+    int secure;         /* 1 for https */
+    int has_userinfo;   /* 1 if an '@' was present (userinfo may be empty) */
+    int has_query;      /* 1 if a '?' was present (query may be empty) */
+    int has_fragment;   /* 1 if a '#' was present (fragment may be empty) */
+    char *mem_;         /* private: the owned copy */
+    size_t mem_len_;    /* private: its allocation size */
+} pr_url;
+
+/* Character sets for pr_url_encode: the bytes that are kept as they are.
+   Every other byte becomes %XX (upper-case hex). */
+enum pr_url_enc {
+    PR_URL_ENC_COMPONENT = 0, /* only unreserved: A-Z a-z 0-9 - . _ ~ */
+    PR_URL_ENC_PATH = 1,      /* unreserved, sub-delims, ':', '@', '/' */
+    PR_URL_ENC_QUERY = 2,     /* unreserved and ! $ ' ( ) * , ; : @ / ?
+                                 (not & = + #): a query key or value */
+    PR_URL_ENC_FORM = 3       /* application/x-www-form-urlencoded:
+                                 A-Z a-z 0-9 * - . _ kept, space as '+' */
+};
+
+/* Flags for pr_url_decode. */
+enum pr_url_dec {
+    PR_URL_DEC_PLUS = 1 /* decode '+' as a space (form encoding) */
+};
+
+/* Parse an absolute http or https URL into u (see the rules above).
+   Params: u - receives the URL; it must not hold a parsed URL (deinit it
+           first); on failure it is left zeroed. s, len - the text (need not
+           be NUL-terminated; a NUL byte is rejected). err - optional; on
+           failure receives the code and a message saying what was wrong.
+   Returns: PR_OK; PR_EINVAL for malformed text, an unsupported scheme
+            (anything but http and https), an empty host, a bad IPv6
+            literal or a bad port; PR_ENOMEM.
+   Blocks: no.
+   Thread: any.
+   See: pr_url_deinit, pr_url_format, pr_url_resolve. */
+PRISTINE_API int pr_url_parse(pr_url *u, const char *s, size_t len, pr_err_info *err);
+
+/* Release the memory of a parsed URL and zero it.
+   Params: u - a URL from pr_url_parse or zero-initialised; NULL is a no-op.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_url_parse. */
+PRISTINE_API void pr_url_deinit(pr_url *u);
+
+/* Append the URL's text: scheme "://" [userinfo "@"] host [":" port]
+   path ["?" query] ["#" fragment]. The port is written when the text had
+   one; IPv6 hosts get brackets. Parsing the output gives equal components.
+   Params: out - appended to; u - a parsed URL; with_fragment - 0 drops the
+           fragment (what a redirect's base or a request needs).
+   Returns: PR_OK; PR_ENOMEM (out is unchanged).
+   Blocks: no.
+   Thread: owner.
+   See: pr_url_target, pr_url_origin. */
+PRISTINE_API int pr_url_format(pr_buf *out, const pr_url *u, int with_fragment);
+
+/* Append the origin-form request target: path (or "/" when empty) and
+   "?" query when the URL has one. Bytes that may not appear raw in a
+   request line (>= 0x80 and " < > \ ^ ` { | }) are percent-encoded.
+   Params: out - appended to; u - a parsed URL.
+   Returns: PR_OK; PR_ENOMEM (out is unchanged).
+   Blocks: no.
+   Thread: owner.
+   See: pr_url_authority. */
+PRISTINE_API int pr_url_target(pr_buf *out, const pr_url *u);
+
+/* Append the authority host[:port], IPv6 in brackets, never the userinfo.
+   The host is written as parsed: IDN bytes stay as given (convert to
+   punycode first if the peer needs ASCII).
+   Params: out - appended to; u - a parsed URL; always_port - 1 always
+           writes the port (a CONNECT target); 0 omits it when it is the
+           scheme's default (a Host header).
+   Returns: PR_OK; PR_ENOMEM (out is unchanged).
+   Blocks: no.
+   Thread: owner.
+   See: pr_url_origin. */
+PRISTINE_API int pr_url_authority(pr_buf *out, const pr_url *u, int always_port);
+
+/* Append the origin "scheme://host:port", always with the port, e.g.
+   "https://example.com:443" or "http://[::1]:80".
+   Params: out - appended to; u - a parsed URL.
+   Returns: PR_OK; PR_ENOMEM (out is unchanged).
+   Blocks: no.
+   Thread: owner.
+   See: pr_url_same_origin. */
+PRISTINE_API int pr_url_origin(pr_buf *out, const pr_url *u);
+
+/* Whether two URLs have the same origin (scheme, host and port).
+   Params: a, b - parsed URLs.
+   Returns: 1 if the origins are equal, 0 if not.
+   Blocks: no.
+   Thread: any.
+   See: pr_url_origin. */
+PRISTINE_API int pr_url_same_origin(const pr_url *a, const pr_url *b);
+
+/* Percent-encode n bytes, keeping the bytes of one character set.
+   Params: out - appended to; s - the bytes (may be NULL when n is 0);
+           n - count; set - a PR_URL_ENC_* value.
+   Returns: PR_OK; PR_EINVAL for an unknown set; PR_ENOMEM (out is
+            unchanged).
+   Blocks: no.
+   Thread: owner.
+   See: pr_url_decode, pr_url_query_append. */
+PRISTINE_API int pr_url_encode(pr_buf *out, const char *s, size_t n, int set);
+
+/* Percent-decode n bytes. %XX (either hex case) becomes one byte, which may
+   be any value including NUL (out->len counts it).
+   Params: out - appended to; s - the text (may be NULL when n is 0);
+           n - count; flags - 0 or PR_URL_DEC_PLUS.
+   Returns: PR_OK; PR_EINVAL when a '%' is not followed by two hex digits
+            (out is unchanged); PR_ENOMEM (out is unchanged).
+   Blocks: no.
+   Thread: owner.
+   See: pr_url_encode. */
+PRISTINE_API int pr_url_decode(pr_buf *out, const char *s, size_t n, int flags);
+
+/* Append one key=value pair to a query string: a '&' first when q is not
+   empty, then key and value encoded with PR_URL_ENC_QUERY (so '&', '=',
+   '+', '#' and spaces are escaped). No leading '?' is written.
+   Params: q - the query being built; key - NUL-terminated; value -
+           NUL-terminated, or NULL to write the key alone without '='.
+   Returns: PR_OK; PR_EINVAL if key is NULL; PR_ENOMEM (q is unchanged).
+   Blocks: no.
+   Thread: owner.
+   See: pr_url_encode. */
+PRISTINE_API int pr_url_query_append(pr_buf *q, const char *key, const char *value);
+
+/* Resolve a URI reference against an absolute base URI (RFC 3986 section
+   5.2: strict mode, remove_dot_segments, recomposition per 5.3) and append
+   the result. This works on generic URI syntax, so "g:h" against an http
+   base gives "g:h"; parse the result with pr_url_parse to get an http URL
+   (for a redirect: format the current URL without fragment as the base,
+   resolve the trimmed Location value, parse). The base's fragment is
+   ignored. Both inputs obey the same byte rules as pr_url_parse: no
+   control bytes or spaces, and every '%' starts a %XX escape.
+   Params: out - appended to; base, base_len - the base URI, which must
+           have a scheme; ref, ref_len - the reference; err - optional,
+           receives the code and a message on failure.
+   Returns: PR_OK; PR_EINVAL for a base without a scheme or a bad byte in
+            either input; PR_ENOMEM. On failure out is unchanged.
+   Blocks: no.
+   Thread: owner.
+   See: pr_url_parse, pr_url_format. */
+PRISTINE_API int pr_url_resolve(pr_buf *out, const char *base, size_t base_len,
+                                const char *ref, size_t ref_len, pr_err_info *err);
+
+/* ==== sse: Server-Sent Events decoder (pure; no I/O) ==== >>sse */
+/*
+ * sse: a byte-in, event-out decoder for the text/event-stream format,
+ * following the WHATWG rules (spec/sse.md R1-R11): UTF-8 with one leading
+ * BOM stripped per connection, CR / LF / CRLF line ends (a CR ends its line
+ * at once, also at the end of a chunk), comments, `event`, `data`, `id`,
+ * `retry`, dispatch on a blank line, the unterminated block dropped at the
+ * end of the stream. It does no I/O: the reconnecting client is `pr_sse`.
+ *
+ * Use: pr_sse_decoder_create, then for every chunk of the body
+ * pr_sse_decoder_feed(d, bytes, n) and pr_sse_decoder_next(d, &ev) until it
+ * returns PR_SSE_MORE; at the end of the body pr_sse_decoder_finish(d) and
+ * next until PR_ECLOSED; pr_sse_decoder_reset(d) before the next connection.
+ *
+ * Lifetime: the decoder borrows each fed chunk until next returns
+ * PR_SSE_MORE (or PR_ECLOSED, or reset/destroy): keep those bytes unchanged
+ * until then. An event's strings are views into the chunk or the decoder's
+ * own buffers, valid until the next call on the decoder. Values may contain
+ * U+0000 (data, type), so use the lengths.
+ *
+ * Ids: an event carries both views (spec/sse.md section 5): the block's own
+ * `id` (absent / empty / set) and the stream's last-event-ID at dispatch.
+ * pr_sse_decoder_last_id is what to send as Last-Event-ID on reconnect; it
+ * also sees blocks that carry only `id:` and so dispatch no event.
+ */
+
+/* pr_sse_decoder_next: no complete event in the bytes fed so far. Positive,
+   so it is never mistaken for an error code. */
+#define PR_SSE_MORE 1
+
+/* pr_sse_event.id_state: did the event's block carry an accepted `id`? */
+enum pr_sse_id_state {
+    PR_SSE_ID_ABSENT = 0, /* no `id` field (id is NULL) */
+    PR_SSE_ID_EMPTY = 1,  /* `id` with an empty value: the block cleared it */
+    PR_SSE_ID_SET = 2     /* `id` with a non-empty value */
+};
+
+/* Decoder options; NULL or all zero means defaults. */
+typedef struct pr_sse_opts {
+    size_t max_line_bytes;  /* 0 = 1 MiB; SIZE_MAX = no limit. One line, without its terminator */
+    size_t max_event_bytes; /* 0 = 16 MiB; SIZE_MAX = no limit. One event's joined data */
+    int raw_bytes;          /* 0 = invalid UTF-8 becomes U+FFFD (spec R1); 1 = bytes pass unchanged */
+} pr_sse_opts;
+
+/* One dispatched event. The strings are valid until the next call on the
+   decoder. type, id and last_id are NUL-terminated; data is not in general
+   (it may point into the fed chunk): use data_len. */
+typedef struct pr_sse_event {
+    const char *type;     /* the `event` field, or "message" when absent/empty */
+    size_t type_len;
+    const char *data;     /* `data` lines joined with LF, never NULL */
+    size_t data_len;
+    int id_state;         /* PR_SSE_ID_ABSENT, PR_SSE_ID_EMPTY or PR_SSE_ID_SET */
+    const char *id;       /* the block's own id: NULL when absent, "" when empty */
+    size_t id_len;
+    const char *last_id;  /* the stream's last-event-ID at dispatch; never NULL, may be "" */
+    size_t last_id_len;
+    int64_t retry_ms;     /* the block's last valid `retry`, or -1 */
+} pr_sse_event;
+
+/* An SSE decoder (opaque). Owned by one thread. */
+typedef struct pr_sse_decoder pr_sse_decoder;
+
+/* Create a decoder.
+   Params: out - receives the decoder (NULL on failure); opts - options, or
+           NULL for defaults (copied).
+   Returns: PR_OK; PR_EINVAL if out is NULL; PR_ENOMEM.
+   Blocks: no.
+   Thread: any (the decoder then belongs to the calling thread).
+   See: pr_sse_decoder_destroy, pr_sse_decoder_feed. */
+PRISTINE_API int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_opts *opts);
+
+/* Destroy a decoder and everything it owns.
+   Params: d - a decoder; NULL is a no-op.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_decoder_create. */
+PRISTINE_API void pr_sse_decoder_destroy(pr_sse_decoder *d);
+
+/* Hand the decoder the next chunk of the response body (any split works,
+   one byte at a time included). The bytes are borrowed, not copied: keep
+   them unchanged until pr_sse_decoder_next returns PR_SSE_MORE.
+   Params: d - the decoder; bytes - the chunk (may be NULL when n is 0);
+           n - its length.
+   Returns: PR_OK; PR_EINVAL if d is NULL or bytes is NULL with n > 0;
+            PR_ESTATE if the previous chunk is not fully read yet (call
+            next until PR_SSE_MORE first) or after pr_sse_decoder_finish;
+            PR_ENOMEM (nothing was taken; the call may be repeated).
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_decoder_next, pr_sse_decoder_finish. */
+PRISTINE_API int pr_sse_decoder_feed(pr_sse_decoder *d, const char *bytes, size_t n);
+
+/* Decode up to the next event. Lines are processed as they complete, so
+   `retry` and id-only blocks take effect even when no event follows.
+   Params: d - the decoder; ev - receives the event when PR_OK is returned;
+           its strings stay valid until the next call on d.
+   Returns: PR_OK (an event); PR_SSE_MORE (all fed bytes are used: feed the
+            next chunk); PR_ECLOSED (after pr_sse_decoder_finish, once the
+            fed bytes are used; the unterminated block was dropped);
+            PR_ELIMIT (a line or an event exceeded its limit; the block was
+            dropped; returned again until pr_sse_decoder_skip or
+            pr_sse_decoder_reset); PR_EINVAL if d or ev is NULL; PR_ENOMEM
+            (nothing was lost; the call may be repeated).
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_decoder_feed, pr_sse_decoder_skip. */
+PRISTINE_API int pr_sse_decoder_next(pr_sse_decoder *d, pr_sse_event *ev);
+
+/* Mark the end of the body: once the fed bytes are used, next drops the
+   incomplete line and block (its `id` never reaches the last-event-ID)
+   and returns PR_ECLOSED.
+   Params: d - the decoder.
+   Returns: PR_OK; PR_EINVAL if d is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_decoder_reset. */
+PRISTINE_API int pr_sse_decoder_finish(pr_sse_decoder *d);
+
+/* After PR_ELIMIT, go on with the same stream: the rest of the offending
+   block is skipped up to its blank line, then decoding resumes (the fed
+   chunk stays in use). Lines inside the skipped part have no effect.
+   Params: d - the decoder.
+   Returns: PR_OK; PR_EINVAL if d is NULL; PR_ESTATE if the last result was
+            not PR_ELIMIT.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_decoder_next, pr_sse_decoder_reset. */
+PRISTINE_API int pr_sse_decoder_skip(pr_sse_decoder *d);
+
+/* Prepare for a new connection (also the way out of PR_ELIMIT when the
+   connection is dropped): forgets the fed chunk, the partial line and block,
+   the end-of-stream mark and any limit error; the next byte is a stream start
+   again (one BOM is stripped). Keeps the last-event-ID (seeding the new
+   parse with it, as spec/sse.md R14 recommends) and the retry time.
+   Params: d - the decoder.
+   Returns: PR_OK; PR_EINVAL if d is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_decoder_set_last_id, pr_sse_decoder_skip. */
+PRISTINE_API int pr_sse_decoder_reset(pr_sse_decoder *d);
+
+/* Seed the stream's last-event-ID (resume), before the first byte of a
+   connection: after create, reset, or finish.
+   Params: d - the decoder; id - the id bytes (may be NULL when len is 0),
+           copied; len - their length.
+   Returns: PR_OK; PR_EINVAL if d is NULL, id is NULL with len > 0, or id
+            contains NUL, CR or LF or is not valid UTF-8; PR_ESTATE if bytes
+            were fed since create/reset and finish was not called;
+            PR_ENOMEM (the old id is kept).
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_decoder_last_id. */
+PRISTINE_API int pr_sse_decoder_set_last_id(pr_sse_decoder *d, const char *id, size_t len);
+
+/* The stream's last-event-ID: what to send as Last-Event-ID on reconnect
+   (empty means send none). Moved by every dispatched block with an `id`,
+   including blocks that dispatch no event.
+   Params: d - the decoder; len - receives the length (may be NULL).
+   Returns: a NUL-terminated string, never NULL, valid until the next call
+            that changes it; "" if d is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_decoder_set_last_id, pr_sse_event. */
+PRISTINE_API const char *pr_sse_decoder_last_id(const pr_sse_decoder *d, size_t *len);
+
+/* The stream's reconnection time set by `retry` (digits only; saturates at
+   INT64_MAX), effective as soon as its line ends.
+   Params: d - the decoder.
+   Returns: milliseconds, or -1 if no valid `retry` was seen (or d is NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_event. */
+PRISTINE_API int64_t pr_sse_decoder_retry(const pr_sse_decoder *d);
+
+/* Parse an event's data as one JSON text (pr_json_parse).
+   Params: ev - the event (read during the call only); out - receives the
+           document, which owns its values (destroy it with
+           pr_json_doc_destroy; NULL on failure); opts - JSON limits, NULL
+           for defaults; err - receives the failure's code, byte offset in
+           ev->data, line, column and message; may be NULL.
+   Returns: PR_OK; PR_EPROTO when the data is empty (offset 0, "empty event
+            data") or is not valid JSON; PR_ELIMIT when a JSON limit is
+            exceeded; PR_ENOMEM; PR_EINVAL if ev or out is NULL.
+   Blocks: no.
+   Thread: any.
+   See: pr_json_parse, pr_json_doc_destroy. */
+PRISTINE_API int pr_sse_event_json(const pr_sse_event *ev, pr_json_doc **out, const pr_json_opts *opts,
+                                   pr_json_error *err);
+
 /* ==== coro: stackful contexts: hand-written switch per arch, guard-paged pooled stacks ==== >>coro */
 /*
  * coro: the stackful contexts under every task. Each task runs on its own
@@ -581,8 +1328,10 @@ PRISTINE_API pr_task *pr_self(void);
    See: pr_cancel. */
 PRISTINE_API int pr_is_canceled(void);
 
-/* Let every other ready task run once, then continue. Also checks timers and
-   I/O without sleeping.
+/* Let every other ready task run once, then continue. Every few dozen
+   switches the scheduler also checks timers and I/O without sleeping, so a
+   task that only yields does not starve sleepers or I/O. Inside a posted
+   function it returns at once.
    Params: none.
    Returns: PR_OK; PR_ECANCELED if the task is cancelled; PR_ENOMEM if the
             scheduler cannot be created.
@@ -618,9 +1367,11 @@ PRISTINE_API int pr_sleep(int64_t deadline);
 PRISTINE_API int pr_fd_wait(int fd, int kinds, int64_t deadline);
 
 /* Read up to n bytes from a non-blocking fd, waiting while none are there.
-   The scheduler remembers when an fd was drained (a short read or EAGAIN)
-   and then waits for the poller's word before reading again, so a stream
-   of small messages costs one read per message, not two.
+   The scheduler remembers when an fd was drained (EAGAIN, or a short read
+   from a byte stream: a stream socket or a pipe) and then waits for the
+   poller's word before reading again, so a stream of small messages costs
+   one read per message, not two. A deadline in the past still tries the
+   read once.
    Params: fd - a non-blocking descriptor (socket, pipe); buf, n - where to
            put the bytes (n > 0); deadline - absolute ms.
    Returns: bytes read (> 0); PR_ECLOSED at end of stream; PR_EIO (errno
@@ -634,6 +1385,7 @@ PRISTINE_API ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline)
 /* Write up to n bytes to a non-blocking fd, waiting while none can be
    written. Sockets are written with MSG_NOSIGNAL: a closed peer is
    PR_ECLOSED, never SIGPIPE. Call again for the rest after a short count.
+   A deadline in the past still tries the write once.
    Params: fd - a non-blocking descriptor; buf, n - the bytes (n > 0);
            deadline - absolute ms.
    Returns: bytes written (> 0); PR_ECLOSED (peer gone); PR_EIO (errno holds
@@ -664,9 +1416,11 @@ PRISTINE_API int pr_fd_forget(int fd);
 PRISTINE_API pr_sched *pr_sched_current(void);
 
 /* Hand fn(user_data) to scheduler s: it runs soon on s's thread, inside
-   whichever task is waiting in the poller, so fn must not block (it may
-   spawn tasks, send with a past deadline, resolve futures). The caller must
-   ensure s is not destroyed before fn runs.
+   the poller, so fn must not block: there, every blocking call acts as if
+   its deadline had passed (PR_ETIMEDOUT, or PR_OK for pr_sleep and
+   pr_yield) and no cancellation applies. It may spawn tasks, send on
+   channels, resolve futures. The caller must ensure s is not destroyed
+   before fn runs.
    Params: s - from pr_sched_current on the target thread; fn - the function;
            user_data - its argument.
    Returns: PR_OK; PR_EINVAL (s or fn NULL); PR_ENOMEM.
@@ -928,6 +1682,7 @@ PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, c
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <poll.h>
@@ -1320,6 +2075,2150 @@ int pr_parse_i64(pr_slice s, int64_t *out) {
     if (rc) return rc;
     *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
     return PR_OK;
+}
+
+/* ==== json: RFC 8259 JSON reader (DOM on an arena) and writer ==== >>json.impl */
+/* ---- DOM ---- */
+
+/* tag: type in the low byte, number flags above. */
+#define PR__JSON_INT 0x100u   /* number held exactly in u.i */
+#define PR__JSON_BIG 0x200u   /* integer literal beyond int64_t; u.d holds it */
+#define PR__JSON_TYPE(v) ((int)((v)->tag & 0xffu))
+
+struct pr_json {
+    uint32_t tag;
+    uint32_t len; /* string bytes, array elements, object members */
+    union {
+        const char *s;
+        const pr_json *kids; /* arrays: len values; objects: 2*len (key, value) pairs */
+        double d;
+        int64_t i;
+    } u;
+};
+
+typedef struct pr__json_chunk {
+    struct pr__json_chunk *next;
+    size_t size; /* bytes allocated, header included */
+} pr__json_chunk;
+
+struct pr_json_doc {
+    pr__json_chunk *chunks;
+    pr_json root;
+};
+
+#define PR__JSON_HDR ((sizeof(pr__json_chunk) + 15) & ~(size_t)15)
+
+typedef struct pr__json_parser {
+    const unsigned char *begin, *p, *end;
+    pr__json_chunk *chunks;
+    unsigned char *cur, *lim; /* bump region of the newest chunk */
+    size_t next_chunk;
+    pr_json *vs;              /* value stack */
+    size_t vlen, vcap;
+    size_t *fs;               /* frame stack: vs index * 2 + is_object */
+    size_t flen, fcap;
+    size_t max_depth, max_string;
+    int replace;
+    int code;
+    const unsigned char *err_at;
+    const char *err_msg;
+} pr__json_parser;
+
+static void pr__json_free_chunks(pr__json_chunk *c) {
+    while (c) {
+        pr__json_chunk *n = c->next;
+        pr__free(c, c->size);
+        c = n;
+    }
+}
+
+static void *pr__json_alloc(pr__json_parser *ps, size_t n) {
+    void *r;
+    n = (n + 7) & ~(size_t)7;
+    if (PR__UNLIKELY((size_t)(ps->lim - ps->cur) < n)) {
+        size_t size = ps->next_chunk;
+        pr__json_chunk *c;
+        if (n > SIZE_MAX / 2 - PR__JSON_HDR) return NULL;
+        if (size < n + PR__JSON_HDR) size = n + PR__JSON_HDR;
+        c = (pr__json_chunk *)pr__alloc(size);
+        if (!c) return NULL;
+        c->size = size;
+        c->next = ps->chunks;
+        ps->chunks = c;
+        ps->cur = (unsigned char *)c + PR__JSON_HDR;
+        ps->lim = (unsigned char *)c + size;
+        if (ps->next_chunk < (SIZE_MAX >> 3)) ps->next_chunk *= 2;
+    }
+    r = ps->cur;
+    ps->cur += n;
+    return r;
+}
+
+static int pr__json_fail(pr__json_parser *ps, int code, const unsigned char *at, const char *msg) {
+    ps->code = code;
+    ps->err_at = at;
+    ps->err_msg = msg;
+    return code;
+}
+
+static int pr__json_nomem(pr__json_parser *ps) { return pr__json_fail(ps, PR_ENOMEM, ps->p, "out of memory"); }
+
+/* Character classes for the string scanner: 0 = plain byte. */
+static const unsigned char pr__json_strclass[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4
+};
+
+static int pr__json_hex4(const unsigned char *s, unsigned *out) {
+    unsigned v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        unsigned c = s[i], d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') d = (c | 0x20) - 'a' + 10;
+        else return 0;
+        v = v * 16 + d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Length of the valid UTF-8 sequence at s (before e), or 0 if invalid. */
+static size_t pr__json_utf8_len(const unsigned char *s, const unsigned char *e) {
+    unsigned c = s[0];
+    unsigned lo = 0x80, hi = 0xbf;
+    size_t n, i;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0) lo = 0xa0;
+        else if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0) lo = 0x90;
+        else if (c == 0xf4) hi = 0x8f;
+    } else return 0;
+    if ((size_t)(e - s) < n) return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+    return n;
+}
+
+static unsigned char *pr__json_put_utf8(unsigned char *d, unsigned cp) {
+    if (cp < 0x80) *d++ = (unsigned char)cp;
+    else if (cp < 0x800) {
+        *d++ = (unsigned char)(0xc0 | (cp >> 6));
+        *d++ = (unsigned char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *d++ = (unsigned char)(0xe0 | (cp >> 12));
+        *d++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        *d++ = (unsigned char)(0x80 | (cp & 0x3f));
+    } else {
+        *d++ = (unsigned char)(0xf0 | (cp >> 18));
+        *d++ = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+        *d++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        *d++ = (unsigned char)(0x80 | (cp & 0x3f));
+    }
+    return d;
+}
+
+/* Decode the string body s..e (escapes, UTF-8 checks) into d; returns the
+   end of the output, or NULL after recording the error. */
+static unsigned char *pr__json_decode(pr__json_parser *ps, const unsigned char *s, const unsigned char *e,
+                                      unsigned char *d) {
+    while (s < e) {
+        unsigned c = *s;
+        if (c == '\\') {
+            unsigned cp;
+            switch (s[1]) {
+            case '"': *d++ = '"'; s += 2; continue;
+            case '\\': *d++ = '\\'; s += 2; continue;
+            case '/': *d++ = '/'; s += 2; continue;
+            case 'b': *d++ = '\b'; s += 2; continue;
+            case 'f': *d++ = '\f'; s += 2; continue;
+            case 'n': *d++ = '\n'; s += 2; continue;
+            case 'r': *d++ = '\r'; s += 2; continue;
+            case 't': *d++ = '\t'; s += 2; continue;
+            case 'u': break;
+            default:
+                pr__json_fail(ps, PR_EPROTO, s, "invalid escape in string");
+                return NULL;
+            }
+            if (e - s < 6 || !pr__json_hex4(s + 2, &cp)) {
+                pr__json_fail(ps, PR_EPROTO, s, "invalid \\u escape in string");
+                return NULL;
+            }
+            if (cp >= 0xd800 && cp <= 0xdfff) {
+                unsigned lo;
+                if (cp <= 0xdbff && e - s >= 12 && s[6] == '\\' && s[7] == 'u' && pr__json_hex4(s + 8, &lo) &&
+                    lo >= 0xdc00 && lo <= 0xdfff) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    s += 6;
+                } else if (ps->replace) {
+                    cp = 0xfffd;
+                } else {
+                    pr__json_fail(ps, PR_EPROTO, s, "lone surrogate in \\u escape");
+                    return NULL;
+                }
+            }
+            d = pr__json_put_utf8(d, cp);
+            s += 6;
+        } else if (c < 0x80) {
+            *d++ = (unsigned char)c;
+            s++;
+        } else {
+            size_t n = pr__json_utf8_len(s, e);
+            if (!n) {
+                pr__json_fail(ps, PR_EPROTO, s, "invalid UTF-8 in string");
+                return NULL;
+            }
+            memcpy(d, s, n);
+            d += n;
+            s += n;
+        }
+    }
+    return d;
+}
+
+/* Parse a string whose opening quote is at ps->p into v. */
+static int pr__json_string(pr__json_parser *ps, pr_json *v) {
+    const unsigned char *s = ps->p + 1, *q = s, *end = ps->end;
+    unsigned char *dst, *de;
+    int simple = 1;
+    size_t raw, len;
+    for (;;) {
+        unsigned k;
+        while (end - q >= 8) { /* 8 bytes at a time: stop near '"', '\\', < 0x20 or >= 0x80 */
+            const uint64_t lo = 0x0101010101010101ull, hi = 0x8080808080808080ull;
+            uint64_t v, a, b;
+            memcpy(&v, q, 8);
+            a = v ^ (lo * '"');
+            b = v ^ (lo * '\\');
+            if ((((a - lo) & ~a) | ((b - lo) & ~b) | ((v - lo * 0x20) & ~v) | v) & hi) break;
+            q += 8;
+        }
+        while (q < end && !pr__json_strclass[*q]) q++;
+        if (PR__UNLIKELY(q >= end)) return pr__json_fail(ps, PR_EPROTO, end, "unterminated string");
+        k = pr__json_strclass[*q];
+        if (k == 2) break;
+        if (k == 3) {
+            simple = 0;
+            if (end - q < 2) return pr__json_fail(ps, PR_EPROTO, end, "unterminated string");
+            q += 2;
+        } else if (k == 1) {
+            return pr__json_fail(ps, PR_EPROTO, q, "unescaped control character in string");
+        } else {
+            simple = 0;
+            q++;
+        }
+    }
+    raw = (size_t)(q - s);
+    dst = (unsigned char *)pr__json_alloc(ps, raw + 1);
+    if (!dst) return pr__json_nomem(ps);
+    if (simple) {
+        memcpy(dst, s, raw);
+        len = raw;
+    } else {
+        de = pr__json_decode(ps, s, q, dst);
+        if (!de) return ps->code;
+        len = (size_t)(de - dst);
+    }
+    if (len > ps->max_string || len > UINT32_MAX)
+        return pr__json_fail(ps, PR_ELIMIT, ps->p, "string longer than max_string");
+    dst[len] = 0;
+    v->tag = PR_JSON_STRING;
+    v->len = (uint32_t)len;
+    v->u.s = (const char *)dst;
+    ps->p = q + 1;
+    return PR_OK;
+}
+
+static const double pr__json_pow10[23] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+};
+
+#define PR__JSON_MAXDIG 780
+
+/* Lex a number at p (strict RFC 8259 grammar) into v; *stop receives the
+   end. Returns PR_OK, PR_EPROTO (bad grammar, *stop at the bad byte) or
+   PR_ELIMIT (beyond the double range). */
+static int pr__json_number(const unsigned char *p, const unsigned char *end, const unsigned char **stop,
+                           pr_json *v) {
+    const unsigned char *start = p, *ib, *ie, *fb = NULL, *fe = NULL;
+    int neg = 0;
+    long long ex = 0;
+    uint64_t m = 0;
+    size_t nd;
+    if (p < end && *p == '-') neg = 1, p++;
+    ib = p;
+    if (p < end && *p == '0') p++;
+    else if (p < end && *p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    } else {
+        *stop = p;
+        return PR_EPROTO;
+    }
+    ie = p;
+    if (p < end && *p == '.') {
+        p++;
+        fb = p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        fe = p;
+        if (fb == fe) {
+            *stop = p;
+            return PR_EPROTO;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        int eneg = 0;
+        const unsigned char *eb;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) eneg = *p == '-', p++;
+        eb = p;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (ex < 100000000) ex = ex * 10 + (*p - '0');
+            p++;
+        }
+        if (eb == p) {
+            *stop = p;
+            return PR_EPROTO;
+        }
+        if (eneg) ex = -ex;
+        fb = fb ? fb : ie;
+        fe = fe ? fe : ie;
+    }
+    *stop = p;
+    v->tag = PR_JSON_NUMBER;
+    v->len = 0;
+    nd = (size_t)(ie - ib);
+    if (!fb) { /* integer literal */
+        if (nd <= 18) {
+            const unsigned char *q;
+            for (q = ib; q < ie; q++) m = m * 10 + (uint64_t)(*q - '0');
+            v->tag |= PR__JSON_INT;
+            v->u.i = neg ? -(int64_t)m : (int64_t)m;
+            return PR_OK;
+        }
+        if (nd <= 20) {
+            const unsigned char *q;
+            uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+            int ok = 1;
+            for (q = ib; q < ie && ok; q++) {
+                unsigned dg = (unsigned)(*q - '0');
+                if (m > (lim - dg) / 10) ok = 0;
+                else m = m * 10 + dg;
+            }
+            if (ok) {
+                v->tag |= PR__JSON_INT;
+                v->u.i = neg ? (m == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)m) : (int64_t)m;
+                return PR_OK;
+            }
+        }
+        v->tag |= PR__JSON_BIG;
+        fb = fe = ie;
+    }
+    {
+        /* digits G = int digits + fraction digits; value = G * 10^(ex - nfrac) */
+        size_t nf = (size_t)(fe - fb), total = nd + nf, i;
+        long long e10 = ex - (long long)nf;
+        double d;
+        if (total <= 19) {
+            const unsigned char *q;
+            for (q = ib; q < ie; q++) m = m * 10 + (uint64_t)(*q - '0');
+            for (q = fb; q < fe; q++) m = m * 10 + (uint64_t)(*q - '0');
+#if defined(__FLT_EVAL_METHOD__) && __FLT_EVAL_METHOD__ == 0
+            if (m <= ((uint64_t)1 << 53) && e10 >= -22 && e10 <= 22) {
+                d = (double)m;
+                d = e10 < 0 ? d / pr__json_pow10[-e10] : d * pr__json_pow10[e10];
+                v->u.d = neg ? -d : d;
+                return PR_OK;
+            }
+#endif
+            if (m == 0) {
+                v->u.d = neg ? -0.0 : 0.0;
+                return PR_OK;
+            }
+        }
+        {
+            char buf[PR__JSON_MAXDIG + 40];
+            size_t n = 0, kept = 0;
+            int sticky = 0, lead = 1;
+            char *endp;
+            if (neg) buf[n++] = '-';
+            for (i = 0; i < total; i++) {
+                char c = (char)(i < nd ? ib[i] : fb[i - nd]);
+                if (lead && c == '0') continue;
+                lead = 0;
+                if (kept < PR__JSON_MAXDIG) buf[n++] = c, kept++;
+                else {
+                    e10++;
+                    if (c != '0') sticky = 1;
+                }
+            }
+            if (kept == 0) {
+                v->u.d = neg ? -0.0 : 0.0;
+                return PR_OK;
+            }
+            if (sticky) buf[n++] = '1', e10--;
+            if (e10 > 100000000) e10 = 100000000;
+            if (e10 < -100000000) e10 = -100000000;
+            snprintf(buf + n, sizeof buf - n, "e%lld", e10);
+            d = strtod(buf, &endp);
+            if (d > 1.7976931348623157e308 || d < -1.7976931348623157e308) {
+                *stop = start;
+                return PR_ELIMIT;
+            }
+            v->u.d = d;
+        }
+    }
+    return PR_OK;
+}
+
+static const unsigned char pr__json_ws[256] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0,
+                                                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+
+#define PR__JSON_SKIP_WS(p, end) while ((p) < (end) && pr__json_ws[*(p)]) (p)++
+
+static int pr__json_push(pr__json_parser *ps, const pr_json *v) {
+    if (PR__UNLIKELY(ps->vlen == ps->vcap)) {
+        size_t ncap = ps->vcap * 2;
+        pr_json *nv = (pr_json *)pr__realloc(ps->vs, ps->vcap * sizeof *nv, ncap * sizeof *nv);
+        if (!nv) return pr__json_nomem(ps);
+        ps->vs = nv;
+        ps->vcap = ncap;
+    }
+    ps->vs[ps->vlen++] = *v;
+    return PR_OK;
+}
+
+static int pr__json_open(pr__json_parser *ps, int is_obj) {
+    if (ps->flen >= ps->max_depth) return pr__json_fail(ps, PR_ELIMIT, ps->p, "nesting deeper than max_depth");
+    if (ps->flen == ps->fcap) {
+        size_t ncap = ps->fcap * 2;
+        size_t *nf = (size_t *)pr__realloc(ps->fs, ps->fcap * sizeof *nf, ncap * sizeof *nf);
+        if (!nf) return pr__json_nomem(ps);
+        ps->fs = nf;
+        ps->fcap = ncap;
+    }
+    ps->fs[ps->flen++] = ps->vlen * 2 + (size_t)is_obj;
+    ps->p++;
+    return PR_OK;
+}
+
+static int pr__json_close(pr__json_parser *ps) {
+    size_t f = ps->fs[--ps->flen], start = f / 2, n = ps->vlen - start;
+    int is_obj = (int)(f & 1);
+    pr_json c;
+    c.tag = is_obj ? PR_JSON_OBJECT : PR_JSON_ARRAY;
+    c.u.kids = NULL;
+    if (is_obj) n &= ~(size_t)1;
+    if ((is_obj ? n / 2 : n) > UINT32_MAX)
+        return pr__json_fail(ps, PR_ELIMIT, ps->p, "too many elements in one container");
+    c.len = (uint32_t)(is_obj ? n / 2 : n);
+    if (n) {
+        pr_json *k = (pr_json *)pr__json_alloc(ps, n * sizeof *k);
+        if (!k) return pr__json_nomem(ps);
+        memcpy(k, ps->vs + start, n * sizeof *k);
+        c.u.kids = k;
+    }
+    ps->vlen = start;
+    ps->p++;
+    return pr__json_push(ps, &c);
+}
+
+/* Expect a key string at ps->p, then ':'; pushes the key. */
+static int pr__json_key(pr__json_parser *ps) {
+    pr_json k;
+    int rc;
+    if (ps->p >= ps->end || *ps->p != '"')
+        return pr__json_fail(ps, PR_EPROTO, ps->p, ps->p >= ps->end ? "unexpected end of input" : "expected a string key");
+    if ((rc = pr__json_string(ps, &k)) != 0) return rc;
+    if ((rc = pr__json_push(ps, &k)) != 0) return rc;
+    PR__JSON_SKIP_WS(ps->p, ps->end);
+    if (ps->p >= ps->end || *ps->p != ':')
+        return pr__json_fail(ps, PR_EPROTO, ps->p, ps->p >= ps->end ? "unexpected end of input" : "expected ':'");
+    ps->p++;
+    return PR_OK;
+}
+
+static int pr__json_run(pr__json_parser *ps) {
+    const unsigned char *end = ps->end;
+    pr_json v;
+    int rc;
+value:
+    PR__JSON_SKIP_WS(ps->p, end);
+    if (PR__UNLIKELY(ps->p >= end)) return pr__json_fail(ps, PR_EPROTO, end, "unexpected end of input");
+    switch (*ps->p) {
+    case '"':
+        if ((rc = pr__json_string(ps, &v)) != 0) return rc;
+        break;
+    case '{':
+        if ((rc = pr__json_open(ps, 1)) != 0) return rc;
+        PR__JSON_SKIP_WS(ps->p, end);
+        if (ps->p < end && *ps->p == '}') {
+            if ((rc = pr__json_close(ps)) != 0) return rc;
+            goto after;
+        }
+        if ((rc = pr__json_key(ps)) != 0) return rc;
+        goto value;
+    case '[':
+        if ((rc = pr__json_open(ps, 0)) != 0) return rc;
+        PR__JSON_SKIP_WS(ps->p, end);
+        if (ps->p < end && *ps->p == ']') {
+            if ((rc = pr__json_close(ps)) != 0) return rc;
+            goto after;
+        }
+        goto value;
+    case 't':
+        if (end - ps->p < 4 || memcmp(ps->p, "true", 4) != 0)
+            return pr__json_fail(ps, PR_EPROTO, ps->p, "invalid literal");
+        v.tag = PR_JSON_TRUE, v.len = 0, v.u.i = 0, ps->p += 4;
+        break;
+    case 'f':
+        if (end - ps->p < 5 || memcmp(ps->p, "false", 5) != 0)
+            return pr__json_fail(ps, PR_EPROTO, ps->p, "invalid literal");
+        v.tag = PR_JSON_FALSE, v.len = 0, v.u.i = 0, ps->p += 5;
+        break;
+    case 'n':
+        if (end - ps->p < 4 || memcmp(ps->p, "null", 4) != 0)
+            return pr__json_fail(ps, PR_EPROTO, ps->p, "invalid literal");
+        v.tag = PR_JSON_NULL, v.len = 0, v.u.i = 0, ps->p += 4;
+        break;
+    case '-': case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8': case '9': {
+        const unsigned char *stop;
+        rc = pr__json_number(ps->p, end, &stop, &v);
+        if (rc == PR_ELIMIT) return pr__json_fail(ps, rc, stop, "number out of range");
+        if (rc) return pr__json_fail(ps, rc, stop, "invalid number");
+        ps->p = stop;
+        break;
+    }
+    default:
+        return pr__json_fail(ps, PR_EPROTO, ps->p, "unexpected character");
+    }
+    if ((rc = pr__json_push(ps, &v)) != 0) return rc;
+after:
+    PR__JSON_SKIP_WS(ps->p, end);
+    if (ps->flen == 0) {
+        if (ps->p != end) return pr__json_fail(ps, PR_EPROTO, ps->p, "unexpected text after the value");
+        return PR_OK;
+    }
+    if (PR__UNLIKELY(ps->p >= end)) return pr__json_fail(ps, PR_EPROTO, end, "unexpected end of input");
+    if (ps->fs[ps->flen - 1] & 1) {
+        if (*ps->p == ',') {
+            ps->p++;
+            PR__JSON_SKIP_WS(ps->p, end);
+            if ((rc = pr__json_key(ps)) != 0) return rc;
+            goto value;
+        }
+        if (*ps->p == '}') {
+            if ((rc = pr__json_close(ps)) != 0) return rc;
+            goto after;
+        }
+        return pr__json_fail(ps, PR_EPROTO, ps->p, "expected ',' or '}'");
+    }
+    if (*ps->p == ',') {
+        ps->p++;
+        goto value;
+    }
+    if (*ps->p == ']') {
+        if ((rc = pr__json_close(ps)) != 0) return rc;
+        goto after;
+    }
+    return pr__json_fail(ps, PR_EPROTO, ps->p, "expected ',' or ']'");
+}
+
+static void pr__json_error_fill(pr_json_error *err, int code, const char *text, size_t off, const char *msg) {
+    size_t i, line = 1, col = 1;
+    if (!err) return;
+    memset(err, 0, sizeof *err);
+    err->code = code;
+    if (code == PR_OK) return;
+    for (i = 0; text && i < off; i++) {
+        if (text[i] == '\n') line++, col = 1;
+        else col++;
+    }
+    err->offset = off;
+    err->line = line;
+    err->column = col;
+    snprintf(err->msg, sizeof err->msg, "%s at line %lu column %lu", msg, (unsigned long)line,
+             (unsigned long)col);
+}
+
+int pr_json_parse(pr_json_doc **out, const char *text, size_t len, const pr_json_opts *opts, pr_json_error *err) {
+    pr__json_parser ps;
+    pr_json_doc *doc;
+    size_t max_size;
+    int rc;
+    if (out) *out = NULL;
+    if (!out || (!text && len)) {
+        pr__json_error_fill(err, PR_EINVAL, NULL, 0, "invalid argument");
+        return PR_EINVAL;
+    }
+    memset(&ps, 0, sizeof ps);
+    if (!text) text = "";
+    max_size = opts ? PR__DEF(opts->max_size, (size_t)64 << 20) : (size_t)64 << 20;
+    ps.max_depth = opts ? PR__DEF(opts->max_depth, 512) : 512;
+    ps.max_string = opts ? PR__DEF(opts->max_string, (size_t)16 << 20) : (size_t)16 << 20;
+    ps.replace = opts ? opts->replace_lone_surrogates != 0 : 0;
+    if (len > max_size) {
+        pr__json_error_fill(err, PR_ELIMIT, text, max_size, "document larger than max_size");
+        return PR_ELIMIT;
+    }
+    ps.begin = ps.p = (const unsigned char *)text;
+    ps.end = ps.begin + len;
+    ps.next_chunk = len < 1024 ? 1024 : (len > SIZE_MAX / 4 ? len : len * 2);
+    doc = (pr_json_doc *)pr__json_alloc(&ps, sizeof *doc);
+    if (!doc) {
+        pr__json_error_fill(err, PR_ENOMEM, text, 0, "out of memory");
+        return PR_ENOMEM;
+    }
+    ps.vcap = 64;
+    ps.fcap = 16;
+    ps.vs = (pr_json *)pr__alloc(ps.vcap * sizeof *ps.vs);
+    ps.fs = (size_t *)pr__alloc(ps.fcap * sizeof *ps.fs);
+    if (!ps.vs || !ps.fs) rc = pr__json_nomem(&ps);
+    else rc = pr__json_run(&ps);
+    if (rc == PR_OK) doc->root = ps.vs[0];
+    if (ps.vs) pr__free(ps.vs, ps.vcap * sizeof *ps.vs);
+    if (ps.fs) pr__free(ps.fs, ps.fcap * sizeof *ps.fs);
+    if (rc) {
+        pr__json_free_chunks(ps.chunks);
+        pr__json_error_fill(err, rc, text, (size_t)(ps.err_at - ps.begin), ps.err_msg);
+        return rc;
+    }
+    doc->chunks = ps.chunks;
+    *out = doc;
+    pr__json_error_fill(err, PR_OK, text, 0, "");
+    return PR_OK;
+}
+
+void pr_json_doc_destroy(pr_json_doc *doc) {
+    if (doc) pr__json_free_chunks(doc->chunks);
+}
+
+const pr_json *pr_json_root(const pr_json_doc *doc) { return doc ? &doc->root : NULL; }
+
+int pr_json_type(const pr_json *v) { return v ? PR__JSON_TYPE(v) : 0; }
+
+size_t pr_json_len(const pr_json *v) {
+    if (!v) return 0;
+    switch (PR__JSON_TYPE(v)) {
+    case PR_JSON_STRING: case PR_JSON_ARRAY: case PR_JSON_OBJECT: return v->len;
+    default: return 0;
+    }
+}
+
+const pr_json *pr_json_getn(const pr_json *obj, const char *key, size_t key_len) {
+    size_t i;
+    if (!obj || PR__JSON_TYPE(obj) != PR_JSON_OBJECT || (!key && key_len)) return NULL;
+    for (i = obj->len; i-- > 0;) {
+        const pr_json *k = &obj->u.kids[2 * i];
+        if (k->len == key_len && (key_len == 0 || memcmp(k->u.s, key, key_len) == 0)) return k + 1;
+    }
+    return NULL;
+}
+
+const pr_json *pr_json_get(const pr_json *obj, const char *key) {
+    return key ? pr_json_getn(obj, key, strlen(key)) : NULL;
+}
+
+const pr_json *pr_json_at(const pr_json *arr, size_t i) {
+    if (!arr || PR__JSON_TYPE(arr) != PR_JSON_ARRAY || i >= arr->len) return NULL;
+    return &arr->u.kids[i];
+}
+
+const char *pr_json_string(const pr_json *v, size_t *len) {
+    if (!v || PR__JSON_TYPE(v) != PR_JSON_STRING) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = v->len;
+    return v->u.s;
+}
+
+int pr_json_int(const pr_json *v, int64_t *out) {
+    if (!v || PR__JSON_TYPE(v) != PR_JSON_NUMBER) return PR_EINVAL;
+    if (v->tag & PR__JSON_BIG) return PR_ELIMIT;
+    if (!(v->tag & PR__JSON_INT)) return PR_EINVAL;
+    if (out) *out = v->u.i;
+    return PR_OK;
+}
+
+int pr_json_double(const pr_json *v, double *out) {
+    if (!v || PR__JSON_TYPE(v) != PR_JSON_NUMBER) return PR_EINVAL;
+    if (out) *out = (v->tag & PR__JSON_INT) ? (double)v->u.i : v->u.d;
+    return PR_OK;
+}
+
+int pr_json_bool(const pr_json *v, int *out) {
+    if (!v || (PR__JSON_TYPE(v) != PR_JSON_TRUE && PR__JSON_TYPE(v) != PR_JSON_FALSE)) return PR_EINVAL;
+    if (out) *out = PR__JSON_TYPE(v) == PR_JSON_TRUE;
+    return PR_OK;
+}
+
+int pr_json_is_null(const pr_json *v) { return v && PR__JSON_TYPE(v) == PR_JSON_NULL; }
+
+void pr_json_iter_init(pr_json_iter *it, const pr_json *v) {
+    memset(it, 0, sizeof *it);
+    if (!v || (PR__JSON_TYPE(v) != PR_JSON_ARRAY && PR__JSON_TYPE(v) != PR_JSON_OBJECT) || !v->len) return;
+    it->priv_step = PR__JSON_TYPE(v) == PR_JSON_OBJECT ? 2 : 1;
+    it->priv_next = v->u.kids;
+    it->priv_end = v->u.kids + (size_t)v->len * (size_t)it->priv_step;
+    it->index = (size_t)-1;
+}
+
+int pr_json_iter_next(pr_json_iter *it) {
+    if (!it->priv_next || it->priv_next >= it->priv_end) {
+        it->key = NULL;
+        it->key_len = 0;
+        it->value = NULL;
+        return 0;
+    }
+    if (it->priv_step == 2) {
+        it->key = it->priv_next->u.s;
+        it->key_len = it->priv_next->len;
+        it->value = it->priv_next + 1;
+    } else {
+        it->value = it->priv_next;
+    }
+    it->priv_next += it->priv_step;
+    it->index++;
+    return 1;
+}
+
+/* ---- writer ---- */
+
+#define PR__JSON_W_HAS 1u  /* the innermost level has an item: a comma comes next */
+#define PR__JSON_W_KEY 2u  /* a key waits for its value */
+#define PR__JSON_W_DONE 4u /* the top-level value is complete */
+
+void pr_json_writer_init(pr_json_writer *w, pr_buf *out) {
+    memset(w, 0, sizeof *w);
+    w->priv_out = out;
+}
+
+static int pr__json_w_is_obj(const pr_json_writer *w) {
+    unsigned d = w->priv_depth - 1;
+    return (w->priv_kind[d / 8] >> (d % 8)) & 1;
+}
+
+static int pr__json_w_put(pr_json_writer *w, const void *p, size_t n) {
+    if (pr_buf_append(w->priv_out, p, n) != PR_OK) return w->priv_err = PR_ENOMEM;
+    return PR_OK;
+}
+
+/* Check that a value may come here, and write the comma before it. */
+static int pr__json_w_before(pr_json_writer *w) {
+    if (w->priv_err) return w->priv_err;
+    if (w->priv_depth == 0) return (w->priv_state & PR__JSON_W_DONE) ? PR_ESTATE : PR_OK;
+    if (pr__json_w_is_obj(w)) return (w->priv_state & PR__JSON_W_KEY) ? PR_OK : PR_ESTATE;
+    return (w->priv_state & PR__JSON_W_HAS) ? pr__json_w_put(w, ",", 1) : PR_OK;
+}
+
+static void pr__json_w_after(pr_json_writer *w) {
+    w->priv_state = w->priv_depth == 0 ? PR__JSON_W_DONE : PR__JSON_W_HAS;
+}
+
+int pr_json_writer_finish(pr_json_writer *w) {
+    if (w->priv_err) return w->priv_err;
+    return w->priv_depth == 0 && (w->priv_state & PR__JSON_W_DONE) ? PR_OK : PR_ESTATE;
+}
+
+static int pr__json_w_begin(pr_json_writer *w, int is_obj) {
+    unsigned d = w->priv_depth;
+    int rc = w->priv_err;
+    if (rc) return rc;
+    if (d >= PR_JSON_WRITER_MAX_DEPTH) return PR_ELIMIT;
+    if ((rc = pr__json_w_before(w)) != 0) return rc;
+    if ((rc = pr__json_w_put(w, is_obj ? "{" : "[", 1)) != 0) return rc;
+    if (is_obj) w->priv_kind[d / 8] = (unsigned char)(w->priv_kind[d / 8] | (1u << (d % 8)));
+    else w->priv_kind[d / 8] = (unsigned char)(w->priv_kind[d / 8] & ~(1u << (d % 8)));
+    w->priv_depth = d + 1;
+    w->priv_state = 0;
+    return PR_OK;
+}
+
+static int pr__json_w_end(pr_json_writer *w, int is_obj) {
+    int rc;
+    if (w->priv_err) return w->priv_err;
+    if (w->priv_depth == 0 || pr__json_w_is_obj(w) != is_obj || (w->priv_state & PR__JSON_W_KEY)) return PR_ESTATE;
+    if ((rc = pr__json_w_put(w, is_obj ? "}" : "]", 1)) != 0) return rc;
+    w->priv_depth--;
+    pr__json_w_after(w);
+    return PR_OK;
+}
+
+int pr_json_begin_object(pr_json_writer *w) { return pr__json_w_begin(w, 1); }
+int pr_json_end_object(pr_json_writer *w) { return pr__json_w_end(w, 1); }
+int pr_json_begin_array(pr_json_writer *w) { return pr__json_w_begin(w, 0); }
+int pr_json_end_array(pr_json_writer *w) { return pr__json_w_end(w, 0); }
+
+/* Validate s as UTF-8, then append it quoted and escaped. */
+static int pr__json_w_str(pr_json_writer *w, const char *str, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str, *e = s + len, *run, *q;
+    for (q = s; q < e;) {
+        size_t n = *q < 0x80 ? 1 : pr__json_utf8_len(q, e);
+        if (!n) return PR_EINVAL;
+        q += n;
+    }
+    if (pr_buf_reserve(w->priv_out, len + 2) != PR_OK) return w->priv_err = PR_ENOMEM;
+    if (pr__json_w_put(w, "\"", 1)) return PR_ENOMEM;
+    for (run = q = s; q < e; q++) {
+        unsigned c = *q;
+        char esc[6];
+        size_t n = 2;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (q > run && pr__json_w_put(w, run, (size_t)(q - run))) return PR_ENOMEM;
+        esc[0] = '\\';
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+            n = 6;
+        }
+        if (pr__json_w_put(w, esc, n)) return PR_ENOMEM;
+        run = q + 1;
+    }
+    if (q > run && pr__json_w_put(w, run, (size_t)(q - run))) return PR_ENOMEM;
+    return pr__json_w_put(w, "\"", 1);
+}
+
+int pr_json_key(pr_json_writer *w, const char *key, size_t len) {
+    int rc;
+    const unsigned char *q, *e;
+    if (w->priv_err) return w->priv_err;
+    if (w->priv_depth == 0 || !pr__json_w_is_obj(w) || (w->priv_state & PR__JSON_W_KEY)) return PR_ESTATE;
+    if (!key && len) return PR_EINVAL;
+    for (q = (const unsigned char *)key, e = q + len; q < e;) {
+        size_t n = *q < 0x80 ? 1 : pr__json_utf8_len(q, e);
+        if (!n) return PR_EINVAL;
+        q += n;
+    }
+    if ((w->priv_state & PR__JSON_W_HAS) && (rc = pr__json_w_put(w, ",", 1)) != 0) return rc;
+    if ((rc = pr__json_w_str(w, key ? key : "", len)) != 0) return rc;
+    if ((rc = pr__json_w_put(w, ":", 1)) != 0) return rc;
+    w->priv_state |= PR__JSON_W_KEY;
+    return PR_OK;
+}
+
+int pr_json_write_string(pr_json_writer *w, const char *s, size_t len) {
+    int rc;
+    const unsigned char *q, *e;
+    if (w->priv_err) return w->priv_err;
+    if (!s && len) return PR_EINVAL;
+    for (q = (const unsigned char *)s, e = q + len; q < e;) {
+        size_t n = *q < 0x80 ? 1 : pr__json_utf8_len(q, e);
+        if (!n) return PR_EINVAL;
+        q += n;
+    }
+    if ((rc = pr__json_w_before(w)) != 0) return rc;
+    if ((rc = pr__json_w_str(w, s ? s : "", len)) != 0) return rc;
+    pr__json_w_after(w);
+    return PR_OK;
+}
+
+static int pr__json_w_token(pr_json_writer *w, const char *t, size_t n) {
+    int rc;
+    if ((rc = pr__json_w_before(w)) != 0) return rc;
+    if ((rc = pr__json_w_put(w, t, n)) != 0) return rc;
+    pr__json_w_after(w);
+    return PR_OK;
+}
+
+int pr_json_write_int(pr_json_writer *w, int64_t v) {
+    char buf[24], *p = buf + sizeof buf;
+    uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    if (v < 0) *--p = '-';
+    return pr__json_w_token(w, p, (size_t)(buf + sizeof buf - p));
+}
+
+/* Shortest %.15g/%.16g/%.17g form of d that reads back as d; returns its length. */
+static size_t pr__json_fmt_double(double d, char *buf, size_t cap) {
+    int prec, n = 0, i, plain;
+    for (prec = 15; prec <= 17; prec++) {
+        pr_json back;
+        const unsigned char *stop;
+        n = snprintf(buf, cap, "%.*g", prec, d);
+        for (i = 0; i < n; i++)
+            if (buf[i] == ',') buf[i] = '.'; /* a locale's decimal comma */
+        if (prec == 17) break;
+        if (pr__json_number((const unsigned char *)buf, (const unsigned char *)buf + n, &stop, &back) == PR_OK &&
+            stop == (const unsigned char *)buf + n &&
+            ((back.tag & PR__JSON_INT) ? (double)back.u.i : back.u.d) == d)
+            break;
+    }
+    for (plain = 1, i = 0; i < n; i++)
+        if (buf[i] == '.' || buf[i] == 'e') plain = 0;
+    if (plain) buf[n++] = '.', buf[n++] = '0', buf[n] = 0;
+    return (size_t)n;
+}
+
+int pr_json_write_double(pr_json_writer *w, double v) {
+    char buf[40];
+    if (w->priv_err) return w->priv_err;
+    if (v != v || v > 1.7976931348623157e308 || v < -1.7976931348623157e308) return PR_EINVAL;
+    return pr__json_w_token(w, buf, pr__json_fmt_double(v, buf, sizeof buf - 4));
+}
+
+int pr_json_write_bool(pr_json_writer *w, int v) {
+    return v ? pr__json_w_token(w, "true", 4) : pr__json_w_token(w, "false", 5);
+}
+
+int pr_json_write_null(pr_json_writer *w) { return pr__json_w_token(w, "null", 4); }
+
+static int pr__json_w_scalar(pr_json_writer *w, const pr_json *v) {
+    switch (PR__JSON_TYPE(v)) {
+    case PR_JSON_NULL: return pr_json_write_null(w);
+    case PR_JSON_FALSE: return pr_json_write_bool(w, 0);
+    case PR_JSON_TRUE: return pr_json_write_bool(w, 1);
+    case PR_JSON_STRING: return pr_json_write_string(w, v->u.s, v->len);
+    case PR_JSON_NUMBER:
+        return (v->tag & PR__JSON_INT) ? pr_json_write_int(w, v->u.i) : pr_json_write_double(w, v->u.d);
+    default: return PR_EINVAL;
+    }
+}
+
+typedef struct pr__json_wframe {
+    const pr_json *cur, *end;
+} pr__json_wframe;
+
+int pr_json_write_value(pr_json_writer *w, const pr_json *v) {
+    pr__json_wframe *st = NULL;
+    size_t n = 0, cap = 0;
+    int rc = PR_OK;
+    if (!v) return PR_EINVAL;
+    for (;;) {
+        int t = PR__JSON_TYPE(v);
+        if (t == PR_JSON_ARRAY || t == PR_JSON_OBJECT) {
+            if ((rc = pr__json_w_begin(w, t == PR_JSON_OBJECT)) != 0) break;
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                pr__json_wframe *ns = (pr__json_wframe *)pr__realloc(st, cap * sizeof *st, ncap * sizeof *st);
+                if (!ns) {
+                    rc = w->priv_err = PR_ENOMEM;
+                    break;
+                }
+                st = ns;
+                cap = ncap;
+            }
+            st[n].cur = v->u.kids;
+            st[n].end = v->u.kids ? v->u.kids + (size_t)v->len * (t == PR_JSON_OBJECT ? 2u : 1u) : NULL;
+            n++;
+        } else if ((rc = pr__json_w_scalar(w, v)) != 0) {
+            break;
+        }
+        /* the next value, closing finished containers */
+        while (n && st[n - 1].cur == st[n - 1].end) {
+            if ((rc = pr__json_w_end(w, pr__json_w_is_obj(w))) != 0) break;
+            n--;
+        }
+        if (rc || !n) break;
+        if (pr__json_w_is_obj(w)) {
+            const pr_json *k = st[n - 1].cur;
+            if ((rc = pr_json_key(w, k->u.s, k->len)) != 0) break;
+            v = k + 1;
+            st[n - 1].cur += 2;
+        } else {
+            v = st[n - 1].cur++;
+        }
+    }
+    if (st) pr__free(st, cap * sizeof *st);
+    return rc;
+}
+
+/* ==== url: URL parsing, percent-encoding, query building, reference resolution ==== >>url.impl */
+/* Generic RFC 3986 components of a URI reference (appendix B split). */
+typedef struct pr__url_parts {
+    pr_slice scheme, auth, path, query, frag;
+    int has_scheme, has_auth, has_query, has_frag;
+} pr__url_parts;
+
+static int pr__url_is_alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static int pr__url_is_digit(int c) { return c >= '0' && c <= '9'; }
+static int pr__url_hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+static int pr__url_in(int c, const char *set) { return c != 0 && strchr(set, c) != NULL; }
+static int pr__url_unreserved(int c) {
+    return pr__url_is_alpha(c) || pr__url_is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+static int pr__url_sub_delim(int c) { return pr__url_in(c, "!$&'()*+,;="); }
+
+/* Check the byte rules shared by parse and resolve; 0 if fine, else the
+   error with a message naming the offset. */
+static int pr__url_check_bytes(const char *s, size_t n, const char *what, pr_err_info *err) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return pr__err_set(err, PR_EINVAL, 0, "url: %s: control byte 0x%02x at offset %lu", what,
+                               (unsigned)c, (unsigned long)i);
+        if (c == ' ')
+            return pr__err_set(err, PR_EINVAL, 0, "url: %s: space at offset %lu", what, (unsigned long)i);
+        if (c == '%' && (n - i < 3 || pr__url_hexval((unsigned char)s[i + 1]) < 0 ||
+                         pr__url_hexval((unsigned char)s[i + 2]) < 0))
+            return pr__err_set(err, PR_EINVAL, 0, "url: %s: malformed percent-encoding at offset %lu", what,
+                               (unsigned long)i);
+    }
+    return PR_OK;
+}
+
+/* Length of a scheme at the start of s (excluding the ':'), or 0. */
+static size_t pr__url_scheme_len(const char *s, size_t n) {
+    size_t i;
+    if (n == 0 || !pr__url_is_alpha((unsigned char)s[0])) return 0;
+    for (i = 1; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == ':') return i;
+        if (!pr__url_is_alpha(c) && !pr__url_is_digit(c) && c != '+' && c != '-' && c != '.') return 0;
+    }
+    return 0;
+}
+
+static pr_slice pr__url_sl(const char *p, size_t n) {
+    pr_slice s;
+    s.ptr = p;
+    s.len = n;
+    return s;
+}
+
+static void pr__url_split(const char *s, size_t n, pr__url_parts *p) {
+    size_t i = 0, j, k;
+    memset(p, 0, sizeof *p);
+    p->scheme = p->auth = p->path = p->query = p->frag = pr__url_sl("", 0);
+    k = pr__url_scheme_len(s, n);
+    if (k) {
+        p->has_scheme = 1;
+        p->scheme = pr__url_sl(s, k);
+        i = k + 1;
+    }
+    if (n - i >= 2 && s[i] == '/' && s[i + 1] == '/') {
+        p->has_auth = 1;
+        for (j = i + 2; j < n && s[j] != '/' && s[j] != '?' && s[j] != '#'; j++) {}
+        p->auth = pr__url_sl(s + i + 2, j - i - 2);
+        i = j;
+    }
+    for (j = i; j < n && s[j] != '?' && s[j] != '#'; j++) {}
+    p->path = pr__url_sl(s + i, j - i);
+    i = j;
+    if (i < n && s[i] == '?') {
+        p->has_query = 1;
+        for (j = i + 1; j < n && s[j] != '#'; j++) {}
+        p->query = pr__url_sl(s + i + 1, j - i - 1);
+        i = j;
+    }
+    if (i < n && s[i] == '#') {
+        p->has_frag = 1;
+        p->frag = pr__url_sl(s + i + 1, n - i - 1);
+    }
+}
+
+/* A dotted-quad IPv4 address filling all of s (RFC 3986 dec-octet). */
+static int pr__url_ipv4_ok(const char *s, size_t n) {
+    size_t i = 0;
+    int part;
+    for (part = 0; part < 4; part++) {
+        size_t d = 0;
+        unsigned v = 0;
+        if (part) {
+            if (i >= n || s[i] != '.') return 0;
+            i++;
+        }
+        while (i < n && pr__url_is_digit((unsigned char)s[i]) && d < 4) v = v * 10 + (unsigned)(s[i++] - '0'), d++;
+        if (d == 0 || d > 3 || v > 255 || (d > 1 && s[i - d] == '0')) return 0;
+    }
+    return i == n;
+}
+
+/* An RFC 3986 IPv6address filling all of s (no zone, no brackets). */
+static int pr__url_ipv6_ok(const char *s, size_t n) {
+    size_t i = 0;
+    int groups = 0, dbl = 0;
+    if (n >= 2 && s[0] == ':' && s[1] == ':') {
+        dbl = 1;
+        i = 2;
+        if (i == n) return 1;
+    } else if (n == 0 || s[0] == ':') {
+        return 0;
+    }
+    for (;;) {
+        size_t h = 0;
+        while (i + h < n && h < 5 && pr__url_hexval((unsigned char)s[i + h]) >= 0) h++;
+        if (i + h < n && s[i + h] == '.') {
+            if (!pr__url_ipv4_ok(s + i, n - i)) return 0;
+            groups += 2;
+            break;
+        }
+        if (h == 0 || h > 4) return 0;
+        groups++;
+        i += h;
+        if (i == n) break;
+        if (s[i] != ':') return 0;
+        i++;
+        if (i < n && s[i] == ':') {
+            if (dbl) return 0;
+            dbl = 1;
+            i++;
+            if (i == n) break;
+        } else if (i == n) {
+            return 0;
+        }
+        if (groups > 8) return 0;
+    }
+    return dbl ? groups <= 7 : groups == 8;
+}
+
+/* Userinfo and reg-name bytes: unreserved, sub-delims, %XX (already
+   checked), bytes >= 0x80, and ':' where colon is set. */
+static int pr__url_name_ok(pr_slice s, int colon, size_t *bad) {
+    size_t i;
+    for (i = 0; i < s.len; i++) {
+        int c = (unsigned char)s.ptr[i];
+        if (pr__url_unreserved(c) || pr__url_sub_delim(c) || c == '%' || c >= 0x80 || (colon && c == ':'))
+            continue;
+        *bad = i;
+        return 0;
+    }
+    return 1;
+}
+
+static int pr__url_fail(pr_url *u, pr_err_info *err, const char *fmt, const char *arg, size_t arg_len) {
+    int n = (int)PR__MIN(arg_len, (size_t)40);
+    memset(u, 0, sizeof *u);
+    return pr__err_set(err, PR_EINVAL, 0, fmt, n, arg);
+}
+
+int pr_url_parse(pr_url *u, const char *s, size_t len, pr_err_info *err) {
+    pr__url_parts p;
+    pr_slice host, port = pr__url_sl("", 0), ui;
+    size_t i, bad = 0;
+    int rc, has_port = 0, is_ipv6 = 0, secure;
+    unsigned long pv = 0;
+    char *mem;
+    if (!u) return pr__err_set(err, PR_EINVAL, 0, "url: NULL pr_url");
+    memset(u, 0, sizeof *u);
+    if (!s && len) return pr__err_set(err, PR_EINVAL, 0, "url: NULL text");
+    if (!s) s = "";
+    if ((rc = pr__url_check_bytes(s, len, "parse", err)) != 0) return rc;
+    pr__url_split(s, len, &p);
+    if (!p.has_scheme)
+        return pr__url_fail(u, err, "url: not an absolute URL (no scheme)%.*s", "", 0);
+    if (pr_slice_ieq(p.scheme, pr_slice_cstr("https"))) secure = 1;
+    else if (pr_slice_ieq(p.scheme, pr_slice_cstr("http"))) secure = 0;
+    else return pr__url_fail(u, err, "url: unsupported scheme \"%.*s\" (only http and https)", p.scheme.ptr, p.scheme.len);
+    if (!p.has_auth) return pr__url_fail(u, err, "url: missing \"//\" after \"%.*s:\"", p.scheme.ptr, p.scheme.len);
+    /* userinfo: everything before the last '@' */
+    ui = pr__url_sl("", 0);
+    host = p.auth;
+    for (i = p.auth.len; i > 0; i--)
+        if (p.auth.ptr[i - 1] == '@') break;
+    if (i > 0) {
+        ui = pr__url_sl(p.auth.ptr, i - 1);
+        host = pr__url_sl(p.auth.ptr + i, p.auth.len - i);
+        u->has_userinfo = 1;
+        if (!pr__url_name_ok(ui, 1, &bad))
+            return pr__url_fail(u, err, "url: invalid byte in userinfo: \"%.*s\"", ui.ptr + bad, 1);
+    }
+    if (host.len && host.ptr[0] == '[') {
+        size_t e;
+        for (e = 1; e < host.len && host.ptr[e] != ']'; e++) {}
+        if (e == host.len) return pr__url_fail(u, err, "url: IPv6 literal without ']': \"%.*s\"", host.ptr, host.len);
+        if (e + 1 < host.len) {
+            if (host.ptr[e + 1] != ':')
+                return pr__url_fail(u, err, "url: unexpected text after ']': \"%.*s\"", host.ptr + e + 1, host.len - e - 1);
+            has_port = 1;
+            port = pr__url_sl(host.ptr + e + 2, host.len - e - 2);
+        }
+        host = pr__url_sl(host.ptr + 1, e - 1);
+        is_ipv6 = 1;
+        if (memchr(host.ptr, '%', host.len))
+            return pr__url_fail(u, err, "url: IPv6 zone identifiers are not supported: \"%.*s\"", host.ptr, host.len);
+        if (host.len && (host.ptr[0] == 'v' || host.ptr[0] == 'V'))
+            return pr__url_fail(u, err, "url: IPvFuture literals are not supported: \"%.*s\"", host.ptr, host.len);
+        if (!pr__url_ipv6_ok(host.ptr, host.len))
+            return pr__url_fail(u, err, "url: invalid IPv6 literal: \"%.*s\"", host.ptr, host.len);
+    } else {
+        const char *c = (const char *)memchr(host.ptr, ':', host.len);
+        if (c) {
+            has_port = 1;
+            port = pr__url_sl(c + 1, host.len - (size_t)(c + 1 - host.ptr));
+            host.len = (size_t)(c - host.ptr);
+        }
+        if (host.len == 0) return pr__url_fail(u, err, "url: empty host%.*s", "", 0);
+        if (!pr__url_name_ok(host, 0, &bad))
+            return pr__url_fail(u, err, "url: invalid byte in host: \"%.*s\"", host.ptr + bad, 1);
+    }
+    if (has_port && port.len) {
+        if (memchr(port.ptr, ':', port.len))
+            return pr__url_fail(u, err, "url: bad port (an IPv6 address needs brackets): \"%.*s\"", host.ptr,
+                                (size_t)(port.ptr + port.len - host.ptr));
+        for (i = 0; i < port.len; i++) {
+            if (!pr__url_is_digit((unsigned char)port.ptr[i]))
+                return pr__url_fail(u, err, "url: port is not a number: \"%.*s\"", port.ptr, port.len);
+            pv = pv * 10 + (unsigned long)(port.ptr[i] - '0');
+            if (pv > 65535) return pr__url_fail(u, err, "url: port out of range: \"%.*s\"", port.ptr, port.len);
+        }
+        if (pv == 0) return pr__url_fail(u, err, "url: port 0 is not usable: \"%.*s\"", port.ptr, port.len);
+    } else {
+        has_port = 0;
+    }
+    mem = (char *)pr__alloc(len + 1);
+    if (!mem) {
+        memset(u, 0, sizeof *u);
+        return pr__err_set(err, PR_ENOMEM, 0, "url: out of memory");
+    }
+    memcpy(mem, s, len);
+    mem[len] = 0;
+#define PR__URL_REBASE(sl) pr__url_sl((sl).len ? mem + ((sl).ptr - s) : mem + len, (sl).len)
+    u->scheme = PR__URL_REBASE(p.scheme);
+    u->userinfo = PR__URL_REBASE(ui);
+    u->host = PR__URL_REBASE(host);
+    u->path = PR__URL_REBASE(p.path);
+    u->query = PR__URL_REBASE(p.query);
+    u->fragment = PR__URL_REBASE(p.frag);
+#undef PR__URL_REBASE
+    for (i = 0; i < u->scheme.len; i++) {
+        char *c = mem + (u->scheme.ptr - mem) + i;
+        *c = (char)pr__ascii_lower((unsigned char)*c);
+    }
+    for (i = 0; i < u->host.len; i++) {
+        char *c = mem + (u->host.ptr - mem) + i;
+        *c = (char)pr__ascii_lower((unsigned char)*c);
+    }
+    u->port = has_port ? (uint16_t)pv : (uint16_t)(secure ? 443 : 80);
+    u->port_explicit = has_port;
+    u->is_ipv6 = is_ipv6;
+    u->secure = secure;
+    u->has_query = p.has_query;
+    u->has_fragment = p.has_frag;
+    u->mem_ = mem;
+    u->mem_len_ = len + 1;
+    return PR_OK;
+}
+
+void pr_url_deinit(pr_url *u) {
+    if (!u) return;
+    pr__free(u->mem_, u->mem_len_);
+    memset(u, 0, sizeof *u);
+}
+
+/* Append helpers that roll out back to its old length on failure. */
+static int pr__url_put(pr_buf *out, const char *p, size_t n) { return pr_buf_append(out, p, n); }
+static int pr__url_put_sl(pr_buf *out, pr_slice s) { return pr_buf_append(out, s.ptr, s.len); }
+static int pr__url_undo(pr_buf *out, size_t old, int rc) {
+    if (rc && out->data) {
+        out->len = old;
+        out->data[old] = 0;
+    }
+    return rc;
+}
+
+static int pr__url_put_host_port(pr_buf *out, const pr_url *u, int with_port) {
+    int rc = 0;
+    char num[8];
+    int n;
+    if (u->is_ipv6) rc = pr__url_put(out, "[", 1);
+    if (!rc) rc = pr__url_put_sl(out, u->host);
+    if (!rc && u->is_ipv6) rc = pr__url_put(out, "]", 1);
+    if (!rc && with_port) {
+        n = snprintf(num, sizeof num, ":%u", (unsigned)u->port);
+        rc = pr__url_put(out, num, (size_t)n);
+    }
+    return rc;
+}
+
+int pr_url_format(pr_buf *out, const pr_url *u, int with_fragment) {
+    size_t old = out->len;
+    int rc = pr__url_put_sl(out, u->scheme);
+    if (!rc) rc = pr__url_put(out, "://", 3);
+    if (!rc && u->has_userinfo) {
+        rc = pr__url_put_sl(out, u->userinfo);
+        if (!rc) rc = pr__url_put(out, "@", 1);
+    }
+    if (!rc) rc = pr__url_put_host_port(out, u, u->port_explicit);
+    if (!rc) rc = pr__url_put_sl(out, u->path);
+    if (!rc && u->has_query) {
+        rc = pr__url_put(out, "?", 1);
+        if (!rc) rc = pr__url_put_sl(out, u->query);
+    }
+    if (!rc && with_fragment && u->has_fragment) {
+        rc = pr__url_put(out, "#", 1);
+        if (!rc) rc = pr__url_put_sl(out, u->fragment);
+    }
+    return pr__url_undo(out, old, rc);
+}
+
+/* Append s, percent-encoding what a request line may not carry raw. */
+static int pr__url_put_target_part(pr_buf *out, pr_slice s) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i;
+    int rc = 0;
+    for (i = 0; i < s.len && !rc; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c >= 0x80 || pr__url_in(c, "\"<>\\^`{|}")) {
+            char e[3];
+            e[0] = '%';
+            e[1] = hex[c >> 4];
+            e[2] = hex[c & 15];
+            rc = pr__url_put(out, e, 3);
+        } else {
+            rc = pr__url_put(out, (const char *)&s.ptr[i], 1);
+        }
+    }
+    return rc;
+}
+
+int pr_url_target(pr_buf *out, const pr_url *u) {
+    size_t old = out->len;
+    int rc = u->path.len ? pr__url_put_target_part(out, u->path) : pr__url_put(out, "/", 1);
+    if (!rc && u->has_query) {
+        rc = pr__url_put(out, "?", 1);
+        if (!rc) rc = pr__url_put_target_part(out, u->query);
+    }
+    return pr__url_undo(out, old, rc);
+}
+
+int pr_url_authority(pr_buf *out, const pr_url *u, int always_port) {
+    size_t old = out->len;
+    int rc = pr__url_put_host_port(out, u, always_port || u->port != (u->secure ? 443 : 80));
+    return pr__url_undo(out, old, rc);
+}
+
+int pr_url_origin(pr_buf *out, const pr_url *u) {
+    size_t old = out->len;
+    int rc = pr__url_put_sl(out, u->scheme);
+    if (!rc) rc = pr__url_put(out, "://", 3);
+    if (!rc) rc = pr__url_put_host_port(out, u, 1);
+    return pr__url_undo(out, old, rc);
+}
+
+int pr_url_same_origin(const pr_url *a, const pr_url *b) {
+    return a->secure == b->secure && a->port == b->port && a->is_ipv6 == b->is_ipv6 &&
+           pr_slice_ieq(a->scheme, b->scheme) && pr_slice_ieq(a->host, b->host);
+}
+
+static int pr__url_keep(int c, int set) {
+    switch (set) {
+    case PR_URL_ENC_COMPONENT: return pr__url_unreserved(c);
+    case PR_URL_ENC_PATH: return pr__url_unreserved(c) || pr__url_sub_delim(c) || c == ':' || c == '@' || c == '/';
+    case PR_URL_ENC_QUERY: return pr__url_unreserved(c) || pr__url_in(c, "!$'()*,;:@/?");
+    default: return pr__url_is_alpha(c) || pr__url_is_digit(c) || pr__url_in(c, "*-._");
+    }
+}
+
+int pr_url_encode(pr_buf *out, const char *s, size_t n, int set) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i, need = 0;
+    char *w;
+    int rc;
+    if (set < PR_URL_ENC_COMPONENT || set > PR_URL_ENC_FORM || (!s && n)) return PR_EINVAL;
+    for (i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        need += pr__url_keep(c, set) || (set == PR_URL_ENC_FORM && c == ' ') ? 1 : 3;
+    }
+    if ((rc = pr_buf_reserve(out, need)) != 0) return rc;
+    w = out->data + out->len;
+    for (i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (pr__url_keep(c, set)) {
+            *w++ = (char)c;
+        } else if (set == PR_URL_ENC_FORM && c == ' ') {
+            *w++ = '+';
+        } else {
+            *w++ = '%';
+            *w++ = hex[c >> 4];
+            *w++ = hex[c & 15];
+        }
+    }
+    out->len += need;
+    out->data[out->len] = 0;
+    return PR_OK;
+}
+
+int pr_url_decode(pr_buf *out, const char *s, size_t n, int flags) {
+    size_t i, need = 0;
+    char *w;
+    int rc;
+    if (!s && n) return PR_EINVAL;
+    for (i = 0; i < n; i++, need++) {
+        if (s[i] != '%') continue;
+        if (n - i < 3 || pr__url_hexval((unsigned char)s[i + 1]) < 0 || pr__url_hexval((unsigned char)s[i + 2]) < 0)
+            return PR_EINVAL;
+        i += 2;
+    }
+    if ((rc = pr_buf_reserve(out, need)) != 0) return rc;
+    w = out->data + out->len;
+    for (i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            *w++ = (char)(pr__url_hexval((unsigned char)s[i + 1]) * 16 + pr__url_hexval((unsigned char)s[i + 2]));
+            i += 2;
+        } else if (s[i] == '+' && (flags & PR_URL_DEC_PLUS)) {
+            *w++ = ' ';
+        } else {
+            *w++ = s[i];
+        }
+    }
+    out->len += need;
+    out->data[out->len] = 0;
+    return PR_OK;
+}
+
+int pr_url_query_append(pr_buf *q, const char *key, const char *value) {
+    size_t old = q->len;
+    int rc = 0;
+    if (!key) return PR_EINVAL;
+    if (q->len) rc = pr__url_put(q, "&", 1);
+    if (!rc) rc = pr_url_encode(q, key, strlen(key), PR_URL_ENC_QUERY);
+    if (!rc && value) {
+        rc = pr__url_put(q, "=", 1);
+        if (!rc) rc = pr_url_encode(q, value, strlen(value), PR_URL_ENC_QUERY);
+    }
+    return pr__url_undo(q, old, rc);
+}
+
+/* RFC 3986 5.2.4 on w[0..n), in place; returns the new length. The output
+   never overtakes the input, so one buffer serves both. */
+static size_t pr__url_remove_dots(char *w, size_t n) {
+    size_t in = 0, o = 0;
+#define PR__URL_AT(str) (n - in >= sizeof(str) - 1 && memcmp(w + in, str, sizeof(str) - 1) == 0)
+#define PR__URL_IS(str) (n - in == sizeof(str) - 1 && memcmp(w + in, str, sizeof(str) - 1) == 0)
+    while (in < n) {
+        if (PR__URL_AT("../")) {
+            in += 3;
+        } else if (PR__URL_AT("./")) {
+            in += 2;
+        } else if (PR__URL_AT("/./")) {
+            in += 2;
+        } else if (PR__URL_IS("/.")) {
+            in += 1;
+            w[in] = '/';
+        } else if (PR__URL_AT("/../")) {
+            in += 3;
+            while (o > 0 && w[o - 1] != '/') o--;
+            if (o > 0) o--;
+        } else if (PR__URL_IS("/..")) {
+            in += 2;
+            w[in] = '/';
+            while (o > 0 && w[o - 1] != '/') o--;
+            if (o > 0) o--;
+        } else if (PR__URL_IS(".") || PR__URL_IS("..")) {
+            in = n;
+        } else {
+            size_t e = in + 1;
+            while (e < n && w[e] != '/') e++;
+            memmove(w + o, w + in, e - in);
+            o += e - in;
+            in = e;
+        }
+    }
+#undef PR__URL_AT
+#undef PR__URL_IS
+    return o;
+}
+
+int pr_url_resolve(pr_buf *out, const char *base, size_t base_len, const char *ref, size_t ref_len,
+                   pr_err_info *err) {
+    pr__url_parts b, r;
+    pr_slice scheme, auth, query;
+    int has_auth, has_query, rc;
+    size_t pstart;
+    char *w;
+    if ((!base && base_len) || (!ref && ref_len)) return pr__err_set(err, PR_EINVAL, 0, "url: NULL text");
+    if (!base) base = "";
+    if (!ref) ref = "";
+    if ((rc = pr__url_check_bytes(base, base_len, "base", err)) != 0) return rc;
+    if ((rc = pr__url_check_bytes(ref, ref_len, "reference", err)) != 0) return rc;
+    pr__url_split(base, base_len, &b);
+    pr__url_split(ref, ref_len, &r);
+    if (!b.has_scheme) return pr__err_set(err, PR_EINVAL, 0, "url: the base is not absolute (no scheme)");
+    /* The result is never longer than base + ref + "//" + "/" + "?" + "#" + ":". */
+    if ((rc = pr_buf_reserve(out, base_len + ref_len + 8)) != 0)
+        return pr__err_set(err, rc, 0, "url: out of memory");
+    w = out->data + out->len;
+#define PR__URL_W(p, n) (memcpy(w, (p), (n)), w += (n))
+    if (r.has_scheme) {
+        scheme = r.scheme;
+        has_auth = r.has_auth, auth = r.auth;
+        has_query = r.has_query, query = r.query;
+    } else {
+        scheme = b.scheme;
+        if (r.has_auth) {
+            has_auth = 1, auth = r.auth;
+            has_query = r.has_query, query = r.query;
+        } else {
+            has_auth = b.has_auth, auth = b.auth;
+            if (r.path.len == 0) {
+                has_query = r.has_query ? 1 : b.has_query;
+                query = r.has_query ? r.query : b.query;
+            } else {
+                has_query = r.has_query, query = r.query;
+            }
+        }
+    }
+    PR__URL_W(scheme.ptr, scheme.len);
+    *w++ = ':';
+    if (has_auth) {
+        PR__URL_W("//", 2);
+        PR__URL_W(auth.ptr, auth.len);
+    }
+    pstart = (size_t)(w - out->data);
+    if (r.has_scheme || r.has_auth || (r.path.len && r.path.ptr[0] == '/')) {
+        PR__URL_W(r.path.ptr, r.path.len);
+        w = out->data + pstart + pr__url_remove_dots(out->data + pstart, r.path.len);
+    } else if (r.path.len == 0) {
+        PR__URL_W(b.path.ptr, b.path.len);
+    } else {
+        size_t keep = b.path.len, n;
+        if (b.has_auth && b.path.len == 0) {
+            *w++ = '/';
+        } else {
+            while (keep > 0 && b.path.ptr[keep - 1] != '/') keep--;
+            PR__URL_W(b.path.ptr, keep);
+        }
+        PR__URL_W(r.path.ptr, r.path.len);
+        n = (size_t)(w - out->data) - pstart;
+        w = out->data + pstart + pr__url_remove_dots(out->data + pstart, n);
+    }
+    if (has_query) {
+        *w++ = '?';
+        PR__URL_W(query.ptr, query.len);
+    }
+    if (r.has_frag) {
+        *w++ = '#';
+        PR__URL_W(r.frag.ptr, r.frag.len);
+    }
+#undef PR__URL_W
+    out->len = (size_t)(w - out->data);
+    out->data[out->len] = 0;
+    return PR_OK;
+}
+
+/* ==== sse: Server-Sent Events decoder (pure; no I/O) ==== >>sse.impl */
+#define PR__SSE_DEF_MAX_LINE ((size_t)1 << 20)
+#define PR__SSE_DEF_MAX_EVENT ((size_t)16 << 20)
+#define PR__SSE_HI ((uint64_t)0x8080808080808080ull)
+
+/* A private growable buffer: sized frees, NUL kept after len once allocated. */
+typedef struct pr__sse_buf {
+    char *p;
+    size_t len, cap;
+} pr__sse_buf;
+
+struct pr_sse_decoder {
+    size_t max_line, max_event;
+    int raw;
+    /* the borrowed chunk */
+    const char *src;
+    size_t src_len, src_pos;
+    size_t lf_at, cr_at; /* next LF / CR at or after src_pos (src_len: none) */
+    int lf_ok, cr_ok;    /* lf_at / cr_at computed for this chunk */
+    size_t hi_at;        /* next byte >= 0x80 at or after the last scan start (src_len: none) */
+    int hi_ok;           /* hi_at computed for this chunk */
+    int cr_pending;      /* the last line ended with a CR: swallow one LF */
+    int bom;             /* 0..2 BOM bytes matched so far (kept in line); 3 = decided */
+    int eof, err, skipping, skip_midline, fed_any;
+    pr__sse_buf line;    /* a partial line carried across chunks */
+    /* the block being built */
+    size_t data_lines;   /* `data` lines seen; 0 = empty data buffer */
+    int data_is_view;    /* data is data_view (in the chunk), else data.p + data_off */
+    const char *data_view;
+    size_t data_view_len, data_off;
+    pr__sse_buf data;
+    pr__sse_buf type;    /* event-type buffer; len 0 = "message" */
+    pr__sse_buf idb;     /* the block's id, meaningful while block_id */
+    int block_id;        /* the block set the last-event-ID buffer */
+    int64_t block_retry;
+    /* stream state */
+    pr__sse_buf last;    /* last-event-ID string */
+    int64_t retry;
+};
+
+static void pr__sse_buf_free(pr__sse_buf *b) {
+    pr__free(b->p, b->cap);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* Make room for need bytes plus a NUL. Content up to len is kept. */
+static int pr__sse_reserve(pr__sse_buf *b, size_t need) {
+    size_t cap;
+    char *q;
+    if (need < b->cap) return PR_OK;
+    if (need >= SIZE_MAX / 2) return PR_ENOMEM;
+    cap = b->cap ? b->cap : 64;
+    while (cap <= need) cap *= 2;
+    q = (char *)pr__realloc(b->p, b->cap, cap);
+    if (!q) return PR_ENOMEM;
+    b->p = q;
+    b->cap = cap;
+    return PR_OK;
+}
+
+static int pr__sse_append(pr__sse_buf *b, const char *s, size_t n) {
+    if (b->len + n >= b->cap && pr__sse_reserve(b, b->len + n)) return PR_ENOMEM;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return PR_OK;
+}
+
+/* ---- UTF-8 (WHATWG decode, maximal-subpart replacement) ---- */
+
+/* s has n >= 1 bytes and s[0] >= 0x80. Returns the length of the valid
+   sequence at s, or -k where k bytes form one maximal invalid subpart. */
+static int pr__sse_utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    int need, k;
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) lo = 0xA0;
+        else if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) lo = 0x90;
+        else if (c == 0xF4) hi = 0x8F;
+    } else
+        return -1;
+    for (k = 1; k <= need; k++) {
+        if ((size_t)k >= n || s[k] < lo || s[k] > hi) return -k;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return need + 1;
+}
+
+static int pr__sse_ascii8(const unsigned char *s) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    return (w & PR__SSE_HI) == 0;
+}
+
+/* Is p[0..n) valid UTF-8? ASCII runs go 32 / 8 bytes at a time. */
+static int pr__sse_utf8_ok(const char *p, size_t n) {
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i = 0;
+    while (i + 32 <= n) {
+        uint64_t a, b, c, e;
+        memcpy(&a, s + i, 8);
+        memcpy(&b, s + i + 8, 8);
+        memcpy(&c, s + i + 16, 8);
+        memcpy(&e, s + i + 24, 8);
+        if ((a | b | c | e) & PR__SSE_HI) break;
+        i += 32;
+    }
+    while (i < n) {
+        int k;
+        if (s[i] < 0x80) {
+            if (i + 8 <= n && pr__sse_ascii8(s + i)) i += 8;
+            else i++;
+            continue;
+        }
+        k = pr__sse_utf8_seq(s + i, n - i);
+        if (k < 0) return 0;
+        i += (size_t)k;
+    }
+    return 1;
+}
+
+/* Length of the ASCII prefix of p[0..n), 64 bytes per step. */
+static size_t pr__sse_ascii_prefix(const char *p, size_t n) {
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i = 0;
+    while (i + 64 <= n) {
+        uint64_t a, b, c, e, f, g, h, k;
+        memcpy(&a, s + i, 8);
+        memcpy(&b, s + i + 8, 8);
+        memcpy(&c, s + i + 16, 8);
+        memcpy(&e, s + i + 24, 8);
+        memcpy(&f, s + i + 32, 8);
+        memcpy(&g, s + i + 40, 8);
+        memcpy(&h, s + i + 48, 8);
+        memcpy(&k, s + i + 56, 8);
+        if (((a | b) | (c | e) | (f | g) | (h | k)) & PR__SSE_HI) break;
+        i += 64;
+    }
+    while (i + 8 <= n && pr__sse_ascii8(s + i)) i += 8;
+    while (i < n && s[i] < 0x80) i++;
+    return i;
+}
+
+/* Write p[0..n) to dst with every maximal invalid subpart replaced by
+   U+FFFD; dst needs room for 3 * n bytes. Returns the bytes written. */
+static size_t pr__sse_utf8_repair(char *dst, const char *p, size_t n) {
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i = 0, o = 0;
+    while (i < n) {
+        int k;
+        if (s[i] < 0x80) {
+            dst[o++] = (char)s[i++];
+            continue;
+        }
+        k = pr__sse_utf8_seq(s + i, n - i);
+        if (k > 0) {
+            memcpy(dst + o, s + i, (size_t)k);
+            o += (size_t)k;
+            i += (size_t)k;
+        } else {
+            dst[o++] = (char)0xEF;
+            dst[o++] = (char)0xBF;
+            dst[o++] = (char)0xBD;
+            i += (size_t)-k;
+        }
+    }
+    return o;
+}
+
+/* Is the value v[0..n) to be taken as is (raw mode or valid UTF-8)? Values
+   inside the chunk use the chunk's cached position of the next non-ASCII
+   byte, so ASCII streams are scanned once per chunk, not once per line. */
+static int pr__sse_valid(pr_sse_decoder *d, const char *v, size_t n, int in_chunk) {
+    if (d->raw) return 1;
+    if (in_chunk) {
+        size_t off = (size_t)(v - d->src);
+        if (!d->hi_ok || d->hi_at < off) {
+            d->hi_at = off + pr__sse_ascii_prefix(v, d->src_len - off);
+            d->hi_ok = 1;
+        }
+        if (d->hi_at >= off + n) return 1;
+    }
+    return pr__sse_utf8_ok(v, n);
+}
+
+/* Set b to the (repaired) value v. Nothing changes on PR_ENOMEM. */
+static int pr__sse_set_value(pr_sse_decoder *d, pr__sse_buf *b, const char *v, size_t n, int in_chunk) {
+    if (pr__sse_valid(d, v, n, in_chunk)) {
+        if (pr__sse_reserve(b, n)) return PR_ENOMEM;
+        memcpy(b->p, v, n);
+        b->len = n;
+    } else {
+        if (pr__sse_reserve(b, 3 * n)) return PR_ENOMEM;
+        b->len = pr__sse_utf8_repair(b->p, v, n);
+    }
+    b->p[b->len] = 0;
+    return PR_OK;
+}
+
+/* ---- block state ---- */
+
+static void pr__sse_drop_block(pr_sse_decoder *d) {
+    d->data_lines = 0;
+    d->data_is_view = 0;
+    d->data.len = 0;
+    d->data_off = 0;
+    d->type.len = 0;
+    d->block_id = 0;
+    d->block_retry = -1;
+}
+
+/* Copy a data view that points into the chunk into the decoder's buffer. */
+static int pr__sse_pin(pr_sse_decoder *d) {
+    if (!d->data_is_view) return PR_OK;
+    if (pr__sse_reserve(&d->data, d->data_view_len)) return PR_ENOMEM;
+    memcpy(d->data.p, d->data_view, d->data_view_len);
+    d->data.len = d->data_view_len;
+    d->data.p[d->data.len] = 0;
+    d->data_off = 0;
+    d->data_is_view = 0;
+    return PR_OK;
+}
+
+/* A limit was exceeded: drop the block; next reports PR_ELIMIT until skip. */
+static int pr__sse_limit(pr_sse_decoder *d, int midline) {
+    pr__sse_drop_block(d);
+    d->err = PR_ELIMIT;
+    d->skip_midline = midline;
+    return PR_ELIMIT;
+}
+
+/* R10: the blank line. Returns 1 with *ev filled, 0 for no event. */
+static int pr__sse_dispatch(pr_sse_decoder *d, pr_sse_event *ev) {
+    int state = PR_SSE_ID_ABSENT;
+    if (d->block_id) {
+        if (pr__sse_reserve(&d->last, d->idb.len)) return PR_ENOMEM;
+        memcpy(d->last.p, d->idb.p, d->idb.len);
+        d->last.len = d->idb.len;
+        d->last.p[d->last.len] = 0;
+        d->block_id = 0;
+        state = d->last.len ? PR_SSE_ID_SET : PR_SSE_ID_EMPTY;
+    }
+    if (d->data_lines == 0) {
+        d->type.len = 0;
+        d->block_retry = -1;
+        return 0;
+    }
+    if (d->type.len) {
+        ev->type = d->type.p;
+        ev->type_len = d->type.len;
+    } else {
+        ev->type = "message";
+        ev->type_len = 7;
+    }
+    if (d->data_is_view) {
+        ev->data = d->data_view;
+        ev->data_len = d->data_view_len;
+    } else {
+        ev->data = d->data.p + d->data_off;
+        ev->data_len = d->data.len - d->data_off;
+    }
+    ev->last_id = d->last.p ? d->last.p : "";
+    ev->last_id_len = d->last.len;
+    ev->id_state = state;
+    ev->id = state == PR_SSE_ID_ABSENT ? NULL : ev->last_id;
+    ev->id_len = state == PR_SSE_ID_ABSENT ? 0 : d->last.len;
+    ev->retry_ms = d->block_retry;
+    pr__sse_drop_block(d);
+    return 1;
+}
+
+/* R6 for one value. from_line: v points into d->line (a carried line). */
+static int pr__sse_data(pr_sse_decoder *d, const char *v, size_t n, int from_line) {
+    int valid = pr__sse_valid(d, v, n, !from_line);
+    size_t cur, w;
+    if (d->data_lines == 0) {
+        if (valid) {
+            if (n > d->max_event) return pr__sse_limit(d, 0);
+            if (from_line) { /* adopt the carried line: no copy */
+                pr__sse_buf t = d->data;
+                d->data_off = (size_t)(v - d->line.p);
+                d->data = d->line;
+                d->data.len = d->data_off + n;
+                d->line = t;
+                d->line.len = 0;
+            } else {
+                d->data_view = v;
+                d->data_view_len = n;
+                d->data_is_view = 1;
+            }
+        } else {
+            if (pr__sse_reserve(&d->data, 3 * n)) return PR_ENOMEM;
+            d->data_off = 0;
+            d->data.len = pr__sse_utf8_repair(d->data.p, v, n);
+            d->data.p[d->data.len] = 0;
+            d->data_is_view = 0;
+            if (d->data.len > d->max_event) return pr__sse_limit(d, 0);
+        }
+        d->data_lines = 1;
+        return PR_OK;
+    }
+    cur = d->data_is_view ? d->data_view_len : d->data.len - d->data_off;
+    if (cur + 1 + n > d->max_event) return pr__sse_limit(d, 0);
+    if (d->data_is_view) {
+        if (pr__sse_reserve(&d->data, cur + 1 + (valid ? n : 3 * n))) return PR_ENOMEM;
+        memcpy(d->data.p, d->data_view, cur);
+        d->data.len = cur;
+        d->data_off = 0;
+        d->data_is_view = 0;
+    } else if (pr__sse_reserve(&d->data, d->data.len + 1 + (valid ? n : 3 * n)))
+        return PR_ENOMEM;
+    d->data.p[d->data.len] = '\n';
+    if (valid) {
+        memcpy(d->data.p + d->data.len + 1, v, n);
+        w = n;
+    } else {
+        w = pr__sse_utf8_repair(d->data.p + d->data.len + 1, v, n);
+        if (cur + 1 + w > d->max_event) return pr__sse_limit(d, 0);
+    }
+    d->data.len += 1 + w;
+    d->data.p[d->data.len] = 0;
+    d->data_lines++;
+    return PR_OK;
+}
+
+/* One complete line (R3-R10). Returns 1 (event in *ev), 0, or a PR_E code;
+   on PR_ENOMEM nothing changed. */
+static int pr__sse_line(pr_sse_decoder *d, const char *p, size_t n, int from_line, pr_sse_event *ev) {
+    const char *colon, *v;
+    size_t name, vn;
+    if (n == 0) return pr__sse_dispatch(d, ev);
+    if (p[0] == ':') return 0;
+    if (n >= 5 && memcmp(p, "data:", 5) == 0) { /* the hot path */
+        v = p + 5;
+        vn = n - 5;
+        if (vn && *v == ' ') v++, vn--;
+        return pr__sse_data(d, v, vn, from_line);
+    }
+    colon = (const char *)memchr(p, ':', n);
+    if (colon) {
+        name = (size_t)(colon - p);
+        v = colon + 1;
+        vn = n - name - 1;
+        if (vn && *v == ' ') v++, vn--;
+    } else {
+        name = n;
+        v = p + n;
+        vn = 0;
+    }
+    switch (name) {
+    case 4:
+        if (memcmp(p, "data", 4) == 0) return pr__sse_data(d, v, vn, from_line);
+        return 0;
+    case 2:
+        if (p[0] != 'i' || p[1] != 'd' || (vn && memchr(v, 0, vn))) return 0;
+        if (pr__sse_set_value(d, &d->idb, v, vn, !from_line)) return PR_ENOMEM;
+        d->block_id = 1;
+        return 0;
+    case 5:
+        if (memcmp(p, "event", 5) == 0) return pr__sse_set_value(d, &d->type, v, vn, !from_line) ? PR_ENOMEM : 0;
+        if (memcmp(p, "retry", 5) == 0 && vn) {
+            int64_t r = 0;
+            size_t i;
+            for (i = 0; i < vn; i++)
+                if (v[i] < '0' || v[i] > '9') return 0;
+            for (i = 0; i < vn; i++) {
+                int dg = v[i] - '0';
+                r = r > (INT64_MAX - dg) / 10 ? INT64_MAX : r * 10 + dg;
+            }
+            d->retry = d->block_retry = r;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Offset of the first CR or LF at or after pos in the chunk (src_len: none). */
+static size_t pr__sse_eol(pr_sse_decoder *d, size_t pos) {
+    const char *s = d->src, *q;
+    size_t n = d->src_len - pos;
+    if (n < 16) { /* short tails (one byte per feed): no calls */
+        size_t i;
+        for (i = pos; i < d->src_len; i++)
+            if (s[i] == '\n' || s[i] == '\r') break;
+        return i;
+    }
+    if (!d->lf_ok || d->lf_at < pos) {
+        q = (const char *)memchr(s + pos, '\n', n);
+        d->lf_at = q ? (size_t)(q - s) : d->src_len;
+        d->lf_ok = 1;
+    }
+    if (!d->cr_ok || d->cr_at < pos) {
+        q = (const char *)memchr(s + pos, '\r', n);
+        d->cr_at = q ? (size_t)(q - s) : d->src_len;
+        d->cr_ok = 1;
+    }
+    return d->lf_at < d->cr_at ? d->lf_at : d->cr_at;
+}
+
+int pr_sse_decoder_next(pr_sse_decoder *d, pr_sse_event *ev) {
+    static const unsigned char bom[3] = { 0xEF, 0xBB, 0xBF };
+    if (!d || !ev) return PR_EINVAL;
+    if (d->err) return d->err;
+    for (;;) {
+        const char *s = d->src;
+        size_t pos = d->src_pos, len = d->src_len, e, next;
+        int cr = 0, rc;
+        if (pos >= len) {
+            if (d->data_is_view && pr__sse_pin(d)) return PR_ENOMEM;
+            if (!d->eof) return PR_SSE_MORE;
+            pr__sse_drop_block(d);
+            d->line.len = 0;
+            d->cr_pending = 0;
+            d->skipping = d->skip_midline = 0;
+            return PR_ECLOSED;
+        }
+        if (d->cr_pending) {
+            d->cr_pending = 0;
+            if (s[pos] == '\n') {
+                d->src_pos = pos + 1;
+                continue;
+            }
+        }
+        if (PR__UNLIKELY(d->bom < 3)) { /* R1: one BOM at the stream start */
+            while (d->bom < 3 && pos < len) {
+                if ((unsigned char)s[pos] != bom[d->bom]) {
+                    d->bom = 3; /* the bytes matched so far stay in line as content */
+                    break;
+                }
+                if (pr__sse_append(&d->line, s + pos, 1)) return PR_ENOMEM;
+                pos++;
+                if (++d->bom == 3) d->line.len = 0;
+            }
+            d->src_pos = pos;
+            continue;
+        }
+        e = s[pos] == '\n' || s[pos] == '\r' ? pos : pr__sse_eol(d, pos);
+        if (e < len) {
+            next = e + 1;
+            if (s[e] == '\r') {
+                if (next == len) cr = 1;
+                else if (s[next] == '\n') next++;
+            }
+        } else
+            next = len;
+        if (PR__UNLIKELY(d->skipping)) { /* after pr_sse_decoder_skip: find the blank line */
+            if (e == pos && !d->skip_midline) d->skipping = 0;
+            d->skip_midline = e == len;
+            d->src_pos = next;
+            d->cr_pending = cr;
+            continue;
+        }
+        if (e == len) { /* a partial line: carry it */
+            if (d->line.len + (len - pos) > d->max_line) {
+                d->line.len = 0;
+                d->src_pos = len;
+                return pr__sse_limit(d, 1);
+            }
+            if (pr__sse_append(&d->line, s + pos, len - pos)) return PR_ENOMEM;
+            d->src_pos = len;
+            continue;
+        }
+        if (d->line.len) {
+            size_t old = d->line.len;
+            if (old + (e - pos) > d->max_line) {
+                d->line.len = 0;
+                rc = pr__sse_limit(d, 0);
+            } else {
+                if (pr__sse_append(&d->line, s + pos, e - pos)) return PR_ENOMEM;
+                rc = pr__sse_line(d, d->line.p, d->line.len, 1, ev);
+                if (rc == PR_ENOMEM) {
+                    d->line.len = old;
+                    return rc;
+                }
+                d->line.len = 0;
+            }
+        } else if (e - pos > d->max_line) {
+            rc = pr__sse_limit(d, 0);
+        } else {
+            rc = pr__sse_line(d, s + pos, e - pos, 0, ev);
+            if (rc == PR_ENOMEM) return rc;
+        }
+        d->src_pos = next;
+        d->cr_pending = cr;
+        if (rc == 1) return PR_OK;
+        if (rc) return rc;
+    }
+}
+
+int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_opts *opts) {
+    pr_sse_decoder *d;
+    if (!out) return PR_EINVAL;
+    *out = NULL;
+    d = (pr_sse_decoder *)pr__calloc(1, sizeof *d);
+    if (!d) return PR_ENOMEM;
+    d->max_line = opts && opts->max_line_bytes ? opts->max_line_bytes : PR__SSE_DEF_MAX_LINE;
+    d->max_event = opts && opts->max_event_bytes ? opts->max_event_bytes : PR__SSE_DEF_MAX_EVENT;
+    d->raw = opts && opts->raw_bytes;
+    d->block_retry = -1;
+    d->retry = -1;
+    *out = d;
+    return PR_OK;
+}
+
+void pr_sse_decoder_destroy(pr_sse_decoder *d) {
+    if (!d) return;
+    pr__sse_buf_free(&d->line);
+    pr__sse_buf_free(&d->data);
+    pr__sse_buf_free(&d->type);
+    pr__sse_buf_free(&d->idb);
+    pr__sse_buf_free(&d->last);
+    pr__free(d, sizeof *d);
+}
+
+int pr_sse_decoder_feed(pr_sse_decoder *d, const char *bytes, size_t n) {
+    if (!d || (!bytes && n)) return PR_EINVAL;
+    if (d->eof || d->src_pos < d->src_len) return PR_ESTATE;
+    if (d->data_is_view && pr__sse_pin(d)) return PR_ENOMEM;
+    d->src = bytes;
+    d->src_len = n;
+    d->src_pos = 0;
+    d->lf_ok = d->cr_ok = d->hi_ok = 0;
+    if (n) d->fed_any = 1;
+    return PR_OK;
+}
+
+int pr_sse_decoder_finish(pr_sse_decoder *d) {
+    if (!d) return PR_EINVAL;
+    d->eof = 1;
+    return PR_OK;
+}
+
+int pr_sse_decoder_skip(pr_sse_decoder *d) {
+    if (!d) return PR_EINVAL;
+    if (d->err != PR_ELIMIT) return PR_ESTATE;
+    d->err = 0;
+    d->skipping = 1;
+    return PR_OK;
+}
+
+int pr_sse_decoder_reset(pr_sse_decoder *d) {
+    if (!d) return PR_EINVAL;
+    pr__sse_drop_block(d);
+    d->src = NULL;
+    d->src_len = d->src_pos = 0;
+    d->lf_ok = d->cr_ok = d->hi_ok = 0;
+    d->line.len = 0;
+    d->cr_pending = 0;
+    d->bom = 0;
+    d->eof = d->err = d->skipping = d->skip_midline = d->fed_any = 0;
+    return PR_OK;
+}
+
+int pr_sse_decoder_set_last_id(pr_sse_decoder *d, const char *id, size_t len) {
+    size_t i;
+    if (!d || (!id && len)) return PR_EINVAL;
+    for (i = 0; i < len; i++)
+        if (id[i] == 0 || id[i] == '\r' || id[i] == '\n') return PR_EINVAL;
+    if (len && !pr__sse_utf8_ok(id, len)) return PR_EINVAL;
+    if (d->fed_any && !d->eof) return PR_ESTATE;
+    if (pr__sse_reserve(&d->last, len)) return PR_ENOMEM;
+    if (len) memcpy(d->last.p, id, len);
+    d->last.len = len;
+    d->last.p[len] = 0;
+    d->block_id = 0;
+    return PR_OK;
+}
+
+const char *pr_sse_decoder_last_id(const pr_sse_decoder *d, size_t *len) {
+    if (len) *len = d ? d->last.len : 0;
+    return d && d->last.p ? d->last.p : "";
+}
+
+int64_t pr_sse_decoder_retry(const pr_sse_decoder *d) { return d ? d->retry : -1; }
+
+int pr_sse_event_json(const pr_sse_event *ev, pr_json_doc **out, const pr_json_opts *opts, pr_json_error *err) {
+    if (out) *out = NULL;
+    if (!ev || !out) {
+        if (err) {
+            memset(err, 0, sizeof *err);
+            err->code = PR_EINVAL;
+            snprintf(err->msg, sizeof err->msg, "%s", "NULL event or output");
+        }
+        return PR_EINVAL;
+    }
+    if (ev->data_len == 0) {
+        if (err) {
+            memset(err, 0, sizeof *err);
+            err->code = PR_EPROTO;
+            err->line = err->column = 1;
+            snprintf(err->msg, sizeof err->msg, "%s", "empty event data");
+        }
+        return PR_EPROTO;
+    }
+    return pr_json_parse(out, ev->data, ev->data_len, opts, err);
 }
 
 /* ==== coro: stackful contexts: hand-written switch per arch, guard-paged pooled stacks ==== >>coro.impl */
@@ -2135,7 +5034,7 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
 
     if (mem) {
         uintptr_t b = ((uintptr_t)mem + 15) & ~(uintptr_t)15, t;
-        if (mem_size > UINTPTR_MAX - (uintptr_t)mem) return PR_EINVAL;
+        if (mem_size < PR__CORO_MIN_STACK || mem_size > UINTPTR_MAX - (uintptr_t)mem) return PR_EINVAL;
         t = ((uintptr_t)mem + mem_size) & ~(uintptr_t)15;
         if (t <= b || t - b < hdr + 8 * PR__CORO_CANARY_WORDS + PR__CORO_MEM_MIN) return PR_EINVAL;
         kind = PR__CORO_MEM;
@@ -2293,6 +5192,7 @@ struct pr_task {
 typedef struct pr__fdslot {
     pr_task *rd, *wr;
     unsigned char registered, rd_idle, wr_idle, notsock;
+    unsigned char stream;         /* 0 unknown, 1 byte stream (a short read means drained), 2 not */
 } pr__fdslot;
 
 typedef struct pr__post {
@@ -2313,6 +5213,7 @@ struct pr_sched {
     pr__fdslot *fds;
     size_t nfds;
     size_t io_waiters;            /* tasks parked in pr_fd_wait */
+    int in_post;                  /* running posted functions: no blocking, no cancel state */
     unsigned polls_due;           /* run-queue picks left before a non-blocking poll */
     unsigned choose_rot;          /* rotation for pr_chan_choose fairness */
     int pollfd;                   /* epoll or kqueue fd; -1 for poll */
@@ -2404,6 +5305,10 @@ static void pr__wake(pr_task *t, int why) {
     pr__runq_push(t->sched, t);
 }
 
+/* The running task is cancelled (posted functions run outside any task's
+   cancel state, whichever task happens to be in the poller). */
+static int pr__canceled(pr_sched *s) { return (s->cur->flags & PR__TF_CANCELED) && !s->in_post; }
+
 static void pr__poll(pr_sched *s, int block);
 
 static void pr__task_free(pr_sched *s, pr_task *t) {
@@ -2418,9 +5323,11 @@ static void pr__task_free(pr_sched *s, pr_task *t) {
    none is ready (and now and then even when some are, so I/O is not starved). */
 static pr_task *pr__sched_pick(pr_sched *s) {
     pr_task *t;
-    if (!s->polls_due-- && (s->heap_len || s->io_waiters || s->wake_rd >= 0)) {
+    if (s->polls_due) {
+        s->polls_due--;
+    } else {
         s->polls_due = 61;
-        pr__poll(s, 0);
+        if (s->heap_len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
     }
     while ((t = s->runq_head) == NULL) pr__poll(s, 1);
     s->runq_head = t->next_ready;
@@ -2454,8 +5361,8 @@ static void pr__sched_next(pr_sched *s) {
    but a wake that completed an operation beats both. */
 static int pr__park_ex(pr_sched *s, int64_t deadline, int ignore_cancel) {
     pr_task *t = s->cur;
-    int canceled = !ignore_cancel && (t->flags & PR__TF_CANCELED);
-    if (canceled) return PR_ECANCELED;
+    if (!ignore_cancel && pr__canceled(s)) return PR_ECANCELED;
+    if (s->in_post) return PR_ETIMEDOUT; /* a posted function must not block */
     if (deadline != PR_FOREVER) {
         if (deadline <= pr_now()) return PR_ETIMEDOUT;
         t->deadline = deadline;
@@ -2680,8 +5587,10 @@ static pr_sched *pr__sched_get(void) {
     s = (pr_sched *)pr__calloc(1, sizeof *s);
     if (!s) return NULL;
     s->wake_rd = s->wake_wr = -1;
-    if (pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
+    s->pollfd = -1;
+    if (pr__heap_reserve(s, 1) != PR_OK || pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
         if (s->pollfd >= 0) close(s->pollfd);
+        pr__free(s->heap, s->heap_cap * sizeof *s->heap);
         pr__free(s, sizeof *s);
         return NULL;
     }
@@ -2717,6 +5626,7 @@ int pr_sched_destroy(void) {
         s->destroyer = NULL;
     }
     while (s->tasks) pr__task_free(s, s->tasks);
+    if (s->wake_rd >= 0) pr__run_posts(s); /* posted while the tasks unwound */
     pr__coro_pool_drain();
     if (s->pollfd >= 0) close(s->pollfd);
     if (s->wake_rd >= 0) close(s->wake_rd);
@@ -2829,24 +5739,25 @@ pr_task *pr_self(void) {
 
 int pr_is_canceled(void) {
     pr_sched *s = pr__sched_tls;
-    return s && (s->cur->flags & PR__TF_CANCELED) ? 1 : 0;
+    return s && pr__canceled(s) ? 1 : 0;
 }
 
 int pr_yield(void) {
     pr_sched *s = pr__sched_get();
     if (!s) return PR_ENOMEM;
-    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
+    if (s->in_post) return PR_OK; /* posted functions run inside the poller: no switching */
     s->cur->state = PR__T_READY;
     pr__runq_push(s, s->cur);
     pr__sched_next(s);
-    return s->cur->flags & PR__TF_CANCELED ? PR_ECANCELED : PR_OK;
+    return pr__canceled(s) ? PR_ECANCELED : PR_OK;
 }
 
 int pr_sleep(int64_t deadline) {
     pr_sched *s = pr__sched_get();
     int rc;
     if (!s) return PR_ENOMEM;
-    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
     if (deadline <= pr_now()) return PR_OK;
     do rc = pr__park(s, deadline);
     while (rc == PR_OK); /* nobody else wakes a sleeper; be robust anyway */
@@ -2863,9 +5774,12 @@ int pr_fd_wait(int fd, int kinds, int64_t deadline) {
         return PR_EINVAL;
     if (!s) return PR_ENOMEM;
     self = s->cur;
-    if (self->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
     if ((rc = pr__fd_reserve(s, fd)) != PR_OK) return rc;
     f = &s->fds[fd];
+    /* A waiter already woken (timed out, cancelled) but not yet run no longer counts. */
+    if (f->rd && f->rd->state != PR__T_PARKED) f->rd = NULL;
+    if (f->wr && f->wr->state != PR__T_PARKED) f->wr = NULL;
     if (((kinds & PR_WAIT_READ) && f->rd) || ((kinds & PR_WAIT_WRITE) && f->wr)) return PR_ESTATE;
     if (!f->registered) {
         if ((rc = pr__poller_add(s, fd)) != PR_OK) return rc;
@@ -2895,6 +5809,15 @@ int pr_fd_forget(int fd) {
     return PR_OK;
 }
 
+/* 1 if fd is a byte stream (stream socket or pipe), else 2; asked once per slot. */
+static unsigned char pr__fd_is_stream(int fd) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    struct stat st;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) return type == SOCK_STREAM ? 1 : 2;
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) ? 1 : 2;
+}
+
 /* The fd's slot, for the I/O helpers (NULL on allocation failure). */
 static pr__fdslot *pr__fd_slot(pr_sched *s, int fd) { return pr__fd_reserve(s, fd) == PR_OK ? &s->fds[fd] : NULL; }
 
@@ -2903,14 +5826,18 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
     int rc;
     if (fd < 0 || !buf || !n) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
     for (;;) {
         pr__fdslot *f = pr__fd_slot(s, fd);
         if (!f) return PR_ENOMEM;
-        if (!f->rd_idle) {
+        if (!f->rd_idle || deadline <= pr_now()) {
             ssize_t got = read(fd, buf, n);
             if (got > 0) {
-                f->rd_idle = (size_t)got < n; /* a stream socket returns short only when drained */
+                /* A byte stream returns short only when drained; datagrams and ttys may not. */
+                if ((size_t)got < n) {
+                    if (!f->stream) f->stream = pr__fd_is_stream(fd);
+                    f->rd_idle = f->stream == 1;
+                }
                 return got;
             }
             if (got == 0) return PR_ECLOSED;
@@ -2928,11 +5855,11 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
     int rc;
     if (fd < 0 || !buf || !n) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
     for (;;) {
         pr__fdslot *f = pr__fd_slot(s, fd);
         if (!f) return PR_ENOMEM;
-        if (!f->wr_idle) {
+        if (!f->wr_idle || deadline <= pr_now()) {
             ssize_t put;
 #ifdef MSG_NOSIGNAL
             put = f->notsock ? write(fd, buf, n) : send(fd, buf, n, MSG_NOSIGNAL);
@@ -2941,7 +5868,13 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
                 continue;
             }
 #else
-            put = write(fd, buf, n); /* BSDs: set SO_NOSIGPIPE on the socket */
+#ifdef SO_NOSIGPIPE
+            if (!f->notsock) { /* 1: not a socket; 2: a socket with SIGPIPE turned off */
+                int one = 1;
+                f->notsock = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) == 0 ? 2 : 1;
+            }
+#endif
+            put = write(fd, buf, n);
 #endif
             if (put >= 0) return put;
             if (errno == EINTR) continue;
@@ -3014,12 +5947,14 @@ static void pr__run_posts(pr_sched *s) {
         rev = list;
         list = n;
     }
+    s->in_post++;
     while (rev) {
         pr__post *n = rev->next;
         rev->fn(rev->user_data);
         pr__free(rev, sizeof *rev);
         rev = n;
     }
+    s->in_post--;
 }
 
 /* ---- groups ---- */
@@ -3047,9 +5982,10 @@ int pr_group_go(pr_group *g, pr_task_fn fn, void *user_data, const pr_spawn_opts
 }
 
 static int pr__group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
-    pr_sched *s = pr__sched_get();
+    pr_sched *s;
     int rc = PR_OK;
-    if (!s) return PR_ENOMEM;
+    if (!g->live) return PR_OK;
+    if (!(s = pr__sched_get())) return PR_ENOMEM;
     if (g->waiter || s->cur->group == g) return PR_ESTATE; /* a child would wait for itself */
     while (g->live && rc == PR_OK) {
         g->waiter = s->cur;
@@ -3068,7 +6004,7 @@ int pr_group_close(pr_group *g, int64_t deadline) {
     pr_task *t;
     int rc;
     if (!g) return PR_OK;
-    if (pr__sched_tls && pr__sched_tls->cur->group == g) return PR_ESTATE;
+    if (g->waiter || (pr__sched_tls && pr__sched_tls->cur->group == g)) return PR_ESTATE;
     g->closing = 1;
     for (t = g->children; t; t = t->gnext) pr_cancel(t);
     if ((rc = pr__group_wait(g, deadline, 1)) != PR_OK) return rc;
@@ -3207,7 +6143,7 @@ int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
         if (!ops[i].chan || !ops[i].elem || (ops[i].kind != PR_CHAN_SEND && ops[i].kind != PR_CHAN_RECV))
             return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
     start = n > 1 ? s->choose_rot++ % n : 0;
     for (i = 0; i < n; i++) {
         size_t k = (start + i) % n;
@@ -3454,6 +6390,15 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
 #undef PR__ERR_NAME
 #undef PR__ERR_TEXT
 #undef PR__HAVE_KQUEUE
+#undef PR__JSON_BIG
+#undef PR__JSON_HDR
+#undef PR__JSON_INT
+#undef PR__JSON_MAXDIG
+#undef PR__JSON_SKIP_WS
+#undef PR__JSON_TYPE
+#undef PR__JSON_W_DONE
+#undef PR__JSON_W_HAS
+#undef PR__JSON_W_KEY
 #undef PR__LIKELY
 #undef PR__LOG
 #undef PR__MAX
@@ -3463,10 +6408,17 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
 #undef PR__POLLER_EPOLL
 #undef PR__POLLER_KQUEUE
 #undef PR__POLLER_POLL
+#undef PR__SSE_DEF_MAX_EVENT
+#undef PR__SSE_DEF_MAX_LINE
+#undef PR__SSE_HI
 #undef PR__STACK_MAP_FLAGS
 #undef PR__THREAD
 #undef PR__UNLIKELY
 #undef PR__UNUSED
+#undef PR__URL_AT
+#undef PR__URL_IS
+#undef PR__URL_REBASE
+#undef PR__URL_W
 #undef PR__VALGRIND
 #endif
 #endif /* PRISTINE_IMPLEMENTATION */

@@ -21,6 +21,16 @@
 #if defined(PRISTINE_IMPLEMENTATION) && !defined(_GNU_SOURCE) && !defined(PRISTINE_IMPLEMENTATION_INCLUDED)
 #define _GNU_SOURCE 1
 #endif
+/* macOS: the ucontext fallback needs _XOPEN_SOURCE, which hides MAP_ANON
+   unless _DARWIN_C_SOURCE is set too. */
+#if defined(PRISTINE_IMPLEMENTATION) && defined(__APPLE__) && !defined(PRISTINE_IMPLEMENTATION_INCLUDED)
+#ifndef _XOPEN_SOURCE
+#define _XOPEN_SOURCE 600
+#endif
+#ifndef _DARWIN_C_SOURCE
+#define _DARWIN_C_SOURCE 1
+#endif
+#endif
 
 #include <stddef.h>
 #include <stdint.h>
@@ -151,6 +161,7 @@ PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, 
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <poll.h>

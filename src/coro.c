@@ -852,7 +852,7 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
 
     if (mem) {
         uintptr_t b = ((uintptr_t)mem + 15) & ~(uintptr_t)15, t;
-        if (mem_size > UINTPTR_MAX - (uintptr_t)mem) return PR_EINVAL;
+        if (mem_size < PR__CORO_MIN_STACK || mem_size > UINTPTR_MAX - (uintptr_t)mem) return PR_EINVAL;
         t = ((uintptr_t)mem + mem_size) & ~(uintptr_t)15;
         if (t <= b || t - b < hdr + 8 * PR__CORO_CANARY_WORDS + PR__CORO_MEM_MIN) return PR_EINVAL;
         kind = PR__CORO_MEM;

@@ -104,8 +104,10 @@ PRISTINE_API pr_task *pr_self(void);
    See: pr_cancel. */
 PRISTINE_API int pr_is_canceled(void);
 
-/* Let every other ready task run once, then continue. Also checks timers and
-   I/O without sleeping.
+/* Let every other ready task run once, then continue. Every few dozen
+   switches the scheduler also checks timers and I/O without sleeping, so a
+   task that only yields does not starve sleepers or I/O. Inside a posted
+   function it returns at once.
    Params: none.
    Returns: PR_OK; PR_ECANCELED if the task is cancelled; PR_ENOMEM if the
             scheduler cannot be created.
@@ -141,9 +143,11 @@ PRISTINE_API int pr_sleep(int64_t deadline);
 PRISTINE_API int pr_fd_wait(int fd, int kinds, int64_t deadline);
 
 /* Read up to n bytes from a non-blocking fd, waiting while none are there.
-   The scheduler remembers when an fd was drained (a short read or EAGAIN)
-   and then waits for the poller's word before reading again, so a stream
-   of small messages costs one read per message, not two.
+   The scheduler remembers when an fd was drained (EAGAIN, or a short read
+   from a byte stream: a stream socket or a pipe) and then waits for the
+   poller's word before reading again, so a stream of small messages costs
+   one read per message, not two. A deadline in the past still tries the
+   read once.
    Params: fd - a non-blocking descriptor (socket, pipe); buf, n - where to
            put the bytes (n > 0); deadline - absolute ms.
    Returns: bytes read (> 0); PR_ECLOSED at end of stream; PR_EIO (errno
@@ -157,6 +161,7 @@ PRISTINE_API ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline)
 /* Write up to n bytes to a non-blocking fd, waiting while none can be
    written. Sockets are written with MSG_NOSIGNAL: a closed peer is
    PR_ECLOSED, never SIGPIPE. Call again for the rest after a short count.
+   A deadline in the past still tries the write once.
    Params: fd - a non-blocking descriptor; buf, n - the bytes (n > 0);
            deadline - absolute ms.
    Returns: bytes written (> 0); PR_ECLOSED (peer gone); PR_EIO (errno holds
@@ -187,9 +192,11 @@ PRISTINE_API int pr_fd_forget(int fd);
 PRISTINE_API pr_sched *pr_sched_current(void);
 
 /* Hand fn(user_data) to scheduler s: it runs soon on s's thread, inside
-   whichever task is waiting in the poller, so fn must not block (it may
-   spawn tasks, send with a past deadline, resolve futures). The caller must
-   ensure s is not destroyed before fn runs.
+   the poller, so fn must not block: there, every blocking call acts as if
+   its deadline had passed (PR_ETIMEDOUT, or PR_OK for pr_sleep and
+   pr_yield) and no cancellation applies. It may spawn tasks, send on
+   channels, resolve futures. The caller must ensure s is not destroyed
+   before fn runs.
    Params: s - from pr_sched_current on the target thread; fn - the function;
            user_data - its argument.
    Returns: PR_OK; PR_EINVAL (s or fn NULL); PR_ENOMEM.
@@ -355,6 +362,7 @@ struct pr_task {
 typedef struct pr__fdslot {
     pr_task *rd, *wr;
     unsigned char registered, rd_idle, wr_idle, notsock;
+    unsigned char stream;         /* 0 unknown, 1 byte stream (a short read means drained), 2 not */
 } pr__fdslot;
 
 typedef struct pr__post {
@@ -375,6 +383,7 @@ struct pr_sched {
     pr__fdslot *fds;
     size_t nfds;
     size_t io_waiters;            /* tasks parked in pr_fd_wait */
+    int in_post;                  /* running posted functions: no blocking, no cancel state */
     unsigned polls_due;           /* run-queue picks left before a non-blocking poll */
     unsigned choose_rot;          /* rotation for pr_chan_choose fairness */
     int pollfd;                   /* epoll or kqueue fd; -1 for poll */
@@ -466,6 +475,10 @@ static void pr__wake(pr_task *t, int why) {
     pr__runq_push(t->sched, t);
 }
 
+/* The running task is cancelled (posted functions run outside any task's
+   cancel state, whichever task happens to be in the poller). */
+static int pr__canceled(pr_sched *s) { return (s->cur->flags & PR__TF_CANCELED) && !s->in_post; }
+
 static void pr__poll(pr_sched *s, int block);
 
 static void pr__task_free(pr_sched *s, pr_task *t) {
@@ -480,9 +493,11 @@ static void pr__task_free(pr_sched *s, pr_task *t) {
    none is ready (and now and then even when some are, so I/O is not starved). */
 static pr_task *pr__sched_pick(pr_sched *s) {
     pr_task *t;
-    if (!s->polls_due-- && (s->heap_len || s->io_waiters || s->wake_rd >= 0)) {
+    if (s->polls_due) {
+        s->polls_due--;
+    } else {
         s->polls_due = 61;
-        pr__poll(s, 0);
+        if (s->heap_len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
     }
     while ((t = s->runq_head) == NULL) pr__poll(s, 1);
     s->runq_head = t->next_ready;
@@ -516,8 +531,8 @@ static void pr__sched_next(pr_sched *s) {
    but a wake that completed an operation beats both. */
 static int pr__park_ex(pr_sched *s, int64_t deadline, int ignore_cancel) {
     pr_task *t = s->cur;
-    int canceled = !ignore_cancel && (t->flags & PR__TF_CANCELED);
-    if (canceled) return PR_ECANCELED;
+    if (!ignore_cancel && pr__canceled(s)) return PR_ECANCELED;
+    if (s->in_post) return PR_ETIMEDOUT; /* a posted function must not block */
     if (deadline != PR_FOREVER) {
         if (deadline <= pr_now()) return PR_ETIMEDOUT;
         t->deadline = deadline;
@@ -742,8 +757,10 @@ static pr_sched *pr__sched_get(void) {
     s = (pr_sched *)pr__calloc(1, sizeof *s);
     if (!s) return NULL;
     s->wake_rd = s->wake_wr = -1;
-    if (pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
+    s->pollfd = -1;
+    if (pr__heap_reserve(s, 1) != PR_OK || pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
         if (s->pollfd >= 0) close(s->pollfd);
+        pr__free(s->heap, s->heap_cap * sizeof *s->heap);
         pr__free(s, sizeof *s);
         return NULL;
     }
@@ -779,6 +796,7 @@ int pr_sched_destroy(void) {
         s->destroyer = NULL;
     }
     while (s->tasks) pr__task_free(s, s->tasks);
+    if (s->wake_rd >= 0) pr__run_posts(s); /* posted while the tasks unwound */
     pr__coro_pool_drain();
     if (s->pollfd >= 0) close(s->pollfd);
     if (s->wake_rd >= 0) close(s->wake_rd);
@@ -891,24 +909,25 @@ pr_task *pr_self(void) {
 
 int pr_is_canceled(void) {
     pr_sched *s = pr__sched_tls;
-    return s && (s->cur->flags & PR__TF_CANCELED) ? 1 : 0;
+    return s && pr__canceled(s) ? 1 : 0;
 }
 
 int pr_yield(void) {
     pr_sched *s = pr__sched_get();
     if (!s) return PR_ENOMEM;
-    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
+    if (s->in_post) return PR_OK; /* posted functions run inside the poller: no switching */
     s->cur->state = PR__T_READY;
     pr__runq_push(s, s->cur);
     pr__sched_next(s);
-    return s->cur->flags & PR__TF_CANCELED ? PR_ECANCELED : PR_OK;
+    return pr__canceled(s) ? PR_ECANCELED : PR_OK;
 }
 
 int pr_sleep(int64_t deadline) {
     pr_sched *s = pr__sched_get();
     int rc;
     if (!s) return PR_ENOMEM;
-    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
     if (deadline <= pr_now()) return PR_OK;
     do rc = pr__park(s, deadline);
     while (rc == PR_OK); /* nobody else wakes a sleeper; be robust anyway */
@@ -925,9 +944,12 @@ int pr_fd_wait(int fd, int kinds, int64_t deadline) {
         return PR_EINVAL;
     if (!s) return PR_ENOMEM;
     self = s->cur;
-    if (self->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
     if ((rc = pr__fd_reserve(s, fd)) != PR_OK) return rc;
     f = &s->fds[fd];
+    /* A waiter already woken (timed out, cancelled) but not yet run no longer counts. */
+    if (f->rd && f->rd->state != PR__T_PARKED) f->rd = NULL;
+    if (f->wr && f->wr->state != PR__T_PARKED) f->wr = NULL;
     if (((kinds & PR_WAIT_READ) && f->rd) || ((kinds & PR_WAIT_WRITE) && f->wr)) return PR_ESTATE;
     if (!f->registered) {
         if ((rc = pr__poller_add(s, fd)) != PR_OK) return rc;
@@ -957,6 +979,15 @@ int pr_fd_forget(int fd) {
     return PR_OK;
 }
 
+/* 1 if fd is a byte stream (stream socket or pipe), else 2; asked once per slot. */
+static unsigned char pr__fd_is_stream(int fd) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    struct stat st;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) return type == SOCK_STREAM ? 1 : 2;
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) ? 1 : 2;
+}
+
 /* The fd's slot, for the I/O helpers (NULL on allocation failure). */
 static pr__fdslot *pr__fd_slot(pr_sched *s, int fd) { return pr__fd_reserve(s, fd) == PR_OK ? &s->fds[fd] : NULL; }
 
@@ -965,14 +996,18 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
     int rc;
     if (fd < 0 || !buf || !n) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
     for (;;) {
         pr__fdslot *f = pr__fd_slot(s, fd);
         if (!f) return PR_ENOMEM;
-        if (!f->rd_idle) {
+        if (!f->rd_idle || deadline <= pr_now()) {
             ssize_t got = read(fd, buf, n);
             if (got > 0) {
-                f->rd_idle = (size_t)got < n; /* a stream socket returns short only when drained */
+                /* A byte stream returns short only when drained; datagrams and ttys may not. */
+                if ((size_t)got < n) {
+                    if (!f->stream) f->stream = pr__fd_is_stream(fd);
+                    f->rd_idle = f->stream == 1;
+                }
                 return got;
             }
             if (got == 0) return PR_ECLOSED;
@@ -990,11 +1025,11 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
     int rc;
     if (fd < 0 || !buf || !n) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
     for (;;) {
         pr__fdslot *f = pr__fd_slot(s, fd);
         if (!f) return PR_ENOMEM;
-        if (!f->wr_idle) {
+        if (!f->wr_idle || deadline <= pr_now()) {
             ssize_t put;
 #ifdef MSG_NOSIGNAL
             put = f->notsock ? write(fd, buf, n) : send(fd, buf, n, MSG_NOSIGNAL);
@@ -1003,7 +1038,13 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
                 continue;
             }
 #else
-            put = write(fd, buf, n); /* BSDs: set SO_NOSIGPIPE on the socket */
+#ifdef SO_NOSIGPIPE
+            if (!f->notsock) { /* 1: not a socket; 2: a socket with SIGPIPE turned off */
+                int one = 1;
+                f->notsock = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) == 0 ? 2 : 1;
+            }
+#endif
+            put = write(fd, buf, n);
 #endif
             if (put >= 0) return put;
             if (errno == EINTR) continue;
@@ -1076,12 +1117,14 @@ static void pr__run_posts(pr_sched *s) {
         rev = list;
         list = n;
     }
+    s->in_post++;
     while (rev) {
         pr__post *n = rev->next;
         rev->fn(rev->user_data);
         pr__free(rev, sizeof *rev);
         rev = n;
     }
+    s->in_post--;
 }
 
 /* ---- groups ---- */
@@ -1109,9 +1152,10 @@ int pr_group_go(pr_group *g, pr_task_fn fn, void *user_data, const pr_spawn_opts
 }
 
 static int pr__group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
-    pr_sched *s = pr__sched_get();
+    pr_sched *s;
     int rc = PR_OK;
-    if (!s) return PR_ENOMEM;
+    if (!g->live) return PR_OK;
+    if (!(s = pr__sched_get())) return PR_ENOMEM;
     if (g->waiter || s->cur->group == g) return PR_ESTATE; /* a child would wait for itself */
     while (g->live && rc == PR_OK) {
         g->waiter = s->cur;
@@ -1130,7 +1174,7 @@ int pr_group_close(pr_group *g, int64_t deadline) {
     pr_task *t;
     int rc;
     if (!g) return PR_OK;
-    if (pr__sched_tls && pr__sched_tls->cur->group == g) return PR_ESTATE;
+    if (g->waiter || (pr__sched_tls && pr__sched_tls->cur->group == g)) return PR_ESTATE;
     g->closing = 1;
     for (t = g->children; t; t = t->gnext) pr_cancel(t);
     if ((rc = pr__group_wait(g, deadline, 1)) != PR_OK) return rc;
@@ -1269,7 +1313,7 @@ int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
         if (!ops[i].chan || !ops[i].elem || (ops[i].kind != PR_CHAN_SEND && ops[i].kind != PR_CHAN_RECV))
             return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if (s->cur->flags & PR__TF_CANCELED) return PR_ECANCELED;
+    if (pr__canceled(s)) return PR_ECANCELED;
     start = n > 1 ? s->choose_rot++ % n : 0;
     for (i = 0; i < n; i++) {
         size_t k = (start + i) % n;

@@ -15,11 +15,11 @@
 #include <unistd.h>
 
 /* The suites, in manifest order. */
-extern const pt_suite pt_suite_base, pt_suite_time, pt_suite_buf, pt_suite_coro, pt_suite_sched,
-    pt_suite_future;
+extern const pt_suite pt_suite_base, pt_suite_time, pt_suite_buf, pt_suite_json, pt_suite_url, pt_suite_sse,
+    pt_suite_coro, pt_suite_sched, pt_suite_future;
 static const pt_suite *const pt__suites[] = {
-    &pt_suite_base, &pt_suite_time, &pt_suite_buf, &pt_suite_coro, &pt_suite_sched, &pt_suite_future,
-    NULL
+    &pt_suite_base, &pt_suite_time, &pt_suite_buf, &pt_suite_json, &pt_suite_url, &pt_suite_sse,
+    &pt_suite_coro, &pt_suite_sched, &pt_suite_future, NULL
 };
 
 #define PT__SHOWN 5 /* failures printed per test */

@@ -47,13 +47,20 @@ PT_TEST(future_reject) {
     pr_future_destroy(f);
 }
 
+static int future_resolve_much_later(void *arg) {
+    pr_future *f = (pr_future *)arg;
+    pr_sleep(pr_deadline_in(30));
+    return pr_future_resolve(f, (void *)"done");
+}
+
 PT_TEST(future_timeout_leaves_pending) {
     pr_future *f;
     pr_task *t;
     void *out = NULL;
     PT_REQUIRE(pr_future_create(&f) == PR_OK);
-    PT_REQUIRE(pr_go(&t, future_resolve_later, f, NULL) == PR_OK);
-    PT_EQ_ERR(pr_future_await(f, &out, pr_deadline_in(0)), PR_ETIMEDOUT);
+    PT_REQUIRE(pr_go(&t, future_resolve_much_later, f, NULL) == PR_OK);
+    PT_EQ_ERR(pr_future_await(f, &out, 0), PR_ETIMEDOUT); /* past deadline: no wait */
+    PT_EQ_ERR(pr_future_await(f, &out, pr_deadline_in(3)), PR_ETIMEDOUT); /* parked, then timed out */
     PT_EQ_INT(pr_future_state(f), PR_FUTURE_PENDING);
     PT_EQ_ERR(pr_future_await(f, &out, PR_FOREVER), PR_OK); /* the producer kept going */
     PT_EQ_STR((const char *)out, "done");

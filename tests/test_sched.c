@@ -753,6 +753,211 @@ PT_TEST(sched_per_thread_schedulers) {
     PT_EQ_INT(res, 100);
 }
 
+/* ---- the thread's own main task, on a thread that never spawned ---- */
+typedef struct sched_fresh {
+    int sleep_rc, recv_rc, await_rc, read_rc;
+    int destroy_rc;
+} sched_fresh;
+
+static void *sched_fresh_thread(void *arg) {
+    sched_fresh *r = (sched_fresh *)arg;
+    pr_chan *c = NULL;
+    pr_future *f = NULL;
+    int sv[2], x;
+    char buf[8];
+    r->sleep_rc = pr_sleep(pr_deadline_in(3)); /* the very first call: a finite deadline in main */
+    if (pr_chan_create(&c, sizeof(int), 0) == PR_OK) r->recv_rc = pr_chan_recv(c, &x, pr_deadline_in(2));
+    if (pr_future_create(&f) == PR_OK) r->await_rc = pr_future_await(f, NULL, pr_deadline_in(2));
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0) {
+        r->read_rc = (int)pr_fd_read(sv[0], buf, sizeof buf, pr_deadline_in(2));
+        pr_fd_forget(sv[0]);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    pr_chan_destroy(c);
+    pr_future_destroy(f);
+    r->destroy_rc = pr_sched_destroy();
+    return NULL;
+}
+
+PT_TEST(sched_main_task_blocks_without_spawning) {
+    sched_fresh r;
+    pthread_t th;
+    memset(&r, 0x55, sizeof r);
+    PT_REQUIRE(pthread_create(&th, NULL, sched_fresh_thread, &r) == 0);
+    pthread_join(th, NULL);
+    PT_EQ_ERR(r.sleep_rc, PR_OK);
+    PT_EQ_ERR(r.recv_rc, PR_ETIMEDOUT);
+    PT_EQ_ERR(r.await_rc, PR_ETIMEDOUT);
+    PT_EQ_ERR(r.read_rc, PR_ETIMEDOUT);
+    PT_EQ_ERR(r.destroy_rc, PR_OK);
+}
+
+/* A task that only yields still lets timers fire: the scheduler polls every
+   few dozen switches even when nothing waited on timers or I/O before. */
+static int sched_flag;
+static int sched_set_flag_later(void *arg) {
+    (void)arg;
+    pr_sleep(pr_deadline_in(2));
+    sched_flag = 1;
+    return 0;
+}
+
+static void *sched_yield_thread(void *arg) {
+    long *yields = (long *)arg, i;
+    pr_task *t;
+    for (i = 0; i < 200; i++) pr_yield(); /* warm up with no timer anywhere */
+    sched_flag = 0;
+    if (pr_go(&t, sched_set_flag_later, NULL, NULL) == PR_OK) {
+        for (*yields = 0; !sched_flag && *yields < 50000000; ++*yields) pr_yield();
+        pr_join(t, NULL, PR_FOREVER);
+    }
+    pr_sched_destroy();
+    return NULL;
+}
+
+PT_TEST(sched_yield_does_not_starve_timers) {
+    pthread_t th;
+    long yields = -1;
+    PT_REQUIRE(pthread_create(&th, NULL, sched_yield_thread, &yields) == 0);
+    pthread_join(th, NULL);
+    PT_EQ_INT(sched_flag, 1);
+    PT_CHECK(yields >= 0 && yields < 50000000);
+}
+
+/* Datagram sockets: a short read does not mean drained. The reader is
+   registered and parked before both datagrams arrive, so with an
+   edge-triggered poller only one edge comes for the two. */
+static int sched_dgram_reader(void *arg) {
+    int fd = *(int *)arg;
+    char buf[64];
+    ptrdiff_t a = pr_fd_read(fd, buf, sizeof buf, pr_deadline_in(2000));
+    ptrdiff_t b = pr_fd_read(fd, buf, sizeof buf, pr_deadline_in(2000));
+    return a == 3 && b == 4 && memcmp(buf, "two!", 4) == 0 ? 0 : (int)(b < 0 ? b : -100);
+}
+
+PT_TEST(sched_fd_read_datagrams) {
+    int sv[2], r;
+    pr_task *t;
+    PT_REQUIRE(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv) == 0);
+    PT_REQUIRE(pr_go(&t, sched_dgram_reader, &sv[0], NULL) == PR_OK);
+    pr_yield(); /* the reader parks in the poller */
+    PT_REQUIRE(write(sv[1], "one", 3) == 3);
+    PT_REQUIRE(write(sv[1], "two!", 4) == 4);
+    PT_EQ_ERR(pr_join(t, &r, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(r, PR_OK);
+    pr_fd_forget(sv[0]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* A past deadline still tries the syscall even when the fd was drained. */
+PT_TEST(sched_fd_read_past_deadline_tries_once) {
+    int sv[2];
+    char buf[64];
+    PT_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    PT_REQUIRE(write(sv[1], "a", 1) == 1);
+    PT_EQ_INT(pr_fd_read(sv[0], buf, sizeof buf, pr_deadline_in(2000)), 1); /* short: drained */
+    PT_REQUIRE(write(sv[1], "b", 1) == 1);
+    PT_EQ_INT(pr_fd_read(sv[0], buf, sizeof buf, 0), 1);
+    PT_EQ_INT(pr_fd_read(sv[0], buf, sizeof buf, 0), PR_ETIMEDOUT);
+    pr_fd_forget(sv[0]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* A timed-out fd waiter that has not run yet does not block a new waiter. */
+PT_TEST(sched_fd_stale_waiter_not_counted) {
+    int sv[2];
+    pr_task *t;
+    sched_io io;
+    int r;
+    pr__test_clock_virtual(1, 100);
+    PT_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    memset(&io, 0, sizeof io);
+    io.fd = sv[0];
+    PT_REQUIRE(pr_go(&t, sched_reader, &io, NULL) == PR_OK);
+    pr_yield();
+    pr__test_clock_advance(6000);
+    pr__poll(pr__sched_tls, 0); /* the reader timed out but has not run */
+    PT_EQ_ERR(pr_fd_wait(sv[0], PR_WAIT_READ, 0), PR_ETIMEDOUT); /* not PR_ESTATE */
+    PT_EQ_ERR(pr_join(t, &r, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(r, PR_ETIMEDOUT);
+    pr__test_clock_virtual(0, 0);
+    pr_fd_forget(sv[0]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* A posted function runs outside any task's cancel state: here it runs while
+   a cancelled task sits in the poller on its way out. */
+typedef struct sched_postcancel {
+    pr_sched *s;
+    pr_chan *c;
+    int send_rc, canceled_seen;
+} sched_postcancel;
+
+static void sched_pc_post(void *arg) {
+    sched_postcancel *p = (sched_postcancel *)arg;
+    int v = 9;
+    p->canceled_seen = pr_is_canceled();
+    p->send_rc = pr_chan_send(p->c, &v, 0);
+}
+
+static void *sched_pc_thread(void *arg) {
+    usleep(20000);
+    pr_sched_post(((sched_postcancel *)arg)->s, sched_pc_post, arg);
+    return NULL;
+}
+
+static int sched_pc_victim(void *arg) {
+    (void)arg;
+    pr_cancel(pr_self());
+    return 0; /* returns at once: its last switch waits in the poller */
+}
+
+PT_TEST(sched_post_ignores_cancel_of_polling_task) {
+    sched_postcancel p;
+    pthread_t th;
+    int x = 0;
+    memset(&p, 0, sizeof p);
+    p.s = pr_sched_current();
+    PT_REQUIRE(p.s != NULL);
+    PT_REQUIRE(pr_chan_create(&p.c, sizeof(int), 1) == PR_OK);
+    PT_REQUIRE(pr_go(NULL, sched_pc_victim, NULL, NULL) == PR_OK);
+    PT_REQUIRE(pthread_create(&th, NULL, sched_pc_thread, &p) == 0);
+    PT_EQ_ERR(pr_chan_recv(p.c, &x, pr_deadline_in(5000)), PR_OK);
+    pthread_join(th, NULL);
+    PT_EQ_INT(x, 9);
+    PT_EQ_ERR(p.send_rc, PR_OK);
+    PT_EQ_INT(p.canceled_seen, 0);
+    pr_chan_destroy(p.c);
+}
+
+static int sched_group_waiter(void *arg) { return pr_group_wait((pr_group *)arg, PR_FOREVER); }
+
+static int sched_short_uncancelled(void *arg) {
+    if (pr_sleep(pr_deadline_in((int)(intptr_t)arg)) == PR_OK) sched_counter++;
+    return 0;
+}
+
+PT_TEST(sched_group_close_estate_has_no_side_effects) {
+    pr_group *g;
+    pr_task *w;
+    int r;
+    sched_counter = 0;
+    PT_REQUIRE(pr_group_create(&g) == PR_OK);
+    PT_REQUIRE(pr_group_go(g, sched_short_uncancelled, (void *)3, NULL) == PR_OK);
+    PT_REQUIRE(pr_go(&w, sched_group_waiter, g, NULL) == PR_OK);
+    pr_yield(); /* w waits on g */
+    PT_EQ_ERR(pr_group_close(g, PR_FOREVER), PR_ESTATE);
+    PT_EQ_ERR(pr_group_go(g, sched_short_uncancelled, (void *)1, NULL), PR_OK); /* not left closing */
+    PT_EQ_ERR(pr_join(w, &r, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(r, PR_OK);
+    PT_EQ_INT(sched_counter, 2); /* neither child was cancelled */
+    PT_EQ_ERR(pr_group_close(g, PR_FOREVER), PR_OK);
+}
+
 /* ---- scale ---- */
 static int sched_wait_chan(void *arg) {
     volatile char touch[1024];
@@ -800,14 +1005,25 @@ static int sched_oom_worker(void *arg) {
     return pr_chan_send(c, &x, PR_FOREVER) == PR_OK ? 0 : 1;
 }
 
+static void sched_oom_posted(void *arg) { ++*(int *)arg; }
+
+static int sched_oom_late_sender(void *arg) {
+    pr_chan *c = (pr_chan *)arg;
+    int x = 4;
+    return pr_chan_send(c, &x, PR_FOREVER) == PR_OK ? 0 : 1;
+}
+
 /* The whole scenario on a fresh scheduler: every step may fail with
    PR_ENOMEM, and whatever was made is released. */
 static int sched_oom_scenario(void) {
-    pr_chan *c = NULL;
+    pr_chan *c = NULL, *many[9];
+    pr_chan_op ops[9];
     pr_group *g = NULL;
     pr_future *f = NULL;
     pr_task *t = NULL;
-    int rc, i, x, sum = 0;
+    pr_sched *self;
+    int rc, i, x, sum = 0, posted = 0, sv[2] = { -1, -1 }, nmany = 0;
+    if (!(self = pr_sched_current())) return PR_ENOMEM;
     if ((rc = pr_chan_create(&c, sizeof(int), 2)) != PR_OK) goto out;
     if ((rc = pr_group_create(&g)) != PR_OK) goto out;
     for (i = 0; i < 4; i++)
@@ -819,12 +1035,34 @@ static int sched_oom_scenario(void) {
         sum += x;
     }
     if ((rc = pr_future_await(f, NULL, PR_FOREVER)) != PR_OK) goto out;
-    rc = sum == 12 ? PR_OK : PR_EPROTO;
+    /* a cross-thread post to ourselves, run by the poller */
+    if ((rc = pr_sched_post(self, sched_oom_posted, &posted)) != PR_OK) goto out;
+    while (!posted) pr_sleep(pr_deadline_in(1));
+    /* an fd high enough to grow the fd table */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0) return PR_EIO;
+    x = fcntl(sv[0], F_DUPFD, 300);
+    close(sv[0]);
+    sv[0] = x;
+    if ((rc = pr_fd_wait(sv[0], PR_WAIT_WRITE, pr_deadline_in(1000))) != PR_OK) goto out;
+    /* a blocking choose over more than 8 operations */
+    for (nmany = 0; nmany < 9; nmany++) {
+        if ((rc = pr_chan_create(&many[nmany], sizeof(int), 0)) != PR_OK) goto out;
+        ops[nmany].chan = many[nmany], ops[nmany].kind = PR_CHAN_RECV, ops[nmany].elem = &x;
+    }
+    if ((rc = pr_group_go(g, sched_oom_late_sender, many[7], NULL)) != PR_OK) goto out;
+    if ((rc = pr_chan_choose(ops, 9, PR_FOREVER)) < 0) goto out;
+    rc = sum == 12 && rc == 7 && x == 4 ? PR_OK : PR_EPROTO;
 out:
     if (t) pr_join(t, NULL, PR_FOREVER);
     pr_future_destroy(f);
     if (g) pr_group_close(g, PR_FOREVER);
     pr_chan_destroy(c);
+    while (nmany > 0) pr_chan_destroy(many[--nmany]);
+    if (sv[0] >= 0) {
+        pr_fd_forget(sv[0]);
+        close(sv[0]);
+        close(sv[1]);
+    }
     return rc;
 }
 
@@ -835,22 +1073,29 @@ static void *sched_oom_thread(void *arg) {
     return NULL;
 }
 
+/* Fail the 1st, 2nd, ... allocation until the scenario runs past its last
+   one: every injected failure must surface as PR_ENOMEM. */
 PT_TEST(sched_failing_allocator_every_step) {
     int n, failures = 0;
-    for (n = 1; n < 200; n++) {
+    for (n = 1; n < 500; n++) {
         sched_oom o;
         pthread_t th;
+        long unfired;
         pt_alloc_fail_nth(n);
         o.rc = 99;
         PT_REQUIRE(pthread_create(&th, NULL, sched_oom_thread, &o) == 0);
         pthread_join(th, NULL);
+        unfired = __atomic_load_n(&pt__mem.fail_nth, __ATOMIC_RELAXED);
         pt_alloc_fail_nth(0);
-        if (o.rc == PR_OK) break;
+        if (unfired > 0) { /* the failure point lies past the scenario's last allocation */
+            PT_EQ_ERR(o.rc, PR_OK);
+            break;
+        }
         PT_EQ_ERR(o.rc, PR_ENOMEM);
         failures++;
     }
-    PT_CHECK(n < 200); /* the scenario completes once the failure point is past its last allocation */
-    PT_CHECK(failures >= 5);
+    PT_CHECK(n < 500);
+    PT_CHECK(failures >= 10);
 }
 
 const pt_suite pt_suite_sched = { "sched", {
@@ -880,6 +1125,13 @@ const pt_suite pt_suite_sched = { "sched", {
     PT_ENTRY(sched_chan_close_wakes_senders),
     PT_ENTRY(sched_cross_thread_post),
     PT_ENTRY(sched_per_thread_schedulers),
+    PT_ENTRY(sched_main_task_blocks_without_spawning),
+    PT_ENTRY(sched_yield_does_not_starve_timers),
+    PT_ENTRY(sched_fd_read_datagrams),
+    PT_ENTRY(sched_fd_read_past_deadline_tries_once),
+    PT_ENTRY(sched_fd_stale_waiter_not_counted),
+    PT_ENTRY(sched_post_ignores_cancel_of_polling_task),
+    PT_ENTRY(sched_group_close_estate_has_no_side_effects),
     PT_ENTRY(sched_100k_live_tasks),
     PT_ENTRY(sched_failing_allocator_every_step),
     {0, 0} } };

@@ -8,12 +8,14 @@ set -euo pipefail
 # The cross C libraries are only "recommended" by the cross compilers; name them.
 PACKAGES="build-essential clang python3 pkg-config libbearssl-dev libboost-context-dev qemu-user
   gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
-  libc6-dev-riscv64-cross libc6-dev-armhf-cross libnspr4-dev valgrind"
+  libc6-dev-riscv64-cross libc6-dev-armhf-cross libnspr4-dev valgrind libclang-rt-14-dev nodejs"
 
 missing=""
 for p in $PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
+# npm ships inside some nodejs builds (NodeSource); Debian's nodejs needs the npm package.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -n "$missing" ] || exit 0
 if [ "$(id -u)" = 0 ]; then
     sudo=""
