@@ -1690,8 +1690,9 @@ PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, c
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #endif
-#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || defined(__DragonFly__)
-#include <sys/event.h>
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || \
+    defined(__DragonFly__) || defined(PRISTINE_POLL_KQUEUE)
+#include <sys/event.h> /* elsewhere (Linux + libkqueue) only when PRISTINE_POLL_KQUEUE asks for it */
 #define PR__HAVE_KQUEUE 1
 #endif
 /* coro's context-switch method: hand-written assembly on the ELF targets
@@ -5478,18 +5479,32 @@ static int pr__poller_init(pr_sched *s) {
     return PR_OK;
 }
 
+#ifndef EV_RECEIPT
+#define EV_RECEIPT 0
+#endif
+/* Register both filters. Some BSDs refuse a filter with EPIPE when the
+   other end is already gone: that is "hung up", which counts as ready
+   (returned as 1; the fd is then left unregistered so a later wait asks
+   again). */
 static int pr__poller_add(pr_sched *s, int fd) {
-    struct kevent ch[2];
-    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL);
-    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR, 0, 0, NULL);
-    if (kevent(s->pollfd, ch, 2, NULL, 0, NULL) == 0) return PR_OK;
-    return errno == ENOMEM ? PR_ENOMEM : PR_EIO;
+    struct kevent ch[2], res[2];
+    int i, n, hup = 0;
+    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0, 0);
+    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0, 0);
+    n = kevent(s->pollfd, ch, 2, res, EV_RECEIPT ? 2 : 0, NULL);
+    if (n < 0) return errno == EPIPE ? 1 : errno == ENOMEM ? PR_ENOMEM : PR_EIO;
+    for (i = 0; i < n; i++) {
+        if (!(res[i].flags & EV_ERROR) || res[i].data == 0) continue;
+        if (res[i].data == EPIPE) hup = 1;
+        else return res[i].data == ENOMEM ? PR_ENOMEM : PR_EIO;
+    }
+    return hup;
 }
 
 static void pr__poller_del(pr_sched *s, int fd) {
     struct kevent ch[2];
-    EV_SET(&ch[0], fd, EVFILT_READ, EV_DELETE, 0, 0, NULL);
-    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_DELETE, 0, 0, NULL);
+    EV_SET(&ch[0], fd, EVFILT_READ, EV_DELETE, 0, 0, 0);
+    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_DELETE, 0, 0, 0);
     kevent(s->pollfd, ch, 2, NULL, 0, NULL);
 }
 
@@ -5782,7 +5797,8 @@ int pr_fd_wait(int fd, int kinds, int64_t deadline) {
     if (f->wr && f->wr->state != PR__T_PARKED) f->wr = NULL;
     if (((kinds & PR_WAIT_READ) && f->rd) || ((kinds & PR_WAIT_WRITE) && f->wr)) return PR_ESTATE;
     if (!f->registered) {
-        if ((rc = pr__poller_add(s, fd)) != PR_OK) return rc;
+        if ((rc = pr__poller_add(s, fd)) < 0) return rc;
+        if (rc == 1) return PR_OK; /* hung up: ready */
         f->registered = 1;
     }
     if (kinds & PR_WAIT_READ) f->rd = self;
@@ -5907,7 +5923,7 @@ pr_sched *pr_sched_current(void) {
         s->wake_wr = p[1];
     }
 #endif
-    if (pr__poller_add(s, s->wake_rd) != PR_OK) {
+    if (pr__poller_add(s, s->wake_rd) != 0) {
         close(s->wake_rd);
         if (s->wake_wr != s->wake_rd) close(s->wake_wr);
         s->wake_rd = s->wake_wr = -1;

@@ -169,8 +169,9 @@ PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #endif
-#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || defined(__DragonFly__)
-#include <sys/event.h>
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || \
+    defined(__DragonFly__) || defined(PRISTINE_POLL_KQUEUE)
+#include <sys/event.h> /* elsewhere (Linux + libkqueue) only when PRISTINE_POLL_KQUEUE asks for it */
 #define PR__HAVE_KQUEUE 1
 #endif
 /* coro's context-switch method: hand-written assembly on the ELF targets
