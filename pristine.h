@@ -995,7 +995,7 @@ PRISTINE_API int pr_url_resolve(pr_buf *out, const char *base, size_t base_len,
 /* ==== sse: Server-Sent Events decoder (pure; no I/O) ==== >>sse */
 /*
  * sse: a byte-in, event-out decoder for the text/event-stream format,
- * following the WHATWG rules (spec/sse.md R1-R11): UTF-8 with one leading
+ * following the WHATWG rules (spec/sse.md R1-R12): UTF-8 with one leading
  * BOM stripped per connection, CR / LF / CRLF line ends (a CR ends its line
  * at once, also at the end of a chunk), comments, `event`, `data`, `id`,
  * `retry`, dispatch on a blank line, the unterminated block dropped at the
@@ -5479,8 +5479,10 @@ static int pr__poller_init(pr_sched *s) {
     return PR_OK;
 }
 
-#ifndef EV_RECEIPT
-#define EV_RECEIPT 0
+#ifdef EV_RECEIPT
+#define PR__EV_RECEIPT EV_RECEIPT
+#else
+#define PR__EV_RECEIPT 0
 #endif
 /* Register both filters. Some BSDs refuse a filter with EPIPE when the
    other end is already gone: that is "hung up", which counts as ready
@@ -5489,9 +5491,9 @@ static int pr__poller_init(pr_sched *s) {
 static int pr__poller_add(pr_sched *s, int fd) {
     struct kevent ch[2], res[2];
     int i, n, hup = 0;
-    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0, 0);
-    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0, 0);
-    n = kevent(s->pollfd, ch, 2, res, EV_RECEIPT ? 2 : 0, NULL);
+    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR | PR__EV_RECEIPT, 0, 0, 0);
+    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR | PR__EV_RECEIPT, 0, 0, 0);
+    n = kevent(s->pollfd, ch, 2, res, PR__EV_RECEIPT ? 2 : 0, NULL);
     if (n < 0) return errno == EPIPE ? 1 : errno == ENOMEM ? PR_ENOMEM : PR_EIO;
     for (i = 0; i < n; i++) {
         if (!(res[i].flags & EV_ERROR) || res[i].data == 0) continue;
@@ -6405,6 +6407,7 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
 #undef PR__ERR_ENUM
 #undef PR__ERR_NAME
 #undef PR__ERR_TEXT
+#undef PR__EV_RECEIPT
 #undef PR__HAVE_KQUEUE
 #undef PR__JSON_BIG
 #undef PR__JSON_HDR

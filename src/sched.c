@@ -648,8 +648,10 @@ static int pr__poller_init(pr_sched *s) {
     return PR_OK;
 }
 
-#ifndef EV_RECEIPT
-#define EV_RECEIPT 0
+#ifdef EV_RECEIPT
+#define PR__EV_RECEIPT EV_RECEIPT
+#else
+#define PR__EV_RECEIPT 0
 #endif
 /* Register both filters. Some BSDs refuse a filter with EPIPE when the
    other end is already gone: that is "hung up", which counts as ready
@@ -658,9 +660,9 @@ static int pr__poller_init(pr_sched *s) {
 static int pr__poller_add(pr_sched *s, int fd) {
     struct kevent ch[2], res[2];
     int i, n, hup = 0;
-    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0, 0);
-    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0, 0);
-    n = kevent(s->pollfd, ch, 2, res, EV_RECEIPT ? 2 : 0, NULL);
+    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR | PR__EV_RECEIPT, 0, 0, 0);
+    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR | PR__EV_RECEIPT, 0, 0, 0);
+    n = kevent(s->pollfd, ch, 2, res, PR__EV_RECEIPT ? 2 : 0, NULL);
     if (n < 0) return errno == EPIPE ? 1 : errno == ENOMEM ? PR_ENOMEM : PR_EIO;
     for (i = 0; i < n; i++) {
         if (!(res[i].flags & EV_ERROR) || res[i].data == 0) continue;

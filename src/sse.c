@@ -2,7 +2,7 @@
 // @pristine:public
 /*
  * sse: a byte-in, event-out decoder for the text/event-stream format,
- * following the WHATWG rules (spec/sse.md R1-R11): UTF-8 with one leading
+ * following the WHATWG rules (spec/sse.md R1-R12): UTF-8 with one leading
  * BOM stripped per connection, CR / LF / CRLF line ends (a CR ends its line
  * at once, also at the end of a chunk), comments, `event`, `data`, `id`,
  * `retry`, dispatch on a blank line, the unterminated block dropped at the
