@@ -2042,6 +2042,32 @@ pr_slice pr_slice_trim(pr_slice s) {
     return s;
 }
 
+/* UTF-8 as the WHATWG decoder reads it: s has n >= 1 bytes. Returns the
+   length (1-4) of the valid sequence at s, or -k when its first k bytes form
+   one maximal invalid subpart (each such subpart becomes one U+FFFD). */
+static PR__MAYBE_UNUSED int pr__utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    int need, k;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) lo = 0xA0;
+        else if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) lo = 0x90;
+        else if (c == 0xF4) hi = 0x8F;
+    } else
+        return -1;
+    for (k = 1; k <= need; k++) {
+        if ((size_t)k >= n || s[k] < lo || s[k] > hi) return -k;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return need + 1;
+}
+
 /* Digits of s into *out; limit is the largest magnitude allowed. */
 static int pr__parse_digits(pr_slice s, uint64_t limit, uint64_t *out) {
     uint64_t v = 0;
@@ -2192,25 +2218,8 @@ static int pr__json_hex4(const unsigned char *s, unsigned *out) {
 
 /* Length of the valid UTF-8 sequence at s (before e), or 0 if invalid. */
 static size_t pr__json_utf8_len(const unsigned char *s, const unsigned char *e) {
-    unsigned c = s[0];
-    unsigned lo = 0x80, hi = 0xbf;
-    size_t n, i;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) n = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0) lo = 0xa0;
-        else if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0) lo = 0x90;
-        else if (c == 0xf4) hi = 0x8f;
-    } else return 0;
-    if ((size_t)(e - s) < n) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
-    return n;
+    int k = pr__utf8_seq(s, (size_t)(e - s));
+    return k > 0 ? (size_t)k : 0;
 }
 
 static unsigned char *pr__json_put_utf8(unsigned char *d, unsigned cp) {
@@ -3688,30 +3697,6 @@ static int pr__sse_append(pr__sse_buf *b, const char *s, size_t n) {
 
 /* ---- UTF-8 (WHATWG decode, maximal-subpart replacement) ---- */
 
-/* s has n >= 1 bytes and s[0] >= 0x80. Returns the length of the valid
-   sequence at s, or -k where k bytes form one maximal invalid subpart. */
-static int pr__sse_utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    int need, k;
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        if (c == 0xE0) lo = 0xA0;
-        else if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        if (c == 0xF0) lo = 0x90;
-        else if (c == 0xF4) hi = 0x8F;
-    } else
-        return -1;
-    for (k = 1; k <= need; k++) {
-        if ((size_t)k >= n || s[k] < lo || s[k] > hi) return -k;
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    return need + 1;
-}
-
 static int pr__sse_ascii8(const unsigned char *s) {
     uint64_t w;
     memcpy(&w, s, 8);
@@ -3738,7 +3723,7 @@ static int pr__sse_utf8_ok(const char *p, size_t n) {
             else i++;
             continue;
         }
-        k = pr__sse_utf8_seq(s + i, n - i);
+        k = pr__utf8_seq(s + i, n - i);
         if (k < 0) return 0;
         i += (size_t)k;
     }
@@ -3778,7 +3763,7 @@ static size_t pr__sse_utf8_repair(char *dst, const char *p, size_t n) {
             dst[o++] = (char)s[i++];
             continue;
         }
-        k = pr__sse_utf8_seq(s + i, n - i);
+        k = pr__utf8_seq(s + i, n - i);
         if (k > 0) {
             memcpy(dst + o, s + i, (size_t)k);
             o += (size_t)k;

@@ -250,6 +250,32 @@ pr_slice pr_slice_trim(pr_slice s) {
     return s;
 }
 
+/* UTF-8 as the WHATWG decoder reads it: s has n >= 1 bytes. Returns the
+   length (1-4) of the valid sequence at s, or -k when its first k bytes form
+   one maximal invalid subpart (each such subpart becomes one U+FFFD). */
+static PR__MAYBE_UNUSED int pr__utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    int need, k;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) lo = 0xA0;
+        else if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) lo = 0x90;
+        else if (c == 0xF4) hi = 0x8F;
+    } else
+        return -1;
+    for (k = 1; k <= need; k++) {
+        if ((size_t)k >= n || s[k] < lo || s[k] > hi) return -k;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return need + 1;
+}
+
 /* Digits of s into *out; limit is the largest magnitude allowed. */
 static int pr__parse_digits(pr_slice s, uint64_t limit, uint64_t *out) {
     uint64_t v = 0;

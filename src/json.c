@@ -465,25 +465,8 @@ static int pr__json_hex4(const unsigned char *s, unsigned *out) {
 
 /* Length of the valid UTF-8 sequence at s (before e), or 0 if invalid. */
 static size_t pr__json_utf8_len(const unsigned char *s, const unsigned char *e) {
-    unsigned c = s[0];
-    unsigned lo = 0x80, hi = 0xbf;
-    size_t n, i;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) n = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0) lo = 0xa0;
-        else if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0) lo = 0x90;
-        else if (c == 0xf4) hi = 0x8f;
-    } else return 0;
-    if ((size_t)(e - s) < n) return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
-    return n;
+    int k = pr__utf8_seq(s, (size_t)(e - s));
+    return k > 0 ? (size_t)k : 0;
 }
 
 static unsigned char *pr__json_put_utf8(unsigned char *d, unsigned cp) {

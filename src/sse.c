@@ -261,30 +261,6 @@ static int pr__sse_append(pr__sse_buf *b, const char *s, size_t n) {
 
 /* ---- UTF-8 (WHATWG decode, maximal-subpart replacement) ---- */
 
-/* s has n >= 1 bytes and s[0] >= 0x80. Returns the length of the valid
-   sequence at s, or -k where k bytes form one maximal invalid subpart. */
-static int pr__sse_utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    int need, k;
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        if (c == 0xE0) lo = 0xA0;
-        else if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        if (c == 0xF0) lo = 0x90;
-        else if (c == 0xF4) hi = 0x8F;
-    } else
-        return -1;
-    for (k = 1; k <= need; k++) {
-        if ((size_t)k >= n || s[k] < lo || s[k] > hi) return -k;
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    return need + 1;
-}
-
 static int pr__sse_ascii8(const unsigned char *s) {
     uint64_t w;
     memcpy(&w, s, 8);
@@ -311,7 +287,7 @@ static int pr__sse_utf8_ok(const char *p, size_t n) {
             else i++;
             continue;
         }
-        k = pr__sse_utf8_seq(s + i, n - i);
+        k = pr__utf8_seq(s + i, n - i);
         if (k < 0) return 0;
         i += (size_t)k;
     }
@@ -351,7 +327,7 @@ static size_t pr__sse_utf8_repair(char *dst, const char *p, size_t n) {
             dst[o++] = (char)s[i++];
             continue;
         }
-        k = pr__sse_utf8_seq(s + i, n - i);
+        k = pr__utf8_seq(s + i, n - i);
         if (k > 0) {
             memcpy(dst + o, s + i, (size_t)k);
             o += (size_t)k;
