@@ -24,6 +24,9 @@ CONTENTS (grep for an anchor: >>sse for the declarations, >>sse.impl for the cod
   coro     >>coro     stackful contexts: hand-written switch per arch, guard-paged pooled stacks
   sched    >>sched    tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post
   future   >>future   in-process promises and futures; a task's result as a future
+  net      >>net      non-blocking DNS, TCP connect and listen, the pr_conn byte stream
+  tls      >>tls      BearSSL client and server over pr_conn, trust anchors, hostname checks
+  http     >>http     HTTP/1.1 client: request writer, response parser, bodies, keep-alive, redirects
 
 CONFIGURATION (define before the #include; "global" macros must agree in every file)
   macro                     default            scope         meaning
@@ -44,6 +47,8 @@ CONFIGURATION (define before the #include; "global" macros must agree in every f
   PRISTINE_POLL_EPOLL       auto               impl          force the epoll poller
   PRISTINE_POLL_KQUEUE      auto               impl          force the kqueue poller
   PRISTINE_POLL_POLL        auto               impl          force the poll(2) poller
+  PRISTINE_NO_THREADS       off                impl          no DNS helper threads: getaddrinfo runs
+                                                               inline and stalls the scheduler
   PRISTINE_TESTING          off                impl, tests   test hooks and virtual clock; never ship it
 
 CONVENTIONS
@@ -77,9 +82,10 @@ CONVENTIONS
   move between threads. Inside a task: do not block the thread with OS
   primitives (mutexes, condition variables, blocking reads), do not rely on
   thread-local variables for per-task state, and do not keep pointers into a
-  task's stack after it ends. Name resolution (DNS) is not part of this
-  release yet; when it lands it will not block the scheduler, and this
-  paragraph will say how.
+  task's stack after it ends. Name resolution (DNS) does not block the
+  scheduler: getaddrinfo runs on up to 4 library-owned helper threads
+  (started on demand, gone when idle) that wake the asking task with
+  pr_sched_post; PRISTINE_NO_THREADS runs it inline instead.
 
 EXAMPLE (prints got 1, got 2, got 3)
 
@@ -1657,6 +1663,600 @@ PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), 
    See: pr_go, pr_future_await. */
 PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts);
 
+/* ==== net: non-blocking DNS, TCP connect and listen, the pr_conn byte stream ==== >>net */
+/*
+ * net: name resolution, TCP connect and listen/accept, and the pr_conn
+ * byte stream that TLS and HTTP sit on.
+ *
+ * pr_conn is the byte-stream interface: a socket (pr_conn_from_fd,
+ * pr_tcp_connect, pr_tcp_accept), a TLS session over another pr_conn, or
+ * an in-memory pipe for tests (pr_conn_pipe). Every implementation embeds a
+ * pr_conn as its FIRST member and fills `ops`. A pr_conn belongs to the
+ * scheduler thread that made it; pr_conn_destroy closes and frees it.
+ *
+ * DNS never stalls the scheduler: numeric hosts, "localhost" and entries of
+ * the process-wide override table (pr_dns_override) are answered at once;
+ * other names go to getaddrinfo on a small pool of helper threads (at most
+ * 4, started on demand, gone after a few idle seconds) that wake the asking
+ * task through pr_sched_post. A lookup that times out or is cancelled
+ * returns at once; the helper frees its work when getaddrinfo finally
+ * returns. Answers are cached for 30 s (process-wide, 32 names). With
+ * PRISTINE_NO_THREADS, getaddrinfo runs inline and stalls the scheduler.
+ *
+ * pr_tcp_connect tries the addresses of a name with Happy Eyeballs (RFC
+ * 8305): IPv6 and IPv4 interleaved, a new attempt every 250 ms while earlier
+ * ones are pending, the first to connect wins. pr_addrlist is freed with
+ * pr_addrlist_destroy, pr_listener with pr_listener_destroy.
+ */
+
+typedef struct pr_conn pr_conn;
+
+/* The operations behind a pr_conn. read and write move "some" bytes: read
+   returns > 0 bytes, PR_ECLOSED at the end of the stream, or an error;
+   write returns > 0 bytes written (possibly fewer than n) or an error. */
+typedef struct pr_conn_ops {
+    ptrdiff_t (*read)(pr_conn *c, void *buf, size_t n, int64_t deadline);
+    ptrdiff_t (*write)(pr_conn *c, const void *buf, size_t n, int64_t deadline);
+    int (*shutdown)(pr_conn *c, int64_t deadline); /* end our sending side (TCP FIN, TLS close_notify) */
+    void (*destroy)(pr_conn *c);                   /* close and free everything */
+} pr_conn_ops;
+
+/* The common head of every connection object. */
+struct pr_conn {
+    const pr_conn_ops *ops;
+    pr_err_info err; /* detail of the last failure (pr_conn_last_error) */
+};
+
+/* Read up to n bytes, waiting while none are there.
+   Params: c - the connection; buf, n - destination (n > 0); deadline -
+           absolute ms.
+   Returns: bytes read (> 0); PR_ECLOSED at the end of the stream; PR_EIO,
+            PR_ETLS, PR_EPROTO (detail in pr_conn_last_error); PR_ETIMEDOUT;
+            PR_ECANCELED; PR_EINVAL.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_conn_write, pr_conn_last_error. */
+PRISTINE_API ptrdiff_t pr_conn_read(pr_conn *c, void *buf, size_t n, int64_t deadline);
+
+/* Write all n bytes, waiting as needed.
+   Params: c - the connection; buf, n - the bytes; deadline - absolute ms.
+   Returns: PR_OK (all written); PR_ECLOSED (peer gone); PR_EIO, PR_ETLS
+            (detail in pr_conn_last_error); PR_ETIMEDOUT or PR_ECANCELED
+            (an unknown prefix may have been written); PR_EINVAL.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_conn_read. */
+PRISTINE_API int pr_conn_write(pr_conn *c, const void *buf, size_t n, int64_t deadline);
+
+/* End our sending side in order (TCP FIN; TLS close_notify first).
+   Params: c - the connection; deadline - absolute ms.
+   Returns: PR_OK; PR_EIO, PR_ETLS; PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_conn_destroy. */
+PRISTINE_API int pr_conn_shutdown(pr_conn *c, int64_t deadline);
+
+/* Close the connection and free it. NULL is a no-op.
+   Params: c - the connection.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_conn_shutdown. */
+PRISTINE_API void pr_conn_destroy(pr_conn *c);
+
+/* The detail of the connection's last failure.
+   Params: c - the connection; out - receives a copy.
+   Returns: PR_OK; PR_EINVAL if c or out is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_conn_read. */
+PRISTINE_API int pr_conn_last_error(const pr_conn *c, pr_err_info *out);
+
+/* One resolved address. */
+typedef struct pr_addr {
+    int family;           /* AF_INET or AF_INET6 */
+    uint16_t port;        /* host byte order */
+    unsigned char ip[16]; /* network byte order; the first 4 bytes for AF_INET */
+    uint32_t scope_id;    /* IPv6 scope (interface index), else 0 */
+} pr_addr;
+
+/* The answer of pr_dns_resolve: count addresses, in the resolver's order,
+   duplicates removed. */
+typedef struct pr_addrlist {
+    size_t count;
+    pr_addr *addrs;
+} pr_addrlist;
+
+/* Options of pr_tcp_connect. NULL or all-zero means defaults. */
+typedef struct pr_net_opts {
+    int connect_timeout_ms; /* 0 = 30000; < 0 = no limit but the call's deadline */
+    int attempt_delay_ms;   /* 0 = 250: head start of each address over the next */
+    int keepalive;          /* 0 = off; > 0 = SO_KEEPALIVE on */
+    int family;             /* 0 = any; AF_INET or AF_INET6 = only that family */
+    pr_err_info *err;       /* NULL = none; receives the detail of a failure */
+} pr_net_opts;
+
+/* A listening TCP socket. */
+typedef struct pr_listener pr_listener;
+
+/* Wrap a connected socket (or any stream fd) as a pr_conn. The fd is made
+   non-blocking and, for TCP, gets TCP_NODELAY. From success on the
+   connection owns it: pr_conn_destroy forgets it in the poller and closes
+   it. Writes never raise SIGPIPE; shutdown is shutdown(SHUT_WR).
+   Params: out - receives the connection; fd - the descriptor.
+   Returns: PR_OK; PR_ENOMEM (the fd stays the caller's); PR_EIO (fcntl
+            failed; the fd stays the caller's); PR_EINVAL (out NULL, fd < 0).
+   Blocks: no.
+   Thread: owner.
+   See: pr_conn_destroy, pr_tcp_connect. */
+PRISTINE_API int pr_conn_from_fd(pr_conn **out, int fd);
+
+/* An in-memory connected pair: what a writes, b reads, and the reverse.
+   Each direction buffers 64 KiB; a writer waits while it is full, a reader
+   while it is empty. After pr_conn_shutdown (or destroy) of one end, the
+   other reads the rest and then PR_ECLOSED; writing toward a destroyed end
+   gives PR_ECLOSED.
+   Params: a, b - receive the two ends (destroy both); max_chunk - > 0 caps
+           the bytes one read returns (1 = a byte at a time), 0 = no cap.
+   Returns: PR_OK; PR_ENOMEM; PR_EINVAL (a or b NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_conn_read. */
+PRISTINE_API int pr_conn_pipe(pr_conn **a, pr_conn **b, size_t max_chunk);
+
+/* Resolve a host name to addresses without blocking the scheduler. Order:
+   the override table, numeric addresses, "localhost" (::1 then 127.0.0.1),
+   the cache, then getaddrinfo on a helper thread.
+   Params: out - receives the list (pr_addrlist_destroy it); host - a name,
+           or a numeric IPv4/IPv6 address (brackets allowed); port - copied
+           into every address; family - 0 (any), AF_INET or AF_INET6;
+           deadline - absolute ms.
+   Returns: PR_OK; PR_EDNS (no such name, no address of that family, or a
+            resolver failure); PR_ENOMEM; PR_EIO (no helper thread could be
+            started); PR_EINVAL (NULL, empty or over-long host, bad family);
+            PR_ETIMEDOUT; PR_ECANCELED (both return at once; the helper
+            finishes and frees the lookup later).
+   Blocks: yes.
+   Thread: owner.
+   See: pr_addrlist_destroy, pr_dns_override, pr_tcp_connect. */
+PRISTINE_API int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, int64_t deadline);
+
+/* Free an address list. NULL is a no-op.
+   Params: l - the list.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_dns_resolve. */
+PRISTINE_API void pr_addrlist_destroy(pr_addrlist *l);
+
+/* Add to the process-wide override table (like curl's RESOLVE): lookups
+   of host (case-insensitive) for port give addr instead of asking DNS.
+   Several calls for the same host and port add several addresses, in
+   order. Meant for tests; the table holds 16 entries of 4 addresses.
+   Params: host - the name; NULL clears the whole table; port - 0 matches
+           every port; addr - numeric "127.0.0.1", "::1", optionally with a
+           port that replaces the requested one ("127.0.0.1:8080",
+           "[::1]:8080"); NULL removes the host's entry for port.
+   Returns: PR_OK; PR_EINVAL (addr not numeric, host too long); PR_ELIMIT
+            (table full).
+   Blocks: no.
+   Thread: any.
+   See: pr_dns_resolve. */
+PRISTINE_API int pr_dns_override(const char *host, uint16_t port, const char *addr);
+
+/* Connect over TCP: resolve host, then try its addresses with Happy
+   Eyeballs (IPv6 and IPv4 interleaved, a new attempt every
+   attempt_delay_ms while earlier ones are pending, the first connection
+   wins and the rest are closed). The whole call is bounded by
+   min(deadline, now + connect_timeout_ms). TCP_NODELAY is on.
+   Params: out - receives the connection; host, port - where to; opts -
+           NULL for defaults (opts->err receives failure detail); deadline
+           - absolute ms.
+   Returns: PR_OK; PR_EIO (every address refused or unreachable: sys_errno
+            and a message naming the last address in opts->err); PR_EDNS;
+            PR_ENOMEM; PR_EINVAL; PR_ETIMEDOUT; PR_ECANCELED.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_dns_resolve, pr_conn_destroy. */
+PRISTINE_API int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts,
+                                int64_t deadline);
+
+/* Listen on a TCP port (SO_REUSEADDR set).
+   Params: out - receives the listener; host - a numeric address or
+           "localhost" (127.0.0.1); NULL = 127.0.0.1; "0.0.0.0" or "::" for
+           every interface; port - 0 = an ephemeral port (see
+           pr_listener_port); backlog - the accept queue (<= 0 = 0).
+   Returns: PR_OK; PR_EIO (socket, bind or listen failed; errno is set);
+            PR_ENOMEM; PR_EINVAL (out NULL, host not numeric).
+   Blocks: no.
+   Thread: owner.
+   See: pr_tcp_accept, pr_listener_destroy. */
+PRISTINE_API int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog);
+
+/* The port a listener is bound to.
+   Params: l - the listener.
+   Returns: the port in host byte order; 0 if l is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_tcp_listen. */
+PRISTINE_API uint16_t pr_listener_port(const pr_listener *l);
+
+/* Accept one connection, waiting for it.
+   Params: l - the listener; out - receives the connection; deadline -
+           absolute ms.
+   Returns: PR_OK; PR_EIO (accept failed; detail in pr_listener_last_error);
+            PR_ECLOSED (another task destroyed l meanwhile; l is gone);
+            PR_ENOMEM; PR_EINVAL; PR_ESTATE (another task accepts on l);
+            PR_ETIMEDOUT; PR_ECANCELED.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_tcp_listen. */
+PRISTINE_API int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline);
+
+/* The detail of the listener's last failure.
+   Params: l - the listener; out - receives a copy.
+   Returns: PR_OK; PR_EINVAL if l or out is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_tcp_accept. */
+PRISTINE_API int pr_listener_last_error(const pr_listener *l, pr_err_info *out);
+
+/* Close a listener and free it. NULL is a no-op.
+   Params: l - the listener.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_tcp_listen. */
+PRISTINE_API void pr_listener_destroy(pr_listener *l);
+
+/* ==== tls: BearSSL client and server over pr_conn, trust anchors, hostname checks ==== >>tls */
+/*
+ * tls: TLS 1.2 (BearSSL) over any pr_conn. pr_tls_client and pr_tls_server
+ * wrap an inner connection (a TCP socket, a memory pipe), run the handshake
+ * and hand back a new pr_conn whose read, write, shutdown and destroy speak
+ * TLS. The TLS connection owns the inner one. One task at a time may use a
+ * connection: records are pumped in order (pending records first, then the
+ * read), so a protocol where both sides write a lot without reading must
+ * interleave its reads.
+ *
+ * Verification: the chain is checked against trust anchors (the system
+ * bundle, loaded once per process and shared; or a PEM file or PEM bytes
+ * per call), the validity dates against the clock, and the host name (SNI
+ * plus the certificate's names). IP-literal hosts are matched against the
+ * certificate's iPAddress SANs and send no SNI. Only TLS 1.2 with ECDHE and
+ * AEAD suites is offered (AES-GCM first when the CPU has AES-NI); TLS 1.3-
+ * only peers fail with a "protocol version" message.
+ *
+ * Errors: handshake and record failures are PR_ETLS with pr_err_info's
+ * tls_error set to BearSSL's code (or PR_TLS_TRUNCATED) and msg naming the
+ * reason. A peer's close_notify reads as PR_ECLOSED; a transport EOF
+ * without it reads as PR_ETLS / PR_TLS_TRUNCATED.
+ *
+ * Built with PRISTINE_NO_TLS, the declarations stay and every call fails
+ * with PR_ENOTSUP.
+ */
+
+/* pr_err_info.tls_error when the peer ended the transport without a
+   close_notify: after the handshake (a truncation attack or a sloppy peer)
+   or during it. Not a BearSSL code (those stay below 1000). */
+#define PR_TLS_TRUNCATED 1000
+
+/* Options of pr_tls_client. NULL or all-zero means defaults. */
+typedef struct pr_tls_opts {
+    const char *ca_file;   /* PEM file of trust anchors, read by this call; NULL = ca_pem or,
+                              without it, the system bundle (SSL_CERT_FILE, else
+                              /etc/ssl/certs/ca-certificates.crt), loaded once per process */
+    const char *ca_pem;    /* PEM trust anchors in memory, copied by this call; NULL = none;
+                              takes precedence over ca_file */
+    size_t ca_pem_len;     /* bytes at ca_pem; 0 = strlen(ca_pem) */
+    int insecure_skip_verify_DANGEROUS; /* 0 = verify; 1 = accept ANY certificate for ANY
+                                           name (tests only: no authentication at all) */
+    const char *alpn;      /* comma-separated protocols to offer, copied; NULL = "http/1.1";
+                              "" = no ALPN. At most 8 names, 255 bytes */
+    pr_err_info *err;      /* NULL = none; receives the detail when pr_tls_client fails */
+} pr_tls_opts;
+
+/* A server certificate chain and private key, shared read-only by the
+   server connections made with it; it must outlive them. */
+typedef struct pr_tls_server_cfg pr_tls_server_cfg;
+
+/* Start TLS as a client over inner and run the handshake.
+   Params: out - receives the TLS connection (pr_conn_destroy frees it and
+           inner); inner - a connected stream, owned by this call from now on
+           (destroyed on failure too); host - the server's name for SNI and
+           verification: a DNS name (one trailing dot is ignored) or an IP
+           literal ("127.0.0.1", "::1", "[::1]"); opts - NULL for defaults;
+           deadline - absolute ms for the handshake.
+   Returns: PR_OK; PR_ETLS (handshake failed: opts->err.tls_error holds
+            BearSSL's code or PR_TLS_TRUNCATED, msg the reason: expired,
+            unknown CA, bad hostname, protocol version, ...); PR_EIO,
+            PR_ECLOSED (transport); PR_EINVAL (NULL out/inner/host, empty or
+            over-long host, bad alpn, no certificate in ca_file/ca_pem);
+            PR_ENOMEM; PR_ETIMEDOUT; PR_ECANCELED.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_tls_server, pr_tls_alpn, pr_tls_global_cleanup. */
+PRISTINE_API int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts,
+                               int64_t deadline);
+
+/* Parse a server certificate chain and private key from PEM.
+   Params: out - receives the configuration; cert_pem, cert_len - the chain,
+           leaf first (cert_len 0 = strlen); key_pem, key_len - the RSA or EC
+           private key, PKCS#8 or raw (key_len 0 = strlen). Both are copied.
+   Returns: PR_OK; PR_EINVAL (NULL argument, no certificate, no usable key);
+            PR_ENOMEM; PR_ENOTSUP (built with PRISTINE_NO_TLS).
+   Blocks: no.
+   Thread: any.
+   See: pr_tls_server, pr_tls_server_cfg_destroy. */
+PRISTINE_API int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len,
+                                          const char *key_pem, size_t key_len);
+
+/* Set the ALPN protocols the server accepts, in its order of preference.
+   The default is "http/1.1". A client offering none of them still
+   connects, with no protocol selected.
+   Params: cfg - the configuration; alpn - comma-separated names, copied;
+           "" or NULL = no ALPN.
+   Returns: PR_OK; PR_EINVAL (cfg NULL, more than 8 names or 255 bytes);
+            PR_ENOTSUP (built with PRISTINE_NO_TLS).
+   Blocks: no.
+   Thread: any, before the configuration is used.
+   See: pr_tls_server_cfg_create. */
+PRISTINE_API int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn);
+
+/* Free a server configuration. NULL is a no-op.
+   Params: cfg - the configuration; no connection may still use it.
+   Returns: nothing.
+   Blocks: no.
+   Thread: any.
+   See: pr_tls_server_cfg_create. */
+PRISTINE_API void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg);
+
+/* Start TLS as a server over inner and run the handshake.
+   Params: out - receives the TLS connection; inner - a connected stream,
+           owned by this call from now on (destroyed on failure too); cfg -
+           chain and key, borrowed for the connection's life; deadline -
+           absolute ms for the handshake.
+   Returns: PR_OK; PR_ETLS (handshake failed, including the client closing
+            during it); PR_EIO, PR_ECLOSED (transport); PR_EINVAL (NULL
+            argument); PR_ENOMEM; PR_ENOTSUP (no TLS in this build);
+            PR_ETIMEDOUT; PR_ECANCELED.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_tls_server_cfg_create, pr_tls_client. */
+PRISTINE_API int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline);
+
+/* The ALPN protocol negotiated on a TLS connection.
+   Params: c - a connection from pr_tls_client or pr_tls_server.
+   Returns: the protocol name (valid while c lives); NULL when none was
+            negotiated or c is not a TLS connection.
+   Blocks: no.
+   Thread: owner.
+   See: pr_tls_opts. */
+PRISTINE_API const char *pr_tls_alpn(const pr_conn *c);
+
+/* Free the process-wide cache of the system trust bundle (it is loaded
+   again on next use). For leak checkers and tests.
+   Params: none.
+   Returns: nothing.
+   Blocks: no.
+   Thread: any, while no TLS client connection exists.
+   See: pr_tls_client. */
+PRISTINE_API void pr_tls_global_cleanup(void);
+
+/* ==== http: HTTP/1.1 client: request writer, response parser, bodies, keep-alive, redirects ==== >>http */
+/*
+ * http: one HTTP/1.1 request/response exchange over a caller-owned pr_conn
+ * (a TCP socket, a TLS session or an in-memory pipe).
+ *
+ * pr_http_exchange writes the request and reads the response head; the
+ * body is then streamed with pr_http_read (copying) or pr_http_next_span
+ * (zero-copy views into the receive buffer). Both return bytes as soon as
+ * they arrive and PR_ECLOSED at the end of the body. An HTTP status is not
+ * an error: a 503 is PR_OK with pr_http_status() == 503.
+ *
+ * Main types: pr_http_request (what to send, borrowed for the call),
+ * pr_http_opts (limits; zero = default), pr_http_response (owned by the
+ * caller until pr_http_response_destroy; it never owns or closes the conn).
+ *
+ * Lifetime of views: header names and values (pr_http_header_at,
+ * pr_http_header_get, pr_http_reason) point into the response's buffer
+ * and stay valid until pr_http_response_destroy. A span from
+ * pr_http_next_span is valid until the next read or span call.
+ *
+ * Parsing rules (RFC 9110/9112, strict):
+ * - status line "HTTP/1.x SP 3DIGIT [SP reason]"; other versions and
+ *   garbage are PR_EPROTO. Bare LF line ends are accepted in the head,
+ *   a bare CR anywhere is PR_EPROTO; NUL, DEL and control bytes other than
+ *   HT in field values are PR_EPROTO; whitespace before the colon is
+ *   PR_EPROTO.
+ * - obs-fold (a field line starting with SP/HT) is replaced by SP: the
+ *   continuation is joined to the previous value in place. A fold before
+ *   the first field is PR_EPROTO.
+ * - Content-Length: every value of every Content-Length field (comma
+ *   lists included) must be the same decimal number, else PR_EPROTO.
+ * - Transfer-Encoding ending in "chunked": chunked body; "chunked"
+ *   anywhere else is PR_EPROTO; any other coding list: the body runs to
+ *   connection close. TE with Content-Length: TE wins and the connection
+ *   is not reusable. HTTP/1.0 with TE: body to close, not reusable.
+ * - interim 1xx responses (100, 102, 103, ...) are skipped, at most
+ *   max_interim of them; 101 Switching Protocols and a 2xx answer to
+ *   CONNECT are returned as the final response, and their "body" is the
+ *   raw byte stream that follows (until close); never reusable.
+ * - no body for HEAD requests, 204 and 304.
+ * - chunk-size lines: 1 to 16 hex digits, optional BWS + ";" extensions
+ *   (skipped), CRLF required; trailers are read and discarded (they never
+ *   change framing), counted against max_head_bytes and max_fields.
+ * - premature end of stream inside a Content-Length or chunked body is
+ *   PR_EPROTO "truncated body"; the end of an until-close body is
+ *   PR_ECLOSED (over TLS a truncation error from the conn propagates).
+ */
+
+/* Limits and per-phase caps. Zero in every field means the default. */
+typedef struct pr_http_opts {
+    size_t max_head_bytes;  /* 0 = 65536: status line + fields, per head (each 1xx, the trailers) */
+    size_t max_fields;      /* 0 = 100: header fields per head (and trailer fields) */
+    size_t max_chunk_line;  /* 0 = 4096: one chunk-size line including extensions */
+    size_t max_interim;     /* 0 = 10: interim 1xx responses skipped before the final one */
+    size_t recv_buf_size;   /* 0 = 16384: receive buffer beyond the head */
+    int idle_timeout_ms;    /* 0 = off (<0 = off too): max gap between received bytes */
+} pr_http_opts;
+
+/* One header field: views, not NUL-terminated. */
+typedef struct pr_http_header {
+    pr_slice name;
+    pr_slice value;
+} pr_http_header;
+
+/* A streaming request body: write up to n bytes into buf and return how
+   many (> 0), 0 at the end of the body, or a negative PR_E* code to abort
+   the request (that code is returned by pr_http_exchange). */
+typedef ptrdiff_t (*pr_http_body_fn)(void *buf, size_t n, void *user_data);
+
+/* What to send. Everything is borrowed for the duration of the call. */
+typedef struct pr_http_request {
+    const char *method;             /* NULL = "GET"; a token */
+    const pr_url *url;              /* required: target and Host come from it */
+    const pr_http_header *headers;  /* user fields; a Host field replaces the
+                                       generated one; Content-Length and
+                                       Transfer-Encoding are PR_EINVAL */
+    size_t nheaders;
+    const void *body;               /* body with Content-Length; NULL = none */
+    size_t body_len;
+    pr_http_body_fn body_fn;        /* streaming body, sent chunked; NULL = none */
+    void *body_user_data;           /* passed to body_fn */
+} pr_http_request;
+
+/* A response being read. Opaque. */
+typedef struct pr_http_response pr_http_response;
+
+/* Write a request on conn and read the response head (interim 1xx skipped).
+   Request bytes: "METHOD target HTTP/1.1", Host (from the URL, without
+   userinfo), the user's fields in order, then Content-Length (body, or 0
+   for POST/PUT/PATCH without a body) or "Transfer-Encoding: chunked"
+   (body_fn). No Accept-Encoding, no Connection field.
+   Params: out - receives the response (NULL on failure); conn - the
+           connection (borrowed; the caller keeps owning it); req - the
+           request; opts - limits, NULL = defaults (copied); deadline -
+           absolute ms for the whole call.
+   Returns: PR_OK (whatever the status); PR_EINVAL (bad method, header name
+            or value with CR/LF/NUL, both body and body_fn, user framing
+            fields, missing url); PR_ENOMEM; PR_EPROTO (malformed response;
+            message in pr_conn_last_error(conn)); PR_ELIMIT (a limit of
+            opts); PR_ECLOSED (closed before any response byte); a
+            conn error (PR_EIO, PR_ETLS, ...); a negative code from body_fn;
+            PR_ETIMEDOUT (deadline or idle timeout); PR_ECANCELED. After
+            any failure the connection's state is unknown: destroy it.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_http_read, pr_http_next_span, pr_http_response_destroy. */
+PRISTINE_API int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req,
+                                  const pr_http_opts *opts, int64_t deadline);
+
+/* The final status code.
+   Params: r - a response.
+   Returns: the status (100-999); PR_EINVAL if r is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_reason. */
+PRISTINE_API int pr_http_status(const pr_http_response *r);
+
+/* The HTTP minor version of the response (0 for HTTP/1.0, 1 for HTTP/1.1).
+   Params: r - a response.
+   Returns: the minor version; PR_EINVAL if r is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_status. */
+PRISTINE_API int pr_http_version_minor(const pr_http_response *r);
+
+/* The reason phrase (informational only; may be empty).
+   Params: r - a response.
+   Returns: a view valid until pr_http_response_destroy (empty for NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_status. */
+PRISTINE_API pr_slice pr_http_reason(const pr_http_response *r);
+
+/* Number of header fields of the final response (obs-folds joined).
+   Params: r - a response.
+   Returns: the count; 0 for NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_header_at. */
+PRISTINE_API size_t pr_http_header_count(const pr_http_response *r);
+
+/* The i-th header field, in received order.
+   Params: r - a response; i - index below pr_http_header_count; out -
+           receives views valid until pr_http_response_destroy.
+   Returns: PR_OK; PR_EINVAL if r or out is NULL or i is out of range.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_header_get. */
+PRISTINE_API int pr_http_header_at(const pr_http_response *r, size_t i, pr_http_header *out);
+
+/* The value of the first field with this name (ASCII case-insensitive).
+   Params: r - a response; name - NUL-terminated field name.
+   Returns: a pointer to the value view (valid until
+            pr_http_response_destroy); NULL if absent or r/name is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_header_at. */
+PRISTINE_API const pr_slice *pr_http_header_get(const pr_http_response *r, const char *name);
+
+/* Read body bytes: returns as soon as any are available (never waits to
+   fill buf). Large Content-Length and until-close reads go straight into
+   buf when nothing is buffered.
+   Params: r - a response; buf, n - destination (n > 0); deadline -
+           absolute ms (the idle timeout of opts applies within it).
+   Returns: bytes (> 0); PR_ECLOSED at the end of the body (every later
+            call too); PR_EPROTO (malformed chunk framing, "truncated
+            body"); PR_ELIMIT (chunk line or trailer limits); a conn error
+            (PR_EIO, PR_ETLS, ...); PR_ETIMEDOUT; PR_ECANCELED (both
+            retryable: no byte is lost); PR_EINVAL. Other errors stick.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_http_next_span, pr_http_last_error. */
+PRISTINE_API ptrdiff_t pr_http_read(pr_http_response *r, void *buf, size_t n, int64_t deadline);
+
+/* The next span of body bytes as a view into the receive buffer (zero
+   copy, for decoders). The span is consumed: the next call continues after
+   it. It stays valid until the next read or span call on r.
+   Params: r - a response; ptr, len - receive the span (len > 0);
+           deadline - absolute ms.
+   Returns: PR_OK; PR_ECLOSED at the end of the body; otherwise as
+            pr_http_read (PR_EPROTO, PR_ELIMIT, conn errors, PR_ETIMEDOUT,
+            PR_ECANCELED, PR_EINVAL).
+   Blocks: yes.
+   Thread: owner.
+   See: pr_http_read. */
+PRISTINE_API int pr_http_next_span(pr_http_response *r, const char **ptr, size_t *len, int64_t deadline);
+
+/* Whether the connection may carry another request: HTTP/1.1 without
+   "Connection: close" (or 1.0 with "keep-alive"), Content-Length or
+   chunked framing without Transfer-Encoding + Content-Length, the body
+   read to its end, no error and no stray bytes after the message.
+   Params: r - a response.
+   Returns: 1 if reusable, 0 if not (or r is NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_read. */
+PRISTINE_API int pr_http_reusable(const pr_http_response *r);
+
+/* Detail of the response's last body failure.
+   Params: r - a response; out - receives a copy (http_status is set).
+   Returns: PR_OK; PR_EINVAL if r or out is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_read. */
+PRISTINE_API int pr_http_last_error(const pr_http_response *r, pr_err_info *out);
+
+/* Free a response. The connection is not touched (the caller owns it).
+   Params: r - a response; NULL is a no-op.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_exchange. */
+PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
+
 #ifdef __cplusplus
 }
 #endif
@@ -1686,6 +2286,10 @@ PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, c
 #include <sys/time.h>
 #include <sys/types.h>
 #include <poll.h>
+#include <netdb.h>       /* net: getaddrinfo */
+#include <netinet/in.h>  /* net: sockaddr_in, sockaddr_in6 */
+#include <netinet/tcp.h> /* net: TCP_NODELAY */
+#include <arpa/inet.h>   /* net: inet_pton, inet_ntop */
 #if defined(__linux__)
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -1713,6 +2317,9 @@ PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, c
 #endif
 #ifndef PRISTINE_NO_TLS
 #include <bearssl.h>
+#if defined(__linux__)
+#include <sys/random.h> /* tls: getrandom() mixed into the engine seed */
+#endif
 #endif
 
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
@@ -5179,6 +5786,7 @@ typedef struct pr__fdslot {
     pr_task *rd, *wr;
     unsigned char registered, rd_idle, wr_idle, notsock;
     unsigned char stream;         /* 0 unknown, 1 byte stream (a short read means drained), 2 not */
+    unsigned char rd_hup;         /* the poller saw the peer close: a short read is not "drained" */
 } pr__fdslot;
 
 typedef struct pr__post {
@@ -5399,11 +6007,14 @@ static int pr__fd_reserve(pr_sched *s, int fd) {
     return PR_OK;
 }
 
-/* The poller reports fd: wake its waiters for the kinds that are ready. */
-static void pr__fd_ready(pr_sched *s, int fd, int rd, int wr) {
+/* The poller reports fd: wake its waiters for the kinds that are ready.
+   hup: the peer has closed (or the fd failed): no further edge will come, so
+   a short read no longer means "wait for the poller". */
+static void pr__fd_ready(pr_sched *s, int fd, int rd, int wr, int hup) {
     pr__fdslot *f;
     if (fd < 0 || (size_t)fd >= s->nfds) return;
     f = &s->fds[fd];
+    if (hup) f->rd_hup = 1;
     if (rd) {
         f->rd_idle = 0;
         if (f->rd) pr__wake(f->rd, PR_OK);
@@ -5453,7 +6064,7 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
             continue;
         }
         pr__fd_ready(s, evs[i].data.fd, (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
-                     (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0);
+                     (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0, (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
     }
 }
 #elif defined(PR__POLLER_KQUEUE)
@@ -5511,7 +6122,8 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
             pr__wake_drain(s);
             continue;
         }
-        pr__fd_ready(s, fd, evs[i].filter == EVFILT_READ, evs[i].filter == EVFILT_WRITE);
+        pr__fd_ready(s, fd, evs[i].filter == EVFILT_READ, evs[i].filter == EVFILT_WRITE,
+                     evs[i].filter == EVFILT_READ && (evs[i].flags & EV_EOF));
     }
 }
 #else /* poll(2): level-triggered, rebuilt from the fd table on each wait */
@@ -5552,7 +6164,7 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
         k--;
         if (s->pfds[i].fd == s->wake_rd) pr__wake_drain(s);
         else pr__fd_ready(s, s->pfds[i].fd, (r & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0,
-                          (r & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) != 0);
+                          (r & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) != 0, (r & (POLLHUP | POLLERR)) != 0);
     }
 }
 #endif
@@ -5839,7 +6451,7 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
                 /* A byte stream returns short only when drained; datagrams and ttys may not. */
                 if ((size_t)got < n) {
                     if (!f->stream) f->stream = pr__fd_is_stream(fd);
-                    f->rd_idle = f->stream == 1;
+                    f->rd_idle = f->stream == 1 && !f->rd_hup;
                 }
                 return got;
             }
@@ -6349,6 +6961,2664 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
     return PR_OK;
 }
 
+/* ==== net: non-blocking DNS, TCP connect and listen, the pr_conn byte stream ==== >>net.impl */
+ptrdiff_t pr_conn_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+    if (!c || !buf || !n) return PR_EINVAL;
+    return c->ops->read(c, buf, n, deadline);
+}
+
+int pr_conn_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
+    const char *p = (const char *)buf;
+    if (!c || (!buf && n)) return PR_EINVAL;
+    while (n) {
+        ptrdiff_t k = c->ops->write(c, p, n, deadline);
+        if (k < 0) return (int)k;
+        p += k;
+        n -= (size_t)k;
+    }
+    return PR_OK;
+}
+
+int pr_conn_shutdown(pr_conn *c, int64_t deadline) {
+    if (!c) return PR_EINVAL;
+    return c->ops->shutdown(c, deadline);
+}
+
+void pr_conn_destroy(pr_conn *c) {
+    if (c) c->ops->destroy(c);
+}
+
+int pr_conn_last_error(const pr_conn *c, pr_err_info *out) {
+    if (!c || !out) return PR_EINVAL;
+    *out = c->err;
+    return PR_OK;
+}
+
+/* ---- sockets as pr_conn ---- */
+typedef struct pr__net_sock {
+    pr_conn base;
+    int fd;
+} pr__net_sock;
+
+/* Record a failure in c->err and return its code. */
+static int pr__net_fail(pr_conn *c, int code, int sys_errno, const char *what) {
+    if (code == PR_EIO)
+        return pr__err_set(&c->err, code, sys_errno, "%s: %s", what, strerror(sys_errno));
+    return pr__err_set(&c->err, code, 0, "%s: %s", what, pr_strerror(code));
+}
+
+static ptrdiff_t pr__net_sock_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+    pr__net_sock *k = (pr__net_sock *)(void *)c;
+    ptrdiff_t r = pr_fd_read(k->fd, buf, n, deadline);
+    /* PR_ECLOSED is the end of the stream (or c destroyed by another task): c->err is left alone */
+    if (r < 0 && r != PR_ECLOSED) pr__net_fail(c, (int)r, r == PR_EIO ? errno : 0, "read");
+    return r;
+}
+
+static ptrdiff_t pr__net_sock_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
+    pr__net_sock *k = (pr__net_sock *)(void *)c;
+    ptrdiff_t r = pr_fd_write(k->fd, buf, n, deadline);
+    if (r < 0 && r != PR_ECLOSED) pr__net_fail(c, (int)r, r == PR_EIO ? errno : 0, "write");
+    return r;
+}
+
+static int pr__net_sock_shutdown(pr_conn *c, int64_t deadline) {
+    pr__net_sock *k = (pr__net_sock *)(void *)c;
+    PR__UNUSED(deadline);
+    if (pr_is_canceled()) return pr__net_fail(c, PR_ECANCELED, 0, "shutdown");
+    if (shutdown(k->fd, SHUT_WR) != 0 && errno != ENOTCONN) return pr__net_fail(c, PR_EIO, errno, "shutdown");
+    return PR_OK;
+}
+
+static void pr__net_sock_destroy(pr_conn *c) {
+    pr__net_sock *k = (pr__net_sock *)(void *)c;
+    pr_fd_forget(k->fd);
+    close(k->fd);
+    pr__free(k, sizeof *k);
+}
+
+static const pr_conn_ops pr__net_sock_ops = { pr__net_sock_read, pr__net_sock_write, pr__net_sock_shutdown,
+                                              pr__net_sock_destroy };
+
+static int pr__net_nonblock(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -1;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -1;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+int pr_conn_from_fd(pr_conn **out, int fd) {
+    pr__net_sock *k;
+    int one = 1;
+    if (!out || fd < 0) return PR_EINVAL;
+    if (pr__net_nonblock(fd) != 0) return PR_EIO;
+    k = (pr__net_sock *)pr__calloc(1, sizeof *k);
+    if (!k) return PR_ENOMEM;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly if not TCP */
+#ifdef SO_NOSIGPIPE
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+    k->base.ops = &pr__net_sock_ops;
+    k->fd = fd;
+    *out = &k->base;
+    return PR_OK;
+}
+
+/* ---- in-memory pipe ---- */
+#define PR__NET_PIPE_CAP 65536
+
+/* One direction: a ring buffer, its shut flag and the parked tasks. */
+typedef struct pr__net_dir {
+    unsigned char *ring;
+    size_t head, len;
+    int shut;               /* the writer shut down or went away */
+    int gone;               /* the reader went away */
+    pr_task *reader, *writer;
+} pr__net_dir;
+
+typedef struct pr__net_pipe pr__net_pipe;
+
+typedef struct pr__net_pipe_end {
+    pr_conn base;
+    pr__net_pipe *p;
+    int side;               /* reads dir[side], writes dir[1 - side] */
+} pr__net_pipe_end;
+
+struct pr__net_pipe {
+    pr__net_pipe_end ends[2];
+    pr__net_dir dir[2];
+    size_t max_chunk;
+    int live;
+};
+
+static void pr__net_wake(pr_task **t) {
+    if (*t) pr__wake(*t, PR_OK);
+}
+
+/* Park the running task in *slot until woken, the deadline or cancel. */
+static int pr__net_park_on(pr_task **slot, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    int rc;
+    if (!s) return PR_ENOMEM;
+    if (*slot && (*slot)->state == PR__T_PARKED) return PR_ESTATE;
+    *slot = s->cur;
+    rc = pr__park(s, deadline);
+    if (*slot == s->cur) *slot = NULL;
+    return rc;
+}
+
+static ptrdiff_t pr__net_pipe_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+    pr__net_pipe_end *e = (pr__net_pipe_end *)(void *)c;
+    pr__net_dir *d = &e->p->dir[e->side];
+    size_t k, first;
+    if (pr_is_canceled()) return pr__net_fail(c, PR_ECANCELED, 0, "read");
+    while (d->len == 0) {
+        int rc;
+        if (d->shut) return pr__net_fail(c, PR_ECLOSED, 0, "read");
+        if ((rc = pr__net_park_on(&d->reader, deadline)) != PR_OK) return pr__net_fail(c, rc, 0, "read");
+    }
+    k = PR__MIN(n, d->len);
+    if (e->p->max_chunk) k = PR__MIN(k, e->p->max_chunk);
+    first = PR__MIN(k, PR__NET_PIPE_CAP - d->head);
+    memcpy(buf, d->ring + d->head, first);
+    memcpy((unsigned char *)buf + first, d->ring, k - first);
+    d->head = (d->head + k) % PR__NET_PIPE_CAP;
+    d->len -= k;
+    pr__net_wake(&d->writer);
+    return (ptrdiff_t)k;
+}
+
+static ptrdiff_t pr__net_pipe_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
+    pr__net_pipe_end *e = (pr__net_pipe_end *)(void *)c;
+    pr__net_dir *d = &e->p->dir[1 - e->side];
+    size_t k, tail, first;
+    if (pr_is_canceled()) return pr__net_fail(c, PR_ECANCELED, 0, "write");
+    for (;;) {
+        int rc;
+        if (d->shut || d->gone) return pr__net_fail(c, PR_ECLOSED, 0, "write");
+        if (d->len < PR__NET_PIPE_CAP) break;
+        if ((rc = pr__net_park_on(&d->writer, deadline)) != PR_OK) return pr__net_fail(c, rc, 0, "write");
+    }
+    k = PR__MIN(n, PR__NET_PIPE_CAP - d->len);
+    tail = (d->head + d->len) % PR__NET_PIPE_CAP;
+    first = PR__MIN(k, PR__NET_PIPE_CAP - tail);
+    memcpy(d->ring + tail, buf, first);
+    memcpy(d->ring, (const unsigned char *)buf + first, k - first);
+    d->len += k;
+    pr__net_wake(&d->reader);
+    return (ptrdiff_t)k;
+}
+
+static int pr__net_pipe_shutdown(pr_conn *c, int64_t deadline) {
+    pr__net_pipe_end *e = (pr__net_pipe_end *)(void *)c;
+    pr__net_dir *d = &e->p->dir[1 - e->side];
+    PR__UNUSED(deadline);
+    if (pr_is_canceled()) return pr__net_fail(c, PR_ECANCELED, 0, "shutdown");
+    d->shut = 1;
+    pr__net_wake(&d->reader);
+    return PR_OK;
+}
+
+static void pr__net_pipe_destroy(pr_conn *c) {
+    pr__net_pipe_end *e = (pr__net_pipe_end *)(void *)c;
+    pr__net_pipe *p = e->p;
+    pr__net_dir *out = &p->dir[1 - e->side], *in = &p->dir[e->side];
+    out->shut = 1;
+    in->gone = 1;
+    pr__net_wake(&out->reader);
+    pr__net_wake(&in->writer);
+    if (--p->live) return;
+    pr__free(p->dir[0].ring, PR__NET_PIPE_CAP);
+    pr__free(p->dir[1].ring, PR__NET_PIPE_CAP);
+    pr__free(p, sizeof *p);
+}
+
+static const pr_conn_ops pr__net_pipe_ops = { pr__net_pipe_read, pr__net_pipe_write, pr__net_pipe_shutdown,
+                                              pr__net_pipe_destroy };
+
+int pr_conn_pipe(pr_conn **a, pr_conn **b, size_t max_chunk) {
+    pr__net_pipe *p;
+    int i;
+    if (!a || !b) return PR_EINVAL;
+    p = (pr__net_pipe *)pr__calloc(1, sizeof *p);
+    if (!p) return PR_ENOMEM;
+    p->dir[0].ring = (unsigned char *)pr__alloc(PR__NET_PIPE_CAP);
+    p->dir[1].ring = (unsigned char *)pr__alloc(PR__NET_PIPE_CAP);
+    if (!p->dir[0].ring || !p->dir[1].ring) {
+        pr__free(p->dir[0].ring, PR__NET_PIPE_CAP);
+        pr__free(p->dir[1].ring, PR__NET_PIPE_CAP);
+        pr__free(p, sizeof *p);
+        return PR_ENOMEM;
+    }
+    for (i = 0; i < 2; i++) {
+        p->ends[i].base.ops = &pr__net_pipe_ops;
+        p->ends[i].p = p;
+        p->ends[i].side = i;
+    }
+    p->max_chunk = max_chunk;
+    p->live = 2;
+    *a = &p->ends[0].base;
+    *b = &p->ends[1].base;
+    return PR_OK;
+}
+
+/* ---- addresses ---- */
+#define PR__NET_MAX_ADDRS 16
+#define PR__NET_HOST_MAX 256
+
+/* Parse a numeric address, brackets allowed ("[::1]"). 1 if numeric. */
+static int pr__net_parse_ip(const char *s, size_t len, pr_addr *a) {
+    char tmp[64];
+    memset(a, 0, sizeof *a);
+    if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
+        s++;
+        len -= 2;
+    }
+    if (len == 0 || len >= sizeof tmp) return 0;
+    memcpy(tmp, s, len);
+    tmp[len] = 0;
+    if (inet_pton(AF_INET, tmp, a->ip) == 1) {
+        a->family = AF_INET;
+        return 1;
+    }
+    if (inet_pton(AF_INET6, tmp, a->ip) == 1) {
+        a->family = AF_INET6;
+        return 1;
+    }
+    return 0;
+}
+
+/* "addr" or "addr:port" or "[v6]:port"; *port is left alone without one. */
+static int pr__net_parse_ip_port(const char *s, pr_addr *a, int *port) {
+    size_t len = strlen(s);
+    const char *colon = strrchr(s, ':');
+    if (pr__net_parse_ip(s, len, a)) return 1;
+    if (colon && colon[1] &&
+        ((s[0] == '[' && colon > s && colon[-1] == ']') || (s[0] != '[' && !memchr(s, ':', (size_t)(colon - s))))) {
+        char *end;
+        long p = strtol(colon + 1, &end, 10);
+        if (*end || p <= 0 || p > 65535) return 0;
+        if (!pr__net_parse_ip(s, (size_t)(colon - s), a)) return 0;
+        *port = (int)p;
+        return 1;
+    }
+    return 0;
+}
+
+static socklen_t pr__net_to_sockaddr(const pr_addr *a, struct sockaddr_storage *ss) {
+    memset(ss, 0, sizeof *ss);
+    if (a->family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)(void *)ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(a->port);
+        memcpy(&in->sin_addr, a->ip, 4);
+        return (socklen_t)sizeof *in;
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)ss;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(a->port);
+        memcpy(&in6->sin6_addr, a->ip, 16);
+        in6->sin6_scope_id = a->scope_id;
+        return (socklen_t)sizeof *in6;
+    }
+}
+
+/* "127.0.0.1:80" or "[::1]:80" into buf. */
+static const char *pr__net_fmt(const pr_addr *a, char *buf, size_t n) {
+    char ip[64];
+    if (!inet_ntop(a->family, a->ip, ip, sizeof ip)) snprintf(ip, sizeof ip, "?");
+    snprintf(buf, n, a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, (unsigned)a->port);
+    return buf;
+}
+
+static int pr__net_host_eq(const char *a, const char *b) {
+    for (; *a && *b; a++, b++) {
+        char x = *a, y = *b;
+        if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z') y = (char)(y - 'A' + 'a');
+        if (x != y) return 0;
+    }
+    return *a == *b;
+}
+
+/* Append a to v (deduplicated) if it has the wanted family. */
+static void pr__net_add(pr_addr *v, size_t *n, const pr_addr *a, int family) {
+    size_t i;
+    if (*n >= PR__NET_MAX_ADDRS || (family && a->family != family)) return;
+    for (i = 0; i < *n; i++)
+        if (v[i].family == a->family && v[i].port == a->port && memcmp(v[i].ip, a->ip, 16) == 0) return;
+    v[(*n)++] = *a;
+}
+
+static int pr__net_list_make(pr_addrlist **out, const pr_addr *v, size_t n) {
+    pr_addrlist *l = (pr_addrlist *)pr__alloc(sizeof *l + n * sizeof(pr_addr));
+    if (!l) return PR_ENOMEM;
+    l->count = n;
+    l->addrs = (pr_addr *)(void *)(l + 1);
+    memcpy(l->addrs, v, n * sizeof *v);
+    *out = l;
+    return PR_OK;
+}
+
+void pr_addrlist_destroy(pr_addrlist *l) {
+    if (l) pr__free(l, sizeof *l + l->count * sizeof(pr_addr));
+}
+
+/* ---- process-wide DNS state: override table, cache, helper pool ---- */
+static pthread_mutex_t pr__net_dns_mu = PTHREAD_MUTEX_INITIALIZER;
+
+typedef struct pr__net_override {
+    char host[PR__NET_HOST_MAX];
+    uint16_t port;
+    int n;
+    pr_addr addrs[4];
+    int ports[4];           /* -1 = the requested port */
+} pr__net_override;
+static pr__net_override pr__net_overrides[16];
+
+int pr_dns_override(const char *host, uint16_t port, const char *addr) {
+    pr_addr a;
+    int p = -1, i, rc = PR_OK;
+    pr__net_override *free_slot = NULL, *o = NULL;
+    if (host && strlen(host) >= PR__NET_HOST_MAX) return PR_EINVAL;
+    if (addr && !pr__net_parse_ip_port(addr, &a, &p)) return PR_EINVAL;
+    pthread_mutex_lock(&pr__net_dns_mu);
+    for (i = 0; i < 16; i++) {
+        pr__net_override *e = &pr__net_overrides[i];
+        if (!host) e->n = 0;
+        else if (e->n && e->port == port && pr__net_host_eq(e->host, host)) o = e;
+        else if (!e->n && !free_slot) free_slot = e;
+    }
+    if (host && !addr) {
+        if (o) o->n = 0;
+    } else if (host) {
+        if (!o && free_slot) {
+            o = free_slot;
+            snprintf(o->host, sizeof o->host, "%s", host);
+            o->port = port;
+        }
+        if (!o || o->n == 4) {
+            rc = PR_ELIMIT;
+        } else {
+            o->addrs[o->n] = a;
+            o->ports[o->n++] = p;
+        }
+    }
+    pthread_mutex_unlock(&pr__net_dns_mu);
+    return rc;
+}
+
+/* The override for host:port into v; 1 if there was one. Exact port first. */
+static int pr__net_override_find(const char *host, uint16_t port, int family, pr_addr *v, size_t *n) {
+    int i, j, pass, found = 0;
+    pthread_mutex_lock(&pr__net_dns_mu);
+    for (pass = 0; pass < 2 && !found; pass++) {
+        for (i = 0; i < 16 && !found; i++) {
+            pr__net_override *e = &pr__net_overrides[i];
+            if (!e->n || e->port != (pass == 0 ? port : 0) || !pr__net_host_eq(e->host, host)) continue;
+            found = 1;
+            for (j = 0; j < e->n; j++) {
+                pr_addr a = e->addrs[j];
+                a.port = e->ports[j] >= 0 ? (uint16_t)e->ports[j] : port;
+                pr__net_add(v, n, &a, family);
+            }
+        }
+    }
+    pthread_mutex_unlock(&pr__net_dns_mu);
+    return found;
+}
+
+/* Positive cache: host + family -> addresses (ports ignored). */
+#define PR__NET_CACHE_N 32
+#define PR__NET_CACHE_MS 30000
+typedef struct pr__net_cached {
+    char host[PR__NET_HOST_MAX];
+    int family;
+    int64_t expires;
+    size_t n;
+    pr_addr addrs[PR__NET_MAX_ADDRS];
+} pr__net_cached;
+static pr__net_cached pr__net_cache[PR__NET_CACHE_N];
+
+static int pr__net_cache_get(const char *host, int family, uint16_t port, pr_addr *v, size_t *n) {
+    int i, hit = 0;
+    int64_t now = pr_now();
+    pthread_mutex_lock(&pr__net_dns_mu);
+    for (i = 0; i < PR__NET_CACHE_N; i++) {
+        pr__net_cached *c = &pr__net_cache[i];
+        size_t j;
+        if (!c->n || c->family != family || c->expires <= now || !pr__net_host_eq(c->host, host)) continue;
+        for (j = 0; j < c->n; j++) {
+            v[j] = c->addrs[j];
+            v[j].port = port;
+        }
+        *n = c->n;
+        hit = 1;
+        break;
+    }
+    pthread_mutex_unlock(&pr__net_dns_mu);
+    return hit;
+}
+
+static void pr__net_cache_put(const char *host, int family, const pr_addr *v, size_t n) {
+    int i, victim = 0;
+    pthread_mutex_lock(&pr__net_dns_mu);
+    for (i = 0; i < PR__NET_CACHE_N; i++) { /* the same name, else the entry expiring first */
+        pr__net_cached *c = &pr__net_cache[i];
+        if (c->n && c->family == family && pr__net_host_eq(c->host, host)) {
+            victim = i;
+            break;
+        }
+        if (c->expires < pr__net_cache[victim].expires) victim = i;
+    }
+    snprintf(pr__net_cache[victim].host, PR__NET_HOST_MAX, "%s", host);
+    pr__net_cache[victim].family = family;
+    pr__net_cache[victim].expires = pr_now() + PR__NET_CACHE_MS;
+    pr__net_cache[victim].n = n;
+    memcpy(pr__net_cache[victim].addrs, v, n * sizeof *v);
+    pthread_mutex_unlock(&pr__net_dns_mu);
+}
+
+#ifdef PRISTINE_TESTING
+static PR__MAYBE_UNUSED int pr__test_dns_delay_ms; /* helpers sleep this long before getaddrinfo */
+static PR__MAYBE_UNUSED long pr__test_dns_jobs;     /* lookups handed to helpers and not yet freed */
+static long pr__test_dns_cache_hits;
+static PR__MAYBE_UNUSED void pr__test_dns_cache_clear(void) {
+    pthread_mutex_lock(&pr__net_dns_mu);
+    memset(pr__net_cache, 0, sizeof pr__net_cache);
+    pthread_mutex_unlock(&pr__net_dns_mu);
+}
+#endif
+
+/* getaddrinfo's answer into v. Returns the gai code (0 on success). */
+static int pr__net_gai(const char *host, int family, pr_addr *v, size_t *n, int *err) {
+    struct addrinfo hints, *res = NULL, *ai;
+    int rc;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = family ? family : AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    *n = 0;
+    rc = getaddrinfo(host, NULL, &hints, &res);
+    *err = errno;
+    if (rc != 0) return rc;
+    for (ai = res; ai; ai = ai->ai_next) {
+        pr_addr a;
+        memset(&a, 0, sizeof a);
+        if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in)) {
+            a.family = AF_INET;
+            memcpy(a.ip, &((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr, 4);
+        } else if (ai->ai_family == AF_INET6 && ai->ai_addrlen >= sizeof(struct sockaddr_in6)) {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)ai->ai_addr;
+            a.family = AF_INET6;
+            memcpy(a.ip, &in6->sin6_addr, 16);
+            a.scope_id = in6->sin6_scope_id;
+        } else {
+            continue;
+        }
+        pr__net_add(v, n, &a, family);
+    }
+    freeaddrinfo(res);
+    return 0;
+}
+
+#ifndef PRISTINE_NO_THREADS
+/* One lookup handed to the helper pool. Ownership: the task until it
+   queues the job; then the job is freed by whichever side finishes last,
+   decided under pr__net_dns_mu: a task that gives up sets `abandoned` and
+   the helper (or its posted completion) frees; otherwise the completion
+   sets `done` and the task frees. */
+typedef struct pr__net_job {
+    struct pr__net_job *next;
+    pr_sched *sched;
+    pr_task *waiter;
+    int family, abandoned, done, gai_rc, gai_errno;
+    size_t n;
+    pr_addr addrs[PR__NET_MAX_ADDRS];
+    char host[PR__NET_HOST_MAX];
+} pr__net_job;
+
+#define PR__NET_POOL_MAX 4
+#define PR__NET_IDLE_S 5
+static pthread_cond_t pr__net_dns_cv = PTHREAD_COND_INITIALIZER;
+static pr__net_job *pr__net_q_head, *pr__net_q_tail;
+static int pr__net_threads, pr__net_idle;
+
+static void pr__net_job_free(pr__net_job *j) {
+#ifdef PRISTINE_TESTING
+    __atomic_sub_fetch(&pr__test_dns_jobs, 1, __ATOMIC_SEQ_CST);
+#endif
+    pr__free(j, sizeof *j);
+}
+
+/* Runs on the asking task's scheduler thread (posted by the helper). */
+static void pr__net_job_done(void *ud) {
+    pr__net_job *j = (pr__net_job *)ud;
+    pr_task *w;
+    pthread_mutex_lock(&pr__net_dns_mu);
+    if (j->abandoned) {
+        pthread_mutex_unlock(&pr__net_dns_mu);
+        pr__net_job_free(j);
+        return;
+    }
+    j->done = 1;
+    w = j->waiter;
+    pthread_mutex_unlock(&pr__net_dns_mu);
+    if (w) pr__wake(w, PR_OK);
+}
+
+static void *pr__net_worker(void *arg) {
+    PR__UNUSED(arg);
+    pthread_mutex_lock(&pr__net_dns_mu);
+    for (;;) {
+        pr__net_job *j;
+        while (!pr__net_q_head) {
+            struct timespec ts;
+            int rc;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += PR__NET_IDLE_S;
+            pr__net_idle++;
+            rc = pthread_cond_timedwait(&pr__net_dns_cv, &pr__net_dns_mu, &ts);
+            pr__net_idle--;
+            if (rc == ETIMEDOUT && !pr__net_q_head) {
+                pr__net_threads--;
+                pthread_mutex_unlock(&pr__net_dns_mu);
+                return NULL;
+            }
+        }
+        j = pr__net_q_head;
+        pr__net_q_head = j->next;
+        if (!pr__net_q_head) pr__net_q_tail = NULL;
+        if (!j->abandoned) {
+#ifdef PRISTINE_TESTING
+            pthread_mutex_unlock(&pr__net_dns_mu);
+            {
+                int ms = __atomic_load_n(&pr__test_dns_delay_ms, __ATOMIC_SEQ_CST);
+                if (ms > 0) {
+                    struct timespec d;
+                    d.tv_sec = ms / 1000;
+                    d.tv_nsec = (long)(ms % 1000) * 1000000L;
+                    while (nanosleep(&d, &d) != 0 && errno == EINTR) {
+                    }
+                }
+            }
+            pthread_mutex_lock(&pr__net_dns_mu);
+#endif
+            if (!j->abandoned) {
+                pthread_mutex_unlock(&pr__net_dns_mu);
+                j->gai_rc = pr__net_gai(j->host, j->family, j->addrs, &j->n, &j->gai_errno);
+                pthread_mutex_lock(&pr__net_dns_mu);
+            }
+        }
+        /* Post under the lock: the task cannot abandon (and its scheduler
+           cannot go away) between the check and the post. */
+        while (!j->abandoned && pr_sched_post(j->sched, pr__net_job_done, j) != PR_OK) {
+            struct timespec d = { 0, 1000000L };
+            pthread_mutex_unlock(&pr__net_dns_mu);
+            nanosleep(&d, NULL);
+            pthread_mutex_lock(&pr__net_dns_mu);
+        }
+        if (j->abandoned) {
+            pthread_mutex_unlock(&pr__net_dns_mu);
+            pr__net_job_free(j);
+            pthread_mutex_lock(&pr__net_dns_mu);
+        }
+    }
+}
+
+/* Hand host to the pool and wait. Fills v/n, or returns an error. */
+static int pr__net_pool_lookup(const char *host, int family, pr_addr *v, size_t *n, int *gai_rc, int *gai_errno,
+                               int64_t deadline) {
+    pr_sched *s = pr_sched_current();
+    pr__net_job *j;
+    int rc = PR_OK;
+    if (!s) return PR_ENOMEM;
+    if (pr__canceled(s)) return PR_ECANCELED;
+    if (deadline <= pr_now()) return PR_ETIMEDOUT;
+    j = (pr__net_job *)pr__calloc(1, sizeof *j);
+    if (!j) return PR_ENOMEM;
+#ifdef PRISTINE_TESTING
+    __atomic_add_fetch(&pr__test_dns_jobs, 1, __ATOMIC_SEQ_CST);
+#endif
+    j->sched = s;
+    j->waiter = s->cur;
+    j->family = family;
+    snprintf(j->host, sizeof j->host, "%s", host);
+    pthread_mutex_lock(&pr__net_dns_mu);
+    if (pr__net_idle == 0 && pr__net_threads < PR__NET_POOL_MAX) {
+        pthread_t th;
+        pthread_attr_t at;
+        int e = pthread_attr_init(&at);
+        if (e == 0) {
+            pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+            e = pthread_create(&th, &at, pr__net_worker, NULL);
+            pthread_attr_destroy(&at);
+        }
+        if (e == 0) pr__net_threads++;
+        if (e != 0 && pr__net_threads == 0) {
+            pthread_mutex_unlock(&pr__net_dns_mu);
+            pr__net_job_free(j);
+            *gai_errno = e;
+            return PR_EIO;
+        }
+    }
+    if (pr__net_q_tail) pr__net_q_tail->next = j;
+    else pr__net_q_head = j;
+    pr__net_q_tail = j;
+    pthread_cond_signal(&pr__net_dns_cv);
+    pthread_mutex_unlock(&pr__net_dns_mu);
+    while (!j->done && rc == PR_OK) rc = pr__park(s, deadline); /* done is only written on this thread */
+    pthread_mutex_lock(&pr__net_dns_mu);
+    if (!j->done) {
+        j->abandoned = 1; /* the helper or its posted completion frees j */
+        pthread_mutex_unlock(&pr__net_dns_mu);
+        return rc == PR_OK ? PR_ETIMEDOUT : rc;
+    }
+    pthread_mutex_unlock(&pr__net_dns_mu);
+    *gai_rc = j->gai_rc;
+    *gai_errno = j->gai_errno;
+    *n = j->n;
+    memcpy(v, j->addrs, j->n * sizeof *v);
+    pr__net_job_free(j);
+    return PR_OK;
+}
+#endif
+
+/* pr_dns_resolve with failure detail in err (may be NULL). */
+static int pr__net_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, pr_err_info *err,
+                           int64_t deadline) {
+    pr_addr v[PR__NET_MAX_ADDRS], a;
+    size_t n = 0, i, len;
+    int rc, gai_rc = 0, gai_errno = 0;
+    if (!out || !host || (family != 0 && family != AF_INET && family != AF_INET6))
+        return pr__err_set(err, PR_EINVAL, 0, "resolve: invalid argument");
+    len = strlen(host);
+    if (len == 0 || len >= PR__NET_HOST_MAX) return pr__err_set(err, PR_EINVAL, 0, "resolve: bad host length");
+    if (pr_is_canceled()) return pr__err_set(err, PR_ECANCELED, 0, "resolve %s: canceled", host);
+    if (pr__net_override_find(host, port, family, v, &n)) {
+        /* the override table */
+    } else if (pr__net_parse_ip(host, len, &a)) {
+        a.port = port;
+        pr__net_add(v, &n, &a, family);
+    } else if (pr__net_host_eq(host, "localhost") || (len > 10 && pr__net_host_eq(host + len - 10, ".localhost"))) {
+        pr__net_parse_ip("::1", 3, &a);
+        a.port = port;
+        pr__net_add(v, &n, &a, family);
+        pr__net_parse_ip("127.0.0.1", 9, &a);
+        a.port = port;
+        pr__net_add(v, &n, &a, family);
+    } else if (pr__net_cache_get(host, family, port, v, &n)) {
+#ifdef PRISTINE_TESTING
+        __atomic_add_fetch(&pr__test_dns_cache_hits, 1, __ATOMIC_SEQ_CST);
+#endif
+    } else {
+#ifdef PRISTINE_NO_THREADS
+        PR__UNUSED(deadline);
+        gai_rc = pr__net_gai(host, family, v, &n, &gai_errno); /* stalls the scheduler */
+#else
+        rc = pr__net_pool_lookup(host, family, v, &n, &gai_rc, &gai_errno, deadline);
+        if (rc == PR_EIO)
+            return pr__err_set(err, rc, gai_errno, "resolve %s: no helper thread: %s", host, strerror(gai_errno));
+        if (rc != PR_OK) return pr__err_set(err, rc, 0, "resolve %s: %s", host, pr_strerror(rc));
+#endif
+        if (gai_rc != 0) {
+            rc = pr__err_set(err, PR_EDNS, gai_rc == EAI_SYSTEM ? gai_errno : 0, "resolve %s: %s", host,
+                             gai_strerror(gai_rc));
+            if (err) err->dns_error = gai_rc;
+            return rc;
+        }
+        if (n) pr__net_cache_put(host, family, v, n);
+        for (i = 0; i < n; i++) v[i].port = port;
+    }
+    if (!n) {
+        rc = pr__err_set(err, PR_EDNS, 0, "resolve %s: no address%s", host,
+                         family == AF_INET ? " (IPv4)" : family == AF_INET6 ? " (IPv6)" : "");
+        if (err) err->dns_error = EAI_NONAME;
+        return rc;
+    }
+    if ((rc = pr__net_list_make(out, v, n)) != PR_OK) return pr__err_set(err, rc, 0, "resolve %s: out of memory", host);
+    return PR_OK;
+}
+
+int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, int64_t deadline) {
+    return pr__net_resolve(out, host, port, family, NULL, deadline);
+}
+
+/* ---- TCP connect (Happy Eyeballs, RFC 8305) ---- */
+static int pr__net_socket(int family) {
+    int fd;
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+#else
+    fd = socket(family, SOCK_STREAM, 0);
+    if (fd >= 0 && pr__net_nonblock(fd) != 0) {
+        close(fd);
+        fd = -1;
+    }
+#endif
+    return fd;
+}
+
+static void pr__net_close(int fd) {
+    pr_fd_forget(fd);
+    close(fd);
+}
+
+/* Park until one of fds may be writable (or has failed), or the deadline. */
+static int pr__net_wait_writable(const int *fds, size_t n, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    size_t i;
+    int rc, maxfd = 0;
+    if (!s) return PR_ENOMEM;
+    if (pr__canceled(s)) return PR_ECANCELED;
+    for (i = 0; i < n; i++) maxfd = PR__MAX(maxfd, fds[i]);
+    if ((rc = pr__fd_reserve(s, maxfd)) != PR_OK) return rc;
+    for (i = 0; i < n; i++) {
+        pr__fdslot *f = &s->fds[fds[i]];
+        if (f->wr && f->wr->state == PR__T_PARKED) return PR_ESTATE;
+        if (!f->registered) {
+            if ((rc = pr__poller_add(s, fds[i])) < 0) return rc;
+            if (rc == 1) return PR_OK;
+            f->registered = 1;
+        }
+    }
+    for (i = 0; i < n; i++) s->fds[fds[i]].wr = s->cur;
+    s->io_waiters++;
+    rc = pr__park(s, deadline);
+    s->io_waiters--;
+    for (i = 0; i < n; i++)
+        if (s->fds[fds[i]].wr == s->cur) s->fds[fds[i]].wr = NULL;
+    return rc;
+}
+
+/* RFC 8305 order: alternate families, starting with the first address's. */
+static void pr__net_interleave(const pr_addrlist *l, size_t *order) {
+    size_t i, k = 0, a = 0, b = 0;
+    int fam0 = l->addrs[0].family;
+    while (k < l->count) {
+        while (a < l->count && l->addrs[a].family != fam0) a++;
+        if (a < l->count) order[k++] = a++;
+        while (b < l->count && l->addrs[b].family == fam0) b++;
+        if (b < l->count) order[k++] = b++;
+    }
+    for (i = k; i < l->count; i++) order[i] = i;
+}
+
+int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts, int64_t deadline) {
+    pr_net_opts o;
+    pr_err_info tmp, *err;
+    pr_addrlist *l = NULL;
+    size_t order[PR__NET_MAX_ADDRS], next = 0, live = 0, i;
+    int fds[PR__NET_MAX_ADDRS], idx[PR__NET_MAX_ADDRS];
+    int rc, winner = -1, last_errno = 0, one = 1;
+    int64_t next_start = 0, delay;
+    char where[80] = "", last[80] = "";
+    memset(&o, 0, sizeof o);
+    if (opts) o = *opts;
+    err = o.err ? o.err : &tmp;
+    memset(err, 0, sizeof *err);
+    if (!out || !host) return pr__err_set(err, PR_EINVAL, 0, "connect: invalid argument");
+    if (o.connect_timeout_ms >= 0)
+        deadline = pr_deadline_min(deadline, pr_deadline_in(PR__DEF(o.connect_timeout_ms, 30000)));
+    delay = o.attempt_delay_ms > 0 ? o.attempt_delay_ms : 250;
+    if ((rc = pr__net_resolve(&l, host, port, o.family, err, deadline)) != PR_OK) return rc;
+    pr__net_interleave(l, order);
+    for (;;) {
+        struct pollfd pfd[PR__NET_MAX_ADDRS];
+        int64_t now = pr_now();
+        if (next < l->count && (live == 0 || now >= next_start)) {
+            const pr_addr *a = &l->addrs[order[next++]];
+            struct sockaddr_storage ss;
+            socklen_t sl = pr__net_to_sockaddr(a, &ss);
+            int fd = pr__net_socket(a->family);
+            pr__net_fmt(a, where, sizeof where);
+            if (fd < 0) {
+                last_errno = errno;
+                memcpy(last, where, sizeof last);
+                continue;
+            }
+            if (o.keepalive > 0) setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+            if (connect(fd, (struct sockaddr *)(void *)&ss, sl) == 0) {
+                winner = fd;
+                break;
+            }
+            if (errno != EINPROGRESS && errno != EINTR && errno != EAGAIN) {
+                last_errno = errno;
+                memcpy(last, where, sizeof last);
+                close(fd);
+                continue;
+            }
+            fds[live] = fd;
+            idx[live++] = (int)(a - l->addrs);
+            next_start = now + delay;
+            continue;
+        }
+        if (live == 0) {
+            rc = pr__err_set(err, PR_EIO, last_errno, "connect to %s: %s", last, strerror(last_errno));
+            break;
+        }
+        /* Which attempts have finished? (poll with no wait: never blocks) */
+        for (i = 0; i < live; i++) {
+            pfd[i].fd = fds[i];
+            pfd[i].events = POLLOUT;
+            pfd[i].revents = 0;
+        }
+        if (poll(pfd, (nfds_t)live, 0) > 0) {
+            size_t k = 0;
+            for (i = 0; i < live; i++) {
+                int e = 0;
+                socklen_t el = sizeof e;
+                if (pfd[i].revents && winner < 0) {
+                    if (getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &e, &el) != 0) e = errno;
+                    if (e == 0) {
+                        winner = fds[i];
+                        continue;
+                    }
+                    last_errno = e;
+                    pr__net_fmt(&l->addrs[idx[i]], last, sizeof last);
+                    pr__net_close(fds[i]);
+                    next_start = 0; /* a failure starts the next attempt at once */
+                    continue;
+                }
+                fds[k] = fds[i];
+                idx[k++] = idx[i];
+            }
+            live = k;
+            if (winner >= 0) break;
+            continue;
+        }
+        rc = pr__net_wait_writable(fds, live, next < l->count ? PR__MIN(next_start, deadline) : deadline);
+        if (rc == PR_ETIMEDOUT && pr_now() < deadline) continue;
+        if (rc == PR_OK) continue;
+        if (rc == PR_ETIMEDOUT) rc = pr__err_set(err, rc, 0, "connect to %s port %u: timed out", host, (unsigned)port);
+        else pr__err_set(err, rc, 0, "connect to %s port %u: %s", host, (unsigned)port, pr_strerror(rc));
+        break;
+    }
+    for (i = 0; i < live; i++) pr__net_close(fds[i]);
+    pr_addrlist_destroy(l);
+    if (winner < 0) return rc;
+    if ((rc = pr_conn_from_fd(out, winner)) != PR_OK) {
+        pr__net_close(winner);
+        return pr__err_set(err, rc, 0, "connect: %s", pr_strerror(rc));
+    }
+    return PR_OK;
+}
+
+/* ---- listen and accept ---- */
+struct pr_listener {
+    int fd;
+    uint16_t port;
+    pr_err_info err;
+};
+
+int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog) {
+    pr_listener *l;
+    pr_addr a;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fd, one = 1, e;
+    if (!out) return PR_EINVAL;
+    if (!host || pr__net_host_eq(host, "localhost")) host = "127.0.0.1";
+    if (!pr__net_parse_ip(host, strlen(host), &a)) return PR_EINVAL;
+    a.port = port;
+    sl = pr__net_to_sockaddr(&a, &ss);
+    if (!(l = (pr_listener *)pr__calloc(1, sizeof *l))) return PR_ENOMEM;
+    if ((fd = pr__net_socket(a.family)) < 0) {
+        e = errno;
+        pr__free(l, sizeof *l);
+        errno = e;
+        return PR_EIO;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)(void *)&ss, sl) != 0 || listen(fd, backlog > 0 ? backlog : 0) != 0 ||
+        getsockname(fd, (struct sockaddr *)(void *)&ss, &sl) != 0) {
+        e = errno;
+        close(fd);
+        pr__free(l, sizeof *l);
+        errno = e;
+        return PR_EIO;
+    }
+    l->fd = fd;
+    l->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)(void *)&ss)->sin_port
+                                            : ((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
+    *out = l;
+    return PR_OK;
+}
+
+uint16_t pr_listener_port(const pr_listener *l) { return l ? l->port : 0; }
+
+int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline) {
+    int rc;
+    if (!l || !out) return PR_EINVAL;
+    if (pr_is_canceled()) return pr__err_set(&l->err, PR_ECANCELED, 0, "accept: canceled");
+    for (;;) {
+        int fd = accept(l->fd, NULL, NULL);
+        if (fd >= 0) {
+            if ((rc = pr_conn_from_fd(out, fd)) != PR_OK) {
+                close(fd);
+                return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
+            }
+            return PR_OK;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return pr__err_set(&l->err, PR_EIO, errno, "accept: %s", strerror(errno));
+        if ((rc = pr_fd_wait(l->fd, PR_WAIT_READ, deadline)) == PR_ECLOSED) return rc; /* l was destroyed */
+        if (rc != PR_OK) return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
+    }
+}
+
+int pr_listener_last_error(const pr_listener *l, pr_err_info *out) {
+    if (!l || !out) return PR_EINVAL;
+    *out = l->err;
+    return PR_OK;
+}
+
+void pr_listener_destroy(pr_listener *l) {
+    if (!l) return;
+    pr__net_close(l->fd);
+    pr__free(l, sizeof *l);
+}
+
+/* ==== tls: BearSSL client and server over pr_conn, trust anchors, hostname checks ==== >>tls.impl */
+#ifndef PRISTINE_NO_TLS
+
+/* ---- growable byte buffer (wiped on free: it may hold key material) ---- */
+typedef struct pr__tls_bytes {
+    unsigned char *p;
+    size_t len, cap;
+    int oom;
+} pr__tls_bytes;
+
+static void pr__tls_bytes_put(void *ctx, const void *src, size_t n) {
+    pr__tls_bytes *b = (pr__tls_bytes *)ctx;
+    if (b->oom || !n) return;
+    if (n > b->cap - b->len) {
+        size_t cap = PR__MAX(b->cap * 2, PR__MAX(b->len + n, (size_t)256));
+        unsigned char *q = (unsigned char *)pr__realloc(b->p, b->cap, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void pr__tls_bytes_free(pr__tls_bytes *b) {
+    if (b->p) {
+        memset(b->p, 0, b->cap);
+        pr__free(b->p, b->cap);
+    }
+    memset(b, 0, sizeof *b);
+}
+
+static int pr__tls_read_file(const char *path, pr__tls_bytes *out, pr_err_info *err) {
+    unsigned char chunk[4096];
+    size_t k;
+    FILE *f = fopen(path, "rb");
+    if (!f) return pr__err_set(err, PR_EIO, errno, "cannot open %s: %s", path, strerror(errno));
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) pr__tls_bytes_put(out, chunk, k);
+    if (ferror(f)) {
+        int e = errno;
+        fclose(f);
+        return pr__err_set(err, PR_EIO, e, "cannot read %s: %s", path, strerror(e));
+    }
+    fclose(f);
+    if (out->oom) return pr__err_set(err, PR_ENOMEM, 0, "out of memory reading %s", path);
+    return PR_OK;
+}
+
+/* ---- PEM: call fn for every object (name, DER bytes) ---- */
+typedef int (*pr__tls_pem_fn)(void *ctx, const char *name, const unsigned char *der, size_t len);
+
+static int pr__tls_pem_each(const char *pem, size_t len, pr__tls_pem_fn fn, void *ctx) {
+    br_pem_decoder_context pc;
+    pr__tls_bytes der;
+    char name[128];
+    const char *seg[2];
+    size_t seglen[2];
+    int s, in = 0, rc = PR_OK;
+    memset(&der, 0, sizeof der);
+    seg[0] = pem;
+    seglen[0] = len;
+    seg[1] = "\n"; /* the decoder needs a line end after the last END line */
+    seglen[1] = 1;
+    br_pem_decoder_init(&pc);
+    for (s = 0; s < 2 && rc == PR_OK; s++) {
+        const char *p = seg[s];
+        size_t n = seglen[s];
+        while (n > 0 && rc == PR_OK) {
+            size_t k = br_pem_decoder_push(&pc, p, n);
+            int ev = br_pem_decoder_event(&pc);
+            p += k;
+            n -= k;
+            if (ev == BR_PEM_BEGIN_OBJ) {
+                snprintf(name, sizeof name, "%s", br_pem_decoder_name(&pc));
+                der.len = 0;
+                in = 1;
+                br_pem_decoder_setdest(&pc, pr__tls_bytes_put, &der);
+            } else if (ev == BR_PEM_END_OBJ) {
+                if (in) rc = der.oom ? PR_ENOMEM : fn(ctx, name, der.p, der.len);
+                in = 0;
+            } else if (ev == BR_PEM_ERROR) {
+                in = 0; /* skip the broken object */
+            } else if (k == 0) {
+                break;
+            }
+        }
+    }
+    pr__tls_bytes_free(&der);
+    return rc;
+}
+
+static int pr__tls_is_cert(const char *name) {
+    return strcmp(name, "CERTIFICATE") == 0 || strcmp(name, "X509 CERTIFICATE") == 0;
+}
+
+/* ---- trust anchors ---- */
+typedef struct pr__tls_tas {
+    br_x509_trust_anchor *v;
+    size_t n, cap;
+} pr__tls_tas;
+
+static size_t pr__tls_ta_bytes(const br_x509_trust_anchor *ta) {
+    return ta->dn.len + (ta->pkey.key_type == BR_KEYTYPE_RSA ? ta->pkey.key.rsa.nlen + ta->pkey.key.rsa.elen
+                                                             : ta->pkey.key.ec.qlen);
+}
+
+static void pr__tls_tas_free(pr__tls_tas *t) {
+    size_t i;
+    for (i = 0; i < t->n; i++) pr__free(t->v[i].dn.data, pr__tls_ta_bytes(&t->v[i]));
+    if (t->v) pr__free(t->v, t->cap * sizeof *t->v);
+    memset(t, 0, sizeof *t);
+}
+
+/* One certificate (DER) -> one anchor; undecodable certificates are skipped. */
+static int pr__tls_ta_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
+    pr__tls_tas *t = (pr__tls_tas *)ctx;
+    br_x509_decoder_context xd;
+    pr__tls_bytes dn;
+    br_x509_trust_anchor *ta;
+    const br_x509_pkey *pk;
+    unsigned char *mem;
+    size_t keyn;
+    int rc = PR_OK;
+    if (!pr__tls_is_cert(name)) return PR_OK;
+    memset(&dn, 0, sizeof dn);
+    br_x509_decoder_init(&xd, pr__tls_bytes_put, &dn);
+    br_x509_decoder_push(&xd, der, len);
+    pk = br_x509_decoder_get_pkey(&xd);
+    if (dn.oom) {
+        rc = PR_ENOMEM;
+        goto out;
+    }
+    if (!pk || (pk->key_type != BR_KEYTYPE_RSA && pk->key_type != BR_KEYTYPE_EC)) goto out;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        br_x509_trust_anchor *v =
+            (br_x509_trust_anchor *)pr__realloc(t->v, t->cap * sizeof *t->v, cap * sizeof *t->v);
+        if (!v) {
+            rc = PR_ENOMEM;
+            goto out;
+        }
+        t->v = v;
+        t->cap = cap;
+    }
+    keyn = pk->key_type == BR_KEYTYPE_RSA ? pk->key.rsa.nlen + pk->key.rsa.elen : pk->key.ec.qlen;
+    if (!(mem = (unsigned char *)pr__alloc(dn.len + keyn))) {
+        rc = PR_ENOMEM;
+        goto out;
+    }
+    ta = &t->v[t->n++];
+    memset(ta, 0, sizeof *ta);
+    if (dn.len) memcpy(mem, dn.p, dn.len);
+    ta->dn.data = mem;
+    ta->dn.len = dn.len;
+    ta->flags = br_x509_decoder_isCA(&xd) ? BR_X509_TA_CA : 0;
+    ta->pkey.key_type = pk->key_type;
+    if (pk->key_type == BR_KEYTYPE_RSA) {
+        ta->pkey.key.rsa.n = mem + dn.len;
+        ta->pkey.key.rsa.nlen = pk->key.rsa.nlen;
+        memcpy(ta->pkey.key.rsa.n, pk->key.rsa.n, pk->key.rsa.nlen);
+        ta->pkey.key.rsa.e = mem + dn.len + pk->key.rsa.nlen;
+        ta->pkey.key.rsa.elen = pk->key.rsa.elen;
+        memcpy(ta->pkey.key.rsa.e, pk->key.rsa.e, pk->key.rsa.elen);
+    } else {
+        ta->pkey.key.ec.curve = pk->key.ec.curve;
+        ta->pkey.key.ec.q = mem + dn.len;
+        ta->pkey.key.ec.qlen = pk->key.ec.qlen;
+        memcpy(ta->pkey.key.ec.q, pk->key.ec.q, pk->key.ec.qlen);
+    }
+out:
+    pr__tls_bytes_free(&dn);
+    return rc;
+}
+
+static int pr__tls_tas_load_pem(pr__tls_tas *t, const char *pem, size_t len, const char *what, pr_err_info *err) {
+    int rc = pr__tls_pem_each(pem, len, pr__tls_ta_add, t);
+    if (rc == PR_ENOMEM) return pr__err_set(err, rc, 0, "out of memory loading trust anchors");
+    if (rc != PR_OK) return pr__err_set(err, rc, 0, "cannot load trust anchors from %s", what);
+    return PR_OK;
+}
+
+static int pr__tls_tas_load_file(pr__tls_tas *t, const char *path, pr_err_info *err) {
+    pr__tls_bytes b;
+    int rc;
+    memset(&b, 0, sizeof b);
+    rc = pr__tls_read_file(path, &b, err);
+    if (rc == PR_OK) rc = pr__tls_tas_load_pem(t, (const char *)b.p, b.len, path, err);
+    pr__tls_bytes_free(&b);
+    return rc;
+}
+
+/* The system bundle: loaded on first use, shared read-only afterwards. */
+static pthread_mutex_t pr__tls_sys_mu = PTHREAD_MUTEX_INITIALIZER;
+static pr__tls_tas pr__tls_sys;
+static int pr__tls_sys_loaded;
+
+static int pr__tls_system_anchors(const pr__tls_tas **out, pr_err_info *err) {
+    int rc = PR_OK;
+    pthread_mutex_lock(&pr__tls_sys_mu);
+    if (!pr__tls_sys_loaded) {
+        const char *path = getenv("SSL_CERT_FILE");
+        if (!path || !*path) path = "/etc/ssl/certs/ca-certificates.crt";
+        rc = pr__tls_tas_load_file(&pr__tls_sys, path, err);
+        if (rc == PR_OK) pr__tls_sys_loaded = 1;
+        else pr__tls_tas_free(&pr__tls_sys);
+    }
+    pthread_mutex_unlock(&pr__tls_sys_mu);
+    *out = &pr__tls_sys;
+    return rc;
+}
+
+void pr_tls_global_cleanup(void) {
+    pthread_mutex_lock(&pr__tls_sys_mu);
+    pr__tls_tas_free(&pr__tls_sys);
+    pr__tls_sys_loaded = 0;
+    pthread_mutex_unlock(&pr__tls_sys_mu);
+}
+
+/* ---- iPAddress SAN check (BearSSL matches DNS names only) ---- */
+static int pr__tls_der(const unsigned char **p, const unsigned char *e, int *tag, const unsigned char **v,
+                       size_t *vlen) {
+    const unsigned char *q = *p;
+    size_t len;
+    if (e - q < 2) return -1;
+    *tag = *q++;
+    len = *q++;
+    if (len & 0x80) {
+        int k = (int)(len & 0x7f);
+        if (k == 0 || k > 4 || e - q < k) return -1;
+        for (len = 0; k > 0; k--) len = (len << 8) | *q++;
+    }
+    if ((size_t)(e - q) < len) return -1;
+    *v = q;
+    *vlen = len;
+    *p = q + len;
+    return 0;
+}
+
+/* Whether the certificate (DER) lists ip (4 or 16 bytes) as an iPAddress SAN. */
+static int pr__tls_ip_in_sans(const unsigned char *der, size_t n, const unsigned char *ip, size_t iplen) {
+    static const unsigned char san_oid[] = { 0x55, 0x1d, 0x11 };
+    const unsigned char *p = der, *e = der + n, *v, *q, *qe;
+    size_t vlen;
+    int tag;
+    if (pr__tls_der(&p, e, &tag, &v, &vlen) || tag != 0x30) return 0;      /* Certificate */
+    p = v;
+    e = v + vlen;
+    if (pr__tls_der(&p, e, &tag, &v, &vlen) || tag != 0x30) return 0;      /* TBSCertificate */
+    p = v;
+    e = v + vlen;
+    while (p < e) {
+        if (pr__tls_der(&p, e, &tag, &v, &vlen)) return 0;
+        if (tag != 0xa3) continue;                                          /* [3] extensions */
+        q = v;
+        qe = v + vlen;
+        if (pr__tls_der(&q, qe, &tag, &v, &vlen) || tag != 0x30) return 0;
+        q = v;
+        qe = v + vlen;
+        while (q < qe) {
+            const unsigned char *x, *xe, *ov;
+            size_t olen;
+            if (pr__tls_der(&q, qe, &tag, &v, &vlen) || tag != 0x30) return 0; /* Extension */
+            x = v;
+            xe = v + vlen;
+            if (pr__tls_der(&x, xe, &tag, &ov, &olen) || tag != 0x06) return 0;
+            if (olen != sizeof san_oid || memcmp(ov, san_oid, olen) != 0) continue;
+            if (pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0;
+            if (tag == 0x01 && pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0; /* critical */
+            if (tag != 0x04) return 0;
+            x = v;
+            xe = v + vlen;
+            if (pr__tls_der(&x, xe, &tag, &v, &vlen) || tag != 0x30) return 0; /* GeneralNames */
+            x = v;
+            xe = v + vlen;
+            while (x < xe) {
+                if (pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0;
+                if (tag == 0x87 && vlen == iplen && memcmp(v, ip, iplen) == 0) return 1;
+            }
+            return 0;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* ---- X.509 wrapper: the minimal engine plus IP-SAN checks, or "insecure" ---- */
+typedef struct pr__tls_x509 {
+    const br_x509_class *vtable; /* first: BearSSL passes &vtable around */
+    br_x509_minimal_context mini;
+    br_x509_decoder_context dec; /* insecure mode: decodes the leaf only */
+    pr__tls_bytes leaf;          /* IP hosts: the leaf's DER */
+    unsigned char ip[16];
+    size_t iplen; /* 4 or 16 for an IP-literal host, else 0 */
+    int insecure;
+    int ip_mismatch;
+    uint32_t ncert;
+} pr__tls_x509;
+
+#define PR__TLS_X(ctx) ((pr__tls_x509 *)(void *)(ctx))
+
+static void pr__tls_x_start_chain(const br_x509_class **ctx, const char *server_name) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    x->ncert = 0;
+    x->ip_mismatch = 0;
+    x->leaf.len = 0;
+    x->leaf.oom = 0;
+    if (x->insecure) br_x509_decoder_init(&x->dec, NULL, NULL);
+    else x->mini.vtable->start_chain(&x->mini.vtable, server_name);
+}
+
+static void pr__tls_x_start_cert(const br_x509_class **ctx, uint32_t length) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    if (!x->insecure) x->mini.vtable->start_cert(&x->mini.vtable, length);
+}
+
+static void pr__tls_x_append(const br_x509_class **ctx, const unsigned char *buf, size_t len) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    if (x->ncert == 0) {
+        if (x->insecure) br_x509_decoder_push(&x->dec, buf, len);
+        else if (x->iplen) pr__tls_bytes_put(&x->leaf, buf, len);
+    }
+    if (!x->insecure) x->mini.vtable->append(&x->mini.vtable, buf, len);
+}
+
+static void pr__tls_x_end_cert(const br_x509_class **ctx) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    if (!x->insecure) x->mini.vtable->end_cert(&x->mini.vtable);
+    x->ncert++;
+}
+
+static unsigned pr__tls_x_end_chain(const br_x509_class **ctx) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    unsigned r;
+    if (x->insecure) return (unsigned)br_x509_decoder_last_error(&x->dec);
+    r = x->mini.vtable->end_chain(&x->mini.vtable);
+    if (r != 0 && r != BR_ERR_X509_OK) return r;
+    if (x->iplen) {
+        if (x->leaf.oom) return BR_ERR_X509_LIMIT_EXCEEDED;
+        if (!pr__tls_ip_in_sans(x->leaf.p, x->leaf.len, x->ip, x->iplen)) {
+            x->ip_mismatch = 1;
+            return BR_ERR_X509_BAD_SERVER_NAME;
+        }
+    }
+    return 0;
+}
+
+static const br_x509_pkey *pr__tls_x_get_pkey(const br_x509_class *const *ctx, unsigned *usages) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    if (x->insecure) {
+        if (usages) *usages = BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN;
+        return br_x509_decoder_get_pkey(&x->dec);
+    }
+    return x->mini.vtable->get_pkey(&x->mini.vtable, usages);
+}
+
+static const br_x509_class pr__tls_x509_vtable = {
+    sizeof(pr__tls_x509), pr__tls_x_start_chain, pr__tls_x_start_cert, pr__tls_x_append,
+    pr__tls_x_end_cert, pr__tls_x_end_chain, pr__tls_x_get_pkey
+};
+
+/* ---- connections ---- */
+#define PR__TLS_MAX_ALPN 8
+
+typedef struct pr__tls_conn {
+    pr_conn base; /* first: the pr_conn handed out */
+    pr_conn *inner;
+    int server;
+    int established; /* the handshake finished */
+    int closing;     /* our close_notify is queued or sent */
+    int wr_dead;     /* the transport refused writes after the peer left */
+    int fatal;       /* sticky transport/truncation error, 0 = none */
+    pr__tls_tas own; /* anchors from ca_file/ca_pem */
+    const char *alpn_names[PR__TLS_MAX_ALPN];
+    char alpn_buf[256];
+    char host[256];
+    union {
+        br_ssl_client_context c;
+        br_ssl_server_context s;
+    } u;
+    pr__tls_x509 x;
+    unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+} pr__tls_conn;
+
+struct pr_tls_server_cfg {
+    br_x509_certificate *chain;
+    size_t nchain, capchain;
+    br_skey_decoder_context key; /* the key points into it */
+    int key_type;
+    unsigned issuer_key_type;
+    char alpn[256];
+};
+
+static br_ssl_engine_context *pr__tls_eng(pr__tls_conn *t) { return t->server ? &t->u.s.eng : &t->u.c.eng; }
+
+/* Split "a,b,c" into names (copied into buf). Returns the count or -1. */
+static int pr__tls_alpn_parse(const char *list, char *buf, size_t bufn, const char **names) {
+    size_t len = strlen(list);
+    int n = 0;
+    char *p;
+    if (len >= bufn) return -1;
+    memcpy(buf, list, len + 1);
+    for (p = buf; *p;) {
+        char *c = strchr(p, ',');
+        if (c) *c = 0;
+        if (*p) {
+            if (n == PR__TLS_MAX_ALPN) return -1;
+            names[n++] = p;
+        }
+        if (!c) break;
+        p = c + 1;
+    }
+    return n;
+}
+
+static void pr__tls_setup_engine(br_ssl_engine_context *eng) {
+    static const uint16_t aes_first[] = {
+        BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+    };
+    static const uint16_t chacha_first[] = {
+        BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+    };
+    int aesni = br_aes_x86ni_ctr_get_vtable() != NULL && br_ghash_pclmul_get() != 0;
+    br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
+    br_ssl_engine_set_suites(eng, aesni ? aes_first : chacha_first, sizeof aes_first / sizeof aes_first[0]);
+    br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
+}
+
+/* Mix OS randomness into the engine's seed (0.6 trusts RDRAND alone on x86). */
+static void pr__tls_entropy(br_ssl_engine_context *eng) {
+    unsigned char seed[32];
+    size_t got = 0;
+#if defined(__linux__)
+    while (got < sizeof seed) {
+        ssize_t r = getrandom(seed + got, sizeof seed - got, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+#endif
+    if (got < sizeof seed) {
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            while (got < sizeof seed) {
+                ssize_t r = read(fd, seed + got, sizeof seed - got);
+                if (r < 0 && errno == EINTR) continue;
+                if (r <= 0) break;
+                got += (size_t)r;
+            }
+            close(fd);
+        }
+    }
+    if (got) br_ssl_engine_inject_entropy(eng, seed, got);
+    memset(seed, 0, sizeof seed);
+}
+
+static const char *pr__tls_reason(int e) {
+    switch (e) {
+    case BR_ERR_BAD_PARAM: return "bad parameter (host name too long?)";
+    case BR_ERR_UNSUPPORTED_VERSION:
+    case BR_ERR_BAD_VERSION: return "unsupported protocol version (only TLS 1.2 is supported)";
+    case BR_ERR_TOO_LARGE: return "record too large";
+    case BR_ERR_BAD_MAC: return "bad record MAC (corrupted or forged data)";
+    case BR_ERR_NO_RANDOM: return "no random source";
+    case BR_ERR_BAD_CIPHER_SUITE: return "no common cipher suite";
+    case BR_ERR_BAD_SNI: return "bad SNI from the client";
+    case BR_ERR_BAD_SIGNATURE: return "bad signature in the key exchange";
+    case BR_ERR_WRONG_KEY_USAGE: return "certificate key not usable with the chosen cipher suite";
+    case BR_ERR_NO_CLIENT_AUTH: return "client certificate required";
+    case BR_ERR_BAD_FINISHED: return "handshake Finished check failed";
+    case BR_ERR_X509_EMPTY_CHAIN: return "peer sent no certificate";
+    case BR_ERR_X509_BAD_SIGNATURE: return "certificate signature is invalid";
+    case BR_ERR_X509_TIME_UNKNOWN: return "current time unknown for the certificate check";
+    case BR_ERR_X509_EXPIRED: return "certificate expired or not yet valid";
+    case BR_ERR_X509_DN_MISMATCH: return "certificate chain is broken (issuer does not match)";
+    case BR_ERR_X509_BAD_SERVER_NAME: return "certificate does not match the host name (bad hostname)";
+    case BR_ERR_X509_CRITICAL_EXTENSION: return "certificate has an unsupported critical extension";
+    case BR_ERR_X509_NOT_CA: return "an issuing certificate is not a CA";
+    case BR_ERR_X509_FORBIDDEN_KEY_USAGE: return "certificate key usage forbids this use";
+    case BR_ERR_X509_WEAK_PUBLIC_KEY: return "certificate key is too weak";
+    case BR_ERR_X509_NOT_TRUSTED: return "certificate signed by an unknown CA (not trusted)";
+    case BR_ERR_X509_UNSUPPORTED: return "certificate uses an unsupported algorithm";
+    case BR_ERR_X509_LIMIT_EXCEEDED: return "certificate chain too large";
+    case BR_ERR_X509_WRONG_KEY_TYPE: return "certificate key type does not match its use";
+    default: break;
+    }
+    if (e >= 33 && e < 64) return "malformed certificate";
+    return "protocol error (malformed or unexpected message)";
+}
+
+static const char *pr__tls_alert(int a) {
+    switch (a) {
+    case 10: return "unexpected_message";
+    case 20: return "bad_record_mac";
+    case 22: return "record_overflow";
+    case 40: return "handshake_failure: no common cipher suite or client certificate required";
+    case 42: return "bad_certificate";
+    case 43: return "unsupported_certificate";
+    case 44: return "certificate_revoked";
+    case 45: return "certificate_expired";
+    case 46: return "certificate_unknown";
+    case 47: return "illegal_parameter";
+    case 48: return "unknown_ca";
+    case 49: return "access_denied";
+    case 50: return "decode_error";
+    case 51: return "decrypt_error";
+    case 70: return "protocol_version: protocol version not supported by the peer (TLS 1.3 only?)";
+    case 71: return "insufficient_security";
+    case 80: return "internal_error";
+    case 90: return "user_canceled";
+    case 100: return "no_renegotiation";
+    case 110: return "unsupported_extension";
+    case 112: return "unrecognized_name: the server does not know this host name";
+    case 120: return "no_application_protocol: no common ALPN protocol";
+    default: return "unknown alert";
+    }
+}
+
+/* Record BearSSL error e as PR_ETLS with a readable message. */
+static int pr__tls_fail(pr__tls_conn *t, int e) {
+    const char *stage = t->established ? "TLS" : "TLS handshake";
+    if (e >= BR_ERR_SEND_FATAL_ALERT) {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: we sent alert %d (%s)", stage, e - BR_ERR_SEND_FATAL_ALERT,
+                    pr__tls_alert(e - BR_ERR_SEND_FATAL_ALERT));
+    } else if (e >= BR_ERR_RECV_FATAL_ALERT) {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: peer sent alert %d (%s)", stage,
+                    e - BR_ERR_RECV_FATAL_ALERT, pr__tls_alert(e - BR_ERR_RECV_FATAL_ALERT));
+    } else if (e == BR_ERR_X509_BAD_SERVER_NAME && t->x.ip_mismatch) {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: certificate has no IP address SAN for %s (bad hostname)",
+                    stage, t->host);
+    } else if (e == BR_ERR_X509_BAD_SERVER_NAME) {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: certificate does not match host %s (bad hostname)", stage,
+                    t->host);
+    } else {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: %s (BearSSL error %d)", stage, pr__tls_reason(e), e);
+    }
+    t->base.err.tls_error = e;
+    return PR_ETLS;
+}
+
+/* An error from the inner connection. Timeouts and cancellation leave the
+   engine usable; anything else is sticky. */
+static int pr__tls_transport(pr__tls_conn *t, int rc) {
+    if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) {
+        pr__err_set(&t->base.err, rc, 0, "TLS %s", pr_strerror(rc));
+        return rc;
+    }
+    t->base.err = t->inner->err;
+    if (t->base.err.code != rc) pr__err_set(&t->base.err, rc, 0, "TLS transport: %s", pr_strerror(rc));
+    t->fatal = rc;
+    return rc;
+}
+
+/* The transport ended (EOF from the inner read). */
+static int pr__tls_eof(pr__tls_conn *t) {
+    if (t->closing) {
+        pr__err_set(&t->base.err, PR_ECLOSED, 0, "TLS connection closed");
+        return t->fatal = PR_ECLOSED;
+    }
+    if (!t->established)
+        pr__err_set(&t->base.err, PR_ETLS, 0, "TLS handshake failed: peer closed the connection");
+    else
+        pr__err_set(&t->base.err, PR_ETLS, 0, "peer closed without close_notify (truncated)");
+    t->base.err.tls_error = PR_TLS_TRUNCATED;
+    return t->fatal = PR_ETLS;
+}
+
+/* Drive the engine until a state in want is reached (want 0: until no
+   record is left to send). Pending records always go out first. */
+static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
+    br_ssl_engine_context *eng = pr__tls_eng(t);
+    for (;;) {
+        unsigned st;
+        unsigned char *p;
+        size_t len;
+        ptrdiff_t k;
+        if (t->fatal) return t->fatal;
+        st = br_ssl_engine_current_state(eng);
+        if (st & BR_SSL_CLOSED) {
+            int e = br_ssl_engine_last_error(eng);
+            if (e != 0) return pr__tls_fail(t, e);
+            if (!t->established) {
+                pr__err_set(&t->base.err, PR_ETLS, 0, "TLS handshake failed: peer closed the connection");
+                t->base.err.tls_error = PR_TLS_TRUNCATED;
+                return PR_ETLS;
+            }
+            return PR_ECLOSED;
+        }
+        if (st & BR_SSL_SENDREC) {
+            p = br_ssl_engine_sendrec_buf(eng, &len);
+            if (t->wr_dead) {
+                br_ssl_engine_sendrec_ack(eng, len);
+                continue;
+            }
+            k = t->inner->ops->write(t->inner, p, len, deadline);
+            if (k > 0) {
+                br_ssl_engine_sendrec_ack(eng, (size_t)k);
+                continue;
+            }
+            if (k == PR_ECLOSED && t->established && (want & BR_SSL_RECVAPP)) {
+                t->wr_dead = 1; /* the peer left; still read what it sent */
+                continue;
+            }
+            return pr__tls_transport(t, k == 0 ? PR_EIO : (int)k);
+        }
+        if (want == 0 || (st & want)) return PR_OK;
+        if (st & BR_SSL_RECVREC) {
+            p = br_ssl_engine_recvrec_buf(eng, &len);
+            k = t->inner->ops->read(t->inner, p, len, deadline);
+            if (k > 0) {
+                br_ssl_engine_recvrec_ack(eng, (size_t)k);
+                continue;
+            }
+            if (k == PR_ECLOSED) return pr__tls_eof(t);
+            return pr__tls_transport(t, k == 0 ? PR_EIO : (int)k);
+        }
+        pr__err_set(&t->base.err, PR_ESTATE, 0, "TLS engine cannot progress (state %u)", st);
+        return PR_ESTATE;
+    }
+}
+
+static ptrdiff_t pr__tls_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    br_ssl_engine_context *eng = pr__tls_eng(t);
+    unsigned char *p;
+    size_t len;
+    int rc = pr__tls_pump(t, BR_SSL_RECVAPP, deadline);
+    if (rc != PR_OK) return rc;
+    p = br_ssl_engine_recvapp_buf(eng, &len);
+    len = PR__MIN(len, n);
+    memcpy(buf, p, len);
+    br_ssl_engine_recvapp_ack(eng, len);
+    return (ptrdiff_t)len;
+}
+
+static ptrdiff_t pr__tls_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    br_ssl_engine_context *eng = pr__tls_eng(t);
+    unsigned char *p;
+    size_t len;
+    int rc;
+    if (t->closing) return pr__err_set(&t->base.err, PR_ESTATE, 0, "TLS write after shutdown");
+    if ((rc = pr__tls_pump(t, BR_SSL_SENDAPP, deadline)) != PR_OK) return rc;
+    p = br_ssl_engine_sendapp_buf(eng, &len);
+    len = PR__MIN(len, n);
+    memcpy(p, buf, len);
+    br_ssl_engine_sendapp_ack(eng, len);
+    br_ssl_engine_flush(eng, 0);
+    if ((rc = pr__tls_pump(t, 0, deadline)) != PR_OK) return rc;
+    return (ptrdiff_t)len;
+}
+
+static void pr__tls_start_close(pr__tls_conn *t) {
+    br_ssl_engine_context *eng = pr__tls_eng(t);
+    unsigned char *p;
+    size_t len;
+    if (t->closing) return;
+    while ((p = br_ssl_engine_recvapp_buf(eng, &len)) != NULL) br_ssl_engine_recvapp_ack(eng, len);
+    br_ssl_engine_close(eng);
+    t->closing = 1;
+}
+
+static int pr__tls_shutdown(pr_conn *c, int64_t deadline) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    int rc;
+    pr__tls_start_close(t);
+    rc = pr__tls_pump(t, 0, deadline);
+    if (rc == PR_ECLOSED) rc = PR_OK;
+    if (rc == PR_OK) {
+        rc = t->inner->ops->shutdown(t->inner, deadline);
+        if (rc == PR_ECLOSED) rc = PR_OK;
+    }
+    return rc;
+}
+
+static void pr__tls_destroy(pr_conn *c) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    if (t->established && !t->closing && !t->fatal &&
+        !(br_ssl_engine_current_state(pr__tls_eng(t)) & BR_SSL_CLOSED)) {
+        pr__tls_start_close(t);
+        (void)pr__tls_pump(t, 0, 0); /* best effort: one try, no waiting */
+    }
+    pr_conn_destroy(t->inner);
+    pr__tls_tas_free(&t->own);
+    pr__tls_bytes_free(&t->x.leaf);
+    memset(t, 0, sizeof *t); /* session keys */
+    pr__free(t, sizeof *t);
+}
+
+static const pr_conn_ops pr__tls_ops = { pr__tls_read, pr__tls_write, pr__tls_shutdown, pr__tls_destroy };
+
+static int pr__tls_handshake(pr__tls_conn *t, int64_t deadline) {
+    int rc = pr__tls_pump(t, BR_SSL_SENDAPP | BR_SSL_RECVAPP, deadline);
+    if (rc == PR_ECLOSED) {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "TLS handshake failed: peer closed the connection");
+        t->base.err.tls_error = PR_TLS_TRUNCATED;
+        rc = PR_ETLS;
+    }
+    if (rc == PR_OK) t->established = 1;
+    return rc;
+}
+
+static pr__tls_conn *pr__tls_new(pr_conn *inner, int server) {
+    pr__tls_conn *t = (pr__tls_conn *)pr__calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->base.ops = &pr__tls_ops;
+    t->inner = inner;
+    t->server = server;
+    t->x.vtable = &pr__tls_x509_vtable;
+    return t;
+}
+
+static int pr__tls_warned_insecure;
+
+int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, int64_t deadline) {
+    pr_tls_opts o;
+    pr_err_info scratch, *err;
+    pr__tls_conn *t = NULL;
+    const pr__tls_tas *tas = NULL;
+    br_ssl_engine_context *eng;
+    const char *alpn;
+    size_t hlen;
+    int rc, nalpn;
+    if (opts) o = *opts;
+    else memset(&o, 0, sizeof o);
+    err = o.err ? o.err : &scratch;
+    memset(err, 0, sizeof *err);
+    if (out) *out = NULL;
+    if (!out || !inner || !host) {
+        pr_conn_destroy(inner);
+        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_client: out, inner and host are required");
+    }
+    if (!(t = pr__tls_new(inner, 0))) {
+        pr_conn_destroy(inner);
+        return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS connection");
+    }
+    /* host: "[v6]" -> "v6"; one trailing dot dropped; IP literals noted */
+    hlen = strlen(host);
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        host++;
+        hlen -= 2;
+    }
+    if (hlen > 0 && host[hlen - 1] == '.') hlen--;
+    if (hlen == 0 || hlen > 255) {
+        rc = pr__err_set(err, PR_EINVAL, 0, "TLS host name is empty or longer than 255 bytes");
+        goto fail;
+    }
+    memcpy(t->host, host, hlen);
+    t->host[hlen] = 0;
+    if (inet_pton(AF_INET, t->host, t->x.ip) == 1) t->x.iplen = 4;
+    else if (inet_pton(AF_INET6, t->host, t->x.ip) == 1) t->x.iplen = 16;
+    /* ALPN */
+    alpn = o.alpn ? o.alpn : "http/1.1";
+    nalpn = pr__tls_alpn_parse(alpn, t->alpn_buf, sizeof t->alpn_buf, t->alpn_names);
+    if (nalpn < 0) {
+        rc = pr__err_set(err, PR_EINVAL, 0, "bad ALPN list (at most %d names, 255 bytes)", PR__TLS_MAX_ALPN);
+        goto fail;
+    }
+    /* trust anchors */
+    if (o.insecure_skip_verify_DANGEROUS) {
+        t->x.insecure = 1;
+        if (!__atomic_exchange_n(&pr__tls_warned_insecure, 1, __ATOMIC_RELAXED))
+            PR__LOG(PR_LEVEL_WARN, "tls", "insecure_skip_verify_DANGEROUS: server certificates are NOT checked");
+    } else if (o.ca_pem) {
+        rc = pr__tls_tas_load_pem(&t->own, o.ca_pem, o.ca_pem_len ? o.ca_pem_len : strlen(o.ca_pem), "ca_pem", err);
+        if (rc != PR_OK) goto fail;
+        if (t->own.n == 0) {
+            rc = pr__err_set(err, PR_EINVAL, 0, "no certificate found in ca_pem");
+            goto fail;
+        }
+        tas = &t->own;
+    } else if (o.ca_file) {
+        if ((rc = pr__tls_tas_load_file(&t->own, o.ca_file, err)) != PR_OK) goto fail;
+        if (t->own.n == 0) {
+            rc = pr__err_set(err, PR_EINVAL, 0, "no certificate found in %s", o.ca_file);
+            goto fail;
+        }
+        tas = &t->own;
+    } else if ((rc = pr__tls_system_anchors(&tas, err)) != PR_OK) {
+        goto fail;
+    }
+    br_ssl_client_init_full(&t->u.c, &t->x.mini, tas ? tas->v : NULL, tas ? tas->n : 0);
+    eng = &t->u.c.eng;
+    pr__tls_setup_engine(eng);
+    br_ssl_engine_set_x509(eng, &t->x.vtable);
+    if (nalpn > 0) br_ssl_engine_set_protocol_names(eng, t->alpn_names, (size_t)nalpn);
+    br_ssl_engine_set_buffer(eng, t->iobuf, sizeof t->iobuf, 1);
+    pr__tls_entropy(eng);
+    if (!br_ssl_client_reset(&t->u.c, t->x.iplen ? NULL : t->host, 0)) {
+        rc = pr__tls_fail(t, br_ssl_engine_last_error(eng));
+        *err = t->base.err;
+        goto fail;
+    }
+    if ((rc = pr__tls_handshake(t, deadline)) != PR_OK) {
+        *err = t->base.err;
+        goto fail;
+    }
+    *out = &t->base;
+    return PR_OK;
+fail:
+    pr__tls_destroy(&t->base);
+    return rc;
+}
+
+/* ---- server ---- */
+static int pr__tls_chain_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
+    pr_tls_server_cfg *cfg = (pr_tls_server_cfg *)ctx;
+    unsigned char *copy;
+    if (!pr__tls_is_cert(name) || len == 0) return PR_OK;
+    if (cfg->nchain == cfg->capchain) {
+        size_t cap = cfg->capchain ? cfg->capchain * 2 : 4;
+        br_x509_certificate *v = (br_x509_certificate *)pr__realloc(cfg->chain, cfg->capchain * sizeof *v,
+                                                                     cap * sizeof *v);
+        if (!v) return PR_ENOMEM;
+        cfg->chain = v;
+        cfg->capchain = cap;
+    }
+    if (!(copy = (unsigned char *)pr__alloc(len))) return PR_ENOMEM;
+    memcpy(copy, der, len);
+    cfg->chain[cfg->nchain].data = copy;
+    cfg->chain[cfg->nchain].data_len = len;
+    cfg->nchain++;
+    return PR_OK;
+}
+
+static int pr__tls_key_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
+    pr_tls_server_cfg *cfg = (pr_tls_server_cfg *)ctx;
+    if (cfg->key_type || !strstr(name, "PRIVATE KEY")) return PR_OK;
+    br_skey_decoder_init(&cfg->key);
+    br_skey_decoder_push(&cfg->key, der, len);
+    if (br_skey_decoder_last_error(&cfg->key) == 0) cfg->key_type = br_skey_decoder_key_type(&cfg->key);
+    return PR_OK;
+}
+
+void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) {
+    size_t i;
+    if (!cfg) return;
+    for (i = 0; i < cfg->nchain; i++) pr__free(cfg->chain[i].data, cfg->chain[i].data_len);
+    if (cfg->chain) pr__free(cfg->chain, cfg->capchain * sizeof *cfg->chain);
+    memset(cfg, 0, sizeof *cfg); /* the private key */
+    pr__free(cfg, sizeof *cfg);
+}
+
+int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
+                             size_t key_len) {
+    pr_tls_server_cfg *cfg;
+    int rc;
+    if (out) *out = NULL;
+    if (!out || !cert_pem || !key_pem) return PR_EINVAL;
+    if (!(cfg = (pr_tls_server_cfg *)pr__calloc(1, sizeof *cfg))) return PR_ENOMEM;
+    snprintf(cfg->alpn, sizeof cfg->alpn, "%s", "http/1.1");
+    rc = pr__tls_pem_each(cert_pem, cert_len ? cert_len : strlen(cert_pem), pr__tls_chain_add, cfg);
+    if (rc == PR_OK) rc = pr__tls_pem_each(key_pem, key_len ? key_len : strlen(key_pem), pr__tls_key_add, cfg);
+    if (rc == PR_OK && (cfg->nchain == 0 || (cfg->key_type != BR_KEYTYPE_RSA && cfg->key_type != BR_KEYTYPE_EC)))
+        rc = PR_EINVAL;
+    if (rc == PR_OK && cfg->key_type == BR_KEYTYPE_EC) {
+        br_x509_decoder_context xd;
+        br_x509_decoder_init(&xd, NULL, NULL);
+        br_x509_decoder_push(&xd, cfg->chain[0].data, cfg->chain[0].data_len);
+        if (br_x509_decoder_last_error(&xd) != 0) rc = PR_EINVAL;
+        else cfg->issuer_key_type = (unsigned)br_x509_decoder_get_signer_key_type(&xd);
+    }
+    if (rc != PR_OK) {
+        pr_tls_server_cfg_destroy(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return PR_OK;
+}
+
+int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
+    char buf[256];
+    const char *names[PR__TLS_MAX_ALPN];
+    if (!cfg) return PR_EINVAL;
+    if (!alpn) alpn = "";
+    if (pr__tls_alpn_parse(alpn, buf, sizeof buf, names) < 0) return PR_EINVAL;
+    snprintf(cfg->alpn, sizeof cfg->alpn, "%s", alpn);
+    return PR_OK;
+}
+
+int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline) {
+    pr__tls_conn *t;
+    br_ssl_engine_context *eng;
+    int rc, nalpn;
+    if (out) *out = NULL;
+    if (!out || !inner || !cfg) {
+        pr_conn_destroy(inner);
+        return PR_EINVAL;
+    }
+    if (!(t = pr__tls_new(inner, 1))) {
+        pr_conn_destroy(inner);
+        return PR_ENOMEM;
+    }
+    snprintf(t->host, sizeof t->host, "%s", "(client)");
+    if (cfg->key_type == BR_KEYTYPE_RSA)
+        br_ssl_server_init_full_rsa(&t->u.s, cfg->chain, cfg->nchain, br_skey_decoder_get_rsa(&cfg->key));
+    else
+        br_ssl_server_init_full_ec(&t->u.s, cfg->chain, cfg->nchain, cfg->issuer_key_type,
+                                   br_skey_decoder_get_ec(&cfg->key));
+    eng = &t->u.s.eng;
+    pr__tls_setup_engine(eng);
+    nalpn = pr__tls_alpn_parse(cfg->alpn, t->alpn_buf, sizeof t->alpn_buf, t->alpn_names);
+    if (nalpn > 0) br_ssl_engine_set_protocol_names(eng, t->alpn_names, (size_t)nalpn);
+    br_ssl_engine_set_buffer(eng, t->iobuf, sizeof t->iobuf, 1);
+    pr__tls_entropy(eng);
+    if (!br_ssl_server_reset(&t->u.s)) rc = pr__tls_fail(t, br_ssl_engine_last_error(eng));
+    else rc = pr__tls_handshake(t, deadline);
+    if (rc != PR_OK) {
+        PR__LOG(PR_LEVEL_DEBUG, "tls", "server handshake: %s", t->base.err.msg);
+        pr__tls_destroy(&t->base);
+        return rc;
+    }
+    *out = &t->base;
+    return PR_OK;
+}
+
+const char *pr_tls_alpn(const pr_conn *c) {
+    pr__tls_conn *t;
+    if (!c || c->ops != &pr__tls_ops) return NULL;
+    t = (pr__tls_conn *)(void *)(uintptr_t)c;
+    return br_ssl_engine_get_selected_protocol(pr__tls_eng(t));
+}
+
+#undef PR__TLS_X
+#undef PR__TLS_MAX_ALPN
+
+#else /* PRISTINE_NO_TLS: the API is there, TLS is not */
+
+int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, int64_t deadline) {
+    PR__UNUSED(host);
+    PR__UNUSED(deadline);
+    if (out) *out = NULL;
+    pr_conn_destroy(inner);
+    if (opts && opts->err) pr__err_set(opts->err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
+    return PR_ENOTSUP;
+}
+
+int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
+                             size_t key_len) {
+    PR__UNUSED(cert_pem);
+    PR__UNUSED(cert_len);
+    PR__UNUSED(key_pem);
+    PR__UNUSED(key_len);
+    if (out) *out = NULL;
+    return PR_ENOTSUP;
+}
+
+int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
+    PR__UNUSED(cfg);
+    PR__UNUSED(alpn);
+    return PR_ENOTSUP;
+}
+
+void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) { PR__UNUSED(cfg); }
+
+int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline) {
+    PR__UNUSED(cfg);
+    PR__UNUSED(deadline);
+    if (out) *out = NULL;
+    pr_conn_destroy(inner);
+    return PR_ENOTSUP;
+}
+
+const char *pr_tls_alpn(const pr_conn *c) {
+    PR__UNUSED(c);
+    return NULL;
+}
+
+void pr_tls_global_cleanup(void) {}
+
+#endif /* PRISTINE_NO_TLS */
+
+/* ==== http: HTTP/1.1 client: request writer, response parser, bodies, keep-alive, redirects ==== >>http.impl */
+#define PR__HTTP_DEF_HEAD 65536
+#define PR__HTTP_DEF_FIELDS 100
+#define PR__HTTP_DEF_CHUNK_LINE 4096
+#define PR__HTTP_DEF_INTERIM 10
+#define PR__HTTP_DEF_RECV 16384
+#define PR__HTTP_CHUNK_OUT 16384 /* streaming request body chunk */
+
+/* Body framing states. */
+enum {
+    PR__HTTP_B_DONE = 0,
+    PR__HTTP_B_IDENT,      /* remaining bytes of a Content-Length body */
+    PR__HTTP_B_EOF,        /* until the connection closes */
+    PR__HTTP_B_CSIZE,      /* in a chunk-size line */
+    PR__HTTP_B_CDATA,      /* remaining bytes of a chunk */
+    PR__HTTP_B_CCRLF,      /* the CRLF after chunk data */
+    PR__HTTP_B_TRAILER     /* trailer section */
+};
+
+/* Sub-states of a chunk-size line and of the trailer section. */
+enum { PR__HTTP_CS_DIGITS, PR__HTTP_CS_BWS, PR__HTTP_CS_EXT, PR__HTTP_CS_LF };
+enum { PR__HTTP_TR_START, PR__HTTP_TR_LINE, PR__HTTP_TR_LINE_LF, PR__HTTP_TR_END_LF };
+
+struct pr_http_response {
+    pr_conn *conn;
+    pr_http_opts opts;        /* resolved */
+    char *buf;                /* [0, base): the head; [base, cap): body area */
+    size_t cap, base, rpos, wpos;
+    pr_http_header *hdrs;
+    size_t nhdrs, hdrs_cap;
+    int status, minor;
+    pr_slice reason;
+    int state, sub;           /* body state and chunk/trailer sub-state */
+    uint64_t remaining;       /* IDENT / CDATA bytes left */
+    unsigned ndigits;         /* chunk-size hex digits seen */
+    size_t line_len;          /* bytes of the current chunk-size line */
+    size_t tr_bytes, tr_fields;
+    int keepalive;            /* framing and Connection allow reuse */
+    int err;                  /* sticky error, 0 = none */
+    pr_err_info einfo;
+};
+
+static void pr__http_opts_resolve(pr_http_opts *o, const pr_http_opts *in) {
+    if (in) *o = *in;
+    else memset(o, 0, sizeof *o);
+    o->max_head_bytes = PR__DEF(o->max_head_bytes, PR__HTTP_DEF_HEAD);
+    o->max_fields = PR__DEF(o->max_fields, PR__HTTP_DEF_FIELDS);
+    o->max_chunk_line = PR__DEF(o->max_chunk_line, PR__HTTP_DEF_CHUNK_LINE);
+    o->max_interim = PR__DEF(o->max_interim, PR__HTTP_DEF_INTERIM);
+    o->recv_buf_size = PR__DEF(o->recv_buf_size, PR__HTTP_DEF_RECV);
+    if (o->idle_timeout_ms < 0) o->idle_timeout_ms = 0;
+}
+
+/* RFC 9110 tchar. */
+static int pr__http_tchar(unsigned char c) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int pr__http_is_token(const char *p, size_t n) {
+    size_t i;
+    if (!n) return 0;
+    for (i = 0; i < n; i++)
+        if (!pr__http_tchar((unsigned char)p[i])) return 0;
+    return 1;
+}
+
+/* ---- request writer ---- */
+
+static int pr__http_hdr_is(pr_slice name, const char *s) { return pr_slice_ieq(name, pr_slice_cstr(s)); }
+
+/* Build the request head into b. */
+static int pr__http_build_head(pr_buf *b, const pr_http_request *req, const char *method, int *has_body) {
+    size_t i, mlen = strlen(method);
+    int host_given = 0, rc = PR_OK;
+    for (i = 0; i < req->nheaders; i++) {
+        const pr_http_header *h = &req->headers[i];
+        size_t k;
+        if (!h->name.ptr || !pr__http_is_token(h->name.ptr, h->name.len)) return PR_EINVAL;
+        if (h->value.len && !h->value.ptr) return PR_EINVAL;
+        for (k = 0; k < h->value.len; k++) {
+            char c = h->value.ptr[k];
+            if (c == '\r' || c == '\n' || c == '\0') return PR_EINVAL;
+        }
+        if (pr__http_hdr_is(h->name, "content-length") || pr__http_hdr_is(h->name, "transfer-encoding"))
+            return PR_EINVAL;
+        if (pr__http_hdr_is(h->name, "host")) host_given = 1;
+    }
+    *has_body = req->body != NULL || req->body_len > 0 || req->body_fn != NULL;
+    if (!rc) rc = pr_buf_append(b, method, mlen);
+    if (!rc) rc = pr_buf_append(b, " ", 1);
+    if (!rc) rc = pr_url_target(b, req->url);
+    if (!rc) rc = pr_buf_append_str(b, " HTTP/1.1\r\n");
+    if (!rc && !host_given) {
+        rc = pr_buf_append_str(b, "Host: ");
+        if (!rc) rc = pr_url_authority(b, req->url, 0);
+        if (!rc) rc = pr_buf_append(b, "\r\n", 2);
+    }
+    for (i = 0; !rc && i < req->nheaders; i++) {
+        const pr_http_header *h = &req->headers[i];
+        rc = pr_buf_append(b, h->name.ptr, h->name.len);
+        if (!rc) rc = pr_buf_append(b, ": ", 2);
+        if (!rc) rc = pr_buf_append(b, h->value.ptr, h->value.len);
+        if (!rc) rc = pr_buf_append(b, "\r\n", 2);
+    }
+    if (!rc) {
+        if (req->body_fn)
+            rc = pr_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+        else if (*has_body || (mlen == 4 && !memcmp(method, "POST", 4)) || (mlen == 3 && !memcmp(method, "PUT", 3)) ||
+                 (mlen == 5 && !memcmp(method, "PATCH", 5)))
+            rc = pr_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)req->body_len);
+    }
+    if (!rc) rc = pr_buf_append(b, "\r\n", 2);
+    return rc;
+}
+
+/* Send a streaming body in chunked encoding. */
+static int pr__http_send_chunked(pr_conn *conn, const pr_http_request *req, int64_t deadline) {
+    enum { PR__HTTP_PRE = 18 }; /* up to 16 hex digits + CRLF */
+    size_t cap = PR__HTTP_PRE + PR__HTTP_CHUNK_OUT + 2;
+    char *b = (char *)pr__alloc(cap);
+    int rc = PR_OK;
+    if (!b) return PR_ENOMEM;
+    for (;;) {
+        char hex[20];
+        int hl;
+        ptrdiff_t k = req->body_fn(b + PR__HTTP_PRE, PR__HTTP_CHUNK_OUT, req->body_user_data);
+        if (k < 0) {
+            rc = (int)k;
+            break;
+        }
+        if (k == 0) {
+            rc = pr_conn_write(conn, "0\r\n\r\n", 5, deadline);
+            break;
+        }
+        if ((size_t)k > PR__HTTP_CHUNK_OUT) {
+            rc = PR_EINVAL;
+            break;
+        }
+        hl = snprintf(hex, sizeof hex, "%lx\r\n", (unsigned long)k);
+        memcpy(b + PR__HTTP_PRE - hl, hex, (size_t)hl);
+        memcpy(b + PR__HTTP_PRE + k, "\r\n", 2);
+        rc = pr_conn_write(conn, b + PR__HTTP_PRE - hl, (size_t)hl + (size_t)k + 2, deadline);
+        if (rc) break;
+    }
+    pr__free(b, cap);
+    return rc;
+}
+
+/* ---- receiving ---- */
+
+/* Record a failure in the response and mirror it into the connection. */
+static int pr__http_fail(pr_http_response *r, int code, const char *msg) {
+    pr__err_set(&r->einfo, code, 0, "http: %s", msg);
+    r->einfo.http_status = r->status;
+    r->conn->err = r->einfo;
+    return code;
+}
+
+/* A conn error: keep the conn's detail. */
+static int pr__http_conn_fail(pr_http_response *r, int code) {
+    r->einfo = r->conn->err;
+    r->einfo.code = code;
+    r->einfo.http_status = r->status;
+    return code;
+}
+
+/* Read more bytes into [wpos, cap). Returns > 0, PR_ECLOSED, or an error;
+   timeouts say whether the idle cap fired. */
+static ptrdiff_t pr__http_fill(pr_http_response *r, char *dst, size_t n, int64_t deadline) {
+    int64_t dl = deadline;
+    ptrdiff_t k;
+    int idle = 0;
+    if (r->opts.idle_timeout_ms > 0) {
+        int64_t idl = pr_deadline_in(r->opts.idle_timeout_ms);
+        if (idl < dl) {
+            dl = idl;
+            idle = 1;
+        }
+    }
+    k = pr_conn_read(r->conn, dst, n, dl);
+    if (k == 0) k = PR_ECLOSED; /* a conn must not return 0; never spin on it */
+    if (k == PR_ETIMEDOUT)
+        return pr__http_fail(r, PR_ETIMEDOUT, idle ? "idle timeout: no bytes received in time" : "deadline passed");
+    if (k == PR_ECANCELED) return pr__http_fail(r, PR_ECANCELED, "canceled");
+    return k;
+}
+
+/* Find the end of the head in b[0, len): the index just past the blank
+   line, or 0 if it has not arrived. *scan is where to resume the search
+   (O(n) in total however the bytes are split). */
+static size_t pr__http_head_end(const char *b, size_t *scan, size_t len) {
+    size_t i = *scan;
+    while (i < len) {
+        const char *lf = (const char *)memchr(b + i, '\n', len - i);
+        size_t x, j;
+        if (!lf) break;
+        x = (size_t)(lf - b);
+        j = x + 1;
+        if (j >= len || (b[j] == '\r' && j + 1 >= len)) {
+            *scan = x; /* look at this line break again when more bytes are in */
+            return 0;
+        }
+        if (b[j] == '\n') return j + 1;
+        if (b[j] == '\r' && b[j + 1] == '\n') return j + 2;
+        i = j;
+    }
+    *scan = len;
+    return 0;
+}
+
+static int pr__http_add_hdr(pr_http_response *r, pr_slice name, pr_slice value) {
+    if (r->nhdrs == r->hdrs_cap) {
+        size_t nc = r->hdrs_cap ? r->hdrs_cap * 2 : 16;
+        pr_http_header *h;
+        if (nc > r->opts.max_fields) nc = r->opts.max_fields;
+        h = (pr_http_header *)pr__realloc(r->hdrs, r->hdrs_cap * sizeof *h, nc * sizeof *h);
+        if (!h) return PR_ENOMEM;
+        r->hdrs = h;
+        r->hdrs_cap = nc;
+    }
+    r->hdrs[r->nhdrs].name = name;
+    r->hdrs[r->nhdrs].value = value;
+    r->nhdrs++;
+    return PR_OK;
+}
+
+/* Parse a complete head in buf[0, end). Fills status, reason and headers. */
+static int pr__http_parse_head(pr_http_response *r, size_t end) {
+    char *b = r->buf;
+    size_t pos = 0, i;
+    int first = 1;
+    r->nhdrs = 0;
+    while (pos < end) {
+        char *line = b + pos, *lf = (char *)memchr(line, '\n', end - pos);
+        size_t len = (size_t)(lf - line), next = pos + len + 1;
+        if (len && line[len - 1] == '\r') len--;
+        for (i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)line[i];
+            if (c == '\r') return pr__http_fail(r, PR_EPROTO, "bare CR in the response head");
+            if (c == 0 || c == 0x7f || (c < 0x20 && c != '\t'))
+                return pr__http_fail(r, PR_EPROTO, "control byte in the response head");
+        }
+        if (first) {
+            first = 0;
+            if (len < 12 || memcmp(line, "HTTP/1.", 7) != 0 || line[7] < '0' || line[7] > '9' || line[8] != ' ' ||
+                line[9] < '1' || line[9] > '9' || line[10] < '0' || line[10] > '9' || line[11] < '0' ||
+                line[11] > '9' || (len > 12 && line[12] != ' '))
+                return pr__http_fail(r, PR_EPROTO, "malformed status line");
+            r->minor = line[7] - '0';
+            r->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+            r->reason.ptr = line + (len > 12 ? 13 : 12);
+            r->reason.len = len > 12 ? len - 13 : 0;
+        } else if (len == 0) {
+            break; /* the blank line */
+        } else if (line[0] == ' ' || line[0] == '\t') {
+            /* obs-fold: replace the line break with SP and extend the previous value */
+            pr_http_header *h;
+            if (!r->nhdrs) return pr__http_fail(r, PR_EPROTO, "obs-fold before the first header field");
+            h = &r->hdrs[r->nhdrs - 1];
+            for (i = (size_t)(h->value.ptr + h->value.len - b); i < pos; i++) b[i] = ' ';
+            h->value.len = (size_t)(line + len - h->value.ptr);
+            h->value = pr_slice_trim(h->value);
+        } else {
+            const char *colon = (const char *)memchr(line, ':', len);
+            pr_slice name, value;
+            int rc;
+            if (!colon || colon == line) return pr__http_fail(r, PR_EPROTO, "malformed header line");
+            if (!pr__http_is_token(line, (size_t)(colon - line)))
+                return pr__http_fail(r, PR_EPROTO, "invalid header field name");
+            if (r->nhdrs >= r->opts.max_fields) return pr__http_fail(r, PR_ELIMIT, "too many header fields");
+            name.ptr = line;
+            name.len = (size_t)(colon - line);
+            value.ptr = colon + 1;
+            value.len = (size_t)(line + len - (colon + 1));
+            value = pr_slice_trim(value);
+            if (!value.len) value.ptr = line + len;
+            rc = pr__http_add_hdr(r, name, value);
+            if (rc) return pr__http_fail(r, rc, "out of memory");
+        }
+        pos = next;
+    }
+    return PR_OK;
+}
+
+/* Call fn(token) for each comma-separated element of every field named
+   name; elements are trimmed, empty ones skipped. Stops on a nonzero return. */
+typedef int (*pr__http_tok_fn)(pr_slice tok, void *user_data);
+static int pr__http_each_token(pr_http_response *r, const char *name, pr__http_tok_fn fn, void *user_data) {
+    size_t i;
+    for (i = 0; i < r->nhdrs; i++) {
+        pr_slice v = r->hdrs[i].value;
+        size_t s = 0, k;
+        if (!pr__http_hdr_is(r->hdrs[i].name, name)) continue;
+        for (k = 0; k <= v.len; k++) {
+            if (k == v.len || v.ptr[k] == ',') {
+                pr_slice t;
+                int rc;
+                t.ptr = v.ptr + s;
+                t.len = k - s;
+                t = pr_slice_trim(t);
+                s = k + 1;
+                if (!t.len) continue;
+                if ((rc = fn(t, user_data)) != 0) return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+struct pr__http_cl { int seen; uint64_t v; };
+static int pr__http_cl_tok(pr_slice t, void *user_data) {
+    struct pr__http_cl *cl = (struct pr__http_cl *)user_data;
+    uint64_t v;
+    if (pr_parse_u64(t, &v) != PR_OK) return PR_EPROTO;
+    if (cl->seen && v != cl->v) return PR_EPROTO;
+    cl->seen = 1;
+    cl->v = v;
+    return 0;
+}
+
+struct pr__http_te { int n, chunked_at; };
+static int pr__http_te_tok(pr_slice t, void *user_data) {
+    struct pr__http_te *te = (struct pr__http_te *)user_data;
+    const char *semi = (const char *)memchr(t.ptr, ';', t.len);
+    if (semi) t.len = (size_t)(semi - t.ptr);
+    t = pr_slice_trim(t);
+    te->n++;
+    if (pr__http_hdr_is(t, "chunked")) {
+        if (te->chunked_at) return PR_EPROTO; /* chunked twice */
+        te->chunked_at = te->n;
+    }
+    return 0;
+}
+
+struct pr__http_conn_tok { int close, keep; };
+static int pr__http_conn_tok_fn(pr_slice t, void *user_data) {
+    struct pr__http_conn_tok *c = (struct pr__http_conn_tok *)user_data;
+    if (pr__http_hdr_is(t, "close")) c->close = 1;
+    else if (pr__http_hdr_is(t, "keep-alive")) c->keep = 1;
+    return 0;
+}
+
+/* Decide the body framing of the final response. */
+static int pr__http_framing(pr_http_response *r, const char *method) {
+    struct pr__http_cl cl = { 0, 0 };
+    struct pr__http_te te = { 0, 0 };
+    struct pr__http_conn_tok ct = { 0, 0 };
+    int head = strcmp(method, "HEAD") == 0, connect = strcmp(method, "CONNECT") == 0;
+    if (pr__http_each_token(r, "content-length", pr__http_cl_tok, &cl))
+        return pr__http_fail(r, PR_EPROTO, "invalid or conflicting Content-Length");
+    if (pr__http_each_token(r, "transfer-encoding", pr__http_te_tok, &te))
+        return pr__http_fail(r, PR_EPROTO, "chunked applied twice in Transfer-Encoding");
+    if (te.chunked_at && te.chunked_at != te.n)
+        return pr__http_fail(r, PR_EPROTO, "Transfer-Encoding: chunked is not the final coding");
+    pr__http_each_token(r, "connection", pr__http_conn_tok_fn, &ct);
+    r->keepalive = !ct.close && (r->minor >= 1 || ct.keep);
+    if (r->status == 101 || (connect && r->status / 100 == 2)) {
+        r->state = PR__HTTP_B_EOF; /* the raw stream of the upgraded/tunnelled connection */
+        r->keepalive = 0;
+    } else if (head || r->status == 204 || r->status == 304) {
+        r->state = PR__HTTP_B_DONE;
+    } else if (te.n && r->minor == 0) {
+        r->state = PR__HTTP_B_EOF; /* HTTP/1.0 with TE: faulty framing */
+        r->keepalive = 0;
+    } else if (te.n && te.chunked_at) {
+        r->state = PR__HTTP_B_CSIZE;
+        r->sub = PR__HTTP_CS_DIGITS;
+        if (cl.seen) r->keepalive = 0;
+    } else if (te.n) {
+        r->state = PR__HTTP_B_EOF;
+        r->keepalive = 0;
+    } else if (cl.seen) {
+        r->remaining = cl.v;
+        r->state = cl.v ? PR__HTTP_B_IDENT : PR__HTTP_B_DONE;
+    } else {
+        r->state = PR__HTTP_B_EOF;
+        r->keepalive = 0;
+    }
+    return PR_OK;
+}
+
+/* Grow the buffer to at least want bytes. */
+static int pr__http_grow(pr_http_response *r, size_t want) {
+    char *nb;
+    if (want <= r->cap) return PR_OK;
+    nb = (char *)pr__realloc(r->buf, r->cap, want);
+    if (!nb) return PR_ENOMEM;
+    r->buf = nb;
+    r->cap = want;
+    return PR_OK;
+}
+
+/* Read heads until a final one; leaves the head in buf[0, base) and any
+   body bytes in [base, wpos). */
+static int pr__http_read_head(pr_http_response *r, const char *method, int64_t deadline) {
+    size_t interim = 0, scan = 0, end;
+    int rc;
+    for (;;) {
+        size_t check = PR__MIN(r->wpos, (size_t)5);
+        if (memcmp(r->buf, "HTTP/", check) != 0) return pr__http_fail(r, PR_EPROTO, "malformed status line");
+        end = pr__http_head_end(r->buf, &scan, r->wpos);
+        if (!end) {
+            ptrdiff_t k;
+            if (r->wpos > r->opts.max_head_bytes) return pr__http_fail(r, PR_ELIMIT, "response head too large");
+            if (r->wpos == r->cap) {
+                size_t nc = r->cap * 2, lim = r->opts.max_head_bytes + 4;
+                if (nc > lim && r->cap < lim) nc = lim;
+                if ((rc = pr__http_grow(r, nc)) != 0) return pr__http_fail(r, rc, "out of memory");
+            }
+            k = pr__http_fill(r, r->buf + r->wpos, r->cap - r->wpos, deadline);
+            if (k == PR_ECLOSED)
+                return r->wpos ? pr__http_fail(r, PR_EPROTO, "connection closed in the response head")
+                               : pr__http_fail(r, PR_ECLOSED, "connection closed before the response");
+            if (k < 0) return k == PR_ETIMEDOUT || k == PR_ECANCELED ? (int)k : pr__http_conn_fail(r, (int)k);
+            r->wpos += (size_t)k;
+            continue;
+        }
+        if (end > r->opts.max_head_bytes) return pr__http_fail(r, PR_ELIMIT, "response head too large");
+        if ((rc = pr__http_parse_head(r, end)) != 0) return rc;
+        if (r->status >= 100 && r->status < 200 && r->status != 101) {
+            if (++interim > r->opts.max_interim) return pr__http_fail(r, PR_ELIMIT, "too many interim 1xx responses");
+            memmove(r->buf, r->buf + end, r->wpos - end);
+            r->wpos -= end;
+            r->nhdrs = 0;
+            scan = 0;
+            continue;
+        }
+        r->base = r->rpos = end;
+        if ((rc = pr__http_framing(r, method)) != 0) return rc;
+        /* room for the body: recv_buf_size beyond the head */
+        if (r->cap - r->base < r->opts.recv_buf_size && r->state != PR__HTTP_B_DONE) {
+            char *old = r->buf;
+            size_t i;
+            if ((rc = pr__http_grow(r, r->base + r->opts.recv_buf_size)) != 0)
+                return pr__http_fail(r, rc, "out of memory");
+            if (r->buf != old) { /* rebase the views */
+                for (i = 0; i < r->nhdrs; i++) {
+                    r->hdrs[i].name.ptr = r->buf + (r->hdrs[i].name.ptr - old);
+                    r->hdrs[i].value.ptr = r->buf + (r->hdrs[i].value.ptr - old);
+                }
+                r->reason.ptr = r->buf + (r->reason.ptr - old);
+            }
+        }
+        return PR_OK;
+    }
+}
+
+int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req, const pr_http_opts *opts,
+                     int64_t deadline) {
+    const char *method;
+    pr_http_response *r;
+    pr_buf head;
+    int rc, has_body;
+    if (out) *out = NULL;
+    if (!out || !conn || !req || !req->url) return PR_EINVAL;
+    method = req->method ? req->method : "GET";
+    if (!pr__http_is_token(method, strlen(method))) return PR_EINVAL;
+    if (req->body_fn && (req->body || req->body_len)) return PR_EINVAL;
+    if (req->body_len && !req->body) return PR_EINVAL;
+    if (req->nheaders && !req->headers) return PR_EINVAL;
+    pr_buf_init(&head);
+    rc = pr__http_build_head(&head, req, method, &has_body);
+    if (rc) {
+        pr_buf_deinit(&head);
+        return rc;
+    }
+    r = (pr_http_response *)pr__calloc(1, sizeof *r);
+    if (!r) {
+        pr_buf_deinit(&head);
+        return PR_ENOMEM;
+    }
+    r->conn = conn;
+    pr__http_opts_resolve(&r->opts, opts);
+    r->cap = PR__MIN(r->opts.recv_buf_size, r->opts.max_head_bytes + 4);
+    if (r->cap < 64) r->cap = 64;
+    r->buf = (char *)pr__alloc(r->cap);
+    if (!r->buf) {
+        pr_buf_deinit(&head);
+        pr_http_response_destroy(r);
+        return PR_ENOMEM;
+    }
+    /* a small body goes out with the head in one write */
+    if (req->body && req->body_len <= 16384) {
+        rc = pr_buf_append(&head, req->body, req->body_len);
+        has_body = 0;
+    }
+    if (!rc) rc = pr_conn_write(conn, head.data, head.len, deadline);
+    if (!rc && has_body && req->body) rc = pr_conn_write(conn, req->body, req->body_len, deadline);
+    if (!rc && req->body_fn) rc = pr__http_send_chunked(conn, req, deadline);
+    pr_buf_deinit(&head);
+    if (!rc) rc = pr__http_read_head(r, method, deadline);
+    if (rc) {
+        pr_http_response_destroy(r);
+        return rc;
+    }
+    *out = r;
+    return PR_OK;
+}
+
+/* Run the framing machine over buffered bytes until body data is at rpos
+   (returns 1), the body ended (0) or more input is needed (2). */
+static int pr__http_advance(pr_http_response *r) {
+    while (r->rpos < r->wpos || r->state == PR__HTTP_B_DONE) {
+        unsigned char c;
+        switch (r->state) {
+        case PR__HTTP_B_DONE:
+            return 0;
+        case PR__HTTP_B_IDENT:
+        case PR__HTTP_B_EOF:
+        case PR__HTTP_B_CDATA:
+            return 1;
+        case PR__HTTP_B_CSIZE:
+            c = (unsigned char)r->buf[r->rpos++];
+            if (++r->line_len > r->opts.max_chunk_line) return pr__http_fail(r, PR_ELIMIT, "chunk-size line too long");
+            if (r->sub == PR__HTTP_CS_DIGITS) {
+                int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                      : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+                if (d >= 0) {
+                    if (++r->ndigits > 16) return pr__http_fail(r, PR_EPROTO, "chunk size too long");
+                    r->remaining = (r->remaining << 4) | (uint64_t)d;
+                    continue;
+                }
+                if (!r->ndigits) return pr__http_fail(r, PR_EPROTO, "malformed chunk size");
+                if (c == ' ' || c == '\t') r->sub = PR__HTTP_CS_BWS;
+                else if (c == ';') r->sub = PR__HTTP_CS_EXT;
+                else if (c == '\r') r->sub = PR__HTTP_CS_LF;
+                else return pr__http_fail(r, PR_EPROTO, "malformed chunk size");
+            } else if (r->sub == PR__HTTP_CS_BWS) {
+                if (c == ';') r->sub = PR__HTTP_CS_EXT;
+                else if (c != ' ' && c != '\t') return pr__http_fail(r, PR_EPROTO, "malformed chunk size line");
+            } else if (r->sub == PR__HTTP_CS_EXT) {
+                if (c == '\r') r->sub = PR__HTTP_CS_LF;
+                else if (c == 0x7f || (c < 0x20 && c != '\t'))
+                    return pr__http_fail(r, PR_EPROTO, "control byte in a chunk extension");
+            } else { /* PR__HTTP_CS_LF */
+                if (c != '\n') return pr__http_fail(r, PR_EPROTO, "chunk size line without CRLF");
+                r->line_len = 0;
+                r->ndigits = 0;
+                if (r->remaining) {
+                    r->state = PR__HTTP_B_CDATA;
+                } else {
+                    r->state = PR__HTTP_B_TRAILER;
+                    r->sub = PR__HTTP_TR_START;
+                }
+            }
+            continue;
+        case PR__HTTP_B_CCRLF:
+            c = (unsigned char)r->buf[r->rpos++];
+            if (r->sub == 0) {
+                if (c != '\r') return pr__http_fail(r, PR_EPROTO, "chunk data not followed by CRLF");
+                r->sub = 1;
+            } else {
+                if (c != '\n') return pr__http_fail(r, PR_EPROTO, "chunk data not followed by CRLF");
+                r->state = PR__HTTP_B_CSIZE;
+                r->sub = PR__HTTP_CS_DIGITS;
+            }
+            continue;
+        case PR__HTTP_B_TRAILER:
+            c = (unsigned char)r->buf[r->rpos++];
+            if (++r->tr_bytes > r->opts.max_head_bytes) return pr__http_fail(r, PR_ELIMIT, "trailer section too large");
+            if (r->sub == PR__HTTP_TR_START) {
+                if (c == '\r') {
+                    r->sub = PR__HTTP_TR_END_LF;
+                } else if (c == '\n' || c == 0) {
+                    return pr__http_fail(r, PR_EPROTO, "malformed trailer line");
+                } else {
+                    if (++r->tr_fields > r->opts.max_fields) return pr__http_fail(r, PR_ELIMIT, "too many trailer fields");
+                    r->sub = PR__HTTP_TR_LINE;
+                }
+            } else if (r->sub == PR__HTTP_TR_LINE) {
+                if (c == '\r') r->sub = PR__HTTP_TR_LINE_LF;
+                else if (c == '\n' || c == 0) return pr__http_fail(r, PR_EPROTO, "malformed trailer line");
+            } else if (r->sub == PR__HTTP_TR_LINE_LF) {
+                if (c != '\n') return pr__http_fail(r, PR_EPROTO, "bare CR in a trailer line");
+                r->sub = PR__HTTP_TR_START;
+            } else {
+                if (c != '\n') return pr__http_fail(r, PR_EPROTO, "malformed end of trailers");
+                r->state = PR__HTTP_B_DONE;
+            }
+            continue;
+        default:
+            return pr__http_fail(r, PR_ESTATE, "bad state");
+        }
+    }
+    return 2;
+}
+
+/* The next span of at most max body bytes. Returns PR_OK with *p, *n set,
+   PR_ECLOSED at the end, or an error. dst/dst_n: optional direct-read
+   target for big identity reads (then *p == dst). */
+static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t max, char *dst, int64_t deadline) {
+    for (;;) {
+        ptrdiff_t k;
+        size_t avail, room;
+        int a;
+        if (r->err) return r->err;
+        a = pr__http_advance(r);
+        if (a < 0) return r->err = a;
+        if (a == 0) return PR_ECLOSED;
+        if (a == 1) {
+            avail = PR__MIN(r->wpos - r->rpos, max);
+            if (r->state != PR__HTTP_B_EOF && r->remaining < avail) avail = (size_t)r->remaining;
+            *p = r->buf + r->rpos;
+            *n = avail;
+            r->rpos += avail;
+            if (r->state != PR__HTTP_B_EOF) {
+                r->remaining -= avail;
+                if (!r->remaining) {
+                    if (r->state == PR__HTTP_B_IDENT) {
+                        r->state = PR__HTTP_B_DONE;
+                    } else {
+                        r->state = PR__HTTP_B_CCRLF;
+                        r->sub = 0;
+                    }
+                }
+            }
+            return PR_OK;
+        }
+        /* need more input */
+        if (r->rpos == r->wpos) r->rpos = r->wpos = r->base;
+        if (dst && r->rpos == r->wpos && (r->state == PR__HTTP_B_EOF || r->state == PR__HTTP_B_IDENT) &&
+            max >= r->opts.recv_buf_size / 2) {
+            size_t want = max;
+            if (r->state == PR__HTTP_B_IDENT && r->remaining < want) want = (size_t)r->remaining;
+            k = pr__http_fill(r, dst, want, deadline);
+            if (k > 0) {
+                if (r->state == PR__HTTP_B_IDENT) {
+                    r->remaining -= (uint64_t)k;
+                    if (!r->remaining) r->state = PR__HTTP_B_DONE;
+                }
+                *p = dst;
+                *n = (size_t)k;
+                return PR_OK;
+            }
+        } else {
+            if (r->wpos == r->cap) { /* compact the body area */
+                memmove(r->buf + r->base, r->buf + r->rpos, r->wpos - r->rpos);
+                r->wpos -= r->rpos - r->base;
+                r->rpos = r->base;
+            }
+            room = r->cap - r->wpos;
+            k = pr__http_fill(r, r->buf + r->wpos, room, deadline);
+            if (k > 0) {
+                r->wpos += (size_t)k;
+                continue;
+            }
+        }
+        if (k == PR_ECLOSED) {
+            if (r->state == PR__HTTP_B_EOF) {
+                r->state = PR__HTTP_B_DONE;
+                return PR_ECLOSED;
+            }
+            return r->err = pr__http_fail(r, PR_EPROTO, "truncated body");
+        }
+        if (k == PR_ETIMEDOUT || k == PR_ECANCELED) return (int)k; /* retryable: nothing was lost */
+        return r->err = pr__http_conn_fail(r, (int)k);
+    }
+}
+
+ptrdiff_t pr_http_read(pr_http_response *r, void *buf, size_t n, int64_t deadline) {
+    const char *p;
+    size_t got;
+    int rc;
+    if (!r || !buf || !n) return PR_EINVAL;
+    rc = pr__http_span(r, &p, &got, n, (char *)buf, deadline);
+    if (rc) return rc;
+    if (p != (const char *)buf) memcpy(buf, p, got);
+    return (ptrdiff_t)got;
+}
+
+int pr_http_next_span(pr_http_response *r, const char **ptr, size_t *len, int64_t deadline) {
+    if (!r || !ptr || !len) return PR_EINVAL;
+    return pr__http_span(r, ptr, len, SIZE_MAX, NULL, deadline);
+}
+
+int pr_http_status(const pr_http_response *r) { return r ? r->status : PR_EINVAL; }
+
+int pr_http_version_minor(const pr_http_response *r) { return r ? r->minor : PR_EINVAL; }
+
+pr_slice pr_http_reason(const pr_http_response *r) {
+    pr_slice s = { "", 0 };
+    return r ? r->reason : s;
+}
+
+size_t pr_http_header_count(const pr_http_response *r) { return r ? r->nhdrs : 0; }
+
+int pr_http_header_at(const pr_http_response *r, size_t i, pr_http_header *out) {
+    if (!r || !out || i >= r->nhdrs) return PR_EINVAL;
+    *out = r->hdrs[i];
+    return PR_OK;
+}
+
+const pr_slice *pr_http_header_get(const pr_http_response *r, const char *name) {
+    size_t i;
+    pr_slice n;
+    if (!r || !name) return NULL;
+    n = pr_slice_cstr(name);
+    for (i = 0; i < r->nhdrs; i++)
+        if (pr_slice_ieq(r->hdrs[i].name, n)) return &r->hdrs[i].value;
+    return NULL;
+}
+
+int pr_http_reusable(const pr_http_response *r) {
+    return r && r->keepalive && !r->err && r->state == PR__HTTP_B_DONE && r->rpos == r->wpos;
+}
+
+int pr_http_last_error(const pr_http_response *r, pr_err_info *out) {
+    if (!r || !out) return PR_EINVAL;
+    *out = r->einfo;
+    return PR_OK;
+}
+
+void pr_http_response_destroy(pr_http_response *r) {
+    if (!r) return;
+    pr__free(r->buf, r->cap);
+    pr__free(r->hdrs, r->hdrs_cap * sizeof *r->hdrs);
+    pr__free(r, sizeof *r);
+}
+
 /* ==== end of the implementation: undefine the internal PR__ macros ====
    (test builds keep them: the tests share this translation unit and use them) */
 #ifndef PRISTINE_TESTING
@@ -6394,6 +9664,12 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
 #undef PR__ERR_TEXT
 #undef PR__EV_RECEIPT
 #undef PR__HAVE_KQUEUE
+#undef PR__HTTP_CHUNK_OUT
+#undef PR__HTTP_DEF_CHUNK_LINE
+#undef PR__HTTP_DEF_FIELDS
+#undef PR__HTTP_DEF_HEAD
+#undef PR__HTTP_DEF_INTERIM
+#undef PR__HTTP_DEF_RECV
 #undef PR__JSON_BIG
 #undef PR__JSON_HDR
 #undef PR__JSON_INT
@@ -6408,6 +9684,13 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
 #undef PR__MAX
 #undef PR__MAYBE_UNUSED
 #undef PR__MIN
+#undef PR__NET_CACHE_MS
+#undef PR__NET_CACHE_N
+#undef PR__NET_HOST_MAX
+#undef PR__NET_IDLE_S
+#undef PR__NET_MAX_ADDRS
+#undef PR__NET_PIPE_CAP
+#undef PR__NET_POOL_MAX
 #undef PR__NOINLINE
 #undef PR__POLLER_EPOLL
 #undef PR__POLLER_KQUEUE
@@ -6417,6 +9700,8 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
 #undef PR__SSE_HI
 #undef PR__STACK_MAP_FLAGS
 #undef PR__THREAD
+#undef PR__TLS_MAX_ALPN
+#undef PR__TLS_X
 #undef PR__UNLIKELY
 #undef PR__UNUSED
 #undef PR__URL_AT

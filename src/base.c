@@ -165,6 +165,10 @@ PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, 
 #include <sys/time.h>
 #include <sys/types.h>
 #include <poll.h>
+#include <netdb.h>       /* net: getaddrinfo */
+#include <netinet/in.h>  /* net: sockaddr_in, sockaddr_in6 */
+#include <netinet/tcp.h> /* net: TCP_NODELAY */
+#include <arpa/inet.h>   /* net: inet_pton, inet_ntop */
 #if defined(__linux__)
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -192,6 +196,9 @@ PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, 
 #endif
 #ifndef PRISTINE_NO_TLS
 #include <bearssl.h>
+#if defined(__linux__)
+#include <sys/random.h> /* tls: getrandom() mixed into the engine seed */
+#endif
 #endif
 
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)

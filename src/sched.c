@@ -363,6 +363,7 @@ typedef struct pr__fdslot {
     pr_task *rd, *wr;
     unsigned char registered, rd_idle, wr_idle, notsock;
     unsigned char stream;         /* 0 unknown, 1 byte stream (a short read means drained), 2 not */
+    unsigned char rd_hup;         /* the poller saw the peer close: a short read is not "drained" */
 } pr__fdslot;
 
 typedef struct pr__post {
@@ -583,11 +584,14 @@ static int pr__fd_reserve(pr_sched *s, int fd) {
     return PR_OK;
 }
 
-/* The poller reports fd: wake its waiters for the kinds that are ready. */
-static void pr__fd_ready(pr_sched *s, int fd, int rd, int wr) {
+/* The poller reports fd: wake its waiters for the kinds that are ready.
+   hup: the peer has closed (or the fd failed): no further edge will come, so
+   a short read no longer means "wait for the poller". */
+static void pr__fd_ready(pr_sched *s, int fd, int rd, int wr, int hup) {
     pr__fdslot *f;
     if (fd < 0 || (size_t)fd >= s->nfds) return;
     f = &s->fds[fd];
+    if (hup) f->rd_hup = 1;
     if (rd) {
         f->rd_idle = 0;
         if (f->rd) pr__wake(f->rd, PR_OK);
@@ -637,7 +641,7 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
             continue;
         }
         pr__fd_ready(s, evs[i].data.fd, (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
-                     (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0);
+                     (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0, (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
     }
 }
 #elif defined(PR__POLLER_KQUEUE)
@@ -695,7 +699,8 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
             pr__wake_drain(s);
             continue;
         }
-        pr__fd_ready(s, fd, evs[i].filter == EVFILT_READ, evs[i].filter == EVFILT_WRITE);
+        pr__fd_ready(s, fd, evs[i].filter == EVFILT_READ, evs[i].filter == EVFILT_WRITE,
+                     evs[i].filter == EVFILT_READ && (evs[i].flags & EV_EOF));
     }
 }
 #else /* poll(2): level-triggered, rebuilt from the fd table on each wait */
@@ -736,7 +741,7 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
         k--;
         if (s->pfds[i].fd == s->wake_rd) pr__wake_drain(s);
         else pr__fd_ready(s, s->pfds[i].fd, (r & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0,
-                          (r & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) != 0);
+                          (r & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) != 0, (r & (POLLHUP | POLLERR)) != 0);
     }
 }
 #endif
@@ -1023,7 +1028,7 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
                 /* A byte stream returns short only when drained; datagrams and ttys may not. */
                 if ((size_t)got < n) {
                     if (!f->stream) f->stream = pr__fd_is_stream(fd);
-                    f->rd_idle = f->stream == 1;
+                    f->rd_idle = f->stream == 1 && !f->rd_hup;
                 }
                 return got;
             }

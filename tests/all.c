@@ -15,5 +15,8 @@
 #include "test_coro.c"
 #include "test_sched.c"
 #include "test_future.c"
+#include "test_net.c"
+#include "test_tls.c"
+#include "test_http.c"
 
 #include "main.c"

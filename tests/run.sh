@@ -16,7 +16,7 @@ B=build
 mkdir -p "$B"
 
 STRICT="-std=c99 -Wall -Wextra -Wpedantic -Werror"
-CFLAGS="$STRICT -DPRISTINE_TESTING -DPRISTINE_NO_TLS -O1 -g"
+CFLAGS="$STRICT -DPRISTINE_TESTING -O1 -g"
 if [ "${SAN:-0}" = 1 ]; then
     CFLAGS="$CFLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=0}
@@ -68,7 +68,7 @@ step compile_clash $CC $CHECK $NSPR -c tests/compile_clash.c -o $B/compile_clash
 step compile_kqueue $CC $CHECK -Itests/shim -c tests/compile_kqueue.c -o $B/compile_kqueue.o
 echo "compile checks ok: C++11 (+ C linkage), twice, static x2, no-TLS, clash (prctl${NSPR:+, nspr}), kqueue (shim) with $CC"
 
-step build $CC $CFLAGS tests/all.c -o $B/pristine_tests -pthread
+step build $CC $CFLAGS tests/all.c -o $B/pristine_tests -pthread $TLSLIB
 if [ "${VALGRIND:-0}" = 1 ]; then
     exec valgrind -q --child-silent-after-fork=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
         --child-silent-after-fork=yes $B/pristine_tests "$@"

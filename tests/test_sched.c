@@ -851,6 +851,30 @@ PT_TEST(sched_fd_read_datagrams) {
     close(sv[1]);
 }
 
+/* Data and the peer's close arrive in one edge: the short read must not
+   make the next read wait for an edge that will never come. */
+static int sched_read_to_eof(void *arg) {
+    int fd = *(int *)arg;
+    char buf[64];
+    ptrdiff_t a = pr_fd_read(fd, buf, sizeof buf, pr_deadline_in(2000));
+    ptrdiff_t b = pr_fd_read(fd, buf, sizeof buf, pr_deadline_in(2000));
+    return a == 3 && b == PR_ECLOSED ? 0 : (int)(b < 0 ? b : -100);
+}
+
+PT_TEST(sched_fd_read_data_then_eof_in_one_edge) {
+    int sv[2], r;
+    pr_task *t;
+    PT_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    PT_REQUIRE(pr_go(&t, sched_read_to_eof, &sv[0], NULL) == PR_OK);
+    pr_yield(); /* the reader parks, registered */
+    PT_REQUIRE(write(sv[1], "abc", 3) == 3);
+    close(sv[1]);
+    PT_EQ_ERR(pr_join(t, &r, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(r, PR_OK);
+    pr_fd_forget(sv[0]);
+    close(sv[0]);
+}
+
 /* A past deadline still tries the syscall even when the fd was drained. */
 PT_TEST(sched_fd_read_past_deadline_tries_once) {
     int sv[2];
@@ -1128,6 +1152,7 @@ const pt_suite pt_suite_sched = { "sched", {
     PT_ENTRY(sched_main_task_blocks_without_spawning),
     PT_ENTRY(sched_yield_does_not_starve_timers),
     PT_ENTRY(sched_fd_read_datagrams),
+    PT_ENTRY(sched_fd_read_data_then_eof_in_one_edge),
     PT_ENTRY(sched_fd_read_past_deadline_tries_once),
     PT_ENTRY(sched_fd_stale_waiter_not_counted),
     PT_ENTRY(sched_post_ignores_cancel_of_polling_task),

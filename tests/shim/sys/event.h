@@ -20,6 +20,7 @@ struct kevent {
 #define EV_CLEAR 0x0020
 #define EV_RECEIPT 0x0040
 #define EV_ERROR 0x4000
+#define EV_EOF 0x8000
 #define EV_SET(kevp, a, b, c, d, e, f) \
     do { \
         struct kevent *kevp_ = (kevp); \

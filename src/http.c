@@ -1,0 +1,934 @@
+// @pristine:module http - HTTP/1.1 client: request writer, response parser, bodies, keep-alive, redirects
+// @pristine:public
+/*
+ * http: one HTTP/1.1 request/response exchange over a caller-owned pr_conn
+ * (a TCP socket, a TLS session or an in-memory pipe).
+ *
+ * pr_http_exchange writes the request and reads the response head; the
+ * body is then streamed with pr_http_read (copying) or pr_http_next_span
+ * (zero-copy views into the receive buffer). Both return bytes as soon as
+ * they arrive and PR_ECLOSED at the end of the body. An HTTP status is not
+ * an error: a 503 is PR_OK with pr_http_status() == 503.
+ *
+ * Main types: pr_http_request (what to send, borrowed for the call),
+ * pr_http_opts (limits; zero = default), pr_http_response (owned by the
+ * caller until pr_http_response_destroy; it never owns or closes the conn).
+ *
+ * Lifetime of views: header names and values (pr_http_header_at,
+ * pr_http_header_get, pr_http_reason) point into the response's buffer
+ * and stay valid until pr_http_response_destroy. A span from
+ * pr_http_next_span is valid until the next read or span call.
+ *
+ * Parsing rules (RFC 9110/9112, strict):
+ * - status line "HTTP/1.x SP 3DIGIT [SP reason]"; other versions and
+ *   garbage are PR_EPROTO. Bare LF line ends are accepted in the head,
+ *   a bare CR anywhere is PR_EPROTO; NUL, DEL and control bytes other than
+ *   HT in field values are PR_EPROTO; whitespace before the colon is
+ *   PR_EPROTO.
+ * - obs-fold (a field line starting with SP/HT) is replaced by SP: the
+ *   continuation is joined to the previous value in place. A fold before
+ *   the first field is PR_EPROTO.
+ * - Content-Length: every value of every Content-Length field (comma
+ *   lists included) must be the same decimal number, else PR_EPROTO.
+ * - Transfer-Encoding ending in "chunked": chunked body; "chunked"
+ *   anywhere else is PR_EPROTO; any other coding list: the body runs to
+ *   connection close. TE with Content-Length: TE wins and the connection
+ *   is not reusable. HTTP/1.0 with TE: body to close, not reusable.
+ * - interim 1xx responses (100, 102, 103, ...) are skipped, at most
+ *   max_interim of them; 101 Switching Protocols and a 2xx answer to
+ *   CONNECT are returned as the final response, and their "body" is the
+ *   raw byte stream that follows (until close); never reusable.
+ * - no body for HEAD requests, 204 and 304.
+ * - chunk-size lines: 1 to 16 hex digits, optional BWS + ";" extensions
+ *   (skipped), CRLF required; trailers are read and discarded (they never
+ *   change framing), counted against max_head_bytes and max_fields.
+ * - premature end of stream inside a Content-Length or chunked body is
+ *   PR_EPROTO "truncated body"; the end of an until-close body is
+ *   PR_ECLOSED (over TLS a truncation error from the conn propagates).
+ */
+
+/* Limits and per-phase caps. Zero in every field means the default. */
+typedef struct pr_http_opts {
+    size_t max_head_bytes;  /* 0 = 65536: status line + fields, per head (each 1xx, the trailers) */
+    size_t max_fields;      /* 0 = 100: header fields per head (and trailer fields) */
+    size_t max_chunk_line;  /* 0 = 4096: one chunk-size line including extensions */
+    size_t max_interim;     /* 0 = 10: interim 1xx responses skipped before the final one */
+    size_t recv_buf_size;   /* 0 = 16384: receive buffer beyond the head */
+    int idle_timeout_ms;    /* 0 = off (<0 = off too): max gap between received bytes */
+} pr_http_opts;
+
+/* One header field: views, not NUL-terminated. */
+typedef struct pr_http_header {
+    pr_slice name;
+    pr_slice value;
+} pr_http_header;
+
+/* A streaming request body: write up to n bytes into buf and return how
+   many (> 0), 0 at the end of the body, or a negative PR_E* code to abort
+   the request (that code is returned by pr_http_exchange). */
+typedef ptrdiff_t (*pr_http_body_fn)(void *buf, size_t n, void *user_data);
+
+/* What to send. Everything is borrowed for the duration of the call. */
+typedef struct pr_http_request {
+    const char *method;             /* NULL = "GET"; a token */
+    const pr_url *url;              /* required: target and Host come from it */
+    const pr_http_header *headers;  /* user fields; a Host field replaces the
+                                       generated one; Content-Length and
+                                       Transfer-Encoding are PR_EINVAL */
+    size_t nheaders;
+    const void *body;               /* body with Content-Length; NULL = none */
+    size_t body_len;
+    pr_http_body_fn body_fn;        /* streaming body, sent chunked; NULL = none */
+    void *body_user_data;           /* passed to body_fn */
+} pr_http_request;
+
+/* A response being read. Opaque. */
+typedef struct pr_http_response pr_http_response;
+
+/* Write a request on conn and read the response head (interim 1xx skipped).
+   Request bytes: "METHOD target HTTP/1.1", Host (from the URL, without
+   userinfo), the user's fields in order, then Content-Length (body, or 0
+   for POST/PUT/PATCH without a body) or "Transfer-Encoding: chunked"
+   (body_fn). No Accept-Encoding, no Connection field.
+   Params: out - receives the response (NULL on failure); conn - the
+           connection (borrowed; the caller keeps owning it); req - the
+           request; opts - limits, NULL = defaults (copied); deadline -
+           absolute ms for the whole call.
+   Returns: PR_OK (whatever the status); PR_EINVAL (bad method, header name
+            or value with CR/LF/NUL, both body and body_fn, user framing
+            fields, missing url); PR_ENOMEM; PR_EPROTO (malformed response;
+            message in pr_conn_last_error(conn)); PR_ELIMIT (a limit of
+            opts); PR_ECLOSED (closed before any response byte); a
+            conn error (PR_EIO, PR_ETLS, ...); a negative code from body_fn;
+            PR_ETIMEDOUT (deadline or idle timeout); PR_ECANCELED. After
+            any failure the connection's state is unknown: destroy it.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_http_read, pr_http_next_span, pr_http_response_destroy. */
+PRISTINE_API int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req,
+                                  const pr_http_opts *opts, int64_t deadline);
+
+/* The final status code.
+   Params: r - a response.
+   Returns: the status (100-999); PR_EINVAL if r is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_reason. */
+PRISTINE_API int pr_http_status(const pr_http_response *r);
+
+/* The HTTP minor version of the response (0 for HTTP/1.0, 1 for HTTP/1.1).
+   Params: r - a response.
+   Returns: the minor version; PR_EINVAL if r is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_status. */
+PRISTINE_API int pr_http_version_minor(const pr_http_response *r);
+
+/* The reason phrase (informational only; may be empty).
+   Params: r - a response.
+   Returns: a view valid until pr_http_response_destroy (empty for NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_status. */
+PRISTINE_API pr_slice pr_http_reason(const pr_http_response *r);
+
+/* Number of header fields of the final response (obs-folds joined).
+   Params: r - a response.
+   Returns: the count; 0 for NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_header_at. */
+PRISTINE_API size_t pr_http_header_count(const pr_http_response *r);
+
+/* The i-th header field, in received order.
+   Params: r - a response; i - index below pr_http_header_count; out -
+           receives views valid until pr_http_response_destroy.
+   Returns: PR_OK; PR_EINVAL if r or out is NULL or i is out of range.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_header_get. */
+PRISTINE_API int pr_http_header_at(const pr_http_response *r, size_t i, pr_http_header *out);
+
+/* The value of the first field with this name (ASCII case-insensitive).
+   Params: r - a response; name - NUL-terminated field name.
+   Returns: a pointer to the value view (valid until
+            pr_http_response_destroy); NULL if absent or r/name is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_header_at. */
+PRISTINE_API const pr_slice *pr_http_header_get(const pr_http_response *r, const char *name);
+
+/* Read body bytes: returns as soon as any are available (never waits to
+   fill buf). Large Content-Length and until-close reads go straight into
+   buf when nothing is buffered.
+   Params: r - a response; buf, n - destination (n > 0); deadline -
+           absolute ms (the idle timeout of opts applies within it).
+   Returns: bytes (> 0); PR_ECLOSED at the end of the body (every later
+            call too); PR_EPROTO (malformed chunk framing, "truncated
+            body"); PR_ELIMIT (chunk line or trailer limits); a conn error
+            (PR_EIO, PR_ETLS, ...); PR_ETIMEDOUT; PR_ECANCELED (both
+            retryable: no byte is lost); PR_EINVAL. Other errors stick.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_http_next_span, pr_http_last_error. */
+PRISTINE_API ptrdiff_t pr_http_read(pr_http_response *r, void *buf, size_t n, int64_t deadline);
+
+/* The next span of body bytes as a view into the receive buffer (zero
+   copy, for decoders). The span is consumed: the next call continues after
+   it. It stays valid until the next read or span call on r.
+   Params: r - a response; ptr, len - receive the span (len > 0);
+           deadline - absolute ms.
+   Returns: PR_OK; PR_ECLOSED at the end of the body; otherwise as
+            pr_http_read (PR_EPROTO, PR_ELIMIT, conn errors, PR_ETIMEDOUT,
+            PR_ECANCELED, PR_EINVAL).
+   Blocks: yes.
+   Thread: owner.
+   See: pr_http_read. */
+PRISTINE_API int pr_http_next_span(pr_http_response *r, const char **ptr, size_t *len, int64_t deadline);
+
+/* Whether the connection may carry another request: HTTP/1.1 without
+   "Connection: close" (or 1.0 with "keep-alive"), Content-Length or
+   chunked framing without Transfer-Encoding + Content-Length, the body
+   read to its end, no error and no stray bytes after the message.
+   Params: r - a response.
+   Returns: 1 if reusable, 0 if not (or r is NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_read. */
+PRISTINE_API int pr_http_reusable(const pr_http_response *r);
+
+/* Detail of the response's last body failure.
+   Params: r - a response; out - receives a copy (http_status is set).
+   Returns: PR_OK; PR_EINVAL if r or out is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_read. */
+PRISTINE_API int pr_http_last_error(const pr_http_response *r, pr_err_info *out);
+
+/* Free a response. The connection is not touched (the caller owns it).
+   Params: r - a response; NULL is a no-op.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_exchange. */
+PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
+
+// @pristine:impl
+#define PR__HTTP_DEF_HEAD 65536
+#define PR__HTTP_DEF_FIELDS 100
+#define PR__HTTP_DEF_CHUNK_LINE 4096
+#define PR__HTTP_DEF_INTERIM 10
+#define PR__HTTP_DEF_RECV 16384
+#define PR__HTTP_CHUNK_OUT 16384 /* streaming request body chunk */
+
+/* Body framing states. */
+enum {
+    PR__HTTP_B_DONE = 0,
+    PR__HTTP_B_IDENT,      /* remaining bytes of a Content-Length body */
+    PR__HTTP_B_EOF,        /* until the connection closes */
+    PR__HTTP_B_CSIZE,      /* in a chunk-size line */
+    PR__HTTP_B_CDATA,      /* remaining bytes of a chunk */
+    PR__HTTP_B_CCRLF,      /* the CRLF after chunk data */
+    PR__HTTP_B_TRAILER     /* trailer section */
+};
+
+/* Sub-states of a chunk-size line and of the trailer section. */
+enum { PR__HTTP_CS_DIGITS, PR__HTTP_CS_BWS, PR__HTTP_CS_EXT, PR__HTTP_CS_LF };
+enum { PR__HTTP_TR_START, PR__HTTP_TR_LINE, PR__HTTP_TR_LINE_LF, PR__HTTP_TR_END_LF };
+
+struct pr_http_response {
+    pr_conn *conn;
+    pr_http_opts opts;        /* resolved */
+    char *buf;                /* [0, base): the head; [base, cap): body area */
+    size_t cap, base, rpos, wpos;
+    pr_http_header *hdrs;
+    size_t nhdrs, hdrs_cap;
+    int status, minor;
+    pr_slice reason;
+    int state, sub;           /* body state and chunk/trailer sub-state */
+    uint64_t remaining;       /* IDENT / CDATA bytes left */
+    unsigned ndigits;         /* chunk-size hex digits seen */
+    size_t line_len;          /* bytes of the current chunk-size line */
+    size_t tr_bytes, tr_fields;
+    int keepalive;            /* framing and Connection allow reuse */
+    int err;                  /* sticky error, 0 = none */
+    pr_err_info einfo;
+};
+
+static void pr__http_opts_resolve(pr_http_opts *o, const pr_http_opts *in) {
+    if (in) *o = *in;
+    else memset(o, 0, sizeof *o);
+    o->max_head_bytes = PR__DEF(o->max_head_bytes, PR__HTTP_DEF_HEAD);
+    o->max_fields = PR__DEF(o->max_fields, PR__HTTP_DEF_FIELDS);
+    o->max_chunk_line = PR__DEF(o->max_chunk_line, PR__HTTP_DEF_CHUNK_LINE);
+    o->max_interim = PR__DEF(o->max_interim, PR__HTTP_DEF_INTERIM);
+    o->recv_buf_size = PR__DEF(o->recv_buf_size, PR__HTTP_DEF_RECV);
+    if (o->idle_timeout_ms < 0) o->idle_timeout_ms = 0;
+}
+
+/* RFC 9110 tchar. */
+static int pr__http_tchar(unsigned char c) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int pr__http_is_token(const char *p, size_t n) {
+    size_t i;
+    if (!n) return 0;
+    for (i = 0; i < n; i++)
+        if (!pr__http_tchar((unsigned char)p[i])) return 0;
+    return 1;
+}
+
+/* ---- request writer ---- */
+
+static int pr__http_hdr_is(pr_slice name, const char *s) { return pr_slice_ieq(name, pr_slice_cstr(s)); }
+
+/* Build the request head into b. */
+static int pr__http_build_head(pr_buf *b, const pr_http_request *req, const char *method, int *has_body) {
+    size_t i, mlen = strlen(method);
+    int host_given = 0, rc = PR_OK;
+    for (i = 0; i < req->nheaders; i++) {
+        const pr_http_header *h = &req->headers[i];
+        size_t k;
+        if (!h->name.ptr || !pr__http_is_token(h->name.ptr, h->name.len)) return PR_EINVAL;
+        if (h->value.len && !h->value.ptr) return PR_EINVAL;
+        for (k = 0; k < h->value.len; k++) {
+            char c = h->value.ptr[k];
+            if (c == '\r' || c == '\n' || c == '\0') return PR_EINVAL;
+        }
+        if (pr__http_hdr_is(h->name, "content-length") || pr__http_hdr_is(h->name, "transfer-encoding"))
+            return PR_EINVAL;
+        if (pr__http_hdr_is(h->name, "host")) host_given = 1;
+    }
+    *has_body = req->body != NULL || req->body_len > 0 || req->body_fn != NULL;
+    if (!rc) rc = pr_buf_append(b, method, mlen);
+    if (!rc) rc = pr_buf_append(b, " ", 1);
+    if (!rc) rc = pr_url_target(b, req->url);
+    if (!rc) rc = pr_buf_append_str(b, " HTTP/1.1\r\n");
+    if (!rc && !host_given) {
+        rc = pr_buf_append_str(b, "Host: ");
+        if (!rc) rc = pr_url_authority(b, req->url, 0);
+        if (!rc) rc = pr_buf_append(b, "\r\n", 2);
+    }
+    for (i = 0; !rc && i < req->nheaders; i++) {
+        const pr_http_header *h = &req->headers[i];
+        rc = pr_buf_append(b, h->name.ptr, h->name.len);
+        if (!rc) rc = pr_buf_append(b, ": ", 2);
+        if (!rc) rc = pr_buf_append(b, h->value.ptr, h->value.len);
+        if (!rc) rc = pr_buf_append(b, "\r\n", 2);
+    }
+    if (!rc) {
+        if (req->body_fn)
+            rc = pr_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+        else if (*has_body || (mlen == 4 && !memcmp(method, "POST", 4)) || (mlen == 3 && !memcmp(method, "PUT", 3)) ||
+                 (mlen == 5 && !memcmp(method, "PATCH", 5)))
+            rc = pr_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)req->body_len);
+    }
+    if (!rc) rc = pr_buf_append(b, "\r\n", 2);
+    return rc;
+}
+
+/* Send a streaming body in chunked encoding. */
+static int pr__http_send_chunked(pr_conn *conn, const pr_http_request *req, int64_t deadline) {
+    enum { PR__HTTP_PRE = 18 }; /* up to 16 hex digits + CRLF */
+    size_t cap = PR__HTTP_PRE + PR__HTTP_CHUNK_OUT + 2;
+    char *b = (char *)pr__alloc(cap);
+    int rc = PR_OK;
+    if (!b) return PR_ENOMEM;
+    for (;;) {
+        char hex[20];
+        int hl;
+        ptrdiff_t k = req->body_fn(b + PR__HTTP_PRE, PR__HTTP_CHUNK_OUT, req->body_user_data);
+        if (k < 0) {
+            rc = (int)k;
+            break;
+        }
+        if (k == 0) {
+            rc = pr_conn_write(conn, "0\r\n\r\n", 5, deadline);
+            break;
+        }
+        if ((size_t)k > PR__HTTP_CHUNK_OUT) {
+            rc = PR_EINVAL;
+            break;
+        }
+        hl = snprintf(hex, sizeof hex, "%lx\r\n", (unsigned long)k);
+        memcpy(b + PR__HTTP_PRE - hl, hex, (size_t)hl);
+        memcpy(b + PR__HTTP_PRE + k, "\r\n", 2);
+        rc = pr_conn_write(conn, b + PR__HTTP_PRE - hl, (size_t)hl + (size_t)k + 2, deadline);
+        if (rc) break;
+    }
+    pr__free(b, cap);
+    return rc;
+}
+
+/* ---- receiving ---- */
+
+/* Record a failure in the response and mirror it into the connection. */
+static int pr__http_fail(pr_http_response *r, int code, const char *msg) {
+    pr__err_set(&r->einfo, code, 0, "http: %s", msg);
+    r->einfo.http_status = r->status;
+    r->conn->err = r->einfo;
+    return code;
+}
+
+/* A conn error: keep the conn's detail. */
+static int pr__http_conn_fail(pr_http_response *r, int code) {
+    r->einfo = r->conn->err;
+    r->einfo.code = code;
+    r->einfo.http_status = r->status;
+    return code;
+}
+
+/* Read more bytes into [wpos, cap). Returns > 0, PR_ECLOSED, or an error;
+   timeouts say whether the idle cap fired. */
+static ptrdiff_t pr__http_fill(pr_http_response *r, char *dst, size_t n, int64_t deadline) {
+    int64_t dl = deadline;
+    ptrdiff_t k;
+    int idle = 0;
+    if (r->opts.idle_timeout_ms > 0) {
+        int64_t idl = pr_deadline_in(r->opts.idle_timeout_ms);
+        if (idl < dl) {
+            dl = idl;
+            idle = 1;
+        }
+    }
+    k = pr_conn_read(r->conn, dst, n, dl);
+    if (k == 0) k = PR_ECLOSED; /* a conn must not return 0; never spin on it */
+    if (k == PR_ETIMEDOUT)
+        return pr__http_fail(r, PR_ETIMEDOUT, idle ? "idle timeout: no bytes received in time" : "deadline passed");
+    if (k == PR_ECANCELED) return pr__http_fail(r, PR_ECANCELED, "canceled");
+    return k;
+}
+
+/* Find the end of the head in b[0, len): the index just past the blank
+   line, or 0 if it has not arrived. *scan is where to resume the search
+   (O(n) in total however the bytes are split). */
+static size_t pr__http_head_end(const char *b, size_t *scan, size_t len) {
+    size_t i = *scan;
+    while (i < len) {
+        const char *lf = (const char *)memchr(b + i, '\n', len - i);
+        size_t x, j;
+        if (!lf) break;
+        x = (size_t)(lf - b);
+        j = x + 1;
+        if (j >= len || (b[j] == '\r' && j + 1 >= len)) {
+            *scan = x; /* look at this line break again when more bytes are in */
+            return 0;
+        }
+        if (b[j] == '\n') return j + 1;
+        if (b[j] == '\r' && b[j + 1] == '\n') return j + 2;
+        i = j;
+    }
+    *scan = len;
+    return 0;
+}
+
+static int pr__http_add_hdr(pr_http_response *r, pr_slice name, pr_slice value) {
+    if (r->nhdrs == r->hdrs_cap) {
+        size_t nc = r->hdrs_cap ? r->hdrs_cap * 2 : 16;
+        pr_http_header *h;
+        if (nc > r->opts.max_fields) nc = r->opts.max_fields;
+        h = (pr_http_header *)pr__realloc(r->hdrs, r->hdrs_cap * sizeof *h, nc * sizeof *h);
+        if (!h) return PR_ENOMEM;
+        r->hdrs = h;
+        r->hdrs_cap = nc;
+    }
+    r->hdrs[r->nhdrs].name = name;
+    r->hdrs[r->nhdrs].value = value;
+    r->nhdrs++;
+    return PR_OK;
+}
+
+/* Parse a complete head in buf[0, end). Fills status, reason and headers. */
+static int pr__http_parse_head(pr_http_response *r, size_t end) {
+    char *b = r->buf;
+    size_t pos = 0, i;
+    int first = 1;
+    r->nhdrs = 0;
+    while (pos < end) {
+        char *line = b + pos, *lf = (char *)memchr(line, '\n', end - pos);
+        size_t len = (size_t)(lf - line), next = pos + len + 1;
+        if (len && line[len - 1] == '\r') len--;
+        for (i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)line[i];
+            if (c == '\r') return pr__http_fail(r, PR_EPROTO, "bare CR in the response head");
+            if (c == 0 || c == 0x7f || (c < 0x20 && c != '\t'))
+                return pr__http_fail(r, PR_EPROTO, "control byte in the response head");
+        }
+        if (first) {
+            first = 0;
+            if (len < 12 || memcmp(line, "HTTP/1.", 7) != 0 || line[7] < '0' || line[7] > '9' || line[8] != ' ' ||
+                line[9] < '1' || line[9] > '9' || line[10] < '0' || line[10] > '9' || line[11] < '0' ||
+                line[11] > '9' || (len > 12 && line[12] != ' '))
+                return pr__http_fail(r, PR_EPROTO, "malformed status line");
+            r->minor = line[7] - '0';
+            r->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+            r->reason.ptr = line + (len > 12 ? 13 : 12);
+            r->reason.len = len > 12 ? len - 13 : 0;
+        } else if (len == 0) {
+            break; /* the blank line */
+        } else if (line[0] == ' ' || line[0] == '\t') {
+            /* obs-fold: replace the line break with SP and extend the previous value */
+            pr_http_header *h;
+            if (!r->nhdrs) return pr__http_fail(r, PR_EPROTO, "obs-fold before the first header field");
+            h = &r->hdrs[r->nhdrs - 1];
+            for (i = (size_t)(h->value.ptr + h->value.len - b); i < pos; i++) b[i] = ' ';
+            h->value.len = (size_t)(line + len - h->value.ptr);
+            h->value = pr_slice_trim(h->value);
+        } else {
+            const char *colon = (const char *)memchr(line, ':', len);
+            pr_slice name, value;
+            int rc;
+            if (!colon || colon == line) return pr__http_fail(r, PR_EPROTO, "malformed header line");
+            if (!pr__http_is_token(line, (size_t)(colon - line)))
+                return pr__http_fail(r, PR_EPROTO, "invalid header field name");
+            if (r->nhdrs >= r->opts.max_fields) return pr__http_fail(r, PR_ELIMIT, "too many header fields");
+            name.ptr = line;
+            name.len = (size_t)(colon - line);
+            value.ptr = colon + 1;
+            value.len = (size_t)(line + len - (colon + 1));
+            value = pr_slice_trim(value);
+            if (!value.len) value.ptr = line + len;
+            rc = pr__http_add_hdr(r, name, value);
+            if (rc) return pr__http_fail(r, rc, "out of memory");
+        }
+        pos = next;
+    }
+    return PR_OK;
+}
+
+/* Call fn(token) for each comma-separated element of every field named
+   name; elements are trimmed, empty ones skipped. Stops on a nonzero return. */
+typedef int (*pr__http_tok_fn)(pr_slice tok, void *user_data);
+static int pr__http_each_token(pr_http_response *r, const char *name, pr__http_tok_fn fn, void *user_data) {
+    size_t i;
+    for (i = 0; i < r->nhdrs; i++) {
+        pr_slice v = r->hdrs[i].value;
+        size_t s = 0, k;
+        if (!pr__http_hdr_is(r->hdrs[i].name, name)) continue;
+        for (k = 0; k <= v.len; k++) {
+            if (k == v.len || v.ptr[k] == ',') {
+                pr_slice t;
+                int rc;
+                t.ptr = v.ptr + s;
+                t.len = k - s;
+                t = pr_slice_trim(t);
+                s = k + 1;
+                if (!t.len) continue;
+                if ((rc = fn(t, user_data)) != 0) return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+struct pr__http_cl { int seen; uint64_t v; };
+static int pr__http_cl_tok(pr_slice t, void *user_data) {
+    struct pr__http_cl *cl = (struct pr__http_cl *)user_data;
+    uint64_t v;
+    if (pr_parse_u64(t, &v) != PR_OK) return PR_EPROTO;
+    if (cl->seen && v != cl->v) return PR_EPROTO;
+    cl->seen = 1;
+    cl->v = v;
+    return 0;
+}
+
+struct pr__http_te { int n, chunked_at; };
+static int pr__http_te_tok(pr_slice t, void *user_data) {
+    struct pr__http_te *te = (struct pr__http_te *)user_data;
+    const char *semi = (const char *)memchr(t.ptr, ';', t.len);
+    if (semi) t.len = (size_t)(semi - t.ptr);
+    t = pr_slice_trim(t);
+    te->n++;
+    if (pr__http_hdr_is(t, "chunked")) {
+        if (te->chunked_at) return PR_EPROTO; /* chunked twice */
+        te->chunked_at = te->n;
+    }
+    return 0;
+}
+
+struct pr__http_conn_tok { int close, keep; };
+static int pr__http_conn_tok_fn(pr_slice t, void *user_data) {
+    struct pr__http_conn_tok *c = (struct pr__http_conn_tok *)user_data;
+    if (pr__http_hdr_is(t, "close")) c->close = 1;
+    else if (pr__http_hdr_is(t, "keep-alive")) c->keep = 1;
+    return 0;
+}
+
+/* Decide the body framing of the final response. */
+static int pr__http_framing(pr_http_response *r, const char *method) {
+    struct pr__http_cl cl = { 0, 0 };
+    struct pr__http_te te = { 0, 0 };
+    struct pr__http_conn_tok ct = { 0, 0 };
+    int head = strcmp(method, "HEAD") == 0, connect = strcmp(method, "CONNECT") == 0;
+    if (pr__http_each_token(r, "content-length", pr__http_cl_tok, &cl))
+        return pr__http_fail(r, PR_EPROTO, "invalid or conflicting Content-Length");
+    if (pr__http_each_token(r, "transfer-encoding", pr__http_te_tok, &te))
+        return pr__http_fail(r, PR_EPROTO, "chunked applied twice in Transfer-Encoding");
+    if (te.chunked_at && te.chunked_at != te.n)
+        return pr__http_fail(r, PR_EPROTO, "Transfer-Encoding: chunked is not the final coding");
+    pr__http_each_token(r, "connection", pr__http_conn_tok_fn, &ct);
+    r->keepalive = !ct.close && (r->minor >= 1 || ct.keep);
+    if (r->status == 101 || (connect && r->status / 100 == 2)) {
+        r->state = PR__HTTP_B_EOF; /* the raw stream of the upgraded/tunnelled connection */
+        r->keepalive = 0;
+    } else if (head || r->status == 204 || r->status == 304) {
+        r->state = PR__HTTP_B_DONE;
+    } else if (te.n && r->minor == 0) {
+        r->state = PR__HTTP_B_EOF; /* HTTP/1.0 with TE: faulty framing */
+        r->keepalive = 0;
+    } else if (te.n && te.chunked_at) {
+        r->state = PR__HTTP_B_CSIZE;
+        r->sub = PR__HTTP_CS_DIGITS;
+        if (cl.seen) r->keepalive = 0;
+    } else if (te.n) {
+        r->state = PR__HTTP_B_EOF;
+        r->keepalive = 0;
+    } else if (cl.seen) {
+        r->remaining = cl.v;
+        r->state = cl.v ? PR__HTTP_B_IDENT : PR__HTTP_B_DONE;
+    } else {
+        r->state = PR__HTTP_B_EOF;
+        r->keepalive = 0;
+    }
+    return PR_OK;
+}
+
+/* Grow the buffer to at least want bytes. */
+static int pr__http_grow(pr_http_response *r, size_t want) {
+    char *nb;
+    if (want <= r->cap) return PR_OK;
+    nb = (char *)pr__realloc(r->buf, r->cap, want);
+    if (!nb) return PR_ENOMEM;
+    r->buf = nb;
+    r->cap = want;
+    return PR_OK;
+}
+
+/* Read heads until a final one; leaves the head in buf[0, base) and any
+   body bytes in [base, wpos). */
+static int pr__http_read_head(pr_http_response *r, const char *method, int64_t deadline) {
+    size_t interim = 0, scan = 0, end;
+    int rc;
+    for (;;) {
+        size_t check = PR__MIN(r->wpos, (size_t)5);
+        if (memcmp(r->buf, "HTTP/", check) != 0) return pr__http_fail(r, PR_EPROTO, "malformed status line");
+        end = pr__http_head_end(r->buf, &scan, r->wpos);
+        if (!end) {
+            ptrdiff_t k;
+            if (r->wpos > r->opts.max_head_bytes) return pr__http_fail(r, PR_ELIMIT, "response head too large");
+            if (r->wpos == r->cap) {
+                size_t nc = r->cap * 2, lim = r->opts.max_head_bytes + 4;
+                if (nc > lim && r->cap < lim) nc = lim;
+                if ((rc = pr__http_grow(r, nc)) != 0) return pr__http_fail(r, rc, "out of memory");
+            }
+            k = pr__http_fill(r, r->buf + r->wpos, r->cap - r->wpos, deadline);
+            if (k == PR_ECLOSED)
+                return r->wpos ? pr__http_fail(r, PR_EPROTO, "connection closed in the response head")
+                               : pr__http_fail(r, PR_ECLOSED, "connection closed before the response");
+            if (k < 0) return k == PR_ETIMEDOUT || k == PR_ECANCELED ? (int)k : pr__http_conn_fail(r, (int)k);
+            r->wpos += (size_t)k;
+            continue;
+        }
+        if (end > r->opts.max_head_bytes) return pr__http_fail(r, PR_ELIMIT, "response head too large");
+        if ((rc = pr__http_parse_head(r, end)) != 0) return rc;
+        if (r->status >= 100 && r->status < 200 && r->status != 101) {
+            if (++interim > r->opts.max_interim) return pr__http_fail(r, PR_ELIMIT, "too many interim 1xx responses");
+            memmove(r->buf, r->buf + end, r->wpos - end);
+            r->wpos -= end;
+            r->nhdrs = 0;
+            scan = 0;
+            continue;
+        }
+        r->base = r->rpos = end;
+        if ((rc = pr__http_framing(r, method)) != 0) return rc;
+        /* room for the body: recv_buf_size beyond the head */
+        if (r->cap - r->base < r->opts.recv_buf_size && r->state != PR__HTTP_B_DONE) {
+            char *old = r->buf;
+            size_t i;
+            if ((rc = pr__http_grow(r, r->base + r->opts.recv_buf_size)) != 0)
+                return pr__http_fail(r, rc, "out of memory");
+            if (r->buf != old) { /* rebase the views */
+                for (i = 0; i < r->nhdrs; i++) {
+                    r->hdrs[i].name.ptr = r->buf + (r->hdrs[i].name.ptr - old);
+                    r->hdrs[i].value.ptr = r->buf + (r->hdrs[i].value.ptr - old);
+                }
+                r->reason.ptr = r->buf + (r->reason.ptr - old);
+            }
+        }
+        return PR_OK;
+    }
+}
+
+int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req, const pr_http_opts *opts,
+                     int64_t deadline) {
+    const char *method;
+    pr_http_response *r;
+    pr_buf head;
+    int rc, has_body;
+    if (out) *out = NULL;
+    if (!out || !conn || !req || !req->url) return PR_EINVAL;
+    method = req->method ? req->method : "GET";
+    if (!pr__http_is_token(method, strlen(method))) return PR_EINVAL;
+    if (req->body_fn && (req->body || req->body_len)) return PR_EINVAL;
+    if (req->body_len && !req->body) return PR_EINVAL;
+    if (req->nheaders && !req->headers) return PR_EINVAL;
+    pr_buf_init(&head);
+    rc = pr__http_build_head(&head, req, method, &has_body);
+    if (rc) {
+        pr_buf_deinit(&head);
+        return rc;
+    }
+    r = (pr_http_response *)pr__calloc(1, sizeof *r);
+    if (!r) {
+        pr_buf_deinit(&head);
+        return PR_ENOMEM;
+    }
+    r->conn = conn;
+    pr__http_opts_resolve(&r->opts, opts);
+    r->cap = PR__MIN(r->opts.recv_buf_size, r->opts.max_head_bytes + 4);
+    if (r->cap < 64) r->cap = 64;
+    r->buf = (char *)pr__alloc(r->cap);
+    if (!r->buf) {
+        pr_buf_deinit(&head);
+        pr_http_response_destroy(r);
+        return PR_ENOMEM;
+    }
+    /* a small body goes out with the head in one write */
+    if (req->body && req->body_len <= 16384) {
+        rc = pr_buf_append(&head, req->body, req->body_len);
+        has_body = 0;
+    }
+    if (!rc) rc = pr_conn_write(conn, head.data, head.len, deadline);
+    if (!rc && has_body && req->body) rc = pr_conn_write(conn, req->body, req->body_len, deadline);
+    if (!rc && req->body_fn) rc = pr__http_send_chunked(conn, req, deadline);
+    pr_buf_deinit(&head);
+    if (!rc) rc = pr__http_read_head(r, method, deadline);
+    if (rc) {
+        pr_http_response_destroy(r);
+        return rc;
+    }
+    *out = r;
+    return PR_OK;
+}
+
+/* Run the framing machine over buffered bytes until body data is at rpos
+   (returns 1), the body ended (0) or more input is needed (2). */
+static int pr__http_advance(pr_http_response *r) {
+    while (r->rpos < r->wpos || r->state == PR__HTTP_B_DONE) {
+        unsigned char c;
+        switch (r->state) {
+        case PR__HTTP_B_DONE:
+            return 0;
+        case PR__HTTP_B_IDENT:
+        case PR__HTTP_B_EOF:
+        case PR__HTTP_B_CDATA:
+            return 1;
+        case PR__HTTP_B_CSIZE:
+            c = (unsigned char)r->buf[r->rpos++];
+            if (++r->line_len > r->opts.max_chunk_line) return pr__http_fail(r, PR_ELIMIT, "chunk-size line too long");
+            if (r->sub == PR__HTTP_CS_DIGITS) {
+                int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                      : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+                if (d >= 0) {
+                    if (++r->ndigits > 16) return pr__http_fail(r, PR_EPROTO, "chunk size too long");
+                    r->remaining = (r->remaining << 4) | (uint64_t)d;
+                    continue;
+                }
+                if (!r->ndigits) return pr__http_fail(r, PR_EPROTO, "malformed chunk size");
+                if (c == ' ' || c == '\t') r->sub = PR__HTTP_CS_BWS;
+                else if (c == ';') r->sub = PR__HTTP_CS_EXT;
+                else if (c == '\r') r->sub = PR__HTTP_CS_LF;
+                else return pr__http_fail(r, PR_EPROTO, "malformed chunk size");
+            } else if (r->sub == PR__HTTP_CS_BWS) {
+                if (c == ';') r->sub = PR__HTTP_CS_EXT;
+                else if (c != ' ' && c != '\t') return pr__http_fail(r, PR_EPROTO, "malformed chunk size line");
+            } else if (r->sub == PR__HTTP_CS_EXT) {
+                if (c == '\r') r->sub = PR__HTTP_CS_LF;
+                else if (c == 0x7f || (c < 0x20 && c != '\t'))
+                    return pr__http_fail(r, PR_EPROTO, "control byte in a chunk extension");
+            } else { /* PR__HTTP_CS_LF */
+                if (c != '\n') return pr__http_fail(r, PR_EPROTO, "chunk size line without CRLF");
+                r->line_len = 0;
+                r->ndigits = 0;
+                if (r->remaining) {
+                    r->state = PR__HTTP_B_CDATA;
+                } else {
+                    r->state = PR__HTTP_B_TRAILER;
+                    r->sub = PR__HTTP_TR_START;
+                }
+            }
+            continue;
+        case PR__HTTP_B_CCRLF:
+            c = (unsigned char)r->buf[r->rpos++];
+            if (r->sub == 0) {
+                if (c != '\r') return pr__http_fail(r, PR_EPROTO, "chunk data not followed by CRLF");
+                r->sub = 1;
+            } else {
+                if (c != '\n') return pr__http_fail(r, PR_EPROTO, "chunk data not followed by CRLF");
+                r->state = PR__HTTP_B_CSIZE;
+                r->sub = PR__HTTP_CS_DIGITS;
+            }
+            continue;
+        case PR__HTTP_B_TRAILER:
+            c = (unsigned char)r->buf[r->rpos++];
+            if (++r->tr_bytes > r->opts.max_head_bytes) return pr__http_fail(r, PR_ELIMIT, "trailer section too large");
+            if (r->sub == PR__HTTP_TR_START) {
+                if (c == '\r') {
+                    r->sub = PR__HTTP_TR_END_LF;
+                } else if (c == '\n' || c == 0) {
+                    return pr__http_fail(r, PR_EPROTO, "malformed trailer line");
+                } else {
+                    if (++r->tr_fields > r->opts.max_fields) return pr__http_fail(r, PR_ELIMIT, "too many trailer fields");
+                    r->sub = PR__HTTP_TR_LINE;
+                }
+            } else if (r->sub == PR__HTTP_TR_LINE) {
+                if (c == '\r') r->sub = PR__HTTP_TR_LINE_LF;
+                else if (c == '\n' || c == 0) return pr__http_fail(r, PR_EPROTO, "malformed trailer line");
+            } else if (r->sub == PR__HTTP_TR_LINE_LF) {
+                if (c != '\n') return pr__http_fail(r, PR_EPROTO, "bare CR in a trailer line");
+                r->sub = PR__HTTP_TR_START;
+            } else {
+                if (c != '\n') return pr__http_fail(r, PR_EPROTO, "malformed end of trailers");
+                r->state = PR__HTTP_B_DONE;
+            }
+            continue;
+        default:
+            return pr__http_fail(r, PR_ESTATE, "bad state");
+        }
+    }
+    return 2;
+}
+
+/* The next span of at most max body bytes. Returns PR_OK with *p, *n set,
+   PR_ECLOSED at the end, or an error. dst/dst_n: optional direct-read
+   target for big identity reads (then *p == dst). */
+static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t max, char *dst, int64_t deadline) {
+    for (;;) {
+        ptrdiff_t k;
+        size_t avail, room;
+        int a;
+        if (r->err) return r->err;
+        a = pr__http_advance(r);
+        if (a < 0) return r->err = a;
+        if (a == 0) return PR_ECLOSED;
+        if (a == 1) {
+            avail = PR__MIN(r->wpos - r->rpos, max);
+            if (r->state != PR__HTTP_B_EOF && r->remaining < avail) avail = (size_t)r->remaining;
+            *p = r->buf + r->rpos;
+            *n = avail;
+            r->rpos += avail;
+            if (r->state != PR__HTTP_B_EOF) {
+                r->remaining -= avail;
+                if (!r->remaining) {
+                    if (r->state == PR__HTTP_B_IDENT) {
+                        r->state = PR__HTTP_B_DONE;
+                    } else {
+                        r->state = PR__HTTP_B_CCRLF;
+                        r->sub = 0;
+                    }
+                }
+            }
+            return PR_OK;
+        }
+        /* need more input */
+        if (r->rpos == r->wpos) r->rpos = r->wpos = r->base;
+        if (dst && r->rpos == r->wpos && (r->state == PR__HTTP_B_EOF || r->state == PR__HTTP_B_IDENT) &&
+            max >= r->opts.recv_buf_size / 2) {
+            size_t want = max;
+            if (r->state == PR__HTTP_B_IDENT && r->remaining < want) want = (size_t)r->remaining;
+            k = pr__http_fill(r, dst, want, deadline);
+            if (k > 0) {
+                if (r->state == PR__HTTP_B_IDENT) {
+                    r->remaining -= (uint64_t)k;
+                    if (!r->remaining) r->state = PR__HTTP_B_DONE;
+                }
+                *p = dst;
+                *n = (size_t)k;
+                return PR_OK;
+            }
+        } else {
+            if (r->wpos == r->cap) { /* compact the body area */
+                memmove(r->buf + r->base, r->buf + r->rpos, r->wpos - r->rpos);
+                r->wpos -= r->rpos - r->base;
+                r->rpos = r->base;
+            }
+            room = r->cap - r->wpos;
+            k = pr__http_fill(r, r->buf + r->wpos, room, deadline);
+            if (k > 0) {
+                r->wpos += (size_t)k;
+                continue;
+            }
+        }
+        if (k == PR_ECLOSED) {
+            if (r->state == PR__HTTP_B_EOF) {
+                r->state = PR__HTTP_B_DONE;
+                return PR_ECLOSED;
+            }
+            return r->err = pr__http_fail(r, PR_EPROTO, "truncated body");
+        }
+        if (k == PR_ETIMEDOUT || k == PR_ECANCELED) return (int)k; /* retryable: nothing was lost */
+        return r->err = pr__http_conn_fail(r, (int)k);
+    }
+}
+
+ptrdiff_t pr_http_read(pr_http_response *r, void *buf, size_t n, int64_t deadline) {
+    const char *p;
+    size_t got;
+    int rc;
+    if (!r || !buf || !n) return PR_EINVAL;
+    rc = pr__http_span(r, &p, &got, n, (char *)buf, deadline);
+    if (rc) return rc;
+    if (p != (const char *)buf) memcpy(buf, p, got);
+    return (ptrdiff_t)got;
+}
+
+int pr_http_next_span(pr_http_response *r, const char **ptr, size_t *len, int64_t deadline) {
+    if (!r || !ptr || !len) return PR_EINVAL;
+    return pr__http_span(r, ptr, len, SIZE_MAX, NULL, deadline);
+}
+
+int pr_http_status(const pr_http_response *r) { return r ? r->status : PR_EINVAL; }
+
+int pr_http_version_minor(const pr_http_response *r) { return r ? r->minor : PR_EINVAL; }
+
+pr_slice pr_http_reason(const pr_http_response *r) {
+    pr_slice s = { "", 0 };
+    return r ? r->reason : s;
+}
+
+size_t pr_http_header_count(const pr_http_response *r) { return r ? r->nhdrs : 0; }
+
+int pr_http_header_at(const pr_http_response *r, size_t i, pr_http_header *out) {
+    if (!r || !out || i >= r->nhdrs) return PR_EINVAL;
+    *out = r->hdrs[i];
+    return PR_OK;
+}
+
+const pr_slice *pr_http_header_get(const pr_http_response *r, const char *name) {
+    size_t i;
+    pr_slice n;
+    if (!r || !name) return NULL;
+    n = pr_slice_cstr(name);
+    for (i = 0; i < r->nhdrs; i++)
+        if (pr_slice_ieq(r->hdrs[i].name, n)) return &r->hdrs[i].value;
+    return NULL;
+}
+
+int pr_http_reusable(const pr_http_response *r) {
+    return r && r->keepalive && !r->err && r->state == PR__HTTP_B_DONE && r->rpos == r->wpos;
+}
+
+int pr_http_last_error(const pr_http_response *r, pr_err_info *out) {
+    if (!r || !out) return PR_EINVAL;
+    *out = r->einfo;
+    return PR_OK;
+}
+
+void pr_http_response_destroy(pr_http_response *r) {
+    if (!r) return;
+    pr__free(r->buf, r->cap);
+    pr__free(r->hdrs, r->hdrs_cap * sizeof *r->hdrs);
+    pr__free(r, sizeof *r);
+}

@@ -1,0 +1,1112 @@
+// @pristine:module tls - BearSSL client and server over pr_conn, trust anchors, hostname checks
+// @pristine:public
+/*
+ * tls: TLS 1.2 (BearSSL) over any pr_conn. pr_tls_client and pr_tls_server
+ * wrap an inner connection (a TCP socket, a memory pipe), run the handshake
+ * and hand back a new pr_conn whose read, write, shutdown and destroy speak
+ * TLS. The TLS connection owns the inner one. One task at a time may use a
+ * connection: records are pumped in order (pending records first, then the
+ * read), so a protocol where both sides write a lot without reading must
+ * interleave its reads.
+ *
+ * Verification: the chain is checked against trust anchors (the system
+ * bundle, loaded once per process and shared; or a PEM file or PEM bytes
+ * per call), the validity dates against the clock, and the host name (SNI
+ * plus the certificate's names). IP-literal hosts are matched against the
+ * certificate's iPAddress SANs and send no SNI. Only TLS 1.2 with ECDHE and
+ * AEAD suites is offered (AES-GCM first when the CPU has AES-NI); TLS 1.3-
+ * only peers fail with a "protocol version" message.
+ *
+ * Errors: handshake and record failures are PR_ETLS with pr_err_info's
+ * tls_error set to BearSSL's code (or PR_TLS_TRUNCATED) and msg naming the
+ * reason. A peer's close_notify reads as PR_ECLOSED; a transport EOF
+ * without it reads as PR_ETLS / PR_TLS_TRUNCATED.
+ *
+ * Built with PRISTINE_NO_TLS, the declarations stay and every call fails
+ * with PR_ENOTSUP.
+ */
+
+/* pr_err_info.tls_error when the peer ended the transport without a
+   close_notify: after the handshake (a truncation attack or a sloppy peer)
+   or during it. Not a BearSSL code (those stay below 1000). */
+#define PR_TLS_TRUNCATED 1000
+
+/* Options of pr_tls_client. NULL or all-zero means defaults. */
+typedef struct pr_tls_opts {
+    const char *ca_file;   /* PEM file of trust anchors, read by this call; NULL = ca_pem or,
+                              without it, the system bundle (SSL_CERT_FILE, else
+                              /etc/ssl/certs/ca-certificates.crt), loaded once per process */
+    const char *ca_pem;    /* PEM trust anchors in memory, copied by this call; NULL = none;
+                              takes precedence over ca_file */
+    size_t ca_pem_len;     /* bytes at ca_pem; 0 = strlen(ca_pem) */
+    int insecure_skip_verify_DANGEROUS; /* 0 = verify; 1 = accept ANY certificate for ANY
+                                           name (tests only: no authentication at all) */
+    const char *alpn;      /* comma-separated protocols to offer, copied; NULL = "http/1.1";
+                              "" = no ALPN. At most 8 names, 255 bytes */
+    pr_err_info *err;      /* NULL = none; receives the detail when pr_tls_client fails */
+} pr_tls_opts;
+
+/* A server certificate chain and private key, shared read-only by the
+   server connections made with it; it must outlive them. */
+typedef struct pr_tls_server_cfg pr_tls_server_cfg;
+
+/* Start TLS as a client over inner and run the handshake.
+   Params: out - receives the TLS connection (pr_conn_destroy frees it and
+           inner); inner - a connected stream, owned by this call from now on
+           (destroyed on failure too); host - the server's name for SNI and
+           verification: a DNS name (one trailing dot is ignored) or an IP
+           literal ("127.0.0.1", "::1", "[::1]"); opts - NULL for defaults;
+           deadline - absolute ms for the handshake.
+   Returns: PR_OK; PR_ETLS (handshake failed: opts->err.tls_error holds
+            BearSSL's code or PR_TLS_TRUNCATED, msg the reason: expired,
+            unknown CA, bad hostname, protocol version, ...); PR_EIO,
+            PR_ECLOSED (transport); PR_EINVAL (NULL out/inner/host, empty or
+            over-long host, bad alpn, no certificate in ca_file/ca_pem);
+            PR_ENOMEM; PR_ETIMEDOUT; PR_ECANCELED.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_tls_server, pr_tls_alpn, pr_tls_global_cleanup. */
+PRISTINE_API int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts,
+                               int64_t deadline);
+
+/* Parse a server certificate chain and private key from PEM.
+   Params: out - receives the configuration; cert_pem, cert_len - the chain,
+           leaf first (cert_len 0 = strlen); key_pem, key_len - the RSA or EC
+           private key, PKCS#8 or raw (key_len 0 = strlen). Both are copied.
+   Returns: PR_OK; PR_EINVAL (NULL argument, no certificate, no usable key);
+            PR_ENOMEM; PR_ENOTSUP (built with PRISTINE_NO_TLS).
+   Blocks: no.
+   Thread: any.
+   See: pr_tls_server, pr_tls_server_cfg_destroy. */
+PRISTINE_API int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len,
+                                          const char *key_pem, size_t key_len);
+
+/* Set the ALPN protocols the server accepts, in its order of preference.
+   The default is "http/1.1". A client offering none of them still
+   connects, with no protocol selected.
+   Params: cfg - the configuration; alpn - comma-separated names, copied;
+           "" or NULL = no ALPN.
+   Returns: PR_OK; PR_EINVAL (cfg NULL, more than 8 names or 255 bytes);
+            PR_ENOTSUP (built with PRISTINE_NO_TLS).
+   Blocks: no.
+   Thread: any, before the configuration is used.
+   See: pr_tls_server_cfg_create. */
+PRISTINE_API int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn);
+
+/* Free a server configuration. NULL is a no-op.
+   Params: cfg - the configuration; no connection may still use it.
+   Returns: nothing.
+   Blocks: no.
+   Thread: any.
+   See: pr_tls_server_cfg_create. */
+PRISTINE_API void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg);
+
+/* Start TLS as a server over inner and run the handshake.
+   Params: out - receives the TLS connection; inner - a connected stream,
+           owned by this call from now on (destroyed on failure too); cfg -
+           chain and key, borrowed for the connection's life; deadline -
+           absolute ms for the handshake.
+   Returns: PR_OK; PR_ETLS (handshake failed, including the client closing
+            during it); PR_EIO, PR_ECLOSED (transport); PR_EINVAL (NULL
+            argument); PR_ENOMEM; PR_ENOTSUP (no TLS in this build);
+            PR_ETIMEDOUT; PR_ECANCELED.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_tls_server_cfg_create, pr_tls_client. */
+PRISTINE_API int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline);
+
+/* The ALPN protocol negotiated on a TLS connection.
+   Params: c - a connection from pr_tls_client or pr_tls_server.
+   Returns: the protocol name (valid while c lives); NULL when none was
+            negotiated or c is not a TLS connection.
+   Blocks: no.
+   Thread: owner.
+   See: pr_tls_opts. */
+PRISTINE_API const char *pr_tls_alpn(const pr_conn *c);
+
+/* Free the process-wide cache of the system trust bundle (it is loaded
+   again on next use). For leak checkers and tests.
+   Params: none.
+   Returns: nothing.
+   Blocks: no.
+   Thread: any, while no TLS client connection exists.
+   See: pr_tls_client. */
+PRISTINE_API void pr_tls_global_cleanup(void);
+
+// @pristine:impl
+#ifndef PRISTINE_NO_TLS
+
+/* ---- growable byte buffer (wiped on free: it may hold key material) ---- */
+typedef struct pr__tls_bytes {
+    unsigned char *p;
+    size_t len, cap;
+    int oom;
+} pr__tls_bytes;
+
+static void pr__tls_bytes_put(void *ctx, const void *src, size_t n) {
+    pr__tls_bytes *b = (pr__tls_bytes *)ctx;
+    if (b->oom || !n) return;
+    if (n > b->cap - b->len) {
+        size_t cap = PR__MAX(b->cap * 2, PR__MAX(b->len + n, (size_t)256));
+        unsigned char *q = (unsigned char *)pr__realloc(b->p, b->cap, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void pr__tls_bytes_free(pr__tls_bytes *b) {
+    if (b->p) {
+        memset(b->p, 0, b->cap);
+        pr__free(b->p, b->cap);
+    }
+    memset(b, 0, sizeof *b);
+}
+
+static int pr__tls_read_file(const char *path, pr__tls_bytes *out, pr_err_info *err) {
+    unsigned char chunk[4096];
+    size_t k;
+    FILE *f = fopen(path, "rb");
+    if (!f) return pr__err_set(err, PR_EIO, errno, "cannot open %s: %s", path, strerror(errno));
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) pr__tls_bytes_put(out, chunk, k);
+    if (ferror(f)) {
+        int e = errno;
+        fclose(f);
+        return pr__err_set(err, PR_EIO, e, "cannot read %s: %s", path, strerror(e));
+    }
+    fclose(f);
+    if (out->oom) return pr__err_set(err, PR_ENOMEM, 0, "out of memory reading %s", path);
+    return PR_OK;
+}
+
+/* ---- PEM: call fn for every object (name, DER bytes) ---- */
+typedef int (*pr__tls_pem_fn)(void *ctx, const char *name, const unsigned char *der, size_t len);
+
+static int pr__tls_pem_each(const char *pem, size_t len, pr__tls_pem_fn fn, void *ctx) {
+    br_pem_decoder_context pc;
+    pr__tls_bytes der;
+    char name[128];
+    const char *seg[2];
+    size_t seglen[2];
+    int s, in = 0, rc = PR_OK;
+    memset(&der, 0, sizeof der);
+    seg[0] = pem;
+    seglen[0] = len;
+    seg[1] = "\n"; /* the decoder needs a line end after the last END line */
+    seglen[1] = 1;
+    br_pem_decoder_init(&pc);
+    for (s = 0; s < 2 && rc == PR_OK; s++) {
+        const char *p = seg[s];
+        size_t n = seglen[s];
+        while (n > 0 && rc == PR_OK) {
+            size_t k = br_pem_decoder_push(&pc, p, n);
+            int ev = br_pem_decoder_event(&pc);
+            p += k;
+            n -= k;
+            if (ev == BR_PEM_BEGIN_OBJ) {
+                snprintf(name, sizeof name, "%s", br_pem_decoder_name(&pc));
+                der.len = 0;
+                in = 1;
+                br_pem_decoder_setdest(&pc, pr__tls_bytes_put, &der);
+            } else if (ev == BR_PEM_END_OBJ) {
+                if (in) rc = der.oom ? PR_ENOMEM : fn(ctx, name, der.p, der.len);
+                in = 0;
+            } else if (ev == BR_PEM_ERROR) {
+                in = 0; /* skip the broken object */
+            } else if (k == 0) {
+                break;
+            }
+        }
+    }
+    pr__tls_bytes_free(&der);
+    return rc;
+}
+
+static int pr__tls_is_cert(const char *name) {
+    return strcmp(name, "CERTIFICATE") == 0 || strcmp(name, "X509 CERTIFICATE") == 0;
+}
+
+/* ---- trust anchors ---- */
+typedef struct pr__tls_tas {
+    br_x509_trust_anchor *v;
+    size_t n, cap;
+} pr__tls_tas;
+
+static size_t pr__tls_ta_bytes(const br_x509_trust_anchor *ta) {
+    return ta->dn.len + (ta->pkey.key_type == BR_KEYTYPE_RSA ? ta->pkey.key.rsa.nlen + ta->pkey.key.rsa.elen
+                                                             : ta->pkey.key.ec.qlen);
+}
+
+static void pr__tls_tas_free(pr__tls_tas *t) {
+    size_t i;
+    for (i = 0; i < t->n; i++) pr__free(t->v[i].dn.data, pr__tls_ta_bytes(&t->v[i]));
+    if (t->v) pr__free(t->v, t->cap * sizeof *t->v);
+    memset(t, 0, sizeof *t);
+}
+
+/* One certificate (DER) -> one anchor; undecodable certificates are skipped. */
+static int pr__tls_ta_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
+    pr__tls_tas *t = (pr__tls_tas *)ctx;
+    br_x509_decoder_context xd;
+    pr__tls_bytes dn;
+    br_x509_trust_anchor *ta;
+    const br_x509_pkey *pk;
+    unsigned char *mem;
+    size_t keyn;
+    int rc = PR_OK;
+    if (!pr__tls_is_cert(name)) return PR_OK;
+    memset(&dn, 0, sizeof dn);
+    br_x509_decoder_init(&xd, pr__tls_bytes_put, &dn);
+    br_x509_decoder_push(&xd, der, len);
+    pk = br_x509_decoder_get_pkey(&xd);
+    if (dn.oom) {
+        rc = PR_ENOMEM;
+        goto out;
+    }
+    if (!pk || (pk->key_type != BR_KEYTYPE_RSA && pk->key_type != BR_KEYTYPE_EC)) goto out;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        br_x509_trust_anchor *v =
+            (br_x509_trust_anchor *)pr__realloc(t->v, t->cap * sizeof *t->v, cap * sizeof *t->v);
+        if (!v) {
+            rc = PR_ENOMEM;
+            goto out;
+        }
+        t->v = v;
+        t->cap = cap;
+    }
+    keyn = pk->key_type == BR_KEYTYPE_RSA ? pk->key.rsa.nlen + pk->key.rsa.elen : pk->key.ec.qlen;
+    if (!(mem = (unsigned char *)pr__alloc(dn.len + keyn))) {
+        rc = PR_ENOMEM;
+        goto out;
+    }
+    ta = &t->v[t->n++];
+    memset(ta, 0, sizeof *ta);
+    if (dn.len) memcpy(mem, dn.p, dn.len);
+    ta->dn.data = mem;
+    ta->dn.len = dn.len;
+    ta->flags = br_x509_decoder_isCA(&xd) ? BR_X509_TA_CA : 0;
+    ta->pkey.key_type = pk->key_type;
+    if (pk->key_type == BR_KEYTYPE_RSA) {
+        ta->pkey.key.rsa.n = mem + dn.len;
+        ta->pkey.key.rsa.nlen = pk->key.rsa.nlen;
+        memcpy(ta->pkey.key.rsa.n, pk->key.rsa.n, pk->key.rsa.nlen);
+        ta->pkey.key.rsa.e = mem + dn.len + pk->key.rsa.nlen;
+        ta->pkey.key.rsa.elen = pk->key.rsa.elen;
+        memcpy(ta->pkey.key.rsa.e, pk->key.rsa.e, pk->key.rsa.elen);
+    } else {
+        ta->pkey.key.ec.curve = pk->key.ec.curve;
+        ta->pkey.key.ec.q = mem + dn.len;
+        ta->pkey.key.ec.qlen = pk->key.ec.qlen;
+        memcpy(ta->pkey.key.ec.q, pk->key.ec.q, pk->key.ec.qlen);
+    }
+out:
+    pr__tls_bytes_free(&dn);
+    return rc;
+}
+
+static int pr__tls_tas_load_pem(pr__tls_tas *t, const char *pem, size_t len, const char *what, pr_err_info *err) {
+    int rc = pr__tls_pem_each(pem, len, pr__tls_ta_add, t);
+    if (rc == PR_ENOMEM) return pr__err_set(err, rc, 0, "out of memory loading trust anchors");
+    if (rc != PR_OK) return pr__err_set(err, rc, 0, "cannot load trust anchors from %s", what);
+    return PR_OK;
+}
+
+static int pr__tls_tas_load_file(pr__tls_tas *t, const char *path, pr_err_info *err) {
+    pr__tls_bytes b;
+    int rc;
+    memset(&b, 0, sizeof b);
+    rc = pr__tls_read_file(path, &b, err);
+    if (rc == PR_OK) rc = pr__tls_tas_load_pem(t, (const char *)b.p, b.len, path, err);
+    pr__tls_bytes_free(&b);
+    return rc;
+}
+
+/* The system bundle: loaded on first use, shared read-only afterwards. */
+static pthread_mutex_t pr__tls_sys_mu = PTHREAD_MUTEX_INITIALIZER;
+static pr__tls_tas pr__tls_sys;
+static int pr__tls_sys_loaded;
+
+static int pr__tls_system_anchors(const pr__tls_tas **out, pr_err_info *err) {
+    int rc = PR_OK;
+    pthread_mutex_lock(&pr__tls_sys_mu);
+    if (!pr__tls_sys_loaded) {
+        const char *path = getenv("SSL_CERT_FILE");
+        if (!path || !*path) path = "/etc/ssl/certs/ca-certificates.crt";
+        rc = pr__tls_tas_load_file(&pr__tls_sys, path, err);
+        if (rc == PR_OK) pr__tls_sys_loaded = 1;
+        else pr__tls_tas_free(&pr__tls_sys);
+    }
+    pthread_mutex_unlock(&pr__tls_sys_mu);
+    *out = &pr__tls_sys;
+    return rc;
+}
+
+void pr_tls_global_cleanup(void) {
+    pthread_mutex_lock(&pr__tls_sys_mu);
+    pr__tls_tas_free(&pr__tls_sys);
+    pr__tls_sys_loaded = 0;
+    pthread_mutex_unlock(&pr__tls_sys_mu);
+}
+
+/* ---- iPAddress SAN check (BearSSL matches DNS names only) ---- */
+static int pr__tls_der(const unsigned char **p, const unsigned char *e, int *tag, const unsigned char **v,
+                       size_t *vlen) {
+    const unsigned char *q = *p;
+    size_t len;
+    if (e - q < 2) return -1;
+    *tag = *q++;
+    len = *q++;
+    if (len & 0x80) {
+        int k = (int)(len & 0x7f);
+        if (k == 0 || k > 4 || e - q < k) return -1;
+        for (len = 0; k > 0; k--) len = (len << 8) | *q++;
+    }
+    if ((size_t)(e - q) < len) return -1;
+    *v = q;
+    *vlen = len;
+    *p = q + len;
+    return 0;
+}
+
+/* Whether the certificate (DER) lists ip (4 or 16 bytes) as an iPAddress SAN. */
+static int pr__tls_ip_in_sans(const unsigned char *der, size_t n, const unsigned char *ip, size_t iplen) {
+    static const unsigned char san_oid[] = { 0x55, 0x1d, 0x11 };
+    const unsigned char *p = der, *e = der + n, *v, *q, *qe;
+    size_t vlen;
+    int tag;
+    if (pr__tls_der(&p, e, &tag, &v, &vlen) || tag != 0x30) return 0;      /* Certificate */
+    p = v;
+    e = v + vlen;
+    if (pr__tls_der(&p, e, &tag, &v, &vlen) || tag != 0x30) return 0;      /* TBSCertificate */
+    p = v;
+    e = v + vlen;
+    while (p < e) {
+        if (pr__tls_der(&p, e, &tag, &v, &vlen)) return 0;
+        if (tag != 0xa3) continue;                                          /* [3] extensions */
+        q = v;
+        qe = v + vlen;
+        if (pr__tls_der(&q, qe, &tag, &v, &vlen) || tag != 0x30) return 0;
+        q = v;
+        qe = v + vlen;
+        while (q < qe) {
+            const unsigned char *x, *xe, *ov;
+            size_t olen;
+            if (pr__tls_der(&q, qe, &tag, &v, &vlen) || tag != 0x30) return 0; /* Extension */
+            x = v;
+            xe = v + vlen;
+            if (pr__tls_der(&x, xe, &tag, &ov, &olen) || tag != 0x06) return 0;
+            if (olen != sizeof san_oid || memcmp(ov, san_oid, olen) != 0) continue;
+            if (pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0;
+            if (tag == 0x01 && pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0; /* critical */
+            if (tag != 0x04) return 0;
+            x = v;
+            xe = v + vlen;
+            if (pr__tls_der(&x, xe, &tag, &v, &vlen) || tag != 0x30) return 0; /* GeneralNames */
+            x = v;
+            xe = v + vlen;
+            while (x < xe) {
+                if (pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0;
+                if (tag == 0x87 && vlen == iplen && memcmp(v, ip, iplen) == 0) return 1;
+            }
+            return 0;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* ---- X.509 wrapper: the minimal engine plus IP-SAN checks, or "insecure" ---- */
+typedef struct pr__tls_x509 {
+    const br_x509_class *vtable; /* first: BearSSL passes &vtable around */
+    br_x509_minimal_context mini;
+    br_x509_decoder_context dec; /* insecure mode: decodes the leaf only */
+    pr__tls_bytes leaf;          /* IP hosts: the leaf's DER */
+    unsigned char ip[16];
+    size_t iplen; /* 4 or 16 for an IP-literal host, else 0 */
+    int insecure;
+    int ip_mismatch;
+    uint32_t ncert;
+} pr__tls_x509;
+
+#define PR__TLS_X(ctx) ((pr__tls_x509 *)(void *)(ctx))
+
+static void pr__tls_x_start_chain(const br_x509_class **ctx, const char *server_name) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    x->ncert = 0;
+    x->ip_mismatch = 0;
+    x->leaf.len = 0;
+    x->leaf.oom = 0;
+    if (x->insecure) br_x509_decoder_init(&x->dec, NULL, NULL);
+    else x->mini.vtable->start_chain(&x->mini.vtable, server_name);
+}
+
+static void pr__tls_x_start_cert(const br_x509_class **ctx, uint32_t length) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    if (!x->insecure) x->mini.vtable->start_cert(&x->mini.vtable, length);
+}
+
+static void pr__tls_x_append(const br_x509_class **ctx, const unsigned char *buf, size_t len) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    if (x->ncert == 0) {
+        if (x->insecure) br_x509_decoder_push(&x->dec, buf, len);
+        else if (x->iplen) pr__tls_bytes_put(&x->leaf, buf, len);
+    }
+    if (!x->insecure) x->mini.vtable->append(&x->mini.vtable, buf, len);
+}
+
+static void pr__tls_x_end_cert(const br_x509_class **ctx) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    if (!x->insecure) x->mini.vtable->end_cert(&x->mini.vtable);
+    x->ncert++;
+}
+
+static unsigned pr__tls_x_end_chain(const br_x509_class **ctx) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    unsigned r;
+    if (x->insecure) return (unsigned)br_x509_decoder_last_error(&x->dec);
+    r = x->mini.vtable->end_chain(&x->mini.vtable);
+    if (r != 0 && r != BR_ERR_X509_OK) return r;
+    if (x->iplen) {
+        if (x->leaf.oom) return BR_ERR_X509_LIMIT_EXCEEDED;
+        if (!pr__tls_ip_in_sans(x->leaf.p, x->leaf.len, x->ip, x->iplen)) {
+            x->ip_mismatch = 1;
+            return BR_ERR_X509_BAD_SERVER_NAME;
+        }
+    }
+    return 0;
+}
+
+static const br_x509_pkey *pr__tls_x_get_pkey(const br_x509_class *const *ctx, unsigned *usages) {
+    pr__tls_x509 *x = PR__TLS_X(ctx);
+    if (x->insecure) {
+        if (usages) *usages = BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN;
+        return br_x509_decoder_get_pkey(&x->dec);
+    }
+    return x->mini.vtable->get_pkey(&x->mini.vtable, usages);
+}
+
+static const br_x509_class pr__tls_x509_vtable = {
+    sizeof(pr__tls_x509), pr__tls_x_start_chain, pr__tls_x_start_cert, pr__tls_x_append,
+    pr__tls_x_end_cert, pr__tls_x_end_chain, pr__tls_x_get_pkey
+};
+
+/* ---- connections ---- */
+#define PR__TLS_MAX_ALPN 8
+
+typedef struct pr__tls_conn {
+    pr_conn base; /* first: the pr_conn handed out */
+    pr_conn *inner;
+    int server;
+    int established; /* the handshake finished */
+    int closing;     /* our close_notify is queued or sent */
+    int wr_dead;     /* the transport refused writes after the peer left */
+    int fatal;       /* sticky transport/truncation error, 0 = none */
+    pr__tls_tas own; /* anchors from ca_file/ca_pem */
+    const char *alpn_names[PR__TLS_MAX_ALPN];
+    char alpn_buf[256];
+    char host[256];
+    union {
+        br_ssl_client_context c;
+        br_ssl_server_context s;
+    } u;
+    pr__tls_x509 x;
+    unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+} pr__tls_conn;
+
+struct pr_tls_server_cfg {
+    br_x509_certificate *chain;
+    size_t nchain, capchain;
+    br_skey_decoder_context key; /* the key points into it */
+    int key_type;
+    unsigned issuer_key_type;
+    char alpn[256];
+};
+
+static br_ssl_engine_context *pr__tls_eng(pr__tls_conn *t) { return t->server ? &t->u.s.eng : &t->u.c.eng; }
+
+/* Split "a,b,c" into names (copied into buf). Returns the count or -1. */
+static int pr__tls_alpn_parse(const char *list, char *buf, size_t bufn, const char **names) {
+    size_t len = strlen(list);
+    int n = 0;
+    char *p;
+    if (len >= bufn) return -1;
+    memcpy(buf, list, len + 1);
+    for (p = buf; *p;) {
+        char *c = strchr(p, ',');
+        if (c) *c = 0;
+        if (*p) {
+            if (n == PR__TLS_MAX_ALPN) return -1;
+            names[n++] = p;
+        }
+        if (!c) break;
+        p = c + 1;
+    }
+    return n;
+}
+
+static void pr__tls_setup_engine(br_ssl_engine_context *eng) {
+    static const uint16_t aes_first[] = {
+        BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+    };
+    static const uint16_t chacha_first[] = {
+        BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+    };
+    int aesni = br_aes_x86ni_ctr_get_vtable() != NULL && br_ghash_pclmul_get() != 0;
+    br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
+    br_ssl_engine_set_suites(eng, aesni ? aes_first : chacha_first, sizeof aes_first / sizeof aes_first[0]);
+    br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION);
+}
+
+/* Mix OS randomness into the engine's seed (0.6 trusts RDRAND alone on x86). */
+static void pr__tls_entropy(br_ssl_engine_context *eng) {
+    unsigned char seed[32];
+    size_t got = 0;
+#if defined(__linux__)
+    while (got < sizeof seed) {
+        ssize_t r = getrandom(seed + got, sizeof seed - got, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+#endif
+    if (got < sizeof seed) {
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            while (got < sizeof seed) {
+                ssize_t r = read(fd, seed + got, sizeof seed - got);
+                if (r < 0 && errno == EINTR) continue;
+                if (r <= 0) break;
+                got += (size_t)r;
+            }
+            close(fd);
+        }
+    }
+    if (got) br_ssl_engine_inject_entropy(eng, seed, got);
+    memset(seed, 0, sizeof seed);
+}
+
+static const char *pr__tls_reason(int e) {
+    switch (e) {
+    case BR_ERR_BAD_PARAM: return "bad parameter (host name too long?)";
+    case BR_ERR_UNSUPPORTED_VERSION:
+    case BR_ERR_BAD_VERSION: return "unsupported protocol version (only TLS 1.2 is supported)";
+    case BR_ERR_TOO_LARGE: return "record too large";
+    case BR_ERR_BAD_MAC: return "bad record MAC (corrupted or forged data)";
+    case BR_ERR_NO_RANDOM: return "no random source";
+    case BR_ERR_BAD_CIPHER_SUITE: return "no common cipher suite";
+    case BR_ERR_BAD_SNI: return "bad SNI from the client";
+    case BR_ERR_BAD_SIGNATURE: return "bad signature in the key exchange";
+    case BR_ERR_WRONG_KEY_USAGE: return "certificate key not usable with the chosen cipher suite";
+    case BR_ERR_NO_CLIENT_AUTH: return "client certificate required";
+    case BR_ERR_BAD_FINISHED: return "handshake Finished check failed";
+    case BR_ERR_X509_EMPTY_CHAIN: return "peer sent no certificate";
+    case BR_ERR_X509_BAD_SIGNATURE: return "certificate signature is invalid";
+    case BR_ERR_X509_TIME_UNKNOWN: return "current time unknown for the certificate check";
+    case BR_ERR_X509_EXPIRED: return "certificate expired or not yet valid";
+    case BR_ERR_X509_DN_MISMATCH: return "certificate chain is broken (issuer does not match)";
+    case BR_ERR_X509_BAD_SERVER_NAME: return "certificate does not match the host name (bad hostname)";
+    case BR_ERR_X509_CRITICAL_EXTENSION: return "certificate has an unsupported critical extension";
+    case BR_ERR_X509_NOT_CA: return "an issuing certificate is not a CA";
+    case BR_ERR_X509_FORBIDDEN_KEY_USAGE: return "certificate key usage forbids this use";
+    case BR_ERR_X509_WEAK_PUBLIC_KEY: return "certificate key is too weak";
+    case BR_ERR_X509_NOT_TRUSTED: return "certificate signed by an unknown CA (not trusted)";
+    case BR_ERR_X509_UNSUPPORTED: return "certificate uses an unsupported algorithm";
+    case BR_ERR_X509_LIMIT_EXCEEDED: return "certificate chain too large";
+    case BR_ERR_X509_WRONG_KEY_TYPE: return "certificate key type does not match its use";
+    default: break;
+    }
+    if (e >= 33 && e < 64) return "malformed certificate";
+    return "protocol error (malformed or unexpected message)";
+}
+
+static const char *pr__tls_alert(int a) {
+    switch (a) {
+    case 10: return "unexpected_message";
+    case 20: return "bad_record_mac";
+    case 22: return "record_overflow";
+    case 40: return "handshake_failure: no common cipher suite or client certificate required";
+    case 42: return "bad_certificate";
+    case 43: return "unsupported_certificate";
+    case 44: return "certificate_revoked";
+    case 45: return "certificate_expired";
+    case 46: return "certificate_unknown";
+    case 47: return "illegal_parameter";
+    case 48: return "unknown_ca";
+    case 49: return "access_denied";
+    case 50: return "decode_error";
+    case 51: return "decrypt_error";
+    case 70: return "protocol_version: protocol version not supported by the peer (TLS 1.3 only?)";
+    case 71: return "insufficient_security";
+    case 80: return "internal_error";
+    case 90: return "user_canceled";
+    case 100: return "no_renegotiation";
+    case 110: return "unsupported_extension";
+    case 112: return "unrecognized_name: the server does not know this host name";
+    case 120: return "no_application_protocol: no common ALPN protocol";
+    default: return "unknown alert";
+    }
+}
+
+/* Record BearSSL error e as PR_ETLS with a readable message. */
+static int pr__tls_fail(pr__tls_conn *t, int e) {
+    const char *stage = t->established ? "TLS" : "TLS handshake";
+    if (e >= BR_ERR_SEND_FATAL_ALERT) {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: we sent alert %d (%s)", stage, e - BR_ERR_SEND_FATAL_ALERT,
+                    pr__tls_alert(e - BR_ERR_SEND_FATAL_ALERT));
+    } else if (e >= BR_ERR_RECV_FATAL_ALERT) {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: peer sent alert %d (%s)", stage,
+                    e - BR_ERR_RECV_FATAL_ALERT, pr__tls_alert(e - BR_ERR_RECV_FATAL_ALERT));
+    } else if (e == BR_ERR_X509_BAD_SERVER_NAME && t->x.ip_mismatch) {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: certificate has no IP address SAN for %s (bad hostname)",
+                    stage, t->host);
+    } else if (e == BR_ERR_X509_BAD_SERVER_NAME) {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: certificate does not match host %s (bad hostname)", stage,
+                    t->host);
+    } else {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: %s (BearSSL error %d)", stage, pr__tls_reason(e), e);
+    }
+    t->base.err.tls_error = e;
+    return PR_ETLS;
+}
+
+/* An error from the inner connection. Timeouts and cancellation leave the
+   engine usable; anything else is sticky. */
+static int pr__tls_transport(pr__tls_conn *t, int rc) {
+    if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) {
+        pr__err_set(&t->base.err, rc, 0, "TLS %s", pr_strerror(rc));
+        return rc;
+    }
+    t->base.err = t->inner->err;
+    if (t->base.err.code != rc) pr__err_set(&t->base.err, rc, 0, "TLS transport: %s", pr_strerror(rc));
+    t->fatal = rc;
+    return rc;
+}
+
+/* The transport ended (EOF from the inner read). */
+static int pr__tls_eof(pr__tls_conn *t) {
+    if (t->closing) {
+        pr__err_set(&t->base.err, PR_ECLOSED, 0, "TLS connection closed");
+        return t->fatal = PR_ECLOSED;
+    }
+    if (!t->established)
+        pr__err_set(&t->base.err, PR_ETLS, 0, "TLS handshake failed: peer closed the connection");
+    else
+        pr__err_set(&t->base.err, PR_ETLS, 0, "peer closed without close_notify (truncated)");
+    t->base.err.tls_error = PR_TLS_TRUNCATED;
+    return t->fatal = PR_ETLS;
+}
+
+/* Drive the engine until a state in want is reached (want 0: until no
+   record is left to send). Pending records always go out first. */
+static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
+    br_ssl_engine_context *eng = pr__tls_eng(t);
+    for (;;) {
+        unsigned st;
+        unsigned char *p;
+        size_t len;
+        ptrdiff_t k;
+        if (t->fatal) return t->fatal;
+        st = br_ssl_engine_current_state(eng);
+        if (st & BR_SSL_CLOSED) {
+            int e = br_ssl_engine_last_error(eng);
+            if (e != 0) return pr__tls_fail(t, e);
+            if (!t->established) {
+                pr__err_set(&t->base.err, PR_ETLS, 0, "TLS handshake failed: peer closed the connection");
+                t->base.err.tls_error = PR_TLS_TRUNCATED;
+                return PR_ETLS;
+            }
+            return PR_ECLOSED;
+        }
+        if (st & BR_SSL_SENDREC) {
+            p = br_ssl_engine_sendrec_buf(eng, &len);
+            if (t->wr_dead) {
+                br_ssl_engine_sendrec_ack(eng, len);
+                continue;
+            }
+            k = t->inner->ops->write(t->inner, p, len, deadline);
+            if (k > 0) {
+                br_ssl_engine_sendrec_ack(eng, (size_t)k);
+                continue;
+            }
+            if (k == PR_ECLOSED && t->established && (want & BR_SSL_RECVAPP)) {
+                t->wr_dead = 1; /* the peer left; still read what it sent */
+                continue;
+            }
+            return pr__tls_transport(t, k == 0 ? PR_EIO : (int)k);
+        }
+        if (want == 0 || (st & want)) return PR_OK;
+        if (st & BR_SSL_RECVREC) {
+            p = br_ssl_engine_recvrec_buf(eng, &len);
+            k = t->inner->ops->read(t->inner, p, len, deadline);
+            if (k > 0) {
+                br_ssl_engine_recvrec_ack(eng, (size_t)k);
+                continue;
+            }
+            if (k == PR_ECLOSED) return pr__tls_eof(t);
+            return pr__tls_transport(t, k == 0 ? PR_EIO : (int)k);
+        }
+        pr__err_set(&t->base.err, PR_ESTATE, 0, "TLS engine cannot progress (state %u)", st);
+        return PR_ESTATE;
+    }
+}
+
+static ptrdiff_t pr__tls_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    br_ssl_engine_context *eng = pr__tls_eng(t);
+    unsigned char *p;
+    size_t len;
+    int rc = pr__tls_pump(t, BR_SSL_RECVAPP, deadline);
+    if (rc != PR_OK) return rc;
+    p = br_ssl_engine_recvapp_buf(eng, &len);
+    len = PR__MIN(len, n);
+    memcpy(buf, p, len);
+    br_ssl_engine_recvapp_ack(eng, len);
+    return (ptrdiff_t)len;
+}
+
+static ptrdiff_t pr__tls_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    br_ssl_engine_context *eng = pr__tls_eng(t);
+    unsigned char *p;
+    size_t len;
+    int rc;
+    if (t->closing) return pr__err_set(&t->base.err, PR_ESTATE, 0, "TLS write after shutdown");
+    if ((rc = pr__tls_pump(t, BR_SSL_SENDAPP, deadline)) != PR_OK) return rc;
+    p = br_ssl_engine_sendapp_buf(eng, &len);
+    len = PR__MIN(len, n);
+    memcpy(p, buf, len);
+    br_ssl_engine_sendapp_ack(eng, len);
+    br_ssl_engine_flush(eng, 0);
+    if ((rc = pr__tls_pump(t, 0, deadline)) != PR_OK) return rc;
+    return (ptrdiff_t)len;
+}
+
+static void pr__tls_start_close(pr__tls_conn *t) {
+    br_ssl_engine_context *eng = pr__tls_eng(t);
+    unsigned char *p;
+    size_t len;
+    if (t->closing) return;
+    while ((p = br_ssl_engine_recvapp_buf(eng, &len)) != NULL) br_ssl_engine_recvapp_ack(eng, len);
+    br_ssl_engine_close(eng);
+    t->closing = 1;
+}
+
+static int pr__tls_shutdown(pr_conn *c, int64_t deadline) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    int rc;
+    pr__tls_start_close(t);
+    rc = pr__tls_pump(t, 0, deadline);
+    if (rc == PR_ECLOSED) rc = PR_OK;
+    if (rc == PR_OK) {
+        rc = t->inner->ops->shutdown(t->inner, deadline);
+        if (rc == PR_ECLOSED) rc = PR_OK;
+    }
+    return rc;
+}
+
+static void pr__tls_destroy(pr_conn *c) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    if (t->established && !t->closing && !t->fatal &&
+        !(br_ssl_engine_current_state(pr__tls_eng(t)) & BR_SSL_CLOSED)) {
+        pr__tls_start_close(t);
+        (void)pr__tls_pump(t, 0, 0); /* best effort: one try, no waiting */
+    }
+    pr_conn_destroy(t->inner);
+    pr__tls_tas_free(&t->own);
+    pr__tls_bytes_free(&t->x.leaf);
+    memset(t, 0, sizeof *t); /* session keys */
+    pr__free(t, sizeof *t);
+}
+
+static const pr_conn_ops pr__tls_ops = { pr__tls_read, pr__tls_write, pr__tls_shutdown, pr__tls_destroy };
+
+static int pr__tls_handshake(pr__tls_conn *t, int64_t deadline) {
+    int rc = pr__tls_pump(t, BR_SSL_SENDAPP | BR_SSL_RECVAPP, deadline);
+    if (rc == PR_ECLOSED) {
+        pr__err_set(&t->base.err, PR_ETLS, 0, "TLS handshake failed: peer closed the connection");
+        t->base.err.tls_error = PR_TLS_TRUNCATED;
+        rc = PR_ETLS;
+    }
+    if (rc == PR_OK) t->established = 1;
+    return rc;
+}
+
+static pr__tls_conn *pr__tls_new(pr_conn *inner, int server) {
+    pr__tls_conn *t = (pr__tls_conn *)pr__calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->base.ops = &pr__tls_ops;
+    t->inner = inner;
+    t->server = server;
+    t->x.vtable = &pr__tls_x509_vtable;
+    return t;
+}
+
+static int pr__tls_warned_insecure;
+
+int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, int64_t deadline) {
+    pr_tls_opts o;
+    pr_err_info scratch, *err;
+    pr__tls_conn *t = NULL;
+    const pr__tls_tas *tas = NULL;
+    br_ssl_engine_context *eng;
+    const char *alpn;
+    size_t hlen;
+    int rc, nalpn;
+    if (opts) o = *opts;
+    else memset(&o, 0, sizeof o);
+    err = o.err ? o.err : &scratch;
+    memset(err, 0, sizeof *err);
+    if (out) *out = NULL;
+    if (!out || !inner || !host) {
+        pr_conn_destroy(inner);
+        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_client: out, inner and host are required");
+    }
+    if (!(t = pr__tls_new(inner, 0))) {
+        pr_conn_destroy(inner);
+        return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS connection");
+    }
+    /* host: "[v6]" -> "v6"; one trailing dot dropped; IP literals noted */
+    hlen = strlen(host);
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        host++;
+        hlen -= 2;
+    }
+    if (hlen > 0 && host[hlen - 1] == '.') hlen--;
+    if (hlen == 0 || hlen > 255) {
+        rc = pr__err_set(err, PR_EINVAL, 0, "TLS host name is empty or longer than 255 bytes");
+        goto fail;
+    }
+    memcpy(t->host, host, hlen);
+    t->host[hlen] = 0;
+    if (inet_pton(AF_INET, t->host, t->x.ip) == 1) t->x.iplen = 4;
+    else if (inet_pton(AF_INET6, t->host, t->x.ip) == 1) t->x.iplen = 16;
+    /* ALPN */
+    alpn = o.alpn ? o.alpn : "http/1.1";
+    nalpn = pr__tls_alpn_parse(alpn, t->alpn_buf, sizeof t->alpn_buf, t->alpn_names);
+    if (nalpn < 0) {
+        rc = pr__err_set(err, PR_EINVAL, 0, "bad ALPN list (at most %d names, 255 bytes)", PR__TLS_MAX_ALPN);
+        goto fail;
+    }
+    /* trust anchors */
+    if (o.insecure_skip_verify_DANGEROUS) {
+        t->x.insecure = 1;
+        if (!__atomic_exchange_n(&pr__tls_warned_insecure, 1, __ATOMIC_RELAXED))
+            PR__LOG(PR_LEVEL_WARN, "tls", "insecure_skip_verify_DANGEROUS: server certificates are NOT checked");
+    } else if (o.ca_pem) {
+        rc = pr__tls_tas_load_pem(&t->own, o.ca_pem, o.ca_pem_len ? o.ca_pem_len : strlen(o.ca_pem), "ca_pem", err);
+        if (rc != PR_OK) goto fail;
+        if (t->own.n == 0) {
+            rc = pr__err_set(err, PR_EINVAL, 0, "no certificate found in ca_pem");
+            goto fail;
+        }
+        tas = &t->own;
+    } else if (o.ca_file) {
+        if ((rc = pr__tls_tas_load_file(&t->own, o.ca_file, err)) != PR_OK) goto fail;
+        if (t->own.n == 0) {
+            rc = pr__err_set(err, PR_EINVAL, 0, "no certificate found in %s", o.ca_file);
+            goto fail;
+        }
+        tas = &t->own;
+    } else if ((rc = pr__tls_system_anchors(&tas, err)) != PR_OK) {
+        goto fail;
+    }
+    br_ssl_client_init_full(&t->u.c, &t->x.mini, tas ? tas->v : NULL, tas ? tas->n : 0);
+    eng = &t->u.c.eng;
+    pr__tls_setup_engine(eng);
+    br_ssl_engine_set_x509(eng, &t->x.vtable);
+    if (nalpn > 0) br_ssl_engine_set_protocol_names(eng, t->alpn_names, (size_t)nalpn);
+    br_ssl_engine_set_buffer(eng, t->iobuf, sizeof t->iobuf, 1);
+    pr__tls_entropy(eng);
+    if (!br_ssl_client_reset(&t->u.c, t->x.iplen ? NULL : t->host, 0)) {
+        rc = pr__tls_fail(t, br_ssl_engine_last_error(eng));
+        *err = t->base.err;
+        goto fail;
+    }
+    if ((rc = pr__tls_handshake(t, deadline)) != PR_OK) {
+        *err = t->base.err;
+        goto fail;
+    }
+    *out = &t->base;
+    return PR_OK;
+fail:
+    pr__tls_destroy(&t->base);
+    return rc;
+}
+
+/* ---- server ---- */
+static int pr__tls_chain_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
+    pr_tls_server_cfg *cfg = (pr_tls_server_cfg *)ctx;
+    unsigned char *copy;
+    if (!pr__tls_is_cert(name) || len == 0) return PR_OK;
+    if (cfg->nchain == cfg->capchain) {
+        size_t cap = cfg->capchain ? cfg->capchain * 2 : 4;
+        br_x509_certificate *v = (br_x509_certificate *)pr__realloc(cfg->chain, cfg->capchain * sizeof *v,
+                                                                     cap * sizeof *v);
+        if (!v) return PR_ENOMEM;
+        cfg->chain = v;
+        cfg->capchain = cap;
+    }
+    if (!(copy = (unsigned char *)pr__alloc(len))) return PR_ENOMEM;
+    memcpy(copy, der, len);
+    cfg->chain[cfg->nchain].data = copy;
+    cfg->chain[cfg->nchain].data_len = len;
+    cfg->nchain++;
+    return PR_OK;
+}
+
+static int pr__tls_key_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
+    pr_tls_server_cfg *cfg = (pr_tls_server_cfg *)ctx;
+    if (cfg->key_type || !strstr(name, "PRIVATE KEY")) return PR_OK;
+    br_skey_decoder_init(&cfg->key);
+    br_skey_decoder_push(&cfg->key, der, len);
+    if (br_skey_decoder_last_error(&cfg->key) == 0) cfg->key_type = br_skey_decoder_key_type(&cfg->key);
+    return PR_OK;
+}
+
+void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) {
+    size_t i;
+    if (!cfg) return;
+    for (i = 0; i < cfg->nchain; i++) pr__free(cfg->chain[i].data, cfg->chain[i].data_len);
+    if (cfg->chain) pr__free(cfg->chain, cfg->capchain * sizeof *cfg->chain);
+    memset(cfg, 0, sizeof *cfg); /* the private key */
+    pr__free(cfg, sizeof *cfg);
+}
+
+int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
+                             size_t key_len) {
+    pr_tls_server_cfg *cfg;
+    int rc;
+    if (out) *out = NULL;
+    if (!out || !cert_pem || !key_pem) return PR_EINVAL;
+    if (!(cfg = (pr_tls_server_cfg *)pr__calloc(1, sizeof *cfg))) return PR_ENOMEM;
+    snprintf(cfg->alpn, sizeof cfg->alpn, "%s", "http/1.1");
+    rc = pr__tls_pem_each(cert_pem, cert_len ? cert_len : strlen(cert_pem), pr__tls_chain_add, cfg);
+    if (rc == PR_OK) rc = pr__tls_pem_each(key_pem, key_len ? key_len : strlen(key_pem), pr__tls_key_add, cfg);
+    if (rc == PR_OK && (cfg->nchain == 0 || (cfg->key_type != BR_KEYTYPE_RSA && cfg->key_type != BR_KEYTYPE_EC)))
+        rc = PR_EINVAL;
+    if (rc == PR_OK && cfg->key_type == BR_KEYTYPE_EC) {
+        br_x509_decoder_context xd;
+        br_x509_decoder_init(&xd, NULL, NULL);
+        br_x509_decoder_push(&xd, cfg->chain[0].data, cfg->chain[0].data_len);
+        if (br_x509_decoder_last_error(&xd) != 0) rc = PR_EINVAL;
+        else cfg->issuer_key_type = (unsigned)br_x509_decoder_get_signer_key_type(&xd);
+    }
+    if (rc != PR_OK) {
+        pr_tls_server_cfg_destroy(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return PR_OK;
+}
+
+int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
+    char buf[256];
+    const char *names[PR__TLS_MAX_ALPN];
+    if (!cfg) return PR_EINVAL;
+    if (!alpn) alpn = "";
+    if (pr__tls_alpn_parse(alpn, buf, sizeof buf, names) < 0) return PR_EINVAL;
+    snprintf(cfg->alpn, sizeof cfg->alpn, "%s", alpn);
+    return PR_OK;
+}
+
+int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline) {
+    pr__tls_conn *t;
+    br_ssl_engine_context *eng;
+    int rc, nalpn;
+    if (out) *out = NULL;
+    if (!out || !inner || !cfg) {
+        pr_conn_destroy(inner);
+        return PR_EINVAL;
+    }
+    if (!(t = pr__tls_new(inner, 1))) {
+        pr_conn_destroy(inner);
+        return PR_ENOMEM;
+    }
+    snprintf(t->host, sizeof t->host, "%s", "(client)");
+    if (cfg->key_type == BR_KEYTYPE_RSA)
+        br_ssl_server_init_full_rsa(&t->u.s, cfg->chain, cfg->nchain, br_skey_decoder_get_rsa(&cfg->key));
+    else
+        br_ssl_server_init_full_ec(&t->u.s, cfg->chain, cfg->nchain, cfg->issuer_key_type,
+                                   br_skey_decoder_get_ec(&cfg->key));
+    eng = &t->u.s.eng;
+    pr__tls_setup_engine(eng);
+    nalpn = pr__tls_alpn_parse(cfg->alpn, t->alpn_buf, sizeof t->alpn_buf, t->alpn_names);
+    if (nalpn > 0) br_ssl_engine_set_protocol_names(eng, t->alpn_names, (size_t)nalpn);
+    br_ssl_engine_set_buffer(eng, t->iobuf, sizeof t->iobuf, 1);
+    pr__tls_entropy(eng);
+    if (!br_ssl_server_reset(&t->u.s)) rc = pr__tls_fail(t, br_ssl_engine_last_error(eng));
+    else rc = pr__tls_handshake(t, deadline);
+    if (rc != PR_OK) {
+        PR__LOG(PR_LEVEL_DEBUG, "tls", "server handshake: %s", t->base.err.msg);
+        pr__tls_destroy(&t->base);
+        return rc;
+    }
+    *out = &t->base;
+    return PR_OK;
+}
+
+const char *pr_tls_alpn(const pr_conn *c) {
+    pr__tls_conn *t;
+    if (!c || c->ops != &pr__tls_ops) return NULL;
+    t = (pr__tls_conn *)(void *)(uintptr_t)c;
+    return br_ssl_engine_get_selected_protocol(pr__tls_eng(t));
+}
+
+#undef PR__TLS_X
+#undef PR__TLS_MAX_ALPN
+
+#else /* PRISTINE_NO_TLS: the API is there, TLS is not */
+
+int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, int64_t deadline) {
+    PR__UNUSED(host);
+    PR__UNUSED(deadline);
+    if (out) *out = NULL;
+    pr_conn_destroy(inner);
+    if (opts && opts->err) pr__err_set(opts->err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
+    return PR_ENOTSUP;
+}
+
+int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
+                             size_t key_len) {
+    PR__UNUSED(cert_pem);
+    PR__UNUSED(cert_len);
+    PR__UNUSED(key_pem);
+    PR__UNUSED(key_len);
+    if (out) *out = NULL;
+    return PR_ENOTSUP;
+}
+
+int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
+    PR__UNUSED(cfg);
+    PR__UNUSED(alpn);
+    return PR_ENOTSUP;
+}
+
+void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) { PR__UNUSED(cfg); }
+
+int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline) {
+    PR__UNUSED(cfg);
+    PR__UNUSED(deadline);
+    if (out) *out = NULL;
+    pr_conn_destroy(inner);
+    return PR_ENOTSUP;
+}
+
+const char *pr_tls_alpn(const pr_conn *c) {
+    PR__UNUSED(c);
+    return NULL;
+}
+
+void pr_tls_global_cleanup(void) {}
+
+#endif /* PRISTINE_NO_TLS */
