@@ -367,13 +367,15 @@ typedef struct pr__net_pipe_end {
     pr_conn base;
     pr__net_pipe *p;
     int side;               /* reads dir[side], writes dir[1 - side] */
+    int destroyed;          /* pr_conn_destroy ran while a task was inside */
 } pr__net_pipe_end;
 
 struct pr__net_pipe {
     pr__net_pipe_end ends[2];
     pr__net_dir dir[2];
     size_t max_chunk;
-    int live;
+    int live;               /* ends not destroyed */
+    int busy;               /* tasks inside a read or write: memory stays until they leave */
 };
 
 static void pr__net_wake(pr_task **t) {
@@ -392,13 +394,26 @@ static int pr__net_park_on(pr_task **slot, int64_t deadline) {
     return rc;
 }
 
-static ptrdiff_t pr__net_pipe_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+static void pr__net_pipe_free(pr__net_pipe *p) {
+    pr__free(p->dir[0].ring, PR__NET_PIPE_CAP);
+    pr__free(p->dir[1].ring, PR__NET_PIPE_CAP);
+    pr__free(p, sizeof *p);
+}
+
+/* A task leaves a read or write: the last one out frees a fully destroyed pipe. */
+static ptrdiff_t pr__net_pipe_leave(pr__net_pipe *p, ptrdiff_t rc) {
+    if (--p->busy == 0 && p->live == 0) pr__net_pipe_free(p);
+    return rc;
+}
+
+static ptrdiff_t pr__net_pipe_read_in(pr_conn *c, void *buf, size_t n, int64_t deadline) {
     pr__net_pipe_end *e = (pr__net_pipe_end *)(void *)c;
     pr__net_dir *d = &e->p->dir[e->side];
     size_t k, first;
     if (pr_is_canceled()) return pr__net_fail(c, PR_ECANCELED, 0, "read");
     while (d->len == 0) {
         int rc;
+        if (e->destroyed) return PR_ECLOSED;
         if (d->shut) return pr__net_fail(c, PR_ECLOSED, 0, "read");
         if ((rc = pr__net_park_on(&d->reader, deadline)) != PR_OK) return pr__net_fail(c, rc, 0, "read");
     }
@@ -413,13 +428,14 @@ static ptrdiff_t pr__net_pipe_read(pr_conn *c, void *buf, size_t n, int64_t dead
     return (ptrdiff_t)k;
 }
 
-static ptrdiff_t pr__net_pipe_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
+static ptrdiff_t pr__net_pipe_write_in(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
     pr__net_pipe_end *e = (pr__net_pipe_end *)(void *)c;
     pr__net_dir *d = &e->p->dir[1 - e->side];
     size_t k, tail, first;
     if (pr_is_canceled()) return pr__net_fail(c, PR_ECANCELED, 0, "write");
     for (;;) {
         int rc;
+        if (e->destroyed) return PR_ECLOSED;
         if (d->shut || d->gone) return pr__net_fail(c, PR_ECLOSED, 0, "write");
         if (d->len < PR__NET_PIPE_CAP) break;
         if ((rc = pr__net_park_on(&d->writer, deadline)) != PR_OK) return pr__net_fail(c, rc, 0, "write");
@@ -432,6 +448,18 @@ static ptrdiff_t pr__net_pipe_write(pr_conn *c, const void *buf, size_t n, int64
     d->len += k;
     pr__net_wake(&d->reader);
     return (ptrdiff_t)k;
+}
+
+static ptrdiff_t pr__net_pipe_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+    pr__net_pipe *p = ((pr__net_pipe_end *)(void *)c)->p;
+    p->busy++;
+    return pr__net_pipe_leave(p, pr__net_pipe_read_in(c, buf, n, deadline));
+}
+
+static ptrdiff_t pr__net_pipe_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
+    pr__net_pipe *p = ((pr__net_pipe_end *)(void *)c)->p;
+    p->busy++;
+    return pr__net_pipe_leave(p, pr__net_pipe_write_in(c, buf, n, deadline));
 }
 
 static int pr__net_pipe_shutdown(pr_conn *c, int64_t deadline) {
@@ -448,14 +476,14 @@ static void pr__net_pipe_destroy(pr_conn *c) {
     pr__net_pipe_end *e = (pr__net_pipe_end *)(void *)c;
     pr__net_pipe *p = e->p;
     pr__net_dir *out = &p->dir[1 - e->side], *in = &p->dir[e->side];
+    e->destroyed = 1;
     out->shut = 1;
     in->gone = 1;
     pr__net_wake(&out->reader);
     pr__net_wake(&in->writer);
-    if (--p->live) return;
-    pr__free(p->dir[0].ring, PR__NET_PIPE_CAP);
-    pr__free(p->dir[1].ring, PR__NET_PIPE_CAP);
-    pr__free(p, sizeof *p);
+    pr__net_wake(&in->reader);  /* tasks parked on this very end */
+    pr__net_wake(&out->writer);
+    if (--p->live == 0 && p->busy == 0) pr__net_pipe_free(p);
 }
 
 static const pr_conn_ops pr__net_pipe_ops = { pr__net_pipe_read, pr__net_pipe_write, pr__net_pipe_shutdown,
@@ -1186,6 +1214,17 @@ int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline) {
             return PR_OK;
         }
         if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* The connection stays queued and the listener readable: returning
+               at once would let a retry loop spin and starve the tasks that
+               could free descriptors. Back off, then try again. */
+            int e = errno;
+            int64_t now = pr_now();
+            if (deadline <= now) return pr__err_set(&l->err, PR_EIO, e, "accept: %s", strerror(e));
+            if ((rc = pr_sleep(pr_deadline_min(deadline, now + 50))) != PR_OK)
+                return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
+            continue;
+        }
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return pr__err_set(&l->err, PR_EIO, errno, "accept: %s", strerror(errno));
         if ((rc = pr_fd_wait(l->fd, PR_WAIT_READ, deadline)) == PR_ECLOSED) return rc; /* l was destroyed */

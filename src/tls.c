@@ -507,6 +507,8 @@ typedef struct pr__tls_conn {
     int closing;     /* our close_notify is queued or sent */
     int wr_dead;     /* the transport refused writes after the peer left */
     int fatal;       /* sticky transport/truncation error, 0 = none */
+    int busy;        /* tasks inside read/write/shutdown */
+    int dead;        /* destroyed while busy: the last task out frees it */
     pr__tls_tas own; /* anchors from ca_file/ca_pem */
     const char *alpn_names[PR__TLS_MAX_ALPN];
     char alpn_buf[256];
@@ -715,6 +717,7 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
         unsigned char *p;
         size_t len;
         ptrdiff_t k;
+        if (t->dead) return PR_ECLOSED; /* destroyed by another task while we waited */
         if (t->fatal) return t->fatal;
         st = br_ssl_engine_current_state(eng);
         if (st & BR_SSL_CLOSED) {
@@ -734,6 +737,7 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
                 continue;
             }
             k = t->inner->ops->write(t->inner, p, len, deadline);
+            if (t->dead) return PR_ECLOSED;
             if (k > 0) {
                 br_ssl_engine_sendrec_ack(eng, (size_t)k);
                 continue;
@@ -748,6 +752,7 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
         if (st & BR_SSL_RECVREC) {
             p = br_ssl_engine_recvrec_buf(eng, &len);
             k = t->inner->ops->read(t->inner, p, len, deadline);
+            if (t->dead) return PR_ECLOSED;
             if (k > 0) {
                 br_ssl_engine_recvrec_ack(eng, (size_t)k);
                 continue;
@@ -760,7 +765,7 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
     }
 }
 
-static ptrdiff_t pr__tls_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+static ptrdiff_t pr__tls_read_in(pr_conn *c, void *buf, size_t n, int64_t deadline) {
     pr__tls_conn *t = (pr__tls_conn *)c;
     br_ssl_engine_context *eng = pr__tls_eng(t);
     unsigned char *p;
@@ -774,7 +779,7 @@ static ptrdiff_t pr__tls_read(pr_conn *c, void *buf, size_t n, int64_t deadline)
     return (ptrdiff_t)len;
 }
 
-static ptrdiff_t pr__tls_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
+static ptrdiff_t pr__tls_write_in(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
     pr__tls_conn *t = (pr__tls_conn *)c;
     br_ssl_engine_context *eng = pr__tls_eng(t);
     unsigned char *p;
@@ -801,7 +806,7 @@ static void pr__tls_start_close(pr__tls_conn *t) {
     t->closing = 1;
 }
 
-static int pr__tls_shutdown(pr_conn *c, int64_t deadline) {
+static int pr__tls_shutdown_in(pr_conn *c, int64_t deadline) {
     pr__tls_conn *t = (pr__tls_conn *)c;
     int rc;
     pr__tls_start_close(t);
@@ -814,18 +819,55 @@ static int pr__tls_shutdown(pr_conn *c, int64_t deadline) {
     return rc;
 }
 
-static void pr__tls_destroy(pr_conn *c) {
-    pr__tls_conn *t = (pr__tls_conn *)c;
-    if (t->established && !t->closing && !t->fatal &&
-        !(br_ssl_engine_current_state(pr__tls_eng(t)) & BR_SSL_CLOSED)) {
-        pr__tls_start_close(t);
-        (void)pr__tls_pump(t, 0, 0); /* best effort: one try, no waiting */
-    }
-    pr_conn_destroy(t->inner);
+static void pr__tls_free(pr__tls_conn *t) {
     pr__tls_tas_free(&t->own);
     pr__tls_bytes_free(&t->x.leaf);
     memset(t, 0, sizeof *t); /* session keys */
     pr__free(t, sizeof *t);
+}
+
+/* Another task may destroy the connection while this one waits inside it
+   (the way to abort a blocked read): destroy then closes the transport, which
+   wakes us, and only marks t dead; the last task to leave frees it. */
+static ptrdiff_t pr__tls_leave(pr__tls_conn *t, ptrdiff_t rc) {
+    if (!t->dead) {
+        t->busy--;
+        return rc;
+    }
+    if (--t->busy == 0) pr__tls_free(t);
+    return PR_ECLOSED;
+}
+
+static ptrdiff_t pr__tls_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    t->busy++;
+    return pr__tls_leave(t, pr__tls_read_in(c, buf, n, deadline));
+}
+
+static ptrdiff_t pr__tls_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    t->busy++;
+    return pr__tls_leave(t, pr__tls_write_in(c, buf, n, deadline));
+}
+
+static int pr__tls_shutdown(pr_conn *c, int64_t deadline) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    t->busy++;
+    return (int)pr__tls_leave(t, pr__tls_shutdown_in(c, deadline));
+}
+
+static void pr__tls_destroy(pr_conn *c) {
+    pr__tls_conn *t = (pr__tls_conn *)c;
+    if (t->dead) return;
+    if (!t->busy && t->established && !t->closing && !t->fatal &&
+        !(br_ssl_engine_current_state(pr__tls_eng(t)) & BR_SSL_CLOSED)) {
+        pr__tls_start_close(t);
+        (void)pr__tls_pump(t, 0, 0); /* best effort: one try, no waiting */
+    }
+    if (t->busy) t->dead = 1;
+    pr_conn_destroy(t->inner); /* wakes a task waiting inside with PR_ECLOSED */
+    t->inner = NULL;
+    if (!t->busy) pr__tls_free(t);
 }
 
 static const pr_conn_ops pr__tls_ops = { pr__tls_read, pr__tls_write, pr__tls_shutdown, pr__tls_destroy };

@@ -18,5 +18,8 @@
 #include "test_net.c"
 #include "test_tls.c"
 #include "test_http.c"
+#include "test_client.c"
+#include "test_server.c"
+#include "test_nginx.c"
 
 #include "main.c"

@@ -520,6 +520,76 @@ out:
     return rc;
 }
 
+/* Destroying a pipe end while a task waits on that same end wakes it with
+   PR_ECLOSED, and the memory lives until it has left (ASan in SAN=1 runs). */
+typedef struct net_pd {
+    pr_conn *c;
+    int rc;
+} net_pd;
+
+static int net_pd_reader(void *arg) {
+    net_pd *p = (net_pd *)arg;
+    char x;
+    p->rc = (int)pr_conn_read(p->c, &x, 1, pr_deadline_in(5000));
+    return 0;
+}
+
+PT_TEST(net_pipe_destroy_under_own_reader) {
+    pr_conn *a, *b;
+    pr_task *t;
+    net_pd p;
+    PT_REQUIRE(pr_conn_pipe(&a, &b, 0) == PR_OK);
+    p.c = a;
+    p.rc = 1;
+    PT_REQUIRE(pr_go(&t, net_pd_reader, &p, NULL) == PR_OK);
+    pr_yield(); /* the reader parks on a */
+    pr_conn_destroy(a);
+    pr_conn_destroy(b); /* both ends gone while the reader is still inside */
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(p.rc, PR_ECLOSED);
+}
+
+/* Out of descriptors: accept backs off (other tasks keep running) and
+   reports PR_EIO with EMFILE when the deadline passes, instead of spinning. */
+static long net_ticks;
+static int net_ticker(void *arg) {
+    (void)arg;
+    while (pr_sleep(pr_deadline_in(5)) == PR_OK) net_ticks++;
+    return 0;
+}
+
+PT_TEST(net_accept_emfile_backs_off) {
+    pr_listener *l;
+    pr_conn *cl = NULL, *sv = NULL;
+    pr_task *t;
+    pr_err_info e;
+    struct rlimit old, low;
+    int probe, rc;
+    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 8) == PR_OK);
+    PT_REQUIRE(pr_tcp_connect(&cl, "127.0.0.1", pr_listener_port(l), NULL, pr_deadline_in(2000)) == PR_OK);
+    PT_REQUIRE(pr_go(&t, net_ticker, NULL, NULL) == PR_OK);
+    PT_REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    probe = dup(0); /* the lowest free descriptor: make it the limit */
+    PT_REQUIRE(probe >= 0);
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe;
+    PT_REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    net_ticks = 0;
+    rc = pr_tcp_accept(l, &sv, pr_deadline_in(200));
+    setrlimit(RLIMIT_NOFILE, &old);
+    PT_EQ_ERR(rc, PR_EIO);
+    pr_listener_last_error(l, &e);
+    PT_EQ_INT(e.sys_errno, EMFILE);
+    PT_CHECK(net_ticks > 3); /* the other task ran while accept backed off */
+    PT_EQ_ERR(pr_tcp_accept(l, &sv, pr_deadline_in(2000)), PR_OK); /* descriptors back: it goes through */
+    pr_cancel(t);
+    pr_join(t, NULL, PR_FOREVER);
+    pr_conn_destroy(sv);
+    pr_conn_destroy(cl);
+    pr_listener_destroy(l);
+}
+
 PT_TEST(net_alloc_fail_sweep) {
     long n;
     int failed = 0;
@@ -615,6 +685,8 @@ const pt_suite pt_suite_net = { "net", {
     PT_ENTRY(net_dns_pool_and_cache),
     PT_ENTRY(net_cancel_blocked_calls),
     PT_ENTRY(net_listener_destroyed_under_acceptor),
+    PT_ENTRY(net_pipe_destroy_under_own_reader),
+    PT_ENTRY(net_accept_emfile_backs_off),
     PT_ENTRY(net_alloc_fail_sweep),
     PT_ENTRY(net_alloc_fail_dns_pool),
     PT_ENTRY(net_happy_eyeballs_ipv6_stalls_ipv4_answers),

@@ -524,6 +524,31 @@ PT_TEST(tls_cancel_and_timeout) {
     pr_tls_server_cfg_destroy(cfg);
 }
 
+/* Destroying a connection while another task waits in its read is the way
+   to abort that read: the reader gets PR_ECLOSED, nothing is used after free
+   (ASan checks that in SAN=1 runs). */
+PT_TEST(tls_destroy_under_blocked_reader) {
+    pr_tls_server_cfg *cfg;
+    pr_conn *a, *c;
+    pr_task *t, *st;
+    tls_srv s;
+    tls_blocked bl;
+    TLS_NEED_FIXTURES();
+    PT_REQUIRE(tls_start(&s, &st, &a, &cfg, "good", TLS_IDLE) == PR_OK);
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, pr_deadline_in(10000)),
+              PR_OK);
+    memset(&bl, 0, sizeof bl);
+    bl.tls = c;
+    bl.deadline = pr_deadline_in(5000);
+    PT_REQUIRE(pr_go(&t, tls_read_task, &bl, NULL) == PR_OK);
+    pr_sleep(pr_deadline_in(20)); /* the reader waits inside the TLS read */
+    pr_conn_destroy(c);
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(bl.rc, PR_ECLOSED);
+    PT_EQ_ERR(pr_join(st, NULL, pr_deadline_in(5000)), PR_OK);
+    pr_tls_server_cfg_destroy(cfg);
+}
+
 PT_TEST(tls_alloc_failure_sweep) {
     long n;
     int rc, ok = 0;
@@ -752,6 +777,7 @@ const pt_suite pt_suite_tls = { "tls", {
     PT_ENTRY(tls_alpn_negotiated),
     PT_ENTRY(tls_large_transfer_both_ways),
     PT_ENTRY(tls_cancel_and_timeout),
+    PT_ENTRY(tls_destroy_under_blocked_reader),
     PT_ENTRY(tls_alloc_failure_sweep),
     PT_ENTRY(tls_tls13_only_peer_fails_clearly),
     PT_ENTRY(tls_prefers_aes_gcm_with_aesni),

@@ -8,7 +8,7 @@ set -euo pipefail
 # The cross C libraries are only "recommended" by the cross compilers; name them.
 PACKAGES="build-essential clang python3 pkg-config libbearssl-dev libboost-context-dev qemu-user
   gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
-  libc6-dev-riscv64-cross libc6-dev-armhf-cross libnspr4-dev valgrind libclang-rt-14-dev nodejs openssl ca-certificates"
+  libc6-dev-riscv64-cross libc6-dev-armhf-cross libnspr4-dev valgrind libclang-rt-14-dev nodejs openssl ca-certificates nginx-light curl wrk"
 
 missing=""
 for p in $PACKAGES; do

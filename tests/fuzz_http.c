@@ -1,0 +1,181 @@
+/* fuzz_http.c - libFuzzer target for the HTTP response parser and body framing.
+   clang -std=c11 -g -O1 -DPRISTINE_NO_TLS -DPRISTINE_TESTING -fsanitize=fuzzer,address,undefined \
+       -fno-sanitize-recover=all tests/fuzz_http.c -o build/fuzz/http -lpthread
+
+   The input's first byte picks the request method (GET, HEAD, CONNECT),
+   small limits and the read style (pr_http_read with a small or a big
+   buffer, or pr_http_next_span); the second seeds a split size; the rest is
+   what the server sends. A scripted pr_conn hands it out whole, one byte at
+   a time and in chunks of the seeded size, each read a fresh heap copy.
+   pr_http_exchange runs and the whole body is read; the outcome (codes,
+   status, headers, body, reusable) must be the same for every split. It
+   runs on the main task (which may block), and pr_sched_destroy ends each
+   input so nothing leaks. */
+#define PRISTINE_IMPLEMENTATION
+#include "../pristine.h"
+
+typedef struct fz_conn {
+    pr_conn base; /* first */
+    const unsigned char *data;
+    size_t len, pos, chunk;
+} fz_conn;
+
+static ptrdiff_t fz_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+    fz_conn *f = (fz_conn *)(void *)c;
+    size_t k = f->len - f->pos;
+    unsigned char *tmp;
+    (void)deadline;
+    if (!k) return PR_ECLOSED;
+    if (k > n) k = n;
+    if (f->chunk && k > f->chunk) k = f->chunk;
+    tmp = (unsigned char *)malloc(k); /* a fresh copy: stale views are caught by ASan */
+    if (!tmp) abort();
+    memcpy(tmp, f->data + f->pos, k);
+    memcpy(buf, tmp, k);
+    free(tmp);
+    f->pos += k;
+    return (ptrdiff_t)k;
+}
+
+static ptrdiff_t fz_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
+    (void)c;
+    (void)buf;
+    (void)deadline;
+    return (ptrdiff_t)n;
+}
+
+static int fz_shutdown(pr_conn *c, int64_t deadline) {
+    (void)c;
+    (void)deadline;
+    return PR_OK;
+}
+
+static void fz_destroy(pr_conn *c) { (void)c; }
+
+static const pr_conn_ops fz_ops = { fz_read, fz_write, fz_shutdown, fz_destroy };
+
+typedef struct fz_out {
+    int rc, status, minor, body_rc, reusable; /* reusable depends on what arrived early: not compared */
+    size_t nhdrs;
+    unsigned long long hsum; /* FNV-1a over names and values */
+    unsigned char *body;
+    size_t body_len, body_cap;
+} fz_out;
+
+static unsigned long long fz_fnv(unsigned long long h, const char *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void fz_body_put(fz_out *o, const void *p, size_t n) {
+    if (o->body_len + n > o->body_cap) {
+        size_t cap = o->body_cap ? o->body_cap : 1024;
+        while (cap < o->body_len + n) cap *= 2;
+        o->body = (unsigned char *)realloc(o->body, cap);
+        if (!o->body) abort();
+        o->body_cap = cap;
+    }
+    memcpy(o->body + o->body_len, p, n);
+    o->body_len += n;
+}
+
+static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chunk, unsigned opt) {
+    static const char *methods[] = { "GET", "HEAD", "CONNECT", "GET" };
+    static char big[70000];
+    fz_conn fc;
+    pr_url u;
+    pr_http_request req;
+    pr_http_opts ho;
+    pr_http_response *r = NULL;
+    size_t i;
+    memset(o, 0, sizeof *o);
+    memset(&fc, 0, sizeof fc);
+    fc.base.ops = &fz_ops;
+    fc.data = data;
+    fc.len = len;
+    fc.chunk = chunk;
+    memset(&u, 0, sizeof u);
+    if (pr_url_parse(&u, "http://fuzz.test/x", 18, NULL) != PR_OK) abort();
+    memset(&req, 0, sizeof req);
+    req.method = methods[opt & 3];
+    req.url = &u;
+    memset(&ho, 0, sizeof ho);
+    if (opt & 4) { /* small limits */
+        ho.max_head_bytes = 256;
+        ho.max_fields = 4;
+        ho.max_chunk_line = 16;
+        ho.max_interim = 2;
+        ho.recv_buf_size = 64;
+    }
+    o->rc = pr_http_exchange(&r, &fc.base, &req, &ho, PR_FOREVER);
+    if (o->rc) {
+        if (r) abort();
+        pr_url_deinit(&u);
+        return;
+    }
+    o->status = pr_http_status(r);
+    o->minor = pr_http_version_minor(r);
+    o->nhdrs = pr_http_header_count(r);
+    o->hsum = 0xcbf29ce484222325ull;
+    for (i = 0; i < o->nhdrs; i++) {
+        pr_http_header h;
+        if (pr_http_header_at(r, i, &h) != PR_OK) abort();
+        o->hsum = fz_fnv(o->hsum, h.name.ptr, h.name.len);
+        o->hsum = fz_fnv(o->hsum, ":", 1);
+        o->hsum = fz_fnv(o->hsum, h.value.ptr, h.value.len);
+    }
+    for (;;) {
+        int mode = (int)((opt >> 3) & 3);
+        if (mode == 2) {
+            const char *p;
+            size_t n;
+            int rc = pr_http_next_span(r, &p, &n, PR_FOREVER);
+            if (rc) {
+                o->body_rc = rc;
+                break;
+            }
+            if (!n) abort();
+            fz_body_put(o, p, n);
+        } else {
+            size_t want = mode == 1 ? sizeof big : 7;
+            ptrdiff_t k = pr_http_read(r, big, want, PR_FOREVER);
+            if (k <= 0) {
+                o->body_rc = (int)k;
+                break;
+            }
+            if ((size_t)k > want) abort();
+            fz_body_put(o, big, (size_t)k);
+        }
+    }
+    o->reusable = pr_http_reusable(r);
+    pr_http_response_destroy(r);
+    pr_url_deinit(&u);
+}
+
+static int fz_same(const fz_out *a, const fz_out *b) {
+    return a->rc == b->rc && a->status == b->status && a->minor == b->minor && a->body_rc == b->body_rc &&
+           a->nhdrs == b->nhdrs && a->hsum == b->hsum && a->body_len == b->body_len &&
+           (!a->body_len || memcmp(a->body, b->body, a->body_len) == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fz_out whole, one, split;
+    unsigned opt;
+    size_t chunk;
+    if (size < 2) return 0;
+    opt = data[0];
+    chunk = 2 + data[1] % 31;
+    data += 2;
+    size -= 2;
+    fz_run(&whole, data, size, 0, opt);
+    fz_run(&one, data, size, 1, opt);
+    fz_run(&split, data, size, chunk, opt);
+    if (!fz_same(&whole, &one) || !fz_same(&whole, &split)) abort();
+    free(whole.body);
+    free(one.body);
+    free(split.body);
+    pr_sched_destroy();
+    return 0;
+}

@@ -1,0 +1,1050 @@
+/* client: pr_http_client against loopback servers that are tasks of the
+   test: keep-alive pool and its limits, dead pooled connections and the
+   transparent retry, redirects, plain and CONNECT proxies, no_proxy, the
+   connect timeout, cancellation and allocation failures. */
+#include <netinet/in.h>
+
+/* ---- a tiny HTTP server: one acceptor task, one task per connection ---- */
+enum { CL_KEEP, CL_CLOSE, CL_DROP, CL_HANG, CL_DELAYED_CLOSE };
+
+typedef struct cl_srv cl_srv;
+/* Build the reply to one request into out; return the action after it. */
+typedef int (*cl_fn)(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap);
+
+#define CL_MAXC 24
+typedef struct cl_conn_ctx {
+    cl_srv *s;
+    pr_conn *c;
+    int idx;
+} cl_conn_ctx;
+
+struct cl_srv {
+    pr_listener *l;
+    uint16_t port;
+    const pr_tls_server_cfg *cfg; /* NULL = plain */
+    cl_fn fn;
+    void *user_data;
+    int accepts, nreqs;
+    char log[8192]; /* every request (head + body), in order */
+    size_t log_len;
+    char last[4096];
+    pr_task *acceptor;
+    pr_task *handlers[CL_MAXC];
+    cl_conn_ctx ctx[CL_MAXC];
+    int nh;
+};
+
+/* Read one request (head + Content-Length or chunked body) into buf.
+   Returns its length, or <= 0 at EOF/error. */
+static ptrdiff_t cl_read_request(pr_conn *c, char *buf, size_t cap) {
+    size_t len = 0;
+    for (;;) {
+        char *end;
+        ptrdiff_t k;
+        buf[len] = 0;
+        end = strstr(buf, "\r\n\r\n");
+        if (end) {
+            size_t head = (size_t)(end + 4 - buf), want = head;
+            const char *cl = strstr(buf, "Content-Length: ");
+            if (cl && cl < end) want = head + (size_t)strtoul(cl + 16, NULL, 10);
+            if (strstr(buf, "Transfer-Encoding: chunked")) {
+                if (strstr(end + 4, "0\r\n\r\n")) return (ptrdiff_t)len;
+            } else if (len >= want) {
+                return (ptrdiff_t)len;
+            }
+        }
+        if (len + 1 >= cap) return PR_ELIMIT;
+        k = pr_conn_read(c, buf + len, cap - 1 - len, PR_FOREVER);
+        if (k <= 0) return k < 0 ? k : PR_ECLOSED;
+        len += (size_t)k;
+    }
+}
+
+static int cl_handler(void *arg) {
+    cl_conn_ctx *x = (cl_conn_ctx *)arg;
+    cl_srv *s = x->s;
+    pr_conn *c = x->c;
+    static char req[CL_MAXC][4096];
+    static char out[CL_MAXC][8192];
+    int nreq = 0;
+    x->c = NULL;
+    if (s->cfg) {
+        pr_conn *t = NULL;
+        if (pr_tls_server(&t, c, s->cfg, pr_deadline_in(5000)) != PR_OK) return 0;
+        c = t;
+    }
+    for (;;) {
+        ptrdiff_t k = cl_read_request(c, req[x->idx], sizeof req[x->idx]);
+        int act;
+        if (k <= 0) break;
+        nreq++;
+        s->nreqs++;
+        if (s->log_len + (size_t)k < sizeof s->log) {
+            memcpy(s->log + s->log_len, req[x->idx], (size_t)k);
+            s->log_len += (size_t)k;
+            s->log[s->log_len] = 0;
+        }
+        snprintf(s->last, sizeof s->last, "%s", req[x->idx]);
+        out[x->idx][0] = 0;
+        act = s->fn(s, x->idx, nreq, req[x->idx], out[x->idx], sizeof out[x->idx]);
+        if (act == CL_DROP) break;
+        if (act == CL_HANG) {
+            if (out[x->idx][0]) pr_conn_write(c, out[x->idx], strlen(out[x->idx]), PR_FOREVER);
+            pr_sleep(PR_FOREVER);
+            break;
+        }
+        if (pr_conn_write(c, out[x->idx], strlen(out[x->idx]), PR_FOREVER) != PR_OK) break;
+        if (act == CL_CLOSE) break;
+        if (act == CL_DELAYED_CLOSE) {
+            pr_sleep(pr_deadline_in(30));
+            break;
+        }
+    }
+    pr_conn_destroy(c);
+    return 0;
+}
+
+static int cl_acceptor(void *arg) {
+    cl_srv *s = (cl_srv *)arg;
+    for (;;) {
+        pr_conn *c = NULL;
+        int rc = pr_tcp_accept(s->l, &c, PR_FOREVER);
+        if (rc == PR_ECANCELED || rc == PR_ECLOSED) return 0;
+        if (rc) {
+            if (pr_sleep(pr_deadline_in(1)) == PR_ECANCELED) return 0;
+            continue;
+        }
+        s->accepts++;
+        if (s->nh == CL_MAXC) {
+            pr_conn_destroy(c);
+            continue;
+        }
+        s->ctx[s->nh].s = s;
+        s->ctx[s->nh].c = c;
+        s->ctx[s->nh].idx = s->nh;
+        if (pr_go(&s->handlers[s->nh], cl_handler, &s->ctx[s->nh], NULL) != PR_OK) {
+            pr_conn_destroy(c);
+            continue;
+        }
+        s->nh++;
+    }
+}
+
+static int cl_start(cl_srv *s, cl_fn fn, const pr_tls_server_cfg *cfg) {
+    int rc;
+    memset(s, 0, sizeof *s);
+    s->fn = fn;
+    s->cfg = cfg;
+    if ((rc = pr_tcp_listen(&s->l, "127.0.0.1", 0, 16)) != PR_OK) return rc;
+    s->port = pr_listener_port(s->l);
+    if ((rc = pr_go(&s->acceptor, cl_acceptor, s, NULL)) != PR_OK) {
+        pr_listener_destroy(s->l);
+        s->l = NULL;
+    }
+    return rc;
+}
+
+static void cl_stop(cl_srv *s) {
+    int i;
+    if (!s->l) return;
+    pr_cancel(s->acceptor);
+    pr_join(s->acceptor, NULL, PR_FOREVER);
+    for (i = 0; i < s->nh; i++) {
+        pr_cancel(s->handlers[i]);
+        pr_join(s->handlers[i], NULL, PR_FOREVER);
+        if (s->ctx[i].c) pr_conn_destroy(s->ctx[i].c); /* never started */
+    }
+    pr_listener_destroy(s->l);
+    s->l = NULL;
+}
+
+static int cl_count(const char *hay, const char *needle) {
+    int n = 0;
+    const char *p = hay;
+    while ((p = strstr(p, needle)) != NULL) {
+        n++;
+        p += strlen(needle);
+    }
+    return n;
+}
+
+/* ---- replies ---- */
+static int cl_ok(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap) {
+    (void)s;
+    (void)conn;
+    (void)nreq;
+    (void)req;
+    snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    return CL_KEEP;
+}
+
+/* Paths choose the framing: /close, /eof, /big, /chunked, else plain. */
+static int cl_paths(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap) {
+    (void)s;
+    (void)conn;
+    (void)nreq;
+    if (!strncmp(req, "GET /close ", 11)) {
+        snprintf(out, cap, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+        return CL_CLOSE;
+    }
+    if (!strncmp(req, "GET /eof ", 9)) {
+        snprintf(out, cap, "HTTP/1.1 200 OK\r\n\r\nuntil close");
+        return CL_CLOSE;
+    }
+    if (!strncmp(req, "GET /big ", 9)) {
+        snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n%0100d", 7);
+        return CL_KEEP;
+    }
+    if (!strncmp(req, "GET /chunked ", 13)) {
+        snprintf(out, cap, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+        return CL_KEEP;
+    }
+    snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    return CL_KEEP;
+}
+
+/* Read a whole body into buf (NUL-terminated); returns PR_OK at its end. */
+static int cl_body(pr_http_response *r, char *buf, size_t cap) {
+    size_t len = 0;
+    for (;;) {
+        ptrdiff_t k = pr_http_read(r, buf + len, cap - 1 - len, pr_deadline_in(5000));
+        if (k == PR_ECLOSED) break;
+        if (k < 0) return (int)k;
+        len += (size_t)k;
+        if (len + 1 >= cap) return PR_ELIMIT;
+    }
+    buf[len] = 0;
+    return PR_OK;
+}
+
+/* GET url, read the body into body, destroy the response. Returns the
+   status (> 0) or an error. */
+static int cl_get(pr_http_client *c, const char *url, char *body, size_t cap) {
+    pr_http_response *r = NULL;
+    int rc = pr_http_client_get(c, &r, url, pr_deadline_in(5000)), st;
+    if (rc) return rc;
+    st = pr_http_status(r);
+    rc = cl_body(r, body, cap);
+    pr_http_response_destroy(r);
+    return rc ? rc : st;
+}
+
+static const pr_http_client_opts cl_noenv = { 0, 0, 0, 0, 0, 0, 1, NULL, NULL, NULL, NULL,
+                                              { NULL, NULL, 0, 0, NULL, NULL }, { 0, 0, 0, 0, 0, 0 } };
+
+/* ---- pool ---- */
+PT_TEST(client_reuse_sequential) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    char url[64], body[256];
+    int i;
+    PT_REQUIRE(cl_start(&s, cl_paths, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/x", s.port);
+    for (i = 0; i < 3; i++) {
+        PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+        PT_EQ_STR(body, "hello");
+        PT_EQ_INT(pr_http_client_idle_count(c), 1);
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/chunked", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "abc");
+    PT_EQ_INT(s.accepts, 1);
+    PT_EQ_INT(s.nreqs, 4);
+    PT_CHECK(strstr(s.log, "GET /x HTTP/1.1\r\nHost: 127.0.0.1:") != NULL);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+}
+
+PT_TEST(client_no_reuse_after_close_eof_unread) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_response *r = NULL;
+    char url[64], body[256];
+    PT_REQUIRE(cl_start(&s, cl_paths, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/close", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(pr_http_client_idle_count(c), 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/eof", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "until close");
+    PT_EQ_INT(pr_http_client_idle_count(c), 0);
+    /* a body left unread: the connection is closed, not pooled */
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/big", s.port);
+    PT_REQUIRE(pr_http_client_get(c, &r, url, pr_deadline_in(5000)) == PR_OK);
+    pr_http_response_destroy(r);
+    PT_EQ_INT(pr_http_client_idle_count(c), 0);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(strlen(body), 100);
+    PT_EQ_INT(pr_http_client_idle_count(c), 1);
+    PT_EQ_INT(s.accepts, 4);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+}
+
+PT_TEST(client_pool_idle_expiry_and_disabled) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    char url[64], body[64];
+    PT_REQUIRE(cl_start(&s, cl_ok, NULL) == PR_OK);
+    o.pool_idle_ms = 50;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(s.accepts, 1);
+    pr_sleep(pr_deadline_in(120));
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(s.accepts, 2);
+    pr_http_client_destroy(c);
+    o.pool_idle_ms = -1; /* no pool */
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(s.accepts, 4);
+    PT_EQ_INT(pr_http_client_idle_count(c), 0);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+}
+
+/* The response outlives its client: it still reads, and frees the client. */
+PT_TEST(client_response_outlives_client) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_response *r = NULL;
+    char url[64], body[64];
+    PT_REQUIRE(cl_start(&s, cl_ok, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    PT_REQUIRE(pr_http_client_get(c, &r, url, pr_deadline_in(5000)) == PR_OK);
+    pr_http_client_destroy(c);
+    PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
+    PT_EQ_STR(body, "hello");
+    pr_http_response_destroy(r);
+    cl_stop(&s);
+}
+
+/* The server closes an idle keep-alive connection: the check before reuse
+   sees it and a fresh connection is made. */
+static int cl_then_close(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap) {
+    cl_ok(s, conn, nreq, req, out, cap);
+    return CL_DELAYED_CLOSE;
+}
+
+PT_TEST(client_dead_pooled_connection_discarded) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    char url[64], body[64];
+    PT_REQUIRE(cl_start(&s, cl_then_close, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(pr_http_client_idle_count(c), 1);
+    pr_sleep(pr_deadline_in(100)); /* the server has closed it by now */
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    PT_EQ_INT(s.accepts, 2);
+    PT_EQ_INT(s.nreqs, 2); /* nothing was sent on the dead one */
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+}
+
+/* The second request on a connection is read and dropped without a reply
+   (the server "timed out" the connection at that moment). */
+static int cl_drop_second(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap) {
+    if (nreq == 2) return CL_DROP;
+    return cl_ok(s, conn, nreq, req, out, cap);
+}
+
+static int cl_body_calls;
+static ptrdiff_t cl_body_fn(void *buf, size_t n, void *user_data) {
+    (void)user_data;
+    if (cl_body_calls++ || n < 4) return 0;
+    memcpy(buf, "data", 4);
+    return 4;
+}
+
+PT_TEST(client_retry_on_dead_reused_connection) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_response *r = NULL;
+    pr_http_request req;
+    pr_url u;
+    pr_err_info e;
+    char url[64], body[64];
+    PT_REQUIRE(cl_start(&s, cl_drop_second, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* dropped on conn 1, retried on conn 2 */
+    PT_EQ_STR(body, "hello");
+    PT_EQ_INT(s.accepts, 2);
+    PT_EQ_INT(s.nreqs, 3);
+    /* a streamed body is not replayable: no retry */
+    memset(&u, 0, sizeof u);
+    memset(&req, 0, sizeof req);
+    PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
+    req.method = "POST";
+    req.url = &u;
+    req.body_fn = cl_body_fn;
+    cl_body_calls = 0;
+    PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(5000)), PR_ECLOSED);
+    PT_CHECK(r == NULL);
+    PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
+    PT_EQ_INT(e.code, PR_ECLOSED);
+    PT_EQ_INT(s.accepts, 2);
+    PT_EQ_INT(s.nreqs, 4);
+    pr_url_deinit(&u);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+}
+
+/* ---- redirects ---- */
+static int cl_redir(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap) {
+    const char *sp = strchr(req, ' ');
+    (void)conn;
+    (void)nreq;
+    if (sp && !strncmp(sp, " /a ", 4)) {
+        snprintf(out, cap, "HTTP/1.1 302 Found\r\nLocation: /b\r\nContent-Length: 3\r\n\r\nxyz");
+    } else if (sp && !strncmp(sp, " /b ", 4)) {
+        snprintf(out, cap, "HTTP/1.1 301 Moved\r\nLocation: %s://127.0.0.1:%u/c?q=1#frag\r\nContent-Length: 0\r\n\r\n",
+                 s->cfg ? "https" : "http", s->port);
+    } else if (sp && !strncmp(sp, " /loop ", 7)) {
+        snprintf(out, cap, "HTTP/1.1 302 Found\r\nLocation: loop\r\nContent-Length: 0\r\n\r\n");
+    } else if (sp && !strncmp(sp, " /see ", 6)) {
+        snprintf(out, cap, "HTTP/1.1 303 See Other\r\nLocation: /c\r\nContent-Length: 0\r\n\r\n");
+    } else if (sp && !strncmp(sp, " /temp ", 7)) {
+        snprintf(out, cap, "HTTP/1.1 307 Temporary\r\nLocation: /c\r\nContent-Length: 0\r\n\r\n");
+    } else if (sp && !strncmp(sp, " /found ", 8)) {
+        snprintf(out, cap, "HTTP/1.1 302 Found\r\nLocation: /c\r\nContent-Length: 0\r\n\r\n");
+    } else if (sp && !strncmp(sp, " /other ", 8)) {
+        snprintf(out, cap, "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n",
+                 (const char *)s->user_data);
+    } else {
+        snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
+    }
+    return CL_KEEP;
+}
+
+PT_TEST(client_redirect_chain_and_default_off) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    pr_err_info e;
+    char url[64], body[64];
+    PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/a", s.port);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 302); /* off by default */
+    PT_EQ_STR(body, "xyz");
+    pr_http_client_destroy(c);
+    o.max_redirects = 5;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "done");
+    PT_CHECK(strstr(s.log, "GET /c?q=1 HTTP/1.1\r\n") != NULL);
+    PT_EQ_INT(s.accepts, 2); /* the drained 3xx bodies kept the connection */
+    pr_http_client_destroy(c);
+    /* the cap */
+    o.max_redirects = 3;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    s.nreqs = 0;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/loop", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_ELIMIT);
+    PT_EQ_INT(s.nreqs, 4);
+    PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
+    PT_EQ_INT(e.code, PR_ELIMIT);
+    PT_EQ_INT(e.http_status, 302);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+}
+
+static int cl_post(pr_http_client *c, const char *url, pr_http_header *h, size_t nh, int use_fn) {
+    pr_http_response *r = NULL;
+    pr_http_request req;
+    pr_url u;
+    char body[64];
+    int rc;
+    memset(&u, 0, sizeof u);
+    memset(&req, 0, sizeof req);
+    if ((rc = pr_url_parse(&u, url, strlen(url), NULL)) != PR_OK) return rc;
+    req.method = "POST";
+    req.url = &u;
+    req.headers = h;
+    req.nheaders = nh;
+    if (use_fn) {
+        cl_body_calls = 0;
+        req.body_fn = cl_body_fn;
+    } else {
+        req.body = "hello";
+        req.body_len = 5;
+    }
+    rc = pr_http_client_request(c, &r, &req, pr_deadline_in(5000));
+    pr_url_deinit(&u);
+    if (rc) return rc;
+    rc = pr_http_status(r);
+    if (cl_body(r, body, sizeof body) != PR_OK) rc = PR_EPROTO;
+    pr_http_response_destroy(r);
+    return rc;
+}
+
+PT_TEST(client_redirect_methods) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    char url[64];
+    PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
+    o.max_redirects = 2;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/see", s.port);
+    PT_EQ_INT(cl_post(c, url, NULL, 0, 0), 200);
+    PT_CHECK(strstr(s.log, "POST /see HTTP/1.1\r\n") != NULL);
+    PT_CHECK(strstr(s.last, "GET /c HTTP/1.1\r\n") == s.last);
+    PT_CHECK(strstr(s.last, "hello") == NULL && strstr(s.last, "Content-Length") == NULL);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/found", s.port); /* 302 + POST -> GET, like curl */
+    PT_EQ_INT(cl_post(c, url, NULL, 0, 0), 200);
+    PT_CHECK(strstr(s.last, "GET /c HTTP/1.1\r\n") == s.last);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/temp", s.port); /* 307 keeps method and body */
+    PT_EQ_INT(cl_post(c, url, NULL, 0, 0), 200);
+    PT_CHECK(strstr(s.last, "POST /c HTTP/1.1\r\n") == s.last);
+    PT_CHECK(strstr(s.last, "Content-Length: 5\r\n") != NULL);
+    PT_CHECK(strstr(s.last, "\r\n\r\nhello") != NULL);
+    /* 307 with a streamed body: the 3xx is returned */
+    PT_EQ_INT(cl_post(c, url, NULL, 0, 1), 307);
+    PT_CHECK(strstr(s.last, "POST /temp HTTP/1.1\r\n") == s.last);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+}
+
+PT_TEST(client_redirect_origin_change_drops_credentials) {
+    cl_srv a, b;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    pr_http_header h[3];
+    char url[64], loc[64];
+    PT_REQUIRE(pr_dns_override("a.test", 0, "127.0.0.1") == PR_OK);
+    PT_REQUIRE(pr_dns_override("b.test", 0, "127.0.0.1") == PR_OK);
+    PT_REQUIRE(cl_start(&a, cl_redir, NULL) == PR_OK);
+    PT_REQUIRE(cl_start(&b, cl_redir, NULL) == PR_OK);
+    snprintf(loc, sizeof loc, "http://b.test:%u/c", b.port);
+    a.user_data = loc;
+    o.max_redirects = 3;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    h[0].name = pr_slice_cstr("Authorization");
+    h[0].value = pr_slice_cstr("Bearer secret");
+    h[1].name = pr_slice_cstr("Cookie");
+    h[1].value = pr_slice_cstr("id=1");
+    h[2].name = pr_slice_cstr("X-Keep");
+    h[2].value = pr_slice_cstr("yes");
+    /* same origin: kept */
+    snprintf(url, sizeof url, "http://a.test:%u/temp", a.port);
+    PT_EQ_INT(cl_post(c, url, h, 3, 0), 200);
+    PT_EQ_INT(cl_count(a.log, "Authorization: Bearer secret"), 2);
+    PT_EQ_INT(cl_count(a.log, "Cookie: id=1"), 2);
+    /* to b.test: dropped */
+    snprintf(url, sizeof url, "http://a.test:%u/other", a.port);
+    PT_EQ_INT(cl_post(c, url, h, 3, 0), 200);
+    PT_EQ_INT(cl_count(a.log, "Authorization: Bearer secret"), 3);
+    PT_EQ_INT(b.nreqs, 1);
+    PT_CHECK(strstr(b.log, "Authorization") == NULL);
+    PT_CHECK(strstr(b.log, "Cookie") == NULL);
+    PT_CHECK(strstr(b.log, "X-Keep: yes") != NULL);
+    PT_CHECK(strstr(b.log, "Host: b.test:") != NULL);
+    pr_http_client_destroy(c);
+    cl_stop(&a);
+    cl_stop(&b);
+    pr_dns_override(NULL, 0, NULL);
+}
+
+/* ---- no_proxy ---- */
+PT_TEST(client_no_proxy_match) {
+    PT_EQ_INT(pr_http_no_proxy_match(NULL, "a.com"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("", "a.com"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("*", "anything.example"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("example.com", "example.com"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("example.com", "www.example.com"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match(".example.com", "www.example.com"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match(".example.com", "example.com"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("example.com", "badexample.com"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("example.com", "example.com.evil"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("foo, EXAMPLE.com ,bar", "a.Example.COM"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("example.com:8080", "example.com"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("10.1.2.3", "10.1.2.3"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("10.1.2.3", "10.1.2.33"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("[::1]:80", "::1"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("fe80::1", "fe80::1"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("*.x", "a.com"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match(",,", "a.com"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("a.com", "a.com."), 1);
+}
+
+/* ---- proxies ---- */
+static int cl_proxy_plain(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap) {
+    (void)s;
+    (void)conn;
+    (void)nreq;
+    (void)req;
+    snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nproxied");
+    return CL_KEEP;
+}
+
+PT_TEST(client_plain_proxy_absolute_form) {
+    cl_srv p, d;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    char proxy[64], url[64], body[64];
+    PT_REQUIRE(pr_dns_override("a.test", 0, "127.0.0.1") == PR_OK);
+    PT_REQUIRE(cl_start(&p, cl_proxy_plain, NULL) == PR_OK);
+    PT_REQUIRE(cl_start(&d, cl_ok, NULL) == PR_OK);
+    snprintf(proxy, sizeof proxy, "user:p%%40ss@127.0.0.1:%u", p.port); /* no scheme: http:// */
+    o.http_proxy = proxy;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "http://a.test:%u/path?q=1", d.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "proxied");
+    snprintf(url, sizeof url, "GET http://a.test:%u/path?q=1 HTTP/1.1\r\nHost: a.test:%u\r\n", d.port, d.port);
+    PT_CHECK(strstr(p.log, url) == p.log);
+    PT_CHECK(strstr(p.log, "Proxy-Authorization: Basic dXNlcjpwQHNz\r\n") != NULL); /* user:p@ss */
+    PT_EQ_INT(d.nreqs, 0);
+    /* loopback origins never use the proxy */
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", d.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    pr_http_client_destroy(c);
+    /* no_proxy */
+    o.no_proxy = "other.test, .a.test";
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "http://a.test:%u/", d.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    PT_EQ_INT(p.nreqs, 1);
+    PT_EQ_INT(d.nreqs, 2);
+    pr_http_client_destroy(c);
+    cl_stop(&p);
+    cl_stop(&d);
+    pr_dns_override(NULL, 0, NULL);
+}
+
+PT_TEST(client_proxy_environment) {
+    cl_srv p, d;
+    pr_http_client *c = NULL;
+    char proxy[64], url[64], body[64];
+    pr_http_client_opts o = cl_noenv;
+    PT_REQUIRE(pr_dns_override("a.test", 0, "127.0.0.1") == PR_OK);
+    PT_REQUIRE(cl_start(&p, cl_proxy_plain, NULL) == PR_OK);
+    PT_REQUIRE(cl_start(&d, cl_ok, NULL) == PR_OK);
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u", p.port);
+    snprintf(url, sizeof url, "http://a.test:%u/", d.port);
+    unsetenv("http_proxy");
+    unsetenv("all_proxy");
+    unsetenv("ALL_PROXY");
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    setenv("HTTP_PROXY", proxy, 1); /* upper case is ignored (httpoxy) */
+    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    pr_http_client_destroy(c);
+    unsetenv("HTTP_PROXY");
+    setenv("http_proxy", proxy, 1);
+    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "proxied");
+    pr_http_client_destroy(c);
+    setenv("NO_PROXY", "a.test", 1);
+    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    pr_http_client_destroy(c);
+    unsetenv("NO_PROXY");
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK); /* ignore_env */
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    pr_http_client_destroy(c);
+    unsetenv("http_proxy");
+    setenv("ALL_PROXY", proxy, 1);
+    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "proxied");
+    pr_http_client_destroy(c);
+    unsetenv("ALL_PROXY");
+    o.http_proxy = "https://127.0.0.1:1";
+    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_ENOTSUP);
+    o.http_proxy = "http://[::zz]:1";
+    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EINVAL);
+    PT_EQ_INT(p.nreqs, 2);
+    cl_stop(&p);
+    cl_stop(&d);
+    pr_dns_override(NULL, 0, NULL);
+}
+
+/* ---- timeouts and cancellation ---- */
+
+/* A listener whose accept queue is full: new connects hang in SYN_SENT. */
+static int cl_full_backlog(pr_listener **l, pr_conn **fill, int nfill) {
+    int i, rc = pr_tcp_listen(l, "127.0.0.1", 0, 0);
+    if (rc) return rc;
+    for (i = 0; i < nfill; i++) {
+        pr_net_opts no;
+        memset(&no, 0, sizeof no);
+        no.connect_timeout_ms = 200;
+        fill[i] = NULL;
+        pr_tcp_connect(&fill[i], "127.0.0.1", pr_listener_port(*l), &no, pr_deadline_in(300));
+    }
+    return PR_OK;
+}
+
+PT_TEST(client_connect_timeout_inside_deadline) {
+    pr_listener *l = NULL;
+    pr_conn *fill[4];
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    pr_http_response *r = NULL;
+    pr_err_info e;
+    char url[64];
+    int64_t t0;
+    int i;
+    PT_REQUIRE(cl_full_backlog(&l, fill, 4) == PR_OK);
+    o.connect_timeout_ms = 300;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", pr_listener_port(l));
+    t0 = pr_now();
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(10000)), PR_ETIMEDOUT);
+    PT_CHECK(pr_now() - t0 >= 250 && pr_now() - t0 < 3000);
+    PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
+    PT_CHECK(strstr(e.msg, "connect timeout") != NULL);
+    pr_http_client_destroy(c);
+    for (i = 0; i < 4; i++) pr_conn_destroy(fill[i]);
+    pr_listener_destroy(l);
+}
+
+typedef struct cl_blocked {
+    pr_http_client *c;
+    const char *url;
+    int read_body;
+    int rc;
+} cl_blocked;
+
+static int cl_blocked_task(void *arg) {
+    cl_blocked *b = (cl_blocked *)arg;
+    pr_http_response *r = NULL;
+    int rc = pr_http_client_get(b->c, &r, b->url, pr_deadline_in(20000));
+    if (!rc && b->read_body) {
+        char buf[256];
+        rc = cl_body(r, buf, sizeof buf);
+    }
+    b->rc = rc;
+    pr_http_response_destroy(r);
+    return 0;
+}
+
+static void cl_cancel_case(pr_http_client *c, const char *url, int read_body) {
+    pr_task *t;
+    cl_blocked b;
+    b.c = c;
+    b.url = url;
+    b.read_body = read_body;
+    b.rc = 1;
+    if (pr_go(&t, cl_blocked_task, &b, NULL) != PR_OK) {
+        pt_fail(__FILE__, __LINE__, "pr_go failed");
+        return;
+    }
+    pr_sleep(pr_deadline_in(150));
+    if (b.rc != 1) pt_fail(__FILE__, __LINE__, "%s: got %s, want the call still blocked", url, pt_errname(b.rc));
+    pr_cancel(t);
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(2000)), PR_OK);
+    PT_EQ_ERR(b.rc, PR_ECANCELED);
+}
+
+static int cl_hang_head(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap) {
+    (void)s;
+    (void)conn;
+    (void)nreq;
+    if (strstr(req, " /body ")) snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+    return CL_HANG;
+}
+
+/* A TLS "server" that accepts and never speaks. */
+static int cl_mute(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap) {
+    return cl_hang_head(s, conn, nreq, req, out, cap);
+}
+
+PT_TEST(client_cancel_in_connect) {
+    pr_listener *l = NULL;
+    pr_conn *fill[4];
+    pr_http_client *c = NULL;
+    char url[64];
+    int i;
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(cl_full_backlog(&l, fill, 4) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", pr_listener_port(l));
+    cl_cancel_case(c, url, 0);
+    for (i = 0; i < 4; i++) pr_conn_destroy(fill[i]);
+    pr_listener_destroy(l);
+    pr_http_client_destroy(c);
+}
+
+/* The TLS peer is a plain server that never answers the ClientHello. */
+PT_TEST(client_cancel_in_tls_handshake) {
+    pr_http_client *c = NULL;
+    cl_srv m;
+    char url[64];
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(cl_start(&m, cl_mute, NULL) == PR_OK);
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/", m.port);
+    cl_cancel_case(c, url, 0);
+    cl_stop(&m);
+    pr_http_client_destroy(c);
+    pr_tls_global_cleanup(); /* the system trust bundle was loaded */
+}
+
+PT_TEST(client_cancel_in_head_and_body) {
+    pr_http_client *c = NULL;
+    cl_srv s;
+    char url[64];
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(cl_start(&s, cl_hang_head, NULL) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/head", s.port);
+    cl_cancel_case(c, url, 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/body", s.port);
+    cl_cancel_case(c, url, 1);
+    cl_stop(&s);
+    PT_EQ_INT(pr_http_client_idle_count(c), 0);
+    pr_http_client_destroy(c);
+}
+
+/* ---- TLS: https origins, CONNECT tunnels, https -> http ---- */
+#ifndef PRISTINE_NO_TLS
+static pr_http_client_opts cl_tls_opts(void) {
+    pr_http_client_opts o = cl_noenv;
+    o.tls.ca_pem = tls_file("ca.crt");
+    return o;
+}
+
+PT_TEST(client_https_reuse_and_https_to_http) {
+    cl_srv s, p;
+    pr_tls_server_cfg *cfg = NULL;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o;
+    pr_err_info e;
+    char url[64], loc[64], body[64];
+    TLS_NEED_FIXTURES();
+    o = cl_tls_opts();
+    PT_REQUIRE(o.tls.ca_pem != NULL);
+    PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
+    PT_REQUIRE(cl_start(&s, cl_redir, cfg) == PR_OK);
+    PT_REQUIRE(cl_start(&p, cl_ok, NULL) == PR_OK);
+    snprintf(loc, sizeof loc, "http://127.0.0.1:%u/", p.port);
+    s.user_data = loc;
+    o.max_redirects = 3;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "https://localhost:%u/a", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "done");
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(s.accepts, 2); /* localhost and 127.0.0.1 are two origins; both reused */
+    snprintf(url, sizeof url, "https://localhost:%u/other", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_EPROTO);
+    PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
+    PT_CHECK(strstr(e.msg, "https to http") != NULL);
+    PT_EQ_INT(p.nreqs, 0);
+    pr_http_client_destroy(c);
+    o.allow_https_to_http = 1;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    PT_EQ_INT(p.nreqs, 1);
+    pr_http_client_destroy(c);
+    /* a bad certificate name: PR_ETLS with detail */
+    o.allow_https_to_http = 0;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_dns_override("a.test", 0, "127.0.0.1") == PR_OK);
+    snprintf(url, sizeof url, "https://a.test:%u/", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_ETLS);
+    PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
+    PT_EQ_INT(e.code, PR_ETLS);
+    PT_CHECK(e.tls_error != 0);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+    cl_stop(&p);
+    pr_tls_server_cfg_destroy(cfg);
+    pr_dns_override(NULL, 0, NULL);
+}
+
+/* A CONNECT proxy: reads "CONNECT host:port", connects to 127.0.0.1:port
+   (or answers with the status in user_data), then splices bytes. */
+typedef struct cl_splice {
+    pr_conn *from, *to;
+} cl_splice;
+
+static int cl_splice_task(void *arg) {
+    cl_splice *sp = (cl_splice *)arg;
+    char buf[4096];
+    for (;;) {
+        ptrdiff_t k = pr_conn_read(sp->from, buf, sizeof buf, PR_FOREVER);
+        if (k <= 0 || pr_conn_write(sp->to, buf, (size_t)k, PR_FOREVER) != PR_OK) break;
+    }
+    pr_conn_shutdown(sp->to, pr_deadline_in(100));
+    return 0;
+}
+
+typedef struct cl_cproxy {
+    pr_listener *l;
+    int connects, refuse;
+    char first[1024];
+    pr_task *t;
+} cl_cproxy;
+
+static int cl_cproxy_task(void *arg) {
+    cl_cproxy *p = (cl_cproxy *)arg;
+    for (;;) {
+        pr_conn *c = NULL, *up = NULL;
+        char req[1024];
+        const char *colon;
+        ptrdiff_t k;
+        pr_task *t2;
+        cl_splice a, b;
+        if (pr_tcp_accept(p->l, &c, PR_FOREVER) != PR_OK) return 0;
+        k = cl_read_request(c, req, sizeof req);
+        if (k <= 0) {
+            pr_conn_destroy(c);
+            continue;
+        }
+        p->connects++;
+        snprintf(p->first, sizeof p->first, "%s", req);
+        colon = strchr(req + 8, ':');
+        if (p->refuse || strncmp(req, "CONNECT ", 8) || !colon ||
+            pr_tcp_connect(&up, "127.0.0.1", (uint16_t)atoi(colon + 1), NULL, pr_deadline_in(2000)) != PR_OK) {
+            const char *no = "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 4\r\n\r\nnope";
+            pr_conn_write(c, no, strlen(no), pr_deadline_in(2000));
+            pr_conn_destroy(c);
+            continue;
+        }
+        {   /* the reply and the first tunnel bytes may travel together: nothing here sends any */
+            const char *yes = "HTTP/1.1 200 Connection established\r\n\r\n";
+            pr_conn_write(c, yes, strlen(yes), pr_deadline_in(2000));
+        }
+        a.from = c;
+        a.to = up;
+        b.from = up;
+        b.to = c;
+        if (pr_go(&t2, cl_splice_task, &b, NULL) == PR_OK) {
+            cl_splice_task(&a);
+            pr_cancel(t2);
+            pr_join(t2, NULL, PR_FOREVER);
+        }
+        pr_conn_destroy(c);
+        pr_conn_destroy(up);
+        if (pr_is_canceled()) return 0;
+    }
+}
+
+PT_TEST(client_connect_proxy_https) {
+    cl_srv s;
+    cl_cproxy p;
+    pr_tls_server_cfg *cfg = NULL;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o;
+    pr_err_info e;
+    char proxy[64], url[64], body[64];
+    TLS_NEED_FIXTURES();
+    o = cl_tls_opts();
+    o.tls.insecure_skip_verify_DANGEROUS = 1; /* a.test is not in the fixture certificate */
+    PT_REQUIRE(pr_dns_override("a.test", 0, "127.0.0.1") == PR_OK);
+    PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
+    PT_REQUIRE(cl_start(&s, cl_ok, cfg) == PR_OK);
+    memset(&p, 0, sizeof p);
+    PT_REQUIRE(pr_tcp_listen(&p.l, "127.0.0.1", 0, 16) == PR_OK);
+    PT_REQUIRE(pr_go(&p.t, cl_cproxy_task, &p, NULL) == PR_OK);
+    snprintf(proxy, sizeof proxy, "http://u:pw@127.0.0.1:%u/", pr_listener_port(p.l));
+    o.https_proxy = proxy;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "https://a.test:%u/x", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* pooled tunnel */
+    PT_EQ_INT(p.connects, 1);
+    snprintf(url, sizeof url, "CONNECT a.test:%u HTTP/1.1\r\nHost: a.test:%u\r\n", s.port, s.port);
+    PT_CHECK(strstr(p.first, url) == p.first);
+    PT_CHECK(strstr(p.first, "Proxy-Authorization: Basic dTpwdw==\r\n") != NULL);
+    PT_CHECK(strstr(s.log, "GET /x HTTP/1.1\r\n") == s.log);
+    pr_http_client_destroy(c);
+    /* refused */
+    p.refuse = 1;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "https://a.test:%u/x", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_EPROTO);
+    PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
+    PT_EQ_INT(e.http_status, 407);
+    PT_CHECK(strstr(e.msg, "407") != NULL);
+    pr_http_client_destroy(c);
+    pr_cancel(p.t);
+    pr_join(p.t, NULL, PR_FOREVER);
+    pr_listener_destroy(p.l);
+    cl_stop(&s);
+    pr_tls_server_cfg_destroy(cfg);
+    pr_dns_override(NULL, 0, NULL);
+}
+#endif
+
+/* ---- allocation failures over one full request (with a redirect) ---- */
+PT_TEST(client_alloc_fail_sweep) {
+    cl_srv s;
+    pr_http_client_opts o = cl_noenv;
+    char url[64], body[64];
+    long n;
+    int ok = 0;
+    o.max_redirects = 3;
+    for (n = 1; n < 400; n++) {
+        pr_http_client *c = NULL;
+        int rc, done;
+        PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK); /* fresh handler slots every round */
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/a", s.port);
+        body[0] = 0;
+        pt_alloc_fail_nth(n);
+        rc = pr_http_client_create(&c, &o);
+        if (!rc) {
+            rc = cl_get(c, url, body, sizeof body);
+            if (rc > 0) rc = cl_get(c, url, body, sizeof body); /* and once more from the pool */
+            pr_http_client_destroy(c);
+        }
+        done = __atomic_load_n(&pt__mem.fail_nth, __ATOMIC_RELAXED) > 0;
+        pt_alloc_fail_nth(0);
+        cl_stop(&s);
+        if (done) {
+            PT_EQ_INT(rc, 200);
+            PT_EQ_STR(body, "done");
+            ok = 1;
+            break;
+        }
+        if (rc != 200 && rc != PR_ENOMEM && rc != PR_ECLOSED && rc != PR_EIO)
+            pt_fail(__FILE__, __LINE__, "fail-nth %ld: got %s", n, pt_errname(rc));
+    }
+    PT_CHECK(ok);
+}
+
+const pt_suite pt_suite_client = { "client", {
+    PT_ENTRY(client_reuse_sequential),
+    PT_ENTRY(client_no_reuse_after_close_eof_unread),
+    PT_ENTRY(client_pool_idle_expiry_and_disabled),
+    PT_ENTRY(client_response_outlives_client),
+    PT_ENTRY(client_dead_pooled_connection_discarded),
+    PT_ENTRY(client_retry_on_dead_reused_connection),
+    PT_ENTRY(client_redirect_chain_and_default_off),
+    PT_ENTRY(client_redirect_methods),
+    PT_ENTRY(client_redirect_origin_change_drops_credentials),
+    PT_ENTRY(client_no_proxy_match),
+    PT_ENTRY(client_plain_proxy_absolute_form),
+    PT_ENTRY(client_proxy_environment),
+    PT_ENTRY(client_connect_timeout_inside_deadline),
+    PT_ENTRY(client_cancel_in_connect),
+    PT_ENTRY(client_cancel_in_tls_handshake),
+    PT_ENTRY(client_cancel_in_head_and_body),
+#ifndef PRISTINE_NO_TLS
+    PT_ENTRY(client_https_reuse_and_https_to_http),
+    PT_ENTRY(client_connect_proxy_https),
+#endif
+    PT_ENTRY(client_alloc_fail_sweep),
+    {0, 0} } };
