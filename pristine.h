@@ -7604,6 +7604,7 @@ static void pr__net_cache_put(const char *host, int family, const pr_addr *v, si
 
 #ifdef PRISTINE_TESTING
 static PR__MAYBE_UNUSED int pr__test_dns_delay_ms; /* helpers sleep this long before getaddrinfo */
+static PR__MAYBE_UNUSED int pr__test_dns_offline;  /* helpers answer EAI_NONAME without asking: no DNS traffic */
 static PR__MAYBE_UNUSED long pr__test_dns_jobs;     /* lookups handed to helpers and not yet freed */
 static long pr__test_dns_cache_hits;
 static PR__MAYBE_UNUSED void pr__test_dns_cache_clear(void) {
@@ -7622,6 +7623,12 @@ static int pr__net_gai(const char *host, int family, pr_addr *v, size_t *n, int 
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_ADDRCONFIG;
     *n = 0;
+#ifdef PRISTINE_TESTING
+    if (__atomic_load_n(&pr__test_dns_offline, __ATOMIC_SEQ_CST)) {
+        *err = 0;
+        return EAI_NONAME;
+    }
+#endif
     rc = getaddrinfo(host, NULL, &hints, &res);
     *err = errno;
     if (rc != 0) return rc;
@@ -7665,7 +7672,7 @@ typedef struct pr__net_job {
 #define PR__NET_IDLE_S 5
 static pthread_cond_t pr__net_dns_cv = PTHREAD_COND_INITIALIZER;
 static pr__net_job *pr__net_q_head, *pr__net_q_tail;
-static int pr__net_threads, pr__net_idle;
+static int pr__net_threads, pr__net_idle, pr__net_qlen; /* helpers, idle helpers, queued jobs */
 
 static void pr__net_job_free(pr__net_job *j) {
 #ifdef PRISTINE_TESTING
@@ -7712,6 +7719,7 @@ static void *pr__net_worker(void *arg) {
         j = pr__net_q_head;
         pr__net_q_head = j->next;
         if (!pr__net_q_head) pr__net_q_tail = NULL;
+        pr__net_qlen--;
         if (!j->abandoned) {
 #ifdef PRISTINE_TESTING
             pthread_mutex_unlock(&pr__net_dns_mu);
@@ -7768,7 +7776,9 @@ static int pr__net_pool_lookup(const char *host, int family, pr_addr *v, size_t 
     j->family = family;
     snprintf(j->host, sizeof j->host, "%s", host);
     pthread_mutex_lock(&pr__net_dns_mu);
-    if (pr__net_idle == 0 && pr__net_threads < PR__NET_POOL_MAX) {
+    /* A new helper when the queue outgrows the idle ones (an idle helper
+       only leaves the idle count once it runs). */
+    if (pr__net_qlen + 1 > pr__net_idle && pr__net_threads < PR__NET_POOL_MAX) {
         pthread_t th;
         pthread_attr_t at;
         int e = pthread_attr_init(&at);
@@ -7788,6 +7798,7 @@ static int pr__net_pool_lookup(const char *host, int family, pr_addr *v, size_t 
     if (pr__net_q_tail) pr__net_q_tail->next = j;
     else pr__net_q_head = j;
     pr__net_q_tail = j;
+    pr__net_qlen++;
     pthread_cond_signal(&pr__net_dns_cv);
     pthread_mutex_unlock(&pr__net_dns_mu);
     while (!j->done && rc == PR_OK) rc = pr__park(s, deadline); /* done is only written on this thread */

@@ -350,20 +350,65 @@ PT_TEST(net_dns_numeric_localhost_override) {
     pr_addrlist_destroy(NULL);
 }
 
-PT_TEST(net_dns_invalid_tld) {
+/* A failed lookup is PR_EDNS with the resolver's code. The helpers are
+   told to answer "no such name" themselves: tests send no DNS traffic. */
+PT_TEST(net_dns_failure_is_edns) {
     pr_addrlist *l = NULL;
     pr_conn *c = NULL;
     pr_net_opts o;
     pr_err_info ei;
-    int rc = pr_dns_resolve(&l, "no-such-host.invalid", 80, 0, pr_deadline_in(3000));
-    PT_CHECK(rc == PR_EDNS || rc == PR_ETIMEDOUT);
+    int rc;
+    __atomic_store_n(&pr__test_dns_offline, 1, __ATOMIC_SEQ_CST);
+    rc = pr_dns_resolve(&l, "no-such-host.invalid", 80, 0, pr_deadline_in(3000));
+    PT_EQ_ERR(rc, PR_EDNS);
     PT_CHECK(l == NULL);
     memset(&o, 0, sizeof o);
     o.err = &ei;
     rc = pr_tcp_connect(&c, "no-such-host.invalid", 80, &o, pr_deadline_in(3000));
-    PT_CHECK(rc == PR_EDNS || rc == PR_ETIMEDOUT);
-    if (rc == PR_EDNS) PT_CHECK(ei.dns_error != 0);
+    PT_EQ_ERR(rc, PR_EDNS);
+    PT_EQ_INT(ei.dns_error, EAI_NONAME);
     PT_EQ_INT(ei.code, rc);
+    __atomic_store_n(&pr__test_dns_offline, 0, __ATOMIC_SEQ_CST);
+    PT_EQ_INT(net_wait_jobs_drained(20000), 0);
+}
+
+/* Lookups queued together get helpers of their own (up to the cap), even
+   when one helper is idle: they must not run one after another. */
+typedef struct net_lk {
+    const char *name;
+    int rc;
+} net_lk;
+
+static int net_lookup_task(void *arg) {
+    net_lk *k = (net_lk *)arg;
+    pr_addrlist *l = NULL;
+    k->rc = pr_dns_resolve(&l, k->name, 80, 0, pr_deadline_in(5000));
+    pr_addrlist_destroy(l);
+    return 0;
+}
+
+PT_TEST(net_dns_pool_runs_lookups_side_by_side) {
+    net_lk k[3] = { { "a.invalid", 1 }, { "b.invalid", 1 }, { "c.invalid", 1 } };
+    pr_task *t[3];
+    int i, peak = 0;
+    __atomic_store_n(&pr__test_dns_offline, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__test_dns_delay_ms, 200, __ATOMIC_SEQ_CST);
+    for (i = 0; i < 3; i++) PT_REQUIRE(pr_go(&t[i], net_lookup_task, &k[i], NULL) == PR_OK);
+    for (i = 0; i < 20 && peak < 3; i++) { /* sample the pool while the lookups sleep */
+        int n;
+        pr_sleep(pr_deadline_in(5));
+        pthread_mutex_lock(&pr__net_dns_mu);
+        n = pr__net_threads - pr__net_idle;
+        pthread_mutex_unlock(&pr__net_dns_mu);
+        if (n > peak) peak = n;
+    }
+    for (i = 0; i < 3; i++) {
+        PT_EQ_ERR(pr_join(t[i], NULL, PR_FOREVER), PR_OK);
+        PT_EQ_ERR(k[i].rc, PR_EDNS);
+    }
+    __atomic_store_n(&pr__test_dns_delay_ms, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__test_dns_offline, 0, __ATOMIC_SEQ_CST);
+    PT_EQ_INT(peak, 3);
     PT_EQ_INT(net_wait_jobs_drained(20000), 0);
 }
 
@@ -680,7 +725,8 @@ const pt_suite pt_suite_net = { "net", {
     PT_ENTRY(net_connect_timeout),
     PT_ENTRY(net_happy_eyeballs_second_address_wins),
     PT_ENTRY(net_dns_numeric_localhost_override),
-    PT_ENTRY(net_dns_invalid_tld),
+    PT_ENTRY(net_dns_failure_is_edns),
+    PT_ENTRY(net_dns_pool_runs_lookups_side_by_side),
     PT_ENTRY(net_dns_cancel_busy_worker),
     PT_ENTRY(net_dns_pool_and_cache),
     PT_ENTRY(net_cancel_blocked_calls),
