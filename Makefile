@@ -44,6 +44,8 @@ bench: setup
 	build/bench && build/bench_nofp
 	$(CC) -O2 -std=c11 -DPRISTINE_NO_TLS bench/bench_codecs.c -o build/bench_codecs -lpthread
 	build/bench_codecs
+	$(CC) -O2 -std=c11 bench/bench_http.c -o build/bench_http -lbearssl -lpthread
+	build/bench_http
 
 # libFuzzer targets on the pure parsers: tests/fuzz_<name>.c -> build/fuzz/<name>.
 # fuzz-smoke runs each for FUZZ_SECONDS (default 60) and prints its exec count.
