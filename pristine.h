@@ -1865,7 +1865,7 @@ PRISTINE_API int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, 
    Params: out - receives the listener; host - a numeric address or
            "localhost" (127.0.0.1); NULL = 127.0.0.1; "0.0.0.0" or "::" for
            every interface; port - 0 = an ephemeral port (see
-           pr_listener_port); backlog - the accept queue (<= 0 = 0).
+           pr_listener_port); backlog - the accept queue (<= 0 = SOMAXCONN).
    Returns: PR_OK; PR_EIO (socket, bind or listen failed; errno is set);
             PR_ENOMEM; PR_EINVAL (out NULL, host not numeric).
    Blocks: no.
@@ -8064,7 +8064,7 @@ int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlo
         return PR_EIO;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)(void *)&ss, sl) != 0 || listen(fd, backlog > 0 ? backlog : 0) != 0 ||
+    if (bind(fd, (struct sockaddr *)(void *)&ss, sl) != 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0 ||
         getsockname(fd, (struct sockaddr *)(void *)&ss, &sl) != 0) {
         e = errno;
         close(fd);
@@ -8725,6 +8725,10 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
         if (st & BR_SSL_SENDREC) {
             p = br_ssl_engine_sendrec_buf(eng, &len);
             if (t->wr_dead) {
+                /* A read still drains what the departed peer sent; a write must
+                   not report data as sent that nobody will receive. */
+                if (!(want & BR_SSL_RECVAPP))
+                    return pr__err_set(&t->base.err, PR_ECLOSED, 0, "TLS write: the peer has gone");
                 br_ssl_engine_sendrec_ack(eng, len);
                 continue;
             }

@@ -201,7 +201,7 @@ PRISTINE_API int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, 
    Params: out - receives the listener; host - a numeric address or
            "localhost" (127.0.0.1); NULL = 127.0.0.1; "0.0.0.0" or "::" for
            every interface; port - 0 = an ephemeral port (see
-           pr_listener_port); backlog - the accept queue (<= 0 = 0).
+           pr_listener_port); backlog - the accept queue (<= 0 = SOMAXCONN).
    Returns: PR_OK; PR_EIO (socket, bind or listen failed; errno is set);
             PR_ENOMEM; PR_EINVAL (out NULL, host not numeric).
    Blocks: no.
@@ -1194,7 +1194,7 @@ int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlo
         return PR_EIO;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)(void *)&ss, sl) != 0 || listen(fd, backlog > 0 ? backlog : 0) != 0 ||
+    if (bind(fd, (struct sockaddr *)(void *)&ss, sl) != 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0 ||
         getsockname(fd, (struct sockaddr *)(void *)&ss, &sl) != 0) {
         e = errno;
         close(fd);

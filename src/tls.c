@@ -733,6 +733,10 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
         if (st & BR_SSL_SENDREC) {
             p = br_ssl_engine_sendrec_buf(eng, &len);
             if (t->wr_dead) {
+                /* A read still drains what the departed peer sent; a write must
+                   not report data as sent that nobody will receive. */
+                if (!(want & BR_SSL_RECVAPP))
+                    return pr__err_set(&t->base.err, PR_ECLOSED, 0, "TLS write: the peer has gone");
                 br_ssl_engine_sendrec_ack(eng, len);
                 continue;
             }

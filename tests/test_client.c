@@ -684,7 +684,7 @@ PT_TEST(client_proxy_environment) {
 
 /* A listener whose accept queue is full: new connects hang in SYN_SENT. */
 static int cl_full_backlog(pr_listener **l, pr_conn **fill, int nfill) {
-    int i, rc = pr_tcp_listen(l, "127.0.0.1", 0, 0);
+    int i, rc = pr_tcp_listen(l, "127.0.0.1", 0, 1);
     if (rc) return rc;
     for (i = 0; i < nfill; i++) {
         pr_net_opts no;

@@ -22,7 +22,7 @@ static ptrdiff_t net_read_all(pr_conn *c, unsigned char *buf, size_t cap, size_t
 static int net_stalled_listener(pr_listener **l, pr_conn **fill, int nfill, int *used, const char *host) {
     int i, rc;
     *used = 0;
-    if ((rc = pr_tcp_listen(l, host, 0, 0)) != PR_OK) return rc;
+    if ((rc = pr_tcp_listen(l, host, 0, 1)) != PR_OK) return rc;
     for (i = 0; i < nfill; i++) {
         rc = pr_tcp_connect(&fill[i], host, pr_listener_port(*l), NULL, pr_deadline_in(150));
         if (rc == PR_ETIMEDOUT) return PR_OK;
@@ -686,7 +686,7 @@ PT_TEST(net_happy_eyeballs_ipv6_stalls_ipv4_answers) {
     char a1[48], a2[40];
     int used, rc;
     int64_t t0, dt;
-    if (pr_tcp_listen(&stall, "::1", 0, 0) != PR_OK) PT_SKIP("no IPv6 loopback");
+    if (pr_tcp_listen(&stall, "::1", 0, 1) != PR_OK) PT_SKIP("no IPv6 loopback");
     pr_listener_destroy(stall);
     rc = net_stalled_listener(&stall, fill, 8, &used, "::1");
     if (rc == PR_ESTATE) {
