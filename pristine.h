@@ -1932,6 +1932,12 @@ PRISTINE_API void pr_listener_destroy(pr_listener *l);
  * reason. A peer's close_notify reads as PR_ECLOSED; a transport EOF
  * without it reads as PR_ETLS / PR_TLS_TRUNCATED.
  *
+ * Closing: pr_conn_shutdown sends close_notify, which in TLS 1.2 ends both
+ * directions: application data not yet read is discarded and later reads
+ * give PR_ECLOSED. Read to the end first if the rest matters. Another task
+ * may destroy a connection while one waits in its read: the reader wakes
+ * with PR_ECLOSED.
+ *
  * Built with PRISTINE_NO_TLS, the declarations stay and every call fails
  * with PR_ENOTSUP.
  */
