@@ -7212,9 +7212,13 @@ int pr_conn_from_fd(pr_conn **out, int fd) {
     pr__net_sock *k;
     int one = 1;
     if (!out || fd < 0) return PR_EINVAL;
-    if (pr__net_nonblock(fd) != 0) return PR_EIO;
-    k = (pr__net_sock *)pr__calloc(1, sizeof *k);
+    k = (pr__net_sock *)pr__calloc(1, sizeof *k); /* first: a failure leaves the fd untouched */
     if (!k) return PR_ENOMEM;
+    if (pr__net_nonblock(fd) != 0) {
+        pr__free(k, sizeof *k);
+        return PR_EIO;
+    }
+    pr_fd_forget(fd); /* a slot left by an earlier owner of this fd number starts fresh */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly if not TCP */
 #ifdef SO_NOSIGPIPE
     setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
