@@ -8510,6 +8510,8 @@ typedef struct pr__tls_conn {
     int wr_dead;     /* the transport refused writes after the peer left */
     int fatal;       /* sticky transport/truncation error, 0 = none */
     int busy;        /* tasks inside read/write/shutdown */
+    unsigned char first[5]; /* the peer's first bytes, to name a peer that does not speak TLS */
+    size_t nfirst;
     int dead;        /* destroyed while busy: the last task out frees it */
     pr__tls_tas own; /* anchors from ca_file/ca_pem */
     const char *alpn_names[PR__TLS_MAX_ALPN];
@@ -8661,10 +8663,18 @@ static const char *pr__tls_alert(int a) {
     }
 }
 
+/* The handshake failed because the peer answered in plain HTTP (a wrong port or scheme). */
+#define PR__TLS_NOT_TLS "TLS handshake failed: the peer does not speak TLS (it answered in plain HTTP)"
+static int pr__tls_peer_is_http(const pr__tls_conn *t) {
+    return !t->established && t->nfirst == sizeof t->first && memcmp(t->first, "HTTP/", 5) == 0;
+}
+
 /* Record BearSSL error e as PR_ETLS with a readable message. */
 static int pr__tls_fail(pr__tls_conn *t, int e) {
     const char *stage = t->established ? "TLS" : "TLS handshake";
-    if (e >= BR_ERR_SEND_FATAL_ALERT) {
+    if (pr__tls_peer_is_http(t)) {
+        pr__err_set(&t->base.err, PR_ETLS, 0, PR__TLS_NOT_TLS);
+    } else if (e >= BR_ERR_SEND_FATAL_ALERT) {
         pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: we sent alert %d (%s)", stage, e - BR_ERR_SEND_FATAL_ALERT,
                     pr__tls_alert(e - BR_ERR_SEND_FATAL_ALERT));
     } else if (e >= BR_ERR_RECV_FATAL_ALERT) {
@@ -8702,7 +8712,9 @@ static int pr__tls_eof(pr__tls_conn *t) {
         pr__err_set(&t->base.err, PR_ECLOSED, 0, "TLS connection closed");
         return t->fatal = PR_ECLOSED;
     }
-    if (!t->established)
+    if (pr__tls_peer_is_http(t))
+        pr__err_set(&t->base.err, PR_ETLS, 0, PR__TLS_NOT_TLS);
+    else if (!t->established)
         pr__err_set(&t->base.err, PR_ETLS, 0, "TLS handshake failed: peer closed the connection");
     else
         pr__err_set(&t->base.err, PR_ETLS, 0, "peer closed without close_notify (truncated)");
@@ -8759,6 +8771,11 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
             p = br_ssl_engine_recvrec_buf(eng, &len);
             k = t->inner->ops->read(t->inner, p, len, deadline);
             if (t->dead) return PR_ECLOSED;
+            if (k > 0 && t->nfirst < sizeof t->first) {
+                size_t m = PR__MIN((size_t)k, sizeof t->first - t->nfirst);
+                memcpy(t->first + t->nfirst, p, m);
+                t->nfirst += m;
+            }
             if (k > 0) {
                 br_ssl_engine_recvrec_ack(eng, (size_t)k);
                 continue;
@@ -10692,6 +10709,7 @@ int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *ur
 #undef PR__STACK_MAP_FLAGS
 #undef PR__THREAD
 #undef PR__TLS_MAX_ALPN
+#undef PR__TLS_NOT_TLS
 #undef PR__TLS_X
 #undef PR__UNLIKELY
 #undef PR__UNUSED

@@ -549,6 +549,32 @@ PT_TEST(tls_destroy_under_blocked_reader) {
     pr_tls_server_cfg_destroy(cfg);
 }
 
+/* A peer that answers the ClientHello in plain HTTP gets a message saying so. */
+static int tls_plain_http_peer(void *arg) {
+    pr_conn *c = (pr_conn *)arg;
+    char buf[512];
+    static const char resp[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    if (pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)) > 0) pr_conn_write(c, resp, sizeof resp - 1, pr_deadline_in(5000));
+    pr_conn_destroy(c);
+    return 0;
+}
+
+PT_TEST(tls_peer_not_speaking_tls) {
+    pr_conn *a, *b, *c = NULL;
+    pr_task *t;
+    pr_err_info e;
+    int fds[2];
+    TLS_NEED_FIXTURES();
+    PT_REQUIRE(tls_pair(&a, &b, fds) == PR_OK);
+    PT_REQUIRE(pr_go(&t, tls_plain_http_peer, b, NULL) == PR_OK);
+    memset(&e, 0, sizeof e);
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .err = &e },
+                            pr_deadline_in(5000)),
+              PR_ETLS);
+    PT_CHECK(strstr(e.msg, "does not speak TLS") != NULL);
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
+}
+
 PT_TEST(tls_alloc_failure_sweep) {
     long n;
     int rc, ok = 0;
@@ -778,6 +804,7 @@ const pt_suite pt_suite_tls = { "tls", {
     PT_ENTRY(tls_large_transfer_both_ways),
     PT_ENTRY(tls_cancel_and_timeout),
     PT_ENTRY(tls_destroy_under_blocked_reader),
+    PT_ENTRY(tls_peer_not_speaking_tls),
     PT_ENTRY(tls_alloc_failure_sweep),
     PT_ENTRY(tls_tls13_only_peer_fails_clearly),
     PT_ENTRY(tls_prefers_aes_gcm_with_aesni),
