@@ -1771,7 +1771,8 @@ typedef struct pr_addrlist {
 typedef struct pr_net_opts {
     int connect_timeout_ms; /* 0 = 30000; < 0 = no limit but the call's deadline */
     int attempt_delay_ms;   /* 0 = 250: head start of each address over the next */
-    int keepalive;          /* 0 = off; > 0 = SO_KEEPALIVE on */
+    int keepalive;          /* 0 = off; > 0 = SO_KEEPALIVE, first probe after this many idle
+                               seconds, then every 10 s, 6 unanswered = dead (PR_EIO) */
     int family;             /* 0 = any; AF_INET or AF_INET6 = only that family */
     pr_err_info *err;       /* NULL = none; receives the detail of a failure */
 } pr_net_opts;
@@ -6543,7 +6544,7 @@ int pr_fd_wait(int fd, int kinds, int64_t deadline) {
     pr_sched *s = pr__sched_get();
     pr__fdslot *f;
     pr_task *self;
-    int rc;
+    int rc, hup = 0;
     if (fd < 0 || !(kinds & (PR_WAIT_READ | PR_WAIT_WRITE)) || (kinds & ~(PR_WAIT_READ | PR_WAIT_WRITE)))
         return PR_EINVAL;
     if (!s) return PR_ENOMEM;
@@ -6557,17 +6558,24 @@ int pr_fd_wait(int fd, int kinds, int64_t deadline) {
     if (((kinds & PR_WAIT_READ) && f->rd) || ((kinds & PR_WAIT_WRITE) && f->wr)) return PR_ESTATE;
     if (!f->registered) {
         if ((rc = pr__poller_add(s, fd)) < 0) return rc;
-        if (rc == 1) return PR_OK; /* hung up: ready */
-        f->registered = 1;
+        if (rc == 1) hup = 1; /* hung up: ready */
+        else f->registered = 1;
+        rc = PR_OK;
     }
-    if (kinds & PR_WAIT_READ) f->rd = self;
-    if (kinds & PR_WAIT_WRITE) f->wr = self;
-    s->io_waiters++;
-    rc = pr__park(s, deadline);
-    s->io_waiters--;
-    f = &s->fds[fd]; /* the table may have grown meanwhile */
-    if (f->rd == self) f->rd = NULL;
-    if (f->wr == self) f->wr = NULL;
+    if (!hup) {
+        if (kinds & PR_WAIT_READ) f->rd = self;
+        if (kinds & PR_WAIT_WRITE) f->wr = self;
+        s->io_waiters++;
+        rc = pr__park(s, deadline);
+        s->io_waiters--;
+        f = &s->fds[fd]; /* the table may have grown meanwhile */
+        if (f->rd == self) f->rd = NULL;
+        if (f->wr == self) f->wr = NULL;
+    }
+    if (rc == PR_OK) { /* woken: the next read or write tries again, even if the wake-up was spurious */
+        if (kinds & PR_WAIT_READ) f->rd_idle = 0;
+        if (kinds & PR_WAIT_WRITE) f->wr_idle = 0;
+    }
     return rc;
 }
 
@@ -6621,7 +6629,6 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
             f->rd_idle = 1;
         }
         if ((rc = pr_fd_wait(fd, PR_WAIT_READ, deadline)) != PR_OK) return rc;
-        s->fds[fd].rd_idle = 0; /* woken: try again even if the wake-up was spurious */
     }
 }
 
@@ -6658,7 +6665,6 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
             f->wr_idle = 1;
         }
         if ((rc = pr_fd_wait(fd, PR_WAIT_WRITE, deadline)) != PR_OK) return rc;
-        s->fds[fd].wr_idle = 0;
     }
 }
 
@@ -7199,6 +7205,32 @@ static void pr__net_sock_destroy(pr_conn *c) {
 
 static const pr_conn_ops pr__net_sock_ops = { pr__net_sock_read, pr__net_sock_write, pr__net_sock_shutdown,
                                               pr__net_sock_destroy };
+
+/* Wait until a read or a write on c (kinds: PR_WAIT_READ, PR_WAIT_WRITE or
+   both) may make progress, so a layer above (TLS) can wait on both
+   directions while a write is stuck. Sockets only: PR_ENOTSUP otherwise. */
+PR__MAYBE_UNUSED static int pr__conn_wait(pr_conn *c, int kinds, int64_t deadline) {
+    if (c->ops != &pr__net_sock_ops) return PR_ENOTSUP;
+    return pr_fd_wait(((pr__net_sock *)(void *)c)->fd, kinds, deadline);
+}
+
+/* TCP keep-alive probes after idle_s idle seconds, every 10 s, 6 tries. */
+static void pr__net_keepalive(int fd, int idle_s) {
+    int one = 1, intvl = 10, cnt = 6;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+#if defined(TCP_KEEPIDLE)
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+#elif defined(TCP_KEEPALIVE)
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPALIVE, &idle_s, sizeof idle_s); /* macOS */
+#endif
+#if defined(TCP_KEEPINTVL) && defined(TCP_KEEPCNT)
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+#else
+    PR__UNUSED(intvl);
+    PR__UNUSED(cnt);
+#endif
+}
 
 static int pr__net_nonblock(int fd) {
     int fl = fcntl(fd, F_GETFL);
@@ -7954,7 +7986,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
     pr_addrlist *l = NULL;
     size_t order[PR__NET_MAX_ADDRS], next = 0, live = 0, i;
     int fds[PR__NET_MAX_ADDRS], idx[PR__NET_MAX_ADDRS];
-    int rc, winner = -1, last_errno = 0, one = 1;
+    int rc, winner = -1, last_errno = 0;
     int64_t next_start = 0, delay;
     char where[80] = "", last[80] = "";
     memset(&o, 0, sizeof o);
@@ -7981,7 +8013,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
                 memcpy(last, where, sizeof last);
                 continue;
             }
-            if (o.keepalive > 0) setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+            if (o.keepalive > 0) pr__net_keepalive(fd, o.keepalive);
             if (connect(fd, (struct sockaddr *)(void *)&ss, sl) == 0) {
                 winner = fd;
                 break;

@@ -960,7 +960,7 @@ int pr_fd_wait(int fd, int kinds, int64_t deadline) {
     pr_sched *s = pr__sched_get();
     pr__fdslot *f;
     pr_task *self;
-    int rc;
+    int rc, hup = 0;
     if (fd < 0 || !(kinds & (PR_WAIT_READ | PR_WAIT_WRITE)) || (kinds & ~(PR_WAIT_READ | PR_WAIT_WRITE)))
         return PR_EINVAL;
     if (!s) return PR_ENOMEM;
@@ -974,17 +974,24 @@ int pr_fd_wait(int fd, int kinds, int64_t deadline) {
     if (((kinds & PR_WAIT_READ) && f->rd) || ((kinds & PR_WAIT_WRITE) && f->wr)) return PR_ESTATE;
     if (!f->registered) {
         if ((rc = pr__poller_add(s, fd)) < 0) return rc;
-        if (rc == 1) return PR_OK; /* hung up: ready */
-        f->registered = 1;
+        if (rc == 1) hup = 1; /* hung up: ready */
+        else f->registered = 1;
+        rc = PR_OK;
     }
-    if (kinds & PR_WAIT_READ) f->rd = self;
-    if (kinds & PR_WAIT_WRITE) f->wr = self;
-    s->io_waiters++;
-    rc = pr__park(s, deadline);
-    s->io_waiters--;
-    f = &s->fds[fd]; /* the table may have grown meanwhile */
-    if (f->rd == self) f->rd = NULL;
-    if (f->wr == self) f->wr = NULL;
+    if (!hup) {
+        if (kinds & PR_WAIT_READ) f->rd = self;
+        if (kinds & PR_WAIT_WRITE) f->wr = self;
+        s->io_waiters++;
+        rc = pr__park(s, deadline);
+        s->io_waiters--;
+        f = &s->fds[fd]; /* the table may have grown meanwhile */
+        if (f->rd == self) f->rd = NULL;
+        if (f->wr == self) f->wr = NULL;
+    }
+    if (rc == PR_OK) { /* woken: the next read or write tries again, even if the wake-up was spurious */
+        if (kinds & PR_WAIT_READ) f->rd_idle = 0;
+        if (kinds & PR_WAIT_WRITE) f->wr_idle = 0;
+    }
     return rc;
 }
 
@@ -1038,7 +1045,6 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
             f->rd_idle = 1;
         }
         if ((rc = pr_fd_wait(fd, PR_WAIT_READ, deadline)) != PR_OK) return rc;
-        s->fds[fd].rd_idle = 0; /* woken: try again even if the wake-up was spurious */
     }
 }
 
@@ -1075,7 +1081,6 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
             f->wr_idle = 1;
         }
         if ((rc = pr_fd_wait(fd, PR_WAIT_WRITE, deadline)) != PR_OK) return rc;
-        s->fds[fd].wr_idle = 0;
     }
 }
 

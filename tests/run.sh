@@ -64,9 +64,11 @@ step compile_static $CC $CHECK -DNDEBUG tests/compile_static.c tests/compile_sta
     -pthread $TLSLIB
 step compile_static_run $B/compile_static
 step compile_notls $CC $CHECK tests/compile_notls.c -o $B/compile_notls -pthread
+step compile_nothreads $CC $CHECK tests/compile_nothreads.c -o $B/compile_nothreads
+step compile_nothreads_run $B/compile_nothreads
 step compile_clash $CC $CHECK $NSPR -c tests/compile_clash.c -o $B/compile_clash.o
 step compile_kqueue $CC $CHECK -Itests/shim -c tests/compile_kqueue.c -o $B/compile_kqueue.o
-echo "compile checks ok: C++11 (+ C linkage), twice, static x2, no-TLS, clash (prctl${NSPR:+, nspr}), kqueue (shim) with $CC"
+echo "compile checks ok: C++11 (+ C linkage), twice, static x2, no-TLS, no-threads, clash (prctl${NSPR:+, nspr}), kqueue (shim) with $CC"
 
 step build $CC $CFLAGS tests/all.c -o $B/pristine_tests -pthread $TLSLIB
 if [ "${VALGRIND:-0}" = 1 ]; then

@@ -223,6 +223,36 @@ PT_TEST(net_connect_refused) {
     PT_EQ_ERR(pr_tcp_connect(NULL, "127.0.0.1", port, NULL, PR_FOREVER), PR_EINVAL);
 }
 
+/* TCP options on connected sockets: NODELAY always, keep-alive when asked. */
+static int net_sockopt(pr_conn *c, int level, int name) {
+    int v = -1;
+    socklen_t len = sizeof v;
+    if (getsockopt(((pr__net_sock *)(void *)c)->fd, level, name, &v, &len) != 0) return -1;
+    return v;
+}
+
+PT_TEST(net_tcp_nodelay_and_keepalive) {
+    pr_listener *l;
+    pr_conn *c = NULL, *k = NULL;
+    pr_net_opts o;
+    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 4) == PR_OK);
+    PT_EQ_ERR(pr_tcp_connect(&c, "127.0.0.1", pr_listener_port(l), NULL, pr_deadline_in(2000)), PR_OK);
+    PT_EQ_INT(net_sockopt(c, IPPROTO_TCP, TCP_NODELAY) != 0, 1);
+    PT_EQ_INT(net_sockopt(c, SOL_SOCKET, SO_KEEPALIVE), 0);
+    memset(&o, 0, sizeof o);
+    o.keepalive = 45;
+    PT_EQ_ERR(pr_tcp_connect(&k, "127.0.0.1", pr_listener_port(l), &o, pr_deadline_in(2000)), PR_OK);
+    PT_EQ_INT(net_sockopt(k, SOL_SOCKET, SO_KEEPALIVE) != 0, 1);
+#ifdef TCP_KEEPIDLE
+    PT_EQ_INT(net_sockopt(k, IPPROTO_TCP, TCP_KEEPIDLE), 45);
+    PT_EQ_INT(net_sockopt(k, IPPROTO_TCP, TCP_KEEPINTVL), 10);
+    PT_EQ_INT(net_sockopt(k, IPPROTO_TCP, TCP_KEEPCNT), 6);
+#endif
+    pr_conn_destroy(c);
+    pr_conn_destroy(k);
+    pr_listener_destroy(l);
+}
+
 PT_TEST(net_connect_timeout) {
     pr_listener *l;
     pr_conn *fill[8], *c = NULL;
@@ -722,6 +752,7 @@ const pt_suite pt_suite_net = { "net", {
     PT_ENTRY(net_tcp_echo_localhost),
     PT_ENTRY(net_tcp_echo_ipv6),
     PT_ENTRY(net_connect_refused),
+    PT_ENTRY(net_tcp_nodelay_and_keepalive),
     PT_ENTRY(net_connect_timeout),
     PT_ENTRY(net_happy_eyeballs_second_address_wins),
     PT_ENTRY(net_dns_numeric_localhost_override),
