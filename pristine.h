@@ -1948,6 +1948,11 @@ PRISTINE_API void pr_listener_destroy(pr_listener *l);
    or during it. Not a BearSSL code (those stay below 1000). */
 #define PR_TLS_TRUNCATED 1000
 
+/* Trust anchors parsed once from PEM and shared read-only by any number of
+   client connections, on any thread; they must outlive those connections.
+   Parsing a large bundle costs tens of ms: do it once, not per connect. */
+typedef struct pr_tls_anchors pr_tls_anchors;
+
 /* Options of pr_tls_client. NULL or all-zero means defaults. */
 typedef struct pr_tls_opts {
     const char *ca_file;   /* PEM file of trust anchors, read by this call; NULL = ca_pem or,
@@ -1961,6 +1966,8 @@ typedef struct pr_tls_opts {
     const char *alpn;      /* comma-separated protocols to offer, copied; NULL = "http/1.1";
                               "" = no ALPN. At most 8 names, 255 bytes */
     pr_err_info *err;      /* NULL = none; receives the detail when pr_tls_client fails */
+    const pr_tls_anchors *anchors; /* parsed once by pr_tls_anchors_create, borrowed; takes
+                                      precedence over ca_pem and ca_file */
 } pr_tls_opts;
 
 /* A server certificate chain and private key, shared read-only by the
@@ -1985,6 +1992,27 @@ typedef struct pr_tls_server_cfg pr_tls_server_cfg;
    See: pr_tls_server, pr_tls_alpn, pr_tls_global_cleanup. */
 PRISTINE_API int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts,
                                int64_t deadline);
+
+/* Parse trust anchors once, for pr_tls_opts.anchors.
+   Params: out - receives the anchors; ca_file - a PEM file, or NULL to use
+           ca_pem; ca_pem, ca_pem_len - PEM in memory (ca_pem_len 0 =
+           strlen), copied; err - NULL or receives the detail on failure.
+   Returns: PR_OK; PR_EINVAL (NULL out, neither source, no certificate
+            found); PR_EIO (file unreadable); PR_ENOMEM; PR_ENOTSUP (built
+            with PRISTINE_NO_TLS).
+   Blocks: no (reads the file; no network).
+   Thread: any.
+   See: pr_tls_anchors_destroy, pr_tls_client. */
+PRISTINE_API int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file, const char *ca_pem,
+                                       size_t ca_pem_len, pr_err_info *err);
+
+/* Free anchors from pr_tls_anchors_create. NULL is a no-op.
+   Params: a - the anchors; no connection may still use them.
+   Returns: nothing.
+   Blocks: no.
+   Thread: any.
+   See: pr_tls_anchors_create. */
+PRISTINE_API void pr_tls_anchors_destroy(pr_tls_anchors *a);
 
 /* Parse a server certificate chain and private key from PEM.
    Params: out - receives the configuration; cert_pem, cert_len - the chain,
@@ -8361,6 +8389,48 @@ static int pr__tls_tas_load_file(pr__tls_tas *t, const char *path, pr_err_info *
     return rc;
 }
 
+/* Anchors from ca_pem (first) or ca_file; an empty set is an error. */
+static int pr__tls_tas_load(pr__tls_tas *t, const char *ca_file, const char *ca_pem, size_t ca_pem_len,
+                            pr_err_info *err) {
+    int rc;
+    if (ca_pem) rc = pr__tls_tas_load_pem(t, ca_pem, ca_pem_len ? ca_pem_len : strlen(ca_pem), "ca_pem", err);
+    else rc = pr__tls_tas_load_file(t, ca_file, err);
+    if (rc == PR_OK && t->n == 0)
+        rc = pr__err_set(err, PR_EINVAL, 0, "no certificate found in %s", ca_pem ? "ca_pem" : ca_file);
+    if (rc != PR_OK) pr__tls_tas_free(t);
+    return rc;
+}
+
+struct pr_tls_anchors {
+    pr__tls_tas tas;
+};
+
+int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file, const char *ca_pem, size_t ca_pem_len,
+                          pr_err_info *err) {
+    pr_err_info scratch;
+    pr_tls_anchors *a;
+    int rc;
+    if (!err) err = &scratch;
+    memset(err, 0, sizeof *err);
+    if (out) *out = NULL;
+    if (!out || (!ca_file && !ca_pem))
+        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_anchors_create: out and ca_file or ca_pem are required");
+    if (!(a = (pr_tls_anchors *)pr__calloc(1, sizeof *a)))
+        return pr__err_set(err, PR_ENOMEM, 0, "out of memory loading trust anchors");
+    if ((rc = pr__tls_tas_load(&a->tas, ca_file, ca_pem, ca_pem_len, err)) != PR_OK) {
+        pr__free(a, sizeof *a);
+        return rc;
+    }
+    *out = a;
+    return PR_OK;
+}
+
+void pr_tls_anchors_destroy(pr_tls_anchors *a) {
+    if (!a) return;
+    pr__tls_tas_free(&a->tas);
+    pr__free(a, sizeof *a);
+}
+
 /* The system bundle: loaded on first use, shared read-only afterwards. */
 static pthread_mutex_t pr__tls_sys_mu = PTHREAD_MUTEX_INITIALIZER;
 static pr__tls_tas pr__tls_sys;
@@ -8542,6 +8612,9 @@ typedef struct pr__tls_conn {
     int wr_dead;     /* the transport refused writes after the peer left */
     int fatal;       /* sticky transport/truncation error, 0 = none */
     int busy;        /* tasks inside read/write/shutdown */
+    int no_wait;     /* the transport cannot wait on both directions */
+    int writing;     /* a task is pushing records out (or waiting to) */
+    pr_task *duplex; /* the task waiting on both directions, if any */
     unsigned char first[5]; /* the peer's first bytes, to name a peer that does not speak TLS */
     size_t nfirst;
     int dead;        /* destroyed while busy: the last task out frees it */
@@ -8754,8 +8827,23 @@ static int pr__tls_eof(pr__tls_conn *t) {
     return t->fatal = PR_ETLS;
 }
 
+/* Hand k > 0 bytes just read into the engine's record buffer p to it,
+   keeping the first ones to name a peer that does not speak TLS. */
+static void pr__tls_got(pr__tls_conn *t, const unsigned char *p, size_t k) {
+    if (t->nfirst < sizeof t->first) {
+        size_t m = PR__MIN(k, sizeof t->first - t->nfirst);
+        memcpy(t->first + t->nfirst, p, m);
+        t->nfirst += m;
+    }
+    br_ssl_engine_recvrec_ack(pr__tls_eng(t), k);
+}
+
 /* Drive the engine until a state in want is reached (want 0: until no
-   record is left to send). Pending records always go out first. */
+   record is left to send). Pending records go out first. When a write is
+   stuck and the engine could take a record, a task alone in the connection
+   reads meanwhile and then waits on both directions (the full-duplex rule);
+   a second task entering wakes it (pr__tls_enter) and it goes back to
+   waiting on the write alone, since that task does the reading. */
 static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
     br_ssl_engine_context *eng = pr__tls_eng(t);
     for (;;) {
@@ -8763,6 +8851,7 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
         unsigned char *p;
         size_t len;
         ptrdiff_t k;
+        int ready, duplex, rc;
         if (t->dead) return PR_ECLOSED; /* destroyed by another task while we waited */
         if (t->fatal) return t->fatal;
         st = br_ssl_engine_current_state(eng);
@@ -8776,7 +8865,7 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
             }
             return PR_ECLOSED;
         }
-        if (st & BR_SSL_SENDREC) {
+        if ((st & BR_SSL_SENDREC) && !t->writing) { /* writing: another task is pushing them */
             p = br_ssl_engine_sendrec_buf(eng, &len);
             if (t->wr_dead) {
                 /* A read still drains what the departed peer sent; a write must
@@ -8786,30 +8875,50 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
                 br_ssl_engine_sendrec_ack(eng, len);
                 continue;
             }
-            k = t->inner->ops->write(t->inner, p, len, deadline);
+            /* One try only when there is something else to do meanwhile: hand
+               over data already decrypted, or (alone here) take in records. */
+            ready = want & st & BR_SSL_RECVAPP;
+            duplex = !ready && (st & BR_SSL_RECVREC) && t->busy == 1 && !t->no_wait;
+            t->writing = 1;
+            k = t->inner->ops->write(t->inner, p, len, ready || duplex ? 0 : deadline);
+            t->writing = 0;
             if (t->dead) return PR_ECLOSED;
             if (k > 0) {
                 br_ssl_engine_sendrec_ack(eng, (size_t)k);
                 continue;
             }
-            if (k == PR_ECLOSED && t->established && (want & BR_SSL_RECVAPP)) {
-                t->wr_dead = 1; /* the peer left; still read what it sent */
+            if (k == PR_ECLOSED && t->established) {
+                t->wr_dead = 1; /* the peer left; what it sent can still be read */
                 continue;
             }
-            return pr__tls_transport(t, k == 0 ? PR_EIO : (int)k);
+            if (k != PR_ETIMEDOUT || !(ready || duplex)) return pr__tls_transport(t, k == 0 ? PR_EIO : (int)k);
+            if (ready) return PR_OK; /* the record goes out on a later call */
+            p = br_ssl_engine_recvrec_buf(eng, &len);
+            k = t->inner->ops->read(t->inner, p, len, 0);
+            if (t->dead) return PR_ECLOSED;
+            if (k > 0) {
+                pr__tls_got(t, p, (size_t)k);
+                continue;
+            }
+            if (k == PR_ECLOSED) return pr__tls_eof(t);
+            if (k != PR_ETIMEDOUT) return pr__tls_transport(t, k == 0 ? PR_EIO : (int)k);
+            t->duplex = pr_self();
+            t->writing = 1;
+            rc = pr__conn_wait(t->inner, PR_WAIT_READ | PR_WAIT_WRITE, deadline);
+            t->writing = 0;
+            t->duplex = NULL;
+            if (t->dead) return PR_ECLOSED;
+            if (rc == PR_ENOTSUP) t->no_wait = 1;
+            else if (rc != PR_OK) return pr__tls_transport(t, rc);
+            continue;
         }
         if (want == 0 || (st & want)) return PR_OK;
         if (st & BR_SSL_RECVREC) {
             p = br_ssl_engine_recvrec_buf(eng, &len);
             k = t->inner->ops->read(t->inner, p, len, deadline);
             if (t->dead) return PR_ECLOSED;
-            if (k > 0 && t->nfirst < sizeof t->first) {
-                size_t m = PR__MIN((size_t)k, sizeof t->first - t->nfirst);
-                memcpy(t->first + t->nfirst, p, m);
-                t->nfirst += m;
-            }
             if (k > 0) {
-                br_ssl_engine_recvrec_ack(eng, (size_t)k);
+                pr__tls_got(t, p, (size_t)k);
                 continue;
             }
             if (k == PR_ECLOSED) return pr__tls_eof(t);
@@ -8893,21 +9002,30 @@ static ptrdiff_t pr__tls_leave(pr__tls_conn *t, ptrdiff_t rc) {
     return PR_ECLOSED;
 }
 
-static ptrdiff_t pr__tls_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+/* A task enters the connection. One waiting on both directions is woken
+   to wait on its write alone: reading is the newcomer's job now. */
+static pr__tls_conn *pr__tls_enter(pr_conn *c) {
     pr__tls_conn *t = (pr__tls_conn *)c;
     t->busy++;
+    if (t->duplex) {
+        pr__wake(t->duplex, PR_OK);
+        t->duplex = NULL;
+    }
+    return t;
+}
+
+static ptrdiff_t pr__tls_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+    pr__tls_conn *t = pr__tls_enter(c);
     return pr__tls_leave(t, pr__tls_read_in(c, buf, n, deadline));
 }
 
 static ptrdiff_t pr__tls_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
-    pr__tls_conn *t = (pr__tls_conn *)c;
-    t->busy++;
+    pr__tls_conn *t = pr__tls_enter(c);
     return pr__tls_leave(t, pr__tls_write_in(c, buf, n, deadline));
 }
 
 static int pr__tls_shutdown(pr_conn *c, int64_t deadline) {
-    pr__tls_conn *t = (pr__tls_conn *)c;
-    t->busy++;
+    pr__tls_conn *t = pr__tls_enter(c);
     return (int)pr__tls_leave(t, pr__tls_shutdown_in(c, deadline));
 }
 
@@ -8999,20 +9117,10 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
         t->x.insecure = 1;
         if (!__atomic_exchange_n(&pr__tls_warned_insecure, 1, __ATOMIC_RELAXED))
             PR__LOG(PR_LEVEL_WARN, "tls", "insecure_skip_verify_DANGEROUS: server certificates are NOT checked");
-    } else if (o.ca_pem) {
-        rc = pr__tls_tas_load_pem(&t->own, o.ca_pem, o.ca_pem_len ? o.ca_pem_len : strlen(o.ca_pem), "ca_pem", err);
-        if (rc != PR_OK) goto fail;
-        if (t->own.n == 0) {
-            rc = pr__err_set(err, PR_EINVAL, 0, "no certificate found in ca_pem");
-            goto fail;
-        }
-        tas = &t->own;
-    } else if (o.ca_file) {
-        if ((rc = pr__tls_tas_load_file(&t->own, o.ca_file, err)) != PR_OK) goto fail;
-        if (t->own.n == 0) {
-            rc = pr__err_set(err, PR_EINVAL, 0, "no certificate found in %s", o.ca_file);
-            goto fail;
-        }
+    } else if (o.anchors) {
+        tas = &o.anchors->tas;
+    } else if (o.ca_pem || o.ca_file) {
+        if ((rc = pr__tls_tas_load(&t->own, o.ca_file, o.ca_pem, o.ca_pem_len, err)) != PR_OK) goto fail;
         tas = &t->own;
     } else if ((rc = pr__tls_system_anchors(&tas, err)) != PR_OK) {
         goto fail;
@@ -9172,6 +9280,18 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
     if (opts && opts->err) pr__err_set(opts->err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
     return PR_ENOTSUP;
 }
+
+int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file, const char *ca_pem, size_t ca_pem_len,
+                          pr_err_info *err) {
+    PR__UNUSED(ca_file);
+    PR__UNUSED(ca_pem);
+    PR__UNUSED(ca_pem_len);
+    if (out) *out = NULL;
+    if (err) pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
+    return PR_ENOTSUP;
+}
+
+void pr_tls_anchors_destroy(pr_tls_anchors *a) { PR__UNUSED(a); }
 
 int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
                              size_t key_len) {

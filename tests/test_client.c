@@ -229,8 +229,7 @@ static int cl_get(pr_http_client *c, const char *url, char *body, size_t cap) {
     return rc ? rc : st;
 }
 
-static const pr_http_client_opts cl_noenv = { 0, 0, 0, 0, 0, 0, 1, NULL, NULL, NULL, NULL,
-                                              { NULL, NULL, 0, 0, NULL, NULL }, { 0, 0, 0, 0, 0, 0 } };
+static const pr_http_client_opts cl_noenv = { .ignore_env = 1 };
 
 /* ---- pool ---- */
 PT_TEST(client_reuse_sequential) {

@@ -83,7 +83,7 @@ static int tls_pair(pr_conn **a, pr_conn **b, int fds[2]) {
     return PR_OK;
 }
 
-enum { TLS_ECHO, TLS_ABRUPT, TLS_BULK, TLS_IDLE };
+enum { TLS_ECHO, TLS_ABRUPT, TLS_BULK, TLS_IDLE, TLS_MUTE, TLS_LATE };
 
 #define TLS_BULK_BYTES (8u << 20)
 
@@ -139,6 +139,10 @@ static int tls_server_task(void *arg) {
         }
         s->end_rc = (int)pr_conn_read(c, tls_srv_buf, sizeof tls_srv_buf, pr_deadline_in(20000));
         pr_conn_shutdown(c, pr_deadline_in(10000));
+    } else if (s->mode == TLS_MUTE || s->mode == TLS_LATE) { /* say hello (LATE: after 300 ms), then read nothing */
+        if (s->mode == TLS_LATE) pr_sleep(pr_deadline_in(300));
+        s->ok = pr_conn_write(c, "hello", 5, pr_deadline_in(10000)) == PR_OK;
+        s->end_rc = pr_sleep(pr_deadline_in(20000)); /* until cancelled */
     } else { /* TLS_IDLE: wait for the client to go */
         s->end_rc = (int)pr_conn_read(c, tls_srv_buf, sizeof tls_srv_buf, PR_FOREVER);
     }
@@ -163,7 +167,8 @@ static int tls_session(const char *srv_name, const char *host, pr_tls_opts *opts
     memset(&s, 0, sizeof s);
     if (opts) o = *opts;
     else memset(&o, 0, sizeof o);
-    if (!tls_use_system && !o.ca_pem && !o.ca_file && !o.insecure_skip_verify_DANGEROUS) o.ca_pem = tls_file("ca.crt");
+    if (!tls_use_system && !o.ca_pem && !o.ca_file && !o.anchors && !o.insecure_skip_verify_DANGEROUS)
+        o.ca_pem = tls_file("ca.crt");
     o.err = err;
     if ((rc = tls_cfg(&cfg, srv_name)) != PR_OK) return rc;
     if ((rc = tls_pair(&a, &b, fds)) != PR_OK) {
@@ -266,6 +271,34 @@ PT_TEST(tls_unknown_ca_refused) {
     /* trusting only the other CA: the good certificate is unknown too */
     PT_EQ_ERR(tls_session("good", "localhost", &(pr_tls_opts){ .ca_pem = tls_file("other.crt") }, &e, NULL), PR_ETLS);
     PT_EQ_INT(e.tls_error, 62);
+}
+
+PT_TEST(tls_anchors_parsed_once_and_shared) {
+    pr_tls_anchors *ca = NULL, *other = NULL, *x = NULL;
+    pr_err_info e;
+    TLS_NEED_FIXTURES();
+    PT_EQ_ERR(pr_tls_anchors_create(&ca, TLS_DIR "/ca.crt", NULL, 0, &e), PR_OK);
+    PT_EQ_ERR(pr_tls_anchors_create(&other, NULL, tls_file("other.crt"), 0, NULL), PR_OK);
+    /* one set, several connections */
+    PT_EQ_ERR(tls_session("good", "localhost", &(pr_tls_opts){ .anchors = ca }, &e, NULL), PR_OK);
+    PT_EQ_ERR(tls_session("goodec", "127.0.0.1", &(pr_tls_opts){ .anchors = ca }, &e, NULL), PR_OK);
+    PT_EQ_ERR(tls_session("unknown", "localhost", &(pr_tls_opts){ .anchors = ca }, &e, NULL), PR_ETLS);
+    PT_EQ_INT(e.tls_error, 62);
+    /* anchors win over ca_pem */
+    PT_EQ_ERR(tls_session("good", "localhost", &(pr_tls_opts){ .anchors = other, .ca_pem = tls_file("ca.crt") }, &e,
+                          NULL),
+              PR_ETLS);
+    PT_EQ_INT(e.tls_error, 62);
+    /* bad input */
+    PT_EQ_ERR(pr_tls_anchors_create(&x, NULL, NULL, 0, &e), PR_EINVAL);
+    PT_EQ_ERR(pr_tls_anchors_create(&x, NULL, "no pem here", 0, &e), PR_EINVAL);
+    PT_CHECK(tls_contains(e.msg, "no certificate found in ca_pem"));
+    PT_EQ_ERR(pr_tls_anchors_create(&x, TLS_DIR "/does-not-exist.pem", NULL, 0, &e), PR_EIO);
+    PT_CHECK(tls_contains(e.msg, "does-not-exist.pem"));
+    PT_CHECK(x == NULL);
+    pr_tls_anchors_destroy(ca);
+    pr_tls_anchors_destroy(other);
+    pr_tls_anchors_destroy(NULL);
 }
 
 PT_TEST(tls_insecure_accepts_bad_certificates) {
@@ -790,12 +823,69 @@ PT_TEST(tls_corrupted_record_fails_with_bad_mac) {
     pr_tls_server_cfg_destroy(cfg);
 }
 
+/* The full-duplex rule: while a write is stuck (the peer reads nothing),
+   records that arrive are still taken in, and a read gets them. */
+static unsigned char tls_big[4u << 20];
+
+typedef struct tls_wr {
+    pr_conn *c;
+    int rc;
+} tls_wr;
+
+static int tls_writer_task(void *arg) {
+    tls_wr *w = (tls_wr *)arg;
+    w->rc = pr_conn_write(w->c, tls_big, sizeof tls_big, pr_deadline_in(3000));
+    return 0;
+}
+
+PT_TEST(tls_read_while_write_stuck) {
+    pr_tls_server_cfg *cfg;
+    pr_conn *a, *c;
+    pr_task *t, *wt;
+    tls_srv s;
+    tls_wr w;
+    char buf[16];
+    TLS_NEED_FIXTURES();
+    /* one task: the write times out; the hello that came meanwhile is there
+       at once, although our last record is still unsent */
+    PT_REQUIRE(tls_start(&s, &t, &a, &cfg, "good", TLS_MUTE) == PR_OK);
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, pr_deadline_in(10000)),
+              PR_OK);
+    PT_EQ_ERR(pr_conn_write(c, tls_big, sizeof tls_big, pr_deadline_in(500)), PR_ETIMEDOUT);
+    PT_EQ_INT((int)pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)), 5);
+    PT_EQ_MEM(buf, "hello", 5);
+    pr_conn_destroy(c);
+    pr_cancel(t);
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(10000)), PR_OK);
+    PT_CHECK(s.ok);
+    pr_tls_server_cfg_destroy(cfg);
+    /* two tasks: a reader entering while the writer waits on both directions
+       takes over the reading */
+    PT_REQUIRE(tls_start(&s, &t, &a, &cfg, "good", TLS_LATE) == PR_OK);
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, pr_deadline_in(10000)),
+              PR_OK);
+    w.c = c;
+    w.rc = 1;
+    PT_REQUIRE(pr_go(&wt, tls_writer_task, &w, NULL) == PR_OK);
+    pr_sleep(pr_deadline_in(100));
+    PT_EQ_INT((int)pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)), 5);
+    PT_EQ_MEM(buf, "hello", 5);
+    PT_EQ_ERR(pr_join(wt, NULL, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(w.rc, PR_ETIMEDOUT);
+    pr_conn_destroy(c);
+    pr_cancel(t);
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(10000)), PR_OK);
+    PT_CHECK(s.ok);
+    pr_tls_server_cfg_destroy(cfg);
+}
+
 const pt_suite pt_suite_tls = { "tls", {
     PT_ENTRY(tls_handshake_echo_rsa_and_ec),
     PT_ENTRY(tls_wrong_host_refused),
     PT_ENTRY(tls_ip_san_checked),
     PT_ENTRY(tls_expired_refused),
     PT_ENTRY(tls_unknown_ca_refused),
+    PT_ENTRY(tls_anchors_parsed_once_and_shared),
     PT_ENTRY(tls_insecure_accepts_bad_certificates),
     PT_ENTRY(tls_system_bundle_and_env),
     PT_ENTRY(tls_bad_arguments_free_inner),
@@ -810,6 +900,7 @@ const pt_suite pt_suite_tls = { "tls", {
     PT_ENTRY(tls_prefers_aes_gcm_with_aesni),
     PT_ENTRY(tls_over_memory_pipe_byte_by_byte),
     PT_ENTRY(tls_corrupted_record_fails_with_bad_mac),
+    PT_ENTRY(tls_read_while_write_stuck),
     {0, 0} } };
 
 #else /* PRISTINE_NO_TLS */
