@@ -2114,9 +2114,15 @@ PRISTINE_API void pr_tls_global_cleanup(void);
  *   connection close. TE with Content-Length: TE wins and the connection
  *   is not reusable. HTTP/1.0 with TE: body to close, not reusable.
  * - interim 1xx responses (100, 102, 103, ...) are skipped, at most
- *   max_interim of them; 101 Switching Protocols and a 2xx answer to
- *   CONNECT are returned as the final response, and their "body" is the
- *   raw byte stream that follows (until close); never reusable.
+ *   max_interim of them; they never have a body, whatever Content-Length
+ *   or Transfer-Encoding they carry. 101 Switching Protocols is accepted
+ *   only when the request has an Upgrade field (else PR_EPROTO "101 ...
+ *   asked for no Upgrade"); then it ends the exchange: it is the final
+ *   response, the connection belongs to the new protocol, and its "body"
+ *   is the raw byte stream that follows (bytes already received after the
+ *   101 head first, then the conn, until close; the caller of
+ *   pr_http_exchange writes on its conn). A 2xx answer to CONNECT is
+ *   returned the same way (the tunnel). Neither is ever reusable.
  * - no body for HEAD requests, 204 and 304.
  * - chunk-size lines: 1 to 16 hex digits, optional BWS + ";" extensions
  *   (skipped), CRLF required; trailers are read and discarded (they never
@@ -2169,14 +2175,21 @@ typedef struct pr_http_response pr_http_response;
    userinfo), the user's fields in order, then Content-Length (body, or 0
    for POST/PUT/PATCH without a body) or "Transfer-Encoding: chunked"
    (body_fn). No Accept-Encoding, no Connection field.
+   Early response: when writing the request fails because the peer closed
+   or reset the connection (a server may answer 413 or 401 before the body
+   is sent, then close), the response head that arrived is read; a complete
+   final response is returned (PR_OK, never reusable), otherwise the write
+   error. This needs a conn that still reads after a failed write (TCP
+   sockets, pipes); a TLS conn does not, so there the write error stays.
    Params: out - receives the response (NULL on failure); conn - the
            connection (borrowed; the caller keeps owning it); req - the
            request; opts - limits, NULL = defaults (copied); deadline -
            absolute ms for the whole call.
    Returns: PR_OK (whatever the status); PR_EINVAL (bad method, header name
             or value with CR/LF/NUL, both body and body_fn, user framing
-            fields, missing url); PR_ENOMEM; PR_EPROTO (malformed response;
-            message in pr_conn_last_error(conn)); PR_ELIMIT (a limit of
+            fields, missing url); PR_ENOMEM; PR_EPROTO (malformed response,
+            a 101 without an Upgrade request field; message in
+            pr_conn_last_error(conn)); PR_ELIMIT (a limit of
             opts); PR_ECLOSED (closed before any response byte); a
             conn error (PR_EIO, PR_ETLS, ...); a negative code from body_fn;
             PR_ETIMEDOUT (deadline or idle timeout); PR_ECANCELED. After
@@ -2305,11 +2318,14 @@ PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
  * are per client, so they are part of the key implicitly). Idle
  * connections older than pool_idle_ms are closed. Before reuse a
  * non-blocking read checks the connection: anything readable (EOF, reset,
- * stray bytes) means it is discarded. If a REUSED connection closes
- * before the first response byte (PR_ECLOSED from the exchange), the
- * request is sent once more on a fresh connection when it is replayable:
- * no body_fn (a buffer body is replayed, whatever the method, as curl
- * does). A streaming body_fn request is never retried.
+ * stray bytes) means it is discarded. If a REUSED connection dies before
+ * the first response byte (the peer closed or reset it while the request
+ * was written or the head awaited: PR_ECLOSED, PR_EIO with ECONNRESET,
+ * EPIPE or ECONNABORTED, a TLS transport EOF), the request is sent once
+ * more on a fresh connection when it is replayable: no body_fn (a buffer
+ * body is replayed, whatever the method, as curl does). Never after a
+ * response byte arrived, never for timeouts or cancellation, never for a
+ * streaming body_fn request.
  *
  * Redirects (max_redirects > 0; at most 10): 301/302/303/307/308 with a
  * Location field. Location is resolved against the current URL
@@ -2437,9 +2453,14 @@ PRISTINE_API size_t pr_http_client_idle_count(const pr_http_client *c);
    host itself or any subdomain (a leading dot is optional: ".example.com"
    and "example.com" both match "a.example.com" and "example.com", never
    "badexample.com"); a ":port" suffix of an entry is ignored; IPv6
-   entries may be bracketed. IP literals match exactly (no CIDR ranges).
+   entries may be bracketed. An IP-literal host matches an entry that is
+   the same address (compared as addresses: "::1" matches "0:0::1"; never
+   as a domain suffix) or a CIDR range containing it (curl >= 7.86):
+   "192.168.0.0/16", "10.0.0.0/8", "::1/128", "fe80::/10", "[fe80::]/10";
+   a range never matches a host name, and a malformed range (bits beyond
+   the address size, no digits) matches nothing.
    Params: no_proxy - the list (NULL or "" = nothing excluded); host - the
-           URL's host (IPv6 without brackets).
+           URL's host (IPv6 with or without brackets).
    Returns: 1 if excluded (connect directly), 0 if not.
    Blocks: no.
    Thread: any.
@@ -9366,6 +9387,7 @@ struct pr_http_response {
     size_t line_len;          /* bytes of the current chunk-size line */
     size_t tr_bytes, tr_fields;
     int keepalive;            /* framing and Connection allow reuse */
+    int rx;                   /* a response byte has arrived */
     int err;                  /* sticky error, 0 = none */
     pr_err_info einfo;
     /* client layer: a response from pr_http_client_request owns its
@@ -9453,8 +9475,9 @@ static int pr__http_build_head(pr_buf *b, const pr_http_request *req, const char
     return rc;
 }
 
-/* Send a streaming body in chunked encoding. */
-static int pr__http_send_chunked(pr_conn *conn, const pr_http_request *req, int64_t deadline) {
+/* Send a streaming body in chunked encoding. *wfail is set when a write
+   (not body_fn or memory) failed. */
+static int pr__http_send_chunked(pr_conn *conn, const pr_http_request *req, int64_t deadline, int *wfail) {
     enum { PR__HTTP_PRE = 18 }; /* up to 16 hex digits + CRLF */
     size_t cap = PR__HTTP_PRE + PR__HTTP_CHUNK_OUT + 2;
     char *b = (char *)pr__alloc(cap);
@@ -9470,6 +9493,7 @@ static int pr__http_send_chunked(pr_conn *conn, const pr_http_request *req, int6
         }
         if (k == 0) {
             rc = pr_conn_write(conn, "0\r\n\r\n", 5, deadline);
+            if (rc) *wfail = 1;
             break;
         }
         if ((size_t)k > PR__HTTP_CHUNK_OUT) {
@@ -9480,7 +9504,10 @@ static int pr__http_send_chunked(pr_conn *conn, const pr_http_request *req, int6
         memcpy(b + PR__HTTP_PRE - hl, hex, (size_t)hl);
         memcpy(b + PR__HTTP_PRE + k, "\r\n", 2);
         rc = pr_conn_write(conn, b + PR__HTTP_PRE - hl, (size_t)hl + (size_t)k + 2, deadline);
-        if (rc) break;
+        if (rc) {
+            *wfail = 1;
+            break;
+        }
     }
     pr__free(b, cap);
     return rc;
@@ -9731,8 +9758,9 @@ static int pr__http_grow(pr_http_response *r, size_t want) {
 }
 
 /* Read heads until a final one; leaves the head in buf[0, base) and any
-   body bytes in [base, wpos). */
-static int pr__http_read_head(pr_http_response *r, const char *method, int64_t deadline) {
+   body bytes in [base, wpos). upgrade: the request asked for a protocol
+   switch (an Upgrade field), so a 101 is final; otherwise it is PR_EPROTO. */
+static int pr__http_read_head(pr_http_response *r, const char *method, int upgrade, int64_t deadline) {
     size_t interim = 0, scan = 0, end;
     int rc;
     for (;;) {
@@ -9753,11 +9781,15 @@ static int pr__http_read_head(pr_http_response *r, const char *method, int64_t d
                                : pr__http_fail(r, PR_ECLOSED, "connection closed before the response");
             if (k < 0) return k == PR_ETIMEDOUT || k == PR_ECANCELED ? (int)k : pr__http_conn_fail(r, (int)k);
             r->wpos += (size_t)k;
+            r->rx = 1;
             continue;
         }
         if (end > r->opts.max_head_bytes) return pr__http_fail(r, PR_ELIMIT, "response head too large");
         if ((rc = pr__http_parse_head(r, end)) != 0) return rc;
+        if (r->status == 101 && !upgrade)
+            return pr__http_fail(r, PR_EPROTO, "101 Switching Protocols to a request that asked for no Upgrade");
         if (r->status >= 100 && r->status < 200 && r->status != 101) {
+            /* interim: no body, whatever Content-Length or Transfer-Encoding it carries */
             if (++interim > r->opts.max_interim) return pr__http_fail(r, PR_ELIMIT, "too many interim 1xx responses");
             memmove(r->buf, r->buf + end, r->wpos - end);
             r->wpos -= end;
@@ -9785,15 +9817,28 @@ static int pr__http_read_head(pr_http_response *r, const char *method, int64_t d
     }
 }
 
+/* Whether a conn failure means the peer closed or reset the connection. */
+static int pr__http_peer_gone(int rc, const pr_err_info *e) {
+    if (rc == PR_ECLOSED) return 1;
+    if (rc == PR_EIO) return e->sys_errno == ECONNRESET || e->sys_errno == EPIPE || e->sys_errno == ECONNABORTED;
+#ifndef PRISTINE_NO_TLS
+    if (rc == PR_ETLS) return e->tls_error == PR_TLS_TRUNCATED; /* transport EOF without close_notify */
+#endif
+    return 0;
+}
+
 /* pr_http_exchange with an optional request target replacing the
-   origin-form one (absolute-form for proxies, authority-form for CONNECT). */
+   origin-form one (absolute-form for proxies, authority-form for CONNECT).
+   *rx (optional) tells whether any response byte arrived, also on failure. */
 static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req,
-                             const pr_http_opts *opts, const pr_slice *target, int64_t deadline) {
+                             const pr_http_opts *opts, const pr_slice *target, int64_t deadline, int *rx) {
     const char *method;
     pr_http_response *r;
     pr_buf head;
-    int rc, has_body;
+    size_t i;
+    int rc, has_body, wfail = 0, upgrade = 0;
     if (out) *out = NULL;
+    if (rx) *rx = 0;
     if (!out || !conn || !req || !req->url) return PR_EINVAL;
     method = req->method ? req->method : "GET";
     if (!pr__http_is_token(method, strlen(method))) return PR_EINVAL;
@@ -9802,6 +9847,8 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
     if (req->nheaders && !req->headers) return PR_EINVAL;
     pr_buf_init(&head);
     rc = pr__http_build_head(&head, req, method, target, &has_body);
+    for (i = 0; !rc && i < req->nheaders; i++)
+        if (pr__http_hdr_is(req->headers[i].name, "upgrade")) upgrade = 1;
     if (rc) {
         pr_buf_deinit(&head);
         return rc;
@@ -9826,22 +9873,37 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
         rc = pr_buf_append(&head, req->body, req->body_len);
         has_body = 0;
     }
-    if (!rc) rc = pr_conn_write(conn, head.data, head.len, deadline);
-    if (!rc && has_body && req->body) rc = pr_conn_write(conn, req->body, req->body_len, deadline);
-    if (!rc && req->body_fn) rc = pr__http_send_chunked(conn, req, deadline);
+    if (!rc && (rc = pr_conn_write(conn, head.data, head.len, deadline)) != 0) wfail = 1;
+    if (!rc && has_body && req->body && (rc = pr_conn_write(conn, req->body, req->body_len, deadline)) != 0)
+        wfail = 1;
+    if (!rc && req->body_fn) rc = pr__http_send_chunked(conn, req, deadline, &wfail);
     pr_buf_deinit(&head);
-    if (!rc) rc = pr__http_read_head(r, method, deadline);
+    if (rc && wfail && pr__http_peer_gone(rc, &conn->err)) {
+        /* the server may have answered early (413, 401) and closed: deliver
+           a complete final response if one arrived, else the write error */
+        pr_err_info we = conn->err;
+        if (pr__http_read_head(r, method, upgrade, deadline) == PR_OK) {
+            r->keepalive = 0; /* the request was cut short */
+            rc = PR_OK;
+        } else {
+            conn->err = we;
+        }
+    } else if (!rc) {
+        rc = pr__http_read_head(r, method, upgrade, deadline);
+    }
     if (rc) {
+        if (rx) *rx = r->rx;
         pr_http_response_destroy(r);
         return rc;
     }
+    if (rx) *rx = 1;
     *out = r;
     return PR_OK;
 }
 
 int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req, const pr_http_opts *opts,
                      int64_t deadline) {
-    return pr__http_exchange(out, conn, req, opts, NULL, deadline);
+    return pr__http_exchange(out, conn, req, opts, NULL, deadline, NULL);
 }
 
 /* Run the framing machine over buffered bytes until body data is at rpos
@@ -10221,9 +10283,53 @@ size_t pr_http_client_idle_count(const pr_http_client *c) { return c ? c->npool 
 
 /* ---- no_proxy ---- */
 
+/* An IP literal (IPv6 optionally in brackets) into out[16]: returns 4
+   (IPv4), 16 (IPv6) or 0 (not an IP literal). */
+static int pr__http_ip_parse(pr_slice s, unsigned char *out) {
+    char tmp[64];
+    if (s.len >= 2 && s.ptr[0] == '[' && s.ptr[s.len - 1] == ']') {
+        s.ptr++;
+        s.len -= 2;
+    }
+    if (!s.len || s.len >= sizeof tmp) return 0;
+    memcpy(tmp, s.ptr, s.len);
+    tmp[s.len] = 0;
+    if (inet_pton(AF_INET, tmp, out) == 1) return 4;
+    if (inet_pton(AF_INET6, tmp, out) == 1) return 16;
+    return 0;
+}
+
+/* Whether the address ip (alen bytes) lies in the range "addr/bits" of e
+   (slash points at the '/'). A malformed range matches nothing. */
+static int pr__http_cidr_match(pr_slice e, const char *slash, const unsigned char *ip, int alen) {
+    unsigned char net[16];
+    pr_slice a, b;
+    unsigned long bits = 0;
+    size_t i, full;
+    a.ptr = e.ptr;
+    a.len = (size_t)(slash - e.ptr);
+    b.ptr = slash + 1;
+    b.len = e.len - a.len - 1;
+    if (!b.len || b.len > 3) return 0;
+    for (i = 0; i < b.len; i++) {
+        if (b.ptr[i] < '0' || b.ptr[i] > '9') return 0;
+        bits = bits * 10 + (unsigned long)(b.ptr[i] - '0');
+    }
+    if (pr__http_ip_parse(a, net) != alen || bits > (unsigned long)alen * 8) return 0;
+    full = bits / 8;
+    if (memcmp(net, ip, full) != 0) return 0;
+    if (bits % 8) {
+        unsigned mask = (0xffu << (8 - bits % 8)) & 0xffu;
+        if ((net[full] & mask) != (ip[full] & mask)) return 0;
+    }
+    return 1;
+}
+
 int pr_http_no_proxy_match(const char *no_proxy, const char *host) {
     pr_slice h, list;
     size_t i, s = 0;
+    unsigned char hip[16];
+    int hfam;
     if (!no_proxy || !host || !*host) return 0;
     h = pr_slice_cstr(host);
     if (h.len >= 2 && h.ptr[0] == '[' && h.ptr[h.len - 1] == ']') {
@@ -10231,6 +10337,7 @@ int pr_http_no_proxy_match(const char *no_proxy, const char *host) {
         h.len -= 2;
     }
     if (h.len && h.ptr[h.len - 1] == '.') h.len--; /* "example.com." */
+    hfam = pr__http_ip_parse(h, hip);
     list = pr_slice_cstr(no_proxy);
     for (i = 0; i <= list.len; i++) {
         pr_slice e;
@@ -10241,6 +10348,13 @@ int pr_http_no_proxy_match(const char *no_proxy, const char *host) {
         e = pr_slice_trim(e);
         if (!e.len) continue;
         if (e.len == 1 && e.ptr[0] == '*') return 1;
+        {
+            const char *slash = (const char *)memchr(e.ptr, '/', e.len);
+            if (slash) { /* a CIDR range: only for IP-literal hosts */
+                if (hfam && pr__http_cidr_match(e, slash, hip, hfam)) return 1;
+                continue;
+            }
+        }
         if (e.ptr[0] == '[') { /* [v6] or [v6]:port */
             const char *rb = (const char *)memchr(e.ptr, ']', e.len);
             if (!rb) continue;
@@ -10256,6 +10370,11 @@ int pr_http_no_proxy_match(const char *no_proxy, const char *host) {
         }
         if (e.len && e.ptr[e.len - 1] == '.') e.len--;
         if (!e.len) continue;
+        if (hfam) { /* an IP-literal host: the same address, never a suffix */
+            unsigned char eip[16];
+            if (pr__http_ip_parse(e, eip) == hfam && !memcmp(eip, hip, (size_t)hfam)) return 1;
+            continue;
+        }
         if (pr_slice_ieq(e, h)) return 1;
         if (h.len > e.len && h.ptr[h.len - e.len - 1] == '.') {
             pr_slice tail;
@@ -10489,7 +10608,7 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
         req.nheaders = proxy->has_userinfo ? 2 : 1;
         target.ptr = auth.data;
         target.len = auth.len;
-        rc = pr__http_exchange(&r, *conn, &req, &c->o.http, &target, deadline);
+        rc = pr__http_exchange(&r, *conn, &req, &c->o.http, &target, deadline, NULL);
         if (rc) pr__err_set(&c->err, rc, (*conn)->err.sys_errno, "proxy CONNECT: %s", (*conn)->err.msg);
     } else {
         pr__err_set(&c->err, rc, 0, "proxy CONNECT: out of memory");
@@ -10616,13 +10735,15 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
     for (attempt = 0;; attempt++) {
         pr_http_response *r = NULL;
         pr_conn *conn = attempt == 0 ? pr__http_pool_take(c, &key) : NULL;
-        int reused = conn != NULL;
+        int reused = conn != NULL, rx = 0;
         if (!conn && (rc = pr__http_connect(c, &conn, u, proxy, deadline)) != 0) goto done;
-        rc = pr__http_exchange(&r, conn, &rq, &c->o.http, tp, deadline);
+        rc = pr__http_exchange(&r, conn, &rq, &c->o.http, tp, deadline, &rx);
         if (rc) {
             pr_err_info e = conn->err;
             pr_conn_destroy(conn);
-            if (rc == PR_ECLOSED && reused && !req->body_fn) continue; /* transparent retry */
+            /* transparent retry: a reused connection died before the first
+               response byte and the request can be sent again */
+            if (reused && !rx && !req->body_fn && pr__http_peer_gone(rc, &e)) continue;
             if (e.code != rc) pr__err_set(&e, rc, 0, "http: %s", pr_strerror(rc));
             c->err = e;
             goto done;

@@ -5,7 +5,7 @@
 #include <netinet/in.h>
 
 /* ---- a tiny HTTP server: one acceptor task, one task per connection ---- */
-enum { CL_KEEP, CL_CLOSE, CL_DROP, CL_HANG, CL_DELAYED_CLOSE };
+enum { CL_KEEP, CL_CLOSE, CL_DROP, CL_HANG, CL_DELAYED_CLOSE, CL_RESET };
 
 typedef struct cl_srv cl_srv;
 /* Build the reply to one request into out; return the action after it. */
@@ -60,6 +60,14 @@ static ptrdiff_t cl_read_request(pr_conn *c, char *buf, size_t cap) {
     }
 }
 
+/* SO_LINGER {1, 0}: closing the (plain) connection sends a RST. */
+static void cl_linger0(pr_conn *c) {
+    struct linger lg;
+    lg.l_onoff = 1;
+    lg.l_linger = 0;
+    setsockopt(((pr__net_sock *)(void *)c)->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
 static int cl_handler(void *arg) {
     cl_conn_ctx *x = (cl_conn_ctx *)arg;
     cl_srv *s = x->s;
@@ -88,6 +96,11 @@ static int cl_handler(void *arg) {
         out[x->idx][0] = 0;
         act = s->fn(s, x->idx, nreq, req[x->idx], out[x->idx], sizeof out[x->idx]);
         if (act == CL_DROP) break;
+        if (act == CL_RESET) { /* write what there is, then an abortive close: RST, no FIN */
+            if (out[x->idx][0]) pr_conn_write(c, out[x->idx], strlen(out[x->idx]), PR_FOREVER);
+            cl_linger0(c);
+            break;
+        }
         if (act == CL_HANG) {
             if (out[x->idx][0]) pr_conn_write(c, out[x->idx], strlen(out[x->idx]), PR_FOREVER);
             pr_sleep(PR_FOREVER);
@@ -400,6 +413,149 @@ PT_TEST(client_retry_on_dead_reused_connection) {
     cl_stop(&s);
 }
 
+/* The second request on a connection is answered with a RST (the server
+   reset the idle keep-alive connection as the request arrived): the read
+   fails with ECONNRESET, not EOF, and the request is retried once. */
+static int cl_reset_second(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap) {
+    if (strstr(req, " /hang ")) return CL_HANG;
+    if (nreq == 2) {
+        if (strstr(req, " /partial ")) snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Le");
+        return CL_RESET;
+    }
+    return cl_ok(s, conn, nreq, req, out, cap);
+}
+
+PT_TEST(client_retry_on_reset_reused_connection) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_response *r = NULL;
+    pr_http_request req;
+    pr_url u;
+    pr_err_info e;
+    char url[64], body[64];
+    PT_REQUIRE(cl_start(&s, cl_reset_second, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(pr_http_client_idle_count(c), 1);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* reset on conn 1, retried on conn 2 */
+    PT_EQ_STR(body, "hello");
+    PT_EQ_INT(s.accepts, 2);
+    PT_EQ_INT(s.nreqs, 3);
+    /* a response byte arrived before the reset: no retry */
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/partial", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_EIO);
+    PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
+    PT_EQ_INT(e.code, PR_EIO);
+    PT_EQ_INT(e.sys_errno, ECONNRESET);
+    PT_EQ_INT(s.accepts, 2);
+    PT_EQ_INT(s.nreqs, 4);
+    /* a streamed body is not replayable: the reset is the answer */
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* conn 3, pooled */
+    memset(&u, 0, sizeof u);
+    memset(&req, 0, sizeof req);
+    PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
+    req.method = "POST";
+    req.url = &u;
+    req.body_fn = cl_body_fn;
+    cl_body_calls = 0;
+    PT_CHECK(pr_http_client_request(c, &r, &req, pr_deadline_in(5000)) < 0);
+    PT_CHECK(r == NULL);
+    PT_EQ_INT(s.accepts, 3);
+    PT_EQ_INT(s.nreqs, 6);
+    /* a timeout on a reused connection is not retried either */
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* conn 4, pooled */
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/hang", s.port);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(200)), PR_ETIMEDOUT);
+    PT_EQ_INT(s.accepts, 4);
+    PT_EQ_INT(s.nreqs, 8);
+    pr_url_deinit(&u);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+}
+
+/* ---- early response while uploading ---- */
+
+/* Reads only the head of one request, answers 413 and closes with the body
+   unread (so the kernel resets the connection). */
+typedef struct cl_early {
+    pr_listener *l;
+    size_t head_len;
+    int rc;
+} cl_early;
+
+static int cl_early_task(void *arg) {
+    cl_early *x = (cl_early *)arg;
+    pr_conn *c = NULL;
+    char buf[4096];
+    size_t len = 0;
+    const char *resp = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big!";
+    if ((x->rc = pr_tcp_accept(x->l, &c, pr_deadline_in(5000))) != PR_OK) return 0;
+    for (;;) { /* a byte at a time: nothing of the body is read */
+        ptrdiff_t k = pr_conn_read(c, buf + len, 1, pr_deadline_in(5000));
+        if (k <= 0) {
+            x->rc = k < 0 ? (int)k : PR_ECLOSED;
+            pr_conn_destroy(c);
+            return 0;
+        }
+        len++;
+        if (len >= 4 && !memcmp(buf + len - 4, "\r\n\r\n", 4)) break;
+        if (len == sizeof buf) {
+            x->rc = PR_ELIMIT;
+            pr_conn_destroy(c);
+            return 0;
+        }
+    }
+    x->head_len = len;
+    pr_sleep(pr_deadline_in(50)); /* the client is blocked in its write by now */
+    x->rc = pr_conn_write(c, resp, strlen(resp), pr_deadline_in(5000));
+    pr_conn_destroy(c);
+    return 0;
+}
+
+PT_TEST(client_early_response_while_uploading) {
+    enum { BIG = 16 << 20 }; /* far beyond both socket buffers: the write cannot complete */
+    cl_early x;
+    pr_task *t;
+    pr_http_client *c = NULL;
+    pr_http_response *r = NULL;
+    pr_http_request req;
+    pr_url u;
+    char url[64], body[64];
+    char *big = (char *)calloc(1, BIG);
+    PT_REQUIRE(big != NULL);
+    memset(&x, 0, sizeof x);
+    memset(&u, 0, sizeof u);
+    memset(&req, 0, sizeof req);
+    PT_REQUIRE(pr_tcp_listen(&x.l, "127.0.0.1", 0, 4) == PR_OK);
+    PT_REQUIRE(pr_go(&t, cl_early_task, &x, NULL) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/up", pr_listener_port(x.l));
+    PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    req.method = "POST";
+    req.url = &u;
+    req.body = big;
+    req.body_len = BIG;
+    PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(10000)), PR_OK);
+    if (r) {
+        PT_EQ_INT(pr_http_status(r), 413);
+        PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
+        PT_EQ_STR(body, "too big!");
+        PT_EQ_INT(pr_http_reusable(r), 0);
+        pr_http_response_destroy(r);
+    }
+    PT_EQ_INT(pr_http_client_idle_count(c), 0);
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(x.rc, PR_OK);
+    PT_CHECK(x.head_len > 0 && x.head_len < 200);
+    pr_http_client_destroy(c);
+    pr_listener_destroy(x.l);
+    pr_url_deinit(&u);
+    free(big);
+}
+
 /* ---- redirects ---- */
 static int cl_redir(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap) {
     const char *sp = strchr(req, ' ');
@@ -577,6 +733,40 @@ PT_TEST(client_no_proxy_match) {
     PT_EQ_INT(pr_http_no_proxy_match("*.x", "a.com"), 0);
     PT_EQ_INT(pr_http_no_proxy_match(",,", "a.com"), 0);
     PT_EQ_INT(pr_http_no_proxy_match("a.com", "a.com."), 1);
+    /* IP-literal hosts: compared as addresses, never by suffix */
+    PT_EQ_INT(pr_http_no_proxy_match("0:0::1", "::1"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("[::1]", "[0::1]"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("2.3.4", "1.2.3.4"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match(".3.4", "1.2.3.4"), 0);
+    /* CIDR ranges (curl >= 7.86) */
+    PT_EQ_INT(pr_http_no_proxy_match("192.168.0.0/16", "192.168.77.1"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("192.168.0.0/16", "192.169.0.1"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("foo.test, 10.0.0.0/8", "10.255.0.9"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/8", "11.0.0.1"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("172.16.0.0/12", "172.31.255.255"), 1); /* a prefix inside a byte */
+    PT_EQ_INT(pr_http_no_proxy_match("172.16.0.0/12", "172.32.0.0"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("1.2.3.4/32", "1.2.3.4"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("1.2.3.4/32", "1.2.3.5"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("0.0.0.0/0", "8.8.8.8"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("0.0.0.0/0", "::1"), 0); /* families never mix */
+    PT_EQ_INT(pr_http_no_proxy_match("::1/128", "::1"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("::1/128", "[::1]"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("::1/128", "::2"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("fe80::/10", "fe80::1234:5"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("fe80::/10", "[febf::1]"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("fe80::/10", "fec0::1"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match(" [fe80::]/10 ", "fe80::1"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("2001:db8::/32", "2001:db8:ffff::1"), 1);
+    PT_EQ_INT(pr_http_no_proxy_match("2001:db8::/32", "2001:db9::1"), 0);
+    /* a range never matches a name; malformed ranges match nothing */
+    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/8", "10.example"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/33", "10.0.0.1"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("::/129", "::1"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/", "10.0.0.1"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/x", "10.0.0.1"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("10.0.0/8", "10.0.0.1"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("/8", "10.0.0.1"), 0);
+    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/8, 10.0.0.1", "10.0.0.1"), 1);
 }
 
 /* ---- proxies ---- */
@@ -891,7 +1081,7 @@ static int cl_splice_task(void *arg) {
 
 typedef struct cl_cproxy {
     pr_listener *l;
-    int connects, refuse;
+    int connects, refuse, in_accept;
     char first[1024];
     pr_task *t;
 } cl_cproxy;
@@ -905,7 +1095,11 @@ static int cl_cproxy_task(void *arg) {
         ptrdiff_t k;
         pr_task *t2;
         cl_splice a, b;
-        if (pr_tcp_accept(p->l, &c, PR_FOREVER) != PR_OK) return 0;
+        int rc;
+        p->in_accept = 1;
+        rc = pr_tcp_accept(p->l, &c, PR_FOREVER);
+        p->in_accept = 0;
+        if (rc != PR_OK) return 0;
         k = cl_read_request(c, req, sizeof req);
         if (k <= 0) {
             pr_conn_destroy(c);
@@ -940,6 +1134,18 @@ static int cl_cproxy_task(void *arg) {
     }
 }
 
+/* Stop the proxy once it is back in accept: cancelled in the middle of a
+   tunnel, its join of the splice task would return at once and the conns
+   would be freed under that task. The tunnels end when the client closes. */
+static void cl_cproxy_stop(cl_cproxy *p) {
+    int i;
+    for (i = 0; i < 2000 && !p->in_accept; i++) pr_sleep(pr_deadline_in(1));
+    if (!p->in_accept) pt_fail(__FILE__, __LINE__, "the proxy is still in a tunnel after 2 s");
+    pr_cancel(p->t);
+    pr_join(p->t, NULL, PR_FOREVER);
+    pr_listener_destroy(p->l);
+}
+
 PT_TEST(client_connect_proxy_https) {
     cl_srv s;
     cl_cproxy p;
@@ -950,7 +1156,8 @@ PT_TEST(client_connect_proxy_https) {
     char proxy[64], url[64], body[64];
     TLS_NEED_FIXTURES();
     o = cl_tls_opts();
-    o.tls.insecure_skip_verify_DANGEROUS = 1; /* a.test is not in the fixture certificate */
+    o.tls.insecure_skip_verify_DANGEROUS = 1; /* "good" has no a.test: verified tunnels are in
+                                                   client_connect_proxy_https_verified */
     PT_REQUIRE(pr_dns_override("a.test", 0, "127.0.0.1") == PR_OK);
     PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
     PT_REQUIRE(cl_start(&s, cl_ok, cfg) == PR_OK);
@@ -979,14 +1186,106 @@ PT_TEST(client_connect_proxy_https) {
     PT_EQ_INT(e.http_status, 407);
     PT_CHECK(strstr(e.msg, "407") != NULL);
     pr_http_client_destroy(c);
-    pr_cancel(p.t);
-    pr_join(p.t, NULL, PR_FOREVER);
-    pr_listener_destroy(p.l);
+    cl_cproxy_stop(&p);
     cl_stop(&s);
     pr_tls_server_cfg_destroy(cfg);
     pr_dns_override(NULL, 0, NULL);
 }
+
+/* Certificate verification through the tunnel: the origin's name (a.test,
+   in the atest fixture) is checked, not the proxy's. */
+PT_TEST(client_connect_proxy_https_verified) {
+    cl_srv s, w;
+    cl_cproxy p;
+    pr_tls_server_cfg *cfg = NULL, *wcfg = NULL;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o;
+    pr_err_info e;
+    char proxy[64], url[64], body[64];
+    TLS_NEED_FIXTURES();
+    o = cl_tls_opts();
+    PT_REQUIRE(o.tls.ca_pem != NULL);
+    PT_REQUIRE(pr_dns_override("a.test", 0, "127.0.0.1") == PR_OK);
+    PT_REQUIRE(tls_cfg(&cfg, "atest") == PR_OK);
+    PT_REQUIRE(tls_cfg(&wcfg, "good") == PR_OK); /* localhost names only */
+    PT_REQUIRE(cl_start(&s, cl_ok, cfg) == PR_OK);
+    PT_REQUIRE(cl_start(&w, cl_ok, wcfg) == PR_OK);
+    memset(&p, 0, sizeof p);
+    PT_REQUIRE(pr_tcp_listen(&p.l, "127.0.0.1", 0, 16) == PR_OK);
+    PT_REQUIRE(pr_go(&p.t, cl_cproxy_task, &p, NULL) == PR_OK);
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u/", pr_listener_port(p.l));
+    o.https_proxy = proxy;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "https://a.test:%u/v", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    PT_EQ_INT(p.connects, 1);
+    PT_CHECK(strstr(s.log, "GET /v HTTP/1.1\r\nHost: a.test:") == s.log);
+    /* the same name on a server whose certificate lacks it: refused (a new
+       client: the proxy serves one tunnel at a time, the pooled one is closed) */
+    pr_http_client_destroy(c);
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "https://a.test:%u/v", w.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_ETLS);
+    PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
+    PT_EQ_INT(e.code, PR_ETLS);
+    PT_EQ_INT(e.tls_error, BR_ERR_X509_BAD_SERVER_NAME);
+    if (!strstr(e.msg, "does not match host a.test")) pt_fail(__FILE__, __LINE__, "msg \"%s\" does not name the host mismatch", e.msg);
+    PT_EQ_INT(p.connects, 2); /* it did go through the tunnel */
+    PT_EQ_INT(w.nreqs, 0);
+    pr_http_client_destroy(c);
+    cl_cproxy_stop(&p);
+    cl_stop(&s);
+    cl_stop(&w);
+    pr_tls_server_cfg_destroy(cfg);
+    pr_tls_server_cfg_destroy(wcfg);
+    pr_dns_override(NULL, 0, NULL);
+}
 #endif
+
+/* Bytes the proxy sends in the same write as its 200 reply belong to the
+   tunnel (whatever framing fields the reply carries): the tunnel conn
+   hands them out first, then reads on. Over TLS the client speaks first,
+   so a real proxy cannot do this before the ClientHello; the tunnel is
+   checked directly over a pipe. */
+PT_TEST(client_connect_tunnel_keeps_bytes_after_reply) {
+    pr_conn *a = NULL, *b = NULL;
+    pr_http_client *c = NULL;
+    pr_url u, px;
+    char buf[256];
+    ptrdiff_t k;
+    size_t len = 0;
+    const char *reply = "HTTP/1.1 200 Connection established\r\nContent-Length: 3\r\n\r\nEARLY bytes";
+    memset(&u, 0, sizeof u);
+    memset(&px, 0, sizeof px);
+    PT_REQUIRE(pr_url_parse(&u, "https://a.test/", 15, NULL) == PR_OK);
+    PT_REQUIRE(pr_url_parse(&px, "http://proxy.test:3128", 22, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_conn_pipe(&a, &b, 0) == PR_OK);
+    PT_EQ_ERR(pr_conn_write(b, reply, strlen(reply), pr_deadline_in(1000)), PR_OK); /* one write */
+    PT_EQ_ERR(pr__http_tunnel(c, &a, &u, &px, pr_deadline_in(2000)), PR_OK);
+    if (a) {
+        k = pr_conn_read(a, buf, sizeof buf - 1, pr_deadline_in(1000));
+        PT_CHECK(k > 0);
+        if (k > 0) len = (size_t)k;
+        buf[len] = 0;
+        PT_EQ_STR(buf, "EARLY bytes");
+        PT_EQ_ERR(pr_conn_write(b, "later", 5, pr_deadline_in(1000)), PR_OK);
+        k = pr_conn_read(a, buf, sizeof buf - 1, pr_deadline_in(1000));
+        PT_EQ_INT(k, 5);
+        PT_EQ_ERR(pr_conn_write(a, "up", 2, pr_deadline_in(1000)), PR_OK);
+        k = pr_conn_read(b, buf, sizeof buf - 1, pr_deadline_in(1000));
+        PT_CHECK(k > 0);
+        buf[k > 0 ? k : 0] = 0;
+        PT_CHECK(strstr(buf, "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n") == buf);
+        PT_CHECK(k >= 2 && !memcmp(buf + k - 2, "up", 2));
+        pr_conn_destroy(a);
+    }
+    pr_conn_destroy(b);
+    pr_http_client_destroy(c);
+    pr_url_deinit(&u);
+    pr_url_deinit(&px);
+}
 
 /* ---- allocation failures over one full request (with a redirect) ---- */
 PT_TEST(client_alloc_fail_sweep) {
@@ -1031,6 +1330,8 @@ const pt_suite pt_suite_client = { "client", {
     PT_ENTRY(client_response_outlives_client),
     PT_ENTRY(client_dead_pooled_connection_discarded),
     PT_ENTRY(client_retry_on_dead_reused_connection),
+    PT_ENTRY(client_retry_on_reset_reused_connection),
+    PT_ENTRY(client_early_response_while_uploading),
     PT_ENTRY(client_redirect_chain_and_default_off),
     PT_ENTRY(client_redirect_methods),
     PT_ENTRY(client_redirect_origin_change_drops_credentials),
@@ -1044,6 +1345,8 @@ const pt_suite pt_suite_client = { "client", {
 #ifndef PRISTINE_NO_TLS
     PT_ENTRY(client_https_reuse_and_https_to_http),
     PT_ENTRY(client_connect_proxy_https),
+    PT_ENTRY(client_connect_proxy_https_verified),
 #endif
+    PT_ENTRY(client_connect_tunnel_keeps_bytes_after_reply),
     PT_ENTRY(client_alloc_fail_sweep),
     {0, 0} } };

@@ -349,14 +349,42 @@ PT_TEST(http_interim_responses_skipped) {
     PT_EQ_INT(res.reusable, 1);
 }
 
-PT_TEST(http_101_is_final_and_raw) {
+/* Interim responses never have a body, whatever framing fields they carry. */
+PT_TEST(http_interim_never_has_body) {
     http_result res;
-    http_run(&res, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi",
+    http_run(&res,
+             "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n"
+             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
              NULL, NULL, 0, 0, HTTP_READ_SMALL);
     PT_EQ_ERR(res.rc, PR_OK);
-    PT_EQ_INT(res.status, 101);
-    HTTP_BODY_IS(res, "\x81\x02hi");
-    PT_EQ_INT(res.reusable, 0);
+    PT_EQ_INT(res.status, 200);
+    HTTP_BODY_IS(res, "hi");
+    PT_EQ_INT(res.reusable, 1);
+    http_run(&res,
+             "HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\nLink: </a>\r\n\r\n"
+             "HTTP/1.1 102 Processing\r\nContent-Length: 99\r\n\r\n"
+             "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+             NULL, NULL, 0, 0, HTTP_READ_SPAN);
+    PT_EQ_ERR(res.rc, PR_OK);
+    PT_EQ_INT(res.status, 200);
+    PT_EQ_STR(res.hdrs, "Content-Length: 3\n");
+    HTTP_BODY_IS(res, "abc");
+    PT_EQ_INT(res.reusable, 1);
+    /* ... and a 100 with a Content-Length followed by a 204: nothing is read as a body */
+    http_run(&res, "HTTP/1.1 100 Continue\r\nContent-Length: 3\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", NULL, NULL, 0,
+             0, HTTP_READ_SMALL);
+    PT_EQ_ERR(res.rc, PR_OK);
+    PT_EQ_INT(res.status, 204);
+    PT_EQ_INT(res.reusable, 1);
+}
+
+PT_TEST(http_101_is_final_and_raw) {
+    http_result res;
+    /* no Upgrade field in the request: a 101 is a protocol error */
+    http_run(&res, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi",
+             NULL, NULL, 0, 0, HTTP_READ_SMALL);
+    PT_EQ_ERR(res.rc, PR_EPROTO);
+    PT_CHECK(strstr(res.msg, "101") != NULL && strstr(res.msg, "Upgrade") != NULL);
     http_run(&res, "HTTP/1.1 200 Connection established\r\n\r\ntunnel", "CONNECT", NULL, 0, 0, HTTP_READ_SMALL);
     PT_EQ_ERR(res.rc, PR_OK);
     HTTP_BODY_IS(res, "tunnel");
@@ -826,7 +854,7 @@ PT_TEST(http_write_error_propagates) {
     pr_http_response *r;
     memset(&u, 0, sizeof u);
     memset(&req, 0, sizeof req);
-    http_tconn_init(&t, "HTTP/1.1 204 No Content\r\n\r\n");
+    http_tconn_init(&t, ""); /* nothing to read after the failed write */
     t.write_err = PR_ECLOSED;
     PT_REQUIRE(pr_url_parse(&u, "http://h/", 9, NULL) == PR_OK);
     req.url = &u;
@@ -835,6 +863,85 @@ PT_TEST(http_write_error_propagates) {
     PT_EQ_ERR(pr_http_exchange(NULL, &t.base, &req, NULL, pr_deadline_in(1000)), PR_EINVAL);
     pr_url_deinit(&u);
     pr_buf_deinit(&t.out);
+}
+
+/* A write that fails because the peer went away: a complete final response
+   that arrived anyway is delivered (not reusable); otherwise the write error. */
+static int http_early(const char *resp, int write_err, int sys_errno, int use_fn, int *status, char *body, size_t cap,
+                      int *reusable) {
+    static const char *const parts[] = { "abc", NULL };
+    http_body_src src = { parts, 0, 0 };
+    http_tconn t;
+    pr_url u;
+    pr_http_request req;
+    pr_http_response *r = NULL;
+    size_t len = 0;
+    int rc;
+    memset(&u, 0, sizeof u);
+    memset(&req, 0, sizeof req);
+    http_tconn_init(&t, resp);
+    t.write_err = write_err;
+    pr__err_set(&t.base.err, write_err, sys_errno, "write: by the test");
+    if ((rc = pr_url_parse(&u, "http://h/up", 11, NULL)) != PR_OK) return rc;
+    req.method = "POST";
+    req.url = &u;
+    if (use_fn) {
+        req.body_fn = http_body_fn;
+        req.body_user_data = &src;
+    } else {
+        req.body = "payload";
+        req.body_len = 7;
+    }
+    *status = 0;
+    *reusable = -1;
+    body[0] = 0;
+    rc = pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(2000));
+    if (rc == PR_OK) {
+        *status = pr_http_status(r);
+        for (;;) {
+            ptrdiff_t k = pr_http_read(r, body + len, cap - 1 - len, pr_deadline_in(2000));
+            if (k <= 0) {
+                if (k != PR_ECLOSED) rc = (int)k;
+                break;
+            }
+            len += (size_t)k;
+        }
+        body[len] = 0;
+        *reusable = pr_http_reusable(r);
+        pr_http_response_destroy(r);
+    } else if (t.base.err.code != write_err || !strstr(t.base.err.msg, "by the test")) {
+        rc = PR_ESTATE; /* the write error's detail was lost */
+    }
+    pr_url_deinit(&u);
+    pr_buf_deinit(&t.out);
+    return rc;
+}
+
+PT_TEST(http_early_response_while_uploading) {
+    static const char *const r413 = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big!";
+    char body[64];
+    int st, reuse, fn;
+    for (fn = 0; fn < 2; fn++) { /* a buffer body, a body_fn */
+        PT_EQ_ERR(http_early(r413, PR_ECLOSED, 0, fn, &st, body, sizeof body, &reuse), PR_OK);
+        PT_EQ_INT(st, 413);
+        PT_EQ_STR(body, "too big!");
+        PT_EQ_INT(reuse, 0); /* keep-alive framing, but the request was cut short */
+        PT_EQ_ERR(http_early(r413, PR_EIO, ECONNRESET, fn, &st, body, sizeof body, &reuse), PR_OK);
+        PT_EQ_INT(st, 413);
+        PT_EQ_ERR(http_early("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+                             PR_ECLOSED, 0, fn, &st, body, sizeof body, &reuse), PR_OK);
+        PT_EQ_INT(st, 401);
+        /* no response, or an incomplete one: the write error, with its detail */
+        PT_EQ_ERR(http_early("", PR_ECLOSED, 0, fn, &st, body, sizeof body, &reuse), PR_ECLOSED);
+        PT_EQ_ERR(http_early("HTTP/1.1 413 Pay", PR_ECLOSED, 0, fn, &st, body, sizeof body, &reuse), PR_ECLOSED);
+        PT_EQ_ERR(http_early("HTTP/1.1 100 Continue\r\n\r\n", PR_EIO, EPIPE, fn, &st, body, sizeof body, &reuse),
+                  PR_EIO);
+        /* failures that are not the peer going away: no read at all */
+        PT_EQ_ERR(http_early(r413, PR_EIO, EACCES, fn, &st, body, sizeof body, &reuse), PR_EIO);
+        PT_EQ_ERR(http_early(r413, PR_ETIMEDOUT, 0, fn, &st, body, sizeof body, &reuse), PR_ETIMEDOUT);
+        PT_EQ_ERR(http_early(r413, PR_ECANCELED, 0, fn, &st, body, sizeof body, &reuse), PR_ECANCELED);
+        PT_EQ_INT(st, 0);
+    }
 }
 
 /* ---- time: idle timeout, deadlines ---- */
@@ -1156,6 +1263,47 @@ PT_TEST(http_exchange_over_tcp_loopback) {
     pr_url_deinit(&u);
 }
 
+/* A request with an Upgrade field accepts a 101: it ends the exchange and
+   the bytes after its head are the new protocol's, then the conn's. */
+PT_TEST(http_101_with_upgrade_request) {
+    http_tconn t;
+    pr_url u;
+    pr_http_request req;
+    pr_http_response *r = NULL;
+    pr_http_header h[2];
+    char body[64];
+    size_t len = 0;
+    int rc = 0;
+    memset(&u, 0, sizeof u);
+    memset(&req, 0, sizeof req);
+    http_tconn_init(&t, "HTTP/1.1 100 Continue\r\n\r\n"
+                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Content-Length: 2\r\n\r\n\x81\x02hi and more");
+    t.chunk = 7; /* the raw bytes come partly from the buffer, partly from the conn */
+    PT_REQUIRE(pr_url_parse(&u, "http://h/ws", 11, NULL) == PR_OK);
+    h[0].name = pr_slice_cstr("Connection");
+    h[0].value = pr_slice_cstr("Upgrade");
+    h[1].name = pr_slice_cstr("upgrade");
+    h[1].value = pr_slice_cstr("websocket");
+    req.url = &u;
+    req.headers = h;
+    req.nheaders = 2;
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(2000)), PR_OK);
+    if (r) {
+        PT_EQ_INT(pr_http_status(r), 101);
+        PT_EQ_INT(pr_http_reusable(r), 0);
+        http_read_all(r, body, sizeof body, &len, &rc);
+        PT_EQ_ERR(rc, PR_ECLOSED);
+        PT_EQ_INT(len, 13); /* the Content-Length of a 101 frames nothing */
+        PT_EQ_MEM(body, "\x81\x02hi and more", 13);
+        PT_EQ_INT(pr_http_reusable(r), 0);
+        pr_http_response_destroy(r);
+    }
+    PT_CHECK(strstr(t.out.data, "\r\nupgrade: websocket\r\n") != NULL);
+    pr_buf_deinit(&t.out);
+    pr_url_deinit(&u);
+}
+
 const pt_suite pt_suite_http = { "http", {
     PT_ENTRY(http_content_length_body),
     PT_ENTRY(http_status_is_not_an_error),
@@ -1167,7 +1315,9 @@ const pt_suite pt_suite_http = { "http", {
     PT_ENTRY(http_te_not_chunked_reads_to_close),
     PT_ENTRY(http_te_and_cl_te_wins_no_reuse),
     PT_ENTRY(http_interim_responses_skipped),
+    PT_ENTRY(http_interim_never_has_body),
     PT_ENTRY(http_101_is_final_and_raw),
+    PT_ENTRY(http_101_with_upgrade_request),
     PT_ENTRY(http_bodiless_responses),
     PT_ENTRY(http_reuse_flag),
     PT_ENTRY(http_obs_fold_replaced_by_space),
@@ -1184,6 +1334,7 @@ const pt_suite pt_suite_http = { "http", {
     PT_ENTRY(http_request_chunked_bytes),
     PT_ENTRY(http_request_injection_rejected),
     PT_ENTRY(http_write_error_propagates),
+    PT_ENTRY(http_early_response_while_uploading),
     PT_ENTRY(http_idle_timeout_body_and_head),
     PT_ENTRY(http_cancel_while_reading_head),
     PT_ENTRY(http_cancel_while_reading_body),
