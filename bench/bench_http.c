@@ -12,9 +12,11 @@
                               vs curl -s -o /dev/null; plus a blocking-socket
                               C reader (the floor)
      https_stream_mbps        the same over TLS 1.2 ECDHE-RSA-AES128-GCM-SHA256
-     http_small_req_per_s_c1  keep-alive GETs of a 128-byte file, one
-                              connection, sequential, vs wrk -t1 -c1
-     http_small_req_per_s_c64 64 tasks each on its own connection vs wrk -t1 -c64
+     http_small_req_per_s_c1  keep-alive GETs of a 128-byte file through
+                              pr_http_client_get (pool, dead check), one
+                              task, vs wrk -t1 -c1 (pr_http_exchange on a
+                              raw connection printed too)
+     http_small_req_per_s_c64 the same with 64 tasks vs wrk -t1 -c64
 
    Output: metric=<name> unit=<unit> pristine=<v> baseline=<name>:<v> ratio=<p/b>
    followed by "# target: ... met|missed" and "#" lines with more figures.
@@ -235,7 +237,21 @@ typedef struct bh_worker {
     double end;
     long count;
     int rc;
+    pr_http_client *client; /* NULL: pr_http_exchange on a connection of the task's own */
 } bh_worker;
+
+/* One keep-alive GET through the client's pool; returns PR_OK or an error. */
+static int bh_small_client_get(pr_http_client *client, const char *url, char *small, size_t cap) {
+    pr_http_response *r;
+    ptrdiff_t got;
+    long body = 0;
+    int rc = pr_http_client_get(client, &r, url, pr_deadline_in(5000));
+    if (rc != PR_OK) return rc;
+    while ((got = pr_http_read(r, small, cap, pr_deadline_in(5000))) > 0) body += (long)got;
+    if (got != PR_ECLOSED || body != 128 || pr_http_status(r) != 200) rc = got != PR_ECLOSED ? (int)got : PR_EPROTO;
+    pr_http_response_destroy(r); /* back to the pool */
+    return rc;
+}
 
 static int bh_small_task(void *arg) {
     bh_worker *w = (bh_worker *)arg;
@@ -243,7 +259,17 @@ static int bh_small_task(void *arg) {
     pr_url u;
     pr_http_request req;
     char small[256];
-    int rc = bh_url(&u, 0, "127.0.0.1", bh_srv.plain, "/small.txt");
+    int rc;
+    if (w->client) {
+        snprintf(small, sizeof small, "http://127.0.0.1:%d/small.txt", bh_srv.plain);
+        for (rc = PR_OK; rc == PR_OK && bh_now() < w->end; w->count++) {
+            char buf[256];
+            rc = bh_small_client_get(w->client, small, buf, sizeof buf);
+        }
+        if (rc != PR_OK) w->count--;
+        return w->rc = rc;
+    }
+    rc = bh_url(&u, 0, "127.0.0.1", bh_srv.plain, "/small.txt");
     if (rc != PR_OK) return w->rc = rc;
     memset(&req, 0, sizeof req);
     req.url = &u;
@@ -264,18 +290,26 @@ static int bh_small_task(void *arg) {
     return w->rc = rc;
 }
 
-/* pristine: req/s with nconn tasks, each on its own keep-alive connection. */
-static double bh_pristine_small(int nconn) {
+/* pristine: req/s with nconn tasks, each on its own keep-alive connection:
+   through one pr_http_client (pooled), or pr_http_exchange on raw ones. */
+static double bh_pristine_small(int nconn, int pooled) {
     static bh_worker w[64];
     static pr_task *t[64];
+    pr_http_client *client = NULL;
+    pr_http_client_opts co;
     double t0, t1;
     long total = 0;
     int i, failed = 0;
+    memset(&co, 0, sizeof co);
+    co.ignore_env = 1;
+    co.pool_max = 64;
+    if (pooled && pr_http_client_create(&client, &co) != PR_OK) return 0;
     t0 = bh_now();
     for (i = 0; i < nconn; i++) {
         w[i].end = t0 + bh_seconds;
         w[i].count = 0;
         w[i].rc = PR_OK;
+        w[i].client = client;
         if (pr_go(&t[i], bh_small_task, &w[i], NULL) != PR_OK) return 0;
     }
     for (i = 0; i < nconn; i++) {
@@ -284,6 +318,7 @@ static double bh_pristine_small(int nconn) {
         if (w[i].rc != PR_OK) failed = w[i].rc;
     }
     t1 = bh_now();
+    pr_http_client_destroy(client);
     if (failed) fprintf(stderr, "bench_http: a small-request task failed: %s\n", pr_errname(failed));
     return failed ? 0 : (double)total / (t1 - t0);
 }
@@ -355,13 +390,14 @@ static void bh_stream(int tls) {
 }
 
 static void bh_small(int nconn) {
-    double p[BH_ROUNDS], w[BH_ROUNDS];
+    double p[BH_ROUNDS], x[BH_ROUNDS], w[BH_ROUNDS];
     char metric[64], target[64];
     int i;
     bh_other_max = 0;
     for (i = 0; i < BH_ROUNDS; i++) {
         bh_gate_begin();
-        p[i] = bh_pristine_small(nconn);
+        p[i] = bh_pristine_small(nconn, 1);
+        x[i] = bh_pristine_small(nconn, 0);
         w[i] = bh_wrk(nconn);
         bh_gate_end();
     }
@@ -369,9 +405,11 @@ static void bh_small(int nconn) {
     snprintf(target, sizeof target, "ratio >= %s vs wrk -t1 -c%d", nconn == 1 ? "0.80" : "0.70", nconn);
     bh_report(metric, "req/s", bh_median(p, BH_ROUNDS), "wrk", bh_median(w, BH_ROUNDS), target,
               nconn == 1 ? 0.8 : 0.7);
-    printf("# 128-byte file, keep-alive, %d connection(s), %d s per run; pristine: %d task(s), one scheduler thread\n",
+    printf("# 128-byte file, keep-alive, %d connection(s), %d s per run; pristine: %d task(s), one scheduler thread,"
+           " pr_http_client_get through the pool\n",
            nconn, bh_seconds, nconn);
-    bh_list("pristine req/s", p, BH_ROUNDS);
+    bh_list("pristine (pr_http_client_get) req/s", p, BH_ROUNDS);
+    bh_list("pristine (pr_http_exchange on its own connection) req/s", x, BH_ROUNDS);
     bh_list("wrk req/s", w, BH_ROUNDS);
     printf("# other processes used up to %.1f%% of the machine's CPU during a round\n", bh_other_max);
 }
