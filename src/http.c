@@ -29,13 +29,15 @@
  *   continuation is joined to the previous value in place. A fold before
  *   the first field is PR_EPROTO.
  * - Content-Length: every value of every Content-Length field (comma
- *   lists included) must be the same decimal number, else PR_EPROTO.
+ *   lists included) must be the same decimal number (digits only, no
+ *   sign, no overflow), else PR_EPROTO; so is a field with no value.
  * - Transfer-Encoding ending in "chunked": chunked body; "chunked"
  *   anywhere else is PR_EPROTO; any other coding list: the body runs to
  *   connection close. TE with Content-Length: TE wins and the connection
  *   is not reusable. HTTP/1.0 with TE: body to close, not reusable.
  * - interim 1xx responses (100, 102, 103, ...) are skipped, at most
- *   max_interim of them; they never have a body, whatever Content-Length
+ *   max_interim of them, their bytes counted with the final head against
+ *   one max_head_bytes; they never have a body, whatever Content-Length
  *   or Transfer-Encoding they carry. 101 Switching Protocols is accepted
  *   only when the request has an Upgrade field (else PR_EPROTO "101 ...
  *   asked for no Upgrade"); then it ends the exchange: it is the final
@@ -46,8 +48,11 @@
  *   returned the same way (the tunnel). Neither is ever reusable.
  * - no body for HEAD requests, 204 and 304.
  * - chunk-size lines: 1 to 16 hex digits, optional BWS + ";" extensions
- *   (skipped), CRLF required; trailers are read and discarded (they never
- *   change framing), counted against max_head_bytes and max_fields.
+ *   (skipped), CRLF required; trailer lines follow the header field rules
+ *   ("name: value", a token name, no whitespace before the colon, no
+ *   control bytes but HT, obs-fold joined) with CRLF line ends, else
+ *   PR_EPROTO; they are read and discarded (they never change framing),
+ *   counted against max_head_bytes and max_fields.
  * - premature end of stream inside a Content-Length or chunked body is
  *   PR_EPROTO "truncated body"; the end of an until-close body is
  *   PR_ECLOSED (over TLS a truncation error from the conn propagates).
@@ -55,11 +60,15 @@
 
 /* Limits and per-phase caps. Zero in every field means the default. */
 typedef struct pr_http_opts {
-    size_t max_head_bytes;  /* 0 = 65536: status line + fields, per head (each 1xx, the trailers) */
+    size_t max_head_bytes;  /* 0 = 65536: status lines + fields of one response, all its interim
+                               1xx heads and the final head together (a CONNECT reply counts
+                               toward the first response through its tunnel); the trailer
+                               section has a budget of its own of this size */
     size_t max_fields;      /* 0 = 100: header fields per head (and trailer fields) */
     size_t max_chunk_line;  /* 0 = 4096: one chunk-size line including extensions */
     size_t max_interim;     /* 0 = 10: interim 1xx responses skipped before the final one */
-    size_t recv_buf_size;   /* 0 = 16384: receive buffer beyond the head */
+    size_t recv_buf_size;   /* 0 = 65536: receive buffer beyond the head (64 KiB reads: smaller
+                               ones cost 8-25 % of the throughput, spec/http.md 7.5) */
     int idle_timeout_ms;    /* 0 = off (<0 = off too): max gap between received bytes */
 } pr_http_opts;
 
@@ -100,8 +109,8 @@ typedef struct pr_http_response pr_http_response;
    or reset the connection (a server may answer 413 or 401 before the body
    is sent, then close), the response head that arrived is read; a complete
    final response is returned (PR_OK, never reusable), otherwise the write
-   error. This needs a conn that still reads after a failed write (TCP
-   sockets, pipes); a TLS conn does not, so there the write error stays.
+   error. This needs a conn that still reads after a failed write: TCP
+   sockets, pipes, and TLS conns (the write side dies, reads go on).
    Params: out - receives the response (NULL on failure); conn - the
            connection (borrowed; the caller keeps owning it); req - the
            request; opts - limits, NULL = defaults (copied); deadline -
@@ -256,18 +265,24 @@ PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
  * 307/308 (or any redirect keeping the body) is returned as the final
  * response instead. On an origin change (scheme, host or port) the
  * Authorization, Cookie and Proxy-Authorization fields of the request
- * are dropped for the rest of the chain. https -> http is PR_EPROTO
- * unless allow_https_to_http. More than max_redirects is PR_ELIMIT. The
- * bodies of followed 3xx responses are drained (up to 64 KiB) or the
- * connection is closed.
+ * are dropped for the rest of the chain, and so is a user Host field (it
+ * names the old origin; the new Host comes from the URL). https -> http is
+ * PR_EPROTO unless allow_https_to_http. More than max_redirects is
+ * PR_ELIMIT. The bodies of followed 3xx responses are drained (up to 64
+ * KiB, for at most 1 s within the deadline) so their connection can be
+ * reused; a body not over by then closes that connection, and the next hop
+ * goes on.
  *
  * Proxies (curl's conventions): explicit options first, then (unless
  * ignore_env) the environment read once by pr_http_client_create:
  * http_proxy (lower case only: httpoxy), https_proxy / HTTPS_PROXY,
  * all_proxy / ALL_PROXY (fallback for both), no_proxy / NO_PROXY (see
  * pr_http_no_proxy_match). A proxy URL without a scheme means http://;
- * only http:// proxies are supported. Loopback origins (localhost,
- * 127.0.0.0/8, ::1) never go through a proxy. Plain http through a proxy
+ * only http:// proxies are supported. Loopback origins never go through
+ * a proxy: localhost, *.localhost and the addresses 127.0.0.0/8 and ::1
+ * (parsed as addresses: "127.example.test" is a name and is proxied).
+ * Client TCP connections get TCP keep-alive (tcp_keepalive_s) and
+ * TCP_NODELAY. Plain http through a proxy
  * sends the absolute-form target to the proxy (Host still sent);
  * https goes through a "CONNECT host:port" tunnel, then TLS to the origin
  * inside it. Proxy credentials in the proxy URL's userinfo become
@@ -297,14 +312,22 @@ typedef struct pr_http_client_opts {
     const char *https_proxy;  /* proxy for https URLs; NULL = env https_proxy, HTTPS_PROXY; "" = none */
     const char *all_proxy;    /* fallback for both; NULL = env all_proxy, ALL_PROXY; "" = none */
     const char *no_proxy;     /* hosts never proxied; NULL = env no_proxy, NO_PROXY; "" = none */
-    pr_tls_opts tls;          /* for https origins: ca_file, ca_pem, alpn copied; tls.err unused */
+    pr_tls_opts tls;          /* for https origins: ca_file / ca_pem are parsed once by
+                                 pr_http_client_create (unless tls.anchors is set: those are
+                                 used, borrowed, and must outlive the client); alpn copied;
+                                 tls.err unused */
     pr_http_opts http;        /* parser limits of every exchange */
+    int tcp_keepalive_s;      /* 0 = 60: TCP keep-alive probes after this many idle seconds; < 0 = off */
 } pr_http_client_opts;
 
-/* Create a client. Reads the proxy environment once (unless ignore_env).
+/* Create a client. Reads the proxy environment once (unless ignore_env)
+   and parses the trust anchors of tls.ca_file / tls.ca_pem once (shared by
+   every https connection of the client; not in a PRISTINE_NO_TLS build).
    Params: out - receives the client; opts - NULL = defaults (copied).
-   Returns: PR_OK; PR_EINVAL (out NULL, a proxy URL that does not parse);
-            PR_ENOTSUP (an https:// or other non-http proxy URL); PR_ENOMEM.
+   Returns: PR_OK; PR_EINVAL (out NULL, a proxy URL that does not parse, no
+            certificate in tls.ca_file / tls.ca_pem); PR_EIO (tls.ca_file
+            cannot be read); PR_ENOTSUP (an https:// or other non-http proxy
+            URL); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_destroy. */
@@ -393,7 +416,7 @@ PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
 #define PR__HTTP_DEF_FIELDS 100
 #define PR__HTTP_DEF_CHUNK_LINE 4096
 #define PR__HTTP_DEF_INTERIM 10
-#define PR__HTTP_DEF_RECV 16384
+#define PR__HTTP_DEF_RECV 65536
 #define PR__HTTP_CHUNK_OUT 16384 /* streaming request body chunk */
 
 /* Body framing states. */
@@ -409,7 +432,7 @@ enum {
 
 /* Sub-states of a chunk-size line and of the trailer section. */
 enum { PR__HTTP_CS_DIGITS, PR__HTTP_CS_BWS, PR__HTTP_CS_EXT, PR__HTTP_CS_LF };
-enum { PR__HTTP_TR_START, PR__HTTP_TR_LINE, PR__HTTP_TR_LINE_LF, PR__HTTP_TR_END_LF };
+enum { PR__HTTP_TR_START, PR__HTTP_TR_NAME, PR__HTTP_TR_VALUE, PR__HTTP_TR_LINE_LF, PR__HTTP_TR_END_LF };
 
 struct pr_http_response {
     pr_conn *conn;
@@ -425,6 +448,7 @@ struct pr_http_response {
     unsigned ndigits;         /* chunk-size hex digits seen */
     size_t line_len;          /* bytes of the current chunk-size line */
     size_t tr_bytes, tr_fields;
+    size_t head_used;         /* bytes of earlier heads (1xx, a CONNECT reply) in max_head_bytes */
     int keepalive;            /* framing and Connection allow reuse */
     int rx;                   /* a response byte has arrived */
     int err;                  /* sticky error, 0 = none */
@@ -714,6 +738,19 @@ static int pr__http_each_token(pr_http_response *r, const char *name, pr__http_t
 }
 
 struct pr__http_cl { int seen; uint64_t v; };
+
+/* Whether a Content-Length field has no element at all ("", ",", " , "). */
+static int pr__http_cl_empty(const pr_http_response *r) {
+    size_t i, k;
+    for (i = 0; i < r->nhdrs; i++) {
+        pr_slice v = r->hdrs[i].value;
+        int any = 0;
+        if (!pr__http_hdr_is(r->hdrs[i].name, "content-length")) continue;
+        for (k = 0; k < v.len && !any; k++) any = v.ptr[k] != ',' && v.ptr[k] != ' ' && v.ptr[k] != '\t';
+        if (!any) return 1;
+    }
+    return 0;
+}
 static int pr__http_cl_tok(pr_slice t, void *user_data) {
     struct pr__http_cl *cl = (struct pr__http_cl *)user_data;
     uint64_t v;
@@ -752,7 +789,7 @@ static int pr__http_framing(pr_http_response *r, const char *method) {
     struct pr__http_te te = { 0, 0 };
     struct pr__http_conn_tok ct = { 0, 0 };
     int head = strcmp(method, "HEAD") == 0, connect = strcmp(method, "CONNECT") == 0;
-    if (pr__http_each_token(r, "content-length", pr__http_cl_tok, &cl))
+    if (pr__http_cl_empty(r) || pr__http_each_token(r, "content-length", pr__http_cl_tok, &cl))
         return pr__http_fail(r, PR_EPROTO, "invalid or conflicting Content-Length");
     if (pr__http_each_token(r, "transfer-encoding", pr__http_te_tok, &te))
         return pr__http_fail(r, PR_EPROTO, "chunked applied twice in Transfer-Encoding");
@@ -808,7 +845,8 @@ static int pr__http_read_head(pr_http_response *r, const char *method, int upgra
         end = pr__http_head_end(r->buf, &scan, r->wpos);
         if (!end) {
             ptrdiff_t k;
-            if (r->wpos > r->opts.max_head_bytes) return pr__http_fail(r, PR_ELIMIT, "response head too large");
+            if (r->wpos > r->opts.max_head_bytes - PR__MIN(r->head_used, r->opts.max_head_bytes))
+                return pr__http_fail(r, PR_ELIMIT, "response head too large");
             if (r->wpos == r->cap) {
                 size_t nc = r->cap * 2, lim = r->opts.max_head_bytes + 4;
                 if (nc > lim && r->cap < lim) nc = lim;
@@ -823,13 +861,15 @@ static int pr__http_read_head(pr_http_response *r, const char *method, int upgra
             r->rx = 1;
             continue;
         }
-        if (end > r->opts.max_head_bytes) return pr__http_fail(r, PR_ELIMIT, "response head too large");
+        if (end > r->opts.max_head_bytes - PR__MIN(r->head_used, r->opts.max_head_bytes))
+            return pr__http_fail(r, PR_ELIMIT, "response head too large");
         if ((rc = pr__http_parse_head(r, end)) != 0) return rc;
         if (r->status == 101 && !upgrade)
             return pr__http_fail(r, PR_EPROTO, "101 Switching Protocols to a request that asked for no Upgrade");
         if (r->status >= 100 && r->status < 200 && r->status != 101) {
             /* interim: no body, whatever Content-Length or Transfer-Encoding it carries */
             if (++interim > r->opts.max_interim) return pr__http_fail(r, PR_ELIMIT, "too many interim 1xx responses");
+            r->head_used += end; /* one head budget for all heads of the response */
             memmove(r->buf, r->buf + end, r->wpos - end);
             r->wpos -= end;
             r->nhdrs = 0;
@@ -868,9 +908,12 @@ static int pr__http_peer_gone(int rc, const pr_err_info *e) {
 
 /* pr_http_exchange with an optional request target replacing the
    origin-form one (absolute-form for proxies, authority-form for CONNECT).
-   *rx (optional) tells whether any response byte arrived, also on failure. */
+   *rx (optional) tells whether any response byte arrived, also on failure.
+   head_used: head bytes already spent on this connection's first response
+   (a CONNECT reply), counted against max_head_bytes. */
 static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req,
-                             const pr_http_opts *opts, const pr_slice *target, int64_t deadline, int *rx) {
+                             const pr_http_opts *opts, const pr_slice *target, size_t head_used, int64_t deadline,
+                             int *rx) {
     const char *method;
     pr_http_response *r;
     pr_buf head;
@@ -898,6 +941,7 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
         return PR_ENOMEM;
     }
     r->conn = conn;
+    r->head_used = head_used;
     pr__http_opts_resolve(&r->opts, opts);
     r->cap = PR__MIN(r->opts.recv_buf_size, r->opts.max_head_bytes + 4);
     if (r->cap < 64) r->cap = 64;
@@ -942,7 +986,7 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
 
 int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req, const pr_http_opts *opts,
                      int64_t deadline) {
-    return pr__http_exchange(out, conn, req, opts, NULL, deadline, NULL);
+    return pr__http_exchange(out, conn, req, opts, NULL, 0, deadline, NULL);
 }
 
 /* Run the framing machine over buffered bytes until body data is at rpos
@@ -1004,20 +1048,29 @@ static int pr__http_advance(pr_http_response *r) {
             }
             continue;
         case PR__HTTP_B_TRAILER:
+            /* trailer lines: header field rules, CRLF line ends; discarded */
             c = (unsigned char)r->buf[r->rpos++];
             if (++r->tr_bytes > r->opts.max_head_bytes) return pr__http_fail(r, PR_ELIMIT, "trailer section too large");
             if (r->sub == PR__HTTP_TR_START) {
                 if (c == '\r') {
                     r->sub = PR__HTTP_TR_END_LF;
-                } else if (c == '\n' || c == 0) {
-                    return pr__http_fail(r, PR_EPROTO, "malformed trailer line");
-                } else {
+                } else if (c == ' ' || c == '\t') { /* obs-fold: continues the previous field */
+                    if (!r->tr_fields) return pr__http_fail(r, PR_EPROTO, "obs-fold before the first trailer field");
+                    r->sub = PR__HTTP_TR_VALUE;
+                } else if (pr__http_tchar(c)) {
                     if (++r->tr_fields > r->opts.max_fields) return pr__http_fail(r, PR_ELIMIT, "too many trailer fields");
-                    r->sub = PR__HTTP_TR_LINE;
+                    r->sub = PR__HTTP_TR_NAME;
+                } else {
+                    return pr__http_fail(r, PR_EPROTO, "malformed trailer line");
                 }
-            } else if (r->sub == PR__HTTP_TR_LINE) {
+            } else if (r->sub == PR__HTTP_TR_NAME) {
+                if (c == ':') r->sub = PR__HTTP_TR_VALUE;
+                else if (!pr__http_tchar(c)) return pr__http_fail(r, PR_EPROTO, "malformed trailer line");
+            } else if (r->sub == PR__HTTP_TR_VALUE) {
                 if (c == '\r') r->sub = PR__HTTP_TR_LINE_LF;
-                else if (c == '\n' || c == 0) return pr__http_fail(r, PR_EPROTO, "malformed trailer line");
+                else if (c == '\n') return pr__http_fail(r, PR_EPROTO, "malformed trailer line");
+                else if (c == 0x7f || (c < 0x20 && c != '\t'))
+                    return pr__http_fail(r, PR_EPROTO, "control byte in a trailer line");
             } else if (r->sub == PR__HTTP_TR_LINE_LF) {
                 if (c != '\n') return pr__http_fail(r, PR_EPROTO, "bare CR in a trailer line");
                 r->sub = PR__HTTP_TR_START;
@@ -1172,6 +1225,7 @@ void pr_http_response_destroy(pr_http_response *r) {
 #define PR__HTTP_DEF_POOL_MAX 16
 #define PR__HTTP_MAX_REDIRECTS 10
 #define PR__HTTP_DRAIN_MAX 65536 /* bytes of a followed 3xx body read to keep its connection */
+#define PR__HTTP_DRAIN_MS 1000    /* time spent on that at most */
 
 /* An idle pooled connection; the key bytes follow the struct. */
 typedef struct pr__http_pooled {
@@ -1185,6 +1239,7 @@ struct pr_http_client {
     pr_http_client_opts o;        /* resolved; string fields point at the copies below */
     char *ca_file, *ca_pem, *alpn, *no_proxy;
     size_t ca_file_n, ca_pem_n, alpn_n, no_proxy_n;
+    pr_tls_anchors *anchors;      /* parsed from ca_file / ca_pem at create; owned */
     pr_url proxy_http, proxy_https; /* mem_ == NULL: none */
     pr__http_pooled *pool;        /* most recently released first */
     size_t npool;
@@ -1216,6 +1271,7 @@ static void pr__http_client_free(pr_http_client *c) {
     pr__free(c->ca_pem, c->ca_pem_n);
     pr__free(c->alpn, c->alpn_n);
     pr__free(c->no_proxy, c->no_proxy_n);
+    pr_tls_anchors_destroy(c->anchors);
     pr_url_deinit(&c->proxy_http);
     pr_url_deinit(&c->proxy_https);
     pr__free(c, sizeof *c);
@@ -1261,6 +1317,7 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     if (c->o.max_redirects < 0) c->o.max_redirects = 0;
     if (c->o.max_redirects > PR__HTTP_MAX_REDIRECTS) c->o.max_redirects = PR__HTTP_MAX_REDIRECTS;
     if (c->o.idle_timeout_ms) c->o.http.idle_timeout_ms = c->o.idle_timeout_ms;
+    c->o.tcp_keepalive_s = PR__DEF(c->o.tcp_keepalive_s, 60);
     c->o.tls.err = NULL;
     if (c->o.tls.ca_file && !(c->ca_file = pr__http_strdup(c->o.tls.ca_file, &c->ca_file_n))) rc = PR_ENOMEM;
     if (!rc && c->o.tls.ca_pem) {
@@ -1273,6 +1330,21 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     c->o.tls.ca_file = c->ca_file;
     c->o.tls.ca_pem = c->ca_pem;
     c->o.tls.alpn = c->alpn;
+#ifndef PRISTINE_NO_TLS
+    /* parse the trust anchors once; every connect shares them read-only */
+    if (!rc && !c->o.tls.anchors && !c->o.tls.insecure_skip_verify_DANGEROUS && (c->ca_file || c->ca_pem)) {
+        rc = pr_tls_anchors_create(&c->anchors, c->ca_pem ? NULL : c->ca_file, c->ca_pem, c->ca_pem_n, &c->err);
+        c->o.tls.anchors = c->anchors;
+    }
+    if (!rc && c->o.tls.anchors) { /* the anchors win over ca_file / ca_pem: drop the copies */
+        pr__free(c->ca_file, c->ca_file_n);
+        pr__free(c->ca_pem, c->ca_pem_n);
+        c->ca_file = c->ca_pem = NULL;
+        c->ca_file_n = c->ca_pem_n = 0;
+        c->o.tls.ca_file = c->o.tls.ca_pem = NULL;
+        c->o.tls.ca_pem_len = 0;
+    }
+#endif
     hp = c->o.http_proxy;
     sp = c->o.https_proxy;
     ap = c->o.all_proxy;
@@ -1425,11 +1497,28 @@ int pr_http_no_proxy_match(const char *no_proxy, const char *host) {
     return 0;
 }
 
-/* Loopback origins are never proxied. */
+/* Loopback origins are never proxied: the names localhost and *.localhost
+   (RFC 6761; the resolver answers them with loopback addresses), and the
+   addresses 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104, parsed as addresses
+   (a name such as "127.example.test" is not loopback). */
 static int pr__http_is_loopback(pr_slice host) {
-    if (pr_slice_ieq(host, pr_slice_cstr("localhost"))) return 1;
-    if (host.len >= 4 && !memcmp(host.ptr, "127.", 4)) return 1;
-    return pr_slice_eq(host, pr_slice_cstr("::1"));
+    static const unsigned char v6_1[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+    static const unsigned char v4map[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    pr_slice lh = pr_slice_cstr("localhost");
+    unsigned char ip[16];
+    int fam;
+    if (host.len && host.ptr[host.len - 1] == '.') host.len--; /* "localhost." */
+    if (pr_slice_ieq(host, lh)) return 1;
+    if (host.len > lh.len + 1 && host.ptr[host.len - lh.len - 1] == '.') {
+        pr_slice tail;
+        tail.ptr = host.ptr + host.len - lh.len;
+        tail.len = lh.len;
+        if (pr_slice_ieq(tail, lh)) return 1;
+    }
+    fam = pr__http_ip_parse(host, ip); /* IPv6 with or without brackets */
+    if (fam == 4) return ip[0] == 127;
+    if (fam == 16) return !memcmp(ip, v6_1, 16) || (!memcmp(ip, v4map, 12) && ip[12] == 127);
+    return 0;
 }
 
 /* The proxy for u, or NULL. */
@@ -1619,9 +1708,9 @@ static int pr__http_host_cstr(char *h, pr_slice s) {
 }
 
 /* Open a CONNECT tunnel over *conn (replaced by the tunnel on success;
-   destroyed on failure). */
+   destroyed on failure). *head_used receives the bytes of the reply heads. */
 static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, const pr_url *proxy,
-                           int64_t deadline) {
+                           size_t *head_used, int64_t deadline) {
     pr_buf auth, hostv, pa;
     pr_http_header h[2];
     pr_http_request req;
@@ -1647,7 +1736,7 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
         req.nheaders = proxy->has_userinfo ? 2 : 1;
         target.ptr = auth.data;
         target.len = auth.len;
-        rc = pr__http_exchange(&r, *conn, &req, &c->o.http, &target, deadline, NULL);
+        rc = pr__http_exchange(&r, *conn, &req, &c->o.http, &target, 0, deadline, NULL);
         if (rc) pr__err_set(&c->err, rc, (*conn)->err.sys_errno, "proxy CONNECT: %s", (*conn)->err.msg);
     } else {
         pr__err_set(&c->err, rc, 0, "proxy CONNECT: out of memory");
@@ -1672,6 +1761,7 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
             p->inner = *conn;
             p->len = extra;
             *conn = &p->base;
+            *head_used = r->head_used + r->base; /* the origin's first head shares the budget */
         }
     }
     pr_http_response_destroy(r);
@@ -1686,9 +1776,9 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
 }
 
 /* A fresh connection to u (through proxy when set): TCP, CONNECT, TLS, all
-   under the connect cap. */
+   under the connect cap. *head_used: bytes of a CONNECT reply (else 0). */
 static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, const pr_url *proxy,
-                            int64_t deadline) {
+                            size_t *head_used, int64_t deadline) {
     const pr_url *to = proxy ? proxy : u;
     int64_t cdl = deadline;
     pr_net_opts no;
@@ -1696,14 +1786,16 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
     char host[256];
     int rc;
     *out = NULL;
+    *head_used = 0;
     if (c->o.connect_timeout_ms > 0) cdl = pr_deadline_min(deadline, pr_deadline_in(c->o.connect_timeout_ms));
     if (pr__http_host_cstr(host, to->host)) return pr__err_set(&c->err, PR_EINVAL, 0, "http: host name too long");
     memset(&no, 0, sizeof no);
     no.connect_timeout_ms = -1; /* cdl holds the cap */
+    no.keepalive = c->o.tcp_keepalive_s > 0 ? c->o.tcp_keepalive_s : 0;
     no.err = &c->err;
     memset(&c->err, 0, sizeof c->err);
     rc = pr_tcp_connect(&conn, host, to->port, &no, cdl);
-    if (!rc && proxy && u->secure) rc = pr__http_tunnel(c, &conn, u, proxy, cdl);
+    if (!rc && proxy && u->secure) rc = pr__http_tunnel(c, &conn, u, proxy, head_used, cdl);
     if (!rc && u->secure) {
         pr_tls_opts to2 = c->o.tls;
         pr_conn *t = NULL;
@@ -1775,8 +1867,9 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         pr_http_response *r = NULL;
         pr_conn *conn = attempt == 0 ? pr__http_pool_take(c, &key) : NULL;
         int reused = conn != NULL, rx = 0;
-        if (!conn && (rc = pr__http_connect(c, &conn, u, proxy, deadline)) != 0) goto done;
-        rc = pr__http_exchange(&r, conn, &rq, &c->o.http, tp, deadline, &rx);
+        size_t head_used = 0;
+        if (!conn && (rc = pr__http_connect(c, &conn, u, proxy, &head_used, deadline)) != 0) goto done;
+        rc = pr__http_exchange(&r, conn, &rq, &c->o.http, tp, head_used, deadline, &rx);
         if (rc) {
             pr_err_info e = conn->err;
             pr_conn_destroy(conn);
@@ -1810,9 +1903,11 @@ done:
     return rc;
 }
 
-static int pr__http_is_credential(pr_slice name) {
+/* Fields dropped when a redirect changes the origin: credentials, and a
+   user Host (it names the old origin; curl drops it too). */
+static int pr__http_is_origin_bound(pr_slice name) {
     return pr__http_hdr_is(name, "authorization") || pr__http_hdr_is(name, "cookie") ||
-           pr__http_hdr_is(name, "proxy-authorization");
+           pr__http_hdr_is(name, "proxy-authorization") || pr__http_hdr_is(name, "host");
 }
 
 int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
@@ -1879,12 +1974,16 @@ int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_h
             c->err.http_status = st;
             break;
         }
-        /* drain the 3xx body so its connection can be reused */
+        /* drain the 3xx body so its connection can be reused, but only what
+           is cheap: at most PR__HTTP_DRAIN_MAX bytes within PR__HTTP_DRAIN_MS
+           (and the deadline). A body that has not ended by then leaves the
+           response unreusable: destroying it closes the connection. */
         {
             char tmp[4096];
             size_t got = 0;
             ptrdiff_t k;
-            while (got < PR__HTTP_DRAIN_MAX && (k = pr_http_read(r, tmp, sizeof tmp, deadline)) > 0) got += (size_t)k;
+            int64_t ddl = pr_deadline_min(deadline, pr_deadline_in(PR__HTTP_DRAIN_MS));
+            while (got < PR__HTTP_DRAIN_MAX && (k = pr_http_read(r, tmp, sizeof tmp, ddl)) > 0) got += (size_t)k;
         }
         pr_http_response_destroy(r);
         if (!pr_url_same_origin(rq.url, &nu)) { /* drop credentials for the rest of the chain */
@@ -1899,7 +1998,7 @@ int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_h
                 }
             }
             for (i = 0; i < rq.nheaders; i++)
-                if (!pr__http_is_credential(rq.headers[i].name)) hv[n++] = rq.headers[i];
+                if (!pr__http_is_origin_bound(rq.headers[i].name)) hv[n++] = rq.headers[i];
             rq.headers = hv;
             rq.nheaders = n;
         }

@@ -3,8 +3,10 @@
        -fno-sanitize-recover=all tests/fuzz_http.c -o build/fuzz/http -lpthread
 
    The input's first byte picks the request method (GET, HEAD, CONNECT),
-   small limits and the read style (pr_http_read with a small or a big
-   buffer, or pr_http_next_span); the second seeds a split size; the rest is
+   small limits, the read style (pr_http_read with a small or a big
+   buffer, or pr_http_next_span) and whether the request carries an
+   Upgrade field (so a 101 is final, not an error, and its raw-stream path
+   is reached); the second seeds a split size; the rest is
    what the server sends. A scripted pr_conn hands it out whole, one byte at
    a time and in chunks of the seeded size, each read a fresh heap copy.
    pr_http_exchange runs and the whole body is read; the outcome (codes,
@@ -87,6 +89,7 @@ static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chun
     pr_url u;
     pr_http_request req;
     pr_http_opts ho;
+    pr_http_header up[2];
     pr_http_response *r = NULL;
     size_t i;
     memset(o, 0, sizeof *o);
@@ -100,6 +103,14 @@ static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chun
     memset(&req, 0, sizeof req);
     req.method = methods[opt & 3];
     req.url = &u;
+    if (opt & 32) { /* an upgrade request: 101 Switching Protocols ends the exchange */
+        up[0].name = pr_slice_cstr("Connection");
+        up[0].value = pr_slice_cstr("Upgrade");
+        up[1].name = pr_slice_cstr("Upgrade");
+        up[1].value = pr_slice_cstr("websocket");
+        req.headers = up;
+        req.nheaders = 2;
+    }
     memset(&ho, 0, sizeof ho);
     if (opt & 4) { /* small limits */
         ho.max_head_bytes = 256;

@@ -71,7 +71,7 @@ static void cl_linger0(pr_conn *c) {
 static int cl_handler(void *arg) {
     cl_conn_ctx *x = (cl_conn_ctx *)arg;
     cl_srv *s = x->s;
-    pr_conn *c = x->c;
+    pr_conn *c = x->c, *raw = x->c; /* raw: the TCP socket (under TLS too) */
     static char req[CL_MAXC][4096];
     static char out[CL_MAXC][8192];
     int nreq = 0;
@@ -98,7 +98,7 @@ static int cl_handler(void *arg) {
         if (act == CL_DROP) break;
         if (act == CL_RESET) { /* write what there is, then an abortive close: RST, no FIN */
             if (out[x->idx][0]) pr_conn_write(c, out[x->idx], strlen(out[x->idx]), PR_FOREVER);
-            cl_linger0(c);
+            cl_linger0(raw);
             break;
         }
         if (act == CL_HANG) {
@@ -574,6 +574,9 @@ static int cl_redir(cl_srv *s, int conn, int nreq, const char *req, char *out, s
         snprintf(out, cap, "HTTP/1.1 307 Temporary\r\nLocation: /c\r\nContent-Length: 0\r\n\r\n");
     } else if (sp && !strncmp(sp, " /found ", 8)) {
         snprintf(out, cap, "HTTP/1.1 302 Found\r\nLocation: /c\r\nContent-Length: 0\r\n\r\n");
+    } else if (sp && !strncmp(sp, " /stall ", 8)) { /* a 3xx body that never ends */
+        snprintf(out, cap, "HTTP/1.1 302 Found\r\nLocation: /c\r\nContent-Length: 100\r\n\r\n1234567");
+        return CL_HANG;
     } else if (sp && !strncmp(sp, " /other ", 8)) {
         snprintf(out, cap, "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n",
                  (const char *)s->user_data);
@@ -612,6 +615,40 @@ PT_TEST(client_redirect_chain_and_default_off) {
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
     PT_EQ_INT(e.code, PR_ELIMIT);
     PT_EQ_INT(e.http_status, 302);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+}
+
+/* A followed 3xx whose body stalls costs at most about a second of draining,
+   not the caller's deadline; its connection is closed, not pooled. */
+PT_TEST(client_redirect_stalled_3xx_body) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    pr_http_response *r = NULL;
+    char url[64], body[64];
+    int64_t t0;
+    PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
+    o.max_redirects = 3;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/stall", s.port);
+    t0 = pr_now();
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* deadline now + 5 s */
+    PT_EQ_STR(body, "done");
+    PT_CHECK(pr_now() - t0 >= 900 && pr_now() - t0 < 2500);
+    PT_EQ_INT(s.accepts, 2);                  /* the stalled one was not reused for /c */
+    PT_EQ_INT(pr_http_client_idle_count(c), 1); /* only the /c connection */
+    /* no deadline at all: still bounded by the drain cap */
+    t0 = pr_now();
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, PR_FOREVER), PR_OK);
+    if (r) {
+        PT_EQ_INT(pr_http_status(r), 200);
+        PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
+        pr_http_response_destroy(r);
+    }
+    PT_CHECK(pr_now() - t0 < 2500);
+    PT_EQ_INT(s.accepts, 3);
+    PT_EQ_INT(s.nreqs, 4);
     pr_http_client_destroy(c);
     cl_stop(&s);
 }
@@ -677,7 +714,7 @@ PT_TEST(client_redirect_origin_change_drops_credentials) {
     cl_srv a, b;
     pr_http_client *c = NULL;
     pr_http_client_opts o = cl_noenv;
-    pr_http_header h[3];
+    pr_http_header h[4];
     char url[64], loc[64];
     PT_REQUIRE(pr_dns_override("a.test", 0, "127.0.0.1") == PR_OK);
     PT_REQUIRE(pr_dns_override("b.test", 0, "127.0.0.1") == PR_OK);
@@ -693,14 +730,20 @@ PT_TEST(client_redirect_origin_change_drops_credentials) {
     h[1].value = pr_slice_cstr("id=1");
     h[2].name = pr_slice_cstr("X-Keep");
     h[2].value = pr_slice_cstr("yes");
+    h[3].name = pr_slice_cstr("Host"); /* a user Host names the first origin */
+    h[3].value = pr_slice_cstr("first.example");
     /* same origin: kept */
     snprintf(url, sizeof url, "http://a.test:%u/temp", a.port);
-    PT_EQ_INT(cl_post(c, url, h, 3, 0), 200);
+    PT_EQ_INT(cl_post(c, url, h, 4, 0), 200);
     PT_EQ_INT(cl_count(a.log, "Authorization: Bearer secret"), 2);
     PT_EQ_INT(cl_count(a.log, "Cookie: id=1"), 2);
-    /* to b.test: dropped */
+    PT_EQ_INT(cl_count(a.log, "Host: first.example\r\n"), 2);
+    PT_EQ_INT(cl_count(a.log, "Host: a.test"), 0);
+    /* to b.test: dropped, the user Host too (curl does the same) */
     snprintf(url, sizeof url, "http://a.test:%u/other", a.port);
-    PT_EQ_INT(cl_post(c, url, h, 3, 0), 200);
+    PT_EQ_INT(cl_post(c, url, h, 4, 0), 200);
+    PT_CHECK(strstr(b.log, "first.example") == NULL);
+    PT_EQ_INT(cl_count(b.log, "Host:"), 1);
     PT_EQ_INT(cl_count(a.log, "Authorization: Bearer secret"), 3);
     PT_EQ_INT(b.nreqs, 1);
     PT_CHECK(strstr(b.log, "Authorization") == NULL);
@@ -814,6 +857,104 @@ PT_TEST(client_plain_proxy_absolute_form) {
     cl_stop(&p);
     cl_stop(&d);
     pr_dns_override(NULL, 0, NULL);
+}
+
+/* Loopback origins never go through a proxy: localhost, *.localhost and
+   loopback addresses, recognised as addresses; a DNS name that merely
+   starts with "127." is proxied like any other. */
+PT_TEST(client_loopback_never_proxied) {
+    static const char *const loop[] = {
+        "localhost", "LocalHost", "localhost.", "a.localhost", "x.y.LOCALHOST", "127.0.0.1", "127.255.3.4",
+        "::1", "[::1]", "0:0::1", "[0:0:0:0:0:0:0:1]", "::ffff:127.0.0.1",
+    };
+    static const char *const notloop[] = {
+        "127.example.test", "127.0.0.1.example.test", "128.0.0.1", "126.255.255.255", "::2", "::", "[::ffff:10.0.0.1]",
+        "notlocalhost", "localhost.example", ".localhost", "localhostx", "127.", "", "example.com",
+    };
+    cl_srv p, d;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    char proxy[64], url[80], body[64];
+    size_t i;
+    for (i = 0; i < sizeof loop / sizeof loop[0]; i++)
+        if (!pr__http_is_loopback(pr_slice_cstr(loop[i]))) pt_fail(__FILE__, __LINE__, "'%s': want loopback", loop[i]);
+    for (i = 0; i < sizeof notloop / sizeof notloop[0]; i++)
+        if (pr__http_is_loopback(pr_slice_cstr(notloop[i])))
+            pt_fail(__FILE__, __LINE__, "'%s': want not loopback", notloop[i]);
+    PT_REQUIRE(pr_dns_override("127.example.test", 0, "127.0.0.1") == PR_OK);
+    PT_REQUIRE(cl_start(&p, cl_proxy_plain, NULL) == PR_OK);
+    PT_REQUIRE(cl_start(&d, cl_ok, NULL) == PR_OK);
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u", p.port);
+    o.http_proxy = proxy;
+    o.https_proxy = proxy;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", d.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    snprintf(url, sizeof url, "http://localhost:%u/", d.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    snprintf(url, sizeof url, "http://app.localhost:%u/", d.port); /* resolved to loopback without DNS */
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    PT_EQ_INT(p.nreqs, 0);
+    PT_EQ_INT(d.nreqs, 3);
+    /* a name that looks like an address: through the proxy */
+    snprintf(url, sizeof url, "http://127.example.test:%u/", d.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "proxied");
+    PT_EQ_INT(p.nreqs, 1);
+    snprintf(url, sizeof url, "GET http://127.example.test:%u/ HTTP/1.1\r\n", d.port);
+    PT_CHECK(strstr(p.log, url) == p.log);
+    PT_EQ_INT(d.nreqs, 3);
+    pr_http_client_destroy(c);
+    cl_stop(&p);
+    cl_stop(&d);
+    pr_dns_override(NULL, 0, NULL);
+}
+
+/* Client sockets get TCP keep-alive: 60 s idle by default, tcp_keepalive_s
+   otherwise, off when negative. */
+static void cl_keepalive_case(int opt, int want_on, int want_idle) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    char url[64], body[64];
+    int on = -1, idle = -1;
+    socklen_t len;
+    if (cl_start(&s, cl_ok, NULL) != PR_OK) {
+        pt_fail(__FILE__, __LINE__, "cl_start failed");
+        return;
+    }
+    o.tcp_keepalive_s = opt;
+    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(pr_http_client_idle_count(c), 1);
+    if (c->pool) {
+        int fd = ((pr__net_sock *)(void *)c->pool->conn)->fd;
+        len = sizeof on;
+        PT_EQ_INT(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &len), 0);
+        PT_EQ_INT(on != 0, want_on);
+#ifdef TCP_KEEPIDLE
+        if (want_on) {
+            len = sizeof idle;
+            PT_EQ_INT(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len), 0);
+            PT_EQ_INT(idle, want_idle);
+        }
+#else
+        (void)idle;
+        (void)want_idle;
+#endif
+    }
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+}
+
+PT_TEST(client_tcp_keepalive) {
+    cl_keepalive_case(0, 1, 60);
+    cl_keepalive_case(7, 1, 7);
+    cl_keepalive_case(-1, 0, 0);
 }
 
 PT_TEST(client_proxy_environment) {
@@ -1062,6 +1203,193 @@ PT_TEST(client_https_reuse_and_https_to_http) {
     pr_dns_override(NULL, 0, NULL);
 }
 
+/* tls.ca_file is parsed once, at create: the file can go away afterwards,
+   and every connection still verifies against it. A missing file fails
+   create. */
+PT_TEST(client_ca_file_parsed_once) {
+    cl_srv s;
+    pr_tls_server_cfg *cfg = NULL;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    pr_tls_anchors *mine = NULL;
+    const char *pem;
+    char path[96], url[64], body[64];
+    FILE *f;
+    TLS_NEED_FIXTURES();
+    PT_REQUIRE((pem = tls_file("ca.crt")) != NULL);
+    snprintf(path, sizeof path, "%s/client_ca_once.crt", TLS_DIR);
+    PT_REQUIRE((f = fopen(path, "wb")) != NULL);
+    PT_REQUIRE(fwrite(pem, 1, strlen(pem), f) == strlen(pem));
+    fclose(f);
+    PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
+    PT_REQUIRE(cl_start(&s, cl_ok, cfg) == PR_OK);
+    o.tls.ca_file = path;
+    o.pool_idle_ms = -1; /* every request connects */
+    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    PT_REQUIRE(c != NULL);
+    PT_CHECK(c->anchors != NULL && c->o.tls.anchors == c->anchors);
+    remove(path);
+    snprintf(url, sizeof url, "https://localhost:%u/", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_STR(body, "hello");
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(s.accepts, 2);
+    pr_http_client_destroy(c);
+    /* ca_pem: parsed at create too */
+    o.tls.ca_file = NULL;
+    o.tls.ca_pem = pem;
+    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    pr_http_client_destroy(c);
+    /* the user's own anchors are used as they are */
+    PT_EQ_ERR(pr_tls_anchors_create(&mine, NULL, pem, 0, NULL), PR_OK);
+    o.tls.ca_pem = "not a certificate";
+    o.tls.anchors = mine;
+    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    PT_CHECK(c->anchors == NULL && c->o.tls.anchors == mine);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(s.accepts, 4);
+    pr_http_client_destroy(c);
+    pr_tls_anchors_destroy(mine);
+    /* bad sources fail at create, not at the first connect */
+    o.tls.anchors = NULL;
+    o.tls.ca_pem = NULL;
+    o.tls.ca_file = path; /* removed above */
+    c = (pr_http_client *)&o;
+    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EIO);
+    PT_CHECK(c == NULL);
+    o.tls.ca_file = NULL;
+    o.tls.ca_pem = "not a certificate";
+    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EINVAL);
+    cl_stop(&s);
+    pr_tls_server_cfg_destroy(cfg);
+}
+
+/* The early response (413 before the upload is done) over TLS: the TLS
+   conn keeps reading after the peer refused our writes. */
+typedef struct cl_early_tls {
+    pr_listener *l;
+    const pr_tls_server_cfg *cfg;
+    size_t head_len;
+    int rc;
+} cl_early_tls;
+
+static int cl_early_tls_task(void *arg) {
+    cl_early_tls *x = (cl_early_tls *)arg;
+    pr_conn *raw = NULL, *c = NULL;
+    char buf[4096];
+    size_t len = 0;
+    const char *resp = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big!";
+    if ((x->rc = pr_tcp_accept(x->l, &raw, pr_deadline_in(5000))) != PR_OK) return 0;
+    if ((x->rc = pr_tls_server(&c, raw, x->cfg, pr_deadline_in(5000))) != PR_OK) return 0;
+    for (;;) { /* a byte at a time: little of the body is read */
+        ptrdiff_t k = pr_conn_read(c, buf + len, 1, pr_deadline_in(5000));
+        if (k <= 0) {
+            x->rc = k < 0 ? (int)k : PR_ECLOSED;
+            pr_conn_destroy(c);
+            return 0;
+        }
+        len++;
+        if (len >= 4 && !memcmp(buf + len - 4, "\r\n\r\n", 4)) break;
+        if (len == sizeof buf) {
+            x->rc = PR_ELIMIT;
+            pr_conn_destroy(c);
+            return 0;
+        }
+    }
+    x->head_len = len;
+    pr_sleep(pr_deadline_in(50)); /* the client is blocked in its write by now */
+    x->rc = pr_conn_write(c, resp, strlen(resp), pr_deadline_in(5000));
+    pr_conn_destroy(c); /* unread body bytes: the kernel resets the connection */
+    return 0;
+}
+
+PT_TEST(client_early_response_while_uploading_tls) {
+    enum { BIG = 16 << 20 };
+    cl_early_tls x;
+    pr_task *t;
+    pr_tls_server_cfg *cfg = NULL;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o;
+    pr_http_response *r = NULL;
+    pr_http_request req;
+    pr_url u;
+    pr_err_info e;
+    char url[64], body[64];
+    char *big;
+    TLS_NEED_FIXTURES();
+    o = cl_tls_opts();
+    PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
+    PT_REQUIRE((big = (char *)calloc(1, BIG)) != NULL);
+    memset(&x, 0, sizeof x);
+    memset(&u, 0, sizeof u);
+    memset(&req, 0, sizeof req);
+    x.cfg = cfg;
+    PT_REQUIRE(pr_tcp_listen(&x.l, "127.0.0.1", 0, 4) == PR_OK);
+    PT_REQUIRE(pr_go(&t, cl_early_tls_task, &x, NULL) == PR_OK);
+    snprintf(url, sizeof url, "https://localhost:%u/up", pr_listener_port(x.l));
+    PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    req.method = "POST";
+    req.url = &u;
+    req.body = big;
+    req.body_len = BIG;
+    PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(10000)), PR_OK);
+    if (!r && pr_http_client_last_error(c, &e) == PR_OK) pt_fail(__FILE__, __LINE__, "detail: %s", e.msg);
+    if (r) {
+        PT_EQ_INT(pr_http_status(r), 413);
+        PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
+        PT_EQ_STR(body, "too big!");
+        PT_EQ_INT(pr_http_reusable(r), 0);
+        pr_http_response_destroy(r);
+    }
+    PT_EQ_INT(pr_http_client_idle_count(c), 0);
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(x.rc, PR_OK);
+    PT_CHECK(x.head_len > 0 && x.head_len < 200);
+    pr_http_client_destroy(c);
+    pr_listener_destroy(x.l);
+    pr_tls_server_cfg_destroy(cfg);
+    pr_url_deinit(&u);
+    free(big);
+}
+
+/* Over https, a reused connection that the server closes (close_notify, or
+   a reset) before the first response byte: the request is sent again on a
+   fresh connection. */
+static int cl_tls_second(cl_srv *s, int conn, int nreq, const char *req, char *out, size_t cap) {
+    if (nreq == 2) return strstr(req, " /reset ") ? CL_RESET : CL_DROP;
+    return cl_ok(s, conn, nreq, req, out, cap);
+}
+
+PT_TEST(client_https_retry_on_dead_reused_connection) {
+    cl_srv s;
+    pr_tls_server_cfg *cfg = NULL;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o;
+    char url[64], body[64];
+    TLS_NEED_FIXTURES();
+    o = cl_tls_opts();
+    PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
+    PT_REQUIRE(cl_start(&s, cl_tls_second, cfg) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    snprintf(url, sizeof url, "https://localhost:%u/drop", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
+    PT_EQ_INT(pr_http_client_idle_count(c), 1);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* closed on conn 1, retried on conn 2 */
+    PT_EQ_STR(body, "hello");
+    PT_EQ_INT(s.accepts, 2);
+    PT_EQ_INT(s.nreqs, 3);
+    snprintf(url, sizeof url, "https://localhost:%u/reset", s.port);
+    PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* conn 2's second request: reset, retried on conn 3 */
+    PT_EQ_STR(body, "hello");
+    PT_EQ_INT(s.accepts, 3);
+    PT_EQ_INT(s.nreqs, 5);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+    pr_tls_server_cfg_destroy(cfg);
+}
+
 /* A CONNECT proxy: reads "CONNECT host:port", connects to 127.0.0.1:port
    (or answers with the status in user_data), then splices bytes. */
 typedef struct cl_splice {
@@ -1254,7 +1582,7 @@ PT_TEST(client_connect_tunnel_keeps_bytes_after_reply) {
     pr_url u, px;
     char buf[256];
     ptrdiff_t k;
-    size_t len = 0;
+    size_t len = 0, hu = 0;
     const char *reply = "HTTP/1.1 200 Connection established\r\nContent-Length: 3\r\n\r\nEARLY bytes";
     memset(&u, 0, sizeof u);
     memset(&px, 0, sizeof px);
@@ -1263,7 +1591,8 @@ PT_TEST(client_connect_tunnel_keeps_bytes_after_reply) {
     PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
     PT_REQUIRE(pr_conn_pipe(&a, &b, 0) == PR_OK);
     PT_EQ_ERR(pr_conn_write(b, reply, strlen(reply), pr_deadline_in(1000)), PR_OK); /* one write */
-    PT_EQ_ERR(pr__http_tunnel(c, &a, &u, &px, pr_deadline_in(2000)), PR_OK);
+    PT_EQ_ERR(pr__http_tunnel(c, &a, &u, &px, &hu, pr_deadline_in(2000)), PR_OK);
+    PT_EQ_INT(hu, strlen(reply) - strlen("EARLY bytes")); /* the reply head counts toward the next head */
     if (a) {
         k = pr_conn_read(a, buf, sizeof buf - 1, pr_deadline_in(1000));
         PT_CHECK(k > 0);
@@ -1333,10 +1662,13 @@ const pt_suite pt_suite_client = { "client", {
     PT_ENTRY(client_retry_on_reset_reused_connection),
     PT_ENTRY(client_early_response_while_uploading),
     PT_ENTRY(client_redirect_chain_and_default_off),
+    PT_ENTRY(client_redirect_stalled_3xx_body),
     PT_ENTRY(client_redirect_methods),
     PT_ENTRY(client_redirect_origin_change_drops_credentials),
     PT_ENTRY(client_no_proxy_match),
     PT_ENTRY(client_plain_proxy_absolute_form),
+    PT_ENTRY(client_loopback_never_proxied),
+    PT_ENTRY(client_tcp_keepalive),
     PT_ENTRY(client_proxy_environment),
     PT_ENTRY(client_connect_timeout_inside_deadline),
     PT_ENTRY(client_cancel_in_connect),
@@ -1344,6 +1676,9 @@ const pt_suite pt_suite_client = { "client", {
     PT_ENTRY(client_cancel_in_head_and_body),
 #ifndef PRISTINE_NO_TLS
     PT_ENTRY(client_https_reuse_and_https_to_http),
+    PT_ENTRY(client_ca_file_parsed_once),
+    PT_ENTRY(client_early_response_while_uploading_tls),
+    PT_ENTRY(client_https_retry_on_dead_reused_connection),
     PT_ENTRY(client_connect_proxy_https),
     PT_ENTRY(client_connect_proxy_https_verified),
 #endif

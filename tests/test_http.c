@@ -463,6 +463,36 @@ PT_TEST(http_duplicate_content_length) {
     PT_EQ_STR(res.msg, "http: invalid or conflicting Content-Length");
     http_run(&res, "HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\nabcd", NULL, NULL, 0, 0, HTTP_READ_SMALL);
     PT_EQ_ERR(res.rc, PR_EPROTO);
+    {
+        /* invalid values: a field with no value (else the body would run to
+           close), signs, inner spaces, hex, overflow */
+        static const char *const bad[] = {
+            "", " ", ",", " , ", ",,", "+5", "-1", "5 5", "0x10", "5a", "5.0",
+            "18446744073709551616", "99999999999999999999999", "123456789012345678901234567890",
+        };
+        size_t i;
+        for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            char resp[256];
+            snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\nhello", bad[i]);
+            http_run(&res, resp, NULL, NULL, 0, 0, HTTP_READ_SMALL);
+            if (res.rc != PR_EPROTO)
+                pt_fail(__FILE__, __LINE__, "CL '%s': got %s, want PR_EPROTO", bad[i], pt_errname(res.rc));
+            /* the same next to a valid field */
+            snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: %s\r\n\r\nhello",
+                     bad[i]);
+            http_run(&res, resp, NULL, NULL, 0, 0, HTTP_READ_SMALL);
+            if (res.rc != PR_EPROTO)
+                pt_fail(__FILE__, __LINE__, "CL 5 + '%s': got %s, want PR_EPROTO", bad[i], pt_errname(res.rc));
+        }
+        /* the largest value parses (then the body is truncated) */
+        http_run(&res, "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\nab", NULL, NULL, 0, 0,
+                 HTTP_READ_SMALL);
+        PT_EQ_STR(res.msg, "http: truncated body");
+        /* empty list elements next to a value are allowed (RFC 9110 5.6.1) */
+        http_run(&res, "HTTP/1.1 200 OK\r\nContent-Length: , 3,\r\n\r\nabc", NULL, NULL, 0, 0, HTTP_READ_SMALL);
+        PT_EQ_ERR(res.rc, PR_OK);
+        HTTP_BODY_IS(res, "abc");
+    }
 }
 
 PT_TEST(http_malformed_heads) {
@@ -536,6 +566,16 @@ PT_TEST(http_malformed_chunked) {
         "5\r\nhel",                       /* truncated */
         "5\r\nhello\r\n",                 /* truncated: no last chunk */
         "0\r\nX: t\r\n",                  /* truncated trailers */
+        /* trailer lines follow the header field rules */
+        "0\r\nno colon here\r\n\r\n",
+        "0\r\nX : t\r\n\r\n",              /* whitespace before the colon */
+        "0\r\n: t\r\n\r\n",                /* empty name */
+        "0\r\nX(y): t\r\n\r\n",            /* not a token */
+        "0\r\nX: a\rb\r\n\r\n",            /* bare CR in the value */
+        "0\r\nX: a\x01b\r\n\r\n",          /* control byte */
+        "0\r\nX: a\x7f\r\n\r\n",           /* DEL */
+        "0\r\n t\r\n\r\n",                 /* obs-fold before the first trailer field */
+        "0\r\nX\r\n\r\n",                  /* name only */
     };
     size_t i;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -621,6 +661,61 @@ PT_TEST(http_limits) {
              NULL, &o, 0, 0, HTTP_READ_SMALL);
     PT_EQ_ERR(res.rc, PR_ELIMIT);
     PT_EQ_STR(res.msg, "http: trailer section too large");
+}
+
+/* Trailer lines are checked like header lines but still discarded. */
+PT_TEST(http_trailer_lines_checked) {
+    http_result res;
+    http_tconn t;
+    static const char nul[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: a\0b\r\n\r\n";
+    http_run(&res,
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\nX-A: 1\r\nX-B:\r\n"
+             " folded\r\nX-C: \tv\x80\xff\r\n\r\n",
+             NULL, NULL, 0, 0, HTTP_READ_SMALL);
+    PT_EQ_ERR(res.rc, PR_OK);
+    HTTP_BODY_IS(res, "z");
+    PT_EQ_STR(res.hdrs, "Transfer-Encoding: chunked\n");
+    PT_EQ_INT(res.reusable, 1);
+    /* a NUL inside a trailer value (the scripted conn hands out every byte) */
+    http_tconn_init(&t, nul);
+    t.len = sizeof nul - 1;
+    http_collect(&res, &t, NULL, NULL, HTTP_READ_SMALL);
+    PT_EQ_ERR(res.rc, PR_EPROTO);
+    PT_EQ_STR(res.msg, "http: control byte in a trailer line");
+    pr_buf_deinit(&t.out);
+    http_run(&res, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nno colon here\r\n\r\n", NULL, NULL,
+             0, 0, HTTP_READ_SMALL);
+    PT_EQ_STR(res.msg, "http: malformed trailer line");
+}
+
+/* Interim 1xx heads and the final head share one max_head_bytes budget. */
+PT_TEST(http_interim_heads_share_head_budget) {
+    http_result res;
+    pr_http_opts o;
+    pr_http_opts d;
+    /* 4 x 25 bytes of 100 Continue + a 38-byte final head = 138 bytes */
+    static const char resp[] = "HTTP/1.1 100 Continue\r\n\r\n"
+                               "HTTP/1.1 100 Continue\r\n\r\n"
+                               "HTTP/1.1 100 Continue\r\n\r\n"
+                               "HTTP/1.1 100 Continue\r\n\r\n"
+                               "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+    memset(&o, 0, sizeof o);
+    o.max_head_bytes = 137;
+    http_run(&res, resp, NULL, &o, 0, 0, HTTP_READ_SMALL);
+    PT_EQ_ERR(res.rc, PR_ELIMIT);
+    PT_EQ_STR(res.msg, "http: response head too large");
+    http_run(&res, resp, NULL, &o, 0, 1, HTTP_READ_SMALL); /* one byte per read: stopped while arriving */
+    PT_EQ_ERR(res.rc, PR_ELIMIT);
+    o.max_head_bytes = 138;
+    http_run(&res, resp, NULL, &o, 0, 0, HTTP_READ_SMALL);
+    PT_EQ_ERR(res.rc, PR_OK);
+    HTTP_BODY_IS(res, "hi");
+    http_run(&res, resp, NULL, &o, 0, 1, HTTP_READ_SMALL);
+    PT_EQ_ERR(res.rc, PR_OK);
+    /* the defaults: 64 KiB heads, 64 KiB receive buffer (spec/http.md 7.5) */
+    pr__http_opts_resolve(&d, NULL);
+    PT_EQ_INT(d.max_head_bytes, 65536);
+    PT_EQ_INT(d.recv_buf_size, 65536);
 }
 
 /* ---- every split point, one byte at a time, every read style ---- */
@@ -1327,6 +1422,8 @@ const pt_suite pt_suite_http = { "http", {
     PT_ENTRY(http_malformed_chunked),
     PT_ENTRY(http_truncated_bodies),
     PT_ENTRY(http_limits),
+    PT_ENTRY(http_trailer_lines_checked),
+    PT_ENTRY(http_interim_heads_share_head_budget),
     PT_ENTRY(http_every_split_gives_same_result),
     PT_ENTRY(http_large_body_direct_and_buffered),
     PT_ENTRY(http_request_get_bytes),
