@@ -471,8 +471,10 @@ int main(void) {
         pr_sched_destroy();
         return 0;
     }
-    printf("# bench_http: nginx %s, placement %s; median of %d rounds, one warm-up\n", NGXR_BIN,
-           cross ? "cross (nginx on CPU 0, client and curl/wrk on CPU 1)" : "unpinned (one CPU)", BH_ROUNDS);
+    printf("# bench_http: nginx %s, placement %s; %d rounds per download metric, %d per request metric,"
+           " one warm-up\n",
+           NGXR_BIN, cross ? "cross (nginx on CPU 0, client and curl/wrk on CPU 1)" : "unpinned (one CPU)",
+           BH_STREAM_ROUNDS, BH_ROUNDS);
     bh_stream(0);
     bh_stream(1);
     bh_small(1);

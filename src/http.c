@@ -1737,7 +1737,9 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
         target.ptr = auth.data;
         target.len = auth.len;
         rc = pr__http_exchange(&r, *conn, &req, &c->o.http, &target, 0, deadline, NULL);
-        if (rc) pr__err_set(&c->err, rc, (*conn)->err.sys_errno, "proxy CONNECT: %s", (*conn)->err.msg);
+        if (rc)
+            pr__err_set(&c->err, rc, (*conn)->err.sys_errno, "proxy CONNECT: %s",
+                        (*conn)->err.msg[0] ? (*conn)->err.msg : pr_strerror(rc));
     } else {
         pr__err_set(&c->err, rc, 0, "proxy CONNECT: out of memory");
     }
@@ -1783,6 +1785,7 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
     int64_t cdl = deadline;
     pr_net_opts no;
     pr_conn *conn = NULL;
+    const char *phase;
     char host[256];
     int rc;
     *out = NULL;
@@ -1794,9 +1797,14 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
     no.keepalive = c->o.tcp_keepalive_s > 0 ? c->o.tcp_keepalive_s : 0;
     no.err = &c->err;
     memset(&c->err, 0, sizeof c->err);
+    phase = proxy ? "connecting to the proxy" : "resolving and connecting";
     rc = pr_tcp_connect(&conn, host, to->port, &no, cdl);
-    if (!rc && proxy && u->secure) rc = pr__http_tunnel(c, &conn, u, proxy, head_used, cdl);
+    if (!rc && proxy && u->secure) {
+        phase = "waiting for the proxy's CONNECT reply";
+        rc = pr__http_tunnel(c, &conn, u, proxy, head_used, cdl);
+    }
     if (!rc && u->secure) {
+        phase = "in the TLS handshake";
         pr_tls_opts to2 = c->o.tls;
         pr_conn *t = NULL;
         to2.err = &c->err;
@@ -1810,8 +1818,7 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
     if (rc) {
         if (c->err.code != rc) pr__err_set(&c->err, rc, 0, "http: connect failed: %s", pr_strerror(rc));
         if (rc == PR_ETIMEDOUT && cdl < deadline && pr_now() >= cdl)
-            pr__err_set(&c->err, rc, 0, "http: connect timeout (%d ms) while connecting to %s", c->o.connect_timeout_ms,
-                        host);
+            pr__err_set(&c->err, rc, 0, "http: connect timeout (%d ms) %s (%s)", c->o.connect_timeout_ms, phase, host);
         return rc;
     }
     *out = conn;
