@@ -26,6 +26,13 @@
  *   IPv6address; the slice holds it without the brackets and is_ipv6 is set.
  *   Zone identifiers (RFC 6874 "%25eth0") and IPvFuture ("[v1.x]") are
  *   rejected;
+ * - a host whose last label is a number ("127.1", "0x7f.1", "2130706433",
+ *   "0177.0.0.1", one trailing dot allowed) is an IPv4 address read the way
+ *   browsers and curl read it (WHATWG URL: hex, octal, fewer than four
+ *   parts) and stored as its dotted quad ("127.0.0.1"), so the resolver,
+ *   TLS and the proxy rules all see the same address; one that does not
+ *   parse or is out of range ("256.1.1.1", "1.2.3.4.5", "example.123") is
+ *   rejected;
  * - the port is 1-65535 in decimal (leading zeros allowed). An empty port
  *   ("http://h:/") means the default port (RFC 3986 section 3.2.3) and
  *   port_explicit stays 0; defaults are 80 for http and 443 for https;
@@ -349,6 +356,69 @@ static int pr__url_name_ok(pr_slice s, int colon, size_t *bad) {
     return 1;
 }
 
+/* One part of a WHATWG IPv4 host: decimal, 0x hex or 0-led octal. Returns
+   0 and *v, or -1. */
+static int pr__url_v4_part(const char *p, size_t n, uint64_t *v) {
+    unsigned radix = 10;
+    size_t i;
+    *v = 0;
+    if (n == 0) return -1;
+    if (n >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        radix = 16;
+        p += 2;
+        n -= 2;
+    } else if (n >= 2 && p[0] == '0') {
+        radix = 8;
+        p++;
+        n--;
+    }
+    for (i = 0; i < n; i++) {
+        int d = pr__url_hexval((unsigned char)p[i]);
+        if (d < 0 || (unsigned)d >= radix) return -1;
+        *v = *v * radix + (unsigned)d;
+        if (*v > 0xffffffffu) return -1;
+    }
+    return 0;
+}
+
+/* A host ending in a number is an IPv4 address (WHATWG URL host parsing).
+   Returns 0 (not one: a name), 1 (out[16] holds the dotted quad) or -1
+   (ends in a number but is no valid address). */
+static int pr__url_ipv4(pr_slice h, char out[16]) {
+    const char *dot, *last;
+    size_t n = h.len, nparts = 0, start = 0, i, len;
+    uint64_t parts[4], addr;
+    if (n > 1 && h.ptr[n - 1] == '.') n--;
+    dot = NULL;
+    for (i = n; i > 0; i--)
+        if (h.ptr[i - 1] == '.') {
+            dot = h.ptr + i - 1;
+            break;
+        }
+    last = dot ? dot + 1 : h.ptr;
+    len = (size_t)(h.ptr + n - last);
+    for (i = 0; i < len && pr__url_is_digit((unsigned char)last[i]); i++) {}
+    if (i == 0 || i != len) { /* not all digits: "0x" and hex digits count too */
+        if (len < 2 || last[0] != '0' || (last[1] != 'x' && last[1] != 'X')) return 0;
+        for (i = 2; i < len; i++)
+            if (pr__url_hexval((unsigned char)last[i]) < 0) return 0;
+    }
+    for (i = 0; i <= n; i++) {
+        if (i < n && h.ptr[i] != '.') continue;
+        if (nparts == 4 || pr__url_v4_part(h.ptr + start, i - start, &parts[nparts]) != 0) return -1;
+        nparts++;
+        start = i + 1;
+    }
+    for (i = 0; i + 1 < nparts; i++)
+        if (parts[i] > 255) return -1;
+    if (parts[nparts - 1] >= ((uint64_t)1 << (8 * (5 - nparts)))) return -1;
+    addr = parts[nparts - 1];
+    for (i = 0; i + 1 < nparts; i++) addr += parts[i] << (8 * (3 - i));
+    snprintf(out, 16, "%u.%u.%u.%u", (unsigned)(addr >> 24), (unsigned)(addr >> 16) & 255u,
+             (unsigned)(addr >> 8) & 255u, (unsigned)addr & 255u);
+    return 1;
+}
+
 static int pr__url_fail(pr_url *u, pr_err_info *err, const char *fmt, const char *arg, size_t arg_len) {
     int n = (int)PR__MIN(arg_len, (size_t)40);
     memset(u, 0, sizeof *u);
@@ -359,9 +429,9 @@ int pr_url_parse(pr_url *u, const char *s, size_t len, pr_err_info *err) {
     pr__url_parts p;
     pr_slice host, port = pr__url_sl("", 0), ui;
     size_t i, bad = 0;
-    int rc, has_port = 0, is_ipv6 = 0, secure;
+    int rc, has_port = 0, is_ipv6 = 0, secure, v4 = 0;
     unsigned long pv = 0;
-    char *mem;
+    char *mem, quad[16];
     if (!u) return pr__err_set(err, PR_EINVAL, 0, "url: NULL pr_url");
     memset(u, 0, sizeof *u);
     if (!s && len) return pr__err_set(err, PR_EINVAL, 0, "url: NULL text");
@@ -414,6 +484,8 @@ int pr_url_parse(pr_url *u, const char *s, size_t len, pr_err_info *err) {
         if (host.len == 0) return pr__url_fail(u, err, "url: empty host%.*s", "", 0);
         if (!pr__url_name_ok(host, 0, &bad))
             return pr__url_fail(u, err, "url: invalid byte in host: \"%.*s\"", host.ptr + bad, 1);
+        v4 = pr__url_ipv4(host, quad);
+        if (v4 < 0) return pr__url_fail(u, err, "url: invalid IPv4 address: \"%.*s\"", host.ptr, host.len);
     }
     if (has_port && port.len) {
         if (memchr(port.ptr, ':', port.len))
@@ -429,7 +501,7 @@ int pr_url_parse(pr_url *u, const char *s, size_t len, pr_err_info *err) {
     } else {
         has_port = 0;
     }
-    mem = (char *)pr__alloc(len + 1);
+    mem = (char *)pr__alloc(len + 1 + (v4 > 0 ? sizeof quad : 0));
     if (!mem) {
         memset(u, 0, sizeof *u);
         return pr__err_set(err, PR_ENOMEM, 0, "url: out of memory");
@@ -452,6 +524,10 @@ int pr_url_parse(pr_url *u, const char *s, size_t len, pr_err_info *err) {
         char *c = mem + (u->host.ptr - mem) + i;
         *c = (char)pr__ascii_lower((unsigned char)*c);
     }
+    if (v4 > 0) { /* the dotted quad, after the copy of the text */
+        memcpy(mem + len + 1, quad, sizeof quad);
+        u->host = pr__url_sl(mem + len + 1, strlen(quad));
+    }
     u->port = has_port ? (uint16_t)pv : (uint16_t)(secure ? 443 : 80);
     u->port_explicit = has_port;
     u->is_ipv6 = is_ipv6;
@@ -459,7 +535,7 @@ int pr_url_parse(pr_url *u, const char *s, size_t len, pr_err_info *err) {
     u->has_query = p.has_query;
     u->has_fragment = p.has_frag;
     u->mem_ = mem;
-    u->mem_len_ = len + 1;
+    u->mem_len_ = len + 1 + (v4 > 0 ? sizeof quad : 0);
     return PR_OK;
 }
 

@@ -182,6 +182,53 @@ PT_TEST(url_uppercase_and_idn) {
     pr_url_deinit(&u);
 }
 
+/* A host ending in a number is an IPv4 address in any of its old spellings
+   and is stored as the dotted quad (WHATWG URL host parsing, as curl does). */
+PT_TEST(url_ipv4_spellings) {
+    static const struct { const char *in, *host; } ok[] = {
+        { "http://127.1/", "127.0.0.1" },           { "http://127.0.0.1/", "127.0.0.1" },
+        { "http://127.0.0.1./x", "127.0.0.1" },     { "http://0x7f.1/", "127.0.0.1" },
+        { "http://0X7F.0.0.1/", "127.0.0.1" },      { "http://0177.0.0.1/", "127.0.0.1" },
+        { "http://2130706433/", "127.0.0.1" },      { "https://0x7f000001:8443/", "127.0.0.1" },
+        { "http://10.0.258/", "10.0.1.2" },         { "http://1.65536/", "1.1.0.0" },
+        { "http://0/", "0.0.0.0" },                 { "http://255.255.255.255/", "255.255.255.255" },
+        { "http://4294967295/", "255.255.255.255" }, { "http://00000000010.0.0.1/", "8.0.0.1" },
+        { "http://1.2.3.4x/", "1.2.3.4x" },         { "http://example.com/", "example.com" },
+        { "http://0x.example/", "0x.example" },    { "http://0x1g/", "0x1g" },
+        { "http://0x/", "0.0.0.0" },
+    };
+    static const char *bad[] = {
+        "http://256.1.1.1/", "http://1.2.3.4.5/", "http://4294967296/", "http://1.256.0.0.0/",
+        "http://example.123/", "http://1..2/",    "http://08.0.0.1/",   "http://0x.0x.0x.0x.0x/",
+        "http://1.2.3.256/",   "http://0x100000000/", "http://99999999999999999999/",
+    };
+    size_t i;
+    for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        pr_url u;
+        PT_EQ_ERR(pr_url_parse(&u, ok[i].in, strlen(ok[i].in), NULL), PR_OK);
+        PT_EQ_MEM(u.host.ptr, ok[i].host, strlen(ok[i].host));
+        PT_EQ_INT(u.host.len, strlen(ok[i].host));
+        pr_url_deinit(&u);
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pr_url u;
+        pr_err_info e;
+        PT_EQ_ERR(pr_url_parse(&u, bad[i], strlen(bad[i]), &e), PR_EINVAL);
+        PT_CHECK(strstr(e.msg, "invalid IPv4 address") != NULL);
+        pr_url_deinit(&u); /* a no-op after a failure */
+    }
+    { /* the quad is what goes out again */
+        pr_url u;
+        pr_buf b;
+        pr_buf_init(&b);
+        PT_EQ_ERR(pr_url_parse(&u, "http://127.1:8080/p?q", 21, NULL), PR_OK);
+        PT_EQ_ERR(pr_url_format(&b, &u, 1), PR_OK);
+        PT_EQ_STR(b.data, "http://127.0.0.1:8080/p?q");
+        pr_buf_deinit(&b);
+        pr_url_deinit(&u);
+    }
+}
+
 PT_TEST(url_rejects) {
     static const struct { const char *s; size_t n; const char *msg; } bad[] = {
         { "http://h/a b", 12, "space" },
@@ -607,6 +654,7 @@ const pt_suite pt_suite_url = { "url", {
     PT_ENTRY(url_ipv6),
     PT_ENTRY(url_userinfo),
     PT_ENTRY(url_uppercase_and_idn),
+    PT_ENTRY(url_ipv4_spellings),
     PT_ENTRY(url_rejects),
     PT_ENTRY(url_percent_all_bytes),
     PT_ENTRY(url_decode),
