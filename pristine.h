@@ -2433,7 +2433,10 @@ PRISTINE_API void pr_http_client_destroy(pr_http_client *c);
    connection, proxy, TLS, one transparent retry on a dead reused
    connection, redirects when enabled (see above). The response owns the
    connection; destroy it after reading the body to let the connection be
-   reused. req->url and the request are borrowed for the call only.
+   reused. req->url and the request are borrowed for the call only. After
+   a 101 the new protocol's bytes can be read here but not written: a
+   protocol that writes after the switch uses pr_http_exchange on a
+   connection of its own.
    Params: c - the client; out - receives the response (NULL on failure);
            req - the request (url required); deadline - absolute ms for the
            whole call (connect_timeout_ms caps the connect phase inside it).
