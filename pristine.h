@@ -10788,22 +10788,25 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
         rc = pr__err_set(&c->err, PR_EPROTO, 0, "proxy refused CONNECT with status %d", st);
         c->err.http_status = st;
     }
-    if (!rc) { /* bytes already read past the reply belong to the tunnel */
-        pr__http_pfx *p = (pr__http_pfx *)pr__calloc(1, sizeof *p);
+    if (!rc) *head_used = r->head_used + r->base; /* the origin's first head shares the budget */
+    /* Bytes already read past the reply belong to the tunnel: a wrapper hands
+       them out first. Without them the socket itself is the tunnel (and TLS
+       over it can wait on both directions). */
+    if (!rc && r->wpos > r->rpos) {
         size_t extra = r->wpos - r->rpos;
-        if (p && extra) {
-            p->buf = (char *)pr__alloc(extra);
-            if (p->buf) memcpy(p->buf, r->buf + r->rpos, extra);
+        pr__http_pfx *p = (pr__http_pfx *)pr__calloc(1, sizeof *p);
+        if (p && !(p->buf = (char *)pr__alloc(extra))) {
+            pr__free(p, sizeof *p);
+            p = NULL;
         }
-        if (!p || (extra && !p->buf)) {
-            if (p) pr__free(p, sizeof *p);
+        if (!p) {
             rc = pr__err_set(&c->err, PR_ENOMEM, 0, "proxy CONNECT: out of memory");
         } else {
+            memcpy(p->buf, r->buf + r->rpos, extra);
             p->base.ops = &pr__http_pfx_ops;
             p->inner = *conn;
             p->len = extra;
             *conn = &p->base;
-            *head_used = r->head_used + r->base; /* the origin's first head shares the budget */
         }
     }
     pr_http_response_destroy(r);
