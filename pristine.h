@@ -26,7 +26,8 @@ CONTENTS (grep for an anchor: >>sse for the declarations, >>sse.impl for the cod
   future   >>future   in-process promises and futures; a task's result as a future
   net      >>net      non-blocking DNS, TCP connect and listen, the pr_conn byte stream
   tls      >>tls      BearSSL client and server over pr_conn, trust anchors, hostname checks
-  http     >>http     HTTP/1.1 client: request writer, response parser, bodies, keep-alive, redirects
+  http     >>http     one HTTP/1.1 exchange over a pr_conn: request writer, response parser, bodies
+  client   >>client   HTTP client: keep-alive pool, proxies and CONNECT, redirects, retries
 
 CONFIGURATION (define before the #include; "global" macros must agree in every file)
   macro                     default            scope         meaning
@@ -2085,7 +2086,7 @@ PRISTINE_API const char *pr_tls_alpn(const pr_conn *c);
    See: pr_tls_client. */
 PRISTINE_API void pr_tls_global_cleanup(void);
 
-/* ==== http: HTTP/1.1 client: request writer, response parser, bodies, keep-alive, redirects ==== >>http */
+/* ==== http: one HTTP/1.1 exchange over a pr_conn: request writer, response parser, bodies ==== >>http */
 /*
  * http: one HTTP/1.1 request/response exchange over a caller-owned pr_conn
  * (a TCP socket, a TLS session or an in-memory pipe).
@@ -2321,8 +2322,9 @@ PRISTINE_API int pr_http_last_error(const pr_http_response *r, pr_err_info *out)
    See: pr_http_exchange. */
 PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
 
+/* ==== client: HTTP client: keep-alive pool, proxies and CONNECT, redirects, retries ==== >>client */
 /*
- * Client layer: pr_http_client owns connections. It connects (TCP, then a
+ * client: pr_http_client owns connections. It connects (TCP, then a
  * proxy CONNECT tunnel and/or TLS for https), keeps idle keep-alive
  * connections in a pool, follows redirects when asked, and returns a
  * response that owns its connection until pr_http_response_destroy. A
@@ -9451,7 +9453,7 @@ void pr_tls_global_cleanup(void) {}
 
 #endif /* PRISTINE_NO_TLS */
 
-/* ==== http: HTTP/1.1 client: request writer, response parser, bodies, keep-alive, redirects ==== >>http.impl */
+/* ==== http: one HTTP/1.1 exchange over a pr_conn: request writer, response parser, bodies ==== >>http.impl */
 #define PR__HTTP_DEF_HEAD 65536
 #define PR__HTTP_DEF_FIELDS 100
 #define PR__HTTP_DEF_CHUNK_LINE 4096
@@ -9493,15 +9495,12 @@ struct pr_http_response {
     int rx;                   /* a response byte has arrived */
     int err;                  /* sticky error, 0 = none */
     pr_err_info einfo;
-    /* client layer: a response from pr_http_client_request owns its
-       connection until destroy, then hands it back to the client's pool */
-    pr_http_client *client;   /* NULL for pr_http_exchange */
-    pr_conn *own_conn;        /* the owned connection (== conn) or NULL */
-    char *pool_key;           /* owned pool key of own_conn */
-    size_t pool_key_len;
+    /* set by the layer that owns the connection (the client): called by
+       pr_http_response_destroy before the buffers go, so it can hand the
+       connection back to a pool (pr_http_reusable still answers) */
+    void (*on_destroy)(pr_http_response *r, void *ctx);
+    void *on_destroy_ctx;
 };
-
-static void pr__http_client_release(pr_http_response *r);
 
 static void pr__http_opts_resolve(pr_http_opts *o, const pr_http_opts *in) {
     if (in) *o = *in;
@@ -10253,13 +10252,13 @@ int pr_http_last_error(const pr_http_response *r, pr_err_info *out) {
 
 void pr_http_response_destroy(pr_http_response *r) {
     if (!r) return;
-    if (r->client) pr__http_client_release(r);
+    if (r->on_destroy) r->on_destroy(r, r->on_destroy_ctx);
     pr__free(r->buf, r->cap);
     pr__free(r->hdrs, r->hdrs_cap * sizeof *r->hdrs);
     pr__free(r, sizeof *r);
 }
 
-/* ==== client layer ==== */
+/* ==== client: HTTP client: keep-alive pool, proxies and CONNECT, redirects, retries ==== >>client.impl */
 #define PR__HTTP_DEF_CONNECT_MS 30000
 #define PR__HTTP_DEF_POOL_IDLE_MS 60000
 #define PR__HTTP_DEF_POOL_MAX 16
@@ -10653,18 +10652,24 @@ static void pr__http_pool_put(pr_http_client *c, pr_conn *conn, const char *key,
     }
 }
 
-/* Called by pr_http_response_destroy for client responses. */
-static void pr__http_client_release(pr_http_response *r) {
-    pr_http_client *c = r->client;
-    if (r->own_conn) {
-        if (pr_http_reusable(r)) pr__http_pool_put(c, r->own_conn, r->pool_key, r->pool_key_len);
-        else pr_conn_destroy(r->own_conn);
-        r->own_conn = NULL;
-        c->live--;
-    }
-    pr__free(r->pool_key, r->pool_key_len);
-    r->pool_key = NULL;
-    r->client = NULL;
+/* What a client response holds until it is destroyed: its connection and
+   the pool key to file it under. */
+typedef struct pr__http_lease {
+    pr_http_client *client;
+    pr_conn *conn;
+    size_t key_len; /* the key bytes follow the struct */
+} pr__http_lease;
+
+/* pr_http_response_destroy's hook for client responses: a connection whose
+   response ended cleanly goes back to the pool, any other is closed. */
+static void pr__http_lease_end(pr_http_response *r, void *ctx) {
+    pr__http_lease *l = (pr__http_lease *)ctx;
+    pr_http_client *c = l->client;
+    if (pr_http_reusable(r)) pr__http_pool_put(c, l->conn, (const char *)(l + 1), l->key_len);
+    else pr_conn_destroy(l->conn);
+    r->on_destroy = NULL;
+    c->live--;
+    pr__free(l, sizeof *l + l->key_len);
     if (c->destroyed && c->live <= 0) pr__http_client_free(c);
 }
 
@@ -10915,6 +10920,7 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
     }
     for (attempt = 0;; attempt++) {
         pr_http_response *r = NULL;
+        pr__http_lease *lease;
         pr_conn *conn = attempt == 0 ? pr__http_pool_take(c, &key) : NULL;
         int reused = conn != NULL, rx = 0;
         size_t head_used = 0;
@@ -10930,17 +10936,19 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
             c->err = e;
             goto done;
         }
-        r->pool_key = (char *)pr__alloc(key.len);
-        if (!r->pool_key) {
+        lease = (pr__http_lease *)pr__alloc(sizeof *lease + key.len);
+        if (!lease) {
             pr_http_response_destroy(r);
             pr_conn_destroy(conn);
             rc = pr__err_set(&c->err, PR_ENOMEM, 0, "http: out of memory");
             goto done;
         }
-        memcpy(r->pool_key, key.data, key.len);
-        r->pool_key_len = key.len;
-        r->client = c;
-        r->own_conn = conn;
+        lease->client = c;
+        lease->conn = conn;
+        lease->key_len = key.len;
+        memcpy(lease + 1, key.data, key.len);
+        r->on_destroy = pr__http_lease_end;
+        r->on_destroy_ctx = lease;
         c->live++;
         *out = r;
         break;

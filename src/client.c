@@ -1,0 +1,1013 @@
+// @pristine:module client - HTTP client: keep-alive pool, proxies and CONNECT, redirects, retries
+// @pristine:public
+/*
+ * client: pr_http_client owns connections. It connects (TCP, then a
+ * proxy CONNECT tunnel and/or TLS for https), keeps idle keep-alive
+ * connections in a pool, follows redirects when asked, and returns a
+ * response that owns its connection until pr_http_response_destroy. A
+ * response destroyed after its body was read to the end (and that
+ * pr_http_reusable accepts) hands the connection back to the pool; any
+ * other response closes it.
+ *
+ * Pool: per client, keyed by scheme, host, port and proxy (TLS settings
+ * are per client, so they are part of the key implicitly). Idle
+ * connections older than pool_idle_ms are closed. Before reuse a
+ * non-blocking read checks the connection: anything readable (EOF, reset,
+ * stray bytes) means it is discarded. If a REUSED connection dies before
+ * the first response byte (the peer closed or reset it while the request
+ * was written or the head awaited: PR_ECLOSED, PR_EIO with ECONNRESET,
+ * EPIPE or ECONNABORTED, a TLS transport EOF), the request is sent once
+ * more on a fresh connection when it is replayable: no body_fn (a buffer
+ * body is replayed, whatever the method, as curl does). Never after a
+ * response byte arrived, never for timeouts or cancellation, never for a
+ * streaming body_fn request.
+ *
+ * Redirects (max_redirects > 0; at most 10): 301/302/303/307/308 with a
+ * Location field. Location is resolved against the current URL
+ * (pr_url_resolve). 303, and 301/302 answering a POST, become GET
+ * without a body (curl's behaviour; HEAD stays HEAD on 303); 307/308 keep
+ * method and body. A request with a body_fn cannot be replayed: a
+ * 307/308 (or any redirect keeping the body) is returned as the final
+ * response instead. On an origin change (scheme, host or port) the
+ * Authorization, Cookie and Proxy-Authorization fields of the request
+ * are dropped for the rest of the chain, and so is a user Host field (it
+ * names the old origin; the new Host comes from the URL). https -> http is
+ * PR_EPROTO unless allow_https_to_http. More than max_redirects is
+ * PR_ELIMIT. The bodies of followed 3xx responses are drained (up to 64
+ * KiB, for at most 1 s within the deadline) so their connection can be
+ * reused; a body not over by then closes that connection, and the next hop
+ * goes on.
+ *
+ * Proxies (curl's conventions): explicit options first, then (unless
+ * ignore_env) the environment read once by pr_http_client_create:
+ * http_proxy (lower case only: httpoxy), https_proxy / HTTPS_PROXY,
+ * all_proxy / ALL_PROXY (fallback for both), no_proxy / NO_PROXY (see
+ * pr_http_no_proxy_match). A proxy URL without a scheme means http://;
+ * only http:// proxies are supported. Loopback origins never go through
+ * a proxy: localhost, *.localhost and the addresses 127.0.0.0/8 and ::1
+ * (parsed as addresses: "127.example.test" is a name and is proxied).
+ * Client TCP connections get TCP keep-alive (tcp_keepalive_s) and
+ * TCP_NODELAY. Plain http through a proxy
+ * sends the absolute-form target to the proxy (Host still sent);
+ * https goes through a "CONNECT host:port" tunnel, then TLS to the origin
+ * inside it. Proxy credentials in the proxy URL's userinfo become
+ * "Proxy-Authorization: Basic". A CONNECT answered with a non-2xx status
+ * is PR_EPROTO with the status in pr_err_info.http_status.
+ *
+ * Errors: every failure of pr_http_client_request leaves its detail in
+ * pr_http_client_last_error (code, sys_errno, tls_error, dns_error,
+ * http_status, msg).
+ */
+
+/* An HTTP client with a connection pool. Opaque. */
+typedef struct pr_http_client pr_http_client;
+
+/* Options of pr_http_client_create. Zero in every field means the default;
+   strings are copied. */
+typedef struct pr_http_client_opts {
+    int connect_timeout_ms;   /* 0 = 30000; < 0 = only the call's deadline: caps DNS, TCP,
+                                 proxy CONNECT and TLS handshake together */
+    int idle_timeout_ms;      /* 0 = off: max gap between received bytes (replaces http.idle_timeout_ms) */
+    int pool_idle_ms;         /* 0 = 60000: idle connections older than this are closed; < 0 = no pool */
+    int pool_max;             /* 0 = 16: idle connections kept (all origins together) */
+    int max_redirects;        /* 0 = redirects are returned, not followed; > 0 = follow up to this many (max 10) */
+    int allow_https_to_http;  /* 0 = a redirect from https to http fails with PR_EPROTO */
+    int ignore_env;           /* 0 = unset proxy fields come from the environment; 1 = never read it */
+    const char *http_proxy;   /* proxy for http URLs; NULL = env http_proxy; "" = none */
+    const char *https_proxy;  /* proxy for https URLs; NULL = env https_proxy, HTTPS_PROXY; "" = none */
+    const char *all_proxy;    /* fallback for both; NULL = env all_proxy, ALL_PROXY; "" = none */
+    const char *no_proxy;     /* hosts never proxied; NULL = env no_proxy, NO_PROXY; "" = none */
+    pr_tls_opts tls;          /* for https origins: ca_file / ca_pem are parsed once by
+                                 pr_http_client_create (unless tls.anchors is set: those are
+                                 used, borrowed, and must outlive the client); alpn copied;
+                                 tls.err unused */
+    pr_http_opts http;        /* parser limits of every exchange */
+    int tcp_keepalive_s;      /* 0 = 60: TCP keep-alive probes after this many idle seconds; < 0 = off */
+} pr_http_client_opts;
+
+/* Create a client. Reads the proxy environment once (unless ignore_env)
+   and parses the trust anchors of tls.ca_file / tls.ca_pem once (shared by
+   every https connection of the client; not in a PRISTINE_NO_TLS build).
+   Params: out - receives the client; opts - NULL = defaults (copied).
+   Returns: PR_OK; PR_EINVAL (out NULL, a proxy URL that does not parse, no
+            certificate in tls.ca_file / tls.ca_pem); PR_EIO (tls.ca_file
+            cannot be read); PR_ENOTSUP (an https:// or other non-http proxy
+            URL); PR_ENOMEM.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_client_request, pr_http_client_destroy. */
+PRISTINE_API int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts);
+
+/* Destroy a client and close its idle connections. Responses still alive
+   keep working; the client's memory goes with the last of them (their
+   connections are then closed instead of pooled). NULL is a no-op.
+   Params: c - the client.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_client_create. */
+PRISTINE_API void pr_http_client_destroy(pr_http_client *c);
+
+/* Send a request and read the final response head: pooled or new
+   connection, proxy, TLS, one transparent retry on a dead reused
+   connection, redirects when enabled (see above). The response owns the
+   connection; destroy it after reading the body to let the connection be
+   reused. req->url and the request are borrowed for the call only. After
+   a 101 the new protocol's bytes can be read here but not written: a
+   protocol that writes after the switch uses pr_http_exchange on a
+   connection of its own.
+   Params: c - the client; out - receives the response (NULL on failure);
+           req - the request (url required); deadline - absolute ms for the
+           whole call (connect_timeout_ms caps the connect phase inside it).
+   Returns: PR_OK (whatever the status); PR_EINVAL (bad request, see
+            pr_http_exchange); PR_ENOMEM; PR_EDNS; PR_EIO; PR_ETLS;
+            PR_ENOTSUP (https in a PRISTINE_NO_TLS build); PR_ECLOSED;
+            PR_EPROTO (malformed response, proxy refused CONNECT, https ->
+            http redirect refused); PR_ELIMIT (a parser limit, too many
+            redirects); a negative code from body_fn; PR_ETIMEDOUT
+            (deadline, connect or idle timeout); PR_ECANCELED. Detail in
+            pr_http_client_last_error.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_http_client_get, pr_http_read, pr_http_response_destroy. */
+PRISTINE_API int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
+                                        int64_t deadline);
+
+/* GET a URL given as text: pr_url_parse, then pr_http_client_request.
+   Params: c - the client; out - receives the response; url - NUL-terminated
+           absolute http/https URL; deadline - absolute ms.
+   Returns: as pr_http_client_request (PR_EINVAL for a URL that does not
+            parse); PR_ETIMEDOUT; PR_ECANCELED.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_http_client_request. */
+PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, int64_t deadline);
+
+/* Detail of the client's last failure.
+   Params: c - the client; out - receives a copy.
+   Returns: PR_OK; PR_EINVAL if c or out is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_client_request. */
+PRISTINE_API int pr_http_client_last_error(const pr_http_client *c, pr_err_info *out);
+
+/* Number of idle connections in the client's pool (for tests and stats).
+   Params: c - the client.
+   Returns: the count; 0 for NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_client_opts. */
+PRISTINE_API size_t pr_http_client_idle_count(const pr_http_client *c);
+
+/* Whether host is excluded from proxying by a no_proxy list (curl's
+   rules): comma-separated entries, surrounding spaces ignored, ASCII
+   case-insensitive; "*" alone excludes every host; an entry matches the
+   host itself or any subdomain (a leading dot is optional: ".example.com"
+   and "example.com" both match "a.example.com" and "example.com", never
+   "badexample.com"); a ":port" suffix of an entry is ignored; IPv6
+   entries may be bracketed. An IP-literal host matches an entry that is
+   the same address (compared as addresses: "::1" matches "0:0::1"; never
+   as a domain suffix) or a CIDR range containing it (curl >= 7.86):
+   "192.168.0.0/16", "10.0.0.0/8", "::1/128", "fe80::/10", "[fe80::]/10";
+   a range never matches a host name, and a malformed range (bits beyond
+   the address size, no digits) matches nothing.
+   Params: no_proxy - the list (NULL or "" = nothing excluded); host - the
+           URL's host (IPv6 with or without brackets).
+   Returns: 1 if excluded (connect directly), 0 if not.
+   Blocks: no.
+   Thread: any.
+   See: pr_http_client_opts. */
+PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
+
+// @pristine:impl
+#define PR__HTTP_DEF_CONNECT_MS 30000
+#define PR__HTTP_DEF_POOL_IDLE_MS 60000
+#define PR__HTTP_DEF_POOL_MAX 16
+#define PR__HTTP_MAX_REDIRECTS 10
+#define PR__HTTP_DRAIN_MAX 65536 /* bytes of a followed 3xx body read to keep its connection */
+#define PR__HTTP_DRAIN_MS 1000    /* time spent on that at most */
+
+/* An idle pooled connection; the key bytes follow the struct. */
+typedef struct pr__http_pooled {
+    struct pr__http_pooled *next;
+    pr_conn *conn;
+    int64_t since;
+    size_t key_len;
+} pr__http_pooled;
+
+struct pr_http_client {
+    pr_http_client_opts o;        /* resolved; string fields point at the copies below */
+    char *ca_file, *ca_pem, *alpn, *no_proxy;
+    size_t ca_file_n, ca_pem_n, alpn_n, no_proxy_n;
+    pr_tls_anchors *anchors;      /* parsed from ca_file / ca_pem at create; owned */
+    pr_url proxy_http, proxy_https; /* mem_ == NULL: none */
+    pr__http_pooled *pool;        /* most recently released first */
+    size_t npool;
+    long live;                    /* responses that own a connection */
+    int destroyed;                /* pr_http_client_destroy ran; free with the last response */
+    pr_err_info err;
+};
+
+static char *pr__http_strdup(const char *s, size_t *n) {
+    char *d;
+    *n = strlen(s) + 1;
+    d = (char *)pr__alloc(*n);
+    if (d) memcpy(d, s, *n);
+    return d;
+}
+
+static void pr__http_pool_free(pr__http_pooled *e) {
+    pr_conn_destroy(e->conn);
+    pr__free(e, sizeof *e + e->key_len);
+}
+
+static void pr__http_client_free(pr_http_client *c) {
+    while (c->pool) {
+        pr__http_pooled *e = c->pool;
+        c->pool = e->next;
+        pr__http_pool_free(e);
+    }
+    pr__free(c->ca_file, c->ca_file_n);
+    pr__free(c->ca_pem, c->ca_pem_n);
+    pr__free(c->alpn, c->alpn_n);
+    pr__free(c->no_proxy, c->no_proxy_n);
+    pr_tls_anchors_destroy(c->anchors);
+    pr_url_deinit(&c->proxy_http);
+    pr_url_deinit(&c->proxy_https);
+    pr__free(c, sizeof *c);
+}
+
+/* Parse a proxy URL ("host:port" means http://host:port). "" = none. */
+static int pr__http_proxy_parse(pr_url *u, const char *s) {
+    const char *sep;
+    pr_buf b;
+    int rc = PR_OK;
+    if (!s || !*s) return PR_OK;
+    sep = strstr(s, "://");
+    if (sep && !((size_t)(sep - s) == 4 && (s[0] | 0x20) == 'h' && (s[1] | 0x20) == 't' &&
+                 (s[2] | 0x20) == 't' && (s[3] | 0x20) == 'p'))
+        return PR_ENOTSUP; /* https://, socks5://, ... */
+    pr_buf_init(&b);
+    if (!sep) rc = pr_buf_append_str(&b, "http://");
+    if (!rc) rc = pr_buf_append_str(&b, s);
+    if (!rc) rc = pr_url_parse(u, b.data, b.len, NULL);
+    pr_buf_deinit(&b);
+    return rc;
+}
+
+static const char *pr__http_env2(const char *a, const char *b) {
+    const char *v = a ? getenv(a) : NULL;
+    if (!v && b) v = getenv(b);
+    return v;
+}
+
+int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts) {
+    pr_http_client *c;
+    const char *hp, *sp, *ap, *np;
+    int rc = PR_OK;
+    if (out) *out = NULL;
+    if (!out) return PR_EINVAL;
+    c = (pr_http_client *)pr__calloc(1, sizeof *c);
+    if (!c) return PR_ENOMEM;
+    if (opts) c->o = *opts;
+    c->o.connect_timeout_ms = PR__DEF(c->o.connect_timeout_ms, PR__HTTP_DEF_CONNECT_MS);
+    c->o.pool_idle_ms = PR__DEF(c->o.pool_idle_ms, PR__HTTP_DEF_POOL_IDLE_MS);
+    c->o.pool_max = PR__DEF(c->o.pool_max, PR__HTTP_DEF_POOL_MAX);
+    if (c->o.pool_max < 0) c->o.pool_max = 0;
+    if (c->o.max_redirects < 0) c->o.max_redirects = 0;
+    if (c->o.max_redirects > PR__HTTP_MAX_REDIRECTS) c->o.max_redirects = PR__HTTP_MAX_REDIRECTS;
+    if (c->o.idle_timeout_ms) c->o.http.idle_timeout_ms = c->o.idle_timeout_ms;
+    c->o.tcp_keepalive_s = PR__DEF(c->o.tcp_keepalive_s, 60);
+    c->o.tls.err = NULL;
+    if (c->o.tls.ca_file && !(c->ca_file = pr__http_strdup(c->o.tls.ca_file, &c->ca_file_n))) rc = PR_ENOMEM;
+    if (!rc && c->o.tls.ca_pem) {
+        c->ca_pem_n = c->o.tls.ca_pem_len ? c->o.tls.ca_pem_len : strlen(c->o.tls.ca_pem);
+        if ((c->ca_pem = (char *)pr__alloc(c->ca_pem_n)) != NULL) memcpy(c->ca_pem, c->o.tls.ca_pem, c->ca_pem_n);
+        else rc = PR_ENOMEM;
+        c->o.tls.ca_pem_len = c->ca_pem_n;
+    }
+    if (!rc && c->o.tls.alpn && !(c->alpn = pr__http_strdup(c->o.tls.alpn, &c->alpn_n))) rc = PR_ENOMEM;
+    c->o.tls.ca_file = c->ca_file;
+    c->o.tls.ca_pem = c->ca_pem;
+    c->o.tls.alpn = c->alpn;
+#ifndef PRISTINE_NO_TLS
+    /* parse the trust anchors once; every connect shares them read-only */
+    if (!rc && !c->o.tls.anchors && !c->o.tls.insecure_skip_verify_DANGEROUS && (c->ca_file || c->ca_pem)) {
+        rc = pr_tls_anchors_create(&c->anchors, c->ca_pem ? NULL : c->ca_file, c->ca_pem, c->ca_pem_n, &c->err);
+        c->o.tls.anchors = c->anchors;
+    }
+    if (!rc && c->o.tls.anchors) { /* the anchors win over ca_file / ca_pem: drop the copies */
+        pr__free(c->ca_file, c->ca_file_n);
+        pr__free(c->ca_pem, c->ca_pem_n);
+        c->ca_file = c->ca_pem = NULL;
+        c->ca_file_n = c->ca_pem_n = 0;
+        c->o.tls.ca_file = c->o.tls.ca_pem = NULL;
+        c->o.tls.ca_pem_len = 0;
+    }
+#endif
+    hp = c->o.http_proxy;
+    sp = c->o.https_proxy;
+    ap = c->o.all_proxy;
+    np = c->o.no_proxy;
+    if (!c->o.ignore_env) {
+        if (!hp) hp = pr__http_env2("http_proxy", NULL); /* lower case only (httpoxy) */
+        if (!sp) sp = pr__http_env2("https_proxy", "HTTPS_PROXY");
+        if (!ap) ap = pr__http_env2("all_proxy", "ALL_PROXY");
+        if (!np) np = pr__http_env2("no_proxy", "NO_PROXY");
+    }
+    if (!hp || !*hp) hp = ap;
+    if (!sp || !*sp) sp = ap;
+    if (c->o.http_proxy && !*c->o.http_proxy) hp = NULL; /* explicit "" = none */
+    if (c->o.https_proxy && !*c->o.https_proxy) sp = NULL;
+    if (!rc) rc = pr__http_proxy_parse(&c->proxy_http, hp);
+    if (!rc) rc = pr__http_proxy_parse(&c->proxy_https, sp);
+    if (!rc && np && *np && !(c->no_proxy = pr__http_strdup(np, &c->no_proxy_n))) rc = PR_ENOMEM;
+    c->o.http_proxy = c->o.https_proxy = c->o.all_proxy = NULL;
+    c->o.no_proxy = c->no_proxy;
+    if (rc) {
+        pr__http_client_free(c);
+        return rc;
+    }
+    *out = c;
+    return PR_OK;
+}
+
+void pr_http_client_destroy(pr_http_client *c) {
+    if (!c) return;
+    while (c->pool) {
+        pr__http_pooled *e = c->pool;
+        c->pool = e->next;
+        pr__http_pool_free(e);
+    }
+    c->npool = 0;
+    if (c->live > 0) c->destroyed = 1;
+    else pr__http_client_free(c);
+}
+
+int pr_http_client_last_error(const pr_http_client *c, pr_err_info *out) {
+    if (!c || !out) return PR_EINVAL;
+    *out = c->err;
+    return PR_OK;
+}
+
+size_t pr_http_client_idle_count(const pr_http_client *c) { return c ? c->npool : 0; }
+
+/* ---- no_proxy ---- */
+
+/* An IP literal (IPv6 optionally in brackets) into out[16]: returns 4
+   (IPv4), 16 (IPv6) or 0 (not an IP literal). */
+static int pr__http_ip_parse(pr_slice s, unsigned char *out) {
+    char tmp[64];
+    if (s.len >= 2 && s.ptr[0] == '[' && s.ptr[s.len - 1] == ']') {
+        s.ptr++;
+        s.len -= 2;
+    }
+    if (!s.len || s.len >= sizeof tmp) return 0;
+    memcpy(tmp, s.ptr, s.len);
+    tmp[s.len] = 0;
+    if (inet_pton(AF_INET, tmp, out) == 1) return 4;
+    if (inet_pton(AF_INET6, tmp, out) == 1) return 16;
+    return 0;
+}
+
+/* Whether the address ip (alen bytes) lies in the range "addr/bits" of e
+   (slash points at the '/'). A malformed range matches nothing. */
+static int pr__http_cidr_match(pr_slice e, const char *slash, const unsigned char *ip, int alen) {
+    unsigned char net[16];
+    pr_slice a, b;
+    unsigned long bits = 0;
+    size_t i, full;
+    a.ptr = e.ptr;
+    a.len = (size_t)(slash - e.ptr);
+    b.ptr = slash + 1;
+    b.len = e.len - a.len - 1;
+    if (!b.len || b.len > 3) return 0;
+    for (i = 0; i < b.len; i++) {
+        if (b.ptr[i] < '0' || b.ptr[i] > '9') return 0;
+        bits = bits * 10 + (unsigned long)(b.ptr[i] - '0');
+    }
+    if (pr__http_ip_parse(a, net) != alen || bits > (unsigned long)alen * 8) return 0;
+    full = bits / 8;
+    if (memcmp(net, ip, full) != 0) return 0;
+    if (bits % 8) {
+        unsigned mask = (0xffu << (8 - bits % 8)) & 0xffu;
+        if ((net[full] & mask) != (ip[full] & mask)) return 0;
+    }
+    return 1;
+}
+
+int pr_http_no_proxy_match(const char *no_proxy, const char *host) {
+    pr_slice h, list;
+    size_t i, s = 0;
+    unsigned char hip[16];
+    int hfam;
+    if (!no_proxy || !host || !*host) return 0;
+    h = pr_slice_cstr(host);
+    if (h.len >= 2 && h.ptr[0] == '[' && h.ptr[h.len - 1] == ']') {
+        h.ptr++;
+        h.len -= 2;
+    }
+    if (h.len && h.ptr[h.len - 1] == '.') h.len--; /* "example.com." */
+    hfam = pr__http_ip_parse(h, hip);
+    list = pr_slice_cstr(no_proxy);
+    for (i = 0; i <= list.len; i++) {
+        pr_slice e;
+        if (i < list.len && list.ptr[i] != ',') continue;
+        e.ptr = list.ptr + s;
+        e.len = i - s;
+        s = i + 1;
+        e = pr_slice_trim(e);
+        if (!e.len) continue;
+        if (e.len == 1 && e.ptr[0] == '*') return 1;
+        {
+            const char *slash = (const char *)memchr(e.ptr, '/', e.len);
+            if (slash) { /* a CIDR range: only for IP-literal hosts */
+                if (hfam && pr__http_cidr_match(e, slash, hip, hfam)) return 1;
+                continue;
+            }
+        }
+        if (e.ptr[0] == '[') { /* [v6] or [v6]:port */
+            const char *rb = (const char *)memchr(e.ptr, ']', e.len);
+            if (!rb) continue;
+            e.ptr++;
+            e.len = (size_t)(rb - e.ptr);
+        } else {
+            const char *c1 = (const char *)memchr(e.ptr, ':', e.len);
+            if (c1 && !memchr(c1 + 1, ':', e.len - (size_t)(c1 + 1 - e.ptr))) e.len = (size_t)(c1 - e.ptr); /* port */
+        }
+        while (e.len && e.ptr[0] == '.') {
+            e.ptr++;
+            e.len--;
+        }
+        if (e.len && e.ptr[e.len - 1] == '.') e.len--;
+        if (!e.len) continue;
+        if (hfam) { /* an IP-literal host: the same address, never a suffix */
+            unsigned char eip[16];
+            if (pr__http_ip_parse(e, eip) == hfam && !memcmp(eip, hip, (size_t)hfam)) return 1;
+            continue;
+        }
+        if (pr_slice_ieq(e, h)) return 1;
+        if (h.len > e.len && h.ptr[h.len - e.len - 1] == '.') {
+            pr_slice tail;
+            tail.ptr = h.ptr + h.len - e.len;
+            tail.len = e.len;
+            if (pr_slice_ieq(tail, e)) return 1;
+        }
+    }
+    return 0;
+}
+
+/* Loopback origins are never proxied: the names localhost and *.localhost
+   (RFC 6761; the resolver answers them with loopback addresses), and the
+   addresses 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104, parsed as addresses
+   (a name such as "127.example.test" is not loopback). */
+static int pr__http_is_loopback(pr_slice host) {
+    static const unsigned char v6_1[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+    static const unsigned char v4map[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    pr_slice lh = pr_slice_cstr("localhost");
+    unsigned char ip[16];
+    int fam;
+    if (host.len && host.ptr[host.len - 1] == '.') host.len--; /* "localhost." */
+    if (pr_slice_ieq(host, lh)) return 1;
+    if (host.len > lh.len + 1 && host.ptr[host.len - lh.len - 1] == '.') {
+        pr_slice tail;
+        tail.ptr = host.ptr + host.len - lh.len;
+        tail.len = lh.len;
+        if (pr_slice_ieq(tail, lh)) return 1;
+    }
+    fam = pr__http_ip_parse(host, ip); /* IPv6 with or without brackets */
+    if (fam == 4) return ip[0] == 127;
+    if (fam == 16) return !memcmp(ip, v6_1, 16) || (!memcmp(ip, v4map, 12) && ip[12] == 127);
+    return 0;
+}
+
+/* The proxy for u, or NULL. */
+static const pr_url *pr__http_proxy_for(pr_http_client *c, const pr_url *u) {
+    const pr_url *p = u->secure ? &c->proxy_https : &c->proxy_http;
+    char host[256];
+    if (!p->mem_ || pr__http_is_loopback(u->host)) return NULL;
+    if (c->no_proxy) {
+        if (u->host.len >= sizeof host) return p;
+        memcpy(host, u->host.ptr, u->host.len);
+        host[u->host.len] = 0;
+        if (pr_http_no_proxy_match(c->no_proxy, host)) return NULL;
+    }
+    return p;
+}
+
+/* ---- pool ---- */
+
+static int pr__http_pool_key(pr_buf *k, const pr_url *u, const pr_url *proxy) {
+    int rc = pr_url_origin(k, u);
+    if (!rc && proxy) {
+        rc = pr_buf_append(k, " via ", 5);
+        if (!rc) rc = pr_url_origin(k, proxy);
+        if (!rc) rc = pr_buf_append(k, "@", 1);
+        if (!rc) rc = pr_buf_append(k, proxy->userinfo.ptr, proxy->userinfo.len);
+    }
+    return rc;
+}
+
+/* Take a live idle connection for key, closing expired and dead ones. */
+static pr_conn *pr__http_pool_take(pr_http_client *c, const pr_buf *key) {
+    pr__http_pooled **pp = &c->pool;
+    int64_t now = pr_now();
+    while (*pp) {
+        pr__http_pooled *e = *pp;
+        if (now - e->since >= c->o.pool_idle_ms) { /* expired */
+            *pp = e->next;
+            c->npool--;
+            pr__http_pool_free(e);
+            continue;
+        }
+        if (e->key_len == key->len && !memcmp(e + 1, key->data, key->len)) {
+            char probe;
+            ptrdiff_t k;
+            pr_conn *conn = e->conn;
+            *pp = e->next;
+            c->npool--;
+            /* dead-connection check: readable now (EOF, reset, stray bytes) = unusable */
+            k = pr_conn_read(conn, &probe, 1, 0);
+            if (k == PR_ETIMEDOUT) {
+                pr__free(e, sizeof *e + e->key_len);
+                return conn;
+            }
+            pr__http_pool_free(e);
+            continue;
+        }
+        pp = &e->next;
+    }
+    return NULL;
+}
+
+/* Give a connection back (takes ownership of conn; key copied). */
+static void pr__http_pool_put(pr_http_client *c, pr_conn *conn, const char *key, size_t key_len) {
+    pr__http_pooled *e, **pp;
+    size_t n;
+    if (c->destroyed || c->o.pool_idle_ms < 0 || c->o.pool_max <= 0) {
+        pr_conn_destroy(conn);
+        return;
+    }
+    e = (pr__http_pooled *)pr__alloc(sizeof *e + key_len);
+    if (!e) {
+        pr_conn_destroy(conn);
+        return;
+    }
+    e->conn = conn;
+    e->since = pr_now();
+    e->key_len = key_len;
+    memcpy(e + 1, key, key_len);
+    e->next = c->pool;
+    c->pool = e;
+    c->npool++;
+    /* over the cap: close the oldest (the tail) */
+    for (n = 1, pp = &c->pool; *pp; n++) {
+        if (n > (size_t)c->o.pool_max) {
+            pr__http_pooled *x = *pp;
+            *pp = x->next;
+            c->npool--;
+            pr__http_pool_free(x);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+}
+
+/* What a client response holds until it is destroyed: its connection and
+   the pool key to file it under. */
+typedef struct pr__http_lease {
+    pr_http_client *client;
+    pr_conn *conn;
+    size_t key_len; /* the key bytes follow the struct */
+} pr__http_lease;
+
+/* pr_http_response_destroy's hook for client responses: a connection whose
+   response ended cleanly goes back to the pool, any other is closed. */
+static void pr__http_lease_end(pr_http_response *r, void *ctx) {
+    pr__http_lease *l = (pr__http_lease *)ctx;
+    pr_http_client *c = l->client;
+    if (pr_http_reusable(r)) pr__http_pool_put(c, l->conn, (const char *)(l + 1), l->key_len);
+    else pr_conn_destroy(l->conn);
+    r->on_destroy = NULL;
+    c->live--;
+    pr__free(l, sizeof *l + l->key_len);
+    if (c->destroyed && c->live <= 0) pr__http_client_free(c);
+}
+
+/* ---- a connection that first returns bytes read past a CONNECT reply ---- */
+typedef struct pr__http_pfx {
+    pr_conn base; /* first */
+    pr_conn *inner;
+    char *buf;
+    size_t len, pos;
+} pr__http_pfx;
+
+static ptrdiff_t pr__http_pfx_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
+    pr__http_pfx *p = (pr__http_pfx *)(void *)c;
+    ptrdiff_t k;
+    if (p->pos < p->len) {
+        size_t m = PR__MIN(n, p->len - p->pos);
+        memcpy(buf, p->buf + p->pos, m);
+        p->pos += m;
+        return (ptrdiff_t)m;
+    }
+    k = p->inner->ops->read(p->inner, buf, n, deadline);
+    if (k < 0) c->err = p->inner->err;
+    return k;
+}
+
+static ptrdiff_t pr__http_pfx_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
+    pr__http_pfx *p = (pr__http_pfx *)(void *)c;
+    ptrdiff_t k = p->inner->ops->write(p->inner, buf, n, deadline);
+    if (k < 0) c->err = p->inner->err;
+    return k;
+}
+
+static int pr__http_pfx_shutdown(pr_conn *c, int64_t deadline) {
+    pr__http_pfx *p = (pr__http_pfx *)(void *)c;
+    return p->inner->ops->shutdown(p->inner, deadline);
+}
+
+static void pr__http_pfx_destroy(pr_conn *c) {
+    pr__http_pfx *p = (pr__http_pfx *)(void *)c;
+    pr_conn_destroy(p->inner);
+    pr__free(p->buf, p->len);
+    pr__free(p, sizeof *p);
+}
+
+static const pr_conn_ops pr__http_pfx_ops = { pr__http_pfx_read, pr__http_pfx_write, pr__http_pfx_shutdown,
+                                              pr__http_pfx_destroy };
+
+/* ---- connecting ---- */
+
+static const char pr__http_b64c[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Append "Basic <base64(percent-decoded userinfo)>". */
+static int pr__http_basic(pr_buf *out, const pr_url *proxy) {
+    pr_buf raw;
+    size_t i;
+    int rc;
+    pr_buf_init(&raw);
+    rc = pr_url_decode(&raw, proxy->userinfo.ptr, proxy->userinfo.len, 0);
+    if (!rc) rc = pr_buf_append_str(out, "Basic ");
+    for (i = 0; !rc && i < raw.len; i += 3) {
+        unsigned char *s = (unsigned char *)raw.data + i;
+        size_t m = raw.len - i;
+        char q[4];
+        unsigned v = (unsigned)s[0] << 16 | (m > 1 ? (unsigned)s[1] << 8 : 0) | (m > 2 ? s[2] : 0);
+        q[0] = pr__http_b64c[(v >> 18) & 63];
+        q[1] = pr__http_b64c[(v >> 12) & 63];
+        q[2] = m > 1 ? pr__http_b64c[(v >> 6) & 63] : '=';
+        q[3] = m > 2 ? pr__http_b64c[v & 63] : '=';
+        rc = pr_buf_append(out, q, 4);
+    }
+    pr_buf_deinit(&raw);
+    return rc;
+}
+
+/* A NUL-terminated copy of a host slice into h[256]. */
+static int pr__http_host_cstr(char *h, pr_slice s) {
+    if (s.len >= 256) return PR_EINVAL;
+    memcpy(h, s.ptr, s.len);
+    h[s.len] = 0;
+    return PR_OK;
+}
+
+/* Open a CONNECT tunnel over *conn (replaced by the tunnel on success;
+   destroyed on failure). *head_used receives the bytes of the reply heads. */
+static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, const pr_url *proxy,
+                           size_t *head_used, int64_t deadline) {
+    pr_buf auth, hostv, pa;
+    pr_http_header h[2];
+    pr_http_request req;
+    pr_http_response *r = NULL;
+    pr_slice target;
+    int rc;
+    pr_buf_init(&auth);
+    pr_buf_init(&pa);
+    pr_buf_init(&hostv);
+    rc = pr_url_authority(&auth, u, 1);
+    if (!rc && proxy->has_userinfo) rc = pr__http_basic(&pa, proxy);
+    memset(&req, 0, sizeof req);
+    if (!rc) {
+        h[0].name = pr_slice_cstr("Host");
+        h[0].value.ptr = auth.data;
+        h[0].value.len = auth.len;
+        h[1].name = pr_slice_cstr("Proxy-Authorization");
+        h[1].value.ptr = pa.data;
+        h[1].value.len = pa.len;
+        req.method = "CONNECT";
+        req.url = u;
+        req.headers = h;
+        req.nheaders = proxy->has_userinfo ? 2 : 1;
+        target.ptr = auth.data;
+        target.len = auth.len;
+        rc = pr__http_exchange(&r, *conn, &req, &c->o.http, &target, 0, deadline, NULL);
+        if (rc)
+            pr__err_set(&c->err, rc, (*conn)->err.sys_errno, "proxy CONNECT: %s",
+                        (*conn)->err.msg[0] ? (*conn)->err.msg : pr_strerror(rc));
+    } else {
+        pr__err_set(&c->err, rc, 0, "proxy CONNECT: out of memory");
+    }
+    if (!rc && r->status / 100 != 2) {
+        int st = r->status;
+        rc = pr__err_set(&c->err, PR_EPROTO, 0, "proxy refused CONNECT with status %d", st);
+        c->err.http_status = st;
+    }
+    if (!rc) *head_used = r->head_used + r->base; /* the origin's first head shares the budget */
+    /* Bytes already read past the reply belong to the tunnel: a wrapper hands
+       them out first. Without them the socket itself is the tunnel (and TLS
+       over it can wait on both directions). */
+    if (!rc && r->wpos > r->rpos) {
+        size_t extra = r->wpos - r->rpos;
+        pr__http_pfx *p = (pr__http_pfx *)pr__calloc(1, sizeof *p);
+        if (p && !(p->buf = (char *)pr__alloc(extra))) {
+            pr__free(p, sizeof *p);
+            p = NULL;
+        }
+        if (!p) {
+            rc = pr__err_set(&c->err, PR_ENOMEM, 0, "proxy CONNECT: out of memory");
+        } else {
+            memcpy(p->buf, r->buf + r->rpos, extra);
+            p->base.ops = &pr__http_pfx_ops;
+            p->inner = *conn;
+            p->len = extra;
+            *conn = &p->base;
+        }
+    }
+    pr_http_response_destroy(r);
+    if (rc) {
+        pr_conn_destroy(*conn);
+        *conn = NULL;
+    }
+    pr_buf_deinit(&auth);
+    pr_buf_deinit(&pa);
+    pr_buf_deinit(&hostv);
+    return rc;
+}
+
+/* A fresh connection to u (through proxy when set): TCP, CONNECT, TLS, all
+   under the connect cap. *head_used: bytes of a CONNECT reply (else 0). */
+static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, const pr_url *proxy,
+                            size_t *head_used, int64_t deadline) {
+    const pr_url *to = proxy ? proxy : u;
+    int64_t cdl = deadline;
+    pr_net_opts no;
+    pr_conn *conn = NULL;
+    const char *phase;
+    char host[256];
+    int rc;
+    *out = NULL;
+    *head_used = 0;
+    if (c->o.connect_timeout_ms > 0) cdl = pr_deadline_min(deadline, pr_deadline_in(c->o.connect_timeout_ms));
+    if (pr__http_host_cstr(host, to->host)) return pr__err_set(&c->err, PR_EINVAL, 0, "http: host name too long");
+    memset(&no, 0, sizeof no);
+    no.connect_timeout_ms = -1; /* cdl holds the cap */
+    no.keepalive = c->o.tcp_keepalive_s > 0 ? c->o.tcp_keepalive_s : 0;
+    no.err = &c->err;
+    memset(&c->err, 0, sizeof c->err);
+    phase = proxy ? "connecting to the proxy" : "resolving and connecting";
+    rc = pr_tcp_connect(&conn, host, to->port, &no, cdl);
+    if (!rc && proxy && u->secure) {
+        phase = "waiting for the proxy's CONNECT reply";
+        rc = pr__http_tunnel(c, &conn, u, proxy, head_used, cdl);
+    }
+    if (!rc && u->secure) {
+        phase = "in the TLS handshake";
+        pr_tls_opts to2 = c->o.tls;
+        pr_conn *t = NULL;
+        to2.err = &c->err;
+        if (pr__http_host_cstr(host, u->host)) {
+            pr_conn_destroy(conn);
+            return pr__err_set(&c->err, PR_EINVAL, 0, "http: host name too long");
+        }
+        rc = pr_tls_client(&t, conn, host, &to2, cdl); /* owns conn from here on */
+        conn = t;
+    }
+    if (rc) {
+        if (c->err.code != rc) pr__err_set(&c->err, rc, 0, "http: connect failed: %s", pr_strerror(rc));
+        if (rc == PR_ETIMEDOUT && cdl < deadline && pr_now() >= cdl)
+            pr__err_set(&c->err, rc, 0, "http: connect timeout (%d ms) %s (%s)", c->o.connect_timeout_ms, phase, host);
+        return rc;
+    }
+    *out = conn;
+    return PR_OK;
+}
+
+/* ---- requests ---- */
+
+static int pr__http_method_is(const char *m, const char *s) { return strcmp(m, s) == 0; }
+
+/* One request on one origin: pool or connect, exchange, one retry on a
+   dead reused connection. */
+static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
+                                int64_t deadline) {
+    const pr_url *u = req->url, *proxy = pr__http_proxy_for(c, u);
+    pr_buf key, target, pauth;
+    pr_slice tslice, *tp = NULL;
+    pr_http_request rq = *req;
+    pr_http_header *hv = NULL;
+    size_t hv_n = 0;
+    int rc, attempt;
+    *out = NULL;
+    pr_buf_init(&key);
+    pr_buf_init(&target);
+    pr_buf_init(&pauth);
+    rc = pr__http_pool_key(&key, u, proxy);
+    if (!rc && proxy && !u->secure) { /* absolute-form target, Proxy-Authorization */
+        rc = pr_buf_append_str(&target, "http://");
+        if (!rc) rc = pr_url_authority(&target, u, 0);
+        if (!rc) rc = pr_url_target(&target, u);
+        tslice.ptr = target.data;
+        tslice.len = target.len;
+        tp = &tslice;
+        if (!rc && proxy->has_userinfo) {
+            rc = pr__http_basic(&pauth, proxy);
+            hv_n = req->nheaders + 1;
+            if (!rc && !(hv = (pr_http_header *)pr__calloc(hv_n, sizeof *hv))) rc = PR_ENOMEM;
+            if (!rc) {
+                if (req->nheaders) memcpy(hv, req->headers, req->nheaders * sizeof *hv);
+                hv[req->nheaders].name = pr_slice_cstr("Proxy-Authorization");
+                hv[req->nheaders].value.ptr = pauth.data;
+                hv[req->nheaders].value.len = pauth.len;
+                rq.headers = hv;
+                rq.nheaders = hv_n;
+            }
+        }
+    }
+    if (rc) {
+        pr__err_set(&c->err, rc, 0, "http: out of memory");
+        goto done;
+    }
+    for (attempt = 0;; attempt++) {
+        pr_http_response *r = NULL;
+        pr__http_lease *lease;
+        pr_conn *conn = attempt == 0 ? pr__http_pool_take(c, &key) : NULL;
+        int reused = conn != NULL, rx = 0;
+        size_t head_used = 0;
+        if (!conn && (rc = pr__http_connect(c, &conn, u, proxy, &head_used, deadline)) != 0) goto done;
+        rc = pr__http_exchange(&r, conn, &rq, &c->o.http, tp, head_used, deadline, &rx);
+        if (rc) {
+            pr_err_info e = conn->err;
+            pr_conn_destroy(conn);
+            /* transparent retry: a reused connection died before the first
+               response byte and the request can be sent again */
+            if (reused && !rx && !req->body_fn && pr__http_peer_gone(rc, &e)) continue;
+            if (e.code != rc) pr__err_set(&e, rc, 0, "http: %s", pr_strerror(rc));
+            c->err = e;
+            goto done;
+        }
+        lease = (pr__http_lease *)pr__alloc(sizeof *lease + key.len);
+        if (!lease) {
+            pr_http_response_destroy(r);
+            pr_conn_destroy(conn);
+            rc = pr__err_set(&c->err, PR_ENOMEM, 0, "http: out of memory");
+            goto done;
+        }
+        lease->client = c;
+        lease->conn = conn;
+        lease->key_len = key.len;
+        memcpy(lease + 1, key.data, key.len);
+        r->on_destroy = pr__http_lease_end;
+        r->on_destroy_ctx = lease;
+        c->live++;
+        *out = r;
+        break;
+    }
+done:
+    pr__free(hv, hv_n * sizeof *hv);
+    pr_buf_deinit(&key);
+    pr_buf_deinit(&target);
+    pr_buf_deinit(&pauth);
+    return rc;
+}
+
+/* Fields dropped when a redirect changes the origin: credentials, and a
+   user Host (it names the old origin; curl drops it too). */
+static int pr__http_is_origin_bound(pr_slice name) {
+    return pr__http_hdr_is(name, "authorization") || pr__http_hdr_is(name, "cookie") ||
+           pr__http_hdr_is(name, "proxy-authorization") || pr__http_hdr_is(name, "host");
+}
+
+int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
+                           int64_t deadline) {
+    pr_http_request rq;
+    pr_http_header *hv = NULL;
+    size_t hv_cap = 0, i;
+    pr_url cur;
+    int rc, hops = 0;
+    if (out) *out = NULL;
+    if (!c || !out || !req || !req->url) return PR_EINVAL;
+    if (req->nheaders && !req->headers) return PR_EINVAL;
+#ifdef PRISTINE_NO_TLS
+    if (req->url->secure) return pr__err_set(&c->err, PR_ENOTSUP, 0, "http: https needs TLS (PRISTINE_NO_TLS)");
+#endif
+    memset(&cur, 0, sizeof cur);
+    rq = *req;
+    for (;;) {
+        pr_http_response *r = NULL;
+        const pr_slice *loc;
+        int st, keep_body;
+        pr_buf base, next;
+        pr_url nu;
+        rc = pr__http_client_once(c, &r, &rq, deadline);
+        if (rc) break;
+        st = pr_http_status(r);
+        loc = pr_http_header_get(r, "location");
+        if (!c->o.max_redirects || !loc || !(st == 301 || st == 302 || st == 303 || st == 307 || st == 308)) {
+            *out = r;
+            break;
+        }
+        keep_body = !(st == 303 || ((st == 301 || st == 302) && rq.method && pr__http_method_is(rq.method, "POST")));
+        if (keep_body && rq.body_fn) { /* cannot replay a streamed body: the 3xx is the answer */
+            *out = r;
+            break;
+        }
+        if (++hops > c->o.max_redirects) {
+            pr_http_response_destroy(r);
+            rc = pr__err_set(&c->err, PR_ELIMIT, 0, "http: more than %d redirects", c->o.max_redirects);
+            c->err.http_status = st;
+            break;
+        }
+        /* the next URL */
+        pr_buf_init(&base);
+        pr_buf_init(&next);
+        memset(&nu, 0, sizeof nu);
+        rc = pr_url_format(&base, rq.url, 0);
+        if (!rc) rc = pr_url_resolve(&next, base.data, base.len, loc->ptr, loc->len, &c->err);
+        if (!rc) rc = pr_url_parse(&nu, next.data, next.len, &c->err);
+        pr_buf_deinit(&base);
+        pr_buf_deinit(&next);
+        if (rc) {
+            if (rc == PR_EINVAL) rc = PR_EPROTO; /* the server's Location is bad, not the caller's request */
+            c->err.code = rc;
+            c->err.http_status = st;
+            pr_http_response_destroy(r);
+            pr_url_deinit(&nu);
+            break;
+        }
+        if (rq.url->secure && !nu.secure && !c->o.allow_https_to_http) {
+            pr_http_response_destroy(r);
+            pr_url_deinit(&nu);
+            rc = pr__err_set(&c->err, PR_EPROTO, 0, "http: redirect from https to http refused");
+            c->err.http_status = st;
+            break;
+        }
+        /* drain the 3xx body so its connection can be reused, but only what
+           is cheap: at most PR__HTTP_DRAIN_MAX bytes within PR__HTTP_DRAIN_MS
+           (and the deadline). A body that has not ended by then leaves the
+           response unreusable: destroying it closes the connection. */
+        {
+            char tmp[4096];
+            size_t got = 0;
+            ptrdiff_t k;
+            int64_t ddl = pr_deadline_min(deadline, pr_deadline_in(PR__HTTP_DRAIN_MS));
+            while (got < PR__HTTP_DRAIN_MAX && (k = pr_http_read(r, tmp, sizeof tmp, ddl)) > 0) got += (size_t)k;
+        }
+        pr_http_response_destroy(r);
+        if (!pr_url_same_origin(rq.url, &nu)) { /* drop credentials for the rest of the chain */
+            size_t n = 0;
+            if (!hv) {
+                hv_cap = rq.nheaders ? rq.nheaders : 1;
+                hv = (pr_http_header *)pr__calloc(hv_cap, sizeof *hv);
+                if (!hv) {
+                    pr_url_deinit(&nu);
+                    rc = pr__err_set(&c->err, PR_ENOMEM, 0, "http: out of memory");
+                    break;
+                }
+            }
+            for (i = 0; i < rq.nheaders; i++)
+                if (!pr__http_is_origin_bound(rq.headers[i].name)) hv[n++] = rq.headers[i];
+            rq.headers = hv;
+            rq.nheaders = n;
+        }
+        if (!keep_body) {
+            if (!rq.method || !pr__http_method_is(rq.method, "HEAD")) rq.method = "GET";
+            rq.body = NULL;
+            rq.body_len = 0;
+            rq.body_fn = NULL;
+            rq.body_user_data = NULL;
+        }
+        pr_url_deinit(&cur);
+        cur = nu;
+        rq.url = &cur;
+    }
+    pr__free(hv, hv_cap * sizeof *hv);
+    pr_url_deinit(&cur);
+    return rc;
+}
+
+int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, int64_t deadline) {
+    pr_http_request req;
+    pr_url u;
+    int rc;
+    if (out) *out = NULL;
+    if (!c || !out || !url) return PR_EINVAL;
+    memset(&u, 0, sizeof u);
+    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) return rc;
+    memset(&req, 0, sizeof req);
+    req.url = &u;
+    rc = pr_http_client_request(c, out, &req, deadline);
+    pr_url_deinit(&u);
+    return rc;
+}
