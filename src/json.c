@@ -555,11 +555,11 @@ static int pr__json_string(pr__json_parser *ps, pr_json *v) {
         unsigned k;
         while (end - q >= 8) { /* 8 bytes at a time: stop near '"', '\\', < 0x20 or >= 0x80 */
             const uint64_t lo = 0x0101010101010101ull, hi = 0x8080808080808080ull;
-            uint64_t v, a, b;
-            memcpy(&v, q, 8);
-            a = v ^ (lo * '"');
-            b = v ^ (lo * '\\');
-            if ((((a - lo) & ~a) | ((b - lo) & ~b) | ((v - lo * 0x20) & ~v) | v) & hi) break;
+            uint64_t w, a, b;
+            memcpy(&w, q, 8);
+            a = w ^ (lo * '"');
+            b = w ^ (lo * '\\');
+            if ((((a - lo) & ~a) | ((b - lo) & ~b) | ((w - lo * 0x20) & ~w) | w) & hi) break;
             q += 8;
         }
         while (q < end && !pr__json_strclass[*q]) q++;

@@ -15,7 +15,7 @@ case "$CC" in *clang*) CXX=${CXX:-clang++} ;; *) CXX=${CXX:-c++} ;; esac
 B=build
 mkdir -p "$B"
 
-STRICT="-std=c99 -Wall -Wextra -Wpedantic -Werror"
+STRICT="-std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror"
 CFLAGS="$STRICT -DPRISTINE_TESTING -O1 -g"
 if [ "${SAN:-0}" = 1 ]; then
     CFLAGS="$CFLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
@@ -30,7 +30,7 @@ esac
 
 # Compile checks build like a user's release: optimised (more warnings), TLS on.
 CHECK="$STRICT -O2"
-CXXCHECK="-std=c++11 -Wall -Wextra -Wpedantic -Werror -O2"
+CXXCHECK="-std=c++11 -Wall -Wextra -Wpedantic -Wshadow -Werror -O2"
 TLSLIB=-lbearssl
 if ! echo '#include <bearssl.h>' | $CC -E -x c - >/dev/null 2>&1; then
     echo "run.sh: <bearssl.h> not found: install libbearssl-dev (.ci/run does)"

@@ -115,6 +115,7 @@ static void http_collect(http_result *res, http_tconn *t, const char *method, co
         pr_http_header_at(r, i, &h);
         res->hdrs_len += (size_t)snprintf(res->hdrs + res->hdrs_len, sizeof res->hdrs - res->hdrs_len, "%.*s: %.*s\n",
                                           (int)h.name.len, h.name.ptr, (int)h.value.len, h.value.ptr);
+        if (res->hdrs_len >= sizeof res->hdrs) res->hdrs_len = sizeof res->hdrs - 1; /* truncated */
     }
     res->reusable_before = pr_http_reusable(r);
     for (;;) {
@@ -449,6 +450,37 @@ PT_TEST(http_obs_fold_replaced_by_space) {
              NULL, NULL, 0, 0, HTTP_READ_SMALL);
     PT_EQ_ERR(res.rc, PR_OK);
     PT_EQ_STR(res.hdrs, "X-Long: first     second   \tthird\nEmpty: folded\nContent-Length: 0\n");
+}
+
+/* A head of whitespace-only fold lines ("X: a" + " " lines) once cost
+   O(n^2): every fold re-blanked the growing run of spaces. The join now
+   touches each byte a bounded number of times; the counter says how many. */
+PT_TEST(http_obs_fold_linear) {
+    static const size_t sizes[] = { 300, 20000, 80000 };
+    size_t k;
+    for (k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        pr_buf head;
+        http_result res;
+        pr_http_opts o;
+        size_t i, work;
+        memset(&o, 0, sizeof o);
+        o.max_head_bytes = 1u << 20;
+        pr_buf_init(&head);
+        PT_REQUIRE(pr_buf_append_str(&head, "HTTP/1.1 200 OK\r\nX: a\r\n") == PR_OK);
+        for (i = 0; i < sizes[k]; i++) PT_REQUIRE(pr_buf_append_str(&head, " \r\n") == PR_OK);
+        PT_REQUIRE(pr_buf_append_str(&head, " b\r\nContent-Length: 0\r\n\r\n") == PR_OK);
+        pr__test_http_fold_work = 0;
+        http_run(&res, head.data, NULL, &o, 0, 0, HTTP_READ_SMALL);
+        work = pr__test_http_fold_work;
+        PT_EQ_ERR(res.rc, PR_OK);
+        PT_CHECK(strncmp(res.hdrs, "X: a ", 5) == 0);
+        if (k == 0) PT_CHECK(strstr(res.hdrs, " b\nContent-Length: 0\n") != NULL); /* fits in res.hdrs */
+        if (work > 2 * head.len)
+            pt_fail(__FILE__, __LINE__, "%lu fold lines: %lu bytes touched for a %lu-byte head, want <= %lu",
+                    (unsigned long)sizes[k], (unsigned long)work, (unsigned long)head.len,
+                    (unsigned long)(2 * head.len));
+        pr_buf_deinit(&head);
+    }
 }
 
 PT_TEST(http_duplicate_content_length) {
@@ -1416,6 +1448,7 @@ const pt_suite pt_suite_http = { "http", {
     PT_ENTRY(http_bodiless_responses),
     PT_ENTRY(http_reuse_flag),
     PT_ENTRY(http_obs_fold_replaced_by_space),
+    PT_ENTRY(http_obs_fold_linear),
     PT_ENTRY(http_duplicate_content_length),
     PT_ENTRY(http_malformed_heads),
     PT_ENTRY(http_nul_in_head_rejected),
