@@ -59,7 +59,8 @@
     X(PR_EPROTO,   -9,   "protocol violation by the peer") \
     X(PR_ELIMIT,   -10,  "a configured size limit was exceeded") \
     X(PR_ESTATE,   -11,  "call not valid in the object's current state") \
-    X(PR_ENOTSUP,  -12,  "not supported by this build or platform")
+    X(PR_ENOTSUP,  -12,  "not supported by this build or platform") \
+    X(PR_ECIRCUIT, -13,  "circuit breaker open: the call was not made")
 
 #define PR__ERR_ENUM(name, value, text) name = value,
 /* The library's error codes. Every fallible call returns PR_OK (0) or one
@@ -196,9 +197,9 @@ PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, 
 #endif
 #ifndef PRISTINE_NO_TLS
 #include <bearssl.h>
-#if defined(__linux__)
-#include <sys/random.h> /* tls: getrandom() mixed into the engine seed */
 #endif
+#if defined(__linux__)
+#include <sys/random.h> /* getrandom(): the TLS engine seed, retry's random numbers */
 #endif
 
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)

@@ -68,7 +68,7 @@ typedef struct pr_http_opts {
     size_t max_chunk_line;  /* 0 = 4096: one chunk-size line including extensions */
     size_t max_interim;     /* 0 = 10: interim 1xx responses skipped before the final one */
     size_t recv_buf_size;   /* 0 = 65536: receive buffer beyond the head (64 KiB reads: smaller
-                               ones cost 8-25 % of the throughput, spec/http.md 7.5) */
+                               ones cost 8-25 % of the throughput on loopback) */
     int idle_timeout_ms;    /* 0 = off (<0 = off too): max gap between received bytes */
 } pr_http_opts;
 

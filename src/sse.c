@@ -2,11 +2,12 @@
 // @pristine:public
 /*
  * sse: a byte-in, event-out decoder for the text/event-stream format,
- * following the WHATWG rules (spec/sse.md R1-R12): UTF-8 with one leading
+ * following the WHATWG HTML standard's parsing rules: UTF-8 with one leading
  * BOM stripped per connection, CR / LF / CRLF line ends (a CR ends its line
  * at once, also at the end of a chunk), comments, `event`, `data`, `id`,
  * `retry`, dispatch on a blank line, the unterminated block dropped at the
- * end of the stream. It does no I/O: the reconnecting client is `pr_sse`.
+ * end of the stream. It does no I/O; it is what a reconnecting EventSource
+ * client feeds the bytes of each connection into.
  *
  * Use: pr_sse_decoder_create, then for every chunk of the body
  * pr_sse_decoder_feed(d, bytes, n) and pr_sse_decoder_next(d, &ev) until it
@@ -19,7 +20,7 @@
  * own buffers, valid until the next call on the decoder. Values may contain
  * U+0000 (data, type), so use the lengths.
  *
- * Ids: an event carries both views (spec/sse.md section 5): the block's own
+ * Ids: an event carries both views: the block's own
  * `id` (absent / empty / set) and the stream's last-event-ID at dispatch.
  * pr_sse_decoder_last_id is what to send as Last-Event-ID on reconnect; it
  * also sees blocks that carry only `id:` and so dispatch no event.
@@ -134,7 +135,8 @@ PRISTINE_API int pr_sse_decoder_skip(pr_sse_decoder *d);
    connection is dropped): forgets the fed chunk, the partial line and block,
    the end-of-stream mark and any limit error; the next byte is a stream start
    again (one BOM is stripped). Keeps the last-event-ID (seeding the new
-   parse with it, as spec/sse.md R14 recommends) and the retry time.
+   parse with it, as a reconnect that sent Last-Event-ID should) and the
+   retry time.
    Params: d - the decoder.
    Returns: PR_OK; PR_EINVAL if d is NULL.
    Blocks: no.

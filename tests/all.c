@@ -15,6 +15,7 @@
 #include "test_coro.c"
 #include "test_sched.c"
 #include "test_future.c"
+#include "test_retry.c"
 #include "test_net.c"
 #include "test_tls.c"
 #include "test_http.c"
