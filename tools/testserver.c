@@ -49,6 +49,30 @@ typedef struct ts_opts {
 
 typedef struct ts_server ts_server;
 
+/* One scripted response (ts_script). All-zero: 200 with an empty body. */
+typedef struct ts_step {
+    int status;                 /* 0 = 200 */
+    const char *headers;        /* extra head lines, each "Name: value\r\n" (copied); NULL = none */
+    const char *body;           /* the body (copied); NULL = empty */
+    int delay_head_ms;          /* wait this long before sending the head */
+    int stall_body;             /* send the head and the first half of the body, then nothing more
+                                   until the client leaves or the server stops */
+    int close_without_response; /* read the request, then close the connection unanswered */
+    int reset_mid_head;         /* send the first half of the head, then reset the connection */
+    int count;                  /* 0 = 1: how many requests in a row this step answers */
+} ts_step;
+
+/* One logged request (ts_log_get). The views point into head. */
+typedef struct ts_logged {
+    int64_t at_ms;              /* pr_now() when its head was complete */
+    long conn_id, conn_request; /* X-Conn-Id and X-Conn-Request of its response */
+    char *head;                 /* the raw head, NUL-terminated */
+    size_t head_len;
+    char *body;                 /* the decoded body, NUL-terminated */
+    size_t body_len;
+    pr_slice method, target, path;
+} ts_logged;
+
 struct ts_conn;
 
 struct ts_server {
@@ -63,11 +87,16 @@ struct ts_server {
     long requests;      /* requests parsed so far */
     long open;          /* connections currently open */
     struct ts_conn *live; /* connection records not yet finished */
+    struct ts_route *routes;   /* scripted routes (ts_script) */
+    struct ts_logged *log;     /* every request, in arrival order */
+    size_t nlog, log_cap;
+    struct ts_seq *seqs;       /* /seq counters by key */
 };
 
 typedef struct ts_conn {
     ts_server *s;
     pr_conn *c;
+    pr_conn *raw;        /* the TCP connection under TLS (== c without TLS); borrowed */
     long id;
     long nreq;           /* requests on this connection */
     pr_buf in;           /* received, not yet consumed */
@@ -79,6 +108,7 @@ typedef struct ts_req {
     int minor;
     int keep_alive;
     size_t head_len;     /* bytes of the head at the start of in */
+    int64_t at;          /* pr_now() when the head was complete */
     pr_buf head;         /* a copy of the raw head */
     pr_buf body;         /* the decoded request body */
 } ts_req;
@@ -126,9 +156,9 @@ static int64_t ts_qint(const ts_req *r, const char *key, int64_t def) {
     return n;
 }
 
-/* A request header's value (first match, trimmed), from the raw head. */
-static int ts_header(const ts_req *r, const char *name, pr_slice *out) {
-    const char *p = r->head.data, *end = r->head.data + r->head.len;
+/* A header's value (first match, trimmed) in a raw request head. */
+static int ts_head_field(const char *head, size_t len, const char *name, pr_slice *out) {
+    const char *p = head, *end = head + len;
     size_t nl = strlen(name);
     p = (const char *)memchr(p, '\n', (size_t)(end - p)); /* skip the request line */
     while (p && ++p < end) {
@@ -147,6 +177,11 @@ static int ts_header(const ts_req *r, const char *name, pr_slice *out) {
         p = e;
     }
     return 0;
+}
+
+/* A request header's value (first match, trimmed). */
+static int ts_header(const ts_req *r, const char *name, pr_slice *out) {
+    return ts_head_field(r->head.data, r->head.len, name, out);
 }
 
 static int ts_token_has(pr_slice v, const char *tok) {
@@ -255,6 +290,7 @@ static int ts_read_request(ts_conn *x, ts_req *r) {
         if ((rc = ts_more(x)) != PR_OK) return (rc == PR_ECLOSED && x->in.len > 0) ? PR_EPROTO : rc;
     }
     r->head_len = pos;
+    r->at = pr_now();
     pr_buf_clear(&r->head);
     if ((rc = pr_buf_append(&r->head, x->in.data, pos)) != PR_OK) return rc;
     pr_buf_consume(&x->in, pos);
@@ -658,6 +694,269 @@ static int ts_simple(ts_conn *x, ts_req *r, pr_buf *b, int code, const char *msg
     return rc == PR_OK ? ts_write_buf(x, b) : rc;
 }
 
+/* ---- scripted routes, /seq and the request log ---- */
+
+typedef struct ts_route {
+    struct ts_route *next;
+    char *path;
+    ts_step *steps;   /* the FIFO; strings owned */
+    size_t n, cap, at;
+    int left;         /* requests the step at `at` still answers */
+    int has_def;
+    ts_step def;      /* when the FIFO is empty */
+} ts_route;
+
+typedef struct ts_seq {
+    struct ts_seq *next;
+    long n;           /* requests seen */
+    char key[64];
+} ts_seq;
+
+static char *ts_strdup(const char *p) {
+    size_t n;
+    char *d;
+    if (!p) return NULL;
+    n = strlen(p) + 1;
+    if ((d = (char *)malloc(n)) != NULL) memcpy(d, p, n);
+    return d;
+}
+
+static void ts_step_free(ts_step *st) {
+    free((char *)(uintptr_t)st->headers);
+    free((char *)(uintptr_t)st->body);
+}
+
+static int ts_step_copy(ts_step *dst, const ts_step *src) {
+    *dst = *src;
+    dst->headers = ts_strdup(src->headers);
+    dst->body = ts_strdup(src->body);
+    if ((src->headers && !dst->headers) || (src->body && !dst->body)) {
+        ts_step_free(dst);
+        return PR_ENOMEM;
+    }
+    return PR_OK;
+}
+
+static ts_route *ts_route_get(ts_server *s, const char *path, int create) {
+    ts_route *rt;
+    for (rt = s->routes; rt; rt = rt->next)
+        if (strcmp(rt->path, path) == 0) return rt;
+    if (!create || !(rt = (ts_route *)calloc(1, sizeof *rt))) return NULL;
+    if (!(rt->path = ts_strdup(path))) {
+        free(rt);
+        return NULL;
+    }
+    rt->next = s->routes;
+    s->routes = rt;
+    return rt;
+}
+
+/* Append n steps to the script of path (an exact path, no query). Scripted
+   routes take precedence over the built-in endpoints. Call from the
+   server's thread. Returns PR_OK, PR_EINVAL or PR_ENOMEM. */
+static TS_UNUSED int ts_script(ts_server *s, const char *path, const ts_step *steps, size_t n) {
+    ts_route *rt;
+    size_t i;
+    if (!s || !path || (n && !steps)) return PR_EINVAL;
+    if (!(rt = ts_route_get(s, path, 1))) return PR_ENOMEM;
+    if (rt->n + n > rt->cap) {
+        size_t cap = (rt->n + n) * 2;
+        ts_step *ns = (ts_step *)realloc(rt->steps, cap * sizeof *ns);
+        if (!ns) return PR_ENOMEM;
+        rt->steps = ns;
+        rt->cap = cap;
+    }
+    for (i = 0; i < n; i++) {
+        if (ts_step_copy(&rt->steps[rt->n], &steps[i]) != PR_OK) return PR_ENOMEM;
+        rt->n++;
+    }
+    return PR_OK;
+}
+
+/* The response of path once its script is used up (default: 200, "ok\n"). */
+static TS_UNUSED int ts_script_default(ts_server *s, const char *path, const ts_step *step) {
+    ts_route *rt;
+    if (!s || !path || !step) return PR_EINVAL;
+    if (!(rt = ts_route_get(s, path, 1))) return PR_ENOMEM;
+    if (rt->has_def) ts_step_free(&rt->def);
+    rt->has_def = 0;
+    if (ts_step_copy(&rt->def, step) != PR_OK) return PR_ENOMEM;
+    rt->has_def = 1;
+    return PR_OK;
+}
+
+/* Forget every script, /seq counter and logged request. */
+static TS_UNUSED void ts_script_clear(ts_server *s) {
+    size_t i;
+    while (s->routes) {
+        ts_route *rt = s->routes;
+        s->routes = rt->next;
+        for (i = 0; i < rt->n; i++) ts_step_free(&rt->steps[i]);
+        if (rt->has_def) ts_step_free(&rt->def);
+        free(rt->steps);
+        free(rt->path);
+        free(rt);
+    }
+    while (s->seqs) {
+        ts_seq *q = s->seqs;
+        s->seqs = q->next;
+        free(q);
+    }
+    for (i = 0; i < s->nlog; i++) {
+        free(s->log[i].head);
+        free(s->log[i].body);
+    }
+    free(s->log);
+    s->log = NULL;
+    s->nlog = s->log_cap = 0;
+}
+
+/* The request log: every request the server parsed, oldest first. */
+static TS_UNUSED size_t ts_log_count(const ts_server *s) { return s ? s->nlog : 0; }
+
+static TS_UNUSED const ts_logged *ts_log_get(const ts_server *s, size_t i) {
+    return s && i < s->nlog ? &s->log[i] : NULL;
+}
+
+/* A header of a logged request (first match, trimmed): 1 and *out, or 0. */
+static TS_UNUSED int ts_log_header(const ts_logged *e, const char *name, pr_slice *out) {
+    return e ? ts_head_field(e->head, e->head_len, name, out) : 0;
+}
+
+static void ts_log_add(ts_conn *x, const ts_req *r) {
+    ts_server *s = x->s;
+    ts_logged *e;
+    if (s->nlog == s->log_cap) {
+        size_t cap = s->log_cap ? s->log_cap * 2 : 64;
+        ts_logged *nl = cap > 1000000 ? NULL : (ts_logged *)realloc(s->log, cap * sizeof *nl);
+        if (!nl) return; /* the log is best effort */
+        s->log = nl;
+        s->log_cap = cap;
+    }
+    e = &s->log[s->nlog];
+    memset(e, 0, sizeof *e);
+    e->head = (char *)malloc(r->head.len + 1);
+    e->body = (char *)malloc(r->body.len + 1);
+    if (!e->head || !e->body) {
+        free(e->head);
+        free(e->body);
+        return;
+    }
+    memcpy(e->head, r->head.data, r->head.len);
+    e->head[r->head.len] = 0;
+    if (r->body.len) memcpy(e->body, r->body.data, r->body.len);
+    e->body[r->body.len] = 0;
+    e->head_len = r->head.len;
+    e->body_len = r->body.len;
+    e->at_ms = r->at;
+    e->conn_id = x->id;
+    e->conn_request = x->nreq;
+    e->method = (pr_slice){e->head + (r->method.ptr - r->head.data), r->method.len};
+    e->target = (pr_slice){e->head + (r->target.ptr - r->head.data), r->target.len};
+    e->path = (pr_slice){e->head + (r->path.ptr - r->head.data), r->path.len};
+    s->nlog++;
+}
+
+/* SO_LINGER {1, 0}: closing the TCP socket sends a reset. */
+static void ts_linger0(ts_conn *x) {
+    struct linger lg;
+    lg.l_onoff = 1;
+    lg.l_linger = 0;
+    setsockopt(((pr__net_sock *)(void *)x->raw)->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+/* Send one scripted step. */
+static int ts_send_step(ts_conn *x, ts_req *r, pr_buf *b, const ts_step *st) {
+    const char *body = st->body ? st->body : "";
+    size_t blen = strlen(body);
+    int code = st->status ? st->status : 200, rc;
+    if (st->delay_head_ms > 0 && (rc = pr_sleep(pr_deadline_in(st->delay_head_ms))) != PR_OK) return rc;
+    if (st->close_without_response) return TS_ABORT;
+    if ((rc = ts_head(b, x, r, code)) != PR_OK) return rc;
+    if (st->headers && (rc = pr_buf_append_str(b, st->headers)) != PR_OK) return rc;
+    if ((rc = pr_buf_printf(b, "Content-Length: %lu\r\n\r\n", (unsigned long)blen)) != PR_OK) return rc;
+    if (st->reset_mid_head) {
+        rc = ts_write(x, b->data, b->len / 2);
+        pr_buf_clear(b);
+        ts_linger0(x);
+        return rc == PR_OK ? TS_ABORT : rc;
+    }
+    if (ts_is_head(r)) return ts_write_buf(x, b);
+    if (st->stall_body) {
+        if ((rc = pr_buf_append(b, body, blen / 2)) != PR_OK || (rc = ts_write_buf(x, b)) != PR_OK) return rc;
+        rc = ts_wait_peer(x, PR_FOREVER);
+        return rc == PR_OK ? PR_ECLOSED : rc;
+    }
+    if ((rc = pr_buf_append(b, body, blen)) != PR_OK) return rc;
+    return ts_write_buf(x, b);
+}
+
+/* The next step of a scripted route (the default once the FIFO is empty). */
+static int ts_ep_scripted(ts_conn *x, ts_req *r, pr_buf *b, ts_route *rt) {
+    static const ts_step ok = { 200, NULL, "ok\n", 0, 0, 0, 0, 0 };
+    ts_step st;
+    if (rt->at < rt->n) {
+        if (rt->left == 0) rt->left = rt->steps[rt->at].count > 0 ? rt->steps[rt->at].count : 1;
+        st = rt->steps[rt->at]; /* a copy: later ts_script calls may move the array */
+        if (--rt->left == 0) rt->at++;
+    } else {
+        st = rt->has_def ? rt->def : ok;
+    }
+    return ts_send_step(x, r, b, &st);
+}
+
+/* /seq?key=K&codes=C1,C2,...&retry_after_ms=M&retry_after=S&cycle=1: the
+   n-th request for key K (from 0) answers code n (the last code repeats,
+   or the list starts over with cycle=1); non-2xx answers carry the
+   retry headers given. Body: "seq N status C\n". */
+static int ts_ep_seq(ts_conn *x, ts_req *r, pr_buf *b) {
+    ts_server *s = x->s;
+    pr_slice key, codes, v;
+    ts_seq *q;
+    long n, k = 0, count = 0;
+    int code = 200, rc;
+    size_t i, start = 0;
+    char body[64];
+    ts_qslice(r, "key", &key);
+    if (key.len >= sizeof q->key) key.len = sizeof q->key - 1;
+    for (q = s->seqs; q; q = q->next)
+        if (strlen(q->key) == key.len && memcmp(q->key, key.ptr, key.len) == 0) break;
+    if (!q) {
+        if (!(q = (ts_seq *)calloc(1, sizeof *q))) return PR_ENOMEM;
+        memcpy(q->key, key.ptr, key.len);
+        q->next = s->seqs;
+        s->seqs = q;
+    }
+    n = q->n++;
+    if (ts_qslice(r, "codes", &codes) && codes.len) {
+        for (i = 0; i <= codes.len; i++) /* count the codes */
+            if (i == codes.len || codes.ptr[i] == ',') count++;
+        if (ts_qint(r, "cycle", 0)) n %= count;
+        else if (n >= count) n = count - 1;
+        for (i = 0; i <= codes.len; i++) {
+            if (i < codes.len && codes.ptr[i] != ',') continue;
+            if (k++ == n) {
+                int64_t c;
+                if (pr_parse_i64((pr_slice){codes.ptr + start, i - start}, &c) == PR_OK && c >= 100 && c <= 999)
+                    code = (int)c;
+                break;
+            }
+            start = i + 1;
+        }
+    }
+    if ((rc = ts_head(b, x, r, code)) != PR_OK) return rc;
+    if (code / 100 != 2) {
+        if (ts_qslice(r, "retry_after_ms", &v) && v.len)
+            rc = pr_buf_printf(b, "retry-after-ms: %.*s\r\n", (int)v.len, v.ptr);
+        if (rc == PR_OK && ts_qslice(r, "retry_after", &v) && v.len)
+            rc = pr_buf_printf(b, "Retry-After: %.*s\r\n", (int)v.len, v.ptr);
+        if (rc != PR_OK) return rc;
+    }
+    snprintf(body, sizeof body, "seq %ld status %d\n", q->n - 1, code);
+    rc = pr_buf_printf(b, "Content-Type: text/plain\r\nContent-Length: %u\r\n\r\n%s", (unsigned)strlen(body), body);
+    return rc == PR_OK ? ts_write_buf(x, b) : rc;
+}
+
 /* Answer one request. Returns PR_OK (keep going), TS_CLOSE, TS_ABORT, or
    an error (close at once). */
 static int ts_dispatch(ts_conn *x, ts_req *r, pr_buf *b) {
@@ -665,9 +964,19 @@ static int ts_dispatch(ts_conn *x, ts_req *r, pr_buf *b) {
     int64_t delay = ts_qint(r, "delay_head_ms", 0);
     int must_close = 0, rc;
     if (ts_qint(r, "close", 0)) r->keep_alive = 0;
+    ts_route *rt;
+    char path[512];
     if (delay > 0 && (rc = pr_sleep(pr_deadline_in(delay))) != PR_OK) return rc;
+    rt = NULL;
+    if (x->s->routes && p.len < sizeof path) {
+        memcpy(path, p.ptr, p.len);
+        path[p.len] = 0;
+        rt = ts_route_get(x->s, path, 0);
+    }
 #define TS_IS(lit) pr_slice_eq(p, pr_slice_cstr(lit))
-    if (TS_IS("/fixed")) rc = ts_ep_fixed(x, r, b);
+    if (rt) rc = ts_ep_scripted(x, r, b, rt);
+    else if (TS_IS("/seq")) rc = ts_ep_seq(x, r, b);
+    else if (TS_IS("/fixed")) rc = ts_ep_fixed(x, r, b);
     else if (TS_IS("/chunked")) rc = ts_ep_chunked(x, r, b);
     else if (TS_IS("/sse")) rc = ts_ep_sse(x, r, b, &must_close);
     else if (TS_IS("/sse204")) {
@@ -716,6 +1025,7 @@ static int ts_conn_task(void *ud) {
     pr_buf_init(&r.head);
     pr_buf_init(&r.body);
     pr_buf_init(&out);
+    x->raw = x->c;
     if (s->tls) {
         pr_conn *t = NULL;
         pr_conn *inner = x->c;
@@ -732,6 +1042,7 @@ static int ts_conn_task(void *ud) {
             break;
         }
         if (rc != PR_OK) break;
+        ts_log_add(x, &r);
         rc = ts_dispatch(x, &r, &out);
     }
     if (rc == TS_CLOSE) pr_conn_shutdown(x->c, pr_deadline_min(s->end, pr_deadline_in(1000)));
@@ -805,6 +1116,7 @@ static TS_UNUSED void ts_stop(ts_server *s) {
     while (s->live) ts_conn_free(s->live);
     pr_listener_destroy(s->l);
     pr_tls_server_cfg_destroy(s->tls);
+    ts_script_clear(s);
     free(s);
 }
 
