@@ -1912,6 +1912,32 @@ PRISTINE_API int pr_retry_begin(pr_retry *st, const pr_retry_policy *policy);
    See: pr_retry_run, pr_retry_progress. */
 PRISTINE_API int pr_retry_next(pr_retry *st, int *outcome, int64_t deadline);
 
+/* The first half of pr_retry_next: classify the outcome and decide,
+   without sleeping. Use it when something must happen between the
+   decision and the sleep (release a connection, say), then call
+   pr_retry_sleep with the delay.
+   Params: st - the state; outcome - in/out as for pr_retry_next;
+           until - the caller's deadline: a sleep that would end past it
+           means stop (it is compared, not waited on).
+   Returns: the delay to sleep in ms (>= 0) when another attempt should
+            follow (on_retry has been called); -1 to stop (st->stop says
+            why; *outcome is the final result).
+   Blocks: no.
+   Thread: owner.
+   See: pr_retry_sleep, pr_retry_next. */
+PRISTINE_API int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until);
+
+/* The second half of pr_retry_next: sleep the delay pr_retry_plan chose.
+   Params: st - the state; delay_ms - from pr_retry_plan; outcome - set to
+           PR_ECANCELED when the task is cancelled; deadline - absolute ms.
+   Returns: 1 to make the next attempt; 0 when cancelled (st->stop =
+            PR_RETRY_CANCELED, *outcome = PR_ECANCELED). Never PR_ETIMEDOUT:
+            the sleep ends at the deadline at the latest.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_retry_plan. */
+PRISTINE_API int pr_retry_sleep(pr_retry *st, int64_t delay_ms, int *outcome, int64_t deadline);
+
 /* Record progress: the progress timeout counts from now.
    Params: st - the state.
    Returns: nothing.
@@ -2817,7 +2843,17 @@ typedef struct pr_http_request {
     const void *body;               /* body with Content-Length; NULL = none */
     size_t body_len;
     pr_http_body_fn body_fn;        /* streaming body, sent chunked; NULL = none */
-    void *body_user_data;           /* passed to body_fn */
+    void *body_user_data;           /* passed to body_fn (and body_rewind) */
+    /* Read by pr_http_client_request only (pr_http_exchange ignores them): */
+    const pr_retry_policy *retry;   /* NULL = the client's retry policy; copied for the call */
+    int (*body_rewind)(void *user_data); /* makes a body_fn request replayable: restart the body
+                                       from its first byte and return PR_OK (else an error code,
+                                       which ends the request). NULL = a body_fn request is
+                                       never retried or replayed */
+    const char *idempotency_key;    /* NULL = generated when the client has an idempotency_header;
+                                       "" = none for this request; else sent as given */
+    pr_err_info *err;               /* out, optional: this request's failure detail (the client's
+                                       pr_http_client_last_error is shared by its tasks) */
 } pr_http_request;
 
 /* A response being read. Opaque. */
@@ -3013,13 +3049,87 @@ PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
  * "Proxy-Authorization: Basic". A CONNECT answered with a non-2xx status
  * is PR_EPROTO with the status in pr_err_info.http_status.
  *
+ * Retries (the retry option; on by default): a request is one logical
+ * call made of attempts; an attempt is connect + request + response head
+ * (+ the whole body for pr_http_client_fetch) and follows the redirect
+ * chain. A failed attempt is retried after a backoff sleep when
+ * - it failed in transport: DNS, connect, reset or closed connection,
+ *   TLS (not a certificate the client refuses), a malformed response, a
+ *   timeout of the attempt (attempt_timeout_ms, idle_timeout_ms) - never
+ *   the call's own deadline, cancellation or a limit (PR_ELIMIT);
+ * - or the response says so: x-should-retry: true / false (trimmed, any
+ *   case) decides first for any non-2xx status, else 408, 409, 429 and
+ *   5xx are retried. retry-after-ms, then Retry-After (seconds or an
+ *   HTTP-date) set the sleep when 0 < hint <= 60 s; otherwise the
+ *   policy's backoff (default PR_BACKOFF_HTTP: 0.5, 1, 2, 4, 8, 10, 10 s...
+ *   each shortened by up to a quarter).
+ * Defaults: 10 retries. The request's retry field overrides the client's
+ * policy; max_retries = PR_RETRY_OFF turns retries off. Only replayable
+ * requests are retried (no body_fn unless body_rewind is given), and only
+ * before the response head is handed to the caller: a body the caller has
+ * started to read is never fetched again. A retried response is discarded
+ * (a body already in the buffer is read so the connection can be reused;
+ * otherwise it is closed). The final outcome is what the caller gets: a
+ * response (PR_OK, whatever its status: a 503 after the last retry is a
+ * 503 response with its body) or the last attempt's error. The sleep never
+ * runs past the call's deadline: when the next one would, the last
+ * attempt's outcome comes back at once. A policy classify hook sees each
+ * outcome (an HTTP status >= 100, or a negative PR_E* code) with *after_ms
+ * preset to the server's usable hint (-1 if none) and may decide
+ * otherwise. Optional per-attempt headers: retry_count_header (retries
+ * taken so far), timeout_header (attempt_timeout_ms in seconds), and
+ * idempotency_header: one random key per logical request other than GET
+ * and HEAD, the same on every retry.
+ *
+ * Circuit breaker (breaker option): admitted before every attempt (a
+ * refusal ends the call with PR_ECIRCUIT); an attempt that failed in
+ * transport, a 408 and a 5xx count as failures, a 429 and cancellation
+ * count as nothing, any other response as a success.
+ *
+ * Sharing: one client may be used by any number of tasks of its thread at
+ * once; each request has its own connection (pool entries are handed to
+ * one request at a time). max_connections and max_connections_per_origin
+ * cap the connections in use at once (idle pooled ones hold no slot);
+ * requests beyond the cap wait in FIFO order within their deadline. Do not
+ * destroy the client while a request is in progress (responses may
+ * outlive it).
+ *
+ * Events (on_event): each request reports START, one ATTEMPT per attempt
+ * (status or error, duration), RETRY before each sleep (the delay and why)
+ * and DONE (the outcome, the whole duration). The URL passed has no
+ * userinfo. With no hook set nothing is formatted.
+ *
  * Errors: every failure of pr_http_client_request leaves its detail in
  * pr_http_client_last_error (code, sys_errno, tls_error, dns_error,
- * http_status, msg).
+ * http_status, msg) and, when given, in the request's err. Timeout
+ * messages name the phase and the limit that fired, e.g. "http: timed out
+ * waiting for the response head (attempt timeout 300 ms)".
  */
 
 /* An HTTP client with a connection pool. Opaque. */
 typedef struct pr_http_client pr_http_client;
+
+/* What pr_http_client_opts.on_event reports. */
+enum pr_http_event_kind {
+    PR_HTTP_EVENT_START = 1,   /* a request begins */
+    PR_HTTP_EVENT_ATTEMPT = 2, /* an attempt ended: status, or error */
+    PR_HTTP_EVENT_RETRY = 3,   /* a retry is scheduled: delay_ms, reason */
+    PR_HTTP_EVENT_DONE = 4     /* the request ended: status or error, duration_ms of the whole call */
+};
+
+/* One event. Pointers are valid during the callback only. */
+typedef struct pr_http_event {
+    int kind;              /* PR_HTTP_EVENT_* */
+    const char *method;
+    const char *url;       /* the request's URL without userinfo */
+    int attempt;           /* 0 for the first attempt */
+    int status;            /* the response status, 0 if none */
+    int error;             /* PR_OK, or the attempt's / request's error code */
+    int64_t duration_ms;   /* ATTEMPT: of the attempt; DONE: of the request */
+    int64_t delay_ms;      /* RETRY: the sleep before the next attempt */
+    const char *reason;    /* RETRY: why, e.g. "status 503", "PR_ECLOSED: connection reset" */
+    int hinted;            /* RETRY: 1 when the delay is the server's (Retry-After, retry-after-ms) */
+} pr_http_event;
 
 /* Options of pr_http_client_create. Zero in every field means the default;
    strings are copied. */
@@ -3042,16 +3152,51 @@ typedef struct pr_http_client_opts {
                                  tls.err unused */
     pr_http_opts http;        /* parser limits of every exchange */
     int tcp_keepalive_s;      /* 0 = 60: TCP keep-alive probes after this many idle seconds; < 0 = off */
+    pr_retry_policy retry;    /* retries (see above); zero = 10 retries with PR_BACKOFF_HTTP;
+                                 retry.max_retries = PR_RETRY_OFF turns them off; copied */
+    int attempt_timeout_ms;   /* 0 = none: caps each attempt inside the call's deadline (connect,
+                                 request, head; for pr_http_client_fetch the whole body too) */
+    const char *retry_count_header; /* NULL = none; e.g. "x-stainless-retry-count": retries taken so
+                                 far (0, 1, 2...) on every attempt, unless the request has it */
+    const char *timeout_header; /* NULL = none; e.g. "x-stainless-read-timeout": attempt_timeout_ms
+                                 in seconds, unless the request has it */
+    const char *idempotency_header; /* NULL = none; e.g. "X-Idempotency-Key": a key (32 hex digits)
+                                 per logical non-GET/HEAD request, the same on every retry */
+    int max_connections;      /* 0 = no cap: connections in use at once, all origins */
+    int max_connections_per_origin; /* 0 = no cap: connections in use at once per origin */
+    pr_breaker *breaker;      /* NULL = none: admits every attempt (borrowed; must outlive the client) */
+    void (*on_event)(const pr_http_event *ev, void *user_data); /* NULL = none */
+    void *event_user_data;    /* for on_event */
+    size_t fetch_max_bytes;   /* 0 = 16 MiB: the largest body pr_http_client_fetch reads (PR_ELIMIT) */
+    pr_err_info *err;         /* out, optional: why pr_http_client_create failed (the file, the
+                                 proxy URL, ...) */
 } pr_http_client_opts;
+
+/* A whole response read by pr_http_client_fetch. Zero it before the first
+   use; pr_http_result_deinit frees it. */
+typedef struct pr_http_result {
+    int status;               /* the final status; 0 when the request failed */
+    pr_http_response *resp;   /* the final response's head (pr_http_header_get etc.); its body
+                                 has been read and its connection given back; NULL on failure */
+    char *body;               /* the body, NUL-terminated (the NUL is not counted); NULL on failure */
+    size_t body_len;
+    pr_json_doc *json;        /* the body parsed, when Content-Type is JSON (application/json or
+                                 any +json) and it parses; else NULL */
+    int attempts;             /* attempts made (1 + retries) */
+    pr_err_info err;          /* on failure, why; for a final status >= 400, http_status and the
+                                 start of the body in msg */
+} pr_http_result;
 
 /* Create a client. Reads the proxy environment once (unless ignore_env)
    and parses the trust anchors of tls.ca_file / tls.ca_pem once (shared by
    every https connection of the client; not in a PRISTINE_NO_TLS build).
    Params: out - receives the client; opts - NULL = defaults (copied).
    Returns: PR_OK; PR_EINVAL (out NULL, a proxy URL that does not parse, no
-            certificate in tls.ca_file / tls.ca_pem); PR_EIO (tls.ca_file
-            cannot be read); PR_ENOTSUP (an https:// or other non-http proxy
-            URL); PR_ENOMEM.
+            certificate in tls.ca_file / tls.ca_pem, an invalid retry
+            policy, negative caps); PR_EIO (tls.ca_file cannot be read);
+            PR_ENOTSUP (an https:// or other non-http proxy URL); PR_ENOMEM.
+            On failure opts->err (when set) says why, naming the file or
+            the proxy URL.
    Blocks: no.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_destroy. */
@@ -3068,8 +3213,10 @@ PRISTINE_API int pr_http_client_create(pr_http_client **out, const pr_http_clien
 PRISTINE_API void pr_http_client_destroy(pr_http_client *c);
 
 /* Send a request and read the final response head: pooled or new
-   connection, proxy, TLS, one transparent retry on a dead reused
-   connection, redirects when enabled (see above). The response owns the
+   connection, proxy, TLS, one transparent replay on a dead reused
+   connection, redirects when enabled, retries by the policy (see above).
+   Any number of tasks of the thread may call it on one client at once.
+   The response owns the
    connection; destroy it after reading the body to let the connection be
    reused. req->url and the request are borrowed for the call only. After
    a 101 the new protocol's bytes can be read here but not written: a
@@ -3083,9 +3230,12 @@ PRISTINE_API void pr_http_client_destroy(pr_http_client *c);
             PR_ENOTSUP (https in a PRISTINE_NO_TLS build); PR_ECLOSED;
             PR_EPROTO (malformed response, proxy refused CONNECT, https ->
             http redirect refused); PR_ELIMIT (a parser limit, too many
-            redirects); a negative code from body_fn; PR_ETIMEDOUT
-            (deadline, connect or idle timeout); PR_ECANCELED. Detail in
-            pr_http_client_last_error.
+            redirects); PR_ECIRCUIT (the breaker refused an attempt); a
+            negative code from body_fn or body_rewind; PR_ETIMEDOUT
+            (deadline, connect, attempt or idle timeout, waiting for a
+            connection slot); PR_ECANCELED. After retries, the last
+            attempt's outcome. Detail in pr_http_client_last_error and
+            req->err.
    Blocks: yes.
    Thread: owner.
    See: pr_http_client_get, pr_http_read, pr_http_response_destroy. */
@@ -3101,6 +3251,46 @@ PRISTINE_API int pr_http_client_request(pr_http_client *c, pr_http_response **ou
    Thread: owner.
    See: pr_http_client_request. */
 PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, int64_t deadline);
+
+/* Send a request given as text: method, URL, header lines and an
+   optional body. Otherwise as pr_http_client_request (retries, redirects,
+   events) with the client's retry policy.
+   Params: c - the client; out - receives the response; method - NULL =
+           "GET"; url - NUL-terminated absolute http/https URL; headers -
+           NULL-terminated array of "Name: value" strings, or NULL; body,
+           body_len - the body (NULL, 0 = none); deadline - absolute ms.
+   Returns: as pr_http_client_request; PR_EINVAL also for a URL that does
+            not parse or a header line without a colon; PR_ETIMEDOUT;
+            PR_ECANCELED.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_http_client_request, pr_http_client_fetch. */
+PRISTINE_API int pr_http_client_send(pr_http_client *c, pr_http_response **out, const char *method, const char *url,
+                                     const char *const *headers, const void *body, size_t body_len,
+                                     int64_t deadline);
+
+/* Send a request and read the whole response into memory. The body is
+   part of the attempt: a body that stalls past attempt_timeout_ms or is
+   cut short is retried like a failed connection (nothing reached the
+   caller yet). A JSON body is parsed as well.
+   Params: c - the client; res - zeroed or deinit'ed result, filled; req -
+           the request (as for pr_http_client_request); deadline - absolute ms.
+   Returns: PR_OK (res->status may be any status: check it); PR_ELIMIT (a
+            body over fetch_max_bytes); otherwise as pr_http_client_request
+            (PR_ETIMEDOUT, PR_ECANCELED, ...), with res->err set.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_http_result_deinit. */
+PRISTINE_API int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req,
+                                      int64_t deadline);
+
+/* Free what a result holds and zero it (NULL is a no-op).
+   Params: res - the result.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_http_client_fetch. */
+PRISTINE_API void pr_http_result_deinit(pr_http_result *res);
 
 /* Detail of the client's last failure.
    Params: c - the client; out - receives a copy.
@@ -8069,15 +8259,15 @@ void pr_retry_progress(pr_retry *st) {
 
 static int pr__retry_stop(pr_retry *st, int why) {
     st->stop = why;
-    return 0;
+    return -1;
 }
 
-int pr_retry_next(pr_retry *st, int *outcome, int64_t deadline) {
+int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
     const pr_retry_policy *p;
     int64_t after = -1, delay, now, wake;
     pr_retry_info info;
-    int v, rc;
-    if (!st || !outcome) return 0;
+    int v;
+    if (!st || !outcome) return -1;
     p = &st->policy;
     if (pr_is_canceled()) {
         *outcome = PR_ECANCELED;
@@ -8105,7 +8295,7 @@ int pr_retry_next(pr_retry *st, int *outcome, int64_t deadline) {
     if (p->max_elapsed_ms > 0 && wake - st->start_ms > p->max_elapsed_ms) return pr__retry_stop(st, PR_RETRY_ELAPSED);
     if (p->progress_timeout_ms > 0 && wake - st->progress_ms > p->progress_timeout_ms)
         return pr__retry_stop(st, PR_RETRY_STALLED);
-    if (wake > deadline) return pr__retry_stop(st, PR_RETRY_DEADLINE);
+    if (wake > until) return pr__retry_stop(st, PR_RETRY_DEADLINE);
     if (p->on_retry) {
         info.retry = st->retries;
         info.outcome = *outcome;
@@ -8114,14 +8304,32 @@ int pr_retry_next(pr_retry *st, int *outcome, int64_t deadline) {
         info.elapsed_ms = now - st->start_ms;
         p->on_retry(&info, p->user_data);
     }
-    rc = p->hooks.sleep ? p->hooks.sleep(delay, wake, p->hooks.user_data) : pr_sleep(wake);
+    return delay;
+}
+
+int pr_retry_sleep(pr_retry *st, int64_t delay_ms, int *outcome, int64_t deadline) {
+    const pr_retry_policy *p;
+    int64_t now, wake;
+    int rc;
+    if (!st || !outcome) return 0;
+    p = &st->policy;
+    now = pr_now();
+    wake = delay_ms >= PR_FOREVER - now ? PR_FOREVER : now + delay_ms;
+    if (wake > deadline) wake = deadline;
+    rc = p->hooks.sleep ? p->hooks.sleep(delay_ms, wake, p->hooks.user_data) : pr_sleep(wake);
     if (rc == PR_ECANCELED || pr_is_canceled()) {
         *outcome = PR_ECANCELED;
-        return pr__retry_stop(st, PR_RETRY_CANCELED);
+        st->stop = PR_RETRY_CANCELED;
+        return 0;
     }
     st->retries++;
-    st->last_delay_ms = delay;
+    st->last_delay_ms = delay_ms;
     return 1;
+}
+
+int pr_retry_next(pr_retry *st, int *outcome, int64_t deadline) {
+    int64_t delay = pr_retry_plan(st, outcome, deadline);
+    return delay >= 0 && pr_retry_sleep(st, delay, outcome, deadline);
 }
 
 int pr_retry_run(const pr_retry_policy *policy, int (*fn)(int attempt, void *user_data), void *user_data,
@@ -9990,11 +10198,18 @@ static int pr__tls_system_anchors(const pr__tls_tas **out, pr_err_info *err) {
     int rc = PR_OK;
     pthread_mutex_lock(&pr__tls_sys_mu);
     if (!pr__tls_sys_loaded) {
-        const char *path = getenv("SSL_CERT_FILE");
-        if (!path || !*path) path = "/etc/ssl/certs/ca-certificates.crt";
-        rc = pr__tls_tas_load_file(&pr__tls_sys, path, err);
-        if (rc == PR_OK) pr__tls_sys_loaded = 1;
-        else pr__tls_tas_free(&pr__tls_sys);
+        const char *path = getenv("SSL_CERT_FILE"), *from = " (SSL_CERT_FILE)";
+        if (!path || !*path) {
+            path = "/etc/ssl/certs/ca-certificates.crt";
+            from = " (the system bundle)";
+        }
+        rc = pr__tls_tas_load(&pr__tls_sys, path, NULL, 0, err); /* an empty bundle is an error here too */
+        if (rc == PR_OK) {
+            pr__tls_sys_loaded = 1;
+        } else if (err) {
+            size_t n = strlen(err->msg);
+            snprintf(err->msg + n, sizeof err->msg - n, "%s", from);
+        }
     }
     pthread_mutex_unlock(&pr__tls_sys_mu);
     *out = &pr__tls_sys;
@@ -10925,6 +11140,7 @@ struct pr_http_response {
        connection back to a pool (pr_http_reusable still answers) */
     void (*on_destroy)(pr_http_response *r, void *ctx);
     void *on_destroy_ctx;
+    char limit[48];           /* names the deadline in timeout messages ("deadline") */
 };
 
 static void pr__http_opts_resolve(pr_http_opts *o, const pr_http_opts *in) {
@@ -11059,8 +11275,10 @@ static int pr__http_conn_fail(pr_http_response *r, int code) {
 }
 
 /* Read more bytes into [wpos, cap). Returns > 0, PR_ECLOSED, or an error;
-   timeouts say whether the idle cap fired. */
+   timeout messages name the phase and the limit that fired. */
 static ptrdiff_t pr__http_fill(pr_http_response *r, char *dst, size_t n, int64_t deadline) {
+    const char *phase = r->state == PR__HTTP_B_DONE && !r->base ? "waiting for the response head" : "reading the body";
+    char msg[120];
     int64_t dl = deadline;
     ptrdiff_t k;
     int idle = 0;
@@ -11073,9 +11291,15 @@ static ptrdiff_t pr__http_fill(pr_http_response *r, char *dst, size_t n, int64_t
     }
     k = pr_conn_read(r->conn, dst, n, dl);
     if (k == 0) k = PR_ECLOSED; /* a conn must not return 0; never spin on it */
-    if (k == PR_ETIMEDOUT)
-        return pr__http_fail(r, PR_ETIMEDOUT, idle ? "idle timeout: no bytes received in time" : "deadline passed");
-    if (k == PR_ECANCELED) return pr__http_fail(r, PR_ECANCELED, "canceled");
+    if (k == PR_ETIMEDOUT) {
+        if (idle) snprintf(msg, sizeof msg, "timed out %s (idle timeout %d ms)", phase, r->opts.idle_timeout_ms);
+        else snprintf(msg, sizeof msg, "timed out %s (%s)", phase, r->limit);
+        return pr__http_fail(r, PR_ETIMEDOUT, msg);
+    }
+    if (k == PR_ECANCELED) {
+        snprintf(msg, sizeof msg, "canceled %s", phase);
+        return pr__http_fail(r, PR_ECANCELED, msg);
+    }
     return k;
 }
 
@@ -11394,10 +11618,11 @@ static int pr__http_peer_gone(int rc, const pr_err_info *e) {
    origin-form one (absolute-form for proxies, authority-form for CONNECT).
    *rx (optional) tells whether any response byte arrived, also on failure.
    head_used: head bytes already spent on this connection's first response
-   (a CONNECT reply), counted against max_head_bytes. */
+   (a CONNECT reply), counted against max_head_bytes. limit: what the
+   deadline is called in timeout messages (NULL = "deadline"). */
 static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req,
                              const pr_http_opts *opts, const pr_slice *target, size_t head_used, int64_t deadline,
-                             int *rx) {
+                             int *rx, const char *limit) {
     const char *method;
     pr_http_response *r;
     pr_buf head;
@@ -11426,6 +11651,7 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
     }
     r->conn = conn;
     r->head_used = head_used;
+    snprintf(r->limit, sizeof r->limit, "%s", limit ? limit : "deadline");
     pr__http_opts_resolve(&r->opts, opts);
     r->cap = PR__MIN(r->opts.recv_buf_size, r->opts.max_head_bytes + 4);
     if (r->cap < 64) r->cap = 64;
@@ -11445,6 +11671,13 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
         wfail = 1;
     if (!rc && req->body_fn) rc = pr__http_send_chunked(conn, req, deadline, &wfail);
     pr_buf_deinit(&head);
+    if (wfail && (rc == PR_ETIMEDOUT || rc == PR_ECANCELED)) { /* name the phase, keep the conn's words */
+        char why[sizeof conn->err.msg];
+        int e = conn->err.sys_errno;
+        snprintf(why, sizeof why, "%s", conn->err.msg);
+        if (rc == PR_ETIMEDOUT) pr__err_set(&conn->err, rc, e, "http: timed out sending the request (%s): %s", r->limit, why);
+        else pr__err_set(&conn->err, rc, e, "http: canceled sending the request: %s", why);
+    }
     if (rc && wfail && pr__http_peer_gone(rc, &conn->err)) {
         /* the server may have answered early (413, 401) and closed: deliver
            a complete final response if one arrived, else the write error */
@@ -11470,7 +11703,7 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
 
 int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req, const pr_http_opts *opts,
                      int64_t deadline) {
-    return pr__http_exchange(out, conn, req, opts, NULL, 0, deadline, NULL);
+    return pr__http_exchange(out, conn, req, opts, NULL, 0, deadline, NULL, NULL);
 }
 
 /* Run the framing machine over buffered bytes until body data is at rpos
@@ -11710,6 +11943,7 @@ void pr_http_response_destroy(pr_http_response *r) {
 #define PR__HTTP_MAX_REDIRECTS 10
 #define PR__HTTP_DRAIN_MAX 65536 /* bytes of a followed 3xx body read to keep its connection */
 #define PR__HTTP_DRAIN_MS 1000    /* time spent on that at most */
+#define PR__HTTP_DEF_FETCH_MAX (16u << 20)
 
 /* An idle pooled connection; the key bytes follow the struct. */
 typedef struct pr__http_pooled {
@@ -11719,14 +11953,26 @@ typedef struct pr__http_pooled {
     size_t key_len;
 } pr__http_pooled;
 
+/* Connection slots of one origin (max_connections_per_origin); the key
+   bytes follow the struct. */
+typedef struct pr__http_origin {
+    struct pr__http_origin *next;
+    pr_sem *sem;
+    long users;      /* holders and waiters; the entry goes when it drops to 0 */
+    size_t key_len;
+} pr__http_origin;
+
 struct pr_http_client {
     pr_http_client_opts o;        /* resolved; string fields point at the copies below */
     char *ca_file, *ca_pem, *alpn, *no_proxy;
     size_t ca_file_n, ca_pem_n, alpn_n, no_proxy_n;
+    char *hdr_count, *hdr_timeout, *hdr_idem; /* header names (copies; NUL-terminated) */
     pr_tls_anchors *anchors;      /* parsed from ca_file / ca_pem at create; owned */
     pr_url proxy_http, proxy_https; /* mem_ == NULL: none */
     pr__http_pooled *pool;        /* most recently released first */
     size_t npool;
+    pr_sem *slots;                /* max_connections, or NULL */
+    pr__http_origin *origins;     /* max_connections_per_origin entries in use */
     long live;                    /* responses that own a connection */
     int destroyed;                /* pr_http_client_destroy ran; free with the last response */
     pr_err_info err;
@@ -11738,6 +11984,17 @@ static char *pr__http_strdup(const char *s, size_t *n) {
     d = (char *)pr__alloc(*n);
     if (d) memcpy(d, s, *n);
     return d;
+}
+
+/* A copy of an optional NUL-terminated string into *dst; PR_OK or PR_ENOMEM. */
+static int pr__http_strdup_opt(char **dst, const char *s) {
+    size_t n;
+    if (!s) return PR_OK;
+    return (*dst = pr__http_strdup(s, &n)) != NULL ? PR_OK : PR_ENOMEM;
+}
+
+static void pr__http_strfree(char *s) {
+    if (s) pr__free(s, strlen(s) + 1);
 }
 
 static void pr__http_pool_free(pr__http_pooled *e) {
@@ -11755,6 +12012,10 @@ static void pr__http_client_free(pr_http_client *c) {
     pr__free(c->ca_pem, c->ca_pem_n);
     pr__free(c->alpn, c->alpn_n);
     pr__free(c->no_proxy, c->no_proxy_n);
+    pr__http_strfree(c->hdr_count);
+    pr__http_strfree(c->hdr_timeout);
+    pr__http_strfree(c->hdr_idem);
+    pr_sem_destroy(c->slots);
     pr_tls_anchors_destroy(c->anchors);
     pr_url_deinit(&c->proxy_http);
     pr_url_deinit(&c->proxy_https);
@@ -11762,7 +12023,7 @@ static void pr__http_client_free(pr_http_client *c) {
 }
 
 /* Parse a proxy URL ("host:port" means http://host:port). "" = none. */
-static int pr__http_proxy_parse(pr_url *u, const char *s) {
+static int pr__http_proxy_parse(pr_url *u, const char *s, pr_err_info *err) {
     const char *sep;
     pr_buf b;
     int rc = PR_OK;
@@ -11770,12 +12031,19 @@ static int pr__http_proxy_parse(pr_url *u, const char *s) {
     sep = strstr(s, "://");
     if (sep && !((size_t)(sep - s) == 4 && (s[0] | 0x20) == 'h' && (s[1] | 0x20) == 't' &&
                  (s[2] | 0x20) == 't' && (s[3] | 0x20) == 'p'))
-        return PR_ENOTSUP; /* https://, socks5://, ... */
+        return pr__err_set(err, PR_ENOTSUP, 0, "http: only http:// proxies are supported, not %.60s", s);
     pr_buf_init(&b);
     if (!sep) rc = pr_buf_append_str(&b, "http://");
     if (!rc) rc = pr_buf_append_str(&b, s);
-    if (!rc) rc = pr_url_parse(u, b.data, b.len, NULL);
+    if (!rc) rc = pr_url_parse(u, b.data, b.len, err);
     pr_buf_deinit(&b);
+    if (rc == PR_EINVAL) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        pr__err_set(err, rc, 0, "http: proxy URL %.40s: %s", s, why);
+    } else if (rc) {
+        pr__err_set(err, rc, 0, "http: out of memory");
+    }
     return rc;
 }
 
@@ -11788,12 +12056,15 @@ static const char *pr__http_env2(const char *a, const char *b) {
 int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts) {
     pr_http_client *c;
     const char *hp, *sp, *ap, *np;
+    pr_err_info *uerr = opts ? opts->err : NULL;
     int rc = PR_OK;
+    if (uerr) memset(uerr, 0, sizeof *uerr);
     if (out) *out = NULL;
-    if (!out) return PR_EINVAL;
+    if (!out) return pr__err_set(uerr, PR_EINVAL, 0, "http: pr_http_client_create: out is NULL");
     c = (pr_http_client *)pr__calloc(1, sizeof *c);
-    if (!c) return PR_ENOMEM;
+    if (!c) return pr__err_set(uerr, PR_ENOMEM, 0, "http: out of memory");
     if (opts) c->o = *opts;
+    c->o.err = NULL;
     c->o.connect_timeout_ms = PR__DEF(c->o.connect_timeout_ms, PR__HTTP_DEF_CONNECT_MS);
     c->o.pool_idle_ms = PR__DEF(c->o.pool_idle_ms, PR__HTTP_DEF_POOL_IDLE_MS);
     c->o.pool_max = PR__DEF(c->o.pool_max, PR__HTTP_DEF_POOL_MAX);
@@ -11802,8 +12073,19 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     if (c->o.max_redirects > PR__HTTP_MAX_REDIRECTS) c->o.max_redirects = PR__HTTP_MAX_REDIRECTS;
     if (c->o.idle_timeout_ms) c->o.http.idle_timeout_ms = c->o.idle_timeout_ms;
     c->o.tcp_keepalive_s = PR__DEF(c->o.tcp_keepalive_s, 60);
+    c->o.fetch_max_bytes = PR__DEF(c->o.fetch_max_bytes, PR__HTTP_DEF_FETCH_MAX);
+    if (c->o.attempt_timeout_ms < 0) c->o.attempt_timeout_ms = 0;
     c->o.tls.err = NULL;
-    if (c->o.tls.ca_file && !(c->ca_file = pr__http_strdup(c->o.tls.ca_file, &c->ca_file_n))) rc = PR_ENOMEM;
+    {
+        pr_retry probe; /* the policy must be valid now, not at the first request */
+        if (pr_retry_begin(&probe, &c->o.retry) != PR_OK)
+            rc = pr__err_set(&c->err, PR_EINVAL, 0, "http: invalid retry policy (backoff or limits)");
+    }
+    if (!rc && (c->o.max_connections < 0 || c->o.max_connections_per_origin < 0))
+        rc = pr__err_set(&c->err, PR_EINVAL, 0, "http: negative max_connections");
+    if (!rc && c->o.max_connections > 0 && pr_sem_create(&c->slots, c->o.max_connections) != PR_OK)
+        rc = PR_ENOMEM;
+    if (!rc && c->o.tls.ca_file && !(c->ca_file = pr__http_strdup(c->o.tls.ca_file, &c->ca_file_n))) rc = PR_ENOMEM;
     if (!rc && c->o.tls.ca_pem) {
         c->ca_pem_n = c->o.tls.ca_pem_len ? c->o.tls.ca_pem_len : strlen(c->o.tls.ca_pem);
         if ((c->ca_pem = (char *)pr__alloc(c->ca_pem_n)) != NULL) memcpy(c->ca_pem, c->o.tls.ca_pem, c->ca_pem_n);
@@ -11811,6 +12093,12 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
         c->o.tls.ca_pem_len = c->ca_pem_n;
     }
     if (!rc && c->o.tls.alpn && !(c->alpn = pr__http_strdup(c->o.tls.alpn, &c->alpn_n))) rc = PR_ENOMEM;
+    if (!rc) rc = pr__http_strdup_opt(&c->hdr_count, c->o.retry_count_header);
+    if (!rc) rc = pr__http_strdup_opt(&c->hdr_timeout, c->o.timeout_header);
+    if (!rc) rc = pr__http_strdup_opt(&c->hdr_idem, c->o.idempotency_header);
+    c->o.retry_count_header = c->hdr_count;
+    c->o.timeout_header = c->hdr_timeout;
+    c->o.idempotency_header = c->hdr_idem;
     c->o.tls.ca_file = c->ca_file;
     c->o.tls.ca_pem = c->ca_pem;
     c->o.tls.alpn = c->alpn;
@@ -11818,6 +12106,12 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     /* parse the trust anchors once; every connect shares them read-only */
     if (!rc && !c->o.tls.anchors && !c->o.tls.insecure_skip_verify_DANGEROUS && (c->ca_file || c->ca_pem)) {
         rc = pr_tls_anchors_create(&c->anchors, c->ca_pem ? NULL : c->ca_file, c->ca_pem, c->ca_pem_n, &c->err);
+        if (rc) {
+            char why[sizeof c->err.msg];
+            int e = c->err.sys_errno;
+            snprintf(why, sizeof why, "%s", c->err.msg);
+            pr__err_set(&c->err, rc, e, "http: tls.%s: %s", c->ca_pem ? "ca_pem" : "ca_file", why);
+        }
         c->o.tls.anchors = c->anchors;
     }
     if (!rc && c->o.tls.anchors) { /* the anchors win over ca_file / ca_pem: drop the copies */
@@ -11843,12 +12137,14 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     if (!sp || !*sp) sp = ap;
     if (c->o.http_proxy && !*c->o.http_proxy) hp = NULL; /* explicit "" = none */
     if (c->o.https_proxy && !*c->o.https_proxy) sp = NULL;
-    if (!rc) rc = pr__http_proxy_parse(&c->proxy_http, hp);
-    if (!rc) rc = pr__http_proxy_parse(&c->proxy_https, sp);
+    if (!rc) rc = pr__http_proxy_parse(&c->proxy_http, hp, &c->err);
+    if (!rc) rc = pr__http_proxy_parse(&c->proxy_https, sp, &c->err);
     if (!rc && np && *np && !(c->no_proxy = pr__http_strdup(np, &c->no_proxy_n))) rc = PR_ENOMEM;
     c->o.http_proxy = c->o.https_proxy = c->o.all_proxy = NULL;
     c->o.no_proxy = c->no_proxy;
     if (rc) {
+        if (c->err.code != rc) pr__err_set(&c->err, rc, 0, "http: %s", pr_strerror(rc));
+        if (uerr) *uerr = c->err;
         pr__http_client_free(c);
         return rc;
     }
@@ -12097,12 +12393,72 @@ static void pr__http_pool_put(pr_http_client *c, pr_conn *conn, const char *key,
     }
 }
 
-/* What a client response holds until it is destroyed: its connection and
-   the pool key to file it under. */
+/* ---- connection slots (max_connections, max_connections_per_origin) ---- */
+
+/* Drop a use of an origin entry; the last one frees it. */
+static void pr__http_origin_unref(pr_http_client *c, pr__http_origin *o) {
+    pr__http_origin **pp = &c->origins;
+    if (--o->users > 0) return;
+    while (*pp != o) pp = &(*pp)->next;
+    *pp = o->next;
+    pr_sem_destroy(o->sem);
+    pr__free(o, sizeof *o + o->key_len);
+}
+
+/* Take the slots a new connection for key needs: the origin's first (so a
+   task holding a slot of the whole client never waits for its origin),
+   then the client's. Waits in FIFO order until the deadline. */
+static int pr__http_slots_take(pr_http_client *c, const pr_buf *key, pr__http_origin **og, int *slot,
+                               int64_t deadline, const char *limit, pr_err_info *err) {
+    pr__http_origin *o = NULL;
+    int rc = PR_OK;
+    *og = NULL;
+    *slot = 0;
+    if (c->o.max_connections_per_origin > 0) {
+        for (o = c->origins; o; o = o->next)
+            if (o->key_len == key->len && !memcmp(o + 1, key->data, key->len)) break;
+        if (!o) {
+            if (!(o = (pr__http_origin *)pr__calloc(1, sizeof *o + key->len)) ||
+                pr_sem_create(&o->sem, c->o.max_connections_per_origin) != PR_OK) {
+                pr__free(o, sizeof *o + key->len);
+                return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
+            }
+            o->key_len = key->len;
+            memcpy(o + 1, key->data, key->len);
+            o->next = c->origins;
+            c->origins = o;
+        }
+        o->users++;
+        if ((rc = pr_sem_acquire(o->sem, deadline)) != PR_OK) pr__http_origin_unref(c, o);
+    }
+    if (!rc && c->slots && (rc = pr_sem_acquire(c->slots, deadline)) != PR_OK && o) {
+        pr_sem_release(o->sem);
+        pr__http_origin_unref(c, o);
+    }
+    if (rc == PR_ETIMEDOUT) return pr__err_set(err, rc, 0, "http: timed out waiting for a free connection (%s)", limit);
+    if (rc) return pr__err_set(err, rc, 0, "http: %s while waiting for a free connection", pr_strerror(rc));
+    *og = o;
+    *slot = c->slots != NULL;
+    return PR_OK;
+}
+
+/* Give back slots from pr__http_slots_take. */
+static void pr__http_slots_give(pr_http_client *c, pr__http_origin *o, int slot) {
+    if (slot) pr_sem_release(c->slots);
+    if (o) {
+        pr_sem_release(o->sem);
+        pr__http_origin_unref(c, o);
+    }
+}
+
+/* What a client response holds until it is destroyed: its connection, its
+   slots and the pool key to file the connection under. */
 typedef struct pr__http_lease {
     pr_http_client *client;
     pr_conn *conn;
-    size_t key_len; /* the key bytes follow the struct */
+    pr__http_origin *origin; /* a per-origin slot, or NULL */
+    int slot;                /* a max_connections slot */
+    size_t key_len;          /* the key bytes follow the struct */
 } pr__http_lease;
 
 /* pr_http_response_destroy's hook for client responses: a connection whose
@@ -12113,6 +12469,8 @@ static void pr__http_lease_end(pr_http_response *r, void *ctx) {
     if (pr_http_reusable(r)) pr__http_pool_put(c, l->conn, (const char *)(l + 1), l->key_len);
     else pr_conn_destroy(l->conn);
     r->on_destroy = NULL;
+    r->conn = NULL;
+    pr__http_slots_give(c, l->origin, l->slot);
     c->live--;
     pr__free(l, sizeof *l + l->key_len);
     if (c->destroyed && c->live <= 0) pr__http_client_free(c);
@@ -12200,8 +12558,8 @@ static int pr__http_host_cstr(char *h, pr_slice s) {
 /* Open a CONNECT tunnel over *conn (replaced by the tunnel on success;
    destroyed on failure). *head_used receives the bytes of the reply heads. */
 static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, const pr_url *proxy,
-                           size_t *head_used, int64_t deadline) {
-    pr_buf auth, hostv, pa;
+                           size_t *head_used, int64_t deadline, const char *limit, pr_err_info *err) {
+    pr_buf auth, pa;
     pr_http_header h[2];
     pr_http_request req;
     pr_http_response *r = NULL;
@@ -12209,7 +12567,6 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
     int rc;
     pr_buf_init(&auth);
     pr_buf_init(&pa);
-    pr_buf_init(&hostv);
     rc = pr_url_authority(&auth, u, 1);
     if (!rc && proxy->has_userinfo) rc = pr__http_basic(&pa, proxy);
     memset(&req, 0, sizeof req);
@@ -12226,17 +12583,17 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
         req.nheaders = proxy->has_userinfo ? 2 : 1;
         target.ptr = auth.data;
         target.len = auth.len;
-        rc = pr__http_exchange(&r, *conn, &req, &c->o.http, &target, 0, deadline, NULL);
+        rc = pr__http_exchange(&r, *conn, &req, &c->o.http, &target, 0, deadline, NULL, limit);
         if (rc)
-            pr__err_set(&c->err, rc, (*conn)->err.sys_errno, "proxy CONNECT: %s",
+            pr__err_set(err, rc, (*conn)->err.sys_errno, "proxy CONNECT: %s",
                         (*conn)->err.msg[0] ? (*conn)->err.msg : pr_strerror(rc));
     } else {
-        pr__err_set(&c->err, rc, 0, "proxy CONNECT: out of memory");
+        pr__err_set(err, rc, 0, "proxy CONNECT: out of memory");
     }
     if (!rc && r->status / 100 != 2) {
         int st = r->status;
-        rc = pr__err_set(&c->err, PR_EPROTO, 0, "proxy refused CONNECT with status %d", st);
-        c->err.http_status = st;
+        rc = pr__err_set(err, PR_EPROTO, 0, "proxy refused CONNECT with status %d", st);
+        err->http_status = st;
     }
     if (!rc) *head_used = r->head_used + r->base; /* the origin's first head shares the budget */
     /* Bytes already read past the reply belong to the tunnel: a wrapper hands
@@ -12250,7 +12607,7 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
             p = NULL;
         }
         if (!p) {
-            rc = pr__err_set(&c->err, PR_ENOMEM, 0, "proxy CONNECT: out of memory");
+            rc = pr__err_set(err, PR_ENOMEM, 0, "proxy CONNECT: out of memory");
         } else {
             memcpy(p->buf, r->buf + r->rpos, extra);
             p->base.ops = &pr__http_pfx_ops;
@@ -12266,52 +12623,55 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
     }
     pr_buf_deinit(&auth);
     pr_buf_deinit(&pa);
-    pr_buf_deinit(&hostv);
     return rc;
 }
 
 /* A fresh connection to u (through proxy when set): TCP, CONNECT, TLS, all
-   under the connect cap. *head_used: bytes of a CONNECT reply (else 0). */
+   under the connect cap. *head_used: bytes of a CONNECT reply (else 0).
+   limit names deadline in timeout messages. */
 static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, const pr_url *proxy,
-                            size_t *head_used, int64_t deadline) {
+                            size_t *head_used, int64_t deadline, const char *limit, pr_err_info *err) {
     const pr_url *to = proxy ? proxy : u;
     int64_t cdl = deadline;
     pr_net_opts no;
     pr_conn *conn = NULL;
     const char *phase;
-    char host[256];
+    char host[256], capname[48];
     int rc;
     *out = NULL;
     *head_used = 0;
     if (c->o.connect_timeout_ms > 0) cdl = pr_deadline_min(deadline, pr_deadline_in(c->o.connect_timeout_ms));
-    if (pr__http_host_cstr(host, to->host)) return pr__err_set(&c->err, PR_EINVAL, 0, "http: host name too long");
+    if (cdl < deadline) {
+        snprintf(capname, sizeof capname, "connect timeout %d ms", c->o.connect_timeout_ms);
+        limit = capname;
+    }
+    if (pr__http_host_cstr(host, to->host)) return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
     memset(&no, 0, sizeof no);
     no.connect_timeout_ms = -1; /* cdl holds the cap */
     no.keepalive = c->o.tcp_keepalive_s > 0 ? c->o.tcp_keepalive_s : 0;
-    no.err = &c->err;
-    memset(&c->err, 0, sizeof c->err);
-    phase = proxy ? "connecting to the proxy" : "resolving and connecting";
+    no.err = err;
+    memset(err, 0, sizeof *err);
+    phase = proxy ? "connecting to the proxy" : "resolving and connecting to";
     rc = pr_tcp_connect(&conn, host, to->port, &no, cdl);
     if (!rc && proxy && u->secure) {
-        phase = "waiting for the proxy's CONNECT reply";
-        rc = pr__http_tunnel(c, &conn, u, proxy, head_used, cdl);
+        phase = "waiting for the CONNECT reply of the proxy";
+        rc = pr__http_tunnel(c, &conn, u, proxy, head_used, cdl, limit, err);
     }
     if (!rc && u->secure) {
-        phase = "in the TLS handshake";
         pr_tls_opts to2 = c->o.tls;
         pr_conn *t = NULL;
-        to2.err = &c->err;
+        phase = "in the TLS handshake with";
+        to2.err = err;
         if (pr__http_host_cstr(host, u->host)) {
             pr_conn_destroy(conn);
-            return pr__err_set(&c->err, PR_EINVAL, 0, "http: host name too long");
+            return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
         }
         rc = pr_tls_client(&t, conn, host, &to2, cdl); /* owns conn from here on */
         conn = t;
     }
     if (rc) {
-        if (c->err.code != rc) pr__err_set(&c->err, rc, 0, "http: connect failed: %s", pr_strerror(rc));
-        if (rc == PR_ETIMEDOUT && cdl < deadline && pr_now() >= cdl)
-            pr__err_set(&c->err, rc, 0, "http: connect timeout (%d ms) %s (%s)", c->o.connect_timeout_ms, phase, host);
+        if (err->code != rc) pr__err_set(err, rc, 0, "http: connect failed: %s", pr_strerror(rc));
+        if (rc == PR_ETIMEDOUT) pr__err_set(err, rc, 0, "http: timed out %s %s (%s)", phase, host, limit);
         return rc;
     }
     *out = conn;
@@ -12322,17 +12682,24 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
 
 static int pr__http_method_is(const char *m, const char *s) { return strcmp(m, s) == 0; }
 
-/* One request on one origin: pool or connect, exchange, one retry on a
+/* Restart a streamed body for a replay: PR_OK, or why it cannot be. */
+static int pr__http_rewind(const pr_http_request *req) {
+    if (!req->body_fn) return PR_OK;
+    return req->body_rewind ? req->body_rewind(req->body_user_data) : PR_ESTATE;
+}
+
+/* One request on one origin: pool or connect, exchange, one replay on a
    dead reused connection. */
 static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
-                                int64_t deadline) {
+                                int64_t deadline, const char *limit, pr_err_info *err) {
     const pr_url *u = req->url, *proxy = pr__http_proxy_for(c, u);
     pr_buf key, target, pauth;
     pr_slice tslice, *tp = NULL;
     pr_http_request rq = *req;
     pr_http_header *hv = NULL;
+    pr__http_origin *og = NULL;
     size_t hv_n = 0;
-    int rc, attempt;
+    int rc, attempt, slot = 0;
     *out = NULL;
     pr_buf_init(&key);
     pr_buf_init(&target);
@@ -12360,44 +12727,50 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         }
     }
     if (rc) {
-        pr__err_set(&c->err, rc, 0, "http: out of memory");
+        pr__err_set(err, rc, 0, "http: out of memory");
         goto done;
     }
+    if ((rc = pr__http_slots_take(c, &key, &og, &slot, deadline, limit, err)) != PR_OK) goto done;
     for (attempt = 0;; attempt++) {
         pr_http_response *r = NULL;
         pr__http_lease *lease;
         pr_conn *conn = attempt == 0 ? pr__http_pool_take(c, &key) : NULL;
         int reused = conn != NULL, rx = 0;
         size_t head_used = 0;
-        if (!conn && (rc = pr__http_connect(c, &conn, u, proxy, &head_used, deadline)) != 0) goto done;
-        rc = pr__http_exchange(&r, conn, &rq, &c->o.http, tp, head_used, deadline, &rx);
+        if (!conn && (rc = pr__http_connect(c, &conn, u, proxy, &head_used, deadline, limit, err)) != 0) break;
+        rc = pr__http_exchange(&r, conn, &rq, &c->o.http, tp, head_used, deadline, &rx, limit);
         if (rc) {
             pr_err_info e = conn->err;
             pr_conn_destroy(conn);
-            /* transparent retry: a reused connection died before the first
+            /* transparent replay: a reused connection died before the first
                response byte and the request can be sent again */
-            if (reused && !rx && !req->body_fn && pr__http_peer_gone(rc, &e)) continue;
+            if (reused && !rx && pr__http_peer_gone(rc, &e) && pr__http_rewind(req) == PR_OK) continue;
             if (e.code != rc) pr__err_set(&e, rc, 0, "http: %s", pr_strerror(rc));
-            c->err = e;
-            goto done;
+            *err = e;
+            break;
         }
         lease = (pr__http_lease *)pr__alloc(sizeof *lease + key.len);
         if (!lease) {
             pr_http_response_destroy(r);
             pr_conn_destroy(conn);
-            rc = pr__err_set(&c->err, PR_ENOMEM, 0, "http: out of memory");
-            goto done;
+            rc = pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
+            break;
         }
         lease->client = c;
         lease->conn = conn;
+        lease->origin = og;
+        lease->slot = slot;
         lease->key_len = key.len;
         memcpy(lease + 1, key.data, key.len);
         r->on_destroy = pr__http_lease_end;
         r->on_destroy_ctx = lease;
+        og = NULL;
+        slot = 0;
         c->live++;
         *out = r;
         break;
     }
+    pr__http_slots_give(c, og, slot); /* still ours only when no response holds them */
 done:
     pr__free(hv, hv_n * sizeof *hv);
     pr_buf_deinit(&key);
@@ -12413,19 +12786,24 @@ static int pr__http_is_origin_bound(pr_slice name) {
            pr__http_hdr_is(name, "proxy-authorization") || pr__http_hdr_is(name, "host");
 }
 
-int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
-                           int64_t deadline) {
+/* Read what is already buffered of a response's body (no waiting) so that
+   its connection can go back to the pool; then destroy it. */
+static void pr__http_discard(pr_http_response *r) {
+    char tmp[4096];
+    size_t got = 0;
+    ptrdiff_t k;
+    while (got < PR__HTTP_DRAIN_MAX && (k = pr_http_read(r, tmp, sizeof tmp, 0)) > 0) got += (size_t)k;
+    pr_http_response_destroy(r);
+}
+
+/* The redirect chain of one attempt. */
+static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_http_request *req, int64_t deadline,
+                          const char *limit, pr_err_info *err) {
     pr_http_request rq;
     pr_http_header *hv = NULL;
     size_t hv_cap = 0, i;
     pr_url cur;
     int rc, hops = 0;
-    if (out) *out = NULL;
-    if (!c || !out || !req || !req->url) return PR_EINVAL;
-    if (req->nheaders && !req->headers) return PR_EINVAL;
-#ifdef PRISTINE_NO_TLS
-    if (req->url->secure) return pr__err_set(&c->err, PR_ENOTSUP, 0, "http: https needs TLS (PRISTINE_NO_TLS)");
-#endif
     memset(&cur, 0, sizeof cur);
     rq = *req;
     for (;;) {
@@ -12434,7 +12812,7 @@ int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_h
         int st, keep_body;
         pr_buf base, next;
         pr_url nu;
-        rc = pr__http_client_once(c, &r, &rq, deadline);
+        rc = pr__http_client_once(c, &r, &rq, deadline, limit, err);
         if (rc) break;
         st = pr_http_status(r);
         loc = pr_http_header_get(r, "location");
@@ -12443,14 +12821,14 @@ int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_h
             break;
         }
         keep_body = !(st == 303 || ((st == 301 || st == 302) && rq.method && pr__http_method_is(rq.method, "POST")));
-        if (keep_body && rq.body_fn) { /* cannot replay a streamed body: the 3xx is the answer */
+        if (keep_body && rq.body_fn && !rq.body_rewind) { /* cannot replay a streamed body: the 3xx is the answer */
             *out = r;
             break;
         }
         if (++hops > c->o.max_redirects) {
             pr_http_response_destroy(r);
-            rc = pr__err_set(&c->err, PR_ELIMIT, 0, "http: more than %d redirects", c->o.max_redirects);
-            c->err.http_status = st;
+            rc = pr__err_set(err, PR_ELIMIT, 0, "http: more than %d redirects", c->o.max_redirects);
+            err->http_status = st;
             break;
         }
         /* the next URL */
@@ -12458,14 +12836,14 @@ int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_h
         pr_buf_init(&next);
         memset(&nu, 0, sizeof nu);
         rc = pr_url_format(&base, rq.url, 0);
-        if (!rc) rc = pr_url_resolve(&next, base.data, base.len, loc->ptr, loc->len, &c->err);
-        if (!rc) rc = pr_url_parse(&nu, next.data, next.len, &c->err);
+        if (!rc) rc = pr_url_resolve(&next, base.data, base.len, loc->ptr, loc->len, err);
+        if (!rc) rc = pr_url_parse(&nu, next.data, next.len, err);
         pr_buf_deinit(&base);
         pr_buf_deinit(&next);
         if (rc) {
             if (rc == PR_EINVAL) rc = PR_EPROTO; /* the server's Location is bad, not the caller's request */
-            c->err.code = rc;
-            c->err.http_status = st;
+            err->code = rc;
+            err->http_status = st;
             pr_http_response_destroy(r);
             pr_url_deinit(&nu);
             break;
@@ -12473,8 +12851,8 @@ int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_h
         if (rq.url->secure && !nu.secure && !c->o.allow_https_to_http) {
             pr_http_response_destroy(r);
             pr_url_deinit(&nu);
-            rc = pr__err_set(&c->err, PR_EPROTO, 0, "http: redirect from https to http refused");
-            c->err.http_status = st;
+            rc = pr__err_set(err, PR_EPROTO, 0, "http: redirect from https to http refused");
+            err->http_status = st;
             break;
         }
         /* drain the 3xx body so its connection can be reused, but only what
@@ -12496,7 +12874,7 @@ int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_h
                 hv = (pr_http_header *)pr__calloc(hv_cap, sizeof *hv);
                 if (!hv) {
                     pr_url_deinit(&nu);
-                    rc = pr__err_set(&c->err, PR_ENOMEM, 0, "http: out of memory");
+                    rc = pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
                     break;
                 }
             }
@@ -12511,6 +12889,10 @@ int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_h
             rq.body_len = 0;
             rq.body_fn = NULL;
             rq.body_user_data = NULL;
+        } else if ((rc = pr__http_rewind(&rq)) != PR_OK) {
+            pr_url_deinit(&nu);
+            pr__err_set(err, rc, 0, "http: the request body could not be restarted for a redirect");
+            break;
         }
         pr_url_deinit(&cur);
         cur = nu;
@@ -12521,18 +12903,428 @@ int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_h
     return rc;
 }
 
+/* ---- retries around the chain ---- */
+
+/* One logical request: the state its attempts share. */
+typedef struct pr__http_call {
+    pr_http_client *c;
+    const pr_http_request *req;
+    const char *method;
+    pr_err_info err;          /* the call's detail */
+    int replayable;
+    int status;               /* the last attempt's response status, 0 if none */
+    int retry_status;         /* that status asks for a retry */
+    int64_t hint_ms;          /* the server's usable delay hint, -1 = none */
+    int fatal;                /* the last attempt's error must not be retried */
+    int (*classify)(int outcome, int64_t *after_ms, void *user_data); /* the policy's own hooks */
+    void (*on_retry)(const pr_retry_info *info, void *user_data);
+    void *user_data;
+    pr_retry_hooks hooks;     /* the policy's clock, for HTTP-date hints */
+    pr_buf url;               /* without userinfo, for events (only with on_event) */
+    int64_t t0;
+} pr__http_call;
+
+static void pr__http_emit(pr__http_call *k, int kind, int attempt, int status, int error, int64_t duration_ms,
+                          int64_t delay_ms, const char *reason, int hinted) {
+    pr_http_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = kind;
+    ev.method = k->method;
+    ev.url = k->url.data ? k->url.data : "";
+    ev.attempt = attempt;
+    ev.status = status;
+    ev.error = error;
+    ev.duration_ms = duration_ms;
+    ev.delay_ms = delay_ms;
+    ev.reason = reason;
+    ev.hinted = hinted;
+    k->c->o.on_event(&ev, k->c->o.event_user_data);
+}
+
+static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_data) {
+    pr__http_call *k = (pr__http_call *)user_data;
+    int v;
+    if (outcome >= 0) v = !k->retry_status ? PR_RETRY_OK : k->hint_ms >= 0 ? PR_RETRY_AFTER : PR_RETRY_AGAIN;
+    else v = k->fatal ? PR_RETRY_FAIL : pr_retry_classify_default(outcome, NULL, NULL);
+    *after_ms = k->hint_ms;
+    if (k->classify) v = k->classify(outcome, after_ms, k->user_data);
+    if (!k->replayable && (v == PR_RETRY_AGAIN || v == PR_RETRY_AFTER)) v = outcome >= 0 ? PR_RETRY_OK : PR_RETRY_FAIL;
+    return v;
+}
+
+static void pr__http_call_on_retry(const pr_retry_info *info, void *user_data) {
+    pr__http_call *k = (pr__http_call *)user_data;
+    if (k->c->o.on_event) {
+        char why[160];
+        if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
+        else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
+        pr__http_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
+                      0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
+    }
+    if (k->on_retry) k->on_retry(info, k->user_data);
+}
+
+/* Errors that say nothing about the upstream's health, and those that
+   retrying cannot cure. */
+static int pr__http_error_fatal(int rc, const pr_err_info *e) {
+    if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECANCELED ||
+        rc == PR_ECIRCUIT || rc == PR_ESTATE)
+        return 1;
+#ifndef PRISTINE_NO_TLS
+    /* a certificate the client refuses is refused again */
+    if (rc == PR_ETLS && e->tls_error >= BR_ERR_X509_OK && e->tls_error < BR_ERR_X509_OK + 64) return 1;
+#else
+    PR__UNUSED(e);
+#endif
+    return 0;
+}
+
+static void pr__http_breaker_record(pr_breaker *b, int outcome) {
+    if (outcome == PR_ECANCELED || outcome == PR_EINVAL || outcome == PR_ENOMEM || outcome == PR_ECIRCUIT)
+        pr_breaker_record(b, PR_BREAKER_IGNORE);
+    else if (outcome < 0 || outcome == 408 || (outcome >= 500 && outcome <= 599))
+        pr_breaker_record(b, PR_BREAKER_FAILURE);
+    else if (outcome == 429)
+        pr_breaker_record(b, PR_BREAKER_IGNORE);
+    else
+        pr_breaker_record(b, PR_BREAKER_SUCCESS);
+}
+
+/* Whether a response's Content-Type is JSON: application/json or any +json. */
+static int pr__http_is_json(const pr_http_response *r) {
+    const pr_slice *ct = pr_http_header_get(r, "content-type");
+    pr_slice t;
+    const char *semi;
+    if (!ct) return 0;
+    t = *ct;
+    if ((semi = (const char *)memchr(t.ptr, ';', t.len)) != NULL) t.len = (size_t)(semi - t.ptr);
+    t = pr_slice_trim(t);
+    if (pr_slice_ieq(t, pr_slice_cstr("application/json"))) return 1;
+    if (t.len <= 5) return 0;
+    t.ptr += t.len - 5;
+    t.len = 5;
+    return pr_slice_ieq(t, pr_slice_cstr("+json"));
+}
+
+/* Read the whole body of r into res (fetch). */
+static int pr__http_read_all(pr_http_client *c, pr_http_response *r, pr_http_result *res, int64_t deadline,
+                             pr_err_info *err) {
+    pr_buf b;
+    int rc;
+    pr_buf_init(&b);
+    for (;;) {
+        const char *p;
+        size_t n;
+        rc = pr_http_next_span(r, &p, &n, deadline);
+        if (rc == PR_ECLOSED) {
+            rc = PR_OK;
+            break;
+        }
+        if (rc) {
+            pr_http_last_error(r, err);
+            if (err->code != rc) pr__err_set(err, rc, 0, "http: %s reading the body", pr_strerror(rc));
+            break;
+        }
+        if (b.len + n > c->o.fetch_max_bytes) {
+            rc = pr__err_set(err, PR_ELIMIT, 0, "http: body over fetch_max_bytes (%lu)",
+                             (unsigned long)c->o.fetch_max_bytes);
+            break;
+        }
+        if ((rc = pr_buf_append(&b, p, n)) != PR_OK) {
+            pr__err_set(err, rc, 0, "http: out of memory");
+            break;
+        }
+    }
+    if (!rc && (rc = pr_buf_append(&b, "", 1)) != PR_OK) pr__err_set(err, rc, 0, "http: out of memory");
+    if (rc) {
+        pr_buf_deinit(&b);
+        return rc;
+    }
+    res->body_len = b.len - 1;
+    res->body = (char *)pr__alloc(b.len); /* exactly sized: pr_http_result_deinit frees body_len + 1 */
+    if (!res->body) {
+        pr_buf_deinit(&b);
+        return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
+    }
+    memcpy(res->body, b.data, b.len);
+    pr_buf_deinit(&b);
+    if (pr__http_is_json(r)) pr_json_parse(&res->json, res->body, res->body_len, NULL, NULL);
+    if (r->on_destroy) r->on_destroy(r, r->on_destroy_ctx); /* the connection goes back now */
+    return PR_OK;
+}
+
+/* One attempt: breaker, the chain, the retry facts of its response and,
+   for fetch, the whole body. Returns the outcome: a status (*out set) or
+   an error. */
+static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_http_request *rq, int64_t deadline,
+                            const char *limit, pr_http_result *fetch) {
+    pr_http_client *c = k->c;
+    pr_http_response *r = NULL;
+    int rc;
+    *out = NULL;
+    k->status = k->retry_status = k->fatal = 0;
+    k->hint_ms = -1;
+    if (c->o.breaker && (rc = pr_breaker_admit(c->o.breaker)) != PR_OK) {
+        k->fatal = 1;
+        return pr__err_set(&k->err, rc, 0, "http: circuit breaker open: not sent");
+    }
+    rc = pr__http_chain(c, &r, rq, deadline, limit, &k->err);
+    if (!rc) {
+        const pr_slice *ra = pr_http_header_get(r, "retry-after"), *ram = pr_http_header_get(r, "retry-after-ms");
+        int64_t now_wall = k->hooks.wall_clock_ms ? k->hooks.wall_clock_ms(k->hooks.user_data) : pr__wall_ms();
+        k->status = pr_http_status(r);
+        k->retry_status = pr_retry_http_should_retry(k->status, pr_http_header_get(r, "x-should-retry"));
+        if (!pr_retry_hint_ms(ram, ra, now_wall, &k->hint_ms)) k->hint_ms = -1;
+        if (fetch) {
+            pr_http_result_deinit(fetch);
+            rc = pr__http_read_all(c, r, fetch, deadline, &k->err);
+            if (rc) {
+                pr_http_result_deinit(fetch);
+                pr_http_response_destroy(r);
+                r = NULL;
+                k->status = 0;
+                k->fatal = pr__http_error_fatal(rc, &k->err);
+            }
+        }
+    } else {
+        k->fatal = pr__http_error_fatal(rc, &k->err);
+    }
+    if (c->o.breaker) pr__http_breaker_record(c->o.breaker, rc ? rc : k->status);
+    *out = r;
+    return rc ? rc : k->status;
+}
+
+/* The extra header fields of an attempt (retry count, timeout,
+   idempotency key), unless the request has a field of that name. */
+static int pr__http_has_field(const pr_http_request *req, const char *name) {
+    size_t i;
+    for (i = 0; i < req->nheaders; i++)
+        if (pr__http_hdr_is(req->headers[i].name, name)) return 1;
+    return 0;
+}
+
+static void pr__http_random_hex(char *out, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+    uint64_t v = 0;
+    for (i = 0; i < n; i++) {
+        if (i % 16 == 0) v = pr__random_u64();
+        out[i] = hex[v & 15];
+        v >>= 4;
+    }
+    out[n] = 0;
+}
+
+/* The whole logical request: attempts, retries, events. */
+static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
+                             int64_t deadline, pr_http_result *fetch) {
+    pr__http_call k;
+    pr_retry_policy p;
+    pr_retry st;
+    pr_http_request rq;
+    pr_http_header extra[3], *hv = NULL;
+    size_t nextra = 0, hv_n = 0;
+    char count[24], secs[32], key[33], alimit[48];
+    const char *idem = NULL;
+    int rc, outcome, count_at = -1;
+    if (out) *out = NULL;
+    if (!c || (!out && !fetch) || !req || !req->url) return PR_EINVAL;
+    if (req->nheaders && !req->headers) return PR_EINVAL;
+    memset(&k, 0, sizeof k);
+    k.c = c;
+    k.req = req;
+    k.method = req->method ? req->method : "GET";
+    k.replayable = !req->body_fn || req->body_rewind;
+    k.t0 = pr_now();
+    pr_buf_init(&k.url);
+    p = req->retry ? *req->retry : c->o.retry;
+    k.classify = p.classify;
+    k.on_retry = p.on_retry;
+    k.user_data = p.user_data;
+    k.hooks = p.hooks;
+    p.classify = pr__http_call_classify;
+    p.on_retry = pr__http_call_on_retry;
+    p.user_data = &k;
+    if (pr_retry_begin(&st, &p) != PR_OK) {
+        rc = pr__err_set(&k.err, PR_EINVAL, 0, "http: invalid retry policy");
+        goto done;
+    }
+#ifdef PRISTINE_NO_TLS
+    if (req->url->secure) {
+        rc = pr__err_set(&k.err, PR_ENOTSUP, 0, "http: https needs TLS (PRISTINE_NO_TLS)");
+        goto done;
+    }
+#endif
+    if (c->o.on_event) {
+        if (pr_buf_append_str(&k.url, req->url->secure ? "https://" : "http://") || pr_url_authority(&k.url, req->url, 0) ||
+            pr_url_target(&k.url, req->url) || pr_buf_append(&k.url, "", 1)) {
+            rc = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
+            goto done;
+        }
+        pr__http_emit(&k, PR_HTTP_EVENT_START, 0, 0, PR_OK, 0, 0, NULL, 0);
+    }
+    /* the fields every attempt adds, and the idempotency key (once per call) */
+    if (c->hdr_count && !pr__http_has_field(req, c->hdr_count)) {
+        count_at = (int)nextra;
+        extra[nextra].name = pr_slice_cstr(c->hdr_count);
+        nextra++;
+    }
+    if (c->hdr_timeout && c->o.attempt_timeout_ms > 0 && !pr__http_has_field(req, c->hdr_timeout)) {
+        int ms = c->o.attempt_timeout_ms;
+        if (ms % 1000) snprintf(secs, sizeof secs, "%d.%03d", ms / 1000, ms % 1000);
+        else snprintf(secs, sizeof secs, "%d", ms / 1000);
+        extra[nextra].name = pr_slice_cstr(c->hdr_timeout);
+        extra[nextra].value = pr_slice_cstr(secs);
+        nextra++;
+    }
+    if (req->idempotency_key) idem = *req->idempotency_key ? req->idempotency_key : NULL;
+    else if (c->hdr_idem && !pr__http_method_is(k.method, "GET") && !pr__http_method_is(k.method, "HEAD")) {
+        pr__http_random_hex(key, 32);
+        idem = key;
+    }
+    if (idem && c->hdr_idem && !pr__http_has_field(req, c->hdr_idem)) {
+        extra[nextra].name = pr_slice_cstr(c->hdr_idem);
+        extra[nextra].value = pr_slice_cstr(idem);
+        nextra++;
+    }
+    rq = *req;
+    if (nextra) { /* the count's value changes per attempt: it is set in the loop */
+        hv_n = req->nheaders + nextra;
+        if (!(hv = (pr_http_header *)pr__calloc(hv_n, sizeof *hv))) {
+            rc = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
+            goto done;
+        }
+        if (req->nheaders) memcpy(hv, req->headers, req->nheaders * sizeof *hv);
+        rq.headers = hv;
+        rq.nheaders = hv_n;
+    }
+    for (;;) {
+        pr_http_response *r = NULL;
+        int64_t adl = deadline, t1 = pr_now(), delay;
+        const char *limit = "deadline";
+        size_t i;
+        if (c->o.attempt_timeout_ms > 0 && pr_deadline_in(c->o.attempt_timeout_ms) < deadline) {
+            adl = pr_deadline_in(c->o.attempt_timeout_ms);
+            snprintf(alimit, sizeof alimit, "attempt timeout %d ms", c->o.attempt_timeout_ms);
+            limit = alimit;
+        }
+        snprintf(count, sizeof count, "%d", st.retries);
+        if (count_at >= 0) extra[count_at].value = pr_slice_cstr(count);
+        for (i = 0; i < nextra; i++) hv[req->nheaders + i] = extra[i];
+        outcome = pr__http_attempt(&k, &r, &rq, adl, limit, fetch);
+        if (c->o.on_event)
+            pr__http_emit(&k, PR_HTTP_EVENT_ATTEMPT, st.retries, k.status, outcome < 0 ? outcome : PR_OK,
+                          pr_now() - t1, 0, NULL, 0);
+        if ((delay = pr_retry_plan(&st, &outcome, deadline)) < 0) {
+            if (r && outcome < 0) { /* cancelled after a response */
+                pr_http_response_destroy(r);
+                r = NULL;
+            }
+            if (out) *out = r;
+            else pr_http_response_destroy(r);
+            break;
+        }
+        if (r) pr__http_discard(r);
+        if ((rc = pr__http_rewind(req)) != PR_OK) {
+            outcome = pr__err_set(&k.err, rc, 0, "http: the request body could not be restarted for a retry");
+            break;
+        }
+        if (!pr_retry_sleep(&st, delay, &outcome, deadline)) break;
+    }
+    if (fetch) {
+        fetch->attempts = st.retries + 1;
+        fetch->status = outcome >= 0 ? outcome : 0;
+    }
+    if (outcome >= 0) {
+        rc = PR_OK;
+        if (fetch && outcome >= 400) {
+            pr__err_set(&k.err, PR_OK, 0, "http: status %d: %.80s", outcome, fetch->body ? fetch->body : "");
+            k.err.http_status = outcome;
+        }
+    } else {
+        rc = outcome;
+        if (k.err.code != rc) pr__err_set(&k.err, rc, 0, "http: %s", pr_strerror(rc));
+        if (st.retries > 0) {
+            size_t n = strlen(k.err.msg);
+            snprintf(k.err.msg + n, sizeof k.err.msg - n, " (after %d %s)", st.retries,
+                     st.retries == 1 ? "retry" : "retries");
+        }
+        if (fetch) pr_http_result_deinit(fetch);
+    }
+done:
+    if (c->o.on_event && k.url.data)
+        pr__http_emit(&k, PR_HTTP_EVENT_DONE, st.retries, rc ? 0 : k.status, rc, pr_now() - k.t0, 0, NULL, 0);
+    if (rc) c->err = k.err;
+    if (req->err) *req->err = k.err;
+    if (fetch) fetch->err = k.err;
+    pr__free(hv, hv_n * sizeof *hv);
+    pr_buf_deinit(&k.url);
+    return rc;
+}
+
+int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
+                           int64_t deadline) {
+    if (!out) return PR_EINVAL;
+    return pr__http_call_run(c, out, req, deadline, NULL);
+}
+
+int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req, int64_t deadline) {
+    pr_http_response *r = NULL;
+    int rc;
+    if (!res) return PR_EINVAL;
+    pr_http_result_deinit(res);
+    rc = pr__http_call_run(c, &r, req, deadline, res);
+    if (rc == PR_OK) res->resp = r;
+    return rc;
+}
+
+void pr_http_result_deinit(pr_http_result *res) {
+    if (!res) return;
+    pr_http_response_destroy(res->resp);
+    if (res->body) pr__free(res->body, res->body_len + 1);
+    pr_json_doc_destroy(res->json);
+    memset(res, 0, sizeof *res);
+}
+
 int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, int64_t deadline) {
+    return pr_http_client_send(c, out, NULL, url, NULL, NULL, 0, deadline);
+}
+
+int pr_http_client_send(pr_http_client *c, pr_http_response **out, const char *method, const char *url,
+                        const char *const *headers, const void *body, size_t body_len, int64_t deadline) {
+    pr_http_header local[16], *hv = local;
     pr_http_request req;
+    size_t n = 0, i;
     pr_url u;
     int rc;
     if (out) *out = NULL;
     if (!c || !out || !url) return PR_EINVAL;
+    while (headers && headers[n]) n++;
+    if (n > sizeof local / sizeof local[0] && !(hv = (pr_http_header *)pr__calloc(n, sizeof *hv)))
+        return pr__err_set(&c->err, PR_ENOMEM, 0, "http: out of memory");
+    for (i = 0; i < n; i++) {
+        const char *colon = strchr(headers[i], ':');
+        if (!colon) {
+            rc = pr__err_set(&c->err, PR_EINVAL, 0, "http: header line without a colon: %.60s", headers[i]);
+            goto out;
+        }
+        hv[i].name.ptr = headers[i];
+        hv[i].name.len = (size_t)(colon - headers[i]);
+        hv[i].value = pr_slice_trim(pr_slice_cstr(colon + 1));
+    }
     memset(&u, 0, sizeof u);
-    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) return rc;
+    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) goto out;
     memset(&req, 0, sizeof req);
+    req.method = method;
     req.url = &u;
+    req.headers = hv;
+    req.nheaders = n;
+    req.body = body;
+    req.body_len = body_len;
     rc = pr_http_client_request(c, out, &req, deadline);
     pr_url_deinit(&u);
+out:
+    if (hv != local) pr__free(hv, n * sizeof *hv);
     return rc;
 }
 
@@ -12585,6 +13377,7 @@ int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *ur
 #undef PR__HTTP_CHUNK_OUT
 #undef PR__HTTP_DEF_CHUNK_LINE
 #undef PR__HTTP_DEF_CONNECT_MS
+#undef PR__HTTP_DEF_FETCH_MAX
 #undef PR__HTTP_DEF_FIELDS
 #undef PR__HTTP_DEF_HEAD
 #undef PR__HTTP_DEF_INTERIM

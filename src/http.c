@@ -94,7 +94,17 @@ typedef struct pr_http_request {
     const void *body;               /* body with Content-Length; NULL = none */
     size_t body_len;
     pr_http_body_fn body_fn;        /* streaming body, sent chunked; NULL = none */
-    void *body_user_data;           /* passed to body_fn */
+    void *body_user_data;           /* passed to body_fn (and body_rewind) */
+    /* Read by pr_http_client_request only (pr_http_exchange ignores them): */
+    const pr_retry_policy *retry;   /* NULL = the client's retry policy; copied for the call */
+    int (*body_rewind)(void *user_data); /* makes a body_fn request replayable: restart the body
+                                       from its first byte and return PR_OK (else an error code,
+                                       which ends the request). NULL = a body_fn request is
+                                       never retried or replayed */
+    const char *idempotency_key;    /* NULL = generated when the client has an idempotency_header;
+                                       "" = none for this request; else sent as given */
+    pr_err_info *err;               /* out, optional: this request's failure detail (the client's
+                                       pr_http_client_last_error is shared by its tasks) */
 } pr_http_request;
 
 /* A response being read. Opaque. */
@@ -282,6 +292,7 @@ struct pr_http_response {
        connection back to a pool (pr_http_reusable still answers) */
     void (*on_destroy)(pr_http_response *r, void *ctx);
     void *on_destroy_ctx;
+    char limit[48];           /* names the deadline in timeout messages ("deadline") */
 };
 
 static void pr__http_opts_resolve(pr_http_opts *o, const pr_http_opts *in) {
@@ -416,8 +427,10 @@ static int pr__http_conn_fail(pr_http_response *r, int code) {
 }
 
 /* Read more bytes into [wpos, cap). Returns > 0, PR_ECLOSED, or an error;
-   timeouts say whether the idle cap fired. */
+   timeout messages name the phase and the limit that fired. */
 static ptrdiff_t pr__http_fill(pr_http_response *r, char *dst, size_t n, int64_t deadline) {
+    const char *phase = r->state == PR__HTTP_B_DONE && !r->base ? "waiting for the response head" : "reading the body";
+    char msg[120];
     int64_t dl = deadline;
     ptrdiff_t k;
     int idle = 0;
@@ -430,9 +443,15 @@ static ptrdiff_t pr__http_fill(pr_http_response *r, char *dst, size_t n, int64_t
     }
     k = pr_conn_read(r->conn, dst, n, dl);
     if (k == 0) k = PR_ECLOSED; /* a conn must not return 0; never spin on it */
-    if (k == PR_ETIMEDOUT)
-        return pr__http_fail(r, PR_ETIMEDOUT, idle ? "idle timeout: no bytes received in time" : "deadline passed");
-    if (k == PR_ECANCELED) return pr__http_fail(r, PR_ECANCELED, "canceled");
+    if (k == PR_ETIMEDOUT) {
+        if (idle) snprintf(msg, sizeof msg, "timed out %s (idle timeout %d ms)", phase, r->opts.idle_timeout_ms);
+        else snprintf(msg, sizeof msg, "timed out %s (%s)", phase, r->limit);
+        return pr__http_fail(r, PR_ETIMEDOUT, msg);
+    }
+    if (k == PR_ECANCELED) {
+        snprintf(msg, sizeof msg, "canceled %s", phase);
+        return pr__http_fail(r, PR_ECANCELED, msg);
+    }
     return k;
 }
 
@@ -751,10 +770,11 @@ static int pr__http_peer_gone(int rc, const pr_err_info *e) {
    origin-form one (absolute-form for proxies, authority-form for CONNECT).
    *rx (optional) tells whether any response byte arrived, also on failure.
    head_used: head bytes already spent on this connection's first response
-   (a CONNECT reply), counted against max_head_bytes. */
+   (a CONNECT reply), counted against max_head_bytes. limit: what the
+   deadline is called in timeout messages (NULL = "deadline"). */
 static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req,
                              const pr_http_opts *opts, const pr_slice *target, size_t head_used, int64_t deadline,
-                             int *rx) {
+                             int *rx, const char *limit) {
     const char *method;
     pr_http_response *r;
     pr_buf head;
@@ -783,6 +803,7 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
     }
     r->conn = conn;
     r->head_used = head_used;
+    snprintf(r->limit, sizeof r->limit, "%s", limit ? limit : "deadline");
     pr__http_opts_resolve(&r->opts, opts);
     r->cap = PR__MIN(r->opts.recv_buf_size, r->opts.max_head_bytes + 4);
     if (r->cap < 64) r->cap = 64;
@@ -802,6 +823,13 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
         wfail = 1;
     if (!rc && req->body_fn) rc = pr__http_send_chunked(conn, req, deadline, &wfail);
     pr_buf_deinit(&head);
+    if (wfail && (rc == PR_ETIMEDOUT || rc == PR_ECANCELED)) { /* name the phase, keep the conn's words */
+        char why[sizeof conn->err.msg];
+        int e = conn->err.sys_errno;
+        snprintf(why, sizeof why, "%s", conn->err.msg);
+        if (rc == PR_ETIMEDOUT) pr__err_set(&conn->err, rc, e, "http: timed out sending the request (%s): %s", r->limit, why);
+        else pr__err_set(&conn->err, rc, e, "http: canceled sending the request: %s", why);
+    }
     if (rc && wfail && pr__http_peer_gone(rc, &conn->err)) {
         /* the server may have answered early (413, 401) and closed: deliver
            a complete final response if one arrived, else the write error */
@@ -827,7 +855,7 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
 
 int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req, const pr_http_opts *opts,
                      int64_t deadline) {
-    return pr__http_exchange(out, conn, req, opts, NULL, 0, deadline, NULL);
+    return pr__http_exchange(out, conn, req, opts, NULL, 0, deadline, NULL, NULL);
 }
 
 /* Run the framing machine over buffered bytes until body data is at rpos

@@ -236,6 +236,32 @@ PRISTINE_API int pr_retry_begin(pr_retry *st, const pr_retry_policy *policy);
    See: pr_retry_run, pr_retry_progress. */
 PRISTINE_API int pr_retry_next(pr_retry *st, int *outcome, int64_t deadline);
 
+/* The first half of pr_retry_next: classify the outcome and decide,
+   without sleeping. Use it when something must happen between the
+   decision and the sleep (release a connection, say), then call
+   pr_retry_sleep with the delay.
+   Params: st - the state; outcome - in/out as for pr_retry_next;
+           until - the caller's deadline: a sleep that would end past it
+           means stop (it is compared, not waited on).
+   Returns: the delay to sleep in ms (>= 0) when another attempt should
+            follow (on_retry has been called); -1 to stop (st->stop says
+            why; *outcome is the final result).
+   Blocks: no.
+   Thread: owner.
+   See: pr_retry_sleep, pr_retry_next. */
+PRISTINE_API int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until);
+
+/* The second half of pr_retry_next: sleep the delay pr_retry_plan chose.
+   Params: st - the state; delay_ms - from pr_retry_plan; outcome - set to
+           PR_ECANCELED when the task is cancelled; deadline - absolute ms.
+   Returns: 1 to make the next attempt; 0 when cancelled (st->stop =
+            PR_RETRY_CANCELED, *outcome = PR_ECANCELED). Never PR_ETIMEDOUT:
+            the sleep ends at the deadline at the latest.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_retry_plan. */
+PRISTINE_API int pr_retry_sleep(pr_retry *st, int64_t delay_ms, int *outcome, int64_t deadline);
+
 /* Record progress: the progress timeout counts from now.
    Params: st - the state.
    Returns: nothing.
@@ -784,15 +810,15 @@ void pr_retry_progress(pr_retry *st) {
 
 static int pr__retry_stop(pr_retry *st, int why) {
     st->stop = why;
-    return 0;
+    return -1;
 }
 
-int pr_retry_next(pr_retry *st, int *outcome, int64_t deadline) {
+int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
     const pr_retry_policy *p;
     int64_t after = -1, delay, now, wake;
     pr_retry_info info;
-    int v, rc;
-    if (!st || !outcome) return 0;
+    int v;
+    if (!st || !outcome) return -1;
     p = &st->policy;
     if (pr_is_canceled()) {
         *outcome = PR_ECANCELED;
@@ -820,7 +846,7 @@ int pr_retry_next(pr_retry *st, int *outcome, int64_t deadline) {
     if (p->max_elapsed_ms > 0 && wake - st->start_ms > p->max_elapsed_ms) return pr__retry_stop(st, PR_RETRY_ELAPSED);
     if (p->progress_timeout_ms > 0 && wake - st->progress_ms > p->progress_timeout_ms)
         return pr__retry_stop(st, PR_RETRY_STALLED);
-    if (wake > deadline) return pr__retry_stop(st, PR_RETRY_DEADLINE);
+    if (wake > until) return pr__retry_stop(st, PR_RETRY_DEADLINE);
     if (p->on_retry) {
         info.retry = st->retries;
         info.outcome = *outcome;
@@ -829,14 +855,32 @@ int pr_retry_next(pr_retry *st, int *outcome, int64_t deadline) {
         info.elapsed_ms = now - st->start_ms;
         p->on_retry(&info, p->user_data);
     }
-    rc = p->hooks.sleep ? p->hooks.sleep(delay, wake, p->hooks.user_data) : pr_sleep(wake);
+    return delay;
+}
+
+int pr_retry_sleep(pr_retry *st, int64_t delay_ms, int *outcome, int64_t deadline) {
+    const pr_retry_policy *p;
+    int64_t now, wake;
+    int rc;
+    if (!st || !outcome) return 0;
+    p = &st->policy;
+    now = pr_now();
+    wake = delay_ms >= PR_FOREVER - now ? PR_FOREVER : now + delay_ms;
+    if (wake > deadline) wake = deadline;
+    rc = p->hooks.sleep ? p->hooks.sleep(delay_ms, wake, p->hooks.user_data) : pr_sleep(wake);
     if (rc == PR_ECANCELED || pr_is_canceled()) {
         *outcome = PR_ECANCELED;
-        return pr__retry_stop(st, PR_RETRY_CANCELED);
+        st->stop = PR_RETRY_CANCELED;
+        return 0;
     }
     st->retries++;
-    st->last_delay_ms = delay;
+    st->last_delay_ms = delay_ms;
     return 1;
+}
+
+int pr_retry_next(pr_retry *st, int *outcome, int64_t deadline) {
+    int64_t delay = pr_retry_plan(st, outcome, deadline);
+    return delay >= 0 && pr_retry_sleep(st, delay, outcome, deadline);
 }
 
 int pr_retry_run(const pr_retry_policy *policy, int (*fn)(int attempt, void *user_data), void *user_data,

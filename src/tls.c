@@ -412,11 +412,18 @@ static int pr__tls_system_anchors(const pr__tls_tas **out, pr_err_info *err) {
     int rc = PR_OK;
     pthread_mutex_lock(&pr__tls_sys_mu);
     if (!pr__tls_sys_loaded) {
-        const char *path = getenv("SSL_CERT_FILE");
-        if (!path || !*path) path = "/etc/ssl/certs/ca-certificates.crt";
-        rc = pr__tls_tas_load_file(&pr__tls_sys, path, err);
-        if (rc == PR_OK) pr__tls_sys_loaded = 1;
-        else pr__tls_tas_free(&pr__tls_sys);
+        const char *path = getenv("SSL_CERT_FILE"), *from = " (SSL_CERT_FILE)";
+        if (!path || !*path) {
+            path = "/etc/ssl/certs/ca-certificates.crt";
+            from = " (the system bundle)";
+        }
+        rc = pr__tls_tas_load(&pr__tls_sys, path, NULL, 0, err); /* an empty bundle is an error here too */
+        if (rc == PR_OK) {
+            pr__tls_sys_loaded = 1;
+        } else if (err) {
+            size_t n = strlen(err->msg);
+            snprintf(err->msg + n, sizeof err->msg - n, "%s", from);
+        }
     }
     pthread_mutex_unlock(&pr__tls_sys_mu);
     *out = &pr__tls_sys;

@@ -242,7 +242,8 @@ static int cl_get(pr_http_client *c, const char *url, char *body, size_t cap) {
     return rc ? rc : st;
 }
 
-static const pr_http_client_opts cl_noenv = { .ignore_env = 1 };
+/* These suites test single attempts: the client's retries are off. */
+static const pr_http_client_opts cl_noenv = { .ignore_env = 1, .retry = { .max_retries = PR_RETRY_OFF } };
 
 /* ---- pool ---- */
 PT_TEST(client_reuse_sequential) {
@@ -1583,6 +1584,7 @@ PT_TEST(client_connect_tunnel_keeps_bytes_after_reply) {
     char buf[256];
     ptrdiff_t k;
     size_t len = 0, hu = 0;
+    pr_err_info e;
     const char *reply = "HTTP/1.1 200 Connection established\r\nContent-Length: 3\r\n\r\nEARLY bytes";
     memset(&u, 0, sizeof u);
     memset(&px, 0, sizeof px);
@@ -1591,7 +1593,7 @@ PT_TEST(client_connect_tunnel_keeps_bytes_after_reply) {
     PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
     PT_REQUIRE(pr_conn_pipe(&a, &b, 0) == PR_OK);
     PT_EQ_ERR(pr_conn_write(b, reply, strlen(reply), pr_deadline_in(1000)), PR_OK); /* one write */
-    PT_EQ_ERR(pr__http_tunnel(c, &a, &u, &px, &hu, pr_deadline_in(2000)), PR_OK);
+    PT_EQ_ERR(pr__http_tunnel(c, &a, &u, &px, &hu, pr_deadline_in(2000), "deadline", &e), PR_OK);
     PT_EQ_INT(hu, strlen(reply) - strlen("EARLY bytes")); /* the reply head counts toward the next head */
     if (a) {
         k = pr_conn_read(a, buf, sizeof buf - 1, pr_deadline_in(1000));

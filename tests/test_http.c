@@ -1101,10 +1101,10 @@ PT_TEST(http_idle_timeout_body_and_head) {
         PT_EQ_INT(pr_http_read(r, buf, sizeof buf, pr_deadline_in(60000)), PR_ETIMEDOUT);
         PT_EQ_INT(pr_now() - t0, 1000);
         pr_http_last_error(r, &e);
-        PT_EQ_STR(e.msg, "http: idle timeout: no bytes received in time");
+        PT_EQ_STR(e.msg, "http: timed out reading the body (idle timeout 1000 ms)");
         PT_EQ_INT(pr_http_read(r, buf, sizeof buf, pr_deadline_in(500)), PR_ETIMEDOUT);
         pr_http_last_error(r, &e);
-        PT_EQ_STR(e.msg, "http: deadline passed");
+        PT_EQ_STR(e.msg, "http: timed out reading the body (deadline)");
         /* a timeout loses nothing: reading on gets the rest once it comes */
         {
             ptrdiff_t k;
@@ -1144,7 +1144,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     t0 = pr_now();
     PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, pr_deadline_in(60000)), PR_ETIMEDOUT);
     PT_EQ_INT(pr_now() - t0, 1000);
-    PT_EQ_STR(t.base.err.msg, "http: idle timeout: no bytes received in time");
+    PT_EQ_STR(t.base.err.msg, "http: timed out waiting for the response head (idle timeout 1000 ms)");
     pr_buf_deinit(&t.out);
     /* the caller's deadline is the outer bound */
     http_tconn_init(&t, resp);
@@ -1153,7 +1153,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     t0 = pr_now();
     PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, pr_deadline_in(300)), PR_ETIMEDOUT);
     PT_EQ_INT(pr_now() - t0, 300);
-    PT_EQ_STR(t.base.err.msg, "http: deadline passed");
+    PT_EQ_STR(t.base.err.msg, "http: timed out waiting for the response head (deadline)");
     pr_buf_deinit(&t.out);
     pr_url_deinit(&u);
     pr__test_clock_virtual(0, 0);

@@ -45,6 +45,7 @@ typedef struct ts_opts {
     const char *tls_key_file;
     const char *tls_cert_pem;  /* or the PEM text itself (takes precedence) */
     const char *tls_key_pem;
+    int backlog;               /* <= 0 = 64: the listen backlog */
 } ts_opts;
 
 typedef struct ts_server ts_server;
@@ -1144,7 +1145,7 @@ static TS_UNUSED int ts_start(ts_server **out, const ts_opts *opts) {
         free(kf);
         if (rc != PR_OK) goto fail;
     }
-    if ((rc = pr_tcp_listen(&s->l, o.host ? o.host : "127.0.0.1", o.port, 64)) != PR_OK) goto fail;
+    if ((rc = pr_tcp_listen(&s->l, o.host ? o.host : "127.0.0.1", o.port, o.backlog > 0 ? o.backlog : 64)) != PR_OK) goto fail;
     if ((rc = pr_group_create(&s->top)) != PR_OK) goto fail;
     if ((rc = pr_group_create(&s->conns)) != PR_OK) goto fail;
     if ((rc = pr_group_go(s->top, ts_accept_task, s, NULL)) != PR_OK) goto fail;
