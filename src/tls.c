@@ -747,17 +747,38 @@ static const char *pr__tls_alert(int a) {
     }
 }
 
-/* The handshake failed because the peer answered in plain HTTP (a wrong port or scheme). */
-#define PR__TLS_NOT_TLS "TLS handshake failed: the peer does not speak TLS (it answered in plain HTTP)"
-static int pr__tls_peer_is_http(const pr__tls_conn *t) {
-    return !t->established && t->nfirst == sizeof t->first && memcmp(t->first, "HTTP/", 5) == 0;
+/* The handshake failed because the peer does not speak TLS (a wrong port
+   or scheme): its first byte is no TLS record type (20-23). */
+#define PR__TLS_NOT_TLS "TLS handshake failed: the peer does not speak TLS"
+static int pr__tls_peer_not_tls(const pr__tls_conn *t) {
+    return !t->established && t->nfirst > 0 && (t->first[0] < 20 || t->first[0] > 23);
+}
+
+/* Name what such a peer sent: plain HTTP, other text, or bytes. */
+static void pr__tls_not_tls_err(pr__tls_conn *t) {
+    size_t i;
+    int text = 1;
+    char shown[sizeof t->first + 1];
+    for (i = 0; i < t->nfirst; i++) {
+        unsigned char ch = t->first[i];
+        if (ch < 0x20 || ch > 0x7e) text = 0;
+        shown[i] = (char)ch;
+    }
+    shown[t->nfirst] = 0;
+    if (t->nfirst == sizeof t->first && memcmp(t->first, "HTTP/", 5) == 0)
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s (it answered in plain HTTP)", PR__TLS_NOT_TLS);
+    else if (text)
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s (it answered with text: \"%s...\")", PR__TLS_NOT_TLS, shown);
+    else
+        pr__err_set(&t->base.err, PR_ETLS, 0, "%s (its first byte 0x%02x is no TLS record)", PR__TLS_NOT_TLS,
+                    t->first[0]);
 }
 
 /* Record BearSSL error e as PR_ETLS with a readable message. */
 static int pr__tls_fail(pr__tls_conn *t, int e) {
     const char *stage = t->established ? "TLS" : "TLS handshake";
-    if (pr__tls_peer_is_http(t)) {
-        pr__err_set(&t->base.err, PR_ETLS, 0, PR__TLS_NOT_TLS);
+    if (pr__tls_peer_not_tls(t)) {
+        pr__tls_not_tls_err(t);
     } else if (e >= BR_ERR_SEND_FATAL_ALERT) {
         pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: we sent alert %d (%s)", stage, e - BR_ERR_SEND_FATAL_ALERT,
                     pr__tls_alert(e - BR_ERR_SEND_FATAL_ALERT));
@@ -796,8 +817,8 @@ static int pr__tls_eof(pr__tls_conn *t) {
         pr__err_set(&t->base.err, PR_ECLOSED, 0, "TLS connection closed");
         return t->fatal = PR_ECLOSED;
     }
-    if (pr__tls_peer_is_http(t))
-        pr__err_set(&t->base.err, PR_ETLS, 0, PR__TLS_NOT_TLS);
+    if (pr__tls_peer_not_tls(t))
+        pr__tls_not_tls_err(t);
     else if (!t->established)
         pr__err_set(&t->base.err, PR_ETLS, 0, "TLS handshake failed: peer closed the connection");
     else

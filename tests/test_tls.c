@@ -582,30 +582,46 @@ PT_TEST(tls_destroy_under_blocked_reader) {
     pr_tls_server_cfg_destroy(cfg);
 }
 
-/* A peer that answers the ClientHello in plain HTTP gets a message saying so. */
+/* A peer that answers the ClientHello in plain HTTP, in HTTP/0.9-style
+   text (Python's http.server sends an HTML page with no status line), or
+   in other bytes gets a message saying it does not speak TLS. */
+static const char *tls_plain_answer;
+
 static int tls_plain_http_peer(void *arg) {
     pr_conn *c = (pr_conn *)arg;
     char buf[512];
-    static const char resp[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    if (pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)) > 0) pr_conn_write(c, resp, sizeof resp - 1, pr_deadline_in(5000));
+    if (pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)) > 0)
+        pr_conn_write(c, tls_plain_answer, strlen(tls_plain_answer), pr_deadline_in(5000));
     pr_conn_destroy(c);
     return 0;
 }
 
 PT_TEST(tls_peer_not_speaking_tls) {
-    pr_conn *a, *b, *c = NULL;
-    pr_task *t;
-    pr_err_info e;
-    int fds[2];
+    static const struct { const char *answer, *msg; } cases[] = {
+        { "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+          "TLS handshake failed: the peer does not speak TLS (it answered in plain HTTP)" },
+        { "<!DOCTYPE HTML>\n<html lang=\"en\">\n",
+          "TLS handshake failed: the peer does not speak TLS (it answered with text: \"<!DOC...\")" },
+        { "\x01\x02\x03\x04\x05\x06garbage",
+          "TLS handshake failed: the peer does not speak TLS (its first byte 0x01 is no TLS record)" },
+    };
+    size_t i;
     TLS_NEED_FIXTURES();
-    PT_REQUIRE(tls_pair(&a, &b, fds) == PR_OK);
-    PT_REQUIRE(pr_go(&t, tls_plain_http_peer, b, NULL) == PR_OK);
-    memset(&e, 0, sizeof e);
-    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .err = &e },
-                            pr_deadline_in(5000)),
-              PR_ETLS);
-    PT_CHECK(strstr(e.msg, "does not speak TLS") != NULL);
-    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pr_conn *a, *b, *c = NULL;
+        pr_task *t;
+        pr_err_info e;
+        int fds[2];
+        PT_REQUIRE(tls_pair(&a, &b, fds) == PR_OK);
+        tls_plain_answer = cases[i].answer;
+        PT_REQUIRE(pr_go(&t, tls_plain_http_peer, b, NULL) == PR_OK);
+        memset(&e, 0, sizeof e);
+        PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .err = &e },
+                                pr_deadline_in(5000)),
+                  PR_ETLS);
+        PT_EQ_STR(e.msg, cases[i].msg);
+        PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
+    }
 }
 
 PT_TEST(tls_alloc_failure_sweep) {
