@@ -44,6 +44,8 @@ bench: setup
 	build/bench && build/bench_nofp
 	$(CC) -O2 -std=c11 -DPRISTINE_NO_TLS bench/bench_codecs.c -o build/bench_codecs -lpthread
 	build/bench_codecs
+	$(CC) -O2 -std=c11 bench/bench_resilience.c -o build/bench_resilience -lbearssl -lpthread
+	build/bench_resilience
 	$(CC) -O2 -std=c11 bench/bench_http.c -o build/bench_http -lbearssl -lpthread
 	build/bench_http
 

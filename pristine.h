@@ -1277,7 +1277,8 @@ typedef int (*pr_task_fn)(void *user_data);
 
 /* Options for pr_go and pr_group_go. NULL or all-zero means defaults. */
 typedef struct pr_spawn_opts {
-    size_t stack_size;     /* 0 = pr_coro_stack_size() (64 KiB unless changed) */
+    size_t stack_size;     /* 0 = pr_coro_stack_size() (64 KiB unless changed); an https request
+                              through the client uses about 13 KiB of it, the rest is yours */
     void *stack_mem;       /* caller memory for the stack (no guard page, a canary
                               instead); NULL = a pooled, guard-paged mmap stack.
                               Must stay valid until the task is joined or freed. */
@@ -8744,17 +8745,18 @@ void pr_backoff_window_destroy(pr_backoff_window *w) {
     pr__free(w, sizeof *w);
 }
 
-/* The entry of key; created when create is set. Expired entries nobody
-   waits on are dropped on the way, so the list holds live windows only. */
+/* The entry of key; created when create is set. Creating also drops the
+   entries that ended a minute ago and that nobody waits on, so the list
+   holds recent windows only (a lookup never reads the clock). */
 static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, int create) {
     pr__window_key **pp = &w->keys, *k;
     size_t n;
-    int64_t now = pr_now();
+    int64_t now = create ? pr_now() : 0;
     if (!key) key = "";
     n = strlen(key);
     while ((k = *pp) != NULL) {
         if (k->key_len == n && memcmp(k + 1, key, n) == 0) return k;
-        if (k->until + 60000 <= now && !k->waiters.n) { /* a minute past its end: forget it */
+        if (create && k->until + 60000 <= now && !k->waiters.n) {
             *pp = k->next;
             pr__window_key_free(k);
             continue;
@@ -8785,7 +8787,9 @@ int64_t pr_backoff_window_until(pr_backoff_window *w, const char *key) {
 }
 
 int64_t pr_backoff_window_remaining(pr_backoff_window *w, const char *key) {
-    int64_t until = pr_backoff_window_until(w, key), now = pr_now();
+    int64_t until = pr_backoff_window_until(w, key), now;
+    if (!until) return 0; /* no window: no clock read on the hot path */
+    now = pr_now();
     return until > now ? until - now : 0;
 }
 

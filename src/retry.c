@@ -1295,17 +1295,18 @@ void pr_backoff_window_destroy(pr_backoff_window *w) {
     pr__free(w, sizeof *w);
 }
 
-/* The entry of key; created when create is set. Expired entries nobody
-   waits on are dropped on the way, so the list holds live windows only. */
+/* The entry of key; created when create is set. Creating also drops the
+   entries that ended a minute ago and that nobody waits on, so the list
+   holds recent windows only (a lookup never reads the clock). */
 static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, int create) {
     pr__window_key **pp = &w->keys, *k;
     size_t n;
-    int64_t now = pr_now();
+    int64_t now = create ? pr_now() : 0;
     if (!key) key = "";
     n = strlen(key);
     while ((k = *pp) != NULL) {
         if (k->key_len == n && memcmp(k + 1, key, n) == 0) return k;
-        if (k->until + 60000 <= now && !k->waiters.n) { /* a minute past its end: forget it */
+        if (create && k->until + 60000 <= now && !k->waiters.n) {
             *pp = k->next;
             pr__window_key_free(k);
             continue;
@@ -1336,7 +1337,9 @@ int64_t pr_backoff_window_until(pr_backoff_window *w, const char *key) {
 }
 
 int64_t pr_backoff_window_remaining(pr_backoff_window *w, const char *key) {
-    int64_t until = pr_backoff_window_until(w, key), now = pr_now();
+    int64_t until = pr_backoff_window_until(w, key), now;
+    if (!until) return 0; /* no window: no clock read on the hot path */
+    now = pr_now();
     return until > now ? until - now : 0;
 }
 

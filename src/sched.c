@@ -35,7 +35,8 @@ typedef int (*pr_task_fn)(void *user_data);
 
 /* Options for pr_go and pr_group_go. NULL or all-zero means defaults. */
 typedef struct pr_spawn_opts {
-    size_t stack_size;     /* 0 = pr_coro_stack_size() (64 KiB unless changed) */
+    size_t stack_size;     /* 0 = pr_coro_stack_size() (64 KiB unless changed); an https request
+                              through the client uses about 13 KiB of it, the rest is yours */
     void *stack_mem;       /* caller memory for the stack (no guard page, a canary
                               instead); NULL = a pooled, guard-paged mmap stack.
                               Must stay valid until the task is joined or freed. */
