@@ -8182,8 +8182,8 @@ double pr_backoff_delay(const pr_backoff *b, int attempt, double prev_ms, double
     case PR_BACKOFF_DECORRELATED:
         /* the first delay is the base; then uniform(base, 3 * previous) */
         d = (double)b->base_ms;
-        if (attempt > 0 && prev_ms > 0) {
-            double hi = 3 * PR__MAX(prev_ms, d);
+        if (attempt > 0 && prev_ms > 0) { /* prev_ms is clamped to the cap (inf and NaN included) */
+            double hi = 3 * PR__MAX(PR__MIN(prev_ms, cap), d);
             d += r * (hi - d);
         }
         return PR__MIN(d, cap);
