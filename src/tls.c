@@ -801,8 +801,10 @@ static int pr__tls_fail(pr__tls_conn *t, int e) {
 /* An error from the inner connection. Timeouts and cancellation leave the
    engine usable; anything else is sticky. */
 static int pr__tls_transport(pr__tls_conn *t, int rc) {
-    if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) {
-        pr__err_set(&t->base.err, rc, 0, "TLS %s", pr_strerror(rc));
+    if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) { /* name the phase, as the http messages do */
+        pr__err_set(&t->base.err, rc, 0, "TLS: %s %s%s", rc == PR_ETIMEDOUT ? "timed out" : "canceled",
+                    t->established ? "on the connection" : "in the handshake",
+                    rc == PR_ETIMEDOUT ? " (deadline)" : "");
         return rc;
     }
     t->base.err = t->inner->err;
