@@ -60,7 +60,10 @@
     X(PR_ELIMIT,   -10,  "a configured size limit was exceeded") \
     X(PR_ESTATE,   -11,  "call not valid in the object's current state") \
     X(PR_ENOTSUP,  -12,  "not supported by this build or platform") \
-    X(PR_ECIRCUIT, -13,  "circuit breaker open: the call was not made")
+    X(PR_ECIRCUIT, -13,  "circuit breaker open: the call was not made") \
+    X(PR_EFAILED,  -14,  "the remote operation failed") \
+    X(PR_EEXPIRED, -15,  "the remote result expired: submit the operation again") \
+    X(PR_EHTTP,    -16,  "the server answered with an error status")
 
 #define PR__ERR_ENUM(name, value, text) name = value,
 /* The library's error codes. Every fallible call returns PR_OK (0) or one
@@ -76,7 +79,11 @@ typedef struct pr_err_info {
     int dns_error;   /* resolver error when code == PR_EDNS, else 0 */
     int http_status; /* last HTTP status seen, 0 if none */
     char msg[120];   /* human-readable, NUL-terminated */
+    int category;    /* whose fault a remote failure is: PR_CATEGORY_*, 0 = unknown */
 } pr_err_info;
+
+/* pr_err_info.category: who caused a remote operation's failure. */
+enum pr_category { PR_CATEGORY_UNKNOWN = 0, PR_CATEGORY_SERVER = 1, PR_CATEGORY_USER = 2 };
 
 /* Human-readable text of an error code.
    Params: code - PR_OK or a PR_E* value.

@@ -107,6 +107,65 @@ PRISTINE_API int pr_future_cancel(pr_future *f);
    See: pr_future_cancel. */
 PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), void *user_data);
 
+/* Reject the future with a code and its detail (copied), for
+   pr_future_error to report.
+   Params: f - the future; info - the detail; info->code (negative) is the
+           rejection code.
+   Returns: PR_OK; PR_ESTATE if already settled; PR_EINVAL if f or info is
+            NULL or info->code is not negative; PR_ENOMEM (the future is
+            still rejected, without the detail).
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_error. */
+PRISTINE_API int pr_future_reject_info(pr_future *f, const pr_err_info *info);
+
+/* The detail of a rejected future: what pr_future_reject_info gave, or
+   just the code (with its text) for a plain rejection.
+   Params: f - the future; out - receives the detail.
+   Returns: PR_OK; PR_ESTATE (the future is pending or resolved: *out is
+            zeroed); PR_EINVAL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_reject_info. */
+PRISTINE_API int pr_future_error(const pr_future *f, pr_err_info *out);
+
+/* The value of a resolved future (what pr_future_await would give).
+   Params: f - the future.
+   Returns: the value; NULL when f is NULL, pending or rejected.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_await. */
+PRISTINE_API void *pr_future_value(const pr_future *f);
+
+/* Give the future's value a destructor: when the last reference goes and
+   the future was resolved, free_value(value, user_data) runs. For
+   producers whose value the future owns (a parsed document, say).
+   Params: f - the future; free_value - the destructor (NULL removes it);
+           user_data - its last argument.
+   Returns: PR_OK; PR_EINVAL if f is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_destroy. */
+PRISTINE_API int pr_future_on_free(pr_future *f, void (*free_value)(void *value, void *user_data), void *user_data);
+
+/* pr_future_await_all flags. */
+#define PR_AWAIT_FAIL_FAST 1 /* return at the first rejection, without waiting for the rest */
+
+/* Wait until every future of fs is settled (or, with PR_AWAIT_FAIL_FAST,
+   until one is rejected). Values are then read with pr_future_value, in
+   input order. Work is linear in n however the futures settle.
+   Params: fs, n - the futures (none NULL); flags - 0 or PR_AWAIT_FAIL_FAST;
+           failed - receives the index of the rejected future reported (may
+           be NULL); deadline - absolute ms.
+   Returns: PR_OK (all resolved); the rejection code of the first rejected
+            future in input order (with PR_AWAIT_FAIL_FAST: the first to be
+            rejected), *failed set; PR_ETIMEDOUT or PR_ECANCELED (the waiter
+            gave up: the futures keep going); PR_EINVAL; PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_future_await, pr_future_value. */
+PRISTINE_API int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *failed, int64_t deadline);
+
 /* Run fn(user_data) as a task and get its result as a future: a result
    r >= 0 resolves it with the value (void *)(intptr_t)r, a negative r
    rejects it with r. Cancelling the future cancels the task.
@@ -119,10 +178,18 @@ PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), 
 PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts);
 
 // @pristine:impl
-/* A task waiting in pr_future_await; lives on that task's stack. */
+/* Where pr_future_await_all hears which futures settled. */
+typedef struct pr__fgroup {
+    size_t *settled; /* indices in settling order */
+    size_t nsettled;
+} pr__fgroup;
+
+/* A task waiting in pr_future_await (on its stack) or pr_future_await_all. */
 typedef struct pr__fwait {
     struct pr__fwait *prev, *next;
     pr_task *task;
+    pr__fgroup *group; /* await_all: note idx there on settling; NULL otherwise */
+    size_t idx;
 } pr__fwait;
 
 struct pr_future {
@@ -136,6 +203,9 @@ struct pr_future {
     pr_task *task;             /* pr_future_go's task while it runs */
     pr_task_fn fn;             /* pr_future_go's body */
     void *user_data;
+    pr_err_info *detail;       /* pr_future_reject_info's copy, or NULL */
+    void (*free_value)(void *value, void *user_data);
+    void *free_data;
 };
 
 int pr_future_create(pr_future **out) {
@@ -155,6 +225,8 @@ void pr_future_retain(pr_future *f) {
 void pr_future_destroy(pr_future *f) {
     if (!f || --f->refs) return;
     PR__ASSERT(!f->waiters); /* a waiter holds a reference of its own */
+    if (f->state == PR_FUTURE_RESOLVED && f->free_value) f->free_value(f->value, f->free_data);
+    pr__free(f->detail, sizeof *f->detail);
     pr__free(f, sizeof *f);
 }
 
@@ -165,7 +237,10 @@ static int pr__future_settle(pr_future *f, int state, void *value, int code) {
     f->state = state;
     f->value = value;
     f->code = code;
-    for (w = f->waiters; w; w = w->next) pr__wake(w->task, PR_OK);
+    for (w = f->waiters; w; w = w->next) {
+        if (w->group) w->group->settled[w->group->nsettled++] = w->idx;
+        pr__wake(w->task, PR_OK);
+    }
     return PR_OK;
 }
 
@@ -178,6 +253,103 @@ int pr_future_reject(pr_future *f, int code) {
 
 int pr_future_state(const pr_future *f) { return f ? f->state : PR_EINVAL; }
 
+int pr_future_reject_info(pr_future *f, const pr_err_info *info) {
+    int rc;
+    if (!f || !info || info->code >= 0) return PR_EINVAL;
+    if (f->state != PR_FUTURE_PENDING) return PR_ESTATE;
+    if (!f->detail) f->detail = (pr_err_info *)pr__alloc(sizeof *f->detail);
+    if (f->detail) *f->detail = *info;
+    rc = pr__future_settle(f, PR_FUTURE_REJECTED, NULL, info->code);
+    return rc ? rc : f->detail ? PR_OK : PR_ENOMEM;
+}
+
+int pr_future_error(const pr_future *f, pr_err_info *out) {
+    if (!f || !out) return PR_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (f->state != PR_FUTURE_REJECTED) return PR_ESTATE;
+    if (f->detail) *out = *f->detail;
+    else pr__err_set(out, f->code, 0, "%s", pr_strerror(f->code));
+    return PR_OK;
+}
+
+void *pr_future_value(const pr_future *f) { return f && f->state == PR_FUTURE_RESOLVED ? f->value : NULL; }
+
+int pr_future_on_free(pr_future *f, void (*free_value)(void *value, void *user_data), void *user_data) {
+    if (!f) return PR_EINVAL;
+    f->free_value = free_value;
+    f->free_data = user_data;
+    return PR_OK;
+}
+
+/* Unlink w from f's waiters. */
+static void pr__future_unwait(pr_future *f, pr__fwait *w) {
+    if (w->prev) w->prev->next = w->next;
+    else f->waiters = w->next;
+    if (w->next) w->next->prev = w->prev;
+}
+
+int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *failed, int64_t deadline) {
+    pr_sched *s;
+    pr__fwait *ws = NULL;
+    pr__fgroup g;
+    size_t i, first_bad = n, done = 0;
+    int rc = PR_OK;
+    if (!fs && n) return PR_EINVAL;
+    for (i = 0; i < n; i++)
+        if (!fs[i]) return PR_EINVAL;
+    if (!(s = pr__sched_get())) return PR_ENOMEM;
+    memset(&g, 0, sizeof g);
+    if (n && (!(ws = (pr__fwait *)pr__calloc(n, sizeof *ws)) ||
+              !(g.settled = (size_t *)pr__alloc(n * sizeof *g.settled)))) {
+        pr__free(ws, n * sizeof *ws);
+        return PR_ENOMEM;
+    }
+    /* note what is settled already; wait on the rest */
+    for (i = 0; i < n; i++) {
+        pr_future *f = fs[i];
+        if (f->state != PR_FUTURE_PENDING) {
+            done++;
+            if (f->state == PR_FUTURE_REJECTED && i < first_bad) first_bad = i;
+            continue;
+        }
+        ws[i].task = s->cur;
+        ws[i].group = &g;
+        ws[i].idx = i;
+        ws[i].next = f->waiters;
+        if (f->waiters) f->waiters->prev = &ws[i];
+        f->waiters = &ws[i];
+        f->refs++;
+    }
+    for (;;) {
+        size_t k = 0;
+        while (k < g.nsettled) { /* each settled future once */
+            size_t idx = g.settled[k++];
+            done++;
+            if (fs[idx]->state == PR_FUTURE_REJECTED && idx < first_bad) {
+                first_bad = idx;
+                if (flags & PR_AWAIT_FAIL_FAST) break;
+            }
+        }
+        memmove(g.settled, g.settled + k, (g.nsettled - k) * sizeof *g.settled);
+        g.nsettled -= k;
+        if (done >= n || ((flags & PR_AWAIT_FAIL_FAST) && first_bad < n)) break;
+        if ((rc = pr__park(s, deadline)) != PR_OK) break;
+    }
+    for (i = 0; i < n; i++) {
+        if (!ws[i].task) continue;
+        pr__future_unwait(fs[i], &ws[i]);
+        pr_future_destroy(fs[i]); /* the waiter's reference */
+    }
+    pr__free(ws, n * sizeof *ws);
+    pr__free(g.settled, n * sizeof *g.settled);
+    if (rc != PR_OK) return rc;
+    if (first_bad < n) {
+        if (failed) *failed = first_bad;
+        return fs[first_bad]->code;
+    }
+    return PR_OK;
+}
+
 int pr_future_await(pr_future *f, void **out, int64_t deadline) {
     pr_sched *s;
     pr__fwait w;
@@ -186,15 +358,14 @@ int pr_future_await(pr_future *f, void **out, int64_t deadline) {
     if (f->state == PR_FUTURE_PENDING) {
         if (!(s = pr__sched_get())) return PR_ENOMEM;
         w.task = s->cur;
+        w.group = NULL;
         w.prev = NULL;
         w.next = f->waiters;
         if (f->waiters) f->waiters->prev = &w;
         f->waiters = &w;
         f->refs++;
         while (f->state == PR_FUTURE_PENDING && rc == PR_OK) rc = pr__park(s, deadline);
-        if (w.prev) w.prev->next = w.next;
-        else f->waiters = w.next;
-        if (w.next) w.next->prev = w.prev;
+        pr__future_unwait(f, &w);
         if (f->state == PR_FUTURE_PENDING) {
             pr_future_destroy(f);
             return rc;

@@ -180,6 +180,176 @@ PT_TEST(future_retain) {
     pr_future_destroy(f);
 }
 
+PT_TEST(future_reject_with_detail) {
+    pr_future *f, *g;
+    pr_err_info e, got;
+    PT_REQUIRE(pr_future_create(&f) == PR_OK);
+    PT_EQ_ERR(pr_future_error(f, &got), PR_ESTATE); /* pending */
+    pr__err_set(&e, PR_EFAILED, 0, "remote said no");
+    e.category = PR_CATEGORY_USER;
+    e.http_status = 200;
+    PT_EQ_ERR(pr_future_reject_info(f, &e), PR_OK);
+    PT_EQ_ERR(pr_future_reject_info(f, &e), PR_ESTATE);
+    PT_EQ_ERR(pr_future_await(f, NULL, 0), PR_EFAILED);
+    PT_EQ_ERR(pr_future_error(f, &got), PR_OK);
+    PT_EQ_INT(got.code, PR_EFAILED);
+    PT_EQ_INT(got.category, PR_CATEGORY_USER);
+    PT_EQ_STR(got.msg, "remote said no");
+    PT_CHECK(pr_future_value(f) == NULL);
+    pr_future_destroy(f);
+    /* a plain rejection: the code and its text */
+    PT_REQUIRE(pr_future_create(&g) == PR_OK);
+    PT_EQ_ERR(pr_future_reject(g, PR_EEXPIRED), PR_OK);
+    PT_EQ_ERR(pr_future_error(g, &got), PR_OK);
+    PT_EQ_INT(got.code, PR_EEXPIRED);
+    PT_EQ_STR(got.msg, pr_strerror(PR_EEXPIRED));
+    e.code = 0;
+    PT_EQ_ERR(pr_future_reject_info(g, &e), PR_EINVAL);
+    pr_future_destroy(g);
+}
+
+static void future_free_counter(void *value, void *user_data) {
+    (void)value;
+    ++*(int *)user_data;
+}
+
+PT_TEST(future_value_destructor) {
+    pr_future *f;
+    int frees = 0;
+    PT_REQUIRE(pr_future_create(&f) == PR_OK);
+    PT_EQ_ERR(pr_future_on_free(f, future_free_counter, &frees), PR_OK);
+    PT_EQ_ERR(pr_future_resolve(f, (void *)"v"), PR_OK);
+    PT_EQ_STR((const char *)pr_future_value(f), "v");
+    pr_future_retain(f);
+    pr_future_destroy(f);
+    PT_EQ_INT(frees, 0); /* a reference is left */
+    pr_future_destroy(f);
+    PT_EQ_INT(frees, 1);
+    /* a rejected future has no value to free */
+    PT_REQUIRE(pr_future_create(&f) == PR_OK);
+    PT_EQ_ERR(pr_future_on_free(f, future_free_counter, &frees), PR_OK);
+    PT_EQ_ERR(pr_future_reject(f, PR_EIO), PR_OK);
+    pr_future_destroy(f);
+    PT_EQ_INT(frees, 1);
+}
+
+typedef struct future_later {
+    pr_future *f;
+    int ms, code;
+    const char *value;
+} future_later;
+
+static int future_settle_later(void *arg) {
+    future_later *l = (future_later *)arg;
+    pr_sleep(pr_deadline_in(l->ms));
+    return l->code ? pr_future_reject(l->f, l->code) : pr_future_resolve(l->f, (void *)l->value);
+}
+
+/* F24: three futures settling in the order r3, r1, r2: await-all gives the
+   values in input order; a failing r2 fails the whole wait. */
+PT_TEST(future_await_all_order_and_failure) {
+    static const int ms[3] = { 20, 30, 10 };
+    static const char *const vals[3] = { "r1", "r2", "r3" };
+    future_later l[3];
+    pr_future *fs[3];
+    pr_task *t[3];
+    size_t i, failed = 99;
+    int round;
+    int64_t t0;
+    pr__test_clock_virtual(1, pr_now());
+    for (round = 0; round < 3; round++) {
+        for (i = 0; i < 3; i++) {
+            PT_REQUIRE(pr_future_create(&fs[i]) == PR_OK);
+            l[i].f = fs[i];
+            l[i].ms = ms[i];
+            l[i].value = vals[i];
+            l[i].code = round > 0 && i == 1 ? PR_EFAILED : 0;
+            PT_REQUIRE(pr_go(&t[i], future_settle_later, &l[i], NULL) == PR_OK);
+        }
+        t0 = pr_now();
+        if (round == 0) {
+            PT_EQ_ERR(pr_future_await_all(fs, 3, 0, &failed, PR_FOREVER), PR_OK);
+            for (i = 0; i < 3; i++) PT_EQ_STR((const char *)pr_future_value(fs[i]), vals[i]);
+            PT_EQ_INT(pr_now() - t0, 30);
+        } else if (round == 1) { /* r2 fails at 30 ms, the last to settle */
+            PT_EQ_ERR(pr_future_await_all(fs, 3, 0, &failed, PR_FOREVER), PR_EFAILED);
+            PT_EQ_INT(failed, 1);
+            PT_EQ_INT(pr_now() - t0, 30);
+        } else { /* fail fast: the same answer (r2 is the last to settle here) */
+            PT_EQ_ERR(pr_future_await_all(fs, 3, PR_AWAIT_FAIL_FAST, &failed, PR_FOREVER), PR_EFAILED);
+            PT_EQ_INT(failed, 1);
+            PT_EQ_INT(pr_now() - t0, 30);
+        }
+        for (i = 0; i < 3; i++) {
+            PT_EQ_ERR(pr_join(t[i], NULL, PR_FOREVER), PR_OK);
+            pr_future_destroy(fs[i]);
+        }
+    }
+    pr__test_clock_virtual(0, 0);
+}
+
+PT_TEST(future_await_all_fail_fast_returns_early) {
+    future_later l[2];
+    pr_future *fs[2];
+    pr_task *t[2];
+    size_t failed = 99, i;
+    int64_t t0;
+    pr__test_clock_virtual(1, pr_now());
+    for (i = 0; i < 2; i++) {
+        PT_REQUIRE(pr_future_create(&fs[i]) == PR_OK);
+        l[i].f = fs[i];
+        l[i].ms = i == 0 ? 1000 : 10;
+        l[i].value = "x";
+        l[i].code = i == 1 ? PR_EEXPIRED : 0;
+        PT_REQUIRE(pr_go(&t[i], future_settle_later, &l[i], NULL) == PR_OK);
+    }
+    t0 = pr_now();
+    PT_EQ_ERR(pr_future_await_all(fs, 2, PR_AWAIT_FAIL_FAST, &failed, PR_FOREVER), PR_EEXPIRED);
+    PT_EQ_INT(failed, 1);
+    PT_EQ_INT(pr_now() - t0, 10); /* did not wait for the slow one */
+    PT_EQ_INT(pr_future_state(fs[0]), PR_FUTURE_PENDING);
+    /* a deadline: the futures keep going */
+    PT_EQ_ERR(pr_future_await_all(fs, 1, 0, NULL, pr_deadline_in(100)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_future_await_all(fs, 1, 0, NULL, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(pr_future_await_all(fs, 0, 0, NULL, 0), PR_OK); /* nothing to wait for */
+    PT_EQ_ERR(pr_future_await_all(NULL, 1, 0, NULL, 0), PR_EINVAL);
+    for (i = 0; i < 2; i++) {
+        PT_EQ_ERR(pr_join(t[i], NULL, PR_FOREVER), PR_OK);
+        pr_future_destroy(fs[i]);
+    }
+    pr__test_clock_virtual(0, 0);
+}
+
+static int future_resolve_all_reverse(void *arg) {
+    pr_future **fs = (pr_future **)arg;
+    size_t i = 10000;
+    while (i-- > 0) {
+        if (pr_future_state(fs[i]) == PR_FUTURE_PENDING) pr_future_resolve(fs[i], (void *)"late");
+        if (i % 1000 == 0) pr_yield();
+    }
+    return 0;
+}
+
+/* 10,000 futures settled in reverse order: one waiter, linear work. */
+PT_TEST(future_await_all_many) {
+    enum { N = 10000 };
+    pr_future **fs = (pr_future **)calloc(N, sizeof *fs);
+    size_t i;
+    PT_REQUIRE(fs != NULL);
+    for (i = 0; i < N; i++) PT_REQUIRE(pr_future_create(&fs[i]) == PR_OK);
+    PT_EQ_ERR(pr_future_resolve(fs[N / 2], (void *)"early"), PR_OK);
+    {
+        pr_task *t;
+        PT_REQUIRE(pr_go(&t, future_resolve_all_reverse, fs, NULL) == PR_OK);
+        PT_EQ_ERR(pr_future_await_all(fs, N, 0, NULL, pr_deadline_in(10000)), PR_OK);
+        PT_EQ_ERR(pr_join(t, NULL, PR_FOREVER), PR_OK);
+    }
+    PT_EQ_STR((const char *)pr_future_value(fs[N / 2]), "early");
+    PT_EQ_STR((const char *)pr_future_value(fs[0]), "late");
+    for (i = 0; i < N; i++) pr_future_destroy(fs[i]);
+    free(fs);
+}
+
 const pt_suite pt_suite_future = { "future", {
     PT_ENTRY(future_resolve_then_await),
     PT_ENTRY(future_await_then_resolve),
@@ -191,4 +361,9 @@ const pt_suite pt_suite_future = { "future", {
     PT_ENTRY(future_of_task_cancel_cancels_task),
     PT_ENTRY(future_dropped_while_task_runs),
     PT_ENTRY(future_retain),
+    PT_ENTRY(future_reject_with_detail),
+    PT_ENTRY(future_value_destructor),
+    PT_ENTRY(future_await_all_order_and_failure),
+    PT_ENTRY(future_await_all_fail_fast_returns_early),
+    PT_ENTRY(future_await_all_many),
     {0, 0} } };
