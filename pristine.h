@@ -15,20 +15,21 @@ USAGE
   POSIX: Linux first (epoll), BSD and macOS (kqueue), anything else (poll).
 
 CONTENTS (grep for an anchor: >>sse for the declarations, >>sse.impl for the code)
-  base     >>base     version, API decoration, includes, error codes, allocator and log hooks
-  time     >>time     monotonic clock in ms, deadlines, PR_FOREVER, test clock
-  buf      >>buf      growable byte buffers, slices, checked number parsing, case-insensitive compare
-  json     >>json     RFC 8259 JSON reader (DOM on an arena) and writer
-  url      >>url      URL parsing, percent-encoding, query building, reference resolution
-  sse      >>sse      Server-Sent Events decoder (pure; no I/O)
-  coro     >>coro     stackful contexts: hand-written switch per arch, guard-paged pooled stacks
-  sched    >>sched    tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post
-  future   >>future   in-process promises and futures; a task's result as a future
-  retry    >>retry    backoff and jitter, retry runner, server hints, circuit breaker, backoff window, semaphores
-  net      >>net      non-blocking DNS, TCP connect and listen, the pr_conn byte stream
-  tls      >>tls      BearSSL client and server over pr_conn, trust anchors, hostname checks
-  http     >>http     one HTTP/1.1 exchange over a pr_conn: request writer, response parser, bodies
-  client   >>client   HTTP client: keep-alive pool, proxies and CONNECT, redirects, retries
+  base      >>base      version, API decoration, includes, error codes, allocator and log hooks
+  time      >>time      monotonic clock in ms, deadlines, PR_FOREVER, test clock
+  buf       >>buf       growable byte buffers, slices, checked number parsing, case-insensitive compare
+  json      >>json      RFC 8259 JSON reader (DOM on an arena) and writer
+  url       >>url       URL parsing, percent-encoding, query building, reference resolution
+  sse       >>sse       Server-Sent Events decoder (pure; no I/O)
+  coro      >>coro      stackful contexts: hand-written switch per arch, guard-paged pooled stacks
+  sched     >>sched     tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post
+  future    >>future    in-process promises and futures; a task's result as a future
+  retry     >>retry     backoff and jitter, retry runner, server hints, circuit breaker, backoff window, semaphores
+  net       >>net       non-blocking DNS, TCP connect and listen, the pr_conn byte stream
+  tls       >>tls       BearSSL client and server over pr_conn, trust anchors, hostname checks
+  http      >>http      one HTTP/1.1 exchange over a pr_conn: request writer, response parser, bodies
+  client    >>client    HTTP client: keep-alive pool, proxies and CONNECT, redirects, retries
+  rfuture   >>rfuture   remote futures polled until done, the submit throttle, the session heartbeat
 
 CONFIGURATION (define before the #include; "global" macros must agree in every file)
   macro                     default            scope         meaning
@@ -3394,6 +3395,353 @@ PRISTINE_API size_t pr_http_client_idle_count(const pr_http_client *c);
    Thread: any.
    See: pr_http_client_opts. */
 PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
+
+/* ==== rfuture: remote futures polled until done, the submit throttle, the session heartbeat ==== >>rfuture */
+/*
+ * rfuture: a remote job answers its submit with a request id; a
+ * pr_rfuture_poller polls the retrieve endpoint for it until the job is
+ * done, and hands the caller an ordinary pr_future:
+ *
+ *     pr_future *f;
+ *     pr_rfuture_start(&f, poller, "req-1", NULL);
+ *     if (pr_future_await(f, NULL, deadline) == PR_OK)
+ *         use(pr_rfuture_result(f));      (the result, a JSON value)
+ *     pr_future_destroy(f);               (frees the result too)
+ *
+ * The poll: POST <base_url><path> with {"request_id": ..,
+ * "allow_metadata_only": ..}, the headers X-Tinker-Request-Iteration
+ * (0, 1, 2... every poll), X-Tinker-Request-Type (when set) and, on the
+ * first poll only, X-Tinker-Create-Promise-Roundtrip-Time (seconds since
+ * the submit began, when known). Each poll is one HTTP attempt (the
+ * client's own retries are off for it) whose deadline covers the whole
+ * response, body included: a stalled body is a connection error.
+ *
+ * The answer, read in this order: {"type": "try_again"} (with queue_state,
+ * queue_state_reason, retry_after_ms) or {"status": "pending"}: poll again;
+ * {"status": "complete_metadata", "response_payload_size": N}: reserve N
+ * bytes of the poller's response budget, poll again for the payload; a
+ * wrapper {"status": "completed"|"complete"|"success", "result": R} (or
+ * "type" completed / success): R is the result; {"status": "failed"} or
+ * an "error" member: PR_EFAILED (message from error, or error.message;
+ * category from category, or error.category: user, server or unknown);
+ * any other object: the result itself. Not JSON, or not an object:
+ * PR_EPROTO, as is a second complete_metadata.
+ *
+ * Statuses: 200 as above; 408 (a try_again in an HTTP error's clothes,
+ * its JSON body notifies the queue observer and resets the 400 budget)
+ * and 5xx: poll again at once; 429 and connection errors: back off 1, 2,
+ * 4... 30 s (conn_backoff; the exponent counts them in a row and is reset
+ * by any other HTTP answer); 400: polled again up to bad_request_budget
+ * (3) times, then PR_EHTTP; 410: PR_EEXPIRED (submit the job again); 402:
+ * a billing pause, polled every 5 s for up to billing_max_pause_ms (an
+ * incident ends after 5 minutes without a 402), then PR_EHTTP; any other
+ * status: PR_EHTTP. pr_future_error gives every failure's detail
+ * (http_status, category, msg).
+ *
+ * Limits: at most max_polls polls in flight per poller (FIFO), and
+ * complete_metadata payloads share max_response_bytes (held until the
+ * result is decoded). opts.timeout_ms bounds the whole polling:
+ * PR_ETIMEDOUT then, naming the last retryable failure. A timeout of
+ * pr_future_await stops nothing; pr_future_cancel stops the polling at
+ * once (whatever it was doing) and frees everything.
+ *
+ * Queue state: on_queue_state hears every change of the (queue_state,
+ * queue_state_reason) pair of one future's answers, the first one included.
+ * on_event reports what went wrong as the events of Tinker's SDK
+ * ("APIFuture.result_async.api_status_error", "...connection_error",
+ * "...application_error", "...validation_error", "...timeout"); the
+ * telemetry module turns them into reports. 402 pauses report nothing.
+ *
+ * Also here, built from the retry module: pr_throttle (the layered
+ * dispatch limits of a submit pipeline, with the shared backoff window
+ * after a 429) and pr_heartbeat (a session keep-alive task).
+ */
+
+/* Queue states of a remote job. */
+enum pr_queue_state {
+    PR_QUEUE_NONE = 0,               /* nothing reported yet */
+    PR_QUEUE_UNKNOWN = 1,            /* a value this library does not know */
+    PR_QUEUE_ACTIVE = 2,             /* "active" */
+    PR_QUEUE_PAUSED_RATE_LIMIT = 3,  /* "paused_rate_limit" */
+    PR_QUEUE_PAUSED_CAPACITY = 4     /* "paused_capacity" */
+};
+
+/* A change of a future's queue state. Strings are valid during the call. */
+typedef struct pr_queue_change {
+    const char *request_id;
+    int old_state;          /* PR_QUEUE_*; PR_QUEUE_NONE before the first report */
+    const char *old_reason; /* NULL when none */
+    int state;
+    const char *reason;     /* the server's queue_state_reason, NULL when none */
+} pr_queue_change;
+
+/* Event severities (telemetry's). */
+enum pr_severity {
+    PR_SEVERITY_DEBUG = 1, PR_SEVERITY_INFO = 2, PR_SEVERITY_WARNING = 3, PR_SEVERITY_ERROR = 4,
+    PR_SEVERITY_CRITICAL = 5
+};
+
+/* What pr_rfuture_poller_opts.on_event is told. Strings are valid during
+   the call; fields that do not apply are 0 or NULL. */
+typedef struct pr_rfuture_event {
+    const char *name;            /* "APIFuture.result_async.<what>" */
+    int severity;                /* PR_SEVERITY_* */
+    const char *request_id;
+    const char *request_type;    /* "" when none */
+    int iteration;               /* the poll it is about, 0-based */
+    double elapsed_s;            /* since polling began */
+    int status_code;             /* the HTTP status; 0 for connection errors */
+    const char *kind;            /* api_status_error: "retry", "retry_with_backoff",
+                                    "retry_if_budget", "retryable_exception" or "fatal" */
+    int should_retry;            /* kind is not "fatal" */
+    int is_user_error;           /* 400 <= status < 500 and not 408; category user */
+    int bad_request_retries;     /* 400s taken from the budget so far */
+    int connection_error_retries;/* the backoff exponent */
+    int category;                /* application_error: PR_CATEGORY_* */
+    int64_t timeout_ms;          /* timeout: the limit */
+    const char *detail;          /* the error's words */
+} pr_rfuture_event;
+
+/* A poller: the client, the endpoint and the limits its futures share. Opaque. */
+typedef struct pr_rfuture_poller pr_rfuture_poller;
+
+/* Options of pr_rfuture_poller_create. Zero means the default; strings are copied. */
+typedef struct pr_rfuture_poller_opts {
+    const char *base_url;        /* required: scheme://host[:port][/prefix] */
+    const char *path;            /* NULL = "/api/v1/retrieve_future" */
+    int max_polls;               /* 0 = 100: polls in flight at once (the rest wait, FIFO) */
+    int64_t max_response_bytes;  /* 0 = 50 MiB: complete_metadata payloads being fetched at once */
+    int poll_timeout_ms;         /* 0 = 45000: one poll, body included */
+    int bad_request_budget;      /* 0 = 3: 400 answers polled again before PR_EHTTP */
+    int billing_max_pause_ms;    /* 0 = 3600000: how long 402 answers are waited out */
+    pr_backoff poll_backoff;     /* after try_again / pending / 408 / 5xx; base_ms 0 = poll at once */
+    pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_POLL */
+    void (*on_queue_state)(const pr_queue_change *change, void *user_data); /* NULL = none */
+    void *queue_user_data;
+    void (*on_event)(const pr_rfuture_event *ev, void *user_data);         /* NULL = none */
+    void *event_user_data;
+    pr_retry_hooks hooks;        /* the sleeps between polls (tests make them instant) */
+    pr_err_info *err;            /* out, optional: why create failed */
+} pr_rfuture_poller_opts;
+
+/* Options of one future. Zero means the default. */
+typedef struct pr_rfuture_opts {
+    const char *request_type;    /* X-Tinker-Request-Type, e.g. "Sample"; NULL = none (copied) */
+    int64_t submitted_at_ms;     /* pr_now() when the submit began: the first poll reports the
+                                    time since then; 0 = not reported */
+    int64_t timeout_ms;          /* 0 = none: the whole polling ends with PR_ETIMEDOUT after this */
+    /* Check the result before the future resolves; a nonzero return (with
+       *why filled) rejects it with PR_EPROTO. NULL = any object is fine. */
+    int (*validate)(const pr_json *result, pr_err_info *why, void *user_data);
+    void *user_data;
+} pr_rfuture_opts;
+
+/* Create a poller.
+   Params: out - receives it; client - the HTTP client of every poll
+           (borrowed; must outlive the poller); opts - base_url required.
+   Returns: PR_OK; PR_EINVAL (no base_url, a URL that does not parse, a bad
+            backoff, negative limits); PR_ENOMEM. opts->err says why.
+   Blocks: no.
+   Thread: owner.
+   See: pr_rfuture_start. */
+PRISTINE_API int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client,
+                                          const pr_rfuture_poller_opts *opts);
+
+/* Destroy a poller: futures still polling are rejected with PR_ECANCELED
+   and their tasks wind down; the memory goes when the last one has. NULL
+   is a no-op.
+   Params: p - the poller.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_rfuture_poller_create. */
+PRISTINE_API void pr_rfuture_poller_destroy(pr_rfuture_poller *p);
+
+/* Start polling for request_id. The future resolves with the result (a
+   pr_json_doc *, owned by the future: valid until its last reference is
+   dropped; pr_rfuture_result gives its root) or is rejected: PR_EFAILED,
+   PR_EEXPIRED, PR_EHTTP, PR_EPROTO, PR_ELIMIT (a body over the client's
+   fetch_max_bytes), PR_ETIMEDOUT (opts->timeout_ms), PR_ECANCELED, with
+   the detail in pr_future_error.
+   Params: out - receives the future (one reference); p - the poller;
+           request_id - NUL-terminated (copied); opts - NULL = defaults.
+   Returns: PR_OK; PR_EINVAL; PR_ENOMEM; PR_ESTATE (the poller is being
+            destroyed).
+   Blocks: no.
+   Thread: owner.
+   See: pr_rfuture_result, pr_future_await, pr_future_cancel. */
+PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_id,
+                                  const pr_rfuture_opts *opts);
+
+/* Submit a job and start polling for it: POST body (JSON) to <base_url>
+   <path>, read {"request_id": ...} from the answer, then pr_rfuture_start
+   with submitted_at_ms set. The submit uses the client's retry policy.
+   Params: out - receives the future; p - the poller; path - e.g.
+           "/api/v1/asample"; body, len - the JSON request; opts - as for
+           pr_rfuture_start; deadline - absolute ms for the submit only.
+   Returns: PR_OK; PR_EHTTP (a non-2xx answer; the status in
+            pr_http_client_last_error); PR_EPROTO (no request_id in the
+            answer); errors of pr_http_client_fetch (PR_ETIMEDOUT,
+            PR_ECANCELED, ...); PR_EINVAL; PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_rfuture_start. */
+PRISTINE_API int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body,
+                                   size_t len, const pr_rfuture_opts *opts, int64_t deadline);
+
+/* The result of a resolved remote future: the root of its document.
+   Params: f - a future from pr_rfuture_start.
+   Returns: the value, NULL if f is not resolved (or not a remote future).
+   Blocks: no.
+   Thread: owner.
+   See: pr_rfuture_start. */
+PRISTINE_API const pr_json *pr_rfuture_result(const pr_future *f);
+
+/* A ready-made on_queue_state that logs (warn level) when a job is paused,
+   at most once a minute per state, and ignores "active". user_data: a
+   pr_queue_log.
+   Params: change - the change; user_data - a pr_queue_log.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_rfuture_poller_opts. */
+PRISTINE_API void pr_queue_log_change(const pr_queue_change *change, void *user_data);
+
+/* The state of pr_queue_log_change: the kind of client it speaks for. */
+typedef struct pr_queue_log {
+    const char *what;    /* "Sampling", "Training", ...; NULL = "Remote job" */
+    int64_t last_ms;     /* when it last logged (0 = never) */
+} pr_queue_log;
+
+/* ---- submit throttle ---- */
+
+/* Layered limits for a submit pipeline: a concurrency semaphore; while
+   "recently backed off" (during a backoff window and recent_ms after it)
+   a second, smaller one; and a bytes semaphore whose weight is multiplied
+   then. A 429 opens the shared window for everyone. Opaque. */
+typedef struct pr_throttle pr_throttle;
+
+/* Options of pr_throttle_create. Zero means the default. */
+typedef struct pr_throttle_opts {
+    int max_concurrent;          /* 0 = 400 */
+    int backoff_concurrent;      /* 0 = 10: the extra limit while recently backed off */
+    int64_t max_bytes;           /* 0 = 10 MiB: the bytes budget */
+    int backoff_byte_factor;     /* 0 = 20: the weight multiplier while recently backed off */
+    int recent_ms;               /* 0 = 10000: "recently" lasts this long after a window ends */
+    int small_window_ms;         /* 0 = 1000: the window a 429 opens for a small request */
+    int large_window_ms;         /* 0 = 5000: ... and for a large one */
+    int64_t large_bytes;         /* 0 = 128 KiB: above this a request is large */
+    pr_backoff_window *window;   /* NULL = one of its own; else shared (borrowed) */
+    const char *key;             /* the window's key; NULL = "" (copied) */
+} pr_throttle_opts;
+
+/* What pr_throttle_acquire took, for pr_throttle_release. */
+typedef struct pr_throttle_ticket {
+    int64_t weight;              /* bytes taken from the budget */
+    int backoff_slot;            /* a slot of the backoff semaphore was taken */
+} pr_throttle_ticket;
+
+/* Create a throttle.
+   Params: out - receives it; opts - NULL = defaults.
+   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+   Blocks: no.
+   Thread: owner.
+   See: pr_throttle_acquire. */
+PRISTINE_API int pr_throttle_create(pr_throttle **out, const pr_throttle_opts *opts);
+
+/* Free a throttle (no task may be inside it). NULL is a no-op.
+   Params: t - the throttle.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_throttle_create. */
+PRISTINE_API void pr_throttle_destroy(pr_throttle *t);
+
+/* Wait until a request of est_bytes may be sent: out of the backoff
+   window, then the concurrency slot, the backoff slot when recently backed
+   off, the bytes (times the factor when recently backed off), in that
+   order. Hold them for the submission, then pr_throttle_release.
+   Params: t - the throttle; est_bytes - the request's estimated size;
+           tk - receives what was taken; deadline - absolute ms.
+   Returns: PR_OK; PR_ETIMEDOUT; PR_ECANCELED (nothing is held);
+            PR_EINVAL; PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_throttle_release, pr_throttle_backoff. */
+PRISTINE_API int pr_throttle_acquire(pr_throttle *t, int64_t est_bytes, pr_throttle_ticket *tk, int64_t deadline);
+
+/* Give back what pr_throttle_acquire took.
+   Params: t - the throttle; tk - the ticket.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_throttle_acquire. */
+PRISTINE_API void pr_throttle_release(pr_throttle *t, const pr_throttle_ticket *tk);
+
+/* A submit was answered 429: open the window (small_window_ms, or
+   large_window_ms above large_bytes); the caller then acquires again and
+   resubmits with the same sequence id.
+   Params: t - the throttle; est_bytes - the refused request's size.
+   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+   Blocks: no.
+   Thread: owner.
+   See: pr_throttle_acquire. */
+PRISTINE_API int pr_throttle_backoff(pr_throttle *t, int64_t est_bytes);
+
+/* Whether the throttle counts as recently backed off now.
+   Params: t - the throttle.
+   Returns: 1 or 0.
+   Blocks: no.
+   Thread: owner.
+   See: pr_throttle_opts. */
+PRISTINE_API int pr_throttle_backed_off(pr_throttle *t);
+
+/* ---- session heartbeat ---- */
+
+/* A task that keeps a session alive. Opaque. */
+typedef struct pr_heartbeat pr_heartbeat;
+
+/* Options of pr_heartbeat_start. Zero means the default. */
+typedef struct pr_heartbeat_opts {
+    int interval_ms;             /* 0 = 10000: first beat after one interval, then every interval */
+    int warn_after_ms;           /* 0 = 120000: warn at every tick once this long without success */
+    int timeout_ms;              /* 0 = 10000: one beat (no retries) */
+    const char *path;            /* NULL = "/api/v1/session_heartbeat" */
+    /* Called with the warning instead of the log (warn level, module
+       "rfuture"). NULL = the log. */
+    void (*on_warning)(const char *msg, int64_t since_success_ms, void *user_data);
+    void *user_data;
+} pr_heartbeat_opts;
+
+/* Start beating: POST {"session_id": .., "type": "session_heartbeat"} to
+   <base_url><path> every interval; failures are counted, never raised.
+   Params: out - receives the heartbeat; client - the HTTP client
+           (borrowed); base_url - scheme://host[:port]; session_id - copied;
+           opts - NULL = defaults.
+   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+   Blocks: no.
+   Thread: owner.
+   See: pr_heartbeat_stop. */
+PRISTINE_API int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url,
+                                    const char *session_id, const pr_heartbeat_opts *opts);
+
+/* Stop beating: the task is cancelled at once (a beat in flight is
+   abandoned; no new one starts) and frees everything as it ends: h is not
+   to be used afterwards. NULL is a no-op.
+   Params: h - the heartbeat.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_heartbeat_start. */
+PRISTINE_API void pr_heartbeat_stop(pr_heartbeat *h);
+
+/* Beats sent and beats that failed so far.
+   Params: h - the heartbeat; sent, failed - receive the counts (may be NULL).
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_heartbeat_start. */
+PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *failed);
 
 #ifdef __cplusplus
 }
@@ -13533,6 +13881,867 @@ out:
     return rc;
 }
 
+/* ==== rfuture: remote futures polled until done, the submit throttle, the session heartbeat ==== >>rfuture.impl */
+#define PR__RF_PATH "/api/v1/retrieve_future"
+#define PR__RF_BILLING_SLEEP_MS 5000
+#define PR__RF_BILLING_RESET_MS 300000
+#define PR__RF_HINT_MAX_MS 60000
+
+struct pr_rfuture_poller {
+    pr_rfuture_poller_opts o;    /* resolved; strings point at url */
+    pr_http_client *client;
+    pr_url url;                  /* base_url + path, parsed */
+    pr_sem *slots;
+    pr_wsem *bytes;
+    struct pr__rfuture *live;    /* polling futures */
+    long nlive;
+    int destroyed;
+};
+
+/* One future's polling state; owned by its task. */
+typedef struct pr__rfuture {
+    struct pr__rfuture *prev, *next;
+    pr_rfuture_poller *p;
+    pr_future *f;
+    pr_task *task;              /* set when the task runs */
+    int stop;                   /* cancelled before the task ran */
+    char *id, *type;
+    size_t id_n, type_n;
+    pr_rfuture_opts o;
+    int64_t created_ms, start_ms;
+    int iteration, c, b;        /* polls made, the backoff exponent, 400s taken */
+    int allow_md;               /* allow_metadata_only */
+    int64_t reserved;           /* bytes held of p->bytes */
+    int64_t first402, last402, warned402;
+    int qstate;                 /* last notified queue state / reason */
+    char *qreason;
+    size_t qreason_n;
+    char last_err[120];         /* the last retryable failure, for a timeout */
+} pr__rfuture;
+
+static void pr__rf_poller_free(pr_rfuture_poller *p) {
+    pr_sem_destroy(p->slots);
+    pr_wsem_destroy(p->bytes);
+    pr_url_deinit(&p->url);
+    pr__free(p, sizeof *p);
+}
+
+int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts) {
+    static const pr_backoff poll = PR_BACKOFF_POLL;
+    pr_err_info scratch, *err = opts && opts->err ? opts->err : &scratch;
+    pr_rfuture_poller *p;
+    pr_buf u;
+    int rc;
+    memset(err, 0, sizeof *err);
+    if (out) *out = NULL;
+    if (!out || !client || !opts || !opts->base_url)
+        return pr__err_set(err, PR_EINVAL, 0, "rfuture: a client and opts->base_url are required");
+    if (opts->max_polls < 0 || opts->max_response_bytes < 0 || opts->poll_timeout_ms < 0 ||
+        opts->bad_request_budget < 0 || opts->billing_max_pause_ms < 0)
+        return pr__err_set(err, PR_EINVAL, 0, "rfuture: negative limits");
+    if (!(p = (pr_rfuture_poller *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "out of memory");
+    p->o = *opts;
+    p->o.err = NULL;
+    p->client = client;
+    p->o.max_polls = PR__DEF(p->o.max_polls, 100);
+    p->o.max_response_bytes = PR__DEF(p->o.max_response_bytes, (int64_t)50 << 20);
+    p->o.poll_timeout_ms = PR__DEF(p->o.poll_timeout_ms, 45000);
+    p->o.bad_request_budget = PR__DEF(p->o.bad_request_budget, 3);
+    p->o.billing_max_pause_ms = PR__DEF(p->o.billing_max_pause_ms, 3600000);
+    if (!p->o.conn_backoff.base_ms) p->o.conn_backoff = poll;
+    rc = pr_backoff_check(&p->o.conn_backoff);
+    if (!rc && p->o.poll_backoff.base_ms) rc = pr_backoff_check(&p->o.poll_backoff);
+    if (rc) {
+        pr__free(p, sizeof *p);
+        return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
+    }
+    pr_buf_init(&u);
+    rc = pr_buf_append_str(&u, opts->base_url);
+    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
+    if (!rc) rc = pr_buf_append_str(&u, opts->path ? opts->path : PR__RF_PATH);
+    if (!rc) rc = pr_url_parse(&p->url, u.data, u.len, err);
+    pr_buf_deinit(&u);
+    if (!rc && (pr_sem_create(&p->slots, p->o.max_polls) || pr_wsem_create(&p->bytes, p->o.max_response_bytes)))
+        rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
+    if (rc) {
+        if (rc == PR_EINVAL) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            pr__err_set(err, rc, 0, "rfuture: base_url + path: %s", why);
+        }
+        pr__rf_poller_free(p);
+        return rc;
+    }
+    p->o.base_url = p->o.path = NULL;
+    *out = p;
+    return PR_OK;
+}
+
+void pr_rfuture_poller_destroy(pr_rfuture_poller *p) {
+    pr__rfuture *r;
+    if (!p) return;
+    p->destroyed = 1;
+    for (r = p->live; r; r = r->next) {
+        if (r->task) pr_cancel(r->task);
+        else r->stop = 1;
+    }
+    if (!p->nlive) pr__rf_poller_free(p);
+}
+
+static void pr__rf_doc_free(void *value, void *user_data) {
+    PR__UNUSED(user_data);
+    pr_json_doc_destroy((pr_json_doc *)value);
+}
+
+const pr_json *pr_rfuture_result(const pr_future *f) {
+    pr_json_doc *d = (pr_json_doc *)pr_future_value(f);
+    return d ? pr_json_root(d) : NULL;
+}
+
+static void pr__rf_event(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
+                         const char *detail) {
+    pr_rfuture_poller *p = r->p;
+    pr_rfuture_event ev;
+    char name[64];
+    if (!p->o.on_event) return;
+    memset(&ev, 0, sizeof ev);
+    snprintf(name, sizeof name, "APIFuture.result_async.%s", what);
+    ev.name = name;
+    ev.severity = severity;
+    ev.request_id = r->id;
+    ev.request_type = r->type ? r->type : "";
+    ev.iteration = r->iteration - 1;
+    ev.elapsed_s = (double)(pr_now() - r->start_ms) / 1000.0;
+    ev.status_code = status;
+    ev.kind = kind;
+    ev.should_retry = kind && strcmp(kind, "fatal") != 0;
+    ev.is_user_error = status >= 400 && status < 500 && status != 408;
+    ev.bad_request_retries = r->b;
+    ev.connection_error_retries = r->c;
+    ev.timeout_ms = r->o.timeout_ms;
+    ev.detail = detail;
+    p->o.on_event(&ev, p->o.event_user_data);
+}
+
+/* Settle the future unless it is settled already (a cancel). */
+static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...) {
+    pr_err_info e;
+    va_list ap;
+    memset(&e, 0, sizeof e);
+    e.code = code;
+    e.http_status = status;
+    e.category = category;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    if (pr_future_state(r->f) == PR_FUTURE_PENDING) pr_future_reject_info(r->f, &e);
+}
+
+static int pr__rf_queue_state(const pr_json *v) {
+    size_t n;
+    const char *s = pr_json_string(v, &n);
+    if (!s) return PR_QUEUE_UNKNOWN;
+    if (!strcmp(s, "active")) return PR_QUEUE_ACTIVE;
+    if (!strcmp(s, "paused_rate_limit")) return PR_QUEUE_PAUSED_RATE_LIMIT;
+    if (!strcmp(s, "paused_capacity")) return PR_QUEUE_PAUSED_CAPACITY;
+    return PR_QUEUE_UNKNOWN;
+}
+
+/* Tell the observer about a (state, reason) pair if it changed. A report
+   with no state and no reason is no report. */
+static void pr__rf_queue(pr__rfuture *r, const pr_json *body) {
+    pr_rfuture_poller *p = r->p;
+    const pr_json *qs = pr_json_get(body, "queue_state"), *qr = pr_json_get(body, "queue_state_reason");
+    size_t rn = 0;
+    const char *reason = pr_json_string(qr, &rn);
+    int st = qs ? pr__rf_queue_state(qs) : PR_QUEUE_UNKNOWN;
+    pr_queue_change ch;
+    char *copy = NULL;
+    if (!qs && !reason) return;
+    if (reason && !rn) reason = NULL;
+    if (st == r->qstate && ((!reason && !r->qreason) || (reason && r->qreason && !strcmp(reason, r->qreason))))
+        return;
+    if (reason && !(copy = (char *)pr__alloc(rn + 1))) return;
+    if (copy) memcpy(copy, reason, rn + 1);
+    ch.request_id = r->id;
+    ch.old_state = r->qstate;
+    ch.old_reason = r->qreason;
+    ch.state = st;
+    ch.reason = copy;
+    if (p->o.on_queue_state) p->o.on_queue_state(&ch, p->o.queue_user_data);
+    pr__free(r->qreason, r->qreason_n);
+    r->qreason = copy;
+    r->qreason_n = copy ? rn + 1 : 0;
+    r->qstate = st;
+}
+
+/* The sleep between polls; PR_OK or PR_ECANCELED. Never past the
+   polling's own deadline (the loop then times out). */
+static int pr__rf_sleep(pr__rfuture *r, int64_t delay_ms, int64_t until) {
+    const pr_retry_hooks *h = &r->p->o.hooks;
+    int64_t wake = pr_deadline_min(pr_deadline_in(delay_ms), until);
+    if (delay_ms <= 0) return pr_is_canceled() ? PR_ECANCELED : PR_OK;
+    if (h->sleep) return h->sleep(delay_ms, wake, h->user_data);
+    return pr_sleep(wake);
+}
+
+static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
+    const pr_retry_hooks *h = &r->p->o.hooks;
+    double d;
+    if (!b->base_ms) return 0;
+    d = pr_backoff_delay(b, attempt, 0, h->random ? h->random(h->user_data) : pr_random());
+    return d <= 0 ? 0 : (int64_t)(d + 0.999);
+}
+
+/* One poll: the request, with the poll's deadline over the whole response. */
+static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
+    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
+                                         { NULL, NULL, NULL, NULL } };
+    pr_rfuture_poller *p = r->p;
+    pr_http_header h[5];
+    pr_http_request req;
+    pr_json_writer w;
+    pr_buf body;
+    char iter[24], rt[40];
+    size_t nh = 0;
+    int rc;
+    pr_buf_init(&body);
+    pr_json_writer_init(&w, &body);
+    pr_json_begin_object(&w);
+    pr_json_key(&w, "request_id", 10);
+    pr_json_write_string(&w, r->id, r->id_n - 1);
+    pr_json_key(&w, "allow_metadata_only", 19);
+    pr_json_write_bool(&w, r->allow_md);
+    pr_json_end_object(&w);
+    if ((rc = pr_json_writer_finish(&w)) != PR_OK) {
+        pr_buf_deinit(&body);
+        return rc;
+    }
+    snprintf(iter, sizeof iter, "%d", r->iteration);
+    h[nh].name = pr_slice_cstr("Content-Type");
+    h[nh++].value = pr_slice_cstr("application/json");
+    h[nh].name = pr_slice_cstr("Accept");
+    h[nh++].value = pr_slice_cstr("application/json");
+    h[nh].name = pr_slice_cstr("X-Tinker-Request-Iteration");
+    h[nh++].value = pr_slice_cstr(iter);
+    if (r->type) {
+        h[nh].name = pr_slice_cstr("X-Tinker-Request-Type");
+        h[nh++].value = pr_slice_cstr(r->type);
+    }
+    if (r->iteration == 0 && r->o.submitted_at_ms > 0) {
+        snprintf(rt, sizeof rt, "%.3f", (double)(r->created_ms - r->o.submitted_at_ms) / 1000.0);
+        h[nh].name = pr_slice_cstr("X-Tinker-Create-Promise-Roundtrip-Time");
+        h[nh++].value = pr_slice_cstr(rt);
+    }
+    memset(&req, 0, sizeof req);
+    req.method = "POST";
+    req.url = &p->url;
+    req.headers = h;
+    req.nheaders = nh;
+    req.body = body.data;
+    req.body_len = body.len;
+    req.retry = &off;
+    rc = pr_http_client_fetch(p->client, res, &req, deadline);
+    pr_buf_deinit(&body);
+    return rc;
+}
+
+/* A string member, or NULL. */
+static const char *pr__rf_str(const pr_json *o, const char *key) {
+    size_t n;
+    return pr_json_string(pr_json_get(o, key), &n);
+}
+
+static int pr__rf_category(const char *s) {
+    if (s && !strcmp(s, "user")) return PR_CATEGORY_USER;
+    if (s && !strcmp(s, "server")) return PR_CATEGORY_SERVER;
+    return PR_CATEGORY_UNKNOWN;
+}
+
+/* The result value as a document of its own (the wrapper's "result"). */
+static int pr__rf_subdoc(const pr_json *v, pr_json_doc **out) {
+    pr_buf b;
+    pr_json_writer w;
+    int rc;
+    pr_buf_init(&b);
+    pr_json_writer_init(&w, &b);
+    pr_json_write_value(&w, v);
+    rc = pr_json_writer_finish(&w);
+    if (!rc) rc = pr_json_parse(out, b.data, b.len, NULL, NULL);
+    pr_buf_deinit(&b);
+    return rc;
+}
+
+enum { PR__RF_AGAIN, PR__RF_DONE };
+
+/* A 200 answer. Returns PR__RF_AGAIN (poll again after *delay) or
+   PR__RF_DONE (the future is settled). */
+static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int64_t *delay) {
+    pr_rfuture_poller *p = r->p;
+    pr_json_doc *doc = res->json;
+    const pr_json *body, *result = NULL;
+    const char *type, *status;
+    int rc;
+    if (doc) res->json = NULL; /* ours now */
+    else if (pr_json_parse(&doc, res->body, res->body_len, NULL, NULL) != PR_OK) doc = NULL;
+    body = doc ? pr_json_root(doc) : NULL;
+    if (pr_json_type(body) != PR_JSON_OBJECT) {
+        pr__rf_event(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL,
+                     doc ? "the answer is not a JSON object" : "the answer is not JSON");
+        pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: the answer is %s", r->id,
+                      doc ? "not a JSON object" : "not JSON");
+        pr_json_doc_destroy(doc);
+        return PR__RF_DONE;
+    }
+    type = pr__rf_str(body, "type");
+    status = pr__rf_str(body, "status");
+    if ((type && !strcmp(type, "try_again")) || (status && !strcmp(status, "pending"))) {
+        int64_t hint;
+        if (type) pr__rf_queue(r, body);
+        r->c = 0;
+        if (pr_json_int(pr_json_get(body, "retry_after_ms"), &hint) == PR_OK && hint >= 0)
+            *delay = PR__MIN(hint, PR__RF_HINT_MAX_MS);
+        else
+            *delay = pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1);
+        pr_json_doc_destroy(doc);
+        return PR__RF_AGAIN;
+    }
+    if (status && !strcmp(status, "complete_metadata")) {
+        int64_t size;
+        if (!r->allow_md) {
+            pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata twice", r->id);
+            pr_json_doc_destroy(doc);
+            return PR__RF_DONE;
+        }
+        if (pr_json_int(pr_json_get(body, "response_payload_size"), &size) != PR_OK || size < 0) {
+            pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata without a size", r->id);
+            pr_json_doc_destroy(doc);
+            return PR__RF_DONE;
+        }
+        pr_json_doc_destroy(doc);
+        if ((rc = pr_wsem_acquire(p->bytes, size, until)) != PR_OK) {
+            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %s waiting for response bytes", r->id,
+                          pr_strerror(rc));
+            return PR__RF_DONE;
+        }
+        r->reserved = size;
+        r->allow_md = 0;
+        r->c = 0;
+        *delay = 0;
+        return PR__RF_AGAIN;
+    }
+    if ((status && (!strcmp(status, "completed") || !strcmp(status, "complete") || !strcmp(status, "success"))) ||
+        (type && (!strcmp(type, "completed") || !strcmp(type, "success")))) {
+        result = pr_json_get(body, "result");
+    }
+    if (!result && ((status && !strcmp(status, "failed")) || pr_json_get(body, "error"))) {
+        const pr_json *ev = pr_json_get(body, "error");
+        const char *msg = pr_json_string(ev, NULL), *cat = pr__rf_str(body, "category");
+        int category;
+        if (!msg) msg = pr__rf_str(ev, "message");
+        if (!cat) cat = pr__rf_str(ev, "category");
+        category = pr__rf_category(cat);
+        pr__rf_event(r, "application_error", category == PR_CATEGORY_USER ? PR_SEVERITY_WARNING : PR_SEVERITY_ERROR,
+                     200, NULL, msg ? msg : "failed");
+        pr__rf_reject(r, PR_EFAILED, 200, category, "%.110s", msg ? msg : "the remote operation failed");
+        pr_json_doc_destroy(doc);
+        return PR__RF_DONE;
+    }
+    /* completed: the wrapper's result, or the whole body */
+    if (result) {
+        pr_json_doc *sub = NULL;
+        if ((rc = pr__rf_subdoc(result, &sub)) != PR_OK) {
+            pr_json_doc_destroy(doc);
+            pr__rf_reject(r, rc, 200, 0, "rfuture: request %.40s: %s", r->id, pr_strerror(rc));
+            return PR__RF_DONE;
+        }
+        pr_json_doc_destroy(doc);
+        doc = sub;
+    }
+    if (r->o.validate) {
+        pr_err_info why;
+        memset(&why, 0, sizeof why);
+        if (r->o.validate(pr_json_root(doc), &why, r->o.user_data) != 0) {
+            pr__rf_event(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL, why.msg);
+            pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.30s: invalid result: %.70s", r->id,
+                          why.msg[0] ? why.msg : "refused by validate");
+            pr_json_doc_destroy(doc);
+            return PR__RF_DONE;
+        }
+    }
+    if (pr_future_state(r->f) == PR_FUTURE_PENDING) {
+        pr_future_on_free(r->f, pr__rf_doc_free, NULL);
+        pr_future_resolve(r->f, doc);
+    } else {
+        pr_json_doc_destroy(doc);
+    }
+    return PR__RF_DONE;
+}
+
+/* An HTTP error status. Returns PR__RF_AGAIN (with *delay) or PR__RF_DONE. */
+static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
+    pr_rfuture_poller *p = r->p;
+    int st = res->status;
+    char detail[96];
+    snprintf(detail, sizeof detail, "HTTP %d: %.80s", st, res->body ? res->body : "");
+    snprintf(r->last_err, sizeof r->last_err, "%s", detail);
+    if (st == 429) {
+        pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_with_backoff", detail);
+        *delay = pr__rf_delay(r, &p->o.conn_backoff, r->c++);
+        return PR__RF_AGAIN;
+    }
+    r->c = 0;
+    if (st == 408 || (st >= 500 && st <= 599)) {
+        if (st == 408) {
+            pr_json_doc *doc = res->json;
+            if (!doc) pr_json_parse(&doc, res->body ? res->body : "", res->body_len, NULL, NULL);
+            if (doc && pr_json_type(pr_json_root(doc)) == PR_JSON_OBJECT) {
+                const char *qs = pr__rf_str(pr_json_root(doc), "queue_state");
+                r->b = 0;
+                if (qs && *qs) pr__rf_queue(r, pr_json_root(doc));
+            }
+            if (doc != res->json) pr_json_doc_destroy(doc);
+        }
+        pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
+        *delay = pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1);
+        return PR__RF_AGAIN;
+    }
+    if (st == 400 && r->b < p->o.bad_request_budget) {
+        r->b++;
+        pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_if_budget", detail);
+        *delay = 0;
+        return PR__RF_AGAIN;
+    }
+    if (st == 410) {
+        pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retryable_exception", detail);
+        pr__rf_reject(r, PR_EEXPIRED, st, PR_CATEGORY_SERVER, "rfuture: promise expired or broken for request %.60s",
+                      r->id);
+        return PR__RF_DONE;
+    }
+    if (st == 402) {
+        int64_t now = pr_now();
+        if (!r->first402 || now - r->last402 > PR__RF_BILLING_RESET_MS) r->first402 = now; /* a new incident */
+        r->last402 = now;
+        if (now - r->first402 < p->o.billing_max_pause_ms) {
+            if (!r->warned402 || now - r->warned402 >= 60000) {
+                r->warned402 = now;
+                PR__LOG(PR_LEVEL_WARN, "rfuture", "request %.60s: payment required (402); waiting", r->id);
+            }
+            *delay = PR__RF_BILLING_SLEEP_MS;
+            return PR__RF_AGAIN;
+        }
+    }
+    pr__rf_event(r, "api_status_error", PR_SEVERITY_ERROR, st, "fatal", detail);
+    if (st == 400)
+        pr__rf_reject(r, PR_EHTTP, st, PR_CATEGORY_USER, "rfuture: request %.40s: 400 after %d retries: %.50s", r->id,
+                      r->b, res->body ? res->body : "");
+    else
+        pr__rf_reject(r, PR_EHTTP, st, st >= 400 && st < 500 ? PR_CATEGORY_USER : PR_CATEGORY_UNKNOWN,
+                      "rfuture: request %.40s: HTTP %d: %.50s", r->id, st, res->body ? res->body : "");
+    return PR__RF_DONE;
+}
+
+static void pr__rf_cancel_hook(void *user_data) {
+    pr__rfuture *r = (pr__rfuture *)user_data;
+    if (r->task) pr_cancel(r->task);
+    else r->stop = 1;
+}
+
+static void pr__rf_free(pr__rfuture *r) {
+    pr_rfuture_poller *p = r->p;
+    if (r->prev) r->prev->next = r->next;
+    else p->live = r->next;
+    if (r->next) r->next->prev = r->prev;
+    p->nlive--;
+    pr__free(r->id, r->id_n);
+    pr__free(r->type, r->type_n);
+    pr__free(r->qreason, r->qreason_n);
+    pr__free(r, sizeof *r);
+    if (p->destroyed && !p->nlive) pr__rf_poller_free(p);
+}
+
+static int pr__rf_task(void *arg) {
+    pr__rfuture *r = (pr__rfuture *)arg;
+    pr_rfuture_poller *p = r->p;
+    int64_t until;
+    r->task = pr_self();
+    r->start_ms = pr_now();
+    until = r->o.timeout_ms > 0 ? pr_deadline_in(r->o.timeout_ms) : PR_FOREVER;
+    if (r->stop) pr_cancel(r->task);
+    for (;;) {
+        pr_http_result res;
+        int64_t delay = 0;
+        int rc, next;
+        if (pr_is_canceled()) {
+            pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+            break;
+        }
+        if (pr_now() >= until) {
+            pr__rf_event(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last_err);
+            pr__rf_reject(r, PR_ETIMEDOUT, 0, 0, "rfuture: timed out polling request %.30s (last: %.50s)", r->id,
+                          r->last_err[0] ? r->last_err : "none");
+            break;
+        }
+        if ((rc = pr_sem_acquire(p->slots, until)) != PR_OK) {
+            if (rc == PR_ECANCELED || rc == PR_ETIMEDOUT) continue; /* the top says which */
+            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.60s: %s waiting for a poll slot", r->id, pr_strerror(rc));
+            break;
+        }
+        memset(&res, 0, sizeof res);
+        rc = pr__rf_poll(r, &res, pr_deadline_min(until, pr_deadline_in(p->o.poll_timeout_ms)));
+        pr_sem_release(p->slots);
+        r->iteration++;
+        if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= until)) {
+            pr_http_result_deinit(&res);
+            continue;
+        }
+        if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECIRCUIT) {
+            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, res.err.msg);
+            pr_http_result_deinit(&res);
+            break;
+        }
+        if (rc) { /* no answer: a connection error, back off */
+            snprintf(r->last_err, sizeof r->last_err, "%s", res.err.msg);
+            pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", res.err.msg);
+            delay = pr__rf_delay(r, &p->o.conn_backoff, r->c++);
+            next = PR__RF_AGAIN;
+        } else if (res.status >= 200 && res.status <= 299) {
+            next = pr__rf_answer(r, &res, until, &delay);
+        } else {
+            next = pr__rf_status(r, &res, &delay);
+        }
+        pr_http_result_deinit(&res);
+        if (next == PR__RF_DONE) break;
+        pr__rf_sleep(r, delay, until); /* cancel or timeout: the top says which */
+    }
+    if (r->reserved) pr_wsem_release(p->bytes, r->reserved);
+    pr_future_on_cancel(r->f, NULL, NULL);
+    pr_future_destroy(r->f); /* the task's reference */
+    pr__rf_free(r);
+    return 0;
+}
+
+static char *pr__rf_strdup(const char *s, size_t *n) {
+    char *d;
+    *n = strlen(s) + 1;
+    if ((d = (char *)pr__alloc(*n)) != NULL) memcpy(d, s, *n);
+    return d;
+}
+
+int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_id, const pr_rfuture_opts *opts) {
+    pr__rfuture *r;
+    int rc;
+    if (out) *out = NULL;
+    if (!out || !p || !request_id) return PR_EINVAL;
+    if (p->destroyed) return PR_ESTATE;
+    if (!(r = (pr__rfuture *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
+    if (opts) r->o = *opts;
+    r->p = p;
+    r->allow_md = 1;
+    r->created_ms = pr_now();
+    if (!(r->id = pr__rf_strdup(request_id, &r->id_n)) ||
+        (r->o.request_type && !(r->type = pr__rf_strdup(r->o.request_type, &r->type_n)))) {
+        pr__free(r->id, r->id_n);
+        pr__free(r, sizeof *r);
+        return PR_ENOMEM;
+    }
+    r->o.request_type = NULL;
+    if ((rc = pr_future_create(&r->f)) != PR_OK) {
+        pr__free(r->id, r->id_n);
+        pr__free(r->type, r->type_n);
+        pr__free(r, sizeof *r);
+        return rc;
+    }
+    r->next = p->live;
+    if (p->live) p->live->prev = r;
+    p->live = r;
+    p->nlive++;
+    pr_future_retain(r->f); /* the task's reference */
+    pr_future_on_cancel(r->f, pr__rf_cancel_hook, r);
+    if ((rc = pr_go(NULL, pr__rf_task, r, NULL)) != PR_OK) {
+        pr_future_on_cancel(r->f, NULL, NULL);
+        pr_future_destroy(r->f);
+        pr_future_destroy(r->f);
+        pr__rf_free(r);
+        return rc;
+    }
+    *out = r->f;
+    return PR_OK;
+}
+
+int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body, size_t len,
+                      const pr_rfuture_opts *opts, int64_t deadline) {
+    pr_http_header h[2];
+    pr_http_request req;
+    pr_http_result res;
+    pr_rfuture_opts o;
+    pr_buf u;
+    pr_url url;
+    const char *id;
+    int rc;
+    if (out) *out = NULL;
+    if (!out || !p || !path || (len && !body)) return PR_EINVAL;
+    memset(&o, 0, sizeof o);
+    if (opts) o = *opts;
+    o.submitted_at_ms = pr_now();
+    /* the submit URL: the poller's origin and prefix, this path */
+    pr_buf_init(&u);
+    memset(&url, 0, sizeof url);
+    rc = pr_url_origin(&u, &p->url);
+    if (!rc && p->url.path.len > strlen(PR__RF_PATH) &&
+        !memcmp(p->url.path.ptr + p->url.path.len - strlen(PR__RF_PATH), PR__RF_PATH, strlen(PR__RF_PATH)))
+        rc = pr_buf_append(&u, p->url.path.ptr, p->url.path.len - strlen(PR__RF_PATH)); /* a base_url prefix */
+    if (!rc) rc = pr_buf_append_str(&u, path);
+    if (!rc) rc = pr_url_parse(&url, u.data, u.len, NULL);
+    pr_buf_deinit(&u);
+    if (rc) return rc;
+    h[0].name = pr_slice_cstr("Content-Type");
+    h[0].value = pr_slice_cstr("application/json");
+    h[1].name = pr_slice_cstr("Accept");
+    h[1].value = pr_slice_cstr("application/json");
+    memset(&req, 0, sizeof req);
+    req.method = "POST";
+    req.url = &url;
+    req.headers = h;
+    req.nheaders = 2;
+    req.body = body ? body : "";
+    req.body_len = len;
+    memset(&res, 0, sizeof res);
+    rc = pr_http_client_fetch(p->client, &res, &req, deadline);
+    pr_url_deinit(&url);
+    if (!rc && (res.status < 200 || res.status > 299)) rc = PR_EHTTP;
+    if (!rc) {
+        size_t n = 0;
+        pr_json_doc *doc = res.json;
+        if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
+        id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), "request_id"), &n) : NULL;
+        rc = id && n ? pr_rfuture_start(out, p, id, &o) : PR_EPROTO;
+        if (doc != res.json) pr_json_doc_destroy(doc);
+    }
+    pr_http_result_deinit(&res);
+    return rc;
+}
+
+void pr_queue_log_change(const pr_queue_change *change, void *user_data) {
+    pr_queue_log *l = (pr_queue_log *)user_data;
+    const char *what = l && l->what ? l->what : "Remote job", *why;
+    int64_t now = pr_now();
+    if (!change || change->state == PR_QUEUE_ACTIVE) return;
+    if (l && l->last_ms && now - l->last_ms < 60000) return;
+    if (l) l->last_ms = now;
+    why = change->reason ? change->reason
+        : change->state == PR_QUEUE_PAUSED_RATE_LIMIT ? "the concurrency limit was hit"
+        : change->state == PR_QUEUE_PAUSED_CAPACITY ? "the backend is running short on capacity, please wait"
+        : "unknown";
+    PR__LOG(PR_LEVEL_WARN, "rfuture", "%s (request %.60s) is paused. Reason: %s", what, change->request_id, why);
+}
+
+/* ---- submit throttle ---- */
+struct pr_throttle {
+    pr_throttle_opts o;      /* resolved; key points at the copy */
+    pr_sem *all, *backoff;
+    pr_wsem *bytes;
+    pr_backoff_window *own;  /* the window when none was given */
+    char *key;
+    size_t key_n;
+};
+
+int pr_throttle_create(pr_throttle **out, const pr_throttle_opts *opts) {
+    pr_throttle *t;
+    if (out) *out = NULL;
+    if (!out) return PR_EINVAL;
+    if (opts && (opts->max_concurrent < 0 || opts->backoff_concurrent < 0 || opts->max_bytes < 0 ||
+                 opts->backoff_byte_factor < 0 || opts->recent_ms < 0 || opts->small_window_ms < 0 ||
+                 opts->large_window_ms < 0 || opts->large_bytes < 0))
+        return PR_EINVAL;
+    if (!(t = (pr_throttle *)pr__calloc(1, sizeof *t))) return PR_ENOMEM;
+    if (opts) t->o = *opts;
+    t->o.max_concurrent = PR__DEF(t->o.max_concurrent, 400);
+    t->o.backoff_concurrent = PR__DEF(t->o.backoff_concurrent, 10);
+    t->o.max_bytes = PR__DEF(t->o.max_bytes, (int64_t)10 << 20);
+    t->o.backoff_byte_factor = PR__DEF(t->o.backoff_byte_factor, 20);
+    t->o.recent_ms = PR__DEF(t->o.recent_ms, 10000);
+    t->o.small_window_ms = PR__DEF(t->o.small_window_ms, 1000);
+    t->o.large_window_ms = PR__DEF(t->o.large_window_ms, 5000);
+    t->o.large_bytes = PR__DEF(t->o.large_bytes, 128 * 1024);
+    if (pr_sem_create(&t->all, t->o.max_concurrent) || pr_sem_create(&t->backoff, t->o.backoff_concurrent) ||
+        pr_wsem_create(&t->bytes, t->o.max_bytes) || (!t->o.window && pr_backoff_window_create(&t->own)) ||
+        !(t->key = pr__rf_strdup(t->o.key ? t->o.key : "", &t->key_n))) {
+        pr_throttle_destroy(t);
+        return PR_ENOMEM;
+    }
+    if (!t->o.window) t->o.window = t->own;
+    t->o.key = t->key;
+    *out = t;
+    return PR_OK;
+}
+
+void pr_throttle_destroy(pr_throttle *t) {
+    if (!t) return;
+    pr_sem_destroy(t->all);
+    pr_sem_destroy(t->backoff);
+    pr_wsem_destroy(t->bytes);
+    pr_backoff_window_destroy(t->own);
+    pr__free(t->key, t->key_n);
+    pr__free(t, sizeof *t);
+}
+
+int pr_throttle_backed_off(pr_throttle *t) {
+    int64_t until = t ? pr_backoff_window_until(t->o.window, t->key) : 0;
+    return until && pr_now() - until < t->o.recent_ms;
+}
+
+int pr_throttle_acquire(pr_throttle *t, int64_t est_bytes, pr_throttle_ticket *tk, int64_t deadline) {
+    int rc, recent;
+    if (!t || !tk || est_bytes < 0) return PR_EINVAL;
+    memset(tk, 0, sizeof *tk);
+    if ((rc = pr_backoff_window_wait(t->o.window, t->key, deadline)) != PR_OK) return rc;
+    recent = pr_throttle_backed_off(t); /* one snapshot for the whole acquisition */
+    if ((rc = pr_sem_acquire(t->all, deadline)) != PR_OK) return rc;
+    if (recent && (rc = pr_sem_acquire(t->backoff, deadline)) != PR_OK) {
+        pr_sem_release(t->all);
+        return rc;
+    }
+    tk->backoff_slot = recent;
+    tk->weight = recent ? est_bytes * t->o.backoff_byte_factor : est_bytes;
+    if ((rc = pr_wsem_acquire(t->bytes, tk->weight, deadline)) != PR_OK) {
+        if (recent) pr_sem_release(t->backoff);
+        pr_sem_release(t->all);
+        memset(tk, 0, sizeof *tk);
+        return rc;
+    }
+    return PR_OK;
+}
+
+void pr_throttle_release(pr_throttle *t, const pr_throttle_ticket *tk) {
+    if (!t || !tk) return;
+    pr_wsem_release(t->bytes, tk->weight);
+    if (tk->backoff_slot) pr_sem_release(t->backoff);
+    pr_sem_release(t->all);
+}
+
+int pr_throttle_backoff(pr_throttle *t, int64_t est_bytes) {
+    if (!t || est_bytes < 0) return PR_EINVAL;
+    return pr_backoff_window_set(t->o.window, t->key,
+                                 est_bytes > t->o.large_bytes ? t->o.large_window_ms : t->o.small_window_ms);
+}
+
+/* ---- session heartbeat ---- */
+struct pr_heartbeat {
+    pr_heartbeat_opts o;
+    pr_http_client *client;
+    pr_url url;
+    pr_buf body;
+    pr_task *task;  /* set when the task runs */
+    int stop;       /* stopped before it ran */
+    long sent, failed;
+};
+
+static void pr__hb_free(pr_heartbeat *h) {
+    pr_url_deinit(&h->url);
+    pr_buf_deinit(&h->body);
+    pr__free(h, sizeof *h);
+}
+
+static int pr__hb_task(void *arg) {
+    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
+                                         { NULL, NULL, NULL, NULL } };
+    pr_heartbeat *h = (pr_heartbeat *)arg;
+    pr_http_header hd = { { "Content-Type", 12 }, { "application/json", 16 } };
+    int64_t last_ok = pr_now(), next = pr_deadline_in(h->o.interval_ms);
+    h->task = pr_self();
+    if (h->stop) pr_cancel(h->task);
+    while (pr_sleep(next) == PR_OK) {
+        pr_http_request req;
+        pr_http_response *r = NULL;
+        int rc, ok;
+        next = pr_deadline_in(h->o.interval_ms);
+        memset(&req, 0, sizeof req);
+        req.method = "POST";
+        req.url = &h->url;
+        req.headers = &hd;
+        req.nheaders = 1;
+        req.body = h->body.data;
+        req.body_len = h->body.len;
+        req.retry = &off;
+        rc = pr_http_client_request(h->client, &r, &req, pr_deadline_in(h->o.timeout_ms));
+        if (rc == PR_ECANCELED) break;
+        h->sent++;
+        ok = rc == PR_OK && pr_http_status(r) >= 200 && pr_http_status(r) <= 299;
+        if (r) {
+            char tmp[512]; /* read the (small) answer so the connection is kept */
+            while (pr_http_read(r, tmp, sizeof tmp, pr_deadline_in(h->o.timeout_ms)) > 0) {}
+            pr_http_response_destroy(r);
+        }
+        if (ok) {
+            last_ok = pr_now();
+            continue;
+        }
+        h->failed++;
+        if (pr_now() - last_ok > h->o.warn_after_ms) {
+            char msg[160];
+            int64_t since = pr_now() - last_ok;
+            snprintf(msg, sizeof msg, "session heartbeat failed for %lld s; the session will be terminated if this "
+                                      "persists", (long long)(since / 1000));
+            if (h->o.on_warning) h->o.on_warning(msg, since, h->o.user_data);
+            else PR__LOG(PR_LEVEL_WARN, "rfuture", "%s", msg);
+        }
+    }
+    pr__hb_free(h);
+    return 0;
+}
+
+int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url, const char *session_id,
+                       const pr_heartbeat_opts *opts) {
+    pr_heartbeat *h;
+    pr_json_writer w;
+    pr_buf u;
+    int rc;
+    if (out) *out = NULL;
+    if (!out || !client || !base_url || !session_id) return PR_EINVAL;
+    if (opts && (opts->interval_ms < 0 || opts->warn_after_ms < 0 || opts->timeout_ms < 0)) return PR_EINVAL;
+    if (!(h = (pr_heartbeat *)pr__calloc(1, sizeof *h))) return PR_ENOMEM;
+    if (opts) h->o = *opts;
+    h->o.interval_ms = PR__DEF(h->o.interval_ms, 10000);
+    h->o.warn_after_ms = PR__DEF(h->o.warn_after_ms, 120000);
+    h->o.timeout_ms = PR__DEF(h->o.timeout_ms, 10000);
+    h->client = client;
+    pr_buf_init(&h->body);
+    pr_buf_init(&u);
+    rc = pr_buf_append_str(&u, base_url);
+    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
+    if (!rc) rc = pr_buf_append_str(&u, h->o.path ? h->o.path : "/api/v1/session_heartbeat");
+    if (!rc) rc = pr_url_parse(&h->url, u.data, u.len, NULL);
+    pr_buf_deinit(&u);
+    h->o.path = NULL;
+    pr_json_writer_init(&w, &h->body);
+    pr_json_begin_object(&w);
+    pr_json_key(&w, "session_id", 10);
+    pr_json_write_string(&w, session_id, strlen(session_id));
+    pr_json_key(&w, "type", 4);
+    pr_json_write_string(&w, "session_heartbeat", 17);
+    pr_json_end_object(&w);
+    if (!rc) rc = pr_json_writer_finish(&w);
+    if (!rc) rc = pr_go(NULL, pr__hb_task, h, NULL);
+    if (rc) {
+        pr__hb_free(h);
+        return rc;
+    }
+    *out = h;
+    return PR_OK;
+}
+
+void pr_heartbeat_stop(pr_heartbeat *h) {
+    if (!h) return;
+    if (h->task) pr_cancel(h->task); /* it frees h as it ends */
+    else h->stop = 1;
+}
+
+void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *failed) {
+    if (sent) *sent = h ? h->sent : 0;
+    if (failed) *failed = h ? h->failed : 0;
+}
+
 /* ==== end of the implementation: undefine the internal PR__ macros ====
    (test builds keep them: the tests share this translation unit and use them) */
 #ifndef PRISTINE_TESTING
@@ -13618,6 +14827,10 @@ out:
 #undef PR__POLLER_EPOLL
 #undef PR__POLLER_KQUEUE
 #undef PR__POLLER_POLL
+#undef PR__RF_BILLING_RESET_MS
+#undef PR__RF_BILLING_SLEEP_MS
+#undef PR__RF_HINT_MAX_MS
+#undef PR__RF_PATH
 #undef PR__SSE_DEF_MAX_EVENT
 #undef PR__SSE_DEF_MAX_LINE
 #undef PR__SSE_HI

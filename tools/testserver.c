@@ -46,6 +46,8 @@ typedef struct ts_opts {
     const char *tls_cert_pem;  /* or the PEM text itself (takes precedence) */
     const char *tls_key_pem;
     int backlog;               /* <= 0 = 64: the listen backlog */
+    int future_polls;          /* <= 0 = 3: an unscripted remote future resolves on this poll */
+    int future_hold_ms;        /* its try_again answers wait this long first (a long poll) */
 } ts_opts;
 
 typedef struct ts_server ts_server;
@@ -91,7 +93,10 @@ struct ts_server {
     struct ts_route *routes;   /* scripted routes (ts_script) */
     struct ts_logged *log;     /* every request, in arrival order */
     size_t nlog, log_cap;
-    struct ts_seq *seqs;       /* /seq counters by key */
+    struct ts_count_e **counts; /* counters by name (ts_counter) */
+    long submits;              /* request ids handed out by the submit routes */
+    int future_polls;          /* unscripted futures resolve on this poll */
+    int future_hold_ms;        /* unscripted try_again answers wait this long first */
 };
 
 typedef struct ts_conn {
@@ -707,11 +712,30 @@ typedef struct ts_route {
     ts_step def;      /* when the FIFO is empty */
 } ts_route;
 
-typedef struct ts_seq {
-    struct ts_seq *next;
-    long n;           /* requests seen */
-    char key[64];
-} ts_seq;
+/* A counter by name (/seq, the remote-future routes): a chained hash table. */
+typedef struct ts_count_e {
+    struct ts_count_e *next;
+    long n;
+    size_t len;       /* the key's bytes follow */
+} ts_count_e;
+
+#define TS_COUNT_BUCKETS 4096
+
+static long *ts_counter(ts_server *s, const char *key, size_t len) {
+    uint32_t h = 2166136261u;
+    size_t i;
+    ts_count_e *e;
+    if (!s->counts && !(s->counts = (struct ts_count_e **)calloc(TS_COUNT_BUCKETS, sizeof *s->counts))) return NULL;
+    for (i = 0; i < len; i++) h = (h ^ (unsigned char)key[i]) * 16777619u;
+    for (e = s->counts[h % TS_COUNT_BUCKETS]; e; e = e->next)
+        if (e->len == len && !memcmp(e + 1, key, len)) return &e->n;
+    if (!(e = (ts_count_e *)calloc(1, sizeof *e + len))) return NULL;
+    e->len = len;
+    memcpy(e + 1, key, len);
+    e->next = s->counts[h % TS_COUNT_BUCKETS];
+    s->counts[h % TS_COUNT_BUCKETS] = e;
+    return &e->n;
+}
 
 static char *ts_strdup(const char *p) {
     size_t n;
@@ -798,10 +822,15 @@ static TS_UNUSED void ts_script_clear(ts_server *s) {
         free(rt->path);
         free(rt);
     }
-    while (s->seqs) {
-        ts_seq *q = s->seqs;
-        s->seqs = q->next;
-        free(q);
+    if (s->counts) {
+        for (i = 0; i < TS_COUNT_BUCKETS; i++)
+            while (s->counts[i]) {
+                ts_count_e *e = s->counts[i];
+                s->counts[i] = e->next;
+                free(e);
+            }
+        free(s->counts);
+        s->counts = NULL;
     }
     for (i = 0; i < s->nlog; i++) {
         free(s->log[i].head);
@@ -911,24 +940,14 @@ static int ts_ep_scripted(ts_conn *x, ts_req *r, pr_buf *b, ts_route *rt) {
    or the list starts over with cycle=1); non-2xx answers carry the
    retry headers given. Body: "seq N status C\n". */
 static int ts_ep_seq(ts_conn *x, ts_req *r, pr_buf *b) {
-    ts_server *s = x->s;
     pr_slice key, codes, v;
-    ts_seq *q;
-    long n, k = 0, count = 0;
+    long n, k = 0, count = 0, *q;
     int code = 200, rc;
     size_t i, start = 0;
     char body[64];
     ts_qslice(r, "key", &key);
-    if (key.len >= sizeof q->key) key.len = sizeof q->key - 1;
-    for (q = s->seqs; q; q = q->next)
-        if (strlen(q->key) == key.len && memcmp(q->key, key.ptr, key.len) == 0) break;
-    if (!q) {
-        if (!(q = (ts_seq *)calloc(1, sizeof *q))) return PR_ENOMEM;
-        memcpy(q->key, key.ptr, key.len);
-        q->next = s->seqs;
-        s->seqs = q;
-    }
-    n = q->n++;
+    if (!(q = ts_counter(x->s, key.ptr, key.len))) return PR_ENOMEM;
+    n = (*q)++;
     if (ts_qslice(r, "codes", &codes) && codes.len) {
         for (i = 0; i <= codes.len; i++) /* count the codes */
             if (i == codes.len || codes.ptr[i] == ',') count++;
@@ -953,9 +972,63 @@ static int ts_ep_seq(ts_conn *x, ts_req *r, pr_buf *b) {
             rc = pr_buf_printf(b, "Retry-After: %.*s\r\n", (int)v.len, v.ptr);
         if (rc != PR_OK) return rc;
     }
-    snprintf(body, sizeof body, "seq %ld status %d\n", q->n - 1, code);
+    snprintf(body, sizeof body, "seq %ld status %d\n", *q - 1, code);
     rc = pr_buf_printf(b, "Content-Type: text/plain\r\nContent-Length: %u\r\n\r\n%s", (unsigned)strlen(body), body);
     return rc == PR_OK ? ts_write_buf(x, b) : rc;
+}
+
+/* A JSON answer. */
+static int ts_json(ts_conn *x, ts_req *r, pr_buf *b, int code, const char *json) {
+    int rc = ts_head(b, x, r, code);
+    if (rc == PR_OK)
+        rc = pr_buf_printf(b, "Content-Type: application/json\r\nContent-Length: %u\r\n\r\n%s", (unsigned)strlen(json),
+                           json);
+    return rc == PR_OK ? ts_write_buf(x, b) : rc;
+}
+
+/* The request_id of a JSON request body, into id (NUL-terminated); 0 if none. */
+static int ts_body_request_id(const ts_req *r, char *id, size_t cap) {
+    pr_json_doc *doc = NULL;
+    const char *v;
+    size_t n = 0;
+    int ok = 0;
+    if (pr_json_parse(&doc, r->body.data ? r->body.data : "", r->body.len, NULL, NULL) == PR_OK &&
+        (v = pr_json_string(pr_json_get(pr_json_root(doc), "request_id"), &n)) != NULL && n < cap) {
+        memcpy(id, v, n + 1);
+        ok = 1;
+    }
+    pr_json_doc_destroy(doc);
+    return ok;
+}
+
+/* POST /api/v1/retrieve_future: a request id scripted with ts_script(s,
+   "/api/v1/retrieve_future#<id>", ...) answers its script; any other id
+   answers try_again ({"type": "try_again", "request_id": .., "queue_state":
+   "active"}, after future_hold_ms) until its future_polls-th poll, which
+   answers {"request_id": .., "result": "done", "polls": N}. */
+static int ts_ep_retrieve(ts_conn *x, ts_req *r, pr_buf *b) {
+    char id[128], key[192], json[320];
+    ts_route *rt;
+    long *n;
+    int rc;
+    if (!ts_body_request_id(r, id, sizeof id)) return ts_json(x, r, b, 400, "{\"detail\":\"no request_id\"}");
+    snprintf(key, sizeof key, "/api/v1/retrieve_future#%s", id);
+    if ((rt = ts_route_get(x->s, key, 0)) != NULL) return ts_ep_scripted(x, r, b, rt);
+    if (!(n = ts_counter(x->s, key, strlen(key)))) return PR_ENOMEM;
+    if (++*n < x->s->future_polls) {
+        if (x->s->future_hold_ms > 0 && (rc = pr_sleep(pr_deadline_in(x->s->future_hold_ms))) != PR_OK) return rc;
+        snprintf(json, sizeof json, "{\"type\":\"try_again\",\"request_id\":\"%s\",\"queue_state\":\"active\"}", id);
+        return ts_json(x, r, b, 200, json);
+    }
+    snprintf(json, sizeof json, "{\"request_id\":\"%s\",\"result\":\"done\",\"polls\":%ld}", id, *n);
+    return ts_json(x, r, b, 200, json);
+}
+
+/* The submit routes hand out request ids req-1, req-2, ... */
+static int ts_ep_submit(ts_conn *x, ts_req *r, pr_buf *b) {
+    char json[96];
+    snprintf(json, sizeof json, "{\"request_id\":\"req-%ld\",\"model_id\":\"m-1\"}", ++x->s->submits);
+    return ts_json(x, r, b, 200, json);
 }
 
 /* Answer one request. Returns PR_OK (keep going), TS_CLOSE, TS_ABORT, or
@@ -977,6 +1050,12 @@ static int ts_dispatch(ts_conn *x, ts_req *r, pr_buf *b) {
 #define TS_IS(lit) pr_slice_eq(p, pr_slice_cstr(lit))
     if (rt) rc = ts_ep_scripted(x, r, b, rt);
     else if (TS_IS("/seq")) rc = ts_ep_seq(x, r, b);
+    else if (TS_IS("/api/v1/retrieve_future")) rc = ts_ep_retrieve(x, r, b);
+    else if (TS_IS("/api/v1/asample") || TS_IS("/api/v1/forward_backward") || TS_IS("/api/v1/optim_step") ||
+             TS_IS("/api/v1/submit"))
+        rc = ts_ep_submit(x, r, b);
+    else if (TS_IS("/api/v1/telemetry")) rc = ts_json(x, r, b, 200, "{\"status\":\"accepted\"}");
+    else if (TS_IS("/api/v1/session_heartbeat")) rc = ts_json(x, r, b, 200, "{}");
     else if (TS_IS("/fixed")) rc = ts_ep_fixed(x, r, b);
     else if (TS_IS("/chunked")) rc = ts_ep_chunked(x, r, b);
     else if (TS_IS("/sse")) rc = ts_ep_sse(x, r, b, &must_close);
@@ -1135,6 +1214,8 @@ static TS_UNUSED int ts_start(ts_server **out, const ts_opts *opts) {
     if (!(s = (ts_server *)calloc(1, sizeof *s))) return PR_ENOMEM;
     s->end = pr_deadline_in(o.max_lifetime_ms > 0 ? o.max_lifetime_ms : 60000);
     s->idle_ms = o.idle_timeout_ms > 0 ? o.idle_timeout_ms : 10000;
+    s->future_polls = o.future_polls > 0 ? o.future_polls : 3;
+    s->future_hold_ms = o.future_hold_ms;
     if (o.tls_cert_pem || o.tls_cert_file) {
         char *cf = NULL, *kf = NULL;
         const char *c = o.tls_cert_pem, *k = o.tls_key_pem;

@@ -1,0 +1,1084 @@
+/* rfuture: remote futures polled against tools/testserver.c on 127.0.0.1
+   (scripted answers per request id), the classification of every answer
+   shape, the status table, the backoff between polls (recorded by a sleep
+   hook that does not sleep), queue-state observers, telemetry events, the
+   response-bytes budget, timeouts, cancellation in every phase, 10,000
+   futures at once, the submit throttle and the session heartbeat. */
+
+typedef struct rf_rec {
+    int64_t sleeps[64];
+    int n;
+    int real;          /* also sleep for real: delay / real ms */
+    void (*on_sleep)(struct rf_rec *x);
+    void *ctx;
+} rf_rec;
+
+static int rf_sleep(int64_t delay_ms, int64_t deadline, void *ud) {
+    rf_rec *x = (rf_rec *)ud;
+    (void)deadline;
+    if (x->n < 64) x->sleeps[x->n] = delay_ms;
+    x->n++;
+    if (x->on_sleep) x->on_sleep(x);
+    if (x->real) return pr_sleep(pr_deadline_min(deadline, pr_deadline_in(delay_ms / x->real)));
+    return pr_is_canceled() ? PR_ECANCELED : PR_OK;
+}
+
+typedef struct rf_obs {
+    int n;
+    int old_state[16], state[16];
+    char reason[16][32];
+} rf_obs;
+
+static void rf_on_queue(const pr_queue_change *c, void *ud) {
+    rf_obs *o = (rf_obs *)ud;
+    if (o->n < 16) {
+        o->old_state[o->n] = c->old_state;
+        o->state[o->n] = c->state;
+        snprintf(o->reason[o->n], sizeof o->reason[o->n], "%s", c->reason ? c->reason : "(null)");
+    }
+    o->n++;
+}
+
+typedef struct rf_evs {
+    int n;
+    char name[16][64], kind[16][32];
+    int status[16], iteration[16], severity[16];
+} rf_evs;
+
+static void rf_on_event(const pr_rfuture_event *ev, void *ud) {
+    rf_evs *e = (rf_evs *)ud;
+    if (e->n < 16) {
+        snprintf(e->name[e->n], sizeof e->name[e->n], "%s", ev->name);
+        snprintf(e->kind[e->n], sizeof e->kind[e->n], "%s", ev->kind ? ev->kind : "-");
+        e->status[e->n] = ev->status_code;
+        e->iteration[e->n] = ev->iteration;
+        e->severity[e->n] = ev->severity;
+    }
+    e->n++;
+}
+
+typedef struct rf_fx {
+    ts_server *s;
+    pr_http_client *c;
+    pr_rfuture_poller *p;
+    pr_rfuture_poller_opts po;
+    ts_opts so;
+    rf_rec rec;
+    rf_obs obs;
+    rf_evs evs;
+    char base[64];
+} rf_fx;
+
+static void rf_opts(rf_fx *f) {
+    memset(f, 0, sizeof *f);
+    f->po.hooks.sleep = rf_sleep;
+    f->po.hooks.user_data = &f->rec;
+    f->po.on_queue_state = rf_on_queue;
+    f->po.queue_user_data = &f->obs;
+    f->po.on_event = rf_on_event;
+    f->po.event_user_data = &f->evs;
+}
+
+static int rf_start(rf_fx *f) {
+    int rc;
+    pr_http_client_opts co;
+    memset(&co, 0, sizeof co);
+    co.ignore_env = 1;
+    co.pool_max = 200;
+    if ((rc = ts_start(&f->s, &f->so)) != PR_OK) return rc;
+    snprintf(f->base, sizeof f->base, "http://127.0.0.1:%u", (unsigned)ts_port(f->s));
+    if ((rc = pr_http_client_create(&f->c, &co)) != PR_OK) return rc;
+    f->po.base_url = f->base;
+    return pr_rfuture_poller_create(&f->p, f->c, &f->po);
+}
+
+static void rf_end(rf_fx *f) {
+    pr_rfuture_poller_destroy(f->p);
+    pr_sleep(pr_deadline_in(1)); /* let cancelled pollers wind down */
+    pr_http_client_destroy(f->c);
+    ts_stop(f->s);
+}
+
+static ts_step rf_step(int status, const char *body) {
+    ts_step st;
+    memset(&st, 0, sizeof st);
+    st.status = status;
+    st.body = body;
+    st.headers = "Content-Type: application/json\r\n";
+    return st;
+}
+
+/* Script the answers for request id. */
+static void rf_script(rf_fx *f, const char *id, const ts_step *steps, size_t n) {
+    char key[128];
+    snprintf(key, sizeof key, "/api/v1/retrieve_future#%s", id);
+    PT_EQ_ERR(ts_script(f->s, key, steps, n), PR_OK);
+}
+
+/* Start, await, and return the await's code (result left in the future). */
+static int rf_run(rf_fx *f, const char *id, const pr_rfuture_opts *o, pr_future **out) {
+    int rc = pr_rfuture_start(out, f->p, id, o);
+    if (rc) return rc;
+    return pr_future_await(*out, NULL, pr_deadline_in(20000));
+}
+
+static const char *rf_logged(rf_fx *f, size_t i, const char *name, char *buf, size_t cap) {
+    pr_slice v;
+    if (!ts_log_header(ts_log_get(f->s, i), name, &v)) return "-";
+    snprintf(buf, cap, "%.*s", (int)v.len, v.ptr);
+    return buf;
+}
+
+/* The string member key of the result. */
+static const char *rf_res_str(const pr_future *fu, const char *key) {
+    size_t n;
+    return pr_json_string(pr_json_get(pr_rfuture_result(fu), key), &n);
+}
+
+PT_TEST(rfuture_completes_first_poll) {
+    rf_fx f;
+    pr_future *fu;
+    pr_rfuture_opts o;
+    ts_step st = rf_step(200, "{\"model_id\":\"m1\",\"type\":\"create_model\"}");
+    char v[64];
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    rf_script(&f, "r1", &st, 1);
+    memset(&o, 0, sizeof o);
+    o.request_type = "CreateModel";
+    o.submitted_at_ms = pr_now() - 1500;
+    /* F1: one poll, the body and the headers; the whole body is the result */
+    PT_EQ_ERR(rf_run(&f, "r1", &o, &fu), PR_OK);
+    PT_EQ_STR(rf_res_str(fu, "model_id"), "m1");
+    PT_EQ_INT(ts_log_count(f.s), 1);
+    PT_EQ_STR(ts_log_get(f.s, 0)->body, "{\"request_id\":\"r1\",\"allow_metadata_only\":true}");
+    PT_EQ_STR(rf_logged(&f, 0, "X-Tinker-Request-Iteration", v, sizeof v), "0");
+    PT_EQ_STR(rf_logged(&f, 0, "X-Tinker-Request-Type", v, sizeof v), "CreateModel");
+    PT_CHECK(strncmp(rf_logged(&f, 0, "X-Tinker-Create-Promise-Roundtrip-Time", v, sizeof v), "1.5", 3) == 0);
+    PT_EQ_STR(rf_logged(&f, 0, "Content-Type", v, sizeof v), "application/json");
+    /* F23: awaited again: the same result, no new request */
+    PT_EQ_ERR(pr_future_await(fu, NULL, 0), PR_OK);
+    PT_EQ_STR(rf_res_str(fu, "model_id"), "m1");
+    PT_EQ_INT(ts_log_count(f.s), 1);
+    PT_EQ_INT(f.rec.n, 0);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+PT_TEST(rfuture_answer_shapes) {
+    static const struct { const char *body; const char *key, *want; } ok[] = {
+        { "{\"status\":\"completed\",\"result\":{\"value\":\"42\"}}", "value", "42" },  /* F2 */
+        { "{\"status\":\"complete\",\"result\":{\"value\":\"a\"}}", "value", "a" },
+        { "{\"status\":\"success\",\"result\":{\"value\":\"b\"}}", "value", "b" },
+        { "{\"type\":\"completed\",\"result\":{\"value\":\"c\"}}", "value", "c" },
+        { "{\"type\":\"success\",\"result\":{\"value\":\"d\"}}", "value", "d" },
+        { "{\"path\":\"tinker://run-1/weights\",\"type\":\"save_weights\"}", "path", "tinker://run-1/weights" },
+        { "{\"status\":\"completed\",\"value\":\"no wrapper\"}", "value", "no wrapper" },
+    };
+    size_t i;
+    for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        rf_fx f;
+        pr_future *fu;
+        ts_step st = rf_step(200, ok[i].body);
+        rf_opts(&f);
+        PT_REQUIRE(rf_start(&f) == PR_OK);
+        rf_script(&f, "r1", &st, 1);
+        PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
+        if (!rf_res_str(fu, ok[i].key) || strcmp(rf_res_str(fu, ok[i].key), ok[i].want))
+            pt_fail(__FILE__, __LINE__, "case %lu: result lacks %s=%s", (unsigned long)i, ok[i].key, ok[i].want);
+        pr_future_destroy(fu);
+        rf_end(&f);
+    }
+}
+
+PT_TEST(rfuture_failed_shapes) {
+    static const struct { const char *body; int category; const char *msg; } cases[] = {
+        { "{\"error\":\"bad input\",\"category\":\"user\"}", PR_CATEGORY_USER, "bad input" },      /* F14 */
+        { "{\"error\":\"boom\",\"category\":\"server\"}", PR_CATEGORY_SERVER, "boom" },            /* F15 */
+        { "{\"error\":\"x\",\"category\":\"SomethingElse\"}", PR_CATEGORY_UNKNOWN, "x" },
+        { "{\"error\":\"y\"}", PR_CATEGORY_UNKNOWN, "y" },
+        { "{\"status\":\"failed\",\"error\":{\"message\":\"m\",\"category\":\"user\"}}", PR_CATEGORY_USER, "m" }, /* F16 */
+        { "{\"status\":\"failed\"}", PR_CATEGORY_UNKNOWN, "the remote operation failed" },
+    };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rf_fx f;
+        pr_future *fu;
+        pr_err_info e;
+        ts_step st[2];
+        st[0] = rf_step(200, cases[i].body);
+        st[1] = rf_step(200, "{\"never\":\"polled\"}");
+        rf_opts(&f);
+        PT_REQUIRE(rf_start(&f) == PR_OK);
+        rf_script(&f, "r1", st, 2);
+        PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_EFAILED);
+        PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+        PT_EQ_INT(e.category, cases[i].category);
+        PT_EQ_STR(e.msg, cases[i].msg);
+        PT_EQ_INT(ts_log_count(f.s), 1); /* terminal for every category */
+        PT_EQ_INT(f.evs.n, 1);
+        PT_EQ_STR(f.evs.name[0], "APIFuture.result_async.application_error");
+        PT_EQ_INT(f.evs.severity[0], cases[i].category == PR_CATEGORY_USER ? PR_SEVERITY_WARNING : PR_SEVERITY_ERROR);
+        pr_future_destroy(fu);
+        rf_end(&f);
+    }
+}
+
+PT_TEST(rfuture_try_again_and_pending) {
+    rf_fx f;
+    pr_future *fu;
+    ts_step st[6];
+    char v[32];
+    size_t i;
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    /* F3: try_again x3, then the result: 4 polls, no sleeps, iterations 0..3, round trip only first */
+    for (i = 0; i < 3; i++) st[i] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r1\",\"queue_state\":\"active\"}");
+    st[3] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "r1", st, 4);
+    {
+        pr_rfuture_opts o;
+        memset(&o, 0, sizeof o);
+        o.submitted_at_ms = pr_now();
+        PT_EQ_ERR(rf_run(&f, "r1", &o, &fu), PR_OK);
+    }
+    PT_EQ_INT(ts_log_count(f.s), 4);
+    for (i = 0; i < 4; i++) {
+        char want[4];
+        snprintf(want, sizeof want, "%d", (int)i);
+        PT_EQ_STR(rf_logged(&f, i, "X-Tinker-Request-Iteration", v, sizeof v), want);
+        PT_CHECK((strcmp(rf_logged(&f, i, "X-Tinker-Create-Promise-Roundtrip-Time", v, sizeof v), "-") != 0) == (i == 0));
+    }
+    PT_EQ_INT(f.rec.n, 0);
+    pr_future_destroy(fu);
+    /* F4: a retry_after_ms of 250 is slept */
+    st[0] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r2\",\"queue_state\":\"active\",\"retry_after_ms\":250}");
+    st[1] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "r2", st, 2);
+    PT_EQ_ERR(rf_run(&f, "r2", NULL, &fu), PR_OK);
+    PT_EQ_INT(f.rec.n, 1);
+    PT_EQ_INT(f.rec.sleeps[0], 250);
+    pr_future_destroy(fu);
+    /* F21: pending is a try_again without a state: no observer call, no sleep */
+    f.obs.n = 0;
+    f.rec.n = 0;
+    st[0] = rf_step(200, "{\"status\":\"pending\"}");
+    st[1] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "r3", st, 2);
+    PT_EQ_ERR(rf_run(&f, "r3", NULL, &fu), PR_OK);
+    PT_EQ_INT(f.obs.n, 0);
+    PT_EQ_INT(f.rec.n, 0);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+PT_TEST(rfuture_queue_state_observer) {
+    rf_fx f;
+    pr_future *fu;
+    ts_step st[7];
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    /* F5: notified on every change of (state, reason), the first included */
+    st[0] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r1\",\"queue_state\":\"paused_capacity\"}");
+    st[1] = st[0];
+    st[2] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r1\",\"queue_state\":\"paused_rate_limit\","
+                         "\"queue_state_reason\":\"x\"}");
+    st[3] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r1\",\"queue_state\":\"active\"}");
+    st[4] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "r1", st, 5);
+    PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
+    PT_EQ_INT(f.obs.n, 3);
+    PT_EQ_INT(f.obs.old_state[0], PR_QUEUE_NONE);
+    PT_EQ_INT(f.obs.state[0], PR_QUEUE_PAUSED_CAPACITY);
+    PT_EQ_STR(f.obs.reason[0], "(null)");
+    PT_EQ_INT(f.obs.state[1], PR_QUEUE_PAUSED_RATE_LIMIT);
+    PT_EQ_STR(f.obs.reason[1], "x");
+    PT_EQ_INT(f.obs.old_state[2], PR_QUEUE_PAUSED_RATE_LIMIT);
+    PT_EQ_INT(f.obs.state[2], PR_QUEUE_ACTIVE);
+    pr_future_destroy(fu);
+    /* F6: an unknown state is UNKNOWN; no state and no reason is no report */
+    f.obs.n = 0;
+    st[0] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r2\",\"queue_state\":\"weird\"}");
+    st[1] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r2\"}");
+    st[2] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "r2", st, 3);
+    PT_EQ_ERR(rf_run(&f, "r2", NULL, &fu), PR_OK);
+    PT_EQ_INT(f.obs.n, 1);
+    PT_EQ_INT(f.obs.state[0], PR_QUEUE_UNKNOWN);
+    pr_future_destroy(fu);
+    /* F7: a 408 with a try_again body: polled again at once, the observer hears its state */
+    f.obs.n = 0;
+    st[0] = rf_step(408, "{\"type\":\"try_again\",\"request_id\":\"r3\",\"queue_state\":\"paused_rate_limit\"}");
+    st[1] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "r3", st, 2);
+    PT_EQ_ERR(rf_run(&f, "r3", NULL, &fu), PR_OK);
+    PT_EQ_INT(f.obs.n, 1);
+    PT_EQ_INT(f.obs.state[0], PR_QUEUE_PAUSED_RATE_LIMIT);
+    PT_EQ_INT(f.rec.n, 0);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+PT_TEST(rfuture_status_table) {
+    rf_fx f;
+    pr_future *fu;
+    pr_err_info e;
+    ts_step st[6];
+    static const int fatal[] = { 401, 403, 404, 409, 422 };
+    size_t i, before;
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    /* F8: 500, 503, then the result: 3 polls, no sleeps */
+    st[0] = rf_step(500, "{}");
+    st[1] = rf_step(503, "busy");
+    st[2] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "a", st, 3);
+    PT_EQ_ERR(rf_run(&f, "a", NULL, &fu), PR_OK);
+    PT_EQ_INT(ts_log_count(f.s), 3);
+    PT_EQ_INT(f.rec.n, 0);
+    pr_future_destroy(fu);
+    /* F9: 429 x3: sleeps 1000, 2000, 4000 */
+    for (i = 0; i < 3; i++) st[i] = rf_step(429, "{}");
+    st[3] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "b", st, 4);
+    PT_EQ_ERR(rf_run(&f, "b", NULL, &fu), PR_OK);
+    PT_EQ_INT(f.rec.n, 3);
+    PT_EQ_INT(f.rec.sleeps[0], 1000);
+    PT_EQ_INT(f.rec.sleeps[1], 2000);
+    PT_EQ_INT(f.rec.sleeps[2], 4000);
+    pr_future_destroy(fu);
+    /* F11: 410: PR_EEXPIRED after one poll */
+    before = ts_log_count(f.s);
+    st[0] = rf_step(410, "{}");
+    st[1] = rf_step(200, "{\"v\":\"never\"}");
+    rf_script(&f, "c", st, 2);
+    PT_EQ_ERR(rf_run(&f, "c", NULL, &fu), PR_EEXPIRED);
+    PT_EQ_INT(ts_log_count(f.s) - before, 1);
+    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_INT(e.http_status, 410);
+    pr_future_destroy(fu);
+    /* F12: three 400s are within the budget; a fourth is not */
+    before = ts_log_count(f.s);
+    for (i = 0; i < 3; i++) st[i] = rf_step(400, "");
+    st[3] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "d", st, 4);
+    PT_EQ_ERR(rf_run(&f, "d", NULL, &fu), PR_OK);
+    PT_EQ_INT(ts_log_count(f.s) - before, 4);
+    pr_future_destroy(fu);
+    before = ts_log_count(f.s);
+    for (i = 0; i < 5; i++) st[i] = rf_step(400, "{\"detail\":\"no\"}");
+    rf_script(&f, "e", st, 5);
+    PT_EQ_ERR(rf_run(&f, "e", NULL, &fu), PR_EHTTP);
+    PT_EQ_INT(ts_log_count(f.s) - before, 4);
+    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_INT(e.http_status, 400);
+    pr_future_destroy(fu);
+    /* a 408 with a JSON body resets the 400 budget */
+    before = ts_log_count(f.s);
+    st[0] = rf_step(400, "");
+    st[1] = rf_step(400, "");
+    st[2] = rf_step(408, "{\"type\":\"try_again\",\"request_id\":\"g\"}");
+    st[3] = rf_step(400, "");
+    st[4] = rf_step(400, "");
+    st[5] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "g", st, 6);
+    PT_EQ_ERR(rf_run(&f, "g", NULL, &fu), PR_OK);
+    pr_future_destroy(fu);
+    /* F13: other 4xx are terminal after one poll */
+    for (i = 0; i < sizeof fatal / sizeof fatal[0]; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "f%d", fatal[i]);
+        before = ts_log_count(f.s);
+        st[0] = rf_step(fatal[i], "{}");
+        st[1] = rf_step(200, "{\"v\":\"never\"}");
+        rf_script(&f, id, st, 2);
+        PT_EQ_ERR(rf_run(&f, id, NULL, &fu), PR_EHTTP);
+        PT_EQ_INT(ts_log_count(f.s) - before, 1);
+        PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+        PT_EQ_INT(e.http_status, fatal[i]);
+        PT_EQ_INT(e.category, PR_CATEGORY_USER);
+        pr_future_destroy(fu);
+    }
+    rf_end(&f);
+}
+
+/* F10: the server is down for the first two polls; it starts during the
+   second backoff sleep. */
+static void rf_start_server_on_second_sleep(rf_rec *x) {
+    rf_fx *f = (rf_fx *)x->ctx;
+    if (x->n == 2) {
+        ts_step st[3];
+        PT_EQ_ERR(ts_start(&f->s, &f->so), PR_OK);
+        st[0] = rf_step(500, "{}");
+        st[1] = rf_step(200, "");
+        st[1].close_without_response = 1;
+        st[1].count = 2; /* the pooled connection, then the fresh one of the replay */
+        st[2] = rf_step(200, "{\"v\":\"ok\"}");
+        rf_script(f, "r1", st, 3);
+    }
+}
+
+PT_TEST(rfuture_connection_errors_back_off) {
+    rf_fx f;
+    pr_listener *l;
+    pr_future *fu;
+    pr_http_client_opts co;
+    rf_opts(&f);
+    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1) == PR_OK); /* a free port, then nobody on it */
+    f.so.port = pr_listener_port(l);
+    pr_listener_destroy(l);
+    snprintf(f.base, sizeof f.base, "http://127.0.0.1:%u", (unsigned)f.so.port);
+    memset(&co, 0, sizeof co);
+    co.ignore_env = 1;
+    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    f.po.base_url = f.base;
+    f.rec.on_sleep = rf_start_server_on_second_sleep;
+    f.rec.ctx = &f;
+    PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
+    PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
+    /* refused, refused (1000, 2000), a 500 (at once), closed (1000: the 500 reset the exponent), the result */
+    PT_EQ_INT(f.rec.n, 3);
+    PT_EQ_INT(f.rec.sleeps[0], 1000);
+    PT_EQ_INT(f.rec.sleeps[1], 2000);
+    PT_EQ_INT(f.rec.sleeps[2], 1000);
+    PT_EQ_INT(f.evs.n, 4);
+    PT_EQ_STR(f.evs.name[0], "APIFuture.result_async.connection_error");
+    PT_EQ_INT(f.evs.status[0], 0);
+    PT_EQ_STR(f.evs.name[2], "APIFuture.result_async.api_status_error");
+    PT_EQ_INT(f.evs.status[2], 500);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+PT_TEST(rfuture_telemetry_events) {
+    rf_fx f;
+    pr_future *fu;
+    ts_step st[2];
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    /* F25: a 500 then the result: exactly one api_status_error */
+    st[0] = rf_step(500, "{}");
+    st[1] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "r1", st, 2);
+    PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
+    PT_EQ_INT(f.evs.n, 1);
+    PT_EQ_STR(f.evs.name[0], "APIFuture.result_async.api_status_error");
+    PT_EQ_INT(f.evs.status[0], 500);
+    PT_EQ_INT(f.evs.iteration[0], 0);
+    PT_EQ_STR(f.evs.kind[0], "retry");
+    PT_EQ_INT(f.evs.severity[0], PR_SEVERITY_WARNING);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+static int rf_budget_during_poll = -1;
+static pr_rfuture_poller *rf_budget_poller;
+
+static int rf_budget_sampler(void *arg) {
+    ts_server *s = (ts_server *)arg;
+    while (ts_log_count(s) < 2) pr_sleep(pr_deadline_in(1));
+    rf_budget_during_poll = (int)pr_wsem_budget(rf_budget_poller->bytes);
+    return 0;
+}
+
+PT_TEST(rfuture_complete_metadata_budget) {
+    rf_fx f;
+    pr_future *fu;
+    pr_err_info e;
+    pr_task *t;
+    ts_step st[3];
+    rf_opts(&f);
+    f.po.max_response_bytes = 4096;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    /* F17: the second poll asks for the payload; 1024 bytes are held during it */
+    st[0] = rf_step(200, "{\"status\":\"complete_metadata\",\"response_payload_size\":1024}");
+    st[1] = rf_step(200, "{\"v\":\"big\"}");
+    st[1].delay_head_ms = 30;
+    rf_script(&f, "r1", st, 2);
+    rf_budget_poller = f.p;
+    PT_REQUIRE(pr_go(&t, rf_budget_sampler, f.s, NULL) == PR_OK);
+    PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
+    PT_EQ_ERR(pr_join(t, NULL, PR_FOREVER), PR_OK);
+    PT_EQ_STR(ts_log_get(f.s, 1)->body, "{\"request_id\":\"r1\",\"allow_metadata_only\":false}");
+    PT_EQ_INT(rf_budget_during_poll, 3072);
+    PT_EQ_INT(pr_wsem_budget(f.p->bytes), 4096);
+    PT_EQ_STR(rf_res_str(fu, "v"), "big");
+    pr_future_destroy(fu);
+    /* F18: complete_metadata twice: PR_EPROTO after the second poll; the bytes come back */
+    st[0] = rf_step(200, "{\"status\":\"complete_metadata\",\"response_payload_size\":100}");
+    st[1] = st[0];
+    rf_script(&f, "r2", st, 2);
+    PT_EQ_ERR(rf_run(&f, "r2", NULL, &fu), PR_EPROTO);
+    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_STR(e.msg, "rfuture: request r2: complete_metadata twice");
+    PT_EQ_INT(pr_wsem_budget(f.p->bytes), 4096);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+static int rf_validate_needs_v(const pr_json *result, pr_err_info *why, void *ud) {
+    (void)ud;
+    if (pr_json_get(result, "v")) return 0;
+    snprintf(why->msg, sizeof why->msg, "no member v");
+    return 1;
+}
+
+PT_TEST(rfuture_malformed_answers) {
+    static const char *const bad[] = { "not json", "[1,2,3]", "\"a string\"", "", "{\"unterminated\":" };
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rf_fx f;
+        pr_future *fu;
+        pr_err_info e;
+        ts_step st = rf_step(200, bad[i]);
+        rf_opts(&f);
+        PT_REQUIRE(rf_start(&f) == PR_OK);
+        rf_script(&f, "r1", &st, 1);
+        /* F19: PR_EPROTO after one poll, with a message */
+        PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_EPROTO);
+        PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+        PT_CHECK(strstr(e.msg, "the answer is not") != NULL);
+        PT_EQ_INT(ts_log_count(f.s), 1);
+        PT_EQ_STR(f.evs.name[0], "APIFuture.result_async.validation_error");
+        pr_future_destroy(fu);
+        rf_end(&f);
+    }
+    {
+        rf_fx f;
+        pr_future *fu;
+        pr_err_info e;
+        pr_rfuture_opts o;
+        ts_step st[2];
+        rf_opts(&f);
+        PT_REQUIRE(rf_start(&f) == PR_OK);
+        st[0] = rf_step(200, "{\"w\":1}");
+        rf_script(&f, "r1", st, 1);
+        memset(&o, 0, sizeof o);
+        o.validate = rf_validate_needs_v;
+        PT_EQ_ERR(rf_run(&f, "r1", &o, &fu), PR_EPROTO);
+        PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+        PT_EQ_STR(e.msg, "rfuture: request r1: invalid result: no member v");
+        pr_future_destroy(fu);
+        st[0] = rf_step(200, "{\"status\":\"complete_metadata\"}"); /* no size */
+        rf_script(&f, "r2", st, 1);
+        PT_EQ_ERR(rf_run(&f, "r2", NULL, &fu), PR_EPROTO);
+        pr_future_destroy(fu);
+        rf_end(&f);
+    }
+    {
+        /* a body over the client's fetch_max_bytes: PR_ELIMIT, no crash, no second poll */
+        rf_fx f;
+        pr_future *fu;
+        pr_http_client_opts co;
+        static char huge[8192];
+        ts_step st;
+        memset(huge, 'a', sizeof huge - 1);
+        huge[0] = '"';
+        huge[sizeof huge - 2] = '"';
+        rf_opts(&f);
+        PT_REQUIRE(ts_start(&f.s, NULL) == PR_OK);
+        snprintf(f.base, sizeof f.base, "http://127.0.0.1:%u", (unsigned)ts_port(f.s));
+        memset(&co, 0, sizeof co);
+        co.ignore_env = 1;
+        co.fetch_max_bytes = 4096;
+        PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+        f.po.base_url = f.base;
+        PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
+        st = rf_step(200, huge);
+        rf_script(&f, "r1", &st, 1);
+        PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_ELIMIT);
+        PT_EQ_INT(ts_log_count(f.s), 1);
+        pr_future_destroy(fu);
+        rf_end(&f);
+    }
+}
+
+PT_TEST(rfuture_timeouts) {
+    rf_fx f;
+    pr_future *fu;
+    pr_rfuture_opts o;
+    pr_err_info e;
+    ts_step st[2];
+    int64_t t0;
+    size_t n;
+    /* F20: try_again forever, each poll held 100 ms; a 300 ms limit: PR_ETIMEDOUT, then no more polls */
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    st[0] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r1\"}");
+    st[0].delay_head_ms = 100;
+    PT_EQ_ERR(ts_script_default(f.s, "/api/v1/retrieve_future#r1", &st[0]), PR_OK);
+    memset(&o, 0, sizeof o);
+    o.timeout_ms = 300;
+    t0 = pr_now();
+    PT_EQ_ERR(rf_run(&f, "r1", &o, &fu), PR_ETIMEDOUT);
+    PT_CHECK(pr_now() - t0 >= 300);
+    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_CHECK(strncmp(e.msg, "rfuture: timed out polling request r1", 37) == 0);
+    n = ts_log_count(f.s);
+    PT_CHECK(n >= 3 && n <= 4);
+    PT_EQ_ERR(pr_sleep(pr_deadline_in(300)), PR_OK);
+    PT_EQ_INT(ts_log_count(f.s), n); /* nothing more */
+    PT_EQ_STR(f.evs.name[f.evs.n - 1], "APIFuture.result_async.timeout");
+    pr_future_destroy(fu);
+    rf_end(&f);
+    /* F22: a 200 ms poll that gets no answer is abandoned; 1000 ms back off; the result */
+    rf_opts(&f);
+    f.po.poll_timeout_ms = 200;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    st[0] = rf_step(200, "{\"v\":\"late\"}");
+    st[0].delay_head_ms = 3000;
+    st[1] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "r2", st, 2);
+    t0 = pr_now();
+    PT_EQ_ERR(rf_run(&f, "r2", NULL, &fu), PR_OK);
+    PT_CHECK(pr_now() - t0 >= 200);
+    PT_EQ_STR(rf_res_str(fu, "v"), "ok");
+    PT_EQ_INT(f.rec.n, 1);
+    PT_EQ_INT(f.rec.sleeps[0], 1000);
+    PT_EQ_STR(f.evs.name[0], "APIFuture.result_async.connection_error");
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+PT_TEST(rfuture_billing_pause) {
+    rf_fx f;
+    pr_future *fu;
+    pr_err_info e;
+    ts_step st[3];
+    int i;
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    /* F26: two 402s inside the pause: 5 s sleeps, no telemetry */
+    st[0] = rf_step(402, "{}");
+    st[1] = rf_step(402, "{}");
+    st[2] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "r1", st, 3);
+    PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
+    PT_EQ_INT(f.rec.n, 2);
+    PT_EQ_INT(f.rec.sleeps[0], 5000);
+    PT_EQ_INT(f.rec.sleeps[1], 5000);
+    PT_EQ_INT(f.evs.n, 0);
+    pr_future_destroy(fu);
+    rf_end(&f);
+    /* 402 forever, a 200 ms pause limit; the hook sleeps a hundredth of each 5 s for real */
+    rf_opts(&f);
+    f.po.billing_max_pause_ms = 200;
+    f.rec.real = 100;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    st[0] = rf_step(402, "{}");
+    PT_EQ_ERR(ts_script_default(f.s, "/api/v1/retrieve_future#r2", &st[0]), PR_OK);
+    PT_EQ_ERR(rf_run(&f, "r2", NULL, &fu), PR_EHTTP);
+    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_INT(e.http_status, 402);
+    PT_CHECK(f.rec.n >= 4);
+    for (i = 0; i < f.rec.n && i < 64; i++) PT_EQ_INT(f.rec.sleeps[i], 5000);
+    PT_EQ_INT(f.evs.n, 1); /* only the final, fatal one */
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+/* F27: a 410 ends the future with PR_EEXPIRED; an operation-level retry
+   (the retry runner) submits the job again and polls the new id. */
+typedef struct rf_op {
+    rf_fx *f;
+    int submits;
+} rf_op;
+
+static int rf_submit_and_await(int attempt, void *ud) {
+    rf_op *op = (rf_op *)ud;
+    pr_future *fu;
+    int rc;
+    (void)attempt;
+    op->submits++;
+    rc = pr_rfuture_submit(&fu, op->f->p, "/api/v1/asample", "{\"prompt\":\"hi\"}", 15, NULL, pr_deadline_in(5000));
+    if (rc) return rc;
+    rc = pr_future_await(fu, NULL, pr_deadline_in(10000));
+    pr_future_destroy(fu);
+    return rc;
+}
+
+static int rf_expired_is_retryable(int outcome, int64_t *after_ms, void *ud) {
+    (void)after_ms;
+    (void)ud;
+    if (outcome == PR_EEXPIRED) return PR_RETRY_AGAIN;
+    return pr_retry_classify_default(outcome, NULL, NULL);
+}
+
+PT_TEST(rfuture_expired_resubmitted) {
+    rf_fx f;
+    rf_op op;
+    pr_retry_policy pol;
+    ts_step st = rf_step(410, "{}");
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    rf_script(&f, "req-1", &st, 1); /* the first submit's id expires; req-2 resolves on its 3rd poll */
+    memset(&op, 0, sizeof op);
+    op.f = &f;
+    memset(&pol, 0, sizeof pol);
+    pol.max_retries = 3;
+    pol.classify = rf_expired_is_retryable;
+    pol.hooks.sleep = rf_sleep;
+    pol.hooks.user_data = &f.rec;
+    PT_EQ_ERR(pr_retry_run(&pol, rf_submit_and_await, &op, pr_deadline_in(20000)), PR_OK);
+    PT_EQ_INT(op.submits, 2);
+    PT_CHECK(pr_slice_eq(ts_log_get(f.s, 0)->path, pr_slice_cstr("/api/v1/asample")));
+    PT_EQ_INT(ts_log_count(f.s), 1 + 1 + 1 + 3); /* submit, 410, submit, three polls of req-2 */
+    rf_end(&f);
+}
+
+/* ---- cancellation in every phase ---- */
+
+PT_TEST(rfuture_cancel_in_every_phase) {
+    rf_fx f;
+    pr_future *hold, *fu;
+    ts_step st;
+    size_t n;
+    int phase;
+    for (phase = 0; phase < 3; phase++) {
+        rf_opts(&f);
+        f.po.max_polls = 1;
+        if (phase == 2) f.rec.real = 1; /* the backoff sleep is real */
+        PT_REQUIRE(rf_start(&f) == PR_OK);
+        /* a poll held by the server: phase 0 cancels a future waiting for the only slot,
+           phase 1 the one reading the held answer, phase 2 a future asleep after a 429 */
+        st = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"h\"}");
+        st.delay_head_ms = 400;
+        PT_EQ_ERR(ts_script_default(f.s, "/api/v1/retrieve_future#h", &st), PR_OK);
+        st = rf_step(429, "{}");
+        PT_EQ_ERR(ts_script_default(f.s, "/api/v1/retrieve_future#s", &st), PR_OK);
+        PT_EQ_ERR(pr_rfuture_start(&hold, f.p, phase == 2 ? "s" : "h", NULL), PR_OK);
+        fu = NULL;
+        if (phase == 0) PT_EQ_ERR(pr_rfuture_start(&fu, f.p, "w", NULL), PR_OK);
+        PT_EQ_ERR(pr_sleep(pr_deadline_in(50)), PR_OK);
+        n = ts_log_count(f.s);
+        PT_EQ_INT(n, 1);
+        if (phase == 0) {
+            PT_EQ_INT(pr_sem_waiting(f.p->slots), 1);
+            PT_EQ_ERR(pr_future_cancel(fu), PR_OK);
+            PT_EQ_ERR(pr_future_await(fu, NULL, 0), PR_ECANCELED);
+            PT_EQ_ERR(pr_sleep(pr_deadline_in(5)), PR_OK);
+            PT_EQ_INT(pr_sem_waiting(f.p->slots), 0);
+            pr_future_destroy(fu);
+        }
+        PT_EQ_ERR(pr_future_cancel(hold), PR_OK);
+        PT_EQ_ERR(pr_sleep(pr_deadline_in(600)), PR_OK);
+        PT_EQ_INT(ts_log_count(f.s), n); /* polling stopped */
+        PT_EQ_INT(f.p->nlive, 0);        /* every poller task is gone */
+        PT_EQ_INT(pr_sem_available(f.p->slots), 1);
+        pr_future_destroy(hold);
+        rf_end(&f);
+    }
+}
+
+PT_TEST(rfuture_poller_destroy_cancels) {
+    rf_fx f;
+    pr_future *fu;
+    pr_err_info e;
+    ts_step st = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"h\"}");
+    rf_opts(&f);
+    st.delay_head_ms = 200;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    PT_EQ_ERR(ts_script_default(f.s, "/api/v1/retrieve_future#h", &st), PR_OK);
+    PT_EQ_ERR(pr_rfuture_start(&fu, f.p, "h", NULL), PR_OK);
+    PT_EQ_ERR(pr_sleep(pr_deadline_in(20)), PR_OK);
+    pr_rfuture_poller_destroy(f.p);
+    f.p = NULL;
+    PT_EQ_ERR(pr_future_await(fu, NULL, pr_deadline_in(1000)), PR_ECANCELED);
+    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_STR(e.msg, "rfuture: request h: polling cancelled");
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+/* ---- many at once ---- */
+
+PT_TEST(rfuture_ten_thousand_at_once) {
+    enum { N = 10000 };
+    rf_fx f;
+    pr_future **fs = (pr_future **)calloc(N, sizeof *fs);
+    char id[32];
+    size_t i, bad = 0;
+    PT_REQUIRE(fs != NULL);
+    rf_opts(&f);
+    f.po.on_queue_state = NULL;
+    f.po.on_event = NULL;
+    f.so.future_polls = 3;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    for (i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "bulk-%lu", (unsigned long)i);
+        PT_REQUIRE(pr_rfuture_start(&fs[i], f.p, id, NULL) == PR_OK);
+    }
+    PT_EQ_ERR(pr_future_await_all(fs, N, PR_AWAIT_FAIL_FAST, NULL, pr_deadline_in(60000)), PR_OK);
+    for (i = 0; i < N; i++) {
+        int64_t polls = 0;
+        snprintf(id, sizeof id, "bulk-%lu", (unsigned long)i);
+        if (!rf_res_str(fs[i], "request_id") || strcmp(rf_res_str(fs[i], "request_id"), id) ||
+            pr_json_int(pr_json_get(pr_rfuture_result(fs[i]), "polls"), &polls) != PR_OK || polls != 3)
+            bad++;
+        pr_future_destroy(fs[i]);
+    }
+    free(fs);
+    PT_EQ_INT(bad, 0);
+    PT_EQ_INT(ts_log_count(f.s), 3 * N);
+    PT_CHECK(ts_accepted(f.s) <= 100); /* never more than max_polls connections */
+    rf_end(&f);
+}
+
+/* ---- the submit throttle (D4, W6) ---- */
+
+PT_TEST(rfuture_throttle_layers) {
+    pr_throttle *t;
+    pr_throttle_opts o;
+    pr_throttle_ticket tk[12];
+    int i;
+    int64_t t0 = pr_now();
+    pr__test_clock_virtual(1, t0);
+    memset(&o, 0, sizeof o);
+    o.max_bytes = 1000;
+    PT_REQUIRE(pr_throttle_create(&t, &o) == PR_OK);
+    /* before any 429: only the concurrency slot and 1x bytes */
+    PT_EQ_INT(pr_throttle_backed_off(t), 0);
+    PT_EQ_ERR(pr_throttle_acquire(t, 100, &tk[0], 0), PR_OK);
+    PT_EQ_INT(tk[0].weight, 100);
+    PT_EQ_INT(tk[0].backoff_slot, 0);
+    pr_throttle_release(t, &tk[0]);
+    /* W6: a 429 on a small request opens a 1 s window; the resubmission waits for it */
+    PT_EQ_ERR(pr_throttle_backoff(t, 1000), PR_OK);
+    PT_EQ_INT(pr_backoff_window_remaining(t->o.window, t->key), 1000);
+    PT_EQ_ERR(pr_throttle_acquire(t, 10, &tk[0], PR_FOREVER), PR_OK);
+    PT_EQ_INT(pr_now() - t0, 1000);
+    /* D4: recently backed off: the 10-permit semaphore and 20x weight */
+    PT_EQ_INT(tk[0].backoff_slot, 1);
+    PT_EQ_INT(tk[0].weight, 200);
+    for (i = 1; i < 10; i++) PT_EQ_ERR(pr_throttle_acquire(t, 0, &tk[i], 0), PR_OK);
+    PT_EQ_ERR(pr_throttle_acquire(t, 0, &tk[10], 0), PR_ETIMEDOUT); /* the 11th waits */
+    for (i = 0; i < 10; i++) pr_throttle_release(t, &tk[i]);
+    PT_EQ_INT(pr_wsem_budget(t->bytes), 1000);
+    /* a large request opens 5 s */
+    PT_EQ_ERR(pr_throttle_backoff(t, 200 * 1024), PR_OK);
+    PT_EQ_INT(pr_backoff_window_remaining(t->o.window, t->key), 5000);
+    pr__test_clock_advance(5000 + 10000);
+    PT_EQ_INT(pr_throttle_backed_off(t), 0); /* 10 s after the window: back to normal */
+    PT_EQ_ERR(pr_throttle_acquire(t, 100, &tk[0], 0), PR_OK);
+    PT_EQ_INT(tk[0].weight, 100);
+    PT_EQ_INT(tk[0].backoff_slot, 0);
+    pr_throttle_release(t, &tk[0]);
+    pr_throttle_destroy(t);
+    pr__test_clock_virtual(0, 0);
+}
+
+/* A 429 on a real submit route: the window is set, the resubmission comes
+   later, a concurrent submitter waits too. */
+typedef struct rf_sub {
+    pr_throttle *t;
+    pr_http_client *c;
+    const char *url;
+    int ok, tries;
+    int64_t sent_at[8];
+} rf_sub;
+
+static int rf_submitter(void *arg) {
+    rf_sub *x = (rf_sub *)arg;
+    for (;;) {
+        pr_throttle_ticket tk;
+        pr_http_response *r = NULL;
+        int st;
+        if (pr_throttle_acquire(x->t, 64, &tk, pr_deadline_in(10000)) != PR_OK) return -1;
+        if (x->tries < 8) x->sent_at[x->tries] = pr_now();
+        x->tries++;
+        if (pr_http_client_send(x->c, &r, "POST", x->url, NULL, "{\"seq\":7}", 9, pr_deadline_in(5000)) != PR_OK) {
+            pr_throttle_release(x->t, &tk);
+            return -1;
+        }
+        st = pr_http_status(r);
+        pr_http_response_destroy(r);
+        pr_throttle_release(x->t, &tk);
+        if (st == 429) {
+            pr_throttle_backoff(x->t, 64);
+            continue; /* the same sequence id again */
+        }
+        x->ok = st == 200;
+        return 0;
+    }
+}
+
+PT_TEST(rfuture_throttle_shared_window_real_429) {
+    rf_fx f;
+    pr_throttle *t;
+    pr_throttle_opts o;
+    rf_sub a, b;
+    pr_task *ta, *tb;
+    pr_http_client_opts co;
+    ts_step st[2];
+    char url[96];
+    memset(&f, 0, sizeof f);
+    PT_REQUIRE(ts_start(&f.s, NULL) == PR_OK);
+    memset(&co, 0, sizeof co);
+    co.ignore_env = 1;
+    co.retry.max_retries = PR_RETRY_OFF;
+    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    memset(&o, 0, sizeof o);
+    o.small_window_ms = 200; /* scaled down from 1 s so the test stays short */
+    PT_REQUIRE(pr_throttle_create(&t, &o) == PR_OK);
+    st[0] = hr_step(429, NULL, "slow down");
+    st[1] = hr_step(200, NULL, "{}");
+    st[1].count = 3;
+    PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 2), PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/api/v1/asample", (unsigned)ts_port(f.s));
+    memset(&a, 0, sizeof a);
+    a.t = t;
+    a.c = f.c;
+    a.url = url;
+    b = a;
+    PT_REQUIRE(pr_go(&ta, rf_submitter, &a, NULL) == PR_OK);
+    PT_EQ_ERR(pr_sleep(pr_deadline_in(20)), PR_OK); /* a got its 429; the window is open */
+    PT_CHECK(pr_backoff_window_remaining(t->o.window, t->key) > 0);
+    PT_REQUIRE(pr_go(&tb, rf_submitter, &b, NULL) == PR_OK);
+    PT_EQ_ERR(pr_join(ta, NULL, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(pr_join(tb, NULL, PR_FOREVER), PR_OK);
+    PT_EQ_INT(a.ok, 1);
+    PT_EQ_INT(b.ok, 1);
+    PT_EQ_INT(a.tries, 2);
+    PT_CHECK(a.sent_at[1] - a.sent_at[0] >= 200); /* the resubmission came after the window */
+    PT_CHECK(b.sent_at[0] - a.sent_at[0] >= 200); /* and so did the other submitter */
+    PT_EQ_STR(ts_log_get(f.s, 1)->body, "{\"seq\":7}");
+    pr_throttle_destroy(t);
+    pr_http_client_destroy(f.c);
+    ts_stop(f.s);
+}
+
+/* ---- the session heartbeat (D5-D7) ---- */
+
+typedef struct rf_warns {
+    int n;
+    int64_t since[32];
+} rf_warns;
+
+static void rf_on_warning(const char *msg, int64_t since_ms, void *ud) {
+    rf_warns *w = (rf_warns *)ud;
+    PT_CHECK(strncmp(msg, "session heartbeat failed for ", 29) == 0);
+    if (w->n < 32) w->since[w->n] = since_ms;
+    w->n++;
+}
+
+PT_TEST(rfuture_heartbeat) {
+    rf_fx f;
+    pr_heartbeat *h;
+    pr_heartbeat_opts o;
+    pr_http_client_opts co;
+    rf_warns w;
+    ts_step fail = hr_step(500, NULL, "down");
+    size_t i, n;
+    long sent = 0, failed = 0;
+    int64_t t0;
+    memset(&f, 0, sizeof f);
+    memset(&w, 0, sizeof w);
+    PT_REQUIRE(ts_start(&f.s, NULL) == PR_OK);
+    snprintf(f.base, sizeof f.base, "http://127.0.0.1:%u", (unsigned)ts_port(f.s));
+    memset(&co, 0, sizeof co);
+    co.ignore_env = 1;
+    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    /* D6: the route fails for the first 6 beats; a warning at each tick once 250 ms passed without success */
+    fail.count = 6;
+    PT_EQ_ERR(ts_script(f.s, "/api/v1/session_heartbeat", &fail, 1), PR_OK);
+    memset(&o, 0, sizeof o);
+    o.interval_ms = 100;
+    o.warn_after_ms = 250;
+    o.on_warning = rf_on_warning;
+    o.user_data = &w;
+    t0 = pr_now();
+    PT_EQ_ERR(pr_heartbeat_start(&h, f.c, f.base, "s1", &o), PR_OK);
+    while (ts_log_count(f.s) < 9 && pr_now() - t0 < 10000) PT_REQUIRE(pr_sleep(pr_deadline_in(10)) == PR_OK);
+    /* D7: stop, and no beat comes after it */
+    pr_heartbeat_counts(h, &sent, &failed);
+    pr_heartbeat_stop(h);
+    n = ts_log_count(f.s);
+    PT_EQ_ERR(pr_sleep(pr_deadline_in(300)), PR_OK);
+    PT_EQ_INT(ts_log_count(f.s), n);
+    /* D5: the body, no retries (one request per beat), the first one interval after the start */
+    PT_CHECK(n >= 9);
+    for (i = 0; i < n; i++) {
+        PT_EQ_STR(ts_log_get(f.s, i)->body, "{\"session_id\":\"s1\",\"type\":\"session_heartbeat\"}");
+        if (i > 0) PT_CHECK(ts_log_get(f.s, i)->at_ms - ts_log_get(f.s, i - 1)->at_ms >= 90);
+    }
+    PT_CHECK(ts_log_get(f.s, 0)->at_ms - t0 >= 95);
+    PT_CHECK(failed >= 6);
+    PT_CHECK(sent >= 8);
+    /* beats 3 to 6 (at 300 to 600 ms) failed more than 250 ms after the start; the 7th succeeded: no more */
+    PT_EQ_INT(w.n, 4);
+    for (i = 0; i < (size_t)w.n && i < 32; i++) PT_CHECK(w.since[i] > 250);
+    pr_http_client_destroy(f.c);
+    ts_stop(f.s);
+}
+
+PT_TEST(rfuture_queue_logger_debounces) {
+    pr_queue_log l = { "Sampling", 0 };
+    pr_queue_change c;
+    memset(&c, 0, sizeof c);
+    c.request_id = "r1";
+    c.state = PR_QUEUE_ACTIVE;
+    pr_queue_log_change(&c, &l);
+    PT_EQ_INT(l.last_ms, 0); /* active is not logged */
+    c.state = PR_QUEUE_PAUSED_CAPACITY;
+    pr_queue_log_change(&c, &l);
+    PT_CHECK(l.last_ms != 0);
+    {
+        int64_t first = l.last_ms;
+        pr__test_clock_virtual(1, first + 1000);
+        pr_queue_log_change(&c, &l);
+        PT_EQ_INT(l.last_ms, first); /* within a minute: not again */
+        pr__test_clock_advance(60000);
+        pr_queue_log_change(&c, &l);
+        PT_EQ_INT(l.last_ms, first + 61000);
+        pr__test_clock_virtual(0, 0);
+    }
+}
+
+PT_TEST(rfuture_poller_create_errors) {
+    pr_rfuture_poller *p = NULL;
+    pr_rfuture_poller_opts o;
+    pr_http_client *c;
+    pr_err_info e;
+    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
+    memset(&o, 0, sizeof o);
+    o.err = &e;
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_STR(e.msg, "rfuture: a client and opts->base_url are required");
+    o.base_url = "ftp://nope";
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_CHECK(strncmp(e.msg, "rfuture: base_url + path: ", 26) == 0);
+    o.base_url = "http://127.0.0.1:1";
+    o.conn_backoff.base_ms = -1;
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_CHECK(p == NULL);
+    o.conn_backoff.base_ms = 0;
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_OK);
+    PT_EQ_ERR(pr_rfuture_start(NULL, p, "x", NULL), PR_EINVAL);
+    pr_rfuture_poller_destroy(p);
+    pr_rfuture_poller_destroy(NULL);
+    pr_http_client_destroy(c);
+}
+
+const pt_suite pt_suite_rfuture = { "rfuture", {
+    PT_ENTRY(rfuture_completes_first_poll),
+    PT_ENTRY(rfuture_answer_shapes),
+    PT_ENTRY(rfuture_failed_shapes),
+    PT_ENTRY(rfuture_try_again_and_pending),
+    PT_ENTRY(rfuture_queue_state_observer),
+    PT_ENTRY(rfuture_status_table),
+    PT_ENTRY(rfuture_connection_errors_back_off),
+    PT_ENTRY(rfuture_telemetry_events),
+    PT_ENTRY(rfuture_complete_metadata_budget),
+    PT_ENTRY(rfuture_malformed_answers),
+    PT_ENTRY(rfuture_timeouts),
+    PT_ENTRY(rfuture_billing_pause),
+    PT_ENTRY(rfuture_expired_resubmitted),
+    PT_ENTRY(rfuture_cancel_in_every_phase),
+    PT_ENTRY(rfuture_poller_destroy_cancels),
+    PT_ENTRY(rfuture_ten_thousand_at_once),
+    PT_ENTRY(rfuture_throttle_layers),
+    PT_ENTRY(rfuture_throttle_shared_window_real_429),
+    PT_ENTRY(rfuture_heartbeat),
+    PT_ENTRY(rfuture_queue_logger_debounces),
+    PT_ENTRY(rfuture_poller_create_errors),
+    {0, 0} } };
