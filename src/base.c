@@ -172,6 +172,7 @@ PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, 
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#include <sys/utsname.h> /* telemetry: the platform's name */
 #include <poll.h>
 #include <netdb.h>       /* net: getaddrinfo */
 #include <netinet/in.h>  /* net: sockaddr_in, sockaddr_in6 */

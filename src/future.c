@@ -330,7 +330,7 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
                 if (flags & PR_AWAIT_FAIL_FAST) break;
             }
         }
-        memmove(g.settled, g.settled + k, (g.nsettled - k) * sizeof *g.settled);
+        if (k) memmove(g.settled, g.settled + k, (g.nsettled - k) * sizeof *g.settled);
         g.nsettled -= k;
         if (done >= n || ((flags & PR_AWAIT_FAIL_FAST) && first_bad < n)) break;
         if ((rc = pr__park(s, deadline)) != PR_OK) break;

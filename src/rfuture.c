@@ -52,8 +52,10 @@
  * queue_state_reason) pair of one future's answers, the first one included.
  * on_event reports what went wrong as the events of Tinker's SDK
  * ("APIFuture.result_async.api_status_error", "...connection_error",
- * "...application_error", "...validation_error", "...timeout"); the
- * telemetry module turns them into reports. 402 pauses report nothing.
+ * "...application_error", "...validation_error", "...timeout") and the
+ * end of each future ("...resolved", or the failure that ends it, marked
+ * settled); the telemetry module turns them into reports. 402 pauses
+ * report nothing.
  *
  * Also here, built from the retry module: pr_throttle (the layered
  * dispatch limits of a submit pipeline, with the shared backoff window
@@ -103,6 +105,9 @@ typedef struct pr_rfuture_event {
     int category;                /* application_error: PR_CATEGORY_* */
     int64_t timeout_ms;          /* timeout: the limit */
     const char *detail;          /* the error's words */
+    int settled;                 /* 1: the future settles with this event (the "resolved" event, or
+                                    the failure that ends it) */
+    int error;                   /* settled: the rejection code, PR_OK for "resolved" */
 } pr_rfuture_event;
 
 /* A poller: the client, the endpoint and the limits its futures share. Opaque. */
@@ -463,8 +468,8 @@ const pr_json *pr_rfuture_result(const pr_future *f) {
     return d ? pr_json_root(d) : NULL;
 }
 
-static void pr__rf_event(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
-                         const char *detail) {
+static void pr__rf_event_ex(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
+                            const char *detail, int settled, int error) {
     pr_rfuture_poller *p = r->p;
     pr_rfuture_event ev;
     char name[64];
@@ -485,7 +490,14 @@ static void pr__rf_event(pr__rfuture *r, const char *what, int severity, int sta
     ev.connection_error_retries = r->c;
     ev.timeout_ms = r->o.timeout_ms;
     ev.detail = detail;
+    ev.settled = settled;
+    ev.error = error;
     p->o.on_event(&ev, p->o.event_user_data);
+}
+
+static void pr__rf_event(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
+                         const char *detail) {
+    pr__rf_event_ex(r, what, severity, status, kind, detail, 0, 0);
 }
 
 /* Settle the future unless it is settled already (a cancel). */
@@ -651,8 +663,8 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
     else if (pr_json_parse(&doc, res->body, res->body_len, NULL, NULL) != PR_OK) doc = NULL;
     body = doc ? pr_json_root(doc) : NULL;
     if (pr_json_type(body) != PR_JSON_OBJECT) {
-        pr__rf_event(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL,
-                     doc ? "the answer is not a JSON object" : "the answer is not JSON");
+        pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL,
+                        doc ? "the answer is not a JSON object" : "the answer is not JSON", 1, PR_EPROTO);
         pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: the answer is %s", r->id,
                       doc ? "not a JSON object" : "not JSON");
         pr_json_doc_destroy(doc);
@@ -706,8 +718,9 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
         if (!msg) msg = pr__rf_str(ev, "message");
         if (!cat) cat = pr__rf_str(ev, "category");
         category = pr__rf_category(cat);
-        pr__rf_event(r, "application_error", category == PR_CATEGORY_USER ? PR_SEVERITY_WARNING : PR_SEVERITY_ERROR,
-                     200, NULL, msg ? msg : "failed");
+        pr__rf_event_ex(r, "application_error",
+                        category == PR_CATEGORY_USER ? PR_SEVERITY_WARNING : PR_SEVERITY_ERROR, 200, NULL,
+                        msg ? msg : "failed", 1, PR_EFAILED);
         pr__rf_reject(r, PR_EFAILED, 200, category, "%.110s", msg ? msg : "the remote operation failed");
         pr_json_doc_destroy(doc);
         return PR__RF_DONE;
@@ -727,7 +740,7 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
         pr_err_info why;
         memset(&why, 0, sizeof why);
         if (r->o.validate(pr_json_root(doc), &why, r->o.user_data) != 0) {
-            pr__rf_event(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL, why.msg);
+            pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL, why.msg, 1, PR_EPROTO);
             pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.30s: invalid result: %.70s", r->id,
                           why.msg[0] ? why.msg : "refused by validate");
             pr_json_doc_destroy(doc);
@@ -737,6 +750,7 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
     if (pr_future_state(r->f) == PR_FUTURE_PENDING) {
         pr_future_on_free(r->f, pr__rf_doc_free, NULL);
         pr_future_resolve(r->f, doc);
+        pr__rf_event_ex(r, "resolved", PR_SEVERITY_INFO, 200, NULL, NULL, 1, PR_OK);
     } else {
         pr_json_doc_destroy(doc);
     }
@@ -778,7 +792,8 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
         return PR__RF_AGAIN;
     }
     if (st == 410) {
-        pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retryable_exception", detail);
+        pr__rf_event_ex(r, "api_status_error", PR_SEVERITY_WARNING, st, "retryable_exception", detail, 1,
+                        PR_EEXPIRED);
         pr__rf_reject(r, PR_EEXPIRED, st, PR_CATEGORY_SERVER, "rfuture: promise expired or broken for request %.60s",
                       r->id);
         return PR__RF_DONE;
@@ -796,7 +811,7 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
             return PR__RF_AGAIN;
         }
     }
-    pr__rf_event(r, "api_status_error", PR_SEVERITY_ERROR, st, "fatal", detail);
+    pr__rf_event_ex(r, "api_status_error", PR_SEVERITY_ERROR, st, "fatal", detail, 1, PR_EHTTP);
     if (st == 400)
         pr__rf_reject(r, PR_EHTTP, st, PR_CATEGORY_USER, "rfuture: request %.40s: 400 after %d retries: %.50s", r->id,
                       r->b, res->body ? res->body : "");
@@ -842,7 +857,7 @@ static int pr__rf_task(void *arg) {
             break;
         }
         if (pr_now() >= until) {
-            pr__rf_event(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last_err);
+            pr__rf_event_ex(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last_err, 1, PR_ETIMEDOUT);
             pr__rf_reject(r, PR_ETIMEDOUT, 0, 0, "rfuture: timed out polling request %.30s (last: %.50s)", r->id,
                           r->last_err[0] ? r->last_err : "none");
             break;

@@ -45,6 +45,15 @@ typedef struct rf_evs {
     int status[16], iteration[16], severity[16];
 } rf_evs;
 
+/* How many events of this name (without the "APIFuture.result_async." prefix). */
+static int rf_count(const rf_evs *e, const char *what) {
+    char name[64];
+    int i, n = 0;
+    snprintf(name, sizeof name, "APIFuture.result_async.%s", what);
+    for (i = 0; i < e->n && i < 16; i++) n += strcmp(e->name[i], name) == 0;
+    return n;
+}
+
 static void rf_on_event(const pr_rfuture_event *ev, void *ud) {
     rf_evs *e = (rf_evs *)ud;
     if (e->n < 16) {
@@ -441,7 +450,8 @@ PT_TEST(rfuture_connection_errors_back_off) {
     PT_EQ_INT(f.rec.sleeps[0], 1000);
     PT_EQ_INT(f.rec.sleeps[1], 2000);
     PT_EQ_INT(f.rec.sleeps[2], 1000);
-    PT_EQ_INT(f.evs.n, 4);
+    PT_EQ_INT(f.evs.n, 5);
+    PT_EQ_STR(f.evs.name[4], "APIFuture.result_async.resolved");
     PT_EQ_STR(f.evs.name[0], "APIFuture.result_async.connection_error");
     PT_EQ_INT(f.evs.status[0], 0);
     PT_EQ_STR(f.evs.name[2], "APIFuture.result_async.api_status_error");
@@ -461,7 +471,9 @@ PT_TEST(rfuture_telemetry_events) {
     st[1] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "r1", st, 2);
     PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
-    PT_EQ_INT(f.evs.n, 1);
+    PT_EQ_INT(rf_count(&f.evs, "api_status_error"), 1);
+    PT_EQ_INT(rf_count(&f.evs, "resolved"), 1);
+    PT_EQ_INT(f.evs.n, 2);
     PT_EQ_STR(f.evs.name[0], "APIFuture.result_async.api_status_error");
     PT_EQ_INT(f.evs.status[0], 500);
     PT_EQ_INT(f.evs.iteration[0], 0);
@@ -657,7 +669,8 @@ PT_TEST(rfuture_billing_pause) {
     PT_EQ_INT(f.rec.n, 2);
     PT_EQ_INT(f.rec.sleeps[0], 5000);
     PT_EQ_INT(f.rec.sleeps[1], 5000);
-    PT_EQ_INT(f.evs.n, 0);
+    PT_EQ_INT(f.evs.n, 1); /* only the end */
+    PT_EQ_INT(rf_count(&f.evs, "resolved"), 1);
     pr_future_destroy(fu);
     rf_end(&f);
     /* 402 forever, a 200 ms pause limit; the hook sleeps a hundredth of each 5 s for real */
