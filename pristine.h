@@ -9835,6 +9835,20 @@ PR__MAYBE_UNUSED static int pr__conn_wait(pr_conn *c, int kinds, int64_t deadlin
     return pr_fd_wait(((pr__net_sock *)(void *)c)->fd, kinds, deadline);
 }
 
+/* Whether c is known to have nothing to read: a plain socket that was read
+   dry and that the poller has not reported readable (data, EOF, reset)
+   since. The answer may be stale by whatever arrived after the last poll,
+   so a caller must cope with a connection that turns out dead; it saves
+   the probe read that would tell. */
+PR__MAYBE_UNUSED static int pr__conn_known_idle(pr_conn *c) {
+    pr_sched *s = pr__sched_tls;
+    int fd;
+    if (!c || c->ops != &pr__net_sock_ops || !s) return 0;
+    fd = ((pr__net_sock *)(void *)c)->fd;
+    if (fd < 0 || (size_t)fd >= s->nfds) return 0;
+    return s->fds[fd].registered && s->fds[fd].rd_idle && !s->fds[fd].rd_hup;
+}
+
 /* TCP keep-alive probes after idle_s idle seconds, every 10 s, 6 tries. */
 static void pr__net_keepalive(int fd, int idle_s) {
     int one = 1, intvl = 10, cnt = 6;
@@ -11958,6 +11972,7 @@ void pr_tls_global_cleanup(void) {}
 #define PR__HTTP_DEF_INTERIM 10
 #define PR__HTTP_DEF_RECV 65536
 #define PR__HTTP_CHUNK_OUT 16384 /* streaming request body chunk */
+#define PR__HTTP_HEAD_ROOM 4096  /* buffer bytes expected to hold a head */
 
 /* Body framing states. */
 enum {
@@ -12509,9 +12524,17 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
     }
     r->conn = conn;
     r->head_used = head_used;
-    snprintf(r->limit, sizeof r->limit, "%s", limit ? limit : "deadline");
+    {
+        const char *l = limit ? limit : "deadline";
+        size_t n = PR__MIN(strlen(l), sizeof r->limit - 1);
+        memcpy(r->limit, l, n);
+        r->limit[n] = 0;
+    }
     pr__http_opts_resolve(&r->opts, opts);
-    r->cap = PR__MIN(r->opts.recv_buf_size, r->opts.max_head_bytes + 4);
+    /* room for a typical head (4 KiB) and the receive buffer after it, so
+       that the common response never moves its buffer (a realloc would copy
+       it whole); a larger head grows it */
+    r->cap = r->opts.recv_buf_size + PR__HTTP_HEAD_ROOM;
     if (r->cap < 64) r->cap = 64;
     r->buf = (char *)pr__alloc(r->cap);
     if (!r->buf) {
@@ -13204,8 +13227,10 @@ static pr_conn *pr__http_pool_take(pr_http_client *c, const pr_buf *key) {
             pr_conn *conn = e->conn;
             *pp = e->next;
             c->npool--;
-            /* dead-connection check: readable now (EOF, reset, stray bytes) = unusable */
-            k = pr_conn_read(conn, &probe, 1, 0);
+            /* dead-connection check: readable now (EOF, reset, stray bytes) =
+               unusable. A socket the poller knows to be quiet needs no probe
+               read (if it died since, the request's replay rule covers it). */
+            k = pr__conn_known_idle(conn) ? (ptrdiff_t)PR_ETIMEDOUT : pr_conn_read(conn, &probe, 1, 0);
             if (k == PR_ETIMEDOUT) {
                 pr__free(e, sizeof *e + e->key_len);
                 return conn;
@@ -14192,24 +14217,45 @@ out:
 #define PR__RF_BILLING_RESET_MS 300000
 #define PR__RF_HINT_MAX_MS 60000
 
+struct pr__rfuture;
+
+/* The poller runs no task per future: futures wait in a FIFO for one of
+   max_polls poll slots; each poll is a short task (its stack comes from the
+   pool); a future that must wait before its next poll sits in a timer heap,
+   and one clock task moves due futures back to the FIFO (and times out
+   those past their limit). */
 struct pr_rfuture_poller {
     pr_rfuture_poller_opts o;    /* resolved; strings point at url */
     pr_http_client *client;
     pr_url url;                  /* base_url + path, parsed */
-    pr_sem *slots;
     pr_wsem *bytes;
-    struct pr__rfuture *live;    /* polling futures */
+    struct pr__rfuture *live;    /* every future not finished */
     long nlive;
+    struct pr__rfuture *ready, *ready_tail; /* waiting for a slot, FIFO */
+    long nready;
+    struct pr__rfuture **heap;   /* by due, 1-based */
+    size_t nheap, heap_cap;
+    int active;                  /* poll tasks running */
+    pr_task *clock;              /* the timer task, once it runs */
+    int clock_alive;             /* it has been spawned and has not ended */
+    int64_t clock_due;           /* what it sleeps until (PR_FOREVER = nothing) */
     int destroyed;
 };
 
-/* One future's polling state; owned by its task. */
+enum { PR__RF_READY = 1, PR__RF_SLEEPING, PR__RF_POLLING };
+
+/* One future's polling state. */
 typedef struct pr__rfuture {
-    struct pr__rfuture *prev, *next;
+    struct pr__rfuture *prev, *next;  /* p->live */
+    struct pr__rfuture *rnext;        /* p->ready */
     pr_rfuture_poller *p;
     pr_future *f;
-    pr_task *task;              /* set when the task runs */
-    int stop;                   /* cancelled before the task ran */
+    int state;                  /* PR__RF_* */
+    pr_task *task;              /* the poll task while POLLING */
+    int stop;                   /* cancelled before its poll task ran */
+    size_t heap_idx;            /* 1-based in p->heap; 0 = not there */
+    int64_t due;                /* heap key: the wake time, or until */
+    int64_t until;              /* the polling's limit (PR_FOREVER = none) */
     char *id, *type;
     size_t id_n, type_n;
     pr_rfuture_opts o;
@@ -14225,10 +14271,63 @@ typedef struct pr__rfuture {
 } pr__rfuture;
 
 static void pr__rf_poller_free(pr_rfuture_poller *p) {
-    pr_sem_destroy(p->slots);
     pr_wsem_destroy(p->bytes);
     pr_url_deinit(&p->url);
+    pr__free(p->heap, p->heap_cap * sizeof *p->heap);
     pr__free(p, sizeof *p);
+}
+
+/* ---- the timer heap ---- */
+static void pr__rf_heap_set(pr_rfuture_poller *p, size_t i, pr__rfuture *r) {
+    p->heap[i] = r;
+    r->heap_idx = i;
+}
+
+static void pr__rf_heap_up(pr_rfuture_poller *p, size_t i) {
+    pr__rfuture *r = p->heap[i];
+    while (i > 1 && p->heap[i / 2]->due > r->due) {
+        pr__rf_heap_set(p, i, p->heap[i / 2]);
+        i /= 2;
+    }
+    pr__rf_heap_set(p, i, r);
+}
+
+static void pr__rf_heap_down(pr_rfuture_poller *p, size_t i) {
+    pr__rfuture *r = p->heap[i];
+    for (;;) {
+        size_t c = 2 * i;
+        if (c > p->nheap) break;
+        if (c < p->nheap && p->heap[c + 1]->due < p->heap[c]->due) c++;
+        if (p->heap[c]->due >= r->due) break;
+        pr__rf_heap_set(p, i, p->heap[c]);
+        i = c;
+    }
+    pr__rf_heap_set(p, i, r);
+}
+
+static void pr__rf_heap_remove(pr_rfuture_poller *p, pr__rfuture *r) {
+    size_t i = r->heap_idx;
+    pr__rfuture *last;
+    if (!i) return;
+    last = p->heap[p->nheap--];
+    r->heap_idx = 0;
+    if (i > p->nheap) return;
+    pr__rf_heap_set(p, i, last);
+    pr__rf_heap_up(p, i);
+    pr__rf_heap_down(p, last->heap_idx);
+}
+
+static void pr__rf_finish(pr__rfuture *r);
+static void pr__rf_maybe_free(pr_rfuture_poller *p);
+static int pr__rf_clock(void *arg);
+static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...);
+
+/* Put r in the heap with key due (room was reserved at start). */
+static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) {
+    r->due = due;
+    p->heap[++p->nheap] = r;
+    pr__rf_heap_up(p, p->nheap);
+    if (p->clock && due < p->clock_due) pr__wake(p->clock, PR_OK); /* it sleeps too long now */
 }
 
 int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts) {
@@ -14266,8 +14365,10 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
     if (!rc) rc = pr_buf_append_str(&u, opts->path ? opts->path : PR__RF_PATH);
     if (!rc) rc = pr_url_parse(&p->url, u.data, u.len, err);
     pr_buf_deinit(&u);
-    if (!rc && (pr_sem_create(&p->slots, p->o.max_polls) || pr_wsem_create(&p->bytes, p->o.max_response_bytes)))
-        rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
+    if (!rc && pr_wsem_create(&p->bytes, p->o.max_response_bytes)) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
+    p->clock_due = PR_FOREVER;
+    if (!rc && pr_go(NULL, pr__rf_clock, p, NULL) != PR_OK) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
+    if (!rc) p->clock_alive = 1;
     if (rc) {
         if (rc == PR_EINVAL) {
             char why[sizeof err->msg];
@@ -14283,14 +14384,20 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
 }
 
 void pr_rfuture_poller_destroy(pr_rfuture_poller *p) {
-    pr__rfuture *r;
+    pr__rfuture *r, *next;
     if (!p) return;
     p->destroyed = 1;
-    for (r = p->live; r; r = r->next) {
-        if (r->task) pr_cancel(r->task);
-        else r->stop = 1;
+    for (r = p->live; r; r = next) {
+        next = r->next;
+        if (r->state == PR__RF_POLLING) {
+            pr_cancel(r->task); /* it rejects and finishes as it unwinds */
+        } else {
+            pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+            pr__rf_finish(r);
+        }
     }
-    if (!p->nlive) pr__rf_poller_free(p);
+    if (p->clock) pr_cancel(p->clock); /* it frees p when it ends, if nothing is left */
+    pr__rf_maybe_free(p);
 }
 
 static void pr__rf_doc_free(void *value, void *user_data) {
@@ -14385,16 +14492,6 @@ static void pr__rf_queue(pr__rfuture *r, const pr_json *body) {
     r->qreason = copy;
     r->qreason_n = copy ? rn + 1 : 0;
     r->qstate = st;
-}
-
-/* The sleep between polls; PR_OK or PR_ECANCELED. Never past the
-   polling's own deadline (the loop then times out). */
-static int pr__rf_sleep(pr__rfuture *r, int64_t delay_ms, int64_t until) {
-    const pr_retry_hooks *h = &r->p->o.hooks;
-    int64_t wake = pr_deadline_min(pr_deadline_in(delay_ms), until);
-    if (delay_ms <= 0) return pr_is_canceled() ? PR_ECANCELED : PR_OK;
-    if (h->sleep) return h->sleep(delay_ms, wake, h->user_data);
-    return pr_sleep(wake);
 }
 
 static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
@@ -14656,14 +14753,26 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
     return PR__RF_DONE;
 }
 
-static void pr__rf_cancel_hook(void *user_data) {
-    pr__rfuture *r = (pr__rfuture *)user_data;
-    if (r->task) pr_cancel(r->task);
-    else r->stop = 1;
-}
-
-static void pr__rf_free(pr__rfuture *r) {
+/* Finish a future whose outcome is settled: give back what it holds,
+   drop the poller's reference, free the state. */
+static void pr__rf_finish(pr__rfuture *r) {
     pr_rfuture_poller *p = r->p;
+    if (r->state == PR__RF_READY) { /* unlink from the FIFO */
+        pr__rfuture **pp = &p->ready, *prev = NULL;
+        while (*pp && *pp != r) {
+            prev = *pp;
+            pp = &(*pp)->rnext;
+        }
+        if (*pp) {
+            *pp = r->rnext;
+            if (p->ready_tail == r) p->ready_tail = prev;
+            p->nready--;
+        }
+    }
+    pr__rf_heap_remove(p, r);
+    if (r->reserved) pr_wsem_release(p->bytes, r->reserved);
+    pr_future_on_cancel(r->f, NULL, NULL);
+    pr_future_destroy(r->f); /* the poller's reference */
     if (r->prev) r->prev->next = r->next;
     else p->live = r->next;
     if (r->next) r->next->prev = r->prev;
@@ -14672,67 +14781,165 @@ static void pr__rf_free(pr__rfuture *r) {
     pr__free(r->type, r->type_n);
     pr__free(r->qreason, r->qreason_n);
     pr__free(r, sizeof *r);
-    if (p->destroyed && !p->nlive) pr__rf_poller_free(p);
+    pr__rf_maybe_free(p);
 }
 
-static int pr__rf_task(void *arg) {
+static void pr__rf_maybe_free(pr_rfuture_poller *p) {
+    if (p->destroyed && !p->nlive && !p->clock_alive) pr__rf_poller_free(p);
+}
+
+static int pr__rf_poll_task(void *arg);
+
+/* Start polls while there are slots and futures waiting for one. */
+static void pr__rf_pump(pr_rfuture_poller *p) {
+    while (p->active < p->o.max_polls && p->ready) {
+        pr__rfuture *r = p->ready;
+        p->ready = r->rnext;
+        if (!p->ready) p->ready_tail = NULL;
+        p->nready--;
+        r->rnext = NULL;
+        pr__rf_heap_remove(p, r);
+        r->state = PR__RF_POLLING;
+        r->task = NULL;
+        p->active++;
+        if (pr_go(NULL, pr__rf_poll_task, r, NULL) != PR_OK) {
+            p->active--;
+            pr__rf_reject(r, PR_ENOMEM, 0, 0, "rfuture: request %.60s: out of memory", r->id);
+            pr__rf_finish(r);
+        }
+    }
+}
+
+/* r waits for a slot (its limit, if any, in the heap). */
+static void pr__rf_ready(pr__rfuture *r) {
+    pr_rfuture_poller *p = r->p;
+    r->state = PR__RF_READY;
+    r->rnext = NULL;
+    if (p->ready_tail) p->ready_tail->rnext = r;
+    else p->ready = r;
+    p->ready_tail = r;
+    p->nready++;
+    if (r->until != PR_FOREVER) pr__rf_heap_push(p, r, r->until);
+    pr__rf_pump(p);
+}
+
+/* r waits delay_ms (or until its limit) before it wants a slot again. */
+static void pr__rf_sleep_until(pr__rfuture *r, int64_t delay_ms) {
+    r->state = PR__RF_SLEEPING;
+    pr__rf_heap_push(r->p, r, pr_deadline_min(pr_deadline_in(delay_ms), r->until));
+}
+
+/* The limit has passed: PR_ETIMEDOUT. */
+static void pr__rf_timeout(pr__rfuture *r) {
+    pr__rf_event_ex(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last_err, 1, PR_ETIMEDOUT);
+    pr__rf_reject(r, PR_ETIMEDOUT, 0, 0, "rfuture: timed out polling request %.30s (last: %.50s)", r->id,
+                  r->last_err[0] ? r->last_err : "none");
+    pr__rf_finish(r);
+}
+
+/* The clock: sleeps until the heap's first due, then moves due sleepers to
+   the FIFO and times out futures past their limit. */
+static int pr__rf_clock(void *arg) {
+    pr_rfuture_poller *p = (pr_rfuture_poller *)arg;
+    pr_sched *s = pr__sched_get();
+    p->clock = pr_self();
+    while (!p->destroyed) {
+        int64_t now;
+        p->clock_due = p->nheap ? p->heap[1]->due : PR_FOREVER;
+        if (pr__park(s, p->clock_due) == PR_ECANCELED) break;
+        now = pr_now();
+        while (p->nheap && p->heap[1]->due <= now) {
+            pr__rfuture *r = p->heap[1];
+            pr__rf_heap_remove(p, r);
+            if (now >= r->until) pr__rf_timeout(r);
+            else if (r->state == PR__RF_SLEEPING) pr__rf_ready(r);
+        }
+    }
+    p->clock = NULL;
+    p->clock_alive = 0;
+    pr__rf_maybe_free(p);
+    return 0;
+}
+
+static void pr__rf_cancel_hook(void *user_data) {
+    pr__rfuture *r = (pr__rfuture *)user_data;
+    if (r->state == PR__RF_POLLING) {
+        if (r->task) pr_cancel(r->task);
+        else r->stop = 1; /* the task has not run yet */
+    } else {
+        pr__rf_finish(r); /* waiting: nothing runs for it; the future is already rejected */
+    }
+}
+
+/* One poll of r, then its next step: finished, waiting for a slot, or
+   waiting out a delay. */
+static int pr__rf_poll_task(void *arg) {
     pr__rfuture *r = (pr__rfuture *)arg;
     pr_rfuture_poller *p = r->p;
-    int64_t until;
+    pr_http_result res;
+    int64_t delay = 0;
+    int rc, next = PR__RF_AGAIN;
     r->task = pr_self();
-    r->start_ms = pr_now();
-    until = r->o.timeout_ms > 0 ? pr_deadline_in(r->o.timeout_ms) : PR_FOREVER;
     if (r->stop) pr_cancel(r->task);
-    for (;;) {
-        pr_http_result res;
-        int64_t delay = 0;
-        int rc, next;
-        if (pr_is_canceled()) {
-            pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
-            break;
-        }
-        if (pr_now() >= until) {
-            pr__rf_event_ex(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last_err, 1, PR_ETIMEDOUT);
-            pr__rf_reject(r, PR_ETIMEDOUT, 0, 0, "rfuture: timed out polling request %.30s (last: %.50s)", r->id,
-                          r->last_err[0] ? r->last_err : "none");
-            break;
-        }
-        if ((rc = pr_sem_acquire(p->slots, until)) != PR_OK) {
-            if (rc == PR_ECANCELED || rc == PR_ETIMEDOUT) continue; /* the top says which */
-            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.60s: %s waiting for a poll slot", r->id, pr_strerror(rc));
-            break;
-        }
+    if (!r->start_ms) r->start_ms = pr_now();
+    if (pr_is_canceled()) {
+        pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+        next = PR__RF_DONE;
+    } else if (pr_now() >= r->until) {
+        p->active--;
+        r->task = NULL;
+        pr__rf_timeout(r);
+        pr__rf_pump(p);
+        return 0;
+    }
+    if (next == PR__RF_AGAIN) {
         memset(&res, 0, sizeof res);
-        rc = pr__rf_poll(r, &res, pr_deadline_min(until, pr_deadline_in(p->o.poll_timeout_ms)));
-        pr_sem_release(p->slots);
+        rc = pr__rf_poll(r, &res, pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
         r->iteration++;
-        if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= until)) {
-            pr_http_result_deinit(&res);
-            continue;
-        }
-        if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECIRCUIT) {
+        if (rc == PR_ECANCELED || pr_is_canceled()) {
+            pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+            next = PR__RF_DONE;
+        } else if (rc == PR_ETIMEDOUT && pr_now() >= r->until) {
+            delay = 0; /* the limit: the timeout below */
+        } else if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECIRCUIT) {
             pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, res.err.msg);
-            pr_http_result_deinit(&res);
-            break;
-        }
-        if (rc) { /* no answer: a connection error, back off */
+            next = PR__RF_DONE;
+        } else if (rc) { /* no answer: a connection error, back off */
             snprintf(r->last_err, sizeof r->last_err, "%s", res.err.msg);
             pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", res.err.msg);
             delay = pr__rf_delay(r, &p->o.conn_backoff, r->c++);
-            next = PR__RF_AGAIN;
         } else if (res.status >= 200 && res.status <= 299) {
-            next = pr__rf_answer(r, &res, until, &delay);
+            next = pr__rf_answer(r, &res, r->until, &delay);
         } else {
             next = pr__rf_status(r, &res, &delay);
         }
         pr_http_result_deinit(&res);
-        if (next == PR__RF_DONE) break;
-        pr__rf_sleep(r, delay, until); /* cancel or timeout: the top says which */
     }
-    if (r->reserved) pr_wsem_release(p->bytes, r->reserved);
-    pr_future_on_cancel(r->f, NULL, NULL);
-    pr_future_destroy(r->f); /* the task's reference */
-    pr__rf_free(r);
+    p->active--;
+    r->task = NULL;
+    if (next == PR__RF_DONE || pr_future_state(r->f) != PR_FUTURE_PENDING) {
+        pr__rf_finish(r);
+    } else if (pr_now() >= r->until) {
+        pr__rf_timeout(r);
+    } else if (delay > 0 && p->o.hooks.sleep) {
+        /* the application's sleep (tests record it), on this task: the slot is
+           free meanwhile, and a cancel reaches the task */
+        r->task = pr_self();
+        rc = p->o.hooks.sleep(delay, pr_deadline_min(pr_deadline_in(delay), r->until), p->o.hooks.user_data);
+        if (rc == PR_ECANCELED || pr_is_canceled()) {
+            pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+            pr__rf_finish(r);
+        } else if (pr_now() >= r->until) {
+            pr__rf_timeout(r);
+        } else {
+            pr__rf_ready(r);
+        }
+    } else if (delay > 0) {
+        pr__rf_sleep_until(r, delay);
+    } else {
+        pr__rf_ready(r);
+    }
+    pr__rf_pump(p);
     return 0;
 }
 
@@ -14749,11 +14956,19 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     if (out) *out = NULL;
     if (!out || !p || !request_id) return PR_EINVAL;
     if (p->destroyed) return PR_ESTATE;
+    if ((size_t)p->nlive + 2 > p->heap_cap) { /* a heap slot for every live future: pushes never allocate */
+        size_t cap = p->heap_cap ? p->heap_cap * 2 : 64;
+        pr__rfuture **h = (pr__rfuture **)pr__realloc(p->heap, p->heap_cap * sizeof *h, cap * sizeof *h);
+        if (!h) return PR_ENOMEM;
+        p->heap = h;
+        p->heap_cap = cap;
+    }
     if (!(r = (pr__rfuture *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
     if (opts) r->o = *opts;
     r->p = p;
     r->allow_md = 1;
     r->created_ms = pr_now();
+    r->until = r->o.timeout_ms > 0 ? pr_deadline_in(r->o.timeout_ms) : PR_FOREVER;
     if (!(r->id = pr__rf_strdup(request_id, &r->id_n)) ||
         (r->o.request_type && !(r->type = pr__rf_strdup(r->o.request_type, &r->type_n)))) {
         pr__free(r->id, r->id_n);
@@ -14771,16 +14986,10 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     if (p->live) p->live->prev = r;
     p->live = r;
     p->nlive++;
-    pr_future_retain(r->f); /* the task's reference */
+    pr_future_retain(r->f); /* the poller's reference */
     pr_future_on_cancel(r->f, pr__rf_cancel_hook, r);
-    if ((rc = pr_go(NULL, pr__rf_task, r, NULL)) != PR_OK) {
-        pr_future_on_cancel(r->f, NULL, NULL);
-        pr_future_destroy(r->f);
-        pr_future_destroy(r->f);
-        pr__rf_free(r);
-        return rc;
-    }
     *out = r->f;
+    pr__rf_ready(r);
     return PR_OK;
 }
 
@@ -15933,6 +16142,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__HTTP_DRAIN_MAX
 #undef PR__HTTP_DRAIN_MS
 #undef PR__HTTP_FOLD_WORK
+#undef PR__HTTP_HEAD_ROOM
 #undef PR__HTTP_MAX_REDIRECTS
 #undef PR__JSON_BIG
 #undef PR__JSON_HDR

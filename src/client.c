@@ -743,8 +743,10 @@ static pr_conn *pr__http_pool_take(pr_http_client *c, const pr_buf *key) {
             pr_conn *conn = e->conn;
             *pp = e->next;
             c->npool--;
-            /* dead-connection check: readable now (EOF, reset, stray bytes) = unusable */
-            k = pr_conn_read(conn, &probe, 1, 0);
+            /* dead-connection check: readable now (EOF, reset, stray bytes) =
+               unusable. A socket the poller knows to be quiet needs no probe
+               read (if it died since, the request's replay rule covers it). */
+            k = pr__conn_known_idle(conn) ? (ptrdiff_t)PR_ETIMEDOUT : pr_conn_read(conn, &probe, 1, 0);
             if (k == PR_ETIMEDOUT) {
                 pr__free(e, sizeof *e + e->key_len);
                 return conn;

@@ -252,6 +252,7 @@ PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
 #define PR__HTTP_DEF_INTERIM 10
 #define PR__HTTP_DEF_RECV 65536
 #define PR__HTTP_CHUNK_OUT 16384 /* streaming request body chunk */
+#define PR__HTTP_HEAD_ROOM 4096  /* buffer bytes expected to hold a head */
 
 /* Body framing states. */
 enum {
@@ -803,9 +804,17 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
     }
     r->conn = conn;
     r->head_used = head_used;
-    snprintf(r->limit, sizeof r->limit, "%s", limit ? limit : "deadline");
+    {
+        const char *l = limit ? limit : "deadline";
+        size_t n = PR__MIN(strlen(l), sizeof r->limit - 1);
+        memcpy(r->limit, l, n);
+        r->limit[n] = 0;
+    }
     pr__http_opts_resolve(&r->opts, opts);
-    r->cap = PR__MIN(r->opts.recv_buf_size, r->opts.max_head_bytes + 4);
+    /* room for a typical head (4 KiB) and the receive buffer after it, so
+       that the common response never moves its buffer (a realloc would copy
+       it whole); a larger head grows it */
+    r->cap = r->opts.recv_buf_size + PR__HTTP_HEAD_ROOM;
     if (r->cap < 64) r->cap = 64;
     r->buf = (char *)pr__alloc(r->cap);
     if (!r->buf) {

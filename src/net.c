@@ -333,6 +333,20 @@ PR__MAYBE_UNUSED static int pr__conn_wait(pr_conn *c, int kinds, int64_t deadlin
     return pr_fd_wait(((pr__net_sock *)(void *)c)->fd, kinds, deadline);
 }
 
+/* Whether c is known to have nothing to read: a plain socket that was read
+   dry and that the poller has not reported readable (data, EOF, reset)
+   since. The answer may be stale by whatever arrived after the last poll,
+   so a caller must cope with a connection that turns out dead; it saves
+   the probe read that would tell. */
+PR__MAYBE_UNUSED static int pr__conn_known_idle(pr_conn *c) {
+    pr_sched *s = pr__sched_tls;
+    int fd;
+    if (!c || c->ops != &pr__net_sock_ops || !s) return 0;
+    fd = ((pr__net_sock *)(void *)c)->fd;
+    if (fd < 0 || (size_t)fd >= s->nfds) return 0;
+    return s->fds[fd].registered && s->fds[fd].rd_idle && !s->fds[fd].rd_hup;
+}
+
 /* TCP keep-alive probes after idle_s idle seconds, every 10 s, 6 tries. */
 static void pr__net_keepalive(int fd, int idle_s) {
     int one = 1, intvl = 10, cnt = 6;

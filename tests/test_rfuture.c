@@ -766,21 +766,62 @@ PT_TEST(rfuture_cancel_in_every_phase) {
         n = ts_log_count(f.s);
         PT_EQ_INT(n, 1);
         if (phase == 0) {
-            PT_EQ_INT(pr_sem_waiting(f.p->slots), 1);
+            PT_EQ_INT(f.p->nready, 1); /* waiting for the slot */
             PT_EQ_ERR(pr_future_cancel(fu), PR_OK);
             PT_EQ_ERR(pr_future_await(fu, NULL, 0), PR_ECANCELED);
             PT_EQ_ERR(pr_sleep(pr_deadline_in(5)), PR_OK);
-            PT_EQ_INT(pr_sem_waiting(f.p->slots), 0);
+            PT_EQ_INT(f.p->nready, 0);
             pr_future_destroy(fu);
         }
         PT_EQ_ERR(pr_future_cancel(hold), PR_OK);
         PT_EQ_ERR(pr_sleep(pr_deadline_in(600)), PR_OK);
         PT_EQ_INT(ts_log_count(f.s), n); /* polling stopped */
         PT_EQ_INT(f.p->nlive, 0);        /* every poller task is gone */
-        PT_EQ_INT(pr_sem_available(f.p->slots), 1);
+        PT_EQ_INT(f.p->active, 0);
         pr_future_destroy(hold);
         rf_end(&f);
     }
+}
+
+/* Cancelled while connecting: the listener's accept queue is full, so the
+   SYN of the poll's connection goes unanswered. */
+PT_TEST(rfuture_cancel_while_connecting) {
+    pr_listener *l;
+    pr_conn *fill[8];
+    pr_http_client *c;
+    pr_rfuture_poller *p;
+    pr_rfuture_poller_opts po;
+    pr_future *fu;
+    char base[64];
+    int nfill = 0, i;
+    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1) == PR_OK);
+    for (i = 0; i < 8; i++) { /* fill the queue until a connect stalls */
+        pr_conn *k = NULL;
+        if (pr_tcp_connect(&k, "127.0.0.1", pr_listener_port(l), NULL, pr_deadline_in(100)) != PR_OK) break;
+        fill[nfill++] = k;
+    }
+    if (i == 8) { /* the kernel kept accepting: nothing stalls here */
+        while (nfill) pr_conn_destroy(fill[--nfill]);
+        pr_listener_destroy(l);
+        PT_SKIP("the accept queue never filled");
+    }
+    snprintf(base, sizeof base, "http://127.0.0.1:%u", (unsigned)pr_listener_port(l));
+    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
+    memset(&po, 0, sizeof po);
+    po.base_url = base;
+    PT_REQUIRE(pr_rfuture_poller_create(&p, c, &po) == PR_OK);
+    PT_EQ_ERR(pr_rfuture_start(&fu, p, "r1", NULL), PR_OK);
+    PT_EQ_ERR(pr_sleep(pr_deadline_in(50)), PR_OK); /* it is in connect now */
+    PT_EQ_INT(pr_future_state(fu), PR_FUTURE_PENDING);
+    PT_EQ_ERR(pr_future_cancel(fu), PR_OK);
+    PT_EQ_ERR(pr_sleep(pr_deadline_in(5)), PR_OK);
+    PT_EQ_INT(p->nlive, 0);
+    PT_EQ_INT(p->active, 0);
+    pr_future_destroy(fu);
+    pr_rfuture_poller_destroy(p);
+    pr_http_client_destroy(c);
+    while (nfill) pr_conn_destroy(fill[--nfill]);
+    pr_listener_destroy(l);
 }
 
 PT_TEST(rfuture_poller_destroy_cancels) {
@@ -1087,6 +1128,7 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_billing_pause),
     PT_ENTRY(rfuture_expired_resubmitted),
     PT_ENTRY(rfuture_cancel_in_every_phase),
+    PT_ENTRY(rfuture_cancel_while_connecting),
     PT_ENTRY(rfuture_poller_destroy_cancels),
     PT_ENTRY(rfuture_ten_thousand_at_once),
     PT_ENTRY(rfuture_throttle_layers),

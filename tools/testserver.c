@@ -1258,7 +1258,8 @@ static TS_UNUSED int ts_stopped(const ts_server *s) { return s ? s->stopped : 1;
 
 #ifdef PR_TESTSERVER_MAIN
 static int ts_usage(void) {
-    fprintf(stderr, "usage: testserver [--port P] [--host H] [--lifetime MS] [--idle MS] [--tls CERT KEY]\n");
+    fprintf(stderr, "usage: testserver [--port P] [--host H] [--lifetime MS] [--idle MS] [--backlog N]\n"
+                    "                  [--future-polls N] [--future-hold MS] [--tls CERT KEY]\n");
     return 2;
 }
 
@@ -1272,6 +1273,9 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) o.host = argv[++i];
         else if (strcmp(argv[i], "--lifetime") == 0 && i + 1 < argc) o.max_lifetime_ms = atoi(argv[++i]);
         else if (strcmp(argv[i], "--idle") == 0 && i + 1 < argc) o.idle_timeout_ms = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--backlog") == 0 && i + 1 < argc) o.backlog = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--future-polls") == 0 && i + 1 < argc) o.future_polls = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--future-hold") == 0 && i + 1 < argc) o.future_hold_ms = atoi(argv[++i]);
         else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
             o.tls_cert_file = argv[++i];
             o.tls_key_file = argv[++i];
