@@ -48,6 +48,9 @@ bench: setup
 	build/bench_resilience
 	$(CC) -O2 -std=c11 bench/bench_http.c -o build/bench_http -lbearssl -lpthread
 	build/bench_http
+	$(CC) -O2 -std=c11 -DPR_TESTSERVER_MAIN tools/testserver.c -o build/testserver -lbearssl -lpthread
+	$(CC) -O2 -std=c11 bench/bench_rfuture.c -o build/bench_rfuture -lbearssl -lpthread
+	build/bench_rfuture
 
 # libFuzzer targets on the pure parsers: tests/fuzz_<name>.c -> build/fuzz/<name>.
 # fuzz-smoke runs each for FUZZ_SECONDS (default 60) and prints its exec count.

@@ -3540,6 +3540,8 @@ typedef struct pr_rfuture_opts {
        *why filled) rejects it with PR_EPROTO. NULL = any object is fine. */
     int (*validate)(const pr_json *result, pr_err_info *why, void *user_data);
     void *user_data;
+    pr_err_info *err;            /* out, optional, pr_rfuture_submit only: why the submit failed
+                                    (http_status is the answer's status for PR_EHTTP) */
 } pr_rfuture_opts;
 
 /* Create a poller.
@@ -3585,9 +3587,9 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
    Params: out - receives the future; p - the poller; path - e.g.
            "/api/v1/asample"; body, len - the JSON request; opts - as for
            pr_rfuture_start; deadline - absolute ms for the submit only.
-   Returns: PR_OK; PR_EHTTP (a non-2xx answer; the status in
-            pr_http_client_last_error); PR_EPROTO (no request_id in the
-            answer); errors of pr_http_client_fetch (PR_ETIMEDOUT,
+   Returns: PR_OK; PR_EHTTP (a non-2xx answer, after the client's retries;
+            opts->err gets its status and body); PR_EPROTO (no request_id in
+            the answer); errors of pr_http_client_fetch (PR_ETIMEDOUT,
             PR_ECANCELED, ...); PR_EINVAL; PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
@@ -4342,6 +4344,15 @@ int64_t pr_deadline_in(int64_t ms) {
 int64_t pr_deadline_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ==== buf: growable byte buffers, slices, checked number parsing, case-insensitive compare ==== >>buf.impl */
+/* v in decimal into out (room for 20 digits, no terminator); returns the length. */
+static PR__MAYBE_UNUSED size_t pr__dec(char *out, uint64_t v) {
+    char t[20];
+    size_t n = 0, i;
+    do t[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+    for (i = 0; i < n; i++) out[i] = t[n - 1 - i];
+    return n;
+}
+
 void pr_buf_init(pr_buf *b) {
     b->data = NULL;
     b->len = b->cap = 0;
@@ -4426,7 +4437,10 @@ static int pr__ascii_lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 int pr_ascii_icmp(pr_slice a, pr_slice b) {
     size_t i, n = PR__MIN(a.len, b.len);
     for (i = 0; i < n; i++) {
-        int x = pr__ascii_lower((unsigned char)a.ptr[i]), y = pr__ascii_lower((unsigned char)b.ptr[i]);
+        int x, y;
+        if (a.ptr[i] == b.ptr[i]) continue;
+        x = pr__ascii_lower((unsigned char)a.ptr[i]);
+        y = pr__ascii_lower((unsigned char)b.ptr[i]);
         if (x != y) return x - y;
     }
     return a.len < b.len ? -1 : a.len > b.len;
@@ -5270,15 +5284,11 @@ int pr_json_end_object(pr_json_writer *w) { return pr__json_w_end(w, 1); }
 int pr_json_begin_array(pr_json_writer *w) { return pr__json_w_begin(w, 0); }
 int pr_json_end_array(pr_json_writer *w) { return pr__json_w_end(w, 0); }
 
-/* Validate s as UTF-8, then append it quoted and escaped. */
+/* Append str quoted and escaped; it is valid UTF-8 (the callers check that
+   before they write anything). */
 static int pr__json_w_str(pr_json_writer *w, const char *str, size_t len) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str, *e = s + len, *run, *q;
-    for (q = s; q < e;) {
-        size_t n = *q < 0x80 ? 1 : pr__json_utf8_len(q, e);
-        if (!n) return PR_EINVAL;
-        q += n;
-    }
     if (pr_buf_reserve(w->priv_out, len + 2) != PR_OK) return w->priv_err = PR_ENOMEM;
     if (pr__json_w_put(w, "\"", 1)) return PR_ENOMEM;
     for (run = q = s; q < e; q++) {
@@ -5815,14 +5825,13 @@ static int pr__url_undo(pr_buf *out, size_t old, int rc) {
 
 static int pr__url_put_host_port(pr_buf *out, const pr_url *u, int with_port) {
     int rc = 0;
-    char num[8];
-    int n;
+    char num[24];
     if (u->is_ipv6) rc = pr__url_put(out, "[", 1);
     if (!rc) rc = pr__url_put_sl(out, u->host);
     if (!rc && u->is_ipv6) rc = pr__url_put(out, "]", 1);
     if (!rc && with_port) {
-        n = snprintf(num, sizeof num, ":%u", (unsigned)u->port);
-        rc = pr__url_put(out, num, (size_t)n);
+        num[0] = ':';
+        rc = pr__url_put(out, num, 1 + pr__dec(num + 1, u->port));
     }
     return rc;
 }
@@ -5848,22 +5857,30 @@ int pr_url_format(pr_buf *out, const pr_url *u, int with_fragment) {
     return pr__url_undo(out, old, rc);
 }
 
-/* Append s, percent-encoding what a request line may not carry raw. */
+/* Append s, percent-encoding what a request line may not carry raw; runs of
+   plain bytes are appended whole. */
 static int pr__url_put_target_part(pr_buf *out, pr_slice s) {
     static const char hex[] = "0123456789ABCDEF";
-    size_t i;
-    int rc = 0;
-    for (i = 0; i < s.len && !rc; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (c >= 0x80 || pr__url_in(c, "\"<>\\^`{|}")) {
+    size_t i = 0, run;
+    int rc = pr_buf_reserve(out, s.len);
+    while (!rc && i < s.len) {
+        for (run = i; run < s.len; run++) {
+            unsigned char c = (unsigned char)s.ptr[run];
+            if (c >= 0x80 || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' || c == '{' ||
+                c == '|' || c == '}')
+                break;
+        }
+        if (run > i) rc = pr__url_put(out, s.ptr + i, run - i);
+        if (!rc && run < s.len) {
+            unsigned char c = (unsigned char)s.ptr[run];
             char e[3];
             e[0] = '%';
             e[1] = hex[c >> 4];
             e[2] = hex[c & 15];
             rc = pr__url_put(out, e, 3);
-        } else {
-            rc = pr__url_put(out, (const char *)&s.ptr[i], 1);
+            run++;
         }
+        i = run;
     }
     return rc;
 }
@@ -11973,6 +11990,8 @@ void pr_tls_global_cleanup(void) {}
 #define PR__HTTP_DEF_RECV 65536
 #define PR__HTTP_CHUNK_OUT 16384 /* streaming request body chunk */
 #define PR__HTTP_HEAD_ROOM 4096  /* buffer bytes expected to hold a head */
+#define PR__HTTP_FIRST_BODY 12288 /* body bytes the first buffer holds beside the head */
+#define PR__HTTP_INLINE_FIELDS 12 /* header fields held in the response itself */
 
 /* Body framing states. */
 enum {
@@ -11994,8 +12013,9 @@ struct pr_http_response {
     pr_http_opts opts;        /* resolved */
     char *buf;                /* [0, base): the head; [base, cap): body area */
     size_t cap, base, rpos, wpos;
-    pr_http_header *hdrs;
+    pr_http_header *hdrs;     /* hdrs_inline until a head has more fields */
     size_t nhdrs, hdrs_cap;
+    pr_http_header hdrs_inline[PR__HTTP_INLINE_FIELDS];
     int status, minor;
     pr_slice reason;
     int state, sub;           /* body state and chunk/trailer sub-state */
@@ -12027,11 +12047,28 @@ static void pr__http_opts_resolve(pr_http_opts *o, const pr_http_opts *in) {
     if (o->idle_timeout_ms < 0) o->idle_timeout_ms = 0;
 }
 
-/* RFC 9110 tchar. */
-static int pr__http_tchar(unsigned char c) {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+/* Byte classes of a head: RFC 9110 tchar, a control byte a field may not
+   carry (all but HTAB, and DEL), and CR. */
+#define PR__HTTP_TCHAR 1
+#define PR__HTTP_CTL 2
+#define PR__HTTP_CR 4
+#define PR__HC(c)                                                                                                 \
+    (((((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || (c) == '!' ||   \
+       (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' ||          \
+       (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')            \
+          ? PR__HTTP_TCHAR                                                                                        \
+          : 0) |                                                                                                  \
+     ((c) == 0x7f || ((c) < 0x20 && (c) != '\t' && (c) != '\r') ? PR__HTTP_CTL : 0) | ((c) == '\r' ? PR__HTTP_CR : 0))
+#define PR__HC4(c) PR__HC(c), PR__HC((c) + 1), PR__HC((c) + 2), PR__HC((c) + 3)
+#define PR__HC16(c) PR__HC4(c), PR__HC4((c) + 4), PR__HC4((c) + 8), PR__HC4((c) + 12)
+#define PR__HC64(c) PR__HC16(c), PR__HC16((c) + 16), PR__HC16((c) + 32), PR__HC16((c) + 48)
+static const unsigned char pr__http_cls[256] = { PR__HC64(0), PR__HC64(64), PR__HC64(128), PR__HC64(192) };
+#undef PR__HC64
+#undef PR__HC16
+#undef PR__HC4
+#undef PR__HC
+
+static int pr__http_tchar(unsigned char c) { return pr__http_cls[c] & PR__HTTP_TCHAR; }
 
 static int pr__http_is_token(const char *p, size_t n) {
     size_t i;
@@ -12084,8 +12121,12 @@ static int pr__http_build_head(pr_buf *b, const pr_http_request *req, const char
         if (req->body_fn)
             rc = pr_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
         else if (*has_body || (mlen == 4 && !memcmp(method, "POST", 4)) || (mlen == 3 && !memcmp(method, "PUT", 3)) ||
-                 (mlen == 5 && !memcmp(method, "PATCH", 5)))
-            rc = pr_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)req->body_len);
+                 (mlen == 5 && !memcmp(method, "PATCH", 5))) {
+            char num[20];
+            rc = pr_buf_append_str(b, "Content-Length: ");
+            if (!rc) rc = pr_buf_append(b, num, pr__dec(num, (uint64_t)req->body_len));
+            if (!rc) rc = pr_buf_append(b, "\r\n", 2);
+        }
     }
     if (!rc) rc = pr_buf_append(b, "\r\n", 2);
     return rc;
@@ -12201,10 +12242,14 @@ static size_t pr__http_head_end(const char *b, size_t *scan, size_t len) {
 
 static int pr__http_add_hdr(pr_http_response *r, pr_slice name, pr_slice value) {
     if (r->nhdrs == r->hdrs_cap) {
-        size_t nc = r->hdrs_cap ? r->hdrs_cap * 2 : 16;
+        size_t nc = r->hdrs_cap * 2;
         pr_http_header *h;
         if (nc > r->opts.max_fields) nc = r->opts.max_fields;
-        h = (pr_http_header *)pr__realloc(r->hdrs, r->hdrs_cap * sizeof *h, nc * sizeof *h);
+        if (r->hdrs == r->hdrs_inline) {
+            if ((h = (pr_http_header *)pr__alloc(nc * sizeof *h)) != NULL) memcpy(h, r->hdrs, r->nhdrs * sizeof *h);
+        } else {
+            h = (pr_http_header *)pr__realloc(r->hdrs, r->hdrs_cap * sizeof *h, nc * sizeof *h);
+        }
         if (!h) return PR_ENOMEM;
         r->hdrs = h;
         r->hdrs_cap = nc;
@@ -12234,10 +12279,10 @@ static int pr__http_parse_head(pr_http_response *r, size_t end) {
         size_t len = (size_t)(lf - line), next = pos + len + 1;
         if (len && line[len - 1] == '\r') len--;
         for (i = 0; i < len; i++) {
-            unsigned char c = (unsigned char)line[i];
-            if (c == '\r') return pr__http_fail(r, PR_EPROTO, "bare CR in the response head");
-            if (c == 0 || c == 0x7f || (c < 0x20 && c != '\t'))
-                return pr__http_fail(r, PR_EPROTO, "control byte in the response head");
+            unsigned char k = pr__http_cls[(unsigned char)line[i]];
+            if (!(k & (PR__HTTP_CR | PR__HTTP_CTL))) continue;
+            if (k & PR__HTTP_CR) return pr__http_fail(r, PR_EPROTO, "bare CR in the response head");
+            return pr__http_fail(r, PR_EPROTO, "control byte in the response head");
         }
         if (first) {
             first = 0;
@@ -12459,8 +12504,10 @@ static int pr__http_read_head(pr_http_response *r, const char *method, int upgra
         }
         r->base = r->rpos = end;
         if ((rc = pr__http_framing(r, method)) != 0) return rc;
-        /* room for the body: recv_buf_size beyond the head */
-        if (r->cap - r->base < r->opts.recv_buf_size && r->state != PR__HTTP_B_DONE) {
+        /* room for the body: recv_buf_size beyond the head, unless a
+           Content-Length body fits in the buffer as it is */
+        if (r->cap - r->base < r->opts.recv_buf_size && r->state != PR__HTTP_B_DONE &&
+            !(r->state == PR__HTTP_B_IDENT && r->remaining <= r->cap - r->base)) {
             char *old = r->buf;
             size_t i;
             if ((rc = pr__http_grow(r, r->base + r->opts.recv_buf_size)) != 0)
@@ -12510,7 +12557,13 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
     if (req->body_len && !req->body) return PR_EINVAL;
     if (req->nheaders && !req->headers) return PR_EINVAL;
     pr_buf_init(&head);
-    rc = pr__http_build_head(&head, req, method, target, &has_body);
+    { /* one allocation for the head (and a small body) in the common case */
+        size_t est = 96 + strlen(method) + (target ? target->len : req->url->path.len + req->url->query.len) +
+                     req->url->host.len + (req->body && req->body_len <= 16384 ? req->body_len : 0);
+        for (i = 0; i < req->nheaders; i++) est += req->headers[i].name.len + req->headers[i].value.len + 4;
+        rc = pr_buf_reserve(&head, est);
+    }
+    if (!rc) rc = pr__http_build_head(&head, req, method, target, &has_body);
     for (i = 0; !rc && i < req->nheaders; i++)
         if (pr__http_hdr_is(req->headers[i].name, "upgrade")) upgrade = 1;
     if (rc) {
@@ -12523,6 +12576,8 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
         return PR_ENOMEM;
     }
     r->conn = conn;
+    r->hdrs = r->hdrs_inline;
+    r->hdrs_cap = PR__HTTP_INLINE_FIELDS;
     r->head_used = head_used;
     {
         const char *l = limit ? limit : "deadline";
@@ -12531,10 +12586,10 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
         r->limit[n] = 0;
     }
     pr__http_opts_resolve(&r->opts, opts);
-    /* room for a typical head (4 KiB) and the receive buffer after it, so
-       that the common response never moves its buffer (a realloc would copy
-       it whole); a larger head grows it */
-    r->cap = r->opts.recv_buf_size + PR__HTTP_HEAD_ROOM;
+    /* room for a typical head (4 KiB) and a small body; a longer body grows
+       the buffer to recv_buf_size beyond the head once the head is read, so
+       that move copies at most this first buffer */
+    r->cap = PR__MIN(r->opts.recv_buf_size, (size_t)PR__HTTP_FIRST_BODY) + PR__HTTP_HEAD_ROOM;
     if (r->cap < 64) r->cap = 64;
     r->buf = (char *)pr__alloc(r->cap);
     if (!r->buf) {
@@ -12813,7 +12868,7 @@ void pr_http_response_destroy(pr_http_response *r) {
     if (!r) return;
     if (r->on_destroy) r->on_destroy(r, r->on_destroy_ctx);
     pr__free(r->buf, r->cap);
-    pr__free(r->hdrs, r->hdrs_cap * sizeof *r->hdrs);
+    if (r->hdrs != r->hdrs_inline) pr__free(r->hdrs, r->hdrs_cap * sizeof *r->hdrs);
     pr__free(r, sizeof *r);
 }
 
@@ -13264,7 +13319,7 @@ static void pr__http_pool_put(pr_http_client *c, pr_conn *conn, const char *key,
     c->pool = e;
     c->npool++;
     /* over the cap: close the oldest (the tail) */
-    for (n = 1, pp = &c->pool; *pp; n++) {
+    for (n = 1, pp = &c->pool; c->npool > (size_t)c->o.pool_max && *pp; n++) {
         if (n > (size_t)c->o.pool_max) {
             pr__http_pooled *x = *pp;
             *pp = x->next;
@@ -13924,13 +13979,12 @@ static int pr__http_read_all(pr_http_client *c, pr_http_response *r, pr_http_res
         return rc;
     }
     res->body_len = b.len - 1;
-    res->body = (char *)pr__alloc(b.len); /* exactly sized: pr_http_result_deinit frees body_len + 1 */
+    /* exactly sized (pr_http_result_deinit frees body_len + 1): a shrink, in place with most allocators */
+    res->body = (char *)pr__realloc(b.data, b.cap, b.len);
     if (!res->body) {
         pr_buf_deinit(&b);
         return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
     }
-    memcpy(res->body, b.data, b.len);
-    pr_buf_deinit(&b);
     if (pr__http_is_json(r)) pr_json_parse(&res->json, res->body, res->body_len, NULL, NULL);
     if (r->on_destroy) r->on_destroy(r, r->on_destroy_ctx); /* the connection goes back now */
     return PR_OK;
@@ -14091,8 +14145,10 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             snprintf(alimit, sizeof alimit, "attempt timeout %d ms", c->o.attempt_timeout_ms);
             limit = alimit;
         }
-        snprintf(count, sizeof count, "%d", st.retries);
-        if (count_at >= 0) extra[count_at].value = pr_slice_cstr(count);
+        if (count_at >= 0) {
+            count[pr__dec(count, (uint64_t)st.retries)] = 0;
+            extra[count_at].value = pr_slice_cstr(count);
+        }
         for (i = 0; i < nextra; i++) hv[req->nheaders + i] = extra[i];
         outcome = pr__http_attempt(&k, &r, &rq, adl, limit, fetch);
         if (c->o.on_event)
@@ -14526,7 +14582,7 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
         pr_buf_deinit(&body);
         return rc;
     }
-    snprintf(iter, sizeof iter, "%d", r->iteration);
+    iter[pr__dec(iter, (uint64_t)r->iteration)] = 0;
     h[nh].name = pr_slice_cstr("Content-Type");
     h[nh++].value = pr_slice_cstr("application/json");
     h[nh].name = pr_slice_cstr("Accept");
@@ -15033,15 +15089,21 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     memset(&res, 0, sizeof res);
     rc = pr_http_client_fetch(p->client, &res, &req, deadline);
     pr_url_deinit(&url);
-    if (!rc && (res.status < 200 || res.status > 299)) rc = PR_EHTTP;
+    if (!rc && (res.status < 200 || res.status > 299)) {
+        rc = PR_EHTTP;
+        res.err.code = PR_EHTTP;
+        res.err.http_status = res.status;
+    }
     if (!rc) {
         size_t n = 0;
         pr_json_doc *doc = res.json;
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
         id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), "request_id"), &n) : NULL;
         rc = id && n ? pr_rfuture_start(out, p, id, &o) : PR_EPROTO;
+        if (rc == PR_EPROTO) pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's answer has no request_id");
         if (doc != res.json) pr_json_doc_destroy(doc);
     }
+    if (rc && o.err) *o.err = res.err;
     pr_http_result_deinit(&res);
     return rc;
 }
@@ -16129,7 +16191,13 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__ERR_TEXT
 #undef PR__EV_RECEIPT
 #undef PR__HAVE_KQUEUE
+#undef PR__HC
+#undef PR__HC16
+#undef PR__HC4
+#undef PR__HC64
 #undef PR__HTTP_CHUNK_OUT
+#undef PR__HTTP_CR
+#undef PR__HTTP_CTL
 #undef PR__HTTP_DEF_CHUNK_LINE
 #undef PR__HTTP_DEF_CONNECT_MS
 #undef PR__HTTP_DEF_FETCH_MAX
@@ -16141,9 +16209,12 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__HTTP_DEF_RECV
 #undef PR__HTTP_DRAIN_MAX
 #undef PR__HTTP_DRAIN_MS
+#undef PR__HTTP_FIRST_BODY
 #undef PR__HTTP_FOLD_WORK
 #undef PR__HTTP_HEAD_ROOM
+#undef PR__HTTP_INLINE_FIELDS
 #undef PR__HTTP_MAX_REDIRECTS
+#undef PR__HTTP_TCHAR
 #undef PR__JSON_BIG
 #undef PR__JSON_HDR
 #undef PR__JSON_INT

@@ -152,6 +152,15 @@ PRISTINE_API int pr_parse_i64(pr_slice s, int64_t *out);
 PRISTINE_API int pr_parse_u64(pr_slice s, uint64_t *out);
 
 // @pristine:impl
+/* v in decimal into out (room for 20 digits, no terminator); returns the length. */
+static PR__MAYBE_UNUSED size_t pr__dec(char *out, uint64_t v) {
+    char t[20];
+    size_t n = 0, i;
+    do t[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+    for (i = 0; i < n; i++) out[i] = t[n - 1 - i];
+    return n;
+}
+
 void pr_buf_init(pr_buf *b) {
     b->data = NULL;
     b->len = b->cap = 0;
@@ -236,7 +245,10 @@ static int pr__ascii_lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 int pr_ascii_icmp(pr_slice a, pr_slice b) {
     size_t i, n = PR__MIN(a.len, b.len);
     for (i = 0; i < n; i++) {
-        int x = pr__ascii_lower((unsigned char)a.ptr[i]), y = pr__ascii_lower((unsigned char)b.ptr[i]);
+        int x, y;
+        if (a.ptr[i] == b.ptr[i]) continue;
+        x = pr__ascii_lower((unsigned char)a.ptr[i]);
+        y = pr__ascii_lower((unsigned char)b.ptr[i]);
         if (x != y) return x - y;
     }
     return a.len < b.len ? -1 : a.len > b.len;

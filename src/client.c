@@ -780,7 +780,7 @@ static void pr__http_pool_put(pr_http_client *c, pr_conn *conn, const char *key,
     c->pool = e;
     c->npool++;
     /* over the cap: close the oldest (the tail) */
-    for (n = 1, pp = &c->pool; *pp; n++) {
+    for (n = 1, pp = &c->pool; c->npool > (size_t)c->o.pool_max && *pp; n++) {
         if (n > (size_t)c->o.pool_max) {
             pr__http_pooled *x = *pp;
             *pp = x->next;
@@ -1440,13 +1440,12 @@ static int pr__http_read_all(pr_http_client *c, pr_http_response *r, pr_http_res
         return rc;
     }
     res->body_len = b.len - 1;
-    res->body = (char *)pr__alloc(b.len); /* exactly sized: pr_http_result_deinit frees body_len + 1 */
+    /* exactly sized (pr_http_result_deinit frees body_len + 1): a shrink, in place with most allocators */
+    res->body = (char *)pr__realloc(b.data, b.cap, b.len);
     if (!res->body) {
         pr_buf_deinit(&b);
         return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
     }
-    memcpy(res->body, b.data, b.len);
-    pr_buf_deinit(&b);
     if (pr__http_is_json(r)) pr_json_parse(&res->json, res->body, res->body_len, NULL, NULL);
     if (r->on_destroy) r->on_destroy(r, r->on_destroy_ctx); /* the connection goes back now */
     return PR_OK;
@@ -1607,8 +1606,10 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             snprintf(alimit, sizeof alimit, "attempt timeout %d ms", c->o.attempt_timeout_ms);
             limit = alimit;
         }
-        snprintf(count, sizeof count, "%d", st.retries);
-        if (count_at >= 0) extra[count_at].value = pr_slice_cstr(count);
+        if (count_at >= 0) {
+            count[pr__dec(count, (uint64_t)st.retries)] = 0;
+            extra[count_at].value = pr_slice_cstr(count);
+        }
         for (i = 0; i < nextra; i++) hv[req->nheaders + i] = extra[i];
         outcome = pr__http_attempt(&k, &r, &rq, adl, limit, fetch);
         if (c->o.on_event)

@@ -253,6 +253,8 @@ PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
 #define PR__HTTP_DEF_RECV 65536
 #define PR__HTTP_CHUNK_OUT 16384 /* streaming request body chunk */
 #define PR__HTTP_HEAD_ROOM 4096  /* buffer bytes expected to hold a head */
+#define PR__HTTP_FIRST_BODY 12288 /* body bytes the first buffer holds beside the head */
+#define PR__HTTP_INLINE_FIELDS 12 /* header fields held in the response itself */
 
 /* Body framing states. */
 enum {
@@ -274,8 +276,9 @@ struct pr_http_response {
     pr_http_opts opts;        /* resolved */
     char *buf;                /* [0, base): the head; [base, cap): body area */
     size_t cap, base, rpos, wpos;
-    pr_http_header *hdrs;
+    pr_http_header *hdrs;     /* hdrs_inline until a head has more fields */
     size_t nhdrs, hdrs_cap;
+    pr_http_header hdrs_inline[PR__HTTP_INLINE_FIELDS];
     int status, minor;
     pr_slice reason;
     int state, sub;           /* body state and chunk/trailer sub-state */
@@ -307,11 +310,28 @@ static void pr__http_opts_resolve(pr_http_opts *o, const pr_http_opts *in) {
     if (o->idle_timeout_ms < 0) o->idle_timeout_ms = 0;
 }
 
-/* RFC 9110 tchar. */
-static int pr__http_tchar(unsigned char c) {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+/* Byte classes of a head: RFC 9110 tchar, a control byte a field may not
+   carry (all but HTAB, and DEL), and CR. */
+#define PR__HTTP_TCHAR 1
+#define PR__HTTP_CTL 2
+#define PR__HTTP_CR 4
+#define PR__HC(c)                                                                                                 \
+    (((((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || (c) == '!' ||   \
+       (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' ||          \
+       (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')            \
+          ? PR__HTTP_TCHAR                                                                                        \
+          : 0) |                                                                                                  \
+     ((c) == 0x7f || ((c) < 0x20 && (c) != '\t' && (c) != '\r') ? PR__HTTP_CTL : 0) | ((c) == '\r' ? PR__HTTP_CR : 0))
+#define PR__HC4(c) PR__HC(c), PR__HC((c) + 1), PR__HC((c) + 2), PR__HC((c) + 3)
+#define PR__HC16(c) PR__HC4(c), PR__HC4((c) + 4), PR__HC4((c) + 8), PR__HC4((c) + 12)
+#define PR__HC64(c) PR__HC16(c), PR__HC16((c) + 16), PR__HC16((c) + 32), PR__HC16((c) + 48)
+static const unsigned char pr__http_cls[256] = { PR__HC64(0), PR__HC64(64), PR__HC64(128), PR__HC64(192) };
+#undef PR__HC64
+#undef PR__HC16
+#undef PR__HC4
+#undef PR__HC
+
+static int pr__http_tchar(unsigned char c) { return pr__http_cls[c] & PR__HTTP_TCHAR; }
 
 static int pr__http_is_token(const char *p, size_t n) {
     size_t i;
@@ -364,8 +384,12 @@ static int pr__http_build_head(pr_buf *b, const pr_http_request *req, const char
         if (req->body_fn)
             rc = pr_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
         else if (*has_body || (mlen == 4 && !memcmp(method, "POST", 4)) || (mlen == 3 && !memcmp(method, "PUT", 3)) ||
-                 (mlen == 5 && !memcmp(method, "PATCH", 5)))
-            rc = pr_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)req->body_len);
+                 (mlen == 5 && !memcmp(method, "PATCH", 5))) {
+            char num[20];
+            rc = pr_buf_append_str(b, "Content-Length: ");
+            if (!rc) rc = pr_buf_append(b, num, pr__dec(num, (uint64_t)req->body_len));
+            if (!rc) rc = pr_buf_append(b, "\r\n", 2);
+        }
     }
     if (!rc) rc = pr_buf_append(b, "\r\n", 2);
     return rc;
@@ -481,10 +505,14 @@ static size_t pr__http_head_end(const char *b, size_t *scan, size_t len) {
 
 static int pr__http_add_hdr(pr_http_response *r, pr_slice name, pr_slice value) {
     if (r->nhdrs == r->hdrs_cap) {
-        size_t nc = r->hdrs_cap ? r->hdrs_cap * 2 : 16;
+        size_t nc = r->hdrs_cap * 2;
         pr_http_header *h;
         if (nc > r->opts.max_fields) nc = r->opts.max_fields;
-        h = (pr_http_header *)pr__realloc(r->hdrs, r->hdrs_cap * sizeof *h, nc * sizeof *h);
+        if (r->hdrs == r->hdrs_inline) {
+            if ((h = (pr_http_header *)pr__alloc(nc * sizeof *h)) != NULL) memcpy(h, r->hdrs, r->nhdrs * sizeof *h);
+        } else {
+            h = (pr_http_header *)pr__realloc(r->hdrs, r->hdrs_cap * sizeof *h, nc * sizeof *h);
+        }
         if (!h) return PR_ENOMEM;
         r->hdrs = h;
         r->hdrs_cap = nc;
@@ -514,10 +542,10 @@ static int pr__http_parse_head(pr_http_response *r, size_t end) {
         size_t len = (size_t)(lf - line), next = pos + len + 1;
         if (len && line[len - 1] == '\r') len--;
         for (i = 0; i < len; i++) {
-            unsigned char c = (unsigned char)line[i];
-            if (c == '\r') return pr__http_fail(r, PR_EPROTO, "bare CR in the response head");
-            if (c == 0 || c == 0x7f || (c < 0x20 && c != '\t'))
-                return pr__http_fail(r, PR_EPROTO, "control byte in the response head");
+            unsigned char k = pr__http_cls[(unsigned char)line[i]];
+            if (!(k & (PR__HTTP_CR | PR__HTTP_CTL))) continue;
+            if (k & PR__HTTP_CR) return pr__http_fail(r, PR_EPROTO, "bare CR in the response head");
+            return pr__http_fail(r, PR_EPROTO, "control byte in the response head");
         }
         if (first) {
             first = 0;
@@ -739,8 +767,10 @@ static int pr__http_read_head(pr_http_response *r, const char *method, int upgra
         }
         r->base = r->rpos = end;
         if ((rc = pr__http_framing(r, method)) != 0) return rc;
-        /* room for the body: recv_buf_size beyond the head */
-        if (r->cap - r->base < r->opts.recv_buf_size && r->state != PR__HTTP_B_DONE) {
+        /* room for the body: recv_buf_size beyond the head, unless a
+           Content-Length body fits in the buffer as it is */
+        if (r->cap - r->base < r->opts.recv_buf_size && r->state != PR__HTTP_B_DONE &&
+            !(r->state == PR__HTTP_B_IDENT && r->remaining <= r->cap - r->base)) {
             char *old = r->buf;
             size_t i;
             if ((rc = pr__http_grow(r, r->base + r->opts.recv_buf_size)) != 0)
@@ -790,7 +820,13 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
     if (req->body_len && !req->body) return PR_EINVAL;
     if (req->nheaders && !req->headers) return PR_EINVAL;
     pr_buf_init(&head);
-    rc = pr__http_build_head(&head, req, method, target, &has_body);
+    { /* one allocation for the head (and a small body) in the common case */
+        size_t est = 96 + strlen(method) + (target ? target->len : req->url->path.len + req->url->query.len) +
+                     req->url->host.len + (req->body && req->body_len <= 16384 ? req->body_len : 0);
+        for (i = 0; i < req->nheaders; i++) est += req->headers[i].name.len + req->headers[i].value.len + 4;
+        rc = pr_buf_reserve(&head, est);
+    }
+    if (!rc) rc = pr__http_build_head(&head, req, method, target, &has_body);
     for (i = 0; !rc && i < req->nheaders; i++)
         if (pr__http_hdr_is(req->headers[i].name, "upgrade")) upgrade = 1;
     if (rc) {
@@ -803,6 +839,8 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
         return PR_ENOMEM;
     }
     r->conn = conn;
+    r->hdrs = r->hdrs_inline;
+    r->hdrs_cap = PR__HTTP_INLINE_FIELDS;
     r->head_used = head_used;
     {
         const char *l = limit ? limit : "deadline";
@@ -811,10 +849,10 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
         r->limit[n] = 0;
     }
     pr__http_opts_resolve(&r->opts, opts);
-    /* room for a typical head (4 KiB) and the receive buffer after it, so
-       that the common response never moves its buffer (a realloc would copy
-       it whole); a larger head grows it */
-    r->cap = r->opts.recv_buf_size + PR__HTTP_HEAD_ROOM;
+    /* room for a typical head (4 KiB) and a small body; a longer body grows
+       the buffer to recv_buf_size beyond the head once the head is read, so
+       that move copies at most this first buffer */
+    r->cap = PR__MIN(r->opts.recv_buf_size, (size_t)PR__HTTP_FIRST_BODY) + PR__HTTP_HEAD_ROOM;
     if (r->cap < 64) r->cap = 64;
     r->buf = (char *)pr__alloc(r->cap);
     if (!r->buf) {
@@ -1093,6 +1131,6 @@ void pr_http_response_destroy(pr_http_response *r) {
     if (!r) return;
     if (r->on_destroy) r->on_destroy(r, r->on_destroy_ctx);
     pr__free(r->buf, r->cap);
-    pr__free(r->hdrs, r->hdrs_cap * sizeof *r->hdrs);
+    if (r->hdrs != r->hdrs_inline) pr__free(r->hdrs, r->hdrs_cap * sizeof *r->hdrs);
     pr__free(r, sizeof *r);
 }

@@ -1119,15 +1119,11 @@ int pr_json_end_object(pr_json_writer *w) { return pr__json_w_end(w, 1); }
 int pr_json_begin_array(pr_json_writer *w) { return pr__json_w_begin(w, 0); }
 int pr_json_end_array(pr_json_writer *w) { return pr__json_w_end(w, 0); }
 
-/* Validate s as UTF-8, then append it quoted and escaped. */
+/* Append str quoted and escaped; it is valid UTF-8 (the callers check that
+   before they write anything). */
 static int pr__json_w_str(pr_json_writer *w, const char *str, size_t len) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str, *e = s + len, *run, *q;
-    for (q = s; q < e;) {
-        size_t n = *q < 0x80 ? 1 : pr__json_utf8_len(q, e);
-        if (!n) return PR_EINVAL;
-        q += n;
-    }
     if (pr_buf_reserve(w->priv_out, len + 2) != PR_OK) return w->priv_err = PR_ENOMEM;
     if (pr__json_w_put(w, "\"", 1)) return PR_ENOMEM;
     for (run = q = s; q < e; q++) {

@@ -142,6 +142,8 @@ typedef struct pr_rfuture_opts {
        *why filled) rejects it with PR_EPROTO. NULL = any object is fine. */
     int (*validate)(const pr_json *result, pr_err_info *why, void *user_data);
     void *user_data;
+    pr_err_info *err;            /* out, optional, pr_rfuture_submit only: why the submit failed
+                                    (http_status is the answer's status for PR_EHTTP) */
 } pr_rfuture_opts;
 
 /* Create a poller.
@@ -187,9 +189,9 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
    Params: out - receives the future; p - the poller; path - e.g.
            "/api/v1/asample"; body, len - the JSON request; opts - as for
            pr_rfuture_start; deadline - absolute ms for the submit only.
-   Returns: PR_OK; PR_EHTTP (a non-2xx answer; the status in
-            pr_http_client_last_error); PR_EPROTO (no request_id in the
-            answer); errors of pr_http_client_fetch (PR_ETIMEDOUT,
+   Returns: PR_OK; PR_EHTTP (a non-2xx answer, after the client's retries;
+            opts->err gets its status and body); PR_EPROTO (no request_id in
+            the answer); errors of pr_http_client_fetch (PR_ETIMEDOUT,
             PR_ECANCELED, ...); PR_EINVAL; PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
@@ -666,7 +668,7 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
         pr_buf_deinit(&body);
         return rc;
     }
-    snprintf(iter, sizeof iter, "%d", r->iteration);
+    iter[pr__dec(iter, (uint64_t)r->iteration)] = 0;
     h[nh].name = pr_slice_cstr("Content-Type");
     h[nh++].value = pr_slice_cstr("application/json");
     h[nh].name = pr_slice_cstr("Accept");
@@ -1173,15 +1175,21 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     memset(&res, 0, sizeof res);
     rc = pr_http_client_fetch(p->client, &res, &req, deadline);
     pr_url_deinit(&url);
-    if (!rc && (res.status < 200 || res.status > 299)) rc = PR_EHTTP;
+    if (!rc && (res.status < 200 || res.status > 299)) {
+        rc = PR_EHTTP;
+        res.err.code = PR_EHTTP;
+        res.err.http_status = res.status;
+    }
     if (!rc) {
         size_t n = 0;
         pr_json_doc *doc = res.json;
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
         id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), "request_id"), &n) : NULL;
         rc = id && n ? pr_rfuture_start(out, p, id, &o) : PR_EPROTO;
+        if (rc == PR_EPROTO) pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's answer has no request_id");
         if (doc != res.json) pr_json_doc_destroy(doc);
     }
+    if (rc && o.err) *o.err = res.err;
     pr_http_result_deinit(&res);
     return rc;
 }

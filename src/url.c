@@ -558,14 +558,13 @@ static int pr__url_undo(pr_buf *out, size_t old, int rc) {
 
 static int pr__url_put_host_port(pr_buf *out, const pr_url *u, int with_port) {
     int rc = 0;
-    char num[8];
-    int n;
+    char num[24];
     if (u->is_ipv6) rc = pr__url_put(out, "[", 1);
     if (!rc) rc = pr__url_put_sl(out, u->host);
     if (!rc && u->is_ipv6) rc = pr__url_put(out, "]", 1);
     if (!rc && with_port) {
-        n = snprintf(num, sizeof num, ":%u", (unsigned)u->port);
-        rc = pr__url_put(out, num, (size_t)n);
+        num[0] = ':';
+        rc = pr__url_put(out, num, 1 + pr__dec(num + 1, u->port));
     }
     return rc;
 }
@@ -591,22 +590,30 @@ int pr_url_format(pr_buf *out, const pr_url *u, int with_fragment) {
     return pr__url_undo(out, old, rc);
 }
 
-/* Append s, percent-encoding what a request line may not carry raw. */
+/* Append s, percent-encoding what a request line may not carry raw; runs of
+   plain bytes are appended whole. */
 static int pr__url_put_target_part(pr_buf *out, pr_slice s) {
     static const char hex[] = "0123456789ABCDEF";
-    size_t i;
-    int rc = 0;
-    for (i = 0; i < s.len && !rc; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (c >= 0x80 || pr__url_in(c, "\"<>\\^`{|}")) {
+    size_t i = 0, run;
+    int rc = pr_buf_reserve(out, s.len);
+    while (!rc && i < s.len) {
+        for (run = i; run < s.len; run++) {
+            unsigned char c = (unsigned char)s.ptr[run];
+            if (c >= 0x80 || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' || c == '{' ||
+                c == '|' || c == '}')
+                break;
+        }
+        if (run > i) rc = pr__url_put(out, s.ptr + i, run - i);
+        if (!rc && run < s.len) {
+            unsigned char c = (unsigned char)s.ptr[run];
             char e[3];
             e[0] = '%';
             e[1] = hex[c >> 4];
             e[2] = hex[c & 15];
             rc = pr__url_put(out, e, 3);
-        } else {
-            rc = pr__url_put(out, (const char *)&s.ptr[i], 1);
+            run++;
         }
+        i = run;
     }
     return rc;
 }

@@ -695,6 +695,58 @@ PT_TEST(http_limits) {
     PT_EQ_STR(res.msg, "http: trailer section too large");
 }
 
+/* More fields than the response holds inline, and Content-Length bodies
+   on both sides of the first buffer's size: every field and byte arrives. */
+PT_TEST(http_many_fields_and_body_sizes) {
+    static const size_t sizes[] = { 0, 1, 8000, 12288, 12289, 30000, 70000 };
+    size_t k;
+    for (k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        pr_buf resp, body;
+        http_tconn t;
+        pr_url u;
+        pr_http_request req;
+        pr_http_response *r = NULL;
+        const pr_slice *v;
+        char name[16];
+        int i, rc;
+        pr_buf_init(&resp);
+        pr_buf_init(&body);
+        PT_EQ_ERR(pr_buf_printf(&resp, "HTTP/1.1 200 OK\r\nContent-Length: %lu\r\n", (unsigned long)sizes[k]), PR_OK);
+        for (i = 0; i < 40; i++) PT_EQ_ERR(pr_buf_printf(&resp, "X-F%d: v%d\r\n", i, i), PR_OK);
+        PT_EQ_ERR(pr_buf_append_str(&resp, "\r\n"), PR_OK);
+        for (i = 0; i < (int)sizes[k]; i++) PT_EQ_ERR(pr_buf_append(&resp, &"0123456789abcdefg"[i % 17], 1), PR_OK);
+        http_tconn_init(&t, resp.data);
+        t.chunk = k % 2 ? 0 : 4000; /* whole reads, or pieces */
+        memset(&u, 0, sizeof u);
+        memset(&req, 0, sizeof req);
+        PT_EQ_ERR(pr_url_parse(&u, "http://example.com/", 19, NULL), PR_OK);
+        req.url = &u;
+        PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(10000)), PR_OK);
+        PT_EQ_INT(pr_http_header_count(r), 41);
+        for (i = 0; i < 40; i++) {
+            snprintf(name, sizeof name, "x-f%d", i);
+            v = pr_http_header_get(r, name);
+            PT_REQUIRE(v != NULL);
+            PT_CHECK(v->len >= 2 && v->ptr[0] == 'v' && atoi(v->ptr + 1) == i);
+        }
+        for (;;) {
+            const char *p;
+            size_t n;
+            if ((rc = pr_http_next_span(r, &p, &n, pr_deadline_in(10000))) != PR_OK) break;
+            PT_EQ_ERR(pr_buf_append(&body, p, n), PR_OK);
+        }
+        PT_EQ_ERR(rc, PR_ECLOSED);
+        PT_EQ_INT(body.len, sizes[k]);
+        if (sizes[k]) PT_EQ_MEM(body.data, resp.data + resp.len - sizes[k], sizes[k]);
+        PT_EQ_INT(pr_http_reusable(r), 1);
+        pr_http_response_destroy(r);
+        pr_url_deinit(&u);
+        pr_buf_deinit(&t.out);
+        pr_buf_deinit(&body);
+        pr_buf_deinit(&resp);
+    }
+}
+
 /* Trailer lines are checked like header lines but still discarded. */
 PT_TEST(http_trailer_lines_checked) {
     http_result res;
@@ -1455,6 +1507,7 @@ const pt_suite pt_suite_http = { "http", {
     PT_ENTRY(http_malformed_chunked),
     PT_ENTRY(http_truncated_bodies),
     PT_ENTRY(http_limits),
+    PT_ENTRY(http_many_fields_and_body_sizes),
     PT_ENTRY(http_trailer_lines_checked),
     PT_ENTRY(http_interim_heads_share_head_budget),
     PT_ENTRY(http_every_split_gives_same_result),

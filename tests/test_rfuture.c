@@ -878,6 +878,43 @@ PT_TEST(rfuture_ten_thousand_at_once) {
     rf_end(&f);
 }
 
+/* A submit answered with an error status, or without a request id: the
+   code, and opts.err says why. */
+PT_TEST(rfuture_submit_errors_say_why) {
+    rf_fx f;
+    pr_http_client_opts co;
+    pr_rfuture_opts o;
+    pr_err_info e;
+    pr_future *fu = NULL;
+    ts_step st[2];
+    rf_opts(&f);
+    PT_REQUIRE(ts_start(&f.s, &f.so) == PR_OK);
+    snprintf(f.base, sizeof f.base, "http://127.0.0.1:%u", (unsigned)ts_port(f.s));
+    memset(&co, 0, sizeof co);
+    co.ignore_env = 1;
+    co.retry.max_retries = PR_RETRY_OFF;
+    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    f.po.base_url = f.base;
+    PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
+    st[0] = rf_step(429, "{\"detail\":\"slow down\"}");
+    st[1] = rf_step(200, "{\"model_id\":\"m-1\"}");
+    PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 2), PR_OK);
+    memset(&o, 0, sizeof o);
+    memset(&e, 0, sizeof e);
+    o.err = &e;
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EHTTP);
+    PT_CHECK(fu == NULL);
+    PT_EQ_ERR(e.code, PR_EHTTP);
+    PT_EQ_INT(e.http_status, 429);
+    PT_CHECK(strstr(e.msg, "slow down") != NULL);
+    memset(&e, 0, sizeof e);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EPROTO);
+    PT_CHECK(fu == NULL);
+    PT_EQ_ERR(e.code, PR_EPROTO);
+    PT_CHECK(strstr(e.msg, "request_id") != NULL);
+    rf_end(&f);
+}
+
 /* ---- the submit throttle (D4, W6) ---- */
 
 PT_TEST(rfuture_throttle_layers) {
@@ -1131,6 +1168,7 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_cancel_while_connecting),
     PT_ENTRY(rfuture_poller_destroy_cancels),
     PT_ENTRY(rfuture_ten_thousand_at_once),
+    PT_ENTRY(rfuture_submit_errors_say_why),
     PT_ENTRY(rfuture_throttle_layers),
     PT_ENTRY(rfuture_throttle_shared_window_real_429),
     PT_ENTRY(rfuture_heartbeat),
