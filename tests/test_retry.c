@@ -532,6 +532,10 @@ PT_TEST(retry_hint_http_dates) {
     s = pr_slice_cstr("Tue, 29 Feb 2000 23:59:59 GMT"); /* a leap day of a year % 400 */
     PT_EQ_ERR(pr_retry_parse_http_date(s, t, &v), PR_OK);
     PT_EQ_INT(v, 951868799000LL);
+    s = pr_slice_cstr("Sun Nov  6 08:49:37 1194"); /* before 1970 (a fuzzer's input): negative, exact */
+    PT_EQ_ERR(pr_retry_parse_http_date(s, t, &v), PR_OK);
+    PT_EQ_INT(v, -24461449823000LL);
+    PT_EQ_INT(retry_hint(NULL, "Sun Nov  6 08:49:37 1194", t, &h), 0); /* in the past: no hint */
     s = pr_slice_cstr("Wed Dec 31 23:59:60 2008"); /* a leap second: taken as the next second */
     PT_EQ_ERR(pr_retry_parse_http_date(s, t, &v), PR_OK);
     PT_EQ_INT(v, 1230768000000LL);
