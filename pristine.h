@@ -7652,6 +7652,7 @@ struct pr_task {
     size_t heap_idx;            /* 1-based position in the timer heap; 0 = none */
     int result;
     int wake;                   /* why the task was woken: PR_OK, PR_ETIMEDOUT, ... */
+    unsigned io_run;            /* fd reads and writes done since it last gave up the CPU */
     unsigned char state, flags;
 };
 
@@ -7820,7 +7821,9 @@ static void pr__sched_reap(pr_sched *s) {
 /* Run the next ready task. The caller has already put itself on the run
    queue or parked; it continues here when it is picked again. */
 static void pr__sched_next(pr_sched *s) {
-    pr_task *cur = s->cur, *t = pr__sched_pick(s);
+    pr_task *cur = s->cur, *t;
+    cur->io_run = 0;
+    t = pr__sched_pick(s);
     if (t == cur) return;
     s->cur = t;
     pr__coro_switch(cur->coro, t->coro);
@@ -8320,6 +8323,19 @@ static unsigned char pr__fd_is_stream(int fd) {
 /* The fd's slot, for the I/O helpers (NULL on allocation failure). */
 static pr__fdslot *pr__fd_slot(pr_sched *s, int fd) { return pr__fd_reserve(s, fd) == PR_OK ? &s->fds[fd] : NULL; }
 
+/* Fairness: a task whose reads and writes keep finishing without waiting
+   (a fast peer) gives the others a turn every PR__IO_BUDGET calls, after
+   the poller has looked at timers and fds, so a sleeper or a ready task is
+   never held up by a stream that is always ready. */
+#define PR__IO_BUDGET 32
+static void pr__io_turn(pr_sched *s) {
+    if (++s->cur->io_run < PR__IO_BUDGET || s->in_post) return;
+    if (s->heap_len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
+    s->cur->state = PR__T_READY;
+    pr__runq_push(s, s->cur);
+    pr__sched_next(s);
+}
+
 ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
     pr_sched *s = pr__sched_get();
     int rc;
@@ -8337,6 +8353,7 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
                     if (!f->stream) f->stream = pr__fd_is_stream(fd);
                     f->rd_idle = f->stream == 1 && !f->rd_hup;
                 }
+                pr__io_turn(s);
                 return got;
             }
             if (got == 0) return PR_ECLOSED;
@@ -8374,7 +8391,10 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
 #endif
             put = write(fd, buf, n);
 #endif
-            if (put >= 0) return put;
+            if (put >= 0) {
+                pr__io_turn(s);
+                return put;
+            }
             if (errno == EINTR) continue;
             if (errno == EPIPE || errno == ECONNRESET) return PR_ECLOSED;
             if (errno != EAGAIN && errno != EWOULDBLOCK) return PR_EIO;
@@ -16215,6 +16235,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__HTTP_INLINE_FIELDS
 #undef PR__HTTP_MAX_REDIRECTS
 #undef PR__HTTP_TCHAR
+#undef PR__IO_BUDGET
 #undef PR__JSON_BIG
 #undef PR__JSON_HDR
 #undef PR__JSON_INT

@@ -1,4 +1,4 @@
-// build: cc -std=c99 -O2 -DPRISTINE_NO_TLS -o build/hello examples/hello.c -lpthread
+// build: mkdir -p build && cc -std=c99 -O2 -DPRISTINE_NO_TLS -o build/hello examples/hello.c -lpthread
 /* hello.c - the first pristine.h program: a tour of the runtime core.
 
    1. main() is a task like any other: it calls blocking functions directly,

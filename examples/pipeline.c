@@ -1,4 +1,4 @@
-// build: cc -std=c99 -O2 -o build/pipeline examples/pipeline.c -lbearssl -lpthread
+// build: mkdir -p build && cc -std=c99 -O2 -o build/pipeline examples/pipeline.c -lbearssl -lpthread
 /* pipeline.c - a request pipeline built from the resilience primitives:
    submit remote jobs through a throttle, then await their results.
 

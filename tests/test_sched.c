@@ -121,6 +121,77 @@ PT_TEST(sched_past_deadline_does_not_block) {
     close(sv[1]);
 }
 
+/* Fairness: a reader whose socket always has data (here: filled before it
+   starts, so no read ever waits) still lets a ready task and a due sleeper
+   run while it reads; without the I/O budget both ran only at the end. */
+typedef struct sched_fair {
+    int fd, reads, done, yields_during, woke_at_read;
+} sched_fair;
+
+static int sched_fair_reader(void *arg) {
+    sched_fair *x = (sched_fair *)arg;
+    char b[512];
+    int64_t until = pr_now() + 3;
+    while (pr_now() < until) { /* the sleeper's timer (1 ms) is due from here on */
+    }
+    for (;;) {
+        ptrdiff_t k = pr_fd_read(x->fd, b, sizeof b, 0);
+        if (k <= 0) break; /* drained: PR_ETIMEDOUT with the past deadline */
+        x->reads++;
+    }
+    x->done = 1;
+    return 0;
+}
+
+static int sched_fair_yielder(void *arg) {
+    sched_fair *x = (sched_fair *)arg;
+    while (!x->done) {
+        if (x->reads > 0) x->yields_during++;
+        pr_yield();
+    }
+    return 0;
+}
+
+static int sched_fair_sleeper(void *arg) {
+    sched_fair *x = (sched_fair *)arg;
+    pr_sleep(pr_deadline_in(1));
+    x->woke_at_read = x->done ? -1 : x->reads;
+    return 0;
+}
+
+PT_TEST(sched_fast_reader_lets_others_run) {
+    sched_fair x;
+    pr_task *r, *y, *z;
+    int sv[2], sz = 1 << 20;
+    static char fill[4096];
+    size_t total = 0;
+    memset(&x, 0, sizeof x);
+    PT_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    PT_REQUIRE(fcntl(sv[1], F_SETFL, O_NONBLOCK) == 0);
+    PT_REQUIRE(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
+    while (total < 200 * 1024) {
+        ssize_t k = write(sv[1], fill, sizeof fill);
+        if (k <= 0) break;
+        total += (size_t)k;
+    }
+    PT_CHECK(total >= 64 * 512); /* room for well over one budget of reads */
+    x.fd = sv[0];
+    PT_REQUIRE(pr_go(&z, sched_fair_sleeper, &x, NULL) == PR_OK);
+    PT_REQUIRE(pr_go(&y, sched_fair_yielder, &x, NULL) == PR_OK);
+    PT_REQUIRE(pr_go(&r, sched_fair_reader, &x, NULL) == PR_OK);
+    PT_EQ_ERR(pr_join(r, NULL, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(pr_join(y, NULL, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(pr_join(z, NULL, PR_FOREVER), PR_OK);
+    PT_CHECK(x.reads >= 64);
+    PT_CHECK(x.yields_during >= x.reads / 64); /* a turn at least every budget of reads */
+    PT_CHECK(x.woke_at_read > 0 && x.woke_at_read < x.reads); /* the sleeper woke mid-stream */
+    pr_fd_forget(sv[0]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* ---- cancellation at every suspension point ---- */
 typedef struct sched_cancel_ctx {
     int point;
@@ -1128,6 +1199,7 @@ const pt_suite pt_suite_sched = { "sched", {
     PT_ENTRY(sched_sleep_wakes_in_deadline_order),
     PT_ENTRY(sched_sleep_real_clock),
     PT_ENTRY(sched_past_deadline_does_not_block),
+    PT_ENTRY(sched_fast_reader_lets_others_run),
     PT_ENTRY(sched_cancel_every_suspension_point),
     PT_ENTRY(sched_cancel_wins_over_timeout),
     PT_ENTRY(sched_join_misuse),
