@@ -9,10 +9,20 @@
  * end of the stream. It does no I/O; it is what a reconnecting EventSource
  * client feeds the bytes of each connection into.
  *
- * Use: pr_sse_decoder_create, then for every chunk of the body
- * pr_sse_decoder_feed(d, bytes, n) and pr_sse_decoder_next(d, &ev) until it
- * returns PR_SSE_MORE; at the end of the body pr_sse_decoder_finish(d) and
- * next until PR_ECLOSED; pr_sse_decoder_reset(d) before the next connection.
+ * Use: pr_sse_decoder_create, then for every chunk of the body:
+ *
+ *     pr_sse_decoder_feed(d, bytes, n);
+ *     while ((rc = pr_sse_decoder_next(d, &ev)) != PR_SSE_MORE) {
+ *         if (rc == PR_OK) handle(&ev);
+ *         else if (rc == PR_ELIMIT) pr_sse_decoder_skip(d);   (say so, then go on)
+ *         else break;                                        (PR_ENOMEM: retry later)
+ *     }
+ *
+ * At the end of the body pr_sse_decoder_finish(d) and the same loop until
+ * next returns PR_ECLOSED; pr_sse_decoder_reset(d) before the next
+ * connection. A loop that stops at PR_ELIMIT without the skip leaves the
+ * chunk unread, so the next feed is PR_ESTATE. pr_sse_open / pr_sse_next
+ * (module eventsource) run this loop over a reconnecting connection.
  *
  * Lifetime: the decoder borrows each fed chunk until next returns
  * PR_SSE_MORE (or PR_ECLOSED, or reset/destroy): keep those bytes unchanged
@@ -57,7 +67,10 @@ typedef struct pr_sse_event {
     size_t id_len;
     const char *last_id;  /* the stream's last-event-ID at dispatch; never NULL, may be "" */
     size_t last_id_len;
-    int64_t retry_ms;     /* the block's last valid `retry`, or -1 */
+    int64_t retry_ms;     /* this block's own last valid `retry`, or -1 when the block had none */
+    int64_t stream_retry_ms; /* the stream's reconnection time at dispatch: the latest valid `retry`
+                                of the stream (-1 until one came; pr_sse_next puts the stream's
+                                time in use there, its initial one until a `retry` arrives) */
 } pr_sse_event;
 
 /* An SSE decoder (opaque). Owned by one thread. */
@@ -442,6 +455,7 @@ static int pr__sse_dispatch(pr_sse_decoder *d, pr_sse_event *ev) {
     ev->id = state == PR_SSE_ID_ABSENT ? NULL : ev->last_id;
     ev->id_len = state == PR_SSE_ID_ABSENT ? 0 : d->last.len;
     ev->retry_ms = d->block_retry;
+    ev->stream_retry_ms = d->retry;
     pr__sse_drop_block(d);
     return 1;
 }
