@@ -920,6 +920,13 @@ int pr_join(pr_task *t, int *result, int64_t deadline) {
     return PR_OK;
 }
 
+/* Wake t out of the wait it is in as a cancel would (its wait returns
+   PR_ECANCELED) without marking it cancelled, so its later waits work: how
+   a stream's destroy ends the read another task is blocked in. */
+static PR__MAYBE_UNUSED void pr__task_interrupt(pr_task *t) {
+    if (t) pr__wake(t, PR_ECANCELED);
+}
+
 int pr_cancel(pr_task *t) {
     if (!t) return PR_EINVAL;
     t->flags |= PR__TF_CANCELED;

@@ -6,6 +6,7 @@
  * - pr_telemetry, a hub. Plug its adapters into the hooks of the other
  *   modules (pr_telemetry_http_hook as a client's on_event,
  *   pr_telemetry_breaker_hook as a breaker's on_change,
+ *   pr_telemetry_sse_hook as an event stream's on_reconnect,
  *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller),
  *   and the application's callback receives one kind of structured event
  *   for all of them: a kind, a name, a severity and named fields. URLs have
@@ -44,7 +45,8 @@ enum pr_telemetry_kind {
     PR_TELEMETRY_QUEUE_STATE = 6,   /* a remote job's queue state changed */
     PR_TELEMETRY_FUTURE = 7,        /* a remote future's polling hit a problem */
     PR_TELEMETRY_FUTURE_RESOLVED = 8,
-    PR_TELEMETRY_FUTURE_FAILED = 9
+    PR_TELEMETRY_FUTURE_FAILED = 9,
+    PR_TELEMETRY_STREAM_RECONNECT = 10 /* an event stream is about to connect again */
 };
 
 /* Field value types. */
@@ -136,6 +138,17 @@ PRISTINE_API void pr_telemetry_http_hook(const pr_http_event *ev, void *user_dat
    Thread: owner.
    See: pr_breaker_opts. */
 PRISTINE_API void pr_telemetry_breaker_hook(const char *name, int from, int to, void *user_data);
+
+/* An on_reconnect for pr_sse_stream_opts: user_data is the hub. Event
+   "sse.reconnect" (WARNING after a failed connection, else INFO); fields:
+   reconnects, failures, delay_ms, reason (the code's name), status,
+   detail, last_event_id.
+   Params: info - as the stream gives it; user_data - a hub.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_stream_opts. */
+PRISTINE_API void pr_telemetry_sse_hook(const pr_sse_reconnect *info, void *user_data);
 
 /* An on_queue_state for pr_rfuture_poller_opts: user_data is the hub.
    Fields: request_id, queue_state, queue_state_reason, old_queue_state.
@@ -472,6 +485,20 @@ void pr_telemetry_breaker_hook(const char *name, int from, int to, void *user_da
     f[2] = pr__tel_s("to", pr__tel_breaker_state(to));
     pr__tel_emit((pr_telemetry *)user_data, PR_TELEMETRY_BREAKER, "circuit.state_change",
                  to == PR_BREAKER_OPEN ? PR_SEVERITY_WARNING : PR_SEVERITY_INFO, f, 3);
+}
+
+void pr_telemetry_sse_hook(const pr_sse_reconnect *info, void *user_data) {
+    pr_telemetry_field f[7];
+    if (!info) return;
+    f[0] = pr__tel_i("reconnects", info->reconnects);
+    f[1] = pr__tel_i("failures", info->failures);
+    f[2] = pr__tel_i("delay_ms", info->delay_ms);
+    f[3] = pr__tel_s("reason", pr_errname(info->reason));
+    f[4] = pr__tel_i("status", info->status);
+    f[5] = pr__tel_s("detail", info->detail ? info->detail : "");
+    f[6] = pr__tel_s("last_event_id", info->last_event_id ? info->last_event_id : "");
+    pr__tel_emit((pr_telemetry *)user_data, PR_TELEMETRY_STREAM_RECONNECT, "sse.reconnect",
+                 info->failures > 0 ? PR_SEVERITY_WARNING : PR_SEVERITY_INFO, f, 7);
 }
 
 static const char *pr__tel_queue_state(int s) {

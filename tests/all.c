@@ -23,6 +23,7 @@
 #include "test_client_edge.c"
 #include "test_server.c"
 #include "test_http_retry.c"
+#include "test_eventsource.c"
 #include "test_rfuture.c"
 #include "test_telemetry.c"
 #include "test_nginx.c"

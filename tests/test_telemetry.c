@@ -495,6 +495,40 @@ static void tl_on_event(const pr_telemetry_event *ev, void *ud) {
     if ((f = pr_telemetry_field_get(ev, "to")) != NULL) snprintf(x->breaker_to, sizeof x->breaker_to, "%s", f->s);
 }
 
+/* An event stream's reconnect through the hub. */
+PT_TEST(telemetry_stream_reconnect_event) {
+    ts_server *srv;
+    pr_telemetry *t;
+    pr_telemetry_opts to;
+    pr_sse_stream_opts so;
+    pr_sse *s;
+    pr_sse_event ev;
+    tl_seen seen;
+    char url[128];
+    PT_REQUIRE(ts_start(&srv, NULL) == PR_OK);
+    memset(&seen, 0, sizeof seen);
+    memset(&to, 0, sizeof to);
+    to.on_event = tl_on_event;
+    to.user_data = &seen;
+    PT_REQUIRE(pr_telemetry_create(&t, &to) == PR_OK);
+    memset(&so, 0, sizeof so);
+    so.retry_ms = 5;
+    so.on_reconnect = pr_telemetry_sse_hook;
+    so.reconnect_user_data = t;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/sse?events=1&id=1", (unsigned)ts_port(srv));
+    PT_EQ_ERR(pr_sse_open(&s, url, &so, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK); /* event 2, after the reconnect */
+    PT_EQ_INT(seen.n, 1);
+    PT_EQ_INT(seen.kind[0], PR_TELEMETRY_STREAM_RECONNECT);
+    PT_EQ_STR(seen.name[0], "sse.reconnect");
+    PT_EQ_INT(seen.severity[0], PR_SEVERITY_INFO);
+    PT_EQ_STR(seen.reason, "PR_ECLOSED");
+    pr_sse_destroy(s);
+    pr_telemetry_destroy(t);
+    ts_stop(srv);
+}
+
 PT_TEST(telemetry_sanitize_url) {
     static const struct { const char *in, *out; } cases[] = {
         { "https://user:pw@api.test/v1/x?a=1&api_key=s3cret&b=2#frag", "https://api.test/v1/x?a=1&api_key=REDACTED&b=2#frag" },
@@ -618,6 +652,7 @@ PT_TEST(telemetry_hub_from_client_breaker_and_futures) {
 }
 
 const pt_suite pt_suite_telemetry = { "telemetry", {
+    PT_ENTRY(telemetry_stream_reconnect_event),
     PT_ENTRY(telemetry_session_start_and_batches),
     PT_ENTRY(telemetry_flush_interval),
     PT_ENTRY(telemetry_queue_cap_all_or_nothing),

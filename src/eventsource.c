@@ -1,0 +1,645 @@
+// @pristine:module eventsource - the reconnecting Server-Sent Events stream (EventSource) over the HTTP client
+// @pristine:public
+/*
+ * eventsource: the stream an application iterates.
+ *
+ *     pr_sse *s;
+ *     pr_sse_event ev;
+ *     int rc = pr_sse_open(&s, "https://api.example.com/v1/events", NULL, deadline);
+ *     while (rc == PR_OK && (rc = pr_sse_next(s, &ev, deadline)) == PR_OK)
+ *         printf("%.*s: %.*s\n", (int)ev.type_len, ev.type, (int)ev.data_len, ev.data);
+ *     pr_sse_destroy(s);
+ *
+ * pr_sse_next suspends only the calling task. Underneath, the stream follows
+ * the EventSource rules of the WHATWG HTML standard:
+ *
+ * - A connection opens only on a 200 (after redirects, which the stream's
+ *   own client follows) whose Content-Type is text/event-stream (type and
+ *   subtype in any case, parameters ignored). 204 No Content ends the
+ *   stream for good: PR_ECLOSED, no reconnect. Another status or content
+ *   type fails the stream (PR_EHTTP or PR_EPROTO, the status and type in
+ *   pr_sse_last_error), except 408, 409, 429 and 5xx, which are retried
+ *   after the reconnection time or the server's Retry-After /
+ *   retry-after-ms, whichever is longer.
+ * - A network error before a response, a clean end of the body, a break in
+ *   the middle of it, and a connection silent for idle_timeout_ms all
+ *   reconnect: after the stream's reconnection time (3000 ms until the
+ *   server sends `retry:`), plus a backoff with jitter after consecutive
+ *   failed connections, never past the caller's deadline. The request is
+ *   made again from the original URL with Last-Event-ID set to the
+ *   stream's last-event-ID (no header while it is empty); the partial
+ *   block of the broken connection is dropped, so every event arrives
+ *   complete, once, in order. A reconnect is not an error of pr_sse_next:
+ *   on_reconnect sees it (attempt, delay, reason).
+ * - A request with a body, or a method other than GET, is reconnected only
+ *   when the options say it can be repeated (a POST that starts an LLM
+ *   answer usually cannot); otherwise its end is PR_ECLOSED and a failure
+ *   is that failure.
+ * - An over-long line or event is PR_ELIMIT once (the detail in
+ *   pr_sse_last_error), then the stream goes on with the next event; with
+ *   reconnect_on_limit it drops the connection and reconnects instead.
+ *
+ * Ids: ev.id is the event's own `id` (NULL when its block had none),
+ * ev.last_id the stream's last-event-ID at dispatch (what a reconnect sends;
+ * blocks with only `id:` move it too). ev.retry_ms is the block's own
+ * `retry`, ev.stream_retry_ms the reconnection time in use at dispatch.
+ *
+ * One task reads a stream at a time. Cancelling that task ends a blocked
+ * pr_sse_next with PR_ECANCELED (the stream stays usable); pr_sse_destroy
+ * from another task of the thread ends it at once too and frees the stream
+ * when that read has returned.
+ */
+
+/* A reconnecting event stream. Opaque; owned by the thread that opened it. */
+typedef struct pr_sse pr_sse;
+
+/* What on_reconnect is told before the stream waits to connect again (the
+   strings are valid during the callback only). */
+typedef struct pr_sse_reconnect {
+    long reconnects;            /* this reconnect's number: 1 for the first */
+    int failures;               /* consecutive failed connections so far (0: the last one had opened) */
+    int64_t delay_ms;           /* the wait before the next connection */
+    int reason;                 /* PR_ECLOSED (the body ended), PR_ETIMEDOUT (idle_timeout_ms of
+                                   silence), PR_EHTTP (a retryable status), PR_ELIMIT
+                                   (reconnect_on_limit), or the connection's error code */
+    int status;                 /* the refused response's status, 0 if none */
+    const char *detail;         /* why, in words */
+    const char *last_event_id;  /* what the next request sends ("" = no Last-Event-ID) */
+} pr_sse_reconnect;
+
+/* Options of pr_sse_open. Zero means the default; strings are copied. */
+typedef struct pr_sse_stream_opts {
+    pr_http_client *client;     /* NULL = one of its own (redirects followed, up to 10); else borrowed:
+                                   it must outlive the stream, and its own settings apply */
+    const char *method;         /* NULL = "GET" */
+    const char *body;           /* request body (e.g. JSON for a POST stream); NULL = none */
+    size_t body_len;
+    int repeatable;             /* 1 = a request with a body or another method than GET may be sent
+                                   again on reconnect; 0 = such a stream is not reconnected */
+    const char *const *headers; /* extra fields as "Name: value" strings, NULL-terminated; NULL = none */
+    /* Called before every connection: append more fields as "Name: value\r\n"
+       lines to out (a fresh token, say). A nonzero return fails the stream
+       with that code. NULL = none. */
+    int (*headers_fn)(pr_buf *out, void *user_data);
+    void *headers_user_data;
+    const char *last_event_id;  /* resume: sent on the first connection too; NULL = none */
+    int64_t retry_ms;           /* 0 = 3000: the reconnection time until the server sends `retry:` */
+    pr_backoff backoff;         /* added after consecutive failed connections; base_ms 0 = 1 s doubling to
+                                   30 s, minus up to a quarter */
+    int idle_timeout_ms;        /* 0 = 45000: silence after which the connection counts as dropped
+                                   (servers send a comment every 15 s or so); < 0 = none */
+    int max_failures;           /* 0 = unlimited; else consecutive failed connections before the
+                                   stream fails with the last error */
+    int reconnect_on_limit;     /* 1 = PR_ELIMIT drops the connection and reconnects */
+    pr_sse_opts decoder;        /* line and event limits, raw bytes */
+    void (*on_reconnect)(const pr_sse_reconnect *info, void *user_data); /* NULL = none */
+    void *reconnect_user_data;
+    pr_retry_hooks hooks;       /* the waits, their random numbers, the wall clock (tests) */
+    pr_err_info *err;           /* out, optional: why pr_sse_open failed */
+} pr_sse_stream_opts;
+
+/* Open a stream: connect and check the response (the first connection
+   follows the reconnect rules too: a network error or a retryable status
+   is tried again within the deadline).
+   Params: out - receives the stream (NULL on failure); url - http or https
+           (copied); opts - NULL = defaults; deadline - absolute ms for this
+           call (the stream itself has no end).
+   Returns: PR_OK; PR_ECLOSED (204: the server says do not connect);
+            PR_EHTTP (a status that is not retried; pr_http_client_*'s
+            detail in opts->err); PR_EPROTO (not text/event-stream);
+            PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL (a bad URL, header or
+            option); PR_ENOMEM; errors of pr_http_client_request when
+            max_failures is reached.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_sse_next, pr_sse_destroy. */
+PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, int64_t deadline);
+
+/* The next event, reconnecting as needed.
+   Params: s - the stream; ev - receives the event; its strings stay valid
+           until the next call on s; deadline - absolute ms.
+   Returns: PR_OK; PR_ETIMEDOUT (the deadline passed; nothing is lost, call
+            again); PR_ECANCELED (the task was cancelled, or the stream is
+            being destroyed); PR_ELIMIT (a line or event over its limit was
+            dropped; call again for the next); PR_ECLOSED (the server sent
+            204, or a stream that cannot be repeated ended); PR_EHTTP,
+            PR_EPROTO or a connection error when the stream failed (then
+            every later call returns it); PR_EINVAL; PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_sse_open, pr_sse_last_error. */
+PRISTINE_API int pr_sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline);
+
+/* Close the connection and free the stream. A task blocked in pr_sse_next
+   on it returns PR_ECANCELED; the memory goes when it has. NULL is a no-op.
+   Params: s - the stream.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_open. */
+PRISTINE_API void pr_sse_destroy(pr_sse *s);
+
+/* The stream's last-event-ID: what the next connection sends.
+   Params: s - the stream; len - receives its length (may be NULL).
+   Returns: a NUL-terminated string, never NULL ("" = none), valid until
+            the next call on s.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_event. */
+PRISTINE_API const char *pr_sse_last_event_id(const pr_sse *s, size_t *len);
+
+/* The reconnection time in use: the latest `retry:` of the stream, else
+   the initial one.
+   Params: s - the stream.
+   Returns: milliseconds; -1 if s is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_stream_opts. */
+PRISTINE_API int64_t pr_sse_retry_ms(const pr_sse *s);
+
+/* The current connection's status (0 while connecting).
+   Params: s - the stream.
+   Returns: the status or 0; PR_EINVAL if s is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_header. */
+PRISTINE_API int pr_sse_status(const pr_sse *s);
+
+/* A field of the current connection's response head.
+   Params: s - the stream; name - case-insensitive.
+   Returns: the value (valid while that connection lasts) or NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_status. */
+PRISTINE_API const pr_slice *pr_sse_header(const pr_sse *s, const char *name);
+
+/* How many times the stream has reconnected.
+   Params: s - the stream.
+   Returns: the count; 0 if s is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_stream_opts. */
+PRISTINE_API long pr_sse_reconnects(const pr_sse *s);
+
+/* Why the last call failed, or the last reconnect happened.
+   Params: s - the stream; out - receives the detail.
+   Returns: PR_OK; PR_EINVAL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sse_next. */
+PRISTINE_API int pr_sse_last_error(const pr_sse *s, pr_err_info *out);
+
+// @pristine:impl
+#define PR__SSE_DEF_RETRY 3000
+#define PR__SSE_DEF_IDLE 45000
+#define PR__SSE_MAX_FIELDS 32
+
+struct pr_sse {
+    pr_http_client *client;
+    int own_client;
+    pr_url url;
+    char *method;
+    char *body;
+    size_t body_len;
+    int repeatable;
+    pr_buf fixed;               /* the static extra fields, "Name: value\r\n" lines */
+    pr_sse_stream_opts o;       /* resolved; the strings above are the copies */
+    pr_sse_decoder *dec;
+    pr_http_response *resp;     /* the open connection, or NULL */
+    int status;
+    int opened;                 /* a connection has opened once */
+    int dirty;                  /* the decoder has bytes of a connection: reset it for the next */
+    int failures;               /* consecutive failed connections */
+    int reason;                 /* why the next connection is needed (0 = the first) */
+    int64_t next_at;            /* when the next connection may start (0 = at once) */
+    long reconnects;
+    int final;                  /* sticky end: 0 while the stream lives */
+    int destroyed;
+    pr_task *reader;            /* the task inside pr_sse_next, if any */
+    pr_err_info err;
+};
+
+static const pr_backoff pr__sse_backoff = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 1000, 30000, 0.25, 0.0, 0.0 };
+
+static char *pr__sse_dup(const char *p, size_t n) {
+    char *d = (char *)pr__alloc(n + 1);
+    if (d) {
+        if (n) memcpy(d, p, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+static void pr__sse_drop(pr_sse *s) {
+    pr_http_response_destroy(s->resp);
+    s->resp = NULL;
+    s->status = 0;
+}
+
+static void pr__sse_free(pr_sse *s) {
+    pr__sse_drop(s);
+    pr_sse_decoder_destroy(s->dec);
+    if (s->own_client) pr_http_client_destroy(s->client);
+    pr_url_deinit(&s->url);
+    if (s->method) pr__free(s->method, strlen(s->method) + 1);
+    if (s->body) pr__free(s->body, s->body_len + 1);
+    pr_buf_deinit(&s->fixed);
+    pr__free(s, sizeof *s);
+}
+
+/* A field line must be a token, a colon and a value without CR, LF or NUL. */
+static int pr__sse_field_ok(const char *f, size_t n) {
+    size_t i;
+    const char *colon = (const char *)memchr(f, ':', n);
+    if (!colon || colon == f) return 0;
+    for (i = 0; i < n; i++)
+        if (f[i] == '\r' || f[i] == '\n' || f[i] == 0) return 0;
+    return 1;
+}
+
+/* Split "Name: value\r\n" lines of b into h (at most cap); returns the
+   count, or -1 for a malformed line or too many. */
+static int pr__sse_fields(const pr_buf *b, pr_http_header *h, size_t cap, size_t *n) {
+    size_t pos = 0;
+    while (b->data && pos < b->len) {
+        const char *line = b->data + pos, *end = (const char *)memchr(line, '\n', b->len - pos), *colon;
+        size_t len = end ? (size_t)(end - line) : b->len - pos;
+        pos += len + (end ? 1 : 0);
+        if (len && line[len - 1] == '\r') len--;
+        if (!len) continue;
+        if (*n >= cap || !(colon = (const char *)memchr(line, ':', len)) || colon == line) return -1;
+        h[*n].name.ptr = line;
+        h[*n].name.len = (size_t)(colon - line);
+        h[*n].value.ptr = colon + 1;
+        h[*n].value.len = (size_t)(line + len - (colon + 1));
+        h[*n].value = pr_slice_trim(h[*n].value);
+        (*n)++;
+    }
+    return 0;
+}
+
+/* The MIME essence of a Content-Type is text/event-stream. */
+static int pr__sse_is_stream_type(const pr_slice *ct) {
+    pr_slice t;
+    const char *semi;
+    if (!ct) return 0;
+    t = *ct;
+    if ((semi = (const char *)memchr(t.ptr, ';', t.len)) != NULL) t.len = (size_t)(semi - t.ptr);
+    t = pr_slice_trim(t);
+    return pr_slice_ieq(t, pr_slice_cstr("text/event-stream"));
+}
+
+static int pr__sse_sleep(pr_sse *s, int64_t delay, int64_t until) {
+    if (s->o.hooks.sleep) return s->o.hooks.sleep(delay, until, s->o.hooks.user_data);
+    return pr_sleep(until);
+}
+
+static int64_t pr__sse_wall(pr_sse *s) {
+    struct timespec ts;
+    if (s->o.hooks.wall_clock_ms) return s->o.hooks.wall_clock_ms(s->o.hooks.user_data);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The stream cannot go on: remember why, for this and every later call. */
+static int pr__sse_fail(pr_sse *s, int code, int status, const char *fmt, const char *arg) {
+    pr__err_set(&s->err, code, 0, fmt, arg ? arg : "");
+    s->err.http_status = status;
+    s->final = code;
+    pr__sse_drop(s);
+    return code;
+}
+
+/* Plan the next connection after a failure (failed = a connection that did
+   not open) or an end; min_ms is a server's hint. Fails the stream when it
+   may not be repeated or max_failures is reached. */
+static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t min_ms) {
+    pr_sse_reconnect info;
+    int64_t delay = pr_sse_retry_ms(s);
+    char detail[sizeof s->err.msg];
+    snprintf(detail, sizeof detail, "%s", s->err.msg);
+    pr__sse_drop(s);
+    if (!s->repeatable) {
+        if (reason == PR_ECLOSED) return pr__sse_fail(s, PR_ECLOSED, 0, "sse: %s", "the stream ended (a request that cannot be repeated)");
+        return pr__sse_fail(s, reason, status, "%s", detail);
+    }
+    if (failed) s->failures++;
+    else s->failures = 0;
+    if (s->o.max_failures > 0 && s->failures >= s->o.max_failures) {
+        pr__err_set(&s->err, reason, 0, "sse: %d failed connections in a row; the last: %s", s->failures, detail);
+        s->err.http_status = status;
+        s->final = reason;
+        return reason;
+    }
+    if (s->failures > 0) {
+        double r = s->o.hooks.random ? s->o.hooks.random(s->o.hooks.user_data) : pr_random();
+        delay += (int64_t)pr_backoff_delay(&s->o.backoff, s->failures - 1, 0, r);
+    }
+    if (delay < min_ms) delay = min_ms;
+    s->next_at = pr_now() + delay;
+    s->reason = reason;
+    s->reconnects++;
+    if (s->o.on_reconnect) {
+        memset(&info, 0, sizeof info);
+        info.reconnects = s->reconnects;
+        info.failures = s->failures;
+        info.delay_ms = delay;
+        info.reason = reason;
+        info.status = status;
+        info.detail = detail;
+        info.last_event_id = pr_sse_last_event_id(s, NULL);
+        s->o.on_reconnect(&info, s->o.reconnect_user_data);
+    }
+    return PR_OK;
+}
+
+/* One connection: wait for its time, send the request, check the answer.
+   Returns PR_OK (open, or a reconnect planned: loop), or what the caller
+   gets (a deadline, a cancel, the stream's end). */
+static int pr__sse_connect(pr_sse *s, int64_t deadline) {
+    pr_http_header h[PR__SSE_MAX_FIELDS + 4];
+    pr_http_request req;
+    pr_retry_policy off;
+    pr_http_response *r = NULL;
+    pr_buf dyn;
+    pr_err_info e;
+    const char *lei;
+    size_t n = 0, lei_len;
+    int rc, st;
+    const pr_slice *ct;
+    if (s->next_at && pr_now() < s->next_at) {
+        if (deadline < s->next_at) { /* the caller's deadline comes first: wait until it, then say so */
+            if (deadline > pr_now() && (rc = pr__sse_sleep(s, deadline - pr_now(), deadline)) != PR_OK) return rc;
+            return PR_ETIMEDOUT;
+        }
+        if ((rc = pr__sse_sleep(s, s->next_at - pr_now(), s->next_at)) != PR_OK) return rc;
+    }
+    s->next_at = 0;
+    if (pr_is_canceled()) return PR_ECANCELED;
+    pr_buf_init(&dyn);
+    if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.headers_user_data)) != 0) {
+        pr_buf_deinit(&dyn);
+        return pr__sse_fail(s, rc < 0 ? rc : PR_EINVAL, 0, "sse: %s", "headers_fn refused the connection");
+    }
+    h[n].name = pr_slice_cstr("Accept");
+    h[n++].value = pr_slice_cstr("text/event-stream");
+    h[n].name = pr_slice_cstr("Cache-Control");
+    h[n++].value = pr_slice_cstr("no-cache");
+    lei = pr_sse_last_event_id(s, &lei_len);
+    if (lei_len) {
+        h[n].name = pr_slice_cstr("Last-Event-ID");
+        h[n].value.ptr = lei;
+        h[n++].value.len = lei_len;
+    }
+    if (pr__sse_fields(&s->fixed, h, sizeof h / sizeof h[0], &n) != 0 ||
+        pr__sse_fields(&dyn, h, sizeof h / sizeof h[0], &n) != 0) {
+        pr_buf_deinit(&dyn);
+        return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "a header line from headers_fn is malformed or too many");
+    }
+    memset(&off, 0, sizeof off);
+    off.max_retries = PR_RETRY_OFF;
+    memset(&req, 0, sizeof req);
+    memset(&e, 0, sizeof e);
+    req.method = s->method;
+    req.url = &s->url;
+    req.headers = h;
+    req.nheaders = n;
+    req.body = s->body;
+    req.body_len = s->body_len;
+    req.retry = &off;
+    req.err = &e;
+    rc = pr_http_client_request(s->client, &r, &req, deadline);
+    pr_buf_deinit(&dyn);
+    if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) {
+        s->err = e;
+        return rc; /* the caller's limit: the next call tries again */
+    }
+    if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP) return pr__sse_fail(s, rc, 0, "%s", e.msg);
+    if (rc) { /* no response: a network error */
+        s->err = e;
+        return pr__sse_plan(s, rc, 0, 1, 0);
+    }
+    st = pr_http_status(r);
+    ct = pr_http_header_get(r, "content-type");
+    if (st == 200 && pr__sse_is_stream_type(ct)) {
+        s->resp = r;
+        s->status = st;
+        s->opened = 1;
+        s->failures = 0;
+        s->next_at = 0;
+        if (s->dirty) pr_sse_decoder_reset(s->dec); /* the partial block of the last one goes */
+        s->dirty = 0;
+        return PR_OK;
+    }
+    s->resp = r; /* for the detail below; dropped by fail or plan */
+    if (st == 204) return pr__sse_fail(s, PR_ECLOSED, st, "sse: %s", "204 No Content: the server ended the stream");
+    if (st == 200) {
+        char t[80];
+        snprintf(t, sizeof t, "%.*s", ct ? (int)PR__MIN(ct->len, 60) : 0, ct ? ct->ptr : "");
+        return pr__sse_fail(s, PR_EPROTO, st, ct ? "sse: 200 with Content-Type \"%s\", not text/event-stream"
+                                                 : "sse: 200 without a Content-Type%s", t);
+    }
+    if (pr_retry_status_retryable(st)) {
+        int64_t hint = 0;
+        pr_retry_hint_ms(pr_http_header_get(r, "retry-after-ms"), pr_http_header_get(r, "retry-after"),
+                         pr__sse_wall(s), &hint);
+        pr__err_set(&s->err, PR_EHTTP, 0, "sse: status %d", st);
+        s->err.http_status = st;
+        return pr__sse_plan(s, PR_EHTTP, st, 1, hint);
+    }
+    {
+        char t[16];
+        snprintf(t, sizeof t, "%d", st);
+        return pr__sse_fail(s, PR_EHTTP, st, "sse: status %s (not an event stream)", t);
+    }
+}
+
+int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, int64_t deadline) {
+    pr_sse *s;
+    pr_err_info e;
+    const char *m;
+    size_t i;
+    int rc;
+    memset(&e, 0, sizeof e);
+    if (out) *out = NULL;
+    if (!out || !url) return PR_EINVAL;
+    if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return PR_ENOMEM;
+    if (opts) s->o = *opts;
+    pr_buf_init(&s->fixed);
+    m = s->o.method ? s->o.method : "GET";
+    rc = pr_url_parse(&s->url, url, strlen(url), NULL);
+    if (!rc && (s->o.retry_ms < 0 || (s->o.body_len && !s->o.body))) rc = PR_EINVAL;
+    if (!rc && !(s->method = pr__sse_dup(m, strlen(m)))) rc = PR_ENOMEM;
+    if (!rc && s->o.body && !(s->body = pr__sse_dup(s->o.body, s->o.body_len))) rc = PR_ENOMEM;
+    s->body_len = s->body ? s->o.body_len : 0;
+    for (i = 0; !rc && s->o.headers && s->o.headers[i]; i++) {
+        size_t n = strlen(s->o.headers[i]);
+        if (!pr__sse_field_ok(s->o.headers[i], n) || i >= PR__SSE_MAX_FIELDS) rc = PR_EINVAL;
+        else if (pr_buf_append(&s->fixed, s->o.headers[i], n) || pr_buf_append(&s->fixed, "\r\n", 2)) rc = PR_ENOMEM;
+    }
+    if (!rc) rc = pr_sse_decoder_create(&s->dec, &s->o.decoder);
+    if (!rc && s->o.last_event_id)
+        rc = pr_sse_decoder_set_last_id(s->dec, s->o.last_event_id, strlen(s->o.last_event_id));
+    if (!rc && !s->o.client) {
+        pr_http_client_opts co;
+        memset(&co, 0, sizeof co);
+        co.max_redirects = 10;
+        if ((rc = pr_http_client_create(&s->client, &co)) == PR_OK) s->own_client = 1;
+    } else {
+        s->client = s->o.client;
+    }
+    if (rc) {
+        pr__err_set(&e, rc, 0, "sse: %s", rc == PR_EINVAL ? "invalid URL, header or option" : pr_strerror(rc));
+        if (opts && opts->err) *opts->err = e;
+        pr__sse_free(s);
+        return rc;
+    }
+    s->repeatable = s->o.repeatable || (!s->body && !strcmp(m, "GET"));
+    if (!s->o.retry_ms) s->o.retry_ms = PR__SSE_DEF_RETRY;
+    if (!s->o.backoff.base_ms) s->o.backoff = pr__sse_backoff;
+    if (!s->o.idle_timeout_ms) s->o.idle_timeout_ms = PR__SSE_DEF_IDLE;
+    s->o.method = s->o.body = NULL;
+    s->o.headers = NULL;
+    s->o.last_event_id = NULL;
+    s->o.err = NULL;
+    for (;;) { /* the first connection, reconnect rules included */
+        rc = pr__sse_connect(s, deadline);
+        if (rc || s->final || s->resp) break;
+    }
+    if (!rc && s->final) rc = s->final;
+    if (rc) {
+        if (opts && opts->err) *opts->err = s->err;
+        pr__sse_free(s);
+        return rc;
+    }
+    *out = s;
+    return PR_OK;
+}
+
+/* The decoder's view of the end of the connection: drain, then reconnect. */
+static int pr__sse_read(pr_sse *s, int64_t deadline) {
+    const char *p;
+    size_t n;
+    int64_t dl = deadline, idle = 0;
+    int rc;
+    if (s->o.idle_timeout_ms > 0) {
+        idle = pr_deadline_in(s->o.idle_timeout_ms);
+        if (idle < dl) dl = idle;
+        else idle = 0;
+    }
+    rc = pr_http_next_span(s->resp, &p, &n, dl);
+    if (rc == PR_OK) {
+        s->dirty = 1;
+        if ((rc = pr_sse_decoder_feed(s->dec, p, n)) == PR_OK) return PR_OK;
+        /* the bytes are gone: resume from the last-event-ID on a new connection */
+        pr__err_set(&s->err, rc, 0, "sse: %s", "out of memory decoding the stream");
+        return pr__sse_plan(s, rc, 0, 0, 0);
+    }
+    if (rc == PR_ECLOSED) { /* a clean end of the body: the complete events are still delivered */
+        s->dirty = 1;
+        return pr_sse_decoder_finish(s->dec);
+    }
+    if (rc == PR_ETIMEDOUT && idle && pr_now() >= idle) {
+        char t[24];
+        snprintf(t, sizeof t, "%d", s->o.idle_timeout_ms);
+        pr__err_set(&s->err, PR_ETIMEDOUT, 0, "sse: no byte for %s ms (idle timeout)", t);
+        return pr__sse_plan(s, PR_ETIMEDOUT, 0, 0, 0);
+    }
+    if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) return rc;
+    /* a break mid-body (a reset, a truncated chunked body); TLS that ends
+       without close_notify is an ordinary end of the stream */
+    pr_http_last_error(s->resp, &s->err);
+#ifndef PRISTINE_NO_TLS
+    if (rc == PR_ETLS && s->err.tls_error == PR_TLS_TRUNCATED) rc = PR_ECLOSED;
+#endif
+    return pr__sse_plan(s, rc, 0, 0, 0);
+}
+
+static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
+    int rc;
+    for (;;) {
+        if (s->destroyed) return PR_ECANCELED;
+        if (s->final) return s->final;
+        if (!s->resp) {
+            if ((rc = pr__sse_connect(s, deadline)) != PR_OK) return rc;
+            continue;
+        }
+        rc = pr_sse_decoder_next(s->dec, ev);
+        if (rc == PR_OK) {
+            ev->stream_retry_ms = pr_sse_retry_ms(s);
+            return PR_OK;
+        }
+        if (rc == PR_ELIMIT) {
+            pr__err_set(&s->err, PR_ELIMIT, 0, "sse: %s", "a line or an event over its limit was dropped");
+            if (s->o.reconnect_on_limit) {
+                char keep[sizeof s->err.msg];
+                snprintf(keep, sizeof keep, "%s", s->err.msg);
+                if ((rc = pr__sse_plan(s, PR_ELIMIT, 0, 0, 0)) != PR_OK) return rc;
+                pr__err_set(&s->err, PR_ELIMIT, 0, "%s", keep);
+            } else {
+                pr_sse_decoder_skip(s->dec);
+            }
+            return PR_ELIMIT;
+        }
+        if (rc == PR_ECLOSED) { /* the ended body is used up */
+            pr__err_set(&s->err, PR_ECLOSED, 0, "sse: %s", "the server ended the body");
+            if ((rc = pr__sse_plan(s, PR_ECLOSED, 0, 0, 0)) != PR_OK) return rc;
+            continue;
+        }
+        if (rc != PR_SSE_MORE) return rc; /* PR_ENOMEM */
+        if ((rc = pr__sse_read(s, deadline)) != PR_OK) return rc;
+    }
+}
+
+int pr_sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
+    int rc;
+    if (!s || !ev) return PR_EINVAL;
+    if (s->reader) return PR_ESTATE; /* one reader at a time */
+    s->reader = pr_self();
+    rc = pr__sse_next(s, ev, deadline);
+    s->reader = NULL;
+    if (s->destroyed) {
+        pr__sse_free(s);
+        return PR_ECANCELED;
+    }
+    return rc;
+}
+
+void pr_sse_destroy(pr_sse *s) {
+    if (!s) return;
+    if (s->reader) { /* a task is inside pr_sse_next (or this is its callback): it frees the stream */
+        s->destroyed = 1;
+        if (s->reader != pr_self()) pr__task_interrupt(s->reader);
+        return;
+    }
+    pr__sse_free(s);
+}
+
+const char *pr_sse_last_event_id(const pr_sse *s, size_t *len) {
+    if (!s) {
+        if (len) *len = 0;
+        return "";
+    }
+    return pr_sse_decoder_last_id(s->dec, len);
+}
+
+int64_t pr_sse_retry_ms(const pr_sse *s) {
+    int64_t r;
+    if (!s) return -1;
+    r = pr_sse_decoder_retry(s->dec);
+    return r >= 0 ? r : s->o.retry_ms;
+}
+
+int pr_sse_status(const pr_sse *s) { return s ? s->status : PR_EINVAL; }
+
+const pr_slice *pr_sse_header(const pr_sse *s, const char *name) {
+    return s && s->resp && name ? pr_http_header_get(s->resp, name) : NULL;
+}
+
+long pr_sse_reconnects(const pr_sse *s) { return s ? s->reconnects : 0; }
+
+int pr_sse_last_error(const pr_sse *s, pr_err_info *out) {
+    if (!s || !out) return PR_EINVAL;
+    *out = s->err;
+    return PR_OK;
+}

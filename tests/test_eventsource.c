@@ -1,0 +1,564 @@
+/* test_eventsource.c - the reconnecting stream (pr_sse_open / pr_sse_next)
+   against tools/testserver.c on 127.0.0.1: the connection rules (statuses,
+   content types, 204), reconnects with Last-Event-ID after an end, a drop
+   mid-event and an idle stall, retry: and the backoff, POST streams, the
+   failure limit, limits, headers, redirects, cancellation and destroy.
+   The waits between connections go through a recording hook, so no test
+   sleeps the reconnection time. */
+
+typedef struct es_fx {
+    ts_server *s;
+    char base[64];
+    int64_t sleeps[16];
+    int nsleeps;
+    pr_sse_reconnect seen[16];
+    int nseen;
+    char seen_lei[16][32];
+    char seen_detail[16][128];
+} es_fx;
+
+static int es_sleep(int64_t delay, int64_t deadline, void *ud) {
+    es_fx *f = (es_fx *)ud;
+    (void)deadline;
+    if (f->nsleeps < 16) f->sleeps[f->nsleeps] = delay;
+    f->nsleeps++;
+    return pr_is_canceled() ? PR_ECANCELED : PR_OK;
+}
+
+static void es_on_reconnect(const pr_sse_reconnect *info, void *ud) {
+    es_fx *f = (es_fx *)ud;
+    if (f->nseen < 16) {
+        f->seen[f->nseen] = *info;
+        snprintf(f->seen_lei[f->nseen], sizeof f->seen_lei[0], "%s", info->last_event_id);
+        snprintf(f->seen_detail[f->nseen], sizeof f->seen_detail[0], "%s", info->detail);
+        f->seen[f->nseen].detail = f->seen_detail[f->nseen]; /* valid during the callback only */
+        f->seen[f->nseen].last_event_id = f->seen_lei[f->nseen];
+    }
+    f->nseen++;
+}
+
+static void es_opts(es_fx *f, pr_sse_stream_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->hooks.sleep = es_sleep;
+    o->hooks.user_data = f;
+    o->on_reconnect = es_on_reconnect;
+    o->reconnect_user_data = f;
+}
+
+static void es_start(es_fx *f) {
+    memset(f, 0, sizeof *f);
+    PT_REQUIRE(ts_start(&f->s, NULL) == PR_OK);
+    snprintf(f->base, sizeof f->base, "http://127.0.0.1:%u", (unsigned)ts_port(f->s));
+}
+
+static const char *es_url(es_fx *f, const char *path) {
+    static char u[256];
+    snprintf(u, sizeof u, "%s%s", f->base, path);
+    return u;
+}
+
+static ts_step es_step(int status, const char *headers, const char *body) {
+    ts_step st;
+    memset(&st, 0, sizeof st);
+    st.status = status;
+    st.headers = headers;
+    st.body = body;
+    return st;
+}
+
+#define ES_CT "Content-Type: text/event-stream\r\n"
+
+/* The Last-Event-ID the i-th logged request carried ("" = none). */
+static const char *es_lei(es_fx *f, size_t i, char *buf, size_t cap) {
+    pr_slice v;
+    const ts_logged *e = ts_log_get(f->s, i);
+    buf[0] = 0;
+    if (e && ts_log_header(e, "Last-Event-ID", &v)) snprintf(buf, cap, "%.*s", (int)v.len, v.ptr);
+    return buf;
+}
+
+/* The stream ends: reconnect after the reconnection time with the last id,
+   the server resumes after it, no event twice. */
+PT_TEST(es_reconnect_after_end_resumes) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    char want[32], lei[32];
+    int i;
+    es_start(&f);
+    es_opts(&f, &o);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=3&id=1"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(pr_sse_status(s), 200);
+    PT_REQUIRE(pr_sse_header(s, "content-type") != NULL);
+    for (i = 1; i <= 6; i++) {
+        PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+        snprintf(want, sizeof want, "event %d", i);
+        PT_EQ_INT(ev.data_len, strlen(want));
+        PT_EQ_MEM(ev.data, want, strlen(want));
+        PT_EQ_INT(ev.id_state, PR_SSE_ID_SET);
+        PT_EQ_INT(atoi(ev.last_id), i);
+        PT_EQ_INT(ev.stream_retry_ms, 3000);
+        PT_EQ_INT(ev.retry_ms, -1);
+    }
+    PT_EQ_INT(pr_sse_reconnects(s), 1);
+    PT_EQ_INT(f.nsleeps, 1);
+    PT_EQ_INT(f.sleeps[0], 3000);
+    PT_EQ_INT(f.nseen, 1);
+    PT_EQ_ERR(f.seen[0].reason, PR_ECLOSED);
+    PT_EQ_INT(f.seen[0].failures, 0);
+    PT_EQ_STR(f.seen_lei[0], "3");
+    PT_EQ_STR(es_lei(&f, 0, lei, sizeof lei), "");
+    PT_EQ_STR(es_lei(&f, 1, lei, sizeof lei), "3");
+    PT_EQ_STR(pr_sse_last_event_id(s, NULL), "6");
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* A drop in the middle of an event: its partial block is not delivered,
+   the next connection resumes after the last complete one. */
+PT_TEST(es_drop_mid_event_no_partial_no_duplicate) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    char want[32], lei[32];
+    int i;
+    es_start(&f);
+    es_opts(&f, &o);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=4&id=1&drop_after=2&drop_partial=1"), &o,
+                          pr_deadline_in(5000)), PR_OK);
+    for (i = 1; i <= 4; i++) {
+        PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+        snprintf(want, sizeof want, "event %d", i);
+        PT_EQ_MEM(ev.data, want, strlen(want));
+        PT_EQ_INT(ev.data_len, strlen(want));
+    }
+    PT_EQ_STR(es_lei(&f, 1, lei, sizeof lei), "2");
+    PT_CHECK(f.nseen >= 1);
+    PT_CHECK(f.seen[0].reason != PR_OK);
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* retry: sets the reconnection time; consecutive failures add backoff. */
+PT_TEST(es_retry_field_and_backoff) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    ts_step st[4];
+    es_start(&f);
+    es_opts(&f, &o);
+    st[0] = es_step(200, ES_CT, "retry: 500\n\ndata: one\n\n");
+    st[1] = es_step(503, NULL, "busy");
+    st[2] = es_step(503, "retry-after-ms: 4000\r\n", "busy");
+    st[3] = es_step(200, ES_CT, "data: two\n\n");
+    PT_EQ_ERR(ts_script(f.s, "/s", st, 4), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(ev.data, "one", 3);
+    PT_EQ_INT(ev.retry_ms, -1);        /* the retry came in a block of its own */
+    PT_EQ_INT(ev.stream_retry_ms, 500);
+    PT_EQ_INT(pr_sse_retry_ms(s), 500);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(ev.data, "two", 3);
+    PT_EQ_INT(f.nsleeps, 3);
+    PT_EQ_INT(f.sleeps[0], 500);       /* after the end: the reconnection time */
+    PT_CHECK(f.sleeps[1] >= 500 + 750 && f.sleeps[1] <= 500 + 1000); /* one failure: + 1 s minus jitter */
+    PT_EQ_INT(f.sleeps[2], 4000);      /* the server's hint is longer than 500 + 2 s */
+    PT_EQ_INT(f.seen[1].failures, 1);
+    PT_EQ_INT(f.seen[1].status, 503);
+    PT_EQ_ERR(f.seen[1].reason, PR_EHTTP);
+    PT_EQ_INT(pr_sse_reconnects(s), 3);
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* R14: which answers open, fail or stop. */
+PT_TEST(es_connection_rules) {
+    static const struct {
+        int status;
+        const char *headers;
+        int rc;
+    } cases[] = {
+        { 200, "Content-Type: Text/Event-Stream; charset=utf-8\r\n", PR_OK },
+        { 200, "Content-Type: text/event-stream\r\n", PR_OK },
+        { 200, "Content-Type: text/plain\r\n", PR_EPROTO },
+        { 200, "Content-Type: text/event-streams\r\n", PR_EPROTO },
+        { 200, NULL, PR_EPROTO },
+        { 204, NULL, PR_ECLOSED },
+        { 201, ES_CT, PR_EHTTP },
+        { 206, ES_CT, PR_EHTTP },
+        { 404, NULL, PR_EHTTP },
+        { 401, NULL, PR_EHTTP },
+    };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        es_fx f;
+        pr_sse_stream_opts o;
+        pr_sse *s = NULL;
+        pr_err_info e;
+        ts_step st = es_step(cases[i].status, cases[i].headers, "data: x\n\n");
+        es_start(&f);
+        es_opts(&f, &o);
+        memset(&e, 0, sizeof e);
+        o.err = &e;
+        PT_EQ_ERR(ts_script(f.s, "/r", &st, 1), PR_OK);
+        PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/r"), &o, pr_deadline_in(5000)), cases[i].rc);
+        if (cases[i].rc == PR_OK) {
+            pr_sse_event ev;
+            PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+            PT_EQ_MEM(ev.data, "x", 1);
+            pr_sse_destroy(s);
+        } else {
+            PT_CHECK(s == NULL);
+            PT_EQ_ERR(e.code, cases[i].rc);
+            if (cases[i].rc == PR_EHTTP) PT_EQ_INT(e.http_status, cases[i].status);
+            if (cases[i].rc == PR_EPROTO) PT_CHECK(strstr(e.msg, "Content-Type") != NULL);
+        }
+        PT_EQ_INT(f.nsleeps, 0); /* none of these is retried */
+        ts_stop(f.s);
+    }
+}
+
+/* 204 on a reconnect ends the stream for good. */
+PT_TEST(es_204_stops_reconnecting) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    ts_step st[2];
+    es_start(&f);
+    es_opts(&f, &o);
+    st[0] = es_step(200, ES_CT, "id: 9\ndata: a\n\n");
+    st[1] = es_step(204, NULL, NULL);
+    PT_EQ_ERR(ts_script(f.s, "/s", st, 2), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ECLOSED);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ECLOSED); /* sticky */
+    PT_EQ_INT(ts_log_count(f.s), 2);
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* An id-only block moves the resume point; a resume id is sent from the
+   first connection on. */
+PT_TEST(es_id_only_block_and_resume) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    ts_step st[2];
+    char lei[32];
+    es_start(&f);
+    es_opts(&f, &o);
+    o.last_event_id = "41";
+    st[0] = es_step(200, ES_CT, "data: a\n\nid: 42\n\n");
+    st[1] = es_step(200, ES_CT, "data: b\n\n");
+    PT_EQ_ERR(ts_script(f.s, "/s", st, 2), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_STR(ev.last_id, "41");
+    PT_CHECK(ev.id == NULL);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(ev.data, "b", 1);
+    PT_EQ_STR(ev.last_id, "42"); /* seeded into the new connection's parse */
+    PT_EQ_STR(es_lei(&f, 0, lei, sizeof lei), "41");
+    PT_EQ_STR(es_lei(&f, 1, lei, sizeof lei), "42");
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* A silent connection counts as dropped after idle_timeout_ms. */
+PT_TEST(es_idle_timeout_reconnects) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    es_start(&f);
+    es_opts(&f, &o);
+    o.idle_timeout_ms = 100;
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&hold_ms=3000"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(ev.data, "event 1", 7);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(ev.data, "event 2", 7);
+    PT_EQ_ERR(f.seen[0].reason, PR_ETIMEDOUT);
+    PT_CHECK(strstr(f.seen[0].detail, "idle") != NULL);
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* The caller's deadline: PR_ETIMEDOUT, nothing lost, the next call goes on
+   (also while a reconnect is waiting). */
+PT_TEST(es_deadline_loses_nothing) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    es_start(&f);
+    es_opts(&f, &o);
+    o.hooks.sleep = NULL; /* real waits: the reconnect below is 50 ms */
+    o.retry_ms = 50;
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=2&id=1&interval_ms=100"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(10)), PR_ETIMEDOUT); /* event 2 is 100 ms away */
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(ev.data, "event 2", 7);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_now()), PR_ETIMEDOUT); /* the end, then a 50 ms wait */
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(ev.data, "event 3", 7);
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* A POST stream with a body: not reconnected unless repeatable; when it
+   is, the body goes again. */
+PT_TEST(es_post_stream_repeat_rule) {
+    int rep;
+    for (rep = 0; rep <= 1; rep++) {
+        es_fx f;
+        pr_sse_stream_opts o;
+        pr_sse *s;
+        pr_sse_event ev;
+        es_start(&f);
+        es_opts(&f, &o);
+        o.method = "POST";
+        o.body = "{\"prompt\":\"hi\"}";
+        o.body_len = strlen(o.body);
+        o.repeatable = rep;
+        PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1"), &o, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+        if (!rep) {
+            PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ECLOSED);
+            PT_EQ_INT(ts_log_count(f.s), 1);
+        } else {
+            PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+            PT_EQ_INT(ts_log_count(f.s), 2);
+            PT_EQ_STR(ts_log_get(f.s, 1)->body, "{\"prompt\":\"hi\"}");
+        }
+        PT_EQ_STR(ts_log_get(f.s, 0)->body, "{\"prompt\":\"hi\"}");
+        pr_sse_destroy(s);
+        ts_stop(f.s);
+    }
+}
+
+/* Nobody listening: max_failures connections, then the error. */
+PT_TEST(es_max_failures) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s = NULL;
+    pr_listener *l;
+    pr_err_info e;
+    char url[64];
+    memset(&f, 0, sizeof f);
+    es_opts(&f, &o);
+    o.max_failures = 3;
+    o.err = &e;
+    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/sse", (unsigned)pr_listener_port(l));
+    pr_listener_destroy(l);
+    PT_CHECK(pr_sse_open(&s, url, &o, pr_deadline_in(5000)) < 0);
+    PT_CHECK(s == NULL);
+    PT_EQ_INT(f.nsleeps, 2); /* 3 connections, 2 waits between them */
+    PT_EQ_INT(f.seen[1].failures, 2);
+    PT_CHECK(f.sleeps[1] > f.sleeps[0]); /* the backoff grows */
+    PT_CHECK(strstr(e.msg, "3 failed connections") != NULL);
+}
+
+/* An over-long line: PR_ELIMIT once, then the next event. */
+PT_TEST(es_limit_reported_then_goes_on) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    pr_err_info e;
+    ts_step st = es_step(200, ES_CT, "data: 0123456789012345678901234567890123456789\n\ndata: ok\n\n");
+    es_start(&f);
+    es_opts(&f, &o);
+    o.decoder.max_line_bytes = 20;
+    PT_EQ_ERR(ts_script(f.s, "/s", &st, 1), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ELIMIT);
+    PT_EQ_ERR(pr_sse_last_error(s, &e), PR_OK);
+    PT_CHECK(strstr(e.msg, "limit") != NULL);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(ev.data, "ok", 2);
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* Static and per-connection headers; a redirect is followed, and the
+   reconnect starts from the original URL. */
+static int es_token(pr_buf *out, void *ud) {
+    int *n = (int *)ud;
+    return pr_buf_printf(out, "Authorization: Bearer t%d\r\n", ++*n);
+}
+
+PT_TEST(es_headers_and_redirect) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    ts_step st[2];
+    static const char *const hs[] = { "X-Client: pristine", NULL };
+    char loc[128];
+    pr_slice v;
+    int n = 0;
+    es_start(&f);
+    es_opts(&f, &o);
+    o.headers = hs;
+    o.headers_fn = es_token;
+    o.headers_user_data = &n;
+    snprintf(loc, sizeof loc, "Location: /sse?events=1\r\n");
+    st[0] = es_step(302, loc, NULL);
+    st[0].count = 2;
+    PT_EQ_ERR(ts_script(f.s, "/start", st, 1), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/start"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK); /* after a reconnect */
+    PT_EQ_INT(ts_log_count(f.s), 4);
+    PT_EQ_STR(ts_log_get(f.s, 2)->body, "");
+    PT_CHECK(pr_slice_eq(ts_log_get(f.s, 2)->path, pr_slice_cstr("/start"))); /* the original URL again */
+    PT_REQUIRE(ts_log_header(ts_log_get(f.s, 3), "X-Client", &v));
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("pristine")));
+    PT_REQUIRE(ts_log_header(ts_log_get(f.s, 2), "Authorization", &v));
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("Bearer t2"))); /* evaluated per connection */
+    PT_REQUIRE(ts_log_header(ts_log_get(f.s, 0), "Accept", &v));
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("text/event-stream")));
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* HTTPS with the test CA; a server that drops without close_notify is an
+   end like any other: reconnect, never PR_ETLS. */
+PT_TEST(es_https_and_truncated_tls) {
+#ifdef PRISTINE_NO_TLS
+    PT_SKIP("no TLS in this build");
+#else
+    es_fx f;
+    ts_opts so;
+    pr_sse_stream_opts o;
+    pr_http_client_opts co;
+    pr_http_client *c;
+    pr_sse *s;
+    pr_sse_event ev;
+    char url[128], want[32];
+    int i;
+    if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
+    memset(&f, 0, sizeof f);
+    memset(&so, 0, sizeof so);
+    so.tls_cert_file = "build/tls-fixtures/good.crt";
+    so.tls_key_file = "build/tls-fixtures/good.key";
+    PT_REQUIRE(ts_start(&f.s, &so) == PR_OK);
+    memset(&co, 0, sizeof co);
+    co.ignore_env = 1;
+    co.tls.ca_file = "build/tls-fixtures/ca.crt";
+    PT_REQUIRE(pr_http_client_create(&c, &co) == PR_OK);
+    es_opts(&f, &o);
+    o.client = c;
+    snprintf(url, sizeof url, "https://localhost:%u/sse?events=4&id=1&framing=close&drop_after=2",
+             (unsigned)ts_port(f.s));
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, pr_deadline_in(5000)), PR_OK);
+    for (i = 1; i <= 4; i++) {
+        PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+        snprintf(want, sizeof want, "event %d", i);
+        PT_EQ_MEM(ev.data, want, strlen(want));
+    }
+    PT_EQ_ERR(f.seen[0].reason, PR_ECLOSED);
+    pr_sse_destroy(s);
+    pr_http_client_destroy(c);
+    ts_stop(f.s);
+#endif
+}
+
+/* Cancel the reading task, then destroy from another task: both end a
+   blocked pr_sse_next at once; nothing leaks. */
+typedef struct es_reader {
+    pr_sse *s;
+    int rc;
+} es_reader;
+
+static int es_read_task(void *arg) {
+    es_reader *x = (es_reader *)arg;
+    pr_sse_event ev;
+    x->rc = pr_sse_next(x->s, &ev, pr_deadline_in(20000));
+    return 0;
+}
+
+PT_TEST(es_cancel_and_destroy_while_blocked) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    es_reader x;
+    pr_task *t;
+    pr_sse_event ev;
+    es_start(&f);
+    es_opts(&f, &o);
+    memset(&x, 0, sizeof x);
+    PT_EQ_ERR(pr_sse_open(&x.s, es_url(&f, "/sse?events=0&hold_ms=10000"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_REQUIRE(pr_go(&t, es_read_task, &x, NULL) == PR_OK);
+    PT_EQ_ERR(pr_sleep(pr_deadline_in(20)), PR_OK);
+    PT_EQ_ERR(pr_cancel(t), PR_OK);
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(x.rc, PR_ECANCELED);
+    PT_EQ_ERR(pr_sse_next(x.s, &ev, pr_deadline_in(10)), PR_ETIMEDOUT); /* still usable */
+    PT_REQUIRE(pr_go(&t, es_read_task, &x, NULL) == PR_OK);
+    PT_EQ_ERR(pr_sleep(pr_deadline_in(20)), PR_OK);
+    pr_sse_destroy(x.s);
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(x.rc, PR_ECANCELED);
+    ts_stop(f.s);
+}
+
+/* Every allocation failing in turn across an open, events and a
+   reconnect: an error or success, never a crash or a leak. */
+PT_TEST(es_fail_nth_allocation_across_reconnect) {
+    int n, ok = 0;
+    es_fx f;
+    es_start(&f);
+    for (n = 1; n < 3000 && !ok; n++) {
+        pr_sse_stream_opts o;
+        pr_sse *s = NULL;
+        pr_sse_event ev;
+        int rc, got = 0, i, done;
+        es_opts(&f, &o);
+        f.nsleeps = f.nseen = 0;
+        o.max_failures = 2;
+        pt_alloc_fail_nth(n);
+        rc = pr_sse_open(&s, es_url(&f, "/sse?events=2&id=1"), &o, pr_deadline_in(5000));
+        for (i = 0; rc == PR_OK && i < 4; i++) {
+            rc = pr_sse_next(s, &ev, pr_deadline_in(5000));
+            if (rc == PR_OK) got++;
+        }
+        done = __atomic_load_n(&pt__mem.fail_nth, __ATOMIC_RELAXED) > 0;
+        pt_alloc_fail_nth(0);
+        pr_sse_destroy(s);
+        if (done) { /* no allocation failed: the whole run must have worked */
+            PT_EQ_INT(got, 4);
+            PT_EQ_INT(f.nseen, 1);
+            ok = 1;
+        }
+    }
+    PT_CHECK(ok);
+    ts_stop(f.s);
+}
+
+const pt_suite pt_suite_eventsource = { "eventsource", {
+    PT_ENTRY(es_reconnect_after_end_resumes),
+    PT_ENTRY(es_drop_mid_event_no_partial_no_duplicate),
+    PT_ENTRY(es_retry_field_and_backoff),
+    PT_ENTRY(es_connection_rules),
+    PT_ENTRY(es_204_stops_reconnecting),
+    PT_ENTRY(es_id_only_block_and_resume),
+    PT_ENTRY(es_idle_timeout_reconnects),
+    PT_ENTRY(es_deadline_loses_nothing),
+    PT_ENTRY(es_post_stream_repeat_rule),
+    PT_ENTRY(es_max_failures),
+    PT_ENTRY(es_limit_reported_then_goes_on),
+    PT_ENTRY(es_headers_and_redirect),
+    PT_ENTRY(es_https_and_truncated_tls),
+    PT_ENTRY(es_cancel_and_destroy_while_blocked),
+    PT_ENTRY(es_fail_nth_allocation_across_reconnect),
+    {0, 0} } };
