@@ -1,6 +1,7 @@
 # pristine.h - developer entry points. `make test` is the README's test command.
-# `make test` and `make demo` first run tools/setup.sh, which installs missing
-# Debian packages (as root) and is quick when nothing is missing.
+# `make test` first runs tools/setup.sh, which installs missing Debian packages
+# (as root) and is quick when nothing is missing; `make demo` runs it with
+# --demo, which installs only a compiler and BearSSL.
 .PHONY: all setup test test-san test-poll test-clang test-cross check amalg bench demo fuzz fuzz-smoke clean
 
 all: test
@@ -68,10 +69,13 @@ fuzz-smoke: fuzz
 	        >build/fuzz/$$n.log 2>&1 || { tail -n 40 build/fuzz/$$n.log; exit 1; }; \
 	    echo "fuzz $$n: $$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$n.log) execs in $(FUZZ_SECONDS) s"; done
 
-demo: setup
+# The main demo: a live event stream read in a while loop across a dropped
+# connection (examples/stream.c, with the test server embedded).
+demo:
+	@bash tools/setup.sh --demo
 	@mkdir -p build
-	$(CC) -std=c99 -O2 -DPRISTINE_NO_TLS examples/hello.c -o build/hello -lpthread
-	build/hello
+	$(CC) -std=c99 -O2 examples/stream.c -o build/stream -lbearssl -lpthread
+	build/stream
 
 clean:
 	rm -rf build

@@ -10,12 +10,17 @@ PACKAGES="build-essential clang python3 pkg-config libbearssl-dev libboost-conte
   gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
   libc6-dev-riscv64-cross libc6-dev-armhf-cross libnspr4-dev valgrind libclang-rt-14-dev nodejs openssl ca-certificates nginx-light curl wrk"
 
+# `setup.sh --demo`: only what `make demo` needs (a C compiler and BearSSL).
+if [ "${1:-}" = --demo ]; then
+    PACKAGES="gcc libc6-dev make libbearssl-dev"
+fi
+
 missing=""
 for p in $PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
 # npm ships inside some nodejs builds (NodeSource); Debian's nodejs needs the npm package.
-command -v npm >/dev/null 2>&1 || missing="$missing npm"
+[ "${1:-}" = --demo ] || command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -n "$missing" ] || exit 0
 if [ "$(id -u)" = 0 ]; then
     sudo=""
