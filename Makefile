@@ -52,6 +52,8 @@ bench: setup
 	$(CC) -O2 -std=c11 -DPR_TESTSERVER_MAIN tools/testserver.c -o build/testserver -lbearssl -lpthread
 	$(CC) -O2 -std=c11 bench/bench_rfuture.c -o build/bench_rfuture -lbearssl -lpthread
 	build/bench_rfuture
+	$(CC) -O2 -std=c11 bench/bench_sse.c -o build/bench_sse -lbearssl -lpthread
+	build/bench_sse
 
 # libFuzzer targets on the pure parsers: tests/fuzz_<name>.c -> build/fuzz/<name>.
 # fuzz-smoke runs each for FUZZ_SECONDS (default 60) and prints its exec count.

@@ -23,6 +23,7 @@
 #define _GNU_SOURCE 1
 #define PRISTINE_IMPLEMENTATION
 #include "../pristine.h"
+#include "bench_server.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,39 +47,6 @@ static int bf_cmp(const void *a, const void *b) {
 static double bf_median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, bf_cmp);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* build/testserver in a child process (never a fork of this one: its
-   scheduler's poller would be shared); returns its port, *pid its pid. */
-static int bf_server(int polls, int hold_ms, pid_t *pid) {
-    int fds[2];
-    char ps[16], hs[16], line[32];
-    ssize_t n;
-    size_t len = 0;
-    snprintf(ps, sizeof ps, "%d", polls);
-    snprintf(hs, sizeof hs, "%d", hold_ms);
-    if (pipe(fds) != 0) return -1;
-    *pid = fork();
-    if (*pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execl("build/testserver", "testserver", "--lifetime", "600000", "--idle", "600000", "--backlog", "512",
-              "--future-polls", ps, "--future-hold", hs, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    while (len + 1 < sizeof line && (n = read(fds[0], line + len, sizeof line - 1 - len)) > 0) {
-        len += (size_t)n;
-        if (memchr(line, '\n', len)) break;
-    }
-    line[len] = 0;
-    close(fds[0]);
-    return atoi(line);
-}
-
-static void bf_server_stop(pid_t pid) {
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
 }
 
 static long bf_rss_kb(void) {
@@ -175,7 +143,7 @@ static void bf_polls(void) {
     double mine[BF_ROUNDS], theirs[BF_ROUNDS], ratio[BF_ROUNDS];
     int k;
     pid_t pid;
-    int port = bf_server(3, 0, &pid);
+    int port = bf_server_futures(3, 0, &pid);
     if (port <= 0) {
         printf("# rfuture_polls_per_s: the server did not start\n");
         return;
@@ -204,7 +172,7 @@ static void bf_rss(void) {
     pr_rfuture_poller *p;
     long before, after;
     pid_t pid;
-    int i, port = bf_server(1 << 30, 600000, &pid); /* never resolves; every poll is held */
+    int i, port = bf_server_futures(1 << 30, 600000, &pid); /* never resolves; every poll is held */
     if (port <= 0) {
         printf("# rfuture_rss_per_pending_bytes: the server did not start\n");
         return;
@@ -242,7 +210,7 @@ static void bf_enqueue(void) {
     char url[96];
     double mine[9], base[9];
     pid_t pid;
-    int k, i, port = bf_server(3, 0, &pid);
+    int k, i, port = bf_server_futures(3, 0, &pid);
     if (port <= 0) return;
     snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/telemetry", port);
     if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) != PR_OK) abort();

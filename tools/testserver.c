@@ -502,6 +502,7 @@ static int ts_ep_sse(ts_conn *x, ts_req *r, pr_buf *b, int *must_close) {
     int64_t interval = ts_qint(r, "interval_ms", 0), hb = ts_qint(r, "heartbeat_ms", 0);
     int64_t hold = ts_qint(r, "hold_ms", 0), drop_after = ts_qint(r, "drop_after", -1);
     int64_t partial = ts_qint(r, "drop_partial", 0), status = ts_qint(r, "status", 200);
+    int64_t batch = ts_qint(r, "batch", 1), pending = 0;
     int64_t first = 1, k, l;
     pr_slice type, framing, lei;
     int chunked = 1, rc;
@@ -531,7 +532,8 @@ static int ts_ep_sse(ts_conn *x, ts_req *r, pr_buf *b, int *must_close) {
     for (k = 0; rc == PR_OK && k < events; k++) {
         int64_t n = first + k;
         if (drop_after >= 0 && k == drop_after) {
-            if (partial) { /* half an event, then the drop */
+            if (pending) rc = ts_sse_put(x, b, chunked, ev.data, ev.len);
+            if (rc == PR_OK && partial) { /* half an event, then the drop */
                 pr_buf_clear(&ev);
                 if ((rc = pr_buf_printf(&ev, "id: %lld\ndata: partial", (long long)n)) == PR_OK)
                     rc = ts_sse_put(x, b, chunked, ev.data, ev.len);
@@ -540,7 +542,7 @@ static int ts_ep_sse(ts_conn *x, ts_req *r, pr_buf *b, int *must_close) {
             return rc == PR_OK ? TS_ABORT : rc;
         }
         if (interval > 0 && k > 0 && (rc = ts_wait_peer(x, pr_deadline_in(interval))) != PR_OK) break;
-        pr_buf_clear(&ev);
+        if (!pending) pr_buf_clear(&ev);
         if (ts_qslice(r, "type", &type) && type.len)
             rc = pr_buf_printf(&ev, "event: %.*s\n", (int)type.len, type.ptr);
         if (rc == PR_OK && with_id) rc = pr_buf_printf(&ev, "id: %lld\n", (long long)n);
@@ -548,7 +550,10 @@ static int ts_ep_sse(ts_conn *x, ts_req *r, pr_buf *b, int *must_close) {
             rc = l == 0 ? pr_buf_printf(&ev, "data: event %lld\n", (long long)n)
                         : pr_buf_printf(&ev, "data: line %lld\n", (long long)l);
         if (rc == PR_OK) rc = pr_buf_append(&ev, "\n", 1);
-        if (rc == PR_OK) rc = ts_sse_put(x, b, chunked, ev.data, ev.len);
+        if (rc == PR_OK && (++pending >= batch || interval > 0 || k + 1 == events)) {
+            rc = ts_sse_put(x, b, chunked, ev.data, ev.len);
+            pending = 0;
+        }
     }
     pr_buf_deinit(&ev);
     if (rc == PR_OK && drop_after >= 0 && drop_after >= events) return TS_ABORT;
