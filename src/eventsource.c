@@ -295,10 +295,7 @@ static int pr__sse_sleep(pr_sse *s, int64_t delay, int64_t until) {
 }
 
 static int64_t pr__sse_wall(pr_sse *s) {
-    struct timespec ts;
-    if (s->o.hooks.wall_clock_ms) return s->o.hooks.wall_clock_ms(s->o.hooks.user_data);
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return s->o.hooks.wall_clock_ms ? s->o.hooks.wall_clock_ms(s->o.hooks.user_data) : pr__wall_ms();
 }
 
 /* The stream cannot go on: remember why, for this and every later call. */
@@ -414,6 +411,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         s->err = e;
         return rc; /* the caller's limit: the next call tries again */
     }
+    /* a request the client refuses (bad fields, no memory, https in a PRISTINE_NO_TLS build) is final */
     if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP) return pr__sse_fail(s, rc, 0, "%s", e.msg);
     if (rc) { /* no response: a network error */
         s->err = e;

@@ -57,15 +57,6 @@ static const char *es_url(es_fx *f, const char *path) {
     return u;
 }
 
-static ts_step es_step(int status, const char *headers, const char *body) {
-    ts_step st;
-    memset(&st, 0, sizeof st);
-    st.status = status;
-    st.headers = headers;
-    st.body = body;
-    return st;
-}
-
 #define ES_CT "Content-Type: text/event-stream\r\n"
 
 /* The Last-Event-ID the i-th logged request carried ("" = none). */
@@ -150,10 +141,10 @@ PT_TEST(es_retry_field_and_backoff) {
     ts_step st[4];
     es_start(&f);
     es_opts(&f, &o);
-    st[0] = es_step(200, ES_CT, "retry: 500\n\ndata: one\n\n");
-    st[1] = es_step(503, NULL, "busy");
-    st[2] = es_step(503, "retry-after-ms: 4000\r\n", "busy");
-    st[3] = es_step(200, ES_CT, "data: two\n\n");
+    st[0] = hr_step(200, ES_CT, "retry: 500\n\ndata: one\n\n");
+    st[1] = hr_step(503, NULL, "busy");
+    st[2] = hr_step(503, "retry-after-ms: 4000\r\n", "busy");
+    st[3] = hr_step(200, ES_CT, "data: two\n\n");
     PT_EQ_ERR(ts_script(f.s, "/s", st, 4), PR_OK);
     PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
@@ -199,7 +190,7 @@ PT_TEST(es_connection_rules) {
         pr_sse_stream_opts o;
         pr_sse *s = NULL;
         pr_err_info e;
-        ts_step st = es_step(cases[i].status, cases[i].headers, "data: x\n\n");
+        ts_step st = hr_step(cases[i].status, cases[i].headers, "data: x\n\n");
         es_start(&f);
         es_opts(&f, &o);
         memset(&e, 0, sizeof e);
@@ -231,8 +222,8 @@ PT_TEST(es_204_stops_reconnecting) {
     ts_step st[2];
     es_start(&f);
     es_opts(&f, &o);
-    st[0] = es_step(200, ES_CT, "id: 9\ndata: a\n\n");
-    st[1] = es_step(204, NULL, NULL);
+    st[0] = hr_step(200, ES_CT, "id: 9\ndata: a\n\n");
+    st[1] = hr_step(204, NULL, NULL);
     PT_EQ_ERR(ts_script(f.s, "/s", st, 2), PR_OK);
     PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
@@ -255,8 +246,8 @@ PT_TEST(es_id_only_block_and_resume) {
     es_start(&f);
     es_opts(&f, &o);
     o.last_event_id = "41";
-    st[0] = es_step(200, ES_CT, "data: a\n\nid: 42\n\n");
-    st[1] = es_step(200, ES_CT, "data: b\n\n");
+    st[0] = hr_step(200, ES_CT, "data: a\n\nid: 42\n\n");
+    st[1] = hr_step(200, ES_CT, "data: b\n\n");
     PT_EQ_ERR(ts_script(f.s, "/s", st, 2), PR_OK);
     PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
@@ -375,7 +366,7 @@ PT_TEST(es_limit_reported_then_goes_on) {
     pr_sse *s;
     pr_sse_event ev;
     pr_err_info e;
-    ts_step st = es_step(200, ES_CT, "data: 0123456789012345678901234567890123456789\n\ndata: ok\n\n");
+    ts_step st = hr_step(200, ES_CT, "data: 0123456789012345678901234567890123456789\n\ndata: ok\n\n");
     es_start(&f);
     es_opts(&f, &o);
     o.decoder.max_line_bytes = 20;
@@ -413,7 +404,7 @@ PT_TEST(es_headers_and_redirect) {
     o.headers_fn = es_token;
     o.headers_user_data = &n;
     snprintf(loc, sizeof loc, "Location: /sse?events=1\r\n");
-    st[0] = es_step(302, loc, NULL);
+    st[0] = hr_step(302, loc, NULL);
     st[0].count = 2;
     PT_EQ_ERR(ts_script(f.s, "/start", st, 1), PR_OK);
     PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/start"), &o, pr_deadline_in(5000)), PR_OK);
