@@ -54,6 +54,8 @@ bench: setup
 	build/bench_rfuture
 	$(CC) -O2 -std=c11 bench/bench_sse.c -o build/bench_sse -lbearssl -lpthread
 	build/bench_sse
+	$(CC) -O2 -std=c11 bench/bench_streams.c -o build/bench_streams -lbearssl -lpthread
+	build/bench_streams 10000 && build/bench_streams 10000 tls
 
 # libFuzzer targets on the pure parsers: tests/fuzz_<name>.c -> build/fuzz/<name>.
 # fuzz-smoke runs each for FUZZ_SECONDS (default 60) and prints its exec count.

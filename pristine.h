@@ -10885,7 +10885,8 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
     int fds[PR__NET_MAX_ADDRS], idx[PR__NET_MAX_ADDRS];
     int rc, winner = -1, last_errno = 0;
     int64_t next_start = 0, delay;
-    char where[80] = "", last[80] = "";
+    const pr_addr *last_a = NULL; /* the address of the last failure, formatted only for the message */
+    char last[80] = "";
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
     err = o.err ? o.err : &tmp;
@@ -10904,10 +10905,9 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
             struct sockaddr_storage ss;
             socklen_t sl = pr__net_to_sockaddr(a, &ss);
             int fd = pr__net_socket(a->family);
-            pr__net_fmt(a, where, sizeof where);
             if (fd < 0) {
                 last_errno = errno;
-                memcpy(last, where, sizeof last);
+                last_a = a;
                 continue;
             }
             if (o.keepalive > 0) pr__net_keepalive(fd, o.keepalive);
@@ -10917,7 +10917,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
             }
             if (errno != EINPROGRESS && errno != EINTR && errno != EAGAIN) {
                 last_errno = errno;
-                memcpy(last, where, sizeof last);
+                last_a = a;
                 close(fd);
                 continue;
             }
@@ -10927,6 +10927,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
             continue;
         }
         if (live == 0) {
+            if (last_a) pr__net_fmt(last_a, last, sizeof last);
             rc = pr__err_set(err, PR_EIO, last_errno, "connect to %s: %s", last, strerror(last_errno));
             break;
         }
@@ -10948,7 +10949,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
                         continue;
                     }
                     last_errno = e;
-                    pr__net_fmt(&l->addrs[idx[i]], last, sizeof last);
+                    last_a = &l->addrs[idx[i]];
                     pr__net_close(fds[i]);
                     next_start = 0; /* a failure starts the next attempt at once */
                     continue;
@@ -12237,6 +12238,7 @@ void pr_tls_global_cleanup(void) {}
 #define PR__HTTP_HEAD_ROOM 4096  /* buffer bytes expected to hold a head */
 #define PR__HTTP_FIRST_BODY 12288 /* body bytes the first buffer holds beside the head */
 #define PR__HTTP_INLINE_FIELDS 12 /* header fields held in the response itself */
+#define PR__HTTP_SHRINK_FILLS 16  /* small reads in a row after which a grown body buffer shrinks back */
 
 /* Body framing states. */
 enum {
@@ -12258,6 +12260,11 @@ struct pr_http_response {
     pr_http_opts opts;        /* resolved */
     char *buf;                /* [0, base): the head; [base, cap): body area */
     size_t cap, base, rpos, wpos;
+    char *head;               /* the head in a block of its own once the body buffer was resized
+                                 (its views stay valid until destroy); then base is 0 */
+    size_t head_len;
+    int full_fill;            /* the last read filled the body area: the stream outruns the buffer */
+    unsigned small_fills;     /* reads in a row that used little of a grown body area */
     pr_http_header *hdrs;     /* hdrs_inline until a head has more fields */
     size_t nhdrs, hdrs_cap;
     pr_http_header hdrs_inline[PR__HTTP_INLINE_FIELDS];
@@ -12436,7 +12443,8 @@ static int pr__http_conn_fail(pr_http_response *r, int code) {
 /* Read more bytes into [wpos, cap). Returns > 0, PR_ECLOSED, or an error;
    timeout messages name the phase and the limit that fired. */
 static ptrdiff_t pr__http_fill(pr_http_response *r, char *dst, size_t n, int64_t deadline) {
-    const char *phase = r->state == PR__HTTP_B_DONE && !r->base ? "waiting for the response head" : "reading the body";
+    const char *phase =
+        r->state == PR__HTTP_B_DONE && !r->base && !r->head ? "waiting for the response head" : "reading the body";
     char msg[120];
     int64_t dl = deadline;
     ptrdiff_t k;
@@ -12704,6 +12712,44 @@ static int pr__http_grow(pr_http_response *r, size_t want) {
     return PR_OK;
 }
 
+/* Move the head to a block of its own (its views rebased before anyone
+   sees them, so they stay valid until destroy) and give the body the whole
+   buffer, so that the body buffer can later grow for a fast body and shrink
+   back for a slow one. */
+static int pr__http_split_head(pr_http_response *r) {
+    char *h = (char *)pr__alloc(r->base);
+    size_t i;
+    if (!h) return PR_ENOMEM;
+    memcpy(h, r->buf, r->base);
+    for (i = 0; i < r->nhdrs; i++) {
+        r->hdrs[i].name.ptr = h + (r->hdrs[i].name.ptr - r->buf);
+        r->hdrs[i].value.ptr = h + (r->hdrs[i].value.ptr - r->buf);
+    }
+    r->reason.ptr = h + (r->reason.ptr - r->buf);
+    r->head = h;
+    r->head_len = r->base;
+    memmove(r->buf, r->buf + r->rpos, r->wpos - r->rpos);
+    r->wpos -= r->rpos;
+    r->rpos = r->base = 0;
+    return PR_OK;
+}
+
+/* Give a body buffer that holds no head `area` bytes (at least the unread
+   bytes, which move to its start; only those are copied). */
+static int pr__http_rebuf(pr_http_response *r, size_t area) {
+    size_t live = r->wpos - r->rpos;
+    char *nb;
+    if (area < live) area = live;
+    if (!(nb = (char *)pr__alloc(area))) return PR_ENOMEM;
+    if (live) memcpy(nb, r->buf + r->rpos, live);
+    pr__free(r->buf, r->cap);
+    r->buf = nb;
+    r->cap = area;
+    r->rpos = 0;
+    r->wpos = live;
+    return PR_OK;
+}
+
 /* Read heads until a final one; leaves the head in buf[0, base) and any
    body bytes in [base, wpos). upgrade: the request asked for a protocol
    switch (an Upgrade field), so a 101 is final; otherwise it is PR_EPROTO. */
@@ -12749,22 +12795,12 @@ static int pr__http_read_head(pr_http_response *r, const char *method, int upgra
         }
         r->base = r->rpos = end;
         if ((rc = pr__http_framing(r, method)) != 0) return rc;
-        /* room for the body: recv_buf_size beyond the head, unless a
-           Content-Length body fits in the buffer as it is */
-        if (r->cap - r->base < r->opts.recv_buf_size && r->state != PR__HTTP_B_DONE &&
-            !(r->state == PR__HTTP_B_IDENT && r->remaining <= r->cap - r->base)) {
-            char *old = r->buf;
-            size_t i;
-            if ((rc = pr__http_grow(r, r->base + r->opts.recv_buf_size)) != 0)
-                return pr__http_fail(r, rc, "out of memory");
-            if (r->buf != old) { /* rebase the views */
-                for (i = 0; i < r->nhdrs; i++) {
-                    r->hdrs[i].name.ptr = r->buf + (r->hdrs[i].name.ptr - old);
-                    r->hdrs[i].value.ptr = r->buf + (r->hdrs[i].value.ptr - old);
-                }
-                r->reason.ptr = r->buf + (r->reason.ptr - old);
-            }
-        }
+        /* a body that may outgrow this buffer gets all of it, the head a block
+           of its own: pr__http_span then grows the buffer (to recv_buf_size)
+           only for a body that keeps filling it */
+        if (r->state != PR__HTTP_B_DONE && r->cap - r->base < r->opts.recv_buf_size &&
+            !(r->state == PR__HTTP_B_IDENT && r->remaining <= r->cap - r->base) && pr__http_split_head(r) != PR_OK)
+            return pr__http_fail(r, PR_ENOMEM, "out of memory");
         return PR_OK;
     }
 }
@@ -13032,6 +13068,17 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
                 return PR_OK;
             }
         } else {
+            size_t area = r->cap - r->base;
+            /* resized only when it holds no head (pr__http_split_head) */
+            if (!r->base && r->full_fill && area < r->opts.recv_buf_size) { /* a fast body: double it */
+                if (pr__http_rebuf(r, PR__MIN(area * 2, r->opts.recv_buf_size)) != PR_OK)
+                    return r->err = pr__http_fail(r, PR_ENOMEM, "out of memory");
+                r->full_fill = 0;
+            } else if (!r->base && r->rpos == r->wpos && area > PR__HTTP_FIRST_BODY &&
+                       r->small_fills >= PR__HTTP_SHRINK_FILLS) {
+                (void)pr__http_rebuf(r, PR__HTTP_FIRST_BODY); /* a slow one again: shrink (or keep it) */
+                r->small_fills = 0;
+            }
             if (r->wpos == r->cap) { /* compact the body area */
                 memmove(r->buf + r->base, r->buf + r->rpos, r->wpos - r->rpos);
                 r->wpos -= r->rpos - r->base;
@@ -13040,6 +13087,9 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
             room = r->cap - r->wpos;
             k = pr__http_fill(r, r->buf + r->wpos, room, deadline);
             if (k > 0) {
+                area = r->cap - r->base;
+                r->full_fill = (size_t)k == room && room >= area / 2;
+                r->small_fills = (size_t)k < area / 8 ? r->small_fills + 1 : 0;
                 r->wpos += (size_t)k;
                 continue;
             }
@@ -13113,6 +13163,7 @@ void pr_http_response_destroy(pr_http_response *r) {
     if (!r) return;
     if (r->on_destroy) r->on_destroy(r, r->on_destroy_ctx);
     pr__free(r->buf, r->cap);
+    pr__free(r->head, r->head_len);
     if (r->hdrs != r->hdrs_inline) pr__free(r->hdrs, r->hdrs_cap * sizeof *r->hdrs);
     pr__free(r, sizeof *r);
 }
@@ -13778,7 +13829,7 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
         rc = pr__err_set(err, PR_EPROTO, 0, "proxy refused CONNECT with status %d", st);
         err->http_status = st;
     }
-    if (!rc) *head_used = r->head_used + r->base; /* the origin's first head shares the budget */
+    if (!rc) *head_used = r->head_used + r->base + r->head_len; /* the origin's first head shares the budget */
     /* Bytes already read past the reply belong to the tunnel: a wrapper hands
        them out first. Without them the socket itself is the tunnel (and TLS
        over it can wait on both directions). */
@@ -13972,10 +14023,9 @@ static int pr__http_is_origin_bound(pr_slice name) {
 /* Read what is already buffered of a response's body (no waiting) so that
    its connection can go back to the pool; then destroy it. */
 static void pr__http_discard(pr_http_response *r) {
-    char tmp[4096];
-    size_t got = 0;
-    ptrdiff_t k;
-    while (got < PR__HTTP_DRAIN_MAX && (k = pr_http_read(r, tmp, sizeof tmp, 0)) > 0) got += (size_t)k;
+    const char *p;
+    size_t got = 0, n;
+    while (got < PR__HTTP_DRAIN_MAX && pr_http_next_span(r, &p, &n, 0) == PR_OK) got += n;
     pr_http_response_destroy(r);
 }
 
@@ -14043,11 +14093,10 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
            (and the deadline). A body that has not ended by then leaves the
            response unreusable: destroying it closes the connection. */
         {
-            char tmp[4096];
-            size_t got = 0;
-            ptrdiff_t k;
+            const char *p;
+            size_t got = 0, k;
             int64_t ddl = pr_deadline_min(deadline, pr_deadline_in(PR__HTTP_DRAIN_MS));
-            while (got < PR__HTTP_DRAIN_MAX && (k = pr_http_read(r, tmp, sizeof tmp, ddl)) > 0) got += (size_t)k;
+            while (got < PR__HTTP_DRAIN_MAX && pr_http_next_span(r, &p, &k, ddl) == PR_OK) got += k;
         }
         pr_http_response_destroy(r);
         if (!pr_url_same_origin(rq.url, &nu)) { /* drop credentials for the rest of the chain */
@@ -16926,6 +16975,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__HTTP_HEAD_ROOM
 #undef PR__HTTP_INLINE_FIELDS
 #undef PR__HTTP_MAX_REDIRECTS
+#undef PR__HTTP_SHRINK_FILLS
 #undef PR__HTTP_TCHAR
 #undef PR__IO_BUDGET
 #undef PR__JSON_BIG

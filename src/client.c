@@ -994,7 +994,7 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
         rc = pr__err_set(err, PR_EPROTO, 0, "proxy refused CONNECT with status %d", st);
         err->http_status = st;
     }
-    if (!rc) *head_used = r->head_used + r->base; /* the origin's first head shares the budget */
+    if (!rc) *head_used = r->head_used + r->base + r->head_len; /* the origin's first head shares the budget */
     /* Bytes already read past the reply belong to the tunnel: a wrapper hands
        them out first. Without them the socket itself is the tunnel (and TLS
        over it can wait on both directions). */
@@ -1188,10 +1188,9 @@ static int pr__http_is_origin_bound(pr_slice name) {
 /* Read what is already buffered of a response's body (no waiting) so that
    its connection can go back to the pool; then destroy it. */
 static void pr__http_discard(pr_http_response *r) {
-    char tmp[4096];
-    size_t got = 0;
-    ptrdiff_t k;
-    while (got < PR__HTTP_DRAIN_MAX && (k = pr_http_read(r, tmp, sizeof tmp, 0)) > 0) got += (size_t)k;
+    const char *p;
+    size_t got = 0, n;
+    while (got < PR__HTTP_DRAIN_MAX && pr_http_next_span(r, &p, &n, 0) == PR_OK) got += n;
     pr_http_response_destroy(r);
 }
 
@@ -1259,11 +1258,10 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
            (and the deadline). A body that has not ended by then leaves the
            response unreusable: destroying it closes the connection. */
         {
-            char tmp[4096];
-            size_t got = 0;
-            ptrdiff_t k;
+            const char *p;
+            size_t got = 0, k;
             int64_t ddl = pr_deadline_min(deadline, pr_deadline_in(PR__HTTP_DRAIN_MS));
-            while (got < PR__HTTP_DRAIN_MAX && (k = pr_http_read(r, tmp, sizeof tmp, ddl)) > 0) got += (size_t)k;
+            while (got < PR__HTTP_DRAIN_MAX && pr_http_next_span(r, &p, &k, ddl) == PR_OK) got += k;
         }
         pr_http_response_destroy(r);
         if (!pr_url_same_origin(rq.url, &nu)) { /* drop credentials for the rest of the chain */

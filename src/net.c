@@ -1121,7 +1121,8 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
     int fds[PR__NET_MAX_ADDRS], idx[PR__NET_MAX_ADDRS];
     int rc, winner = -1, last_errno = 0;
     int64_t next_start = 0, delay;
-    char where[80] = "", last[80] = "";
+    const pr_addr *last_a = NULL; /* the address of the last failure, formatted only for the message */
+    char last[80] = "";
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
     err = o.err ? o.err : &tmp;
@@ -1140,10 +1141,9 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
             struct sockaddr_storage ss;
             socklen_t sl = pr__net_to_sockaddr(a, &ss);
             int fd = pr__net_socket(a->family);
-            pr__net_fmt(a, where, sizeof where);
             if (fd < 0) {
                 last_errno = errno;
-                memcpy(last, where, sizeof last);
+                last_a = a;
                 continue;
             }
             if (o.keepalive > 0) pr__net_keepalive(fd, o.keepalive);
@@ -1153,7 +1153,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
             }
             if (errno != EINPROGRESS && errno != EINTR && errno != EAGAIN) {
                 last_errno = errno;
-                memcpy(last, where, sizeof last);
+                last_a = a;
                 close(fd);
                 continue;
             }
@@ -1163,6 +1163,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
             continue;
         }
         if (live == 0) {
+            if (last_a) pr__net_fmt(last_a, last, sizeof last);
             rc = pr__err_set(err, PR_EIO, last_errno, "connect to %s: %s", last, strerror(last_errno));
             break;
         }
@@ -1184,7 +1185,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
                         continue;
                     }
                     last_errno = e;
-                    pr__net_fmt(&l->addrs[idx[i]], last, sizeof last);
+                    last_a = &l->addrs[idx[i]];
                     pr__net_close(fds[i]);
                     next_start = 0; /* a failure starts the next attempt at once */
                     continue;

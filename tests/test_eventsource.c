@@ -423,6 +423,60 @@ PT_TEST(es_headers_and_redirect) {
     ts_stop(f.s);
 }
 
+/* A redirect to another origin (another port) drops the credentials the
+   caller set, static and per-connection; a same-origin hop keeps them, and
+   the reconnect starts at the original URL with them again. */
+PT_TEST(es_cross_origin_redirect_drops_credentials) {
+    es_fx f;
+    ts_server *other;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    ts_step st;
+    static const char *const hs[] = { "Cookie: session=1", "X-Client: pristine", NULL };
+    char loc[128];
+    pr_slice v;
+    int n = 0;
+    es_start(&f);
+    PT_REQUIRE(ts_start(&other, NULL) == PR_OK);
+    es_opts(&f, &o);
+    o.headers = hs;
+    o.headers_fn = es_token;
+    o.headers_user_data = &n;
+    snprintf(loc, sizeof loc, "Location: /hop\r\n");
+    st = hr_step(307, loc, NULL); /* same origin first */
+    st.count = 2;
+    PT_EQ_ERR(ts_script(f.s, "/start", &st, 1), PR_OK);
+    snprintf(loc, sizeof loc, "Location: http://127.0.0.1:%u/sse?events=1&id=1\r\n", (unsigned)ts_port(other));
+    st = hr_step(302, loc, NULL);
+    st.count = 2;
+    PT_EQ_ERR(ts_script(f.s, "/hop", &st, 1), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/start"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_STR(ev.last_id, "1");
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK); /* after a reconnect: the chain again */
+    PT_EQ_STR(ev.last_id, "2");
+    PT_EQ_INT(ts_log_count(f.s), 4);  /* /start, /hop, /start, /hop */
+    PT_EQ_INT(ts_log_count(other), 2); /* /sse twice */
+    PT_CHECK(pr_slice_eq(ts_log_get(f.s, 1)->path, pr_slice_cstr("/hop")));
+    PT_REQUIRE(ts_log_header(ts_log_get(f.s, 1), "Authorization", &v)); /* same origin: kept */
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("Bearer t1")));
+    PT_CHECK(ts_log_header(ts_log_get(f.s, 1), "Cookie", &v));
+    PT_CHECK(!ts_log_header(ts_log_get(other, 0), "Authorization", &v)); /* cross origin: dropped */
+    PT_CHECK(!ts_log_header(ts_log_get(other, 0), "Cookie", &v));
+    PT_REQUIRE(ts_log_header(ts_log_get(other, 0), "X-Client", &v)); /* not a credential: kept */
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("pristine")));
+    PT_REQUIRE(ts_log_header(ts_log_get(other, 1), "Last-Event-ID", &v));
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("1")));
+    PT_CHECK(!ts_log_header(ts_log_get(other, 1), "Authorization", &v));
+    PT_CHECK(pr_slice_eq(ts_log_get(f.s, 2)->path, pr_slice_cstr("/start")));
+    PT_REQUIRE(ts_log_header(ts_log_get(f.s, 2), "Authorization", &v)); /* the origin again: sent */
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("Bearer t2")));
+    pr_sse_destroy(s);
+    ts_stop(other);
+    ts_stop(f.s);
+}
+
 /* HTTPS with the test CA; a server that drops without close_notify is an
    end like any other: reconnect, never PR_ETLS. */
 PT_TEST(es_https_and_truncated_tls) {
@@ -549,6 +603,7 @@ const pt_suite pt_suite_eventsource = { "eventsource", {
     PT_ENTRY(es_max_failures),
     PT_ENTRY(es_limit_reported_then_goes_on),
     PT_ENTRY(es_headers_and_redirect),
+    PT_ENTRY(es_cross_origin_redirect_drops_credentials),
     PT_ENTRY(es_https_and_truncated_tls),
     PT_ENTRY(es_cancel_and_destroy_while_blocked),
     PT_ENTRY(es_fail_nth_allocation_across_reconnect),

@@ -206,6 +206,46 @@ PT_TEST(server_chunked_sizes) {
     srv_end(&f);
 }
 
+/* The body buffer follows the body: a body that keeps filling it doubles
+   it up to recv_buf_size, small reads afterwards shrink it back, and the
+   header views stay where they were throughout (valid until destroy). */
+PT_TEST(server_body_buffer_grows_and_shrinks) {
+    srv_fx f;
+    pr_http_response *r = NULL;
+    pr_buf b, target;
+    const pr_slice *ct;
+    const char *ct_ptr, *p;
+    size_t n, max_area = 0;
+    int i, rc;
+    pr_buf_init(&b);
+    pr_buf_init(&target);
+    PT_EQ_ERR(pr_buf_append_str(&target, "/chunked?delay_ms=5&sizes=300000"), PR_OK);
+    for (i = 0; i < PR__HTTP_SHRINK_FILLS + 4; i++) PT_EQ_ERR(pr_buf_append_str(&target, ",10"), PR_OK);
+    PT_REQUIRE(srv_start(&f, NULL) == PR_OK);
+    PT_EQ_ERR(srv_get(&f, target.data, &r), PR_OK);
+    PT_REQUIRE(r != NULL);
+    PT_REQUIRE((ct = pr_http_header_get(r, "content-type")) != NULL);
+    ct_ptr = ct->ptr;
+    PT_CHECK(r->cap - r->base <= PR__HTTP_FIRST_BODY + PR__HTTP_HEAD_ROOM); /* small to start with */
+    while ((rc = pr_http_next_span(r, &p, &n, pr_deadline_in(5000))) == PR_OK) {
+        PT_REQUIRE(pr_buf_append(&b, p, n) == PR_OK);
+        if (r->cap - r->base > max_area) max_area = r->cap - r->base;
+    }
+    PT_EQ_ERR(rc, PR_ECLOSED);
+    PT_EQ_INT(b.len, 300000 + 10 * (PR__HTTP_SHRINK_FILLS + 4));
+    PT_CHECK(srv_pattern_ok(b.data, b.len));
+    PT_EQ_INT(max_area, PR__HTTP_DEF_RECV);              /* grown for the fast part */
+    PT_EQ_INT(r->cap - r->base, PR__HTTP_FIRST_BODY);    /* and shrunk after it */
+    PT_CHECK(pr_http_header_get(r, "content-type") == ct); /* the views did not move */
+    PT_CHECK(ct->ptr == ct_ptr && pr_slice_eq(*ct, pr_slice_cstr("text/plain")));
+    PT_CHECK(srv_hdr_is(r, "Transfer-Encoding", "chunked"));
+    PT_EQ_INT(pr_http_reusable(r), 1);
+    pr_http_response_destroy(r);
+    pr_buf_deinit(&b);
+    pr_buf_deinit(&target);
+    srv_end(&f);
+}
+
 /* Decode an SSE body: events' ids and data into out ("id:data|..."). */
 static int srv_sse_decode(const pr_buf *body, int finish, pr_buf *out, pr_sse_decoder *d) {
     pr_sse_event ev;
@@ -671,6 +711,7 @@ PT_TEST(server_tls) {
 const pt_suite pt_suite_server = { "server", {
     PT_ENTRY(server_fixed_keepalive),
     PT_ENTRY(server_chunked_sizes),
+    PT_ENTRY(server_body_buffer_grows_and_shrinks),
     PT_ENTRY(server_sse_events),
     PT_ENTRY(server_sse_drop_and_heartbeat),
     PT_ENTRY(server_slow_and_stall),
