@@ -67,8 +67,11 @@ typedef struct pr_http_opts {
     size_t max_fields;      /* 0 = 100: header fields per head (and trailer fields) */
     size_t max_chunk_line;  /* 0 = 4096: one chunk-size line including extensions */
     size_t max_interim;     /* 0 = 10: interim 1xx responses skipped before the final one */
-    size_t recv_buf_size;   /* 0 = 65536: receive buffer beyond the head (64 KiB reads: smaller
-                               ones cost 8-25 % of the throughput on loopback) */
+    size_t recv_buf_size;   /* 0 = 65536: the largest receive buffer beyond the head (64 KiB
+                               reads: smaller ones cost 8-25 % of the throughput on loopback).
+                               A body starts with 12 KiB; the buffer doubles while reads fill
+                               it and shrinks back after a run of small reads, so a slow
+                               stream holds little */
     int idle_timeout_ms;    /* 0 = off (<0 = off too): max gap between received bytes */
 } pr_http_opts;
 
