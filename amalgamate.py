@@ -20,7 +20,7 @@ import sys
 from collections import namedtuple
 
 # The manifest: module order is dependency order (ARCHITECTURE.md section 3).
-MODULES = ["base", "time", "buf", "json", "url", "sse", "coro", "sched", "future", "retry", "net", "tls", "http", "client", "eventsource", "rfuture", "telemetry"]
+MODULES = ["base", "time", "buf", "json", "url", "sse", "coro", "sched", "future", "retry", "net", "tls", "http", "client", "eventsource", "rfuture", "telemetry", "ds"]
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 NOTICE = "generated from src/ by amalgamate.py; edit src/, not this file"

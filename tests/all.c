@@ -26,6 +26,7 @@
 #include "test_eventsource.c"
 #include "test_rfuture.c"
 #include "test_telemetry.c"
+#include "test_ds.c"
 #include "test_nginx.c"
 
 #include "main.c"

@@ -21,7 +21,21 @@ for p in $PACKAGES; do
 done
 # npm ships inside some nodejs builds (NodeSource); Debian's nodejs needs the npm package.
 [ "${1:-}" = --demo ] || command -v npm >/dev/null 2>&1 || missing="$missing npm"
-[ -n "$missing" ] || exit 0
+# The Durable Streams reference server (npm) for the ds suite, into build/ds.
+ds_server() {
+    [ "${1:-}" = --demo ] && return 0
+    [ -f build/ds/node_modules/@durable-streams/server/package.json ] && return 0
+    command -v npm >/dev/null 2>&1 || return 0 # after the apt step below
+    echo "setup: installing @durable-streams/server 0.3.7 into build/ds (npm)"
+    mkdir -p build/ds
+    npm install --silent --no-audit --no-fund --prefix build/ds @durable-streams/server@0.3.7 >build/ds/npm.log 2>&1 ||
+        { echo "setup: npm install failed (see build/ds/npm.log)"; return 1; }
+}
+cd "$(dirname "$0")/.."
+if [ -z "$missing" ]; then
+    ds_server "${1:-}"
+    exit 0
+fi
 if [ "$(id -u)" = 0 ]; then
     sudo=""
 elif command -v sudo >/dev/null 2>&1; then
@@ -35,3 +49,4 @@ echo "setup: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq >/dev/null
 $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+ds_server "${1:-}"
