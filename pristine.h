@@ -4489,7 +4489,8 @@ PRISTINE_API int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *o, pr_ds_resul
    closed, ttl_s, expires_at, etag. A handle without a content type of its
    own adopts the stream's.
    Params: ds - the handle; res - result, filled; deadline - absolute ms.
-   Returns: PR_OK; PR_EHTTP (PR_DS_NOT_FOUND, PR_DS_GONE); transport errors.
+   Returns: PR_OK; PR_EHTTP (PR_DS_NOT_FOUND, PR_DS_GONE); PR_ETIMEDOUT;
+            PR_ECANCELED; transport errors.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_create. */
@@ -4497,7 +4498,8 @@ PRISTINE_API int pr_ds_head(pr_ds *ds, pr_ds_result *res, int64_t deadline);
 
 /* Delete the stream (DELETE).
    Params: ds - the handle; res - result, filled; deadline - absolute ms.
-   Returns: PR_OK; PR_EHTTP (PR_DS_NOT_FOUND, PR_DS_GONE); transport errors.
+   Returns: PR_OK; PR_EHTTP (PR_DS_NOT_FOUND, PR_DS_GONE); PR_ETIMEDOUT;
+            PR_ECANCELED; transport errors.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_create. */
@@ -4512,7 +4514,8 @@ PRISTINE_API int pr_ds_delete(pr_ds *ds, pr_ds_result *res, int64_t deadline);
    Returns: PR_OK; PR_EHTTP (PR_DS_STREAM_CLOSED with the final offset,
             PR_DS_CONFLICT_SEQ, PR_DS_NOT_FOUND, PR_DS_BAD_REQUEST,
             PR_DS_STALE_EPOCH, PR_DS_SEQUENCE_GAP, ...); PR_EINVAL (an
-            empty append without close); transport errors.
+            empty append without close); PR_ETIMEDOUT; PR_ECANCELED;
+            transport errors.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_close. */
@@ -4525,7 +4528,8 @@ PRISTINE_API int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_
    Params: ds - the handle; data, len - the final message (NULL, 0 = none);
            res - result, filled; deadline - absolute ms.
    Returns: PR_OK; PR_EHTTP (PR_DS_STREAM_CLOSED for a final message on a
-            closed stream, PR_DS_NOT_FOUND, ...); transport errors.
+            closed stream, PR_DS_NOT_FOUND, ...); PR_ETIMEDOUT;
+            PR_ECANCELED; transport errors.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_append. */

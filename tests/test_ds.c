@@ -506,6 +506,53 @@ PT_TEST(ds_faults_lose_nothing) {
     ds_stop(&f);
 }
 
+/* Every allocation failing in turn across an SSE read (open, control
+   event, data event) and an append: an error, never a crash or a leak;
+   once no allocation fails, the whole run works. */
+PT_TEST(ds_fail_nth_allocation_sse_and_append) {
+    ds_fx f;
+    pr_ds *setup;
+    pr_ds_result res;
+    int n, ok = 0;
+    memset(&res, 0, sizeof res);
+    PT_REQUIRE(ds_start(&f) == 0);
+    PT_REQUIRE((setup = ds_handle(&f, "/v1/t/nth", "text/plain")) != NULL);
+    PT_EQ_ERR(pr_ds_create(setup, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    for (n = 1; n < 2000 && !ok; n++) {
+        pr_ds *ds;
+        pr_ds_read *rd = NULL;
+        pr_ds_read_opts ro;
+        pr_ds_chunk c;
+        pr_ds_result r2;
+        int rc, up = 0, data = 0, done;
+        memset(&r2, 0, sizeof r2);
+        memset(&ro, 0, sizeof ro);
+        ro.live = PR_DS_LIVE_SSE;
+        pt_alloc_fail_nth(n);
+        ds = ds_handle(&f, "/v1/t/nth", "text/plain");
+        rc = ds ? pr_ds_read_open(&rd, ds, "now", &ro) : PR_ENOMEM;
+        if (rc == PR_OK && (rc = pr_ds_read_next(rd, &c, pr_deadline_in(5000))) == PR_OK) up = c.up_to_date;
+        if (rc == PR_OK) rc = pr_ds_append(ds, "x", 1, NULL, &r2, pr_deadline_in(5000));
+        if (rc == PR_OK && (rc = pr_ds_read_next(rd, &c, pr_deadline_in(5000))) == PR_OK)
+            data = c.len == 1 && c.data[0] == 'x';
+        done = __atomic_load_n(&pt__mem.fail_nth, __ATOMIC_RELAXED) > 0;
+        pt_alloc_fail_nth(0);
+        pr_ds_result_deinit(&r2);
+        pr_ds_read_destroy(rd);
+        pr_ds_destroy(ds);
+        if (done) {
+            PT_EQ_ERR(rc, PR_OK);
+            PT_EQ_INT(up, 1);
+            PT_EQ_INT(data, 1);
+            ok = 1;
+        }
+    }
+    PT_CHECK(ok);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(setup);
+    ds_stop(&f);
+}
+
 /* Query pairs: the handle's, params_fn's and the protocol's, sorted by key;
    headers_fn runs for every request. */
 static int ds_params(pr_buf *out, void *ud) {
@@ -549,5 +596,6 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_binary_all_bytes),
     PT_ENTRY(ds_json_items),
     PT_ENTRY(ds_faults_lose_nothing),
+    PT_ENTRY(ds_fail_nth_allocation_sse_and_append),
     PT_ENTRY(ds_query_sorted),
     {0, 0} } };
