@@ -553,6 +553,204 @@ PT_TEST(ds_fail_nth_allocation_sse_and_append) {
     ds_stop(&f);
 }
 
+/* The stream's whole content by a catch-up read. */
+static int ds_content(pr_ds *ds, pr_buf *out) {
+    pr_ds_read *rd;
+    int rc = pr_ds_read_open(&rd, ds, "-1", NULL);
+    if (rc == PR_OK) rc = ds_drain(rd, out, NULL, pr_deadline_in(5000));
+    pr_ds_read_destroy(rd);
+    return rc == PR_ECLOSED ? PR_OK : rc;
+}
+
+static pr_ds_producer *ds_producer(pr_ds *ds, const char *id, int64_t epoch, int auto_claim, int in_flight,
+                                   size_t batch) {
+    pr_ds_producer_opts po;
+    pr_ds_producer *p = NULL;
+    memset(&po, 0, sizeof po);
+    po.producer_id = id;
+    po.epoch = epoch;
+    po.auto_claim = auto_claim;
+    po.max_in_flight = in_flight;
+    po.max_batch_bytes = batch;
+    return pr_ds_producer_create(&p, ds, &po) == PR_OK ? p : NULL;
+}
+
+/* Batches by size, several in flight, every message once in order; the
+   same producer tuples again are deduplicated by the server (204): the
+   second round appends without yielding, so its batches are sealed by
+   size alone, at most as many as the first round's. */
+PT_TEST(ds_producer_batches_and_dedup) {
+    ds_fx f;
+    pr_ds *ds;
+    pr_ds_result res;
+    pr_ds_producer *p;
+    pr_buf want, got;
+    char m[32];
+    int i, round;
+    int64_t seq;
+    memset(&res, 0, sizeof res);
+    pr_buf_init(&want);
+    PT_REQUIRE(ds_start(&f) == 0);
+    PT_REQUIRE((ds = ds_handle(&f, "/v1/t/prod", "text/plain")) != NULL);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    for (round = 0; round < 2; round++) {
+        PT_REQUIRE((p = ds_producer(ds, "writer-1", 0, 0, 3, 100)) != NULL);
+        for (i = 0; i < 300; i++) {
+            snprintf(m, sizeof m, "m%03d;", i);
+            PT_EQ_ERR(pr_ds_producer_append(p, m, strlen(m), pr_deadline_in(5000)), PR_OK);
+            if (round == 0) pr_buf_append_str(&want, m);
+            if (i % 50 == 0 && round == 0) pr_sleep(pr_deadline_in(1)); /* let batches go while appending */
+        }
+        PT_EQ_ERR(pr_ds_producer_flush(p, pr_deadline_in(10000)), PR_OK);
+        PT_EQ_INT(pr_ds_producer_epoch(p, &seq), 0);
+        PT_CHECK(seq >= 15); /* 1,500 bytes in batches of at most 100 */
+        pr_ds_producer_destroy(p);
+    }
+    pr_buf_init(&got);
+    PT_EQ_ERR(ds_content(ds, &got), PR_OK);
+    PT_EQ_INT(got.len, want.len); /* the second round stored nothing */
+    PT_CHECK(got.len == want.len && memcmp(got.data, want.data, want.len) == 0);
+    pr_buf_deinit(&got);
+    pr_buf_deinit(&want);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(ds);
+    ds_stop(&f);
+}
+
+/* A newer epoch fences an older producer (403, kept and returned by
+   flush); with auto_claim it moves to the server's epoch + 1. */
+PT_TEST(ds_producer_stale_epoch_and_auto_claim) {
+    ds_fx f;
+    pr_ds *ds;
+    pr_ds_result res;
+    pr_ds_producer *a, *b, *c;
+    pr_buf got;
+    int64_t seq;
+    memset(&res, 0, sizeof res);
+    PT_REQUIRE(ds_start(&f) == 0);
+    PT_REQUIRE((ds = ds_handle(&f, "/v1/t/epoch", "text/plain")) != NULL);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_REQUIRE((a = ds_producer(ds, "w", 3, 0, 1, 0)) != NULL);
+    PT_EQ_ERR(pr_ds_producer_append(a, "a", 1, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_flush(a, pr_deadline_in(5000)), PR_OK);
+    PT_CHECK(*pr_ds_producer_offset(a) != 0);
+    PT_REQUIRE((b = ds_producer(ds, "w", 1, 0, 1, 0)) != NULL);
+    PT_EQ_ERR(pr_ds_producer_append(b, "b", 1, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_flush(b, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_INT(pr_ds_producer_error(b, NULL), PR_DS_STALE_EPOCH);
+    PT_EQ_ERR(pr_ds_producer_flush(b, pr_deadline_in(5000)), PR_OK); /* reported once */
+    PT_REQUIRE((c = ds_producer(ds, "w", 0, 1, 4, 1)) != NULL);
+    PT_EQ_ERR(pr_ds_producer_append(c, "c", 1, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_append(c, "d", 1, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_flush(c, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(pr_ds_producer_epoch(c, &seq), 4);
+    PT_EQ_INT(seq, 2);
+    /* restart: the next epoch from seq 0 fences the old one */
+    PT_EQ_ERR(pr_ds_producer_restart(c, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(pr_ds_producer_epoch(c, &seq), 5);
+    PT_EQ_INT(seq, 0);
+    PT_EQ_ERR(pr_ds_producer_append(c, "e", 1, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_flush(c, pr_deadline_in(5000)), PR_OK);
+    pr_buf_init(&got);
+    PT_EQ_ERR(ds_content(ds, &got), PR_OK);
+    PT_EQ_INT(got.len, 4);
+    PT_EQ_MEM(got.data, "acde", 4);
+    pr_buf_deinit(&got);
+    pr_ds_producer_destroy(a);
+    pr_ds_producer_destroy(b);
+    pr_ds_producer_destroy(c);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(ds);
+    ds_stop(&f);
+}
+
+/* Pipelined batches that reach the server out of order (the first one
+   delayed): 409 with a lower expected seq waits and sends again; dropped
+   connections resend with the same seq; the content is exact. */
+PT_TEST(ds_producer_out_of_order_and_drops) {
+    ds_fx f;
+    pr_ds *ds;
+    pr_ds_result res;
+    pr_ds_producer *p;
+    pr_buf want, got;
+    char m[32];
+    int i;
+    memset(&res, 0, sizeof res);
+    pr_buf_init(&want);
+    PT_REQUIRE(ds_start(&f) == 0);
+    PT_REQUIRE((ds = ds_handle(&f, "/v1/t/ooo", "text/plain")) != NULL);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/ooo\",\"method\":\"POST\",\"delayMs\":300,\"count\":1}"), PR_OK);
+    PT_REQUIRE((p = ds_producer(ds, "w", 0, 0, 4, 8)) != NULL);
+    for (i = 0; i < 8; i++) {
+        snprintf(m, sizeof m, "<%d>", i);
+        PT_EQ_ERR(pr_ds_producer_append(p, m, strlen(m), pr_deadline_in(5000)), PR_OK);
+        pr_buf_append_str(&want, m);
+        if (i == 1) pr_sleep(pr_deadline_in(20)); /* the delayed batch first, then the rest */
+    }
+    PT_EQ_ERR(pr_ds_producer_flush(p, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/ooo\",\"method\":\"POST\",\"dropConnection\":true,\"count\":2}"), PR_OK);
+    for (i = 8; i < 12; i++) {
+        snprintf(m, sizeof m, "<%d>", i);
+        PT_EQ_ERR(pr_ds_producer_append(p, m, strlen(m), pr_deadline_in(5000)), PR_OK);
+        pr_buf_append_str(&want, m);
+    }
+    PT_EQ_ERR(pr_ds_producer_flush(p, pr_deadline_in(10000)), PR_OK);
+    pr_buf_init(&got);
+    PT_EQ_ERR(ds_content(ds, &got), PR_OK);
+    PT_EQ_INT(got.len, want.len);
+    PT_CHECK(got.len == want.len && memcmp(got.data, want.data, want.len) == 0);
+    pr_buf_deinit(&got);
+    pr_buf_deinit(&want);
+    pr_ds_producer_destroy(p);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(ds);
+    ds_stop(&f);
+}
+
+/* Backpressure: append waits while max_buffer_bytes are queued or in
+   flight. JSON batches are one array; close is idempotent. */
+PT_TEST(ds_producer_backpressure_json_close) {
+    ds_fx f;
+    pr_ds *ds;
+    pr_ds_result res;
+    pr_ds_producer *p;
+    pr_ds_producer_opts po;
+    pr_ds_read *rd;
+    pr_ds_chunk c;
+    const char *fin = NULL, *fin2 = NULL;
+    memset(&res, 0, sizeof res);
+    PT_REQUIRE(ds_start(&f) == 0);
+    PT_REQUIRE((ds = ds_handle(&f, "/v1/t/pj", "application/json")) != NULL);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/pj\",\"method\":\"POST\",\"delayMs\":300,\"count\":1}"), PR_OK);
+    memset(&po, 0, sizeof po);
+    po.producer_id = "j";
+    po.max_buffer_bytes = 10;
+    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_append(p, "{\"i\":1}", 7, pr_deadline_in(5000)), PR_OK);
+    pr_sleep(pr_deadline_in(30)); /* sealed and sent: held 300 ms by the server */
+    PT_EQ_ERR(pr_ds_producer_append(p, "{\"i\":2}", 7, pr_deadline_in(5000)), PR_OK); /* the budget goes negative */
+    PT_EQ_ERR(pr_ds_producer_append(p, "{\"i\":3}", 7, pr_deadline_in(50)), PR_ETIMEDOUT); /* then it waits */
+    PT_EQ_ERR(pr_ds_producer_append(p, "{\"i\":3}", 7, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_close(p, "{\"i\":4}", 7, &fin, pr_deadline_in(5000)), PR_OK);
+    PT_REQUIRE(fin != NULL && *fin);
+    PT_EQ_ERR(pr_ds_producer_close(p, NULL, 0, &fin2, pr_deadline_in(5000)), PR_OK); /* the first outcome */
+    PT_CHECK(fin2 != NULL && strcmp(fin, fin2) == 0);
+    PT_EQ_ERR(pr_ds_producer_append(p, "{}", 2, pr_deadline_in(5000)), PR_ESTATE);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
+    PT_REQUIRE(c.items != NULL);
+    PT_EQ_INT(pr_json_len(c.items), 4);
+    PT_EQ_INT(c.closed, 1);
+    PT_CHECK(strcmp(c.offset, fin) == 0);
+    pr_ds_read_destroy(rd);
+    pr_ds_producer_destroy(p);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(ds);
+    ds_stop(&f);
+}
+
 /* Query pairs: the handle's, params_fn's and the protocol's, sorted by key;
    headers_fn runs for every request. */
 static int ds_params(pr_buf *out, void *ud) {
@@ -597,5 +795,9 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_json_items),
     PT_ENTRY(ds_faults_lose_nothing),
     PT_ENTRY(ds_fail_nth_allocation_sse_and_append),
+    PT_ENTRY(ds_producer_batches_and_dedup),
+    PT_ENTRY(ds_producer_stale_epoch_and_auto_claim),
+    PT_ENTRY(ds_producer_out_of_order_and_drops),
+    PT_ENTRY(ds_producer_backpressure_json_close),
     PT_ENTRY(ds_query_sorted),
     {0, 0} } };
