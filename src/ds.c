@@ -436,6 +436,15 @@ PRISTINE_API int64_t pr_ds_producer_epoch(const pr_ds_producer *p, int64_t *next
    See: pr_ds_producer_epoch. */
 PRISTINE_API const char *pr_ds_producer_offset(const pr_ds_producer *p);
 
+/* How many of the producer's batches the server answered as duplicates
+   (204: sent before, stored once).
+   Params: p - the producer.
+   Returns: the count.
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_producer_epoch. */
+PRISTINE_API long pr_ds_producer_duplicates(const pr_ds_producer *p);
+
 /* The detail of the last failure the producer kept or returned, and its
    PR_DS_* meaning.
    Params: p - the producer; out - receives the detail (may be NULL).
@@ -1471,6 +1480,7 @@ struct pr_ds_producer {
     int close_rc;
     char *final_offset;
     int flushing;
+    long dups;                  /* batches answered 204 */
 };
 
 static void pr__dsp_keep(pr_ds_producer *p, int rc, int meaning, const pr_err_info *e) {
@@ -1570,6 +1580,7 @@ static int pr__dsp_send_task(void *arg) {
         rc = pr_ds_append(p->ds, b->body.data, b->body.len, &ao, &res, until);
         if (rc == PR_OK) {
             p->epoch_ok = 1;
+            if (res.status == 204) p->dups++;
             if (res.offset.len) pr__ds_setstr(&p->offset, res.offset.ptr, res.offset.len);
             break;
         }
@@ -1758,6 +1769,8 @@ int64_t pr_ds_producer_epoch(const pr_ds_producer *p, int64_t *next_seq) {
 }
 
 const char *pr_ds_producer_offset(const pr_ds_producer *p) { return p ? p->offset : NULL; }
+
+long pr_ds_producer_duplicates(const pr_ds_producer *p) { return p ? p->dups : 0; }
 
 int pr_ds_producer_error(const pr_ds_producer *p, pr_err_info *out) {
     if (!p) return PR_DS_OK;

@@ -68,7 +68,9 @@ step compile_nothreads $CC $CHECK tests/compile_nothreads.c -o $B/compile_nothre
 step compile_nothreads_run $B/compile_nothreads
 step compile_clash $CC $CHECK $NSPR -c tests/compile_clash.c -o $B/compile_clash.o
 step compile_kqueue $CC $CHECK -Itests/shim -c tests/compile_kqueue.c -o $B/compile_kqueue.o
-echo "compile checks ok: C++11 (+ C linkage), twice, static x2, no-TLS, no-threads, clash (prctl${NSPR:+, nspr}), kqueue (shim) with $CC"
+# the Durable Streams conformance adapter (tools/ds-adapter runs it; the ds suite drives it)
+step ds_adapter $CC $CHECK -O2 tools/ds_adapter.c -o build/ds-adapter -pthread $TLSLIB
+echo "compile checks ok: C++11 (+ C linkage), twice, static x2, no-TLS, no-threads, clash (prctl${NSPR:+, nspr}), kqueue (shim), ds-adapter with $CC"
 
 step build $CC $CFLAGS tests/all.c -o $B/pristine_tests -pthread $TLSLIB
 if [ "${VALGRIND:-0}" = 1 ]; then

@@ -751,6 +751,105 @@ PT_TEST(ds_producer_backpressure_json_close) {
     ds_stop(&f);
 }
 
+/* tools/ds-adapter driven through its stdin and stdout as a conformance
+   runner drives it: one JSON result per command, in order, with the
+   field names, normalised statuses and error codes runners check. */
+PT_TEST(ds_adapter_speaks_the_protocol) {
+    ds_fx f;
+    int in[2], out[2], status = -1;
+    pid_t pid;
+    pr_buf cmds, got;
+    char buf[4096];
+    int64_t until = pr_deadline_in(90000);
+    const char *p, *line[32];
+    int nlines = 0, i;
+    static const char *const script[] = {
+        "{\"type\":\"init\",\"serverUrl\":\"%s\"}",
+        "{\"type\":\"create\",\"path\":\"/ad/s\",\"contentType\":\"text/plain\"}",
+        "{\"type\":\"append\",\"path\":\"/ad/s\",\"data\":\"hello\"}",
+        "{\"type\":\"append\",\"path\":\"/ad/s\",\"data\":\" world\",\"seq\":2}",
+        "{\"type\":\"append\",\"path\":\"/ad/s\",\"data\":\"x\",\"seq\":1}",
+        "{\"type\":\"read\",\"path\":\"/ad/s\",\"offset\":\"-1\"}",
+        "{\"type\":\"read\",\"path\":\"/ad/s\",\"offset\":\"-1\",\"live\":\"sse\",\"waitForUpToDate\":true}",
+        "{\"type\":\"head\",\"path\":\"/ad/s\"}",
+        "{\"type\":\"idempotent-append\",\"path\":\"/ad/s\",\"data\":\"!\",\"producerId\":\"w\",\"epoch\":0,\"autoClaim\":false}",
+        "{\"type\":\"idempotent-append\",\"path\":\"/ad/s\",\"data\":\"?\",\"producerId\":\"w\",\"epoch\":0,\"autoClaim\":false}",
+        "{\"type\":\"idempotent-close\",\"path\":\"/ad/s\",\"producerId\":\"w\",\"epoch\":0,\"autoClaim\":false}",
+        "{\"type\":\"idempotent-close\",\"path\":\"/ad/s\",\"producerId\":\"w\",\"epoch\":0,\"autoClaim\":false}",
+        "{\"type\":\"idempotent-close\",\"path\":\"/ad/s\",\"producerId\":\"other\",\"epoch\":0,\"autoClaim\":false}",
+        "{\"type\":\"read\",\"path\":\"/ad/missing\",\"offset\":\"-1\"}",
+        "{\"type\":\"validate\",\"target\":{\"target\":\"idempotent-producer\",\"maxBatchBytes\":0}}",
+        "{\"type\":\"benchmark\",\"iterationId\":\"it-1\",\"operation\":{\"op\":\"create\",\"path\":\"/ad/b\"}}",
+        "{\"type\":\"shutdown\"}",
+    };
+    static const char *const want[][3] = {
+        { "\"type\":\"init\",\"success\":true", "\"strictZeroValidation\":true", NULL },
+        { "\"status\":201", "\"offset\":\"", NULL },
+        { "\"type\":\"append\",\"success\":true", "\"status\":200", NULL },
+        { "\"status\":200", NULL, NULL },
+        { "\"errorCode\":\"SEQUENCE_CONFLICT\"", "\"status\":409", NULL },
+        { "\"chunks\":[{\"data\":\"hello world\"", "\"upToDate\":true", "\"streamClosed\":false" },
+        { "\"data\":\"hello world\"", "\"upToDate\":true", NULL },
+        { "\"contentType\":\"text/plain\"", "\"streamClosed\":false", NULL },
+        { "\"producerSeq\":0", "\"duplicate\":false", NULL },
+        { "\"producerSeq\":1", "\"status\":200", NULL },
+        { "\"finalOffset\":\"", "\"status\":200", NULL },
+        { "\"finalOffset\":\"", "\"status\":200", NULL },
+        { "\"errorCode\":\"STREAM_CLOSED\"", "\"status\":409", NULL },
+        { "\"errorCode\":\"NOT_FOUND\"", "/ad/missing", NULL },
+        { "\"errorCode\":\"INVALID_ARGUMENT\"", "maxBatchBytes", NULL },
+        { "\"iterationId\":\"it-1\"", "\"durationNs\":\"", NULL },
+        { "\"type\":\"shutdown\",\"success\":true", NULL, NULL },
+    };
+    PT_REQUIRE(ds_start(&f) == 0);
+    pr_buf_init(&cmds);
+    pr_buf_init(&got);
+    for (i = 0; i < (int)(sizeof script / sizeof script[0]); i++) {
+        PT_EQ_ERR(pr_buf_printf(&cmds, script[i], f.base), PR_OK);
+        PT_EQ_ERR(pr_buf_append(&cmds, "\n", 1), PR_OK);
+    }
+    PT_REQUIRE(pipe(in) == 0 && pipe(out) == 0);
+    pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execl("tools/ds-adapter", "tools/ds-adapter", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    PT_CHECK(write(in[1], cmds.data, cmds.len) == (ssize_t)cmds.len);
+    close(in[1]);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    while (pr_now() < until) { /* until the adapter closes stdout (it builds itself first when needed) */
+        ssize_t n = read(out[0], buf, sizeof buf);
+        if (n > 0) pr_buf_append(&got, buf, (size_t)n);
+        else if (n == 0) break;
+        else pr_sleep(pr_deadline_in(20));
+    }
+    close(out[0]);
+    waitpid(pid, &status, 0);
+    PT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    for (p = got.data; p && *p && nlines < 32; nlines++) {
+        const char *nl = strchr(p, '\n');
+        line[nlines] = p;
+        if (!nl) break;
+        *(char *)nl = 0;
+        p = nl + 1;
+    }
+    PT_EQ_INT(nlines, (int)(sizeof script / sizeof script[0]));
+    for (i = 0; i < nlines && i < (int)(sizeof want / sizeof want[0]); i++) {
+        int k;
+        for (k = 0; k < 3 && want[i][k]; k++)
+            if (!strstr(line[i], want[i][k])) pt_fail(__FILE__, __LINE__, "result %d: %s lacks %s", i, line[i], want[i][k]);
+    }
+    pr_buf_deinit(&cmds);
+    pr_buf_deinit(&got);
+    ds_stop(&f);
+}
+
 /* Query pairs: the handle's, params_fn's and the protocol's, sorted by key;
    headers_fn runs for every request. */
 static int ds_params(pr_buf *out, void *ud) {
@@ -799,5 +898,6 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_producer_stale_epoch_and_auto_claim),
     PT_ENTRY(ds_producer_out_of_order_and_drops),
     PT_ENTRY(ds_producer_backpressure_json_close),
+    PT_ENTRY(ds_adapter_speaks_the_protocol),
     PT_ENTRY(ds_query_sorted),
     {0, 0} } };
