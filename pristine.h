@@ -4691,7 +4691,9 @@ PRISTINE_API int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_
 /* Flush, then start the next epoch (epoch + 1, seq 0): what a restarted
    writer does to fence off its older self.
    Params: p - the producer; deadline - absolute ms.
-   Returns: as pr_ds_producer_flush.
+   Returns: as pr_ds_producer_flush (PR_OK; a kept failure; PR_ETIMEDOUT;
+            PR_ECANCELED; PR_ESTATE); the epoch moves on after any of them
+            but the first three.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_producer_epoch. */
@@ -4736,7 +4738,7 @@ PRISTINE_API int pr_ds_producer_error(const pr_ds_producer *p, pr_err_info *out)
    (flush first to send them: that is a detach).
    Params: p - the producer; NULL is a no-op.
    Returns: nothing.
-   Blocks: yes, briefly: its tasks are cancelled and joined.
+   Blocks: no (its tasks are cancelled and joined; they unwind at once).
    Thread: owner.
    See: pr_ds_producer_flush. */
 PRISTINE_API void pr_ds_producer_destroy(pr_ds_producer *p);
