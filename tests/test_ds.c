@@ -751,6 +751,102 @@ PT_TEST(ds_producer_backpressure_json_close) {
     ds_stop(&f);
 }
 
+/* The consumer: batches to the callback with a checkpoint after each,
+   state changes, dropped connections resumed from the checkpoint, the
+   close ends it; a new consumer from a stored checkpoint gets the rest. */
+typedef struct ds_cons {
+    pr_buf got;
+    char checkpoints[8][64];
+    int ncheck, states[16], nstates;
+} ds_cons;
+
+static int ds_on_batch(const pr_ds_chunk *c, void *ud) {
+    ds_cons *k = (ds_cons *)ud;
+    return pr_buf_append(&k->got, c->data, c->len);
+}
+
+static void ds_on_checkpoint(const char *off, size_t len, void *ud) {
+    ds_cons *k = (ds_cons *)ud;
+    if (k->ncheck < 8) snprintf(k->checkpoints[k->ncheck], sizeof k->checkpoints[0], "%.*s", (int)len, off);
+    k->ncheck++;
+}
+
+static void ds_on_state(int state, const pr_err_info *why, void *ud) {
+    ds_cons *k = (ds_cons *)ud;
+    (void)why;
+    if (k->nstates < 16) k->states[k->nstates] = state;
+    k->nstates++;
+}
+
+PT_TEST(ds_consumer_checkpoints_and_resume) {
+    ds_fx f;
+    pr_ds *ds;
+    pr_ds_result res;
+    pr_ds_consumer *c;
+    pr_ds_consumer_opts co;
+    ds_cons k, k2;
+    ds_writer w;
+    pr_task *t;
+    static const char *const parts[] = { "one;", "two;", "three;" };
+    int i, saw_up = 0, saw_closed = 0;
+    memset(&res, 0, sizeof res);
+    memset(&k, 0, sizeof k);
+    memset(&k2, 0, sizeof k2);
+    pr_buf_init(&k.got);
+    pr_buf_init(&k2.got);
+    PT_REQUIRE(ds_start(&f) == 0);
+    PT_REQUIRE((ds = ds_handle(&f, "/v1/t/cons", "text/plain")) != NULL);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "zero;", 5, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/cons\",\"method\":\"GET\",\"dropConnection\":true,\"count\":3}"), PR_OK);
+    memset(&co, 0, sizeof co);
+    co.live = PR_DS_LIVE_LONG_POLL;
+    co.on_batch = ds_on_batch;
+    co.on_checkpoint = ds_on_checkpoint;
+    co.on_state = ds_on_state;
+    co.user_data = &k;
+    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co), PR_OK);
+    memset(&w, 0, sizeof w);
+    w.ds = ds;
+    w.parts = parts;
+    w.nparts = 3;
+    w.gap_ms = 100;
+    PT_EQ_ERR(pr_go(&t, ds_writer_task, &w, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_consumer_wait(c, pr_deadline_in(15000)), PR_ECLOSED);
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
+    pr_ds_consumer_stop(c);
+    PT_EQ_INT(k.got.len, 19);
+    PT_EQ_MEM(k.got.data, "zero;one;two;three;", 19);
+    PT_CHECK(k.ncheck >= 4);
+    PT_EQ_INT(k.states[0], PR_DS_CONNECTING);
+    for (i = 0; i < k.nstates && i < 16; i++) {
+        if (k.states[i] == PR_DS_UP_TO_DATE) saw_up = 1;
+        if (k.states[i] == PR_DS_CLOSED) saw_closed = 1;
+    }
+    PT_CHECK(saw_up && saw_closed);
+    /* from the first checkpoint (after "zero;"): the rest, nothing twice */
+    co.user_data = &k2;
+    co.offset = k.checkpoints[0];
+    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co), PR_OK);
+    PT_EQ_ERR(pr_ds_consumer_wait(c, pr_deadline_in(10000)), PR_ECLOSED);
+    pr_ds_consumer_stop(c);
+    PT_EQ_INT(k2.got.len, 14);
+    PT_EQ_MEM(k2.got.data, "one;two;three;", 14);
+    /* stopped while it waits at the tail of an open stream */
+    PT_REQUIRE((ds = (pr_ds_destroy(ds), ds_handle(&f, "/v1/t/cons2", "text/plain"))) != NULL);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    co.offset = NULL;
+    co.on_state = NULL;
+    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co), PR_OK);
+    PT_EQ_ERR(pr_ds_consumer_wait(c, pr_deadline_in(300)), PR_ETIMEDOUT);
+    pr_ds_consumer_stop(c);
+    pr_buf_deinit(&k.got);
+    pr_buf_deinit(&k2.got);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(ds);
+    ds_stop(&f);
+}
+
 /* tools/ds-adapter driven through its stdin and stdout as a conformance
    runner drives it: one JSON result per command, in order, with the
    field names, normalised statuses and error codes runners check. */
@@ -898,6 +994,7 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_producer_stale_epoch_and_auto_claim),
     PT_ENTRY(ds_producer_out_of_order_and_drops),
     PT_ENTRY(ds_producer_backpressure_json_close),
+    PT_ENTRY(ds_consumer_checkpoints_and_resume),
     PT_ENTRY(ds_adapter_speaks_the_protocol),
     PT_ENTRY(ds_query_sorted),
     {0, 0} } };
