@@ -56,6 +56,8 @@ bench: setup
 	build/bench_sse
 	$(CC) -O2 -std=c11 bench/bench_streams.c -o build/bench_streams -lbearssl -lpthread
 	build/bench_streams 10000 && build/bench_streams 10000 tls
+	$(CC) -O2 -std=c11 bench/bench_ds.c -o build/bench_ds -lbearssl -lpthread
+	build/bench_ds
 
 # libFuzzer targets on the pure parsers: tests/fuzz_<name>.c -> build/fuzz/<name>.
 # fuzz-smoke runs each for FUZZ_SECONDS (default 60) and prints its exec count.
