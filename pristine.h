@@ -4426,7 +4426,9 @@ typedef struct pr_ds_read_opts {
     int prefer_sse;             /* PR_DS_LIVE_AUTO: follow with SSE (falling back to long-poll) */
     int sse_short_ms;           /* 0 = 1000: an SSE connection that drops sooner counts as short */
     int sse_max_short;          /* 0 = 3: short SSE connections in a row before the fallback */
-    size_t max_chunk_bytes;     /* 0 = 64 MiB: the largest response body or SSE batch (PR_ELIMIT) */
+    size_t max_chunk_bytes;     /* 0 = 64 MiB: the largest response body or SSE batch (PR_ELIMIT);
+                                   a catch-up answer is held whole, so a shared client's
+                                   fetch_max_bytes (16 MiB by default) caps it too */
     pr_err_info *err;           /* out, optional: why pr_ds_read_open failed */
 } pr_ds_read_opts;
 
@@ -17547,6 +17549,7 @@ int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts) {
         pr_http_client_opts co;
         memset(&co, 0, sizeof co);
         co.max_redirects = 5;
+        co.fetch_max_bytes = PR__DS_DEF_CHUNK; /* a catch-up answer is held whole */
         if ((rc = pr_http_client_create(&ds->client, &co)) != PR_OK) {
             pr__err_set(err, rc, 0, "ds: could not create the HTTP client");
             goto fail;
