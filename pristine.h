@@ -4013,7 +4013,8 @@ enum pr_telemetry_kind {
     PR_TELEMETRY_FUTURE = 7,        /* a remote future's polling hit a problem */
     PR_TELEMETRY_FUTURE_RESOLVED = 8,
     PR_TELEMETRY_FUTURE_FAILED = 9,
-    PR_TELEMETRY_STREAM_RECONNECT = 10 /* an event stream is about to connect again */
+    PR_TELEMETRY_STREAM_RECONNECT = 10, /* an event stream is about to connect again */
+    PR_TELEMETRY_STREAM_STATE = 11      /* a Durable Streams consumer changed state (ds module) */
 };
 
 /* Field value types. */
@@ -4753,7 +4754,7 @@ PRISTINE_API void pr_ds_producer_destroy(pr_ds_producer *p);
    from it (opts.offset) neither loses nor repeats a byte. Network errors,
    429 and 5xx reconnect with the handle's backoff for as long as it
    takes; other failures (404, a malformed body, ...) stop it. State
-   changes go to on_state. */
+   changes go to on_state and, with opts.telemetry, to the telemetry hub. */
 typedef struct pr_ds_consumer pr_ds_consumer;
 
 /* pr_ds_consumer_opts.on_state */
@@ -4769,6 +4770,9 @@ typedef struct pr_ds_consumer_opts {
     void (*on_state)(int state, const pr_err_info *why, void *user_data); /* NULL = none; why: the
                                    failure behind CONNECTING (a reconnect) or STOPPED, else NULL */
     void *user_data;
+    pr_telemetry *telemetry;    /* NULL = none: every state change is also a PR_TELEMETRY_STREAM_STATE
+                                   event "ds.consumer.state" (fields url, state, offset, detail);
+                                   borrowed, must outlive the consumer */
 } pr_ds_consumer_opts;
 
 /* Start following the stream in a task of the calling thread.
@@ -18789,10 +18793,29 @@ struct pr_ds_consumer {
     int done;
 };
 
+static const char *pr__dsc_state_name(int state) {
+    switch (state) {
+    case PR_DS_CONNECTING: return "connecting";
+    case PR_DS_LIVE: return "live";
+    case PR_DS_UP_TO_DATE: return "up_to_date";
+    case PR_DS_CLOSED: return "closed";
+    default: return "stopped";
+    }
+}
+
 static void pr__dsc_state(pr_ds_consumer *c, int state, const pr_err_info *why) {
     if (c->state == state && !why) return;
     c->state = state;
     if (c->o.on_state) c->o.on_state(state, why, c->o.user_data);
+    if (c->o.telemetry) {
+        pr_telemetry_field f[4];
+        f[0] = pr__tel_s("url", c->ds->base);
+        f[1] = pr__tel_s("state", pr__dsc_state_name(state));
+        f[2] = pr__tel_s("offset", c->offset);
+        f[3] = pr__tel_s("detail", why ? why->msg : "");
+        pr__tel_emit(c->o.telemetry, PR_TELEMETRY_STREAM_STATE, "ds.consumer.state",
+                     why ? PR_SEVERITY_WARNING : PR_SEVERITY_INFO, f, 4);
+    }
 }
 
 static int pr__dsc_task(void *arg) {

@@ -46,7 +46,8 @@ enum pr_telemetry_kind {
     PR_TELEMETRY_FUTURE = 7,        /* a remote future's polling hit a problem */
     PR_TELEMETRY_FUTURE_RESOLVED = 8,
     PR_TELEMETRY_FUTURE_FAILED = 9,
-    PR_TELEMETRY_STREAM_RECONNECT = 10 /* an event stream is about to connect again */
+    PR_TELEMETRY_STREAM_RECONNECT = 10, /* an event stream is about to connect again */
+    PR_TELEMETRY_STREAM_STATE = 11      /* a Durable Streams consumer changed state (ds module) */
 };
 
 /* Field value types. */

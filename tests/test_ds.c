@@ -751,6 +751,98 @@ PT_TEST(ds_producer_backpressure_json_close) {
     ds_stop(&f);
 }
 
+/* linger_ms: messages appended within it travel as one batch, sealed by
+   the linger alone (no flush); the long-poll reader sees the cursor. */
+PT_TEST(ds_producer_linger_and_cursor) {
+    ds_fx f;
+    pr_ds *ds;
+    pr_ds_result res;
+    pr_ds_producer *p;
+    pr_ds_producer_opts po;
+    pr_ds_read *rd;
+    pr_ds_read_opts ro;
+    pr_ds_chunk c;
+    int64_t seq;
+    int i;
+    memset(&res, 0, sizeof res);
+    PT_REQUIRE(ds_start(&f) == 0);
+    PT_REQUIRE((ds = ds_handle(&f, "/v1/t/linger", "text/plain")) != NULL);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    memset(&po, 0, sizeof po);
+    po.producer_id = "l";
+    po.linger_ms = 150;
+    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po), PR_OK);
+    for (i = 0; i < 3; i++) {
+        PT_EQ_ERR(pr_ds_producer_append(p, "abc", 3, pr_deadline_in(5000)), PR_OK);
+        pr_sleep(pr_deadline_in(10)); /* yields: the batch still lingers */
+    }
+    pr_ds_producer_epoch(p, &seq);
+    PT_EQ_INT(seq, 0); /* not sealed yet */
+    memset(&ro, 0, sizeof ro);
+    ro.live = PR_DS_LIVE_LONG_POLL;
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro), PR_OK);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK); /* the linger sends it meanwhile */
+    if (c.len == 0) PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(c.len, 9);
+    PT_EQ_MEM(c.data, "abcabcabc", 9);
+    PT_CHECK(*c.cursor != 0); /* the long-poll answer's cursor, sent back on the next poll */
+    pr_ds_producer_epoch(p, &seq);
+    PT_EQ_INT(seq, 1); /* one batch */
+    pr_ds_read_destroy(rd);
+    pr_ds_producer_destroy(p);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(ds);
+    ds_stop(&f);
+}
+
+/* Every allocation failing in turn across a producer's batches: an error
+   from append, flush or create, never a crash, a hang or a leak; once none
+   fails, every message is stored once. */
+PT_TEST(ds_fail_nth_allocation_producer) {
+    ds_fx f;
+    pr_ds *setup;
+    pr_ds_result res;
+    int n, ok = 0;
+    char path[64];
+    memset(&res, 0, sizeof res);
+    PT_REQUIRE(ds_start(&f) == 0);
+    for (n = 1; n < 2000 && !ok; n++) {
+        pr_ds *ds;
+        pr_ds_producer *p = NULL;
+        pr_ds_producer_opts po;
+        int rc, i, done;
+        snprintf(path, sizeof path, "/v1/t/nthp-%d", n);
+        PT_REQUIRE((setup = ds_handle(&f, path, "text/plain")) != NULL);
+        PT_EQ_ERR(pr_ds_create(setup, NULL, &res, pr_deadline_in(5000)), PR_OK);
+        memset(&po, 0, sizeof po);
+        po.producer_id = "n";
+        po.max_batch_bytes = 8;
+        po.max_in_flight = 2;
+        pt_alloc_fail_nth(n);
+        ds = ds_handle(&f, path, "text/plain");
+        rc = ds ? pr_ds_producer_create(&p, ds, &po) : PR_ENOMEM;
+        for (i = 0; rc == PR_OK && i < 4; i++) rc = pr_ds_producer_append(p, "abcd", 4, pr_deadline_in(5000));
+        if (rc == PR_OK) rc = pr_ds_producer_flush(p, pr_deadline_in(5000));
+        done = __atomic_load_n(&pt__mem.fail_nth, __ATOMIC_RELAXED) > 0;
+        pt_alloc_fail_nth(0);
+        pr_ds_producer_destroy(p);
+        pr_ds_destroy(ds);
+        if (done) {
+            pr_buf got;
+            pr_buf_init(&got);
+            PT_EQ_ERR(rc, PR_OK);
+            PT_EQ_ERR(ds_content(setup, &got), PR_OK);
+            PT_EQ_INT(got.len, 16);
+            pr_buf_deinit(&got);
+            ok = 1;
+        }
+        pr_ds_destroy(setup);
+    }
+    PT_CHECK(ok);
+    pr_ds_result_deinit(&res);
+    ds_stop(&f);
+}
+
 /* The consumer: batches to the callback with a checkpoint after each,
    state changes, dropped connections resumed from the checkpoint, the
    close ends it; a new consumer from a stored checkpoint gets the rest. */
@@ -771,6 +863,14 @@ static void ds_on_checkpoint(const char *off, size_t len, void *ud) {
     k->ncheck++;
 }
 
+static void ds_on_telemetry(const pr_telemetry_event *ev, void *ud) {
+    int *closed_events = (int *)ud;
+    const pr_telemetry_field *st = pr_telemetry_field_get(ev, "state");
+    if (ev->kind == PR_TELEMETRY_STREAM_STATE && strcmp(ev->name, "ds.consumer.state") == 0 && st &&
+        strcmp(st->s, "closed") == 0)
+        (*closed_events)++;
+}
+
 static void ds_on_state(int state, const pr_err_info *why, void *ud) {
     ds_cons *k = (ds_cons *)ud;
     (void)why;
@@ -788,7 +888,13 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     ds_writer w;
     pr_task *t;
     static const char *const parts[] = { "one;", "two;", "three;" };
-    int i, saw_up = 0, saw_closed = 0;
+    int i, saw_up = 0, saw_closed = 0, tel_closed = 0;
+    pr_telemetry *tel;
+    pr_telemetry_opts to;
+    memset(&to, 0, sizeof to);
+    to.on_event = ds_on_telemetry;
+    to.user_data = &tel_closed;
+    PT_REQUIRE(pr_telemetry_create(&tel, &to) == PR_OK);
     memset(&res, 0, sizeof res);
     memset(&k, 0, sizeof k);
     memset(&k2, 0, sizeof k2);
@@ -805,6 +911,7 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     co.on_checkpoint = ds_on_checkpoint;
     co.on_state = ds_on_state;
     co.user_data = &k;
+    co.telemetry = tel;
     PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co), PR_OK);
     memset(&w, 0, sizeof w);
     w.ds = ds;
@@ -824,6 +931,8 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
         if (k.states[i] == PR_DS_CLOSED) saw_closed = 1;
     }
     PT_CHECK(saw_up && saw_closed);
+    PT_EQ_INT(tel_closed, 1); /* the same change through the telemetry hub */
+    co.telemetry = NULL;
     /* from the first checkpoint (after "zero;"): the rest, nothing twice */
     co.user_data = &k2;
     co.offset = k.checkpoints[0];
@@ -844,6 +953,7 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     pr_buf_deinit(&k2.got);
     pr_ds_result_deinit(&res);
     pr_ds_destroy(ds);
+    pr_telemetry_destroy(tel);
     ds_stop(&f);
 }
 
@@ -994,6 +1104,8 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_producer_stale_epoch_and_auto_claim),
     PT_ENTRY(ds_producer_out_of_order_and_drops),
     PT_ENTRY(ds_producer_backpressure_json_close),
+    PT_ENTRY(ds_producer_linger_and_cursor),
+    PT_ENTRY(ds_fail_nth_allocation_producer),
     PT_ENTRY(ds_consumer_checkpoints_and_resume),
     PT_ENTRY(ds_adapter_speaks_the_protocol),
     PT_ENTRY(ds_query_sorted),
