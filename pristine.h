@@ -17459,6 +17459,8 @@ struct pr_ds {
     int ctype_given;
     pr_ds_opts o;
     pr_retry_policy retry;
+    char *etag, *etag_at;       /* the ETag of an empty catch-up answer at offset etag_at: sent as
+                                   If-None-Match by the next catch-up there (304 = still nothing) */
 };
 
 /* 100 ms doubling to 60 s, full jitter (a uniform wait below the delay) */
@@ -17481,6 +17483,11 @@ static char *pr__ds_strdup(const char *s) {
     char *d = (char *)pr__alloc(n + 1);
     if (d) memcpy(d, s, n + 1);
     return d;
+}
+
+static void pr__ds_free_str(char **s) {
+    if (*s) pr__free(*s, strlen(*s) + 1);
+    *s = NULL;
 }
 
 static void pr__ds_setstr(char **dst, const char *s, size_t n) {
@@ -17575,6 +17582,8 @@ void pr_ds_destroy(pr_ds *ds) {
     pr_url_deinit(&ds->url);
     if (ds->base) pr__free(ds->base, strlen(ds->base) + 1);
     if (ds->ctype) pr__free(ds->ctype, strlen(ds->ctype) + 1);
+    pr__ds_free_str(&ds->etag);
+    pr__ds_free_str(&ds->etag_at);
     pr_buf_deinit(&ds->base_params);
     pr_buf_deinit(&ds->fixed);
     pr__free(ds, sizeof *ds);
@@ -17926,8 +17935,6 @@ struct pr_ds_read {
     pr_ds_read_opts o;
     char *offset;               /* the position: after the last chunk delivered */
     char *cursor;
-    char *etag;                 /* the ETag of the last catch-up answer, for offset etag_at */
-    char *etag_at;
     int phase;                  /* PR__DS_CATCHUP, then the live way */
     int json, text;
     int up_to_date;             /* the up-to-date signal has been delivered */
@@ -17948,11 +17955,6 @@ struct pr_ds_read {
     int failures;               /* SSE connections in a row that failed */
     pr_retry retry;
 };
-
-static void pr__ds_free_str(char **s) {
-    if (*s) pr__free(*s, strlen(*s) + 1);
-    *s = NULL;
-}
 
 int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds_read_opts *o) {
     pr_ds_read *r;
@@ -17997,8 +17999,6 @@ void pr_ds_read_destroy(pr_ds_read *r) {
     pr_ds_result_deinit(&r->res);
     pr__ds_free_str(&r->offset);
     pr__ds_free_str(&r->cursor);
-    pr__ds_free_str(&r->etag);
-    pr__ds_free_str(&r->etag_at);
     pr_buf_deinit(&r->batch);
     pr_buf_deinit(&r->out);
     pr__free(r, sizeof *r);
@@ -18090,8 +18090,8 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
         pr_buf_deinit(&q);
         return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
     }
-    if (!poll && r->etag && r->etag_at && strcmp(r->etag_at, r->offset) == 0)
-        pr__ds_hdr(h, &nh, "If-None-Match", r->etag, strlen(r->etag));
+    if (!poll && r->ds->etag && r->ds->etag_at && strcmp(r->ds->etag_at, r->offset) == 0)
+        pr__ds_hdr(h, &nh, "If-None-Match", r->ds->etag, strlen(r->ds->etag));
     memset(&rq, 0, sizeof rq);
     rq.method = "GET";
     rq.query = q.data;
@@ -18119,14 +18119,14 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     }
     if (r->res.http.body_len > r->o.max_chunk_bytes)
         return pr__ds_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "a response over max_chunk_bytes");
-    if ((rc = pr__ds_advance(r, r->res.offset, r->res.cursor)) != PR_OK) return rc;
-    if (!poll && r->res.etag.len) {
-        pr__ds_setstr(&r->etag, r->res.etag.ptr, r->res.etag.len);
-        pr__ds_setstr(&r->etag_at, r->offset, strlen(r->offset));
-    }
-    pr_buf_clear(&r->out);
     has_data = st == 200 && r->res.http.body_len &&
                !(r->json && pr__ds_json_empty(r->res.http.body, r->res.http.body_len));
+    if (!poll && st == 200 && !has_data && r->res.etag.len) { /* an empty tail: remember its ETag */
+        pr__ds_setstr(&r->ds->etag, r->res.etag.ptr, r->res.etag.len);
+        pr__ds_setstr(&r->ds->etag_at, r->offset, strlen(r->offset));
+    }
+    if ((rc = pr__ds_advance(r, r->res.offset, r->res.cursor)) != PR_OK) return rc;
+    pr_buf_clear(&r->out);
     if (has_data && pr_buf_append(&r->out, r->res.http.body, r->res.http.body_len) != PR_OK)
         return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
     /* a 204 (long-poll at the tail) is up to date; a 200 says so in a header */

@@ -264,6 +264,29 @@ PT_TEST(ds_catchup_offsets_and_etag) {
     PT_EQ_INT(c.len, 0);
     PT_EQ_INT(c.up_to_date, 1);
     PT_CHECK(pr_slice_eq(res.offset, pr_slice_cstr(c.offset)));
+    snprintf(mid, sizeof mid, "%s", c.offset);
+    pr_ds_read_destroy(rd);
+    /* polling the tail with catch-up reads: the second one sends the empty
+       answer's ETag back and gets 304 (nothing new), an empty up-to-date chunk */
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, mid, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(c.len, 0);
+    PT_EQ_INT(pr_ds_read_status(rd), 200);
+    snprintf(mid, sizeof mid, "%s", c.offset);
+    pr_ds_read_destroy(rd);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, mid, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(c.len, 0);
+    PT_EQ_INT(c.up_to_date, 1);
+    PT_EQ_INT(pr_ds_read_status(rd), 304);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_ECLOSED);
+    pr_ds_read_destroy(rd);
+    /* new data after it: a 200 with the data, never a stale 304 */
+    PT_EQ_ERR(pr_ds_append(ds, "!", 1, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, mid, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(c.len, 1);
+    PT_EQ_INT(pr_ds_read_status(rd), 200);
     pr_ds_read_destroy(rd);
     /* a bad offset is the server's 400 */
     PT_EQ_ERR(pr_ds_read_open(&rd, ds, "zzz", NULL), PR_OK);
