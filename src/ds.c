@@ -827,7 +827,7 @@ static int pr__ds_status_error(pr_ds *ds, pr_ds_result *res, const char *op) {
     res->error = pr__ds_meaning(res, op);
     for (i = 0; i < n; i++) msg[i] = res->http.body[i] >= 0x20 && res->http.body[i] < 0x7f ? res->http.body[i] : ' ';
     msg[n] = 0;
-    pr__err_set(&res->http.err, PR_EHTTP, 0, "ds: %s %.*s: %d %s%s%s", op, (int)PR__MIN(ds->url.path.len, (size_t)40),
+    pr__err_set(&res->http.err, PR_EHTTP, 0, "ds: %s %.*s: %d %s%s%s", op, (int)PR__MIN(ds->url.path.len, (size_t)90),
                 ds->url.path.ptr, st, pr__ds_meaning_text(res->error), n ? ": " : "", msg);
     res->http.err.http_status = st;
     res->http.err.category = st >= 500 || st == 429 ? PR_CATEGORY_SERVER : PR_CATEGORY_USER;
