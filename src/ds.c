@@ -1398,9 +1398,10 @@ static int pr__ds_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *
     return PR_OK; /* an event type of no meaning here */
 }
 
-/* Read the SSE connection until a chunk is ready. PR_ECLOSED: the
-   connection ended (reconnect). */
-static int pr__ds_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
+/* Read the SSE connection until a chunk is ready. *from_conn says the
+   failure came from the connection (PR_ECLOSED: it ended) rather than from
+   decoding what the server sent. */
+static int pr__ds_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline, int *from_conn) {
     for (;;) {
         pr_sse_event ev;
         const char *p;
@@ -1412,7 +1413,10 @@ static int pr__ds_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
         }
         if (rc == PR_ELIMIT) return pr__ds_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "an SSE event over the limit");
         rc = pr_http_next_span(r->sse, &p, &n, deadline);
-        if (rc != PR_OK) return rc;
+        if (rc != PR_OK) {
+            *from_conn = 1;
+            return rc;
+        }
         if ((rc = pr_sse_decoder_feed(r->dec, p, n)) != PR_OK) return pr__ds_rfail(r, rc, PR_DS_OK, "ds: %s", "SSE decoding failed");
     }
 }
@@ -1440,7 +1444,7 @@ static int pr__ds_transient(pr_ds_read *r, int rc) {
 
 static int pr__ds_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
     for (;;) {
-        int rc;
+        int rc, from_conn = 0;
         if (!r->sse) {
             rc = pr__ds_sse_open(r, deadline);
             if (rc != PR_OK) {
@@ -1449,20 +1453,16 @@ static int pr__ds_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
                 continue;
             }
         }
-        rc = pr__ds_sse_pump(r, c, deadline);
+        rc = pr__ds_sse_pump(r, c, deadline, &from_conn);
         if (rc == PR_OK) {
             r->failures = 0;
             if (c->closed) pr__ds_sse_drop(r);
             return PR_OK;
         }
         if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) return rc; /* the connection stays for the next call */
-        if (rc == PR_EPROTO && r->err.code == PR_EPROTO && strncmp(r->err.msg, "ds:", 3) == 0) {
+        if (!from_conn || pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_FAIL) {
             pr__ds_sse_drop(r);
-            return rc; /* the server's data is malformed: reconnecting would read it again */
-        }
-        if (rc == PR_ENOMEM || rc == PR_ELIMIT) {
-            pr__ds_sse_drop(r);
-            return rc;
+            return rc; /* malformed data (reconnecting would read it again), a limit, no memory */
         }
         /* the connection ended or broke: resume from the position */
         if (pr_now() - r->sse_opened_at < r->o.sse_short_ms) r->sse_short++;

@@ -891,7 +891,7 @@ static void da_benchmark(const pr_json *cmd) {
     pr_err_info e;
     pr_buf body;
     char num[32];
-    int rc = PR_OK;
+    int rc = PR_OK, known = 1;
     da_out o;
     memset(&res, 0, sizeof res);
     pr_buf_init(&body);
@@ -981,10 +981,12 @@ static void da_benchmark(const pr_json *cmd) {
         msgs = count;
         bytes = count * size;
     } else {
-        rc = PR_ENOTSUP;
+        known = 0;
     }
     t1 = da_ns();
-    if (rc == PR_OK) {
+    if (!known) {
+        da_error("benchmark", 0, "NOT_SUPPORTED", "unknown benchmark operation");
+    } else if (rc == PR_OK) {
         double secs = (double)(t1 - t0) / 1e9;
         da_begin(&o, "benchmark", 1);
         if (iter) {
@@ -1005,8 +1007,6 @@ static void da_benchmark(const pr_json *cmd) {
         pr_json_write_double(&o.w, secs > 0 ? (double)bytes / secs : 0);
         pr_json_end_object(&o.w);
         da_end(&o);
-    } else if (rc == PR_ENOTSUP) {
-        da_error("benchmark", 0, "NOT_SUPPORTED", "unknown benchmark operation");
     } else {
         da_fail("benchmark", rc, res.error, res.status, &res.http.err);
     }
