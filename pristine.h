@@ -5088,12 +5088,16 @@ int64_t pr_now(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t pr_deadline_in(int64_t ms) {
-    int64_t now = pr_now();
-    if (ms > 0 && now > PR_FOREVER - ms) return PR_FOREVER;
-    if (ms < 0 && now < INT64_MIN - ms) return INT64_MIN;
-    return now + ms;
+/* t + ms without overflow: saturates at PR_FOREVER and INT64_MIN. Every
+   sum of a time and a duration in the library goes through it (a server's
+   `retry:` or a wild option must not wrap a deadline into the past). */
+static int64_t pr__time_add(int64_t t, int64_t ms) {
+    if (ms > 0 && t > PR_FOREVER - ms) return PR_FOREVER;
+    if (ms < 0 && t < INT64_MIN - ms) return INT64_MIN;
+    return t + ms;
 }
+
+int64_t pr_deadline_in(int64_t ms) { return pr__time_add(pr_now(), ms); }
 
 int64_t pr_deadline_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
