@@ -141,7 +141,9 @@ typedef struct pr_http_event {
 typedef struct pr_http_client_opts {
     int connect_timeout_ms;   /* 0 = 30000; < 0 = only the call's deadline: caps DNS, TCP,
                                  proxy CONNECT and TLS handshake together */
-    int idle_timeout_ms;      /* 0 = off: max gap between received bytes (replaces http.idle_timeout_ms) */
+    int idle_timeout_ms;      /* 0 = off: the longest silence of a connection while a response is
+                                 awaited or read, from the last byte either way (replaces
+                                 http.idle_timeout_ms; pr_http_request.idle_timeout_ms overrides it) */
     int pool_idle_ms;         /* 0 = 60000: idle connections older than this are closed; < 0 = no pool */
     int pool_max;             /* 0 = 16: idle connections kept (all origins together) */
     int max_redirects;        /* 0 = redirects are returned, not followed; > 0 = follow up to this many (max 10) */
@@ -1136,8 +1138,10 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         pr_conn *conn = attempt == 0 ? pr__http_pool_take(c, &key) : NULL;
         int reused = conn != NULL, rx = 0;
         size_t head_used = 0;
+        pr_http_opts ho = c->o.http;
         if (!conn && (rc = pr__http_connect(c, &conn, u, proxy, &head_used, deadline, limit, err)) != 0) break;
-        rc = pr__http_exchange(&r, conn, &rq, &c->o.http, tp, head_used, deadline, &rx, limit);
+        if (req->idle_timeout_ms) ho.idle_timeout_ms = PR__MAX(req->idle_timeout_ms, 0); /* the request's own */
+        rc = pr__http_exchange(&r, conn, &rq, &ho, tp, head_used, deadline, &rx, limit);
         if (rc) {
             pr_err_info e = conn->err;
             pr_conn_destroy(conn);

@@ -72,7 +72,9 @@ typedef struct pr_http_opts {
                                A body starts with 12 KiB; the buffer doubles while reads fill
                                it and shrinks back after a run of small reads, so a slow
                                stream holds little */
-    int idle_timeout_ms;    /* 0 = off (<0 = off too): max gap between received bytes */
+    int idle_timeout_ms;    /* 0 = off (<0 = off too): the longest silence of the connection, from
+                               the request's last byte sent or the last byte received, whatever
+                               the calls in between; past it the response fails for good */
 } pr_http_opts;
 
 /* One header field: views, not NUL-terminated. */
@@ -106,6 +108,9 @@ typedef struct pr_http_request {
                                        never retried or replayed */
     const char *idempotency_key;    /* NULL = generated when the client has an idempotency_header;
                                        "" = none for this request; else sent as given */
+    int idle_timeout_ms;            /* 0 = the client's idle_timeout_ms; > 0 = this request's own;
+                                       < 0 = none: the longest silence of the connection (a live
+                                       read's limit: a dead peer behind a proxy sends nothing) */
     pr_err_info *err;               /* out, optional: this request's failure detail (the client's
                                        pr_http_client_last_error is shared by its tasks) */
 } pr_http_request;
@@ -298,6 +303,7 @@ struct pr_http_response {
     size_t head_used;         /* bytes of earlier heads (1xx, a CONNECT reply) in max_head_bytes */
     int keepalive;            /* framing and Connection allow reuse */
     int rx;                   /* a response byte has arrived */
+    int64_t rx_at;            /* the idle clock: when the request went out or the last byte came */
     int err;                  /* sticky error, 0 = none */
     pr_err_info einfo;
     /* set by the layer that owns the connection (the client): called by
@@ -470,7 +476,7 @@ static ptrdiff_t pr__http_fill(pr_http_response *r, char *dst, size_t n, int64_t
     ptrdiff_t k;
     int idle = 0;
     if (r->opts.idle_timeout_ms > 0) {
-        int64_t idl = pr_deadline_in(r->opts.idle_timeout_ms);
+        int64_t idl = pr__time_add(r->rx_at, r->opts.idle_timeout_ms);
         if (idl < dl) {
             dl = idl;
             idle = 1;
@@ -478,9 +484,13 @@ static ptrdiff_t pr__http_fill(pr_http_response *r, char *dst, size_t n, int64_t
     }
     k = pr_conn_read(r->conn, dst, n, dl);
     if (k == 0) k = PR_ECLOSED; /* a conn must not return 0; never spin on it */
+    if (k > 0) r->rx_at = pr_now();
     if (k == PR_ETIMEDOUT) {
-        if (idle) snprintf(msg, sizeof msg, "timed out %s (idle timeout %d ms)", phase, r->opts.idle_timeout_ms);
-        else snprintf(msg, sizeof msg, "timed out %s (%s)", phase, r->limit);
+        if (idle && pr_now() >= dl) { /* the connection went silent: it counts as dead, for good */
+            snprintf(msg, sizeof msg, "no byte for %d ms %s (idle timeout)", r->opts.idle_timeout_ms, phase);
+            return r->err = pr__http_fail(r, PR_ETIMEDOUT, msg);
+        }
+        snprintf(msg, sizeof msg, "timed out %s (%s)", phase, r->limit);
         return pr__http_fail(r, PR_ETIMEDOUT, msg);
     }
     if (k == PR_ECANCELED) {
@@ -908,6 +918,7 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
         wfail = 1;
     if (!rc && req->body_fn) rc = pr__http_send_chunked(conn, req, deadline, &wfail);
     pr_buf_deinit(&head);
+    r->rx_at = pr_now(); /* the idle clock starts when the request has gone out */
     if (wfail && (rc == PR_ETIMEDOUT || rc == PR_ECANCELED)) { /* name the phase, keep the conn's words */
         char why[sizeof conn->err.msg];
         int e = conn->err.sys_errno;
@@ -1121,7 +1132,8 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
             }
             return r->err = pr__http_fail(r, PR_EPROTO, "truncated body");
         }
-        if (k == PR_ETIMEDOUT || k == PR_ECANCELED) return (int)k; /* retryable: nothing was lost */
+        /* the caller's deadline: retryable, nothing was lost (an idle timeout has set r->err) */
+        if (k == PR_ETIMEDOUT || k == PR_ECANCELED) return (int)k;
         return r->err = pr__http_conn_fail(r, (int)k);
     }
 }
