@@ -3447,10 +3447,13 @@ PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
  * - A network error before a response, a clean end of the body, a break in
  *   the middle of it, and a connection silent for idle_timeout_ms all
  *   reconnect: after the stream's reconnection time (3000 ms until the
- *   server sends `retry:`), plus a backoff with jitter after consecutive
- *   failed connections, never past the caller's deadline. The request is
+ *   server sends `retry:`, capped at max_retry_ms), plus a backoff with
+ *   jitter after consecutive failed connections, never past the caller's
+ *   deadline. A connection that ends before it delivered an event counts
+ *   as failed, so a server that closes at once cannot drive a hot loop. The request is
  *   made again from the original URL with Last-Event-ID set to the
- *   stream's last-event-ID (no header while it is empty); the partial
+ *   stream's last-event-ID (no header while it is empty, or when it
+ *   cannot travel in a header: see max_last_event_id); the partial
  *   block of the broken connection is dropped, so every event arrives
  *   complete, once, in order. A reconnect is not an error of pr_sse_next:
  *   on_reconnect sees it (attempt, delay, reason).
@@ -3514,10 +3517,16 @@ typedef struct pr_sse_stream_opts {
     void *headers_user_data;
     const char *last_event_id;  /* resume: sent on the first connection too; NULL = none */
     int64_t retry_ms;           /* 0 = 3000: the reconnection time until the server sends `retry:` */
+    int64_t max_retry_ms;       /* 0 = 3600000 (an hour): the cap on every wait a server asks for
+                                   (`retry:`, Retry-After, retry-after-ms) */
     pr_backoff backoff;         /* added after consecutive failed connections; base_ms 0 = 1 s doubling to
                                    30 s, minus up to a quarter */
-    int idle_timeout_ms;        /* 0 = 45000: silence after which the connection counts as dropped
-                                   (servers send a comment every 15 s or so); < 0 = none */
+    int idle_timeout_ms;        /* 0 = 45000: silence on the connection (from its last byte, however
+                                   often pr_sse_next is called meanwhile) after which it counts as
+                                   dropped (servers send a comment every 15 s or so); < 0 = none */
+    size_t max_last_event_id;   /* 0 = 4096: the longest last-event-ID sent as Last-Event-ID; a
+                                   longer one, or one with a control byte, is not sent (a warning
+                                   is logged) and the server decides where to resume */
     int max_failures;           /* 0 = unlimited; else consecutive failed connections before the
                                    stream fails with the last error */
     int reconnect_on_limit;     /* 1 = PR_ELIMIT drops the connection and reconnects */
@@ -3579,7 +3588,7 @@ PRISTINE_API void pr_sse_destroy(pr_sse *s);
 PRISTINE_API const char *pr_sse_last_event_id(const pr_sse *s, size_t *len);
 
 /* The reconnection time in use: the latest `retry:` of the stream, else
-   the initial one.
+   the initial one, at most max_retry_ms.
    Params: s - the stream.
    Returns: milliseconds; -1 if s is NULL.
    Blocks: no.
@@ -15120,7 +15129,9 @@ out:
 
 /* ==== eventsource: the reconnecting Server-Sent Events stream (EventSource) over the HTTP client ==== >>eventsource.impl */
 #define PR__SSE_DEF_RETRY 3000
+#define PR__SSE_DEF_MAX_RETRY 3600000
 #define PR__SSE_DEF_IDLE 45000
+#define PR__SSE_DEF_MAX_LEI 4096
 #define PR__SSE_MAX_FIELDS 32
 
 struct pr_sse {
@@ -15138,6 +15149,7 @@ struct pr_sse {
     int status;
     int opened;                 /* a connection has opened once */
     int dirty;                  /* the decoder has bytes of a connection: reset it for the next */
+    int delivered;              /* the current connection has delivered an event */
     int failures;               /* consecutive failed connections */
     int reason;                 /* why the next connection is needed (0 = the first) */
     int64_t next_at;            /* when the next connection may start (0 = at once) */
@@ -15218,6 +15230,21 @@ static int pr__sse_is_stream_type(const pr_slice *ct) {
     return pr_slice_ieq(t, pr_slice_cstr("text/event-stream"));
 }
 
+/* The last-event-ID as it may travel in a header field: "" when there is
+   none, or when it cannot (over max_last_event_id, or a control byte that
+   a field value may not carry; *why then says which). */
+static const char *pr__sse_lei(const pr_sse *s, size_t *len, const char **why) {
+    const char *id = pr_sse_last_event_id(s, len);
+    size_t i;
+    *why = NULL;
+    for (i = 0; i < *len && !*why; i++)
+        if (((unsigned char)id[i] < 0x20 && id[i] != '\t') || id[i] == 0x7f) *why = "has a control byte";
+    if (*len > s->o.max_last_event_id) *why = "is over max_last_event_id";
+    if (!*why) return id;
+    *len = 0;
+    return "";
+}
+
 static int pr__sse_sleep(pr_sse *s, int64_t delay, int64_t until) {
     if (s->o.hooks.sleep) return s->o.hooks.sleep(delay, until, s->o.hooks.user_data);
     return pr_sleep(until);
@@ -15241,6 +15268,8 @@ static int pr__sse_fail(pr_sse *s, int code, int status, const char *fmt, const 
    may not be repeated or max_failures is reached. */
 static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t min_ms) {
     pr_sse_reconnect info;
+    const char *why;
+    size_t n;
     int64_t delay = pr_sse_retry_ms(s);
     char detail[sizeof s->err.msg];
     snprintf(detail, sizeof detail, "%s", s->err.msg);
@@ -15259,10 +15288,10 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
     }
     if (s->failures > 0) {
         double r = s->o.hooks.random ? s->o.hooks.random(s->o.hooks.user_data) : pr_random();
-        delay += (int64_t)pr_backoff_delay(&s->o.backoff, s->failures - 1, 0, r);
+        delay = pr__time_add(delay, (int64_t)pr_backoff_delay(&s->o.backoff, s->failures - 1, 0, r));
     }
-    if (delay < min_ms) delay = min_ms;
-    s->next_at = pr_now() + delay;
+    if (delay < PR__MIN(min_ms, s->o.max_retry_ms)) delay = PR__MIN(min_ms, s->o.max_retry_ms);
+    s->next_at = pr__time_add(pr_now(), delay);
     s->reason = reason;
     s->reconnects++;
     if (s->o.on_reconnect) {
@@ -15273,7 +15302,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
         info.reason = reason;
         info.status = status;
         info.detail = detail;
-        info.last_event_id = pr_sse_last_event_id(s, NULL);
+        info.last_event_id = pr__sse_lei(s, &n, &why);
         s->o.on_reconnect(&info, s->o.reconnect_user_data);
     }
     return PR_OK;
@@ -15289,7 +15318,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     pr_http_response *r = NULL;
     pr_buf dyn;
     pr_err_info e;
-    const char *lei;
+    const char *lei, *why;
     size_t n = 0, lei_len;
     int rc, st;
     const pr_slice *ct;
@@ -15311,7 +15340,10 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     h[n++].value = pr_slice_cstr("text/event-stream");
     h[n].name = pr_slice_cstr("Cache-Control");
     h[n++].value = pr_slice_cstr("no-cache");
-    lei = pr_sse_last_event_id(s, &lei_len);
+    lei = pr__sse_lei(s, &lei_len, &why);
+    if (why)
+        PR__LOG(PR_LEVEL_WARN, "sse", "the last-event-ID (%zu bytes) %s: connecting without Last-Event-ID",
+                strlen(pr_sse_last_event_id(s, NULL)), why);
     if (lei_len) {
         h[n].name = pr_slice_cstr("Last-Event-ID");
         h[n].value.ptr = lei;
@@ -15333,16 +15365,17 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     req.body = s->body;
     req.body_len = s->body_len;
     req.retry = &off;
+    req.idle_timeout_ms = s->o.idle_timeout_ms;
     req.err = &e;
     rc = pr_http_client_request(s->client, &r, &req, deadline);
     pr_buf_deinit(&dyn);
-    if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) {
+    if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline)) {
         s->err = e;
         return rc; /* the caller's limit: the next call tries again */
     }
     /* a request the client refuses (bad fields, no memory, https in a PRISTINE_NO_TLS build) is final */
     if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP) return pr__sse_fail(s, rc, 0, "%s", e.msg);
-    if (rc) { /* no response: a network error */
+    if (rc) { /* no response: a network error (a connect or idle timeout included) */
         s->err = e;
         return pr__sse_plan(s, rc, 0, 1, 0);
     }
@@ -15352,7 +15385,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         s->resp = r;
         s->status = st;
         s->opened = 1;
-        s->failures = 0;
+        s->delivered = 0;
         s->next_at = 0;
         if (s->dirty) pr_sse_decoder_reset(s->dec); /* the partial block of the last one goes */
         s->dirty = 0;
@@ -15395,7 +15428,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     pr_buf_init(&s->fixed);
     m = s->o.method ? s->o.method : "GET";
     rc = pr_url_parse(&s->url, url, strlen(url), NULL);
-    if (!rc && (s->o.retry_ms < 0 || (s->o.body_len && !s->o.body))) rc = PR_EINVAL;
+    if (!rc && (s->o.retry_ms < 0 || s->o.max_retry_ms < 0 || (s->o.body_len && !s->o.body))) rc = PR_EINVAL;
     if (!rc && !(s->method = pr__sse_dup(m, strlen(m)))) rc = PR_ENOMEM;
     if (!rc && s->o.body && !(s->body = pr__sse_dup(s->o.body, s->o.body_len))) rc = PR_ENOMEM;
     s->body_len = s->body ? s->o.body_len : 0;
@@ -15424,7 +15457,9 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     s->repeatable = s->o.repeatable || (!s->body && !strcmp(m, "GET"));
     if (!s->o.retry_ms) s->o.retry_ms = PR__SSE_DEF_RETRY;
     if (!s->o.backoff.base_ms) s->o.backoff = pr__sse_backoff;
-    if (!s->o.idle_timeout_ms) s->o.idle_timeout_ms = PR__SSE_DEF_IDLE;
+    s->o.idle_timeout_ms = PR__DEF(s->o.idle_timeout_ms, PR__SSE_DEF_IDLE);
+    s->o.max_retry_ms = PR__DEF(s->o.max_retry_ms, PR__SSE_DEF_MAX_RETRY);
+    s->o.max_last_event_id = PR__DEF(s->o.max_last_event_id, PR__SSE_DEF_MAX_LEI);
     s->o.method = s->o.body = NULL;
     s->o.headers = NULL;
     s->o.last_event_id = NULL;
@@ -15443,47 +15478,36 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     return PR_OK;
 }
 
-/* The decoder's view of the end of the connection: drain, then reconnect. */
+/* Read the next bytes of the connection into the decoder; its end is the
+   decoder's (drained, then a reconnect). */
 static int pr__sse_read(pr_sse *s, int64_t deadline) {
     const char *p;
     size_t n;
-    int64_t dl = deadline, idle = 0;
-    int rc;
-    if (s->o.idle_timeout_ms > 0) {
-        idle = pr_deadline_in(s->o.idle_timeout_ms);
-        if (idle < dl) dl = idle;
-        else idle = 0;
-    }
-    rc = pr_http_next_span(s->resp, &p, &n, dl);
+    int rc = pr_http_next_span(s->resp, &p, &n, deadline);
     if (rc == PR_OK) {
         s->dirty = 1;
         if ((rc = pr_sse_decoder_feed(s->dec, p, n)) == PR_OK) return PR_OK;
         /* the bytes are gone: resume from the last-event-ID on a new connection */
         pr__err_set(&s->err, rc, 0, "sse: %s", "out of memory decoding the stream");
-        return pr__sse_plan(s, rc, 0, 0, 0);
+        return pr__sse_plan(s, rc, 0, !s->delivered, 0);
     }
     if (rc == PR_ECLOSED) { /* a clean end of the body: the complete events are still delivered */
         s->dirty = 1;
         return pr_sse_decoder_finish(s->dec);
     }
-    if (rc == PR_ETIMEDOUT && idle && pr_now() >= idle) {
-        char t[24];
-        snprintf(t, sizeof t, "%d", s->o.idle_timeout_ms);
-        pr__err_set(&s->err, PR_ETIMEDOUT, 0, "sse: no byte for %s ms (idle timeout)", t);
-        return pr__sse_plan(s, PR_ETIMEDOUT, 0, 0, 0);
-    }
-    if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) return rc;
-    /* a break mid-body (a reset, a truncated chunked body); TLS that ends
-       without close_notify is an ordinary end of the stream */
+    if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline)) return rc; /* the caller's limits */
+    /* the connection went silent for idle_timeout_ms, or broke mid-body (a
+       reset, a truncated chunked body); TLS that ends without close_notify
+       is an ordinary end of the stream */
     pr_http_last_error(s->resp, &s->err);
 #ifndef PRISTINE_NO_TLS
     if (rc == PR_ETLS && s->err.tls_error == PR_TLS_TRUNCATED) rc = PR_ECLOSED;
 #endif
-    return pr__sse_plan(s, rc, 0, 0, 0);
+    return pr__sse_plan(s, rc, 0, !s->delivered, 0);
 }
 
 static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
-    int rc;
+    int rc, reads = 0;
     for (;;) {
         if (s->destroyed) return PR_ECANCELED;
         if (s->final) return s->final;
@@ -15493,6 +15517,7 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
         }
         rc = pr_sse_decoder_next(s->dec, ev);
         if (rc == PR_OK) {
+            s->delivered = 1;
             ev->stream_retry_ms = pr_sse_retry_ms(s);
             return PR_OK;
         }
@@ -15501,7 +15526,7 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
             if (s->o.reconnect_on_limit) {
                 char keep[sizeof s->err.msg];
                 snprintf(keep, sizeof keep, "%s", s->err.msg);
-                if ((rc = pr__sse_plan(s, PR_ELIMIT, 0, 0, 0)) != PR_OK) return rc;
+                if ((rc = pr__sse_plan(s, PR_ELIMIT, 0, !s->delivered, 0)) != PR_OK) return rc;
                 pr__err_set(&s->err, PR_ELIMIT, 0, "%s", keep);
             } else {
                 pr_sse_decoder_skip(s->dec);
@@ -15510,10 +15535,13 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
         }
         if (rc == PR_ECLOSED) { /* the ended body is used up */
             pr__err_set(&s->err, PR_ECLOSED, 0, "sse: %s", "the server ended the body");
-            if ((rc = pr__sse_plan(s, PR_ECLOSED, 0, 0, 0)) != PR_OK) return rc;
+            if ((rc = pr__sse_plan(s, PR_ECLOSED, 0, !s->delivered, 0)) != PR_OK) return rc;
             continue;
         }
         if (rc != PR_SSE_MORE) return rc; /* PR_ENOMEM */
+        /* bytes that complete no event (comments, blank lines, id-only
+           blocks) must not hold the caller past its deadline */
+        if (reads++ && pr_now() >= deadline) return PR_ETIMEDOUT;
         if ((rc = pr__sse_read(s, deadline)) != PR_OK) return rc;
     }
 }
@@ -15554,7 +15582,7 @@ int64_t pr_sse_retry_ms(const pr_sse *s) {
     int64_t r;
     if (!s) return -1;
     r = pr_sse_decoder_retry(s->dec);
-    return r >= 0 ? r : s->o.retry_ms;
+    return PR__MIN(r >= 0 ? r : s->o.retry_ms, s->o.max_retry_ms);
 }
 
 int pr_sse_status(const pr_sse *s) { return s ? s->status : PR_EINVAL; }
@@ -19050,7 +19078,9 @@ void pr_ds_consumer_stop(pr_ds_consumer *c) {
 #undef PR__RF_PATH
 #undef PR__SSE_DEF_IDLE
 #undef PR__SSE_DEF_MAX_EVENT
+#undef PR__SSE_DEF_MAX_LEI
 #undef PR__SSE_DEF_MAX_LINE
+#undef PR__SSE_DEF_MAX_RETRY
 #undef PR__SSE_DEF_RETRY
 #undef PR__SSE_HI
 #undef PR__SSE_MAX_FIELDS

@@ -590,6 +590,163 @@ PT_TEST(es_fail_nth_allocation_across_reconnect) {
     ts_stop(f.s);
 }
 
+/* The idle clock measures the connection's silence, not the time inside
+   one call: one event, then nothing, read with deadlines shorter than
+   idle_timeout_ms, still reconnects once the silence passes it. */
+PT_TEST(es_idle_clock_spans_calls) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    int i, rc = PR_ETIMEDOUT, timeouts = 0;
+    es_start(&f);
+    es_opts(&f, &o);
+    o.hooks.sleep = NULL; /* real waits: the calls below must let time pass */
+    o.retry_ms = 10;
+    o.idle_timeout_ms = 300;
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&hold_ms=20000"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(ev.data, "event 1", 7);
+    for (i = 0; i < 60 && (rc = pr_sse_next(s, &ev, pr_deadline_in(100))) == PR_ETIMEDOUT; i++) timeouts++;
+    PT_EQ_ERR(rc, PR_OK); /* the silent connection was dropped, the next one resumed */
+    PT_EQ_MEM(ev.data, "event 2", 7);
+    PT_CHECK(timeouts >= 2);
+    PT_REQUIRE(f.nseen >= 1);
+    PT_EQ_ERR(f.seen[0].reason, PR_ETIMEDOUT);
+    PT_CHECK(strstr(f.seen_detail[0], "idle") != NULL);
+    PT_EQ_INT(ts_accepted(f.s), 2);
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* Bytes that complete no event (comments, blank lines, id-only blocks)
+   arriving without pause do not hold the caller past its deadline: the
+   call returns while the server is still sending them. */
+PT_TEST(es_deadline_holds_under_a_byte_flood) {
+    static const char *const kinds[] = { "comment", "blank", "id" };
+    es_fx f;
+    size_t k;
+    es_start(&f);
+    for (k = 0; k < 3; k++) {
+        pr_sse_stream_opts o;
+        pr_sse *s;
+        pr_sse_event ev;
+        char path[96];
+        es_opts(&f, &o);
+        snprintf(path, sizeof path, "/sse?events=1&flood=%s&flood_ms=20000", kinds[k]);
+        PT_EQ_ERR(pr_sse_open(&s, es_url(&f, path), &o, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(200)), PR_ETIMEDOUT);
+        PT_EQ_INT(ts_flooding(f.s), 1); /* returned in the middle of the flood */
+        PT_EQ_INT(pr_sse_reconnects(s), 0);
+        pr_sse_destroy(s);
+    }
+    ts_stop(f.s);
+}
+
+/* retry: 9223372036854775807 is capped at max_retry_ms, with the backoff
+   added saturating (UBSan watches the sums), never a wrapped deadline
+   that reconnects at once. */
+PT_TEST(es_retry_field_capped_without_overflow) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    ts_step st[2];
+    es_start(&f);
+    es_opts(&f, &o);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&retry=9223372036854775807"), &o, pr_deadline_in(5000)),
+              PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(ev.stream_retry_ms, 3600000); /* the default cap: an hour */
+    PT_EQ_INT(pr_sse_retry_ms(s), 3600000);
+    /* the end: an hour's wait, so this call waits out its own deadline */
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ETIMEDOUT);
+    PT_EQ_INT(f.nseen, 1);
+    PT_EQ_INT(f.seen[0].delay_ms, 3600000);
+    PT_EQ_INT(f.nsleeps, 1);
+    PT_EQ_INT(f.sleeps[0], 5000);
+    PT_EQ_INT(ts_accepted(f.s), 1); /* no reconnect at once */
+    pr_sse_destroy(s);
+    /* a connection that delivers nothing fails: the backoff is added to the capped wait */
+    es_opts(&f, &o);
+    f.nsleeps = f.nseen = 0;
+    o.max_retry_ms = 10000;
+    st[0] = hr_step(200, ES_CT, "retry: 99999999999999999999999\n\n");
+    st[1] = hr_step(200, ES_CT, "data: after\n\n");
+    PT_EQ_ERR(ts_script(f.s, "/huge", st, 2), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/huge"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(60000)), PR_OK); /* the hook does not wait */
+    PT_EQ_MEM(ev.data, "after", 5);
+    PT_EQ_INT(f.nsleeps, 1);
+    PT_CHECK(f.sleeps[0] > 10000 && f.sleeps[0] <= 11000); /* 10 s + the first backoff (1 s minus jitter) */
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* A server that opens the stream and ends it at once, asking for
+   retry: 0, cannot drive a hot reconnect loop: such connections count as
+   failed, so the backoff grows and max_failures ends the stream. */
+PT_TEST(es_instant_end_backs_off) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    ts_step st = hr_step(200, ES_CT, "retry: 0\n\n");
+    int i;
+    es_start(&f);
+    es_opts(&f, &o);
+    o.max_failures = 4;
+    st.count = 100;
+    PT_EQ_ERR(ts_script(f.s, "/instant", &st, 1), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/instant"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(60000)), PR_ECLOSED); /* the hook does not wait */
+    PT_EQ_INT(ts_log_count(f.s), 4);
+    PT_EQ_INT(f.nsleeps, 3);
+    for (i = 0; i < 3 && i < f.nsleeps; i++) PT_CHECK(f.sleeps[i] >= 750);
+    PT_CHECK(f.sleeps[2] > f.sleeps[0]);
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
+/* Last-Event-ID carries only what a header field value may: an id with
+   control bytes, or one over max_last_event_id, is not sent. */
+PT_TEST(es_last_event_id_only_when_it_can_travel) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    ts_step st[4];
+    pr_buf big;
+    pr_slice v;
+    size_t i;
+    es_start(&f);
+    es_opts(&f, &o);
+    o.max_last_event_id = 64;
+    pr_buf_init(&big);
+    pr_buf_append_str(&big, "id: ");
+    for (i = 0; i < 65; i++) pr_buf_append(&big, "x", 1);
+    pr_buf_append_str(&big, "\ndata: long\n\n");
+    PT_REQUIRE(pr_buf_append(&big, "", 1) == PR_OK);
+    st[0] = hr_step(200, ES_CT, "id: a\x01\x7f" "b\ndata: ctl\n\n");
+    st[1] = hr_step(200, ES_CT, big.data);
+    st[2] = hr_step(200, ES_CT, "id: tab\there\ndata: ok\n\n");
+    st[3] = hr_step(200, ES_CT, "data: last\n\n");
+    PT_EQ_ERR(ts_script(f.s, "/ids", st, 4), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/ids"), &o, pr_deadline_in(5000)), PR_OK);
+    for (i = 0; i < 4; i++) PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(ev.data, "last", 4);
+    PT_EQ_INT(ts_log_count(f.s), 4);
+    PT_CHECK(!ts_log_header(ts_log_get(f.s, 1), "Last-Event-ID", &v)); /* a control byte */
+    PT_CHECK(!ts_log_header(ts_log_get(f.s, 2), "Last-Event-ID", &v)); /* 65 bytes > 64 */
+    PT_REQUIRE(ts_log_header(ts_log_get(f.s, 3), "Last-Event-ID", &v));
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("tab\there"))); /* a tab may travel */
+    PT_EQ_STR(f.seen_lei[0], "");
+    pr_buf_deinit(&big);
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
 const pt_suite pt_suite_eventsource = { "eventsource", {
     PT_ENTRY(es_reconnect_after_end_resumes),
     PT_ENTRY(es_drop_mid_event_no_partial_no_duplicate),
@@ -607,4 +764,9 @@ const pt_suite pt_suite_eventsource = { "eventsource", {
     PT_ENTRY(es_https_and_truncated_tls),
     PT_ENTRY(es_cancel_and_destroy_while_blocked),
     PT_ENTRY(es_fail_nth_allocation_across_reconnect),
+    PT_ENTRY(es_idle_clock_spans_calls),
+    PT_ENTRY(es_deadline_holds_under_a_byte_flood),
+    PT_ENTRY(es_retry_field_capped_without_overflow),
+    PT_ENTRY(es_instant_end_backs_off),
+    PT_ENTRY(es_last_event_id_only_when_it_can_travel),
     {0, 0} } };
