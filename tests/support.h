@@ -120,4 +120,119 @@ int pt_child_exits_by_signal(void (*fn)(void), int *sig) {
     return *sig != 0;
 }
 
+/* ---- a TCP proxy for fault tests ----
+   pt_proxy_start(&p, port) listens on 127.0.0.1 (pt_proxy_port) and joins
+   every connection to one of its own to 127.0.0.1:port, copying bytes both
+   ways (a half-close passes through). Faults, by test code at any time:
+   pt_proxy_freeze(p) holds every connection open now (TCP stays up, the
+   bytes wait in the proxy) while new connections pass; pt_proxy_outage(p, 1)
+   holds every connection, new ones too, until pt_proxy_outage(p, 0), when
+   the held bytes go on. Its tasks run on the caller's scheduler;
+   pt_proxy_stop cancels them and frees everything. */
+typedef struct pt_proxy {
+    pr_listener *l;
+    uint16_t target;
+    pr_group *g;
+    long conns;       /* connections accepted; each has its number, from 1 */
+    long frozen_upto; /* connections numbered up to this hold their bytes */
+    int outage;       /* every connection holds its bytes */
+    long forwarded;   /* bytes copied */
+} pt_proxy;
+
+typedef struct pt__pair {
+    pt_proxy *p;
+    pr_conn *c[2];    /* the client's side, the target's side */
+    long id;
+    int refs;
+} pt__pair;
+
+typedef struct pt__pump {
+    pt__pair *pair;
+    int from;         /* 0: client to target, 1: back */
+} pt__pump;
+
+static int pt__held(const pt__pair *x) { return x->p->outage || x->id <= x->p->frozen_upto; }
+
+static void pt__pair_unref(pt__pair *x) {
+    if (--x->refs) return;
+    pr_conn_destroy(x->c[0]);
+    pr_conn_destroy(x->c[1]);
+    free(x);
+}
+
+static int pt__pump_task(void *arg) {
+    pt__pump pu = *(pt__pump *)arg;
+    pt__pair *x = pu.pair;
+    char buf[16384];
+    free(arg);
+    for (;;) {
+        ptrdiff_t n = pr_conn_read(x->c[pu.from], buf, sizeof buf, PR_FOREVER);
+        while (pt__held(x) && !pr_is_canceled()) pr_sleep(pr_deadline_in(5)); /* held, even an end */
+        if (n <= 0) {
+            if (n == PR_ECLOSED) pr_conn_shutdown(x->c[!pu.from], pr_deadline_in(1000));
+            break;
+        }
+        if (pr_conn_write(x->c[!pu.from], buf, (size_t)n, PR_FOREVER) != PR_OK) break;
+        x->p->forwarded += n;
+    }
+    pt__pair_unref(x);
+    return 0;
+}
+
+static int pt__proxy_accept(void *arg) {
+    pt_proxy *p = (pt_proxy *)arg;
+    for (;;) {
+        pt__pair *x;
+        pr_conn *in = NULL, *out = NULL;
+        int i;
+        if (pr_tcp_accept(p->l, &in, PR_FOREVER) != PR_OK) return 0;
+        if (pr_tcp_connect(&out, "127.0.0.1", p->target, NULL, pr_deadline_in(5000)) != PR_OK ||
+            !(x = (pt__pair *)calloc(1, sizeof *x))) {
+            pr_conn_destroy(in);
+            pr_conn_destroy(out);
+            continue;
+        }
+        x->p = p;
+        x->c[0] = in;
+        x->c[1] = out;
+        x->id = ++p->conns;
+        x->refs = 2;
+        for (i = 0; i < 2; i++) {
+            pt__pump *pu = (pt__pump *)malloc(sizeof *pu);
+            if (pu) {
+                pu->pair = x;
+                pu->from = i;
+            }
+            if (!pu || pr_group_go(p->g, pt__pump_task, pu, NULL) != PR_OK) {
+                free(pu);
+                pt__pair_unref(x);
+            }
+        }
+    }
+}
+
+static int pt_proxy_start(pt_proxy *p, uint16_t target) {
+    int rc;
+    memset(p, 0, sizeof *p);
+    p->target = target;
+    if ((rc = pr_tcp_listen(&p->l, "127.0.0.1", 0, 64)) != PR_OK) return rc;
+    if ((rc = pr_group_create(&p->g)) != PR_OK || (rc = pr_group_go(p->g, pt__proxy_accept, p, NULL)) != PR_OK) {
+        if (p->g) pr_group_close(p->g, PR_FOREVER);
+        pr_listener_destroy(p->l);
+        return rc;
+    }
+    return PR_OK;
+}
+
+static uint16_t pt_proxy_port(const pt_proxy *p) { return pr_listener_port(p->l); }
+
+__attribute__((unused)) static void pt_proxy_freeze(pt_proxy *p) { p->frozen_upto = p->conns; }
+
+static void pt_proxy_outage(pt_proxy *p, int on) { p->outage = on; }
+
+static void pt_proxy_stop(pt_proxy *p) {
+    pr_group_close(p->g, PR_FOREVER);
+    pr_listener_destroy(p->l);
+}
+
 #endif /* PT_SUPPORT_H */

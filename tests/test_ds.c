@@ -661,7 +661,8 @@ PT_TEST(ds_producer_stale_epoch_and_auto_claim) {
     PT_EQ_ERR(pr_ds_producer_append(b, "b", 1, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_ds_producer_flush(b, pr_deadline_in(5000)), PR_EHTTP);
     PT_EQ_INT(pr_ds_producer_error(b, NULL), PR_DS_STALE_EPOCH);
-    PT_EQ_ERR(pr_ds_producer_flush(b, pr_deadline_in(5000)), PR_OK); /* reported once */
+    PT_EQ_ERR(pr_ds_producer_flush(b, pr_deadline_in(5000)), PR_EHTTP); /* failed for good */
+    PT_EQ_ERR(pr_ds_producer_append(b, "x", 1, pr_deadline_in(5000)), PR_EHTTP); /* nothing taken to be lost */
     PT_REQUIRE((c = ds_producer(ds, "w", 0, 1, 4, 1)) != NULL);
     PT_EQ_ERR(pr_ds_producer_append(c, "c", 1, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_ds_producer_append(c, "d", 1, pr_deadline_in(5000)), PR_OK);
@@ -815,6 +816,81 @@ PT_TEST(ds_producer_linger_and_cursor) {
     pr_ds_producer_destroy(p);
     pr_ds_result_deinit(&res);
     pr_ds_destroy(ds);
+    ds_stop(&f);
+}
+
+/* The port of a started server's base URL. */
+static uint16_t ds_port(const ds_fx *f) {
+    const char *c = strrchr(f->base, ':');
+    return c ? (uint16_t)atoi(c + 1) : 0;
+}
+
+static void ds_count_409(const pr_http_event *ev, void *ud) {
+    if (ev->kind == PR_HTTP_EVENT_ATTEMPT && ev->status == 409) ++*(long *)ud;
+}
+
+/* An outage longer than request_timeout_ms in the middle of a stream of
+   appends (the proxy holds every byte, new connections too, then lets
+   them through): the batch whose fate was unknown is sent again with its
+   seq, nothing is dropped, and once the network is back every record is
+   stored exactly once, in order, with few 409s and no hot loop. */
+PT_TEST(ds_producer_survives_an_outage) {
+    ds_fx f;
+    pt_proxy px;
+    pr_ds *direct, *ds = NULL;
+    pr_ds_opts o;
+    pr_http_client_opts co;
+    pr_http_client *c = NULL;
+    pr_ds_result res;
+    pr_ds_producer *p = NULL;
+    pr_ds_producer_opts po;
+    pr_buf want, got;
+    char url[128], m[16];
+    long n409 = 0;
+    int i;
+    memset(&res, 0, sizeof res);
+    pr_buf_init(&want);
+    pr_buf_init(&got);
+    PT_REQUIRE(ds_start(&f) == 0);
+    PT_REQUIRE((direct = ds_handle(&f, "/v1/t/outage", "text/plain")) != NULL);
+    PT_EQ_ERR(pr_ds_create(direct, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_REQUIRE(pt_proxy_start(&px, ds_port(&f)) == PR_OK);
+    memset(&co, 0, sizeof co);
+    co.on_event = ds_count_409;
+    co.event_user_data = &n409;
+    PT_EQ_ERR(pr_http_client_create(&c, &co), PR_OK);
+    memset(&o, 0, sizeof o);
+    o.client = c;
+    o.content_type = "text/plain";
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/t/outage", (unsigned)pt_proxy_port(&px));
+    PT_EQ_ERR(pr_ds_open(&ds, url, &o), PR_OK);
+    memset(&po, 0, sizeof po);
+    po.producer_id = "outage";
+    po.linger_ms = 5;
+    po.max_in_flight = 5;
+    po.request_timeout_ms = 1000;
+    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po), PR_OK);
+    for (i = 0; i < 300; i++) { /* 9-byte records every 20 ms; no network from 1 s to 4 s */
+        if (i == 50) pt_proxy_outage(&px, 1);
+        if (i == 200) pt_proxy_outage(&px, 0);
+        snprintf(m, sizeof m, "rec%05d\n", i);
+        PT_EQ_ERR(pr_ds_producer_append(p, m, 9, pr_deadline_in(5000)), PR_OK);
+        pr_buf_append(&want, m, 9);
+        pr_sleep(pr_deadline_in(20));
+    }
+    PT_EQ_ERR(pr_ds_producer_flush(p, pr_deadline_in(20000)), PR_OK);
+    PT_EQ_ERR(ds_content(direct, &got), PR_OK);
+    PT_EQ_INT(got.len, want.len); /* every record once */
+    PT_CHECK(got.len == want.len && memcmp(got.data, want.data, want.len) == 0); /* in order */
+    PT_CHECK(n409 < 30);
+    pr_ds_producer_destroy(p);
+    pr_ds_destroy(ds);
+    pr_http_client_destroy(c);
+    pt_proxy_stop(&px);
+    pr_buf_deinit(&got);
+    pr_buf_deinit(&want);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(direct);
     ds_stop(&f);
 }
 
@@ -1129,6 +1205,7 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_producer_backpressure_json_close),
     PT_ENTRY(ds_producer_linger_and_cursor),
     PT_ENTRY(ds_fail_nth_allocation_producer),
+    PT_ENTRY(ds_producer_survives_an_outage),
     PT_ENTRY(ds_consumer_checkpoints_and_resume),
     PT_ENTRY(ds_adapter_speaks_the_protocol),
     PT_ENTRY(ds_query_sorted),

@@ -209,7 +209,8 @@ static const char *da_code(int rc, int meaning, const char *cmd) {
     if (rc == PR_ETIMEDOUT) return "TIMEOUT";
     if (rc == PR_EPROTO) return "PARSE_ERROR";
     if (rc == PR_EINVAL) return "INVALID_ARGUMENT";
-    if (rc == PR_EIO || rc == PR_ECLOSED || rc == PR_EDNS || rc == PR_ETLS) return "NETWORK_ERROR";
+    /* PR_EFAILED: a producer gave up on a batch the network kept from the server */
+    if (rc == PR_EIO || rc == PR_ECLOSED || rc == PR_EDNS || rc == PR_ETLS || rc == PR_EFAILED) return "NETWORK_ERROR";
     return "INTERNAL_ERROR";
 }
 
