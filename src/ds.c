@@ -46,7 +46,9 @@
  * the same offset); PR_DS_LIVE_SSE catches up, then follows with
  * live=sse (data events up to each control event form one chunk, so a
  * chunk's offset is exact; base64 payloads decoded; unknown events
- * skipped; a malformed control event is PR_EPROTO); PR_DS_LIVE_AUTO
+ * skipped; a malformed control event is PR_EPROTO; a connection the
+ * server ends cleanly after at least sse_short_ms is followed at once,
+ * other ends and breaks after the backoff); PR_DS_LIVE_AUTO
  * catches up, then follows with long-poll, or with SSE when
  * opts.prefer_sse is set, falling back to long-poll when SSE connections
  * keep dropping right after they open (a buffering proxy). A closed stream
@@ -54,6 +56,15 @@
  * PR_ECLOSED. On an application/json stream each chunk's data is one JSON
  * array of messages, parsed: c.items is that array (pr_json_len,
  * pr_json_at), a body that does not parse is PR_EPROTO.
+ *
+ * A read's connection silent for idle_timeout_ms counts as dropped. Answers
+ * that bring nothing new (a 204 or 304, an empty 200 that is not up to
+ * date) and come back at once are asked again after a wait that starts
+ * at 50 ms and doubles with each such answer in a row, up to 2 s, so a
+ * server cannot drive a read into a busy loop; a server that holds its
+ * long-poll is asked again at once. Offsets and cursors from the server
+ * are checked where they enter: 1 to 1024 printable ASCII bytes (what
+ * pr_ds_read_open takes back), else PR_EPROTO.
  */
 
 /* A stream handle: its URL and what every request carries. Opaque; owned
@@ -151,6 +162,11 @@ typedef struct pr_ds_read_opts {
     size_t max_chunk_bytes;     /* 0 = 64 MiB: the largest response body or SSE batch (PR_ELIMIT);
                                    a catch-up answer is held whole, so a shared client's
                                    fetch_max_bytes (16 MiB by default) caps it too */
+    int idle_timeout_ms;        /* 0 = 60000: silence on a read's connection (no byte, however
+                                   often pr_ds_read_next is called) after which it counts as
+                                   dropped and the read resumes from its offset on a new one;
+                                   above the server's long-poll and SSE keep-alive interval (30 s
+                                   on the reference server); < 0 = none */
     pr_err_info *err;           /* out, optional: why pr_ds_read_open failed */
 } pr_ds_read_opts;
 
@@ -514,6 +530,7 @@ typedef struct pr_ds_consumer_opts {
     pr_telemetry *telemetry;    /* NULL = none: every state change is also a PR_TELEMETRY_STREAM_STATE
                                    event "ds.consumer.state" (fields url, state, offset, detail);
                                    borrowed, must outlive the consumer */
+    int idle_timeout_ms;        /* as pr_ds_read_opts.idle_timeout_ms (0 = 60000; < 0 = none) */
 } pr_ds_consumer_opts;
 
 /* Start following the stream in a task of the calling thread.
@@ -548,6 +565,9 @@ PRISTINE_API void pr_ds_consumer_stop(pr_ds_consumer *c);
 #define PR__DS_MAX_FIELDS 32
 #define PR__DS_MAX_OFFSET 1024
 #define PR__DS_DEF_CHUNK ((size_t)64 << 20)
+#define PR__DS_DEF_IDLE 60000
+#define PR__DS_QUICK_MS 50       /* the wait after an answer that brought nothing new at once, */
+#define PR__DS_QUICK_MAX_MS 2000 /* doubling per such answer in a row up to this */
 
 struct pr_ds {
     pr_http_client *client;
@@ -598,6 +618,16 @@ static void pr__ds_setstr(char **dst, const char *s, size_t n) {
     d[n] = 0;
     if (*dst) pr__free(*dst, strlen(*dst) + 1);
     *dst = d;
+}
+
+/* An offset or cursor as the protocol carries it in a query: 1 to 1024
+   printable ASCII bytes (no space, no control byte, no NUL). */
+static int pr__ds_token_ok(const char *p, size_t n) {
+    size_t i;
+    if (!n || n > PR__DS_MAX_OFFSET) return 0;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f) return 0;
+    return 1;
 }
 
 int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts) {
@@ -715,6 +745,7 @@ typedef struct pr__ds_req {
     const void *body;
     size_t body_len;
     int stream;                 /* 1 = leave the body to be read (SSE): *resp receives it */
+    int idle_ms;                /* the connection's idle limit (reads), 0 = the client's */
 } pr__ds_req;
 
 /* Compare two "k=v" pairs by key, then by the whole pair. */
@@ -892,6 +923,7 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
     req.body = rq->body;
     req.body_len = rq->body_len;
     req.retry = &ds->retry;
+    req.idle_timeout_ms = rq->idle_ms;
     req.err = &res->http.err;
     if (rq->stream) {
         pr_http_response *r = NULL;
@@ -1055,22 +1087,20 @@ struct pr_ds_read {
     pr_buf out;                 /* the chunk handed out */
     int failures;               /* SSE connections in a row that failed */
     pr_retry retry;
+    int quick;                  /* answers in a row that brought nothing new, at once */
+    int64_t asked_at;           /* when the last GET started */
 };
 
 int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds_read_opts *o) {
     pr_ds_read *r;
     pr_err_info tmp, *err = o && o->err ? o->err : &tmp;
-    size_t i, n;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
     if (!out || !ds) return pr__err_set(err, PR_EINVAL, 0, "ds: out and ds are required");
     if (o && (o->live < PR_DS_LIVE_NONE || o->live > PR_DS_LIVE_AUTO))
         return pr__err_set(err, PR_EINVAL, 0, "ds: unknown live mode %d", o->live);
     if (!offset) offset = "-1";
-    n = strlen(offset);
-    for (i = 0; i < n; i++)
-        if ((unsigned char)offset[i] <= 0x20 || (unsigned char)offset[i] >= 0x7f) break;
-    if (!n || i < n || n > PR__DS_MAX_OFFSET)
+    if (!pr__ds_token_ok(offset, strlen(offset)))
         return pr__err_set(err, PR_EINVAL, 0, "ds: an offset is 1 to %d printable ASCII bytes", PR__DS_MAX_OFFSET);
     if (!(r = (pr_ds_read *)pr__calloc(1, sizeof *r))) return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
     r->ds = ds;
@@ -1079,6 +1109,7 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     if (!r->o.sse_short_ms) r->o.sse_short_ms = 1000;
     if (!r->o.sse_max_short) r->o.sse_max_short = 3;
     if (!r->o.max_chunk_bytes) r->o.max_chunk_bytes = PR__DS_DEF_CHUNK;
+    r->o.idle_timeout_ms = PR__DEF(r->o.idle_timeout_ms, PR__DS_DEF_IDLE);
     pr_buf_init(&r->batch);
     pr_buf_init(&r->out);
     if (!(r->offset = pr__ds_strdup(offset)) || !(r->cursor = pr__ds_strdup(""))) {
@@ -1128,7 +1159,10 @@ static int pr__ds_rfail(pr_ds_read *r, int rc, int meaning, const char *fmt, con
 static int pr__ds_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
     char *d;
     if (!off.len) return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "a response without Stream-Next-Offset");
-    if (off.len > PR__DS_MAX_OFFSET) return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an offset over 1024 bytes");
+    if (!pr__ds_token_ok(off.ptr, off.len))
+        return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
+    if (cur.len && !pr__ds_token_ok(cur.ptr, cur.len))
+        return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's cursor is not 1 to 1024 printable ASCII bytes");
     if (!(d = (char *)pr__alloc(off.len + 1))) return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
     memcpy(d, off.ptr, off.len);
     d[off.len] = 0;
@@ -1175,6 +1209,37 @@ static int pr__ds_json_empty(const char *p, size_t n) {
     return t.len == 2 && t.ptr[0] == '[' && t.ptr[1] == ']';
 }
 
+/* Sleep through the handle's retry hooks (tests make waits instant). */
+static int pr__ds_sleep(pr_ds *ds, int64_t delay, int64_t until) {
+    if (ds->retry.hooks.sleep) return ds->retry.hooks.sleep(delay, until, ds->retry.hooks.user_data);
+    return pr_sleep(until);
+}
+
+/* Wait until the earliest moment the next GET may start: answers that
+   brought nothing new at once are asked again later and later (a server
+   cannot make a busy loop of a read). PR_ETIMEDOUT when the deadline
+   comes first. */
+static int pr__ds_pace(pr_ds_read *r, int64_t deadline) {
+    int64_t at, now = pr_now();
+    if (!r->quick) return PR_OK;
+    at = pr__time_add(r->asked_at, PR__MIN((int64_t)PR__DS_QUICK_MAX_MS,
+                                           (int64_t)PR__DS_QUICK_MS << PR__MIN(r->quick - 1, 20)));
+    if (at <= now) return PR_OK;
+    if (deadline < at) {
+        if (deadline > now) (void)pr__ds_sleep(r->ds, deadline - now, deadline);
+        return PR_ETIMEDOUT;
+    }
+    return pr__ds_sleep(r->ds, at - now, at);
+}
+
+/* After an answer: whether it brought something (data, the close, the
+   first up-to-date signal) or came back at once with nothing. */
+static void pr__ds_paced(pr_ds_read *r, int progress) {
+    int64_t next = PR__MIN((int64_t)PR__DS_QUICK_MAX_MS, (int64_t)PR__DS_QUICK_MS << PR__MIN(r->quick, 20));
+    if (!progress && pr_now() - r->asked_at < next) r->quick++;
+    else r->quick = 0; /* progress, or the server held the request */
+}
+
 /* One catch-up or long-poll GET. Returns PR_OK with *got set when a chunk
    is ready in c, PR_OK with *got 0 to ask again, or an error. */
 static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t deadline) {
@@ -1184,6 +1249,8 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     size_t nh = 0;
     int rc, st, has_data;
     *got = 0;
+    if ((rc = pr__ds_pace(r, deadline)) != PR_OK) return rc;
+    r->asked_at = pr_now();
     pr_buf_init(&q);
     if (pr_url_query_append(&q, "offset", r->offset) != PR_OK ||
         (poll && pr_url_query_append(&q, "live", "long-poll") != PR_OK) ||
@@ -1198,6 +1265,7 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     rq.query = q.data;
     rq.extra = h;
     rq.nextra = nh;
+    rq.idle_ms = r->o.idle_timeout_ms;
     rc = pr__ds_do(r->ds, &rq, &r->res, NULL, deadline);
     pr_buf_deinit(&q);
     if (rc != PR_OK) {
@@ -1208,6 +1276,7 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     st = r->status = r->res.status;
     if (st == 304) { /* nothing new at this offset */
         pr_buf_clear(&r->out);
+        pr__ds_paced(r, !r->up_to_date);
         if (r->up_to_date) return PR_OK;
         *got = 1;
         return pr__ds_emit(r, c, 1, 0);
@@ -1231,6 +1300,7 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     if (has_data && pr_buf_append(&r->out, r->res.http.body, r->res.http.body_len) != PR_OK)
         return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
     /* a 204 (long-poll at the tail) is up to date; a 200 says so in a header */
+    pr__ds_paced(r, has_data || r->res.closed || ((r->res.up_to_date || st == 204) && !r->up_to_date));
     if (has_data || r->res.closed || ((r->res.up_to_date || st == 204) && !r->up_to_date)) {
         *got = 1;
         return pr__ds_emit(r, c, r->res.up_to_date || st == 204, r->res.closed);
@@ -1323,6 +1393,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
     rq.extra = h;
     rq.nextra = nh;
     rq.stream = 1;
+    rq.idle_ms = r->o.idle_timeout_ms;
     rc = pr__ds_do(r->ds, &rq, &r->res, &resp, deadline);
     pr_buf_deinit(&q);
     if (rc != PR_OK) {
@@ -1422,6 +1493,7 @@ static int pr__ds_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *
    failure came from the connection (PR_ECLOSED: it ended) rather than from
    decoding what the server sent. */
 static int pr__ds_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline, int *from_conn) {
+    int reads = 0;
     for (;;) {
         pr_sse_event ev;
         const char *p;
@@ -1432,6 +1504,9 @@ static int pr__ds_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline, int 
             if (got) return PR_OK;
         }
         if (rc == PR_ELIMIT) return pr__ds_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "an SSE event over the limit");
+        /* events that make no chunk (control events without data, comments)
+           must not hold the caller past its deadline */
+        if (reads++ && pr_now() >= deadline) return PR_ETIMEDOUT;
         rc = pr_http_next_span(r->sse, &p, &n, deadline);
         if (rc != PR_OK) {
             *from_conn = 1;
@@ -1464,7 +1539,7 @@ static int pr__ds_transient(pr_ds_read *r, int rc) {
 
 static int pr__ds_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
     for (;;) {
-        int rc, from_conn = 0;
+        int rc, from_conn = 0, lasted;
         if (!r->sse) {
             rc = pr__ds_sse_open(r, deadline);
             if (rc != PR_OK) {
@@ -1479,19 +1554,22 @@ static int pr__ds_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
             if (c->closed) pr__ds_sse_drop(r);
             return PR_OK;
         }
-        if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) return rc; /* the connection stays for the next call */
+        if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline))
+            return rc; /* the caller's limits: the connection stays for the next call */
         if (!from_conn || pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_FAIL) {
             pr__ds_sse_drop(r);
             return rc; /* malformed data (reconnecting would read it again), a limit, no memory */
         }
-        /* the connection ended or broke: resume from the position */
-        if (pr_now() - r->sse_opened_at < r->o.sse_short_ms) r->sse_short++;
-        else r->sse_short = 0;
+        /* the connection ended, broke or went silent: resume from the position */
+        lasted = pr_now() - r->sse_opened_at >= r->o.sse_short_ms;
+        r->sse_short = lasted ? 0 : r->sse_short + 1;
         pr__ds_sse_drop(r);
         if (r->o.live == PR_DS_LIVE_AUTO && r->sse_short >= r->o.sse_max_short) {
             r->phase = PR__DS_POLL; /* SSE keeps dropping: a buffering proxy, probably */
             return PR__DS_TO_POLL;
         }
+        if (lasted) r->failures = 0; /* a connection that served a while starts the backoff afresh */
+        if (lasted && rc == PR_ECLOSED) continue; /* a clean end (a server's or a proxy's idle cut): at once */
         if ((rc = pr__ds_backoff_wait(r, rc, deadline)) != PR_OK) return rc;
     }
 }
@@ -2022,6 +2100,7 @@ static int pr__dsc_task(void *arg) {
     memset(&ro, 0, sizeof ro);
     ro.live = c->o.live ? c->o.live : PR_DS_LIVE_AUTO;
     ro.prefer_sse = c->o.prefer_sse;
+    ro.idle_timeout_ms = c->o.idle_timeout_ms;
     pr__dsc_state(c, PR_DS_CONNECTING, NULL);
     for (;;) {
         pr_ds_read *rd = NULL;

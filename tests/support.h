@@ -226,13 +226,99 @@ static int pt_proxy_start(pt_proxy *p, uint16_t target) {
 
 static uint16_t pt_proxy_port(const pt_proxy *p) { return pr_listener_port(p->l); }
 
-__attribute__((unused)) static void pt_proxy_freeze(pt_proxy *p) { p->frozen_upto = p->conns; }
+static void pt_proxy_freeze(pt_proxy *p) { p->frozen_upto = p->conns; }
 
 static void pt_proxy_outage(pt_proxy *p, int on) { p->outage = on; }
 
 static void pt_proxy_stop(pt_proxy *p) {
     pr_group_close(p->g, PR_FOREVER);
     pr_listener_destroy(p->l);
+}
+
+/* ---- a flooding server in a child process ----
+   pt_flood_start(&fl, head, piece, ms) listens on 127.0.0.1 (fl.port); a
+   child process answers the first request with head, then writes piece
+   again and again, as fast as the client takes it, for ms (or until the
+   client leaves), then closes. In a process of its own it outruns any
+   reader, so the socket is never empty. pt_flood_running(&fl) says whether
+   it is still writing; pt_flood_stop ends and reaps it. */
+typedef struct pt_flood {
+    pid_t pid;
+    int done_fd;
+    uint16_t port;
+} pt_flood;
+
+static void pt__flood_child(int lfd, int done, const char *head, const char *piece, int ms) {
+    enum { PT__FLOOD_BUF = 65536 };
+    char *buf = (char *)malloc(PT__FLOOD_BUF), req[1024]; /* a task's stack is small */
+    size_t n = strlen(piece), k = 0, got = 0;
+    struct timespec t0, t;
+    int c;
+    if (!buf) _exit(1);
+    alarm((unsigned)(ms / 1000 + 30)); /* never outlives the test run */
+    signal(SIGPIPE, SIG_IGN);
+    if ((c = accept(lfd, NULL, NULL)) < 0) _exit(1);
+    while (got < sizeof req - 1) { /* the request head */
+        ssize_t r = read(c, req + got, sizeof req - 1 - got);
+        if (r <= 0) _exit(1);
+        got += (size_t)r;
+        req[got] = 0;
+        if (strstr(req, "\r\n\r\n")) break;
+    }
+    if (write(c, head, strlen(head)) < 0) _exit(1);
+    while (k + n <= PT__FLOOD_BUF) {
+        memcpy(buf + k, piece, n);
+        k += n;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms) break;
+        if (write(c, buf, k) < 0) break;
+    }
+    if (write(done, "x", 1) < 0) _exit(1);
+    close(c);
+    _exit(0);
+}
+
+static int pt_flood_start(pt_flood *fl, const char *head, const char *piece, int ms) {
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    int lfd, p[2];
+    memset(fl, 0, sizeof *fl);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if ((lfd = socket(AF_INET, SOCK_STREAM, 0)) < 0) return PR_EIO;
+    if (bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 1) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &al) != 0 || pipe(p) != 0) {
+        close(lfd);
+        return PR_EIO;
+    }
+    fflush(NULL);
+    if ((fl->pid = fork()) == 0) {
+        close(p[0]);
+        pt__flood_child(lfd, p[1], head, piece, ms);
+    }
+    close(lfd);
+    close(p[1]);
+    fl->done_fd = p[0];
+    fl->port = ntohs(a.sin_port);
+    fcntl(fl->done_fd, F_SETFL, O_NONBLOCK);
+    return fl->pid > 0 ? PR_OK : PR_EIO;
+}
+
+static int pt_flood_running(pt_flood *fl) {
+    char x;
+    return read(fl->done_fd, &x, 1) != 1;
+}
+
+static void pt_flood_stop(pt_flood *fl) {
+    if (fl->pid > 0) {
+        kill(fl->pid, SIGKILL);
+        waitpid(fl->pid, NULL, 0);
+    }
+    close(fl->done_fd);
 }
 
 #endif /* PT_SUPPORT_H */

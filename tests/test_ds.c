@@ -1187,6 +1187,303 @@ PT_TEST(ds_query_sorted) {
     }
 }
 
+/* A writer that appends "r<i>;" every gap_ms, n times (no close). */
+typedef struct ds_ticker {
+    pr_ds *ds;
+    int n, gap_ms, rc;
+} ds_ticker;
+
+static int ds_ticker_task(void *arg) {
+    ds_ticker *t = (ds_ticker *)arg;
+    pr_ds_result res;
+    char m[16];
+    int i;
+    memset(&res, 0, sizeof res);
+    for (i = 0; i < t->n && t->rc == PR_OK; i++) {
+        pr_sleep(pr_deadline_in(t->gap_ms));
+        snprintf(m, sizeof m, "r%02d;", i);
+        t->rc = pr_ds_append(t->ds, m, strlen(m), NULL, &res, pr_deadline_in(5000));
+    }
+    pr_ds_result_deinit(&res);
+    return 0;
+}
+
+/* What n ticks wrote. */
+static void ds_ticks(pr_buf *b, int n) {
+    char m[16];
+    int i;
+    for (i = 0; i < n; i++) {
+        snprintf(m, sizeof m, "r%02d;", i);
+        pr_buf_append_str(b, m);
+    }
+}
+
+typedef struct ds_freeze_case {
+    int live;          /* a read of this mode, or 0 = the consumer (long-poll) */
+    int consumer_sse;
+} ds_freeze_case;
+
+/* Live reads and the consumer notice a silent connection: a proxy freezes
+   every open connection (TCP stays up) while new ones pass; the read
+   counts the silent one as dropped after idle_timeout_ms and resumes from
+   its offset, so every record arrives, once, in order. */
+PT_TEST(ds_live_reads_notice_a_silent_connection) {
+    static const ds_freeze_case cases[] = { { PR_DS_LIVE_LONG_POLL, 0 }, { PR_DS_LIVE_SSE, 0 }, { 0, 0 }, { 0, 1 } };
+    size_t k;
+    for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        ds_fx f;
+        pt_proxy px;
+        pr_ds *direct, *ds = NULL;
+        pr_ds_opts o;
+        pr_ds_result res;
+        pr_http_client *c = NULL;
+        pr_task *t;
+        ds_ticker tk;
+        pr_buf want, got;
+        char url[128];
+        int i, froze = 0;
+        memset(&res, 0, sizeof res);
+        pr_buf_init(&want);
+        pr_buf_init(&got);
+        PT_REQUIRE(ds_start(&f) == 0);
+        PT_REQUIRE((direct = ds_handle(&f, "/v1/t/frozen", "text/plain")) != NULL);
+        PT_EQ_ERR(pr_ds_create(direct, NULL, &res, pr_deadline_in(5000)), PR_OK);
+        PT_REQUIRE(pt_proxy_start(&px, ds_port(&f)) == PR_OK);
+        PT_EQ_ERR(pr_http_client_create(&c, NULL), PR_OK);
+        memset(&o, 0, sizeof o);
+        o.client = c;
+        o.content_type = "text/plain";
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/t/frozen", (unsigned)pt_proxy_port(&px));
+        PT_EQ_ERR(pr_ds_open(&ds, url, &o), PR_OK);
+        memset(&tk, 0, sizeof tk);
+        tk.ds = direct;
+        tk.n = 16;
+        tk.gap_ms = 100;
+        ds_ticks(&want, tk.n);
+        PT_EQ_ERR(pr_go(&t, ds_ticker_task, &tk, NULL), PR_OK);
+        if (cases[k].live) {
+            pr_ds_read *rd;
+            pr_ds_read_opts ro;
+            pr_ds_chunk ch;
+            memset(&ro, 0, sizeof ro);
+            ro.live = cases[k].live;
+            ro.idle_timeout_ms = 1500; /* above the server's 500 ms long-poll and keep-alive */
+            PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro), PR_OK);
+            for (i = 0; i < 200 && got.len < want.len; i++) {
+                int rc = pr_ds_read_next(rd, &ch, pr_deadline_in(10000));
+                PT_EQ_ERR(rc, PR_OK);
+                if (rc != PR_OK) break;
+                pr_buf_append(&got, ch.data, ch.len);
+                if (!froze && got.len >= 8) { /* two records in: freeze every open connection */
+                    pt_proxy_freeze(&px);
+                    froze = 1;
+                }
+            }
+            pr_ds_read_destroy(rd);
+        } else {
+            pr_ds_consumer *cs;
+            pr_ds_consumer_opts co;
+            ds_cons kc;
+            memset(&kc, 0, sizeof kc);
+            pr_buf_init(&kc.got);
+            memset(&co, 0, sizeof co);
+            co.live = cases[k].consumer_sse ? PR_DS_LIVE_SSE : PR_DS_LIVE_LONG_POLL;
+            co.on_batch = ds_on_batch;
+            co.user_data = &kc;
+            co.idle_timeout_ms = 1500;
+            PT_EQ_ERR(pr_ds_consumer_start(&cs, ds, &co), PR_OK);
+            for (i = 0; i < 400 && kc.got.len < want.len; i++) {
+                pr_sleep(pr_deadline_in(50));
+                if (!froze && kc.got.len >= 8) {
+                    pt_proxy_freeze(&px);
+                    froze = 1;
+                }
+            }
+            pr_ds_consumer_stop(cs);
+            pr_buf_append(&got, kc.got.data, kc.got.len);
+            pr_buf_deinit(&kc.got);
+        }
+        PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(10000)), PR_OK);
+        PT_EQ_ERR(tk.rc, PR_OK);
+        PT_CHECK(froze);
+        PT_EQ_INT(got.len, want.len);
+        PT_CHECK(got.len == want.len && memcmp(got.data, want.data, want.len) == 0);
+        pr_ds_destroy(ds);
+        pr_http_client_destroy(c);
+        pt_proxy_stop(&px);
+        pr_buf_deinit(&got);
+        pr_buf_deinit(&want);
+        pr_ds_result_deinit(&res);
+        pr_ds_destroy(direct);
+        ds_stop(&f);
+    }
+}
+
+/* A handle on a test server's path (URL query included), with real waits. */
+static pr_ds *ds_ts_handle(ts_server *s, const char *path_query) {
+    char url[256];
+    pr_ds *ds = NULL;
+    pr_ds_opts o;
+    memset(&o, 0, sizeof o);
+    o.content_type = "text/plain";
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)ts_port(s), path_query);
+    return pr_ds_open(&ds, url, &o) == PR_OK ? ds : NULL;
+}
+
+/* An SSE read's deadline holds while the server (a process of its own)
+   sends bytes or control events that make no chunk: it returns while they
+   still flow. */
+PT_TEST(ds_sse_deadline_holds_under_a_flood) {
+    static const char *const pieces[] = { ":\n", "event: control\ndata: {\"streamNextOffset\":\"7\"}\n\n" };
+    size_t k;
+    for (k = 0; k < 2; k++) {
+        pt_flood fl;
+        pr_ds *ds = NULL;
+        pr_ds_opts o;
+        pr_ds_read *rd;
+        pr_ds_read_opts ro;
+        pr_ds_chunk c;
+        char url[64];
+        PT_REQUIRE(pt_flood_start(&fl, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", pieces[k],
+                                  20000) == PR_OK);
+        memset(&o, 0, sizeof o);
+        o.content_type = "text/plain";
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/t/flood", (unsigned)fl.port);
+        PT_EQ_ERR(pr_ds_open(&ds, url, &o), PR_OK);
+        memset(&ro, 0, sizeof ro);
+        ro.live = PR_DS_LIVE_SSE;
+        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro), PR_OK);
+        PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(300)), PR_ETIMEDOUT);
+        PT_CHECK(pt_flood_running(&fl)); /* returned in the middle of the flood */
+        pr_ds_read_destroy(rd);
+        pr_ds_destroy(ds);
+        pt_flood_stop(&fl);
+    }
+}
+
+/* Answers that bring nothing new at once (a long-poll answered 204 at
+   once, a catch-up answered 200 empty without Stream-Up-To-Date) are
+   asked again later and later, never in a busy loop. */
+PT_TEST(ds_instant_empty_answers_are_paced) {
+    ts_server *s;
+    int mode;
+    PT_REQUIRE(ts_start(&s, NULL) == PR_OK);
+    for (mode = 0; mode < 2; mode++) {
+        pr_ds *ds;
+        pr_ds_read *rd;
+        pr_ds_read_opts ro;
+        pr_ds_chunk c;
+        ts_step st[2];
+        long n;
+        int64_t prev = -1, gap, min_gap = PR_FOREVER;
+        size_t i;
+        ts_script_clear(s);
+        memset(st, 0, sizeof st);
+        st[0].headers = "Stream-Next-Offset: 5\r\nStream-Up-To-Date: true\r\n";
+        st[1].status = mode == 0 ? 204 : 200;
+        st[1].headers = "Stream-Next-Offset: 5\r\n";
+        if (mode == 0) PT_EQ_ERR(ts_script(s, "/lp", st, 1), PR_OK); /* the catch-up: at the tail */
+        PT_EQ_ERR(ts_script_default(s, "/lp", &st[1]), PR_OK);
+        PT_REQUIRE((ds = ds_ts_handle(s, "/lp")) != NULL);
+        memset(&ro, 0, sizeof ro);
+        ro.live = mode == 0 ? PR_DS_LIVE_LONG_POLL : PR_DS_LIVE_NONE;
+        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro), PR_OK);
+        if (mode == 0) {
+            PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
+            PT_EQ_INT(c.up_to_date, 1);
+        }
+        PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(1600)), PR_ETIMEDOUT);
+        n = (long)ts_log_count(s);
+        PT_CHECK(n >= 4 && n <= 10); /* waits of 50, 100, 200, 400, 800 ms between them */
+        for (i = 1 + (mode == 0); i < ts_log_count(s); i++) {
+            int64_t at = ts_log_get(s, i)->at_ms;
+            if (prev >= 0 && (gap = at - prev) < min_gap) min_gap = gap;
+            prev = at;
+        }
+        PT_CHECK(min_gap >= 90); /* the first wait is 50 ms, the next ones longer */
+        pr_ds_read_destroy(rd);
+        pr_ds_destroy(ds);
+    }
+    ts_stop(s);
+}
+
+/* An SSE connection the server (or a proxy's idle cut) ends cleanly after
+   a while is followed at once: no backoff builds up on an idle stream. */
+PT_TEST(ds_sse_clean_end_resets_the_backoff) {
+    ds_fx f;
+    ts_server *s;
+    pr_ds *ds;
+    pr_ds_opts o;
+    pr_ds_read *rd;
+    pr_ds_read_opts ro;
+    pr_ds_chunk c;
+    char url[160];
+    memset(&f, 0, sizeof f);
+    PT_REQUIRE(ts_start(&s, NULL) == PR_OK);
+    memset(&o, 0, sizeof o);
+    o.content_type = "text/plain";
+    o.retry.hooks.sleep = ds_sleep_hook;
+    o.retry.hooks.user_data = &f;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/sse?events=0&comment=1&hold_ms=300", (unsigned)ts_port(s));
+    PT_EQ_ERR(pr_ds_open(&ds, url, &o), PR_OK);
+    memset(&ro, 0, sizeof ro);
+    ro.live = PR_DS_LIVE_SSE;
+    ro.sse_short_ms = 200;
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro), PR_OK);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(1500)), PR_ETIMEDOUT);
+    PT_CHECK(ts_log_count(s) >= 3); /* connections of 300 ms, one after the other */
+    PT_EQ_INT(f.nsleeps, 0);       /* and no backoff between them */
+    pr_ds_read_destroy(rd);
+    pr_ds_destroy(ds);
+    ts_stop(s);
+}
+
+/* Offsets and cursors from the server are checked where they enter: one
+   with CR/LF, an embedded NUL or over 1024 bytes is PR_EPROTO, never
+   handed out as a checkpoint that pr_ds_read_open would refuse, never cut. */
+PT_TEST(ds_server_offsets_checked_where_they_enter) {
+    ts_server *s;
+    pr_buf big;
+    int k;
+    PT_REQUIRE(ts_start(&s, NULL) == PR_OK);
+    pr_buf_init(&big);
+    pr_buf_append_str(&big, "event: control\ndata: {\"streamNextOffset\":\"5\",\"streamCursor\":\"");
+    for (k = 0; k < 1100; k++) pr_buf_append(&big, "c", 1);
+    pr_buf_append_str(&big, "\",\"upToDate\":true}\n\n");
+    PT_REQUIRE(pr_buf_append(&big, "", 1) == PR_OK);
+    for (k = 0; k < 4; k++) {
+        static const char *const bodies[] = {
+            "event: control\ndata: {\"streamNextOffset\":\"a\\r\\nb\",\"upToDate\":true}\n\n",
+            "event: control\ndata: {\"streamNextOffset\":\"a\\u0000b\",\"upToDate\":true}\n\n",
+            "event: control\ndata: {\"streamNextOffset\":\"a b\",\"upToDate\":true}\n\n",
+            NULL,
+        };
+        pr_ds *ds;
+        pr_ds_read *rd;
+        pr_ds_read_opts ro;
+        pr_ds_chunk c;
+        pr_err_info e;
+        ts_step st;
+        ts_script_clear(s);
+        memset(&st, 0, sizeof st);
+        st.headers = "Content-Type: text/event-stream\r\n";
+        st.body = bodies[k] ? bodies[k] : big.data;
+        PT_EQ_ERR(ts_script(s, "/bad", &st, 1), PR_OK);
+        PT_REQUIRE((ds = ds_ts_handle(s, "/bad")) != NULL);
+        memset(&ro, 0, sizeof ro);
+        ro.live = PR_DS_LIVE_SSE;
+        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro), PR_OK);
+        PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_EPROTO);
+        pr_ds_read_error(rd, &e);
+        PT_CHECK(strstr(e.msg, k == 3 ? "cursor" : "offset") != NULL);
+        PT_EQ_STR(pr_ds_read_offset(rd, NULL), "now"); /* the position did not move */
+        pr_ds_read_destroy(rd);
+        pr_ds_destroy(ds);
+    }
+    pr_buf_deinit(&big);
+    ts_stop(s);
+}
+
 const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_create_head_delete),
     PT_ENTRY(ds_append_close_and_status_mapping),
@@ -1206,6 +1503,11 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_producer_linger_and_cursor),
     PT_ENTRY(ds_fail_nth_allocation_producer),
     PT_ENTRY(ds_producer_survives_an_outage),
+    PT_ENTRY(ds_live_reads_notice_a_silent_connection),
+    PT_ENTRY(ds_sse_deadline_holds_under_a_flood),
+    PT_ENTRY(ds_instant_empty_answers_are_paced),
+    PT_ENTRY(ds_sse_clean_end_resets_the_backoff),
+    PT_ENTRY(ds_server_offsets_checked_where_they_enter),
     PT_ENTRY(ds_consumer_checkpoints_and_resume),
     PT_ENTRY(ds_adapter_speaks_the_protocol),
     PT_ENTRY(ds_query_sorted),

@@ -89,7 +89,6 @@ struct ts_server {
     long accepted;      /* connections accepted so far */
     long requests;      /* requests parsed so far */
     long open;          /* connections currently open */
-    long flooding;      /* /sse responses in their flood */
     struct ts_conn *live; /* connection records not yet finished */
     struct ts_route *routes;   /* scripted routes (ts_script) */
     struct ts_logged *log;     /* every request, in arrival order */
@@ -504,34 +503,8 @@ static int ts_wait_peer(ts_conn *x, int64_t deadline) {
     }
 }
 
-/* After the events of /sse: flood_ms of bytes that complete no event
-   (flood=comment ":\n", blank "\n", id "id: N\n\n"), as fast as the
-   client takes them; s->flooding counts the responses doing it. */
-static int ts_sse_flood(ts_conn *x, ts_req *r, pr_buf *b, int chunked) {
-    int64_t until = pr_deadline_min(pr_deadline_in(ts_qint(r, "flood_ms", 5000)), x->s->end), k = 0;
-    pr_slice kind;
-    pr_buf piece;
-    int rc = PR_OK, i;
-    if (!ts_qslice(r, "flood", &kind)) return PR_OK;
-    pr_buf_init(&piece);
-    x->s->flooding++;
-    while (rc == PR_OK && pr_now() < until) {
-        pr_buf_clear(&piece);
-        for (i = 0; rc == PR_OK && i < 256; i++) {
-            if (pr_slice_eq(kind, pr_slice_cstr("id")) && (rc = ts_line_num(&piece, "id: ", ++k)) != PR_OK) break;
-            rc = pr_slice_eq(kind, pr_slice_cstr("comment")) ? pr_buf_append(&piece, ":\n", 2)
-                                                             : pr_buf_append(&piece, "\n", 1);
-        }
-        if (rc == PR_OK) rc = ts_sse_put(x, b, chunked, piece.data, piece.len);
-    }
-    x->s->flooding--;
-    pr_buf_deinit(&piece);
-    return rc;
-}
-
 /* /sse?events=N&id=1&retry=MS&comment=1&type=T&lines=L&interval_ms=I
         &heartbeat_ms=X&hold_ms=H&drop_after=K&drop_partial=1&framing=close&status=S
-        &flood=comment|blank|id&flood_ms=F
    Returns TS_ABORT for drops; sets *must_close for close framing. */
 static int ts_ep_sse(ts_conn *x, ts_req *r, pr_buf *b, int *must_close) {
     int64_t events = ts_qint(r, "events", 3), with_id = ts_qint(r, "id", 0), retry = ts_qint(r, "retry", -1);
@@ -593,7 +566,6 @@ static int ts_ep_sse(ts_conn *x, ts_req *r, pr_buf *b, int *must_close) {
     }
     pr_buf_deinit(&ev);
     if (rc == PR_OK && drop_after >= 0 && drop_after >= events) return TS_ABORT;
-    if (rc == PR_OK) rc = ts_sse_flood(x, r, b, chunked);
     /* keep the stream open for hold_ms, with heartbeat comments */
     if (rc == PR_OK && (hold > 0 || hb > 0)) {
         int64_t until = hold > 0 ? pr_deadline_in(hold) : x->s->end;
@@ -1294,7 +1266,6 @@ static TS_UNUSED int ts_wait(ts_server *s, int64_t deadline) {
 static TS_UNUSED long ts_accepted(const ts_server *s) { return s ? s->accepted : 0; }
 static TS_UNUSED long ts_requests(const ts_server *s) { return s ? s->requests : 0; }
 static TS_UNUSED long ts_open_conns(const ts_server *s) { return s ? s->open : 0; }
-static TS_UNUSED long ts_flooding(const ts_server *s) { return s ? s->flooding : 0; }
 static TS_UNUSED int ts_stopped(const ts_server *s) { return s ? s->stopped : 1; }
 
 #endif /* TS_TESTSERVER_C */
