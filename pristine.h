@@ -3449,8 +3449,9 @@ PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
  *   reconnect: after the stream's reconnection time (3000 ms until the
  *   server sends `retry:`, capped at max_retry_ms), plus a backoff with
  *   jitter after consecutive failed connections, never past the caller's
- *   deadline. A connection that ends before it delivered an event counts
- *   as failed, so a server that closes at once cannot drive a hot loop. The request is
+ *   deadline. A connection that ends within a second of opening, before
+ *   it delivered an event, counts as failed, so a server that ends every
+ *   connection at once cannot drive a hot loop. The request is
  *   made again from the original URL with Last-Event-ID set to the
  *   stream's last-event-ID (no header while it is empty, or when it
  *   cannot travel in a header: see max_last_event_id); the partial
@@ -15169,6 +15170,7 @@ out:
 #define PR__SSE_DEF_MAX_RETRY 3600000
 #define PR__SSE_DEF_IDLE 45000
 #define PR__SSE_DEF_MAX_LEI 4096
+#define PR__SSE_SHORT_MS 1000
 #define PR__SSE_MAX_FIELDS 32
 
 struct pr_sse {
@@ -15187,6 +15189,7 @@ struct pr_sse {
     int opened;                 /* a connection has opened once */
     int dirty;                  /* the decoder has bytes of a connection: reset it for the next */
     int delivered;              /* the current connection has delivered an event */
+    int64_t opened_at;          /* when it opened */
     int failures;               /* consecutive failed connections */
     int reason;                 /* why the next connection is needed (0 = the first) */
     int64_t next_at;            /* when the next connection may start (0 = at once) */
@@ -15299,6 +15302,10 @@ static int pr__sse_fail(pr_sse *s, int code, int status, const char *fmt, const 
     pr__sse_drop(s);
     return code;
 }
+
+/* Whether the current connection came to nothing: it ends within
+   PR__SSE_SHORT_MS of opening without an event. */
+static int pr__sse_futile(const pr_sse *s) { return !s->delivered && pr_now() - s->opened_at < PR__SSE_SHORT_MS; }
 
 /* Plan the next connection after a failure (failed = a connection that did
    not open) or an end; min_ms is a server's hint. Fails the stream when it
@@ -15423,6 +15430,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         s->status = st;
         s->opened = 1;
         s->delivered = 0;
+        s->opened_at = pr_now();
         s->next_at = 0;
         if (s->dirty) pr_sse_decoder_reset(s->dec); /* the partial block of the last one goes */
         s->dirty = 0;
@@ -15526,7 +15534,7 @@ static int pr__sse_read(pr_sse *s, int64_t deadline) {
         if ((rc = pr_sse_decoder_feed(s->dec, p, n)) == PR_OK) return PR_OK;
         /* the bytes are gone: resume from the last-event-ID on a new connection */
         pr__err_set(&s->err, rc, 0, "sse: %s", "out of memory decoding the stream");
-        return pr__sse_plan(s, rc, 0, !s->delivered, 0);
+        return pr__sse_plan(s, rc, 0, pr__sse_futile(s), 0);
     }
     if (rc == PR_ECLOSED) { /* a clean end of the body: the complete events are still delivered */
         s->dirty = 1;
@@ -15540,7 +15548,7 @@ static int pr__sse_read(pr_sse *s, int64_t deadline) {
 #ifndef PRISTINE_NO_TLS
     if (rc == PR_ETLS && s->err.tls_error == PR_TLS_TRUNCATED) rc = PR_ECLOSED;
 #endif
-    return pr__sse_plan(s, rc, 0, !s->delivered, 0);
+    return pr__sse_plan(s, rc, 0, pr__sse_futile(s), 0);
 }
 
 static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
@@ -15563,7 +15571,7 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
             if (s->o.reconnect_on_limit) {
                 char keep[sizeof s->err.msg];
                 snprintf(keep, sizeof keep, "%s", s->err.msg);
-                if ((rc = pr__sse_plan(s, PR_ELIMIT, 0, !s->delivered, 0)) != PR_OK) return rc;
+                if ((rc = pr__sse_plan(s, PR_ELIMIT, 0, pr__sse_futile(s), 0)) != PR_OK) return rc;
                 pr__err_set(&s->err, PR_ELIMIT, 0, "%s", keep);
             } else {
                 pr_sse_decoder_skip(s->dec);
@@ -15572,7 +15580,7 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
         }
         if (rc == PR_ECLOSED) { /* the ended body is used up */
             pr__err_set(&s->err, PR_ECLOSED, 0, "sse: %s", "the server ended the body");
-            if ((rc = pr__sse_plan(s, PR_ECLOSED, 0, !s->delivered, 0)) != PR_OK) return rc;
+            if ((rc = pr__sse_plan(s, PR_ECLOSED, 0, pr__sse_futile(s), 0)) != PR_OK) return rc;
             continue;
         }
         if (rc != PR_SSE_MORE) return rc; /* PR_ENOMEM */
@@ -19283,6 +19291,7 @@ void pr_ds_consumer_stop(pr_ds_consumer *c) {
 #undef PR__SSE_DEF_RETRY
 #undef PR__SSE_HI
 #undef PR__SSE_MAX_FIELDS
+#undef PR__SSE_SHORT_MS
 #undef PR__STACK_MAP_FLAGS
 #undef PR__THREAD
 #undef PR__TLS_MAX_ALPN

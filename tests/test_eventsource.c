@@ -710,6 +710,27 @@ PT_TEST(es_instant_end_backs_off) {
     ts_stop(f.s);
 }
 
+/* A quiet connection that the server (or a proxy's idle cut) ends after a
+   while is no failure: the next one follows after the reconnection time
+   alone, with no backoff building up. */
+PT_TEST(es_quiet_end_is_no_failure) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s;
+    pr_sse_event ev;
+    int i;
+    es_start(&f);
+    es_opts(&f, &o);
+    o.retry_ms = 10;
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=0&comment=1&hold_ms=1100"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(3000)), PR_ETIMEDOUT);
+    PT_CHECK(f.nsleeps >= 1);
+    for (i = 0; i < f.nsleeps && i < 16; i++) PT_EQ_INT(f.sleeps[i], 10);
+    for (i = 0; i < f.nseen && i < 16; i++) PT_EQ_INT(f.seen[i].failures, 0);
+    pr_sse_destroy(s);
+    ts_stop(f.s);
+}
+
 /* Last-Event-ID carries only what a header field value may: an id with
    control bytes, or one over max_last_event_id, is not sent. */
 PT_TEST(es_last_event_id_only_when_it_can_travel) {
@@ -769,5 +790,6 @@ const pt_suite pt_suite_eventsource = { "eventsource", {
     PT_ENTRY(es_deadline_holds_under_a_byte_flood),
     PT_ENTRY(es_retry_field_capped_without_overflow),
     PT_ENTRY(es_instant_end_backs_off),
+    PT_ENTRY(es_quiet_end_is_no_failure),
     PT_ENTRY(es_last_event_id_only_when_it_can_travel),
     {0, 0} } };
