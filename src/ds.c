@@ -936,6 +936,16 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
         rc = pr_http_client_fetch(ds->client, &res->http, &req, deadline);
         if (rc == PR_OK && res->http.resp) pr__ds_fill(res, res->http.resp);
     }
+    /* what the server hands out, a read must take back (pr_ds_read_open) */
+    if (rc == PR_OK && ((res->offset.len && !pr__ds_token_ok(res->offset.ptr, res->offset.len)) ||
+                        (res->cursor.len && !pr__ds_token_ok(res->cursor.ptr, res->cursor.len)))) {
+        rc = pr__err_set(&res->http.err, PR_EPROTO, 0, "ds: the server's %s is not 1 to 1024 printable ASCII bytes",
+                         res->offset.len && !pr__ds_token_ok(res->offset.ptr, res->offset.len) ? "offset" : "cursor");
+        if (resp && *resp) {
+            pr_http_response_destroy(*resp);
+            *resp = NULL;
+        }
+    }
 done:
     pr_url_deinit(&u);
     pr_buf_deinit(&url);

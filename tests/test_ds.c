@@ -1480,6 +1480,29 @@ PT_TEST(ds_server_offsets_checked_where_they_enter) {
         pr_ds_read_destroy(rd);
         pr_ds_destroy(ds);
     }
+    { /* in a header: a catch-up's Stream-Next-Offset, a head's */
+        pr_ds *ds;
+        pr_ds_read *rd;
+        pr_ds_chunk c;
+        pr_ds_result res;
+        ts_step st;
+        ts_script_clear(s);
+        memset(&res, 0, sizeof res);
+        memset(&st, 0, sizeof st);
+        st.headers = "Stream-Next-Offset: a b\r\nStream-Up-To-Date: true\r\n";
+        st.body = "data";
+        st.count = 2;
+        PT_EQ_ERR(ts_script(s, "/bad", &st, 1), PR_OK);
+        PT_REQUIRE((ds = ds_ts_handle(s, "/bad")) != NULL);
+        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL), PR_OK);
+        PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_EPROTO);
+        PT_EQ_STR(pr_ds_read_offset(rd, NULL), "-1");
+        PT_EQ_ERR(pr_ds_head(ds, &res, pr_deadline_in(5000)), PR_EPROTO);
+        PT_CHECK(strstr(res.http.err.msg, "offset") != NULL);
+        pr_ds_result_deinit(&res);
+        pr_ds_read_destroy(rd);
+        pr_ds_destroy(ds);
+    }
     pr_buf_deinit(&big);
     ts_stop(s);
 }
