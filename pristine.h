@@ -3645,14 +3645,24 @@ PRISTINE_API int pr_sse_last_error(const pr_sse *s, pr_err_info *out);
  *
  * Statuses: 200 as above; 408 (a try_again in an HTTP error's clothes,
  * its JSON body notifies the queue observer and resets the 400 budget)
- * and 5xx: poll again at once; 429 and connection errors: back off 1, 2,
- * 4... 30 s (conn_backoff; the exponent counts them in a row and is reset
- * by any other HTTP answer); 400: polled again up to bad_request_budget
- * (3) times, then PR_EHTTP; 410: PR_EEXPIRED (submit the job again); 402:
- * a billing pause, polled every 5 s for up to billing_max_pause_ms (an
- * incident ends after 5 minutes without a 402), then PR_EHTTP; any other
- * status: PR_EHTTP. pr_future_error gives every failure's detail
- * (http_status, category, msg).
+ * and 5xx: poll again after poll_backoff; 429 and connection errors: back
+ * off 1, 2, 4... 30 s (conn_backoff; the exponent counts them in a row and
+ * is reset by any other HTTP answer); 400: polled again after poll_backoff
+ * up to bad_request_budget (3) times, then PR_EHTTP; 410: PR_EEXPIRED
+ * (submit the job again); 402: a billing pause, polled every 5 s for up to
+ * billing_max_pause_ms (an incident ends after 5 minutes without a 402),
+ * then PR_EHTTP; any other status: PR_EHTTP. pr_future_error gives every
+ * failure's detail (http_status, category, msg).
+ *
+ * Pacing: poll_backoff (5 ms doubling to 1 s by default, by the number of
+ * polls made) spaces the polls after answers with nothing new, so a
+ * server that answers at once cannot drive a hot loop. A server's own
+ * delay - retry_after_ms (> 0) in a 200's or a 408's JSON body, else a
+ * retry-after-ms / Retry-After header on any answer (pr_retry_hint_ms: at
+ * most 60 s) - replaces poll_backoff, conn_backoff and the billing pause:
+ * it is used as given, but never below poll_backoff.base_ms nor above
+ * 60 s. The payload poll after complete_metadata (one per future) goes at
+ * once unless that answer carries a delay.
  *
  * Limits: at most max_polls polls in flight per poller (FIFO), and
  * complete_metadata payloads share max_response_bytes (held until the
@@ -3735,7 +3745,9 @@ typedef struct pr_rfuture_poller_opts {
     int poll_timeout_ms;         /* 0 = 45000: one poll, body included */
     int bad_request_budget;      /* 0 = 3: 400 answers polled again before PR_EHTTP */
     int billing_max_pause_ms;    /* 0 = 3600000: how long 402 answers are waited out */
-    pr_backoff poll_backoff;     /* after try_again / pending / 408 / 5xx; base_ms 0 = poll at once */
+    pr_backoff poll_backoff;     /* after try_again / pending / 408 / 5xx / a 400 in the budget, by the
+                                    polls made; its base_ms is also the least wait a server's hint gets.
+                                    base_ms 0 = 5 ms doubling to 1000 ms, no jitter */
     pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_POLL */
     void (*on_queue_state)(const pr_queue_change *change, void *user_data); /* NULL = none */
     void *queue_user_data;
@@ -15675,7 +15687,8 @@ static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) 
 }
 
 int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts) {
-    static const pr_backoff poll = PR_BACKOFF_POLL;
+    static const pr_backoff poll = PR_BACKOFF_POLL,
+                            pace = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 5, 1000, 0.0, 0.0, 0.0 };
     pr_err_info scratch, *err = opts && opts->err ? opts->err : &scratch;
     pr_rfuture_poller *p;
     pr_buf u;
@@ -15697,8 +15710,9 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
     p->o.bad_request_budget = PR__DEF(p->o.bad_request_budget, 3);
     p->o.billing_max_pause_ms = PR__DEF(p->o.billing_max_pause_ms, 3600000);
     if (!p->o.conn_backoff.base_ms) p->o.conn_backoff = poll;
+    if (!p->o.poll_backoff.base_ms) p->o.poll_backoff = pace;
     rc = pr_backoff_check(&p->o.conn_backoff);
-    if (!rc && p->o.poll_backoff.base_ms) rc = pr_backoff_check(&p->o.poll_backoff);
+    if (!rc) rc = pr_backoff_check(&p->o.poll_backoff);
     if (rc) {
         pr__free(p, sizeof *p);
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
@@ -15840,10 +15854,22 @@ static void pr__rf_queue(pr__rfuture *r, const pr_json *body) {
 
 static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
     const pr_retry_hooks *h = &r->p->o.hooks;
-    double d;
-    if (!b->base_ms) return 0;
-    d = pr_backoff_delay(b, attempt, 0, h->random ? h->random(h->user_data) : pr_random());
+    double d = pr_backoff_delay(b, attempt, 0, h->random ? h->random(h->user_data) : pr_random());
     return d <= 0 ? 0 : (int64_t)(d + 0.999);
+}
+
+/* The wait before the next poll: the server's delay when it gave one
+   (retry_after_ms > 0 in body, else the answer's retry-after-ms /
+   Retry-After) between poll_backoff.base_ms and PR__RF_HINT_MAX_MS; else
+   fallback. */
+static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, const pr_json *body, int64_t fallback) {
+    const pr_retry_hooks *h = &r->p->o.hooks;
+    int64_t hint;
+    if ((pr_json_int(pr_json_get(body, "retry_after_ms"), &hint) != PR_OK || hint <= 0) &&
+        !pr_retry_hint_ms(pr_http_header_get(res->resp, "retry-after-ms"), pr_http_header_get(res->resp, "retry-after"),
+                          h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__wall_ms(), &hint))
+        return fallback;
+    return PR__MIN(PR__MAX(hint, r->p->o.poll_backoff.base_ms), PR__RF_HINT_MAX_MS);
 }
 
 /* One poll: the request, with the poll's deadline over the whole response. */
@@ -15949,13 +15975,9 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
     type = pr__rf_str(body, "type");
     status = pr__rf_str(body, "status");
     if ((type && !strcmp(type, "try_again")) || (status && !strcmp(status, "pending"))) {
-        int64_t hint;
         if (type) pr__rf_queue(r, body);
         r->c = 0;
-        if (pr_json_int(pr_json_get(body, "retry_after_ms"), &hint) == PR_OK && hint >= 0)
-            *delay = PR__MIN(hint, PR__RF_HINT_MAX_MS);
-        else
-            *delay = pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1);
+        *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
         pr_json_doc_destroy(doc);
         return PR__RF_AGAIN;
     }
@@ -15971,6 +15993,7 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
             pr_json_doc_destroy(doc);
             return PR__RF_DONE;
         }
+        *delay = pr__rf_wait(r, res, body, 0);
         pr_json_doc_destroy(doc);
         if ((rc = pr_wsem_acquire(p->bytes, size, until)) != PR_OK) {
             pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %s waiting for response bytes", r->id,
@@ -15980,7 +16003,6 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
         r->reserved = size;
         r->allow_md = 0;
         r->c = 0;
-        *delay = 0;
         return PR__RF_AGAIN;
     }
     if ((status && (!strcmp(status, "completed") || !strcmp(status, "complete") || !strcmp(status, "success"))) ||
@@ -16042,29 +16064,31 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
     snprintf(r->last_err, sizeof r->last_err, "%s", detail);
     if (st == 429) {
         pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_with_backoff", detail);
-        *delay = pr__rf_delay(r, &p->o.conn_backoff, r->c++);
+        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.conn_backoff, r->c++));
         return PR__RF_AGAIN;
     }
     r->c = 0;
     if (st == 408 || (st >= 500 && st <= 599)) {
+        pr_json_doc *doc = NULL;
+        const pr_json *body = NULL;
         if (st == 408) {
-            pr_json_doc *doc = res->json;
-            if (!doc) pr_json_parse(&doc, res->body ? res->body : "", res->body_len, NULL, NULL);
+            if (!(doc = res->json)) pr_json_parse(&doc, res->body ? res->body : "", res->body_len, NULL, NULL);
             if (doc && pr_json_type(pr_json_root(doc)) == PR_JSON_OBJECT) {
                 const char *qs = pr__rf_str(pr_json_root(doc), "queue_state");
+                body = pr_json_root(doc);
                 r->b = 0;
-                if (qs && *qs) pr__rf_queue(r, pr_json_root(doc));
+                if (qs && *qs) pr__rf_queue(r, body);
             }
-            if (doc != res->json) pr_json_doc_destroy(doc);
         }
         pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
-        *delay = pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1);
+        *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
+        if (doc != res->json) pr_json_doc_destroy(doc);
         return PR__RF_AGAIN;
     }
     if (st == 400 && r->b < p->o.bad_request_budget) {
         r->b++;
         pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_if_budget", detail);
-        *delay = 0;
+        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
         return PR__RF_AGAIN;
     }
     if (st == 410) {
@@ -16083,7 +16107,7 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
                 r->warned402 = now;
                 PR__LOG(PR_LEVEL_WARN, "rfuture", "request %.60s: payment required (402); waiting", r->id);
             }
-            *delay = PR__RF_BILLING_SLEEP_MS;
+            *delay = pr__rf_wait(r, res, NULL, PR__RF_BILLING_SLEEP_MS);
             return PR__RF_AGAIN;
         }
     }

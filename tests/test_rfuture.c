@@ -241,7 +241,8 @@ PT_TEST(rfuture_try_again_and_pending) {
     size_t i;
     rf_opts(&f);
     PT_REQUIRE(rf_start(&f) == PR_OK);
-    /* F3: try_again x3, then the result: 4 polls, no sleeps, iterations 0..3, round trip only first */
+    /* F3: try_again x3, then the result: 4 polls after the floor's 5, 10, 20 ms, iterations 0..3, round trip
+       only first */
     for (i = 0; i < 3; i++) st[i] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r1\",\"queue_state\":\"active\"}");
     st[3] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "r1", st, 4);
@@ -258,9 +259,13 @@ PT_TEST(rfuture_try_again_and_pending) {
         PT_EQ_STR(rf_logged(&f, i, "X-Tinker-Request-Iteration", v, sizeof v), want);
         PT_CHECK((strcmp(rf_logged(&f, i, "X-Tinker-Create-Promise-Roundtrip-Time", v, sizeof v), "-") != 0) == (i == 0));
     }
-    PT_EQ_INT(f.rec.n, 0);
+    PT_EQ_INT(f.rec.n, 3);
+    PT_EQ_INT(f.rec.sleeps[0], 5);
+    PT_EQ_INT(f.rec.sleeps[1], 10);
+    PT_EQ_INT(f.rec.sleeps[2], 20);
     pr_future_destroy(fu);
     /* F4: a retry_after_ms of 250 is slept */
+    f.rec.n = 0;
     st[0] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r2\",\"queue_state\":\"active\",\"retry_after_ms\":250}");
     st[1] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "r2", st, 2);
@@ -268,7 +273,7 @@ PT_TEST(rfuture_try_again_and_pending) {
     PT_EQ_INT(f.rec.n, 1);
     PT_EQ_INT(f.rec.sleeps[0], 250);
     pr_future_destroy(fu);
-    /* F21: pending is a try_again without a state: no observer call, no sleep */
+    /* F21: pending is a try_again without a state: no observer call, the floor's 5 ms */
     f.obs.n = 0;
     f.rec.n = 0;
     st[0] = rf_step(200, "{\"status\":\"pending\"}");
@@ -276,7 +281,8 @@ PT_TEST(rfuture_try_again_and_pending) {
     rf_script(&f, "r3", st, 2);
     PT_EQ_ERR(rf_run(&f, "r3", NULL, &fu), PR_OK);
     PT_EQ_INT(f.obs.n, 0);
-    PT_EQ_INT(f.rec.n, 0);
+    PT_EQ_INT(f.rec.n, 1);
+    PT_EQ_INT(f.rec.sleeps[0], 5);
     pr_future_destroy(fu);
     rf_end(&f);
 }
@@ -315,15 +321,17 @@ PT_TEST(rfuture_queue_state_observer) {
     PT_EQ_INT(f.obs.n, 1);
     PT_EQ_INT(f.obs.state[0], PR_QUEUE_UNKNOWN);
     pr_future_destroy(fu);
-    /* F7: a 408 with a try_again body: polled again at once, the observer hears its state */
+    /* F7: a 408 with a try_again body: polled again after the floor, the observer hears its state */
     f.obs.n = 0;
+    f.rec.n = 0;
     st[0] = rf_step(408, "{\"type\":\"try_again\",\"request_id\":\"r3\",\"queue_state\":\"paused_rate_limit\"}");
     st[1] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "r3", st, 2);
     PT_EQ_ERR(rf_run(&f, "r3", NULL, &fu), PR_OK);
     PT_EQ_INT(f.obs.n, 1);
     PT_EQ_INT(f.obs.state[0], PR_QUEUE_PAUSED_RATE_LIMIT);
-    PT_EQ_INT(f.rec.n, 0);
+    PT_EQ_INT(f.rec.n, 1);
+    PT_EQ_INT(f.rec.sleeps[0], 5);
     pr_future_destroy(fu);
     rf_end(&f);
 }
@@ -337,16 +345,19 @@ PT_TEST(rfuture_status_table) {
     size_t i, before;
     rf_opts(&f);
     PT_REQUIRE(rf_start(&f) == PR_OK);
-    /* F8: 500, 503, then the result: 3 polls, no sleeps */
+    /* F8: 500, 503, then the result: 3 polls, 5 and 10 ms apart */
     st[0] = rf_step(500, "{}");
     st[1] = rf_step(503, "busy");
     st[2] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "a", st, 3);
     PT_EQ_ERR(rf_run(&f, "a", NULL, &fu), PR_OK);
     PT_EQ_INT(ts_log_count(f.s), 3);
-    PT_EQ_INT(f.rec.n, 0);
+    PT_EQ_INT(f.rec.n, 2);
+    PT_EQ_INT(f.rec.sleeps[0], 5);
+    PT_EQ_INT(f.rec.sleeps[1], 10);
     pr_future_destroy(fu);
     /* F9: 429 x3: sleeps 1000, 2000, 4000 */
+    f.rec.n = 0;
     for (i = 0; i < 3; i++) st[i] = rf_step(429, "{}");
     st[3] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "b", st, 4);
@@ -411,6 +422,89 @@ PT_TEST(rfuture_status_table) {
     rf_end(&f);
 }
 
+/* Answers with nothing new never drive a hot loop: each kind, answered
+   at once many times over, is polled after the floor's 5, 10, 20 ... ms
+   (capped at 1000), never at once; a 400 within the budget too. */
+PT_TEST(rfuture_nothing_new_is_paced) {
+    static const struct { int status; const char *body; int count; } nothing[] = {
+        { 503, "busy", 200 },
+        { 200, "{\"type\":\"try_again\",\"request_id\":\"x\"}", 20 },
+        { 200, "{\"type\":\"try_again\",\"request_id\":\"x\",\"retry_after_ms\":0}", 20 },
+        { 200, "{\"status\":\"pending\"}", 20 },
+        { 408, "{}", 20 },
+        { 500, "{}", 20 },
+        { 400, "", 3 },
+    };
+    rf_fx f;
+    pr_future *fu;
+    ts_step st[2];
+    size_t k;
+    int i;
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    for (k = 0; k < sizeof nothing / sizeof nothing[0]; k++) {
+        char id[8];
+        snprintf(id, sizeof id, "n%d", (int)k);
+        st[0] = rf_step(nothing[k].status, nothing[k].body);
+        st[0].count = nothing[k].count;
+        st[1] = rf_step(200, "{\"v\":\"ok\"}");
+        rf_script(&f, id, st, 2);
+        f.rec.n = 0;
+        PT_EQ_ERR(rf_run(&f, id, NULL, &fu), PR_OK);
+        if (f.rec.n != nothing[k].count)
+            pt_fail(__FILE__, __LINE__, "case %d (%d %s): %d sleeps for %d answers", (int)k, nothing[k].status,
+                    nothing[k].body, f.rec.n, nothing[k].count);
+        for (i = 0; i < f.rec.n && i < 64; i++) PT_EQ_INT(f.rec.sleeps[i], i < 8 ? 5 << i : 1000);
+        pr_future_destroy(fu);
+    }
+    rf_end(&f);
+}
+
+/* A server's delay is honoured on every answer that carries one, status
+   or 200: Retry-After / retry-after-ms headers, retry_after_ms in a 200's
+   or a 408's body (which wins over a header); below the floor it is 5 ms. */
+PT_TEST(rfuture_server_delays_honoured) {
+    static const struct { int status; const char *headers, *body; int64_t want; } hinted[] = {
+        { 503, "Retry-After: 2\r\n", "busy", 2000 },
+        { 503, "retry-after-ms: 2000\r\n", "busy", 2000 },
+        { 500, "Retry-After: 0.25\r\n", "{}", 250 },
+        { 408, "Retry-After: 3\r\n", "{}", 3000 },
+        { 408, "", "{\"type\":\"try_again\",\"request_id\":\"x\",\"retry_after_ms\":300}", 300 },
+        { 429, "Retry-After: 3\r\n", "{}", 3000 },
+        { 400, "retry-after-ms: 40\r\n", "", 40 },
+        { 402, "Retry-After: 7\r\n", "{}", 7000 },
+        { 200, "Retry-After: 1\r\n", "{\"type\":\"try_again\",\"request_id\":\"x\"}", 1000 },
+        { 200, "retry-after-ms: 1500\r\n", "{\"status\":\"pending\"}", 1500 },
+        { 200, "Retry-After: 2\r\n", "{\"type\":\"try_again\",\"request_id\":\"x\",\"retry_after_ms\":250}", 250 },
+        { 200, "", "{\"type\":\"try_again\",\"request_id\":\"x\",\"retry_after_ms\":1}", 5 },
+        { 200, "retry-after-ms: 1\r\n", "{\"status\":\"pending\"}", 5 },
+        { 200, "Retry-After: 1\r\n", "{\"status\":\"complete_metadata\",\"response_payload_size\":10}", 1000 },
+    };
+    rf_fx f;
+    pr_future *fu;
+    ts_step st[2];
+    size_t k;
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    for (k = 0; k < sizeof hinted / sizeof hinted[0]; k++) {
+        char id[8], head[128];
+        snprintf(id, sizeof id, "h%d", (int)k);
+        snprintf(head, sizeof head, "Content-Type: application/json\r\n%s", hinted[k].headers);
+        st[0] = rf_step(hinted[k].status, hinted[k].body);
+        st[0].headers = head;
+        st[1] = rf_step(200, "{\"v\":\"ok\"}");
+        rf_script(&f, id, st, 2);
+        f.rec.n = 0;
+        PT_EQ_ERR(rf_run(&f, id, NULL, &fu), PR_OK);
+        if (f.rec.n != 1 || f.rec.sleeps[0] != hinted[k].want)
+            pt_fail(__FILE__, __LINE__, "case %d (%d, %.*s): %d sleeps, the first %lld ms, want one of %lld", (int)k,
+                    hinted[k].status, (int)strcspn(hinted[k].headers, "\r"), hinted[k].headers, f.rec.n, (long long)(f.rec.n ? f.rec.sleeps[0] : -1),
+                    (long long)hinted[k].want);
+        pr_future_destroy(fu);
+    }
+    rf_end(&f);
+}
+
 /* F10: the server is down for the first two polls; it starts during the
    second backoff sleep. */
 static void rf_start_server_on_second_sleep(rf_rec *x) {
@@ -445,11 +539,13 @@ PT_TEST(rfuture_connection_errors_back_off) {
     f.rec.ctx = &f;
     PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
     PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
-    /* refused, refused (1000, 2000), a 500 (at once), closed (1000: the 500 reset the exponent), the result */
-    PT_EQ_INT(f.rec.n, 3);
+    /* refused, refused (1000, 2000), a 500 (the floor after 3 polls: 20), closed (1000: the 500 reset the
+       exponent), the result */
+    PT_EQ_INT(f.rec.n, 4);
     PT_EQ_INT(f.rec.sleeps[0], 1000);
     PT_EQ_INT(f.rec.sleeps[1], 2000);
-    PT_EQ_INT(f.rec.sleeps[2], 1000);
+    PT_EQ_INT(f.rec.sleeps[2], 20);
+    PT_EQ_INT(f.rec.sleeps[3], 1000);
     PT_EQ_INT(f.evs.n, 5);
     PT_EQ_STR(f.evs.name[4], "APIFuture.result_async.resolved");
     PT_EQ_STR(f.evs.name[0], "APIFuture.result_async.connection_error");
@@ -1157,6 +1253,8 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_try_again_and_pending),
     PT_ENTRY(rfuture_queue_state_observer),
     PT_ENTRY(rfuture_status_table),
+    PT_ENTRY(rfuture_nothing_new_is_paced),
+    PT_ENTRY(rfuture_server_delays_honoured),
     PT_ENTRY(rfuture_connection_errors_back_off),
     PT_ENTRY(rfuture_telemetry_events),
     PT_ENTRY(rfuture_complete_metadata_budget),
