@@ -3661,7 +3661,7 @@ PRISTINE_API int pr_sse_last_error(const pr_sse *s, pr_err_info *out);
  * retry-after-ms / Retry-After header on any answer (pr_retry_hint_ms: at
  * most 60 s) - replaces poll_backoff, conn_backoff and the billing pause:
  * it is used as given, but never below poll_backoff.base_ms nor above
- * 60 s. The payload poll after complete_metadata (one per future) goes at
+ * hint_max_ms (60 s). The payload poll after complete_metadata (one per future) goes at
  * once unless that answer carries a delay.
  *
  * Limits: at most max_polls polls in flight per poller (FIFO), and
@@ -3749,6 +3749,10 @@ typedef struct pr_rfuture_poller_opts {
                                     polls made; its base_ms is also the least wait a server's hint gets.
                                     base_ms 0 = 5 ms doubling to 1000 ms, no jitter */
     pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_POLL */
+    int64_t hint_max_ms;         /* 0 = 60000: the longest wait a server can ask for; a longer
+                                    retry_after_ms (any JSON number) is cut to it. Retry-After /
+                                    retry-after-ms headers over 60 s are no hint at all
+                                    (pr_retry_hint_ms): the backoff applies */
     void (*on_queue_state)(const pr_queue_change *change, void *user_data); /* NULL = none */
     void *queue_user_data;
     void (*on_event)(const pr_rfuture_event *ev, void *user_data);         /* NULL = none */
@@ -15571,7 +15575,6 @@ int pr_sse_last_error(const pr_sse *s, pr_err_info *out) {
 #define PR__RF_PATH "/api/v1/retrieve_future"
 #define PR__RF_BILLING_SLEEP_MS 5000
 #define PR__RF_BILLING_RESET_MS 300000
-#define PR__RF_HINT_MAX_MS 60000
 
 struct pr__rfuture;
 
@@ -15698,7 +15701,7 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
     if (!out || !client || !opts || !opts->base_url)
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: a client and opts->base_url are required");
     if (opts->max_polls < 0 || opts->max_response_bytes < 0 || opts->poll_timeout_ms < 0 ||
-        opts->bad_request_budget < 0 || opts->billing_max_pause_ms < 0)
+        opts->bad_request_budget < 0 || opts->billing_max_pause_ms < 0 || opts->hint_max_ms < 0)
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: negative limits");
     if (!(p = (pr_rfuture_poller *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->o = *opts;
@@ -15709,6 +15712,7 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
     p->o.poll_timeout_ms = PR__DEF(p->o.poll_timeout_ms, 45000);
     p->o.bad_request_budget = PR__DEF(p->o.bad_request_budget, 3);
     p->o.billing_max_pause_ms = PR__DEF(p->o.billing_max_pause_ms, 3600000);
+    p->o.hint_max_ms = PR__DEF(p->o.hint_max_ms, 60000);
     if (!p->o.conn_backoff.base_ms) p->o.conn_backoff = poll;
     if (!p->o.poll_backoff.base_ms) p->o.poll_backoff = pace;
     rc = pr_backoff_check(&p->o.conn_backoff);
@@ -15860,16 +15864,19 @@ static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attem
 
 /* The wait before the next poll: the server's delay when it gave one
    (retry_after_ms > 0 in body, else the answer's retry-after-ms /
-   Retry-After) between poll_backoff.base_ms and PR__RF_HINT_MAX_MS; else
-   fallback. */
+   Retry-After) between poll_backoff.base_ms and hint_max_ms; else
+   fallback. A number of any size is compared as a double first. */
 static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, const pr_json *body, int64_t fallback) {
     const pr_retry_hooks *h = &r->p->o.hooks;
-    int64_t hint;
-    if ((pr_json_int(pr_json_get(body, "retry_after_ms"), &hint) != PR_OK || hint <= 0) &&
-        !pr_retry_hint_ms(pr_http_header_get(res->resp, "retry-after-ms"), pr_http_header_get(res->resp, "retry-after"),
-                          h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__wall_ms(), &hint))
+    int64_t hint, cap = r->p->o.hint_max_ms;
+    double ms;
+    if (pr_json_double(pr_json_get(body, "retry_after_ms"), &ms) == PR_OK && ms > 0)
+        hint = ms < (double)cap ? (int64_t)ms + ((double)(int64_t)ms < ms) : cap;
+    else if (!pr_retry_hint_ms(pr_http_header_get(res->resp, "retry-after-ms"),
+                               pr_http_header_get(res->resp, "retry-after"),
+                               h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__wall_ms(), &hint))
         return fallback;
-    return PR__MIN(PR__MAX(hint, r->p->o.poll_backoff.base_ms), PR__RF_HINT_MAX_MS);
+    return PR__MIN(PR__MAX(hint, r->p->o.poll_backoff.base_ms), cap);
 }
 
 /* One poll: the request, with the poll's deadline over the whole response. */
@@ -19054,7 +19061,6 @@ void pr_ds_consumer_stop(pr_ds_consumer *c) {
 #undef PR__POLLER_POLL
 #undef PR__RF_BILLING_RESET_MS
 #undef PR__RF_BILLING_SLEEP_MS
-#undef PR__RF_HINT_MAX_MS
 #undef PR__RF_PATH
 #undef PR__SSE_DEF_IDLE
 #undef PR__SSE_DEF_MAX_EVENT

@@ -505,6 +505,86 @@ PT_TEST(rfuture_server_delays_honoured) {
     rf_end(&f);
 }
 
+/* The delays of cases[] under a poller whose hint_max_ms is cap (0 = the
+   default); column 0 of want is for the default, column 1 for cap. */
+typedef struct rf_hint_case { const char *headers, *body; int64_t want[2]; } rf_hint_case;
+
+static void rf_hint_cases(const rf_hint_case *cases, size_t n, int64_t cap, int col) {
+    rf_fx f;
+    pr_future *fu;
+    ts_step st[2];
+    size_t k;
+    rf_opts(&f);
+    f.po.hint_max_ms = cap;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    for (k = 0; k < n; k++) {
+        char id[8], head[128];
+        snprintf(id, sizeof id, "c%d", (int)k);
+        snprintf(head, sizeof head, "Content-Type: application/json\r\n%s", cases[k].headers);
+        st[0] = rf_step(200, cases[k].body);
+        st[0].headers = head;
+        st[1] = rf_step(200, "{\"v\":\"ok\"}");
+        rf_script(&f, id, st, 2);
+        f.rec.n = 0;
+        PT_EQ_ERR(rf_run(&f, id, NULL, &fu), PR_OK);
+        if (f.rec.n != 1 || f.rec.sleeps[0] != cases[k].want[col])
+            pt_fail(__FILE__, __LINE__, "hint_max_ms %lld, case %d (%.*s %s): %d sleeps, the first %lld ms, want %lld",
+                    (long long)cap, (int)k, (int)strcspn(cases[k].headers, "\r"), cases[k].headers, cases[k].body,
+                    f.rec.n, (long long)(f.rec.n ? f.rec.sleeps[0] : -1), (long long)cases[k].want[col]);
+        pr_future_destroy(fu);
+    }
+    rf_end(&f);
+}
+
+/* Every delay a server gives is capped by hint_max_ms (60 s by default),
+   and none overflows anything, whatever its size or sign (SAN=1 runs this
+   under UBSan): integers past int64_t, huge, fractional and negative
+   numbers, headers far out of range (those are no hint: the floor's 5 ms). */
+PT_TEST(rfuture_hint_cap) {
+    static const rf_hint_case cases[] = {
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":9223372036854775807}", { 60000, 1500 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":99999999999999999999999}", { 60000, 1500 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":1e300}", { 60000, 1500 } },
+        { "", "{\"type\":\"try_again\",\"retry_after_ms\":120000}", { 60000, 1500 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":1000}", { 1000, 1000 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":10.2}", { 11, 11 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":-9223372036854775808}", { 5, 5 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":-99999999999999999999999}", { 5, 5 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":-1e300}", { 5, 5 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":\"9999\"}", { 5, 5 } },
+        { "Retry-After: 30\r\n", "{\"status\":\"pending\"}", { 30000, 1500 } },
+        { "retry-after-ms: 20000.5\r\n", "{\"status\":\"pending\"}", { 20001, 1500 } },
+        { "Retry-After: 9223372036854775807\r\n", "{\"status\":\"pending\"}", { 5, 5 } },
+        { "Retry-After: 1e308\r\n", "{\"status\":\"pending\"}", { 5, 5 } },
+        { "retry-after-ms: 99999999999999999999999\r\n", "{\"status\":\"pending\"}", { 5, 5 } },
+        { "retry-after-ms: -5\r\n", "{\"status\":\"pending\"}", { 5, 5 } },
+    };
+    static const rf_hint_case forever[] = {
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":9223372036854775807}", { PR_FOREVER, PR_FOREVER } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":1e300}", { PR_FOREVER, PR_FOREVER } },
+    };
+    rf_fx f;
+    pr_future *fu;
+    pr_rfuture_opts o;
+    ts_step st;
+    rf_hint_cases(cases, sizeof cases / sizeof cases[0], 0, 0);
+    rf_hint_cases(cases, sizeof cases / sizeof cases[0], 1500, 1);
+    /* no cap at all: the delay is INT64_MAX, and the timer heap takes it */
+    rf_hint_cases(forever, sizeof forever / sizeof forever[0], PR_FOREVER, 0);
+    rf_opts(&f);
+    f.po.hint_max_ms = PR_FOREVER;
+    f.po.hooks.sleep = NULL;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    st = rf_step(200, "{\"status\":\"pending\",\"retry_after_ms\":9223372036854775807}");
+    rf_script(&f, "r1", &st, 1);
+    memset(&o, 0, sizeof o);
+    o.timeout_ms = 50;
+    PT_EQ_ERR(rf_run(&f, "r1", &o, &fu), PR_ETIMEDOUT);
+    PT_EQ_INT(ts_log_count(f.s), 1);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
 /* F10: the server is down for the first two polls; it starts during the
    second backoff sleep. */
 static void rf_start_server_on_second_sleep(rf_rec *x) {
@@ -1239,6 +1319,10 @@ PT_TEST(rfuture_poller_create_errors) {
     PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
     PT_CHECK(p == NULL);
     o.conn_backoff.base_ms = 0;
+    o.hint_max_ms = -1;
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_STR(e.msg, "rfuture: negative limits");
+    o.hint_max_ms = 0;
     PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_OK);
     PT_EQ_ERR(pr_rfuture_start(NULL, p, "x", NULL), PR_EINVAL);
     pr_rfuture_poller_destroy(p);
@@ -1255,6 +1339,7 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_status_table),
     PT_ENTRY(rfuture_nothing_new_is_paced),
     PT_ENTRY(rfuture_server_delays_honoured),
+    PT_ENTRY(rfuture_hint_cap),
     PT_ENTRY(rfuture_connection_errors_back_off),
     PT_ENTRY(rfuture_telemetry_events),
     PT_ENTRY(rfuture_complete_metadata_budget),
