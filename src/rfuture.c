@@ -28,7 +28,9 @@
  * an "error" member: PR_EFAILED (message from error, or error.message;
  * category from category, or error.category: user, server or unknown);
  * any other object: the result itself. Not JSON, or not an object:
- * PR_EPROTO, as is a second complete_metadata.
+ * PR_EPROTO, as is a second complete_metadata. Strings the poller keeps
+ * (a submit's request_id, a queue_state_reason) are checked as they
+ * arrive: one with a NUL byte or over 1024 bytes is PR_EPROTO, never cut.
  *
  * Statuses: 200 as above; 408 (a try_again in an HTTP error's clothes,
  * its JSON body notifies the queue observer and resets the 400 budget)
@@ -207,7 +209,8 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
            pr_rfuture_start; deadline - absolute ms for the submit only.
    Returns: PR_OK; PR_EHTTP (a non-2xx answer, after the client's retries;
             opts->err gets its status and body); PR_EPROTO (no request_id in
-            the answer); errors of pr_http_client_fetch (PR_ETIMEDOUT,
+            the answer, or one with a NUL byte or over 1024 bytes: never
+            cut); errors of pr_http_client_fetch (PR_ETIMEDOUT,
             PR_ECANCELED, ...); PR_EINVAL; PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
@@ -373,6 +376,7 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
 #define PR__RF_PATH "/api/v1/retrieve_future"
 #define PR__RF_BILLING_SLEEP_MS 5000
 #define PR__RF_BILLING_RESET_MS 300000
+#define PR__RF_STR_MAX 1024 /* bytes of a server's string the poller keeps */
 
 struct pr__rfuture;
 
@@ -626,9 +630,15 @@ static int pr__rf_queue_state(const pr_json *v) {
     return PR_QUEUE_UNKNOWN;
 }
 
+/* Why a server's string s (n bytes) cannot be kept whole, or NULL. */
+static const char *pr__rf_str_bad(const char *s, size_t n) {
+    return n > PR__RF_STR_MAX ? "is over 1024 bytes" : memchr(s, 0, n) ? "holds a NUL byte" : NULL;
+}
+
 /* Tell the observer about a (state, reason) pair if it changed. A report
-   with no state and no reason is no report. */
-static void pr__rf_queue(pr__rfuture *r, const pr_json *body) {
+   with no state and no reason is no report. Returns 1 when the reason is
+   refused (the future is rejected with PR_EPROTO). */
+static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
     pr_rfuture_poller *p = r->p;
     const pr_json *qs = pr_json_get(body, "queue_state"), *qr = pr_json_get(body, "queue_state_reason");
     size_t rn = 0;
@@ -636,11 +646,19 @@ static void pr__rf_queue(pr__rfuture *r, const pr_json *body) {
     int st = qs ? pr__rf_queue_state(qs) : PR_QUEUE_UNKNOWN;
     pr_queue_change ch;
     char *copy = NULL;
-    if (!qs && !reason) return;
+    const char *bad = reason ? pr__rf_str_bad(reason, rn) : NULL;
+    if (bad) {
+        char why[64];
+        snprintf(why, sizeof why, "the queue_state_reason %s", bad);
+        pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, status, NULL, why, 1, PR_EPROTO);
+        pr__rf_reject(r, PR_EPROTO, status, 0, "rfuture: request %.40s: %s", r->id, why);
+        return 1;
+    }
+    if (!qs && !reason) return 0;
     if (reason && !rn) reason = NULL;
     if (st == r->qstate && ((!reason && !r->qreason) || (reason && r->qreason && !strcmp(reason, r->qreason))))
-        return;
-    if (reason && !(copy = (char *)pr__alloc(rn + 1))) return;
+        return 0;
+    if (reason && !(copy = (char *)pr__alloc(rn + 1))) return 0;
     if (copy) memcpy(copy, reason, rn + 1);
     ch.request_id = r->id;
     ch.old_state = r->qstate;
@@ -652,6 +670,7 @@ static void pr__rf_queue(pr__rfuture *r, const pr_json *body) {
     r->qreason = copy;
     r->qreason_n = copy ? rn + 1 : 0;
     r->qstate = st;
+    return 0;
 }
 
 static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
@@ -780,7 +799,10 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
     type = pr__rf_str(body, "type");
     status = pr__rf_str(body, "status");
     if ((type && !strcmp(type, "try_again")) || (status && !strcmp(status, "pending"))) {
-        if (type) pr__rf_queue(r, body);
+        if (type && pr__rf_queue(r, body, 200)) {
+            pr_json_doc_destroy(doc);
+            return PR__RF_DONE;
+        }
         r->c = 0;
         *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
         pr_json_doc_destroy(doc);
@@ -876,19 +898,22 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
     if (st == 408 || (st >= 500 && st <= 599)) {
         pr_json_doc *doc = NULL;
         const pr_json *body = NULL;
+        int bad = 0;
         if (st == 408) {
             if (!(doc = res->json)) pr_json_parse(&doc, res->body ? res->body : "", res->body_len, NULL, NULL);
             if (doc && pr_json_type(pr_json_root(doc)) == PR_JSON_OBJECT) {
                 const char *qs = pr__rf_str(pr_json_root(doc), "queue_state");
                 body = pr_json_root(doc);
                 r->b = 0;
-                if (qs && *qs) pr__rf_queue(r, body);
+                if (qs && *qs) bad = pr__rf_queue(r, body, st);
             }
         }
-        pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
-        *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
+        if (!bad) {
+            pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
+            *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
+        }
         if (doc != res->json) pr_json_doc_destroy(doc);
-        return PR__RF_AGAIN;
+        return bad ? PR__RF_DONE : PR__RF_AGAIN;
     }
     if (st == 400 && r->b < p->o.bad_request_budget) {
         r->b++;
@@ -1174,7 +1199,7 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     pr_rfuture_opts o;
     pr_buf u;
     pr_url url;
-    const char *id;
+    const char *id, *bad;
     int rc;
     if (out) *out = NULL;
     if (!out || !p || !path || (len && !body)) return PR_EINVAL;
@@ -1216,8 +1241,9 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
         pr_json_doc *doc = res.json;
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
         id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), "request_id"), &n) : NULL;
-        rc = id && n ? pr_rfuture_start(out, p, id, &o) : PR_EPROTO;
-        if (rc == PR_EPROTO) pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's answer has no request_id");
+        bad = !id || !n ? "is missing" : pr__rf_str_bad(id, n);
+        rc = bad ? pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's request_id %s", bad)
+                 : pr_rfuture_start(out, p, id, &o);
         if (doc != res.json) pr_json_doc_destroy(doc);
     }
     if (rc && o.err) *o.err = res.err;

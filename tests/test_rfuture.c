@@ -1091,6 +1091,88 @@ PT_TEST(rfuture_submit_errors_say_why) {
     rf_end(&f);
 }
 
+/* Strings of the server that the poller keeps and sends on are checked
+   where they enter: a submit's request_id or a queue_state_reason with a
+   NUL byte or over 1024 bytes is PR_EPROTO with a message, never cut. */
+PT_TEST(rfuture_server_strings_checked) {
+    static char big[1100], body[1200];
+    static const char *const nul_reason[] = {
+        "{\"type\":\"try_again\",\"request_id\":\"q\",\"queue_state\":\"active\",\"queue_state_reason\":\"a\\u0000b\"}",
+        "{\"type\":\"try_again\",\"request_id\":\"q\",\"queue_state_reason\":\"\\u0000\"}",
+    };
+    rf_fx f;
+    pr_rfuture_opts o;
+    pr_err_info e;
+    pr_future *fu = NULL;
+    ts_step st[2];
+    size_t i;
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    memset(&o, 0, sizeof o);
+    o.err = &e;
+    /* a request_id with \u0000: refused, nothing polled */
+    st[0] = rf_step(200, "{\"request_id\":\"ab\\u0000cd\"}");
+    PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EPROTO);
+    PT_CHECK(fu == NULL);
+    PT_EQ_ERR(e.code, PR_EPROTO);
+    PT_EQ_STR(e.msg, "rfuture: the submit's request_id holds a NUL byte");
+    /* 1025 bytes: refused; 1024 bytes: sent back whole */
+    memset(big, 'x', 1025);
+    snprintf(body, sizeof body, "{\"request_id\":\"%s\"}", big);
+    st[0] = rf_step(200, body);
+    PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EPROTO);
+    PT_CHECK(fu == NULL);
+    PT_EQ_STR(e.msg, "rfuture: the submit's request_id is over 1024 bytes");
+    PT_EQ_INT(ts_log_count(f.s), 2);
+    big[1024] = 0;
+    snprintf(body, sizeof body, "{\"request_id\":\"%s\"}", big);
+    st[0] = rf_step(200, body);
+    PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_OK);
+    pr_future_await(fu, NULL, pr_deadline_in(5000)); /* the test server has no route for so long an id */
+    pr_future_destroy(fu);
+    PT_REQUIRE(ts_log_count(f.s) >= 4);
+    snprintf(body, sizeof body, "{\"request_id\":\"%s\",\"allow_metadata_only\":true}", big);
+    PT_EQ_STR(ts_log_get(f.s, 3)->body, body);
+    /* a queue_state_reason with \u0000, in a 200 or a 408: PR_EPROTO after that poll, no observer call */
+    for (i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "q%d", (int)i);
+        st[0] = rf_step(i < 2 ? 200 : 408, nul_reason[i % 2]);
+        st[1] = rf_step(200, "{\"v\":\"never\"}");
+        rf_script(&f, id, st, 2);
+        f.obs.n = 0;
+        PT_EQ_ERR(rf_run(&f, id, NULL, &fu), PR_EPROTO);
+        PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+        snprintf(body, sizeof body, "rfuture: request %s: the queue_state_reason holds a NUL byte", id);
+        PT_EQ_STR(e.msg, body);
+        PT_EQ_INT(e.http_status, i < 2 ? 200 : 408);
+        PT_EQ_INT(f.obs.n, 0);
+        pr_future_destroy(fu);
+    }
+    /* a 1025-byte reason: PR_EPROTO; 1024 bytes: heard whole */
+    big[1024] = 'x';
+    snprintf(body, sizeof body, "{\"type\":\"try_again\",\"queue_state\":\"active\",\"queue_state_reason\":\"%s\"}", big);
+    st[0] = rf_step(200, body);
+    st[1] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "long", st, 2);
+    PT_EQ_ERR(rf_run(&f, "long", NULL, &fu), PR_EPROTO);
+    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_STR(e.msg, "rfuture: request long: the queue_state_reason is over 1024 bytes");
+    pr_future_destroy(fu);
+    big[1024] = 0;
+    snprintf(body, sizeof body, "{\"type\":\"try_again\",\"queue_state\":\"active\",\"queue_state_reason\":\"%s\"}", big);
+    st[0] = rf_step(200, body);
+    rf_script(&f, "fits", st, 2);
+    f.obs.n = 0;
+    PT_EQ_ERR(rf_run(&f, "fits", NULL, &fu), PR_OK);
+    PT_EQ_INT(f.obs.n, 1);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
 /* ---- the submit throttle (D4, W6) ---- */
 
 PT_TEST(rfuture_throttle_layers) {
@@ -1352,6 +1434,7 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_poller_destroy_cancels),
     PT_ENTRY(rfuture_ten_thousand_at_once),
     PT_ENTRY(rfuture_submit_errors_say_why),
+    PT_ENTRY(rfuture_server_strings_checked),
     PT_ENTRY(rfuture_throttle_layers),
     PT_ENTRY(rfuture_throttle_shared_window_real_429),
     PT_ENTRY(rfuture_heartbeat),
