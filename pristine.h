@@ -16539,7 +16539,9 @@ int pr_throttle_acquire(pr_throttle *t, int64_t est_bytes, pr_throttle_ticket *t
         return rc;
     }
     tk->backoff_slot = recent;
-    tk->weight = recent ? est_bytes * t->o.backoff_byte_factor : est_bytes;
+    tk->weight = !recent ? est_bytes
+                 : est_bytes > INT64_MAX / t->o.backoff_byte_factor ? INT64_MAX /* saturates: one runs alone */
+                 : est_bytes * t->o.backoff_byte_factor;
     if ((rc = pr_wsem_acquire(t->bytes, tk->weight, deadline)) != PR_OK) {
         if (recent) pr_sem_release(t->backoff);
         pr_sem_release(t->all);

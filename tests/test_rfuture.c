@@ -1226,6 +1226,26 @@ typedef struct rf_sub {
     int64_t sent_at[8];
 } rf_sub;
 
+/* While recently backed off, a huge estimate's weight saturates instead of
+   overflowing (UBSan under SAN=1): it runs alone and gives back all it took. */
+PT_TEST(rfuture_throttle_weight_saturates) {
+    pr_throttle *t;
+    pr_throttle_opts o;
+    pr_throttle_ticket tk;
+    pr__test_clock_virtual(1, pr_now());
+    memset(&o, 0, sizeof o);
+    o.max_bytes = 1000;
+    PT_REQUIRE(pr_throttle_create(&t, &o) == PR_OK);
+    PT_EQ_ERR(pr_throttle_backoff(t, 0), PR_OK);
+    PT_EQ_ERR(pr_throttle_acquire(t, INT64_MAX / 4, &tk, PR_FOREVER), PR_OK); /* after the window */
+    PT_EQ_INT(tk.backoff_slot, 1);
+    PT_CHECK(tk.weight == INT64_MAX);
+    pr_throttle_release(t, &tk);
+    PT_CHECK(pr_wsem_budget(t->bytes) == 1000);
+    pr_throttle_destroy(t);
+    pr__test_clock_virtual(0, 0);
+}
+
 static int rf_submitter(void *arg) {
     rf_sub *x = (rf_sub *)arg;
     for (;;) {
@@ -1436,6 +1456,7 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_submit_errors_say_why),
     PT_ENTRY(rfuture_server_strings_checked),
     PT_ENTRY(rfuture_throttle_layers),
+    PT_ENTRY(rfuture_throttle_weight_saturates),
     PT_ENTRY(rfuture_throttle_shared_window_real_429),
     PT_ENTRY(rfuture_heartbeat),
     PT_ENTRY(rfuture_queue_logger_debounces),
