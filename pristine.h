@@ -3658,18 +3658,30 @@ PRISTINE_API int pr_sse_last_error(const pr_sse *s, pr_err_info *out);
  * an "error" member: PR_EFAILED (message from error, or error.message;
  * category from category, or error.category: user, server or unknown);
  * any other object: the result itself. Not JSON, or not an object:
- * PR_EPROTO, as is a second complete_metadata.
+ * PR_EPROTO, as is a second complete_metadata. Strings the poller keeps
+ * (a submit's request_id, a queue_state_reason) are checked as they
+ * arrive: one with a NUL byte or over 1024 bytes is PR_EPROTO, never cut.
  *
  * Statuses: 200 as above; 408 (a try_again in an HTTP error's clothes,
  * its JSON body notifies the queue observer and resets the 400 budget)
- * and 5xx: poll again at once; 429 and connection errors: back off 1, 2,
- * 4... 30 s (conn_backoff; the exponent counts them in a row and is reset
- * by any other HTTP answer); 400: polled again up to bad_request_budget
- * (3) times, then PR_EHTTP; 410: PR_EEXPIRED (submit the job again); 402:
- * a billing pause, polled every 5 s for up to billing_max_pause_ms (an
- * incident ends after 5 minutes without a 402), then PR_EHTTP; any other
- * status: PR_EHTTP. pr_future_error gives every failure's detail
- * (http_status, category, msg).
+ * and 5xx: poll again after poll_backoff; 429 and connection errors: back
+ * off 1, 2, 4... 30 s (conn_backoff; the exponent counts them in a row and
+ * is reset by any other HTTP answer); 400: polled again after poll_backoff
+ * up to bad_request_budget (3) times, then PR_EHTTP; 410: PR_EEXPIRED
+ * (submit the job again); 402: a billing pause, polled every 5 s for up to
+ * billing_max_pause_ms (an incident ends after 5 minutes without a 402),
+ * then PR_EHTTP; any other status: PR_EHTTP. pr_future_error gives every
+ * failure's detail (http_status, category, msg).
+ *
+ * Pacing: poll_backoff (5 ms doubling to 1 s by default, by the number of
+ * polls made) spaces the polls after answers with nothing new, so a
+ * server that answers at once cannot drive a hot loop. A server's own
+ * delay - retry_after_ms (> 0) in a 200's or a 408's JSON body, else a
+ * retry-after-ms / Retry-After header on any answer (pr_retry_hint_ms: at
+ * most 60 s) - replaces poll_backoff, conn_backoff and the billing pause:
+ * it is used as given, but never below poll_backoff.base_ms nor above
+ * hint_max_ms (60 s). The payload poll after complete_metadata (one per future) goes at
+ * once unless that answer carries a delay.
  *
  * Limits: at most max_polls polls in flight per poller (FIFO), and
  * complete_metadata payloads share max_response_bytes (held until the
@@ -3752,8 +3764,14 @@ typedef struct pr_rfuture_poller_opts {
     int poll_timeout_ms;         /* 0 = 45000: one poll, body included */
     int bad_request_budget;      /* 0 = 3: 400 answers polled again before PR_EHTTP */
     int billing_max_pause_ms;    /* 0 = 3600000: how long 402 answers are waited out */
-    pr_backoff poll_backoff;     /* after try_again / pending / 408 / 5xx; base_ms 0 = poll at once */
+    pr_backoff poll_backoff;     /* after try_again / pending / 408 / 5xx / a 400 in the budget, by the
+                                    polls made; its base_ms is also the least wait a server's hint gets.
+                                    base_ms 0 = 5 ms doubling to 1000 ms, no jitter */
     pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_POLL */
+    int64_t hint_max_ms;         /* 0 = 60000: the longest wait a server can ask for; a longer
+                                    retry_after_ms (any JSON number) is cut to it. Retry-After /
+                                    retry-after-ms headers over 60 s are no hint at all
+                                    (pr_retry_hint_ms): the backoff applies */
     void (*on_queue_state)(const pr_queue_change *change, void *user_data); /* NULL = none */
     void *queue_user_data;
     void (*on_event)(const pr_rfuture_event *ev, void *user_data);         /* NULL = none */
@@ -3821,7 +3839,8 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
            pr_rfuture_start; deadline - absolute ms for the submit only.
    Returns: PR_OK; PR_EHTTP (a non-2xx answer, after the client's retries;
             opts->err gets its status and body); PR_EPROTO (no request_id in
-            the answer); errors of pr_http_client_fetch (PR_ETIMEDOUT,
+            the answer, or one with a NUL byte or over 1024 bytes: never
+            cut); errors of pr_http_client_fetch (PR_ETIMEDOUT,
             PR_ECANCELED, ...); PR_EINVAL; PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
@@ -4003,10 +4022,11 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  *   SESSION_END, GENERIC_EVENT and UNHANDLED_EXCEPTION events. At most
  *   batch_size (100) events per POST, a flush every flush_interval_ms (10
  *   s), when batch_size events wait, and after every exception; a queue of
- *   at most queue_max (10,000) events (past it, events are dropped and
- *   counted); a failed POST is sent again up to 3 times (1, 2, 4 s plus up
- *   to 10 %), then dropped. Logging never blocks and never waits for the
- *   network; a dead endpoint never delays the application.
+ *   at most queue_max (10,000) events and queue_max_bytes (8 MiB; past
+ *   either, events are dropped and counted); a failed POST is sent again
+ *   up to 3 times (1, 2, 4 s plus up to 10 %), then dropped. Logging never
+ *   blocks and never waits for the network; a dead endpoint never delays
+ *   the application.
  *
  * Enable switch: with opts.enabled 0 the environment decides: the variable
  * (PRISTINE_TELEMETRY unless env_var names another) unset means on; set,
@@ -4166,6 +4186,10 @@ typedef struct pr_reporter_opts {
     int batch_size;            /* 0 = 100 events per POST */
     int flush_interval_ms;     /* 0 = 10000 */
     int queue_max;             /* 0 = 10000 events waiting */
+    int64_t queue_max_bytes;   /* 0 = 8 MiB: the bytes of the events waiting (each whole: its strings
+                                  plus about 100 bytes); past it events are dropped and counted as
+                                  past queue_max. Events being sent count until they are done; the
+                                  POST in flight holds their JSON besides */
     int send_timeout_ms;       /* 0 = 5000 per POST */
     int max_send_retries;      /* 0 = 3; PR_RETRY_OFF = none */
     pr_backoff send_backoff;   /* base_ms 0 = PR_BACKOFF_TELEMETRY */
@@ -15648,7 +15672,7 @@ int pr_sse_last_error(const pr_sse *s, pr_err_info *out) {
 #define PR__RF_PATH "/api/v1/retrieve_future"
 #define PR__RF_BILLING_SLEEP_MS 5000
 #define PR__RF_BILLING_RESET_MS 300000
-#define PR__RF_HINT_MAX_MS 60000
+#define PR__RF_STR_MAX 1024 /* bytes of a server's string the poller keeps */
 
 struct pr__rfuture;
 
@@ -15764,7 +15788,8 @@ static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) 
 }
 
 int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts) {
-    static const pr_backoff poll = PR_BACKOFF_POLL;
+    static const pr_backoff poll = PR_BACKOFF_POLL,
+                            pace = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 5, 1000, 0.0, 0.0, 0.0 };
     pr_err_info scratch, *err = opts && opts->err ? opts->err : &scratch;
     pr_rfuture_poller *p;
     pr_buf u;
@@ -15774,7 +15799,7 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
     if (!out || !client || !opts || !opts->base_url)
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: a client and opts->base_url are required");
     if (opts->max_polls < 0 || opts->max_response_bytes < 0 || opts->poll_timeout_ms < 0 ||
-        opts->bad_request_budget < 0 || opts->billing_max_pause_ms < 0)
+        opts->bad_request_budget < 0 || opts->billing_max_pause_ms < 0 || opts->hint_max_ms < 0)
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: negative limits");
     if (!(p = (pr_rfuture_poller *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->o = *opts;
@@ -15785,9 +15810,11 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
     p->o.poll_timeout_ms = PR__DEF(p->o.poll_timeout_ms, 45000);
     p->o.bad_request_budget = PR__DEF(p->o.bad_request_budget, 3);
     p->o.billing_max_pause_ms = PR__DEF(p->o.billing_max_pause_ms, 3600000);
+    p->o.hint_max_ms = PR__DEF(p->o.hint_max_ms, 60000);
     if (!p->o.conn_backoff.base_ms) p->o.conn_backoff = poll;
+    if (!p->o.poll_backoff.base_ms) p->o.poll_backoff = pace;
     rc = pr_backoff_check(&p->o.conn_backoff);
-    if (!rc && p->o.poll_backoff.base_ms) rc = pr_backoff_check(&p->o.poll_backoff);
+    if (!rc) rc = pr_backoff_check(&p->o.poll_backoff);
     if (rc) {
         pr__free(p, sizeof *p);
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
@@ -15899,9 +15926,15 @@ static int pr__rf_queue_state(const pr_json *v) {
     return PR_QUEUE_UNKNOWN;
 }
 
+/* Why a server's string s (n bytes) cannot be kept whole, or NULL. */
+static const char *pr__rf_str_bad(const char *s, size_t n) {
+    return n > PR__RF_STR_MAX ? "is over 1024 bytes" : memchr(s, 0, n) ? "holds a NUL byte" : NULL;
+}
+
 /* Tell the observer about a (state, reason) pair if it changed. A report
-   with no state and no reason is no report. */
-static void pr__rf_queue(pr__rfuture *r, const pr_json *body) {
+   with no state and no reason is no report. Returns 1 when the reason is
+   refused (the future is rejected with PR_EPROTO). */
+static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
     pr_rfuture_poller *p = r->p;
     const pr_json *qs = pr_json_get(body, "queue_state"), *qr = pr_json_get(body, "queue_state_reason");
     size_t rn = 0;
@@ -15909,11 +15942,19 @@ static void pr__rf_queue(pr__rfuture *r, const pr_json *body) {
     int st = qs ? pr__rf_queue_state(qs) : PR_QUEUE_UNKNOWN;
     pr_queue_change ch;
     char *copy = NULL;
-    if (!qs && !reason) return;
+    const char *bad = reason ? pr__rf_str_bad(reason, rn) : NULL;
+    if (bad) {
+        char why[64];
+        snprintf(why, sizeof why, "the queue_state_reason %s", bad);
+        pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, status, NULL, why, 1, PR_EPROTO);
+        pr__rf_reject(r, PR_EPROTO, status, 0, "rfuture: request %.40s: %s", r->id, why);
+        return 1;
+    }
+    if (!qs && !reason) return 0;
     if (reason && !rn) reason = NULL;
     if (st == r->qstate && ((!reason && !r->qreason) || (reason && r->qreason && !strcmp(reason, r->qreason))))
-        return;
-    if (reason && !(copy = (char *)pr__alloc(rn + 1))) return;
+        return 0;
+    if (reason && !(copy = (char *)pr__alloc(rn + 1))) return 0;
     if (copy) memcpy(copy, reason, rn + 1);
     ch.request_id = r->id;
     ch.old_state = r->qstate;
@@ -15925,14 +15966,30 @@ static void pr__rf_queue(pr__rfuture *r, const pr_json *body) {
     r->qreason = copy;
     r->qreason_n = copy ? rn + 1 : 0;
     r->qstate = st;
+    return 0;
 }
 
 static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
     const pr_retry_hooks *h = &r->p->o.hooks;
-    double d;
-    if (!b->base_ms) return 0;
-    d = pr_backoff_delay(b, attempt, 0, h->random ? h->random(h->user_data) : pr_random());
+    double d = pr_backoff_delay(b, attempt, 0, h->random ? h->random(h->user_data) : pr_random());
     return d <= 0 ? 0 : (int64_t)(d + 0.999);
+}
+
+/* The wait before the next poll: the server's delay when it gave one
+   (retry_after_ms > 0 in body, else the answer's retry-after-ms /
+   Retry-After) between poll_backoff.base_ms and hint_max_ms; else
+   fallback. A number of any size is compared as a double first. */
+static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, const pr_json *body, int64_t fallback) {
+    const pr_retry_hooks *h = &r->p->o.hooks;
+    int64_t hint, cap = r->p->o.hint_max_ms;
+    double ms;
+    if (pr_json_double(pr_json_get(body, "retry_after_ms"), &ms) == PR_OK && ms > 0)
+        hint = ms < (double)cap ? (int64_t)ms + ((double)(int64_t)ms < ms) : cap;
+    else if (!pr_retry_hint_ms(pr_http_header_get(res->resp, "retry-after-ms"),
+                               pr_http_header_get(res->resp, "retry-after"),
+                               h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__wall_ms(), &hint))
+        return fallback;
+    return PR__MIN(PR__MAX(hint, r->p->o.poll_backoff.base_ms), cap);
 }
 
 /* One poll: the request, with the poll's deadline over the whole response. */
@@ -16038,13 +16095,12 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
     type = pr__rf_str(body, "type");
     status = pr__rf_str(body, "status");
     if ((type && !strcmp(type, "try_again")) || (status && !strcmp(status, "pending"))) {
-        int64_t hint;
-        if (type) pr__rf_queue(r, body);
+        if (type && pr__rf_queue(r, body, 200)) {
+            pr_json_doc_destroy(doc);
+            return PR__RF_DONE;
+        }
         r->c = 0;
-        if (pr_json_int(pr_json_get(body, "retry_after_ms"), &hint) == PR_OK && hint >= 0)
-            *delay = PR__MIN(hint, PR__RF_HINT_MAX_MS);
-        else
-            *delay = pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1);
+        *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
         pr_json_doc_destroy(doc);
         return PR__RF_AGAIN;
     }
@@ -16060,6 +16116,7 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
             pr_json_doc_destroy(doc);
             return PR__RF_DONE;
         }
+        *delay = pr__rf_wait(r, res, body, 0);
         pr_json_doc_destroy(doc);
         if ((rc = pr_wsem_acquire(p->bytes, size, until)) != PR_OK) {
             pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %s waiting for response bytes", r->id,
@@ -16069,7 +16126,6 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
         r->reserved = size;
         r->allow_md = 0;
         r->c = 0;
-        *delay = 0;
         return PR__RF_AGAIN;
     }
     if ((status && (!strcmp(status, "completed") || !strcmp(status, "complete") || !strcmp(status, "success"))) ||
@@ -16131,29 +16187,34 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
     snprintf(r->last_err, sizeof r->last_err, "%s", detail);
     if (st == 429) {
         pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_with_backoff", detail);
-        *delay = pr__rf_delay(r, &p->o.conn_backoff, r->c++);
+        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.conn_backoff, r->c++));
         return PR__RF_AGAIN;
     }
     r->c = 0;
     if (st == 408 || (st >= 500 && st <= 599)) {
+        pr_json_doc *doc = NULL;
+        const pr_json *body = NULL;
+        int bad = 0;
         if (st == 408) {
-            pr_json_doc *doc = res->json;
-            if (!doc) pr_json_parse(&doc, res->body ? res->body : "", res->body_len, NULL, NULL);
+            if (!(doc = res->json)) pr_json_parse(&doc, res->body ? res->body : "", res->body_len, NULL, NULL);
             if (doc && pr_json_type(pr_json_root(doc)) == PR_JSON_OBJECT) {
                 const char *qs = pr__rf_str(pr_json_root(doc), "queue_state");
+                body = pr_json_root(doc);
                 r->b = 0;
-                if (qs && *qs) pr__rf_queue(r, pr_json_root(doc));
+                if (qs && *qs) bad = pr__rf_queue(r, body, st);
             }
-            if (doc != res->json) pr_json_doc_destroy(doc);
         }
-        pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
-        *delay = pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1);
-        return PR__RF_AGAIN;
+        if (!bad) {
+            pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
+            *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
+        }
+        if (doc != res->json) pr_json_doc_destroy(doc);
+        return bad ? PR__RF_DONE : PR__RF_AGAIN;
     }
     if (st == 400 && r->b < p->o.bad_request_budget) {
         r->b++;
         pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_if_budget", detail);
-        *delay = 0;
+        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
         return PR__RF_AGAIN;
     }
     if (st == 410) {
@@ -16172,7 +16233,7 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
                 r->warned402 = now;
                 PR__LOG(PR_LEVEL_WARN, "rfuture", "request %.60s: payment required (402); waiting", r->id);
             }
-            *delay = PR__RF_BILLING_SLEEP_MS;
+            *delay = pr__rf_wait(r, res, NULL, PR__RF_BILLING_SLEEP_MS);
             return PR__RF_AGAIN;
         }
     }
@@ -16434,7 +16495,7 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     pr_rfuture_opts o;
     pr_buf u;
     pr_url url;
-    const char *id;
+    const char *id, *bad;
     int rc;
     if (out) *out = NULL;
     if (!out || !p || !path || (len && !body)) return PR_EINVAL;
@@ -16476,8 +16537,9 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
         pr_json_doc *doc = res.json;
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
         id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), "request_id"), &n) : NULL;
-        rc = id && n ? pr_rfuture_start(out, p, id, &o) : PR_EPROTO;
-        if (rc == PR_EPROTO) pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's answer has no request_id");
+        bad = !id || !n ? "is missing" : pr__rf_str_bad(id, n);
+        rc = bad ? pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's request_id %s", bad)
+                 : pr_rfuture_start(out, p, id, &o);
         if (doc != res.json) pr_json_doc_destroy(doc);
     }
     if (rc && o.err) *o.err = res.err;
@@ -16566,7 +16628,9 @@ int pr_throttle_acquire(pr_throttle *t, int64_t est_bytes, pr_throttle_ticket *t
         return rc;
     }
     tk->backoff_slot = recent;
-    tk->weight = recent ? est_bytes * t->o.backoff_byte_factor : est_bytes;
+    tk->weight = !recent ? est_bytes
+                 : est_bytes > INT64_MAX / t->o.backoff_byte_factor ? INT64_MAX /* saturates: one runs alone */
+                 : est_bytes * t->o.backoff_byte_factor;
     if ((rc = pr_wsem_acquire(t->bytes, tk->weight, deadline)) != PR_OK) {
         if (recent) pr_sem_release(t->backoff);
         pr_sem_release(t->all);
@@ -16966,6 +17030,7 @@ struct pr_reporter {
     int sessionless, ended;
     pr__rep_ev **q;          /* ring of queue_max */
     size_t qhead, qlen;
+    uint64_t qbytes;         /* the size of every event in q */
     int64_t next_index, start_ms;
     long pushed, flushed, dropped;
     pr_chan *kick;           /* flush requests (capacity 1) */
@@ -17071,14 +17136,19 @@ static void pr__rep_kick(pr_reporter *r) {
 
 /* Queue n events all or nothing; they get consecutive indices. */
 static int pr__rep_push(pr_reporter *r, pr__rep_ev **evs, size_t n) {
+    uint64_t bytes = 0;
     size_t i;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         if (!evs[i]) goto drop;
+        bytes += evs[i]->size;
+    }
     if (r->stopped) goto drop;
-    if (r->qlen + n > (size_t)r->o.queue_max) {
-        PR__LOG(PR_LEVEL_WARN, "telemetry", "queue full (%d events): dropping %lu", r->o.queue_max, (unsigned long)n);
+    if (r->qlen + n > (size_t)r->o.queue_max || r->qbytes + bytes > (uint64_t)r->o.queue_max_bytes) {
+        PR__LOG(PR_LEVEL_WARN, "telemetry", "queue full (%d events, %lld bytes): dropping %lu", r->o.queue_max,
+                (long long)r->o.queue_max_bytes, (unsigned long)n);
         goto drop;
     }
+    r->qbytes += bytes;
     for (i = 0; i < n; i++) {
         evs[i]->index = r->next_index++;
         r->q[(r->qhead + r->qlen) % (size_t)r->o.queue_max] = evs[i];
@@ -17237,7 +17307,11 @@ static int pr__rep_flush_all(pr_reporter *r) {
         if ((rc = pr__rep_batch(r, &b, n)) != PR_OK) break;
         sent = pr__rep_send(r, &b);
         rc = sent == PR_ECANCELED ? PR_ECANCELED : PR_OK;
-        for (i = 0; i < n; i++) pr__rep_ev_free(r->q[(r->qhead + i) % (size_t)r->o.queue_max]);
+        for (i = 0; i < n; i++) {
+            pr__rep_ev *e = r->q[(r->qhead + i) % (size_t)r->o.queue_max];
+            r->qbytes -= e->size;
+            pr__rep_ev_free(e);
+        }
         r->qhead = (r->qhead + n) % (size_t)r->o.queue_max;
         r->qlen -= n;
         r->flushed += (long)n; /* sent or given up on: a drain never hangs on a dead endpoint */
@@ -17292,8 +17366,8 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     memset(&un, 0, sizeof un);
     if (out) *out = NULL;
     if (!out || !opts || !opts->client || !opts->url) return PR_EINVAL;
-    if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->send_timeout_ms < 0 ||
-        opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
+    if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->queue_max_bytes < 0 ||
+        opts->send_timeout_ms < 0 || opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
         return PR_EINVAL;
     if (!pr__rep_enabled(opts)) return PR_OK;
     if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
@@ -17301,6 +17375,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     r->o.batch_size = PR__DEF(r->o.batch_size, 100);
     r->o.flush_interval_ms = PR__DEF(r->o.flush_interval_ms, 10000);
     r->o.queue_max = PR__DEF(r->o.queue_max, 10000);
+    r->o.queue_max_bytes = PR__DEF(r->o.queue_max_bytes, (int64_t)8 << 20);
     r->o.send_timeout_ms = PR__DEF(r->o.send_timeout_ms, 5000);
     r->o.max_send_retries = PR__DEF(r->o.max_send_retries, 3);
     r->o.flush_timeout_ms = PR__DEF(r->o.flush_timeout_ms, 30000);
@@ -19291,8 +19366,8 @@ void pr_ds_consumer_stop(pr_ds_consumer *c) {
 #undef PR__POLLER_POLL
 #undef PR__RF_BILLING_RESET_MS
 #undef PR__RF_BILLING_SLEEP_MS
-#undef PR__RF_HINT_MAX_MS
 #undef PR__RF_PATH
+#undef PR__RF_STR_MAX
 #undef PR__SSE_DEF_IDLE
 #undef PR__SSE_DEF_MAX_EVENT
 #undef PR__SSE_DEF_MAX_LEI

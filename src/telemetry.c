@@ -19,10 +19,11 @@
  *   SESSION_END, GENERIC_EVENT and UNHANDLED_EXCEPTION events. At most
  *   batch_size (100) events per POST, a flush every flush_interval_ms (10
  *   s), when batch_size events wait, and after every exception; a queue of
- *   at most queue_max (10,000) events (past it, events are dropped and
- *   counted); a failed POST is sent again up to 3 times (1, 2, 4 s plus up
- *   to 10 %), then dropped. Logging never blocks and never waits for the
- *   network; a dead endpoint never delays the application.
+ *   at most queue_max (10,000) events and queue_max_bytes (8 MiB; past
+ *   either, events are dropped and counted); a failed POST is sent again
+ *   up to 3 times (1, 2, 4 s plus up to 10 %), then dropped. Logging never
+ *   blocks and never waits for the network; a dead endpoint never delays
+ *   the application.
  *
  * Enable switch: with opts.enabled 0 the environment decides: the variable
  * (PRISTINE_TELEMETRY unless env_var names another) unset means on; set,
@@ -182,6 +183,10 @@ typedef struct pr_reporter_opts {
     int batch_size;            /* 0 = 100 events per POST */
     int flush_interval_ms;     /* 0 = 10000 */
     int queue_max;             /* 0 = 10000 events waiting */
+    int64_t queue_max_bytes;   /* 0 = 8 MiB: the bytes of the events waiting (each whole: its strings
+                                  plus about 100 bytes); past it events are dropped and counted as
+                                  past queue_max. Events being sent count until they are done; the
+                                  POST in flight holds their JSON besides */
     int send_timeout_ms;       /* 0 = 5000 per POST */
     int max_send_retries;      /* 0 = 3; PR_RETRY_OFF = none */
     pr_backoff send_backoff;   /* base_ms 0 = PR_BACKOFF_TELEMETRY */
@@ -573,6 +578,7 @@ struct pr_reporter {
     int sessionless, ended;
     pr__rep_ev **q;          /* ring of queue_max */
     size_t qhead, qlen;
+    uint64_t qbytes;         /* the size of every event in q */
     int64_t next_index, start_ms;
     long pushed, flushed, dropped;
     pr_chan *kick;           /* flush requests (capacity 1) */
@@ -678,14 +684,19 @@ static void pr__rep_kick(pr_reporter *r) {
 
 /* Queue n events all or nothing; they get consecutive indices. */
 static int pr__rep_push(pr_reporter *r, pr__rep_ev **evs, size_t n) {
+    uint64_t bytes = 0;
     size_t i;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         if (!evs[i]) goto drop;
+        bytes += evs[i]->size;
+    }
     if (r->stopped) goto drop;
-    if (r->qlen + n > (size_t)r->o.queue_max) {
-        PR__LOG(PR_LEVEL_WARN, "telemetry", "queue full (%d events): dropping %lu", r->o.queue_max, (unsigned long)n);
+    if (r->qlen + n > (size_t)r->o.queue_max || r->qbytes + bytes > (uint64_t)r->o.queue_max_bytes) {
+        PR__LOG(PR_LEVEL_WARN, "telemetry", "queue full (%d events, %lld bytes): dropping %lu", r->o.queue_max,
+                (long long)r->o.queue_max_bytes, (unsigned long)n);
         goto drop;
     }
+    r->qbytes += bytes;
     for (i = 0; i < n; i++) {
         evs[i]->index = r->next_index++;
         r->q[(r->qhead + r->qlen) % (size_t)r->o.queue_max] = evs[i];
@@ -844,7 +855,11 @@ static int pr__rep_flush_all(pr_reporter *r) {
         if ((rc = pr__rep_batch(r, &b, n)) != PR_OK) break;
         sent = pr__rep_send(r, &b);
         rc = sent == PR_ECANCELED ? PR_ECANCELED : PR_OK;
-        for (i = 0; i < n; i++) pr__rep_ev_free(r->q[(r->qhead + i) % (size_t)r->o.queue_max]);
+        for (i = 0; i < n; i++) {
+            pr__rep_ev *e = r->q[(r->qhead + i) % (size_t)r->o.queue_max];
+            r->qbytes -= e->size;
+            pr__rep_ev_free(e);
+        }
         r->qhead = (r->qhead + n) % (size_t)r->o.queue_max;
         r->qlen -= n;
         r->flushed += (long)n; /* sent or given up on: a drain never hangs on a dead endpoint */
@@ -899,8 +914,8 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     memset(&un, 0, sizeof un);
     if (out) *out = NULL;
     if (!out || !opts || !opts->client || !opts->url) return PR_EINVAL;
-    if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->send_timeout_ms < 0 ||
-        opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
+    if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->queue_max_bytes < 0 ||
+        opts->send_timeout_ms < 0 || opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
         return PR_EINVAL;
     if (!pr__rep_enabled(opts)) return PR_OK;
     if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
@@ -908,6 +923,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     r->o.batch_size = PR__DEF(r->o.batch_size, 100);
     r->o.flush_interval_ms = PR__DEF(r->o.flush_interval_ms, 10000);
     r->o.queue_max = PR__DEF(r->o.queue_max, 10000);
+    r->o.queue_max_bytes = PR__DEF(r->o.queue_max_bytes, (int64_t)8 << 20);
     r->o.send_timeout_ms = PR__DEF(r->o.send_timeout_ms, 5000);
     r->o.max_send_retries = PR__DEF(r->o.max_send_retries, 3);
     r->o.flush_timeout_ms = PR__DEF(r->o.flush_timeout_ms, 30000);

@@ -241,7 +241,8 @@ PT_TEST(rfuture_try_again_and_pending) {
     size_t i;
     rf_opts(&f);
     PT_REQUIRE(rf_start(&f) == PR_OK);
-    /* F3: try_again x3, then the result: 4 polls, no sleeps, iterations 0..3, round trip only first */
+    /* F3: try_again x3, then the result: 4 polls after the floor's 5, 10, 20 ms, iterations 0..3, round trip
+       only first */
     for (i = 0; i < 3; i++) st[i] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r1\",\"queue_state\":\"active\"}");
     st[3] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "r1", st, 4);
@@ -258,9 +259,13 @@ PT_TEST(rfuture_try_again_and_pending) {
         PT_EQ_STR(rf_logged(&f, i, "X-Tinker-Request-Iteration", v, sizeof v), want);
         PT_CHECK((strcmp(rf_logged(&f, i, "X-Tinker-Create-Promise-Roundtrip-Time", v, sizeof v), "-") != 0) == (i == 0));
     }
-    PT_EQ_INT(f.rec.n, 0);
+    PT_EQ_INT(f.rec.n, 3);
+    PT_EQ_INT(f.rec.sleeps[0], 5);
+    PT_EQ_INT(f.rec.sleeps[1], 10);
+    PT_EQ_INT(f.rec.sleeps[2], 20);
     pr_future_destroy(fu);
     /* F4: a retry_after_ms of 250 is slept */
+    f.rec.n = 0;
     st[0] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r2\",\"queue_state\":\"active\",\"retry_after_ms\":250}");
     st[1] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "r2", st, 2);
@@ -268,7 +273,7 @@ PT_TEST(rfuture_try_again_and_pending) {
     PT_EQ_INT(f.rec.n, 1);
     PT_EQ_INT(f.rec.sleeps[0], 250);
     pr_future_destroy(fu);
-    /* F21: pending is a try_again without a state: no observer call, no sleep */
+    /* F21: pending is a try_again without a state: no observer call, the floor's 5 ms */
     f.obs.n = 0;
     f.rec.n = 0;
     st[0] = rf_step(200, "{\"status\":\"pending\"}");
@@ -276,7 +281,8 @@ PT_TEST(rfuture_try_again_and_pending) {
     rf_script(&f, "r3", st, 2);
     PT_EQ_ERR(rf_run(&f, "r3", NULL, &fu), PR_OK);
     PT_EQ_INT(f.obs.n, 0);
-    PT_EQ_INT(f.rec.n, 0);
+    PT_EQ_INT(f.rec.n, 1);
+    PT_EQ_INT(f.rec.sleeps[0], 5);
     pr_future_destroy(fu);
     rf_end(&f);
 }
@@ -315,15 +321,17 @@ PT_TEST(rfuture_queue_state_observer) {
     PT_EQ_INT(f.obs.n, 1);
     PT_EQ_INT(f.obs.state[0], PR_QUEUE_UNKNOWN);
     pr_future_destroy(fu);
-    /* F7: a 408 with a try_again body: polled again at once, the observer hears its state */
+    /* F7: a 408 with a try_again body: polled again after the floor, the observer hears its state */
     f.obs.n = 0;
+    f.rec.n = 0;
     st[0] = rf_step(408, "{\"type\":\"try_again\",\"request_id\":\"r3\",\"queue_state\":\"paused_rate_limit\"}");
     st[1] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "r3", st, 2);
     PT_EQ_ERR(rf_run(&f, "r3", NULL, &fu), PR_OK);
     PT_EQ_INT(f.obs.n, 1);
     PT_EQ_INT(f.obs.state[0], PR_QUEUE_PAUSED_RATE_LIMIT);
-    PT_EQ_INT(f.rec.n, 0);
+    PT_EQ_INT(f.rec.n, 1);
+    PT_EQ_INT(f.rec.sleeps[0], 5);
     pr_future_destroy(fu);
     rf_end(&f);
 }
@@ -337,16 +345,19 @@ PT_TEST(rfuture_status_table) {
     size_t i, before;
     rf_opts(&f);
     PT_REQUIRE(rf_start(&f) == PR_OK);
-    /* F8: 500, 503, then the result: 3 polls, no sleeps */
+    /* F8: 500, 503, then the result: 3 polls, 5 and 10 ms apart */
     st[0] = rf_step(500, "{}");
     st[1] = rf_step(503, "busy");
     st[2] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "a", st, 3);
     PT_EQ_ERR(rf_run(&f, "a", NULL, &fu), PR_OK);
     PT_EQ_INT(ts_log_count(f.s), 3);
-    PT_EQ_INT(f.rec.n, 0);
+    PT_EQ_INT(f.rec.n, 2);
+    PT_EQ_INT(f.rec.sleeps[0], 5);
+    PT_EQ_INT(f.rec.sleeps[1], 10);
     pr_future_destroy(fu);
     /* F9: 429 x3: sleeps 1000, 2000, 4000 */
+    f.rec.n = 0;
     for (i = 0; i < 3; i++) st[i] = rf_step(429, "{}");
     st[3] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "b", st, 4);
@@ -411,6 +422,169 @@ PT_TEST(rfuture_status_table) {
     rf_end(&f);
 }
 
+/* Answers with nothing new never drive a hot loop: each kind, answered
+   at once many times over, is polled after the floor's 5, 10, 20 ... ms
+   (capped at 1000), never at once; a 400 within the budget too. */
+PT_TEST(rfuture_nothing_new_is_paced) {
+    static const struct { int status; const char *body; int count; } nothing[] = {
+        { 503, "busy", 200 },
+        { 200, "{\"type\":\"try_again\",\"request_id\":\"x\"}", 20 },
+        { 200, "{\"type\":\"try_again\",\"request_id\":\"x\",\"retry_after_ms\":0}", 20 },
+        { 200, "{\"status\":\"pending\"}", 20 },
+        { 408, "{}", 20 },
+        { 500, "{}", 20 },
+        { 400, "", 3 },
+    };
+    rf_fx f;
+    pr_future *fu;
+    ts_step st[2];
+    size_t k;
+    int i;
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    for (k = 0; k < sizeof nothing / sizeof nothing[0]; k++) {
+        char id[8];
+        snprintf(id, sizeof id, "n%d", (int)k);
+        st[0] = rf_step(nothing[k].status, nothing[k].body);
+        st[0].count = nothing[k].count;
+        st[1] = rf_step(200, "{\"v\":\"ok\"}");
+        rf_script(&f, id, st, 2);
+        f.rec.n = 0;
+        PT_EQ_ERR(rf_run(&f, id, NULL, &fu), PR_OK);
+        if (f.rec.n != nothing[k].count)
+            pt_fail(__FILE__, __LINE__, "case %d (%d %s): %d sleeps for %d answers", (int)k, nothing[k].status,
+                    nothing[k].body, f.rec.n, nothing[k].count);
+        for (i = 0; i < f.rec.n && i < 64; i++) PT_EQ_INT(f.rec.sleeps[i], i < 8 ? 5 << i : 1000);
+        pr_future_destroy(fu);
+    }
+    rf_end(&f);
+}
+
+/* A server's delay is honoured on every answer that carries one, status
+   or 200: Retry-After / retry-after-ms headers, retry_after_ms in a 200's
+   or a 408's body (which wins over a header); below the floor it is 5 ms. */
+PT_TEST(rfuture_server_delays_honoured) {
+    static const struct { int status; const char *headers, *body; int64_t want; } hinted[] = {
+        { 503, "Retry-After: 2\r\n", "busy", 2000 },
+        { 503, "retry-after-ms: 2000\r\n", "busy", 2000 },
+        { 500, "Retry-After: 0.25\r\n", "{}", 250 },
+        { 408, "Retry-After: 3\r\n", "{}", 3000 },
+        { 408, "", "{\"type\":\"try_again\",\"request_id\":\"x\",\"retry_after_ms\":300}", 300 },
+        { 429, "Retry-After: 3\r\n", "{}", 3000 },
+        { 400, "retry-after-ms: 40\r\n", "", 40 },
+        { 402, "Retry-After: 7\r\n", "{}", 7000 },
+        { 200, "Retry-After: 1\r\n", "{\"type\":\"try_again\",\"request_id\":\"x\"}", 1000 },
+        { 200, "retry-after-ms: 1500\r\n", "{\"status\":\"pending\"}", 1500 },
+        { 200, "Retry-After: 2\r\n", "{\"type\":\"try_again\",\"request_id\":\"x\",\"retry_after_ms\":250}", 250 },
+        { 200, "", "{\"type\":\"try_again\",\"request_id\":\"x\",\"retry_after_ms\":1}", 5 },
+        { 200, "retry-after-ms: 1\r\n", "{\"status\":\"pending\"}", 5 },
+        { 200, "Retry-After: 1\r\n", "{\"status\":\"complete_metadata\",\"response_payload_size\":10}", 1000 },
+    };
+    rf_fx f;
+    pr_future *fu;
+    ts_step st[2];
+    size_t k;
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    for (k = 0; k < sizeof hinted / sizeof hinted[0]; k++) {
+        char id[8], head[128];
+        snprintf(id, sizeof id, "h%d", (int)k);
+        snprintf(head, sizeof head, "Content-Type: application/json\r\n%s", hinted[k].headers);
+        st[0] = rf_step(hinted[k].status, hinted[k].body);
+        st[0].headers = head;
+        st[1] = rf_step(200, "{\"v\":\"ok\"}");
+        rf_script(&f, id, st, 2);
+        f.rec.n = 0;
+        PT_EQ_ERR(rf_run(&f, id, NULL, &fu), PR_OK);
+        if (f.rec.n != 1 || f.rec.sleeps[0] != hinted[k].want)
+            pt_fail(__FILE__, __LINE__, "case %d (%d, %.*s): %d sleeps, the first %lld ms, want one of %lld", (int)k,
+                    hinted[k].status, (int)strcspn(hinted[k].headers, "\r"), hinted[k].headers, f.rec.n, (long long)(f.rec.n ? f.rec.sleeps[0] : -1),
+                    (long long)hinted[k].want);
+        pr_future_destroy(fu);
+    }
+    rf_end(&f);
+}
+
+/* The delays of cases[] under a poller whose hint_max_ms is cap (0 = the
+   default); column 0 of want is for the default, column 1 for cap. */
+typedef struct rf_hint_case { const char *headers, *body; int64_t want[2]; } rf_hint_case;
+
+static void rf_hint_cases(const rf_hint_case *cases, size_t n, int64_t cap, int col) {
+    rf_fx f;
+    pr_future *fu;
+    ts_step st[2];
+    size_t k;
+    rf_opts(&f);
+    f.po.hint_max_ms = cap;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    for (k = 0; k < n; k++) {
+        char id[8], head[128];
+        snprintf(id, sizeof id, "c%d", (int)k);
+        snprintf(head, sizeof head, "Content-Type: application/json\r\n%s", cases[k].headers);
+        st[0] = rf_step(200, cases[k].body);
+        st[0].headers = head;
+        st[1] = rf_step(200, "{\"v\":\"ok\"}");
+        rf_script(&f, id, st, 2);
+        f.rec.n = 0;
+        PT_EQ_ERR(rf_run(&f, id, NULL, &fu), PR_OK);
+        if (f.rec.n != 1 || f.rec.sleeps[0] != cases[k].want[col])
+            pt_fail(__FILE__, __LINE__, "hint_max_ms %lld, case %d (%.*s %s): %d sleeps, the first %lld ms, want %lld",
+                    (long long)cap, (int)k, (int)strcspn(cases[k].headers, "\r"), cases[k].headers, cases[k].body,
+                    f.rec.n, (long long)(f.rec.n ? f.rec.sleeps[0] : -1), (long long)cases[k].want[col]);
+        pr_future_destroy(fu);
+    }
+    rf_end(&f);
+}
+
+/* Every delay a server gives is capped by hint_max_ms (60 s by default),
+   and none overflows anything, whatever its size or sign (SAN=1 runs this
+   under UBSan): integers past int64_t, huge, fractional and negative
+   numbers, headers far out of range (those are no hint: the floor's 5 ms). */
+PT_TEST(rfuture_hint_cap) {
+    static const rf_hint_case cases[] = {
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":9223372036854775807}", { 60000, 1500 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":99999999999999999999999}", { 60000, 1500 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":1e300}", { 60000, 1500 } },
+        { "", "{\"type\":\"try_again\",\"retry_after_ms\":120000}", { 60000, 1500 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":1000}", { 1000, 1000 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":10.2}", { 11, 11 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":-9223372036854775808}", { 5, 5 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":-99999999999999999999999}", { 5, 5 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":-1e300}", { 5, 5 } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":\"9999\"}", { 5, 5 } },
+        { "Retry-After: 30\r\n", "{\"status\":\"pending\"}", { 30000, 1500 } },
+        { "retry-after-ms: 20000.5\r\n", "{\"status\":\"pending\"}", { 20001, 1500 } },
+        { "Retry-After: 9223372036854775807\r\n", "{\"status\":\"pending\"}", { 5, 5 } },
+        { "Retry-After: 1e308\r\n", "{\"status\":\"pending\"}", { 5, 5 } },
+        { "retry-after-ms: 99999999999999999999999\r\n", "{\"status\":\"pending\"}", { 5, 5 } },
+        { "retry-after-ms: -5\r\n", "{\"status\":\"pending\"}", { 5, 5 } },
+    };
+    static const rf_hint_case forever[] = {
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":9223372036854775807}", { PR_FOREVER, PR_FOREVER } },
+        { "", "{\"status\":\"pending\",\"retry_after_ms\":1e300}", { PR_FOREVER, PR_FOREVER } },
+    };
+    rf_fx f;
+    pr_future *fu;
+    pr_rfuture_opts o;
+    ts_step st;
+    rf_hint_cases(cases, sizeof cases / sizeof cases[0], 0, 0);
+    rf_hint_cases(cases, sizeof cases / sizeof cases[0], 1500, 1);
+    /* no cap at all: the delay is INT64_MAX, and the timer heap takes it */
+    rf_hint_cases(forever, sizeof forever / sizeof forever[0], PR_FOREVER, 0);
+    rf_opts(&f);
+    f.po.hint_max_ms = PR_FOREVER;
+    f.po.hooks.sleep = NULL;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    st = rf_step(200, "{\"status\":\"pending\",\"retry_after_ms\":9223372036854775807}");
+    rf_script(&f, "r1", &st, 1);
+    memset(&o, 0, sizeof o);
+    o.timeout_ms = 50;
+    PT_EQ_ERR(rf_run(&f, "r1", &o, &fu), PR_ETIMEDOUT);
+    PT_EQ_INT(ts_log_count(f.s), 1);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
 /* F10: the server is down for the first two polls; it starts during the
    second backoff sleep. */
 static void rf_start_server_on_second_sleep(rf_rec *x) {
@@ -445,11 +619,13 @@ PT_TEST(rfuture_connection_errors_back_off) {
     f.rec.ctx = &f;
     PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
     PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
-    /* refused, refused (1000, 2000), a 500 (at once), closed (1000: the 500 reset the exponent), the result */
-    PT_EQ_INT(f.rec.n, 3);
+    /* refused, refused (1000, 2000), a 500 (the floor after 3 polls: 20), closed (1000: the 500 reset the
+       exponent), the result */
+    PT_EQ_INT(f.rec.n, 4);
     PT_EQ_INT(f.rec.sleeps[0], 1000);
     PT_EQ_INT(f.rec.sleeps[1], 2000);
-    PT_EQ_INT(f.rec.sleeps[2], 1000);
+    PT_EQ_INT(f.rec.sleeps[2], 20);
+    PT_EQ_INT(f.rec.sleeps[3], 1000);
     PT_EQ_INT(f.evs.n, 5);
     PT_EQ_STR(f.evs.name[4], "APIFuture.result_async.resolved");
     PT_EQ_STR(f.evs.name[0], "APIFuture.result_async.connection_error");
@@ -915,6 +1091,88 @@ PT_TEST(rfuture_submit_errors_say_why) {
     rf_end(&f);
 }
 
+/* Strings of the server that the poller keeps and sends on are checked
+   where they enter: a submit's request_id or a queue_state_reason with a
+   NUL byte or over 1024 bytes is PR_EPROTO with a message, never cut. */
+PT_TEST(rfuture_server_strings_checked) {
+    static char big[1100], body[1200];
+    static const char *const nul_reason[] = {
+        "{\"type\":\"try_again\",\"request_id\":\"q\",\"queue_state\":\"active\",\"queue_state_reason\":\"a\\u0000b\"}",
+        "{\"type\":\"try_again\",\"request_id\":\"q\",\"queue_state_reason\":\"\\u0000\"}",
+    };
+    rf_fx f;
+    pr_rfuture_opts o;
+    pr_err_info e;
+    pr_future *fu = NULL;
+    ts_step st[2];
+    size_t i;
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    memset(&o, 0, sizeof o);
+    o.err = &e;
+    /* a request_id with \u0000: refused, nothing polled */
+    st[0] = rf_step(200, "{\"request_id\":\"ab\\u0000cd\"}");
+    PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EPROTO);
+    PT_CHECK(fu == NULL);
+    PT_EQ_ERR(e.code, PR_EPROTO);
+    PT_EQ_STR(e.msg, "rfuture: the submit's request_id holds a NUL byte");
+    /* 1025 bytes: refused; 1024 bytes: sent back whole */
+    memset(big, 'x', 1025);
+    snprintf(body, sizeof body, "{\"request_id\":\"%s\"}", big);
+    st[0] = rf_step(200, body);
+    PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EPROTO);
+    PT_CHECK(fu == NULL);
+    PT_EQ_STR(e.msg, "rfuture: the submit's request_id is over 1024 bytes");
+    PT_EQ_INT(ts_log_count(f.s), 2);
+    big[1024] = 0;
+    snprintf(body, sizeof body, "{\"request_id\":\"%s\"}", big);
+    st[0] = rf_step(200, body);
+    PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_OK);
+    pr_future_await(fu, NULL, pr_deadline_in(5000)); /* the test server has no route for so long an id */
+    pr_future_destroy(fu);
+    PT_REQUIRE(ts_log_count(f.s) >= 4);
+    snprintf(body, sizeof body, "{\"request_id\":\"%s\",\"allow_metadata_only\":true}", big);
+    PT_EQ_STR(ts_log_get(f.s, 3)->body, body);
+    /* a queue_state_reason with \u0000, in a 200 or a 408: PR_EPROTO after that poll, no observer call */
+    for (i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "q%d", (int)i);
+        st[0] = rf_step(i < 2 ? 200 : 408, nul_reason[i % 2]);
+        st[1] = rf_step(200, "{\"v\":\"never\"}");
+        rf_script(&f, id, st, 2);
+        f.obs.n = 0;
+        PT_EQ_ERR(rf_run(&f, id, NULL, &fu), PR_EPROTO);
+        PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+        snprintf(body, sizeof body, "rfuture: request %s: the queue_state_reason holds a NUL byte", id);
+        PT_EQ_STR(e.msg, body);
+        PT_EQ_INT(e.http_status, i < 2 ? 200 : 408);
+        PT_EQ_INT(f.obs.n, 0);
+        pr_future_destroy(fu);
+    }
+    /* a 1025-byte reason: PR_EPROTO; 1024 bytes: heard whole */
+    big[1024] = 'x';
+    snprintf(body, sizeof body, "{\"type\":\"try_again\",\"queue_state\":\"active\",\"queue_state_reason\":\"%s\"}", big);
+    st[0] = rf_step(200, body);
+    st[1] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "long", st, 2);
+    PT_EQ_ERR(rf_run(&f, "long", NULL, &fu), PR_EPROTO);
+    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_STR(e.msg, "rfuture: request long: the queue_state_reason is over 1024 bytes");
+    pr_future_destroy(fu);
+    big[1024] = 0;
+    snprintf(body, sizeof body, "{\"type\":\"try_again\",\"queue_state\":\"active\",\"queue_state_reason\":\"%s\"}", big);
+    st[0] = rf_step(200, body);
+    rf_script(&f, "fits", st, 2);
+    f.obs.n = 0;
+    PT_EQ_ERR(rf_run(&f, "fits", NULL, &fu), PR_OK);
+    PT_EQ_INT(f.obs.n, 1);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
 /* ---- the submit throttle (D4, W6) ---- */
 
 PT_TEST(rfuture_throttle_layers) {
@@ -967,6 +1225,26 @@ typedef struct rf_sub {
     int ok, tries;
     int64_t sent_at[8];
 } rf_sub;
+
+/* While recently backed off, a huge estimate's weight saturates instead of
+   overflowing (UBSan under SAN=1): it runs alone and gives back all it took. */
+PT_TEST(rfuture_throttle_weight_saturates) {
+    pr_throttle *t;
+    pr_throttle_opts o;
+    pr_throttle_ticket tk;
+    pr__test_clock_virtual(1, pr_now());
+    memset(&o, 0, sizeof o);
+    o.max_bytes = 1000;
+    PT_REQUIRE(pr_throttle_create(&t, &o) == PR_OK);
+    PT_EQ_ERR(pr_throttle_backoff(t, 0), PR_OK);
+    PT_EQ_ERR(pr_throttle_acquire(t, INT64_MAX / 4, &tk, PR_FOREVER), PR_OK); /* after the window */
+    PT_EQ_INT(tk.backoff_slot, 1);
+    PT_CHECK(tk.weight == INT64_MAX);
+    pr_throttle_release(t, &tk);
+    PT_CHECK(pr_wsem_budget(t->bytes) == 1000);
+    pr_throttle_destroy(t);
+    pr__test_clock_virtual(0, 0);
+}
 
 static int rf_submitter(void *arg) {
     rf_sub *x = (rf_sub *)arg;
@@ -1143,6 +1421,10 @@ PT_TEST(rfuture_poller_create_errors) {
     PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
     PT_CHECK(p == NULL);
     o.conn_backoff.base_ms = 0;
+    o.hint_max_ms = -1;
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_STR(e.msg, "rfuture: negative limits");
+    o.hint_max_ms = 0;
     PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_OK);
     PT_EQ_ERR(pr_rfuture_start(NULL, p, "x", NULL), PR_EINVAL);
     pr_rfuture_poller_destroy(p);
@@ -1157,6 +1439,9 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_try_again_and_pending),
     PT_ENTRY(rfuture_queue_state_observer),
     PT_ENTRY(rfuture_status_table),
+    PT_ENTRY(rfuture_nothing_new_is_paced),
+    PT_ENTRY(rfuture_server_delays_honoured),
+    PT_ENTRY(rfuture_hint_cap),
     PT_ENTRY(rfuture_connection_errors_back_off),
     PT_ENTRY(rfuture_telemetry_events),
     PT_ENTRY(rfuture_complete_metadata_budget),
@@ -1169,7 +1454,9 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_poller_destroy_cancels),
     PT_ENTRY(rfuture_ten_thousand_at_once),
     PT_ENTRY(rfuture_submit_errors_say_why),
+    PT_ENTRY(rfuture_server_strings_checked),
     PT_ENTRY(rfuture_throttle_layers),
+    PT_ENTRY(rfuture_throttle_weight_saturates),
     PT_ENTRY(rfuture_throttle_shared_window_real_429),
     PT_ENTRY(rfuture_heartbeat),
     PT_ENTRY(rfuture_queue_logger_debounces),

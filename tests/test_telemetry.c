@@ -208,6 +208,70 @@ PT_TEST(telemetry_flood_stays_bounded) {
     tl_end(&f);
 }
 
+/* The queue is bounded in bytes too (queue_max_bytes): with the endpoint
+   hanging, 64 KiB events past the cap are dropped and counted like events
+   past queue_max (all or nothing for the fatal pair), and the memory held
+   stays near the cap. */
+PT_TEST(telemetry_queue_bytes_bounded) {
+    enum { CAP = 1 << 20, DATA = 64 * 1024, N = 100 };
+    static char data[DATA + 1], msg[DATA];
+    tl_fx f;
+    pr_reporter *r;
+    ts_step hang;
+    pr_reporter_error e;
+    long pushed, flushed, dropped, fit, accepted = 0;
+    size_t bytes0, bytes, ev_size, room, exc_fixed;
+    int i;
+    PT_REQUIRE(tl_start(&f) == PR_OK);
+    memset(&hang, 0, sizeof hang);
+    hang.delay_head_ms = 50000;
+    PT_EQ_ERR(ts_script_default(f.s, "/api/v1/telemetry", &hang), PR_OK);
+    f.ro.queue_max_bytes = -1;
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_EINVAL);
+    f.ro.queue_max_bytes = CAP;
+    f.ro.batch_size = 2;
+    f.ro.send_timeout_ms = 60000;
+    memset(data, 'a', DATA);
+    memcpy(data, "{\"d\":\"", 6);
+    memcpy(data + DATA - 2, "\"}", 2); /* {"d":"aaa...a"}, DATA bytes */
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    pt_alloc_live(&bytes0);
+    for (i = 0; i < N; i++) {
+        accepted += pr_reporter_log(r, "big", data, PR_SEVERITY_INFO);
+        PT_EQ_ERR(pr_yield(), PR_OK); /* the reporter's task runs: batches go out and hang */
+    }
+    /* SESSION_START (no strings) and as many events as fit in the cap */
+    ev_size = sizeof(pr__rep_ev) + sizeof "big" + DATA + 1;
+    fit = (long)((CAP - sizeof(pr__rep_ev)) / ev_size);
+    PT_CHECK(fit > 2 && fit < N);
+    PT_EQ_INT(accepted, fit);
+    pr_reporter_counts(r, &pushed, &flushed, &dropped);
+    PT_EQ_INT(pushed, 1 + fit);
+    PT_EQ_INT(flushed, 0);
+    PT_EQ_INT(dropped, N - fit);
+    pt_alloc_live(&bytes);
+    if (bytes - bytes0 >= CAP + CAP / 2)
+        pt_fail(__FILE__, __LINE__, "%lu bytes held for a %d-byte queue", (unsigned long)(bytes - bytes0), CAP);
+    /* all or nothing: an exception that fits alone, but not with SESSION_END */
+    room = CAP - sizeof(pr__rep_ev) - (size_t)fit * ev_size;
+    exc_fixed = sizeof(pr__rep_ev) + sizeof "Error" + 1; /* type and the message's NUL */
+    PT_REQUIRE(room > exc_fixed + sizeof(pr__rep_ev));
+    memset(msg, 'm', room - exc_fixed - sizeof(pr__rep_ev) / 2);
+    memset(&e, 0, sizeof e);
+    e.message = msg;
+    PT_EQ_ERR(pr_reporter_log_fatal(r, &e, PR_SEVERITY_CRITICAL, pr_deadline_in(1000)), PR_ELIMIT);
+    pr_reporter_counts(r, &pushed, &flushed, &dropped);
+    PT_EQ_INT(pushed, 1 + fit);
+    PT_EQ_INT(dropped, N - fit + 2);
+    PT_EQ_INT(pr_reporter_log_exception(r, &e, PR_SEVERITY_ERROR), 1);
+    PT_EQ_INT(pr_reporter_log(r, "small", NULL, PR_SEVERITY_INFO), 0); /* full to the byte */
+    pr_reporter_counts(r, &pushed, &flushed, &dropped);
+    PT_EQ_INT(pushed, 2 + fit);
+    PT_EQ_INT(dropped, N - fit + 3);
+    pr_reporter_destroy(r);
+    tl_end(&f);
+}
+
 PT_TEST(telemetry_resends_then_drops) {
     tl_fx f;
     pr_reporter *r;
@@ -657,6 +721,7 @@ const pt_suite pt_suite_telemetry = { "telemetry", {
     PT_ENTRY(telemetry_flush_interval),
     PT_ENTRY(telemetry_queue_cap_all_or_nothing),
     PT_ENTRY(telemetry_flood_stays_bounded),
+    PT_ENTRY(telemetry_queue_bytes_bounded),
     PT_ENTRY(telemetry_resends_then_drops),
     PT_ENTRY(telemetry_fatal_and_stop),
     PT_ENTRY(telemetry_dead_endpoint),
