@@ -518,7 +518,7 @@ static void rf_hint_cases(const rf_hint_case *cases, size_t n, int64_t cap, int 
     f.po.hint_max_ms = cap;
     PT_REQUIRE(rf_start(&f) == PR_OK);
     for (k = 0; k < n; k++) {
-        char id[8], head[128];
+        char id[16], head[128];
         snprintf(id, sizeof id, "c%d", (int)k);
         snprintf(head, sizeof head, "Content-Type: application/json\r\n%s", cases[k].headers);
         st[0] = rf_step(200, cases[k].body);
