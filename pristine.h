@@ -2073,7 +2073,7 @@ PRISTINE_API int pr_retry_http_should_retry(int status, const pr_slice *x_should
    ("Sun, 06 Nov 1994 08:49:37 GMT"), RFC 850 ("Sunday, 06-Nov-94 08:49:37
    GMT"; a two-digit year more than 50 years in the future of now_unix_ms
    is taken from the century before) and asctime ("Sun Nov  6 08:49:37
-   1994"). The weekday must be the date's own.
+   1994"). The weekday must be the date's own; the year is 0 to 9999.
    Params: s - the text (surrounding spaces ignored); now_unix_ms - the
            current time (for RFC 850 years); out - receives ms since 1970 UTC.
    Returns: PR_OK; PR_EINVAL for anything else.
@@ -2086,17 +2086,21 @@ PRISTINE_API int pr_retry_parse_http_date(pr_slice s, int64_t now_unix_ms, int64
    number of ms) wins when it is present and parses, even if its value is
    then refused; else Retry-After as decimal seconds or an HTTP-date
    (minus now_unix_ms). Numbers are whole-string decimals ("2", "1.5"); a
-   sign, garbage, "nan" or "inf" do not parse. The hint is usable only when
-   0 < hint <= 60 s; otherwise the caller's own backoff applies.
+   sign, garbage, "nan", "inf" and numbers over 1e300 do not parse. A hint
+   <= 0 is not usable (the caller's own backoff applies); a hint above
+   max_ms is cut to max_ms, so a server asking for 120 s with the default
+   cap waits 60 s, never the short backoff. Nothing overflows, whatever the
+   value or the date.
    Params: retry_after_ms, retry_after - the header values, NULL when
-           absent; now_unix_ms - the wall clock; out - receives the hint in
-           whole ms (rounded up).
+           absent; now_unix_ms - the wall clock; max_ms - the longest
+           delay (<= 0 = 60000); out - receives the hint in whole ms
+           (rounded up), 0 < *out <= max_ms.
    Returns: 1 with *out set, or 0 (no usable hint).
    Blocks: no.
    Thread: any.
    See: pr_retry_parse_http_date. */
 PRISTINE_API int pr_retry_hint_ms(const pr_slice *retry_after_ms, const pr_slice *retry_after, int64_t now_unix_ms,
-                                  int64_t *out);
+                                  int64_t max_ms, int64_t *out);
 
 /* ---- circuit breaker ---- */
 
@@ -3147,9 +3151,10 @@ PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
  * - or the response says so: x-should-retry: true / false (trimmed, any
  *   case) decides first for any non-2xx status, else 408, 409, 429 and
  *   5xx are retried. retry-after-ms, then Retry-After (seconds or an
- *   HTTP-date) set the sleep when 0 < hint <= 60 s; otherwise the
- *   policy's backoff (default PR_BACKOFF_HTTP: 0.5, 1, 2, 4, 8, 10, 10 s...
- *   each shortened by up to a quarter).
+ *   HTTP-date) set the sleep when the hint is > 0, cut to
+ *   max_retry_after_ms (60 s by default: a server asking for 120 s gets
+ *   60 s); otherwise the policy's backoff (default PR_BACKOFF_HTTP: 0.5,
+ *   1, 2, 4, 8, 10, 10 s... each shortened by up to a quarter).
  * Defaults: 10 retries. The request's retry field overrides the client's
  * policy; max_retries = PR_RETRY_OFF turns retries off. Only replayable
  * requests are retried (no body_fn unless body_rewind is given), and only
@@ -3255,6 +3260,8 @@ typedef struct pr_http_client_opts {
     void (*on_event)(const pr_http_event *ev, void *user_data); /* NULL = none */
     void *event_user_data;    /* for on_event */
     size_t fetch_max_bytes;   /* 0 = 16 MiB: the largest body pr_http_client_fetch reads (PR_ELIMIT) */
+    int max_retry_after_ms;   /* 0 = 60000 (< 0 too): the longest retry sleep a server's
+                                 retry-after-ms / Retry-After gets; a longer hint is cut to it */
     pr_err_info *err;         /* out, optional: why pr_http_client_create failed (the file, the
                                  proxy URL, ...) */
 } pr_http_client_opts;
@@ -10122,7 +10129,9 @@ int pr_retry_parse_http_date(pr_slice s, int64_t now_unix_ms, int64_t *out) {
         if (year > now_year + 50) year -= 100;
         else if (year + 100 <= now_year + 50) year += 100;
     }
-    if (wday < 0 || month < 0 || day < 1 || year < 0 || secs < 0 || day > mdays[month]) return PR_EINVAL;
+    /* years past 9999 (RFC 850 near a far-future wall clock) would overflow the ms */
+    if (wday < 0 || month < 0 || day < 1 || year < 0 || year > 9999 || secs < 0 || day > mdays[month])
+        return PR_EINVAL;
     if (month == 1 && day == 29 && !((year % 4 == 0 && year % 100 != 0) || year % 400 == 0)) return PR_EINVAL;
     days = pr__days_from_civil(year, month + 1, day);
     if (((days % 7) + 11) % 7 != wday) return PR_EINVAL; /* 1970-01-01 was a Thursday (4) */
@@ -10131,7 +10140,7 @@ int pr_retry_parse_http_date(pr_slice s, int64_t now_unix_ms, int64_t *out) {
 }
 
 int pr_retry_hint_ms(const pr_slice *retry_after_ms, const pr_slice *retry_after, int64_t now_unix_ms,
-                     int64_t *out) {
+                     int64_t max_ms, int64_t *out) {
     double ms = 0;
     int have = 0;
     if (retry_after_ms && pr__retry_decimal(*retry_after_ms, &ms) == PR_OK) {
@@ -10143,12 +10152,13 @@ int pr_retry_hint_ms(const pr_slice *retry_after_ms, const pr_slice *retry_after
             ms = secs * 1000;
             have = 1;
         } else if (pr_retry_parse_http_date(*retry_after, now_unix_ms, &when) == PR_OK) {
-            ms = (double)(when - now_unix_ms);
+            ms = (double)when - (double)now_unix_ms; /* in doubles: any clock, no overflow */
             have = 1;
         }
     }
-    if (!have || !(ms > 0) || ms > 60000) return 0;
-    if (out) *out = pr__ms_ceil(ms);
+    if (!have || !(ms > 0)) return 0;
+    if (max_ms <= 0) max_ms = 60000;
+    if (out) *out = ms < (double)max_ms ? pr__ms_ceil(ms) : max_ms;
     return 1;
 }
 
@@ -14846,7 +14856,7 @@ static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_h
         int64_t now_wall = k->hooks.wall_clock_ms ? k->hooks.wall_clock_ms(k->hooks.user_data) : pr__wall_ms();
         k->status = pr_http_status(r);
         k->retry_status = pr_retry_http_should_retry(k->status, pr_http_header_get(r, "x-should-retry"));
-        if (!pr_retry_hint_ms(ram, ra, now_wall, &k->hint_ms)) k->hint_ms = -1;
+        if (!pr_retry_hint_ms(ram, ra, now_wall, c->o.max_retry_after_ms, &k->hint_ms)) k->hint_ms = -1;
         if (fetch) {
             pr_http_result_deinit(fetch);
             rc = pr__http_read_all(c, r, fetch, deadline, &k->err);
@@ -15353,7 +15363,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     if (pr_retry_status_retryable(st)) {
         int64_t hint = 0;
         pr_retry_hint_ms(pr_http_header_get(r, "retry-after-ms"), pr_http_header_get(r, "retry-after"),
-                         pr__sse_wall(s), &hint);
+                         pr__sse_wall(s), 0, &hint);
         pr__err_set(&s->err, PR_EHTTP, 0, "sse: status %d", st);
         s->err.http_status = st;
         return pr__sse_plan(s, PR_EHTTP, st, 1, hint);

@@ -65,9 +65,10 @@
  * - or the response says so: x-should-retry: true / false (trimmed, any
  *   case) decides first for any non-2xx status, else 408, 409, 429 and
  *   5xx are retried. retry-after-ms, then Retry-After (seconds or an
- *   HTTP-date) set the sleep when 0 < hint <= 60 s; otherwise the
- *   policy's backoff (default PR_BACKOFF_HTTP: 0.5, 1, 2, 4, 8, 10, 10 s...
- *   each shortened by up to a quarter).
+ *   HTTP-date) set the sleep when the hint is > 0, cut to
+ *   max_retry_after_ms (60 s by default: a server asking for 120 s gets
+ *   60 s); otherwise the policy's backoff (default PR_BACKOFF_HTTP: 0.5,
+ *   1, 2, 4, 8, 10, 10 s... each shortened by up to a quarter).
  * Defaults: 10 retries. The request's retry field overrides the client's
  * policy; max_retries = PR_RETRY_OFF turns retries off. Only replayable
  * requests are retried (no body_fn unless body_rewind is given), and only
@@ -173,6 +174,8 @@ typedef struct pr_http_client_opts {
     void (*on_event)(const pr_http_event *ev, void *user_data); /* NULL = none */
     void *event_user_data;    /* for on_event */
     size_t fetch_max_bytes;   /* 0 = 16 MiB: the largest body pr_http_client_fetch reads (PR_ELIMIT) */
+    int max_retry_after_ms;   /* 0 = 60000 (< 0 too): the longest retry sleep a server's
+                                 retry-after-ms / Retry-After gets; a longer hint is cut to it */
     pr_err_info *err;         /* out, optional: why pr_http_client_create failed (the file, the
                                  proxy URL, ...) */
 } pr_http_client_opts;
@@ -1470,7 +1473,7 @@ static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_h
         int64_t now_wall = k->hooks.wall_clock_ms ? k->hooks.wall_clock_ms(k->hooks.user_data) : pr__wall_ms();
         k->status = pr_http_status(r);
         k->retry_status = pr_retry_http_should_retry(k->status, pr_http_header_get(r, "x-should-retry"));
-        if (!pr_retry_hint_ms(ram, ra, now_wall, &k->hint_ms)) k->hint_ms = -1;
+        if (!pr_retry_hint_ms(ram, ra, now_wall, c->o.max_retry_after_ms, &k->hint_ms)) k->hint_ms = -1;
         if (fetch) {
             pr_http_result_deinit(fetch);
             rc = pr__http_read_all(c, r, fetch, deadline, &k->err);

@@ -447,7 +447,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     if (pr_retry_status_retryable(st)) {
         int64_t hint = 0;
         pr_retry_hint_ms(pr_http_header_get(r, "retry-after-ms"), pr_http_header_get(r, "retry-after"),
-                         pr__sse_wall(s), &hint);
+                         pr__sse_wall(s), 0, &hint);
         pr__err_set(&s->err, PR_EHTTP, 0, "sse: status %d", st);
         s->err.http_status = st;
         return pr__sse_plan(s, PR_EHTTP, st, 1, hint);
