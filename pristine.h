@@ -8823,8 +8823,8 @@ static void pr__poll(pr_sched *s, int block) {
         if (!s->heap_len) {
             timeout = -1;
         } else {
-            int64_t d = s->heap[1]->deadline - pr_now();
-            timeout = d <= 0 ? 0 : d > INT_MAX ? INT_MAX : (int)d;
+            int64_t now = pr_now(), dl = s->heap[1]->deadline; /* dl - now may not fit: compare first */
+            timeout = dl <= now ? 0 : dl >= pr__time_add(now, INT_MAX) ? INT_MAX : (int)(dl - now);
         }
 #ifdef PRISTINE_TESTING
         /* Virtual clock: look at I/O without sleeping, then jump to the next timer. */
@@ -9933,9 +9933,10 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
         v = PR_RETRY_AGAIN;
     }
     now = pr_now();
-    wake = delay >= PR_FOREVER - now ? PR_FOREVER : now + delay;
-    if (p->max_elapsed_ms > 0 && wake - st->start_ms > p->max_elapsed_ms) return pr__retry_stop(st, PR_RETRY_ELAPSED);
-    if (p->progress_timeout_ms > 0 && wake - st->progress_ms > p->progress_timeout_ms)
+    wake = pr__time_add(now, delay);
+    if (p->max_elapsed_ms > 0 && wake > pr__time_add(st->start_ms, p->max_elapsed_ms))
+        return pr__retry_stop(st, PR_RETRY_ELAPSED);
+    if (p->progress_timeout_ms > 0 && wake > pr__time_add(st->progress_ms, p->progress_timeout_ms))
         return pr__retry_stop(st, PR_RETRY_STALLED);
     if (wake > until) return pr__retry_stop(st, PR_RETRY_DEADLINE);
     if (p->on_retry) {
@@ -9951,13 +9952,11 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
 
 int pr_retry_sleep(pr_retry *st, int64_t delay_ms, int *outcome, int64_t deadline) {
     const pr_retry_policy *p;
-    int64_t now, wake;
+    int64_t wake;
     int rc;
     if (!st || !outcome) return 0;
     p = &st->policy;
-    now = pr_now();
-    wake = delay_ms >= PR_FOREVER - now ? PR_FOREVER : now + delay_ms;
-    if (wake > deadline) wake = deadline;
+    wake = pr_deadline_min(pr_deadline_in(delay_ms), deadline);
     rc = p->hooks.sleep ? p->hooks.sleep(delay_ms, wake, p->hooks.user_data) : pr_sleep(wake);
     if (rc == PR_ECANCELED || pr_is_canceled()) {
         *outcome = PR_ECANCELED;
@@ -10400,7 +10399,7 @@ static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, in
     n = strlen(key);
     while ((k = *pp) != NULL) {
         if (k->key_len == n && memcmp(k + 1, key, n) == 0) return k;
-        if (create && k->until + 60000 <= now && !k->waiters.n) {
+        if (create && pr__time_add(k->until, 60000) <= now && !k->waiters.n) {
             *pp = k->next;
             pr__window_key_free(k);
             continue;
@@ -10434,7 +10433,8 @@ int64_t pr_backoff_window_remaining(pr_backoff_window *w, const char *key) {
     int64_t until = pr_backoff_window_until(w, key), now;
     if (!until) return 0; /* no window: no clock read on the hot path */
     now = pr_now();
-    return until > now ? until - now : 0;
+    if (until <= now) return 0;
+    return until > pr__time_add(now, PR_FOREVER) ? PR_FOREVER : until - now; /* a FOREVER window, any clock */
 }
 
 int pr_backoff_window_wait(pr_backoff_window *w, const char *key, int64_t deadline) {
@@ -11086,7 +11086,7 @@ static void pr__net_cache_put(const char *host, int family, const pr_addr *v, si
     }
     snprintf(pr__net_cache[victim].host, PR__NET_HOST_MAX, "%s", host);
     pr__net_cache[victim].family = family;
-    pr__net_cache[victim].expires = pr_now() + PR__NET_CACHE_MS;
+    pr__net_cache[victim].expires = pr_deadline_in(PR__NET_CACHE_MS);
     pr__net_cache[victim].n = n;
     memcpy(pr__net_cache[victim].addrs, v, n * sizeof *v);
     pthread_mutex_unlock(&pr__net_dns_mu);
@@ -11474,7 +11474,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
             }
             fds[live] = fd;
             idx[live++] = (int)(a - l->addrs);
-            next_start = now + delay;
+            next_start = pr__time_add(now, delay);
             continue;
         }
         if (live == 0) {
@@ -11593,7 +11593,7 @@ int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline) {
             int e = errno;
             int64_t now = pr_now();
             if (deadline <= now) return pr__err_set(&l->err, PR_EIO, e, "accept: %s", strerror(e));
-            if ((rc = pr_sleep(pr_deadline_min(deadline, now + 50))) != PR_OK)
+            if ((rc = pr_sleep(pr_deadline_min(deadline, pr__time_add(now, 50)))) != PR_OK)
                 return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
             continue;
         }

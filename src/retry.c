@@ -846,9 +846,10 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
         v = PR_RETRY_AGAIN;
     }
     now = pr_now();
-    wake = delay >= PR_FOREVER - now ? PR_FOREVER : now + delay;
-    if (p->max_elapsed_ms > 0 && wake - st->start_ms > p->max_elapsed_ms) return pr__retry_stop(st, PR_RETRY_ELAPSED);
-    if (p->progress_timeout_ms > 0 && wake - st->progress_ms > p->progress_timeout_ms)
+    wake = pr__time_add(now, delay);
+    if (p->max_elapsed_ms > 0 && wake > pr__time_add(st->start_ms, p->max_elapsed_ms))
+        return pr__retry_stop(st, PR_RETRY_ELAPSED);
+    if (p->progress_timeout_ms > 0 && wake > pr__time_add(st->progress_ms, p->progress_timeout_ms))
         return pr__retry_stop(st, PR_RETRY_STALLED);
     if (wake > until) return pr__retry_stop(st, PR_RETRY_DEADLINE);
     if (p->on_retry) {
@@ -864,13 +865,11 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
 
 int pr_retry_sleep(pr_retry *st, int64_t delay_ms, int *outcome, int64_t deadline) {
     const pr_retry_policy *p;
-    int64_t now, wake;
+    int64_t wake;
     int rc;
     if (!st || !outcome) return 0;
     p = &st->policy;
-    now = pr_now();
-    wake = delay_ms >= PR_FOREVER - now ? PR_FOREVER : now + delay_ms;
-    if (wake > deadline) wake = deadline;
+    wake = pr_deadline_min(pr_deadline_in(delay_ms), deadline);
     rc = p->hooks.sleep ? p->hooks.sleep(delay_ms, wake, p->hooks.user_data) : pr_sleep(wake);
     if (rc == PR_ECANCELED || pr_is_canceled()) {
         *outcome = PR_ECANCELED;
@@ -1313,7 +1312,7 @@ static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, in
     n = strlen(key);
     while ((k = *pp) != NULL) {
         if (k->key_len == n && memcmp(k + 1, key, n) == 0) return k;
-        if (create && k->until + 60000 <= now && !k->waiters.n) {
+        if (create && pr__time_add(k->until, 60000) <= now && !k->waiters.n) {
             *pp = k->next;
             pr__window_key_free(k);
             continue;
@@ -1347,7 +1346,8 @@ int64_t pr_backoff_window_remaining(pr_backoff_window *w, const char *key) {
     int64_t until = pr_backoff_window_until(w, key), now;
     if (!until) return 0; /* no window: no clock read on the hot path */
     now = pr_now();
-    return until > now ? until - now : 0;
+    if (until <= now) return 0;
+    return until > pr__time_add(now, PR_FOREVER) ? PR_FOREVER : until - now; /* a FOREVER window, any clock */
 }
 
 int pr_backoff_window_wait(pr_backoff_window *w, const char *key, int64_t deadline) {

@@ -353,6 +353,41 @@ PT_TEST(retry_runner_max_elapsed) {
     retry_vclock_off();
 }
 
+/* The runner's sums of a time and a duration saturate on any clock (a
+   virtual clock before 0 here; SAN=1 checks): the wake-up time, and its
+   comparisons with max_elapsed_ms and the progress timeout for a hint of
+   INT64_MAX ms. */
+PT_TEST(retry_runner_saturates_on_any_clock) {
+    pr_retry_policy p;
+    pr_retry st;
+    retry_rec x;
+    int rc = PR_EIO;
+    pr__test_clock_virtual(1, -1000);
+    retry_policy_init(&p, &x);
+    PT_EQ_ERR(pr_retry_begin(&st, &p), PR_OK);
+    PT_EQ_INT(pr_retry_plan(&st, &rc, PR_FOREVER), 500);
+    PT_EQ_INT(pr_retry_sleep(&st, 500, &rc, PR_FOREVER), 1);
+    PT_EQ_INT(pr_now(), -500);
+    retry_policy_init(&p, &x);
+    p.classify = retry_hint_classify;
+    x.hint = INT64_MAX;
+    p.max_elapsed_ms = 1000000;
+    PT_EQ_ERR(pr_retry_begin(&st, &p), PR_OK);
+    PT_EQ_INT(pr_retry_plan(&st, &rc, PR_FOREVER), -1);
+    PT_EQ_INT(st.stop, PR_RETRY_ELAPSED);
+    p.max_elapsed_ms = 0;
+    p.progress_timeout_ms = 1000000;
+    PT_EQ_ERR(pr_retry_begin(&st, &p), PR_OK);
+    PT_EQ_INT(pr_retry_plan(&st, &rc, PR_FOREVER), -1);
+    PT_EQ_INT(st.stop, PR_RETRY_STALLED);
+    p.progress_timeout_ms = 0;
+    PT_EQ_ERR(pr_retry_begin(&st, &p), PR_OK);
+    PT_EQ_INT(pr_retry_plan(&st, &rc, PR_FOREVER), INT64_MAX); /* no limit: the server's word */
+    PT_EQ_INT(pr_retry_plan(&st, &rc, INT64_MAX - 1000), -1); /* wakes at INT64_MAX - 500 */
+    PT_EQ_INT(st.stop, PR_RETRY_DEADLINE);
+    retry_vclock_off();
+}
+
 PT_TEST(retry_runner_hint_overrides_backoff) {
     pr_retry_policy p;
     retry_rec x;
@@ -903,6 +938,26 @@ PT_TEST(retry_window_set_and_expire) {
     retry_vclock_off();
 }
 
+/* A window of INT64_MAX ms ends at PR_FOREVER and stays: the clean-up of
+   old windows (when another key is set) must not wrap its end into the
+   past; its remaining time saturates, even on a clock before 0. */
+PT_TEST(retry_window_forever) {
+    pr_backoff_window *w;
+    int64_t t0 = retry_vclock_on();
+    PT_REQUIRE(pr_backoff_window_create(&w) == PR_OK);
+    PT_EQ_ERR(pr_backoff_window_set(w, "a", INT64_MAX), PR_OK);
+    PT_EQ_INT(pr_backoff_window_until(w, "a"), PR_FOREVER);
+    PT_EQ_ERR(pr_backoff_window_set(w, "b", 10), PR_OK);
+    PT_EQ_INT(pr_backoff_window_until(w, "a"), PR_FOREVER);
+    PT_EQ_INT(pr_backoff_window_remaining(w, "a"), PR_FOREVER - t0);
+    pr__test_clock_virtual(1, -1000);
+    PT_EQ_INT(pr_backoff_window_remaining(w, "a"), PR_FOREVER);
+    PT_EQ_INT(pr_backoff_window_remaining(w, "b"), t0 + 10 + 1000);
+    PT_EQ_ERR(pr_backoff_window_wait(w, "a", pr_deadline_in(5)), PR_ETIMEDOUT);
+    pr_backoff_window_destroy(w);
+    retry_vclock_off();
+}
+
 PT_TEST(retry_window_wait_extended_and_cleared) {
     pr_backoff_window *w;
     retry_wwait x[2], y;
@@ -1205,6 +1260,7 @@ const pt_suite pt_suite_retry = { "retry", {
     PT_ENTRY(retry_random_bounds),
     PT_ENTRY(retry_runner_counts_and_sleeps),
     PT_ENTRY(retry_runner_max_elapsed),
+    PT_ENTRY(retry_runner_saturates_on_any_clock),
     PT_ENTRY(retry_runner_hint_overrides_backoff),
     PT_ENTRY(retry_runner_never_sleeps_past_deadline),
     PT_ENTRY(retry_runner_progress_timeout),
@@ -1218,6 +1274,7 @@ const pt_suite pt_suite_retry = { "retry", {
     PT_ENTRY(retry_breaker_transitions),
     PT_ENTRY(retry_breaker_registry_many_tasks),
     PT_ENTRY(retry_window_set_and_expire),
+    PT_ENTRY(retry_window_forever),
     PT_ENTRY(retry_window_wait_extended_and_cleared),
     PT_ENTRY(retry_window_shared_by_100_tasks),
     PT_ENTRY(retry_sem_counting),
