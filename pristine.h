@@ -2073,7 +2073,7 @@ PRISTINE_API int pr_retry_http_should_retry(int status, const pr_slice *x_should
    ("Sun, 06 Nov 1994 08:49:37 GMT"), RFC 850 ("Sunday, 06-Nov-94 08:49:37
    GMT"; a two-digit year more than 50 years in the future of now_unix_ms
    is taken from the century before) and asctime ("Sun Nov  6 08:49:37
-   1994"). The weekday must be the date's own.
+   1994"). The weekday must be the date's own; the year is 0 to 9999.
    Params: s - the text (surrounding spaces ignored); now_unix_ms - the
            current time (for RFC 850 years); out - receives ms since 1970 UTC.
    Returns: PR_OK; PR_EINVAL for anything else.
@@ -2086,17 +2086,21 @@ PRISTINE_API int pr_retry_parse_http_date(pr_slice s, int64_t now_unix_ms, int64
    number of ms) wins when it is present and parses, even if its value is
    then refused; else Retry-After as decimal seconds or an HTTP-date
    (minus now_unix_ms). Numbers are whole-string decimals ("2", "1.5"); a
-   sign, garbage, "nan" or "inf" do not parse. The hint is usable only when
-   0 < hint <= 60 s; otherwise the caller's own backoff applies.
+   sign, garbage, "nan", "inf" and numbers over 1e300 do not parse. A hint
+   <= 0 is not usable (the caller's own backoff applies); a hint above
+   max_ms is cut to max_ms, so a server asking for 120 s with the default
+   cap waits 60 s, never the short backoff. Nothing overflows, whatever the
+   value or the date.
    Params: retry_after_ms, retry_after - the header values, NULL when
-           absent; now_unix_ms - the wall clock; out - receives the hint in
-           whole ms (rounded up).
+           absent; now_unix_ms - the wall clock; max_ms - the longest
+           delay (<= 0 = 60000); out - receives the hint in whole ms
+           (rounded up), 0 < *out <= max_ms.
    Returns: 1 with *out set, or 0 (no usable hint).
    Blocks: no.
    Thread: any.
    See: pr_retry_parse_http_date. */
 PRISTINE_API int pr_retry_hint_ms(const pr_slice *retry_after_ms, const pr_slice *retry_after, int64_t now_unix_ms,
-                                  int64_t *out);
+                                  int64_t max_ms, int64_t *out);
 
 /* ---- circuit breaker ---- */
 
@@ -2944,6 +2948,12 @@ typedef struct pr_http_request {
     int idle_timeout_ms;            /* 0 = the client's idle_timeout_ms; > 0 = this request's own;
                                        < 0 = none: the longest silence of the connection (a live
                                        read's limit: a dead peer behind a proxy sends nothing) */
+    const char *const *redirect_forward; /* NULL = none: names (NULL-terminated, any case) of this
+                                       request's fields that are safe to send on to another origin
+                                       when a redirect goes there, on top of the client's
+                                       redirect_forward_headers; every other field but Accept,
+                                       Accept-Language, User-Agent (and the body's Content-Type,
+                                       -Language, -Encoding) is dropped there (see the client) */
     pr_err_info *err;               /* out, optional: this request's failure detail (the client's
                                        pr_http_client_last_error is shared by its tasks) */
 } pr_http_request;
@@ -3112,13 +3122,25 @@ PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
  * Redirects (max_redirects > 0; at most 10): 301/302/303/307/308 with a
  * Location field. Location is resolved against the current URL
  * (pr_url_resolve). 303, and 301/302 answering a POST, become GET
- * without a body (curl's behaviour; HEAD stays HEAD on 303); 307/308 keep
- * method and body. A request with a body_fn cannot be replayed: a
- * 307/308 (or any redirect keeping the body) is returned as the final
- * response instead. On an origin change (scheme, host or port) the
- * Authorization, Cookie and Proxy-Authorization fields of the request
- * are dropped for the rest of the chain, and so is a user Host field (it
- * names the old origin; the new Host comes from the URL). https -> http is
+ * without a body (curl's behaviour; HEAD stays HEAD on 303) and, as in
+ * Fetch, lose the fields that describe the body: Content-Type,
+ * Content-Language, Content-Encoding and Content-Location, whatever the
+ * origin; 307/308 keep method and body. A request with a body_fn cannot be
+ * replayed: a 307/308 (or any redirect keeping the body) is returned as
+ * the final response instead. On an origin change (scheme, host or port)
+ * every header field of the request is dropped for the rest of the chain
+ * (Authorization, Cookie, X-Api-Key, any field: the client cannot tell a
+ * credential by its name) except
+ * - Accept, Accept-Language and User-Agent, which only describe the
+ *   request; Content-Type, Content-Language and Content-Encoding while
+ *   the body goes on;
+ * - the fields the client adds itself (retry_count_header,
+ *   timeout_header, idempotency_header);
+ * - the fields named safe to forward: the client's
+ *   redirect_forward_headers and the request's redirect_forward (a
+ *   module on top of the client names its own protocol fields there).
+ * A user Host field is dropped on an origin change in any case (it names
+ * the old origin; the new Host comes from the URL). https -> http is
  * PR_EPROTO unless allow_https_to_http. More than max_redirects is
  * PR_ELIMIT. The bodies of followed 3xx responses are drained (up to 64
  * KiB, for at most 1 s within the deadline) so their connection can be
@@ -3152,9 +3174,10 @@ PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
  * - or the response says so: x-should-retry: true / false (trimmed, any
  *   case) decides first for any non-2xx status, else 408, 409, 429 and
  *   5xx are retried. retry-after-ms, then Retry-After (seconds or an
- *   HTTP-date) set the sleep when 0 < hint <= 60 s; otherwise the
- *   policy's backoff (default PR_BACKOFF_HTTP: 0.5, 1, 2, 4, 8, 10, 10 s...
- *   each shortened by up to a quarter).
+ *   HTTP-date) set the sleep when the hint is > 0, cut to
+ *   max_retry_after_ms (60 s by default: a server asking for 120 s gets
+ *   60 s); otherwise the policy's backoff (default PR_BACKOFF_HTTP: 0.5,
+ *   1, 2, 4, 8, 10, 10 s... each shortened by up to a quarter).
  * Defaults: 10 retries. The request's retry field overrides the client's
  * policy; max_retries = PR_RETRY_OFF turns retries off. Only replayable
  * requests are retried (no body_fn unless body_rewind is given), and only
@@ -3262,6 +3285,14 @@ typedef struct pr_http_client_opts {
     void (*on_event)(const pr_http_event *ev, void *user_data); /* NULL = none */
     void *event_user_data;    /* for on_event */
     size_t fetch_max_bytes;   /* 0 = 16 MiB: the largest body pr_http_client_fetch reads (PR_ELIMIT) */
+    int max_retry_after_ms;   /* 0 = 60000 (< 0 too): the longest retry sleep a server's
+                                 retry-after-ms / Retry-After gets; a longer hint is cut to it */
+    const char *const *redirect_forward_headers; /* NULL = none: names (NULL-terminated, any case)
+                                 of request fields safe to send on when a redirect changes the
+                                 origin; copied. Every other field is dropped there but Accept,
+                                 Accept-Language, User-Agent, the body's Content-Type, -Language,
+                                 -Encoding and the client's own fields (see Redirects above);
+                                 the request's redirect_forward adds names per request */
     pr_err_info *err;         /* out, optional: why pr_http_client_create failed (the file, the
                                  proxy URL, ...) */
 } pr_http_client_opts;
@@ -3677,8 +3708,8 @@ PRISTINE_API int pr_sse_last_error(const pr_sse *s, pr_err_info *out);
  * polls made) spaces the polls after answers with nothing new, so a
  * server that answers at once cannot drive a hot loop. A server's own
  * delay - retry_after_ms (> 0) in a 200's or a 408's JSON body, else a
- * retry-after-ms / Retry-After header on any answer (pr_retry_hint_ms: at
- * most 60 s) - replaces poll_backoff, conn_backoff and the billing pause:
+ * retry-after-ms / Retry-After header on any answer (pr_retry_hint_ms) -
+ * replaces poll_backoff, conn_backoff and the billing pause:
  * it is used as given, but never below poll_backoff.base_ms nor above
  * hint_max_ms (60 s). The payload poll after complete_metadata (one per future) goes at
  * once unless that answer carries a delay.
@@ -3769,9 +3800,8 @@ typedef struct pr_rfuture_poller_opts {
                                     base_ms 0 = 5 ms doubling to 1000 ms, no jitter */
     pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_POLL */
     int64_t hint_max_ms;         /* 0 = 60000: the longest wait a server can ask for; a longer
-                                    retry_after_ms (any JSON number) is cut to it. Retry-After /
-                                    retry-after-ms headers over 60 s are no hint at all
-                                    (pr_retry_hint_ms): the backoff applies */
+                                    retry_after_ms (any JSON number) or Retry-After /
+                                    retry-after-ms header is cut to it */
     void (*on_queue_state)(const pr_queue_change *change, void *user_data); /* NULL = none */
     void *queue_user_data;
     void (*on_event)(const pr_rfuture_event *ev, void *user_data);         /* NULL = none */
@@ -8894,8 +8924,8 @@ static void pr__poll(pr_sched *s, int block) {
         if (!s->heap_len) {
             timeout = -1;
         } else {
-            int64_t d = s->heap[1]->deadline - pr_now();
-            timeout = d <= 0 ? 0 : d > INT_MAX ? INT_MAX : (int)d;
+            int64_t now = pr_now(), dl = s->heap[1]->deadline; /* dl - now may not fit: compare first */
+            timeout = dl <= now ? 0 : dl >= pr__time_add(now, INT_MAX) ? INT_MAX : (int)(dl - now);
         }
 #ifdef PRISTINE_TESTING
         /* Virtual clock: look at I/O without sleeping, then jump to the next timer. */
@@ -10004,9 +10034,10 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
         v = PR_RETRY_AGAIN;
     }
     now = pr_now();
-    wake = delay >= PR_FOREVER - now ? PR_FOREVER : now + delay;
-    if (p->max_elapsed_ms > 0 && wake - st->start_ms > p->max_elapsed_ms) return pr__retry_stop(st, PR_RETRY_ELAPSED);
-    if (p->progress_timeout_ms > 0 && wake - st->progress_ms > p->progress_timeout_ms)
+    wake = pr__time_add(now, delay);
+    if (p->max_elapsed_ms > 0 && wake > pr__time_add(st->start_ms, p->max_elapsed_ms))
+        return pr__retry_stop(st, PR_RETRY_ELAPSED);
+    if (p->progress_timeout_ms > 0 && wake > pr__time_add(st->progress_ms, p->progress_timeout_ms))
         return pr__retry_stop(st, PR_RETRY_STALLED);
     if (wake > until) return pr__retry_stop(st, PR_RETRY_DEADLINE);
     if (p->on_retry) {
@@ -10022,13 +10053,11 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
 
 int pr_retry_sleep(pr_retry *st, int64_t delay_ms, int *outcome, int64_t deadline) {
     const pr_retry_policy *p;
-    int64_t now, wake;
+    int64_t wake;
     int rc;
     if (!st || !outcome) return 0;
     p = &st->policy;
-    now = pr_now();
-    wake = delay_ms >= PR_FOREVER - now ? PR_FOREVER : now + delay_ms;
-    if (wake > deadline) wake = deadline;
+    wake = pr_deadline_min(pr_deadline_in(delay_ms), deadline);
     rc = p->hooks.sleep ? p->hooks.sleep(delay_ms, wake, p->hooks.user_data) : pr_sleep(wake);
     if (rc == PR_ECANCELED || pr_is_canceled()) {
         *outcome = PR_ECANCELED;
@@ -10200,7 +10229,9 @@ int pr_retry_parse_http_date(pr_slice s, int64_t now_unix_ms, int64_t *out) {
         if (year > now_year + 50) year -= 100;
         else if (year + 100 <= now_year + 50) year += 100;
     }
-    if (wday < 0 || month < 0 || day < 1 || year < 0 || secs < 0 || day > mdays[month]) return PR_EINVAL;
+    /* years past 9999 (RFC 850 near a far-future wall clock) would overflow the ms */
+    if (wday < 0 || month < 0 || day < 1 || year < 0 || year > 9999 || secs < 0 || day > mdays[month])
+        return PR_EINVAL;
     if (month == 1 && day == 29 && !((year % 4 == 0 && year % 100 != 0) || year % 400 == 0)) return PR_EINVAL;
     days = pr__days_from_civil(year, month + 1, day);
     if (((days % 7) + 11) % 7 != wday) return PR_EINVAL; /* 1970-01-01 was a Thursday (4) */
@@ -10209,7 +10240,7 @@ int pr_retry_parse_http_date(pr_slice s, int64_t now_unix_ms, int64_t *out) {
 }
 
 int pr_retry_hint_ms(const pr_slice *retry_after_ms, const pr_slice *retry_after, int64_t now_unix_ms,
-                     int64_t *out) {
+                     int64_t max_ms, int64_t *out) {
     double ms = 0;
     int have = 0;
     if (retry_after_ms && pr__retry_decimal(*retry_after_ms, &ms) == PR_OK) {
@@ -10221,12 +10252,13 @@ int pr_retry_hint_ms(const pr_slice *retry_after_ms, const pr_slice *retry_after
             ms = secs * 1000;
             have = 1;
         } else if (pr_retry_parse_http_date(*retry_after, now_unix_ms, &when) == PR_OK) {
-            ms = (double)(when - now_unix_ms);
+            ms = (double)when - (double)now_unix_ms; /* in doubles: any clock, no overflow */
             have = 1;
         }
     }
-    if (!have || !(ms > 0) || ms > 60000) return 0;
-    if (out) *out = pr__ms_ceil(ms);
+    if (!have || !(ms > 0)) return 0;
+    if (max_ms <= 0) max_ms = 60000;
+    if (out) *out = ms < (double)max_ms ? pr__ms_ceil(ms) : max_ms;
     return 1;
 }
 
@@ -10468,7 +10500,7 @@ static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, in
     n = strlen(key);
     while ((k = *pp) != NULL) {
         if (k->key_len == n && memcmp(k + 1, key, n) == 0) return k;
-        if (create && k->until + 60000 <= now && !k->waiters.n) {
+        if (create && pr__time_add(k->until, 60000) <= now && !k->waiters.n) {
             *pp = k->next;
             pr__window_key_free(k);
             continue;
@@ -10502,7 +10534,8 @@ int64_t pr_backoff_window_remaining(pr_backoff_window *w, const char *key) {
     int64_t until = pr_backoff_window_until(w, key), now;
     if (!until) return 0; /* no window: no clock read on the hot path */
     now = pr_now();
-    return until > now ? until - now : 0;
+    if (until <= now) return 0;
+    return until > pr__time_add(now, PR_FOREVER) ? PR_FOREVER : until - now; /* a FOREVER window, any clock */
 }
 
 int pr_backoff_window_wait(pr_backoff_window *w, const char *key, int64_t deadline) {
@@ -11154,7 +11187,7 @@ static void pr__net_cache_put(const char *host, int family, const pr_addr *v, si
     }
     snprintf(pr__net_cache[victim].host, PR__NET_HOST_MAX, "%s", host);
     pr__net_cache[victim].family = family;
-    pr__net_cache[victim].expires = pr_now() + PR__NET_CACHE_MS;
+    pr__net_cache[victim].expires = pr_deadline_in(PR__NET_CACHE_MS);
     pr__net_cache[victim].n = n;
     memcpy(pr__net_cache[victim].addrs, v, n * sizeof *v);
     pthread_mutex_unlock(&pr__net_dns_mu);
@@ -11542,7 +11575,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
             }
             fds[live] = fd;
             idx[live++] = (int)(a - l->addrs);
-            next_start = now + delay;
+            next_start = pr__time_add(now, delay);
             continue;
         }
         if (live == 0) {
@@ -11661,7 +11694,7 @@ int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline) {
             int e = errno;
             int64_t now = pr_now();
             if (deadline <= now) return pr__err_set(&l->err, PR_EIO, e, "accept: %s", strerror(e));
-            if ((rc = pr_sleep(pr_deadline_min(deadline, now + 50))) != PR_OK)
+            if ((rc = pr_sleep(pr_deadline_min(deadline, pr__time_add(now, 50)))) != PR_OK)
                 return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
             continue;
         }
@@ -13825,6 +13858,8 @@ struct pr_http_client {
     char *ca_file, *ca_pem, *alpn, *no_proxy;
     size_t ca_file_n, ca_pem_n, alpn_n, no_proxy_n;
     char *hdr_count, *hdr_timeout, *hdr_idem; /* header names (copies; NUL-terminated) */
+    char **fwd;                   /* redirect_forward_headers: one block, the pointers then the names */
+    size_t fwd_size;
     pr_tls_anchors *anchors;      /* parsed from ca_file / ca_pem at create; owned */
     pr_url proxy_http, proxy_https; /* mem_ == NULL: none */
     pr__http_pooled *pool;        /* most recently released first */
@@ -13855,6 +13890,25 @@ static void pr__http_strfree(char *s) {
     if (s) pr__free(s, strlen(s) + 1);
 }
 
+/* A copy of a NULL-terminated list of strings in one block of *size bytes
+   (NULL for an empty list). */
+static int pr__http_list_dup(char ***out, size_t *size, const char *const *list) {
+    size_t n = 0, bytes = 0, i;
+    char *p;
+    while (list && list[n]) bytes += strlen(list[n++]) + 1;
+    if (!n) return PR_OK;
+    *size = (n + 1) * sizeof **out + bytes;
+    if (!(*out = (char **)pr__alloc(*size))) return PR_ENOMEM;
+    p = (char *)(*out + n + 1);
+    for (i = 0; i < n; i++) {
+        size_t l = strlen(list[i]) + 1;
+        (*out)[i] = (char *)memcpy(p, list[i], l);
+        p += l;
+    }
+    (*out)[n] = NULL;
+    return PR_OK;
+}
+
 static void pr__http_pool_free(pr__http_pooled *e) {
     pr_conn_destroy(e->conn);
     pr__free(e, sizeof *e + e->key_len);
@@ -13873,6 +13927,7 @@ static void pr__http_client_free(pr_http_client *c) {
     pr__http_strfree(c->hdr_count);
     pr__http_strfree(c->hdr_timeout);
     pr__http_strfree(c->hdr_idem);
+    pr__free(c->fwd, c->fwd_size);
     pr_sem_destroy(c->slots);
     pr_tls_anchors_destroy(c->anchors);
     pr_url_deinit(&c->proxy_http);
@@ -13954,6 +14009,8 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_count, c->o.retry_count_header);
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_timeout, c->o.timeout_header);
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_idem, c->o.idempotency_header);
+    if (!rc) rc = pr__http_list_dup(&c->fwd, &c->fwd_size, c->o.redirect_forward_headers);
+    c->o.redirect_forward_headers = (const char *const *)c->fwd;
     c->o.retry_count_header = c->hdr_count;
     c->o.timeout_header = c->hdr_timeout;
     c->o.idempotency_header = c->hdr_idem;
@@ -14641,11 +14698,29 @@ done:
     return rc;
 }
 
-/* Fields dropped when a redirect changes the origin: credentials, and a
-   user Host (it names the old origin; curl drops it too). */
-static int pr__http_is_origin_bound(pr_slice name) {
-    return pr__http_hdr_is(name, "authorization") || pr__http_hdr_is(name, "cookie") ||
-           pr__http_hdr_is(name, "proxy-authorization") || pr__http_hdr_is(name, "host");
+/* Whether name is in a NULL-terminated list (any case). */
+static int pr__http_name_in(pr_slice name, const char *const *list) {
+    for (; list && *list; list++)
+        if (pr__http_hdr_is(name, *list)) return 1;
+    return 0;
+}
+
+/* Whether a request field goes on to the next hop of a redirect that
+   changes the origin (cross) or not and keeps the body or not (see the
+   module doc). */
+static int pr__http_redirect_keeps(const pr_http_client *c, const pr_http_request *req, pr_slice name, int cross,
+                                   int keep_body) {
+    static const char *const safe[] = { "accept", "accept-language", "user-agent", /* then the body's: */
+                                        "content-type", "content-language", "content-encoding", NULL };
+    const char *const own[3] = { c->hdr_count, c->hdr_timeout, c->hdr_idem };
+    size_t i;
+    if (!keep_body && (pr__http_name_in(name, safe + 3) || pr__http_hdr_is(name, "content-location"))) return 0;
+    if (!cross) return 1;
+    if (pr__http_hdr_is(name, "host")) return 0; /* it names the old origin (curl drops it too) */
+    for (i = 0; i < 3; i++)
+        if (own[i] && pr__http_hdr_is(name, own[i])) return 1;
+    return pr__http_name_in(name, safe) || pr__http_name_in(name, c->o.redirect_forward_headers) ||
+           pr__http_name_in(name, req->redirect_forward);
 }
 
 /* Read what is already buffered of a response's body (no waiting) so that
@@ -14670,7 +14745,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
     for (;;) {
         pr_http_response *r = NULL;
         const pr_slice *loc;
-        int st, keep_body;
+        int st, keep_body, cross;
         pr_buf base, next;
         pr_url nu;
         rc = pr__http_client_once(c, &r, &rq, deadline, limit, err);
@@ -14727,10 +14802,11 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
             while (got < PR__HTTP_DRAIN_MAX && pr_http_next_span(r, &p, &k, ddl) == PR_OK) got += k;
         }
         pr_http_response_destroy(r);
-        if (!pr_url_same_origin(rq.url, &nu)) { /* drop credentials for the rest of the chain */
+        cross = !pr_url_same_origin(rq.url, &nu);
+        if (cross || !keep_body) { /* the fields that go on, for the rest of the chain */
             size_t n = 0;
-            if (!hv) {
-                hv_cap = rq.nheaders ? rq.nheaders : 1;
+            if (!hv && rq.nheaders) {
+                hv_cap = rq.nheaders;
                 hv = (pr_http_header *)pr__calloc(hv_cap, sizeof *hv);
                 if (!hv) {
                     pr_url_deinit(&nu);
@@ -14739,7 +14815,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
                 }
             }
             for (i = 0; i < rq.nheaders; i++)
-                if (!pr__http_is_origin_bound(rq.headers[i].name)) hv[n++] = rq.headers[i];
+                if (pr__http_redirect_keeps(c, req, rq.headers[i].name, cross, keep_body)) hv[n++] = rq.headers[i];
             rq.headers = hv;
             rq.nheaders = n;
         }
@@ -14933,7 +15009,7 @@ static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_h
         int64_t now_wall = k->hooks.wall_clock_ms ? k->hooks.wall_clock_ms(k->hooks.user_data) : pr__wall_ms();
         k->status = pr_http_status(r);
         k->retry_status = pr_retry_http_should_retry(k->status, pr_http_header_get(r, "x-should-retry"));
-        if (!pr_retry_hint_ms(ram, ra, now_wall, &k->hint_ms)) k->hint_ms = -1;
+        if (!pr_retry_hint_ms(ram, ra, now_wall, c->o.max_retry_after_ms, &k->hint_ms)) k->hint_ms = -1;
         if (fetch) {
             pr_http_result_deinit(fetch);
             rc = pr__http_read_all(c, r, fetch, deadline, &k->err);
@@ -15380,6 +15456,8 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
    Returns PR_OK (open, or a reconnect planned: loop), or what the caller
    gets (a deadline, a cancel, the stream's end). */
 static int pr__sse_connect(pr_sse *s, int64_t deadline) {
+    /* the protocol's own fields go on to another origin; the caller's do not */
+    static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
     pr_http_header h[PR__SSE_MAX_FIELDS + 4];
     pr_http_request req;
     pr_retry_policy off;
@@ -15434,6 +15512,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     req.body_len = s->body_len;
     req.retry = &off;
     req.idle_timeout_ms = s->o.idle_timeout_ms;
+    req.redirect_forward = fwd;
     req.err = &e;
     rc = pr_http_client_request(s->client, &r, &req, deadline);
     pr_buf_deinit(&dyn);
@@ -15471,7 +15550,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     if (pr_retry_status_retryable(st)) {
         int64_t hint = 0;
         pr_retry_hint_ms(pr_http_header_get(r, "retry-after-ms"), pr_http_header_get(r, "retry-after"),
-                         pr__sse_wall(s), &hint);
+                         pr__sse_wall(s), s->o.max_retry_ms, &hint);
         pr__err_set(&s->err, PR_EHTTP, 0, "sse: status %d", st);
         s->err.http_status = st;
         return pr__sse_plan(s, PR_EHTTP, st, 1, hint);
@@ -15987,7 +16066,7 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
         hint = ms < (double)cap ? (int64_t)ms + ((double)(int64_t)ms < ms) : cap;
     else if (!pr_retry_hint_ms(pr_http_header_get(res->resp, "retry-after-ms"),
                                pr_http_header_get(res->resp, "retry-after"),
-                               h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__wall_ms(), &hint))
+                               h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__wall_ms(), cap, &hint))
         return fallback;
     return PR__MIN(PR__MAX(hint, r->p->o.poll_backoff.base_ms), cap);
 }
@@ -17938,6 +18017,9 @@ static int pr__ds_status_error(pr_ds *ds, pr_ds_result *res, const char *op) {
 /* Make one logical request (retried by the handle's policy). For a
    streamed body (rq->stream), *resp receives the open response. */
 static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http_response **resp, int64_t deadline) {
+    /* the protocol's fields go on when a redirect leaves the origin; the caller's do not */
+    static const char *const fwd[] = { "Stream-TTL", "Stream-Expires-At", "Stream-Closed", "Stream-Seq", "Producer-Id",
+                                       "Producer-Epoch", "Producer-Seq", "If-None-Match", NULL };
     pr_http_header h[PR__DS_MAX_FIELDS * 2 + 8];
     pr_http_request req;
     pr_buf url, dyn;
@@ -17974,6 +18056,7 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
     req.body_len = rq->body_len;
     req.retry = &ds->retry;
     req.idle_timeout_ms = rq->idle_ms;
+    req.redirect_forward = fwd;
     req.err = &res->http.err;
     if (rq->stream) {
         pr_http_response *r = NULL;

@@ -25,13 +25,25 @@
  * Redirects (max_redirects > 0; at most 10): 301/302/303/307/308 with a
  * Location field. Location is resolved against the current URL
  * (pr_url_resolve). 303, and 301/302 answering a POST, become GET
- * without a body (curl's behaviour; HEAD stays HEAD on 303); 307/308 keep
- * method and body. A request with a body_fn cannot be replayed: a
- * 307/308 (or any redirect keeping the body) is returned as the final
- * response instead. On an origin change (scheme, host or port) the
- * Authorization, Cookie and Proxy-Authorization fields of the request
- * are dropped for the rest of the chain, and so is a user Host field (it
- * names the old origin; the new Host comes from the URL). https -> http is
+ * without a body (curl's behaviour; HEAD stays HEAD on 303) and, as in
+ * Fetch, lose the fields that describe the body: Content-Type,
+ * Content-Language, Content-Encoding and Content-Location, whatever the
+ * origin; 307/308 keep method and body. A request with a body_fn cannot be
+ * replayed: a 307/308 (or any redirect keeping the body) is returned as
+ * the final response instead. On an origin change (scheme, host or port)
+ * every header field of the request is dropped for the rest of the chain
+ * (Authorization, Cookie, X-Api-Key, any field: the client cannot tell a
+ * credential by its name) except
+ * - Accept, Accept-Language and User-Agent, which only describe the
+ *   request; Content-Type, Content-Language and Content-Encoding while
+ *   the body goes on;
+ * - the fields the client adds itself (retry_count_header,
+ *   timeout_header, idempotency_header);
+ * - the fields named safe to forward: the client's
+ *   redirect_forward_headers and the request's redirect_forward (a
+ *   module on top of the client names its own protocol fields there).
+ * A user Host field is dropped on an origin change in any case (it names
+ * the old origin; the new Host comes from the URL). https -> http is
  * PR_EPROTO unless allow_https_to_http. More than max_redirects is
  * PR_ELIMIT. The bodies of followed 3xx responses are drained (up to 64
  * KiB, for at most 1 s within the deadline) so their connection can be
@@ -65,9 +77,10 @@
  * - or the response says so: x-should-retry: true / false (trimmed, any
  *   case) decides first for any non-2xx status, else 408, 409, 429 and
  *   5xx are retried. retry-after-ms, then Retry-After (seconds or an
- *   HTTP-date) set the sleep when 0 < hint <= 60 s; otherwise the
- *   policy's backoff (default PR_BACKOFF_HTTP: 0.5, 1, 2, 4, 8, 10, 10 s...
- *   each shortened by up to a quarter).
+ *   HTTP-date) set the sleep when the hint is > 0, cut to
+ *   max_retry_after_ms (60 s by default: a server asking for 120 s gets
+ *   60 s); otherwise the policy's backoff (default PR_BACKOFF_HTTP: 0.5,
+ *   1, 2, 4, 8, 10, 10 s... each shortened by up to a quarter).
  * Defaults: 10 retries. The request's retry field overrides the client's
  * policy; max_retries = PR_RETRY_OFF turns retries off. Only replayable
  * requests are retried (no body_fn unless body_rewind is given), and only
@@ -175,6 +188,14 @@ typedef struct pr_http_client_opts {
     void (*on_event)(const pr_http_event *ev, void *user_data); /* NULL = none */
     void *event_user_data;    /* for on_event */
     size_t fetch_max_bytes;   /* 0 = 16 MiB: the largest body pr_http_client_fetch reads (PR_ELIMIT) */
+    int max_retry_after_ms;   /* 0 = 60000 (< 0 too): the longest retry sleep a server's
+                                 retry-after-ms / Retry-After gets; a longer hint is cut to it */
+    const char *const *redirect_forward_headers; /* NULL = none: names (NULL-terminated, any case)
+                                 of request fields safe to send on when a redirect changes the
+                                 origin; copied. Every other field is dropped there but Accept,
+                                 Accept-Language, User-Agent, the body's Content-Type, -Language,
+                                 -Encoding and the client's own fields (see Redirects above);
+                                 the request's redirect_forward adds names per request */
     pr_err_info *err;         /* out, optional: why pr_http_client_create failed (the file, the
                                  proxy URL, ...) */
 } pr_http_client_opts;
@@ -366,6 +387,8 @@ struct pr_http_client {
     char *ca_file, *ca_pem, *alpn, *no_proxy;
     size_t ca_file_n, ca_pem_n, alpn_n, no_proxy_n;
     char *hdr_count, *hdr_timeout, *hdr_idem; /* header names (copies; NUL-terminated) */
+    char **fwd;                   /* redirect_forward_headers: one block, the pointers then the names */
+    size_t fwd_size;
     pr_tls_anchors *anchors;      /* parsed from ca_file / ca_pem at create; owned */
     pr_url proxy_http, proxy_https; /* mem_ == NULL: none */
     pr__http_pooled *pool;        /* most recently released first */
@@ -396,6 +419,25 @@ static void pr__http_strfree(char *s) {
     if (s) pr__free(s, strlen(s) + 1);
 }
 
+/* A copy of a NULL-terminated list of strings in one block of *size bytes
+   (NULL for an empty list). */
+static int pr__http_list_dup(char ***out, size_t *size, const char *const *list) {
+    size_t n = 0, bytes = 0, i;
+    char *p;
+    while (list && list[n]) bytes += strlen(list[n++]) + 1;
+    if (!n) return PR_OK;
+    *size = (n + 1) * sizeof **out + bytes;
+    if (!(*out = (char **)pr__alloc(*size))) return PR_ENOMEM;
+    p = (char *)(*out + n + 1);
+    for (i = 0; i < n; i++) {
+        size_t l = strlen(list[i]) + 1;
+        (*out)[i] = (char *)memcpy(p, list[i], l);
+        p += l;
+    }
+    (*out)[n] = NULL;
+    return PR_OK;
+}
+
 static void pr__http_pool_free(pr__http_pooled *e) {
     pr_conn_destroy(e->conn);
     pr__free(e, sizeof *e + e->key_len);
@@ -414,6 +456,7 @@ static void pr__http_client_free(pr_http_client *c) {
     pr__http_strfree(c->hdr_count);
     pr__http_strfree(c->hdr_timeout);
     pr__http_strfree(c->hdr_idem);
+    pr__free(c->fwd, c->fwd_size);
     pr_sem_destroy(c->slots);
     pr_tls_anchors_destroy(c->anchors);
     pr_url_deinit(&c->proxy_http);
@@ -495,6 +538,8 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_count, c->o.retry_count_header);
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_timeout, c->o.timeout_header);
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_idem, c->o.idempotency_header);
+    if (!rc) rc = pr__http_list_dup(&c->fwd, &c->fwd_size, c->o.redirect_forward_headers);
+    c->o.redirect_forward_headers = (const char *const *)c->fwd;
     c->o.retry_count_header = c->hdr_count;
     c->o.timeout_header = c->hdr_timeout;
     c->o.idempotency_header = c->hdr_idem;
@@ -1182,11 +1227,29 @@ done:
     return rc;
 }
 
-/* Fields dropped when a redirect changes the origin: credentials, and a
-   user Host (it names the old origin; curl drops it too). */
-static int pr__http_is_origin_bound(pr_slice name) {
-    return pr__http_hdr_is(name, "authorization") || pr__http_hdr_is(name, "cookie") ||
-           pr__http_hdr_is(name, "proxy-authorization") || pr__http_hdr_is(name, "host");
+/* Whether name is in a NULL-terminated list (any case). */
+static int pr__http_name_in(pr_slice name, const char *const *list) {
+    for (; list && *list; list++)
+        if (pr__http_hdr_is(name, *list)) return 1;
+    return 0;
+}
+
+/* Whether a request field goes on to the next hop of a redirect that
+   changes the origin (cross) or not and keeps the body or not (see the
+   module doc). */
+static int pr__http_redirect_keeps(const pr_http_client *c, const pr_http_request *req, pr_slice name, int cross,
+                                   int keep_body) {
+    static const char *const safe[] = { "accept", "accept-language", "user-agent", /* then the body's: */
+                                        "content-type", "content-language", "content-encoding", NULL };
+    const char *const own[3] = { c->hdr_count, c->hdr_timeout, c->hdr_idem };
+    size_t i;
+    if (!keep_body && (pr__http_name_in(name, safe + 3) || pr__http_hdr_is(name, "content-location"))) return 0;
+    if (!cross) return 1;
+    if (pr__http_hdr_is(name, "host")) return 0; /* it names the old origin (curl drops it too) */
+    for (i = 0; i < 3; i++)
+        if (own[i] && pr__http_hdr_is(name, own[i])) return 1;
+    return pr__http_name_in(name, safe) || pr__http_name_in(name, c->o.redirect_forward_headers) ||
+           pr__http_name_in(name, req->redirect_forward);
 }
 
 /* Read what is already buffered of a response's body (no waiting) so that
@@ -1211,7 +1274,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
     for (;;) {
         pr_http_response *r = NULL;
         const pr_slice *loc;
-        int st, keep_body;
+        int st, keep_body, cross;
         pr_buf base, next;
         pr_url nu;
         rc = pr__http_client_once(c, &r, &rq, deadline, limit, err);
@@ -1268,10 +1331,11 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
             while (got < PR__HTTP_DRAIN_MAX && pr_http_next_span(r, &p, &k, ddl) == PR_OK) got += k;
         }
         pr_http_response_destroy(r);
-        if (!pr_url_same_origin(rq.url, &nu)) { /* drop credentials for the rest of the chain */
+        cross = !pr_url_same_origin(rq.url, &nu);
+        if (cross || !keep_body) { /* the fields that go on, for the rest of the chain */
             size_t n = 0;
-            if (!hv) {
-                hv_cap = rq.nheaders ? rq.nheaders : 1;
+            if (!hv && rq.nheaders) {
+                hv_cap = rq.nheaders;
                 hv = (pr_http_header *)pr__calloc(hv_cap, sizeof *hv);
                 if (!hv) {
                     pr_url_deinit(&nu);
@@ -1280,7 +1344,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
                 }
             }
             for (i = 0; i < rq.nheaders; i++)
-                if (!pr__http_is_origin_bound(rq.headers[i].name)) hv[n++] = rq.headers[i];
+                if (pr__http_redirect_keeps(c, req, rq.headers[i].name, cross, keep_body)) hv[n++] = rq.headers[i];
             rq.headers = hv;
             rq.nheaders = n;
         }
@@ -1474,7 +1538,7 @@ static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_h
         int64_t now_wall = k->hooks.wall_clock_ms ? k->hooks.wall_clock_ms(k->hooks.user_data) : pr__wall_ms();
         k->status = pr_http_status(r);
         k->retry_status = pr_retry_http_should_retry(k->status, pr_http_header_get(r, "x-should-retry"));
-        if (!pr_retry_hint_ms(ram, ra, now_wall, &k->hint_ms)) k->hint_ms = -1;
+        if (!pr_retry_hint_ms(ram, ra, now_wall, c->o.max_retry_after_ms, &k->hint_ms)) k->hint_ms = -1;
         if (fetch) {
             pr_http_result_deinit(fetch);
             rc = pr__http_read_all(c, r, fetch, deadline, &k->err);

@@ -888,6 +888,9 @@ static int pr__ds_status_error(pr_ds *ds, pr_ds_result *res, const char *op) {
 /* Make one logical request (retried by the handle's policy). For a
    streamed body (rq->stream), *resp receives the open response. */
 static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http_response **resp, int64_t deadline) {
+    /* the protocol's fields go on when a redirect leaves the origin; the caller's do not */
+    static const char *const fwd[] = { "Stream-TTL", "Stream-Expires-At", "Stream-Closed", "Stream-Seq", "Producer-Id",
+                                       "Producer-Epoch", "Producer-Seq", "If-None-Match", NULL };
     pr_http_header h[PR__DS_MAX_FIELDS * 2 + 8];
     pr_http_request req;
     pr_buf url, dyn;
@@ -924,6 +927,7 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
     req.body_len = rq->body_len;
     req.retry = &ds->retry;
     req.idle_timeout_ms = rq->idle_ms;
+    req.redirect_forward = fwd;
     req.err = &res->http.err;
     if (rq->stream) {
         pr_http_response *r = NULL;

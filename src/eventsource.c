@@ -397,6 +397,8 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
    Returns PR_OK (open, or a reconnect planned: loop), or what the caller
    gets (a deadline, a cancel, the stream's end). */
 static int pr__sse_connect(pr_sse *s, int64_t deadline) {
+    /* the protocol's own fields go on to another origin; the caller's do not */
+    static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
     pr_http_header h[PR__SSE_MAX_FIELDS + 4];
     pr_http_request req;
     pr_retry_policy off;
@@ -451,6 +453,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     req.body_len = s->body_len;
     req.retry = &off;
     req.idle_timeout_ms = s->o.idle_timeout_ms;
+    req.redirect_forward = fwd;
     req.err = &e;
     rc = pr_http_client_request(s->client, &r, &req, deadline);
     pr_buf_deinit(&dyn);
@@ -488,7 +491,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     if (pr_retry_status_retryable(st)) {
         int64_t hint = 0;
         pr_retry_hint_ms(pr_http_header_get(r, "retry-after-ms"), pr_http_header_get(r, "retry-after"),
-                         pr__sse_wall(s), &hint);
+                         pr__sse_wall(s), s->o.max_retry_ms, &hint);
         pr__err_set(&s->err, PR_EHTTP, 0, "sse: status %d", st);
         s->err.http_status = st;
         return pr__sse_plan(s, PR_EHTTP, st, 1, hint);

@@ -111,6 +111,12 @@ typedef struct pr_http_request {
     int idle_timeout_ms;            /* 0 = the client's idle_timeout_ms; > 0 = this request's own;
                                        < 0 = none: the longest silence of the connection (a live
                                        read's limit: a dead peer behind a proxy sends nothing) */
+    const char *const *redirect_forward; /* NULL = none: names (NULL-terminated, any case) of this
+                                       request's fields that are safe to send on to another origin
+                                       when a redirect goes there, on top of the client's
+                                       redirect_forward_headers; every other field but Accept,
+                                       Accept-Language, User-Agent (and the body's Content-Type,
+                                       -Language, -Encoding) is dropped there (see the client) */
     pr_err_info *err;               /* out, optional: this request's failure detail (the client's
                                        pr_http_client_last_error is shared by its tasks) */
 } pr_http_request;

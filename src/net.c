@@ -771,7 +771,7 @@ static void pr__net_cache_put(const char *host, int family, const pr_addr *v, si
     }
     snprintf(pr__net_cache[victim].host, PR__NET_HOST_MAX, "%s", host);
     pr__net_cache[victim].family = family;
-    pr__net_cache[victim].expires = pr_now() + PR__NET_CACHE_MS;
+    pr__net_cache[victim].expires = pr_deadline_in(PR__NET_CACHE_MS);
     pr__net_cache[victim].n = n;
     memcpy(pr__net_cache[victim].addrs, v, n * sizeof *v);
     pthread_mutex_unlock(&pr__net_dns_mu);
@@ -1159,7 +1159,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
             }
             fds[live] = fd;
             idx[live++] = (int)(a - l->addrs);
-            next_start = now + delay;
+            next_start = pr__time_add(now, delay);
             continue;
         }
         if (live == 0) {
@@ -1278,7 +1278,7 @@ int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline) {
             int e = errno;
             int64_t now = pr_now();
             if (deadline <= now) return pr__err_set(&l->err, PR_EIO, e, "accept: %s", strerror(e));
-            if ((rc = pr_sleep(pr_deadline_min(deadline, now + 50))) != PR_OK)
+            if ((rc = pr_sleep(pr_deadline_min(deadline, pr__time_add(now, 50)))) != PR_OK)
                 return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
             continue;
         }

@@ -313,7 +313,7 @@ PRISTINE_API int pr_retry_http_should_retry(int status, const pr_slice *x_should
    ("Sun, 06 Nov 1994 08:49:37 GMT"), RFC 850 ("Sunday, 06-Nov-94 08:49:37
    GMT"; a two-digit year more than 50 years in the future of now_unix_ms
    is taken from the century before) and asctime ("Sun Nov  6 08:49:37
-   1994"). The weekday must be the date's own.
+   1994"). The weekday must be the date's own; the year is 0 to 9999.
    Params: s - the text (surrounding spaces ignored); now_unix_ms - the
            current time (for RFC 850 years); out - receives ms since 1970 UTC.
    Returns: PR_OK; PR_EINVAL for anything else.
@@ -326,17 +326,21 @@ PRISTINE_API int pr_retry_parse_http_date(pr_slice s, int64_t now_unix_ms, int64
    number of ms) wins when it is present and parses, even if its value is
    then refused; else Retry-After as decimal seconds or an HTTP-date
    (minus now_unix_ms). Numbers are whole-string decimals ("2", "1.5"); a
-   sign, garbage, "nan" or "inf" do not parse. The hint is usable only when
-   0 < hint <= 60 s; otherwise the caller's own backoff applies.
+   sign, garbage, "nan", "inf" and numbers over 1e300 do not parse. A hint
+   <= 0 is not usable (the caller's own backoff applies); a hint above
+   max_ms is cut to max_ms, so a server asking for 120 s with the default
+   cap waits 60 s, never the short backoff. Nothing overflows, whatever the
+   value or the date.
    Params: retry_after_ms, retry_after - the header values, NULL when
-           absent; now_unix_ms - the wall clock; out - receives the hint in
-           whole ms (rounded up).
+           absent; now_unix_ms - the wall clock; max_ms - the longest
+           delay (<= 0 = 60000); out - receives the hint in whole ms
+           (rounded up), 0 < *out <= max_ms.
    Returns: 1 with *out set, or 0 (no usable hint).
    Blocks: no.
    Thread: any.
    See: pr_retry_parse_http_date. */
 PRISTINE_API int pr_retry_hint_ms(const pr_slice *retry_after_ms, const pr_slice *retry_after, int64_t now_unix_ms,
-                                  int64_t *out);
+                                  int64_t max_ms, int64_t *out);
 
 /* ---- circuit breaker ---- */
 
@@ -842,9 +846,10 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
         v = PR_RETRY_AGAIN;
     }
     now = pr_now();
-    wake = delay >= PR_FOREVER - now ? PR_FOREVER : now + delay;
-    if (p->max_elapsed_ms > 0 && wake - st->start_ms > p->max_elapsed_ms) return pr__retry_stop(st, PR_RETRY_ELAPSED);
-    if (p->progress_timeout_ms > 0 && wake - st->progress_ms > p->progress_timeout_ms)
+    wake = pr__time_add(now, delay);
+    if (p->max_elapsed_ms > 0 && wake > pr__time_add(st->start_ms, p->max_elapsed_ms))
+        return pr__retry_stop(st, PR_RETRY_ELAPSED);
+    if (p->progress_timeout_ms > 0 && wake > pr__time_add(st->progress_ms, p->progress_timeout_ms))
         return pr__retry_stop(st, PR_RETRY_STALLED);
     if (wake > until) return pr__retry_stop(st, PR_RETRY_DEADLINE);
     if (p->on_retry) {
@@ -860,13 +865,11 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
 
 int pr_retry_sleep(pr_retry *st, int64_t delay_ms, int *outcome, int64_t deadline) {
     const pr_retry_policy *p;
-    int64_t now, wake;
+    int64_t wake;
     int rc;
     if (!st || !outcome) return 0;
     p = &st->policy;
-    now = pr_now();
-    wake = delay_ms >= PR_FOREVER - now ? PR_FOREVER : now + delay_ms;
-    if (wake > deadline) wake = deadline;
+    wake = pr_deadline_min(pr_deadline_in(delay_ms), deadline);
     rc = p->hooks.sleep ? p->hooks.sleep(delay_ms, wake, p->hooks.user_data) : pr_sleep(wake);
     if (rc == PR_ECANCELED || pr_is_canceled()) {
         *outcome = PR_ECANCELED;
@@ -1038,7 +1041,9 @@ int pr_retry_parse_http_date(pr_slice s, int64_t now_unix_ms, int64_t *out) {
         if (year > now_year + 50) year -= 100;
         else if (year + 100 <= now_year + 50) year += 100;
     }
-    if (wday < 0 || month < 0 || day < 1 || year < 0 || secs < 0 || day > mdays[month]) return PR_EINVAL;
+    /* years past 9999 (RFC 850 near a far-future wall clock) would overflow the ms */
+    if (wday < 0 || month < 0 || day < 1 || year < 0 || year > 9999 || secs < 0 || day > mdays[month])
+        return PR_EINVAL;
     if (month == 1 && day == 29 && !((year % 4 == 0 && year % 100 != 0) || year % 400 == 0)) return PR_EINVAL;
     days = pr__days_from_civil(year, month + 1, day);
     if (((days % 7) + 11) % 7 != wday) return PR_EINVAL; /* 1970-01-01 was a Thursday (4) */
@@ -1047,7 +1052,7 @@ int pr_retry_parse_http_date(pr_slice s, int64_t now_unix_ms, int64_t *out) {
 }
 
 int pr_retry_hint_ms(const pr_slice *retry_after_ms, const pr_slice *retry_after, int64_t now_unix_ms,
-                     int64_t *out) {
+                     int64_t max_ms, int64_t *out) {
     double ms = 0;
     int have = 0;
     if (retry_after_ms && pr__retry_decimal(*retry_after_ms, &ms) == PR_OK) {
@@ -1059,12 +1064,13 @@ int pr_retry_hint_ms(const pr_slice *retry_after_ms, const pr_slice *retry_after
             ms = secs * 1000;
             have = 1;
         } else if (pr_retry_parse_http_date(*retry_after, now_unix_ms, &when) == PR_OK) {
-            ms = (double)(when - now_unix_ms);
+            ms = (double)when - (double)now_unix_ms; /* in doubles: any clock, no overflow */
             have = 1;
         }
     }
-    if (!have || !(ms > 0) || ms > 60000) return 0;
-    if (out) *out = pr__ms_ceil(ms);
+    if (!have || !(ms > 0)) return 0;
+    if (max_ms <= 0) max_ms = 60000;
+    if (out) *out = ms < (double)max_ms ? pr__ms_ceil(ms) : max_ms;
     return 1;
 }
 
@@ -1306,7 +1312,7 @@ static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, in
     n = strlen(key);
     while ((k = *pp) != NULL) {
         if (k->key_len == n && memcmp(k + 1, key, n) == 0) return k;
-        if (create && k->until + 60000 <= now && !k->waiters.n) {
+        if (create && pr__time_add(k->until, 60000) <= now && !k->waiters.n) {
             *pp = k->next;
             pr__window_key_free(k);
             continue;
@@ -1340,7 +1346,8 @@ int64_t pr_backoff_window_remaining(pr_backoff_window *w, const char *key) {
     int64_t until = pr_backoff_window_until(w, key), now;
     if (!until) return 0; /* no window: no clock read on the hot path */
     now = pr_now();
-    return until > now ? until - now : 0;
+    if (until <= now) return 0;
+    return until > pr__time_add(now, PR_FOREVER) ? PR_FOREVER : until - now; /* a FOREVER window, any clock */
 }
 
 int pr_backoff_window_wait(pr_backoff_window *w, const char *key, int64_t deadline) {

@@ -47,8 +47,8 @@
  * polls made) spaces the polls after answers with nothing new, so a
  * server that answers at once cannot drive a hot loop. A server's own
  * delay - retry_after_ms (> 0) in a 200's or a 408's JSON body, else a
- * retry-after-ms / Retry-After header on any answer (pr_retry_hint_ms: at
- * most 60 s) - replaces poll_backoff, conn_backoff and the billing pause:
+ * retry-after-ms / Retry-After header on any answer (pr_retry_hint_ms) -
+ * replaces poll_backoff, conn_backoff and the billing pause:
  * it is used as given, but never below poll_backoff.base_ms nor above
  * hint_max_ms (60 s). The payload poll after complete_metadata (one per future) goes at
  * once unless that answer carries a delay.
@@ -139,9 +139,8 @@ typedef struct pr_rfuture_poller_opts {
                                     base_ms 0 = 5 ms doubling to 1000 ms, no jitter */
     pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_POLL */
     int64_t hint_max_ms;         /* 0 = 60000: the longest wait a server can ask for; a longer
-                                    retry_after_ms (any JSON number) is cut to it. Retry-After /
-                                    retry-after-ms headers over 60 s are no hint at all
-                                    (pr_retry_hint_ms): the backoff applies */
+                                    retry_after_ms (any JSON number) or Retry-After /
+                                    retry-after-ms header is cut to it */
     void (*on_queue_state)(const pr_queue_change *change, void *user_data); /* NULL = none */
     void *queue_user_data;
     void (*on_event)(const pr_rfuture_event *ev, void *user_data);         /* NULL = none */
@@ -691,7 +690,7 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
         hint = ms < (double)cap ? (int64_t)ms + ((double)(int64_t)ms < ms) : cap;
     else if (!pr_retry_hint_ms(pr_http_header_get(res->resp, "retry-after-ms"),
                                pr_http_header_get(res->resp, "retry-after"),
-                               h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__wall_ms(), &hint))
+                               h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__wall_ms(), cap, &hint))
         return fallback;
     return PR__MIN(PR__MAX(hint, r->p->o.poll_backoff.base_ms), cap);
 }

@@ -758,8 +758,8 @@ static void pr__poll(pr_sched *s, int block) {
         if (!s->heap_len) {
             timeout = -1;
         } else {
-            int64_t d = s->heap[1]->deadline - pr_now();
-            timeout = d <= 0 ? 0 : d > INT_MAX ? INT_MAX : (int)d;
+            int64_t now = pr_now(), dl = s->heap[1]->deadline; /* dl - now may not fit: compare first */
+            timeout = dl <= now ? 0 : dl >= pr__time_add(now, INT_MAX) ? INT_MAX : (int)(dl - now);
         }
 #ifdef PRISTINE_TESTING
         /* Virtual clock: look at I/O without sleeping, then jump to the next timer. */

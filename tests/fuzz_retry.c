@@ -5,8 +5,10 @@
    Properties checked:
    - pr_retry_parse_http_date never crashes; an accepted date, written back
      as an IMF-fixdate, parses to the same instant;
-   - pr_retry_hint_ms gives a hint only in (0, 60000] ms, whichever header
-     the input fills;
+   - pr_retry_hint_ms gives a hint only in (0, cap] ms, whichever header
+     the input fills, for the default cap and for caps up to INT64_MAX,
+     against wall clocks from INT64_MIN to INT64_MAX (UBSan: no overflow);
+   - pr_retry_parse_http_date does not overflow for any wall clock;
    - pr_retry_x_should_retry answers -1, 0 or 1;
    - a backoff policy built from the input bytes that pr_backoff_check
      accepts gives delays in [0, cap] for any attempt and r. */
@@ -54,8 +56,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     a.len = half;
     b.ptr = (const char *)data + half;
     b.len = size - half;
-    if (pr_retry_hint_ms(&a, &b, now, &h) && (h <= 0 || h > 60000)) fz_die("a hint outside (0, 60000] ms");
-    if (pr_retry_hint_ms(NULL, &s, now, &h) && (h <= 0 || h > 60000)) fz_die("a hint outside (0, 60000] ms");
+    if (pr_retry_hint_ms(&a, &b, now, 0, &h) && (h <= 0 || h > 60000)) fz_die("a hint outside (0, 60000] ms");
+    if (pr_retry_hint_ms(NULL, &s, now, 0, &h) && (h <= 0 || h > 60000)) fz_die("a hint outside (0, 60000] ms");
+    if (size >= 16) { /* the first 16 bytes: a wall clock and a cap, the rest a Retry-After */
+        int64_t wall, cap;
+        pr_slice t;
+        memcpy(&wall, data, sizeof wall);
+        memcpy(&cap, data + 8, sizeof cap);
+        t.ptr = (const char *)data + 16;
+        t.len = size - 16;
+        if (pr_retry_hint_ms(NULL, &t, wall, cap, &h) && (h <= 0 || h > (cap > 0 ? cap : 60000)))
+            fz_die("a hint outside (0, cap] ms");
+        (void)pr_retry_parse_http_date(t, wall, &v);
+    }
     {
         int x = pr_retry_x_should_retry(&s);
         if (x < -1 || x > 1) fz_die("x-should-retry out of range");

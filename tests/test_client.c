@@ -581,6 +581,9 @@ static int cl_redir(cl_srv *s, int conn, int nreq, const char *req, char *out, s
     } else if (sp && !strncmp(sp, " /other ", 8)) {
         snprintf(out, cap, "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n",
                  (const char *)s->user_data);
+    } else if (sp && !strncmp(sp, " /other307 ", 11)) {
+        snprintf(out, cap, "HTTP/1.1 307 Temporary\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n",
+                 (const char *)s->user_data);
     } else {
         snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
     }
@@ -749,12 +752,156 @@ PT_TEST(client_redirect_origin_change_drops_credentials) {
     PT_EQ_INT(b.nreqs, 1);
     PT_CHECK(strstr(b.log, "Authorization") == NULL);
     PT_CHECK(strstr(b.log, "Cookie") == NULL);
-    PT_CHECK(strstr(b.log, "X-Keep: yes") != NULL);
+    PT_CHECK(strstr(b.log, "X-Keep") == NULL); /* not named safe to forward: dropped too */
     PT_CHECK(strstr(b.log, "Host: b.test:") != NULL);
     pr_http_client_destroy(c);
     cl_stop(&a);
     cl_stop(&b);
     pr_dns_override(NULL, 0, NULL);
+}
+
+/* Whether the request head req has the field name (any case); its value
+   goes to val. */
+static int cl_field(const char *req, const char *name, char *val, size_t cap) {
+    const char *end = strstr(req, "\r\n\r\n"), *p = strstr(req, "\r\n");
+    pr_slice want = pr_slice_cstr(name), got;
+    val[0] = 0;
+    while (p && end && p < end) {
+        const char *colon;
+        p += 2;
+        colon = strchr(p, ':');
+        got.ptr = p;
+        got.len = colon ? (size_t)(colon - p) : 0;
+        if (colon && colon < end && pr_slice_ieq(got, want)) {
+            const char *v = colon + 1, *e = strstr(v, "\r\n");
+            while (*v == ' ') v++;
+            snprintf(val, cap, "%.*s", (int)(e - v), v);
+            return 1;
+        }
+        p = strstr(p, "\r\n");
+    }
+    return 0;
+}
+
+/* A redirect to another port sends on only the fields that carry no
+   credentials (Accept, Accept-Language, User-Agent), the body's
+   description while the body goes on, the client's own fields (retry
+   count, idempotency key) and the fields named safe by the client (copied
+   at create) or by the request; a same-origin redirect keeps them all. */
+PT_TEST(client_redirect_cross_origin_keeps_only_safe_fields) {
+    cl_srv a, b;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    pr_http_header h[14];
+    char url[64], loc[64], v[64], names[2][16] = { "x-trace-id", "" };
+    const char *fwd[3], *const per_req[] = { "X-REQUEST-SAFE", NULL };
+    static const char *const dropped[] = { "Authorization", "X-Api-Key", "X-Auth-Token", "X-Custom", "Cookie",
+                                           "Content-Location" };
+    static const char *const kept[] = { "Accept", "Accept-Language", "User-Agent", "Content-Type",
+                                        "Content-Language", "Content-Encoding", "X-Trace-Id", "X-Request-Safe" };
+    pr_http_response *r = NULL;
+    pr_http_request req;
+    pr_url u;
+    size_t i, k;
+    PT_REQUIRE(cl_start(&a, cl_redir, NULL) == PR_OK);
+    PT_REQUIRE(cl_start(&b, cl_redir, NULL) == PR_OK);
+    snprintf(loc, sizeof loc, "http://127.0.0.1:%u/c", b.port);
+    a.user_data = loc;
+    o.max_redirects = 3;
+    fwd[0] = names[0];
+    fwd[1] = NULL;
+    o.redirect_forward_headers = fwd;
+    o.retry_count_header = "X-Retry-Count"; /* the client's own fields go on too */
+    o.idempotency_header = "Idempotency-Key";
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    strcpy(names[0], "x-other"); /* the client has its own copy */
+    fwd[0] = NULL;
+    for (i = 0; i < sizeof dropped / sizeof dropped[0]; i++) h[i].name = pr_slice_cstr(dropped[i]);
+    for (k = 0; k < sizeof kept / sizeof kept[0]; k++) h[i + k].name = pr_slice_cstr(kept[k]);
+    for (i = 0; i < 14; i++) h[i].value = pr_slice_cstr(i == 3 ? "custom" : "v");
+    h[0].value = pr_slice_cstr("Bearer secret");
+    h[1].value = pr_slice_cstr("key-123");
+    h[2].value = pr_slice_cstr("token-456");
+    for (k = 0; k < 3; k++) { /* 302 to b; 307 to b (the body goes on); 307 within a */
+        const char *path = k == 0 ? "/other" : k == 1 ? "/other307" : "/temp";
+        cl_srv *last = k == 2 ? &a : &b;
+        memset(&req, 0, sizeof req);
+        memset(&u, 0, sizeof u);
+        snprintf(url, sizeof url, "http://127.0.0.1:%u%s", a.port, path);
+        PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
+        req.method = k == 0 ? "GET" : "POST";
+        req.url = &u;
+        req.headers = h;
+        req.nheaders = 14;
+        req.body = k == 0 ? NULL : "hello";
+        req.body_len = k == 0 ? 0 : 5;
+        req.redirect_forward = per_req;
+        PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(5000)), PR_OK);
+        if (r) {
+            PT_EQ_INT(pr_http_status(r), 200);
+            PT_EQ_ERR(cl_body(r, v, sizeof v), PR_OK);
+            pr_http_response_destroy(r);
+            r = NULL;
+        }
+        pr_url_deinit(&u);
+        PT_CHECK(strstr(last->last, "/c HTTP/1.1\r\n") != NULL);
+        PT_CHECK(cl_field(last->last, "X-Retry-Count", v, sizeof v));
+        PT_CHECK(cl_field(last->last, "Idempotency-Key", v, sizeof v) == (k > 0));
+        for (i = 0; i < 14; i++) {
+            char name[32];
+            int want = k == 2 || i >= sizeof dropped / sizeof dropped[0];
+            snprintf(name, sizeof name, "%.*s", (int)h[i].name.len, h[i].name.ptr);
+            if (cl_field(last->last, name, v, sizeof v) != want)
+                pt_fail(__FILE__, __LINE__, "hop %d: %s %s", (int)k, name, want ? "missing" : "forwarded");
+            else if (want && strcmp(v, i == 0 ? "Bearer secret" : i == 1 ? "key-123" : i == 2 ? "token-456"
+                                       : i == 3 ? "custom" : "v"))
+                pt_fail(__FILE__, __LINE__, "hop %d: %s: %s", (int)k, name, v);
+        }
+    }
+    PT_EQ_INT(b.nreqs, 2);
+    PT_EQ_INT(cl_count(a.log, "X-Api-Key: key-123\r\n"), 4); /* every request to a had it */
+    pr_http_client_destroy(c);
+    cl_stop(&a);
+    cl_stop(&b);
+}
+
+/* A redirect that turns the request into a GET without a body (303; 302
+   after POST) drops the fields that describe the body, on the same origin
+   too; the other fields stay there. */
+PT_TEST(client_redirect_to_get_drops_body_fields) {
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_client_opts o = cl_noenv;
+    pr_http_header h[5];
+    char url[64], v[32];
+    int k;
+    PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
+    o.max_redirects = 3;
+    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    h[0].name = pr_slice_cstr("Content-Type");
+    h[0].value = pr_slice_cstr("application/json");
+    h[1].name = pr_slice_cstr("Content-Language");
+    h[1].value = pr_slice_cstr("en");
+    h[2].name = pr_slice_cstr("content-encoding");
+    h[2].value = pr_slice_cstr("identity");
+    h[3].name = pr_slice_cstr("Content-Location");
+    h[3].value = pr_slice_cstr("/doc");
+    h[4].name = pr_slice_cstr("X-Api-Key");
+    h[4].value = pr_slice_cstr("key-123");
+    for (k = 0; k < 2; k++) {
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/%s", s.port, k == 0 ? "see" : "found");
+        PT_EQ_INT(cl_post(c, url, h, 5, 0), 200);
+        PT_CHECK(strstr(s.log, "Content-Type: application/json\r\n") != NULL); /* the POST had them */
+        PT_CHECK(strstr(s.last, "GET /c HTTP/1.1\r\n") == s.last);
+        PT_CHECK(!cl_field(s.last, "Content-Type", v, sizeof v));
+        PT_CHECK(!cl_field(s.last, "Content-Language", v, sizeof v));
+        PT_CHECK(!cl_field(s.last, "Content-Encoding", v, sizeof v));
+        PT_CHECK(!cl_field(s.last, "Content-Location", v, sizeof v));
+        PT_CHECK(cl_field(s.last, "X-Api-Key", v, sizeof v)); /* the same origin: the rest stays */
+        PT_EQ_STR(v, "key-123");
+    }
+    pr_http_client_destroy(c);
+    cl_stop(&s);
 }
 
 /* ---- no_proxy ---- */
@@ -1625,7 +1772,9 @@ PT_TEST(client_alloc_fail_sweep) {
     char url[64], body[64];
     long n;
     int ok = 0;
+    static const char *const fwd[] = { "X-Trace-Id", "Traceparent", NULL };
     o.max_redirects = 3;
+    o.redirect_forward_headers = fwd; /* its copy fails in turn too */
     for (n = 1; n < 400; n++) {
         pr_http_client *c = NULL;
         int rc, done;
@@ -1667,6 +1816,8 @@ const pt_suite pt_suite_client = { "client", {
     PT_ENTRY(client_redirect_stalled_3xx_body),
     PT_ENTRY(client_redirect_methods),
     PT_ENTRY(client_redirect_origin_change_drops_credentials),
+    PT_ENTRY(client_redirect_cross_origin_keeps_only_safe_fields),
+    PT_ENTRY(client_redirect_to_get_drops_body_fields),
     PT_ENTRY(client_no_proxy_match),
     PT_ENTRY(client_plain_proxy_absolute_form),
     PT_ENTRY(client_loopback_never_proxied),

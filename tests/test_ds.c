@@ -942,6 +942,57 @@ PT_TEST(ds_fail_nth_allocation_producer) {
     ds_stop(&f);
 }
 
+
+/* A redirect to another origin carries the protocol's fields (Producer-*,
+   Stream-Seq, the body's Content-Type) but not the caller's own (a key in
+   headers): the handle names its fields to the client. */
+PT_TEST(ds_cross_origin_redirect_keeps_protocol_fields) {
+    static const char *const hs[] = { "X-Api-Key: secret", NULL };
+    ts_server *a, *b;
+    ts_step st;
+    char url[160], loc[160];
+    pr_ds *ds;
+    pr_ds_opts o;
+    pr_ds_append_opts ao;
+    pr_ds_result res;
+    pr_slice v;
+    PT_REQUIRE(ts_start(&a, NULL) == PR_OK);
+    PT_REQUIRE(ts_start(&b, NULL) == PR_OK);
+    snprintf(loc, sizeof loc, "Location: http://127.0.0.1:%u/s\r\n", (unsigned)ts_port(b));
+    st = hr_step(307, loc, NULL);
+    PT_EQ_ERR(ts_script(a, "/s", &st, 1), PR_OK);
+    st = hr_step(204, "Stream-Next-Offset: 9\r\nProducer-Epoch: 0\r\nProducer-Seq: 0\r\n", NULL);
+    PT_EQ_ERR(ts_script(b, "/s", &st, 1), PR_OK);
+    memset(&o, 0, sizeof o);
+    o.content_type = "text/plain";
+    o.headers = hs;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/s", (unsigned)ts_port(a));
+    PT_EQ_ERR(pr_ds_open(&ds, url, &o), PR_OK);
+    memset(&ao, 0, sizeof ao);
+    memset(&res, 0, sizeof res);
+    ao.seq = "0001";
+    ao.producer_id = "p1";
+    PT_EQ_ERR(pr_ds_append(ds, "hello", 5, &ao, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(ts_log_count(a), 1);
+    PT_EQ_INT(ts_log_count(b), 1);
+    PT_CHECK(ts_log_header(ts_log_get(a, 0), "X-Api-Key", &v)); /* the origin: sent */
+    PT_CHECK(!ts_log_header(ts_log_get(b, 0), "X-Api-Key", &v)); /* another origin: not */
+    PT_REQUIRE(ts_log_header(ts_log_get(b, 0), "Producer-Id", &v));
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("p1")));
+    PT_REQUIRE(ts_log_header(ts_log_get(b, 0), "Producer-Epoch", &v));
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("0")));
+    PT_REQUIRE(ts_log_header(ts_log_get(b, 0), "Producer-Seq", &v));
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("0")));
+    PT_REQUIRE(ts_log_header(ts_log_get(b, 0), "Stream-Seq", &v));
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("0001")));
+    PT_REQUIRE(ts_log_header(ts_log_get(b, 0), "Content-Type", &v));
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("text/plain")));
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(ds);
+    ts_stop(b);
+    ts_stop(a);
+}
+
 /* The consumer: batches to the callback with a checkpoint after each,
    state changes, dropped connections resumed from the checkpoint, the
    close ends it; a new consumer from a stored checkpoint gets the rest. */
@@ -1531,6 +1582,7 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_instant_empty_answers_are_paced),
     PT_ENTRY(ds_sse_clean_end_resets_the_backoff),
     PT_ENTRY(ds_server_offsets_checked_where_they_enter),
+    PT_ENTRY(ds_cross_origin_redirect_keeps_protocol_fields),
     PT_ENTRY(ds_consumer_checkpoints_and_resume),
     PT_ENTRY(ds_adapter_speaks_the_protocol),
     PT_ENTRY(ds_query_sorted),

@@ -423,9 +423,11 @@ PT_TEST(es_headers_and_redirect) {
     ts_stop(f.s);
 }
 
-/* A redirect to another origin (another port) drops the credentials the
-   caller set, static and per-connection; a same-origin hop keeps them, and
-   the reconnect starts at the original URL with them again. */
+/* A redirect to another origin (another port) drops the fields the caller
+   set, static and per-connection, credentials or not (X-Client), unless
+   named safe to forward; a same-origin hop keeps them, and the reconnect
+   starts at the original URL with them again. The protocol's own fields
+   (Accept, Cache-Control, Last-Event-ID) go on. */
 PT_TEST(es_cross_origin_redirect_drops_credentials) {
     es_fx f;
     ts_server *other;
@@ -464,10 +466,13 @@ PT_TEST(es_cross_origin_redirect_drops_credentials) {
     PT_CHECK(ts_log_header(ts_log_get(f.s, 1), "Cookie", &v));
     PT_CHECK(!ts_log_header(ts_log_get(other, 0), "Authorization", &v)); /* cross origin: dropped */
     PT_CHECK(!ts_log_header(ts_log_get(other, 0), "Cookie", &v));
-    PT_REQUIRE(ts_log_header(ts_log_get(other, 0), "X-Client", &v)); /* not a credential: kept */
-    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("pristine")));
+    PT_CHECK(!ts_log_header(ts_log_get(other, 0), "X-Client", &v)); /* not named safe: dropped too */
+    PT_REQUIRE(ts_log_header(ts_log_get(other, 0), "Accept", &v));   /* describes the request: kept */
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("text/event-stream")));
     PT_REQUIRE(ts_log_header(ts_log_get(other, 1), "Last-Event-ID", &v));
     PT_CHECK(pr_slice_eq(v, pr_slice_cstr("1")));
+    PT_REQUIRE(ts_log_header(ts_log_get(other, 1), "Cache-Control", &v));
+    PT_CHECK(pr_slice_eq(v, pr_slice_cstr("no-cache")));
     PT_CHECK(!ts_log_header(ts_log_get(other, 1), "Authorization", &v));
     PT_CHECK(pr_slice_eq(ts_log_get(f.s, 2)->path, pr_slice_cstr("/start")));
     PT_REQUIRE(ts_log_header(ts_log_get(f.s, 2), "Authorization", &v)); /* the origin again: sent */

@@ -37,11 +37,13 @@ typedef struct hr_fx {
     pr_http_client_opts o;
     hr_rec rec;
     char base[64];
+    int64_t call_ms; /* hr_get's deadline from now (hr_opts: 20 s) */
 } hr_fx;
 
 static void hr_opts(hr_fx *f) {
     memset(&f->o, 0, sizeof f->o);
     memset(&f->rec, 0, sizeof f->rec);
+    f->call_ms = 20000;
     f->o.ignore_env = 1;
     f->o.retry.hooks.sleep = hr_sleep;
     f->o.retry.hooks.random = hr_random;
@@ -73,7 +75,7 @@ static int hr_get(hr_fx *f, const char *path, char *body, size_t cap) {
     pr_http_response *r = NULL;
     int rc;
     snprintf(url, sizeof url, "%s%s", f->base, path);
-    rc = pr_http_client_get(f->c, &r, url, pr_deadline_in(20000));
+    rc = pr_http_client_get(f->c, &r, url, pr_deadline_in(f->call_ms));
     if (rc) return rc;
     rc = pr_http_status(r);
     if (body) {
@@ -238,13 +240,17 @@ PT_TEST(http_retry_x_should_retry) {
     }
 }
 
-/* The sleep chosen for one 503 (or other status) + headers followed by a 200. */
-static int64_t hr_hint_sleep(int status, const char *headers, int64_t wall_ms) {
+/* The sleep chosen for one 503 (or other status) + headers followed by a
+   200, by a client with that max_retry_after_ms, within a deadline of
+   10 minutes (the sleeps are recorded, not slept). */
+static int64_t hr_hint_sleep_cap(int status, const char *headers, int64_t wall_ms, int max_retry_after_ms) {
     hr_fx f;
     ts_step st[2];
     int64_t d = -1;
     hr_opts(&f);
     f.rec.wall_ms = wall_ms;
+    f.call_ms = 600000;
+    f.o.max_retry_after_ms = max_retry_after_ms;
     if (hr_start(&f, NULL) != PR_OK) return -2;
     st[0] = hr_step(status, headers, NULL);
     st[1] = hr_step(200, NULL, NULL);
@@ -254,17 +260,21 @@ static int64_t hr_hint_sleep(int status, const char *headers, int64_t wall_ms) {
     return d;
 }
 
+static int64_t hr_hint_sleep(int status, const char *headers, int64_t wall_ms) {
+    return hr_hint_sleep_cap(status, headers, wall_ms, 0);
+}
+
 PT_TEST(http_retry_server_hints) {
     const int64_t t = 784111777000LL; /* Sun, 06 Nov 1994 08:49:37 GMT */
     PT_EQ_INT(hr_hint_sleep(429, "Retry-After: 2\r\n", 0), 2000);                              /* R10 */
     PT_EQ_INT(hr_hint_sleep(429, "retry-after-ms: 1500\r\nRetry-After: 30\r\n", 0), 1500);      /* R11 */
     PT_EQ_INT(hr_hint_sleep(429, "retry-after-ms: abc\r\nRetry-After: 1\r\n", 0), 1000);        /* R12 */
-    PT_EQ_INT(hr_hint_sleep(503, "Retry-After: 120\r\n", 0), 500);                              /* R13 */
+    PT_EQ_INT(hr_hint_sleep(503, "Retry-After: 120\r\n", 0), 60000);                            /* R13: cut */
     PT_EQ_INT(hr_hint_sleep(503, "Retry-After: 0\r\n", 0), 500);                                /* R14 */
     PT_EQ_INT(hr_hint_sleep(503, "Retry-After: -3\r\n", 0), 500);
     PT_EQ_INT(hr_hint_sleep(503, "Retry-After: soon\r\n", 0), 500);                             /* R16 */
     PT_EQ_INT(hr_hint_sleep(502, "Retry-After: 1.5\r\n", 0), 1500);                             /* R17 */
-    PT_EQ_INT(hr_hint_sleep(503, "Retry-After: 99999999999999999999\r\n", 0), 500);             /* huge */
+    PT_EQ_INT(hr_hint_sleep(503, "Retry-After: 99999999999999999999\r\n", 0), 60000);           /* huge: cut */
     PT_EQ_INT(hr_hint_sleep(503, "Retry-After: 1e3\r\n", 0), 500);                              /* garbage */
     /* R15: an HTTP-date 3 s ahead of the injected wall clock, in each format; one in the past */
     PT_EQ_INT(hr_hint_sleep(503, "Retry-After: Sun, 06 Nov 1994 08:49:40 GMT\r\n", t), 3000);
@@ -272,6 +282,18 @@ PT_TEST(http_retry_server_hints) {
     PT_EQ_INT(hr_hint_sleep(503, "Retry-After: Sun Nov  6 08:49:40 1994\r\n", t), 3000);
     PT_EQ_INT(hr_hint_sleep(503, "Retry-After: Sun, 06 Nov 1994 08:49:30 GMT\r\n", t), 500);
     PT_EQ_INT(hr_hint_sleep(503, "Retry-After: Mon, 06 Nov 1994 08:49:40 GMT\r\n", t), 500); /* wrong weekday */
+}
+
+/* A server asking for more than max_retry_after_ms waits that long, not the
+   short backoff; the cap is the client's option (0 = 60 s). */
+PT_TEST(http_retry_after_cap_option) {
+    PT_EQ_INT(hr_hint_sleep_cap(503, "Retry-After: 120\r\n", 0, 0), 60000);
+    PT_EQ_INT(hr_hint_sleep_cap(503, "Retry-After: 120\r\n", 0, 90000), 90000);
+    PT_EQ_INT(hr_hint_sleep_cap(503, "Retry-After: 80\r\n", 0, 90000), 80000);
+    PT_EQ_INT(hr_hint_sleep_cap(429, "retry-after-ms: 5000\r\n", 0, 2000), 2000);
+    PT_EQ_INT(hr_hint_sleep_cap(503, "Retry-After: 120\r\n", 0, -1), 60000); /* < 0: the default */
+    PT_EQ_INT(hr_hint_sleep_cap(503, "Retry-After: 9223372036854775807\r\n", 0, 0), 60000);
+    PT_EQ_INT(hr_hint_sleep_cap(503, "Retry-After: Fri, 31 Dec 9999 23:59:59 GMT\r\n", 0, 0), 60000);
 }
 
 PT_TEST(http_retry_hint_then_backoff_sequence) {
@@ -1010,6 +1032,7 @@ const pt_suite pt_suite_http_retry = { "http_retry", {
     PT_ENTRY(http_retry_status_table),
     PT_ENTRY(http_retry_x_should_retry),
     PT_ENTRY(http_retry_server_hints),
+    PT_ENTRY(http_retry_after_cap_option),
     PT_ENTRY(http_retry_hint_then_backoff_sequence),
     PT_ENTRY(http_retry_connection_refused),
     PT_ENTRY(http_retry_timeouts_are_retried),

@@ -353,6 +353,41 @@ PT_TEST(retry_runner_max_elapsed) {
     retry_vclock_off();
 }
 
+/* The runner's sums of a time and a duration saturate on any clock (a
+   virtual clock before 0 here; SAN=1 checks): the wake-up time, and its
+   comparisons with max_elapsed_ms and the progress timeout for a hint of
+   INT64_MAX ms. */
+PT_TEST(retry_runner_saturates_on_any_clock) {
+    pr_retry_policy p;
+    pr_retry st;
+    retry_rec x;
+    int rc = PR_EIO;
+    pr__test_clock_virtual(1, -1000);
+    retry_policy_init(&p, &x);
+    PT_EQ_ERR(pr_retry_begin(&st, &p), PR_OK);
+    PT_EQ_INT(pr_retry_plan(&st, &rc, PR_FOREVER), 500);
+    PT_EQ_INT(pr_retry_sleep(&st, 500, &rc, PR_FOREVER), 1);
+    PT_EQ_INT(pr_now(), -500);
+    retry_policy_init(&p, &x);
+    p.classify = retry_hint_classify;
+    x.hint = INT64_MAX;
+    p.max_elapsed_ms = 1000000;
+    PT_EQ_ERR(pr_retry_begin(&st, &p), PR_OK);
+    PT_EQ_INT(pr_retry_plan(&st, &rc, PR_FOREVER), -1);
+    PT_EQ_INT(st.stop, PR_RETRY_ELAPSED);
+    p.max_elapsed_ms = 0;
+    p.progress_timeout_ms = 1000000;
+    PT_EQ_ERR(pr_retry_begin(&st, &p), PR_OK);
+    PT_EQ_INT(pr_retry_plan(&st, &rc, PR_FOREVER), -1);
+    PT_EQ_INT(st.stop, PR_RETRY_STALLED);
+    p.progress_timeout_ms = 0;
+    PT_EQ_ERR(pr_retry_begin(&st, &p), PR_OK);
+    PT_EQ_INT(pr_retry_plan(&st, &rc, PR_FOREVER), INT64_MAX); /* no limit: the server's word */
+    PT_EQ_INT(pr_retry_plan(&st, &rc, INT64_MAX - 1000), -1); /* wakes at INT64_MAX - 500 */
+    PT_EQ_INT(st.stop, PR_RETRY_DEADLINE);
+    retry_vclock_off();
+}
+
 PT_TEST(retry_runner_hint_overrides_backoff) {
     pr_retry_policy p;
     retry_rec x;
@@ -471,11 +506,15 @@ PT_TEST(retry_runner_cancel_in_real_sleep) {
 
 /* ---- hints ---- */
 
-static int retry_hint(const char *ms, const char *ra, int64_t now, int64_t *out) {
+static int retry_hint_cap(const char *ms, const char *ra, int64_t now, int64_t max_ms, int64_t *out) {
     pr_slice a, b;
     if (ms) a = pr_slice_cstr(ms);
     if (ra) b = pr_slice_cstr(ra);
-    return pr_retry_hint_ms(ms ? &a : NULL, ra ? &b : NULL, now, out);
+    return pr_retry_hint_ms(ms ? &a : NULL, ra ? &b : NULL, now, max_ms, out);
+}
+
+static int retry_hint(const char *ms, const char *ra, int64_t now, int64_t *out) {
+    return retry_hint_cap(ms, ra, now, 0, out);
 }
 
 PT_TEST(retry_hint_numbers) {
@@ -488,18 +527,23 @@ PT_TEST(retry_hint_numbers) {
     PT_EQ_INT(h, 1000);
     PT_EQ_INT(retry_hint(NULL, "1.5", 0, &h), 1);          /* R17: decimal seconds */
     PT_EQ_INT(h, 1500);
-    PT_EQ_INT(retry_hint(NULL, " 60 ", 0, &h), 1);         /* the bound is inclusive */
+    PT_EQ_INT(retry_hint(NULL, " 60 ", 0, &h), 1);         /* the cap itself */
     PT_EQ_INT(h, 60000);
     PT_EQ_INT(retry_hint("0.4", NULL, 0, &h), 1);          /* sub-ms rounds up */
     PT_EQ_INT(h, 1);
+    PT_EQ_INT(retry_hint(NULL, "120", 0, &h), 1);          /* R13: over 60 s: cut to 60 s */
+    PT_EQ_INT(h, 60000);
     h = -1;
-    PT_EQ_INT(retry_hint(NULL, "120", 0, &h), 0);          /* R13: over 60 s */
-    PT_EQ_INT(retry_hint(NULL, "60.001", 0, &h), 0);
+    PT_EQ_INT(retry_hint(NULL, "60.001", 0, &h), 1);
+    PT_EQ_INT(h, 60000);
+    h = -1;
+    PT_EQ_INT(retry_hint("120000", "1", 0, &h), 1);        /* a parseable ms header decides */
+    PT_EQ_INT(h, 60000);
+    h = -1;
     PT_EQ_INT(retry_hint(NULL, "0", 0, &h), 0);            /* R14 */
     PT_EQ_INT(retry_hint(NULL, "-3", 0, &h), 0);
     PT_EQ_INT(retry_hint(NULL, "soon", 0, &h), 0);         /* R16 */
-    PT_EQ_INT(retry_hint("120000", "1", 0, &h), 0);        /* a parseable ms header decides, even refused */
-    PT_EQ_INT(retry_hint("-5", "1", 0, &h), 0);
+    PT_EQ_INT(retry_hint("-5", "1", 0, &h), 0);            /* a parseable ms header decides, even refused */
     {
         static const char *const garbage[] = { "", " ", "1s", "1e3", "nan", "inf", "NaN", "Infinity", "+", "-",
                                                ".", "1.2.3", "0x10", "1 2", "١" };
@@ -507,9 +551,53 @@ PT_TEST(retry_hint_numbers) {
         for (i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
             if (retry_hint(NULL, garbage[i], 0, &h) != 0) pt_fail(__FILE__, __LINE__, "\"%s\" gave a hint", garbage[i]);
     }
-    PT_EQ_INT(retry_hint(NULL, "99999999999999999999999999999999", 0, &h), 0); /* huge */
     PT_EQ_INT(retry_hint(NULL, NULL, 0, &h), 0);
     PT_EQ_INT(h, -1);
+    PT_EQ_INT(retry_hint(NULL, "99999999999999999999999999999999", 0, &h), 1); /* huge: the cap */
+    PT_EQ_INT(h, 60000);
+}
+
+/* The cap is the caller's: a hint above it is cut to it, <= 0 means 60 s;
+   no number or date overflows on the way (SAN=1 checks), whatever the
+   wall clock. */
+PT_TEST(retry_hint_cap_and_extremes) {
+    int64_t h = -1, v = 0;
+    PT_EQ_INT(retry_hint_cap(NULL, "120", 0, 90000, &h), 1);
+    PT_EQ_INT(h, 90000);
+    PT_EQ_INT(retry_hint_cap(NULL, "30", 0, 90000, &h), 1);
+    PT_EQ_INT(h, 30000);
+    PT_EQ_INT(retry_hint_cap("120000", NULL, 0, 90000, &h), 1);
+    PT_EQ_INT(h, 90000);
+    PT_EQ_INT(retry_hint_cap(NULL, "120", 0, -5, &h), 1); /* <= 0: the default */
+    PT_EQ_INT(h, 60000);
+    PT_EQ_INT(retry_hint_cap(NULL, "0.5", 0, 1, &h), 1);
+    PT_EQ_INT(h, 1);
+    /* numbers at and past int64 */
+    PT_EQ_INT(retry_hint_cap("9223372036854775807", NULL, 0, 0, &h), 1);
+    PT_EQ_INT(h, 60000);
+    PT_EQ_INT(retry_hint_cap("9223372036854775807", NULL, 0, INT64_MAX, &h), 1);
+    PT_CHECK(h > 0);
+    PT_EQ_INT(retry_hint_cap(NULL, "9223372036854775807", 0, INT64_MAX, &h), 1);
+    PT_EQ_INT(h, INT64_MAX);
+    PT_EQ_INT(retry_hint_cap(NULL, "9223372036854775", 0, INT64_MAX, &h), 1);
+    PT_CHECK(h > 0);
+    h = -1;
+    PT_EQ_INT(retry_hint_cap(NULL, "1e400", 0, 0, &h), 0); /* not a decimal */
+    PT_EQ_INT(retry_hint_cap("1e400", NULL, 0, 0, &h), 0);
+    PT_EQ_INT(h, -1);
+    /* the last date there is, against any wall clock */
+    PT_EQ_INT(retry_hint_cap(NULL, "Fri, 31 Dec 9999 23:59:59 GMT", 0, 0, &h), 1);
+    PT_EQ_INT(h, 60000);
+    PT_EQ_INT(retry_hint_cap(NULL, "Fri, 31 Dec 9999 23:59:59 GMT", INT64_MIN, INT64_MAX, &h), 1);
+    PT_EQ_INT(h, INT64_MAX);
+    PT_EQ_INT(retry_hint_cap(NULL, "Fri, 31 Dec 9999 23:59:59 GMT", INT64_MAX, 0, &h), 0); /* in the past */
+    PT_EQ_INT(retry_hint_cap(NULL, "Sun, 06 Nov 1994 08:49:37 GMT", INT64_MIN, 0, &h), 1);
+    PT_EQ_INT(h, 60000);
+    /* RFC 850 near the end of the int64 clock: the year would pass 9999 (and the ms INT64_MAX) */
+    PT_EQ_ERR(pr_retry_parse_http_date(pr_slice_cstr("Wednesday, 06-Nov-44 08:49:37 GMT"), INT64_MAX, &v), PR_EINVAL);
+    PT_EQ_ERR(pr_retry_parse_http_date(pr_slice_cstr("Thursday, 06-Nov-94 08:49:37 GMT"), INT64_MAX, &v), PR_EINVAL);
+    PT_EQ_INT(retry_hint_cap(NULL, "Wednesday, 06-Nov-44 08:49:37 GMT", INT64_MAX, 0, &h), 0);
+    PT_EQ_ERR(pr_retry_parse_http_date(pr_slice_cstr("Sunday, 06-Nov-94 08:49:37 GMT"), INT64_MIN, &v), PR_EINVAL);
 }
 
 PT_TEST(retry_hint_http_dates) {
@@ -575,7 +663,8 @@ PT_TEST(retry_hint_http_dates) {
     PT_EQ_INT(retry_hint(NULL, "Sun Nov  6 08:49:40 1994", t, &h), 1);
     PT_EQ_INT(h, 3000);
     PT_EQ_INT(retry_hint(NULL, "Sun, 06 Nov 1994 08:49:30 GMT", t, &h), 0);
-    PT_EQ_INT(retry_hint(NULL, "Sun, 06 Nov 1994 08:51:37 GMT", t, &h), 0); /* 120 s: over the bound */
+    PT_EQ_INT(retry_hint(NULL, "Sun, 06 Nov 1994 08:51:37 GMT", t, &h), 1); /* 120 s: cut to the cap */
+    PT_EQ_INT(h, 60000);
 }
 
 PT_TEST(retry_http_date_two_digit_years) {
@@ -845,6 +934,26 @@ PT_TEST(retry_window_set_and_expire) {
     PT_EQ_ERR(pr_backoff_window_wait(w, NULL, pr_deadline_in(100)), PR_ETIMEDOUT);
     PT_EQ_ERR(pr_backoff_window_wait(w, NULL, PR_FOREVER), PR_OK);
     PT_EQ_INT(pr_now() - t0, 1000 + 300);
+    pr_backoff_window_destroy(w);
+    retry_vclock_off();
+}
+
+/* A window of INT64_MAX ms ends at PR_FOREVER and stays: the clean-up of
+   old windows (when another key is set) must not wrap its end into the
+   past; its remaining time saturates, even on a clock before 0. */
+PT_TEST(retry_window_forever) {
+    pr_backoff_window *w;
+    int64_t t0 = retry_vclock_on();
+    PT_REQUIRE(pr_backoff_window_create(&w) == PR_OK);
+    PT_EQ_ERR(pr_backoff_window_set(w, "a", INT64_MAX), PR_OK);
+    PT_EQ_INT(pr_backoff_window_until(w, "a"), PR_FOREVER);
+    PT_EQ_ERR(pr_backoff_window_set(w, "b", 10), PR_OK);
+    PT_EQ_INT(pr_backoff_window_until(w, "a"), PR_FOREVER);
+    PT_EQ_INT(pr_backoff_window_remaining(w, "a"), PR_FOREVER - t0);
+    pr__test_clock_virtual(1, -1000);
+    PT_EQ_INT(pr_backoff_window_remaining(w, "a"), PR_FOREVER);
+    PT_EQ_INT(pr_backoff_window_remaining(w, "b"), t0 + 10 + 1000);
+    PT_EQ_ERR(pr_backoff_window_wait(w, "a", pr_deadline_in(5)), PR_ETIMEDOUT);
     pr_backoff_window_destroy(w);
     retry_vclock_off();
 }
@@ -1151,18 +1260,21 @@ const pt_suite pt_suite_retry = { "retry", {
     PT_ENTRY(retry_random_bounds),
     PT_ENTRY(retry_runner_counts_and_sleeps),
     PT_ENTRY(retry_runner_max_elapsed),
+    PT_ENTRY(retry_runner_saturates_on_any_clock),
     PT_ENTRY(retry_runner_hint_overrides_backoff),
     PT_ENTRY(retry_runner_never_sleeps_past_deadline),
     PT_ENTRY(retry_runner_progress_timeout),
     PT_ENTRY(retry_runner_cancel_in_sleep),
     PT_ENTRY(retry_runner_cancel_in_real_sleep),
     PT_ENTRY(retry_hint_numbers),
+    PT_ENTRY(retry_hint_cap_and_extremes),
     PT_ENTRY(retry_hint_http_dates),
     PT_ENTRY(retry_http_date_two_digit_years),
     PT_ENTRY(retry_should_retry_rules),
     PT_ENTRY(retry_breaker_transitions),
     PT_ENTRY(retry_breaker_registry_many_tasks),
     PT_ENTRY(retry_window_set_and_expire),
+    PT_ENTRY(retry_window_forever),
     PT_ENTRY(retry_window_wait_extended_and_cleared),
     PT_ENTRY(retry_window_shared_by_100_tasks),
     PT_ENTRY(retry_sem_counting),

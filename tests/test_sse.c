@@ -376,6 +376,17 @@ PT_TEST(sse_r8_retry) {
     /* 64 bits, saturating */
     SSE_EXPECT("retry: 4294967296000\n\n", NULL, "end last= retry=4294967296000\n");
     SSE_EXPECT("retry: 99999999999999999999999\n\n", NULL, "end last= retry=9223372036854775807\n");
+    SSE_EXPECT("retry: 9223372036854775807\n\n", NULL, "end last= retry=9223372036854775807\n");
+    SSE_EXPECT("retry: 9223372036854775806\n\n", NULL, "end last= retry=9223372036854775806\n");
+    SSE_EXPECT("retry: 9223372036854775808\n\n", NULL, "end last= retry=9223372036854775807\n");
+    SSE_EXPECT("retry: 92233720368547758070\n\n", NULL, "end last= retry=9223372036854775807\n");
+    { /* 400 digits (SAN=1: no signed overflow on the way) */
+        static char line[7 + 400 + 2 + 1];
+        memcpy(line, "retry: ", 7);
+        memset(line + 7, '9', 400);
+        memcpy(line + 407, "\n\n", 2);
+        SSE_EXPECT(line, NULL, "end last= retry=9223372036854775807\n");
+    }
     SSE_EXPECT("retry: 0\n\n", NULL, "end last= retry=0\n");
     /* takes effect at once: survives an unterminated block at the end */
     SSE_EXPECT("data: a\nretry: 300\n", NULL, "end last= retry=300\n");
