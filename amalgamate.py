@@ -8,7 +8,8 @@
     python3 amalgamate.py --src DIR            read the modules from DIR (to test this tool)
 
 The structural lints run on every invocation; any finding exits with status 2.
-The output depends only on MODULES, src/ and LICENSE. Standard library only.
+The output depends only on MODULES, src/ and LICENSE; src/history.txt, the revision
+history, is emitted last. Standard library only.
 tools/check_api.py imports this file for its C scanner and the reserved-name list.
 """
 import argparse
@@ -459,6 +460,11 @@ def amalgamate(src, with_lines=False):
         out += comment_block(license_path, read_text(license_path), problems)
     else:
         problems.add(license_path, None, "missing")
+    history_path = os.path.join(src, "history.txt")  # the revision history comes last (stb's place)
+    if os.path.exists(history_path):
+        out += [""] + comment_block(history_path, read_text(history_path), problems)
+    else:
+        problems.add(history_path, None, "missing")
     text = "\n".join(l.rstrip() for l in out).rstrip("\n") + "\n"
     return (None if problems else text), problems
 

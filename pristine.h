@@ -2,6 +2,7 @@
 pristine.h 0.1.0 - coroutine networking in one C header
 
 generated from src/ by amalgamate.py; edit src/, not this file
+The license (MIT) and the revision history are at the end of the file.
 
 USAGE
   In exactly one C or C++ file, include it with the switch, before any other
@@ -19497,4 +19498,73 @@ AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
 LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
 OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 SOFTWARE.
+*/
+
+/*
+REVISION HISTORY
+  Every public change: a new or renamed name, a changed signature, a changed
+  default or a changed meaning. Newest first. While the version is 0.x a
+  release may break the API; each break is listed here.
+
+  unreleased (after 0.1.0)
+    Changed signature
+      pr_retry_hint_ms        takes int64_t max_ms before out (<= 0 = 60000);
+                              a hint above it is cut to it (was: refused, so
+                              a server asking for 120 s got the short backoff)
+    New options and fields
+      pr_http_request         idle_timeout_ms (0 = the client's, > 0 own,
+                              < 0 none); redirect_forward (names of this
+                              request's fields that may go to another origin)
+      pr_http_client_opts     max_retry_after_ms (0 = 60000);
+                              redirect_forward_headers (copied)
+      pr_sse_stream_opts      max_retry_ms (0 = an hour): the cap on retry:
+                              and every wait a server asks for;
+                              max_last_event_id (0 = 4096 bytes)
+      pr_ds_read_opts         idle_timeout_ms (0 = 60000, < 0 none)
+      pr_ds_consumer_opts     idle_timeout_ms (the same, for its reads)
+      pr_ds_producer_opts     delivery_timeout_ms (0 = 120000, < 0 none)
+      pr_rfuture_poller_opts  hint_max_ms (0 = 60000)
+      pr_reporter_opts        queue_max_bytes (0 = 8 MiB)
+    Changed behaviour
+      http     The idle timeout is the connection's silence since its last
+               byte, across calls; a connection found silent stays failed.
+      client   A redirect to another origin drops every field of the request
+               but Accept, Accept-Language, User-Agent, the body's
+               Content-Type/-Language/-Encoding while the body goes on, the
+               client's own retry fields and the names given as safe (was:
+               only Authorization, Cookie, Proxy-Authorization). A redirect
+               that turns the request into a GET drops the body's fields.
+      retry    Every sum of a time and a duration saturates; an HTTP-date
+               past the year 9999 is PR_EINVAL.
+      sse      The stream's idle clock spans calls (a 1 s deadline in a loop
+               no longer hides a dead connection); the caller's deadline
+               holds while bytes arrive that complete no event; a connection
+               that ends within a second without an event counts as failed
+               (backoff), a longer one that ends cleanly does not; an ID
+               with a control byte or longer than max_last_event_id is not
+               sent as Last-Event-ID; Cache-Control and Last-Event-ID follow
+               a redirect to another origin.
+      ds       The producer resends a batch with the same (epoch, seq) until
+               the server answers or delivery_timeout_ms passes; a 409 gap
+               waits for the lower batches instead of resending at once; a
+               failure it cannot mend stops it for good (append, flush and
+               close return it: PR_EFAILED when the delivery timeout passed,
+               never PR_ETIMEDOUT, which is only the caller's own deadline)
+               until pr_ds_producer_restart. Live reads drop a silent
+               connection after idle_timeout_ms and resume from their
+               offset; answers that bring nothing new at once are paced
+               (50 ms doubling to 2 s); a clean SSE end after sse_short_ms
+               reconnects at once; offsets and cursors from a server are
+               1 to 1024 printable ASCII bytes, else PR_EPROTO; the protocol's
+               fields follow a redirect to another origin.
+      rfuture  poll_backoff defaults to 5 ms doubling to 1 s (was: at once); a
+               server's delay on
+               any answer is honoured, between poll_backoff.base_ms and
+               hint_max_ms; a request_id or queue_state_reason with a NUL
+               byte or over 1024 bytes is PR_EPROTO.
+      telemetry  The reporter's queue is bounded in bytes as well as events.
+
+  0.1.0
+    First release: runtime, transport, HTTP client, SSE, retry, remote
+    futures, telemetry and the Durable Streams client.
 */
