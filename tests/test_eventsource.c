@@ -9,7 +9,7 @@
 typedef struct es_fx {
     ts_server *s;
     char base[64];
-    int64_t sleeps[16];
+    int64_t sleeps[16], sleep_until[16]; /* each sleep's delay and deadline */
     int nsleeps;
     pr_sse_reconnect seen[16];
     int nseen;
@@ -19,8 +19,10 @@ typedef struct es_fx {
 
 static int es_sleep(int64_t delay, int64_t deadline, void *ud) {
     es_fx *f = (es_fx *)ud;
-    (void)deadline;
-    if (f->nsleeps < 16) f->sleeps[f->nsleeps] = delay;
+    if (f->nsleeps < 16) {
+        f->sleeps[f->nsleeps] = delay;
+        f->sleep_until[f->nsleeps] = deadline;
+    }
     f->nsleeps++;
     return pr_is_canceled() ? PR_ECANCELED : PR_OK;
 }
@@ -659,6 +661,7 @@ PT_TEST(es_retry_field_capped_without_overflow) {
     pr_sse *s;
     pr_sse_event ev;
     ts_step st[2];
+    int64_t until;
     es_start(&f);
     es_opts(&f, &o);
     PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&retry=9223372036854775807"), &o, pr_deadline_in(5000)),
@@ -667,11 +670,13 @@ PT_TEST(es_retry_field_capped_without_overflow) {
     PT_EQ_INT(ev.stream_retry_ms, 3600000); /* the default cap: an hour */
     PT_EQ_INT(pr_sse_retry_ms(s), 3600000);
     /* the end: an hour's wait, so this call waits out its own deadline */
-    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ETIMEDOUT);
+    until = pr_deadline_in(5000);
+    PT_EQ_ERR(pr_sse_next(s, &ev, until), PR_ETIMEDOUT);
     PT_EQ_INT(f.nseen, 1);
     PT_EQ_INT(f.seen[0].delay_ms, 3600000);
     PT_EQ_INT(f.nsleeps, 1);
-    PT_EQ_INT(f.sleeps[0], 5000);
+    PT_EQ_INT(f.sleep_until[0], until); /* a sleep to the caller's deadline, not past it */
+    PT_CHECK(f.sleeps[0] > 0 && f.sleeps[0] <= 5000);
     PT_EQ_INT(ts_accepted(f.s), 1); /* no reconnect at once */
     pr_sse_destroy(s);
     /* a connection that delivers nothing fails: the backoff is added to the capped wait */
