@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""amalgamate.py: build pristine.h from src/ (CONVENTIONS.md section 2).
+"""amalgamate.py: build pristine.h from src/ (CONTRIBUTING.md, Layout and Module anatomy).
 
     python3 amalgamate.py                      write pristine.h
     python3 amalgamate.py --check              compare with the committed pristine.h; never writes
@@ -20,19 +20,20 @@ import signal
 import sys
 from collections import namedtuple
 
-# The manifest: module order is dependency order (ARCHITECTURE.md section 3).
+# The manifest: module order is dependency order; a module uses only the ones before it
+# (CONTRIBUTING.md, Layout).
 MODULES = ["base", "time", "buf", "json", "url", "sse", "coro", "sched", "future", "retry", "net", "tls", "http", "client", "eventsource", "rfuture", "telemetry", "ds"]
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 NOTICE = "generated from src/ by amalgamate.py; edit src/, not this file"
 
-# Names a file-scope declaration may start with (CONVENTIONS.md section 3).
+# Names a file-scope declaration may start with (CONTRIBUTING.md, Naming).
 PUBLIC_PREFIXES = ("pr_", "PR_", "PRISTINE_")
 # System macros only base.c may define: feature-test macros (they must precede the
 # system headers) and portability shims.
 SYSTEM_MACROS = {"_GNU_SOURCE", "_DEFAULT_SOURCE", "_POSIX_C_SOURCE", "_XOPEN_SOURCE",
                  "_DARWIN_C_SOURCE", "MAP_ANONYMOUS"}
-# PR_ names taken by <linux/prctl.h> and NSPR (CONVENTIONS.md section 3). This is the one copy.
+# PR_ names taken by <linux/prctl.h> and NSPR (CONTRIBUTING.md, Naming). This is the one copy.
 RESERVED_PREFIXES = (
     "PR_SET_", "PR_GET_", "PR_SCHED_", "PR_TASK_", "PR_SYS_", "PR_TIMING_", "PR_ENDIAN_",
     "PR_FP_", "PR_SPEC_", "PR_MTE_", "PR_CAP", "PR_MCE_", "PR_LOG_", "PR_POLL_", "PR_IO_",
@@ -340,7 +341,7 @@ def lint(mods, problems):
         for d in pub + imp:
             if reserved(d.name):
                 problems.add(m.path, d.line, "%s is in a reserved PR_ sub-prefix "
-                             "(taken by <linux/prctl.h> or NSPR; CONVENTIONS.md section 3)" % d.name)
+                             "(taken by <linux/prctl.h> or NSPR; CONTRIBUTING.md, Naming)" % d.name)
         for d in pub:
             if not named_ok(m, d):
                 problems.add(m.path, d.line, "%s %s in the public region must start with "

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""check_api.py: API documentation and naming lints (CONVENTIONS.md sections 3, 10, 11).
+"""check_api.py: API documentation and naming lints (CONTRIBUTING.md, Module anatomy and Naming).
 
     python3 tools/check_api.py [--src DIR] [--readme FILE]
 
