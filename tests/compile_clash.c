@@ -1,6 +1,7 @@
 /* compile_clash.c - pristine.h with the implementation after <sys/prctl.h> and,
    when run.sh finds it (PT_HAVE_NSPR), NSPR's <nspr.h>: both define hundreds of
-   PR_* names (CONVENTIONS.md section 3), and none may collide with ours. */
+   PR_* names, and none may collide with ours (the reserved list is in amalgamate.py;
+   CONTRIBUTING.md, Naming). */
 #define _GNU_SOURCE 1
 #include <sys/prctl.h>
 #ifdef PT_HAVE_NSPR

@@ -1,4 +1,4 @@
-// compile_cpp.cpp - pristine.h as C++11 (CONVENTIONS.md section 12).
+// compile_cpp.cpp - pristine.h as C++11, one of run.sh's compile-only checks.
 // run.sh builds it twice: with the implementation, linked alone and run; and
 // with PT_LINK_ONLY against the C-compiled implementation in compile_twice.o,
 // which proves the declarations have C linkage in C++.

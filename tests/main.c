@@ -1,4 +1,4 @@
-/* main.c - the test runner (CONVENTIONS.md section 12); all.c includes it last.
+/* main.c - the test runner (CONTRIBUTING.md, Tests); all.c includes it last.
 
    pristine_tests [-l] [-q] [-t SECONDS] [substring]
 

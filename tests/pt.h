@@ -1,4 +1,4 @@
-/* pt.h - the pristine test harness (CONVENTIONS.md section 12). libc only, C99.
+/* pt.h - the pristine test harness (CONTRIBUTING.md, Tests). libc only, C99.
 
    PT_TEST(name) { ... }            a test: a static void function
    const pt_suite pt_suite_sse = { "sse", { PT_ENTRY(a), PT_ENTRY(b), {0, 0} } };

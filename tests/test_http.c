@@ -796,7 +796,7 @@ PT_TEST(http_interim_heads_share_head_budget) {
     HTTP_BODY_IS(res, "hi");
     http_run(&res, resp, NULL, &o, 0, 1, HTTP_READ_SMALL);
     PT_EQ_ERR(res.rc, PR_OK);
-    /* the defaults: 64 KiB heads, 64 KiB receive buffer (spec/http.md 7.5) */
+    /* the defaults: 64 KiB heads, 64 KiB receive buffer (pr_http_opts) */
     pr__http_opts_resolve(&d, NULL);
     PT_EQ_INT(d.max_head_bytes, 65536);
     PT_EQ_INT(d.recv_buf_size, 65536);

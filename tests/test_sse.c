@@ -1,5 +1,29 @@
-/* sse: the decoder against spec/sse.md R1-R13, split invariance, limits,
-   resume, JSON and allocation failures.
+/* sse: the decoder against the WHATWG event-stream parsing rules, split
+   invariance, limits, resume, JSON and allocation failures.
+
+   The sections below (and the R numbers in src/sse.c's comments) number
+   those rules R1-R13, this file's own numbering:
+     R1  UTF-8 decoding: one leading BOM stripped per connection, invalid
+         bytes become U+FFFD (unless raw_bytes)
+     R2  line ends: CRLF, LF or CR; a CR ends its line at once; bytes after
+         the last line end are an incomplete line
+     R3  line kinds: blank line, comment (leading ':'), field; the first ':'
+         splits name and value, one leading space is dropped from the value;
+         no ':' means the whole line is the name and the value is empty
+     R4  field names match byte for byte (case and spaces count)
+     R5  event: sets the event type
+     R6  data: appends the value and a LF to the data buffer
+     R7  id: sets the last event ID (empty clears it); a value with NUL is
+         ignored
+     R8  retry: only ASCII digits set the reconnection time; else ignored
+     R9  unknown field names are ignored
+     R10 a blank line dispatches: no event when the data buffer is empty,
+         one trailing LF removed, type "message" by default, buffers reset
+     R11 at the end of the stream an incomplete block is discarded
+     R12 a dispatched event carries the last event ID as well as its own
+         block's id
+     R13 resume: the last event ID survives a reset and can be seeded for
+         the next connection (it is what Last-Event-ID sends)
 
    Events are logged as text lines and compared with the expected text:
      type=<t> data=<d> id=<- | "" | value> last=<l> retry=<r>
