@@ -1,6 +1,6 @@
 // build: cc -O2 -std=c11 bench/bench_http.c -o build/bench_http -lbearssl -lpthread   (run from the repo root)
 /* bench_http.c - pristine's HTTP client against nginx, side by side with
-   curl and wrk in the same run (spec/http.md section 7 has the baselines).
+   curl and wrk in the same run (bench/README.md has the targets).
 
    Starts its own nginx (tests/nginx/nginx_run.h, prefix build/nginx-bench,
    pinned to CPU 0; this program and the tools it runs are pinned to CPU 1
