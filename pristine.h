@@ -209,7 +209,7 @@ typedef struct pr_err_info {
     int tls_error;   /* BearSSL error when code == PR_ETLS, else 0 */
     int dns_error;   /* resolver error when code == PR_EDNS, else 0 */
     int http_status; /* last HTTP status seen, 0 if none */
-    char msg[120];   /* human-readable, NUL-terminated */
+    char msg[256];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */
     int category;    /* whose fault a remote failure is: PR_CATEGORY_*, 0 = unknown */
 } pr_err_info;
 
@@ -5080,6 +5080,37 @@ static PR__MAYBE_UNUSED int pr__err_set(pr_err_info *info, int code, int sys_err
         vsnprintf(info->msg, sizeof info->msg, fmt, ap);
         va_end(ap);
     }
+    return code;
+}
+
+/* Fill info with code and "<prefix>: <cause's message>", keeping the cause's
+   detail (errno, TLS and DNS errors, status, category); info may be cause.
+   The cause survives whole: when both do not fit, the prefix is cut. */
+static PR__MAYBE_UNUSED int pr__err_wrap(pr_err_info *info, int code, const pr_err_info *cause, const char *fmt, ...) {
+    pr_err_info c;
+    char pre[sizeof c.msg];
+    size_t np, nc, room = sizeof c.msg - 1;
+    va_list ap;
+    if (!info) return code;
+    c = *cause;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    *info = c;
+    info->code = code;
+    np = strlen(pre);
+    nc = strlen(c.msg);
+    if (!nc) {
+        memcpy(info->msg, pre, np + 1);
+        return code;
+    }
+    if (np + 2 + nc > room) np = nc + 2 < room ? room - nc - 2 : 0;
+    if (np) {
+        memcpy(info->msg, pre, np);
+        memcpy(info->msg + np, ": ", 2);
+        np += 2;
+    }
+    memcpy(info->msg + np, c.msg, nc + 1); /* np + nc <= room: nc < sizeof c.msg, and np fits beside it */
     return code;
 }
 
@@ -14923,7 +14954,7 @@ static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_dat
 static void pr__http_call_on_retry(const pr_retry_info *info, void *user_data) {
     pr__http_call *k = (pr__http_call *)user_data;
     if (k->c->o.on_event) {
-        char why[160];
+        char why[sizeof k->err.msg + 32];
         if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
         else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
         pr__http_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
@@ -15833,7 +15864,7 @@ typedef struct pr__rfuture {
     int qstate;                 /* last notified queue state / reason */
     char *qreason;
     size_t qreason_n;
-    char last_err[120];         /* the last retryable failure, for a timeout */
+    char last_err[sizeof ((pr_err_info *)0)->msg]; /* the last retryable failure, for a timeout */
 } pr__rfuture;
 
 static void pr__rf_poller_free(pr_rfuture_poller *p) {
@@ -18960,10 +18991,9 @@ static int pr__dsp_send_task(void *arg) {
                 rc = PR_ECANCELED;
                 break;
             }
-            pr__err_set(&res.http.err, PR_EFAILED, last.sys_errno,
-                        "ds producer: batch %lld not stored within delivery_timeout_ms; the last try: %s",
-                        (long long)b->seq, last.msg);
-            res.http.err.http_status = last.http_status;
+            pr__err_wrap(&res.http.err, PR_EFAILED, &last,
+                         "ds producer: batch %lld not stored within delivery_timeout_ms; the last try",
+                         (long long)b->seq);
             pr__dsp_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &res.http.err);
             rc = PR_EFAILED;
             break;
@@ -19510,6 +19540,10 @@ REVISION HISTORY
       pr_rfuture_poller_opts  hint_max_ms (0 = 60000)
       pr_reporter_opts        queue_max_bytes (0 = 8 MiB)
     Changed behaviour
+      base     pr_err_info.msg is 256 bytes (was 120); a message that wraps
+               another's (a stream's "the last: ...", the producer's "the
+               last try: ...") keeps the cause whole and its detail
+               (sys_errno, tls_error, dns_error, http_status).
       http     The idle timeout is the connection's silence since its last
                byte, across calls; a connection found silent stays failed.
       client   A redirect to another origin drops every field of the request

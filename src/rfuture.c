@@ -425,7 +425,7 @@ typedef struct pr__rfuture {
     int qstate;                 /* last notified queue state / reason */
     char *qreason;
     size_t qreason_n;
-    char last_err[120];         /* the last retryable failure, for a timeout */
+    char last_err[sizeof ((pr_err_info *)0)->msg]; /* the last retryable failure, for a timeout */
 } pr__rfuture;
 
 static void pr__rf_poller_free(pr_rfuture_poller *p) {
