@@ -209,7 +209,7 @@ typedef struct pr_err_info {
     int tls_error;   /* BearSSL error when code == PR_ETLS, else 0 */
     int dns_error;   /* resolver error when code == PR_EDNS, else 0 */
     int http_status; /* last HTTP status seen, 0 if none */
-    char msg[120];   /* human-readable, NUL-terminated */
+    char msg[256];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */
     int category;    /* whose fault a remote failure is: PR_CATEGORY_*, 0 = unknown */
 } pr_err_info;
 
@@ -1286,6 +1286,10 @@ PRISTINE_API size_t pr_coro_stack_size(void);
  * buffered or not; pr_chan_choose waits on several operations at once.
  * pr_sched_post is the one call another thread may make: it hands a
  * function to this scheduler, which runs it on its own thread.
+ *
+ * For the modules below: pr__park / pr__wake (a task waits for an event
+ * and a deadline), and the timer heap (pr__theap: nodes by wake-up time,
+ * kept inside what they time), which rfuture uses for its sleeping futures.
  */
 
 /* A task (coroutine). Owned by the scheduler of the thread that spawned it. */
@@ -5079,6 +5083,37 @@ static PR__MAYBE_UNUSED int pr__err_set(pr_err_info *info, int code, int sys_err
     return code;
 }
 
+/* Fill info with code and "<prefix>: <cause's message>", keeping the cause's
+   detail (errno, TLS and DNS errors, status, category); info may be cause.
+   The cause survives whole: when both do not fit, the prefix is cut. */
+static PR__MAYBE_UNUSED int pr__err_wrap(pr_err_info *info, int code, const pr_err_info *cause, const char *fmt, ...) {
+    pr_err_info c;
+    char pre[sizeof c.msg];
+    size_t np, nc, room = sizeof c.msg - 1;
+    va_list ap;
+    if (!info) return code;
+    c = *cause;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    *info = c;
+    info->code = code;
+    np = strlen(pre);
+    nc = strlen(c.msg);
+    if (!nc) {
+        memcpy(info->msg, pre, np + 1);
+        return code;
+    }
+    if (np + 2 + nc > room) np = nc + 2 < room ? room - nc - 2 : 0;
+    if (np) {
+        memcpy(info->msg, pre, np);
+        memcpy(info->msg + np, ": ", 2);
+        np += 2;
+    }
+    memcpy(info->msg + np, c.msg, nc + 1); /* np + nc <= room: nc < sizeof c.msg, and np fits beside it */
+    return code;
+}
+
 /* ---- process-wide hooks ---- */
 /* Number of schedulers alive on any thread; the hooks are frozen while > 0. */
 static int pr__live_scheds;
@@ -8506,6 +8541,20 @@ static PR__MAYBE_UNUSED int pr__test_coro_pool_count(void) { return pr__stack_po
 enum { PR__T_READY = 1, PR__T_RUNNING, PR__T_PARKED, PR__T_DONE };
 enum { PR__TF_CANCELED = 1, PR__TF_DETACHED = 2, PR__TF_MAIN = 4 };
 
+/* The timer heap: a binary min-heap of nodes by key (a wake-up time), 1-based.
+   A node lives inside what it times (PR__CONTAINER_OF gets that back): the
+   scheduler's parked tasks, and rfuture's waiting futures use it too. Room is
+   reserved ahead (pr__theap_reserve), so a push never allocates. */
+typedef struct pr__theap_node {
+    int64_t key;
+    size_t idx;                 /* 1-based position; 0 = not in the heap */
+} pr__theap_node;
+
+typedef struct pr__theap {
+    pr__theap_node **v;         /* v[1..len] */
+    size_t len, cap;
+} pr__theap;
+
 struct pr_task {
     pr__coro *coro;
     struct pr_sched *sched;
@@ -8516,8 +8565,7 @@ struct pr_task {
     pr_task *joiner;            /* the task blocked in pr_join on this one */
     pr_group *group;            /* owning group, or NULL */
     pr_task *gprev, *gnext;     /* links in the group */
-    int64_t deadline;           /* wake-up time while parked */
-    size_t heap_idx;            /* 1-based position in the timer heap; 0 = none */
+    pr__theap_node timer;       /* key: the wake-up time while parked */
     int result;
     int wake;                   /* why the task was woken: PR_OK, PR_ETIMEDOUT, ... */
     unsigned io_run;            /* fd reads and writes done since it last gave up the CPU */
@@ -8548,8 +8596,7 @@ struct pr_sched {
     size_t ntasks;
     pr_task *zombie;              /* a finished detached task, freed after the next switch */
     pr_task *destroyer;           /* main, waiting in pr_sched_destroy for tasks to end */
-    pr_task **heap;               /* timer min-heap on deadline, 1-based */
-    size_t heap_len, heap_cap;
+    pr__theap timers;             /* parked tasks with a deadline */
     pr__fdslot *fds;
     size_t nfds;
     size_t io_waiters;            /* tasks parked in pr_fd_wait */
@@ -8571,63 +8618,78 @@ struct pr_sched {
 
 static PR__THREAD pr_sched *pr__sched_tls;
 
-/* ---- timer heap (min-heap of parked tasks by deadline) ---- */
-static void pr__heap_set(pr_sched *s, size_t i, pr_task *t) {
-    s->heap[i] = t;
-    t->heap_idx = i;
+/* ---- the timer heap ---- */
+static void pr__theap_set(pr__theap *h, size_t i, pr__theap_node *n) {
+    h->v[i] = n;
+    n->idx = i;
 }
 
-static void pr__heap_up(pr_sched *s, size_t i) {
-    pr_task *t = s->heap[i];
-    while (i > 1 && s->heap[i / 2]->deadline > t->deadline) {
-        pr__heap_set(s, i, s->heap[i / 2]);
+static void pr__theap_up(pr__theap *h, size_t i) {
+    pr__theap_node *n = h->v[i];
+    while (i > 1 && h->v[i / 2]->key > n->key) {
+        pr__theap_set(h, i, h->v[i / 2]);
         i /= 2;
     }
-    pr__heap_set(s, i, t);
+    pr__theap_set(h, i, n);
 }
 
-static void pr__heap_down(pr_sched *s, size_t i) {
-    pr_task *t = s->heap[i];
+static void pr__theap_down(pr__theap *h, size_t i) {
+    pr__theap_node *n = h->v[i];
     for (;;) {
         size_t c = 2 * i;
-        if (c > s->heap_len) break;
-        if (c < s->heap_len && s->heap[c + 1]->deadline < s->heap[c]->deadline) c++;
-        if (s->heap[c]->deadline >= t->deadline) break;
-        pr__heap_set(s, i, s->heap[c]);
+        if (c > h->len) break;
+        if (c < h->len && h->v[c + 1]->key < h->v[c]->key) c++;
+        if (h->v[c]->key >= n->key) break;
+        pr__theap_set(h, i, h->v[c]);
         i = c;
     }
-    pr__heap_set(s, i, t);
+    pr__theap_set(h, i, n);
 }
 
-/* Capacity is reserved at spawn time (one slot per task), so parking never allocates. */
-static int pr__heap_reserve(pr_sched *s, size_t n) {
+/* Room for n nodes. */
+static int pr__theap_reserve(pr__theap *h, size_t n) {
     size_t cap;
-    pr_task **h;
-    if (n + 1 <= s->heap_cap) return PR_OK;
-    cap = s->heap_cap ? s->heap_cap * 2 : 64;
+    pr__theap_node **v;
+    if (n + 1 <= h->cap) return PR_OK;
+    cap = h->cap ? h->cap * 2 : 64;
     while (cap < n + 1) cap *= 2;
-    h = (pr_task **)pr__realloc(s->heap, s->heap_cap * sizeof *h, cap * sizeof *h);
-    if (!h) return PR_ENOMEM;
-    s->heap = h;
-    s->heap_cap = cap;
+    v = (pr__theap_node **)pr__realloc(h->v, h->cap * sizeof *v, cap * sizeof *v);
+    if (!v) return PR_ENOMEM;
+    h->v = v;
+    h->cap = cap;
     return PR_OK;
 }
 
-static void pr__heap_push(pr_sched *s, pr_task *t) {
-    PR__ASSERT(s->heap_len + 1 < s->heap_cap);
-    s->heap[++s->heap_len] = t;
-    pr__heap_up(s, s->heap_len);
+static void pr__theap_free(pr__theap *h) {
+    pr__free(h->v, h->cap * sizeof *h->v);
+    memset(h, 0, sizeof *h);
 }
 
-static void pr__heap_remove(pr_sched *s, pr_task *t) {
-    size_t i = t->heap_idx;
-    pr_task *last = s->heap[s->heap_len--];
-    t->heap_idx = 0;
-    if (i > s->heap_len) return;
-    pr__heap_set(s, i, last);
-    pr__heap_up(s, i);
-    pr__heap_down(s, last->heap_idx);
+/* Add n with key (room was reserved). */
+static void pr__theap_push(pr__theap *h, pr__theap_node *n, int64_t key) {
+    PR__ASSERT(h->len + 1 < h->cap);
+    n->key = key;
+    h->v[++h->len] = n;
+    pr__theap_up(h, h->len);
 }
+
+/* Take n out; a node that is not in the heap is left alone. */
+static void pr__theap_remove(pr__theap *h, pr__theap_node *n) {
+    size_t i = n->idx;
+    pr__theap_node *last;
+    if (!i) return;
+    last = h->v[h->len--];
+    n->idx = 0;
+    if (i > h->len) return;
+    pr__theap_set(h, i, last);
+    pr__theap_up(h, i);
+    pr__theap_down(h, last->idx);
+}
+
+/* The node with the smallest key, or NULL. */
+static pr__theap_node *pr__theap_top(const pr__theap *h) { return h->len ? h->v[1] : NULL; }
+
+#define PR__TASK_OF_TIMER(n) PR__CONTAINER_OF(n, pr_task, timer)
 
 /* ---- run queue, wake and the switch ---- */
 static void pr__runq_push(pr_sched *s, pr_task *t) {
@@ -8667,7 +8729,7 @@ static pr_task *pr__sched_pick(pr_sched *s) {
         s->polls_due--;
     } else {
         s->polls_due = 61;
-        if (s->heap_len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
+        if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
     }
     while ((t = s->runq_head) == NULL) pr__poll(s, 1);
     s->runq_head = t->next_ready;
@@ -8707,13 +8769,12 @@ static int pr__park_ex(pr_sched *s, int64_t deadline, int ignore_cancel) {
     if (s->in_post) return PR_ETIMEDOUT; /* a posted function must not block */
     if (deadline != PR_FOREVER) {
         if (deadline <= pr_now()) return PR_ETIMEDOUT;
-        t->deadline = deadline;
-        pr__heap_push(s, t);
+        pr__theap_push(&s->timers, &t->timer, deadline);
     }
     t->state = PR__T_PARKED;
     t->wake = PR_OK;
     pr__sched_next(s);
-    if (t->heap_idx) pr__heap_remove(s, t);
+    pr__theap_remove(&s->timers, &t->timer);
     if (t->wake == PR_ETIMEDOUT && !ignore_cancel && (t->flags & PR__TF_CANCELED)) return PR_ECANCELED;
     if (t->wake == PR_ECANCELED && ignore_cancel) return PR_OK; /* the caller re-checks its condition */
     return t->wake;
@@ -8723,13 +8784,13 @@ static int pr__park(pr_sched *s, int64_t deadline) { return pr__park_ex(s, deadl
 
 /* Wake tasks whose deadline has passed. */
 static void pr__expire(pr_sched *s) {
+    pr__theap_node *n;
     int64_t now;
-    if (!s->heap_len) return;
+    if (!s->timers.len) return;
     now = pr_now();
-    while (s->heap_len && s->heap[1]->deadline <= now) {
-        pr_task *t = s->heap[1];
-        pr__heap_remove(s, t);
-        pr__wake(t, PR_ETIMEDOUT);
+    while ((n = pr__theap_top(&s->timers)) != NULL && n->key <= now) {
+        pr__theap_remove(&s->timers, n);
+        pr__wake(PR__TASK_OF_TIMER(n), PR_ETIMEDOUT);
     }
 }
 
@@ -8922,17 +8983,18 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
 static void pr__poll(pr_sched *s, int block) {
     int timeout = 0;
     if (block) {
-        if (!s->heap_len) {
+        if (!s->timers.len) {
             timeout = -1;
         } else {
-            int64_t now = pr_now(), dl = s->heap[1]->deadline; /* dl - now may not fit: compare first */
+            int64_t now = pr_now(), dl = pr__theap_top(&s->timers)->key; /* dl - now may not fit: compare first */
             timeout = dl <= now ? 0 : dl >= pr__time_add(now, INT_MAX) ? INT_MAX : (int)(dl - now);
         }
 #ifdef PRISTINE_TESTING
         /* Virtual clock: look at I/O without sleeping, then jump to the next timer. */
-        if (pr__test_clock_on && s->heap_len) {
+        if (pr__test_clock_on && s->timers.len) {
             pr__poller_wait(s, 0);
-            if (!s->runq_head && s->heap[1]->deadline > pr__test_clock_ms) pr__test_clock_ms = s->heap[1]->deadline;
+            if (!s->runq_head && pr__theap_top(&s->timers)->key > pr__test_clock_ms)
+                pr__test_clock_ms = pr__theap_top(&s->timers)->key;
             pr__expire(s);
             return;
         }
@@ -8950,9 +9012,9 @@ static pr_sched *pr__sched_get(void) {
     if (!s) return NULL;
     s->wake_rd = s->wake_wr = -1;
     s->pollfd = -1;
-    if (pr__heap_reserve(s, 1) != PR_OK || pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
+    if (pr__theap_reserve(&s->timers, 1) != PR_OK || pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
         if (s->pollfd >= 0) close(s->pollfd);
-        pr__free(s->heap, s->heap_cap * sizeof *s->heap);
+        pr__theap_free(&s->timers);
         pr__free(s, sizeof *s);
         return NULL;
     }
@@ -8994,7 +9056,7 @@ int pr_sched_destroy(void) {
     if (s->wake_rd >= 0) close(s->wake_rd);
     if (s->wake_wr >= 0 && s->wake_wr != s->wake_rd) close(s->wake_wr);
     pthread_mutex_destroy(&s->post_mu);
-    pr__free(s->heap, s->heap_cap * sizeof *s->heap);
+    pr__theap_free(&s->timers);
     pr__free(s->fds, s->nfds * sizeof *s->fds);
 #ifdef PR__POLLER_POLL
     pr__free(s->pfds, s->npfds * sizeof *s->pfds);
@@ -9046,7 +9108,7 @@ static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spa
     int rc;
     if (!fn) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if ((rc = pr__heap_reserve(s, s->ntasks + 2)) != PR_OK) return rc;
+    if ((rc = pr__theap_reserve(&s->timers, s->ntasks + 2)) != PR_OK) return rc;
     rc = opts ? pr__coro_create(&c, &extra, sizeof *t, opts->stack_size, opts->stack_mem, opts->stack_mem_size,
                                 pr__task_entry, NULL)
               : pr__coro_create(&c, &extra, sizeof *t, 0, NULL, 0, pr__task_entry, NULL);
@@ -9205,7 +9267,7 @@ static pr__fdslot *pr__fd_slot(pr_sched *s, int fd) { return pr__fd_reserve(s, f
 #define PR__IO_BUDGET 32
 static void pr__io_turn(pr_sched *s) {
     if (++s->cur->io_run < PR__IO_BUDGET || s->in_post) return;
-    if (s->heap_len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
+    if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
     s->cur->state = PR__T_READY;
     pr__runq_push(s, s->cur);
     pr__sched_next(s);
@@ -14892,7 +14954,7 @@ static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_dat
 static void pr__http_call_on_retry(const pr_retry_info *info, void *user_data) {
     pr__http_call *k = (pr__http_call *)user_data;
     if (k->c->o.on_event) {
-        char why[160];
+        char why[sizeof k->err.msg + 32];
         if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
         else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
         pr__http_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
@@ -15770,8 +15832,7 @@ struct pr_rfuture_poller {
     long nlive;
     struct pr__rfuture *ready, *ready_tail; /* waiting for a slot, FIFO */
     long nready;
-    struct pr__rfuture **heap;   /* by due, 1-based */
-    size_t nheap, heap_cap;
+    pr__theap timers;            /* futures sleeping, or waiting with a limit (sched's heap) */
     int active;                  /* poll tasks running */
     pr_task *clock;              /* the timer task, once it runs */
     int clock_alive;             /* it has been spawned and has not ended */
@@ -15790,8 +15851,7 @@ typedef struct pr__rfuture {
     int state;                  /* PR__RF_* */
     pr_task *task;              /* the poll task while POLLING */
     int stop;                   /* cancelled before its poll task ran */
-    size_t heap_idx;            /* 1-based in p->heap; 0 = not there */
-    int64_t due;                /* heap key: the wake time, or until */
+    pr__theap_node timer;       /* in p->timers; key: the wake time, or until */
     int64_t until;              /* the polling's limit (PR_FOREVER = none) */
     char *id, *type;
     size_t id_n, type_n;
@@ -15804,54 +15864,14 @@ typedef struct pr__rfuture {
     int qstate;                 /* last notified queue state / reason */
     char *qreason;
     size_t qreason_n;
-    char last_err[120];         /* the last retryable failure, for a timeout */
+    char last_err[sizeof ((pr_err_info *)0)->msg]; /* the last retryable failure, for a timeout */
 } pr__rfuture;
 
 static void pr__rf_poller_free(pr_rfuture_poller *p) {
     pr_wsem_destroy(p->bytes);
     pr_url_deinit(&p->url);
-    pr__free(p->heap, p->heap_cap * sizeof *p->heap);
+    pr__theap_free(&p->timers);
     pr__free(p, sizeof *p);
-}
-
-/* ---- the timer heap ---- */
-static void pr__rf_heap_set(pr_rfuture_poller *p, size_t i, pr__rfuture *r) {
-    p->heap[i] = r;
-    r->heap_idx = i;
-}
-
-static void pr__rf_heap_up(pr_rfuture_poller *p, size_t i) {
-    pr__rfuture *r = p->heap[i];
-    while (i > 1 && p->heap[i / 2]->due > r->due) {
-        pr__rf_heap_set(p, i, p->heap[i / 2]);
-        i /= 2;
-    }
-    pr__rf_heap_set(p, i, r);
-}
-
-static void pr__rf_heap_down(pr_rfuture_poller *p, size_t i) {
-    pr__rfuture *r = p->heap[i];
-    for (;;) {
-        size_t c = 2 * i;
-        if (c > p->nheap) break;
-        if (c < p->nheap && p->heap[c + 1]->due < p->heap[c]->due) c++;
-        if (p->heap[c]->due >= r->due) break;
-        pr__rf_heap_set(p, i, p->heap[c]);
-        i = c;
-    }
-    pr__rf_heap_set(p, i, r);
-}
-
-static void pr__rf_heap_remove(pr_rfuture_poller *p, pr__rfuture *r) {
-    size_t i = r->heap_idx;
-    pr__rfuture *last;
-    if (!i) return;
-    last = p->heap[p->nheap--];
-    r->heap_idx = 0;
-    if (i > p->nheap) return;
-    pr__rf_heap_set(p, i, last);
-    pr__rf_heap_up(p, i);
-    pr__rf_heap_down(p, last->heap_idx);
 }
 
 static void pr__rf_finish(pr__rfuture *r);
@@ -15861,9 +15881,7 @@ static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, co
 
 /* Put r in the heap with key due (room was reserved at start). */
 static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) {
-    r->due = due;
-    p->heap[++p->nheap] = r;
-    pr__rf_heap_up(p, p->nheap);
+    pr__theap_push(&p->timers, &r->timer, due);
     if (p->clock && due < p->clock_due) pr__wake(p->clock, PR_OK); /* it sleeps too long now */
 }
 
@@ -16343,7 +16361,7 @@ static void pr__rf_finish(pr__rfuture *r) {
             p->nready--;
         }
     }
-    pr__rf_heap_remove(p, r);
+    pr__theap_remove(&p->timers, &r->timer);
     if (r->reserved) pr_wsem_release(p->bytes, r->reserved);
     pr_future_on_cancel(r->f, NULL, NULL);
     pr_future_destroy(r->f); /* the poller's reference */
@@ -16372,7 +16390,7 @@ static void pr__rf_pump(pr_rfuture_poller *p) {
         if (!p->ready) p->ready_tail = NULL;
         p->nready--;
         r->rnext = NULL;
-        pr__rf_heap_remove(p, r);
+        pr__theap_remove(&p->timers, &r->timer);
         r->state = PR__RF_POLLING;
         r->task = NULL;
         p->active++;
@@ -16418,13 +16436,14 @@ static int pr__rf_clock(void *arg) {
     pr_sched *s = pr__sched_get();
     p->clock = pr_self();
     while (!p->destroyed) {
+        pr__theap_node *n = pr__theap_top(&p->timers);
         int64_t now;
-        p->clock_due = p->nheap ? p->heap[1]->due : PR_FOREVER;
+        p->clock_due = n ? n->key : PR_FOREVER;
         if (pr__park(s, p->clock_due) == PR_ECANCELED) break;
         now = pr_now();
-        while (p->nheap && p->heap[1]->due <= now) {
-            pr__rfuture *r = p->heap[1];
-            pr__rf_heap_remove(p, r);
+        while ((n = pr__theap_top(&p->timers)) != NULL && n->key <= now) {
+            pr__rfuture *r = PR__CONTAINER_OF(n, pr__rfuture, timer);
+            pr__theap_remove(&p->timers, n);
             if (now >= r->until) pr__rf_timeout(r);
             else if (r->state == PR__RF_SLEEPING) pr__rf_ready(r);
         }
@@ -16530,13 +16549,8 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     if (out) *out = NULL;
     if (!out || !p || !request_id) return PR_EINVAL;
     if (p->destroyed) return PR_ESTATE;
-    if ((size_t)p->nlive + 2 > p->heap_cap) { /* a heap slot for every live future: pushes never allocate */
-        size_t cap = p->heap_cap ? p->heap_cap * 2 : 64;
-        pr__rfuture **h = (pr__rfuture **)pr__realloc(p->heap, p->heap_cap * sizeof *h, cap * sizeof *h);
-        if (!h) return PR_ENOMEM;
-        p->heap = h;
-        p->heap_cap = cap;
-    }
+    /* a heap slot for every live future: pushes never allocate */
+    if (pr__theap_reserve(&p->timers, (size_t)p->nlive + 1) != PR_OK) return PR_ENOMEM;
     if (!(r = (pr__rfuture *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
     if (opts) r->o = *opts;
     r->p = p;
@@ -18977,10 +18991,9 @@ static int pr__dsp_send_task(void *arg) {
                 rc = PR_ECANCELED;
                 break;
             }
-            pr__err_set(&res.http.err, PR_EFAILED, last.sys_errno,
-                        "ds producer: batch %lld not stored within delivery_timeout_ms; the last try: %s",
-                        (long long)b->seq, last.msg);
-            res.http.err.http_status = last.http_status;
+            pr__err_wrap(&res.http.err, PR_EFAILED, &last,
+                         "ds producer: batch %lld not stored within delivery_timeout_ms; the last try",
+                         (long long)b->seq);
             pr__dsp_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &res.http.err);
             rc = PR_EFAILED;
             break;
@@ -19462,6 +19475,7 @@ void pr_ds_consumer_stop(pr_ds_consumer *c) {
 #undef PR__SSE_MAX_FIELDS
 #undef PR__SSE_SHORT_MS
 #undef PR__STACK_MAP_FLAGS
+#undef PR__TASK_OF_TIMER
 #undef PR__THREAD
 #undef PR__TLS_MAX_ALPN
 #undef PR__TLS_NOT_TLS
@@ -19526,6 +19540,10 @@ REVISION HISTORY
       pr_rfuture_poller_opts  hint_max_ms (0 = 60000)
       pr_reporter_opts        queue_max_bytes (0 = 8 MiB)
     Changed behaviour
+      base     pr_err_info.msg is 256 bytes (was 120); a message that wraps
+               another's (a stream's "the last: ...", the producer's "the
+               last try: ...") keeps the cause whole and its detail
+               (sys_errno, tls_error, dns_error, http_status).
       http     The idle timeout is the connection's silence since its last
                byte, across calls; a connection found silent stays failed.
       client   A redirect to another origin drops every field of the request

@@ -78,7 +78,7 @@ typedef struct pr_err_info {
     int tls_error;   /* BearSSL error when code == PR_ETLS, else 0 */
     int dns_error;   /* resolver error when code == PR_EDNS, else 0 */
     int http_status; /* last HTTP status seen, 0 if none */
-    char msg[120];   /* human-readable, NUL-terminated */
+    char msg[256];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */
     int category;    /* whose fault a remote failure is: PR_CATEGORY_*, 0 = unknown */
 } pr_err_info;
 
@@ -308,6 +308,37 @@ static PR__MAYBE_UNUSED int pr__err_set(pr_err_info *info, int code, int sys_err
         vsnprintf(info->msg, sizeof info->msg, fmt, ap);
         va_end(ap);
     }
+    return code;
+}
+
+/* Fill info with code and "<prefix>: <cause's message>", keeping the cause's
+   detail (errno, TLS and DNS errors, status, category); info may be cause.
+   The cause survives whole: when both do not fit, the prefix is cut. */
+static PR__MAYBE_UNUSED int pr__err_wrap(pr_err_info *info, int code, const pr_err_info *cause, const char *fmt, ...) {
+    pr_err_info c;
+    char pre[sizeof c.msg];
+    size_t np, nc, room = sizeof c.msg - 1;
+    va_list ap;
+    if (!info) return code;
+    c = *cause;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    *info = c;
+    info->code = code;
+    np = strlen(pre);
+    nc = strlen(c.msg);
+    if (!nc) {
+        memcpy(info->msg, pre, np + 1);
+        return code;
+    }
+    if (np + 2 + nc > room) np = nc + 2 < room ? room - nc - 2 : 0;
+    if (np) {
+        memcpy(info->msg, pre, np);
+        memcpy(info->msg + np, ": ", 2);
+        np += 2;
+    }
+    memcpy(info->msg + np, c.msg, nc + 1); /* np + nc <= room: nc < sizeof c.msg, and np fits beside it */
     return code;
 }
 

@@ -1420,7 +1420,7 @@ static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_dat
 static void pr__http_call_on_retry(const pr_retry_info *info, void *user_data) {
     pr__http_call *k = (pr__http_call *)user_data;
     if (k->c->o.on_event) {
-        char why[160];
+        char why[sizeof k->err.msg + 32];
         if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
         else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
         pr__http_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,

@@ -1847,10 +1847,9 @@ static int pr__dsp_send_task(void *arg) {
                 rc = PR_ECANCELED;
                 break;
             }
-            pr__err_set(&res.http.err, PR_EFAILED, last.sys_errno,
-                        "ds producer: batch %lld not stored within delivery_timeout_ms; the last try: %s",
-                        (long long)b->seq, last.msg);
-            res.http.err.http_status = last.http_status;
+            pr__err_wrap(&res.http.err, PR_EFAILED, &last,
+                         "ds producer: batch %lld not stored within delivery_timeout_ms; the last try",
+                         (long long)b->seq);
             pr__dsp_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &res.http.err);
             rc = PR_EFAILED;
             break;

@@ -393,8 +393,7 @@ struct pr_rfuture_poller {
     long nlive;
     struct pr__rfuture *ready, *ready_tail; /* waiting for a slot, FIFO */
     long nready;
-    struct pr__rfuture **heap;   /* by due, 1-based */
-    size_t nheap, heap_cap;
+    pr__theap timers;            /* futures sleeping, or waiting with a limit (sched's heap) */
     int active;                  /* poll tasks running */
     pr_task *clock;              /* the timer task, once it runs */
     int clock_alive;             /* it has been spawned and has not ended */
@@ -413,8 +412,7 @@ typedef struct pr__rfuture {
     int state;                  /* PR__RF_* */
     pr_task *task;              /* the poll task while POLLING */
     int stop;                   /* cancelled before its poll task ran */
-    size_t heap_idx;            /* 1-based in p->heap; 0 = not there */
-    int64_t due;                /* heap key: the wake time, or until */
+    pr__theap_node timer;       /* in p->timers; key: the wake time, or until */
     int64_t until;              /* the polling's limit (PR_FOREVER = none) */
     char *id, *type;
     size_t id_n, type_n;
@@ -427,54 +425,14 @@ typedef struct pr__rfuture {
     int qstate;                 /* last notified queue state / reason */
     char *qreason;
     size_t qreason_n;
-    char last_err[120];         /* the last retryable failure, for a timeout */
+    char last_err[sizeof ((pr_err_info *)0)->msg]; /* the last retryable failure, for a timeout */
 } pr__rfuture;
 
 static void pr__rf_poller_free(pr_rfuture_poller *p) {
     pr_wsem_destroy(p->bytes);
     pr_url_deinit(&p->url);
-    pr__free(p->heap, p->heap_cap * sizeof *p->heap);
+    pr__theap_free(&p->timers);
     pr__free(p, sizeof *p);
-}
-
-/* ---- the timer heap ---- */
-static void pr__rf_heap_set(pr_rfuture_poller *p, size_t i, pr__rfuture *r) {
-    p->heap[i] = r;
-    r->heap_idx = i;
-}
-
-static void pr__rf_heap_up(pr_rfuture_poller *p, size_t i) {
-    pr__rfuture *r = p->heap[i];
-    while (i > 1 && p->heap[i / 2]->due > r->due) {
-        pr__rf_heap_set(p, i, p->heap[i / 2]);
-        i /= 2;
-    }
-    pr__rf_heap_set(p, i, r);
-}
-
-static void pr__rf_heap_down(pr_rfuture_poller *p, size_t i) {
-    pr__rfuture *r = p->heap[i];
-    for (;;) {
-        size_t c = 2 * i;
-        if (c > p->nheap) break;
-        if (c < p->nheap && p->heap[c + 1]->due < p->heap[c]->due) c++;
-        if (p->heap[c]->due >= r->due) break;
-        pr__rf_heap_set(p, i, p->heap[c]);
-        i = c;
-    }
-    pr__rf_heap_set(p, i, r);
-}
-
-static void pr__rf_heap_remove(pr_rfuture_poller *p, pr__rfuture *r) {
-    size_t i = r->heap_idx;
-    pr__rfuture *last;
-    if (!i) return;
-    last = p->heap[p->nheap--];
-    r->heap_idx = 0;
-    if (i > p->nheap) return;
-    pr__rf_heap_set(p, i, last);
-    pr__rf_heap_up(p, i);
-    pr__rf_heap_down(p, last->heap_idx);
 }
 
 static void pr__rf_finish(pr__rfuture *r);
@@ -484,9 +442,7 @@ static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, co
 
 /* Put r in the heap with key due (room was reserved at start). */
 static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) {
-    r->due = due;
-    p->heap[++p->nheap] = r;
-    pr__rf_heap_up(p, p->nheap);
+    pr__theap_push(&p->timers, &r->timer, due);
     if (p->clock && due < p->clock_due) pr__wake(p->clock, PR_OK); /* it sleeps too long now */
 }
 
@@ -966,7 +922,7 @@ static void pr__rf_finish(pr__rfuture *r) {
             p->nready--;
         }
     }
-    pr__rf_heap_remove(p, r);
+    pr__theap_remove(&p->timers, &r->timer);
     if (r->reserved) pr_wsem_release(p->bytes, r->reserved);
     pr_future_on_cancel(r->f, NULL, NULL);
     pr_future_destroy(r->f); /* the poller's reference */
@@ -995,7 +951,7 @@ static void pr__rf_pump(pr_rfuture_poller *p) {
         if (!p->ready) p->ready_tail = NULL;
         p->nready--;
         r->rnext = NULL;
-        pr__rf_heap_remove(p, r);
+        pr__theap_remove(&p->timers, &r->timer);
         r->state = PR__RF_POLLING;
         r->task = NULL;
         p->active++;
@@ -1041,13 +997,14 @@ static int pr__rf_clock(void *arg) {
     pr_sched *s = pr__sched_get();
     p->clock = pr_self();
     while (!p->destroyed) {
+        pr__theap_node *n = pr__theap_top(&p->timers);
         int64_t now;
-        p->clock_due = p->nheap ? p->heap[1]->due : PR_FOREVER;
+        p->clock_due = n ? n->key : PR_FOREVER;
         if (pr__park(s, p->clock_due) == PR_ECANCELED) break;
         now = pr_now();
-        while (p->nheap && p->heap[1]->due <= now) {
-            pr__rfuture *r = p->heap[1];
-            pr__rf_heap_remove(p, r);
+        while ((n = pr__theap_top(&p->timers)) != NULL && n->key <= now) {
+            pr__rfuture *r = PR__CONTAINER_OF(n, pr__rfuture, timer);
+            pr__theap_remove(&p->timers, n);
             if (now >= r->until) pr__rf_timeout(r);
             else if (r->state == PR__RF_SLEEPING) pr__rf_ready(r);
         }
@@ -1153,13 +1110,8 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     if (out) *out = NULL;
     if (!out || !p || !request_id) return PR_EINVAL;
     if (p->destroyed) return PR_ESTATE;
-    if ((size_t)p->nlive + 2 > p->heap_cap) { /* a heap slot for every live future: pushes never allocate */
-        size_t cap = p->heap_cap ? p->heap_cap * 2 : 64;
-        pr__rfuture **h = (pr__rfuture **)pr__realloc(p->heap, p->heap_cap * sizeof *h, cap * sizeof *h);
-        if (!h) return PR_ENOMEM;
-        p->heap = h;
-        p->heap_cap = cap;
-    }
+    /* a heap slot for every live future: pushes never allocate */
+    if (pr__theap_reserve(&p->timers, (size_t)p->nlive + 1) != PR_OK) return PR_ENOMEM;
     if (!(r = (pr__rfuture *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
     if (opts) r->o = *opts;
     r->p = p;

@@ -19,6 +19,10 @@
  * buffered or not; pr_chan_choose waits on several operations at once.
  * pr_sched_post is the one call another thread may make: it hands a
  * function to this scheduler, which runs it on its own thread.
+ *
+ * For the modules below: pr__park / pr__wake (a task waits for an event
+ * and a deadline), and the timer heap (pr__theap: nodes by wake-up time,
+ * kept inside what they time), which rfuture uses for its sleeping futures.
  */
 
 /* A task (coroutine). Owned by the scheduler of the thread that spawned it. */
@@ -339,6 +343,20 @@ PRISTINE_API void pr_chan_destroy(pr_chan *c);
 enum { PR__T_READY = 1, PR__T_RUNNING, PR__T_PARKED, PR__T_DONE };
 enum { PR__TF_CANCELED = 1, PR__TF_DETACHED = 2, PR__TF_MAIN = 4 };
 
+/* The timer heap: a binary min-heap of nodes by key (a wake-up time), 1-based.
+   A node lives inside what it times (PR__CONTAINER_OF gets that back): the
+   scheduler's parked tasks, and rfuture's waiting futures use it too. Room is
+   reserved ahead (pr__theap_reserve), so a push never allocates. */
+typedef struct pr__theap_node {
+    int64_t key;
+    size_t idx;                 /* 1-based position; 0 = not in the heap */
+} pr__theap_node;
+
+typedef struct pr__theap {
+    pr__theap_node **v;         /* v[1..len] */
+    size_t len, cap;
+} pr__theap;
+
 struct pr_task {
     pr__coro *coro;
     struct pr_sched *sched;
@@ -349,8 +367,7 @@ struct pr_task {
     pr_task *joiner;            /* the task blocked in pr_join on this one */
     pr_group *group;            /* owning group, or NULL */
     pr_task *gprev, *gnext;     /* links in the group */
-    int64_t deadline;           /* wake-up time while parked */
-    size_t heap_idx;            /* 1-based position in the timer heap; 0 = none */
+    pr__theap_node timer;       /* key: the wake-up time while parked */
     int result;
     int wake;                   /* why the task was woken: PR_OK, PR_ETIMEDOUT, ... */
     unsigned io_run;            /* fd reads and writes done since it last gave up the CPU */
@@ -381,8 +398,7 @@ struct pr_sched {
     size_t ntasks;
     pr_task *zombie;              /* a finished detached task, freed after the next switch */
     pr_task *destroyer;           /* main, waiting in pr_sched_destroy for tasks to end */
-    pr_task **heap;               /* timer min-heap on deadline, 1-based */
-    size_t heap_len, heap_cap;
+    pr__theap timers;             /* parked tasks with a deadline */
     pr__fdslot *fds;
     size_t nfds;
     size_t io_waiters;            /* tasks parked in pr_fd_wait */
@@ -404,63 +420,78 @@ struct pr_sched {
 
 static PR__THREAD pr_sched *pr__sched_tls;
 
-/* ---- timer heap (min-heap of parked tasks by deadline) ---- */
-static void pr__heap_set(pr_sched *s, size_t i, pr_task *t) {
-    s->heap[i] = t;
-    t->heap_idx = i;
+/* ---- the timer heap ---- */
+static void pr__theap_set(pr__theap *h, size_t i, pr__theap_node *n) {
+    h->v[i] = n;
+    n->idx = i;
 }
 
-static void pr__heap_up(pr_sched *s, size_t i) {
-    pr_task *t = s->heap[i];
-    while (i > 1 && s->heap[i / 2]->deadline > t->deadline) {
-        pr__heap_set(s, i, s->heap[i / 2]);
+static void pr__theap_up(pr__theap *h, size_t i) {
+    pr__theap_node *n = h->v[i];
+    while (i > 1 && h->v[i / 2]->key > n->key) {
+        pr__theap_set(h, i, h->v[i / 2]);
         i /= 2;
     }
-    pr__heap_set(s, i, t);
+    pr__theap_set(h, i, n);
 }
 
-static void pr__heap_down(pr_sched *s, size_t i) {
-    pr_task *t = s->heap[i];
+static void pr__theap_down(pr__theap *h, size_t i) {
+    pr__theap_node *n = h->v[i];
     for (;;) {
         size_t c = 2 * i;
-        if (c > s->heap_len) break;
-        if (c < s->heap_len && s->heap[c + 1]->deadline < s->heap[c]->deadline) c++;
-        if (s->heap[c]->deadline >= t->deadline) break;
-        pr__heap_set(s, i, s->heap[c]);
+        if (c > h->len) break;
+        if (c < h->len && h->v[c + 1]->key < h->v[c]->key) c++;
+        if (h->v[c]->key >= n->key) break;
+        pr__theap_set(h, i, h->v[c]);
         i = c;
     }
-    pr__heap_set(s, i, t);
+    pr__theap_set(h, i, n);
 }
 
-/* Capacity is reserved at spawn time (one slot per task), so parking never allocates. */
-static int pr__heap_reserve(pr_sched *s, size_t n) {
+/* Room for n nodes. */
+static int pr__theap_reserve(pr__theap *h, size_t n) {
     size_t cap;
-    pr_task **h;
-    if (n + 1 <= s->heap_cap) return PR_OK;
-    cap = s->heap_cap ? s->heap_cap * 2 : 64;
+    pr__theap_node **v;
+    if (n + 1 <= h->cap) return PR_OK;
+    cap = h->cap ? h->cap * 2 : 64;
     while (cap < n + 1) cap *= 2;
-    h = (pr_task **)pr__realloc(s->heap, s->heap_cap * sizeof *h, cap * sizeof *h);
-    if (!h) return PR_ENOMEM;
-    s->heap = h;
-    s->heap_cap = cap;
+    v = (pr__theap_node **)pr__realloc(h->v, h->cap * sizeof *v, cap * sizeof *v);
+    if (!v) return PR_ENOMEM;
+    h->v = v;
+    h->cap = cap;
     return PR_OK;
 }
 
-static void pr__heap_push(pr_sched *s, pr_task *t) {
-    PR__ASSERT(s->heap_len + 1 < s->heap_cap);
-    s->heap[++s->heap_len] = t;
-    pr__heap_up(s, s->heap_len);
+static void pr__theap_free(pr__theap *h) {
+    pr__free(h->v, h->cap * sizeof *h->v);
+    memset(h, 0, sizeof *h);
 }
 
-static void pr__heap_remove(pr_sched *s, pr_task *t) {
-    size_t i = t->heap_idx;
-    pr_task *last = s->heap[s->heap_len--];
-    t->heap_idx = 0;
-    if (i > s->heap_len) return;
-    pr__heap_set(s, i, last);
-    pr__heap_up(s, i);
-    pr__heap_down(s, last->heap_idx);
+/* Add n with key (room was reserved). */
+static void pr__theap_push(pr__theap *h, pr__theap_node *n, int64_t key) {
+    PR__ASSERT(h->len + 1 < h->cap);
+    n->key = key;
+    h->v[++h->len] = n;
+    pr__theap_up(h, h->len);
 }
+
+/* Take n out; a node that is not in the heap is left alone. */
+static void pr__theap_remove(pr__theap *h, pr__theap_node *n) {
+    size_t i = n->idx;
+    pr__theap_node *last;
+    if (!i) return;
+    last = h->v[h->len--];
+    n->idx = 0;
+    if (i > h->len) return;
+    pr__theap_set(h, i, last);
+    pr__theap_up(h, i);
+    pr__theap_down(h, last->idx);
+}
+
+/* The node with the smallest key, or NULL. */
+static pr__theap_node *pr__theap_top(const pr__theap *h) { return h->len ? h->v[1] : NULL; }
+
+#define PR__TASK_OF_TIMER(n) PR__CONTAINER_OF(n, pr_task, timer)
 
 /* ---- run queue, wake and the switch ---- */
 static void pr__runq_push(pr_sched *s, pr_task *t) {
@@ -500,7 +531,7 @@ static pr_task *pr__sched_pick(pr_sched *s) {
         s->polls_due--;
     } else {
         s->polls_due = 61;
-        if (s->heap_len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
+        if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
     }
     while ((t = s->runq_head) == NULL) pr__poll(s, 1);
     s->runq_head = t->next_ready;
@@ -540,13 +571,12 @@ static int pr__park_ex(pr_sched *s, int64_t deadline, int ignore_cancel) {
     if (s->in_post) return PR_ETIMEDOUT; /* a posted function must not block */
     if (deadline != PR_FOREVER) {
         if (deadline <= pr_now()) return PR_ETIMEDOUT;
-        t->deadline = deadline;
-        pr__heap_push(s, t);
+        pr__theap_push(&s->timers, &t->timer, deadline);
     }
     t->state = PR__T_PARKED;
     t->wake = PR_OK;
     pr__sched_next(s);
-    if (t->heap_idx) pr__heap_remove(s, t);
+    pr__theap_remove(&s->timers, &t->timer);
     if (t->wake == PR_ETIMEDOUT && !ignore_cancel && (t->flags & PR__TF_CANCELED)) return PR_ECANCELED;
     if (t->wake == PR_ECANCELED && ignore_cancel) return PR_OK; /* the caller re-checks its condition */
     return t->wake;
@@ -556,13 +586,13 @@ static int pr__park(pr_sched *s, int64_t deadline) { return pr__park_ex(s, deadl
 
 /* Wake tasks whose deadline has passed. */
 static void pr__expire(pr_sched *s) {
+    pr__theap_node *n;
     int64_t now;
-    if (!s->heap_len) return;
+    if (!s->timers.len) return;
     now = pr_now();
-    while (s->heap_len && s->heap[1]->deadline <= now) {
-        pr_task *t = s->heap[1];
-        pr__heap_remove(s, t);
-        pr__wake(t, PR_ETIMEDOUT);
+    while ((n = pr__theap_top(&s->timers)) != NULL && n->key <= now) {
+        pr__theap_remove(&s->timers, n);
+        pr__wake(PR__TASK_OF_TIMER(n), PR_ETIMEDOUT);
     }
 }
 
@@ -755,17 +785,18 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
 static void pr__poll(pr_sched *s, int block) {
     int timeout = 0;
     if (block) {
-        if (!s->heap_len) {
+        if (!s->timers.len) {
             timeout = -1;
         } else {
-            int64_t now = pr_now(), dl = s->heap[1]->deadline; /* dl - now may not fit: compare first */
+            int64_t now = pr_now(), dl = pr__theap_top(&s->timers)->key; /* dl - now may not fit: compare first */
             timeout = dl <= now ? 0 : dl >= pr__time_add(now, INT_MAX) ? INT_MAX : (int)(dl - now);
         }
 #ifdef PRISTINE_TESTING
         /* Virtual clock: look at I/O without sleeping, then jump to the next timer. */
-        if (pr__test_clock_on && s->heap_len) {
+        if (pr__test_clock_on && s->timers.len) {
             pr__poller_wait(s, 0);
-            if (!s->runq_head && s->heap[1]->deadline > pr__test_clock_ms) pr__test_clock_ms = s->heap[1]->deadline;
+            if (!s->runq_head && pr__theap_top(&s->timers)->key > pr__test_clock_ms)
+                pr__test_clock_ms = pr__theap_top(&s->timers)->key;
             pr__expire(s);
             return;
         }
@@ -783,9 +814,9 @@ static pr_sched *pr__sched_get(void) {
     if (!s) return NULL;
     s->wake_rd = s->wake_wr = -1;
     s->pollfd = -1;
-    if (pr__heap_reserve(s, 1) != PR_OK || pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
+    if (pr__theap_reserve(&s->timers, 1) != PR_OK || pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
         if (s->pollfd >= 0) close(s->pollfd);
-        pr__free(s->heap, s->heap_cap * sizeof *s->heap);
+        pr__theap_free(&s->timers);
         pr__free(s, sizeof *s);
         return NULL;
     }
@@ -827,7 +858,7 @@ int pr_sched_destroy(void) {
     if (s->wake_rd >= 0) close(s->wake_rd);
     if (s->wake_wr >= 0 && s->wake_wr != s->wake_rd) close(s->wake_wr);
     pthread_mutex_destroy(&s->post_mu);
-    pr__free(s->heap, s->heap_cap * sizeof *s->heap);
+    pr__theap_free(&s->timers);
     pr__free(s->fds, s->nfds * sizeof *s->fds);
 #ifdef PR__POLLER_POLL
     pr__free(s->pfds, s->npfds * sizeof *s->pfds);
@@ -879,7 +910,7 @@ static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spa
     int rc;
     if (!fn) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if ((rc = pr__heap_reserve(s, s->ntasks + 2)) != PR_OK) return rc;
+    if ((rc = pr__theap_reserve(&s->timers, s->ntasks + 2)) != PR_OK) return rc;
     rc = opts ? pr__coro_create(&c, &extra, sizeof *t, opts->stack_size, opts->stack_mem, opts->stack_mem_size,
                                 pr__task_entry, NULL)
               : pr__coro_create(&c, &extra, sizeof *t, 0, NULL, 0, pr__task_entry, NULL);
@@ -1038,7 +1069,7 @@ static pr__fdslot *pr__fd_slot(pr_sched *s, int fd) { return pr__fd_reserve(s, f
 #define PR__IO_BUDGET 32
 static void pr__io_turn(pr_sched *s) {
     if (++s->cur->io_run < PR__IO_BUDGET || s->in_post) return;
-    if (s->heap_len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
+    if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
     s->cur->state = PR__T_READY;
     pr__runq_push(s, s->cur);
     pr__sched_next(s);

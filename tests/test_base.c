@@ -72,6 +72,38 @@ PT_TEST(base_err_info_fill) {
     PT_EQ_STR(info.msg, "read fd failed");
 }
 
+/* A wrapped error keeps its cause whole (the prefix gives way) and the
+   cause's detail; the cause may be the block being filled. */
+PT_TEST(base_err_wrap_keeps_the_cause) {
+    static const char tls[] = "TLS handshake failed: certificate signed by an unknown CA (not trusted) (BearSSL error 62)";
+    pr_err_info cause, out;
+    char pre[300], want[sizeof out.msg];
+    size_t room = sizeof out.msg - 1, keep;
+    pr__err_set(&cause, PR_EIO, 111, "connect to 127.0.0.1:1: %s", "Connection refused");
+    cause.tls_error = 7;
+    cause.http_status = 503;
+    PT_EQ_ERR(pr__err_wrap(&out, PR_EHTTP, &cause, "sse: %d failed connections in a row; the last", 3), PR_EHTTP);
+    PT_EQ_INT(out.code, PR_EHTTP);
+    PT_EQ_INT(out.sys_errno, 111);
+    PT_EQ_INT(out.tls_error, 7);
+    PT_EQ_INT(out.http_status, 503);
+    PT_EQ_STR(out.msg, "sse: 3 failed connections in a row; the last: connect to 127.0.0.1:1: Connection refused");
+    /* too long together: the prefix is cut, never the cause */
+    pr__err_set(&cause, PR_ETLS, 0, "%s", tls);
+    memset(pre, 'p', sizeof pre - 1);
+    pre[sizeof pre - 1] = 0;
+    pr__err_wrap(&cause, PR_EFAILED, &cause, "%s", pre);
+    keep = room - strlen(tls) - 2;
+    memset(want, 'p', keep);
+    snprintf(want + keep, sizeof want - keep, ": %s", tls);
+    PT_EQ_STR(cause.msg, want);
+    PT_EQ_INT((long long)strlen(cause.msg), (long long)room);
+    /* no message in the cause: the prefix alone */
+    memset(&cause, 0, sizeof cause);
+    pr__err_wrap(&out, PR_EIO, &cause, "ds: %s", "append");
+    PT_EQ_STR(out.msg, "ds: append");
+}
+
 PT_TEST(base_realloc_emulated_without_hook) {
     pr_allocator saved = pr__allocator;
     char *p;
@@ -92,5 +124,6 @@ const pt_suite pt_suite_base = { "base", {
     PT_ENTRY(base_hooks_frozen_while_sched_runs),
     PT_ENTRY(base_log_levels_and_truncation),
     PT_ENTRY(base_err_info_fill),
+    PT_ENTRY(base_err_wrap_keeps_the_cause),
     PT_ENTRY(base_realloc_emulated_without_hook),
     {0, 0} } };

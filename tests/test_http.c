@@ -86,7 +86,7 @@ typedef struct http_result {
     size_t hdrs_len;
     char body[8192];
     size_t body_len;
-    char msg[120];
+    char msg[sizeof ((pr_err_info *)0)->msg];
 } http_result;
 
 enum { HTTP_READ_SMALL, HTTP_READ_BIG, HTTP_READ_SPAN };
