@@ -5142,6 +5142,32 @@ static PR__MAYBE_UNUSED void *pr__realloc(void *p, size_t old_n, size_t new_n) {
     return q;
 }
 
+/* A NUL-terminated heap copy of the n bytes at p (p need not be terminated
+   and may hold NULs); NULL when out of memory. Its size is n + 1. */
+static PR__MAYBE_UNUSED char *pr__strndup(const char *p, size_t n) {
+    char *d = (char *)pr__alloc(n + 1);
+    if (d) {
+        if (n) memcpy(d, p, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+/* A heap copy of the NUL-terminated s, or NULL when out of memory; *size,
+   unless size is NULL, gets the bytes allocated (strlen(s) + 1). */
+static PR__MAYBE_UNUSED char *pr__strdup(const char *s, size_t *size) {
+    size_t n = strlen(s);
+    if (size) *size = n + 1;
+    return pr__strndup(s, n);
+}
+
+/* Free *s, a copy from pr__strdup or pr__strndup with no NUL inside, and
+   set it to NULL. */
+static PR__MAYBE_UNUSED void pr__strfree(char **s) {
+    if (*s) pr__free(*s, strlen(*s) + 1);
+    *s = NULL;
+}
+
 void pr_log_stderr(int level, const char *module, const char *msg, void *user_data) {
     static const char *names[] = { "?", "error", "warn", "info", "debug" };
     PR__UNUSED(user_data);
@@ -13872,23 +13898,10 @@ struct pr_http_client {
     pr_err_info err;
 };
 
-static char *pr__http_strdup(const char *s, size_t *n) {
-    char *d;
-    *n = strlen(s) + 1;
-    d = (char *)pr__alloc(*n);
-    if (d) memcpy(d, s, *n);
-    return d;
-}
-
 /* A copy of an optional NUL-terminated string into *dst; PR_OK or PR_ENOMEM. */
 static int pr__http_strdup_opt(char **dst, const char *s) {
-    size_t n;
     if (!s) return PR_OK;
-    return (*dst = pr__http_strdup(s, &n)) != NULL ? PR_OK : PR_ENOMEM;
-}
-
-static void pr__http_strfree(char *s) {
-    if (s) pr__free(s, strlen(s) + 1);
+    return (*dst = pr__strdup(s, NULL)) != NULL ? PR_OK : PR_ENOMEM;
 }
 
 /* A copy of a NULL-terminated list of strings in one block of *size bytes
@@ -13925,9 +13938,9 @@ static void pr__http_client_free(pr_http_client *c) {
     pr__free(c->ca_pem, c->ca_pem_n);
     pr__free(c->alpn, c->alpn_n);
     pr__free(c->no_proxy, c->no_proxy_n);
-    pr__http_strfree(c->hdr_count);
-    pr__http_strfree(c->hdr_timeout);
-    pr__http_strfree(c->hdr_idem);
+    pr__strfree(&c->hdr_count);
+    pr__strfree(&c->hdr_timeout);
+    pr__strfree(&c->hdr_idem);
     pr__free(c->fwd, c->fwd_size);
     pr_sem_destroy(c->slots);
     pr_tls_anchors_destroy(c->anchors);
@@ -13999,14 +14012,14 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
         rc = pr__err_set(&c->err, PR_EINVAL, 0, "http: negative max_connections");
     if (!rc && c->o.max_connections > 0 && pr_sem_create(&c->slots, c->o.max_connections) != PR_OK)
         rc = PR_ENOMEM;
-    if (!rc && c->o.tls.ca_file && !(c->ca_file = pr__http_strdup(c->o.tls.ca_file, &c->ca_file_n))) rc = PR_ENOMEM;
+    if (!rc && c->o.tls.ca_file && !(c->ca_file = pr__strdup(c->o.tls.ca_file, &c->ca_file_n))) rc = PR_ENOMEM;
     if (!rc && c->o.tls.ca_pem) {
         c->ca_pem_n = c->o.tls.ca_pem_len ? c->o.tls.ca_pem_len : strlen(c->o.tls.ca_pem);
         if ((c->ca_pem = (char *)pr__alloc(c->ca_pem_n)) != NULL) memcpy(c->ca_pem, c->o.tls.ca_pem, c->ca_pem_n);
         else rc = PR_ENOMEM;
         c->o.tls.ca_pem_len = c->ca_pem_n;
     }
-    if (!rc && c->o.tls.alpn && !(c->alpn = pr__http_strdup(c->o.tls.alpn, &c->alpn_n))) rc = PR_ENOMEM;
+    if (!rc && c->o.tls.alpn && !(c->alpn = pr__strdup(c->o.tls.alpn, &c->alpn_n))) rc = PR_ENOMEM;
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_count, c->o.retry_count_header);
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_timeout, c->o.timeout_header);
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_idem, c->o.idempotency_header);
@@ -14055,7 +14068,7 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     if (c->o.https_proxy && !*c->o.https_proxy) sp = NULL;
     if (!rc) rc = pr__http_proxy_parse(&c->proxy_http, hp, &c->err);
     if (!rc) rc = pr__http_proxy_parse(&c->proxy_https, sp, &c->err);
-    if (!rc && np && *np && !(c->no_proxy = pr__http_strdup(np, &c->no_proxy_n))) rc = PR_ENOMEM;
+    if (!rc && np && *np && !(c->no_proxy = pr__strdup(np, &c->no_proxy_n))) rc = PR_ENOMEM;
     c->o.http_proxy = c->o.https_proxy = c->o.all_proxy = NULL;
     c->o.no_proxy = c->no_proxy;
     if (rc) {
@@ -15303,15 +15316,6 @@ struct pr_sse {
 
 static const pr_backoff pr__sse_backoff = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 1000, 30000, 0.25, 0.0, 0.0 };
 
-static char *pr__sse_dup(const char *p, size_t n) {
-    char *d = (char *)pr__alloc(n + 1);
-    if (d) {
-        if (n) memcpy(d, p, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 static void pr__sse_drop(pr_sse *s) {
     pr_http_response_destroy(s->resp);
     s->resp = NULL;
@@ -15578,8 +15582,8 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     m = s->o.method ? s->o.method : "GET";
     rc = pr_url_parse(&s->url, url, strlen(url), NULL);
     if (!rc && (s->o.retry_ms < 0 || s->o.max_retry_ms < 0 || (s->o.body_len && !s->o.body))) rc = PR_EINVAL;
-    if (!rc && !(s->method = pr__sse_dup(m, strlen(m)))) rc = PR_ENOMEM;
-    if (!rc && s->o.body && !(s->body = pr__sse_dup(s->o.body, s->o.body_len))) rc = PR_ENOMEM;
+    if (!rc && !(s->method = pr__strdup(m, NULL))) rc = PR_ENOMEM;
+    if (!rc && s->o.body && !(s->body = pr__strndup(s->o.body, s->o.body_len))) rc = PR_ENOMEM;
     s->body_len = s->body ? s->o.body_len : 0;
     for (i = 0; !rc && s->o.headers && s->o.headers[i]; i++) {
         size_t n = strlen(s->o.headers[i]);
@@ -16517,13 +16521,6 @@ static int pr__rf_poll_task(void *arg) {
     return 0;
 }
 
-static char *pr__rf_strdup(const char *s, size_t *n) {
-    char *d;
-    *n = strlen(s) + 1;
-    if ((d = (char *)pr__alloc(*n)) != NULL) memcpy(d, s, *n);
-    return d;
-}
-
 int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_id, const pr_rfuture_opts *opts) {
     pr__rfuture *r;
     int rc;
@@ -16543,8 +16540,8 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     r->allow_md = 1;
     r->created_ms = pr_now();
     r->until = r->o.timeout_ms > 0 ? pr_deadline_in(r->o.timeout_ms) : PR_FOREVER;
-    if (!(r->id = pr__rf_strdup(request_id, &r->id_n)) ||
-        (r->o.request_type && !(r->type = pr__rf_strdup(r->o.request_type, &r->type_n)))) {
+    if (!(r->id = pr__strdup(request_id, &r->id_n)) ||
+        (r->o.request_type && !(r->type = pr__strdup(r->o.request_type, &r->type_n)))) {
         pr__free(r->id, r->id_n);
         pr__free(r, sizeof *r);
         return PR_ENOMEM;
@@ -16671,7 +16668,7 @@ int pr_throttle_create(pr_throttle **out, const pr_throttle_opts *opts) {
     t->o.large_bytes = PR__DEF(t->o.large_bytes, 128 * 1024);
     if (pr_sem_create(&t->all, t->o.max_concurrent) || pr_sem_create(&t->backoff, t->o.backoff_concurrent) ||
         pr_wsem_create(&t->bytes, t->o.max_bytes) || (!t->o.window && pr_backoff_window_create(&t->own)) ||
-        !(t->key = pr__rf_strdup(t->o.key ? t->o.key : "", &t->key_n))) {
+        !(t->key = pr__strdup(t->o.key ? t->o.key : "", &t->key_n))) {
         pr_throttle_destroy(t);
         return PR_ENOMEM;
     }
@@ -17415,13 +17412,6 @@ static int pr__rep_task(void *arg) {
     return 0;
 }
 
-static char *pr__rep_strdup(const char *s, size_t *n) {
-    char *d;
-    *n = strlen(s) + 1;
-    if ((d = (char *)pr__alloc(*n)) != NULL) memcpy(d, s, *n);
-    return d;
-}
-
 static void pr__rep_free(pr_reporter *r) {
     while (r->qlen) {
         pr__rep_ev_free(r->q[r->qhead]);
@@ -17475,12 +17465,12 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
             pr__rep_uuid_text(u, w);
             snprintf(sess, sizeof sess, "sessionless-%s", u);
         }
-        if (!(r->session = pr__rep_strdup(r->sessionless ? sess : opts->session_id, &r->session_n))) rc = PR_ENOMEM;
+        if (!(r->session = pr__strdup(r->sessionless ? sess : opts->session_id, &r->session_n))) rc = PR_ENOMEM;
     }
     if (!rc && !opts->platform && uname(&un) != 0) strcpy(un.sysname, "unknown");
-    if (!rc && !(r->platform = pr__rep_strdup(opts->platform ? opts->platform : un.sysname, &r->platform_n)))
+    if (!rc && !(r->platform = pr__strdup(opts->platform ? opts->platform : un.sysname, &r->platform_n)))
         rc = PR_ENOMEM;
-    if (!rc && !(r->version = pr__rep_strdup(opts->sdk_version ? opts->sdk_version : PRISTINE_VERSION, &r->version_n)))
+    if (!rc && !(r->version = pr__strdup(opts->sdk_version ? opts->sdk_version : PRISTINE_VERSION, &r->version_n)))
         rc = PR_ENOMEM;
     r->o.url = r->o.session_id = r->o.platform = r->o.sdk_version = r->o.env_var = NULL;
     if (!rc && !r->sessionless) {
@@ -17729,24 +17719,10 @@ static int pr__ds_classify(int outcome, int64_t *after_ms, void *user_data) {
     return PR_RETRY_OK;
 }
 
-static char *pr__ds_strdup(const char *s) {
-    size_t n = strlen(s);
-    char *d = (char *)pr__alloc(n + 1);
-    if (d) memcpy(d, s, n + 1);
-    return d;
-}
-
-static void pr__ds_free_str(char **s) {
-    if (*s) pr__free(*s, strlen(*s) + 1);
-    *s = NULL;
-}
-
 static void pr__ds_setstr(char **dst, const char *s, size_t n) {
-    char *d = (char *)pr__alloc(n + 1);
+    char *d = pr__strndup(s, n);
     if (!d) return; /* keep the old one */
-    memcpy(d, s, n);
-    d[n] = 0;
-    if (*dst) pr__free(*dst, strlen(*dst) + 1);
+    pr__strfree(dst);
     *dst = d;
 }
 
@@ -17804,7 +17780,7 @@ int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts) {
     ds->o.headers = NULL;
     ds->o.params = NULL;
     ds->ctype_given = ds->o.content_type != NULL;
-    if (!(ds->ctype = pr__ds_strdup(ds->o.content_type ? ds->o.content_type : "application/octet-stream")))
+    if (!(ds->ctype = pr__strdup(ds->o.content_type ? ds->o.content_type : "application/octet-stream", NULL)))
         goto nomem;
     ds->o.content_type = NULL;
     ds->retry = ds->o.retry;
@@ -17843,8 +17819,8 @@ void pr_ds_destroy(pr_ds *ds) {
     pr_url_deinit(&ds->url);
     if (ds->base) pr__free(ds->base, strlen(ds->base) + 1);
     if (ds->ctype) pr__free(ds->ctype, strlen(ds->ctype) + 1);
-    pr__ds_free_str(&ds->etag);
-    pr__ds_free_str(&ds->etag_at);
+    pr__strfree(&ds->etag);
+    pr__strfree(&ds->etag_at);
     pr_buf_deinit(&ds->base_params);
     pr_buf_deinit(&ds->fixed);
     pr__free(ds, sizeof *ds);
@@ -18256,7 +18232,7 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     r->o.idle_timeout_ms = PR__DEF(r->o.idle_timeout_ms, PR__DS_DEF_IDLE);
     pr_buf_init(&r->batch);
     pr_buf_init(&r->out);
-    if (!(r->offset = pr__ds_strdup(offset)) || !(r->cursor = pr__ds_strdup(""))) {
+    if (!(r->offset = pr__strdup(offset, NULL)) || !(r->cursor = pr__strdup("", NULL))) {
         pr_ds_read_destroy(r);
         return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
     }
@@ -18273,8 +18249,8 @@ void pr_ds_read_destroy(pr_ds_read *r) {
     pr_sse_decoder_destroy(r->dec);
     pr_json_doc_destroy(r->doc);
     pr_ds_result_deinit(&r->res);
-    pr__ds_free_str(&r->offset);
-    pr__ds_free_str(&r->cursor);
+    pr__strfree(&r->offset);
+    pr__strfree(&r->cursor);
     pr_buf_deinit(&r->batch);
     pr_buf_deinit(&r->out);
     pr__free(r, sizeof *r);
@@ -18307,10 +18283,8 @@ static int pr__ds_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
     if (cur.len && !pr__ds_token_ok(cur.ptr, cur.len))
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's cursor is not 1 to 1024 printable ASCII bytes");
-    if (!(d = (char *)pr__alloc(off.len + 1))) return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
-    memcpy(d, off.ptr, off.len);
-    d[off.len] = 0;
-    pr__ds_free_str(&r->offset);
+    if (!(d = pr__strndup(off.ptr, off.len))) return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+    pr__strfree(&r->offset);
     r->offset = d;
     if (cur.len) pr__ds_setstr(&r->cursor, cur.ptr, cur.len);
     return PR_OK;
@@ -19032,7 +19006,7 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
     p->o.delivery_timeout_ms = PR__DEF(p->o.delivery_timeout_ms, PR__DSP_DEF_DELIVERY);
     p->epoch = o->epoch;
     p->json = pr__ds_is_json(ds->ctype);
-    if (!(p->id = pr__ds_strdup(o->producer_id)) || !(p->offset = pr__ds_strdup("")) ||
+    if (!(p->id = pr__strdup(o->producer_id, NULL)) || !(p->offset = pr__strdup("", NULL)) ||
         (rc = pr_group_create(&p->senders)) != PR_OK || (rc = pr_chan_create(&p->kick, sizeof(int), 1)) != PR_OK ||
         (rc = pr_sem_create(&p->slots, p->o.max_in_flight)) != PR_OK ||
         (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
@@ -19193,9 +19167,9 @@ void pr_ds_producer_destroy(pr_ds_producer *p) {
     pr_chan_destroy(p->kick);
     pr_sem_destroy(p->slots);
     pr_wsem_destroy(p->budget);
-    pr__ds_free_str(&p->id);
-    pr__ds_free_str(&p->offset);
-    pr__ds_free_str(&p->final_offset);
+    pr__strfree(&p->id);
+    pr__strfree(&p->offset);
+    pr__strfree(&p->final_offset);
     pr__free(p, sizeof *p);
 }
 
@@ -19307,12 +19281,12 @@ int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_o
     c->ds = ds;
     c->o = *o;
     c->o.offset = NULL;
-    if (!(c->offset = pr__ds_strdup(o->offset ? o->offset : "-1"))) {
+    if (!(c->offset = pr__strdup(o->offset ? o->offset : "-1", NULL))) {
         pr__free(c, sizeof *c);
         return PR_ENOMEM;
     }
     if ((rc = pr_go(&c->task, pr__dsc_task, c, NULL)) != PR_OK) {
-        pr__ds_free_str(&c->offset);
+        pr__strfree(&c->offset);
         pr__free(c, sizeof *c);
         return rc;
     }
@@ -19334,7 +19308,7 @@ void pr_ds_consumer_stop(pr_ds_consumer *c) {
         pr_cancel(c->task);
         pr_join(c->task, NULL, PR_FOREVER);
     }
-    pr__ds_free_str(&c->offset);
+    pr__strfree(&c->offset);
     pr__free(c, sizeof *c);
 }
 

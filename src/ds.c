@@ -599,24 +599,10 @@ static int pr__ds_classify(int outcome, int64_t *after_ms, void *user_data) {
     return PR_RETRY_OK;
 }
 
-static char *pr__ds_strdup(const char *s) {
-    size_t n = strlen(s);
-    char *d = (char *)pr__alloc(n + 1);
-    if (d) memcpy(d, s, n + 1);
-    return d;
-}
-
-static void pr__ds_free_str(char **s) {
-    if (*s) pr__free(*s, strlen(*s) + 1);
-    *s = NULL;
-}
-
 static void pr__ds_setstr(char **dst, const char *s, size_t n) {
-    char *d = (char *)pr__alloc(n + 1);
+    char *d = pr__strndup(s, n);
     if (!d) return; /* keep the old one */
-    memcpy(d, s, n);
-    d[n] = 0;
-    if (*dst) pr__free(*dst, strlen(*dst) + 1);
+    pr__strfree(dst);
     *dst = d;
 }
 
@@ -674,7 +660,7 @@ int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts) {
     ds->o.headers = NULL;
     ds->o.params = NULL;
     ds->ctype_given = ds->o.content_type != NULL;
-    if (!(ds->ctype = pr__ds_strdup(ds->o.content_type ? ds->o.content_type : "application/octet-stream")))
+    if (!(ds->ctype = pr__strdup(ds->o.content_type ? ds->o.content_type : "application/octet-stream", NULL)))
         goto nomem;
     ds->o.content_type = NULL;
     ds->retry = ds->o.retry;
@@ -713,8 +699,8 @@ void pr_ds_destroy(pr_ds *ds) {
     pr_url_deinit(&ds->url);
     if (ds->base) pr__free(ds->base, strlen(ds->base) + 1);
     if (ds->ctype) pr__free(ds->ctype, strlen(ds->ctype) + 1);
-    pr__ds_free_str(&ds->etag);
-    pr__ds_free_str(&ds->etag_at);
+    pr__strfree(&ds->etag);
+    pr__strfree(&ds->etag_at);
     pr_buf_deinit(&ds->base_params);
     pr_buf_deinit(&ds->fixed);
     pr__free(ds, sizeof *ds);
@@ -1126,7 +1112,7 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     r->o.idle_timeout_ms = PR__DEF(r->o.idle_timeout_ms, PR__DS_DEF_IDLE);
     pr_buf_init(&r->batch);
     pr_buf_init(&r->out);
-    if (!(r->offset = pr__ds_strdup(offset)) || !(r->cursor = pr__ds_strdup(""))) {
+    if (!(r->offset = pr__strdup(offset, NULL)) || !(r->cursor = pr__strdup("", NULL))) {
         pr_ds_read_destroy(r);
         return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
     }
@@ -1143,8 +1129,8 @@ void pr_ds_read_destroy(pr_ds_read *r) {
     pr_sse_decoder_destroy(r->dec);
     pr_json_doc_destroy(r->doc);
     pr_ds_result_deinit(&r->res);
-    pr__ds_free_str(&r->offset);
-    pr__ds_free_str(&r->cursor);
+    pr__strfree(&r->offset);
+    pr__strfree(&r->cursor);
     pr_buf_deinit(&r->batch);
     pr_buf_deinit(&r->out);
     pr__free(r, sizeof *r);
@@ -1177,10 +1163,8 @@ static int pr__ds_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
     if (cur.len && !pr__ds_token_ok(cur.ptr, cur.len))
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's cursor is not 1 to 1024 printable ASCII bytes");
-    if (!(d = (char *)pr__alloc(off.len + 1))) return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
-    memcpy(d, off.ptr, off.len);
-    d[off.len] = 0;
-    pr__ds_free_str(&r->offset);
+    if (!(d = pr__strndup(off.ptr, off.len))) return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+    pr__strfree(&r->offset);
     r->offset = d;
     if (cur.len) pr__ds_setstr(&r->cursor, cur.ptr, cur.len);
     return PR_OK;
@@ -1902,7 +1886,7 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
     p->o.delivery_timeout_ms = PR__DEF(p->o.delivery_timeout_ms, PR__DSP_DEF_DELIVERY);
     p->epoch = o->epoch;
     p->json = pr__ds_is_json(ds->ctype);
-    if (!(p->id = pr__ds_strdup(o->producer_id)) || !(p->offset = pr__ds_strdup("")) ||
+    if (!(p->id = pr__strdup(o->producer_id, NULL)) || !(p->offset = pr__strdup("", NULL)) ||
         (rc = pr_group_create(&p->senders)) != PR_OK || (rc = pr_chan_create(&p->kick, sizeof(int), 1)) != PR_OK ||
         (rc = pr_sem_create(&p->slots, p->o.max_in_flight)) != PR_OK ||
         (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
@@ -2063,9 +2047,9 @@ void pr_ds_producer_destroy(pr_ds_producer *p) {
     pr_chan_destroy(p->kick);
     pr_sem_destroy(p->slots);
     pr_wsem_destroy(p->budget);
-    pr__ds_free_str(&p->id);
-    pr__ds_free_str(&p->offset);
-    pr__ds_free_str(&p->final_offset);
+    pr__strfree(&p->id);
+    pr__strfree(&p->offset);
+    pr__strfree(&p->final_offset);
     pr__free(p, sizeof *p);
 }
 
@@ -2177,12 +2161,12 @@ int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_o
     c->ds = ds;
     c->o = *o;
     c->o.offset = NULL;
-    if (!(c->offset = pr__ds_strdup(o->offset ? o->offset : "-1"))) {
+    if (!(c->offset = pr__strdup(o->offset ? o->offset : "-1", NULL))) {
         pr__free(c, sizeof *c);
         return PR_ENOMEM;
     }
     if ((rc = pr_go(&c->task, pr__dsc_task, c, NULL)) != PR_OK) {
-        pr__ds_free_str(&c->offset);
+        pr__strfree(&c->offset);
         pr__free(c, sizeof *c);
         return rc;
     }
@@ -2204,6 +2188,6 @@ void pr_ds_consumer_stop(pr_ds_consumer *c) {
         pr_cancel(c->task);
         pr_join(c->task, NULL, PR_FOREVER);
     }
-    pr__ds_free_str(&c->offset);
+    pr__strfree(&c->offset);
     pr__free(c, sizeof *c);
 }

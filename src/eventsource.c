@@ -243,15 +243,6 @@ struct pr_sse {
 
 static const pr_backoff pr__sse_backoff = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 1000, 30000, 0.25, 0.0, 0.0 };
 
-static char *pr__sse_dup(const char *p, size_t n) {
-    char *d = (char *)pr__alloc(n + 1);
-    if (d) {
-        if (n) memcpy(d, p, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 static void pr__sse_drop(pr_sse *s) {
     pr_http_response_destroy(s->resp);
     s->resp = NULL;
@@ -518,8 +509,8 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     m = s->o.method ? s->o.method : "GET";
     rc = pr_url_parse(&s->url, url, strlen(url), NULL);
     if (!rc && (s->o.retry_ms < 0 || s->o.max_retry_ms < 0 || (s->o.body_len && !s->o.body))) rc = PR_EINVAL;
-    if (!rc && !(s->method = pr__sse_dup(m, strlen(m)))) rc = PR_ENOMEM;
-    if (!rc && s->o.body && !(s->body = pr__sse_dup(s->o.body, s->o.body_len))) rc = PR_ENOMEM;
+    if (!rc && !(s->method = pr__strdup(m, NULL))) rc = PR_ENOMEM;
+    if (!rc && s->o.body && !(s->body = pr__strndup(s->o.body, s->o.body_len))) rc = PR_ENOMEM;
     s->body_len = s->body ? s->o.body_len : 0;
     for (i = 0; !rc && s->o.headers && s->o.headers[i]; i++) {
         size_t n = strlen(s->o.headers[i]);

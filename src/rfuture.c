@@ -1140,13 +1140,6 @@ static int pr__rf_poll_task(void *arg) {
     return 0;
 }
 
-static char *pr__rf_strdup(const char *s, size_t *n) {
-    char *d;
-    *n = strlen(s) + 1;
-    if ((d = (char *)pr__alloc(*n)) != NULL) memcpy(d, s, *n);
-    return d;
-}
-
 int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_id, const pr_rfuture_opts *opts) {
     pr__rfuture *r;
     int rc;
@@ -1166,8 +1159,8 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     r->allow_md = 1;
     r->created_ms = pr_now();
     r->until = r->o.timeout_ms > 0 ? pr_deadline_in(r->o.timeout_ms) : PR_FOREVER;
-    if (!(r->id = pr__rf_strdup(request_id, &r->id_n)) ||
-        (r->o.request_type && !(r->type = pr__rf_strdup(r->o.request_type, &r->type_n)))) {
+    if (!(r->id = pr__strdup(request_id, &r->id_n)) ||
+        (r->o.request_type && !(r->type = pr__strdup(r->o.request_type, &r->type_n)))) {
         pr__free(r->id, r->id_n);
         pr__free(r, sizeof *r);
         return PR_ENOMEM;
@@ -1294,7 +1287,7 @@ int pr_throttle_create(pr_throttle **out, const pr_throttle_opts *opts) {
     t->o.large_bytes = PR__DEF(t->o.large_bytes, 128 * 1024);
     if (pr_sem_create(&t->all, t->o.max_concurrent) || pr_sem_create(&t->backoff, t->o.backoff_concurrent) ||
         pr_wsem_create(&t->bytes, t->o.max_bytes) || (!t->o.window && pr_backoff_window_create(&t->own)) ||
-        !(t->key = pr__rf_strdup(t->o.key ? t->o.key : "", &t->key_n))) {
+        !(t->key = pr__strdup(t->o.key ? t->o.key : "", &t->key_n))) {
         pr_throttle_destroy(t);
         return PR_ENOMEM;
     }

@@ -883,13 +883,6 @@ static int pr__rep_task(void *arg) {
     return 0;
 }
 
-static char *pr__rep_strdup(const char *s, size_t *n) {
-    char *d;
-    *n = strlen(s) + 1;
-    if ((d = (char *)pr__alloc(*n)) != NULL) memcpy(d, s, *n);
-    return d;
-}
-
 static void pr__rep_free(pr_reporter *r) {
     while (r->qlen) {
         pr__rep_ev_free(r->q[r->qhead]);
@@ -943,12 +936,12 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
             pr__rep_uuid_text(u, w);
             snprintf(sess, sizeof sess, "sessionless-%s", u);
         }
-        if (!(r->session = pr__rep_strdup(r->sessionless ? sess : opts->session_id, &r->session_n))) rc = PR_ENOMEM;
+        if (!(r->session = pr__strdup(r->sessionless ? sess : opts->session_id, &r->session_n))) rc = PR_ENOMEM;
     }
     if (!rc && !opts->platform && uname(&un) != 0) strcpy(un.sysname, "unknown");
-    if (!rc && !(r->platform = pr__rep_strdup(opts->platform ? opts->platform : un.sysname, &r->platform_n)))
+    if (!rc && !(r->platform = pr__strdup(opts->platform ? opts->platform : un.sysname, &r->platform_n)))
         rc = PR_ENOMEM;
-    if (!rc && !(r->version = pr__rep_strdup(opts->sdk_version ? opts->sdk_version : PRISTINE_VERSION, &r->version_n)))
+    if (!rc && !(r->version = pr__strdup(opts->sdk_version ? opts->sdk_version : PRISTINE_VERSION, &r->version_n)))
         rc = PR_ENOMEM;
     r->o.url = r->o.session_id = r->o.platform = r->o.sdk_version = r->o.env_var = NULL;
     if (!rc && !r->sessionless) {
