@@ -13010,6 +13010,20 @@ static int pr__http_is_token(const char *p, size_t n) {
     return 1;
 }
 
+/* The media type of a Content-Type value: what precedes its parameters,
+   trimmed ("text/html; charset=utf-8" gives "text/html"). */
+static PR__MAYBE_UNUSED pr_slice pr__http_media_type(pr_slice ct) {
+    const char *semi = ct.len ? (const char *)memchr(ct.ptr, ';', ct.len) : NULL;
+    if (semi) ct.len = (size_t)(semi - ct.ptr);
+    return pr_slice_trim(ct);
+}
+
+/* Whether a Content-Type value (NULL: none) has the media type type, in
+   any case and with any parameters. */
+static PR__MAYBE_UNUSED int pr__http_media_is(const pr_slice *ct, const char *type) {
+    return ct && pr_slice_ieq(pr__http_media_type(*ct), pr_slice_cstr(type));
+}
+
 /* ---- request writer ---- */
 
 static int pr__http_hdr_is(pr_slice name, const char *s) { return pr_slice_ieq(name, pr_slice_cstr(s)); }
@@ -14944,12 +14958,9 @@ static void pr__http_breaker_record(pr_breaker *b, int outcome) {
 static int pr__http_is_json(const pr_http_response *r) {
     const pr_slice *ct = pr_http_header_get(r, "content-type");
     pr_slice t;
-    const char *semi;
+    if (pr__http_media_is(ct, "application/json")) return 1;
     if (!ct) return 0;
-    t = *ct;
-    if ((semi = (const char *)memchr(t.ptr, ';', t.len)) != NULL) t.len = (size_t)(semi - t.ptr);
-    t = pr_slice_trim(t);
-    if (pr_slice_ieq(t, pr_slice_cstr("application/json"))) return 1;
+    t = pr__http_media_type(*ct);
     if (t.len <= 5) return 0;
     t.ptr += t.len - 5;
     t.len = 5;
@@ -15364,17 +15375,6 @@ static int pr__sse_fields(const pr_buf *b, pr_http_header *h, size_t cap, size_t
     return 0;
 }
 
-/* The MIME essence of a Content-Type is text/event-stream. */
-static int pr__sse_is_stream_type(const pr_slice *ct) {
-    pr_slice t;
-    const char *semi;
-    if (!ct) return 0;
-    t = *ct;
-    if ((semi = (const char *)memchr(t.ptr, ';', t.len)) != NULL) t.len = (size_t)(semi - t.ptr);
-    t = pr_slice_trim(t);
-    return pr_slice_ieq(t, pr_slice_cstr("text/event-stream"));
-}
-
 /* The last-event-ID as it may travel in a header field: "" when there is
    none, or when it cannot (over max_last_event_id, or a control byte that
    a field value may not carry; *why then says which). */
@@ -15533,7 +15533,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     }
     st = pr_http_status(r);
     ct = pr_http_header_get(r, "content-type");
-    if (st == 200 && pr__sse_is_stream_type(ct)) {
+    if (st == 200 && pr__http_media_is(ct, "text/event-stream")) {
         s->resp = r;
         s->status = st;
         s->opened = 1;
@@ -17831,9 +17831,7 @@ const char *pr_ds_content_type(const pr_ds *ds) { return ds ? ds->ctype : NULL; 
 /* The MIME essence of a content type: application/json (any case). */
 static int pr__ds_is_json(const char *ct) {
     pr_slice t = pr_slice_cstr(ct ? ct : "");
-    const char *semi = (const char *)memchr(t.ptr, ';', t.len);
-    if (semi) t.len = (size_t)(semi - t.ptr);
-    return pr_slice_ieq(pr_slice_trim(t), pr_slice_cstr("application/json"));
+    return pr__http_media_is(&t, "application/json");
 }
 
 /* text/... or application/json: SSE sends such streams as text. */
@@ -18539,7 +18537,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
         return rc;
     }
     ct = pr_http_header_get(resp, "content-type");
-    if (!pr__sse_is_stream_type(ct)) {
+    if (!pr__http_media_is(ct, "text/event-stream")) {
         pr_http_response_destroy(resp);
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE read answered without text/event-stream");
     }

@@ -1446,12 +1446,9 @@ static void pr__http_breaker_record(pr_breaker *b, int outcome) {
 static int pr__http_is_json(const pr_http_response *r) {
     const pr_slice *ct = pr_http_header_get(r, "content-type");
     pr_slice t;
-    const char *semi;
+    if (pr__http_media_is(ct, "application/json")) return 1;
     if (!ct) return 0;
-    t = *ct;
-    if ((semi = (const char *)memchr(t.ptr, ';', t.len)) != NULL) t.len = (size_t)(semi - t.ptr);
-    t = pr_slice_trim(t);
-    if (pr_slice_ieq(t, pr_slice_cstr("application/json"))) return 1;
+    t = pr__http_media_type(*ct);
     if (t.len <= 5) return 0;
     t.ptr += t.len - 5;
     t.len = 5;

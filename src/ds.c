@@ -711,9 +711,7 @@ const char *pr_ds_content_type(const pr_ds *ds) { return ds ? ds->ctype : NULL; 
 /* The MIME essence of a content type: application/json (any case). */
 static int pr__ds_is_json(const char *ct) {
     pr_slice t = pr_slice_cstr(ct ? ct : "");
-    const char *semi = (const char *)memchr(t.ptr, ';', t.len);
-    if (semi) t.len = (size_t)(semi - t.ptr);
-    return pr_slice_ieq(pr_slice_trim(t), pr_slice_cstr("application/json"));
+    return pr__http_media_is(&t, "application/json");
 }
 
 /* text/... or application/json: SSE sends such streams as text. */
@@ -1419,7 +1417,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
         return rc;
     }
     ct = pr_http_header_get(resp, "content-type");
-    if (!pr__sse_is_stream_type(ct)) {
+    if (!pr__http_media_is(ct, "text/event-stream")) {
         pr_http_response_destroy(resp);
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE read answered without text/event-stream");
     }

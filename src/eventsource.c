@@ -291,17 +291,6 @@ static int pr__sse_fields(const pr_buf *b, pr_http_header *h, size_t cap, size_t
     return 0;
 }
 
-/* The MIME essence of a Content-Type is text/event-stream. */
-static int pr__sse_is_stream_type(const pr_slice *ct) {
-    pr_slice t;
-    const char *semi;
-    if (!ct) return 0;
-    t = *ct;
-    if ((semi = (const char *)memchr(t.ptr, ';', t.len)) != NULL) t.len = (size_t)(semi - t.ptr);
-    t = pr_slice_trim(t);
-    return pr_slice_ieq(t, pr_slice_cstr("text/event-stream"));
-}
-
 /* The last-event-ID as it may travel in a header field: "" when there is
    none, or when it cannot (over max_last_event_id, or a control byte that
    a field value may not carry; *why then says which). */
@@ -460,7 +449,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     }
     st = pr_http_status(r);
     ct = pr_http_header_get(r, "content-type");
-    if (st == 200 && pr__sse_is_stream_type(ct)) {
+    if (st == 200 && pr__http_media_is(ct, "text/event-stream")) {
         s->resp = r;
         s->status = st;
         s->opened = 1;
