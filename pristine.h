@@ -15769,6 +15769,7 @@ struct pr_rfuture_poller {
     pr_rfuture_poller_opts o;    /* resolved; strings point at url */
     pr_http_client *client;
     pr_url url;                  /* base_url + path, parsed */
+    char *base;                  /* base_url (a copy), for the submit URLs */
     pr_wsem *bytes;
     struct pr__rfuture *live;    /* every future not finished */
     long nlive;
@@ -15811,7 +15812,22 @@ typedef struct pr__rfuture {
     char last_err[120];         /* the last retryable failure, for a timeout */
 } pr__rfuture;
 
+/* Parse base (a trailing '/' dropped) + path into *url: the poll, submit
+   and heartbeat URLs. */
+static int pr__rf_url(pr_url *url, const char *base, const char *path, pr_err_info *err) {
+    pr_buf u;
+    int rc;
+    pr_buf_init(&u);
+    rc = pr_buf_append_str(&u, base);
+    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
+    if (!rc) rc = pr_buf_append_str(&u, path);
+    if (!rc) rc = pr_url_parse(url, u.data, u.len, err);
+    pr_buf_deinit(&u);
+    return rc;
+}
+
 static void pr__rf_poller_free(pr_rfuture_poller *p) {
+    pr__strfree(&p->base);
     pr_wsem_destroy(p->bytes);
     pr_url_deinit(&p->url);
     pr__free(p->heap, p->heap_cap * sizeof *p->heap);
@@ -15876,7 +15892,6 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
                             pace = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 5, 1000, 0.0, 0.0, 0.0 };
     pr_err_info scratch, *err = opts && opts->err ? opts->err : &scratch;
     pr_rfuture_poller *p;
-    pr_buf u;
     int rc;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
@@ -15903,12 +15918,8 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
         pr__free(p, sizeof *p);
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
     }
-    pr_buf_init(&u);
-    rc = pr_buf_append_str(&u, opts->base_url);
-    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
-    if (!rc) rc = pr_buf_append_str(&u, opts->path ? opts->path : PR__RF_PATH);
-    if (!rc) rc = pr_url_parse(&p->url, u.data, u.len, err);
-    pr_buf_deinit(&u);
+    rc = pr__rf_url(&p->url, opts->base_url, opts->path ? opts->path : PR__RF_PATH, err);
+    if (!rc && !(p->base = pr__strdup(opts->base_url, NULL))) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     if (!rc && pr_wsem_create(&p->bytes, p->o.max_response_bytes)) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->clock_due = PR_FOREVER;
     if (!rc && pr_go(NULL, pr__rf_clock, p, NULL) != PR_OK) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
@@ -16570,7 +16581,6 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     pr_http_request req;
     pr_http_result res;
     pr_rfuture_opts o;
-    pr_buf u;
     pr_url url;
     const char *id, *bad;
     int rc;
@@ -16579,17 +16589,8 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
     o.submitted_at_ms = pr_now();
-    /* the submit URL: the poller's origin and prefix, this path */
-    pr_buf_init(&u);
     memset(&url, 0, sizeof url);
-    rc = pr_url_origin(&u, &p->url);
-    if (!rc && p->url.path.len > strlen(PR__RF_PATH) &&
-        !memcmp(p->url.path.ptr + p->url.path.len - strlen(PR__RF_PATH), PR__RF_PATH, strlen(PR__RF_PATH)))
-        rc = pr_buf_append(&u, p->url.path.ptr, p->url.path.len - strlen(PR__RF_PATH)); /* a base_url prefix */
-    if (!rc) rc = pr_buf_append_str(&u, path);
-    if (!rc) rc = pr_url_parse(&url, u.data, u.len, NULL);
-    pr_buf_deinit(&u);
-    if (rc) return rc;
+    if ((rc = pr__rf_url(&url, p->base, path, NULL)) != PR_OK) return rc;
     h[0].name = pr_slice_cstr("Content-Type");
     h[0].value = pr_slice_cstr("application/json");
     h[1].name = pr_slice_cstr("Accept");
@@ -16799,7 +16800,6 @@ int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *b
                        const pr_heartbeat_opts *opts) {
     pr_heartbeat *h;
     pr_json_writer w;
-    pr_buf u;
     int rc;
     if (out) *out = NULL;
     if (!out || !client || !base_url || !session_id) return PR_EINVAL;
@@ -16811,12 +16811,7 @@ int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *b
     h->o.timeout_ms = PR__DEF(h->o.timeout_ms, 10000);
     h->client = client;
     pr_buf_init(&h->body);
-    pr_buf_init(&u);
-    rc = pr_buf_append_str(&u, base_url);
-    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
-    if (!rc) rc = pr_buf_append_str(&u, h->o.path ? h->o.path : "/api/v1/session_heartbeat");
-    if (!rc) rc = pr_url_parse(&h->url, u.data, u.len, NULL);
-    pr_buf_deinit(&u);
+    rc = pr__rf_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", NULL);
     h->o.path = NULL;
     pr_json_writer_init(&w, &h->body);
     pr_json_begin_object(&w);
@@ -19533,7 +19528,9 @@ REVISION HISTORY
                server's delay on
                any answer is honoured, between poll_backoff.base_ms and
                hint_max_ms; a request_id or queue_state_reason with a NUL
-               byte or over 1024 bytes is PR_EPROTO.
+               byte or over 1024 bytes is PR_EPROTO. pr_rfuture_submit posts
+               to <base_url><path> with the poller's own path set too (was:
+               the base_url's prefix was dropped then).
       telemetry  The reporter's queue is bounded in bytes as well as events.
 
   0.1.0
