@@ -15579,7 +15579,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return PR_ENOMEM;
     if (opts) s->o = *opts;
     pr_buf_init(&s->fixed);
-    m = s->o.method ? s->o.method : "GET";
+    m = PR__DEF(s->o.method, "GET");
     rc = pr_url_parse(&s->url, url, strlen(url), NULL);
     if (!rc && (s->o.retry_ms < 0 || s->o.max_retry_ms < 0 || (s->o.body_len && !s->o.body))) rc = PR_EINVAL;
     if (!rc && !(s->method = pr__strdup(m, NULL))) rc = PR_ENOMEM;
@@ -15608,7 +15608,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
         return rc;
     }
     s->repeatable = s->o.repeatable || (!s->body && !strcmp(m, "GET"));
-    if (!s->o.retry_ms) s->o.retry_ms = PR__SSE_DEF_RETRY;
+    s->o.retry_ms = PR__DEF(s->o.retry_ms, PR__SSE_DEF_RETRY);
     if (!s->o.backoff.base_ms) s->o.backoff = pr__sse_backoff;
     s->o.idle_timeout_ms = PR__DEF(s->o.idle_timeout_ms, PR__SSE_DEF_IDLE);
     s->o.max_retry_ms = PR__DEF(s->o.max_retry_ms, PR__SSE_DEF_MAX_RETRY);
@@ -17775,13 +17775,13 @@ int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts) {
     ds->o.headers = NULL;
     ds->o.params = NULL;
     ds->ctype_given = ds->o.content_type != NULL;
-    if (!(ds->ctype = pr__strdup(ds->o.content_type ? ds->o.content_type : "application/octet-stream", NULL)))
+    if (!(ds->ctype = pr__strdup(PR__DEF(ds->o.content_type, "application/octet-stream"), NULL)))
         goto nomem;
     ds->o.content_type = NULL;
     ds->retry = ds->o.retry;
     if (!ds->retry.backoff.base_ms) ds->retry.backoff = pr__ds_backoff;
-    if (!ds->retry.max_retries) ds->retry.max_retries = PR_RETRY_UNLIMITED;
-    if (!ds->retry.classify) ds->retry.classify = pr__ds_classify;
+    ds->retry.max_retries = PR__DEF(ds->retry.max_retries, PR_RETRY_UNLIMITED);
+    ds->retry.classify = PR__DEF(ds->retry.classify, pr__ds_classify);
     if (pr_backoff_check(&ds->retry.backoff) != PR_OK) {
         rc = pr__err_set(err, PR_EINVAL, 0, "ds: invalid retry backoff");
         goto fail;
@@ -18212,16 +18212,16 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     if (!out || !ds) return pr__err_set(err, PR_EINVAL, 0, "ds: out and ds are required");
     if (o && (o->live < PR_DS_LIVE_NONE || o->live > PR_DS_LIVE_AUTO))
         return pr__err_set(err, PR_EINVAL, 0, "ds: unknown live mode %d", o->live);
-    if (!offset) offset = "-1";
+    offset = PR__DEF(offset, "-1");
     if (!pr__ds_token_ok(offset, strlen(offset)))
         return pr__err_set(err, PR_EINVAL, 0, "ds: an offset is 1 to %d printable ASCII bytes", PR__DS_MAX_OFFSET);
     if (!(r = (pr_ds_read *)pr__calloc(1, sizeof *r))) return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
     r->ds = ds;
     if (o) r->o = *o;
     r->o.err = NULL;
-    if (!r->o.sse_short_ms) r->o.sse_short_ms = 1000;
-    if (!r->o.sse_max_short) r->o.sse_max_short = 3;
-    if (!r->o.max_chunk_bytes) r->o.max_chunk_bytes = PR__DS_DEF_CHUNK;
+    r->o.sse_short_ms = PR__DEF(r->o.sse_short_ms, 1000);
+    r->o.sse_max_short = PR__DEF(r->o.sse_max_short, 3);
+    r->o.max_chunk_bytes = PR__DEF(r->o.max_chunk_bytes, PR__DS_DEF_CHUNK);
     r->o.idle_timeout_ms = PR__DEF(r->o.idle_timeout_ms, PR__DS_DEF_IDLE);
     pr_buf_init(&r->batch);
     pr_buf_init(&r->out);
@@ -19274,7 +19274,7 @@ int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_o
     c->ds = ds;
     c->o = *o;
     c->o.offset = NULL;
-    if (!(c->offset = pr__strdup(o->offset ? o->offset : "-1", NULL))) {
+    if (!(c->offset = pr__strdup(PR__DEF(o->offset, "-1"), NULL))) {
         pr__free(c, sizeof *c);
         return PR_ENOMEM;
     }

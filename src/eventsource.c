@@ -495,7 +495,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return PR_ENOMEM;
     if (opts) s->o = *opts;
     pr_buf_init(&s->fixed);
-    m = s->o.method ? s->o.method : "GET";
+    m = PR__DEF(s->o.method, "GET");
     rc = pr_url_parse(&s->url, url, strlen(url), NULL);
     if (!rc && (s->o.retry_ms < 0 || s->o.max_retry_ms < 0 || (s->o.body_len && !s->o.body))) rc = PR_EINVAL;
     if (!rc && !(s->method = pr__strdup(m, NULL))) rc = PR_ENOMEM;
@@ -524,7 +524,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
         return rc;
     }
     s->repeatable = s->o.repeatable || (!s->body && !strcmp(m, "GET"));
-    if (!s->o.retry_ms) s->o.retry_ms = PR__SSE_DEF_RETRY;
+    s->o.retry_ms = PR__DEF(s->o.retry_ms, PR__SSE_DEF_RETRY);
     if (!s->o.backoff.base_ms) s->o.backoff = pr__sse_backoff;
     s->o.idle_timeout_ms = PR__DEF(s->o.idle_timeout_ms, PR__SSE_DEF_IDLE);
     s->o.max_retry_ms = PR__DEF(s->o.max_retry_ms, PR__SSE_DEF_MAX_RETRY);
