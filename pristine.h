@@ -1831,10 +1831,9 @@ typedef struct pr_backoff {
 #define PR_BACKOFF_HTTP { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 500, 10000, 0.25, 0.0, 0.0 }
 /* Operation retries (Tinker's retry handler): 500 ms * 2^a +-25 %, capped at 10 s. */
 #define PR_BACKOFF_OPERATION { PR_BACKOFF_EXPONENTIAL, PR_JITTER_RANGE, 500, 10000, 0.0, 0.75, 1.25 }
-/* Submission retries: 1, 2, 4, 8, 16, 30, 30, ... s, no jitter. */
+/* Submission retries, and remote-future polling after 429 and connection
+   errors: 1, 2, 4, 8, 16, 30, 30, ... s, no jitter. */
 #define PR_BACKOFF_SUBMIT { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 30000, 0.0, 0.0, 0.0 }
-/* Remote-future polling after 429 and connection errors: 1, 2, 4, ... 30 s. */
-#define PR_BACKOFF_POLL { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 30000, 0.0, 0.0, 0.0 }
 /* A polling interval that grows: 1 s doubling up to 10 s. */
 #define PR_BACKOFF_POLL_INTERVAL { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 10000, 0.0, 0.0, 0.0 }
 /* Telemetry batch resends: 1 s * 2^a plus up to 10 %, uncapped (used for 3 retries). */
@@ -3799,7 +3798,7 @@ typedef struct pr_rfuture_poller_opts {
     pr_backoff poll_backoff;     /* after try_again / pending / 408 / 5xx / a 400 in the budget, by the
                                     polls made; its base_ms is also the least wait a server's hint gets.
                                     base_ms 0 = 5 ms doubling to 1000 ms, no jitter */
-    pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_POLL */
+    pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_SUBMIT */
     int64_t hint_max_ms;         /* 0 = 60000: the longest wait a server can ask for; a longer
                                     retry_after_ms (any JSON number) or Retry-After /
                                     retry-after-ms header is cut to it */
@@ -15888,7 +15887,7 @@ static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) 
 }
 
 int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts) {
-    static const pr_backoff poll = PR_BACKOFF_POLL,
+    static const pr_backoff poll = PR_BACKOFF_SUBMIT,
                             pace = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 5, 1000, 0.0, 0.0, 0.0 };
     pr_err_info scratch, *err = opts && opts->err ? opts->err : &scratch;
     pr_rfuture_poller *p;
@@ -19474,6 +19473,9 @@ REVISION HISTORY
   release may break the API; each break is listed here.
 
   unreleased (after 0.1.0)
+    Renamed or removed
+      PR_BACKOFF_POLL         removed: it was PR_BACKOFF_SUBMIT under another
+                              name (1 s doubling to 30 s, no jitter); use that
     Changed signature
       pr_retry_hint_ms        takes int64_t max_ms before out (<= 0 = 60000);
                               a hint above it is cut to it (was: refused, so

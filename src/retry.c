@@ -70,10 +70,9 @@ typedef struct pr_backoff {
 #define PR_BACKOFF_HTTP { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 500, 10000, 0.25, 0.0, 0.0 }
 /* Operation retries (Tinker's retry handler): 500 ms * 2^a +-25 %, capped at 10 s. */
 #define PR_BACKOFF_OPERATION { PR_BACKOFF_EXPONENTIAL, PR_JITTER_RANGE, 500, 10000, 0.0, 0.75, 1.25 }
-/* Submission retries: 1, 2, 4, 8, 16, 30, 30, ... s, no jitter. */
+/* Submission retries, and remote-future polling after 429 and connection
+   errors: 1, 2, 4, 8, 16, 30, 30, ... s, no jitter. */
 #define PR_BACKOFF_SUBMIT { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 30000, 0.0, 0.0, 0.0 }
-/* Remote-future polling after 429 and connection errors: 1, 2, 4, ... 30 s. */
-#define PR_BACKOFF_POLL { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 30000, 0.0, 0.0, 0.0 }
 /* A polling interval that grows: 1 s doubling up to 10 s. */
 #define PR_BACKOFF_POLL_INTERVAL { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 10000, 0.0, 0.0, 0.0 }
 /* Telemetry batch resends: 1 s * 2^a plus up to 10 %, uncapped (used for 3 retries). */

@@ -137,7 +137,7 @@ typedef struct pr_rfuture_poller_opts {
     pr_backoff poll_backoff;     /* after try_again / pending / 408 / 5xx / a 400 in the budget, by the
                                     polls made; its base_ms is also the least wait a server's hint gets.
                                     base_ms 0 = 5 ms doubling to 1000 ms, no jitter */
-    pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_POLL */
+    pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_SUBMIT */
     int64_t hint_max_ms;         /* 0 = 60000: the longest wait a server can ask for; a longer
                                     retry_after_ms (any JSON number) or Retry-After /
                                     retry-after-ms header is cut to it */
@@ -507,7 +507,7 @@ static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) 
 }
 
 int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts) {
-    static const pr_backoff poll = PR_BACKOFF_POLL,
+    static const pr_backoff poll = PR_BACKOFF_SUBMIT,
                             pace = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 5, 1000, 0.0, 0.0, 0.0 };
     pr_err_info scratch, *err = opts && opts->err ? opts->err : &scratch;
     pr_rfuture_poller *p;
