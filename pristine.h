@@ -9991,6 +9991,11 @@ static int64_t pr__ms_ceil(double ms) {
     return (double)w < ms ? w + 1 : w;
 }
 
+/* The policy of a request that must not be retried (PR_RETRY_OFF), for the
+   modules that run their own retries around the client. */
+static PR__MAYBE_UNUSED const pr_retry_policy pr__retry_off = {
+    PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL, { NULL, NULL, NULL, NULL } };
+
 /* ---- the runner ---- */
 int pr_retry_classify_default(int outcome, int64_t *after_ms, void *user_data) {
     PR__UNUSED(after_ms);
@@ -15464,7 +15469,6 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
     pr_http_header h[PR__SSE_MAX_FIELDS + 4];
     pr_http_request req;
-    pr_retry_policy off;
     pr_http_response *r = NULL;
     pr_buf dyn;
     pr_err_info e;
@@ -15504,8 +15508,6 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "a header line from headers_fn is malformed or too many");
     }
-    memset(&off, 0, sizeof off);
-    off.max_retries = PR_RETRY_OFF;
     memset(&req, 0, sizeof req);
     memset(&e, 0, sizeof e);
     req.method = s->method;
@@ -15514,7 +15516,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     req.nheaders = n;
     req.body = s->body;
     req.body_len = s->body_len;
-    req.retry = &off;
+    req.retry = &pr__retry_off;
     req.idle_timeout_ms = s->o.idle_timeout_ms;
     req.redirect_forward = fwd;
     req.err = &e;
@@ -16088,8 +16090,6 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
 
 /* One poll: the request, with the poll's deadline over the whole response. */
 static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_rfuture_poller *p = r->p;
     pr_http_header h[5];
     pr_http_request req;
@@ -16133,7 +16133,7 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     req.nheaders = nh;
     req.body = body.data;
     req.body_len = body.len;
-    req.retry = &off;
+    req.retry = &pr__retry_off;
     rc = pr_http_client_fetch(p->client, res, &req, deadline);
     pr_buf_deinit(&body);
     return rc;
@@ -16748,8 +16748,6 @@ static void pr__hb_free(pr_heartbeat *h) {
 }
 
 static int pr__hb_task(void *arg) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_heartbeat *h = (pr_heartbeat *)arg;
     pr_http_header hd = { { "Content-Type", 12 }, { "application/json", 16 } };
     int64_t last_ok = pr_now(), next = pr_deadline_in(h->o.interval_ms);
@@ -16767,7 +16765,7 @@ static int pr__hb_task(void *arg) {
         req.nheaders = 1;
         req.body = h->body.data;
         req.body_len = h->body.len;
-        req.retry = &off;
+        req.retry = &pr__retry_off;
         rc = pr_http_client_request(h->client, &r, &req, pr_deadline_in(h->o.timeout_ms));
         if (rc == PR_ECANCELED) break;
         h->sent++;
@@ -17329,8 +17327,6 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
 
 /* POST one batch, resending it up to max_send_retries times. */
 static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_http_header h = { { "Content-Type", 12 }, { "application/json", 16 } };
     int attempt;
     for (attempt = 0;; attempt++) {
@@ -17344,7 +17340,7 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
         req.nheaders = 1;
         req.body = b->data;
         req.body_len = b->len;
-        req.retry = &off;
+        req.retry = &pr__retry_off;
         memset(&res, 0, sizeof res);
         rc = pr_http_client_fetch(r->o.client, &res, &req, pr_deadline_in(r->o.send_timeout_ms));
         ok = res.status;

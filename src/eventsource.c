@@ -381,7 +381,6 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
     pr_http_header h[PR__SSE_MAX_FIELDS + 4];
     pr_http_request req;
-    pr_retry_policy off;
     pr_http_response *r = NULL;
     pr_buf dyn;
     pr_err_info e;
@@ -421,8 +420,6 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "a header line from headers_fn is malformed or too many");
     }
-    memset(&off, 0, sizeof off);
-    off.max_retries = PR_RETRY_OFF;
     memset(&req, 0, sizeof req);
     memset(&e, 0, sizeof e);
     req.method = s->method;
@@ -431,7 +428,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     req.nheaders = n;
     req.body = s->body;
     req.body_len = s->body_len;
-    req.retry = &off;
+    req.retry = &pr__retry_off;
     req.idle_timeout_ms = s->o.idle_timeout_ms;
     req.redirect_forward = fwd;
     req.err = &e;

@@ -776,6 +776,11 @@ static int64_t pr__ms_ceil(double ms) {
     return (double)w < ms ? w + 1 : w;
 }
 
+/* The policy of a request that must not be retried (PR_RETRY_OFF), for the
+   modules that run their own retries around the client. */
+static PR__MAYBE_UNUSED const pr_retry_policy pr__retry_off = {
+    PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL, { NULL, NULL, NULL, NULL } };
+
 /* ---- the runner ---- */
 int pr_retry_classify_default(int outcome, int64_t *after_ms, void *user_data) {
     PR__UNUSED(after_ms);

@@ -708,8 +708,6 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
 
 /* One poll: the request, with the poll's deadline over the whole response. */
 static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_rfuture_poller *p = r->p;
     pr_http_header h[5];
     pr_http_request req;
@@ -753,7 +751,7 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     req.nheaders = nh;
     req.body = body.data;
     req.body_len = body.len;
-    req.retry = &off;
+    req.retry = &pr__retry_off;
     rc = pr_http_client_fetch(p->client, res, &req, deadline);
     pr_buf_deinit(&body);
     return rc;
@@ -1368,8 +1366,6 @@ static void pr__hb_free(pr_heartbeat *h) {
 }
 
 static int pr__hb_task(void *arg) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_heartbeat *h = (pr_heartbeat *)arg;
     pr_http_header hd = { { "Content-Type", 12 }, { "application/json", 16 } };
     int64_t last_ok = pr_now(), next = pr_deadline_in(h->o.interval_ms);
@@ -1387,7 +1383,7 @@ static int pr__hb_task(void *arg) {
         req.nheaders = 1;
         req.body = h->body.data;
         req.body_len = h->body.len;
-        req.retry = &off;
+        req.retry = &pr__retry_off;
         rc = pr_http_client_request(h->client, &r, &req, pr_deadline_in(h->o.timeout_ms));
         if (rc == PR_ECANCELED) break;
         h->sent++;

@@ -806,8 +806,6 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
 
 /* POST one batch, resending it up to max_send_retries times. */
 static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_http_header h = { { "Content-Type", 12 }, { "application/json", 16 } };
     int attempt;
     for (attempt = 0;; attempt++) {
@@ -821,7 +819,7 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
         req.nheaders = 1;
         req.body = b->data;
         req.body_len = b->len;
-        req.retry = &off;
+        req.retry = &pr__retry_off;
         memset(&res, 0, sizeof res);
         rc = pr_http_client_fetch(r->o.client, &res, &req, pr_deadline_in(r->o.send_timeout_ms));
         ok = res.status;
