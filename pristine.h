@@ -9991,6 +9991,28 @@ static int64_t pr__ms_ceil(double ms) {
     return (double)w < ms ? w + 1 : w;
 }
 
+/* ---- time and chance through the hooks ---- */
+/* A number in [0, 1) for jitter: the hooks' random, else pr_random(). */
+static double pr__retry_random(const pr_retry_hooks *h) {
+    return h->random ? h->random(h->user_data) : pr_random();
+}
+
+/* The backoff delay before retry `attempt` in whole ms (pr__ms_ceil; 0 for
+   an invalid policy), jittered with a number drawn through the hooks.
+   prev_ms, unless NULL, holds the previous fractional delay (for
+   PR_BACKOFF_DECORRELATED) and gets this one. The one way the runner, the
+   SSE stream, the remote futures and the reporter compute a wait. */
+static int64_t pr__retry_delay_ms(const pr_backoff *b, int attempt, double *prev_ms, const pr_retry_hooks *h) {
+    double d = pr_backoff_delay(b, attempt, prev_ms ? *prev_ms : 0, pr__retry_random(h));
+    if (prev_ms) *prev_ms = d;
+    return pr__ms_ceil(d);
+}
+
+/* Sleep delay_ms, waking by deadline: the hooks' sleep, else pr_sleep. */
+static int pr__retry_hook_sleep(const pr_retry_hooks *h, int64_t delay_ms, int64_t deadline) {
+    return h->sleep ? h->sleep(delay_ms, deadline, h->user_data) : pr_sleep(deadline);
+}
+
 /* The policy of a request that must not be retried (PR_RETRY_OFF), for the
    modules that run their own retries around the client. */
 static PR__MAYBE_UNUSED const pr_retry_policy pr__retry_off = {
@@ -10058,10 +10080,7 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
     if (v == PR_RETRY_AFTER && after >= 0) {
         delay = after;
     } else {
-        double r = p->hooks.random ? p->hooks.random(p->hooks.user_data) : pr_random();
-        double d = pr_backoff_delay(&p->backoff, st->retries, st->prev_delay_ms, r);
-        st->prev_delay_ms = d;
-        delay = pr__ms_ceil(d);
+        delay = pr__retry_delay_ms(&p->backoff, st->retries, &st->prev_delay_ms, &p->hooks);
         v = PR_RETRY_AGAIN;
     }
     now = pr_now();
@@ -10089,7 +10108,7 @@ int pr_retry_sleep(pr_retry *st, int64_t delay_ms, int *outcome, int64_t deadlin
     if (!st || !outcome) return 0;
     p = &st->policy;
     wake = pr_deadline_min(pr_deadline_in(delay_ms), deadline);
-    rc = p->hooks.sleep ? p->hooks.sleep(delay_ms, wake, p->hooks.user_data) : pr_sleep(wake);
+    rc = pr__retry_hook_sleep(&p->hooks, delay_ms, wake);
     if (rc == PR_ECANCELED || pr_is_canceled()) {
         *outcome = PR_ECANCELED;
         st->stop = PR_RETRY_CANCELED;
@@ -15395,8 +15414,7 @@ static const char *pr__sse_lei(const pr_sse *s, size_t *len, const char **why) {
 }
 
 static int pr__sse_sleep(pr_sse *s, int64_t delay, int64_t until) {
-    if (s->o.hooks.sleep) return s->o.hooks.sleep(delay, until, s->o.hooks.user_data);
-    return pr_sleep(until);
+    return pr__retry_hook_sleep(&s->o.hooks, delay, until);
 }
 
 static int64_t pr__sse_wall(pr_sse *s) {
@@ -15439,10 +15457,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
         s->final = reason;
         return reason;
     }
-    if (s->failures > 0) {
-        double r = s->o.hooks.random ? s->o.hooks.random(s->o.hooks.user_data) : pr_random();
-        delay = pr__time_add(delay, (int64_t)pr_backoff_delay(&s->o.backoff, s->failures - 1, 0, r));
-    }
+    if (s->failures > 0) delay = pr__time_add(delay, pr__retry_delay_ms(&s->o.backoff, s->failures - 1, NULL, &s->o.hooks));
     if (delay < PR__MIN(min_ms, s->o.max_retry_ms)) delay = PR__MIN(min_ms, s->o.max_retry_ms);
     s->next_at = pr__time_add(pr_now(), delay);
     s->reason = reason;
@@ -16066,9 +16081,7 @@ static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
 }
 
 static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
-    const pr_retry_hooks *h = &r->p->o.hooks;
-    double d = pr_backoff_delay(b, attempt, 0, h->random ? h->random(h->user_data) : pr_random());
-    return d <= 0 ? 0 : (int64_t)(d + 0.999);
+    return pr__retry_delay_ms(b, attempt, NULL, &r->p->o.hooks);
 }
 
 /* The wait before the next poll: the server's delay when it gave one
@@ -17353,11 +17366,8 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
             return rc ? rc : PR_EHTTP;
         }
         {
-            const pr_retry_hooks *hk = &r->o.hooks;
-            double d = pr_backoff_delay(&r->o.send_backoff, attempt, 0,
-                                        hk->random ? hk->random(hk->user_data) : pr_random());
-            int64_t ms = (int64_t)(d + 0.999);
-            rc = hk->sleep ? hk->sleep(ms, pr_deadline_in(ms), hk->user_data) : pr_sleep(pr_deadline_in(ms));
+            int64_t ms = pr__retry_delay_ms(&r->o.send_backoff, attempt, NULL, &r->o.hooks);
+            rc = pr__retry_hook_sleep(&r->o.hooks, ms, pr_deadline_in(ms));
             if (rc == PR_ECANCELED || pr_is_canceled()) return PR_ECANCELED;
         }
     }
@@ -18317,8 +18327,7 @@ static int pr__ds_json_empty(const char *p, size_t n) {
 
 /* Sleep through the handle's retry hooks (tests make waits instant). */
 static int pr__ds_sleep(pr_ds *ds, int64_t delay, int64_t until) {
-    if (ds->retry.hooks.sleep) return ds->retry.hooks.sleep(delay, until, ds->retry.hooks.user_data);
-    return pr_sleep(until);
+    return pr__retry_hook_sleep(&ds->retry.hooks, delay, until);
 }
 
 /* Wait until the earliest moment the next GET may start: answers that

@@ -1207,8 +1207,7 @@ static int pr__ds_json_empty(const char *p, size_t n) {
 
 /* Sleep through the handle's retry hooks (tests make waits instant). */
 static int pr__ds_sleep(pr_ds *ds, int64_t delay, int64_t until) {
-    if (ds->retry.hooks.sleep) return ds->retry.hooks.sleep(delay, until, ds->retry.hooks.user_data);
-    return pr_sleep(until);
+    return pr__retry_hook_sleep(&ds->retry.hooks, delay, until);
 }
 
 /* Wait until the earliest moment the next GET may start: answers that

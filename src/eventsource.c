@@ -307,8 +307,7 @@ static const char *pr__sse_lei(const pr_sse *s, size_t *len, const char **why) {
 }
 
 static int pr__sse_sleep(pr_sse *s, int64_t delay, int64_t until) {
-    if (s->o.hooks.sleep) return s->o.hooks.sleep(delay, until, s->o.hooks.user_data);
-    return pr_sleep(until);
+    return pr__retry_hook_sleep(&s->o.hooks, delay, until);
 }
 
 static int64_t pr__sse_wall(pr_sse *s) {
@@ -351,10 +350,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
         s->final = reason;
         return reason;
     }
-    if (s->failures > 0) {
-        double r = s->o.hooks.random ? s->o.hooks.random(s->o.hooks.user_data) : pr_random();
-        delay = pr__time_add(delay, (int64_t)pr_backoff_delay(&s->o.backoff, s->failures - 1, 0, r));
-    }
+    if (s->failures > 0) delay = pr__time_add(delay, pr__retry_delay_ms(&s->o.backoff, s->failures - 1, NULL, &s->o.hooks));
     if (delay < PR__MIN(min_ms, s->o.max_retry_ms)) delay = PR__MIN(min_ms, s->o.max_retry_ms);
     s->next_at = pr__time_add(pr_now(), delay);
     s->reason = reason;

@@ -684,9 +684,7 @@ static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
 }
 
 static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
-    const pr_retry_hooks *h = &r->p->o.hooks;
-    double d = pr_backoff_delay(b, attempt, 0, h->random ? h->random(h->user_data) : pr_random());
-    return d <= 0 ? 0 : (int64_t)(d + 0.999);
+    return pr__retry_delay_ms(b, attempt, NULL, &r->p->o.hooks);
 }
 
 /* The wait before the next poll: the server's delay when it gave one

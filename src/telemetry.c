@@ -832,11 +832,8 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
             return rc ? rc : PR_EHTTP;
         }
         {
-            const pr_retry_hooks *hk = &r->o.hooks;
-            double d = pr_backoff_delay(&r->o.send_backoff, attempt, 0,
-                                        hk->random ? hk->random(hk->user_data) : pr_random());
-            int64_t ms = (int64_t)(d + 0.999);
-            rc = hk->sleep ? hk->sleep(ms, pr_deadline_in(ms), hk->user_data) : pr_sleep(pr_deadline_in(ms));
+            int64_t ms = pr__retry_delay_ms(&r->o.send_backoff, attempt, NULL, &r->o.hooks);
+            rc = pr__retry_hook_sleep(&r->o.hooks, ms, pr_deadline_in(ms));
             if (rc == PR_ECANCELED || pr_is_canceled()) return PR_ECANCELED;
         }
     }
