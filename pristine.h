@@ -1835,10 +1835,9 @@ typedef struct pr_backoff {
 #define PR_BACKOFF_HTTP { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 500, 10000, 0.25, 0.0, 0.0 }
 /* Operation retries (Tinker's retry handler): 500 ms * 2^a +-25 %, capped at 10 s. */
 #define PR_BACKOFF_OPERATION { PR_BACKOFF_EXPONENTIAL, PR_JITTER_RANGE, 500, 10000, 0.0, 0.75, 1.25 }
-/* Submission retries: 1, 2, 4, 8, 16, 30, 30, ... s, no jitter. */
+/* Submission retries, and remote-future polling after 429 and connection
+   errors: 1, 2, 4, 8, 16, 30, 30, ... s, no jitter. */
 #define PR_BACKOFF_SUBMIT { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 30000, 0.0, 0.0, 0.0 }
-/* Remote-future polling after 429 and connection errors: 1, 2, 4, ... 30 s. */
-#define PR_BACKOFF_POLL { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 30000, 0.0, 0.0, 0.0 }
 /* A polling interval that grows: 1 s doubling up to 10 s. */
 #define PR_BACKOFF_POLL_INTERVAL { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 10000, 0.0, 0.0, 0.0 }
 /* Telemetry batch resends: 1 s * 2^a plus up to 10 %, uncapped (used for 3 retries). */
@@ -3803,7 +3802,7 @@ typedef struct pr_rfuture_poller_opts {
     pr_backoff poll_backoff;     /* after try_again / pending / 408 / 5xx / a 400 in the budget, by the
                                     polls made; its base_ms is also the least wait a server's hint gets.
                                     base_ms 0 = 5 ms doubling to 1000 ms, no jitter */
-    pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_POLL */
+    pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_SUBMIT */
     int64_t hint_max_ms;         /* 0 = 60000: the longest wait a server can ask for; a longer
                                     retry_after_ms (any JSON number) or Retry-After /
                                     retry-after-ms header is cut to it */
@@ -5175,6 +5174,32 @@ static PR__MAYBE_UNUSED void *pr__realloc(void *p, size_t old_n, size_t new_n) {
     memcpy(q, p, PR__MIN(old_n, new_n));
     pr__free(p, old_n);
     return q;
+}
+
+/* A NUL-terminated heap copy of the n bytes at p (p need not be terminated
+   and may hold NULs); NULL when out of memory. Its size is n + 1. */
+static PR__MAYBE_UNUSED char *pr__strndup(const char *p, size_t n) {
+    char *d = (char *)pr__alloc(n + 1);
+    if (d) {
+        if (n) memcpy(d, p, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+/* A heap copy of the NUL-terminated s, or NULL when out of memory; *size,
+   unless size is NULL, gets the bytes allocated (strlen(s) + 1). */
+static PR__MAYBE_UNUSED char *pr__strdup(const char *s, size_t *size) {
+    size_t n = strlen(s);
+    if (size) *size = n + 1;
+    return pr__strndup(s, n);
+}
+
+/* Free *s, a copy from pr__strdup or pr__strndup with no NUL inside, and
+   set it to NULL. */
+static PR__MAYBE_UNUSED void pr__strfree(char **s) {
+    if (*s) pr__free(*s, strlen(*s) + 1);
+    *s = NULL;
 }
 
 void pr_log_stderr(int level, const char *module, const char *msg, void *user_data) {
@@ -10028,6 +10053,33 @@ static int64_t pr__ms_ceil(double ms) {
     return (double)w < ms ? w + 1 : w;
 }
 
+/* ---- time and chance through the hooks ---- */
+/* A number in [0, 1) for jitter: the hooks' random, else pr_random(). */
+static double pr__retry_random(const pr_retry_hooks *h) {
+    return h->random ? h->random(h->user_data) : pr_random();
+}
+
+/* The backoff delay before retry `attempt` in whole ms (pr__ms_ceil; 0 for
+   an invalid policy), jittered with a number drawn through the hooks.
+   prev_ms, unless NULL, holds the previous fractional delay (for
+   PR_BACKOFF_DECORRELATED) and gets this one. The one way the runner, the
+   SSE stream, the remote futures and the reporter compute a wait. */
+static int64_t pr__retry_delay_ms(const pr_backoff *b, int attempt, double *prev_ms, const pr_retry_hooks *h) {
+    double d = pr_backoff_delay(b, attempt, prev_ms ? *prev_ms : 0, pr__retry_random(h));
+    if (prev_ms) *prev_ms = d;
+    return pr__ms_ceil(d);
+}
+
+/* Sleep delay_ms, waking by deadline: the hooks' sleep, else pr_sleep. */
+static int pr__retry_hook_sleep(const pr_retry_hooks *h, int64_t delay_ms, int64_t deadline) {
+    return h->sleep ? h->sleep(delay_ms, deadline, h->user_data) : pr_sleep(deadline);
+}
+
+/* The policy of a request that must not be retried (PR_RETRY_OFF), for the
+   modules that run their own retries around the client. */
+static PR__MAYBE_UNUSED const pr_retry_policy pr__retry_off = {
+    PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL, { NULL, NULL, NULL, NULL } };
+
 /* ---- the runner ---- */
 int pr_retry_classify_default(int outcome, int64_t *after_ms, void *user_data) {
     PR__UNUSED(after_ms);
@@ -10090,10 +10142,7 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
     if (v == PR_RETRY_AFTER && after >= 0) {
         delay = after;
     } else {
-        double r = p->hooks.random ? p->hooks.random(p->hooks.user_data) : pr_random();
-        double d = pr_backoff_delay(&p->backoff, st->retries, st->prev_delay_ms, r);
-        st->prev_delay_ms = d;
-        delay = pr__ms_ceil(d);
+        delay = pr__retry_delay_ms(&p->backoff, st->retries, &st->prev_delay_ms, &p->hooks);
         v = PR_RETRY_AGAIN;
     }
     now = pr_now();
@@ -10121,7 +10170,7 @@ int pr_retry_sleep(pr_retry *st, int64_t delay_ms, int *outcome, int64_t deadlin
     if (!st || !outcome) return 0;
     p = &st->policy;
     wake = pr_deadline_min(pr_deadline_in(delay_ms), deadline);
-    rc = p->hooks.sleep ? p->hooks.sleep(delay_ms, wake, p->hooks.user_data) : pr_sleep(wake);
+    rc = pr__retry_hook_sleep(&p->hooks, delay_ms, wake);
     if (rc == PR_ECANCELED || pr_is_canceled()) {
         *outcome = PR_ECANCELED;
         st->stop = PR_RETRY_CANCELED;
@@ -13046,6 +13095,20 @@ static int pr__http_is_token(const char *p, size_t n) {
     return 1;
 }
 
+/* The media type of a Content-Type value: what precedes its parameters,
+   trimmed ("text/html; charset=utf-8" gives "text/html"). */
+static PR__MAYBE_UNUSED pr_slice pr__http_media_type(pr_slice ct) {
+    const char *semi = ct.len ? (const char *)memchr(ct.ptr, ';', ct.len) : NULL;
+    if (semi) ct.len = (size_t)(semi - ct.ptr);
+    return pr_slice_trim(ct);
+}
+
+/* Whether a Content-Type value (NULL: none) has the media type type, in
+   any case and with any parameters. */
+static PR__MAYBE_UNUSED int pr__http_media_is(const pr_slice *ct, const char *type) {
+    return ct && pr_slice_ieq(pr__http_media_type(*ct), pr_slice_cstr(type));
+}
+
 /* ---- request writer ---- */
 
 static int pr__http_hdr_is(pr_slice name, const char *s) { return pr_slice_ieq(name, pr_slice_cstr(s)); }
@@ -13934,23 +13997,10 @@ struct pr_http_client {
     pr_err_info err;
 };
 
-static char *pr__http_strdup(const char *s, size_t *n) {
-    char *d;
-    *n = strlen(s) + 1;
-    d = (char *)pr__alloc(*n);
-    if (d) memcpy(d, s, *n);
-    return d;
-}
-
 /* A copy of an optional NUL-terminated string into *dst; PR_OK or PR_ENOMEM. */
 static int pr__http_strdup_opt(char **dst, const char *s) {
-    size_t n;
     if (!s) return PR_OK;
-    return (*dst = pr__http_strdup(s, &n)) != NULL ? PR_OK : PR_ENOMEM;
-}
-
-static void pr__http_strfree(char *s) {
-    if (s) pr__free(s, strlen(s) + 1);
+    return (*dst = pr__strdup(s, NULL)) != NULL ? PR_OK : PR_ENOMEM;
 }
 
 /* A copy of a NULL-terminated list of strings in one block of *size bytes
@@ -13987,9 +14037,9 @@ static void pr__http_client_free(pr_http_client *c) {
     pr__free(c->ca_pem, c->ca_pem_n);
     pr__free(c->alpn, c->alpn_n);
     pr__free(c->no_proxy, c->no_proxy_n);
-    pr__http_strfree(c->hdr_count);
-    pr__http_strfree(c->hdr_timeout);
-    pr__http_strfree(c->hdr_idem);
+    pr__strfree(&c->hdr_count);
+    pr__strfree(&c->hdr_timeout);
+    pr__strfree(&c->hdr_idem);
     pr__free(c->fwd, c->fwd_size);
     pr_sem_destroy(c->slots);
     pr_tls_anchors_destroy(c->anchors);
@@ -14061,14 +14111,14 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
         rc = pr__err_set(&c->err, PR_EINVAL, 0, "http: negative max_connections");
     if (!rc && c->o.max_connections > 0 && pr_sem_create(&c->slots, c->o.max_connections) != PR_OK)
         rc = PR_ENOMEM;
-    if (!rc && c->o.tls.ca_file && !(c->ca_file = pr__http_strdup(c->o.tls.ca_file, &c->ca_file_n))) rc = PR_ENOMEM;
+    if (!rc && c->o.tls.ca_file && !(c->ca_file = pr__strdup(c->o.tls.ca_file, &c->ca_file_n))) rc = PR_ENOMEM;
     if (!rc && c->o.tls.ca_pem) {
         c->ca_pem_n = c->o.tls.ca_pem_len ? c->o.tls.ca_pem_len : strlen(c->o.tls.ca_pem);
         if ((c->ca_pem = (char *)pr__alloc(c->ca_pem_n)) != NULL) memcpy(c->ca_pem, c->o.tls.ca_pem, c->ca_pem_n);
         else rc = PR_ENOMEM;
         c->o.tls.ca_pem_len = c->ca_pem_n;
     }
-    if (!rc && c->o.tls.alpn && !(c->alpn = pr__http_strdup(c->o.tls.alpn, &c->alpn_n))) rc = PR_ENOMEM;
+    if (!rc && c->o.tls.alpn && !(c->alpn = pr__strdup(c->o.tls.alpn, &c->alpn_n))) rc = PR_ENOMEM;
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_count, c->o.retry_count_header);
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_timeout, c->o.timeout_header);
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_idem, c->o.idempotency_header);
@@ -14117,7 +14167,7 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     if (c->o.https_proxy && !*c->o.https_proxy) sp = NULL;
     if (!rc) rc = pr__http_proxy_parse(&c->proxy_http, hp, &c->err);
     if (!rc) rc = pr__http_proxy_parse(&c->proxy_https, sp, &c->err);
-    if (!rc && np && *np && !(c->no_proxy = pr__http_strdup(np, &c->no_proxy_n))) rc = PR_ENOMEM;
+    if (!rc && np && *np && !(c->no_proxy = pr__strdup(np, &c->no_proxy_n))) rc = PR_ENOMEM;
     c->o.http_proxy = c->o.https_proxy = c->o.all_proxy = NULL;
     c->o.no_proxy = c->no_proxy;
     if (rc) {
@@ -14993,12 +15043,9 @@ static void pr__http_breaker_record(pr_breaker *b, int outcome) {
 static int pr__http_is_json(const pr_http_response *r) {
     const pr_slice *ct = pr_http_header_get(r, "content-type");
     pr_slice t;
-    const char *semi;
+    if (pr__http_media_is(ct, "application/json")) return 1;
     if (!ct) return 0;
-    t = *ct;
-    if ((semi = (const char *)memchr(t.ptr, ';', t.len)) != NULL) t.len = (size_t)(semi - t.ptr);
-    t = pr_slice_trim(t);
-    if (pr_slice_ieq(t, pr_slice_cstr("application/json"))) return 1;
+    t = pr__http_media_type(*ct);
     if (t.len <= 5) return 0;
     t.ptr += t.len - 5;
     t.len = 5;
@@ -15365,15 +15412,6 @@ struct pr_sse {
 
 static const pr_backoff pr__sse_backoff = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 1000, 30000, 0.25, 0.0, 0.0 };
 
-static char *pr__sse_dup(const char *p, size_t n) {
-    char *d = (char *)pr__alloc(n + 1);
-    if (d) {
-        if (n) memcpy(d, p, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 static void pr__sse_drop(pr_sse *s) {
     pr_http_response_destroy(s->resp);
     s->resp = NULL;
@@ -15422,17 +15460,6 @@ static int pr__sse_fields(const pr_buf *b, pr_http_header *h, size_t cap, size_t
     return 0;
 }
 
-/* The MIME essence of a Content-Type is text/event-stream. */
-static int pr__sse_is_stream_type(const pr_slice *ct) {
-    pr_slice t;
-    const char *semi;
-    if (!ct) return 0;
-    t = *ct;
-    if ((semi = (const char *)memchr(t.ptr, ';', t.len)) != NULL) t.len = (size_t)(semi - t.ptr);
-    t = pr_slice_trim(t);
-    return pr_slice_ieq(t, pr_slice_cstr("text/event-stream"));
-}
-
 /* The last-event-ID as it may travel in a header field: "" when there is
    none, or when it cannot (over max_last_event_id, or a control byte that
    a field value may not carry; *why then says which). */
@@ -15449,8 +15476,7 @@ static const char *pr__sse_lei(const pr_sse *s, size_t *len, const char **why) {
 }
 
 static int pr__sse_sleep(pr_sse *s, int64_t delay, int64_t until) {
-    if (s->o.hooks.sleep) return s->o.hooks.sleep(delay, until, s->o.hooks.user_data);
-    return pr_sleep(until);
+    return pr__retry_hook_sleep(&s->o.hooks, delay, until);
 }
 
 static int64_t pr__sse_wall(pr_sse *s) {
@@ -15493,10 +15519,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
         s->final = reason;
         return reason;
     }
-    if (s->failures > 0) {
-        double r = s->o.hooks.random ? s->o.hooks.random(s->o.hooks.user_data) : pr_random();
-        delay = pr__time_add(delay, (int64_t)pr_backoff_delay(&s->o.backoff, s->failures - 1, 0, r));
-    }
+    if (s->failures > 0) delay = pr__time_add(delay, pr__retry_delay_ms(&s->o.backoff, s->failures - 1, NULL, &s->o.hooks));
     if (delay < PR__MIN(min_ms, s->o.max_retry_ms)) delay = PR__MIN(min_ms, s->o.max_retry_ms);
     s->next_at = pr__time_add(pr_now(), delay);
     s->reason = reason;
@@ -15523,7 +15546,6 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
     pr_http_header h[PR__SSE_MAX_FIELDS + 4];
     pr_http_request req;
-    pr_retry_policy off;
     pr_http_response *r = NULL;
     pr_buf dyn;
     pr_err_info e;
@@ -15563,8 +15585,6 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "a header line from headers_fn is malformed or too many");
     }
-    memset(&off, 0, sizeof off);
-    off.max_retries = PR_RETRY_OFF;
     memset(&req, 0, sizeof req);
     memset(&e, 0, sizeof e);
     req.method = s->method;
@@ -15573,7 +15593,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     req.nheaders = n;
     req.body = s->body;
     req.body_len = s->body_len;
-    req.retry = &off;
+    req.retry = &pr__retry_off;
     req.idle_timeout_ms = s->o.idle_timeout_ms;
     req.redirect_forward = fwd;
     req.err = &e;
@@ -15591,7 +15611,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     }
     st = pr_http_status(r);
     ct = pr_http_header_get(r, "content-type");
-    if (st == 200 && pr__sse_is_stream_type(ct)) {
+    if (st == 200 && pr__http_media_is(ct, "text/event-stream")) {
         s->resp = r;
         s->status = st;
         s->opened = 1;
@@ -15637,11 +15657,11 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return PR_ENOMEM;
     if (opts) s->o = *opts;
     pr_buf_init(&s->fixed);
-    m = s->o.method ? s->o.method : "GET";
+    m = PR__DEF(s->o.method, "GET");
     rc = pr_url_parse(&s->url, url, strlen(url), NULL);
     if (!rc && (s->o.retry_ms < 0 || s->o.max_retry_ms < 0 || (s->o.body_len && !s->o.body))) rc = PR_EINVAL;
-    if (!rc && !(s->method = pr__sse_dup(m, strlen(m)))) rc = PR_ENOMEM;
-    if (!rc && s->o.body && !(s->body = pr__sse_dup(s->o.body, s->o.body_len))) rc = PR_ENOMEM;
+    if (!rc && !(s->method = pr__strdup(m, NULL))) rc = PR_ENOMEM;
+    if (!rc && s->o.body && !(s->body = pr__strndup(s->o.body, s->o.body_len))) rc = PR_ENOMEM;
     s->body_len = s->body ? s->o.body_len : 0;
     for (i = 0; !rc && s->o.headers && s->o.headers[i]; i++) {
         size_t n = strlen(s->o.headers[i]);
@@ -15666,7 +15686,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
         return rc;
     }
     s->repeatable = s->o.repeatable || (!s->body && !strcmp(m, "GET"));
-    if (!s->o.retry_ms) s->o.retry_ms = PR__SSE_DEF_RETRY;
+    s->o.retry_ms = PR__DEF(s->o.retry_ms, PR__SSE_DEF_RETRY);
     if (!s->o.backoff.base_ms) s->o.backoff = pr__sse_backoff;
     s->o.idle_timeout_ms = PR__DEF(s->o.idle_timeout_ms, PR__SSE_DEF_IDLE);
     s->o.max_retry_ms = PR__DEF(s->o.max_retry_ms, PR__SSE_DEF_MAX_RETRY);
@@ -15827,6 +15847,7 @@ struct pr_rfuture_poller {
     pr_rfuture_poller_opts o;    /* resolved; strings point at url */
     pr_http_client *client;
     pr_url url;                  /* base_url + path, parsed */
+    char *base;                  /* base_url (a copy), for the submit URLs */
     pr_wsem *bytes;
     struct pr__rfuture *live;    /* every future not finished */
     long nlive;
@@ -15867,7 +15888,22 @@ typedef struct pr__rfuture {
     char last_err[sizeof ((pr_err_info *)0)->msg]; /* the last retryable failure, for a timeout */
 } pr__rfuture;
 
+/* Parse base (a trailing '/' dropped) + path into *url: the poll, submit
+   and heartbeat URLs. */
+static int pr__rf_url(pr_url *url, const char *base, const char *path, pr_err_info *err) {
+    pr_buf u;
+    int rc;
+    pr_buf_init(&u);
+    rc = pr_buf_append_str(&u, base);
+    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
+    if (!rc) rc = pr_buf_append_str(&u, path);
+    if (!rc) rc = pr_url_parse(url, u.data, u.len, err);
+    pr_buf_deinit(&u);
+    return rc;
+}
+
 static void pr__rf_poller_free(pr_rfuture_poller *p) {
+    pr__strfree(&p->base);
     pr_wsem_destroy(p->bytes);
     pr_url_deinit(&p->url);
     pr__theap_free(&p->timers);
@@ -15886,11 +15922,10 @@ static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) 
 }
 
 int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts) {
-    static const pr_backoff poll = PR_BACKOFF_POLL,
+    static const pr_backoff poll = PR_BACKOFF_SUBMIT,
                             pace = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 5, 1000, 0.0, 0.0, 0.0 };
     pr_err_info scratch, *err = opts && opts->err ? opts->err : &scratch;
     pr_rfuture_poller *p;
-    pr_buf u;
     int rc;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
@@ -15917,12 +15952,8 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
         pr__free(p, sizeof *p);
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
     }
-    pr_buf_init(&u);
-    rc = pr_buf_append_str(&u, opts->base_url);
-    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
-    if (!rc) rc = pr_buf_append_str(&u, opts->path ? opts->path : PR__RF_PATH);
-    if (!rc) rc = pr_url_parse(&p->url, u.data, u.len, err);
-    pr_buf_deinit(&u);
+    rc = pr__rf_url(&p->url, opts->base_url, opts->path ? opts->path : PR__RF_PATH, err);
+    if (!rc && !(p->base = pr__strdup(opts->base_url, NULL))) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     if (!rc && pr_wsem_create(&p->bytes, p->o.max_response_bytes)) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->clock_due = PR_FOREVER;
     if (!rc && pr_go(NULL, pr__rf_clock, p, NULL) != PR_OK) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
@@ -16068,9 +16099,7 @@ static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
 }
 
 static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
-    const pr_retry_hooks *h = &r->p->o.hooks;
-    double d = pr_backoff_delay(b, attempt, 0, h->random ? h->random(h->user_data) : pr_random());
-    return d <= 0 ? 0 : (int64_t)(d + 0.999);
+    return pr__retry_delay_ms(b, attempt, NULL, &r->p->o.hooks);
 }
 
 /* The wait before the next poll: the server's delay when it gave one
@@ -16092,8 +16121,6 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
 
 /* One poll: the request, with the poll's deadline over the whole response. */
 static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_rfuture_poller *p = r->p;
     pr_http_header h[5];
     pr_http_request req;
@@ -16137,7 +16164,7 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     req.nheaders = nh;
     req.body = body.data;
     req.body_len = body.len;
-    req.retry = &off;
+    req.retry = &pr__retry_off;
     rc = pr_http_client_fetch(p->client, res, &req, deadline);
     pr_buf_deinit(&body);
     return rc;
@@ -16536,13 +16563,6 @@ static int pr__rf_poll_task(void *arg) {
     return 0;
 }
 
-static char *pr__rf_strdup(const char *s, size_t *n) {
-    char *d;
-    *n = strlen(s) + 1;
-    if ((d = (char *)pr__alloc(*n)) != NULL) memcpy(d, s, *n);
-    return d;
-}
-
 int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_id, const pr_rfuture_opts *opts) {
     pr__rfuture *r;
     int rc;
@@ -16557,8 +16577,8 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     r->allow_md = 1;
     r->created_ms = pr_now();
     r->until = r->o.timeout_ms > 0 ? pr_deadline_in(r->o.timeout_ms) : PR_FOREVER;
-    if (!(r->id = pr__rf_strdup(request_id, &r->id_n)) ||
-        (r->o.request_type && !(r->type = pr__rf_strdup(r->o.request_type, &r->type_n)))) {
+    if (!(r->id = pr__strdup(request_id, &r->id_n)) ||
+        (r->o.request_type && !(r->type = pr__strdup(r->o.request_type, &r->type_n)))) {
         pr__free(r->id, r->id_n);
         pr__free(r, sizeof *r);
         return PR_ENOMEM;
@@ -16587,7 +16607,6 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     pr_http_request req;
     pr_http_result res;
     pr_rfuture_opts o;
-    pr_buf u;
     pr_url url;
     const char *id, *bad;
     int rc;
@@ -16596,17 +16615,8 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
     o.submitted_at_ms = pr_now();
-    /* the submit URL: the poller's origin and prefix, this path */
-    pr_buf_init(&u);
     memset(&url, 0, sizeof url);
-    rc = pr_url_origin(&u, &p->url);
-    if (!rc && p->url.path.len > strlen(PR__RF_PATH) &&
-        !memcmp(p->url.path.ptr + p->url.path.len - strlen(PR__RF_PATH), PR__RF_PATH, strlen(PR__RF_PATH)))
-        rc = pr_buf_append(&u, p->url.path.ptr, p->url.path.len - strlen(PR__RF_PATH)); /* a base_url prefix */
-    if (!rc) rc = pr_buf_append_str(&u, path);
-    if (!rc) rc = pr_url_parse(&url, u.data, u.len, NULL);
-    pr_buf_deinit(&u);
-    if (rc) return rc;
+    if ((rc = pr__rf_url(&url, p->base, path, NULL)) != PR_OK) return rc;
     h[0].name = pr_slice_cstr("Content-Type");
     h[0].value = pr_slice_cstr("application/json");
     h[1].name = pr_slice_cstr("Accept");
@@ -16685,7 +16695,7 @@ int pr_throttle_create(pr_throttle **out, const pr_throttle_opts *opts) {
     t->o.large_bytes = PR__DEF(t->o.large_bytes, 128 * 1024);
     if (pr_sem_create(&t->all, t->o.max_concurrent) || pr_sem_create(&t->backoff, t->o.backoff_concurrent) ||
         pr_wsem_create(&t->bytes, t->o.max_bytes) || (!t->o.window && pr_backoff_window_create(&t->own)) ||
-        !(t->key = pr__rf_strdup(t->o.key ? t->o.key : "", &t->key_n))) {
+        !(t->key = pr__strdup(t->o.key ? t->o.key : "", &t->key_n))) {
         pr_throttle_destroy(t);
         return PR_ENOMEM;
     }
@@ -16765,8 +16775,6 @@ static void pr__hb_free(pr_heartbeat *h) {
 }
 
 static int pr__hb_task(void *arg) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_heartbeat *h = (pr_heartbeat *)arg;
     pr_http_header hd = { { "Content-Type", 12 }, { "application/json", 16 } };
     int64_t last_ok = pr_now(), next = pr_deadline_in(h->o.interval_ms);
@@ -16784,7 +16792,7 @@ static int pr__hb_task(void *arg) {
         req.nheaders = 1;
         req.body = h->body.data;
         req.body_len = h->body.len;
-        req.retry = &off;
+        req.retry = &pr__retry_off;
         rc = pr_http_client_request(h->client, &r, &req, pr_deadline_in(h->o.timeout_ms));
         if (rc == PR_ECANCELED) break;
         h->sent++;
@@ -16816,7 +16824,6 @@ int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *b
                        const pr_heartbeat_opts *opts) {
     pr_heartbeat *h;
     pr_json_writer w;
-    pr_buf u;
     int rc;
     if (out) *out = NULL;
     if (!out || !client || !base_url || !session_id) return PR_EINVAL;
@@ -16828,12 +16835,7 @@ int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *b
     h->o.timeout_ms = PR__DEF(h->o.timeout_ms, 10000);
     h->client = client;
     pr_buf_init(&h->body);
-    pr_buf_init(&u);
-    rc = pr_buf_append_str(&u, base_url);
-    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
-    if (!rc) rc = pr_buf_append_str(&u, h->o.path ? h->o.path : "/api/v1/session_heartbeat");
-    if (!rc) rc = pr_url_parse(&h->url, u.data, u.len, NULL);
-    pr_buf_deinit(&u);
+    rc = pr__rf_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", NULL);
     h->o.path = NULL;
     pr_json_writer_init(&w, &h->body);
     pr_json_begin_object(&w);
@@ -17352,8 +17354,6 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
 
 /* POST one batch, resending it up to max_send_retries times. */
 static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_http_header h = { { "Content-Type", 12 }, { "application/json", 16 } };
     int attempt;
     for (attempt = 0;; attempt++) {
@@ -17367,7 +17367,7 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
         req.nheaders = 1;
         req.body = b->data;
         req.body_len = b->len;
-        req.retry = &off;
+        req.retry = &pr__retry_off;
         memset(&res, 0, sizeof res);
         rc = pr_http_client_fetch(r->o.client, &res, &req, pr_deadline_in(r->o.send_timeout_ms));
         ok = res.status;
@@ -17380,11 +17380,8 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
             return rc ? rc : PR_EHTTP;
         }
         {
-            const pr_retry_hooks *hk = &r->o.hooks;
-            double d = pr_backoff_delay(&r->o.send_backoff, attempt, 0,
-                                        hk->random ? hk->random(hk->user_data) : pr_random());
-            int64_t ms = (int64_t)(d + 0.999);
-            rc = hk->sleep ? hk->sleep(ms, pr_deadline_in(ms), hk->user_data) : pr_sleep(pr_deadline_in(ms));
+            int64_t ms = pr__retry_delay_ms(&r->o.send_backoff, attempt, NULL, &r->o.hooks);
+            rc = pr__retry_hook_sleep(&r->o.hooks, ms, pr_deadline_in(ms));
             if (rc == PR_ECANCELED || pr_is_canceled()) return PR_ECANCELED;
         }
     }
@@ -17427,13 +17424,6 @@ static int pr__rep_task(void *arg) {
     r->running = 0;
     pr__fifo_wake_all(&r->drained, 0);
     return 0;
-}
-
-static char *pr__rep_strdup(const char *s, size_t *n) {
-    char *d;
-    *n = strlen(s) + 1;
-    if ((d = (char *)pr__alloc(*n)) != NULL) memcpy(d, s, *n);
-    return d;
 }
 
 static void pr__rep_free(pr_reporter *r) {
@@ -17489,12 +17479,12 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
             pr__rep_uuid_text(u, w);
             snprintf(sess, sizeof sess, "sessionless-%s", u);
         }
-        if (!(r->session = pr__rep_strdup(r->sessionless ? sess : opts->session_id, &r->session_n))) rc = PR_ENOMEM;
+        if (!(r->session = pr__strdup(r->sessionless ? sess : opts->session_id, &r->session_n))) rc = PR_ENOMEM;
     }
     if (!rc && !opts->platform && uname(&un) != 0) strcpy(un.sysname, "unknown");
-    if (!rc && !(r->platform = pr__rep_strdup(opts->platform ? opts->platform : un.sysname, &r->platform_n)))
+    if (!rc && !(r->platform = pr__strdup(opts->platform ? opts->platform : un.sysname, &r->platform_n)))
         rc = PR_ENOMEM;
-    if (!rc && !(r->version = pr__rep_strdup(opts->sdk_version ? opts->sdk_version : PRISTINE_VERSION, &r->version_n)))
+    if (!rc && !(r->version = pr__strdup(opts->sdk_version ? opts->sdk_version : PRISTINE_VERSION, &r->version_n)))
         rc = PR_ENOMEM;
     r->o.url = r->o.session_id = r->o.platform = r->o.sdk_version = r->o.env_var = NULL;
     if (!rc && !r->sessionless) {
@@ -17743,24 +17733,10 @@ static int pr__ds_classify(int outcome, int64_t *after_ms, void *user_data) {
     return PR_RETRY_OK;
 }
 
-static char *pr__ds_strdup(const char *s) {
-    size_t n = strlen(s);
-    char *d = (char *)pr__alloc(n + 1);
-    if (d) memcpy(d, s, n + 1);
-    return d;
-}
-
-static void pr__ds_free_str(char **s) {
-    if (*s) pr__free(*s, strlen(*s) + 1);
-    *s = NULL;
-}
-
 static void pr__ds_setstr(char **dst, const char *s, size_t n) {
-    char *d = (char *)pr__alloc(n + 1);
+    char *d = pr__strndup(s, n);
     if (!d) return; /* keep the old one */
-    memcpy(d, s, n);
-    d[n] = 0;
-    if (*dst) pr__free(*dst, strlen(*dst) + 1);
+    pr__strfree(dst);
     *dst = d;
 }
 
@@ -17818,13 +17794,13 @@ int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts) {
     ds->o.headers = NULL;
     ds->o.params = NULL;
     ds->ctype_given = ds->o.content_type != NULL;
-    if (!(ds->ctype = pr__ds_strdup(ds->o.content_type ? ds->o.content_type : "application/octet-stream")))
+    if (!(ds->ctype = pr__strdup(PR__DEF(ds->o.content_type, "application/octet-stream"), NULL)))
         goto nomem;
     ds->o.content_type = NULL;
     ds->retry = ds->o.retry;
     if (!ds->retry.backoff.base_ms) ds->retry.backoff = pr__ds_backoff;
-    if (!ds->retry.max_retries) ds->retry.max_retries = PR_RETRY_UNLIMITED;
-    if (!ds->retry.classify) ds->retry.classify = pr__ds_classify;
+    ds->retry.max_retries = PR__DEF(ds->retry.max_retries, PR_RETRY_UNLIMITED);
+    ds->retry.classify = PR__DEF(ds->retry.classify, pr__ds_classify);
     if (pr_backoff_check(&ds->retry.backoff) != PR_OK) {
         rc = pr__err_set(err, PR_EINVAL, 0, "ds: invalid retry backoff");
         goto fail;
@@ -17857,8 +17833,8 @@ void pr_ds_destroy(pr_ds *ds) {
     pr_url_deinit(&ds->url);
     if (ds->base) pr__free(ds->base, strlen(ds->base) + 1);
     if (ds->ctype) pr__free(ds->ctype, strlen(ds->ctype) + 1);
-    pr__ds_free_str(&ds->etag);
-    pr__ds_free_str(&ds->etag_at);
+    pr__strfree(&ds->etag);
+    pr__strfree(&ds->etag_at);
     pr_buf_deinit(&ds->base_params);
     pr_buf_deinit(&ds->fixed);
     pr__free(ds, sizeof *ds);
@@ -17869,9 +17845,7 @@ const char *pr_ds_content_type(const pr_ds *ds) { return ds ? ds->ctype : NULL; 
 /* The MIME essence of a content type: application/json (any case). */
 static int pr__ds_is_json(const char *ct) {
     pr_slice t = pr_slice_cstr(ct ? ct : "");
-    const char *semi = (const char *)memchr(t.ptr, ';', t.len);
-    if (semi) t.len = (size_t)(semi - t.ptr);
-    return pr_slice_ieq(pr_slice_trim(t), pr_slice_cstr("application/json"));
+    return pr__http_media_is(&t, "application/json");
 }
 
 /* text/... or application/json: SSE sends such streams as text. */
@@ -18257,20 +18231,20 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     if (!out || !ds) return pr__err_set(err, PR_EINVAL, 0, "ds: out and ds are required");
     if (o && (o->live < PR_DS_LIVE_NONE || o->live > PR_DS_LIVE_AUTO))
         return pr__err_set(err, PR_EINVAL, 0, "ds: unknown live mode %d", o->live);
-    if (!offset) offset = "-1";
+    offset = PR__DEF(offset, "-1");
     if (!pr__ds_token_ok(offset, strlen(offset)))
         return pr__err_set(err, PR_EINVAL, 0, "ds: an offset is 1 to %d printable ASCII bytes", PR__DS_MAX_OFFSET);
     if (!(r = (pr_ds_read *)pr__calloc(1, sizeof *r))) return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
     r->ds = ds;
     if (o) r->o = *o;
     r->o.err = NULL;
-    if (!r->o.sse_short_ms) r->o.sse_short_ms = 1000;
-    if (!r->o.sse_max_short) r->o.sse_max_short = 3;
-    if (!r->o.max_chunk_bytes) r->o.max_chunk_bytes = PR__DS_DEF_CHUNK;
+    r->o.sse_short_ms = PR__DEF(r->o.sse_short_ms, 1000);
+    r->o.sse_max_short = PR__DEF(r->o.sse_max_short, 3);
+    r->o.max_chunk_bytes = PR__DEF(r->o.max_chunk_bytes, PR__DS_DEF_CHUNK);
     r->o.idle_timeout_ms = PR__DEF(r->o.idle_timeout_ms, PR__DS_DEF_IDLE);
     pr_buf_init(&r->batch);
     pr_buf_init(&r->out);
-    if (!(r->offset = pr__ds_strdup(offset)) || !(r->cursor = pr__ds_strdup(""))) {
+    if (!(r->offset = pr__strdup(offset, NULL)) || !(r->cursor = pr__strdup("", NULL))) {
         pr_ds_read_destroy(r);
         return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
     }
@@ -18287,8 +18261,8 @@ void pr_ds_read_destroy(pr_ds_read *r) {
     pr_sse_decoder_destroy(r->dec);
     pr_json_doc_destroy(r->doc);
     pr_ds_result_deinit(&r->res);
-    pr__ds_free_str(&r->offset);
-    pr__ds_free_str(&r->cursor);
+    pr__strfree(&r->offset);
+    pr__strfree(&r->cursor);
     pr_buf_deinit(&r->batch);
     pr_buf_deinit(&r->out);
     pr__free(r, sizeof *r);
@@ -18321,10 +18295,8 @@ static int pr__ds_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
     if (cur.len && !pr__ds_token_ok(cur.ptr, cur.len))
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's cursor is not 1 to 1024 printable ASCII bytes");
-    if (!(d = (char *)pr__alloc(off.len + 1))) return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
-    memcpy(d, off.ptr, off.len);
-    d[off.len] = 0;
-    pr__ds_free_str(&r->offset);
+    if (!(d = pr__strndup(off.ptr, off.len))) return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+    pr__strfree(&r->offset);
     r->offset = d;
     if (cur.len) pr__ds_setstr(&r->cursor, cur.ptr, cur.len);
     return PR_OK;
@@ -18369,8 +18341,7 @@ static int pr__ds_json_empty(const char *p, size_t n) {
 
 /* Sleep through the handle's retry hooks (tests make waits instant). */
 static int pr__ds_sleep(pr_ds *ds, int64_t delay, int64_t until) {
-    if (ds->retry.hooks.sleep) return ds->retry.hooks.sleep(delay, until, ds->retry.hooks.user_data);
-    return pr_sleep(until);
+    return pr__retry_hook_sleep(&ds->retry.hooks, delay, until);
 }
 
 /* Wait until the earliest moment the next GET may start: answers that
@@ -18579,7 +18550,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
         return rc;
     }
     ct = pr_http_header_get(resp, "content-type");
-    if (!pr__sse_is_stream_type(ct)) {
+    if (!pr__http_media_is(ct, "text/event-stream")) {
         pr_http_response_destroy(resp);
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE read answered without text/event-stream");
     }
@@ -19045,7 +19016,7 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
     p->o.delivery_timeout_ms = PR__DEF(p->o.delivery_timeout_ms, PR__DSP_DEF_DELIVERY);
     p->epoch = o->epoch;
     p->json = pr__ds_is_json(ds->ctype);
-    if (!(p->id = pr__ds_strdup(o->producer_id)) || !(p->offset = pr__ds_strdup("")) ||
+    if (!(p->id = pr__strdup(o->producer_id, NULL)) || !(p->offset = pr__strdup("", NULL)) ||
         (rc = pr_group_create(&p->senders)) != PR_OK || (rc = pr_chan_create(&p->kick, sizeof(int), 1)) != PR_OK ||
         (rc = pr_sem_create(&p->slots, p->o.max_in_flight)) != PR_OK ||
         (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
@@ -19206,9 +19177,9 @@ void pr_ds_producer_destroy(pr_ds_producer *p) {
     pr_chan_destroy(p->kick);
     pr_sem_destroy(p->slots);
     pr_wsem_destroy(p->budget);
-    pr__ds_free_str(&p->id);
-    pr__ds_free_str(&p->offset);
-    pr__ds_free_str(&p->final_offset);
+    pr__strfree(&p->id);
+    pr__strfree(&p->offset);
+    pr__strfree(&p->final_offset);
     pr__free(p, sizeof *p);
 }
 
@@ -19320,12 +19291,12 @@ int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_o
     c->ds = ds;
     c->o = *o;
     c->o.offset = NULL;
-    if (!(c->offset = pr__ds_strdup(o->offset ? o->offset : "-1"))) {
+    if (!(c->offset = pr__strdup(PR__DEF(o->offset, "-1"), NULL))) {
         pr__free(c, sizeof *c);
         return PR_ENOMEM;
     }
     if ((rc = pr_go(&c->task, pr__dsc_task, c, NULL)) != PR_OK) {
-        pr__ds_free_str(&c->offset);
+        pr__strfree(&c->offset);
         pr__free(c, sizeof *c);
         return rc;
     }
@@ -19347,7 +19318,7 @@ void pr_ds_consumer_stop(pr_ds_consumer *c) {
         pr_cancel(c->task);
         pr_join(c->task, NULL, PR_FOREVER);
     }
-    pr__ds_free_str(&c->offset);
+    pr__strfree(&c->offset);
     pr__free(c, sizeof *c);
 }
 
@@ -19521,6 +19492,9 @@ REVISION HISTORY
   release may break the API; each break is listed here.
 
   unreleased (after 0.1.0)
+    Renamed or removed
+      PR_BACKOFF_POLL         removed: it was PR_BACKOFF_SUBMIT under another
+                              name (1 s doubling to 30 s, no jitter); use that
     Changed signature
       pr_retry_hint_ms        takes int64_t max_ms before out (<= 0 = 60000);
                               a hint above it is cut to it (was: refused, so
@@ -19579,7 +19553,9 @@ REVISION HISTORY
                server's delay on
                any answer is honoured, between poll_backoff.base_ms and
                hint_max_ms; a request_id or queue_state_reason with a NUL
-               byte or over 1024 bytes is PR_EPROTO.
+               byte or over 1024 bytes is PR_EPROTO. pr_rfuture_submit posts
+               to <base_url><path> with the poller's own path set too (was:
+               the base_url's prefix was dropped then).
       telemetry  The reporter's queue is bounded in bytes as well as events.
 
   0.1.0

@@ -405,6 +405,32 @@ static PR__MAYBE_UNUSED void *pr__realloc(void *p, size_t old_n, size_t new_n) {
     return q;
 }
 
+/* A NUL-terminated heap copy of the n bytes at p (p need not be terminated
+   and may hold NULs); NULL when out of memory. Its size is n + 1. */
+static PR__MAYBE_UNUSED char *pr__strndup(const char *p, size_t n) {
+    char *d = (char *)pr__alloc(n + 1);
+    if (d) {
+        if (n) memcpy(d, p, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+/* A heap copy of the NUL-terminated s, or NULL when out of memory; *size,
+   unless size is NULL, gets the bytes allocated (strlen(s) + 1). */
+static PR__MAYBE_UNUSED char *pr__strdup(const char *s, size_t *size) {
+    size_t n = strlen(s);
+    if (size) *size = n + 1;
+    return pr__strndup(s, n);
+}
+
+/* Free *s, a copy from pr__strdup or pr__strndup with no NUL inside, and
+   set it to NULL. */
+static PR__MAYBE_UNUSED void pr__strfree(char **s) {
+    if (*s) pr__free(*s, strlen(*s) + 1);
+    *s = NULL;
+}
+
 void pr_log_stderr(int level, const char *module, const char *msg, void *user_data) {
     static const char *names[] = { "?", "error", "warn", "info", "debug" };
     PR__UNUSED(user_data);

@@ -400,23 +400,10 @@ struct pr_http_client {
     pr_err_info err;
 };
 
-static char *pr__http_strdup(const char *s, size_t *n) {
-    char *d;
-    *n = strlen(s) + 1;
-    d = (char *)pr__alloc(*n);
-    if (d) memcpy(d, s, *n);
-    return d;
-}
-
 /* A copy of an optional NUL-terminated string into *dst; PR_OK or PR_ENOMEM. */
 static int pr__http_strdup_opt(char **dst, const char *s) {
-    size_t n;
     if (!s) return PR_OK;
-    return (*dst = pr__http_strdup(s, &n)) != NULL ? PR_OK : PR_ENOMEM;
-}
-
-static void pr__http_strfree(char *s) {
-    if (s) pr__free(s, strlen(s) + 1);
+    return (*dst = pr__strdup(s, NULL)) != NULL ? PR_OK : PR_ENOMEM;
 }
 
 /* A copy of a NULL-terminated list of strings in one block of *size bytes
@@ -453,9 +440,9 @@ static void pr__http_client_free(pr_http_client *c) {
     pr__free(c->ca_pem, c->ca_pem_n);
     pr__free(c->alpn, c->alpn_n);
     pr__free(c->no_proxy, c->no_proxy_n);
-    pr__http_strfree(c->hdr_count);
-    pr__http_strfree(c->hdr_timeout);
-    pr__http_strfree(c->hdr_idem);
+    pr__strfree(&c->hdr_count);
+    pr__strfree(&c->hdr_timeout);
+    pr__strfree(&c->hdr_idem);
     pr__free(c->fwd, c->fwd_size);
     pr_sem_destroy(c->slots);
     pr_tls_anchors_destroy(c->anchors);
@@ -527,14 +514,14 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
         rc = pr__err_set(&c->err, PR_EINVAL, 0, "http: negative max_connections");
     if (!rc && c->o.max_connections > 0 && pr_sem_create(&c->slots, c->o.max_connections) != PR_OK)
         rc = PR_ENOMEM;
-    if (!rc && c->o.tls.ca_file && !(c->ca_file = pr__http_strdup(c->o.tls.ca_file, &c->ca_file_n))) rc = PR_ENOMEM;
+    if (!rc && c->o.tls.ca_file && !(c->ca_file = pr__strdup(c->o.tls.ca_file, &c->ca_file_n))) rc = PR_ENOMEM;
     if (!rc && c->o.tls.ca_pem) {
         c->ca_pem_n = c->o.tls.ca_pem_len ? c->o.tls.ca_pem_len : strlen(c->o.tls.ca_pem);
         if ((c->ca_pem = (char *)pr__alloc(c->ca_pem_n)) != NULL) memcpy(c->ca_pem, c->o.tls.ca_pem, c->ca_pem_n);
         else rc = PR_ENOMEM;
         c->o.tls.ca_pem_len = c->ca_pem_n;
     }
-    if (!rc && c->o.tls.alpn && !(c->alpn = pr__http_strdup(c->o.tls.alpn, &c->alpn_n))) rc = PR_ENOMEM;
+    if (!rc && c->o.tls.alpn && !(c->alpn = pr__strdup(c->o.tls.alpn, &c->alpn_n))) rc = PR_ENOMEM;
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_count, c->o.retry_count_header);
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_timeout, c->o.timeout_header);
     if (!rc) rc = pr__http_strdup_opt(&c->hdr_idem, c->o.idempotency_header);
@@ -583,7 +570,7 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     if (c->o.https_proxy && !*c->o.https_proxy) sp = NULL;
     if (!rc) rc = pr__http_proxy_parse(&c->proxy_http, hp, &c->err);
     if (!rc) rc = pr__http_proxy_parse(&c->proxy_https, sp, &c->err);
-    if (!rc && np && *np && !(c->no_proxy = pr__http_strdup(np, &c->no_proxy_n))) rc = PR_ENOMEM;
+    if (!rc && np && *np && !(c->no_proxy = pr__strdup(np, &c->no_proxy_n))) rc = PR_ENOMEM;
     c->o.http_proxy = c->o.https_proxy = c->o.all_proxy = NULL;
     c->o.no_proxy = c->no_proxy;
     if (rc) {
@@ -1459,12 +1446,9 @@ static void pr__http_breaker_record(pr_breaker *b, int outcome) {
 static int pr__http_is_json(const pr_http_response *r) {
     const pr_slice *ct = pr_http_header_get(r, "content-type");
     pr_slice t;
-    const char *semi;
+    if (pr__http_media_is(ct, "application/json")) return 1;
     if (!ct) return 0;
-    t = *ct;
-    if ((semi = (const char *)memchr(t.ptr, ';', t.len)) != NULL) t.len = (size_t)(semi - t.ptr);
-    t = pr_slice_trim(t);
-    if (pr_slice_ieq(t, pr_slice_cstr("application/json"))) return 1;
+    t = pr__http_media_type(*ct);
     if (t.len <= 5) return 0;
     t.ptr += t.len - 5;
     t.len = 5;

@@ -599,24 +599,10 @@ static int pr__ds_classify(int outcome, int64_t *after_ms, void *user_data) {
     return PR_RETRY_OK;
 }
 
-static char *pr__ds_strdup(const char *s) {
-    size_t n = strlen(s);
-    char *d = (char *)pr__alloc(n + 1);
-    if (d) memcpy(d, s, n + 1);
-    return d;
-}
-
-static void pr__ds_free_str(char **s) {
-    if (*s) pr__free(*s, strlen(*s) + 1);
-    *s = NULL;
-}
-
 static void pr__ds_setstr(char **dst, const char *s, size_t n) {
-    char *d = (char *)pr__alloc(n + 1);
+    char *d = pr__strndup(s, n);
     if (!d) return; /* keep the old one */
-    memcpy(d, s, n);
-    d[n] = 0;
-    if (*dst) pr__free(*dst, strlen(*dst) + 1);
+    pr__strfree(dst);
     *dst = d;
 }
 
@@ -674,13 +660,13 @@ int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts) {
     ds->o.headers = NULL;
     ds->o.params = NULL;
     ds->ctype_given = ds->o.content_type != NULL;
-    if (!(ds->ctype = pr__ds_strdup(ds->o.content_type ? ds->o.content_type : "application/octet-stream")))
+    if (!(ds->ctype = pr__strdup(PR__DEF(ds->o.content_type, "application/octet-stream"), NULL)))
         goto nomem;
     ds->o.content_type = NULL;
     ds->retry = ds->o.retry;
     if (!ds->retry.backoff.base_ms) ds->retry.backoff = pr__ds_backoff;
-    if (!ds->retry.max_retries) ds->retry.max_retries = PR_RETRY_UNLIMITED;
-    if (!ds->retry.classify) ds->retry.classify = pr__ds_classify;
+    ds->retry.max_retries = PR__DEF(ds->retry.max_retries, PR_RETRY_UNLIMITED);
+    ds->retry.classify = PR__DEF(ds->retry.classify, pr__ds_classify);
     if (pr_backoff_check(&ds->retry.backoff) != PR_OK) {
         rc = pr__err_set(err, PR_EINVAL, 0, "ds: invalid retry backoff");
         goto fail;
@@ -713,8 +699,8 @@ void pr_ds_destroy(pr_ds *ds) {
     pr_url_deinit(&ds->url);
     if (ds->base) pr__free(ds->base, strlen(ds->base) + 1);
     if (ds->ctype) pr__free(ds->ctype, strlen(ds->ctype) + 1);
-    pr__ds_free_str(&ds->etag);
-    pr__ds_free_str(&ds->etag_at);
+    pr__strfree(&ds->etag);
+    pr__strfree(&ds->etag_at);
     pr_buf_deinit(&ds->base_params);
     pr_buf_deinit(&ds->fixed);
     pr__free(ds, sizeof *ds);
@@ -725,9 +711,7 @@ const char *pr_ds_content_type(const pr_ds *ds) { return ds ? ds->ctype : NULL; 
 /* The MIME essence of a content type: application/json (any case). */
 static int pr__ds_is_json(const char *ct) {
     pr_slice t = pr_slice_cstr(ct ? ct : "");
-    const char *semi = (const char *)memchr(t.ptr, ';', t.len);
-    if (semi) t.len = (size_t)(semi - t.ptr);
-    return pr_slice_ieq(pr_slice_trim(t), pr_slice_cstr("application/json"));
+    return pr__http_media_is(&t, "application/json");
 }
 
 /* text/... or application/json: SSE sends such streams as text. */
@@ -1113,20 +1097,20 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     if (!out || !ds) return pr__err_set(err, PR_EINVAL, 0, "ds: out and ds are required");
     if (o && (o->live < PR_DS_LIVE_NONE || o->live > PR_DS_LIVE_AUTO))
         return pr__err_set(err, PR_EINVAL, 0, "ds: unknown live mode %d", o->live);
-    if (!offset) offset = "-1";
+    offset = PR__DEF(offset, "-1");
     if (!pr__ds_token_ok(offset, strlen(offset)))
         return pr__err_set(err, PR_EINVAL, 0, "ds: an offset is 1 to %d printable ASCII bytes", PR__DS_MAX_OFFSET);
     if (!(r = (pr_ds_read *)pr__calloc(1, sizeof *r))) return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
     r->ds = ds;
     if (o) r->o = *o;
     r->o.err = NULL;
-    if (!r->o.sse_short_ms) r->o.sse_short_ms = 1000;
-    if (!r->o.sse_max_short) r->o.sse_max_short = 3;
-    if (!r->o.max_chunk_bytes) r->o.max_chunk_bytes = PR__DS_DEF_CHUNK;
+    r->o.sse_short_ms = PR__DEF(r->o.sse_short_ms, 1000);
+    r->o.sse_max_short = PR__DEF(r->o.sse_max_short, 3);
+    r->o.max_chunk_bytes = PR__DEF(r->o.max_chunk_bytes, PR__DS_DEF_CHUNK);
     r->o.idle_timeout_ms = PR__DEF(r->o.idle_timeout_ms, PR__DS_DEF_IDLE);
     pr_buf_init(&r->batch);
     pr_buf_init(&r->out);
-    if (!(r->offset = pr__ds_strdup(offset)) || !(r->cursor = pr__ds_strdup(""))) {
+    if (!(r->offset = pr__strdup(offset, NULL)) || !(r->cursor = pr__strdup("", NULL))) {
         pr_ds_read_destroy(r);
         return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
     }
@@ -1143,8 +1127,8 @@ void pr_ds_read_destroy(pr_ds_read *r) {
     pr_sse_decoder_destroy(r->dec);
     pr_json_doc_destroy(r->doc);
     pr_ds_result_deinit(&r->res);
-    pr__ds_free_str(&r->offset);
-    pr__ds_free_str(&r->cursor);
+    pr__strfree(&r->offset);
+    pr__strfree(&r->cursor);
     pr_buf_deinit(&r->batch);
     pr_buf_deinit(&r->out);
     pr__free(r, sizeof *r);
@@ -1177,10 +1161,8 @@ static int pr__ds_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
     if (cur.len && !pr__ds_token_ok(cur.ptr, cur.len))
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's cursor is not 1 to 1024 printable ASCII bytes");
-    if (!(d = (char *)pr__alloc(off.len + 1))) return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
-    memcpy(d, off.ptr, off.len);
-    d[off.len] = 0;
-    pr__ds_free_str(&r->offset);
+    if (!(d = pr__strndup(off.ptr, off.len))) return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+    pr__strfree(&r->offset);
     r->offset = d;
     if (cur.len) pr__ds_setstr(&r->cursor, cur.ptr, cur.len);
     return PR_OK;
@@ -1225,8 +1207,7 @@ static int pr__ds_json_empty(const char *p, size_t n) {
 
 /* Sleep through the handle's retry hooks (tests make waits instant). */
 static int pr__ds_sleep(pr_ds *ds, int64_t delay, int64_t until) {
-    if (ds->retry.hooks.sleep) return ds->retry.hooks.sleep(delay, until, ds->retry.hooks.user_data);
-    return pr_sleep(until);
+    return pr__retry_hook_sleep(&ds->retry.hooks, delay, until);
 }
 
 /* Wait until the earliest moment the next GET may start: answers that
@@ -1435,7 +1416,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
         return rc;
     }
     ct = pr_http_header_get(resp, "content-type");
-    if (!pr__sse_is_stream_type(ct)) {
+    if (!pr__http_media_is(ct, "text/event-stream")) {
         pr_http_response_destroy(resp);
         return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE read answered without text/event-stream");
     }
@@ -1901,7 +1882,7 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
     p->o.delivery_timeout_ms = PR__DEF(p->o.delivery_timeout_ms, PR__DSP_DEF_DELIVERY);
     p->epoch = o->epoch;
     p->json = pr__ds_is_json(ds->ctype);
-    if (!(p->id = pr__ds_strdup(o->producer_id)) || !(p->offset = pr__ds_strdup("")) ||
+    if (!(p->id = pr__strdup(o->producer_id, NULL)) || !(p->offset = pr__strdup("", NULL)) ||
         (rc = pr_group_create(&p->senders)) != PR_OK || (rc = pr_chan_create(&p->kick, sizeof(int), 1)) != PR_OK ||
         (rc = pr_sem_create(&p->slots, p->o.max_in_flight)) != PR_OK ||
         (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
@@ -2062,9 +2043,9 @@ void pr_ds_producer_destroy(pr_ds_producer *p) {
     pr_chan_destroy(p->kick);
     pr_sem_destroy(p->slots);
     pr_wsem_destroy(p->budget);
-    pr__ds_free_str(&p->id);
-    pr__ds_free_str(&p->offset);
-    pr__ds_free_str(&p->final_offset);
+    pr__strfree(&p->id);
+    pr__strfree(&p->offset);
+    pr__strfree(&p->final_offset);
     pr__free(p, sizeof *p);
 }
 
@@ -2176,12 +2157,12 @@ int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_o
     c->ds = ds;
     c->o = *o;
     c->o.offset = NULL;
-    if (!(c->offset = pr__ds_strdup(o->offset ? o->offset : "-1"))) {
+    if (!(c->offset = pr__strdup(PR__DEF(o->offset, "-1"), NULL))) {
         pr__free(c, sizeof *c);
         return PR_ENOMEM;
     }
     if ((rc = pr_go(&c->task, pr__dsc_task, c, NULL)) != PR_OK) {
-        pr__ds_free_str(&c->offset);
+        pr__strfree(&c->offset);
         pr__free(c, sizeof *c);
         return rc;
     }
@@ -2203,6 +2184,6 @@ void pr_ds_consumer_stop(pr_ds_consumer *c) {
         pr_cancel(c->task);
         pr_join(c->task, NULL, PR_FOREVER);
     }
-    pr__ds_free_str(&c->offset);
+    pr__strfree(&c->offset);
     pr__free(c, sizeof *c);
 }

@@ -243,15 +243,6 @@ struct pr_sse {
 
 static const pr_backoff pr__sse_backoff = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 1000, 30000, 0.25, 0.0, 0.0 };
 
-static char *pr__sse_dup(const char *p, size_t n) {
-    char *d = (char *)pr__alloc(n + 1);
-    if (d) {
-        if (n) memcpy(d, p, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 static void pr__sse_drop(pr_sse *s) {
     pr_http_response_destroy(s->resp);
     s->resp = NULL;
@@ -300,17 +291,6 @@ static int pr__sse_fields(const pr_buf *b, pr_http_header *h, size_t cap, size_t
     return 0;
 }
 
-/* The MIME essence of a Content-Type is text/event-stream. */
-static int pr__sse_is_stream_type(const pr_slice *ct) {
-    pr_slice t;
-    const char *semi;
-    if (!ct) return 0;
-    t = *ct;
-    if ((semi = (const char *)memchr(t.ptr, ';', t.len)) != NULL) t.len = (size_t)(semi - t.ptr);
-    t = pr_slice_trim(t);
-    return pr_slice_ieq(t, pr_slice_cstr("text/event-stream"));
-}
-
 /* The last-event-ID as it may travel in a header field: "" when there is
    none, or when it cannot (over max_last_event_id, or a control byte that
    a field value may not carry; *why then says which). */
@@ -327,8 +307,7 @@ static const char *pr__sse_lei(const pr_sse *s, size_t *len, const char **why) {
 }
 
 static int pr__sse_sleep(pr_sse *s, int64_t delay, int64_t until) {
-    if (s->o.hooks.sleep) return s->o.hooks.sleep(delay, until, s->o.hooks.user_data);
-    return pr_sleep(until);
+    return pr__retry_hook_sleep(&s->o.hooks, delay, until);
 }
 
 static int64_t pr__sse_wall(pr_sse *s) {
@@ -371,10 +350,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
         s->final = reason;
         return reason;
     }
-    if (s->failures > 0) {
-        double r = s->o.hooks.random ? s->o.hooks.random(s->o.hooks.user_data) : pr_random();
-        delay = pr__time_add(delay, (int64_t)pr_backoff_delay(&s->o.backoff, s->failures - 1, 0, r));
-    }
+    if (s->failures > 0) delay = pr__time_add(delay, pr__retry_delay_ms(&s->o.backoff, s->failures - 1, NULL, &s->o.hooks));
     if (delay < PR__MIN(min_ms, s->o.max_retry_ms)) delay = PR__MIN(min_ms, s->o.max_retry_ms);
     s->next_at = pr__time_add(pr_now(), delay);
     s->reason = reason;
@@ -401,7 +377,6 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
     pr_http_header h[PR__SSE_MAX_FIELDS + 4];
     pr_http_request req;
-    pr_retry_policy off;
     pr_http_response *r = NULL;
     pr_buf dyn;
     pr_err_info e;
@@ -441,8 +416,6 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "a header line from headers_fn is malformed or too many");
     }
-    memset(&off, 0, sizeof off);
-    off.max_retries = PR_RETRY_OFF;
     memset(&req, 0, sizeof req);
     memset(&e, 0, sizeof e);
     req.method = s->method;
@@ -451,7 +424,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     req.nheaders = n;
     req.body = s->body;
     req.body_len = s->body_len;
-    req.retry = &off;
+    req.retry = &pr__retry_off;
     req.idle_timeout_ms = s->o.idle_timeout_ms;
     req.redirect_forward = fwd;
     req.err = &e;
@@ -469,7 +442,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     }
     st = pr_http_status(r);
     ct = pr_http_header_get(r, "content-type");
-    if (st == 200 && pr__sse_is_stream_type(ct)) {
+    if (st == 200 && pr__http_media_is(ct, "text/event-stream")) {
         s->resp = r;
         s->status = st;
         s->opened = 1;
@@ -515,11 +488,11 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return PR_ENOMEM;
     if (opts) s->o = *opts;
     pr_buf_init(&s->fixed);
-    m = s->o.method ? s->o.method : "GET";
+    m = PR__DEF(s->o.method, "GET");
     rc = pr_url_parse(&s->url, url, strlen(url), NULL);
     if (!rc && (s->o.retry_ms < 0 || s->o.max_retry_ms < 0 || (s->o.body_len && !s->o.body))) rc = PR_EINVAL;
-    if (!rc && !(s->method = pr__sse_dup(m, strlen(m)))) rc = PR_ENOMEM;
-    if (!rc && s->o.body && !(s->body = pr__sse_dup(s->o.body, s->o.body_len))) rc = PR_ENOMEM;
+    if (!rc && !(s->method = pr__strdup(m, NULL))) rc = PR_ENOMEM;
+    if (!rc && s->o.body && !(s->body = pr__strndup(s->o.body, s->o.body_len))) rc = PR_ENOMEM;
     s->body_len = s->body ? s->o.body_len : 0;
     for (i = 0; !rc && s->o.headers && s->o.headers[i]; i++) {
         size_t n = strlen(s->o.headers[i]);
@@ -544,7 +517,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
         return rc;
     }
     s->repeatable = s->o.repeatable || (!s->body && !strcmp(m, "GET"));
-    if (!s->o.retry_ms) s->o.retry_ms = PR__SSE_DEF_RETRY;
+    s->o.retry_ms = PR__DEF(s->o.retry_ms, PR__SSE_DEF_RETRY);
     if (!s->o.backoff.base_ms) s->o.backoff = pr__sse_backoff;
     s->o.idle_timeout_ms = PR__DEF(s->o.idle_timeout_ms, PR__SSE_DEF_IDLE);
     s->o.max_retry_ms = PR__DEF(s->o.max_retry_ms, PR__SSE_DEF_MAX_RETRY);

@@ -362,6 +362,20 @@ static int pr__http_is_token(const char *p, size_t n) {
     return 1;
 }
 
+/* The media type of a Content-Type value: what precedes its parameters,
+   trimmed ("text/html; charset=utf-8" gives "text/html"). */
+static PR__MAYBE_UNUSED pr_slice pr__http_media_type(pr_slice ct) {
+    const char *semi = ct.len ? (const char *)memchr(ct.ptr, ';', ct.len) : NULL;
+    if (semi) ct.len = (size_t)(semi - ct.ptr);
+    return pr_slice_trim(ct);
+}
+
+/* Whether a Content-Type value (NULL: none) has the media type type, in
+   any case and with any parameters. */
+static PR__MAYBE_UNUSED int pr__http_media_is(const pr_slice *ct, const char *type) {
+    return ct && pr_slice_ieq(pr__http_media_type(*ct), pr_slice_cstr(type));
+}
+
 /* ---- request writer ---- */
 
 static int pr__http_hdr_is(pr_slice name, const char *s) { return pr_slice_ieq(name, pr_slice_cstr(s)); }

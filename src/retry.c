@@ -70,10 +70,9 @@ typedef struct pr_backoff {
 #define PR_BACKOFF_HTTP { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 500, 10000, 0.25, 0.0, 0.0 }
 /* Operation retries (Tinker's retry handler): 500 ms * 2^a +-25 %, capped at 10 s. */
 #define PR_BACKOFF_OPERATION { PR_BACKOFF_EXPONENTIAL, PR_JITTER_RANGE, 500, 10000, 0.0, 0.75, 1.25 }
-/* Submission retries: 1, 2, 4, 8, 16, 30, 30, ... s, no jitter. */
+/* Submission retries, and remote-future polling after 429 and connection
+   errors: 1, 2, 4, 8, 16, 30, 30, ... s, no jitter. */
 #define PR_BACKOFF_SUBMIT { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 30000, 0.0, 0.0, 0.0 }
-/* Remote-future polling after 429 and connection errors: 1, 2, 4, ... 30 s. */
-#define PR_BACKOFF_POLL { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 30000, 0.0, 0.0, 0.0 }
 /* A polling interval that grows: 1 s doubling up to 10 s. */
 #define PR_BACKOFF_POLL_INTERVAL { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 1000, 10000, 0.0, 0.0, 0.0 }
 /* Telemetry batch resends: 1 s * 2^a plus up to 10 %, uncapped (used for 3 retries). */
@@ -777,6 +776,33 @@ static int64_t pr__ms_ceil(double ms) {
     return (double)w < ms ? w + 1 : w;
 }
 
+/* ---- time and chance through the hooks ---- */
+/* A number in [0, 1) for jitter: the hooks' random, else pr_random(). */
+static double pr__retry_random(const pr_retry_hooks *h) {
+    return h->random ? h->random(h->user_data) : pr_random();
+}
+
+/* The backoff delay before retry `attempt` in whole ms (pr__ms_ceil; 0 for
+   an invalid policy), jittered with a number drawn through the hooks.
+   prev_ms, unless NULL, holds the previous fractional delay (for
+   PR_BACKOFF_DECORRELATED) and gets this one. The one way the runner, the
+   SSE stream, the remote futures and the reporter compute a wait. */
+static int64_t pr__retry_delay_ms(const pr_backoff *b, int attempt, double *prev_ms, const pr_retry_hooks *h) {
+    double d = pr_backoff_delay(b, attempt, prev_ms ? *prev_ms : 0, pr__retry_random(h));
+    if (prev_ms) *prev_ms = d;
+    return pr__ms_ceil(d);
+}
+
+/* Sleep delay_ms, waking by deadline: the hooks' sleep, else pr_sleep. */
+static int pr__retry_hook_sleep(const pr_retry_hooks *h, int64_t delay_ms, int64_t deadline) {
+    return h->sleep ? h->sleep(delay_ms, deadline, h->user_data) : pr_sleep(deadline);
+}
+
+/* The policy of a request that must not be retried (PR_RETRY_OFF), for the
+   modules that run their own retries around the client. */
+static PR__MAYBE_UNUSED const pr_retry_policy pr__retry_off = {
+    PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL, { NULL, NULL, NULL, NULL } };
+
 /* ---- the runner ---- */
 int pr_retry_classify_default(int outcome, int64_t *after_ms, void *user_data) {
     PR__UNUSED(after_ms);
@@ -839,10 +865,7 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
     if (v == PR_RETRY_AFTER && after >= 0) {
         delay = after;
     } else {
-        double r = p->hooks.random ? p->hooks.random(p->hooks.user_data) : pr_random();
-        double d = pr_backoff_delay(&p->backoff, st->retries, st->prev_delay_ms, r);
-        st->prev_delay_ms = d;
-        delay = pr__ms_ceil(d);
+        delay = pr__retry_delay_ms(&p->backoff, st->retries, &st->prev_delay_ms, &p->hooks);
         v = PR_RETRY_AGAIN;
     }
     now = pr_now();
@@ -870,7 +893,7 @@ int pr_retry_sleep(pr_retry *st, int64_t delay_ms, int *outcome, int64_t deadlin
     if (!st || !outcome) return 0;
     p = &st->policy;
     wake = pr_deadline_min(pr_deadline_in(delay_ms), deadline);
-    rc = p->hooks.sleep ? p->hooks.sleep(delay_ms, wake, p->hooks.user_data) : pr_sleep(wake);
+    rc = pr__retry_hook_sleep(&p->hooks, delay_ms, wake);
     if (rc == PR_ECANCELED || pr_is_canceled()) {
         *outcome = PR_ECANCELED;
         st->stop = PR_RETRY_CANCELED;

@@ -137,7 +137,7 @@ typedef struct pr_rfuture_poller_opts {
     pr_backoff poll_backoff;     /* after try_again / pending / 408 / 5xx / a 400 in the budget, by the
                                     polls made; its base_ms is also the least wait a server's hint gets.
                                     base_ms 0 = 5 ms doubling to 1000 ms, no jitter */
-    pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_POLL */
+    pr_backoff conn_backoff;     /* after 429 and connection errors; base_ms 0 = PR_BACKOFF_SUBMIT */
     int64_t hint_max_ms;         /* 0 = 60000: the longest wait a server can ask for; a longer
                                     retry_after_ms (any JSON number) or Retry-After /
                                     retry-after-ms header is cut to it */
@@ -388,6 +388,7 @@ struct pr_rfuture_poller {
     pr_rfuture_poller_opts o;    /* resolved; strings point at url */
     pr_http_client *client;
     pr_url url;                  /* base_url + path, parsed */
+    char *base;                  /* base_url (a copy), for the submit URLs */
     pr_wsem *bytes;
     struct pr__rfuture *live;    /* every future not finished */
     long nlive;
@@ -428,7 +429,22 @@ typedef struct pr__rfuture {
     char last_err[sizeof ((pr_err_info *)0)->msg]; /* the last retryable failure, for a timeout */
 } pr__rfuture;
 
+/* Parse base (a trailing '/' dropped) + path into *url: the poll, submit
+   and heartbeat URLs. */
+static int pr__rf_url(pr_url *url, const char *base, const char *path, pr_err_info *err) {
+    pr_buf u;
+    int rc;
+    pr_buf_init(&u);
+    rc = pr_buf_append_str(&u, base);
+    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
+    if (!rc) rc = pr_buf_append_str(&u, path);
+    if (!rc) rc = pr_url_parse(url, u.data, u.len, err);
+    pr_buf_deinit(&u);
+    return rc;
+}
+
 static void pr__rf_poller_free(pr_rfuture_poller *p) {
+    pr__strfree(&p->base);
     pr_wsem_destroy(p->bytes);
     pr_url_deinit(&p->url);
     pr__theap_free(&p->timers);
@@ -447,11 +463,10 @@ static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) 
 }
 
 int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts) {
-    static const pr_backoff poll = PR_BACKOFF_POLL,
+    static const pr_backoff poll = PR_BACKOFF_SUBMIT,
                             pace = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 5, 1000, 0.0, 0.0, 0.0 };
     pr_err_info scratch, *err = opts && opts->err ? opts->err : &scratch;
     pr_rfuture_poller *p;
-    pr_buf u;
     int rc;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
@@ -478,12 +493,8 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
         pr__free(p, sizeof *p);
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
     }
-    pr_buf_init(&u);
-    rc = pr_buf_append_str(&u, opts->base_url);
-    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
-    if (!rc) rc = pr_buf_append_str(&u, opts->path ? opts->path : PR__RF_PATH);
-    if (!rc) rc = pr_url_parse(&p->url, u.data, u.len, err);
-    pr_buf_deinit(&u);
+    rc = pr__rf_url(&p->url, opts->base_url, opts->path ? opts->path : PR__RF_PATH, err);
+    if (!rc && !(p->base = pr__strdup(opts->base_url, NULL))) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     if (!rc && pr_wsem_create(&p->bytes, p->o.max_response_bytes)) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->clock_due = PR_FOREVER;
     if (!rc && pr_go(NULL, pr__rf_clock, p, NULL) != PR_OK) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
@@ -629,9 +640,7 @@ static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
 }
 
 static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
-    const pr_retry_hooks *h = &r->p->o.hooks;
-    double d = pr_backoff_delay(b, attempt, 0, h->random ? h->random(h->user_data) : pr_random());
-    return d <= 0 ? 0 : (int64_t)(d + 0.999);
+    return pr__retry_delay_ms(b, attempt, NULL, &r->p->o.hooks);
 }
 
 /* The wait before the next poll: the server's delay when it gave one
@@ -653,8 +662,6 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
 
 /* One poll: the request, with the poll's deadline over the whole response. */
 static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_rfuture_poller *p = r->p;
     pr_http_header h[5];
     pr_http_request req;
@@ -698,7 +705,7 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     req.nheaders = nh;
     req.body = body.data;
     req.body_len = body.len;
-    req.retry = &off;
+    req.retry = &pr__retry_off;
     rc = pr_http_client_fetch(p->client, res, &req, deadline);
     pr_buf_deinit(&body);
     return rc;
@@ -1097,13 +1104,6 @@ static int pr__rf_poll_task(void *arg) {
     return 0;
 }
 
-static char *pr__rf_strdup(const char *s, size_t *n) {
-    char *d;
-    *n = strlen(s) + 1;
-    if ((d = (char *)pr__alloc(*n)) != NULL) memcpy(d, s, *n);
-    return d;
-}
-
 int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_id, const pr_rfuture_opts *opts) {
     pr__rfuture *r;
     int rc;
@@ -1118,8 +1118,8 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     r->allow_md = 1;
     r->created_ms = pr_now();
     r->until = r->o.timeout_ms > 0 ? pr_deadline_in(r->o.timeout_ms) : PR_FOREVER;
-    if (!(r->id = pr__rf_strdup(request_id, &r->id_n)) ||
-        (r->o.request_type && !(r->type = pr__rf_strdup(r->o.request_type, &r->type_n)))) {
+    if (!(r->id = pr__strdup(request_id, &r->id_n)) ||
+        (r->o.request_type && !(r->type = pr__strdup(r->o.request_type, &r->type_n)))) {
         pr__free(r->id, r->id_n);
         pr__free(r, sizeof *r);
         return PR_ENOMEM;
@@ -1148,7 +1148,6 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     pr_http_request req;
     pr_http_result res;
     pr_rfuture_opts o;
-    pr_buf u;
     pr_url url;
     const char *id, *bad;
     int rc;
@@ -1157,17 +1156,8 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
     o.submitted_at_ms = pr_now();
-    /* the submit URL: the poller's origin and prefix, this path */
-    pr_buf_init(&u);
     memset(&url, 0, sizeof url);
-    rc = pr_url_origin(&u, &p->url);
-    if (!rc && p->url.path.len > strlen(PR__RF_PATH) &&
-        !memcmp(p->url.path.ptr + p->url.path.len - strlen(PR__RF_PATH), PR__RF_PATH, strlen(PR__RF_PATH)))
-        rc = pr_buf_append(&u, p->url.path.ptr, p->url.path.len - strlen(PR__RF_PATH)); /* a base_url prefix */
-    if (!rc) rc = pr_buf_append_str(&u, path);
-    if (!rc) rc = pr_url_parse(&url, u.data, u.len, NULL);
-    pr_buf_deinit(&u);
-    if (rc) return rc;
+    if ((rc = pr__rf_url(&url, p->base, path, NULL)) != PR_OK) return rc;
     h[0].name = pr_slice_cstr("Content-Type");
     h[0].value = pr_slice_cstr("application/json");
     h[1].name = pr_slice_cstr("Accept");
@@ -1246,7 +1236,7 @@ int pr_throttle_create(pr_throttle **out, const pr_throttle_opts *opts) {
     t->o.large_bytes = PR__DEF(t->o.large_bytes, 128 * 1024);
     if (pr_sem_create(&t->all, t->o.max_concurrent) || pr_sem_create(&t->backoff, t->o.backoff_concurrent) ||
         pr_wsem_create(&t->bytes, t->o.max_bytes) || (!t->o.window && pr_backoff_window_create(&t->own)) ||
-        !(t->key = pr__rf_strdup(t->o.key ? t->o.key : "", &t->key_n))) {
+        !(t->key = pr__strdup(t->o.key ? t->o.key : "", &t->key_n))) {
         pr_throttle_destroy(t);
         return PR_ENOMEM;
     }
@@ -1326,8 +1316,6 @@ static void pr__hb_free(pr_heartbeat *h) {
 }
 
 static int pr__hb_task(void *arg) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_heartbeat *h = (pr_heartbeat *)arg;
     pr_http_header hd = { { "Content-Type", 12 }, { "application/json", 16 } };
     int64_t last_ok = pr_now(), next = pr_deadline_in(h->o.interval_ms);
@@ -1345,7 +1333,7 @@ static int pr__hb_task(void *arg) {
         req.nheaders = 1;
         req.body = h->body.data;
         req.body_len = h->body.len;
-        req.retry = &off;
+        req.retry = &pr__retry_off;
         rc = pr_http_client_request(h->client, &r, &req, pr_deadline_in(h->o.timeout_ms));
         if (rc == PR_ECANCELED) break;
         h->sent++;
@@ -1377,7 +1365,6 @@ int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *b
                        const pr_heartbeat_opts *opts) {
     pr_heartbeat *h;
     pr_json_writer w;
-    pr_buf u;
     int rc;
     if (out) *out = NULL;
     if (!out || !client || !base_url || !session_id) return PR_EINVAL;
@@ -1389,12 +1376,7 @@ int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *b
     h->o.timeout_ms = PR__DEF(h->o.timeout_ms, 10000);
     h->client = client;
     pr_buf_init(&h->body);
-    pr_buf_init(&u);
-    rc = pr_buf_append_str(&u, base_url);
-    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
-    if (!rc) rc = pr_buf_append_str(&u, h->o.path ? h->o.path : "/api/v1/session_heartbeat");
-    if (!rc) rc = pr_url_parse(&h->url, u.data, u.len, NULL);
-    pr_buf_deinit(&u);
+    rc = pr__rf_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", NULL);
     h->o.path = NULL;
     pr_json_writer_init(&w, &h->body);
     pr_json_begin_object(&w);

@@ -806,8 +806,6 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
 
 /* POST one batch, resending it up to max_send_retries times. */
 static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
-    static const pr_retry_policy off = { PR_RETRY_OFF, 0, 0, { 0, 0, 0, 0, 0, 0, 0 }, NULL, NULL, NULL,
-                                         { NULL, NULL, NULL, NULL } };
     pr_http_header h = { { "Content-Type", 12 }, { "application/json", 16 } };
     int attempt;
     for (attempt = 0;; attempt++) {
@@ -821,7 +819,7 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
         req.nheaders = 1;
         req.body = b->data;
         req.body_len = b->len;
-        req.retry = &off;
+        req.retry = &pr__retry_off;
         memset(&res, 0, sizeof res);
         rc = pr_http_client_fetch(r->o.client, &res, &req, pr_deadline_in(r->o.send_timeout_ms));
         ok = res.status;
@@ -834,11 +832,8 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
             return rc ? rc : PR_EHTTP;
         }
         {
-            const pr_retry_hooks *hk = &r->o.hooks;
-            double d = pr_backoff_delay(&r->o.send_backoff, attempt, 0,
-                                        hk->random ? hk->random(hk->user_data) : pr_random());
-            int64_t ms = (int64_t)(d + 0.999);
-            rc = hk->sleep ? hk->sleep(ms, pr_deadline_in(ms), hk->user_data) : pr_sleep(pr_deadline_in(ms));
+            int64_t ms = pr__retry_delay_ms(&r->o.send_backoff, attempt, NULL, &r->o.hooks);
+            rc = pr__retry_hook_sleep(&r->o.hooks, ms, pr_deadline_in(ms));
             if (rc == PR_ECANCELED || pr_is_canceled()) return PR_ECANCELED;
         }
     }
@@ -881,13 +876,6 @@ static int pr__rep_task(void *arg) {
     r->running = 0;
     pr__fifo_wake_all(&r->drained, 0);
     return 0;
-}
-
-static char *pr__rep_strdup(const char *s, size_t *n) {
-    char *d;
-    *n = strlen(s) + 1;
-    if ((d = (char *)pr__alloc(*n)) != NULL) memcpy(d, s, *n);
-    return d;
 }
 
 static void pr__rep_free(pr_reporter *r) {
@@ -943,12 +931,12 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
             pr__rep_uuid_text(u, w);
             snprintf(sess, sizeof sess, "sessionless-%s", u);
         }
-        if (!(r->session = pr__rep_strdup(r->sessionless ? sess : opts->session_id, &r->session_n))) rc = PR_ENOMEM;
+        if (!(r->session = pr__strdup(r->sessionless ? sess : opts->session_id, &r->session_n))) rc = PR_ENOMEM;
     }
     if (!rc && !opts->platform && uname(&un) != 0) strcpy(un.sysname, "unknown");
-    if (!rc && !(r->platform = pr__rep_strdup(opts->platform ? opts->platform : un.sysname, &r->platform_n)))
+    if (!rc && !(r->platform = pr__strdup(opts->platform ? opts->platform : un.sysname, &r->platform_n)))
         rc = PR_ENOMEM;
-    if (!rc && !(r->version = pr__rep_strdup(opts->sdk_version ? opts->sdk_version : PRISTINE_VERSION, &r->version_n)))
+    if (!rc && !(r->version = pr__strdup(opts->sdk_version ? opts->sdk_version : PRISTINE_VERSION, &r->version_n)))
         rc = PR_ENOMEM;
     r->o.url = r->o.session_id = r->o.platform = r->o.sdk_version = r->o.env_var = NULL;
     if (!rc && !r->sessionless) {

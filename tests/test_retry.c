@@ -158,7 +158,7 @@ PT_TEST(retry_backoff_properties) {
 }
 
 PT_TEST(retry_backoff_presets) {
-    static const pr_backoff presets[] = { PR_BACKOFF_HTTP, PR_BACKOFF_OPERATION, PR_BACKOFF_SUBMIT, PR_BACKOFF_POLL,
+    static const pr_backoff presets[] = { PR_BACKOFF_HTTP, PR_BACKOFF_OPERATION, PR_BACKOFF_SUBMIT,
                                           PR_BACKOFF_POLL_INTERVAL, PR_BACKOFF_TELEMETRY, PR_BACKOFF_FLAT_1S,
                                           PR_BACKOFF_ACQUIRE, PR_BACKOFF_BILLING, PR_BACKOFF_FULL_JITTER,
                                           PR_BACKOFF_DECORRELATED_JITTER };
