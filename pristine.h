@@ -15504,17 +15504,21 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
     const char *why;
     size_t n;
     int64_t delay = pr_sse_retry_ms(s);
-    char detail[sizeof s->err.msg];
-    snprintf(detail, sizeof detail, "%s", s->err.msg);
+    pr_err_info last = s->err; /* the cause, with its errno / TLS / DNS detail */
+    const char *detail = last.msg;
     pr__sse_drop(s);
     if (!s->repeatable) {
         if (reason == PR_ECLOSED) return pr__sse_fail(s, PR_ECLOSED, 0, "sse: %s", "the stream ended (a request that cannot be repeated)");
-        return pr__sse_fail(s, reason, status, "%s", detail);
+        s->err = last;
+        s->err.code = reason;
+        s->err.http_status = status;
+        s->final = reason;
+        return reason;
     }
     if (failed) s->failures++;
     else s->failures = 0;
     if (s->o.max_failures > 0 && s->failures >= s->o.max_failures) {
-        pr__err_set(&s->err, reason, 0, "sse: %d failed connections in a row; the last: %s", s->failures, detail);
+        pr__err_wrap(&s->err, reason, &last, "sse: %d failed connections in a row; the last", s->failures);
         s->err.http_status = status;
         s->final = reason;
         return reason;

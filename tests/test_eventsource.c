@@ -338,7 +338,8 @@ PT_TEST(es_post_stream_repeat_rule) {
     }
 }
 
-/* Nobody listening: max_failures connections, then the error. */
+/* Nobody listening: max_failures connections, then the error, with the
+   last connection's cause in it. */
 PT_TEST(es_max_failures) {
     es_fx f;
     pr_sse_stream_opts o;
@@ -359,6 +360,9 @@ PT_TEST(es_max_failures) {
     PT_EQ_INT(f.seen[1].failures, 2);
     PT_CHECK(f.sleeps[1] > f.sleeps[0]); /* the backoff grows */
     PT_CHECK(strstr(e.msg, "3 failed connections") != NULL);
+    PT_EQ_ERR(e.code, PR_EIO); /* the cause's code and errno come through the wrapping */
+    PT_EQ_INT(e.sys_errno, ECONNREFUSED);
+    PT_CHECK(strstr(e.msg, "Connection refused") != NULL);
 }
 
 /* An over-long line: PR_ELIMIT once, then the next event. */
