@@ -4872,7 +4872,13 @@ PRISTINE_API void pr_ds_producer_destroy(pr_ds_producer *p);
 typedef struct pr_ds_consumer pr_ds_consumer;
 
 /* pr_ds_consumer_opts.on_state */
-enum { PR_DS_CONNECTING = 1, PR_DS_LIVE = 2, PR_DS_UP_TO_DATE = 3, PR_DS_CLOSED = 4, PR_DS_STOPPED = 5 };
+enum {
+    PR_DS_CONSUMER_CONNECTING = 1,
+    PR_DS_CONSUMER_LIVE = 2,
+    PR_DS_CONSUMER_UP_TO_DATE = 3,
+    PR_DS_CONSUMER_CLOSED = 4,
+    PR_DS_CONSUMER_STOPPED = 5
+};
 
 typedef struct pr_ds_consumer_opts {
     const char *offset;         /* NULL = "-1": where to start (a checkpoint), copied */
@@ -19204,10 +19210,10 @@ struct pr_ds_consumer {
 
 static const char *pr__dsc_state_name(int state) {
     switch (state) {
-    case PR_DS_CONNECTING: return "connecting";
-    case PR_DS_LIVE: return "live";
-    case PR_DS_UP_TO_DATE: return "up_to_date";
-    case PR_DS_CLOSED: return "closed";
+    case PR_DS_CONSUMER_CONNECTING: return "connecting";
+    case PR_DS_CONSUMER_LIVE: return "live";
+    case PR_DS_CONSUMER_UP_TO_DATE: return "up_to_date";
+    case PR_DS_CONSUMER_CLOSED: return "closed";
     default: return "stopped";
     }
 }
@@ -19236,7 +19242,7 @@ static int pr__dsc_task(void *arg) {
     ro.live = c->o.live ? c->o.live : PR_DS_LIVE_AUTO;
     ro.prefer_sse = c->o.prefer_sse;
     ro.idle_timeout_ms = c->o.idle_timeout_ms;
-    pr__dsc_state(c, PR_DS_CONNECTING, NULL);
+    pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, NULL);
     for (;;) {
         pr_ds_read *rd = NULL;
         pr_ds_chunk ch;
@@ -19246,7 +19252,7 @@ static int pr__dsc_task(void *arg) {
         while ((rc = pr_ds_read_next(rd, &ch, PR_FOREVER)) == PR_OK) {
             int r;
             failures = 0;
-            pr__dsc_state(c, ch.up_to_date ? PR_DS_UP_TO_DATE : PR_DS_LIVE, NULL);
+            pr__dsc_state(c, ch.up_to_date ? PR_DS_CONSUMER_UP_TO_DATE : PR_DS_CONSUMER_LIVE, NULL);
             if ((ch.len || ch.closed) && (r = c->o.on_batch(&ch, c->o.user_data)) != 0) {
                 rc = r;
                 by_user = 1;
@@ -19255,7 +19261,7 @@ static int pr__dsc_task(void *arg) {
             pr__ds_setstr(&c->offset, ch.offset, ch.offset_len);
             if (c->o.on_checkpoint) c->o.on_checkpoint(c->offset, strlen(c->offset), c->o.user_data);
             if (ch.closed) {
-                pr__dsc_state(c, PR_DS_CLOSED, NULL);
+                pr__dsc_state(c, PR_DS_CONSUMER_CLOSED, NULL);
                 rc = PR_ECLOSED;
                 break;
             }
@@ -19264,7 +19270,7 @@ static int pr__dsc_task(void *arg) {
             if (!by_user && rc != PR_ECLOSED && rc != PR_ECANCELED) {
                 pr_ds_read_error(rd, &why);
                 pr_ds_read_destroy(rd);
-                pr__dsc_state(c, PR_DS_STOPPED, &why);
+                pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
             } else {
                 pr_ds_read_destroy(rd);
             }
@@ -19273,7 +19279,7 @@ static int pr__dsc_task(void *arg) {
         /* a transient failure after the read's own retries: reconnect from the checkpoint */
         pr_ds_read_error(rd, &why);
         pr_ds_read_destroy(rd);
-        pr__dsc_state(c, PR_DS_CONNECTING, &why);
+        pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, &why);
         if (failures++ == 0 && pr_retry_begin(&backoff, &c->ds->retry) != PR_OK) {
             rc = PR_EINVAL;
             break;
@@ -19500,6 +19506,10 @@ REVISION HISTORY
 
   unreleased (after 0.1.0)
     Renamed or removed
+      PR_DS_CONNECTING, PR_DS_LIVE, PR_DS_UP_TO_DATE, PR_DS_CLOSED,
+      PR_DS_STOPPED           are PR_DS_CONSUMER_CONNECTING, _LIVE,
+                              _UP_TO_DATE, _CLOSED, _STOPPED: the consumer's
+                              states, apart from the PR_DS_LIVE_* read modes
       PR_BACKOFF_POLL         removed: it was PR_BACKOFF_SUBMIT under another
                               name (1 s doubling to 30 s, no jitter); use that
     Changed signature

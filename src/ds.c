@@ -515,7 +515,13 @@ PRISTINE_API void pr_ds_producer_destroy(pr_ds_producer *p);
 typedef struct pr_ds_consumer pr_ds_consumer;
 
 /* pr_ds_consumer_opts.on_state */
-enum { PR_DS_CONNECTING = 1, PR_DS_LIVE = 2, PR_DS_UP_TO_DATE = 3, PR_DS_CLOSED = 4, PR_DS_STOPPED = 5 };
+enum {
+    PR_DS_CONSUMER_CONNECTING = 1,
+    PR_DS_CONSUMER_LIVE = 2,
+    PR_DS_CONSUMER_UP_TO_DATE = 3,
+    PR_DS_CONSUMER_CLOSED = 4,
+    PR_DS_CONSUMER_STOPPED = 5
+};
 
 typedef struct pr_ds_consumer_opts {
     const char *offset;         /* NULL = "-1": where to start (a checkpoint), copied */
@@ -2063,10 +2069,10 @@ struct pr_ds_consumer {
 
 static const char *pr__dsc_state_name(int state) {
     switch (state) {
-    case PR_DS_CONNECTING: return "connecting";
-    case PR_DS_LIVE: return "live";
-    case PR_DS_UP_TO_DATE: return "up_to_date";
-    case PR_DS_CLOSED: return "closed";
+    case PR_DS_CONSUMER_CONNECTING: return "connecting";
+    case PR_DS_CONSUMER_LIVE: return "live";
+    case PR_DS_CONSUMER_UP_TO_DATE: return "up_to_date";
+    case PR_DS_CONSUMER_CLOSED: return "closed";
     default: return "stopped";
     }
 }
@@ -2095,7 +2101,7 @@ static int pr__dsc_task(void *arg) {
     ro.live = c->o.live ? c->o.live : PR_DS_LIVE_AUTO;
     ro.prefer_sse = c->o.prefer_sse;
     ro.idle_timeout_ms = c->o.idle_timeout_ms;
-    pr__dsc_state(c, PR_DS_CONNECTING, NULL);
+    pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, NULL);
     for (;;) {
         pr_ds_read *rd = NULL;
         pr_ds_chunk ch;
@@ -2105,7 +2111,7 @@ static int pr__dsc_task(void *arg) {
         while ((rc = pr_ds_read_next(rd, &ch, PR_FOREVER)) == PR_OK) {
             int r;
             failures = 0;
-            pr__dsc_state(c, ch.up_to_date ? PR_DS_UP_TO_DATE : PR_DS_LIVE, NULL);
+            pr__dsc_state(c, ch.up_to_date ? PR_DS_CONSUMER_UP_TO_DATE : PR_DS_CONSUMER_LIVE, NULL);
             if ((ch.len || ch.closed) && (r = c->o.on_batch(&ch, c->o.user_data)) != 0) {
                 rc = r;
                 by_user = 1;
@@ -2114,7 +2120,7 @@ static int pr__dsc_task(void *arg) {
             pr__ds_setstr(&c->offset, ch.offset, ch.offset_len);
             if (c->o.on_checkpoint) c->o.on_checkpoint(c->offset, strlen(c->offset), c->o.user_data);
             if (ch.closed) {
-                pr__dsc_state(c, PR_DS_CLOSED, NULL);
+                pr__dsc_state(c, PR_DS_CONSUMER_CLOSED, NULL);
                 rc = PR_ECLOSED;
                 break;
             }
@@ -2123,7 +2129,7 @@ static int pr__dsc_task(void *arg) {
             if (!by_user && rc != PR_ECLOSED && rc != PR_ECANCELED) {
                 pr_ds_read_error(rd, &why);
                 pr_ds_read_destroy(rd);
-                pr__dsc_state(c, PR_DS_STOPPED, &why);
+                pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
             } else {
                 pr_ds_read_destroy(rd);
             }
@@ -2132,7 +2138,7 @@ static int pr__dsc_task(void *arg) {
         /* a transient failure after the read's own retries: reconnect from the checkpoint */
         pr_ds_read_error(rd, &why);
         pr_ds_read_destroy(rd);
-        pr__dsc_state(c, PR_DS_CONNECTING, &why);
+        pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, &why);
         if (failures++ == 0 && pr_retry_begin(&backoff, &c->ds->retry) != PR_OK) {
             rc = PR_EINVAL;
             break;

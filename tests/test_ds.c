@@ -1075,10 +1075,10 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     PT_EQ_INT(k.got.len, 19);
     PT_EQ_MEM(k.got.data, "zero;one;two;three;", 19);
     PT_CHECK(k.ncheck >= 4);
-    PT_EQ_INT(k.states[0], PR_DS_CONNECTING);
+    PT_EQ_INT(k.states[0], PR_DS_CONSUMER_CONNECTING);
     for (i = 0; i < k.nstates && i < 16; i++) {
-        if (k.states[i] == PR_DS_UP_TO_DATE) saw_up = 1;
-        if (k.states[i] == PR_DS_CLOSED) saw_closed = 1;
+        if (k.states[i] == PR_DS_CONSUMER_UP_TO_DATE) saw_up = 1;
+        if (k.states[i] == PR_DS_CONSUMER_CLOSED) saw_closed = 1;
     }
     PT_CHECK(saw_up && saw_closed);
     PT_EQ_INT(tel_closed, 1); /* the same change through the telemetry hub */
