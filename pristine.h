@@ -32,7 +32,7 @@ CONTENTS (grep for an anchor: >>sse for the declarations, >>sse.impl for the cod
   client        >>client        HTTP client: keep-alive pool, proxies and CONNECT, redirects, retries
   eventsource   >>eventsource   the reconnecting Server-Sent Events stream (EventSource) over the HTTP client
   session       >>session       a job service's session: the submit throttle and the session heartbeat
-  rfuture       >>rfuture       remote futures polled until done, queue-state observers
+  rfuture       >>rfuture       remote futures polled until done, with one built-in profile; queue-state observers
   telemetry     >>telemetry     structured events from the client, breakers, queues and futures; a batching reporter
   ds            >>ds            Durable Streams client: the handle's operations and reads (catch-up, long-poll, SSE, auto)
 
@@ -3829,17 +3829,26 @@ PRISTINE_API void pr_heartbeat_stop(pr_heartbeat *h);
    See: pr_heartbeat_start. */
 PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *failed);
 
-/* ==== rfuture: remote futures polled until done, queue-state observers ==== >>rfuture */
+/* ==== rfuture: remote futures polled until done, with one built-in profile; queue-state observers ==== >>rfuture */
 /*
- * rfuture: a remote job answers its submit with a request id; a
- * pr_rfuture_poller polls the retrieve endpoint for it until the job is
- * done, and hands the caller an ordinary pr_future:
+ * rfuture: remote futures polled until done, with one built-in profile. A
+ * remote job answers its submit with a request id; a pr_rfuture_poller
+ * polls the service's retrieve endpoint for it until the job is done, and
+ * hands the caller an ordinary pr_future:
  *
  *     pr_future *f;
  *     pr_rfuture_start(&f, poller, "req-1", NULL);
  *     if (pr_future_await(f, NULL, deadline) == PR_OK)
  *         use(pr_rfuture_result(f));      (the result, a JSON value)
  *     pr_future_destroy(f);               (frees the result too)
+ *
+ * The profile (pr_rfuture_profile, in the poller's options) names the
+ * service's side of the protocol: the retrieve path, the poll's headers,
+ * the JSON members that carry the request id, the metadata switch, a
+ * payload's size, the queue state and a server's delay, and the prefix of
+ * the event names. A zero field takes the built-in profile's value; the
+ * built-in profile matches Thinking Machines' Tinker API (its
+ * retrieve_future endpoint), and its names are the ones used below.
  *
  * The poll: POST <base_url><path> with {"request_id": ..,
  * "allow_metadata_only": ..}, the headers X-Tinker-Request-Iteration
@@ -3892,12 +3901,12 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  *
  * Queue state: on_queue_state hears every change of the (queue_state,
  * queue_state_reason) pair of one future's answers, the first one included.
- * on_event reports what went wrong as the events of Tinker's SDK
- * ("APIFuture.result_async.api_status_error", "...connection_error",
- * "...application_error", "...validation_error", "...timeout") and the
- * end of each future ("...resolved", or the failure that ends it, marked
- * settled); the telemetry module turns them into reports. 402 pauses
- * report nothing.
+ * on_event reports what went wrong as the events of Tinker's SDK (the
+ * profile's event_prefix, "APIFuture.result_async." by default, followed
+ * by api_status_error, connection_error, application_error,
+ * validation_error or timeout) and the end of each future (resolved, or
+ * the failure that ends it, marked settled); the telemetry module turns
+ * them into reports. 402 pauses report nothing.
  *
  * The submit throttle and the session heartbeat that a pipeline pairs
  * with remote futures are the session module's.
@@ -3924,7 +3933,8 @@ typedef struct pr_queue_change {
 /* What pr_rfuture_poller_opts.on_event is told. Strings are valid during
    the call; fields that do not apply are 0 or NULL. */
 typedef struct pr_rfuture_event {
-    const char *name;            /* "APIFuture.result_async.<what>" */
+    const char *name;            /* the profile's event_prefix + <what>, e.g.
+                                    "APIFuture.result_async.resolved" */
     int severity;                /* PR_SEVERITY_* */
     const char *request_id;
     const char *request_type;    /* "" when none */
@@ -3945,13 +3955,35 @@ typedef struct pr_rfuture_event {
     int error;                   /* settled: the rejection code, PR_OK for "resolved" */
 } pr_rfuture_event;
 
+/* The names a service gives the protocol's pieces. A NULL field takes the
+   built-in profile's value (Thinking Machines' Tinker API, its
+   retrieve_future endpoint), given after "NULL =". A header set to ""
+   is not sent. Strings are copied at create. */
+typedef struct pr_rfuture_profile {
+    const char *path;               /* NULL = "/api/v1/retrieve_future": the retrieve endpoint,
+                                       after base_url */
+    const char *iteration_header;   /* NULL = "X-Tinker-Request-Iteration": the poll's number */
+    const char *type_header;        /* NULL = "X-Tinker-Request-Type": pr_rfuture_opts.request_type */
+    const char *roundtrip_header;   /* NULL = "X-Tinker-Create-Promise-Roundtrip-Time": on the first
+                                       poll, the seconds since the submit began */
+    const char *request_id_field;   /* NULL = "request_id": in the poll's body and the submit's answer */
+    const char *metadata_field;     /* NULL = "allow_metadata_only": the poll body's switch */
+    const char *payload_size_field; /* NULL = "response_payload_size": complete_metadata's size */
+    const char *queue_state_field;  /* NULL = "queue_state" */
+    const char *queue_reason_field; /* NULL = "queue_state_reason" */
+    const char *retry_after_field;  /* NULL = "retry_after_ms": a server's delay in an answer's body */
+    const char *event_prefix;       /* NULL = "APIFuture.result_async.": each pr_rfuture_event.name is
+                                       this + what happened ("resolved", "timeout", ...);
+                                       at most 64 bytes */
+} pr_rfuture_profile;
+
 /* A poller: the client, the endpoint and the limits its futures share. Opaque. */
 typedef struct pr_rfuture_poller pr_rfuture_poller;
 
 /* Options of pr_rfuture_poller_create. Zero means the default; strings are copied. */
 typedef struct pr_rfuture_poller_opts {
     const char *base_url;        /* required: scheme://host[:port][/prefix] */
-    const char *path;            /* NULL = "/api/v1/retrieve_future" */
+    pr_rfuture_profile profile;  /* zero = the built-in profile (Tinker's retrieve_future) */
     int max_polls;               /* 0 = 100: polls in flight at once (the rest wait, FIFO) */
     int64_t max_response_bytes;  /* 0 = 50 MiB: complete_metadata payloads being fetched at once */
     int poll_timeout_ms;         /* 0 = 45000: one poll, body included */
@@ -3974,7 +4006,7 @@ typedef struct pr_rfuture_poller_opts {
 
 /* Options of one future. Zero means the default. */
 typedef struct pr_rfuture_opts {
-    const char *request_type;    /* X-Tinker-Request-Type, e.g. "Sample"; NULL = none (copied) */
+    const char *request_type;    /* the profile's type_header, e.g. "Sample"; NULL = none (copied) */
     int64_t submitted_at_ms;     /* pr_now() when the submit began: the first poll reports the
                                     time since then; 0 = not reported */
     int64_t timeout_ms;          /* 0 = none: the whole polling ends with PR_ETIMEDOUT after this */
@@ -3990,7 +4022,8 @@ typedef struct pr_rfuture_opts {
    Params: out - receives it; client - the HTTP client of every poll
            (borrowed; must outlive the poller); opts - base_url required.
    Returns: PR_OK; PR_EINVAL (no base_url, a URL that does not parse, a bad
-            backoff, negative limits); PR_ENOMEM. opts->err says why.
+            backoff, negative limits, a profile header that is not a
+            header name, an event_prefix over 64 bytes); PR_ENOMEM. opts->err says why.
    Blocks: no.
    Thread: owner.
    See: pr_rfuture_start. */
@@ -4024,7 +4057,8 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
                                   const pr_rfuture_opts *opts);
 
 /* Submit a job and start polling for it: POST body (JSON) to <base_url>
-   <path>, read {"request_id": ...} from the answer, then pr_rfuture_start
+   <path>, read the request id (the profile's request_id_field) from the
+   answer, then pr_rfuture_start
    with submitted_at_ms set. The submit uses the client's retry policy.
    Params: out - receives the future; p - the poller; path - e.g.
            "/api/v1/asample"; body, len - the JSON request; opts - as for
@@ -16083,8 +16117,16 @@ void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *failed) {
     if (failed) *failed = h ? h->failed : 0;
 }
 
-/* ==== rfuture: remote futures polled until done, queue-state observers ==== >>rfuture.impl */
-#define PR__RF_PATH "/api/v1/retrieve_future"
+/* ==== rfuture: remote futures polled until done, with one built-in profile; queue-state observers ==== >>rfuture.impl */
+#define PR__RF_PREFIX_MAX 64 /* bytes of the profile's event_prefix */
+#define PR__RF_NAMES 11      /* the profile's fields */
+
+/* The built-in profile: Thinking Machines' Tinker API, its retrieve_future. */
+static const pr_rfuture_profile pr__rf_builtin = {
+    "/api/v1/retrieve_future", "X-Tinker-Request-Iteration", "X-Tinker-Request-Type",
+    "X-Tinker-Create-Promise-Roundtrip-Time", "request_id", "allow_metadata_only", "response_payload_size",
+    "queue_state", "queue_state_reason", "retry_after_ms", "APIFuture.result_async."
+};
 #define PR__RF_BILLING_SLEEP_MS 5000
 #define PR__RF_BILLING_RESET_MS 300000
 #define PR__RF_STR_MAX 1024 /* bytes of a server's string the poller keeps */
@@ -16097,7 +16139,9 @@ struct pr__rfuture;
    and one clock task moves due futures back to the FIFO (and times out
    those past their limit). */
 struct pr_rfuture_poller {
-    pr_rfuture_poller_opts o;    /* resolved; strings point at url */
+    pr_rfuture_poller_opts o;    /* resolved; o.profile's strings point at names */
+    char *names;                 /* the profile's strings, one block */
+    size_t names_n;
     pr_http_client *client;
     pr_url url;                  /* base_url + path, parsed */
     char *base;                  /* base_url (a copy), for the submit URLs */
@@ -16143,6 +16187,7 @@ typedef struct pr__rfuture {
 
 static void pr__rf_poller_free(pr_rfuture_poller *p) {
     pr__strfree(&p->base);
+    pr__free(p->names, p->names_n);
     pr_wsem_destroy(p->bytes);
     pr_url_deinit(&p->url);
     pr__theap_free(&p->timers);
@@ -16153,6 +16198,55 @@ static void pr__rf_finish(pr__rfuture *r);
 static void pr__rf_maybe_free(pr_rfuture_poller *p);
 static int pr__rf_clock(void *arg);
 static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...);
+
+/* The fields of a profile, in one order. */
+static void pr__rf_names(pr_rfuture_profile *pf, const char **v[PR__RF_NAMES]) {
+    int n = 0;
+    v[n++] = &pf->path;
+    v[n++] = &pf->iteration_header;
+    v[n++] = &pf->type_header;
+    v[n++] = &pf->roundtrip_header;
+    v[n++] = &pf->request_id_field;
+    v[n++] = &pf->metadata_field;
+    v[n++] = &pf->payload_size_field;
+    v[n++] = &pf->queue_state_field;
+    v[n++] = &pf->queue_reason_field;
+    v[n++] = &pf->retry_after_field;
+    v[n++] = &pf->event_prefix;
+}
+
+/* Resolve the profile into p->o.profile: every name copied into one block,
+   the built-in one's where the caller's is NULL. */
+static int pr__rf_profile(pr_rfuture_poller *p, const pr_rfuture_profile *caller, pr_err_info *err) {
+    pr_rfuture_profile *pf = &p->o.profile, in = *caller, def = pr__rf_builtin;
+    const char **vin[PR__RF_NAMES], **vdef[PR__RF_NAMES], **vout[PR__RF_NAMES], *hdr[3];
+    char *at;
+    size_t i, n = 0;
+    pr__rf_names(&in, vin);
+    pr__rf_names(&def, vdef);
+    pr__rf_names(pf, vout);
+    for (i = 0; i < PR__RF_NAMES; i++) n += strlen(*vin[i] ? *vin[i] : *vdef[i]) + 1;
+    if (!(p->names = (char *)pr__alloc(n))) return pr__err_set(err, PR_ENOMEM, 0, "out of memory");
+    p->names_n = n;
+    at = p->names;
+    for (i = 0; i < PR__RF_NAMES; i++) {
+        const char *v = *vin[i] ? *vin[i] : *vdef[i];
+        size_t len = strlen(v) + 1;
+        memcpy(at, v, len);
+        *vout[i] = at;
+        at += len;
+    }
+    hdr[0] = pf->iteration_header;
+    hdr[1] = pf->type_header;
+    hdr[2] = pf->roundtrip_header;
+    for (i = 0; i < 3; i++)
+        if (*hdr[i] && !pr__http_is_token(hdr[i], strlen(hdr[i])))
+            return pr__err_set(err, PR_EINVAL, 0, "rfuture: the profile's header \"%.60s\" is not a header name",
+                               hdr[i]);
+    if (strlen(pf->event_prefix) > PR__RF_PREFIX_MAX)
+        return pr__err_set(err, PR_EINVAL, 0, "rfuture: the profile's event_prefix is over 64 bytes");
+    return PR_OK;
+}
 
 /* Put r in the heap with key due (room was reserved at start). */
 static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) {
@@ -16191,22 +16285,19 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
         pr__free(p, sizeof *p);
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
     }
-    rc = pr__session_url(&p->url, opts->base_url, opts->path ? opts->path : PR__RF_PATH, err);
+    rc = pr__rf_profile(p, &opts->profile, err);
+    if (!rc && (rc = pr__session_url(&p->url, opts->base_url, p->o.profile.path, err)) == PR_EINVAL)
+        pr__err_wrap(err, rc, err, "rfuture: base_url + path");
     if (!rc && !(p->base = pr__strdup(opts->base_url, NULL))) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     if (!rc && pr_wsem_create(&p->bytes, p->o.max_response_bytes)) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->clock_due = PR_FOREVER;
     if (!rc && pr_go(NULL, pr__rf_clock, p, NULL) != PR_OK) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     if (!rc) p->clock_alive = 1;
     if (rc) {
-        if (rc == PR_EINVAL) {
-            char why[sizeof err->msg];
-            snprintf(why, sizeof why, "%s", err->msg);
-            pr__err_set(err, rc, 0, "rfuture: base_url + path: %s", why);
-        }
         pr__rf_poller_free(p);
         return rc;
     }
-    p->o.base_url = p->o.path = NULL;
+    p->o.base_url = NULL;
     *out = p;
     return PR_OK;
 }
@@ -16242,10 +16333,10 @@ static void pr__rf_event_ex(pr__rfuture *r, const char *what, int severity, int 
                             const char *detail, int settled, int error) {
     pr_rfuture_poller *p = r->p;
     pr_rfuture_event ev;
-    char name[64];
+    char name[PR__RF_PREFIX_MAX + 32];
     if (!p->o.on_event) return;
     memset(&ev, 0, sizeof ev);
-    snprintf(name, sizeof name, "APIFuture.result_async.%s", what);
+    snprintf(name, sizeof name, "%s%s", p->o.profile.event_prefix, what);
     ev.name = name;
     ev.severity = severity;
     ev.request_id = r->id;
@@ -16304,7 +16395,8 @@ static const char *pr__rf_str_bad(const char *s, size_t n) {
    refused (the future is rejected with PR_EPROTO). */
 static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
     pr_rfuture_poller *p = r->p;
-    const pr_json *qs = pr_json_get(body, "queue_state"), *qr = pr_json_get(body, "queue_state_reason");
+    const pr_json *qs = pr_json_get(body, p->o.profile.queue_state_field),
+                  *qr = pr_json_get(body, p->o.profile.queue_reason_field);
     size_t rn = 0;
     const char *reason = pr_json_string(qr, &rn);
     int st = qs ? pr__rf_queue_state(qs) : PR_QUEUE_UNKNOWN;
@@ -16313,7 +16405,7 @@ static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
     const char *bad = reason ? pr__rf_str_bad(reason, rn) : NULL;
     if (bad) {
         char why[64];
-        snprintf(why, sizeof why, "the queue_state_reason %s", bad);
+        snprintf(why, sizeof why, "the %.40s %s", p->o.profile.queue_reason_field, bad);
         pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, status, NULL, why, 1, PR_EPROTO);
         pr__rf_reject(r, PR_EPROTO, status, 0, "rfuture: request %.40s: %s", r->id, why);
         return 1;
@@ -16349,7 +16441,7 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
     const pr_retry_hooks *h = &r->p->o.hooks;
     int64_t hint, cap = r->p->o.hint_max_ms;
     double ms;
-    if (pr_json_double(pr_json_get(body, "retry_after_ms"), &ms) == PR_OK && ms > 0)
+    if (pr_json_double(pr_json_get(body, r->p->o.profile.retry_after_field), &ms) == PR_OK && ms > 0)
         hint = ms < (double)cap ? (int64_t)ms + ((double)(int64_t)ms < ms) : cap;
     else if (!pr_retry_hint_ms(pr_http_header_get(res->resp, "retry-after-ms"),
                                pr_http_header_get(res->resp, "retry-after"),
@@ -16361,6 +16453,7 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
 /* One poll: the request, with the poll's deadline over the whole response. */
 static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     pr_rfuture_poller *p = r->p;
+    const pr_rfuture_profile *pf = &p->o.profile;
     pr_http_header h[5];
     pr_http_request req;
     pr_json_writer w;
@@ -16371,9 +16464,9 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     pr_buf_init(&body);
     pr_json_writer_init(&w, &body);
     pr_json_begin_object(&w);
-    pr_json_key(&w, "request_id", 10);
+    pr_json_key(&w, pf->request_id_field, strlen(pf->request_id_field));
     pr_json_write_string(&w, r->id, r->id_n - 1);
-    pr_json_key(&w, "allow_metadata_only", 19);
+    pr_json_key(&w, pf->metadata_field, strlen(pf->metadata_field));
     pr_json_write_bool(&w, r->allow_md);
     pr_json_end_object(&w);
     if ((rc = pr_json_writer_finish(&w)) != PR_OK) {
@@ -16385,15 +16478,17 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     h[nh++].value = pr_slice_cstr("application/json");
     h[nh].name = pr_slice_cstr("Accept");
     h[nh++].value = pr_slice_cstr("application/json");
-    h[nh].name = pr_slice_cstr("X-Tinker-Request-Iteration");
-    h[nh++].value = pr_slice_cstr(iter);
-    if (r->type) {
-        h[nh].name = pr_slice_cstr("X-Tinker-Request-Type");
+    if (*pf->iteration_header) {
+        h[nh].name = pr_slice_cstr(pf->iteration_header);
+        h[nh++].value = pr_slice_cstr(iter);
+    }
+    if (r->type && *pf->type_header) {
+        h[nh].name = pr_slice_cstr(pf->type_header);
         h[nh++].value = pr_slice_cstr(r->type);
     }
-    if (r->iteration == 0 && r->o.submitted_at_ms > 0) {
+    if (r->iteration == 0 && r->o.submitted_at_ms > 0 && *pf->roundtrip_header) {
         snprintf(rt, sizeof rt, "%.3f", (double)(r->created_ms - r->o.submitted_at_ms) / 1000.0);
-        h[nh].name = pr_slice_cstr("X-Tinker-Create-Promise-Roundtrip-Time");
+        h[nh].name = pr_slice_cstr(pf->roundtrip_header);
         h[nh++].value = pr_slice_cstr(rt);
     }
     memset(&req, 0, sizeof req);
@@ -16475,7 +16570,7 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
             pr_json_doc_destroy(doc);
             return PR__RF_DONE;
         }
-        if (pr_json_int(pr_json_get(body, "response_payload_size"), &size) != PR_OK || size < 0) {
+        if (pr_json_int(pr_json_get(body, p->o.profile.payload_size_field), &size) != PR_OK || size < 0) {
             pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata without a size", r->id);
             pr_json_doc_destroy(doc);
             return PR__RF_DONE;
@@ -16562,7 +16657,7 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
         if (st == 408) {
             if (!(doc = res->json)) pr_json_parse(&doc, res->body ? res->body : "", res->body_len, NULL, NULL);
             if (doc && pr_json_type(pr_json_root(doc)) == PR_JSON_OBJECT) {
-                const char *qs = pr__rf_str(pr_json_root(doc), "queue_state");
+                const char *qs = pr__rf_str(pr_json_root(doc), p->o.profile.queue_state_field);
                 body = pr_json_root(doc);
                 r->b = 0;
                 if (qs && *qs) bad = pr__rf_queue(r, body, st);
@@ -16879,9 +16974,10 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
         size_t n = 0;
         pr_json_doc *doc = res.json;
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
-        id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), "request_id"), &n) : NULL;
+        id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), p->o.profile.request_id_field), &n) : NULL;
         bad = !id || !n ? "is missing" : pr__rf_str_bad(id, n);
-        rc = bad ? pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's request_id %s", bad)
+        rc = bad ? pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's %.40s %s", p->o.profile.request_id_field,
+                               bad)
                  : pr_rfuture_start(out, p, id, &o);
         if (doc != res.json) pr_json_doc_destroy(doc);
     }
@@ -19473,7 +19569,8 @@ void pr_ds_consumer_stop(pr_ds_consumer *c) {
 #undef PR__POLLER_POLL
 #undef PR__RF_BILLING_RESET_MS
 #undef PR__RF_BILLING_SLEEP_MS
-#undef PR__RF_PATH
+#undef PR__RF_NAMES
+#undef PR__RF_PREFIX_MAX
 #undef PR__RF_STR_MAX
 #undef PR__SSE_DEF_IDLE
 #undef PR__SSE_DEF_MAX_EVENT
@@ -19545,6 +19642,8 @@ REVISION HISTORY
                               "rfuture")
       PR_SEVERITY_*           moved from rfuture to base (names unchanged):
                               the severity of any module's events
+      pr_rfuture_poller_opts.path
+                              is profile.path (pr_rfuture_profile)
     Changed signature
       pr_retry_hint_ms        takes int64_t max_ms before out (<= 0 = 60000);
                               a hint above it is cut to it (was: refused, so
@@ -19561,7 +19660,11 @@ REVISION HISTORY
       pr_ds_read_opts         idle_timeout_ms (0 = 60000, < 0 none)
       pr_ds_consumer_opts     idle_timeout_ms (the same, for its reads)
       pr_ds_producer_opts     delivery_timeout_ms (0 = 120000, < 0 none)
-      pr_rfuture_poller_opts  hint_max_ms (0 = 60000)
+      pr_rfuture_poller_opts  hint_max_ms (0 = 60000); profile: a
+                              pr_rfuture_profile naming the service's
+                              retrieve path, poll headers, JSON members and
+                              event-name prefix (zero = the built-in
+                              profile, Tinker's retrieve_future, as before)
       pr_reporter_opts        queue_max_bytes (0 = 8 MiB)
     Changed behaviour
       base     pr_err_info.msg is 256 bytes (was 120); a message that wraps

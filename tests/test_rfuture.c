@@ -1175,6 +1175,93 @@ PT_TEST(rfuture_server_strings_checked) {
     rf_end(&f);
 }
 
+/* A service with its own names (a non-default profile): another retrieve
+   path, other headers, JSON members and event names, against routes of the
+   test server; none of the built-in names is sent, and a header set to ""
+   is left out. */
+PT_TEST(rfuture_custom_profile) {
+    rf_fx f;
+    pr_future *fu = NULL;
+    pr_rfuture_opts o;
+    ts_step st[3], sub = rf_step(200, "{\"job_id\":\"j-9\",\"request_id\":\"wrong\"}");
+    char v[64];
+    size_t i;
+    int64_t n;
+    rf_opts(&f);
+    f.po.profile.path = "/v2/jobs/poll";
+    f.po.profile.iteration_header = "X-Acme-Attempt";
+    f.po.profile.type_header = "X-Acme-Kind";
+    f.po.profile.roundtrip_header = ""; /* not sent */
+    f.po.profile.request_id_field = "job_id";
+    f.po.profile.metadata_field = "partial_ok";
+    f.po.profile.queue_state_field = "queue";
+    f.po.profile.retry_after_field = "wait_ms";
+    f.po.profile.event_prefix = "acme.poll.";
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    st[0] = rf_step(503, "busy");
+    st[1] = rf_step(200, "{\"type\":\"try_again\",\"queue\":\"paused_capacity\",\"queue_state\":\"active\",\"wait_ms\":250}");
+    st[2] = rf_step(200, "{\"status\":\"completed\",\"result\":{\"v\":7}}");
+    PT_EQ_ERR(ts_script(f.s, "/v2/jobs/poll", st, 3), PR_OK);
+    PT_EQ_ERR(ts_script(f.s, "/v2/jobs", &sub, 1), PR_OK);
+    memset(&o, 0, sizeof o);
+    o.request_type = "Sample";
+    PT_REQUIRE(pr_rfuture_submit(&fu, f.p, "/v2/jobs", "{}", 2, &o, pr_deadline_in(10000)) == PR_OK);
+    PT_EQ_ERR(pr_future_await(fu, NULL, pr_deadline_in(20000)), PR_OK);
+    PT_CHECK(pr_json_int(pr_json_get(pr_rfuture_result(fu), "v"), &n) == PR_OK && n == 7);
+    /* the submit, then three polls on the profile's path with its names */
+    PT_EQ_INT(ts_log_count(f.s), 4);
+    PT_CHECK(pr_slice_eq(ts_log_get(f.s, 0)->path, pr_slice_cstr("/v2/jobs")));
+    for (i = 1; i < 4 && i < ts_log_count(f.s); i++) {
+        char want[2] = { (char)('0' + i - 1), 0 };
+        PT_CHECK(pr_slice_eq(ts_log_get(f.s, i)->path, pr_slice_cstr("/v2/jobs/poll")));
+        PT_EQ_STR(ts_log_get(f.s, i)->body, "{\"job_id\":\"j-9\",\"partial_ok\":true}");
+        PT_EQ_STR(rf_logged(&f, i, "X-Acme-Attempt", v, sizeof v), want);
+        PT_EQ_STR(rf_logged(&f, i, "X-Acme-Kind", v, sizeof v), "Sample");
+        PT_EQ_STR(rf_logged(&f, i, "X-Tinker-Request-Iteration", v, sizeof v), "-");
+        PT_EQ_STR(rf_logged(&f, i, "X-Tinker-Request-Type", v, sizeof v), "-");
+        PT_EQ_STR(rf_logged(&f, i, "X-Tinker-Create-Promise-Roundtrip-Time", v, sizeof v), "-");
+    }
+    /* the queue state from the profile's member (not the built-in one's), the server's delay from its own */
+    PT_EQ_INT(f.obs.n, 1);
+    PT_EQ_INT(f.obs.state[0], PR_QUEUE_PAUSED_CAPACITY);
+    PT_EQ_INT(f.rec.n, 2);
+    PT_EQ_INT(f.rec.sleeps[1], 250);
+    /* events under the profile's prefix */
+    PT_EQ_INT(f.evs.n, 2);
+    PT_EQ_STR(f.evs.name[0], "acme.poll.api_status_error");
+    PT_EQ_INT(f.evs.status[0], 503);
+    PT_EQ_STR(f.evs.name[1], "acme.poll.resolved");
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+/* A profile whose names cannot work is refused at create. */
+PT_TEST(rfuture_profile_checked) {
+    pr_rfuture_poller *p = NULL;
+    pr_rfuture_poller_opts o;
+    pr_http_client *c;
+    pr_err_info e;
+    char prefix[80];
+    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
+    memset(&o, 0, sizeof o);
+    o.err = &e;
+    o.base_url = "http://127.0.0.1:1";
+    o.profile.type_header = "X-Bad\r\nInjected: 1";
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_CHECK(p == NULL);
+    PT_CHECK(strstr(e.msg, "is not a header name") != NULL);
+    o.profile.type_header = NULL;
+    memset(prefix, 'x', 65);
+    prefix[65] = 0;
+    o.profile.event_prefix = prefix;
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_STR(e.msg, "rfuture: the profile's event_prefix is over 64 bytes");
+    prefix[64] = 0;
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_OK);
+    pr_rfuture_poller_destroy(p);
+    pr_http_client_destroy(c);
+}
+
 PT_TEST(rfuture_queue_logger_debounces) {
     pr_queue_log l = { "Sampling", 0 };
     pr_queue_change c;
@@ -1250,6 +1337,8 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_ten_thousand_at_once),
     PT_ENTRY(rfuture_submit_errors_say_why),
     PT_ENTRY(rfuture_server_strings_checked),
+    PT_ENTRY(rfuture_custom_profile),
+    PT_ENTRY(rfuture_profile_checked),
     PT_ENTRY(rfuture_queue_logger_debounces),
     PT_ENTRY(rfuture_poller_create_errors),
     {0, 0} } };
