@@ -69,7 +69,8 @@
  * pr_future_await stops nothing; pr_future_cancel stops the polling at
  * once (whatever it was doing) and frees everything.
  *
- * Queue state: on_queue_state hears every change of the (queue_state,
+ * Observer (pr_rfuture_observer, one user_data for both callbacks):
+ * on_queue_state hears every change of the (queue_state,
  * queue_state_reason) pair of one future's answers, the first one included.
  * on_event reports what went wrong as the events of Tinker's SDK (the
  * profile's event_prefix, "APIFuture.result_async." by default, followed
@@ -100,7 +101,7 @@ typedef struct pr_queue_change {
     const char *reason;     /* the server's queue_state_reason, NULL when none */
 } pr_queue_change;
 
-/* What pr_rfuture_poller_opts.on_event is told. Strings are valid during
+/* What pr_rfuture_observer.on_event is told. Strings are valid during
    the call; fields that do not apply are 0 or NULL. */
 typedef struct pr_rfuture_event {
     const char *name;            /* the profile's event_prefix + <what>, e.g.
@@ -124,6 +125,16 @@ typedef struct pr_rfuture_event {
                                     the failure that ends it) */
     int error;                   /* settled: the rejection code, PR_OK for "resolved" */
 } pr_rfuture_event;
+
+/* The observer of a poller: the notifications the telemetry module adapts
+   (observer.on_event = pr_telemetry_rfuture_hook, observer.on_queue_state
+   = pr_telemetry_queue_hook, observer.user_data = the hub). Both callbacks
+   run on the poller's thread and get user_data. */
+typedef struct pr_rfuture_observer {
+    void (*on_event)(const pr_rfuture_event *ev, void *user_data);          /* NULL = none */
+    void (*on_queue_state)(const pr_queue_change *change, void *user_data); /* NULL = none */
+    void *user_data;
+} pr_rfuture_observer;
 
 /* The names a service gives the protocol's pieces. A NULL field takes the
    built-in profile's value (Thinking Machines' Tinker API, its
@@ -166,12 +177,8 @@ typedef struct pr_rfuture_poller_opts {
     int64_t hint_max_ms;         /* 0 = 60000: the longest wait a server can ask for; a longer
                                     retry_after_ms (any JSON number) or Retry-After /
                                     retry-after-ms header is cut to it */
-    void (*on_queue_state)(const pr_queue_change *change, void *user_data); /* NULL = none */
-    void *queue_user_data;
-    void (*on_event)(const pr_rfuture_event *ev, void *user_data);         /* NULL = none */
-    void *event_user_data;
+    pr_rfuture_observer observer; /* who hears the futures' events and queue states; zero = nobody */
     pr_retry_hooks hooks;        /* the sleeps between polls (tests make them instant) */
-    pr_err_info *err;            /* out, optional: why create failed */
 } pr_rfuture_poller_opts;
 
 /* Options of one future. Zero means the default. */
@@ -183,22 +190,21 @@ typedef struct pr_rfuture_opts {
     /* Check the result before the future resolves; a nonzero return (with
        *why filled) rejects it with PR_EPROTO. NULL = any object is fine. */
     int (*validate)(const pr_json *result, pr_err_info *why, void *user_data);
-    void *user_data;
-    pr_err_info *err;            /* out, optional, pr_rfuture_submit only: why the submit failed
-                                    (http_status is the answer's status for PR_EHTTP) */
+    void *user_data;             /* validate's */
 } pr_rfuture_opts;
 
 /* Create a poller.
    Params: out - receives it; client - the HTTP client of every poll
-           (borrowed; must outlive the poller); opts - base_url required.
+           (borrowed; must outlive the poller); opts - base_url required;
+           err - receives why it failed (NULL = not wanted).
    Returns: PR_OK; PR_EINVAL (no base_url, a URL that does not parse, a bad
             backoff, negative limits, a profile header that is not a
-            header name, an event_prefix over 64 bytes); PR_ENOMEM. opts->err says why.
+            header name, an event_prefix over 64 bytes); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_rfuture_start. */
 PRISTINE_API int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client,
-                                          const pr_rfuture_poller_opts *opts);
+                                          const pr_rfuture_poller_opts *opts, pr_err_info *err);
 
 /* Destroy a poller: futures still polling are rejected with PR_ECANCELED
    and their tasks wind down; the memory goes when the last one has. NULL
@@ -232,9 +238,10 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
    with submitted_at_ms set. The submit uses the client's retry policy.
    Params: out - receives the future; p - the poller; path - e.g.
            "/api/v1/asample"; body, len - the JSON request; opts - as for
-           pr_rfuture_start; deadline - absolute ms for the submit only.
+           pr_rfuture_start; err - receives why the submit failed (NULL =
+           not wanted); deadline - absolute ms for the submit only.
    Returns: PR_OK; PR_EHTTP (a non-2xx answer, after the client's retries;
-            opts->err gets its status and body); PR_EPROTO (no request_id in
+            err gets its status and body); PR_EPROTO (no request_id in
             the answer, or one with a NUL byte or over 1024 bytes: never
             cut); errors of pr_http_client_fetch (PR_ETIMEDOUT,
             PR_ECANCELED, ...); PR_EINVAL; PR_ENOMEM.
@@ -242,7 +249,7 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
    Thread: owner.
    See: pr_rfuture_start. */
 PRISTINE_API int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body,
-                                   size_t len, const pr_rfuture_opts *opts, int64_t deadline);
+                                   size_t len, const pr_rfuture_opts *opts, pr_err_info *err, int64_t deadline);
 
 /* The result of a resolved remote future: the root of its document.
    Params: f - a future from pr_rfuture_start.
@@ -252,14 +259,14 @@ PRISTINE_API int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const 
    See: pr_rfuture_start. */
 PRISTINE_API const pr_json *pr_rfuture_result(const pr_future *f);
 
-/* A ready-made on_queue_state that logs (warn level) when a job is paused,
-   at most once a minute per state, and ignores "active". user_data: a
-   pr_queue_log.
+/* A ready-made observer.on_queue_state that logs (warn level) when a job
+   is paused, at most once a minute per state, and ignores "active".
+   observer.user_data: a pr_queue_log.
    Params: change - the change; user_data - a pr_queue_log.
    Returns: nothing.
    Blocks: no.
    Thread: owner.
-   See: pr_rfuture_poller_opts. */
+   See: pr_rfuture_observer. */
 PRISTINE_API void pr_queue_log_change(const pr_queue_change *change, void *user_data);
 
 /* The state of pr_queue_log_change: the kind of client it speaks for. */
@@ -326,7 +333,9 @@ typedef struct pr__rfuture {
     size_t id_n, type_n;
     pr_rfuture_opts o;
     int64_t created_ms, start_ms;
-    int iteration, c, b;        /* polls made, the backoff exponent, 400s taken */
+    int iteration;              /* polls made */
+    int conn_errors;            /* 429s and connection errors in a row: the backoff exponent */
+    int bad_requests;           /* 400s taken from bad_request_budget */
     int allow_md;               /* allow_metadata_only */
     int64_t reserved;           /* bytes held of p->bytes */
     int64_t first402, last402, warned402;
@@ -405,12 +414,14 @@ static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) 
     if (p->clock && due < p->clock_due) pr__wake(p->clock, PR_OK); /* it sleeps too long now */
 }
 
-int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts) {
+int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts,
+                             pr_err_info *err) {
     static const pr_backoff poll = PR_BACKOFF_SUBMIT,
                             pace = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 5, 1000, 0.0, 0.0, 0.0 };
-    pr_err_info scratch, *err = opts && opts->err ? opts->err : &scratch;
+    pr_err_info scratch;
     pr_rfuture_poller *p;
     int rc;
+    if (!err) err = &scratch;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
     if (!out || !client || !opts || !opts->base_url)
@@ -420,7 +431,6 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: negative limits");
     if (!(p = (pr_rfuture_poller *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->o = *opts;
-    p->o.err = NULL;
     p->client = client;
     p->o.max_polls = PR__DEF(p->o.max_polls, 100);
     p->o.max_response_bytes = PR__DEF(p->o.max_response_bytes, (int64_t)50 << 20);
@@ -485,7 +495,7 @@ static void pr__rf_event_ex(pr__rfuture *r, const char *what, int severity, int 
     pr_rfuture_poller *p = r->p;
     pr_rfuture_event ev;
     char name[PR__RF_PREFIX_MAX + 32];
-    if (!p->o.on_event) return;
+    if (!p->o.observer.on_event) return;
     memset(&ev, 0, sizeof ev);
     snprintf(name, sizeof name, "%s%s", p->o.profile.event_prefix, what);
     ev.name = name;
@@ -498,13 +508,13 @@ static void pr__rf_event_ex(pr__rfuture *r, const char *what, int severity, int 
     ev.kind = kind;
     ev.should_retry = kind && strcmp(kind, "fatal") != 0;
     ev.is_user_error = status >= 400 && status < 500 && status != 408;
-    ev.bad_request_retries = r->b;
-    ev.connection_error_retries = r->c;
+    ev.bad_request_retries = r->bad_requests;
+    ev.connection_error_retries = r->conn_errors;
     ev.timeout_ms = r->o.timeout_ms;
     ev.detail = detail;
     ev.settled = settled;
     ev.error = error;
-    p->o.on_event(&ev, p->o.event_user_data);
+    p->o.observer.on_event(&ev, p->o.observer.user_data);
 }
 
 static void pr__rf_event(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
@@ -572,7 +582,7 @@ static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
     ch.old_reason = r->qreason;
     ch.state = st;
     ch.reason = copy;
-    if (p->o.on_queue_state) p->o.on_queue_state(&ch, p->o.queue_user_data);
+    if (p->o.observer.on_queue_state) p->o.observer.on_queue_state(&ch, p->o.observer.user_data);
     pr__free(r->qreason, r->qreason_n);
     r->qreason = copy;
     r->qreason_n = copy ? rn + 1 : 0;
@@ -709,7 +719,7 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
             pr_json_doc_destroy(doc);
             return PR__RF_DONE;
         }
-        r->c = 0;
+        r->conn_errors = 0;
         *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
         pr_json_doc_destroy(doc);
         return PR__RF_AGAIN;
@@ -735,7 +745,7 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
         }
         r->reserved = size;
         r->allow_md = 0;
-        r->c = 0;
+        r->conn_errors = 0;
         return PR__RF_AGAIN;
     }
     if ((status && (!strcmp(status, "completed") || !strcmp(status, "complete") || !strcmp(status, "success"))) ||
@@ -797,10 +807,10 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
     snprintf(r->last_err, sizeof r->last_err, "%s", detail);
     if (st == 429) {
         pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_with_backoff", detail);
-        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.conn_backoff, r->c++));
+        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.conn_backoff, r->conn_errors++));
         return PR__RF_AGAIN;
     }
-    r->c = 0;
+    r->conn_errors = 0;
     if (st == 408 || (st >= 500 && st <= 599)) {
         pr_json_doc *doc = NULL;
         const pr_json *body = NULL;
@@ -810,7 +820,7 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
             if (doc && pr_json_type(pr_json_root(doc)) == PR_JSON_OBJECT) {
                 const char *qs = pr__rf_str(pr_json_root(doc), p->o.profile.queue_state_field);
                 body = pr_json_root(doc);
-                r->b = 0;
+                r->bad_requests = 0;
                 if (qs && *qs) bad = pr__rf_queue(r, body, st);
             }
         }
@@ -821,8 +831,8 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
         if (doc != res->json) pr_json_doc_destroy(doc);
         return bad ? PR__RF_DONE : PR__RF_AGAIN;
     }
-    if (st == 400 && r->b < p->o.bad_request_budget) {
-        r->b++;
+    if (st == 400 && r->bad_requests < p->o.bad_request_budget) {
+        r->bad_requests++;
         pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_if_budget", detail);
         *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
         return PR__RF_AGAIN;
@@ -850,7 +860,7 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
     pr__rf_event_ex(r, "api_status_error", PR_SEVERITY_ERROR, st, "fatal", detail, 1, PR_EHTTP);
     if (st == 400)
         pr__rf_reject(r, PR_EHTTP, st, PR_CATEGORY_USER, "rfuture: request %.40s: 400 after %d retries: %.50s", r->id,
-                      r->b, res->body ? res->body : "");
+                      r->bad_requests, res->body ? res->body : "");
     else
         pr__rf_reject(r, PR_EHTTP, st, st >= 400 && st < 500 ? PR_CATEGORY_USER : PR_CATEGORY_UNKNOWN,
                       "rfuture: request %.40s: HTTP %d: %.50s", r->id, st, res->body ? res->body : "");
@@ -1012,7 +1022,7 @@ static int pr__rf_poll_task(void *arg) {
         } else if (rc) { /* no answer: a connection error, back off */
             snprintf(r->last_err, sizeof r->last_err, "%s", res.err.msg);
             pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", res.err.msg);
-            delay = pr__rf_delay(r, &p->o.conn_backoff, r->c++);
+            delay = pr__rf_delay(r, &p->o.conn_backoff, r->conn_errors++);
         } else if (res.status >= 200 && res.status <= 299) {
             next = pr__rf_answer(r, &res, r->until, &delay);
         } else {
@@ -1087,7 +1097,7 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
 }
 
 int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body, size_t len,
-                      const pr_rfuture_opts *opts, int64_t deadline) {
+                      const pr_rfuture_opts *opts, pr_err_info *err, int64_t deadline) {
     pr_http_header h[2];
     pr_http_request req;
     pr_http_result res;
@@ -1096,12 +1106,14 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     const char *id, *bad;
     int rc;
     if (out) *out = NULL;
-    if (!out || !p || !path || (len && !body)) return PR_EINVAL;
+    if (!out || !p || !path || (len && !body))
+        return pr__err_set(err, PR_EINVAL, 0, "rfuture: submit needs out, a poller, a path and the body");
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
     o.submitted_at_ms = pr_now();
     memset(&url, 0, sizeof url);
-    if ((rc = pr__session_url(&url, p->base, path, NULL)) != PR_OK) return rc;
+    if ((rc = pr__session_url(&url, p->base, path, err)) != PR_OK)
+        return rc == PR_EINVAL ? pr__err_wrap(err, rc, err, "rfuture: base_url + the submit's path") : rc;
     h[0].name = pr_slice_cstr("Content-Type");
     h[0].value = pr_slice_cstr("application/json");
     h[1].name = pr_slice_cstr("Accept");
@@ -1131,8 +1143,9 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
                                bad)
                  : pr_rfuture_start(out, p, id, &o);
         if (doc != res.json) pr_json_doc_destroy(doc);
+        if (rc && !res.err.code) pr__err_set(&res.err, rc, 0, "rfuture: starting the submitted job: %s", pr_strerror(rc));
     }
-    if (rc && o.err) *o.err = res.err;
+    if (rc && err) *err = res.err;
     pr_http_result_deinit(&res);
     return rc;
 }

@@ -163,7 +163,8 @@ static int pr__session_url(pr_url *url, const char *base, const char *path, pr_e
     rc = pr_buf_append_str(&u, base);
     if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
     if (!rc) rc = pr_buf_append_str(&u, path);
-    if (!rc) rc = pr_url_parse(url, u.data, u.len, err);
+    if (rc) pr__err_set(err, rc, 0, "out of memory");
+    else rc = pr_url_parse(url, u.data, u.len, err);
     pr_buf_deinit(&u);
     return rc;
 }

@@ -29,42 +29,11 @@ typedef struct rf_obs {
     char reason[16][32];
 } rf_obs;
 
-static void rf_on_queue(const pr_queue_change *c, void *ud) {
-    rf_obs *o = (rf_obs *)ud;
-    if (o->n < 16) {
-        o->old_state[o->n] = c->old_state;
-        o->state[o->n] = c->state;
-        snprintf(o->reason[o->n], sizeof o->reason[o->n], "%s", c->reason ? c->reason : "(null)");
-    }
-    o->n++;
-}
-
 typedef struct rf_evs {
     int n;
     char name[16][64], kind[16][32];
     int status[16], iteration[16], severity[16];
 } rf_evs;
-
-/* How many events of this name (without the "APIFuture.result_async." prefix). */
-static int rf_count(const rf_evs *e, const char *what) {
-    char name[64];
-    int i, n = 0;
-    snprintf(name, sizeof name, "APIFuture.result_async.%s", what);
-    for (i = 0; i < e->n && i < 16; i++) n += strcmp(e->name[i], name) == 0;
-    return n;
-}
-
-static void rf_on_event(const pr_rfuture_event *ev, void *ud) {
-    rf_evs *e = (rf_evs *)ud;
-    if (e->n < 16) {
-        snprintf(e->name[e->n], sizeof e->name[e->n], "%s", ev->name);
-        snprintf(e->kind[e->n], sizeof e->kind[e->n], "%s", ev->kind ? ev->kind : "-");
-        e->status[e->n] = ev->status_code;
-        e->iteration[e->n] = ev->iteration;
-        e->severity[e->n] = ev->severity;
-    }
-    e->n++;
-}
 
 typedef struct rf_fx {
     ts_server *s;
@@ -78,14 +47,46 @@ typedef struct rf_fx {
     char base[64];
 } rf_fx;
 
+/* The observer's callbacks: user_data is the fixture. */
+static void rf_on_queue(const pr_queue_change *c, void *ud) {
+    rf_obs *o = &((rf_fx *)ud)->obs;
+    if (o->n < 16) {
+        o->old_state[o->n] = c->old_state;
+        o->state[o->n] = c->state;
+        snprintf(o->reason[o->n], sizeof o->reason[o->n], "%s", c->reason ? c->reason : "(null)");
+    }
+    o->n++;
+}
+
+/* How many events of this name (without the "APIFuture.result_async." prefix). */
+static int rf_count(const rf_evs *e, const char *what) {
+    char name[64];
+    int i, n = 0;
+    snprintf(name, sizeof name, "APIFuture.result_async.%s", what);
+    for (i = 0; i < e->n && i < 16; i++) n += strcmp(e->name[i], name) == 0;
+    return n;
+}
+
+static void rf_on_event(const pr_rfuture_event *ev, void *ud) {
+    rf_evs *e = &((rf_fx *)ud)->evs;
+    if (e->n < 16) {
+        snprintf(e->name[e->n], sizeof e->name[e->n], "%s", ev->name);
+        snprintf(e->kind[e->n], sizeof e->kind[e->n], "%s", ev->kind ? ev->kind : "-");
+        e->status[e->n] = ev->status_code;
+        e->iteration[e->n] = ev->iteration;
+        e->severity[e->n] = ev->severity;
+    }
+    e->n++;
+}
+
+
 static void rf_opts(rf_fx *f) {
     memset(f, 0, sizeof *f);
     f->po.hooks.sleep = rf_sleep;
     f->po.hooks.user_data = &f->rec;
-    f->po.on_queue_state = rf_on_queue;
-    f->po.queue_user_data = &f->obs;
-    f->po.on_event = rf_on_event;
-    f->po.event_user_data = &f->evs;
+    f->po.observer.on_queue_state = rf_on_queue;
+    f->po.observer.on_event = rf_on_event;
+    f->po.observer.user_data = f;
 }
 
 static int rf_start(rf_fx *f) {
@@ -98,7 +99,7 @@ static int rf_start(rf_fx *f) {
     snprintf(f->base, sizeof f->base, "http://127.0.0.1:%u", (unsigned)ts_port(f->s));
     if ((rc = pr_http_client_create(&f->c, &co)) != PR_OK) return rc;
     f->po.base_url = f->base;
-    return pr_rfuture_poller_create(&f->p, f->c, &f->po);
+    return pr_rfuture_poller_create(&f->p, f->c, &f->po, NULL);
 }
 
 static void rf_end(rf_fx *f) {
@@ -619,7 +620,7 @@ PT_TEST(rfuture_connection_errors_back_off) {
     f.po.base_url = f.base;
     f.rec.on_sleep = rf_start_server_on_second_sleep;
     f.rec.ctx = &f;
-    PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
+    PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po, NULL) == PR_OK);
     PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
     /* refused, refused (1000, 2000), a 500 (the floor after 3 polls: 20), closed (1000: the 500 reset the
        exponent), the result */
@@ -773,7 +774,7 @@ PT_TEST(rfuture_malformed_answers) {
         co.fetch_max_bytes = 4096;
         PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
         f.po.base_url = f.base;
-        PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
+        PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po, NULL) == PR_OK);
         st = rf_step(200, huge);
         rf_script(&f, "r1", &st, 1);
         PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_ELIMIT);
@@ -881,7 +882,7 @@ static int rf_submit_and_await(int attempt, void *ud) {
     int rc;
     (void)attempt;
     op->submits++;
-    rc = pr_rfuture_submit(&fu, op->f->p, "/api/v1/asample", "{\"prompt\":\"hi\"}", 15, NULL, pr_deadline_in(5000));
+    rc = pr_rfuture_submit(&fu, op->f->p, "/api/v1/asample", "{\"prompt\":\"hi\"}", 15, NULL, NULL, pr_deadline_in(5000));
     if (rc) return rc;
     rc = pr_future_await(fu, NULL, pr_deadline_in(10000));
     pr_future_destroy(fu);
@@ -987,7 +988,7 @@ PT_TEST(rfuture_cancel_while_connecting) {
     PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
     memset(&po, 0, sizeof po);
     po.base_url = base;
-    PT_REQUIRE(pr_rfuture_poller_create(&p, c, &po) == PR_OK);
+    PT_REQUIRE(pr_rfuture_poller_create(&p, c, &po, NULL) == PR_OK);
     PT_EQ_ERR(pr_rfuture_start(&fu, p, "r1", NULL), PR_OK);
     PT_EQ_ERR(pr_sleep(pr_deadline_in(50)), PR_OK); /* it is in connect now */
     PT_EQ_INT(pr_future_state(fu), PR_FUTURE_PENDING);
@@ -1032,8 +1033,8 @@ PT_TEST(rfuture_ten_thousand_at_once) {
     size_t i, bad = 0;
     PT_REQUIRE(fs != NULL);
     rf_opts(&f);
-    f.po.on_queue_state = NULL;
-    f.po.on_event = NULL;
+    f.po.observer.on_queue_state = NULL;
+    f.po.observer.on_event = NULL;
     f.so.future_polls = 3;
     PT_REQUIRE(rf_start(&f) == PR_OK);
     for (i = 0; i < N; i++) {
@@ -1057,7 +1058,7 @@ PT_TEST(rfuture_ten_thousand_at_once) {
 }
 
 /* A submit answered with an error status, or without a request id: the
-   code, and opts.err says why. */
+   code, and err says why. */
 PT_TEST(rfuture_submit_errors_say_why) {
     rf_fx f;
     pr_http_client_opts co;
@@ -1073,23 +1074,26 @@ PT_TEST(rfuture_submit_errors_say_why) {
     co.retry.max_retries = PR_RETRY_OFF;
     PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
     f.po.base_url = f.base;
-    PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
+    PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po, NULL) == PR_OK);
     st[0] = rf_step(429, "{\"detail\":\"slow down\"}");
     st[1] = rf_step(200, "{\"model_id\":\"m-1\"}");
     PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 2), PR_OK);
     memset(&o, 0, sizeof o);
     memset(&e, 0, sizeof e);
-    o.err = &e;
-    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, &e, pr_deadline_in(5000)), PR_EHTTP);
     PT_CHECK(fu == NULL);
     PT_EQ_ERR(e.code, PR_EHTTP);
     PT_EQ_INT(e.http_status, 429);
     PT_CHECK(strstr(e.msg, "slow down") != NULL);
     memset(&e, 0, sizeof e);
-    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EPROTO);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, &e, pr_deadline_in(5000)), PR_EPROTO);
     PT_CHECK(fu == NULL);
     PT_EQ_ERR(e.code, PR_EPROTO);
     PT_CHECK(strstr(e.msg, "request_id") != NULL);
+    memset(&e, 0, sizeof e);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, NULL, "{}", 2, &o, &e, pr_deadline_in(5000)), PR_EINVAL);
+    PT_EQ_ERR(e.code, PR_EINVAL);
+    PT_CHECK(strstr(e.msg, "path") != NULL);
     rf_end(&f);
 }
 
@@ -1111,11 +1115,10 @@ PT_TEST(rfuture_server_strings_checked) {
     rf_opts(&f);
     PT_REQUIRE(rf_start(&f) == PR_OK);
     memset(&o, 0, sizeof o);
-    o.err = &e;
     /* a request_id with \u0000: refused, nothing polled */
     st[0] = rf_step(200, "{\"request_id\":\"ab\\u0000cd\"}");
     PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
-    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EPROTO);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, &e, pr_deadline_in(5000)), PR_EPROTO);
     PT_CHECK(fu == NULL);
     PT_EQ_ERR(e.code, PR_EPROTO);
     PT_EQ_STR(e.msg, "rfuture: the submit's request_id holds a NUL byte");
@@ -1124,7 +1127,7 @@ PT_TEST(rfuture_server_strings_checked) {
     snprintf(body, sizeof body, "{\"request_id\":\"%s\"}", big);
     st[0] = rf_step(200, body);
     PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
-    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EPROTO);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, &e, pr_deadline_in(5000)), PR_EPROTO);
     PT_CHECK(fu == NULL);
     PT_EQ_STR(e.msg, "rfuture: the submit's request_id is over 1024 bytes");
     PT_EQ_INT(ts_log_count(f.s), 2);
@@ -1132,7 +1135,7 @@ PT_TEST(rfuture_server_strings_checked) {
     snprintf(body, sizeof body, "{\"request_id\":\"%s\"}", big);
     st[0] = rf_step(200, body);
     PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
-    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, &e, pr_deadline_in(5000)), PR_OK);
     pr_future_await(fu, NULL, pr_deadline_in(5000)); /* the test server has no route for so long an id */
     pr_future_destroy(fu);
     PT_REQUIRE(ts_log_count(f.s) >= 4);
@@ -1205,7 +1208,7 @@ PT_TEST(rfuture_custom_profile) {
     PT_EQ_ERR(ts_script(f.s, "/v2/jobs", &sub, 1), PR_OK);
     memset(&o, 0, sizeof o);
     o.request_type = "Sample";
-    PT_REQUIRE(pr_rfuture_submit(&fu, f.p, "/v2/jobs", "{}", 2, &o, pr_deadline_in(10000)) == PR_OK);
+    PT_REQUIRE(pr_rfuture_submit(&fu, f.p, "/v2/jobs", "{}", 2, &o, NULL, pr_deadline_in(10000)) == PR_OK);
     PT_EQ_ERR(pr_future_await(fu, NULL, pr_deadline_in(20000)), PR_OK);
     PT_CHECK(pr_json_int(pr_json_get(pr_rfuture_result(fu), "v"), &n) == PR_OK && n == 7);
     /* the submit, then three polls on the profile's path with its names */
@@ -1244,20 +1247,19 @@ PT_TEST(rfuture_profile_checked) {
     char prefix[80];
     PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
     memset(&o, 0, sizeof o);
-    o.err = &e;
     o.base_url = "http://127.0.0.1:1";
     o.profile.type_header = "X-Bad\r\nInjected: 1";
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_CHECK(p == NULL);
     PT_CHECK(strstr(e.msg, "is not a header name") != NULL);
     o.profile.type_header = NULL;
     memset(prefix, 'x', 65);
     prefix[65] = 0;
     o.profile.event_prefix = prefix;
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_EQ_STR(e.msg, "rfuture: the profile's event_prefix is over 64 bytes");
     prefix[64] = 0;
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_OK);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_OK);
     pr_rfuture_poller_destroy(p);
     pr_http_client_destroy(c);
 }
@@ -1292,22 +1294,21 @@ PT_TEST(rfuture_poller_create_errors) {
     pr_err_info e;
     PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
     memset(&o, 0, sizeof o);
-    o.err = &e;
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_EQ_STR(e.msg, "rfuture: a client and opts->base_url are required");
     o.base_url = "ftp://nope";
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_CHECK(strncmp(e.msg, "rfuture: base_url + path: ", 26) == 0);
     o.base_url = "http://127.0.0.1:1";
     o.conn_backoff.base_ms = -1;
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_CHECK(p == NULL);
     o.conn_backoff.base_ms = 0;
     o.hint_max_ms = -1;
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_EQ_STR(e.msg, "rfuture: negative limits");
     o.hint_max_ms = 0;
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_OK);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_OK);
     PT_EQ_ERR(pr_rfuture_start(NULL, p, "x", NULL), PR_EINVAL);
     pr_rfuture_poller_destroy(p);
     pr_rfuture_poller_destroy(NULL);
