@@ -1143,7 +1143,8 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
                                bad)
                  : pr_rfuture_start(out, p, id, &o);
         if (doc != res.json) pr_json_doc_destroy(doc);
-        if (rc && !res.err.code) pr__err_set(&res.err, rc, 0, "rfuture: starting the submitted job: %s", pr_strerror(rc));
+        if (rc && !res.err.code)
+            pr__err_set(&res.err, rc, 0, "rfuture: starting the submitted job: %s", pr_strerror(rc));
     }
     if (rc && err) *err = res.err;
     pr_http_result_deinit(&res);

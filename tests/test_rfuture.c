@@ -882,7 +882,8 @@ static int rf_submit_and_await(int attempt, void *ud) {
     int rc;
     (void)attempt;
     op->submits++;
-    rc = pr_rfuture_submit(&fu, op->f->p, "/api/v1/asample", "{\"prompt\":\"hi\"}", 15, NULL, NULL, pr_deadline_in(5000));
+    rc = pr_rfuture_submit(&fu, op->f->p, "/api/v1/asample", "{\"prompt\":\"hi\"}", 15, NULL, NULL,
+                           pr_deadline_in(5000));
     if (rc) return rc;
     rc = pr_future_await(fu, NULL, pr_deadline_in(10000));
     pr_future_destroy(fu);
@@ -1202,7 +1203,8 @@ PT_TEST(rfuture_custom_profile) {
     f.po.profile.event_prefix = "acme.poll.";
     PT_REQUIRE(rf_start(&f) == PR_OK);
     st[0] = rf_step(503, "busy");
-    st[1] = rf_step(200, "{\"type\":\"try_again\",\"queue\":\"paused_capacity\",\"queue_state\":\"active\",\"wait_ms\":250}");
+    st[1] = rf_step(200, "{\"type\":\"try_again\",\"queue\":\"paused_capacity\",\"queue_state\":\"active\","
+                         "\"wait_ms\":250}");
     st[2] = rf_step(200, "{\"status\":\"completed\",\"result\":{\"v\":7}}");
     PT_EQ_ERR(ts_script(f.s, "/v2/jobs/poll", st, 3), PR_OK);
     PT_EQ_ERR(ts_script(f.s, "/v2/jobs", &sub, 1), PR_OK);
