@@ -68,7 +68,7 @@ static pr_rfuture_poller *bf_start_all(pr_http_client *c, int port, pr_future **
     char base[64], id[32];
     int i;
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
-    if (pr_rfuture_poller_create(&p, c, &(pr_rfuture_poller_opts){ .base_url = base }) != PR_OK) abort();
+    if (pr_rfuture_poller_create(&p, c, &(pr_rfuture_poller_opts){ .base_url = base }, NULL) != PR_OK) abort();
     for (i = 0; i < BF_N; i++) {
         snprintf(id, sizeof id, "b%d-%d", run, i);
         if (pr_rfuture_start(&fs[i], p, id, NULL) != PR_OK) abort();

@@ -53,8 +53,7 @@ static int submit_job(void *arg) {
         j->submits++;
         memset(&o, 0, sizeof o);
         o.request_type = "Sample";
-        o.err = &why;
-        rc = pr_rfuture_submit(&j->result, j->poller, "/api/v1/asample", body, (size_t)n, &o,
+        rc = pr_rfuture_submit(&j->result, j->poller, "/api/v1/asample", body, (size_t)n, &o, &why,
                                pr_deadline_in(10000));
         pr_throttle_release(j->throttle, &tk);
         if (rc == PR_EHTTP && why.http_status == 429) {
@@ -112,7 +111,7 @@ int main(void) {
     po.base_url = base;
     memset(&to, 0, sizeof to);
     to.max_concurrent = 4; /* at most 4 submits in flight */
-    if (pr_http_client_create(&client, &co) != PR_OK || pr_rfuture_poller_create(&poller, client, &po) != PR_OK ||
+    if (pr_http_client_create(&client, &co) != PR_OK || pr_rfuture_poller_create(&poller, client, &po, NULL) != PR_OK ||
         pr_throttle_create(&throttle, &to) != PR_OK) {
         fprintf(stderr, "pipeline: setup failed\n");
         goto out;

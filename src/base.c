@@ -4,7 +4,8 @@
  * base: what every other module stands on. It carries the version, the
  * PRISTINE_API decoration, every #include of the library, the error codes
  * (one X-macro list gives the enum, pr_strerror and pr_errname), the
- * process-wide allocator hook and the logger hook.
+ * process-wide allocator hook, the logger hook, and the severities
+ * (PR_SEVERITY_*) of the events modules report to their observers.
  *
  * Lifetime: the allocator and the logger are process-wide. Install them
  * before the first scheduler starts and leave them alone while any runs.
@@ -125,6 +126,13 @@ PRISTINE_API int pr_set_allocator(const pr_allocator *a);
 
 /* Log levels (miniaudio's numbering). */
 enum pr_level { PR_LEVEL_ERROR = 1, PR_LEVEL_WARN = 2, PR_LEVEL_INFO = 3, PR_LEVEL_DEBUG = 4 };
+
+/* The severity of an event a module reports to its observer (rfuture's
+   and ds's events, telemetry's reports and the reporter's log calls). */
+enum pr_severity {
+    PR_SEVERITY_DEBUG = 1, PR_SEVERITY_INFO = 2, PR_SEVERITY_WARNING = 3, PR_SEVERITY_ERROR = 4,
+    PR_SEVERITY_CRITICAL = 5
+};
 
 /* A process-wide logger. fn is called with a formatted, NUL-terminated
    message; it must be thread-safe and must not call back into pristine.

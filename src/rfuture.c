@@ -1,15 +1,24 @@
-// @pristine:module rfuture - remote futures polled until done, the submit throttle, the session heartbeat
+// @pristine:module rfuture - remote futures polled until done, with one built-in profile; queue-state observers
 // @pristine:public
 /*
- * rfuture: a remote job answers its submit with a request id; a
- * pr_rfuture_poller polls the retrieve endpoint for it until the job is
- * done, and hands the caller an ordinary pr_future:
+ * rfuture: remote futures polled until done, with one built-in profile. A
+ * remote job answers its submit with a request id; a pr_rfuture_poller
+ * polls the service's retrieve endpoint for it until the job is done, and
+ * hands the caller an ordinary pr_future:
  *
  *     pr_future *f;
  *     pr_rfuture_start(&f, poller, "req-1", NULL);
  *     if (pr_future_await(f, NULL, deadline) == PR_OK)
  *         use(pr_rfuture_result(f));      (the result, a JSON value)
  *     pr_future_destroy(f);               (frees the result too)
+ *
+ * The profile (pr_rfuture_profile, in the poller's options) names the
+ * service's side of the protocol: the retrieve path, the poll's headers,
+ * the JSON members that carry the request id, the metadata switch, a
+ * payload's size, the queue state and a server's delay, and the prefix of
+ * the event names. A zero field takes the built-in profile's value; the
+ * built-in profile matches Thinking Machines' Tinker API (its
+ * retrieve_future endpoint), and its names are the ones used below.
  *
  * The poll: POST <base_url><path> with {"request_id": ..,
  * "allow_metadata_only": ..}, the headers X-Tinker-Request-Iteration
@@ -60,18 +69,18 @@
  * pr_future_await stops nothing; pr_future_cancel stops the polling at
  * once (whatever it was doing) and frees everything.
  *
- * Queue state: on_queue_state hears every change of the (queue_state,
+ * Observer (pr_rfuture_observer, one user_data for both callbacks):
+ * on_queue_state hears every change of the (queue_state,
  * queue_state_reason) pair of one future's answers, the first one included.
- * on_event reports what went wrong as the events of Tinker's SDK
- * ("APIFuture.result_async.api_status_error", "...connection_error",
- * "...application_error", "...validation_error", "...timeout") and the
- * end of each future ("...resolved", or the failure that ends it, marked
- * settled); the telemetry module turns them into reports. 402 pauses
- * report nothing.
+ * on_event reports what went wrong as the events of Tinker's SDK (the
+ * profile's event_prefix, "APIFuture.result_async." by default, followed
+ * by api_status_error, connection_error, application_error,
+ * validation_error or timeout) and the end of each future (resolved, or
+ * the failure that ends it, marked settled); the telemetry module turns
+ * them into reports. 402 pauses report nothing.
  *
- * Also here, built from the retry module: pr_throttle (the layered
- * dispatch limits of a submit pipeline, with the shared backoff window
- * after a 429) and pr_heartbeat (a session keep-alive task).
+ * The submit throttle and the session heartbeat that a pipeline pairs
+ * with remote futures are the session module's.
  */
 
 /* Queue states of a remote job. */
@@ -92,16 +101,11 @@ typedef struct pr_queue_change {
     const char *reason;     /* the server's queue_state_reason, NULL when none */
 } pr_queue_change;
 
-/* Event severities (telemetry's). */
-enum pr_severity {
-    PR_SEVERITY_DEBUG = 1, PR_SEVERITY_INFO = 2, PR_SEVERITY_WARNING = 3, PR_SEVERITY_ERROR = 4,
-    PR_SEVERITY_CRITICAL = 5
-};
-
-/* What pr_rfuture_poller_opts.on_event is told. Strings are valid during
+/* What pr_rfuture_observer.on_event is told. Strings are valid during
    the call; fields that do not apply are 0 or NULL. */
 typedef struct pr_rfuture_event {
-    const char *name;            /* "APIFuture.result_async.<what>" */
+    const char *name;            /* the profile's event_prefix + <what>, e.g.
+                                    "APIFuture.result_async.resolved" */
     int severity;                /* PR_SEVERITY_* */
     const char *request_id;
     const char *request_type;    /* "" when none */
@@ -122,13 +126,45 @@ typedef struct pr_rfuture_event {
     int error;                   /* settled: the rejection code, PR_OK for "resolved" */
 } pr_rfuture_event;
 
+/* The observer of a poller: the notifications the telemetry module adapts
+   (observer.on_event = pr_telemetry_rfuture_hook, observer.on_queue_state
+   = pr_telemetry_queue_hook, observer.user_data = the hub). Both callbacks
+   run on the poller's thread and get user_data. */
+typedef struct pr_rfuture_observer {
+    void (*on_event)(const pr_rfuture_event *ev, void *user_data);          /* NULL = none */
+    void (*on_queue_state)(const pr_queue_change *change, void *user_data); /* NULL = none */
+    void *user_data;
+} pr_rfuture_observer;
+
+/* The names a service gives the protocol's pieces. A NULL field takes the
+   built-in profile's value (Thinking Machines' Tinker API, its
+   retrieve_future endpoint), given after "NULL =". A header set to ""
+   is not sent. Strings are copied at create. */
+typedef struct pr_rfuture_profile {
+    const char *path;               /* NULL = "/api/v1/retrieve_future": the retrieve endpoint,
+                                       after base_url */
+    const char *iteration_header;   /* NULL = "X-Tinker-Request-Iteration": the poll's number */
+    const char *type_header;        /* NULL = "X-Tinker-Request-Type": pr_rfuture_opts.request_type */
+    const char *roundtrip_header;   /* NULL = "X-Tinker-Create-Promise-Roundtrip-Time": on the first
+                                       poll, the seconds since the submit began */
+    const char *request_id_field;   /* NULL = "request_id": in the poll's body and the submit's answer */
+    const char *metadata_field;     /* NULL = "allow_metadata_only": the poll body's switch */
+    const char *payload_size_field; /* NULL = "response_payload_size": complete_metadata's size */
+    const char *queue_state_field;  /* NULL = "queue_state" */
+    const char *queue_reason_field; /* NULL = "queue_state_reason" */
+    const char *retry_after_field;  /* NULL = "retry_after_ms": a server's delay in an answer's body */
+    const char *event_prefix;       /* NULL = "APIFuture.result_async.": each pr_rfuture_event.name is
+                                       this + what happened ("resolved", "timeout", ...);
+                                       at most 64 bytes */
+} pr_rfuture_profile;
+
 /* A poller: the client, the endpoint and the limits its futures share. Opaque. */
 typedef struct pr_rfuture_poller pr_rfuture_poller;
 
 /* Options of pr_rfuture_poller_create. Zero means the default; strings are copied. */
 typedef struct pr_rfuture_poller_opts {
     const char *base_url;        /* required: scheme://host[:port][/prefix] */
-    const char *path;            /* NULL = "/api/v1/retrieve_future" */
+    pr_rfuture_profile profile;  /* zero = the built-in profile (Tinker's retrieve_future) */
     int max_polls;               /* 0 = 100: polls in flight at once (the rest wait, FIFO) */
     int64_t max_response_bytes;  /* 0 = 50 MiB: complete_metadata payloads being fetched at once */
     int poll_timeout_ms;         /* 0 = 45000: one poll, body included */
@@ -141,38 +177,34 @@ typedef struct pr_rfuture_poller_opts {
     int64_t hint_max_ms;         /* 0 = 60000: the longest wait a server can ask for; a longer
                                     retry_after_ms (any JSON number) or Retry-After /
                                     retry-after-ms header is cut to it */
-    void (*on_queue_state)(const pr_queue_change *change, void *user_data); /* NULL = none */
-    void *queue_user_data;
-    void (*on_event)(const pr_rfuture_event *ev, void *user_data);         /* NULL = none */
-    void *event_user_data;
+    pr_rfuture_observer observer; /* who hears the futures' events and queue states; zero = nobody */
     pr_retry_hooks hooks;        /* the sleeps between polls (tests make them instant) */
-    pr_err_info *err;            /* out, optional: why create failed */
 } pr_rfuture_poller_opts;
 
 /* Options of one future. Zero means the default. */
 typedef struct pr_rfuture_opts {
-    const char *request_type;    /* X-Tinker-Request-Type, e.g. "Sample"; NULL = none (copied) */
+    const char *request_type;    /* the profile's type_header, e.g. "Sample"; NULL = none (copied) */
     int64_t submitted_at_ms;     /* pr_now() when the submit began: the first poll reports the
                                     time since then; 0 = not reported */
     int64_t timeout_ms;          /* 0 = none: the whole polling ends with PR_ETIMEDOUT after this */
     /* Check the result before the future resolves; a nonzero return (with
        *why filled) rejects it with PR_EPROTO. NULL = any object is fine. */
     int (*validate)(const pr_json *result, pr_err_info *why, void *user_data);
-    void *user_data;
-    pr_err_info *err;            /* out, optional, pr_rfuture_submit only: why the submit failed
-                                    (http_status is the answer's status for PR_EHTTP) */
+    void *user_data;             /* validate's */
 } pr_rfuture_opts;
 
 /* Create a poller.
    Params: out - receives it; client - the HTTP client of every poll
-           (borrowed; must outlive the poller); opts - base_url required.
+           (borrowed; must outlive the poller); opts - base_url required;
+           err - receives why it failed (NULL = not wanted).
    Returns: PR_OK; PR_EINVAL (no base_url, a URL that does not parse, a bad
-            backoff, negative limits); PR_ENOMEM. opts->err says why.
+            backoff, negative limits, a profile header that is not a
+            header name, an event_prefix over 64 bytes); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_rfuture_start. */
 PRISTINE_API int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client,
-                                          const pr_rfuture_poller_opts *opts);
+                                          const pr_rfuture_poller_opts *opts, pr_err_info *err);
 
 /* Destroy a poller: futures still polling are rejected with PR_ECANCELED
    and their tasks wind down; the memory goes when the last one has. NULL
@@ -201,13 +233,15 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
                                   const pr_rfuture_opts *opts);
 
 /* Submit a job and start polling for it: POST body (JSON) to <base_url>
-   <path>, read {"request_id": ...} from the answer, then pr_rfuture_start
+   <path>, read the request id (the profile's request_id_field) from the
+   answer, then pr_rfuture_start
    with submitted_at_ms set. The submit uses the client's retry policy.
    Params: out - receives the future; p - the poller; path - e.g.
            "/api/v1/asample"; body, len - the JSON request; opts - as for
-           pr_rfuture_start; deadline - absolute ms for the submit only.
+           pr_rfuture_start; err - receives why the submit failed (NULL =
+           not wanted); deadline - absolute ms for the submit only.
    Returns: PR_OK; PR_EHTTP (a non-2xx answer, after the client's retries;
-            opts->err gets its status and body); PR_EPROTO (no request_id in
+            err gets its status and body); PR_EPROTO (no request_id in
             the answer, or one with a NUL byte or over 1024 bytes: never
             cut); errors of pr_http_client_fetch (PR_ETIMEDOUT,
             PR_ECANCELED, ...); PR_EINVAL; PR_ENOMEM.
@@ -215,7 +249,7 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
    Thread: owner.
    See: pr_rfuture_start. */
 PRISTINE_API int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body,
-                                   size_t len, const pr_rfuture_opts *opts, int64_t deadline);
+                                   size_t len, const pr_rfuture_opts *opts, pr_err_info *err, int64_t deadline);
 
 /* The result of a resolved remote future: the root of its document.
    Params: f - a future from pr_rfuture_start.
@@ -225,14 +259,14 @@ PRISTINE_API int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const 
    See: pr_rfuture_start. */
 PRISTINE_API const pr_json *pr_rfuture_result(const pr_future *f);
 
-/* A ready-made on_queue_state that logs (warn level) when a job is paused,
-   at most once a minute per state, and ignores "active". user_data: a
-   pr_queue_log.
+/* A ready-made observer.on_queue_state that logs (warn level) when a job
+   is paused, at most once a minute per state, and ignores "active".
+   observer.user_data: a pr_queue_log.
    Params: change - the change; user_data - a pr_queue_log.
    Returns: nothing.
    Blocks: no.
    Thread: owner.
-   See: pr_rfuture_poller_opts. */
+   See: pr_rfuture_observer. */
 PRISTINE_API void pr_queue_log_change(const pr_queue_change *change, void *user_data);
 
 /* The state of pr_queue_log_change: the kind of client it speaks for. */
@@ -241,138 +275,16 @@ typedef struct pr_queue_log {
     int64_t last_ms;     /* when it last logged (0 = never) */
 } pr_queue_log;
 
-/* ---- submit throttle ---- */
-
-/* Layered limits for a submit pipeline: a concurrency semaphore; while
-   "recently backed off" (during a backoff window and recent_ms after it)
-   a second, smaller one; and a bytes semaphore whose weight is multiplied
-   then. A 429 opens the shared window for everyone. Opaque. */
-typedef struct pr_throttle pr_throttle;
-
-/* Options of pr_throttle_create. Zero means the default. */
-typedef struct pr_throttle_opts {
-    int max_concurrent;          /* 0 = 400 */
-    int backoff_concurrent;      /* 0 = 10: the extra limit while recently backed off */
-    int64_t max_bytes;           /* 0 = 10 MiB: the bytes budget */
-    int backoff_byte_factor;     /* 0 = 20: the weight multiplier while recently backed off */
-    int recent_ms;               /* 0 = 10000: "recently" lasts this long after a window ends */
-    int small_window_ms;         /* 0 = 1000: the window a 429 opens for a small request */
-    int large_window_ms;         /* 0 = 5000: ... and for a large one */
-    int64_t large_bytes;         /* 0 = 128 KiB: above this a request is large */
-    pr_backoff_window *window;   /* NULL = one of its own; else shared (borrowed) */
-    const char *key;             /* the window's key; NULL = "" (copied) */
-} pr_throttle_opts;
-
-/* What pr_throttle_acquire took, for pr_throttle_release. */
-typedef struct pr_throttle_ticket {
-    int64_t weight;              /* bytes taken from the budget */
-    int backoff_slot;            /* a slot of the backoff semaphore was taken */
-} pr_throttle_ticket;
-
-/* Create a throttle.
-   Params: out - receives it; opts - NULL = defaults.
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
-   Blocks: no.
-   Thread: owner.
-   See: pr_throttle_acquire. */
-PRISTINE_API int pr_throttle_create(pr_throttle **out, const pr_throttle_opts *opts);
-
-/* Free a throttle (no task may be inside it). NULL is a no-op.
-   Params: t - the throttle.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_throttle_create. */
-PRISTINE_API void pr_throttle_destroy(pr_throttle *t);
-
-/* Wait until a request of est_bytes may be sent: out of the backoff
-   window, then the concurrency slot, the backoff slot when recently backed
-   off, the bytes (times the factor when recently backed off), in that
-   order. Hold them for the submission, then pr_throttle_release.
-   Params: t - the throttle; est_bytes - the request's estimated size;
-           tk - receives what was taken; deadline - absolute ms.
-   Returns: PR_OK; PR_ETIMEDOUT; PR_ECANCELED (nothing is held);
-            PR_EINVAL; PR_ENOMEM.
-   Blocks: yes.
-   Thread: owner.
-   See: pr_throttle_release, pr_throttle_backoff. */
-PRISTINE_API int pr_throttle_acquire(pr_throttle *t, int64_t est_bytes, pr_throttle_ticket *tk, int64_t deadline);
-
-/* Give back what pr_throttle_acquire took.
-   Params: t - the throttle; tk - the ticket.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_throttle_acquire. */
-PRISTINE_API void pr_throttle_release(pr_throttle *t, const pr_throttle_ticket *tk);
-
-/* A submit was answered 429: open the window (small_window_ms, or
-   large_window_ms above large_bytes); the caller then acquires again and
-   resubmits with the same sequence id.
-   Params: t - the throttle; est_bytes - the refused request's size.
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
-   Blocks: no.
-   Thread: owner.
-   See: pr_throttle_acquire. */
-PRISTINE_API int pr_throttle_backoff(pr_throttle *t, int64_t est_bytes);
-
-/* Whether the throttle counts as recently backed off now.
-   Params: t - the throttle.
-   Returns: 1 or 0.
-   Blocks: no.
-   Thread: owner.
-   See: pr_throttle_opts. */
-PRISTINE_API int pr_throttle_backed_off(pr_throttle *t);
-
-/* ---- session heartbeat ---- */
-
-/* A task that keeps a session alive. Opaque. */
-typedef struct pr_heartbeat pr_heartbeat;
-
-/* Options of pr_heartbeat_start. Zero means the default. */
-typedef struct pr_heartbeat_opts {
-    int interval_ms;             /* 0 = 10000: first beat after one interval, then every interval */
-    int warn_after_ms;           /* 0 = 120000: warn at every tick once this long without success */
-    int timeout_ms;              /* 0 = 10000: one beat (no retries) */
-    const char *path;            /* NULL = "/api/v1/session_heartbeat" */
-    /* Called with the warning instead of the log (warn level, module
-       "rfuture"). NULL = the log. */
-    void (*on_warning)(const char *msg, int64_t since_success_ms, void *user_data);
-    void *user_data;
-} pr_heartbeat_opts;
-
-/* Start beating: POST {"session_id": .., "type": "session_heartbeat"} to
-   <base_url><path> every interval; failures are counted, never raised.
-   Params: out - receives the heartbeat; client - the HTTP client
-           (borrowed); base_url - scheme://host[:port]; session_id - copied;
-           opts - NULL = defaults.
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
-   Blocks: no.
-   Thread: owner.
-   See: pr_heartbeat_stop. */
-PRISTINE_API int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url,
-                                    const char *session_id, const pr_heartbeat_opts *opts);
-
-/* Stop beating: the task is cancelled at once (a beat in flight is
-   abandoned; no new one starts) and frees everything as it ends: h is not
-   to be used afterwards. NULL is a no-op.
-   Params: h - the heartbeat.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_heartbeat_start. */
-PRISTINE_API void pr_heartbeat_stop(pr_heartbeat *h);
-
-/* Beats sent and beats that failed so far.
-   Params: h - the heartbeat; sent, failed - receive the counts (may be NULL).
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_heartbeat_start. */
-PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *failed);
-
 // @pristine:impl
-#define PR__RF_PATH "/api/v1/retrieve_future"
+#define PR__RF_PREFIX_MAX 64 /* bytes of the profile's event_prefix */
+#define PR__RF_NAMES 11      /* the profile's fields */
+
+/* The built-in profile: Thinking Machines' Tinker API, its retrieve_future. */
+static const pr_rfuture_profile pr__rf_builtin = {
+    "/api/v1/retrieve_future", "X-Tinker-Request-Iteration", "X-Tinker-Request-Type",
+    "X-Tinker-Create-Promise-Roundtrip-Time", "request_id", "allow_metadata_only", "response_payload_size",
+    "queue_state", "queue_state_reason", "retry_after_ms", "APIFuture.result_async."
+};
 #define PR__RF_BILLING_SLEEP_MS 5000
 #define PR__RF_BILLING_RESET_MS 300000
 #define PR__RF_STR_MAX 1024 /* bytes of a server's string the poller keeps */
@@ -385,7 +297,9 @@ struct pr__rfuture;
    and one clock task moves due futures back to the FIFO (and times out
    those past their limit). */
 struct pr_rfuture_poller {
-    pr_rfuture_poller_opts o;    /* resolved; strings point at url */
+    pr_rfuture_poller_opts o;    /* resolved; o.profile's strings point at names */
+    char *names;                 /* the profile's strings, one block */
+    size_t names_n;
     pr_http_client *client;
     pr_url url;                  /* base_url + path, parsed */
     char *base;                  /* base_url (a copy), for the submit URLs */
@@ -419,7 +333,9 @@ typedef struct pr__rfuture {
     size_t id_n, type_n;
     pr_rfuture_opts o;
     int64_t created_ms, start_ms;
-    int iteration, c, b;        /* polls made, the backoff exponent, 400s taken */
+    int iteration;              /* polls made */
+    int conn_errors;            /* 429s and connection errors in a row: the backoff exponent */
+    int bad_requests;           /* 400s taken from bad_request_budget */
     int allow_md;               /* allow_metadata_only */
     int64_t reserved;           /* bytes held of p->bytes */
     int64_t first402, last402, warned402;
@@ -429,22 +345,9 @@ typedef struct pr__rfuture {
     char last_err[sizeof ((pr_err_info *)0)->msg]; /* the last retryable failure, for a timeout */
 } pr__rfuture;
 
-/* Parse base (a trailing '/' dropped) + path into *url: the poll, submit
-   and heartbeat URLs. */
-static int pr__rf_url(pr_url *url, const char *base, const char *path, pr_err_info *err) {
-    pr_buf u;
-    int rc;
-    pr_buf_init(&u);
-    rc = pr_buf_append_str(&u, base);
-    if (!rc && u.len && u.data[u.len - 1] == '/') u.len--;
-    if (!rc) rc = pr_buf_append_str(&u, path);
-    if (!rc) rc = pr_url_parse(url, u.data, u.len, err);
-    pr_buf_deinit(&u);
-    return rc;
-}
-
 static void pr__rf_poller_free(pr_rfuture_poller *p) {
     pr__strfree(&p->base);
+    pr__free(p->names, p->names_n);
     pr_wsem_destroy(p->bytes);
     pr_url_deinit(&p->url);
     pr__theap_free(&p->timers);
@@ -456,18 +359,69 @@ static void pr__rf_maybe_free(pr_rfuture_poller *p);
 static int pr__rf_clock(void *arg);
 static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...);
 
+/* The fields of a profile, in one order. */
+static void pr__rf_names(pr_rfuture_profile *pf, const char **v[PR__RF_NAMES]) {
+    int n = 0;
+    v[n++] = &pf->path;
+    v[n++] = &pf->iteration_header;
+    v[n++] = &pf->type_header;
+    v[n++] = &pf->roundtrip_header;
+    v[n++] = &pf->request_id_field;
+    v[n++] = &pf->metadata_field;
+    v[n++] = &pf->payload_size_field;
+    v[n++] = &pf->queue_state_field;
+    v[n++] = &pf->queue_reason_field;
+    v[n++] = &pf->retry_after_field;
+    v[n++] = &pf->event_prefix;
+}
+
+/* Resolve the profile into p->o.profile: every name copied into one block,
+   the built-in one's where the caller's is NULL. */
+static int pr__rf_profile(pr_rfuture_poller *p, const pr_rfuture_profile *caller, pr_err_info *err) {
+    pr_rfuture_profile *pf = &p->o.profile, in = *caller, def = pr__rf_builtin;
+    const char **vin[PR__RF_NAMES], **vdef[PR__RF_NAMES], **vout[PR__RF_NAMES], *hdr[3];
+    char *at;
+    size_t i, n = 0;
+    pr__rf_names(&in, vin);
+    pr__rf_names(&def, vdef);
+    pr__rf_names(pf, vout);
+    for (i = 0; i < PR__RF_NAMES; i++) n += strlen(*vin[i] ? *vin[i] : *vdef[i]) + 1;
+    if (!(p->names = (char *)pr__alloc(n))) return pr__err_set(err, PR_ENOMEM, 0, "out of memory");
+    p->names_n = n;
+    at = p->names;
+    for (i = 0; i < PR__RF_NAMES; i++) {
+        const char *v = *vin[i] ? *vin[i] : *vdef[i];
+        size_t len = strlen(v) + 1;
+        memcpy(at, v, len);
+        *vout[i] = at;
+        at += len;
+    }
+    hdr[0] = pf->iteration_header;
+    hdr[1] = pf->type_header;
+    hdr[2] = pf->roundtrip_header;
+    for (i = 0; i < 3; i++)
+        if (*hdr[i] && !pr__http_is_token(hdr[i], strlen(hdr[i])))
+            return pr__err_set(err, PR_EINVAL, 0, "rfuture: the profile's header \"%.60s\" is not a header name",
+                               hdr[i]);
+    if (strlen(pf->event_prefix) > PR__RF_PREFIX_MAX)
+        return pr__err_set(err, PR_EINVAL, 0, "rfuture: the profile's event_prefix is over 64 bytes");
+    return PR_OK;
+}
+
 /* Put r in the heap with key due (room was reserved at start). */
 static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) {
     pr__theap_push(&p->timers, &r->timer, due);
     if (p->clock && due < p->clock_due) pr__wake(p->clock, PR_OK); /* it sleeps too long now */
 }
 
-int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts) {
+int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts,
+                             pr_err_info *err) {
     static const pr_backoff poll = PR_BACKOFF_SUBMIT,
                             pace = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_NONE, 5, 1000, 0.0, 0.0, 0.0 };
-    pr_err_info scratch, *err = opts && opts->err ? opts->err : &scratch;
+    pr_err_info scratch;
     pr_rfuture_poller *p;
     int rc;
+    if (!err) err = &scratch;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
     if (!out || !client || !opts || !opts->base_url)
@@ -477,7 +431,6 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: negative limits");
     if (!(p = (pr_rfuture_poller *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->o = *opts;
-    p->o.err = NULL;
     p->client = client;
     p->o.max_polls = PR__DEF(p->o.max_polls, 100);
     p->o.max_response_bytes = PR__DEF(p->o.max_response_bytes, (int64_t)50 << 20);
@@ -493,22 +446,19 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
         pr__free(p, sizeof *p);
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
     }
-    rc = pr__rf_url(&p->url, opts->base_url, opts->path ? opts->path : PR__RF_PATH, err);
+    rc = pr__rf_profile(p, &opts->profile, err);
+    if (!rc && (rc = pr__session_url(&p->url, opts->base_url, p->o.profile.path, err)) == PR_EINVAL)
+        pr__err_wrap(err, rc, err, "rfuture: base_url + path");
     if (!rc && !(p->base = pr__strdup(opts->base_url, NULL))) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     if (!rc && pr_wsem_create(&p->bytes, p->o.max_response_bytes)) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->clock_due = PR_FOREVER;
     if (!rc && pr_go(NULL, pr__rf_clock, p, NULL) != PR_OK) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     if (!rc) p->clock_alive = 1;
     if (rc) {
-        if (rc == PR_EINVAL) {
-            char why[sizeof err->msg];
-            snprintf(why, sizeof why, "%s", err->msg);
-            pr__err_set(err, rc, 0, "rfuture: base_url + path: %s", why);
-        }
         pr__rf_poller_free(p);
         return rc;
     }
-    p->o.base_url = p->o.path = NULL;
+    p->o.base_url = NULL;
     *out = p;
     return PR_OK;
 }
@@ -544,10 +494,10 @@ static void pr__rf_event_ex(pr__rfuture *r, const char *what, int severity, int 
                             const char *detail, int settled, int error) {
     pr_rfuture_poller *p = r->p;
     pr_rfuture_event ev;
-    char name[64];
-    if (!p->o.on_event) return;
+    char name[PR__RF_PREFIX_MAX + 32];
+    if (!p->o.observer.on_event) return;
     memset(&ev, 0, sizeof ev);
-    snprintf(name, sizeof name, "APIFuture.result_async.%s", what);
+    snprintf(name, sizeof name, "%s%s", p->o.profile.event_prefix, what);
     ev.name = name;
     ev.severity = severity;
     ev.request_id = r->id;
@@ -558,13 +508,13 @@ static void pr__rf_event_ex(pr__rfuture *r, const char *what, int severity, int 
     ev.kind = kind;
     ev.should_retry = kind && strcmp(kind, "fatal") != 0;
     ev.is_user_error = status >= 400 && status < 500 && status != 408;
-    ev.bad_request_retries = r->b;
-    ev.connection_error_retries = r->c;
+    ev.bad_request_retries = r->bad_requests;
+    ev.connection_error_retries = r->conn_errors;
     ev.timeout_ms = r->o.timeout_ms;
     ev.detail = detail;
     ev.settled = settled;
     ev.error = error;
-    p->o.on_event(&ev, p->o.event_user_data);
+    p->o.observer.on_event(&ev, p->o.observer.user_data);
 }
 
 static void pr__rf_event(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
@@ -606,7 +556,8 @@ static const char *pr__rf_str_bad(const char *s, size_t n) {
    refused (the future is rejected with PR_EPROTO). */
 static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
     pr_rfuture_poller *p = r->p;
-    const pr_json *qs = pr_json_get(body, "queue_state"), *qr = pr_json_get(body, "queue_state_reason");
+    const pr_json *qs = pr_json_get(body, p->o.profile.queue_state_field),
+                  *qr = pr_json_get(body, p->o.profile.queue_reason_field);
     size_t rn = 0;
     const char *reason = pr_json_string(qr, &rn);
     int st = qs ? pr__rf_queue_state(qs) : PR_QUEUE_UNKNOWN;
@@ -615,7 +566,7 @@ static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
     const char *bad = reason ? pr__rf_str_bad(reason, rn) : NULL;
     if (bad) {
         char why[64];
-        snprintf(why, sizeof why, "the queue_state_reason %s", bad);
+        snprintf(why, sizeof why, "the %.40s %s", p->o.profile.queue_reason_field, bad);
         pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, status, NULL, why, 1, PR_EPROTO);
         pr__rf_reject(r, PR_EPROTO, status, 0, "rfuture: request %.40s: %s", r->id, why);
         return 1;
@@ -631,7 +582,7 @@ static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
     ch.old_reason = r->qreason;
     ch.state = st;
     ch.reason = copy;
-    if (p->o.on_queue_state) p->o.on_queue_state(&ch, p->o.queue_user_data);
+    if (p->o.observer.on_queue_state) p->o.observer.on_queue_state(&ch, p->o.observer.user_data);
     pr__free(r->qreason, r->qreason_n);
     r->qreason = copy;
     r->qreason_n = copy ? rn + 1 : 0;
@@ -651,7 +602,7 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
     const pr_retry_hooks *h = &r->p->o.hooks;
     int64_t hint, cap = r->p->o.hint_max_ms;
     double ms;
-    if (pr_json_double(pr_json_get(body, "retry_after_ms"), &ms) == PR_OK && ms > 0)
+    if (pr_json_double(pr_json_get(body, r->p->o.profile.retry_after_field), &ms) == PR_OK && ms > 0)
         hint = ms < (double)cap ? (int64_t)ms + ((double)(int64_t)ms < ms) : cap;
     else if (!pr_retry_hint_ms(pr_http_header_get(res->resp, "retry-after-ms"),
                                pr_http_header_get(res->resp, "retry-after"),
@@ -663,6 +614,7 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
 /* One poll: the request, with the poll's deadline over the whole response. */
 static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     pr_rfuture_poller *p = r->p;
+    const pr_rfuture_profile *pf = &p->o.profile;
     pr_http_header h[5];
     pr_http_request req;
     pr_json_writer w;
@@ -673,9 +625,9 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     pr_buf_init(&body);
     pr_json_writer_init(&w, &body);
     pr_json_begin_object(&w);
-    pr_json_key(&w, "request_id", 10);
+    pr_json_key(&w, pf->request_id_field, strlen(pf->request_id_field));
     pr_json_write_string(&w, r->id, r->id_n - 1);
-    pr_json_key(&w, "allow_metadata_only", 19);
+    pr_json_key(&w, pf->metadata_field, strlen(pf->metadata_field));
     pr_json_write_bool(&w, r->allow_md);
     pr_json_end_object(&w);
     if ((rc = pr_json_writer_finish(&w)) != PR_OK) {
@@ -687,15 +639,17 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     h[nh++].value = pr_slice_cstr("application/json");
     h[nh].name = pr_slice_cstr("Accept");
     h[nh++].value = pr_slice_cstr("application/json");
-    h[nh].name = pr_slice_cstr("X-Tinker-Request-Iteration");
-    h[nh++].value = pr_slice_cstr(iter);
-    if (r->type) {
-        h[nh].name = pr_slice_cstr("X-Tinker-Request-Type");
+    if (*pf->iteration_header) {
+        h[nh].name = pr_slice_cstr(pf->iteration_header);
+        h[nh++].value = pr_slice_cstr(iter);
+    }
+    if (r->type && *pf->type_header) {
+        h[nh].name = pr_slice_cstr(pf->type_header);
         h[nh++].value = pr_slice_cstr(r->type);
     }
-    if (r->iteration == 0 && r->o.submitted_at_ms > 0) {
+    if (r->iteration == 0 && r->o.submitted_at_ms > 0 && *pf->roundtrip_header) {
         snprintf(rt, sizeof rt, "%.3f", (double)(r->created_ms - r->o.submitted_at_ms) / 1000.0);
-        h[nh].name = pr_slice_cstr("X-Tinker-Create-Promise-Roundtrip-Time");
+        h[nh].name = pr_slice_cstr(pf->roundtrip_header);
         h[nh++].value = pr_slice_cstr(rt);
     }
     memset(&req, 0, sizeof req);
@@ -765,7 +719,7 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
             pr_json_doc_destroy(doc);
             return PR__RF_DONE;
         }
-        r->c = 0;
+        r->conn_errors = 0;
         *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
         pr_json_doc_destroy(doc);
         return PR__RF_AGAIN;
@@ -777,7 +731,7 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
             pr_json_doc_destroy(doc);
             return PR__RF_DONE;
         }
-        if (pr_json_int(pr_json_get(body, "response_payload_size"), &size) != PR_OK || size < 0) {
+        if (pr_json_int(pr_json_get(body, p->o.profile.payload_size_field), &size) != PR_OK || size < 0) {
             pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata without a size", r->id);
             pr_json_doc_destroy(doc);
             return PR__RF_DONE;
@@ -791,7 +745,7 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
         }
         r->reserved = size;
         r->allow_md = 0;
-        r->c = 0;
+        r->conn_errors = 0;
         return PR__RF_AGAIN;
     }
     if ((status && (!strcmp(status, "completed") || !strcmp(status, "complete") || !strcmp(status, "success"))) ||
@@ -853,10 +807,10 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
     snprintf(r->last_err, sizeof r->last_err, "%s", detail);
     if (st == 429) {
         pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_with_backoff", detail);
-        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.conn_backoff, r->c++));
+        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.conn_backoff, r->conn_errors++));
         return PR__RF_AGAIN;
     }
-    r->c = 0;
+    r->conn_errors = 0;
     if (st == 408 || (st >= 500 && st <= 599)) {
         pr_json_doc *doc = NULL;
         const pr_json *body = NULL;
@@ -864,9 +818,9 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
         if (st == 408) {
             if (!(doc = res->json)) pr_json_parse(&doc, res->body ? res->body : "", res->body_len, NULL, NULL);
             if (doc && pr_json_type(pr_json_root(doc)) == PR_JSON_OBJECT) {
-                const char *qs = pr__rf_str(pr_json_root(doc), "queue_state");
+                const char *qs = pr__rf_str(pr_json_root(doc), p->o.profile.queue_state_field);
                 body = pr_json_root(doc);
-                r->b = 0;
+                r->bad_requests = 0;
                 if (qs && *qs) bad = pr__rf_queue(r, body, st);
             }
         }
@@ -877,8 +831,8 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
         if (doc != res->json) pr_json_doc_destroy(doc);
         return bad ? PR__RF_DONE : PR__RF_AGAIN;
     }
-    if (st == 400 && r->b < p->o.bad_request_budget) {
-        r->b++;
+    if (st == 400 && r->bad_requests < p->o.bad_request_budget) {
+        r->bad_requests++;
         pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_if_budget", detail);
         *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
         return PR__RF_AGAIN;
@@ -906,7 +860,7 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
     pr__rf_event_ex(r, "api_status_error", PR_SEVERITY_ERROR, st, "fatal", detail, 1, PR_EHTTP);
     if (st == 400)
         pr__rf_reject(r, PR_EHTTP, st, PR_CATEGORY_USER, "rfuture: request %.40s: 400 after %d retries: %.50s", r->id,
-                      r->b, res->body ? res->body : "");
+                      r->bad_requests, res->body ? res->body : "");
     else
         pr__rf_reject(r, PR_EHTTP, st, st >= 400 && st < 500 ? PR_CATEGORY_USER : PR_CATEGORY_UNKNOWN,
                       "rfuture: request %.40s: HTTP %d: %.50s", r->id, st, res->body ? res->body : "");
@@ -1068,7 +1022,7 @@ static int pr__rf_poll_task(void *arg) {
         } else if (rc) { /* no answer: a connection error, back off */
             snprintf(r->last_err, sizeof r->last_err, "%s", res.err.msg);
             pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", res.err.msg);
-            delay = pr__rf_delay(r, &p->o.conn_backoff, r->c++);
+            delay = pr__rf_delay(r, &p->o.conn_backoff, r->conn_errors++);
         } else if (res.status >= 200 && res.status <= 299) {
             next = pr__rf_answer(r, &res, r->until, &delay);
         } else {
@@ -1143,7 +1097,7 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
 }
 
 int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body, size_t len,
-                      const pr_rfuture_opts *opts, int64_t deadline) {
+                      const pr_rfuture_opts *opts, pr_err_info *err, int64_t deadline) {
     pr_http_header h[2];
     pr_http_request req;
     pr_http_result res;
@@ -1152,12 +1106,14 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     const char *id, *bad;
     int rc;
     if (out) *out = NULL;
-    if (!out || !p || !path || (len && !body)) return PR_EINVAL;
+    if (!out || !p || !path || (len && !body))
+        return pr__err_set(err, PR_EINVAL, 0, "rfuture: submit needs out, a poller, a path and the body");
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
     o.submitted_at_ms = pr_now();
     memset(&url, 0, sizeof url);
-    if ((rc = pr__rf_url(&url, p->base, path, NULL)) != PR_OK) return rc;
+    if ((rc = pr__session_url(&url, p->base, path, err)) != PR_OK)
+        return rc == PR_EINVAL ? pr__err_wrap(err, rc, err, "rfuture: base_url + the submit's path") : rc;
     h[0].name = pr_slice_cstr("Content-Type");
     h[0].value = pr_slice_cstr("application/json");
     h[1].name = pr_slice_cstr("Accept");
@@ -1181,13 +1137,16 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
         size_t n = 0;
         pr_json_doc *doc = res.json;
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
-        id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), "request_id"), &n) : NULL;
+        id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), p->o.profile.request_id_field), &n) : NULL;
         bad = !id || !n ? "is missing" : pr__rf_str_bad(id, n);
-        rc = bad ? pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's request_id %s", bad)
+        rc = bad ? pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's %.40s %s", p->o.profile.request_id_field,
+                               bad)
                  : pr_rfuture_start(out, p, id, &o);
         if (doc != res.json) pr_json_doc_destroy(doc);
+        if (rc && !res.err.code)
+            pr__err_set(&res.err, rc, 0, "rfuture: starting the submitted job: %s", pr_strerror(rc));
     }
-    if (rc && o.err) *o.err = res.err;
+    if (rc && err) *err = res.err;
     pr_http_result_deinit(&res);
     return rc;
 }
@@ -1204,204 +1163,4 @@ void pr_queue_log_change(const pr_queue_change *change, void *user_data) {
         : change->state == PR_QUEUE_PAUSED_CAPACITY ? "the backend is running short on capacity, please wait"
         : "unknown";
     PR__LOG(PR_LEVEL_WARN, "rfuture", "%s (request %.60s) is paused. Reason: %s", what, change->request_id, why);
-}
-
-/* ---- submit throttle ---- */
-struct pr_throttle {
-    pr_throttle_opts o;      /* resolved; key points at the copy */
-    pr_sem *all, *backoff;
-    pr_wsem *bytes;
-    pr_backoff_window *own;  /* the window when none was given */
-    char *key;
-    size_t key_n;
-};
-
-int pr_throttle_create(pr_throttle **out, const pr_throttle_opts *opts) {
-    pr_throttle *t;
-    if (out) *out = NULL;
-    if (!out) return PR_EINVAL;
-    if (opts && (opts->max_concurrent < 0 || opts->backoff_concurrent < 0 || opts->max_bytes < 0 ||
-                 opts->backoff_byte_factor < 0 || opts->recent_ms < 0 || opts->small_window_ms < 0 ||
-                 opts->large_window_ms < 0 || opts->large_bytes < 0))
-        return PR_EINVAL;
-    if (!(t = (pr_throttle *)pr__calloc(1, sizeof *t))) return PR_ENOMEM;
-    if (opts) t->o = *opts;
-    t->o.max_concurrent = PR__DEF(t->o.max_concurrent, 400);
-    t->o.backoff_concurrent = PR__DEF(t->o.backoff_concurrent, 10);
-    t->o.max_bytes = PR__DEF(t->o.max_bytes, (int64_t)10 << 20);
-    t->o.backoff_byte_factor = PR__DEF(t->o.backoff_byte_factor, 20);
-    t->o.recent_ms = PR__DEF(t->o.recent_ms, 10000);
-    t->o.small_window_ms = PR__DEF(t->o.small_window_ms, 1000);
-    t->o.large_window_ms = PR__DEF(t->o.large_window_ms, 5000);
-    t->o.large_bytes = PR__DEF(t->o.large_bytes, 128 * 1024);
-    if (pr_sem_create(&t->all, t->o.max_concurrent) || pr_sem_create(&t->backoff, t->o.backoff_concurrent) ||
-        pr_wsem_create(&t->bytes, t->o.max_bytes) || (!t->o.window && pr_backoff_window_create(&t->own)) ||
-        !(t->key = pr__strdup(t->o.key ? t->o.key : "", &t->key_n))) {
-        pr_throttle_destroy(t);
-        return PR_ENOMEM;
-    }
-    if (!t->o.window) t->o.window = t->own;
-    t->o.key = t->key;
-    *out = t;
-    return PR_OK;
-}
-
-void pr_throttle_destroy(pr_throttle *t) {
-    if (!t) return;
-    pr_sem_destroy(t->all);
-    pr_sem_destroy(t->backoff);
-    pr_wsem_destroy(t->bytes);
-    pr_backoff_window_destroy(t->own);
-    pr__free(t->key, t->key_n);
-    pr__free(t, sizeof *t);
-}
-
-int pr_throttle_backed_off(pr_throttle *t) {
-    int64_t until = t ? pr_backoff_window_until(t->o.window, t->key) : 0;
-    return until && pr_now() - until < t->o.recent_ms;
-}
-
-int pr_throttle_acquire(pr_throttle *t, int64_t est_bytes, pr_throttle_ticket *tk, int64_t deadline) {
-    int rc, recent;
-    if (!t || !tk || est_bytes < 0) return PR_EINVAL;
-    memset(tk, 0, sizeof *tk);
-    if ((rc = pr_backoff_window_wait(t->o.window, t->key, deadline)) != PR_OK) return rc;
-    recent = pr_throttle_backed_off(t); /* one snapshot for the whole acquisition */
-    if ((rc = pr_sem_acquire(t->all, deadline)) != PR_OK) return rc;
-    if (recent && (rc = pr_sem_acquire(t->backoff, deadline)) != PR_OK) {
-        pr_sem_release(t->all);
-        return rc;
-    }
-    tk->backoff_slot = recent;
-    tk->weight = !recent ? est_bytes
-                 : est_bytes > INT64_MAX / t->o.backoff_byte_factor ? INT64_MAX /* saturates: one runs alone */
-                 : est_bytes * t->o.backoff_byte_factor;
-    if ((rc = pr_wsem_acquire(t->bytes, tk->weight, deadline)) != PR_OK) {
-        if (recent) pr_sem_release(t->backoff);
-        pr_sem_release(t->all);
-        memset(tk, 0, sizeof *tk);
-        return rc;
-    }
-    return PR_OK;
-}
-
-void pr_throttle_release(pr_throttle *t, const pr_throttle_ticket *tk) {
-    if (!t || !tk) return;
-    pr_wsem_release(t->bytes, tk->weight);
-    if (tk->backoff_slot) pr_sem_release(t->backoff);
-    pr_sem_release(t->all);
-}
-
-int pr_throttle_backoff(pr_throttle *t, int64_t est_bytes) {
-    if (!t || est_bytes < 0) return PR_EINVAL;
-    return pr_backoff_window_set(t->o.window, t->key,
-                                 est_bytes > t->o.large_bytes ? t->o.large_window_ms : t->o.small_window_ms);
-}
-
-/* ---- session heartbeat ---- */
-struct pr_heartbeat {
-    pr_heartbeat_opts o;
-    pr_http_client *client;
-    pr_url url;
-    pr_buf body;
-    pr_task *task;  /* set when the task runs */
-    int stop;       /* stopped before it ran */
-    long sent, failed;
-};
-
-static void pr__hb_free(pr_heartbeat *h) {
-    pr_url_deinit(&h->url);
-    pr_buf_deinit(&h->body);
-    pr__free(h, sizeof *h);
-}
-
-static int pr__hb_task(void *arg) {
-    pr_heartbeat *h = (pr_heartbeat *)arg;
-    pr_http_header hd = { { "Content-Type", 12 }, { "application/json", 16 } };
-    int64_t last_ok = pr_now(), next = pr_deadline_in(h->o.interval_ms);
-    h->task = pr_self();
-    if (h->stop) pr_cancel(h->task);
-    while (pr_sleep(next) == PR_OK) {
-        pr_http_request req;
-        pr_http_response *r = NULL;
-        int rc, ok;
-        next = pr_deadline_in(h->o.interval_ms);
-        memset(&req, 0, sizeof req);
-        req.method = "POST";
-        req.url = &h->url;
-        req.headers = &hd;
-        req.nheaders = 1;
-        req.body = h->body.data;
-        req.body_len = h->body.len;
-        req.retry = &pr__retry_off;
-        rc = pr_http_client_request(h->client, &r, &req, pr_deadline_in(h->o.timeout_ms));
-        if (rc == PR_ECANCELED) break;
-        h->sent++;
-        ok = rc == PR_OK && pr_http_status(r) >= 200 && pr_http_status(r) <= 299;
-        if (r) {
-            char tmp[512]; /* read the (small) answer so the connection is kept */
-            while (pr_http_read(r, tmp, sizeof tmp, pr_deadline_in(h->o.timeout_ms)) > 0) {}
-            pr_http_response_destroy(r);
-        }
-        if (ok) {
-            last_ok = pr_now();
-            continue;
-        }
-        h->failed++;
-        if (pr_now() - last_ok > h->o.warn_after_ms) {
-            char msg[160];
-            int64_t since = pr_now() - last_ok;
-            snprintf(msg, sizeof msg, "session heartbeat failed for %lld s; the session will be terminated if this "
-                                      "persists", (long long)(since / 1000));
-            if (h->o.on_warning) h->o.on_warning(msg, since, h->o.user_data);
-            else PR__LOG(PR_LEVEL_WARN, "rfuture", "%s", msg);
-        }
-    }
-    pr__hb_free(h);
-    return 0;
-}
-
-int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url, const char *session_id,
-                       const pr_heartbeat_opts *opts) {
-    pr_heartbeat *h;
-    pr_json_writer w;
-    int rc;
-    if (out) *out = NULL;
-    if (!out || !client || !base_url || !session_id) return PR_EINVAL;
-    if (opts && (opts->interval_ms < 0 || opts->warn_after_ms < 0 || opts->timeout_ms < 0)) return PR_EINVAL;
-    if (!(h = (pr_heartbeat *)pr__calloc(1, sizeof *h))) return PR_ENOMEM;
-    if (opts) h->o = *opts;
-    h->o.interval_ms = PR__DEF(h->o.interval_ms, 10000);
-    h->o.warn_after_ms = PR__DEF(h->o.warn_after_ms, 120000);
-    h->o.timeout_ms = PR__DEF(h->o.timeout_ms, 10000);
-    h->client = client;
-    pr_buf_init(&h->body);
-    rc = pr__rf_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", NULL);
-    h->o.path = NULL;
-    pr_json_writer_init(&w, &h->body);
-    pr_json_begin_object(&w);
-    pr_json_key(&w, "session_id", 10);
-    pr_json_write_string(&w, session_id, strlen(session_id));
-    pr_json_key(&w, "type", 4);
-    pr_json_write_string(&w, "session_heartbeat", 17);
-    pr_json_end_object(&w);
-    if (!rc) rc = pr_json_writer_finish(&w);
-    if (!rc) rc = pr_go(NULL, pr__hb_task, h, NULL);
-    if (rc) {
-        pr__hb_free(h);
-        return rc;
-    }
-    *out = h;
-    return PR_OK;
-}
-
-void pr_heartbeat_stop(pr_heartbeat *h) {
-    if (!h) return;
-    if (h->task) pr_cancel(h->task); /* it frees h as it ends */
-    else h->stop = 1;
-}
-
-void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *failed) {
-    if (sent) *sent = h ? h->sent : 0;
-    if (failed) *failed = h ? h->failed : 0;
 }

@@ -152,16 +152,16 @@ PRISTINE_API void pr_telemetry_breaker_hook(const char *name, int from, int to, 
    See: pr_sse_stream_opts. */
 PRISTINE_API void pr_telemetry_sse_hook(const pr_sse_reconnect *info, void *user_data);
 
-/* An on_queue_state for pr_rfuture_poller_opts: user_data is the hub.
+/* An on_queue_state for pr_rfuture_observer: observer.user_data is the hub.
    Fields: request_id, queue_state, queue_state_reason, old_queue_state.
    Params: change - the change; user_data - a hub.
    Returns: nothing.
    Blocks: no.
    Thread: owner.
-   See: pr_rfuture_poller_opts. */
+   See: pr_rfuture_observer. */
 PRISTINE_API void pr_telemetry_queue_hook(const pr_queue_change *change, void *user_data);
 
-/* An on_event for pr_rfuture_poller_opts: user_data is the hub. Problems
+/* An on_event for pr_rfuture_observer: observer.user_data is the hub. Problems
    become FUTURE events under their own names; the end of a future becomes
    FUTURE_RESOLVED or FUTURE_FAILED. Fields: request_id, request_type,
    iteration, elapsed_time, status_code, kind, should_retry, is_user_error,
@@ -170,7 +170,7 @@ PRISTINE_API void pr_telemetry_queue_hook(const pr_queue_change *change, void *u
    Returns: nothing.
    Blocks: no.
    Thread: owner.
-   See: pr_rfuture_poller_opts. */
+   See: pr_rfuture_observer. */
 PRISTINE_API void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data);
 
 /* Options of pr_reporter_start. Zero means the default; strings are copied. */

@@ -24,6 +24,7 @@
 #include "test_server.c"
 #include "test_http_retry.c"
 #include "test_eventsource.c"
+#include "test_session.c"
 #include "test_rfuture.c"
 #include "test_telemetry.c"
 #include "test_ds.c"

@@ -3,7 +3,7 @@
    shape, the status table, the backoff between polls (recorded by a sleep
    hook that does not sleep), queue-state observers, telemetry events, the
    response-bytes budget, timeouts, cancellation in every phase, 10,000
-   futures at once, the submit throttle and the session heartbeat. */
+   futures at once, protocol profiles. */
 
 typedef struct rf_rec {
     int64_t sleeps[64];
@@ -29,42 +29,11 @@ typedef struct rf_obs {
     char reason[16][32];
 } rf_obs;
 
-static void rf_on_queue(const pr_queue_change *c, void *ud) {
-    rf_obs *o = (rf_obs *)ud;
-    if (o->n < 16) {
-        o->old_state[o->n] = c->old_state;
-        o->state[o->n] = c->state;
-        snprintf(o->reason[o->n], sizeof o->reason[o->n], "%s", c->reason ? c->reason : "(null)");
-    }
-    o->n++;
-}
-
 typedef struct rf_evs {
     int n;
     char name[16][64], kind[16][32];
     int status[16], iteration[16], severity[16];
 } rf_evs;
-
-/* How many events of this name (without the "APIFuture.result_async." prefix). */
-static int rf_count(const rf_evs *e, const char *what) {
-    char name[64];
-    int i, n = 0;
-    snprintf(name, sizeof name, "APIFuture.result_async.%s", what);
-    for (i = 0; i < e->n && i < 16; i++) n += strcmp(e->name[i], name) == 0;
-    return n;
-}
-
-static void rf_on_event(const pr_rfuture_event *ev, void *ud) {
-    rf_evs *e = (rf_evs *)ud;
-    if (e->n < 16) {
-        snprintf(e->name[e->n], sizeof e->name[e->n], "%s", ev->name);
-        snprintf(e->kind[e->n], sizeof e->kind[e->n], "%s", ev->kind ? ev->kind : "-");
-        e->status[e->n] = ev->status_code;
-        e->iteration[e->n] = ev->iteration;
-        e->severity[e->n] = ev->severity;
-    }
-    e->n++;
-}
 
 typedef struct rf_fx {
     ts_server *s;
@@ -78,14 +47,46 @@ typedef struct rf_fx {
     char base[64];
 } rf_fx;
 
+/* The observer's callbacks: user_data is the fixture. */
+static void rf_on_queue(const pr_queue_change *c, void *ud) {
+    rf_obs *o = &((rf_fx *)ud)->obs;
+    if (o->n < 16) {
+        o->old_state[o->n] = c->old_state;
+        o->state[o->n] = c->state;
+        snprintf(o->reason[o->n], sizeof o->reason[o->n], "%s", c->reason ? c->reason : "(null)");
+    }
+    o->n++;
+}
+
+/* How many events of this name (without the "APIFuture.result_async." prefix). */
+static int rf_count(const rf_evs *e, const char *what) {
+    char name[64];
+    int i, n = 0;
+    snprintf(name, sizeof name, "APIFuture.result_async.%s", what);
+    for (i = 0; i < e->n && i < 16; i++) n += strcmp(e->name[i], name) == 0;
+    return n;
+}
+
+static void rf_on_event(const pr_rfuture_event *ev, void *ud) {
+    rf_evs *e = &((rf_fx *)ud)->evs;
+    if (e->n < 16) {
+        snprintf(e->name[e->n], sizeof e->name[e->n], "%s", ev->name);
+        snprintf(e->kind[e->n], sizeof e->kind[e->n], "%s", ev->kind ? ev->kind : "-");
+        e->status[e->n] = ev->status_code;
+        e->iteration[e->n] = ev->iteration;
+        e->severity[e->n] = ev->severity;
+    }
+    e->n++;
+}
+
+
 static void rf_opts(rf_fx *f) {
     memset(f, 0, sizeof *f);
     f->po.hooks.sleep = rf_sleep;
     f->po.hooks.user_data = &f->rec;
-    f->po.on_queue_state = rf_on_queue;
-    f->po.queue_user_data = &f->obs;
-    f->po.on_event = rf_on_event;
-    f->po.event_user_data = &f->evs;
+    f->po.observer.on_queue_state = rf_on_queue;
+    f->po.observer.on_event = rf_on_event;
+    f->po.observer.user_data = f;
 }
 
 static int rf_start(rf_fx *f) {
@@ -98,7 +99,7 @@ static int rf_start(rf_fx *f) {
     snprintf(f->base, sizeof f->base, "http://127.0.0.1:%u", (unsigned)ts_port(f->s));
     if ((rc = pr_http_client_create(&f->c, &co)) != PR_OK) return rc;
     f->po.base_url = f->base;
-    return pr_rfuture_poller_create(&f->p, f->c, &f->po);
+    return pr_rfuture_poller_create(&f->p, f->c, &f->po, NULL);
 }
 
 static void rf_end(rf_fx *f) {
@@ -619,7 +620,7 @@ PT_TEST(rfuture_connection_errors_back_off) {
     f.po.base_url = f.base;
     f.rec.on_sleep = rf_start_server_on_second_sleep;
     f.rec.ctx = &f;
-    PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
+    PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po, NULL) == PR_OK);
     PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
     /* refused, refused (1000, 2000), a 500 (the floor after 3 polls: 20), closed (1000: the 500 reset the
        exponent), the result */
@@ -773,7 +774,7 @@ PT_TEST(rfuture_malformed_answers) {
         co.fetch_max_bytes = 4096;
         PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
         f.po.base_url = f.base;
-        PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
+        PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po, NULL) == PR_OK);
         st = rf_step(200, huge);
         rf_script(&f, "r1", &st, 1);
         PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_ELIMIT);
@@ -881,7 +882,8 @@ static int rf_submit_and_await(int attempt, void *ud) {
     int rc;
     (void)attempt;
     op->submits++;
-    rc = pr_rfuture_submit(&fu, op->f->p, "/api/v1/asample", "{\"prompt\":\"hi\"}", 15, NULL, pr_deadline_in(5000));
+    rc = pr_rfuture_submit(&fu, op->f->p, "/api/v1/asample", "{\"prompt\":\"hi\"}", 15, NULL, NULL,
+                           pr_deadline_in(5000));
     if (rc) return rc;
     rc = pr_future_await(fu, NULL, pr_deadline_in(10000));
     pr_future_destroy(fu);
@@ -987,7 +989,7 @@ PT_TEST(rfuture_cancel_while_connecting) {
     PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
     memset(&po, 0, sizeof po);
     po.base_url = base;
-    PT_REQUIRE(pr_rfuture_poller_create(&p, c, &po) == PR_OK);
+    PT_REQUIRE(pr_rfuture_poller_create(&p, c, &po, NULL) == PR_OK);
     PT_EQ_ERR(pr_rfuture_start(&fu, p, "r1", NULL), PR_OK);
     PT_EQ_ERR(pr_sleep(pr_deadline_in(50)), PR_OK); /* it is in connect now */
     PT_EQ_INT(pr_future_state(fu), PR_FUTURE_PENDING);
@@ -1032,8 +1034,8 @@ PT_TEST(rfuture_ten_thousand_at_once) {
     size_t i, bad = 0;
     PT_REQUIRE(fs != NULL);
     rf_opts(&f);
-    f.po.on_queue_state = NULL;
-    f.po.on_event = NULL;
+    f.po.observer.on_queue_state = NULL;
+    f.po.observer.on_event = NULL;
     f.so.future_polls = 3;
     PT_REQUIRE(rf_start(&f) == PR_OK);
     for (i = 0; i < N; i++) {
@@ -1057,7 +1059,7 @@ PT_TEST(rfuture_ten_thousand_at_once) {
 }
 
 /* A submit answered with an error status, or without a request id: the
-   code, and opts.err says why. */
+   code, and err says why. */
 PT_TEST(rfuture_submit_errors_say_why) {
     rf_fx f;
     pr_http_client_opts co;
@@ -1073,23 +1075,26 @@ PT_TEST(rfuture_submit_errors_say_why) {
     co.retry.max_retries = PR_RETRY_OFF;
     PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
     f.po.base_url = f.base;
-    PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
+    PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po, NULL) == PR_OK);
     st[0] = rf_step(429, "{\"detail\":\"slow down\"}");
     st[1] = rf_step(200, "{\"model_id\":\"m-1\"}");
     PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 2), PR_OK);
     memset(&o, 0, sizeof o);
     memset(&e, 0, sizeof e);
-    o.err = &e;
-    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, &e, pr_deadline_in(5000)), PR_EHTTP);
     PT_CHECK(fu == NULL);
     PT_EQ_ERR(e.code, PR_EHTTP);
     PT_EQ_INT(e.http_status, 429);
     PT_CHECK(strstr(e.msg, "slow down") != NULL);
     memset(&e, 0, sizeof e);
-    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EPROTO);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, &e, pr_deadline_in(5000)), PR_EPROTO);
     PT_CHECK(fu == NULL);
     PT_EQ_ERR(e.code, PR_EPROTO);
     PT_CHECK(strstr(e.msg, "request_id") != NULL);
+    memset(&e, 0, sizeof e);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, NULL, "{}", 2, &o, &e, pr_deadline_in(5000)), PR_EINVAL);
+    PT_EQ_ERR(e.code, PR_EINVAL);
+    PT_CHECK(strstr(e.msg, "path") != NULL);
     rf_end(&f);
 }
 
@@ -1111,11 +1116,10 @@ PT_TEST(rfuture_server_strings_checked) {
     rf_opts(&f);
     PT_REQUIRE(rf_start(&f) == PR_OK);
     memset(&o, 0, sizeof o);
-    o.err = &e;
     /* a request_id with \u0000: refused, nothing polled */
     st[0] = rf_step(200, "{\"request_id\":\"ab\\u0000cd\"}");
     PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
-    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EPROTO);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, &e, pr_deadline_in(5000)), PR_EPROTO);
     PT_CHECK(fu == NULL);
     PT_EQ_ERR(e.code, PR_EPROTO);
     PT_EQ_STR(e.msg, "rfuture: the submit's request_id holds a NUL byte");
@@ -1124,7 +1128,7 @@ PT_TEST(rfuture_server_strings_checked) {
     snprintf(body, sizeof body, "{\"request_id\":\"%s\"}", big);
     st[0] = rf_step(200, body);
     PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
-    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_EPROTO);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, &e, pr_deadline_in(5000)), PR_EPROTO);
     PT_CHECK(fu == NULL);
     PT_EQ_STR(e.msg, "rfuture: the submit's request_id is over 1024 bytes");
     PT_EQ_INT(ts_log_count(f.s), 2);
@@ -1132,7 +1136,7 @@ PT_TEST(rfuture_server_strings_checked) {
     snprintf(body, sizeof body, "{\"request_id\":\"%s\"}", big);
     st[0] = rf_step(200, body);
     PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 1), PR_OK);
-    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, &o, &e, pr_deadline_in(5000)), PR_OK);
     pr_future_await(fu, NULL, pr_deadline_in(5000)); /* the test server has no route for so long an id */
     pr_future_destroy(fu);
     PT_REQUIRE(ts_log_count(f.s) >= 4);
@@ -1175,211 +1179,91 @@ PT_TEST(rfuture_server_strings_checked) {
     rf_end(&f);
 }
 
-/* ---- the submit throttle (D4, W6) ---- */
-
-PT_TEST(rfuture_throttle_layers) {
-    pr_throttle *t;
-    pr_throttle_opts o;
-    pr_throttle_ticket tk[12];
-    int i;
-    int64_t t0 = pr_now();
-    pr__test_clock_virtual(1, t0);
+/* A service with its own names (a non-default profile): another retrieve
+   path, other headers, JSON members and event names, against routes of the
+   test server; none of the built-in names is sent, and a header set to ""
+   is left out. */
+PT_TEST(rfuture_custom_profile) {
+    rf_fx f;
+    pr_future *fu = NULL;
+    pr_rfuture_opts o;
+    ts_step st[3], sub = rf_step(200, "{\"job_id\":\"j-9\",\"request_id\":\"wrong\"}");
+    char v[64];
+    size_t i;
+    int64_t n;
+    rf_opts(&f);
+    f.po.profile.path = "/v2/jobs/poll";
+    f.po.profile.iteration_header = "X-Acme-Attempt";
+    f.po.profile.type_header = "X-Acme-Kind";
+    f.po.profile.roundtrip_header = ""; /* not sent */
+    f.po.profile.request_id_field = "job_id";
+    f.po.profile.metadata_field = "partial_ok";
+    f.po.profile.queue_state_field = "queue";
+    f.po.profile.retry_after_field = "wait_ms";
+    f.po.profile.event_prefix = "acme.poll.";
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    st[0] = rf_step(503, "busy");
+    st[1] = rf_step(200, "{\"type\":\"try_again\",\"queue\":\"paused_capacity\",\"queue_state\":\"active\","
+                         "\"wait_ms\":250}");
+    st[2] = rf_step(200, "{\"status\":\"completed\",\"result\":{\"v\":7}}");
+    PT_EQ_ERR(ts_script(f.s, "/v2/jobs/poll", st, 3), PR_OK);
+    PT_EQ_ERR(ts_script(f.s, "/v2/jobs", &sub, 1), PR_OK);
     memset(&o, 0, sizeof o);
-    o.max_bytes = 1000;
-    PT_REQUIRE(pr_throttle_create(&t, &o) == PR_OK);
-    /* before any 429: only the concurrency slot and 1x bytes */
-    PT_EQ_INT(pr_throttle_backed_off(t), 0);
-    PT_EQ_ERR(pr_throttle_acquire(t, 100, &tk[0], 0), PR_OK);
-    PT_EQ_INT(tk[0].weight, 100);
-    PT_EQ_INT(tk[0].backoff_slot, 0);
-    pr_throttle_release(t, &tk[0]);
-    /* W6: a 429 on a small request opens a 1 s window; the resubmission waits for it */
-    PT_EQ_ERR(pr_throttle_backoff(t, 1000), PR_OK);
-    PT_EQ_INT(pr_backoff_window_remaining(t->o.window, t->key), 1000);
-    PT_EQ_ERR(pr_throttle_acquire(t, 10, &tk[0], PR_FOREVER), PR_OK);
-    PT_EQ_INT(pr_now() - t0, 1000);
-    /* D4: recently backed off: the 10-permit semaphore and 20x weight */
-    PT_EQ_INT(tk[0].backoff_slot, 1);
-    PT_EQ_INT(tk[0].weight, 200);
-    for (i = 1; i < 10; i++) PT_EQ_ERR(pr_throttle_acquire(t, 0, &tk[i], 0), PR_OK);
-    PT_EQ_ERR(pr_throttle_acquire(t, 0, &tk[10], 0), PR_ETIMEDOUT); /* the 11th waits */
-    for (i = 0; i < 10; i++) pr_throttle_release(t, &tk[i]);
-    PT_EQ_INT(pr_wsem_budget(t->bytes), 1000);
-    /* a large request opens 5 s */
-    PT_EQ_ERR(pr_throttle_backoff(t, 200 * 1024), PR_OK);
-    PT_EQ_INT(pr_backoff_window_remaining(t->o.window, t->key), 5000);
-    pr__test_clock_advance(5000 + 10000);
-    PT_EQ_INT(pr_throttle_backed_off(t), 0); /* 10 s after the window: back to normal */
-    PT_EQ_ERR(pr_throttle_acquire(t, 100, &tk[0], 0), PR_OK);
-    PT_EQ_INT(tk[0].weight, 100);
-    PT_EQ_INT(tk[0].backoff_slot, 0);
-    pr_throttle_release(t, &tk[0]);
-    pr_throttle_destroy(t);
-    pr__test_clock_virtual(0, 0);
+    o.request_type = "Sample";
+    PT_REQUIRE(pr_rfuture_submit(&fu, f.p, "/v2/jobs", "{}", 2, &o, NULL, pr_deadline_in(10000)) == PR_OK);
+    PT_EQ_ERR(pr_future_await(fu, NULL, pr_deadline_in(20000)), PR_OK);
+    PT_CHECK(pr_json_int(pr_json_get(pr_rfuture_result(fu), "v"), &n) == PR_OK && n == 7);
+    /* the submit, then three polls on the profile's path with its names */
+    PT_EQ_INT(ts_log_count(f.s), 4);
+    PT_CHECK(pr_slice_eq(ts_log_get(f.s, 0)->path, pr_slice_cstr("/v2/jobs")));
+    for (i = 1; i < 4 && i < ts_log_count(f.s); i++) {
+        char want[2] = { (char)('0' + i - 1), 0 };
+        PT_CHECK(pr_slice_eq(ts_log_get(f.s, i)->path, pr_slice_cstr("/v2/jobs/poll")));
+        PT_EQ_STR(ts_log_get(f.s, i)->body, "{\"job_id\":\"j-9\",\"partial_ok\":true}");
+        PT_EQ_STR(rf_logged(&f, i, "X-Acme-Attempt", v, sizeof v), want);
+        PT_EQ_STR(rf_logged(&f, i, "X-Acme-Kind", v, sizeof v), "Sample");
+        PT_EQ_STR(rf_logged(&f, i, "X-Tinker-Request-Iteration", v, sizeof v), "-");
+        PT_EQ_STR(rf_logged(&f, i, "X-Tinker-Request-Type", v, sizeof v), "-");
+        PT_EQ_STR(rf_logged(&f, i, "X-Tinker-Create-Promise-Roundtrip-Time", v, sizeof v), "-");
+    }
+    /* the queue state from the profile's member (not the built-in one's), the server's delay from its own */
+    PT_EQ_INT(f.obs.n, 1);
+    PT_EQ_INT(f.obs.state[0], PR_QUEUE_PAUSED_CAPACITY);
+    PT_EQ_INT(f.rec.n, 2);
+    PT_EQ_INT(f.rec.sleeps[1], 250);
+    /* events under the profile's prefix */
+    PT_EQ_INT(f.evs.n, 2);
+    PT_EQ_STR(f.evs.name[0], "acme.poll.api_status_error");
+    PT_EQ_INT(f.evs.status[0], 503);
+    PT_EQ_STR(f.evs.name[1], "acme.poll.resolved");
+    pr_future_destroy(fu);
+    rf_end(&f);
 }
 
-/* A 429 on a real submit route: the window is set, the resubmission comes
-   later, a concurrent submitter waits too. */
-typedef struct rf_sub {
-    pr_throttle *t;
+/* A profile whose names cannot work is refused at create. */
+PT_TEST(rfuture_profile_checked) {
+    pr_rfuture_poller *p = NULL;
+    pr_rfuture_poller_opts o;
     pr_http_client *c;
-    const char *url;
-    int ok, tries;
-    int64_t sent_at[8];
-} rf_sub;
-
-/* While recently backed off, a huge estimate's weight saturates instead of
-   overflowing (UBSan under SAN=1): it runs alone and gives back all it took. */
-PT_TEST(rfuture_throttle_weight_saturates) {
-    pr_throttle *t;
-    pr_throttle_opts o;
-    pr_throttle_ticket tk;
-    pr__test_clock_virtual(1, pr_now());
+    pr_err_info e;
+    char prefix[80];
+    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
     memset(&o, 0, sizeof o);
-    o.max_bytes = 1000;
-    PT_REQUIRE(pr_throttle_create(&t, &o) == PR_OK);
-    PT_EQ_ERR(pr_throttle_backoff(t, 0), PR_OK);
-    PT_EQ_ERR(pr_throttle_acquire(t, INT64_MAX / 4, &tk, PR_FOREVER), PR_OK); /* after the window */
-    PT_EQ_INT(tk.backoff_slot, 1);
-    PT_CHECK(tk.weight == INT64_MAX);
-    pr_throttle_release(t, &tk);
-    PT_CHECK(pr_wsem_budget(t->bytes) == 1000);
-    pr_throttle_destroy(t);
-    pr__test_clock_virtual(0, 0);
-}
-
-static int rf_submitter(void *arg) {
-    rf_sub *x = (rf_sub *)arg;
-    for (;;) {
-        pr_throttle_ticket tk;
-        pr_http_response *r = NULL;
-        int st;
-        if (pr_throttle_acquire(x->t, 64, &tk, pr_deadline_in(10000)) != PR_OK) return -1;
-        if (x->tries < 8) x->sent_at[x->tries] = pr_now();
-        x->tries++;
-        if (pr_http_client_send(x->c, &r, "POST", x->url, NULL, "{\"seq\":7}", 9, pr_deadline_in(5000)) != PR_OK) {
-            pr_throttle_release(x->t, &tk);
-            return -1;
-        }
-        st = pr_http_status(r);
-        pr_http_response_destroy(r);
-        pr_throttle_release(x->t, &tk);
-        if (st == 429) {
-            pr_throttle_backoff(x->t, 64);
-            continue; /* the same sequence id again */
-        }
-        x->ok = st == 200;
-        return 0;
-    }
-}
-
-PT_TEST(rfuture_throttle_shared_window_real_429) {
-    rf_fx f;
-    pr_throttle *t;
-    pr_throttle_opts o;
-    rf_sub a, b;
-    pr_task *ta, *tb;
-    pr_http_client_opts co;
-    ts_step st[2];
-    char url[96];
-    memset(&f, 0, sizeof f);
-    PT_REQUIRE(ts_start(&f.s, NULL) == PR_OK);
-    memset(&co, 0, sizeof co);
-    co.ignore_env = 1;
-    co.retry.max_retries = PR_RETRY_OFF;
-    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
-    memset(&o, 0, sizeof o);
-    o.small_window_ms = 200; /* scaled down from 1 s so the test stays short */
-    PT_REQUIRE(pr_throttle_create(&t, &o) == PR_OK);
-    st[0] = hr_step(429, NULL, "slow down");
-    st[1] = hr_step(200, NULL, "{}");
-    st[1].count = 3;
-    PT_EQ_ERR(ts_script(f.s, "/api/v1/asample", st, 2), PR_OK);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/api/v1/asample", (unsigned)ts_port(f.s));
-    memset(&a, 0, sizeof a);
-    a.t = t;
-    a.c = f.c;
-    a.url = url;
-    b = a;
-    PT_REQUIRE(pr_go(&ta, rf_submitter, &a, NULL) == PR_OK);
-    PT_EQ_ERR(pr_sleep(pr_deadline_in(20)), PR_OK); /* a got its 429; the window is open */
-    PT_CHECK(pr_backoff_window_remaining(t->o.window, t->key) > 0);
-    PT_REQUIRE(pr_go(&tb, rf_submitter, &b, NULL) == PR_OK);
-    PT_EQ_ERR(pr_join(ta, NULL, PR_FOREVER), PR_OK);
-    PT_EQ_ERR(pr_join(tb, NULL, PR_FOREVER), PR_OK);
-    PT_EQ_INT(a.ok, 1);
-    PT_EQ_INT(b.ok, 1);
-    PT_EQ_INT(a.tries, 2);
-    PT_CHECK(a.sent_at[1] - a.sent_at[0] >= 200); /* the resubmission came after the window */
-    PT_CHECK(b.sent_at[0] - a.sent_at[0] >= 200); /* and so did the other submitter */
-    PT_EQ_STR(ts_log_get(f.s, 1)->body, "{\"seq\":7}");
-    pr_throttle_destroy(t);
-    pr_http_client_destroy(f.c);
-    ts_stop(f.s);
-}
-
-/* ---- the session heartbeat (D5-D7) ---- */
-
-typedef struct rf_warns {
-    int n;
-    int64_t since[32];
-} rf_warns;
-
-static void rf_on_warning(const char *msg, int64_t since_ms, void *ud) {
-    rf_warns *w = (rf_warns *)ud;
-    PT_CHECK(strncmp(msg, "session heartbeat failed for ", 29) == 0);
-    if (w->n < 32) w->since[w->n] = since_ms;
-    w->n++;
-}
-
-PT_TEST(rfuture_heartbeat) {
-    rf_fx f;
-    pr_heartbeat *h;
-    pr_heartbeat_opts o;
-    pr_http_client_opts co;
-    rf_warns w;
-    ts_step fail = hr_step(500, NULL, "down");
-    size_t i, n;
-    long sent = 0, failed = 0;
-    int64_t t0;
-    memset(&f, 0, sizeof f);
-    memset(&w, 0, sizeof w);
-    PT_REQUIRE(ts_start(&f.s, NULL) == PR_OK);
-    snprintf(f.base, sizeof f.base, "http://127.0.0.1:%u", (unsigned)ts_port(f.s));
-    memset(&co, 0, sizeof co);
-    co.ignore_env = 1;
-    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
-    /* D6: the route fails for the first 6 beats; a warning at each tick once 250 ms passed without success */
-    fail.count = 6;
-    PT_EQ_ERR(ts_script(f.s, "/api/v1/session_heartbeat", &fail, 1), PR_OK);
-    memset(&o, 0, sizeof o);
-    o.interval_ms = 100;
-    o.warn_after_ms = 250;
-    o.on_warning = rf_on_warning;
-    o.user_data = &w;
-    t0 = pr_now();
-    PT_EQ_ERR(pr_heartbeat_start(&h, f.c, f.base, "s1", &o), PR_OK);
-    while (ts_log_count(f.s) < 9 && pr_now() - t0 < 10000) PT_REQUIRE(pr_sleep(pr_deadline_in(10)) == PR_OK);
-    /* D7: stop, and no beat comes after it */
-    pr_heartbeat_counts(h, &sent, &failed);
-    pr_heartbeat_stop(h);
-    n = ts_log_count(f.s);
-    PT_EQ_ERR(pr_sleep(pr_deadline_in(300)), PR_OK);
-    PT_EQ_INT(ts_log_count(f.s), n);
-    /* D5: the body, no retries (one request per beat), the first one interval after the start */
-    PT_CHECK(n >= 9);
-    for (i = 0; i < n; i++) {
-        PT_EQ_STR(ts_log_get(f.s, i)->body, "{\"session_id\":\"s1\",\"type\":\"session_heartbeat\"}");
-        if (i > 0) PT_CHECK(ts_log_get(f.s, i)->at_ms - ts_log_get(f.s, i - 1)->at_ms >= 90);
-    }
-    PT_CHECK(ts_log_get(f.s, 0)->at_ms - t0 >= 95);
-    PT_CHECK(failed >= 6);
-    PT_CHECK(sent >= 8);
-    /* beats 3 to 6 (at 300 to 600 ms) failed more than 250 ms after the start; the 7th succeeded: no more */
-    PT_EQ_INT(w.n, 4);
-    for (i = 0; i < (size_t)w.n && i < 32; i++) PT_CHECK(w.since[i] > 250);
-    pr_http_client_destroy(f.c);
-    ts_stop(f.s);
+    o.base_url = "http://127.0.0.1:1";
+    o.profile.type_header = "X-Bad\r\nInjected: 1";
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
+    PT_CHECK(p == NULL);
+    PT_CHECK(strstr(e.msg, "is not a header name") != NULL);
+    o.profile.type_header = NULL;
+    memset(prefix, 'x', 65);
+    prefix[65] = 0;
+    o.profile.event_prefix = prefix;
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
+    PT_EQ_STR(e.msg, "rfuture: the profile's event_prefix is over 64 bytes");
+    prefix[64] = 0;
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_OK);
+    pr_rfuture_poller_destroy(p);
+    pr_http_client_destroy(c);
 }
 
 PT_TEST(rfuture_queue_logger_debounces) {
@@ -1412,22 +1296,21 @@ PT_TEST(rfuture_poller_create_errors) {
     pr_err_info e;
     PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
     memset(&o, 0, sizeof o);
-    o.err = &e;
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_EQ_STR(e.msg, "rfuture: a client and opts->base_url are required");
     o.base_url = "ftp://nope";
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_CHECK(strncmp(e.msg, "rfuture: base_url + path: ", 26) == 0);
     o.base_url = "http://127.0.0.1:1";
     o.conn_backoff.base_ms = -1;
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_CHECK(p == NULL);
     o.conn_backoff.base_ms = 0;
     o.hint_max_ms = -1;
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_EQ_STR(e.msg, "rfuture: negative limits");
     o.hint_max_ms = 0;
-    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_OK);
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_OK);
     PT_EQ_ERR(pr_rfuture_start(NULL, p, "x", NULL), PR_EINVAL);
     pr_rfuture_poller_destroy(p);
     pr_rfuture_poller_destroy(NULL);
@@ -1457,10 +1340,8 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_ten_thousand_at_once),
     PT_ENTRY(rfuture_submit_errors_say_why),
     PT_ENTRY(rfuture_server_strings_checked),
-    PT_ENTRY(rfuture_throttle_layers),
-    PT_ENTRY(rfuture_throttle_weight_saturates),
-    PT_ENTRY(rfuture_throttle_shared_window_real_429),
-    PT_ENTRY(rfuture_heartbeat),
+    PT_ENTRY(rfuture_custom_profile),
+    PT_ENTRY(rfuture_profile_checked),
     PT_ENTRY(rfuture_queue_logger_debounces),
     PT_ENTRY(rfuture_poller_create_errors),
     {0, 0} } };

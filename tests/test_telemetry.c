@@ -715,6 +715,43 @@ PT_TEST(telemetry_hub_from_client_breaker_and_futures) {
     tl_end(&f);
 }
 
+/* Both rfuture adapters on one poller's observer, the hub its one
+   user_data: a queue state, a poll problem and the end arrive as telemetry
+   events. */
+PT_TEST(telemetry_rfuture_observer) {
+    rf_fx f;
+    pr_telemetry *t;
+    pr_telemetry_opts to;
+    tl_seen seen;
+    pr_future *fu = NULL;
+    ts_step st[3];
+    rf_opts(&f);
+    memset(&seen, 0, sizeof seen);
+    memset(&to, 0, sizeof to);
+    to.on_event = tl_on_event;
+    to.user_data = &seen;
+    PT_REQUIRE(pr_telemetry_create(&t, &to) == PR_OK);
+    f.po.observer.on_event = pr_telemetry_rfuture_hook;
+    f.po.observer.on_queue_state = pr_telemetry_queue_hook;
+    f.po.observer.user_data = t;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    st[0] = rf_step(200, "{\"type\":\"try_again\",\"queue_state\":\"paused_capacity\"}");
+    st[1] = rf_step(503, "busy");
+    st[2] = rf_step(200, "{\"status\":\"completed\",\"result\":{}}");
+    rf_script(&f, "r1", st, 3);
+    PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_OK);
+    PT_EQ_INT(seen.n, 3);
+    PT_EQ_INT(seen.kind[0], PR_TELEMETRY_QUEUE_STATE);
+    PT_EQ_STR(seen.name[0], "queue.state_change");
+    PT_EQ_INT(seen.kind[1], PR_TELEMETRY_FUTURE);
+    PT_EQ_STR(seen.name[1], "APIFuture.result_async.api_status_error");
+    PT_EQ_INT(seen.kind[2], PR_TELEMETRY_FUTURE_RESOLVED);
+    PT_EQ_STR(seen.name[2], "APIFuture.result_async.resolved");
+    pr_future_destroy(fu);
+    rf_end(&f);
+    pr_telemetry_destroy(t);
+}
+
 const pt_suite pt_suite_telemetry = { "telemetry", {
     PT_ENTRY(telemetry_stream_reconnect_event),
     PT_ENTRY(telemetry_session_start_and_batches),
@@ -730,4 +767,5 @@ const pt_suite pt_suite_telemetry = { "telemetry", {
     PT_ENTRY(telemetry_process_and_session_ids),
     PT_ENTRY(telemetry_sanitize_url),
     PT_ENTRY(telemetry_hub_from_client_breaker_and_futures),
+    PT_ENTRY(telemetry_rfuture_observer),
     {0, 0} } };
