@@ -16,16 +16,17 @@ USAGE
   POSIX: Linux first (epoll), BSD and macOS (kqueue), anything else (poll).
 
 CONTENTS (grep for an anchor: >>sse for the declarations, >>sse.impl for the code)
-  base          >>base          version, API decoration, includes, error codes, allocator and log hooks
-  time          >>time          monotonic clock in ms, deadlines, PR_FOREVER, test clock
+  base          >>base          version, API decoration, includes, error codes, allocator and log hooks, random numbers
+  time          >>time          monotonic and wall clocks in ms, deadlines, PR_FOREVER, test clock
   buf           >>buf           growable byte buffers, slices, checked number parsing, case-insensitive compare
   json          >>json          RFC 8259 JSON reader (DOM on an arena) and writer
   url           >>url           URL parsing, percent-encoding, query building, reference resolution
   sse           >>sse           Server-Sent Events decoder (pure; no I/O)
   coro          >>coro          stackful contexts: hand-written switch per arch, guard-paged pooled stacks
   sched         >>sched         tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post
+  sync          >>sync          FIFO wait queues, counting and weighted semaphores
   future        >>future        in-process promises and futures; a task's result as a future
-  retry         >>retry         backoff and jitter, retry runner, server hints, circuit breaker, backoff window, semaphores
+  retry         >>retry         backoff and jitter, retry runner, server hints, circuit breaker, backoff window
   net           >>net           non-blocking DNS, TCP connect and listen, the pr_conn byte stream
   tls           >>tls           BearSSL client and server over pr_conn, trust anchors, hostname checks
   http          >>http          one HTTP/1.1 exchange over a pr_conn: request writer, response parser, bodies
@@ -125,15 +126,23 @@ EXAMPLE (prints got 1, got 2, got 3)
 #ifndef PRISTINE_H
 #define PRISTINE_H
 
-/* ==== base: version, API decoration, includes, error codes, allocator and log hooks ==== >>base */
+/* ==== base: version, API decoration, includes, error codes, allocator and log hooks, random numbers ==== >>base */
 /*
  * base: what every other module stands on. It carries the version, the
  * PRISTINE_API decoration, every #include of the library, the error codes
  * (one X-macro list gives the enum, pr_strerror and pr_errname), the
- * process-wide allocator hook and the logger hook.
+ * process-wide allocator hook, the logger hook and pr_random, a per-thread
+ * generator of random numbers (not for cryptography).
  *
  * Lifetime: the allocator and the logger are process-wide. Install them
  * before the first scheduler starts and leave them alone while any runs.
+ *
+ * For the modules after it: the error detail (pr__err_set, pr__err_wrap),
+ * the allocator (pr__alloc, pr__calloc, pr__realloc, pr__free), string
+ * copies (pr__strdup, pr__strndup, pr__strfree), PR__LOG, the small macros
+ * (PR__MIN, PR__DEF, PR__CONTAINER_OF, ...) and pr__random_u64, 64 random
+ * bits (retry's jitter, telemetry's UUIDs, the client's idempotency
+ * keys).
  */
 #define PRISTINE_VERSION_MAJOR 0
 #define PRISTINE_VERSION_MINOR 1
@@ -283,7 +292,16 @@ PRISTINE_API int pr_set_logger(const pr_logger *l);
    See: pr_set_logger. */
 PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, void *user_data);
 
-/* ==== time: monotonic clock in ms, deadlines, PR_FOREVER, test clock ==== >>time */
+/* A uniform random number in [0, 1) from a per-thread generator seeded from
+   the operating system (not for cryptography).
+   Params: none.
+   Returns: the number.
+   Blocks: no.
+   Thread: any (each thread has its own generator).
+   See: pr_retry_hooks. */
+PRISTINE_API double pr_random(void);
+
+/* ==== time: monotonic and wall clocks in ms, deadlines, PR_FOREVER, test clock ==== >>time */
 /*
  * time: every call that may suspend takes an absolute deadline in
  * milliseconds on the monotonic clock returned by pr_now(). PR_FOREVER
@@ -291,6 +309,12 @@ PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, 
  * negative values included) means "do not block". Note: -1 is NOT
  * "forever" here, unlike libdill. Options hold durations; calls hold
  * deadlines.
+ *
+ * For the modules after it: pr__time_add (a time plus a duration,
+ * saturating; every such sum goes through it), pr__wall_ms (the wall clock,
+ * ms since 1970 UTC, for HTTP-dates and timestamps), pr__now_ns (the
+ * monotonic clock in ns, for timing) and, in test builds, the virtual clock
+ * (pr__test_clock_virtual) that the scheduler advances to its next timer.
  */
 #define PR_FOREVER INT64_MAX
 
@@ -1287,12 +1311,10 @@ PRISTINE_API size_t pr_coro_stack_size(void);
  * pr_sched_post is the one call another thread may make: it hands a
  * function to this scheduler, which runs it on its own thread.
  *
- * For the modules below: pr__park / pr__wake (a task waits for an event
- * and a deadline), FIFO wait queues (pr__fifo: tasks parked in order,
- * woken one by one or all at once; semaphores, backoff windows, the
- * reporter and the producer wait on them), and the timer heap (pr__theap:
- * nodes by wake-up time, kept inside what they time), which rfuture uses
- * for its sleeping futures.
+ * For the modules after it: pr__park / pr__wake (a task waits for an
+ * event and a deadline; sync builds its FIFO wait queues on them), and the
+ * timer heap (pr__theap: nodes by wake-up time, kept inside what they
+ * time), which rfuture uses for its sleeping futures.
  */
 
 /* A task (coroutine). Owned by the scheduler of the thread that spawned it. */
@@ -1589,6 +1611,151 @@ PRISTINE_API int pr_chan_close(pr_chan *c);
    See: pr_chan_create. */
 PRISTINE_API void pr_chan_destroy(pr_chan *c);
 
+/* ==== sync: FIFO wait queues, counting and weighted semaphores ==== >>sync */
+/*
+ * sync: tasks of one scheduler waiting their turn, in order.
+ *
+ * - pr_sem, a counting semaphore (at most `permits` holders at once), and
+ *   pr_wsem, a weighted one (a budget, of bytes say, that admits while it
+ *   is not negative, so one request larger than the whole budget still runs
+ *   when nothing else does). Waiters are served in FIFO order; a deadline
+ *   or cancellation while waiting leaves the count exactly as it was;
+ *   destroying one wakes its waiters with PR_ECLOSED.
+ *
+ * Semaphores belong to the thread that created them, like every object of
+ * a scheduler; their updates never interleave (tasks switch only when they
+ * block), so concurrent tasks never lose an update.
+ *
+ * For the modules after it: the FIFO wait queues (pr__fifo, pr__waiter:
+ * pr__fifo_park parks the calling task in order until it is granted, the
+ * queue is closed, its deadline passes or it is cancelled;
+ * pr__fifo_wake_all wakes them all), which retry's backoff windows,
+ * telemetry's reporter and the ds producer wait on.
+ */
+
+/* A counting semaphore: at most `permits` holders at once. Opaque. */
+typedef struct pr_sem pr_sem;
+/* A weighted semaphore (a budget of bytes, say): an acquire of w takes w
+   from the budget; it waits only while the budget is negative, so one
+   request larger than the whole budget still runs when nothing else does.
+   Opaque. */
+typedef struct pr_wsem pr_wsem;
+
+/* Create a counting semaphore.
+   Params: out - receives it; permits - > 0.
+   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_acquire. */
+PRISTINE_API int pr_sem_create(pr_sem **out, int64_t permits);
+
+/* Free a semaphore; tasks still waiting wake with PR_ECLOSED. NULL is a
+   no-op.
+   Params: s - the semaphore.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_create. */
+PRISTINE_API void pr_sem_destroy(pr_sem *s);
+
+/* Take a permit, waiting in FIFO order while none is free. A deadline or
+   cancellation while waiting leaves the count exactly as it was.
+   Params: s - the semaphore; deadline - absolute ms.
+   Returns: PR_OK (release it later); PR_ETIMEDOUT; PR_ECANCELED;
+            PR_ECLOSED (destroyed while waiting); PR_EINVAL; PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_sem_release. */
+PRISTINE_API int pr_sem_acquire(pr_sem *s, int64_t deadline);
+
+/* Take a permit only if one is free now (never waits, never jumps ahead
+   of waiting tasks).
+   Params: s - the semaphore.
+   Returns: PR_OK; PR_ETIMEDOUT (none free: what a deadline in the past
+            gives); PR_EINVAL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_acquire. */
+PRISTINE_API int pr_sem_try_acquire(pr_sem *s);
+
+/* Give a permit back; the longest waiter gets it.
+   Params: s - the semaphore.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_acquire. */
+PRISTINE_API void pr_sem_release(pr_sem *s);
+
+/* Permits free now.
+   Params: s - the semaphore.
+   Returns: the count (0 for NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_waiting. */
+PRISTINE_API int64_t pr_sem_available(const pr_sem *s);
+
+/* Tasks waiting for a permit.
+   Params: s - the semaphore.
+   Returns: the count (0 for NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_available. */
+PRISTINE_API size_t pr_sem_waiting(const pr_sem *s);
+
+/* Create a weighted semaphore.
+   Params: out - receives it; budget - the starting budget (> 0).
+   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+   Blocks: no.
+   Thread: owner.
+   See: pr_wsem_acquire. */
+PRISTINE_API int pr_wsem_create(pr_wsem **out, int64_t budget);
+
+/* Free a weighted semaphore; waiting tasks wake with PR_ECLOSED. NULL is a
+   no-op.
+   Params: w - the semaphore.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_wsem_create. */
+PRISTINE_API void pr_wsem_destroy(pr_wsem *w);
+
+/* Take weight from the budget: at once when the budget is >= 0 and nobody
+   waits (even if it goes negative), else wait in FIFO order. A deadline or
+   cancellation while waiting leaves the budget exactly as it was.
+   Params: w - the semaphore; weight - >= 0; deadline - absolute ms.
+   Returns: PR_OK (release the same weight later); PR_ETIMEDOUT;
+            PR_ECANCELED; PR_ECLOSED; PR_EINVAL; PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_wsem_release. */
+PRISTINE_API int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline);
+
+/* Take weight only if that is possible now (never waits).
+   Params: w - the semaphore; weight - >= 0.
+   Returns: PR_OK; PR_ETIMEDOUT (the budget is negative or others wait);
+            PR_EINVAL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_wsem_acquire. */
+PRISTINE_API int pr_wsem_try_acquire(pr_wsem *w, int64_t weight);
+
+/* Give weight back; waiters are admitted in FIFO order while the budget is
+   >= 0, each taking its weight, stopping once it turns negative.
+   Params: w - the semaphore; weight - what was acquired.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_wsem_acquire. */
+PRISTINE_API void pr_wsem_release(pr_wsem *w, int64_t weight);
+
+/* The budget now (negative while over-committed).
+   Params: w - the semaphore.
+   Returns: the budget (0 for NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_wsem_acquire. */
+PRISTINE_API int64_t pr_wsem_budget(const pr_wsem *w);
+
 /* ==== future: in-process promises and futures; a task's result as a future ==== >>future */
 /*
  * future: a pr_future is a value that arrives later. Its producer settles
@@ -1767,7 +1934,7 @@ PRISTINE_API int pr_future_await_all(pr_future *const *fs, size_t n, int flags, 
    See: pr_go, pr_future_await. */
 PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts);
 
-/* ==== retry: backoff and jitter, retry runner, server hints, circuit breaker, backoff window, semaphores ==== >>retry */
+/* ==== retry: backoff and jitter, retry runner, server hints, circuit breaker, backoff window ==== >>retry */
 /*
  * retry: the policies that keep a client alive against real servers.
  *
@@ -1788,16 +1955,21 @@ PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, c
  * - pr_breaker: a circuit breaker (closed / open / half-open) with a
  *   registry so that many clients share one breaker per upstream.
  * - pr_backoff_window: per-key "do not send before" deadlines (a 429
- *   pauses every task that talks to that upstream).
- * - pr_sem (counting) and pr_wsem (weighted, e.g. bytes in flight):
- *   semaphores with a FIFO wait queue on the scheduler.
+ *   pauses every task that talks to that upstream; its waiters queue on
+ *   sync's FIFO wait queues).
  *
- * Time and chance: the runner reads pr_now() and takes its random numbers,
- * its sleep and the wall clock (for HTTP-dates) from pr_retry_hooks, so a
- * test can make every delay exact and instant. Breakers, windows and
- * semaphores belong to the thread that created them, like every object of
- * a scheduler; their updates never interleave (tasks switch only when they
- * block), so concurrent tasks never lose an update.
+ * Time and chance: the runner reads pr_now() and takes its random numbers
+ * (base's pr_random), its sleep (pr_sleep) and the wall clock (time's, for
+ * HTTP-dates) from pr_retry_hooks, so a test can make every delay exact
+ * and instant. Breakers and windows belong to the thread that created
+ * them, like every object of a scheduler; their updates never interleave
+ * (tasks switch only when they block), so concurrent tasks never lose an
+ * update. The semaphores are sync's (pr_sem, pr_wsem).
+ *
+ * For the modules after it (client, eventsource, rfuture, telemetry, ds):
+ * pr__retry_delay_ms (a backoff delay in whole ms, jittered through the
+ * hooks), pr__retry_hook_sleep (a sleep through the hooks) and
+ * pr__retry_off (the policy of a request that must not be retried).
  */
 
 /* Backoff strategies: how the nominal delay grows with the attempt number a
@@ -1881,15 +2053,6 @@ PRISTINE_API int pr_backoff_check(const pr_backoff *b);
    Thread: any.
    See: pr_backoff_check, pr_random. */
 PRISTINE_API double pr_backoff_delay(const pr_backoff *b, int attempt, double prev_ms, double r);
-
-/* A uniform random number in [0, 1) from a per-thread generator seeded from
-   the operating system (not for cryptography).
-   Params: none.
-   Returns: the number.
-   Blocks: no.
-   Thread: any (each thread has its own generator).
-   See: pr_retry_hooks. */
-PRISTINE_API double pr_random(void);
 
 /* Time and chance for the runner. Every NULL field means the real thing. */
 typedef struct pr_retry_hooks {
@@ -2302,131 +2465,6 @@ PRISTINE_API int pr_backoff_window_wait(pr_backoff_window *w, const char *key, i
    Thread: owner.
    See: pr_backoff_window_set. */
 PRISTINE_API void pr_backoff_window_clear(pr_backoff_window *w, const char *key);
-
-/* ---- semaphores ---- */
-
-/* A counting semaphore: at most `permits` holders at once. Opaque. */
-typedef struct pr_sem pr_sem;
-/* A weighted semaphore (a budget of bytes, say): an acquire of w takes w
-   from the budget; it waits only while the budget is negative, so one
-   request larger than the whole budget still runs when nothing else does.
-   Opaque. */
-typedef struct pr_wsem pr_wsem;
-
-/* Create a counting semaphore.
-   Params: out - receives it; permits - > 0.
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_acquire. */
-PRISTINE_API int pr_sem_create(pr_sem **out, int64_t permits);
-
-/* Free a semaphore; tasks still waiting wake with PR_ECLOSED. NULL is a
-   no-op.
-   Params: s - the semaphore.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_create. */
-PRISTINE_API void pr_sem_destroy(pr_sem *s);
-
-/* Take a permit, waiting in FIFO order while none is free. A deadline or
-   cancellation while waiting leaves the count exactly as it was.
-   Params: s - the semaphore; deadline - absolute ms.
-   Returns: PR_OK (release it later); PR_ETIMEDOUT; PR_ECANCELED;
-            PR_ECLOSED (destroyed while waiting); PR_EINVAL; PR_ENOMEM.
-   Blocks: yes.
-   Thread: owner.
-   See: pr_sem_release. */
-PRISTINE_API int pr_sem_acquire(pr_sem *s, int64_t deadline);
-
-/* Take a permit only if one is free now (never waits, never jumps ahead
-   of waiting tasks).
-   Params: s - the semaphore.
-   Returns: PR_OK; PR_ETIMEDOUT (none free: what a deadline in the past
-            gives); PR_EINVAL.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_acquire. */
-PRISTINE_API int pr_sem_try_acquire(pr_sem *s);
-
-/* Give a permit back; the longest waiter gets it.
-   Params: s - the semaphore.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_acquire. */
-PRISTINE_API void pr_sem_release(pr_sem *s);
-
-/* Permits free now.
-   Params: s - the semaphore.
-   Returns: the count (0 for NULL).
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_waiting. */
-PRISTINE_API int64_t pr_sem_available(const pr_sem *s);
-
-/* Tasks waiting for a permit.
-   Params: s - the semaphore.
-   Returns: the count (0 for NULL).
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_available. */
-PRISTINE_API size_t pr_sem_waiting(const pr_sem *s);
-
-/* Create a weighted semaphore.
-   Params: out - receives it; budget - the starting budget (> 0).
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API int pr_wsem_create(pr_wsem **out, int64_t budget);
-
-/* Free a weighted semaphore; waiting tasks wake with PR_ECLOSED. NULL is a
-   no-op.
-   Params: w - the semaphore.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_create. */
-PRISTINE_API void pr_wsem_destroy(pr_wsem *w);
-
-/* Take weight from the budget: at once when the budget is >= 0 and nobody
-   waits (even if it goes negative), else wait in FIFO order. A deadline or
-   cancellation while waiting leaves the budget exactly as it was.
-   Params: w - the semaphore; weight - >= 0; deadline - absolute ms.
-   Returns: PR_OK (release the same weight later); PR_ETIMEDOUT;
-            PR_ECANCELED; PR_ECLOSED; PR_EINVAL; PR_ENOMEM.
-   Blocks: yes.
-   Thread: owner.
-   See: pr_wsem_release. */
-PRISTINE_API int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline);
-
-/* Take weight only if that is possible now (never waits).
-   Params: w - the semaphore; weight - >= 0.
-   Returns: PR_OK; PR_ETIMEDOUT (the budget is negative or others wait);
-            PR_EINVAL.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API int pr_wsem_try_acquire(pr_wsem *w, int64_t weight);
-
-/* Give weight back; waiters are admitted in FIFO order while the budget is
-   >= 0, each taking its weight, stopping once it turns negative.
-   Params: w - the semaphore; weight - what was acquired.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API void pr_wsem_release(pr_wsem *w, int64_t weight);
-
-/* The budget now (negative while over-committed).
-   Params: w - the semaphore.
-   Returns: the budget (0 for NULL).
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API int64_t pr_wsem_budget(const pr_wsem *w);
 
 /* ==== net: non-blocking DNS, TCP connect and listen, the pr_conn byte stream ==== >>net */
 /*
@@ -4932,7 +4970,7 @@ PRISTINE_API void pr_ds_consumer_stop(pr_ds_consumer *c);
 #if defined(PRISTINE_IMPLEMENTATION) && !defined(PRISTINE_IMPLEMENTATION_INCLUDED)
 #define PRISTINE_IMPLEMENTATION_INCLUDED
 
-/* ==== base: version, API decoration, includes, error codes, allocator and log hooks ==== >>base.impl */
+/* ==== base: version, API decoration, includes, error codes, allocator and log hooks, random numbers ==== >>base.impl */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
@@ -4987,7 +5025,7 @@ PRISTINE_API void pr_ds_consumer_stop(pr_ds_consumer *c);
 #include <bearssl.h>
 #endif
 #if defined(__linux__)
-#include <sys/random.h> /* getrandom(): the TLS engine seed, retry's random numbers */
+#include <sys/random.h> /* getrandom(): the TLS engine seed, pr_random's seed */
 #endif
 
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
@@ -5228,6 +5266,45 @@ static void pr__log_emit(int level, const char *module, const char *fmt, ...) {
     pr__logger.fn(level, module, msg, pr__logger.user_data);
 }
 
+/* ---- random numbers ---- */
+static PR__THREAD uint64_t pr__rng_state[2];
+
+static uint64_t pr__splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* 64 random bits: xorshift128+, seeded once per thread from getrandom
+   (where there is one), the clock and the thread's address space. */
+static uint64_t pr__random_u64(void) {
+    uint64_t s1, s0;
+    if (PR__UNLIKELY(!pr__rng_state[0] && !pr__rng_state[1])) {
+        struct timespec ts;
+        uint64_t seed;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ ((uint64_t)(uintptr_t)&seed << 16) ^
+               (uint64_t)getpid();
+#if defined(__linux__)
+        {
+            uint64_t os = 0;
+            if (getrandom(&os, sizeof os, GRND_NONBLOCK) == (ssize_t)sizeof os) seed ^= os;
+        }
+#endif
+        pr__rng_state[0] = pr__splitmix(&seed);
+        pr__rng_state[1] = pr__splitmix(&seed) | 1;
+    }
+    s1 = pr__rng_state[0];
+    s0 = pr__rng_state[1];
+    pr__rng_state[0] = s0;
+    s1 ^= s1 << 23;
+    pr__rng_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return pr__rng_state[1] + s0;
+}
+
+double pr_random(void) { return (double)(pr__random_u64() >> 11) * (1.0 / 9007199254740992.0); }
+
 /* PR__LOG(level, module, fmt, ...): checks the level before formatting. */
 #define PR__LOG(level, ...) \
     do { \
@@ -5235,7 +5312,7 @@ static void pr__log_emit(int level, const char *module, const char *fmt, ...) {
             pr__log_emit((level), __VA_ARGS__); \
     } while (0)
 
-/* ==== time: monotonic clock in ms, deadlines, PR_FOREVER, test clock ==== >>time.impl */
+/* ==== time: monotonic and wall clocks in ms, deadlines, PR_FOREVER, test clock ==== >>time.impl */
 #ifdef PRISTINE_TESTING
 /* Virtual clock for tests: when on, pr_now() returns pr__test_clock_ms and
    the scheduler advances it to the next timer instead of sleeping. */
@@ -5255,6 +5332,14 @@ static PR__MAYBE_UNUSED int64_t pr__now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The wall clock: milliseconds since 1970 UTC (HTTP-dates, timestamps).
+   The virtual test clock does not touch it; retry's hooks replace it. */
+static PR__MAYBE_UNUSED int64_t pr__wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int64_t pr_now(void) {
@@ -9697,7 +9782,8 @@ void pr_chan_destroy(pr_chan *c) {
     pr__free(c, sizeof *c);
 }
 
-/* ---- FIFO wait queues (retry's windows and semaphores, telemetry, ds) ---- */
+/* ==== sync: FIFO wait queues, counting and weighted semaphores ==== >>sync.impl */
+/* ---- FIFO wait queues ---- */
 /* A parked task; lives on its stack while it waits. */
 typedef struct pr__waiter {
     struct pr__waiter *prev, *next;
@@ -9757,6 +9843,106 @@ static int pr__fifo_park(pr__fifo *q, pr__waiter *w, int64_t deadline) {
     pr__fifo_unlink(q, w);
     return rc == PR_OK ? PR_ETIMEDOUT : rc;
 }
+
+/* ---- semaphores: one core, two admission rules ---- */
+typedef struct pr__semcore {
+    int64_t budget;
+    int weighted; /* 0: admit while budget >= weight (counting); 1: while budget >= 0 */
+    pr__fifo q;
+} pr__semcore;
+
+struct pr_sem { pr__semcore c; };
+struct pr_wsem { pr__semcore c; };
+
+static int pr__sem_admits(const pr__semcore *c, int64_t weight) {
+    return c->weighted ? c->budget >= 0 : c->budget >= weight;
+}
+
+static int pr__sem_try(pr__semcore *c, int64_t weight) {
+    if (c->q.n || !pr__sem_admits(c, weight)) return PR_ETIMEDOUT;
+    c->budget -= weight;
+    return PR_OK;
+}
+
+static int pr__sem_acquire(pr__semcore *c, int64_t weight, int64_t deadline) {
+    pr__waiter me;
+    if (pr_is_canceled()) return PR_ECANCELED;
+    if (pr__sem_try(c, weight) == PR_OK) return PR_OK;
+    memset(&me, 0, sizeof me);
+    me.weight = weight;
+    return pr__fifo_park(&c->q, &me, deadline); /* a grant has already taken the weight */
+}
+
+/* Hand the budget to waiters in order while the head is admitted. */
+static void pr__sem_release(pr__semcore *c, int64_t weight) {
+    c->budget += weight;
+    while (c->q.head && pr__sem_admits(c, c->q.head->weight)) {
+        pr__waiter *w = c->q.head;
+        pr__fifo_unlink(&c->q, w);
+        c->budget -= w->weight;
+        w->done = 1;
+        pr__wake(w->task, PR_OK);
+    }
+}
+
+static void *pr__sem_new(size_t size, int64_t budget, int weighted) {
+    pr__semcore *c = (pr__semcore *)pr__calloc(1, size);
+    if (c) {
+        c->budget = budget;
+        c->weighted = weighted;
+    }
+    return c;
+}
+
+int pr_sem_create(pr_sem **out, int64_t permits) {
+    if (!out || permits <= 0) return PR_EINVAL;
+    *out = (pr_sem *)pr__sem_new(sizeof(pr_sem), permits, 0);
+    return *out ? PR_OK : PR_ENOMEM;
+}
+
+void pr_sem_destroy(pr_sem *s) {
+    if (!s) return;
+    pr__fifo_wake_all(&s->c.q, 1);
+    pr__free(s, sizeof *s);
+}
+
+int pr_sem_acquire(pr_sem *s, int64_t deadline) { return s ? pr__sem_acquire(&s->c, 1, deadline) : PR_EINVAL; }
+
+int pr_sem_try_acquire(pr_sem *s) { return s ? pr__sem_try(&s->c, 1) : PR_EINVAL; }
+
+void pr_sem_release(pr_sem *s) {
+    if (s) pr__sem_release(&s->c, 1);
+}
+
+int64_t pr_sem_available(const pr_sem *s) { return s && s->c.budget > 0 ? s->c.budget : 0; }
+
+size_t pr_sem_waiting(const pr_sem *s) { return s ? s->c.q.n : 0; }
+
+int pr_wsem_create(pr_wsem **out, int64_t budget) {
+    if (!out || budget <= 0) return PR_EINVAL;
+    *out = (pr_wsem *)pr__sem_new(sizeof(pr_wsem), budget, 1);
+    return *out ? PR_OK : PR_ENOMEM;
+}
+
+void pr_wsem_destroy(pr_wsem *w) {
+    if (!w) return;
+    pr__fifo_wake_all(&w->c.q, 1);
+    pr__free(w, sizeof *w);
+}
+
+int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline) {
+    return w && weight >= 0 ? pr__sem_acquire(&w->c, weight, deadline) : PR_EINVAL;
+}
+
+int pr_wsem_try_acquire(pr_wsem *w, int64_t weight) {
+    return w && weight >= 0 ? pr__sem_try(&w->c, weight) : PR_EINVAL;
+}
+
+void pr_wsem_release(pr_wsem *w, int64_t weight) {
+    if (w && weight >= 0) pr__sem_release(&w->c, weight);
+}
+
+int64_t pr_wsem_budget(const pr_wsem *w) { return w ? w->c.budget : 0; }
 
 /* ==== future: in-process promises and futures; a task's result as a future ==== >>future.impl */
 /* Where pr_future_await_all hears which futures settled. */
@@ -10007,47 +10193,7 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
     return PR_OK;
 }
 
-/* ==== retry: backoff and jitter, retry runner, server hints, circuit breaker, backoff window, semaphores ==== >>retry.impl */
-/* ---- random numbers ---- */
-static PR__THREAD uint64_t pr__rng_state[2];
-
-static uint64_t pr__splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* xorshift128+, seeded once per thread from getrandom (where there is one),
-   the clock and the thread's address space. */
-static uint64_t pr__random_u64(void) {
-    uint64_t s1, s0;
-    if (PR__UNLIKELY(!pr__rng_state[0] && !pr__rng_state[1])) {
-        uint64_t seed = (uint64_t)pr__now_ns() ^ ((uint64_t)(uintptr_t)&seed << 16) ^ (uint64_t)getpid();
-#if defined(__linux__)
-        uint64_t os = 0;
-        if (getrandom(&os, sizeof os, GRND_NONBLOCK) == (ssize_t)sizeof os) seed ^= os;
-#endif
-        pr__rng_state[0] = pr__splitmix(&seed);
-        pr__rng_state[1] = pr__splitmix(&seed) | 1;
-    }
-    s1 = pr__rng_state[0];
-    s0 = pr__rng_state[1];
-    pr__rng_state[0] = s0;
-    s1 ^= s1 << 23;
-    pr__rng_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-    return pr__rng_state[1] + s0;
-}
-
-double pr_random(void) { return (double)(pr__random_u64() >> 11) * (1.0 / 9007199254740992.0); }
-
-/* Milliseconds since 1970 UTC. */
-static PR__MAYBE_UNUSED int64_t pr__wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
+/* ==== retry: backoff and jitter, retry runner, server hints, circuit breaker, backoff window ==== >>retry.impl */
 /* ---- backoff ---- */
 #define PR__BACKOFF_SATURATE 9.2e18 /* just below INT64_MAX: a double that converts safely */
 
@@ -10682,106 +10828,6 @@ void pr_backoff_window_clear(pr_backoff_window *w, const char *key) {
     k->until = 0;
     pr__fifo_wake_all(&k->waiters, 0);
 }
-
-/* ---- semaphores: one core, two admission rules ---- */
-typedef struct pr__semcore {
-    int64_t budget;
-    int weighted; /* 0: admit while budget >= weight (counting); 1: while budget >= 0 */
-    pr__fifo q;
-} pr__semcore;
-
-struct pr_sem { pr__semcore c; };
-struct pr_wsem { pr__semcore c; };
-
-static int pr__sem_admits(const pr__semcore *c, int64_t weight) {
-    return c->weighted ? c->budget >= 0 : c->budget >= weight;
-}
-
-static int pr__sem_try(pr__semcore *c, int64_t weight) {
-    if (c->q.n || !pr__sem_admits(c, weight)) return PR_ETIMEDOUT;
-    c->budget -= weight;
-    return PR_OK;
-}
-
-static int pr__sem_acquire(pr__semcore *c, int64_t weight, int64_t deadline) {
-    pr__waiter me;
-    if (pr_is_canceled()) return PR_ECANCELED;
-    if (pr__sem_try(c, weight) == PR_OK) return PR_OK;
-    memset(&me, 0, sizeof me);
-    me.weight = weight;
-    return pr__fifo_park(&c->q, &me, deadline); /* a grant has already taken the weight */
-}
-
-/* Hand the budget to waiters in order while the head is admitted. */
-static void pr__sem_release(pr__semcore *c, int64_t weight) {
-    c->budget += weight;
-    while (c->q.head && pr__sem_admits(c, c->q.head->weight)) {
-        pr__waiter *w = c->q.head;
-        pr__fifo_unlink(&c->q, w);
-        c->budget -= w->weight;
-        w->done = 1;
-        pr__wake(w->task, PR_OK);
-    }
-}
-
-static void *pr__sem_new(size_t size, int64_t budget, int weighted) {
-    pr__semcore *c = (pr__semcore *)pr__calloc(1, size);
-    if (c) {
-        c->budget = budget;
-        c->weighted = weighted;
-    }
-    return c;
-}
-
-int pr_sem_create(pr_sem **out, int64_t permits) {
-    if (!out || permits <= 0) return PR_EINVAL;
-    *out = (pr_sem *)pr__sem_new(sizeof(pr_sem), permits, 0);
-    return *out ? PR_OK : PR_ENOMEM;
-}
-
-void pr_sem_destroy(pr_sem *s) {
-    if (!s) return;
-    pr__fifo_wake_all(&s->c.q, 1);
-    pr__free(s, sizeof *s);
-}
-
-int pr_sem_acquire(pr_sem *s, int64_t deadline) { return s ? pr__sem_acquire(&s->c, 1, deadline) : PR_EINVAL; }
-
-int pr_sem_try_acquire(pr_sem *s) { return s ? pr__sem_try(&s->c, 1) : PR_EINVAL; }
-
-void pr_sem_release(pr_sem *s) {
-    if (s) pr__sem_release(&s->c, 1);
-}
-
-int64_t pr_sem_available(const pr_sem *s) { return s && s->c.budget > 0 ? s->c.budget : 0; }
-
-size_t pr_sem_waiting(const pr_sem *s) { return s ? s->c.q.n : 0; }
-
-int pr_wsem_create(pr_wsem **out, int64_t budget) {
-    if (!out || budget <= 0) return PR_EINVAL;
-    *out = (pr_wsem *)pr__sem_new(sizeof(pr_wsem), budget, 1);
-    return *out ? PR_OK : PR_ENOMEM;
-}
-
-void pr_wsem_destroy(pr_wsem *w) {
-    if (!w) return;
-    pr__fifo_wake_all(&w->c.q, 1);
-    pr__free(w, sizeof *w);
-}
-
-int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline) {
-    return w && weight >= 0 ? pr__sem_acquire(&w->c, weight, deadline) : PR_EINVAL;
-}
-
-int pr_wsem_try_acquire(pr_wsem *w, int64_t weight) {
-    return w && weight >= 0 ? pr__sem_try(&w->c, weight) : PR_EINVAL;
-}
-
-void pr_wsem_release(pr_wsem *w, int64_t weight) {
-    if (w && weight >= 0) pr__sem_release(&w->c, weight);
-}
-
-int64_t pr_wsem_budget(const pr_wsem *w) { return w ? w->c.budget : 0; }
 
 /* ==== net: non-blocking DNS, TCP connect and listen, the pr_conn byte stream ==== >>net.impl */
 ptrdiff_t pr_conn_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
@@ -19534,7 +19580,11 @@ REVISION HISTORY
       base     pr_err_info.msg is 256 bytes (was 120); a message that wraps
                another's (a stream's "the last: ...", the producer's "the
                last try: ...") keeps the cause whole and its detail
-               (sys_errno, tls_error, dns_error, http_status).
+               (sys_errno, tls_error, dns_error, http_status). pr_random is
+               declared in base (was: retry); the name is unchanged.
+      sync     A new module after sched: the counting and weighted
+               semaphores (pr_sem, pr_wsem; names unchanged) move there
+               from retry, over the FIFO wait queues that sched held.
       http     The idle timeout is the connection's silence since its last
                byte, across calls; a connection found silent stays failed.
       client   A redirect to another origin drops every field of the request

@@ -20,12 +20,10 @@
  * pr_sched_post is the one call another thread may make: it hands a
  * function to this scheduler, which runs it on its own thread.
  *
- * For the modules below: pr__park / pr__wake (a task waits for an event
- * and a deadline), FIFO wait queues (pr__fifo: tasks parked in order,
- * woken one by one or all at once; semaphores, backoff windows, the
- * reporter and the producer wait on them), and the timer heap (pr__theap:
- * nodes by wake-up time, kept inside what they time), which rfuture uses
- * for its sleeping futures.
+ * For the modules after it: pr__park / pr__wake (a task waits for an
+ * event and a deadline; sync builds its FIFO wait queues on them), and the
+ * timer heap (pr__theap: nodes by wake-up time, kept inside what they
+ * time), which rfuture uses for its sleeping futures.
  */
 
 /* A task (coroutine). Owned by the scheduler of the thread that spawned it. */
@@ -1466,65 +1464,4 @@ void pr_chan_destroy(pr_chan *c) {
     if (!c->closed) pr_chan_close(c);
     pr__free(c->ring, c->cap * c->elem_size);
     pr__free(c, sizeof *c);
-}
-
-/* ---- FIFO wait queues (retry's windows and semaphores, telemetry, ds) ---- */
-/* A parked task; lives on its stack while it waits. */
-typedef struct pr__waiter {
-    struct pr__waiter *prev, *next;
-    pr_task *task;
-    int64_t weight;
-    int done;   /* granted (semaphores) or released (windows: cleared) */
-    int closed; /* the object was destroyed: do not touch it */
-} pr__waiter;
-
-typedef struct pr__fifo {
-    pr__waiter *head, *tail;
-    size_t n;
-} pr__fifo;
-
-static void pr__fifo_push(pr__fifo *q, pr__waiter *w) {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail) q->tail->next = w;
-    else q->head = w;
-    q->tail = w;
-    q->n++;
-}
-
-static void pr__fifo_unlink(pr__fifo *q, pr__waiter *w) {
-    if (w->prev) w->prev->next = w->next;
-    else q->head = w->next;
-    if (w->next) w->next->prev = w->prev;
-    else q->tail = w->prev;
-    w->prev = w->next = NULL;
-    q->n--;
-}
-
-/* Wake every waiter, marking them done (or closed) and leaving the queue empty. */
-static void pr__fifo_wake_all(pr__fifo *q, int closed) {
-    while (q->head) {
-        pr__waiter *w = q->head;
-        pr__fifo_unlink(q, w);
-        if (closed) w->closed = 1;
-        else w->done = 1;
-        pr__wake(w->task, PR_OK);
-    }
-}
-
-/* Park the calling task on q until done, closed, the deadline or
-   cancellation. Returns PR_OK (done), PR_ECLOSED, PR_ETIMEDOUT,
-   PR_ECANCELED or PR_ENOMEM; the waiter is off the queue when it returns. */
-static int pr__fifo_park(pr__fifo *q, pr__waiter *w, int64_t deadline) {
-    pr_sched *s = pr__sched_get();
-    int rc = PR_OK;
-    if (!s) return PR_ENOMEM;
-    w->task = s->cur;
-    w->done = w->closed = 0;
-    pr__fifo_push(q, w);
-    while (!w->done && !w->closed && rc == PR_OK) rc = pr__park(s, deadline);
-    if (w->closed) return PR_ECLOSED;
-    if (w->done) return PR_OK; /* granted: that beats a timeout or cancel that came with it */
-    pr__fifo_unlink(q, w);
-    return rc == PR_OK ? PR_ETIMEDOUT : rc;
 }
