@@ -2289,15 +2289,20 @@ enum pr_breaker_outcome {
     PR_BREAKER_IGNORE = 2   /* no health signal (e.g. 429): frees a half-open probe slot */
 };
 
+/* Who watches a breaker (pr_telemetry_breaker_hook fits on_change). */
+typedef struct pr_breaker_observer {
+    /* Called on every state change, also when open becomes half-open as
+       time passes (noticed by the next admit or state call). NULL = none. */
+    void (*on_change)(const char *name, int from, int to, void *user_data);
+    void *user_data;         /* for on_change */
+} pr_breaker_observer;
+
 /* Breaker options. Zero in every field means the default. */
 typedef struct pr_breaker_opts {
     int failure_threshold;   /* 0 = 5: consecutive failures that open the breaker */
     int reset_timeout_ms;    /* 0 = 30000: open this long, then half-open */
     int half_open_max_calls; /* 0 = 1: probe calls admitted at once while half-open */
-    /* Called on every state change, also when open becomes half-open as
-       time passes (noticed by the next admit or state call). NULL = none. */
-    void (*on_change)(const char *name, int from, int to, void *user_data);
-    void *user_data;
+    pr_breaker_observer observer; /* state changes; zero = none */
 } pr_breaker_opts;
 
 /* Create a breaker.
@@ -4083,7 +4088,7 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  *
  * - pr_telemetry, a hub. Plug its adapters into the hooks of the other
  *   modules (pr_telemetry_http_hook as a client's on_event,
- *   pr_telemetry_breaker_hook as a breaker's on_change,
+ *   pr_telemetry_breaker_hook as a breaker's observer.on_change,
  *   pr_telemetry_sse_hook as an event stream's on_reconnect,
  *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller),
  *   and the application's callback receives one kind of structured event
@@ -4210,8 +4215,8 @@ PRISTINE_API void pr_telemetry_destroy(pr_telemetry *t);
    See: pr_http_client_opts. */
 PRISTINE_API void pr_telemetry_http_hook(const pr_http_event *ev, void *user_data);
 
-/* An on_change for pr_breaker_opts: user_data is the hub. Fields: breaker,
-   from, to (state names: closed, open, half_open).
+/* An on_change for pr_breaker_opts.observer: user_data is the hub.
+   Fields: breaker, from, to (state names: closed, open, half_open).
    Params: name, from, to - as the breaker gives them; user_data - a hub.
    Returns: nothing.
    Blocks: no.
@@ -10607,13 +10612,14 @@ struct pr_breaker_registry {
 static const char *pr__breaker_name(const pr_breaker *b) { return (const char *)(b + 1); }
 
 static void pr__breaker_to(pr_breaker *b, int to) {
+    const pr_breaker_observer *ob = &b->o.observer;
     int from = b->state;
     if (from == to) return;
     b->state = to;
     if (to == PR_BREAKER_OPEN) b->opened_at = pr_now();
     if (to != PR_BREAKER_CLOSED) b->half_open_calls = 0;
     if (to == PR_BREAKER_CLOSED) b->failures = 0;
-    if (b->o.on_change) b->o.on_change(pr__breaker_name(b), from, to, b->o.user_data);
+    if (ob->on_change) ob->on_change(pr__breaker_name(b), from, to, ob->user_data);
 }
 
 int pr_breaker_create(pr_breaker **out, const char *name, const pr_breaker_opts *opts) {
@@ -19567,6 +19573,11 @@ REVISION HISTORY
                               states, apart from the PR_DS_LIVE_* read modes
       PR_BACKOFF_POLL         removed: it was PR_BACKOFF_SUBMIT under another
                               name (1 s doubling to 30 s, no jitter); use that
+      pr_breaker_opts.on_change, .user_data
+                              are .observer.on_change and .observer.user_data
+                              (a pr_breaker_observer, like the other
+                              modules' observers): opts.observer.on_change =
+                              pr_telemetry_breaker_hook
     Changed signature
       pr_retry_hint_ms        takes int64_t max_ms before out (<= 0 = 60000);
                               a hint above it is cut to it (was: refused, so

@@ -354,15 +354,20 @@ enum pr_breaker_outcome {
     PR_BREAKER_IGNORE = 2   /* no health signal (e.g. 429): frees a half-open probe slot */
 };
 
+/* Who watches a breaker (pr_telemetry_breaker_hook fits on_change). */
+typedef struct pr_breaker_observer {
+    /* Called on every state change, also when open becomes half-open as
+       time passes (noticed by the next admit or state call). NULL = none. */
+    void (*on_change)(const char *name, int from, int to, void *user_data);
+    void *user_data;         /* for on_change */
+} pr_breaker_observer;
+
 /* Breaker options. Zero in every field means the default. */
 typedef struct pr_breaker_opts {
     int failure_threshold;   /* 0 = 5: consecutive failures that open the breaker */
     int reset_timeout_ms;    /* 0 = 30000: open this long, then half-open */
     int half_open_max_calls; /* 0 = 1: probe calls admitted at once while half-open */
-    /* Called on every state change, also when open becomes half-open as
-       time passes (noticed by the next admit or state call). NULL = none. */
-    void (*on_change)(const char *name, int from, int to, void *user_data);
-    void *user_data;
+    pr_breaker_observer observer; /* state changes; zero = none */
 } pr_breaker_opts;
 
 /* Create a breaker.
@@ -945,13 +950,14 @@ struct pr_breaker_registry {
 static const char *pr__breaker_name(const pr_breaker *b) { return (const char *)(b + 1); }
 
 static void pr__breaker_to(pr_breaker *b, int to) {
+    const pr_breaker_observer *ob = &b->o.observer;
     int from = b->state;
     if (from == to) return;
     b->state = to;
     if (to == PR_BREAKER_OPEN) b->opened_at = pr_now();
     if (to != PR_BREAKER_CLOSED) b->half_open_calls = 0;
     if (to == PR_BREAKER_CLOSED) b->failures = 0;
-    if (b->o.on_change) b->o.on_change(pr__breaker_name(b), from, to, b->o.user_data);
+    if (ob->on_change) ob->on_change(pr__breaker_name(b), from, to, ob->user_data);
 }
 
 int pr_breaker_create(pr_breaker **out, const char *name, const pr_breaker_opts *opts) {

@@ -5,7 +5,7 @@
  *
  * - pr_telemetry, a hub. Plug its adapters into the hooks of the other
  *   modules (pr_telemetry_http_hook as a client's on_event,
- *   pr_telemetry_breaker_hook as a breaker's on_change,
+ *   pr_telemetry_breaker_hook as a breaker's observer.on_change,
  *   pr_telemetry_sse_hook as an event stream's on_reconnect,
  *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller),
  *   and the application's callback receives one kind of structured event
@@ -132,8 +132,8 @@ PRISTINE_API void pr_telemetry_destroy(pr_telemetry *t);
    See: pr_http_client_opts. */
 PRISTINE_API void pr_telemetry_http_hook(const pr_http_event *ev, void *user_data);
 
-/* An on_change for pr_breaker_opts: user_data is the hub. Fields: breaker,
-   from, to (state names: closed, open, half_open).
+/* An on_change for pr_breaker_opts.observer: user_data is the hub.
+   Fields: breaker, from, to (state names: closed, open, half_open).
    Params: name, from, to - as the breaker gives them; user_data - a hub.
    Returns: nothing.
    Blocks: no.

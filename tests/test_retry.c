@@ -732,8 +732,8 @@ PT_TEST(retry_breaker_transitions) {
     memset(&o, 0, sizeof o);
     memset(&ch, 0, sizeof ch);
     o.reset_timeout_ms = 100;
-    o.on_change = retry_on_change;
-    o.user_data = &ch;
+    o.observer.on_change = retry_on_change;
+    o.observer.user_data = &ch;
     PT_REQUIRE(pr_breaker_create(&b, "api", &o) == PR_OK);
     /* C2: 4 failures, a success, 4 failures: still closed */
     for (i = 0; i < 4; i++) {
@@ -840,8 +840,8 @@ PT_TEST(retry_breaker_registry_many_tasks) {
     int opens = 0, i;
     retry_vclock_on();
     memset(&o, 0, sizeof o);
-    o.on_change = retry_count_opens;
-    o.user_data = &opens;
+    o.observer.on_change = retry_count_opens;
+    o.observer.user_data = &opens;
     PT_REQUIRE(pr_breaker_registry_create(&reg) == PR_OK);
     PT_REQUIRE(pr_breaker_registry_get(reg, "upstream-a", &o, &a) == PR_OK);
     PT_REQUIRE(pr_breaker_registry_get(reg, "upstream-a", NULL, &a2) == PR_OK);
