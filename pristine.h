@@ -139,7 +139,8 @@ EXAMPLE (prints got 1, got 2, got 3)
  *
  * For the modules after it: the error detail (pr__err_set, pr__err_wrap),
  * the allocator (pr__alloc, pr__calloc, pr__realloc, pr__free), string
- * copies (pr__strdup, pr__strndup, pr__strfree), PR__LOG, the small macros
+ * copies (pr__strdup, pr__strndup, pr__strfree), intrusive FIFO lists
+ * (pr__list, pr__link), PR__LOG, the small macros
  * (PR__MIN, PR__DEF, PR__CONTAINER_OF, ...) and pr__random_u64, 64 random
  * bits (retry's jitter, telemetry's UUIDs, the client's idempotency
  * keys).
@@ -5254,6 +5255,37 @@ static PR__MAYBE_UNUSED void pr__strfree(char **s) {
     *s = NULL;
 }
 
+/* ---- intrusive FIFO lists ---- */
+/* A node kept inside what it lists (PR__CONTAINER_OF gets back to that). */
+typedef struct pr__link {
+    struct pr__link *prev, *next;
+} pr__link;
+
+/* A doubly-linked list of links: pushed at the tail, unlinked from
+   anywhere. sched's channel queues and sync's wait queues are these. */
+typedef struct pr__list {
+    pr__link *head, *tail;
+    size_t n;
+} pr__list;
+
+static PR__MAYBE_UNUSED void pr__list_push(pr__list *q, pr__link *x) {
+    x->next = NULL;
+    x->prev = q->tail;
+    if (q->tail) q->tail->next = x;
+    else q->head = x;
+    q->tail = x;
+    q->n++;
+}
+
+static PR__MAYBE_UNUSED void pr__list_unlink(pr__list *q, pr__link *x) {
+    if (x->prev) x->prev->next = x->next;
+    else q->head = x->next;
+    if (x->next) x->next->prev = x->prev;
+    else q->tail = x->prev;
+    x->prev = x->next = NULL;
+    q->n--;
+}
+
 void pr_log_stderr(int level, const char *module, const char *msg, void *user_data) {
     static const char *names[] = { "?", "error", "warn", "info", "debug" };
     PR__UNUSED(user_data);
@@ -9397,15 +9429,19 @@ static void pr__io_turn(pr_sched *s) {
     pr__sched_next(s);
 }
 
-ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
-    pr_sched *s = pr__sched_get();
-    int rc;
+/* The checks pr_fd_read and pr_fd_write make before their first try. */
+static int pr__fd_io_check(pr_sched *s, int fd, const void *buf, size_t n) {
     if (fd < 0 || !buf || !n) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
-    for (;;) {
-        pr__fdslot *f = pr__fd_slot(s, fd);
-        if (!f) return PR_ENOMEM;
+    return pr__canceled(s) ? PR_ECANCELED : PR_OK;
+}
+
+ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    pr__fdslot *f;
+    int rc = pr__fd_io_check(s, fd, buf, n);
+    if (rc) return rc;
+    while ((f = pr__fd_slot(s, fd)) != NULL) {
         if (!f->rd_idle || deadline <= pr_now()) {
             ssize_t got = read(fd, buf, n);
             if (got > 0) {
@@ -9424,17 +9460,15 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
         }
         if ((rc = pr_fd_wait(fd, PR_WAIT_READ, deadline)) != PR_OK) return rc;
     }
+    return PR_ENOMEM; /* no fd slot */
 }
 
 ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
     pr_sched *s = pr__sched_get();
-    int rc;
-    if (fd < 0 || !buf || !n) return PR_EINVAL;
-    if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
-    for (;;) {
-        pr__fdslot *f = pr__fd_slot(s, fd);
-        if (!f) return PR_ENOMEM;
+    pr__fdslot *f;
+    int rc = pr__fd_io_check(s, fd, buf, n);
+    if (rc) return rc;
+    while ((f = pr__fd_slot(s, fd)) != NULL) {
         if (!f->wr_idle || deadline <= pr_now()) {
             ssize_t put;
 #ifdef MSG_NOSIGNAL
@@ -9463,6 +9497,7 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
         }
         if ((rc = pr_fd_wait(fd, PR_WAIT_WRITE, deadline)) != PR_OK) return rc;
     }
+    return PR_ENOMEM; /* no fd slot */
 }
 
 /* ---- cross-thread post ---- */
@@ -9595,7 +9630,7 @@ typedef struct pr__chan_sel pr__chan_sel;
 
 /* One offered operation of a parked task, queued on its channel. */
 typedef struct pr__chan_waiter {
-    struct pr__chan_waiter *prev, *next;
+    pr__link link;      /* in its channel's senders or receivers */
     pr__chan_sel *sel;
     pr_chan *chan;
     size_t index;
@@ -9612,14 +9647,10 @@ struct pr__chan_sel {
     ptrdiff_t done;
 };
 
-typedef struct pr__waitq {
-    pr__chan_waiter *head, *tail;
-} pr__waitq;
-
 struct pr_chan {
     size_t elem_size, cap, head, count;
     char *ring;
-    pr__waitq senders, receivers;
+    pr__list senders, receivers; /* of pr__chan_waiter */
     int closed;
 };
 
@@ -9638,28 +9669,18 @@ int pr_chan_create(pr_chan **out, size_t elem_size, size_t capacity) {
     return PR_OK;
 }
 
-static void pr__waitq_push(pr__waitq *q, pr__chan_waiter *w) {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail) q->tail->next = w;
-    else q->head = w;
-    q->tail = w;
+/* The longest waiter of a channel queue, or NULL. */
+static pr__chan_waiter *pr__chan_first(const pr__list *q) {
+    return q->head ? PR__CONTAINER_OF(q->head, pr__chan_waiter, link) : NULL;
 }
 
-static void pr__waitq_unlink(pr__waitq *q, pr__chan_waiter *w) {
-    if (w->prev) w->prev->next = w->next;
-    else q->head = w->next;
-    if (w->next) w->next->prev = w->prev;
-    else q->tail = w->prev;
-}
-
-static pr__waitq *pr__chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
+static pr__list *pr__chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
 
 /* Complete operation w of a parked task with rc: withdraw all its offers and wake it. */
 static void pr__chan_fire(pr__chan_waiter *w, int rc) {
     pr__chan_sel *sel = w->sel;
     size_t i;
-    for (i = 0; i < sel->n; i++) pr__waitq_unlink(pr__chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i]);
+    for (i = 0; i < sel->n; i++) pr__list_unlink(pr__chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i].link);
     sel->done = (ptrdiff_t)w->index;
     sel->ops[w->index].result = rc;
     pr__wake(sel->task, PR_OK);
@@ -9677,7 +9698,7 @@ static int pr__chan_try(pr_chan_op *op) {
     if (op->kind == PR_CHAN_SEND) {
         if (c->closed) {
             op->result = PR_ECLOSED;
-        } else if ((w = c->receivers.head) != NULL) {
+        } else if ((w = pr__chan_first(&c->receivers)) != NULL) {
             memcpy(w->elem, op->elem, c->elem_size);
             pr__chan_fire(w, PR_OK);
             op->result = PR_OK;
@@ -9693,12 +9714,12 @@ static int pr__chan_try(pr_chan_op *op) {
         memcpy(op->elem, c->ring + c->head * c->elem_size, c->elem_size);
         c->head = (c->head + 1) % c->cap;
         c->count--;
-        if ((w = c->senders.head) != NULL) {
+        if ((w = pr__chan_first(&c->senders)) != NULL) {
             pr__ring_put(c, w->elem);
             pr__chan_fire(w, PR_OK);
         }
         op->result = PR_OK;
-    } else if ((w = c->senders.head) != NULL) {
+    } else if ((w = pr__chan_first(&c->senders)) != NULL) {
         memcpy(op->elem, w->elem, c->elem_size);
         pr__chan_fire(w, PR_OK);
         op->result = PR_OK;
@@ -9740,13 +9761,13 @@ int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
         nodes[i].index = i;
         nodes[i].elem = ops[i].elem;
         nodes[i].kind = ops[i].kind;
-        pr__waitq_push(pr__chan_queue(ops[i].chan, ops[i].kind), &nodes[i]);
+        pr__list_push(pr__chan_queue(ops[i].chan, ops[i].kind), &nodes[i].link);
     }
     rc = pr__park(s, deadline);
     if (sel.done >= 0) {
         rc = (int)sel.done; /* the operation happened: report it even if cancelled meanwhile */
     } else {
-        for (i = 0; i < n; i++) pr__waitq_unlink(pr__chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i]);
+        for (i = 0; i < n; i++) pr__list_unlink(pr__chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i].link);
         if (rc == PR_OK) rc = PR_ETIMEDOUT; /* not reachable: only a fire wakes with PR_OK */
     }
     if (nodes != local) pr__free(nodes, n * sizeof *nodes);
@@ -9772,11 +9793,12 @@ int pr_chan_send(pr_chan *c, const void *elem, int64_t deadline) {
 int pr_chan_recv(pr_chan *c, void *elem, int64_t deadline) { return pr__chan_one(c, PR_CHAN_RECV, elem, deadline); }
 
 int pr_chan_close(pr_chan *c) {
+    pr__chan_waiter *w;
     if (!c) return PR_EINVAL;
     if (c->closed) return PR_ESTATE;
     c->closed = 1;
-    while (c->receivers.head) pr__chan_fire(c->receivers.head, PR_ECLOSED);
-    while (c->senders.head) pr__chan_fire(c->senders.head, PR_ECLOSED);
+    while ((w = pr__chan_first(&c->receivers)) != NULL) pr__chan_fire(w, PR_ECLOSED);
+    while ((w = pr__chan_first(&c->senders)) != NULL) pr__chan_fire(w, PR_ECLOSED);
     return PR_OK;
 }
 
@@ -9791,45 +9813,33 @@ void pr_chan_destroy(pr_chan *c) {
 /* ---- FIFO wait queues ---- */
 /* A parked task; lives on its stack while it waits. */
 typedef struct pr__waiter {
-    struct pr__waiter *prev, *next;
+    pr__link link; /* in its pr__fifo */
     pr_task *task;
     int64_t weight;
     int done;   /* granted (semaphores) or released (windows: cleared) */
     int closed; /* the object was destroyed: do not touch it */
 } pr__waiter;
 
-typedef struct pr__fifo {
-    pr__waiter *head, *tail;
-    size_t n;
-} pr__fifo;
+/* A queue of pr__waiter, oldest first (.n counts them). */
+typedef pr__list pr__fifo;
 
-static void pr__fifo_push(pr__fifo *q, pr__waiter *w) {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail) q->tail->next = w;
-    else q->head = w;
-    q->tail = w;
-    q->n++;
+/* The longest waiter of q, or NULL. */
+static pr__waiter *pr__sync_first(const pr__fifo *q) {
+    return q->head ? PR__CONTAINER_OF(q->head, pr__waiter, link) : NULL;
 }
 
-static void pr__fifo_unlink(pr__fifo *q, pr__waiter *w) {
-    if (w->prev) w->prev->next = w->next;
-    else q->head = w->next;
-    if (w->next) w->next->prev = w->prev;
-    else q->tail = w->prev;
-    w->prev = w->next = NULL;
-    q->n--;
+/* Take w off q and wake it, granted (closed 0) or told the object is gone. */
+static void pr__sync_wake(pr__fifo *q, pr__waiter *w, int closed) {
+    pr__list_unlink(q, &w->link);
+    if (closed) w->closed = 1;
+    else w->done = 1;
+    pr__wake(w->task, PR_OK);
 }
 
 /* Wake every waiter, marking them done (or closed) and leaving the queue empty. */
 static void pr__fifo_wake_all(pr__fifo *q, int closed) {
-    while (q->head) {
-        pr__waiter *w = q->head;
-        pr__fifo_unlink(q, w);
-        if (closed) w->closed = 1;
-        else w->done = 1;
-        pr__wake(w->task, PR_OK);
-    }
+    pr__waiter *w;
+    while ((w = pr__sync_first(q)) != NULL) pr__sync_wake(q, w, closed);
 }
 
 /* Park the calling task on q until done, closed, the deadline or
@@ -9841,11 +9851,11 @@ static int pr__fifo_park(pr__fifo *q, pr__waiter *w, int64_t deadline) {
     if (!s) return PR_ENOMEM;
     w->task = s->cur;
     w->done = w->closed = 0;
-    pr__fifo_push(q, w);
+    pr__list_push(q, &w->link);
     while (!w->done && !w->closed && rc == PR_OK) rc = pr__park(s, deadline);
     if (w->closed) return PR_ECLOSED;
     if (w->done) return PR_OK; /* granted: that beats a timeout or cancel that came with it */
-    pr__fifo_unlink(q, w);
+    pr__list_unlink(q, &w->link);
     return rc == PR_OK ? PR_ETIMEDOUT : rc;
 }
 
@@ -9880,14 +9890,19 @@ static int pr__sem_acquire(pr__semcore *c, int64_t weight, int64_t deadline) {
 
 /* Hand the budget to waiters in order while the head is admitted. */
 static void pr__sem_release(pr__semcore *c, int64_t weight) {
+    pr__waiter *w;
     c->budget += weight;
-    while (c->q.head && pr__sem_admits(c, c->q.head->weight)) {
-        pr__waiter *w = c->q.head;
-        pr__fifo_unlink(&c->q, w);
+    while ((w = pr__sync_first(&c->q)) != NULL && pr__sem_admits(c, w->weight)) {
         c->budget -= w->weight;
-        w->done = 1;
-        pr__wake(w->task, PR_OK);
+        pr__sync_wake(&c->q, w, 0);
     }
+}
+
+/* Wake the waiters with PR_ECLOSED and free the semaphore (size bytes at c,
+   its first member). */
+static void pr__sem_free(pr__semcore *c, size_t size) {
+    pr__fifo_wake_all(&c->q, 1);
+    pr__free(c, size);
 }
 
 static void *pr__sem_new(size_t size, int64_t budget, int weighted) {
@@ -9906,9 +9921,7 @@ int pr_sem_create(pr_sem **out, int64_t permits) {
 }
 
 void pr_sem_destroy(pr_sem *s) {
-    if (!s) return;
-    pr__fifo_wake_all(&s->c.q, 1);
-    pr__free(s, sizeof *s);
+    if (s) pr__sem_free(&s->c, sizeof *s);
 }
 
 int pr_sem_acquire(pr_sem *s, int64_t deadline) { return s ? pr__sem_acquire(&s->c, 1, deadline) : PR_EINVAL; }
@@ -9930,9 +9943,7 @@ int pr_wsem_create(pr_wsem **out, int64_t budget) {
 }
 
 void pr_wsem_destroy(pr_wsem *w) {
-    if (!w) return;
-    pr__fifo_wake_all(&w->c.q, 1);
-    pr__free(w, sizeof *w);
+    if (w) pr__sem_free(&w->c, sizeof *w);
 }
 
 int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline) {

@@ -12,7 +12,8 @@
  *
  * For the modules after it: the error detail (pr__err_set, pr__err_wrap),
  * the allocator (pr__alloc, pr__calloc, pr__realloc, pr__free), string
- * copies (pr__strdup, pr__strndup, pr__strfree), PR__LOG, the small macros
+ * copies (pr__strdup, pr__strndup, pr__strfree), intrusive FIFO lists
+ * (pr__list, pr__link), PR__LOG, the small macros
  * (PR__MIN, PR__DEF, PR__CONTAINER_OF, ...) and pr__random_u64, 64 random
  * bits (retry's jitter, telemetry's UUIDs, the client's idempotency
  * keys).
@@ -446,6 +447,37 @@ static PR__MAYBE_UNUSED char *pr__strdup(const char *s, size_t *size) {
 static PR__MAYBE_UNUSED void pr__strfree(char **s) {
     if (*s) pr__free(*s, strlen(*s) + 1);
     *s = NULL;
+}
+
+/* ---- intrusive FIFO lists ---- */
+/* A node kept inside what it lists (PR__CONTAINER_OF gets back to that). */
+typedef struct pr__link {
+    struct pr__link *prev, *next;
+} pr__link;
+
+/* A doubly-linked list of links: pushed at the tail, unlinked from
+   anywhere. sched's channel queues and sync's wait queues are these. */
+typedef struct pr__list {
+    pr__link *head, *tail;
+    size_t n;
+} pr__list;
+
+static PR__MAYBE_UNUSED void pr__list_push(pr__list *q, pr__link *x) {
+    x->next = NULL;
+    x->prev = q->tail;
+    if (q->tail) q->tail->next = x;
+    else q->head = x;
+    q->tail = x;
+    q->n++;
+}
+
+static PR__MAYBE_UNUSED void pr__list_unlink(pr__list *q, pr__link *x) {
+    if (x->prev) x->prev->next = x->next;
+    else q->head = x->next;
+    if (x->next) x->next->prev = x->prev;
+    else q->tail = x->prev;
+    x->prev = x->next = NULL;
+    q->n--;
 }
 
 void pr_log_stderr(int level, const char *module, const char *msg, void *user_data) {

@@ -148,45 +148,33 @@ PRISTINE_API int64_t pr_wsem_budget(const pr_wsem *w);
 /* ---- FIFO wait queues ---- */
 /* A parked task; lives on its stack while it waits. */
 typedef struct pr__waiter {
-    struct pr__waiter *prev, *next;
+    pr__link link; /* in its pr__fifo */
     pr_task *task;
     int64_t weight;
     int done;   /* granted (semaphores) or released (windows: cleared) */
     int closed; /* the object was destroyed: do not touch it */
 } pr__waiter;
 
-typedef struct pr__fifo {
-    pr__waiter *head, *tail;
-    size_t n;
-} pr__fifo;
+/* A queue of pr__waiter, oldest first (.n counts them). */
+typedef pr__list pr__fifo;
 
-static void pr__fifo_push(pr__fifo *q, pr__waiter *w) {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail) q->tail->next = w;
-    else q->head = w;
-    q->tail = w;
-    q->n++;
+/* The longest waiter of q, or NULL. */
+static pr__waiter *pr__sync_first(const pr__fifo *q) {
+    return q->head ? PR__CONTAINER_OF(q->head, pr__waiter, link) : NULL;
 }
 
-static void pr__fifo_unlink(pr__fifo *q, pr__waiter *w) {
-    if (w->prev) w->prev->next = w->next;
-    else q->head = w->next;
-    if (w->next) w->next->prev = w->prev;
-    else q->tail = w->prev;
-    w->prev = w->next = NULL;
-    q->n--;
+/* Take w off q and wake it, granted (closed 0) or told the object is gone. */
+static void pr__sync_wake(pr__fifo *q, pr__waiter *w, int closed) {
+    pr__list_unlink(q, &w->link);
+    if (closed) w->closed = 1;
+    else w->done = 1;
+    pr__wake(w->task, PR_OK);
 }
 
 /* Wake every waiter, marking them done (or closed) and leaving the queue empty. */
 static void pr__fifo_wake_all(pr__fifo *q, int closed) {
-    while (q->head) {
-        pr__waiter *w = q->head;
-        pr__fifo_unlink(q, w);
-        if (closed) w->closed = 1;
-        else w->done = 1;
-        pr__wake(w->task, PR_OK);
-    }
+    pr__waiter *w;
+    while ((w = pr__sync_first(q)) != NULL) pr__sync_wake(q, w, closed);
 }
 
 /* Park the calling task on q until done, closed, the deadline or
@@ -198,11 +186,11 @@ static int pr__fifo_park(pr__fifo *q, pr__waiter *w, int64_t deadline) {
     if (!s) return PR_ENOMEM;
     w->task = s->cur;
     w->done = w->closed = 0;
-    pr__fifo_push(q, w);
+    pr__list_push(q, &w->link);
     while (!w->done && !w->closed && rc == PR_OK) rc = pr__park(s, deadline);
     if (w->closed) return PR_ECLOSED;
     if (w->done) return PR_OK; /* granted: that beats a timeout or cancel that came with it */
-    pr__fifo_unlink(q, w);
+    pr__list_unlink(q, &w->link);
     return rc == PR_OK ? PR_ETIMEDOUT : rc;
 }
 
@@ -237,14 +225,19 @@ static int pr__sem_acquire(pr__semcore *c, int64_t weight, int64_t deadline) {
 
 /* Hand the budget to waiters in order while the head is admitted. */
 static void pr__sem_release(pr__semcore *c, int64_t weight) {
+    pr__waiter *w;
     c->budget += weight;
-    while (c->q.head && pr__sem_admits(c, c->q.head->weight)) {
-        pr__waiter *w = c->q.head;
-        pr__fifo_unlink(&c->q, w);
+    while ((w = pr__sync_first(&c->q)) != NULL && pr__sem_admits(c, w->weight)) {
         c->budget -= w->weight;
-        w->done = 1;
-        pr__wake(w->task, PR_OK);
+        pr__sync_wake(&c->q, w, 0);
     }
+}
+
+/* Wake the waiters with PR_ECLOSED and free the semaphore (size bytes at c,
+   its first member). */
+static void pr__sem_free(pr__semcore *c, size_t size) {
+    pr__fifo_wake_all(&c->q, 1);
+    pr__free(c, size);
 }
 
 static void *pr__sem_new(size_t size, int64_t budget, int weighted) {
@@ -263,9 +256,7 @@ int pr_sem_create(pr_sem **out, int64_t permits) {
 }
 
 void pr_sem_destroy(pr_sem *s) {
-    if (!s) return;
-    pr__fifo_wake_all(&s->c.q, 1);
-    pr__free(s, sizeof *s);
+    if (s) pr__sem_free(&s->c, sizeof *s);
 }
 
 int pr_sem_acquire(pr_sem *s, int64_t deadline) { return s ? pr__sem_acquire(&s->c, 1, deadline) : PR_EINVAL; }
@@ -287,9 +278,7 @@ int pr_wsem_create(pr_wsem **out, int64_t budget) {
 }
 
 void pr_wsem_destroy(pr_wsem *w) {
-    if (!w) return;
-    pr__fifo_wake_all(&w->c.q, 1);
-    pr__free(w, sizeof *w);
+    if (w) pr__sem_free(&w->c, sizeof *w);
 }
 
 int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline) {
