@@ -16,16 +16,17 @@ USAGE
   POSIX: Linux first (epoll), BSD and macOS (kqueue), anything else (poll).
 
 CONTENTS (grep for an anchor: >>sse for the declarations, >>sse.impl for the code)
-  base          >>base          version, API decoration, includes, error codes, allocator and log hooks
-  time          >>time          monotonic clock in ms, deadlines, PR_FOREVER, test clock
+  base          >>base          version, API decoration, includes, error codes, allocator and log hooks, random numbers
+  time          >>time          monotonic and wall clocks in ms, deadlines, PR_FOREVER, test clock
   buf           >>buf           growable byte buffers, slices, checked number parsing, case-insensitive compare
   json          >>json          RFC 8259 JSON reader (DOM on an arena) and writer
   url           >>url           URL parsing, percent-encoding, query building, reference resolution
   sse           >>sse           Server-Sent Events decoder (pure; no I/O)
   coro          >>coro          stackful contexts: hand-written switch per arch, guard-paged pooled stacks
   sched         >>sched         tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post
+  sync          >>sync          FIFO wait queues, counting and weighted semaphores
   future        >>future        in-process promises and futures; a task's result as a future
-  retry         >>retry         backoff and jitter, retry runner, server hints, circuit breaker, backoff window, semaphores
+  retry         >>retry         backoff and jitter, retry runner, server hints, circuit breaker, backoff window
   net           >>net           non-blocking DNS, TCP connect and listen, the pr_conn byte stream
   tls           >>tls           BearSSL client and server over pr_conn, trust anchors, hostname checks
   http          >>http          one HTTP/1.1 exchange over a pr_conn: request writer, response parser, bodies
@@ -126,16 +127,25 @@ EXAMPLE (prints got 1, got 2, got 3)
 #ifndef PRISTINE_H
 #define PRISTINE_H
 
-/* ==== base: version, API decoration, includes, error codes, allocator and log hooks ==== >>base */
+/* ==== base: version, API decoration, includes, error codes, allocator and log hooks, random numbers ==== >>base */
 /*
  * base: what every other module stands on. It carries the version, the
  * PRISTINE_API decoration, every #include of the library, the error codes
  * (one X-macro list gives the enum, pr_strerror and pr_errname), the
- * process-wide allocator hook, the logger hook, and the severities
+ * process-wide allocator hook, the logger hook, pr_random, a per-thread
+ * generator of random numbers (not for cryptography), and the severities
  * (PR_SEVERITY_*) of the events modules report to their observers.
  *
  * Lifetime: the allocator and the logger are process-wide. Install them
  * before the first scheduler starts and leave them alone while any runs.
+ *
+ * For the modules after it: the error detail (pr__err_set, pr__err_wrap),
+ * the allocator (pr__alloc, pr__calloc, pr__realloc, pr__free), string
+ * copies (pr__strdup, pr__strndup, pr__strfree), intrusive FIFO lists
+ * (pr__list, pr__link), PR__LOG, the small macros
+ * (PR__MIN, PR__DEF, PR__CONTAINER_OF, ...) and pr__random_u64, 64 random
+ * bits (retry's jitter, telemetry's UUIDs, the client's idempotency
+ * keys).
  */
 #define PRISTINE_VERSION_MAJOR 0
 #define PRISTINE_VERSION_MINOR 1
@@ -292,7 +302,16 @@ PRISTINE_API int pr_set_logger(const pr_logger *l);
    See: pr_set_logger. */
 PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, void *user_data);
 
-/* ==== time: monotonic clock in ms, deadlines, PR_FOREVER, test clock ==== >>time */
+/* A uniform random number in [0, 1) from a per-thread generator seeded from
+   the operating system (not for cryptography).
+   Params: none.
+   Returns: the number.
+   Blocks: no.
+   Thread: any (each thread has its own generator).
+   See: pr_retry_hooks. */
+PRISTINE_API double pr_random(void);
+
+/* ==== time: monotonic and wall clocks in ms, deadlines, PR_FOREVER, test clock ==== >>time */
 /*
  * time: every call that may suspend takes an absolute deadline in
  * milliseconds on the monotonic clock returned by pr_now(). PR_FOREVER
@@ -300,6 +319,12 @@ PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, 
  * negative values included) means "do not block". Note: -1 is NOT
  * "forever" here, unlike libdill. Options hold durations; calls hold
  * deadlines.
+ *
+ * For the modules after it: pr__time_add (a time plus a duration,
+ * saturating; every such sum goes through it), pr__wall_ms (the wall clock,
+ * ms since 1970 UTC, for HTTP-dates and timestamps), pr__now_ns (the
+ * monotonic clock in ns, for timing) and, in test builds, the virtual clock
+ * (pr__test_clock_virtual) that the scheduler advances to its next timer.
  */
 #define PR_FOREVER INT64_MAX
 
@@ -1296,12 +1321,10 @@ PRISTINE_API size_t pr_coro_stack_size(void);
  * pr_sched_post is the one call another thread may make: it hands a
  * function to this scheduler, which runs it on its own thread.
  *
- * For the modules below: pr__park / pr__wake (a task waits for an event
- * and a deadline), FIFO wait queues (pr__fifo: tasks parked in order,
- * woken one by one or all at once; semaphores, backoff windows, the
- * reporter and the producer wait on them), and the timer heap (pr__theap:
- * nodes by wake-up time, kept inside what they time), which rfuture uses
- * for its sleeping futures.
+ * For the modules after it: pr__park / pr__wake (a task waits for an
+ * event and a deadline; sync builds its FIFO wait queues on them), and the
+ * timer heap (pr__theap: nodes by wake-up time, kept inside what they
+ * time), which rfuture uses for its sleeping futures.
  */
 
 /* A task (coroutine). Owned by the scheduler of the thread that spawned it. */
@@ -1598,6 +1621,151 @@ PRISTINE_API int pr_chan_close(pr_chan *c);
    See: pr_chan_create. */
 PRISTINE_API void pr_chan_destroy(pr_chan *c);
 
+/* ==== sync: FIFO wait queues, counting and weighted semaphores ==== >>sync */
+/*
+ * sync: tasks of one scheduler waiting their turn, in order.
+ *
+ * - pr_sem, a counting semaphore (at most `permits` holders at once), and
+ *   pr_wsem, a weighted one (a budget, of bytes say, that admits while it
+ *   is not negative, so one request larger than the whole budget still runs
+ *   when nothing else does). Waiters are served in FIFO order; a deadline
+ *   or cancellation while waiting leaves the count exactly as it was;
+ *   destroying one wakes its waiters with PR_ECLOSED.
+ *
+ * Semaphores belong to the thread that created them, like every object of
+ * a scheduler; their updates never interleave (tasks switch only when they
+ * block), so concurrent tasks never lose an update.
+ *
+ * For the modules after it: the FIFO wait queues (pr__fifo, pr__waiter:
+ * pr__fifo_park parks the calling task in order until it is granted, the
+ * queue is closed, its deadline passes or it is cancelled;
+ * pr__fifo_wake_all wakes them all), which retry's backoff windows,
+ * telemetry's reporter and the ds producer wait on.
+ */
+
+/* A counting semaphore: at most `permits` holders at once. Opaque. */
+typedef struct pr_sem pr_sem;
+/* A weighted semaphore (a budget of bytes, say): an acquire of w takes w
+   from the budget; it waits only while the budget is negative, so one
+   request larger than the whole budget still runs when nothing else does.
+   Opaque. */
+typedef struct pr_wsem pr_wsem;
+
+/* Create a counting semaphore.
+   Params: out - receives it; permits - > 0.
+   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_acquire. */
+PRISTINE_API int pr_sem_create(pr_sem **out, int64_t permits);
+
+/* Free a semaphore; tasks still waiting wake with PR_ECLOSED. NULL is a
+   no-op.
+   Params: s - the semaphore.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_create. */
+PRISTINE_API void pr_sem_destroy(pr_sem *s);
+
+/* Take a permit, waiting in FIFO order while none is free. A deadline or
+   cancellation while waiting leaves the count exactly as it was.
+   Params: s - the semaphore; deadline - absolute ms.
+   Returns: PR_OK (release it later); PR_ETIMEDOUT; PR_ECANCELED;
+            PR_ECLOSED (destroyed while waiting); PR_EINVAL; PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_sem_release. */
+PRISTINE_API int pr_sem_acquire(pr_sem *s, int64_t deadline);
+
+/* Take a permit only if one is free now (never waits, never jumps ahead
+   of waiting tasks).
+   Params: s - the semaphore.
+   Returns: PR_OK; PR_ETIMEDOUT (none free: what a deadline in the past
+            gives); PR_EINVAL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_acquire. */
+PRISTINE_API int pr_sem_try_acquire(pr_sem *s);
+
+/* Give a permit back; the longest waiter gets it.
+   Params: s - the semaphore.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_acquire. */
+PRISTINE_API void pr_sem_release(pr_sem *s);
+
+/* Permits free now.
+   Params: s - the semaphore.
+   Returns: the count (0 for NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_waiting. */
+PRISTINE_API int64_t pr_sem_available(const pr_sem *s);
+
+/* Tasks waiting for a permit.
+   Params: s - the semaphore.
+   Returns: the count (0 for NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_sem_available. */
+PRISTINE_API size_t pr_sem_waiting(const pr_sem *s);
+
+/* Create a weighted semaphore.
+   Params: out - receives it; budget - the starting budget (> 0).
+   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+   Blocks: no.
+   Thread: owner.
+   See: pr_wsem_acquire. */
+PRISTINE_API int pr_wsem_create(pr_wsem **out, int64_t budget);
+
+/* Free a weighted semaphore; waiting tasks wake with PR_ECLOSED. NULL is a
+   no-op.
+   Params: w - the semaphore.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_wsem_create. */
+PRISTINE_API void pr_wsem_destroy(pr_wsem *w);
+
+/* Take weight from the budget: at once when the budget is >= 0 and nobody
+   waits (even if it goes negative), else wait in FIFO order. A deadline or
+   cancellation while waiting leaves the budget exactly as it was.
+   Params: w - the semaphore; weight - >= 0; deadline - absolute ms.
+   Returns: PR_OK (release the same weight later); PR_ETIMEDOUT;
+            PR_ECANCELED; PR_ECLOSED; PR_EINVAL; PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_wsem_release. */
+PRISTINE_API int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline);
+
+/* Take weight only if that is possible now (never waits).
+   Params: w - the semaphore; weight - >= 0.
+   Returns: PR_OK; PR_ETIMEDOUT (the budget is negative or others wait);
+            PR_EINVAL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_wsem_acquire. */
+PRISTINE_API int pr_wsem_try_acquire(pr_wsem *w, int64_t weight);
+
+/* Give weight back; waiters are admitted in FIFO order while the budget is
+   >= 0, each taking its weight, stopping once it turns negative.
+   Params: w - the semaphore; weight - what was acquired.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_wsem_acquire. */
+PRISTINE_API void pr_wsem_release(pr_wsem *w, int64_t weight);
+
+/* The budget now (negative while over-committed).
+   Params: w - the semaphore.
+   Returns: the budget (0 for NULL).
+   Blocks: no.
+   Thread: owner.
+   See: pr_wsem_acquire. */
+PRISTINE_API int64_t pr_wsem_budget(const pr_wsem *w);
+
 /* ==== future: in-process promises and futures; a task's result as a future ==== >>future */
 /*
  * future: a pr_future is a value that arrives later. Its producer settles
@@ -1776,7 +1944,7 @@ PRISTINE_API int pr_future_await_all(pr_future *const *fs, size_t n, int flags, 
    See: pr_go, pr_future_await. */
 PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts);
 
-/* ==== retry: backoff and jitter, retry runner, server hints, circuit breaker, backoff window, semaphores ==== >>retry */
+/* ==== retry: backoff and jitter, retry runner, server hints, circuit breaker, backoff window ==== >>retry */
 /*
  * retry: the policies that keep a client alive against real servers.
  *
@@ -1797,16 +1965,21 @@ PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, c
  * - pr_breaker: a circuit breaker (closed / open / half-open) with a
  *   registry so that many clients share one breaker per upstream.
  * - pr_backoff_window: per-key "do not send before" deadlines (a 429
- *   pauses every task that talks to that upstream).
- * - pr_sem (counting) and pr_wsem (weighted, e.g. bytes in flight):
- *   semaphores with a FIFO wait queue on the scheduler.
+ *   pauses every task that talks to that upstream; its waiters queue on
+ *   sync's FIFO wait queues).
  *
- * Time and chance: the runner reads pr_now() and takes its random numbers,
- * its sleep and the wall clock (for HTTP-dates) from pr_retry_hooks, so a
- * test can make every delay exact and instant. Breakers, windows and
- * semaphores belong to the thread that created them, like every object of
- * a scheduler; their updates never interleave (tasks switch only when they
- * block), so concurrent tasks never lose an update.
+ * Time and chance: the runner reads pr_now() and takes its random numbers
+ * (base's pr_random), its sleep (pr_sleep) and the wall clock (time's, for
+ * HTTP-dates) from pr_retry_hooks, so a test can make every delay exact
+ * and instant. Breakers and windows belong to the thread that created
+ * them, like every object of a scheduler; their updates never interleave
+ * (tasks switch only when they block), so concurrent tasks never lose an
+ * update. The semaphores are sync's (pr_sem, pr_wsem).
+ *
+ * For the modules after it (client, eventsource, rfuture, telemetry, ds):
+ * pr__retry_delay_ms (a backoff delay in whole ms, jittered through the
+ * hooks), pr__retry_hook_sleep (a sleep through the hooks) and
+ * pr__retry_off (the policy of a request that must not be retried).
  */
 
 /* Backoff strategies: how the nominal delay grows with the attempt number a
@@ -1890,15 +2063,6 @@ PRISTINE_API int pr_backoff_check(const pr_backoff *b);
    Thread: any.
    See: pr_backoff_check, pr_random. */
 PRISTINE_API double pr_backoff_delay(const pr_backoff *b, int attempt, double prev_ms, double r);
-
-/* A uniform random number in [0, 1) from a per-thread generator seeded from
-   the operating system (not for cryptography).
-   Params: none.
-   Returns: the number.
-   Blocks: no.
-   Thread: any (each thread has its own generator).
-   See: pr_retry_hooks. */
-PRISTINE_API double pr_random(void);
 
 /* Time and chance for the runner. Every NULL field means the real thing. */
 typedef struct pr_retry_hooks {
@@ -2135,15 +2299,20 @@ enum pr_breaker_outcome {
     PR_BREAKER_IGNORE = 2   /* no health signal (e.g. 429): frees a half-open probe slot */
 };
 
+/* Who watches a breaker (pr_telemetry_breaker_hook fits on_change). */
+typedef struct pr_breaker_observer {
+    /* Called on every state change, also when open becomes half-open as
+       time passes (noticed by the next admit or state call). NULL = none. */
+    void (*on_change)(const char *name, int from, int to, void *user_data);
+    void *user_data;         /* for on_change */
+} pr_breaker_observer;
+
 /* Breaker options. Zero in every field means the default. */
 typedef struct pr_breaker_opts {
     int failure_threshold;   /* 0 = 5: consecutive failures that open the breaker */
     int reset_timeout_ms;    /* 0 = 30000: open this long, then half-open */
     int half_open_max_calls; /* 0 = 1: probe calls admitted at once while half-open */
-    /* Called on every state change, also when open becomes half-open as
-       time passes (noticed by the next admit or state call). NULL = none. */
-    void (*on_change)(const char *name, int from, int to, void *user_data);
-    void *user_data;
+    pr_breaker_observer observer; /* state changes; zero = none */
 } pr_breaker_opts;
 
 /* Create a breaker.
@@ -2311,131 +2480,6 @@ PRISTINE_API int pr_backoff_window_wait(pr_backoff_window *w, const char *key, i
    Thread: owner.
    See: pr_backoff_window_set. */
 PRISTINE_API void pr_backoff_window_clear(pr_backoff_window *w, const char *key);
-
-/* ---- semaphores ---- */
-
-/* A counting semaphore: at most `permits` holders at once. Opaque. */
-typedef struct pr_sem pr_sem;
-/* A weighted semaphore (a budget of bytes, say): an acquire of w takes w
-   from the budget; it waits only while the budget is negative, so one
-   request larger than the whole budget still runs when nothing else does.
-   Opaque. */
-typedef struct pr_wsem pr_wsem;
-
-/* Create a counting semaphore.
-   Params: out - receives it; permits - > 0.
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_acquire. */
-PRISTINE_API int pr_sem_create(pr_sem **out, int64_t permits);
-
-/* Free a semaphore; tasks still waiting wake with PR_ECLOSED. NULL is a
-   no-op.
-   Params: s - the semaphore.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_create. */
-PRISTINE_API void pr_sem_destroy(pr_sem *s);
-
-/* Take a permit, waiting in FIFO order while none is free. A deadline or
-   cancellation while waiting leaves the count exactly as it was.
-   Params: s - the semaphore; deadline - absolute ms.
-   Returns: PR_OK (release it later); PR_ETIMEDOUT; PR_ECANCELED;
-            PR_ECLOSED (destroyed while waiting); PR_EINVAL; PR_ENOMEM.
-   Blocks: yes.
-   Thread: owner.
-   See: pr_sem_release. */
-PRISTINE_API int pr_sem_acquire(pr_sem *s, int64_t deadline);
-
-/* Take a permit only if one is free now (never waits, never jumps ahead
-   of waiting tasks).
-   Params: s - the semaphore.
-   Returns: PR_OK; PR_ETIMEDOUT (none free: what a deadline in the past
-            gives); PR_EINVAL.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_acquire. */
-PRISTINE_API int pr_sem_try_acquire(pr_sem *s);
-
-/* Give a permit back; the longest waiter gets it.
-   Params: s - the semaphore.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_acquire. */
-PRISTINE_API void pr_sem_release(pr_sem *s);
-
-/* Permits free now.
-   Params: s - the semaphore.
-   Returns: the count (0 for NULL).
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_waiting. */
-PRISTINE_API int64_t pr_sem_available(const pr_sem *s);
-
-/* Tasks waiting for a permit.
-   Params: s - the semaphore.
-   Returns: the count (0 for NULL).
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_available. */
-PRISTINE_API size_t pr_sem_waiting(const pr_sem *s);
-
-/* Create a weighted semaphore.
-   Params: out - receives it; budget - the starting budget (> 0).
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API int pr_wsem_create(pr_wsem **out, int64_t budget);
-
-/* Free a weighted semaphore; waiting tasks wake with PR_ECLOSED. NULL is a
-   no-op.
-   Params: w - the semaphore.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_create. */
-PRISTINE_API void pr_wsem_destroy(pr_wsem *w);
-
-/* Take weight from the budget: at once when the budget is >= 0 and nobody
-   waits (even if it goes negative), else wait in FIFO order. A deadline or
-   cancellation while waiting leaves the budget exactly as it was.
-   Params: w - the semaphore; weight - >= 0; deadline - absolute ms.
-   Returns: PR_OK (release the same weight later); PR_ETIMEDOUT;
-            PR_ECANCELED; PR_ECLOSED; PR_EINVAL; PR_ENOMEM.
-   Blocks: yes.
-   Thread: owner.
-   See: pr_wsem_release. */
-PRISTINE_API int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline);
-
-/* Take weight only if that is possible now (never waits).
-   Params: w - the semaphore; weight - >= 0.
-   Returns: PR_OK; PR_ETIMEDOUT (the budget is negative or others wait);
-            PR_EINVAL.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API int pr_wsem_try_acquire(pr_wsem *w, int64_t weight);
-
-/* Give weight back; waiters are admitted in FIFO order while the budget is
-   >= 0, each taking its weight, stopping once it turns negative.
-   Params: w - the semaphore; weight - what was acquired.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API void pr_wsem_release(pr_wsem *w, int64_t weight);
-
-/* The budget now (negative while over-committed).
-   Params: w - the semaphore.
-   Returns: the budget (0 for NULL).
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API int64_t pr_wsem_budget(const pr_wsem *w);
 
 /* ==== net: non-blocking DNS, TCP connect and listen, the pr_conn byte stream ==== >>net */
 /*
@@ -4111,7 +4155,7 @@ typedef struct pr_queue_log {
  *
  * - pr_telemetry, a hub. Plug its adapters into the hooks of the other
  *   modules (pr_telemetry_http_hook as a client's on_event,
- *   pr_telemetry_breaker_hook as a breaker's on_change,
+ *   pr_telemetry_breaker_hook as a breaker's observer.on_change,
  *   pr_telemetry_sse_hook as an event stream's on_reconnect,
  *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller),
  *   and the application's callback receives one kind of structured event
@@ -4238,8 +4282,8 @@ PRISTINE_API void pr_telemetry_destroy(pr_telemetry *t);
    See: pr_http_client_opts. */
 PRISTINE_API void pr_telemetry_http_hook(const pr_http_event *ev, void *user_data);
 
-/* An on_change for pr_breaker_opts: user_data is the hub. Fields: breaker,
-   from, to (state names: closed, open, half_open).
+/* An on_change for pr_breaker_opts.observer: user_data is the hub.
+   Fields: breaker, from, to (state names: closed, open, half_open).
    Params: name, from, to - as the breaker gives them; user_data - a hub.
    Returns: nothing.
    Blocks: no.
@@ -4998,7 +5042,7 @@ PRISTINE_API void pr_ds_consumer_stop(pr_ds_consumer *c);
 #if defined(PRISTINE_IMPLEMENTATION) && !defined(PRISTINE_IMPLEMENTATION_INCLUDED)
 #define PRISTINE_IMPLEMENTATION_INCLUDED
 
-/* ==== base: version, API decoration, includes, error codes, allocator and log hooks ==== >>base.impl */
+/* ==== base: version, API decoration, includes, error codes, allocator and log hooks, random numbers ==== >>base.impl */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
@@ -5053,7 +5097,7 @@ PRISTINE_API void pr_ds_consumer_stop(pr_ds_consumer *c);
 #include <bearssl.h>
 #endif
 #if defined(__linux__)
-#include <sys/random.h> /* getrandom(): the TLS engine seed, retry's random numbers */
+#include <sys/random.h> /* getrandom(): the TLS engine seed, pr_random's seed */
 #endif
 
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
@@ -5277,6 +5321,37 @@ static PR__MAYBE_UNUSED void pr__strfree(char **s) {
     *s = NULL;
 }
 
+/* ---- intrusive FIFO lists ---- */
+/* A node kept inside what it lists (PR__CONTAINER_OF gets back to that). */
+typedef struct pr__link {
+    struct pr__link *prev, *next;
+} pr__link;
+
+/* A doubly-linked list of links: pushed at the tail, unlinked from
+   anywhere. sched's channel queues and sync's wait queues are these. */
+typedef struct pr__list {
+    pr__link *head, *tail;
+    size_t n;
+} pr__list;
+
+static PR__MAYBE_UNUSED void pr__list_push(pr__list *q, pr__link *x) {
+    x->next = NULL;
+    x->prev = q->tail;
+    if (q->tail) q->tail->next = x;
+    else q->head = x;
+    q->tail = x;
+    q->n++;
+}
+
+static PR__MAYBE_UNUSED void pr__list_unlink(pr__list *q, pr__link *x) {
+    if (x->prev) x->prev->next = x->next;
+    else q->head = x->next;
+    if (x->next) x->next->prev = x->prev;
+    else q->tail = x->prev;
+    x->prev = x->next = NULL;
+    q->n--;
+}
+
 void pr_log_stderr(int level, const char *module, const char *msg, void *user_data) {
     static const char *names[] = { "?", "error", "warn", "info", "debug" };
     PR__UNUSED(user_data);
@@ -5294,6 +5369,45 @@ static void pr__log_emit(int level, const char *module, const char *fmt, ...) {
     pr__logger.fn(level, module, msg, pr__logger.user_data);
 }
 
+/* ---- random numbers ---- */
+static PR__THREAD uint64_t pr__rng_state[2];
+
+static uint64_t pr__splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* 64 random bits: xorshift128+, seeded once per thread from getrandom
+   (where there is one), the clock and the thread's address space. */
+static uint64_t pr__random_u64(void) {
+    uint64_t s1, s0;
+    if (PR__UNLIKELY(!pr__rng_state[0] && !pr__rng_state[1])) {
+        struct timespec ts;
+        uint64_t seed;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ ((uint64_t)(uintptr_t)&seed << 16) ^
+               (uint64_t)getpid();
+#if defined(__linux__)
+        {
+            uint64_t os = 0;
+            if (getrandom(&os, sizeof os, GRND_NONBLOCK) == (ssize_t)sizeof os) seed ^= os;
+        }
+#endif
+        pr__rng_state[0] = pr__splitmix(&seed);
+        pr__rng_state[1] = pr__splitmix(&seed) | 1;
+    }
+    s1 = pr__rng_state[0];
+    s0 = pr__rng_state[1];
+    pr__rng_state[0] = s0;
+    s1 ^= s1 << 23;
+    pr__rng_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return pr__rng_state[1] + s0;
+}
+
+double pr_random(void) { return (double)(pr__random_u64() >> 11) * (1.0 / 9007199254740992.0); }
+
 /* PR__LOG(level, module, fmt, ...): checks the level before formatting. */
 #define PR__LOG(level, ...) \
     do { \
@@ -5301,7 +5415,7 @@ static void pr__log_emit(int level, const char *module, const char *fmt, ...) {
             pr__log_emit((level), __VA_ARGS__); \
     } while (0)
 
-/* ==== time: monotonic clock in ms, deadlines, PR_FOREVER, test clock ==== >>time.impl */
+/* ==== time: monotonic and wall clocks in ms, deadlines, PR_FOREVER, test clock ==== >>time.impl */
 #ifdef PRISTINE_TESTING
 /* Virtual clock for tests: when on, pr_now() returns pr__test_clock_ms and
    the scheduler advances it to the next timer instead of sleeping. */
@@ -5321,6 +5435,14 @@ static PR__MAYBE_UNUSED int64_t pr__now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The wall clock: milliseconds since 1970 UTC (HTTP-dates, timestamps).
+   The virtual test clock does not touch it; retry's hooks replace it. */
+static PR__MAYBE_UNUSED int64_t pr__wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int64_t pr_now(void) {
@@ -9373,15 +9495,19 @@ static void pr__io_turn(pr_sched *s) {
     pr__sched_next(s);
 }
 
-ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
-    pr_sched *s = pr__sched_get();
-    int rc;
+/* The checks pr_fd_read and pr_fd_write make before their first try. */
+static int pr__fd_io_check(pr_sched *s, int fd, const void *buf, size_t n) {
     if (fd < 0 || !buf || !n) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
-    for (;;) {
-        pr__fdslot *f = pr__fd_slot(s, fd);
-        if (!f) return PR_ENOMEM;
+    return pr__canceled(s) ? PR_ECANCELED : PR_OK;
+}
+
+ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    pr__fdslot *f;
+    int rc = pr__fd_io_check(s, fd, buf, n);
+    if (rc) return rc;
+    while ((f = pr__fd_slot(s, fd)) != NULL) {
         if (!f->rd_idle || deadline <= pr_now()) {
             ssize_t got = read(fd, buf, n);
             if (got > 0) {
@@ -9400,17 +9526,15 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
         }
         if ((rc = pr_fd_wait(fd, PR_WAIT_READ, deadline)) != PR_OK) return rc;
     }
+    return PR_ENOMEM; /* no fd slot */
 }
 
 ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
     pr_sched *s = pr__sched_get();
-    int rc;
-    if (fd < 0 || !buf || !n) return PR_EINVAL;
-    if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
-    for (;;) {
-        pr__fdslot *f = pr__fd_slot(s, fd);
-        if (!f) return PR_ENOMEM;
+    pr__fdslot *f;
+    int rc = pr__fd_io_check(s, fd, buf, n);
+    if (rc) return rc;
+    while ((f = pr__fd_slot(s, fd)) != NULL) {
         if (!f->wr_idle || deadline <= pr_now()) {
             ssize_t put;
 #ifdef MSG_NOSIGNAL
@@ -9439,6 +9563,7 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
         }
         if ((rc = pr_fd_wait(fd, PR_WAIT_WRITE, deadline)) != PR_OK) return rc;
     }
+    return PR_ENOMEM; /* no fd slot */
 }
 
 /* ---- cross-thread post ---- */
@@ -9571,7 +9696,7 @@ typedef struct pr__chan_sel pr__chan_sel;
 
 /* One offered operation of a parked task, queued on its channel. */
 typedef struct pr__chan_waiter {
-    struct pr__chan_waiter *prev, *next;
+    pr__link link;      /* in its channel's senders or receivers */
     pr__chan_sel *sel;
     pr_chan *chan;
     size_t index;
@@ -9588,14 +9713,10 @@ struct pr__chan_sel {
     ptrdiff_t done;
 };
 
-typedef struct pr__waitq {
-    pr__chan_waiter *head, *tail;
-} pr__waitq;
-
 struct pr_chan {
     size_t elem_size, cap, head, count;
     char *ring;
-    pr__waitq senders, receivers;
+    pr__list senders, receivers; /* of pr__chan_waiter */
     int closed;
 };
 
@@ -9614,28 +9735,18 @@ int pr_chan_create(pr_chan **out, size_t elem_size, size_t capacity) {
     return PR_OK;
 }
 
-static void pr__waitq_push(pr__waitq *q, pr__chan_waiter *w) {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail) q->tail->next = w;
-    else q->head = w;
-    q->tail = w;
+/* The longest waiter of a channel queue, or NULL. */
+static pr__chan_waiter *pr__chan_first(const pr__list *q) {
+    return q->head ? PR__CONTAINER_OF(q->head, pr__chan_waiter, link) : NULL;
 }
 
-static void pr__waitq_unlink(pr__waitq *q, pr__chan_waiter *w) {
-    if (w->prev) w->prev->next = w->next;
-    else q->head = w->next;
-    if (w->next) w->next->prev = w->prev;
-    else q->tail = w->prev;
-}
-
-static pr__waitq *pr__chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
+static pr__list *pr__chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
 
 /* Complete operation w of a parked task with rc: withdraw all its offers and wake it. */
 static void pr__chan_fire(pr__chan_waiter *w, int rc) {
     pr__chan_sel *sel = w->sel;
     size_t i;
-    for (i = 0; i < sel->n; i++) pr__waitq_unlink(pr__chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i]);
+    for (i = 0; i < sel->n; i++) pr__list_unlink(pr__chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i].link);
     sel->done = (ptrdiff_t)w->index;
     sel->ops[w->index].result = rc;
     pr__wake(sel->task, PR_OK);
@@ -9653,7 +9764,7 @@ static int pr__chan_try(pr_chan_op *op) {
     if (op->kind == PR_CHAN_SEND) {
         if (c->closed) {
             op->result = PR_ECLOSED;
-        } else if ((w = c->receivers.head) != NULL) {
+        } else if ((w = pr__chan_first(&c->receivers)) != NULL) {
             memcpy(w->elem, op->elem, c->elem_size);
             pr__chan_fire(w, PR_OK);
             op->result = PR_OK;
@@ -9669,12 +9780,12 @@ static int pr__chan_try(pr_chan_op *op) {
         memcpy(op->elem, c->ring + c->head * c->elem_size, c->elem_size);
         c->head = (c->head + 1) % c->cap;
         c->count--;
-        if ((w = c->senders.head) != NULL) {
+        if ((w = pr__chan_first(&c->senders)) != NULL) {
             pr__ring_put(c, w->elem);
             pr__chan_fire(w, PR_OK);
         }
         op->result = PR_OK;
-    } else if ((w = c->senders.head) != NULL) {
+    } else if ((w = pr__chan_first(&c->senders)) != NULL) {
         memcpy(op->elem, w->elem, c->elem_size);
         pr__chan_fire(w, PR_OK);
         op->result = PR_OK;
@@ -9716,13 +9827,13 @@ int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
         nodes[i].index = i;
         nodes[i].elem = ops[i].elem;
         nodes[i].kind = ops[i].kind;
-        pr__waitq_push(pr__chan_queue(ops[i].chan, ops[i].kind), &nodes[i]);
+        pr__list_push(pr__chan_queue(ops[i].chan, ops[i].kind), &nodes[i].link);
     }
     rc = pr__park(s, deadline);
     if (sel.done >= 0) {
         rc = (int)sel.done; /* the operation happened: report it even if cancelled meanwhile */
     } else {
-        for (i = 0; i < n; i++) pr__waitq_unlink(pr__chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i]);
+        for (i = 0; i < n; i++) pr__list_unlink(pr__chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i].link);
         if (rc == PR_OK) rc = PR_ETIMEDOUT; /* not reachable: only a fire wakes with PR_OK */
     }
     if (nodes != local) pr__free(nodes, n * sizeof *nodes);
@@ -9748,11 +9859,12 @@ int pr_chan_send(pr_chan *c, const void *elem, int64_t deadline) {
 int pr_chan_recv(pr_chan *c, void *elem, int64_t deadline) { return pr__chan_one(c, PR_CHAN_RECV, elem, deadline); }
 
 int pr_chan_close(pr_chan *c) {
+    pr__chan_waiter *w;
     if (!c) return PR_EINVAL;
     if (c->closed) return PR_ESTATE;
     c->closed = 1;
-    while (c->receivers.head) pr__chan_fire(c->receivers.head, PR_ECLOSED);
-    while (c->senders.head) pr__chan_fire(c->senders.head, PR_ECLOSED);
+    while ((w = pr__chan_first(&c->receivers)) != NULL) pr__chan_fire(w, PR_ECLOSED);
+    while ((w = pr__chan_first(&c->senders)) != NULL) pr__chan_fire(w, PR_ECLOSED);
     return PR_OK;
 }
 
@@ -9763,48 +9875,37 @@ void pr_chan_destroy(pr_chan *c) {
     pr__free(c, sizeof *c);
 }
 
-/* ---- FIFO wait queues (retry's windows and semaphores, telemetry, ds) ---- */
+/* ==== sync: FIFO wait queues, counting and weighted semaphores ==== >>sync.impl */
+/* ---- FIFO wait queues ---- */
 /* A parked task; lives on its stack while it waits. */
 typedef struct pr__waiter {
-    struct pr__waiter *prev, *next;
+    pr__link link; /* in its pr__fifo */
     pr_task *task;
     int64_t weight;
     int done;   /* granted (semaphores) or released (windows: cleared) */
     int closed; /* the object was destroyed: do not touch it */
 } pr__waiter;
 
-typedef struct pr__fifo {
-    pr__waiter *head, *tail;
-    size_t n;
-} pr__fifo;
+/* A queue of pr__waiter, oldest first (.n counts them). */
+typedef pr__list pr__fifo;
 
-static void pr__fifo_push(pr__fifo *q, pr__waiter *w) {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail) q->tail->next = w;
-    else q->head = w;
-    q->tail = w;
-    q->n++;
+/* The longest waiter of q, or NULL. */
+static pr__waiter *pr__sync_first(const pr__fifo *q) {
+    return q->head ? PR__CONTAINER_OF(q->head, pr__waiter, link) : NULL;
 }
 
-static void pr__fifo_unlink(pr__fifo *q, pr__waiter *w) {
-    if (w->prev) w->prev->next = w->next;
-    else q->head = w->next;
-    if (w->next) w->next->prev = w->prev;
-    else q->tail = w->prev;
-    w->prev = w->next = NULL;
-    q->n--;
+/* Take w off q and wake it, granted (closed 0) or told the object is gone. */
+static void pr__sync_wake(pr__fifo *q, pr__waiter *w, int closed) {
+    pr__list_unlink(q, &w->link);
+    if (closed) w->closed = 1;
+    else w->done = 1;
+    pr__wake(w->task, PR_OK);
 }
 
 /* Wake every waiter, marking them done (or closed) and leaving the queue empty. */
 static void pr__fifo_wake_all(pr__fifo *q, int closed) {
-    while (q->head) {
-        pr__waiter *w = q->head;
-        pr__fifo_unlink(q, w);
-        if (closed) w->closed = 1;
-        else w->done = 1;
-        pr__wake(w->task, PR_OK);
-    }
+    pr__waiter *w;
+    while ((w = pr__sync_first(q)) != NULL) pr__sync_wake(q, w, closed);
 }
 
 /* Park the calling task on q until done, closed, the deadline or
@@ -9816,13 +9917,114 @@ static int pr__fifo_park(pr__fifo *q, pr__waiter *w, int64_t deadline) {
     if (!s) return PR_ENOMEM;
     w->task = s->cur;
     w->done = w->closed = 0;
-    pr__fifo_push(q, w);
+    pr__list_push(q, &w->link);
     while (!w->done && !w->closed && rc == PR_OK) rc = pr__park(s, deadline);
     if (w->closed) return PR_ECLOSED;
     if (w->done) return PR_OK; /* granted: that beats a timeout or cancel that came with it */
-    pr__fifo_unlink(q, w);
+    pr__list_unlink(q, &w->link);
     return rc == PR_OK ? PR_ETIMEDOUT : rc;
 }
+
+/* ---- semaphores: one core, two admission rules ---- */
+typedef struct pr__semcore {
+    int64_t budget;
+    int weighted; /* 0: admit while budget >= weight (counting); 1: while budget >= 0 */
+    pr__fifo q;
+} pr__semcore;
+
+struct pr_sem { pr__semcore c; };
+struct pr_wsem { pr__semcore c; };
+
+static int pr__sem_admits(const pr__semcore *c, int64_t weight) {
+    return c->weighted ? c->budget >= 0 : c->budget >= weight;
+}
+
+static int pr__sem_try(pr__semcore *c, int64_t weight) {
+    if (c->q.n || !pr__sem_admits(c, weight)) return PR_ETIMEDOUT;
+    c->budget -= weight;
+    return PR_OK;
+}
+
+static int pr__sem_acquire(pr__semcore *c, int64_t weight, int64_t deadline) {
+    pr__waiter me;
+    if (pr_is_canceled()) return PR_ECANCELED;
+    if (pr__sem_try(c, weight) == PR_OK) return PR_OK;
+    memset(&me, 0, sizeof me);
+    me.weight = weight;
+    return pr__fifo_park(&c->q, &me, deadline); /* a grant has already taken the weight */
+}
+
+/* Hand the budget to waiters in order while the head is admitted. */
+static void pr__sem_release(pr__semcore *c, int64_t weight) {
+    pr__waiter *w;
+    c->budget += weight;
+    while ((w = pr__sync_first(&c->q)) != NULL && pr__sem_admits(c, w->weight)) {
+        c->budget -= w->weight;
+        pr__sync_wake(&c->q, w, 0);
+    }
+}
+
+/* Wake the waiters with PR_ECLOSED and free the semaphore (size bytes at c,
+   its first member). */
+static void pr__sem_free(pr__semcore *c, size_t size) {
+    pr__fifo_wake_all(&c->q, 1);
+    pr__free(c, size);
+}
+
+static void *pr__sem_new(size_t size, int64_t budget, int weighted) {
+    pr__semcore *c = (pr__semcore *)pr__calloc(1, size);
+    if (c) {
+        c->budget = budget;
+        c->weighted = weighted;
+    }
+    return c;
+}
+
+int pr_sem_create(pr_sem **out, int64_t permits) {
+    if (!out || permits <= 0) return PR_EINVAL;
+    *out = (pr_sem *)pr__sem_new(sizeof(pr_sem), permits, 0);
+    return *out ? PR_OK : PR_ENOMEM;
+}
+
+void pr_sem_destroy(pr_sem *s) {
+    if (s) pr__sem_free(&s->c, sizeof *s);
+}
+
+int pr_sem_acquire(pr_sem *s, int64_t deadline) { return s ? pr__sem_acquire(&s->c, 1, deadline) : PR_EINVAL; }
+
+int pr_sem_try_acquire(pr_sem *s) { return s ? pr__sem_try(&s->c, 1) : PR_EINVAL; }
+
+void pr_sem_release(pr_sem *s) {
+    if (s) pr__sem_release(&s->c, 1);
+}
+
+int64_t pr_sem_available(const pr_sem *s) { return s && s->c.budget > 0 ? s->c.budget : 0; }
+
+size_t pr_sem_waiting(const pr_sem *s) { return s ? s->c.q.n : 0; }
+
+int pr_wsem_create(pr_wsem **out, int64_t budget) {
+    if (!out || budget <= 0) return PR_EINVAL;
+    *out = (pr_wsem *)pr__sem_new(sizeof(pr_wsem), budget, 1);
+    return *out ? PR_OK : PR_ENOMEM;
+}
+
+void pr_wsem_destroy(pr_wsem *w) {
+    if (w) pr__sem_free(&w->c, sizeof *w);
+}
+
+int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline) {
+    return w && weight >= 0 ? pr__sem_acquire(&w->c, weight, deadline) : PR_EINVAL;
+}
+
+int pr_wsem_try_acquire(pr_wsem *w, int64_t weight) {
+    return w && weight >= 0 ? pr__sem_try(&w->c, weight) : PR_EINVAL;
+}
+
+void pr_wsem_release(pr_wsem *w, int64_t weight) {
+    if (w && weight >= 0) pr__sem_release(&w->c, weight);
+}
+
+int64_t pr_wsem_budget(const pr_wsem *w) { return w ? w->c.budget : 0; }
 
 /* ==== future: in-process promises and futures; a task's result as a future ==== >>future.impl */
 /* Where pr_future_await_all hears which futures settled. */
@@ -10073,47 +10275,7 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
     return PR_OK;
 }
 
-/* ==== retry: backoff and jitter, retry runner, server hints, circuit breaker, backoff window, semaphores ==== >>retry.impl */
-/* ---- random numbers ---- */
-static PR__THREAD uint64_t pr__rng_state[2];
-
-static uint64_t pr__splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* xorshift128+, seeded once per thread from getrandom (where there is one),
-   the clock and the thread's address space. */
-static uint64_t pr__random_u64(void) {
-    uint64_t s1, s0;
-    if (PR__UNLIKELY(!pr__rng_state[0] && !pr__rng_state[1])) {
-        uint64_t seed = (uint64_t)pr__now_ns() ^ ((uint64_t)(uintptr_t)&seed << 16) ^ (uint64_t)getpid();
-#if defined(__linux__)
-        uint64_t os = 0;
-        if (getrandom(&os, sizeof os, GRND_NONBLOCK) == (ssize_t)sizeof os) seed ^= os;
-#endif
-        pr__rng_state[0] = pr__splitmix(&seed);
-        pr__rng_state[1] = pr__splitmix(&seed) | 1;
-    }
-    s1 = pr__rng_state[0];
-    s0 = pr__rng_state[1];
-    pr__rng_state[0] = s0;
-    s1 ^= s1 << 23;
-    pr__rng_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-    return pr__rng_state[1] + s0;
-}
-
-double pr_random(void) { return (double)(pr__random_u64() >> 11) * (1.0 / 9007199254740992.0); }
-
-/* Milliseconds since 1970 UTC. */
-static PR__MAYBE_UNUSED int64_t pr__wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
+/* ==== retry: backoff and jitter, retry runner, server hints, circuit breaker, backoff window ==== >>retry.impl */
 /* ---- backoff ---- */
 #define PR__BACKOFF_SATURATE 9.2e18 /* just below INT64_MAX: a double that converts safely */
 
@@ -10527,13 +10689,14 @@ struct pr_breaker_registry {
 static const char *pr__breaker_name(const pr_breaker *b) { return (const char *)(b + 1); }
 
 static void pr__breaker_to(pr_breaker *b, int to) {
+    const pr_breaker_observer *ob = &b->o.observer;
     int from = b->state;
     if (from == to) return;
     b->state = to;
     if (to == PR_BREAKER_OPEN) b->opened_at = pr_now();
     if (to != PR_BREAKER_CLOSED) b->half_open_calls = 0;
     if (to == PR_BREAKER_CLOSED) b->failures = 0;
-    if (b->o.on_change) b->o.on_change(pr__breaker_name(b), from, to, b->o.user_data);
+    if (ob->on_change) ob->on_change(pr__breaker_name(b), from, to, ob->user_data);
 }
 
 int pr_breaker_create(pr_breaker **out, const char *name, const pr_breaker_opts *opts) {
@@ -10748,106 +10911,6 @@ void pr_backoff_window_clear(pr_backoff_window *w, const char *key) {
     k->until = 0;
     pr__fifo_wake_all(&k->waiters, 0);
 }
-
-/* ---- semaphores: one core, two admission rules ---- */
-typedef struct pr__semcore {
-    int64_t budget;
-    int weighted; /* 0: admit while budget >= weight (counting); 1: while budget >= 0 */
-    pr__fifo q;
-} pr__semcore;
-
-struct pr_sem { pr__semcore c; };
-struct pr_wsem { pr__semcore c; };
-
-static int pr__sem_admits(const pr__semcore *c, int64_t weight) {
-    return c->weighted ? c->budget >= 0 : c->budget >= weight;
-}
-
-static int pr__sem_try(pr__semcore *c, int64_t weight) {
-    if (c->q.n || !pr__sem_admits(c, weight)) return PR_ETIMEDOUT;
-    c->budget -= weight;
-    return PR_OK;
-}
-
-static int pr__sem_acquire(pr__semcore *c, int64_t weight, int64_t deadline) {
-    pr__waiter me;
-    if (pr_is_canceled()) return PR_ECANCELED;
-    if (pr__sem_try(c, weight) == PR_OK) return PR_OK;
-    memset(&me, 0, sizeof me);
-    me.weight = weight;
-    return pr__fifo_park(&c->q, &me, deadline); /* a grant has already taken the weight */
-}
-
-/* Hand the budget to waiters in order while the head is admitted. */
-static void pr__sem_release(pr__semcore *c, int64_t weight) {
-    c->budget += weight;
-    while (c->q.head && pr__sem_admits(c, c->q.head->weight)) {
-        pr__waiter *w = c->q.head;
-        pr__fifo_unlink(&c->q, w);
-        c->budget -= w->weight;
-        w->done = 1;
-        pr__wake(w->task, PR_OK);
-    }
-}
-
-static void *pr__sem_new(size_t size, int64_t budget, int weighted) {
-    pr__semcore *c = (pr__semcore *)pr__calloc(1, size);
-    if (c) {
-        c->budget = budget;
-        c->weighted = weighted;
-    }
-    return c;
-}
-
-int pr_sem_create(pr_sem **out, int64_t permits) {
-    if (!out || permits <= 0) return PR_EINVAL;
-    *out = (pr_sem *)pr__sem_new(sizeof(pr_sem), permits, 0);
-    return *out ? PR_OK : PR_ENOMEM;
-}
-
-void pr_sem_destroy(pr_sem *s) {
-    if (!s) return;
-    pr__fifo_wake_all(&s->c.q, 1);
-    pr__free(s, sizeof *s);
-}
-
-int pr_sem_acquire(pr_sem *s, int64_t deadline) { return s ? pr__sem_acquire(&s->c, 1, deadline) : PR_EINVAL; }
-
-int pr_sem_try_acquire(pr_sem *s) { return s ? pr__sem_try(&s->c, 1) : PR_EINVAL; }
-
-void pr_sem_release(pr_sem *s) {
-    if (s) pr__sem_release(&s->c, 1);
-}
-
-int64_t pr_sem_available(const pr_sem *s) { return s && s->c.budget > 0 ? s->c.budget : 0; }
-
-size_t pr_sem_waiting(const pr_sem *s) { return s ? s->c.q.n : 0; }
-
-int pr_wsem_create(pr_wsem **out, int64_t budget) {
-    if (!out || budget <= 0) return PR_EINVAL;
-    *out = (pr_wsem *)pr__sem_new(sizeof(pr_wsem), budget, 1);
-    return *out ? PR_OK : PR_ENOMEM;
-}
-
-void pr_wsem_destroy(pr_wsem *w) {
-    if (!w) return;
-    pr__fifo_wake_all(&w->c.q, 1);
-    pr__free(w, sizeof *w);
-}
-
-int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline) {
-    return w && weight >= 0 ? pr__sem_acquire(&w->c, weight, deadline) : PR_EINVAL;
-}
-
-int pr_wsem_try_acquire(pr_wsem *w, int64_t weight) {
-    return w && weight >= 0 ? pr__sem_try(&w->c, weight) : PR_EINVAL;
-}
-
-void pr_wsem_release(pr_wsem *w, int64_t weight) {
-    if (w && weight >= 0) pr__sem_release(&w->c, weight);
-}
-
-int64_t pr_wsem_budget(const pr_wsem *w) { return w ? w->c.budget : 0; }
 
 /* ==== net: non-blocking DNS, TCP connect and listen, the pr_conn byte stream ==== >>net.impl */
 ptrdiff_t pr_conn_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
@@ -17280,6 +17343,7 @@ struct pr_reporter {
     int64_t next_index, start_ms;
     long pushed, flushed, dropped;
     pr_chan *kick;           /* flush requests (capacity 1) */
+    pr_retry_policy send_retry; /* a batch's resends: max_send_retries, send_backoff, hooks */
     pr_task *task;           /* joined by stop */
     int running;             /* the task has not ended */
     pr__fifo drained;        /* tasks waiting for flushed to move */
@@ -17502,14 +17566,25 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
     return pr_json_writer_finish(&w);
 }
 
-/* POST one batch, resending it up to max_send_retries times. */
+/* The reporter's classifier: a 2xx answer is done, cancellation stops,
+   anything else (no answer, another status) is worth sending again. */
+static int pr__rep_classify(int outcome, int64_t *after_ms, void *user_data) {
+    PR__UNUSED(after_ms);
+    PR__UNUSED(user_data);
+    if (outcome == PR_OK) return PR_RETRY_OK;
+    return outcome == PR_ECANCELED ? PR_RETRY_FAIL : PR_RETRY_AGAIN;
+}
+
+/* POST one batch on the shared retry loop: max_send_retries resends,
+   send_backoff between them, through the hooks. */
 static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
     pr_http_header h = { { "Content-Type", 12 }, { "application/json", 16 } };
-    int attempt;
-    for (attempt = 0;; attempt++) {
+    pr_retry st;
+    int rc, status;
+    if ((rc = pr_retry_begin(&st, &r->send_retry)) != PR_OK) return rc;
+    do {
         pr_http_request req;
         pr_http_result res;
-        int rc, ok;
         memset(&req, 0, sizeof req);
         req.method = "POST";
         req.url = &r->url;
@@ -17520,21 +17595,14 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
         req.retry = &pr__retry_off;
         memset(&res, 0, sizeof res);
         rc = pr_http_client_fetch(r->o.client, &res, &req, pr_deadline_in(r->o.send_timeout_ms));
-        ok = res.status;
+        status = res.status;
         pr_http_result_deinit(&res);
-        if (rc == PR_OK && ok >= 200 && ok <= 299) return PR_OK;
-        if (rc == PR_ECANCELED) return rc;
-        if (r->o.max_send_retries == PR_RETRY_OFF || attempt >= r->o.max_send_retries) {
-            PR__LOG(PR_LEVEL_WARN, "telemetry", "a batch could not be sent (%s, status %d): dropped", pr_errname(rc),
-                    ok);
-            return rc ? rc : PR_EHTTP;
-        }
-        {
-            int64_t ms = pr__retry_delay_ms(&r->o.send_backoff, attempt, NULL, &r->o.hooks);
-            rc = pr__retry_hook_sleep(&r->o.hooks, ms, pr_deadline_in(ms));
-            if (rc == PR_ECANCELED || pr_is_canceled()) return PR_ECANCELED;
-        }
-    }
+        if (rc == PR_OK && (status < 200 || status > 299)) rc = PR_EHTTP;
+    } while (pr_retry_next(&st, &rc, PR_FOREVER));
+    if (rc != PR_OK && rc != PR_ECANCELED)
+        PR__LOG(PR_LEVEL_WARN, "telemetry", "a batch could not be sent (%s, status %d): dropped", pr_errname(rc),
+                status);
+    return rc;
 }
 
 /* Send everything queued, in batches. */
@@ -17614,6 +17682,10 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     r->o.max_send_retries = PR__DEF(r->o.max_send_retries, 3);
     r->o.flush_timeout_ms = PR__DEF(r->o.flush_timeout_ms, 30000);
     if (!r->o.send_backoff.base_ms) r->o.send_backoff = tel;
+    r->send_retry.max_retries = r->o.max_send_retries;
+    r->send_retry.backoff = r->o.send_backoff;
+    r->send_retry.classify = pr__rep_classify;
+    r->send_retry.hooks = r->o.hooks;
     r->start_ms = pr_now();
     if (pr_backoff_check(&r->o.send_backoff) != PR_OK || pr_url_parse(&r->url, opts->url, strlen(opts->url), NULL))
         rc = PR_EINVAL;
@@ -19666,6 +19738,11 @@ REVISION HISTORY
       pr_rfuture_poller_opts.err, pr_rfuture_opts.err
                               removed: the err parameter of
                               pr_rfuture_poller_create and pr_rfuture_submit
+      pr_breaker_opts.on_change, .user_data
+                              are .observer.on_change and .observer.user_data
+                              (a pr_breaker_observer, like the other
+                              modules' observers): opts.observer.on_change =
+                              pr_telemetry_breaker_hook
     Changed signature
       pr_retry_hint_ms        takes int64_t max_ms before out (<= 0 = 60000);
                               a hint above it is cut to it (was: refused, so
@@ -19698,7 +19775,11 @@ REVISION HISTORY
       base     pr_err_info.msg is 256 bytes (was 120); a message that wraps
                another's (a stream's "the last: ...", the producer's "the
                last try: ...") keeps the cause whole and its detail
-               (sys_errno, tls_error, dns_error, http_status).
+               (sys_errno, tls_error, dns_error, http_status). pr_random is
+               declared in base (was: retry); the name is unchanged.
+      sync     A new module after sched: the counting and weighted
+               semaphores (pr_sem, pr_wsem; names unchanged) move there
+               from retry, over the FIFO wait queues that sched held.
       http     The idle timeout is the connection's silence since its last
                byte, across calls; a connection found silent stays failed.
       client   A redirect to another origin drops every field of the request

@@ -1,14 +1,23 @@
-// @pristine:module base - version, API decoration, includes, error codes, allocator and log hooks
+// @pristine:module base - version, API decoration, includes, error codes, allocator and log hooks, random numbers
 // @pristine:public
 /*
  * base: what every other module stands on. It carries the version, the
  * PRISTINE_API decoration, every #include of the library, the error codes
  * (one X-macro list gives the enum, pr_strerror and pr_errname), the
- * process-wide allocator hook, the logger hook, and the severities
+ * process-wide allocator hook, the logger hook, pr_random, a per-thread
+ * generator of random numbers (not for cryptography), and the severities
  * (PR_SEVERITY_*) of the events modules report to their observers.
  *
  * Lifetime: the allocator and the logger are process-wide. Install them
  * before the first scheduler starts and leave them alone while any runs.
+ *
+ * For the modules after it: the error detail (pr__err_set, pr__err_wrap),
+ * the allocator (pr__alloc, pr__calloc, pr__realloc, pr__free), string
+ * copies (pr__strdup, pr__strndup, pr__strfree), intrusive FIFO lists
+ * (pr__list, pr__link), PR__LOG, the small macros
+ * (PR__MIN, PR__DEF, PR__CONTAINER_OF, ...) and pr__random_u64, 64 random
+ * bits (retry's jitter, telemetry's UUIDs, the client's idempotency
+ * keys).
  */
 #define PRISTINE_VERSION_MAJOR 0
 #define PRISTINE_VERSION_MINOR 1
@@ -160,6 +169,15 @@ PRISTINE_API int pr_set_logger(const pr_logger *l);
    See: pr_set_logger. */
 PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, void *user_data);
 
+/* A uniform random number in [0, 1) from a per-thread generator seeded from
+   the operating system (not for cryptography).
+   Params: none.
+   Returns: the number.
+   Blocks: no.
+   Thread: any (each thread has its own generator).
+   See: pr_retry_hooks. */
+PRISTINE_API double pr_random(void);
+
 // @pristine:impl
 #include <assert.h>
 #include <errno.h>
@@ -215,7 +233,7 @@ PRISTINE_API void pr_log_stderr(int level, const char *module, const char *msg, 
 #include <bearssl.h>
 #endif
 #if defined(__linux__)
-#include <sys/random.h> /* getrandom(): the TLS engine seed, retry's random numbers */
+#include <sys/random.h> /* getrandom(): the TLS engine seed, pr_random's seed */
 #endif
 
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
@@ -439,6 +457,37 @@ static PR__MAYBE_UNUSED void pr__strfree(char **s) {
     *s = NULL;
 }
 
+/* ---- intrusive FIFO lists ---- */
+/* A node kept inside what it lists (PR__CONTAINER_OF gets back to that). */
+typedef struct pr__link {
+    struct pr__link *prev, *next;
+} pr__link;
+
+/* A doubly-linked list of links: pushed at the tail, unlinked from
+   anywhere. sched's channel queues and sync's wait queues are these. */
+typedef struct pr__list {
+    pr__link *head, *tail;
+    size_t n;
+} pr__list;
+
+static PR__MAYBE_UNUSED void pr__list_push(pr__list *q, pr__link *x) {
+    x->next = NULL;
+    x->prev = q->tail;
+    if (q->tail) q->tail->next = x;
+    else q->head = x;
+    q->tail = x;
+    q->n++;
+}
+
+static PR__MAYBE_UNUSED void pr__list_unlink(pr__list *q, pr__link *x) {
+    if (x->prev) x->prev->next = x->next;
+    else q->head = x->next;
+    if (x->next) x->next->prev = x->prev;
+    else q->tail = x->prev;
+    x->prev = x->next = NULL;
+    q->n--;
+}
+
 void pr_log_stderr(int level, const char *module, const char *msg, void *user_data) {
     static const char *names[] = { "?", "error", "warn", "info", "debug" };
     PR__UNUSED(user_data);
@@ -455,6 +504,45 @@ static void pr__log_emit(int level, const char *module, const char *fmt, ...) {
     if (n >= (int)sizeof msg) memcpy(msg + sizeof msg - 4, "...", 4);
     pr__logger.fn(level, module, msg, pr__logger.user_data);
 }
+
+/* ---- random numbers ---- */
+static PR__THREAD uint64_t pr__rng_state[2];
+
+static uint64_t pr__splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* 64 random bits: xorshift128+, seeded once per thread from getrandom
+   (where there is one), the clock and the thread's address space. */
+static uint64_t pr__random_u64(void) {
+    uint64_t s1, s0;
+    if (PR__UNLIKELY(!pr__rng_state[0] && !pr__rng_state[1])) {
+        struct timespec ts;
+        uint64_t seed;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ ((uint64_t)(uintptr_t)&seed << 16) ^
+               (uint64_t)getpid();
+#if defined(__linux__)
+        {
+            uint64_t os = 0;
+            if (getrandom(&os, sizeof os, GRND_NONBLOCK) == (ssize_t)sizeof os) seed ^= os;
+        }
+#endif
+        pr__rng_state[0] = pr__splitmix(&seed);
+        pr__rng_state[1] = pr__splitmix(&seed) | 1;
+    }
+    s1 = pr__rng_state[0];
+    s0 = pr__rng_state[1];
+    pr__rng_state[0] = s0;
+    s1 ^= s1 << 23;
+    pr__rng_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return pr__rng_state[1] + s0;
+}
+
+double pr_random(void) { return (double)(pr__random_u64() >> 11) * (1.0 / 9007199254740992.0); }
 
 /* PR__LOG(level, module, fmt, ...): checks the level before formatting. */
 #define PR__LOG(level, ...) \

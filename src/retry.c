@@ -1,4 +1,4 @@
-// @pristine:module retry - backoff and jitter, retry runner, server hints, circuit breaker, backoff window, semaphores
+// @pristine:module retry - backoff and jitter, retry runner, server hints, circuit breaker, backoff window
 // @pristine:public
 /*
  * retry: the policies that keep a client alive against real servers.
@@ -20,16 +20,21 @@
  * - pr_breaker: a circuit breaker (closed / open / half-open) with a
  *   registry so that many clients share one breaker per upstream.
  * - pr_backoff_window: per-key "do not send before" deadlines (a 429
- *   pauses every task that talks to that upstream).
- * - pr_sem (counting) and pr_wsem (weighted, e.g. bytes in flight):
- *   semaphores with a FIFO wait queue on the scheduler.
+ *   pauses every task that talks to that upstream; its waiters queue on
+ *   sync's FIFO wait queues).
  *
- * Time and chance: the runner reads pr_now() and takes its random numbers,
- * its sleep and the wall clock (for HTTP-dates) from pr_retry_hooks, so a
- * test can make every delay exact and instant. Breakers, windows and
- * semaphores belong to the thread that created them, like every object of
- * a scheduler; their updates never interleave (tasks switch only when they
- * block), so concurrent tasks never lose an update.
+ * Time and chance: the runner reads pr_now() and takes its random numbers
+ * (base's pr_random), its sleep (pr_sleep) and the wall clock (time's, for
+ * HTTP-dates) from pr_retry_hooks, so a test can make every delay exact
+ * and instant. Breakers and windows belong to the thread that created
+ * them, like every object of a scheduler; their updates never interleave
+ * (tasks switch only when they block), so concurrent tasks never lose an
+ * update. The semaphores are sync's (pr_sem, pr_wsem).
+ *
+ * For the modules after it (client, eventsource, rfuture, telemetry, ds):
+ * pr__retry_delay_ms (a backoff delay in whole ms, jittered through the
+ * hooks), pr__retry_hook_sleep (a sleep through the hooks) and
+ * pr__retry_off (the policy of a request that must not be retried).
  */
 
 /* Backoff strategies: how the nominal delay grows with the attempt number a
@@ -113,15 +118,6 @@ PRISTINE_API int pr_backoff_check(const pr_backoff *b);
    Thread: any.
    See: pr_backoff_check, pr_random. */
 PRISTINE_API double pr_backoff_delay(const pr_backoff *b, int attempt, double prev_ms, double r);
-
-/* A uniform random number in [0, 1) from a per-thread generator seeded from
-   the operating system (not for cryptography).
-   Params: none.
-   Returns: the number.
-   Blocks: no.
-   Thread: any (each thread has its own generator).
-   See: pr_retry_hooks. */
-PRISTINE_API double pr_random(void);
 
 /* Time and chance for the runner. Every NULL field means the real thing. */
 typedef struct pr_retry_hooks {
@@ -358,15 +354,20 @@ enum pr_breaker_outcome {
     PR_BREAKER_IGNORE = 2   /* no health signal (e.g. 429): frees a half-open probe slot */
 };
 
+/* Who watches a breaker (pr_telemetry_breaker_hook fits on_change). */
+typedef struct pr_breaker_observer {
+    /* Called on every state change, also when open becomes half-open as
+       time passes (noticed by the next admit or state call). NULL = none. */
+    void (*on_change)(const char *name, int from, int to, void *user_data);
+    void *user_data;         /* for on_change */
+} pr_breaker_observer;
+
 /* Breaker options. Zero in every field means the default. */
 typedef struct pr_breaker_opts {
     int failure_threshold;   /* 0 = 5: consecutive failures that open the breaker */
     int reset_timeout_ms;    /* 0 = 30000: open this long, then half-open */
     int half_open_max_calls; /* 0 = 1: probe calls admitted at once while half-open */
-    /* Called on every state change, also when open becomes half-open as
-       time passes (noticed by the next admit or state call). NULL = none. */
-    void (*on_change)(const char *name, int from, int to, void *user_data);
-    void *user_data;
+    pr_breaker_observer observer; /* state changes; zero = none */
 } pr_breaker_opts;
 
 /* Create a breaker.
@@ -535,172 +536,7 @@ PRISTINE_API int pr_backoff_window_wait(pr_backoff_window *w, const char *key, i
    See: pr_backoff_window_set. */
 PRISTINE_API void pr_backoff_window_clear(pr_backoff_window *w, const char *key);
 
-/* ---- semaphores ---- */
-
-/* A counting semaphore: at most `permits` holders at once. Opaque. */
-typedef struct pr_sem pr_sem;
-/* A weighted semaphore (a budget of bytes, say): an acquire of w takes w
-   from the budget; it waits only while the budget is negative, so one
-   request larger than the whole budget still runs when nothing else does.
-   Opaque. */
-typedef struct pr_wsem pr_wsem;
-
-/* Create a counting semaphore.
-   Params: out - receives it; permits - > 0.
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_acquire. */
-PRISTINE_API int pr_sem_create(pr_sem **out, int64_t permits);
-
-/* Free a semaphore; tasks still waiting wake with PR_ECLOSED. NULL is a
-   no-op.
-   Params: s - the semaphore.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_create. */
-PRISTINE_API void pr_sem_destroy(pr_sem *s);
-
-/* Take a permit, waiting in FIFO order while none is free. A deadline or
-   cancellation while waiting leaves the count exactly as it was.
-   Params: s - the semaphore; deadline - absolute ms.
-   Returns: PR_OK (release it later); PR_ETIMEDOUT; PR_ECANCELED;
-            PR_ECLOSED (destroyed while waiting); PR_EINVAL; PR_ENOMEM.
-   Blocks: yes.
-   Thread: owner.
-   See: pr_sem_release. */
-PRISTINE_API int pr_sem_acquire(pr_sem *s, int64_t deadline);
-
-/* Take a permit only if one is free now (never waits, never jumps ahead
-   of waiting tasks).
-   Params: s - the semaphore.
-   Returns: PR_OK; PR_ETIMEDOUT (none free: what a deadline in the past
-            gives); PR_EINVAL.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_acquire. */
-PRISTINE_API int pr_sem_try_acquire(pr_sem *s);
-
-/* Give a permit back; the longest waiter gets it.
-   Params: s - the semaphore.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_acquire. */
-PRISTINE_API void pr_sem_release(pr_sem *s);
-
-/* Permits free now.
-   Params: s - the semaphore.
-   Returns: the count (0 for NULL).
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_waiting. */
-PRISTINE_API int64_t pr_sem_available(const pr_sem *s);
-
-/* Tasks waiting for a permit.
-   Params: s - the semaphore.
-   Returns: the count (0 for NULL).
-   Blocks: no.
-   Thread: owner.
-   See: pr_sem_available. */
-PRISTINE_API size_t pr_sem_waiting(const pr_sem *s);
-
-/* Create a weighted semaphore.
-   Params: out - receives it; budget - the starting budget (> 0).
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API int pr_wsem_create(pr_wsem **out, int64_t budget);
-
-/* Free a weighted semaphore; waiting tasks wake with PR_ECLOSED. NULL is a
-   no-op.
-   Params: w - the semaphore.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_create. */
-PRISTINE_API void pr_wsem_destroy(pr_wsem *w);
-
-/* Take weight from the budget: at once when the budget is >= 0 and nobody
-   waits (even if it goes negative), else wait in FIFO order. A deadline or
-   cancellation while waiting leaves the budget exactly as it was.
-   Params: w - the semaphore; weight - >= 0; deadline - absolute ms.
-   Returns: PR_OK (release the same weight later); PR_ETIMEDOUT;
-            PR_ECANCELED; PR_ECLOSED; PR_EINVAL; PR_ENOMEM.
-   Blocks: yes.
-   Thread: owner.
-   See: pr_wsem_release. */
-PRISTINE_API int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline);
-
-/* Take weight only if that is possible now (never waits).
-   Params: w - the semaphore; weight - >= 0.
-   Returns: PR_OK; PR_ETIMEDOUT (the budget is negative or others wait);
-            PR_EINVAL.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API int pr_wsem_try_acquire(pr_wsem *w, int64_t weight);
-
-/* Give weight back; waiters are admitted in FIFO order while the budget is
-   >= 0, each taking its weight, stopping once it turns negative.
-   Params: w - the semaphore; weight - what was acquired.
-   Returns: nothing.
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API void pr_wsem_release(pr_wsem *w, int64_t weight);
-
-/* The budget now (negative while over-committed).
-   Params: w - the semaphore.
-   Returns: the budget (0 for NULL).
-   Blocks: no.
-   Thread: owner.
-   See: pr_wsem_acquire. */
-PRISTINE_API int64_t pr_wsem_budget(const pr_wsem *w);
-
 // @pristine:impl
-/* ---- random numbers ---- */
-static PR__THREAD uint64_t pr__rng_state[2];
-
-static uint64_t pr__splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* xorshift128+, seeded once per thread from getrandom (where there is one),
-   the clock and the thread's address space. */
-static uint64_t pr__random_u64(void) {
-    uint64_t s1, s0;
-    if (PR__UNLIKELY(!pr__rng_state[0] && !pr__rng_state[1])) {
-        uint64_t seed = (uint64_t)pr__now_ns() ^ ((uint64_t)(uintptr_t)&seed << 16) ^ (uint64_t)getpid();
-#if defined(__linux__)
-        uint64_t os = 0;
-        if (getrandom(&os, sizeof os, GRND_NONBLOCK) == (ssize_t)sizeof os) seed ^= os;
-#endif
-        pr__rng_state[0] = pr__splitmix(&seed);
-        pr__rng_state[1] = pr__splitmix(&seed) | 1;
-    }
-    s1 = pr__rng_state[0];
-    s0 = pr__rng_state[1];
-    pr__rng_state[0] = s0;
-    s1 ^= s1 << 23;
-    pr__rng_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-    return pr__rng_state[1] + s0;
-}
-
-double pr_random(void) { return (double)(pr__random_u64() >> 11) * (1.0 / 9007199254740992.0); }
-
-/* Milliseconds since 1970 UTC. */
-static PR__MAYBE_UNUSED int64_t pr__wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- backoff ---- */
 #define PR__BACKOFF_SATURATE 9.2e18 /* just below INT64_MAX: a double that converts safely */
 
@@ -1114,13 +950,14 @@ struct pr_breaker_registry {
 static const char *pr__breaker_name(const pr_breaker *b) { return (const char *)(b + 1); }
 
 static void pr__breaker_to(pr_breaker *b, int to) {
+    const pr_breaker_observer *ob = &b->o.observer;
     int from = b->state;
     if (from == to) return;
     b->state = to;
     if (to == PR_BREAKER_OPEN) b->opened_at = pr_now();
     if (to != PR_BREAKER_CLOSED) b->half_open_calls = 0;
     if (to == PR_BREAKER_CLOSED) b->failures = 0;
-    if (b->o.on_change) b->o.on_change(pr__breaker_name(b), from, to, b->o.user_data);
+    if (ob->on_change) ob->on_change(pr__breaker_name(b), from, to, ob->user_data);
 }
 
 int pr_breaker_create(pr_breaker **out, const char *name, const pr_breaker_opts *opts) {
@@ -1335,103 +1172,3 @@ void pr_backoff_window_clear(pr_backoff_window *w, const char *key) {
     k->until = 0;
     pr__fifo_wake_all(&k->waiters, 0);
 }
-
-/* ---- semaphores: one core, two admission rules ---- */
-typedef struct pr__semcore {
-    int64_t budget;
-    int weighted; /* 0: admit while budget >= weight (counting); 1: while budget >= 0 */
-    pr__fifo q;
-} pr__semcore;
-
-struct pr_sem { pr__semcore c; };
-struct pr_wsem { pr__semcore c; };
-
-static int pr__sem_admits(const pr__semcore *c, int64_t weight) {
-    return c->weighted ? c->budget >= 0 : c->budget >= weight;
-}
-
-static int pr__sem_try(pr__semcore *c, int64_t weight) {
-    if (c->q.n || !pr__sem_admits(c, weight)) return PR_ETIMEDOUT;
-    c->budget -= weight;
-    return PR_OK;
-}
-
-static int pr__sem_acquire(pr__semcore *c, int64_t weight, int64_t deadline) {
-    pr__waiter me;
-    if (pr_is_canceled()) return PR_ECANCELED;
-    if (pr__sem_try(c, weight) == PR_OK) return PR_OK;
-    memset(&me, 0, sizeof me);
-    me.weight = weight;
-    return pr__fifo_park(&c->q, &me, deadline); /* a grant has already taken the weight */
-}
-
-/* Hand the budget to waiters in order while the head is admitted. */
-static void pr__sem_release(pr__semcore *c, int64_t weight) {
-    c->budget += weight;
-    while (c->q.head && pr__sem_admits(c, c->q.head->weight)) {
-        pr__waiter *w = c->q.head;
-        pr__fifo_unlink(&c->q, w);
-        c->budget -= w->weight;
-        w->done = 1;
-        pr__wake(w->task, PR_OK);
-    }
-}
-
-static void *pr__sem_new(size_t size, int64_t budget, int weighted) {
-    pr__semcore *c = (pr__semcore *)pr__calloc(1, size);
-    if (c) {
-        c->budget = budget;
-        c->weighted = weighted;
-    }
-    return c;
-}
-
-int pr_sem_create(pr_sem **out, int64_t permits) {
-    if (!out || permits <= 0) return PR_EINVAL;
-    *out = (pr_sem *)pr__sem_new(sizeof(pr_sem), permits, 0);
-    return *out ? PR_OK : PR_ENOMEM;
-}
-
-void pr_sem_destroy(pr_sem *s) {
-    if (!s) return;
-    pr__fifo_wake_all(&s->c.q, 1);
-    pr__free(s, sizeof *s);
-}
-
-int pr_sem_acquire(pr_sem *s, int64_t deadline) { return s ? pr__sem_acquire(&s->c, 1, deadline) : PR_EINVAL; }
-
-int pr_sem_try_acquire(pr_sem *s) { return s ? pr__sem_try(&s->c, 1) : PR_EINVAL; }
-
-void pr_sem_release(pr_sem *s) {
-    if (s) pr__sem_release(&s->c, 1);
-}
-
-int64_t pr_sem_available(const pr_sem *s) { return s && s->c.budget > 0 ? s->c.budget : 0; }
-
-size_t pr_sem_waiting(const pr_sem *s) { return s ? s->c.q.n : 0; }
-
-int pr_wsem_create(pr_wsem **out, int64_t budget) {
-    if (!out || budget <= 0) return PR_EINVAL;
-    *out = (pr_wsem *)pr__sem_new(sizeof(pr_wsem), budget, 1);
-    return *out ? PR_OK : PR_ENOMEM;
-}
-
-void pr_wsem_destroy(pr_wsem *w) {
-    if (!w) return;
-    pr__fifo_wake_all(&w->c.q, 1);
-    pr__free(w, sizeof *w);
-}
-
-int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline) {
-    return w && weight >= 0 ? pr__sem_acquire(&w->c, weight, deadline) : PR_EINVAL;
-}
-
-int pr_wsem_try_acquire(pr_wsem *w, int64_t weight) {
-    return w && weight >= 0 ? pr__sem_try(&w->c, weight) : PR_EINVAL;
-}
-
-void pr_wsem_release(pr_wsem *w, int64_t weight) {
-    if (w && weight >= 0) pr__sem_release(&w->c, weight);
-}
-
-int64_t pr_wsem_budget(const pr_wsem *w) { return w ? w->c.budget : 0; }

@@ -20,12 +20,10 @@
  * pr_sched_post is the one call another thread may make: it hands a
  * function to this scheduler, which runs it on its own thread.
  *
- * For the modules below: pr__park / pr__wake (a task waits for an event
- * and a deadline), FIFO wait queues (pr__fifo: tasks parked in order,
- * woken one by one or all at once; semaphores, backoff windows, the
- * reporter and the producer wait on them), and the timer heap (pr__theap:
- * nodes by wake-up time, kept inside what they time), which rfuture uses
- * for its sleeping futures.
+ * For the modules after it: pr__park / pr__wake (a task waits for an
+ * event and a deadline; sync builds its FIFO wait queues on them), and the
+ * timer heap (pr__theap: nodes by wake-up time, kept inside what they
+ * time), which rfuture uses for its sleeping futures.
  */
 
 /* A task (coroutine). Owned by the scheduler of the thread that spawned it. */
@@ -1078,15 +1076,19 @@ static void pr__io_turn(pr_sched *s) {
     pr__sched_next(s);
 }
 
-ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
-    pr_sched *s = pr__sched_get();
-    int rc;
+/* The checks pr_fd_read and pr_fd_write make before their first try. */
+static int pr__fd_io_check(pr_sched *s, int fd, const void *buf, size_t n) {
     if (fd < 0 || !buf || !n) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
-    for (;;) {
-        pr__fdslot *f = pr__fd_slot(s, fd);
-        if (!f) return PR_ENOMEM;
+    return pr__canceled(s) ? PR_ECANCELED : PR_OK;
+}
+
+ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    pr__fdslot *f;
+    int rc = pr__fd_io_check(s, fd, buf, n);
+    if (rc) return rc;
+    while ((f = pr__fd_slot(s, fd)) != NULL) {
         if (!f->rd_idle || deadline <= pr_now()) {
             ssize_t got = read(fd, buf, n);
             if (got > 0) {
@@ -1105,17 +1107,15 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
         }
         if ((rc = pr_fd_wait(fd, PR_WAIT_READ, deadline)) != PR_OK) return rc;
     }
+    return PR_ENOMEM; /* no fd slot */
 }
 
 ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
     pr_sched *s = pr__sched_get();
-    int rc;
-    if (fd < 0 || !buf || !n) return PR_EINVAL;
-    if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
-    for (;;) {
-        pr__fdslot *f = pr__fd_slot(s, fd);
-        if (!f) return PR_ENOMEM;
+    pr__fdslot *f;
+    int rc = pr__fd_io_check(s, fd, buf, n);
+    if (rc) return rc;
+    while ((f = pr__fd_slot(s, fd)) != NULL) {
         if (!f->wr_idle || deadline <= pr_now()) {
             ssize_t put;
 #ifdef MSG_NOSIGNAL
@@ -1144,6 +1144,7 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
         }
         if ((rc = pr_fd_wait(fd, PR_WAIT_WRITE, deadline)) != PR_OK) return rc;
     }
+    return PR_ENOMEM; /* no fd slot */
 }
 
 /* ---- cross-thread post ---- */
@@ -1276,7 +1277,7 @@ typedef struct pr__chan_sel pr__chan_sel;
 
 /* One offered operation of a parked task, queued on its channel. */
 typedef struct pr__chan_waiter {
-    struct pr__chan_waiter *prev, *next;
+    pr__link link;      /* in its channel's senders or receivers */
     pr__chan_sel *sel;
     pr_chan *chan;
     size_t index;
@@ -1293,14 +1294,10 @@ struct pr__chan_sel {
     ptrdiff_t done;
 };
 
-typedef struct pr__waitq {
-    pr__chan_waiter *head, *tail;
-} pr__waitq;
-
 struct pr_chan {
     size_t elem_size, cap, head, count;
     char *ring;
-    pr__waitq senders, receivers;
+    pr__list senders, receivers; /* of pr__chan_waiter */
     int closed;
 };
 
@@ -1319,28 +1316,18 @@ int pr_chan_create(pr_chan **out, size_t elem_size, size_t capacity) {
     return PR_OK;
 }
 
-static void pr__waitq_push(pr__waitq *q, pr__chan_waiter *w) {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail) q->tail->next = w;
-    else q->head = w;
-    q->tail = w;
+/* The longest waiter of a channel queue, or NULL. */
+static pr__chan_waiter *pr__chan_first(const pr__list *q) {
+    return q->head ? PR__CONTAINER_OF(q->head, pr__chan_waiter, link) : NULL;
 }
 
-static void pr__waitq_unlink(pr__waitq *q, pr__chan_waiter *w) {
-    if (w->prev) w->prev->next = w->next;
-    else q->head = w->next;
-    if (w->next) w->next->prev = w->prev;
-    else q->tail = w->prev;
-}
-
-static pr__waitq *pr__chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
+static pr__list *pr__chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
 
 /* Complete operation w of a parked task with rc: withdraw all its offers and wake it. */
 static void pr__chan_fire(pr__chan_waiter *w, int rc) {
     pr__chan_sel *sel = w->sel;
     size_t i;
-    for (i = 0; i < sel->n; i++) pr__waitq_unlink(pr__chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i]);
+    for (i = 0; i < sel->n; i++) pr__list_unlink(pr__chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i].link);
     sel->done = (ptrdiff_t)w->index;
     sel->ops[w->index].result = rc;
     pr__wake(sel->task, PR_OK);
@@ -1358,7 +1345,7 @@ static int pr__chan_try(pr_chan_op *op) {
     if (op->kind == PR_CHAN_SEND) {
         if (c->closed) {
             op->result = PR_ECLOSED;
-        } else if ((w = c->receivers.head) != NULL) {
+        } else if ((w = pr__chan_first(&c->receivers)) != NULL) {
             memcpy(w->elem, op->elem, c->elem_size);
             pr__chan_fire(w, PR_OK);
             op->result = PR_OK;
@@ -1374,12 +1361,12 @@ static int pr__chan_try(pr_chan_op *op) {
         memcpy(op->elem, c->ring + c->head * c->elem_size, c->elem_size);
         c->head = (c->head + 1) % c->cap;
         c->count--;
-        if ((w = c->senders.head) != NULL) {
+        if ((w = pr__chan_first(&c->senders)) != NULL) {
             pr__ring_put(c, w->elem);
             pr__chan_fire(w, PR_OK);
         }
         op->result = PR_OK;
-    } else if ((w = c->senders.head) != NULL) {
+    } else if ((w = pr__chan_first(&c->senders)) != NULL) {
         memcpy(op->elem, w->elem, c->elem_size);
         pr__chan_fire(w, PR_OK);
         op->result = PR_OK;
@@ -1421,13 +1408,13 @@ int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
         nodes[i].index = i;
         nodes[i].elem = ops[i].elem;
         nodes[i].kind = ops[i].kind;
-        pr__waitq_push(pr__chan_queue(ops[i].chan, ops[i].kind), &nodes[i]);
+        pr__list_push(pr__chan_queue(ops[i].chan, ops[i].kind), &nodes[i].link);
     }
     rc = pr__park(s, deadline);
     if (sel.done >= 0) {
         rc = (int)sel.done; /* the operation happened: report it even if cancelled meanwhile */
     } else {
-        for (i = 0; i < n; i++) pr__waitq_unlink(pr__chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i]);
+        for (i = 0; i < n; i++) pr__list_unlink(pr__chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i].link);
         if (rc == PR_OK) rc = PR_ETIMEDOUT; /* not reachable: only a fire wakes with PR_OK */
     }
     if (nodes != local) pr__free(nodes, n * sizeof *nodes);
@@ -1453,11 +1440,12 @@ int pr_chan_send(pr_chan *c, const void *elem, int64_t deadline) {
 int pr_chan_recv(pr_chan *c, void *elem, int64_t deadline) { return pr__chan_one(c, PR_CHAN_RECV, elem, deadline); }
 
 int pr_chan_close(pr_chan *c) {
+    pr__chan_waiter *w;
     if (!c) return PR_EINVAL;
     if (c->closed) return PR_ESTATE;
     c->closed = 1;
-    while (c->receivers.head) pr__chan_fire(c->receivers.head, PR_ECLOSED);
-    while (c->senders.head) pr__chan_fire(c->senders.head, PR_ECLOSED);
+    while ((w = pr__chan_first(&c->receivers)) != NULL) pr__chan_fire(w, PR_ECLOSED);
+    while ((w = pr__chan_first(&c->senders)) != NULL) pr__chan_fire(w, PR_ECLOSED);
     return PR_OK;
 }
 
@@ -1466,65 +1454,4 @@ void pr_chan_destroy(pr_chan *c) {
     if (!c->closed) pr_chan_close(c);
     pr__free(c->ring, c->cap * c->elem_size);
     pr__free(c, sizeof *c);
-}
-
-/* ---- FIFO wait queues (retry's windows and semaphores, telemetry, ds) ---- */
-/* A parked task; lives on its stack while it waits. */
-typedef struct pr__waiter {
-    struct pr__waiter *prev, *next;
-    pr_task *task;
-    int64_t weight;
-    int done;   /* granted (semaphores) or released (windows: cleared) */
-    int closed; /* the object was destroyed: do not touch it */
-} pr__waiter;
-
-typedef struct pr__fifo {
-    pr__waiter *head, *tail;
-    size_t n;
-} pr__fifo;
-
-static void pr__fifo_push(pr__fifo *q, pr__waiter *w) {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail) q->tail->next = w;
-    else q->head = w;
-    q->tail = w;
-    q->n++;
-}
-
-static void pr__fifo_unlink(pr__fifo *q, pr__waiter *w) {
-    if (w->prev) w->prev->next = w->next;
-    else q->head = w->next;
-    if (w->next) w->next->prev = w->prev;
-    else q->tail = w->prev;
-    w->prev = w->next = NULL;
-    q->n--;
-}
-
-/* Wake every waiter, marking them done (or closed) and leaving the queue empty. */
-static void pr__fifo_wake_all(pr__fifo *q, int closed) {
-    while (q->head) {
-        pr__waiter *w = q->head;
-        pr__fifo_unlink(q, w);
-        if (closed) w->closed = 1;
-        else w->done = 1;
-        pr__wake(w->task, PR_OK);
-    }
-}
-
-/* Park the calling task on q until done, closed, the deadline or
-   cancellation. Returns PR_OK (done), PR_ECLOSED, PR_ETIMEDOUT,
-   PR_ECANCELED or PR_ENOMEM; the waiter is off the queue when it returns. */
-static int pr__fifo_park(pr__fifo *q, pr__waiter *w, int64_t deadline) {
-    pr_sched *s = pr__sched_get();
-    int rc = PR_OK;
-    if (!s) return PR_ENOMEM;
-    w->task = s->cur;
-    w->done = w->closed = 0;
-    pr__fifo_push(q, w);
-    while (!w->done && !w->closed && rc == PR_OK) rc = pr__park(s, deadline);
-    if (w->closed) return PR_ECLOSED;
-    if (w->done) return PR_OK; /* granted: that beats a timeout or cancel that came with it */
-    pr__fifo_unlink(q, w);
-    return rc == PR_OK ? PR_ETIMEDOUT : rc;
 }

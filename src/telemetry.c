@@ -5,7 +5,7 @@
  *
  * - pr_telemetry, a hub. Plug its adapters into the hooks of the other
  *   modules (pr_telemetry_http_hook as a client's on_event,
- *   pr_telemetry_breaker_hook as a breaker's on_change,
+ *   pr_telemetry_breaker_hook as a breaker's observer.on_change,
  *   pr_telemetry_sse_hook as an event stream's on_reconnect,
  *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller),
  *   and the application's callback receives one kind of structured event
@@ -132,8 +132,8 @@ PRISTINE_API void pr_telemetry_destroy(pr_telemetry *t);
    See: pr_http_client_opts. */
 PRISTINE_API void pr_telemetry_http_hook(const pr_http_event *ev, void *user_data);
 
-/* An on_change for pr_breaker_opts: user_data is the hub. Fields: breaker,
-   from, to (state names: closed, open, half_open).
+/* An on_change for pr_breaker_opts.observer: user_data is the hub.
+   Fields: breaker, from, to (state names: closed, open, half_open).
    Params: name, from, to - as the breaker gives them; user_data - a hub.
    Returns: nothing.
    Blocks: no.
@@ -582,6 +582,7 @@ struct pr_reporter {
     int64_t next_index, start_ms;
     long pushed, flushed, dropped;
     pr_chan *kick;           /* flush requests (capacity 1) */
+    pr_retry_policy send_retry; /* a batch's resends: max_send_retries, send_backoff, hooks */
     pr_task *task;           /* joined by stop */
     int running;             /* the task has not ended */
     pr__fifo drained;        /* tasks waiting for flushed to move */
@@ -804,14 +805,25 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
     return pr_json_writer_finish(&w);
 }
 
-/* POST one batch, resending it up to max_send_retries times. */
+/* The reporter's classifier: a 2xx answer is done, cancellation stops,
+   anything else (no answer, another status) is worth sending again. */
+static int pr__rep_classify(int outcome, int64_t *after_ms, void *user_data) {
+    PR__UNUSED(after_ms);
+    PR__UNUSED(user_data);
+    if (outcome == PR_OK) return PR_RETRY_OK;
+    return outcome == PR_ECANCELED ? PR_RETRY_FAIL : PR_RETRY_AGAIN;
+}
+
+/* POST one batch on the shared retry loop: max_send_retries resends,
+   send_backoff between them, through the hooks. */
 static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
     pr_http_header h = { { "Content-Type", 12 }, { "application/json", 16 } };
-    int attempt;
-    for (attempt = 0;; attempt++) {
+    pr_retry st;
+    int rc, status;
+    if ((rc = pr_retry_begin(&st, &r->send_retry)) != PR_OK) return rc;
+    do {
         pr_http_request req;
         pr_http_result res;
-        int rc, ok;
         memset(&req, 0, sizeof req);
         req.method = "POST";
         req.url = &r->url;
@@ -822,21 +834,14 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
         req.retry = &pr__retry_off;
         memset(&res, 0, sizeof res);
         rc = pr_http_client_fetch(r->o.client, &res, &req, pr_deadline_in(r->o.send_timeout_ms));
-        ok = res.status;
+        status = res.status;
         pr_http_result_deinit(&res);
-        if (rc == PR_OK && ok >= 200 && ok <= 299) return PR_OK;
-        if (rc == PR_ECANCELED) return rc;
-        if (r->o.max_send_retries == PR_RETRY_OFF || attempt >= r->o.max_send_retries) {
-            PR__LOG(PR_LEVEL_WARN, "telemetry", "a batch could not be sent (%s, status %d): dropped", pr_errname(rc),
-                    ok);
-            return rc ? rc : PR_EHTTP;
-        }
-        {
-            int64_t ms = pr__retry_delay_ms(&r->o.send_backoff, attempt, NULL, &r->o.hooks);
-            rc = pr__retry_hook_sleep(&r->o.hooks, ms, pr_deadline_in(ms));
-            if (rc == PR_ECANCELED || pr_is_canceled()) return PR_ECANCELED;
-        }
-    }
+        if (rc == PR_OK && (status < 200 || status > 299)) rc = PR_EHTTP;
+    } while (pr_retry_next(&st, &rc, PR_FOREVER));
+    if (rc != PR_OK && rc != PR_ECANCELED)
+        PR__LOG(PR_LEVEL_WARN, "telemetry", "a batch could not be sent (%s, status %d): dropped", pr_errname(rc),
+                status);
+    return rc;
 }
 
 /* Send everything queued, in batches. */
@@ -916,6 +921,10 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     r->o.max_send_retries = PR__DEF(r->o.max_send_retries, 3);
     r->o.flush_timeout_ms = PR__DEF(r->o.flush_timeout_ms, 30000);
     if (!r->o.send_backoff.base_ms) r->o.send_backoff = tel;
+    r->send_retry.max_retries = r->o.max_send_retries;
+    r->send_retry.backoff = r->o.send_backoff;
+    r->send_retry.classify = pr__rep_classify;
+    r->send_retry.hooks = r->o.hooks;
     r->start_ms = pr_now();
     if (pr_backoff_check(&r->o.send_backoff) != PR_OK || pr_url_parse(&r->url, opts->url, strlen(opts->url), NULL))
         rc = PR_EINVAL;

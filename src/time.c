@@ -1,4 +1,4 @@
-// @pristine:module time - monotonic clock in ms, deadlines, PR_FOREVER, test clock
+// @pristine:module time - monotonic and wall clocks in ms, deadlines, PR_FOREVER, test clock
 // @pristine:public
 /*
  * time: every call that may suspend takes an absolute deadline in
@@ -7,6 +7,12 @@
  * negative values included) means "do not block". Note: -1 is NOT
  * "forever" here, unlike libdill. Options hold durations; calls hold
  * deadlines.
+ *
+ * For the modules after it: pr__time_add (a time plus a duration,
+ * saturating; every such sum goes through it), pr__wall_ms (the wall clock,
+ * ms since 1970 UTC, for HTTP-dates and timestamps), pr__now_ns (the
+ * monotonic clock in ns, for timing) and, in test builds, the virtual clock
+ * (pr__test_clock_virtual) that the scheduler advances to its next timer.
  */
 #define PR_FOREVER INT64_MAX
 
@@ -54,6 +60,14 @@ static PR__MAYBE_UNUSED int64_t pr__now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The wall clock: milliseconds since 1970 UTC (HTTP-dates, timestamps).
+   The virtual test clock does not touch it; retry's hooks replace it. */
+static PR__MAYBE_UNUSED int64_t pr__wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int64_t pr_now(void) {

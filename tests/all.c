@@ -14,6 +14,7 @@
 #include "test_sse.c"
 #include "test_coro.c"
 #include "test_sched.c"
+#include "test_sync.c"
 #include "test_future.c"
 #include "test_retry.c"
 #include "test_net.c"

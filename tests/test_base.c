@@ -1,4 +1,5 @@
-/* base: error codes, allocator and logger hooks. */
+/* base: error codes, allocator and logger hooks, random numbers, the
+   intrusive FIFO list. */
 
 PT_TEST(base_errname_and_text) {
     PT_EQ_STR(pr_errname(PR_OK), "PR_OK");
@@ -118,6 +119,67 @@ PT_TEST(base_realloc_emulated_without_hook) {
     pr__allocator = saved;
 }
 
+typedef struct base_item {
+    int id;
+    pr__link link;
+} base_item;
+
+/* The ids of l from head to tail (and back from the tail, checked), into out. */
+static size_t base_list_ids(const pr__list *l, int *out, size_t max) {
+    const pr__link *x, *prev = NULL;
+    size_t n = 0;
+    for (x = l->head; x && n < max; prev = x, x = x->next) {
+        PT_CHECK(x->prev == prev);
+        out[n++] = PR__CONTAINER_OF(x, base_item, link)->id;
+    }
+    PT_CHECK(l->tail == prev);
+    return n;
+}
+
+PT_TEST(base_list_fifo_unlink_anywhere) {
+    base_item it[4];
+    pr__list l;
+    int ids[8];
+    size_t i;
+    memset(&l, 0, sizeof l);
+    for (i = 0; i < 4; i++) {
+        it[i].id = (int)i;
+        pr__list_push(&l, &it[i].link);
+    }
+    PT_EQ_INT(l.n, 4);
+    PT_EQ_INT(base_list_ids(&l, ids, 8), 4);
+    for (i = 0; i < 4; i++) PT_EQ_INT(ids[i], (int)i);
+    pr__list_unlink(&l, &it[1].link); /* the middle */
+    PT_CHECK(!it[1].link.prev && !it[1].link.next);
+    pr__list_unlink(&l, &it[0].link); /* the head */
+    pr__list_unlink(&l, &it[3].link); /* the tail */
+    PT_EQ_INT(l.n, 1);
+    PT_EQ_INT(base_list_ids(&l, ids, 8), 1);
+    PT_EQ_INT(ids[0], 2);
+    pr__list_push(&l, &it[0].link); /* a node goes back at the tail */
+    PT_EQ_INT(base_list_ids(&l, ids, 8), 2);
+    PT_EQ_INT(ids[0], 2);
+    PT_EQ_INT(ids[1], 0);
+    pr__list_unlink(&l, &it[2].link);
+    pr__list_unlink(&l, &it[0].link);
+    PT_CHECK(!l.head && !l.tail && l.n == 0);
+}
+
+PT_TEST(base_random_bounds) {
+    double lo = 1, hi = 0, sum = 0;
+    int i;
+    for (i = 0; i < 10000; i++) {
+        double r = pr_random();
+        PT_REQUIRE(r >= 0 && r < 1);
+        if (r < lo) lo = r;
+        if (r > hi) hi = r;
+        sum += r;
+    }
+    PT_CHECK(lo < 0.01 && hi > 0.99);
+    PT_CHECK(sum / 10000 > 0.45 && sum / 10000 < 0.55);
+    PT_CHECK(pr__random_u64() != pr__random_u64());
+}
+
 const pt_suite pt_suite_base = { "base", {
     PT_ENTRY(base_errname_and_text),
     PT_ENTRY(base_error_values_stable),
@@ -126,4 +188,6 @@ const pt_suite pt_suite_base = { "base", {
     PT_ENTRY(base_err_info_fill),
     PT_ENTRY(base_err_wrap_keeps_the_cause),
     PT_ENTRY(base_realloc_emulated_without_hook),
+    PT_ENTRY(base_list_fifo_unlink_anywhere),
+    PT_ENTRY(base_random_bounds),
     {0, 0} } };

@@ -636,8 +636,8 @@ PT_TEST(telemetry_hub_from_client_breaker_and_futures) {
     PT_REQUIRE(pr_telemetry_create(&t, &to) == PR_OK);
     memset(&bo, 0, sizeof bo);
     bo.failure_threshold = 1;
-    bo.on_change = pr_telemetry_breaker_hook;
-    bo.user_data = t;
+    bo.observer.on_change = pr_telemetry_breaker_hook;
+    bo.observer.user_data = t;
     PT_REQUIRE(pr_breaker_create(&br, "upstream", &bo) == PR_OK);
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
