@@ -2858,6 +2858,16 @@ PRISTINE_API void pr_tls_global_cleanup(void);
  * pr_http_opts (limits; zero = default), pr_http_response (owned by the
  * caller until pr_http_response_destroy; it never owns or closes the conn).
  *
+ * Header fields a caller supplies are field lines "Name: value": a static
+ * set is a NULL-terminated array (pr_http_request.headers, and the
+ * modules after this one take the same), a per-request callback appends
+ * lines each ended by "\r\n" to a pr_buf. The module's internal offer to
+ * the modules after it is the one parser and validator of both forms,
+ * pr__http_fields (with pr__http_field_line for a single line): a token
+ * name, a colon, a value without CR, LF or NUL, optional whitespace around
+ * the value trimmed; a bad line is PR_EINVAL with a message naming its
+ * field.
+ *
  * Lifetime of views: header names and values (pr_http_header_at,
  * pr_http_header_get, pr_http_reason) point into the response's buffer
  * and stay valid until pr_http_response_destroy. A span from
@@ -2936,10 +2946,12 @@ typedef ptrdiff_t (*pr_http_body_fn)(void *buf, size_t n, void *user_data);
 typedef struct pr_http_request {
     const char *method;             /* NULL = "GET"; a token */
     const pr_url *url;              /* required: target and Host come from it */
-    const pr_http_header *headers;  /* user fields; a Host field replaces the
-                                       generated one; Content-Length and
-                                       Transfer-Encoding are PR_EINVAL */
-    size_t nheaders;
+    const char *const *headers;     /* NULL = none: the caller's field lines, NULL-terminated,
+                                       each "Name: value" without a line end (a token name, a
+                                       colon, a value without CR, LF or NUL; spaces around the
+                                       value trimmed), else PR_EINVAL. A Host line replaces the
+                                       generated one; Content-Length and Transfer-Encoding are
+                                       PR_EINVAL (the body fields set them) */
     const void *body;               /* body with Content-Length; NULL = none */
     size_t body_len;
     pr_http_body_fn body_fn;        /* streaming body, sent chunked; NULL = none */
@@ -2983,9 +2995,10 @@ typedef struct pr_http_response pr_http_response;
            connection (borrowed; the caller keeps owning it); req - the
            request; opts - limits, NULL = defaults (copied); deadline -
            absolute ms for the whole call.
-   Returns: PR_OK (whatever the status); PR_EINVAL (bad method, header name
-            or value with CR/LF/NUL, both body and body_fn, user framing
-            fields, missing url); PR_ENOMEM; PR_EPROTO (malformed response,
+   Returns: PR_OK (whatever the status); PR_EINVAL (bad method, a header
+            line that is not a field line, both body and body_fn, user
+            framing fields, missing url; the line's field named in
+            pr_conn_last_error(conn)); PR_ENOMEM; PR_EPROTO (malformed response,
             a 101 without an Upgrade request field; message in
             pr_conn_last_error(conn)); PR_ELIMIT (a limit of
             opts); PR_ECLOSED (closed before any response byte); a
@@ -3389,11 +3402,12 @@ PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, c
    events) with the client's retry policy.
    Params: c - the client; out - receives the response; method - NULL =
            "GET"; url - NUL-terminated absolute http/https URL; headers -
-           NULL-terminated array of "Name: value" strings, or NULL; body,
-           body_len - the body (NULL, 0 = none); deadline - absolute ms.
+           NULL-terminated field lines "Name: value" (as
+           pr_http_request.headers), or NULL; body, body_len - the body
+           (NULL, 0 = none); deadline - absolute ms.
    Returns: as pr_http_client_request; PR_EINVAL also for a URL that does
-            not parse or a header line without a colon; PR_ETIMEDOUT;
-            PR_ECANCELED.
+            not parse or a header line that is not a field line (the
+            message names its field); PR_ETIMEDOUT; PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_fetch. */
@@ -13118,45 +13132,160 @@ static PR__MAYBE_UNUSED int pr__http_media_is(const pr_slice *ct, const char *ty
     return ct && pr_slice_ieq(pr__http_media_type(*ct), pr_slice_cstr(type));
 }
 
-/* ---- request writer ---- */
-
 static int pr__http_hdr_is(pr_slice name, const char *s) { return pr_slice_ieq(name, pr_slice_cstr(s)); }
 
-/* Build the request head into b. */
-static int pr__http_build_head(pr_buf *b, const pr_http_request *req, const char *method, const pr_slice *target,
-                               int *has_body) {
-    size_t i, mlen = strlen(method);
-    int host_given = 0, rc = PR_OK;
-    for (i = 0; i < req->nheaders; i++) {
-        const pr_http_header *h = &req->headers[i];
-        size_t k;
-        if (!h->name.ptr || !pr__http_is_token(h->name.ptr, h->name.len)) return PR_EINVAL;
-        if (h->value.len && !h->value.ptr) return PR_EINVAL;
-        for (k = 0; k < h->value.len; k++) {
-            char c = h->value.ptr[k];
-            if (c == '\r' || c == '\n' || c == '\0') return PR_EINVAL;
-        }
-        if (pr__http_hdr_is(h->name, "content-length") || pr__http_hdr_is(h->name, "transfer-encoding"))
-            return PR_EINVAL;
-        if (pr__http_hdr_is(h->name, "host")) host_given = 1;
+/* ---- field lines a caller supplies: the one parser (offered to the modules after http) ---- */
+
+/* A field name (or the start of a line) for a message: at most 40 bytes,
+   anything but printable ASCII as '?'. */
+static const char *pr__http_field_shown(char *out, const char *p, size_t n) {
+    size_t i;
+    if (n > 40) n = 40;
+    for (i = 0; i < n; i++) out[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?';
+    out[n] = 0;
+    return out;
+}
+
+/* Parse one caller-supplied field line line[0, len) (no line end): a token
+   name, a colon, a value without CR, LF or NUL; whitespace around the value
+   is trimmed. Returns PR_OK with *name, *value set (views into line), or
+   PR_EINVAL with err (optional) naming the line's field. */
+static int pr__http_field_line(const char *line, size_t len, pr_slice *name, pr_slice *value, pr_err_info *err) {
+    const char *colon = line ? (const char *)memchr(line, ':', len) : NULL;
+    char shown[41];
+    size_t i, nl = colon ? (size_t)(colon - line) : len;
+    if (!colon)
+        return pr__err_set(err, PR_EINVAL, 0, "http: header line \"%s\" has no colon",
+                           pr__http_field_shown(shown, line ? line : "", line ? len : 0));
+    if (!pr__http_is_token(line, nl))
+        return pr__err_set(err, PR_EINVAL, 0, "http: header field name \"%s\" is not a token",
+                           pr__http_field_shown(shown, line, nl));
+    for (i = nl + 1; i < len; i++)
+        if (line[i] == '\r' || line[i] == '\n' || line[i] == 0)
+            return pr__err_set(err, PR_EINVAL, 0, "http: header field \"%s\": the value has a CR, LF or NUL",
+                               pr__http_field_shown(shown, line, nl));
+    name->ptr = line;
+    name->len = nl;
+    value->ptr = colon + 1;
+    value->len = len - nl - 1;
+    *value = pr_slice_trim(*value);
+    return PR_OK;
+}
+
+/* What pr__http_fields hands each valid field: a nonzero return stops the
+   walk and is returned. */
+typedef int (*pr__http_field_fn)(pr_slice name, pr_slice value, void *user_data);
+
+/* Walk caller-supplied field lines: the NULL-terminated array lines (each
+   line without a line end), or when lines is NULL the buffer buf[0, len)
+   of lines each ended by "\r\n" (what a headers_fn appends). Every line is
+   checked by pr__http_field_line and handed to fn (NULL = only check).
+   Returns PR_OK; PR_EINVAL for a bad line (a line of the buffer without
+   its "\r\n", an empty one, one pr__http_field_line refuses), err
+   (optional) naming the line's field; or fn's nonzero return. */
+static int pr__http_fields(const char *const *lines, const char *buf, size_t len, pr__http_field_fn fn,
+                           void *user_data, pr_err_info *err) {
+    pr_slice name, value;
+    char shown[41];
+    size_t pos = 0;
+    int rc;
+    for (; lines && *lines; lines++) {
+        if ((rc = pr__http_field_line(*lines, strlen(*lines), &name, &value, err)) != PR_OK) return rc;
+        if (fn && (rc = fn(name, value, user_data)) != 0) return rc;
     }
+    while (!lines && buf && pos < len) {
+        const char *line = buf + pos, *lf = (const char *)memchr(line, '\n', len - pos);
+        size_t n = lf ? (size_t)(lf - line) : len - pos;
+        if (!lf || !n || line[n - 1] != '\r') {
+            const char *colon = (const char *)memchr(line, ':', n);
+            return pr__err_set(err, PR_EINVAL, 0, "http: header line \"%s\" is not ended by CRLF",
+                               pr__http_field_shown(shown, line, colon ? (size_t)(colon - line) : n));
+        }
+        if (n == 1) return pr__err_set(err, PR_EINVAL, 0, "http: an empty header line");
+        if ((rc = pr__http_field_line(line, n - 1, &name, &value, err)) != PR_OK) return rc;
+        if (fn && (rc = fn(name, value, user_data)) != 0) return rc;
+        pos += n + 1;
+    }
+    return PR_OK;
+}
+
+/* A NULL-terminated array of field lines in one block of *size bytes
+   (free it with pr__free(*out, *size)): the pointers of lines (NULL =
+   none; their strings are not copied), then "Name: value" lines made of
+   the n fields h (copied into the block). For a caller that adds fields
+   of its own to a request's lines, or still holds its fields as slices.
+   Returns PR_OK or PR_ENOMEM. */
+static PR__MAYBE_UNUSED int pr__http_lines_join(const char *const *lines, const pr_http_header *h, size_t n,
+                                                const char ***out, size_t *size) {
+    size_t k = 0, bytes = 0, i;
+    char *p;
+    while (lines && lines[k]) k++;
+    for (i = 0; i < n; i++) bytes += h[i].name.len + 2 + h[i].value.len + 1;
+    *size = (k + n + 1) * sizeof **out + bytes;
+    if (!(*out = (const char **)pr__alloc(*size))) return PR_ENOMEM;
+    p = (char *)(*out + k + n + 1);
+    for (i = 0; i < k; i++) (*out)[i] = lines[i];
+    for (i = 0; i < n; i++) {
+        (*out)[k + i] = p;
+        memcpy(p, h[i].name.ptr, h[i].name.len);
+        p += h[i].name.len;
+        memcpy(p, ": ", 2);
+        p += 2;
+        if (h[i].value.len) memcpy(p, h[i].value.ptr, h[i].value.len);
+        p += h[i].value.len;
+        *p++ = 0;
+    }
+    (*out)[k + n] = NULL;
+    return PR_OK;
+}
+
+/* ---- request writer ---- */
+
+/* What the request head's field lines say (pr__http_fields' walk). */
+struct pr__http_head_facts { int host, upgrade; pr_err_info *err; };
+static int pr__http_head_check(pr_slice name, pr_slice value, void *user_data) {
+    struct pr__http_head_facts *f = (struct pr__http_head_facts *)user_data;
+    char shown[41];
+    PR__UNUSED(value);
+    if (pr__http_hdr_is(name, "content-length") || pr__http_hdr_is(name, "transfer-encoding"))
+        return pr__err_set(f->err, PR_EINVAL, 0, "http: header field \"%s\" is the library's (body, body_fn)",
+                           pr__http_field_shown(shown, name.ptr, name.len));
+    if (pr__http_hdr_is(name, "host")) f->host = 1;
+    if (pr__http_hdr_is(name, "upgrade")) f->upgrade = 1;
+    return 0;
+}
+
+static int pr__http_head_put(pr_slice name, pr_slice value, void *user_data) {
+    pr_buf *b = (pr_buf *)user_data;
+    int rc = pr_buf_append(b, name.ptr, name.len);
+    if (!rc) rc = pr_buf_append(b, ": ", 2);
+    if (!rc) rc = pr_buf_append(b, value.ptr, value.len);
+    if (!rc) rc = pr_buf_append(b, "\r\n", 2);
+    return rc;
+}
+
+/* Build the request head into b; *upgrade: the request has an Upgrade
+   field. A bad field line is PR_EINVAL with err saying which. */
+static int pr__http_build_head(pr_buf *b, const pr_http_request *req, const char *method, const pr_slice *target,
+                               int *has_body, int *upgrade, pr_err_info *err) {
+    size_t mlen = strlen(method);
+    struct pr__http_head_facts f;
+    int rc;
+    f.host = f.upgrade = 0;
+    f.err = err;
+    if ((rc = pr__http_fields(req->headers, NULL, 0, pr__http_head_check, &f, err)) != PR_OK) return rc;
+    *upgrade = f.upgrade;
     *has_body = req->body != NULL || req->body_len > 0 || req->body_fn != NULL;
-    if (!rc) rc = pr_buf_append(b, method, mlen);
+    rc = pr_buf_append(b, method, mlen);
     if (!rc) rc = pr_buf_append(b, " ", 1);
     if (!rc) rc = target ? pr_buf_append(b, target->ptr, target->len) : pr_url_target(b, req->url);
     if (!rc) rc = pr_buf_append_str(b, " HTTP/1.1\r\n");
-    if (!rc && !host_given) {
+    if (!rc && !f.host) {
         rc = pr_buf_append_str(b, "Host: ");
         if (!rc) rc = pr_url_authority(b, req->url, 0);
         if (!rc) rc = pr_buf_append(b, "\r\n", 2);
     }
-    for (i = 0; !rc && i < req->nheaders; i++) {
-        const pr_http_header *h = &req->headers[i];
-        rc = pr_buf_append(b, h->name.ptr, h->name.len);
-        if (!rc) rc = pr_buf_append(b, ": ", 2);
-        if (!rc) rc = pr_buf_append(b, h->value.ptr, h->value.len);
-        if (!rc) rc = pr_buf_append(b, "\r\n", 2);
-    }
+    if (!rc) rc = pr__http_fields(req->headers, NULL, 0, pr__http_head_put, b, NULL);
     if (!rc) {
         if (req->body_fn)
             rc = pr_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
@@ -13628,17 +13757,14 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
     if (!pr__http_is_token(method, strlen(method))) return PR_EINVAL;
     if (req->body_fn && (req->body || req->body_len)) return PR_EINVAL;
     if (req->body_len && !req->body) return PR_EINVAL;
-    if (req->nheaders && !req->headers) return PR_EINVAL;
     pr_buf_init(&head);
     { /* one allocation for the head (and a small body) in the common case */
         size_t est = 96 + strlen(method) + (target ? target->len : req->url->path.len + req->url->query.len) +
                      req->url->host.len + (req->body && req->body_len <= 16384 ? req->body_len : 0);
-        for (i = 0; i < req->nheaders; i++) est += req->headers[i].name.len + req->headers[i].value.len + 4;
+        for (i = 0; req->headers && req->headers[i]; i++) est += strlen(req->headers[i]) + 3;
         rc = pr_buf_reserve(&head, est);
     }
-    if (!rc) rc = pr__http_build_head(&head, req, method, target, &has_body);
-    for (i = 0; !rc && i < req->nheaders; i++)
-        if (pr__http_hdr_is(req->headers[i].name, "upgrade")) upgrade = 1;
+    if (!rc) rc = pr__http_build_head(&head, req, method, target, &has_body, &upgrade, &conn->err);
     if (rc) {
         pr_buf_deinit(&head);
         return rc;
@@ -14603,6 +14729,8 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
     pr_http_request req;
     pr_http_response *r = NULL;
     pr_slice target;
+    const char **lines = NULL;
+    size_t lines_size = 0;
     int rc;
     pr_buf_init(&auth);
     pr_buf_init(&pa);
@@ -14616,10 +14744,12 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
         h[1].name = pr_slice_cstr("Proxy-Authorization");
         h[1].value.ptr = pa.data;
         h[1].value.len = pa.len;
+        rc = pr__http_lines_join(NULL, h, proxy->has_userinfo ? 2 : 1, &lines, &lines_size);
+    }
+    if (!rc) {
         req.method = "CONNECT";
         req.url = u;
-        req.headers = h;
-        req.nheaders = proxy->has_userinfo ? 2 : 1;
+        req.headers = lines;
         target.ptr = auth.data;
         target.len = auth.len;
         rc = pr__http_exchange(&r, *conn, &req, &c->o.http, &target, 0, deadline, NULL, limit);
@@ -14660,6 +14790,7 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
         pr_conn_destroy(*conn);
         *conn = NULL;
     }
+    pr__free(lines, lines_size);
     pr_buf_deinit(&auth);
     pr_buf_deinit(&pa);
     return rc;
@@ -14735,9 +14866,9 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
     pr_buf key, target, pauth;
     pr_slice tslice, *tp = NULL;
     pr_http_request rq = *req;
-    pr_http_header *hv = NULL;
+    const char **lines = NULL;
     pr__http_origin *og = NULL;
-    size_t hv_n = 0;
+    size_t lines_size = 0;
     int rc, attempt, slot = 0;
     *out = NULL;
     pr_buf_init(&key);
@@ -14752,17 +14883,13 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         tslice.len = target.len;
         tp = &tslice;
         if (!rc && proxy->has_userinfo) {
+            pr_http_header pa;
             rc = pr__http_basic(&pauth, proxy);
-            hv_n = req->nheaders + 1;
-            if (!rc && !(hv = (pr_http_header *)pr__calloc(hv_n, sizeof *hv))) rc = PR_ENOMEM;
-            if (!rc) {
-                if (req->nheaders) memcpy(hv, req->headers, req->nheaders * sizeof *hv);
-                hv[req->nheaders].name = pr_slice_cstr("Proxy-Authorization");
-                hv[req->nheaders].value.ptr = pauth.data;
-                hv[req->nheaders].value.len = pauth.len;
-                rq.headers = hv;
-                rq.nheaders = hv_n;
-            }
+            pa.name = pr_slice_cstr("Proxy-Authorization");
+            pa.value.ptr = pauth.data;
+            pa.value.len = pauth.len;
+            if (!rc) rc = pr__http_lines_join(req->headers, &pa, 1, &lines, &lines_size);
+            rq.headers = lines;
         }
     }
     if (rc) {
@@ -14813,7 +14940,7 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
     }
     pr__http_slots_give(c, og, slot); /* still ours only when no response holds them */
 done:
-    pr__free(hv, hv_n * sizeof *hv);
+    pr__free(lines, lines_size);
     pr_buf_deinit(&key);
     pr_buf_deinit(&target);
     pr_buf_deinit(&pauth);
@@ -14858,8 +14985,8 @@ static void pr__http_discard(pr_http_response *r) {
 static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_http_request *req, int64_t deadline,
                           const char *limit, pr_err_info *err) {
     pr_http_request rq;
-    pr_http_header *hv = NULL;
-    size_t hv_cap = 0, i;
+    const char **lines = NULL;
+    size_t lines_cap = 0, i;
     pr_url cur;
     int rc, hops = 0;
     memset(&cur, 0, sizeof cur);
@@ -14925,21 +15052,26 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
         }
         pr_http_response_destroy(r);
         cross = !pr_url_same_origin(rq.url, &nu);
-        if (cross || !keep_body) { /* the fields that go on, for the rest of the chain */
+        if ((cross || !keep_body) && rq.headers) { /* the fields that go on, for the rest of the chain */
             size_t n = 0;
-            if (!hv && rq.nheaders) {
-                hv_cap = rq.nheaders;
-                hv = (pr_http_header *)pr__calloc(hv_cap, sizeof *hv);
-                if (!hv) {
+            if (!lines) {
+                while (rq.headers[lines_cap]) lines_cap++;
+                lines = (const char **)pr__calloc(++lines_cap, sizeof *lines);
+                if (!lines) {
+                    lines_cap = 0;
                     pr_url_deinit(&nu);
                     rc = pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
                     break;
                 }
             }
-            for (i = 0; i < rq.nheaders; i++)
-                if (pr__http_redirect_keeps(c, req, rq.headers[i].name, cross, keep_body)) hv[n++] = rq.headers[i];
-            rq.headers = hv;
-            rq.nheaders = n;
+            for (i = 0; rq.headers[i]; i++) {
+                pr_slice name, value;
+                if (pr__http_field_line(rq.headers[i], strlen(rq.headers[i]), &name, &value, NULL) == PR_OK &&
+                    pr__http_redirect_keeps(c, req, name, cross, keep_body))
+                    lines[n++] = rq.headers[i];
+            }
+            lines[n] = NULL;
+            rq.headers = lines;
         }
         if (!keep_body) {
             if (!rq.method || !pr__http_method_is(rq.method, "HEAD")) rq.method = "GET";
@@ -14956,7 +15088,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
         cur = nu;
         rq.url = &cur;
     }
-    pr__free(hv, hv_cap * sizeof *hv);
+    pr__free(lines, lines_cap * sizeof *lines);
     pr_url_deinit(&cur);
     return rc;
 }
@@ -15151,9 +15283,11 @@ static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_h
 /* The extra header fields of an attempt (retry count, timeout,
    idempotency key), unless the request has a field of that name. */
 static int pr__http_has_field(const pr_http_request *req, const char *name) {
-    size_t i;
-    for (i = 0; i < req->nheaders; i++)
-        if (pr__http_hdr_is(req->headers[i].name, name)) return 1;
+    const char *const *l;
+    for (l = req->headers; l && *l; l++) {
+        pr_slice n, v;
+        if (pr__http_field_line(*l, strlen(*l), &n, &v, NULL) == PR_OK && pr__http_hdr_is(n, name)) return 1;
+    }
     return 0;
 }
 
@@ -15176,14 +15310,14 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
     pr_retry_policy p;
     pr_retry st;
     pr_http_request rq;
-    pr_http_header extra[3], *hv = NULL;
-    size_t nextra = 0, hv_n = 0;
+    pr_http_header extra[3];
+    const char **lines = NULL;
+    size_t nextra = 0, lines_size = 0;
     char count[24], secs[32], key[33], alimit[48];
     const char *idem = NULL;
     int rc, outcome, count_at = -1;
     if (out) *out = NULL;
     if (!c || (!out && !fetch) || !req || !req->url) return PR_EINVAL;
-    if (req->nheaders && !req->headers) return PR_EINVAL;
     memset(&k, 0, sizeof k);
     k.c = c;
     k.req = req;
@@ -15203,6 +15337,7 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
         rc = pr__err_set(&k.err, PR_EINVAL, 0, "http: invalid retry policy");
         goto done;
     }
+    if ((rc = pr__http_fields(req->headers, NULL, 0, NULL, NULL, &k.err)) != PR_OK) goto done;
 #ifdef PRISTINE_NO_TLS
     if (req->url->secure) {
         rc = pr__err_set(&k.err, PR_ENOTSUP, 0, "http: https needs TLS (PRISTINE_NO_TLS)");
@@ -15242,21 +15377,10 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
         nextra++;
     }
     rq = *req;
-    if (nextra) { /* the count's value changes per attempt: it is set in the loop */
-        hv_n = req->nheaders + nextra;
-        if (!(hv = (pr_http_header *)pr__calloc(hv_n, sizeof *hv))) {
-            rc = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
-            goto done;
-        }
-        if (req->nheaders) memcpy(hv, req->headers, req->nheaders * sizeof *hv);
-        rq.headers = hv;
-        rq.nheaders = hv_n;
-    }
     for (;;) {
         pr_http_response *r = NULL;
         int64_t adl = deadline, t1 = pr_now(), delay;
         const char *limit = "deadline";
-        size_t i;
         if (c->o.attempt_timeout_ms > 0 && pr_deadline_in(c->o.attempt_timeout_ms) < deadline) {
             adl = pr_deadline_in(c->o.attempt_timeout_ms);
             snprintf(alimit, sizeof alimit, "attempt timeout %d ms", c->o.attempt_timeout_ms);
@@ -15266,7 +15390,16 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             count[pr__dec(count, (uint64_t)st.retries)] = 0;
             extra[count_at].value = pr_slice_cstr(count);
         }
-        for (i = 0; i < nextra; i++) hv[req->nheaders + i] = extra[i];
+        if (nextra) { /* the request's lines and this attempt's own (the count changes) */
+            pr__free(lines, lines_size);
+            if (pr__http_lines_join(req->headers, extra, nextra, &lines, &lines_size) != PR_OK) {
+                lines = NULL;
+                lines_size = 0;
+                outcome = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
+                break;
+            }
+            rq.headers = lines;
+        }
         outcome = pr__http_attempt(&k, &r, &rq, adl, limit, fetch);
         if (c->o.on_event)
             pr__http_emit(&k, PR_HTTP_EVENT_ATTEMPT, st.retries, k.status, outcome < 0 ? outcome : PR_OK,
@@ -15313,7 +15446,7 @@ done:
     if (rc) c->err = k.err;
     if (req->err) *req->err = k.err;
     if (fetch) fetch->err = k.err;
-    pr__free(hv, hv_n * sizeof *hv);
+    pr__free(lines, lines_size);
     pr_buf_deinit(&k.url);
     return rc;
 }
@@ -15348,39 +15481,21 @@ int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *ur
 
 int pr_http_client_send(pr_http_client *c, pr_http_response **out, const char *method, const char *url,
                         const char *const *headers, const void *body, size_t body_len, int64_t deadline) {
-    pr_http_header local[16], *hv = local;
     pr_http_request req;
-    size_t n = 0, i;
     pr_url u;
     int rc;
     if (out) *out = NULL;
     if (!c || !out || !url) return PR_EINVAL;
-    while (headers && headers[n]) n++;
-    if (n > sizeof local / sizeof local[0] && !(hv = (pr_http_header *)pr__calloc(n, sizeof *hv)))
-        return pr__err_set(&c->err, PR_ENOMEM, 0, "http: out of memory");
-    for (i = 0; i < n; i++) {
-        const char *colon = strchr(headers[i], ':');
-        if (!colon) {
-            rc = pr__err_set(&c->err, PR_EINVAL, 0, "http: header line without a colon: %.60s", headers[i]);
-            goto out;
-        }
-        hv[i].name.ptr = headers[i];
-        hv[i].name.len = (size_t)(colon - headers[i]);
-        hv[i].value = pr_slice_trim(pr_slice_cstr(colon + 1));
-    }
     memset(&u, 0, sizeof u);
-    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) goto out;
+    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) return rc;
     memset(&req, 0, sizeof req);
     req.method = method;
     req.url = &u;
-    req.headers = hv;
-    req.nheaders = n;
+    req.headers = headers;
     req.body = body;
     req.body_len = body_len;
     rc = pr_http_client_request(c, out, &req, deadline);
     pr_url_deinit(&u);
-out:
-    if (hv != local) pr__free(hv, n * sizeof *hv);
     return rc;
 }
 
@@ -15558,6 +15673,8 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     /* the protocol's own fields go on to another origin; the caller's do not */
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
     pr_http_header h[PR__SSE_MAX_FIELDS + 4];
+    const char **lines = NULL;
+    size_t lines_size = 0;
     pr_http_request req;
     pr_http_response *r = NULL;
     pr_buf dyn;
@@ -15598,12 +15715,15 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "a header line from headers_fn is malformed or too many");
     }
+    if (pr__http_lines_join(NULL, h, n, &lines, &lines_size) != PR_OK) {
+        pr_buf_deinit(&dyn);
+        return pr__sse_fail(s, PR_ENOMEM, 0, "sse: %s", "out of memory");
+    }
     memset(&req, 0, sizeof req);
     memset(&e, 0, sizeof e);
     req.method = s->method;
     req.url = &s->url;
-    req.headers = h;
-    req.nheaders = n;
+    req.headers = lines;
     req.body = s->body;
     req.body_len = s->body_len;
     req.retry = &pr__retry_off;
@@ -15611,6 +15731,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     req.redirect_forward = fwd;
     req.err = &e;
     rc = pr_http_client_request(s->client, &r, &req, deadline);
+    pr__free(lines, lines_size);
     pr_buf_deinit(&dyn);
     if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline)) {
         s->err = e;
@@ -16136,11 +16257,12 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
 static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     pr_rfuture_poller *p = r->p;
     pr_http_header h[5];
+    const char **lines = NULL;
     pr_http_request req;
     pr_json_writer w;
     pr_buf body;
     char iter[24], rt[40];
-    size_t nh = 0;
+    size_t nh = 0, lines_size = 0;
     int rc;
     pr_buf_init(&body);
     pr_json_writer_init(&w, &body);
@@ -16170,15 +16292,19 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
         h[nh].name = pr_slice_cstr("X-Tinker-Create-Promise-Roundtrip-Time");
         h[nh++].value = pr_slice_cstr(rt);
     }
+    if (pr__http_lines_join(NULL, h, nh, &lines, &lines_size) != PR_OK) {
+        pr_buf_deinit(&body);
+        return PR_ENOMEM;
+    }
     memset(&req, 0, sizeof req);
     req.method = "POST";
     req.url = &p->url;
-    req.headers = h;
-    req.nheaders = nh;
+    req.headers = lines;
     req.body = body.data;
     req.body_len = body.len;
     req.retry = &pr__retry_off;
     rc = pr_http_client_fetch(p->client, res, &req, deadline);
+    pr__free(lines, lines_size);
     pr_buf_deinit(&body);
     return rc;
 }
@@ -16616,7 +16742,7 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
 
 int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body, size_t len,
                       const pr_rfuture_opts *opts, int64_t deadline) {
-    pr_http_header h[2];
+    static const char *const h[] = { "Content-Type: application/json", "Accept: application/json", NULL };
     pr_http_request req;
     pr_http_result res;
     pr_rfuture_opts o;
@@ -16630,15 +16756,10 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     o.submitted_at_ms = pr_now();
     memset(&url, 0, sizeof url);
     if ((rc = pr__rf_url(&url, p->base, path, NULL)) != PR_OK) return rc;
-    h[0].name = pr_slice_cstr("Content-Type");
-    h[0].value = pr_slice_cstr("application/json");
-    h[1].name = pr_slice_cstr("Accept");
-    h[1].value = pr_slice_cstr("application/json");
     memset(&req, 0, sizeof req);
     req.method = "POST";
     req.url = &url;
     req.headers = h;
-    req.nheaders = 2;
     req.body = body ? body : "";
     req.body_len = len;
     memset(&res, 0, sizeof res);
@@ -16789,7 +16910,7 @@ static void pr__hb_free(pr_heartbeat *h) {
 
 static int pr__hb_task(void *arg) {
     pr_heartbeat *h = (pr_heartbeat *)arg;
-    pr_http_header hd = { { "Content-Type", 12 }, { "application/json", 16 } };
+    static const char *const hd[] = { "Content-Type: application/json", NULL };
     int64_t last_ok = pr_now(), next = pr_deadline_in(h->o.interval_ms);
     h->task = pr_self();
     if (h->stop) pr_cancel(h->task);
@@ -16801,8 +16922,7 @@ static int pr__hb_task(void *arg) {
         memset(&req, 0, sizeof req);
         req.method = "POST";
         req.url = &h->url;
-        req.headers = &hd;
-        req.nheaders = 1;
+        req.headers = hd;
         req.body = h->body.data;
         req.body_len = h->body.len;
         req.retry = &pr__retry_off;
@@ -17367,7 +17487,7 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
 
 /* POST one batch, resending it up to max_send_retries times. */
 static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
-    pr_http_header h = { { "Content-Type", 12 }, { "application/json", 16 } };
+    static const char *const h[] = { "Content-Type: application/json", NULL };
     int attempt;
     for (attempt = 0;; attempt++) {
         pr_http_request req;
@@ -17376,8 +17496,7 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
         memset(&req, 0, sizeof req);
         req.method = "POST";
         req.url = &r->url;
-        req.headers = &h;
-        req.nheaders = 1;
+        req.headers = h;
         req.body = b->data;
         req.body_len = b->len;
         req.retry = &pr__retry_off;
@@ -18023,6 +18142,8 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
     static const char *const fwd[] = { "Stream-TTL", "Stream-Expires-At", "Stream-Closed", "Stream-Seq", "Producer-Id",
                                        "Producer-Epoch", "Producer-Seq", "If-None-Match", NULL };
     pr_http_header h[PR__DS_MAX_FIELDS * 2 + 8];
+    const char **lines = NULL;
+    size_t lines_size = 0;
     pr_http_request req;
     pr_buf url, dyn;
     pr_url u;
@@ -18049,11 +18170,14 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
         rc = pr__err_set(&res->http.err, PR_EINVAL, 0, "ds: %s", "a header line from headers_fn is malformed or too many");
         goto done;
     }
+    if ((rc = pr__http_lines_join(NULL, h, n, &lines, &lines_size)) != PR_OK) {
+        pr__err_set(&res->http.err, rc, 0, "ds: %s", "out of memory");
+        goto done;
+    }
     memset(&req, 0, sizeof req);
     req.method = rq->method;
     req.url = &u;
-    req.headers = h;
-    req.nheaders = n;
+    req.headers = lines;
     req.body = rq->body;
     req.body_len = rq->body_len;
     req.retry = &ds->retry;
@@ -18082,6 +18206,7 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
         }
     }
 done:
+    pr__free(lines, lines_size);
     pr_url_deinit(&u);
     pr_buf_deinit(&url);
     pr_buf_deinit(&dyn);
@@ -19513,6 +19638,11 @@ REVISION HISTORY
       PR_BACKOFF_POLL         removed: it was PR_BACKOFF_SUBMIT under another
                               name (1 s doubling to 30 s, no jitter); use that
     Changed signature
+      pr_http_request         headers is const char *const *: NULL-terminated
+                              field lines "Name: value", the one header form
+                              of the library (was pr_http_header slices);
+                              nheaders removed; a bad line is PR_EINVAL with
+                              a message naming its field
       pr_retry_hint_ms        takes int64_t max_ms before out (<= 0 = 60000);
                               a hint above it is cut to it (was: refused, so
                               a server asking for 120 s got the short backoff)

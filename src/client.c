@@ -285,11 +285,12 @@ PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, c
    events) with the client's retry policy.
    Params: c - the client; out - receives the response; method - NULL =
            "GET"; url - NUL-terminated absolute http/https URL; headers -
-           NULL-terminated array of "Name: value" strings, or NULL; body,
-           body_len - the body (NULL, 0 = none); deadline - absolute ms.
+           NULL-terminated field lines "Name: value" (as
+           pr_http_request.headers), or NULL; body, body_len - the body
+           (NULL, 0 = none); deadline - absolute ms.
    Returns: as pr_http_client_request; PR_EINVAL also for a URL that does
-            not parse or a header line without a colon; PR_ETIMEDOUT;
-            PR_ECANCELED.
+            not parse or a header line that is not a field line (the
+            message names its field); PR_ETIMEDOUT; PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_fetch. */
@@ -997,6 +998,8 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
     pr_http_request req;
     pr_http_response *r = NULL;
     pr_slice target;
+    const char **lines = NULL;
+    size_t lines_size = 0;
     int rc;
     pr_buf_init(&auth);
     pr_buf_init(&pa);
@@ -1010,10 +1013,12 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
         h[1].name = pr_slice_cstr("Proxy-Authorization");
         h[1].value.ptr = pa.data;
         h[1].value.len = pa.len;
+        rc = pr__http_lines_join(NULL, h, proxy->has_userinfo ? 2 : 1, &lines, &lines_size);
+    }
+    if (!rc) {
         req.method = "CONNECT";
         req.url = u;
-        req.headers = h;
-        req.nheaders = proxy->has_userinfo ? 2 : 1;
+        req.headers = lines;
         target.ptr = auth.data;
         target.len = auth.len;
         rc = pr__http_exchange(&r, *conn, &req, &c->o.http, &target, 0, deadline, NULL, limit);
@@ -1054,6 +1059,7 @@ static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, c
         pr_conn_destroy(*conn);
         *conn = NULL;
     }
+    pr__free(lines, lines_size);
     pr_buf_deinit(&auth);
     pr_buf_deinit(&pa);
     return rc;
@@ -1129,9 +1135,9 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
     pr_buf key, target, pauth;
     pr_slice tslice, *tp = NULL;
     pr_http_request rq = *req;
-    pr_http_header *hv = NULL;
+    const char **lines = NULL;
     pr__http_origin *og = NULL;
-    size_t hv_n = 0;
+    size_t lines_size = 0;
     int rc, attempt, slot = 0;
     *out = NULL;
     pr_buf_init(&key);
@@ -1146,17 +1152,13 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         tslice.len = target.len;
         tp = &tslice;
         if (!rc && proxy->has_userinfo) {
+            pr_http_header pa;
             rc = pr__http_basic(&pauth, proxy);
-            hv_n = req->nheaders + 1;
-            if (!rc && !(hv = (pr_http_header *)pr__calloc(hv_n, sizeof *hv))) rc = PR_ENOMEM;
-            if (!rc) {
-                if (req->nheaders) memcpy(hv, req->headers, req->nheaders * sizeof *hv);
-                hv[req->nheaders].name = pr_slice_cstr("Proxy-Authorization");
-                hv[req->nheaders].value.ptr = pauth.data;
-                hv[req->nheaders].value.len = pauth.len;
-                rq.headers = hv;
-                rq.nheaders = hv_n;
-            }
+            pa.name = pr_slice_cstr("Proxy-Authorization");
+            pa.value.ptr = pauth.data;
+            pa.value.len = pauth.len;
+            if (!rc) rc = pr__http_lines_join(req->headers, &pa, 1, &lines, &lines_size);
+            rq.headers = lines;
         }
     }
     if (rc) {
@@ -1207,7 +1209,7 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
     }
     pr__http_slots_give(c, og, slot); /* still ours only when no response holds them */
 done:
-    pr__free(hv, hv_n * sizeof *hv);
+    pr__free(lines, lines_size);
     pr_buf_deinit(&key);
     pr_buf_deinit(&target);
     pr_buf_deinit(&pauth);
@@ -1252,8 +1254,8 @@ static void pr__http_discard(pr_http_response *r) {
 static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_http_request *req, int64_t deadline,
                           const char *limit, pr_err_info *err) {
     pr_http_request rq;
-    pr_http_header *hv = NULL;
-    size_t hv_cap = 0, i;
+    const char **lines = NULL;
+    size_t lines_cap = 0, i;
     pr_url cur;
     int rc, hops = 0;
     memset(&cur, 0, sizeof cur);
@@ -1319,21 +1321,26 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
         }
         pr_http_response_destroy(r);
         cross = !pr_url_same_origin(rq.url, &nu);
-        if (cross || !keep_body) { /* the fields that go on, for the rest of the chain */
+        if ((cross || !keep_body) && rq.headers) { /* the fields that go on, for the rest of the chain */
             size_t n = 0;
-            if (!hv && rq.nheaders) {
-                hv_cap = rq.nheaders;
-                hv = (pr_http_header *)pr__calloc(hv_cap, sizeof *hv);
-                if (!hv) {
+            if (!lines) {
+                while (rq.headers[lines_cap]) lines_cap++;
+                lines = (const char **)pr__calloc(++lines_cap, sizeof *lines);
+                if (!lines) {
+                    lines_cap = 0;
                     pr_url_deinit(&nu);
                     rc = pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
                     break;
                 }
             }
-            for (i = 0; i < rq.nheaders; i++)
-                if (pr__http_redirect_keeps(c, req, rq.headers[i].name, cross, keep_body)) hv[n++] = rq.headers[i];
-            rq.headers = hv;
-            rq.nheaders = n;
+            for (i = 0; rq.headers[i]; i++) {
+                pr_slice name, value;
+                if (pr__http_field_line(rq.headers[i], strlen(rq.headers[i]), &name, &value, NULL) == PR_OK &&
+                    pr__http_redirect_keeps(c, req, name, cross, keep_body))
+                    lines[n++] = rq.headers[i];
+            }
+            lines[n] = NULL;
+            rq.headers = lines;
         }
         if (!keep_body) {
             if (!rq.method || !pr__http_method_is(rq.method, "HEAD")) rq.method = "GET";
@@ -1350,7 +1357,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
         cur = nu;
         rq.url = &cur;
     }
-    pr__free(hv, hv_cap * sizeof *hv);
+    pr__free(lines, lines_cap * sizeof *lines);
     pr_url_deinit(&cur);
     return rc;
 }
@@ -1545,9 +1552,11 @@ static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_h
 /* The extra header fields of an attempt (retry count, timeout,
    idempotency key), unless the request has a field of that name. */
 static int pr__http_has_field(const pr_http_request *req, const char *name) {
-    size_t i;
-    for (i = 0; i < req->nheaders; i++)
-        if (pr__http_hdr_is(req->headers[i].name, name)) return 1;
+    const char *const *l;
+    for (l = req->headers; l && *l; l++) {
+        pr_slice n, v;
+        if (pr__http_field_line(*l, strlen(*l), &n, &v, NULL) == PR_OK && pr__http_hdr_is(n, name)) return 1;
+    }
     return 0;
 }
 
@@ -1570,14 +1579,14 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
     pr_retry_policy p;
     pr_retry st;
     pr_http_request rq;
-    pr_http_header extra[3], *hv = NULL;
-    size_t nextra = 0, hv_n = 0;
+    pr_http_header extra[3];
+    const char **lines = NULL;
+    size_t nextra = 0, lines_size = 0;
     char count[24], secs[32], key[33], alimit[48];
     const char *idem = NULL;
     int rc, outcome, count_at = -1;
     if (out) *out = NULL;
     if (!c || (!out && !fetch) || !req || !req->url) return PR_EINVAL;
-    if (req->nheaders && !req->headers) return PR_EINVAL;
     memset(&k, 0, sizeof k);
     k.c = c;
     k.req = req;
@@ -1597,6 +1606,7 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
         rc = pr__err_set(&k.err, PR_EINVAL, 0, "http: invalid retry policy");
         goto done;
     }
+    if ((rc = pr__http_fields(req->headers, NULL, 0, NULL, NULL, &k.err)) != PR_OK) goto done;
 #ifdef PRISTINE_NO_TLS
     if (req->url->secure) {
         rc = pr__err_set(&k.err, PR_ENOTSUP, 0, "http: https needs TLS (PRISTINE_NO_TLS)");
@@ -1636,21 +1646,10 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
         nextra++;
     }
     rq = *req;
-    if (nextra) { /* the count's value changes per attempt: it is set in the loop */
-        hv_n = req->nheaders + nextra;
-        if (!(hv = (pr_http_header *)pr__calloc(hv_n, sizeof *hv))) {
-            rc = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
-            goto done;
-        }
-        if (req->nheaders) memcpy(hv, req->headers, req->nheaders * sizeof *hv);
-        rq.headers = hv;
-        rq.nheaders = hv_n;
-    }
     for (;;) {
         pr_http_response *r = NULL;
         int64_t adl = deadline, t1 = pr_now(), delay;
         const char *limit = "deadline";
-        size_t i;
         if (c->o.attempt_timeout_ms > 0 && pr_deadline_in(c->o.attempt_timeout_ms) < deadline) {
             adl = pr_deadline_in(c->o.attempt_timeout_ms);
             snprintf(alimit, sizeof alimit, "attempt timeout %d ms", c->o.attempt_timeout_ms);
@@ -1660,7 +1659,16 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             count[pr__dec(count, (uint64_t)st.retries)] = 0;
             extra[count_at].value = pr_slice_cstr(count);
         }
-        for (i = 0; i < nextra; i++) hv[req->nheaders + i] = extra[i];
+        if (nextra) { /* the request's lines and this attempt's own (the count changes) */
+            pr__free(lines, lines_size);
+            if (pr__http_lines_join(req->headers, extra, nextra, &lines, &lines_size) != PR_OK) {
+                lines = NULL;
+                lines_size = 0;
+                outcome = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
+                break;
+            }
+            rq.headers = lines;
+        }
         outcome = pr__http_attempt(&k, &r, &rq, adl, limit, fetch);
         if (c->o.on_event)
             pr__http_emit(&k, PR_HTTP_EVENT_ATTEMPT, st.retries, k.status, outcome < 0 ? outcome : PR_OK,
@@ -1707,7 +1715,7 @@ done:
     if (rc) c->err = k.err;
     if (req->err) *req->err = k.err;
     if (fetch) fetch->err = k.err;
-    pr__free(hv, hv_n * sizeof *hv);
+    pr__free(lines, lines_size);
     pr_buf_deinit(&k.url);
     return rc;
 }
@@ -1742,38 +1750,20 @@ int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *ur
 
 int pr_http_client_send(pr_http_client *c, pr_http_response **out, const char *method, const char *url,
                         const char *const *headers, const void *body, size_t body_len, int64_t deadline) {
-    pr_http_header local[16], *hv = local;
     pr_http_request req;
-    size_t n = 0, i;
     pr_url u;
     int rc;
     if (out) *out = NULL;
     if (!c || !out || !url) return PR_EINVAL;
-    while (headers && headers[n]) n++;
-    if (n > sizeof local / sizeof local[0] && !(hv = (pr_http_header *)pr__calloc(n, sizeof *hv)))
-        return pr__err_set(&c->err, PR_ENOMEM, 0, "http: out of memory");
-    for (i = 0; i < n; i++) {
-        const char *colon = strchr(headers[i], ':');
-        if (!colon) {
-            rc = pr__err_set(&c->err, PR_EINVAL, 0, "http: header line without a colon: %.60s", headers[i]);
-            goto out;
-        }
-        hv[i].name.ptr = headers[i];
-        hv[i].name.len = (size_t)(colon - headers[i]);
-        hv[i].value = pr_slice_trim(pr_slice_cstr(colon + 1));
-    }
     memset(&u, 0, sizeof u);
-    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) goto out;
+    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) return rc;
     memset(&req, 0, sizeof req);
     req.method = method;
     req.url = &u;
-    req.headers = hv;
-    req.nheaders = n;
+    req.headers = headers;
     req.body = body;
     req.body_len = body_len;
     rc = pr_http_client_request(c, out, &req, deadline);
     pr_url_deinit(&u);
-out:
-    if (hv != local) pr__free(hv, n * sizeof *hv);
     return rc;
 }

@@ -882,6 +882,8 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
     static const char *const fwd[] = { "Stream-TTL", "Stream-Expires-At", "Stream-Closed", "Stream-Seq", "Producer-Id",
                                        "Producer-Epoch", "Producer-Seq", "If-None-Match", NULL };
     pr_http_header h[PR__DS_MAX_FIELDS * 2 + 8];
+    const char **lines = NULL;
+    size_t lines_size = 0;
     pr_http_request req;
     pr_buf url, dyn;
     pr_url u;
@@ -908,11 +910,14 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
         rc = pr__err_set(&res->http.err, PR_EINVAL, 0, "ds: %s", "a header line from headers_fn is malformed or too many");
         goto done;
     }
+    if ((rc = pr__http_lines_join(NULL, h, n, &lines, &lines_size)) != PR_OK) {
+        pr__err_set(&res->http.err, rc, 0, "ds: %s", "out of memory");
+        goto done;
+    }
     memset(&req, 0, sizeof req);
     req.method = rq->method;
     req.url = &u;
-    req.headers = h;
-    req.nheaders = n;
+    req.headers = lines;
     req.body = rq->body;
     req.body_len = rq->body_len;
     req.retry = &ds->retry;
@@ -941,6 +946,7 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
         }
     }
 done:
+    pr__free(lines, lines_size);
     pr_url_deinit(&u);
     pr_buf_deinit(&url);
     pr_buf_deinit(&dyn);

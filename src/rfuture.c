@@ -664,11 +664,12 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
 static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     pr_rfuture_poller *p = r->p;
     pr_http_header h[5];
+    const char **lines = NULL;
     pr_http_request req;
     pr_json_writer w;
     pr_buf body;
     char iter[24], rt[40];
-    size_t nh = 0;
+    size_t nh = 0, lines_size = 0;
     int rc;
     pr_buf_init(&body);
     pr_json_writer_init(&w, &body);
@@ -698,15 +699,19 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
         h[nh].name = pr_slice_cstr("X-Tinker-Create-Promise-Roundtrip-Time");
         h[nh++].value = pr_slice_cstr(rt);
     }
+    if (pr__http_lines_join(NULL, h, nh, &lines, &lines_size) != PR_OK) {
+        pr_buf_deinit(&body);
+        return PR_ENOMEM;
+    }
     memset(&req, 0, sizeof req);
     req.method = "POST";
     req.url = &p->url;
-    req.headers = h;
-    req.nheaders = nh;
+    req.headers = lines;
     req.body = body.data;
     req.body_len = body.len;
     req.retry = &pr__retry_off;
     rc = pr_http_client_fetch(p->client, res, &req, deadline);
+    pr__free(lines, lines_size);
     pr_buf_deinit(&body);
     return rc;
 }
@@ -1144,7 +1149,7 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
 
 int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body, size_t len,
                       const pr_rfuture_opts *opts, int64_t deadline) {
-    pr_http_header h[2];
+    static const char *const h[] = { "Content-Type: application/json", "Accept: application/json", NULL };
     pr_http_request req;
     pr_http_result res;
     pr_rfuture_opts o;
@@ -1158,15 +1163,10 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     o.submitted_at_ms = pr_now();
     memset(&url, 0, sizeof url);
     if ((rc = pr__rf_url(&url, p->base, path, NULL)) != PR_OK) return rc;
-    h[0].name = pr_slice_cstr("Content-Type");
-    h[0].value = pr_slice_cstr("application/json");
-    h[1].name = pr_slice_cstr("Accept");
-    h[1].value = pr_slice_cstr("application/json");
     memset(&req, 0, sizeof req);
     req.method = "POST";
     req.url = &url;
     req.headers = h;
-    req.nheaders = 2;
     req.body = body ? body : "";
     req.body_len = len;
     memset(&res, 0, sizeof res);
@@ -1317,7 +1317,7 @@ static void pr__hb_free(pr_heartbeat *h) {
 
 static int pr__hb_task(void *arg) {
     pr_heartbeat *h = (pr_heartbeat *)arg;
-    pr_http_header hd = { { "Content-Type", 12 }, { "application/json", 16 } };
+    static const char *const hd[] = { "Content-Type: application/json", NULL };
     int64_t last_ok = pr_now(), next = pr_deadline_in(h->o.interval_ms);
     h->task = pr_self();
     if (h->stop) pr_cancel(h->task);
@@ -1329,8 +1329,7 @@ static int pr__hb_task(void *arg) {
         memset(&req, 0, sizeof req);
         req.method = "POST";
         req.url = &h->url;
-        req.headers = &hd;
-        req.nheaders = 1;
+        req.headers = hd;
         req.body = h->body.data;
         req.body_len = h->body.len;
         req.retry = &pr__retry_off;

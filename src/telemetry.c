@@ -806,7 +806,7 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
 
 /* POST one batch, resending it up to max_send_retries times. */
 static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
-    pr_http_header h = { { "Content-Type", 12 }, { "application/json", 16 } };
+    static const char *const h[] = { "Content-Type: application/json", NULL };
     int attempt;
     for (attempt = 0;; attempt++) {
         pr_http_request req;
@@ -815,8 +815,7 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
         memset(&req, 0, sizeof req);
         req.method = "POST";
         req.url = &r->url;
-        req.headers = &h;
-        req.nheaders = 1;
+        req.headers = h;
         req.body = b->data;
         req.body_len = b->len;
         req.retry = &pr__retry_off;
