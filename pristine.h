@@ -2973,8 +2973,6 @@ typedef struct pr_http_request {
                                        redirect_forward_headers; every other field but Accept,
                                        Accept-Language, User-Agent (and the body's Content-Type,
                                        -Language, -Encoding) is dropped there (see the client) */
-    pr_err_info *err;               /* out, optional: this request's failure detail (the client's
-                                       pr_http_client_last_error is shared by its tasks) */
 } pr_http_request;
 
 /* A response being read. Opaque. */
@@ -3234,11 +3232,15 @@ PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
  * and DONE (the outcome, the whole duration). The URL passed has no
  * userinfo. With no hook set nothing is formatted.
  *
- * Errors: every failure of pr_http_client_request leaves its detail in
- * pr_http_client_last_error (code, sys_errno, tls_error, dns_error,
- * http_status, msg) and, when given, in the request's err. Timeout
- * messages name the phase and the limit that fired, e.g. "http: timed out
- * waiting for the response head (attempt timeout 300 ms)".
+ * Errors: the calls that hand out a response or fill a result
+ * (pr_http_client_request, _get, _send, _fetch) take a pr_err_info *err
+ * parameter (NULL = not wanted) just before the deadline, which receives
+ * that call's detail (code, sys_errno, tls_error, dns_error, http_status,
+ * msg); pr_http_client_create takes one last. The client lives on, and
+ * pr_http_client_last_error also keeps its last failure (shared by all its
+ * tasks: the parameter is the one to read). Timeout messages name the phase
+ * and the limit that fired, e.g. "http: timed out waiting for the response
+ * head (attempt timeout 300 ms)".
  */
 
 /* An HTTP client with a connection pool. Opaque. */
@@ -3313,8 +3315,6 @@ typedef struct pr_http_client_opts {
                                  Accept-Language, User-Agent, the body's Content-Type, -Language,
                                  -Encoding and the client's own fields (see Redirects above);
                                  the request's redirect_forward adds names per request */
-    pr_err_info *err;         /* out, optional: why pr_http_client_create failed (the file, the
-                                 proxy URL, ...) */
 } pr_http_client_opts;
 
 /* A whole response read by pr_http_client_fetch. Zero it before the first
@@ -3328,24 +3328,23 @@ typedef struct pr_http_result {
     pr_json_doc *json;        /* the body parsed, when Content-Type is JSON (application/json or
                                  any +json) and it parses; else NULL */
     int attempts;             /* attempts made (1 + retries) */
-    pr_err_info err;          /* on failure, why; for a final status >= 400, http_status and the
-                                 start of the body in msg */
 } pr_http_result;
 
 /* Create a client. Reads the proxy environment once (unless ignore_env)
    and parses the trust anchors of tls.ca_file / tls.ca_pem once (shared by
    every https connection of the client; not in a PRISTINE_NO_TLS build).
-   Params: out - receives the client; opts - NULL = defaults (copied).
+   Params: out - receives the client; opts - NULL = defaults (copied);
+           err - receives why it failed, naming the file or the proxy URL
+           (NULL = not wanted; zeroed on success).
    Returns: PR_OK; PR_EINVAL (out NULL, a proxy URL that does not parse, no
             certificate in tls.ca_file / tls.ca_pem, an invalid retry
-            policy, negative caps); PR_EIO (tls.ca_file cannot be read);
-            PR_ENOTSUP (an https:// or other non-http proxy URL); PR_ENOMEM.
-            On failure opts->err (when set) says why, naming the file or
-            the proxy URL.
+            policy, negative caps); PR_EIO (tls.ca_file cannot be read;
+            errno in err->sys_errno); PR_ENOTSUP (an https:// or other
+            non-http proxy URL); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_destroy. */
-PRISTINE_API int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts);
+PRISTINE_API int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts, pr_err_info *err);
 
 /* Destroy a client and close its idle connections. Responses still alive
    keep working; the client's memory goes with the last of them (their
@@ -3368,8 +3367,10 @@ PRISTINE_API void pr_http_client_destroy(pr_http_client *c);
    protocol that writes after the switch uses pr_http_exchange on a
    connection of its own.
    Params: c - the client; out - receives the response (NULL on failure);
-           req - the request (url required); deadline - absolute ms for the
-           whole call (connect_timeout_ms caps the connect phase inside it).
+           req - the request (url required); err - receives this call's
+           failure detail (NULL = not wanted; zeroed on success); deadline
+           - absolute ms for the whole call (connect_timeout_ms caps the
+           connect phase inside it).
    Returns: PR_OK (whatever the status); PR_EINVAL (bad request, see
             pr_http_exchange); PR_ENOMEM; PR_EDNS; PR_EIO; PR_ETLS;
             PR_ENOTSUP (https in a PRISTINE_NO_TLS build); PR_ECLOSED;
@@ -3379,23 +3380,25 @@ PRISTINE_API void pr_http_client_destroy(pr_http_client *c);
             negative code from body_fn or body_rewind; PR_ETIMEDOUT
             (deadline, connect, attempt or idle timeout, waiting for a
             connection slot); PR_ECANCELED. After retries, the last
-            attempt's outcome. Detail in pr_http_client_last_error and
-            req->err.
+            attempt's outcome. Detail in err (and in
+            pr_http_client_last_error).
    Blocks: yes.
    Thread: owner.
    See: pr_http_client_get, pr_http_read, pr_http_response_destroy. */
 PRISTINE_API int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
-                                        int64_t deadline);
+                                        pr_err_info *err, int64_t deadline);
 
 /* GET a URL given as text: pr_url_parse, then pr_http_client_request.
    Params: c - the client; out - receives the response; url - NUL-terminated
-           absolute http/https URL; deadline - absolute ms.
+           absolute http/https URL; err - receives the failure detail (NULL
+           = not wanted); deadline - absolute ms.
    Returns: as pr_http_client_request (PR_EINVAL for a URL that does not
             parse); PR_ETIMEDOUT; PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_http_client_request. */
-PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, int64_t deadline);
+PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, pr_err_info *err,
+                                    int64_t deadline);
 
 /* Send a request given as text: method, URL, header lines and an
    optional body. Otherwise as pr_http_client_request (retries, redirects,
@@ -3404,7 +3407,8 @@ PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, c
            "GET"; url - NUL-terminated absolute http/https URL; headers -
            NULL-terminated field lines "Name: value" (as
            pr_http_request.headers), or NULL; body, body_len - the body
-           (NULL, 0 = none); deadline - absolute ms.
+           (NULL, 0 = none); err - receives the failure detail (NULL = not
+           wanted); deadline - absolute ms.
    Returns: as pr_http_client_request; PR_EINVAL also for a URL that does
             not parse or a header line that is not a field line (the
             message names its field); PR_ETIMEDOUT; PR_ECANCELED.
@@ -3413,22 +3417,25 @@ PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, c
    See: pr_http_client_request, pr_http_client_fetch. */
 PRISTINE_API int pr_http_client_send(pr_http_client *c, pr_http_response **out, const char *method, const char *url,
                                      const char *const *headers, const void *body, size_t body_len,
-                                     int64_t deadline);
+                                     pr_err_info *err, int64_t deadline);
 
 /* Send a request and read the whole response into memory. The body is
    part of the attempt: a body that stalls past attempt_timeout_ms or is
    cut short is retried like a failed connection (nothing reached the
    caller yet). A JSON body is parsed as well.
    Params: c - the client; res - zeroed or deinit'ed result, filled; req -
-           the request (as for pr_http_client_request); deadline - absolute ms.
+           the request (as for pr_http_client_request); err - receives the
+           failure detail, and for a final status >= 400 (a PR_OK call)
+           http_status and the start of the body in msg with code PR_OK
+           (NULL = not wanted); deadline - absolute ms.
    Returns: PR_OK (res->status may be any status: check it); PR_ELIMIT (a
             body over fetch_max_bytes); otherwise as pr_http_client_request
-            (PR_ETIMEDOUT, PR_ECANCELED, ...), with res->err set.
+            (PR_ETIMEDOUT, PR_ECANCELED, ...), with err set.
    Blocks: yes.
    Thread: owner.
    See: pr_http_result_deinit. */
 PRISTINE_API int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req,
-                                      int64_t deadline);
+                                      pr_err_info *err, int64_t deadline);
 
 /* Free what a result holds and zero it (NULL is a no-op).
    Params: res - the result.
@@ -4498,7 +4505,8 @@ typedef struct pr_ds_result {
     int64_t expected_seq;   /* Producer-Expected-Seq, -1 when absent */
     int64_t received_seq;   /* Producer-Received-Seq, -1 when absent */
     pr_http_result http;    /* the response: headers (pr_http_header_get(res.http.resp, ..)),
-                               body (the server's message on errors), err (failure detail) */
+                               body (the server's message on errors) */
+    pr_err_info err;        /* failure detail (was http.err) */
 } pr_ds_result;
 
 /* Options of pr_ds_create; zero = a plain create. */
@@ -4590,7 +4598,7 @@ PRISTINE_API const char *pr_ds_content_type(const pr_ds *ds);
            deadline - absolute ms.
    Returns: PR_OK; PR_EHTTP (res->error: PR_DS_CONFLICT_EXISTS,
             PR_DS_BAD_REQUEST, ...); PR_EINVAL; transport errors
-            (PR_ETIMEDOUT, PR_ECANCELED, PR_EIO, ...) with res->http.err.
+            (PR_ETIMEDOUT, PR_ECANCELED, PR_EIO, ...) with res->err.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_head, pr_ds_delete. */
@@ -14214,18 +14222,16 @@ static const char *pr__http_env2(const char *a, const char *b) {
     return v;
 }
 
-int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts) {
+int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts, pr_err_info *err) {
     pr_http_client *c;
     const char *hp, *sp, *ap, *np;
-    pr_err_info *uerr = opts ? opts->err : NULL;
     int rc = PR_OK;
-    if (uerr) memset(uerr, 0, sizeof *uerr);
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out) return pr__err_set(uerr, PR_EINVAL, 0, "http: pr_http_client_create: out is NULL");
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "http: pr_http_client_create: out is NULL");
     c = (pr_http_client *)pr__calloc(1, sizeof *c);
-    if (!c) return pr__err_set(uerr, PR_ENOMEM, 0, "http: out of memory");
+    if (!c) return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
     if (opts) c->o = *opts;
-    c->o.err = NULL;
     c->o.connect_timeout_ms = PR__DEF(c->o.connect_timeout_ms, PR__HTTP_DEF_CONNECT_MS);
     c->o.pool_idle_ms = PR__DEF(c->o.pool_idle_ms, PR__HTTP_DEF_POOL_IDLE_MS);
     c->o.pool_max = PR__DEF(c->o.pool_max, PR__HTTP_DEF_POOL_MAX);
@@ -14307,7 +14313,7 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     c->o.no_proxy = c->no_proxy;
     if (rc) {
         if (c->err.code != rc) pr__err_set(&c->err, rc, 0, "http: %s", pr_strerror(rc));
-        if (uerr) *uerr = c->err;
+        if (err) *err = c->err;
         pr__http_client_free(c);
         return rc;
     }
@@ -15305,7 +15311,7 @@ static void pr__http_random_hex(char *out, size_t n) {
 
 /* The whole logical request: attempts, retries, events. */
 static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
-                             int64_t deadline, pr_http_result *fetch) {
+                             pr_err_info *err, int64_t deadline, pr_http_result *fetch) {
     pr__http_call k;
     pr_retry_policy p;
     pr_retry st;
@@ -15317,7 +15323,10 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
     const char *idem = NULL;
     int rc, outcome, count_at = -1;
     if (out) *out = NULL;
-    if (!c || (!out && !fetch) || !req || !req->url) return PR_EINVAL;
+    if (err) memset(err, 0, sizeof *err);
+    if (!c || (!out && !fetch) || !req || !req->url)
+        return pr__err_set(err, PR_EINVAL, 0, "http: %s is NULL", !c ? "the client" : !req ? "the request"
+                                                                  : !req->url ? "req->url" : "out");
     memset(&k, 0, sizeof k);
     k.c = c;
     k.req = req;
@@ -15444,25 +15453,25 @@ done:
     if (c->o.on_event && k.url.data)
         pr__http_emit(&k, PR_HTTP_EVENT_DONE, st.retries, rc ? 0 : k.status, rc, pr_now() - k.t0, 0, NULL, 0);
     if (rc) c->err = k.err;
-    if (req->err) *req->err = k.err;
-    if (fetch) fetch->err = k.err;
+    if (err) *err = k.err;
     pr__free(lines, lines_size);
     pr_buf_deinit(&k.url);
     return rc;
 }
 
 int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
-                           int64_t deadline) {
-    if (!out) return PR_EINVAL;
-    return pr__http_call_run(c, out, req, deadline, NULL);
+                           pr_err_info *err, int64_t deadline) {
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "http: out is NULL");
+    return pr__http_call_run(c, out, req, err, deadline, NULL);
 }
 
-int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req, int64_t deadline) {
+int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req, pr_err_info *err,
+                         int64_t deadline) {
     pr_http_response *r = NULL;
     int rc;
-    if (!res) return PR_EINVAL;
+    if (!res) return pr__err_set(err, PR_EINVAL, 0, "http: res is NULL");
     pr_http_result_deinit(res);
-    rc = pr__http_call_run(c, &r, req, deadline, res);
+    rc = pr__http_call_run(c, &r, req, err, deadline, res);
     if (rc == PR_OK) res->resp = r;
     return rc;
 }
@@ -15475,26 +15484,32 @@ void pr_http_result_deinit(pr_http_result *res) {
     memset(res, 0, sizeof *res);
 }
 
-int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, int64_t deadline) {
-    return pr_http_client_send(c, out, NULL, url, NULL, NULL, 0, deadline);
+int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, pr_err_info *err,
+                       int64_t deadline) {
+    return pr_http_client_send(c, out, NULL, url, NULL, NULL, 0, err, deadline);
 }
 
 int pr_http_client_send(pr_http_client *c, pr_http_response **out, const char *method, const char *url,
-                        const char *const *headers, const void *body, size_t body_len, int64_t deadline) {
+                        const char *const *headers, const void *body, size_t body_len, pr_err_info *err,
+                        int64_t deadline) {
     pr_http_request req;
     pr_url u;
     int rc;
     if (out) *out = NULL;
-    if (!c || !out || !url) return PR_EINVAL;
+    if (err) memset(err, 0, sizeof *err);
+    if (!c || !out || !url) return pr__err_set(err, PR_EINVAL, 0, "http: %s is NULL", !c ? "the client" : !out ? "out" : "url");
     memset(&u, 0, sizeof u);
-    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) return rc;
+    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) {
+        if (err) *err = c->err;
+        return rc;
+    }
     memset(&req, 0, sizeof req);
     req.method = method;
     req.url = &u;
     req.headers = headers;
     req.body = body;
     req.body_len = body_len;
-    rc = pr_http_client_request(c, out, &req, deadline);
+    rc = pr_http_client_request(c, out, &req, err, deadline);
     pr_url_deinit(&u);
     return rc;
 }
@@ -15729,8 +15744,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     req.retry = &pr__retry_off;
     req.idle_timeout_ms = s->o.idle_timeout_ms;
     req.redirect_forward = fwd;
-    req.err = &e;
-    rc = pr_http_client_request(s->client, &r, &req, deadline);
+    rc = pr_http_client_request(s->client, &r, &req, &e, deadline);
     pr__free(lines, lines_size);
     pr_buf_deinit(&dyn);
     if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline)) {
@@ -15809,7 +15823,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
         pr_http_client_opts co;
         memset(&co, 0, sizeof co);
         co.max_redirects = 10;
-        if ((rc = pr_http_client_create(&s->client, &co)) == PR_OK) s->own_client = 1;
+        if ((rc = pr_http_client_create(&s->client, &co, NULL)) == PR_OK) s->own_client = 1;
     } else {
         s->client = s->o.client;
     }
@@ -16254,7 +16268,7 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
 }
 
 /* One poll: the request, with the poll's deadline over the whole response. */
-static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
+static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, pr_err_info *err, int64_t deadline) {
     pr_rfuture_poller *p = r->p;
     pr_http_header h[5];
     const char **lines = NULL;
@@ -16303,7 +16317,7 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     req.body = body.data;
     req.body_len = body.len;
     req.retry = &pr__retry_off;
-    rc = pr_http_client_fetch(p->client, res, &req, deadline);
+    rc = pr_http_client_fetch(p->client, res, &req, err, deadline);
     pr__free(lines, lines_size);
     pr_buf_deinit(&body);
     return rc;
@@ -16636,6 +16650,7 @@ static int pr__rf_poll_task(void *arg) {
     pr__rfuture *r = (pr__rfuture *)arg;
     pr_rfuture_poller *p = r->p;
     pr_http_result res;
+    pr_err_info e;
     int64_t delay = 0;
     int rc, next = PR__RF_AGAIN;
     r->task = pr_self();
@@ -16653,7 +16668,7 @@ static int pr__rf_poll_task(void *arg) {
     }
     if (next == PR__RF_AGAIN) {
         memset(&res, 0, sizeof res);
-        rc = pr__rf_poll(r, &res, pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
+        rc = pr__rf_poll(r, &res, &e, pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
         r->iteration++;
         if (rc == PR_ECANCELED || pr_is_canceled()) {
             pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
@@ -16661,11 +16676,11 @@ static int pr__rf_poll_task(void *arg) {
         } else if (rc == PR_ETIMEDOUT && pr_now() >= r->until) {
             delay = 0; /* the limit: the timeout below */
         } else if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECIRCUIT) {
-            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, res.err.msg);
+            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, e.msg);
             next = PR__RF_DONE;
         } else if (rc) { /* no answer: a connection error, back off */
-            snprintf(r->last_err, sizeof r->last_err, "%s", res.err.msg);
-            pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", res.err.msg);
+            snprintf(r->last_err, sizeof r->last_err, "%s", e.msg);
+            pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", e.msg);
             delay = pr__rf_delay(r, &p->o.conn_backoff, r->c++);
         } else if (res.status >= 200 && res.status <= 299) {
             next = pr__rf_answer(r, &res, r->until, &delay);
@@ -16745,6 +16760,7 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     static const char *const h[] = { "Content-Type: application/json", "Accept: application/json", NULL };
     pr_http_request req;
     pr_http_result res;
+    pr_err_info e;
     pr_rfuture_opts o;
     pr_url url;
     const char *id, *bad;
@@ -16763,12 +16779,12 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     req.body = body ? body : "";
     req.body_len = len;
     memset(&res, 0, sizeof res);
-    rc = pr_http_client_fetch(p->client, &res, &req, deadline);
+    rc = pr_http_client_fetch(p->client, &res, &req, &e, deadline);
     pr_url_deinit(&url);
     if (!rc && (res.status < 200 || res.status > 299)) {
         rc = PR_EHTTP;
-        res.err.code = PR_EHTTP;
-        res.err.http_status = res.status;
+        e.code = PR_EHTTP;
+        e.http_status = res.status;
     }
     if (!rc) {
         size_t n = 0;
@@ -16776,11 +16792,11 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
         id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), "request_id"), &n) : NULL;
         bad = !id || !n ? "is missing" : pr__rf_str_bad(id, n);
-        rc = bad ? pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's request_id %s", bad)
+        rc = bad ? pr__err_set(&e, PR_EPROTO, 0, "rfuture: the submit's request_id %s", bad)
                  : pr_rfuture_start(out, p, id, &o);
         if (doc != res.json) pr_json_doc_destroy(doc);
     }
-    if (rc && o.err) *o.err = res.err;
+    if (rc && o.err) *o.err = e;
     pr_http_result_deinit(&res);
     return rc;
 }
@@ -16926,7 +16942,7 @@ static int pr__hb_task(void *arg) {
         req.body = h->body.data;
         req.body_len = h->body.len;
         req.retry = &pr__retry_off;
-        rc = pr_http_client_request(h->client, &r, &req, pr_deadline_in(h->o.timeout_ms));
+        rc = pr_http_client_request(h->client, &r, &req, NULL, pr_deadline_in(h->o.timeout_ms));
         if (rc == PR_ECANCELED) break;
         h->sent++;
         ok = rc == PR_OK && pr_http_status(r) >= 200 && pr_http_status(r) <= 299;
@@ -17501,7 +17517,7 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
         req.body_len = b->len;
         req.retry = &pr__retry_off;
         memset(&res, 0, sizeof res);
-        rc = pr_http_client_fetch(r->o.client, &res, &req, pr_deadline_in(r->o.send_timeout_ms));
+        rc = pr_http_client_fetch(r->o.client, &res, &req, NULL, pr_deadline_in(r->o.send_timeout_ms));
         ok = res.status;
         pr_http_result_deinit(&res);
         if (rc == PR_OK && ok >= 200 && ok <= 299) return PR_OK;
@@ -17944,7 +17960,7 @@ int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts) {
         memset(&co, 0, sizeof co);
         co.max_redirects = 5;
         co.fetch_max_bytes = PR__DS_DEF_CHUNK; /* a catch-up answer is held whole */
-        if ((rc = pr_http_client_create(&ds->client, &co)) != PR_OK) {
+        if ((rc = pr_http_client_create(&ds->client, &co, NULL)) != PR_OK) {
             pr__err_set(err, rc, 0, "ds: could not create the HTTP client");
             goto fail;
         }
@@ -18119,7 +18135,7 @@ static const char *pr__ds_meaning_text(int e) {
     }
 }
 
-/* Set res->http.err for an error status: the meaning, the path, the
+/* Set res->err for an error status: the meaning, the path, the
    server's words. Returns PR_EHTTP. */
 static int pr__ds_status_error(pr_ds *ds, pr_ds_result *res, const char *op) {
     int st = res->status;
@@ -18128,10 +18144,10 @@ static int pr__ds_status_error(pr_ds *ds, pr_ds_result *res, const char *op) {
     res->error = pr__ds_meaning(res, op);
     for (i = 0; i < n; i++) msg[i] = res->http.body[i] >= 0x20 && res->http.body[i] < 0x7f ? res->http.body[i] : ' ';
     msg[n] = 0;
-    pr__err_set(&res->http.err, PR_EHTTP, 0, "ds: %s %.*s: %d %s%s%s", op, (int)PR__MIN(ds->url.path.len, (size_t)90),
+    pr__err_set(&res->err, PR_EHTTP, 0, "ds: %s %.*s: %d %s%s%s", op, (int)PR__MIN(ds->url.path.len, (size_t)90),
                 ds->url.path.ptr, st, pr__ds_meaning_text(res->error), n ? ": " : "", msg);
-    res->http.err.http_status = st;
-    res->http.err.category = st >= 500 || st == 429 ? PR_CATEGORY_SERVER : PR_CATEGORY_USER;
+    res->err.http_status = st;
+    res->err.category = st >= 500 || st == 429 ? PR_CATEGORY_SERVER : PR_CATEGORY_USER;
     return PR_EHTTP;
 }
 
@@ -18155,23 +18171,23 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
     pr_buf_init(&dyn);
     memset(&u, 0, sizeof u);
     if ((rc = pr__ds_build_url(ds, rq->query, &url)) != PR_OK) {
-        pr__err_set(&res->http.err, rc, 0, "ds: %s", rc == PR_ENOMEM ? "out of memory" : "params_fn or the query is refused");
+        pr__err_set(&res->err, rc, 0, "ds: %s", rc == PR_ENOMEM ? "out of memory" : "params_fn or the query is refused");
         goto done;
     }
-    if ((rc = pr_url_parse(&u, url.data, url.len, &res->http.err)) != PR_OK) goto done;
+    if ((rc = pr_url_parse(&u, url.data, url.len, &res->err)) != PR_OK) goto done;
     if (ds->o.headers_fn && (rc = ds->o.headers_fn(&dyn, ds->o.user_data)) != 0) {
         rc = rc < 0 ? rc : PR_EINVAL;
-        pr__err_set(&res->http.err, rc, 0, "ds: %s", "headers_fn refused the request");
+        pr__err_set(&res->err, rc, 0, "ds: %s", "headers_fn refused the request");
         goto done;
     }
     for (i = 0; i < rq->nextra; i++) h[n++] = rq->extra[i];
     if (pr__sse_fields(&ds->fixed, h, sizeof h / sizeof h[0], &n) != 0 ||
         pr__sse_fields(&dyn, h, sizeof h / sizeof h[0], &n) != 0) {
-        rc = pr__err_set(&res->http.err, PR_EINVAL, 0, "ds: %s", "a header line from headers_fn is malformed or too many");
+        rc = pr__err_set(&res->err, PR_EINVAL, 0, "ds: %s", "a header line from headers_fn is malformed or too many");
         goto done;
     }
     if ((rc = pr__http_lines_join(NULL, h, n, &lines, &lines_size)) != PR_OK) {
-        pr__err_set(&res->http.err, rc, 0, "ds: %s", "out of memory");
+        pr__err_set(&res->err, rc, 0, "ds: %s", "out of memory");
         goto done;
     }
     memset(&req, 0, sizeof req);
@@ -18183,22 +18199,21 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
     req.retry = &ds->retry;
     req.idle_timeout_ms = rq->idle_ms;
     req.redirect_forward = fwd;
-    req.err = &res->http.err;
     if (rq->stream) {
         pr_http_response *r = NULL;
-        rc = pr_http_client_request(ds->client, &r, &req, deadline);
+        rc = pr_http_client_request(ds->client, &r, &req, &res->err, deadline);
         if (rc == PR_OK) {
             pr__ds_fill(res, r);
             *resp = r;
         }
     } else {
-        rc = pr_http_client_fetch(ds->client, &res->http, &req, deadline);
+        rc = pr_http_client_fetch(ds->client, &res->http, &req, &res->err, deadline);
         if (rc == PR_OK && res->http.resp) pr__ds_fill(res, res->http.resp);
     }
     /* what the server hands out, a read must take back (pr_ds_read_open) */
     if (rc == PR_OK && ((res->offset.len && !pr__ds_token_ok(res->offset.ptr, res->offset.len)) ||
                         (res->cursor.len && !pr__ds_token_ok(res->cursor.ptr, res->cursor.len)))) {
-        rc = pr__err_set(&res->http.err, PR_EPROTO, 0, "ds: the server's %s is not 1 to 1024 printable ASCII bytes",
+        rc = pr__err_set(&res->err, PR_EPROTO, 0, "ds: the server's %s is not 1 to 1024 printable ASCII bytes",
                          res->offset.len && !pr__ds_token_ok(res->offset.ptr, res->offset.len) ? "offset" : "cursor");
         if (resp && *resp) {
             pr_http_response_destroy(*resp);
@@ -18289,7 +18304,7 @@ int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opt
     if (!ds || !res || (len && !data)) return PR_EINVAL;
     if (!len && !closing) {
         pr_ds_result_deinit(res);
-        return pr__err_set(&res->http.err, PR_EINVAL, 0, "ds: an append needs data (or close)");
+        return pr__err_set(&res->err, PR_EINVAL, 0, "ds: an append needs data (or close)");
     }
     pr_buf_init(&wrapped);
     if (len) pr__ds_hdr(h, &n, "Content-Type", ds->ctype, strlen(ds->ctype));
@@ -18536,7 +18551,7 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     rc = pr__ds_do(r->ds, &rq, &r->res, NULL, deadline);
     pr_buf_deinit(&q);
     if (rc != PR_OK) {
-        r->err = r->res.http.err;
+        r->err = r->res.err;
         r->error = PR_DS_OK;
         return rc;
     }
@@ -18550,7 +18565,7 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     }
     if (st != 200 && st != 204) {
         rc = pr__ds_status_error(r->ds, &r->res, "read");
-        r->err = r->res.http.err;
+        r->err = r->res.err;
         r->error = r->res.error;
         return rc;
     }
@@ -18664,7 +18679,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
     rc = pr__ds_do(r->ds, &rq, &r->res, &resp, deadline);
     pr_buf_deinit(&q);
     if (rc != PR_OK) {
-        r->err = r->res.http.err;
+        r->err = r->res.err;
         r->error = PR_DS_OK;
         return rc;
     }
@@ -18683,7 +18698,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
         }
         pr_http_response_destroy(resp);
         rc = pr__ds_status_error(r->ds, &r->res, "read");
-        r->err = r->res.http.err;
+        r->err = r->res.err;
         r->error = r->res.error;
         return rc;
     }
@@ -19076,7 +19091,7 @@ static int pr__dsp_send_task(void *arg) {
         }
         if (!pr__dsp_resend(rc, &res) && !(rc == PR_EHTTP && res.error == PR_DS_SEQUENCE_GAP &&
                                           res.expected_seq >= 0 && res.expected_seq < b->seq)) {
-            pr__dsp_fail(p, b->seq, rc, rc == PR_EHTTP ? res.error : PR_DS_OK, &res.http.err);
+            pr__dsp_fail(p, b->seq, rc, rc == PR_EHTTP ? res.error : PR_DS_OK, &res.err);
             break;
         }
         /* unknown, passing, or a gap the lower batches should have closed:
@@ -19091,7 +19106,7 @@ static int pr__dsp_send_task(void *arg) {
         }
         {
             int outcome = rc;
-            pr_err_info last = res.http.err;
+            pr_err_info last = res.err;
             if (pr_retry_next(&st, &outcome, until)) {
                 rc = PR_OK;
                 continue;
@@ -19100,18 +19115,18 @@ static int pr__dsp_send_task(void *arg) {
                 rc = PR_ECANCELED;
                 break;
             }
-            pr__err_wrap(&res.http.err, PR_EFAILED, &last,
+            pr__err_wrap(&res.err, PR_EFAILED, &last,
                          "ds producer: batch %lld not stored within delivery_timeout_ms; the last try",
                          (long long)b->seq);
-            pr__dsp_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &res.http.err);
+            pr__dsp_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &res.err);
             rc = PR_EFAILED;
             break;
         }
     }
     if (rc == PR_ETIMEDOUT) { /* the delivery timeout passed while it waited for a slot or a lower batch */
-        pr__err_set(&res.http.err, PR_EFAILED, 0, "ds producer: batch %lld not stored within delivery_timeout_ms "
+        pr__err_set(&res.err, PR_EFAILED, 0, "ds producer: batch %lld not stored within delivery_timeout_ms "
                     "(it waited for %s)", (long long)b->seq, slot ? "lower batches" : "a send slot");
-        pr__dsp_fail(p, b->seq, PR_EFAILED, PR_DS_OK, &res.http.err);
+        pr__dsp_fail(p, b->seq, PR_EFAILED, PR_DS_OK, &res.err);
     }
     pr_ds_result_deinit(&res);
     pr__dsp_unlink(p, b);
@@ -19260,7 +19275,7 @@ int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const 
         if (final_offset) *final_offset = p->final_offset;
         if (rc != PR_OK) {
             p->meaning = res.error;
-            p->err = res.http.err;
+            p->err = res.err;
         }
     }
     pr_ds_result_deinit(&res);
@@ -19643,6 +19658,16 @@ REVISION HISTORY
                               of the library (was pr_http_header slices);
                               nheaders removed; a bad line is PR_EINVAL with
                               a message naming its field
+      pr_http_client_create   takes pr_err_info *err last (was opts->err);
+                              pr_http_client_opts.err removed
+      pr_http_client_request, pr_http_client_get, pr_http_client_send,
+      pr_http_client_fetch    take pr_err_info *err just before the deadline:
+                              the call's detail (NULL = not wanted; zeroed on
+                              success; for fetch, a final status >= 400 puts
+                              http_status and the body's start there);
+                              pr_http_request.err and pr_http_result.err
+                              removed (pr_ds_result.err replaces
+                              res.http.err for now)
       pr_retry_hint_ms        takes int64_t max_ms before out (<= 0 = 60000);
                               a hint above it is cut to it (was: refused, so
                               a server asking for 120 s got the short backoff)

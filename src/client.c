@@ -117,11 +117,15 @@
  * and DONE (the outcome, the whole duration). The URL passed has no
  * userinfo. With no hook set nothing is formatted.
  *
- * Errors: every failure of pr_http_client_request leaves its detail in
- * pr_http_client_last_error (code, sys_errno, tls_error, dns_error,
- * http_status, msg) and, when given, in the request's err. Timeout
- * messages name the phase and the limit that fired, e.g. "http: timed out
- * waiting for the response head (attempt timeout 300 ms)".
+ * Errors: the calls that hand out a response or fill a result
+ * (pr_http_client_request, _get, _send, _fetch) take a pr_err_info *err
+ * parameter (NULL = not wanted) just before the deadline, which receives
+ * that call's detail (code, sys_errno, tls_error, dns_error, http_status,
+ * msg); pr_http_client_create takes one last. The client lives on, and
+ * pr_http_client_last_error also keeps its last failure (shared by all its
+ * tasks: the parameter is the one to read). Timeout messages name the phase
+ * and the limit that fired, e.g. "http: timed out waiting for the response
+ * head (attempt timeout 300 ms)".
  */
 
 /* An HTTP client with a connection pool. Opaque. */
@@ -196,8 +200,6 @@ typedef struct pr_http_client_opts {
                                  Accept-Language, User-Agent, the body's Content-Type, -Language,
                                  -Encoding and the client's own fields (see Redirects above);
                                  the request's redirect_forward adds names per request */
-    pr_err_info *err;         /* out, optional: why pr_http_client_create failed (the file, the
-                                 proxy URL, ...) */
 } pr_http_client_opts;
 
 /* A whole response read by pr_http_client_fetch. Zero it before the first
@@ -211,24 +213,23 @@ typedef struct pr_http_result {
     pr_json_doc *json;        /* the body parsed, when Content-Type is JSON (application/json or
                                  any +json) and it parses; else NULL */
     int attempts;             /* attempts made (1 + retries) */
-    pr_err_info err;          /* on failure, why; for a final status >= 400, http_status and the
-                                 start of the body in msg */
 } pr_http_result;
 
 /* Create a client. Reads the proxy environment once (unless ignore_env)
    and parses the trust anchors of tls.ca_file / tls.ca_pem once (shared by
    every https connection of the client; not in a PRISTINE_NO_TLS build).
-   Params: out - receives the client; opts - NULL = defaults (copied).
+   Params: out - receives the client; opts - NULL = defaults (copied);
+           err - receives why it failed, naming the file or the proxy URL
+           (NULL = not wanted; zeroed on success).
    Returns: PR_OK; PR_EINVAL (out NULL, a proxy URL that does not parse, no
             certificate in tls.ca_file / tls.ca_pem, an invalid retry
-            policy, negative caps); PR_EIO (tls.ca_file cannot be read);
-            PR_ENOTSUP (an https:// or other non-http proxy URL); PR_ENOMEM.
-            On failure opts->err (when set) says why, naming the file or
-            the proxy URL.
+            policy, negative caps); PR_EIO (tls.ca_file cannot be read;
+            errno in err->sys_errno); PR_ENOTSUP (an https:// or other
+            non-http proxy URL); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_destroy. */
-PRISTINE_API int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts);
+PRISTINE_API int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts, pr_err_info *err);
 
 /* Destroy a client and close its idle connections. Responses still alive
    keep working; the client's memory goes with the last of them (their
@@ -251,8 +252,10 @@ PRISTINE_API void pr_http_client_destroy(pr_http_client *c);
    protocol that writes after the switch uses pr_http_exchange on a
    connection of its own.
    Params: c - the client; out - receives the response (NULL on failure);
-           req - the request (url required); deadline - absolute ms for the
-           whole call (connect_timeout_ms caps the connect phase inside it).
+           req - the request (url required); err - receives this call's
+           failure detail (NULL = not wanted; zeroed on success); deadline
+           - absolute ms for the whole call (connect_timeout_ms caps the
+           connect phase inside it).
    Returns: PR_OK (whatever the status); PR_EINVAL (bad request, see
             pr_http_exchange); PR_ENOMEM; PR_EDNS; PR_EIO; PR_ETLS;
             PR_ENOTSUP (https in a PRISTINE_NO_TLS build); PR_ECLOSED;
@@ -262,23 +265,25 @@ PRISTINE_API void pr_http_client_destroy(pr_http_client *c);
             negative code from body_fn or body_rewind; PR_ETIMEDOUT
             (deadline, connect, attempt or idle timeout, waiting for a
             connection slot); PR_ECANCELED. After retries, the last
-            attempt's outcome. Detail in pr_http_client_last_error and
-            req->err.
+            attempt's outcome. Detail in err (and in
+            pr_http_client_last_error).
    Blocks: yes.
    Thread: owner.
    See: pr_http_client_get, pr_http_read, pr_http_response_destroy. */
 PRISTINE_API int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
-                                        int64_t deadline);
+                                        pr_err_info *err, int64_t deadline);
 
 /* GET a URL given as text: pr_url_parse, then pr_http_client_request.
    Params: c - the client; out - receives the response; url - NUL-terminated
-           absolute http/https URL; deadline - absolute ms.
+           absolute http/https URL; err - receives the failure detail (NULL
+           = not wanted); deadline - absolute ms.
    Returns: as pr_http_client_request (PR_EINVAL for a URL that does not
             parse); PR_ETIMEDOUT; PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_http_client_request. */
-PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, int64_t deadline);
+PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, pr_err_info *err,
+                                    int64_t deadline);
 
 /* Send a request given as text: method, URL, header lines and an
    optional body. Otherwise as pr_http_client_request (retries, redirects,
@@ -287,7 +292,8 @@ PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, c
            "GET"; url - NUL-terminated absolute http/https URL; headers -
            NULL-terminated field lines "Name: value" (as
            pr_http_request.headers), or NULL; body, body_len - the body
-           (NULL, 0 = none); deadline - absolute ms.
+           (NULL, 0 = none); err - receives the failure detail (NULL = not
+           wanted); deadline - absolute ms.
    Returns: as pr_http_client_request; PR_EINVAL also for a URL that does
             not parse or a header line that is not a field line (the
             message names its field); PR_ETIMEDOUT; PR_ECANCELED.
@@ -296,22 +302,25 @@ PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, c
    See: pr_http_client_request, pr_http_client_fetch. */
 PRISTINE_API int pr_http_client_send(pr_http_client *c, pr_http_response **out, const char *method, const char *url,
                                      const char *const *headers, const void *body, size_t body_len,
-                                     int64_t deadline);
+                                     pr_err_info *err, int64_t deadline);
 
 /* Send a request and read the whole response into memory. The body is
    part of the attempt: a body that stalls past attempt_timeout_ms or is
    cut short is retried like a failed connection (nothing reached the
    caller yet). A JSON body is parsed as well.
    Params: c - the client; res - zeroed or deinit'ed result, filled; req -
-           the request (as for pr_http_client_request); deadline - absolute ms.
+           the request (as for pr_http_client_request); err - receives the
+           failure detail, and for a final status >= 400 (a PR_OK call)
+           http_status and the start of the body in msg with code PR_OK
+           (NULL = not wanted); deadline - absolute ms.
    Returns: PR_OK (res->status may be any status: check it); PR_ELIMIT (a
             body over fetch_max_bytes); otherwise as pr_http_client_request
-            (PR_ETIMEDOUT, PR_ECANCELED, ...), with res->err set.
+            (PR_ETIMEDOUT, PR_ECANCELED, ...), with err set.
    Blocks: yes.
    Thread: owner.
    See: pr_http_result_deinit. */
 PRISTINE_API int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req,
-                                      int64_t deadline);
+                                      pr_err_info *err, int64_t deadline);
 
 /* Free what a result holds and zero it (NULL is a no-op).
    Params: res - the result.
@@ -483,18 +492,16 @@ static const char *pr__http_env2(const char *a, const char *b) {
     return v;
 }
 
-int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts) {
+int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts, pr_err_info *err) {
     pr_http_client *c;
     const char *hp, *sp, *ap, *np;
-    pr_err_info *uerr = opts ? opts->err : NULL;
     int rc = PR_OK;
-    if (uerr) memset(uerr, 0, sizeof *uerr);
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out) return pr__err_set(uerr, PR_EINVAL, 0, "http: pr_http_client_create: out is NULL");
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "http: pr_http_client_create: out is NULL");
     c = (pr_http_client *)pr__calloc(1, sizeof *c);
-    if (!c) return pr__err_set(uerr, PR_ENOMEM, 0, "http: out of memory");
+    if (!c) return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
     if (opts) c->o = *opts;
-    c->o.err = NULL;
     c->o.connect_timeout_ms = PR__DEF(c->o.connect_timeout_ms, PR__HTTP_DEF_CONNECT_MS);
     c->o.pool_idle_ms = PR__DEF(c->o.pool_idle_ms, PR__HTTP_DEF_POOL_IDLE_MS);
     c->o.pool_max = PR__DEF(c->o.pool_max, PR__HTTP_DEF_POOL_MAX);
@@ -576,7 +583,7 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     c->o.no_proxy = c->no_proxy;
     if (rc) {
         if (c->err.code != rc) pr__err_set(&c->err, rc, 0, "http: %s", pr_strerror(rc));
-        if (uerr) *uerr = c->err;
+        if (err) *err = c->err;
         pr__http_client_free(c);
         return rc;
     }
@@ -1574,7 +1581,7 @@ static void pr__http_random_hex(char *out, size_t n) {
 
 /* The whole logical request: attempts, retries, events. */
 static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
-                             int64_t deadline, pr_http_result *fetch) {
+                             pr_err_info *err, int64_t deadline, pr_http_result *fetch) {
     pr__http_call k;
     pr_retry_policy p;
     pr_retry st;
@@ -1586,7 +1593,10 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
     const char *idem = NULL;
     int rc, outcome, count_at = -1;
     if (out) *out = NULL;
-    if (!c || (!out && !fetch) || !req || !req->url) return PR_EINVAL;
+    if (err) memset(err, 0, sizeof *err);
+    if (!c || (!out && !fetch) || !req || !req->url)
+        return pr__err_set(err, PR_EINVAL, 0, "http: %s is NULL", !c ? "the client" : !req ? "the request"
+                                                                  : !req->url ? "req->url" : "out");
     memset(&k, 0, sizeof k);
     k.c = c;
     k.req = req;
@@ -1713,25 +1723,25 @@ done:
     if (c->o.on_event && k.url.data)
         pr__http_emit(&k, PR_HTTP_EVENT_DONE, st.retries, rc ? 0 : k.status, rc, pr_now() - k.t0, 0, NULL, 0);
     if (rc) c->err = k.err;
-    if (req->err) *req->err = k.err;
-    if (fetch) fetch->err = k.err;
+    if (err) *err = k.err;
     pr__free(lines, lines_size);
     pr_buf_deinit(&k.url);
     return rc;
 }
 
 int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
-                           int64_t deadline) {
-    if (!out) return PR_EINVAL;
-    return pr__http_call_run(c, out, req, deadline, NULL);
+                           pr_err_info *err, int64_t deadline) {
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "http: out is NULL");
+    return pr__http_call_run(c, out, req, err, deadline, NULL);
 }
 
-int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req, int64_t deadline) {
+int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req, pr_err_info *err,
+                         int64_t deadline) {
     pr_http_response *r = NULL;
     int rc;
-    if (!res) return PR_EINVAL;
+    if (!res) return pr__err_set(err, PR_EINVAL, 0, "http: res is NULL");
     pr_http_result_deinit(res);
-    rc = pr__http_call_run(c, &r, req, deadline, res);
+    rc = pr__http_call_run(c, &r, req, err, deadline, res);
     if (rc == PR_OK) res->resp = r;
     return rc;
 }
@@ -1744,26 +1754,32 @@ void pr_http_result_deinit(pr_http_result *res) {
     memset(res, 0, sizeof *res);
 }
 
-int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, int64_t deadline) {
-    return pr_http_client_send(c, out, NULL, url, NULL, NULL, 0, deadline);
+int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, pr_err_info *err,
+                       int64_t deadline) {
+    return pr_http_client_send(c, out, NULL, url, NULL, NULL, 0, err, deadline);
 }
 
 int pr_http_client_send(pr_http_client *c, pr_http_response **out, const char *method, const char *url,
-                        const char *const *headers, const void *body, size_t body_len, int64_t deadline) {
+                        const char *const *headers, const void *body, size_t body_len, pr_err_info *err,
+                        int64_t deadline) {
     pr_http_request req;
     pr_url u;
     int rc;
     if (out) *out = NULL;
-    if (!c || !out || !url) return PR_EINVAL;
+    if (err) memset(err, 0, sizeof *err);
+    if (!c || !out || !url) return pr__err_set(err, PR_EINVAL, 0, "http: %s is NULL", !c ? "the client" : !out ? "out" : "url");
     memset(&u, 0, sizeof u);
-    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) return rc;
+    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) {
+        if (err) *err = c->err;
+        return rc;
+    }
     memset(&req, 0, sizeof req);
     req.method = method;
     req.url = &u;
     req.headers = headers;
     req.body = body;
     req.body_len = body_len;
-    rc = pr_http_client_request(c, out, &req, deadline);
+    rc = pr_http_client_request(c, out, &req, err, deadline);
     pr_url_deinit(&u);
     return rc;
 }

@@ -436,8 +436,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     req.retry = &pr__retry_off;
     req.idle_timeout_ms = s->o.idle_timeout_ms;
     req.redirect_forward = fwd;
-    req.err = &e;
-    rc = pr_http_client_request(s->client, &r, &req, deadline);
+    rc = pr_http_client_request(s->client, &r, &req, &e, deadline);
     pr__free(lines, lines_size);
     pr_buf_deinit(&dyn);
     if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline)) {
@@ -516,7 +515,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
         pr_http_client_opts co;
         memset(&co, 0, sizeof co);
         co.max_redirects = 10;
-        if ((rc = pr_http_client_create(&s->client, &co)) == PR_OK) s->own_client = 1;
+        if ((rc = pr_http_client_create(&s->client, &co, NULL)) == PR_OK) s->own_client = 1;
     } else {
         s->client = s->o.client;
     }

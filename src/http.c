@@ -129,8 +129,6 @@ typedef struct pr_http_request {
                                        redirect_forward_headers; every other field but Accept,
                                        Accept-Language, User-Agent (and the body's Content-Type,
                                        -Language, -Encoding) is dropped there (see the client) */
-    pr_err_info *err;               /* out, optional: this request's failure detail (the client's
-                                       pr_http_client_last_error is shared by its tasks) */
 } pr_http_request;
 
 /* A response being read. Opaque. */

@@ -661,7 +661,7 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
 }
 
 /* One poll: the request, with the poll's deadline over the whole response. */
-static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
+static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, pr_err_info *err, int64_t deadline) {
     pr_rfuture_poller *p = r->p;
     pr_http_header h[5];
     const char **lines = NULL;
@@ -710,7 +710,7 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
     req.body = body.data;
     req.body_len = body.len;
     req.retry = &pr__retry_off;
-    rc = pr_http_client_fetch(p->client, res, &req, deadline);
+    rc = pr_http_client_fetch(p->client, res, &req, err, deadline);
     pr__free(lines, lines_size);
     pr_buf_deinit(&body);
     return rc;
@@ -1043,6 +1043,7 @@ static int pr__rf_poll_task(void *arg) {
     pr__rfuture *r = (pr__rfuture *)arg;
     pr_rfuture_poller *p = r->p;
     pr_http_result res;
+    pr_err_info e;
     int64_t delay = 0;
     int rc, next = PR__RF_AGAIN;
     r->task = pr_self();
@@ -1060,7 +1061,7 @@ static int pr__rf_poll_task(void *arg) {
     }
     if (next == PR__RF_AGAIN) {
         memset(&res, 0, sizeof res);
-        rc = pr__rf_poll(r, &res, pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
+        rc = pr__rf_poll(r, &res, &e, pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
         r->iteration++;
         if (rc == PR_ECANCELED || pr_is_canceled()) {
             pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
@@ -1068,11 +1069,11 @@ static int pr__rf_poll_task(void *arg) {
         } else if (rc == PR_ETIMEDOUT && pr_now() >= r->until) {
             delay = 0; /* the limit: the timeout below */
         } else if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECIRCUIT) {
-            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, res.err.msg);
+            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, e.msg);
             next = PR__RF_DONE;
         } else if (rc) { /* no answer: a connection error, back off */
-            snprintf(r->last_err, sizeof r->last_err, "%s", res.err.msg);
-            pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", res.err.msg);
+            snprintf(r->last_err, sizeof r->last_err, "%s", e.msg);
+            pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", e.msg);
             delay = pr__rf_delay(r, &p->o.conn_backoff, r->c++);
         } else if (res.status >= 200 && res.status <= 299) {
             next = pr__rf_answer(r, &res, r->until, &delay);
@@ -1152,6 +1153,7 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     static const char *const h[] = { "Content-Type: application/json", "Accept: application/json", NULL };
     pr_http_request req;
     pr_http_result res;
+    pr_err_info e;
     pr_rfuture_opts o;
     pr_url url;
     const char *id, *bad;
@@ -1170,12 +1172,12 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     req.body = body ? body : "";
     req.body_len = len;
     memset(&res, 0, sizeof res);
-    rc = pr_http_client_fetch(p->client, &res, &req, deadline);
+    rc = pr_http_client_fetch(p->client, &res, &req, &e, deadline);
     pr_url_deinit(&url);
     if (!rc && (res.status < 200 || res.status > 299)) {
         rc = PR_EHTTP;
-        res.err.code = PR_EHTTP;
-        res.err.http_status = res.status;
+        e.code = PR_EHTTP;
+        e.http_status = res.status;
     }
     if (!rc) {
         size_t n = 0;
@@ -1183,11 +1185,11 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
         id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), "request_id"), &n) : NULL;
         bad = !id || !n ? "is missing" : pr__rf_str_bad(id, n);
-        rc = bad ? pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's request_id %s", bad)
+        rc = bad ? pr__err_set(&e, PR_EPROTO, 0, "rfuture: the submit's request_id %s", bad)
                  : pr_rfuture_start(out, p, id, &o);
         if (doc != res.json) pr_json_doc_destroy(doc);
     }
-    if (rc && o.err) *o.err = res.err;
+    if (rc && o.err) *o.err = e;
     pr_http_result_deinit(&res);
     return rc;
 }
@@ -1333,7 +1335,7 @@ static int pr__hb_task(void *arg) {
         req.body = h->body.data;
         req.body_len = h->body.len;
         req.retry = &pr__retry_off;
-        rc = pr_http_client_request(h->client, &r, &req, pr_deadline_in(h->o.timeout_ms));
+        rc = pr_http_client_request(h->client, &r, &req, NULL, pr_deadline_in(h->o.timeout_ms));
         if (rc == PR_ECANCELED) break;
         h->sent++;
         ok = rc == PR_OK && pr_http_status(r) >= 200 && pr_http_status(r) <= 299;

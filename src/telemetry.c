@@ -820,7 +820,7 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
         req.body_len = b->len;
         req.retry = &pr__retry_off;
         memset(&res, 0, sizeof res);
-        rc = pr_http_client_fetch(r->o.client, &res, &req, pr_deadline_in(r->o.send_timeout_ms));
+        rc = pr_http_client_fetch(r->o.client, &res, &req, NULL, pr_deadline_in(r->o.send_timeout_ms));
         ok = res.status;
         pr_http_result_deinit(&res);
         if (rc == PR_OK && ok >= 200 && ok <= 299) return PR_OK;

@@ -234,7 +234,7 @@ static int cl_body(pr_http_response *r, char *buf, size_t cap) {
    status (> 0) or an error. */
 static int cl_get(pr_http_client *c, const char *url, char *body, size_t cap) {
     pr_http_response *r = NULL;
-    int rc = pr_http_client_get(c, &r, url, pr_deadline_in(5000)), st;
+    int rc = pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)), st;
     if (rc) return rc;
     st = pr_http_status(r);
     rc = cl_body(r, body, cap);
@@ -252,7 +252,7 @@ PT_TEST(client_reuse_sequential) {
     char url[64], body[256];
     int i;
     PT_REQUIRE(cl_start(&s, cl_paths, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/x", s.port);
     for (i = 0; i < 3; i++) {
         PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
@@ -275,7 +275,7 @@ PT_TEST(client_no_reuse_after_close_eof_unread) {
     pr_http_response *r = NULL;
     char url[64], body[256];
     PT_REQUIRE(cl_start(&s, cl_paths, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/close", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(pr_http_client_idle_count(c), 0);
@@ -285,7 +285,7 @@ PT_TEST(client_no_reuse_after_close_eof_unread) {
     PT_EQ_INT(pr_http_client_idle_count(c), 0);
     /* a body left unread: the connection is closed, not pooled */
     snprintf(url, sizeof url, "http://127.0.0.1:%u/big", s.port);
-    PT_REQUIRE(pr_http_client_get(c, &r, url, pr_deadline_in(5000)) == PR_OK);
+    PT_REQUIRE(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)) == PR_OK);
     pr_http_response_destroy(r);
     PT_EQ_INT(pr_http_client_idle_count(c), 0);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
@@ -303,7 +303,7 @@ PT_TEST(client_pool_idle_expiry_and_disabled) {
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_ok, NULL) == PR_OK);
     o.pool_idle_ms = 50;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
@@ -313,7 +313,7 @@ PT_TEST(client_pool_idle_expiry_and_disabled) {
     PT_EQ_INT(s.accepts, 2);
     pr_http_client_destroy(c);
     o.pool_idle_ms = -1; /* no pool */
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(s.accepts, 4);
@@ -329,9 +329,9 @@ PT_TEST(client_response_outlives_client) {
     pr_http_response *r = NULL;
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_ok, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
-    PT_REQUIRE(pr_http_client_get(c, &r, url, pr_deadline_in(5000)) == PR_OK);
+    PT_REQUIRE(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)) == PR_OK);
     pr_http_client_destroy(c);
     PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
     PT_EQ_STR(body, "hello");
@@ -351,7 +351,7 @@ PT_TEST(client_dead_pooled_connection_discarded) {
     pr_http_client *c = NULL;
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_then_close, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(pr_http_client_idle_count(c), 1);
@@ -388,7 +388,7 @@ PT_TEST(client_retry_on_dead_reused_connection) {
     pr_err_info e;
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_drop_second, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* dropped on conn 1, retried on conn 2 */
@@ -403,7 +403,7 @@ PT_TEST(client_retry_on_dead_reused_connection) {
     req.url = &u;
     req.body_fn = cl_body_fn;
     cl_body_calls = 0;
-    PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(5000)), PR_ECLOSED);
+    PT_EQ_ERR(pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(5000)), PR_ECLOSED);
     PT_CHECK(r == NULL);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
     PT_EQ_INT(e.code, PR_ECLOSED);
@@ -435,7 +435,7 @@ PT_TEST(client_retry_on_reset_reused_connection) {
     pr_err_info e;
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_reset_second, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(pr_http_client_idle_count(c), 1);
@@ -461,7 +461,7 @@ PT_TEST(client_retry_on_reset_reused_connection) {
     req.url = &u;
     req.body_fn = cl_body_fn;
     cl_body_calls = 0;
-    PT_CHECK(pr_http_client_request(c, &r, &req, pr_deadline_in(5000)) < 0);
+    PT_CHECK(pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(5000)) < 0);
     PT_CHECK(r == NULL);
     PT_EQ_INT(s.accepts, 3);
     PT_EQ_INT(s.nreqs, 6);
@@ -469,7 +469,7 @@ PT_TEST(client_retry_on_reset_reused_connection) {
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* conn 4, pooled */
     snprintf(url, sizeof url, "http://127.0.0.1:%u/hang", s.port);
-    PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(200)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(200)), PR_ETIMEDOUT);
     PT_EQ_INT(s.accepts, 4);
     PT_EQ_INT(s.nreqs, 8);
     pr_url_deinit(&u);
@@ -534,12 +534,12 @@ PT_TEST(client_early_response_while_uploading) {
     PT_REQUIRE(pr_go(&t, cl_early_task, &x, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/up", pr_listener_port(x.l));
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     req.method = "POST";
     req.url = &u;
     req.body = big;
     req.body_len = BIG;
-    PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(10000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 413);
         PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
@@ -598,12 +598,12 @@ PT_TEST(client_redirect_chain_and_default_off) {
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/a", s.port);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 302); /* off by default */
     PT_EQ_STR(body, "xyz");
     pr_http_client_destroy(c);
     o.max_redirects = 5;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "done");
     PT_CHECK(strstr(s.log, "GET /c?q=1 HTTP/1.1\r\n") != NULL);
@@ -611,7 +611,7 @@ PT_TEST(client_redirect_chain_and_default_off) {
     pr_http_client_destroy(c);
     /* the cap */
     o.max_redirects = 3;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     s.nreqs = 0;
     snprintf(url, sizeof url, "http://127.0.0.1:%u/loop", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_ELIMIT);
@@ -634,7 +634,7 @@ PT_TEST(client_redirect_stalled_3xx_body) {
     int64_t t0;
     PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
     o.max_redirects = 3;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/stall", s.port);
     t0 = pr_now();
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* deadline now + 5 s */
@@ -644,7 +644,7 @@ PT_TEST(client_redirect_stalled_3xx_body) {
     PT_EQ_INT(pr_http_client_idle_count(c), 1); /* only the /c connection */
     /* no deadline at all: still bounded by the drain cap */
     t0 = pr_now();
-    PT_EQ_ERR(pr_http_client_get(c, &r, url, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, PR_FOREVER), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 200);
         PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
@@ -676,7 +676,7 @@ static int cl_post(pr_http_client *c, const char *url, const char *const *h, int
         req.body = "hello";
         req.body_len = 5;
     }
-    rc = pr_http_client_request(c, &r, &req, pr_deadline_in(5000));
+    rc = pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(5000));
     pr_url_deinit(&u);
     if (rc) return rc;
     rc = pr_http_status(r);
@@ -692,7 +692,7 @@ PT_TEST(client_redirect_methods) {
     char url[64];
     PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
     o.max_redirects = 2;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/see", s.port);
     PT_EQ_INT(cl_post(c, url, NULL, 0), 200);
     PT_CHECK(strstr(s.log, "POST /see HTTP/1.1\r\n") != NULL);
@@ -727,7 +727,7 @@ PT_TEST(client_redirect_origin_change_drops_credentials) {
     snprintf(loc, sizeof loc, "http://b.test:%u/c", b.port);
     a.user_data = loc;
     o.max_redirects = 3;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     /* same origin: kept */
     snprintf(url, sizeof url, "http://a.test:%u/temp", a.port);
     PT_EQ_INT(cl_post(c, url, h, 0), 200);
@@ -805,7 +805,7 @@ PT_TEST(client_redirect_cross_origin_keeps_only_safe_fields) {
     o.redirect_forward_headers = fwd;
     o.retry_count_header = "X-Retry-Count"; /* the client's own fields go on too */
     o.idempotency_header = "Idempotency-Key";
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     strcpy(names[0], "x-other"); /* the client has its own copy */
     fwd[0] = NULL;
     for (i = 0; i < 14; i++) {
@@ -828,7 +828,7 @@ PT_TEST(client_redirect_cross_origin_keeps_only_safe_fields) {
         req.body = k == 0 ? NULL : "hello";
         req.body_len = k == 0 ? 0 : 5;
         req.redirect_forward = per_req;
-        PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(5000)), PR_OK);
         if (r) {
             PT_EQ_INT(pr_http_status(r), 200);
             PT_EQ_ERR(cl_body(r, v, sizeof v), PR_OK);
@@ -871,7 +871,7 @@ PT_TEST(client_redirect_to_get_drops_body_fields) {
     int k;
     PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
     o.max_redirects = 3;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     for (k = 0; k < 2; k++) {
         snprintf(url, sizeof url, "http://127.0.0.1:%u/%s", s.port, k == 0 ? "see" : "found");
         PT_EQ_INT(cl_post(c, url, h, 0), 200);
@@ -964,7 +964,7 @@ PT_TEST(client_plain_proxy_absolute_form) {
     PT_REQUIRE(cl_start(&d, cl_ok, NULL) == PR_OK);
     snprintf(proxy, sizeof proxy, "user:p%%40ss@127.0.0.1:%u", p.port); /* no scheme: http:// */
     o.http_proxy = proxy;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://a.test:%u/path?q=1", d.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "proxied");
@@ -979,7 +979,7 @@ PT_TEST(client_plain_proxy_absolute_form) {
     pr_http_client_destroy(c);
     /* no_proxy */
     o.no_proxy = "other.test, .a.test";
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://a.test:%u/", d.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
@@ -1019,7 +1019,7 @@ PT_TEST(client_loopback_never_proxied) {
     snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u", p.port);
     o.http_proxy = proxy;
     o.https_proxy = proxy;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", d.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
@@ -1059,7 +1059,7 @@ static void cl_keepalive_case(int opt, int want_on, int want_idle) {
         return;
     }
     o.tcp_keepalive_s = opt;
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(pr_http_client_idle_count(c), 1);
@@ -1105,37 +1105,37 @@ PT_TEST(client_proxy_environment) {
     unsetenv("no_proxy");
     unsetenv("NO_PROXY");
     setenv("HTTP_PROXY", proxy, 1); /* upper case is ignored (httpoxy) */
-    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, NULL, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
     pr_http_client_destroy(c);
     unsetenv("HTTP_PROXY");
     setenv("http_proxy", proxy, 1);
-    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, NULL, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "proxied");
     pr_http_client_destroy(c);
     setenv("NO_PROXY", "a.test", 1);
-    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, NULL, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
     pr_http_client_destroy(c);
     unsetenv("NO_PROXY");
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK); /* ignore_env */
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK); /* ignore_env */
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
     pr_http_client_destroy(c);
     unsetenv("http_proxy");
     setenv("ALL_PROXY", proxy, 1);
-    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, NULL, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "proxied");
     pr_http_client_destroy(c);
     unsetenv("ALL_PROXY");
     o.http_proxy = "https://127.0.0.1:1";
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_ENOTSUP);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_ENOTSUP);
     o.http_proxy = "http://[::zz]:1";
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_EINVAL);
     PT_EQ_INT(p.nreqs, 2);
     cl_stop(&p);
     cl_stop(&d);
@@ -1170,10 +1170,10 @@ PT_TEST(client_connect_timeout_inside_deadline) {
     int i;
     PT_REQUIRE(cl_full_backlog(&l, fill, 4) == PR_OK);
     o.connect_timeout_ms = 300;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", pr_listener_port(l));
     t0 = pr_now();
-    PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(10000)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(10000)), PR_ETIMEDOUT);
     PT_CHECK(pr_now() - t0 >= 250 && pr_now() - t0 < 3000);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
     PT_CHECK(strstr(e.msg, "connect timeout") != NULL);
@@ -1192,7 +1192,7 @@ typedef struct cl_blocked {
 static int cl_blocked_task(void *arg) {
     cl_blocked *b = (cl_blocked *)arg;
     pr_http_response *r = NULL;
-    int rc = pr_http_client_get(b->c, &r, b->url, pr_deadline_in(20000));
+    int rc = pr_http_client_get(b->c, &r, b->url, NULL, pr_deadline_in(20000));
     if (!rc && b->read_body) {
         char buf[256];
         rc = cl_body(r, buf, sizeof buf);
@@ -1239,7 +1239,7 @@ PT_TEST(client_cancel_in_connect) {
     pr_http_client *c = NULL;
     char url[64];
     int i;
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     PT_REQUIRE(cl_full_backlog(&l, fill, 4) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", pr_listener_port(l));
     cl_cancel_case(c, url, 0);
@@ -1253,7 +1253,7 @@ PT_TEST(client_cancel_in_tls_handshake) {
     pr_http_client *c = NULL;
     cl_srv m;
     char url[64];
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     PT_REQUIRE(cl_start(&m, cl_mute, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://127.0.0.1:%u/", m.port);
     cl_cancel_case(c, url, 0);
@@ -1266,7 +1266,7 @@ PT_TEST(client_cancel_in_head_and_body) {
     pr_http_client *c = NULL;
     cl_srv s;
     char url[64];
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     PT_REQUIRE(cl_start(&s, cl_hang_head, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/head", s.port);
     cl_cancel_case(c, url, 0);
@@ -1301,7 +1301,7 @@ PT_TEST(client_https_reuse_and_https_to_http) {
     snprintf(loc, sizeof loc, "http://127.0.0.1:%u/", p.port);
     s.user_data = loc;
     o.max_redirects = 3;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://localhost:%u/a", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "done");
@@ -1314,14 +1314,14 @@ PT_TEST(client_https_reuse_and_https_to_http) {
     PT_EQ_INT(p.nreqs, 0);
     pr_http_client_destroy(c);
     o.allow_https_to_http = 1;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
     PT_EQ_INT(p.nreqs, 1);
     pr_http_client_destroy(c);
     /* a bad certificate name: PR_ETLS with detail */
     o.allow_https_to_http = 0;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     PT_REQUIRE(pr_dns_override("a.test", 0, "127.0.0.1") == PR_OK);
     snprintf(url, sizeof url, "https://a.test:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_ETLS);
@@ -1357,7 +1357,7 @@ PT_TEST(client_ca_file_parsed_once) {
     PT_REQUIRE(cl_start(&s, cl_ok, cfg) == PR_OK);
     o.tls.ca_file = path;
     o.pool_idle_ms = -1; /* every request connects */
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_OK);
     PT_REQUIRE(c != NULL);
     PT_CHECK(c->anchors != NULL && c->o.tls.anchors == c->anchors);
     remove(path);
@@ -1370,14 +1370,14 @@ PT_TEST(client_ca_file_parsed_once) {
     /* ca_pem: parsed at create too */
     o.tls.ca_file = NULL;
     o.tls.ca_pem = pem;
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     pr_http_client_destroy(c);
     /* the user's own anchors are used as they are */
     PT_EQ_ERR(pr_tls_anchors_create(&mine, NULL, pem, 0, NULL), PR_OK);
     o.tls.ca_pem = "not a certificate";
     o.tls.anchors = mine;
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_OK);
     PT_CHECK(c->anchors == NULL && c->o.tls.anchors == mine);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(s.accepts, 4);
@@ -1388,11 +1388,11 @@ PT_TEST(client_ca_file_parsed_once) {
     o.tls.ca_pem = NULL;
     o.tls.ca_file = path; /* removed above */
     c = (pr_http_client *)&o;
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EIO);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_EIO);
     PT_CHECK(c == NULL);
     o.tls.ca_file = NULL;
     o.tls.ca_pem = "not a certificate";
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_EINVAL);
     cl_stop(&s);
     pr_tls_server_cfg_destroy(cfg);
 }
@@ -1461,12 +1461,12 @@ PT_TEST(client_early_response_while_uploading_tls) {
     PT_REQUIRE(pr_go(&t, cl_early_tls_task, &x, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://localhost:%u/up", pr_listener_port(x.l));
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     req.method = "POST";
     req.url = &u;
     req.body = big;
     req.body_len = BIG;
-    PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(10000)), PR_OK);
     if (!r && pr_http_client_last_error(c, &e) == PR_OK) pt_fail(__FILE__, __LINE__, "detail: %s", e.msg);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 413);
@@ -1504,7 +1504,7 @@ PT_TEST(client_https_retry_on_dead_reused_connection) {
     o = cl_tls_opts();
     PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
     PT_REQUIRE(cl_start(&s, cl_tls_second, cfg) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://localhost:%u/drop", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(pr_http_client_idle_count(c), 1);
@@ -1626,7 +1626,7 @@ PT_TEST(client_connect_proxy_https) {
     PT_REQUIRE(pr_go(&p.t, cl_cproxy_task, &p, NULL) == PR_OK);
     snprintf(proxy, sizeof proxy, "http://u:pw@127.0.0.1:%u/", pr_listener_port(p.l));
     o.https_proxy = proxy;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://a.test:%u/x", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
@@ -1639,7 +1639,7 @@ PT_TEST(client_connect_proxy_https) {
     pr_http_client_destroy(c);
     /* refused */
     p.refuse = 1;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://a.test:%u/x", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_EPROTO);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
@@ -1675,7 +1675,7 @@ PT_TEST(client_connect_proxy_https_verified) {
     PT_REQUIRE(pr_go(&p.t, cl_cproxy_task, &p, NULL) == PR_OK);
     snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u/", pr_listener_port(p.l));
     o.https_proxy = proxy;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://a.test:%u/v", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
@@ -1684,7 +1684,7 @@ PT_TEST(client_connect_proxy_https_verified) {
     /* the same name on a server whose certificate lacks it: refused (a new
        client: the proxy serves one tunnel at a time, the pooled one is closed) */
     pr_http_client_destroy(c);
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://a.test:%u/v", w.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_ETLS);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
@@ -1721,7 +1721,7 @@ PT_TEST(client_connect_tunnel_keeps_bytes_after_reply) {
     memset(&px, 0, sizeof px);
     PT_REQUIRE(pr_url_parse(&u, "https://a.test/", 15, NULL) == PR_OK);
     PT_REQUIRE(pr_url_parse(&px, "http://proxy.test:3128", 22, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     PT_REQUIRE(pr_conn_pipe(&a, &b, 0) == PR_OK);
     PT_EQ_ERR(pr_conn_write(b, reply, strlen(reply), pr_deadline_in(1000)), PR_OK); /* one write */
     PT_EQ_ERR(pr__http_tunnel(c, &a, &u, &px, &hu, pr_deadline_in(2000), "deadline", &e), PR_OK);
@@ -1766,7 +1766,7 @@ PT_TEST(client_alloc_fail_sweep) {
         snprintf(url, sizeof url, "http://127.0.0.1:%u/a", s.port);
         body[0] = 0;
         pt_alloc_fail_nth(n);
-        rc = pr_http_client_create(&c, &o);
+        rc = pr_http_client_create(&c, &o, NULL);
         if (!rc) {
             rc = cl_get(c, url, body, sizeof body);
             if (rc > 0) rc = cl_get(c, url, body, sizeof body); /* and once more from the pool */

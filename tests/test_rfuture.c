@@ -96,7 +96,7 @@ static int rf_start(rf_fx *f) {
     co.pool_max = 200;
     if ((rc = ts_start(&f->s, &f->so)) != PR_OK) return rc;
     snprintf(f->base, sizeof f->base, "http://127.0.0.1:%u", (unsigned)ts_port(f->s));
-    if ((rc = pr_http_client_create(&f->c, &co)) != PR_OK) return rc;
+    if ((rc = pr_http_client_create(&f->c, &co, NULL)) != PR_OK) return rc;
     f->po.base_url = f->base;
     return pr_rfuture_poller_create(&f->p, f->c, &f->po);
 }
@@ -615,7 +615,7 @@ PT_TEST(rfuture_connection_errors_back_off) {
     snprintf(f.base, sizeof f.base, "http://127.0.0.1:%u", (unsigned)f.so.port);
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
-    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&f.c, &co, NULL) == PR_OK);
     f.po.base_url = f.base;
     f.rec.on_sleep = rf_start_server_on_second_sleep;
     f.rec.ctx = &f;
@@ -771,7 +771,7 @@ PT_TEST(rfuture_malformed_answers) {
         memset(&co, 0, sizeof co);
         co.ignore_env = 1;
         co.fetch_max_bytes = 4096;
-        PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+        PT_REQUIRE(pr_http_client_create(&f.c, &co, NULL) == PR_OK);
         f.po.base_url = f.base;
         PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
         st = rf_step(200, huge);
@@ -984,7 +984,7 @@ PT_TEST(rfuture_cancel_while_connecting) {
         PT_SKIP("the accept queue never filled");
     }
     snprintf(base, sizeof base, "http://127.0.0.1:%u", (unsigned)pr_listener_port(l));
-    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL) == PR_OK);
     memset(&po, 0, sizeof po);
     po.base_url = base;
     PT_REQUIRE(pr_rfuture_poller_create(&p, c, &po) == PR_OK);
@@ -1071,7 +1071,7 @@ PT_TEST(rfuture_submit_errors_say_why) {
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
     co.retry.max_retries = PR_RETRY_OFF;
-    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&f.c, &co, NULL) == PR_OK);
     f.po.base_url = f.base;
     PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po) == PR_OK);
     st[0] = rf_step(429, "{\"detail\":\"slow down\"}");
@@ -1257,7 +1257,7 @@ static int rf_submitter(void *arg) {
         if (pr_throttle_acquire(x->t, 64, &tk, pr_deadline_in(10000)) != PR_OK) return -1;
         if (x->tries < 8) x->sent_at[x->tries] = pr_now();
         x->tries++;
-        if (pr_http_client_send(x->c, &r, "POST", x->url, NULL, "{\"seq\":7}", 9, pr_deadline_in(5000)) != PR_OK) {
+        if (pr_http_client_send(x->c, &r, "POST", x->url, NULL, "{\"seq\":7}", 9, NULL, pr_deadline_in(5000)) != PR_OK) {
             pr_throttle_release(x->t, &tk);
             return -1;
         }
@@ -1287,7 +1287,7 @@ PT_TEST(rfuture_throttle_shared_window_real_429) {
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
     co.retry.max_retries = PR_RETRY_OFF;
-    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&f.c, &co, NULL) == PR_OK);
     memset(&o, 0, sizeof o);
     o.small_window_ms = 200; /* scaled down from 1 s so the test stays short */
     PT_REQUIRE(pr_throttle_create(&t, &o) == PR_OK);
@@ -1348,7 +1348,7 @@ PT_TEST(rfuture_heartbeat) {
     snprintf(f.base, sizeof f.base, "http://127.0.0.1:%u", (unsigned)ts_port(f.s));
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
-    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&f.c, &co, NULL) == PR_OK);
     /* D6: the route fails for the first 6 beats; a warning at each tick once 250 ms passed without success */
     fail.count = 6;
     PT_EQ_ERR(ts_script(f.s, "/api/v1/session_heartbeat", &fail, 1), PR_OK);
@@ -1410,7 +1410,7 @@ PT_TEST(rfuture_poller_create_errors) {
     pr_rfuture_poller_opts o;
     pr_http_client *c;
     pr_err_info e;
-    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL) == PR_OK);
     memset(&o, 0, sizeof o);
     o.err = &e;
     PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o), PR_EINVAL);
