@@ -112,10 +112,13 @@
  * destroy the client while a request is in progress (responses may
  * outlive it).
  *
- * Events (on_event): each request reports START, one ATTEMPT per attempt
- * (status or error, duration), RETRY before each sleep (the delay and why)
- * and DONE (the outcome, the whole duration). The URL passed has no
- * userinfo. With no hook set nothing is formatted.
+ * Events (the observer member: on_event and its own user_data, apart from
+ * any other callback's, so telemetry installs itself there with
+ * opts.observer.on_event = pr_telemetry_http_hook and
+ * opts.observer.user_data = the hub): each request reports START, one
+ * ATTEMPT per attempt (status or error, duration), RETRY before each sleep
+ * (the delay and why) and DONE (the outcome, the whole duration). The URL
+ * passed has no userinfo. With no hook set nothing is formatted.
  *
  * Errors: the calls that hand out a response or fill a result
  * (pr_http_client_request, _get, _send, _fetch) take a pr_err_info *err
@@ -131,7 +134,7 @@
 /* An HTTP client with a connection pool. Opaque. */
 typedef struct pr_http_client pr_http_client;
 
-/* What pr_http_client_opts.on_event reports. */
+/* What pr_http_client_opts.observer.on_event reports. */
 enum pr_http_event_kind {
     PR_HTTP_EVENT_START = 1,   /* a request begins */
     PR_HTTP_EVENT_ATTEMPT = 2, /* an attempt ended: status, or error */
@@ -152,6 +155,13 @@ typedef struct pr_http_event {
     const char *reason;    /* RETRY: why, e.g. "status 503", "PR_ECLOSED: connection reset" */
     int hinted;            /* RETRY: 1 when the delay is the server's (Retry-After, retry-after-ms) */
 } pr_http_event;
+
+/* Who watches a client's requests (telemetry, logs): the notifications and
+   their own context, apart from the caller's other callbacks. */
+typedef struct pr_http_observer {
+    void (*on_event)(const pr_http_event *ev, void *user_data); /* NULL = none */
+    void *user_data;          /* passed to on_event */
+} pr_http_observer;
 
 /* Options of pr_http_client_create. Zero in every field means the default;
    strings are copied. */
@@ -189,8 +199,7 @@ typedef struct pr_http_client_opts {
     int max_connections;      /* 0 = no cap: connections in use at once, all origins */
     int max_connections_per_origin; /* 0 = no cap: connections in use at once per origin */
     pr_breaker *breaker;      /* NULL = none: admits every attempt (borrowed; must outlive the client) */
-    void (*on_event)(const pr_http_event *ev, void *user_data); /* NULL = none */
-    void *event_user_data;    /* for on_event */
+    pr_http_observer observer; /* events of every request (see Events above); zero = none */
     size_t fetch_max_bytes;   /* 0 = 16 MiB: the largest body pr_http_client_fetch reads (PR_ELIMIT) */
     int max_retry_after_ms;   /* 0 = 60000 (< 0 too): the longest retry sleep a server's
                                  retry-after-ms / Retry-After gets; a longer hint is cut to it */
@@ -1386,7 +1395,7 @@ typedef struct pr__http_call {
     void (*on_retry)(const pr_retry_info *info, void *user_data);
     void *user_data;
     pr_retry_hooks hooks;     /* the policy's clock, for HTTP-date hints */
-    pr_buf url;               /* without userinfo, for events (only with on_event) */
+    pr_buf url;               /* without userinfo, for events (only with an observer) */
     int64_t t0;
 } pr__http_call;
 
@@ -1404,7 +1413,7 @@ static void pr__http_emit(pr__http_call *k, int kind, int attempt, int status, i
     ev.delay_ms = delay_ms;
     ev.reason = reason;
     ev.hinted = hinted;
-    k->c->o.on_event(&ev, k->c->o.event_user_data);
+    k->c->o.observer.on_event(&ev, k->c->o.observer.user_data);
 }
 
 static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_data) {
@@ -1420,7 +1429,7 @@ static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_dat
 
 static void pr__http_call_on_retry(const pr_retry_info *info, void *user_data) {
     pr__http_call *k = (pr__http_call *)user_data;
-    if (k->c->o.on_event) {
+    if (k->c->o.observer.on_event) {
         char why[sizeof k->err.msg + 32];
         if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
         else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
@@ -1623,7 +1632,7 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
         goto done;
     }
 #endif
-    if (c->o.on_event) {
+    if (c->o.observer.on_event) {
         if (pr_buf_append_str(&k.url, req->url->secure ? "https://" : "http://") || pr_url_authority(&k.url, req->url, 0) ||
             pr_url_target(&k.url, req->url) || pr_buf_append(&k.url, "", 1)) {
             rc = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
@@ -1680,7 +1689,7 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             rq.headers = lines;
         }
         outcome = pr__http_attempt(&k, &r, &rq, adl, limit, fetch);
-        if (c->o.on_event)
+        if (c->o.observer.on_event)
             pr__http_emit(&k, PR_HTTP_EVENT_ATTEMPT, st.retries, k.status, outcome < 0 ? outcome : PR_OK,
                           pr_now() - t1, 0, NULL, 0);
         if ((delay = pr_retry_plan(&st, &outcome, deadline)) < 0) {
@@ -1720,7 +1729,7 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
         if (fetch) pr_http_result_deinit(fetch);
     }
 done:
-    if (c->o.on_event && k.url.data)
+    if (c->o.observer.on_event && k.url.data)
         pr__http_emit(&k, PR_HTTP_EVENT_DONE, st.retries, rc ? 0 : k.status, rc, pr_now() - k.t0, 0, NULL, 0);
     if (rc) c->err = k.err;
     if (err) *err = k.err;

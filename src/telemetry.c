@@ -4,7 +4,7 @@
  * telemetry: two pieces.
  *
  * - pr_telemetry, a hub. Plug its adapters into the hooks of the other
- *   modules (pr_telemetry_http_hook as a client's on_event,
+ *   modules (pr_telemetry_http_hook as a client's observer.on_event,
  *   pr_telemetry_breaker_hook as a breaker's on_change,
  *   pr_telemetry_sse_hook as an event stream's on_reconnect,
  *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller),
@@ -121,7 +121,9 @@ PRISTINE_API int pr_telemetry_create(pr_telemetry **out, const pr_telemetry_opts
    See: pr_telemetry_create. */
 PRISTINE_API void pr_telemetry_destroy(pr_telemetry *t);
 
-/* An on_event for pr_http_client_opts: user_data is the hub. START becomes
+/* An observer for pr_http_client_opts: install it as
+   opts.observer.on_event = pr_telemetry_http_hook with
+   opts.observer.user_data = the hub. START becomes
    REQUEST_START; DONE becomes REQUEST_STOP (a status) or REQUEST_ERROR;
    RETRY becomes RETRY. Fields: method, url, attempt, status, error,
    duration_ms, delay_ms, reason.

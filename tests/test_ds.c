@@ -856,8 +856,8 @@ PT_TEST(ds_producer_survives_an_outage) {
     PT_EQ_ERR(pr_ds_create(direct, NULL, &res, pr_deadline_in(5000)), PR_OK);
     PT_REQUIRE(pt_proxy_start(&px, ds_port(&f)) == PR_OK);
     memset(&co, 0, sizeof co);
-    co.on_event = ds_count_409;
-    co.event_user_data = &n409;
+    co.observer.on_event = ds_count_409;
+    co.observer.user_data = &n409;
     PT_EQ_ERR(pr_http_client_create(&c, &co, NULL), PR_OK);
     memset(&o, 0, sizeof o);
     o.client = c;

@@ -657,8 +657,8 @@ PT_TEST(http_retry_events) {
     pr_http_response *r = NULL;
     memset(&ev, 0, sizeof ev);
     hr_opts(&f);
-    f.o.on_event = hr_on_event;
-    f.o.event_user_data = &ev;
+    f.o.observer.on_event = hr_on_event;
+    f.o.observer.user_data = &ev;
     PT_REQUIRE(hr_start(&f, NULL) == PR_OK);
     st[0] = hr_step(503, "Retry-After: 1\r\n", NULL);
     st[1] = hr_step(200, NULL, NULL);

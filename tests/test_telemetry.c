@@ -641,8 +641,8 @@ PT_TEST(telemetry_hub_from_client_breaker_and_futures) {
     PT_REQUIRE(pr_breaker_create(&br, "upstream", &bo) == PR_OK);
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
-    co.on_event = pr_telemetry_http_hook;
-    co.event_user_data = t;
+    co.observer.on_event = pr_telemetry_http_hook;
+    co.observer.user_data = t;
     co.retry.hooks.sleep = tl_sleep;
     co.retry.hooks.user_data = &f.rec;
     PT_REQUIRE(pr_http_client_create(&c, &co, NULL) == PR_OK);
