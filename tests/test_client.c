@@ -685,6 +685,37 @@ static int cl_post(pr_http_client *c, const char *url, const char *const *h, int
     return rc;
 }
 
+/* The caller's header lines go through http's one parser: a line that is
+   not a field line is refused before anything is sent, and the call's err
+   names its field; a good one is sent trimmed. */
+PT_TEST(client_send_header_lines) {
+    static const char *const bad[] = { "X-Ok: 1", "X-Evil: a\r\nInjected: 1", NULL };
+    static const char *const good[] = { "X-Ok:  1 ", "Accept:text/plain", NULL };
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_response *r = NULL;
+    pr_err_info e;
+    char url[64], body[64];
+    PT_REQUIRE(cl_start(&s, cl_ok, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/x", s.port);
+    PT_EQ_ERR(pr_http_client_send(c, &r, "POST", url, bad, "b", 1, &e, pr_deadline_in(5000)), PR_EINVAL);
+    PT_CHECK(r == NULL);
+    PT_EQ_ERR(e.code, PR_EINVAL);
+    if (!strstr(e.msg, "\"X-Evil\"")) pt_fail(__FILE__, __LINE__, "message: %s", e.msg);
+    PT_EQ_INT(s.nreqs, 0);
+    PT_EQ_ERR(pr_http_client_send(c, &r, "POST", url, good, "b", 1, &e, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(e.code, PR_OK);
+    if (r) {
+        PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
+        pr_http_response_destroy(r);
+    }
+    PT_EQ_INT(s.nreqs, 1);
+    PT_CHECK(strstr(s.last, "\r\nX-Ok: 1\r\nAccept: text/plain\r\n") != NULL);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
+}
+
 PT_TEST(client_redirect_methods) {
     cl_srv s;
     pr_http_client *c = NULL;
@@ -1798,6 +1829,7 @@ const pt_suite pt_suite_client = { "client", {
     PT_ENTRY(client_early_response_while_uploading),
     PT_ENTRY(client_redirect_chain_and_default_off),
     PT_ENTRY(client_redirect_stalled_3xx_body),
+    PT_ENTRY(client_send_header_lines),
     PT_ENTRY(client_redirect_methods),
     PT_ENTRY(client_redirect_origin_change_drops_credentials),
     PT_ENTRY(client_redirect_cross_origin_keeps_only_safe_fields),

@@ -879,10 +879,12 @@ PT_TEST(http_retry_send_header_lines) {
     PT_EQ_STR(hr_logged(&f, 0, "Accept", v, sizeof v), "text/event-stream");
     PT_EQ_STR(hr_logged(&f, 0, "X-Two", v, sizeof v), "padded");
     PT_EQ_STR(ts_log_get(f.s, 0)->body, "hello");
-    PT_EQ_ERR(pr_http_client_send(f.c, &r, "GET", url, bad, NULL, 0, NULL, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_ERR(pr_http_client_send(f.c, &r, "GET", url, bad, NULL, 0, &e, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_STR(e.msg, "http: header line \"no colon here\" has no colon");
     PT_EQ_ERR(pr_http_client_last_error(f.c, &e), PR_OK);
-    PT_EQ_STR(e.msg, "http: header line without a colon: no colon here");
-    PT_EQ_ERR(pr_http_client_send(f.c, &r, "GET", "not a url", NULL, NULL, 0, NULL, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_STR(e.msg, "http: header line \"no colon here\" has no colon");
+    PT_EQ_ERR(pr_http_client_send(f.c, &r, "GET", "not a url", NULL, NULL, 0, &e, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_ERR(e.code, PR_EINVAL);
     hr_end(&f);
 }
 
