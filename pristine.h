@@ -14530,12 +14530,18 @@ static void pr__http_pool_free(pr__http_pooled *e) {
     pr__free(e, sizeof *e + e->key_len);
 }
 
-static void pr__http_client_free(pr_http_client *c) {
+/* Close every idle pooled connection. */
+static void pr__http_pool_clear(pr_http_client *c) {
     while (c->pool) {
         pr__http_pooled *e = c->pool;
         c->pool = e->next;
         pr__http_pool_free(e);
     }
+    c->npool = 0;
+}
+
+static void pr__http_client_free(pr_http_client *c) {
+    pr__http_pool_clear(c);
     pr__free(c->ca_file, c->ca_file_n);
     pr__free(c->ca_pem, c->ca_pem_n);
     pr__free(c->alpn, c->alpn_n);
@@ -14639,12 +14645,7 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
 
 void pr_http_client_destroy(pr_http_client *c) {
     if (!c) return;
-    while (c->pool) {
-        pr__http_pooled *e = c->pool;
-        c->pool = e->next;
-        pr__http_pool_free(e);
-    }
-    c->npool = 0;
+    pr__http_pool_clear(c);
     if (c->live > 0) c->destroyed = 1;
     else pr__http_client_free(c);
 }
