@@ -19722,6 +19722,9 @@ REVISION HISTORY
     New options and fields
       pr_http_observer        a client's observer: on_event and its own
                               user_data (pr_http_client_opts.observer)
+      pr_ds_result            err: the failure detail that was http.err
+                              (for now: the ds operations are to take an err
+                              parameter)
       pr_http_request         idle_timeout_ms (0 = the client's, > 0 own,
                               < 0 none); redirect_forward (names of this
                               request's fields that may go to another origin)
