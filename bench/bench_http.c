@@ -140,7 +140,7 @@ static double bh_pristine_stream(int tls, int spans, int recv_buf) {
                            pr_deadline_in(5000));
         c = rc == PR_OK ? tc : NULL;
     }
-    if (rc == PR_OK) rc = pr_http_exchange(&r, c, &req, &opts, pr_deadline_in(60000));
+    if (rc == PR_OK) rc = pr_http_exchange(&r, c, &req, &opts, NULL, pr_deadline_in(60000));
     while (rc == PR_OK) {
         if (spans) {
             const char *p;
@@ -280,7 +280,7 @@ static int bh_small_task(void *arg) {
         pr_http_response *r;
         ptrdiff_t got;
         long body = 0;
-        if ((rc = pr_http_exchange(&r, c, &req, NULL, pr_deadline_in(5000))) != PR_OK) break;
+        if ((rc = pr_http_exchange(&r, c, &req, NULL, NULL, pr_deadline_in(5000))) != PR_OK) break;
         while ((got = pr_http_read(r, small, sizeof small, pr_deadline_in(5000))) > 0) body += (long)got;
         if (got != PR_ECLOSED || body != 128 || pr_http_status(r) != 200 || !pr_http_reusable(r))
             rc = got != PR_ECLOSED ? (int)got : PR_EPROTO;

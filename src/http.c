@@ -147,15 +147,15 @@ typedef struct pr_http_response pr_http_response;
    sockets, pipes, and TLS conns (the write side dies, reads go on).
    Params: out - receives the response (NULL on failure); conn - the
            connection (borrowed; the caller keeps owning it); req - the
-           request; opts - limits, NULL = defaults (copied); deadline -
-           absolute ms for the whole call.
+           request; opts - limits, NULL = defaults (copied); err -
+           receives the failure detail, also left in pr_conn_last_error(conn)
+           (NULL = not wanted; zeroed on success); deadline - absolute ms for
+           the whole call.
    Returns: PR_OK (whatever the status); PR_EINVAL (bad method, a header
-            line that is not a field line, both body and body_fn, user
-            framing fields, missing url; the line's field named in
-            pr_conn_last_error(conn)); PR_ENOMEM; PR_EPROTO (malformed response,
-            a 101 without an Upgrade request field; message in
-            pr_conn_last_error(conn)); PR_ELIMIT (a limit of
-            opts); PR_ECLOSED (closed before any response byte); a
+            line that is not a field line, its field named in err, both
+            body and body_fn, user framing fields, missing url); PR_ENOMEM;
+            PR_EPROTO (malformed response, a 101 without an Upgrade request
+            field); PR_ELIMIT (a limit of opts); PR_ECLOSED (closed before any response byte); a
             conn error (PR_EIO, PR_ETLS, ...); a negative code from body_fn;
             PR_ETIMEDOUT (deadline or idle timeout); PR_ECANCELED. After
             any failure the connection's state is unknown: destroy it.
@@ -163,7 +163,7 @@ typedef struct pr_http_response pr_http_response;
    Thread: owner.
    See: pr_http_read, pr_http_next_span, pr_http_response_destroy. */
 PRISTINE_API int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req,
-                                  const pr_http_opts *opts, int64_t deadline);
+                                  const pr_http_opts *opts, pr_err_info *err, int64_t deadline);
 
 /* The final status code.
    Params: r - a response.
@@ -1093,8 +1093,15 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
 }
 
 int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req, const pr_http_opts *opts,
-                     int64_t deadline) {
-    return pr__http_exchange(out, conn, req, opts, NULL, 0, deadline, NULL, NULL);
+                     pr_err_info *err, int64_t deadline) {
+    int rc;
+    rc = pr__http_exchange(out, conn, req, opts, NULL, 0, deadline, NULL, NULL);
+    if (err) {
+        if (rc && conn && conn->err.code == rc) *err = conn->err;
+        else if (rc) pr__err_set(err, rc, 0, "http: %s", pr_strerror(rc));
+        else memset(err, 0, sizeof *err);
+    }
+    return rc;
 }
 
 /* Run the framing machine over buffered bytes until body data is at rpos

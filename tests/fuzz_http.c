@@ -114,7 +114,7 @@ static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chun
         ho.max_interim = 2;
         ho.recv_buf_size = 64;
     }
-    o->rc = pr_http_exchange(&r, &fc.base, &req, &ho, PR_FOREVER);
+    o->rc = pr_http_exchange(&r, &fc.base, &req, &ho, NULL, PR_FOREVER);
     if (o->rc) {
         if (r) abort();
         pr_url_deinit(&u);

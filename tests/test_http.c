@@ -102,7 +102,7 @@ static void http_collect(http_result *res, http_tconn *t, const char *method, co
     if ((res->rc = pr_url_parse(&u, "http://example.com/", 19, NULL)) != PR_OK) return;
     req.method = method;
     req.url = &u;
-    res->rc = pr_http_exchange(&r, &t->base, &req, opts, pr_deadline_in(10000));
+    res->rc = pr_http_exchange(&r, &t->base, &req, opts, NULL, pr_deadline_in(10000));
     if (res->rc) {
         snprintf(res->msg, sizeof res->msg, "%s", t->base.err.msg);
         pr_url_deinit(&u);
@@ -225,7 +225,7 @@ PT_TEST(http_head_accessors) {
     http_tconn_init(&t, resp);
     PT_REQUIRE(pr_url_parse(&u, "http://h/", 9, NULL) == PR_OK);
     req.url = &u;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(1000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(1000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 404);
         PT_EQ_INT(pr_http_version_minor(r), 0);
@@ -721,7 +721,7 @@ PT_TEST(http_many_fields_and_body_sizes) {
         memset(&req, 0, sizeof req);
         PT_EQ_ERR(pr_url_parse(&u, "http://example.com/", 19, NULL), PR_OK);
         req.url = &u;
-        PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(10000)), PR_OK);
+        PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(10000)), PR_OK);
         PT_EQ_INT(pr_http_header_count(r), 41);
         for (i = 0; i < 40; i++) {
             snprintf(name, sizeof name, "x-f%d", i);
@@ -879,7 +879,7 @@ static void http_request_bytes(const pr_http_request *req0, const char *url, con
     http_tconn_init(&t, "HTTP/1.1 204 No Content\r\n\r\n");
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
     req.url = &u;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(1000)), want_rc);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(1000)), want_rc);
     if (want_rc == PR_OK) {
         PT_CHECK(r != NULL);
         PT_EQ_INT(t.out.len, strlen(want));
@@ -973,7 +973,7 @@ PT_TEST(http_request_chunked_bytes) {
         src.fail = PR_EIO;
         PT_REQUIRE(pr_url_parse(&u, "http://h/", 9, NULL) == PR_OK);
         req.url = &u;
-        PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(1000)), PR_EIO);
+        PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(1000)), PR_EIO);
         PT_CHECK(r == NULL);
         pr_url_deinit(&u);
         pr_buf_deinit(&t.out);
@@ -1019,7 +1019,7 @@ static int http_fields_list(pr_slice name, pr_slice value, void *user_data) {
 /* The one parser of the field lines a caller supplies: the NULL-terminated
    array and the buffer of "\r\n"-ended lines give the same fields, values
    trimmed; a bad line is PR_EINVAL with a message naming its field, from
-   pr_http_exchange (in the conn's error) too. */
+   pr_http_exchange (in its err and the conn's error) too. */
 PT_TEST(http_field_lines_one_parser) {
     static const char *const arr[] = { "A: 1", "B-c:\t two words  ", "D:", NULL };
     static const char buf[] = "A: 1\r\nB-c:\t two words  \r\nD:\r\n";
@@ -1065,8 +1065,12 @@ PT_TEST(http_field_lines_one_parser) {
     PT_REQUIRE(pr_url_parse(&u, "http://h/", 9, NULL) == PR_OK);
     req.url = &u;
     req.headers = framing;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(1000)), PR_EINVAL);
+    memset(&e, 0, sizeof e);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, &e, pr_deadline_in(1000)), PR_EINVAL);
     PT_EQ_INT(t.out.len, 0);
+    PT_EQ_ERR(e.code, PR_EINVAL);
+    PT_CHECK(strstr(e.msg, "\"content-length\"") != NULL);
+    memset(&e, 0, sizeof e);
     PT_EQ_ERR(pr_conn_last_error(&t.base, &e), PR_OK);
     PT_CHECK(strstr(e.msg, "\"content-length\"") != NULL);
     pr_url_deinit(&u);
@@ -1086,9 +1090,9 @@ PT_TEST(http_write_error_propagates) {
     t.write_err = PR_ECLOSED;
     PT_REQUIRE(pr_url_parse(&u, "http://h/", 9, NULL) == PR_OK);
     req.url = &u;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(1000)), PR_ECLOSED);
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, NULL, NULL, pr_deadline_in(1000)), PR_EINVAL);
-    PT_EQ_ERR(pr_http_exchange(NULL, &t.base, &req, NULL, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(1000)), PR_ECLOSED);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, NULL, NULL, NULL, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_ERR(pr_http_exchange(NULL, &t.base, &req, NULL, NULL, pr_deadline_in(1000)), PR_EINVAL);
     pr_url_deinit(&u);
     pr_buf_deinit(&t.out);
 }
@@ -1123,7 +1127,7 @@ static int http_early(const char *resp, int write_err, int sys_errno, int use_fn
     *status = 0;
     *reusable = -1;
     body[0] = 0;
-    rc = pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(2000));
+    rc = pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(2000));
     if (rc == PR_OK) {
         *status = pr_http_status(r);
         for (;;) {
@@ -1195,7 +1199,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     http_tconn_init(&t, resp);
     t.delay_pos = sizeof resp - 1 - 3;
     t.delay_ms = 5000;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, pr_deadline_in(60000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, NULL, pr_deadline_in(60000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_read(r, buf, sizeof buf, pr_deadline_in(60000)), 3);
         t0 = pr_now();
@@ -1220,7 +1224,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     http_tconn_init(&t, resp);
     t.delay_pos = sizeof resp - 1 - 3;
     t.delay_ms = 5000;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(60000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(60000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_read(r, buf, sizeof buf, pr_deadline_in(60000)), 3);
         t0 = pr_now();
@@ -1238,7 +1242,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     t.delay_ms = 5000;
     o.idle_timeout_ms = 1000;
     t0 = pr_now();
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, pr_deadline_in(60000)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, NULL, pr_deadline_in(60000)), PR_ETIMEDOUT);
     PT_EQ_INT(pr_now() - t0, 1000);
     PT_EQ_STR(t.base.err.msg, "http: no byte for 1000 ms waiting for the response head (idle timeout)");
     pr_buf_deinit(&t.out);
@@ -1247,7 +1251,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     t.hang = 1;
     t.len = 20;
     t0 = pr_now();
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, pr_deadline_in(300)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, NULL, pr_deadline_in(300)), PR_ETIMEDOUT);
     PT_EQ_INT(pr_now() - t0, 300);
     PT_EQ_STR(t.base.err.msg, "http: timed out waiting for the response head (deadline)");
     pr_buf_deinit(&t.out);
@@ -1269,7 +1273,7 @@ static int http_cancel_task(void *user_data) {
     char buf[8];
     memset(&req, 0, sizeof req);
     req.url = &c->u;
-    c->rc = pr_http_exchange(&r, &c->t.base, &req, NULL, PR_FOREVER);
+    c->rc = pr_http_exchange(&r, &c->t.base, &req, NULL, NULL, PR_FOREVER);
     if (c->rc == PR_OK) {
         ptrdiff_t k;
         while ((k = pr_http_read(r, buf, sizeof buf, PR_FOREVER)) > 0) c->reached++;
@@ -1400,7 +1404,7 @@ PT_TEST(http_keepalive_over_pipe_one_byte_reads) {
     s.resp[1] = "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n6;x\r\nsecond\r\n0\r\n\r\n";
     PT_REQUIRE(pr_go(&t, http_srv_task, &s, NULL) == PR_OK);
     req.url = &u;
-    PT_EQ_ERR(pr_http_exchange(&r, a, &req, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, a, &req, NULL, NULL, pr_deadline_in(5000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 200);
         http_read_all(r, body, sizeof body, &len, &rc);
@@ -1413,7 +1417,7 @@ PT_TEST(http_keepalive_over_pipe_one_byte_reads) {
     req.method = "POST";
     req.body_fn = http_body_fn;
     req.body_user_data = &src;
-    PT_EQ_ERR(pr_http_exchange(&r, a, &req, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, a, &req, NULL, NULL, pr_deadline_in(5000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 201);
         http_read_all(r, body, sizeof body, &len, &rc);
@@ -1469,7 +1473,7 @@ PT_TEST(http_exchange_over_tcp_loopback) {
     PT_EQ_ERR(rc, PR_OK);
     if (rc == PR_OK) {
         req.url = &u;
-        PT_EQ_ERR(pr_http_exchange(&r, c, &req, NULL, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_http_exchange(&r, c, &req, NULL, NULL, pr_deadline_in(5000)), PR_OK);
         if (r) {
             http_read_all(r, body, sizeof body, &len, &rc);
             PT_EQ_ERR(rc, PR_ECLOSED);
@@ -1506,7 +1510,7 @@ PT_TEST(http_101_with_upgrade_request) {
     PT_REQUIRE(pr_url_parse(&u, "http://h/ws", 11, NULL) == PR_OK);
     req.url = &u;
     req.headers = h;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(2000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(2000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 101);
         PT_EQ_INT(pr_http_reusable(r), 0);

@@ -99,7 +99,7 @@ static int ngx_send(pr_http_response **r, pr_conn *c, const char *method, int tl
     req.method = method;
     req.url = &u;
     req.headers = h;
-    rc = pr_http_exchange(r, c, &req, opts, pr_deadline_in(10000));
+    rc = pr_http_exchange(r, c, &req, opts, NULL, pr_deadline_in(10000));
     pr_url_deinit(&u);
     return rc;
 }

@@ -60,7 +60,7 @@ static int srv_req(srv_fx *f, pr_conn *c, const char *method, const char *target
         req.body = body;
         req.body_len = strlen(body);
     }
-    rc = pr_http_exchange(out, c, &req, NULL, deadline);
+    rc = pr_http_exchange(out, c, &req, NULL, NULL, deadline);
     pr_url_deinit(&u);
     return rc;
 }
@@ -581,7 +581,7 @@ PT_TEST(server_echo) {
     req.url = &u;
     req.body_fn = srv_body_fn;
     req.body_user_data = &parts;
-    PT_EQ_ERR(pr_http_exchange(&r, f.c, &req, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, f.c, &req, NULL, NULL, pr_deadline_in(5000)), PR_OK);
     if (r) {
         pr_buf_clear(&b);
         PT_EQ_ERR(srv_body(r, &b, pr_deadline_in(5000)), PR_ECLOSED);
