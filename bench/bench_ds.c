@@ -277,7 +277,7 @@ int main(void) {
     memset(&co, 0, sizeof co);
     co.fetch_max_bytes = (size_t)256 << 20;
     co.pool_max = 32;
-    if (pr_http_client_create(&bd_client, &co) != PR_OK) return 1;
+    if (pr_http_client_create(&bd_client, &co, NULL) != PR_OK) return 1;
     printf("# bench_ds: reference server %s (node), TypeScript client @durable-streams/client from " BD_MODULES "\n",
            bd_base);
 

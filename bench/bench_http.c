@@ -140,7 +140,7 @@ static double bh_pristine_stream(int tls, int spans, int recv_buf) {
                            pr_deadline_in(5000));
         c = rc == PR_OK ? tc : NULL;
     }
-    if (rc == PR_OK) rc = pr_http_exchange(&r, c, &req, &opts, pr_deadline_in(60000));
+    if (rc == PR_OK) rc = pr_http_exchange(&r, c, &req, &opts, NULL, pr_deadline_in(60000));
     while (rc == PR_OK) {
         if (spans) {
             const char *p;
@@ -247,7 +247,7 @@ static int bh_small_client_get(pr_http_client *client, const char *url, char *sm
     pr_http_response *r;
     ptrdiff_t got;
     long body = 0;
-    int rc = pr_http_client_get(client, &r, url, pr_deadline_in(5000));
+    int rc = pr_http_client_get(client, &r, url, NULL, pr_deadline_in(5000));
     if (rc != PR_OK) return rc;
     while ((got = pr_http_read(r, small, cap, pr_deadline_in(5000))) > 0) body += (long)got;
     if (got != PR_ECLOSED || body != 128 || pr_http_status(r) != 200) rc = got != PR_ECLOSED ? (int)got : PR_EPROTO;
@@ -280,7 +280,7 @@ static int bh_small_task(void *arg) {
         pr_http_response *r;
         ptrdiff_t got;
         long body = 0;
-        if ((rc = pr_http_exchange(&r, c, &req, NULL, pr_deadline_in(5000))) != PR_OK) break;
+        if ((rc = pr_http_exchange(&r, c, &req, NULL, NULL, pr_deadline_in(5000))) != PR_OK) break;
         while ((got = pr_http_read(r, small, sizeof small, pr_deadline_in(5000))) > 0) body += (long)got;
         if (got != PR_ECLOSED || body != 128 || pr_http_status(r) != 200 || !pr_http_reusable(r))
             rc = got != PR_ECLOSED ? (int)got : PR_EPROTO;
@@ -305,7 +305,7 @@ static double bh_pristine_small(int nconn, int pooled) {
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
     co.pool_max = 64;
-    if (pooled && pr_http_client_create(&client, &co) != PR_OK) return 0;
+    if (pooled && pr_http_client_create(&client, &co, NULL) != PR_OK) return 0;
     t0 = bh_now();
     for (i = 0; i < nconn; i++) {
         w[i].end = t0 + bh_seconds;

@@ -127,9 +127,9 @@ static double br_pristine_once(int port, int round, int *attempts) {
     ptrdiff_t k;
     size_t len = 0;
     snprintf(url, sizeof url, "http://127.0.0.1:%d/seq?key=p%d&codes=503,503,200&retry_after_ms=1", port, round);
-    if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) != PR_OK) abort();
+    if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL) != PR_OK) abort();
     t0 = br_now();
-    if (pr_http_client_get(c, &r, url, pr_deadline_in(30000)) != PR_OK) abort();
+    if (pr_http_client_get(c, &r, url, NULL, pr_deadline_in(30000)) != PR_OK) abort();
     while ((k = pr_http_read(r, body + len, sizeof body - 1 - len, pr_deadline_in(5000))) > 0) len += (size_t)k;
     body[len] = 0;
     t0 = br_now() - t0;

@@ -97,7 +97,7 @@ static double bf_pristine_polls(int port, int run) {
     double t0, dt;
     int i;
     bf_cpu(RUSAGE_SELF, &u0, &s0);
-    if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1, .pool_max = 128 }) != PR_OK) abort();
+    if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1, .pool_max = 128 }, NULL) != PR_OK) abort();
     t0 = bf_now();
     p = bf_start_all(c, port, fs, run);
     if (pr_future_await_all(fs, BF_N, PR_AWAIT_FAIL_FAST, NULL, pr_deadline_in(120000)) != PR_OK) {
@@ -177,7 +177,7 @@ static void bf_rss(void) {
         printf("# rfuture_rss_per_pending_bytes: the server did not start\n");
         return;
     }
-    if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1, .pool_max = 128 }) != PR_OK) abort();
+    if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1, .pool_max = 128 }, NULL) != PR_OK) abort();
     pr_sleep(pr_deadline_in(50));
     before = bf_rss_kb();
     p = bf_start_all(c, port, fs, 9);
@@ -213,7 +213,7 @@ static void bf_enqueue(void) {
     int k, i, port = bf_server_futures(3, 0, &pid);
     if (port <= 0) return;
     snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/telemetry", port);
-    if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) != PR_OK) abort();
+    if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL) != PR_OK) abort();
     if (pr_reporter_start(&r, &(pr_reporter_opts){ .client = c, .url = url, .session_id = "bench", .enabled = 1,
                                                   .batch_size = 10000 }) != PR_OK || !r)
         abort();

@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
              tls ? "localhost" : "127.0.0.1", port, BST_EVENTS, BST_INTERVAL_MS);
     memset(&co, 0, sizeof co);
     co.tls.ca_file = BST_TLS_DIR "/ca.crt";
-    if (pr_http_client_create(&bst.client, tls ? &co : NULL) != PR_OK) return 1;
+    if (pr_http_client_create(&bst.client, tls ? &co : NULL, NULL) != PR_OK) return 1;
     base = bst_rss();
     t0 = bst_now();
     while (bst.done < n) {

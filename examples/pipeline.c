@@ -111,7 +111,7 @@ int main(void) {
     po.base_url = base;
     memset(&to, 0, sizeof to);
     to.max_concurrent = 4; /* at most 4 submits in flight */
-    if (pr_http_client_create(&client, &co) != PR_OK || pr_rfuture_poller_create(&poller, client, &po, NULL) != PR_OK ||
+    if (pr_http_client_create(&client, &co, NULL) != PR_OK || pr_rfuture_poller_create(&poller, client, &po, NULL) != PR_OK ||
         pr_throttle_create(&throttle, &to) != PR_OK) {
         fprintf(stderr, "pipeline: setup failed\n");
         goto out;

@@ -1,4 +1,4 @@
-// @pristine:module client - HTTP client: keep-alive pool, proxies and CONNECT, redirects, retries
+// @pristine:module client - HTTP client: keep-alive pool, connection caps, redirects, retries, breaker, events
 // @pristine:public
 /*
  * client: pr_http_client owns connections. It connects (TCP, then a
@@ -50,21 +50,10 @@
  * reused; a body not over by then closes that connection, and the next hop
  * goes on.
  *
- * Proxies (curl's conventions): explicit options first, then (unless
- * ignore_env) the environment read once by pr_http_client_create:
- * http_proxy (lower case only: httpoxy), https_proxy / HTTPS_PROXY,
- * all_proxy / ALL_PROXY (fallback for both), no_proxy / NO_PROXY (see
- * pr_http_no_proxy_match). A proxy URL without a scheme means http://;
- * only http:// proxies are supported. Loopback origins never go through
- * a proxy: localhost, *.localhost and the addresses 127.0.0.0/8 and ::1
- * (parsed as addresses: "127.example.test" is a name and is proxied).
- * Client TCP connections get TCP keep-alive (tcp_keepalive_s) and
- * TCP_NODELAY. Plain http through a proxy
- * sends the absolute-form target to the proxy (Host still sent);
- * https goes through a "CONNECT host:port" tunnel, then TLS to the origin
- * inside it. Proxy credentials in the proxy URL's userinfo become
- * "Proxy-Authorization: Basic". A CONNECT answered with a non-2xx status
- * is PR_EPROTO with the status in pr_err_info.http_status.
+ * Proxies: see the proxy module (the environment, no_proxy, loopback
+ * origins, CONNECT tunnels); the client reads the proxy settings once at
+ * create. Client TCP connections get TCP keep-alive (tcp_keepalive_s) and
+ * TCP_NODELAY.
  *
  * Retries (the retry option; on by default): a request is one logical
  * call made of attempts; an attempt is connect + request + response head
@@ -112,22 +101,29 @@
  * destroy the client while a request is in progress (responses may
  * outlive it).
  *
- * Events (on_event): each request reports START, one ATTEMPT per attempt
- * (status or error, duration), RETRY before each sleep (the delay and why)
- * and DONE (the outcome, the whole duration). The URL passed has no
- * userinfo. With no hook set nothing is formatted.
+ * Events (the observer member: on_event and its own user_data, apart from
+ * any other callback's, so telemetry installs itself there with
+ * opts.observer.on_event = pr_telemetry_http_hook and
+ * opts.observer.user_data = the hub): each request reports START, one
+ * ATTEMPT per attempt (status or error, duration), RETRY before each sleep
+ * (the delay and why) and DONE (the outcome, the whole duration). The URL
+ * passed has no userinfo. With no hook set nothing is formatted.
  *
- * Errors: every failure of pr_http_client_request leaves its detail in
- * pr_http_client_last_error (code, sys_errno, tls_error, dns_error,
- * http_status, msg) and, when given, in the request's err. Timeout
- * messages name the phase and the limit that fired, e.g. "http: timed out
- * waiting for the response head (attempt timeout 300 ms)".
+ * Errors: the calls that hand out a response or fill a result
+ * (pr_http_client_request, _get, _send, _fetch) take a pr_err_info *err
+ * parameter (NULL = not wanted) just before the deadline, which receives
+ * that call's detail (code, sys_errno, tls_error, dns_error, http_status,
+ * msg); pr_http_client_create takes one last. The client lives on, and
+ * pr_http_client_last_error also keeps its last failure (shared by all its
+ * tasks: the parameter is the one to read). Timeout messages name the phase
+ * and the limit that fired, e.g. "http: timed out waiting for the response
+ * head (attempt timeout 300 ms)".
  */
 
 /* An HTTP client with a connection pool. Opaque. */
 typedef struct pr_http_client pr_http_client;
 
-/* What pr_http_client_opts.on_event reports. */
+/* What pr_http_client_opts.observer.on_event reports. */
 enum pr_http_event_kind {
     PR_HTTP_EVENT_START = 1,   /* a request begins */
     PR_HTTP_EVENT_ATTEMPT = 2, /* an attempt ended: status, or error */
@@ -148,6 +144,13 @@ typedef struct pr_http_event {
     const char *reason;    /* RETRY: why, e.g. "status 503", "PR_ECLOSED: connection reset" */
     int hinted;            /* RETRY: 1 when the delay is the server's (Retry-After, retry-after-ms) */
 } pr_http_event;
+
+/* Who watches a client's requests (telemetry, logs): the notifications and
+   their own context, apart from the caller's other callbacks. */
+typedef struct pr_http_observer {
+    void (*on_event)(const pr_http_event *ev, void *user_data); /* NULL = none */
+    void *user_data;          /* passed to on_event */
+} pr_http_observer;
 
 /* Options of pr_http_client_create. Zero in every field means the default;
    strings are copied. */
@@ -185,8 +188,7 @@ typedef struct pr_http_client_opts {
     int max_connections;      /* 0 = no cap: connections in use at once, all origins */
     int max_connections_per_origin; /* 0 = no cap: connections in use at once per origin */
     pr_breaker *breaker;      /* NULL = none: admits every attempt (borrowed; must outlive the client) */
-    void (*on_event)(const pr_http_event *ev, void *user_data); /* NULL = none */
-    void *event_user_data;    /* for on_event */
+    pr_http_observer observer; /* events of every request (see Events above); zero = none */
     size_t fetch_max_bytes;   /* 0 = 16 MiB: the largest body pr_http_client_fetch reads (PR_ELIMIT) */
     int max_retry_after_ms;   /* 0 = 60000 (< 0 too): the longest retry sleep a server's
                                  retry-after-ms / Retry-After gets; a longer hint is cut to it */
@@ -196,8 +198,6 @@ typedef struct pr_http_client_opts {
                                  Accept-Language, User-Agent, the body's Content-Type, -Language,
                                  -Encoding and the client's own fields (see Redirects above);
                                  the request's redirect_forward adds names per request */
-    pr_err_info *err;         /* out, optional: why pr_http_client_create failed (the file, the
-                                 proxy URL, ...) */
 } pr_http_client_opts;
 
 /* A whole response read by pr_http_client_fetch. Zero it before the first
@@ -211,24 +211,23 @@ typedef struct pr_http_result {
     pr_json_doc *json;        /* the body parsed, when Content-Type is JSON (application/json or
                                  any +json) and it parses; else NULL */
     int attempts;             /* attempts made (1 + retries) */
-    pr_err_info err;          /* on failure, why; for a final status >= 400, http_status and the
-                                 start of the body in msg */
 } pr_http_result;
 
 /* Create a client. Reads the proxy environment once (unless ignore_env)
    and parses the trust anchors of tls.ca_file / tls.ca_pem once (shared by
    every https connection of the client; not in a PRISTINE_NO_TLS build).
-   Params: out - receives the client; opts - NULL = defaults (copied).
+   Params: out - receives the client; opts - NULL = defaults (copied);
+           err - receives why it failed, naming the file or the proxy URL
+           (NULL = not wanted; zeroed on success).
    Returns: PR_OK; PR_EINVAL (out NULL, a proxy URL that does not parse, no
             certificate in tls.ca_file / tls.ca_pem, an invalid retry
-            policy, negative caps); PR_EIO (tls.ca_file cannot be read);
-            PR_ENOTSUP (an https:// or other non-http proxy URL); PR_ENOMEM.
-            On failure opts->err (when set) says why, naming the file or
-            the proxy URL.
+            policy, negative caps); PR_EIO (tls.ca_file cannot be read;
+            errno in err->sys_errno); PR_ENOTSUP (an https:// or other
+            non-http proxy URL); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_destroy. */
-PRISTINE_API int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts);
+PRISTINE_API int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts, pr_err_info *err);
 
 /* Destroy a client and close its idle connections. Responses still alive
    keep working; the client's memory goes with the last of them (their
@@ -251,8 +250,10 @@ PRISTINE_API void pr_http_client_destroy(pr_http_client *c);
    protocol that writes after the switch uses pr_http_exchange on a
    connection of its own.
    Params: c - the client; out - receives the response (NULL on failure);
-           req - the request (url required); deadline - absolute ms for the
-           whole call (connect_timeout_ms caps the connect phase inside it).
+           req - the request (url required); err - receives this call's
+           failure detail (NULL = not wanted; zeroed on success); deadline
+           - absolute ms for the whole call (connect_timeout_ms caps the
+           connect phase inside it).
    Returns: PR_OK (whatever the status); PR_EINVAL (bad request, see
             pr_http_exchange); PR_ENOMEM; PR_EDNS; PR_EIO; PR_ETLS;
             PR_ENOTSUP (https in a PRISTINE_NO_TLS build); PR_ECLOSED;
@@ -262,55 +263,62 @@ PRISTINE_API void pr_http_client_destroy(pr_http_client *c);
             negative code from body_fn or body_rewind; PR_ETIMEDOUT
             (deadline, connect, attempt or idle timeout, waiting for a
             connection slot); PR_ECANCELED. After retries, the last
-            attempt's outcome. Detail in pr_http_client_last_error and
-            req->err.
+            attempt's outcome. Detail in err (and in
+            pr_http_client_last_error).
    Blocks: yes.
    Thread: owner.
    See: pr_http_client_get, pr_http_read, pr_http_response_destroy. */
 PRISTINE_API int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
-                                        int64_t deadline);
+                                        pr_err_info *err, int64_t deadline);
 
 /* GET a URL given as text: pr_url_parse, then pr_http_client_request.
    Params: c - the client; out - receives the response; url - NUL-terminated
-           absolute http/https URL; deadline - absolute ms.
+           absolute http/https URL; err - receives the failure detail (NULL
+           = not wanted); deadline - absolute ms.
    Returns: as pr_http_client_request (PR_EINVAL for a URL that does not
             parse); PR_ETIMEDOUT; PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_http_client_request. */
-PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, int64_t deadline);
+PRISTINE_API int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, pr_err_info *err,
+                                    int64_t deadline);
 
 /* Send a request given as text: method, URL, header lines and an
    optional body. Otherwise as pr_http_client_request (retries, redirects,
    events) with the client's retry policy.
    Params: c - the client; out - receives the response; method - NULL =
            "GET"; url - NUL-terminated absolute http/https URL; headers -
-           NULL-terminated array of "Name: value" strings, or NULL; body,
-           body_len - the body (NULL, 0 = none); deadline - absolute ms.
+           NULL-terminated field lines "Name: value" (as
+           pr_http_request.headers), or NULL; body, body_len - the body
+           (NULL, 0 = none); err - receives the failure detail (NULL = not
+           wanted); deadline - absolute ms.
    Returns: as pr_http_client_request; PR_EINVAL also for a URL that does
-            not parse or a header line without a colon; PR_ETIMEDOUT;
-            PR_ECANCELED.
+            not parse or a header line that is not a field line (the
+            message names its field); PR_ETIMEDOUT; PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_fetch. */
 PRISTINE_API int pr_http_client_send(pr_http_client *c, pr_http_response **out, const char *method, const char *url,
                                      const char *const *headers, const void *body, size_t body_len,
-                                     int64_t deadline);
+                                     pr_err_info *err, int64_t deadline);
 
 /* Send a request and read the whole response into memory. The body is
    part of the attempt: a body that stalls past attempt_timeout_ms or is
    cut short is retried like a failed connection (nothing reached the
    caller yet). A JSON body is parsed as well.
    Params: c - the client; res - zeroed or deinit'ed result, filled; req -
-           the request (as for pr_http_client_request); deadline - absolute ms.
+           the request (as for pr_http_client_request); err - receives the
+           failure detail, and for a final status >= 400 (a PR_OK call)
+           http_status and the start of the body in msg with code PR_OK
+           (NULL = not wanted); deadline - absolute ms.
    Returns: PR_OK (res->status may be any status: check it); PR_ELIMIT (a
             body over fetch_max_bytes); otherwise as pr_http_client_request
-            (PR_ETIMEDOUT, PR_ECANCELED, ...), with res->err set.
+            (PR_ETIMEDOUT, PR_ECANCELED, ...), with err set.
    Blocks: yes.
    Thread: owner.
    See: pr_http_result_deinit. */
 PRISTINE_API int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req,
-                                      int64_t deadline);
+                                      pr_err_info *err, int64_t deadline);
 
 /* Free what a result holds and zero it (NULL is a no-op).
    Params: res - the result.
@@ -335,26 +343,6 @@ PRISTINE_API int pr_http_client_last_error(const pr_http_client *c, pr_err_info 
    Thread: owner.
    See: pr_http_client_opts. */
 PRISTINE_API size_t pr_http_client_idle_count(const pr_http_client *c);
-
-/* Whether host is excluded from proxying by a no_proxy list (curl's
-   rules): comma-separated entries, surrounding spaces ignored, ASCII
-   case-insensitive; "*" alone excludes every host; an entry matches the
-   host itself or any subdomain (a leading dot is optional: ".example.com"
-   and "example.com" both match "a.example.com" and "example.com", never
-   "badexample.com"); a ":port" suffix of an entry is ignored; IPv6
-   entries may be bracketed. An IP-literal host matches an entry that is
-   the same address (compared as addresses: "::1" matches "0:0::1"; never
-   as a domain suffix) or a CIDR range containing it (curl >= 7.86):
-   "192.168.0.0/16", "10.0.0.0/8", "::1/128", "fe80::/10", "[fe80::]/10";
-   a range never matches a host name, and a malformed range (bits beyond
-   the address size, no digits) matches nothing.
-   Params: no_proxy - the list (NULL or "" = nothing excluded); host - the
-           URL's host (IPv6 with or without brackets).
-   Returns: 1 if excluded (connect directly), 0 if not.
-   Blocks: no.
-   Thread: any.
-   See: pr_http_client_opts. */
-PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
 
 // @pristine:impl
 #define PR__HTTP_DEF_CONNECT_MS 30000
@@ -430,12 +418,18 @@ static void pr__http_pool_free(pr__http_pooled *e) {
     pr__free(e, sizeof *e + e->key_len);
 }
 
-static void pr__http_client_free(pr_http_client *c) {
+/* Close every idle pooled connection. */
+static void pr__http_pool_clear(pr_http_client *c) {
     while (c->pool) {
         pr__http_pooled *e = c->pool;
         c->pool = e->next;
         pr__http_pool_free(e);
     }
+    c->npool = 0;
+}
+
+static void pr__http_client_free(pr_http_client *c) {
+    pr__http_pool_clear(c);
     pr__free(c->ca_file, c->ca_file_n);
     pr__free(c->ca_pem, c->ca_pem_n);
     pr__free(c->alpn, c->alpn_n);
@@ -451,49 +445,16 @@ static void pr__http_client_free(pr_http_client *c) {
     pr__free(c, sizeof *c);
 }
 
-/* Parse a proxy URL ("host:port" means http://host:port). "" = none. */
-static int pr__http_proxy_parse(pr_url *u, const char *s, pr_err_info *err) {
-    const char *sep;
-    pr_buf b;
-    int rc = PR_OK;
-    if (!s || !*s) return PR_OK;
-    sep = strstr(s, "://");
-    if (sep && !((size_t)(sep - s) == 4 && (s[0] | 0x20) == 'h' && (s[1] | 0x20) == 't' &&
-                 (s[2] | 0x20) == 't' && (s[3] | 0x20) == 'p'))
-        return pr__err_set(err, PR_ENOTSUP, 0, "http: only http:// proxies are supported, not %.60s", s);
-    pr_buf_init(&b);
-    if (!sep) rc = pr_buf_append_str(&b, "http://");
-    if (!rc) rc = pr_buf_append_str(&b, s);
-    if (!rc) rc = pr_url_parse(u, b.data, b.len, err);
-    pr_buf_deinit(&b);
-    if (rc == PR_EINVAL) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->msg);
-        pr__err_set(err, rc, 0, "http: proxy URL %.40s: %s", s, why);
-    } else if (rc) {
-        pr__err_set(err, rc, 0, "http: out of memory");
-    }
-    return rc;
-}
-
-static const char *pr__http_env2(const char *a, const char *b) {
-    const char *v = a ? getenv(a) : NULL;
-    if (!v && b) v = getenv(b);
-    return v;
-}
-
-int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts) {
+int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts, pr_err_info *err) {
     pr_http_client *c;
-    const char *hp, *sp, *ap, *np;
-    pr_err_info *uerr = opts ? opts->err : NULL;
+    const char *hp, *sp, *np;
     int rc = PR_OK;
-    if (uerr) memset(uerr, 0, sizeof *uerr);
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out) return pr__err_set(uerr, PR_EINVAL, 0, "http: pr_http_client_create: out is NULL");
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "http: pr_http_client_create: out is NULL");
     c = (pr_http_client *)pr__calloc(1, sizeof *c);
-    if (!c) return pr__err_set(uerr, PR_ENOMEM, 0, "http: out of memory");
+    if (!c) return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
     if (opts) c->o = *opts;
-    c->o.err = NULL;
     c->o.connect_timeout_ms = PR__DEF(c->o.connect_timeout_ms, PR__HTTP_DEF_CONNECT_MS);
     c->o.pool_idle_ms = PR__DEF(c->o.pool_idle_ms, PR__HTTP_DEF_POOL_IDLE_MS);
     c->o.pool_max = PR__DEF(c->o.pool_max, PR__HTTP_DEF_POOL_MAX);
@@ -554,28 +515,15 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
         c->o.tls.ca_pem_len = 0;
     }
 #endif
-    hp = c->o.http_proxy;
-    sp = c->o.https_proxy;
-    ap = c->o.all_proxy;
-    np = c->o.no_proxy;
-    if (!c->o.ignore_env) {
-        if (!hp) hp = pr__http_env2("http_proxy", NULL); /* lower case only (httpoxy) */
-        if (!sp) sp = pr__http_env2("https_proxy", "HTTPS_PROXY");
-        if (!ap) ap = pr__http_env2("all_proxy", "ALL_PROXY");
-        if (!np) np = pr__http_env2("no_proxy", "NO_PROXY");
-    }
-    if (!hp || !*hp) hp = ap;
-    if (!sp || !*sp) sp = ap;
-    if (c->o.http_proxy && !*c->o.http_proxy) hp = NULL; /* explicit "" = none */
-    if (c->o.https_proxy && !*c->o.https_proxy) sp = NULL;
-    if (!rc) rc = pr__http_proxy_parse(&c->proxy_http, hp, &c->err);
-    if (!rc) rc = pr__http_proxy_parse(&c->proxy_https, sp, &c->err);
+    pr__proxy_pick(c->o.http_proxy, c->o.https_proxy, c->o.all_proxy, c->o.no_proxy, c->o.ignore_env, &hp, &sp, &np);
+    if (!rc) rc = pr__proxy_parse(&c->proxy_http, hp, &c->err);
+    if (!rc) rc = pr__proxy_parse(&c->proxy_https, sp, &c->err);
     if (!rc && np && *np && !(c->no_proxy = pr__strdup(np, &c->no_proxy_n))) rc = PR_ENOMEM;
     c->o.http_proxy = c->o.https_proxy = c->o.all_proxy = NULL;
     c->o.no_proxy = c->no_proxy;
     if (rc) {
         if (c->err.code != rc) pr__err_set(&c->err, rc, 0, "http: %s", pr_strerror(rc));
-        if (uerr) *uerr = c->err;
+        if (err) *err = c->err;
         pr__http_client_free(c);
         return rc;
     }
@@ -585,12 +533,7 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
 
 void pr_http_client_destroy(pr_http_client *c) {
     if (!c) return;
-    while (c->pool) {
-        pr__http_pooled *e = c->pool;
-        c->pool = e->next;
-        pr__http_pool_free(e);
-    }
-    c->npool = 0;
+    pr__http_pool_clear(c);
     if (c->live > 0) c->destroyed = 1;
     else pr__http_client_free(c);
 }
@@ -603,140 +546,11 @@ int pr_http_client_last_error(const pr_http_client *c, pr_err_info *out) {
 
 size_t pr_http_client_idle_count(const pr_http_client *c) { return c ? c->npool : 0; }
 
-/* ---- no_proxy ---- */
-
-/* An IP literal (IPv6 optionally in brackets) into out[16]: returns 4
-   (IPv4), 16 (IPv6) or 0 (not an IP literal). */
-static int pr__http_ip_parse(pr_slice s, unsigned char *out) {
-    char tmp[64];
-    if (s.len >= 2 && s.ptr[0] == '[' && s.ptr[s.len - 1] == ']') {
-        s.ptr++;
-        s.len -= 2;
-    }
-    if (!s.len || s.len >= sizeof tmp) return 0;
-    memcpy(tmp, s.ptr, s.len);
-    tmp[s.len] = 0;
-    if (inet_pton(AF_INET, tmp, out) == 1) return 4;
-    if (inet_pton(AF_INET6, tmp, out) == 1) return 16;
-    return 0;
-}
-
-/* Whether the address ip (alen bytes) lies in the range "addr/bits" of e
-   (slash points at the '/'). A malformed range matches nothing. */
-static int pr__http_cidr_match(pr_slice e, const char *slash, const unsigned char *ip, int alen) {
-    unsigned char net[16];
-    pr_slice a, b;
-    unsigned long bits = 0;
-    size_t i, full;
-    a.ptr = e.ptr;
-    a.len = (size_t)(slash - e.ptr);
-    b.ptr = slash + 1;
-    b.len = e.len - a.len - 1;
-    if (!b.len || b.len > 3) return 0;
-    for (i = 0; i < b.len; i++) {
-        if (b.ptr[i] < '0' || b.ptr[i] > '9') return 0;
-        bits = bits * 10 + (unsigned long)(b.ptr[i] - '0');
-    }
-    if (pr__http_ip_parse(a, net) != alen || bits > (unsigned long)alen * 8) return 0;
-    full = bits / 8;
-    if (memcmp(net, ip, full) != 0) return 0;
-    if (bits % 8) {
-        unsigned mask = (0xffu << (8 - bits % 8)) & 0xffu;
-        if ((net[full] & mask) != (ip[full] & mask)) return 0;
-    }
-    return 1;
-}
-
-int pr_http_no_proxy_match(const char *no_proxy, const char *host) {
-    pr_slice h, list;
-    size_t i, s = 0;
-    unsigned char hip[16];
-    int hfam;
-    if (!no_proxy || !host || !*host) return 0;
-    h = pr_slice_cstr(host);
-    if (h.len >= 2 && h.ptr[0] == '[' && h.ptr[h.len - 1] == ']') {
-        h.ptr++;
-        h.len -= 2;
-    }
-    if (h.len && h.ptr[h.len - 1] == '.') h.len--; /* "example.com." */
-    hfam = pr__http_ip_parse(h, hip);
-    list = pr_slice_cstr(no_proxy);
-    for (i = 0; i <= list.len; i++) {
-        pr_slice e;
-        if (i < list.len && list.ptr[i] != ',') continue;
-        e.ptr = list.ptr + s;
-        e.len = i - s;
-        s = i + 1;
-        e = pr_slice_trim(e);
-        if (!e.len) continue;
-        if (e.len == 1 && e.ptr[0] == '*') return 1;
-        {
-            const char *slash = (const char *)memchr(e.ptr, '/', e.len);
-            if (slash) { /* a CIDR range: only for IP-literal hosts */
-                if (hfam && pr__http_cidr_match(e, slash, hip, hfam)) return 1;
-                continue;
-            }
-        }
-        if (e.ptr[0] == '[') { /* [v6] or [v6]:port */
-            const char *rb = (const char *)memchr(e.ptr, ']', e.len);
-            if (!rb) continue;
-            e.ptr++;
-            e.len = (size_t)(rb - e.ptr);
-        } else {
-            const char *c1 = (const char *)memchr(e.ptr, ':', e.len);
-            if (c1 && !memchr(c1 + 1, ':', e.len - (size_t)(c1 + 1 - e.ptr))) e.len = (size_t)(c1 - e.ptr); /* port */
-        }
-        while (e.len && e.ptr[0] == '.') {
-            e.ptr++;
-            e.len--;
-        }
-        if (e.len && e.ptr[e.len - 1] == '.') e.len--;
-        if (!e.len) continue;
-        if (hfam) { /* an IP-literal host: the same address, never a suffix */
-            unsigned char eip[16];
-            if (pr__http_ip_parse(e, eip) == hfam && !memcmp(eip, hip, (size_t)hfam)) return 1;
-            continue;
-        }
-        if (pr_slice_ieq(e, h)) return 1;
-        if (h.len > e.len && h.ptr[h.len - e.len - 1] == '.') {
-            pr_slice tail;
-            tail.ptr = h.ptr + h.len - e.len;
-            tail.len = e.len;
-            if (pr_slice_ieq(tail, e)) return 1;
-        }
-    }
-    return 0;
-}
-
-/* Loopback origins are never proxied: the names localhost and *.localhost
-   (RFC 6761; the resolver answers them with loopback addresses), and the
-   addresses 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104, parsed as addresses
-   (a name such as "127.example.test" is not loopback). */
-static int pr__http_is_loopback(pr_slice host) {
-    static const unsigned char v6_1[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
-    static const unsigned char v4map[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-    pr_slice lh = pr_slice_cstr("localhost");
-    unsigned char ip[16];
-    int fam;
-    if (host.len && host.ptr[host.len - 1] == '.') host.len--; /* "localhost." */
-    if (pr_slice_ieq(host, lh)) return 1;
-    if (host.len > lh.len + 1 && host.ptr[host.len - lh.len - 1] == '.') {
-        pr_slice tail;
-        tail.ptr = host.ptr + host.len - lh.len;
-        tail.len = lh.len;
-        if (pr_slice_ieq(tail, lh)) return 1;
-    }
-    fam = pr__http_ip_parse(host, ip); /* IPv6 with or without brackets */
-    if (fam == 4) return ip[0] == 127;
-    if (fam == 16) return !memcmp(ip, v6_1, 16) || (!memcmp(ip, v4map, 12) && ip[12] == 127);
-    return 0;
-}
-
 /* The proxy for u, or NULL. */
 static const pr_url *pr__http_proxy_for(pr_http_client *c, const pr_url *u) {
     const pr_url *p = u->secure ? &c->proxy_https : &c->proxy_http;
     char host[256];
-    if (!p->mem_ || pr__http_is_loopback(u->host)) return NULL;
+    if (!p->mem_ || pr__proxy_is_loopback(u->host)) return NULL;
     if (c->no_proxy) {
         if (u->host.len >= sizeof host) return p;
         memcpy(host, u->host.ptr, u->host.len);
@@ -909,76 +723,7 @@ static void pr__http_lease_end(pr_http_response *r, void *ctx) {
     if (c->destroyed && c->live <= 0) pr__http_client_free(c);
 }
 
-/* ---- a connection that first returns bytes read past a CONNECT reply ---- */
-typedef struct pr__http_pfx {
-    pr_conn base; /* first */
-    pr_conn *inner;
-    char *buf;
-    size_t len, pos;
-} pr__http_pfx;
-
-static ptrdiff_t pr__http_pfx_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
-    pr__http_pfx *p = (pr__http_pfx *)(void *)c;
-    ptrdiff_t k;
-    if (p->pos < p->len) {
-        size_t m = PR__MIN(n, p->len - p->pos);
-        memcpy(buf, p->buf + p->pos, m);
-        p->pos += m;
-        return (ptrdiff_t)m;
-    }
-    k = p->inner->ops->read(p->inner, buf, n, deadline);
-    if (k < 0) c->err = p->inner->err;
-    return k;
-}
-
-static ptrdiff_t pr__http_pfx_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
-    pr__http_pfx *p = (pr__http_pfx *)(void *)c;
-    ptrdiff_t k = p->inner->ops->write(p->inner, buf, n, deadline);
-    if (k < 0) c->err = p->inner->err;
-    return k;
-}
-
-static int pr__http_pfx_shutdown(pr_conn *c, int64_t deadline) {
-    pr__http_pfx *p = (pr__http_pfx *)(void *)c;
-    return p->inner->ops->shutdown(p->inner, deadline);
-}
-
-static void pr__http_pfx_destroy(pr_conn *c) {
-    pr__http_pfx *p = (pr__http_pfx *)(void *)c;
-    pr_conn_destroy(p->inner);
-    pr__free(p->buf, p->len);
-    pr__free(p, sizeof *p);
-}
-
-static const pr_conn_ops pr__http_pfx_ops = { pr__http_pfx_read, pr__http_pfx_write, pr__http_pfx_shutdown,
-                                              pr__http_pfx_destroy };
-
 /* ---- connecting ---- */
-
-static const char pr__http_b64c[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Append "Basic <base64(percent-decoded userinfo)>". */
-static int pr__http_basic(pr_buf *out, const pr_url *proxy) {
-    pr_buf raw;
-    size_t i;
-    int rc;
-    pr_buf_init(&raw);
-    rc = pr_url_decode(&raw, proxy->userinfo.ptr, proxy->userinfo.len, 0);
-    if (!rc) rc = pr_buf_append_str(out, "Basic ");
-    for (i = 0; !rc && i < raw.len; i += 3) {
-        unsigned char *s = (unsigned char *)raw.data + i;
-        size_t m = raw.len - i;
-        char q[4];
-        unsigned v = (unsigned)s[0] << 16 | (m > 1 ? (unsigned)s[1] << 8 : 0) | (m > 2 ? s[2] : 0);
-        q[0] = pr__http_b64c[(v >> 18) & 63];
-        q[1] = pr__http_b64c[(v >> 12) & 63];
-        q[2] = m > 1 ? pr__http_b64c[(v >> 6) & 63] : '=';
-        q[3] = m > 2 ? pr__http_b64c[v & 63] : '=';
-        rc = pr_buf_append(out, q, 4);
-    }
-    pr_buf_deinit(&raw);
-    return rc;
-}
 
 /* A NUL-terminated copy of a host slice into h[256]. */
 static int pr__http_host_cstr(char *h, pr_slice s) {
@@ -986,77 +731,6 @@ static int pr__http_host_cstr(char *h, pr_slice s) {
     memcpy(h, s.ptr, s.len);
     h[s.len] = 0;
     return PR_OK;
-}
-
-/* Open a CONNECT tunnel over *conn (replaced by the tunnel on success;
-   destroyed on failure). *head_used receives the bytes of the reply heads. */
-static int pr__http_tunnel(pr_http_client *c, pr_conn **conn, const pr_url *u, const pr_url *proxy,
-                           size_t *head_used, int64_t deadline, const char *limit, pr_err_info *err) {
-    pr_buf auth, pa;
-    pr_http_header h[2];
-    pr_http_request req;
-    pr_http_response *r = NULL;
-    pr_slice target;
-    int rc;
-    pr_buf_init(&auth);
-    pr_buf_init(&pa);
-    rc = pr_url_authority(&auth, u, 1);
-    if (!rc && proxy->has_userinfo) rc = pr__http_basic(&pa, proxy);
-    memset(&req, 0, sizeof req);
-    if (!rc) {
-        h[0].name = pr_slice_cstr("Host");
-        h[0].value.ptr = auth.data;
-        h[0].value.len = auth.len;
-        h[1].name = pr_slice_cstr("Proxy-Authorization");
-        h[1].value.ptr = pa.data;
-        h[1].value.len = pa.len;
-        req.method = "CONNECT";
-        req.url = u;
-        req.headers = h;
-        req.nheaders = proxy->has_userinfo ? 2 : 1;
-        target.ptr = auth.data;
-        target.len = auth.len;
-        rc = pr__http_exchange(&r, *conn, &req, &c->o.http, &target, 0, deadline, NULL, limit);
-        if (rc)
-            pr__err_set(err, rc, (*conn)->err.sys_errno, "proxy CONNECT: %s",
-                        (*conn)->err.msg[0] ? (*conn)->err.msg : pr_strerror(rc));
-    } else {
-        pr__err_set(err, rc, 0, "proxy CONNECT: out of memory");
-    }
-    if (!rc && r->status / 100 != 2) {
-        int st = r->status;
-        rc = pr__err_set(err, PR_EPROTO, 0, "proxy refused CONNECT with status %d", st);
-        err->http_status = st;
-    }
-    if (!rc) *head_used = r->head_used + r->base + r->head_len; /* the origin's first head shares the budget */
-    /* Bytes already read past the reply belong to the tunnel: a wrapper hands
-       them out first. Without them the socket itself is the tunnel (and TLS
-       over it can wait on both directions). */
-    if (!rc && r->wpos > r->rpos) {
-        size_t extra = r->wpos - r->rpos;
-        pr__http_pfx *p = (pr__http_pfx *)pr__calloc(1, sizeof *p);
-        if (p && !(p->buf = (char *)pr__alloc(extra))) {
-            pr__free(p, sizeof *p);
-            p = NULL;
-        }
-        if (!p) {
-            rc = pr__err_set(err, PR_ENOMEM, 0, "proxy CONNECT: out of memory");
-        } else {
-            memcpy(p->buf, r->buf + r->rpos, extra);
-            p->base.ops = &pr__http_pfx_ops;
-            p->inner = *conn;
-            p->len = extra;
-            *conn = &p->base;
-        }
-    }
-    pr_http_response_destroy(r);
-    if (rc) {
-        pr_conn_destroy(*conn);
-        *conn = NULL;
-    }
-    pr_buf_deinit(&auth);
-    pr_buf_deinit(&pa);
-    return rc;
 }
 
 /* A fresh connection to u (through proxy when set): TCP, CONNECT, TLS, all
@@ -1088,7 +762,7 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
     rc = pr_tcp_connect(&conn, host, to->port, &no, cdl);
     if (!rc && proxy && u->secure) {
         phase = "waiting for the CONNECT reply of the proxy";
-        rc = pr__http_tunnel(c, &conn, u, proxy, head_used, cdl, limit, err);
+        rc = pr__proxy_tunnel(&conn, u, proxy, &c->o.http, head_used, cdl, limit, err);
     }
     if (!rc && u->secure) {
         pr_tls_opts to2 = c->o.tls;
@@ -1129,9 +803,9 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
     pr_buf key, target, pauth;
     pr_slice tslice, *tp = NULL;
     pr_http_request rq = *req;
-    pr_http_header *hv = NULL;
+    const char **lines = NULL;
     pr__http_origin *og = NULL;
-    size_t hv_n = 0;
+    size_t lines_size = 0;
     int rc, attempt, slot = 0;
     *out = NULL;
     pr_buf_init(&key);
@@ -1146,17 +820,13 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         tslice.len = target.len;
         tp = &tslice;
         if (!rc && proxy->has_userinfo) {
-            rc = pr__http_basic(&pauth, proxy);
-            hv_n = req->nheaders + 1;
-            if (!rc && !(hv = (pr_http_header *)pr__calloc(hv_n, sizeof *hv))) rc = PR_ENOMEM;
-            if (!rc) {
-                if (req->nheaders) memcpy(hv, req->headers, req->nheaders * sizeof *hv);
-                hv[req->nheaders].name = pr_slice_cstr("Proxy-Authorization");
-                hv[req->nheaders].value.ptr = pauth.data;
-                hv[req->nheaders].value.len = pauth.len;
-                rq.headers = hv;
-                rq.nheaders = hv_n;
-            }
+            pr_http_header pa;
+            rc = pr__proxy_basic(&pauth, proxy);
+            pa.name = pr_slice_cstr("Proxy-Authorization");
+            pa.value.ptr = pauth.data;
+            pa.value.len = pauth.len;
+            if (!rc) rc = pr__http_lines_join(req->headers, &pa, 1, &lines, &lines_size);
+            rq.headers = lines;
         }
     }
     if (rc) {
@@ -1207,7 +877,7 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
     }
     pr__http_slots_give(c, og, slot); /* still ours only when no response holds them */
 done:
-    pr__free(hv, hv_n * sizeof *hv);
+    pr__free(lines, lines_size);
     pr_buf_deinit(&key);
     pr_buf_deinit(&target);
     pr_buf_deinit(&pauth);
@@ -1252,8 +922,8 @@ static void pr__http_discard(pr_http_response *r) {
 static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_http_request *req, int64_t deadline,
                           const char *limit, pr_err_info *err) {
     pr_http_request rq;
-    pr_http_header *hv = NULL;
-    size_t hv_cap = 0, i;
+    const char **lines = NULL;
+    size_t lines_cap = 0, i;
     pr_url cur;
     int rc, hops = 0;
     memset(&cur, 0, sizeof cur);
@@ -1319,21 +989,26 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
         }
         pr_http_response_destroy(r);
         cross = !pr_url_same_origin(rq.url, &nu);
-        if (cross || !keep_body) { /* the fields that go on, for the rest of the chain */
+        if ((cross || !keep_body) && rq.headers) { /* the fields that go on, for the rest of the chain */
             size_t n = 0;
-            if (!hv && rq.nheaders) {
-                hv_cap = rq.nheaders;
-                hv = (pr_http_header *)pr__calloc(hv_cap, sizeof *hv);
-                if (!hv) {
+            if (!lines) {
+                while (rq.headers[lines_cap]) lines_cap++;
+                lines = (const char **)pr__calloc(++lines_cap, sizeof *lines);
+                if (!lines) {
+                    lines_cap = 0;
                     pr_url_deinit(&nu);
                     rc = pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
                     break;
                 }
             }
-            for (i = 0; i < rq.nheaders; i++)
-                if (pr__http_redirect_keeps(c, req, rq.headers[i].name, cross, keep_body)) hv[n++] = rq.headers[i];
-            rq.headers = hv;
-            rq.nheaders = n;
+            for (i = 0; rq.headers[i]; i++) {
+                pr_slice name, value;
+                if (pr__http_field_line(rq.headers[i], strlen(rq.headers[i]), &name, &value, NULL) == PR_OK &&
+                    pr__http_redirect_keeps(c, req, name, cross, keep_body))
+                    lines[n++] = rq.headers[i];
+            }
+            lines[n] = NULL;
+            rq.headers = lines;
         }
         if (!keep_body) {
             if (!rq.method || !pr__http_method_is(rq.method, "HEAD")) rq.method = "GET";
@@ -1350,7 +1025,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
         cur = nu;
         rq.url = &cur;
     }
-    pr__free(hv, hv_cap * sizeof *hv);
+    pr__free(lines, lines_cap * sizeof *lines);
     pr_url_deinit(&cur);
     return rc;
 }
@@ -1372,7 +1047,7 @@ typedef struct pr__http_call {
     void (*on_retry)(const pr_retry_info *info, void *user_data);
     void *user_data;
     pr_retry_hooks hooks;     /* the policy's clock, for HTTP-date hints */
-    pr_buf url;               /* without userinfo, for events (only with on_event) */
+    pr_buf url;               /* without userinfo, for events (only with an observer) */
     int64_t t0;
 } pr__http_call;
 
@@ -1390,7 +1065,7 @@ static void pr__http_emit(pr__http_call *k, int kind, int attempt, int status, i
     ev.delay_ms = delay_ms;
     ev.reason = reason;
     ev.hinted = hinted;
-    k->c->o.on_event(&ev, k->c->o.event_user_data);
+    k->c->o.observer.on_event(&ev, k->c->o.observer.user_data);
 }
 
 static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_data) {
@@ -1406,7 +1081,7 @@ static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_dat
 
 static void pr__http_call_on_retry(const pr_retry_info *info, void *user_data) {
     pr__http_call *k = (pr__http_call *)user_data;
-    if (k->c->o.on_event) {
+    if (k->c->o.observer.on_event) {
         char why[sizeof k->err.msg + 32];
         if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
         else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
@@ -1545,9 +1220,11 @@ static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_h
 /* The extra header fields of an attempt (retry count, timeout,
    idempotency key), unless the request has a field of that name. */
 static int pr__http_has_field(const pr_http_request *req, const char *name) {
-    size_t i;
-    for (i = 0; i < req->nheaders; i++)
-        if (pr__http_hdr_is(req->headers[i].name, name)) return 1;
+    const char *const *l;
+    for (l = req->headers; l && *l; l++) {
+        pr_slice n, v;
+        if (pr__http_field_line(*l, strlen(*l), &n, &v, NULL) == PR_OK && pr__http_hdr_is(n, name)) return 1;
+    }
     return 0;
 }
 
@@ -1565,19 +1242,22 @@ static void pr__http_random_hex(char *out, size_t n) {
 
 /* The whole logical request: attempts, retries, events. */
 static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
-                             int64_t deadline, pr_http_result *fetch) {
+                             pr_err_info *err, int64_t deadline, pr_http_result *fetch) {
     pr__http_call k;
     pr_retry_policy p;
     pr_retry st;
     pr_http_request rq;
-    pr_http_header extra[3], *hv = NULL;
-    size_t nextra = 0, hv_n = 0;
+    pr_http_header extra[3];
+    const char **lines = NULL;
+    size_t nextra = 0, lines_size = 0;
     char count[24], secs[32], key[33], alimit[48];
     const char *idem = NULL;
     int rc, outcome, count_at = -1;
     if (out) *out = NULL;
-    if (!c || (!out && !fetch) || !req || !req->url) return PR_EINVAL;
-    if (req->nheaders && !req->headers) return PR_EINVAL;
+    if (err) memset(err, 0, sizeof *err);
+    if (!c || (!out && !fetch) || !req || !req->url)
+        return pr__err_set(err, PR_EINVAL, 0, "http: %s is NULL", !c ? "the client" : !req ? "the request"
+                                                                  : !req->url ? "req->url" : "out");
     memset(&k, 0, sizeof k);
     k.c = c;
     k.req = req;
@@ -1597,13 +1277,14 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
         rc = pr__err_set(&k.err, PR_EINVAL, 0, "http: invalid retry policy");
         goto done;
     }
+    if ((rc = pr__http_fields(req->headers, NULL, 0, NULL, NULL, &k.err)) != PR_OK) goto done;
 #ifdef PRISTINE_NO_TLS
     if (req->url->secure) {
         rc = pr__err_set(&k.err, PR_ENOTSUP, 0, "http: https needs TLS (PRISTINE_NO_TLS)");
         goto done;
     }
 #endif
-    if (c->o.on_event) {
+    if (c->o.observer.on_event) {
         if (pr_buf_append_str(&k.url, req->url->secure ? "https://" : "http://") || pr_url_authority(&k.url, req->url, 0) ||
             pr_url_target(&k.url, req->url) || pr_buf_append(&k.url, "", 1)) {
             rc = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
@@ -1636,21 +1317,10 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
         nextra++;
     }
     rq = *req;
-    if (nextra) { /* the count's value changes per attempt: it is set in the loop */
-        hv_n = req->nheaders + nextra;
-        if (!(hv = (pr_http_header *)pr__calloc(hv_n, sizeof *hv))) {
-            rc = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
-            goto done;
-        }
-        if (req->nheaders) memcpy(hv, req->headers, req->nheaders * sizeof *hv);
-        rq.headers = hv;
-        rq.nheaders = hv_n;
-    }
     for (;;) {
         pr_http_response *r = NULL;
         int64_t adl = deadline, t1 = pr_now(), delay;
         const char *limit = "deadline";
-        size_t i;
         if (c->o.attempt_timeout_ms > 0 && pr_deadline_in(c->o.attempt_timeout_ms) < deadline) {
             adl = pr_deadline_in(c->o.attempt_timeout_ms);
             snprintf(alimit, sizeof alimit, "attempt timeout %d ms", c->o.attempt_timeout_ms);
@@ -1660,9 +1330,18 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             count[pr__dec(count, (uint64_t)st.retries)] = 0;
             extra[count_at].value = pr_slice_cstr(count);
         }
-        for (i = 0; i < nextra; i++) hv[req->nheaders + i] = extra[i];
+        if (nextra) { /* the request's lines and this attempt's own (the count changes) */
+            pr__free(lines, lines_size);
+            if (pr__http_lines_join(req->headers, extra, nextra, &lines, &lines_size) != PR_OK) {
+                lines = NULL;
+                lines_size = 0;
+                outcome = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
+                break;
+            }
+            rq.headers = lines;
+        }
         outcome = pr__http_attempt(&k, &r, &rq, adl, limit, fetch);
-        if (c->o.on_event)
+        if (c->o.observer.on_event)
             pr__http_emit(&k, PR_HTTP_EVENT_ATTEMPT, st.retries, k.status, outcome < 0 ? outcome : PR_OK,
                           pr_now() - t1, 0, NULL, 0);
         if ((delay = pr_retry_plan(&st, &outcome, deadline)) < 0) {
@@ -1702,28 +1381,28 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
         if (fetch) pr_http_result_deinit(fetch);
     }
 done:
-    if (c->o.on_event && k.url.data)
+    if (c->o.observer.on_event && k.url.data)
         pr__http_emit(&k, PR_HTTP_EVENT_DONE, st.retries, rc ? 0 : k.status, rc, pr_now() - k.t0, 0, NULL, 0);
     if (rc) c->err = k.err;
-    if (req->err) *req->err = k.err;
-    if (fetch) fetch->err = k.err;
-    pr__free(hv, hv_n * sizeof *hv);
+    if (err) *err = k.err;
+    pr__free(lines, lines_size);
     pr_buf_deinit(&k.url);
     return rc;
 }
 
 int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
-                           int64_t deadline) {
-    if (!out) return PR_EINVAL;
-    return pr__http_call_run(c, out, req, deadline, NULL);
+                           pr_err_info *err, int64_t deadline) {
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "http: out is NULL");
+    return pr__http_call_run(c, out, req, err, deadline, NULL);
 }
 
-int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req, int64_t deadline) {
+int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req, pr_err_info *err,
+                         int64_t deadline) {
     pr_http_response *r = NULL;
     int rc;
-    if (!res) return PR_EINVAL;
+    if (!res) return pr__err_set(err, PR_EINVAL, 0, "http: res is NULL");
     pr_http_result_deinit(res);
-    rc = pr__http_call_run(c, &r, req, deadline, res);
+    rc = pr__http_call_run(c, &r, req, err, deadline, res);
     if (rc == PR_OK) res->resp = r;
     return rc;
 }
@@ -1736,44 +1415,32 @@ void pr_http_result_deinit(pr_http_result *res) {
     memset(res, 0, sizeof *res);
 }
 
-int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, int64_t deadline) {
-    return pr_http_client_send(c, out, NULL, url, NULL, NULL, 0, deadline);
+int pr_http_client_get(pr_http_client *c, pr_http_response **out, const char *url, pr_err_info *err,
+                       int64_t deadline) {
+    return pr_http_client_send(c, out, NULL, url, NULL, NULL, 0, err, deadline);
 }
 
 int pr_http_client_send(pr_http_client *c, pr_http_response **out, const char *method, const char *url,
-                        const char *const *headers, const void *body, size_t body_len, int64_t deadline) {
-    pr_http_header local[16], *hv = local;
+                        const char *const *headers, const void *body, size_t body_len, pr_err_info *err,
+                        int64_t deadline) {
     pr_http_request req;
-    size_t n = 0, i;
     pr_url u;
     int rc;
     if (out) *out = NULL;
-    if (!c || !out || !url) return PR_EINVAL;
-    while (headers && headers[n]) n++;
-    if (n > sizeof local / sizeof local[0] && !(hv = (pr_http_header *)pr__calloc(n, sizeof *hv)))
-        return pr__err_set(&c->err, PR_ENOMEM, 0, "http: out of memory");
-    for (i = 0; i < n; i++) {
-        const char *colon = strchr(headers[i], ':');
-        if (!colon) {
-            rc = pr__err_set(&c->err, PR_EINVAL, 0, "http: header line without a colon: %.60s", headers[i]);
-            goto out;
-        }
-        hv[i].name.ptr = headers[i];
-        hv[i].name.len = (size_t)(colon - headers[i]);
-        hv[i].value = pr_slice_trim(pr_slice_cstr(colon + 1));
-    }
+    if (err) memset(err, 0, sizeof *err);
+    if (!c || !out || !url) return pr__err_set(err, PR_EINVAL, 0, "http: %s is NULL", !c ? "the client" : !out ? "out" : "url");
     memset(&u, 0, sizeof u);
-    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) goto out;
+    if ((rc = pr_url_parse(&u, url, strlen(url), &c->err)) != PR_OK) {
+        if (err) *err = c->err;
+        return rc;
+    }
     memset(&req, 0, sizeof req);
     req.method = method;
     req.url = &u;
-    req.headers = hv;
-    req.nheaders = n;
+    req.headers = headers;
     req.body = body;
     req.body_len = body_len;
-    rc = pr_http_client_request(c, out, &req, deadline);
+    rc = pr_http_client_request(c, out, &req, err, deadline);
     pr_url_deinit(&u);
-out:
-    if (hv != local) pr__free(hv, n * sizeof *hv);
     return rc;
 }

@@ -127,7 +127,8 @@ typedef struct pr_ds_result {
     int64_t expected_seq;   /* Producer-Expected-Seq, -1 when absent */
     int64_t received_seq;   /* Producer-Received-Seq, -1 when absent */
     pr_http_result http;    /* the response: headers (pr_http_header_get(res.http.resp, ..)),
-                               body (the server's message on errors), err (failure detail) */
+                               body (the server's message on errors) */
+    pr_err_info err;        /* failure detail (was http.err) */
 } pr_ds_result;
 
 /* Options of pr_ds_create; zero = a plain create. */
@@ -219,7 +220,7 @@ PRISTINE_API const char *pr_ds_content_type(const pr_ds *ds);
            deadline - absolute ms.
    Returns: PR_OK; PR_EHTTP (res->error: PR_DS_CONFLICT_EXISTS,
             PR_DS_BAD_REQUEST, ...); PR_EINVAL; transport errors
-            (PR_ETIMEDOUT, PR_ECANCELED, PR_EIO, ...) with res->http.err.
+            (PR_ETIMEDOUT, PR_ECANCELED, PR_EIO, ...) with res->err.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_head, pr_ds_delete. */
@@ -684,7 +685,7 @@ int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts) {
         memset(&co, 0, sizeof co);
         co.max_redirects = 5;
         co.fetch_max_bytes = PR__DS_DEF_CHUNK; /* a catch-up answer is held whole */
-        if ((rc = pr_http_client_create(&ds->client, &co)) != PR_OK) {
+        if ((rc = pr_http_client_create(&ds->client, &co, NULL)) != PR_OK) {
             pr__err_set(err, rc, 0, "ds: could not create the HTTP client");
             goto fail;
         }
@@ -859,7 +860,7 @@ static const char *pr__ds_meaning_text(int e) {
     }
 }
 
-/* Set res->http.err for an error status: the meaning, the path, the
+/* Set res->err for an error status: the meaning, the path, the
    server's words. Returns PR_EHTTP. */
 static int pr__ds_status_error(pr_ds *ds, pr_ds_result *res, const char *op) {
     int st = res->status;
@@ -868,10 +869,10 @@ static int pr__ds_status_error(pr_ds *ds, pr_ds_result *res, const char *op) {
     res->error = pr__ds_meaning(res, op);
     for (i = 0; i < n; i++) msg[i] = res->http.body[i] >= 0x20 && res->http.body[i] < 0x7f ? res->http.body[i] : ' ';
     msg[n] = 0;
-    pr__err_set(&res->http.err, PR_EHTTP, 0, "ds: %s %.*s: %d %s%s%s", op, (int)PR__MIN(ds->url.path.len, (size_t)90),
+    pr__err_set(&res->err, PR_EHTTP, 0, "ds: %s %.*s: %d %s%s%s", op, (int)PR__MIN(ds->url.path.len, (size_t)90),
                 ds->url.path.ptr, st, pr__ds_meaning_text(res->error), n ? ": " : "", msg);
-    res->http.err.http_status = st;
-    res->http.err.category = st >= 500 || st == 429 ? PR_CATEGORY_SERVER : PR_CATEGORY_USER;
+    res->err.http_status = st;
+    res->err.category = st >= 500 || st == 429 ? PR_CATEGORY_SERVER : PR_CATEGORY_USER;
     return PR_EHTTP;
 }
 
@@ -882,6 +883,8 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
     static const char *const fwd[] = { "Stream-TTL", "Stream-Expires-At", "Stream-Closed", "Stream-Seq", "Producer-Id",
                                        "Producer-Epoch", "Producer-Seq", "If-None-Match", NULL };
     pr_http_header h[PR__DS_MAX_FIELDS * 2 + 8];
+    const char **lines = NULL;
+    size_t lines_size = 0;
     pr_http_request req;
     pr_buf url, dyn;
     pr_url u;
@@ -893,47 +896,49 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
     pr_buf_init(&dyn);
     memset(&u, 0, sizeof u);
     if ((rc = pr__ds_build_url(ds, rq->query, &url)) != PR_OK) {
-        pr__err_set(&res->http.err, rc, 0, "ds: %s", rc == PR_ENOMEM ? "out of memory" : "params_fn or the query is refused");
+        pr__err_set(&res->err, rc, 0, "ds: %s", rc == PR_ENOMEM ? "out of memory" : "params_fn or the query is refused");
         goto done;
     }
-    if ((rc = pr_url_parse(&u, url.data, url.len, &res->http.err)) != PR_OK) goto done;
+    if ((rc = pr_url_parse(&u, url.data, url.len, &res->err)) != PR_OK) goto done;
     if (ds->o.headers_fn && (rc = ds->o.headers_fn(&dyn, ds->o.user_data)) != 0) {
         rc = rc < 0 ? rc : PR_EINVAL;
-        pr__err_set(&res->http.err, rc, 0, "ds: %s", "headers_fn refused the request");
+        pr__err_set(&res->err, rc, 0, "ds: %s", "headers_fn refused the request");
         goto done;
     }
     for (i = 0; i < rq->nextra; i++) h[n++] = rq->extra[i];
     if (pr__sse_fields(&ds->fixed, h, sizeof h / sizeof h[0], &n) != 0 ||
         pr__sse_fields(&dyn, h, sizeof h / sizeof h[0], &n) != 0) {
-        rc = pr__err_set(&res->http.err, PR_EINVAL, 0, "ds: %s", "a header line from headers_fn is malformed or too many");
+        rc = pr__err_set(&res->err, PR_EINVAL, 0, "ds: %s", "a header line from headers_fn is malformed or too many");
+        goto done;
+    }
+    if ((rc = pr__http_lines_join(NULL, h, n, &lines, &lines_size)) != PR_OK) {
+        pr__err_set(&res->err, rc, 0, "ds: %s", "out of memory");
         goto done;
     }
     memset(&req, 0, sizeof req);
     req.method = rq->method;
     req.url = &u;
-    req.headers = h;
-    req.nheaders = n;
+    req.headers = lines;
     req.body = rq->body;
     req.body_len = rq->body_len;
     req.retry = &ds->retry;
     req.idle_timeout_ms = rq->idle_ms;
     req.redirect_forward = fwd;
-    req.err = &res->http.err;
     if (rq->stream) {
         pr_http_response *r = NULL;
-        rc = pr_http_client_request(ds->client, &r, &req, deadline);
+        rc = pr_http_client_request(ds->client, &r, &req, &res->err, deadline);
         if (rc == PR_OK) {
             pr__ds_fill(res, r);
             *resp = r;
         }
     } else {
-        rc = pr_http_client_fetch(ds->client, &res->http, &req, deadline);
+        rc = pr_http_client_fetch(ds->client, &res->http, &req, &res->err, deadline);
         if (rc == PR_OK && res->http.resp) pr__ds_fill(res, res->http.resp);
     }
     /* what the server hands out, a read must take back (pr_ds_read_open) */
     if (rc == PR_OK && ((res->offset.len && !pr__ds_token_ok(res->offset.ptr, res->offset.len)) ||
                         (res->cursor.len && !pr__ds_token_ok(res->cursor.ptr, res->cursor.len)))) {
-        rc = pr__err_set(&res->http.err, PR_EPROTO, 0, "ds: the server's %s is not 1 to 1024 printable ASCII bytes",
+        rc = pr__err_set(&res->err, PR_EPROTO, 0, "ds: the server's %s is not 1 to 1024 printable ASCII bytes",
                          res->offset.len && !pr__ds_token_ok(res->offset.ptr, res->offset.len) ? "offset" : "cursor");
         if (resp && *resp) {
             pr_http_response_destroy(*resp);
@@ -941,6 +946,7 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
         }
     }
 done:
+    pr__free(lines, lines_size);
     pr_url_deinit(&u);
     pr_buf_deinit(&url);
     pr_buf_deinit(&dyn);
@@ -1023,7 +1029,7 @@ int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opt
     if (!ds || !res || (len && !data)) return PR_EINVAL;
     if (!len && !closing) {
         pr_ds_result_deinit(res);
-        return pr__err_set(&res->http.err, PR_EINVAL, 0, "ds: an append needs data (or close)");
+        return pr__err_set(&res->err, PR_EINVAL, 0, "ds: an append needs data (or close)");
     }
     pr_buf_init(&wrapped);
     if (len) pr__ds_hdr(h, &n, "Content-Type", ds->ctype, strlen(ds->ctype));
@@ -1270,7 +1276,7 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     rc = pr__ds_do(r->ds, &rq, &r->res, NULL, deadline);
     pr_buf_deinit(&q);
     if (rc != PR_OK) {
-        r->err = r->res.http.err;
+        r->err = r->res.err;
         r->error = PR_DS_OK;
         return rc;
     }
@@ -1284,7 +1290,7 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     }
     if (st != 200 && st != 204) {
         rc = pr__ds_status_error(r->ds, &r->res, "read");
-        r->err = r->res.http.err;
+        r->err = r->res.err;
         r->error = r->res.error;
         return rc;
     }
@@ -1398,7 +1404,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
     rc = pr__ds_do(r->ds, &rq, &r->res, &resp, deadline);
     pr_buf_deinit(&q);
     if (rc != PR_OK) {
-        r->err = r->res.http.err;
+        r->err = r->res.err;
         r->error = PR_DS_OK;
         return rc;
     }
@@ -1417,7 +1423,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
         }
         pr_http_response_destroy(resp);
         rc = pr__ds_status_error(r->ds, &r->res, "read");
-        r->err = r->res.http.err;
+        r->err = r->res.err;
         r->error = r->res.error;
         return rc;
     }
@@ -1810,7 +1816,7 @@ static int pr__dsp_send_task(void *arg) {
         }
         if (!pr__dsp_resend(rc, &res) && !(rc == PR_EHTTP && res.error == PR_DS_SEQUENCE_GAP &&
                                           res.expected_seq >= 0 && res.expected_seq < b->seq)) {
-            pr__dsp_fail(p, b->seq, rc, rc == PR_EHTTP ? res.error : PR_DS_OK, &res.http.err);
+            pr__dsp_fail(p, b->seq, rc, rc == PR_EHTTP ? res.error : PR_DS_OK, &res.err);
             break;
         }
         /* unknown, passing, or a gap the lower batches should have closed:
@@ -1825,7 +1831,7 @@ static int pr__dsp_send_task(void *arg) {
         }
         {
             int outcome = rc;
-            pr_err_info last = res.http.err;
+            pr_err_info last = res.err;
             if (pr_retry_next(&st, &outcome, until)) {
                 rc = PR_OK;
                 continue;
@@ -1834,18 +1840,18 @@ static int pr__dsp_send_task(void *arg) {
                 rc = PR_ECANCELED;
                 break;
             }
-            pr__err_wrap(&res.http.err, PR_EFAILED, &last,
+            pr__err_wrap(&res.err, PR_EFAILED, &last,
                          "ds producer: batch %lld not stored within delivery_timeout_ms; the last try",
                          (long long)b->seq);
-            pr__dsp_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &res.http.err);
+            pr__dsp_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &res.err);
             rc = PR_EFAILED;
             break;
         }
     }
     if (rc == PR_ETIMEDOUT) { /* the delivery timeout passed while it waited for a slot or a lower batch */
-        pr__err_set(&res.http.err, PR_EFAILED, 0, "ds producer: batch %lld not stored within delivery_timeout_ms "
+        pr__err_set(&res.err, PR_EFAILED, 0, "ds producer: batch %lld not stored within delivery_timeout_ms "
                     "(it waited for %s)", (long long)b->seq, slot ? "lower batches" : "a send slot");
-        pr__dsp_fail(p, b->seq, PR_EFAILED, PR_DS_OK, &res.http.err);
+        pr__dsp_fail(p, b->seq, PR_EFAILED, PR_DS_OK, &res.err);
     }
     pr_ds_result_deinit(&res);
     pr__dsp_unlink(p, b);
@@ -1994,7 +2000,7 @@ int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const 
         if (final_offset) *final_offset = p->final_offset;
         if (rc != PR_OK) {
             p->meaning = res.error;
-            p->err = res.http.err;
+            p->err = res.err;
         }
     }
     pr_ds_result_deinit(&res);

@@ -380,6 +380,8 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     /* the protocol's own fields go on to another origin; the caller's do not */
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
     pr_http_header h[PR__SSE_MAX_FIELDS + 4];
+    const char **lines = NULL;
+    size_t lines_size = 0;
     pr_http_request req;
     pr_http_response *r = NULL;
     pr_buf dyn;
@@ -420,19 +422,22 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "a header line from headers_fn is malformed or too many");
     }
+    if (pr__http_lines_join(NULL, h, n, &lines, &lines_size) != PR_OK) {
+        pr_buf_deinit(&dyn);
+        return pr__sse_fail(s, PR_ENOMEM, 0, "sse: %s", "out of memory");
+    }
     memset(&req, 0, sizeof req);
     memset(&e, 0, sizeof e);
     req.method = s->method;
     req.url = &s->url;
-    req.headers = h;
-    req.nheaders = n;
+    req.headers = lines;
     req.body = s->body;
     req.body_len = s->body_len;
     req.retry = &pr__retry_off;
     req.idle_timeout_ms = s->o.idle_timeout_ms;
     req.redirect_forward = fwd;
-    req.err = &e;
-    rc = pr_http_client_request(s->client, &r, &req, deadline);
+    rc = pr_http_client_request(s->client, &r, &req, &e, deadline);
+    pr__free(lines, lines_size);
     pr_buf_deinit(&dyn);
     if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline)) {
         s->err = e;
@@ -510,7 +515,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
         pr_http_client_opts co;
         memset(&co, 0, sizeof co);
         co.max_redirects = 10;
-        if ((rc = pr_http_client_create(&s->client, &co)) == PR_OK) s->own_client = 1;
+        if ((rc = pr_http_client_create(&s->client, &co, NULL)) == PR_OK) s->own_client = 1;
     } else {
         s->client = s->o.client;
     }

@@ -14,6 +14,16 @@
  * pr_http_opts (limits; zero = default), pr_http_response (owned by the
  * caller until pr_http_response_destroy; it never owns or closes the conn).
  *
+ * Header fields a caller supplies are field lines "Name: value": a static
+ * set is a NULL-terminated array (pr_http_request.headers, and the
+ * modules after this one take the same), a per-request callback appends
+ * lines each ended by "\r\n" to a pr_buf. The module's internal offer to
+ * the modules after it is the one parser and validator of both forms,
+ * pr__http_fields (with pr__http_field_line for a single line): a token
+ * name, a colon, a value without CR, LF or NUL, optional whitespace around
+ * the value trimmed; a bad line is PR_EINVAL with a message naming its
+ * field.
+ *
  * Lifetime of views: header names and values (pr_http_header_at,
  * pr_http_header_get, pr_http_reason) point into the response's buffer
  * and stay valid until pr_http_response_destroy. A span from
@@ -92,10 +102,12 @@ typedef ptrdiff_t (*pr_http_body_fn)(void *buf, size_t n, void *user_data);
 typedef struct pr_http_request {
     const char *method;             /* NULL = "GET"; a token */
     const pr_url *url;              /* required: target and Host come from it */
-    const pr_http_header *headers;  /* user fields; a Host field replaces the
-                                       generated one; Content-Length and
-                                       Transfer-Encoding are PR_EINVAL */
-    size_t nheaders;
+    const char *const *headers;     /* NULL = none: the caller's field lines, NULL-terminated,
+                                       each "Name: value" without a line end (a token name, a
+                                       colon, a value without CR, LF or NUL; spaces around the
+                                       value trimmed), else PR_EINVAL. A Host line replaces the
+                                       generated one; Content-Length and Transfer-Encoding are
+                                       PR_EINVAL (the body fields set them) */
     const void *body;               /* body with Content-Length; NULL = none */
     size_t body_len;
     pr_http_body_fn body_fn;        /* streaming body, sent chunked; NULL = none */
@@ -117,8 +129,6 @@ typedef struct pr_http_request {
                                        redirect_forward_headers; every other field but Accept,
                                        Accept-Language, User-Agent (and the body's Content-Type,
                                        -Language, -Encoding) is dropped there (see the client) */
-    pr_err_info *err;               /* out, optional: this request's failure detail (the client's
-                                       pr_http_client_last_error is shared by its tasks) */
 } pr_http_request;
 
 /* A response being read. Opaque. */
@@ -137,14 +147,15 @@ typedef struct pr_http_response pr_http_response;
    sockets, pipes, and TLS conns (the write side dies, reads go on).
    Params: out - receives the response (NULL on failure); conn - the
            connection (borrowed; the caller keeps owning it); req - the
-           request; opts - limits, NULL = defaults (copied); deadline -
-           absolute ms for the whole call.
-   Returns: PR_OK (whatever the status); PR_EINVAL (bad method, header name
-            or value with CR/LF/NUL, both body and body_fn, user framing
-            fields, missing url); PR_ENOMEM; PR_EPROTO (malformed response,
-            a 101 without an Upgrade request field; message in
-            pr_conn_last_error(conn)); PR_ELIMIT (a limit of
-            opts); PR_ECLOSED (closed before any response byte); a
+           request; opts - limits, NULL = defaults (copied); err -
+           receives the failure detail, also left in pr_conn_last_error(conn)
+           (NULL = not wanted; zeroed on success); deadline - absolute ms for
+           the whole call.
+   Returns: PR_OK (whatever the status); PR_EINVAL (bad method, a header
+            line that is not a field line, its field named in err, both
+            body and body_fn, user framing fields, missing url); PR_ENOMEM;
+            PR_EPROTO (malformed response, a 101 without an Upgrade request
+            field); PR_ELIMIT (a limit of opts); PR_ECLOSED (closed before any response byte); a
             conn error (PR_EIO, PR_ETLS, ...); a negative code from body_fn;
             PR_ETIMEDOUT (deadline or idle timeout); PR_ECANCELED. After
             any failure the connection's state is unknown: destroy it.
@@ -152,7 +163,7 @@ typedef struct pr_http_response pr_http_response;
    Thread: owner.
    See: pr_http_read, pr_http_next_span, pr_http_response_destroy. */
 PRISTINE_API int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req,
-                                  const pr_http_opts *opts, int64_t deadline);
+                                  const pr_http_opts *opts, pr_err_info *err, int64_t deadline);
 
 /* The final status code.
    Params: r - a response.
@@ -376,45 +387,160 @@ static PR__MAYBE_UNUSED int pr__http_media_is(const pr_slice *ct, const char *ty
     return ct && pr_slice_ieq(pr__http_media_type(*ct), pr_slice_cstr(type));
 }
 
-/* ---- request writer ---- */
-
 static int pr__http_hdr_is(pr_slice name, const char *s) { return pr_slice_ieq(name, pr_slice_cstr(s)); }
 
-/* Build the request head into b. */
-static int pr__http_build_head(pr_buf *b, const pr_http_request *req, const char *method, const pr_slice *target,
-                               int *has_body) {
-    size_t i, mlen = strlen(method);
-    int host_given = 0, rc = PR_OK;
-    for (i = 0; i < req->nheaders; i++) {
-        const pr_http_header *h = &req->headers[i];
-        size_t k;
-        if (!h->name.ptr || !pr__http_is_token(h->name.ptr, h->name.len)) return PR_EINVAL;
-        if (h->value.len && !h->value.ptr) return PR_EINVAL;
-        for (k = 0; k < h->value.len; k++) {
-            char c = h->value.ptr[k];
-            if (c == '\r' || c == '\n' || c == '\0') return PR_EINVAL;
-        }
-        if (pr__http_hdr_is(h->name, "content-length") || pr__http_hdr_is(h->name, "transfer-encoding"))
-            return PR_EINVAL;
-        if (pr__http_hdr_is(h->name, "host")) host_given = 1;
+/* ---- field lines a caller supplies: the one parser (offered to the modules after http) ---- */
+
+/* A field name (or the start of a line) for a message: at most 40 bytes,
+   anything but printable ASCII as '?'. */
+static const char *pr__http_field_shown(char *out, const char *p, size_t n) {
+    size_t i;
+    if (n > 40) n = 40;
+    for (i = 0; i < n; i++) out[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?';
+    out[n] = 0;
+    return out;
+}
+
+/* Parse one caller-supplied field line line[0, len) (no line end): a token
+   name, a colon, a value without CR, LF or NUL; whitespace around the value
+   is trimmed. Returns PR_OK with *name, *value set (views into line), or
+   PR_EINVAL with err (optional) naming the line's field. */
+static int pr__http_field_line(const char *line, size_t len, pr_slice *name, pr_slice *value, pr_err_info *err) {
+    const char *colon = line ? (const char *)memchr(line, ':', len) : NULL;
+    char shown[41];
+    size_t i, nl = colon ? (size_t)(colon - line) : len;
+    if (!colon)
+        return pr__err_set(err, PR_EINVAL, 0, "http: header line \"%s\" has no colon",
+                           pr__http_field_shown(shown, line ? line : "", line ? len : 0));
+    if (!pr__http_is_token(line, nl))
+        return pr__err_set(err, PR_EINVAL, 0, "http: header field name \"%s\" is not a token",
+                           pr__http_field_shown(shown, line, nl));
+    for (i = nl + 1; i < len; i++)
+        if (line[i] == '\r' || line[i] == '\n' || line[i] == 0)
+            return pr__err_set(err, PR_EINVAL, 0, "http: header field \"%s\": the value has a CR, LF or NUL",
+                               pr__http_field_shown(shown, line, nl));
+    name->ptr = line;
+    name->len = nl;
+    value->ptr = colon + 1;
+    value->len = len - nl - 1;
+    *value = pr_slice_trim(*value);
+    return PR_OK;
+}
+
+/* What pr__http_fields hands each valid field: a nonzero return stops the
+   walk and is returned. */
+typedef int (*pr__http_field_fn)(pr_slice name, pr_slice value, void *user_data);
+
+/* Walk caller-supplied field lines: the NULL-terminated array lines (each
+   line without a line end), or when lines is NULL the buffer buf[0, len)
+   of lines each ended by "\r\n" (what a headers_fn appends). Every line is
+   checked by pr__http_field_line and handed to fn (NULL = only check).
+   Returns PR_OK; PR_EINVAL for a bad line (a line of the buffer without
+   its "\r\n", an empty one, one pr__http_field_line refuses), err
+   (optional) naming the line's field; or fn's nonzero return. */
+static int pr__http_fields(const char *const *lines, const char *buf, size_t len, pr__http_field_fn fn,
+                           void *user_data, pr_err_info *err) {
+    pr_slice name, value;
+    char shown[41];
+    size_t pos = 0;
+    int rc;
+    for (; lines && *lines; lines++) {
+        if ((rc = pr__http_field_line(*lines, strlen(*lines), &name, &value, err)) != PR_OK) return rc;
+        if (fn && (rc = fn(name, value, user_data)) != 0) return rc;
     }
+    while (!lines && buf && pos < len) {
+        const char *line = buf + pos, *lf = (const char *)memchr(line, '\n', len - pos);
+        size_t n = lf ? (size_t)(lf - line) : len - pos;
+        if (!lf || !n || line[n - 1] != '\r') {
+            const char *colon = (const char *)memchr(line, ':', n);
+            return pr__err_set(err, PR_EINVAL, 0, "http: header line \"%s\" is not ended by CRLF",
+                               pr__http_field_shown(shown, line, colon ? (size_t)(colon - line) : n));
+        }
+        if (n == 1) return pr__err_set(err, PR_EINVAL, 0, "http: an empty header line");
+        if ((rc = pr__http_field_line(line, n - 1, &name, &value, err)) != PR_OK) return rc;
+        if (fn && (rc = fn(name, value, user_data)) != 0) return rc;
+        pos += n + 1;
+    }
+    return PR_OK;
+}
+
+/* A NULL-terminated array of field lines in one block of *size bytes
+   (free it with pr__free(*out, *size)): the pointers of lines (NULL =
+   none; their strings are not copied), then "Name: value" lines made of
+   the n fields h (copied into the block). For a caller that adds fields
+   of its own to a request's lines, or still holds its fields as slices.
+   Returns PR_OK or PR_ENOMEM. */
+static PR__MAYBE_UNUSED int pr__http_lines_join(const char *const *lines, const pr_http_header *h, size_t n,
+                                                const char ***out, size_t *size) {
+    size_t k = 0, bytes = 0, i;
+    char *p;
+    while (lines && lines[k]) k++;
+    for (i = 0; i < n; i++) bytes += h[i].name.len + 2 + h[i].value.len + 1;
+    *size = (k + n + 1) * sizeof **out + bytes;
+    if (!(*out = (const char **)pr__alloc(*size))) return PR_ENOMEM;
+    p = (char *)(*out + k + n + 1);
+    for (i = 0; i < k; i++) (*out)[i] = lines[i];
+    for (i = 0; i < n; i++) {
+        (*out)[k + i] = p;
+        memcpy(p, h[i].name.ptr, h[i].name.len);
+        p += h[i].name.len;
+        memcpy(p, ": ", 2);
+        p += 2;
+        if (h[i].value.len) memcpy(p, h[i].value.ptr, h[i].value.len);
+        p += h[i].value.len;
+        *p++ = 0;
+    }
+    (*out)[k + n] = NULL;
+    return PR_OK;
+}
+
+/* ---- request writer ---- */
+
+/* What the request head's field lines say (pr__http_fields' walk). */
+struct pr__http_head_facts { int host, upgrade; pr_err_info *err; };
+static int pr__http_head_check(pr_slice name, pr_slice value, void *user_data) {
+    struct pr__http_head_facts *f = (struct pr__http_head_facts *)user_data;
+    char shown[41];
+    PR__UNUSED(value);
+    if (pr__http_hdr_is(name, "content-length") || pr__http_hdr_is(name, "transfer-encoding"))
+        return pr__err_set(f->err, PR_EINVAL, 0, "http: header field \"%s\" is the library's (body, body_fn)",
+                           pr__http_field_shown(shown, name.ptr, name.len));
+    if (pr__http_hdr_is(name, "host")) f->host = 1;
+    if (pr__http_hdr_is(name, "upgrade")) f->upgrade = 1;
+    return 0;
+}
+
+static int pr__http_head_put(pr_slice name, pr_slice value, void *user_data) {
+    pr_buf *b = (pr_buf *)user_data;
+    int rc = pr_buf_append(b, name.ptr, name.len);
+    if (!rc) rc = pr_buf_append(b, ": ", 2);
+    if (!rc) rc = pr_buf_append(b, value.ptr, value.len);
+    if (!rc) rc = pr_buf_append(b, "\r\n", 2);
+    return rc;
+}
+
+/* Build the request head into b; *upgrade: the request has an Upgrade
+   field. A bad field line is PR_EINVAL with err saying which. */
+static int pr__http_build_head(pr_buf *b, const pr_http_request *req, const char *method, const pr_slice *target,
+                               int *has_body, int *upgrade, pr_err_info *err) {
+    size_t mlen = strlen(method);
+    struct pr__http_head_facts f;
+    int rc;
+    f.host = f.upgrade = 0;
+    f.err = err;
+    if ((rc = pr__http_fields(req->headers, NULL, 0, pr__http_head_check, &f, err)) != PR_OK) return rc;
+    *upgrade = f.upgrade;
     *has_body = req->body != NULL || req->body_len > 0 || req->body_fn != NULL;
-    if (!rc) rc = pr_buf_append(b, method, mlen);
+    rc = pr_buf_append(b, method, mlen);
     if (!rc) rc = pr_buf_append(b, " ", 1);
     if (!rc) rc = target ? pr_buf_append(b, target->ptr, target->len) : pr_url_target(b, req->url);
     if (!rc) rc = pr_buf_append_str(b, " HTTP/1.1\r\n");
-    if (!rc && !host_given) {
+    if (!rc && !f.host) {
         rc = pr_buf_append_str(b, "Host: ");
         if (!rc) rc = pr_url_authority(b, req->url, 0);
         if (!rc) rc = pr_buf_append(b, "\r\n", 2);
     }
-    for (i = 0; !rc && i < req->nheaders; i++) {
-        const pr_http_header *h = &req->headers[i];
-        rc = pr_buf_append(b, h->name.ptr, h->name.len);
-        if (!rc) rc = pr_buf_append(b, ": ", 2);
-        if (!rc) rc = pr_buf_append(b, h->value.ptr, h->value.len);
-        if (!rc) rc = pr_buf_append(b, "\r\n", 2);
-    }
+    if (!rc) rc = pr__http_fields(req->headers, NULL, 0, pr__http_head_put, b, NULL);
     if (!rc) {
         if (req->body_fn)
             rc = pr_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
@@ -886,17 +1012,14 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
     if (!pr__http_is_token(method, strlen(method))) return PR_EINVAL;
     if (req->body_fn && (req->body || req->body_len)) return PR_EINVAL;
     if (req->body_len && !req->body) return PR_EINVAL;
-    if (req->nheaders && !req->headers) return PR_EINVAL;
     pr_buf_init(&head);
     { /* one allocation for the head (and a small body) in the common case */
         size_t est = 96 + strlen(method) + (target ? target->len : req->url->path.len + req->url->query.len) +
                      req->url->host.len + (req->body && req->body_len <= 16384 ? req->body_len : 0);
-        for (i = 0; i < req->nheaders; i++) est += req->headers[i].name.len + req->headers[i].value.len + 4;
+        for (i = 0; req->headers && req->headers[i]; i++) est += strlen(req->headers[i]) + 3;
         rc = pr_buf_reserve(&head, est);
     }
-    if (!rc) rc = pr__http_build_head(&head, req, method, target, &has_body);
-    for (i = 0; !rc && i < req->nheaders; i++)
-        if (pr__http_hdr_is(req->headers[i].name, "upgrade")) upgrade = 1;
+    if (!rc) rc = pr__http_build_head(&head, req, method, target, &has_body, &upgrade, &conn->err);
     if (rc) {
         pr_buf_deinit(&head);
         return rc;
@@ -970,8 +1093,15 @@ static int pr__http_exchange(pr_http_response **out, pr_conn *conn, const pr_htt
 }
 
 int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_request *req, const pr_http_opts *opts,
-                     int64_t deadline) {
-    return pr__http_exchange(out, conn, req, opts, NULL, 0, deadline, NULL, NULL);
+                     pr_err_info *err, int64_t deadline) {
+    int rc;
+    rc = pr__http_exchange(out, conn, req, opts, NULL, 0, deadline, NULL, NULL);
+    if (err) {
+        if (rc && conn && conn->err.code == rc) *err = conn->err;
+        else if (rc) pr__err_set(err, rc, 0, "http: %s", pr_strerror(rc));
+        else memset(err, 0, sizeof *err);
+    }
+    return rc;
 }
 
 /* Run the framing machine over buffered bytes until body data is at rpos

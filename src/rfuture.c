@@ -612,15 +612,16 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
 }
 
 /* One poll: the request, with the poll's deadline over the whole response. */
-static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
+static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, pr_err_info *err, int64_t deadline) {
     pr_rfuture_poller *p = r->p;
     const pr_rfuture_profile *pf = &p->o.profile;
     pr_http_header h[5];
+    const char **lines = NULL;
     pr_http_request req;
     pr_json_writer w;
     pr_buf body;
     char iter[24], rt[40];
-    size_t nh = 0;
+    size_t nh = 0, lines_size = 0;
     int rc;
     pr_buf_init(&body);
     pr_json_writer_init(&w, &body);
@@ -652,15 +653,19 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, int64_t deadline) {
         h[nh].name = pr_slice_cstr(pf->roundtrip_header);
         h[nh++].value = pr_slice_cstr(rt);
     }
+    if (pr__http_lines_join(NULL, h, nh, &lines, &lines_size) != PR_OK) {
+        pr_buf_deinit(&body);
+        return PR_ENOMEM;
+    }
     memset(&req, 0, sizeof req);
     req.method = "POST";
     req.url = &p->url;
-    req.headers = h;
-    req.nheaders = nh;
+    req.headers = lines;
     req.body = body.data;
     req.body_len = body.len;
     req.retry = &pr__retry_off;
-    rc = pr_http_client_fetch(p->client, res, &req, deadline);
+    rc = pr_http_client_fetch(p->client, res, &req, err, deadline);
+    pr__free(lines, lines_size);
     pr_buf_deinit(&body);
     return rc;
 }
@@ -992,6 +997,7 @@ static int pr__rf_poll_task(void *arg) {
     pr__rfuture *r = (pr__rfuture *)arg;
     pr_rfuture_poller *p = r->p;
     pr_http_result res;
+    pr_err_info e;
     int64_t delay = 0;
     int rc, next = PR__RF_AGAIN;
     r->task = pr_self();
@@ -1009,7 +1015,7 @@ static int pr__rf_poll_task(void *arg) {
     }
     if (next == PR__RF_AGAIN) {
         memset(&res, 0, sizeof res);
-        rc = pr__rf_poll(r, &res, pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
+        rc = pr__rf_poll(r, &res, &e, pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
         r->iteration++;
         if (rc == PR_ECANCELED || pr_is_canceled()) {
             pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
@@ -1017,11 +1023,11 @@ static int pr__rf_poll_task(void *arg) {
         } else if (rc == PR_ETIMEDOUT && pr_now() >= r->until) {
             delay = 0; /* the limit: the timeout below */
         } else if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECIRCUIT) {
-            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, res.err.msg);
+            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, e.msg);
             next = PR__RF_DONE;
         } else if (rc) { /* no answer: a connection error, back off */
-            snprintf(r->last_err, sizeof r->last_err, "%s", res.err.msg);
-            pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", res.err.msg);
+            snprintf(r->last_err, sizeof r->last_err, "%s", e.msg);
+            pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", e.msg);
             delay = pr__rf_delay(r, &p->o.conn_backoff, r->conn_errors++);
         } else if (res.status >= 200 && res.status <= 299) {
             next = pr__rf_answer(r, &res, r->until, &delay);
@@ -1098,9 +1104,10 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
 
 int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body, size_t len,
                       const pr_rfuture_opts *opts, pr_err_info *err, int64_t deadline) {
-    pr_http_header h[2];
+    static const char *const h[] = { "Content-Type: application/json", "Accept: application/json", NULL };
     pr_http_request req;
     pr_http_result res;
+    pr_err_info e;
     pr_rfuture_opts o;
     pr_url url;
     const char *id, *bad;
@@ -1114,24 +1121,20 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     memset(&url, 0, sizeof url);
     if ((rc = pr__session_url(&url, p->base, path, err)) != PR_OK)
         return rc == PR_EINVAL ? pr__err_wrap(err, rc, err, "rfuture: base_url + the submit's path") : rc;
-    h[0].name = pr_slice_cstr("Content-Type");
-    h[0].value = pr_slice_cstr("application/json");
-    h[1].name = pr_slice_cstr("Accept");
-    h[1].value = pr_slice_cstr("application/json");
     memset(&req, 0, sizeof req);
     req.method = "POST";
     req.url = &url;
     req.headers = h;
-    req.nheaders = 2;
     req.body = body ? body : "";
     req.body_len = len;
     memset(&res, 0, sizeof res);
-    rc = pr_http_client_fetch(p->client, &res, &req, deadline);
+    memset(&e, 0, sizeof e);
+    rc = pr_http_client_fetch(p->client, &res, &req, &e, deadline);
     pr_url_deinit(&url);
     if (!rc && (res.status < 200 || res.status > 299)) {
         rc = PR_EHTTP;
-        res.err.code = PR_EHTTP;
-        res.err.http_status = res.status;
+        e.code = PR_EHTTP;
+        e.http_status = res.status;
     }
     if (!rc) {
         size_t n = 0;
@@ -1139,14 +1142,14 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
         id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), p->o.profile.request_id_field), &n) : NULL;
         bad = !id || !n ? "is missing" : pr__rf_str_bad(id, n);
-        rc = bad ? pr__err_set(&res.err, PR_EPROTO, 0, "rfuture: the submit's %.40s %s", p->o.profile.request_id_field,
+        rc = bad ? pr__err_set(&e, PR_EPROTO, 0, "rfuture: the submit's %.40s %s", p->o.profile.request_id_field,
                                bad)
                  : pr_rfuture_start(out, p, id, &o);
         if (doc != res.json) pr_json_doc_destroy(doc);
-        if (rc && !res.err.code)
-            pr__err_set(&res.err, rc, 0, "rfuture: starting the submitted job: %s", pr_strerror(rc));
+        if (rc && !e.code)
+            pr__err_set(&e, rc, 0, "rfuture: starting the submitted job: %s", pr_strerror(rc));
     }
-    if (rc && err) *err = res.err;
+    if (rc && err) *err = e;
     pr_http_result_deinit(&res);
     return rc;
 }

@@ -280,7 +280,7 @@ static void pr__session_hb_free(pr_heartbeat *h) {
 
 static int pr__session_hb_task(void *arg) {
     pr_heartbeat *h = (pr_heartbeat *)arg;
-    pr_http_header hd = { { "Content-Type", 12 }, { "application/json", 16 } };
+    static const char *const hd[] = { "Content-Type: application/json", NULL };
     int64_t last_ok = pr_now(), next = pr_deadline_in(h->o.interval_ms);
     h->task = pr_self();
     if (h->stop) pr_cancel(h->task);
@@ -292,12 +292,11 @@ static int pr__session_hb_task(void *arg) {
         memset(&req, 0, sizeof req);
         req.method = "POST";
         req.url = &h->url;
-        req.headers = &hd;
-        req.nheaders = 1;
+        req.headers = hd;
         req.body = h->body.data;
         req.body_len = h->body.len;
         req.retry = &pr__retry_off;
-        rc = pr_http_client_request(h->client, &r, &req, pr_deadline_in(h->o.timeout_ms));
+        rc = pr_http_client_request(h->client, &r, &req, NULL, pr_deadline_in(h->o.timeout_ms));
         if (rc == PR_ECANCELED) break;
         h->sent++;
         ok = rc == PR_OK && pr_http_status(r) >= 200 && pr_http_status(r) <= 299;

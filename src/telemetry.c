@@ -4,7 +4,7 @@
  * telemetry: two pieces.
  *
  * - pr_telemetry, a hub. Plug its adapters into the hooks of the other
- *   modules (pr_telemetry_http_hook as a client's on_event,
+ *   modules (pr_telemetry_http_hook as a client's observer.on_event,
  *   pr_telemetry_breaker_hook as a breaker's observer.on_change,
  *   pr_telemetry_sse_hook as an event stream's on_reconnect,
  *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller),
@@ -121,7 +121,9 @@ PRISTINE_API int pr_telemetry_create(pr_telemetry **out, const pr_telemetry_opts
    See: pr_telemetry_create. */
 PRISTINE_API void pr_telemetry_destroy(pr_telemetry *t);
 
-/* An on_event for pr_http_client_opts: user_data is the hub. START becomes
+/* An observer for pr_http_client_opts: install it as
+   opts.observer.on_event = pr_telemetry_http_hook with
+   opts.observer.user_data = the hub. START becomes
    REQUEST_START; DONE becomes REQUEST_STOP (a status) or REQUEST_ERROR;
    RETRY becomes RETRY. Fields: method, url, attempt, status, error,
    duration_ms, delay_ms, reason.
@@ -817,7 +819,7 @@ static int pr__rep_classify(int outcome, int64_t *after_ms, void *user_data) {
 /* POST one batch on the shared retry loop: max_send_retries resends,
    send_backoff between them, through the hooks. */
 static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
-    pr_http_header h = { { "Content-Type", 12 }, { "application/json", 16 } };
+    static const char *const h[] = { "Content-Type: application/json", NULL };
     pr_retry st;
     int rc, status;
     if ((rc = pr_retry_begin(&st, &r->send_retry)) != PR_OK) return rc;
@@ -827,13 +829,12 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
         memset(&req, 0, sizeof req);
         req.method = "POST";
         req.url = &r->url;
-        req.headers = &h;
-        req.nheaders = 1;
+        req.headers = h;
         req.body = b->data;
         req.body_len = b->len;
         req.retry = &pr__retry_off;
         memset(&res, 0, sizeof res);
-        rc = pr_http_client_fetch(r->o.client, &res, &req, pr_deadline_in(r->o.send_timeout_ms));
+        rc = pr_http_client_fetch(r->o.client, &res, &req, NULL, pr_deadline_in(r->o.send_timeout_ms));
         status = res.status;
         pr_http_result_deinit(&res);
         if (rc == PR_OK && (status < 200 || status > 299)) rc = PR_EHTTP;

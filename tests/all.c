@@ -20,6 +20,7 @@
 #include "test_net.c"
 #include "test_tls.c"
 #include "test_http.c"
+#include "test_proxy.c"
 #include "test_client.c"
 #include "test_client_edge.c"
 #include "test_server.c"

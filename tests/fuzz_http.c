@@ -89,7 +89,7 @@ static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chun
     pr_url u;
     pr_http_request req;
     pr_http_opts ho;
-    pr_http_header up[2];
+    static const char *const up[] = { "Connection: Upgrade", "Upgrade: websocket", NULL };
     pr_http_response *r = NULL;
     size_t i;
     memset(o, 0, sizeof *o);
@@ -104,12 +104,7 @@ static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chun
     req.method = methods[opt & 3];
     req.url = &u;
     if (opt & 32) { /* an upgrade request: 101 Switching Protocols ends the exchange */
-        up[0].name = pr_slice_cstr("Connection");
-        up[0].value = pr_slice_cstr("Upgrade");
-        up[1].name = pr_slice_cstr("Upgrade");
-        up[1].value = pr_slice_cstr("websocket");
         req.headers = up;
-        req.nheaders = 2;
     }
     memset(&ho, 0, sizeof ho);
     if (opt & 4) { /* small limits */
@@ -119,7 +114,7 @@ static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chun
         ho.max_interim = 2;
         ho.recv_buf_size = 64;
     }
-    o->rc = pr_http_exchange(&r, &fc.base, &req, &ho, PR_FOREVER);
+    o->rc = pr_http_exchange(&r, &fc.base, &req, &ho, NULL, PR_FOREVER);
     if (o->rc) {
         if (r) abort();
         pr_url_deinit(&u);

@@ -234,7 +234,7 @@ static int cl_body(pr_http_response *r, char *buf, size_t cap) {
    status (> 0) or an error. */
 static int cl_get(pr_http_client *c, const char *url, char *body, size_t cap) {
     pr_http_response *r = NULL;
-    int rc = pr_http_client_get(c, &r, url, pr_deadline_in(5000)), st;
+    int rc = pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)), st;
     if (rc) return rc;
     st = pr_http_status(r);
     rc = cl_body(r, body, cap);
@@ -252,7 +252,7 @@ PT_TEST(client_reuse_sequential) {
     char url[64], body[256];
     int i;
     PT_REQUIRE(cl_start(&s, cl_paths, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/x", s.port);
     for (i = 0; i < 3; i++) {
         PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
@@ -275,7 +275,7 @@ PT_TEST(client_no_reuse_after_close_eof_unread) {
     pr_http_response *r = NULL;
     char url[64], body[256];
     PT_REQUIRE(cl_start(&s, cl_paths, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/close", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(pr_http_client_idle_count(c), 0);
@@ -285,7 +285,7 @@ PT_TEST(client_no_reuse_after_close_eof_unread) {
     PT_EQ_INT(pr_http_client_idle_count(c), 0);
     /* a body left unread: the connection is closed, not pooled */
     snprintf(url, sizeof url, "http://127.0.0.1:%u/big", s.port);
-    PT_REQUIRE(pr_http_client_get(c, &r, url, pr_deadline_in(5000)) == PR_OK);
+    PT_REQUIRE(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)) == PR_OK);
     pr_http_response_destroy(r);
     PT_EQ_INT(pr_http_client_idle_count(c), 0);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
@@ -303,7 +303,7 @@ PT_TEST(client_pool_idle_expiry_and_disabled) {
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_ok, NULL) == PR_OK);
     o.pool_idle_ms = 50;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
@@ -313,7 +313,7 @@ PT_TEST(client_pool_idle_expiry_and_disabled) {
     PT_EQ_INT(s.accepts, 2);
     pr_http_client_destroy(c);
     o.pool_idle_ms = -1; /* no pool */
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(s.accepts, 4);
@@ -329,9 +329,9 @@ PT_TEST(client_response_outlives_client) {
     pr_http_response *r = NULL;
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_ok, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
-    PT_REQUIRE(pr_http_client_get(c, &r, url, pr_deadline_in(5000)) == PR_OK);
+    PT_REQUIRE(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)) == PR_OK);
     pr_http_client_destroy(c);
     PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
     PT_EQ_STR(body, "hello");
@@ -351,7 +351,7 @@ PT_TEST(client_dead_pooled_connection_discarded) {
     pr_http_client *c = NULL;
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_then_close, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(pr_http_client_idle_count(c), 1);
@@ -388,7 +388,7 @@ PT_TEST(client_retry_on_dead_reused_connection) {
     pr_err_info e;
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_drop_second, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* dropped on conn 1, retried on conn 2 */
@@ -403,7 +403,7 @@ PT_TEST(client_retry_on_dead_reused_connection) {
     req.url = &u;
     req.body_fn = cl_body_fn;
     cl_body_calls = 0;
-    PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(5000)), PR_ECLOSED);
+    PT_EQ_ERR(pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(5000)), PR_ECLOSED);
     PT_CHECK(r == NULL);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
     PT_EQ_INT(e.code, PR_ECLOSED);
@@ -435,7 +435,7 @@ PT_TEST(client_retry_on_reset_reused_connection) {
     pr_err_info e;
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_reset_second, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(pr_http_client_idle_count(c), 1);
@@ -461,7 +461,7 @@ PT_TEST(client_retry_on_reset_reused_connection) {
     req.url = &u;
     req.body_fn = cl_body_fn;
     cl_body_calls = 0;
-    PT_CHECK(pr_http_client_request(c, &r, &req, pr_deadline_in(5000)) < 0);
+    PT_CHECK(pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(5000)) < 0);
     PT_CHECK(r == NULL);
     PT_EQ_INT(s.accepts, 3);
     PT_EQ_INT(s.nreqs, 6);
@@ -469,7 +469,7 @@ PT_TEST(client_retry_on_reset_reused_connection) {
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* conn 4, pooled */
     snprintf(url, sizeof url, "http://127.0.0.1:%u/hang", s.port);
-    PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(200)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(200)), PR_ETIMEDOUT);
     PT_EQ_INT(s.accepts, 4);
     PT_EQ_INT(s.nreqs, 8);
     pr_url_deinit(&u);
@@ -534,12 +534,12 @@ PT_TEST(client_early_response_while_uploading) {
     PT_REQUIRE(pr_go(&t, cl_early_task, &x, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/up", pr_listener_port(x.l));
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     req.method = "POST";
     req.url = &u;
     req.body = big;
     req.body_len = BIG;
-    PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(10000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 413);
         PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
@@ -598,12 +598,12 @@ PT_TEST(client_redirect_chain_and_default_off) {
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/a", s.port);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 302); /* off by default */
     PT_EQ_STR(body, "xyz");
     pr_http_client_destroy(c);
     o.max_redirects = 5;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "done");
     PT_CHECK(strstr(s.log, "GET /c?q=1 HTTP/1.1\r\n") != NULL);
@@ -611,7 +611,7 @@ PT_TEST(client_redirect_chain_and_default_off) {
     pr_http_client_destroy(c);
     /* the cap */
     o.max_redirects = 3;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     s.nreqs = 0;
     snprintf(url, sizeof url, "http://127.0.0.1:%u/loop", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_ELIMIT);
@@ -634,7 +634,7 @@ PT_TEST(client_redirect_stalled_3xx_body) {
     int64_t t0;
     PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
     o.max_redirects = 3;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/stall", s.port);
     t0 = pr_now();
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200); /* deadline now + 5 s */
@@ -644,7 +644,7 @@ PT_TEST(client_redirect_stalled_3xx_body) {
     PT_EQ_INT(pr_http_client_idle_count(c), 1); /* only the /c connection */
     /* no deadline at all: still bounded by the drain cap */
     t0 = pr_now();
-    PT_EQ_ERR(pr_http_client_get(c, &r, url, PR_FOREVER), PR_OK);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, PR_FOREVER), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 200);
         PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
@@ -657,7 +657,7 @@ PT_TEST(client_redirect_stalled_3xx_body) {
     cl_stop(&s);
 }
 
-static int cl_post(pr_http_client *c, const char *url, pr_http_header *h, size_t nh, int use_fn) {
+static int cl_post(pr_http_client *c, const char *url, const char *const *h, int use_fn) {
     pr_http_response *r = NULL;
     pr_http_request req;
     pr_url u;
@@ -669,7 +669,6 @@ static int cl_post(pr_http_client *c, const char *url, pr_http_header *h, size_t
     req.method = "POST";
     req.url = &u;
     req.headers = h;
-    req.nheaders = nh;
     if (use_fn) {
         cl_body_calls = 0;
         req.body_fn = cl_body_fn;
@@ -677,13 +676,44 @@ static int cl_post(pr_http_client *c, const char *url, pr_http_header *h, size_t
         req.body = "hello";
         req.body_len = 5;
     }
-    rc = pr_http_client_request(c, &r, &req, pr_deadline_in(5000));
+    rc = pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(5000));
     pr_url_deinit(&u);
     if (rc) return rc;
     rc = pr_http_status(r);
     if (cl_body(r, body, sizeof body) != PR_OK) rc = PR_EPROTO;
     pr_http_response_destroy(r);
     return rc;
+}
+
+/* The caller's header lines go through http's one parser: a line that is
+   not a field line is refused before anything is sent, and the call's err
+   names its field; a good one is sent trimmed. */
+PT_TEST(client_send_header_lines) {
+    static const char *const bad[] = { "X-Ok: 1", "X-Evil: a\r\nInjected: 1", NULL };
+    static const char *const good[] = { "X-Ok:  1 ", "Accept:text/plain", NULL };
+    cl_srv s;
+    pr_http_client *c = NULL;
+    pr_http_response *r = NULL;
+    pr_err_info e;
+    char url[64], body[64];
+    PT_REQUIRE(cl_start(&s, cl_ok, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/x", s.port);
+    PT_EQ_ERR(pr_http_client_send(c, &r, "POST", url, bad, "b", 1, &e, pr_deadline_in(5000)), PR_EINVAL);
+    PT_CHECK(r == NULL);
+    PT_EQ_ERR(e.code, PR_EINVAL);
+    if (!strstr(e.msg, "\"X-Evil\"")) pt_fail(__FILE__, __LINE__, "message: %s", e.msg);
+    PT_EQ_INT(s.nreqs, 0);
+    PT_EQ_ERR(pr_http_client_send(c, &r, "POST", url, good, "b", 1, &e, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(e.code, PR_OK);
+    if (r) {
+        PT_EQ_ERR(cl_body(r, body, sizeof body), PR_OK);
+        pr_http_response_destroy(r);
+    }
+    PT_EQ_INT(s.nreqs, 1);
+    PT_CHECK(strstr(s.last, "\r\nX-Ok: 1\r\nAccept: text/plain\r\n") != NULL);
+    pr_http_client_destroy(c);
+    cl_stop(&s);
 }
 
 PT_TEST(client_redirect_methods) {
@@ -693,22 +723,22 @@ PT_TEST(client_redirect_methods) {
     char url[64];
     PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
     o.max_redirects = 2;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/see", s.port);
-    PT_EQ_INT(cl_post(c, url, NULL, 0, 0), 200);
+    PT_EQ_INT(cl_post(c, url, NULL, 0), 200);
     PT_CHECK(strstr(s.log, "POST /see HTTP/1.1\r\n") != NULL);
     PT_CHECK(strstr(s.last, "GET /c HTTP/1.1\r\n") == s.last);
     PT_CHECK(strstr(s.last, "hello") == NULL && strstr(s.last, "Content-Length") == NULL);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/found", s.port); /* 302 + POST -> GET, like curl */
-    PT_EQ_INT(cl_post(c, url, NULL, 0, 0), 200);
+    PT_EQ_INT(cl_post(c, url, NULL, 0), 200);
     PT_CHECK(strstr(s.last, "GET /c HTTP/1.1\r\n") == s.last);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/temp", s.port); /* 307 keeps method and body */
-    PT_EQ_INT(cl_post(c, url, NULL, 0, 0), 200);
+    PT_EQ_INT(cl_post(c, url, NULL, 0), 200);
     PT_CHECK(strstr(s.last, "POST /c HTTP/1.1\r\n") == s.last);
     PT_CHECK(strstr(s.last, "Content-Length: 5\r\n") != NULL);
     PT_CHECK(strstr(s.last, "\r\n\r\nhello") != NULL);
     /* 307 with a streamed body: the 3xx is returned */
-    PT_EQ_INT(cl_post(c, url, NULL, 0, 1), 307);
+    PT_EQ_INT(cl_post(c, url, NULL, 1), 307);
     PT_CHECK(strstr(s.last, "POST /temp HTTP/1.1\r\n") == s.last);
     pr_http_client_destroy(c);
     cl_stop(&s);
@@ -718,7 +748,8 @@ PT_TEST(client_redirect_origin_change_drops_credentials) {
     cl_srv a, b;
     pr_http_client *c = NULL;
     pr_http_client_opts o = cl_noenv;
-    pr_http_header h[4];
+    static const char *const h[] = { "Authorization: Bearer secret", "Cookie: id=1", "X-Keep: yes",
+                                     "Host: first.example", /* a user Host names the first origin */ NULL };
     char url[64], loc[64];
     PT_REQUIRE(pr_dns_override("a.test", 0, "127.0.0.1") == PR_OK);
     PT_REQUIRE(pr_dns_override("b.test", 0, "127.0.0.1") == PR_OK);
@@ -727,25 +758,17 @@ PT_TEST(client_redirect_origin_change_drops_credentials) {
     snprintf(loc, sizeof loc, "http://b.test:%u/c", b.port);
     a.user_data = loc;
     o.max_redirects = 3;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
-    h[0].name = pr_slice_cstr("Authorization");
-    h[0].value = pr_slice_cstr("Bearer secret");
-    h[1].name = pr_slice_cstr("Cookie");
-    h[1].value = pr_slice_cstr("id=1");
-    h[2].name = pr_slice_cstr("X-Keep");
-    h[2].value = pr_slice_cstr("yes");
-    h[3].name = pr_slice_cstr("Host"); /* a user Host names the first origin */
-    h[3].value = pr_slice_cstr("first.example");
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     /* same origin: kept */
     snprintf(url, sizeof url, "http://a.test:%u/temp", a.port);
-    PT_EQ_INT(cl_post(c, url, h, 4, 0), 200);
+    PT_EQ_INT(cl_post(c, url, h, 0), 200);
     PT_EQ_INT(cl_count(a.log, "Authorization: Bearer secret"), 2);
     PT_EQ_INT(cl_count(a.log, "Cookie: id=1"), 2);
     PT_EQ_INT(cl_count(a.log, "Host: first.example\r\n"), 2);
     PT_EQ_INT(cl_count(a.log, "Host: a.test"), 0);
     /* to b.test: dropped, the user Host too (curl does the same) */
     snprintf(url, sizeof url, "http://a.test:%u/other", a.port);
-    PT_EQ_INT(cl_post(c, url, h, 4, 0), 200);
+    PT_EQ_INT(cl_post(c, url, h, 0), 200);
     PT_CHECK(strstr(b.log, "first.example") == NULL);
     PT_EQ_INT(cl_count(b.log, "Host:"), 1);
     PT_EQ_INT(cl_count(a.log, "Authorization: Bearer secret"), 3);
@@ -792,8 +815,8 @@ PT_TEST(client_redirect_cross_origin_keeps_only_safe_fields) {
     cl_srv a, b;
     pr_http_client *c = NULL;
     pr_http_client_opts o = cl_noenv;
-    pr_http_header h[14];
-    char url[64], loc[64], v[64], names[2][16] = { "x-trace-id", "" };
+    const char *h[15];
+    char lines[14][64], url[64], loc[64], v[64], names[2][16] = { "x-trace-id", "" };
     const char *fwd[3], *const per_req[] = { "X-REQUEST-SAFE", NULL };
     static const char *const dropped[] = { "Authorization", "X-Api-Key", "X-Auth-Token", "X-Custom", "Cookie",
                                            "Content-Location" };
@@ -813,15 +836,16 @@ PT_TEST(client_redirect_cross_origin_keeps_only_safe_fields) {
     o.redirect_forward_headers = fwd;
     o.retry_count_header = "X-Retry-Count"; /* the client's own fields go on too */
     o.idempotency_header = "Idempotency-Key";
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     strcpy(names[0], "x-other"); /* the client has its own copy */
     fwd[0] = NULL;
-    for (i = 0; i < sizeof dropped / sizeof dropped[0]; i++) h[i].name = pr_slice_cstr(dropped[i]);
-    for (k = 0; k < sizeof kept / sizeof kept[0]; k++) h[i + k].name = pr_slice_cstr(kept[k]);
-    for (i = 0; i < 14; i++) h[i].value = pr_slice_cstr(i == 3 ? "custom" : "v");
-    h[0].value = pr_slice_cstr("Bearer secret");
-    h[1].value = pr_slice_cstr("key-123");
-    h[2].value = pr_slice_cstr("token-456");
+    for (i = 0; i < 14; i++) {
+        const char *name = i < 6 ? dropped[i] : kept[i - 6];
+        snprintf(lines[i], sizeof lines[i], "%s: %s", name, i == 0 ? "Bearer secret" : i == 1 ? "key-123"
+                                                           : i == 2 ? "token-456" : i == 3 ? "custom" : "v");
+        h[i] = lines[i];
+    }
+    h[14] = NULL;
     for (k = 0; k < 3; k++) { /* 302 to b; 307 to b (the body goes on); 307 within a */
         const char *path = k == 0 ? "/other" : k == 1 ? "/other307" : "/temp";
         cl_srv *last = k == 2 ? &a : &b;
@@ -832,11 +856,10 @@ PT_TEST(client_redirect_cross_origin_keeps_only_safe_fields) {
         req.method = k == 0 ? "GET" : "POST";
         req.url = &u;
         req.headers = h;
-        req.nheaders = 14;
         req.body = k == 0 ? NULL : "hello";
         req.body_len = k == 0 ? 0 : 5;
         req.redirect_forward = per_req;
-        PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(5000)), PR_OK);
         if (r) {
             PT_EQ_INT(pr_http_status(r), 200);
             PT_EQ_ERR(cl_body(r, v, sizeof v), PR_OK);
@@ -850,7 +873,7 @@ PT_TEST(client_redirect_cross_origin_keeps_only_safe_fields) {
         for (i = 0; i < 14; i++) {
             char name[32];
             int want = k == 2 || i >= sizeof dropped / sizeof dropped[0];
-            snprintf(name, sizeof name, "%.*s", (int)h[i].name.len, h[i].name.ptr);
+            snprintf(name, sizeof name, "%s", i < 6 ? dropped[i] : kept[i - 6]);
             if (cl_field(last->last, name, v, sizeof v) != want)
                 pt_fail(__FILE__, __LINE__, "hop %d: %s %s", (int)k, name, want ? "missing" : "forwarded");
             else if (want && strcmp(v, i == 0 ? "Bearer secret" : i == 1 ? "key-123" : i == 2 ? "token-456"
@@ -872,25 +895,17 @@ PT_TEST(client_redirect_to_get_drops_body_fields) {
     cl_srv s;
     pr_http_client *c = NULL;
     pr_http_client_opts o = cl_noenv;
-    pr_http_header h[5];
+    static const char *const h[] = { "Content-Type: application/json", "Content-Language: en",
+                                     "content-encoding: identity", "Content-Location: /doc", "X-Api-Key: key-123",
+                                     NULL };
     char url[64], v[32];
     int k;
     PT_REQUIRE(cl_start(&s, cl_redir, NULL) == PR_OK);
     o.max_redirects = 3;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
-    h[0].name = pr_slice_cstr("Content-Type");
-    h[0].value = pr_slice_cstr("application/json");
-    h[1].name = pr_slice_cstr("Content-Language");
-    h[1].value = pr_slice_cstr("en");
-    h[2].name = pr_slice_cstr("content-encoding");
-    h[2].value = pr_slice_cstr("identity");
-    h[3].name = pr_slice_cstr("Content-Location");
-    h[3].value = pr_slice_cstr("/doc");
-    h[4].name = pr_slice_cstr("X-Api-Key");
-    h[4].value = pr_slice_cstr("key-123");
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     for (k = 0; k < 2; k++) {
         snprintf(url, sizeof url, "http://127.0.0.1:%u/%s", s.port, k == 0 ? "see" : "found");
-        PT_EQ_INT(cl_post(c, url, h, 5, 0), 200);
+        PT_EQ_INT(cl_post(c, url, h, 0), 200);
         PT_CHECK(strstr(s.log, "Content-Type: application/json\r\n") != NULL); /* the POST had them */
         PT_CHECK(strstr(s.last, "GET /c HTTP/1.1\r\n") == s.last);
         PT_CHECK(!cl_field(s.last, "Content-Type", v, sizeof v));
@@ -902,62 +917,6 @@ PT_TEST(client_redirect_to_get_drops_body_fields) {
     }
     pr_http_client_destroy(c);
     cl_stop(&s);
-}
-
-/* ---- no_proxy ---- */
-PT_TEST(client_no_proxy_match) {
-    PT_EQ_INT(pr_http_no_proxy_match(NULL, "a.com"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("", "a.com"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("*", "anything.example"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("example.com", "example.com"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("example.com", "www.example.com"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match(".example.com", "www.example.com"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match(".example.com", "example.com"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("example.com", "badexample.com"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("example.com", "example.com.evil"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("foo, EXAMPLE.com ,bar", "a.Example.COM"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("example.com:8080", "example.com"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("10.1.2.3", "10.1.2.3"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("10.1.2.3", "10.1.2.33"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("[::1]:80", "::1"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("fe80::1", "fe80::1"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("*.x", "a.com"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match(",,", "a.com"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("a.com", "a.com."), 1);
-    /* IP-literal hosts: compared as addresses, never by suffix */
-    PT_EQ_INT(pr_http_no_proxy_match("0:0::1", "::1"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("[::1]", "[0::1]"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("2.3.4", "1.2.3.4"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match(".3.4", "1.2.3.4"), 0);
-    /* CIDR ranges (curl >= 7.86) */
-    PT_EQ_INT(pr_http_no_proxy_match("192.168.0.0/16", "192.168.77.1"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("192.168.0.0/16", "192.169.0.1"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("foo.test, 10.0.0.0/8", "10.255.0.9"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/8", "11.0.0.1"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("172.16.0.0/12", "172.31.255.255"), 1); /* a prefix inside a byte */
-    PT_EQ_INT(pr_http_no_proxy_match("172.16.0.0/12", "172.32.0.0"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("1.2.3.4/32", "1.2.3.4"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("1.2.3.4/32", "1.2.3.5"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("0.0.0.0/0", "8.8.8.8"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("0.0.0.0/0", "::1"), 0); /* families never mix */
-    PT_EQ_INT(pr_http_no_proxy_match("::1/128", "::1"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("::1/128", "[::1]"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("::1/128", "::2"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("fe80::/10", "fe80::1234:5"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("fe80::/10", "[febf::1]"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("fe80::/10", "fec0::1"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match(" [fe80::]/10 ", "fe80::1"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("2001:db8::/32", "2001:db8:ffff::1"), 1);
-    PT_EQ_INT(pr_http_no_proxy_match("2001:db8::/32", "2001:db9::1"), 0);
-    /* a range never matches a name; malformed ranges match nothing */
-    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/8", "10.example"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/33", "10.0.0.1"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("::/129", "::1"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/", "10.0.0.1"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/x", "10.0.0.1"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("10.0.0/8", "10.0.0.1"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("/8", "10.0.0.1"), 0);
-    PT_EQ_INT(pr_http_no_proxy_match("10.0.0.0/8, 10.0.0.1", "10.0.0.1"), 1);
 }
 
 /* ---- proxies ---- */
@@ -980,7 +939,7 @@ PT_TEST(client_plain_proxy_absolute_form) {
     PT_REQUIRE(cl_start(&d, cl_ok, NULL) == PR_OK);
     snprintf(proxy, sizeof proxy, "user:p%%40ss@127.0.0.1:%u", p.port); /* no scheme: http:// */
     o.http_proxy = proxy;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://a.test:%u/path?q=1", d.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "proxied");
@@ -995,7 +954,7 @@ PT_TEST(client_plain_proxy_absolute_form) {
     pr_http_client_destroy(c);
     /* no_proxy */
     o.no_proxy = "other.test, .a.test";
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://a.test:%u/", d.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
@@ -1025,9 +984,9 @@ PT_TEST(client_loopback_never_proxied) {
     char proxy[64], url[80], body[64];
     size_t i;
     for (i = 0; i < sizeof loop / sizeof loop[0]; i++)
-        if (!pr__http_is_loopback(pr_slice_cstr(loop[i]))) pt_fail(__FILE__, __LINE__, "'%s': want loopback", loop[i]);
+        if (!pr__proxy_is_loopback(pr_slice_cstr(loop[i]))) pt_fail(__FILE__, __LINE__, "'%s': want loopback", loop[i]);
     for (i = 0; i < sizeof notloop / sizeof notloop[0]; i++)
-        if (pr__http_is_loopback(pr_slice_cstr(notloop[i])))
+        if (pr__proxy_is_loopback(pr_slice_cstr(notloop[i])))
             pt_fail(__FILE__, __LINE__, "'%s': want not loopback", notloop[i]);
     PT_REQUIRE(pr_dns_override("127.example.test", 0, "127.0.0.1") == PR_OK);
     PT_REQUIRE(cl_start(&p, cl_proxy_plain, NULL) == PR_OK);
@@ -1035,7 +994,7 @@ PT_TEST(client_loopback_never_proxied) {
     snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u", p.port);
     o.http_proxy = proxy;
     o.https_proxy = proxy;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", d.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
@@ -1075,7 +1034,7 @@ static void cl_keepalive_case(int opt, int want_on, int want_idle) {
         return;
     }
     o.tcp_keepalive_s = opt;
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(pr_http_client_idle_count(c), 1);
@@ -1121,37 +1080,37 @@ PT_TEST(client_proxy_environment) {
     unsetenv("no_proxy");
     unsetenv("NO_PROXY");
     setenv("HTTP_PROXY", proxy, 1); /* upper case is ignored (httpoxy) */
-    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, NULL, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
     pr_http_client_destroy(c);
     unsetenv("HTTP_PROXY");
     setenv("http_proxy", proxy, 1);
-    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, NULL, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "proxied");
     pr_http_client_destroy(c);
     setenv("NO_PROXY", "a.test", 1);
-    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, NULL, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
     pr_http_client_destroy(c);
     unsetenv("NO_PROXY");
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK); /* ignore_env */
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK); /* ignore_env */
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
     pr_http_client_destroy(c);
     unsetenv("http_proxy");
     setenv("ALL_PROXY", proxy, 1);
-    PT_REQUIRE(pr_http_client_create(&c, NULL) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, NULL, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "proxied");
     pr_http_client_destroy(c);
     unsetenv("ALL_PROXY");
     o.http_proxy = "https://127.0.0.1:1";
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_ENOTSUP);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_ENOTSUP);
     o.http_proxy = "http://[::zz]:1";
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_EINVAL);
     PT_EQ_INT(p.nreqs, 2);
     cl_stop(&p);
     cl_stop(&d);
@@ -1186,10 +1145,10 @@ PT_TEST(client_connect_timeout_inside_deadline) {
     int i;
     PT_REQUIRE(cl_full_backlog(&l, fill, 4) == PR_OK);
     o.connect_timeout_ms = 300;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", pr_listener_port(l));
     t0 = pr_now();
-    PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(10000)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(10000)), PR_ETIMEDOUT);
     PT_CHECK(pr_now() - t0 >= 250 && pr_now() - t0 < 3000);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
     PT_CHECK(strstr(e.msg, "connect timeout") != NULL);
@@ -1208,7 +1167,7 @@ typedef struct cl_blocked {
 static int cl_blocked_task(void *arg) {
     cl_blocked *b = (cl_blocked *)arg;
     pr_http_response *r = NULL;
-    int rc = pr_http_client_get(b->c, &r, b->url, pr_deadline_in(20000));
+    int rc = pr_http_client_get(b->c, &r, b->url, NULL, pr_deadline_in(20000));
     if (!rc && b->read_body) {
         char buf[256];
         rc = cl_body(r, buf, sizeof buf);
@@ -1255,7 +1214,7 @@ PT_TEST(client_cancel_in_connect) {
     pr_http_client *c = NULL;
     char url[64];
     int i;
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     PT_REQUIRE(cl_full_backlog(&l, fill, 4) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", pr_listener_port(l));
     cl_cancel_case(c, url, 0);
@@ -1269,7 +1228,7 @@ PT_TEST(client_cancel_in_tls_handshake) {
     pr_http_client *c = NULL;
     cl_srv m;
     char url[64];
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     PT_REQUIRE(cl_start(&m, cl_mute, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://127.0.0.1:%u/", m.port);
     cl_cancel_case(c, url, 0);
@@ -1282,7 +1241,7 @@ PT_TEST(client_cancel_in_head_and_body) {
     pr_http_client *c = NULL;
     cl_srv s;
     char url[64];
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     PT_REQUIRE(cl_start(&s, cl_hang_head, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/head", s.port);
     cl_cancel_case(c, url, 0);
@@ -1317,7 +1276,7 @@ PT_TEST(client_https_reuse_and_https_to_http) {
     snprintf(loc, sizeof loc, "http://127.0.0.1:%u/", p.port);
     s.user_data = loc;
     o.max_redirects = 3;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://localhost:%u/a", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "done");
@@ -1330,14 +1289,14 @@ PT_TEST(client_https_reuse_and_https_to_http) {
     PT_EQ_INT(p.nreqs, 0);
     pr_http_client_destroy(c);
     o.allow_https_to_http = 1;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
     PT_EQ_INT(p.nreqs, 1);
     pr_http_client_destroy(c);
     /* a bad certificate name: PR_ETLS with detail */
     o.allow_https_to_http = 0;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     PT_REQUIRE(pr_dns_override("a.test", 0, "127.0.0.1") == PR_OK);
     snprintf(url, sizeof url, "https://a.test:%u/", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_ETLS);
@@ -1373,7 +1332,7 @@ PT_TEST(client_ca_file_parsed_once) {
     PT_REQUIRE(cl_start(&s, cl_ok, cfg) == PR_OK);
     o.tls.ca_file = path;
     o.pool_idle_ms = -1; /* every request connects */
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_OK);
     PT_REQUIRE(c != NULL);
     PT_CHECK(c->anchors != NULL && c->o.tls.anchors == c->anchors);
     remove(path);
@@ -1386,14 +1345,14 @@ PT_TEST(client_ca_file_parsed_once) {
     /* ca_pem: parsed at create too */
     o.tls.ca_file = NULL;
     o.tls.ca_pem = pem;
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_OK);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     pr_http_client_destroy(c);
     /* the user's own anchors are used as they are */
     PT_EQ_ERR(pr_tls_anchors_create(&mine, NULL, pem, 0, NULL), PR_OK);
     o.tls.ca_pem = "not a certificate";
     o.tls.anchors = mine;
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_OK);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_OK);
     PT_CHECK(c->anchors == NULL && c->o.tls.anchors == mine);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(s.accepts, 4);
@@ -1404,11 +1363,11 @@ PT_TEST(client_ca_file_parsed_once) {
     o.tls.ca_pem = NULL;
     o.tls.ca_file = path; /* removed above */
     c = (pr_http_client *)&o;
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EIO);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_EIO);
     PT_CHECK(c == NULL);
     o.tls.ca_file = NULL;
     o.tls.ca_pem = "not a certificate";
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, NULL), PR_EINVAL);
     cl_stop(&s);
     pr_tls_server_cfg_destroy(cfg);
 }
@@ -1477,12 +1436,12 @@ PT_TEST(client_early_response_while_uploading_tls) {
     PT_REQUIRE(pr_go(&t, cl_early_tls_task, &x, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://localhost:%u/up", pr_listener_port(x.l));
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     req.method = "POST";
     req.url = &u;
     req.body = big;
     req.body_len = BIG;
-    PT_EQ_ERR(pr_http_client_request(c, &r, &req, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(10000)), PR_OK);
     if (!r && pr_http_client_last_error(c, &e) == PR_OK) pt_fail(__FILE__, __LINE__, "detail: %s", e.msg);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 413);
@@ -1520,7 +1479,7 @@ PT_TEST(client_https_retry_on_dead_reused_connection) {
     o = cl_tls_opts();
     PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
     PT_REQUIRE(cl_start(&s, cl_tls_second, cfg) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://localhost:%u/drop", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_INT(pr_http_client_idle_count(c), 1);
@@ -1642,7 +1601,7 @@ PT_TEST(client_connect_proxy_https) {
     PT_REQUIRE(pr_go(&p.t, cl_cproxy_task, &p, NULL) == PR_OK);
     snprintf(proxy, sizeof proxy, "http://u:pw@127.0.0.1:%u/", pr_listener_port(p.l));
     o.https_proxy = proxy;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://a.test:%u/x", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
@@ -1655,7 +1614,7 @@ PT_TEST(client_connect_proxy_https) {
     pr_http_client_destroy(c);
     /* refused */
     p.refuse = 1;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://a.test:%u/x", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_EPROTO);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
@@ -1691,7 +1650,7 @@ PT_TEST(client_connect_proxy_https_verified) {
     PT_REQUIRE(pr_go(&p.t, cl_cproxy_task, &p, NULL) == PR_OK);
     snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u/", pr_listener_port(p.l));
     o.https_proxy = proxy;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://a.test:%u/v", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "hello");
@@ -1700,7 +1659,7 @@ PT_TEST(client_connect_proxy_https_verified) {
     /* the same name on a server whose certificate lacks it: refused (a new
        client: the proxy serves one tunnel at a time, the pooled one is closed) */
     pr_http_client_destroy(c);
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://a.test:%u/v", w.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), PR_ETLS);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
@@ -1719,52 +1678,6 @@ PT_TEST(client_connect_proxy_https_verified) {
 }
 #endif
 
-/* Bytes the proxy sends in the same write as its 200 reply belong to the
-   tunnel (whatever framing fields the reply carries): the tunnel conn
-   hands them out first, then reads on. Over TLS the client speaks first,
-   so a real proxy cannot do this before the ClientHello; the tunnel is
-   checked directly over a pipe. */
-PT_TEST(client_connect_tunnel_keeps_bytes_after_reply) {
-    pr_conn *a = NULL, *b = NULL;
-    pr_http_client *c = NULL;
-    pr_url u, px;
-    char buf[256];
-    ptrdiff_t k;
-    size_t len = 0, hu = 0;
-    pr_err_info e;
-    const char *reply = "HTTP/1.1 200 Connection established\r\nContent-Length: 3\r\n\r\nEARLY bytes";
-    memset(&u, 0, sizeof u);
-    memset(&px, 0, sizeof px);
-    PT_REQUIRE(pr_url_parse(&u, "https://a.test/", 15, NULL) == PR_OK);
-    PT_REQUIRE(pr_url_parse(&px, "http://proxy.test:3128", 22, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
-    PT_REQUIRE(pr_conn_pipe(&a, &b, 0) == PR_OK);
-    PT_EQ_ERR(pr_conn_write(b, reply, strlen(reply), pr_deadline_in(1000)), PR_OK); /* one write */
-    PT_EQ_ERR(pr__http_tunnel(c, &a, &u, &px, &hu, pr_deadline_in(2000), "deadline", &e), PR_OK);
-    PT_EQ_INT(hu, strlen(reply) - strlen("EARLY bytes")); /* the reply head counts toward the next head */
-    if (a) {
-        k = pr_conn_read(a, buf, sizeof buf - 1, pr_deadline_in(1000));
-        PT_CHECK(k > 0);
-        if (k > 0) len = (size_t)k;
-        buf[len] = 0;
-        PT_EQ_STR(buf, "EARLY bytes");
-        PT_EQ_ERR(pr_conn_write(b, "later", 5, pr_deadline_in(1000)), PR_OK);
-        k = pr_conn_read(a, buf, sizeof buf - 1, pr_deadline_in(1000));
-        PT_EQ_INT(k, 5);
-        PT_EQ_ERR(pr_conn_write(a, "up", 2, pr_deadline_in(1000)), PR_OK);
-        k = pr_conn_read(b, buf, sizeof buf - 1, pr_deadline_in(1000));
-        PT_CHECK(k > 0);
-        buf[k > 0 ? k : 0] = 0;
-        PT_CHECK(strstr(buf, "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n") == buf);
-        PT_CHECK(k >= 2 && !memcmp(buf + k - 2, "up", 2));
-        pr_conn_destroy(a);
-    }
-    pr_conn_destroy(b);
-    pr_http_client_destroy(c);
-    pr_url_deinit(&u);
-    pr_url_deinit(&px);
-}
-
 /* ---- allocation failures over one full request (with a redirect) ---- */
 PT_TEST(client_alloc_fail_sweep) {
     cl_srv s;
@@ -1782,7 +1695,7 @@ PT_TEST(client_alloc_fail_sweep) {
         snprintf(url, sizeof url, "http://127.0.0.1:%u/a", s.port);
         body[0] = 0;
         pt_alloc_fail_nth(n);
-        rc = pr_http_client_create(&c, &o);
+        rc = pr_http_client_create(&c, &o, NULL);
         if (!rc) {
             rc = cl_get(c, url, body, sizeof body);
             if (rc > 0) rc = cl_get(c, url, body, sizeof body); /* and once more from the pool */
@@ -1814,11 +1727,11 @@ const pt_suite pt_suite_client = { "client", {
     PT_ENTRY(client_early_response_while_uploading),
     PT_ENTRY(client_redirect_chain_and_default_off),
     PT_ENTRY(client_redirect_stalled_3xx_body),
+    PT_ENTRY(client_send_header_lines),
     PT_ENTRY(client_redirect_methods),
     PT_ENTRY(client_redirect_origin_change_drops_credentials),
     PT_ENTRY(client_redirect_cross_origin_keeps_only_safe_fields),
     PT_ENTRY(client_redirect_to_get_drops_body_fields),
-    PT_ENTRY(client_no_proxy_match),
     PT_ENTRY(client_plain_proxy_absolute_form),
     PT_ENTRY(client_loopback_never_proxied),
     PT_ENTRY(client_tcp_keepalive),
@@ -1835,6 +1748,5 @@ const pt_suite pt_suite_client = { "client", {
     PT_ENTRY(client_connect_proxy_https),
     PT_ENTRY(client_connect_proxy_https_verified),
 #endif
-    PT_ENTRY(client_connect_tunnel_keeps_bytes_after_reply),
     PT_ENTRY(client_alloc_fail_sweep),
     {0, 0} } };

@@ -146,7 +146,7 @@ PT_TEST(client_edge_connect_timeout_covers_dns) {
     pr_http_client_opts o = cl_noenv;
     pr_err_info e;
     o.connect_timeout_ms = 200;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     ce_dns_slow(1500); /* the lookup would end with PR_EDNS after 1.5 s */
     PT_EQ_ERR(ce_get_capped(c, "http://slow-edge.invalid:8080/"), PR_ETIMEDOUT);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
@@ -170,7 +170,7 @@ PT_TEST(client_edge_connect_timeout_covers_proxy_connect) {
     snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u/", p.port);
     o.https_proxy = proxy;
     o.connect_timeout_ms = 300;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     PT_EQ_ERR(ce_get_capped(c, "https://a.test/x"), PR_ETIMEDOUT);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
     PT_EQ_INT(e.code, PR_ETIMEDOUT);
@@ -195,7 +195,7 @@ PT_TEST(client_edge_connect_timeout_covers_tls_handshake) {
     PT_REQUIRE(o.tls.ca_pem != NULL);
     o.connect_timeout_ms = 300;
     PT_REQUIRE(cl_start(&m, cl_mute, NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://127.0.0.1:%u/", m.port);
     PT_EQ_ERR(ce_get_capped(c, url), PR_ETIMEDOUT);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
@@ -213,7 +213,7 @@ PT_TEST(client_edge_connect_timeout_covers_tls_handshake) {
 
 PT_TEST(client_edge_cancel_in_dns) {
     pr_http_client *c = NULL;
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     ce_dns_slow(1000);
     cl_cancel_case(c, "http://slow-cancel.invalid:8080/", 0);
     ce_dns_restore();
@@ -230,7 +230,7 @@ PT_TEST(client_edge_cancel_in_proxy_connect) {
     PT_REQUIRE(cl_start(&p, cl_hang_head, NULL) == PR_OK);
     snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u/", p.port);
     o.https_proxy = proxy;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     cl_cancel_case(c, "https://a.test/x", 0);
     PT_EQ_INT(p.nreqs, 1);
     PT_CHECK(strstr(p.log, "CONNECT a.test:443 ") == p.log);
@@ -259,7 +259,7 @@ typedef struct ce_up {
 static int ce_up_task(void *arg) {
     ce_up *u = (ce_up *)arg;
     pr_http_response *r = NULL;
-    u->rc = pr_http_client_request(u->c, &r, u->req, pr_deadline_in(20000));
+    u->rc = pr_http_client_request(u->c, &r, u->req, NULL, pr_deadline_in(20000));
     pr_http_response_destroy(r);
     return 0;
 }
@@ -283,7 +283,7 @@ PT_TEST(client_edge_cancel_in_body_upload) {
     PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 8) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/up", pr_listener_port(l));
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     for (pass = 0; pass < 2; pass++) {
         memset(&req, 0, sizeof req);
         req.method = "POST";
@@ -349,7 +349,7 @@ static int ce_send(pr_http_client *c, const char *method, const char *url, int u
         req.body = "hello";
         req.body_len = 5;
     }
-    rc = pr_http_client_request(c, &r, &req, pr_deadline_in(5000));
+    rc = pr_http_client_request(c, &r, &req, NULL, pr_deadline_in(5000));
     pr_url_deinit(&u);
     if (rc) return rc;
     rc = pr_http_status(r);
@@ -365,7 +365,7 @@ PT_TEST(client_edge_redirect_308_keeps_method_and_body) {
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, ce_redir, NULL) == PR_OK);
     o.max_redirects = 3;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/perm", s.port);
     PT_EQ_INT(ce_send(c, "POST", url, 0, body, sizeof body), 200);
     PT_EQ_STR(body, "done");
@@ -399,7 +399,7 @@ PT_TEST(client_edge_redirect_cap_clamped_to_10) {
     char url[64], body[64];
     PT_REQUIRE(cl_start(&s, ce_redir, NULL) == PR_OK);
     o.max_redirects = 50;
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/r10", s.port);
     PT_EQ_INT(cl_get(c, url, body, sizeof body), 200);
     PT_EQ_STR(body, "end");
@@ -407,7 +407,7 @@ PT_TEST(client_edge_redirect_cap_clamped_to_10) {
     PT_CHECK(strstr(s.last, "GET /r0 HTTP/1.1\r\n") == s.last);
     s.nreqs = 0;
     snprintf(url, sizeof url, "http://127.0.0.1:%u/r12", s.port);
-    PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(5000)), PR_ELIMIT);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)), PR_ELIMIT);
     PT_CHECK(r == NULL);
     PT_EQ_INT(s.nreqs, 11); /* r12 .. r2: not one more */
     PT_CHECK(strstr(s.last, "GET /r2 HTTP/1.1\r\n") == s.last);
@@ -440,13 +440,13 @@ PT_TEST(client_edge_tls_framed_body_then_no_close_notify) {
     PT_REQUIRE(o.tls.ca_pem != NULL);
     PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
     PT_REQUIRE(ce_start(&s, cfg, resps[0], strlen(resps[0]), 1) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://localhost:%u/framed", s.port);
     for (i = 0; i < 4; i++) {
         pr_http_response *r = NULL;
         s.resp = resps[i % 2];
         s.resp_len = strlen(s.resp);
-        PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)), PR_OK);
         if (!r) break;
         PT_EQ_INT(pr_http_status(r), 200);
         PT_EQ_ERR(ce_read_all(r, buf, sizeof buf, &len), PR_ECLOSED);
@@ -482,9 +482,9 @@ PT_TEST(client_edge_tls_until_close_truncated) {
     PT_REQUIRE(o.tls.ca_pem != NULL);
     PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
     PT_REQUIRE(ce_start(&s, cfg, resp, strlen(resp), 1) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://localhost:%u/eof", s.port);
-    PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 200);
         PT_EQ_ERR(ce_read_all(r, buf, sizeof buf, &len), PR_ETLS);
@@ -518,9 +518,9 @@ PT_TEST(client_edge_tls_until_close_close_notify) {
     PT_REQUIRE(o.tls.ca_pem != NULL);
     PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
     PT_REQUIRE(ce_start(&s, cfg, resp, strlen(resp), 0) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://localhost:%u/eof", s.port);
-    PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 200);
         PT_EQ_ERR(ce_read_all(r, buf, sizeof buf, &len), PR_ECLOSED);
@@ -545,7 +545,7 @@ PT_TEST(client_edge_tls_until_close_close_notify) {
    pr_http_client_last_error reports. */
 static int ce_get_checked(pr_http_client *c, const char *url, char *body, size_t cap, long n) {
     pr_http_response *r = NULL;
-    int rc = pr_http_client_get(c, &r, url, pr_deadline_in(5000)), st;
+    int rc = pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)), st;
     if (rc) {
         pr_err_info e;
         memset(&e, 0, sizeof e);
@@ -587,7 +587,7 @@ PT_TEST(client_edge_alloc_fail_sweep_https) {
         snprintf(url, sizeof url, "https://localhost:%u/", s.port);
         body[0] = 0;
         pt_alloc_fail_nth(n);
-        rc = pr_http_client_create(&c, &o);
+        rc = pr_http_client_create(&c, &o, NULL);
         if (!rc) {
             rc = ce_get_checked(c, url, body, sizeof body, n);
             if (rc > 0) rc = ce_get_checked(c, url, body, sizeof body, n); /* from the pool */
@@ -627,7 +627,7 @@ PT_TEST(client_edge_alloc_fail_sweep_plain_proxy) {
         o.http_proxy = proxy;
         body[0] = 0;
         pt_alloc_fail_nth(n);
-        rc = pr_http_client_create(&c, &o);
+        rc = pr_http_client_create(&c, &o, NULL);
         if (!rc) {
             rc = ce_get_checked(c, "http://a.test:9/p?q=1", body, sizeof body, n);
             if (rc > 0) rc = ce_get_checked(c, "http://a.test:9/p?q=1", body, sizeof body, n);
@@ -689,7 +689,7 @@ PT_TEST(client_edge_alloc_fail_sweep_connect_proxy) {
         o.https_proxy = proxy;
         body[0] = 0;
         pt_alloc_fail_nth(n);
-        rc = pr_http_client_create(&c, &o);
+        rc = pr_http_client_create(&c, &o, NULL);
         if (!rc) {
             rc = ce_get_checked(c, url, body, sizeof body, n);
             if (rc > 0) rc = ce_get_checked(c, url, body, sizeof body, n); /* the pooled tunnel */
@@ -737,9 +737,9 @@ PT_TEST(client_edge_content_encoding_is_raw) {
     PT_REQUIRE(head + sizeof gz < sizeof resp);
     memcpy(resp + head, gz, sizeof gz);
     PT_REQUIRE(ce_start(&s, NULL, resp, head + sizeof gz, 0) == PR_OK);
-    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/gz", s.port);
-    PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 200);
         ce = pr_http_header_get(r, "content-encoding");

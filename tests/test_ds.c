@@ -77,7 +77,7 @@ static int ds_start(ds_fx *f) {
     }
     line[strcspn(line, "\r\n")] = 0;
     snprintf(f->base, sizeof f->base, "%s", line + 10);
-    return pr_http_client_create(&f->client, NULL) == PR_OK ? 0 : -1;
+    return pr_http_client_create(&f->client, NULL, NULL) == PR_OK ? 0 : -1;
 }
 
 static void ds_stop(ds_fx *f) {
@@ -112,7 +112,7 @@ static pr_ds *ds_handle(ds_fx *f, const char *path, const char *ct) {
 static int ds_inject(ds_fx *f, const char *json) {
     pr_http_response *r = NULL;
     static const char *const h[] = { "Content-Type: application/json", NULL };
-    int rc = pr_http_client_send(f->client, &r, "POST", ds_url(f, "/_test/inject-error"), h, json, strlen(json),
+    int rc = pr_http_client_send(f->client, &r, "POST", ds_url(f, "/_test/inject-error"), h, json, strlen(json), NULL,
                                  pr_deadline_in(5000));
     if (rc == PR_OK) rc = pr_http_status(r) / 100 == 2 ? PR_OK : PR_EHTTP;
     pr_http_response_destroy(r);
@@ -122,7 +122,7 @@ static int ds_inject(ds_fx *f, const char *json) {
 /* DELETE /_test/inject-error: no faults left. */
 static int ds_clear(ds_fx *f) {
     pr_http_response *r = NULL;
-    int rc = pr_http_client_send(f->client, &r, "DELETE", ds_url(f, "/_test/inject-error"), NULL, NULL, 0,
+    int rc = pr_http_client_send(f->client, &r, "DELETE", ds_url(f, "/_test/inject-error"), NULL, NULL, 0, NULL,
                                  pr_deadline_in(5000));
     pr_http_response_destroy(r);
     return rc;
@@ -160,7 +160,7 @@ PT_TEST(ds_create_head_delete) {
     PT_EQ_ERR(pr_ds_create(other, NULL, &res, pr_deadline_in(5000)), PR_EHTTP);
     PT_EQ_INT(res.status, 409);
     PT_EQ_INT(res.error, PR_DS_CONFLICT_EXISTS);
-    PT_CHECK(strstr(res.http.err.msg, "/v1/t/one") != NULL);
+    PT_CHECK(strstr(res.err.msg, "/v1/t/one") != NULL);
     pr_ds_destroy(other);
     PT_REQUIRE((other = ds_handle(&f, "/v1/t/one", NULL)) != NULL); /* learns the type */
     PT_EQ_ERR(pr_ds_head(other, &res, pr_deadline_in(5000)), PR_OK);
@@ -219,7 +219,7 @@ PT_TEST(ds_append_close_and_status_mapping) {
     PT_REQUIRE((missing = ds_handle(&f, "/v1/t/none", "text/plain")) != NULL);
     PT_EQ_ERR(pr_ds_append(missing, "x", 1, NULL, &res, pr_deadline_in(5000)), PR_EHTTP);
     PT_EQ_INT(res.error, PR_DS_NOT_FOUND);
-    PT_CHECK(strstr(res.http.err.msg, "/v1/t/none") != NULL);
+    PT_CHECK(strstr(res.err.msg, "/v1/t/none") != NULL);
     pr_ds_result_deinit(&res);
     pr_ds_destroy(missing);
     pr_ds_destroy(ds);
@@ -856,9 +856,9 @@ PT_TEST(ds_producer_survives_an_outage) {
     PT_EQ_ERR(pr_ds_create(direct, NULL, &res, pr_deadline_in(5000)), PR_OK);
     PT_REQUIRE(pt_proxy_start(&px, ds_port(&f)) == PR_OK);
     memset(&co, 0, sizeof co);
-    co.on_event = ds_count_409;
-    co.event_user_data = &n409;
-    PT_EQ_ERR(pr_http_client_create(&c, &co), PR_OK);
+    co.observer.on_event = ds_count_409;
+    co.observer.user_data = &n409;
+    PT_EQ_ERR(pr_http_client_create(&c, &co, NULL), PR_OK);
     memset(&o, 0, sizeof o);
     o.client = c;
     o.content_type = "text/plain";
@@ -1300,7 +1300,7 @@ PT_TEST(ds_live_reads_notice_a_silent_connection) {
         PT_REQUIRE((direct = ds_handle(&f, "/v1/t/frozen", "text/plain")) != NULL);
         PT_EQ_ERR(pr_ds_create(direct, NULL, &res, pr_deadline_in(5000)), PR_OK);
         PT_REQUIRE(pt_proxy_start(&px, ds_port(&f)) == PR_OK);
-        PT_EQ_ERR(pr_http_client_create(&c, NULL), PR_OK);
+        PT_EQ_ERR(pr_http_client_create(&c, NULL, NULL), PR_OK);
         memset(&o, 0, sizeof o);
         o.client = c;
         o.content_type = "text/plain";
@@ -1549,7 +1549,7 @@ PT_TEST(ds_server_offsets_checked_where_they_enter) {
         PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_EPROTO);
         PT_EQ_STR(pr_ds_read_offset(rd, NULL), "-1");
         PT_EQ_ERR(pr_ds_head(ds, &res, pr_deadline_in(5000)), PR_EPROTO);
-        PT_CHECK(strstr(res.http.err.msg, "offset") != NULL);
+        PT_CHECK(strstr(res.err.msg, "offset") != NULL);
         pr_ds_result_deinit(&res);
         pr_ds_read_destroy(rd);
         pr_ds_destroy(ds);

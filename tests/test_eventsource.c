@@ -512,7 +512,7 @@ PT_TEST(es_https_and_truncated_tls) {
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
     co.tls.ca_file = "build/tls-fixtures/ca.crt";
-    PT_REQUIRE(pr_http_client_create(&c, &co) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &co, NULL) == PR_OK);
     es_opts(&f, &o);
     o.client = c;
     snprintf(url, sizeof url, "https://localhost:%u/sse?events=4&id=1&framing=close&drop_after=2",

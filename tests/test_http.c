@@ -102,7 +102,7 @@ static void http_collect(http_result *res, http_tconn *t, const char *method, co
     if ((res->rc = pr_url_parse(&u, "http://example.com/", 19, NULL)) != PR_OK) return;
     req.method = method;
     req.url = &u;
-    res->rc = pr_http_exchange(&r, &t->base, &req, opts, pr_deadline_in(10000));
+    res->rc = pr_http_exchange(&r, &t->base, &req, opts, NULL, pr_deadline_in(10000));
     if (res->rc) {
         snprintf(res->msg, sizeof res->msg, "%s", t->base.err.msg);
         pr_url_deinit(&u);
@@ -225,7 +225,7 @@ PT_TEST(http_head_accessors) {
     http_tconn_init(&t, resp);
     PT_REQUIRE(pr_url_parse(&u, "http://h/", 9, NULL) == PR_OK);
     req.url = &u;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(1000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(1000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 404);
         PT_EQ_INT(pr_http_version_minor(r), 0);
@@ -721,7 +721,7 @@ PT_TEST(http_many_fields_and_body_sizes) {
         memset(&req, 0, sizeof req);
         PT_EQ_ERR(pr_url_parse(&u, "http://example.com/", 19, NULL), PR_OK);
         req.url = &u;
-        PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(10000)), PR_OK);
+        PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(10000)), PR_OK);
         PT_EQ_INT(pr_http_header_count(r), 41);
         for (i = 0; i < 40; i++) {
             snprintf(name, sizeof name, "x-f%d", i);
@@ -879,7 +879,7 @@ static void http_request_bytes(const pr_http_request *req0, const char *url, con
     http_tconn_init(&t, "HTTP/1.1 204 No Content\r\n\r\n");
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
     req.url = &u;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(1000)), want_rc);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(1000)), want_rc);
     if (want_rc == PR_OK) {
         PT_CHECK(r != NULL);
         PT_EQ_INT(t.out.len, strlen(want));
@@ -894,31 +894,24 @@ static void http_request_bytes(const pr_http_request *req0, const char *url, con
 }
 
 PT_TEST(http_request_get_bytes) {
-    pr_http_header h[2];
+    static const char *const h[] = { "Accept:  text/event-stream \t", "X-Empty:", NULL };
+    static const char *const host[] = { "host:other.example", NULL };
     pr_http_request req;
     memset(&req, 0, sizeof req);
-    h[0].name = pr_slice_cstr("Accept");
-    h[0].value = pr_slice_cstr("text/event-stream");
-    h[1].name = pr_slice_cstr("X-Empty");
-    h[1].value = pr_slice_cstr("");
     req.headers = h;
-    req.nheaders = 2;
     http_request_bytes(&req, "http://user:pw@Example.com:8080/a%20b/c?x=1&y#frag",
                        "GET /a%20b/c?x=1&y HTTP/1.1\r\nHost: example.com:8080\r\nAccept: text/event-stream\r\n"
                        "X-Empty: \r\n\r\n",
                        PR_OK);
-    req.nheaders = 0;
+    req.headers = NULL;
     req.method = "DELETE";
     http_request_bytes(&req, "https://[::1]:443", "DELETE / HTTP/1.1\r\nHost: [::1]\r\n\r\n", PR_OK);
     /* a user Host replaces the generated one */
-    h[0].name = pr_slice_cstr("host");
-    h[0].value = pr_slice_cstr("other.example");
-    req.headers = h;
-    req.nheaders = 1;
+    req.headers = host;
     req.method = NULL;
     http_request_bytes(&req, "http://h/", "GET / HTTP/1.1\r\nhost: other.example\r\n\r\n", PR_OK);
     /* POST without a body says Content-Length: 0 */
-    req.nheaders = 0;
+    req.headers = NULL;
     req.method = "POST";
     http_request_bytes(&req, "http://h/p", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", PR_OK);
 }
@@ -980,7 +973,7 @@ PT_TEST(http_request_chunked_bytes) {
         src.fail = PR_EIO;
         PT_REQUIRE(pr_url_parse(&u, "http://h/", 9, NULL) == PR_OK);
         req.url = &u;
-        PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(1000)), PR_EIO);
+        PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(1000)), PR_EIO);
         PT_CHECK(r == NULL);
         pr_url_deinit(&u);
         pr_buf_deinit(&t.out);
@@ -988,33 +981,20 @@ PT_TEST(http_request_chunked_bytes) {
 }
 
 PT_TEST(http_request_injection_rejected) {
-    static const char *const bad_values[] = { "a\r\nX-Evil: 1", "a\nb", "a\rb" };
-    pr_http_header h;
+    static const char *const bad[] = { "X-Ok: a\r\nX-Evil: 1", "X-Ok: a\nb", "X-Ok: a\rb", "X Bad: v", "X-Bad :v",
+                                       "X-Bad", ": v", "Content-Length: 1", "transfer-encoding: chunked" };
+    const char *h[3];
     pr_http_request req;
     size_t i;
     memset(&req, 0, sizeof req);
-    req.headers = &h;
-    req.nheaders = 1;
-    h.name = pr_slice_cstr("X-Ok");
-    for (i = 0; i < 3; i++) {
-        h.value = pr_slice_cstr(bad_values[i]);
+    req.headers = h;
+    h[0] = "X-Fine: 1";
+    h[2] = NULL;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) { /* the bad line is the second one */
+        h[1] = bad[i];
         http_request_bytes(&req, "http://h/", NULL, PR_EINVAL);
     }
-    h.value.ptr = "a\0b";
-    h.value.len = 3;
-    http_request_bytes(&req, "http://h/", NULL, PR_EINVAL);
-    h.value = pr_slice_cstr("v");
-    h.name = pr_slice_cstr("X Bad");
-    http_request_bytes(&req, "http://h/", NULL, PR_EINVAL);
-    h.name = pr_slice_cstr("X-Bad:");
-    http_request_bytes(&req, "http://h/", NULL, PR_EINVAL);
-    h.name = pr_slice_cstr("");
-    http_request_bytes(&req, "http://h/", NULL, PR_EINVAL);
-    h.name = pr_slice_cstr("Content-Length");
-    http_request_bytes(&req, "http://h/", NULL, PR_EINVAL);
-    h.name = pr_slice_cstr("transfer-encoding");
-    http_request_bytes(&req, "http://h/", NULL, PR_EINVAL);
-    req.nheaders = 0;
+    req.headers = NULL;
     req.method = "GET /x HTTP/1.1\r\nX:";
     http_request_bytes(&req, "http://h/", NULL, PR_EINVAL);
     req.method = "";
@@ -1024,6 +1004,79 @@ PT_TEST(http_request_injection_rejected) {
     req.body_len = 1;
     req.body_fn = http_body_fn;
     http_request_bytes(&req, "http://h/", NULL, PR_EINVAL);
+}
+
+static int http_fields_list(pr_slice name, pr_slice value, void *user_data) {
+    pr_buf *b = (pr_buf *)user_data;
+    int rc = pr_buf_append(b, name.ptr, name.len);
+    if (!rc) rc = pr_buf_append(b, "=", 1);
+    if (!rc && value.len) rc = pr_buf_append(b, value.ptr, value.len);
+    if (!rc) rc = pr_buf_append(b, ";", 2); /* the NUL goes too and is overwritten by the next field */
+    if (!rc) b->len--;
+    return rc;
+}
+
+/* The one parser of the field lines a caller supplies: the NULL-terminated
+   array and the buffer of "\r\n"-ended lines give the same fields, values
+   trimmed; a bad line is PR_EINVAL with a message naming its field, from
+   pr_http_exchange (in its err and the conn's error) too. */
+PT_TEST(http_field_lines_one_parser) {
+    static const char *const arr[] = { "A: 1", "B-c:\t two words  ", "D:", NULL };
+    static const char buf[] = "A: 1\r\nB-c:\t two words  \r\nD:\r\n";
+    static const struct { const char *text; size_t len; const char *named; } bad[] = {
+#define HTTP_BAD(text, named) { text, sizeof text - 1, named }
+        HTTP_BAD("A: 1\r\nX-Nul: a\0b\r\n", "\"X-Nul\""),
+        HTTP_BAD("A: 1\nB: 2\r\n", "\"A\""),
+        HTTP_BAD("A: 1\r\nB: 2", "\"B\""),
+        HTTP_BAD("A: 1\r\n\r\n", "empty"),
+        HTTP_BAD("Bad Name: 1\r\n", "\"Bad Name\""),
+        HTTP_BAD("No-Colon\r\n", "\"No-Colon\""),
+        HTTP_BAD("A: b\rc\r\n", "\"A\""),
+#undef HTTP_BAD
+    };
+    static const char *const bad_arr[] = { "Ok: 1", "Bad Name: v", NULL };
+    static const char *const framing[] = { "content-length: 3", NULL };
+    pr_buf x, y;
+    pr_err_info e;
+    http_tconn t;
+    pr_url u;
+    pr_http_request req;
+    pr_http_response *r = NULL;
+    size_t i;
+    pr_buf_init(&x);
+    pr_buf_init(&y);
+    PT_EQ_ERR(pr__http_fields(arr, NULL, 0, http_fields_list, &x, &e), PR_OK);
+    PT_EQ_ERR(pr__http_fields(NULL, buf, sizeof buf - 1, http_fields_list, &y, &e), PR_OK);
+    PT_EQ_STR(x.data, "A=1;B-c=two words;D=;");
+    PT_EQ_STR(y.data, "A=1;B-c=two words;D=;");
+    PT_EQ_ERR(pr__http_fields(NULL, NULL, 0, NULL, NULL, &e), PR_OK);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&e, 0, sizeof e);
+        PT_EQ_ERR(pr__http_fields(NULL, bad[i].text, bad[i].len, NULL, NULL, &e), PR_EINVAL);
+        PT_EQ_ERR(e.code, PR_EINVAL);
+        if (!strstr(e.msg, bad[i].named)) pt_fail(__FILE__, __LINE__, "bad line %d: %s", (int)i, e.msg);
+    }
+    PT_EQ_ERR(pr__http_fields(bad_arr, NULL, 0, NULL, NULL, &e), PR_EINVAL);
+    PT_CHECK(strstr(e.msg, "\"Bad Name\"") != NULL);
+    /* pr_http_exchange: nothing sent, the conn's error names the field */
+    memset(&u, 0, sizeof u);
+    memset(&req, 0, sizeof req);
+    http_tconn_init(&t, "HTTP/1.1 204 No Content\r\n\r\n");
+    PT_REQUIRE(pr_url_parse(&u, "http://h/", 9, NULL) == PR_OK);
+    req.url = &u;
+    req.headers = framing;
+    memset(&e, 0, sizeof e);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, &e, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_INT(t.out.len, 0);
+    PT_EQ_ERR(e.code, PR_EINVAL);
+    PT_CHECK(strstr(e.msg, "\"content-length\"") != NULL);
+    memset(&e, 0, sizeof e);
+    PT_EQ_ERR(pr_conn_last_error(&t.base, &e), PR_OK);
+    PT_CHECK(strstr(e.msg, "\"content-length\"") != NULL);
+    pr_url_deinit(&u);
+    pr_buf_deinit(&t.out);
+    pr_buf_deinit(&x);
+    pr_buf_deinit(&y);
 }
 
 PT_TEST(http_write_error_propagates) {
@@ -1037,9 +1090,9 @@ PT_TEST(http_write_error_propagates) {
     t.write_err = PR_ECLOSED;
     PT_REQUIRE(pr_url_parse(&u, "http://h/", 9, NULL) == PR_OK);
     req.url = &u;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(1000)), PR_ECLOSED);
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, NULL, NULL, pr_deadline_in(1000)), PR_EINVAL);
-    PT_EQ_ERR(pr_http_exchange(NULL, &t.base, &req, NULL, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(1000)), PR_ECLOSED);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, NULL, NULL, NULL, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_ERR(pr_http_exchange(NULL, &t.base, &req, NULL, NULL, pr_deadline_in(1000)), PR_EINVAL);
     pr_url_deinit(&u);
     pr_buf_deinit(&t.out);
 }
@@ -1074,7 +1127,7 @@ static int http_early(const char *resp, int write_err, int sys_errno, int use_fn
     *status = 0;
     *reusable = -1;
     body[0] = 0;
-    rc = pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(2000));
+    rc = pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(2000));
     if (rc == PR_OK) {
         *status = pr_http_status(r);
         for (;;) {
@@ -1146,7 +1199,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     http_tconn_init(&t, resp);
     t.delay_pos = sizeof resp - 1 - 3;
     t.delay_ms = 5000;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, pr_deadline_in(60000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, NULL, pr_deadline_in(60000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_read(r, buf, sizeof buf, pr_deadline_in(60000)), 3);
         t0 = pr_now();
@@ -1171,7 +1224,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     http_tconn_init(&t, resp);
     t.delay_pos = sizeof resp - 1 - 3;
     t.delay_ms = 5000;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(60000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(60000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_read(r, buf, sizeof buf, pr_deadline_in(60000)), 3);
         t0 = pr_now();
@@ -1189,7 +1242,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     t.delay_ms = 5000;
     o.idle_timeout_ms = 1000;
     t0 = pr_now();
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, pr_deadline_in(60000)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, NULL, pr_deadline_in(60000)), PR_ETIMEDOUT);
     PT_EQ_INT(pr_now() - t0, 1000);
     PT_EQ_STR(t.base.err.msg, "http: no byte for 1000 ms waiting for the response head (idle timeout)");
     pr_buf_deinit(&t.out);
@@ -1198,7 +1251,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     t.hang = 1;
     t.len = 20;
     t0 = pr_now();
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, pr_deadline_in(300)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, NULL, pr_deadline_in(300)), PR_ETIMEDOUT);
     PT_EQ_INT(pr_now() - t0, 300);
     PT_EQ_STR(t.base.err.msg, "http: timed out waiting for the response head (deadline)");
     pr_buf_deinit(&t.out);
@@ -1220,7 +1273,7 @@ static int http_cancel_task(void *user_data) {
     char buf[8];
     memset(&req, 0, sizeof req);
     req.url = &c->u;
-    c->rc = pr_http_exchange(&r, &c->t.base, &req, NULL, PR_FOREVER);
+    c->rc = pr_http_exchange(&r, &c->t.base, &req, NULL, NULL, PR_FOREVER);
     if (c->rc == PR_OK) {
         ptrdiff_t k;
         while ((k = pr_http_read(r, buf, sizeof buf, PR_FOREVER)) > 0) c->reached++;
@@ -1351,7 +1404,7 @@ PT_TEST(http_keepalive_over_pipe_one_byte_reads) {
     s.resp[1] = "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n6;x\r\nsecond\r\n0\r\n\r\n";
     PT_REQUIRE(pr_go(&t, http_srv_task, &s, NULL) == PR_OK);
     req.url = &u;
-    PT_EQ_ERR(pr_http_exchange(&r, a, &req, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, a, &req, NULL, NULL, pr_deadline_in(5000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 200);
         http_read_all(r, body, sizeof body, &len, &rc);
@@ -1364,7 +1417,7 @@ PT_TEST(http_keepalive_over_pipe_one_byte_reads) {
     req.method = "POST";
     req.body_fn = http_body_fn;
     req.body_user_data = &src;
-    PT_EQ_ERR(pr_http_exchange(&r, a, &req, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, a, &req, NULL, NULL, pr_deadline_in(5000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 201);
         http_read_all(r, body, sizeof body, &len, &rc);
@@ -1420,7 +1473,7 @@ PT_TEST(http_exchange_over_tcp_loopback) {
     PT_EQ_ERR(rc, PR_OK);
     if (rc == PR_OK) {
         req.url = &u;
-        PT_EQ_ERR(pr_http_exchange(&r, c, &req, NULL, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_http_exchange(&r, c, &req, NULL, NULL, pr_deadline_in(5000)), PR_OK);
         if (r) {
             http_read_all(r, body, sizeof body, &len, &rc);
             PT_EQ_ERR(rc, PR_ECLOSED);
@@ -1444,7 +1497,7 @@ PT_TEST(http_101_with_upgrade_request) {
     pr_url u;
     pr_http_request req;
     pr_http_response *r = NULL;
-    pr_http_header h[2];
+    static const char *const h[] = { "Connection: Upgrade", "upgrade: websocket", NULL };
     char body[64];
     size_t len = 0;
     int rc = 0;
@@ -1455,14 +1508,9 @@ PT_TEST(http_101_with_upgrade_request) {
                         "Content-Length: 2\r\n\r\n\x81\x02hi and more");
     t.chunk = 7; /* the raw bytes come partly from the buffer, partly from the conn */
     PT_REQUIRE(pr_url_parse(&u, "http://h/ws", 11, NULL) == PR_OK);
-    h[0].name = pr_slice_cstr("Connection");
-    h[0].value = pr_slice_cstr("Upgrade");
-    h[1].name = pr_slice_cstr("upgrade");
-    h[1].value = pr_slice_cstr("websocket");
     req.url = &u;
     req.headers = h;
-    req.nheaders = 2;
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, pr_deadline_in(2000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, NULL, NULL, pr_deadline_in(2000)), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 101);
         PT_EQ_INT(pr_http_reusable(r), 0);
@@ -1511,6 +1559,7 @@ const pt_suite pt_suite_http = { "http", {
     PT_ENTRY(http_request_body_bytes),
     PT_ENTRY(http_request_chunked_bytes),
     PT_ENTRY(http_request_injection_rejected),
+    PT_ENTRY(http_field_lines_one_parser),
     PT_ENTRY(http_write_error_propagates),
     PT_ENTRY(http_early_response_while_uploading),
     PT_ENTRY(http_idle_timeout_body_and_head),

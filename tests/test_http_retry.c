@@ -58,7 +58,7 @@ static int hr_start(hr_fx *f, const ts_opts *so) {
     f->c = NULL;
     if ((rc = ts_start(&f->s, so)) != PR_OK) return rc;
     snprintf(f->base, sizeof f->base, "http://127.0.0.1:%u", (unsigned)ts_port(f->s));
-    return pr_http_client_create(&f->c, &f->o);
+    return pr_http_client_create(&f->c, &f->o, NULL);
 }
 
 static void hr_end(hr_fx *f) {
@@ -75,7 +75,7 @@ static int hr_get(hr_fx *f, const char *path, char *body, size_t cap) {
     pr_http_response *r = NULL;
     int rc;
     snprintf(url, sizeof url, "%s%s", f->base, path);
-    rc = pr_http_client_get(f->c, &r, url, pr_deadline_in(f->call_ms));
+    rc = pr_http_client_get(f->c, &r, url, NULL, pr_deadline_in(f->call_ms));
     if (rc) return rc;
     rc = pr_http_status(r);
     if (body) {
@@ -324,10 +324,10 @@ PT_TEST(http_retry_connection_refused) {
     PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1) == PR_OK);
     port = pr_listener_port(l);
     pr_listener_destroy(l);
-    PT_REQUIRE(pr_http_client_create(&f.c, &f.o) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&f.c, &f.o, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/t/a", (unsigned)port);
     /* R18: 3 connect attempts, sleeps 500 and 1000, a connection error */
-    PT_EQ_ERR(pr_http_client_get(f.c, &r, url, pr_deadline_in(10000)), PR_EIO);
+    PT_EQ_ERR(pr_http_client_get(f.c, &r, url, NULL, pr_deadline_in(10000)), PR_EIO);
     PT_CHECK(r == NULL);
     HR_EQ_SLEEPS(f, 500, 1000);
     PT_EQ_ERR(pr_http_client_last_error(f.c, &e), PR_OK);
@@ -376,7 +376,7 @@ PT_TEST(http_retry_timeouts_are_retried) {
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
     req.url = &u;
     t0 = pr_now();
-    PT_EQ_ERR(pr_http_client_fetch(f.c, &res, &req, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_fetch(f.c, &res, &req, NULL, pr_deadline_in(10000)), PR_OK);
     PT_CHECK(pr_now() - t0 >= 300 && pr_now() - t0 < 3000);
     PT_EQ_INT(res.status, 200);
     PT_EQ_INT(res.attempts, 2);
@@ -397,7 +397,7 @@ PT_TEST(http_retry_timeouts_are_retried) {
     {
         pr_http_response *r = NULL;
         char b[16];
-        PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, pr_deadline_in(10000)), PR_OK);
+        PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, NULL, pr_deadline_in(10000)), PR_OK);
         PT_EQ_INT(pr_http_read(r, b, sizeof b, pr_deadline_in(5000)), 5);
         PT_EQ_INT(pr_http_read(r, b, sizeof b, pr_deadline_in(100)), PR_ETIMEDOUT);
         pr_http_response_destroy(r);
@@ -433,7 +433,7 @@ static int hr_post(hr_fx *f, const char *path, const char *method, const char *k
     hdrs[0] = key_header;
     hdrs[1] = NULL;
     snprintf(url, sizeof url, "%s%s", f->base, path);
-    rc = pr_http_client_send(f->c, &r, method, url, key_header ? hdrs : NULL, "{}", 2, pr_deadline_in(10000));
+    rc = pr_http_client_send(f->c, &r, method, url, key_header ? hdrs : NULL, "{}", 2, NULL, pr_deadline_in(10000));
     if (rc) return rc;
     rc = pr_http_status(r);
     pr_http_response_destroy(r);
@@ -501,7 +501,7 @@ PT_TEST(http_retry_off_and_headers) {
         char url[128];
         pr_http_response *r = NULL;
         snprintf(url, sizeof url, "%s/t/a", f.base);
-        PT_EQ_ERR(pr_http_client_send(f.c, &r, "GET", url, hdrs, NULL, 0, pr_deadline_in(10000)), PR_OK);
+        PT_EQ_ERR(pr_http_client_send(f.c, &r, "GET", url, hdrs, NULL, 0, NULL, pr_deadline_in(10000)), PR_OK);
         PT_EQ_INT(pr_http_status(r), 200);
         pr_http_response_destroy(r);
     }
@@ -556,7 +556,7 @@ PT_TEST(http_retry_non_replayable_body) {
     req.body_fn = hr_body_fn;
     req.body_user_data = &b;
     /* a streamed body that cannot restart: the 503 is the answer */
-    PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, NULL, pr_deadline_in(10000)), PR_OK);
     PT_EQ_INT(pr_http_status(r), 503);
     pr_http_response_destroy(r);
     PT_EQ_INT(ts_log_count(f.s), 1);
@@ -565,11 +565,11 @@ PT_TEST(http_retry_non_replayable_body) {
     req.body_rewind = hr_body_rewind;
     b.pos = 0;
     hr_script(&f, "/t/up", st, 2); /* after the queued 200: 503, 200 */
-    PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, NULL, pr_deadline_in(10000)), PR_OK);
     PT_EQ_INT(pr_http_status(r), 200);
     pr_http_response_destroy(r);
     b.pos = 0;
-    PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, NULL, pr_deadline_in(10000)), PR_OK);
     PT_EQ_INT(pr_http_status(r), 200);
     pr_http_response_destroy(r);
     PT_EQ_INT(ts_log_count(f.s), 4);
@@ -592,7 +592,7 @@ PT_TEST(http_retry_never_sleeps_past_deadline) {
     snprintf(url, sizeof url, "%s/t/a", f.base);
     t0 = pr_now();
     /* the 5 s hint would end past the 1 s deadline: the 503 comes back at once */
-    PT_EQ_ERR(pr_http_client_get(f.c, &r, url, pr_deadline_in(1000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_get(f.c, &r, url, NULL, pr_deadline_in(1000)), PR_OK);
     PT_EQ_INT(pr_http_status(r), 503);
     PT_CHECK(pr_now() - t0 < 500);
     pr_http_response_destroy(r);
@@ -657,14 +657,14 @@ PT_TEST(http_retry_events) {
     pr_http_response *r = NULL;
     memset(&ev, 0, sizeof ev);
     hr_opts(&f);
-    f.o.on_event = hr_on_event;
-    f.o.event_user_data = &ev;
+    f.o.observer.on_event = hr_on_event;
+    f.o.observer.user_data = &ev;
     PT_REQUIRE(hr_start(&f, NULL) == PR_OK);
     st[0] = hr_step(503, "Retry-After: 1\r\n", NULL);
     st[1] = hr_step(200, NULL, NULL);
     hr_script(&f, "/t/a", st, 2);
     snprintf(url, sizeof url, "http://user:secret@127.0.0.1:%u/t/a?x=1", (unsigned)ts_port(f.s));
-    PT_EQ_ERR(pr_http_client_get(f.c, &r, url, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_get(f.c, &r, url, NULL, pr_deadline_in(10000)), PR_OK);
     pr_http_response_destroy(r);
     /* START, ATTEMPT 503, RETRY 1000 (hinted), ATTEMPT 200, DONE 200 */
     PT_EQ_INT(ev.n, 5);
@@ -800,12 +800,12 @@ PT_TEST(http_retry_slot_wait_deadline) {
     f.o.retry.max_retries = PR_RETRY_OFF;
     PT_REQUIRE(hr_start(&f, NULL) == PR_OK);
     snprintf(url, sizeof url, "%s/fixed?len=5", f.base);
-    PT_EQ_ERR(pr_http_client_get(f.c, &r1, url, pr_deadline_in(5000)), PR_OK); /* holds the only slot */
-    PT_EQ_ERR(pr_http_client_get(f.c, &r2, url, pr_deadline_in(100)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_http_client_get(f.c, &r1, url, NULL, pr_deadline_in(5000)), PR_OK); /* holds the only slot */
+    PT_EQ_ERR(pr_http_client_get(f.c, &r2, url, NULL, pr_deadline_in(100)), PR_ETIMEDOUT);
     PT_EQ_ERR(pr_http_client_last_error(f.c, &e), PR_OK);
     PT_EQ_STR(e.msg, "http: timed out waiting for a free connection (deadline)");
     pr_http_response_destroy(r1); /* unread body: closed, the slot comes back */
-    PT_EQ_ERR(pr_http_client_get(f.c, &r2, url, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_get(f.c, &r2, url, NULL, pr_deadline_in(5000)), PR_OK);
     pr_http_response_destroy(r2);
     hr_end(&f);
 }
@@ -816,6 +816,7 @@ PT_TEST(http_retry_fetch_final_failure_keeps_body) {
     hr_fx f;
     ts_step st = hr_step(400, "Content-Type: application/problem+json\r\n", "{\"detail\":\"bad\"}");
     pr_http_result res;
+    pr_err_info e;
     pr_http_request req;
     pr_url u;
     char url[128];
@@ -831,15 +832,17 @@ PT_TEST(http_retry_fetch_final_failure_keeps_body) {
     memset(&res, 0, sizeof res);
     req.url = &u;
     /* R4: a 400 is final at once: status, body, parsed JSON, detail */
-    PT_EQ_ERR(pr_http_client_fetch(f.c, &res, &req, pr_deadline_in(10000)), PR_OK);
+    memset(&e, 0xff, sizeof e);
+    PT_EQ_ERR(pr_http_client_fetch(f.c, &res, &req, &e, pr_deadline_in(10000)), PR_OK);
     PT_EQ_INT(res.status, 400);
     PT_EQ_INT(res.attempts, 1);
     PT_EQ_STR(res.body, "{\"detail\":\"bad\"}");
     PT_REQUIRE(res.json != NULL);
     d = pr_json_string(pr_json_get(pr_json_root(res.json), "detail"), &n);
     PT_EQ_STR(d, "bad");
-    PT_EQ_INT(res.err.http_status, 400);
-    PT_EQ_STR(res.err.msg, "http: status 400: {\"detail\":\"bad\"}");
+    PT_EQ_INT(e.code, PR_OK);
+    PT_EQ_INT(e.http_status, 400);
+    PT_EQ_STR(e.msg, "http: status 400: {\"detail\":\"bad\"}");
     PT_REQUIRE(res.resp != NULL);
     PT_CHECK(pr_http_header_get(res.resp, "x-conn-id") != NULL);
     PT_EQ_INT(f.rec.n, 0);
@@ -849,10 +852,11 @@ PT_TEST(http_retry_fetch_final_failure_keeps_body) {
     /* a body over fetch_max_bytes: PR_ELIMIT, not retried */
     pr_http_client_destroy(f.c);
     f.o.fetch_max_bytes = 8;
-    PT_REQUIRE(pr_http_client_create(&f.c, &f.o) == PR_OK);
-    PT_EQ_ERR(pr_http_client_fetch(f.c, &res, &req, pr_deadline_in(10000)), PR_ELIMIT);
+    PT_REQUIRE(pr_http_client_create(&f.c, &f.o, NULL) == PR_OK);
+    PT_EQ_ERR(pr_http_client_fetch(f.c, &res, &req, &e, pr_deadline_in(10000)), PR_ELIMIT);
     PT_CHECK(res.body == NULL && res.resp == NULL);
-    PT_CHECK(strstr(res.err.msg, "fetch_max_bytes") != NULL);
+    PT_EQ_INT(e.code, PR_ELIMIT);
+    PT_CHECK(strstr(e.msg, "fetch_max_bytes") != NULL);
     PT_EQ_INT(ts_log_count(f.s), 2);
     pr_http_result_deinit(&res);
     pr_url_deinit(&u);
@@ -869,16 +873,18 @@ PT_TEST(http_retry_send_header_lines) {
     hr_opts(&f);
     PT_REQUIRE(hr_start(&f, NULL) == PR_OK);
     snprintf(url, sizeof url, "%s/echo", f.base);
-    PT_EQ_ERR(pr_http_client_send(f.c, &r, "POST", url, hdrs, "hello", 5, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_send(f.c, &r, "POST", url, hdrs, "hello", 5, NULL, pr_deadline_in(10000)), PR_OK);
     PT_EQ_INT(pr_http_status(r), 200);
     pr_http_response_destroy(r);
     PT_EQ_STR(hr_logged(&f, 0, "Accept", v, sizeof v), "text/event-stream");
     PT_EQ_STR(hr_logged(&f, 0, "X-Two", v, sizeof v), "padded");
     PT_EQ_STR(ts_log_get(f.s, 0)->body, "hello");
-    PT_EQ_ERR(pr_http_client_send(f.c, &r, "GET", url, bad, NULL, 0, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_ERR(pr_http_client_send(f.c, &r, "GET", url, bad, NULL, 0, &e, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_STR(e.msg, "http: header line \"no colon here\" has no colon");
     PT_EQ_ERR(pr_http_client_last_error(f.c, &e), PR_OK);
-    PT_EQ_STR(e.msg, "http: header line without a colon: no colon here");
-    PT_EQ_ERR(pr_http_client_send(f.c, &r, "GET", "not a url", NULL, NULL, 0, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_STR(e.msg, "http: header line \"no colon here\" has no colon");
+    PT_EQ_ERR(pr_http_client_send(f.c, &r, "GET", "not a url", NULL, NULL, 0, &e, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_ERR(e.code, PR_EINVAL);
     hr_end(&f);
 }
 
@@ -904,17 +910,16 @@ PT_TEST(http_retry_per_request_policy_and_err) {
     off.max_retries = PR_RETRY_OFF;
     req.url = &u;
     req.retry = &off;
-    PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, NULL, pr_deadline_in(10000)), PR_OK);
     PT_EQ_INT(pr_http_status(r), 503);
     pr_http_response_destroy(r);
     PT_EQ_INT(ts_log_count(f.s), 1);
-    /* a failure's detail lands in the request's own err */
+    /* a failure's detail lands in the call's own err */
     pr_url_deinit(&u);
     memset(&u, 0, sizeof u);
     PT_REQUIRE(pr_url_parse(&u, "http://127.0.0.1:1/", 19, NULL) == PR_OK);
     memset(&mine, 0, sizeof mine);
-    req.err = &mine;
-    PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, pr_deadline_in(5000)), PR_EIO);
+    PT_EQ_ERR(pr_http_client_request(f.c, &r, &req, &mine, pr_deadline_in(5000)), PR_EIO);
     PT_EQ_INT(mine.code, PR_EIO);
     PT_EQ_INT(mine.sys_errno, ECONNREFUSED);
     pr_url_deinit(&u);
@@ -927,27 +932,26 @@ PT_TEST(http_retry_create_error_detail) {
     pr_err_info e;
     memset(&o, 0, sizeof o);
     o.ignore_env = 1;
-    o.err = &e;
 #ifndef PRISTINE_NO_TLS
     o.tls.ca_file = "build/no-such-dir/ca.pem";
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EIO);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, &e), PR_EIO);
     PT_EQ_INT(e.code, PR_EIO);
     PT_EQ_INT(e.sys_errno, ENOENT);
     PT_EQ_STR(e.msg, "http: tls.ca_file: cannot open build/no-such-dir/ca.pem: No such file or directory");
     o.tls.ca_file = "tests/test_retry.c"; /* a file with no PEM in it */
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, &e), PR_EINVAL);
     PT_EQ_STR(e.msg, "http: tls.ca_file: no certificate found in tests/test_retry.c");
     o.tls.ca_file = NULL;
 #endif
     o.http_proxy = "socks5://127.0.0.1:1080";
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_ENOTSUP);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, &e), PR_ENOTSUP);
     PT_EQ_STR(e.msg, "http: only http:// proxies are supported, not socks5://127.0.0.1:1080");
     o.http_proxy = "http://bad host:80";
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, &e), PR_EINVAL);
     PT_CHECK(strncmp(e.msg, "http: proxy URL http://bad host:80: ", 36) == 0);
     o.http_proxy = NULL;
     o.retry.backoff.base_ms = -5;
-    PT_EQ_ERR(pr_http_client_create(&c, &o), PR_EINVAL);
+    PT_EQ_ERR(pr_http_client_create(&c, &o, &e), PR_EINVAL);
     PT_EQ_STR(e.msg, "http: invalid retry policy (backoff or limits)");
     PT_CHECK(c == NULL);
 }
@@ -967,9 +971,9 @@ static void hr_empty_bundle_child(void) {
     if (pr_tcp_listen(&l, "127.0.0.1", 0, 4) != PR_OK) _exit(2); /* TCP connects; TLS loads the bundle */
     snprintf(url, sizeof url, "https://127.0.0.1:%u/", (unsigned)pr_listener_port(l));
     if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1,
-                                                         .retry = { .max_retries = PR_RETRY_OFF } }) != PR_OK)
+                                                         .retry = { .max_retries = PR_RETRY_OFF } }, NULL) != PR_OK)
         _exit(3);
-    rc = pr_http_client_get(c, &r, url, pr_deadline_in(2000));
+    rc = pr_http_client_get(c, &r, url, NULL, pr_deadline_in(2000));
     pr_http_client_last_error(c, &e);
     pr_http_client_destroy(c);
     pr_listener_destroy(l);

@@ -87,7 +87,7 @@ static int ngx_connect(pr_conn **out, int port, const char *tls_host) {
 
 /* One exchange: METHOD scheme://host:port/path with optional extra fields. */
 static int ngx_send(pr_http_response **r, pr_conn *c, const char *method, int tls, const char *host, int port,
-                    const char *path, const pr_http_header *h, size_t nh, const pr_http_opts *opts) {
+                    const char *path, const char *const *h, const pr_http_opts *opts) {
     char text[300];
     pr_url u;
     int rc;
@@ -99,14 +99,13 @@ static int ngx_send(pr_http_response **r, pr_conn *c, const char *method, int tl
     req.method = method;
     req.url = &u;
     req.headers = h;
-    req.nheaders = nh;
-    rc = pr_http_exchange(r, c, &req, opts, pr_deadline_in(10000));
+    rc = pr_http_exchange(r, c, &req, opts, NULL, pr_deadline_in(10000));
     pr_url_deinit(&u);
     return rc;
 }
 
 static int ngx_get(pr_http_response **r, pr_conn *c, int port, const char *path) {
-    return ngx_send(r, c, "GET", 0, "127.0.0.1", port, path, NULL, 0, NULL);
+    return ngx_send(r, c, "GET", 0, "127.0.0.1", port, path, NULL, NULL);
 }
 
 /* A header's value as a C string ("" if absent). */
@@ -186,7 +185,7 @@ PT_TEST(nginx_get_files_byte_exact) {
         if (!c) return;
         /* the same file four times on one connection: read / spans, default / 64 KiB buffer */
         for (spans = 0; spans < 4; spans++) {
-            PT_EQ_ERR(ngx_send(&r, c, "GET", 0, "127.0.0.1", ngx_srv.plain, path, NULL, 0, spans & 2 ? &big : NULL),
+            PT_EQ_ERR(ngx_send(&r, c, "GET", 0, "127.0.0.1", ngx_srv.plain, path, NULL, spans & 2 ? &big : NULL),
                       PR_OK);
             if (!r) break;
             PT_EQ_INT(pr_http_status(r), 200);
@@ -233,7 +232,7 @@ PT_TEST(nginx_head_and_404_keep_the_connection) {
     NGX_UP();
     PT_EQ_ERR(ngx_connect(&c, ngx_srv.plain, NULL), PR_OK);
     if (!c) return;
-    PT_EQ_ERR(ngx_send(&r, c, "HEAD", 0, "127.0.0.1", ngx_srv.plain, "/16m.bin", NULL, 0, NULL), PR_OK);
+    PT_EQ_ERR(ngx_send(&r, c, "HEAD", 0, "127.0.0.1", ngx_srv.plain, "/16m.bin", NULL, NULL), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 200);
         PT_EQ_STR(ngx_hdr(r, "Content-Length"), "16777216");
@@ -272,7 +271,7 @@ PT_TEST(nginx_keepalive_100_requests_one_connection) {
     for (i = 0; i < 100; i++) {
         pr_http_response *r;
         int kind = i % 4, rc;
-        if (kind == 2) rc = ngx_send(&r, c, "HEAD", 0, "127.0.0.1", ngx_srv.plain, "/1m.bin", NULL, 0, NULL);
+        if (kind == 2) rc = ngx_send(&r, c, "HEAD", 0, "127.0.0.1", ngx_srv.plain, "/1m.bin", NULL, NULL);
         else rc = ngx_get(&r, c, ngx_srv.plain, kind == 1 ? "/missing" : kind == 3 ? "/chunked/small.txt" : "/small.txt");
         if (rc != PR_OK) {
             pt_fail(__FILE__, __LINE__, "got %s on request %d, want PR_OK", pt_errname(rc), i + 1);
@@ -300,14 +299,14 @@ PT_TEST(nginx_tls_get_localhost_and_ip) {
         pr_http_response *r;
         PT_EQ_ERR(ngx_connect(&c, ngx_srv.tls, hosts[i]), PR_OK);
         if (!c) continue;
-        PT_EQ_ERR(ngx_send(&r, c, "GET", 1, hosts[i], ngx_srv.tls, "/16m.bin", NULL, 0, NULL), PR_OK);
+        PT_EQ_ERR(ngx_send(&r, c, "GET", 1, hosts[i], ngx_srv.tls, "/16m.bin", NULL, NULL), PR_OK);
         if (r) {
             PT_EQ_INT(pr_http_status(r), 200);
             PT_EQ_ERR(NGX_BODY_IS(r, ngx_file("16m.bin"), 0), PR_OK);
             PT_EQ_INT(pr_http_reusable(r), 1);
             pr_http_response_destroy(r);
         }
-        PT_EQ_ERR(ngx_send(&r, c, "GET", 1, hosts[i], ngx_srv.tls, "/1m.bin", NULL, 0, NULL), PR_OK);
+        PT_EQ_ERR(ngx_send(&r, c, "GET", 1, hosts[i], ngx_srv.tls, "/1m.bin", NULL, NULL), PR_OK);
         if (r) {
             PT_EQ_INT(pr_http_status(r), 200);
             PT_EQ_ERR(NGX_BODY_IS(r, ngx_file("1m.bin"), 1), PR_OK);
@@ -333,13 +332,13 @@ PT_TEST(nginx_tls_wrong_name_refused) {
 /* Connection: close over TLS: nginx ends with close_notify, so the stream
    after the body reads as a clean PR_ECLOSED, not a truncation. */
 PT_TEST(nginx_tls_connection_close_sends_close_notify) {
-    static const pr_http_header close_hdr[] = { { { "Connection", 10 }, { "close", 5 } } };
+    static const char *const close_hdr[] = { "Connection: close", NULL };
     pr_conn *c;
     pr_http_response *r;
     NGX_UP();
     PT_EQ_ERR(ngx_connect(&c, ngx_srv.tls, "localhost"), PR_OK);
     if (!c) return;
-    PT_EQ_ERR(ngx_send(&r, c, "GET", 1, "localhost", ngx_srv.tls, "/1m.bin", close_hdr, 1, NULL), PR_OK);
+    PT_EQ_ERR(ngx_send(&r, c, "GET", 1, "localhost", ngx_srv.tls, "/1m.bin", close_hdr, NULL), PR_OK);
     if (r) {
         PT_EQ_INT(pr_http_status(r), 200);
         PT_EQ_STR(ngx_hdr(r, "Connection"), "close");
@@ -360,14 +359,14 @@ PT_TEST(nginx_tls_idle_keepalive_close_is_eclosed) {
     NGX_UP();
     PT_EQ_ERR(ngx_connect(&c, ngx_srv.tlsshort, "localhost"), PR_OK);
     if (!c) return;
-    PT_EQ_ERR(ngx_send(&r, c, "GET", 1, "localhost", ngx_srv.tlsshort, "/small.txt", NULL, 0, NULL), PR_OK);
+    PT_EQ_ERR(ngx_send(&r, c, "GET", 1, "localhost", ngx_srv.tlsshort, "/small.txt", NULL, NULL), PR_OK);
     if (r) {
         PT_EQ_ERR(NGX_BODY_IS(r, ngx_file("small.txt"), 0), PR_OK);
         PT_EQ_INT(pr_http_reusable(r), 1);
         pr_http_response_destroy(r);
     }
     PT_EQ_ERR(pr_sleep(pr_deadline_in(2200)), PR_OK); /* keepalive_timeout 1s */
-    PT_EQ_ERR(ngx_send(&r, c, "GET", 1, "localhost", ngx_srv.tlsshort, "/small.txt", NULL, 0, NULL), PR_ECLOSED);
+    PT_EQ_ERR(ngx_send(&r, c, "GET", 1, "localhost", ngx_srv.tlsshort, "/small.txt", NULL, NULL), PR_ECLOSED);
     PT_CHECK(r == NULL);
     pr_http_response_destroy(r);
     pr_conn_destroy(c);
@@ -386,7 +385,7 @@ PT_TEST(nginx_tls_send_timeout_is_truncation) {
     NGX_UP();
     PT_EQ_ERR(ngx_connect(&c, ngx_srv.tlsshort, "localhost"), PR_OK);
     if (!c) return;
-    PT_EQ_ERR(ngx_send(&r, c, "GET", 1, "localhost", ngx_srv.tlsshort, "/16m.bin", NULL, 0, NULL), PR_OK);
+    PT_EQ_ERR(ngx_send(&r, c, "GET", 1, "localhost", ngx_srv.tlsshort, "/16m.bin", NULL, NULL), PR_OK);
     if (!r) {
         pr_conn_destroy(c);
         return;

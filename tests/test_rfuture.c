@@ -97,7 +97,7 @@ static int rf_start(rf_fx *f) {
     co.pool_max = 200;
     if ((rc = ts_start(&f->s, &f->so)) != PR_OK) return rc;
     snprintf(f->base, sizeof f->base, "http://127.0.0.1:%u", (unsigned)ts_port(f->s));
-    if ((rc = pr_http_client_create(&f->c, &co)) != PR_OK) return rc;
+    if ((rc = pr_http_client_create(&f->c, &co, NULL)) != PR_OK) return rc;
     f->po.base_url = f->base;
     return pr_rfuture_poller_create(&f->p, f->c, &f->po, NULL);
 }
@@ -616,7 +616,7 @@ PT_TEST(rfuture_connection_errors_back_off) {
     snprintf(f.base, sizeof f.base, "http://127.0.0.1:%u", (unsigned)f.so.port);
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
-    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&f.c, &co, NULL) == PR_OK);
     f.po.base_url = f.base;
     f.rec.on_sleep = rf_start_server_on_second_sleep;
     f.rec.ctx = &f;
@@ -772,7 +772,7 @@ PT_TEST(rfuture_malformed_answers) {
         memset(&co, 0, sizeof co);
         co.ignore_env = 1;
         co.fetch_max_bytes = 4096;
-        PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+        PT_REQUIRE(pr_http_client_create(&f.c, &co, NULL) == PR_OK);
         f.po.base_url = f.base;
         PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po, NULL) == PR_OK);
         st = rf_step(200, huge);
@@ -986,7 +986,7 @@ PT_TEST(rfuture_cancel_while_connecting) {
         PT_SKIP("the accept queue never filled");
     }
     snprintf(base, sizeof base, "http://127.0.0.1:%u", (unsigned)pr_listener_port(l));
-    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL) == PR_OK);
     memset(&po, 0, sizeof po);
     po.base_url = base;
     PT_REQUIRE(pr_rfuture_poller_create(&p, c, &po, NULL) == PR_OK);
@@ -1073,7 +1073,7 @@ PT_TEST(rfuture_submit_errors_say_why) {
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
     co.retry.max_retries = PR_RETRY_OFF;
-    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&f.c, &co, NULL) == PR_OK);
     f.po.base_url = f.base;
     PT_REQUIRE(pr_rfuture_poller_create(&f.p, f.c, &f.po, NULL) == PR_OK);
     st[0] = rf_step(429, "{\"detail\":\"slow down\"}");
@@ -1247,7 +1247,7 @@ PT_TEST(rfuture_profile_checked) {
     pr_http_client *c;
     pr_err_info e;
     char prefix[80];
-    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL) == PR_OK);
     memset(&o, 0, sizeof o);
     o.base_url = "http://127.0.0.1:1";
     o.profile.type_header = "X-Bad\r\nInjected: 1";
@@ -1294,7 +1294,7 @@ PT_TEST(rfuture_poller_create_errors) {
     pr_rfuture_poller_opts o;
     pr_http_client *c;
     pr_err_info e;
-    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL) == PR_OK);
     memset(&o, 0, sizeof o);
     PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_EQ_STR(e.msg, "rfuture: a client and opts->base_url are required");

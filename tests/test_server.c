@@ -42,9 +42,9 @@ static void srv_end(srv_fx *f) {
     f->s = NULL;
 }
 
-/* Send a request for target on conn; hdrs/nh extra fields, body optional. */
-static int srv_req(srv_fx *f, pr_conn *c, const char *method, const char *target, const pr_http_header *hdrs,
-                   size_t nh, const char *body, pr_http_response **out, int64_t deadline) {
+/* Send a request for target on conn; hdrs extra field lines, body optional. */
+static int srv_req(srv_fx *f, pr_conn *c, const char *method, const char *target, const char *const *hdrs,
+                   const char *body, pr_http_response **out, int64_t deadline) {
     char url[512];
     pr_url u;
     pr_http_request req;
@@ -56,18 +56,17 @@ static int srv_req(srv_fx *f, pr_conn *c, const char *method, const char *target
     req.method = method;
     req.url = &u;
     req.headers = hdrs;
-    req.nheaders = nh;
     if (body) {
         req.body = body;
         req.body_len = strlen(body);
     }
-    rc = pr_http_exchange(out, c, &req, NULL, deadline);
+    rc = pr_http_exchange(out, c, &req, NULL, NULL, deadline);
     pr_url_deinit(&u);
     return rc;
 }
 
 static int srv_get(srv_fx *f, const char *target, pr_http_response **out) {
-    return srv_req(f, f->c, "GET", target, NULL, 0, NULL, out, pr_deadline_in(5000));
+    return srv_req(f, f->c, "GET", target, NULL, NULL, out, pr_deadline_in(5000));
 }
 
 /* Read the whole body into b; returns the final code (PR_ECLOSED = clean end). */
@@ -132,7 +131,7 @@ PT_TEST(server_fixed_keepalive) {
     PT_EQ_INT(ts_accepted(f.s), 1);
     PT_EQ_INT(ts_requests(f.s), 4);
     /* HEAD: the length, no body */
-    PT_EQ_ERR(srv_req(&f, f.c, "HEAD", "/fixed?len=77", NULL, 0, NULL, &r, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(srv_req(&f, f.c, "HEAD", "/fixed?len=77", NULL, NULL, &r, pr_deadline_in(5000)), PR_OK);
     if (r) {
         PT_CHECK(srv_hdr_is(r, "Content-Length", "77"));
         PT_CHECK(srv_hdr_is(r, "X-Conn-Request", "5"));
@@ -264,7 +263,7 @@ PT_TEST(server_sse_events) {
     pr_http_response *r = NULL;
     pr_buf b, ev;
     pr_sse_decoder *d = NULL;
-    pr_http_header h = {{"Last-Event-ID", 13}, {"5", 1}};
+    static const char *const h[] = { "Last-Event-ID: 5", NULL };
     pr_buf_init(&b);
     pr_buf_init(&ev);
     PT_REQUIRE(srv_start(&f, NULL) == PR_OK);
@@ -286,7 +285,7 @@ PT_TEST(server_sse_events) {
     pr_buf_clear(&b);
     pr_buf_clear(&ev);
     pr_sse_decoder_reset(d);
-    PT_EQ_ERR(srv_req(&f, f.c, "GET", "/sse?events=2&id=1", &h, 1, NULL, &r, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(srv_req(&f, f.c, "GET", "/sse?events=2&id=1", h, NULL, &r, pr_deadline_in(5000)), PR_OK);
     if (r) {
         PT_EQ_ERR(srv_body(r, &b, pr_deadline_in(5000)), PR_ECLOSED);
         PT_EQ_INT(srv_sse_decode(&b, 1, &ev, d), 2);
@@ -390,7 +389,7 @@ PT_TEST(server_slow_and_stall) {
     /* stall inside the head */
     PT_REQUIRE(srv_connect(&f, &f.c) == PR_OK);
     t0 = pr_now();
-    PT_EQ_ERR(srv_req(&f, f.c, "GET", "/stall?in_head=1", NULL, 0, NULL, &r, pr_deadline_in(100)), PR_ETIMEDOUT);
+    PT_EQ_ERR(srv_req(&f, f.c, "GET", "/stall?in_head=1", NULL, NULL, &r, pr_deadline_in(100)), PR_ETIMEDOUT);
     PT_CHECK(r == NULL);
     PT_CHECK(pr_now() - t0 < 1000);
     pr_http_response_destroy(r);
@@ -552,7 +551,7 @@ PT_TEST(server_echo) {
     srv_fx f;
     pr_http_response *r = NULL;
     pr_buf b;
-    pr_http_header h = {{"X-Test", 6}, {"yes", 3}};
+    static const char *const h[] = { "X-Test: yes", NULL };
     char want[128];
     pr_url u;
     pr_http_request req;
@@ -560,7 +559,7 @@ PT_TEST(server_echo) {
     int parts = 3;
     pr_buf_init(&b);
     PT_REQUIRE(srv_start(&f, NULL) == PR_OK);
-    PT_EQ_ERR(srv_req(&f, f.c, "POST", "/echo?x=1", &h, 1, "hello body", &r, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(srv_req(&f, f.c, "POST", "/echo?x=1", h, "hello body", &r, pr_deadline_in(5000)), PR_OK);
     if (r) {
         PT_EQ_ERR(srv_body(r, &b, pr_deadline_in(5000)), PR_ECLOSED);
         PT_CHECK(strncmp(b.data, "POST /echo?x=1 HTTP/1.1\r\n", 25) == 0);
@@ -582,7 +581,7 @@ PT_TEST(server_echo) {
     req.url = &u;
     req.body_fn = srv_body_fn;
     req.body_user_data = &parts;
-    PT_EQ_ERR(pr_http_exchange(&r, f.c, &req, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_http_exchange(&r, f.c, &req, NULL, NULL, pr_deadline_in(5000)), PR_OK);
     if (r) {
         pr_buf_clear(&b);
         PT_EQ_ERR(srv_body(r, &b, pr_deadline_in(5000)), PR_ECLOSED);
@@ -637,8 +636,8 @@ PT_TEST(server_stop_with_open_conns) {
     int i;
     PT_REQUIRE(srv_start(&f, NULL) == PR_OK);
     for (i = 0; i < 3; i++) PT_REQUIRE(srv_connect(&f, &c[i]) == PR_OK);
-    PT_EQ_ERR(srv_req(&f, c[0], "GET", "/stall?after=5", NULL, 0, NULL, &r[0], pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(srv_req(&f, c[1], "GET", "/sse?events=1&heartbeat_ms=10", NULL, 0, NULL, &r[1], pr_deadline_in(5000)),
+    PT_EQ_ERR(srv_req(&f, c[0], "GET", "/stall?after=5", NULL, NULL, &r[0], pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(srv_req(&f, c[1], "GET", "/sse?events=1&heartbeat_ms=10", NULL, NULL, &r[1], pr_deadline_in(5000)),
               PR_OK);
     PT_EQ_ERR(pr_conn_write(c[2], "GET /fixed HTTP/1.1\r\nHo", 23, pr_deadline_in(1000)), PR_OK); /* half a head */
     PT_EQ_ERR(pr_sleep(pr_deadline_in(30)), PR_OK);

@@ -90,7 +90,7 @@ static int ss_submitter(void *arg) {
         if (pr_throttle_acquire(x->t, 64, &tk, pr_deadline_in(10000)) != PR_OK) return -1;
         if (x->tries < 8) x->sent_at[x->tries] = pr_now();
         x->tries++;
-        if (pr_http_client_send(x->c, &r, "POST", x->url, NULL, "{\"seq\":7}", 9, pr_deadline_in(5000)) != PR_OK) {
+        if (pr_http_client_send(x->c, &r, "POST", x->url, NULL, "{\"seq\":7}", 9, NULL, pr_deadline_in(5000)) != PR_OK) {
             pr_throttle_release(x->t, &tk);
             return -1;
         }
@@ -120,7 +120,7 @@ PT_TEST(session_throttle_shared_window_real_429) {
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
     co.retry.max_retries = PR_RETRY_OFF;
-    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&f.c, &co, NULL) == PR_OK);
     memset(&o, 0, sizeof o);
     o.small_window_ms = 200; /* scaled down from 1 s so the test stays short */
     PT_REQUIRE(pr_throttle_create(&t, &o) == PR_OK);
@@ -181,7 +181,7 @@ PT_TEST(session_heartbeat) {
     snprintf(f.base, sizeof f.base, "http://127.0.0.1:%u", (unsigned)ts_port(f.s));
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
-    PT_REQUIRE(pr_http_client_create(&f.c, &co) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&f.c, &co, NULL) == PR_OK);
     /* D6: the route fails for the first 6 beats; a warning at each tick once 250 ms passed without success */
     fail.count = 6;
     PT_EQ_ERR(ts_script(f.s, "/api/v1/session_heartbeat", &fail, 1), PR_OK);

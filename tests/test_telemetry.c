@@ -35,7 +35,7 @@ static int tl_start(tl_fx *f) {
     int rc;
     memset(f, 0, sizeof *f);
     if ((rc = ts_start(&f->s, NULL)) != PR_OK) return rc;
-    if ((rc = pr_http_client_create(&f->c, &(pr_http_client_opts){ .ignore_env = 1 })) != PR_OK) return rc;
+    if ((rc = pr_http_client_create(&f->c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL)) != PR_OK) return rc;
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u/api/v1/telemetry", (unsigned)ts_port(f->s));
     f->ro.client = f->c;
     f->ro.url = f->url;
@@ -641,16 +641,16 @@ PT_TEST(telemetry_hub_from_client_breaker_and_futures) {
     PT_REQUIRE(pr_breaker_create(&br, "upstream", &bo) == PR_OK);
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
-    co.on_event = pr_telemetry_http_hook;
-    co.event_user_data = t;
+    co.observer.on_event = pr_telemetry_http_hook;
+    co.observer.user_data = t;
     co.retry.hooks.sleep = tl_sleep;
     co.retry.hooks.user_data = &f.rec;
-    PT_REQUIRE(pr_http_client_create(&c, &co) == PR_OK);
+    PT_REQUIRE(pr_http_client_create(&c, &co, NULL) == PR_OK);
     st[0] = hr_step(503, NULL, NULL);
     st[1] = hr_step(200, NULL, NULL);
     PT_EQ_ERR(ts_script(f.s, "/t/a", st, 2), PR_OK);
     snprintf(url, sizeof url, "http://me:pw@127.0.0.1:%u/t/a?token=abc", (unsigned)ts_port(f.s));
-    PT_EQ_ERR(pr_http_client_get(c, &r, url, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, NULL, pr_deadline_in(5000)), PR_OK);
     pr_http_response_destroy(r);
     /* start, retry, stop; the URL without credentials and with the token redacted */
     PT_EQ_INT(seen.n, 3);

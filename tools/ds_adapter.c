@@ -364,7 +364,7 @@ static void da_create(const pr_json *cmd, const char *path) {
         da_offset_field(&o, "offset", res.offset);
         da_end(&o);
     } else {
-        da_fail("create", rc, res.error, res.status, &res.http.err);
+        da_fail("create", rc, res.error, res.status, &res.err);
     }
     pr_ds_result_deinit(&res);
     pr_ds_destroy(ds);
@@ -396,7 +396,7 @@ static void da_head(const pr_json *cmd, const char *path, const char *type) {
         }
         da_end(&o);
     } else {
-        da_fail(type, rc, res.error, res.status, &res.http.err);
+        da_fail(type, rc, res.error, res.status, &res.err);
     }
     pr_ds_result_deinit(&res);
     pr_ds_destroy(ds);
@@ -419,7 +419,7 @@ static void da_delete(const char *path) {
         da_kint(&o, "status", 200);
         da_end(&o);
     } else {
-        da_fail("delete", rc, res.error, res.status, &res.http.err);
+        da_fail("delete", rc, res.error, res.status, &res.err);
     }
     pr_ds_result_deinit(&res);
     pr_ds_destroy(ds);
@@ -477,7 +477,7 @@ static void da_append(const pr_json *cmd, const char *path, int closing) {
         if (!closing) da_ksent(&o);
         da_end(&o);
     } else {
-        da_fail(type, rc, res.error, res.status, &res.http.err);
+        da_fail(type, rc, res.error, res.status, &res.err);
     }
     pr_buf_deinit(&data);
     pr_ds_result_deinit(&res);
@@ -1009,7 +1009,7 @@ static void da_benchmark(const pr_json *cmd) {
         pr_json_end_object(&o.w);
         da_end(&o);
     } else {
-        da_fail("benchmark", rc, res.error, res.status, &res.http.err);
+        da_fail("benchmark", rc, res.error, res.status, &res.err);
     }
     pr_ds_result_deinit(&res);
     pr_buf_deinit(&body);
@@ -1075,7 +1075,7 @@ int main(void) {
     memset(&co, 0, sizeof co);
     co.max_redirects = 5;
     co.pool_max = 64;
-    if (pr_http_client_create(&da.client, &co) != PR_OK) return 1;
+    if (pr_http_client_create(&da.client, &co, NULL) != PR_OK) return 1;
     pr_buf_init(&da.hdr_lines);
     pr_buf_init(&da.params);
     pr_buf_init(&da.sent_h);
