@@ -65,8 +65,15 @@ CONVENTIONS
   Errors. Every fallible call returns PR_OK (0) or a negative PR_E* code;
   byte counts are ptrdiff_t (>= 0 bytes, < 0 an error). Constructors return
   the code and deliver the object through an out-parameter. pr_strerror and
-  pr_errname turn a code into text. Detail (errno, TLS error, HTTP status)
-  travels with the object (*_last_error), never in a thread-local.
+  pr_errname turn a code into text. Why a call failed (a message naming the
+  cause, errno, TLS or DNS error, HTTP status) is a pr_err_info, and one rule
+  says where: an object that lives on keeps its last failure, read with
+  pr_X_last_error(obj, &info); a call that creates an object (NULL on
+  failure) or fills a result struct takes a pr_err_info *err parameter just
+  before the deadline (last when it has none; NULL = not wanted). Creators
+  whose only failures are PR_EINVAL and PR_ENOMEM (channels, semaphores,
+  breakers...) have no more to say and take none. Never a thread-local, an
+  options field or a result member.
 
   Deadlines. Every call that may suspend the calling task takes an absolute
   deadline in milliseconds on the pr_now() clock as its last parameter.
