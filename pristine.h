@@ -33,7 +33,10 @@ CONTENTS (grep for an anchor: >>sse for the declarations, >>sse.impl for the cod
   eventsource   >>eventsource   the reconnecting Server-Sent Events stream (EventSource) over the HTTP client
   rfuture       >>rfuture       remote futures polled until done, the submit throttle, the session heartbeat
   telemetry     >>telemetry     structured events from the client, breakers, queues and futures; a batching reporter
-  ds            >>ds            Durable Streams client: the handle's operations and reads (catch-up, long-poll, SSE, auto)
+  ds            >>ds            Durable Streams client: the stream handle, its options and one request; create, head, delete, append, close
+  ds_read       >>ds_read       Durable Streams reads: catch-up, long-poll, SSE and auto, resuming at their offset
+  ds_producer   >>ds_producer   Durable Streams idempotent producer: batched exactly-once appends with epochs and sequence numbers
+  ds_consumer   >>ds_consumer   Durable Streams consumer: a task that follows a stream from a checkpoint
 
 CONFIGURATION (define before the #include; "global" macros must agree in every file)
   macro                     default            scope         meaning
@@ -4356,7 +4359,7 @@ PRISTINE_API void pr_reporter_counts(const pr_reporter *r, long *pushed, long *f
    See: pr_reporter_opts. */
 PRISTINE_API const char *pr_reporter_session_id(const pr_reporter *r);
 
-/* ==== ds: Durable Streams client: the handle's operations and reads (catch-up, long-poll, SSE, auto) ==== >>ds */
+/* ==== ds: Durable Streams client: the stream handle, its options and one request; create, head, delete, append, close ==== >>ds */
 /*
  * ds: Durable Streams, append-only byte streams over HTTP. A stream is a
  * URL; every byte has an offset, an opaque string the server hands out
@@ -4396,40 +4399,20 @@ PRISTINE_API const char *pr_reporter_session_id(const pr_reporter *r);
  * in one query sorted by name, which keeps CDN cache keys stable. No
  * Accept-Encoding is sent, so bodies are never compressed.
  *
- * Reads (pr_ds_read_open): PR_DS_LIVE_NONE reads from the offset to the
- * tail and ends (PR_ECLOSED after the up-to-date chunk);
- * PR_DS_LIVE_LONG_POLL catches up, then waits at the tail with
- * live=long-poll (the cursor sent back, a 204 at the tail polled again at
- * the same offset); PR_DS_LIVE_SSE catches up, then follows with
- * live=sse (data events up to each control event form one chunk, so a
- * chunk's offset is exact; base64 payloads decoded; unknown events
- * skipped; a malformed control event is PR_EPROTO; a connection the
- * server ends cleanly after at least sse_short_ms is followed at once,
- * other ends and breaks after the backoff); PR_DS_LIVE_AUTO
- * catches up, then follows with long-poll, or with SSE when
- * opts.prefer_sse is set, falling back to long-poll when SSE connections
- * keep dropping right after they open (a buffering proxy). A closed stream
- * ends every mode: the last chunk has closed = 1, the next call is
- * PR_ECLOSED. On an application/json stream each chunk's data is one JSON
- * array of messages, parsed: c.items is that array (pr_json_len,
- * pr_json_at), a body that does not parse is PR_EPROTO.
- *
- * A read's connection silent for idle_timeout_ms counts as dropped. Answers
- * that bring nothing new (a 204 or 304, an empty 200 that is not up to
- * date) and come back at once are asked again after a wait that starts
- * at 50 ms and doubles with each such answer in a row, up to 2 s, so a
- * server cannot drive a read into a busy loop; a server that holds its
- * long-poll is asked again at once. Offsets and cursors from the server
- * are checked where they enter: 1 to 1024 printable ASCII bytes (what
- * pr_ds_read_open takes back), else PR_EPROTO.
+ * Reads, the idempotent producer and the consumer are the modules after
+ * this one (ds_read, ds_producer, ds_consumer). They build on what ds
+ * keeps private: struct pr_ds (the client, the resolved retry policy, the
+ * content type), pr__ds_do (one logical request with the handle's
+ * headers, parameters and retries, filling a pr_ds_result),
+ * pr__ds_status_error (an error status as PR_EHTTP with its PR_DS_*
+ * meaning and detail), pr__ds_hdr, pr__ds_setstr, pr__ds_token_ok (the
+ * check of an offset or cursor), pr__ds_is_json / pr__ds_is_text and the
+ * limits PR__DS_MAX_OFFSET and PR__DS_DEF_CHUNK.
  */
 
 /* A stream handle: its URL and what every request carries. Opaque; owned
    by the thread that opened it (any of its tasks may use it). */
 typedef struct pr_ds pr_ds;
-
-/* A read of a stream (pr_ds_read_open). Opaque; one task reads it at a time. */
-typedef struct pr_ds_read pr_ds_read;
 
 typedef struct pr_ds_opts {
     pr_http_client *client;     /* NULL = a client of its own (redirects followed) */
@@ -4507,39 +4490,6 @@ typedef struct pr_ds_append_opts {
     int64_t producer_epoch;
     int64_t producer_seq;
 } pr_ds_append_opts;
-
-/* pr_ds_read_opts.live */
-enum { PR_DS_LIVE_NONE = 0, PR_DS_LIVE_LONG_POLL = 1, PR_DS_LIVE_SSE = 2, PR_DS_LIVE_AUTO = 3 };
-
-typedef struct pr_ds_read_opts {
-    int live;                   /* PR_DS_LIVE_*; 0 = catch-up only */
-    int prefer_sse;             /* PR_DS_LIVE_AUTO: follow with SSE (falling back to long-poll) */
-    int sse_short_ms;           /* 0 = 1000: an SSE connection that drops sooner counts as short */
-    int sse_max_short;          /* 0 = 3: short SSE connections in a row before the fallback */
-    size_t max_chunk_bytes;     /* 0 = 64 MiB: the largest response body or SSE batch (PR_ELIMIT);
-                                   a catch-up answer is held whole, so a shared client's
-                                   fetch_max_bytes (16 MiB by default) caps it too */
-    int idle_timeout_ms;        /* 0 = 60000: silence on a read's connection (no byte, however
-                                   often pr_ds_read_next is called) after which it counts as
-                                   dropped and the read resumes from its offset on a new one;
-                                   above the server's long-poll and SSE keep-alive interval (30 s
-                                   on the reference server); < 0 = none */
-    pr_err_info *err;           /* out, optional: why pr_ds_read_open failed */
-} pr_ds_read_opts;
-
-/* What pr_ds_read_next delivers. The views stay valid until the next
-   call on the read. */
-typedef struct pr_ds_chunk {
-    const char *data;           /* the bytes (base64 decoded), or a JSON stream's array text */
-    size_t len;                 /* may be 0: an up-to-date or closed signal without data */
-    const pr_json *items;       /* JSON streams: the array of messages; NULL otherwise */
-    const char *offset;         /* the offset after this chunk (NUL-terminated) */
-    size_t offset_len;
-    const char *cursor;         /* the latest cursor ("" if none; NUL-terminated) */
-    int up_to_date;             /* the read has reached the tail (for now) */
-    int closed;                 /* the stream is closed and this is its end */
-    int status;                 /* the status of the response that carried it */
-} pr_ds_chunk;
 
 /* Open a handle. No request is made.
    Params: out - receives the handle; url - the stream's absolute http or
@@ -4640,6 +4590,79 @@ PRISTINE_API int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_resu
    See: pr_ds_create. */
 PRISTINE_API void pr_ds_result_deinit(pr_ds_result *res);
 
+/* ==== ds_read: Durable Streams reads: catch-up, long-poll, SSE and auto, resuming at their offset ==== >>ds_read */
+/*
+ * ds_read: a read of a Durable Stream (pr_ds_read), opened on a pr_ds
+ * handle at an offset. It makes its requests through the ds module's
+ * one request (the handle's headers, parameters and retry policy).
+ *
+ * Reads (pr_ds_read_open): PR_DS_LIVE_NONE reads from the offset to the
+ * tail and ends (PR_ECLOSED after the up-to-date chunk);
+ * PR_DS_LIVE_LONG_POLL catches up, then waits at the tail with
+ * live=long-poll (the cursor sent back, a 204 at the tail polled again at
+ * the same offset); PR_DS_LIVE_SSE catches up, then follows with
+ * live=sse (data events up to each control event form one chunk, so a
+ * chunk's offset is exact; base64 payloads decoded; unknown events
+ * skipped; a malformed control event is PR_EPROTO; a connection the
+ * server ends cleanly after at least sse_short_ms is followed at once,
+ * other ends and breaks after the backoff); PR_DS_LIVE_AUTO
+ * catches up, then follows with long-poll, or with SSE when
+ * opts.prefer_sse is set, falling back to long-poll when SSE connections
+ * keep dropping right after they open (a buffering proxy). A closed stream
+ * ends every mode: the last chunk has closed = 1, the next call is
+ * PR_ECLOSED. On an application/json stream each chunk's data is one JSON
+ * array of messages, parsed: c.items is that array (pr_json_len,
+ * pr_json_at), a body that does not parse is PR_EPROTO.
+ *
+ * A read's connection silent for idle_timeout_ms counts as dropped. Answers
+ * that bring nothing new (a 204 or 304, an empty 200 that is not up to
+ * date) and come back at once are asked again after a wait that starts
+ * at 50 ms and doubles with each such answer in a row, up to 2 s, so a
+ * server cannot drive a read into a busy loop; a server that holds its
+ * long-poll is asked again at once. Offsets and cursors from the server
+ * are checked where they enter: 1 to 1024 printable ASCII bytes (what
+ * pr_ds_read_open takes back), else PR_EPROTO.
+ *
+ * To the modules after it (ds_consumer) it offers, privately,
+ * pr__ds_transient: whether a read's failure is worth reconnecting for.
+ */
+
+/* A read of a stream (pr_ds_read_open). Opaque; one task reads it at a time. */
+typedef struct pr_ds_read pr_ds_read;
+
+/* pr_ds_read_opts.live */
+enum { PR_DS_LIVE_NONE = 0, PR_DS_LIVE_LONG_POLL = 1, PR_DS_LIVE_SSE = 2, PR_DS_LIVE_AUTO = 3 };
+
+typedef struct pr_ds_read_opts {
+    int live;                   /* PR_DS_LIVE_*; 0 = catch-up only */
+    int prefer_sse;             /* PR_DS_LIVE_AUTO: follow with SSE (falling back to long-poll) */
+    int sse_short_ms;           /* 0 = 1000: an SSE connection that drops sooner counts as short */
+    int sse_max_short;          /* 0 = 3: short SSE connections in a row before the fallback */
+    size_t max_chunk_bytes;     /* 0 = 64 MiB: the largest response body or SSE batch (PR_ELIMIT);
+                                   a catch-up answer is held whole, so a shared client's
+                                   fetch_max_bytes (16 MiB by default) caps it too */
+    int idle_timeout_ms;        /* 0 = 60000: silence on a read's connection (no byte, however
+                                   often pr_ds_read_next is called) after which it counts as
+                                   dropped and the read resumes from its offset on a new one;
+                                   above the server's long-poll and SSE keep-alive interval (30 s
+                                   on the reference server); < 0 = none */
+    pr_err_info *err;           /* out, optional: why pr_ds_read_open failed */
+} pr_ds_read_opts;
+
+/* What pr_ds_read_next delivers. The views stay valid until the next
+   call on the read. */
+typedef struct pr_ds_chunk {
+    const char *data;           /* the bytes (base64 decoded), or a JSON stream's array text */
+    size_t len;                 /* may be 0: an up-to-date or closed signal without data */
+    const pr_json *items;       /* JSON streams: the array of messages; NULL otherwise */
+    const char *offset;         /* the offset after this chunk (NUL-terminated) */
+    size_t offset_len;
+    const char *cursor;         /* the latest cursor ("" if none; NUL-terminated) */
+    int up_to_date;             /* the read has reached the tail (for now) */
+    int closed;                 /* the stream is closed and this is its end */
+    int status;                 /* the status of the response that carried it */
+} pr_ds_chunk;
+
 /* Start a read at an offset. No request is made until pr_ds_read_next.
    Params: out - receives the read; ds - the handle (must outlive the
            read); offset - "-1" (or NULL) for the start, "now" for the
@@ -4702,35 +4725,43 @@ PRISTINE_API int pr_ds_read_error(const pr_ds_read *r, pr_err_info *out);
    See: pr_ds_read_open. */
 PRISTINE_API void pr_ds_read_destroy(pr_ds_read *r);
 
-/* An idempotent producer (pr_ds_producer_create): exactly-once appends
-   through a producer id, an epoch and a sequence number per request.
-   append queues without blocking until max_buffer_bytes are queued or in
-   flight, then suspends the caller (backpressure); batches are sealed at
-   max_batch_bytes / max_batch_items or linger_ms after their first
-   message (0: as soon as the appending task yields), and up to
-   max_in_flight batches are in flight at once, each on its own connection.
-   The server's answers: 200 and 204 (a duplicate) are success; 403 (a
-   newer epoch) fails, or with auto_claim moves to the server's epoch + 1
-   and sends the same batch again as seq 0, with nothing else in flight
-   until that epoch is confirmed; 409 with an expected seq below the
-   batch's (the batches arrived out of order) waits for the lower batches'
-   answers and sends again (after a backoff when they are answered
-   already). A batch whose fate is unknown (a timeout, a broken
-   connection) or passing (429, 5xx) is sent again with the same epoch and
-   seq until the server answers it (the server stores it once), each send
-   within request_timeout_ms, with the handle's backoff between them, for
-   at most delivery_timeout_ms. Only then, or on an answer no resend can
-   mend (400, 404, 413, a fenced epoch without auto_claim, ...), does the
-   producer fail: on_error hears it at once, append, flush and close
-   return it from then on (PR_EHTTP with the status's meaning in
-   pr_ds_producer_error, PR_EFAILED when the delivery timeout passed, ...;
-   never PR_ETIMEDOUT, which only means the caller's own deadline), the
-   batches above the failed one are abandoned (the server would refuse
-   them as a gap), and pr_ds_producer_restart starts over in the next
-   epoch. Nothing accepted by append is dropped without a word. On a JSON
-   stream each append is one message and a batch is sent as one array.
-   One producer belongs to one thread; its calls may come from any of its
-   tasks, flush, close and restart from one task at a time. */
+/* ==== ds_producer: Durable Streams idempotent producer: batched exactly-once appends with epochs and sequence numbers ==== >>ds_producer */
+/*
+ * ds_producer: the idempotent producer (pr_ds_producer_create) on a
+ * pr_ds handle: exactly-once appends through a producer id, an epoch and
+ * a sequence number per request, each batch sent with the ds module's
+ * pr_ds_append. The modules after it use nothing of it.
+ *
+ * append queues without blocking until max_buffer_bytes are queued or in
+ * flight, then suspends the caller (backpressure); batches are sealed at
+ * max_batch_bytes / max_batch_items or linger_ms after their first
+ * message (0: as soon as the appending task yields), and up to
+ * max_in_flight batches are in flight at once, each on its own connection.
+ * The server's answers: 200 and 204 (a duplicate) are success; 403 (a
+ * newer epoch) fails, or with auto_claim moves to the server's epoch + 1
+ * and sends the same batch again as seq 0, with nothing else in flight
+ * until that epoch is confirmed; 409 with an expected seq below the
+ * batch's (the batches arrived out of order) waits for the lower batches'
+ * answers and sends again (after a backoff when they are answered
+ * already). A batch whose fate is unknown (a timeout, a broken
+ * connection) or passing (429, 5xx) is sent again with the same epoch and
+ * seq until the server answers it (the server stores it once), each send
+ * within request_timeout_ms, with the handle's backoff between them, for
+ * at most delivery_timeout_ms. Only then, or on an answer no resend can
+ * mend (400, 404, 413, a fenced epoch without auto_claim, ...), does the
+ * producer fail: on_error hears it at once, append, flush and close
+ * return it from then on (PR_EHTTP with the status's meaning in
+ * pr_ds_producer_error, PR_EFAILED when the delivery timeout passed, ...;
+ * never PR_ETIMEDOUT, which only means the caller's own deadline), the
+ * batches above the failed one are abandoned (the server would refuse
+ * them as a gap), and pr_ds_producer_restart starts over in the next
+ * epoch. Nothing accepted by append is dropped without a word. On a JSON
+ * stream each append is one message and a batch is sent as one array.
+ * One producer belongs to one thread; its calls may come from any of its
+ * tasks, flush, close and restart from one task at a time.
+ */
+
+/* An idempotent producer. Opaque; one thread's (see above). */
 typedef struct pr_ds_producer pr_ds_producer;
 
 typedef struct pr_ds_producer_opts {
@@ -4860,15 +4891,21 @@ PRISTINE_API int pr_ds_producer_error(const pr_ds_producer *p, pr_err_info *out)
    See: pr_ds_producer_flush. */
 PRISTINE_API void pr_ds_producer_destroy(pr_ds_producer *p);
 
-/* A consumer (pr_ds_consumer_start): a task that follows a stream from a
-   stored offset until the stream closes or it is stopped. Each batch goes
-   to on_batch (the task waits for it: a slow handler holds the reader back
-   instead of buffering; to feed a channel, pr_chan_send from on_batch),
-   then on_checkpoint gets the offset after it: store that, and a restart
-   from it (opts.offset) neither loses nor repeats a byte. Network errors,
-   429 and 5xx reconnect with the handle's backoff for as long as it
-   takes; other failures (404, a malformed body, ...) stop it. State
-   changes go to on_state and, with opts.telemetry, to the telemetry hub. */
+/* ==== ds_consumer: Durable Streams consumer: a task that follows a stream from a checkpoint ==== >>ds_consumer */
+/*
+ * ds_consumer: the consumer (pr_ds_consumer_start) on a pr_ds handle,
+ * reading through ds_read: a task that follows a stream from a stored
+ * offset until the stream closes or it is stopped. Each batch goes
+ * to on_batch (the task waits for it: a slow handler holds the reader back
+ * instead of buffering; to feed a channel, pr_chan_send from on_batch),
+ * then on_checkpoint gets the offset after it: store that, and a restart
+ * from it (opts.offset) neither loses nor repeats a byte. Network errors,
+ * 429 and 5xx reconnect with the handle's backoff for as long as it
+ * takes; other failures (404, a malformed body, ...) stop it. State
+ * changes go to on_state and, with opts.telemetry, to the telemetry hub.
+ */
+
+/* A consumer. Opaque; owned by the thread that started it. */
 typedef struct pr_ds_consumer pr_ds_consumer;
 
 /* pr_ds_consumer_opts.on_state */
@@ -17708,13 +17745,10 @@ void pr_reporter_counts(const pr_reporter *r, long *pushed, long *flushed, long 
 
 const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session : ""; }
 
-/* ==== ds: Durable Streams client: the handle's operations and reads (catch-up, long-poll, SSE, auto) ==== >>ds.impl */
+/* ==== ds: Durable Streams client: the stream handle, its options and one request; create, head, delete, append, close ==== >>ds.impl */
 #define PR__DS_MAX_FIELDS 32
 #define PR__DS_MAX_OFFSET 1024
 #define PR__DS_DEF_CHUNK ((size_t)64 << 20)
-#define PR__DS_DEF_IDLE 60000
-#define PR__DS_QUICK_MS 50       /* the wait after an answer that brought nothing new at once, */
-#define PR__DS_QUICK_MAX_MS 2000 /* doubling per such answer in a row up to this */
 
 struct pr_ds {
     pr_http_client *client;
@@ -17734,7 +17768,6 @@ struct pr_ds {
 /* 100 ms doubling to 60 s, full jitter (a uniform wait below the delay) */
 static const pr_backoff pr__ds_backoff = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_FACTOR, 100, 60000, 1.0, 0.0, 0.0 };
 
-#define PR__DS_TO_POLL 1 /* pr__ds_sse_next: SSE gave up, long-poll instead */
 
 /* The protocol's verdict on an attempt: network errors as the default
    classifier says, 429 and 5xx again (after the server's hint when it
@@ -18204,7 +18237,11 @@ int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, int6
     return pr_ds_append(ds, data, len, &o, res, deadline);
 }
 
-/* ---- reads ---- */
+/* ==== ds_read: Durable Streams reads: catch-up, long-poll, SSE and auto, resuming at their offset ==== >>ds_read.impl */
+#define PR__DS_DEF_IDLE 60000
+#define PR__DS_QUICK_MS 50       /* the wait after an answer that brought nothing new at once, */
+#define PR__DS_QUICK_MAX_MS 2000 /* doubling per such answer in a row up to this */
+#define PR__DS_TO_POLL 1 /* pr__ds_sse_next: SSE gave up, long-poll instead */
 
 enum { PR__DS_CATCHUP, PR__DS_POLL, PR__DS_SSE };
 
@@ -18745,8 +18782,7 @@ int pr_ds_read_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
     }
 }
 
-/* ---- the idempotent producer ---- */
-
+/* ==== ds_producer: Durable Streams idempotent producer: batched exactly-once appends with epochs and sequence numbers ==== >>ds_producer.impl */
 #define PR__DSP_DEF_BATCH ((size_t)1 << 20)
 #define PR__DSP_DEF_BUFFER ((size_t)16 << 20)
 #define PR__DSP_DEF_REQUEST 30000
@@ -19196,8 +19232,7 @@ void pr_ds_producer_destroy(pr_ds_producer *p) {
     pr__free(p, sizeof *p);
 }
 
-/* ---- the consumer ---- */
-
+/* ==== ds_consumer: Durable Streams consumer: a task that follows a stream from a checkpoint ==== >>ds_consumer.impl */
 struct pr_ds_consumer {
     pr_ds *ds;
     pr_ds_consumer_opts o;

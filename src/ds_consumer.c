@@ -1,0 +1,209 @@
+// @pristine:module ds_consumer - Durable Streams consumer: a task that follows a stream from a checkpoint
+// @pristine:public
+/*
+ * ds_consumer: the consumer (pr_ds_consumer_start) on a pr_ds handle,
+ * reading through ds_read: a task that follows a stream from a stored
+ * offset until the stream closes or it is stopped. Each batch goes
+ * to on_batch (the task waits for it: a slow handler holds the reader back
+ * instead of buffering; to feed a channel, pr_chan_send from on_batch),
+ * then on_checkpoint gets the offset after it: store that, and a restart
+ * from it (opts.offset) neither loses nor repeats a byte. Network errors,
+ * 429 and 5xx reconnect with the handle's backoff for as long as it
+ * takes; other failures (404, a malformed body, ...) stop it. State
+ * changes go to on_state and, with opts.telemetry, to the telemetry hub.
+ */
+
+/* A consumer. Opaque; owned by the thread that started it. */
+typedef struct pr_ds_consumer pr_ds_consumer;
+
+/* pr_ds_consumer_opts.on_state */
+enum {
+    PR_DS_CONSUMER_CONNECTING = 1,
+    PR_DS_CONSUMER_LIVE = 2,
+    PR_DS_CONSUMER_UP_TO_DATE = 3,
+    PR_DS_CONSUMER_CLOSED = 4,
+    PR_DS_CONSUMER_STOPPED = 5
+};
+
+typedef struct pr_ds_consumer_opts {
+    const char *offset;         /* NULL = "-1": where to start (a checkpoint), copied */
+    int live;                   /* PR_DS_LIVE_LONG_POLL, _SSE or _AUTO; 0 = PR_DS_LIVE_AUTO */
+    int prefer_sse;             /* with PR_DS_LIVE_AUTO: SSE, falling back to long-poll */
+    int (*on_batch)(const pr_ds_chunk *c, void *user_data); /* required: non-zero stops the consumer
+                                   (that value is its result) */
+    void (*on_checkpoint)(const char *offset, size_t len, void *user_data); /* NULL = none */
+    void (*on_state)(int state, const pr_err_info *why, void *user_data); /* NULL = none; why: the
+                                   failure behind CONNECTING (a reconnect) or STOPPED, else NULL */
+    void *user_data;
+    pr_telemetry *telemetry;    /* NULL = none: every state change is also a PR_TELEMETRY_STREAM_STATE
+                                   event "ds.consumer.state" (fields url, state, offset, detail);
+                                   borrowed, must outlive the consumer */
+    int idle_timeout_ms;        /* as pr_ds_read_opts.idle_timeout_ms (0 = 60000; < 0 = none) */
+} pr_ds_consumer_opts;
+
+/* Start following the stream in a task of the calling thread.
+   Params: out - receives the consumer; ds - the handle (must outlive it);
+           o - options (on_batch required).
+   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_consumer_wait, pr_ds_consumer_stop. */
+PRISTINE_API int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *o);
+
+/* Wait until the consumer ends by itself.
+   Params: c - the consumer; deadline - absolute ms.
+   Returns: PR_ECLOSED (the stream closed: every batch handled); on_batch's
+            non-zero result; the failure that stopped it (PR_EHTTP, PR_EPROTO,
+            ...); PR_ETIMEDOUT (still running); PR_ECANCELED.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_ds_consumer_stop. */
+PRISTINE_API int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline);
+
+/* Stop the consumer (cancelling its task if it runs) and free it.
+   on_batch is never called again once this returns.
+   Params: c - the consumer; NULL is a no-op.
+   Returns: nothing.
+   Blocks: no (the task is cancelled and joined; it unwinds at once).
+   Thread: owner.
+   See: pr_ds_consumer_start. */
+PRISTINE_API void pr_ds_consumer_stop(pr_ds_consumer *c);
+
+// @pristine:impl
+
+struct pr_ds_consumer {
+    pr_ds *ds;
+    pr_ds_consumer_opts o;
+    char *offset;
+    pr_task *task;
+    int state;
+    int result;
+    int done;
+};
+
+static const char *pr__dsc_state_name(int state) {
+    switch (state) {
+    case PR_DS_CONSUMER_CONNECTING: return "connecting";
+    case PR_DS_CONSUMER_LIVE: return "live";
+    case PR_DS_CONSUMER_UP_TO_DATE: return "up_to_date";
+    case PR_DS_CONSUMER_CLOSED: return "closed";
+    default: return "stopped";
+    }
+}
+
+static void pr__dsc_state(pr_ds_consumer *c, int state, const pr_err_info *why) {
+    if (c->state == state && !why) return;
+    c->state = state;
+    if (c->o.on_state) c->o.on_state(state, why, c->o.user_data);
+    if (c->o.telemetry) {
+        pr_telemetry_field f[4];
+        f[0] = pr__tel_s("url", c->ds->base);
+        f[1] = pr__tel_s("state", pr__dsc_state_name(state));
+        f[2] = pr__tel_s("offset", c->offset);
+        f[3] = pr__tel_s("detail", why ? why->msg : "");
+        pr__tel_emit(c->o.telemetry, PR_TELEMETRY_STREAM_STATE, "ds.consumer.state",
+                     why ? PR_SEVERITY_WARNING : PR_SEVERITY_INFO, f, 4);
+    }
+}
+
+static int pr__dsc_task(void *arg) {
+    pr_ds_consumer *c = (pr_ds_consumer *)arg;
+    pr_ds_read_opts ro;
+    pr_retry backoff;
+    int failures = 0, rc = PR_OK, by_user = 0;
+    memset(&ro, 0, sizeof ro);
+    ro.live = c->o.live ? c->o.live : PR_DS_LIVE_AUTO;
+    ro.prefer_sse = c->o.prefer_sse;
+    ro.idle_timeout_ms = c->o.idle_timeout_ms;
+    pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, NULL);
+    for (;;) {
+        pr_ds_read *rd = NULL;
+        pr_ds_chunk ch;
+        pr_err_info why;
+        int outcome;
+        if ((rc = pr_ds_read_open(&rd, c->ds, c->offset, &ro)) != PR_OK) break;
+        while ((rc = pr_ds_read_next(rd, &ch, PR_FOREVER)) == PR_OK) {
+            int r;
+            failures = 0;
+            pr__dsc_state(c, ch.up_to_date ? PR_DS_CONSUMER_UP_TO_DATE : PR_DS_CONSUMER_LIVE, NULL);
+            if ((ch.len || ch.closed) && (r = c->o.on_batch(&ch, c->o.user_data)) != 0) {
+                rc = r;
+                by_user = 1;
+                break;
+            }
+            pr__ds_setstr(&c->offset, ch.offset, ch.offset_len);
+            if (c->o.on_checkpoint) c->o.on_checkpoint(c->offset, strlen(c->offset), c->o.user_data);
+            if (ch.closed) {
+                pr__dsc_state(c, PR_DS_CONSUMER_CLOSED, NULL);
+                rc = PR_ECLOSED;
+                break;
+            }
+        }
+        if (by_user || rc == PR_ECLOSED || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_transient(rd, rc))) {
+            if (!by_user && rc != PR_ECLOSED && rc != PR_ECANCELED) {
+                pr_ds_read_error(rd, &why);
+                pr_ds_read_destroy(rd);
+                pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
+            } else {
+                pr_ds_read_destroy(rd);
+            }
+            break;
+        }
+        /* a transient failure after the read's own retries: reconnect from the checkpoint */
+        pr_ds_read_error(rd, &why);
+        pr_ds_read_destroy(rd);
+        pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, &why);
+        if (failures++ == 0 && pr_retry_begin(&backoff, &c->ds->retry) != PR_OK) {
+            rc = PR_EINVAL;
+            break;
+        }
+        outcome = rc;
+        if (!pr_retry_next(&backoff, &outcome, PR_FOREVER)) {
+            rc = outcome;
+            break;
+        }
+    }
+    c->result = rc;
+    c->done = 1;
+    return 0;
+}
+
+int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *o) {
+    pr_ds_consumer *c;
+    int rc;
+    if (out) *out = NULL;
+    if (!out || !ds || !o || !o->on_batch || o->live < 0 || o->live > PR_DS_LIVE_AUTO) return PR_EINVAL;
+    if (!(c = (pr_ds_consumer *)pr__calloc(1, sizeof *c))) return PR_ENOMEM;
+    c->ds = ds;
+    c->o = *o;
+    c->o.offset = NULL;
+    if (!(c->offset = pr__strdup(PR__DEF(o->offset, "-1"), NULL))) {
+        pr__free(c, sizeof *c);
+        return PR_ENOMEM;
+    }
+    if ((rc = pr_go(&c->task, pr__dsc_task, c, NULL)) != PR_OK) {
+        pr__strfree(&c->offset);
+        pr__free(c, sizeof *c);
+        return rc;
+    }
+    *out = c;
+    return PR_OK;
+}
+
+int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline) {
+    int rc;
+    if (!c || !c->task) return PR_EINVAL;
+    if ((rc = pr_join(c->task, NULL, deadline)) != PR_OK) return rc;
+    c->task = NULL;
+    return c->result;
+}
+
+void pr_ds_consumer_stop(pr_ds_consumer *c) {
+    if (!c) return;
+    if (c->task) {
+        pr_cancel(c->task);
+        pr_join(c->task, NULL, PR_FOREVER);
+    }
+    pr__strfree(&c->offset);
+    pr__free(c, sizeof *c);
+}
