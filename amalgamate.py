@@ -22,7 +22,7 @@ from collections import namedtuple
 
 # The manifest: module order is dependency order; a module uses only the ones before it
 # (CONTRIBUTING.md, Layout).
-MODULES = ["base", "time", "buf", "json", "url", "sse", "coro", "sched", "future", "retry", "net", "tls", "http", "client", "eventsource", "rfuture", "telemetry", "ds", "ds_read", "ds_producer", "ds_consumer"]
+MODULES = ["base", "time", "buf", "json", "url", "sse", "coro", "sched", "future", "retry", "net", "tls", "http", "client", "eventsource", "rfuture", "ds", "ds_read", "ds_producer", "ds_consumer", "telemetry"]
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 NOTICE = "generated from src/ by amalgamate.py; edit src/, not this file"

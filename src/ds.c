@@ -54,6 +54,58 @@
    by the thread that opened it (any of its tasks may use it). */
 typedef struct pr_ds pr_ds;
 
+/* pr_ds_event.kind: what an observer of a handle, a consumer or a
+   producer hears (pr_ds_observer). */
+enum pr_ds_event_kind {
+    PR_DS_EVENT_REQUEST_START = 1,      /* a request to the stream begins: op, method, url */
+    PR_DS_EVENT_REQUEST_STOP = 2,       /* it ended with a response (any status; for an SSE read its
+                                           head): status, duration_ms */
+    PR_DS_EVENT_REQUEST_EXCEPTION = 3,  /* it ended without one, after the retries: error, err,
+                                           duration_ms */
+    PR_DS_EVENT_CONSUMER_BATCH = 4,     /* a consumer received a batch: items, bytes, offset */
+    PR_DS_EVENT_CONSUMER_RECONNECT = 5, /* a consumer connects again after a failure: attempt,
+                                           delay_ms, error (the reason), err, offset */
+    PR_DS_EVENT_CONSUMER_STATE = 6,     /* a consumer's state changed: state, offset; error and err
+                                           for the failure behind CONNECTING again or STOPPED */
+    PR_DS_EVENT_PRODUCER_BATCH = 7,     /* the server stored a producer's batch: producer_id, epoch,
+                                           seq, items, bytes, duration_ms, offset */
+    PR_DS_EVENT_PRODUCER_DUPLICATE = 8  /* the server had that batch already (a 204 to a resend):
+                                           the same fields */
+};
+
+/* One observation. Valid during the callback only; the fields its kind
+   does not name are 0, and its strings are "" (never NULL). */
+typedef struct pr_ds_event {
+    int kind;                   /* PR_DS_EVENT_* */
+    const char *url;            /* the stream's URL; for a request, with its query */
+    const char *op;             /* REQUEST_*: "create", "head", "delete", "append", "close", "read" */
+    const char *method;         /* REQUEST_*: "PUT", "HEAD", "DELETE", "POST", "GET" */
+    int status;                 /* REQUEST_STOP: the final HTTP status */
+    int error;                  /* the failure's PR_E* code (REQUEST_EXCEPTION, CONSUMER_RECONNECT,
+                                   CONSUMER_STATE after a failure), else 0 */
+    const pr_err_info *err;     /* its detail, or NULL */
+    int64_t duration_ms;        /* REQUEST_STOP, _EXCEPTION: since the request began (its retries
+                                   included); PRODUCER_*: since the batch's first send */
+    int state;                  /* CONSUMER_STATE: PR_DS_CONSUMER_* */
+    int attempt;                /* CONSUMER_RECONNECT: 1 for the first reconnect in a row, 2, ... */
+    int64_t delay_ms;           /* CONSUMER_RECONNECT: the wait before it */
+    const char *offset;         /* CONSUMER_*: the checkpoint (after the batch); PRODUCER_*: the
+                                   stream's offset after the batch ("" when the server gave none) */
+    size_t items;               /* CONSUMER_BATCH: a JSON stream's messages, else 1; PRODUCER_*:
+                                   the appends in the batch */
+    size_t bytes;               /* CONSUMER_BATCH, PRODUCER_*: the batch's bytes */
+    const char *producer_id;    /* PRODUCER_* */
+    int64_t epoch, seq;         /* PRODUCER_*: the batch's producer epoch and sequence number */
+} pr_ds_event;
+
+/* An observer: one callback for every pr_ds_event, with its own context,
+   apart from the options' own callbacks and user_data (telemetry:
+   observer.on_event = pr_telemetry_ds_hook, observer.user_data = hub). */
+typedef struct pr_ds_observer {
+    void (*on_event)(const pr_ds_event *ev, void *user_data); /* NULL = none */
+    void *user_data;            /* for on_event */
+} pr_ds_observer;
+
 typedef struct pr_ds_opts {
     pr_http_client *client;     /* NULL = a client of its own (redirects followed) */
     const char *content_type;   /* NULL = learned from pr_ds_head, else application/octet-stream:
@@ -69,6 +121,8 @@ typedef struct pr_ds_opts {
     pr_retry_policy retry;      /* zero = the Durable Streams policy above; classify is replaced
                                    by the protocol's (network errors, 429, 5xx) unless set */
     pr_err_info *err;           /* out, optional: why pr_ds_open failed */
+    pr_ds_observer observer;    /* zero = none: the handle's requests; its consumers and producers
+                                   report to it too unless their options set their own */
 } pr_ds_opts;
 
 /* pr_ds_result.error: what an error status means. */
@@ -388,6 +442,8 @@ static int pr__ds_is_text(const char *ct) {
 
 typedef struct pr__ds_req {
     const char *method;
+    const char *op;             /* what the observer is told: "create", "read", ... */
+    const pr_ds_observer *obs;  /* the observer in force (pr__ds_observer), or NULL */
     const char *query;          /* protocol pairs "k=v&k=v" (encoded), or NULL */
     const pr_http_header *extra; /* protocol header fields */
     size_t nextra;
@@ -534,8 +590,28 @@ static int pr__ds_status_error(pr_ds *ds, pr_ds_result *res, const char *op) {
     return PR_EHTTP;
 }
 
-/* Make one logical request (retried by the handle's policy). For a
-   streamed body (rq->stream), *resp receives the open response. */
+/* The observer in force for an object with options own (NULL: none of
+   its own): own when it sets a callback, else the handle's; NULL when
+   neither does. */
+static const pr_ds_observer *pr__ds_observer(const pr_ds *ds, const pr_ds_observer *own) {
+    if (own && own->on_event) return own;
+    return ds->o.observer.on_event ? &ds->o.observer : NULL;
+}
+
+/* Tell the observer (NULL: none) of ev, its NULL strings made "". */
+static void pr__ds_notify(const pr_ds_observer *obs, pr_ds_event *ev) {
+    if (!obs || !obs->on_event) return;
+    if (!ev->url) ev->url = "";
+    if (!ev->op) ev->op = "";
+    if (!ev->method) ev->method = "";
+    if (!ev->offset) ev->offset = "";
+    if (!ev->producer_id) ev->producer_id = "";
+    obs->on_event(ev, obs->user_data);
+}
+
+/* Make one logical request (retried by the handle's policy), told to
+   rq->obs. For a streamed body (rq->stream), *resp receives the open
+   response. */
 static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http_response **resp, int64_t deadline) {
     /* the protocol's fields go on when a redirect leaves the origin; the caller's do not */
     static const char *const fwd[] = { "Stream-TTL", "Stream-Expires-At", "Stream-Closed", "Stream-Seq", "Producer-Id",
@@ -544,9 +620,12 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
     pr_http_request req;
     pr_buf url, dyn;
     pr_url u;
+    pr_ds_event ev;
+    int64_t started = pr_now();
     size_t n = 0, i;
     int rc;
     pr_ds_result_deinit(res);
+    memset(&ev, 0, sizeof ev);
     res->ttl_s = res->producer_epoch = res->producer_seq = res->expected_seq = res->received_seq = -1;
     pr_buf_init(&url);
     pr_buf_init(&dyn);
@@ -556,6 +635,11 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
         goto done;
     }
     if ((rc = pr_url_parse(&u, url.data, url.len, &res->http.err)) != PR_OK) goto done;
+    ev.kind = PR_DS_EVENT_REQUEST_START;
+    ev.url = url.data;
+    ev.op = rq->op;
+    ev.method = rq->method;
+    pr__ds_notify(rq->obs, &ev);
     if (ds->o.headers_fn && (rc = ds->o.headers_fn(&dyn, ds->o.user_data)) != 0) {
         rc = rc < 0 ? rc : PR_EINVAL;
         pr__err_set(&res->http.err, rc, 0, "ds: %s", "headers_fn refused the request");
@@ -600,6 +684,14 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
         }
     }
 done:
+    if (ev.kind) { /* started: how it ended */
+        ev.kind = rc == PR_OK ? PR_DS_EVENT_REQUEST_STOP : PR_DS_EVENT_REQUEST_EXCEPTION;
+        ev.status = res->status;
+        ev.error = rc;
+        ev.err = rc == PR_OK ? NULL : &res->http.err;
+        ev.duration_ms = pr_now() - started;
+        pr__ds_notify(rq->obs, &ev);
+    }
     pr_url_deinit(&u);
     pr_buf_deinit(&url);
     pr_buf_deinit(&dyn);
@@ -637,6 +729,8 @@ int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *o, pr_ds_result *res, int64
     if (o && o->closed) pr__ds_hdr(h, &n, "Stream-Closed", "true", 4);
     memset(&rq, 0, sizeof rq);
     rq.method = "PUT";
+    rq.op = "create";
+    rq.obs = pr__ds_observer(ds, NULL);
     rq.extra = h;
     rq.nextra = n;
     rq.body = o ? o->body : NULL;
@@ -653,6 +747,8 @@ int pr_ds_head(pr_ds *ds, pr_ds_result *res, int64_t deadline) {
     if (!ds || !res) return PR_EINVAL;
     memset(&rq, 0, sizeof rq);
     rq.method = "HEAD";
+    rq.op = "head";
+    rq.obs = pr__ds_observer(ds, NULL);
     if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) != PR_OK) return rc;
     if (res->status != 200) return pr__ds_status_error(ds, res, "head");
     if (!ds->ctype_given && res->content_type.len)
@@ -666,13 +762,16 @@ int pr_ds_delete(pr_ds *ds, pr_ds_result *res, int64_t deadline) {
     if (!ds || !res) return PR_EINVAL;
     memset(&rq, 0, sizeof rq);
     rq.method = "DELETE";
+    rq.op = "delete";
+    rq.obs = pr__ds_observer(ds, NULL);
     if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) != PR_OK) return rc;
     if (res->status != 200 && res->status != 204) return pr__ds_status_error(ds, res, "delete");
     return PR_OK;
 }
 
-int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *o, pr_ds_result *res,
-                 int64_t deadline) {
+/* pr_ds_append, told to obs (pr__ds_observer). */
+static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *o, pr_ds_result *res,
+                         const pr_ds_observer *obs, int64_t deadline) {
     pr_http_header h[7];
     pr__ds_req rq;
     pr_buf wrapped;
@@ -704,6 +803,8 @@ int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opt
     }
     memset(&rq, 0, sizeof rq);
     rq.method = "POST";
+    rq.op = closing ? "close" : "append";
+    rq.obs = obs;
     rq.extra = h;
     rq.nextra = n;
     rq.body = data;
@@ -713,6 +814,11 @@ int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opt
     if (rc != PR_OK) return rc;
     if (res->status != 200 && res->status != 204) return pr__ds_status_error(ds, res, closing ? "close" : "append");
     return PR_OK;
+}
+
+int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *o, pr_ds_result *res,
+                 int64_t deadline) {
+    return pr__ds_append(ds, data, len, o, res, ds ? pr__ds_observer(ds, NULL) : NULL, deadline);
 }
 
 int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, int64_t deadline) {

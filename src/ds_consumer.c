@@ -10,7 +10,9 @@
  * from it (opts.offset) neither loses nor repeats a byte. Network errors,
  * 429 and 5xx reconnect with the handle's backoff for as long as it
  * takes; other failures (404, a malformed body, ...) stop it. State
- * changes go to on_state and, with opts.telemetry, to the telemetry hub.
+ * changes go to on_state; the observer (the consumer's own, else the
+ * handle's) hears every batch, reconnect and state change, and the
+ * consumer's requests (pr_telemetry_ds_hook adapts it).
  */
 
 /* A consumer. Opaque; owned by the thread that started it. */
@@ -34,10 +36,9 @@ typedef struct pr_ds_consumer_opts {
     void (*on_checkpoint)(const char *offset, size_t len, void *user_data); /* NULL = none */
     void (*on_state)(int state, const pr_err_info *why, void *user_data); /* NULL = none; why: the
                                    failure behind CONNECTING (a reconnect) or STOPPED, else NULL */
-    void *user_data;
-    pr_telemetry *telemetry;    /* NULL = none: every state change is also a PR_TELEMETRY_STREAM_STATE
-                                   event "ds.consumer.state" (fields url, state, offset, detail);
-                                   borrowed, must outlive the consumer */
+    void *user_data;            /* for on_batch, on_checkpoint and on_state */
+    pr_ds_observer observer;    /* zero = the handle's: PR_DS_EVENT_CONSUMER_BATCH, _RECONNECT and
+                                   _STATE, and the consumer's requests */
     int idle_timeout_ms;        /* as pr_ds_read_opts.idle_timeout_ms (0 = 60000; < 0 = none) */
 } pr_ds_consumer_opts;
 
@@ -74,6 +75,7 @@ PRISTINE_API void pr_ds_consumer_stop(pr_ds_consumer *c);
 struct pr_ds_consumer {
     pr_ds *ds;
     pr_ds_consumer_opts o;
+    const pr_ds_observer *obs;  /* its own or the handle's (pr__ds_observer), or NULL */
     char *offset;
     pr_task *task;
     int state;
@@ -81,28 +83,27 @@ struct pr_ds_consumer {
     int done;
 };
 
-static const char *pr__dsc_state_name(int state) {
-    switch (state) {
-    case PR_DS_CONSUMER_CONNECTING: return "connecting";
-    case PR_DS_CONSUMER_LIVE: return "live";
-    case PR_DS_CONSUMER_UP_TO_DATE: return "up_to_date";
-    case PR_DS_CONSUMER_CLOSED: return "closed";
-    default: return "stopped";
-    }
+/* Tell the observer: an event of kind with the consumer's URL, its
+   checkpoint unless ev has an offset, and the failure why (NULL: none). */
+static void pr__ds_consumer_notify(pr_ds_consumer *c, pr_ds_event *ev, int kind, const pr_err_info *why) {
+    if (!c->obs) return;
+    ev->kind = kind;
+    ev->url = c->ds->base;
+    if (!ev->offset) ev->offset = c->offset;
+    ev->error = why ? why->code : 0;
+    ev->err = why;
+    pr__ds_notify(c->obs, ev);
 }
 
 static void pr__dsc_state(pr_ds_consumer *c, int state, const pr_err_info *why) {
     if (c->state == state && !why) return;
     c->state = state;
     if (c->o.on_state) c->o.on_state(state, why, c->o.user_data);
-    if (c->o.telemetry) {
-        pr_telemetry_field f[4];
-        f[0] = pr__tel_s("url", c->ds->base);
-        f[1] = pr__tel_s("state", pr__dsc_state_name(state));
-        f[2] = pr__tel_s("offset", c->offset);
-        f[3] = pr__tel_s("detail", why ? why->msg : "");
-        pr__tel_emit(c->o.telemetry, PR_TELEMETRY_STREAM_STATE, "ds.consumer.state",
-                     why ? PR_SEVERITY_WARNING : PR_SEVERITY_INFO, f, 4);
+    if (c->obs) {
+        pr_ds_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.state = state;
+        pr__ds_consumer_notify(c, &ev, PR_DS_EVENT_CONSUMER_STATE, why);
     }
 }
 
@@ -110,7 +111,8 @@ static int pr__dsc_task(void *arg) {
     pr_ds_consumer *c = (pr_ds_consumer *)arg;
     pr_ds_read_opts ro;
     pr_retry backoff;
-    int failures = 0, rc = PR_OK, by_user = 0;
+    int64_t delay;
+    int failures = 0, rc = PR_OK, by_user = 0, ended = 0;
     memset(&ro, 0, sizeof ro);
     ro.live = c->o.live ? c->o.live : PR_DS_LIVE_AUTO;
     ro.prefer_sse = c->o.prefer_sse;
@@ -122,10 +124,19 @@ static int pr__dsc_task(void *arg) {
         pr_err_info why;
         int outcome;
         if ((rc = pr_ds_read_open(&rd, c->ds, c->offset, &ro)) != PR_OK) break;
+        rd->obs = c->obs;
         while ((rc = pr_ds_read_next(rd, &ch, PR_FOREVER)) == PR_OK) {
             int r;
             failures = 0;
             pr__dsc_state(c, ch.up_to_date ? PR_DS_CONSUMER_UP_TO_DATE : PR_DS_CONSUMER_LIVE, NULL);
+            if (ch.len && c->obs) {
+                pr_ds_event ev;
+                memset(&ev, 0, sizeof ev);
+                ev.items = ch.items ? pr_json_len(ch.items) : 1;
+                ev.bytes = ch.len;
+                ev.offset = ch.offset;
+                pr__ds_consumer_notify(c, &ev, PR_DS_EVENT_CONSUMER_BATCH, NULL);
+            }
             if ((ch.len || ch.closed) && (r = c->o.on_batch(&ch, c->o.user_data)) != 0) {
                 rc = r;
                 by_user = 1;
@@ -136,11 +147,14 @@ static int pr__dsc_task(void *arg) {
             if (ch.closed) {
                 pr__dsc_state(c, PR_DS_CONSUMER_CLOSED, NULL);
                 rc = PR_ECLOSED;
+                ended = 1;
                 break;
             }
         }
-        if (by_user || rc == PR_ECLOSED || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_transient(rd, rc))) {
-            if (!by_user && rc != PR_ECLOSED && rc != PR_ECANCELED) {
+        /* PR_ECLOSED from pr_ds_read_next is a connection that closed (the
+           stream's end is the closed chunk): transient, like any break */
+        if (by_user || ended || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_transient(rd, rc))) {
+            if (!by_user && !ended && rc != PR_ECANCELED) {
                 pr_ds_read_error(rd, &why);
                 pr_ds_read_destroy(rd);
                 pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
@@ -158,7 +172,18 @@ static int pr__dsc_task(void *arg) {
             break;
         }
         outcome = rc;
-        if (!pr_retry_next(&backoff, &outcome, PR_FOREVER)) {
+        if ((delay = pr_retry_plan(&backoff, &outcome, PR_FOREVER)) < 0) {
+            rc = outcome;
+            break;
+        }
+        if (c->obs) {
+            pr_ds_event ev;
+            memset(&ev, 0, sizeof ev);
+            ev.attempt = failures;
+            ev.delay_ms = delay;
+            pr__ds_consumer_notify(c, &ev, PR_DS_EVENT_CONSUMER_RECONNECT, &why);
+        }
+        if (!pr_retry_sleep(&backoff, delay, &outcome, PR_FOREVER)) {
             rc = outcome;
             break;
         }
@@ -177,6 +202,7 @@ int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_o
     c->ds = ds;
     c->o = *o;
     c->o.offset = NULL;
+    c->obs = pr__ds_observer(ds, &c->o.observer);
     if (!(c->offset = pr__strdup(PR__DEF(o->offset, "-1"), NULL))) {
         pr__free(c, sizeof *c);
         return PR_ENOMEM;

@@ -54,7 +54,9 @@ typedef struct pr_ds_producer_opts {
                                    sealing (sends, resends and waits together) before the producer
                                    fails with PR_EFAILED; < 0 = no limit */
     void (*on_error)(int rc, const pr_err_info *err, void *user_data); /* NULL = none */
-    void *user_data;
+    void *user_data;            /* for on_error */
+    pr_ds_observer observer;    /* zero = the handle's: PR_DS_EVENT_PRODUCER_BATCH and _DUPLICATE
+                                   for every batch the server has, and the producer's requests */
 } pr_ds_producer_opts;
 
 /* Create a producer on a handle (which must outlive it).
@@ -184,6 +186,7 @@ typedef struct pr__dsp_batch {
 struct pr_ds_producer {
     pr_ds *ds;
     pr_ds_producer_opts o;
+    const pr_ds_observer *obs;  /* its own or the handle's (pr__ds_observer), or NULL */
     char *id;
     int64_t epoch, next_seq;
     int epoch_ok;               /* a batch of this epoch was accepted */
@@ -302,6 +305,25 @@ static int pr__dsp_always_again(int outcome, int64_t *after_ms, void *user_data)
     return PR_RETRY_AGAIN;
 }
 
+/* Tell the observer that the server has batch b (res: its answer, sent
+   as epoch, seq), duration_ms after its first send. */
+static void pr__ds_producer_notify(const pr_ds_producer *p, const pr__dsp_batch *b, const pr_ds_result *res,
+                                   int64_t epoch, int64_t seq, int64_t duration_ms) {
+    pr_ds_event ev;
+    if (!p->obs) return;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = res->status == 204 ? PR_DS_EVENT_PRODUCER_DUPLICATE : PR_DS_EVENT_PRODUCER_BATCH;
+    ev.url = p->ds->base;
+    ev.producer_id = p->id;
+    ev.epoch = epoch;
+    ev.seq = seq;
+    ev.items = b->items;
+    ev.bytes = b->body.len;
+    ev.duration_ms = duration_ms;
+    ev.offset = res->offset.len ? p->offset : "";
+    pr__ds_notify(p->obs, &ev);
+}
+
 /* One batch, from its first send until the server has it: every send
    carries the same (epoch, seq), so a batch whose outcome is unknown (a
    timeout, a broken connection) is sent again until an answer says it is
@@ -315,6 +337,7 @@ static int pr__dsp_send_task(void *arg) {
     pr_retry_policy again;
     pr_retry st;
     int64_t until = p->o.delivery_timeout_ms > 0 ? pr_deadline_in(p->o.delivery_timeout_ms) : PR_FOREVER;
+    int64_t first_send = 0;
     int rc, slot, waits = 0;
     memset(&res, 0, sizeof res);
     slot = (rc = pr_sem_acquire(p->slots, until)) == PR_OK;
@@ -331,12 +354,14 @@ static int pr__dsp_send_task(void *arg) {
         ao.producer_id = p->id;
         ao.producer_epoch = sent_epoch = p->epoch;
         ao.producer_seq = b->seq;
-        rc = pr_ds_append(p->ds, b->body.data, b->body.len, &ao, &res,
-                          pr_deadline_min(until, pr_deadline_in(p->o.request_timeout_ms)));
+        if (!first_send) first_send = pr_now();
+        rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs,
+                           pr_deadline_min(until, pr_deadline_in(p->o.request_timeout_ms)));
         if (rc == PR_OK) {
             if (sent_epoch == p->epoch) p->epoch_ok = 1;
             if (res.status == 204) p->dups++;
             if (res.offset.len) pr__ds_setstr(&p->offset, res.offset.ptr, res.offset.len);
+            pr__ds_producer_notify(p, b, &res, sent_epoch, ao.producer_seq, pr_now() - first_send);
             break;
         }
         if (rc == PR_ECANCELED || pr_is_canceled()) {
@@ -448,6 +473,7 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
     p->o.request_timeout_ms = PR__DEF(p->o.request_timeout_ms, PR__DSP_DEF_REQUEST);
     p->o.delivery_timeout_ms = PR__DEF(p->o.delivery_timeout_ms, PR__DSP_DEF_DELIVERY);
     p->epoch = o->epoch;
+    p->obs = pr__ds_observer(ds, &p->o.observer);
     p->json = pr__ds_is_json(ds->ctype);
     if (!(p->id = pr__strdup(o->producer_id, NULL)) || !(p->offset = pr__strdup("", NULL)) ||
         (rc = pr_group_create(&p->senders)) != PR_OK || (rc = pr_chan_create(&p->kick, sizeof(int), 1)) != PR_OK ||
@@ -538,7 +564,7 @@ int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const 
         ao.producer_id = p->id;
         ao.producer_epoch = p->epoch;
         ao.producer_seq = p->next_seq;
-        rc = pr_ds_append(p->ds, body.data, body.len, &ao, &res, deadline);
+        rc = pr__ds_append(p->ds, body.data, body.len, &ao, &res, p->obs, deadline);
         if (rc == PR_EHTTP && res.error == PR_DS_STALE_EPOCH && p->o.auto_claim && res.producer_epoch >= 0) {
             p->epoch = res.producer_epoch + 1;
             p->next_seq = 0;

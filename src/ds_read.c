@@ -144,6 +144,7 @@ enum { PR__DS_CATCHUP, PR__DS_POLL, PR__DS_SSE };
 
 struct pr_ds_read {
     pr_ds *ds;
+    const pr_ds_observer *obs;  /* told of the requests: the handle's, or a consumer's */
     pr_ds_read_opts o;
     char *offset;               /* the position: after the last chunk delivered */
     char *cursor;
@@ -183,6 +184,7 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
         return pr__err_set(err, PR_EINVAL, 0, "ds: an offset is 1 to %d printable ASCII bytes", PR__DS_MAX_OFFSET);
     if (!(r = (pr_ds_read *)pr__calloc(1, sizeof *r))) return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
     r->ds = ds;
+    r->obs = pr__ds_observer(ds, NULL);
     if (o) r->o = *o;
     r->o.err = NULL;
     r->o.sse_short_ms = PR__DEF(r->o.sse_short_ms, 1000);
@@ -338,6 +340,8 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
         pr__ds_hdr(h, &nh, "If-None-Match", r->ds->etag, strlen(r->ds->etag));
     memset(&rq, 0, sizeof rq);
     rq.method = "GET";
+    rq.op = "read";
+    rq.obs = r->obs;
     rq.query = q.data;
     rq.extra = h;
     rq.nextra = nh;
@@ -465,6 +469,8 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
     pr__ds_hdr(h, &nh, "Accept", "text/event-stream", 17);
     memset(&rq, 0, sizeof rq);
     rq.method = "GET";
+    rq.op = "read";
+    rq.obs = r->obs;
     rq.query = q.data;
     rq.extra = h;
     rq.nextra = nh;

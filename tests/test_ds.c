@@ -1061,7 +1061,8 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     co.on_checkpoint = ds_on_checkpoint;
     co.on_state = ds_on_state;
     co.user_data = &k;
-    co.telemetry = tel;
+    co.observer.on_event = pr_telemetry_ds_hook; /* its own observer: the handle has none */
+    co.observer.user_data = tel;
     PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co), PR_OK);
     memset(&w, 0, sizeof w);
     w.ds = ds;
@@ -1082,7 +1083,7 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     }
     PT_CHECK(saw_up && saw_closed);
     PT_EQ_INT(tel_closed, 1); /* the same change through the telemetry hub */
-    co.telemetry = NULL;
+    memset(&co.observer, 0, sizeof co.observer);
     /* from the first checkpoint (after "zero;"): the rest, nothing twice */
     co.user_data = &k2;
     co.offset = k.checkpoints[0];
@@ -1558,6 +1559,137 @@ PT_TEST(ds_server_offsets_checked_where_they_enter) {
     ts_stop(s);
 }
 
+/* A telemetry hub's events as lines "name key=value key=value ...". */
+typedef struct ds_tel_log {
+    pr_buf text;
+} ds_tel_log;
+
+static void ds_tel_record(const pr_telemetry_event *ev, void *ud) {
+    ds_tel_log *l = (ds_tel_log *)ud;
+    size_t i;
+    pr_buf_printf(&l->text, "%s", ev->name);
+    for (i = 0; i < ev->nfields; i++) {
+        const pr_telemetry_field *fl = &ev->fields[i];
+        if (fl->type == PR_TELEMETRY_STR) pr_buf_printf(&l->text, " %s=%s", fl->key, fl->s);
+        else pr_buf_printf(&l->text, " %s=%lld", fl->key, (long long)fl->i);
+    }
+    pr_buf_append(&l->text, "\n", 1);
+}
+
+/* The lines of event name (NULL = any) that hold each of a, b and c
+   (NULL = no condition). */
+static int ds_tel_count(const ds_tel_log *l, const char *name, const char *a, const char *b, const char *c) {
+    const char *p = l->text.data, *end = l->text.data + l->text.len;
+    int n = 0;
+    while (p && p < end) {
+        const char *nl = (const char *)memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)len, p);
+        if ((!name || (strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == ' ')) && (!a || strstr(line, a)) &&
+            (!b || strstr(line, b)) && (!c || strstr(line, c)))
+            n++;
+        p = nl ? nl + 1 : end;
+    }
+    return n;
+}
+
+/* Every observation through the telemetry adapter (pr_telemetry_ds_hook
+   on the handle's observer, which its producers and consumers inherit):
+   requests that end with a status (an error status too) or without one,
+   a producer's stored and duplicate batches, and a consumer's reconnect,
+   batch and states. URLs are sanitized. */
+PT_TEST(ds_observer_through_telemetry) {
+    ds_fx f;
+    pr_ds *ds, *none, *dead;
+    pr_ds_opts o;
+    pr_ds_result res;
+    pr_ds_producer *p;
+    pr_ds_producer_opts po;
+    pr_ds_consumer *c;
+    pr_ds_consumer_opts co;
+    pr_telemetry *tel;
+    pr_telemetry_opts to;
+    ds_tel_log log;
+    ds_cons k;
+    char want[64];
+    int round, rc;
+    memset(&res, 0, sizeof res);
+    memset(&k, 0, sizeof k);
+    pr_buf_init(&log.text);
+    pr_buf_init(&k.got);
+    memset(&to, 0, sizeof to);
+    to.on_event = ds_tel_record;
+    to.user_data = &log;
+    PT_REQUIRE(pr_telemetry_create(&tel, &to) == PR_OK);
+    PT_REQUIRE(ds_start(&f) == 0);
+    memset(&o, 0, sizeof o);
+    o.client = f.client;
+    o.content_type = "text/plain";
+    o.retry.max_retries = 1; /* a read fails after one retry, so the consumer reconnects */
+    o.retry.hooks.sleep = ds_sleep_hook;
+    o.retry.hooks.user_data = &f;
+    o.observer.on_event = pr_telemetry_ds_hook;
+    o.observer.user_data = tel;
+    PT_EQ_ERR(pr_ds_open(&ds, ds_url(&f, "/v1/t/observed?token=s3cret"), &o), PR_OK);
+    PT_EQ_ERR(pr_ds_open(&none, ds_url(&f, "/v1/t/absent"), &o), PR_OK);
+    PT_EQ_ERR(pr_ds_open(&dead, "http://127.0.0.1:1/v1/t/dead", &o), PR_OK);
+    /* requests: a stop with its status, an error status is a stop too, no response is an exception */
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.start", " op=create", " method=PUT", "token=REDACTED"), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.stop", " op=create", " status=201", " duration_ms="), 1);
+    PT_EQ_ERR(pr_ds_head(none, &res, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.stop", " op=head", " method=HEAD", " status=404"), 1);
+    rc = pr_ds_head(dead, &res, pr_deadline_in(5000));
+    PT_CHECK(rc < 0 && rc != PR_EHTTP);
+    snprintf(want, sizeof want, " error=%s", pr_errname(rc));
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.exception", " op=head", want, " detail="), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.stop", "/v1/t/dead", NULL, NULL), 0);
+    /* a producer's batch, then the same (id, epoch, seq) again: a duplicate */
+    for (round = 0; round < 2; round++) {
+        memset(&po, 0, sizeof po);
+        po.producer_id = "obs-writer";
+        PT_REQUIRE(pr_ds_producer_create(&p, ds, &po) == PR_OK);
+        PT_EQ_ERR(pr_ds_producer_append(p, "a;", 2, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_ds_producer_append(p, "b;", 2, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_ds_producer_append(p, "c;", 2, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_ds_producer_flush(p, pr_deadline_in(5000)), PR_OK);
+        pr_ds_producer_destroy(p);
+    }
+    PT_EQ_INT(ds_tel_count(&log, "ds.producer.batch", " producer_id=obs-writer epoch=0 seq=0 items=3 bytes=6",
+                           " duration_ms=", " offset="), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.producer.duplicate", " producer_id=obs-writer epoch=0 seq=0 items=3 bytes=6",
+                           NULL, NULL), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.stop", " op=append", " status=204", NULL), 1);
+    PT_EQ_ERR(pr_ds_close(ds, NULL, 0, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.stop", " op=close", " method=POST", NULL), 1);
+    /* a consumer whose first read fails (two dropped connections): a reconnect, then the batch */
+    PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/observed\",\"method\":\"GET\",\"dropConnection\":true,\"count\":2}"),
+              PR_OK);
+    memset(&co, 0, sizeof co);
+    co.live = PR_DS_LIVE_LONG_POLL;
+    co.on_batch = ds_on_batch;
+    co.user_data = &k;
+    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co), PR_OK);
+    PT_EQ_ERR(pr_ds_consumer_wait(c, pr_deadline_in(10000)), PR_ECLOSED);
+    pr_ds_consumer_stop(c);
+    PT_EQ_INT(k.got.len, 6);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.exception", " op=read", " method=GET", NULL), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.consumer.reconnect", " attempt=1 delay_ms=", " reason=PR_E", " offset=-1"), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.consumer.batch", " items=1 bytes=6 offset=", NULL, NULL), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.consumer.state", " state=connecting offset=-1 detail=", NULL, NULL), 2);
+    PT_EQ_INT(ds_tel_count(&log, "ds.consumer.state", " state=closed", NULL, NULL), 1);
+    PT_EQ_INT(ds_tel_count(&log, NULL, "s3cret", NULL, NULL), 0);
+    pr_buf_deinit(&k.got);
+    pr_buf_deinit(&log.text);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(dead);
+    pr_ds_destroy(none);
+    pr_ds_destroy(ds);
+    pr_telemetry_destroy(tel);
+    ds_stop(&f);
+}
+
 const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_create_head_delete),
     PT_ENTRY(ds_append_close_and_status_mapping),
@@ -1584,6 +1716,7 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_server_offsets_checked_where_they_enter),
     PT_ENTRY(ds_cross_origin_redirect_keeps_protocol_fields),
     PT_ENTRY(ds_consumer_checkpoints_and_resume),
+    PT_ENTRY(ds_observer_through_telemetry),
     PT_ENTRY(ds_adapter_speaks_the_protocol),
     PT_ENTRY(ds_query_sorted),
     {0, 0} } };
