@@ -4052,8 +4052,8 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  *     pr_ds *ds;
  *     pr_ds_read *rd;
  *     pr_ds_chunk c;
- *     pr_ds_open(&ds, "http://127.0.0.1:4437/v1/stream/log", NULL);
- *     pr_ds_read_open(&rd, ds, "-1", &(pr_ds_read_opts){ .live = PR_DS_LIVE_LONG_POLL });
+ *     pr_ds_open(&ds, "http://127.0.0.1:4437/v1/stream/log", NULL, NULL);
+ *     pr_ds_read_open(&rd, ds, "-1", &(pr_ds_read_opts){ .live = PR_DS_LIVE_LONG_POLL }, NULL);
  *     while (pr_ds_read_next(rd, &c, deadline) == PR_OK)
  *         fwrite(c.data, 1, c.len, stdout);   (c.offset: where to resume)
  *     pr_ds_read_destroy(rd);
@@ -4066,7 +4066,10 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  * PR_DS_CONFLICT_SEQ, PR_DS_STREAM_CLOSED with the final offset in
  * res->offset, PR_DS_BAD_REQUEST, ...; res->status, the server's message
  * in res->http.body and every header through res->http.resp stay there
- * until pr_ds_result_deinit), or a transport error.
+ * until pr_ds_result_deinit), or a transport error; the err argument
+ * receives the failure's detail. Calls that create an object take an err
+ * argument too (last); a read, a producer and a consumer answer later
+ * with their *_last_error.
  *
  * Retries: network errors (a refused connection, a connection dropped in
  * the middle of a response, a body cut short), 429 (Retry-After honoured)
@@ -4163,7 +4166,6 @@ typedef struct pr_ds_opts {
     void *user_data;            /* for headers_fn and params_fn */
     pr_retry_policy retry;      /* zero = the Durable Streams policy above; classify is replaced
                                    by the protocol's (network errors, 429, 5xx) unless set */
-    pr_err_info *err;           /* out, optional: why pr_ds_open failed */
     pr_ds_observer observer;    /* zero = none: the handle's requests; its consumers and producers
                                    report to it too unless their options set their own */
 } pr_ds_opts;
@@ -4230,14 +4232,15 @@ typedef struct pr_ds_append_opts {
 
 /* Open a handle. No request is made.
    Params: out - receives the handle; url - the stream's absolute http or
-           https URL (copied); opts - NULL for defaults (copied).
+           https URL (copied); opts - NULL for defaults (copied); err -
+           receives why it failed (NULL = not wanted).
    Returns: PR_OK; PR_EINVAL (out or url NULL, a URL that does not parse, a
             malformed header or parameter, an invalid retry policy);
             PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_ds_destroy. */
-PRISTINE_API int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts);
+PRISTINE_API int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts, pr_err_info *err);
 
 /* Free a handle (and its own client). Reads of it must be destroyed first.
    Params: ds - the handle; NULL is a no-op.
@@ -4258,43 +4261,47 @@ PRISTINE_API const char *pr_ds_content_type(const pr_ds *ds);
 
 /* Create the stream (PUT). 201 creates it; 200 means it exists with the
    same configuration (both PR_OK: res->status tells which).
-   Params: ds - the handle; o - NULL = a plain create with the handle's
-           content type; res - zeroed or deinit'ed result, filled;
-           deadline - absolute ms.
+   Params: ds - the handle; opts - NULL = a plain create with the
+           handle's content type; res - zeroed or deinit'ed result,
+           filled; err - receives the failure's detail (NULL = not
+           wanted; cleared on success); deadline - absolute ms.
    Returns: PR_OK; PR_EHTTP (res->error: PR_DS_CONFLICT_EXISTS,
             PR_DS_BAD_REQUEST, ...); PR_EINVAL; transport errors
-            (PR_ETIMEDOUT, PR_ECANCELED, PR_EIO, ...) with res->http.err.
+            (PR_ETIMEDOUT, PR_ECANCELED, PR_EIO, ...).
    Blocks: yes.
    Thread: owner.
    See: pr_ds_head, pr_ds_delete. */
-PRISTINE_API int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *o, pr_ds_result *res, int64_t deadline);
+PRISTINE_API int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *opts, pr_ds_result *res, pr_err_info *err,
+                              int64_t deadline);
 
 /* The stream's metadata (HEAD): res->offset (the tail), content_type,
    closed, ttl_s, expires_at, etag. A handle without a content type of its
    own adopts the stream's.
-   Params: ds - the handle; res - result, filled; deadline - absolute ms.
+   Params: ds - the handle; res - result, filled; err - as for
+           pr_ds_create; deadline - absolute ms.
    Returns: PR_OK; PR_EHTTP (PR_DS_NOT_FOUND, PR_DS_GONE); PR_ETIMEDOUT;
             PR_ECANCELED; transport errors.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_create. */
-PRISTINE_API int pr_ds_head(pr_ds *ds, pr_ds_result *res, int64_t deadline);
+PRISTINE_API int pr_ds_head(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline);
 
 /* Delete the stream (DELETE).
-   Params: ds - the handle; res - result, filled; deadline - absolute ms.
+   Params: ds - the handle; res - result, filled; err - as for
+           pr_ds_create; deadline - absolute ms.
    Returns: PR_OK; PR_EHTTP (PR_DS_NOT_FOUND, PR_DS_GONE); PR_ETIMEDOUT;
             PR_ECANCELED; transport errors.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_create. */
-PRISTINE_API int pr_ds_delete(pr_ds *ds, pr_ds_result *res, int64_t deadline);
+PRISTINE_API int pr_ds_delete(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline);
 
 /* Append (POST) with the handle's content type. On a JSON stream data is
-   one message, sent as [data] (o->raw_json sends it as it is). res->offset
-   is the new tail.
+   one message, sent as [data] (opts->raw_json sends it as it is).
+   res->offset is the new tail.
    Params: ds - the handle; data, len - the bytes (len 0 only with
-           o->close); o - NULL = a plain append; res - result, filled;
-           deadline - absolute ms.
+           opts->close); opts - NULL = a plain append; res - result,
+           filled; err - as for pr_ds_create; deadline - absolute ms.
    Returns: PR_OK; PR_EHTTP (PR_DS_STREAM_CLOSED with the final offset,
             PR_DS_CONFLICT_SEQ, PR_DS_NOT_FOUND, PR_DS_BAD_REQUEST,
             PR_DS_STALE_EPOCH, PR_DS_SEQUENCE_GAP, ...); PR_EINVAL (an
@@ -4303,21 +4310,23 @@ PRISTINE_API int pr_ds_delete(pr_ds *ds, pr_ds_result *res, int64_t deadline);
    Blocks: yes.
    Thread: owner.
    See: pr_ds_close. */
-PRISTINE_API int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *o,
-                              pr_ds_result *res, int64_t deadline);
+PRISTINE_API int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *opts,
+                              pr_ds_result *res, pr_err_info *err, int64_t deadline);
 
 /* Close the stream, with an optional final message (sent like an append).
    Closing a closed stream without a body is PR_OK too. res->offset is the
    final offset.
    Params: ds - the handle; data, len - the final message (NULL, 0 = none);
-           res - result, filled; deadline - absolute ms.
+           res - result, filled; err - as for pr_ds_create; deadline -
+           absolute ms.
    Returns: PR_OK; PR_EHTTP (PR_DS_STREAM_CLOSED for a final message on a
             closed stream, PR_DS_NOT_FOUND, ...); PR_ETIMEDOUT;
             PR_ECANCELED; transport errors.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_append. */
-PRISTINE_API int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, int64_t deadline);
+PRISTINE_API int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, pr_err_info *err,
+                             int64_t deadline);
 
 /* Free what a result holds and zero it (NULL is a no-op).
    Params: res - the result.
@@ -4383,7 +4392,6 @@ typedef struct pr_ds_read_opts {
                                    dropped and the read resumes from its offset on a new one;
                                    above the server's long-poll and SSE keep-alive interval (30 s
                                    on the reference server); < 0 = none */
-    pr_err_info *err;           /* out, optional: why pr_ds_read_open failed */
 } pr_ds_read_opts;
 
 /* What pr_ds_read_next delivers. The views stay valid until the next
@@ -4403,14 +4411,16 @@ typedef struct pr_ds_chunk {
 /* Start a read at an offset. No request is made until pr_ds_read_next.
    Params: out - receives the read; ds - the handle (must outlive the
            read); offset - "-1" (or NULL) for the start, "now" for the
-           tail, or an offset from the server (copied); o - NULL = catch-up.
+           tail, or an offset from the server (copied); opts - NULL =
+           catch-up; err - receives why it failed (NULL = not wanted).
    Returns: PR_OK; PR_EINVAL (out or ds NULL, an unknown mode, an offset
             with a byte outside printable ASCII or longer than 1024);
             PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_ds_read_next, pr_ds_read_destroy. */
-PRISTINE_API int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds_read_opts *o);
+PRISTINE_API int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds_read_opts *opts,
+                                 pr_err_info *err);
 
 /* The next chunk of the read. Live modes wait at the tail for new data;
    a chunk is delivered when data arrived, when the read first reaches the
@@ -4420,7 +4430,7 @@ PRISTINE_API int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset
             up-to-date chunk of a catch-up read: the read is over);
             PR_ETIMEDOUT (the deadline passed: the read stays usable and
             resumes from c->offset); PR_ECANCELED; PR_EHTTP (an error
-            status: pr_ds_read_error gives the detail and the PR_DS_*
+            status: pr_ds_read_last_error gives the detail and the PR_DS_*
             meaning); PR_EPROTO (a JSON body or SSE control event that does
             not parse, a response without Stream-Next-Offset); PR_ELIMIT;
             transport errors after the retries.
@@ -4452,7 +4462,7 @@ PRISTINE_API int pr_ds_read_status(const pr_ds_read *r);
    Blocks: no.
    Thread: owner.
    See: pr_ds_read_next. */
-PRISTINE_API int pr_ds_read_error(const pr_ds_read *r, pr_err_info *out);
+PRISTINE_API int pr_ds_read_last_error(const pr_ds_read *r, pr_err_info *out);
 
 /* End a read and free it.
    Params: r - the read; NULL is a no-op.
@@ -4488,7 +4498,7 @@ PRISTINE_API void pr_ds_read_destroy(pr_ds_read *r);
  * mend (400, 404, 413, a fenced epoch without auto_claim, ...), does the
  * producer fail: on_error hears it at once, append, flush and close
  * return it from then on (PR_EHTTP with the status's meaning in
- * pr_ds_producer_error, PR_EFAILED when the delivery timeout passed, ...;
+ * pr_ds_producer_last_error, PR_EFAILED when the delivery timeout passed, ...;
  * never PR_ETIMEDOUT, which only means the caller's own deadline), the
  * batches above the failed one are abandoned (the server would refuse
  * them as a gap), and pr_ds_producer_restart starts over in the next
@@ -4523,21 +4533,23 @@ typedef struct pr_ds_producer_opts {
 } pr_ds_producer_opts;
 
 /* Create a producer on a handle (which must outlive it).
-   Params: out - receives it; ds - the handle; o - options (producer_id
-           required).
+   Params: out - receives it; ds - the handle; opts - options
+           (producer_id required); err - receives why it failed (NULL =
+           not wanted).
    Returns: PR_OK; PR_EINVAL (no producer id, a negative epoch or limit);
             PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_ds_producer_append, pr_ds_producer_destroy. */
-PRISTINE_API int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_opts *o);
+PRISTINE_API int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_opts *opts,
+                                       pr_err_info *err);
 
 /* Queue one message (copied). Waits only while max_buffer_bytes are
    queued or in flight.
    Params: p - the producer; data, len - the message (len > 0); deadline -
            absolute ms for that wait.
    Returns: PR_OK; the producer's failure (PR_EHTTP with
-            pr_ds_producer_error, PR_EFAILED, ...: every call until a
+            pr_ds_producer_last_error, PR_EFAILED, ...: every call until a
             restart); PR_ESTATE after close; PR_EINVAL; PR_ENOMEM;
             PR_ETIMEDOUT (the deadline passed while it waited for room);
             PR_ECANCELED.
@@ -4619,7 +4631,7 @@ PRISTINE_API long pr_ds_producer_duplicates(const pr_ds_producer *p);
    Blocks: no.
    Thread: owner.
    See: pr_ds_producer_append. */
-PRISTINE_API int pr_ds_producer_error(const pr_ds_producer *p, pr_err_info *out);
+PRISTINE_API int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out);
 
 /* Stop the producer and free it. Batches not yet answered are abandoned
    (flush first to send them: that is a detach).
@@ -4675,22 +4687,36 @@ typedef struct pr_ds_consumer_opts {
 
 /* Start following the stream in a task of the calling thread.
    Params: out - receives the consumer; ds - the handle (must outlive it);
-           o - options (on_batch required).
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+           opts - options (on_batch required); err - receives why it
+           failed (NULL = not wanted).
+   Returns: PR_OK; PR_EINVAL (out, ds or on_batch NULL, an unknown mode,
+            an offset pr_ds_read_open would refuse); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_ds_consumer_wait, pr_ds_consumer_stop. */
-PRISTINE_API int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *o);
+PRISTINE_API int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *opts,
+                                      pr_err_info *err);
 
 /* Wait until the consumer ends by itself.
    Params: c - the consumer; deadline - absolute ms.
    Returns: PR_ECLOSED (the stream closed: every batch handled); on_batch's
             non-zero result; the failure that stopped it (PR_EHTTP, PR_EPROTO,
-            ...); PR_ETIMEDOUT (still running); PR_ECANCELED.
+            ...: pr_ds_consumer_last_error gives the detail); PR_ETIMEDOUT
+            (still running); PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_consumer_stop. */
 PRISTINE_API int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline);
+
+/* The detail of the failure that stopped the consumer (the one on_state
+   heard with PR_DS_CONSUMER_STOPPED), and its PR_DS_* meaning.
+   Params: c - the consumer; out - receives the detail (may be NULL;
+           zeroed while no failure stopped it).
+   Returns: the PR_DS_* meaning (PR_DS_OK when it was no status, or none).
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_consumer_wait. */
+PRISTINE_API int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info *out);
 
 /* Stop the consumer (cancelling its task if it runs) and free it.
    on_batch is never called again once this returns.
@@ -17048,17 +17074,17 @@ static int pr__ds_token_ok(const char *p, size_t n) {
     return 1;
 }
 
-int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts) {
+int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts, pr_err_info *err) {
     pr_ds *ds;
-    pr_err_info tmp, *err = opts && opts->err ? opts->err : &tmp;
+    pr_err_info tmp;
     size_t i, q;
     int rc = PR_OK;
+    if (!err) err = &tmp;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
     if (!out || !url) return pr__err_set(err, PR_EINVAL, 0, "ds: out and url are required");
     if (!(ds = (pr_ds *)pr__calloc(1, sizeof *ds))) return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
     if (opts) ds->o = *opts;
-    ds->o.err = NULL;
     pr_buf_init(&ds->base_params);
     pr_buf_init(&ds->fixed);
     q = strcspn(url, "?#");
@@ -17417,6 +17443,15 @@ void pr_ds_result_deinit(pr_ds_result *res) {
     memset(res, 0, sizeof *res);
 }
 
+/* An operation's outcome for its err parameter (NULL = not wanted): the
+   detail of a failure, kept in res->http.err, or nothing on success. */
+static int pr__ds_answer(const pr_ds_result *res, int rc, pr_err_info *err) {
+    if (!err) return rc;
+    if (rc == PR_OK) memset(err, 0, sizeof *err);
+    else *err = res->http.err;
+    return rc;
+}
+
 static void pr__ds_hdr(pr_http_header *h, size_t *n, const char *name, const char *value, size_t len) {
     h[*n].name = pr_slice_cstr(name);
     h[*n].value.ptr = value;
@@ -17424,14 +17459,16 @@ static void pr__ds_hdr(pr_http_header *h, size_t *n, const char *name, const cha
     (*n)++;
 }
 
-int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *o, pr_ds_result *res, int64_t deadline) {
+int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *opts, pr_ds_result *res, pr_err_info *err,
+                 int64_t deadline) {
+    const pr_ds_create_opts *o = opts;
     pr_http_header h[4];
     pr__ds_req rq;
     char ttl[24];
     const char *ct;
     size_t n = 0;
     int rc;
-    if (!ds || !res) return PR_EINVAL;
+    if (!ds || !res) return pr__err_set(err, PR_EINVAL, 0, "ds: ds and res are required");
     ct = o && o->content_type ? o->content_type : ds->ctype;
     pr__ds_hdr(h, &n, "Content-Type", ct, strlen(ct));
     if (o && o->ttl_s > 0) {
@@ -17448,66 +17485,68 @@ int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *o, pr_ds_result *res, int64
     rq.nextra = n;
     rq.body = o ? o->body : NULL;
     rq.body_len = o && o->body ? o->body_len : 0;
-    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) != PR_OK) return rc;
-    if (res->status != 200 && res->status != 201) return pr__ds_status_error(ds, res, "create");
-    if (o && o->content_type && !ds->ctype_given) pr__ds_setstr(&ds->ctype, ct, strlen(ct));
-    return PR_OK;
+    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) == PR_OK && res->status != 200 && res->status != 201)
+        rc = pr__ds_status_error(ds, res, "create");
+    if (rc == PR_OK && o && o->content_type && !ds->ctype_given) pr__ds_setstr(&ds->ctype, ct, strlen(ct));
+    return pr__ds_answer(res, rc, err);
 }
 
-int pr_ds_head(pr_ds *ds, pr_ds_result *res, int64_t deadline) {
+int pr_ds_head(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline) {
     pr__ds_req rq;
     int rc;
-    if (!ds || !res) return PR_EINVAL;
+    if (!ds || !res) return pr__err_set(err, PR_EINVAL, 0, "ds: ds and res are required");
     memset(&rq, 0, sizeof rq);
     rq.method = "HEAD";
     rq.op = "head";
     rq.obs = pr__ds_observer(ds, NULL);
-    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) != PR_OK) return rc;
-    if (res->status != 200) return pr__ds_status_error(ds, res, "head");
-    if (!ds->ctype_given && res->content_type.len)
+    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) == PR_OK && res->status != 200)
+        rc = pr__ds_status_error(ds, res, "head");
+    if (rc == PR_OK && !ds->ctype_given && res->content_type.len)
         pr__ds_setstr(&ds->ctype, res->content_type.ptr, res->content_type.len);
-    return PR_OK;
+    return pr__ds_answer(res, rc, err);
 }
 
-int pr_ds_delete(pr_ds *ds, pr_ds_result *res, int64_t deadline) {
+int pr_ds_delete(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline) {
     pr__ds_req rq;
     int rc;
-    if (!ds || !res) return PR_EINVAL;
+    if (!ds || !res) return pr__err_set(err, PR_EINVAL, 0, "ds: ds and res are required");
     memset(&rq, 0, sizeof rq);
     rq.method = "DELETE";
     rq.op = "delete";
     rq.obs = pr__ds_observer(ds, NULL);
-    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) != PR_OK) return rc;
-    if (res->status != 200 && res->status != 204) return pr__ds_status_error(ds, res, "delete");
-    return PR_OK;
+    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) == PR_OK && res->status != 200 && res->status != 204)
+        rc = pr__ds_status_error(ds, res, "delete");
+    return pr__ds_answer(res, rc, err);
 }
 
 /* pr_ds_append, told to obs (pr__ds_observer). */
 static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *o, pr_ds_result *res,
-                         const pr_ds_observer *obs, int64_t deadline) {
+                         const pr_ds_observer *obs, pr_err_info *err, int64_t deadline) {
     pr_http_header h[7];
     pr__ds_req rq;
     pr_buf wrapped;
     char ep[24], sq[24];
     size_t n = 0;
     int rc, closing = o && o->close;
-    if (!ds || !res || (len && !data)) return PR_EINVAL;
+    if (!ds || !res || (len && !data)) return pr__err_set(err, PR_EINVAL, 0, "ds: ds, res and data are required");
     if (!len && !closing) {
         pr_ds_result_deinit(res);
-        return pr__err_set(&res->http.err, PR_EINVAL, 0, "ds: an append needs data (or close)");
+        pr__err_set(&res->http.err, PR_EINVAL, 0, "ds: an append needs data (or close)");
+        return pr__ds_answer(res, PR_EINVAL, err);
     }
     pr_buf_init(&wrapped);
     if (len) pr__ds_hdr(h, &n, "Content-Type", ds->ctype, strlen(ds->ctype));
     if (o && o->seq) pr__ds_hdr(h, &n, "Stream-Seq", o->seq, strlen(o->seq));
     if (closing) pr__ds_hdr(h, &n, "Stream-Closed", "true", 4);
     if (o && o->producer_id) {
-        if (!*o->producer_id || o->producer_epoch < 0 || o->producer_seq < 0) return PR_EINVAL;
+        if (!*o->producer_id || o->producer_epoch < 0 || o->producer_seq < 0)
+            return pr__err_set(err, PR_EINVAL, 0, "ds: an empty producer id, or a negative epoch or seq");
         pr__ds_hdr(h, &n, "Producer-Id", o->producer_id, strlen(o->producer_id));
         pr__ds_hdr(h, &n, "Producer-Epoch", ep, pr__dec(ep, (uint64_t)o->producer_epoch));
         pr__ds_hdr(h, &n, "Producer-Seq", sq, pr__dec(sq, (uint64_t)o->producer_seq));
     }
     if (len && pr__ds_is_json(ds->ctype) && !(o && o->raw_json)) {
-        if (pr_buf_reserve(&wrapped, len + 2) != PR_OK) return PR_ENOMEM;
+        if (pr_buf_reserve(&wrapped, len + 2) != PR_OK) return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
         pr_buf_append(&wrapped, "[", 1);
         pr_buf_append(&wrapped, data, len);
         pr_buf_append(&wrapped, "]", 1);
@@ -17524,21 +17563,21 @@ static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_ap
     rq.body_len = len;
     rc = pr__ds_do(ds, &rq, res, NULL, deadline);
     pr_buf_deinit(&wrapped);
-    if (rc != PR_OK) return rc;
-    if (res->status != 200 && res->status != 204) return pr__ds_status_error(ds, res, closing ? "close" : "append");
-    return PR_OK;
+    if (rc == PR_OK && res->status != 200 && res->status != 204)
+        rc = pr__ds_status_error(ds, res, closing ? "close" : "append");
+    return pr__ds_answer(res, rc, err);
 }
 
-int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *o, pr_ds_result *res,
-                 int64_t deadline) {
-    return pr__ds_append(ds, data, len, o, res, ds ? pr__ds_observer(ds, NULL) : NULL, deadline);
+int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *opts, pr_ds_result *res,
+                 pr_err_info *err, int64_t deadline) {
+    return pr__ds_append(ds, data, len, opts, res, ds ? pr__ds_observer(ds, NULL) : NULL, err, deadline);
 }
 
-int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, int64_t deadline) {
+int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, pr_err_info *err, int64_t deadline) {
     pr_ds_append_opts o;
     memset(&o, 0, sizeof o);
     o.close = 1;
-    return pr_ds_append(ds, data, len, &o, res, deadline);
+    return pr_ds_append(ds, data, len, &o, res, err, deadline);
 }
 
 /* ==== ds_read: Durable Streams reads: catch-up, long-poll, SSE and auto, resuming at their offset ==== >>ds_read.impl */
@@ -17578,9 +17617,11 @@ struct pr_ds_read {
     int64_t asked_at;           /* when the last GET started */
 };
 
-int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds_read_opts *o) {
+int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds_read_opts *opts, pr_err_info *err) {
+    const pr_ds_read_opts *o = opts;
     pr_ds_read *r;
-    pr_err_info tmp, *err = o && o->err ? o->err : &tmp;
+    pr_err_info tmp;
+    if (!err) err = &tmp;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
     if (!out || !ds) return pr__err_set(err, PR_EINVAL, 0, "ds: out and ds are required");
@@ -17593,7 +17634,6 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     r->ds = ds;
     r->obs = pr__ds_observer(ds, NULL);
     if (o) r->o = *o;
-    r->o.err = NULL;
     r->o.sse_short_ms = PR__DEF(r->o.sse_short_ms, 1000);
     r->o.sse_max_short = PR__DEF(r->o.sse_max_short, 3);
     r->o.max_chunk_bytes = PR__DEF(r->o.max_chunk_bytes, PR__DS_DEF_CHUNK);
@@ -17631,7 +17671,7 @@ const char *pr_ds_read_offset(const pr_ds_read *r, size_t *len) {
 
 int pr_ds_read_status(const pr_ds_read *r) { return r ? r->status : 0; }
 
-int pr_ds_read_error(const pr_ds_read *r, pr_err_info *out) {
+int pr_ds_read_last_error(const pr_ds_read *r, pr_err_info *out) {
     if (!r) return PR_DS_OK;
     if (out) *out = r->err;
     return r->error;
@@ -18261,7 +18301,7 @@ static int pr__dsp_send_task(void *arg) {
     pr_retry_policy again;
     pr_retry st;
     int64_t until = p->o.delivery_timeout_ms > 0 ? pr_deadline_in(p->o.delivery_timeout_ms) : PR_FOREVER;
-    int64_t first_send = 0;
+    int64_t first_send = -1;
     int rc, slot, waits = 0;
     memset(&res, 0, sizeof res);
     slot = (rc = pr_sem_acquire(p->slots, until)) == PR_OK;
@@ -18278,8 +18318,8 @@ static int pr__dsp_send_task(void *arg) {
         ao.producer_id = p->id;
         ao.producer_epoch = sent_epoch = p->epoch;
         ao.producer_seq = b->seq;
-        if (!first_send) first_send = pr_now();
-        rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs,
+        if (first_send < 0) first_send = pr_now();
+        rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs, NULL,
                            pr_deadline_min(until, pr_deadline_in(p->o.request_timeout_ms)));
         if (rc == PR_OK) {
             if (sent_epoch == p->epoch) p->epoch_ok = 1;
@@ -18381,14 +18421,17 @@ static int pr__dsp_pump(void *arg) {
     }
 }
 
-int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_opts *o) {
+int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_opts *opts, pr_err_info *err) {
+    const pr_ds_producer_opts *o = opts;
     pr_ds_producer *p;
     int rc;
     if (out) *out = NULL;
-    if (!out || !ds || !o || !o->producer_id || !*o->producer_id || o->epoch < 0 || o->linger_ms < 0 ||
-        o->max_in_flight < 0 || o->request_timeout_ms < 0)
-        return PR_EINVAL;
-    if (!(p = (pr_ds_producer *)pr__calloc(1, sizeof *p))) return PR_ENOMEM;
+    if (!out || !ds || !o || !o->producer_id || !*o->producer_id)
+        return pr__err_set(err, PR_EINVAL, 0, "ds producer: out, ds and a producer id are required");
+    if (o->epoch < 0 || o->linger_ms < 0 || o->max_in_flight < 0 || o->request_timeout_ms < 0)
+        return pr__err_set(err, PR_EINVAL, 0, "ds producer: a negative epoch, linger_ms, max_in_flight or "
+                           "request_timeout_ms");
+    if (!(p = (pr_ds_producer *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "ds producer: out of memory");
     p->ds = ds;
     p->o = *o;
     p->o.max_batch_bytes = PR__DEF(p->o.max_batch_bytes, PR__DSP_DEF_BATCH);
@@ -18405,10 +18448,11 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
         (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
         (rc = pr_go(&p->pump, pr__dsp_pump, p, NULL)) != PR_OK) {
         pr_ds_producer_destroy(p);
-        return PR_ENOMEM;
+        return pr__err_set(err, PR_ENOMEM, 0, "ds producer: out of memory");
     }
     p->o.producer_id = NULL;
     *out = p;
+    if (err) memset(err, 0, sizeof *err);
     return PR_OK;
 }
 
@@ -18488,7 +18532,7 @@ int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const 
         ao.producer_id = p->id;
         ao.producer_epoch = p->epoch;
         ao.producer_seq = p->next_seq;
-        rc = pr__ds_append(p->ds, body.data, body.len, &ao, &res, p->obs, deadline);
+        rc = pr__ds_append(p->ds, body.data, body.len, &ao, &res, p->obs, NULL, deadline);
         if (rc == PR_EHTTP && res.error == PR_DS_STALE_EPOCH && p->o.auto_claim && res.producer_epoch >= 0) {
             p->epoch = res.producer_epoch + 1;
             p->next_seq = 0;
@@ -18538,7 +18582,7 @@ const char *pr_ds_producer_offset(const pr_ds_producer *p) { return p ? p->offse
 
 long pr_ds_producer_duplicates(const pr_ds_producer *p) { return p ? p->dups : 0; }
 
-int pr_ds_producer_error(const pr_ds_producer *p, pr_err_info *out) {
+int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out) {
     if (!p) return PR_DS_OK;
     if (out) *out = p->err;
     return p->meaning;
@@ -18573,6 +18617,8 @@ struct pr_ds_consumer {
     const pr_ds_observer *obs;  /* its own or the handle's (pr__ds_observer), or NULL */
     char *offset;
     pr_task *task;
+    pr_err_info err;            /* the failure that stopped it */
+    int meaning;                /* its PR_DS_* meaning */
     int state;
     int result;
     int done;
@@ -18618,7 +18664,11 @@ static int pr__dsc_task(void *arg) {
         pr_ds_chunk ch;
         pr_err_info why;
         int outcome;
-        if ((rc = pr_ds_read_open(&rd, c->ds, c->offset, &ro)) != PR_OK) break;
+        if ((rc = pr_ds_read_open(&rd, c->ds, c->offset, &ro, &why)) != PR_OK) {
+            c->err = why;
+            pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
+            break;
+        }
         rd->obs = c->obs;
         while ((rc = pr_ds_read_next(rd, &ch, PR_FOREVER)) == PR_OK) {
             int r;
@@ -18650,7 +18700,8 @@ static int pr__dsc_task(void *arg) {
            stream's end is the closed chunk): transient, like any break */
         if (by_user || ended || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_transient(rd, rc))) {
             if (!by_user && !ended && rc != PR_ECANCELED) {
-                pr_ds_read_error(rd, &why);
+                c->meaning = pr_ds_read_last_error(rd, &why);
+                c->err = why;
                 pr_ds_read_destroy(rd);
                 pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
             } else {
@@ -18659,7 +18710,7 @@ static int pr__dsc_task(void *arg) {
             break;
         }
         /* a transient failure after the read's own retries: reconnect from the checkpoint */
-        pr_ds_read_error(rd, &why);
+        pr_ds_read_last_error(rd, &why);
         pr_ds_read_destroy(rd);
         pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, &why);
         if (failures++ == 0 && pr_retry_begin(&backoff, &c->ds->retry) != PR_OK) {
@@ -18688,24 +18739,33 @@ static int pr__dsc_task(void *arg) {
     return 0;
 }
 
-int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *o) {
+int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *opts, pr_err_info *err) {
+    const pr_ds_consumer_opts *o = opts;
     pr_ds_consumer *c;
     int rc;
     if (out) *out = NULL;
-    if (!out || !ds || !o || !o->on_batch || o->live < 0 || o->live > PR_DS_LIVE_AUTO) return PR_EINVAL;
-    if (!(c = (pr_ds_consumer *)pr__calloc(1, sizeof *c))) return PR_ENOMEM;
+    if (err) memset(err, 0, sizeof *err);
+    if (!out || !ds || !o || !o->on_batch)
+        return pr__err_set(err, PR_EINVAL, 0, "ds consumer: out, ds and on_batch are required");
+    if (o->live < 0 || o->live > PR_DS_LIVE_AUTO)
+        return pr__err_set(err, PR_EINVAL, 0, "ds consumer: unknown live mode %d", o->live);
+    if (o->offset && !pr__ds_token_ok(o->offset, strlen(o->offset)))
+        return pr__err_set(err, PR_EINVAL, 0, "ds consumer: an offset is 1 to %d printable ASCII bytes",
+                           PR__DS_MAX_OFFSET);
+    if (!(c = (pr_ds_consumer *)pr__calloc(1, sizeof *c)))
+        return pr__err_set(err, PR_ENOMEM, 0, "ds consumer: out of memory");
     c->ds = ds;
     c->o = *o;
     c->o.offset = NULL;
     c->obs = pr__ds_observer(ds, &c->o.observer);
     if (!(c->offset = pr__strdup(PR__DEF(o->offset, "-1"), NULL))) {
         pr__free(c, sizeof *c);
-        return PR_ENOMEM;
+        return pr__err_set(err, PR_ENOMEM, 0, "ds consumer: out of memory");
     }
     if ((rc = pr_go(&c->task, pr__dsc_task, c, NULL)) != PR_OK) {
         pr__strfree(&c->offset);
         pr__free(c, sizeof *c);
-        return rc;
+        return pr__err_set(err, rc, 0, "ds consumer: could not start its task");
     }
     *out = c;
     return PR_OK;
@@ -18717,6 +18777,12 @@ int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline) {
     if ((rc = pr_join(c->task, NULL, deadline)) != PR_OK) return rc;
     c->task = NULL;
     return c->result;
+}
+
+int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info *out) {
+    if (!c) return PR_DS_OK;
+    if (out) *out = c->err;
+    return c->meaning;
 }
 
 void pr_ds_consumer_stop(pr_ds_consumer *c) {
@@ -19827,6 +19893,11 @@ REVISION HISTORY
                               states, apart from the PR_DS_LIVE_* read modes
       PR_BACKOFF_POLL         removed: it was PR_BACKOFF_SUBMIT under another
                               name (1 s doubling to 30 s, no jitter); use that
+      pr_ds_read_error        is pr_ds_read_last_error
+      pr_ds_producer_error    is pr_ds_producer_last_error
+      pr_ds_opts.err, pr_ds_read_opts.err
+                              removed: the err parameter of pr_ds_open and
+                              pr_ds_read_open
       pr_ds_consumer_opts.telemetry
                               removed: observer.on_event = pr_telemetry_ds_hook
                               with observer.user_data = the hub (the event
@@ -19835,6 +19906,13 @@ REVISION HISTORY
       pr_retry_hint_ms        takes int64_t max_ms before out (<= 0 = 60000);
                               a hint above it is cut to it (was: refused, so
                               a server asking for 120 s got the short backoff)
+      pr_ds_open, pr_ds_read_open, pr_ds_producer_create, pr_ds_consumer_start
+                              take pr_err_info *err last (NULL = not wanted):
+                              why the call failed
+      pr_ds_create, pr_ds_head, pr_ds_delete, pr_ds_append, pr_ds_close
+                              take pr_err_info *err before the deadline (NULL
+                              = not wanted): a failure's detail, cleared on
+                              success (res.http.err keeps it too, for now)
     New options and fields
       pr_http_request         idle_timeout_ms (0 = the client's, > 0 own,
                               < 0 none); redirect_forward (names of this
@@ -19854,6 +19932,9 @@ REVISION HISTORY
                               _CONSUMER_STATE, _PRODUCER_BATCH,
                               _PRODUCER_DUPLICATE); a producer or consumer
                               without its own uses its handle's
+      pr_ds_consumer_last_error
+                              the detail and PR_DS_* meaning of the failure
+                              that stopped a consumer
       pr_telemetry_ds_hook    the observer's adapter: ds.request.start, .stop,
                               .exception, ds.consumer.batch, .reconnect, .state,
                               ds.producer.batch, .duplicate;
@@ -19901,6 +19982,8 @@ REVISION HISTORY
                A consumer whose read fails with PR_ECLOSED (a connection
                closed before the response, after the retries) reconnects
                (was: it ended as if the stream had closed, without a word).
+               pr_ds_consumer_start refuses an offset pr_ds_read_open would
+               (PR_EINVAL; was: the consumer's task ended with it).
       rfuture  poll_backoff defaults to 5 ms doubling to 1 s (was: at once); a
                server's delay on
                any answer is honoured, between poll_backoff.base_ms and

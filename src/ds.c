@@ -9,8 +9,8 @@
  *     pr_ds *ds;
  *     pr_ds_read *rd;
  *     pr_ds_chunk c;
- *     pr_ds_open(&ds, "http://127.0.0.1:4437/v1/stream/log", NULL);
- *     pr_ds_read_open(&rd, ds, "-1", &(pr_ds_read_opts){ .live = PR_DS_LIVE_LONG_POLL });
+ *     pr_ds_open(&ds, "http://127.0.0.1:4437/v1/stream/log", NULL, NULL);
+ *     pr_ds_read_open(&rd, ds, "-1", &(pr_ds_read_opts){ .live = PR_DS_LIVE_LONG_POLL }, NULL);
  *     while (pr_ds_read_next(rd, &c, deadline) == PR_OK)
  *         fwrite(c.data, 1, c.len, stdout);   (c.offset: where to resume)
  *     pr_ds_read_destroy(rd);
@@ -23,7 +23,10 @@
  * PR_DS_CONFLICT_SEQ, PR_DS_STREAM_CLOSED with the final offset in
  * res->offset, PR_DS_BAD_REQUEST, ...; res->status, the server's message
  * in res->http.body and every header through res->http.resp stay there
- * until pr_ds_result_deinit), or a transport error.
+ * until pr_ds_result_deinit), or a transport error; the err argument
+ * receives the failure's detail. Calls that create an object take an err
+ * argument too (last); a read, a producer and a consumer answer later
+ * with their *_last_error.
  *
  * Retries: network errors (a refused connection, a connection dropped in
  * the middle of a response, a body cut short), 429 (Retry-After honoured)
@@ -120,7 +123,6 @@ typedef struct pr_ds_opts {
     void *user_data;            /* for headers_fn and params_fn */
     pr_retry_policy retry;      /* zero = the Durable Streams policy above; classify is replaced
                                    by the protocol's (network errors, 429, 5xx) unless set */
-    pr_err_info *err;           /* out, optional: why pr_ds_open failed */
     pr_ds_observer observer;    /* zero = none: the handle's requests; its consumers and producers
                                    report to it too unless their options set their own */
 } pr_ds_opts;
@@ -187,14 +189,15 @@ typedef struct pr_ds_append_opts {
 
 /* Open a handle. No request is made.
    Params: out - receives the handle; url - the stream's absolute http or
-           https URL (copied); opts - NULL for defaults (copied).
+           https URL (copied); opts - NULL for defaults (copied); err -
+           receives why it failed (NULL = not wanted).
    Returns: PR_OK; PR_EINVAL (out or url NULL, a URL that does not parse, a
             malformed header or parameter, an invalid retry policy);
             PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_ds_destroy. */
-PRISTINE_API int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts);
+PRISTINE_API int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts, pr_err_info *err);
 
 /* Free a handle (and its own client). Reads of it must be destroyed first.
    Params: ds - the handle; NULL is a no-op.
@@ -215,43 +218,47 @@ PRISTINE_API const char *pr_ds_content_type(const pr_ds *ds);
 
 /* Create the stream (PUT). 201 creates it; 200 means it exists with the
    same configuration (both PR_OK: res->status tells which).
-   Params: ds - the handle; o - NULL = a plain create with the handle's
-           content type; res - zeroed or deinit'ed result, filled;
-           deadline - absolute ms.
+   Params: ds - the handle; opts - NULL = a plain create with the
+           handle's content type; res - zeroed or deinit'ed result,
+           filled; err - receives the failure's detail (NULL = not
+           wanted; cleared on success); deadline - absolute ms.
    Returns: PR_OK; PR_EHTTP (res->error: PR_DS_CONFLICT_EXISTS,
             PR_DS_BAD_REQUEST, ...); PR_EINVAL; transport errors
-            (PR_ETIMEDOUT, PR_ECANCELED, PR_EIO, ...) with res->http.err.
+            (PR_ETIMEDOUT, PR_ECANCELED, PR_EIO, ...).
    Blocks: yes.
    Thread: owner.
    See: pr_ds_head, pr_ds_delete. */
-PRISTINE_API int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *o, pr_ds_result *res, int64_t deadline);
+PRISTINE_API int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *opts, pr_ds_result *res, pr_err_info *err,
+                              int64_t deadline);
 
 /* The stream's metadata (HEAD): res->offset (the tail), content_type,
    closed, ttl_s, expires_at, etag. A handle without a content type of its
    own adopts the stream's.
-   Params: ds - the handle; res - result, filled; deadline - absolute ms.
+   Params: ds - the handle; res - result, filled; err - as for
+           pr_ds_create; deadline - absolute ms.
    Returns: PR_OK; PR_EHTTP (PR_DS_NOT_FOUND, PR_DS_GONE); PR_ETIMEDOUT;
             PR_ECANCELED; transport errors.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_create. */
-PRISTINE_API int pr_ds_head(pr_ds *ds, pr_ds_result *res, int64_t deadline);
+PRISTINE_API int pr_ds_head(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline);
 
 /* Delete the stream (DELETE).
-   Params: ds - the handle; res - result, filled; deadline - absolute ms.
+   Params: ds - the handle; res - result, filled; err - as for
+           pr_ds_create; deadline - absolute ms.
    Returns: PR_OK; PR_EHTTP (PR_DS_NOT_FOUND, PR_DS_GONE); PR_ETIMEDOUT;
             PR_ECANCELED; transport errors.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_create. */
-PRISTINE_API int pr_ds_delete(pr_ds *ds, pr_ds_result *res, int64_t deadline);
+PRISTINE_API int pr_ds_delete(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline);
 
 /* Append (POST) with the handle's content type. On a JSON stream data is
-   one message, sent as [data] (o->raw_json sends it as it is). res->offset
-   is the new tail.
+   one message, sent as [data] (opts->raw_json sends it as it is).
+   res->offset is the new tail.
    Params: ds - the handle; data, len - the bytes (len 0 only with
-           o->close); o - NULL = a plain append; res - result, filled;
-           deadline - absolute ms.
+           opts->close); opts - NULL = a plain append; res - result,
+           filled; err - as for pr_ds_create; deadline - absolute ms.
    Returns: PR_OK; PR_EHTTP (PR_DS_STREAM_CLOSED with the final offset,
             PR_DS_CONFLICT_SEQ, PR_DS_NOT_FOUND, PR_DS_BAD_REQUEST,
             PR_DS_STALE_EPOCH, PR_DS_SEQUENCE_GAP, ...); PR_EINVAL (an
@@ -260,21 +267,23 @@ PRISTINE_API int pr_ds_delete(pr_ds *ds, pr_ds_result *res, int64_t deadline);
    Blocks: yes.
    Thread: owner.
    See: pr_ds_close. */
-PRISTINE_API int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *o,
-                              pr_ds_result *res, int64_t deadline);
+PRISTINE_API int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *opts,
+                              pr_ds_result *res, pr_err_info *err, int64_t deadline);
 
 /* Close the stream, with an optional final message (sent like an append).
    Closing a closed stream without a body is PR_OK too. res->offset is the
    final offset.
    Params: ds - the handle; data, len - the final message (NULL, 0 = none);
-           res - result, filled; deadline - absolute ms.
+           res - result, filled; err - as for pr_ds_create; deadline -
+           absolute ms.
    Returns: PR_OK; PR_EHTTP (PR_DS_STREAM_CLOSED for a final message on a
             closed stream, PR_DS_NOT_FOUND, ...); PR_ETIMEDOUT;
             PR_ECANCELED; transport errors.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_append. */
-PRISTINE_API int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, int64_t deadline);
+PRISTINE_API int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, pr_err_info *err,
+                             int64_t deadline);
 
 /* Free what a result holds and zero it (NULL is a no-op).
    Params: res - the result.
@@ -335,17 +344,17 @@ static int pr__ds_token_ok(const char *p, size_t n) {
     return 1;
 }
 
-int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts) {
+int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts, pr_err_info *err) {
     pr_ds *ds;
-    pr_err_info tmp, *err = opts && opts->err ? opts->err : &tmp;
+    pr_err_info tmp;
     size_t i, q;
     int rc = PR_OK;
+    if (!err) err = &tmp;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
     if (!out || !url) return pr__err_set(err, PR_EINVAL, 0, "ds: out and url are required");
     if (!(ds = (pr_ds *)pr__calloc(1, sizeof *ds))) return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
     if (opts) ds->o = *opts;
-    ds->o.err = NULL;
     pr_buf_init(&ds->base_params);
     pr_buf_init(&ds->fixed);
     q = strcspn(url, "?#");
@@ -704,6 +713,15 @@ void pr_ds_result_deinit(pr_ds_result *res) {
     memset(res, 0, sizeof *res);
 }
 
+/* An operation's outcome for its err parameter (NULL = not wanted): the
+   detail of a failure, kept in res->http.err, or nothing on success. */
+static int pr__ds_answer(const pr_ds_result *res, int rc, pr_err_info *err) {
+    if (!err) return rc;
+    if (rc == PR_OK) memset(err, 0, sizeof *err);
+    else *err = res->http.err;
+    return rc;
+}
+
 static void pr__ds_hdr(pr_http_header *h, size_t *n, const char *name, const char *value, size_t len) {
     h[*n].name = pr_slice_cstr(name);
     h[*n].value.ptr = value;
@@ -711,14 +729,16 @@ static void pr__ds_hdr(pr_http_header *h, size_t *n, const char *name, const cha
     (*n)++;
 }
 
-int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *o, pr_ds_result *res, int64_t deadline) {
+int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *opts, pr_ds_result *res, pr_err_info *err,
+                 int64_t deadline) {
+    const pr_ds_create_opts *o = opts;
     pr_http_header h[4];
     pr__ds_req rq;
     char ttl[24];
     const char *ct;
     size_t n = 0;
     int rc;
-    if (!ds || !res) return PR_EINVAL;
+    if (!ds || !res) return pr__err_set(err, PR_EINVAL, 0, "ds: ds and res are required");
     ct = o && o->content_type ? o->content_type : ds->ctype;
     pr__ds_hdr(h, &n, "Content-Type", ct, strlen(ct));
     if (o && o->ttl_s > 0) {
@@ -735,66 +755,68 @@ int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *o, pr_ds_result *res, int64
     rq.nextra = n;
     rq.body = o ? o->body : NULL;
     rq.body_len = o && o->body ? o->body_len : 0;
-    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) != PR_OK) return rc;
-    if (res->status != 200 && res->status != 201) return pr__ds_status_error(ds, res, "create");
-    if (o && o->content_type && !ds->ctype_given) pr__ds_setstr(&ds->ctype, ct, strlen(ct));
-    return PR_OK;
+    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) == PR_OK && res->status != 200 && res->status != 201)
+        rc = pr__ds_status_error(ds, res, "create");
+    if (rc == PR_OK && o && o->content_type && !ds->ctype_given) pr__ds_setstr(&ds->ctype, ct, strlen(ct));
+    return pr__ds_answer(res, rc, err);
 }
 
-int pr_ds_head(pr_ds *ds, pr_ds_result *res, int64_t deadline) {
+int pr_ds_head(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline) {
     pr__ds_req rq;
     int rc;
-    if (!ds || !res) return PR_EINVAL;
+    if (!ds || !res) return pr__err_set(err, PR_EINVAL, 0, "ds: ds and res are required");
     memset(&rq, 0, sizeof rq);
     rq.method = "HEAD";
     rq.op = "head";
     rq.obs = pr__ds_observer(ds, NULL);
-    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) != PR_OK) return rc;
-    if (res->status != 200) return pr__ds_status_error(ds, res, "head");
-    if (!ds->ctype_given && res->content_type.len)
+    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) == PR_OK && res->status != 200)
+        rc = pr__ds_status_error(ds, res, "head");
+    if (rc == PR_OK && !ds->ctype_given && res->content_type.len)
         pr__ds_setstr(&ds->ctype, res->content_type.ptr, res->content_type.len);
-    return PR_OK;
+    return pr__ds_answer(res, rc, err);
 }
 
-int pr_ds_delete(pr_ds *ds, pr_ds_result *res, int64_t deadline) {
+int pr_ds_delete(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline) {
     pr__ds_req rq;
     int rc;
-    if (!ds || !res) return PR_EINVAL;
+    if (!ds || !res) return pr__err_set(err, PR_EINVAL, 0, "ds: ds and res are required");
     memset(&rq, 0, sizeof rq);
     rq.method = "DELETE";
     rq.op = "delete";
     rq.obs = pr__ds_observer(ds, NULL);
-    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) != PR_OK) return rc;
-    if (res->status != 200 && res->status != 204) return pr__ds_status_error(ds, res, "delete");
-    return PR_OK;
+    if ((rc = pr__ds_do(ds, &rq, res, NULL, deadline)) == PR_OK && res->status != 200 && res->status != 204)
+        rc = pr__ds_status_error(ds, res, "delete");
+    return pr__ds_answer(res, rc, err);
 }
 
 /* pr_ds_append, told to obs (pr__ds_observer). */
 static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *o, pr_ds_result *res,
-                         const pr_ds_observer *obs, int64_t deadline) {
+                         const pr_ds_observer *obs, pr_err_info *err, int64_t deadline) {
     pr_http_header h[7];
     pr__ds_req rq;
     pr_buf wrapped;
     char ep[24], sq[24];
     size_t n = 0;
     int rc, closing = o && o->close;
-    if (!ds || !res || (len && !data)) return PR_EINVAL;
+    if (!ds || !res || (len && !data)) return pr__err_set(err, PR_EINVAL, 0, "ds: ds, res and data are required");
     if (!len && !closing) {
         pr_ds_result_deinit(res);
-        return pr__err_set(&res->http.err, PR_EINVAL, 0, "ds: an append needs data (or close)");
+        pr__err_set(&res->http.err, PR_EINVAL, 0, "ds: an append needs data (or close)");
+        return pr__ds_answer(res, PR_EINVAL, err);
     }
     pr_buf_init(&wrapped);
     if (len) pr__ds_hdr(h, &n, "Content-Type", ds->ctype, strlen(ds->ctype));
     if (o && o->seq) pr__ds_hdr(h, &n, "Stream-Seq", o->seq, strlen(o->seq));
     if (closing) pr__ds_hdr(h, &n, "Stream-Closed", "true", 4);
     if (o && o->producer_id) {
-        if (!*o->producer_id || o->producer_epoch < 0 || o->producer_seq < 0) return PR_EINVAL;
+        if (!*o->producer_id || o->producer_epoch < 0 || o->producer_seq < 0)
+            return pr__err_set(err, PR_EINVAL, 0, "ds: an empty producer id, or a negative epoch or seq");
         pr__ds_hdr(h, &n, "Producer-Id", o->producer_id, strlen(o->producer_id));
         pr__ds_hdr(h, &n, "Producer-Epoch", ep, pr__dec(ep, (uint64_t)o->producer_epoch));
         pr__ds_hdr(h, &n, "Producer-Seq", sq, pr__dec(sq, (uint64_t)o->producer_seq));
     }
     if (len && pr__ds_is_json(ds->ctype) && !(o && o->raw_json)) {
-        if (pr_buf_reserve(&wrapped, len + 2) != PR_OK) return PR_ENOMEM;
+        if (pr_buf_reserve(&wrapped, len + 2) != PR_OK) return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
         pr_buf_append(&wrapped, "[", 1);
         pr_buf_append(&wrapped, data, len);
         pr_buf_append(&wrapped, "]", 1);
@@ -811,19 +833,19 @@ static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_ap
     rq.body_len = len;
     rc = pr__ds_do(ds, &rq, res, NULL, deadline);
     pr_buf_deinit(&wrapped);
-    if (rc != PR_OK) return rc;
-    if (res->status != 200 && res->status != 204) return pr__ds_status_error(ds, res, closing ? "close" : "append");
-    return PR_OK;
+    if (rc == PR_OK && res->status != 200 && res->status != 204)
+        rc = pr__ds_status_error(ds, res, closing ? "close" : "append");
+    return pr__ds_answer(res, rc, err);
 }
 
-int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *o, pr_ds_result *res,
-                 int64_t deadline) {
-    return pr__ds_append(ds, data, len, o, res, ds ? pr__ds_observer(ds, NULL) : NULL, deadline);
+int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *opts, pr_ds_result *res,
+                 pr_err_info *err, int64_t deadline) {
+    return pr__ds_append(ds, data, len, opts, res, ds ? pr__ds_observer(ds, NULL) : NULL, err, deadline);
 }
 
-int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, int64_t deadline) {
+int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, pr_err_info *err, int64_t deadline) {
     pr_ds_append_opts o;
     memset(&o, 0, sizeof o);
     o.close = 1;
-    return pr_ds_append(ds, data, len, &o, res, deadline);
+    return pr_ds_append(ds, data, len, &o, res, err, deadline);
 }

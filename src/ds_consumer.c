@@ -44,22 +44,36 @@ typedef struct pr_ds_consumer_opts {
 
 /* Start following the stream in a task of the calling thread.
    Params: out - receives the consumer; ds - the handle (must outlive it);
-           o - options (on_batch required).
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+           opts - options (on_batch required); err - receives why it
+           failed (NULL = not wanted).
+   Returns: PR_OK; PR_EINVAL (out, ds or on_batch NULL, an unknown mode,
+            an offset pr_ds_read_open would refuse); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_ds_consumer_wait, pr_ds_consumer_stop. */
-PRISTINE_API int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *o);
+PRISTINE_API int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *opts,
+                                      pr_err_info *err);
 
 /* Wait until the consumer ends by itself.
    Params: c - the consumer; deadline - absolute ms.
    Returns: PR_ECLOSED (the stream closed: every batch handled); on_batch's
             non-zero result; the failure that stopped it (PR_EHTTP, PR_EPROTO,
-            ...); PR_ETIMEDOUT (still running); PR_ECANCELED.
+            ...: pr_ds_consumer_last_error gives the detail); PR_ETIMEDOUT
+            (still running); PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_consumer_stop. */
 PRISTINE_API int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline);
+
+/* The detail of the failure that stopped the consumer (the one on_state
+   heard with PR_DS_CONSUMER_STOPPED), and its PR_DS_* meaning.
+   Params: c - the consumer; out - receives the detail (may be NULL;
+           zeroed while no failure stopped it).
+   Returns: the PR_DS_* meaning (PR_DS_OK when it was no status, or none).
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_consumer_wait. */
+PRISTINE_API int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info *out);
 
 /* Stop the consumer (cancelling its task if it runs) and free it.
    on_batch is never called again once this returns.
@@ -78,6 +92,8 @@ struct pr_ds_consumer {
     const pr_ds_observer *obs;  /* its own or the handle's (pr__ds_observer), or NULL */
     char *offset;
     pr_task *task;
+    pr_err_info err;            /* the failure that stopped it */
+    int meaning;                /* its PR_DS_* meaning */
     int state;
     int result;
     int done;
@@ -123,7 +139,11 @@ static int pr__dsc_task(void *arg) {
         pr_ds_chunk ch;
         pr_err_info why;
         int outcome;
-        if ((rc = pr_ds_read_open(&rd, c->ds, c->offset, &ro)) != PR_OK) break;
+        if ((rc = pr_ds_read_open(&rd, c->ds, c->offset, &ro, &why)) != PR_OK) {
+            c->err = why;
+            pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
+            break;
+        }
         rd->obs = c->obs;
         while ((rc = pr_ds_read_next(rd, &ch, PR_FOREVER)) == PR_OK) {
             int r;
@@ -155,7 +175,8 @@ static int pr__dsc_task(void *arg) {
            stream's end is the closed chunk): transient, like any break */
         if (by_user || ended || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_transient(rd, rc))) {
             if (!by_user && !ended && rc != PR_ECANCELED) {
-                pr_ds_read_error(rd, &why);
+                c->meaning = pr_ds_read_last_error(rd, &why);
+                c->err = why;
                 pr_ds_read_destroy(rd);
                 pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
             } else {
@@ -164,7 +185,7 @@ static int pr__dsc_task(void *arg) {
             break;
         }
         /* a transient failure after the read's own retries: reconnect from the checkpoint */
-        pr_ds_read_error(rd, &why);
+        pr_ds_read_last_error(rd, &why);
         pr_ds_read_destroy(rd);
         pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, &why);
         if (failures++ == 0 && pr_retry_begin(&backoff, &c->ds->retry) != PR_OK) {
@@ -193,24 +214,33 @@ static int pr__dsc_task(void *arg) {
     return 0;
 }
 
-int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *o) {
+int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *opts, pr_err_info *err) {
+    const pr_ds_consumer_opts *o = opts;
     pr_ds_consumer *c;
     int rc;
     if (out) *out = NULL;
-    if (!out || !ds || !o || !o->on_batch || o->live < 0 || o->live > PR_DS_LIVE_AUTO) return PR_EINVAL;
-    if (!(c = (pr_ds_consumer *)pr__calloc(1, sizeof *c))) return PR_ENOMEM;
+    if (err) memset(err, 0, sizeof *err);
+    if (!out || !ds || !o || !o->on_batch)
+        return pr__err_set(err, PR_EINVAL, 0, "ds consumer: out, ds and on_batch are required");
+    if (o->live < 0 || o->live > PR_DS_LIVE_AUTO)
+        return pr__err_set(err, PR_EINVAL, 0, "ds consumer: unknown live mode %d", o->live);
+    if (o->offset && !pr__ds_token_ok(o->offset, strlen(o->offset)))
+        return pr__err_set(err, PR_EINVAL, 0, "ds consumer: an offset is 1 to %d printable ASCII bytes",
+                           PR__DS_MAX_OFFSET);
+    if (!(c = (pr_ds_consumer *)pr__calloc(1, sizeof *c)))
+        return pr__err_set(err, PR_ENOMEM, 0, "ds consumer: out of memory");
     c->ds = ds;
     c->o = *o;
     c->o.offset = NULL;
     c->obs = pr__ds_observer(ds, &c->o.observer);
     if (!(c->offset = pr__strdup(PR__DEF(o->offset, "-1"), NULL))) {
         pr__free(c, sizeof *c);
-        return PR_ENOMEM;
+        return pr__err_set(err, PR_ENOMEM, 0, "ds consumer: out of memory");
     }
     if ((rc = pr_go(&c->task, pr__dsc_task, c, NULL)) != PR_OK) {
         pr__strfree(&c->offset);
         pr__free(c, sizeof *c);
-        return rc;
+        return pr__err_set(err, rc, 0, "ds consumer: could not start its task");
     }
     *out = c;
     return PR_OK;
@@ -222,6 +252,12 @@ int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline) {
     if ((rc = pr_join(c->task, NULL, deadline)) != PR_OK) return rc;
     c->task = NULL;
     return c->result;
+}
+
+int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info *out) {
+    if (!c) return PR_DS_OK;
+    if (out) *out = c->err;
+    return c->meaning;
 }
 
 void pr_ds_consumer_stop(pr_ds_consumer *c) {

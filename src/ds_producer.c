@@ -25,7 +25,7 @@
  * mend (400, 404, 413, a fenced epoch without auto_claim, ...), does the
  * producer fail: on_error hears it at once, append, flush and close
  * return it from then on (PR_EHTTP with the status's meaning in
- * pr_ds_producer_error, PR_EFAILED when the delivery timeout passed, ...;
+ * pr_ds_producer_last_error, PR_EFAILED when the delivery timeout passed, ...;
  * never PR_ETIMEDOUT, which only means the caller's own deadline), the
  * batches above the failed one are abandoned (the server would refuse
  * them as a gap), and pr_ds_producer_restart starts over in the next
@@ -60,21 +60,23 @@ typedef struct pr_ds_producer_opts {
 } pr_ds_producer_opts;
 
 /* Create a producer on a handle (which must outlive it).
-   Params: out - receives it; ds - the handle; o - options (producer_id
-           required).
+   Params: out - receives it; ds - the handle; opts - options
+           (producer_id required); err - receives why it failed (NULL =
+           not wanted).
    Returns: PR_OK; PR_EINVAL (no producer id, a negative epoch or limit);
             PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_ds_producer_append, pr_ds_producer_destroy. */
-PRISTINE_API int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_opts *o);
+PRISTINE_API int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_opts *opts,
+                                       pr_err_info *err);
 
 /* Queue one message (copied). Waits only while max_buffer_bytes are
    queued or in flight.
    Params: p - the producer; data, len - the message (len > 0); deadline -
            absolute ms for that wait.
    Returns: PR_OK; the producer's failure (PR_EHTTP with
-            pr_ds_producer_error, PR_EFAILED, ...: every call until a
+            pr_ds_producer_last_error, PR_EFAILED, ...: every call until a
             restart); PR_ESTATE after close; PR_EINVAL; PR_ENOMEM;
             PR_ETIMEDOUT (the deadline passed while it waited for room);
             PR_ECANCELED.
@@ -156,7 +158,7 @@ PRISTINE_API long pr_ds_producer_duplicates(const pr_ds_producer *p);
    Blocks: no.
    Thread: owner.
    See: pr_ds_producer_append. */
-PRISTINE_API int pr_ds_producer_error(const pr_ds_producer *p, pr_err_info *out);
+PRISTINE_API int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out);
 
 /* Stop the producer and free it. Batches not yet answered are abandoned
    (flush first to send them: that is a detach).
@@ -337,7 +339,7 @@ static int pr__dsp_send_task(void *arg) {
     pr_retry_policy again;
     pr_retry st;
     int64_t until = p->o.delivery_timeout_ms > 0 ? pr_deadline_in(p->o.delivery_timeout_ms) : PR_FOREVER;
-    int64_t first_send = 0;
+    int64_t first_send = -1;
     int rc, slot, waits = 0;
     memset(&res, 0, sizeof res);
     slot = (rc = pr_sem_acquire(p->slots, until)) == PR_OK;
@@ -354,8 +356,8 @@ static int pr__dsp_send_task(void *arg) {
         ao.producer_id = p->id;
         ao.producer_epoch = sent_epoch = p->epoch;
         ao.producer_seq = b->seq;
-        if (!first_send) first_send = pr_now();
-        rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs,
+        if (first_send < 0) first_send = pr_now();
+        rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs, NULL,
                            pr_deadline_min(until, pr_deadline_in(p->o.request_timeout_ms)));
         if (rc == PR_OK) {
             if (sent_epoch == p->epoch) p->epoch_ok = 1;
@@ -457,14 +459,17 @@ static int pr__dsp_pump(void *arg) {
     }
 }
 
-int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_opts *o) {
+int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_opts *opts, pr_err_info *err) {
+    const pr_ds_producer_opts *o = opts;
     pr_ds_producer *p;
     int rc;
     if (out) *out = NULL;
-    if (!out || !ds || !o || !o->producer_id || !*o->producer_id || o->epoch < 0 || o->linger_ms < 0 ||
-        o->max_in_flight < 0 || o->request_timeout_ms < 0)
-        return PR_EINVAL;
-    if (!(p = (pr_ds_producer *)pr__calloc(1, sizeof *p))) return PR_ENOMEM;
+    if (!out || !ds || !o || !o->producer_id || !*o->producer_id)
+        return pr__err_set(err, PR_EINVAL, 0, "ds producer: out, ds and a producer id are required");
+    if (o->epoch < 0 || o->linger_ms < 0 || o->max_in_flight < 0 || o->request_timeout_ms < 0)
+        return pr__err_set(err, PR_EINVAL, 0, "ds producer: a negative epoch, linger_ms, max_in_flight or "
+                           "request_timeout_ms");
+    if (!(p = (pr_ds_producer *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "ds producer: out of memory");
     p->ds = ds;
     p->o = *o;
     p->o.max_batch_bytes = PR__DEF(p->o.max_batch_bytes, PR__DSP_DEF_BATCH);
@@ -481,10 +486,11 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
         (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
         (rc = pr_go(&p->pump, pr__dsp_pump, p, NULL)) != PR_OK) {
         pr_ds_producer_destroy(p);
-        return PR_ENOMEM;
+        return pr__err_set(err, PR_ENOMEM, 0, "ds producer: out of memory");
     }
     p->o.producer_id = NULL;
     *out = p;
+    if (err) memset(err, 0, sizeof *err);
     return PR_OK;
 }
 
@@ -564,7 +570,7 @@ int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const 
         ao.producer_id = p->id;
         ao.producer_epoch = p->epoch;
         ao.producer_seq = p->next_seq;
-        rc = pr__ds_append(p->ds, body.data, body.len, &ao, &res, p->obs, deadline);
+        rc = pr__ds_append(p->ds, body.data, body.len, &ao, &res, p->obs, NULL, deadline);
         if (rc == PR_EHTTP && res.error == PR_DS_STALE_EPOCH && p->o.auto_claim && res.producer_epoch >= 0) {
             p->epoch = res.producer_epoch + 1;
             p->next_seq = 0;
@@ -614,7 +620,7 @@ const char *pr_ds_producer_offset(const pr_ds_producer *p) { return p ? p->offse
 
 long pr_ds_producer_duplicates(const pr_ds_producer *p) { return p ? p->dups : 0; }
 
-int pr_ds_producer_error(const pr_ds_producer *p, pr_err_info *out) {
+int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out) {
     if (!p) return PR_DS_OK;
     if (out) *out = p->err;
     return p->meaning;

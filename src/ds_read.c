@@ -55,7 +55,6 @@ typedef struct pr_ds_read_opts {
                                    dropped and the read resumes from its offset on a new one;
                                    above the server's long-poll and SSE keep-alive interval (30 s
                                    on the reference server); < 0 = none */
-    pr_err_info *err;           /* out, optional: why pr_ds_read_open failed */
 } pr_ds_read_opts;
 
 /* What pr_ds_read_next delivers. The views stay valid until the next
@@ -75,14 +74,16 @@ typedef struct pr_ds_chunk {
 /* Start a read at an offset. No request is made until pr_ds_read_next.
    Params: out - receives the read; ds - the handle (must outlive the
            read); offset - "-1" (or NULL) for the start, "now" for the
-           tail, or an offset from the server (copied); o - NULL = catch-up.
+           tail, or an offset from the server (copied); opts - NULL =
+           catch-up; err - receives why it failed (NULL = not wanted).
    Returns: PR_OK; PR_EINVAL (out or ds NULL, an unknown mode, an offset
             with a byte outside printable ASCII or longer than 1024);
             PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_ds_read_next, pr_ds_read_destroy. */
-PRISTINE_API int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds_read_opts *o);
+PRISTINE_API int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds_read_opts *opts,
+                                 pr_err_info *err);
 
 /* The next chunk of the read. Live modes wait at the tail for new data;
    a chunk is delivered when data arrived, when the read first reaches the
@@ -92,7 +93,7 @@ PRISTINE_API int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset
             up-to-date chunk of a catch-up read: the read is over);
             PR_ETIMEDOUT (the deadline passed: the read stays usable and
             resumes from c->offset); PR_ECANCELED; PR_EHTTP (an error
-            status: pr_ds_read_error gives the detail and the PR_DS_*
+            status: pr_ds_read_last_error gives the detail and the PR_DS_*
             meaning); PR_EPROTO (a JSON body or SSE control event that does
             not parse, a response without Stream-Next-Offset); PR_ELIMIT;
             transport errors after the retries.
@@ -124,7 +125,7 @@ PRISTINE_API int pr_ds_read_status(const pr_ds_read *r);
    Blocks: no.
    Thread: owner.
    See: pr_ds_read_next. */
-PRISTINE_API int pr_ds_read_error(const pr_ds_read *r, pr_err_info *out);
+PRISTINE_API int pr_ds_read_last_error(const pr_ds_read *r, pr_err_info *out);
 
 /* End a read and free it.
    Params: r - the read; NULL is a no-op.
@@ -171,9 +172,11 @@ struct pr_ds_read {
     int64_t asked_at;           /* when the last GET started */
 };
 
-int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds_read_opts *o) {
+int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds_read_opts *opts, pr_err_info *err) {
+    const pr_ds_read_opts *o = opts;
     pr_ds_read *r;
-    pr_err_info tmp, *err = o && o->err ? o->err : &tmp;
+    pr_err_info tmp;
+    if (!err) err = &tmp;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
     if (!out || !ds) return pr__err_set(err, PR_EINVAL, 0, "ds: out and ds are required");
@@ -186,7 +189,6 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     r->ds = ds;
     r->obs = pr__ds_observer(ds, NULL);
     if (o) r->o = *o;
-    r->o.err = NULL;
     r->o.sse_short_ms = PR__DEF(r->o.sse_short_ms, 1000);
     r->o.sse_max_short = PR__DEF(r->o.sse_max_short, 3);
     r->o.max_chunk_bytes = PR__DEF(r->o.max_chunk_bytes, PR__DS_DEF_CHUNK);
@@ -224,7 +226,7 @@ const char *pr_ds_read_offset(const pr_ds_read *r, size_t *len) {
 
 int pr_ds_read_status(const pr_ds_read *r) { return r ? r->status : 0; }
 
-int pr_ds_read_error(const pr_ds_read *r, pr_err_info *out) {
+int pr_ds_read_last_error(const pr_ds_read *r, pr_err_info *out) {
     if (!r) return PR_DS_OK;
     if (out) *out = r->err;
     return r->error;
