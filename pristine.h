@@ -17174,7 +17174,10 @@ static int pr__ds_is_json(const char *ct) {
 
 /* text/... or application/json: SSE sends such streams as text. */
 static int pr__ds_is_text(const char *ct) {
-    return pr__ds_is_json(ct) || (ct && strlen(ct) >= 5 && pr_slice_ieq(pr__url_sl(ct, 5), pr_slice_cstr("text/")));
+    pr_slice t = pr__http_media_type(pr_slice_cstr(ct ? ct : ""));
+    if (pr__ds_is_json(ct)) return 1;
+    t.len = PR__MIN(t.len, (size_t)5);
+    return pr_slice_ieq(t, pr_slice_cstr("text/"));
 }
 
 /* ---- one request ---- */
@@ -17195,10 +17198,9 @@ typedef struct pr__ds_req {
 /* Compare two "k=v" pairs by key, then by the whole pair. */
 static int pr__ds_pair_cmp(const void *a, const void *b) {
     const pr_slice *x = (const pr_slice *)a, *y = (const pr_slice *)b;
-    size_t kx = strcspn(x->ptr, "=&"), ky = strcspn(y->ptr, "=&"), n;
+    const char *ex = (const char *)memchr(x->ptr, '=', x->len), *ey = (const char *)memchr(y->ptr, '=', y->len);
+    size_t kx = ex ? (size_t)(ex - x->ptr) : x->len, ky = ey ? (size_t)(ey - y->ptr) : y->len, n;
     int c;
-    if (kx > x->len) kx = x->len;
-    if (ky > y->len) ky = y->len;
     n = kx < ky ? kx : ky;
     c = memcmp(x->ptr, y->ptr, n);
     if (c || kx != ky) return c ? c : (kx < ky ? -1 : 1);
@@ -17207,8 +17209,9 @@ static int pr__ds_pair_cmp(const void *a, const void *b) {
     return c ? c : (x->len < y->len ? -1 : x->len > y->len);
 }
 
-/* The request URL: base, '?', every pair sorted by key. */
-static int pr__ds_build_url(pr_ds *ds, const char *query, pr_buf *url) {
+/* The request's query (NUL-terminated): the handle's pairs, params_fn's
+   and the protocol's (query), sorted by key, '&'-separated. */
+static int pr__ds_build_query(pr_ds *ds, const char *query, pr_buf *out) {
     pr_buf all, dyn;
     pr_slice pairs[64];
     size_t n = 0, pos = 0, i;
@@ -17238,14 +17241,40 @@ static int pr__ds_build_url(pr_ds *ds, const char *query, pr_buf *url) {
         pairs[n++].len = len;
     }
     qsort(pairs, n, sizeof pairs[0], pr__ds_pair_cmp);
-    if ((rc = pr_buf_append_str(url, ds->base)) != PR_OK) goto done;
     for (i = 0; i < n && rc == PR_OK; i++)
-        if ((rc = pr_buf_append(url, i ? "&" : "?", 1)) == PR_OK) rc = pr_buf_append(url, pairs[i].ptr, pairs[i].len);
-    if (rc == PR_OK) rc = pr_buf_append(url, "", 1);
-    if (rc == PR_OK) url->len--;
+        if ((rc = i ? pr_buf_append(out, "&", 1) : PR_OK) == PR_OK) rc = pr_buf_append(out, pairs[i].ptr, pairs[i].len);
+    if (rc == PR_OK) rc = pr_buf_append(out, "", 1);
+    if (rc == PR_OK) out->len--;
 done:
     pr_buf_deinit(&all);
     pr_buf_deinit(&dyn);
+    return rc;
+}
+
+static int pr__ds_hex(unsigned char c) {
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* Whether a query may go in a request target as it is: what pr_url_parse
+   takes (no control byte, no space, whole %XX escapes) and no '#'. */
+static int pr__ds_query_ok(const char *q, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)q[i];
+        if (c <= 0x20 || c == 0x7f || c == '#') return 0;
+        if (c == '%' && (n - i < 3 || !pr__ds_hex((unsigned char)q[i + 1]) || !pr__ds_hex((unsigned char)q[i + 2])))
+            return 0;
+    }
+    return 1;
+}
+
+/* The request URL as text (for the observer): base, then '?' and the query
+   when there is one. */
+static int pr__ds_url_text(const pr_ds *ds, const pr_buf *q, pr_buf *url) {
+    int rc = pr_buf_append_str(url, ds->base);
+    if (rc == PR_OK && q->len && (rc = pr_buf_append(url, "?", 1)) == PR_OK) rc = pr_buf_append(url, q->data, q->len);
+    if (rc == PR_OK) rc = pr_buf_append(url, "", 1);
+    if (rc == PR_OK) url->len--;
     return rc;
 }
 
@@ -17357,7 +17386,7 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
                                        "Producer-Epoch", "Producer-Seq", "If-None-Match", NULL };
     pr_http_header h[PR__DS_MAX_FIELDS * 2 + 8];
     pr_http_request req;
-    pr_buf url, dyn;
+    pr_buf query, url, dyn;
     pr_url u;
     pr_ds_event ev;
     int64_t started = pr_now();
@@ -17366,14 +17395,23 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_http
     pr_ds_result_deinit(res);
     memset(&ev, 0, sizeof ev);
     res->ttl_s = res->producer_epoch = res->producer_seq = res->expected_seq = res->received_seq = -1;
+    pr_buf_init(&query);
     pr_buf_init(&url);
     pr_buf_init(&dyn);
-    memset(&u, 0, sizeof u);
-    if ((rc = pr__ds_build_url(ds, rq->query, &url)) != PR_OK) {
+    if ((rc = pr__ds_build_query(ds, rq->query, &query)) != PR_OK ||
+        (!pr__ds_query_ok(query.data, query.len) && (rc = PR_EINVAL) != PR_OK)) {
         pr__err_set(&res->http.err, rc, 0, "ds: %s", rc == PR_ENOMEM ? "out of memory" : "params_fn or the query is refused");
         goto done;
     }
-    if ((rc = pr_url_parse(&u, url.data, url.len, &res->http.err)) != PR_OK) goto done;
+    /* the handle's URL, parsed once, with this request's query (borrowed: never deinit'ed) */
+    u = ds->url;
+    u.query.ptr = query.len ? query.data : "";
+    u.query.len = query.len;
+    u.has_query = query.len > 0;
+    if (rq->obs && (rc = pr__ds_url_text(ds, &query, &url)) != PR_OK) {
+        pr__err_set(&res->http.err, rc, 0, "ds: %s", "out of memory");
+        goto done;
+    }
     ev.kind = PR_DS_EVENT_REQUEST_START;
     ev.url = url.data;
     ev.op = rq->op;
@@ -17431,7 +17469,7 @@ done:
         ev.duration_ms = pr_now() - started;
         pr__ds_notify(rq->obs, &ev);
     }
-    pr_url_deinit(&u);
+    pr_buf_deinit(&query);
     pr_buf_deinit(&url);
     pr_buf_deinit(&dyn);
     return rc;
@@ -17731,7 +17769,10 @@ static int pr__ds_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed
 
 /* A JSON body's items go into the chunk: an empty array counts as no data. */
 static int pr__ds_json_empty(const char *p, size_t n) {
-    pr_slice t = pr_slice_trim(pr__url_sl(p, n));
+    pr_slice t;
+    t.ptr = p;
+    t.len = n;
+    t = pr_slice_trim(t);
     return t.len == 2 && t.ptr[0] == '[' && t.ptr[1] == ']';
 }
 
@@ -17879,7 +17920,10 @@ static int pr__ds_b64_decode(pr_buf *out, const char *s, size_t n) {
 static int pr__ds_batch_add(pr_ds_read *r, const char *p, size_t n) {
     if (r->base64) return pr__ds_b64_decode(&r->batch, p, n);
     if (r->json) {
-        pr_slice t = pr_slice_trim(pr__url_sl(p, n));
+        pr_slice t;
+        t.ptr = p;
+        t.len = n;
+        t = pr_slice_trim(t);
         if (t.len < 2 || t.ptr[0] != '[' || t.ptr[t.len - 1] != ']') return PR_EPROTO;
         t.ptr++;
         t.len -= 2;
@@ -19984,6 +20028,9 @@ REVISION HISTORY
                (was: it ended as if the stream had closed, without a word).
                pr_ds_consumer_start refuses an offset pr_ds_read_open would
                (PR_EINVAL; was: the consumer's task ended with it).
+               A handle parses its URL once; each request reuses it with its
+               own query (a '#' from params_fn is refused like a space or a
+               control byte; was: it silently cut the query there).
       rfuture  poll_backoff defaults to 5 ms doubling to 1 s (was: at once); a
                server's delay on
                any answer is honoured, between poll_backoff.base_ms and

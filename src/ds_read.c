@@ -286,7 +286,10 @@ static int pr__ds_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed
 
 /* A JSON body's items go into the chunk: an empty array counts as no data. */
 static int pr__ds_json_empty(const char *p, size_t n) {
-    pr_slice t = pr_slice_trim(pr__url_sl(p, n));
+    pr_slice t;
+    t.ptr = p;
+    t.len = n;
+    t = pr_slice_trim(t);
     return t.len == 2 && t.ptr[0] == '[' && t.ptr[1] == ']';
 }
 
@@ -434,7 +437,10 @@ static int pr__ds_b64_decode(pr_buf *out, const char *s, size_t n) {
 static int pr__ds_batch_add(pr_ds_read *r, const char *p, size_t n) {
     if (r->base64) return pr__ds_b64_decode(&r->batch, p, n);
     if (r->json) {
-        pr_slice t = pr_slice_trim(pr__url_sl(p, n));
+        pr_slice t;
+        t.ptr = p;
+        t.len = n;
+        t = pr_slice_trim(t);
         if (t.len < 2 || t.ptr[0] != '[' || t.ptr[t.len - 1] != ']') return PR_EPROTO;
         t.ptr++;
         t.len -= 2;

@@ -1255,9 +1255,16 @@ PT_TEST(ds_query_sorted) {
     o.user_data = &n;
     PT_EQ_ERR(pr_ds_open(&ds, "http://127.0.0.1:9/s?b=1", &o, NULL), PR_OK);
     pr_buf_init(&u);
-    PT_EQ_ERR(pr__ds_build_url(ds, "offset=-1&live=long-poll&cursor=7", &u), PR_OK);
-    PT_EQ_STR(u.data, "http://127.0.0.1:9/s?alpha=1&b=1&cursor=7&live=long-poll&mid=2&offset=-1&zeta=1");
+    PT_EQ_ERR(pr__ds_build_query(ds, "offset=-1&live=long-poll&cursor=7", &u), PR_OK);
+    PT_EQ_STR(u.data, "alpha=1&b=1&cursor=7&live=long-poll&mid=2&offset=-1&zeta=1");
     pr_buf_deinit(&u);
+    /* what goes into a request target as it is, as a URL would be parsed */
+    PT_CHECK(pr__ds_query_ok("a=%20&b=%7e", 11));
+    PT_CHECK(!pr__ds_query_ok("a=b c", 5));
+    PT_CHECK(!pr__ds_query_ok("a=%2", 4));
+    PT_CHECK(!pr__ds_query_ok("a=%zz", 5));
+    PT_CHECK(!pr__ds_query_ok("a=b#c", 5));
+    PT_CHECK(!pr__ds_query_ok("a=\x01", 3));
     pr_ds_destroy(ds);
     PT_EQ_ERR(pr_ds_open(&ds, "not a url", NULL, &err), PR_EINVAL);
     PT_EQ_ERR(err.code, PR_EINVAL);
