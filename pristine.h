@@ -17808,24 +17808,22 @@ static void pr__ds_paced(pr_ds_read *r, int progress) {
 
 /* One catch-up or long-poll GET. Returns PR_OK with *got set when a chunk
    is ready in c, PR_OK with *got 0 to ask again, or an error. */
-static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t deadline) {
-    pr_http_header h[2];
+/* One GET of the read at its position into r->res: live NULL (catch-up),
+   "long-poll" or "sse" (with the cursor); the extra header fields h; a
+   streamed body (resp not NULL) is left open in *resp. A failure is the
+   read's (pr_ds_read_last_error). */
+static int pr__ds_read_get(pr_ds_read *r, const char *live, const pr_http_header *h, size_t nh,
+                           pr_http_response **resp, int64_t deadline) {
     pr__ds_req rq;
     pr_buf q;
-    size_t nh = 0;
-    int rc, st, has_data;
-    *got = 0;
-    if ((rc = pr__ds_pace(r, deadline)) != PR_OK) return rc;
-    r->asked_at = pr_now();
+    int rc;
     pr_buf_init(&q);
     if (pr_url_query_append(&q, "offset", r->offset) != PR_OK ||
-        (poll && pr_url_query_append(&q, "live", "long-poll") != PR_OK) ||
-        (poll && *r->cursor && pr_url_query_append(&q, "cursor", r->cursor) != PR_OK)) {
+        (live && pr_url_query_append(&q, "live", live) != PR_OK) ||
+        (live && *r->cursor && pr_url_query_append(&q, "cursor", r->cursor) != PR_OK)) {
         pr_buf_deinit(&q);
         return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
     }
-    if (!poll && r->ds->etag && r->ds->etag_at && strcmp(r->ds->etag_at, r->offset) == 0)
-        pr__ds_hdr(h, &nh, "If-None-Match", r->ds->etag, strlen(r->ds->etag));
     memset(&rq, 0, sizeof rq);
     rq.method = "GET";
     rq.op = "read";
@@ -17833,14 +17831,27 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     rq.query = q.data;
     rq.extra = h;
     rq.nextra = nh;
+    rq.stream = resp != NULL;
     rq.idle_ms = r->o.idle_timeout_ms;
-    rc = pr__ds_do(r->ds, &rq, &r->res, NULL, deadline);
+    rc = pr__ds_do(r->ds, &rq, &r->res, resp, deadline);
     pr_buf_deinit(&q);
     if (rc != PR_OK) {
         r->err = r->res.http.err;
         r->error = PR_DS_OK;
-        return rc;
     }
+    return rc;
+}
+
+static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t deadline) {
+    pr_http_header h[2];
+    size_t nh = 0;
+    int rc, st, has_data;
+    *got = 0;
+    if ((rc = pr__ds_pace(r, deadline)) != PR_OK) return rc;
+    r->asked_at = pr_now();
+    if (!poll && r->ds->etag && r->ds->etag_at && strcmp(r->ds->etag_at, r->offset) == 0)
+        pr__ds_hdr(h, &nh, "If-None-Match", r->ds->etag, strlen(r->ds->etag));
+    if ((rc = pr__ds_read_get(r, poll ? "long-poll" : NULL, h, nh, NULL, deadline)) != PR_OK) return rc;
     st = r->status = r->res.status;
     if (st == 304) { /* nothing new at this offset */
         pr_buf_clear(&r->out);
@@ -17945,35 +17956,12 @@ static void pr__ds_sse_drop(pr_ds_read *r) {
 /* Open the SSE connection at the position. */
 static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
     pr_http_header h[1];
-    pr__ds_req rq;
-    pr_buf q;
     pr_http_response *resp = NULL;
     const pr_slice *ct, *enc;
     size_t nh = 0;
     int rc;
-    pr_buf_init(&q);
-    if (pr_url_query_append(&q, "live", "sse") != PR_OK || pr_url_query_append(&q, "offset", r->offset) != PR_OK ||
-        (*r->cursor && pr_url_query_append(&q, "cursor", r->cursor) != PR_OK)) {
-        pr_buf_deinit(&q);
-        return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
-    }
     pr__ds_hdr(h, &nh, "Accept", "text/event-stream", 17);
-    memset(&rq, 0, sizeof rq);
-    rq.method = "GET";
-    rq.op = "read";
-    rq.obs = r->obs;
-    rq.query = q.data;
-    rq.extra = h;
-    rq.nextra = nh;
-    rq.stream = 1;
-    rq.idle_ms = r->o.idle_timeout_ms;
-    rc = pr__ds_do(r->ds, &rq, &r->res, &resp, deadline);
-    pr_buf_deinit(&q);
-    if (rc != PR_OK) {
-        r->err = r->res.http.err;
-        r->error = PR_DS_OK;
-        return rc;
-    }
+    if ((rc = pr__ds_read_get(r, "sse", h, nh, &resp, deadline)) != PR_OK) return rc;
     r->status = r->res.status;
     if (r->status != 200) {
         const char *p;
