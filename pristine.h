@@ -4085,11 +4085,17 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  * in one query sorted by name, which keeps CDN cache keys stable. No
  * Accept-Encoding is sent, so bodies are never compressed.
  *
+ * Observers: opts.observer (pr_ds_observer) hears every request's start
+ * and end, and the producers and consumers of the handle report to it
+ * unless their own options name another (pr_telemetry_ds_hook adapts it).
+ *
  * Reads, the idempotent producer and the consumer are the modules after
  * this one (ds_read, ds_producer, ds_consumer). They build on what ds
  * keeps private: struct pr_ds (the client, the resolved retry policy, the
  * content type), pr__ds_do (one logical request with the handle's
- * headers, parameters and retries, filling a pr_ds_result),
+ * headers, parameters and retries, filling a pr_ds_result, told to an
+ * observer), pr__ds_append (an append told to a given observer),
+ * pr__ds_observer (the observer in force) and pr__ds_notify,
  * pr__ds_status_error (an error status as PR_EHTTP with its PR_DS_*
  * meaning and detail), pr__ds_hdr, pr__ds_setstr, pr__ds_token_ok (the
  * check of an offset or cursor), pr__ds_is_json / pr__ds_is_text and the
