@@ -22,7 +22,7 @@ from collections import namedtuple
 
 # The manifest: module order is dependency order; a module uses only the ones before it
 # (CONTRIBUTING.md, Layout).
-MODULES = ["base", "time", "buf", "json", "url", "sse", "coro", "sched", "sync", "future", "retry", "net", "tls", "http", "proxy", "client", "eventsource", "session", "rfuture", "telemetry", "ds"]
+MODULES = ["base", "time", "buf", "json", "url", "sse", "coro", "sched", "sync", "future", "retry", "net", "tls", "http", "proxy", "client", "eventsource", "session", "rfuture", "ds", "ds_read", "ds_producer", "ds_consumer", "telemetry"]
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 NOTICE = "generated from src/ by amalgamate.py; edit src/, not this file"

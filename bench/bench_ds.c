@@ -106,8 +106,8 @@ static pr_ds *bd_fresh(const char *base, const char *kind, int create) {
     o.client = bd_client;
     o.content_type = "application/octet-stream";
     snprintf(url, sizeof url, "%s/bench/%s-%d-%d", base, kind, (int)getpid(), ++bd_seq);
-    if (pr_ds_open(&ds, url, &o) != PR_OK) return NULL;
-    if (create && pr_ds_create(ds, NULL, &res, pr_deadline_in(10000)) != PR_OK) {
+    if (pr_ds_open(&ds, url, &o, NULL) != PR_OK) return NULL;
+    if (create && pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(10000)) != PR_OK) {
         pr_ds_destroy(ds);
         ds = NULL;
     }
@@ -138,7 +138,7 @@ static double bd_latency(int n) {
     memset(body, '*', sizeof body);
     for (i = 0; ds && i < n && i < 400; i++) {
         t0 = bd_now_ms();
-        if (pr_ds_append(ds, body, sizeof body, NULL, &res, pr_deadline_in(10000)) != PR_OK) break;
+        if (pr_ds_append(ds, body, sizeof body, NULL, &res, NULL, pr_deadline_in(10000)) != PR_OK) break;
         t[k++] = bd_now_ms() - t0;
     }
     pr_ds_result_deinit(&res);
@@ -158,7 +158,7 @@ static double bd_producer(const char *base, int n, int create) {
     memset(&po, 0, sizeof po);
     po.producer_id = "bench-producer";
     po.max_in_flight = 5;
-    if (pr_ds_producer_create(&p, ds, &po) != PR_OK) {
+    if (pr_ds_producer_create(&p, ds, &po, NULL) != PR_OK) {
         pr_ds_destroy(ds);
         return -1;
     }
@@ -181,7 +181,7 @@ static double bd_catchup(pr_ds *ds, size_t want) {
     int rc;
     memset(&ro, 0, sizeof ro);
     ro.max_chunk_bytes = (size_t)256 << 20;
-    if (pr_ds_read_open(&rd, ds, "-1", &ro) != PR_OK) return -1;
+    if (pr_ds_read_open(&rd, ds, "-1", &ro, NULL) != PR_OK) return -1;
     while ((rc = pr_ds_read_next(rd, &c, pr_deadline_in(60000))) == PR_OK) got += c.len;
     pr_ds_read_destroy(rd);
     if (rc != PR_ECLOSED || got != want) {
@@ -205,7 +205,7 @@ static int bd_sse_reader(void *arg) {
     int one = 1;
     memset(&ro, 0, sizeof ro);
     ro.live = PR_DS_LIVE_SSE;
-    if (pr_ds_read_open(&rd, r->ds, "-1", &ro) != PR_OK) return 0;
+    if (pr_ds_read_open(&rd, r->ds, "-1", &ro, NULL) != PR_OK) return 0;
     while (!r->stop && pr_ds_read_next(rd, &c, PR_FOREVER) == PR_OK)
         if (c.len && pr_chan_send(r->got, &one, PR_FOREVER) != PR_OK) break;
     pr_ds_read_destroy(rd);
@@ -227,7 +227,7 @@ static double bd_sse(int n) {
     pr_sleep(pr_deadline_in(50)); /* the reader is at the tail */
     for (i = 0; i < n && i < 100; i++) {
         t0 = bd_now_ms();
-        if (pr_ds_append(r.ds, body, sizeof body, NULL, &res, pr_deadline_in(10000)) != PR_OK) break;
+        if (pr_ds_append(r.ds, body, sizeof body, NULL, &res, NULL, pr_deadline_in(10000)) != PR_OK) break;
         if (pr_chan_recv(r.got, &x, pr_deadline_in(10000)) != PR_OK) break;
         v[k++] = bd_now_ms() - t0;
     }
@@ -313,7 +313,7 @@ int main(void) {
     memset(mib, 'd', (size_t)1 << 20);
     big = bd_fresh(bd_base, "big", 1);
     for (k = 0; big && k < 100; k++)
-        if (pr_ds_append(big, mib, (size_t)1 << 20, NULL, &res, pr_deadline_in(30000)) != PR_OK) break;
+        if (pr_ds_append(big, mib, (size_t)1 << 20, NULL, &res, NULL, pr_deadline_in(30000)) != PR_OK) break;
     free(mib);
     if (big && k == 100) {
         char bigpath[200];

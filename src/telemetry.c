@@ -7,7 +7,8 @@
  *   modules (pr_telemetry_http_hook as a client's observer.on_event,
  *   pr_telemetry_breaker_hook as a breaker's observer.on_change,
  *   pr_telemetry_sse_hook as an event stream's on_reconnect,
- *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller),
+ *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller,
+ *   pr_telemetry_ds_hook as a Durable Streams observer),
  *   and the application's callback receives one kind of structured event
  *   for all of them: a kind, a name, a severity and named fields. URLs have
  *   their credentials removed and secret-looking query values redacted. A
@@ -48,7 +49,9 @@ enum pr_telemetry_kind {
     PR_TELEMETRY_FUTURE_RESOLVED = 8,
     PR_TELEMETRY_FUTURE_FAILED = 9,
     PR_TELEMETRY_STREAM_RECONNECT = 10, /* an event stream is about to connect again */
-    PR_TELEMETRY_STREAM_STATE = 11      /* a Durable Streams consumer changed state (ds module) */
+    PR_TELEMETRY_STREAM_STATE = 11,     /* a Durable Streams consumer changed state (ds module) */
+    PR_TELEMETRY_STREAM_BATCH = 12,     /* a Durable Streams consumer received, or a producer stored, a batch */
+    PR_TELEMETRY_STREAM_DUPLICATE = 13  /* a Durable Streams server had a producer's batch already */
 };
 
 /* Field value types. */
@@ -174,6 +177,28 @@ PRISTINE_API void pr_telemetry_queue_hook(const pr_queue_change *change, void *u
    Thread: owner.
    See: pr_rfuture_observer. */
 PRISTINE_API void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data);
+
+/* An on_event for pr_ds_observer (a Durable Streams handle's, consumer's
+   or producer's): user_data is the hub. Events and their fields (url,
+   sanitized, on every one):
+   "ds.request.start" (REQUEST_START): op, method;
+   "ds.request.stop" (REQUEST_STOP): op, method, status, duration_ms;
+   "ds.request.exception" (REQUEST_ERROR, ERROR): op, method, status,
+   error (the code's name), detail, duration_ms;
+   "ds.consumer.batch" (STREAM_BATCH): items, bytes, offset;
+   "ds.consumer.reconnect" (STREAM_RECONNECT, WARNING): attempt,
+   delay_ms, reason (the code's name), detail, offset;
+   "ds.consumer.state" (STREAM_STATE, WARNING after a failure): state
+   (connecting, live, up_to_date, closed, stopped), offset, detail;
+   "ds.producer.batch" (STREAM_BATCH) and "ds.producer.duplicate"
+   (STREAM_DUPLICATE): producer_id, epoch, seq, items, bytes,
+   duration_ms, offset.
+   Params: ev - the observer's event; user_data - a hub.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_observer. */
+PRISTINE_API void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data);
 
 /* Options of pr_reporter_start. Zero means the default; strings are copied. */
 typedef struct pr_reporter_opts {
@@ -554,6 +579,97 @@ void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
     if (ev->detail) f[n++] = pr__tel_s("detail", ev->detail);
     if (ev->settled) f[n++] = pr__tel_s("error", ev->error ? pr_errname(ev->error) : "");
     pr__tel_emit((pr_telemetry *)user_data, kind, ev->name, ev->severity, f, n);
+}
+
+static const char *pr__tel_ds_state(int s) {
+    switch (s) {
+    case PR_DS_CONSUMER_CONNECTING: return "connecting";
+    case PR_DS_CONSUMER_LIVE: return "live";
+    case PR_DS_CONSUMER_UP_TO_DATE: return "up_to_date";
+    case PR_DS_CONSUMER_CLOSED: return "closed";
+    default: return "stopped";
+    }
+}
+
+void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data) {
+    pr_telemetry *t = (pr_telemetry *)user_data;
+    pr_telemetry_field f[8];
+    pr_buf url;
+    const char *name;
+    int kind, sev = PR_SEVERITY_INFO;
+    size_t n = 0;
+    if (!t || !ev) return;
+    switch (ev->kind) {
+    case PR_DS_EVENT_REQUEST_START: kind = PR_TELEMETRY_REQUEST_START; name = "ds.request.start"; break;
+    case PR_DS_EVENT_REQUEST_STOP: kind = PR_TELEMETRY_REQUEST_STOP; name = "ds.request.stop"; break;
+    case PR_DS_EVENT_REQUEST_EXCEPTION:
+        kind = PR_TELEMETRY_REQUEST_ERROR;
+        name = "ds.request.exception";
+        sev = PR_SEVERITY_ERROR;
+        break;
+    case PR_DS_EVENT_CONSUMER_BATCH: kind = PR_TELEMETRY_STREAM_BATCH; name = "ds.consumer.batch"; break;
+    case PR_DS_EVENT_CONSUMER_RECONNECT:
+        kind = PR_TELEMETRY_STREAM_RECONNECT;
+        name = "ds.consumer.reconnect";
+        sev = PR_SEVERITY_WARNING;
+        break;
+    case PR_DS_EVENT_CONSUMER_STATE:
+        kind = PR_TELEMETRY_STREAM_STATE;
+        name = "ds.consumer.state";
+        if (ev->error) sev = PR_SEVERITY_WARNING;
+        break;
+    case PR_DS_EVENT_PRODUCER_BATCH: kind = PR_TELEMETRY_STREAM_BATCH; name = "ds.producer.batch"; break;
+    case PR_DS_EVENT_PRODUCER_DUPLICATE: kind = PR_TELEMETRY_STREAM_DUPLICATE; name = "ds.producer.duplicate"; break;
+    default: return;
+    }
+    pr_buf_init(&url);
+    if (pr_telemetry_sanitize_url(&url, ev->url ? ev->url : "") || pr_buf_append(&url, "", 1)) {
+        pr_buf_deinit(&url);
+        return;
+    }
+    f[n++] = pr__tel_s("url", url.data);
+    switch (ev->kind) {
+    case PR_DS_EVENT_REQUEST_START:
+    case PR_DS_EVENT_REQUEST_STOP:
+    case PR_DS_EVENT_REQUEST_EXCEPTION:
+        f[n++] = pr__tel_s("op", ev->op);
+        f[n++] = pr__tel_s("method", ev->method);
+        if (ev->kind == PR_DS_EVENT_REQUEST_START) break;
+        f[n++] = pr__tel_i("status", ev->status);
+        f[n++] = pr__tel_i("duration_ms", ev->duration_ms);
+        if (ev->kind == PR_DS_EVENT_REQUEST_STOP) break;
+        f[n++] = pr__tel_s("error", pr_errname(ev->error));
+        f[n++] = pr__tel_s("detail", ev->err ? ev->err->msg : "");
+        break;
+    case PR_DS_EVENT_CONSUMER_BATCH:
+        f[n++] = pr__tel_i("items", (int64_t)ev->items);
+        f[n++] = pr__tel_i("bytes", (int64_t)ev->bytes);
+        f[n++] = pr__tel_s("offset", ev->offset);
+        break;
+    case PR_DS_EVENT_CONSUMER_RECONNECT:
+        f[n++] = pr__tel_i("attempt", ev->attempt);
+        f[n++] = pr__tel_i("delay_ms", ev->delay_ms);
+        f[n++] = pr__tel_s("reason", pr_errname(ev->error));
+        f[n++] = pr__tel_s("detail", ev->err ? ev->err->msg : "");
+        f[n++] = pr__tel_s("offset", ev->offset);
+        break;
+    case PR_DS_EVENT_CONSUMER_STATE:
+        f[n++] = pr__tel_s("state", pr__tel_ds_state(ev->state));
+        f[n++] = pr__tel_s("offset", ev->offset);
+        f[n++] = pr__tel_s("detail", ev->err ? ev->err->msg : "");
+        break;
+    default: /* the producer's */
+        f[n++] = pr__tel_s("producer_id", ev->producer_id);
+        f[n++] = pr__tel_i("epoch", ev->epoch);
+        f[n++] = pr__tel_i("seq", ev->seq);
+        f[n++] = pr__tel_i("items", (int64_t)ev->items);
+        f[n++] = pr__tel_i("bytes", (int64_t)ev->bytes);
+        f[n++] = pr__tel_i("duration_ms", ev->duration_ms);
+        f[n++] = pr__tel_s("offset", ev->offset);
+        break;
+    }
+    pr__tel_emit(t, kind, name, sev, f, n);
+    pr_buf_deinit(&url);
 }
 
 /* ---- the reporter ---- */

@@ -104,7 +104,7 @@ static pr_ds *ds_handle(ds_fx *f, const char *path, const char *ct) {
     o.content_type = ct;
     o.retry.hooks.sleep = ds_sleep_hook;
     o.retry.hooks.user_data = f;
-    if (pr_ds_open(&ds, ds_url(f, path), &o) != PR_OK) return NULL;
+    if (pr_ds_open(&ds, ds_url(f, path), &o, NULL) != PR_OK) return NULL;
     return ds;
 }
 
@@ -144,6 +144,7 @@ PT_TEST(ds_create_head_delete) {
     pr_ds *ds, *other;
     pr_ds_result res;
     pr_ds_create_opts co;
+    pr_err_info err;
     memset(&res, 0, sizeof res);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/one", "text/plain")) != NULL);
@@ -151,29 +152,35 @@ PT_TEST(ds_create_head_delete) {
     co.ttl_s = 3600;
     co.body = "hello";
     co.body_len = 5;
-    PT_EQ_ERR(pr_ds_create(ds, &co, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, &co, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(res.status, 201);
     PT_CHECK(res.offset.len > 0);
-    PT_EQ_ERR(pr_ds_create(ds, &co, &res, pr_deadline_in(5000)), PR_OK); /* same configuration */
+    PT_EQ_ERR(pr_ds_create(ds, &co, &res, NULL, pr_deadline_in(5000)), PR_OK); /* same configuration */
     PT_EQ_INT(res.status, 200);
     PT_REQUIRE((other = ds_handle(&f, "/v1/t/one", "application/json")) != NULL);
-    PT_EQ_ERR(pr_ds_create(other, NULL, &res, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_ERR(pr_ds_create(other, NULL, &res, &err, pr_deadline_in(5000)), PR_EHTTP);
     PT_EQ_INT(res.status, 409);
     PT_EQ_INT(res.error, PR_DS_CONFLICT_EXISTS);
-    PT_CHECK(strstr(res.err.msg, "/v1/t/one") != NULL);
+    PT_EQ_ERR(err.code, PR_EHTTP); /* the err argument has the detail */
+    PT_EQ_INT(err.http_status, 409);
+    PT_CHECK(strstr(err.msg, "/v1/t/one") != NULL);
+    PT_EQ_ERR(pr_ds_head(other, &res, &err, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(err.code, PR_OK); /* cleared on success */
+    PT_EQ_ERR(pr_ds_head(NULL, &res, &err, pr_deadline_in(5000)), PR_EINVAL);
+    PT_EQ_ERR(err.code, PR_EINVAL);
     pr_ds_destroy(other);
     PT_REQUIRE((other = ds_handle(&f, "/v1/t/one", NULL)) != NULL); /* learns the type */
-    PT_EQ_ERR(pr_ds_head(other, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_head(other, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(res.status, 200);
     PT_CHECK(pr_slice_eq(res.content_type, pr_slice_cstr("text/plain")));
     PT_EQ_STR(pr_ds_content_type(other), "text/plain");
     PT_EQ_INT(res.ttl_s, 3600);
     PT_EQ_INT(res.closed, 0);
     PT_CHECK(res.offset.len > 0);
-    PT_EQ_ERR(pr_ds_delete(ds, &res, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_ds_head(other, &res, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_ERR(pr_ds_delete(ds, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_head(other, &res, NULL, pr_deadline_in(5000)), PR_EHTTP);
     PT_EQ_INT(res.error, PR_DS_NOT_FOUND);
-    PT_EQ_ERR(pr_ds_delete(ds, &res, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_ERR(pr_ds_delete(ds, &res, NULL, pr_deadline_in(5000)), PR_EHTTP);
     PT_EQ_INT(res.status, 404);
     PT_EQ_INT(f.nsleeps, 0); /* 4xx are never retried */
     pr_ds_result_deinit(&res);
@@ -186,40 +193,41 @@ PT_TEST(ds_append_close_and_status_mapping) {
     ds_fx f;
     pr_ds *ds, *missing;
     pr_ds_result res;
+    pr_err_info err;
     pr_ds_append_opts ao;
     char first[64], final_off[64];
     memset(&res, 0, sizeof res);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/app", "text/plain")) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_ds_append(ds, "hello", 5, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "hello", 5, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(res.status, 204);
     snprintf(first, sizeof first, "%.*s", (int)res.offset.len, res.offset.ptr);
     memset(&ao, 0, sizeof ao);
     ao.seq = "0002";
-    PT_EQ_ERR(pr_ds_append(ds, " world", 6, &ao, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, " world", 6, &ao, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_CHECK(strncmp(res.offset.ptr, first, strlen(first)) > 0); /* offsets rise byte-wise */
     ao.seq = "0001";
-    PT_EQ_ERR(pr_ds_append(ds, "x", 1, &ao, &res, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_ERR(pr_ds_append(ds, "x", 1, &ao, &res, NULL, pr_deadline_in(5000)), PR_EHTTP);
     PT_EQ_INT(res.status, 409);
     PT_EQ_INT(res.error, PR_DS_CONFLICT_SEQ);
-    PT_EQ_ERR(pr_ds_append(ds, "", 0, NULL, &res, pr_deadline_in(5000)), PR_EINVAL);
-    PT_EQ_ERR(pr_ds_close(ds, "!", 1, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "", 0, NULL, &res, NULL, pr_deadline_in(5000)), PR_EINVAL);
+    PT_EQ_ERR(pr_ds_close(ds, "!", 1, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(res.closed, 1);
     snprintf(final_off, sizeof final_off, "%.*s", (int)res.offset.len, res.offset.ptr);
-    PT_EQ_ERR(pr_ds_append(ds, "late", 4, NULL, &res, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_ERR(pr_ds_append(ds, "late", 4, NULL, &res, NULL, pr_deadline_in(5000)), PR_EHTTP);
     PT_EQ_INT(res.error, PR_DS_STREAM_CLOSED);
     PT_CHECK(pr_slice_eq(res.offset, pr_slice_cstr(final_off))); /* the final offset comes with it */
-    PT_EQ_ERR(pr_ds_close(ds, NULL, 0, &res, pr_deadline_in(5000)), PR_OK); /* idempotent */
+    PT_EQ_ERR(pr_ds_close(ds, NULL, 0, &res, NULL, pr_deadline_in(5000)), PR_OK); /* idempotent */
     PT_CHECK(pr_slice_eq(res.offset, pr_slice_cstr(final_off)));
-    PT_EQ_ERR(pr_ds_close(ds, "more", 4, &res, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_ERR(pr_ds_close(ds, "more", 4, &res, NULL, pr_deadline_in(5000)), PR_EHTTP);
     PT_EQ_INT(res.error, PR_DS_STREAM_CLOSED);
-    PT_EQ_ERR(pr_ds_head(ds, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_head(ds, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(res.closed, 1);
     PT_REQUIRE((missing = ds_handle(&f, "/v1/t/none", "text/plain")) != NULL);
-    PT_EQ_ERR(pr_ds_append(missing, "x", 1, NULL, &res, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_ERR(pr_ds_append(missing, "x", 1, NULL, &res, &err, pr_deadline_in(5000)), PR_EHTTP);
     PT_EQ_INT(res.error, PR_DS_NOT_FOUND);
-    PT_CHECK(strstr(res.err.msg, "/v1/t/none") != NULL);
+    PT_CHECK(strstr(err.msg, "/v1/t/none") != NULL);
     pr_ds_result_deinit(&res);
     pr_ds_destroy(missing);
     pr_ds_destroy(ds);
@@ -233,17 +241,18 @@ PT_TEST(ds_catchup_offsets_and_etag) {
     pr_ds_read *rd;
     pr_ds_chunk c;
     pr_buf got;
+    pr_err_info err;
     char mid[64];
     memset(&res, 0, sizeof res);
     pr_buf_init(&got);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/cu", "text/plain")) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_ds_append(ds, "hello", 5, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "hello", 5, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     snprintf(mid, sizeof mid, "%.*s", (int)res.offset.len, res.offset.ptr);
-    PT_EQ_ERR(pr_ds_append(ds, " world", 6, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, " world", 6, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     /* from the start: everything, up to date, then the end of the read */
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
     PT_EQ_MEM(c.data, "hello world", 11);
     PT_EQ_INT(c.len, 11);
@@ -253,13 +262,13 @@ PT_TEST(ds_catchup_offsets_and_etag) {
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_ECLOSED);
     pr_ds_read_destroy(rd);
     /* from an opaque offset: the rest */
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, mid, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, mid, NULL, NULL), PR_OK);
     PT_EQ_ERR(ds_drain(rd, &got, NULL, pr_deadline_in(5000)), PR_ECLOSED);
     PT_EQ_INT(got.len, 6);
     PT_EQ_MEM(got.data, " world", 6);
     pr_ds_read_destroy(rd);
     /* "now": an empty up-to-date chunk at the tail */
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", NULL, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(c.len, 0);
     PT_EQ_INT(c.up_to_date, 1);
@@ -268,13 +277,13 @@ PT_TEST(ds_catchup_offsets_and_etag) {
     pr_ds_read_destroy(rd);
     /* polling the tail with catch-up reads: the second one sends the empty
        answer's ETag back and gets 304 (nothing new), an empty up-to-date chunk */
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, mid, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, mid, NULL, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(c.len, 0);
     PT_EQ_INT(pr_ds_read_status(rd), 200);
     snprintf(mid, sizeof mid, "%s", c.offset);
     pr_ds_read_destroy(rd);
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, mid, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, mid, NULL, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(c.len, 0);
     PT_EQ_INT(c.up_to_date, 1);
@@ -282,19 +291,21 @@ PT_TEST(ds_catchup_offsets_and_etag) {
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_ECLOSED);
     pr_ds_read_destroy(rd);
     /* new data after it: a 200 with the data, never a stale 304 */
-    PT_EQ_ERR(pr_ds_append(ds, "!", 1, NULL, &res, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, mid, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "!", 1, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, mid, NULL, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(c.len, 1);
     PT_EQ_INT(pr_ds_read_status(rd), 200);
     pr_ds_read_destroy(rd);
     /* a bad offset is the server's 400 */
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "zzz", NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "zzz", NULL, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_EHTTP);
-    PT_EQ_INT(pr_ds_read_error(rd, NULL), PR_DS_BAD_REQUEST);
+    PT_EQ_INT(pr_ds_read_last_error(rd, NULL), PR_DS_BAD_REQUEST);
     PT_EQ_INT(pr_ds_read_status(rd), 400);
     pr_ds_read_destroy(rd);
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "bad offset", NULL), PR_EINVAL);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "bad offset", NULL, &err), PR_EINVAL);
+    PT_EQ_ERR(err.code, PR_EINVAL);
+    PT_CHECK(rd == NULL && strstr(err.msg, "offset") != NULL);
     pr_buf_deinit(&got);
     pr_ds_result_deinit(&res);
     pr_ds_destroy(ds);
@@ -318,10 +329,10 @@ static int ds_writer_task(void *arg) {
     w->rc = PR_OK;
     for (i = 0; i < w->nparts && w->rc == PR_OK; i++) {
         pr_sleep(pr_deadline_in(w->gap_ms));
-        w->rc = pr_ds_append(w->ds, w->parts[i], strlen(w->parts[i]), NULL, &res, pr_deadline_in(5000));
+        w->rc = pr_ds_append(w->ds, w->parts[i], strlen(w->parts[i]), NULL, &res, NULL, pr_deadline_in(5000));
     }
     pr_sleep(pr_deadline_in(w->gap_ms));
-    if (w->rc == PR_OK) w->rc = pr_ds_close(w->ds, NULL, 0, &res, pr_deadline_in(5000));
+    if (w->rc == PR_OK) w->rc = pr_ds_close(w->ds, NULL, 0, &res, NULL, pr_deadline_in(5000));
     pr_ds_result_deinit(&res);
     return 0;
 }
@@ -343,12 +354,12 @@ static void ds_live_case(int live, int prefer_sse, const char *ct) {
     pr_buf_init(&got);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/live", ct)) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_ds_append(ds, "start ", 6, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "start ", 6, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     memset(&ro, 0, sizeof ro);
     ro.live = live;
     ro.prefer_sse = prefer_sse;
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro, NULL), PR_OK);
     memset(&w, 0, sizeof w);
     w.ds = ds;
     w.parts = parts;
@@ -387,16 +398,16 @@ PT_TEST(ds_binary_all_bytes) {
     memset(&res, 0, sizeof res);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/bin", NULL)) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_ds_append(ds, all, sizeof all, NULL, &res, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_ds_append(ds, "\0\0", 2, NULL, &res, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_ds_close(ds, NULL, 0, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, all, sizeof all, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "\0\0", 2, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_close(ds, NULL, 0, &res, NULL, pr_deadline_in(5000)), PR_OK);
     for (mode = 0; mode < 3; mode++) {
         memset(&ro, 0, sizeof ro);
         ro.live = mode == 0 ? PR_DS_LIVE_NONE : mode == 1 ? PR_DS_LIVE_SSE : PR_DS_LIVE_LONG_POLL;
         pr_buf_init(&got);
         closed = 0;
-        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro), PR_OK);
+        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro, NULL), PR_OK);
         PT_EQ_ERR(ds_drain(rd, &got, &closed, pr_deadline_in(5000)), PR_ECLOSED);
         PT_EQ_INT(got.len, sizeof all + 2);
         PT_CHECK(got.len == sizeof all + 2 && memcmp(got.data, all, sizeof all) == 0);
@@ -424,18 +435,18 @@ PT_TEST(ds_json_items) {
     memset(&res, 0, sizeof res);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/json", "application/json")) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_ds_append(ds, "{\"a\":1}", 7, NULL, &res, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_ds_append(ds, "[1,2]", 5, NULL, &res, pr_deadline_in(5000)), PR_OK); /* one message */
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "{\"a\":1}", 7, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "[1,2]", 5, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK); /* one message */
     memset(&ao, 0, sizeof ao);
     ao.raw_json = 1;
-    PT_EQ_ERR(pr_ds_append(ds, "[\"x\",\"y\"]", 9, &ao, &res, pr_deadline_in(5000)), PR_OK); /* two */
-    PT_EQ_ERR(pr_ds_close(ds, NULL, 0, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "[\"x\",\"y\"]", 9, &ao, &res, NULL, pr_deadline_in(5000)), PR_OK); /* two */
+    PT_EQ_ERR(pr_ds_close(ds, NULL, 0, &res, NULL, pr_deadline_in(5000)), PR_OK);
     for (mode = 0; mode < 2; mode++) {
         memset(&ro, 0, sizeof ro);
         ro.live = mode ? PR_DS_LIVE_SSE : PR_DS_LIVE_NONE;
         items = 0;
-        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro), PR_OK);
+        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro, NULL), PR_OK);
         while ((rc = pr_ds_read_next(rd, &c, pr_deadline_in(5000))) == PR_OK) {
             size_t i;
             PT_REQUIRE(c.items != NULL);
@@ -452,14 +463,14 @@ PT_TEST(ds_json_items) {
     }
     /* a truncated or corrupted JSON body is the reader's PR_EPROTO */
     PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/json\",\"method\":\"GET\",\"truncateBodyBytes\":9}"), PR_OK);
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_EPROTO);
     pr_ds_read_destroy(rd);
     PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/json\",\"method\":\"GET\",\"corruptBody\":true}"), PR_OK);
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_EPROTO);
     pr_ds_read_destroy(rd);
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL), PR_OK); /* the faults are used up */
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL, NULL), PR_OK); /* the faults are used up */
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(pr_json_len(c.items), 4);
     pr_ds_read_destroy(rd);
@@ -492,16 +503,16 @@ PT_TEST(ds_faults_lose_nothing) {
     pr_buf_init(&want);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/fault", "text/plain")) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     /* appends through faults too */
     PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/fault\",\"method\":\"POST\",\"status\":500,\"count\":2}"), PR_OK);
     for (i = 0; i < 20; i++) {
         snprintf(part, sizeof part, "part %02d;", i);
-        PT_EQ_ERR(pr_ds_append(ds, part, strlen(part), NULL, &res, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_ds_append(ds, part, strlen(part), NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
         PT_EQ_ERR(pr_buf_append_str(&want, part), PR_OK);
     }
     PT_CHECK(f.nsleeps >= 2);
-    PT_EQ_ERR(pr_ds_close(ds, NULL, 0, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_close(ds, NULL, 0, &res, NULL, pr_deadline_in(5000)), PR_OK);
     for (mode = 0; mode < 3; mode++)
         for (k = 0; k < (int)(sizeof faults / sizeof faults[0]); k++) {
             memset(&ro, 0, sizeof ro);
@@ -510,7 +521,7 @@ PT_TEST(ds_faults_lose_nothing) {
             PT_EQ_ERR(ds_inject(&f, faults[k]), PR_OK);
             pr_buf_init(&got);
             closed = 0;
-            PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro), PR_OK);
+            PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro, NULL), PR_OK);
             PT_EQ_ERR(ds_drain(rd, &got, &closed, pr_deadline_in(10000)), PR_ECLOSED);
             PT_EQ_INT(got.len, want.len);
             PT_CHECK(got.len == want.len && memcmp(got.data, want.data, want.len) == 0);
@@ -540,7 +551,7 @@ PT_TEST(ds_fail_nth_allocation_sse_and_append) {
     memset(&res, 0, sizeof res);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((setup = ds_handle(&f, "/v1/t/nth", "text/plain")) != NULL);
-    PT_EQ_ERR(pr_ds_create(setup, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(setup, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     for (n = 1; n < 2000 && !ok; n++) {
         pr_ds *ds;
         pr_ds_read *rd = NULL;
@@ -553,9 +564,9 @@ PT_TEST(ds_fail_nth_allocation_sse_and_append) {
         ro.live = PR_DS_LIVE_SSE;
         pt_alloc_fail_nth(n);
         ds = ds_handle(&f, "/v1/t/nth", "text/plain");
-        rc = ds ? pr_ds_read_open(&rd, ds, "now", &ro) : PR_ENOMEM;
+        rc = ds ? pr_ds_read_open(&rd, ds, "now", &ro, NULL) : PR_ENOMEM;
         if (rc == PR_OK && (rc = pr_ds_read_next(rd, &c, pr_deadline_in(5000))) == PR_OK) up = c.up_to_date;
-        if (rc == PR_OK) rc = pr_ds_append(ds, "x", 1, NULL, &r2, pr_deadline_in(5000));
+        if (rc == PR_OK) rc = pr_ds_append(ds, "x", 1, NULL, &r2, NULL, pr_deadline_in(5000));
         if (rc == PR_OK && (rc = pr_ds_read_next(rd, &c, pr_deadline_in(5000))) == PR_OK)
             data = c.len == 1 && c.data[0] == 'x';
         done = __atomic_load_n(&pt__mem.fail_nth, __ATOMIC_RELAXED) > 0;
@@ -579,7 +590,7 @@ PT_TEST(ds_fail_nth_allocation_sse_and_append) {
 /* The stream's whole content by a catch-up read. */
 static int ds_content(pr_ds *ds, pr_buf *out) {
     pr_ds_read *rd;
-    int rc = pr_ds_read_open(&rd, ds, "-1", NULL);
+    int rc = pr_ds_read_open(&rd, ds, "-1", NULL, NULL);
     if (rc == PR_OK) rc = ds_drain(rd, out, NULL, pr_deadline_in(5000));
     pr_ds_read_destroy(rd);
     return rc == PR_ECLOSED ? PR_OK : rc;
@@ -595,7 +606,7 @@ static pr_ds_producer *ds_producer(pr_ds *ds, const char *id, int64_t epoch, int
     po.auto_claim = auto_claim;
     po.max_in_flight = in_flight;
     po.max_batch_bytes = batch;
-    return pr_ds_producer_create(&p, ds, &po) == PR_OK ? p : NULL;
+    return pr_ds_producer_create(&p, ds, &po, NULL) == PR_OK ? p : NULL;
 }
 
 /* Batches by size, several in flight, every message once in order; the
@@ -615,7 +626,7 @@ PT_TEST(ds_producer_batches_and_dedup) {
     pr_buf_init(&want);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/prod", "text/plain")) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     for (round = 0; round < 2; round++) {
         PT_REQUIRE((p = ds_producer(ds, "writer-1", 0, 0, 3, 100)) != NULL);
         for (i = 0; i < 300; i++) {
@@ -652,7 +663,7 @@ PT_TEST(ds_producer_stale_epoch_and_auto_claim) {
     memset(&res, 0, sizeof res);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/epoch", "text/plain")) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_REQUIRE((a = ds_producer(ds, "w", 3, 0, 1, 0)) != NULL);
     PT_EQ_ERR(pr_ds_producer_append(a, "a", 1, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_ds_producer_flush(a, pr_deadline_in(5000)), PR_OK);
@@ -660,7 +671,7 @@ PT_TEST(ds_producer_stale_epoch_and_auto_claim) {
     PT_REQUIRE((b = ds_producer(ds, "w", 1, 0, 1, 0)) != NULL);
     PT_EQ_ERR(pr_ds_producer_append(b, "b", 1, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_ds_producer_flush(b, pr_deadline_in(5000)), PR_EHTTP);
-    PT_EQ_INT(pr_ds_producer_error(b, NULL), PR_DS_STALE_EPOCH);
+    PT_EQ_INT(pr_ds_producer_last_error(b, NULL), PR_DS_STALE_EPOCH);
     PT_EQ_ERR(pr_ds_producer_flush(b, pr_deadline_in(5000)), PR_EHTTP); /* failed for good */
     PT_EQ_ERR(pr_ds_producer_append(b, "x", 1, pr_deadline_in(5000)), PR_EHTTP); /* nothing taken to be lost */
     PT_REQUIRE((c = ds_producer(ds, "w", 0, 1, 4, 1)) != NULL);
@@ -703,7 +714,7 @@ PT_TEST(ds_producer_out_of_order_and_drops) {
     pr_buf_init(&want);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/ooo", "text/plain")) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/ooo\",\"method\":\"POST\",\"delayMs\":300,\"count\":1}"), PR_OK);
     PT_REQUIRE((p = ds_producer(ds, "w", 0, 0, 4, 8)) != NULL);
     for (i = 0; i < 8; i++) {
@@ -746,12 +757,12 @@ PT_TEST(ds_producer_backpressure_json_close) {
     memset(&res, 0, sizeof res);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/pj", "application/json")) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/pj\",\"method\":\"POST\",\"delayMs\":300,\"count\":1}"), PR_OK);
     memset(&po, 0, sizeof po);
     po.producer_id = "j";
     po.max_buffer_bytes = 10;
-    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_producer_append(p, "{\"i\":1}", 7, pr_deadline_in(5000)), PR_OK);
     pr_sleep(pr_deadline_in(30)); /* sealed and sent: held 300 ms by the server */
     PT_EQ_ERR(pr_ds_producer_append(p, "{\"i\":2}", 7, pr_deadline_in(5000)), PR_OK); /* the budget goes negative */
@@ -762,7 +773,7 @@ PT_TEST(ds_producer_backpressure_json_close) {
     PT_EQ_ERR(pr_ds_producer_close(p, NULL, 0, &fin2, pr_deadline_in(5000)), PR_OK); /* the first outcome */
     PT_CHECK(fin2 != NULL && strcmp(fin, fin2) == 0);
     PT_EQ_ERR(pr_ds_producer_append(p, "{}", 2, pr_deadline_in(5000)), PR_ESTATE);
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
     PT_REQUIRE(c.items != NULL);
     PT_EQ_INT(pr_json_len(c.items), 4);
@@ -791,11 +802,11 @@ PT_TEST(ds_producer_linger_and_cursor) {
     memset(&res, 0, sizeof res);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/linger", "text/plain")) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     memset(&po, 0, sizeof po);
     po.producer_id = "l";
     po.linger_ms = 150;
-    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po, NULL), PR_OK);
     for (i = 0; i < 3; i++) {
         PT_EQ_ERR(pr_ds_producer_append(p, "abc", 3, pr_deadline_in(5000)), PR_OK);
         pr_sleep(pr_deadline_in(10)); /* yields: the batch still lingers */
@@ -804,7 +815,7 @@ PT_TEST(ds_producer_linger_and_cursor) {
     PT_EQ_INT(seq, 0); /* not sealed yet */
     memset(&ro, 0, sizeof ro);
     ro.live = PR_DS_LIVE_LONG_POLL;
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK); /* the linger sends it meanwhile */
     if (c.len == 0) PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(c.len, 9);
@@ -853,7 +864,7 @@ PT_TEST(ds_producer_survives_an_outage) {
     pr_buf_init(&got);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((direct = ds_handle(&f, "/v1/t/outage", "text/plain")) != NULL);
-    PT_EQ_ERR(pr_ds_create(direct, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(direct, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_REQUIRE(pt_proxy_start(&px, ds_port(&f)) == PR_OK);
     memset(&co, 0, sizeof co);
     co.observer.on_event = ds_count_409;
@@ -863,13 +874,13 @@ PT_TEST(ds_producer_survives_an_outage) {
     o.client = c;
     o.content_type = "text/plain";
     snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/t/outage", (unsigned)pt_proxy_port(&px));
-    PT_EQ_ERR(pr_ds_open(&ds, url, &o), PR_OK);
+    PT_EQ_ERR(pr_ds_open(&ds, url, &o, NULL), PR_OK);
     memset(&po, 0, sizeof po);
     po.producer_id = "outage";
     po.linger_ms = 5;
     po.max_in_flight = 5;
     po.request_timeout_ms = 1000;
-    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po, NULL), PR_OK);
     for (i = 0; i < 300; i++) { /* 9-byte records every 20 ms; no network from 1 s to 4 s */
         if (i == 50) pt_proxy_outage(&px, 1);
         if (i == 200) pt_proxy_outage(&px, 0);
@@ -912,14 +923,14 @@ PT_TEST(ds_fail_nth_allocation_producer) {
         int rc, i, done;
         snprintf(path, sizeof path, "/v1/t/nthp-%d", n);
         PT_REQUIRE((setup = ds_handle(&f, path, "text/plain")) != NULL);
-        PT_EQ_ERR(pr_ds_create(setup, NULL, &res, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_ds_create(setup, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
         memset(&po, 0, sizeof po);
         po.producer_id = "n";
         po.max_batch_bytes = 8;
         po.max_in_flight = 2;
         pt_alloc_fail_nth(n);
         ds = ds_handle(&f, path, "text/plain");
-        rc = ds ? pr_ds_producer_create(&p, ds, &po) : PR_ENOMEM;
+        rc = ds ? pr_ds_producer_create(&p, ds, &po, NULL) : PR_ENOMEM;
         for (i = 0; rc == PR_OK && i < 4; i++) rc = pr_ds_producer_append(p, "abcd", 4, pr_deadline_in(5000));
         if (rc == PR_OK) rc = pr_ds_producer_flush(p, pr_deadline_in(5000));
         done = __atomic_load_n(&pt__mem.fail_nth, __ATOMIC_RELAXED) > 0;
@@ -967,12 +978,12 @@ PT_TEST(ds_cross_origin_redirect_keeps_protocol_fields) {
     o.content_type = "text/plain";
     o.headers = hs;
     snprintf(url, sizeof url, "http://127.0.0.1:%u/s", (unsigned)ts_port(a));
-    PT_EQ_ERR(pr_ds_open(&ds, url, &o), PR_OK);
+    PT_EQ_ERR(pr_ds_open(&ds, url, &o, NULL), PR_OK);
     memset(&ao, 0, sizeof ao);
     memset(&res, 0, sizeof res);
     ao.seq = "0001";
     ao.producer_id = "p1";
-    PT_EQ_ERR(pr_ds_append(ds, "hello", 5, &ao, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "hello", 5, &ao, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(ts_log_count(a), 1);
     PT_EQ_INT(ts_log_count(b), 1);
     PT_CHECK(ts_log_header(ts_log_get(a, 0), "X-Api-Key", &v)); /* the origin: sent */
@@ -1039,6 +1050,8 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     pr_task *t;
     static const char *const parts[] = { "one;", "two;", "three;" };
     int i, saw_up = 0, saw_closed = 0, tel_closed = 0;
+    pr_ds *gone;
+    pr_err_info err;
     pr_telemetry *tel;
     pr_telemetry_opts to;
     memset(&to, 0, sizeof to);
@@ -1052,8 +1065,8 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     pr_buf_init(&k2.got);
     PT_REQUIRE(ds_start(&f) == 0);
     PT_REQUIRE((ds = ds_handle(&f, "/v1/t/cons", "text/plain")) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_ds_append(ds, "zero;", 5, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(ds, "zero;", 5, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/cons\",\"method\":\"GET\",\"dropConnection\":true,\"count\":3}"), PR_OK);
     memset(&co, 0, sizeof co);
     co.live = PR_DS_LIVE_LONG_POLL;
@@ -1061,8 +1074,9 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     co.on_checkpoint = ds_on_checkpoint;
     co.on_state = ds_on_state;
     co.user_data = &k;
-    co.telemetry = tel;
-    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co), PR_OK);
+    co.observer.on_event = pr_telemetry_ds_hook; /* its own observer: the handle has none */
+    co.observer.user_data = tel;
+    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co, NULL), PR_OK);
     memset(&w, 0, sizeof w);
     w.ds = ds;
     w.parts = parts;
@@ -1082,23 +1096,39 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     }
     PT_CHECK(saw_up && saw_closed);
     PT_EQ_INT(tel_closed, 1); /* the same change through the telemetry hub */
-    co.telemetry = NULL;
+    memset(&co.observer, 0, sizeof co.observer);
     /* from the first checkpoint (after "zero;"): the rest, nothing twice */
     co.user_data = &k2;
     co.offset = k.checkpoints[0];
-    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co), PR_OK);
+    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_consumer_wait(c, pr_deadline_in(10000)), PR_ECLOSED);
     pr_ds_consumer_stop(c);
     PT_EQ_INT(k2.got.len, 14);
     PT_EQ_MEM(k2.got.data, "one;two;three;", 14);
     /* stopped while it waits at the tail of an open stream */
     PT_REQUIRE((ds = (pr_ds_destroy(ds), ds_handle(&f, "/v1/t/cons2", "text/plain"))) != NULL);
-    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
     co.offset = NULL;
     co.on_state = NULL;
-    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co), PR_OK);
+    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_consumer_wait(c, pr_deadline_in(300)), PR_ETIMEDOUT);
+    PT_EQ_INT(pr_ds_consumer_last_error(c, &err), PR_DS_OK);
+    PT_EQ_ERR(err.code, PR_OK);
     pr_ds_consumer_stop(c);
+    /* an offset a read would refuse is refused at once; a stream that does
+       not exist stops the consumer, whose last error keeps why */
+    co.offset = "bad offset";
+    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co, &err), PR_EINVAL);
+    PT_CHECK(strstr(err.msg, "offset") != NULL);
+    co.offset = NULL;
+    PT_REQUIRE((gone = ds_handle(&f, "/v1/t/none", "text/plain")) != NULL);
+    PT_EQ_ERR(pr_ds_consumer_start(&c, gone, &co, &err), PR_OK);
+    PT_EQ_ERR(pr_ds_consumer_wait(c, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_INT(pr_ds_consumer_last_error(c, &err), PR_DS_NOT_FOUND);
+    PT_EQ_ERR(err.code, PR_EHTTP);
+    PT_EQ_INT(err.http_status, 404);
+    pr_ds_consumer_stop(c);
+    pr_ds_destroy(gone);
     pr_buf_deinit(&k.got);
     pr_buf_deinit(&k2.got);
     pr_ds_result_deinit(&res);
@@ -1217,24 +1247,35 @@ PT_TEST(ds_query_sorted) {
     pr_ds *ds;
     pr_ds_opts o;
     pr_buf u;
+    pr_err_info err;
     int n = 0;
     static const char *const params[] = { "mid=2", NULL };
     memset(&o, 0, sizeof o);
     o.params = params;
     o.params_fn = ds_params;
     o.user_data = &n;
-    PT_EQ_ERR(pr_ds_open(&ds, "http://127.0.0.1:9/s?b=1", &o), PR_OK);
+    PT_EQ_ERR(pr_ds_open(&ds, "http://127.0.0.1:9/s?b=1", &o, NULL), PR_OK);
     pr_buf_init(&u);
-    PT_EQ_ERR(pr__ds_build_url(ds, "offset=-1&live=long-poll&cursor=7", &u), PR_OK);
-    PT_EQ_STR(u.data, "http://127.0.0.1:9/s?alpha=1&b=1&cursor=7&live=long-poll&mid=2&offset=-1&zeta=1");
+    PT_EQ_ERR(pr__ds_build_query(ds, "offset=-1&live=long-poll&cursor=7", &u), PR_OK);
+    PT_EQ_STR(u.data, "alpha=1&b=1&cursor=7&live=long-poll&mid=2&offset=-1&zeta=1");
     pr_buf_deinit(&u);
+    /* what goes into a request target as it is, as a URL would be parsed */
+    PT_CHECK(pr__ds_query_ok("a=%20&b=%7e", 11));
+    PT_CHECK(!pr__ds_query_ok("a=b c", 5));
+    PT_CHECK(!pr__ds_query_ok("a=%2", 4));
+    PT_CHECK(!pr__ds_query_ok("a=%zz", 5));
+    PT_CHECK(!pr__ds_query_ok("a=b#c", 5));
+    PT_CHECK(!pr__ds_query_ok("a=\x01", 3));
     pr_ds_destroy(ds);
-    PT_EQ_ERR(pr_ds_open(&ds, "not a url", NULL), PR_EINVAL);
+    PT_EQ_ERR(pr_ds_open(&ds, "not a url", NULL, &err), PR_EINVAL);
+    PT_EQ_ERR(err.code, PR_EINVAL);
+    PT_CHECK(ds == NULL && strstr(err.msg, "url") != NULL);
     o.params = NULL;
     {
         static const char *const bad[] = { "a=1&b=2", NULL };
         o.params = bad;
-        PT_EQ_ERR(pr_ds_open(&ds, "http://127.0.0.1:9/s", &o), PR_EINVAL);
+        PT_EQ_ERR(pr_ds_open(&ds, "http://127.0.0.1:9/s", &o, &err), PR_EINVAL);
+        PT_CHECK(strstr(err.msg, "query parameter 0") != NULL);
     }
 }
 
@@ -1253,7 +1294,7 @@ static int ds_ticker_task(void *arg) {
     for (i = 0; i < t->n && t->rc == PR_OK; i++) {
         pr_sleep(pr_deadline_in(t->gap_ms));
         snprintf(m, sizeof m, "r%02d;", i);
-        t->rc = pr_ds_append(t->ds, m, strlen(m), NULL, &res, pr_deadline_in(5000));
+        t->rc = pr_ds_append(t->ds, m, strlen(m), NULL, &res, NULL, pr_deadline_in(5000));
     }
     pr_ds_result_deinit(&res);
     return 0;
@@ -1298,14 +1339,14 @@ PT_TEST(ds_live_reads_notice_a_silent_connection) {
         pr_buf_init(&got);
         PT_REQUIRE(ds_start(&f) == 0);
         PT_REQUIRE((direct = ds_handle(&f, "/v1/t/frozen", "text/plain")) != NULL);
-        PT_EQ_ERR(pr_ds_create(direct, NULL, &res, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_ds_create(direct, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
         PT_REQUIRE(pt_proxy_start(&px, ds_port(&f)) == PR_OK);
         PT_EQ_ERR(pr_http_client_create(&c, NULL, NULL), PR_OK);
         memset(&o, 0, sizeof o);
         o.client = c;
         o.content_type = "text/plain";
         snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/t/frozen", (unsigned)pt_proxy_port(&px));
-        PT_EQ_ERR(pr_ds_open(&ds, url, &o), PR_OK);
+        PT_EQ_ERR(pr_ds_open(&ds, url, &o, NULL), PR_OK);
         memset(&tk, 0, sizeof tk);
         tk.ds = direct;
         tk.n = 16;
@@ -1319,7 +1360,7 @@ PT_TEST(ds_live_reads_notice_a_silent_connection) {
             memset(&ro, 0, sizeof ro);
             ro.live = cases[k].live;
             ro.idle_timeout_ms = 1500; /* above the server's 500 ms long-poll and keep-alive */
-            PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro), PR_OK);
+            PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro, NULL), PR_OK);
             for (i = 0; i < 200 && got.len < want.len; i++) {
                 int rc = pr_ds_read_next(rd, &ch, pr_deadline_in(10000));
                 PT_EQ_ERR(rc, PR_OK);
@@ -1342,7 +1383,7 @@ PT_TEST(ds_live_reads_notice_a_silent_connection) {
             co.on_batch = ds_on_batch;
             co.user_data = &kc;
             co.idle_timeout_ms = 1500;
-            PT_EQ_ERR(pr_ds_consumer_start(&cs, ds, &co), PR_OK);
+            PT_EQ_ERR(pr_ds_consumer_start(&cs, ds, &co, NULL), PR_OK);
             for (i = 0; i < 400 && kc.got.len < want.len; i++) {
                 pr_sleep(pr_deadline_in(50));
                 if (!froze && kc.got.len >= 8) {
@@ -1378,7 +1419,7 @@ static pr_ds *ds_ts_handle(ts_server *s, const char *path_query) {
     memset(&o, 0, sizeof o);
     o.content_type = "text/plain";
     snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)ts_port(s), path_query);
-    return pr_ds_open(&ds, url, &o) == PR_OK ? ds : NULL;
+    return pr_ds_open(&ds, url, &o, NULL) == PR_OK ? ds : NULL;
 }
 
 /* An SSE read's deadline holds while the server (a process of its own)
@@ -1400,10 +1441,10 @@ PT_TEST(ds_sse_deadline_holds_under_a_flood) {
         memset(&o, 0, sizeof o);
         o.content_type = "text/plain";
         snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/t/flood", (unsigned)fl.port);
-        PT_EQ_ERR(pr_ds_open(&ds, url, &o), PR_OK);
+        PT_EQ_ERR(pr_ds_open(&ds, url, &o, NULL), PR_OK);
         memset(&ro, 0, sizeof ro);
         ro.live = PR_DS_LIVE_SSE;
-        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro), PR_OK);
+        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro, NULL), PR_OK);
         PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(300)), PR_ETIMEDOUT);
         PT_CHECK(pt_flood_running(&fl)); /* returned in the middle of the flood */
         pr_ds_read_destroy(rd);
@@ -1438,7 +1479,7 @@ PT_TEST(ds_instant_empty_answers_are_paced) {
         PT_REQUIRE((ds = ds_ts_handle(s, "/lp")) != NULL);
         memset(&ro, 0, sizeof ro);
         ro.live = mode == 0 ? PR_DS_LIVE_LONG_POLL : PR_DS_LIVE_NONE;
-        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro), PR_OK);
+        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro, NULL), PR_OK);
         if (mode == 0) {
             PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
             PT_EQ_INT(c.up_to_date, 1);
@@ -1476,11 +1517,11 @@ PT_TEST(ds_sse_clean_end_resets_the_backoff) {
     o.retry.hooks.sleep = ds_sleep_hook;
     o.retry.hooks.user_data = &f;
     snprintf(url, sizeof url, "http://127.0.0.1:%u/sse?events=0&comment=1&hold_ms=300", (unsigned)ts_port(s));
-    PT_EQ_ERR(pr_ds_open(&ds, url, &o), PR_OK);
+    PT_EQ_ERR(pr_ds_open(&ds, url, &o, NULL), PR_OK);
     memset(&ro, 0, sizeof ro);
     ro.live = PR_DS_LIVE_SSE;
     ro.sse_short_ms = 200;
-    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(1500)), PR_ETIMEDOUT);
     PT_CHECK(ts_log_count(s) >= 3); /* connections of 300 ms, one after the other */
     PT_EQ_INT(f.nsleeps, 0);       /* and no backoff between them */
@@ -1523,9 +1564,9 @@ PT_TEST(ds_server_offsets_checked_where_they_enter) {
         PT_REQUIRE((ds = ds_ts_handle(s, "/bad")) != NULL);
         memset(&ro, 0, sizeof ro);
         ro.live = PR_DS_LIVE_SSE;
-        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro), PR_OK);
+        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro, NULL), PR_OK);
         PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_EPROTO);
-        pr_ds_read_error(rd, &e);
+        pr_ds_read_last_error(rd, &e);
         PT_CHECK(strstr(e.msg, k == 3 ? "cursor" : "offset") != NULL);
         PT_EQ_STR(pr_ds_read_offset(rd, NULL), "now"); /* the position did not move */
         pr_ds_read_destroy(rd);
@@ -1536,6 +1577,7 @@ PT_TEST(ds_server_offsets_checked_where_they_enter) {
         pr_ds_read *rd;
         pr_ds_chunk c;
         pr_ds_result res;
+        pr_err_info e;
         ts_step st;
         ts_script_clear(s);
         memset(&res, 0, sizeof res);
@@ -1545,17 +1587,148 @@ PT_TEST(ds_server_offsets_checked_where_they_enter) {
         st.count = 2;
         PT_EQ_ERR(ts_script(s, "/bad", &st, 1), PR_OK);
         PT_REQUIRE((ds = ds_ts_handle(s, "/bad")) != NULL);
-        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL), PR_OK);
+        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL, NULL), PR_OK);
         PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_EPROTO);
         PT_EQ_STR(pr_ds_read_offset(rd, NULL), "-1");
-        PT_EQ_ERR(pr_ds_head(ds, &res, pr_deadline_in(5000)), PR_EPROTO);
-        PT_CHECK(strstr(res.err.msg, "offset") != NULL);
+        PT_EQ_ERR(pr_ds_head(ds, &res, &e, pr_deadline_in(5000)), PR_EPROTO);
+        PT_CHECK(strstr(e.msg, "offset") != NULL);
         pr_ds_result_deinit(&res);
         pr_ds_read_destroy(rd);
         pr_ds_destroy(ds);
     }
     pr_buf_deinit(&big);
     ts_stop(s);
+}
+
+/* A telemetry hub's events as lines "name key=value key=value ...". */
+typedef struct ds_tel_log {
+    pr_buf text;
+} ds_tel_log;
+
+static void ds_tel_record(const pr_telemetry_event *ev, void *ud) {
+    ds_tel_log *l = (ds_tel_log *)ud;
+    size_t i;
+    pr_buf_printf(&l->text, "%s", ev->name);
+    for (i = 0; i < ev->nfields; i++) {
+        const pr_telemetry_field *fl = &ev->fields[i];
+        if (fl->type == PR_TELEMETRY_STR) pr_buf_printf(&l->text, " %s=%s", fl->key, fl->s);
+        else pr_buf_printf(&l->text, " %s=%lld", fl->key, (long long)fl->i);
+    }
+    pr_buf_append(&l->text, "\n", 1);
+}
+
+/* The lines of event name (NULL = any) that hold each of a, b and c
+   (NULL = no condition). */
+static int ds_tel_count(const ds_tel_log *l, const char *name, const char *a, const char *b, const char *c) {
+    const char *p = l->text.data, *end = l->text.data + l->text.len;
+    int n = 0;
+    while (p && p < end) {
+        const char *nl = (const char *)memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)len, p);
+        if ((!name || (strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == ' ')) && (!a || strstr(line, a)) &&
+            (!b || strstr(line, b)) && (!c || strstr(line, c)))
+            n++;
+        p = nl ? nl + 1 : end;
+    }
+    return n;
+}
+
+/* Every observation through the telemetry adapter (pr_telemetry_ds_hook
+   on the handle's observer, which its producers and consumers inherit):
+   requests that end with a status (an error status too) or without one,
+   a producer's stored and duplicate batches, and a consumer's reconnect,
+   batch and states. URLs are sanitized. */
+PT_TEST(ds_observer_through_telemetry) {
+    ds_fx f;
+    pr_ds *ds, *none, *dead;
+    pr_ds_opts o;
+    pr_ds_result res;
+    pr_ds_producer *p;
+    pr_ds_producer_opts po;
+    pr_ds_consumer *c;
+    pr_ds_consumer_opts co;
+    pr_telemetry *tel;
+    pr_telemetry_opts to;
+    ds_tel_log log;
+    ds_cons k;
+    char want[64];
+    int round, rc;
+    memset(&res, 0, sizeof res);
+    memset(&k, 0, sizeof k);
+    pr_buf_init(&log.text);
+    pr_buf_init(&k.got);
+    memset(&to, 0, sizeof to);
+    to.on_event = ds_tel_record;
+    to.user_data = &log;
+    PT_REQUIRE(pr_telemetry_create(&tel, &to) == PR_OK);
+    PT_REQUIRE(ds_start(&f) == 0);
+    memset(&o, 0, sizeof o);
+    o.client = f.client;
+    o.content_type = "text/plain";
+    o.retry.max_retries = 1; /* a read fails after one retry, so the consumer reconnects */
+    o.retry.hooks.sleep = ds_sleep_hook;
+    o.retry.hooks.user_data = &f;
+    o.observer.on_event = pr_telemetry_ds_hook;
+    o.observer.user_data = tel;
+    PT_EQ_ERR(pr_ds_open(&ds, ds_url(&f, "/v1/t/observed?token=s3cret"), &o, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_open(&none, ds_url(&f, "/v1/t/absent"), &o, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_open(&dead, "http://127.0.0.1:1/v1/t/dead", &o, NULL), PR_OK);
+    /* requests: a stop with its status, an error status is a stop too, no response is an exception */
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.start", " op=create", " method=PUT", "token=REDACTED"), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.stop", " op=create", " status=201", " duration_ms="), 1);
+    PT_EQ_ERR(pr_ds_head(none, &res, NULL, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.stop", " op=head", " method=HEAD", " status=404"), 1);
+    rc = pr_ds_head(dead, &res, NULL, pr_deadline_in(5000));
+    PT_CHECK(rc < 0 && rc != PR_EHTTP);
+    snprintf(want, sizeof want, " error=%s", pr_errname(rc));
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.exception", " op=head", want, " detail="), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.stop", "/v1/t/dead", NULL, NULL), 0);
+    /* a producer's batch, then the same (id, epoch, seq) again: a duplicate */
+    for (round = 0; round < 2; round++) {
+        memset(&po, 0, sizeof po);
+        po.producer_id = "obs-writer";
+        PT_REQUIRE(pr_ds_producer_create(&p, ds, &po, NULL) == PR_OK);
+        PT_EQ_ERR(pr_ds_producer_append(p, "a;", 2, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_ds_producer_append(p, "b;", 2, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_ds_producer_append(p, "c;", 2, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_ds_producer_flush(p, pr_deadline_in(5000)), PR_OK);
+        pr_ds_producer_destroy(p);
+    }
+    PT_EQ_INT(ds_tel_count(&log, "ds.producer.batch", " producer_id=obs-writer epoch=0 seq=0 items=3 bytes=6",
+                           " duration_ms=", " offset="), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.producer.duplicate", " producer_id=obs-writer epoch=0 seq=0 items=3 bytes=6",
+                           NULL, NULL), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.stop", " op=append", " status=204", NULL), 1);
+    PT_EQ_ERR(pr_ds_close(ds, NULL, 0, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.stop", " op=close", " method=POST", NULL), 1);
+    /* a consumer whose first read fails (two dropped connections): a reconnect, then the batch */
+    PT_EQ_ERR(ds_inject(&f, "{\"path\":\"/v1/t/observed\",\"method\":\"GET\",\"dropConnection\":true,\"count\":2}"),
+              PR_OK);
+    memset(&co, 0, sizeof co);
+    co.live = PR_DS_LIVE_LONG_POLL;
+    co.on_batch = ds_on_batch;
+    co.user_data = &k;
+    PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_consumer_wait(c, pr_deadline_in(10000)), PR_ECLOSED);
+    pr_ds_consumer_stop(c);
+    PT_EQ_INT(k.got.len, 6);
+    PT_EQ_INT(ds_tel_count(&log, "ds.request.exception", " op=read", " method=GET", NULL), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.consumer.reconnect", " attempt=1 delay_ms=", " reason=PR_E", " offset=-1"), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.consumer.batch", " items=1 bytes=6 offset=", NULL, NULL), 1);
+    PT_EQ_INT(ds_tel_count(&log, "ds.consumer.state", " state=connecting offset=-1 detail=", NULL, NULL), 2);
+    PT_EQ_INT(ds_tel_count(&log, "ds.consumer.state", " state=closed", NULL, NULL), 1);
+    PT_EQ_INT(ds_tel_count(&log, NULL, "s3cret", NULL, NULL), 0);
+    pr_buf_deinit(&k.got);
+    pr_buf_deinit(&log.text);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(dead);
+    pr_ds_destroy(none);
+    pr_ds_destroy(ds);
+    pr_telemetry_destroy(tel);
+    ds_stop(&f);
 }
 
 const pt_suite pt_suite_ds = { "ds", {
@@ -1584,6 +1757,7 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_server_offsets_checked_where_they_enter),
     PT_ENTRY(ds_cross_origin_redirect_keeps_protocol_fields),
     PT_ENTRY(ds_consumer_checkpoints_and_resume),
+    PT_ENTRY(ds_observer_through_telemetry),
     PT_ENTRY(ds_adapter_speaks_the_protocol),
     PT_ENTRY(ds_query_sorted),
     {0, 0} } };

@@ -296,9 +296,8 @@ static int da_handle(pr_ds **out, const char *path, const char *ctype, pr_err_in
     o.content_type = ctype ? ctype : da_type_of(path);
     o.headers = da.hdrs;
     o.params = da.pars;
-    o.err = err;
     snprintf(url, sizeof url, "%s%s", da.server, path);
-    return pr_ds_open(out, url, &o);
+    return pr_ds_open(out, url, &o, err);
 }
 
 static int64_t da_deadline(void) { return pr_deadline_in(DA_CMD_TIMEOUT_MS); }
@@ -339,6 +338,7 @@ static void da_offset_field(da_out *o, const char *key, pr_slice s) {
 static void da_create(const pr_json *cmd, const char *path) {
     pr_ds *ds;
     pr_ds_result res;
+    pr_err_info err;
     pr_ds_create_opts co;
     pr_err_info e;
     size_t n;
@@ -356,7 +356,7 @@ static void da_create(const pr_json *cmd, const char *path) {
     co.closed = da_bool(cmd, "closed");
     co.body = data;
     co.body_len = data ? n : 0;
-    rc = pr_ds_create(ds, &co, &res, da_deadline());
+    rc = pr_ds_create(ds, &co, &res, &err, da_deadline());
     if (rc == PR_OK) {
         da_kv_set(&da.types, path, pr_ds_content_type(ds), strlen(pr_ds_content_type(ds)));
         da_begin(&o, "create", 1);
@@ -364,7 +364,7 @@ static void da_create(const pr_json *cmd, const char *path) {
         da_offset_field(&o, "offset", res.offset);
         da_end(&o);
     } else {
-        da_fail("create", rc, res.error, res.status, &res.err);
+        da_fail("create", rc, res.error, res.status, &err);
     }
     pr_ds_result_deinit(&res);
     pr_ds_destroy(ds);
@@ -373,6 +373,7 @@ static void da_create(const pr_json *cmd, const char *path) {
 static void da_head(const pr_json *cmd, const char *path, const char *type) {
     pr_ds *ds;
     pr_ds_result res;
+    pr_err_info err;
     pr_err_info e;
     int rc;
     da_out o;
@@ -382,7 +383,7 @@ static void da_head(const pr_json *cmd, const char *path, const char *type) {
         da_fail(type, rc, 0, 0, &e);
         return;
     }
-    rc = pr_ds_head(ds, &res, da_deadline());
+    rc = pr_ds_head(ds, &res, &err, da_deadline());
     if (rc == PR_OK) {
         if (res.content_type.len) da_kv_set(&da.types, path, res.content_type.ptr, res.content_type.len);
         da_begin(&o, type, 1);
@@ -396,7 +397,7 @@ static void da_head(const pr_json *cmd, const char *path, const char *type) {
         }
         da_end(&o);
     } else {
-        da_fail(type, rc, res.error, res.status, &res.err);
+        da_fail(type, rc, res.error, res.status, &err);
     }
     pr_ds_result_deinit(&res);
     pr_ds_destroy(ds);
@@ -405,6 +406,7 @@ static void da_head(const pr_json *cmd, const char *path, const char *type) {
 static void da_delete(const char *path) {
     pr_ds *ds;
     pr_ds_result res;
+    pr_err_info err;
     pr_err_info e;
     int rc;
     da_out o;
@@ -413,13 +415,13 @@ static void da_delete(const char *path) {
         da_fail("delete", rc, 0, 0, &e);
         return;
     }
-    rc = pr_ds_delete(ds, &res, da_deadline());
+    rc = pr_ds_delete(ds, &res, &err, da_deadline());
     if (rc == PR_OK) {
         da_begin(&o, "delete", 1);
         da_kint(&o, "status", 200);
         da_end(&o);
     } else {
-        da_fail("delete", rc, res.error, res.status, &res.err);
+        da_fail("delete", rc, res.error, res.status, &err);
     }
     pr_ds_result_deinit(&res);
     pr_ds_destroy(ds);
@@ -439,6 +441,7 @@ static void da_append(const pr_json *cmd, const char *path, int closing) {
     const char *type = closing ? "close" : "append";
     pr_ds *ds;
     pr_ds_result res;
+    pr_err_info err;
     pr_ds_append_opts ao;
     pr_err_info e;
     pr_buf data;
@@ -469,7 +472,7 @@ static void da_append(const pr_json *cmd, const char *path, int closing) {
         else snprintf(seq, sizeof seq, "%lld", (long long)da_int(cmd, "seq", 0));
         ao.seq = seq;
     }
-    rc = pr_ds_append(ds, data.data, data.len, &ao, &res, da_deadline());
+    rc = pr_ds_append(ds, data.data, data.len, &ao, &res, &err, da_deadline());
     if (rc == PR_OK) {
         da_begin(&o, type, 1);
         da_kint(&o, "status", 200);
@@ -477,7 +480,7 @@ static void da_append(const pr_json *cmd, const char *path, int closing) {
         if (!closing) da_ksent(&o);
         da_end(&o);
     } else {
-        da_fail(type, rc, res.error, res.status, &res.err);
+        da_fail(type, rc, res.error, res.status, &err);
     }
     pr_buf_deinit(&data);
     pr_ds_result_deinit(&res);
@@ -510,7 +513,7 @@ static void da_read(const pr_json *cmd, const char *path) {
         return;
     }
     json = strstr(pr_ds_content_type(ds), "json") != NULL;
-    if ((rc = pr_ds_read_open(&rd, ds, off ? off : "-1", &ro)) != PR_OK) {
+    if ((rc = pr_ds_read_open(&rd, ds, off ? off : "-1", &ro, NULL)) != PR_OK) {
         da_error("read", 0, "INVALID_ARGUMENT", "bad offset");
         pr_ds_destroy(ds);
         return;
@@ -602,7 +605,7 @@ static void da_read(const pr_json *cmd, const char *path) {
         da_end(&o);
     } else {
         pr_err_info re;
-        int meaning = pr_ds_read_error(rd, &re);
+        int meaning = pr_ds_read_last_error(rd, &re);
         da_fail("read", rc, meaning, pr_ds_read_status(rd), &re);
     }
     pr_buf_deinit(&all);
@@ -634,7 +637,7 @@ static da_prod *da_prod_get(const char *path, const char *id, int64_t epoch, int
     po.epoch = epoch;
     po.auto_claim = auto_claim;
     po.max_in_flight = 1;
-    if (pr_ds_producer_create(&d->p, d->ds, &po) != PR_OK) {
+    if (pr_ds_producer_create(&d->p, d->ds, &po, NULL) != PR_OK) {
         pr_ds_destroy(d->ds);
         free(d);
         return NULL;
@@ -657,7 +660,7 @@ static void da_prod_drop(da_prod *d) {
 
 static void da_prod_fail(const char *type, int rc, pr_ds_producer *p) {
     pr_err_info e;
-    int meaning = pr_ds_producer_error(p, &e);
+    int meaning = pr_ds_producer_last_error(p, &e);
     da_fail(type, rc, meaning, e.http_status, &e);
 }
 
@@ -721,7 +724,7 @@ static void da_idem_batch(const pr_json *cmd, const char *path) {
     po.auto_claim = da_bool(cmd, "autoClaim");
     po.max_in_flight = (int)in_flight;
     po.max_batch_items = in_flight > 1 ? 1 : 0; /* 1 in flight: one batch; more: one item per request, pipelined */
-    if ((rc = pr_ds_producer_create(&p, ds, &po)) != PR_OK) {
+    if ((rc = pr_ds_producer_create(&p, ds, &po, NULL)) != PR_OK) {
         pr_ds_destroy(ds);
         da_error("idempotent-append-batch", 0, "INVALID_ARGUMENT", "producer options");
         return;
@@ -870,7 +873,7 @@ static int da_rt_reader(void *arg) {
     pr_ds_chunk c;
     memset(&ro, 0, sizeof ro);
     ro.live = r->live;
-    if ((r->rc = pr_ds_read_open(&rd, r->ds, "-1", &ro)) != PR_OK) return 0;
+    if ((r->rc = pr_ds_read_open(&rd, r->ds, "-1", &ro, NULL)) != PR_OK) return 0;
     while ((r->rc = pr_ds_read_next(rd, &c, da_deadline())) == PR_OK)
         if (c.len && !(c.items && !pr_json_len(c.items))) {
             r->got = 1;
@@ -889,6 +892,7 @@ static void da_benchmark(const pr_json *cmd) {
     int64_t msgs = 0, bytes = 0;
     pr_ds *ds = NULL;
     pr_ds_result res;
+    pr_err_info err;
     pr_err_info e;
     pr_buf body;
     char num[32];
@@ -915,16 +919,16 @@ static void da_benchmark(const pr_json *cmd) {
     }
     t0 = da_ns();
     if (strcmp(kind, "append") == 0) {
-        rc = pr_ds_append(ds, body.data, body.len, NULL, &res, da_deadline());
+        rc = pr_ds_append(ds, body.data, body.len, NULL, &res, &err, da_deadline());
         bytes = size;
         msgs = 1;
     } else if (strcmp(kind, "create") == 0) {
-        rc = pr_ds_create(ds, NULL, &res, da_deadline());
+        rc = pr_ds_create(ds, NULL, &res, &err, da_deadline());
         msgs = 1;
     } else if (strcmp(kind, "read") == 0 || strcmp(kind, "throughput_read") == 0) {
         pr_ds_read *rd;
         pr_ds_chunk c;
-        if ((rc = pr_ds_read_open(&rd, ds, da_str(op, "offset", NULL), NULL)) == PR_OK) {
+        if ((rc = pr_ds_read_open(&rd, ds, da_str(op, "offset", NULL), NULL, NULL)) == PR_OK) {
             while ((rc = pr_ds_read_next(rd, &c, da_deadline())) == PR_OK) {
                 if (c.items) {
                     size_t i;
@@ -954,9 +958,9 @@ static void da_benchmark(const pr_json *cmd) {
         memset(&rt, 0, sizeof rt);
         rt.ds = ds;
         rt.live = lv && strcmp(lv, "sse") == 0 ? PR_DS_LIVE_SSE : PR_DS_LIVE_LONG_POLL;
-        if ((rc = pr_ds_create(ds, NULL, &res, da_deadline())) == PR_OK && (rc = pr_go(&t, da_rt_reader, &rt, NULL)) == PR_OK) {
+        if ((rc = pr_ds_create(ds, NULL, &res, &err, da_deadline())) == PR_OK && (rc = pr_go(&t, da_rt_reader, &rt, NULL)) == PR_OK) {
             pr_sleep(pr_deadline_in(1)); /* the reader is at the tail */
-            rc = pr_ds_append(ds, body.data, body.len, NULL, &res, da_deadline());
+            rc = pr_ds_append(ds, body.data, body.len, NULL, &res, &err, da_deadline());
             pr_join(t, NULL, da_deadline());
             if (rc == PR_OK && !rt.got) rc = rt.rc ? rt.rc : PR_EPROTO;
         }
@@ -968,13 +972,13 @@ static void da_benchmark(const pr_json *cmd) {
         int64_t i;
         pr_ds_result cr;
         memset(&cr, 0, sizeof cr);
-        rc = pr_ds_head(ds, &cr, da_deadline());
-        if (rc == PR_EHTTP && cr.error == PR_DS_NOT_FOUND) rc = pr_ds_create(ds, NULL, &cr, da_deadline());
+        rc = pr_ds_head(ds, &cr, NULL, da_deadline());
+        if (rc == PR_EHTTP && cr.error == PR_DS_NOT_FOUND) rc = pr_ds_create(ds, NULL, &cr, NULL, da_deadline());
         pr_ds_result_deinit(&cr);
         memset(&po, 0, sizeof po);
         po.producer_id = "bench-producer";
         po.max_in_flight = 5;
-        if (rc == PR_OK && (rc = pr_ds_producer_create(&p, ds, &po)) == PR_OK) {
+        if (rc == PR_OK && (rc = pr_ds_producer_create(&p, ds, &po, NULL)) == PR_OK) {
             for (i = 0; rc == PR_OK && i < count; i++) rc = pr_ds_producer_append(p, body.data, body.len, da_deadline());
             if (rc == PR_OK) rc = pr_ds_producer_flush(p, da_deadline());
             pr_ds_producer_destroy(p);
@@ -1009,7 +1013,7 @@ static void da_benchmark(const pr_json *cmd) {
         pr_json_end_object(&o.w);
         da_end(&o);
     } else {
-        da_fail("benchmark", rc, res.error, res.status, &res.err);
+        da_fail("benchmark", rc, res.error, res.status, &err);
     }
     pr_ds_result_deinit(&res);
     pr_buf_deinit(&body);

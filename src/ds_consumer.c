@@ -1,0 +1,271 @@
+// @pristine:module ds_consumer - Durable Streams consumer: a task that follows a stream from a checkpoint
+// @pristine:public
+/*
+ * ds_consumer: the consumer (pr_ds_consumer_start) on a pr_ds handle,
+ * reading through ds_read: a task that follows a stream from a stored
+ * offset until the stream closes or it is stopped. Each batch goes
+ * to on_batch (the task waits for it: a slow handler holds the reader back
+ * instead of buffering; to feed a channel, pr_chan_send from on_batch),
+ * then on_checkpoint gets the offset after it: store that, and a restart
+ * from it (opts.offset) neither loses nor repeats a byte. Network errors,
+ * 429 and 5xx reconnect with the handle's backoff for as long as it
+ * takes; other failures (404, a malformed body, ...) stop it. State
+ * changes go to on_state; the observer (the consumer's own, else the
+ * handle's) hears every batch, reconnect and state change, and the
+ * consumer's requests (pr_telemetry_ds_hook adapts it).
+ */
+
+/* A consumer. Opaque; owned by the thread that started it. */
+typedef struct pr_ds_consumer pr_ds_consumer;
+
+/* pr_ds_consumer_opts.on_state */
+enum {
+    PR_DS_CONSUMER_CONNECTING = 1,
+    PR_DS_CONSUMER_LIVE = 2,
+    PR_DS_CONSUMER_UP_TO_DATE = 3,
+    PR_DS_CONSUMER_CLOSED = 4,
+    PR_DS_CONSUMER_STOPPED = 5
+};
+
+typedef struct pr_ds_consumer_opts {
+    const char *offset;         /* NULL = "-1": where to start (a checkpoint), copied */
+    int live;                   /* PR_DS_LIVE_LONG_POLL, _SSE or _AUTO; 0 = PR_DS_LIVE_AUTO */
+    int prefer_sse;             /* with PR_DS_LIVE_AUTO: SSE, falling back to long-poll */
+    int (*on_batch)(const pr_ds_chunk *c, void *user_data); /* required: non-zero stops the consumer
+                                   (that value is its result) */
+    void (*on_checkpoint)(const char *offset, size_t len, void *user_data); /* NULL = none */
+    void (*on_state)(int state, const pr_err_info *why, void *user_data); /* NULL = none; why: the
+                                   failure behind CONNECTING (a reconnect) or STOPPED, else NULL */
+    void *user_data;            /* for on_batch, on_checkpoint and on_state */
+    pr_ds_observer observer;    /* zero = the handle's: PR_DS_EVENT_CONSUMER_BATCH, _RECONNECT and
+                                   _STATE, and the consumer's requests */
+    int idle_timeout_ms;        /* as pr_ds_read_opts.idle_timeout_ms (0 = 60000; < 0 = none) */
+} pr_ds_consumer_opts;
+
+/* Start following the stream in a task of the calling thread.
+   Params: out - receives the consumer; ds - the handle (must outlive it);
+           opts - options (on_batch required); err - receives why it
+           failed (NULL = not wanted).
+   Returns: PR_OK; PR_EINVAL (out, ds or on_batch NULL, an unknown mode,
+            an offset pr_ds_read_open would refuse); PR_ENOMEM.
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_consumer_wait, pr_ds_consumer_stop. */
+PRISTINE_API int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *opts,
+                                      pr_err_info *err);
+
+/* Wait until the consumer ends by itself.
+   Params: c - the consumer; deadline - absolute ms.
+   Returns: PR_ECLOSED (the stream closed: every batch handled); on_batch's
+            non-zero result; the failure that stopped it (PR_EHTTP, PR_EPROTO,
+            ...: pr_ds_consumer_last_error gives the detail); PR_ETIMEDOUT
+            (still running); PR_ECANCELED.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_ds_consumer_stop. */
+PRISTINE_API int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline);
+
+/* The detail of the failure that stopped the consumer (the one on_state
+   heard with PR_DS_CONSUMER_STOPPED), and its PR_DS_* meaning.
+   Params: c - the consumer; out - receives the detail (may be NULL;
+           zeroed while no failure stopped it).
+   Returns: the PR_DS_* meaning (PR_DS_OK when it was no status, or none).
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_consumer_wait. */
+PRISTINE_API int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info *out);
+
+/* Stop the consumer (cancelling its task if it runs) and free it.
+   on_batch is never called again once this returns.
+   Params: c - the consumer; NULL is a no-op.
+   Returns: nothing.
+   Blocks: no (the task is cancelled and joined; it unwinds at once).
+   Thread: owner.
+   See: pr_ds_consumer_start. */
+PRISTINE_API void pr_ds_consumer_stop(pr_ds_consumer *c);
+
+// @pristine:impl
+
+struct pr_ds_consumer {
+    pr_ds *ds;
+    pr_ds_consumer_opts o;
+    const pr_ds_observer *obs;  /* its own or the handle's (pr__ds_observer), or NULL */
+    char *offset;
+    pr_task *task;
+    pr_err_info err;            /* the failure that stopped it */
+    int meaning;                /* its PR_DS_* meaning */
+    int state;
+    int result;
+    int done;
+};
+
+/* Tell the observer: an event of kind with the consumer's URL, its
+   checkpoint unless ev has an offset, and the failure why (NULL: none). */
+static void pr__ds_consumer_notify(pr_ds_consumer *c, pr_ds_event *ev, int kind, const pr_err_info *why) {
+    if (!c->obs) return;
+    ev->kind = kind;
+    ev->url = c->ds->base;
+    if (!ev->offset) ev->offset = c->offset;
+    ev->error = why ? why->code : 0;
+    ev->err = why;
+    pr__ds_notify(c->obs, ev);
+}
+
+static void pr__dsc_state(pr_ds_consumer *c, int state, const pr_err_info *why) {
+    if (c->state == state && !why) return;
+    c->state = state;
+    if (c->o.on_state) c->o.on_state(state, why, c->o.user_data);
+    if (c->obs) {
+        pr_ds_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.state = state;
+        pr__ds_consumer_notify(c, &ev, PR_DS_EVENT_CONSUMER_STATE, why);
+    }
+}
+
+static int pr__dsc_task(void *arg) {
+    pr_ds_consumer *c = (pr_ds_consumer *)arg;
+    pr_ds_read_opts ro;
+    pr_retry backoff;
+    int64_t delay;
+    int failures = 0, rc = PR_OK, by_user = 0, ended = 0;
+    memset(&ro, 0, sizeof ro);
+    ro.live = c->o.live ? c->o.live : PR_DS_LIVE_AUTO;
+    ro.prefer_sse = c->o.prefer_sse;
+    ro.idle_timeout_ms = c->o.idle_timeout_ms;
+    pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, NULL);
+    for (;;) {
+        pr_ds_read *rd = NULL;
+        pr_ds_chunk ch;
+        pr_err_info why;
+        int outcome;
+        if ((rc = pr_ds_read_open(&rd, c->ds, c->offset, &ro, &why)) != PR_OK) {
+            c->err = why;
+            pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
+            break;
+        }
+        rd->obs = c->obs;
+        while ((rc = pr_ds_read_next(rd, &ch, PR_FOREVER)) == PR_OK) {
+            int r;
+            failures = 0;
+            pr__dsc_state(c, ch.up_to_date ? PR_DS_CONSUMER_UP_TO_DATE : PR_DS_CONSUMER_LIVE, NULL);
+            if (ch.len && c->obs) {
+                pr_ds_event ev;
+                memset(&ev, 0, sizeof ev);
+                ev.items = ch.items ? pr_json_len(ch.items) : 1;
+                ev.bytes = ch.len;
+                ev.offset = ch.offset;
+                pr__ds_consumer_notify(c, &ev, PR_DS_EVENT_CONSUMER_BATCH, NULL);
+            }
+            if ((ch.len || ch.closed) && (r = c->o.on_batch(&ch, c->o.user_data)) != 0) {
+                rc = r;
+                by_user = 1;
+                break;
+            }
+            pr__ds_setstr(&c->offset, ch.offset, ch.offset_len);
+            if (c->o.on_checkpoint) c->o.on_checkpoint(c->offset, strlen(c->offset), c->o.user_data);
+            if (ch.closed) {
+                pr__dsc_state(c, PR_DS_CONSUMER_CLOSED, NULL);
+                rc = PR_ECLOSED;
+                ended = 1;
+                break;
+            }
+        }
+        /* PR_ECLOSED from pr_ds_read_next is a connection that closed (the
+           stream's end is the closed chunk): transient, like any break */
+        if (by_user || ended || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_transient(rd, rc))) {
+            if (!by_user && !ended && rc != PR_ECANCELED) {
+                c->meaning = pr_ds_read_last_error(rd, &why);
+                c->err = why;
+                pr_ds_read_destroy(rd);
+                pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
+            } else {
+                pr_ds_read_destroy(rd);
+            }
+            break;
+        }
+        /* a transient failure after the read's own retries: reconnect from the checkpoint */
+        pr_ds_read_last_error(rd, &why);
+        pr_ds_read_destroy(rd);
+        pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, &why);
+        if (failures++ == 0 && pr_retry_begin(&backoff, &c->ds->retry) != PR_OK) {
+            rc = PR_EINVAL;
+            break;
+        }
+        outcome = rc;
+        if ((delay = pr_retry_plan(&backoff, &outcome, PR_FOREVER)) < 0) {
+            rc = outcome;
+            break;
+        }
+        if (c->obs) {
+            pr_ds_event ev;
+            memset(&ev, 0, sizeof ev);
+            ev.attempt = failures;
+            ev.delay_ms = delay;
+            pr__ds_consumer_notify(c, &ev, PR_DS_EVENT_CONSUMER_RECONNECT, &why);
+        }
+        if (!pr_retry_sleep(&backoff, delay, &outcome, PR_FOREVER)) {
+            rc = outcome;
+            break;
+        }
+    }
+    c->result = rc;
+    c->done = 1;
+    return 0;
+}
+
+int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_opts *opts, pr_err_info *err) {
+    const pr_ds_consumer_opts *o = opts;
+    pr_ds_consumer *c;
+    int rc;
+    if (out) *out = NULL;
+    if (err) memset(err, 0, sizeof *err);
+    if (!out || !ds || !o || !o->on_batch)
+        return pr__err_set(err, PR_EINVAL, 0, "ds consumer: out, ds and on_batch are required");
+    if (o->live < 0 || o->live > PR_DS_LIVE_AUTO)
+        return pr__err_set(err, PR_EINVAL, 0, "ds consumer: unknown live mode %d", o->live);
+    if (o->offset && !pr__ds_token_ok(o->offset, strlen(o->offset)))
+        return pr__err_set(err, PR_EINVAL, 0, "ds consumer: an offset is 1 to %d printable ASCII bytes",
+                           PR__DS_MAX_OFFSET);
+    if (!(c = (pr_ds_consumer *)pr__calloc(1, sizeof *c)))
+        return pr__err_set(err, PR_ENOMEM, 0, "ds consumer: out of memory");
+    c->ds = ds;
+    c->o = *o;
+    c->o.offset = NULL;
+    c->obs = pr__ds_observer(ds, &c->o.observer);
+    if (!(c->offset = pr__strdup(PR__DEF(o->offset, "-1"), NULL))) {
+        pr__free(c, sizeof *c);
+        return pr__err_set(err, PR_ENOMEM, 0, "ds consumer: out of memory");
+    }
+    if ((rc = pr_go(&c->task, pr__dsc_task, c, NULL)) != PR_OK) {
+        pr__strfree(&c->offset);
+        pr__free(c, sizeof *c);
+        return pr__err_set(err, rc, 0, "ds consumer: could not start its task");
+    }
+    *out = c;
+    return PR_OK;
+}
+
+int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline) {
+    int rc;
+    if (!c || !c->task) return PR_EINVAL;
+    if ((rc = pr_join(c->task, NULL, deadline)) != PR_OK) return rc;
+    c->task = NULL;
+    return c->result;
+}
+
+int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info *out) {
+    if (!c) return PR_DS_OK;
+    if (out) *out = c->err;
+    return c->meaning;
+}
+
+void pr_ds_consumer_stop(pr_ds_consumer *c) {
+    if (!c) return;
+    if (c->task) {
+        pr_cancel(c->task);
+        pr_join(c->task, NULL, PR_FOREVER);
+    }
+    pr__strfree(&c->offset);
+    pr__free(c, sizeof *c);
+}

@@ -1,0 +1,653 @@
+// @pristine:module ds_producer - Durable Streams idempotent producer: batched exactly-once appends with epochs and sequence numbers
+// @pristine:public
+/*
+ * ds_producer: the idempotent producer (pr_ds_producer_create) on a
+ * pr_ds handle: exactly-once appends through a producer id, an epoch and
+ * a sequence number per request, each batch sent with the ds module's
+ * pr_ds_append. The modules after it use nothing of it.
+ *
+ * append queues without blocking until max_buffer_bytes are queued or in
+ * flight, then suspends the caller (backpressure); batches are sealed at
+ * max_batch_bytes / max_batch_items or linger_ms after their first
+ * message (0: as soon as the appending task yields), and up to
+ * max_in_flight batches are in flight at once, each on its own connection.
+ * The server's answers: 200 and 204 (a duplicate) are success; 403 (a
+ * newer epoch) fails, or with auto_claim moves to the server's epoch + 1
+ * and sends the same batch again as seq 0, with nothing else in flight
+ * until that epoch is confirmed; 409 with an expected seq below the
+ * batch's (the batches arrived out of order) waits for the lower batches'
+ * answers and sends again (after a backoff when they are answered
+ * already). A batch whose fate is unknown (a timeout, a broken
+ * connection) or passing (429, 5xx) is sent again with the same epoch and
+ * seq until the server answers it (the server stores it once), each send
+ * within request_timeout_ms, with the handle's backoff between them, for
+ * at most delivery_timeout_ms. Only then, or on an answer no resend can
+ * mend (400, 404, 413, a fenced epoch without auto_claim, ...), does the
+ * producer fail: on_error hears it at once, append, flush and close
+ * return it from then on (PR_EHTTP with the status's meaning in
+ * pr_ds_producer_last_error, PR_EFAILED when the delivery timeout passed, ...;
+ * never PR_ETIMEDOUT, which only means the caller's own deadline), the
+ * batches above the failed one are abandoned (the server would refuse
+ * them as a gap), and pr_ds_producer_restart starts over in the next
+ * epoch. Nothing accepted by append is dropped without a word. On a JSON
+ * stream each append is one message and a batch is sent as one array.
+ * One producer belongs to one thread; its calls may come from any of its
+ * tasks, flush, close and restart from one task at a time.
+ */
+
+/* An idempotent producer. Opaque; one thread's (see above). */
+typedef struct pr_ds_producer pr_ds_producer;
+
+typedef struct pr_ds_producer_opts {
+    const char *producer_id;    /* required, non-empty (copied) */
+    int64_t epoch;              /* >= 0; 0 = the first */
+    int auto_claim;             /* 1 = on 403 move to the server's epoch + 1 (see above) */
+    size_t max_batch_bytes;     /* 0 = 1 MiB: a batch is sealed when it holds this much */
+    size_t max_batch_items;     /* 0 = no limit: ... or this many messages */
+    int linger_ms;              /* 0 = seal when the appending task yields; > 0 = this long after
+                                   a batch's first message (unless it fills first) */
+    int max_in_flight;          /* 0 = 5: batches sent at once */
+    size_t max_buffer_bytes;    /* 0 = 16 MiB: bytes queued or in flight before append waits */
+    int request_timeout_ms;     /* 0 = 30000: one send of a batch (with the handle's retries inside
+                                   it); past it the batch's fate is unknown and it is sent again */
+    int delivery_timeout_ms;    /* 0 = 120000: how long a batch may stay unconfirmed, from its
+                                   sealing (sends, resends and waits together) before the producer
+                                   fails with PR_EFAILED; < 0 = no limit */
+    void (*on_error)(int rc, const pr_err_info *err, void *user_data); /* NULL = none */
+    void *user_data;            /* for on_error */
+    pr_ds_observer observer;    /* zero = the handle's: PR_DS_EVENT_PRODUCER_BATCH and _DUPLICATE
+                                   for every batch the server has, and the producer's requests */
+} pr_ds_producer_opts;
+
+/* Create a producer on a handle (which must outlive it).
+   Params: out - receives it; ds - the handle; opts - options
+           (producer_id required); err - receives why it failed (NULL =
+           not wanted).
+   Returns: PR_OK; PR_EINVAL (no producer id, a negative epoch or limit);
+            PR_ENOMEM.
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_producer_append, pr_ds_producer_destroy. */
+PRISTINE_API int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_opts *opts,
+                                       pr_err_info *err);
+
+/* Queue one message (copied). Waits only while max_buffer_bytes are
+   queued or in flight.
+   Params: p - the producer; data, len - the message (len > 0); deadline -
+           absolute ms for that wait.
+   Returns: PR_OK; the producer's failure (PR_EHTTP with
+            pr_ds_producer_last_error, PR_EFAILED, ...: every call until a
+            restart); PR_ESTATE after close; PR_EINVAL; PR_ENOMEM;
+            PR_ETIMEDOUT (the deadline passed while it waited for room);
+            PR_ECANCELED.
+   Blocks: yes (backpressure).
+   Thread: owner.
+   See: pr_ds_producer_flush. */
+PRISTINE_API int pr_ds_producer_append(pr_ds_producer *p, const void *data, size_t len, int64_t deadline);
+
+/* Send everything queued and wait until every batch is answered.
+   Params: p - the producer; deadline - absolute ms.
+   Returns: PR_OK; the producer's failure (at once once it has failed);
+            PR_ETIMEDOUT (the deadline passed; the batches go on);
+            PR_ECANCELED; PR_ESTATE (another task is flushing).
+   Blocks: yes.
+   Thread: owner.
+   See: pr_ds_producer_append. */
+PRISTINE_API int pr_ds_producer_flush(pr_ds_producer *p, int64_t deadline);
+
+/* Flush, then close the stream with the producer's headers and an
+   optional final message. Idempotent: a second call returns the first
+   one's outcome and final offset without a request.
+   Params: p - the producer; data, len - the final message (NULL, 0 =
+           none); final_offset - receives the final offset
+           (NUL-terminated, valid until destroy; may be NULL); deadline -
+           absolute ms.
+   Returns: PR_OK; PR_EHTTP (PR_DS_STREAM_CLOSED: closed by someone else,
+            ...); the producer's failure; PR_ETIMEDOUT; PR_ECANCELED.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_ds_producer_flush. */
+PRISTINE_API int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const char **final_offset,
+                                      int64_t deadline);
+
+/* Wait for every batch's end (answered, or abandoned after a failure),
+   then start the next epoch (epoch + 1, seq 0) and clear the producer's
+   failure: what a restarted writer does to fence off its older self, and
+   how a failed producer goes on (messages appended but not yet sealed go
+   in the new epoch; abandoned batches are not sent again).
+   Params: p - the producer; deadline - absolute ms.
+   Returns: PR_OK; the failure it clears (reported once more here);
+            PR_ETIMEDOUT; PR_ECANCELED; PR_ESTATE (another task is
+            flushing); the epoch moves on unless it is PR_ETIMEDOUT,
+            PR_ECANCELED or PR_ESTATE.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_ds_producer_epoch. */
+PRISTINE_API int pr_ds_producer_restart(pr_ds_producer *p, int64_t deadline);
+
+/* The producer's epoch, the seq its next batch gets, and the offset of its
+   last accepted batch ("" before one; valid until the next call).
+   Params: p - the producer; next_seq - receives the seq (may be NULL).
+   Returns: the epoch.
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_producer_offset. */
+PRISTINE_API int64_t pr_ds_producer_epoch(const pr_ds_producer *p, int64_t *next_seq);
+
+/* The offset after the producer's last accepted batch ("" before one).
+   Params: p - the producer.
+   Returns: a NUL-terminated string valid until the next call on p.
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_producer_epoch. */
+PRISTINE_API const char *pr_ds_producer_offset(const pr_ds_producer *p);
+
+/* How many of the producer's batches the server answered as duplicates
+   (204: sent before, stored once).
+   Params: p - the producer.
+   Returns: the count.
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_producer_epoch. */
+PRISTINE_API long pr_ds_producer_duplicates(const pr_ds_producer *p);
+
+/* The detail of the producer's failure (or of the last one a restart
+   cleared), and its PR_DS_* meaning.
+   Params: p - the producer; out - receives the detail (may be NULL).
+   Returns: the PR_DS_* meaning (PR_DS_OK when it was no status).
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_producer_append. */
+PRISTINE_API int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out);
+
+/* Stop the producer and free it. Batches not yet answered are abandoned
+   (flush first to send them: that is a detach).
+   Params: p - the producer; NULL is a no-op.
+   Returns: nothing.
+   Blocks: no (its tasks are cancelled and joined; they unwind at once).
+   Thread: owner.
+   See: pr_ds_producer_flush. */
+PRISTINE_API void pr_ds_producer_destroy(pr_ds_producer *p);
+
+// @pristine:impl
+
+#define PR__DSP_DEF_BATCH ((size_t)1 << 20)
+#define PR__DSP_DEF_BUFFER ((size_t)16 << 20)
+#define PR__DSP_DEF_REQUEST 30000
+#define PR__DSP_DEF_DELIVERY 120000
+
+typedef struct pr__dsp_batch {
+    struct pr__dsp_batch *next;
+    struct pr_ds_producer *p;
+    pr_buf body;                /* the bytes, or "[m1,m2" until sealed ("]" then) */
+    size_t items, weight;
+    int64_t seq;
+    int sealed;
+} pr__dsp_batch;
+
+struct pr_ds_producer {
+    pr_ds *ds;
+    pr_ds_producer_opts o;
+    const pr_ds_observer *obs;  /* its own or the handle's (pr__ds_observer), or NULL */
+    char *id;
+    int64_t epoch, next_seq;
+    int epoch_ok;               /* a batch of this epoch was accepted */
+    int json;
+    pr__dsp_batch *cur;         /* being filled, or NULL */
+    int64_t cur_started;
+    pr__dsp_batch *head, *tail; /* sealed, unanswered, in seq order */
+    pr_group *senders;
+    pr_task *pump;              /* seals batches after linger_ms */
+    pr_chan *kick;
+    pr_sem *slots;
+    pr_wsem *budget;
+    pr__fifo changed;           /* senders waiting for a lower batch's answer or a new epoch */
+    int rc;                     /* the failure that stopped the producer, 0 = none (sticky) */
+    int64_t fail_seq;           /* batches from this seq on are abandoned */
+    int meaning;
+    pr_err_info err;
+    char *offset;
+    int closed;
+    int close_rc;
+    char *final_offset;
+    int flushing;
+    long dups;                  /* batches answered 204 */
+};
+
+/* The producer cannot deliver batch seq: it fails, for good (until a
+   restart). Batches above seq are abandoned: the server would only answer
+   them with a sequence gap. Lower ones go on. */
+static void pr__dsp_fail(pr_ds_producer *p, int64_t seq, int rc, int meaning, const pr_err_info *e) {
+    if (p->rc && seq >= p->fail_seq) return;
+    p->fail_seq = seq;
+    pr__fifo_wake_all(&p->changed, 0);
+    if (p->rc) return;
+    p->rc = rc;
+    p->meaning = meaning;
+    if (e) p->err = *e;
+    else pr__err_set(&p->err, rc, 0, "ds producer: %s", pr_strerror(rc));
+    p->err.code = rc;
+    if (p->o.on_error) p->o.on_error(rc, &p->err, p->o.user_data);
+}
+
+static void pr__dsp_free_batch(pr__dsp_batch *b) {
+    pr_buf_deinit(&b->body);
+    pr__free(b, sizeof *b);
+}
+
+/* Remove an answered (or abandoned) batch, give its bytes back to the
+   budget, and tell the waiting senders. */
+static void pr__dsp_unlink(pr_ds_producer *p, pr__dsp_batch *b) {
+    pr__dsp_batch **pp = &p->head, *prev = NULL;
+    while (*pp && *pp != b) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = b->next;
+        if (p->tail == b) p->tail = prev;
+    }
+    pr_wsem_release(p->budget, (int64_t)b->weight);
+    pr__dsp_free_batch(b);
+    pr__fifo_wake_all(&p->changed, 0);
+}
+
+static int pr__dsp_send_task(void *arg);
+
+/* Seal the current batch: it gets the next seq and a sender. */
+static int pr__dsp_seal(pr_ds_producer *p) {
+    pr__dsp_batch *b = p->cur;
+    int rc;
+    if (!b) return PR_OK;
+    p->cur = NULL;
+    if (p->json && (rc = pr_buf_append(&b->body, "]", 1)) != PR_OK) {
+        pr_wsem_release(p->budget, (int64_t)b->weight);
+        pr__dsp_free_batch(b);
+        pr__dsp_fail(p, p->next_seq, rc, PR_DS_OK, NULL);
+        return rc;
+    }
+    b->seq = p->next_seq;
+    b->sealed = 1;
+    if ((rc = pr_group_go(p->senders, pr__dsp_send_task, b, NULL)) != PR_OK) {
+        pr_wsem_release(p->budget, (int64_t)b->weight);
+        pr__dsp_free_batch(b);
+        pr__dsp_fail(p, p->next_seq, rc, PR_DS_OK, NULL);
+        return rc;
+    }
+    p->next_seq++; /* only once a sender has it: a seq is never skipped */
+    if (p->tail) p->tail->next = b;
+    else p->head = b;
+    p->tail = b;
+    return PR_OK;
+}
+
+/* Whether every batch below seq has been answered. */
+static int pr__dsp_lower_done(const pr_ds_producer *p, int64_t seq) {
+    return !p->head || p->head->seq >= seq;
+}
+
+/* Wait until a batch is answered, the epoch moves or the producer fails. */
+static int pr__dsp_wait_change(pr_ds_producer *p, int64_t until) {
+    pr__waiter w;
+    int rc = pr__fifo_park(&p->changed, &w, until);
+    return rc == PR_ECLOSED ? PR_OK : rc;
+}
+
+/* Whether an answer leaves the batch's fate unknown or passing: the same
+   seq goes again (the server keeps one copy). */
+static int pr__dsp_resend(int rc, const pr_ds_result *res) {
+    if (rc == PR_EHTTP) return res->status == 429 || (res->status >= 500 && res->status <= 599);
+    return pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_AGAIN;
+}
+
+static int pr__dsp_always_again(int outcome, int64_t *after_ms, void *user_data) {
+    (void)outcome;
+    (void)after_ms;
+    (void)user_data;
+    return PR_RETRY_AGAIN;
+}
+
+/* Tell the observer that the server has batch b (res: its answer, sent
+   as epoch, seq), duration_ms after its first send. */
+static void pr__ds_producer_notify(const pr_ds_producer *p, const pr__dsp_batch *b, const pr_ds_result *res,
+                                   int64_t epoch, int64_t seq, int64_t duration_ms) {
+    pr_ds_event ev;
+    if (!p->obs) return;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = res->status == 204 ? PR_DS_EVENT_PRODUCER_DUPLICATE : PR_DS_EVENT_PRODUCER_BATCH;
+    ev.url = p->ds->base;
+    ev.producer_id = p->id;
+    ev.epoch = epoch;
+    ev.seq = seq;
+    ev.items = b->items;
+    ev.bytes = b->body.len;
+    ev.duration_ms = duration_ms;
+    ev.offset = res->offset.len ? p->offset : "";
+    pr__ds_notify(p->obs, &ev);
+}
+
+/* One batch, from its first send until the server has it: every send
+   carries the same (epoch, seq), so a batch whose outcome is unknown (a
+   timeout, a broken connection) is sent again until an answer says it is
+   stored (200) or was stored before (204). Only the delivery timeout, a
+   failure no resend can mend, or a cancel ends that. */
+static int pr__dsp_send_task(void *arg) {
+    pr__dsp_batch *b = (pr__dsp_batch *)arg;
+    pr_ds_producer *p = b->p;
+    pr_ds_result res;
+    pr_err_info e;
+    pr_ds_append_opts ao;
+    pr_retry_policy again;
+    pr_retry st;
+    int64_t until = p->o.delivery_timeout_ms > 0 ? pr_deadline_in(p->o.delivery_timeout_ms) : PR_FOREVER;
+    int64_t first_send = -1;
+    int rc, slot, waits = 0;
+    memset(&e, 0, sizeof e);
+    memset(&res, 0, sizeof res);
+    slot = (rc = pr_sem_acquire(p->slots, until)) == PR_OK;
+    while (rc == PR_OK) {
+        int64_t sent_epoch;
+        if (p->rc && b->seq >= p->fail_seq) break; /* abandoned: a lower batch failed */
+        /* claiming an epoch: only the lowest batch goes until one is accepted */
+        if (p->o.auto_claim && !p->epoch_ok && p->head != b) {
+            rc = pr__dsp_wait_change(p, until);
+            continue;
+        }
+        memset(&ao, 0, sizeof ao);
+        ao.raw_json = 1;
+        ao.producer_id = p->id;
+        ao.producer_epoch = sent_epoch = p->epoch;
+        ao.producer_seq = b->seq;
+        if (first_send < 0) first_send = pr_now();
+        rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs, &e,
+                           pr_deadline_min(until, pr_deadline_in(p->o.request_timeout_ms)));
+        if (rc == PR_OK) {
+            if (sent_epoch == p->epoch) p->epoch_ok = 1;
+            if (res.status == 204) p->dups++;
+            if (res.offset.len) pr__ds_setstr(&p->offset, res.offset.ptr, res.offset.len);
+            pr__ds_producer_notify(p, b, &res, sent_epoch, ao.producer_seq, pr_now() - first_send);
+            break;
+        }
+        if (rc == PR_ECANCELED || pr_is_canceled()) {
+            rc = PR_ECANCELED;
+            break;
+        }
+        if (rc == PR_EHTTP && res.error == PR_DS_STALE_EPOCH && p->o.auto_claim && res.producer_epoch >= 0) {
+            if (sent_epoch != p->epoch) { /* another batch has claimed meanwhile: send with the new numbers */
+                rc = PR_OK;
+                continue;
+            }
+            if (p->head == b && !p->rc) {
+                pr__dsp_batch *x;
+                int64_t seq = 0;
+                p->epoch = res.producer_epoch + 1; /* the server's epoch + 1, every unanswered batch renumbered */
+                p->epoch_ok = 0;
+                for (x = p->head; x; x = x->next) x->seq = seq++;
+                p->next_seq = seq;
+                pr__fifo_wake_all(&p->changed, 0);
+                rc = PR_OK;
+                continue;
+            }
+            rc = pr__dsp_wait_change(p, until); /* the lowest batch claims */
+            continue;
+        }
+        if (rc == PR_EHTTP && res.error == PR_DS_SEQUENCE_GAP && res.expected_seq >= 0 && res.expected_seq < b->seq &&
+            !pr__dsp_lower_done(p, b->seq)) {
+            /* a lower batch has not arrived yet: send again once it is answered */
+            while ((rc = pr__dsp_wait_change(p, until)) == PR_OK && !pr__dsp_lower_done(p, b->seq) &&
+                   !(p->rc && b->seq >= p->fail_seq)) {}
+            continue;
+        }
+        if (!pr__dsp_resend(rc, &res) && !(rc == PR_EHTTP && res.error == PR_DS_SEQUENCE_GAP &&
+                                          res.expected_seq >= 0 && res.expected_seq < b->seq)) {
+            pr__dsp_fail(p, b->seq, rc, rc == PR_EHTTP ? res.error : PR_DS_OK, &e);
+            break;
+        }
+        /* unknown, passing, or a gap the lower batches should have closed:
+           the same seq again after the handle's backoff */
+        if (!waits++) {
+            again = p->ds->retry;
+            again.max_retries = PR_RETRY_UNLIMITED;
+            again.max_elapsed_ms = again.progress_timeout_ms = 0;
+            again.classify = pr__dsp_always_again;
+            again.on_retry = NULL;
+            if ((rc = pr_retry_begin(&st, &again)) != PR_OK) break;
+        }
+        {
+            int outcome = rc;
+            pr_err_info last = e;
+            if (pr_retry_next(&st, &outcome, until)) {
+                rc = PR_OK;
+                continue;
+            }
+            if (outcome == PR_ECANCELED) {
+                rc = PR_ECANCELED;
+                break;
+            }
+            pr__err_wrap(&e, PR_EFAILED, &last,
+                         "ds producer: batch %lld not stored within delivery_timeout_ms; the last try",
+                         (long long)b->seq);
+            pr__dsp_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &e);
+            rc = PR_EFAILED;
+            break;
+        }
+    }
+    if (rc == PR_ETIMEDOUT) { /* the delivery timeout passed while it waited for a slot or a lower batch */
+        pr__err_set(&e, PR_EFAILED, 0, "ds producer: batch %lld not stored within delivery_timeout_ms "
+                    "(it waited for %s)", (long long)b->seq, slot ? "lower batches" : "a send slot");
+        pr__dsp_fail(p, b->seq, PR_EFAILED, PR_DS_OK, &e);
+    }
+    pr_ds_result_deinit(&res);
+    pr__dsp_unlink(p, b);
+    if (slot) pr_sem_release(p->slots);
+    if (p->kick) (void)pr_chan_send(p->kick, &rc, 0); /* a slot is free: the pump may seal */
+    return 0;
+}
+
+/* Seals the current batch linger_ms after its first message (at the next
+   turn for 0), once a send slot is free. */
+static int pr__dsp_pump(void *arg) {
+    pr_ds_producer *p = (pr_ds_producer *)arg;
+    for (;;) {
+        int x, rc;
+        int64_t until = PR_FOREVER;
+        if (p->cur) until = pr__time_add(p->cur_started, p->o.linger_ms);
+        if (p->cur && pr_now() >= until) {
+            if (pr_sem_available(p->slots) > 0 && !p->rc) pr__dsp_seal(p);
+            until = PR_FOREVER; /* the next kick (a slot freed, a message) */
+        }
+        rc = pr_chan_recv(p->kick, &x, p->cur ? until : PR_FOREVER);
+        if (rc == PR_ECLOSED || rc == PR_ECANCELED) return 0;
+    }
+}
+
+int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_opts *opts, pr_err_info *err) {
+    const pr_ds_producer_opts *o = opts;
+    pr_ds_producer *p;
+    int rc;
+    if (out) *out = NULL;
+    if (!out || !ds || !o || !o->producer_id || !*o->producer_id)
+        return pr__err_set(err, PR_EINVAL, 0, "ds producer: out, ds and a producer id are required");
+    if (o->epoch < 0 || o->linger_ms < 0 || o->max_in_flight < 0 || o->request_timeout_ms < 0)
+        return pr__err_set(err, PR_EINVAL, 0, "ds producer: a negative epoch, linger_ms, max_in_flight or "
+                           "request_timeout_ms");
+    if (!(p = (pr_ds_producer *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "ds producer: out of memory");
+    p->ds = ds;
+    p->o = *o;
+    p->o.max_batch_bytes = PR__DEF(p->o.max_batch_bytes, PR__DSP_DEF_BATCH);
+    p->o.max_in_flight = PR__DEF(p->o.max_in_flight, 5);
+    p->o.max_buffer_bytes = PR__DEF(p->o.max_buffer_bytes, PR__DSP_DEF_BUFFER);
+    p->o.request_timeout_ms = PR__DEF(p->o.request_timeout_ms, PR__DSP_DEF_REQUEST);
+    p->o.delivery_timeout_ms = PR__DEF(p->o.delivery_timeout_ms, PR__DSP_DEF_DELIVERY);
+    p->epoch = o->epoch;
+    p->obs = pr__ds_observer(ds, &p->o.observer);
+    p->json = pr__ds_is_json(ds->ctype);
+    if (!(p->id = pr__strdup(o->producer_id, NULL)) || !(p->offset = pr__strdup("", NULL)) ||
+        (rc = pr_group_create(&p->senders)) != PR_OK || (rc = pr_chan_create(&p->kick, sizeof(int), 1)) != PR_OK ||
+        (rc = pr_sem_create(&p->slots, p->o.max_in_flight)) != PR_OK ||
+        (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
+        (rc = pr_go(&p->pump, pr__dsp_pump, p, NULL)) != PR_OK) {
+        pr_ds_producer_destroy(p);
+        return pr__err_set(err, PR_ENOMEM, 0, "ds producer: out of memory");
+    }
+    p->o.producer_id = NULL;
+    *out = p;
+    if (err) memset(err, 0, sizeof *err);
+    return PR_OK;
+}
+
+int pr_ds_producer_append(pr_ds_producer *p, const void *data, size_t len, int64_t deadline) {
+    int rc;
+    int64_t w;
+    if (!p || !data || !len) return PR_EINVAL;
+    if (p->rc) return p->rc;
+    if (p->closed) return PR_ESTATE;
+    w = (int64_t)PR__MIN(len, p->o.max_buffer_bytes);
+    if ((rc = pr_wsem_acquire(p->budget, w, deadline)) != PR_OK) return rc;
+    if (p->rc) { /* it failed meanwhile */
+        pr_wsem_release(p->budget, w);
+        return p->rc;
+    }
+    if (p->cur && p->cur->body.len + len + 2 > p->o.max_batch_bytes && p->cur->items) pr__dsp_seal(p);
+    if (!p->cur) {
+        pr__dsp_batch *b = (pr__dsp_batch *)pr__calloc(1, sizeof *b);
+        if (!b) {
+            pr_wsem_release(p->budget, w);
+            return PR_ENOMEM;
+        }
+        b->p = p;
+        pr_buf_init(&b->body);
+        p->cur = b;
+        p->cur_started = pr_now();
+        (void)pr_chan_send(p->kick, &rc, 0);
+    }
+    if ((p->json && pr_buf_append(&p->cur->body, p->cur->items ? "," : "[", 1) != PR_OK) ||
+        pr_buf_append(&p->cur->body, data, len) != PR_OK) {
+        pr_wsem_release(p->budget, w);
+        return PR_ENOMEM; /* the batch keeps what it had (a JSON batch may end in ","; sealed it fails at the server) */
+    }
+    p->cur->items++;
+    p->cur->weight += (size_t)w;
+    if (p->cur->body.len >= p->o.max_batch_bytes || (p->o.max_batch_items && p->cur->items >= p->o.max_batch_items))
+        pr__dsp_seal(p);
+    return p->rc;
+}
+
+int pr_ds_producer_flush(pr_ds_producer *p, int64_t deadline) {
+    int rc;
+    if (!p) return PR_EINVAL;
+    if (p->rc) return p->rc;
+    if (p->flushing) return PR_ESTATE;
+    p->flushing = 1;
+    pr__dsp_seal(p);
+    rc = pr_group_wait(p->senders, deadline);
+    p->flushing = 0;
+    return p->rc ? p->rc : rc;
+}
+
+int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const char **final_offset,
+                         int64_t deadline) {
+    pr_ds_result res;
+    pr_err_info e;
+    pr_ds_append_opts ao;
+    pr_buf body;
+    int rc;
+    if (final_offset) *final_offset = NULL;
+    if (!p || (len && !data)) return PR_EINVAL;
+    if (p->closed) {
+        if (final_offset) *final_offset = p->final_offset;
+        return p->close_rc;
+    }
+    if ((rc = pr_ds_producer_flush(p, deadline)) != PR_OK) return rc;
+    memset(&res, 0, sizeof res);
+    pr_buf_init(&body);
+    if (len && ((p->json && pr_buf_append(&body, "[", 1)) || pr_buf_append(&body, data, len) ||
+                (p->json && pr_buf_append(&body, "]", 1)))) {
+        pr_buf_deinit(&body);
+        return PR_ENOMEM;
+    }
+    memset(&e, 0, sizeof e);
+    for (;;) {
+        memset(&ao, 0, sizeof ao);
+        ao.close = 1;
+        ao.raw_json = 1;
+        ao.producer_id = p->id;
+        ao.producer_epoch = p->epoch;
+        ao.producer_seq = p->next_seq;
+        rc = pr__ds_append(p->ds, body.data, body.len, &ao, &res, p->obs, &e, deadline);
+        if (rc == PR_EHTTP && res.error == PR_DS_STALE_EPOCH && p->o.auto_claim && res.producer_epoch >= 0) {
+            p->epoch = res.producer_epoch + 1;
+            p->next_seq = 0;
+            continue;
+        }
+        break;
+    }
+    pr_buf_deinit(&body);
+    if (rc == PR_OK || rc == PR_EHTTP) {
+        p->closed = 1;
+        p->close_rc = rc;
+        p->next_seq++;
+        pr__ds_setstr(&p->final_offset, res.offset.ptr ? res.offset.ptr : "", res.offset.len);
+        if (final_offset) *final_offset = p->final_offset;
+        if (rc != PR_OK) {
+            p->meaning = res.error;
+            p->err = e;
+        }
+    }
+    pr_ds_result_deinit(&res);
+    return rc;
+}
+
+int pr_ds_producer_restart(pr_ds_producer *p, int64_t deadline) {
+    int rc;
+    if (!p) return PR_EINVAL;
+    if (p->flushing) return PR_ESTATE;
+    p->flushing = 1;
+    if (!p->rc) pr__dsp_seal(p);
+    rc = pr_group_wait(p->senders, deadline); /* every sender ends: answered, or abandoned after a failure */
+    p->flushing = 0;
+    if (rc != PR_OK) return rc;
+    rc = p->rc;
+    p->rc = 0;
+    p->epoch++;
+    p->next_seq = 0;
+    p->epoch_ok = 0;
+    return rc;
+}
+
+int64_t pr_ds_producer_epoch(const pr_ds_producer *p, int64_t *next_seq) {
+    if (next_seq) *next_seq = p ? p->next_seq : 0;
+    return p ? p->epoch : -1;
+}
+
+const char *pr_ds_producer_offset(const pr_ds_producer *p) { return p ? p->offset : NULL; }
+
+long pr_ds_producer_duplicates(const pr_ds_producer *p) { return p ? p->dups : 0; }
+
+int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out) {
+    if (!p) return PR_DS_OK;
+    if (out) *out = p->err;
+    return p->meaning;
+}
+
+void pr_ds_producer_destroy(pr_ds_producer *p) {
+    if (!p) return;
+    if (p->kick) pr_chan_close(p->kick);
+    if (p->pump) {
+        pr_cancel(p->pump);
+        pr_join(p->pump, NULL, PR_FOREVER);
+    }
+    if (p->senders) pr_group_close(p->senders, PR_FOREVER);
+    while (p->head) pr__dsp_unlink(p, p->head);
+    if (p->cur) {
+        pr_wsem_release(p->budget, (int64_t)p->cur->weight);
+        pr__dsp_free_batch(p->cur);
+    }
+    pr_chan_destroy(p->kick);
+    pr_sem_destroy(p->slots);
+    pr_wsem_destroy(p->budget);
+    pr__strfree(&p->id);
+    pr__strfree(&p->offset);
+    pr__strfree(&p->final_offset);
+    pr__free(p, sizeof *p);
+}
