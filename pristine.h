@@ -1698,7 +1698,7 @@ PRISTINE_API int pr_future_cancel(pr_future *f);
 PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), void *user_data);
 
 /* Reject the future with a code and its detail (copied), for
-   pr_future_error to report.
+   pr_future_last_error to report.
    Params: f - the future; info - the detail; info->code (negative) is the
            rejection code.
    Returns: PR_OK; PR_ESTATE if already settled; PR_EINVAL if f or info is
@@ -1706,7 +1706,7 @@ PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), 
             still rejected, without the detail).
    Blocks: no.
    Thread: owner.
-   See: pr_future_error. */
+   See: pr_future_last_error. */
 PRISTINE_API int pr_future_reject_info(pr_future *f, const pr_err_info *info);
 
 /* The detail of a rejected future: what pr_future_reject_info gave, or
@@ -1717,7 +1717,7 @@ PRISTINE_API int pr_future_reject_info(pr_future *f, const pr_err_info *info);
    Blocks: no.
    Thread: owner.
    See: pr_future_reject_info. */
-PRISTINE_API int pr_future_error(const pr_future *f, pr_err_info *out);
+PRISTINE_API int pr_future_last_error(const pr_future *f, pr_err_info *out);
 
 /* The value of a resolved future (what pr_future_await would give).
    Params: f - the future.
@@ -2539,7 +2539,6 @@ typedef struct pr_net_opts {
     int keepalive;          /* 0 = off; > 0 = SO_KEEPALIVE, first probe after this many idle
                                seconds, then every 10 s, 6 unanswered = dead (PR_EIO) */
     int family;             /* 0 = any; AF_INET or AF_INET6 = only that family */
-    pr_err_info *err;       /* NULL = none; receives the detail of a failure */
 } pr_net_opts;
 
 /* A listening TCP socket. */
@@ -2576,6 +2575,8 @@ PRISTINE_API int pr_conn_pipe(pr_conn **a, pr_conn **b, size_t max_chunk);
    Params: out - receives the list (pr_addrlist_destroy it); host - a name,
            or a numeric IPv4/IPv6 address (brackets allowed); port - copied
            into every address; family - 0 (any), AF_INET or AF_INET6;
+           err - receives the detail of a failure (dns_error: getaddrinfo's
+           code; sys_errno for EAI_SYSTEM and PR_EIO); NULL = not wanted;
            deadline - absolute ms.
    Returns: PR_OK; PR_EDNS (no such name, no address of that family, or a
             resolver failure); PR_ENOMEM; PR_EIO (no helper thread could be
@@ -2585,7 +2586,8 @@ PRISTINE_API int pr_conn_pipe(pr_conn **a, pr_conn **b, size_t max_chunk);
    Blocks: yes.
    Thread: owner.
    See: pr_addrlist_destroy, pr_dns_override, pr_tcp_connect. */
-PRISTINE_API int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, int64_t deadline);
+PRISTINE_API int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, pr_err_info *err,
+                                int64_t deadline);
 
 /* Free an address list. NULL is a no-op.
    Params: l - the list.
@@ -2616,28 +2618,32 @@ PRISTINE_API int pr_dns_override(const char *host, uint16_t port, const char *ad
    wins and the rest are closed). The whole call is bounded by
    min(deadline, now + connect_timeout_ms). TCP_NODELAY is on.
    Params: out - receives the connection; host, port - where to; opts -
-           NULL for defaults (opts->err receives failure detail); deadline
-           - absolute ms.
-   Returns: PR_OK; PR_EIO (every address refused or unreachable: sys_errno
-            and a message naming the last address in opts->err); PR_EDNS;
-            PR_ENOMEM; PR_EINVAL; PR_ETIMEDOUT; PR_ECANCELED.
+           NULL for defaults; err - receives the detail of a failure (zeroed
+           on success); NULL = not wanted; deadline - absolute ms.
+   Returns: PR_OK; PR_EIO (every address refused or unreachable: err's
+            sys_errno is the last attempt's errno, ECONNREFUSED say, and
+            its message names that address); PR_EDNS (err as for
+            pr_dns_resolve); PR_ENOMEM; PR_EINVAL; PR_ETIMEDOUT;
+            PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_dns_resolve, pr_conn_destroy. */
 PRISTINE_API int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts,
-                                int64_t deadline);
+                                pr_err_info *err, int64_t deadline);
 
 /* Listen on a TCP port (SO_REUSEADDR set).
    Params: out - receives the listener; host - a numeric address or
            "localhost" (127.0.0.1); NULL = 127.0.0.1; "0.0.0.0" or "::" for
            every interface; port - 0 = an ephemeral port (see
-           pr_listener_port); backlog - the accept queue (<= 0 = SOMAXCONN).
-   Returns: PR_OK; PR_EIO (socket, bind or listen failed; errno is set);
-            PR_ENOMEM; PR_EINVAL (out NULL, host not numeric).
+           pr_listener_port); backlog - the accept queue (<= 0 = SOMAXCONN);
+           err - receives the detail of a failure; NULL = not wanted.
+   Returns: PR_OK; PR_EIO (socket, bind or listen failed: err's sys_errno,
+            EADDRINUSE say); PR_ENOMEM; PR_EINVAL (out NULL, host not
+            numeric).
    Blocks: no.
    Thread: owner.
    See: pr_tcp_accept, pr_listener_destroy. */
-PRISTINE_API int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog);
+PRISTINE_API int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog, pr_err_info *err);
 
 /* The port a listener is bound to.
    Params: l - the listener.
@@ -2730,7 +2736,6 @@ typedef struct pr_tls_opts {
                                            name (tests only: no authentication at all) */
     const char *alpn;      /* comma-separated protocols to offer, copied; NULL = "http/1.1";
                               "" = no ALPN. At most 8 names, 255 bytes */
-    pr_err_info *err;      /* NULL = none; receives the detail when pr_tls_client fails */
     const pr_tls_anchors *anchors; /* parsed once by pr_tls_anchors_create, borrowed; takes
                                       precedence over ca_pem and ca_file */
 } pr_tls_opts;
@@ -2745,18 +2750,19 @@ typedef struct pr_tls_server_cfg pr_tls_server_cfg;
            (destroyed on failure too); host - the server's name for SNI and
            verification: a DNS name (one trailing dot is ignored) or an IP
            literal ("127.0.0.1", "::1", "[::1]"); opts - NULL for defaults;
-           deadline - absolute ms for the handshake.
-   Returns: PR_OK; PR_ETLS (handshake failed: opts->err.tls_error holds
+           err - receives the detail of a failure (zeroed on success); NULL
+           = not wanted; deadline - absolute ms for the handshake.
+   Returns: PR_OK; PR_ETLS (handshake failed: err's tls_error holds
             BearSSL's code or PR_TLS_TRUNCATED, msg the reason: expired,
-            unknown CA, bad hostname, protocol version, ...); PR_EIO,
-            PR_ECLOSED (transport); PR_EINVAL (NULL out/inner/host, empty or
+            unknown CA, bad hostname, protocol version, ...); PR_EIO
+            (transport: err's sys_errno), PR_ECLOSED; PR_EINVAL (NULL out/inner/host, empty or
             over-long host, bad alpn, no certificate in ca_file/ca_pem);
             PR_ENOMEM; PR_ETIMEDOUT; PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_tls_server, pr_tls_alpn, pr_tls_global_cleanup. */
 PRISTINE_API int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts,
-                               int64_t deadline);
+                               pr_err_info *err, int64_t deadline);
 
 /* Parse trust anchors once, for pr_tls_opts.anchors.
    Params: out - receives the anchors; ca_file - a PEM file, or NULL to use
@@ -2782,14 +2788,15 @@ PRISTINE_API void pr_tls_anchors_destroy(pr_tls_anchors *a);
 /* Parse a server certificate chain and private key from PEM.
    Params: out - receives the configuration; cert_pem, cert_len - the chain,
            leaf first (cert_len 0 = strlen); key_pem, key_len - the RSA or EC
-           private key, PKCS#8 or raw (key_len 0 = strlen). Both are copied.
+           private key, PKCS#8 or raw (key_len 0 = strlen). Both are copied;
+           err - receives the detail of a failure; NULL = not wanted.
    Returns: PR_OK; PR_EINVAL (NULL argument, no certificate, no usable key);
             PR_ENOMEM; PR_ENOTSUP (built with PRISTINE_NO_TLS).
    Blocks: no.
    Thread: any.
    See: pr_tls_server, pr_tls_server_cfg_destroy. */
 PRISTINE_API int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len,
-                                          const char *key_pem, size_t key_len);
+                                          const char *key_pem, size_t key_len, pr_err_info *err);
 
 /* Set the ALPN protocols the server accepts, in its order of preference.
    The default is "http/1.1". A client offering none of them still
@@ -2814,8 +2821,9 @@ PRISTINE_API void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg);
 /* Start TLS as a server over inner and run the handshake.
    Params: out - receives the TLS connection; inner - a connected stream,
            owned by this call from now on (destroyed on failure too); cfg -
-           chain and key, borrowed for the connection's life; deadline -
-           absolute ms for the handshake.
+           chain and key, borrowed for the connection's life; err - receives
+           the detail of a failure (zeroed on success); NULL = not wanted;
+           deadline - absolute ms for the handshake.
    Returns: PR_OK; PR_ETLS (handshake failed, including the client closing
             during it); PR_EIO, PR_ECLOSED (transport); PR_EINVAL (NULL
             argument); PR_ENOMEM; PR_ENOTSUP (no TLS in this build);
@@ -2823,7 +2831,8 @@ PRISTINE_API void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg);
    Blocks: yes.
    Thread: owner.
    See: pr_tls_server_cfg_create, pr_tls_client. */
-PRISTINE_API int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline);
+PRISTINE_API int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, pr_err_info *err,
+                               int64_t deadline);
 
 /* The ALPN protocol negotiated on a TLS connection.
    Params: c - a connection from pr_tls_client or pr_tls_server.
@@ -3272,8 +3281,7 @@ typedef struct pr_http_client_opts {
     const char *no_proxy;     /* hosts never proxied; NULL = env no_proxy, NO_PROXY; "" = none */
     pr_tls_opts tls;          /* for https origins: ca_file / ca_pem are parsed once by
                                  pr_http_client_create (unless tls.anchors is set: those are
-                                 used, borrowed, and must outlive the client); alpn copied;
-                                 tls.err unused */
+                                 used, borrowed, and must outlive the client); alpn copied */
     pr_http_opts http;        /* parser limits of every exchange */
     int tcp_keepalive_s;      /* 0 = 60: TCP keep-alive probes after this many idle seconds; < 0 = off */
     pr_retry_policy retry;    /* retries (see above); zero = 10 retries with PR_BACKOFF_HTTP;
@@ -3466,7 +3474,7 @@ PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
  *
  *     pr_sse *s;
  *     pr_sse_event ev;
- *     int rc = pr_sse_open(&s, "https://api.example.com/v1/events", NULL, deadline);
+ *     int rc = pr_sse_open(&s, "https://api.example.com/v1/events", NULL, NULL, deadline);
  *     while (rc == PR_OK && (rc = pr_sse_next(s, &ev, deadline)) == PR_OK)
  *         printf("%.*s: %.*s\n", (int)ev.type_len, ev.type, (int)ev.data_len, ev.data);
  *     pr_sse_destroy(s);
@@ -3573,25 +3581,27 @@ typedef struct pr_sse_stream_opts {
     void (*on_reconnect)(const pr_sse_reconnect *info, void *user_data); /* NULL = none */
     void *reconnect_user_data;
     pr_retry_hooks hooks;       /* the waits, their random numbers, the wall clock (tests) */
-    pr_err_info *err;           /* out, optional: why pr_sse_open failed */
 } pr_sse_stream_opts;
 
 /* Open a stream: connect and check the response (the first connection
    follows the reconnect rules too: a network error or a retryable status
    is tried again within the deadline).
    Params: out - receives the stream (NULL on failure); url - http or https
-           (copied); opts - NULL = defaults; deadline - absolute ms for this
-           call (the stream itself has no end).
+           (copied); opts - NULL = defaults; err - receives why the call
+           failed (the status, the connection's errno, TLS or DNS detail;
+           zeroed on success); NULL = not wanted; deadline - absolute ms for
+           this call (the stream itself has no end).
    Returns: PR_OK; PR_ECLOSED (204: the server says do not connect);
-            PR_EHTTP (a status that is not retried; pr_http_client_*'s
-            detail in opts->err); PR_EPROTO (not text/event-stream);
+            PR_EHTTP (a status that is not retried; the detail in err);
+            PR_EPROTO (not text/event-stream);
             PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL (a bad URL, header or
             option); PR_ENOMEM; errors of pr_http_client_request when
             max_failures is reached.
    Blocks: yes.
    Thread: owner.
    See: pr_sse_next, pr_sse_destroy. */
-PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, int64_t deadline);
+PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, pr_err_info *err,
+                             int64_t deadline);
 
 /* The next event, reconnecting as needed.
    Params: s - the stream; ev - receives the event; its strings stay valid
@@ -3708,7 +3718,7 @@ PRISTINE_API int pr_sse_last_error(const pr_sse *s, pr_err_info *out);
  * up to bad_request_budget (3) times, then PR_EHTTP; 410: PR_EEXPIRED
  * (submit the job again); 402: a billing pause, polled every 5 s for up to
  * billing_max_pause_ms (an incident ends after 5 minutes without a 402),
- * then PR_EHTTP; any other status: PR_EHTTP. pr_future_error gives every
+ * then PR_EHTTP; any other status: PR_EHTTP. pr_future_last_error gives every
  * failure's detail (http_status, category, msg).
  *
  * Pacing: poll_backoff (5 ms doubling to 1 s by default, by the number of
@@ -3857,7 +3867,7 @@ PRISTINE_API void pr_rfuture_poller_destroy(pr_rfuture_poller *p);
    dropped; pr_rfuture_result gives its root) or is rejected: PR_EFAILED,
    PR_EEXPIRED, PR_EHTTP, PR_EPROTO, PR_ELIMIT (a body over the client's
    fetch_max_bytes), PR_ETIMEDOUT (opts->timeout_ms), PR_ECANCELED, with
-   the detail in pr_future_error.
+   the detail in pr_future_last_error.
    Params: out - receives the future (one reference); p - the poller;
            request_id - NUL-terminated (copied); opts - NULL = defaults.
    Returns: PR_OK; PR_EINVAL; PR_ENOMEM; PR_ESTATE (the poller is being
@@ -9844,7 +9854,7 @@ int pr_future_reject_info(pr_future *f, const pr_err_info *info) {
     return rc ? rc : f->detail ? PR_OK : PR_ENOMEM;
 }
 
-int pr_future_error(const pr_future *f, pr_err_info *out) {
+int pr_future_last_error(const pr_future *f, pr_err_info *out) {
     if (!f || !out) return PR_EINVAL;
     memset(out, 0, sizeof *out);
     if (f->state != PR_FUTURE_REJECTED) return PR_ESTATE;
@@ -10917,7 +10927,9 @@ int pr_conn_from_fd(pr_conn **out, int fd) {
     k = (pr__net_sock *)pr__calloc(1, sizeof *k); /* first: a failure leaves the fd untouched */
     if (!k) return PR_ENOMEM;
     if (pr__net_nonblock(fd) != 0) {
+        int e = errno;
         pr__free(k, sizeof *k);
+        errno = e; /* for a caller that reports it */
         return PR_EIO;
     }
     pr_fd_forget(fd); /* a slot left by an earlier owner of this fd number starts fresh */
@@ -11586,8 +11598,10 @@ static int pr__net_resolve(pr_addrlist **out, const char *host, uint16_t port, i
     return PR_OK;
 }
 
-int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, int64_t deadline) {
-    return pr__net_resolve(out, host, port, family, NULL, deadline);
+int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, pr_err_info *err,
+                   int64_t deadline) {
+    if (err) memset(err, 0, sizeof *err);
+    return pr__net_resolve(out, host, port, family, err, deadline);
 }
 
 /* ---- TCP connect (Happy Eyeballs, RFC 8305) ---- */
@@ -11650,9 +11664,10 @@ static void pr__net_interleave(const pr_addrlist *l, size_t *order) {
     for (i = k; i < l->count; i++) order[i] = i;
 }
 
-int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts, int64_t deadline) {
+int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts, pr_err_info *err,
+                   int64_t deadline) {
     pr_net_opts o;
-    pr_err_info tmp, *err;
+    pr_err_info tmp;
     pr_addrlist *l = NULL;
     size_t order[PR__NET_MAX_ADDRS], next = 0, live = 0, i;
     int fds[PR__NET_MAX_ADDRS], idx[PR__NET_MAX_ADDRS];
@@ -11662,7 +11677,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
     char last[80] = "";
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
-    err = o.err ? o.err : &tmp;
+    if (!err) err = &tmp;
     memset(err, 0, sizeof *err);
     if (!out || !host) return pr__err_set(err, PR_EINVAL, 0, "connect: invalid argument");
     if (o.connect_timeout_ms >= 0)
@@ -11737,16 +11752,22 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
         rc = pr__net_wait_writable(fds, live, next < l->count ? PR__MIN(next_start, deadline) : deadline);
         if (rc == PR_ETIMEDOUT && pr_now() < deadline) continue;
         if (rc == PR_OK) continue;
-        if (rc == PR_ETIMEDOUT) rc = pr__err_set(err, rc, 0, "connect to %s port %u: timed out", host, (unsigned)port);
-        else pr__err_set(err, rc, 0, "connect to %s port %u: %s", host, (unsigned)port, pr_strerror(rc));
+        if (rc == PR_ETIMEDOUT) {
+            pr__err_set(err, rc, 0, "connect to %s port %u: timed out", host, (unsigned)port);
+        } else {
+            int e = rc == PR_EIO ? errno : 0; /* the poller's own failure */
+            pr__err_set(err, rc, e, "connect to %s port %u: %s", host, (unsigned)port,
+                        e ? strerror(e) : pr_strerror(rc));
+        }
         break;
     }
     for (i = 0; i < live; i++) pr__net_close(fds[i]);
     pr_addrlist_destroy(l);
     if (winner < 0) return rc;
     if ((rc = pr_conn_from_fd(out, winner)) != PR_OK) {
+        int e = rc == PR_EIO ? errno : 0;
         pr__net_close(winner);
-        return pr__err_set(err, rc, 0, "connect: %s", pr_strerror(rc));
+        return pr__err_set(err, rc, e, "connect: %s", e ? strerror(e) : pr_strerror(rc));
     }
     return PR_OK;
 }
@@ -11758,32 +11779,38 @@ struct pr_listener {
     pr_err_info err;
 };
 
-int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog) {
+int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog, pr_err_info *err) {
     pr_listener *l;
     pr_addr a;
     struct sockaddr_storage ss;
     socklen_t sl;
     int fd, one = 1, e;
-    if (!out) return PR_EINVAL;
+    const char *what;
+    char where[80];
+    if (err) memset(err, 0, sizeof *err);
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "listen: invalid argument");
     if (!host || pr__net_host_eq(host, "localhost")) host = "127.0.0.1";
-    if (!pr__net_parse_ip(host, strlen(host), &a)) return PR_EINVAL;
+    if (!pr__net_parse_ip(host, strlen(host), &a))
+        return pr__err_set(err, PR_EINVAL, 0, "listen: %s is not a numeric address", host);
     a.port = port;
     sl = pr__net_to_sockaddr(&a, &ss);
-    if (!(l = (pr_listener *)pr__calloc(1, sizeof *l))) return PR_ENOMEM;
+    pr__net_fmt(&a, where, sizeof where);
+    if (!(l = (pr_listener *)pr__calloc(1, sizeof *l))) return pr__err_set(err, PR_ENOMEM, 0, "listen: out of memory");
     if ((fd = pr__net_socket(a.family)) < 0) {
         e = errno;
         pr__free(l, sizeof *l);
-        errno = e;
-        return PR_EIO;
+        return pr__err_set(err, PR_EIO, e, "listen on %s: socket: %s", where, strerror(e));
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)(void *)&ss, sl) != 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0 ||
-        getsockname(fd, (struct sockaddr *)(void *)&ss, &sl) != 0) {
+    if (bind(fd, (struct sockaddr *)(void *)&ss, sl) != 0) what = "bind";
+    else if (listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0) what = "listen";
+    else if (getsockname(fd, (struct sockaddr *)(void *)&ss, &sl) != 0) what = "getsockname";
+    else what = NULL;
+    if (what) {
         e = errno;
         close(fd);
         pr__free(l, sizeof *l);
-        errno = e;
-        return PR_EIO;
+        return pr__err_set(err, PR_EIO, e, "listen on %s: %s: %s", where, what, strerror(e));
     }
     l->fd = fd;
     l->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)(void *)&ss)->sin_port
@@ -11802,8 +11829,9 @@ int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline) {
         int fd = accept(l->fd, NULL, NULL);
         if (fd >= 0) {
             if ((rc = pr_conn_from_fd(out, fd)) != PR_OK) {
+                int e = rc == PR_EIO ? errno : 0;
                 close(fd);
-                return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
+                return pr__err_set(&l->err, rc, e, "accept: %s", e ? strerror(e) : pr_strerror(rc));
             }
             return PR_OK;
         }
@@ -11822,6 +11850,7 @@ int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline) {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return pr__err_set(&l->err, PR_EIO, errno, "accept: %s", strerror(errno));
         if ((rc = pr_fd_wait(l->fd, PR_WAIT_READ, deadline)) == PR_ECLOSED) return rc; /* l was destroyed */
+        if (rc == PR_EIO) return pr__err_set(&l->err, rc, errno, "accept: %s", strerror(errno)); /* the poller */
         if (rc != PR_OK) return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
     }
 }
@@ -12741,9 +12770,10 @@ static pr__tls_conn *pr__tls_new(pr_conn *inner, int server) {
 
 static int pr__tls_warned_insecure;
 
-int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, int64_t deadline) {
+int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, pr_err_info *err,
+                  int64_t deadline) {
     pr_tls_opts o;
-    pr_err_info scratch, *err;
+    pr_err_info scratch;
     pr__tls_conn *t = NULL;
     const pr__tls_tas *tas = NULL;
     br_ssl_engine_context *eng;
@@ -12752,7 +12782,7 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
     int rc, nalpn;
     if (opts) o = *opts;
     else memset(&o, 0, sizeof o);
-    err = o.err ? o.err : &scratch;
+    if (!err) err = &scratch;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
     if (!out || !inner || !host) {
@@ -12861,27 +12891,33 @@ void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) {
 }
 
 int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
-                             size_t key_len) {
+                             size_t key_len, pr_err_info *err) {
     pr_tls_server_cfg *cfg;
     int rc;
+    const char *why = NULL;
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !cert_pem || !key_pem) return PR_EINVAL;
-    if (!(cfg = (pr_tls_server_cfg *)pr__calloc(1, sizeof *cfg))) return PR_ENOMEM;
+    if (!out || !cert_pem || !key_pem)
+        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_server_cfg_create: out, cert_pem and key_pem are required");
+    if (!(cfg = (pr_tls_server_cfg *)pr__calloc(1, sizeof *cfg)))
+        return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS server configuration");
     snprintf(cfg->alpn, sizeof cfg->alpn, "%s", "http/1.1");
     rc = pr__tls_pem_each(cert_pem, cert_len ? cert_len : strlen(cert_pem), pr__tls_chain_add, cfg);
     if (rc == PR_OK) rc = pr__tls_pem_each(key_pem, key_len ? key_len : strlen(key_pem), pr__tls_key_add, cfg);
-    if (rc == PR_OK && (cfg->nchain == 0 || (cfg->key_type != BR_KEYTYPE_RSA && cfg->key_type != BR_KEYTYPE_EC)))
-        rc = PR_EINVAL;
-    if (rc == PR_OK && cfg->key_type == BR_KEYTYPE_EC) {
+    if (rc == PR_OK && cfg->nchain == 0) why = "no certificate in cert_pem";
+    else if (rc == PR_OK && cfg->key_type != BR_KEYTYPE_RSA && cfg->key_type != BR_KEYTYPE_EC)
+        why = "no RSA or EC private key in key_pem";
+    if (rc == PR_OK && !why && cfg->key_type == BR_KEYTYPE_EC) {
         br_x509_decoder_context xd;
         br_x509_decoder_init(&xd, NULL, NULL);
         br_x509_decoder_push(&xd, cfg->chain[0].data, cfg->chain[0].data_len);
-        if (br_x509_decoder_last_error(&xd) != 0) rc = PR_EINVAL;
+        if (br_x509_decoder_last_error(&xd) != 0) why = "the leaf certificate cannot be decoded";
         else cfg->issuer_key_type = (unsigned)br_x509_decoder_get_signer_key_type(&xd);
     }
-    if (rc != PR_OK) {
+    if (rc != PR_OK || why) {
         pr_tls_server_cfg_destroy(cfg);
-        return rc;
+        if (why) return pr__err_set(err, PR_EINVAL, 0, "TLS server configuration: %s", why);
+        return pr__err_set(err, rc, 0, "TLS server configuration: %s", pr_strerror(rc));
     }
     *out = cfg;
     return PR_OK;
@@ -12897,18 +12933,20 @@ int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
     return PR_OK;
 }
 
-int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline) {
+int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, pr_err_info *err,
+                  int64_t deadline) {
     pr__tls_conn *t;
     br_ssl_engine_context *eng;
     int rc, nalpn;
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
     if (!out || !inner || !cfg) {
         pr_conn_destroy(inner);
-        return PR_EINVAL;
+        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_server: out, inner and cfg are required");
     }
     if (!(t = pr__tls_new(inner, 1))) {
         pr_conn_destroy(inner);
-        return PR_ENOMEM;
+        return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS connection");
     }
     snprintf(t->host, sizeof t->host, "%s", "(client)");
     if (cfg->key_type == BR_KEYTYPE_RSA)
@@ -12926,6 +12964,7 @@ int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, i
     else rc = pr__tls_handshake(t, deadline);
     if (rc != PR_OK) {
         PR__LOG(PR_LEVEL_DEBUG, "tls", "server handshake: %s", t->base.err.msg);
+        if (err) *err = t->base.err;
         pr__tls_destroy(&t->base);
         return rc;
     }
@@ -12945,13 +12984,14 @@ const char *pr_tls_alpn(const pr_conn *c) {
 
 #else /* PRISTINE_NO_TLS: the API is there, TLS is not */
 
-int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, int64_t deadline) {
+int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, pr_err_info *err,
+                  int64_t deadline) {
     PR__UNUSED(host);
+    PR__UNUSED(opts);
     PR__UNUSED(deadline);
     if (out) *out = NULL;
     pr_conn_destroy(inner);
-    if (opts && opts->err) pr__err_set(opts->err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file, const char *ca_pem, size_t ca_pem_len,
@@ -12960,20 +13000,19 @@ int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file, const char 
     PR__UNUSED(ca_pem);
     PR__UNUSED(ca_pem_len);
     if (out) *out = NULL;
-    if (err) pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 void pr_tls_anchors_destroy(pr_tls_anchors *a) { PR__UNUSED(a); }
 
 int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
-                             size_t key_len) {
+                             size_t key_len, pr_err_info *err) {
     PR__UNUSED(cert_pem);
     PR__UNUSED(cert_len);
     PR__UNUSED(key_pem);
     PR__UNUSED(key_len);
     if (out) *out = NULL;
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
@@ -12984,12 +13023,13 @@ int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
 
 void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) { PR__UNUSED(cfg); }
 
-int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline) {
+int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, pr_err_info *err,
+                  int64_t deadline) {
     PR__UNUSED(cfg);
     PR__UNUSED(deadline);
     if (out) *out = NULL;
     pr_conn_destroy(inner);
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 const char *pr_tls_alpn(const pr_conn *c) {
@@ -14110,7 +14150,6 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts)
     c->o.tcp_keepalive_s = PR__DEF(c->o.tcp_keepalive_s, 60);
     c->o.fetch_max_bytes = PR__DEF(c->o.fetch_max_bytes, PR__HTTP_DEF_FETCH_MAX);
     if (c->o.attempt_timeout_ms < 0) c->o.attempt_timeout_ms = 0;
-    c->o.tls.err = NULL;
     {
         pr_retry probe; /* the policy must be valid now, not at the first request */
         if (pr_retry_begin(&probe, &c->o.retry) != PR_OK)
@@ -14688,24 +14727,21 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
     memset(&no, 0, sizeof no);
     no.connect_timeout_ms = -1; /* cdl holds the cap */
     no.keepalive = c->o.tcp_keepalive_s > 0 ? c->o.tcp_keepalive_s : 0;
-    no.err = err;
     memset(err, 0, sizeof *err);
     phase = proxy ? "connecting to the proxy" : "resolving and connecting to";
-    rc = pr_tcp_connect(&conn, host, to->port, &no, cdl);
+    rc = pr_tcp_connect(&conn, host, to->port, &no, err, cdl);
     if (!rc && proxy && u->secure) {
         phase = "waiting for the CONNECT reply of the proxy";
         rc = pr__http_tunnel(c, &conn, u, proxy, head_used, cdl, limit, err);
     }
     if (!rc && u->secure) {
-        pr_tls_opts to2 = c->o.tls;
         pr_conn *t = NULL;
         phase = "in the TLS handshake with";
-        to2.err = err;
         if (pr__http_host_cstr(host, u->host)) {
             pr_conn_destroy(conn);
             return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
         }
-        rc = pr_tls_client(&t, conn, host, &to2, cdl); /* owns conn from here on */
+        rc = pr_tls_client(&t, conn, host, &c->o.tls, err, cdl); /* owns conn from here on */
         conn = t;
     }
     if (rc) {
@@ -15658,16 +15694,16 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     }
 }
 
-int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, int64_t deadline) {
+int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, pr_err_info *err,
+                int64_t deadline) {
     pr_sse *s;
-    pr_err_info e;
     const char *m;
     size_t i;
     int rc;
-    memset(&e, 0, sizeof e);
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !url) return PR_EINVAL;
-    if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return PR_ENOMEM;
+    if (!out || !url) return pr__err_set(err, PR_EINVAL, 0, "sse: %s", "out and url are required");
+    if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return pr__err_set(err, PR_ENOMEM, 0, "sse: %s", "out of memory");
     if (opts) s->o = *opts;
     pr_buf_init(&s->fixed);
     m = PR__DEF(s->o.method, "GET");
@@ -15693,8 +15729,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
         s->client = s->o.client;
     }
     if (rc) {
-        pr__err_set(&e, rc, 0, "sse: %s", rc == PR_EINVAL ? "invalid URL, header or option" : pr_strerror(rc));
-        if (opts && opts->err) *opts->err = e;
+        pr__err_set(err, rc, 0, "sse: %s", rc == PR_EINVAL ? "invalid URL, header or option" : pr_strerror(rc));
         pr__sse_free(s);
         return rc;
     }
@@ -15707,14 +15742,13 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     s->o.method = s->o.body = NULL;
     s->o.headers = NULL;
     s->o.last_event_id = NULL;
-    s->o.err = NULL;
     for (;;) { /* the first connection, reconnect rules included */
         rc = pr__sse_connect(s, deadline);
         if (rc || s->final || s->resp) break;
     }
     if (!rc && s->final) rc = s->final;
     if (rc) {
-        if (opts && opts->err) *opts->err = s->err;
+        if (err) *err = s->err;
         pr__sse_free(s);
         return rc;
     }
@@ -19512,7 +19546,21 @@ REVISION HISTORY
                               states, apart from the PR_DS_LIVE_* read modes
       PR_BACKOFF_POLL         removed: it was PR_BACKOFF_SUBMIT under another
                               name (1 s doubling to 30 s, no jitter); use that
+      pr_future_error         is pr_future_last_error: an object that lives on
+                              answers with *_last_error
+      pr_net_opts.err, pr_tls_opts.err, pr_sse_stream_opts.err
+                              removed: the call that creates the object takes
+                              pr_err_info *err (below)
     Changed signature
+      pr_tcp_connect, pr_tls_client, pr_sse_open
+                              take pr_err_info *err before the deadline (was
+                              opts->err); NULL = not wanted, zeroed on success
+      pr_dns_resolve, pr_tls_server
+                              take pr_err_info *err before the deadline (their
+                              detail had no way out)
+      pr_tcp_listen, pr_tls_server_cfg_create
+                              take pr_err_info *err last (pr_tcp_listen: was
+                              errno; sys_errno holds it now)
       pr_retry_hint_ms        takes int64_t max_ms before out (<= 0 = 60000);
                               a hint above it is cut to it (was: refused, so
                               a server asking for 120 s got the short backoff)

@@ -50,8 +50,7 @@ int main(void) {
 
     memset(&opts, 0, sizeof opts);
     opts.on_reconnect = on_reconnect;
-    opts.err = &err;
-    rc = pr_sse_open(&s, url, &opts, pr_deadline_in(10000));
+    rc = pr_sse_open(&s, url, &opts, &err, pr_deadline_in(10000));
     if (rc != PR_OK) {
         fprintf(stderr, "stream: pr_sse_open: %s: %s\n", pr_errname(rc), err.msg);
         ts_stop(server);

@@ -5,7 +5,7 @@
  *
  *     pr_sse *s;
  *     pr_sse_event ev;
- *     int rc = pr_sse_open(&s, "https://api.example.com/v1/events", NULL, deadline);
+ *     int rc = pr_sse_open(&s, "https://api.example.com/v1/events", NULL, NULL, deadline);
  *     while (rc == PR_OK && (rc = pr_sse_next(s, &ev, deadline)) == PR_OK)
  *         printf("%.*s: %.*s\n", (int)ev.type_len, ev.type, (int)ev.data_len, ev.data);
  *     pr_sse_destroy(s);
@@ -112,25 +112,27 @@ typedef struct pr_sse_stream_opts {
     void (*on_reconnect)(const pr_sse_reconnect *info, void *user_data); /* NULL = none */
     void *reconnect_user_data;
     pr_retry_hooks hooks;       /* the waits, their random numbers, the wall clock (tests) */
-    pr_err_info *err;           /* out, optional: why pr_sse_open failed */
 } pr_sse_stream_opts;
 
 /* Open a stream: connect and check the response (the first connection
    follows the reconnect rules too: a network error or a retryable status
    is tried again within the deadline).
    Params: out - receives the stream (NULL on failure); url - http or https
-           (copied); opts - NULL = defaults; deadline - absolute ms for this
-           call (the stream itself has no end).
+           (copied); opts - NULL = defaults; err - receives why the call
+           failed (the status, the connection's errno, TLS or DNS detail;
+           zeroed on success); NULL = not wanted; deadline - absolute ms for
+           this call (the stream itself has no end).
    Returns: PR_OK; PR_ECLOSED (204: the server says do not connect);
-            PR_EHTTP (a status that is not retried; pr_http_client_*'s
-            detail in opts->err); PR_EPROTO (not text/event-stream);
+            PR_EHTTP (a status that is not retried; the detail in err);
+            PR_EPROTO (not text/event-stream);
             PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL (a bad URL, header or
             option); PR_ENOMEM; errors of pr_http_client_request when
             max_failures is reached.
    Blocks: yes.
    Thread: owner.
    See: pr_sse_next, pr_sse_destroy. */
-PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, int64_t deadline);
+PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, pr_err_info *err,
+                             int64_t deadline);
 
 /* The next event, reconnecting as needed.
    Params: s - the stream; ev - receives the event; its strings stay valid
@@ -480,16 +482,16 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     }
 }
 
-int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, int64_t deadline) {
+int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, pr_err_info *err,
+                int64_t deadline) {
     pr_sse *s;
-    pr_err_info e;
     const char *m;
     size_t i;
     int rc;
-    memset(&e, 0, sizeof e);
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !url) return PR_EINVAL;
-    if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return PR_ENOMEM;
+    if (!out || !url) return pr__err_set(err, PR_EINVAL, 0, "sse: %s", "out and url are required");
+    if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return pr__err_set(err, PR_ENOMEM, 0, "sse: %s", "out of memory");
     if (opts) s->o = *opts;
     pr_buf_init(&s->fixed);
     m = PR__DEF(s->o.method, "GET");
@@ -515,8 +517,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
         s->client = s->o.client;
     }
     if (rc) {
-        pr__err_set(&e, rc, 0, "sse: %s", rc == PR_EINVAL ? "invalid URL, header or option" : pr_strerror(rc));
-        if (opts && opts->err) *opts->err = e;
+        pr__err_set(err, rc, 0, "sse: %s", rc == PR_EINVAL ? "invalid URL, header or option" : pr_strerror(rc));
         pr__sse_free(s);
         return rc;
     }
@@ -529,14 +530,13 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     s->o.method = s->o.body = NULL;
     s->o.headers = NULL;
     s->o.last_event_id = NULL;
-    s->o.err = NULL;
     for (;;) { /* the first connection, reconnect rules included */
         rc = pr__sse_connect(s, deadline);
         if (rc || s->final || s->resp) break;
     }
     if (!rc && s->final) rc = s->final;
     if (rc) {
-        if (opts && opts->err) *opts->err = s->err;
+        if (err) *err = s->err;
         pr__sse_free(s);
         return rc;
     }

@@ -81,7 +81,7 @@ PT_TEST(es_reconnect_after_end_resumes) {
     int i;
     es_start(&f);
     es_opts(&f, &o);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=3&id=1"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=3&id=1"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(pr_sse_status(s), 200);
     PT_REQUIRE(pr_sse_header(s, "content-type") != NULL);
     for (i = 1; i <= 6; i++) {
@@ -119,7 +119,7 @@ PT_TEST(es_drop_mid_event_no_partial_no_duplicate) {
     int i;
     es_start(&f);
     es_opts(&f, &o);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=4&id=1&drop_after=2&drop_partial=1"), &o,
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=4&id=1&drop_after=2&drop_partial=1"), &o, NULL,
                           pr_deadline_in(5000)), PR_OK);
     for (i = 1; i <= 4; i++) {
         PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
@@ -148,7 +148,7 @@ PT_TEST(es_retry_field_and_backoff) {
     st[2] = hr_step(503, "retry-after-ms: 4000\r\n", "busy");
     st[3] = hr_step(200, ES_CT, "data: two\n\n");
     PT_EQ_ERR(ts_script(f.s, "/s", st, 4), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_MEM(ev.data, "one", 3);
     PT_EQ_INT(ev.retry_ms, -1);        /* the retry came in a block of its own */
@@ -196,9 +196,8 @@ PT_TEST(es_connection_rules) {
         es_start(&f);
         es_opts(&f, &o);
         memset(&e, 0, sizeof e);
-        o.err = &e;
         PT_EQ_ERR(ts_script(f.s, "/r", &st, 1), PR_OK);
-        PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/r"), &o, pr_deadline_in(5000)), cases[i].rc);
+        PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/r"), &o, &e, pr_deadline_in(5000)), cases[i].rc);
         if (cases[i].rc == PR_OK) {
             pr_sse_event ev;
             PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
@@ -227,7 +226,7 @@ PT_TEST(es_204_stops_reconnecting) {
     st[0] = hr_step(200, ES_CT, "id: 9\ndata: a\n\n");
     st[1] = hr_step(204, NULL, NULL);
     PT_EQ_ERR(ts_script(f.s, "/s", st, 2), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ECLOSED);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ECLOSED); /* sticky */
@@ -251,7 +250,7 @@ PT_TEST(es_id_only_block_and_resume) {
     st[0] = hr_step(200, ES_CT, "data: a\n\nid: 42\n\n");
     st[1] = hr_step(200, ES_CT, "data: b\n\n");
     PT_EQ_ERR(ts_script(f.s, "/s", st, 2), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_STR(ev.last_id, "41");
     PT_CHECK(ev.id == NULL);
@@ -273,7 +272,7 @@ PT_TEST(es_idle_timeout_reconnects) {
     es_start(&f);
     es_opts(&f, &o);
     o.idle_timeout_ms = 100;
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&hold_ms=3000"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&hold_ms=3000"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_MEM(ev.data, "event 1", 7);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
@@ -295,7 +294,7 @@ PT_TEST(es_deadline_loses_nothing) {
     es_opts(&f, &o);
     o.hooks.sleep = NULL; /* real waits: the reconnect below is 50 ms */
     o.retry_ms = 50;
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=2&id=1&interval_ms=100"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=2&id=1&interval_ms=100"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(10)), PR_ETIMEDOUT); /* event 2 is 100 ms away */
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
@@ -322,7 +321,7 @@ PT_TEST(es_post_stream_repeat_rule) {
         o.body = "{\"prompt\":\"hi\"}";
         o.body_len = strlen(o.body);
         o.repeatable = rep;
-        PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1"), &o, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1"), &o, NULL, pr_deadline_in(5000)), PR_OK);
         PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
         if (!rep) {
             PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ECLOSED);
@@ -338,23 +337,29 @@ PT_TEST(es_post_stream_repeat_rule) {
     }
 }
 
+/* A URL on a port where nobody listens (a free port, then closed). */
+static int es_refused_url(char *url, size_t n) {
+    pr_listener *l;
+    int rc = pr_tcp_listen(&l, "127.0.0.1", 0, 1, NULL);
+    if (rc) return rc;
+    snprintf(url, n, "http://127.0.0.1:%u/sse", (unsigned)pr_listener_port(l));
+    pr_listener_destroy(l);
+    return PR_OK;
+}
+
 /* Nobody listening: max_failures connections, then the error, with the
    last connection's cause in it. */
 PT_TEST(es_max_failures) {
     es_fx f;
     pr_sse_stream_opts o;
     pr_sse *s = NULL;
-    pr_listener *l;
     pr_err_info e;
     char url[64];
     memset(&f, 0, sizeof f);
     es_opts(&f, &o);
     o.max_failures = 3;
-    o.err = &e;
-    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1) == PR_OK);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/sse", (unsigned)pr_listener_port(l));
-    pr_listener_destroy(l);
-    PT_CHECK(pr_sse_open(&s, url, &o, pr_deadline_in(5000)) < 0);
+    PT_REQUIRE(es_refused_url(url, sizeof url) == PR_OK);
+    PT_CHECK(pr_sse_open(&s, url, &o, &e, pr_deadline_in(5000)) < 0);
     PT_CHECK(s == NULL);
     PT_EQ_INT(f.nsleeps, 2); /* 3 connections, 2 waits between them */
     PT_EQ_INT(f.seen[1].failures, 2);
@@ -364,6 +369,7 @@ PT_TEST(es_max_failures) {
     PT_EQ_INT(e.sys_errno, ECONNREFUSED);
     PT_CHECK(strstr(e.msg, "Connection refused") != NULL);
 }
+
 
 /* An over-long line: PR_ELIMIT once, then the next event. */
 PT_TEST(es_limit_reported_then_goes_on) {
@@ -377,7 +383,7 @@ PT_TEST(es_limit_reported_then_goes_on) {
     es_opts(&f, &o);
     o.decoder.max_line_bytes = 20;
     PT_EQ_ERR(ts_script(f.s, "/s", &st, 1), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ELIMIT);
     PT_EQ_ERR(pr_sse_last_error(s, &e), PR_OK);
     PT_CHECK(strstr(e.msg, "limit") != NULL);
@@ -413,7 +419,7 @@ PT_TEST(es_headers_and_redirect) {
     st[0] = hr_step(302, loc, NULL);
     st[0].count = 2;
     PT_EQ_ERR(ts_script(f.s, "/start", st, 1), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/start"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/start"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK); /* after a reconnect */
     PT_EQ_INT(ts_log_count(f.s), 4);
@@ -459,7 +465,7 @@ PT_TEST(es_cross_origin_redirect_drops_credentials) {
     st = hr_step(302, loc, NULL);
     st.count = 2;
     PT_EQ_ERR(ts_script(f.s, "/hop", &st, 1), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/start"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/start"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_STR(ev.last_id, "1");
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK); /* after a reconnect: the chain again */
@@ -517,7 +523,7 @@ PT_TEST(es_https_and_truncated_tls) {
     o.client = c;
     snprintf(url, sizeof url, "https://localhost:%u/sse?events=4&id=1&framing=close&drop_after=2",
              (unsigned)ts_port(f.s));
-    PT_EQ_ERR(pr_sse_open(&s, url, &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, NULL, pr_deadline_in(5000)), PR_OK);
     for (i = 1; i <= 4; i++) {
         PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
         snprintf(want, sizeof want, "event %d", i);
@@ -553,7 +559,7 @@ PT_TEST(es_cancel_and_destroy_while_blocked) {
     es_start(&f);
     es_opts(&f, &o);
     memset(&x, 0, sizeof x);
-    PT_EQ_ERR(pr_sse_open(&x.s, es_url(&f, "/sse?events=0&hold_ms=10000"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&x.s, es_url(&f, "/sse?events=0&hold_ms=10000"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_REQUIRE(pr_go(&t, es_read_task, &x, NULL) == PR_OK);
     PT_EQ_ERR(pr_sleep(pr_deadline_in(20)), PR_OK);
     PT_EQ_ERR(pr_cancel(t), PR_OK);
@@ -583,7 +589,7 @@ PT_TEST(es_fail_nth_allocation_across_reconnect) {
         f.nsleeps = f.nseen = 0;
         o.max_failures = 2;
         pt_alloc_fail_nth(n);
-        rc = pr_sse_open(&s, es_url(&f, "/sse?events=2&id=1"), &o, pr_deadline_in(5000));
+        rc = pr_sse_open(&s, es_url(&f, "/sse?events=2&id=1"), &o, NULL, pr_deadline_in(5000));
         for (i = 0; rc == PR_OK && i < 4; i++) {
             rc = pr_sse_next(s, &ev, pr_deadline_in(5000));
             if (rc == PR_OK) got++;
@@ -615,7 +621,7 @@ PT_TEST(es_idle_clock_spans_calls) {
     o.hooks.sleep = NULL; /* real waits: the calls below must let time pass */
     o.retry_ms = 10;
     o.idle_timeout_ms = 300;
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&hold_ms=20000"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&hold_ms=20000"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_MEM(ev.data, "event 1", 7);
     for (i = 0; i < 60 && (rc = pr_sse_next(s, &ev, pr_deadline_in(100))) == PR_ETIMEDOUT; i++) timeouts++;
@@ -647,7 +653,7 @@ PT_TEST(es_deadline_holds_under_a_byte_flood) {
         es_opts(&f, &o);
         PT_REQUIRE(pt_flood_start(&fl, "HTTP/1.1 200 OK\r\n" ES_CT "\r\n", pieces[k], 20000) == PR_OK);
         snprintf(url, sizeof url, "http://127.0.0.1:%u/flood", (unsigned)fl.port);
-        PT_EQ_ERR(pr_sse_open(&s, url, &o, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_sse_open(&s, url, &o, NULL, pr_deadline_in(5000)), PR_OK);
         PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(200)), PR_ETIMEDOUT);
         PT_CHECK(pt_flood_running(&fl)); /* returned in the middle of the flood */
         PT_EQ_INT(pr_sse_reconnects(s), 0);
@@ -668,7 +674,8 @@ PT_TEST(es_retry_field_capped_without_overflow) {
     int64_t until;
     es_start(&f);
     es_opts(&f, &o);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&retry=9223372036854775807"), &o, pr_deadline_in(5000)),
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&retry=9223372036854775807"), &o, NULL,
+                          pr_deadline_in(5000)),
               PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(ev.stream_retry_ms, 3600000); /* the default cap: an hour */
@@ -690,7 +697,7 @@ PT_TEST(es_retry_field_capped_without_overflow) {
     st[0] = hr_step(200, ES_CT, "retry: 99999999999999999999999\n\n");
     st[1] = hr_step(200, ES_CT, "data: after\n\n");
     PT_EQ_ERR(ts_script(f.s, "/huge", st, 2), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/huge"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/huge"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(60000)), PR_OK); /* the hook does not wait */
     PT_EQ_MEM(ev.data, "after", 5);
     PT_EQ_INT(f.nsleeps, 1);
@@ -714,7 +721,7 @@ PT_TEST(es_instant_end_backs_off) {
     o.max_failures = 4;
     st.count = 100;
     PT_EQ_ERR(ts_script(f.s, "/instant", &st, 1), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/instant"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/instant"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(60000)), PR_ECLOSED); /* the hook does not wait */
     PT_EQ_INT(ts_log_count(f.s), 4);
     PT_EQ_INT(f.nsleeps, 3);
@@ -736,7 +743,8 @@ PT_TEST(es_quiet_end_is_no_failure) {
     es_start(&f);
     es_opts(&f, &o);
     o.retry_ms = 10;
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=0&comment=1&hold_ms=1100"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=0&comment=1&hold_ms=1100"), &o, NULL, pr_deadline_in(5000)),
+              PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(3000)), PR_ETIMEDOUT);
     PT_CHECK(f.nsleeps >= 1);
     for (i = 0; i < f.nsleeps && i < 16; i++) PT_EQ_INT(f.sleeps[i], 10);
@@ -769,7 +777,7 @@ PT_TEST(es_last_event_id_only_when_it_can_travel) {
     st[2] = hr_step(200, ES_CT, "id: tab\there\ndata: ok\n\n");
     st[3] = hr_step(200, ES_CT, "data: last\n\n");
     PT_EQ_ERR(ts_script(f.s, "/ids", st, 4), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/ids"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/ids"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     for (i = 0; i < 4; i++) PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_MEM(ev.data, "last", 4);
     PT_EQ_INT(ts_log_count(f.s), 4);

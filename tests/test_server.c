@@ -14,14 +14,14 @@ typedef struct srv_fx {
 } srv_fx;
 
 static int srv_connect(srv_fx *f, pr_conn **out) {
-    int rc = pr_tcp_connect(out, "127.0.0.1", ts_port(f->s), NULL, pr_deadline_in(5000));
+    int rc = pr_tcp_connect(out, "127.0.0.1", ts_port(f->s), NULL, NULL, pr_deadline_in(5000));
 #ifndef PRISTINE_NO_TLS
     if (rc == PR_OK && f->tls) {
         pr_tls_opts o;
         pr_conn *t = NULL;
         memset(&o, 0, sizeof o);
         o.ca_file = SRV_TLS_DIR "/ca.crt";
-        rc = pr_tls_client(&t, *out, "127.0.0.1", &o, pr_deadline_in(5000));
+        rc = pr_tls_client(&t, *out, "127.0.0.1", &o, NULL, pr_deadline_in(5000));
         *out = t;
     }
 #endif
