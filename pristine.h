@@ -15748,6 +15748,11 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
     }
     if (!rc && s->final) rc = s->final;
     if (rc) {
+        /* the deadline or a cancel came between tries: say so, with the last try's cause */
+        if (s->err.code != rc && s->err.msg[0])
+            pr__err_wrap(&s->err, rc, &s->err, "sse: %s before the stream opened; the last try", pr_strerror(rc));
+        else if (s->err.code != rc)
+            pr__err_set(&s->err, rc, 0, "sse: %s before the stream opened", pr_strerror(rc));
         if (err) *err = s->err;
         pr__sse_free(s);
         return rc;
@@ -19583,6 +19588,8 @@ REVISION HISTORY
                another's (a stream's "the last: ...", the producer's "the
                last try: ...") keeps the cause whole and its detail
                (sys_errno, tls_error, dns_error, http_status).
+      net      sys_errno holds the errno wherever PR_EIO comes from a system
+               call (a poller or fcntl failure in connect and accept too).
       http     The idle timeout is the connection's silence since its last
                byte, across calls; a connection found silent stays failed.
       client   A redirect to another origin drops every field of the request
@@ -19600,7 +19607,10 @@ REVISION HISTORY
                (backoff), a longer one that ends cleanly does not; an ID
                with a control byte or longer than max_last_event_id is not
                sent as Last-Event-ID; Cache-Control and Last-Event-ID follow
-               a redirect to another origin.
+               a redirect to another origin. pr_sse_open whose deadline
+               passes (or that is cancelled) between tries says so, code
+               PR_ETIMEDOUT / PR_ECANCELED, with the last try's cause and its
+               detail in err (was: the bare cause, whose code differed).
       ds       The producer resends a batch with the same (epoch, seq) until
                the server answers or delivery_timeout_ms passes; a 409 gap
                waits for the lower batches instead of resending at once; a

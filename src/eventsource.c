@@ -536,6 +536,11 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
     }
     if (!rc && s->final) rc = s->final;
     if (rc) {
+        /* the deadline or a cancel came between tries: say so, with the last try's cause */
+        if (s->err.code != rc && s->err.msg[0])
+            pr__err_wrap(&s->err, rc, &s->err, "sse: %s before the stream opened; the last try", pr_strerror(rc));
+        else if (s->err.code != rc)
+            pr__err_set(&s->err, rc, 0, "sse: %s before the stream opened", pr_strerror(rc));
         if (err) *err = s->err;
         pr__sse_free(s);
         return rc;

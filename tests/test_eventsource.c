@@ -371,6 +371,83 @@ PT_TEST(es_max_failures) {
 }
 
 
+/* A refused connect through pr_sse_open keeps its errno: a stream that
+   cannot be repeated fails with the cause itself; a GET whose deadline
+   comes before the next try says so and keeps the last try's cause. */
+PT_TEST(es_open_refused_keeps_errno) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s = NULL;
+    pr_err_info e;
+    char url[64];
+    memset(&f, 0, sizeof f);
+    PT_REQUIRE(es_refused_url(url, sizeof url) == PR_OK);
+    es_opts(&f, &o);
+    o.method = "POST";
+    o.body = "{}";
+    o.body_len = 2;
+    memset(&e, 0x55, sizeof e);
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, &e, pr_deadline_in(5000)), PR_EIO);
+    PT_CHECK(s == NULL);
+    PT_EQ_ERR(e.code, PR_EIO);
+    PT_EQ_INT(e.sys_errno, ECONNREFUSED);
+    PT_CHECK(strstr(e.msg, strerror(ECONNREFUSED)) != NULL);
+    PT_EQ_INT(e.tls_error, 0);
+    PT_EQ_INT(f.nsleeps, 0);
+    /* a GET is tried again, but not within this deadline (the wait hook returns at once) */
+    es_opts(&f, &o);
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, &e, pr_deadline_in(2000)), PR_ETIMEDOUT);
+    PT_CHECK(s == NULL);
+    PT_EQ_ERR(e.code, PR_ETIMEDOUT);
+    PT_EQ_INT(e.sys_errno, ECONNREFUSED); /* the last try's */
+    PT_CHECK(strstr(e.msg, "before the stream opened") != NULL);
+    PT_CHECK(strstr(e.msg, strerror(ECONNREFUSED)) != NULL);
+    PT_EQ_INT(f.nseen, 1);
+    PT_EQ_INT(f.seen[0].reason, PR_EIO);
+}
+
+/* A server whose certificate no anchor vouches for: pr_sse_open's err
+   carries the TLS failure whole (message, code, BearSSL's error) inside the
+   stream's own words. */
+PT_TEST(es_untrusted_certificate_message_whole) {
+#ifdef PRISTINE_NO_TLS
+    PT_SKIP("no TLS in this build");
+#else
+    es_fx f;
+    ts_opts so;
+    pr_sse_stream_opts o;
+    pr_http_client_opts co;
+    pr_http_client *c;
+    pr_sse *s = NULL;
+    pr_err_info e;
+    char url[128];
+    if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
+    memset(&f, 0, sizeof f);
+    memset(&so, 0, sizeof so);
+    so.tls_cert_file = "build/tls-fixtures/unknown.crt"; /* signed by another CA */
+    so.tls_key_file = "build/tls-fixtures/unknown.key";
+    PT_REQUIRE(ts_start(&f.s, &so) == PR_OK);
+    memset(&co, 0, sizeof co);
+    co.ignore_env = 1;
+    co.tls.ca_file = "build/tls-fixtures/ca.crt";
+    PT_REQUIRE(pr_http_client_create(&c, &co) == PR_OK);
+    es_opts(&f, &o);
+    o.client = c;
+    o.max_failures = 2;
+    snprintf(url, sizeof url, "https://localhost:%u/sse?events=1", (unsigned)ts_port(f.s));
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, &e, pr_deadline_in(10000)), PR_ETLS);
+    PT_CHECK(s == NULL);
+    PT_EQ_ERR(e.code, PR_ETLS);
+    PT_EQ_INT(e.tls_error, 62); /* BR_ERR_X509_NOT_TRUSTED */
+    PT_CHECK(strstr(e.msg, "2 failed connections") != NULL);
+    PT_CHECK(strstr(e.msg, "certificate signed by an unknown CA (not trusted)") != NULL);
+    PT_EQ_INT(f.nseen, 1);
+    PT_CHECK(strstr(f.seen_detail[0], "unknown CA") != NULL);
+    pr_http_client_destroy(c);
+    ts_stop(f.s);
+#endif
+}
+
 /* An over-long line: PR_ELIMIT once, then the next event. */
 PT_TEST(es_limit_reported_then_goes_on) {
     es_fx f;
@@ -802,6 +879,8 @@ const pt_suite pt_suite_eventsource = { "eventsource", {
     PT_ENTRY(es_deadline_loses_nothing),
     PT_ENTRY(es_post_stream_repeat_rule),
     PT_ENTRY(es_max_failures),
+    PT_ENTRY(es_open_refused_keeps_errno),
+    PT_ENTRY(es_untrusted_certificate_message_whole),
     PT_ENTRY(es_limit_reported_then_goes_on),
     PT_ENTRY(es_headers_and_redirect),
     PT_ENTRY(es_cross_origin_redirect_drops_credentials),
