@@ -1033,7 +1033,7 @@ PRISTINE_API int pr_url_resolve(pr_buf *out, const char *base, size_t base_len,
  * Use: pr_sse_decoder_create, then for every chunk of the body:
  *
  *     pr_sse_decoder_feed(d, bytes, n);
- *     while ((rc = pr_sse_decoder_next(d, &ev)) != PR_SSE_MORE) {
+ *     while ((rc = pr_sse_decoder_next(d, &ev)) != PR_SSE_DECODER_MORE) {
  *         if (rc == PR_OK) handle(&ev);
  *         else if (rc == PR_ELIMIT) pr_sse_decoder_skip(d);   (say so, then go on)
  *         else break;                                        (PR_ENOMEM: retry later)
@@ -1046,10 +1046,10 @@ PRISTINE_API int pr_url_resolve(pr_buf *out, const char *base, size_t base_len,
  * (module eventsource) run this loop over a reconnecting connection.
  *
  * Lifetime: the decoder borrows each fed chunk until next returns
- * PR_SSE_MORE (or PR_ECLOSED, or reset/destroy): keep those bytes unchanged
- * until then. An event's strings are views into the chunk or the decoder's
- * own buffers, valid until the next call on the decoder. Values may contain
- * U+0000 (data, type), so use the lengths.
+ * PR_SSE_DECODER_MORE (or PR_ECLOSED, or reset/destroy): keep those bytes
+ * unchanged until then. An event's strings are views into the chunk or the
+ * decoder's own buffers, valid until the next call on the decoder. Values
+ * may contain U+0000 (data, type), so use the lengths.
  *
  * Ids: an event carries both views: the block's own
  * `id` (absent / empty / set) and the stream's last-event-ID at dispatch.
@@ -1059,7 +1059,7 @@ PRISTINE_API int pr_url_resolve(pr_buf *out, const char *base, size_t base_len,
 
 /* pr_sse_decoder_next: no complete event in the bytes fed so far. Positive,
    so it is never mistaken for an error code. */
-#define PR_SSE_MORE 1
+#define PR_SSE_DECODER_MORE 1
 
 /* pr_sse_event.id_state: did the event's block carry an accepted `id`? */
 enum pr_sse_id_state {
@@ -1069,11 +1069,11 @@ enum pr_sse_id_state {
 };
 
 /* Decoder options; NULL or all zero means defaults. */
-typedef struct pr_sse_opts {
+typedef struct pr_sse_decoder_opts {
     size_t max_line_bytes;  /* 0 = 1 MiB; SIZE_MAX = no limit. One line, without its terminator */
     size_t max_event_bytes; /* 0 = 16 MiB; SIZE_MAX = no limit. One event's joined data */
     int raw_bytes;          /* 0 = invalid UTF-8 becomes U+FFFD (spec R1); 1 = bytes pass unchanged */
-} pr_sse_opts;
+} pr_sse_decoder_opts;
 
 /* One dispatched event. The strings are valid until the next call on the
    decoder. type, id and last_id are NUL-terminated; data is not in general
@@ -1104,7 +1104,7 @@ typedef struct pr_sse_decoder pr_sse_decoder;
    Blocks: no.
    Thread: any (the decoder then belongs to the calling thread).
    See: pr_sse_decoder_destroy, pr_sse_decoder_feed. */
-PRISTINE_API int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_opts *opts);
+PRISTINE_API int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_decoder_opts *opts);
 
 /* Destroy a decoder and everything it owns.
    Params: d - a decoder; NULL is a no-op.
@@ -1116,13 +1116,13 @@ PRISTINE_API void pr_sse_decoder_destroy(pr_sse_decoder *d);
 
 /* Hand the decoder the next chunk of the response body (any split works,
    one byte at a time included). The bytes are borrowed, not copied: keep
-   them unchanged until pr_sse_decoder_next returns PR_SSE_MORE.
+   them unchanged until pr_sse_decoder_next returns PR_SSE_DECODER_MORE.
    Params: d - the decoder; bytes - the chunk (may be NULL when n is 0);
            n - its length.
    Returns: PR_OK; PR_EINVAL if d is NULL or bytes is NULL with n > 0;
             PR_ESTATE if the previous chunk is not fully read yet (call
-            next until PR_SSE_MORE first) or after pr_sse_decoder_finish;
-            PR_ENOMEM (nothing was taken; the call may be repeated).
+            next until PR_SSE_DECODER_MORE first) or after
+            pr_sse_decoder_finish; PR_ENOMEM (nothing was taken; the call may be repeated).
    Blocks: no.
    Thread: owner.
    See: pr_sse_decoder_next, pr_sse_decoder_finish. */
@@ -1132,8 +1132,8 @@ PRISTINE_API int pr_sse_decoder_feed(pr_sse_decoder *d, const char *bytes, size_
    `retry` and id-only blocks take effect even when no event follows.
    Params: d - the decoder; ev - receives the event when PR_OK is returned;
            its strings stay valid until the next call on d.
-   Returns: PR_OK (an event); PR_SSE_MORE (all fed bytes are used: feed the
-            next chunk); PR_ECLOSED (after pr_sse_decoder_finish, once the
+   Returns: PR_OK (an event); PR_SSE_DECODER_MORE (all fed bytes are used:
+            feed the next chunk); PR_ECLOSED (after pr_sse_decoder_finish, once the
             fed bytes are used; the unterminated block was dropped);
             PR_ELIMIT (a line or an event exceeded its limit; the block was
             dropped; returned again until pr_sse_decoder_skip or
@@ -1209,7 +1209,7 @@ PRISTINE_API const char *pr_sse_decoder_last_id(const pr_sse_decoder *d, size_t 
    Blocks: no.
    Thread: owner.
    See: pr_sse_event. */
-PRISTINE_API int64_t pr_sse_decoder_retry(const pr_sse_decoder *d);
+PRISTINE_API int64_t pr_sse_decoder_retry_ms(const pr_sse_decoder *d);
 
 /* Parse an event's data as one JSON text (pr_json_parse).
    Params: ev - the event (read during the call only); out - receives the
@@ -3503,7 +3503,7 @@ PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
  *   cannot travel in a header: see max_last_event_id); the partial
  *   block of the broken connection is dropped, so every event arrives
  *   complete, once, in order. A reconnect is not an error of pr_sse_next:
- *   on_reconnect sees it (attempt, delay, reason).
+ *   observer.on_reconnect sees it (attempt, delay, reason).
  * - A request with a body, or a method other than GET, is reconnected only
  *   when the options say it can be repeated (a POST that starts an LLM
  *   answer usually cannot); otherwise its end is PR_ECLOSED and a failure
@@ -3533,8 +3533,8 @@ PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
 /* A reconnecting event stream. Opaque; owned by the thread that opened it. */
 typedef struct pr_sse pr_sse;
 
-/* What on_reconnect is told before the stream waits to connect again (the
-   strings are valid during the callback only). */
+/* What observer.on_reconnect is told before the stream waits to connect
+   again (the strings are valid during the callback only). */
 typedef struct pr_sse_reconnect {
     long reconnects;            /* this reconnect's number: 1 for the first */
     int failures;               /* consecutive failed connections so far (0: the last one had opened) */
@@ -3546,6 +3546,14 @@ typedef struct pr_sse_reconnect {
     const char *detail;         /* why, in words */
     const char *last_event_id;  /* what the next request sends ("" = no Last-Event-ID) */
 } pr_sse_reconnect;
+
+/* What watches a stream from outside (telemetry's pr_telemetry_sse_hook,
+   say), with a user_data of its own, apart from the options' callbacks. */
+typedef struct pr_sse_observer {
+    /* Called before the stream waits to connect again. NULL = none. */
+    void (*on_reconnect)(const pr_sse_reconnect *info, void *user_data);
+    void *user_data;            /* on_reconnect's argument */
+} pr_sse_observer;
 
 /* Options of pr_sse_open. Zero means the default; strings are copied. */
 typedef struct pr_sse_stream_opts {
@@ -3561,7 +3569,7 @@ typedef struct pr_sse_stream_opts {
        lines to out (a fresh token, say). A nonzero return fails the stream
        with that code. NULL = none. */
     int (*headers_fn)(pr_buf *out, void *user_data);
-    void *headers_user_data;
+    void *user_data;            /* the argument of the options' own callbacks (headers_fn) */
     const char *last_event_id;  /* resume: sent on the first connection too; NULL = none */
     int64_t retry_ms;           /* 0 = 3000: the reconnection time until the server sends `retry:` */
     int64_t max_retry_ms;       /* 0 = 3600000 (an hour): the cap on every wait a server asks for
@@ -3577,9 +3585,8 @@ typedef struct pr_sse_stream_opts {
     int max_failures;           /* 0 = unlimited; else consecutive failed connections before the
                                    stream fails with the last error */
     int reconnect_on_limit;     /* 1 = PR_ELIMIT drops the connection and reconnects */
-    pr_sse_opts decoder;        /* line and event limits, raw bytes */
-    void (*on_reconnect)(const pr_sse_reconnect *info, void *user_data); /* NULL = none */
-    void *reconnect_user_data;
+    pr_sse_decoder_opts decoder; /* line and event limits, raw bytes */
+    pr_sse_observer observer;   /* reconnect notifications (telemetry); zero = none */
     pr_retry_hooks hooks;       /* the waits, their random numbers, the wall clock (tests) */
 } pr_sse_stream_opts;
 
@@ -4056,7 +4063,7 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  * - pr_telemetry, a hub. Plug its adapters into the hooks of the other
  *   modules (pr_telemetry_http_hook as a client's on_event,
  *   pr_telemetry_breaker_hook as a breaker's on_change,
- *   pr_telemetry_sse_hook as an event stream's on_reconnect,
+ *   pr_telemetry_sse_hook as an event stream's observer.on_reconnect,
  *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller),
  *   and the application's callback receives one kind of structured event
  *   for all of them: a kind, a name, a severity and named fields. URLs have
@@ -4191,7 +4198,8 @@ PRISTINE_API void pr_telemetry_http_hook(const pr_http_event *ev, void *user_dat
    See: pr_breaker_opts. */
 PRISTINE_API void pr_telemetry_breaker_hook(const char *name, int from, int to, void *user_data);
 
-/* An on_reconnect for pr_sse_stream_opts: user_data is the hub. Event
+/* An on_reconnect for pr_sse_stream_opts.observer: observer.user_data is
+   the hub. Event
    "sse.reconnect" (WARNING after a failed connection, else INFO); fields:
    reconnects, failures, delay_ms, reason (the code's name), status,
    detail, last_event_id.
@@ -4199,7 +4207,7 @@ PRISTINE_API void pr_telemetry_breaker_hook(const char *name, int from, int to, 
    Returns: nothing.
    Blocks: no.
    Thread: owner.
-   See: pr_sse_stream_opts. */
+   See: pr_sse_observer. */
 PRISTINE_API void pr_telemetry_sse_hook(const pr_sse_reconnect *info, void *user_data);
 
 /* An on_queue_state for pr_rfuture_poller_opts: user_data is the hub.
@@ -7450,7 +7458,7 @@ int pr_sse_decoder_next(pr_sse_decoder *d, pr_sse_event *ev) {
         int cr = 0, rc;
         if (pos >= len) {
             if (d->data_is_view && pr__sse_pin(d)) return PR_ENOMEM;
-            if (!d->eof) return PR_SSE_MORE;
+            if (!d->eof) return PR_SSE_DECODER_MORE;
             pr__sse_drop_block(d);
             d->line.len = 0;
             d->cr_pending = 0;
@@ -7530,7 +7538,7 @@ int pr_sse_decoder_next(pr_sse_decoder *d, pr_sse_event *ev) {
     }
 }
 
-int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_opts *opts) {
+int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_decoder_opts *opts) {
     pr_sse_decoder *d;
     if (!out) return PR_EINVAL;
     *out = NULL;
@@ -7614,7 +7622,7 @@ const char *pr_sse_decoder_last_id(const pr_sse_decoder *d, size_t *len) {
     return d && d->last.p ? d->last.p : "";
 }
 
-int64_t pr_sse_decoder_retry(const pr_sse_decoder *d) { return d ? d->retry : -1; }
+int64_t pr_sse_decoder_retry_ms(const pr_sse_decoder *d) { return d ? d->retry : -1; }
 
 int pr_sse_event_json(const pr_sse_event *ev, pr_json_doc **out, const pr_json_opts *opts, pr_json_error *err) {
     if (out) *out = NULL;
@@ -15573,7 +15581,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
     s->next_at = pr__time_add(pr_now(), delay);
     s->reason = reason;
     s->reconnects++;
-    if (s->o.on_reconnect) {
+    if (s->o.observer.on_reconnect) {
         memset(&info, 0, sizeof info);
         info.reconnects = s->reconnects;
         info.failures = s->failures;
@@ -15582,7 +15590,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
         info.status = status;
         info.detail = detail;
         info.last_event_id = pr__sse_lei(s, &n, &why);
-        s->o.on_reconnect(&info, s->o.reconnect_user_data);
+        s->o.observer.on_reconnect(&info, s->o.observer.user_data);
     }
     return PR_OK;
 }
@@ -15612,7 +15620,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     s->next_at = 0;
     if (pr_is_canceled()) return PR_ECANCELED;
     pr_buf_init(&dyn);
-    if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.headers_user_data)) != 0) {
+    if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.user_data)) != 0) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, rc < 0 ? rc : PR_EINVAL, 0, "sse: %s", "headers_fn refused the connection");
     }
@@ -15821,7 +15829,7 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
             if ((rc = pr__sse_plan(s, PR_ECLOSED, 0, pr__sse_futile(s), 0)) != PR_OK) return rc;
             continue;
         }
-        if (rc != PR_SSE_MORE) return rc; /* PR_ENOMEM */
+        if (rc != PR_SSE_DECODER_MORE) return rc; /* PR_ENOMEM */
         /* bytes that complete no event (comments, blank lines, id-only
            blocks) must not hold the caller past its deadline */
         if (reads++ && pr_now() >= deadline) return PR_ETIMEDOUT;
@@ -15864,7 +15872,7 @@ const char *pr_sse_last_event_id(const pr_sse *s, size_t *len) {
 int64_t pr_sse_retry_ms(const pr_sse *s) {
     int64_t r;
     if (!s) return -1;
-    r = pr_sse_decoder_retry(s->dec);
+    r = pr_sse_decoder_retry_ms(s->dec);
     return PR__MIN(r >= 0 ? r : s->o.retry_ms, s->o.max_retry_ms);
 }
 
@@ -18609,7 +18617,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
     enc = pr_http_header_get(resp, "stream-sse-data-encoding");
     r->base64 = enc ? pr_slice_ieq(pr_slice_trim(*enc), pr_slice_cstr("base64")) : !r->text;
     if (!r->dec) {
-        pr_sse_opts so;
+        pr_sse_decoder_opts so;
         memset(&so, 0, sizeof so);
         so.max_event_bytes = r->o.max_chunk_bytes;
         if ((rc = pr_sse_decoder_create(&r->dec, &so)) != PR_OK)
@@ -19556,6 +19564,18 @@ REVISION HISTORY
       pr_net_opts.err, pr_tls_opts.err, pr_sse_stream_opts.err
                               removed: the call that creates the object takes
                               pr_err_info *err (below)
+      pr_sse_opts             is pr_sse_decoder_opts: the decoder's options,
+                              apart from pr_sse_stream_opts (pr_sse_open's)
+      PR_SSE_MORE             is PR_SSE_DECODER_MORE (only the decoder returns it)
+      pr_sse_decoder_retry    is pr_sse_decoder_retry_ms (like pr_sse_retry_ms)
+      pr_sse_stream_opts.headers_user_data
+                              is pr_sse_stream_opts.user_data: the argument of
+                              the options' own callbacks (headers_fn)
+      pr_sse_stream_opts.on_reconnect, .reconnect_user_data
+                              are .observer.on_reconnect and .observer.user_data
+                              (new type pr_sse_observer): telemetry installs
+                              there (observer.on_reconnect =
+                              pr_telemetry_sse_hook, observer.user_data = hub)
     Changed signature
       pr_tcp_connect, pr_tls_client, pr_sse_open
                               take pr_err_info *err before the deadline (was

@@ -34,7 +34,7 @@
  *   cannot travel in a header: see max_last_event_id); the partial
  *   block of the broken connection is dropped, so every event arrives
  *   complete, once, in order. A reconnect is not an error of pr_sse_next:
- *   on_reconnect sees it (attempt, delay, reason).
+ *   observer.on_reconnect sees it (attempt, delay, reason).
  * - A request with a body, or a method other than GET, is reconnected only
  *   when the options say it can be repeated (a POST that starts an LLM
  *   answer usually cannot); otherwise its end is PR_ECLOSED and a failure
@@ -64,8 +64,8 @@
 /* A reconnecting event stream. Opaque; owned by the thread that opened it. */
 typedef struct pr_sse pr_sse;
 
-/* What on_reconnect is told before the stream waits to connect again (the
-   strings are valid during the callback only). */
+/* What observer.on_reconnect is told before the stream waits to connect
+   again (the strings are valid during the callback only). */
 typedef struct pr_sse_reconnect {
     long reconnects;            /* this reconnect's number: 1 for the first */
     int failures;               /* consecutive failed connections so far (0: the last one had opened) */
@@ -77,6 +77,14 @@ typedef struct pr_sse_reconnect {
     const char *detail;         /* why, in words */
     const char *last_event_id;  /* what the next request sends ("" = no Last-Event-ID) */
 } pr_sse_reconnect;
+
+/* What watches a stream from outside (telemetry's pr_telemetry_sse_hook,
+   say), with a user_data of its own, apart from the options' callbacks. */
+typedef struct pr_sse_observer {
+    /* Called before the stream waits to connect again. NULL = none. */
+    void (*on_reconnect)(const pr_sse_reconnect *info, void *user_data);
+    void *user_data;            /* on_reconnect's argument */
+} pr_sse_observer;
 
 /* Options of pr_sse_open. Zero means the default; strings are copied. */
 typedef struct pr_sse_stream_opts {
@@ -92,7 +100,7 @@ typedef struct pr_sse_stream_opts {
        lines to out (a fresh token, say). A nonzero return fails the stream
        with that code. NULL = none. */
     int (*headers_fn)(pr_buf *out, void *user_data);
-    void *headers_user_data;
+    void *user_data;            /* the argument of the options' own callbacks (headers_fn) */
     const char *last_event_id;  /* resume: sent on the first connection too; NULL = none */
     int64_t retry_ms;           /* 0 = 3000: the reconnection time until the server sends `retry:` */
     int64_t max_retry_ms;       /* 0 = 3600000 (an hour): the cap on every wait a server asks for
@@ -108,9 +116,8 @@ typedef struct pr_sse_stream_opts {
     int max_failures;           /* 0 = unlimited; else consecutive failed connections before the
                                    stream fails with the last error */
     int reconnect_on_limit;     /* 1 = PR_ELIMIT drops the connection and reconnects */
-    pr_sse_opts decoder;        /* line and event limits, raw bytes */
-    void (*on_reconnect)(const pr_sse_reconnect *info, void *user_data); /* NULL = none */
-    void *reconnect_user_data;
+    pr_sse_decoder_opts decoder; /* line and event limits, raw bytes */
+    pr_sse_observer observer;   /* reconnect notifications (telemetry); zero = none */
     pr_retry_hooks hooks;       /* the waits, their random numbers, the wall clock (tests) */
 } pr_sse_stream_opts;
 
@@ -361,7 +368,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
     s->next_at = pr__time_add(pr_now(), delay);
     s->reason = reason;
     s->reconnects++;
-    if (s->o.on_reconnect) {
+    if (s->o.observer.on_reconnect) {
         memset(&info, 0, sizeof info);
         info.reconnects = s->reconnects;
         info.failures = s->failures;
@@ -370,7 +377,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
         info.status = status;
         info.detail = detail;
         info.last_event_id = pr__sse_lei(s, &n, &why);
-        s->o.on_reconnect(&info, s->o.reconnect_user_data);
+        s->o.observer.on_reconnect(&info, s->o.observer.user_data);
     }
     return PR_OK;
 }
@@ -400,7 +407,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     s->next_at = 0;
     if (pr_is_canceled()) return PR_ECANCELED;
     pr_buf_init(&dyn);
-    if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.headers_user_data)) != 0) {
+    if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.user_data)) != 0) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, rc < 0 ? rc : PR_EINVAL, 0, "sse: %s", "headers_fn refused the connection");
     }
@@ -609,7 +616,7 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
             if ((rc = pr__sse_plan(s, PR_ECLOSED, 0, pr__sse_futile(s), 0)) != PR_OK) return rc;
             continue;
         }
-        if (rc != PR_SSE_MORE) return rc; /* PR_ENOMEM */
+        if (rc != PR_SSE_DECODER_MORE) return rc; /* PR_ENOMEM */
         /* bytes that complete no event (comments, blank lines, id-only
            blocks) must not hold the caller past its deadline */
         if (reads++ && pr_now() >= deadline) return PR_ETIMEDOUT;
@@ -652,7 +659,7 @@ const char *pr_sse_last_event_id(const pr_sse *s, size_t *len) {
 int64_t pr_sse_retry_ms(const pr_sse *s) {
     int64_t r;
     if (!s) return -1;
-    r = pr_sse_decoder_retry(s->dec);
+    r = pr_sse_decoder_retry_ms(s->dec);
     return PR__MIN(r >= 0 ? r : s->o.retry_ms, s->o.max_retry_ms);
 }
 

@@ -43,8 +43,8 @@ static void es_opts(es_fx *f, pr_sse_stream_opts *o) {
     memset(o, 0, sizeof *o);
     o->hooks.sleep = es_sleep;
     o->hooks.user_data = f;
-    o->on_reconnect = es_on_reconnect;
-    o->reconnect_user_data = f;
+    o->observer.on_reconnect = es_on_reconnect;
+    o->observer.user_data = f;
 }
 
 static void es_start(es_fx *f) {
@@ -491,7 +491,7 @@ PT_TEST(es_headers_and_redirect) {
     es_opts(&f, &o);
     o.headers = hs;
     o.headers_fn = es_token;
-    o.headers_user_data = &n;
+    o.user_data = &n; /* headers_fn's; the observer keeps its own (f) */
     snprintf(loc, sizeof loc, "Location: /sse?events=1\r\n");
     st[0] = hr_step(302, loc, NULL);
     st[0].count = 2;
@@ -506,6 +506,8 @@ PT_TEST(es_headers_and_redirect) {
     PT_CHECK(pr_slice_eq(v, pr_slice_cstr("pristine")));
     PT_REQUIRE(ts_log_header(ts_log_get(f.s, 2), "Authorization", &v));
     PT_CHECK(pr_slice_eq(v, pr_slice_cstr("Bearer t2"))); /* evaluated per connection */
+    PT_EQ_INT(n, 2);
+    PT_EQ_INT(f.nseen, 1); /* the reconnect reached the observer with its own user_data */
     PT_REQUIRE(ts_log_header(ts_log_get(f.s, 0), "Accept", &v));
     PT_CHECK(pr_slice_eq(v, pr_slice_cstr("text/event-stream")));
     pr_sse_destroy(s);
@@ -533,7 +535,7 @@ PT_TEST(es_cross_origin_redirect_drops_credentials) {
     es_opts(&f, &o);
     o.headers = hs;
     o.headers_fn = es_token;
-    o.headers_user_data = &n;
+    o.user_data = &n;
     snprintf(loc, sizeof loc, "Location: /hop\r\n");
     st = hr_step(307, loc, NULL); /* same origin first */
     st.count = 2;

@@ -276,7 +276,7 @@ PT_TEST(server_sse_events) {
         PT_EQ_ERR(srv_body(r, &b, pr_deadline_in(5000)), PR_ECLOSED);
         PT_EQ_INT(srv_sse_decode(&b, 1, &ev, d), 3);
         PT_EQ_STR(ev.data, "tick/1:event 1\nline 1|tick/2:event 2\nline 1|tick/3:event 3\nline 1|");
-        PT_EQ_INT(pr_sse_decoder_retry(d), 500);
+        PT_EQ_INT(pr_sse_decoder_retry_ms(d), 500);
         PT_EQ_STR(pr_sse_decoder_last_id(d, NULL), "3");
         PT_EQ_INT(pr_http_reusable(r), 1);
     }
