@@ -460,42 +460,41 @@ static int pr__tls_der(const unsigned char **p, const unsigned char *e, int *tag
     return 0;
 }
 
+/* Read the element at *p (moving *p past it), which must have tag want, and
+   give its contents as [*in, *in_end). -1 when malformed or another tag. */
+static int pr__tls_der_in(const unsigned char **p, const unsigned char *e, int want, const unsigned char **in,
+                          const unsigned char **in_end) {
+    const unsigned char *v;
+    size_t vlen;
+    int tag;
+    if (pr__tls_der(p, e, &tag, &v, &vlen) || tag != want) return -1;
+    *in = v;
+    *in_end = v + vlen;
+    return 0;
+}
+
 /* Whether the certificate (DER) lists ip (4 or 16 bytes) as an iPAddress SAN. */
 static int pr__tls_ip_in_sans(const unsigned char *der, size_t n, const unsigned char *ip, size_t iplen) {
     static const unsigned char san_oid[] = { 0x55, 0x1d, 0x11 };
     const unsigned char *p = der, *e = der + n, *v, *q, *qe;
     size_t vlen;
     int tag;
-    if (pr__tls_der(&p, e, &tag, &v, &vlen) || tag != 0x30) return 0;      /* Certificate */
-    p = v;
-    e = v + vlen;
-    if (pr__tls_der(&p, e, &tag, &v, &vlen) || tag != 0x30) return 0;      /* TBSCertificate */
-    p = v;
-    e = v + vlen;
+    if (pr__tls_der_in(&p, e, 0x30, &p, &e) || pr__tls_der_in(&p, e, 0x30, &p, &e))
+        return 0;                                                           /* Certificate, TBSCertificate */
     while (p < e) {
         if (pr__tls_der(&p, e, &tag, &v, &vlen)) return 0;
         if (tag != 0xa3) continue;                                          /* [3] extensions */
-        q = v;
-        qe = v + vlen;
-        if (pr__tls_der(&q, qe, &tag, &v, &vlen) || tag != 0x30) return 0;
-        q = v;
-        qe = v + vlen;
+        if (pr__tls_der_in(&v, v + vlen, 0x30, &q, &qe)) return 0;
         while (q < qe) {
             const unsigned char *x, *xe, *ov;
             size_t olen;
-            if (pr__tls_der(&q, qe, &tag, &v, &vlen) || tag != 0x30) return 0; /* Extension */
-            x = v;
-            xe = v + vlen;
+            if (pr__tls_der_in(&q, qe, 0x30, &x, &xe)) return 0;            /* Extension */
             if (pr__tls_der(&x, xe, &tag, &ov, &olen) || tag != 0x06) return 0;
             if (olen != sizeof san_oid || memcmp(ov, san_oid, olen) != 0) continue;
             if (pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0;
             if (tag == 0x01 && pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0; /* critical */
             if (tag != 0x04) return 0;
-            x = v;
-            xe = v + vlen;
-            if (pr__tls_der(&x, xe, &tag, &v, &vlen) || tag != 0x30) return 0; /* GeneralNames */
-            x = v;
-            xe = v + vlen;
+            if (pr__tls_der_in(&v, v + vlen, 0x30, &x, &xe)) return 0;      /* GeneralNames */
             while (x < xe) {
                 if (pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0;
                 if (tag == 0x87 && vlen == iplen && memcmp(v, ip, iplen) == 0) return 1;
@@ -1071,6 +1070,20 @@ static pr__tls_conn *pr__tls_new(pr_conn *inner, int server) {
     return t;
 }
 
+/* The start of pr_tls_client and pr_tls_server: clear *err and *out, check
+   the arguments (ok; need names them), take inner and make the connection.
+   On failure inner is destroyed and the code returned with err filled. */
+static int pr__tls_begin(pr__tls_conn **tp, pr_conn **out, pr_conn *inner, int ok, int server, pr_err_info *err,
+                         const char *need) {
+    *tp = NULL;
+    if (err) memset(err, 0, sizeof *err);
+    if (out) *out = NULL;
+    if (ok && (*tp = pr__tls_new(inner, server)) != NULL) return PR_OK;
+    pr_conn_destroy(inner);
+    if (!ok) return pr__err_set(err, PR_EINVAL, 0, "%s are required", need);
+    return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS connection");
+}
+
 static int pr__tls_warned_insecure;
 
 int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, pr_err_info *err,
@@ -1086,16 +1099,8 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
     if (opts) o = *opts;
     else memset(&o, 0, sizeof o);
     if (!err) err = &scratch;
-    memset(err, 0, sizeof *err);
-    if (out) *out = NULL;
-    if (!out || !inner || !host) {
-        pr_conn_destroy(inner);
-        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_client: out, inner and host are required");
-    }
-    if (!(t = pr__tls_new(inner, 0))) {
-        pr_conn_destroy(inner);
-        return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS connection");
-    }
+    if ((rc = pr__tls_begin(&t, out, inner, out && inner && host, 0, err, "pr_tls_client: out, inner and host")))
+        return rc;
     /* host: "[v6]" -> "v6"; one trailing dot dropped; IP literals noted */
     hlen = strlen(host);
     if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
@@ -1241,16 +1246,8 @@ int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, p
     pr__tls_conn *t;
     br_ssl_engine_context *eng;
     int rc, nalpn;
-    if (err) memset(err, 0, sizeof *err);
-    if (out) *out = NULL;
-    if (!out || !inner || !cfg) {
-        pr_conn_destroy(inner);
-        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_server: out, inner and cfg are required");
-    }
-    if (!(t = pr__tls_new(inner, 1))) {
-        pr_conn_destroy(inner);
-        return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS connection");
-    }
+    if ((rc = pr__tls_begin(&t, out, inner, out && inner && cfg, 1, err, "pr_tls_server: out, inner and cfg")))
+        return rc;
     snprintf(t->host, sizeof t->host, "%s", "(client)");
     if (cfg->key_type == BR_KEYTYPE_RSA)
         br_ssl_server_init_full_rsa(&t->u.s, cfg->chain, cfg->nchain, br_skey_decoder_get_rsa(&cfg->key));

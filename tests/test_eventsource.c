@@ -406,6 +406,29 @@ PT_TEST(es_open_refused_keeps_errno) {
     PT_EQ_INT(f.seen[0].reason, PR_EIO);
 }
 
+#ifndef PRISTINE_NO_TLS
+/* A TLS test server with the fixture certificate NAME (build/tls-fixtures,
+   made by tls_mkcerts.sh) and a client *c that trusts the test CA. */
+static int es_tls_start(es_fx *f, const char *name, pr_http_client **c) {
+    ts_opts so;
+    pr_http_client_opts co;
+    char crt[64], key[64];
+    int rc;
+    memset(f, 0, sizeof *f);
+    memset(&so, 0, sizeof so);
+    snprintf(crt, sizeof crt, "build/tls-fixtures/%s.crt", name);
+    snprintf(key, sizeof key, "build/tls-fixtures/%s.key", name);
+    so.tls_cert_file = crt;
+    so.tls_key_file = key;
+    if ((rc = ts_start(&f->s, &so)) != PR_OK) return rc;
+    memset(&co, 0, sizeof co);
+    co.ignore_env = 1;
+    co.tls.ca_file = "build/tls-fixtures/ca.crt";
+    if ((rc = pr_http_client_create(c, &co)) != PR_OK) ts_stop(f->s);
+    return rc;
+}
+#endif
+
 /* A server whose certificate no anchor vouches for: pr_sse_open's err
    carries the TLS failure whole (message, code, BearSSL's error) inside the
    stream's own words. */
@@ -414,23 +437,13 @@ PT_TEST(es_untrusted_certificate_message_whole) {
     PT_SKIP("no TLS in this build");
 #else
     es_fx f;
-    ts_opts so;
     pr_sse_stream_opts o;
-    pr_http_client_opts co;
     pr_http_client *c;
     pr_sse *s = NULL;
     pr_err_info e;
     char url[128];
     if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
-    memset(&f, 0, sizeof f);
-    memset(&so, 0, sizeof so);
-    so.tls_cert_file = "build/tls-fixtures/unknown.crt"; /* signed by another CA */
-    so.tls_key_file = "build/tls-fixtures/unknown.key";
-    PT_REQUIRE(ts_start(&f.s, &so) == PR_OK);
-    memset(&co, 0, sizeof co);
-    co.ignore_env = 1;
-    co.tls.ca_file = "build/tls-fixtures/ca.crt";
-    PT_REQUIRE(pr_http_client_create(&c, &co) == PR_OK);
+    PT_REQUIRE(es_tls_start(&f, "unknown", &c) == PR_OK); /* signed by another CA */
     es_opts(&f, &o);
     o.client = c;
     o.max_failures = 2;
@@ -580,24 +593,14 @@ PT_TEST(es_https_and_truncated_tls) {
     PT_SKIP("no TLS in this build");
 #else
     es_fx f;
-    ts_opts so;
     pr_sse_stream_opts o;
-    pr_http_client_opts co;
     pr_http_client *c;
     pr_sse *s;
     pr_sse_event ev;
     char url[128], want[32];
     int i;
     if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
-    memset(&f, 0, sizeof f);
-    memset(&so, 0, sizeof so);
-    so.tls_cert_file = "build/tls-fixtures/good.crt";
-    so.tls_key_file = "build/tls-fixtures/good.key";
-    PT_REQUIRE(ts_start(&f.s, &so) == PR_OK);
-    memset(&co, 0, sizeof co);
-    co.ignore_env = 1;
-    co.tls.ca_file = "build/tls-fixtures/ca.crt";
-    PT_REQUIRE(pr_http_client_create(&c, &co) == PR_OK);
+    PT_REQUIRE(es_tls_start(&f, "good", &c) == PR_OK);
     es_opts(&f, &o);
     o.client = c;
     snprintf(url, sizeof url, "https://localhost:%u/sse?events=4&id=1&framing=close&drop_after=2",
