@@ -912,8 +912,15 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
             t->writing = 0;
             t->duplex = NULL;
             if (t->dead) return PR_ECLOSED;
-            if (rc == PR_ENOTSUP) t->no_wait = 1;
-            else if (rc != PR_OK) return pr__tls_transport(t, rc);
+            if (rc == PR_ENOTSUP) {
+                t->no_wait = 1;
+            } else if (rc == PR_EIO) { /* the poller's own failure: its errno, not the inner connection's */
+                int e = errno;
+                pr__err_set(&t->base.err, rc, e, "TLS transport: waiting on the socket: %s", strerror(e));
+                return t->fatal = rc;
+            } else if (rc != PR_OK) {
+                return pr__tls_transport(t, rc);
+            }
             continue;
         }
         if (want == 0 || (st & want)) return PR_OK;
