@@ -19612,8 +19612,9 @@ REVISION HISTORY
                another's (a stream's "the last: ...", the producer's "the
                last try: ...") keeps the cause whole and its detail
                (sys_errno, tls_error, dns_error, http_status).
-      net      sys_errno holds the errno wherever PR_EIO comes from a system
-               call (a poller or fcntl failure in connect and accept too).
+      net, tls sys_errno holds the errno wherever PR_EIO comes from a system
+               call (a poller or fcntl failure in connect, accept and a TLS
+               connection's wait on both directions too).
       http     The idle timeout is the connection's silence since its last
                byte, across calls; a connection found silent stays failed.
       client   A redirect to another origin drops every field of the request
