@@ -1078,7 +1078,7 @@ PRISTINE_API int pr_url_resolve(pr_buf *out, const char *base, size_t base_len,
  * Use: pr_sse_decoder_create, then for every chunk of the body:
  *
  *     pr_sse_decoder_feed(d, bytes, n);
- *     while ((rc = pr_sse_decoder_next(d, &ev)) != PR_SSE_MORE) {
+ *     while ((rc = pr_sse_decoder_next(d, &ev)) != PR_SSE_DECODER_MORE) {
  *         if (rc == PR_OK) handle(&ev);
  *         else if (rc == PR_ELIMIT) pr_sse_decoder_skip(d);   (say so, then go on)
  *         else break;                                        (PR_ENOMEM: retry later)
@@ -1091,10 +1091,10 @@ PRISTINE_API int pr_url_resolve(pr_buf *out, const char *base, size_t base_len,
  * (module eventsource) run this loop over a reconnecting connection.
  *
  * Lifetime: the decoder borrows each fed chunk until next returns
- * PR_SSE_MORE (or PR_ECLOSED, or reset/destroy): keep those bytes unchanged
- * until then. An event's strings are views into the chunk or the decoder's
- * own buffers, valid until the next call on the decoder. Values may contain
- * U+0000 (data, type), so use the lengths.
+ * PR_SSE_DECODER_MORE (or PR_ECLOSED, or reset/destroy): keep those bytes
+ * unchanged until then. An event's strings are views into the chunk or the
+ * decoder's own buffers, valid until the next call on the decoder. Values
+ * may contain U+0000 (data, type), so use the lengths.
  *
  * Ids: an event carries both views: the block's own
  * `id` (absent / empty / set) and the stream's last-event-ID at dispatch.
@@ -1104,7 +1104,7 @@ PRISTINE_API int pr_url_resolve(pr_buf *out, const char *base, size_t base_len,
 
 /* pr_sse_decoder_next: no complete event in the bytes fed so far. Positive,
    so it is never mistaken for an error code. */
-#define PR_SSE_MORE 1
+#define PR_SSE_DECODER_MORE 1
 
 /* pr_sse_event.id_state: did the event's block carry an accepted `id`? */
 enum pr_sse_id_state {
@@ -1114,11 +1114,11 @@ enum pr_sse_id_state {
 };
 
 /* Decoder options; NULL or all zero means defaults. */
-typedef struct pr_sse_opts {
+typedef struct pr_sse_decoder_opts {
     size_t max_line_bytes;  /* 0 = 1 MiB; SIZE_MAX = no limit. One line, without its terminator */
     size_t max_event_bytes; /* 0 = 16 MiB; SIZE_MAX = no limit. One event's joined data */
     int raw_bytes;          /* 0 = invalid UTF-8 becomes U+FFFD (spec R1); 1 = bytes pass unchanged */
-} pr_sse_opts;
+} pr_sse_decoder_opts;
 
 /* One dispatched event. The strings are valid until the next call on the
    decoder. type, id and last_id are NUL-terminated; data is not in general
@@ -1149,7 +1149,7 @@ typedef struct pr_sse_decoder pr_sse_decoder;
    Blocks: no.
    Thread: any (the decoder then belongs to the calling thread).
    See: pr_sse_decoder_destroy, pr_sse_decoder_feed. */
-PRISTINE_API int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_opts *opts);
+PRISTINE_API int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_decoder_opts *opts);
 
 /* Destroy a decoder and everything it owns.
    Params: d - a decoder; NULL is a no-op.
@@ -1161,13 +1161,13 @@ PRISTINE_API void pr_sse_decoder_destroy(pr_sse_decoder *d);
 
 /* Hand the decoder the next chunk of the response body (any split works,
    one byte at a time included). The bytes are borrowed, not copied: keep
-   them unchanged until pr_sse_decoder_next returns PR_SSE_MORE.
+   them unchanged until pr_sse_decoder_next returns PR_SSE_DECODER_MORE.
    Params: d - the decoder; bytes - the chunk (may be NULL when n is 0);
            n - its length.
    Returns: PR_OK; PR_EINVAL if d is NULL or bytes is NULL with n > 0;
             PR_ESTATE if the previous chunk is not fully read yet (call
-            next until PR_SSE_MORE first) or after pr_sse_decoder_finish;
-            PR_ENOMEM (nothing was taken; the call may be repeated).
+            next until PR_SSE_DECODER_MORE first) or after
+            pr_sse_decoder_finish; PR_ENOMEM (nothing was taken; the call may be repeated).
    Blocks: no.
    Thread: owner.
    See: pr_sse_decoder_next, pr_sse_decoder_finish. */
@@ -1177,8 +1177,8 @@ PRISTINE_API int pr_sse_decoder_feed(pr_sse_decoder *d, const char *bytes, size_
    `retry` and id-only blocks take effect even when no event follows.
    Params: d - the decoder; ev - receives the event when PR_OK is returned;
            its strings stay valid until the next call on d.
-   Returns: PR_OK (an event); PR_SSE_MORE (all fed bytes are used: feed the
-            next chunk); PR_ECLOSED (after pr_sse_decoder_finish, once the
+   Returns: PR_OK (an event); PR_SSE_DECODER_MORE (all fed bytes are used:
+            feed the next chunk); PR_ECLOSED (after pr_sse_decoder_finish, once the
             fed bytes are used; the unterminated block was dropped);
             PR_ELIMIT (a line or an event exceeded its limit; the block was
             dropped; returned again until pr_sse_decoder_skip or
@@ -1254,7 +1254,7 @@ PRISTINE_API const char *pr_sse_decoder_last_id(const pr_sse_decoder *d, size_t 
    Blocks: no.
    Thread: owner.
    See: pr_sse_event. */
-PRISTINE_API int64_t pr_sse_decoder_retry(const pr_sse_decoder *d);
+PRISTINE_API int64_t pr_sse_decoder_retry_ms(const pr_sse_decoder *d);
 
 /* Parse an event's data as one JSON text (pr_json_parse).
    Params: ev - the event (read during the call only); out - receives the
@@ -1886,7 +1886,7 @@ PRISTINE_API int pr_future_cancel(pr_future *f);
 PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), void *user_data);
 
 /* Reject the future with a code and its detail (copied), for
-   pr_future_error to report.
+   pr_future_last_error to report.
    Params: f - the future; info - the detail; info->code (negative) is the
            rejection code.
    Returns: PR_OK; PR_ESTATE if already settled; PR_EINVAL if f or info is
@@ -1894,7 +1894,7 @@ PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), 
             still rejected, without the detail).
    Blocks: no.
    Thread: owner.
-   See: pr_future_error. */
+   See: pr_future_last_error. */
 PRISTINE_API int pr_future_reject_info(pr_future *f, const pr_err_info *info);
 
 /* The detail of a rejected future: what pr_future_reject_info gave, or
@@ -1905,7 +1905,7 @@ PRISTINE_API int pr_future_reject_info(pr_future *f, const pr_err_info *info);
    Blocks: no.
    Thread: owner.
    See: pr_future_reject_info. */
-PRISTINE_API int pr_future_error(const pr_future *f, pr_err_info *out);
+PRISTINE_API int pr_future_last_error(const pr_future *f, pr_err_info *out);
 
 /* The value of a resolved future (what pr_future_await would give).
    Params: f - the future.
@@ -2603,7 +2603,6 @@ typedef struct pr_net_opts {
     int keepalive;          /* 0 = off; > 0 = SO_KEEPALIVE, first probe after this many idle
                                seconds, then every 10 s, 6 unanswered = dead (PR_EIO) */
     int family;             /* 0 = any; AF_INET or AF_INET6 = only that family */
-    pr_err_info *err;       /* NULL = none; receives the detail of a failure */
 } pr_net_opts;
 
 /* A listening TCP socket. */
@@ -2640,6 +2639,8 @@ PRISTINE_API int pr_conn_pipe(pr_conn **a, pr_conn **b, size_t max_chunk);
    Params: out - receives the list (pr_addrlist_destroy it); host - a name,
            or a numeric IPv4/IPv6 address (brackets allowed); port - copied
            into every address; family - 0 (any), AF_INET or AF_INET6;
+           err - receives the detail of a failure (dns_error: getaddrinfo's
+           code; sys_errno for EAI_SYSTEM and PR_EIO); NULL = not wanted;
            deadline - absolute ms.
    Returns: PR_OK; PR_EDNS (no such name, no address of that family, or a
             resolver failure); PR_ENOMEM; PR_EIO (no helper thread could be
@@ -2649,7 +2650,8 @@ PRISTINE_API int pr_conn_pipe(pr_conn **a, pr_conn **b, size_t max_chunk);
    Blocks: yes.
    Thread: owner.
    See: pr_addrlist_destroy, pr_dns_override, pr_tcp_connect. */
-PRISTINE_API int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, int64_t deadline);
+PRISTINE_API int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, pr_err_info *err,
+                                int64_t deadline);
 
 /* Free an address list. NULL is a no-op.
    Params: l - the list.
@@ -2680,28 +2682,32 @@ PRISTINE_API int pr_dns_override(const char *host, uint16_t port, const char *ad
    wins and the rest are closed). The whole call is bounded by
    min(deadline, now + connect_timeout_ms). TCP_NODELAY is on.
    Params: out - receives the connection; host, port - where to; opts -
-           NULL for defaults (opts->err receives failure detail); deadline
-           - absolute ms.
-   Returns: PR_OK; PR_EIO (every address refused or unreachable: sys_errno
-            and a message naming the last address in opts->err); PR_EDNS;
-            PR_ENOMEM; PR_EINVAL; PR_ETIMEDOUT; PR_ECANCELED.
+           NULL for defaults; err - receives the detail of a failure (zeroed
+           on success); NULL = not wanted; deadline - absolute ms.
+   Returns: PR_OK; PR_EIO (every address refused or unreachable: err's
+            sys_errno is the last attempt's errno, ECONNREFUSED say, and
+            its message names that address); PR_EDNS (err as for
+            pr_dns_resolve); PR_ENOMEM; PR_EINVAL; PR_ETIMEDOUT;
+            PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_dns_resolve, pr_conn_destroy. */
 PRISTINE_API int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts,
-                                int64_t deadline);
+                                pr_err_info *err, int64_t deadline);
 
 /* Listen on a TCP port (SO_REUSEADDR set).
    Params: out - receives the listener; host - a numeric address or
            "localhost" (127.0.0.1); NULL = 127.0.0.1; "0.0.0.0" or "::" for
            every interface; port - 0 = an ephemeral port (see
-           pr_listener_port); backlog - the accept queue (<= 0 = SOMAXCONN).
-   Returns: PR_OK; PR_EIO (socket, bind or listen failed; errno is set);
-            PR_ENOMEM; PR_EINVAL (out NULL, host not numeric).
+           pr_listener_port); backlog - the accept queue (<= 0 = SOMAXCONN);
+           err - receives the detail of a failure; NULL = not wanted.
+   Returns: PR_OK; PR_EIO (socket, bind or listen failed: err's sys_errno,
+            EADDRINUSE say); PR_ENOMEM; PR_EINVAL (out NULL, host not
+            numeric).
    Blocks: no.
    Thread: owner.
    See: pr_tcp_accept, pr_listener_destroy. */
-PRISTINE_API int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog);
+PRISTINE_API int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog, pr_err_info *err);
 
 /* The port a listener is bound to.
    Params: l - the listener.
@@ -2794,7 +2800,6 @@ typedef struct pr_tls_opts {
                                            name (tests only: no authentication at all) */
     const char *alpn;      /* comma-separated protocols to offer, copied; NULL = "http/1.1";
                               "" = no ALPN. At most 8 names, 255 bytes */
-    pr_err_info *err;      /* NULL = none; receives the detail when pr_tls_client fails */
     const pr_tls_anchors *anchors; /* parsed once by pr_tls_anchors_create, borrowed; takes
                                       precedence over ca_pem and ca_file */
 } pr_tls_opts;
@@ -2809,18 +2814,19 @@ typedef struct pr_tls_server_cfg pr_tls_server_cfg;
            (destroyed on failure too); host - the server's name for SNI and
            verification: a DNS name (one trailing dot is ignored) or an IP
            literal ("127.0.0.1", "::1", "[::1]"); opts - NULL for defaults;
-           deadline - absolute ms for the handshake.
-   Returns: PR_OK; PR_ETLS (handshake failed: opts->err.tls_error holds
+           err - receives the detail of a failure (zeroed on success); NULL
+           = not wanted; deadline - absolute ms for the handshake.
+   Returns: PR_OK; PR_ETLS (handshake failed: err's tls_error holds
             BearSSL's code or PR_TLS_TRUNCATED, msg the reason: expired,
-            unknown CA, bad hostname, protocol version, ...); PR_EIO,
-            PR_ECLOSED (transport); PR_EINVAL (NULL out/inner/host, empty or
+            unknown CA, bad hostname, protocol version, ...); PR_EIO
+            (transport: err's sys_errno), PR_ECLOSED; PR_EINVAL (NULL out/inner/host, empty or
             over-long host, bad alpn, no certificate in ca_file/ca_pem);
             PR_ENOMEM; PR_ETIMEDOUT; PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_tls_server, pr_tls_alpn, pr_tls_global_cleanup. */
 PRISTINE_API int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts,
-                               int64_t deadline);
+                               pr_err_info *err, int64_t deadline);
 
 /* Parse trust anchors once, for pr_tls_opts.anchors.
    Params: out - receives the anchors; ca_file - a PEM file, or NULL to use
@@ -2846,14 +2852,15 @@ PRISTINE_API void pr_tls_anchors_destroy(pr_tls_anchors *a);
 /* Parse a server certificate chain and private key from PEM.
    Params: out - receives the configuration; cert_pem, cert_len - the chain,
            leaf first (cert_len 0 = strlen); key_pem, key_len - the RSA or EC
-           private key, PKCS#8 or raw (key_len 0 = strlen). Both are copied.
+           private key, PKCS#8 or raw (key_len 0 = strlen). Both are copied;
+           err - receives the detail of a failure; NULL = not wanted.
    Returns: PR_OK; PR_EINVAL (NULL argument, no certificate, no usable key);
             PR_ENOMEM; PR_ENOTSUP (built with PRISTINE_NO_TLS).
    Blocks: no.
    Thread: any.
    See: pr_tls_server, pr_tls_server_cfg_destroy. */
 PRISTINE_API int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len,
-                                          const char *key_pem, size_t key_len);
+                                          const char *key_pem, size_t key_len, pr_err_info *err);
 
 /* Set the ALPN protocols the server accepts, in its order of preference.
    The default is "http/1.1". A client offering none of them still
@@ -2878,8 +2885,9 @@ PRISTINE_API void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg);
 /* Start TLS as a server over inner and run the handshake.
    Params: out - receives the TLS connection; inner - a connected stream,
            owned by this call from now on (destroyed on failure too); cfg -
-           chain and key, borrowed for the connection's life; deadline -
-           absolute ms for the handshake.
+           chain and key, borrowed for the connection's life; err - receives
+           the detail of a failure (zeroed on success); NULL = not wanted;
+           deadline - absolute ms for the handshake.
    Returns: PR_OK; PR_ETLS (handshake failed, including the client closing
             during it); PR_EIO, PR_ECLOSED (transport); PR_EINVAL (NULL
             argument); PR_ENOMEM; PR_ENOTSUP (no TLS in this build);
@@ -2887,7 +2895,8 @@ PRISTINE_API void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg);
    Blocks: yes.
    Thread: owner.
    See: pr_tls_server_cfg_create, pr_tls_client. */
-PRISTINE_API int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline);
+PRISTINE_API int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, pr_err_info *err,
+                               int64_t deadline);
 
 /* The ALPN protocol negotiated on a TLS connection.
    Params: c - a connection from pr_tls_client or pr_tls_server.
@@ -3398,8 +3407,7 @@ typedef struct pr_http_client_opts {
     const char *no_proxy;     /* hosts never proxied; NULL = env no_proxy, NO_PROXY; "" = none */
     pr_tls_opts tls;          /* for https origins: ca_file / ca_pem are parsed once by
                                  pr_http_client_create (unless tls.anchors is set: those are
-                                 used, borrowed, and must outlive the client); alpn copied;
-                                 tls.err unused */
+                                 used, borrowed, and must outlive the client); alpn copied */
     pr_http_opts http;        /* parser limits of every exchange */
     int tcp_keepalive_s;      /* 0 = 60: TCP keep-alive probes after this many idle seconds; < 0 = off */
     pr_retry_policy retry;    /* retries (see above); zero = 10 retries with PR_BACKOFF_HTTP;
@@ -3577,7 +3585,7 @@ PRISTINE_API size_t pr_http_client_idle_count(const pr_http_client *c);
  *
  *     pr_sse *s;
  *     pr_sse_event ev;
- *     int rc = pr_sse_open(&s, "https://api.example.com/v1/events", NULL, deadline);
+ *     int rc = pr_sse_open(&s, "https://api.example.com/v1/events", NULL, NULL, deadline);
  *     while (rc == PR_OK && (rc = pr_sse_next(s, &ev, deadline)) == PR_OK)
  *         printf("%.*s: %.*s\n", (int)ev.type_len, ev.type, (int)ev.data_len, ev.data);
  *     pr_sse_destroy(s);
@@ -3606,7 +3614,7 @@ PRISTINE_API size_t pr_http_client_idle_count(const pr_http_client *c);
  *   cannot travel in a header: see max_last_event_id); the partial
  *   block of the broken connection is dropped, so every event arrives
  *   complete, once, in order. A reconnect is not an error of pr_sse_next:
- *   on_reconnect sees it (attempt, delay, reason).
+ *   observer.on_reconnect sees it (attempt, delay, reason).
  * - A request with a body, or a method other than GET, is reconnected only
  *   when the options say it can be repeated (a POST that starts an LLM
  *   answer usually cannot); otherwise its end is PR_ECLOSED and a failure
@@ -3636,8 +3644,8 @@ PRISTINE_API size_t pr_http_client_idle_count(const pr_http_client *c);
 /* A reconnecting event stream. Opaque; owned by the thread that opened it. */
 typedef struct pr_sse pr_sse;
 
-/* What on_reconnect is told before the stream waits to connect again (the
-   strings are valid during the callback only). */
+/* What observer.on_reconnect is told before the stream waits to connect
+   again (the strings are valid during the callback only). */
 typedef struct pr_sse_reconnect {
     long reconnects;            /* this reconnect's number: 1 for the first */
     int failures;               /* consecutive failed connections so far (0: the last one had opened) */
@@ -3649,6 +3657,14 @@ typedef struct pr_sse_reconnect {
     const char *detail;         /* why, in words */
     const char *last_event_id;  /* what the next request sends ("" = no Last-Event-ID) */
 } pr_sse_reconnect;
+
+/* What watches a stream from outside (telemetry's pr_telemetry_sse_hook,
+   say), with a user_data of its own, apart from the options' callbacks. */
+typedef struct pr_sse_observer {
+    /* Called before the stream waits to connect again. NULL = none. */
+    void (*on_reconnect)(const pr_sse_reconnect *info, void *user_data);
+    void *user_data;            /* on_reconnect's argument */
+} pr_sse_observer;
 
 /* Options of pr_sse_open. Zero means the default; strings are copied. */
 typedef struct pr_sse_stream_opts {
@@ -3664,7 +3680,7 @@ typedef struct pr_sse_stream_opts {
        lines to out (a fresh token, say). A nonzero return fails the stream
        with that code. NULL = none. */
     int (*headers_fn)(pr_buf *out, void *user_data);
-    void *headers_user_data;
+    void *user_data;            /* the argument of the options' own callbacks (headers_fn) */
     const char *last_event_id;  /* resume: sent on the first connection too; NULL = none */
     int64_t retry_ms;           /* 0 = 3000: the reconnection time until the server sends `retry:` */
     int64_t max_retry_ms;       /* 0 = 3600000 (an hour): the cap on every wait a server asks for
@@ -3680,29 +3696,30 @@ typedef struct pr_sse_stream_opts {
     int max_failures;           /* 0 = unlimited; else consecutive failed connections before the
                                    stream fails with the last error */
     int reconnect_on_limit;     /* 1 = PR_ELIMIT drops the connection and reconnects */
-    pr_sse_opts decoder;        /* line and event limits, raw bytes */
-    void (*on_reconnect)(const pr_sse_reconnect *info, void *user_data); /* NULL = none */
-    void *reconnect_user_data;
+    pr_sse_decoder_opts decoder; /* line and event limits, raw bytes */
+    pr_sse_observer observer;   /* reconnect notifications (telemetry); zero = none */
     pr_retry_hooks hooks;       /* the waits, their random numbers, the wall clock (tests) */
-    pr_err_info *err;           /* out, optional: why pr_sse_open failed */
 } pr_sse_stream_opts;
 
 /* Open a stream: connect and check the response (the first connection
    follows the reconnect rules too: a network error or a retryable status
    is tried again within the deadline).
    Params: out - receives the stream (NULL on failure); url - http or https
-           (copied); opts - NULL = defaults; deadline - absolute ms for this
-           call (the stream itself has no end).
+           (copied); opts - NULL = defaults; err - receives why the call
+           failed (the status, the connection's errno, TLS or DNS detail;
+           zeroed on success); NULL = not wanted; deadline - absolute ms for
+           this call (the stream itself has no end).
    Returns: PR_OK; PR_ECLOSED (204: the server says do not connect);
-            PR_EHTTP (a status that is not retried; pr_http_client_*'s
-            detail in opts->err); PR_EPROTO (not text/event-stream);
+            PR_EHTTP (a status that is not retried; the detail in err);
+            PR_EPROTO (not text/event-stream);
             PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL (a bad URL, header or
             option); PR_ENOMEM; errors of pr_http_client_request when
             max_failures is reached.
    Blocks: yes.
    Thread: owner.
    See: pr_sse_next, pr_sse_destroy. */
-PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, int64_t deadline);
+PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, pr_err_info *err,
+                             int64_t deadline);
 
 /* The next event, reconnecting as needed.
    Params: s - the stream; ev - receives the event; its strings stay valid
@@ -3981,7 +3998,7 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  * up to bad_request_budget (3) times, then PR_EHTTP; 410: PR_EEXPIRED
  * (submit the job again); 402: a billing pause, polled every 5 s for up to
  * billing_max_pause_ms (an incident ends after 5 minutes without a 402),
- * then PR_EHTTP; any other status: PR_EHTTP. pr_future_error gives every
+ * then PR_EHTTP; any other status: PR_EHTTP. pr_future_last_error gives every
  * failure's detail (http_status, category, msg).
  *
  * Pacing: poll_backoff (5 ms doubling to 1 s by default, by the number of
@@ -4153,7 +4170,7 @@ PRISTINE_API void pr_rfuture_poller_destroy(pr_rfuture_poller *p);
    dropped; pr_rfuture_result gives its root) or is rejected: PR_EFAILED,
    PR_EEXPIRED, PR_EHTTP, PR_EPROTO, PR_ELIMIT (a body over the client's
    fetch_max_bytes), PR_ETIMEDOUT (opts->timeout_ms), PR_ECANCELED, with
-   the detail in pr_future_error.
+   the detail in pr_future_last_error.
    Params: out - receives the future (one reference); p - the poller;
            request_id - NUL-terminated (copied); opts - NULL = defaults.
    Returns: PR_OK; PR_EINVAL; PR_ENOMEM; PR_ESTATE (the poller is being
@@ -4905,7 +4922,7 @@ PRISTINE_API void pr_ds_consumer_stop(pr_ds_consumer *c);
  * - pr_telemetry, a hub. Plug its adapters into the hooks of the other
  *   modules (pr_telemetry_http_hook as a client's observer.on_event,
  *   pr_telemetry_breaker_hook as a breaker's observer.on_change,
- *   pr_telemetry_sse_hook as an event stream's on_reconnect,
+ *   pr_telemetry_sse_hook as an event stream's observer.on_reconnect,
  *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller,
  *   pr_telemetry_ds_hook as a Durable Streams observer),
  *   and the application's callback receives one kind of structured event
@@ -5045,7 +5062,8 @@ PRISTINE_API void pr_telemetry_http_hook(const pr_http_event *ev, void *user_dat
    See: pr_breaker_opts. */
 PRISTINE_API void pr_telemetry_breaker_hook(const char *name, int from, int to, void *user_data);
 
-/* An on_reconnect for pr_sse_stream_opts: user_data is the hub. Event
+/* An on_reconnect for pr_sse_stream_opts.observer: observer.user_data is
+   the hub. Event
    "sse.reconnect" (WARNING after a failed connection, else INFO); fields:
    reconnects, failures, delay_ms, reason (the code's name), status,
    detail, last_event_id.
@@ -5053,7 +5071,7 @@ PRISTINE_API void pr_telemetry_breaker_hook(const char *name, int from, int to, 
    Returns: nothing.
    Blocks: no.
    Thread: owner.
-   See: pr_sse_stream_opts. */
+   See: pr_sse_observer. */
 PRISTINE_API void pr_telemetry_sse_hook(const pr_sse_reconnect *info, void *user_data);
 
 /* An on_queue_state for pr_rfuture_observer: observer.user_data is the hub.
@@ -7836,7 +7854,7 @@ int pr_sse_decoder_next(pr_sse_decoder *d, pr_sse_event *ev) {
         int cr = 0, rc;
         if (pos >= len) {
             if (d->data_is_view && pr__sse_pin(d)) return PR_ENOMEM;
-            if (!d->eof) return PR_SSE_MORE;
+            if (!d->eof) return PR_SSE_DECODER_MORE;
             pr__sse_drop_block(d);
             d->line.len = 0;
             d->cr_pending = 0;
@@ -7916,7 +7934,7 @@ int pr_sse_decoder_next(pr_sse_decoder *d, pr_sse_event *ev) {
     }
 }
 
-int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_opts *opts) {
+int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_decoder_opts *opts) {
     pr_sse_decoder *d;
     if (!out) return PR_EINVAL;
     *out = NULL;
@@ -8000,7 +8018,7 @@ const char *pr_sse_decoder_last_id(const pr_sse_decoder *d, size_t *len) {
     return d && d->last.p ? d->last.p : "";
 }
 
-int64_t pr_sse_decoder_retry(const pr_sse_decoder *d) { return d ? d->retry : -1; }
+int64_t pr_sse_decoder_retry_ms(const pr_sse_decoder *d) { return d ? d->retry : -1; }
 
 int pr_sse_event_json(const pr_sse_event *ev, pr_json_doc **out, const pr_json_opts *opts, pr_json_error *err) {
     if (out) *out = NULL;
@@ -10320,7 +10338,7 @@ int pr_future_reject_info(pr_future *f, const pr_err_info *info) {
     return rc ? rc : f->detail ? PR_OK : PR_ENOMEM;
 }
 
-int pr_future_error(const pr_future *f, pr_err_info *out) {
+int pr_future_last_error(const pr_future *f, pr_err_info *out) {
     if (!f || !out) return PR_EINVAL;
     memset(out, 0, sizeof *out);
     if (f->state != PR_FUTURE_REJECTED) return PR_ESTATE;
@@ -11254,7 +11272,9 @@ int pr_conn_from_fd(pr_conn **out, int fd) {
     k = (pr__net_sock *)pr__calloc(1, sizeof *k); /* first: a failure leaves the fd untouched */
     if (!k) return PR_ENOMEM;
     if (pr__net_nonblock(fd) != 0) {
+        int e = errno;
         pr__free(k, sizeof *k);
+        errno = e; /* for a caller that reports it */
         return PR_EIO;
     }
     pr_fd_forget(fd); /* a slot left by an earlier owner of this fd number starts fresh */
@@ -11923,8 +11943,10 @@ static int pr__net_resolve(pr_addrlist **out, const char *host, uint16_t port, i
     return PR_OK;
 }
 
-int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, int64_t deadline) {
-    return pr__net_resolve(out, host, port, family, NULL, deadline);
+int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, pr_err_info *err,
+                   int64_t deadline) {
+    if (err) memset(err, 0, sizeof *err);
+    return pr__net_resolve(out, host, port, family, err, deadline);
 }
 
 /* ---- TCP connect (Happy Eyeballs, RFC 8305) ---- */
@@ -11987,9 +12009,10 @@ static void pr__net_interleave(const pr_addrlist *l, size_t *order) {
     for (i = k; i < l->count; i++) order[i] = i;
 }
 
-int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts, int64_t deadline) {
+int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts, pr_err_info *err,
+                   int64_t deadline) {
     pr_net_opts o;
-    pr_err_info tmp, *err;
+    pr_err_info tmp;
     pr_addrlist *l = NULL;
     size_t order[PR__NET_MAX_ADDRS], next = 0, live = 0, i;
     int fds[PR__NET_MAX_ADDRS], idx[PR__NET_MAX_ADDRS];
@@ -11999,7 +12022,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
     char last[80] = "";
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
-    err = o.err ? o.err : &tmp;
+    if (!err) err = &tmp;
     memset(err, 0, sizeof *err);
     if (!out || !host) return pr__err_set(err, PR_EINVAL, 0, "connect: invalid argument");
     if (o.connect_timeout_ms >= 0)
@@ -12074,16 +12097,22 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
         rc = pr__net_wait_writable(fds, live, next < l->count ? PR__MIN(next_start, deadline) : deadline);
         if (rc == PR_ETIMEDOUT && pr_now() < deadline) continue;
         if (rc == PR_OK) continue;
-        if (rc == PR_ETIMEDOUT) rc = pr__err_set(err, rc, 0, "connect to %s port %u: timed out", host, (unsigned)port);
-        else pr__err_set(err, rc, 0, "connect to %s port %u: %s", host, (unsigned)port, pr_strerror(rc));
+        if (rc == PR_ETIMEDOUT) {
+            pr__err_set(err, rc, 0, "connect to %s port %u: timed out", host, (unsigned)port);
+        } else {
+            int e = rc == PR_EIO ? errno : 0; /* the poller's own failure */
+            pr__err_set(err, rc, e, "connect to %s port %u: %s", host, (unsigned)port,
+                        e ? strerror(e) : pr_strerror(rc));
+        }
         break;
     }
     for (i = 0; i < live; i++) pr__net_close(fds[i]);
     pr_addrlist_destroy(l);
     if (winner < 0) return rc;
     if ((rc = pr_conn_from_fd(out, winner)) != PR_OK) {
+        int e = rc == PR_EIO ? errno : 0;
         pr__net_close(winner);
-        return pr__err_set(err, rc, 0, "connect: %s", pr_strerror(rc));
+        return pr__err_set(err, rc, e, "connect: %s", e ? strerror(e) : pr_strerror(rc));
     }
     return PR_OK;
 }
@@ -12095,32 +12124,38 @@ struct pr_listener {
     pr_err_info err;
 };
 
-int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog) {
+int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog, pr_err_info *err) {
     pr_listener *l;
     pr_addr a;
     struct sockaddr_storage ss;
     socklen_t sl;
     int fd, one = 1, e;
-    if (!out) return PR_EINVAL;
+    const char *what;
+    char where[80];
+    if (err) memset(err, 0, sizeof *err);
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "listen: invalid argument");
     if (!host || pr__net_host_eq(host, "localhost")) host = "127.0.0.1";
-    if (!pr__net_parse_ip(host, strlen(host), &a)) return PR_EINVAL;
+    if (!pr__net_parse_ip(host, strlen(host), &a))
+        return pr__err_set(err, PR_EINVAL, 0, "listen: %s is not a numeric address", host);
     a.port = port;
     sl = pr__net_to_sockaddr(&a, &ss);
-    if (!(l = (pr_listener *)pr__calloc(1, sizeof *l))) return PR_ENOMEM;
+    pr__net_fmt(&a, where, sizeof where);
+    if (!(l = (pr_listener *)pr__calloc(1, sizeof *l))) return pr__err_set(err, PR_ENOMEM, 0, "listen: out of memory");
     if ((fd = pr__net_socket(a.family)) < 0) {
         e = errno;
         pr__free(l, sizeof *l);
-        errno = e;
-        return PR_EIO;
+        return pr__err_set(err, PR_EIO, e, "listen on %s: socket: %s", where, strerror(e));
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)(void *)&ss, sl) != 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0 ||
-        getsockname(fd, (struct sockaddr *)(void *)&ss, &sl) != 0) {
+    if (bind(fd, (struct sockaddr *)(void *)&ss, sl) != 0) what = "bind";
+    else if (listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0) what = "listen";
+    else if (getsockname(fd, (struct sockaddr *)(void *)&ss, &sl) != 0) what = "getsockname";
+    else what = NULL;
+    if (what) {
         e = errno;
         close(fd);
         pr__free(l, sizeof *l);
-        errno = e;
-        return PR_EIO;
+        return pr__err_set(err, PR_EIO, e, "listen on %s: %s: %s", where, what, strerror(e));
     }
     l->fd = fd;
     l->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)(void *)&ss)->sin_port
@@ -12139,8 +12174,9 @@ int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline) {
         int fd = accept(l->fd, NULL, NULL);
         if (fd >= 0) {
             if ((rc = pr_conn_from_fd(out, fd)) != PR_OK) {
+                int e = rc == PR_EIO ? errno : 0;
                 close(fd);
-                return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
+                return pr__err_set(&l->err, rc, e, "accept: %s", e ? strerror(e) : pr_strerror(rc));
             }
             return PR_OK;
         }
@@ -12159,6 +12195,7 @@ int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline) {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return pr__err_set(&l->err, PR_EIO, errno, "accept: %s", strerror(errno));
         if ((rc = pr_fd_wait(l->fd, PR_WAIT_READ, deadline)) == PR_ECLOSED) return rc; /* l was destroyed */
+        if (rc == PR_EIO) return pr__err_set(&l->err, rc, errno, "accept: %s", strerror(errno)); /* the poller */
         if (rc != PR_OK) return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
     }
 }
@@ -12465,42 +12502,41 @@ static int pr__tls_der(const unsigned char **p, const unsigned char *e, int *tag
     return 0;
 }
 
+/* Read the element at *p (moving *p past it), which must have tag want, and
+   give its contents as [*in, *in_end). -1 when malformed or another tag. */
+static int pr__tls_der_in(const unsigned char **p, const unsigned char *e, int want, const unsigned char **in,
+                          const unsigned char **in_end) {
+    const unsigned char *v;
+    size_t vlen;
+    int tag;
+    if (pr__tls_der(p, e, &tag, &v, &vlen) || tag != want) return -1;
+    *in = v;
+    *in_end = v + vlen;
+    return 0;
+}
+
 /* Whether the certificate (DER) lists ip (4 or 16 bytes) as an iPAddress SAN. */
 static int pr__tls_ip_in_sans(const unsigned char *der, size_t n, const unsigned char *ip, size_t iplen) {
     static const unsigned char san_oid[] = { 0x55, 0x1d, 0x11 };
     const unsigned char *p = der, *e = der + n, *v, *q, *qe;
     size_t vlen;
     int tag;
-    if (pr__tls_der(&p, e, &tag, &v, &vlen) || tag != 0x30) return 0;      /* Certificate */
-    p = v;
-    e = v + vlen;
-    if (pr__tls_der(&p, e, &tag, &v, &vlen) || tag != 0x30) return 0;      /* TBSCertificate */
-    p = v;
-    e = v + vlen;
+    if (pr__tls_der_in(&p, e, 0x30, &p, &e) || pr__tls_der_in(&p, e, 0x30, &p, &e))
+        return 0;                                                           /* Certificate, TBSCertificate */
     while (p < e) {
         if (pr__tls_der(&p, e, &tag, &v, &vlen)) return 0;
         if (tag != 0xa3) continue;                                          /* [3] extensions */
-        q = v;
-        qe = v + vlen;
-        if (pr__tls_der(&q, qe, &tag, &v, &vlen) || tag != 0x30) return 0;
-        q = v;
-        qe = v + vlen;
+        if (pr__tls_der_in(&v, v + vlen, 0x30, &q, &qe)) return 0;
         while (q < qe) {
             const unsigned char *x, *xe, *ov;
             size_t olen;
-            if (pr__tls_der(&q, qe, &tag, &v, &vlen) || tag != 0x30) return 0; /* Extension */
-            x = v;
-            xe = v + vlen;
+            if (pr__tls_der_in(&q, qe, 0x30, &x, &xe)) return 0;            /* Extension */
             if (pr__tls_der(&x, xe, &tag, &ov, &olen) || tag != 0x06) return 0;
             if (olen != sizeof san_oid || memcmp(ov, san_oid, olen) != 0) continue;
             if (pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0;
             if (tag == 0x01 && pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0; /* critical */
             if (tag != 0x04) return 0;
-            x = v;
-            xe = v + vlen;
-            if (pr__tls_der(&x, xe, &tag, &v, &vlen) || tag != 0x30) return 0; /* GeneralNames */
-            x = v;
-            xe = v + vlen;
+            if (pr__tls_der_in(&v, v + vlen, 0x30, &x, &xe)) return 0;      /* GeneralNames */
             while (x < xe) {
                 if (pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0;
                 if (tag == 0x87 && vlen == iplen && memcmp(v, ip, iplen) == 0) return 1;
@@ -12918,8 +12954,15 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
             t->writing = 0;
             t->duplex = NULL;
             if (t->dead) return PR_ECLOSED;
-            if (rc == PR_ENOTSUP) t->no_wait = 1;
-            else if (rc != PR_OK) return pr__tls_transport(t, rc);
+            if (rc == PR_ENOTSUP) {
+                t->no_wait = 1;
+            } else if (rc == PR_EIO) { /* the poller's own failure: its errno, not the inner connection's */
+                int e = errno;
+                pr__err_set(&t->base.err, rc, e, "TLS transport: waiting on the socket: %s", strerror(e));
+                return t->fatal = rc;
+            } else if (rc != PR_OK) {
+                return pr__tls_transport(t, rc);
+            }
             continue;
         }
         if (want == 0 || (st & want)) return PR_OK;
@@ -13076,11 +13119,26 @@ static pr__tls_conn *pr__tls_new(pr_conn *inner, int server) {
     return t;
 }
 
+/* The start of pr_tls_client and pr_tls_server: clear *err and *out, check
+   the arguments (ok; need names them), take inner and make the connection.
+   On failure inner is destroyed and the code returned with err filled. */
+static int pr__tls_begin(pr__tls_conn **tp, pr_conn **out, pr_conn *inner, int ok, int server, pr_err_info *err,
+                         const char *need) {
+    *tp = NULL;
+    if (err) memset(err, 0, sizeof *err);
+    if (out) *out = NULL;
+    if (ok && (*tp = pr__tls_new(inner, server)) != NULL) return PR_OK;
+    pr_conn_destroy(inner);
+    if (!ok) return pr__err_set(err, PR_EINVAL, 0, "%s are required", need);
+    return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS connection");
+}
+
 static int pr__tls_warned_insecure;
 
-int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, int64_t deadline) {
+int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, pr_err_info *err,
+                  int64_t deadline) {
     pr_tls_opts o;
-    pr_err_info scratch, *err;
+    pr_err_info scratch;
     pr__tls_conn *t = NULL;
     const pr__tls_tas *tas = NULL;
     br_ssl_engine_context *eng;
@@ -13089,17 +13147,9 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
     int rc, nalpn;
     if (opts) o = *opts;
     else memset(&o, 0, sizeof o);
-    err = o.err ? o.err : &scratch;
-    memset(err, 0, sizeof *err);
-    if (out) *out = NULL;
-    if (!out || !inner || !host) {
-        pr_conn_destroy(inner);
-        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_client: out, inner and host are required");
-    }
-    if (!(t = pr__tls_new(inner, 0))) {
-        pr_conn_destroy(inner);
-        return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS connection");
-    }
+    if (!err) err = &scratch;
+    if ((rc = pr__tls_begin(&t, out, inner, out && inner && host, 0, err, "pr_tls_client: out, inner and host")))
+        return rc;
     /* host: "[v6]" -> "v6"; one trailing dot dropped; IP literals noted */
     hlen = strlen(host);
     if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
@@ -13198,27 +13248,33 @@ void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) {
 }
 
 int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
-                             size_t key_len) {
+                             size_t key_len, pr_err_info *err) {
     pr_tls_server_cfg *cfg;
     int rc;
+    const char *why = NULL;
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !cert_pem || !key_pem) return PR_EINVAL;
-    if (!(cfg = (pr_tls_server_cfg *)pr__calloc(1, sizeof *cfg))) return PR_ENOMEM;
+    if (!out || !cert_pem || !key_pem)
+        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_server_cfg_create: out, cert_pem and key_pem are required");
+    if (!(cfg = (pr_tls_server_cfg *)pr__calloc(1, sizeof *cfg)))
+        return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS server configuration");
     snprintf(cfg->alpn, sizeof cfg->alpn, "%s", "http/1.1");
     rc = pr__tls_pem_each(cert_pem, cert_len ? cert_len : strlen(cert_pem), pr__tls_chain_add, cfg);
     if (rc == PR_OK) rc = pr__tls_pem_each(key_pem, key_len ? key_len : strlen(key_pem), pr__tls_key_add, cfg);
-    if (rc == PR_OK && (cfg->nchain == 0 || (cfg->key_type != BR_KEYTYPE_RSA && cfg->key_type != BR_KEYTYPE_EC)))
-        rc = PR_EINVAL;
-    if (rc == PR_OK && cfg->key_type == BR_KEYTYPE_EC) {
+    if (rc == PR_OK && cfg->nchain == 0) why = "no certificate in cert_pem";
+    else if (rc == PR_OK && cfg->key_type != BR_KEYTYPE_RSA && cfg->key_type != BR_KEYTYPE_EC)
+        why = "no RSA or EC private key in key_pem";
+    if (rc == PR_OK && !why && cfg->key_type == BR_KEYTYPE_EC) {
         br_x509_decoder_context xd;
         br_x509_decoder_init(&xd, NULL, NULL);
         br_x509_decoder_push(&xd, cfg->chain[0].data, cfg->chain[0].data_len);
-        if (br_x509_decoder_last_error(&xd) != 0) rc = PR_EINVAL;
+        if (br_x509_decoder_last_error(&xd) != 0) why = "the leaf certificate cannot be decoded";
         else cfg->issuer_key_type = (unsigned)br_x509_decoder_get_signer_key_type(&xd);
     }
-    if (rc != PR_OK) {
+    if (rc != PR_OK || why) {
         pr_tls_server_cfg_destroy(cfg);
-        return rc;
+        if (why) return pr__err_set(err, PR_EINVAL, 0, "TLS server configuration: %s", why);
+        return pr__err_set(err, rc, 0, "TLS server configuration: %s", pr_strerror(rc));
     }
     *out = cfg;
     return PR_OK;
@@ -13234,19 +13290,13 @@ int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
     return PR_OK;
 }
 
-int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline) {
+int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, pr_err_info *err,
+                  int64_t deadline) {
     pr__tls_conn *t;
     br_ssl_engine_context *eng;
     int rc, nalpn;
-    if (out) *out = NULL;
-    if (!out || !inner || !cfg) {
-        pr_conn_destroy(inner);
-        return PR_EINVAL;
-    }
-    if (!(t = pr__tls_new(inner, 1))) {
-        pr_conn_destroy(inner);
-        return PR_ENOMEM;
-    }
+    if ((rc = pr__tls_begin(&t, out, inner, out && inner && cfg, 1, err, "pr_tls_server: out, inner and cfg")))
+        return rc;
     snprintf(t->host, sizeof t->host, "%s", "(client)");
     if (cfg->key_type == BR_KEYTYPE_RSA)
         br_ssl_server_init_full_rsa(&t->u.s, cfg->chain, cfg->nchain, br_skey_decoder_get_rsa(&cfg->key));
@@ -13263,6 +13313,7 @@ int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, i
     else rc = pr__tls_handshake(t, deadline);
     if (rc != PR_OK) {
         PR__LOG(PR_LEVEL_DEBUG, "tls", "server handshake: %s", t->base.err.msg);
+        if (err) *err = t->base.err;
         pr__tls_destroy(&t->base);
         return rc;
     }
@@ -13282,13 +13333,14 @@ const char *pr_tls_alpn(const pr_conn *c) {
 
 #else /* PRISTINE_NO_TLS: the API is there, TLS is not */
 
-int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, int64_t deadline) {
+int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, pr_err_info *err,
+                  int64_t deadline) {
     PR__UNUSED(host);
+    PR__UNUSED(opts);
     PR__UNUSED(deadline);
     if (out) *out = NULL;
     pr_conn_destroy(inner);
-    if (opts && opts->err) pr__err_set(opts->err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file, const char *ca_pem, size_t ca_pem_len,
@@ -13297,20 +13349,19 @@ int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file, const char 
     PR__UNUSED(ca_pem);
     PR__UNUSED(ca_pem_len);
     if (out) *out = NULL;
-    if (err) pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 void pr_tls_anchors_destroy(pr_tls_anchors *a) { PR__UNUSED(a); }
 
 int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
-                             size_t key_len) {
+                             size_t key_len, pr_err_info *err) {
     PR__UNUSED(cert_pem);
     PR__UNUSED(cert_len);
     PR__UNUSED(key_pem);
     PR__UNUSED(key_len);
     if (out) *out = NULL;
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
@@ -13321,12 +13372,13 @@ int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
 
 void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) { PR__UNUSED(cfg); }
 
-int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline) {
+int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, pr_err_info *err,
+                  int64_t deadline) {
     PR__UNUSED(cfg);
     PR__UNUSED(deadline);
     if (out) *out = NULL;
     pr_conn_destroy(inner);
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 const char *pr_tls_alpn(const pr_conn *c) {
@@ -13529,6 +13581,24 @@ static int pr__http_fields(const char *const *lines, const char *buf, size_t len
         if (fn && (rc = fn(name, value, user_data)) != 0) return rc;
         pos += n + 1;
     }
+    return PR_OK;
+}
+
+/* Fields gathered as slices by pr__http_fields: fn = pr__http_field_push,
+   user_data = the set. */
+typedef struct pr__http_field_set {
+    pr_http_header *h;
+    size_t n, cap;
+} pr__http_field_set;
+
+/* pr__http_fields' fn that appends each field to a pr__http_field_set
+   (the slices point into the walked lines); PR_ELIMIT when it is full. */
+static PR__MAYBE_UNUSED int pr__http_field_push(pr_slice name, pr_slice value, void *user_data) {
+    pr__http_field_set *set = (pr__http_field_set *)user_data;
+    if (set->n >= set->cap) return PR_ELIMIT;
+    set->h[set->n].name = name;
+    set->h[set->n].value = value;
+    set->n++;
     return PR_OK;
 }
 
@@ -14870,7 +14940,6 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
     c->o.tcp_keepalive_s = PR__DEF(c->o.tcp_keepalive_s, 60);
     c->o.fetch_max_bytes = PR__DEF(c->o.fetch_max_bytes, PR__HTTP_DEF_FETCH_MAX);
     if (c->o.attempt_timeout_ms < 0) c->o.attempt_timeout_ms = 0;
-    c->o.tls.err = NULL;
     {
         pr_retry probe; /* the policy must be valid now, not at the first request */
         if (pr_retry_begin(&probe, &c->o.retry) != PR_OK)
@@ -15161,24 +15230,21 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
     memset(&no, 0, sizeof no);
     no.connect_timeout_ms = -1; /* cdl holds the cap */
     no.keepalive = c->o.tcp_keepalive_s > 0 ? c->o.tcp_keepalive_s : 0;
-    no.err = err;
     memset(err, 0, sizeof *err);
     phase = proxy ? "connecting to the proxy" : "resolving and connecting to";
-    rc = pr_tcp_connect(&conn, host, to->port, &no, cdl);
+    rc = pr_tcp_connect(&conn, host, to->port, &no, err, cdl);
     if (!rc && proxy && u->secure) {
         phase = "waiting for the CONNECT reply of the proxy";
         rc = pr__proxy_tunnel(&conn, u, proxy, &c->o.http, head_used, cdl, limit, err);
     }
     if (!rc && u->secure) {
-        pr_tls_opts to2 = c->o.tls;
         pr_conn *t = NULL;
         phase = "in the TLS handshake with";
-        to2.err = err;
         if (pr__http_host_cstr(host, u->host)) {
             pr_conn_destroy(conn);
             return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
         }
-        rc = pr_tls_client(&t, conn, host, &to2, cdl); /* owns conn from here on */
+        rc = pr_tls_client(&t, conn, host, &c->o.tls, err, cdl); /* owns conn from here on */
         conn = t;
     }
     if (rc) {
@@ -15904,37 +15970,6 @@ static void pr__sse_free(pr_sse *s) {
     pr__free(s, sizeof *s);
 }
 
-/* A field line must be a token, a colon and a value without CR, LF or NUL. */
-static int pr__sse_field_ok(const char *f, size_t n) {
-    size_t i;
-    const char *colon = (const char *)memchr(f, ':', n);
-    if (!colon || colon == f) return 0;
-    for (i = 0; i < n; i++)
-        if (f[i] == '\r' || f[i] == '\n' || f[i] == 0) return 0;
-    return 1;
-}
-
-/* Split "Name: value\r\n" lines of b into h (at most cap); returns the
-   count, or -1 for a malformed line or too many. */
-static int pr__sse_fields(const pr_buf *b, pr_http_header *h, size_t cap, size_t *n) {
-    size_t pos = 0;
-    while (b->data && pos < b->len) {
-        const char *line = b->data + pos, *end = (const char *)memchr(line, '\n', b->len - pos), *colon;
-        size_t len = end ? (size_t)(end - line) : b->len - pos;
-        pos += len + (end ? 1 : 0);
-        if (len && line[len - 1] == '\r') len--;
-        if (!len) continue;
-        if (*n >= cap || !(colon = (const char *)memchr(line, ':', len)) || colon == line) return -1;
-        h[*n].name.ptr = line;
-        h[*n].name.len = (size_t)(colon - line);
-        h[*n].value.ptr = colon + 1;
-        h[*n].value.len = (size_t)(line + len - (colon + 1));
-        h[*n].value = pr_slice_trim(h[*n].value);
-        (*n)++;
-    }
-    return 0;
-}
-
 /* The last-event-ID as it may travel in a header field: "" when there is
    none, or when it cannot (over max_last_event_id, or a control byte that
    a field value may not carry; *why then says which). */
@@ -16003,7 +16038,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
     s->next_at = pr__time_add(pr_now(), delay);
     s->reason = reason;
     s->reconnects++;
-    if (s->o.on_reconnect) {
+    if (s->o.observer.on_reconnect) {
         memset(&info, 0, sizeof info);
         info.reconnects = s->reconnects;
         info.failures = s->failures;
@@ -16012,7 +16047,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
         info.status = status;
         info.detail = detail;
         info.last_event_id = pr__sse_lei(s, &n, &why);
-        s->o.on_reconnect(&info, s->o.reconnect_user_data);
+        s->o.observer.on_reconnect(&info, s->o.observer.user_data);
     }
     return PR_OK;
 }
@@ -16023,7 +16058,8 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
 static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     /* the protocol's own fields go on to another origin; the caller's do not */
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
-    pr_http_header h[PR__SSE_MAX_FIELDS + 4];
+    pr_http_header h[PR__SSE_MAX_FIELDS * 2 + 4];
+    pr__http_field_set fields;
     const char **lines = NULL;
     size_t lines_size = 0;
     pr_http_request req;
@@ -16044,7 +16080,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     s->next_at = 0;
     if (pr_is_canceled()) return PR_ECANCELED;
     pr_buf_init(&dyn);
-    if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.headers_user_data)) != 0) {
+    if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.user_data)) != 0) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, rc < 0 ? rc : PR_EINVAL, 0, "sse: %s", "headers_fn refused the connection");
     }
@@ -16061,11 +16097,16 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         h[n].value.ptr = lei;
         h[n++].value.len = lei_len;
     }
-    if (pr__sse_fields(&s->fixed, h, sizeof h / sizeof h[0], &n) != 0 ||
-        pr__sse_fields(&dyn, h, sizeof h / sizeof h[0], &n) != 0) {
+    fields.h = h;
+    fields.n = n;
+    fields.cap = sizeof h / sizeof h[0];
+    if ((rc = pr__http_fields(NULL, s->fixed.data, s->fixed.len, pr__http_field_push, &fields, &e)) != PR_OK ||
+        (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__http_field_push, &fields, &e)) != PR_OK) {
         pr_buf_deinit(&dyn);
-        return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "a header line from headers_fn is malformed or too many");
+        if (rc == PR_ELIMIT) return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "too many header lines from headers_fn");
+        return pr__sse_fail(s, PR_EINVAL, 0, "sse: headers_fn: %s", e.msg);
     }
+    n = fields.n;
     if (pr__http_lines_join(NULL, h, n, &lines, &lines_size) != PR_OK) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, PR_ENOMEM, 0, "sse: %s", "out of memory");
@@ -16129,16 +16170,16 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     }
 }
 
-int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, int64_t deadline) {
+int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, pr_err_info *err,
+                int64_t deadline) {
     pr_sse *s;
-    pr_err_info e;
     const char *m;
     size_t i;
     int rc;
-    memset(&e, 0, sizeof e);
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !url) return PR_EINVAL;
-    if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return PR_ENOMEM;
+    if (!out || !url) return pr__err_set(err, PR_EINVAL, 0, "sse: %s", "out and url are required");
+    if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return pr__err_set(err, PR_ENOMEM, 0, "sse: %s", "out of memory");
     if (opts) s->o = *opts;
     pr_buf_init(&s->fixed);
     m = PR__DEF(s->o.method, "GET");
@@ -16149,7 +16190,9 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     s->body_len = s->body ? s->o.body_len : 0;
     for (i = 0; !rc && s->o.headers && s->o.headers[i]; i++) {
         size_t n = strlen(s->o.headers[i]);
-        if (!pr__sse_field_ok(s->o.headers[i], n) || i >= PR__SSE_MAX_FIELDS) rc = PR_EINVAL;
+        pr_slice name, value;
+        if (i >= PR__SSE_MAX_FIELDS) rc = pr__err_set(err, PR_EINVAL, 0, "sse: more than %d header lines", PR__SSE_MAX_FIELDS);
+        else if ((rc = pr__http_field_line(s->o.headers[i], n, &name, &value, err)) != PR_OK) break;
         else if (pr_buf_append(&s->fixed, s->o.headers[i], n) || pr_buf_append(&s->fixed, "\r\n", 2)) rc = PR_ENOMEM;
     }
     if (!rc) rc = pr_sse_decoder_create(&s->dec, &s->o.decoder);
@@ -16164,8 +16207,8 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
         s->client = s->o.client;
     }
     if (rc) {
-        pr__err_set(&e, rc, 0, "sse: %s", rc == PR_EINVAL ? "invalid URL, header or option" : pr_strerror(rc));
-        if (opts && opts->err) *opts->err = e;
+        if (!err || err->code != rc)
+            pr__err_set(err, rc, 0, "sse: %s", rc == PR_EINVAL ? "invalid URL or option" : pr_strerror(rc));
         pr__sse_free(s);
         return rc;
     }
@@ -16178,14 +16221,18 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     s->o.method = s->o.body = NULL;
     s->o.headers = NULL;
     s->o.last_event_id = NULL;
-    s->o.err = NULL;
     for (;;) { /* the first connection, reconnect rules included */
         rc = pr__sse_connect(s, deadline);
         if (rc || s->final || s->resp) break;
     }
     if (!rc && s->final) rc = s->final;
     if (rc) {
-        if (opts && opts->err) *opts->err = s->err;
+        /* the deadline or a cancel came between tries: say so, with the last try's cause */
+        if (s->err.code != rc && s->err.msg[0])
+            pr__err_wrap(&s->err, rc, &s->err, "sse: %s before the stream opened; the last try", pr_strerror(rc));
+        else if (s->err.code != rc)
+            pr__err_set(&s->err, rc, 0, "sse: %s before the stream opened", pr_strerror(rc));
+        if (err) *err = s->err;
         pr__sse_free(s);
         return rc;
     }
@@ -16253,7 +16300,7 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
             if ((rc = pr__sse_plan(s, PR_ECLOSED, 0, pr__sse_futile(s), 0)) != PR_OK) return rc;
             continue;
         }
-        if (rc != PR_SSE_MORE) return rc; /* PR_ENOMEM */
+        if (rc != PR_SSE_DECODER_MORE) return rc; /* PR_ENOMEM */
         /* bytes that complete no event (comments, blank lines, id-only
            blocks) must not hold the caller past its deadline */
         if (reads++ && pr_now() >= deadline) return PR_ETIMEDOUT;
@@ -16296,7 +16343,7 @@ const char *pr_sse_last_event_id(const pr_sse *s, size_t *len) {
 int64_t pr_sse_retry_ms(const pr_sse *s) {
     int64_t r;
     if (!s) return -1;
-    r = pr_sse_decoder_retry(s->dec);
+    r = pr_sse_decoder_retry_ms(s->dec);
     return PR__MIN(r >= 0 ? r : s->o.retry_ms, s->o.max_retry_ms);
 }
 
@@ -17777,24 +17824,12 @@ static void pr__ds_notify(const pr_ds_observer *obs, pr_ds_event *ev) {
     obs->on_event(ev, obs->user_data);
 }
 
-/* Header fields gathered for one request (pr__http_fields' walk). */
-struct pr__ds_fields { pr_http_header *h; size_t n, cap; };
-
-static int pr__ds_field_add(pr_slice name, pr_slice value, void *user_data) {
-    struct pr__ds_fields *f = (struct pr__ds_fields *)user_data;
-    if (f->n >= f->cap) return PR_ELIMIT;
-    f->h[f->n].name = name;
-    f->h[f->n].value = value;
-    f->n++;
-    return PR_OK;
-}
-
 /* Make one logical request (retried by the handle's policy), told to
    rq->obs; err (required) receives the detail of a failure. For a
    streamed body (rq->stream), *resp receives the open response. */
 static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_err_info *err, pr_http_response **resp,
                      int64_t deadline) {
-    struct pr__ds_fields fields;
+    pr__http_field_set fields;
     /* the protocol's fields go on when a redirect leaves the origin; the caller's do not */
     static const char *const fwd[] = { "Stream-TTL", "Stream-Expires-At", "Stream-Closed", "Stream-Seq", "Producer-Id",
                                        "Producer-Epoch", "Producer-Seq", "If-None-Match", NULL };
@@ -17842,8 +17877,8 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_err_
     fields.h = h;
     fields.n = n;
     fields.cap = sizeof h / sizeof h[0];
-    if ((rc = pr__http_fields(NULL, ds->fixed.data, ds->fixed.len, pr__ds_field_add, &fields, err)) != PR_OK ||
-        (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__ds_field_add, &fields, err)) != PR_OK) {
+    if ((rc = pr__http_fields(NULL, ds->fixed.data, ds->fixed.len, pr__http_field_push, &fields, err)) != PR_OK ||
+        (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__http_field_push, &fields, err)) != PR_OK) {
         if (rc == PR_ELIMIT) pr__err_set(err, PR_EINVAL, 0, "ds: more than %d header lines from headers_fn",
                                          PR__DS_MAX_FIELDS);
         else pr__err_wrap(err, PR_EINVAL, err, "ds: headers_fn");
@@ -18420,7 +18455,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
     enc = pr_http_header_get(resp, "stream-sse-data-encoding");
     r->base64 = enc ? pr_slice_ieq(pr_slice_trim(*enc), pr_slice_cstr("base64")) : !r->text;
     if (!r->dec) {
-        pr_sse_opts so;
+        pr_sse_decoder_opts so;
         memset(&so, 0, sizeof so);
         so.max_event_bytes = r->o.max_chunk_bytes;
         if ((rc = pr_sse_decoder_create(&r->dec, &so)) != PR_OK)
@@ -20399,6 +20434,23 @@ REVISION HISTORY
                               removed: observer.on_event = pr_telemetry_ds_hook
                               with observer.user_data = the hub (the event
                               "ds.consumer.state" keeps its fields)
+      pr_future_error         is pr_future_last_error: an object that lives on
+                              answers with *_last_error
+      pr_net_opts.err, pr_tls_opts.err, pr_sse_stream_opts.err
+                              removed: the call that creates the object takes
+                              pr_err_info *err (below)
+      pr_sse_opts             is pr_sse_decoder_opts: the decoder's options,
+                              apart from pr_sse_stream_opts (pr_sse_open's)
+      PR_SSE_MORE             is PR_SSE_DECODER_MORE (only the decoder returns it)
+      pr_sse_decoder_retry    is pr_sse_decoder_retry_ms (like pr_sse_retry_ms)
+      pr_sse_stream_opts.headers_user_data
+                              is pr_sse_stream_opts.user_data: the argument of
+                              the options' own callbacks (headers_fn)
+      pr_sse_stream_opts.on_reconnect, .reconnect_user_data
+                              are .observer.on_reconnect and .observer.user_data
+                              (new type pr_sse_observer): telemetry installs
+                              there (observer.on_reconnect =
+                              pr_telemetry_sse_hook, observer.user_data = hub)
     Changed signature
       pr_http_client_opts     on_event + event_user_data are the member
                               observer, a pr_http_observer { on_event,
@@ -20423,6 +20475,15 @@ REVISION HISTORY
                               pr_http_request.err and pr_http_result.err
                               removed (so is pr_ds_result's http.err: the ds
                               operations take an err parameter)
+      pr_tcp_connect, pr_tls_client, pr_sse_open
+                              take pr_err_info *err before the deadline (was
+                              opts->err); NULL = not wanted, zeroed on success
+      pr_dns_resolve, pr_tls_server
+                              take pr_err_info *err before the deadline (their
+                              detail had no way out)
+      pr_tcp_listen, pr_tls_server_cfg_create
+                              take pr_err_info *err last (pr_tcp_listen: was
+                              errno; sys_errno holds it now)
       pr_retry_hint_ms        takes int64_t max_ms before out (<= 0 = 60000);
                               a hint above it is cut to it (was: refused, so
                               a server asking for 120 s got the short backoff)
@@ -20486,6 +20547,10 @@ REVISION HISTORY
       sync     A new module after sched: the counting and weighted
                semaphores (pr_sem, pr_wsem; names unchanged) move there
                from retry, over the FIFO wait queues that sched held.
+               (sys_errno, tls_error, dns_error, http_status).
+      net, tls sys_errno holds the errno wherever PR_EIO comes from a system
+               call (a poller or fcntl failure in connect, accept and a TLS
+               connection's wait on both directions too).
       http     The idle timeout is the connection's silence since its last
                byte, across calls; a connection found silent stays failed.
       client   A redirect to another origin drops every field of the request
@@ -20503,7 +20568,10 @@ REVISION HISTORY
                (backoff), a longer one that ends cleanly does not; an ID
                with a control byte or longer than max_last_event_id is not
                sent as Last-Event-ID; Cache-Control and Last-Event-ID follow
-               a redirect to another origin.
+               a redirect to another origin. pr_sse_open whose deadline
+               passes (or that is cancelled) between tries says so, code
+               PR_ETIMEDOUT / PR_ECANCELED, with the last try's cause and its
+               detail in err (was: the bare cause, whose code differed).
       ds       The producer resends a batch with the same (epoch, seq) until
                the server answers or delivery_timeout_ms passes; a 409 gap
                waits for the lower batches instead of resending at once; a

@@ -150,7 +150,7 @@ static double bc_pristine(const char *p, size_t n, size_t chunk, size_t *events)
                 cnt++;
                 bytes += ev.data_len;
             }
-            if (rc != PR_SSE_MORE) {
+            if (rc != PR_SSE_DECODER_MORE) {
                 fprintf(stderr, "bench_codecs: decoder returned %s\n", pr_errname(rc));
                 exit(1);
             }

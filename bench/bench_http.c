@@ -134,9 +134,9 @@ static double bh_pristine_stream(int tls, int spans, int recv_buf) {
     memset(&req, 0, sizeof req);
     req.url = &u;
     t0 = bh_now();
-    rc = pr_tcp_connect(&c, "127.0.0.1", (uint16_t)(tls ? bh_srv.tls : bh_srv.plain), NULL, pr_deadline_in(5000));
+    rc = pr_tcp_connect(&c, "127.0.0.1", (uint16_t)(tls ? bh_srv.tls : bh_srv.plain), NULL, NULL, pr_deadline_in(5000));
     if (rc == PR_OK && tls) {
-        rc = pr_tls_client(&tc, c, "localhost", &(pr_tls_opts){ .ca_file = BH_TLS_DIR "/ca.crt" },
+        rc = pr_tls_client(&tc, c, "localhost", &(pr_tls_opts){ .ca_file = BH_TLS_DIR "/ca.crt" }, NULL,
                            pr_deadline_in(5000));
         c = rc == PR_OK ? tc : NULL;
     }
@@ -275,7 +275,7 @@ static int bh_small_task(void *arg) {
     if (rc != PR_OK) return w->rc = rc;
     memset(&req, 0, sizeof req);
     req.url = &u;
-    rc = pr_tcp_connect(&c, "127.0.0.1", (uint16_t)bh_srv.plain, NULL, pr_deadline_in(5000));
+    rc = pr_tcp_connect(&c, "127.0.0.1", (uint16_t)bh_srv.plain, NULL, NULL, pr_deadline_in(5000));
     while (rc == PR_OK && bh_now() < w->end) {
         pr_http_response *r;
         ptrdiff_t got;

@@ -53,7 +53,7 @@ static double bs_pristine(int port) {
     double t0 = bs_now();
     long n = 0;
     bs_url(url, sizeof url, port);
-    if (pr_sse_open(&s, url, NULL, pr_deadline_in(30000)) != PR_OK) return -1;
+    if (pr_sse_open(&s, url, NULL, NULL, pr_deadline_in(30000)) != PR_OK) return -1;
     while (n < BS_EVENTS && pr_sse_next(s, &ev, pr_deadline_in(30000)) == PR_OK) {
         if (atol(ev.last_id) != n + 1) break; /* in order, none lost */
         n++;

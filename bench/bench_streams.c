@@ -64,8 +64,7 @@ static int bst_stream(void *arg) {
     (void)arg;
     memset(&o, 0, sizeof o);
     o.client = bst.client;
-    o.err = &e;
-    rc = pr_sse_open(&s, bst.url, &o, pr_deadline_in(120000));
+    rc = pr_sse_open(&s, bst.url, &o, &e, pr_deadline_in(120000));
     if (rc == PR_OK) {
         bst.opened++;
         while (n < BST_EVENTS && (rc = pr_sse_next(s, &ev, pr_deadline_in(60000))) == PR_OK) {

@@ -49,9 +49,8 @@ int main(void) {
              (unsigned)ts_port(server));
 
     memset(&opts, 0, sizeof opts);
-    opts.on_reconnect = on_reconnect;
-    opts.err = &err;
-    rc = pr_sse_open(&s, url, &opts, pr_deadline_in(10000));
+    opts.observer.on_reconnect = on_reconnect;
+    rc = pr_sse_open(&s, url, &opts, &err, pr_deadline_in(10000));
     if (rc != PR_OK) {
         fprintf(stderr, "stream: pr_sse_open: %s: %s\n", pr_errname(rc), err.msg);
         ts_stop(server);

@@ -171,8 +171,7 @@ typedef struct pr_http_client_opts {
     const char *no_proxy;     /* hosts never proxied; NULL = env no_proxy, NO_PROXY; "" = none */
     pr_tls_opts tls;          /* for https origins: ca_file / ca_pem are parsed once by
                                  pr_http_client_create (unless tls.anchors is set: those are
-                                 used, borrowed, and must outlive the client); alpn copied;
-                                 tls.err unused */
+                                 used, borrowed, and must outlive the client); alpn copied */
     pr_http_opts http;        /* parser limits of every exchange */
     int tcp_keepalive_s;      /* 0 = 60: TCP keep-alive probes after this many idle seconds; < 0 = off */
     pr_retry_policy retry;    /* retries (see above); zero = 10 retries with PR_BACKOFF_HTTP;
@@ -465,7 +464,6 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
     c->o.tcp_keepalive_s = PR__DEF(c->o.tcp_keepalive_s, 60);
     c->o.fetch_max_bytes = PR__DEF(c->o.fetch_max_bytes, PR__HTTP_DEF_FETCH_MAX);
     if (c->o.attempt_timeout_ms < 0) c->o.attempt_timeout_ms = 0;
-    c->o.tls.err = NULL;
     {
         pr_retry probe; /* the policy must be valid now, not at the first request */
         if (pr_retry_begin(&probe, &c->o.retry) != PR_OK)
@@ -756,24 +754,21 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
     memset(&no, 0, sizeof no);
     no.connect_timeout_ms = -1; /* cdl holds the cap */
     no.keepalive = c->o.tcp_keepalive_s > 0 ? c->o.tcp_keepalive_s : 0;
-    no.err = err;
     memset(err, 0, sizeof *err);
     phase = proxy ? "connecting to the proxy" : "resolving and connecting to";
-    rc = pr_tcp_connect(&conn, host, to->port, &no, cdl);
+    rc = pr_tcp_connect(&conn, host, to->port, &no, err, cdl);
     if (!rc && proxy && u->secure) {
         phase = "waiting for the CONNECT reply of the proxy";
         rc = pr__proxy_tunnel(&conn, u, proxy, &c->o.http, head_used, cdl, limit, err);
     }
     if (!rc && u->secure) {
-        pr_tls_opts to2 = c->o.tls;
         pr_conn *t = NULL;
         phase = "in the TLS handshake with";
-        to2.err = err;
         if (pr__http_host_cstr(host, u->host)) {
             pr_conn_destroy(conn);
             return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
         }
-        rc = pr_tls_client(&t, conn, host, &to2, cdl); /* owns conn from here on */
+        rc = pr_tls_client(&t, conn, host, &c->o.tls, err, cdl); /* owns conn from here on */
         conn = t;
     }
     if (rc) {

@@ -654,24 +654,12 @@ static void pr__ds_notify(const pr_ds_observer *obs, pr_ds_event *ev) {
     obs->on_event(ev, obs->user_data);
 }
 
-/* Header fields gathered for one request (pr__http_fields' walk). */
-struct pr__ds_fields { pr_http_header *h; size_t n, cap; };
-
-static int pr__ds_field_add(pr_slice name, pr_slice value, void *user_data) {
-    struct pr__ds_fields *f = (struct pr__ds_fields *)user_data;
-    if (f->n >= f->cap) return PR_ELIMIT;
-    f->h[f->n].name = name;
-    f->h[f->n].value = value;
-    f->n++;
-    return PR_OK;
-}
-
 /* Make one logical request (retried by the handle's policy), told to
    rq->obs; err (required) receives the detail of a failure. For a
    streamed body (rq->stream), *resp receives the open response. */
 static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_err_info *err, pr_http_response **resp,
                      int64_t deadline) {
-    struct pr__ds_fields fields;
+    pr__http_field_set fields;
     /* the protocol's fields go on when a redirect leaves the origin; the caller's do not */
     static const char *const fwd[] = { "Stream-TTL", "Stream-Expires-At", "Stream-Closed", "Stream-Seq", "Producer-Id",
                                        "Producer-Epoch", "Producer-Seq", "If-None-Match", NULL };
@@ -719,8 +707,8 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_err_
     fields.h = h;
     fields.n = n;
     fields.cap = sizeof h / sizeof h[0];
-    if ((rc = pr__http_fields(NULL, ds->fixed.data, ds->fixed.len, pr__ds_field_add, &fields, err)) != PR_OK ||
-        (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__ds_field_add, &fields, err)) != PR_OK) {
+    if ((rc = pr__http_fields(NULL, ds->fixed.data, ds->fixed.len, pr__http_field_push, &fields, err)) != PR_OK ||
+        (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__http_field_push, &fields, err)) != PR_OK) {
         if (rc == PR_ELIMIT) pr__err_set(err, PR_EINVAL, 0, "ds: more than %d header lines from headers_fn",
                                          PR__DS_MAX_FIELDS);
         else pr__err_wrap(err, PR_EINVAL, err, "ds: headers_fn");

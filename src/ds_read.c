@@ -505,7 +505,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
     enc = pr_http_header_get(resp, "stream-sse-data-encoding");
     r->base64 = enc ? pr_slice_ieq(pr_slice_trim(*enc), pr_slice_cstr("base64")) : !r->text;
     if (!r->dec) {
-        pr_sse_opts so;
+        pr_sse_decoder_opts so;
         memset(&so, 0, sizeof so);
         so.max_event_bytes = r->o.max_chunk_bytes;
         if ((rc = pr_sse_decoder_create(&r->dec, &so)) != PR_OK)

@@ -5,7 +5,7 @@
  *
  *     pr_sse *s;
  *     pr_sse_event ev;
- *     int rc = pr_sse_open(&s, "https://api.example.com/v1/events", NULL, deadline);
+ *     int rc = pr_sse_open(&s, "https://api.example.com/v1/events", NULL, NULL, deadline);
  *     while (rc == PR_OK && (rc = pr_sse_next(s, &ev, deadline)) == PR_OK)
  *         printf("%.*s: %.*s\n", (int)ev.type_len, ev.type, (int)ev.data_len, ev.data);
  *     pr_sse_destroy(s);
@@ -34,7 +34,7 @@
  *   cannot travel in a header: see max_last_event_id); the partial
  *   block of the broken connection is dropped, so every event arrives
  *   complete, once, in order. A reconnect is not an error of pr_sse_next:
- *   on_reconnect sees it (attempt, delay, reason).
+ *   observer.on_reconnect sees it (attempt, delay, reason).
  * - A request with a body, or a method other than GET, is reconnected only
  *   when the options say it can be repeated (a POST that starts an LLM
  *   answer usually cannot); otherwise its end is PR_ECLOSED and a failure
@@ -64,8 +64,8 @@
 /* A reconnecting event stream. Opaque; owned by the thread that opened it. */
 typedef struct pr_sse pr_sse;
 
-/* What on_reconnect is told before the stream waits to connect again (the
-   strings are valid during the callback only). */
+/* What observer.on_reconnect is told before the stream waits to connect
+   again (the strings are valid during the callback only). */
 typedef struct pr_sse_reconnect {
     long reconnects;            /* this reconnect's number: 1 for the first */
     int failures;               /* consecutive failed connections so far (0: the last one had opened) */
@@ -77,6 +77,14 @@ typedef struct pr_sse_reconnect {
     const char *detail;         /* why, in words */
     const char *last_event_id;  /* what the next request sends ("" = no Last-Event-ID) */
 } pr_sse_reconnect;
+
+/* What watches a stream from outside (telemetry's pr_telemetry_sse_hook,
+   say), with a user_data of its own, apart from the options' callbacks. */
+typedef struct pr_sse_observer {
+    /* Called before the stream waits to connect again. NULL = none. */
+    void (*on_reconnect)(const pr_sse_reconnect *info, void *user_data);
+    void *user_data;            /* on_reconnect's argument */
+} pr_sse_observer;
 
 /* Options of pr_sse_open. Zero means the default; strings are copied. */
 typedef struct pr_sse_stream_opts {
@@ -92,7 +100,7 @@ typedef struct pr_sse_stream_opts {
        lines to out (a fresh token, say). A nonzero return fails the stream
        with that code. NULL = none. */
     int (*headers_fn)(pr_buf *out, void *user_data);
-    void *headers_user_data;
+    void *user_data;            /* the argument of the options' own callbacks (headers_fn) */
     const char *last_event_id;  /* resume: sent on the first connection too; NULL = none */
     int64_t retry_ms;           /* 0 = 3000: the reconnection time until the server sends `retry:` */
     int64_t max_retry_ms;       /* 0 = 3600000 (an hour): the cap on every wait a server asks for
@@ -108,29 +116,30 @@ typedef struct pr_sse_stream_opts {
     int max_failures;           /* 0 = unlimited; else consecutive failed connections before the
                                    stream fails with the last error */
     int reconnect_on_limit;     /* 1 = PR_ELIMIT drops the connection and reconnects */
-    pr_sse_opts decoder;        /* line and event limits, raw bytes */
-    void (*on_reconnect)(const pr_sse_reconnect *info, void *user_data); /* NULL = none */
-    void *reconnect_user_data;
+    pr_sse_decoder_opts decoder; /* line and event limits, raw bytes */
+    pr_sse_observer observer;   /* reconnect notifications (telemetry); zero = none */
     pr_retry_hooks hooks;       /* the waits, their random numbers, the wall clock (tests) */
-    pr_err_info *err;           /* out, optional: why pr_sse_open failed */
 } pr_sse_stream_opts;
 
 /* Open a stream: connect and check the response (the first connection
    follows the reconnect rules too: a network error or a retryable status
    is tried again within the deadline).
    Params: out - receives the stream (NULL on failure); url - http or https
-           (copied); opts - NULL = defaults; deadline - absolute ms for this
-           call (the stream itself has no end).
+           (copied); opts - NULL = defaults; err - receives why the call
+           failed (the status, the connection's errno, TLS or DNS detail;
+           zeroed on success); NULL = not wanted; deadline - absolute ms for
+           this call (the stream itself has no end).
    Returns: PR_OK; PR_ECLOSED (204: the server says do not connect);
-            PR_EHTTP (a status that is not retried; pr_http_client_*'s
-            detail in opts->err); PR_EPROTO (not text/event-stream);
+            PR_EHTTP (a status that is not retried; the detail in err);
+            PR_EPROTO (not text/event-stream);
             PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL (a bad URL, header or
             option); PR_ENOMEM; errors of pr_http_client_request when
             max_failures is reached.
    Blocks: yes.
    Thread: owner.
    See: pr_sse_next, pr_sse_destroy. */
-PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, int64_t deadline);
+PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, pr_err_info *err,
+                             int64_t deadline);
 
 /* The next event, reconnecting as needed.
    Params: s - the stream; ev - receives the event; its strings stay valid
@@ -260,37 +269,6 @@ static void pr__sse_free(pr_sse *s) {
     pr__free(s, sizeof *s);
 }
 
-/* A field line must be a token, a colon and a value without CR, LF or NUL. */
-static int pr__sse_field_ok(const char *f, size_t n) {
-    size_t i;
-    const char *colon = (const char *)memchr(f, ':', n);
-    if (!colon || colon == f) return 0;
-    for (i = 0; i < n; i++)
-        if (f[i] == '\r' || f[i] == '\n' || f[i] == 0) return 0;
-    return 1;
-}
-
-/* Split "Name: value\r\n" lines of b into h (at most cap); returns the
-   count, or -1 for a malformed line or too many. */
-static int pr__sse_fields(const pr_buf *b, pr_http_header *h, size_t cap, size_t *n) {
-    size_t pos = 0;
-    while (b->data && pos < b->len) {
-        const char *line = b->data + pos, *end = (const char *)memchr(line, '\n', b->len - pos), *colon;
-        size_t len = end ? (size_t)(end - line) : b->len - pos;
-        pos += len + (end ? 1 : 0);
-        if (len && line[len - 1] == '\r') len--;
-        if (!len) continue;
-        if (*n >= cap || !(colon = (const char *)memchr(line, ':', len)) || colon == line) return -1;
-        h[*n].name.ptr = line;
-        h[*n].name.len = (size_t)(colon - line);
-        h[*n].value.ptr = colon + 1;
-        h[*n].value.len = (size_t)(line + len - (colon + 1));
-        h[*n].value = pr_slice_trim(h[*n].value);
-        (*n)++;
-    }
-    return 0;
-}
-
 /* The last-event-ID as it may travel in a header field: "" when there is
    none, or when it cannot (over max_last_event_id, or a control byte that
    a field value may not carry; *why then says which). */
@@ -359,7 +337,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
     s->next_at = pr__time_add(pr_now(), delay);
     s->reason = reason;
     s->reconnects++;
-    if (s->o.on_reconnect) {
+    if (s->o.observer.on_reconnect) {
         memset(&info, 0, sizeof info);
         info.reconnects = s->reconnects;
         info.failures = s->failures;
@@ -368,7 +346,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
         info.status = status;
         info.detail = detail;
         info.last_event_id = pr__sse_lei(s, &n, &why);
-        s->o.on_reconnect(&info, s->o.reconnect_user_data);
+        s->o.observer.on_reconnect(&info, s->o.observer.user_data);
     }
     return PR_OK;
 }
@@ -379,7 +357,8 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
 static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     /* the protocol's own fields go on to another origin; the caller's do not */
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
-    pr_http_header h[PR__SSE_MAX_FIELDS + 4];
+    pr_http_header h[PR__SSE_MAX_FIELDS * 2 + 4];
+    pr__http_field_set fields;
     const char **lines = NULL;
     size_t lines_size = 0;
     pr_http_request req;
@@ -400,7 +379,7 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     s->next_at = 0;
     if (pr_is_canceled()) return PR_ECANCELED;
     pr_buf_init(&dyn);
-    if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.headers_user_data)) != 0) {
+    if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.user_data)) != 0) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, rc < 0 ? rc : PR_EINVAL, 0, "sse: %s", "headers_fn refused the connection");
     }
@@ -417,11 +396,16 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         h[n].value.ptr = lei;
         h[n++].value.len = lei_len;
     }
-    if (pr__sse_fields(&s->fixed, h, sizeof h / sizeof h[0], &n) != 0 ||
-        pr__sse_fields(&dyn, h, sizeof h / sizeof h[0], &n) != 0) {
+    fields.h = h;
+    fields.n = n;
+    fields.cap = sizeof h / sizeof h[0];
+    if ((rc = pr__http_fields(NULL, s->fixed.data, s->fixed.len, pr__http_field_push, &fields, &e)) != PR_OK ||
+        (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__http_field_push, &fields, &e)) != PR_OK) {
         pr_buf_deinit(&dyn);
-        return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "a header line from headers_fn is malformed or too many");
+        if (rc == PR_ELIMIT) return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "too many header lines from headers_fn");
+        return pr__sse_fail(s, PR_EINVAL, 0, "sse: headers_fn: %s", e.msg);
     }
+    n = fields.n;
     if (pr__http_lines_join(NULL, h, n, &lines, &lines_size) != PR_OK) {
         pr_buf_deinit(&dyn);
         return pr__sse_fail(s, PR_ENOMEM, 0, "sse: %s", "out of memory");
@@ -485,16 +469,16 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     }
 }
 
-int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, int64_t deadline) {
+int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, pr_err_info *err,
+                int64_t deadline) {
     pr_sse *s;
-    pr_err_info e;
     const char *m;
     size_t i;
     int rc;
-    memset(&e, 0, sizeof e);
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !url) return PR_EINVAL;
-    if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return PR_ENOMEM;
+    if (!out || !url) return pr__err_set(err, PR_EINVAL, 0, "sse: %s", "out and url are required");
+    if (!(s = (pr_sse *)pr__calloc(1, sizeof *s))) return pr__err_set(err, PR_ENOMEM, 0, "sse: %s", "out of memory");
     if (opts) s->o = *opts;
     pr_buf_init(&s->fixed);
     m = PR__DEF(s->o.method, "GET");
@@ -505,7 +489,9 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     s->body_len = s->body ? s->o.body_len : 0;
     for (i = 0; !rc && s->o.headers && s->o.headers[i]; i++) {
         size_t n = strlen(s->o.headers[i]);
-        if (!pr__sse_field_ok(s->o.headers[i], n) || i >= PR__SSE_MAX_FIELDS) rc = PR_EINVAL;
+        pr_slice name, value;
+        if (i >= PR__SSE_MAX_FIELDS) rc = pr__err_set(err, PR_EINVAL, 0, "sse: more than %d header lines", PR__SSE_MAX_FIELDS);
+        else if ((rc = pr__http_field_line(s->o.headers[i], n, &name, &value, err)) != PR_OK) break;
         else if (pr_buf_append(&s->fixed, s->o.headers[i], n) || pr_buf_append(&s->fixed, "\r\n", 2)) rc = PR_ENOMEM;
     }
     if (!rc) rc = pr_sse_decoder_create(&s->dec, &s->o.decoder);
@@ -520,8 +506,8 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
         s->client = s->o.client;
     }
     if (rc) {
-        pr__err_set(&e, rc, 0, "sse: %s", rc == PR_EINVAL ? "invalid URL, header or option" : pr_strerror(rc));
-        if (opts && opts->err) *opts->err = e;
+        if (!err || err->code != rc)
+            pr__err_set(err, rc, 0, "sse: %s", rc == PR_EINVAL ? "invalid URL or option" : pr_strerror(rc));
         pr__sse_free(s);
         return rc;
     }
@@ -534,14 +520,18 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, i
     s->o.method = s->o.body = NULL;
     s->o.headers = NULL;
     s->o.last_event_id = NULL;
-    s->o.err = NULL;
     for (;;) { /* the first connection, reconnect rules included */
         rc = pr__sse_connect(s, deadline);
         if (rc || s->final || s->resp) break;
     }
     if (!rc && s->final) rc = s->final;
     if (rc) {
-        if (opts && opts->err) *opts->err = s->err;
+        /* the deadline or a cancel came between tries: say so, with the last try's cause */
+        if (s->err.code != rc && s->err.msg[0])
+            pr__err_wrap(&s->err, rc, &s->err, "sse: %s before the stream opened; the last try", pr_strerror(rc));
+        else if (s->err.code != rc)
+            pr__err_set(&s->err, rc, 0, "sse: %s before the stream opened", pr_strerror(rc));
+        if (err) *err = s->err;
         pr__sse_free(s);
         return rc;
     }
@@ -609,7 +599,7 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
             if ((rc = pr__sse_plan(s, PR_ECLOSED, 0, pr__sse_futile(s), 0)) != PR_OK) return rc;
             continue;
         }
-        if (rc != PR_SSE_MORE) return rc; /* PR_ENOMEM */
+        if (rc != PR_SSE_DECODER_MORE) return rc; /* PR_ENOMEM */
         /* bytes that complete no event (comments, blank lines, id-only
            blocks) must not hold the caller past its deadline */
         if (reads++ && pr_now() >= deadline) return PR_ETIMEDOUT;
@@ -652,7 +642,7 @@ const char *pr_sse_last_event_id(const pr_sse *s, size_t *len) {
 int64_t pr_sse_retry_ms(const pr_sse *s) {
     int64_t r;
     if (!s) return -1;
-    r = pr_sse_decoder_retry(s->dec);
+    r = pr_sse_decoder_retry_ms(s->dec);
     return PR__MIN(r >= 0 ? r : s->o.retry_ms, s->o.max_retry_ms);
 }
 

@@ -108,7 +108,7 @@ PRISTINE_API int pr_future_cancel(pr_future *f);
 PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), void *user_data);
 
 /* Reject the future with a code and its detail (copied), for
-   pr_future_error to report.
+   pr_future_last_error to report.
    Params: f - the future; info - the detail; info->code (negative) is the
            rejection code.
    Returns: PR_OK; PR_ESTATE if already settled; PR_EINVAL if f or info is
@@ -116,7 +116,7 @@ PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), 
             still rejected, without the detail).
    Blocks: no.
    Thread: owner.
-   See: pr_future_error. */
+   See: pr_future_last_error. */
 PRISTINE_API int pr_future_reject_info(pr_future *f, const pr_err_info *info);
 
 /* The detail of a rejected future: what pr_future_reject_info gave, or
@@ -127,7 +127,7 @@ PRISTINE_API int pr_future_reject_info(pr_future *f, const pr_err_info *info);
    Blocks: no.
    Thread: owner.
    See: pr_future_reject_info. */
-PRISTINE_API int pr_future_error(const pr_future *f, pr_err_info *out);
+PRISTINE_API int pr_future_last_error(const pr_future *f, pr_err_info *out);
 
 /* The value of a resolved future (what pr_future_await would give).
    Params: f - the future.
@@ -263,7 +263,7 @@ int pr_future_reject_info(pr_future *f, const pr_err_info *info) {
     return rc ? rc : f->detail ? PR_OK : PR_ENOMEM;
 }
 
-int pr_future_error(const pr_future *f, pr_err_info *out) {
+int pr_future_last_error(const pr_future *f, pr_err_info *out) {
     if (!f || !out) return PR_EINVAL;
     memset(out, 0, sizeof *out);
     if (f->state != PR_FUTURE_REJECTED) return PR_ESTATE;

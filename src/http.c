@@ -464,6 +464,24 @@ static int pr__http_fields(const char *const *lines, const char *buf, size_t len
     return PR_OK;
 }
 
+/* Fields gathered as slices by pr__http_fields: fn = pr__http_field_push,
+   user_data = the set. */
+typedef struct pr__http_field_set {
+    pr_http_header *h;
+    size_t n, cap;
+} pr__http_field_set;
+
+/* pr__http_fields' fn that appends each field to a pr__http_field_set
+   (the slices point into the walked lines); PR_ELIMIT when it is full. */
+static PR__MAYBE_UNUSED int pr__http_field_push(pr_slice name, pr_slice value, void *user_data) {
+    pr__http_field_set *set = (pr__http_field_set *)user_data;
+    if (set->n >= set->cap) return PR_ELIMIT;
+    set->h[set->n].name = name;
+    set->h[set->n].value = value;
+    set->n++;
+    return PR_OK;
+}
+
 /* A NULL-terminated array of field lines in one block of *size bytes
    (free it with pr__free(*out, *size)): the pointers of lines (NULL =
    none; their strings are not copied), then "Name: value" lines made of

@@ -110,7 +110,6 @@ typedef struct pr_net_opts {
     int keepalive;          /* 0 = off; > 0 = SO_KEEPALIVE, first probe after this many idle
                                seconds, then every 10 s, 6 unanswered = dead (PR_EIO) */
     int family;             /* 0 = any; AF_INET or AF_INET6 = only that family */
-    pr_err_info *err;       /* NULL = none; receives the detail of a failure */
 } pr_net_opts;
 
 /* A listening TCP socket. */
@@ -147,6 +146,8 @@ PRISTINE_API int pr_conn_pipe(pr_conn **a, pr_conn **b, size_t max_chunk);
    Params: out - receives the list (pr_addrlist_destroy it); host - a name,
            or a numeric IPv4/IPv6 address (brackets allowed); port - copied
            into every address; family - 0 (any), AF_INET or AF_INET6;
+           err - receives the detail of a failure (dns_error: getaddrinfo's
+           code; sys_errno for EAI_SYSTEM and PR_EIO); NULL = not wanted;
            deadline - absolute ms.
    Returns: PR_OK; PR_EDNS (no such name, no address of that family, or a
             resolver failure); PR_ENOMEM; PR_EIO (no helper thread could be
@@ -156,7 +157,8 @@ PRISTINE_API int pr_conn_pipe(pr_conn **a, pr_conn **b, size_t max_chunk);
    Blocks: yes.
    Thread: owner.
    See: pr_addrlist_destroy, pr_dns_override, pr_tcp_connect. */
-PRISTINE_API int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, int64_t deadline);
+PRISTINE_API int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, pr_err_info *err,
+                                int64_t deadline);
 
 /* Free an address list. NULL is a no-op.
    Params: l - the list.
@@ -187,28 +189,32 @@ PRISTINE_API int pr_dns_override(const char *host, uint16_t port, const char *ad
    wins and the rest are closed). The whole call is bounded by
    min(deadline, now + connect_timeout_ms). TCP_NODELAY is on.
    Params: out - receives the connection; host, port - where to; opts -
-           NULL for defaults (opts->err receives failure detail); deadline
-           - absolute ms.
-   Returns: PR_OK; PR_EIO (every address refused or unreachable: sys_errno
-            and a message naming the last address in opts->err); PR_EDNS;
-            PR_ENOMEM; PR_EINVAL; PR_ETIMEDOUT; PR_ECANCELED.
+           NULL for defaults; err - receives the detail of a failure (zeroed
+           on success); NULL = not wanted; deadline - absolute ms.
+   Returns: PR_OK; PR_EIO (every address refused or unreachable: err's
+            sys_errno is the last attempt's errno, ECONNREFUSED say, and
+            its message names that address); PR_EDNS (err as for
+            pr_dns_resolve); PR_ENOMEM; PR_EINVAL; PR_ETIMEDOUT;
+            PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_dns_resolve, pr_conn_destroy. */
 PRISTINE_API int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts,
-                                int64_t deadline);
+                                pr_err_info *err, int64_t deadline);
 
 /* Listen on a TCP port (SO_REUSEADDR set).
    Params: out - receives the listener; host - a numeric address or
            "localhost" (127.0.0.1); NULL = 127.0.0.1; "0.0.0.0" or "::" for
            every interface; port - 0 = an ephemeral port (see
-           pr_listener_port); backlog - the accept queue (<= 0 = SOMAXCONN).
-   Returns: PR_OK; PR_EIO (socket, bind or listen failed; errno is set);
-            PR_ENOMEM; PR_EINVAL (out NULL, host not numeric).
+           pr_listener_port); backlog - the accept queue (<= 0 = SOMAXCONN);
+           err - receives the detail of a failure; NULL = not wanted.
+   Returns: PR_OK; PR_EIO (socket, bind or listen failed: err's sys_errno,
+            EADDRINUSE say); PR_ENOMEM; PR_EINVAL (out NULL, host not
+            numeric).
    Blocks: no.
    Thread: owner.
    See: pr_tcp_accept, pr_listener_destroy. */
-PRISTINE_API int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog);
+PRISTINE_API int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog, pr_err_info *err);
 
 /* The port a listener is bound to.
    Params: l - the listener.
@@ -380,7 +386,9 @@ int pr_conn_from_fd(pr_conn **out, int fd) {
     k = (pr__net_sock *)pr__calloc(1, sizeof *k); /* first: a failure leaves the fd untouched */
     if (!k) return PR_ENOMEM;
     if (pr__net_nonblock(fd) != 0) {
+        int e = errno;
         pr__free(k, sizeof *k);
+        errno = e; /* for a caller that reports it */
         return PR_EIO;
     }
     pr_fd_forget(fd); /* a slot left by an earlier owner of this fd number starts fresh */
@@ -1049,8 +1057,10 @@ static int pr__net_resolve(pr_addrlist **out, const char *host, uint16_t port, i
     return PR_OK;
 }
 
-int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, int64_t deadline) {
-    return pr__net_resolve(out, host, port, family, NULL, deadline);
+int pr_dns_resolve(pr_addrlist **out, const char *host, uint16_t port, int family, pr_err_info *err,
+                   int64_t deadline) {
+    if (err) memset(err, 0, sizeof *err);
+    return pr__net_resolve(out, host, port, family, err, deadline);
 }
 
 /* ---- TCP connect (Happy Eyeballs, RFC 8305) ---- */
@@ -1113,9 +1123,10 @@ static void pr__net_interleave(const pr_addrlist *l, size_t *order) {
     for (i = k; i < l->count; i++) order[i] = i;
 }
 
-int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts, int64_t deadline) {
+int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts, pr_err_info *err,
+                   int64_t deadline) {
     pr_net_opts o;
-    pr_err_info tmp, *err;
+    pr_err_info tmp;
     pr_addrlist *l = NULL;
     size_t order[PR__NET_MAX_ADDRS], next = 0, live = 0, i;
     int fds[PR__NET_MAX_ADDRS], idx[PR__NET_MAX_ADDRS];
@@ -1125,7 +1136,7 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
     char last[80] = "";
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
-    err = o.err ? o.err : &tmp;
+    if (!err) err = &tmp;
     memset(err, 0, sizeof *err);
     if (!out || !host) return pr__err_set(err, PR_EINVAL, 0, "connect: invalid argument");
     if (o.connect_timeout_ms >= 0)
@@ -1200,16 +1211,22 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
         rc = pr__net_wait_writable(fds, live, next < l->count ? PR__MIN(next_start, deadline) : deadline);
         if (rc == PR_ETIMEDOUT && pr_now() < deadline) continue;
         if (rc == PR_OK) continue;
-        if (rc == PR_ETIMEDOUT) rc = pr__err_set(err, rc, 0, "connect to %s port %u: timed out", host, (unsigned)port);
-        else pr__err_set(err, rc, 0, "connect to %s port %u: %s", host, (unsigned)port, pr_strerror(rc));
+        if (rc == PR_ETIMEDOUT) {
+            pr__err_set(err, rc, 0, "connect to %s port %u: timed out", host, (unsigned)port);
+        } else {
+            int e = rc == PR_EIO ? errno : 0; /* the poller's own failure */
+            pr__err_set(err, rc, e, "connect to %s port %u: %s", host, (unsigned)port,
+                        e ? strerror(e) : pr_strerror(rc));
+        }
         break;
     }
     for (i = 0; i < live; i++) pr__net_close(fds[i]);
     pr_addrlist_destroy(l);
     if (winner < 0) return rc;
     if ((rc = pr_conn_from_fd(out, winner)) != PR_OK) {
+        int e = rc == PR_EIO ? errno : 0;
         pr__net_close(winner);
-        return pr__err_set(err, rc, 0, "connect: %s", pr_strerror(rc));
+        return pr__err_set(err, rc, e, "connect: %s", e ? strerror(e) : pr_strerror(rc));
     }
     return PR_OK;
 }
@@ -1221,32 +1238,38 @@ struct pr_listener {
     pr_err_info err;
 };
 
-int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog) {
+int pr_tcp_listen(pr_listener **out, const char *host, uint16_t port, int backlog, pr_err_info *err) {
     pr_listener *l;
     pr_addr a;
     struct sockaddr_storage ss;
     socklen_t sl;
     int fd, one = 1, e;
-    if (!out) return PR_EINVAL;
+    const char *what;
+    char where[80];
+    if (err) memset(err, 0, sizeof *err);
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "listen: invalid argument");
     if (!host || pr__net_host_eq(host, "localhost")) host = "127.0.0.1";
-    if (!pr__net_parse_ip(host, strlen(host), &a)) return PR_EINVAL;
+    if (!pr__net_parse_ip(host, strlen(host), &a))
+        return pr__err_set(err, PR_EINVAL, 0, "listen: %s is not a numeric address", host);
     a.port = port;
     sl = pr__net_to_sockaddr(&a, &ss);
-    if (!(l = (pr_listener *)pr__calloc(1, sizeof *l))) return PR_ENOMEM;
+    pr__net_fmt(&a, where, sizeof where);
+    if (!(l = (pr_listener *)pr__calloc(1, sizeof *l))) return pr__err_set(err, PR_ENOMEM, 0, "listen: out of memory");
     if ((fd = pr__net_socket(a.family)) < 0) {
         e = errno;
         pr__free(l, sizeof *l);
-        errno = e;
-        return PR_EIO;
+        return pr__err_set(err, PR_EIO, e, "listen on %s: socket: %s", where, strerror(e));
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)(void *)&ss, sl) != 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0 ||
-        getsockname(fd, (struct sockaddr *)(void *)&ss, &sl) != 0) {
+    if (bind(fd, (struct sockaddr *)(void *)&ss, sl) != 0) what = "bind";
+    else if (listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0) what = "listen";
+    else if (getsockname(fd, (struct sockaddr *)(void *)&ss, &sl) != 0) what = "getsockname";
+    else what = NULL;
+    if (what) {
         e = errno;
         close(fd);
         pr__free(l, sizeof *l);
-        errno = e;
-        return PR_EIO;
+        return pr__err_set(err, PR_EIO, e, "listen on %s: %s: %s", where, what, strerror(e));
     }
     l->fd = fd;
     l->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)(void *)&ss)->sin_port
@@ -1265,8 +1288,9 @@ int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline) {
         int fd = accept(l->fd, NULL, NULL);
         if (fd >= 0) {
             if ((rc = pr_conn_from_fd(out, fd)) != PR_OK) {
+                int e = rc == PR_EIO ? errno : 0;
                 close(fd);
-                return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
+                return pr__err_set(&l->err, rc, e, "accept: %s", e ? strerror(e) : pr_strerror(rc));
             }
             return PR_OK;
         }
@@ -1285,6 +1309,7 @@ int pr_tcp_accept(pr_listener *l, pr_conn **out, int64_t deadline) {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return pr__err_set(&l->err, PR_EIO, errno, "accept: %s", strerror(errno));
         if ((rc = pr_fd_wait(l->fd, PR_WAIT_READ, deadline)) == PR_ECLOSED) return rc; /* l was destroyed */
+        if (rc == PR_EIO) return pr__err_set(&l->err, rc, errno, "accept: %s", strerror(errno)); /* the poller */
         if (rc != PR_OK) return pr__err_set(&l->err, rc, 0, "accept: %s", pr_strerror(rc));
     }
 }

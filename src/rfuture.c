@@ -49,7 +49,7 @@
  * up to bad_request_budget (3) times, then PR_EHTTP; 410: PR_EEXPIRED
  * (submit the job again); 402: a billing pause, polled every 5 s for up to
  * billing_max_pause_ms (an incident ends after 5 minutes without a 402),
- * then PR_EHTTP; any other status: PR_EHTTP. pr_future_error gives every
+ * then PR_EHTTP; any other status: PR_EHTTP. pr_future_last_error gives every
  * failure's detail (http_status, category, msg).
  *
  * Pacing: poll_backoff (5 ms doubling to 1 s by default, by the number of
@@ -221,7 +221,7 @@ PRISTINE_API void pr_rfuture_poller_destroy(pr_rfuture_poller *p);
    dropped; pr_rfuture_result gives its root) or is rejected: PR_EFAILED,
    PR_EEXPIRED, PR_EHTTP, PR_EPROTO, PR_ELIMIT (a body over the client's
    fetch_max_bytes), PR_ETIMEDOUT (opts->timeout_ms), PR_ECANCELED, with
-   the detail in pr_future_error.
+   the detail in pr_future_last_error.
    Params: out - receives the future (one reference); p - the poller;
            request_id - NUL-terminated (copied); opts - NULL = defaults.
    Returns: PR_OK; PR_EINVAL; PR_ENOMEM; PR_ESTATE (the poller is being

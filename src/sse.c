@@ -12,7 +12,7 @@
  * Use: pr_sse_decoder_create, then for every chunk of the body:
  *
  *     pr_sse_decoder_feed(d, bytes, n);
- *     while ((rc = pr_sse_decoder_next(d, &ev)) != PR_SSE_MORE) {
+ *     while ((rc = pr_sse_decoder_next(d, &ev)) != PR_SSE_DECODER_MORE) {
  *         if (rc == PR_OK) handle(&ev);
  *         else if (rc == PR_ELIMIT) pr_sse_decoder_skip(d);   (say so, then go on)
  *         else break;                                        (PR_ENOMEM: retry later)
@@ -25,10 +25,10 @@
  * (module eventsource) run this loop over a reconnecting connection.
  *
  * Lifetime: the decoder borrows each fed chunk until next returns
- * PR_SSE_MORE (or PR_ECLOSED, or reset/destroy): keep those bytes unchanged
- * until then. An event's strings are views into the chunk or the decoder's
- * own buffers, valid until the next call on the decoder. Values may contain
- * U+0000 (data, type), so use the lengths.
+ * PR_SSE_DECODER_MORE (or PR_ECLOSED, or reset/destroy): keep those bytes
+ * unchanged until then. An event's strings are views into the chunk or the
+ * decoder's own buffers, valid until the next call on the decoder. Values
+ * may contain U+0000 (data, type), so use the lengths.
  *
  * Ids: an event carries both views: the block's own
  * `id` (absent / empty / set) and the stream's last-event-ID at dispatch.
@@ -38,7 +38,7 @@
 
 /* pr_sse_decoder_next: no complete event in the bytes fed so far. Positive,
    so it is never mistaken for an error code. */
-#define PR_SSE_MORE 1
+#define PR_SSE_DECODER_MORE 1
 
 /* pr_sse_event.id_state: did the event's block carry an accepted `id`? */
 enum pr_sse_id_state {
@@ -48,11 +48,11 @@ enum pr_sse_id_state {
 };
 
 /* Decoder options; NULL or all zero means defaults. */
-typedef struct pr_sse_opts {
+typedef struct pr_sse_decoder_opts {
     size_t max_line_bytes;  /* 0 = 1 MiB; SIZE_MAX = no limit. One line, without its terminator */
     size_t max_event_bytes; /* 0 = 16 MiB; SIZE_MAX = no limit. One event's joined data */
     int raw_bytes;          /* 0 = invalid UTF-8 becomes U+FFFD (spec R1); 1 = bytes pass unchanged */
-} pr_sse_opts;
+} pr_sse_decoder_opts;
 
 /* One dispatched event. The strings are valid until the next call on the
    decoder. type, id and last_id are NUL-terminated; data is not in general
@@ -83,7 +83,7 @@ typedef struct pr_sse_decoder pr_sse_decoder;
    Blocks: no.
    Thread: any (the decoder then belongs to the calling thread).
    See: pr_sse_decoder_destroy, pr_sse_decoder_feed. */
-PRISTINE_API int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_opts *opts);
+PRISTINE_API int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_decoder_opts *opts);
 
 /* Destroy a decoder and everything it owns.
    Params: d - a decoder; NULL is a no-op.
@@ -95,13 +95,13 @@ PRISTINE_API void pr_sse_decoder_destroy(pr_sse_decoder *d);
 
 /* Hand the decoder the next chunk of the response body (any split works,
    one byte at a time included). The bytes are borrowed, not copied: keep
-   them unchanged until pr_sse_decoder_next returns PR_SSE_MORE.
+   them unchanged until pr_sse_decoder_next returns PR_SSE_DECODER_MORE.
    Params: d - the decoder; bytes - the chunk (may be NULL when n is 0);
            n - its length.
    Returns: PR_OK; PR_EINVAL if d is NULL or bytes is NULL with n > 0;
             PR_ESTATE if the previous chunk is not fully read yet (call
-            next until PR_SSE_MORE first) or after pr_sse_decoder_finish;
-            PR_ENOMEM (nothing was taken; the call may be repeated).
+            next until PR_SSE_DECODER_MORE first) or after
+            pr_sse_decoder_finish; PR_ENOMEM (nothing was taken; the call may be repeated).
    Blocks: no.
    Thread: owner.
    See: pr_sse_decoder_next, pr_sse_decoder_finish. */
@@ -111,8 +111,8 @@ PRISTINE_API int pr_sse_decoder_feed(pr_sse_decoder *d, const char *bytes, size_
    `retry` and id-only blocks take effect even when no event follows.
    Params: d - the decoder; ev - receives the event when PR_OK is returned;
            its strings stay valid until the next call on d.
-   Returns: PR_OK (an event); PR_SSE_MORE (all fed bytes are used: feed the
-            next chunk); PR_ECLOSED (after pr_sse_decoder_finish, once the
+   Returns: PR_OK (an event); PR_SSE_DECODER_MORE (all fed bytes are used:
+            feed the next chunk); PR_ECLOSED (after pr_sse_decoder_finish, once the
             fed bytes are used; the unterminated block was dropped);
             PR_ELIMIT (a line or an event exceeded its limit; the block was
             dropped; returned again until pr_sse_decoder_skip or
@@ -188,7 +188,7 @@ PRISTINE_API const char *pr_sse_decoder_last_id(const pr_sse_decoder *d, size_t 
    Blocks: no.
    Thread: owner.
    See: pr_sse_event. */
-PRISTINE_API int64_t pr_sse_decoder_retry(const pr_sse_decoder *d);
+PRISTINE_API int64_t pr_sse_decoder_retry_ms(const pr_sse_decoder *d);
 
 /* Parse an event's data as one JSON text (pr_json_parse).
    Params: ev - the event (read during the call only); out - receives the
@@ -599,7 +599,7 @@ int pr_sse_decoder_next(pr_sse_decoder *d, pr_sse_event *ev) {
         int cr = 0, rc;
         if (pos >= len) {
             if (d->data_is_view && pr__sse_pin(d)) return PR_ENOMEM;
-            if (!d->eof) return PR_SSE_MORE;
+            if (!d->eof) return PR_SSE_DECODER_MORE;
             pr__sse_drop_block(d);
             d->line.len = 0;
             d->cr_pending = 0;
@@ -679,7 +679,7 @@ int pr_sse_decoder_next(pr_sse_decoder *d, pr_sse_event *ev) {
     }
 }
 
-int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_opts *opts) {
+int pr_sse_decoder_create(pr_sse_decoder **out, const pr_sse_decoder_opts *opts) {
     pr_sse_decoder *d;
     if (!out) return PR_EINVAL;
     *out = NULL;
@@ -763,7 +763,7 @@ const char *pr_sse_decoder_last_id(const pr_sse_decoder *d, size_t *len) {
     return d && d->last.p ? d->last.p : "";
 }
 
-int64_t pr_sse_decoder_retry(const pr_sse_decoder *d) { return d ? d->retry : -1; }
+int64_t pr_sse_decoder_retry_ms(const pr_sse_decoder *d) { return d ? d->retry : -1; }
 
 int pr_sse_event_json(const pr_sse_event *ev, pr_json_doc **out, const pr_json_opts *opts, pr_json_error *err) {
     if (out) *out = NULL;

@@ -6,7 +6,7 @@
  * - pr_telemetry, a hub. Plug its adapters into the hooks of the other
  *   modules (pr_telemetry_http_hook as a client's observer.on_event,
  *   pr_telemetry_breaker_hook as a breaker's observer.on_change,
- *   pr_telemetry_sse_hook as an event stream's on_reconnect,
+ *   pr_telemetry_sse_hook as an event stream's observer.on_reconnect,
  *   pr_telemetry_queue_hook and pr_telemetry_rfuture_hook into a poller,
  *   pr_telemetry_ds_hook as a Durable Streams observer),
  *   and the application's callback receives one kind of structured event
@@ -146,7 +146,8 @@ PRISTINE_API void pr_telemetry_http_hook(const pr_http_event *ev, void *user_dat
    See: pr_breaker_opts. */
 PRISTINE_API void pr_telemetry_breaker_hook(const char *name, int from, int to, void *user_data);
 
-/* An on_reconnect for pr_sse_stream_opts: user_data is the hub. Event
+/* An on_reconnect for pr_sse_stream_opts.observer: observer.user_data is
+   the hub. Event
    "sse.reconnect" (WARNING after a failed connection, else INFO); fields:
    reconnects, failures, delay_ms, reason (the code's name), status,
    detail, last_event_id.
@@ -154,7 +155,7 @@ PRISTINE_API void pr_telemetry_breaker_hook(const char *name, int from, int to, 
    Returns: nothing.
    Blocks: no.
    Thread: owner.
-   See: pr_sse_stream_opts. */
+   See: pr_sse_observer. */
 PRISTINE_API void pr_telemetry_sse_hook(const pr_sse_reconnect *info, void *user_data);
 
 /* An on_queue_state for pr_rfuture_observer: observer.user_data is the hub.

@@ -54,7 +54,6 @@ typedef struct pr_tls_opts {
                                            name (tests only: no authentication at all) */
     const char *alpn;      /* comma-separated protocols to offer, copied; NULL = "http/1.1";
                               "" = no ALPN. At most 8 names, 255 bytes */
-    pr_err_info *err;      /* NULL = none; receives the detail when pr_tls_client fails */
     const pr_tls_anchors *anchors; /* parsed once by pr_tls_anchors_create, borrowed; takes
                                       precedence over ca_pem and ca_file */
 } pr_tls_opts;
@@ -69,18 +68,19 @@ typedef struct pr_tls_server_cfg pr_tls_server_cfg;
            (destroyed on failure too); host - the server's name for SNI and
            verification: a DNS name (one trailing dot is ignored) or an IP
            literal ("127.0.0.1", "::1", "[::1]"); opts - NULL for defaults;
-           deadline - absolute ms for the handshake.
-   Returns: PR_OK; PR_ETLS (handshake failed: opts->err.tls_error holds
+           err - receives the detail of a failure (zeroed on success); NULL
+           = not wanted; deadline - absolute ms for the handshake.
+   Returns: PR_OK; PR_ETLS (handshake failed: err's tls_error holds
             BearSSL's code or PR_TLS_TRUNCATED, msg the reason: expired,
-            unknown CA, bad hostname, protocol version, ...); PR_EIO,
-            PR_ECLOSED (transport); PR_EINVAL (NULL out/inner/host, empty or
+            unknown CA, bad hostname, protocol version, ...); PR_EIO
+            (transport: err's sys_errno), PR_ECLOSED; PR_EINVAL (NULL out/inner/host, empty or
             over-long host, bad alpn, no certificate in ca_file/ca_pem);
             PR_ENOMEM; PR_ETIMEDOUT; PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_tls_server, pr_tls_alpn, pr_tls_global_cleanup. */
 PRISTINE_API int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts,
-                               int64_t deadline);
+                               pr_err_info *err, int64_t deadline);
 
 /* Parse trust anchors once, for pr_tls_opts.anchors.
    Params: out - receives the anchors; ca_file - a PEM file, or NULL to use
@@ -106,14 +106,15 @@ PRISTINE_API void pr_tls_anchors_destroy(pr_tls_anchors *a);
 /* Parse a server certificate chain and private key from PEM.
    Params: out - receives the configuration; cert_pem, cert_len - the chain,
            leaf first (cert_len 0 = strlen); key_pem, key_len - the RSA or EC
-           private key, PKCS#8 or raw (key_len 0 = strlen). Both are copied.
+           private key, PKCS#8 or raw (key_len 0 = strlen). Both are copied;
+           err - receives the detail of a failure; NULL = not wanted.
    Returns: PR_OK; PR_EINVAL (NULL argument, no certificate, no usable key);
             PR_ENOMEM; PR_ENOTSUP (built with PRISTINE_NO_TLS).
    Blocks: no.
    Thread: any.
    See: pr_tls_server, pr_tls_server_cfg_destroy. */
 PRISTINE_API int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len,
-                                          const char *key_pem, size_t key_len);
+                                          const char *key_pem, size_t key_len, pr_err_info *err);
 
 /* Set the ALPN protocols the server accepts, in its order of preference.
    The default is "http/1.1". A client offering none of them still
@@ -138,8 +139,9 @@ PRISTINE_API void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg);
 /* Start TLS as a server over inner and run the handshake.
    Params: out - receives the TLS connection; inner - a connected stream,
            owned by this call from now on (destroyed on failure too); cfg -
-           chain and key, borrowed for the connection's life; deadline -
-           absolute ms for the handshake.
+           chain and key, borrowed for the connection's life; err - receives
+           the detail of a failure (zeroed on success); NULL = not wanted;
+           deadline - absolute ms for the handshake.
    Returns: PR_OK; PR_ETLS (handshake failed, including the client closing
             during it); PR_EIO, PR_ECLOSED (transport); PR_EINVAL (NULL
             argument); PR_ENOMEM; PR_ENOTSUP (no TLS in this build);
@@ -147,7 +149,8 @@ PRISTINE_API void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg);
    Blocks: yes.
    Thread: owner.
    See: pr_tls_server_cfg_create, pr_tls_client. */
-PRISTINE_API int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline);
+PRISTINE_API int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, pr_err_info *err,
+                               int64_t deadline);
 
 /* The ALPN protocol negotiated on a TLS connection.
    Params: c - a connection from pr_tls_client or pr_tls_server.
@@ -457,42 +460,41 @@ static int pr__tls_der(const unsigned char **p, const unsigned char *e, int *tag
     return 0;
 }
 
+/* Read the element at *p (moving *p past it), which must have tag want, and
+   give its contents as [*in, *in_end). -1 when malformed or another tag. */
+static int pr__tls_der_in(const unsigned char **p, const unsigned char *e, int want, const unsigned char **in,
+                          const unsigned char **in_end) {
+    const unsigned char *v;
+    size_t vlen;
+    int tag;
+    if (pr__tls_der(p, e, &tag, &v, &vlen) || tag != want) return -1;
+    *in = v;
+    *in_end = v + vlen;
+    return 0;
+}
+
 /* Whether the certificate (DER) lists ip (4 or 16 bytes) as an iPAddress SAN. */
 static int pr__tls_ip_in_sans(const unsigned char *der, size_t n, const unsigned char *ip, size_t iplen) {
     static const unsigned char san_oid[] = { 0x55, 0x1d, 0x11 };
     const unsigned char *p = der, *e = der + n, *v, *q, *qe;
     size_t vlen;
     int tag;
-    if (pr__tls_der(&p, e, &tag, &v, &vlen) || tag != 0x30) return 0;      /* Certificate */
-    p = v;
-    e = v + vlen;
-    if (pr__tls_der(&p, e, &tag, &v, &vlen) || tag != 0x30) return 0;      /* TBSCertificate */
-    p = v;
-    e = v + vlen;
+    if (pr__tls_der_in(&p, e, 0x30, &p, &e) || pr__tls_der_in(&p, e, 0x30, &p, &e))
+        return 0;                                                           /* Certificate, TBSCertificate */
     while (p < e) {
         if (pr__tls_der(&p, e, &tag, &v, &vlen)) return 0;
         if (tag != 0xa3) continue;                                          /* [3] extensions */
-        q = v;
-        qe = v + vlen;
-        if (pr__tls_der(&q, qe, &tag, &v, &vlen) || tag != 0x30) return 0;
-        q = v;
-        qe = v + vlen;
+        if (pr__tls_der_in(&v, v + vlen, 0x30, &q, &qe)) return 0;
         while (q < qe) {
             const unsigned char *x, *xe, *ov;
             size_t olen;
-            if (pr__tls_der(&q, qe, &tag, &v, &vlen) || tag != 0x30) return 0; /* Extension */
-            x = v;
-            xe = v + vlen;
+            if (pr__tls_der_in(&q, qe, 0x30, &x, &xe)) return 0;            /* Extension */
             if (pr__tls_der(&x, xe, &tag, &ov, &olen) || tag != 0x06) return 0;
             if (olen != sizeof san_oid || memcmp(ov, san_oid, olen) != 0) continue;
             if (pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0;
             if (tag == 0x01 && pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0; /* critical */
             if (tag != 0x04) return 0;
-            x = v;
-            xe = v + vlen;
-            if (pr__tls_der(&x, xe, &tag, &v, &vlen) || tag != 0x30) return 0; /* GeneralNames */
-            x = v;
-            xe = v + vlen;
+            if (pr__tls_der_in(&v, v + vlen, 0x30, &x, &xe)) return 0;      /* GeneralNames */
             while (x < xe) {
                 if (pr__tls_der(&x, xe, &tag, &v, &vlen)) return 0;
                 if (tag == 0x87 && vlen == iplen && memcmp(v, ip, iplen) == 0) return 1;
@@ -910,8 +912,15 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
             t->writing = 0;
             t->duplex = NULL;
             if (t->dead) return PR_ECLOSED;
-            if (rc == PR_ENOTSUP) t->no_wait = 1;
-            else if (rc != PR_OK) return pr__tls_transport(t, rc);
+            if (rc == PR_ENOTSUP) {
+                t->no_wait = 1;
+            } else if (rc == PR_EIO) { /* the poller's own failure: its errno, not the inner connection's */
+                int e = errno;
+                pr__err_set(&t->base.err, rc, e, "TLS transport: waiting on the socket: %s", strerror(e));
+                return t->fatal = rc;
+            } else if (rc != PR_OK) {
+                return pr__tls_transport(t, rc);
+            }
             continue;
         }
         if (want == 0 || (st & want)) return PR_OK;
@@ -1068,11 +1077,26 @@ static pr__tls_conn *pr__tls_new(pr_conn *inner, int server) {
     return t;
 }
 
+/* The start of pr_tls_client and pr_tls_server: clear *err and *out, check
+   the arguments (ok; need names them), take inner and make the connection.
+   On failure inner is destroyed and the code returned with err filled. */
+static int pr__tls_begin(pr__tls_conn **tp, pr_conn **out, pr_conn *inner, int ok, int server, pr_err_info *err,
+                         const char *need) {
+    *tp = NULL;
+    if (err) memset(err, 0, sizeof *err);
+    if (out) *out = NULL;
+    if (ok && (*tp = pr__tls_new(inner, server)) != NULL) return PR_OK;
+    pr_conn_destroy(inner);
+    if (!ok) return pr__err_set(err, PR_EINVAL, 0, "%s are required", need);
+    return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS connection");
+}
+
 static int pr__tls_warned_insecure;
 
-int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, int64_t deadline) {
+int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, pr_err_info *err,
+                  int64_t deadline) {
     pr_tls_opts o;
-    pr_err_info scratch, *err;
+    pr_err_info scratch;
     pr__tls_conn *t = NULL;
     const pr__tls_tas *tas = NULL;
     br_ssl_engine_context *eng;
@@ -1081,17 +1105,9 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
     int rc, nalpn;
     if (opts) o = *opts;
     else memset(&o, 0, sizeof o);
-    err = o.err ? o.err : &scratch;
-    memset(err, 0, sizeof *err);
-    if (out) *out = NULL;
-    if (!out || !inner || !host) {
-        pr_conn_destroy(inner);
-        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_client: out, inner and host are required");
-    }
-    if (!(t = pr__tls_new(inner, 0))) {
-        pr_conn_destroy(inner);
-        return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS connection");
-    }
+    if (!err) err = &scratch;
+    if ((rc = pr__tls_begin(&t, out, inner, out && inner && host, 0, err, "pr_tls_client: out, inner and host")))
+        return rc;
     /* host: "[v6]" -> "v6"; one trailing dot dropped; IP literals noted */
     hlen = strlen(host);
     if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
@@ -1190,27 +1206,33 @@ void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) {
 }
 
 int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
-                             size_t key_len) {
+                             size_t key_len, pr_err_info *err) {
     pr_tls_server_cfg *cfg;
     int rc;
+    const char *why = NULL;
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !cert_pem || !key_pem) return PR_EINVAL;
-    if (!(cfg = (pr_tls_server_cfg *)pr__calloc(1, sizeof *cfg))) return PR_ENOMEM;
+    if (!out || !cert_pem || !key_pem)
+        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_server_cfg_create: out, cert_pem and key_pem are required");
+    if (!(cfg = (pr_tls_server_cfg *)pr__calloc(1, sizeof *cfg)))
+        return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS server configuration");
     snprintf(cfg->alpn, sizeof cfg->alpn, "%s", "http/1.1");
     rc = pr__tls_pem_each(cert_pem, cert_len ? cert_len : strlen(cert_pem), pr__tls_chain_add, cfg);
     if (rc == PR_OK) rc = pr__tls_pem_each(key_pem, key_len ? key_len : strlen(key_pem), pr__tls_key_add, cfg);
-    if (rc == PR_OK && (cfg->nchain == 0 || (cfg->key_type != BR_KEYTYPE_RSA && cfg->key_type != BR_KEYTYPE_EC)))
-        rc = PR_EINVAL;
-    if (rc == PR_OK && cfg->key_type == BR_KEYTYPE_EC) {
+    if (rc == PR_OK && cfg->nchain == 0) why = "no certificate in cert_pem";
+    else if (rc == PR_OK && cfg->key_type != BR_KEYTYPE_RSA && cfg->key_type != BR_KEYTYPE_EC)
+        why = "no RSA or EC private key in key_pem";
+    if (rc == PR_OK && !why && cfg->key_type == BR_KEYTYPE_EC) {
         br_x509_decoder_context xd;
         br_x509_decoder_init(&xd, NULL, NULL);
         br_x509_decoder_push(&xd, cfg->chain[0].data, cfg->chain[0].data_len);
-        if (br_x509_decoder_last_error(&xd) != 0) rc = PR_EINVAL;
+        if (br_x509_decoder_last_error(&xd) != 0) why = "the leaf certificate cannot be decoded";
         else cfg->issuer_key_type = (unsigned)br_x509_decoder_get_signer_key_type(&xd);
     }
-    if (rc != PR_OK) {
+    if (rc != PR_OK || why) {
         pr_tls_server_cfg_destroy(cfg);
-        return rc;
+        if (why) return pr__err_set(err, PR_EINVAL, 0, "TLS server configuration: %s", why);
+        return pr__err_set(err, rc, 0, "TLS server configuration: %s", pr_strerror(rc));
     }
     *out = cfg;
     return PR_OK;
@@ -1226,19 +1248,13 @@ int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
     return PR_OK;
 }
 
-int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline) {
+int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, pr_err_info *err,
+                  int64_t deadline) {
     pr__tls_conn *t;
     br_ssl_engine_context *eng;
     int rc, nalpn;
-    if (out) *out = NULL;
-    if (!out || !inner || !cfg) {
-        pr_conn_destroy(inner);
-        return PR_EINVAL;
-    }
-    if (!(t = pr__tls_new(inner, 1))) {
-        pr_conn_destroy(inner);
-        return PR_ENOMEM;
-    }
+    if ((rc = pr__tls_begin(&t, out, inner, out && inner && cfg, 1, err, "pr_tls_server: out, inner and cfg")))
+        return rc;
     snprintf(t->host, sizeof t->host, "%s", "(client)");
     if (cfg->key_type == BR_KEYTYPE_RSA)
         br_ssl_server_init_full_rsa(&t->u.s, cfg->chain, cfg->nchain, br_skey_decoder_get_rsa(&cfg->key));
@@ -1255,6 +1271,7 @@ int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, i
     else rc = pr__tls_handshake(t, deadline);
     if (rc != PR_OK) {
         PR__LOG(PR_LEVEL_DEBUG, "tls", "server handshake: %s", t->base.err.msg);
+        if (err) *err = t->base.err;
         pr__tls_destroy(&t->base);
         return rc;
     }
@@ -1274,13 +1291,14 @@ const char *pr_tls_alpn(const pr_conn *c) {
 
 #else /* PRISTINE_NO_TLS: the API is there, TLS is not */
 
-int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, int64_t deadline) {
+int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, pr_err_info *err,
+                  int64_t deadline) {
     PR__UNUSED(host);
+    PR__UNUSED(opts);
     PR__UNUSED(deadline);
     if (out) *out = NULL;
     pr_conn_destroy(inner);
-    if (opts && opts->err) pr__err_set(opts->err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file, const char *ca_pem, size_t ca_pem_len,
@@ -1289,20 +1307,19 @@ int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file, const char 
     PR__UNUSED(ca_pem);
     PR__UNUSED(ca_pem_len);
     if (out) *out = NULL;
-    if (err) pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 void pr_tls_anchors_destroy(pr_tls_anchors *a) { PR__UNUSED(a); }
 
 int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
-                             size_t key_len) {
+                             size_t key_len, pr_err_info *err) {
     PR__UNUSED(cert_pem);
     PR__UNUSED(cert_len);
     PR__UNUSED(key_pem);
     PR__UNUSED(key_len);
     if (out) *out = NULL;
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
@@ -1313,12 +1330,13 @@ int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn) {
 
 void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) { PR__UNUSED(cfg); }
 
-int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, int64_t deadline) {
+int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, pr_err_info *err,
+                  int64_t deadline) {
     PR__UNUSED(cfg);
     PR__UNUSED(deadline);
     if (out) *out = NULL;
     pr_conn_destroy(inner);
-    return PR_ENOTSUP;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
 }
 
 const char *pr_tls_alpn(const pr_conn *c) {

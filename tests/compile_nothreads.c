@@ -8,7 +8,7 @@
 
 int main(void) {
     pr_addrlist *l = NULL;
-    int ok = pr_dns_resolve(&l, "127.1", 80, 0, pr_deadline_in(5000)) == PR_OK && l->count >= 1 &&
+    int ok = pr_dns_resolve(&l, "127.1", 80, 0, NULL, pr_deadline_in(5000)) == PR_OK && l->count >= 1 &&
              l->addrs[0].family == AF_INET && memcmp(l->addrs[0].ip, "\177\0\0\1", 4) == 0 && l->addrs[0].port == 80;
     pr_addrlist_destroy(l);
     pr_sched_destroy();

@@ -6,7 +6,7 @@
    the chunk sizes; the rest is the stream. It is decoded whole, in chunks of
    varying sizes, and one byte at a time; the three event logs (type, data,
    id state, id, last id, retry, limit hits, final last id and retry) must be
-   identical. Every chunk is a fresh heap copy freed after PR_SSE_MORE, so a
+   identical. Every chunk is a fresh heap copy freed after PR_SSE_DECODER_MORE, so a
    view kept into a released chunk is caught by ASan. */
 #define PRISTINE_IMPLEMENTATION
 #include "../pristine.h"
@@ -66,7 +66,7 @@ static void fz_drain(pr_sse_decoder *d, fz_log *l, int want) {
 }
 
 /* mode 0: whole; 1: chunk sizes from seed; 2: one byte at a time. */
-static void fz_run(const uint8_t *in, size_t n, const pr_sse_opts *o, int mode, unsigned seed, fz_log *l) {
+static void fz_run(const uint8_t *in, size_t n, const pr_sse_decoder_opts *o, int mode, unsigned seed, fz_log *l) {
     pr_sse_decoder *d;
     size_t a = 0;
     int64_t r;
@@ -83,7 +83,7 @@ static void fz_run(const uint8_t *in, size_t n, const pr_sse_opts *o, int mode, 
         chunk = (char *)malloc(k + 1);
         if (k) memcpy(chunk, in + a, k);
         if (pr_sse_decoder_feed(d, chunk, k) != PR_OK) abort();
-        fz_drain(d, l, PR_SSE_MORE);
+        fz_drain(d, l, PR_SSE_DECODER_MORE);
         memset(chunk, 0xAA, k + 1);
         free(chunk);
         a += k;
@@ -94,13 +94,13 @@ static void fz_run(const uint8_t *in, size_t n, const pr_sse_opts *o, int mode, 
     last = pr_sse_decoder_last_id(d, &len);
     fz_put(l, "Z", 1);
     fz_put_str(l, last, len);
-    r = pr_sse_decoder_retry(d);
+    r = pr_sse_decoder_retry_ms(d);
     fz_put(l, &r, sizeof r);
     pr_sse_decoder_destroy(d);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    pr_sse_opts o;
+    pr_sse_decoder_opts o;
     fz_log a = { 0, 0, 0 }, b = { 0, 0, 0 }, c = { 0, 0, 0 };
     unsigned seed;
     if (size < 1) return 0;

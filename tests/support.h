@@ -186,7 +186,7 @@ static int pt__proxy_accept(void *arg) {
         pr_conn *in = NULL, *out = NULL;
         int i;
         if (pr_tcp_accept(p->l, &in, PR_FOREVER) != PR_OK) return 0;
-        if (pr_tcp_connect(&out, "127.0.0.1", p->target, NULL, pr_deadline_in(5000)) != PR_OK ||
+        if (pr_tcp_connect(&out, "127.0.0.1", p->target, NULL, NULL, pr_deadline_in(5000)) != PR_OK ||
             !(x = (pt__pair *)calloc(1, sizeof *x))) {
             pr_conn_destroy(in);
             pr_conn_destroy(out);
@@ -215,7 +215,7 @@ static int pt_proxy_start(pt_proxy *p, uint16_t target) {
     int rc;
     memset(p, 0, sizeof *p);
     p->target = target;
-    if ((rc = pr_tcp_listen(&p->l, "127.0.0.1", 0, 64)) != PR_OK) return rc;
+    if ((rc = pr_tcp_listen(&p->l, "127.0.0.1", 0, 64, NULL)) != PR_OK) return rc;
     if ((rc = pr_group_create(&p->g)) != PR_OK || (rc = pr_group_go(p->g, pt__proxy_accept, p, NULL)) != PR_OK) {
         if (p->g) pr_group_close(p->g, PR_FOREVER);
         pr_listener_destroy(p->l);

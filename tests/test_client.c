@@ -78,7 +78,7 @@ static int cl_handler(void *arg) {
     x->c = NULL;
     if (s->cfg) {
         pr_conn *t = NULL;
-        if (pr_tls_server(&t, c, s->cfg, pr_deadline_in(5000)) != PR_OK) return 0;
+        if (pr_tls_server(&t, c, s->cfg, NULL, pr_deadline_in(5000)) != PR_OK) return 0;
         c = t;
     }
     for (;;) {
@@ -148,7 +148,7 @@ static int cl_start(cl_srv *s, cl_fn fn, const pr_tls_server_cfg *cfg) {
     memset(s, 0, sizeof *s);
     s->fn = fn;
     s->cfg = cfg;
-    if ((rc = pr_tcp_listen(&s->l, "127.0.0.1", 0, 16)) != PR_OK) return rc;
+    if ((rc = pr_tcp_listen(&s->l, "127.0.0.1", 0, 16, NULL)) != PR_OK) return rc;
     s->port = pr_listener_port(s->l);
     if ((rc = pr_go(&s->acceptor, cl_acceptor, s, NULL)) != PR_OK) {
         pr_listener_destroy(s->l);
@@ -530,7 +530,7 @@ PT_TEST(client_early_response_while_uploading) {
     memset(&x, 0, sizeof x);
     memset(&u, 0, sizeof u);
     memset(&req, 0, sizeof req);
-    PT_REQUIRE(pr_tcp_listen(&x.l, "127.0.0.1", 0, 4) == PR_OK);
+    PT_REQUIRE(pr_tcp_listen(&x.l, "127.0.0.1", 0, 4, NULL) == PR_OK);
     PT_REQUIRE(pr_go(&t, cl_early_task, &x, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/up", pr_listener_port(x.l));
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
@@ -1121,14 +1121,14 @@ PT_TEST(client_proxy_environment) {
 
 /* A listener whose accept queue is full: new connects hang in SYN_SENT. */
 static int cl_full_backlog(pr_listener **l, pr_conn **fill, int nfill) {
-    int i, rc = pr_tcp_listen(l, "127.0.0.1", 0, 1);
+    int i, rc = pr_tcp_listen(l, "127.0.0.1", 0, 1, NULL);
     if (rc) return rc;
     for (i = 0; i < nfill; i++) {
         pr_net_opts no;
         memset(&no, 0, sizeof no);
         no.connect_timeout_ms = 200;
         fill[i] = NULL;
-        pr_tcp_connect(&fill[i], "127.0.0.1", pr_listener_port(*l), &no, pr_deadline_in(300));
+        pr_tcp_connect(&fill[i], "127.0.0.1", pr_listener_port(*l), &no, NULL, pr_deadline_in(300));
     }
     return PR_OK;
 }
@@ -1388,7 +1388,7 @@ static int cl_early_tls_task(void *arg) {
     size_t len = 0;
     const char *resp = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big!";
     if ((x->rc = pr_tcp_accept(x->l, &raw, pr_deadline_in(5000))) != PR_OK) return 0;
-    if ((x->rc = pr_tls_server(&c, raw, x->cfg, pr_deadline_in(5000))) != PR_OK) return 0;
+    if ((x->rc = pr_tls_server(&c, raw, x->cfg, NULL, pr_deadline_in(5000))) != PR_OK) return 0;
     for (;;) { /* a byte at a time: little of the body is read */
         ptrdiff_t k = pr_conn_read(c, buf + len, 1, pr_deadline_in(5000));
         if (k <= 0) {
@@ -1432,7 +1432,7 @@ PT_TEST(client_early_response_while_uploading_tls) {
     memset(&u, 0, sizeof u);
     memset(&req, 0, sizeof req);
     x.cfg = cfg;
-    PT_REQUIRE(pr_tcp_listen(&x.l, "127.0.0.1", 0, 4) == PR_OK);
+    PT_REQUIRE(pr_tcp_listen(&x.l, "127.0.0.1", 0, 4, NULL) == PR_OK);
     PT_REQUIRE(pr_go(&t, cl_early_tls_task, &x, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://localhost:%u/up", pr_listener_port(x.l));
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
@@ -1544,7 +1544,7 @@ static int cl_cproxy_task(void *arg) {
         snprintf(p->first, sizeof p->first, "%s", req);
         colon = strchr(req + 8, ':');
         if (p->refuse || strncmp(req, "CONNECT ", 8) || !colon ||
-            pr_tcp_connect(&up, "127.0.0.1", (uint16_t)atoi(colon + 1), NULL, pr_deadline_in(2000)) != PR_OK) {
+            pr_tcp_connect(&up, "127.0.0.1", (uint16_t)atoi(colon + 1), NULL, NULL, pr_deadline_in(2000)) != PR_OK) {
             const char *no = "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 4\r\n\r\nnope";
             pr_conn_write(c, no, strlen(no), pr_deadline_in(2000));
             pr_conn_destroy(c);
@@ -1597,7 +1597,7 @@ PT_TEST(client_connect_proxy_https) {
     PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
     PT_REQUIRE(cl_start(&s, cl_ok, cfg) == PR_OK);
     memset(&p, 0, sizeof p);
-    PT_REQUIRE(pr_tcp_listen(&p.l, "127.0.0.1", 0, 16) == PR_OK);
+    PT_REQUIRE(pr_tcp_listen(&p.l, "127.0.0.1", 0, 16, NULL) == PR_OK);
     PT_REQUIRE(pr_go(&p.t, cl_cproxy_task, &p, NULL) == PR_OK);
     snprintf(proxy, sizeof proxy, "http://u:pw@127.0.0.1:%u/", pr_listener_port(p.l));
     o.https_proxy = proxy;
@@ -1646,7 +1646,7 @@ PT_TEST(client_connect_proxy_https_verified) {
     PT_REQUIRE(cl_start(&s, cl_ok, cfg) == PR_OK);
     PT_REQUIRE(cl_start(&w, cl_ok, wcfg) == PR_OK);
     memset(&p, 0, sizeof p);
-    PT_REQUIRE(pr_tcp_listen(&p.l, "127.0.0.1", 0, 16) == PR_OK);
+    PT_REQUIRE(pr_tcp_listen(&p.l, "127.0.0.1", 0, 16, NULL) == PR_OK);
     PT_REQUIRE(pr_go(&p.t, cl_cproxy_task, &p, NULL) == PR_OK);
     snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u/", pr_listener_port(p.l));
     o.https_proxy = proxy;

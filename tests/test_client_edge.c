@@ -29,7 +29,7 @@ static int ce_srv_task(void *arg) {
         fd = ((pr__net_sock *)(void *)c)->fd;
         if (s->cfg) {
             pr_conn *t = NULL;
-            if (pr_tls_server(&t, c, s->cfg, pr_deadline_in(5000)) != PR_OK) { /* c is gone */
+            if (pr_tls_server(&t, c, s->cfg, NULL, pr_deadline_in(5000)) != PR_OK) { /* c is gone */
                 if (pr_is_canceled()) return 0;
                 continue;
             }
@@ -55,7 +55,7 @@ static int ce_start(ce_srv *s, const pr_tls_server_cfg *cfg, const char *resp, s
     s->resp = resp;
     s->resp_len = resp_len;
     s->abrupt = abrupt;
-    if ((rc = pr_tcp_listen(&s->l, "127.0.0.1", 0, 16)) != PR_OK) return rc;
+    if ((rc = pr_tcp_listen(&s->l, "127.0.0.1", 0, 16, NULL)) != PR_OK) return rc;
     s->port = pr_listener_port(s->l);
     if ((rc = pr_go(&s->t, ce_srv_task, s, NULL)) != PR_OK) {
         pr_listener_destroy(s->l);
@@ -280,7 +280,7 @@ PT_TEST(client_edge_cancel_in_body_upload) {
     char *big = (char *)calloc(1, BIG);
     PT_REQUIRE(big != NULL);
     memset(&u, 0, sizeof u);
-    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 8) == PR_OK);
+    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 8, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/up", pr_listener_port(l));
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
     PT_REQUIRE(pr_http_client_create(&c, &cl_noenv, NULL) == PR_OK);
@@ -682,7 +682,7 @@ PT_TEST(client_edge_alloc_fail_sweep_connect_proxy) {
         memset(&e, 0, sizeof e);
         PT_REQUIRE(cl_start(&s, cl_ok, cfg) == PR_OK);
         memset(&p, 0, sizeof p);
-        PT_REQUIRE(pr_tcp_listen(&p.l, "127.0.0.1", 0, 16) == PR_OK);
+        PT_REQUIRE(pr_tcp_listen(&p.l, "127.0.0.1", 0, 16, NULL) == PR_OK);
         PT_REQUIRE(pr_go(&p.t, ce_cproxy_task, &p, NULL) == PR_OK);
         snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u/", pr_listener_port(p.l));
         snprintf(url, sizeof url, "https://a.test:%u/t", s.port);

@@ -43,8 +43,8 @@ static void es_opts(es_fx *f, pr_sse_stream_opts *o) {
     memset(o, 0, sizeof *o);
     o->hooks.sleep = es_sleep;
     o->hooks.user_data = f;
-    o->on_reconnect = es_on_reconnect;
-    o->reconnect_user_data = f;
+    o->observer.on_reconnect = es_on_reconnect;
+    o->observer.user_data = f;
 }
 
 static void es_start(es_fx *f) {
@@ -81,7 +81,7 @@ PT_TEST(es_reconnect_after_end_resumes) {
     int i;
     es_start(&f);
     es_opts(&f, &o);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=3&id=1"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=3&id=1"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(pr_sse_status(s), 200);
     PT_REQUIRE(pr_sse_header(s, "content-type") != NULL);
     for (i = 1; i <= 6; i++) {
@@ -119,7 +119,7 @@ PT_TEST(es_drop_mid_event_no_partial_no_duplicate) {
     int i;
     es_start(&f);
     es_opts(&f, &o);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=4&id=1&drop_after=2&drop_partial=1"), &o,
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=4&id=1&drop_after=2&drop_partial=1"), &o, NULL,
                           pr_deadline_in(5000)), PR_OK);
     for (i = 1; i <= 4; i++) {
         PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
@@ -148,7 +148,7 @@ PT_TEST(es_retry_field_and_backoff) {
     st[2] = hr_step(503, "retry-after-ms: 4000\r\n", "busy");
     st[3] = hr_step(200, ES_CT, "data: two\n\n");
     PT_EQ_ERR(ts_script(f.s, "/s", st, 4), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_MEM(ev.data, "one", 3);
     PT_EQ_INT(ev.retry_ms, -1);        /* the retry came in a block of its own */
@@ -196,9 +196,8 @@ PT_TEST(es_connection_rules) {
         es_start(&f);
         es_opts(&f, &o);
         memset(&e, 0, sizeof e);
-        o.err = &e;
         PT_EQ_ERR(ts_script(f.s, "/r", &st, 1), PR_OK);
-        PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/r"), &o, pr_deadline_in(5000)), cases[i].rc);
+        PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/r"), &o, &e, pr_deadline_in(5000)), cases[i].rc);
         if (cases[i].rc == PR_OK) {
             pr_sse_event ev;
             PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
@@ -227,7 +226,7 @@ PT_TEST(es_204_stops_reconnecting) {
     st[0] = hr_step(200, ES_CT, "id: 9\ndata: a\n\n");
     st[1] = hr_step(204, NULL, NULL);
     PT_EQ_ERR(ts_script(f.s, "/s", st, 2), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ECLOSED);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ECLOSED); /* sticky */
@@ -251,7 +250,7 @@ PT_TEST(es_id_only_block_and_resume) {
     st[0] = hr_step(200, ES_CT, "data: a\n\nid: 42\n\n");
     st[1] = hr_step(200, ES_CT, "data: b\n\n");
     PT_EQ_ERR(ts_script(f.s, "/s", st, 2), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_STR(ev.last_id, "41");
     PT_CHECK(ev.id == NULL);
@@ -273,7 +272,7 @@ PT_TEST(es_idle_timeout_reconnects) {
     es_start(&f);
     es_opts(&f, &o);
     o.idle_timeout_ms = 100;
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&hold_ms=3000"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&hold_ms=3000"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_MEM(ev.data, "event 1", 7);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
@@ -295,7 +294,7 @@ PT_TEST(es_deadline_loses_nothing) {
     es_opts(&f, &o);
     o.hooks.sleep = NULL; /* real waits: the reconnect below is 50 ms */
     o.retry_ms = 50;
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=2&id=1&interval_ms=100"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=2&id=1&interval_ms=100"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(10)), PR_ETIMEDOUT); /* event 2 is 100 ms away */
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
@@ -322,7 +321,7 @@ PT_TEST(es_post_stream_repeat_rule) {
         o.body = "{\"prompt\":\"hi\"}";
         o.body_len = strlen(o.body);
         o.repeatable = rep;
-        PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1"), &o, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1"), &o, NULL, pr_deadline_in(5000)), PR_OK);
         PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
         if (!rep) {
             PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ECLOSED);
@@ -338,23 +337,29 @@ PT_TEST(es_post_stream_repeat_rule) {
     }
 }
 
+/* A URL on a port where nobody listens (a free port, then closed). */
+static int es_refused_url(char *url, size_t n) {
+    pr_listener *l;
+    int rc = pr_tcp_listen(&l, "127.0.0.1", 0, 1, NULL);
+    if (rc) return rc;
+    snprintf(url, n, "http://127.0.0.1:%u/sse", (unsigned)pr_listener_port(l));
+    pr_listener_destroy(l);
+    return PR_OK;
+}
+
 /* Nobody listening: max_failures connections, then the error, with the
    last connection's cause in it. */
 PT_TEST(es_max_failures) {
     es_fx f;
     pr_sse_stream_opts o;
     pr_sse *s = NULL;
-    pr_listener *l;
     pr_err_info e;
     char url[64];
     memset(&f, 0, sizeof f);
     es_opts(&f, &o);
     o.max_failures = 3;
-    o.err = &e;
-    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1) == PR_OK);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/sse", (unsigned)pr_listener_port(l));
-    pr_listener_destroy(l);
-    PT_CHECK(pr_sse_open(&s, url, &o, pr_deadline_in(5000)) < 0);
+    PT_REQUIRE(es_refused_url(url, sizeof url) == PR_OK);
+    PT_CHECK(pr_sse_open(&s, url, &o, &e, pr_deadline_in(5000)) < 0);
     PT_CHECK(s == NULL);
     PT_EQ_INT(f.nsleeps, 2); /* 3 connections, 2 waits between them */
     PT_EQ_INT(f.seen[1].failures, 2);
@@ -363,6 +368,97 @@ PT_TEST(es_max_failures) {
     PT_EQ_ERR(e.code, PR_EIO); /* the cause's code and errno come through the wrapping */
     PT_EQ_INT(e.sys_errno, ECONNREFUSED);
     PT_CHECK(strstr(e.msg, "Connection refused") != NULL);
+}
+
+
+/* A refused connect through pr_sse_open keeps its errno: a stream that
+   cannot be repeated fails with the cause itself; a GET whose deadline
+   comes before the next try says so and keeps the last try's cause. */
+PT_TEST(es_open_refused_keeps_errno) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s = NULL;
+    pr_err_info e;
+    char url[64];
+    memset(&f, 0, sizeof f);
+    PT_REQUIRE(es_refused_url(url, sizeof url) == PR_OK);
+    es_opts(&f, &o);
+    o.method = "POST";
+    o.body = "{}";
+    o.body_len = 2;
+    memset(&e, 0x55, sizeof e);
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, &e, pr_deadline_in(5000)), PR_EIO);
+    PT_CHECK(s == NULL);
+    PT_EQ_ERR(e.code, PR_EIO);
+    PT_EQ_INT(e.sys_errno, ECONNREFUSED);
+    PT_CHECK(strstr(e.msg, strerror(ECONNREFUSED)) != NULL);
+    PT_EQ_INT(e.tls_error, 0);
+    PT_EQ_INT(f.nsleeps, 0);
+    /* a GET is tried again, but not within this deadline (the wait hook returns at once) */
+    es_opts(&f, &o);
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, &e, pr_deadline_in(2000)), PR_ETIMEDOUT);
+    PT_CHECK(s == NULL);
+    PT_EQ_ERR(e.code, PR_ETIMEDOUT);
+    PT_EQ_INT(e.sys_errno, ECONNREFUSED); /* the last try's */
+    PT_CHECK(strstr(e.msg, "before the stream opened") != NULL);
+    PT_CHECK(strstr(e.msg, strerror(ECONNREFUSED)) != NULL);
+    PT_EQ_INT(f.nseen, 1);
+    PT_EQ_INT(f.seen[0].reason, PR_EIO);
+}
+
+#ifndef PRISTINE_NO_TLS
+/* A TLS test server with the fixture certificate NAME (build/tls-fixtures,
+   made by tls_mkcerts.sh) and a client *c that trusts the test CA. */
+static int es_tls_start(es_fx *f, const char *name, pr_http_client **c) {
+    ts_opts so;
+    pr_http_client_opts co;
+    char crt[64], key[64];
+    int rc;
+    memset(f, 0, sizeof *f);
+    memset(&so, 0, sizeof so);
+    snprintf(crt, sizeof crt, "build/tls-fixtures/%s.crt", name);
+    snprintf(key, sizeof key, "build/tls-fixtures/%s.key", name);
+    so.tls_cert_file = crt;
+    so.tls_key_file = key;
+    if ((rc = ts_start(&f->s, &so)) != PR_OK) return rc;
+    memset(&co, 0, sizeof co);
+    co.ignore_env = 1;
+    co.tls.ca_file = "build/tls-fixtures/ca.crt";
+    if ((rc = pr_http_client_create(c, &co, NULL)) != PR_OK) ts_stop(f->s);
+    return rc;
+}
+#endif
+
+/* A server whose certificate no anchor vouches for: pr_sse_open's err
+   carries the TLS failure whole (message, code, BearSSL's error) inside the
+   stream's own words. */
+PT_TEST(es_untrusted_certificate_message_whole) {
+#ifdef PRISTINE_NO_TLS
+    PT_SKIP("no TLS in this build");
+#else
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_http_client *c;
+    pr_sse *s = NULL;
+    pr_err_info e;
+    char url[128];
+    if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
+    PT_REQUIRE(es_tls_start(&f, "unknown", &c) == PR_OK); /* signed by another CA */
+    es_opts(&f, &o);
+    o.client = c;
+    o.max_failures = 2;
+    snprintf(url, sizeof url, "https://localhost:%u/sse?events=1", (unsigned)ts_port(f.s));
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, &e, pr_deadline_in(10000)), PR_ETLS);
+    PT_CHECK(s == NULL);
+    PT_EQ_ERR(e.code, PR_ETLS);
+    PT_EQ_INT(e.tls_error, 62); /* BR_ERR_X509_NOT_TRUSTED */
+    PT_CHECK(strstr(e.msg, "2 failed connections") != NULL);
+    PT_CHECK(strstr(e.msg, "certificate signed by an unknown CA (not trusted)") != NULL);
+    PT_EQ_INT(f.nseen, 1);
+    PT_CHECK(strstr(f.seen_detail[0], "unknown CA") != NULL);
+    pr_http_client_destroy(c);
+    ts_stop(f.s);
+#endif
 }
 
 /* An over-long line: PR_ELIMIT once, then the next event. */
@@ -377,7 +473,7 @@ PT_TEST(es_limit_reported_then_goes_on) {
     es_opts(&f, &o);
     o.decoder.max_line_bytes = 20;
     PT_EQ_ERR(ts_script(f.s, "/s", &st, 1), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/s"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_ELIMIT);
     PT_EQ_ERR(pr_sse_last_error(s, &e), PR_OK);
     PT_CHECK(strstr(e.msg, "limit") != NULL);
@@ -408,12 +504,12 @@ PT_TEST(es_headers_and_redirect) {
     es_opts(&f, &o);
     o.headers = hs;
     o.headers_fn = es_token;
-    o.headers_user_data = &n;
+    o.user_data = &n; /* headers_fn's; the observer keeps its own (f) */
     snprintf(loc, sizeof loc, "Location: /sse?events=1\r\n");
     st[0] = hr_step(302, loc, NULL);
     st[0].count = 2;
     PT_EQ_ERR(ts_script(f.s, "/start", st, 1), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/start"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/start"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK); /* after a reconnect */
     PT_EQ_INT(ts_log_count(f.s), 4);
@@ -423,6 +519,8 @@ PT_TEST(es_headers_and_redirect) {
     PT_CHECK(pr_slice_eq(v, pr_slice_cstr("pristine")));
     PT_REQUIRE(ts_log_header(ts_log_get(f.s, 2), "Authorization", &v));
     PT_CHECK(pr_slice_eq(v, pr_slice_cstr("Bearer t2"))); /* evaluated per connection */
+    PT_EQ_INT(n, 2);
+    PT_EQ_INT(f.nseen, 1); /* the reconnect reached the observer with its own user_data */
     PT_REQUIRE(ts_log_header(ts_log_get(f.s, 0), "Accept", &v));
     PT_CHECK(pr_slice_eq(v, pr_slice_cstr("text/event-stream")));
     pr_sse_destroy(s);
@@ -450,7 +548,7 @@ PT_TEST(es_cross_origin_redirect_drops_credentials) {
     es_opts(&f, &o);
     o.headers = hs;
     o.headers_fn = es_token;
-    o.headers_user_data = &n;
+    o.user_data = &n;
     snprintf(loc, sizeof loc, "Location: /hop\r\n");
     st = hr_step(307, loc, NULL); /* same origin first */
     st.count = 2;
@@ -459,7 +557,7 @@ PT_TEST(es_cross_origin_redirect_drops_credentials) {
     st = hr_step(302, loc, NULL);
     st.count = 2;
     PT_EQ_ERR(ts_script(f.s, "/hop", &st, 1), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/start"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/start"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_STR(ev.last_id, "1");
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK); /* after a reconnect: the chain again */
@@ -495,29 +593,19 @@ PT_TEST(es_https_and_truncated_tls) {
     PT_SKIP("no TLS in this build");
 #else
     es_fx f;
-    ts_opts so;
     pr_sse_stream_opts o;
-    pr_http_client_opts co;
     pr_http_client *c;
     pr_sse *s;
     pr_sse_event ev;
     char url[128], want[32];
     int i;
     if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
-    memset(&f, 0, sizeof f);
-    memset(&so, 0, sizeof so);
-    so.tls_cert_file = "build/tls-fixtures/good.crt";
-    so.tls_key_file = "build/tls-fixtures/good.key";
-    PT_REQUIRE(ts_start(&f.s, &so) == PR_OK);
-    memset(&co, 0, sizeof co);
-    co.ignore_env = 1;
-    co.tls.ca_file = "build/tls-fixtures/ca.crt";
-    PT_REQUIRE(pr_http_client_create(&c, &co, NULL) == PR_OK);
+    PT_REQUIRE(es_tls_start(&f, "good", &c) == PR_OK);
     es_opts(&f, &o);
     o.client = c;
     snprintf(url, sizeof url, "https://localhost:%u/sse?events=4&id=1&framing=close&drop_after=2",
              (unsigned)ts_port(f.s));
-    PT_EQ_ERR(pr_sse_open(&s, url, &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, NULL, pr_deadline_in(5000)), PR_OK);
     for (i = 1; i <= 4; i++) {
         PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
         snprintf(want, sizeof want, "event %d", i);
@@ -553,7 +641,7 @@ PT_TEST(es_cancel_and_destroy_while_blocked) {
     es_start(&f);
     es_opts(&f, &o);
     memset(&x, 0, sizeof x);
-    PT_EQ_ERR(pr_sse_open(&x.s, es_url(&f, "/sse?events=0&hold_ms=10000"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&x.s, es_url(&f, "/sse?events=0&hold_ms=10000"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_REQUIRE(pr_go(&t, es_read_task, &x, NULL) == PR_OK);
     PT_EQ_ERR(pr_sleep(pr_deadline_in(20)), PR_OK);
     PT_EQ_ERR(pr_cancel(t), PR_OK);
@@ -583,7 +671,7 @@ PT_TEST(es_fail_nth_allocation_across_reconnect) {
         f.nsleeps = f.nseen = 0;
         o.max_failures = 2;
         pt_alloc_fail_nth(n);
-        rc = pr_sse_open(&s, es_url(&f, "/sse?events=2&id=1"), &o, pr_deadline_in(5000));
+        rc = pr_sse_open(&s, es_url(&f, "/sse?events=2&id=1"), &o, NULL, pr_deadline_in(5000));
         for (i = 0; rc == PR_OK && i < 4; i++) {
             rc = pr_sse_next(s, &ev, pr_deadline_in(5000));
             if (rc == PR_OK) got++;
@@ -615,7 +703,7 @@ PT_TEST(es_idle_clock_spans_calls) {
     o.hooks.sleep = NULL; /* real waits: the calls below must let time pass */
     o.retry_ms = 10;
     o.idle_timeout_ms = 300;
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&hold_ms=20000"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&hold_ms=20000"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_MEM(ev.data, "event 1", 7);
     for (i = 0; i < 60 && (rc = pr_sse_next(s, &ev, pr_deadline_in(100))) == PR_ETIMEDOUT; i++) timeouts++;
@@ -647,7 +735,7 @@ PT_TEST(es_deadline_holds_under_a_byte_flood) {
         es_opts(&f, &o);
         PT_REQUIRE(pt_flood_start(&fl, "HTTP/1.1 200 OK\r\n" ES_CT "\r\n", pieces[k], 20000) == PR_OK);
         snprintf(url, sizeof url, "http://127.0.0.1:%u/flood", (unsigned)fl.port);
-        PT_EQ_ERR(pr_sse_open(&s, url, &o, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_ERR(pr_sse_open(&s, url, &o, NULL, pr_deadline_in(5000)), PR_OK);
         PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(200)), PR_ETIMEDOUT);
         PT_CHECK(pt_flood_running(&fl)); /* returned in the middle of the flood */
         PT_EQ_INT(pr_sse_reconnects(s), 0);
@@ -668,7 +756,8 @@ PT_TEST(es_retry_field_capped_without_overflow) {
     int64_t until;
     es_start(&f);
     es_opts(&f, &o);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&retry=9223372036854775807"), &o, pr_deadline_in(5000)),
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=1&id=1&retry=9223372036854775807"), &o, NULL,
+                          pr_deadline_in(5000)),
               PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_INT(ev.stream_retry_ms, 3600000); /* the default cap: an hour */
@@ -690,7 +779,7 @@ PT_TEST(es_retry_field_capped_without_overflow) {
     st[0] = hr_step(200, ES_CT, "retry: 99999999999999999999999\n\n");
     st[1] = hr_step(200, ES_CT, "data: after\n\n");
     PT_EQ_ERR(ts_script(f.s, "/huge", st, 2), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/huge"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/huge"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(60000)), PR_OK); /* the hook does not wait */
     PT_EQ_MEM(ev.data, "after", 5);
     PT_EQ_INT(f.nsleeps, 1);
@@ -714,7 +803,7 @@ PT_TEST(es_instant_end_backs_off) {
     o.max_failures = 4;
     st.count = 100;
     PT_EQ_ERR(ts_script(f.s, "/instant", &st, 1), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/instant"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/instant"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(60000)), PR_ECLOSED); /* the hook does not wait */
     PT_EQ_INT(ts_log_count(f.s), 4);
     PT_EQ_INT(f.nsleeps, 3);
@@ -736,7 +825,8 @@ PT_TEST(es_quiet_end_is_no_failure) {
     es_start(&f);
     es_opts(&f, &o);
     o.retry_ms = 10;
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=0&comment=1&hold_ms=1100"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/sse?events=0&comment=1&hold_ms=1100"), &o, NULL, pr_deadline_in(5000)),
+              PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(3000)), PR_ETIMEDOUT);
     PT_CHECK(f.nsleeps >= 1);
     for (i = 0; i < f.nsleeps && i < 16; i++) PT_EQ_INT(f.sleeps[i], 10);
@@ -769,7 +859,7 @@ PT_TEST(es_last_event_id_only_when_it_can_travel) {
     st[2] = hr_step(200, ES_CT, "id: tab\there\ndata: ok\n\n");
     st[3] = hr_step(200, ES_CT, "data: last\n\n");
     PT_EQ_ERR(ts_script(f.s, "/ids", st, 4), PR_OK);
-    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/ids"), &o, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/ids"), &o, NULL, pr_deadline_in(5000)), PR_OK);
     for (i = 0; i < 4; i++) PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_MEM(ev.data, "last", 4);
     PT_EQ_INT(ts_log_count(f.s), 4);
@@ -794,6 +884,8 @@ const pt_suite pt_suite_eventsource = { "eventsource", {
     PT_ENTRY(es_deadline_loses_nothing),
     PT_ENTRY(es_post_stream_repeat_rule),
     PT_ENTRY(es_max_failures),
+    PT_ENTRY(es_open_refused_keeps_errno),
+    PT_ENTRY(es_untrusted_certificate_message_whole),
     PT_ENTRY(es_limit_reported_then_goes_on),
     PT_ENTRY(es_headers_and_redirect),
     PT_ENTRY(es_cross_origin_redirect_drops_credentials),

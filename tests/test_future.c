@@ -184,14 +184,14 @@ PT_TEST(future_reject_with_detail) {
     pr_future *f, *g;
     pr_err_info e, got;
     PT_REQUIRE(pr_future_create(&f) == PR_OK);
-    PT_EQ_ERR(pr_future_error(f, &got), PR_ESTATE); /* pending */
+    PT_EQ_ERR(pr_future_last_error(f, &got), PR_ESTATE); /* pending */
     pr__err_set(&e, PR_EFAILED, 0, "remote said no");
     e.category = PR_CATEGORY_USER;
     e.http_status = 200;
     PT_EQ_ERR(pr_future_reject_info(f, &e), PR_OK);
     PT_EQ_ERR(pr_future_reject_info(f, &e), PR_ESTATE);
     PT_EQ_ERR(pr_future_await(f, NULL, 0), PR_EFAILED);
-    PT_EQ_ERR(pr_future_error(f, &got), PR_OK);
+    PT_EQ_ERR(pr_future_last_error(f, &got), PR_OK);
     PT_EQ_INT(got.code, PR_EFAILED);
     PT_EQ_INT(got.category, PR_CATEGORY_USER);
     PT_EQ_STR(got.msg, "remote said no");
@@ -200,7 +200,7 @@ PT_TEST(future_reject_with_detail) {
     /* a plain rejection: the code and its text */
     PT_REQUIRE(pr_future_create(&g) == PR_OK);
     PT_EQ_ERR(pr_future_reject(g, PR_EEXPIRED), PR_OK);
-    PT_EQ_ERR(pr_future_error(g, &got), PR_OK);
+    PT_EQ_ERR(pr_future_last_error(g, &got), PR_OK);
     PT_EQ_INT(got.code, PR_EEXPIRED);
     PT_EQ_STR(got.msg, pr_strerror(PR_EEXPIRED));
     e.code = 0;

@@ -1460,7 +1460,7 @@ PT_TEST(http_exchange_over_tcp_loopback) {
     memset(&ts, 0, sizeof ts);
     memset(&u, 0, sizeof u);
     memset(&req, 0, sizeof req);
-    PT_REQUIRE(pr_tcp_listen(&ts.l, "127.0.0.1", 0, 4) == PR_OK);
+    PT_REQUIRE(pr_tcp_listen(&ts.l, "127.0.0.1", 0, 4, NULL) == PR_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/tcp", (unsigned)pr_listener_port(ts.l));
     PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
     ts.s.nreq = 1;
@@ -1469,7 +1469,7 @@ PT_TEST(http_exchange_over_tcp_loopback) {
        the poller and never sees the EOF), reported separately. */
     ts.s.resp[0] = "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nuntil close";
     PT_REQUIRE(pr_go(&t, http_tcp_srv_task, &ts, NULL) == PR_OK);
-    rc = pr_tcp_connect(&c, "127.0.0.1", pr_listener_port(ts.l), NULL, pr_deadline_in(5000));
+    rc = pr_tcp_connect(&c, "127.0.0.1", pr_listener_port(ts.l), NULL, NULL, pr_deadline_in(5000));
     PT_EQ_ERR(rc, PR_OK);
     if (rc == PR_OK) {
         req.url = &u;

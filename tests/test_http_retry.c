@@ -321,7 +321,7 @@ PT_TEST(http_retry_connection_refused) {
     hr_opts(&f);
     f.o.retry.max_retries = 2;
     /* a port nobody listens on: take one, then close it */
-    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1) == PR_OK);
+    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1, NULL) == PR_OK);
     port = pr_listener_port(l);
     pr_listener_destroy(l);
     PT_REQUIRE(pr_http_client_create(&f.c, &f.o, NULL) == PR_OK);
@@ -968,7 +968,7 @@ static void hr_empty_bundle_child(void) {
     int rc;
     setenv("SSL_CERT_FILE", "tests/test_retry.c", 1);
     pr_tls_global_cleanup();
-    if (pr_tcp_listen(&l, "127.0.0.1", 0, 4) != PR_OK) _exit(2); /* TCP connects; TLS loads the bundle */
+    if (pr_tcp_listen(&l, "127.0.0.1", 0, 4, NULL) != PR_OK) _exit(2); /* TCP connects; TLS loads the bundle */
     snprintf(url, sizeof url, "https://127.0.0.1:%u/", (unsigned)pr_listener_port(l));
     if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1,
                                                          .retry = { .max_retries = PR_RETRY_OFF } }, NULL) != PR_OK)

@@ -77,12 +77,12 @@ static int ngx_connect(pr_conn **out, int port, const char *tls_host) {
     pr_conn *c;
     int rc;
     *out = NULL;
-    if ((rc = pr_tcp_connect(&c, "127.0.0.1", (uint16_t)port, NULL, pr_deadline_in(5000))) != PR_OK) return rc;
+    if ((rc = pr_tcp_connect(&c, "127.0.0.1", (uint16_t)port, NULL, NULL, pr_deadline_in(5000))) != PR_OK) return rc;
     if (!tls_host) {
         *out = c;
         return PR_OK;
     }
-    return pr_tls_client(out, c, tls_host, &(pr_tls_opts){ .ca_file = TLS_DIR "/ca.crt" }, pr_deadline_in(5000));
+    return pr_tls_client(out, c, tls_host, &(pr_tls_opts){ .ca_file = TLS_DIR "/ca.crt" }, NULL, pr_deadline_in(5000));
 }
 
 /* One exchange: METHOD scheme://host:port/path with optional extra fields. */
@@ -322,8 +322,8 @@ PT_TEST(nginx_tls_wrong_name_refused) {
     pr_err_info e;
     NGX_UP();
     memset(&e, 0, sizeof e);
-    PT_EQ_ERR(pr_tcp_connect(&c, "127.0.0.1", (uint16_t)ngx_srv.tls, NULL, pr_deadline_in(5000)), PR_OK);
-    PT_EQ_ERR(pr_tls_client(&t, c, "wrong.example", &(pr_tls_opts){ .ca_file = TLS_DIR "/ca.crt", .err = &e },
+    PT_EQ_ERR(pr_tcp_connect(&c, "127.0.0.1", (uint16_t)ngx_srv.tls, NULL, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_tls_client(&t, c, "wrong.example", &(pr_tls_opts){ .ca_file = TLS_DIR "/ca.crt" }, &e,
                             pr_deadline_in(5000)),
               PR_ETLS);
     PT_CHECK(e.tls_error != 0);

@@ -222,7 +222,7 @@ PT_TEST(rfuture_failed_shapes) {
         PT_REQUIRE(rf_start(&f) == PR_OK);
         rf_script(&f, "r1", st, 2);
         PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_EFAILED);
-        PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+        PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
         PT_EQ_INT(e.category, cases[i].category);
         PT_EQ_STR(e.msg, cases[i].msg);
         PT_EQ_INT(ts_log_count(f.s), 1); /* terminal for every category */
@@ -375,7 +375,7 @@ PT_TEST(rfuture_status_table) {
     rf_script(&f, "c", st, 2);
     PT_EQ_ERR(rf_run(&f, "c", NULL, &fu), PR_EEXPIRED);
     PT_EQ_INT(ts_log_count(f.s) - before, 1);
-    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
     PT_EQ_INT(e.http_status, 410);
     pr_future_destroy(fu);
     /* F12: three 400s are within the budget; a fourth is not */
@@ -391,7 +391,7 @@ PT_TEST(rfuture_status_table) {
     rf_script(&f, "e", st, 5);
     PT_EQ_ERR(rf_run(&f, "e", NULL, &fu), PR_EHTTP);
     PT_EQ_INT(ts_log_count(f.s) - before, 4);
-    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
     PT_EQ_INT(e.http_status, 400);
     pr_future_destroy(fu);
     /* a 408 with a JSON body resets the 400 budget */
@@ -415,7 +415,7 @@ PT_TEST(rfuture_status_table) {
         rf_script(&f, id, st, 2);
         PT_EQ_ERR(rf_run(&f, id, NULL, &fu), PR_EHTTP);
         PT_EQ_INT(ts_log_count(f.s) - before, 1);
-        PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+        PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
         PT_EQ_INT(e.http_status, fatal[i]);
         PT_EQ_INT(e.category, PR_CATEGORY_USER);
         pr_future_destroy(fu);
@@ -610,7 +610,7 @@ PT_TEST(rfuture_connection_errors_back_off) {
     pr_future *fu;
     pr_http_client_opts co;
     rf_opts(&f);
-    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1) == PR_OK); /* a free port, then nobody on it */
+    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1, NULL) == PR_OK); /* a free port, then nobody on it */
     f.so.port = pr_listener_port(l);
     pr_listener_destroy(l);
     snprintf(f.base, sizeof f.base, "http://127.0.0.1:%u", (unsigned)f.so.port);
@@ -700,7 +700,7 @@ PT_TEST(rfuture_complete_metadata_budget) {
     st[1] = st[0];
     rf_script(&f, "r2", st, 2);
     PT_EQ_ERR(rf_run(&f, "r2", NULL, &fu), PR_EPROTO);
-    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
     PT_EQ_STR(e.msg, "rfuture: request r2: complete_metadata twice");
     PT_EQ_INT(pr_wsem_budget(f.p->bytes), 4096);
     pr_future_destroy(fu);
@@ -727,7 +727,7 @@ PT_TEST(rfuture_malformed_answers) {
         rf_script(&f, "r1", &st, 1);
         /* F19: PR_EPROTO after one poll, with a message */
         PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_EPROTO);
-        PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+        PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
         PT_CHECK(strstr(e.msg, "the answer is not") != NULL);
         PT_EQ_INT(ts_log_count(f.s), 1);
         PT_EQ_STR(f.evs.name[0], "APIFuture.result_async.validation_error");
@@ -747,7 +747,7 @@ PT_TEST(rfuture_malformed_answers) {
         memset(&o, 0, sizeof o);
         o.validate = rf_validate_needs_v;
         PT_EQ_ERR(rf_run(&f, "r1", &o, &fu), PR_EPROTO);
-        PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+        PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
         PT_EQ_STR(e.msg, "rfuture: request r1: invalid result: no member v");
         pr_future_destroy(fu);
         st[0] = rf_step(200, "{\"status\":\"complete_metadata\"}"); /* no size */
@@ -803,7 +803,7 @@ PT_TEST(rfuture_timeouts) {
     t0 = pr_now();
     PT_EQ_ERR(rf_run(&f, "r1", &o, &fu), PR_ETIMEDOUT);
     PT_CHECK(pr_now() - t0 >= 300);
-    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
     PT_CHECK(strncmp(e.msg, "rfuture: timed out polling request r1", 37) == 0);
     n = ts_log_count(f.s);
     PT_CHECK(n >= 3 && n <= 4);
@@ -860,7 +860,7 @@ PT_TEST(rfuture_billing_pause) {
     st[0] = rf_step(402, "{}");
     PT_EQ_ERR(ts_script_default(f.s, "/api/v1/retrieve_future#r2", &st[0]), PR_OK);
     PT_EQ_ERR(rf_run(&f, "r2", NULL, &fu), PR_EHTTP);
-    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
     PT_EQ_INT(e.http_status, 402);
     PT_CHECK(f.rec.n >= 4);
     for (i = 0; i < f.rec.n && i < 64; i++) PT_EQ_INT(f.rec.sleeps[i], 5000);
@@ -974,10 +974,10 @@ PT_TEST(rfuture_cancel_while_connecting) {
     pr_future *fu;
     char base[64];
     int nfill = 0, i;
-    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1) == PR_OK);
+    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 1, NULL) == PR_OK);
     for (i = 0; i < 8; i++) { /* fill the queue until a connect stalls */
         pr_conn *k = NULL;
-        if (pr_tcp_connect(&k, "127.0.0.1", pr_listener_port(l), NULL, pr_deadline_in(100)) != PR_OK) break;
+        if (pr_tcp_connect(&k, "127.0.0.1", pr_listener_port(l), NULL, NULL, pr_deadline_in(100)) != PR_OK) break;
         fill[nfill++] = k;
     }
     if (i == 8) { /* the kernel kept accepting: nothing stalls here */
@@ -1018,7 +1018,7 @@ PT_TEST(rfuture_poller_destroy_cancels) {
     pr_rfuture_poller_destroy(f.p);
     f.p = NULL;
     PT_EQ_ERR(pr_future_await(fu, NULL, pr_deadline_in(1000)), PR_ECANCELED);
-    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
     PT_EQ_STR(e.msg, "rfuture: request h: polling cancelled");
     pr_future_destroy(fu);
     rf_end(&f);
@@ -1151,7 +1151,7 @@ PT_TEST(rfuture_server_strings_checked) {
         rf_script(&f, id, st, 2);
         f.obs.n = 0;
         PT_EQ_ERR(rf_run(&f, id, NULL, &fu), PR_EPROTO);
-        PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+        PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
         snprintf(body, sizeof body, "rfuture: request %s: the queue_state_reason holds a NUL byte", id);
         PT_EQ_STR(e.msg, body);
         PT_EQ_INT(e.http_status, i < 2 ? 200 : 408);
@@ -1165,7 +1165,7 @@ PT_TEST(rfuture_server_strings_checked) {
     st[1] = rf_step(200, "{\"v\":\"ok\"}");
     rf_script(&f, "long", st, 2);
     PT_EQ_ERR(rf_run(&f, "long", NULL, &fu), PR_EPROTO);
-    PT_EQ_ERR(pr_future_error(fu, &e), PR_OK);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
     PT_EQ_STR(e.msg, "rfuture: request long: the queue_state_reason is over 1024 bytes");
     pr_future_destroy(fu);
     big[1024] = 0;

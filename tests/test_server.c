@@ -14,14 +14,14 @@ typedef struct srv_fx {
 } srv_fx;
 
 static int srv_connect(srv_fx *f, pr_conn **out) {
-    int rc = pr_tcp_connect(out, "127.0.0.1", ts_port(f->s), NULL, pr_deadline_in(5000));
+    int rc = pr_tcp_connect(out, "127.0.0.1", ts_port(f->s), NULL, NULL, pr_deadline_in(5000));
 #ifndef PRISTINE_NO_TLS
     if (rc == PR_OK && f->tls) {
         pr_tls_opts o;
         pr_conn *t = NULL;
         memset(&o, 0, sizeof o);
         o.ca_file = SRV_TLS_DIR "/ca.crt";
-        rc = pr_tls_client(&t, *out, "127.0.0.1", &o, pr_deadline_in(5000));
+        rc = pr_tls_client(&t, *out, "127.0.0.1", &o, NULL, pr_deadline_in(5000));
         *out = t;
     }
 #endif
@@ -275,7 +275,7 @@ PT_TEST(server_sse_events) {
         PT_EQ_ERR(srv_body(r, &b, pr_deadline_in(5000)), PR_ECLOSED);
         PT_EQ_INT(srv_sse_decode(&b, 1, &ev, d), 3);
         PT_EQ_STR(ev.data, "tick/1:event 1\nline 1|tick/2:event 2\nline 1|tick/3:event 3\nline 1|");
-        PT_EQ_INT(pr_sse_decoder_retry(d), 500);
+        PT_EQ_INT(pr_sse_decoder_retry_ms(d), 500);
         PT_EQ_STR(pr_sse_decoder_last_id(d, NULL), "3");
         PT_EQ_INT(pr_http_reusable(r), 1);
     }

@@ -30,7 +30,7 @@
    bytes outside printable ASCII (and '\') are written as \xHH; a run ends
    with "end last=<l> retry=<r>". Every expectation is checked for the whole
    input, one byte per feed and every split into two chunks; each chunk is a
-   fresh malloc'd copy, poisoned and freed once next returns PR_SSE_MORE. */
+   fresh malloc'd copy, poisoned and freed once next returns PR_SSE_DECODER_MORE. */
 
 typedef struct sse__log {
     char *p;
@@ -108,7 +108,7 @@ static int sse__drain(pr_sse_decoder *d, sse__log *l, int retry_nomem) {
 /* Decode in[0..n) cut at the ascending offsets cuts[0..ncuts); returns the
    malloc'd log. */
 static char *sse__run_cuts(const char *in, size_t n, const size_t *cuts, size_t ncuts,
-                           const pr_sse_opts *opts, int retry_nomem) {
+                           const pr_sse_decoder_opts *opts, int retry_nomem) {
     sse__log l = { 0, 0, 0 };
     pr_sse_decoder *d = NULL;
     size_t k, a = 0;
@@ -127,7 +127,7 @@ static char *sse__run_cuts(const char *in, size_t n, const size_t *cuts, size_t 
         while ((rc = pr_sse_decoder_feed(d, chunk, b - a)) == PR_ENOMEM && retry_nomem) {}
         PT_EQ_ERR(rc, PR_OK);
         rc = sse__drain(d, &l, retry_nomem);
-        PT_EQ_ERR(rc, PR_SSE_MORE);
+        PT_EQ_ERR(rc, PR_SSE_DECODER_MORE);
         memset(chunk, 0xAA, b - a + 1);
         free(chunk);
         a = b;
@@ -139,14 +139,14 @@ static char *sse__run_cuts(const char *in, size_t n, const size_t *cuts, size_t 
         const char *last = pr_sse_decoder_last_id(d, &len);
         sse__putc(&l, "end last=");
         sse__esc(&l, last, len);
-        snprintf(tail, sizeof tail, " retry=%lld\n", (long long)pr_sse_decoder_retry(d));
+        snprintf(tail, sizeof tail, " retry=%lld\n", (long long)pr_sse_decoder_retry_ms(d));
         sse__putc(&l, tail);
     }
     pr_sse_decoder_destroy(d);
     return l.p;
 }
 
-static char *sse__run_step(const char *in, size_t n, size_t step, const pr_sse_opts *opts) {
+static char *sse__run_step(const char *in, size_t n, size_t step, const pr_sse_decoder_opts *opts) {
     size_t *cuts = (size_t *)malloc((n / (step ? step : 1) + 1) * sizeof *cuts), nc = 0, i;
     char *r;
     if (step)
@@ -158,7 +158,7 @@ static char *sse__run_step(const char *in, size_t n, size_t step, const pr_sse_o
 
 /* Check the log of in[0..n) against want for the whole input, one byte per
    feed, every two-chunk split and a three-chunk sweep. */
-static void sse__expect(const char *file, int line, const char *in, size_t n, const pr_sse_opts *opts,
+static void sse__expect(const char *file, int line, const char *in, size_t n, const pr_sse_decoder_opts *opts,
                         const char *want) {
     char *got = sse__run_step(in, n, 0, opts);
     size_t i, j;
@@ -247,7 +247,7 @@ PT_TEST(sse_r1_replacement_counts) {
 }
 
 PT_TEST(sse_r1_raw_bytes_option) {
-    pr_sse_opts o;
+    pr_sse_decoder_opts o;
     memset(&o, 0, sizeof o);
     o.raw_bytes = 1;
     SSE_EXPECT("\xEF\xBB\xBF" "data: \xED\xA0\x80\xFF\n\n", &o, SSE_MSG("\\xed\\xa0\\x80\\xff") SSE_END);
@@ -281,21 +281,21 @@ PT_TEST(sse_r2_cr_is_not_held_back) {
     PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_OK);
     PT_EQ_MEM(ev.data, "a", 1);
     PT_EQ_INT(ev.data_len, 1);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     /* the LF that follows in the next chunk belongs to that CR: no extra line */
     PT_EQ_ERR(pr_sse_decoder_feed(d, "\ndata: b\r", 9), PR_OK);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     PT_EQ_ERR(pr_sse_decoder_feed(d, "\n", 1), PR_OK);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     PT_EQ_ERR(pr_sse_decoder_feed(d, "\r", 1), PR_OK); /* blank line by a lone CR */
     PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_OK);
     PT_EQ_MEM(ev.data, "b", 1);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     /* an LF after that CR is swallowed, a second LF is a blank line again */
     PT_EQ_ERR(pr_sse_decoder_feed(d, "\n", 1), PR_OK);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     PT_EQ_ERR(pr_sse_decoder_feed(d, "id: 1\n\n", 7), PR_OK);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     PT_EQ_STR(pr_sse_decoder_last_id(d, NULL), "1");
     pr_sse_decoder_destroy(d);
 }
@@ -379,10 +379,10 @@ PT_TEST(sse_r7_id_only_block_seen_by_getter) {
     PT_EQ_STR(pr_sse_decoder_last_id(d, &n), "");
     PT_EQ_INT(n, 0);
     PT_EQ_ERR(pr_sse_decoder_feed(d, "id: 42\n", 7), PR_OK);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     PT_EQ_STR(pr_sse_decoder_last_id(d, NULL), ""); /* not before dispatch */
     PT_EQ_ERR(pr_sse_decoder_feed(d, "\n", 1), PR_OK);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     PT_EQ_STR(pr_sse_decoder_last_id(d, &n), "42");
     PT_EQ_INT(n, 2);
     pr_sse_decoder_destroy(d);
@@ -429,7 +429,7 @@ PT_TEST(sse_r11_finish_discards_incomplete_block) {
     PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_ECLOSED);
     PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_ECLOSED);
     PT_EQ_STR(pr_sse_decoder_last_id(d, NULL), "1");
-    PT_EQ_INT(pr_sse_decoder_retry(d), 9);
+    PT_EQ_INT(pr_sse_decoder_retry_ms(d), 9);
     PT_EQ_ERR(pr_sse_decoder_feed(d, "x", 1), PR_ESTATE);
     /* a new connection: the dropped block is gone, not continued */
     PT_EQ_ERR(pr_sse_decoder_reset(d), PR_OK);
@@ -439,7 +439,7 @@ PT_TEST(sse_r11_finish_discards_incomplete_block) {
     PT_EQ_INT(ev.data_len, 1);
     PT_EQ_STR(ev.last_id, "1");
     PT_EQ_INT(ev.id_state, PR_SSE_ID_ABSENT);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     pr_sse_decoder_destroy(d);
 }
 
@@ -449,7 +449,7 @@ PT_TEST(sse_reset_is_a_new_connection) {
     PT_REQUIRE(pr_sse_decoder_create(&d, NULL) == PR_OK);
     PT_EQ_ERR(pr_sse_decoder_feed(d, "\xEF\xBB\xBFid: 7\ndata: a\n\ndata: half\r", 30), PR_OK);
     PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_OK);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     PT_EQ_ERR(pr_sse_decoder_reset(d), PR_OK);
     /* BOM stripped again, pending CR forgotten (the LF is a blank line), id kept */
     PT_EQ_ERR(pr_sse_decoder_feed(d, "\xEF\xBB\xBF\ndata: b\n\n", 13), PR_OK);
@@ -457,12 +457,12 @@ PT_TEST(sse_reset_is_a_new_connection) {
     PT_EQ_MEM(ev.data, "b", 1);
     PT_EQ_INT(ev.data_len, 1);
     PT_EQ_STR(ev.last_id, "7");
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     /* reset forgets an unread chunk too */
     PT_EQ_ERR(pr_sse_decoder_feed(d, "data: c\n\ndata: d\n\n", 18), PR_OK);
     PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_OK);
     PT_EQ_ERR(pr_sse_decoder_reset(d), PR_OK);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     pr_sse_decoder_destroy(d);
 }
 
@@ -487,7 +487,7 @@ PT_TEST(sse_r13_seed_last_id) {
     PT_EQ_STR(ev.last_id, "off-\xC3\xA9-12");
     PT_EQ_INT(ev.id_state, PR_SSE_ID_ABSENT);
     PT_CHECK(ev.id == NULL);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     PT_EQ_ERR(pr_sse_decoder_set_last_id(d, "z", 1), PR_ESTATE); /* mid-connection */
     PT_EQ_ERR(pr_sse_decoder_reset(d), PR_OK);
     PT_EQ_STR(pr_sse_decoder_last_id(d, NULL), "off-\xC3\xA9-12");
@@ -589,7 +589,7 @@ PT_TEST(sse_feed_contract) {
     pr_sse_event ev;
     PT_EQ_ERR(pr_sse_decoder_create(NULL, NULL), PR_EINVAL);
     PT_REQUIRE(pr_sse_decoder_create(&d, NULL) == PR_OK);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     PT_EQ_ERR(pr_sse_decoder_feed(d, NULL, 0), PR_OK);
     PT_EQ_ERR(pr_sse_decoder_feed(d, NULL, 1), PR_EINVAL);
     PT_EQ_ERR(pr_sse_decoder_feed(NULL, "x", 1), PR_EINVAL);
@@ -601,12 +601,12 @@ PT_TEST(sse_feed_contract) {
     PT_EQ_ERR(pr_sse_decoder_feed(d, "x", 1), PR_ESTATE);
     PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_OK);
     PT_EQ_MEM(ev.data, "2", 1);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     PT_EQ_ERR(pr_sse_decoder_skip(d), PR_ESTATE);
     PT_EQ_ERR(pr_sse_decoder_skip(NULL), PR_EINVAL);
     PT_EQ_ERR(pr_sse_decoder_finish(NULL), PR_EINVAL);
     PT_EQ_ERR(pr_sse_decoder_reset(NULL), PR_EINVAL);
-    PT_EQ_INT(pr_sse_decoder_retry(NULL), -1);
+    PT_EQ_INT(pr_sse_decoder_retry_ms(NULL), -1);
     PT_EQ_STR(pr_sse_decoder_last_id(NULL, NULL), "");
     pr_sse_decoder_destroy(d);
     pr_sse_decoder_destroy(NULL);
@@ -615,7 +615,7 @@ PT_TEST(sse_feed_contract) {
 /* ---- limits ---- */
 
 PT_TEST(sse_limits_line_and_skip) {
-    pr_sse_opts o;
+    pr_sse_decoder_opts o;
     memset(&o, 0, sizeof o);
     o.max_line_bytes = 16;
     /* a 16-byte line is fine, 17 is not; the rest of that block is skipped,
@@ -634,7 +634,7 @@ PT_TEST(sse_limits_line_and_skip) {
 }
 
 PT_TEST(sse_limits_event_size) {
-    pr_sse_opts o;
+    pr_sse_decoder_opts o;
     memset(&o, 0, sizeof o);
     o.max_event_bytes = 8;
     SSE_EXPECT("data: 1234\ndata: 123\n\ndata: 1234\ndata: 1234\ndata: x\n\ndata: 123456789\n\ndata: ok\n\n",
@@ -647,7 +647,7 @@ PT_TEST(sse_limits_event_size) {
 PT_TEST(sse_limit_is_sticky_until_skip_or_reset) {
     pr_sse_decoder *d;
     pr_sse_event ev;
-    pr_sse_opts o;
+    pr_sse_decoder_opts o;
     memset(&o, 0, sizeof o);
     o.max_line_bytes = 4;
     PT_REQUIRE(pr_sse_decoder_create(&d, &o) == PR_OK);
@@ -659,7 +659,7 @@ PT_TEST(sse_limit_is_sticky_until_skip_or_reset) {
     PT_EQ_ERR(pr_sse_decoder_feed(d, "data\n\n", 6), PR_OK);
     PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_OK);
     PT_EQ_INT(ev.data_len, 0);
-    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+    PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
     /* defaults: 1 MiB lines */
     pr_sse_decoder_destroy(d);
     PT_REQUIRE(pr_sse_decoder_create(&d, NULL) == PR_OK);
@@ -671,7 +671,7 @@ PT_TEST(sse_limit_is_sticky_until_skip_or_reset) {
         PT_EQ_ERR(pr_sse_decoder_feed(d, big, n), PR_OK);
         PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_ELIMIT);
         PT_EQ_ERR(pr_sse_decoder_skip(d), PR_OK);
-        PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_MORE);
+        PT_EQ_ERR(pr_sse_decoder_next(d, &ev), PR_SSE_DECODER_MORE);
         free(big);
     }
     PT_EQ_ERR(pr_sse_decoder_feed(d, "qq\ndata: n\n\ndata: y\n\n", 21), PR_OK);

@@ -577,10 +577,10 @@ PT_TEST(telemetry_stream_reconnect_event) {
     PT_REQUIRE(pr_telemetry_create(&t, &to) == PR_OK);
     memset(&so, 0, sizeof so);
     so.retry_ms = 5;
-    so.on_reconnect = pr_telemetry_sse_hook;
-    so.reconnect_user_data = t;
+    so.observer.on_reconnect = pr_telemetry_sse_hook;
+    so.observer.user_data = t;
     snprintf(url, sizeof url, "http://127.0.0.1:%u/sse?events=1&id=1", (unsigned)ts_port(srv));
-    PT_EQ_ERR(pr_sse_open(&s, url, &so, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, url, &so, NULL, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK); /* event 2, after the reconnect */
     PT_EQ_INT(seen.n, 1);

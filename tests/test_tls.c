@@ -55,7 +55,7 @@ static int tls_cfg(pr_tls_server_cfg **out, const char *name) {
     c = tls_file(crt);
     k = tls_file(key);
     if (!c || !k) return PR_EIO;
-    return pr_tls_server_cfg_create(out, c, 0, k, 0);
+    return pr_tls_server_cfg_create(out, c, 0, k, 0, NULL);
 }
 
 /* A connected pair of socket pr_conns; fds[1] is the server's raw fd. */
@@ -108,7 +108,7 @@ static int tls_server_task(void *arg) {
     pr_conn *c;
     ptrdiff_t k;
     size_t i, got = 0;
-    s->hs_rc = pr_tls_server(&c, s->inner, s->cfg, pr_deadline_in(10000));
+    s->hs_rc = pr_tls_server(&c, s->inner, s->cfg, NULL, pr_deadline_in(10000));
     if (s->hs_rc != PR_OK) return 0;
     snprintf(s->alpn, sizeof s->alpn, "%s", pr_tls_alpn(c) ? pr_tls_alpn(c) : "");
     if (s->mode == TLS_ECHO) {
@@ -169,7 +169,6 @@ static int tls_session(const char *srv_name, const char *host, pr_tls_opts *opts
     else memset(&o, 0, sizeof o);
     if (!tls_use_system && !o.ca_pem && !o.ca_file && !o.anchors && !o.insecure_skip_verify_DANGEROUS)
         o.ca_pem = tls_file("ca.crt");
-    o.err = err;
     if ((rc = tls_cfg(&cfg, srv_name)) != PR_OK) return rc;
     if ((rc = tls_pair(&a, &b, fds)) != PR_OK) {
         pr_tls_server_cfg_destroy(cfg);
@@ -185,7 +184,7 @@ static int tls_session(const char *srv_name, const char *host, pr_tls_opts *opts
         pr_tls_server_cfg_destroy(cfg);
         return rc;
     }
-    rc = pr_tls_client(&c, a, host, &o, pr_deadline_in(10000));
+    rc = pr_tls_client(&c, a, host, &o, err, pr_deadline_in(10000));
     if (rc == PR_OK) {
         ptrdiff_t k;
         size_t got = 0;
@@ -343,13 +342,13 @@ PT_TEST(tls_bad_arguments_free_inner) {
     int fds[2];
     TLS_NEED_FIXTURES();
     PT_REQUIRE(tls_pair(&a, &b, fds) == PR_OK);
-    PT_EQ_ERR(pr_tls_client(&c, a, "", &(pr_tls_opts){ .err = &e }, pr_deadline_in(1000)), PR_EINVAL);
+    PT_EQ_ERR(pr_tls_client(&c, a, "", NULL, &e, pr_deadline_in(1000)), PR_EINVAL);
     PT_CHECK(c == NULL);
-    PT_EQ_ERR(pr_tls_client(&c, b, "localhost", &(pr_tls_opts){ .ca_pem = "no pem here", .err = &e },
+    PT_EQ_ERR(pr_tls_client(&c, b, "localhost", &(pr_tls_opts){ .ca_pem = "no pem here" }, &e,
                             pr_deadline_in(1000)), PR_EINVAL);
-    PT_EQ_ERR(pr_tls_client(&c, NULL, "localhost", NULL, 0), PR_EINVAL);
-    PT_EQ_ERR(pr_tls_server_cfg_create(&cfg, tls_file("good.crt"), 0, "junk", 0), PR_EINVAL);
-    PT_EQ_ERR(pr_tls_server_cfg_create(&cfg, "junk", 0, tls_file("good.key"), 0), PR_EINVAL);
+    PT_EQ_ERR(pr_tls_client(&c, NULL, "localhost", NULL, NULL, 0), PR_EINVAL);
+    PT_EQ_ERR(pr_tls_server_cfg_create(&cfg, tls_file("good.crt"), 0, "junk", 0, NULL), PR_EINVAL);
+    PT_EQ_ERR(pr_tls_server_cfg_create(&cfg, "junk", 0, tls_file("good.key"), 0, NULL), PR_EINVAL);
     PT_CHECK(cfg == NULL);
     PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
     PT_EQ_ERR(pr_tls_server_cfg_set_alpn(cfg, "a,b,c,d,e,f,g,h,i"), PR_EINVAL);
@@ -394,7 +393,8 @@ PT_TEST(tls_close_notify_then_eclosed_and_truncation) {
     PT_EQ_ERR(s.end_rc, PR_ECLOSED);
     /* abrupt close */
     PT_REQUIRE(tls_start(&s, &t, &a, &cfg, "good", TLS_ABRUPT) == PR_OK);
-    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, pr_deadline_in(10000)),
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, NULL,
+                            pr_deadline_in(10000)),
               PR_OK);
     while (got < 7 && (k = pr_conn_read(c, buf + got, sizeof buf - got, pr_deadline_in(10000))) > 0) got += (size_t)k;
     PT_EQ_MEM(buf, "partial", 7);
@@ -422,7 +422,7 @@ PT_TEST(tls_alpn_negotiated) {
     PT_REQUIRE(tls_start(&s, &t, &a, &cfg, "good", TLS_IDLE) == PR_OK);
     PT_EQ_ERR(pr_tls_server_cfg_set_alpn(cfg, "h2,http/1.1"), PR_OK);
     PT_EQ_ERR(pr_tls_client(&c, a, "localhost",
-                            &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .alpn = "x-test,http/1.1" },
+                            &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .alpn = "x-test,http/1.1" }, NULL,
                             pr_deadline_in(10000)), PR_OK);
     PT_EQ_STR(pr_tls_alpn(c), "http/1.1");
     pr_conn_destroy(c);
@@ -432,7 +432,7 @@ PT_TEST(tls_alpn_negotiated) {
     pr_tls_server_cfg_destroy(cfg);
     /* no ALPN offered */
     PT_REQUIRE(tls_start(&s, &t, &a, &cfg, "good", TLS_IDLE) == PR_OK);
-    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .alpn = "" },
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .alpn = "" }, NULL,
                             pr_deadline_in(10000)), PR_OK);
     PT_CHECK(pr_tls_alpn(c) == NULL);
     pr_conn_destroy(c);
@@ -452,7 +452,8 @@ PT_TEST(tls_large_transfer_both_ways) {
     int ok = 1;
     TLS_NEED_FIXTURES();
     PT_REQUIRE(tls_start(&s, &t, &a, &cfg, "good", TLS_BULK) == PR_OK);
-    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, pr_deadline_in(10000)),
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, NULL,
+                            pr_deadline_in(10000)),
               PR_OK);
     for (got = 0; c && got < TLS_BULK_BYTES; got += sizeof tls_cli_buf) {
         for (i = 0; i < sizeof tls_cli_buf; i++) tls_cli_buf[i] = tls_pattern(got + i);
@@ -494,7 +495,7 @@ typedef struct tls_blocked {
 static int tls_handshake_task(void *arg) {
     tls_blocked *b = (tls_blocked *)arg;
     pr_conn *c;
-    b->rc = pr_tls_client(&c, b->inner, "localhost", &(pr_tls_opts){ .insecure_skip_verify_DANGEROUS = 1 },
+    b->rc = pr_tls_client(&c, b->inner, "localhost", &(pr_tls_opts){ .insecure_skip_verify_DANGEROUS = 1 }, NULL,
                           b->deadline);
     if (b->rc == PR_OK) pr_conn_destroy(c);
     return 0;
@@ -536,7 +537,8 @@ PT_TEST(tls_cancel_and_timeout) {
     pr_conn_destroy(b);
     /* a read on an idle established connection: timed out, then cancelled */
     PT_REQUIRE(tls_start(&s, &st, &a, &cfg, "good", TLS_IDLE) == PR_OK);
-    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, pr_deadline_in(10000)),
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, NULL,
+                            pr_deadline_in(10000)),
               PR_OK);
     {
         char x;
@@ -568,7 +570,8 @@ PT_TEST(tls_destroy_under_blocked_reader) {
     tls_blocked bl;
     TLS_NEED_FIXTURES();
     PT_REQUIRE(tls_start(&s, &st, &a, &cfg, "good", TLS_IDLE) == PR_OK);
-    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, pr_deadline_in(10000)),
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, NULL,
+                            pr_deadline_in(10000)),
               PR_OK);
     memset(&bl, 0, sizeof bl);
     bl.tls = c;
@@ -616,7 +619,7 @@ PT_TEST(tls_peer_not_speaking_tls) {
         tls_plain_answer = cases[i].answer;
         PT_REQUIRE(pr_go(&t, tls_plain_http_peer, b, NULL) == PR_OK);
         memset(&e, 0, sizeof e);
-        PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .err = &e },
+        PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, &e,
                                 pr_deadline_in(5000)),
                   PR_ETLS);
         PT_EQ_STR(e.msg, cases[i].msg);
@@ -730,7 +733,7 @@ PT_TEST(tls_tls13_only_peer_fails_clearly) {
     rc = tls_connect_local(&a, port, pr_deadline_in(10000));
     PT_EQ_ERR(rc, PR_OK);
     if (rc == PR_OK) {
-        rc = pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .err = &e },
+        rc = pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, &e,
                            pr_deadline_in(10000));
         PT_EQ_ERR(rc, PR_ETLS);
         if (rc == PR_OK) pr_conn_destroy(c);
@@ -752,7 +755,8 @@ PT_TEST(tls_prefers_aes_gcm_with_aesni) {
     int aesni = br_aes_x86ni_ctr_get_vtable() != NULL && br_ghash_pclmul_get() != 0;
     TLS_NEED_FIXTURES();
     PT_REQUIRE(tls_start(&s, &t, &a, &cfg, "good", TLS_IDLE) == PR_OK);
-    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, pr_deadline_in(10000)),
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, NULL,
+                            pr_deadline_in(10000)),
               PR_OK);
     if (c) {
         unsigned suite = ((pr__tls_conn *)c)->u.c.eng.session.cipher_suite;
@@ -825,7 +829,7 @@ PT_TEST(tls_corrupted_record_fails_with_bad_mac) {
     f->base.ops = &tls_flip_ops;
     f->inner = a;
     f->flip_at = -1;
-    PT_EQ_ERR(pr_tls_client(&c, &f->base, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") },
+    PT_EQ_ERR(pr_tls_client(&c, &f->base, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, NULL,
                             pr_deadline_in(10000)), PR_OK);
     while (got < 14 && (k = pr_conn_read(c, buf + got, sizeof buf - got, pr_deadline_in(10000))) > 0) got += (size_t)k;
     f->flip_at = f->off + 20; /* inside the next record's ciphertext */
@@ -865,7 +869,8 @@ PT_TEST(tls_read_while_write_stuck) {
     /* one task: the write times out; the hello that came meanwhile is there
        at once, although our last record is still unsent */
     PT_REQUIRE(tls_start(&s, &t, &a, &cfg, "good", TLS_MUTE) == PR_OK);
-    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, pr_deadline_in(10000)),
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, NULL,
+                            pr_deadline_in(10000)),
               PR_OK);
     PT_EQ_ERR(pr_conn_write(c, tls_big, sizeof tls_big, pr_deadline_in(500)), PR_ETIMEDOUT);
     PT_EQ_INT((int)pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)), 5);
@@ -878,7 +883,8 @@ PT_TEST(tls_read_while_write_stuck) {
     /* two tasks: a reader entering while the writer waits on both directions
        takes over the reading */
     PT_REQUIRE(tls_start(&s, &t, &a, &cfg, "good", TLS_LATE) == PR_OK);
-    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, pr_deadline_in(10000)),
+    PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt") }, NULL,
+                            pr_deadline_in(10000)),
               PR_OK);
     w.c = c;
     w.rc = 1;

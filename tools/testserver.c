@@ -1124,7 +1124,7 @@ static int ts_conn_task(void *ud) {
         pr_conn *t = NULL;
         pr_conn *inner = x->c;
         x->c = NULL; /* owned by pr_tls_server from here, even on failure */
-        rc = pr_tls_server(&t, inner, s->tls, pr_deadline_min(s->end, pr_deadline_in(10000)));
+        rc = pr_tls_server(&t, inner, s->tls, NULL, pr_deadline_min(s->end, pr_deadline_in(10000)));
         x->c = t;
     }
     while (rc == PR_OK) {
@@ -1235,12 +1235,12 @@ static TS_UNUSED int ts_start(ts_server **out, const ts_opts *opts) {
         const char *c = o.tls_cert_pem, *k = o.tls_key_pem;
         if (!c) c = cf = ts_read_file(o.tls_cert_file);
         if (!k && o.tls_key_file) k = kf = ts_read_file(o.tls_key_file);
-        rc = c && k ? pr_tls_server_cfg_create(&s->tls, c, 0, k, 0) : PR_EIO;
+        rc = c && k ? pr_tls_server_cfg_create(&s->tls, c, 0, k, 0, NULL) : PR_EIO;
         free(cf);
         free(kf);
         if (rc != PR_OK) goto fail;
     }
-    if ((rc = pr_tcp_listen(&s->l, o.host ? o.host : "127.0.0.1", o.port, o.backlog > 0 ? o.backlog : 64)) != PR_OK) goto fail;
+    if ((rc = pr_tcp_listen(&s->l, o.host ? o.host : "127.0.0.1", o.port, o.backlog > 0 ? o.backlog : 64, NULL)) != PR_OK) goto fail;
     if ((rc = pr_group_create(&s->top)) != PR_OK) goto fail;
     if ((rc = pr_group_create(&s->conns)) != PR_OK) goto fail;
     if ((rc = pr_group_go(s->top, ts_accept_task, s, NULL)) != PR_OK) goto fail;
