@@ -523,15 +523,22 @@ static PR__NOINLINE int pr__coro_uc_prepare(pr__coro *c) {
 }
 #endif
 
-/* Save the current context into *from and resume *to. */
-static inline void pr__coro_switch(pr__coro *from, pr__coro *to) {
+/* Check from's canary, tell ASan, save the current context into *from and
+   resume *to; returns when something switches back to from. exiting: from
+   will never be resumed (ASan may release its fake stack). */
+static inline void pr__coro_jump(pr__coro *from, pr__coro *to, int exiting) {
     if (PR__UNLIKELY(*from->canary != PR__CORO_CANARY)) pr__coro_canary_fail(from);
-    pr__coro_asan_before(from, to, 0);
+    pr__coro_asan_before(from, to, exiting);
 #ifdef PR__CORO_UCONTEXT
     if (swapcontext(&from->uc, &to->uc) != 0) pr__coro_fatal("swapcontext failed");
 #else
     pr__coro_swap(&from->sp, to->sp);
 #endif
+}
+
+/* Save the current context into *from and resume *to. */
+static inline void pr__coro_switch(pr__coro *from, pr__coro *to) {
+    pr__coro_jump(from, to, 0);
     pr__coro_asan_after(from, 0);
 }
 
@@ -539,13 +546,7 @@ static inline void pr__coro_switch(pr__coro *from, pr__coro *to) {
    be destroyed by someone else). Same as pr__coro_switch, except that ASan
    can release the context's fake stack. */
 static PR__MAYBE_UNUSED void pr__coro_exit(pr__coro *from, pr__coro *to) {
-    if (PR__UNLIKELY(*from->canary != PR__CORO_CANARY)) pr__coro_canary_fail(from);
-    pr__coro_asan_before(from, to, 1);
-#ifdef PR__CORO_UCONTEXT
-    if (swapcontext(&from->uc, &to->uc) != 0) pr__coro_fatal("swapcontext failed");
-#else
-    pr__coro_swap(&from->sp, to->sp);
-#endif
+    pr__coro_jump(from, to, 1);
     pr__coro_fatal("a finished coroutine was resumed");
 }
 
