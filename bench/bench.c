@@ -37,7 +37,7 @@ double fctx_make_jump_ns(long iters);
 #define REPS 21
 #define REPS_IO 11 /* ping-pong: longer repetitions */
 
-static double bm_now(void) { return (double)pr__now_ns(); }
+static double bm_now(void) { return (double)pr__time_now_ns(); }
 
 static void bm_die(const char *what) {
     fprintf(stderr, "bench: %s\n", what);

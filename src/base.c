@@ -219,14 +219,14 @@ PRISTINE_API double pr_random(void);
     (defined(__aarch64__) && !defined(__ILP32__)) || \
     (defined(__riscv) && __riscv_xlen == 64 && defined(__riscv_float_abi_double)) || \
     (defined(__arm__) && defined(__ARM_PCS_VFP) && defined(__ARM_ARCH_ISA_ARM)))
-#define PR__CORO_HAVE_ASM 1
+#define PR__BASE_CORO_HAVE_ASM 1
 #endif
 #if defined(PRISTINE_CORO_ASM) && defined(PRISTINE_CORO_UCONTEXT)
 #error "pristine.h: define at most one of PRISTINE_CORO_ASM and PRISTINE_CORO_UCONTEXT"
-#elif defined(PRISTINE_CORO_ASM) && !defined(PR__CORO_HAVE_ASM)
+#elif defined(PRISTINE_CORO_ASM) && !defined(PR__BASE_CORO_HAVE_ASM)
 #error "pristine.h: PRISTINE_CORO_ASM: no hand-written context switch for this target (x86-64, aarch64, riscv64 lp64d, arm hard-float; ELF only); use PRISTINE_CORO_UCONTEXT"
-#elif defined(PRISTINE_CORO_UCONTEXT) || !defined(PR__CORO_HAVE_ASM)
-#define PR__CORO_UCONTEXT 1
+#elif defined(PRISTINE_CORO_UCONTEXT) || !defined(PR__BASE_CORO_HAVE_ASM)
+#define PR__BASE_CORO_UCONTEXT 1
 #include <ucontext.h>
 #endif
 #ifndef PRISTINE_NO_TLS

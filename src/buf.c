@@ -6,6 +6,9 @@
  * allocated). A pr_slice is a borrowed view (pointer + length) that is
  * valid as long as the bytes it points into. Number parsing is strict and
  * checked: no sign where none is allowed, no spaces, overflow is an error.
+ *
+ * Offers to the modules after it: pr__buf_ascii_lower, pr__buf_dec,
+ *     pr__buf_utf8_seq.
  */
 
 /* A borrowed view of bytes; not NUL-terminated in general. */
@@ -153,7 +156,7 @@ PRISTINE_API int pr_parse_u64(pr_slice s, uint64_t *out);
 
 // @pristine:impl
 /* v in decimal into out (room for 20 digits, no terminator); returns the length. */
-static PR__MAYBE_UNUSED size_t pr__dec(char *out, uint64_t v) {
+static PR__MAYBE_UNUSED size_t pr__buf_dec(char *out, uint64_t v) {
     char t[20];
     size_t n = 0, i;
     do t[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
@@ -240,15 +243,15 @@ int pr_slice_eq(pr_slice a, pr_slice b) {
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
-static int pr__ascii_lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static int pr__buf_ascii_lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
 int pr_ascii_icmp(pr_slice a, pr_slice b) {
     size_t i, n = PR__MIN(a.len, b.len);
     for (i = 0; i < n; i++) {
         int x, y;
         if (a.ptr[i] == b.ptr[i]) continue;
-        x = pr__ascii_lower((unsigned char)a.ptr[i]);
-        y = pr__ascii_lower((unsigned char)b.ptr[i]);
+        x = pr__buf_ascii_lower((unsigned char)a.ptr[i]);
+        y = pr__buf_ascii_lower((unsigned char)b.ptr[i]);
         if (x != y) return x - y;
     }
     return a.len < b.len ? -1 : a.len > b.len;
@@ -265,7 +268,7 @@ pr_slice pr_slice_trim(pr_slice s) {
 /* UTF-8 as the WHATWG decoder reads it: s has n >= 1 bytes. Returns the
    length (1-4) of the valid sequence at s, or -k when its first k bytes form
    one maximal invalid subpart (each such subpart becomes one U+FFFD). */
-static PR__MAYBE_UNUSED int pr__utf8_seq(const unsigned char *s, size_t n) {
+static PR__MAYBE_UNUSED int pr__buf_utf8_seq(const unsigned char *s, size_t n) {
     unsigned c = s[0], lo = 0x80, hi = 0xBF;
     int need, k;
     if (c < 0x80) return 1;
@@ -289,7 +292,7 @@ static PR__MAYBE_UNUSED int pr__utf8_seq(const unsigned char *s, size_t n) {
 }
 
 /* Digits of s into *out; limit is the largest magnitude allowed. */
-static int pr__parse_digits(pr_slice s, uint64_t limit, uint64_t *out) {
+static int pr__buf_parse_digits(pr_slice s, uint64_t limit, uint64_t *out) {
     uint64_t v = 0;
     size_t i;
     if (s.len == 0) return PR_EINVAL;
@@ -306,7 +309,7 @@ static int pr__parse_digits(pr_slice s, uint64_t limit, uint64_t *out) {
 
 int pr_parse_u64(pr_slice s, uint64_t *out) {
     uint64_t v;
-    int rc = pr__parse_digits(s, UINT64_MAX, &v);
+    int rc = pr__buf_parse_digits(s, UINT64_MAX, &v);
     if (rc == PR_OK) *out = v;
     return rc;
 }
@@ -318,7 +321,7 @@ int pr_parse_i64(pr_slice s, int64_t *out) {
         neg = s.ptr[0] == '-';
         s.ptr++, s.len--;
     }
-    rc = pr__parse_digits(s, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &v);
+    rc = pr__buf_parse_digits(s, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &v);
     if (rc) return rc;
     *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
     return PR_OK;

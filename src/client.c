@@ -344,30 +344,30 @@ PRISTINE_API int pr_http_client_last_error(const pr_http_client *c, pr_err_info 
 PRISTINE_API size_t pr_http_client_idle_count(const pr_http_client *c);
 
 // @pristine:impl
-#define PR__HTTP_DEF_CONNECT_MS 30000
-#define PR__HTTP_DEF_POOL_IDLE_MS 60000
-#define PR__HTTP_DEF_POOL_MAX 16
-#define PR__HTTP_MAX_REDIRECTS 10
-#define PR__HTTP_DRAIN_MAX 65536 /* bytes of a followed 3xx body read to keep its connection */
-#define PR__HTTP_DRAIN_MS 1000    /* time spent on that at most */
-#define PR__HTTP_DEF_FETCH_MAX (16u << 20)
+#define PR__CLIENT_DEF_CONNECT_MS 30000
+#define PR__CLIENT_DEF_POOL_IDLE_MS 60000
+#define PR__CLIENT_DEF_POOL_MAX 16
+#define PR__CLIENT_MAX_REDIRECTS 10
+#define PR__CLIENT_DRAIN_MAX 65536 /* bytes of a followed 3xx body read to keep its connection */
+#define PR__CLIENT_DRAIN_MS 1000    /* time spent on that at most */
+#define PR__CLIENT_DEF_FETCH_MAX (16u << 20)
 
 /* An idle pooled connection; the key bytes follow the struct. */
-typedef struct pr__http_pooled {
-    struct pr__http_pooled *next;
+typedef struct pr__client_pooled {
+    struct pr__client_pooled *next;
     pr_conn *conn;
     int64_t since;
     size_t key_len;
-} pr__http_pooled;
+} pr__client_pooled;
 
 /* Connection slots of one origin (max_connections_per_origin); the key
    bytes follow the struct. */
-typedef struct pr__http_origin {
-    struct pr__http_origin *next;
+typedef struct pr__client_origin {
+    struct pr__client_origin *next;
     pr_sem *sem;
     long users;      /* holders and waiters; the entry goes when it drops to 0 */
     size_t key_len;
-} pr__http_origin;
+} pr__client_origin;
 
 struct pr_http_client {
     pr_http_client_opts o;        /* resolved; string fields point at the copies below */
@@ -378,24 +378,24 @@ struct pr_http_client {
     size_t fwd_size;
     pr_tls_anchors *anchors;      /* parsed from ca_file / ca_pem at create; owned */
     pr_url proxy_http, proxy_https; /* mem_ == NULL: none */
-    pr__http_pooled *pool;        /* most recently released first */
+    pr__client_pooled *pool;        /* most recently released first */
     size_t npool;
     pr_sem *slots;                /* max_connections, or NULL */
-    pr__http_origin *origins;     /* max_connections_per_origin entries in use */
+    pr__client_origin *origins;     /* max_connections_per_origin entries in use */
     long live;                    /* responses that own a connection */
     int destroyed;                /* pr_http_client_destroy ran; free with the last response */
     pr_err_info err;
 };
 
 /* A copy of an optional NUL-terminated string into *dst; PR_OK or PR_ENOMEM. */
-static int pr__http_strdup_opt(char **dst, const char *s) {
+static int pr__client_strdup_opt(char **dst, const char *s) {
     if (!s) return PR_OK;
     return (*dst = pr__strdup(s, NULL)) != NULL ? PR_OK : PR_ENOMEM;
 }
 
 /* A copy of a NULL-terminated list of strings in one block of *size bytes
    (NULL for an empty list). */
-static int pr__http_list_dup(char ***out, size_t *size, const char *const *list) {
+static int pr__client_list_dup(char ***out, size_t *size, const char *const *list) {
     size_t n = 0, bytes = 0, i;
     char *p;
     while (list && list[n]) bytes += strlen(list[n++]) + 1;
@@ -412,23 +412,23 @@ static int pr__http_list_dup(char ***out, size_t *size, const char *const *list)
     return PR_OK;
 }
 
-static void pr__http_pool_free(pr__http_pooled *e) {
+static void pr__client_pool_free(pr__client_pooled *e) {
     pr_conn_destroy(e->conn);
     pr__free(e, sizeof *e + e->key_len);
 }
 
 /* Close every idle pooled connection. */
-static void pr__http_pool_clear(pr_http_client *c) {
+static void pr__client_pool_clear(pr_http_client *c) {
     while (c->pool) {
-        pr__http_pooled *e = c->pool;
+        pr__client_pooled *e = c->pool;
         c->pool = e->next;
-        pr__http_pool_free(e);
+        pr__client_pool_free(e);
     }
     c->npool = 0;
 }
 
-static void pr__http_client_free(pr_http_client *c) {
-    pr__http_pool_clear(c);
+static void pr__client_free(pr_http_client *c) {
+    pr__client_pool_clear(c);
     pr__free(c->ca_file, c->ca_file_n);
     pr__free(c->ca_pem, c->ca_pem_n);
     pr__free(c->alpn, c->alpn_n);
@@ -454,15 +454,15 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
     c = (pr_http_client *)pr__calloc(1, sizeof *c);
     if (!c) return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
     if (opts) c->o = *opts;
-    c->o.connect_timeout_ms = PR__DEF(c->o.connect_timeout_ms, PR__HTTP_DEF_CONNECT_MS);
-    c->o.pool_idle_ms = PR__DEF(c->o.pool_idle_ms, PR__HTTP_DEF_POOL_IDLE_MS);
-    c->o.pool_max = PR__DEF(c->o.pool_max, PR__HTTP_DEF_POOL_MAX);
+    c->o.connect_timeout_ms = PR__DEF(c->o.connect_timeout_ms, PR__CLIENT_DEF_CONNECT_MS);
+    c->o.pool_idle_ms = PR__DEF(c->o.pool_idle_ms, PR__CLIENT_DEF_POOL_IDLE_MS);
+    c->o.pool_max = PR__DEF(c->o.pool_max, PR__CLIENT_DEF_POOL_MAX);
     if (c->o.pool_max < 0) c->o.pool_max = 0;
     if (c->o.max_redirects < 0) c->o.max_redirects = 0;
-    if (c->o.max_redirects > PR__HTTP_MAX_REDIRECTS) c->o.max_redirects = PR__HTTP_MAX_REDIRECTS;
+    if (c->o.max_redirects > PR__CLIENT_MAX_REDIRECTS) c->o.max_redirects = PR__CLIENT_MAX_REDIRECTS;
     if (c->o.idle_timeout_ms) c->o.http.idle_timeout_ms = c->o.idle_timeout_ms;
     c->o.tcp_keepalive_s = PR__DEF(c->o.tcp_keepalive_s, 60);
-    c->o.fetch_max_bytes = PR__DEF(c->o.fetch_max_bytes, PR__HTTP_DEF_FETCH_MAX);
+    c->o.fetch_max_bytes = PR__DEF(c->o.fetch_max_bytes, PR__CLIENT_DEF_FETCH_MAX);
     if (c->o.attempt_timeout_ms < 0) c->o.attempt_timeout_ms = 0;
     {
         pr_retry probe; /* the policy must be valid now, not at the first request */
@@ -481,10 +481,10 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
         c->o.tls.ca_pem_len = c->ca_pem_n;
     }
     if (!rc && c->o.tls.alpn && !(c->alpn = pr__strdup(c->o.tls.alpn, &c->alpn_n))) rc = PR_ENOMEM;
-    if (!rc) rc = pr__http_strdup_opt(&c->hdr_count, c->o.retry_count_header);
-    if (!rc) rc = pr__http_strdup_opt(&c->hdr_timeout, c->o.timeout_header);
-    if (!rc) rc = pr__http_strdup_opt(&c->hdr_idem, c->o.idempotency_header);
-    if (!rc) rc = pr__http_list_dup(&c->fwd, &c->fwd_size, c->o.redirect_forward_headers);
+    if (!rc) rc = pr__client_strdup_opt(&c->hdr_count, c->o.retry_count_header);
+    if (!rc) rc = pr__client_strdup_opt(&c->hdr_timeout, c->o.timeout_header);
+    if (!rc) rc = pr__client_strdup_opt(&c->hdr_idem, c->o.idempotency_header);
+    if (!rc) rc = pr__client_list_dup(&c->fwd, &c->fwd_size, c->o.redirect_forward_headers);
     c->o.redirect_forward_headers = (const char *const *)c->fwd;
     c->o.retry_count_header = c->hdr_count;
     c->o.timeout_header = c->hdr_timeout;
@@ -522,7 +522,7 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
     if (rc) {
         if (c->err.code != rc) pr__err_set(&c->err, rc, 0, "http: %s", pr_strerror(rc));
         if (err) *err = c->err;
-        pr__http_client_free(c);
+        pr__client_free(c);
         return rc;
     }
     *out = c;
@@ -531,9 +531,9 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
 
 void pr_http_client_destroy(pr_http_client *c) {
     if (!c) return;
-    pr__http_pool_clear(c);
+    pr__client_pool_clear(c);
     if (c->live > 0) c->destroyed = 1;
-    else pr__http_client_free(c);
+    else pr__client_free(c);
 }
 
 int pr_http_client_last_error(const pr_http_client *c, pr_err_info *out) {
@@ -545,7 +545,7 @@ int pr_http_client_last_error(const pr_http_client *c, pr_err_info *out) {
 size_t pr_http_client_idle_count(const pr_http_client *c) { return c ? c->npool : 0; }
 
 /* The proxy for u, or NULL. */
-static const pr_url *pr__http_proxy_for(pr_http_client *c, const pr_url *u) {
+static const pr_url *pr__client_proxy_for(pr_http_client *c, const pr_url *u) {
     const pr_url *p = u->secure ? &c->proxy_https : &c->proxy_http;
     char host[256];
     if (!p->mem_ || pr__proxy_is_loopback(u->host)) return NULL;
@@ -560,7 +560,7 @@ static const pr_url *pr__http_proxy_for(pr_http_client *c, const pr_url *u) {
 
 /* ---- pool ---- */
 
-static int pr__http_pool_key(pr_buf *k, const pr_url *u, const pr_url *proxy) {
+static int pr__client_pool_key(pr_buf *k, const pr_url *u, const pr_url *proxy) {
     int rc = pr_url_origin(k, u);
     if (!rc && proxy) {
         rc = pr_buf_append(k, " via ", 5);
@@ -572,15 +572,15 @@ static int pr__http_pool_key(pr_buf *k, const pr_url *u, const pr_url *proxy) {
 }
 
 /* Take a live idle connection for key, closing expired and dead ones. */
-static pr_conn *pr__http_pool_take(pr_http_client *c, const pr_buf *key) {
-    pr__http_pooled **pp = &c->pool;
+static pr_conn *pr__client_pool_take(pr_http_client *c, const pr_buf *key) {
+    pr__client_pooled **pp = &c->pool;
     int64_t now = pr_now();
     while (*pp) {
-        pr__http_pooled *e = *pp;
+        pr__client_pooled *e = *pp;
         if (now - e->since >= c->o.pool_idle_ms) { /* expired */
             *pp = e->next;
             c->npool--;
-            pr__http_pool_free(e);
+            pr__client_pool_free(e);
             continue;
         }
         if (e->key_len == key->len && !memcmp(e + 1, key->data, key->len)) {
@@ -592,12 +592,12 @@ static pr_conn *pr__http_pool_take(pr_http_client *c, const pr_buf *key) {
             /* dead-connection check: readable now (EOF, reset, stray bytes) =
                unusable. A socket the poller knows to be quiet needs no probe
                read (if it died since, the request's replay rule covers it). */
-            k = pr__conn_known_idle(conn) ? (ptrdiff_t)PR_ETIMEDOUT : pr_conn_read(conn, &probe, 1, 0);
+            k = pr__net_conn_known_idle(conn) ? (ptrdiff_t)PR_ETIMEDOUT : pr_conn_read(conn, &probe, 1, 0);
             if (k == PR_ETIMEDOUT) {
                 pr__free(e, sizeof *e + e->key_len);
                 return conn;
             }
-            pr__http_pool_free(e);
+            pr__client_pool_free(e);
             continue;
         }
         pp = &e->next;
@@ -606,14 +606,14 @@ static pr_conn *pr__http_pool_take(pr_http_client *c, const pr_buf *key) {
 }
 
 /* Give a connection back (takes ownership of conn; key copied). */
-static void pr__http_pool_put(pr_http_client *c, pr_conn *conn, const char *key, size_t key_len) {
-    pr__http_pooled *e, **pp;
+static void pr__client_pool_put(pr_http_client *c, pr_conn *conn, const char *key, size_t key_len) {
+    pr__client_pooled *e, **pp;
     size_t n;
     if (c->destroyed || c->o.pool_idle_ms < 0 || c->o.pool_max <= 0) {
         pr_conn_destroy(conn);
         return;
     }
-    e = (pr__http_pooled *)pr__alloc(sizeof *e + key_len);
+    e = (pr__client_pooled *)pr__alloc(sizeof *e + key_len);
     if (!e) {
         pr_conn_destroy(conn);
         return;
@@ -628,10 +628,10 @@ static void pr__http_pool_put(pr_http_client *c, pr_conn *conn, const char *key,
     /* over the cap: close the oldest (the tail) */
     for (n = 1, pp = &c->pool; c->npool > (size_t)c->o.pool_max && *pp; n++) {
         if (n > (size_t)c->o.pool_max) {
-            pr__http_pooled *x = *pp;
+            pr__client_pooled *x = *pp;
             *pp = x->next;
             c->npool--;
-            pr__http_pool_free(x);
+            pr__client_pool_free(x);
         } else {
             pp = &(*pp)->next;
         }
@@ -641,8 +641,8 @@ static void pr__http_pool_put(pr_http_client *c, pr_conn *conn, const char *key,
 /* ---- connection slots (max_connections, max_connections_per_origin) ---- */
 
 /* Drop a use of an origin entry; the last one frees it. */
-static void pr__http_origin_unref(pr_http_client *c, pr__http_origin *o) {
-    pr__http_origin **pp = &c->origins;
+static void pr__client_origin_unref(pr_http_client *c, pr__client_origin *o) {
+    pr__client_origin **pp = &c->origins;
     if (--o->users > 0) return;
     while (*pp != o) pp = &(*pp)->next;
     *pp = o->next;
@@ -653,9 +653,9 @@ static void pr__http_origin_unref(pr_http_client *c, pr__http_origin *o) {
 /* Take the slots a new connection for key needs: the origin's first (so a
    task holding a slot of the whole client never waits for its origin),
    then the client's. Waits in FIFO order until the deadline. */
-static int pr__http_slots_take(pr_http_client *c, const pr_buf *key, pr__http_origin **og, int *slot,
+static int pr__client_slots_take(pr_http_client *c, const pr_buf *key, pr__client_origin **og, int *slot,
                                int64_t deadline, const char *limit, pr_err_info *err) {
-    pr__http_origin *o = NULL;
+    pr__client_origin *o = NULL;
     int rc = PR_OK;
     *og = NULL;
     *slot = 0;
@@ -663,7 +663,7 @@ static int pr__http_slots_take(pr_http_client *c, const pr_buf *key, pr__http_or
         for (o = c->origins; o; o = o->next)
             if (o->key_len == key->len && !memcmp(o + 1, key->data, key->len)) break;
         if (!o) {
-            if (!(o = (pr__http_origin *)pr__calloc(1, sizeof *o + key->len)) ||
+            if (!(o = (pr__client_origin *)pr__calloc(1, sizeof *o + key->len)) ||
                 pr_sem_create(&o->sem, c->o.max_connections_per_origin) != PR_OK) {
                 pr__free(o, sizeof *o + key->len);
                 return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
@@ -674,11 +674,11 @@ static int pr__http_slots_take(pr_http_client *c, const pr_buf *key, pr__http_or
             c->origins = o;
         }
         o->users++;
-        if ((rc = pr_sem_acquire(o->sem, deadline)) != PR_OK) pr__http_origin_unref(c, o);
+        if ((rc = pr_sem_acquire(o->sem, deadline)) != PR_OK) pr__client_origin_unref(c, o);
     }
     if (!rc && c->slots && (rc = pr_sem_acquire(c->slots, deadline)) != PR_OK && o) {
         pr_sem_release(o->sem);
-        pr__http_origin_unref(c, o);
+        pr__client_origin_unref(c, o);
     }
     if (rc == PR_ETIMEDOUT) return pr__err_set(err, rc, 0, "http: timed out waiting for a free connection (%s)", limit);
     if (rc) return pr__err_set(err, rc, 0, "http: %s while waiting for a free connection", pr_strerror(rc));
@@ -687,44 +687,44 @@ static int pr__http_slots_take(pr_http_client *c, const pr_buf *key, pr__http_or
     return PR_OK;
 }
 
-/* Give back slots from pr__http_slots_take. */
-static void pr__http_slots_give(pr_http_client *c, pr__http_origin *o, int slot) {
+/* Give back slots from pr__client_slots_take. */
+static void pr__client_slots_give(pr_http_client *c, pr__client_origin *o, int slot) {
     if (slot) pr_sem_release(c->slots);
     if (o) {
         pr_sem_release(o->sem);
-        pr__http_origin_unref(c, o);
+        pr__client_origin_unref(c, o);
     }
 }
 
 /* What a client response holds until it is destroyed: its connection, its
    slots and the pool key to file the connection under. */
-typedef struct pr__http_lease {
+typedef struct pr__client_lease {
     pr_http_client *client;
     pr_conn *conn;
-    pr__http_origin *origin; /* a per-origin slot, or NULL */
+    pr__client_origin *origin; /* a per-origin slot, or NULL */
     int slot;                /* a max_connections slot */
     size_t key_len;          /* the key bytes follow the struct */
-} pr__http_lease;
+} pr__client_lease;
 
 /* pr_http_response_destroy's hook for client responses: a connection whose
    response ended cleanly goes back to the pool, any other is closed. */
-static void pr__http_lease_end(pr_http_response *r, void *ctx) {
-    pr__http_lease *l = (pr__http_lease *)ctx;
+static void pr__client_lease_end(pr_http_response *r, void *ctx) {
+    pr__client_lease *l = (pr__client_lease *)ctx;
     pr_http_client *c = l->client;
-    if (pr_http_reusable(r)) pr__http_pool_put(c, l->conn, (const char *)(l + 1), l->key_len);
+    if (pr_http_reusable(r)) pr__client_pool_put(c, l->conn, (const char *)(l + 1), l->key_len);
     else pr_conn_destroy(l->conn);
     r->on_destroy = NULL;
     r->conn = NULL;
-    pr__http_slots_give(c, l->origin, l->slot);
+    pr__client_slots_give(c, l->origin, l->slot);
     c->live--;
     pr__free(l, sizeof *l + l->key_len);
-    if (c->destroyed && c->live <= 0) pr__http_client_free(c);
+    if (c->destroyed && c->live <= 0) pr__client_free(c);
 }
 
 /* ---- connecting ---- */
 
 /* A NUL-terminated copy of a host slice into h[256]. */
-static int pr__http_host_cstr(char *h, pr_slice s) {
+static int pr__client_host_cstr(char *h, pr_slice s) {
     if (s.len >= 256) return PR_EINVAL;
     memcpy(h, s.ptr, s.len);
     h[s.len] = 0;
@@ -734,7 +734,7 @@ static int pr__http_host_cstr(char *h, pr_slice s) {
 /* A fresh connection to u (through proxy when set): TCP, CONNECT, TLS, all
    under the connect cap. *head_used: bytes of a CONNECT reply (else 0).
    limit names deadline in timeout messages. */
-static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, const pr_url *proxy,
+static int pr__client_connect(pr_http_client *c, pr_conn **out, const pr_url *u, const pr_url *proxy,
                             size_t *head_used, int64_t deadline, const char *limit, pr_err_info *err) {
     const pr_url *to = proxy ? proxy : u;
     int64_t cdl = deadline;
@@ -750,7 +750,7 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
         snprintf(capname, sizeof capname, "connect timeout %d ms", c->o.connect_timeout_ms);
         limit = capname;
     }
-    if (pr__http_host_cstr(host, to->host)) return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
+    if (pr__client_host_cstr(host, to->host)) return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
     memset(&no, 0, sizeof no);
     no.connect_timeout_ms = -1; /* cdl holds the cap */
     no.keepalive = c->o.tcp_keepalive_s > 0 ? c->o.tcp_keepalive_s : 0;
@@ -764,7 +764,7 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
     if (!rc && u->secure) {
         pr_conn *t = NULL;
         phase = "in the TLS handshake with";
-        if (pr__http_host_cstr(host, u->host)) {
+        if (pr__client_host_cstr(host, u->host)) {
             pr_conn_destroy(conn);
             return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
         }
@@ -782,31 +782,31 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
 
 /* ---- requests ---- */
 
-static int pr__http_method_is(const char *m, const char *s) { return strcmp(m, s) == 0; }
+static int pr__client_method_is(const char *m, const char *s) { return strcmp(m, s) == 0; }
 
 /* Restart a streamed body for a replay: PR_OK, or why it cannot be. */
-static int pr__http_rewind(const pr_http_request *req) {
+static int pr__client_rewind(const pr_http_request *req) {
     if (!req->body_fn) return PR_OK;
     return req->body_rewind ? req->body_rewind(req->body_user_data) : PR_ESTATE;
 }
 
 /* One request on one origin: pool or connect, exchange, one replay on a
    dead reused connection. */
-static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
+static int pr__client_once(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
                                 int64_t deadline, const char *limit, pr_err_info *err) {
-    const pr_url *u = req->url, *proxy = pr__http_proxy_for(c, u);
+    const pr_url *u = req->url, *proxy = pr__client_proxy_for(c, u);
     pr_buf key, target, pauth;
     pr_slice tslice, *tp = NULL;
     pr_http_request rq = *req;
     const char **lines = NULL;
-    pr__http_origin *og = NULL;
+    pr__client_origin *og = NULL;
     size_t lines_size = 0;
     int rc, attempt, slot = 0;
     *out = NULL;
     pr_buf_init(&key);
     pr_buf_init(&target);
     pr_buf_init(&pauth);
-    rc = pr__http_pool_key(&key, u, proxy);
+    rc = pr__client_pool_key(&key, u, proxy);
     if (!rc && proxy && !u->secure) { /* absolute-form target, Proxy-Authorization */
         rc = pr_buf_append_str(&target, "http://");
         if (!rc) rc = pr_url_authority(&target, u, 0);
@@ -828,15 +828,15 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         pr__err_set(err, rc, 0, "http: out of memory");
         goto done;
     }
-    if ((rc = pr__http_slots_take(c, &key, &og, &slot, deadline, limit, err)) != PR_OK) goto done;
+    if ((rc = pr__client_slots_take(c, &key, &og, &slot, deadline, limit, err)) != PR_OK) goto done;
     for (attempt = 0;; attempt++) {
         pr_http_response *r = NULL;
-        pr__http_lease *lease;
-        pr_conn *conn = attempt == 0 ? pr__http_pool_take(c, &key) : NULL;
+        pr__client_lease *lease;
+        pr_conn *conn = attempt == 0 ? pr__client_pool_take(c, &key) : NULL;
         int reused = conn != NULL, rx = 0;
         size_t head_used = 0;
         pr_http_opts ho = c->o.http;
-        if (!conn && (rc = pr__http_connect(c, &conn, u, proxy, &head_used, deadline, limit, err)) != 0) break;
+        if (!conn && (rc = pr__client_connect(c, &conn, u, proxy, &head_used, deadline, limit, err)) != 0) break;
         if (req->idle_timeout_ms) ho.idle_timeout_ms = PR__MAX(req->idle_timeout_ms, 0); /* the request's own */
         rc = pr__http_exchange(&r, conn, &rq, &ho, tp, head_used, deadline, &rx, limit);
         if (rc) {
@@ -844,12 +844,12 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
             pr_conn_destroy(conn);
             /* transparent replay: a reused connection died before the first
                response byte and the request can be sent again */
-            if (reused && !rx && pr__http_peer_gone(rc, &e) && pr__http_rewind(req) == PR_OK) continue;
+            if (reused && !rx && pr__http_peer_gone(rc, &e) && pr__client_rewind(req) == PR_OK) continue;
             if (e.code != rc) pr__err_set(&e, rc, 0, "http: %s", pr_strerror(rc));
             *err = e;
             break;
         }
-        lease = (pr__http_lease *)pr__alloc(sizeof *lease + key.len);
+        lease = (pr__client_lease *)pr__alloc(sizeof *lease + key.len);
         if (!lease) {
             pr_http_response_destroy(r);
             pr_conn_destroy(conn);
@@ -862,7 +862,7 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         lease->slot = slot;
         lease->key_len = key.len;
         memcpy(lease + 1, key.data, key.len);
-        r->on_destroy = pr__http_lease_end;
+        r->on_destroy = pr__client_lease_end;
         r->on_destroy_ctx = lease;
         og = NULL;
         slot = 0;
@@ -870,7 +870,7 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         *out = r;
         break;
     }
-    pr__http_slots_give(c, og, slot); /* still ours only when no response holds them */
+    pr__client_slots_give(c, og, slot); /* still ours only when no response holds them */
 done:
     pr__free(lines, lines_size);
     pr_buf_deinit(&key);
@@ -880,7 +880,7 @@ done:
 }
 
 /* Whether name is in a NULL-terminated list (any case). */
-static int pr__http_name_in(pr_slice name, const char *const *list) {
+static int pr__client_name_in(pr_slice name, const char *const *list) {
     for (; list && *list; list++)
         if (pr__http_hdr_is(name, *list)) return 1;
     return 0;
@@ -889,32 +889,32 @@ static int pr__http_name_in(pr_slice name, const char *const *list) {
 /* Whether a request field goes on to the next hop of a redirect that
    changes the origin (cross) or not and keeps the body or not (see the
    module doc). */
-static int pr__http_redirect_keeps(const pr_http_client *c, const pr_http_request *req, pr_slice name, int cross,
+static int pr__client_redirect_keeps(const pr_http_client *c, const pr_http_request *req, pr_slice name, int cross,
                                    int keep_body) {
     static const char *const safe[] = { "accept", "accept-language", "user-agent", /* then the body's: */
                                         "content-type", "content-language", "content-encoding", NULL };
     const char *const own[3] = { c->hdr_count, c->hdr_timeout, c->hdr_idem };
     size_t i;
-    if (!keep_body && (pr__http_name_in(name, safe + 3) || pr__http_hdr_is(name, "content-location"))) return 0;
+    if (!keep_body && (pr__client_name_in(name, safe + 3) || pr__http_hdr_is(name, "content-location"))) return 0;
     if (!cross) return 1;
     if (pr__http_hdr_is(name, "host")) return 0; /* it names the old origin (curl drops it too) */
     for (i = 0; i < 3; i++)
         if (own[i] && pr__http_hdr_is(name, own[i])) return 1;
-    return pr__http_name_in(name, safe) || pr__http_name_in(name, c->o.redirect_forward_headers) ||
-           pr__http_name_in(name, req->redirect_forward);
+    return pr__client_name_in(name, safe) || pr__client_name_in(name, c->o.redirect_forward_headers) ||
+           pr__client_name_in(name, req->redirect_forward);
 }
 
 /* Read what is already buffered of a response's body (no waiting) so that
    its connection can go back to the pool; then destroy it. */
-static void pr__http_discard(pr_http_response *r) {
+static void pr__client_discard(pr_http_response *r) {
     const char *p;
     size_t got = 0, n;
-    while (got < PR__HTTP_DRAIN_MAX && pr_http_next_span(r, &p, &n, 0) == PR_OK) got += n;
+    while (got < PR__CLIENT_DRAIN_MAX && pr_http_next_span(r, &p, &n, 0) == PR_OK) got += n;
     pr_http_response_destroy(r);
 }
 
 /* The redirect chain of one attempt. */
-static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_http_request *req, int64_t deadline,
+static int pr__client_chain(pr_http_client *c, pr_http_response **out, const pr_http_request *req, int64_t deadline,
                           const char *limit, pr_err_info *err) {
     pr_http_request rq;
     const char **lines = NULL;
@@ -929,7 +929,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
         int st, keep_body, cross;
         pr_buf base, next;
         pr_url nu;
-        rc = pr__http_client_once(c, &r, &rq, deadline, limit, err);
+        rc = pr__client_once(c, &r, &rq, deadline, limit, err);
         if (rc) break;
         st = pr_http_status(r);
         loc = pr_http_header_get(r, "location");
@@ -937,7 +937,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
             *out = r;
             break;
         }
-        keep_body = !(st == 303 || ((st == 301 || st == 302) && rq.method && pr__http_method_is(rq.method, "POST")));
+        keep_body = !(st == 303 || ((st == 301 || st == 302) && rq.method && pr__client_method_is(rq.method, "POST")));
         if (keep_body && rq.body_fn && !rq.body_rewind) { /* cannot replay a streamed body: the 3xx is the answer */
             *out = r;
             break;
@@ -973,14 +973,14 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
             break;
         }
         /* drain the 3xx body so its connection can be reused, but only what
-           is cheap: at most PR__HTTP_DRAIN_MAX bytes within PR__HTTP_DRAIN_MS
+           is cheap: at most PR__CLIENT_DRAIN_MAX bytes within PR__CLIENT_DRAIN_MS
            (and the deadline). A body that has not ended by then leaves the
            response unreusable: destroying it closes the connection. */
         {
             const char *p;
             size_t got = 0, k;
-            int64_t ddl = pr_deadline_min(deadline, pr_deadline_in(PR__HTTP_DRAIN_MS));
-            while (got < PR__HTTP_DRAIN_MAX && pr_http_next_span(r, &p, &k, ddl) == PR_OK) got += k;
+            int64_t ddl = pr_deadline_min(deadline, pr_deadline_in(PR__CLIENT_DRAIN_MS));
+            while (got < PR__CLIENT_DRAIN_MAX && pr_http_next_span(r, &p, &k, ddl) == PR_OK) got += k;
         }
         pr_http_response_destroy(r);
         cross = !pr_url_same_origin(rq.url, &nu);
@@ -999,19 +999,19 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
             for (i = 0; rq.headers[i]; i++) {
                 pr_slice name, value;
                 if (pr__http_field_line(rq.headers[i], strlen(rq.headers[i]), &name, &value, NULL) == PR_OK &&
-                    pr__http_redirect_keeps(c, req, name, cross, keep_body))
+                    pr__client_redirect_keeps(c, req, name, cross, keep_body))
                     lines[n++] = rq.headers[i];
             }
             lines[n] = NULL;
             rq.headers = lines;
         }
         if (!keep_body) {
-            if (!rq.method || !pr__http_method_is(rq.method, "HEAD")) rq.method = "GET";
+            if (!rq.method || !pr__client_method_is(rq.method, "HEAD")) rq.method = "GET";
             rq.body = NULL;
             rq.body_len = 0;
             rq.body_fn = NULL;
             rq.body_user_data = NULL;
-        } else if ((rc = pr__http_rewind(&rq)) != PR_OK) {
+        } else if ((rc = pr__client_rewind(&rq)) != PR_OK) {
             pr_url_deinit(&nu);
             pr__err_set(err, rc, 0, "http: the request body could not be restarted for a redirect");
             break;
@@ -1028,7 +1028,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
 /* ---- retries around the chain ---- */
 
 /* One logical request: the state its attempts share. */
-typedef struct pr__http_call {
+typedef struct pr__client_call {
     pr_http_client *c;
     const pr_http_request *req;
     const char *method;
@@ -1044,9 +1044,9 @@ typedef struct pr__http_call {
     pr_retry_hooks hooks;     /* the policy's clock, for HTTP-date hints */
     pr_buf url;               /* without userinfo, for events (only with an observer) */
     int64_t t0;
-} pr__http_call;
+} pr__client_call;
 
-static void pr__http_emit(pr__http_call *k, int kind, int attempt, int status, int error, int64_t duration_ms,
+static void pr__client_emit(pr__client_call *k, int kind, int attempt, int status, int error, int64_t duration_ms,
                           int64_t delay_ms, const char *reason, int hinted) {
     pr_http_event ev;
     memset(&ev, 0, sizeof ev);
@@ -1063,8 +1063,8 @@ static void pr__http_emit(pr__http_call *k, int kind, int attempt, int status, i
     k->c->o.observer.on_event(&ev, k->c->o.observer.user_data);
 }
 
-static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_data) {
-    pr__http_call *k = (pr__http_call *)user_data;
+static int pr__client_call_classify(int outcome, int64_t *after_ms, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
     int v;
     if (outcome >= 0) v = !k->retry_status ? PR_RETRY_OK : k->hint_ms >= 0 ? PR_RETRY_AFTER : PR_RETRY_AGAIN;
     else v = k->fatal ? PR_RETRY_FAIL : pr_retry_classify_default(outcome, NULL, NULL);
@@ -1074,13 +1074,13 @@ static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_dat
     return v;
 }
 
-static void pr__http_call_on_retry(const pr_retry_info *info, void *user_data) {
-    pr__http_call *k = (pr__http_call *)user_data;
+static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
     if (k->c->o.observer.on_event) {
         char why[sizeof k->err.msg + 32];
         if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
         else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
-        pr__http_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
+        pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
                       0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
     }
     if (k->on_retry) k->on_retry(info, k->user_data);
@@ -1088,7 +1088,7 @@ static void pr__http_call_on_retry(const pr_retry_info *info, void *user_data) {
 
 /* Errors that say nothing about the upstream's health, and those that
    retrying cannot cure. */
-static int pr__http_error_fatal(int rc, const pr_err_info *e) {
+static int pr__client_error_fatal(int rc, const pr_err_info *e) {
     if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECANCELED ||
         rc == PR_ECIRCUIT || rc == PR_ESTATE)
         return 1;
@@ -1101,7 +1101,7 @@ static int pr__http_error_fatal(int rc, const pr_err_info *e) {
     return 0;
 }
 
-static void pr__http_breaker_record(pr_breaker *b, int outcome) {
+static void pr__client_breaker_record(pr_breaker *b, int outcome) {
     if (outcome == PR_ECANCELED || outcome == PR_EINVAL || outcome == PR_ENOMEM || outcome == PR_ECIRCUIT)
         pr_breaker_record(b, PR_BREAKER_IGNORE);
     else if (outcome < 0 || outcome == 408 || (outcome >= 500 && outcome <= 599))
@@ -1113,7 +1113,7 @@ static void pr__http_breaker_record(pr_breaker *b, int outcome) {
 }
 
 /* Whether a response's Content-Type is JSON: application/json or any +json. */
-static int pr__http_is_json(const pr_http_response *r) {
+static int pr__client_is_json(const pr_http_response *r) {
     const pr_slice *ct = pr_http_header_get(r, "content-type");
     pr_slice t;
     if (pr__http_media_is(ct, "application/json")) return 1;
@@ -1126,7 +1126,7 @@ static int pr__http_is_json(const pr_http_response *r) {
 }
 
 /* Read the whole body of r into res (fetch). */
-static int pr__http_read_all(pr_http_client *c, pr_http_response *r, pr_http_result *res, int64_t deadline,
+static int pr__client_read_all(pr_http_client *c, pr_http_response *r, pr_http_result *res, int64_t deadline,
                              pr_err_info *err) {
     pr_buf b;
     int rc;
@@ -1166,7 +1166,7 @@ static int pr__http_read_all(pr_http_client *c, pr_http_response *r, pr_http_res
         pr_buf_deinit(&b);
         return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
     }
-    if (pr__http_is_json(r)) pr_json_parse(&res->json, res->body, res->body_len, NULL, NULL);
+    if (pr__client_is_json(r)) pr_json_parse(&res->json, res->body, res->body_len, NULL, NULL);
     if (r->on_destroy) r->on_destroy(r, r->on_destroy_ctx); /* the connection goes back now */
     return PR_OK;
 }
@@ -1174,7 +1174,7 @@ static int pr__http_read_all(pr_http_client *c, pr_http_response *r, pr_http_res
 /* One attempt: breaker, the chain, the retry facts of its response and,
    for fetch, the whole body. Returns the outcome: a status (*out set) or
    an error. */
-static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_http_request *rq, int64_t deadline,
+static int pr__client_attempt(pr__client_call *k, pr_http_response **out, const pr_http_request *rq, int64_t deadline,
                             const char *limit, pr_http_result *fetch) {
     pr_http_client *c = k->c;
     pr_http_response *r = NULL;
@@ -1186,35 +1186,35 @@ static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_h
         k->fatal = 1;
         return pr__err_set(&k->err, rc, 0, "http: circuit breaker open: not sent");
     }
-    rc = pr__http_chain(c, &r, rq, deadline, limit, &k->err);
+    rc = pr__client_chain(c, &r, rq, deadline, limit, &k->err);
     if (!rc) {
         const pr_slice *ra = pr_http_header_get(r, "retry-after"), *ram = pr_http_header_get(r, "retry-after-ms");
-        int64_t now_wall = k->hooks.wall_clock_ms ? k->hooks.wall_clock_ms(k->hooks.user_data) : pr__wall_ms();
+        int64_t now_wall = k->hooks.wall_clock_ms ? k->hooks.wall_clock_ms(k->hooks.user_data) : pr__time_wall_ms();
         k->status = pr_http_status(r);
         k->retry_status = pr_retry_http_should_retry(k->status, pr_http_header_get(r, "x-should-retry"));
         if (!pr_retry_hint_ms(ram, ra, now_wall, c->o.max_retry_after_ms, &k->hint_ms)) k->hint_ms = -1;
         if (fetch) {
             pr_http_result_deinit(fetch);
-            rc = pr__http_read_all(c, r, fetch, deadline, &k->err);
+            rc = pr__client_read_all(c, r, fetch, deadline, &k->err);
             if (rc) {
                 pr_http_result_deinit(fetch);
                 pr_http_response_destroy(r);
                 r = NULL;
                 k->status = 0;
-                k->fatal = pr__http_error_fatal(rc, &k->err);
+                k->fatal = pr__client_error_fatal(rc, &k->err);
             }
         }
     } else {
-        k->fatal = pr__http_error_fatal(rc, &k->err);
+        k->fatal = pr__client_error_fatal(rc, &k->err);
     }
-    if (c->o.breaker) pr__http_breaker_record(c->o.breaker, rc ? rc : k->status);
+    if (c->o.breaker) pr__client_breaker_record(c->o.breaker, rc ? rc : k->status);
     *out = r;
     return rc ? rc : k->status;
 }
 
 /* The extra header fields of an attempt (retry count, timeout,
    idempotency key), unless the request has a field of that name. */
-static int pr__http_has_field(const pr_http_request *req, const char *name) {
+static int pr__client_has_field(const pr_http_request *req, const char *name) {
     const char *const *l;
     for (l = req->headers; l && *l; l++) {
         pr_slice n, v;
@@ -1223,7 +1223,7 @@ static int pr__http_has_field(const pr_http_request *req, const char *name) {
     return 0;
 }
 
-static void pr__http_random_hex(char *out, size_t n) {
+static void pr__client_random_hex(char *out, size_t n) {
     static const char hex[] = "0123456789abcdef";
     size_t i;
     uint64_t v = 0;
@@ -1236,9 +1236,9 @@ static void pr__http_random_hex(char *out, size_t n) {
 }
 
 /* The whole logical request: attempts, retries, events. */
-static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
+static int pr__client_call_run(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
                              pr_err_info *err, int64_t deadline, pr_http_result *fetch) {
-    pr__http_call k;
+    pr__client_call k;
     pr_retry_policy p;
     pr_retry st;
     pr_http_request rq;
@@ -1265,8 +1265,8 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
     k.on_retry = p.on_retry;
     k.user_data = p.user_data;
     k.hooks = p.hooks;
-    p.classify = pr__http_call_classify;
-    p.on_retry = pr__http_call_on_retry;
+    p.classify = pr__client_call_classify;
+    p.on_retry = pr__client_call_on_retry;
     p.user_data = &k;
     if (pr_retry_begin(&st, &p) != PR_OK) {
         rc = pr__err_set(&k.err, PR_EINVAL, 0, "http: invalid retry policy");
@@ -1285,15 +1285,15 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             rc = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
             goto done;
         }
-        pr__http_emit(&k, PR_HTTP_EVENT_START, 0, 0, PR_OK, 0, 0, NULL, 0);
+        pr__client_emit(&k, PR_HTTP_EVENT_START, 0, 0, PR_OK, 0, 0, NULL, 0);
     }
     /* the fields every attempt adds, and the idempotency key (once per call) */
-    if (c->hdr_count && !pr__http_has_field(req, c->hdr_count)) {
+    if (c->hdr_count && !pr__client_has_field(req, c->hdr_count)) {
         count_at = (int)nextra;
         extra[nextra].name = pr_slice_cstr(c->hdr_count);
         nextra++;
     }
-    if (c->hdr_timeout && c->o.attempt_timeout_ms > 0 && !pr__http_has_field(req, c->hdr_timeout)) {
+    if (c->hdr_timeout && c->o.attempt_timeout_ms > 0 && !pr__client_has_field(req, c->hdr_timeout)) {
         int ms = c->o.attempt_timeout_ms;
         if (ms % 1000) snprintf(secs, sizeof secs, "%d.%03d", ms / 1000, ms % 1000);
         else snprintf(secs, sizeof secs, "%d", ms / 1000);
@@ -1302,11 +1302,11 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
         nextra++;
     }
     if (req->idempotency_key) idem = *req->idempotency_key ? req->idempotency_key : NULL;
-    else if (c->hdr_idem && !pr__http_method_is(k.method, "GET") && !pr__http_method_is(k.method, "HEAD")) {
-        pr__http_random_hex(key, 32);
+    else if (c->hdr_idem && !pr__client_method_is(k.method, "GET") && !pr__client_method_is(k.method, "HEAD")) {
+        pr__client_random_hex(key, 32);
         idem = key;
     }
-    if (idem && c->hdr_idem && !pr__http_has_field(req, c->hdr_idem)) {
+    if (idem && c->hdr_idem && !pr__client_has_field(req, c->hdr_idem)) {
         extra[nextra].name = pr_slice_cstr(c->hdr_idem);
         extra[nextra].value = pr_slice_cstr(idem);
         nextra++;
@@ -1322,7 +1322,7 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             limit = alimit;
         }
         if (count_at >= 0) {
-            count[pr__dec(count, (uint64_t)st.retries)] = 0;
+            count[pr__buf_dec(count, (uint64_t)st.retries)] = 0;
             extra[count_at].value = pr_slice_cstr(count);
         }
         if (nextra) { /* the request's lines and this attempt's own (the count changes) */
@@ -1335,9 +1335,9 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             }
             rq.headers = lines;
         }
-        outcome = pr__http_attempt(&k, &r, &rq, adl, limit, fetch);
+        outcome = pr__client_attempt(&k, &r, &rq, adl, limit, fetch);
         if (c->o.observer.on_event)
-            pr__http_emit(&k, PR_HTTP_EVENT_ATTEMPT, st.retries, k.status, outcome < 0 ? outcome : PR_OK,
+            pr__client_emit(&k, PR_HTTP_EVENT_ATTEMPT, st.retries, k.status, outcome < 0 ? outcome : PR_OK,
                           pr_now() - t1, 0, NULL, 0);
         if ((delay = pr_retry_plan(&st, &outcome, deadline)) < 0) {
             if (r && outcome < 0) { /* cancelled after a response */
@@ -1348,8 +1348,8 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             else pr_http_response_destroy(r);
             break;
         }
-        if (r) pr__http_discard(r);
-        if ((rc = pr__http_rewind(req)) != PR_OK) {
+        if (r) pr__client_discard(r);
+        if ((rc = pr__client_rewind(req)) != PR_OK) {
             outcome = pr__err_set(&k.err, rc, 0, "http: the request body could not be restarted for a retry");
             break;
         }
@@ -1377,7 +1377,7 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
     }
 done:
     if (c->o.observer.on_event && k.url.data)
-        pr__http_emit(&k, PR_HTTP_EVENT_DONE, st.retries, rc ? 0 : k.status, rc, pr_now() - k.t0, 0, NULL, 0);
+        pr__client_emit(&k, PR_HTTP_EVENT_DONE, st.retries, rc ? 0 : k.status, rc, pr_now() - k.t0, 0, NULL, 0);
     if (rc) c->err = k.err;
     if (err) *err = k.err;
     pr__free(lines, lines_size);
@@ -1388,7 +1388,7 @@ done:
 int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
                            pr_err_info *err, int64_t deadline) {
     if (!out) return pr__err_set(err, PR_EINVAL, 0, "http: out is NULL");
-    return pr__http_call_run(c, out, req, err, deadline, NULL);
+    return pr__client_call_run(c, out, req, err, deadline, NULL);
 }
 
 int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req, pr_err_info *err,
@@ -1397,7 +1397,7 @@ int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_r
     int rc;
     if (!res) return pr__err_set(err, PR_EINVAL, 0, "http: res is NULL");
     pr_http_result_deinit(res);
-    rc = pr__http_call_run(c, &r, req, err, deadline, res);
+    rc = pr__client_call_run(c, &r, req, err, deadline, res);
     if (rc == PR_OK) res->resp = r;
     return rc;
 }

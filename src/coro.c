@@ -18,6 +18,9 @@
  * PRISTINE_NO_FP_SAVE to leave the control words out.
  *
  * Only the stack size is public: tasks are spawned through the sched module.
+ *
+ * Offers to the modules after it: pr__coro, pr__coro_create, pr__coro_destroy,
+ *     pr__coro_exit, pr__coro_init_main, pr__coro_pool_drain, pr__coro_switch.
  */
 
 /* Set the default stack size for tasks spawned later (process-wide).
@@ -78,7 +81,7 @@ struct pr__coro {
     unsigned char kind;       /* PR__CORO_MAIN, _MMAP or _MEM */
     unsigned char guarded;    /* has a PROT_NONE guard page below lo */
     unsigned char pool_trimmed; /* in the pool, with its cold pages given back */
-#ifdef PR__CORO_UCONTEXT
+#ifdef PR__BASE_CORO_UCONTEXT
     ucontext_t uc;
 #endif
 #ifdef PR__ASAN
@@ -102,7 +105,7 @@ struct pr__coro {
 #define PR__CORO_FPTAG "fp"
 #endif
 
-#ifndef PR__CORO_UCONTEXT
+#ifndef PR__BASE_CORO_UCONTEXT
 #define PR__CORO_STR2(x) #x
 #define PR__CORO_STR(x) PR__CORO_STR2(x)
 /* Symbol names of the assembly routines. They are weak and hidden, so two
@@ -451,7 +454,7 @@ static void *pr__coro_make_frame(char *hi, void (*entry)(void *), void *arg) {
     memcpy(f + at_resume, &boot, sizeof boot);
     return hi - PR__CORO_FRAME;
 }
-#endif /* !PR__CORO_UCONTEXT */
+#endif /* !PR__BASE_CORO_UCONTEXT */
 
 /* ---- sanitizer hooks around a switch ---- */
 #ifdef PR__ASAN
@@ -503,7 +506,7 @@ static void pr__coro_entry(void *p) {
     pr__coro_fatal("a coroutine's entry function returned; it must switch away for the last time instead");
 }
 
-#ifdef PR__CORO_UCONTEXT
+#ifdef PR__BASE_CORO_UCONTEXT
 static void pr__coro_uc_entry(unsigned hi, unsigned lo) {
     uintptr_t p = ((uintptr_t)hi << 16 << 16) | (uintptr_t)lo;
     pr__coro_entry((void *)p);
@@ -529,7 +532,7 @@ static PR__NOINLINE int pr__coro_uc_prepare(pr__coro *c) {
 static inline void pr__coro_jump(pr__coro *from, pr__coro *to, int exiting) {
     if (PR__UNLIKELY(*from->canary != PR__CORO_CANARY)) pr__coro_canary_fail(from);
     pr__coro_asan_before(from, to, exiting);
-#ifdef PR__CORO_UCONTEXT
+#ifdef PR__BASE_CORO_UCONTEXT
     if (swapcontext(&from->uc, &to->uc) != 0) pr__coro_fatal("swapcontext failed");
 #else
     pr__coro_swap(&from->sp, to->sp);
@@ -560,26 +563,26 @@ static PR__MAYBE_UNUSED void pr__coro_init_main(pr__coro *c) {
 
 /* ---- stacks ---- */
 static size_t pr__coro_default_size;  /* 0 = PRISTINE_STACK_SIZE; accessed atomically */
-static size_t pr__stack_live;         /* stack mappings alive in the process; atomic */
-static int pr__stack_fallback_logged; /* the unguarded fallback has been logged; atomic */
+static size_t pr__coro_stack_live;         /* stack mappings alive in the process; atomic */
+static int pr__coro_stack_fallback_logged; /* the unguarded fallback has been logged; atomic */
 #ifdef PRISTINE_TESTING
-static int pr__test_coro_fail_guard;  /* nonzero: the guarded path acts as if the kernel refused */
-static size_t pr__test_coro_trims;    /* trim passes run (all threads) */
-static size_t pr__test_coro_trimmed;  /* stacks trimmed (all threads) */
-static int64_t pr__test_coro_trim_ns = -1; /* >= 0: replaces PR__CORO_TRIM_NS */
+static int pr__coro_test_fail_guard;  /* nonzero: the guarded path acts as if the kernel refused */
+static size_t pr__coro_test_trims;    /* trim passes run (all threads) */
+static size_t pr__coro_test_trimmed;  /* stacks trimmed (all threads) */
+static int64_t pr__coro_test_trim_ns = -1; /* >= 0: replaces PR__CORO_TRIM_NS */
 #endif
 
-typedef struct pr__stack_pool {
+typedef struct pr__coro_stack_pool {
     pr__coro *head;  /* LIFO of idle stacks; the records at their tops link them */
     int count;
     int low;         /* the smallest count since `since` */
     int returned;    /* stacks returned since the last look */
-    int64_t since;   /* start of the current idleness interval (pr__now_ns) */
-} pr__stack_pool;
+    int64_t since;   /* start of the current idleness interval (pr__time_now_ns) */
+} pr__coro_stack_pool;
 
-static PR__THREAD pr__stack_pool pr__stack_pool_tls;
+static PR__THREAD pr__coro_stack_pool pr__coro_stack_pool_tls;
 
-static size_t pr__stack_page(void) {
+static size_t pr__coro_stack_page(void) {
     static size_t cached;
     size_t p = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (!p) {
@@ -590,14 +593,14 @@ static size_t pr__stack_page(void) {
     return p;
 }
 
-static size_t pr__stack_round(size_t n) {
-    size_t page = pr__stack_page();
+static size_t pr__coro_stack_round(size_t n) {
+    size_t page = pr__coro_stack_page();
     return (n + page - 1) & ~(page - 1);
 }
 
 int pr_coro_set_stack_size(size_t bytes) {
     if (bytes < PR__CORO_MIN_STACK || bytes > PR__CORO_MAX_STACK) return PR_EINVAL;
-    __atomic_store_n(&pr__coro_default_size, pr__stack_round(bytes), __ATOMIC_RELAXED);
+    __atomic_store_n(&pr__coro_default_size, pr__coro_stack_round(bytes), __ATOMIC_RELAXED);
     return PR_OK;
 }
 
@@ -606,24 +609,24 @@ size_t pr_coro_stack_size(void) {
     if (!n) {
         n = (size_t)PRISTINE_STACK_SIZE;
         if (n < PR__CORO_MIN_STACK) n = PR__CORO_MIN_STACK;
-        n = pr__stack_round(n);
+        n = pr__coro_stack_round(n);
     }
     return n;
 }
 
 #if defined(MAP_STACK)
-#define PR__STACK_MAP_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK)
+#define PR__CORO_STACK_MAP_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK)
 #else
-#define PR__STACK_MAP_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS)
+#define PR__CORO_STACK_MAP_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS)
 #endif
 
 /* Memory-map areas (VMAs) our stacks hold, counted high: a guarded stack
    is two (guard + stack), an unguarded one at most one (neighbours merge). */
-static size_t pr__stack_vmas;
+static size_t pr__coro_stack_vmas;
 
 /* The kernel's cap on a process's memory-map areas (vm.max_map_count on
    Linux); 0 when unknown. Read once. */
-static size_t pr__stack_vma_limit(void) {
+static size_t pr__coro_stack_vma_limit(void) {
     static size_t cached; /* 0 = not read yet; SIZE_MAX = unknown */
     size_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (!v) {
@@ -649,8 +652,8 @@ static size_t pr__stack_vma_limit(void) {
     return v == SIZE_MAX ? 0 : v;
 }
 
-static void pr__stack_log_fallback(const char *why, int err) {
-    if (!__atomic_exchange_n(&pr__stack_fallback_logged, 1, __ATOMIC_RELAXED))
+static void pr__coro_stack_log_fallback(const char *why, int err) {
+    if (!__atomic_exchange_n(&pr__coro_stack_fallback_logged, 1, __ATOMIC_RELAXED))
         PR__LOG(PR_LEVEL_WARN, "coro",
                 "%s%s%s: new stacks get a canary instead of a guard page (raise vm.max_map_count for more guarded stacks)",
                 why, err ? ": " : "", err ? strerror(err) : "");
@@ -666,49 +669,49 @@ static void pr__stack_log_fallback(const char *why, int err) {
    the rest of the process (malloc, threads, libraries) room, and whenever
    the kernel refuses one. Unguarded stacks mapped one after another merge
    into one area, so their number is bounded by memory, not by the cap. */
-static char *pr__stack_map(size_t size, size_t *map_size, int *guarded) {
-    size_t page = pr__stack_page(), limit = pr__stack_vma_limit();
+static char *pr__coro_stack_map(size_t size, size_t *map_size, int *guarded) {
+    size_t page = pr__coro_stack_page(), limit = pr__coro_stack_vma_limit();
     void *p;
     int err = 0;
     const char *why = "guard page refused";
 #ifdef PRISTINE_TESTING
-    if (pr__test_coro_fail_guard) err = ENOMEM;
+    if (pr__coro_test_fail_guard) err = ENOMEM;
 #endif
-    if (!err && limit && __atomic_load_n(&pr__stack_vmas, __ATOMIC_RELAXED) + 2 > limit - limit / 8) {
+    if (!err && limit && __atomic_load_n(&pr__coro_stack_vmas, __ATOMIC_RELAXED) + 2 > limit - limit / 8) {
         why = "coroutine stacks hold 7/8 of vm.max_map_count";
         err = -1;
     }
     if (!err) {
-        p = mmap(NULL, size + page, PROT_READ | PROT_WRITE, PR__STACK_MAP_FLAGS, -1, 0);
+        p = mmap(NULL, size + page, PROT_READ | PROT_WRITE, PR__CORO_STACK_MAP_FLAGS, -1, 0);
         if (p == MAP_FAILED) {
             err = errno;
         } else if (mprotect(p, page, PROT_NONE) != 0) {
             /* Splitting off the guard was refused: keep the mapping whole. */
-            pr__stack_log_fallback(why, errno);
-            __atomic_fetch_add(&pr__stack_live, 1, __ATOMIC_RELAXED);
-            __atomic_fetch_add(&pr__stack_vmas, 1, __ATOMIC_RELAXED);
+            pr__coro_stack_log_fallback(why, errno);
+            __atomic_fetch_add(&pr__coro_stack_live, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&pr__coro_stack_vmas, 1, __ATOMIC_RELAXED);
             *map_size = size + page;
             *guarded = 0;
             return (char *)p;
         } else {
-            __atomic_fetch_add(&pr__stack_live, 1, __ATOMIC_RELAXED);
-            __atomic_fetch_add(&pr__stack_vmas, 2, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&pr__coro_stack_live, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&pr__coro_stack_vmas, 2, __ATOMIC_RELAXED);
             *map_size = size + page;
             *guarded = 1;
             return (char *)p;
         }
     }
-    p = mmap(NULL, size, PROT_READ | PROT_WRITE, PR__STACK_MAP_FLAGS, -1, 0);
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, PR__CORO_STACK_MAP_FLAGS, -1, 0);
     if (p == MAP_FAILED) return NULL;
-    pr__stack_log_fallback(why, err > 0 ? err : 0);
-    __atomic_fetch_add(&pr__stack_live, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&pr__stack_vmas, 1, __ATOMIC_RELAXED);
+    pr__coro_stack_log_fallback(why, err > 0 ? err : 0);
+    __atomic_fetch_add(&pr__coro_stack_live, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&pr__coro_stack_vmas, 1, __ATOMIC_RELAXED);
     *map_size = size;
     *guarded = 0;
     return (char *)p;
 }
 
-static void pr__stack_unmap(pr__coro *c) {
+static void pr__coro_stack_unmap(pr__coro *c) {
     char *map = c->map; /* c lives in the mapping: read it all first */
     size_t n = c->map_size, vmas = c->guarded ? 2 : 1;
 #ifdef PR__ASAN
@@ -723,8 +726,8 @@ static void pr__stack_unmap(pr__coro *c) {
         madvise(map, n, MADV_DONTNEED);
         return;
     }
-    __atomic_fetch_sub(&pr__stack_live, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&pr__stack_vmas, vmas, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&pr__coro_stack_live, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&pr__coro_stack_vmas, vmas, __ATOMIC_RELAXED);
 }
 
 /* Each time PR__CORO_TRIM_BATCH stacks have come back to the pool, look for
@@ -735,14 +738,14 @@ static void pr__stack_unmap(pr__coro *c) {
    again, as under steady task churn, are not trimmed, so reusing them costs
    no page faults. An idle pool is never trimmed: it holds at most
    PR__CORO_POOL_MAX stacks. */
-static void pr__stack_trim(pr__stack_pool *pool) {
-    size_t page = pr__stack_page();
-    int64_t now = pr__now_ns(), wait = PR__CORO_TRIM_NS;
+static void pr__coro_stack_trim(pr__coro_stack_pool *pool) {
+    size_t page = pr__coro_stack_page();
+    int64_t now = pr__time_now_ns(), wait = PR__CORO_TRIM_NS;
     int skip;
     pr__coro *c;
     pool->returned = 0;
 #ifdef PRISTINE_TESTING
-    if (pr__test_coro_trim_ns >= 0) wait = pr__test_coro_trim_ns;
+    if (pr__coro_test_trim_ns >= 0) wait = pr__coro_test_trim_ns;
 #endif
     if (now - pool->since < wait) return;
     skip = pool->count - pool->low;
@@ -760,22 +763,22 @@ static void pr__stack_trim(pr__stack_pool *pool) {
         if ((uintptr_t)base < keep)
             madvise(base, (size_t)(keep - (uintptr_t)base), MADV_DONTNEED);
 #ifdef PRISTINE_TESTING
-        __atomic_fetch_add(&pr__test_coro_trimmed, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&pr__coro_test_trimmed, 1, __ATOMIC_RELAXED);
 #endif
     }
     pool->low = pool->count;
     pool->since = now;
 #ifdef PRISTINE_TESTING
-    __atomic_fetch_add(&pr__test_coro_trims, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&pr__coro_test_trims, 1, __ATOMIC_RELAXED);
 #endif
 }
 
 static PR__MAYBE_UNUSED void pr__coro_pool_drain(void) {
-    pr__stack_pool *pool = &pr__stack_pool_tls;
+    pr__coro_stack_pool *pool = &pr__coro_stack_pool_tls;
     while (pool->head) {
         pr__coro *c = pool->head;
         pool->head = c->pool_next;
-        pr__stack_unmap(c);
+        pr__coro_stack_unmap(c);
     }
     pool->count = 0;
     pool->low = 0;
@@ -784,7 +787,7 @@ static PR__MAYBE_UNUSED void pr__coro_pool_drain(void) {
 
 /* Make the canary words zero, writing only if they are not (a write would
    make a fresh page resident). */
-static void pr__stack_write_canary(char *lo) {
+static void pr__coro_stack_write_canary(char *lo) {
     uint64_t w[PR__CORO_CANARY_WORDS], any = 0;
     int i;
     memcpy(w, lo, sizeof w);
@@ -795,7 +798,7 @@ static void pr__stack_write_canary(char *lo) {
     }
 }
 
-static int pr__stack_canary_intact(const pr__coro *c) {
+static int pr__coro_stack_canary_intact(const pr__coro *c) {
     const uint64_t *w = c->canary - (PR__CORO_CANARY_WORDS - 1);
     int i;
     if (c->canary == &c->self_canary) return 1;
@@ -860,10 +863,10 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
         base = (char *)b;
         top = (char *)t;
     } else {
-        pr__stack_pool *pool = &pr__stack_pool_tls;
+        pr__coro_stack_pool *pool = &pr__coro_stack_pool_tls;
         size_t def = pr_coro_stack_size();
         if (stack_size && (stack_size < PR__CORO_MIN_STACK || stack_size > PR__CORO_MAX_STACK)) return PR_EINVAL;
-        key = stack_size ? pr__stack_round(stack_size) : def;
+        key = stack_size ? pr__coro_stack_round(stack_size) : def;
         if (hdr + PR__CORO_MEM_MIN > key / 2 + key / 4) return PR_EINVAL;
         kind = PR__CORO_MMAP;
         if (key == def) {
@@ -872,7 +875,7 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
                 pr__coro *old = pool->head;
                 pool->head = old->pool_next;
                 pool->count--;
-                pr__stack_unmap(old);
+                pr__coro_stack_unmap(old);
             }
             if (pool->head) {
                 c = pool->head;
@@ -885,12 +888,12 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
             if (pool->count < pool->low) pool->low = pool->count;
         }
         if (!map) {
-            map = pr__stack_map(key, &map_size, &guarded);
+            map = pr__coro_stack_map(key, &map_size, &guarded);
             if (!map) return PR_ENOMEM;
             fresh = 1;
         }
         top = map + map_size;
-        base = guarded ? map + pr__stack_page() : map;
+        base = guarded ? map + pr__coro_stack_page() : map;
     }
 
     c = (pr__coro *)(void *)(top - rec);
@@ -908,7 +911,7 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
         c->lo = base;
         c->canary = &c->self_canary;
     } else {
-        if (!fresh) pr__stack_write_canary(base); /* a fresh mapping reads zero already */
+        if (!fresh) pr__coro_stack_write_canary(base); /* a fresh mapping reads zero already */
         c->lo = base + 8 * PR__CORO_CANARY_WORDS;
         c->canary = (const uint64_t *)(void *)(base + 8 * (PR__CORO_CANARY_WORDS - 1));
     }
@@ -921,7 +924,7 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
 #ifdef PR__VALGRIND
     if (pr__coro_on_valgrind()) c->vg_id = VALGRIND_STACK_REGISTER(c->lo, c->hi);
 #endif
-#ifdef PR__CORO_UCONTEXT
+#ifdef PR__BASE_CORO_UCONTEXT
     if (pr__coro_uc_prepare(c) != 0) {
         pr__coro_destroy(c);
         return PR_ENOMEM;
@@ -935,10 +938,10 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
 }
 
 static PR__MAYBE_UNUSED void pr__coro_destroy(pr__coro *c) {
-    pr__stack_pool *pool = &pr__stack_pool_tls;
+    pr__coro_stack_pool *pool = &pr__coro_stack_pool_tls;
     if (!c) return;
     PR__ASSERT(c->kind == PR__CORO_MMAP || c->kind == PR__CORO_MEM);
-    if (!pr__stack_canary_intact(c)) pr__coro_canary_fail(c);
+    if (!pr__coro_stack_canary_intact(c)) pr__coro_canary_fail(c);
 #ifdef PR__VALGRIND
     if (pr__coro_on_valgrind()) VALGRIND_STACK_DEREGISTER(c->vg_id);
 #endif
@@ -948,17 +951,17 @@ static PR__MAYBE_UNUSED void pr__coro_destroy(pr__coro *c) {
         c->pool_trimmed = 0;
         pool->head = c;
         pool->count++;
-        if (++pool->returned >= PR__CORO_TRIM_BATCH) pr__stack_trim(pool);
+        if (++pool->returned >= PR__CORO_TRIM_BATCH) pr__coro_stack_trim(pool);
         return;
     }
-    pr__stack_unmap(c);
+    pr__coro_stack_unmap(c);
 }
 
 #ifdef PRISTINE_TESTING
-static PR__MAYBE_UNUSED size_t pr__test_live_stacks(void) {
-    return __atomic_load_n(&pr__stack_live, __ATOMIC_RELAXED);
+static PR__MAYBE_UNUSED size_t pr__coro_test_live_stacks(void) {
+    return __atomic_load_n(&pr__coro_stack_live, __ATOMIC_RELAXED);
 }
 
 /* Stacks in this thread's pool. */
-static PR__MAYBE_UNUSED int pr__test_coro_pool_count(void) { return pr__stack_pool_tls.count; }
+static PR__MAYBE_UNUSED int pr__coro_test_pool_count(void) { return pr__coro_stack_pool_tls.count; }
 #endif

@@ -57,6 +57,11 @@
  * meaning and detail), pr__ds_hdr, pr__ds_setstr, pr__ds_token_ok (the
  * check of an offset or cursor), pr__ds_is_json / pr__ds_is_text and the
  * limits PR__DS_MAX_OFFSET and PR__DS_DEF_CHUNK.
+ *
+ * Offers to the modules after it: pr__ds_append, PR__DS_DEF_CHUNK, pr__ds_do,
+ *     pr__ds_hdr, pr__ds_is_json, pr__ds_is_text, PR__DS_MAX_OFFSET,
+ *     pr__ds_notify, pr__ds_observer, pr__ds_req, pr__ds_setstr,
+ *     pr__ds_status_error, pr__ds_token_ok.
  */
 
 /* A stream handle: its URL and what every request carries. Opaque; owned
@@ -802,7 +807,7 @@ int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *opts, pr_ds_result *res, pr
     ct = o && o->content_type ? o->content_type : ds->ctype;
     pr__ds_hdr(h, &n, "Content-Type", ct, strlen(ct));
     if (o && o->ttl_s > 0) {
-        size_t k = pr__dec(ttl, (uint64_t)o->ttl_s);
+        size_t k = pr__buf_dec(ttl, (uint64_t)o->ttl_s);
         pr__ds_hdr(h, &n, "Stream-TTL", ttl, k);
     }
     if (o && o->expires_at) pr__ds_hdr(h, &n, "Stream-Expires-At", o->expires_at, strlen(o->expires_at));
@@ -877,8 +882,8 @@ static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_ap
         if (!*o->producer_id || o->producer_epoch < 0 || o->producer_seq < 0)
             return pr__err_set(err, PR_EINVAL, 0, "ds: an empty producer id, or a negative epoch or seq");
         pr__ds_hdr(h, &n, "Producer-Id", o->producer_id, strlen(o->producer_id));
-        pr__ds_hdr(h, &n, "Producer-Epoch", ep, pr__dec(ep, (uint64_t)o->producer_epoch));
-        pr__ds_hdr(h, &n, "Producer-Seq", sq, pr__dec(sq, (uint64_t)o->producer_seq));
+        pr__ds_hdr(h, &n, "Producer-Epoch", ep, pr__buf_dec(ep, (uint64_t)o->producer_epoch));
+        pr__ds_hdr(h, &n, "Producer-Seq", sq, pr__buf_dec(sq, (uint64_t)o->producer_seq));
     }
     if (len && pr__ds_is_json(ds->ctype) && !(o && o->raw_json)) {
         if (pr_buf_reserve(&wrapped, len + 2) != PR_OK) return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");

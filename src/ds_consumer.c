@@ -111,7 +111,7 @@ static void pr__ds_consumer_notify(pr_ds_consumer *c, pr_ds_event *ev, int kind,
     pr__ds_notify(c->obs, ev);
 }
 
-static void pr__dsc_state(pr_ds_consumer *c, int state, const pr_err_info *why) {
+static void pr__ds_consumer_state(pr_ds_consumer *c, int state, const pr_err_info *why) {
     if (c->state == state && !why) return;
     c->state = state;
     if (c->o.on_state) c->o.on_state(state, why, c->o.user_data);
@@ -123,7 +123,7 @@ static void pr__dsc_state(pr_ds_consumer *c, int state, const pr_err_info *why) 
     }
 }
 
-static int pr__dsc_task(void *arg) {
+static int pr__ds_consumer_task(void *arg) {
     pr_ds_consumer *c = (pr_ds_consumer *)arg;
     pr_ds_read_opts ro;
     pr_retry backoff;
@@ -133,7 +133,7 @@ static int pr__dsc_task(void *arg) {
     ro.live = c->o.live ? c->o.live : PR_DS_LIVE_AUTO;
     ro.prefer_sse = c->o.prefer_sse;
     ro.idle_timeout_ms = c->o.idle_timeout_ms;
-    pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, NULL);
+    pr__ds_consumer_state(c, PR_DS_CONSUMER_CONNECTING, NULL);
     for (;;) {
         pr_ds_read *rd = NULL;
         pr_ds_chunk ch;
@@ -141,14 +141,14 @@ static int pr__dsc_task(void *arg) {
         int outcome;
         if ((rc = pr_ds_read_open(&rd, c->ds, c->offset, &ro, &why)) != PR_OK) {
             c->err = why;
-            pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
+            pr__ds_consumer_state(c, PR_DS_CONSUMER_STOPPED, &why);
             break;
         }
         rd->obs = c->obs;
         while ((rc = pr_ds_read_next(rd, &ch, PR_FOREVER)) == PR_OK) {
             int r;
             failures = 0;
-            pr__dsc_state(c, ch.up_to_date ? PR_DS_CONSUMER_UP_TO_DATE : PR_DS_CONSUMER_LIVE, NULL);
+            pr__ds_consumer_state(c, ch.up_to_date ? PR_DS_CONSUMER_UP_TO_DATE : PR_DS_CONSUMER_LIVE, NULL);
             if (ch.len && c->obs) {
                 pr_ds_event ev;
                 memset(&ev, 0, sizeof ev);
@@ -165,7 +165,7 @@ static int pr__dsc_task(void *arg) {
             pr__ds_setstr(&c->offset, ch.offset, ch.offset_len);
             if (c->o.on_checkpoint) c->o.on_checkpoint(c->offset, strlen(c->offset), c->o.user_data);
             if (ch.closed) {
-                pr__dsc_state(c, PR_DS_CONSUMER_CLOSED, NULL);
+                pr__ds_consumer_state(c, PR_DS_CONSUMER_CLOSED, NULL);
                 rc = PR_ECLOSED;
                 ended = 1;
                 break;
@@ -173,12 +173,12 @@ static int pr__dsc_task(void *arg) {
         }
         /* PR_ECLOSED from pr_ds_read_next is a connection that closed (the
            stream's end is the closed chunk): transient, like any break */
-        if (by_user || ended || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_transient(rd, rc))) {
+        if (by_user || ended || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_read_transient(rd, rc))) {
             if (!by_user && !ended && rc != PR_ECANCELED) {
                 c->meaning = pr_ds_read_last_error(rd, &why);
                 c->err = why;
                 pr_ds_read_destroy(rd);
-                pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
+                pr__ds_consumer_state(c, PR_DS_CONSUMER_STOPPED, &why);
             } else {
                 pr_ds_read_destroy(rd);
             }
@@ -187,7 +187,7 @@ static int pr__dsc_task(void *arg) {
         /* a transient failure after the read's own retries: reconnect from the checkpoint */
         pr_ds_read_last_error(rd, &why);
         pr_ds_read_destroy(rd);
-        pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, &why);
+        pr__ds_consumer_state(c, PR_DS_CONSUMER_CONNECTING, &why);
         if (failures++ == 0 && pr_retry_begin(&backoff, &c->ds->retry) != PR_OK) {
             rc = PR_EINVAL;
             break;
@@ -237,7 +237,7 @@ int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_o
         pr__free(c, sizeof *c);
         return pr__err_set(err, PR_ENOMEM, 0, "ds consumer: out of memory");
     }
-    if ((rc = pr_go(&c->task, pr__dsc_task, c, NULL)) != PR_OK) {
+    if ((rc = pr_go(&c->task, pr__ds_consumer_task, c, NULL)) != PR_OK) {
         pr__strfree(&c->offset);
         pr__free(c, sizeof *c);
         return pr__err_set(err, rc, 0, "ds consumer: could not start its task");

@@ -171,19 +171,19 @@ PRISTINE_API void pr_ds_producer_destroy(pr_ds_producer *p);
 
 // @pristine:impl
 
-#define PR__DSP_DEF_BATCH ((size_t)1 << 20)
-#define PR__DSP_DEF_BUFFER ((size_t)16 << 20)
-#define PR__DSP_DEF_REQUEST 30000
-#define PR__DSP_DEF_DELIVERY 120000
+#define PR__DS_PRODUCER_DEF_BATCH ((size_t)1 << 20)
+#define PR__DS_PRODUCER_DEF_BUFFER ((size_t)16 << 20)
+#define PR__DS_PRODUCER_DEF_REQUEST 30000
+#define PR__DS_PRODUCER_DEF_DELIVERY 120000
 
-typedef struct pr__dsp_batch {
-    struct pr__dsp_batch *next;
+typedef struct pr__ds_producer_batch {
+    struct pr__ds_producer_batch *next;
     struct pr_ds_producer *p;
     pr_buf body;                /* the bytes, or "[m1,m2" until sealed ("]" then) */
     size_t items, weight;
     int64_t seq;
     int sealed;
-} pr__dsp_batch;
+} pr__ds_producer_batch;
 
 struct pr_ds_producer {
     pr_ds *ds;
@@ -193,15 +193,15 @@ struct pr_ds_producer {
     int64_t epoch, next_seq;
     int epoch_ok;               /* a batch of this epoch was accepted */
     int json;
-    pr__dsp_batch *cur;         /* being filled, or NULL */
+    pr__ds_producer_batch *cur;         /* being filled, or NULL */
     int64_t cur_started;
-    pr__dsp_batch *head, *tail; /* sealed, unanswered, in seq order */
+    pr__ds_producer_batch *head, *tail; /* sealed, unanswered, in seq order */
     pr_group *senders;
     pr_task *pump;              /* seals batches after linger_ms */
     pr_chan *kick;
     pr_sem *slots;
     pr_wsem *budget;
-    pr__fifo changed;           /* senders waiting for a lower batch's answer or a new epoch */
+    pr__sync_fifo changed;           /* senders waiting for a lower batch's answer or a new epoch */
     int rc;                     /* the failure that stopped the producer, 0 = none (sticky) */
     int64_t fail_seq;           /* batches from this seq on are abandoned */
     int meaning;
@@ -217,10 +217,10 @@ struct pr_ds_producer {
 /* The producer cannot deliver batch seq: it fails, for good (until a
    restart). Batches above seq are abandoned: the server would only answer
    them with a sequence gap. Lower ones go on. */
-static void pr__dsp_fail(pr_ds_producer *p, int64_t seq, int rc, int meaning, const pr_err_info *e) {
+static void pr__ds_producer_fail(pr_ds_producer *p, int64_t seq, int rc, int meaning, const pr_err_info *e) {
     if (p->rc && seq >= p->fail_seq) return;
     p->fail_seq = seq;
-    pr__fifo_wake_all(&p->changed, 0);
+    pr__sync_fifo_wake_all(&p->changed, 0);
     if (p->rc) return;
     p->rc = rc;
     p->meaning = meaning;
@@ -230,15 +230,15 @@ static void pr__dsp_fail(pr_ds_producer *p, int64_t seq, int rc, int meaning, co
     if (p->o.on_error) p->o.on_error(rc, &p->err, p->o.user_data);
 }
 
-static void pr__dsp_free_batch(pr__dsp_batch *b) {
+static void pr__ds_producer_free_batch(pr__ds_producer_batch *b) {
     pr_buf_deinit(&b->body);
     pr__free(b, sizeof *b);
 }
 
 /* Remove an answered (or abandoned) batch, give its bytes back to the
    budget, and tell the waiting senders. */
-static void pr__dsp_unlink(pr_ds_producer *p, pr__dsp_batch *b) {
-    pr__dsp_batch **pp = &p->head, *prev = NULL;
+static void pr__ds_producer_unlink(pr_ds_producer *p, pr__ds_producer_batch *b) {
+    pr__ds_producer_batch **pp = &p->head, *prev = NULL;
     while (*pp && *pp != b) {
         prev = *pp;
         pp = &(*pp)->next;
@@ -248,30 +248,30 @@ static void pr__dsp_unlink(pr_ds_producer *p, pr__dsp_batch *b) {
         if (p->tail == b) p->tail = prev;
     }
     pr_wsem_release(p->budget, (int64_t)b->weight);
-    pr__dsp_free_batch(b);
-    pr__fifo_wake_all(&p->changed, 0);
+    pr__ds_producer_free_batch(b);
+    pr__sync_fifo_wake_all(&p->changed, 0);
 }
 
-static int pr__dsp_send_task(void *arg);
+static int pr__ds_producer_send_task(void *arg);
 
 /* Seal the current batch: it gets the next seq and a sender. */
-static int pr__dsp_seal(pr_ds_producer *p) {
-    pr__dsp_batch *b = p->cur;
+static int pr__ds_producer_seal(pr_ds_producer *p) {
+    pr__ds_producer_batch *b = p->cur;
     int rc;
     if (!b) return PR_OK;
     p->cur = NULL;
     if (p->json && (rc = pr_buf_append(&b->body, "]", 1)) != PR_OK) {
         pr_wsem_release(p->budget, (int64_t)b->weight);
-        pr__dsp_free_batch(b);
-        pr__dsp_fail(p, p->next_seq, rc, PR_DS_OK, NULL);
+        pr__ds_producer_free_batch(b);
+        pr__ds_producer_fail(p, p->next_seq, rc, PR_DS_OK, NULL);
         return rc;
     }
     b->seq = p->next_seq;
     b->sealed = 1;
-    if ((rc = pr_group_go(p->senders, pr__dsp_send_task, b, NULL)) != PR_OK) {
+    if ((rc = pr_group_go(p->senders, pr__ds_producer_send_task, b, NULL)) != PR_OK) {
         pr_wsem_release(p->budget, (int64_t)b->weight);
-        pr__dsp_free_batch(b);
-        pr__dsp_fail(p, p->next_seq, rc, PR_DS_OK, NULL);
+        pr__ds_producer_free_batch(b);
+        pr__ds_producer_fail(p, p->next_seq, rc, PR_DS_OK, NULL);
         return rc;
     }
     p->next_seq++; /* only once a sender has it: a seq is never skipped */
@@ -282,25 +282,25 @@ static int pr__dsp_seal(pr_ds_producer *p) {
 }
 
 /* Whether every batch below seq has been answered. */
-static int pr__dsp_lower_done(const pr_ds_producer *p, int64_t seq) {
+static int pr__ds_producer_lower_done(const pr_ds_producer *p, int64_t seq) {
     return !p->head || p->head->seq >= seq;
 }
 
 /* Wait until a batch is answered, the epoch moves or the producer fails. */
-static int pr__dsp_wait_change(pr_ds_producer *p, int64_t until) {
-    pr__waiter w;
-    int rc = pr__fifo_park(&p->changed, &w, until);
+static int pr__ds_producer_wait_change(pr_ds_producer *p, int64_t until) {
+    pr__sync_waiter w;
+    int rc = pr__sync_fifo_park(&p->changed, &w, until);
     return rc == PR_ECLOSED ? PR_OK : rc;
 }
 
 /* Whether an answer leaves the batch's fate unknown or passing: the same
    seq goes again (the server keeps one copy). */
-static int pr__dsp_resend(int rc, const pr_ds_result *res) {
+static int pr__ds_producer_resend(int rc, const pr_ds_result *res) {
     if (rc == PR_EHTTP) return res->status == 429 || (res->status >= 500 && res->status <= 599);
     return pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_AGAIN;
 }
 
-static int pr__dsp_always_again(int outcome, int64_t *after_ms, void *user_data) {
+static int pr__ds_producer_always_again(int outcome, int64_t *after_ms, void *user_data) {
     (void)outcome;
     (void)after_ms;
     (void)user_data;
@@ -309,7 +309,7 @@ static int pr__dsp_always_again(int outcome, int64_t *after_ms, void *user_data)
 
 /* Tell the observer that the server has batch b (res: its answer, sent
    as epoch, seq), duration_ms after its first send. */
-static void pr__ds_producer_notify(const pr_ds_producer *p, const pr__dsp_batch *b, const pr_ds_result *res,
+static void pr__ds_producer_notify(const pr_ds_producer *p, const pr__ds_producer_batch *b, const pr_ds_result *res,
                                    int64_t epoch, int64_t seq, int64_t duration_ms) {
     pr_ds_event ev;
     if (!p->obs) return;
@@ -331,8 +331,8 @@ static void pr__ds_producer_notify(const pr_ds_producer *p, const pr__dsp_batch 
    timeout, a broken connection) is sent again until an answer says it is
    stored (200) or was stored before (204). Only the delivery timeout, a
    failure no resend can mend, or a cancel ends that. */
-static int pr__dsp_send_task(void *arg) {
-    pr__dsp_batch *b = (pr__dsp_batch *)arg;
+static int pr__ds_producer_send_task(void *arg) {
+    pr__ds_producer_batch *b = (pr__ds_producer_batch *)arg;
     pr_ds_producer *p = b->p;
     pr_ds_result res;
     pr_err_info e;
@@ -350,7 +350,7 @@ static int pr__dsp_send_task(void *arg) {
         if (p->rc && b->seq >= p->fail_seq) break; /* abandoned: a lower batch failed */
         /* claiming an epoch: only the lowest batch goes until one is accepted */
         if (p->o.auto_claim && !p->epoch_ok && p->head != b) {
-            rc = pr__dsp_wait_change(p, until);
+            rc = pr__ds_producer_wait_change(p, until);
             continue;
         }
         memset(&ao, 0, sizeof ao);
@@ -378,29 +378,29 @@ static int pr__dsp_send_task(void *arg) {
                 continue;
             }
             if (p->head == b && !p->rc) {
-                pr__dsp_batch *x;
+                pr__ds_producer_batch *x;
                 int64_t seq = 0;
                 p->epoch = res.producer_epoch + 1; /* the server's epoch + 1, every unanswered batch renumbered */
                 p->epoch_ok = 0;
                 for (x = p->head; x; x = x->next) x->seq = seq++;
                 p->next_seq = seq;
-                pr__fifo_wake_all(&p->changed, 0);
+                pr__sync_fifo_wake_all(&p->changed, 0);
                 rc = PR_OK;
                 continue;
             }
-            rc = pr__dsp_wait_change(p, until); /* the lowest batch claims */
+            rc = pr__ds_producer_wait_change(p, until); /* the lowest batch claims */
             continue;
         }
         if (rc == PR_EHTTP && res.error == PR_DS_SEQUENCE_GAP && res.expected_seq >= 0 && res.expected_seq < b->seq &&
-            !pr__dsp_lower_done(p, b->seq)) {
+            !pr__ds_producer_lower_done(p, b->seq)) {
             /* a lower batch has not arrived yet: send again once it is answered */
-            while ((rc = pr__dsp_wait_change(p, until)) == PR_OK && !pr__dsp_lower_done(p, b->seq) &&
+            while ((rc = pr__ds_producer_wait_change(p, until)) == PR_OK && !pr__ds_producer_lower_done(p, b->seq) &&
                    !(p->rc && b->seq >= p->fail_seq)) {}
             continue;
         }
-        if (!pr__dsp_resend(rc, &res) && !(rc == PR_EHTTP && res.error == PR_DS_SEQUENCE_GAP &&
+        if (!pr__ds_producer_resend(rc, &res) && !(rc == PR_EHTTP && res.error == PR_DS_SEQUENCE_GAP &&
                                           res.expected_seq >= 0 && res.expected_seq < b->seq)) {
-            pr__dsp_fail(p, b->seq, rc, rc == PR_EHTTP ? res.error : PR_DS_OK, &e);
+            pr__ds_producer_fail(p, b->seq, rc, rc == PR_EHTTP ? res.error : PR_DS_OK, &e);
             break;
         }
         /* unknown, passing, or a gap the lower batches should have closed:
@@ -409,7 +409,7 @@ static int pr__dsp_send_task(void *arg) {
             again = p->ds->retry;
             again.max_retries = PR_RETRY_UNLIMITED;
             again.max_elapsed_ms = again.progress_timeout_ms = 0;
-            again.classify = pr__dsp_always_again;
+            again.classify = pr__ds_producer_always_again;
             again.on_retry = NULL;
             if ((rc = pr_retry_begin(&st, &again)) != PR_OK) break;
         }
@@ -427,7 +427,7 @@ static int pr__dsp_send_task(void *arg) {
             pr__err_wrap(&e, PR_EFAILED, &last,
                          "ds producer: batch %lld not stored within delivery_timeout_ms; the last try",
                          (long long)b->seq);
-            pr__dsp_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &e);
+            pr__ds_producer_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &e);
             rc = PR_EFAILED;
             break;
         }
@@ -435,10 +435,10 @@ static int pr__dsp_send_task(void *arg) {
     if (rc == PR_ETIMEDOUT) { /* the delivery timeout passed while it waited for a slot or a lower batch */
         pr__err_set(&e, PR_EFAILED, 0, "ds producer: batch %lld not stored within delivery_timeout_ms "
                     "(it waited for %s)", (long long)b->seq, slot ? "lower batches" : "a send slot");
-        pr__dsp_fail(p, b->seq, PR_EFAILED, PR_DS_OK, &e);
+        pr__ds_producer_fail(p, b->seq, PR_EFAILED, PR_DS_OK, &e);
     }
     pr_ds_result_deinit(&res);
-    pr__dsp_unlink(p, b);
+    pr__ds_producer_unlink(p, b);
     if (slot) pr_sem_release(p->slots);
     if (p->kick) (void)pr_chan_send(p->kick, &rc, 0); /* a slot is free: the pump may seal */
     return 0;
@@ -446,14 +446,14 @@ static int pr__dsp_send_task(void *arg) {
 
 /* Seals the current batch linger_ms after its first message (at the next
    turn for 0), once a send slot is free. */
-static int pr__dsp_pump(void *arg) {
+static int pr__ds_producer_pump(void *arg) {
     pr_ds_producer *p = (pr_ds_producer *)arg;
     for (;;) {
         int x, rc;
         int64_t until = PR_FOREVER;
         if (p->cur) until = pr__time_add(p->cur_started, p->o.linger_ms);
         if (p->cur && pr_now() >= until) {
-            if (pr_sem_available(p->slots) > 0 && !p->rc) pr__dsp_seal(p);
+            if (pr_sem_available(p->slots) > 0 && !p->rc) pr__ds_producer_seal(p);
             until = PR_FOREVER; /* the next kick (a slot freed, a message) */
         }
         rc = pr_chan_recv(p->kick, &x, p->cur ? until : PR_FOREVER);
@@ -474,11 +474,11 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
     if (!(p = (pr_ds_producer *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "ds producer: out of memory");
     p->ds = ds;
     p->o = *o;
-    p->o.max_batch_bytes = PR__DEF(p->o.max_batch_bytes, PR__DSP_DEF_BATCH);
+    p->o.max_batch_bytes = PR__DEF(p->o.max_batch_bytes, PR__DS_PRODUCER_DEF_BATCH);
     p->o.max_in_flight = PR__DEF(p->o.max_in_flight, 5);
-    p->o.max_buffer_bytes = PR__DEF(p->o.max_buffer_bytes, PR__DSP_DEF_BUFFER);
-    p->o.request_timeout_ms = PR__DEF(p->o.request_timeout_ms, PR__DSP_DEF_REQUEST);
-    p->o.delivery_timeout_ms = PR__DEF(p->o.delivery_timeout_ms, PR__DSP_DEF_DELIVERY);
+    p->o.max_buffer_bytes = PR__DEF(p->o.max_buffer_bytes, PR__DS_PRODUCER_DEF_BUFFER);
+    p->o.request_timeout_ms = PR__DEF(p->o.request_timeout_ms, PR__DS_PRODUCER_DEF_REQUEST);
+    p->o.delivery_timeout_ms = PR__DEF(p->o.delivery_timeout_ms, PR__DS_PRODUCER_DEF_DELIVERY);
     p->epoch = o->epoch;
     p->obs = pr__ds_observer(ds, &p->o.observer);
     p->json = pr__ds_is_json(ds->ctype);
@@ -486,7 +486,7 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
         (rc = pr_group_create(&p->senders)) != PR_OK || (rc = pr_chan_create(&p->kick, sizeof(int), 1)) != PR_OK ||
         (rc = pr_sem_create(&p->slots, p->o.max_in_flight)) != PR_OK ||
         (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
-        (rc = pr_go(&p->pump, pr__dsp_pump, p, NULL)) != PR_OK) {
+        (rc = pr_go(&p->pump, pr__ds_producer_pump, p, NULL)) != PR_OK) {
         pr_ds_producer_destroy(p);
         return pr__err_set(err, PR_ENOMEM, 0, "ds producer: out of memory");
     }
@@ -508,9 +508,9 @@ int pr_ds_producer_append(pr_ds_producer *p, const void *data, size_t len, int64
         pr_wsem_release(p->budget, w);
         return p->rc;
     }
-    if (p->cur && p->cur->body.len + len + 2 > p->o.max_batch_bytes && p->cur->items) pr__dsp_seal(p);
+    if (p->cur && p->cur->body.len + len + 2 > p->o.max_batch_bytes && p->cur->items) pr__ds_producer_seal(p);
     if (!p->cur) {
-        pr__dsp_batch *b = (pr__dsp_batch *)pr__calloc(1, sizeof *b);
+        pr__ds_producer_batch *b = (pr__ds_producer_batch *)pr__calloc(1, sizeof *b);
         if (!b) {
             pr_wsem_release(p->budget, w);
             return PR_ENOMEM;
@@ -529,7 +529,7 @@ int pr_ds_producer_append(pr_ds_producer *p, const void *data, size_t len, int64
     p->cur->items++;
     p->cur->weight += (size_t)w;
     if (p->cur->body.len >= p->o.max_batch_bytes || (p->o.max_batch_items && p->cur->items >= p->o.max_batch_items))
-        pr__dsp_seal(p);
+        pr__ds_producer_seal(p);
     return p->rc;
 }
 
@@ -539,7 +539,7 @@ int pr_ds_producer_flush(pr_ds_producer *p, int64_t deadline) {
     if (p->rc) return p->rc;
     if (p->flushing) return PR_ESTATE;
     p->flushing = 1;
-    pr__dsp_seal(p);
+    pr__ds_producer_seal(p);
     rc = pr_group_wait(p->senders, deadline);
     p->flushing = 0;
     return p->rc ? p->rc : rc;
@@ -603,7 +603,7 @@ int pr_ds_producer_restart(pr_ds_producer *p, int64_t deadline) {
     if (!p) return PR_EINVAL;
     if (p->flushing) return PR_ESTATE;
     p->flushing = 1;
-    if (!p->rc) pr__dsp_seal(p);
+    if (!p->rc) pr__ds_producer_seal(p);
     rc = pr_group_wait(p->senders, deadline); /* every sender ends: answered, or abandoned after a failure */
     p->flushing = 0;
     if (rc != PR_OK) return rc;
@@ -638,10 +638,10 @@ void pr_ds_producer_destroy(pr_ds_producer *p) {
         pr_join(p->pump, NULL, PR_FOREVER);
     }
     if (p->senders) pr_group_close(p->senders, PR_FOREVER);
-    while (p->head) pr__dsp_unlink(p, p->head);
+    while (p->head) pr__ds_producer_unlink(p, p->head);
     if (p->cur) {
         pr_wsem_release(p->budget, (int64_t)p->cur->weight);
-        pr__dsp_free_batch(p->cur);
+        pr__ds_producer_free_batch(p->cur);
     }
     pr_chan_destroy(p->kick);
     pr_sem_destroy(p->slots);

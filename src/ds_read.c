@@ -33,7 +33,9 @@
  * pr_ds_read_open takes back), else PR_EPROTO.
  *
  * To the modules after it (ds_consumer) it offers, privately,
- * pr__ds_transient: whether a read's failure is worth reconnecting for.
+ * pr__ds_read_transient: whether a read's failure is worth reconnecting for.
+ *
+ * Offers to the modules after it: pr__ds_read_transient.
  */
 
 /* A read of a stream (pr_ds_read_open). Opaque; one task reads it at a time. */
@@ -136,12 +138,12 @@ PRISTINE_API int pr_ds_read_last_error(const pr_ds_read *r, pr_err_info *out);
 PRISTINE_API void pr_ds_read_destroy(pr_ds_read *r);
 
 // @pristine:impl
-#define PR__DS_DEF_IDLE 60000
-#define PR__DS_QUICK_MS 50       /* the wait after an answer that brought nothing new at once, */
-#define PR__DS_QUICK_MAX_MS 2000 /* doubling per such answer in a row up to this */
-#define PR__DS_TO_POLL 1 /* pr__ds_sse_next: SSE gave up, long-poll instead */
+#define PR__DS_READ_DEF_IDLE 60000
+#define PR__DS_READ_QUICK_MS 50       /* the wait after an answer that brought nothing new at once, */
+#define PR__DS_READ_QUICK_MAX_MS 2000 /* doubling per such answer in a row up to this */
+#define PR__DS_READ_TO_POLL 1 /* pr__ds_read_sse_next: SSE gave up, long-poll instead */
 
-enum { PR__DS_CATCHUP, PR__DS_POLL, PR__DS_SSE };
+enum { PR__DS_READ_CATCHUP, PR__DS_READ_POLL, PR__DS_READ_SSE };
 
 struct pr_ds_read {
     pr_ds *ds;
@@ -149,7 +151,7 @@ struct pr_ds_read {
     pr_ds_read_opts o;
     char *offset;               /* the position: after the last chunk delivered */
     char *cursor;
-    int phase;                  /* PR__DS_CATCHUP, then the live way */
+    int phase;                  /* PR__DS_READ_CATCHUP, then the live way */
     int json, text;
     int up_to_date;             /* the up-to-date signal has been delivered */
     int ended;                  /* the last chunk (closed, or the end of a catch-up) is delivered */
@@ -192,7 +194,7 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     r->o.sse_short_ms = PR__DEF(r->o.sse_short_ms, 1000);
     r->o.sse_max_short = PR__DEF(r->o.sse_max_short, 3);
     r->o.max_chunk_bytes = PR__DEF(r->o.max_chunk_bytes, PR__DS_DEF_CHUNK);
-    r->o.idle_timeout_ms = PR__DEF(r->o.idle_timeout_ms, PR__DS_DEF_IDLE);
+    r->o.idle_timeout_ms = PR__DEF(r->o.idle_timeout_ms, PR__DS_READ_DEF_IDLE);
     pr_buf_init(&r->batch);
     pr_buf_init(&r->out);
     if (!(r->offset = pr__strdup(offset, NULL)) || !(r->cursor = pr__strdup("", NULL))) {
@@ -201,7 +203,7 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     }
     r->json = pr__ds_is_json(ds->ctype);
     r->text = pr__ds_is_text(ds->ctype);
-    r->phase = PR__DS_CATCHUP;
+    r->phase = PR__DS_READ_CATCHUP;
     *out = r;
     return PR_OK;
 }
@@ -232,21 +234,21 @@ int pr_ds_read_last_error(const pr_ds_read *r, pr_err_info *out) {
     return r->error;
 }
 
-static int pr__ds_rfail(pr_ds_read *r, int rc, int meaning, const char *fmt, const char *arg) {
+static int pr__ds_read_rfail(pr_ds_read *r, int rc, int meaning, const char *fmt, const char *arg) {
     r->error = meaning;
     pr__err_set(&r->err, rc, 0, fmt, arg);
     return rc;
 }
 
 /* Move the position to a new offset (and cursor). */
-static int pr__ds_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
+static int pr__ds_read_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
     char *d;
-    if (!off.len) return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "a response without Stream-Next-Offset");
+    if (!off.len) return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "a response without Stream-Next-Offset");
     if (!pr__ds_token_ok(off.ptr, off.len))
-        return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
+        return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
     if (cur.len && !pr__ds_token_ok(cur.ptr, cur.len))
-        return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's cursor is not 1 to 1024 printable ASCII bytes");
-    if (!(d = pr__strndup(off.ptr, off.len))) return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+        return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's cursor is not 1 to 1024 printable ASCII bytes");
+    if (!(d = pr__strndup(off.ptr, off.len))) return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
     pr__strfree(&r->offset);
     r->offset = d;
     if (cur.len) pr__ds_setstr(&r->cursor, cur.ptr, cur.len);
@@ -254,7 +256,7 @@ static int pr__ds_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
 }
 
 /* Hand out r->out as the chunk (parsing it on a JSON stream). */
-static int pr__ds_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed) {
+static int pr__ds_read_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed) {
     memset(c, 0, sizeof *c);
     pr_json_doc_destroy(r->doc);
     r->doc = NULL;
@@ -262,11 +264,11 @@ static int pr__ds_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed
         int rc;
         pr_json_error je;
         if (!r->out.len && pr_buf_append(&r->out, "[]", 2) != PR_OK)
-            return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+            return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
         if ((rc = pr_json_parse(&r->doc, r->out.data, r->out.len, NULL, &je)) != PR_OK || pr_json_type(pr_json_root(r->doc)) != PR_JSON_ARRAY) {
             pr_json_doc_destroy(r->doc);
             r->doc = NULL;
-            return pr__ds_rfail(r, rc == PR_ENOMEM ? PR_ENOMEM : PR_EPROTO, PR_DS_OK, "ds: %s",
+            return pr__ds_read_rfail(r, rc == PR_ENOMEM ? PR_ENOMEM : PR_EPROTO, PR_DS_OK, "ds: %s",
                                 "a JSON stream's data is not one JSON array");
         }
         c->items = pr_json_root(r->doc);
@@ -285,7 +287,7 @@ static int pr__ds_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed
 }
 
 /* A JSON body's items go into the chunk: an empty array counts as no data. */
-static int pr__ds_json_empty(const char *p, size_t n) {
+static int pr__ds_read_json_empty(const char *p, size_t n) {
     pr_slice t;
     t.ptr = p;
     t.len = n;
@@ -294,7 +296,7 @@ static int pr__ds_json_empty(const char *p, size_t n) {
 }
 
 /* Sleep through the handle's retry hooks (tests make waits instant). */
-static int pr__ds_sleep(pr_ds *ds, int64_t delay, int64_t until) {
+static int pr__ds_read_sleep(pr_ds *ds, int64_t delay, int64_t until) {
     return pr__retry_hook_sleep(&ds->retry.hooks, delay, until);
 }
 
@@ -302,23 +304,23 @@ static int pr__ds_sleep(pr_ds *ds, int64_t delay, int64_t until) {
    brought nothing new at once are asked again later and later (a server
    cannot make a busy loop of a read). PR_ETIMEDOUT when the deadline
    comes first. */
-static int pr__ds_pace(pr_ds_read *r, int64_t deadline) {
+static int pr__ds_read_pace(pr_ds_read *r, int64_t deadline) {
     int64_t at, now = pr_now();
     if (!r->quick) return PR_OK;
-    at = pr__time_add(r->asked_at, PR__MIN((int64_t)PR__DS_QUICK_MAX_MS,
-                                           (int64_t)PR__DS_QUICK_MS << PR__MIN(r->quick - 1, 20)));
+    at = pr__time_add(r->asked_at, PR__MIN((int64_t)PR__DS_READ_QUICK_MAX_MS,
+                                           (int64_t)PR__DS_READ_QUICK_MS << PR__MIN(r->quick - 1, 20)));
     if (at <= now) return PR_OK;
     if (deadline < at) {
-        if (deadline > now) (void)pr__ds_sleep(r->ds, deadline - now, deadline);
+        if (deadline > now) (void)pr__ds_read_sleep(r->ds, deadline - now, deadline);
         return PR_ETIMEDOUT;
     }
-    return pr__ds_sleep(r->ds, at - now, at);
+    return pr__ds_read_sleep(r->ds, at - now, at);
 }
 
 /* After an answer: whether it brought something (data, the close, the
    first up-to-date signal) or came back at once with nothing. */
-static void pr__ds_paced(pr_ds_read *r, int progress) {
-    int64_t next = PR__MIN((int64_t)PR__DS_QUICK_MAX_MS, (int64_t)PR__DS_QUICK_MS << PR__MIN(r->quick, 20));
+static void pr__ds_read_paced(pr_ds_read *r, int progress) {
+    int64_t next = PR__MIN((int64_t)PR__DS_READ_QUICK_MAX_MS, (int64_t)PR__DS_READ_QUICK_MS << PR__MIN(r->quick, 20));
     if (!progress && pr_now() - r->asked_at < next) r->quick++;
     else r->quick = 0; /* progress, or the server held the request */
 }
@@ -340,7 +342,7 @@ static int pr__ds_read_get(pr_ds_read *r, const char *live, const pr_http_header
         (live && pr_url_query_append(&q, "live", live) != PR_OK) ||
         (live && *r->cursor && pr_url_query_append(&q, "cursor", r->cursor) != PR_OK)) {
         pr_buf_deinit(&q);
-        return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+        return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
     }
     memset(&rq, 0, sizeof rq);
     rq.method = "GET";
@@ -360,12 +362,12 @@ static int pr__ds_read_get(pr_ds_read *r, const char *live, const pr_http_header
     return rc;
 }
 
-static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t deadline) {
+static int pr__ds_read_ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t deadline) {
     pr_http_header h[2];
     size_t nh = 0;
     int rc, st, has_data;
     *got = 0;
-    if ((rc = pr__ds_pace(r, deadline)) != PR_OK) return rc;
+    if ((rc = pr__ds_read_pace(r, deadline)) != PR_OK) return rc;
     r->asked_at = pr_now();
     if (!poll && r->ds->etag && r->ds->etag_at && strcmp(r->ds->etag_at, r->offset) == 0)
         pr__ds_hdr(h, &nh, "If-None-Match", r->ds->etag, strlen(r->ds->etag));
@@ -373,10 +375,10 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     st = r->status = r->res.status;
     if (st == 304) { /* nothing new at this offset */
         pr_buf_clear(&r->out);
-        pr__ds_paced(r, !r->up_to_date);
+        pr__ds_read_paced(r, !r->up_to_date);
         if (r->up_to_date) return PR_OK;
         *got = 1;
-        return pr__ds_emit(r, c, 1, 0);
+        return pr__ds_read_emit(r, c, 1, 0);
     }
     if (st != 200 && st != 204) {
         rc = pr__ds_status_error(r->ds, &r->res, &r->err, "read");
@@ -384,29 +386,29 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
         return rc;
     }
     if (r->res.http.body_len > r->o.max_chunk_bytes)
-        return pr__ds_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "a response over max_chunk_bytes");
+        return pr__ds_read_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "a response over max_chunk_bytes");
     has_data = st == 200 && r->res.http.body_len &&
-               !(r->json && pr__ds_json_empty(r->res.http.body, r->res.http.body_len));
+               !(r->json && pr__ds_read_json_empty(r->res.http.body, r->res.http.body_len));
     if (!poll && st == 200 && !has_data && r->res.etag.len) { /* an empty tail: remember its ETag */
         pr__ds_setstr(&r->ds->etag, r->res.etag.ptr, r->res.etag.len);
         pr__ds_setstr(&r->ds->etag_at, r->offset, strlen(r->offset));
     }
-    if ((rc = pr__ds_advance(r, r->res.offset, r->res.cursor)) != PR_OK) return rc;
+    if ((rc = pr__ds_read_advance(r, r->res.offset, r->res.cursor)) != PR_OK) return rc;
     pr_buf_clear(&r->out);
     if (has_data && pr_buf_append(&r->out, r->res.http.body, r->res.http.body_len) != PR_OK)
-        return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+        return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
     /* a 204 (long-poll at the tail) is up to date; a 200 says so in a header */
-    pr__ds_paced(r, has_data || r->res.closed || ((r->res.up_to_date || st == 204) && !r->up_to_date));
+    pr__ds_read_paced(r, has_data || r->res.closed || ((r->res.up_to_date || st == 204) && !r->up_to_date));
     if (has_data || r->res.closed || ((r->res.up_to_date || st == 204) && !r->up_to_date)) {
         *got = 1;
-        return pr__ds_emit(r, c, r->res.up_to_date || st == 204, r->res.closed);
+        return pr__ds_read_emit(r, c, r->res.up_to_date || st == 204, r->res.closed);
     }
     return PR_OK;
 }
 
 /* ---- SSE ---- */
 
-static int pr__ds_b64v(unsigned char ch) {
+static int pr__ds_read_b64v(unsigned char ch) {
     if (ch >= 'A' && ch <= 'Z') return ch - 'A';
     if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
     if (ch >= '0' && ch <= '9') return ch - '0' + 52;
@@ -416,7 +418,7 @@ static int pr__ds_b64v(unsigned char ch) {
 }
 
 /* Decode standard base64 (CR and LF skipped, '=' padding) onto out. */
-static int pr__ds_b64_decode(pr_buf *out, const char *s, size_t n) {
+static int pr__ds_read_b64_decode(pr_buf *out, const char *s, size_t n) {
     unsigned acc = 0;
     int bits = 0, pad = 0;
     size_t i, q = 0;
@@ -429,7 +431,7 @@ static int pr__ds_b64_decode(pr_buf *out, const char *s, size_t n) {
             pad++;
             continue;
         }
-        if (pad || (v = pr__ds_b64v(ch)) < 0) return PR_EPROTO;
+        if (pad || (v = pr__ds_read_b64v(ch)) < 0) return PR_EPROTO;
         acc = (acc << 6) | (unsigned)v;
         bits += 6;
         if (bits >= 8) {
@@ -445,8 +447,8 @@ static int pr__ds_b64_decode(pr_buf *out, const char *s, size_t n) {
 
 /* Add one data event to the batch: bytes, text, or a JSON array whose
    items join the batch's array. */
-static int pr__ds_batch_add(pr_ds_read *r, const char *p, size_t n) {
-    if (r->base64) return pr__ds_b64_decode(&r->batch, p, n);
+static int pr__ds_read_batch_add(pr_ds_read *r, const char *p, size_t n) {
+    if (r->base64) return pr__ds_read_b64_decode(&r->batch, p, n);
     if (r->json) {
         pr_slice t;
         t.ptr = p;
@@ -463,7 +465,7 @@ static int pr__ds_batch_add(pr_ds_read *r, const char *p, size_t n) {
     return pr_buf_append(&r->batch, p, n);
 }
 
-static void pr__ds_sse_drop(pr_ds_read *r) {
+static void pr__ds_read_sse_drop(pr_ds_read *r) {
     pr_http_response_destroy(r->sse);
     r->sse = NULL;
     pr_buf_clear(&r->batch); /* data without its control event is read again */
@@ -471,7 +473,7 @@ static void pr__ds_sse_drop(pr_ds_read *r) {
 }
 
 /* Open the SSE connection at the position. */
-static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
+static int pr__ds_read_sse_open(pr_ds_read *r, int64_t deadline) {
     pr_http_header h[1];
     pr_http_response *resp = NULL;
     const pr_slice *ct, *enc;
@@ -500,7 +502,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
     ct = pr_http_header_get(resp, "content-type");
     if (!pr__http_media_is(ct, "text/event-stream")) {
         pr_http_response_destroy(resp);
-        return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE read answered without text/event-stream");
+        return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE read answered without text/event-stream");
     }
     enc = pr_http_header_get(resp, "stream-sse-data-encoding");
     r->base64 = enc ? pr_slice_ieq(pr_slice_trim(*enc), pr_slice_cstr("base64")) : !r->text;
@@ -509,7 +511,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
         memset(&so, 0, sizeof so);
         so.max_event_bytes = r->o.max_chunk_bytes;
         if ((rc = pr_sse_decoder_create(&r->dec, &so)) != PR_OK)
-            return pr_http_response_destroy(resp), pr__ds_rfail(r, rc, PR_DS_OK, "ds: %s", "out of memory");
+            return pr_http_response_destroy(resp), pr__ds_read_rfail(r, rc, PR_DS_OK, "ds: %s", "out of memory");
     } else {
         pr_sse_decoder_reset(r->dec);
     }
@@ -520,14 +522,14 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
 }
 
 /* Handle one SSE event. Sets *got when a chunk is ready. */
-static int pr__ds_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *c, int *got) {
+static int pr__ds_read_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *c, int *got) {
     pr_slice type = { ev->type, ev->type_len };
     int rc;
     if (pr_slice_eq(type, pr_slice_cstr("data"))) {
         if (r->batch.len + ev->data_len > r->o.max_chunk_bytes)
-            return pr__ds_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "an SSE batch over max_chunk_bytes");
-        if ((rc = pr__ds_batch_add(r, ev->data, ev->data_len)) != PR_OK)
-            return pr__ds_rfail(r, rc, PR_DS_OK, "ds: %s",
+            return pr__ds_read_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "an SSE batch over max_chunk_bytes");
+        if ((rc = pr__ds_read_batch_add(r, ev->data, ev->data_len)) != PR_OK)
+            return pr__ds_read_rfail(r, rc, PR_DS_OK, "ds: %s",
                                 rc == PR_ENOMEM ? "out of memory" : "an SSE data event that does not decode");
         return PR_OK;
     }
@@ -540,13 +542,13 @@ static int pr__ds_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *
             pr_json_type(root = pr_json_root(doc)) != PR_JSON_OBJECT ||
             !(v = pr_json_get(root, "streamNextOffset")) || !(off.ptr = pr_json_string(v, &off.len))) {
             pr_json_doc_destroy(doc);
-            return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE control event that does not parse");
+            return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE control event that does not parse");
         }
         if ((v = pr_json_get(root, "streamCursor")) != NULL && pr_json_type(v) == PR_JSON_STRING)
             cur.ptr = pr_json_string(v, &cur.len);
         if ((v = pr_json_get(root, "upToDate")) != NULL) pr_json_bool(v, &up);
         if ((v = pr_json_get(root, "streamClosed")) != NULL) pr_json_bool(v, &closed);
-        rc = pr__ds_advance(r, off, cur);
+        rc = pr__ds_read_advance(r, off, cur);
         pr_json_doc_destroy(doc);
         if (rc != PR_OK) return rc;
         has_data = r->batch.len > 0;
@@ -554,12 +556,12 @@ static int pr__ds_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *
         if (has_data) {
             if (pr_buf_append(&r->out, r->batch.data, r->batch.len) != PR_OK ||
                 (r->json && pr_buf_append(&r->out, "]", 1) != PR_OK))
-                return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+                return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
             pr_buf_clear(&r->batch);
         }
         if (has_data || closed || (up && !r->up_to_date)) {
             *got = 1;
-            return pr__ds_emit(r, c, up, closed);
+            return pr__ds_read_emit(r, c, up, closed);
         }
         return PR_OK;
     }
@@ -569,7 +571,7 @@ static int pr__ds_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *
 /* Read the SSE connection until a chunk is ready. *from_conn says the
    failure came from the connection (PR_ECLOSED: it ended) rather than from
    decoding what the server sent. */
-static int pr__ds_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline, int *from_conn) {
+static int pr__ds_read_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline, int *from_conn) {
     int reads = 0;
     for (;;) {
         pr_sse_event ev;
@@ -577,10 +579,10 @@ static int pr__ds_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline, int 
         size_t n;
         int rc, got = 0;
         while ((rc = pr_sse_decoder_next(r->dec, &ev)) == PR_OK) {
-            if ((rc = pr__ds_sse_event(r, &ev, c, &got)) != PR_OK) return rc;
+            if ((rc = pr__ds_read_sse_event(r, &ev, c, &got)) != PR_OK) return rc;
             if (got) return PR_OK;
         }
-        if (rc == PR_ELIMIT) return pr__ds_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "an SSE event over the limit");
+        if (rc == PR_ELIMIT) return pr__ds_read_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "an SSE event over the limit");
         /* events that make no chunk (control events without data, comments)
            must not hold the caller past its deadline */
         if (reads++ && pr_now() >= deadline) return PR_ETIMEDOUT;
@@ -589,16 +591,16 @@ static int pr__ds_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline, int 
             *from_conn = 1;
             return rc;
         }
-        if ((rc = pr_sse_decoder_feed(r->dec, p, n)) != PR_OK) return pr__ds_rfail(r, rc, PR_DS_OK, "ds: %s", "SSE decoding failed");
+        if ((rc = pr_sse_decoder_feed(r->dec, p, n)) != PR_OK) return pr__ds_read_rfail(r, rc, PR_DS_OK, "ds: %s", "SSE decoding failed");
     }
 }
 
 /* Wait the backoff after a failure, within the deadline. Returns PR_OK
    to try again, or what the caller gets. */
-static int pr__ds_backoff_wait(pr_ds_read *r, int rc, int64_t deadline) {
+static int pr__ds_read_backoff_wait(pr_ds_read *r, int rc, int64_t deadline) {
     int outcome = rc;
     if (r->failures++ == 0 && pr_retry_begin(&r->retry, &r->ds->retry) != PR_OK)
-        return pr__ds_rfail(r, PR_EINVAL, PR_DS_OK, "ds: %s", "invalid retry policy");
+        return pr__ds_read_rfail(r, PR_EINVAL, PR_DS_OK, "ds: %s", "invalid retry policy");
     if (pr_retry_next(&r->retry, &outcome, deadline)) return PR_OK;
     if (outcome == PR_ECANCELED) return PR_ECANCELED;
     if (r->retry.stop == PR_RETRY_DEADLINE) { /* the caller's deadline comes first: wait until it */
@@ -609,73 +611,73 @@ static int pr__ds_backoff_wait(pr_ds_read *r, int rc, int64_t deadline) {
 }
 
 /* Whether an error of a live read is worth reconnecting for. */
-static int pr__ds_transient(pr_ds_read *r, int rc) {
+static int pr__ds_read_transient(pr_ds_read *r, int rc) {
     if (rc == PR_EHTTP) return r->res.status == 429 || (r->res.status >= 500 && r->res.status <= 599);
     return pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_AGAIN && rc != PR_ETIMEDOUT && rc != PR_EPROTO;
 }
 
-static int pr__ds_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
+static int pr__ds_read_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
     for (;;) {
         int rc, from_conn = 0, lasted;
         if (!r->sse) {
-            rc = pr__ds_sse_open(r, deadline);
+            rc = pr__ds_read_sse_open(r, deadline);
             if (rc != PR_OK) {
-                if (!pr__ds_transient(r, rc)) return rc;
-                if ((rc = pr__ds_backoff_wait(r, rc, deadline)) != PR_OK) return rc;
+                if (!pr__ds_read_transient(r, rc)) return rc;
+                if ((rc = pr__ds_read_backoff_wait(r, rc, deadline)) != PR_OK) return rc;
                 continue;
             }
         }
-        rc = pr__ds_sse_pump(r, c, deadline, &from_conn);
+        rc = pr__ds_read_sse_pump(r, c, deadline, &from_conn);
         if (rc == PR_OK) {
             r->failures = 0;
-            if (c->closed) pr__ds_sse_drop(r);
+            if (c->closed) pr__ds_read_sse_drop(r);
             return PR_OK;
         }
         if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline))
             return rc; /* the caller's limits: the connection stays for the next call */
         if (!from_conn || pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_FAIL) {
-            pr__ds_sse_drop(r);
+            pr__ds_read_sse_drop(r);
             return rc; /* malformed data (reconnecting would read it again), a limit, no memory */
         }
         /* the connection ended, broke or went silent: resume from the position */
         lasted = pr_now() - r->sse_opened_at >= r->o.sse_short_ms;
         r->sse_short = lasted ? 0 : r->sse_short + 1;
-        pr__ds_sse_drop(r);
+        pr__ds_read_sse_drop(r);
         if (r->o.live == PR_DS_LIVE_AUTO && r->sse_short >= r->o.sse_max_short) {
-            r->phase = PR__DS_POLL; /* SSE keeps dropping: a buffering proxy, probably */
-            return PR__DS_TO_POLL;
+            r->phase = PR__DS_READ_POLL; /* SSE keeps dropping: a buffering proxy, probably */
+            return PR__DS_READ_TO_POLL;
         }
         if (lasted) r->failures = 0; /* a connection that served a while starts the backoff afresh */
         if (lasted && rc == PR_ECLOSED) continue; /* a clean end (a server's or a proxy's idle cut): at once */
-        if ((rc = pr__ds_backoff_wait(r, rc, deadline)) != PR_OK) return rc;
+        if ((rc = pr__ds_read_backoff_wait(r, rc, deadline)) != PR_OK) return rc;
     }
 }
 
 int pr_ds_read_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
     if (!r || !c) return PR_EINVAL;
     memset(c, 0, sizeof *c);
-    if (r->ended) return pr__ds_rfail(r, PR_ECLOSED, PR_DS_OK, "ds: %s", "the read is over");
+    if (r->ended) return pr__ds_read_rfail(r, PR_ECLOSED, PR_DS_OK, "ds: %s", "the read is over");
     r->error = PR_DS_OK;
     memset(&r->err, 0, sizeof r->err);
     for (;;) {
         int rc, got = 0;
         if (pr_is_canceled()) return PR_ECANCELED;
-        if (r->phase == PR__DS_CATCHUP && strcmp(r->offset, "now") == 0 && r->o.live != PR_DS_LIVE_NONE) {
+        if (r->phase == PR__DS_READ_CATCHUP && strcmp(r->offset, "now") == 0 && r->o.live != PR_DS_LIVE_NONE) {
             /* "now": the live way starts at the tail (SSE says the offset in its first control event) */
-            r->phase = r->o.live == PR_DS_LIVE_SSE || (r->o.live == PR_DS_LIVE_AUTO && r->o.prefer_sse) ? PR__DS_SSE
-                                                                                                         : PR__DS_POLL;
+            r->phase = r->o.live == PR_DS_LIVE_SSE || (r->o.live == PR_DS_LIVE_AUTO && r->o.prefer_sse) ? PR__DS_READ_SSE
+                                                                                                         : PR__DS_READ_POLL;
         }
-        if (r->phase == PR__DS_SSE) {
-            rc = pr__ds_sse_next(r, c, deadline);
-            if (rc == PR__DS_TO_POLL) continue;
+        if (r->phase == PR__DS_READ_SSE) {
+            rc = pr__ds_read_sse_next(r, c, deadline);
+            if (rc == PR__DS_READ_TO_POLL) continue;
             return rc;
         }
-        rc = pr__ds_get(r, c, r->phase == PR__DS_POLL, &got, deadline);
+        rc = pr__ds_read_ds_get(r, c, r->phase == PR__DS_READ_POLL, &got, deadline);
         if (rc != PR_OK) return rc;
-        if (r->phase == PR__DS_CATCHUP && (r->res.up_to_date || r->res.closed || r->status == 304) &&
+        if (r->phase == PR__DS_READ_CATCHUP && (r->res.up_to_date || r->res.closed || r->status == 304) &&
             r->o.live != PR_DS_LIVE_NONE)
-            r->phase = r->o.live == PR_DS_LIVE_SSE || (r->o.live == PR_DS_LIVE_AUTO && r->o.prefer_sse) ? PR__DS_SSE
-                                                                                                         : PR__DS_POLL;
+            r->phase = r->o.live == PR_DS_LIVE_SSE || (r->o.live == PR_DS_LIVE_AUTO && r->o.prefer_sse) ? PR__DS_READ_SSE
+                                                                                                         : PR__DS_READ_POLL;
         if (got) return PR_OK;
     }
 }

@@ -216,12 +216,12 @@ PRISTINE_API long pr_sse_reconnects(const pr_sse *s);
 PRISTINE_API int pr_sse_last_error(const pr_sse *s, pr_err_info *out);
 
 // @pristine:impl
-#define PR__SSE_DEF_RETRY 3000
-#define PR__SSE_DEF_MAX_RETRY 3600000
-#define PR__SSE_DEF_IDLE 45000
-#define PR__SSE_DEF_MAX_LEI 4096
-#define PR__SSE_SHORT_MS 1000
-#define PR__SSE_MAX_FIELDS 32
+#define PR__EVENTSOURCE_DEF_RETRY 3000
+#define PR__EVENTSOURCE_DEF_MAX_RETRY 3600000
+#define PR__EVENTSOURCE_DEF_IDLE 45000
+#define PR__EVENTSOURCE_DEF_MAX_LEI 4096
+#define PR__EVENTSOURCE_SHORT_MS 1000
+#define PR__EVENTSOURCE_MAX_FIELDS 32
 
 struct pr_sse {
     pr_http_client *client;
@@ -250,16 +250,16 @@ struct pr_sse {
     pr_err_info err;
 };
 
-static const pr_backoff pr__sse_backoff = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 1000, 30000, 0.25, 0.0, 0.0 };
+static const pr_backoff pr__eventsource_backoff = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 1000, 30000, 0.25, 0.0, 0.0 };
 
-static void pr__sse_drop(pr_sse *s) {
+static void pr__eventsource_drop(pr_sse *s) {
     pr_http_response_destroy(s->resp);
     s->resp = NULL;
     s->status = 0;
 }
 
-static void pr__sse_free(pr_sse *s) {
-    pr__sse_drop(s);
+static void pr__eventsource_free(pr_sse *s) {
+    pr__eventsource_drop(s);
     pr_sse_decoder_destroy(s->dec);
     if (s->own_client) pr_http_client_destroy(s->client);
     pr_url_deinit(&s->url);
@@ -272,7 +272,7 @@ static void pr__sse_free(pr_sse *s) {
 /* The last-event-ID as it may travel in a header field: "" when there is
    none, or when it cannot (over max_last_event_id, or a control byte that
    a field value may not carry; *why then says which). */
-static const char *pr__sse_lei(const pr_sse *s, size_t *len, const char **why) {
+static const char *pr__eventsource_lei(const pr_sse *s, size_t *len, const char **why) {
     const char *id = pr_sse_last_event_id(s, len);
     size_t i;
     *why = NULL;
@@ -284,40 +284,40 @@ static const char *pr__sse_lei(const pr_sse *s, size_t *len, const char **why) {
     return "";
 }
 
-static int pr__sse_sleep(pr_sse *s, int64_t delay, int64_t until) {
+static int pr__eventsource_sleep(pr_sse *s, int64_t delay, int64_t until) {
     return pr__retry_hook_sleep(&s->o.hooks, delay, until);
 }
 
-static int64_t pr__sse_wall(pr_sse *s) {
-    return s->o.hooks.wall_clock_ms ? s->o.hooks.wall_clock_ms(s->o.hooks.user_data) : pr__wall_ms();
+static int64_t pr__eventsource_wall(pr_sse *s) {
+    return s->o.hooks.wall_clock_ms ? s->o.hooks.wall_clock_ms(s->o.hooks.user_data) : pr__time_wall_ms();
 }
 
 /* The stream cannot go on: remember why, for this and every later call. */
-static int pr__sse_fail(pr_sse *s, int code, int status, const char *fmt, const char *arg) {
+static int pr__eventsource_fail(pr_sse *s, int code, int status, const char *fmt, const char *arg) {
     pr__err_set(&s->err, code, 0, fmt, arg ? arg : "");
     s->err.http_status = status;
     s->final = code;
-    pr__sse_drop(s);
+    pr__eventsource_drop(s);
     return code;
 }
 
 /* Whether the current connection came to nothing: it ends within
-   PR__SSE_SHORT_MS of opening without an event. */
-static int pr__sse_futile(const pr_sse *s) { return !s->delivered && pr_now() - s->opened_at < PR__SSE_SHORT_MS; }
+   PR__EVENTSOURCE_SHORT_MS of opening without an event. */
+static int pr__eventsource_futile(const pr_sse *s) { return !s->delivered && pr_now() - s->opened_at < PR__EVENTSOURCE_SHORT_MS; }
 
 /* Plan the next connection after a failure (failed = a connection that did
    not open) or an end; min_ms is a server's hint. Fails the stream when it
    may not be repeated or max_failures is reached. */
-static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t min_ms) {
+static int pr__eventsource_plan(pr_sse *s, int reason, int status, int failed, int64_t min_ms) {
     pr_sse_reconnect info;
     const char *why;
     size_t n;
     int64_t delay = pr_sse_retry_ms(s);
     pr_err_info last = s->err; /* the cause, with its errno / TLS / DNS detail */
     const char *detail = last.msg;
-    pr__sse_drop(s);
+    pr__eventsource_drop(s);
     if (!s->repeatable) {
-        if (reason == PR_ECLOSED) return pr__sse_fail(s, PR_ECLOSED, 0, "sse: %s", "the stream ended (a request that cannot be repeated)");
+        if (reason == PR_ECLOSED) return pr__eventsource_fail(s, PR_ECLOSED, 0, "sse: %s", "the stream ended (a request that cannot be repeated)");
         s->err = last;
         s->err.code = reason;
         s->err.http_status = status;
@@ -345,7 +345,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
         info.reason = reason;
         info.status = status;
         info.detail = detail;
-        info.last_event_id = pr__sse_lei(s, &n, &why);
+        info.last_event_id = pr__eventsource_lei(s, &n, &why);
         s->o.observer.on_reconnect(&info, s->o.observer.user_data);
     }
     return PR_OK;
@@ -354,10 +354,10 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
 /* One connection: wait for its time, send the request, check the answer.
    Returns PR_OK (open, or a reconnect planned: loop), or what the caller
    gets (a deadline, a cancel, the stream's end). */
-static int pr__sse_connect(pr_sse *s, int64_t deadline) {
+static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
     /* the protocol's own fields go on to another origin; the caller's do not */
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
-    pr_http_header h[PR__SSE_MAX_FIELDS * 2 + 4];
+    pr_http_header h[PR__EVENTSOURCE_MAX_FIELDS * 2 + 4];
     pr__http_field_set fields;
     const char **lines = NULL;
     size_t lines_size = 0;
@@ -371,23 +371,23 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     const pr_slice *ct;
     if (s->next_at && pr_now() < s->next_at) {
         if (deadline < s->next_at) { /* the caller's deadline comes first: wait until it, then say so */
-            if (deadline > pr_now() && (rc = pr__sse_sleep(s, deadline - pr_now(), deadline)) != PR_OK) return rc;
+            if (deadline > pr_now() && (rc = pr__eventsource_sleep(s, deadline - pr_now(), deadline)) != PR_OK) return rc;
             return PR_ETIMEDOUT;
         }
-        if ((rc = pr__sse_sleep(s, s->next_at - pr_now(), s->next_at)) != PR_OK) return rc;
+        if ((rc = pr__eventsource_sleep(s, s->next_at - pr_now(), s->next_at)) != PR_OK) return rc;
     }
     s->next_at = 0;
     if (pr_is_canceled()) return PR_ECANCELED;
     pr_buf_init(&dyn);
     if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.user_data)) != 0) {
         pr_buf_deinit(&dyn);
-        return pr__sse_fail(s, rc < 0 ? rc : PR_EINVAL, 0, "sse: %s", "headers_fn refused the connection");
+        return pr__eventsource_fail(s, rc < 0 ? rc : PR_EINVAL, 0, "sse: %s", "headers_fn refused the connection");
     }
     h[n].name = pr_slice_cstr("Accept");
     h[n++].value = pr_slice_cstr("text/event-stream");
     h[n].name = pr_slice_cstr("Cache-Control");
     h[n++].value = pr_slice_cstr("no-cache");
-    lei = pr__sse_lei(s, &lei_len, &why);
+    lei = pr__eventsource_lei(s, &lei_len, &why);
     if (why)
         PR__LOG(PR_LEVEL_WARN, "sse", "the last-event-ID (%zu bytes) %s: connecting without Last-Event-ID",
                 strlen(pr_sse_last_event_id(s, NULL)), why);
@@ -402,13 +402,13 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     if ((rc = pr__http_fields(NULL, s->fixed.data, s->fixed.len, pr__http_field_push, &fields, &e)) != PR_OK ||
         (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__http_field_push, &fields, &e)) != PR_OK) {
         pr_buf_deinit(&dyn);
-        if (rc == PR_ELIMIT) return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "too many header lines from headers_fn");
-        return pr__sse_fail(s, PR_EINVAL, 0, "sse: headers_fn: %s", e.msg);
+        if (rc == PR_ELIMIT) return pr__eventsource_fail(s, PR_EINVAL, 0, "sse: %s", "too many header lines from headers_fn");
+        return pr__eventsource_fail(s, PR_EINVAL, 0, "sse: headers_fn: %s", e.msg);
     }
     n = fields.n;
     if (pr__http_lines_join(NULL, h, n, &lines, &lines_size) != PR_OK) {
         pr_buf_deinit(&dyn);
-        return pr__sse_fail(s, PR_ENOMEM, 0, "sse: %s", "out of memory");
+        return pr__eventsource_fail(s, PR_ENOMEM, 0, "sse: %s", "out of memory");
     }
     memset(&req, 0, sizeof req);
     memset(&e, 0, sizeof e);
@@ -428,10 +428,10 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         return rc; /* the caller's limit: the next call tries again */
     }
     /* a request the client refuses (bad fields, no memory, https in a PRISTINE_NO_TLS build) is final */
-    if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP) return pr__sse_fail(s, rc, 0, "%s", e.msg);
+    if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP) return pr__eventsource_fail(s, rc, 0, "%s", e.msg);
     if (rc) { /* no response: a network error (a connect or idle timeout included) */
         s->err = e;
-        return pr__sse_plan(s, rc, 0, 1, 0);
+        return pr__eventsource_plan(s, rc, 0, 1, 0);
     }
     st = pr_http_status(r);
     ct = pr_http_header_get(r, "content-type");
@@ -447,25 +447,25 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         return PR_OK;
     }
     s->resp = r; /* for the detail below; dropped by fail or plan */
-    if (st == 204) return pr__sse_fail(s, PR_ECLOSED, st, "sse: %s", "204 No Content: the server ended the stream");
+    if (st == 204) return pr__eventsource_fail(s, PR_ECLOSED, st, "sse: %s", "204 No Content: the server ended the stream");
     if (st == 200) {
         char t[80];
         snprintf(t, sizeof t, "%.*s", ct ? (int)PR__MIN(ct->len, 60) : 0, ct ? ct->ptr : "");
-        return pr__sse_fail(s, PR_EPROTO, st, ct ? "sse: 200 with Content-Type \"%s\", not text/event-stream"
+        return pr__eventsource_fail(s, PR_EPROTO, st, ct ? "sse: 200 with Content-Type \"%s\", not text/event-stream"
                                                  : "sse: 200 without a Content-Type%s", t);
     }
     if (pr_retry_status_retryable(st)) {
         int64_t hint = 0;
         pr_retry_hint_ms(pr_http_header_get(r, "retry-after-ms"), pr_http_header_get(r, "retry-after"),
-                         pr__sse_wall(s), s->o.max_retry_ms, &hint);
+                         pr__eventsource_wall(s), s->o.max_retry_ms, &hint);
         pr__err_set(&s->err, PR_EHTTP, 0, "sse: status %d", st);
         s->err.http_status = st;
-        return pr__sse_plan(s, PR_EHTTP, st, 1, hint);
+        return pr__eventsource_plan(s, PR_EHTTP, st, 1, hint);
     }
     {
         char t[16];
         snprintf(t, sizeof t, "%d", st);
-        return pr__sse_fail(s, PR_EHTTP, st, "sse: status %s (not an event stream)", t);
+        return pr__eventsource_fail(s, PR_EHTTP, st, "sse: status %s (not an event stream)", t);
     }
 }
 
@@ -490,7 +490,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
     for (i = 0; !rc && s->o.headers && s->o.headers[i]; i++) {
         size_t n = strlen(s->o.headers[i]);
         pr_slice name, value;
-        if (i >= PR__SSE_MAX_FIELDS) rc = pr__err_set(err, PR_EINVAL, 0, "sse: more than %d header lines", PR__SSE_MAX_FIELDS);
+        if (i >= PR__EVENTSOURCE_MAX_FIELDS) rc = pr__err_set(err, PR_EINVAL, 0, "sse: more than %d header lines", PR__EVENTSOURCE_MAX_FIELDS);
         else if ((rc = pr__http_field_line(s->o.headers[i], n, &name, &value, err)) != PR_OK) break;
         else if (pr_buf_append(&s->fixed, s->o.headers[i], n) || pr_buf_append(&s->fixed, "\r\n", 2)) rc = PR_ENOMEM;
     }
@@ -508,20 +508,20 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
     if (rc) {
         if (!err || err->code != rc)
             pr__err_set(err, rc, 0, "sse: %s", rc == PR_EINVAL ? "invalid URL or option" : pr_strerror(rc));
-        pr__sse_free(s);
+        pr__eventsource_free(s);
         return rc;
     }
     s->repeatable = s->o.repeatable || (!s->body && !strcmp(m, "GET"));
-    s->o.retry_ms = PR__DEF(s->o.retry_ms, PR__SSE_DEF_RETRY);
-    if (!s->o.backoff.base_ms) s->o.backoff = pr__sse_backoff;
-    s->o.idle_timeout_ms = PR__DEF(s->o.idle_timeout_ms, PR__SSE_DEF_IDLE);
-    s->o.max_retry_ms = PR__DEF(s->o.max_retry_ms, PR__SSE_DEF_MAX_RETRY);
-    s->o.max_last_event_id = PR__DEF(s->o.max_last_event_id, PR__SSE_DEF_MAX_LEI);
+    s->o.retry_ms = PR__DEF(s->o.retry_ms, PR__EVENTSOURCE_DEF_RETRY);
+    if (!s->o.backoff.base_ms) s->o.backoff = pr__eventsource_backoff;
+    s->o.idle_timeout_ms = PR__DEF(s->o.idle_timeout_ms, PR__EVENTSOURCE_DEF_IDLE);
+    s->o.max_retry_ms = PR__DEF(s->o.max_retry_ms, PR__EVENTSOURCE_DEF_MAX_RETRY);
+    s->o.max_last_event_id = PR__DEF(s->o.max_last_event_id, PR__EVENTSOURCE_DEF_MAX_LEI);
     s->o.method = s->o.body = NULL;
     s->o.headers = NULL;
     s->o.last_event_id = NULL;
     for (;;) { /* the first connection, reconnect rules included */
-        rc = pr__sse_connect(s, deadline);
+        rc = pr__eventsource_connect(s, deadline);
         if (rc || s->final || s->resp) break;
     }
     if (!rc && s->final) rc = s->final;
@@ -532,7 +532,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
         else if (s->err.code != rc)
             pr__err_set(&s->err, rc, 0, "sse: %s before the stream opened", pr_strerror(rc));
         if (err) *err = s->err;
-        pr__sse_free(s);
+        pr__eventsource_free(s);
         return rc;
     }
     *out = s;
@@ -541,7 +541,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
 
 /* Read the next bytes of the connection into the decoder; its end is the
    decoder's (drained, then a reconnect). */
-static int pr__sse_read(pr_sse *s, int64_t deadline) {
+static int pr__eventsource_read(pr_sse *s, int64_t deadline) {
     const char *p;
     size_t n;
     int rc = pr_http_next_span(s->resp, &p, &n, deadline);
@@ -550,7 +550,7 @@ static int pr__sse_read(pr_sse *s, int64_t deadline) {
         if ((rc = pr_sse_decoder_feed(s->dec, p, n)) == PR_OK) return PR_OK;
         /* the bytes are gone: resume from the last-event-ID on a new connection */
         pr__err_set(&s->err, rc, 0, "sse: %s", "out of memory decoding the stream");
-        return pr__sse_plan(s, rc, 0, pr__sse_futile(s), 0);
+        return pr__eventsource_plan(s, rc, 0, pr__eventsource_futile(s), 0);
     }
     if (rc == PR_ECLOSED) { /* a clean end of the body: the complete events are still delivered */
         s->dirty = 1;
@@ -564,16 +564,16 @@ static int pr__sse_read(pr_sse *s, int64_t deadline) {
 #ifndef PRISTINE_NO_TLS
     if (rc == PR_ETLS && s->err.tls_error == PR_TLS_TRUNCATED) rc = PR_ECLOSED;
 #endif
-    return pr__sse_plan(s, rc, 0, pr__sse_futile(s), 0);
+    return pr__eventsource_plan(s, rc, 0, pr__eventsource_futile(s), 0);
 }
 
-static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
+static int pr__eventsource_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
     int rc, reads = 0;
     for (;;) {
         if (s->destroyed) return PR_ECANCELED;
         if (s->final) return s->final;
         if (!s->resp) {
-            if ((rc = pr__sse_connect(s, deadline)) != PR_OK) return rc;
+            if ((rc = pr__eventsource_connect(s, deadline)) != PR_OK) return rc;
             continue;
         }
         rc = pr_sse_decoder_next(s->dec, ev);
@@ -587,7 +587,7 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
             if (s->o.reconnect_on_limit) {
                 char keep[sizeof s->err.msg];
                 snprintf(keep, sizeof keep, "%s", s->err.msg);
-                if ((rc = pr__sse_plan(s, PR_ELIMIT, 0, pr__sse_futile(s), 0)) != PR_OK) return rc;
+                if ((rc = pr__eventsource_plan(s, PR_ELIMIT, 0, pr__eventsource_futile(s), 0)) != PR_OK) return rc;
                 pr__err_set(&s->err, PR_ELIMIT, 0, "%s", keep);
             } else {
                 pr_sse_decoder_skip(s->dec);
@@ -596,14 +596,14 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
         }
         if (rc == PR_ECLOSED) { /* the ended body is used up */
             pr__err_set(&s->err, PR_ECLOSED, 0, "sse: %s", "the server ended the body");
-            if ((rc = pr__sse_plan(s, PR_ECLOSED, 0, pr__sse_futile(s), 0)) != PR_OK) return rc;
+            if ((rc = pr__eventsource_plan(s, PR_ECLOSED, 0, pr__eventsource_futile(s), 0)) != PR_OK) return rc;
             continue;
         }
         if (rc != PR_SSE_DECODER_MORE) return rc; /* PR_ENOMEM */
         /* bytes that complete no event (comments, blank lines, id-only
            blocks) must not hold the caller past its deadline */
         if (reads++ && pr_now() >= deadline) return PR_ETIMEDOUT;
-        if ((rc = pr__sse_read(s, deadline)) != PR_OK) return rc;
+        if ((rc = pr__eventsource_read(s, deadline)) != PR_OK) return rc;
     }
 }
 
@@ -612,10 +612,10 @@ int pr_sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
     if (!s || !ev) return PR_EINVAL;
     if (s->reader) return PR_ESTATE; /* one reader at a time */
     s->reader = pr_self();
-    rc = pr__sse_next(s, ev, deadline);
+    rc = pr__eventsource_next(s, ev, deadline);
     s->reader = NULL;
     if (s->destroyed) {
-        pr__sse_free(s);
+        pr__eventsource_free(s);
         return PR_ECANCELED;
     }
     return rc;
@@ -625,10 +625,10 @@ void pr_sse_destroy(pr_sse *s) {
     if (!s) return;
     if (s->reader) { /* a task is inside pr_sse_next (or this is its callback): it frees the stream */
         s->destroyed = 1;
-        if (s->reader != pr_self()) pr__task_interrupt(s->reader);
+        if (s->reader != pr_self()) pr__sched_task_interrupt(s->reader);
         return;
     }
-    pr__sse_free(s);
+    pr__eventsource_free(s);
 }
 
 const char *pr_sse_last_event_id(const pr_sse *s, size_t *len) {

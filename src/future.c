@@ -179,21 +179,21 @@ PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, c
 
 // @pristine:impl
 /* Where pr_future_await_all hears which futures settled. */
-typedef struct pr__fgroup {
+typedef struct pr__future_fgroup {
     size_t *settled; /* indices in settling order */
     size_t nsettled;
-} pr__fgroup;
+} pr__future_fgroup;
 
 /* A task waiting in pr_future_await (on its stack) or pr_future_await_all. */
-typedef struct pr__fwait {
-    struct pr__fwait *prev, *next;
+typedef struct pr__future_fwait {
+    struct pr__future_fwait *prev, *next;
     pr_task *task;
-    pr__fgroup *group; /* await_all: note idx there on settling; NULL otherwise */
+    pr__future_fgroup *group; /* await_all: note idx there on settling; NULL otherwise */
     size_t idx;
-} pr__fwait;
+} pr__future_fwait;
 
 struct pr_future {
-    pr__fwait *waiters;
+    pr__future_fwait *waiters;
     void *value;
     int code;                  /* rejection code */
     int state;                 /* PR_FUTURE_* */
@@ -231,7 +231,7 @@ void pr_future_destroy(pr_future *f) {
 }
 
 static int pr__future_settle(pr_future *f, int state, void *value, int code) {
-    pr__fwait *w;
+    pr__future_fwait *w;
     if (!f) return PR_EINVAL;
     if (f->state != PR_FUTURE_PENDING) return PR_ESTATE;
     f->state = state;
@@ -239,7 +239,7 @@ static int pr__future_settle(pr_future *f, int state, void *value, int code) {
     f->code = code;
     for (w = f->waiters; w; w = w->next) {
         if (w->group) w->group->settled[w->group->nsettled++] = w->idx;
-        pr__wake(w->task, PR_OK);
+        pr__sched_wake(w->task, PR_OK);
     }
     return PR_OK;
 }
@@ -282,7 +282,7 @@ int pr_future_on_free(pr_future *f, void (*free_value)(void *value, void *user_d
 }
 
 /* Unlink w from f's waiters. */
-static void pr__future_unwait(pr_future *f, pr__fwait *w) {
+static void pr__future_unwait(pr_future *f, pr__future_fwait *w) {
     if (w->prev) w->prev->next = w->next;
     else f->waiters = w->next;
     if (w->next) w->next->prev = w->prev;
@@ -290,8 +290,8 @@ static void pr__future_unwait(pr_future *f, pr__fwait *w) {
 
 int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *failed, int64_t deadline) {
     pr_sched *s;
-    pr__fwait *ws = NULL;
-    pr__fgroup g;
+    pr__future_fwait *ws = NULL;
+    pr__future_fgroup g;
     size_t i, first_bad = n, done = 0;
     int rc = PR_OK;
     if (!fs && n) return PR_EINVAL;
@@ -299,7 +299,7 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
         if (!fs[i]) return PR_EINVAL;
     if (!(s = pr__sched_get())) return PR_ENOMEM;
     memset(&g, 0, sizeof g);
-    if (n && (!(ws = (pr__fwait *)pr__calloc(n, sizeof *ws)) ||
+    if (n && (!(ws = (pr__future_fwait *)pr__calloc(n, sizeof *ws)) ||
               !(g.settled = (size_t *)pr__alloc(n * sizeof *g.settled)))) {
         pr__free(ws, n * sizeof *ws);
         return PR_ENOMEM;
@@ -333,7 +333,7 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
         if (k) memmove(g.settled, g.settled + k, (g.nsettled - k) * sizeof *g.settled);
         g.nsettled -= k;
         if (done >= n || ((flags & PR_AWAIT_FAIL_FAST) && first_bad < n)) break;
-        if ((rc = pr__park(s, deadline)) != PR_OK) break;
+        if ((rc = pr__sched_park(s, deadline)) != PR_OK) break;
     }
     for (i = 0; i < n; i++) {
         if (!ws[i].task) continue;
@@ -352,7 +352,7 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
 
 int pr_future_await(pr_future *f, void **out, int64_t deadline) {
     pr_sched *s;
-    pr__fwait w;
+    pr__future_fwait w;
     int rc = PR_OK;
     if (!f) return PR_EINVAL;
     if (f->state == PR_FUTURE_PENDING) {
@@ -364,7 +364,7 @@ int pr_future_await(pr_future *f, void **out, int64_t deadline) {
         if (f->waiters) f->waiters->prev = &w;
         f->waiters = &w;
         f->refs++;
-        while (f->state == PR_FUTURE_PENDING && rc == PR_OK) rc = pr__park(s, deadline);
+        while (f->state == PR_FUTURE_PENDING && rc == PR_OK) rc = pr__sched_park(s, deadline);
         pr__future_unwait(f, &w);
         if (f->state == PR_FUTURE_PENDING) {
             pr_future_destroy(f);
@@ -417,7 +417,7 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
     f->fn = fn;
     f->user_data = user_data;
     f->refs = 2; /* the caller's and the task's */
-    if ((rc = pr__spawn(&t, pr__future_task, f, opts, PR__TF_DETACHED)) != PR_OK) {
+    if ((rc = pr__sched_spawn(&t, pr__future_task, f, opts, PR__SCHED_TF_DETACHED)) != PR_OK) {
         pr__free(f, sizeof *f);
         return rc;
     }

@@ -66,6 +66,11 @@
  * - premature end of stream inside a Content-Length or chunked body is
  *   PR_EPROTO "truncated body"; the end of an until-close body is
  *   PR_ECLOSED (over TLS a truncation error from the conn propagates).
+ *
+ * Offers to the modules after it: pr__http_exchange, pr__http_field_line,
+ *     pr__http_field_push, pr__http_field_set, pr__http_fields,
+ *     pr__http_hdr_is, pr__http_is_token, pr__http_lines_join,
+ *     pr__http_media_is, pr__http_media_type, pr__http_peer_gone.
  */
 
 /* Limits and per-phase caps. Zero in every field means the default. */
@@ -347,21 +352,21 @@ static void pr__http_opts_resolve(pr_http_opts *o, const pr_http_opts *in) {
 #define PR__HTTP_TCHAR 1
 #define PR__HTTP_CTL 2
 #define PR__HTTP_CR 4
-#define PR__HC(c)                                                                                                 \
+#define PR__HTTP_HC(c)                                                                                                 \
     (((((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || (c) == '!' ||   \
        (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' ||          \
        (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')            \
           ? PR__HTTP_TCHAR                                                                                        \
           : 0) |                                                                                                  \
      ((c) == 0x7f || ((c) < 0x20 && (c) != '\t' && (c) != '\r') ? PR__HTTP_CTL : 0) | ((c) == '\r' ? PR__HTTP_CR : 0))
-#define PR__HC4(c) PR__HC(c), PR__HC((c) + 1), PR__HC((c) + 2), PR__HC((c) + 3)
-#define PR__HC16(c) PR__HC4(c), PR__HC4((c) + 4), PR__HC4((c) + 8), PR__HC4((c) + 12)
-#define PR__HC64(c) PR__HC16(c), PR__HC16((c) + 16), PR__HC16((c) + 32), PR__HC16((c) + 48)
-static const unsigned char pr__http_cls[256] = { PR__HC64(0), PR__HC64(64), PR__HC64(128), PR__HC64(192) };
-#undef PR__HC64
-#undef PR__HC16
-#undef PR__HC4
-#undef PR__HC
+#define PR__HTTP_HC4(c) PR__HTTP_HC(c), PR__HTTP_HC((c) + 1), PR__HTTP_HC((c) + 2), PR__HTTP_HC((c) + 3)
+#define PR__HTTP_HC16(c) PR__HTTP_HC4(c), PR__HTTP_HC4((c) + 4), PR__HTTP_HC4((c) + 8), PR__HTTP_HC4((c) + 12)
+#define PR__HTTP_HC64(c) PR__HTTP_HC16(c), PR__HTTP_HC16((c) + 16), PR__HTTP_HC16((c) + 32), PR__HTTP_HC16((c) + 48)
+static const unsigned char pr__http_cls[256] = { PR__HTTP_HC64(0), PR__HTTP_HC64(64), PR__HTTP_HC64(128), PR__HTTP_HC64(192) };
+#undef PR__HTTP_HC64
+#undef PR__HTTP_HC16
+#undef PR__HTTP_HC4
+#undef PR__HTTP_HC
 
 static int pr__http_tchar(unsigned char c) { return pr__http_cls[c] & PR__HTTP_TCHAR; }
 
@@ -566,7 +571,7 @@ static int pr__http_build_head(pr_buf *b, const pr_http_request *req, const char
                  (mlen == 5 && !memcmp(method, "PATCH", 5))) {
             char num[20];
             rc = pr_buf_append_str(b, "Content-Length: ");
-            if (!rc) rc = pr_buf_append(b, num, pr__dec(num, (uint64_t)req->body_len));
+            if (!rc) rc = pr_buf_append(b, num, pr__buf_dec(num, (uint64_t)req->body_len));
             if (!rc) rc = pr_buf_append(b, "\r\n", 2);
         }
     }
@@ -709,8 +714,8 @@ static int pr__http_add_hdr(pr_http_response *r, pr_slice name, pr_slice value) 
 
 #ifdef PRISTINE_TESTING
 /* Bytes the obs-fold join touched, so a test can check it stays linear. */
-static size_t pr__test_http_fold_work;
-#define PR__HTTP_FOLD_WORK(n) (pr__test_http_fold_work += (n))
+static size_t pr__http_test_fold_work;
+#define PR__HTTP_FOLD_WORK(n) (pr__http_test_fold_work += (n))
 #else
 #define PR__HTTP_FOLD_WORK(n) ((void)0)
 #endif

@@ -465,7 +465,7 @@ static int pr__json_hex4(const unsigned char *s, unsigned *out) {
 
 /* Length of the valid UTF-8 sequence at s (before e), or 0 if invalid. */
 static size_t pr__json_utf8_len(const unsigned char *s, const unsigned char *e) {
-    int k = pr__utf8_seq(s, (size_t)(e - s));
+    int k = pr__buf_utf8_seq(s, (size_t)(e - s));
     return k > 0 ? (size_t)k : 0;
 }
 

@@ -23,6 +23,8 @@
  * 8305): IPv6 and IPv4 interleaved, a new attempt every 250 ms while earlier
  * ones are pending, the first to connect wins. pr_addrlist is freed with
  * pr_addrlist_destroy, pr_listener with pr_listener_destroy.
+ *
+ * Offers to the modules after it: pr__net_conn_known_idle, pr__net_conn_wait.
  */
 
 typedef struct pr_conn pr_conn;
@@ -334,7 +336,7 @@ static const pr_conn_ops pr__net_sock_ops = { pr__net_sock_read, pr__net_sock_wr
 /* Wait until a read or a write on c (kinds: PR_WAIT_READ, PR_WAIT_WRITE or
    both) may make progress, so a layer above (TLS) can wait on both
    directions while a write is stuck. Sockets only: PR_ENOTSUP otherwise. */
-PR__MAYBE_UNUSED static int pr__conn_wait(pr_conn *c, int kinds, int64_t deadline) {
+PR__MAYBE_UNUSED static int pr__net_conn_wait(pr_conn *c, int kinds, int64_t deadline) {
     if (c->ops != &pr__net_sock_ops) return PR_ENOTSUP;
     return pr_fd_wait(((pr__net_sock *)(void *)c)->fd, kinds, deadline);
 }
@@ -344,7 +346,7 @@ PR__MAYBE_UNUSED static int pr__conn_wait(pr_conn *c, int kinds, int64_t deadlin
    since. The answer may be stale by whatever arrived after the last poll,
    so a caller must cope with a connection that turns out dead; it saves
    the probe read that would tell. */
-PR__MAYBE_UNUSED static int pr__conn_known_idle(pr_conn *c) {
+PR__MAYBE_UNUSED static int pr__net_conn_known_idle(pr_conn *c) {
     pr_sched *s = pr__sched_tls;
     int fd;
     if (!c || c->ops != &pr__net_sock_ops || !s) return 0;
@@ -432,7 +434,7 @@ struct pr__net_pipe {
 };
 
 static void pr__net_wake(pr_task **t) {
-    if (*t) pr__wake(*t, PR_OK);
+    if (*t) pr__sched_wake(*t, PR_OK);
 }
 
 /* Park the running task in *slot until woken, the deadline or cancel. */
@@ -440,9 +442,9 @@ static int pr__net_park_on(pr_task **slot, int64_t deadline) {
     pr_sched *s = pr__sched_get();
     int rc;
     if (!s) return PR_ENOMEM;
-    if (*slot && (*slot)->state == PR__T_PARKED) return PR_ESTATE;
+    if (*slot && (*slot)->state == PR__SCHED_T_PARKED) return PR_ESTATE;
     *slot = s->cur;
-    rc = pr__park(s, deadline);
+    rc = pr__sched_park(s, deadline);
     if (*slot == s->cur) *slot = NULL;
     return rc;
 }
@@ -786,11 +788,11 @@ static void pr__net_cache_put(const char *host, int family, const pr_addr *v, si
 }
 
 #ifdef PRISTINE_TESTING
-static PR__MAYBE_UNUSED int pr__test_dns_delay_ms; /* helpers sleep this long before getaddrinfo */
-static PR__MAYBE_UNUSED int pr__test_dns_offline;  /* helpers answer EAI_NONAME without asking: no DNS traffic */
-static PR__MAYBE_UNUSED long pr__test_dns_jobs;     /* lookups handed to helpers and not yet freed */
-static long pr__test_dns_cache_hits;
-static PR__MAYBE_UNUSED void pr__test_dns_cache_clear(void) {
+static PR__MAYBE_UNUSED int pr__net_test_dns_delay_ms; /* helpers sleep this long before getaddrinfo */
+static PR__MAYBE_UNUSED int pr__net_test_dns_offline;  /* helpers answer EAI_NONAME without asking: no DNS traffic */
+static PR__MAYBE_UNUSED long pr__net_test_dns_jobs;     /* lookups handed to helpers and not yet freed */
+static long pr__net_test_dns_cache_hits;
+static PR__MAYBE_UNUSED void pr__net_test_dns_cache_clear(void) {
     pthread_mutex_lock(&pr__net_dns_mu);
     memset(pr__net_cache, 0, sizeof pr__net_cache);
     pthread_mutex_unlock(&pr__net_dns_mu);
@@ -807,7 +809,7 @@ static int pr__net_gai(const char *host, int family, pr_addr *v, size_t *n, int 
     hints.ai_flags = AI_ADDRCONFIG;
     *n = 0;
 #ifdef PRISTINE_TESTING
-    if (__atomic_load_n(&pr__test_dns_offline, __ATOMIC_SEQ_CST)) {
+    if (__atomic_load_n(&pr__net_test_dns_offline, __ATOMIC_SEQ_CST)) {
         *err = 0;
         return EAI_NONAME;
     }
@@ -859,7 +861,7 @@ static int pr__net_threads, pr__net_idle, pr__net_qlen; /* helpers, idle helpers
 
 static void pr__net_job_free(pr__net_job *j) {
 #ifdef PRISTINE_TESTING
-    __atomic_sub_fetch(&pr__test_dns_jobs, 1, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(&pr__net_test_dns_jobs, 1, __ATOMIC_SEQ_CST);
 #endif
     pr__free(j, sizeof *j);
 }
@@ -877,7 +879,7 @@ static void pr__net_job_done(void *ud) {
     j->done = 1;
     w = j->waiter;
     pthread_mutex_unlock(&pr__net_dns_mu);
-    if (w) pr__wake(w, PR_OK);
+    if (w) pr__sched_wake(w, PR_OK);
 }
 
 static void *pr__net_worker(void *arg) {
@@ -907,7 +909,7 @@ static void *pr__net_worker(void *arg) {
 #ifdef PRISTINE_TESTING
             pthread_mutex_unlock(&pr__net_dns_mu);
             {
-                int ms = __atomic_load_n(&pr__test_dns_delay_ms, __ATOMIC_SEQ_CST);
+                int ms = __atomic_load_n(&pr__net_test_dns_delay_ms, __ATOMIC_SEQ_CST);
                 if (ms > 0) {
                     struct timespec d;
                     d.tv_sec = ms / 1000;
@@ -947,12 +949,12 @@ static int pr__net_pool_lookup(const char *host, int family, pr_addr *v, size_t 
     pr__net_job *j;
     int rc = PR_OK;
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
     if (deadline <= pr_now()) return PR_ETIMEDOUT;
     j = (pr__net_job *)pr__calloc(1, sizeof *j);
     if (!j) return PR_ENOMEM;
 #ifdef PRISTINE_TESTING
-    __atomic_add_fetch(&pr__test_dns_jobs, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&pr__net_test_dns_jobs, 1, __ATOMIC_SEQ_CST);
 #endif
     j->sched = s;
     j->waiter = s->cur;
@@ -984,7 +986,7 @@ static int pr__net_pool_lookup(const char *host, int family, pr_addr *v, size_t 
     pr__net_qlen++;
     pthread_cond_signal(&pr__net_dns_cv);
     pthread_mutex_unlock(&pr__net_dns_mu);
-    while (!j->done && rc == PR_OK) rc = pr__park(s, deadline); /* done is only written on this thread */
+    while (!j->done && rc == PR_OK) rc = pr__sched_park(s, deadline); /* done is only written on this thread */
     pthread_mutex_lock(&pr__net_dns_mu);
     if (!j->done) {
         j->abandoned = 1; /* the helper or its posted completion frees j */
@@ -1026,7 +1028,7 @@ static int pr__net_resolve(pr_addrlist **out, const char *host, uint16_t port, i
         pr__net_add(v, &n, &a, family);
     } else if (pr__net_cache_get(host, family, port, v, &n)) {
 #ifdef PRISTINE_TESTING
-        __atomic_add_fetch(&pr__test_dns_cache_hits, 1, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&pr__net_test_dns_cache_hits, 1, __ATOMIC_SEQ_CST);
 #endif
     } else {
 #ifdef PRISTINE_NO_THREADS
@@ -1089,21 +1091,21 @@ static int pr__net_wait_writable(const int *fds, size_t n, int64_t deadline) {
     size_t i;
     int rc, maxfd = 0;
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
     for (i = 0; i < n; i++) maxfd = PR__MAX(maxfd, fds[i]);
-    if ((rc = pr__fd_reserve(s, maxfd)) != PR_OK) return rc;
+    if ((rc = pr__sched_fd_reserve(s, maxfd)) != PR_OK) return rc;
     for (i = 0; i < n; i++) {
-        pr__fdslot *f = &s->fds[fds[i]];
-        if (f->wr && f->wr->state == PR__T_PARKED) return PR_ESTATE;
+        pr__sched_fdslot *f = &s->fds[fds[i]];
+        if (f->wr && f->wr->state == PR__SCHED_T_PARKED) return PR_ESTATE;
         if (!f->registered) {
-            if ((rc = pr__poller_add(s, fds[i])) < 0) return rc;
+            if ((rc = pr__sched_poller_add(s, fds[i])) < 0) return rc;
             if (rc == 1) return PR_OK;
             f->registered = 1;
         }
     }
     for (i = 0; i < n; i++) s->fds[fds[i]].wr = s->cur;
     s->io_waiters++;
-    rc = pr__park(s, deadline);
+    rc = pr__sched_park(s, deadline);
     s->io_waiters--;
     for (i = 0; i < n; i++)
         if (s->fds[fds[i]].wr == s->cur) s->fds[fds[i]].wr = NULL;

@@ -25,6 +25,9 @@
  * inside it. Proxy credentials in the proxy URL's userinfo become
  * "Proxy-Authorization: Basic". A CONNECT answered with a non-2xx status
  * is PR_EPROTO with the status in pr_err_info.http_status.
+ *
+ * Offers to the modules after it: pr__proxy_basic, pr__proxy_is_loopback,
+ *     pr__proxy_parse, pr__proxy_pick, pr__proxy_tunnel.
  */
 
 /* Whether host is excluded from proxying by a no_proxy list (curl's

@@ -35,6 +35,9 @@
  * pr__retry_delay_ms (a backoff delay in whole ms, jittered through the
  * hooks), pr__retry_hook_sleep (a sleep through the hooks) and
  * pr__retry_off (the policy of a request that must not be retried).
+ *
+ * Offers to the modules after it: pr__retry_delay_ms, pr__retry_hook_sleep,
+ *     pr__retry_off.
  */
 
 /* Backoff strategies: how the nominal delay grows with the attempt number a
@@ -538,16 +541,16 @@ PRISTINE_API void pr_backoff_window_clear(pr_backoff_window *w, const char *key)
 
 // @pristine:impl
 /* ---- backoff ---- */
-#define PR__BACKOFF_SATURATE 9.2e18 /* just below INT64_MAX: a double that converts safely */
+#define PR__RETRY_BACKOFF_SATURATE 9.2e18 /* just below INT64_MAX: a double that converts safely */
 
-static int pr__bad_double(double d) { return d != d || d > 1e300 || d < -1e300; }
+static int pr__retry_bad_double(double d) { return d != d || d > 1e300 || d < -1e300; }
 
 int pr_backoff_check(const pr_backoff *b) {
     if (!b || b->strategy < PR_BACKOFF_EXPONENTIAL || b->strategy > PR_BACKOFF_DECORRELATED) return PR_EINVAL;
     if (b->jitter < PR_JITTER_NONE || b->jitter > PR_JITTER_DOWN) return PR_EINVAL;
     if (b->base_ms <= 0 || b->max_ms < 0 || (b->max_ms != PR_BACKOFF_UNCAPPED && b->max_ms < b->base_ms))
         return PR_EINVAL;
-    if (pr__bad_double(b->jitter_factor) || pr__bad_double(b->range_min) || pr__bad_double(b->range_max))
+    if (pr__retry_bad_double(b->jitter_factor) || pr__retry_bad_double(b->range_min) || pr__retry_bad_double(b->range_max))
         return PR_EINVAL;
     if (b->jitter_factor < 0) return PR_EINVAL;
     if ((b->jitter == PR_JITTER_FACTOR || b->jitter == PR_JITTER_DOWN) && b->jitter_factor > 1) return PR_EINVAL;
@@ -560,7 +563,7 @@ double pr_backoff_delay(const pr_backoff *b, int attempt, double prev_ms, double
     if (attempt < 0 || pr_backoff_check(b) != PR_OK) return PR_EINVAL;
     if (!(r >= 0)) r = 0; /* NaN too */
     if (r >= 1) r = 0.99999999999999989;
-    cap = b->max_ms == PR_BACKOFF_UNCAPPED ? PR__BACKOFF_SATURATE : (double)b->max_ms;
+    cap = b->max_ms == PR_BACKOFF_UNCAPPED ? PR__RETRY_BACKOFF_SATURATE : (double)b->max_ms;
     switch (b->strategy) {
     case PR_BACKOFF_LINEAR:
         d = (double)b->base_ms * ((double)attempt + 1);
@@ -577,7 +580,7 @@ double pr_backoff_delay(const pr_backoff *b, int attempt, double prev_ms, double
         }
         return PR__MIN(d, cap);
     default:
-        d = attempt >= 63 ? PR__BACKOFF_SATURATE : (double)b->base_ms * (double)((uint64_t)1 << attempt);
+        d = attempt >= 63 ? PR__RETRY_BACKOFF_SATURATE : (double)b->base_ms * (double)((uint64_t)1 << attempt);
         break;
     }
     d = PR__MIN(d, cap);
@@ -604,10 +607,10 @@ double pr_backoff_delay(const pr_backoff *b, int attempt, double prev_ms, double
 
 /* A delay in ms as whole ms for the scheduler: rounded up (a 0.3 ms delay
    still waits), saturating at PR_FOREVER. */
-static int64_t pr__ms_ceil(double ms) {
+static int64_t pr__retry_ms_ceil(double ms) {
     int64_t w;
     if (!(ms > 0)) return 0;
-    if (ms >= PR__BACKOFF_SATURATE) return PR_FOREVER;
+    if (ms >= PR__RETRY_BACKOFF_SATURATE) return PR_FOREVER;
     w = (int64_t)ms;
     return (double)w < ms ? w + 1 : w;
 }
@@ -618,7 +621,7 @@ static double pr__retry_random(const pr_retry_hooks *h) {
     return h->random ? h->random(h->user_data) : pr_random();
 }
 
-/* The backoff delay before retry `attempt` in whole ms (pr__ms_ceil; 0 for
+/* The backoff delay before retry `attempt` in whole ms (pr__retry_ms_ceil; 0 for
    an invalid policy), jittered with a number drawn through the hooks.
    prev_ms, unless NULL, holds the previous fractional delay (for
    PR_BACKOFF_DECORRELATED) and gets this one. The one way the runner, the
@@ -626,7 +629,7 @@ static double pr__retry_random(const pr_retry_hooks *h) {
 static int64_t pr__retry_delay_ms(const pr_backoff *b, int attempt, double *prev_ms, const pr_retry_hooks *h) {
     double d = pr_backoff_delay(b, attempt, prev_ms ? *prev_ms : 0, pr__retry_random(h));
     if (prev_ms) *prev_ms = d;
-    return pr__ms_ceil(d);
+    return pr__retry_ms_ceil(d);
 }
 
 /* Sleep delay_ms, waking by deadline: the hooks' sleep, else pr_sleep. */
@@ -653,7 +656,7 @@ int pr_retry_classify_default(int outcome, int64_t *after_ms, void *user_data) {
     }
 }
 
-static const pr_backoff pr__backoff_http = PR_BACKOFF_HTTP;
+static const pr_backoff pr__retry_backoff_http = PR_BACKOFF_HTTP;
 
 int pr_retry_begin(pr_retry *st, const pr_retry_policy *policy) {
     pr_retry_policy *p;
@@ -663,7 +666,7 @@ int pr_retry_begin(pr_retry *st, const pr_retry_policy *policy) {
     if (policy) *p = *policy;
     if (p->max_retries == 0) p->max_retries = 10;
     if (p->max_retries < PR_RETRY_UNLIMITED || p->max_elapsed_ms < 0 || p->progress_timeout_ms < 0) return PR_EINVAL;
-    if (p->backoff.base_ms == 0) p->backoff = pr__backoff_http;
+    if (p->backoff.base_ms == 0) p->backoff = pr__retry_backoff_http;
     if (pr_backoff_check(&p->backoff) != PR_OK) return PR_EINVAL;
     if (!p->classify) p->classify = pr_retry_classify_default;
     st->start_ms = st->progress_ms = pr_now();
@@ -792,13 +795,13 @@ static int pr__retry_decimal(pr_slice s, double *out) {
             v += (s.ptr[i] - '0') * scale;
         }
     }
-    if (!digits || i != s.len || pr__bad_double(v)) return PR_EINVAL;
+    if (!digits || i != s.len || pr__retry_bad_double(v)) return PR_EINVAL;
     *out = neg ? -v : v;
     return PR_OK;
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm). */
-static int64_t pr__days_from_civil(int64_t y, int m, int d) {
+static int64_t pr__retry_days_from_civil(int64_t y, int m, int d) {
     int64_t era, yoe, doy, doe;
     y -= m <= 2;
     era = (y >= 0 ? y : y - 399) / 400;
@@ -904,7 +907,7 @@ int pr_retry_parse_http_date(pr_slice s, int64_t now_unix_ms, int64_t *out) {
     if (wday < 0 || month < 0 || day < 1 || year < 0 || year > 9999 || secs < 0 || day > mdays[month])
         return PR_EINVAL;
     if (month == 1 && day == 29 && !((year % 4 == 0 && year % 100 != 0) || year % 400 == 0)) return PR_EINVAL;
-    days = pr__days_from_civil(year, month + 1, day);
+    days = pr__retry_days_from_civil(year, month + 1, day);
     if (((days % 7) + 11) % 7 != wday) return PR_EINVAL; /* 1970-01-01 was a Thursday (4) */
     *out = (days * 86400 + secs) * 1000;
     return PR_OK;
@@ -929,7 +932,7 @@ int pr_retry_hint_ms(const pr_slice *retry_after_ms, const pr_slice *retry_after
     }
     if (!have || !(ms > 0)) return 0;
     if (max_ms <= 0) max_ms = 60000;
-    if (out) *out = ms < (double)max_ms ? pr__ms_ceil(ms) : max_ms;
+    if (out) *out = ms < (double)max_ms ? pr__retry_ms_ceil(ms) : max_ms;
     return 1;
 }
 
@@ -947,9 +950,9 @@ struct pr_breaker_registry {
     pr_breaker *list;
 };
 
-static const char *pr__breaker_name(const pr_breaker *b) { return (const char *)(b + 1); }
+static const char *pr__retry_breaker_name(const pr_breaker *b) { return (const char *)(b + 1); }
 
-static void pr__breaker_to(pr_breaker *b, int to) {
+static void pr__retry_breaker_to(pr_breaker *b, int to) {
     const pr_breaker_observer *ob = &b->o.observer;
     int from = b->state;
     if (from == to) return;
@@ -957,7 +960,7 @@ static void pr__breaker_to(pr_breaker *b, int to) {
     if (to == PR_BREAKER_OPEN) b->opened_at = pr_now();
     if (to != PR_BREAKER_CLOSED) b->half_open_calls = 0;
     if (to == PR_BREAKER_CLOSED) b->failures = 0;
-    if (ob->on_change) ob->on_change(pr__breaker_name(b), from, to, ob->user_data);
+    if (ob->on_change) ob->on_change(pr__retry_breaker_name(b), from, to, ob->user_data);
 }
 
 int pr_breaker_create(pr_breaker **out, const char *name, const pr_breaker_opts *opts) {
@@ -984,7 +987,7 @@ void pr_breaker_destroy(pr_breaker *b) {
 int pr_breaker_state(pr_breaker *b) {
     if (!b) return PR_EINVAL;
     if (b->state == PR_BREAKER_OPEN && pr_now() - b->opened_at >= b->o.reset_timeout_ms)
-        pr__breaker_to(b, PR_BREAKER_HALF_OPEN);
+        pr__retry_breaker_to(b, PR_BREAKER_HALF_OPEN);
     return b->state;
 }
 
@@ -1006,11 +1009,11 @@ void pr_breaker_record(pr_breaker *b, int outcome) {
         if (st == PR_BREAKER_HALF_OPEN && b->half_open_calls > 0) b->half_open_calls--;
     } else if (outcome == PR_BREAKER_SUCCESS) {
         if (st == PR_BREAKER_CLOSED) b->failures = 0;
-        else if (st == PR_BREAKER_HALF_OPEN) pr__breaker_to(b, PR_BREAKER_CLOSED);
+        else if (st == PR_BREAKER_HALF_OPEN) pr__retry_breaker_to(b, PR_BREAKER_CLOSED);
     } else if (st == PR_BREAKER_CLOSED) {
-        if (++b->failures >= b->o.failure_threshold) pr__breaker_to(b, PR_BREAKER_OPEN);
+        if (++b->failures >= b->o.failure_threshold) pr__retry_breaker_to(b, PR_BREAKER_OPEN);
     } else if (st == PR_BREAKER_HALF_OPEN) {
-        pr__breaker_to(b, PR_BREAKER_OPEN); /* a failed probe: open again, a new opened_at */
+        pr__retry_breaker_to(b, PR_BREAKER_OPEN); /* a failed probe: open again, a new opened_at */
     }
 }
 
@@ -1018,7 +1021,7 @@ int pr_breaker_failures(const pr_breaker *b) { return b ? b->failures : 0; }
 
 void pr_breaker_reset(pr_breaker *b) {
     if (!b) return;
-    pr__breaker_to(b, PR_BREAKER_CLOSED);
+    pr__retry_breaker_to(b, PR_BREAKER_CLOSED);
     b->failures = 0;
     b->half_open_calls = 0;
 }
@@ -1039,7 +1042,7 @@ void pr_breaker_registry_destroy(pr_breaker_registry *r) {
     pr__free(r, sizeof *r);
 }
 
-static pr_breaker *pr__breaker_find(pr_breaker_registry *r, const char *name) {
+static pr_breaker *pr__retry_breaker_find(pr_breaker_registry *r, const char *name) {
     pr_breaker *b;
     size_t n = strlen(name);
     for (b = r->list; b; b = b->next)
@@ -1053,7 +1056,7 @@ int pr_breaker_registry_get(pr_breaker_registry *r, const char *name, const pr_b
     int rc;
     if (out) *out = NULL;
     if (!r || !name || !out) return PR_EINVAL;
-    if ((b = pr__breaker_find(r, name)) == NULL) {
+    if ((b = pr__retry_breaker_find(r, name)) == NULL) {
         if ((rc = pr_breaker_create(&b, name, opts)) != PR_OK) return rc;
         b->next = r->list;
         r->list = b;
@@ -1065,20 +1068,20 @@ int pr_breaker_registry_get(pr_breaker_registry *r, const char *name, const pr_b
 int pr_breaker_registry_state(pr_breaker_registry *r, const char *name) {
     pr_breaker *b;
     if (!r || !name) return PR_EINVAL;
-    b = pr__breaker_find(r, name);
+    b = pr__retry_breaker_find(r, name);
     return b ? pr_breaker_state(b) : PR_BREAKER_CLOSED;
 }
 
 /* ---- backoff window ---- */
-typedef struct pr__window_key {
-    struct pr__window_key *next;
+typedef struct pr__retry_window_key {
+    struct pr__retry_window_key *next;
     int64_t until;   /* deadline on pr_now()'s clock */
-    pr__fifo waiters;
+    pr__sync_fifo waiters;
     size_t key_len;  /* key bytes follow */
-} pr__window_key;
+} pr__retry_window_key;
 
 struct pr_backoff_window {
-    pr__window_key *keys;
+    pr__retry_window_key *keys;
 };
 
 int pr_backoff_window_create(pr_backoff_window **out) {
@@ -1087,15 +1090,15 @@ int pr_backoff_window_create(pr_backoff_window **out) {
     return *out ? PR_OK : PR_ENOMEM;
 }
 
-static void pr__window_key_free(pr__window_key *k) { pr__free(k, sizeof *k + k->key_len); }
+static void pr__retry_window_key_free(pr__retry_window_key *k) { pr__free(k, sizeof *k + k->key_len); }
 
 void pr_backoff_window_destroy(pr_backoff_window *w) {
     if (!w) return;
     while (w->keys) {
-        pr__window_key *k = w->keys;
+        pr__retry_window_key *k = w->keys;
         w->keys = k->next;
-        pr__fifo_wake_all(&k->waiters, 1);
-        pr__window_key_free(k);
+        pr__sync_fifo_wake_all(&k->waiters, 1);
+        pr__retry_window_key_free(k);
     }
     pr__free(w, sizeof *w);
 }
@@ -1103,8 +1106,8 @@ void pr_backoff_window_destroy(pr_backoff_window *w) {
 /* The entry of key; created when create is set. Creating also drops the
    entries that ended a minute ago and that nobody waits on, so the list
    holds recent windows only (a lookup never reads the clock). */
-static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, int create) {
-    pr__window_key **pp = &w->keys, *k;
+static pr__retry_window_key *pr__retry_window_find(pr_backoff_window *w, const char *key, int create) {
+    pr__retry_window_key **pp = &w->keys, *k;
     size_t n;
     int64_t now = create ? pr_now() : 0;
     if (!key) key = "";
@@ -1113,12 +1116,12 @@ static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, in
         if (k->key_len == n && memcmp(k + 1, key, n) == 0) return k;
         if (create && pr__time_add(k->until, 60000) <= now && !k->waiters.n) {
             *pp = k->next;
-            pr__window_key_free(k);
+            pr__retry_window_key_free(k);
             continue;
         }
         pp = &k->next;
     }
-    if (!create || !(k = (pr__window_key *)pr__calloc(1, sizeof *k + n))) return NULL;
+    if (!create || !(k = (pr__retry_window_key *)pr__calloc(1, sizeof *k + n))) return NULL;
     k->key_len = n;
     memcpy(k + 1, key, n);
     k->next = w->keys;
@@ -1127,17 +1130,17 @@ static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, in
 }
 
 int pr_backoff_window_set(pr_backoff_window *w, const char *key, int64_t duration_ms) {
-    pr__window_key *k;
+    pr__retry_window_key *k;
     int64_t until;
     if (!w || duration_ms < 0) return PR_EINVAL;
-    if (!(k = pr__window_find(w, key, 1))) return PR_ENOMEM;
+    if (!(k = pr__retry_window_find(w, key, 1))) return PR_ENOMEM;
     until = pr_deadline_in(duration_ms);
     if (until > k->until) k->until = until;
     return PR_OK;
 }
 
 int64_t pr_backoff_window_until(pr_backoff_window *w, const char *key) {
-    pr__window_key *k = w ? pr__window_find(w, key, 0) : NULL;
+    pr__retry_window_key *k = w ? pr__retry_window_find(w, key, 0) : NULL;
     return k ? k->until : 0;
 }
 
@@ -1153,13 +1156,13 @@ int pr_backoff_window_wait(pr_backoff_window *w, const char *key, int64_t deadli
     if (!w) return PR_EINVAL;
     if (pr_is_canceled()) return PR_ECANCELED;
     for (;;) {
-        pr__window_key *k = pr__window_find(w, key, 0);
-        pr__waiter me;
+        pr__retry_window_key *k = pr__retry_window_find(w, key, 0);
+        pr__sync_waiter me;
         int rc;
         if (!k || k->until <= pr_now()) return PR_OK;
         if (deadline <= pr_now()) return PR_ETIMEDOUT;
         memset(&me, 0, sizeof me);
-        rc = pr__fifo_park(&k->waiters, &me, PR__MIN(k->until, deadline));
+        rc = pr__sync_fifo_park(&k->waiters, &me, PR__MIN(k->until, deadline));
         /* PR_OK: cleared; PR_ETIMEDOUT: the window's end or the deadline.
            Either way look again: another task may have extended it. */
         if (rc != PR_OK && rc != PR_ETIMEDOUT) return rc;
@@ -1167,8 +1170,8 @@ int pr_backoff_window_wait(pr_backoff_window *w, const char *key, int64_t deadli
 }
 
 void pr_backoff_window_clear(pr_backoff_window *w, const char *key) {
-    pr__window_key *k = w ? pr__window_find(w, key, 0) : NULL;
+    pr__retry_window_key *k = w ? pr__retry_window_find(w, key, 0) : NULL;
     if (!k) return;
     k->until = 0;
-    pr__fifo_wake_all(&k->waiters, 0);
+    pr__sync_fifo_wake_all(&k->waiters, 0);
 }

@@ -276,18 +276,18 @@ typedef struct pr_queue_log {
 } pr_queue_log;
 
 // @pristine:impl
-#define PR__RF_PREFIX_MAX 64 /* bytes of the profile's event_prefix */
-#define PR__RF_NAMES 11      /* the profile's fields */
+#define PR__RFUTURE_PREFIX_MAX 64 /* bytes of the profile's event_prefix */
+#define PR__RFUTURE_NAMES 11      /* the profile's fields */
 
 /* The built-in profile: Thinking Machines' Tinker API, its retrieve_future. */
-static const pr_rfuture_profile pr__rf_builtin = {
+static const pr_rfuture_profile pr__rfuture_builtin = {
     "/api/v1/retrieve_future", "X-Tinker-Request-Iteration", "X-Tinker-Request-Type",
     "X-Tinker-Create-Promise-Roundtrip-Time", "request_id", "allow_metadata_only", "response_payload_size",
     "queue_state", "queue_state_reason", "retry_after_ms", "APIFuture.result_async."
 };
-#define PR__RF_BILLING_SLEEP_MS 5000
-#define PR__RF_BILLING_RESET_MS 300000
-#define PR__RF_STR_MAX 1024 /* bytes of a server's string the poller keeps */
+#define PR__RFUTURE_BILLING_SLEEP_MS 5000
+#define PR__RFUTURE_BILLING_RESET_MS 300000
+#define PR__RFUTURE_STR_MAX 1024 /* bytes of a server's string the poller keeps */
 
 struct pr__rfuture;
 
@@ -308,7 +308,7 @@ struct pr_rfuture_poller {
     long nlive;
     struct pr__rfuture *ready, *ready_tail; /* waiting for a slot, FIFO */
     long nready;
-    pr__theap timers;            /* futures sleeping, or waiting with a limit (sched's heap) */
+    pr__sched_theap timers;            /* futures sleeping, or waiting with a limit (sched's heap) */
     int active;                  /* poll tasks running */
     pr_task *clock;              /* the timer task, once it runs */
     int clock_alive;             /* it has been spawned and has not ended */
@@ -316,7 +316,7 @@ struct pr_rfuture_poller {
     int destroyed;
 };
 
-enum { PR__RF_READY = 1, PR__RF_SLEEPING, PR__RF_POLLING };
+enum { PR__RFUTURE_READY = 1, PR__RFUTURE_SLEEPING, PR__RFUTURE_POLLING };
 
 /* One future's polling state. */
 typedef struct pr__rfuture {
@@ -324,10 +324,10 @@ typedef struct pr__rfuture {
     struct pr__rfuture *rnext;        /* p->ready */
     pr_rfuture_poller *p;
     pr_future *f;
-    int state;                  /* PR__RF_* */
+    int state;                  /* PR__RFUTURE_* */
     pr_task *task;              /* the poll task while POLLING */
     int stop;                   /* cancelled before its poll task ran */
-    pr__theap_node timer;       /* in p->timers; key: the wake time, or until */
+    pr__sched_theap_node timer;       /* in p->timers; key: the wake time, or until */
     int64_t until;              /* the polling's limit (PR_FOREVER = none) */
     char *id, *type;
     size_t id_n, type_n;
@@ -345,22 +345,22 @@ typedef struct pr__rfuture {
     char last_err[sizeof ((pr_err_info *)0)->msg]; /* the last retryable failure, for a timeout */
 } pr__rfuture;
 
-static void pr__rf_poller_free(pr_rfuture_poller *p) {
+static void pr__rfuture_poller_free(pr_rfuture_poller *p) {
     pr__strfree(&p->base);
     pr__free(p->names, p->names_n);
     pr_wsem_destroy(p->bytes);
     pr_url_deinit(&p->url);
-    pr__theap_free(&p->timers);
+    pr__sched_theap_free(&p->timers);
     pr__free(p, sizeof *p);
 }
 
-static void pr__rf_finish(pr__rfuture *r);
-static void pr__rf_maybe_free(pr_rfuture_poller *p);
-static int pr__rf_clock(void *arg);
-static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...);
+static void pr__rfuture_finish(pr__rfuture *r);
+static void pr__rfuture_maybe_free(pr_rfuture_poller *p);
+static int pr__rfuture_clock(void *arg);
+static void pr__rfuture_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...);
 
 /* The fields of a profile, in one order. */
-static void pr__rf_names(pr_rfuture_profile *pf, const char **v[PR__RF_NAMES]) {
+static void pr__rfuture_names(pr_rfuture_profile *pf, const char **v[PR__RFUTURE_NAMES]) {
     int n = 0;
     v[n++] = &pf->path;
     v[n++] = &pf->iteration_header;
@@ -377,19 +377,19 @@ static void pr__rf_names(pr_rfuture_profile *pf, const char **v[PR__RF_NAMES]) {
 
 /* Resolve the profile into p->o.profile: every name copied into one block,
    the built-in one's where the caller's is NULL. */
-static int pr__rf_profile(pr_rfuture_poller *p, const pr_rfuture_profile *caller, pr_err_info *err) {
-    pr_rfuture_profile *pf = &p->o.profile, in = *caller, def = pr__rf_builtin;
-    const char **vin[PR__RF_NAMES], **vdef[PR__RF_NAMES], **vout[PR__RF_NAMES], *hdr[3];
+static int pr__rfuture_profile(pr_rfuture_poller *p, const pr_rfuture_profile *caller, pr_err_info *err) {
+    pr_rfuture_profile *pf = &p->o.profile, in = *caller, def = pr__rfuture_builtin;
+    const char **vin[PR__RFUTURE_NAMES], **vdef[PR__RFUTURE_NAMES], **vout[PR__RFUTURE_NAMES], *hdr[3];
     char *at;
     size_t i, n = 0;
-    pr__rf_names(&in, vin);
-    pr__rf_names(&def, vdef);
-    pr__rf_names(pf, vout);
-    for (i = 0; i < PR__RF_NAMES; i++) n += strlen(*vin[i] ? *vin[i] : *vdef[i]) + 1;
+    pr__rfuture_names(&in, vin);
+    pr__rfuture_names(&def, vdef);
+    pr__rfuture_names(pf, vout);
+    for (i = 0; i < PR__RFUTURE_NAMES; i++) n += strlen(*vin[i] ? *vin[i] : *vdef[i]) + 1;
     if (!(p->names = (char *)pr__alloc(n))) return pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->names_n = n;
     at = p->names;
-    for (i = 0; i < PR__RF_NAMES; i++) {
+    for (i = 0; i < PR__RFUTURE_NAMES; i++) {
         const char *v = *vin[i] ? *vin[i] : *vdef[i];
         size_t len = strlen(v) + 1;
         memcpy(at, v, len);
@@ -403,15 +403,15 @@ static int pr__rf_profile(pr_rfuture_poller *p, const pr_rfuture_profile *caller
         if (*hdr[i] && !pr__http_is_token(hdr[i], strlen(hdr[i])))
             return pr__err_set(err, PR_EINVAL, 0, "rfuture: the profile's header \"%.60s\" is not a header name",
                                hdr[i]);
-    if (strlen(pf->event_prefix) > PR__RF_PREFIX_MAX)
+    if (strlen(pf->event_prefix) > PR__RFUTURE_PREFIX_MAX)
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: the profile's event_prefix is over 64 bytes");
     return PR_OK;
 }
 
 /* Put r in the heap with key due (room was reserved at start). */
-static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) {
-    pr__theap_push(&p->timers, &r->timer, due);
-    if (p->clock && due < p->clock_due) pr__wake(p->clock, PR_OK); /* it sleeps too long now */
+static void pr__rfuture_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) {
+    pr__sched_theap_push(&p->timers, &r->timer, due);
+    if (p->clock && due < p->clock_due) pr__sched_wake(p->clock, PR_OK); /* it sleeps too long now */
 }
 
 int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts,
@@ -446,16 +446,16 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
         pr__free(p, sizeof *p);
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
     }
-    rc = pr__rf_profile(p, &opts->profile, err);
+    rc = pr__rfuture_profile(p, &opts->profile, err);
     if (!rc && (rc = pr__session_url(&p->url, opts->base_url, p->o.profile.path, err)) == PR_EINVAL)
         pr__err_wrap(err, rc, err, "rfuture: base_url + path");
     if (!rc && !(p->base = pr__strdup(opts->base_url, NULL))) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     if (!rc && pr_wsem_create(&p->bytes, p->o.max_response_bytes)) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->clock_due = PR_FOREVER;
-    if (!rc && pr_go(NULL, pr__rf_clock, p, NULL) != PR_OK) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
+    if (!rc && pr_go(NULL, pr__rfuture_clock, p, NULL) != PR_OK) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     if (!rc) p->clock_alive = 1;
     if (rc) {
-        pr__rf_poller_free(p);
+        pr__rfuture_poller_free(p);
         return rc;
     }
     p->o.base_url = NULL;
@@ -469,18 +469,18 @@ void pr_rfuture_poller_destroy(pr_rfuture_poller *p) {
     p->destroyed = 1;
     for (r = p->live; r; r = next) {
         next = r->next;
-        if (r->state == PR__RF_POLLING) {
+        if (r->state == PR__RFUTURE_POLLING) {
             pr_cancel(r->task); /* it rejects and finishes as it unwinds */
         } else {
-            pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
-            pr__rf_finish(r);
+            pr__rfuture_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+            pr__rfuture_finish(r);
         }
     }
     if (p->clock) pr_cancel(p->clock); /* it frees p when it ends, if nothing is left */
-    pr__rf_maybe_free(p);
+    pr__rfuture_maybe_free(p);
 }
 
-static void pr__rf_doc_free(void *value, void *user_data) {
+static void pr__rfuture_doc_free(void *value, void *user_data) {
     PR__UNUSED(user_data);
     pr_json_doc_destroy((pr_json_doc *)value);
 }
@@ -490,11 +490,11 @@ const pr_json *pr_rfuture_result(const pr_future *f) {
     return d ? pr_json_root(d) : NULL;
 }
 
-static void pr__rf_event_ex(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
+static void pr__rfuture_event_ex(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
                             const char *detail, int settled, int error) {
     pr_rfuture_poller *p = r->p;
     pr_rfuture_event ev;
-    char name[PR__RF_PREFIX_MAX + 32];
+    char name[PR__RFUTURE_PREFIX_MAX + 32];
     if (!p->o.observer.on_event) return;
     memset(&ev, 0, sizeof ev);
     snprintf(name, sizeof name, "%s%s", p->o.profile.event_prefix, what);
@@ -517,13 +517,13 @@ static void pr__rf_event_ex(pr__rfuture *r, const char *what, int severity, int 
     p->o.observer.on_event(&ev, p->o.observer.user_data);
 }
 
-static void pr__rf_event(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
+static void pr__rfuture_event(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
                          const char *detail) {
-    pr__rf_event_ex(r, what, severity, status, kind, detail, 0, 0);
+    pr__rfuture_event_ex(r, what, severity, status, kind, detail, 0, 0);
 }
 
 /* Settle the future unless it is settled already (a cancel). */
-static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...) {
+static void pr__rfuture_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...) {
     pr_err_info e;
     va_list ap;
     memset(&e, 0, sizeof e);
@@ -536,7 +536,7 @@ static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, co
     if (pr_future_state(r->f) == PR_FUTURE_PENDING) pr_future_reject_info(r->f, &e);
 }
 
-static int pr__rf_queue_state(const pr_json *v) {
+static int pr__rfuture_queue_state(const pr_json *v) {
     size_t n;
     const char *s = pr_json_string(v, &n);
     if (!s) return PR_QUEUE_UNKNOWN;
@@ -547,28 +547,28 @@ static int pr__rf_queue_state(const pr_json *v) {
 }
 
 /* Why a server's string s (n bytes) cannot be kept whole, or NULL. */
-static const char *pr__rf_str_bad(const char *s, size_t n) {
-    return n > PR__RF_STR_MAX ? "is over 1024 bytes" : memchr(s, 0, n) ? "holds a NUL byte" : NULL;
+static const char *pr__rfuture_str_bad(const char *s, size_t n) {
+    return n > PR__RFUTURE_STR_MAX ? "is over 1024 bytes" : memchr(s, 0, n) ? "holds a NUL byte" : NULL;
 }
 
 /* Tell the observer about a (state, reason) pair if it changed. A report
    with no state and no reason is no report. Returns 1 when the reason is
    refused (the future is rejected with PR_EPROTO). */
-static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
+static int pr__rfuture_queue(pr__rfuture *r, const pr_json *body, int status) {
     pr_rfuture_poller *p = r->p;
     const pr_json *qs = pr_json_get(body, p->o.profile.queue_state_field),
                   *qr = pr_json_get(body, p->o.profile.queue_reason_field);
     size_t rn = 0;
     const char *reason = pr_json_string(qr, &rn);
-    int st = qs ? pr__rf_queue_state(qs) : PR_QUEUE_UNKNOWN;
+    int st = qs ? pr__rfuture_queue_state(qs) : PR_QUEUE_UNKNOWN;
     pr_queue_change ch;
     char *copy = NULL;
-    const char *bad = reason ? pr__rf_str_bad(reason, rn) : NULL;
+    const char *bad = reason ? pr__rfuture_str_bad(reason, rn) : NULL;
     if (bad) {
         char why[64];
         snprintf(why, sizeof why, "the %.40s %s", p->o.profile.queue_reason_field, bad);
-        pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, status, NULL, why, 1, PR_EPROTO);
-        pr__rf_reject(r, PR_EPROTO, status, 0, "rfuture: request %.40s: %s", r->id, why);
+        pr__rfuture_event_ex(r, "validation_error", PR_SEVERITY_ERROR, status, NULL, why, 1, PR_EPROTO);
+        pr__rfuture_reject(r, PR_EPROTO, status, 0, "rfuture: request %.40s: %s", r->id, why);
         return 1;
     }
     if (!qs && !reason) return 0;
@@ -590,7 +590,7 @@ static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
     return 0;
 }
 
-static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
+static int64_t pr__rfuture_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
     return pr__retry_delay_ms(b, attempt, NULL, &r->p->o.hooks);
 }
 
@@ -598,7 +598,7 @@ static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attem
    (retry_after_ms > 0 in body, else the answer's retry-after-ms /
    Retry-After) between poll_backoff.base_ms and hint_max_ms; else
    fallback. A number of any size is compared as a double first. */
-static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, const pr_json *body, int64_t fallback) {
+static int64_t pr__rfuture_wait(const pr__rfuture *r, const pr_http_result *res, const pr_json *body, int64_t fallback) {
     const pr_retry_hooks *h = &r->p->o.hooks;
     int64_t hint, cap = r->p->o.hint_max_ms;
     double ms;
@@ -606,13 +606,13 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
         hint = ms < (double)cap ? (int64_t)ms + ((double)(int64_t)ms < ms) : cap;
     else if (!pr_retry_hint_ms(pr_http_header_get(res->resp, "retry-after-ms"),
                                pr_http_header_get(res->resp, "retry-after"),
-                               h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__wall_ms(), cap, &hint))
+                               h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__time_wall_ms(), cap, &hint))
         return fallback;
     return PR__MIN(PR__MAX(hint, r->p->o.poll_backoff.base_ms), cap);
 }
 
 /* One poll: the request, with the poll's deadline over the whole response. */
-static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, pr_err_info *err, int64_t deadline) {
+static int pr__rfuture_poll(pr__rfuture *r, pr_http_result *res, pr_err_info *err, int64_t deadline) {
     pr_rfuture_poller *p = r->p;
     const pr_rfuture_profile *pf = &p->o.profile;
     pr_http_header h[5];
@@ -635,7 +635,7 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, pr_err_info *err, in
         pr_buf_deinit(&body);
         return rc;
     }
-    iter[pr__dec(iter, (uint64_t)r->iteration)] = 0;
+    iter[pr__buf_dec(iter, (uint64_t)r->iteration)] = 0;
     h[nh].name = pr_slice_cstr("Content-Type");
     h[nh++].value = pr_slice_cstr("application/json");
     h[nh].name = pr_slice_cstr("Accept");
@@ -671,19 +671,19 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, pr_err_info *err, in
 }
 
 /* A string member, or NULL. */
-static const char *pr__rf_str(const pr_json *o, const char *key) {
+static const char *pr__rfuture_str(const pr_json *o, const char *key) {
     size_t n;
     return pr_json_string(pr_json_get(o, key), &n);
 }
 
-static int pr__rf_category(const char *s) {
+static int pr__rfuture_category(const char *s) {
     if (s && !strcmp(s, "user")) return PR_CATEGORY_USER;
     if (s && !strcmp(s, "server")) return PR_CATEGORY_SERVER;
     return PR_CATEGORY_UNKNOWN;
 }
 
 /* The result value as a document of its own (the wrapper's "result"). */
-static int pr__rf_subdoc(const pr_json *v, pr_json_doc **out) {
+static int pr__rfuture_subdoc(const pr_json *v, pr_json_doc **out) {
     pr_buf b;
     pr_json_writer w;
     int rc;
@@ -696,11 +696,11 @@ static int pr__rf_subdoc(const pr_json *v, pr_json_doc **out) {
     return rc;
 }
 
-enum { PR__RF_AGAIN, PR__RF_DONE };
+enum { PR__RFUTURE_AGAIN, PR__RFUTURE_DONE };
 
-/* A 200 answer. Returns PR__RF_AGAIN (poll again after *delay) or
-   PR__RF_DONE (the future is settled). */
-static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int64_t *delay) {
+/* A 200 answer. Returns PR__RFUTURE_AGAIN (poll again after *delay) or
+   PR__RFUTURE_DONE (the future is settled). */
+static int pr__rfuture_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int64_t *delay) {
     pr_rfuture_poller *p = r->p;
     pr_json_doc *doc = res->json;
     const pr_json *body, *result = NULL;
@@ -710,48 +710,48 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
     else if (pr_json_parse(&doc, res->body, res->body_len, NULL, NULL) != PR_OK) doc = NULL;
     body = doc ? pr_json_root(doc) : NULL;
     if (pr_json_type(body) != PR_JSON_OBJECT) {
-        pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL,
+        pr__rfuture_event_ex(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL,
                         doc ? "the answer is not a JSON object" : "the answer is not JSON", 1, PR_EPROTO);
-        pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: the answer is %s", r->id,
+        pr__rfuture_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: the answer is %s", r->id,
                       doc ? "not a JSON object" : "not JSON");
         pr_json_doc_destroy(doc);
-        return PR__RF_DONE;
+        return PR__RFUTURE_DONE;
     }
-    type = pr__rf_str(body, "type");
-    status = pr__rf_str(body, "status");
+    type = pr__rfuture_str(body, "type");
+    status = pr__rfuture_str(body, "status");
     if ((type && !strcmp(type, "try_again")) || (status && !strcmp(status, "pending"))) {
-        if (type && pr__rf_queue(r, body, 200)) {
+        if (type && pr__rfuture_queue(r, body, 200)) {
             pr_json_doc_destroy(doc);
-            return PR__RF_DONE;
+            return PR__RFUTURE_DONE;
         }
         r->conn_errors = 0;
-        *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
+        *delay = pr__rfuture_wait(r, res, body, pr__rfuture_delay(r, &p->o.poll_backoff, r->iteration - 1));
         pr_json_doc_destroy(doc);
-        return PR__RF_AGAIN;
+        return PR__RFUTURE_AGAIN;
     }
     if (status && !strcmp(status, "complete_metadata")) {
         int64_t size;
         if (!r->allow_md) {
-            pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata twice", r->id);
+            pr__rfuture_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata twice", r->id);
             pr_json_doc_destroy(doc);
-            return PR__RF_DONE;
+            return PR__RFUTURE_DONE;
         }
         if (pr_json_int(pr_json_get(body, p->o.profile.payload_size_field), &size) != PR_OK || size < 0) {
-            pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata without a size", r->id);
+            pr__rfuture_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata without a size", r->id);
             pr_json_doc_destroy(doc);
-            return PR__RF_DONE;
+            return PR__RFUTURE_DONE;
         }
-        *delay = pr__rf_wait(r, res, body, 0);
+        *delay = pr__rfuture_wait(r, res, body, 0);
         pr_json_doc_destroy(doc);
         if ((rc = pr_wsem_acquire(p->bytes, size, until)) != PR_OK) {
-            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %s waiting for response bytes", r->id,
+            pr__rfuture_reject(r, rc, 0, 0, "rfuture: request %.40s: %s waiting for response bytes", r->id,
                           pr_strerror(rc));
-            return PR__RF_DONE;
+            return PR__RFUTURE_DONE;
         }
         r->reserved = size;
         r->allow_md = 0;
         r->conn_errors = 0;
-        return PR__RF_AGAIN;
+        return PR__RFUTURE_AGAIN;
     }
     if ((status && (!strcmp(status, "completed") || !strcmp(status, "complete") || !strcmp(status, "success"))) ||
         (type && (!strcmp(type, "completed") || !strcmp(type, "success")))) {
@@ -759,25 +759,25 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
     }
     if (!result && ((status && !strcmp(status, "failed")) || pr_json_get(body, "error"))) {
         const pr_json *ev = pr_json_get(body, "error");
-        const char *msg = pr_json_string(ev, NULL), *cat = pr__rf_str(body, "category");
+        const char *msg = pr_json_string(ev, NULL), *cat = pr__rfuture_str(body, "category");
         int category;
-        if (!msg) msg = pr__rf_str(ev, "message");
-        if (!cat) cat = pr__rf_str(ev, "category");
-        category = pr__rf_category(cat);
-        pr__rf_event_ex(r, "application_error",
+        if (!msg) msg = pr__rfuture_str(ev, "message");
+        if (!cat) cat = pr__rfuture_str(ev, "category");
+        category = pr__rfuture_category(cat);
+        pr__rfuture_event_ex(r, "application_error",
                         category == PR_CATEGORY_USER ? PR_SEVERITY_WARNING : PR_SEVERITY_ERROR, 200, NULL,
                         msg ? msg : "failed", 1, PR_EFAILED);
-        pr__rf_reject(r, PR_EFAILED, 200, category, "%.110s", msg ? msg : "the remote operation failed");
+        pr__rfuture_reject(r, PR_EFAILED, 200, category, "%.110s", msg ? msg : "the remote operation failed");
         pr_json_doc_destroy(doc);
-        return PR__RF_DONE;
+        return PR__RFUTURE_DONE;
     }
     /* completed: the wrapper's result, or the whole body */
     if (result) {
         pr_json_doc *sub = NULL;
-        if ((rc = pr__rf_subdoc(result, &sub)) != PR_OK) {
+        if ((rc = pr__rfuture_subdoc(result, &sub)) != PR_OK) {
             pr_json_doc_destroy(doc);
-            pr__rf_reject(r, rc, 200, 0, "rfuture: request %.40s: %s", r->id, pr_strerror(rc));
-            return PR__RF_DONE;
+            pr__rfuture_reject(r, rc, 200, 0, "rfuture: request %.40s: %s", r->id, pr_strerror(rc));
+            return PR__RFUTURE_DONE;
         }
         pr_json_doc_destroy(doc);
         doc = sub;
@@ -786,34 +786,34 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
         pr_err_info why;
         memset(&why, 0, sizeof why);
         if (r->o.validate(pr_json_root(doc), &why, r->o.user_data) != 0) {
-            pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL, why.msg, 1, PR_EPROTO);
-            pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.30s: invalid result: %.70s", r->id,
+            pr__rfuture_event_ex(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL, why.msg, 1, PR_EPROTO);
+            pr__rfuture_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.30s: invalid result: %.70s", r->id,
                           why.msg[0] ? why.msg : "refused by validate");
             pr_json_doc_destroy(doc);
-            return PR__RF_DONE;
+            return PR__RFUTURE_DONE;
         }
     }
     if (pr_future_state(r->f) == PR_FUTURE_PENDING) {
-        pr_future_on_free(r->f, pr__rf_doc_free, NULL);
+        pr_future_on_free(r->f, pr__rfuture_doc_free, NULL);
         pr_future_resolve(r->f, doc);
-        pr__rf_event_ex(r, "resolved", PR_SEVERITY_INFO, 200, NULL, NULL, 1, PR_OK);
+        pr__rfuture_event_ex(r, "resolved", PR_SEVERITY_INFO, 200, NULL, NULL, 1, PR_OK);
     } else {
         pr_json_doc_destroy(doc);
     }
-    return PR__RF_DONE;
+    return PR__RFUTURE_DONE;
 }
 
-/* An HTTP error status. Returns PR__RF_AGAIN (with *delay) or PR__RF_DONE. */
-static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
+/* An HTTP error status. Returns PR__RFUTURE_AGAIN (with *delay) or PR__RFUTURE_DONE. */
+static int pr__rfuture_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
     pr_rfuture_poller *p = r->p;
     int st = res->status;
     char detail[96];
     snprintf(detail, sizeof detail, "HTTP %d: %.80s", st, res->body ? res->body : "");
     snprintf(r->last_err, sizeof r->last_err, "%s", detail);
     if (st == 429) {
-        pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_with_backoff", detail);
-        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.conn_backoff, r->conn_errors++));
-        return PR__RF_AGAIN;
+        pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_with_backoff", detail);
+        *delay = pr__rfuture_wait(r, res, NULL, pr__rfuture_delay(r, &p->o.conn_backoff, r->conn_errors++));
+        return PR__RFUTURE_AGAIN;
     }
     r->conn_errors = 0;
     if (st == 408 || (st >= 500 && st <= 599)) {
@@ -823,60 +823,60 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
         if (st == 408) {
             if (!(doc = res->json)) pr_json_parse(&doc, res->body ? res->body : "", res->body_len, NULL, NULL);
             if (doc && pr_json_type(pr_json_root(doc)) == PR_JSON_OBJECT) {
-                const char *qs = pr__rf_str(pr_json_root(doc), p->o.profile.queue_state_field);
+                const char *qs = pr__rfuture_str(pr_json_root(doc), p->o.profile.queue_state_field);
                 body = pr_json_root(doc);
                 r->bad_requests = 0;
-                if (qs && *qs) bad = pr__rf_queue(r, body, st);
+                if (qs && *qs) bad = pr__rfuture_queue(r, body, st);
             }
         }
         if (!bad) {
-            pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
-            *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
+            pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
+            *delay = pr__rfuture_wait(r, res, body, pr__rfuture_delay(r, &p->o.poll_backoff, r->iteration - 1));
         }
         if (doc != res->json) pr_json_doc_destroy(doc);
-        return bad ? PR__RF_DONE : PR__RF_AGAIN;
+        return bad ? PR__RFUTURE_DONE : PR__RFUTURE_AGAIN;
     }
     if (st == 400 && r->bad_requests < p->o.bad_request_budget) {
         r->bad_requests++;
-        pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_if_budget", detail);
-        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
-        return PR__RF_AGAIN;
+        pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_if_budget", detail);
+        *delay = pr__rfuture_wait(r, res, NULL, pr__rfuture_delay(r, &p->o.poll_backoff, r->iteration - 1));
+        return PR__RFUTURE_AGAIN;
     }
     if (st == 410) {
-        pr__rf_event_ex(r, "api_status_error", PR_SEVERITY_WARNING, st, "retryable_exception", detail, 1,
+        pr__rfuture_event_ex(r, "api_status_error", PR_SEVERITY_WARNING, st, "retryable_exception", detail, 1,
                         PR_EEXPIRED);
-        pr__rf_reject(r, PR_EEXPIRED, st, PR_CATEGORY_SERVER, "rfuture: promise expired or broken for request %.60s",
+        pr__rfuture_reject(r, PR_EEXPIRED, st, PR_CATEGORY_SERVER, "rfuture: promise expired or broken for request %.60s",
                       r->id);
-        return PR__RF_DONE;
+        return PR__RFUTURE_DONE;
     }
     if (st == 402) {
         int64_t now = pr_now();
-        if (!r->first402 || now - r->last402 > PR__RF_BILLING_RESET_MS) r->first402 = now; /* a new incident */
+        if (!r->first402 || now - r->last402 > PR__RFUTURE_BILLING_RESET_MS) r->first402 = now; /* a new incident */
         r->last402 = now;
         if (now - r->first402 < p->o.billing_max_pause_ms) {
             if (!r->warned402 || now - r->warned402 >= 60000) {
                 r->warned402 = now;
                 PR__LOG(PR_LEVEL_WARN, "rfuture", "request %.60s: payment required (402); waiting", r->id);
             }
-            *delay = pr__rf_wait(r, res, NULL, PR__RF_BILLING_SLEEP_MS);
-            return PR__RF_AGAIN;
+            *delay = pr__rfuture_wait(r, res, NULL, PR__RFUTURE_BILLING_SLEEP_MS);
+            return PR__RFUTURE_AGAIN;
         }
     }
-    pr__rf_event_ex(r, "api_status_error", PR_SEVERITY_ERROR, st, "fatal", detail, 1, PR_EHTTP);
+    pr__rfuture_event_ex(r, "api_status_error", PR_SEVERITY_ERROR, st, "fatal", detail, 1, PR_EHTTP);
     if (st == 400)
-        pr__rf_reject(r, PR_EHTTP, st, PR_CATEGORY_USER, "rfuture: request %.40s: 400 after %d retries: %.50s", r->id,
+        pr__rfuture_reject(r, PR_EHTTP, st, PR_CATEGORY_USER, "rfuture: request %.40s: 400 after %d retries: %.50s", r->id,
                       r->bad_requests, res->body ? res->body : "");
     else
-        pr__rf_reject(r, PR_EHTTP, st, st >= 400 && st < 500 ? PR_CATEGORY_USER : PR_CATEGORY_UNKNOWN,
+        pr__rfuture_reject(r, PR_EHTTP, st, st >= 400 && st < 500 ? PR_CATEGORY_USER : PR_CATEGORY_UNKNOWN,
                       "rfuture: request %.40s: HTTP %d: %.50s", r->id, st, res->body ? res->body : "");
-    return PR__RF_DONE;
+    return PR__RFUTURE_DONE;
 }
 
 /* Finish a future whose outcome is settled: give back what it holds,
    drop the poller's reference, free the state. */
-static void pr__rf_finish(pr__rfuture *r) {
+static void pr__rfuture_finish(pr__rfuture *r) {
     pr_rfuture_poller *p = r->p;
-    if (r->state == PR__RF_READY) { /* unlink from the FIFO */
+    if (r->state == PR__RFUTURE_READY) { /* unlink from the FIFO */
         pr__rfuture **pp = &p->ready, *prev = NULL;
         while (*pp && *pp != r) {
             prev = *pp;
@@ -888,7 +888,7 @@ static void pr__rf_finish(pr__rfuture *r) {
             p->nready--;
         }
     }
-    pr__theap_remove(&p->timers, &r->timer);
+    pr__sched_theap_remove(&p->timers, &r->timer);
     if (r->reserved) pr_wsem_release(p->bytes, r->reserved);
     pr_future_on_cancel(r->f, NULL, NULL);
     pr_future_destroy(r->f); /* the poller's reference */
@@ -900,167 +900,167 @@ static void pr__rf_finish(pr__rfuture *r) {
     pr__free(r->type, r->type_n);
     pr__free(r->qreason, r->qreason_n);
     pr__free(r, sizeof *r);
-    pr__rf_maybe_free(p);
+    pr__rfuture_maybe_free(p);
 }
 
-static void pr__rf_maybe_free(pr_rfuture_poller *p) {
-    if (p->destroyed && !p->nlive && !p->clock_alive) pr__rf_poller_free(p);
+static void pr__rfuture_maybe_free(pr_rfuture_poller *p) {
+    if (p->destroyed && !p->nlive && !p->clock_alive) pr__rfuture_poller_free(p);
 }
 
-static int pr__rf_poll_task(void *arg);
+static int pr__rfuture_poll_task(void *arg);
 
 /* Start polls while there are slots and futures waiting for one. */
-static void pr__rf_pump(pr_rfuture_poller *p) {
+static void pr__rfuture_pump(pr_rfuture_poller *p) {
     while (p->active < p->o.max_polls && p->ready) {
         pr__rfuture *r = p->ready;
         p->ready = r->rnext;
         if (!p->ready) p->ready_tail = NULL;
         p->nready--;
         r->rnext = NULL;
-        pr__theap_remove(&p->timers, &r->timer);
-        r->state = PR__RF_POLLING;
+        pr__sched_theap_remove(&p->timers, &r->timer);
+        r->state = PR__RFUTURE_POLLING;
         r->task = NULL;
         p->active++;
-        if (pr_go(NULL, pr__rf_poll_task, r, NULL) != PR_OK) {
+        if (pr_go(NULL, pr__rfuture_poll_task, r, NULL) != PR_OK) {
             p->active--;
-            pr__rf_reject(r, PR_ENOMEM, 0, 0, "rfuture: request %.60s: out of memory", r->id);
-            pr__rf_finish(r);
+            pr__rfuture_reject(r, PR_ENOMEM, 0, 0, "rfuture: request %.60s: out of memory", r->id);
+            pr__rfuture_finish(r);
         }
     }
 }
 
 /* r waits for a slot (its limit, if any, in the heap). */
-static void pr__rf_ready(pr__rfuture *r) {
+static void pr__rfuture_ready(pr__rfuture *r) {
     pr_rfuture_poller *p = r->p;
-    r->state = PR__RF_READY;
+    r->state = PR__RFUTURE_READY;
     r->rnext = NULL;
     if (p->ready_tail) p->ready_tail->rnext = r;
     else p->ready = r;
     p->ready_tail = r;
     p->nready++;
-    if (r->until != PR_FOREVER) pr__rf_heap_push(p, r, r->until);
-    pr__rf_pump(p);
+    if (r->until != PR_FOREVER) pr__rfuture_heap_push(p, r, r->until);
+    pr__rfuture_pump(p);
 }
 
 /* r waits delay_ms (or until its limit) before it wants a slot again. */
-static void pr__rf_sleep_until(pr__rfuture *r, int64_t delay_ms) {
-    r->state = PR__RF_SLEEPING;
-    pr__rf_heap_push(r->p, r, pr_deadline_min(pr_deadline_in(delay_ms), r->until));
+static void pr__rfuture_sleep_until(pr__rfuture *r, int64_t delay_ms) {
+    r->state = PR__RFUTURE_SLEEPING;
+    pr__rfuture_heap_push(r->p, r, pr_deadline_min(pr_deadline_in(delay_ms), r->until));
 }
 
 /* The limit has passed: PR_ETIMEDOUT. */
-static void pr__rf_timeout(pr__rfuture *r) {
-    pr__rf_event_ex(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last_err, 1, PR_ETIMEDOUT);
-    pr__rf_reject(r, PR_ETIMEDOUT, 0, 0, "rfuture: timed out polling request %.30s (last: %.50s)", r->id,
+static void pr__rfuture_timeout(pr__rfuture *r) {
+    pr__rfuture_event_ex(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last_err, 1, PR_ETIMEDOUT);
+    pr__rfuture_reject(r, PR_ETIMEDOUT, 0, 0, "rfuture: timed out polling request %.30s (last: %.50s)", r->id,
                   r->last_err[0] ? r->last_err : "none");
-    pr__rf_finish(r);
+    pr__rfuture_finish(r);
 }
 
 /* The clock: sleeps until the heap's first due, then moves due sleepers to
    the FIFO and times out futures past their limit. */
-static int pr__rf_clock(void *arg) {
+static int pr__rfuture_clock(void *arg) {
     pr_rfuture_poller *p = (pr_rfuture_poller *)arg;
     pr_sched *s = pr__sched_get();
     p->clock = pr_self();
     while (!p->destroyed) {
-        pr__theap_node *n = pr__theap_top(&p->timers);
+        pr__sched_theap_node *n = pr__sched_theap_top(&p->timers);
         int64_t now;
         p->clock_due = n ? n->key : PR_FOREVER;
-        if (pr__park(s, p->clock_due) == PR_ECANCELED) break;
+        if (pr__sched_park(s, p->clock_due) == PR_ECANCELED) break;
         now = pr_now();
-        while ((n = pr__theap_top(&p->timers)) != NULL && n->key <= now) {
+        while ((n = pr__sched_theap_top(&p->timers)) != NULL && n->key <= now) {
             pr__rfuture *r = PR__CONTAINER_OF(n, pr__rfuture, timer);
-            pr__theap_remove(&p->timers, n);
-            if (now >= r->until) pr__rf_timeout(r);
-            else if (r->state == PR__RF_SLEEPING) pr__rf_ready(r);
+            pr__sched_theap_remove(&p->timers, n);
+            if (now >= r->until) pr__rfuture_timeout(r);
+            else if (r->state == PR__RFUTURE_SLEEPING) pr__rfuture_ready(r);
         }
     }
     p->clock = NULL;
     p->clock_alive = 0;
-    pr__rf_maybe_free(p);
+    pr__rfuture_maybe_free(p);
     return 0;
 }
 
-static void pr__rf_cancel_hook(void *user_data) {
+static void pr__rfuture_cancel_hook(void *user_data) {
     pr__rfuture *r = (pr__rfuture *)user_data;
-    if (r->state == PR__RF_POLLING) {
+    if (r->state == PR__RFUTURE_POLLING) {
         if (r->task) pr_cancel(r->task);
         else r->stop = 1; /* the task has not run yet */
     } else {
-        pr__rf_finish(r); /* waiting: nothing runs for it; the future is already rejected */
+        pr__rfuture_finish(r); /* waiting: nothing runs for it; the future is already rejected */
     }
 }
 
 /* One poll of r, then its next step: finished, waiting for a slot, or
    waiting out a delay. */
-static int pr__rf_poll_task(void *arg) {
+static int pr__rfuture_poll_task(void *arg) {
     pr__rfuture *r = (pr__rfuture *)arg;
     pr_rfuture_poller *p = r->p;
     pr_http_result res;
     pr_err_info e;
     int64_t delay = 0;
-    int rc, next = PR__RF_AGAIN;
+    int rc, next = PR__RFUTURE_AGAIN;
     r->task = pr_self();
     if (r->stop) pr_cancel(r->task);
     if (!r->start_ms) r->start_ms = pr_now();
     if (pr_is_canceled()) {
-        pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
-        next = PR__RF_DONE;
+        pr__rfuture_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+        next = PR__RFUTURE_DONE;
     } else if (pr_now() >= r->until) {
         p->active--;
         r->task = NULL;
-        pr__rf_timeout(r);
-        pr__rf_pump(p);
+        pr__rfuture_timeout(r);
+        pr__rfuture_pump(p);
         return 0;
     }
-    if (next == PR__RF_AGAIN) {
+    if (next == PR__RFUTURE_AGAIN) {
         memset(&res, 0, sizeof res);
-        rc = pr__rf_poll(r, &res, &e, pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
+        rc = pr__rfuture_poll(r, &res, &e, pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
         r->iteration++;
         if (rc == PR_ECANCELED || pr_is_canceled()) {
-            pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
-            next = PR__RF_DONE;
+            pr__rfuture_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+            next = PR__RFUTURE_DONE;
         } else if (rc == PR_ETIMEDOUT && pr_now() >= r->until) {
             delay = 0; /* the limit: the timeout below */
         } else if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECIRCUIT) {
-            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, e.msg);
-            next = PR__RF_DONE;
+            pr__rfuture_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, e.msg);
+            next = PR__RFUTURE_DONE;
         } else if (rc) { /* no answer: a connection error, back off */
             snprintf(r->last_err, sizeof r->last_err, "%s", e.msg);
-            pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", e.msg);
-            delay = pr__rf_delay(r, &p->o.conn_backoff, r->conn_errors++);
+            pr__rfuture_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", e.msg);
+            delay = pr__rfuture_delay(r, &p->o.conn_backoff, r->conn_errors++);
         } else if (res.status >= 200 && res.status <= 299) {
-            next = pr__rf_answer(r, &res, r->until, &delay);
+            next = pr__rfuture_answer(r, &res, r->until, &delay);
         } else {
-            next = pr__rf_status(r, &res, &delay);
+            next = pr__rfuture_status(r, &res, &delay);
         }
         pr_http_result_deinit(&res);
     }
     p->active--;
     r->task = NULL;
-    if (next == PR__RF_DONE || pr_future_state(r->f) != PR_FUTURE_PENDING) {
-        pr__rf_finish(r);
+    if (next == PR__RFUTURE_DONE || pr_future_state(r->f) != PR_FUTURE_PENDING) {
+        pr__rfuture_finish(r);
     } else if (pr_now() >= r->until) {
-        pr__rf_timeout(r);
+        pr__rfuture_timeout(r);
     } else if (delay > 0 && p->o.hooks.sleep) {
         /* the application's sleep (tests record it), on this task: the slot is
            free meanwhile, and a cancel reaches the task */
         r->task = pr_self();
         rc = p->o.hooks.sleep(delay, pr_deadline_min(pr_deadline_in(delay), r->until), p->o.hooks.user_data);
         if (rc == PR_ECANCELED || pr_is_canceled()) {
-            pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
-            pr__rf_finish(r);
+            pr__rfuture_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+            pr__rfuture_finish(r);
         } else if (pr_now() >= r->until) {
-            pr__rf_timeout(r);
+            pr__rfuture_timeout(r);
         } else {
-            pr__rf_ready(r);
+            pr__rfuture_ready(r);
         }
     } else if (delay > 0) {
-        pr__rf_sleep_until(r, delay);
+        pr__rfuture_sleep_until(r, delay);
     } else {
-        pr__rf_ready(r);
+        pr__rfuture_ready(r);
     }
-    pr__rf_pump(p);
+    pr__rfuture_pump(p);
     return 0;
 }
 
@@ -1071,7 +1071,7 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     if (!out || !p || !request_id) return PR_EINVAL;
     if (p->destroyed) return PR_ESTATE;
     /* a heap slot for every live future: pushes never allocate */
-    if (pr__theap_reserve(&p->timers, (size_t)p->nlive + 1) != PR_OK) return PR_ENOMEM;
+    if (pr__sched_theap_reserve(&p->timers, (size_t)p->nlive + 1) != PR_OK) return PR_ENOMEM;
     if (!(r = (pr__rfuture *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
     if (opts) r->o = *opts;
     r->p = p;
@@ -1096,9 +1096,9 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     p->live = r;
     p->nlive++;
     pr_future_retain(r->f); /* the poller's reference */
-    pr_future_on_cancel(r->f, pr__rf_cancel_hook, r);
+    pr_future_on_cancel(r->f, pr__rfuture_cancel_hook, r);
     *out = r->f;
-    pr__rf_ready(r);
+    pr__rfuture_ready(r);
     return PR_OK;
 }
 
@@ -1141,7 +1141,7 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
         pr_json_doc *doc = res.json;
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
         id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), p->o.profile.request_id_field), &n) : NULL;
-        bad = !id || !n ? "is missing" : pr__rf_str_bad(id, n);
+        bad = !id || !n ? "is missing" : pr__rfuture_str_bad(id, n);
         rc = bad ? pr__err_set(&e, PR_EPROTO, 0, "rfuture: the submit's %.40s %s", p->o.profile.request_id_field,
                                bad)
                  : pr_rfuture_start(out, p, id, &o);

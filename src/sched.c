@@ -20,10 +20,18 @@
  * pr_sched_post is the one call another thread may make: it hands a
  * function to this scheduler, which runs it on its own thread.
  *
- * For the modules after it: pr__park / pr__wake (a task waits for an
+ * For the modules after it: pr__sched_park / pr__sched_wake (a task waits for an
  * event and a deadline; sync builds its FIFO wait queues on them), and the
- * timer heap (pr__theap: nodes by wake-up time, kept inside what they
+ * timer heap (pr__sched_theap: nodes by wake-up time, kept inside what they
  * time), which rfuture uses for its sleeping futures.
+ *
+ * Offers to the modules after it: pr__sched_canceled, pr__sched_fd_reserve,
+ *     pr__sched_fdslot, pr__sched_get, pr__sched_park, pr__sched_poller_add,
+ *     pr__sched_spawn, PR__SCHED_T_PARKED, pr__sched_task_interrupt,
+ *     PR__SCHED_TF_DETACHED, pr__sched_theap, pr__sched_theap_free,
+ *     pr__sched_theap_node, pr__sched_theap_push, pr__sched_theap_remove,
+ *     pr__sched_theap_reserve, pr__sched_theap_top, pr__sched_tls,
+ *     pr__sched_wake.
  */
 
 /* A task (coroutine). Owned by the scheduler of the thread that spawned it. */
@@ -322,41 +330,41 @@ PRISTINE_API void pr_chan_destroy(pr_chan *c);
 
 // @pristine:impl
 #if defined(PRISTINE_POLL_EPOLL)
-#define PR__POLLER_EPOLL 1
+#define PR__SCHED_POLLER_EPOLL 1
 #elif defined(PRISTINE_POLL_KQUEUE)
-#define PR__POLLER_KQUEUE 1
+#define PR__SCHED_POLLER_KQUEUE 1
 #elif defined(PRISTINE_POLL_POLL)
-#define PR__POLLER_POLL 1
+#define PR__SCHED_POLLER_POLL 1
 #elif defined(__linux__)
-#define PR__POLLER_EPOLL 1
+#define PR__SCHED_POLLER_EPOLL 1
 #elif defined(PR__HAVE_KQUEUE)
-#define PR__POLLER_KQUEUE 1
+#define PR__SCHED_POLLER_KQUEUE 1
 #else
-#define PR__POLLER_POLL 1
+#define PR__SCHED_POLLER_POLL 1
 #endif
-#if defined(PR__POLLER_EPOLL) && !defined(__linux__)
+#if defined(PR__SCHED_POLLER_EPOLL) && !defined(__linux__)
 #error "pristine.h: PRISTINE_POLL_EPOLL needs Linux"
 #endif
-#if defined(PR__POLLER_KQUEUE) && !defined(PR__HAVE_KQUEUE)
+#if defined(PR__SCHED_POLLER_KQUEUE) && !defined(PR__HAVE_KQUEUE)
 #error "pristine.h: PRISTINE_POLL_KQUEUE needs a BSD or macOS"
 #endif
 
-enum { PR__T_READY = 1, PR__T_RUNNING, PR__T_PARKED, PR__T_DONE };
-enum { PR__TF_CANCELED = 1, PR__TF_DETACHED = 2, PR__TF_MAIN = 4 };
+enum { PR__SCHED_T_READY = 1, PR__SCHED_T_RUNNING, PR__SCHED_T_PARKED, PR__SCHED_T_DONE };
+enum { PR__SCHED_TF_CANCELED = 1, PR__SCHED_TF_DETACHED = 2, PR__SCHED_TF_MAIN = 4 };
 
 /* The timer heap: a binary min-heap of nodes by key (a wake-up time), 1-based.
    A node lives inside what it times (PR__CONTAINER_OF gets that back): the
    scheduler's parked tasks, and rfuture's waiting futures use it too. Room is
-   reserved ahead (pr__theap_reserve), so a push never allocates. */
-typedef struct pr__theap_node {
+   reserved ahead (pr__sched_theap_reserve), so a push never allocates. */
+typedef struct pr__sched_theap_node {
     int64_t key;
     size_t idx;                 /* 1-based position; 0 = not in the heap */
-} pr__theap_node;
+} pr__sched_theap_node;
 
-typedef struct pr__theap {
-    pr__theap_node **v;         /* v[1..len] */
+typedef struct pr__sched_theap {
+    pr__sched_theap_node **v;         /* v[1..len] */
     size_t len, cap;
-} pr__theap;
+} pr__sched_theap;
 
 struct pr_task {
     pr__coro *coro;
@@ -368,7 +376,7 @@ struct pr_task {
     pr_task *joiner;            /* the task blocked in pr_join on this one */
     pr_group *group;            /* owning group, or NULL */
     pr_task *gprev, *gnext;     /* links in the group */
-    pr__theap_node timer;       /* key: the wake-up time while parked */
+    pr__sched_theap_node timer;       /* key: the wake-up time while parked */
     int result;
     int wake;                   /* why the task was woken: PR_OK, PR_ETIMEDOUT, ... */
     unsigned io_run;            /* fd reads and writes done since it last gave up the CPU */
@@ -379,18 +387,18 @@ struct pr_task {
    registered with the poller, and whether it is known to be drained (rd_idle:
    a read came back short or EAGAIN) or full (wr_idle: EAGAIN) since the
    poller last reported it. Zero means "unknown: try the syscall". */
-typedef struct pr__fdslot {
+typedef struct pr__sched_fdslot {
     pr_task *rd, *wr;
     unsigned char registered, rd_idle, wr_idle, notsock;
     unsigned char stream;         /* 0 unknown, 1 byte stream (a short read means drained), 2 not */
     unsigned char rd_hup;         /* the poller saw the peer close: a short read is not "drained" */
-} pr__fdslot;
+} pr__sched_fdslot;
 
-typedef struct pr__post {
-    struct pr__post *next;
+typedef struct pr__sched_post {
+    struct pr__sched_post *next;
     void (*fn)(void *);
     void *user_data;
-} pr__post;
+} pr__sched_post;
 
 struct pr_sched {
     pr_task *cur;                 /* the running task */
@@ -399,22 +407,22 @@ struct pr_sched {
     size_t ntasks;
     pr_task *zombie;              /* a finished detached task, freed after the next switch */
     pr_task *destroyer;           /* main, waiting in pr_sched_destroy for tasks to end */
-    pr__theap timers;             /* parked tasks with a deadline */
-    pr__fdslot *fds;
+    pr__sched_theap timers;             /* parked tasks with a deadline */
+    pr__sched_fdslot *fds;
     size_t nfds;
     size_t io_waiters;            /* tasks parked in pr_fd_wait */
     int in_post;                  /* running posted functions: no blocking, no cancel state */
     unsigned polls_due;           /* run-queue picks left before a non-blocking poll */
     unsigned choose_rot;          /* rotation for pr_chan_choose fairness */
     int pollfd;                   /* epoll or kqueue fd; -1 for poll */
-#ifdef PR__POLLER_POLL
+#ifdef PR__SCHED_POLLER_POLL
     struct pollfd *pfds;          /* poll's array: one slot per fd-table entry plus the wake fd */
     size_t npfds;
 #endif
     int wake_rd, wake_wr;         /* cross-thread wake: eventfd (rd == wr) or pipe; -1 until needed */
     int wake_pending;             /* atomic: a wake byte is in flight */
     pthread_mutex_t post_mu;
-    pr__post *posts;
+    pr__sched_post *posts;
     pr__coro main_coro;
     pr_task main_task;
 };
@@ -422,101 +430,101 @@ struct pr_sched {
 static PR__THREAD pr_sched *pr__sched_tls;
 
 /* ---- the timer heap ---- */
-static void pr__theap_set(pr__theap *h, size_t i, pr__theap_node *n) {
+static void pr__sched_theap_set(pr__sched_theap *h, size_t i, pr__sched_theap_node *n) {
     h->v[i] = n;
     n->idx = i;
 }
 
-static void pr__theap_up(pr__theap *h, size_t i) {
-    pr__theap_node *n = h->v[i];
+static void pr__sched_theap_up(pr__sched_theap *h, size_t i) {
+    pr__sched_theap_node *n = h->v[i];
     while (i > 1 && h->v[i / 2]->key > n->key) {
-        pr__theap_set(h, i, h->v[i / 2]);
+        pr__sched_theap_set(h, i, h->v[i / 2]);
         i /= 2;
     }
-    pr__theap_set(h, i, n);
+    pr__sched_theap_set(h, i, n);
 }
 
-static void pr__theap_down(pr__theap *h, size_t i) {
-    pr__theap_node *n = h->v[i];
+static void pr__sched_theap_down(pr__sched_theap *h, size_t i) {
+    pr__sched_theap_node *n = h->v[i];
     for (;;) {
         size_t c = 2 * i;
         if (c > h->len) break;
         if (c < h->len && h->v[c + 1]->key < h->v[c]->key) c++;
         if (h->v[c]->key >= n->key) break;
-        pr__theap_set(h, i, h->v[c]);
+        pr__sched_theap_set(h, i, h->v[c]);
         i = c;
     }
-    pr__theap_set(h, i, n);
+    pr__sched_theap_set(h, i, n);
 }
 
 /* Room for n nodes. */
-static int pr__theap_reserve(pr__theap *h, size_t n) {
+static int pr__sched_theap_reserve(pr__sched_theap *h, size_t n) {
     size_t cap;
-    pr__theap_node **v;
+    pr__sched_theap_node **v;
     if (n + 1 <= h->cap) return PR_OK;
     cap = h->cap ? h->cap * 2 : 64;
     while (cap < n + 1) cap *= 2;
-    v = (pr__theap_node **)pr__realloc(h->v, h->cap * sizeof *v, cap * sizeof *v);
+    v = (pr__sched_theap_node **)pr__realloc(h->v, h->cap * sizeof *v, cap * sizeof *v);
     if (!v) return PR_ENOMEM;
     h->v = v;
     h->cap = cap;
     return PR_OK;
 }
 
-static void pr__theap_free(pr__theap *h) {
+static void pr__sched_theap_free(pr__sched_theap *h) {
     pr__free(h->v, h->cap * sizeof *h->v);
     memset(h, 0, sizeof *h);
 }
 
 /* Add n with key (room was reserved). */
-static void pr__theap_push(pr__theap *h, pr__theap_node *n, int64_t key) {
+static void pr__sched_theap_push(pr__sched_theap *h, pr__sched_theap_node *n, int64_t key) {
     PR__ASSERT(h->len + 1 < h->cap);
     n->key = key;
     h->v[++h->len] = n;
-    pr__theap_up(h, h->len);
+    pr__sched_theap_up(h, h->len);
 }
 
 /* Take n out; a node that is not in the heap is left alone. */
-static void pr__theap_remove(pr__theap *h, pr__theap_node *n) {
+static void pr__sched_theap_remove(pr__sched_theap *h, pr__sched_theap_node *n) {
     size_t i = n->idx;
-    pr__theap_node *last;
+    pr__sched_theap_node *last;
     if (!i) return;
     last = h->v[h->len--];
     n->idx = 0;
     if (i > h->len) return;
-    pr__theap_set(h, i, last);
-    pr__theap_up(h, i);
-    pr__theap_down(h, last->idx);
+    pr__sched_theap_set(h, i, last);
+    pr__sched_theap_up(h, i);
+    pr__sched_theap_down(h, last->idx);
 }
 
 /* The node with the smallest key, or NULL. */
-static pr__theap_node *pr__theap_top(const pr__theap *h) { return h->len ? h->v[1] : NULL; }
+static pr__sched_theap_node *pr__sched_theap_top(const pr__sched_theap *h) { return h->len ? h->v[1] : NULL; }
 
-#define PR__TASK_OF_TIMER(n) PR__CONTAINER_OF(n, pr_task, timer)
+#define PR__SCHED_TASK_OF_TIMER(n) PR__CONTAINER_OF(n, pr_task, timer)
 
 /* ---- run queue, wake and the switch ---- */
-static void pr__runq_push(pr_sched *s, pr_task *t) {
+static void pr__sched_runq_push(pr_sched *s, pr_task *t) {
     t->next_ready = NULL;
     if (s->runq_tail) s->runq_tail->next_ready = t;
     else s->runq_head = t;
     s->runq_tail = t;
 }
 
-/* Make a parked task runnable; `why` is what its pr__park returns. */
-static void pr__wake(pr_task *t, int why) {
-    if (t->state != PR__T_PARKED) return;
+/* Make a parked task runnable; `why` is what its pr__sched_park returns. */
+static void pr__sched_wake(pr_task *t, int why) {
+    if (t->state != PR__SCHED_T_PARKED) return;
     t->wake = why;
-    t->state = PR__T_READY;
-    pr__runq_push(t->sched, t);
+    t->state = PR__SCHED_T_READY;
+    pr__sched_runq_push(t->sched, t);
 }
 
 /* The running task is cancelled (posted functions run outside any task's
    cancel state, whichever task happens to be in the poller). */
-static int pr__canceled(pr_sched *s) { return (s->cur->flags & PR__TF_CANCELED) && !s->in_post; }
+static int pr__sched_canceled(pr_sched *s) { return (s->cur->flags & PR__SCHED_TF_CANCELED) && !s->in_post; }
 
-static void pr__poll(pr_sched *s, int block);
+static void pr__sched_poll(pr_sched *s, int block);
 
-static void pr__task_free(pr_sched *s, pr_task *t) {
+static void pr__sched_task_free(pr_sched *s, pr_task *t) {
     if (t->prev) t->prev->next = t->next;
     else s->tasks = t->next;
     if (t->next) t->next->prev = t->prev;
@@ -532,12 +540,12 @@ static pr_task *pr__sched_pick(pr_sched *s) {
         s->polls_due--;
     } else {
         s->polls_due = 61;
-        if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
+        if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__sched_poll(s, 0);
     }
-    while ((t = s->runq_head) == NULL) pr__poll(s, 1);
+    while ((t = s->runq_head) == NULL) pr__sched_poll(s, 1);
     s->runq_head = t->next_ready;
     if (!s->runq_head) s->runq_tail = NULL;
-    t->state = PR__T_RUNNING;
+    t->state = PR__SCHED_T_RUNNING;
     return t;
 }
 
@@ -547,7 +555,7 @@ static void pr__sched_reap(pr_sched *s) {
     pr_task *z = s->zombie;
     if (z) {
         s->zombie = NULL;
-        pr__task_free(s, z);
+        pr__sched_task_free(s, z);
     }
 }
 
@@ -563,47 +571,47 @@ static void pr__sched_next(pr_sched *s) {
     pr__sched_reap(s);
 }
 
-/* Suspend the running task until pr__wake, the deadline or cancellation.
+/* Suspend the running task until pr__sched_wake, the deadline or cancellation.
    Returns PR_OK (woken), PR_ETIMEDOUT or PR_ECANCELED; cancel beats timeout,
    but a wake that completed an operation beats both. */
-static int pr__park_ex(pr_sched *s, int64_t deadline, int ignore_cancel) {
+static int pr__sched_park_ex(pr_sched *s, int64_t deadline, int ignore_cancel) {
     pr_task *t = s->cur;
-    if (!ignore_cancel && pr__canceled(s)) return PR_ECANCELED;
+    if (!ignore_cancel && pr__sched_canceled(s)) return PR_ECANCELED;
     if (s->in_post) return PR_ETIMEDOUT; /* a posted function must not block */
     if (deadline != PR_FOREVER) {
         if (deadline <= pr_now()) return PR_ETIMEDOUT;
-        pr__theap_push(&s->timers, &t->timer, deadline);
+        pr__sched_theap_push(&s->timers, &t->timer, deadline);
     }
-    t->state = PR__T_PARKED;
+    t->state = PR__SCHED_T_PARKED;
     t->wake = PR_OK;
     pr__sched_next(s);
-    pr__theap_remove(&s->timers, &t->timer);
-    if (t->wake == PR_ETIMEDOUT && !ignore_cancel && (t->flags & PR__TF_CANCELED)) return PR_ECANCELED;
+    pr__sched_theap_remove(&s->timers, &t->timer);
+    if (t->wake == PR_ETIMEDOUT && !ignore_cancel && (t->flags & PR__SCHED_TF_CANCELED)) return PR_ECANCELED;
     if (t->wake == PR_ECANCELED && ignore_cancel) return PR_OK; /* the caller re-checks its condition */
     return t->wake;
 }
 
-static int pr__park(pr_sched *s, int64_t deadline) { return pr__park_ex(s, deadline, 0); }
+static int pr__sched_park(pr_sched *s, int64_t deadline) { return pr__sched_park_ex(s, deadline, 0); }
 
 /* Wake tasks whose deadline has passed. */
-static void pr__expire(pr_sched *s) {
-    pr__theap_node *n;
+static void pr__sched_expire(pr_sched *s) {
+    pr__sched_theap_node *n;
     int64_t now;
     if (!s->timers.len) return;
     now = pr_now();
-    while ((n = pr__theap_top(&s->timers)) != NULL && n->key <= now) {
-        pr__theap_remove(&s->timers, n);
-        pr__wake(PR__TASK_OF_TIMER(n), PR_ETIMEDOUT);
+    while ((n = pr__sched_theap_top(&s->timers)) != NULL && n->key <= now) {
+        pr__sched_theap_remove(&s->timers, n);
+        pr__sched_wake(PR__SCHED_TASK_OF_TIMER(n), PR_ETIMEDOUT);
     }
 }
 
 /* ---- fd table ---- */
-static int pr__fd_reserve(pr_sched *s, int fd) {
+static int pr__sched_fd_reserve(pr_sched *s, int fd) {
     size_t n = s->nfds ? s->nfds : 64;
-    pr__fdslot *f;
+    pr__sched_fdslot *f;
     if ((size_t)fd < s->nfds) return PR_OK;
     while (n <= (size_t)fd) n *= 2;
-#ifdef PR__POLLER_POLL
+#ifdef PR__SCHED_POLLER_POLL
     if (n + 1 > s->npfds) {
         struct pollfd *p = (struct pollfd *)pr__realloc(s->pfds, s->npfds * sizeof *p, (n + 1) * sizeof *p);
         if (!p) return PR_ENOMEM;
@@ -611,7 +619,7 @@ static int pr__fd_reserve(pr_sched *s, int fd) {
         s->npfds = n + 1;
     }
 #endif
-    f = (pr__fdslot *)pr__realloc(s->fds, s->nfds * sizeof *f, n * sizeof *f);
+    f = (pr__sched_fdslot *)pr__realloc(s->fds, s->nfds * sizeof *f, n * sizeof *f);
     if (!f) return PR_ENOMEM;
     memset(f + s->nfds, 0, (n - s->nfds) * sizeof *f);
     s->fds = f;
@@ -622,40 +630,40 @@ static int pr__fd_reserve(pr_sched *s, int fd) {
 /* The poller reports fd: wake its waiters for the kinds that are ready.
    hup: the peer has closed (or the fd failed): no further edge will come, so
    a short read no longer means "wait for the poller". */
-static void pr__fd_ready(pr_sched *s, int fd, int rd, int wr, int hup) {
-    pr__fdslot *f;
+static void pr__sched_fd_ready(pr_sched *s, int fd, int rd, int wr, int hup) {
+    pr__sched_fdslot *f;
     if (fd < 0 || (size_t)fd >= s->nfds) return;
     f = &s->fds[fd];
     if (hup) f->rd_hup = 1;
     if (rd) {
         f->rd_idle = 0;
-        if (f->rd) pr__wake(f->rd, PR_OK);
+        if (f->rd) pr__sched_wake(f->rd, PR_OK);
     }
     if (wr) {
         f->wr_idle = 0;
-        if (f->wr) pr__wake(f->wr, PR_OK);
+        if (f->wr) pr__sched_wake(f->wr, PR_OK);
     }
 }
 
-static void pr__run_posts(pr_sched *s);
+static void pr__sched_run_posts(pr_sched *s);
 
 /* Drain the cross-thread wake fd and run what was posted. */
-static void pr__wake_drain(pr_sched *s) {
+static void pr__sched_wake_drain(pr_sched *s) {
     char tmp[64];
     while (read(s->wake_rd, tmp, sizeof tmp) > 0) {
     }
     __atomic_store_n(&s->wake_pending, 0, __ATOMIC_SEQ_CST);
-    pr__run_posts(s);
+    pr__sched_run_posts(s);
 }
 
 /* ---- pollers: init, register once, wait and dispatch ---- */
-#if defined(PR__POLLER_EPOLL)
-static int pr__poller_init(pr_sched *s) {
+#if defined(PR__SCHED_POLLER_EPOLL)
+static int pr__sched_poller_init(pr_sched *s) {
     s->pollfd = epoll_create1(EPOLL_CLOEXEC);
     return s->pollfd < 0 ? PR_EIO : PR_OK;
 }
 
-static int pr__poller_add(pr_sched *s, int fd) {
+static int pr__sched_poller_add(pr_sched *s, int fd) {
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -664,23 +672,23 @@ static int pr__poller_add(pr_sched *s, int fd) {
     return errno == ENOMEM || errno == ENOSPC ? PR_ENOMEM : PR_EIO;
 }
 
-static void pr__poller_del(pr_sched *s, int fd) { epoll_ctl(s->pollfd, EPOLL_CTL_DEL, fd, NULL); }
+static void pr__sched_poller_del(pr_sched *s, int fd) { epoll_ctl(s->pollfd, EPOLL_CTL_DEL, fd, NULL); }
 
-static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
     struct epoll_event evs[64];
     int i, n = epoll_wait(s->pollfd, evs, 64, timeout_ms);
     for (i = 0; i < n; i++) {
         unsigned e = evs[i].events;
         if (evs[i].data.fd == s->wake_rd) {
-            pr__wake_drain(s);
+            pr__sched_wake_drain(s);
             continue;
         }
-        pr__fd_ready(s, evs[i].data.fd, (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
+        pr__sched_fd_ready(s, evs[i].data.fd, (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
                      (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0, (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
     }
 }
-#elif defined(PR__POLLER_KQUEUE)
-static int pr__poller_init(pr_sched *s) {
+#elif defined(PR__SCHED_POLLER_KQUEUE)
+static int pr__sched_poller_init(pr_sched *s) {
     s->pollfd = kqueue();
     if (s->pollfd < 0) return PR_EIO;
     fcntl(s->pollfd, F_SETFD, FD_CLOEXEC);
@@ -688,20 +696,20 @@ static int pr__poller_init(pr_sched *s) {
 }
 
 #ifdef EV_RECEIPT
-#define PR__EV_RECEIPT EV_RECEIPT
+#define PR__SCHED_EV_RECEIPT EV_RECEIPT
 #else
-#define PR__EV_RECEIPT 0
+#define PR__SCHED_EV_RECEIPT 0
 #endif
 /* Register both filters. Some BSDs refuse a filter with EPIPE when the
    other end is already gone: that is "hung up", which counts as ready
    (returned as 1; the fd is then left unregistered so a later wait asks
    again). */
-static int pr__poller_add(pr_sched *s, int fd) {
+static int pr__sched_poller_add(pr_sched *s, int fd) {
     struct kevent ch[2], res[2];
     int i, n, hup = 0;
-    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR | PR__EV_RECEIPT, 0, 0, 0);
-    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR | PR__EV_RECEIPT, 0, 0, 0);
-    n = kevent(s->pollfd, ch, 2, res, PR__EV_RECEIPT ? 2 : 0, NULL);
+    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR | PR__SCHED_EV_RECEIPT, 0, 0, 0);
+    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR | PR__SCHED_EV_RECEIPT, 0, 0, 0);
+    n = kevent(s->pollfd, ch, 2, res, PR__SCHED_EV_RECEIPT ? 2 : 0, NULL);
     if (n < 0) return errno == EPIPE ? 1 : errno == ENOMEM ? PR_ENOMEM : PR_EIO;
     for (i = 0; i < n; i++) {
         if (!(res[i].flags & EV_ERROR) || res[i].data == 0) continue;
@@ -711,14 +719,14 @@ static int pr__poller_add(pr_sched *s, int fd) {
     return hup;
 }
 
-static void pr__poller_del(pr_sched *s, int fd) {
+static void pr__sched_poller_del(pr_sched *s, int fd) {
     struct kevent ch[2];
     EV_SET(&ch[0], fd, EVFILT_READ, EV_DELETE, 0, 0, 0);
     EV_SET(&ch[1], fd, EVFILT_WRITE, EV_DELETE, 0, 0, 0);
     kevent(s->pollfd, ch, 2, NULL, 0, NULL);
 }
 
-static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
     struct kevent evs[64];
     struct timespec ts, *tp = NULL;
     int i, n;
@@ -731,31 +739,31 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
     for (i = 0; i < n; i++) {
         int fd = (int)evs[i].ident;
         if (fd == s->wake_rd) {
-            pr__wake_drain(s);
+            pr__sched_wake_drain(s);
             continue;
         }
-        pr__fd_ready(s, fd, evs[i].filter == EVFILT_READ, evs[i].filter == EVFILT_WRITE,
+        pr__sched_fd_ready(s, fd, evs[i].filter == EVFILT_READ, evs[i].filter == EVFILT_WRITE,
                      evs[i].filter == EVFILT_READ && (evs[i].flags & EV_EOF));
     }
 }
 #else /* poll(2): level-triggered, rebuilt from the fd table on each wait */
-static int pr__poller_init(pr_sched *s) {
+static int pr__sched_poller_init(pr_sched *s) {
     s->pollfd = -1;
     return PR_OK;
 }
 
-static int pr__poller_add(pr_sched *s, int fd) {
+static int pr__sched_poller_add(pr_sched *s, int fd) {
     PR__UNUSED(s);
     PR__UNUSED(fd);
     return PR_OK;
 }
 
-static void pr__poller_del(pr_sched *s, int fd) {
+static void pr__sched_poller_del(pr_sched *s, int fd) {
     PR__UNUSED(s);
     PR__UNUSED(fd);
 }
 
-static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
     size_t i, n = 0;
     int k;
     for (i = 0; i < s->nfds; i++) {
@@ -774,8 +782,8 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
         short r = s->pfds[i].revents;
         if (!r) continue;
         k--;
-        if (s->pfds[i].fd == s->wake_rd) pr__wake_drain(s);
-        else pr__fd_ready(s, s->pfds[i].fd, (r & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0,
+        if (s->pfds[i].fd == s->wake_rd) pr__sched_wake_drain(s);
+        else pr__sched_fd_ready(s, s->pfds[i].fd, (r & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0,
                           (r & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) != 0, (r & (POLLHUP | POLLERR)) != 0);
     }
 }
@@ -783,28 +791,28 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
 
 /* One round of I/O and timers. With block set, sleep until the next timer
    or an event (the run queue is empty then). */
-static void pr__poll(pr_sched *s, int block) {
+static void pr__sched_poll(pr_sched *s, int block) {
     int timeout = 0;
     if (block) {
         if (!s->timers.len) {
             timeout = -1;
         } else {
-            int64_t now = pr_now(), dl = pr__theap_top(&s->timers)->key; /* dl - now may not fit: compare first */
+            int64_t now = pr_now(), dl = pr__sched_theap_top(&s->timers)->key; /* dl - now may not fit: compare first */
             timeout = dl <= now ? 0 : dl >= pr__time_add(now, INT_MAX) ? INT_MAX : (int)(dl - now);
         }
 #ifdef PRISTINE_TESTING
         /* Virtual clock: look at I/O without sleeping, then jump to the next timer. */
-        if (pr__test_clock_on && s->timers.len) {
-            pr__poller_wait(s, 0);
-            if (!s->runq_head && pr__theap_top(&s->timers)->key > pr__test_clock_ms)
-                pr__test_clock_ms = pr__theap_top(&s->timers)->key;
-            pr__expire(s);
+        if (pr__time_test_clock_on && s->timers.len) {
+            pr__sched_poller_wait(s, 0);
+            if (!s->runq_head && pr__sched_theap_top(&s->timers)->key > pr__time_test_clock_ms)
+                pr__time_test_clock_ms = pr__sched_theap_top(&s->timers)->key;
+            pr__sched_expire(s);
             return;
         }
 #endif
     }
-    pr__poller_wait(s, timeout);
-    pr__expire(s);
+    pr__sched_poller_wait(s, timeout);
+    pr__sched_expire(s);
 }
 
 /* ---- scheduler lifetime ---- */
@@ -815,17 +823,17 @@ static pr_sched *pr__sched_get(void) {
     if (!s) return NULL;
     s->wake_rd = s->wake_wr = -1;
     s->pollfd = -1;
-    if (pr__theap_reserve(&s->timers, 1) != PR_OK || pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
+    if (pr__sched_theap_reserve(&s->timers, 1) != PR_OK || pr__sched_poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
         if (s->pollfd >= 0) close(s->pollfd);
-        pr__theap_free(&s->timers);
+        pr__sched_theap_free(&s->timers);
         pr__free(s, sizeof *s);
         return NULL;
     }
     pr__coro_init_main(&s->main_coro);
     s->main_task.coro = &s->main_coro;
     s->main_task.sched = s;
-    s->main_task.state = PR__T_RUNNING;
-    s->main_task.flags = PR__TF_MAIN;
+    s->main_task.state = PR__SCHED_T_RUNNING;
+    s->main_task.flags = PR__SCHED_TF_MAIN;
     s->cur = &s->main_task;
     s->polls_due = 61;
     __atomic_add_fetch(&pr__live_scheds, 1, __ATOMIC_ACQ_REL);
@@ -838,30 +846,30 @@ int pr_sched_destroy(void) {
     pr_task *t;
     if (!s) return PR_OK;
     if (s->cur != &s->main_task) return PR_ESTATE;
-    if (s->wake_rd >= 0) pr__run_posts(s);
+    if (s->wake_rd >= 0) pr__sched_run_posts(s);
     /* Cancel everything and let it unwind; finished unjoined tasks stay listed. */
     for (;;) {
         size_t running = 0;
         for (t = s->tasks; t; t = t->next) {
-            if (t->state == PR__T_DONE) continue;
+            if (t->state == PR__SCHED_T_DONE) continue;
             running++;
             pr_cancel(t);
         }
         if (!running) break;
         s->destroyer = s->cur;
-        pr__park_ex(s, PR_FOREVER, 1);
+        pr__sched_park_ex(s, PR_FOREVER, 1);
         s->destroyer = NULL;
     }
-    while (s->tasks) pr__task_free(s, s->tasks);
-    if (s->wake_rd >= 0) pr__run_posts(s); /* posted while the tasks unwound */
+    while (s->tasks) pr__sched_task_free(s, s->tasks);
+    if (s->wake_rd >= 0) pr__sched_run_posts(s); /* posted while the tasks unwound */
     pr__coro_pool_drain();
     if (s->pollfd >= 0) close(s->pollfd);
     if (s->wake_rd >= 0) close(s->wake_rd);
     if (s->wake_wr >= 0 && s->wake_wr != s->wake_rd) close(s->wake_wr);
     pthread_mutex_destroy(&s->post_mu);
-    pr__theap_free(&s->timers);
+    pr__sched_theap_free(&s->timers);
     pr__free(s->fds, s->nfds * sizeof *s->fds);
-#ifdef PR__POLLER_POLL
+#ifdef PR__SCHED_POLLER_POLL
     pr__free(s->pfds, s->npfds * sizeof *s->pfds);
 #endif
     pr__sched_tls = NULL;
@@ -878,32 +886,32 @@ struct pr_group {
     int closing;
 };
 
-static void pr__group_child_done(pr_group *g, pr_task *t) {
+static void pr__sched_group_child_done(pr_group *g, pr_task *t) {
     if (t->gprev) t->gprev->gnext = t->gnext;
     else g->children = t->gnext;
     if (t->gnext) t->gnext->gprev = t->gprev;
     t->group = NULL;
-    if (--g->live == 0 && g->waiter) pr__wake(g->waiter, PR_OK);
+    if (--g->live == 0 && g->waiter) pr__sched_wake(g->waiter, PR_OK);
 }
 
 /* First code on a new stack. The switcher set s->cur to the new task. */
-static void pr__task_entry(void *arg) {
+static void pr__sched_task_entry(void *arg) {
     pr_sched *s = pr__sched_tls;
     pr_task *t = s->cur, *next;
     PR__UNUSED(arg);
     pr__sched_reap(s);
     t->result = t->fn(t->user_data);
-    t->state = PR__T_DONE;
-    if (t->group) pr__group_child_done(t->group, t);
-    if (t->joiner) pr__wake(t->joiner, PR_OK);
-    if (t->flags & PR__TF_DETACHED) s->zombie = t;
-    if (s->destroyer) pr__wake(s->destroyer, PR_OK);
+    t->state = PR__SCHED_T_DONE;
+    if (t->group) pr__sched_group_child_done(t->group, t);
+    if (t->joiner) pr__sched_wake(t->joiner, PR_OK);
+    if (t->flags & PR__SCHED_TF_DETACHED) s->zombie = t;
+    if (s->destroyer) pr__sched_wake(s->destroyer, PR_OK);
     next = pr__sched_pick(s); /* never this task: it is on no queue */
     s->cur = next;
     pr__coro_exit(t->coro, next->coro);
 }
 
-static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts, unsigned flags) {
+static int pr__sched_spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts, unsigned flags) {
     pr_sched *s = pr__sched_get();
     pr__coro *c;
     pr_task *t;
@@ -911,10 +919,10 @@ static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spa
     int rc;
     if (!fn) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if ((rc = pr__theap_reserve(&s->timers, s->ntasks + 2)) != PR_OK) return rc;
+    if ((rc = pr__sched_theap_reserve(&s->timers, s->ntasks + 2)) != PR_OK) return rc;
     rc = opts ? pr__coro_create(&c, &extra, sizeof *t, opts->stack_size, opts->stack_mem, opts->stack_mem_size,
-                                pr__task_entry, NULL)
-              : pr__coro_create(&c, &extra, sizeof *t, 0, NULL, 0, pr__task_entry, NULL);
+                                pr__sched_task_entry, NULL)
+              : pr__coro_create(&c, &extra, sizeof *t, 0, NULL, 0, pr__sched_task_entry, NULL);
     if (rc) return rc;
     t = (pr_task *)extra;
     t->coro = c;
@@ -922,47 +930,47 @@ static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spa
     t->fn = fn;
     t->user_data = user_data;
     t->flags = (unsigned char)flags;
-    t->state = PR__T_READY;
+    t->state = PR__SCHED_T_READY;
     t->next = s->tasks;
     if (s->tasks) s->tasks->prev = t;
     s->tasks = t;
     s->ntasks++;
-    pr__runq_push(s, t);
+    pr__sched_runq_push(s, t);
     if (out) *out = t;
     return PR_OK;
 }
 
 int pr_go(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts) {
-    return pr__spawn(out, fn, user_data, opts, out ? 0 : PR__TF_DETACHED);
+    return pr__sched_spawn(out, fn, user_data, opts, out ? 0 : PR__SCHED_TF_DETACHED);
 }
 
 int pr_join(pr_task *t, int *result, int64_t deadline) {
     pr_sched *s = pr__sched_tls;
     int rc;
-    if (!t || !s || t == s->cur || (t->flags & (PR__TF_MAIN | PR__TF_DETACHED))) return PR_EINVAL;
+    if (!t || !s || t == s->cur || (t->flags & (PR__SCHED_TF_MAIN | PR__SCHED_TF_DETACHED))) return PR_EINVAL;
     if (t->joiner) return PR_ESTATE;
-    while (t->state != PR__T_DONE) {
+    while (t->state != PR__SCHED_T_DONE) {
         t->joiner = s->cur;
-        rc = pr__park(s, deadline);
+        rc = pr__sched_park(s, deadline);
         t->joiner = NULL;
-        if (rc && t->state != PR__T_DONE) return rc;
+        if (rc && t->state != PR__SCHED_T_DONE) return rc;
     }
     if (result) *result = t->result;
-    pr__task_free(s, t);
+    pr__sched_task_free(s, t);
     return PR_OK;
 }
 
 /* Wake t out of the wait it is in as a cancel would (its wait returns
    PR_ECANCELED) without marking it cancelled, so its later waits work: how
    a stream's destroy ends the read another task is blocked in. */
-static PR__MAYBE_UNUSED void pr__task_interrupt(pr_task *t) {
-    if (t) pr__wake(t, PR_ECANCELED);
+static PR__MAYBE_UNUSED void pr__sched_task_interrupt(pr_task *t) {
+    if (t) pr__sched_wake(t, PR_ECANCELED);
 }
 
 int pr_cancel(pr_task *t) {
     if (!t) return PR_EINVAL;
-    t->flags |= PR__TF_CANCELED;
-    pr__wake(t, PR_ECANCELED);
+    t->flags |= PR__SCHED_TF_CANCELED;
+    pr__sched_wake(t, PR_ECANCELED);
     return PR_OK;
 }
 
@@ -973,27 +981,27 @@ pr_task *pr_self(void) {
 
 int pr_is_canceled(void) {
     pr_sched *s = pr__sched_tls;
-    return s && pr__canceled(s) ? 1 : 0;
+    return s && pr__sched_canceled(s) ? 1 : 0;
 }
 
 int pr_yield(void) {
     pr_sched *s = pr__sched_get();
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
     if (s->in_post) return PR_OK; /* posted functions run inside the poller: no switching */
-    s->cur->state = PR__T_READY;
-    pr__runq_push(s, s->cur);
+    s->cur->state = PR__SCHED_T_READY;
+    pr__sched_runq_push(s, s->cur);
     pr__sched_next(s);
-    return pr__canceled(s) ? PR_ECANCELED : PR_OK;
+    return pr__sched_canceled(s) ? PR_ECANCELED : PR_OK;
 }
 
 int pr_sleep(int64_t deadline) {
     pr_sched *s = pr__sched_get();
     int rc;
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
     if (deadline <= pr_now()) return PR_OK;
-    do rc = pr__park(s, deadline);
+    do rc = pr__sched_park(s, deadline);
     while (rc == PR_OK); /* nobody else wakes a sleeper; be robust anyway */
     return rc == PR_ETIMEDOUT ? PR_OK : rc;
 }
@@ -1001,22 +1009,22 @@ int pr_sleep(int64_t deadline) {
 /* ---- fd readiness ---- */
 int pr_fd_wait(int fd, int kinds, int64_t deadline) {
     pr_sched *s = pr__sched_get();
-    pr__fdslot *f;
+    pr__sched_fdslot *f;
     pr_task *self;
     int rc, hup = 0;
     if (fd < 0 || !(kinds & (PR_WAIT_READ | PR_WAIT_WRITE)) || (kinds & ~(PR_WAIT_READ | PR_WAIT_WRITE)))
         return PR_EINVAL;
     if (!s) return PR_ENOMEM;
     self = s->cur;
-    if (pr__canceled(s)) return PR_ECANCELED;
-    if ((rc = pr__fd_reserve(s, fd)) != PR_OK) return rc;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
+    if ((rc = pr__sched_fd_reserve(s, fd)) != PR_OK) return rc;
     f = &s->fds[fd];
     /* A waiter already woken (timed out, cancelled) but not yet run no longer counts. */
-    if (f->rd && f->rd->state != PR__T_PARKED) f->rd = NULL;
-    if (f->wr && f->wr->state != PR__T_PARKED) f->wr = NULL;
+    if (f->rd && f->rd->state != PR__SCHED_T_PARKED) f->rd = NULL;
+    if (f->wr && f->wr->state != PR__SCHED_T_PARKED) f->wr = NULL;
     if (((kinds & PR_WAIT_READ) && f->rd) || ((kinds & PR_WAIT_WRITE) && f->wr)) return PR_ESTATE;
     if (!f->registered) {
-        if ((rc = pr__poller_add(s, fd)) < 0) return rc;
+        if ((rc = pr__sched_poller_add(s, fd)) < 0) return rc;
         if (rc == 1) hup = 1; /* hung up: ready */
         else f->registered = 1;
         rc = PR_OK;
@@ -1025,7 +1033,7 @@ int pr_fd_wait(int fd, int kinds, int64_t deadline) {
         if (kinds & PR_WAIT_READ) f->rd = self;
         if (kinds & PR_WAIT_WRITE) f->wr = self;
         s->io_waiters++;
-        rc = pr__park(s, deadline);
+        rc = pr__sched_park(s, deadline);
         s->io_waiters--;
         f = &s->fds[fd]; /* the table may have grown meanwhile */
         if (f->rd == self) f->rd = NULL;
@@ -1040,19 +1048,19 @@ int pr_fd_wait(int fd, int kinds, int64_t deadline) {
 
 int pr_fd_forget(int fd) {
     pr_sched *s = pr__sched_tls;
-    pr__fdslot *f;
+    pr__sched_fdslot *f;
     if (fd < 0) return PR_EINVAL;
     if (!s || (size_t)fd >= s->nfds) return PR_OK;
     f = &s->fds[fd];
-    if (f->registered) pr__poller_del(s, fd);
-    if (f->rd) pr__wake(f->rd, PR_ECLOSED);
-    if (f->wr) pr__wake(f->wr, PR_ECLOSED);
+    if (f->registered) pr__sched_poller_del(s, fd);
+    if (f->rd) pr__sched_wake(f->rd, PR_ECLOSED);
+    if (f->wr) pr__sched_wake(f->wr, PR_ECLOSED);
     memset(f, 0, sizeof *f);
     return PR_OK;
 }
 
 /* 1 if fd is a byte stream (stream socket or pipe), else 2; asked once per slot. */
-static unsigned char pr__fd_is_stream(int fd) {
+static unsigned char pr__sched_fd_is_stream(int fd) {
     int type = 0;
     socklen_t len = sizeof type;
     struct stat st;
@@ -1061,43 +1069,43 @@ static unsigned char pr__fd_is_stream(int fd) {
 }
 
 /* The fd's slot, for the I/O helpers (NULL on allocation failure). */
-static pr__fdslot *pr__fd_slot(pr_sched *s, int fd) { return pr__fd_reserve(s, fd) == PR_OK ? &s->fds[fd] : NULL; }
+static pr__sched_fdslot *pr__sched_fd_slot(pr_sched *s, int fd) { return pr__sched_fd_reserve(s, fd) == PR_OK ? &s->fds[fd] : NULL; }
 
 /* Fairness: a task whose reads and writes keep finishing without waiting
-   (a fast peer) gives the others a turn every PR__IO_BUDGET calls, after
+   (a fast peer) gives the others a turn every PR__SCHED_IO_BUDGET calls, after
    the poller has looked at timers and fds, so a sleeper or a ready task is
    never held up by a stream that is always ready. */
-#define PR__IO_BUDGET 32
-static void pr__io_turn(pr_sched *s) {
-    if (++s->cur->io_run < PR__IO_BUDGET || s->in_post) return;
-    if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
-    s->cur->state = PR__T_READY;
-    pr__runq_push(s, s->cur);
+#define PR__SCHED_IO_BUDGET 32
+static void pr__sched_io_turn(pr_sched *s) {
+    if (++s->cur->io_run < PR__SCHED_IO_BUDGET || s->in_post) return;
+    if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__sched_poll(s, 0);
+    s->cur->state = PR__SCHED_T_READY;
+    pr__sched_runq_push(s, s->cur);
     pr__sched_next(s);
 }
 
 /* The checks pr_fd_read and pr_fd_write make before their first try. */
-static int pr__fd_io_check(pr_sched *s, int fd, const void *buf, size_t n) {
+static int pr__sched_fd_io_check(pr_sched *s, int fd, const void *buf, size_t n) {
     if (fd < 0 || !buf || !n) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    return pr__canceled(s) ? PR_ECANCELED : PR_OK;
+    return pr__sched_canceled(s) ? PR_ECANCELED : PR_OK;
 }
 
 ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
     pr_sched *s = pr__sched_get();
-    pr__fdslot *f;
-    int rc = pr__fd_io_check(s, fd, buf, n);
+    pr__sched_fdslot *f;
+    int rc = pr__sched_fd_io_check(s, fd, buf, n);
     if (rc) return rc;
-    while ((f = pr__fd_slot(s, fd)) != NULL) {
+    while ((f = pr__sched_fd_slot(s, fd)) != NULL) {
         if (!f->rd_idle || deadline <= pr_now()) {
             ssize_t got = read(fd, buf, n);
             if (got > 0) {
                 /* A byte stream returns short only when drained; datagrams and ttys may not. */
                 if ((size_t)got < n) {
-                    if (!f->stream) f->stream = pr__fd_is_stream(fd);
+                    if (!f->stream) f->stream = pr__sched_fd_is_stream(fd);
                     f->rd_idle = f->stream == 1 && !f->rd_hup;
                 }
-                pr__io_turn(s);
+                pr__sched_io_turn(s);
                 return got;
             }
             if (got == 0) return PR_ECLOSED;
@@ -1112,10 +1120,10 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
 
 ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
     pr_sched *s = pr__sched_get();
-    pr__fdslot *f;
-    int rc = pr__fd_io_check(s, fd, buf, n);
+    pr__sched_fdslot *f;
+    int rc = pr__sched_fd_io_check(s, fd, buf, n);
     if (rc) return rc;
-    while ((f = pr__fd_slot(s, fd)) != NULL) {
+    while ((f = pr__sched_fd_slot(s, fd)) != NULL) {
         if (!f->wr_idle || deadline <= pr_now()) {
             ssize_t put;
 #ifdef MSG_NOSIGNAL
@@ -1134,7 +1142,7 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
             put = write(fd, buf, n);
 #endif
             if (put >= 0) {
-                pr__io_turn(s);
+                pr__sched_io_turn(s);
                 return put;
             }
             if (errno == EINTR) continue;
@@ -1151,7 +1159,7 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
 pr_sched *pr_sched_current(void) {
     pr_sched *s = pr__sched_get();
     if (!s || s->wake_rd >= 0) return s;
-    if (pr__fd_reserve(s, 0) != PR_OK) return NULL; /* poll(2) needs a slot for the wake fd */
+    if (pr__sched_fd_reserve(s, 0) != PR_OK) return NULL; /* poll(2) needs a slot for the wake fd */
 #ifdef __linux__
     s->wake_rd = s->wake_wr = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->wake_rd < 0) return NULL;
@@ -1167,7 +1175,7 @@ pr_sched *pr_sched_current(void) {
         s->wake_wr = p[1];
     }
 #endif
-    if (pr__poller_add(s, s->wake_rd) != 0) {
+    if (pr__sched_poller_add(s, s->wake_rd) != 0) {
         close(s->wake_rd);
         if (s->wake_wr != s->wake_rd) close(s->wake_wr);
         s->wake_rd = s->wake_wr = -1;
@@ -1177,9 +1185,9 @@ pr_sched *pr_sched_current(void) {
 }
 
 int pr_sched_post(pr_sched *s, void (*fn)(void *user_data), void *user_data) {
-    pr__post *p;
+    pr__sched_post *p;
     if (!s || !fn || s->wake_wr < 0) return PR_EINVAL;
-    p = (pr__post *)pr__alloc(sizeof *p);
+    p = (pr__sched_post *)pr__alloc(sizeof *p);
     if (!p) return PR_ENOMEM;
     p->fn = fn;
     p->user_data = user_data;
@@ -1195,21 +1203,21 @@ int pr_sched_post(pr_sched *s, void (*fn)(void *user_data), void *user_data) {
     return PR_OK;
 }
 
-static void pr__run_posts(pr_sched *s) {
-    pr__post *list, *rev = NULL;
+static void pr__sched_run_posts(pr_sched *s) {
+    pr__sched_post *list, *rev = NULL;
     pthread_mutex_lock(&s->post_mu);
     list = s->posts;
     s->posts = NULL;
     pthread_mutex_unlock(&s->post_mu);
     while (list) { /* the list is newest first; run in posting order */
-        pr__post *n = list->next;
+        pr__sched_post *n = list->next;
         list->next = rev;
         rev = list;
         list = n;
     }
     s->in_post++;
     while (rev) {
-        pr__post *n = rev->next;
+        pr__sched_post *n = rev->next;
         rev->fn(rev->user_data);
         pr__free(rev, sizeof *rev);
         rev = n;
@@ -1232,7 +1240,7 @@ int pr_group_go(pr_group *g, pr_task_fn fn, void *user_data, const pr_spawn_opts
     int rc;
     if (!g) return PR_EINVAL;
     if (g->closing) return PR_ESTATE;
-    if ((rc = pr__spawn(&t, fn, user_data, opts, PR__TF_DETACHED)) != PR_OK) return rc;
+    if ((rc = pr__sched_spawn(&t, fn, user_data, opts, PR__SCHED_TF_DETACHED)) != PR_OK) return rc;
     t->group = g;
     t->gnext = g->children;
     if (g->children) g->children->gprev = t;
@@ -1241,7 +1249,7 @@ int pr_group_go(pr_group *g, pr_task_fn fn, void *user_data, const pr_spawn_opts
     return PR_OK;
 }
 
-static int pr__group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
+static int pr__sched_group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
     pr_sched *s;
     int rc = PR_OK;
     if (!g->live) return PR_OK;
@@ -1249,7 +1257,7 @@ static int pr__group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
     if (g->waiter || s->cur->group == g) return PR_ESTATE; /* a child would wait for itself */
     while (g->live && rc == PR_OK) {
         g->waiter = s->cur;
-        rc = pr__park_ex(s, deadline, ignore_cancel);
+        rc = pr__sched_park_ex(s, deadline, ignore_cancel);
         g->waiter = NULL;
     }
     return g->live ? rc : PR_OK;
@@ -1257,7 +1265,7 @@ static int pr__group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
 
 int pr_group_wait(pr_group *g, int64_t deadline) {
     if (!g) return PR_EINVAL;
-    return pr__group_wait(g, deadline, 0);
+    return pr__sched_group_wait(g, deadline, 0);
 }
 
 int pr_group_close(pr_group *g, int64_t deadline) {
@@ -1267,29 +1275,29 @@ int pr_group_close(pr_group *g, int64_t deadline) {
     if (g->waiter || (pr__sched_tls && pr__sched_tls->cur->group == g)) return PR_ESTATE;
     g->closing = 1;
     for (t = g->children; t; t = t->gnext) pr_cancel(t);
-    if ((rc = pr__group_wait(g, deadline, 1)) != PR_OK) return rc;
+    if ((rc = pr__sched_group_wait(g, deadline, 1)) != PR_OK) return rc;
     pr__free(g, sizeof *g);
     return PR_OK;
 }
 
 /* ---- channels ---- */
-typedef struct pr__chan_sel pr__chan_sel;
+typedef struct pr__sched_chan_sel pr__sched_chan_sel;
 
 /* One offered operation of a parked task, queued on its channel. */
-typedef struct pr__chan_waiter {
+typedef struct pr__sched_chan_waiter {
     pr__link link;      /* in its channel's senders or receivers */
-    pr__chan_sel *sel;
+    pr__sched_chan_sel *sel;
     pr_chan *chan;
     size_t index;
     void *elem;
     int kind;
-} pr__chan_waiter;
+} pr__sched_chan_waiter;
 
 /* The parked task's whole offer: done = index of the operation completed. */
-struct pr__chan_sel {
+struct pr__sched_chan_sel {
     pr_task *task;
     pr_chan_op *ops;
-    pr__chan_waiter *nodes;
+    pr__sched_chan_waiter *nodes;
     size_t n;
     ptrdiff_t done;
 };
@@ -1297,7 +1305,7 @@ struct pr__chan_sel {
 struct pr_chan {
     size_t elem_size, cap, head, count;
     char *ring;
-    pr__list senders, receivers; /* of pr__chan_waiter */
+    pr__list senders, receivers; /* of pr__sched_chan_waiter */
     int closed;
 };
 
@@ -1317,40 +1325,40 @@ int pr_chan_create(pr_chan **out, size_t elem_size, size_t capacity) {
 }
 
 /* The longest waiter of a channel queue, or NULL. */
-static pr__chan_waiter *pr__chan_first(const pr__list *q) {
-    return q->head ? PR__CONTAINER_OF(q->head, pr__chan_waiter, link) : NULL;
+static pr__sched_chan_waiter *pr__sched_chan_first(const pr__list *q) {
+    return q->head ? PR__CONTAINER_OF(q->head, pr__sched_chan_waiter, link) : NULL;
 }
 
-static pr__list *pr__chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
+static pr__list *pr__sched_chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
 
 /* Complete operation w of a parked task with rc: withdraw all its offers and wake it. */
-static void pr__chan_fire(pr__chan_waiter *w, int rc) {
-    pr__chan_sel *sel = w->sel;
+static void pr__sched_chan_fire(pr__sched_chan_waiter *w, int rc) {
+    pr__sched_chan_sel *sel = w->sel;
     size_t i;
-    for (i = 0; i < sel->n; i++) pr__list_unlink(pr__chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i].link);
+    for (i = 0; i < sel->n; i++) pr__list_unlink(pr__sched_chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i].link);
     sel->done = (ptrdiff_t)w->index;
     sel->ops[w->index].result = rc;
-    pr__wake(sel->task, PR_OK);
+    pr__sched_wake(sel->task, PR_OK);
 }
 
-static void pr__ring_put(pr_chan *c, const void *elem) {
+static void pr__sched_ring_put(pr_chan *c, const void *elem) {
     memcpy(c->ring + ((c->head + c->count) % c->cap) * c->elem_size, elem, c->elem_size);
     c->count++;
 }
 
 /* Try one operation without waiting. Returns 1 if done (op->result set), else 0. */
-static int pr__chan_try(pr_chan_op *op) {
+static int pr__sched_chan_try(pr_chan_op *op) {
     pr_chan *c = op->chan;
-    pr__chan_waiter *w;
+    pr__sched_chan_waiter *w;
     if (op->kind == PR_CHAN_SEND) {
         if (c->closed) {
             op->result = PR_ECLOSED;
-        } else if ((w = pr__chan_first(&c->receivers)) != NULL) {
+        } else if ((w = pr__sched_chan_first(&c->receivers)) != NULL) {
             memcpy(w->elem, op->elem, c->elem_size);
-            pr__chan_fire(w, PR_OK);
+            pr__sched_chan_fire(w, PR_OK);
             op->result = PR_OK;
         } else if (c->count < c->cap) {
-            pr__ring_put(c, op->elem);
+            pr__sched_ring_put(c, op->elem);
             op->result = PR_OK;
         } else {
             return 0;
@@ -1361,14 +1369,14 @@ static int pr__chan_try(pr_chan_op *op) {
         memcpy(op->elem, c->ring + c->head * c->elem_size, c->elem_size);
         c->head = (c->head + 1) % c->cap;
         c->count--;
-        if ((w = pr__chan_first(&c->senders)) != NULL) {
-            pr__ring_put(c, w->elem);
-            pr__chan_fire(w, PR_OK);
+        if ((w = pr__sched_chan_first(&c->senders)) != NULL) {
+            pr__sched_ring_put(c, w->elem);
+            pr__sched_chan_fire(w, PR_OK);
         }
         op->result = PR_OK;
-    } else if ((w = pr__chan_first(&c->senders)) != NULL) {
+    } else if ((w = pr__sched_chan_first(&c->senders)) != NULL) {
         memcpy(op->elem, w->elem, c->elem_size);
-        pr__chan_fire(w, PR_OK);
+        pr__sched_chan_fire(w, PR_OK);
         op->result = PR_OK;
     } else if (c->closed) {
         op->result = PR_ECLOSED;
@@ -1380,8 +1388,8 @@ static int pr__chan_try(pr_chan_op *op) {
 
 int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
     pr_sched *s = pr__sched_get();
-    pr__chan_waiter local[8], *nodes = local;
-    pr__chan_sel sel;
+    pr__sched_chan_waiter local[8], *nodes = local;
+    pr__sched_chan_sel sel;
     size_t i, start;
     int rc;
     if (!ops || !n) return PR_EINVAL;
@@ -1389,14 +1397,14 @@ int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
         if (!ops[i].chan || !ops[i].elem || (ops[i].kind != PR_CHAN_SEND && ops[i].kind != PR_CHAN_RECV))
             return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
     start = n > 1 ? s->choose_rot++ % n : 0;
     for (i = 0; i < n; i++) {
         size_t k = (start + i) % n;
-        if (pr__chan_try(&ops[k])) return (int)k;
+        if (pr__sched_chan_try(&ops[k])) return (int)k;
     }
     if (deadline <= pr_now()) return PR_ETIMEDOUT;
-    if (n > 8 && !(nodes = (pr__chan_waiter *)pr__alloc(n * sizeof *nodes))) return PR_ENOMEM;
+    if (n > 8 && !(nodes = (pr__sched_chan_waiter *)pr__alloc(n * sizeof *nodes))) return PR_ENOMEM;
     sel.task = s->cur;
     sel.ops = ops;
     sel.nodes = nodes;
@@ -1408,20 +1416,20 @@ int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
         nodes[i].index = i;
         nodes[i].elem = ops[i].elem;
         nodes[i].kind = ops[i].kind;
-        pr__list_push(pr__chan_queue(ops[i].chan, ops[i].kind), &nodes[i].link);
+        pr__list_push(pr__sched_chan_queue(ops[i].chan, ops[i].kind), &nodes[i].link);
     }
-    rc = pr__park(s, deadline);
+    rc = pr__sched_park(s, deadline);
     if (sel.done >= 0) {
         rc = (int)sel.done; /* the operation happened: report it even if cancelled meanwhile */
     } else {
-        for (i = 0; i < n; i++) pr__list_unlink(pr__chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i].link);
+        for (i = 0; i < n; i++) pr__list_unlink(pr__sched_chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i].link);
         if (rc == PR_OK) rc = PR_ETIMEDOUT; /* not reachable: only a fire wakes with PR_OK */
     }
     if (nodes != local) pr__free(nodes, n * sizeof *nodes);
     return rc;
 }
 
-static int pr__chan_one(pr_chan *c, int kind, void *elem, int64_t deadline) {
+static int pr__sched_chan_one(pr_chan *c, int kind, void *elem, int64_t deadline) {
     pr_chan_op op;
     int rc;
     if (!c || !elem) return PR_EINVAL;
@@ -1434,18 +1442,18 @@ static int pr__chan_one(pr_chan *c, int kind, void *elem, int64_t deadline) {
 }
 
 int pr_chan_send(pr_chan *c, const void *elem, int64_t deadline) {
-    return pr__chan_one(c, PR_CHAN_SEND, (void *)(uintptr_t)elem, deadline);
+    return pr__sched_chan_one(c, PR_CHAN_SEND, (void *)(uintptr_t)elem, deadline);
 }
 
-int pr_chan_recv(pr_chan *c, void *elem, int64_t deadline) { return pr__chan_one(c, PR_CHAN_RECV, elem, deadline); }
+int pr_chan_recv(pr_chan *c, void *elem, int64_t deadline) { return pr__sched_chan_one(c, PR_CHAN_RECV, elem, deadline); }
 
 int pr_chan_close(pr_chan *c) {
-    pr__chan_waiter *w;
+    pr__sched_chan_waiter *w;
     if (!c) return PR_EINVAL;
     if (c->closed) return PR_ESTATE;
     c->closed = 1;
-    while ((w = pr__chan_first(&c->receivers)) != NULL) pr__chan_fire(w, PR_ECLOSED);
-    while ((w = pr__chan_first(&c->senders)) != NULL) pr__chan_fire(w, PR_ECLOSED);
+    while ((w = pr__sched_chan_first(&c->receivers)) != NULL) pr__sched_chan_fire(w, PR_ECLOSED);
+    while ((w = pr__sched_chan_first(&c->senders)) != NULL) pr__sched_chan_fire(w, PR_ECLOSED);
     return PR_OK;
 }
 

@@ -20,6 +20,8 @@
  *
  * Both are independent of remote futures (the rfuture module), which a
  * pipeline usually pairs them with.
+ *
+ * Offers to the modules after it: pr__session_url.
  */
 
 /* ---- submit throttle ---- */

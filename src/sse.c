@@ -302,7 +302,7 @@ static int pr__sse_utf8_ok(const char *p, size_t n) {
             else i++;
             continue;
         }
-        k = pr__utf8_seq(s + i, n - i);
+        k = pr__buf_utf8_seq(s + i, n - i);
         if (k < 0) return 0;
         i += (size_t)k;
     }
@@ -342,7 +342,7 @@ static size_t pr__sse_utf8_repair(char *dst, const char *p, size_t n) {
             dst[o++] = (char)s[i++];
             continue;
         }
-        k = pr__utf8_seq(s + i, n - i);
+        k = pr__buf_utf8_seq(s + i, n - i);
         if (k > 0) {
             memcpy(dst + o, s + i, (size_t)k);
             o += (size_t)k;

@@ -369,7 +369,7 @@ int pr_telemetry_create(pr_telemetry **out, const pr_telemetry_opts *opts) {
 
 void pr_telemetry_destroy(pr_telemetry *t) { pr__free(t, sizeof *t); }
 
-static int pr__tel_secret_name(pr_slice n) {
+static int pr__telemetry_secret_name(pr_slice n) {
     static const char *const words[] = { "key", "token", "secret", "password", "passwd", "pwd", "auth",
                                          "signature", "sig", "credential", "session" };
     size_t i, k;
@@ -410,7 +410,7 @@ int pr_telemetry_sanitize_url(pr_buf *out, const char *url) {
             pr_slice name;
             name.ptr = s;
             name.len = (size_t)((eq ? eq : pe) - s);
-            if (eq && pr__tel_secret_name(name)) {
+            if (eq && pr__telemetry_secret_name(name)) {
                 rc = pr_buf_append(out, s, (size_t)(eq - s) + 1);
                 if (!rc) rc = pr_buf_append_str(out, "REDACTED");
             } else {
@@ -425,9 +425,9 @@ int pr_telemetry_sanitize_url(pr_buf *out, const char *url) {
     return rc;
 }
 
-static void pr__tel_forward(pr_telemetry *t, const pr_telemetry_event *ev);
+static void pr__telemetry_forward(pr_telemetry *t, const pr_telemetry_event *ev);
 
-static void pr__tel_emit(pr_telemetry *t, int kind, const char *name, int severity, const pr_telemetry_field *f,
+static void pr__telemetry_emit(pr_telemetry *t, int kind, const char *name, int severity, const pr_telemetry_field *f,
                          size_t n) {
     pr_telemetry_event ev;
     if (!t) return;
@@ -437,10 +437,10 @@ static void pr__tel_emit(pr_telemetry *t, int kind, const char *name, int severi
     ev.fields = f;
     ev.nfields = n;
     if (t->o.on_event) t->o.on_event(&ev, t->o.user_data);
-    if (t->o.reporter) pr__tel_forward(t, &ev);
+    if (t->o.reporter) pr__telemetry_forward(t, &ev);
 }
 
-static pr_telemetry_field pr__tel_s(const char *key, const char *s) {
+static pr_telemetry_field pr__telemetry_s(const char *key, const char *s) {
     pr_telemetry_field f;
     memset(&f, 0, sizeof f);
     f.key = key;
@@ -449,7 +449,7 @@ static pr_telemetry_field pr__tel_s(const char *key, const char *s) {
     return f;
 }
 
-static pr_telemetry_field pr__tel_i(const char *key, int64_t i) {
+static pr_telemetry_field pr__telemetry_i(const char *key, int64_t i) {
     pr_telemetry_field f;
     memset(&f, 0, sizeof f);
     f.key = key;
@@ -458,8 +458,8 @@ static pr_telemetry_field pr__tel_i(const char *key, int64_t i) {
     return f;
 }
 
-static pr_telemetry_field pr__tel_b(const char *key, int b) {
-    pr_telemetry_field f = pr__tel_i(key, b != 0);
+static pr_telemetry_field pr__telemetry_b(const char *key, int b) {
+    pr_telemetry_field f = pr__telemetry_i(key, b != 0);
     f.type = PR_TELEMETRY_BOOL;
     return f;
 }
@@ -492,50 +492,50 @@ void pr_telemetry_http_hook(const pr_http_event *ev, void *user_data) {
         pr_buf_deinit(&url);
         return;
     }
-    f[n++] = pr__tel_s("method", ev->method);
-    f[n++] = pr__tel_s("url", url.data);
-    f[n++] = pr__tel_i("attempt", ev->attempt);
+    f[n++] = pr__telemetry_s("method", ev->method);
+    f[n++] = pr__telemetry_s("url", url.data);
+    f[n++] = pr__telemetry_i("attempt", ev->attempt);
     if (ev->kind != PR_HTTP_EVENT_START) {
-        f[n++] = pr__tel_i("status", ev->status);
-        f[n++] = pr__tel_s("error", ev->error ? pr_errname(ev->error) : "");
-        f[n++] = pr__tel_i("duration_ms", ev->duration_ms);
+        f[n++] = pr__telemetry_i("status", ev->status);
+        f[n++] = pr__telemetry_s("error", ev->error ? pr_errname(ev->error) : "");
+        f[n++] = pr__telemetry_i("duration_ms", ev->duration_ms);
     }
     if (ev->kind == PR_HTTP_EVENT_RETRY) {
-        f[n++] = pr__tel_i("delay_ms", ev->delay_ms);
-        f[n++] = pr__tel_s("reason", ev->reason);
+        f[n++] = pr__telemetry_i("delay_ms", ev->delay_ms);
+        f[n++] = pr__telemetry_s("reason", ev->reason);
     }
-    pr__tel_emit(t, kind, name, sev, f, n);
+    pr__telemetry_emit(t, kind, name, sev, f, n);
     pr_buf_deinit(&url);
 }
 
-static const char *pr__tel_breaker_state(int s) {
+static const char *pr__telemetry_breaker_state(int s) {
     return s == PR_BREAKER_OPEN ? "open" : s == PR_BREAKER_HALF_OPEN ? "half_open" : "closed";
 }
 
 void pr_telemetry_breaker_hook(const char *name, int from, int to, void *user_data) {
     pr_telemetry_field f[3];
-    f[0] = pr__tel_s("breaker", name);
-    f[1] = pr__tel_s("from", pr__tel_breaker_state(from));
-    f[2] = pr__tel_s("to", pr__tel_breaker_state(to));
-    pr__tel_emit((pr_telemetry *)user_data, PR_TELEMETRY_BREAKER, "circuit.state_change",
+    f[0] = pr__telemetry_s("breaker", name);
+    f[1] = pr__telemetry_s("from", pr__telemetry_breaker_state(from));
+    f[2] = pr__telemetry_s("to", pr__telemetry_breaker_state(to));
+    pr__telemetry_emit((pr_telemetry *)user_data, PR_TELEMETRY_BREAKER, "circuit.state_change",
                  to == PR_BREAKER_OPEN ? PR_SEVERITY_WARNING : PR_SEVERITY_INFO, f, 3);
 }
 
 void pr_telemetry_sse_hook(const pr_sse_reconnect *info, void *user_data) {
     pr_telemetry_field f[7];
     if (!info) return;
-    f[0] = pr__tel_i("reconnects", info->reconnects);
-    f[1] = pr__tel_i("failures", info->failures);
-    f[2] = pr__tel_i("delay_ms", info->delay_ms);
-    f[3] = pr__tel_s("reason", pr_errname(info->reason));
-    f[4] = pr__tel_i("status", info->status);
-    f[5] = pr__tel_s("detail", info->detail ? info->detail : "");
-    f[6] = pr__tel_s("last_event_id", info->last_event_id ? info->last_event_id : "");
-    pr__tel_emit((pr_telemetry *)user_data, PR_TELEMETRY_STREAM_RECONNECT, "sse.reconnect",
+    f[0] = pr__telemetry_i("reconnects", info->reconnects);
+    f[1] = pr__telemetry_i("failures", info->failures);
+    f[2] = pr__telemetry_i("delay_ms", info->delay_ms);
+    f[3] = pr__telemetry_s("reason", pr_errname(info->reason));
+    f[4] = pr__telemetry_i("status", info->status);
+    f[5] = pr__telemetry_s("detail", info->detail ? info->detail : "");
+    f[6] = pr__telemetry_s("last_event_id", info->last_event_id ? info->last_event_id : "");
+    pr__telemetry_emit((pr_telemetry *)user_data, PR_TELEMETRY_STREAM_RECONNECT, "sse.reconnect",
                  info->failures > 0 ? PR_SEVERITY_WARNING : PR_SEVERITY_INFO, f, 7);
 }
 
-static const char *pr__tel_queue_state(int s) {
+static const char *pr__telemetry_queue_state(int s) {
     switch (s) {
     case PR_QUEUE_ACTIVE: return "active";
     case PR_QUEUE_PAUSED_RATE_LIMIT: return "paused_rate_limit";
@@ -548,11 +548,11 @@ static const char *pr__tel_queue_state(int s) {
 void pr_telemetry_queue_hook(const pr_queue_change *change, void *user_data) {
     pr_telemetry_field f[4];
     if (!change) return;
-    f[0] = pr__tel_s("request_id", change->request_id);
-    f[1] = pr__tel_s("queue_state", pr__tel_queue_state(change->state));
-    f[2] = pr__tel_s("queue_state_reason", change->reason);
-    f[3] = pr__tel_s("old_queue_state", pr__tel_queue_state(change->old_state));
-    pr__tel_emit((pr_telemetry *)user_data, PR_TELEMETRY_QUEUE_STATE, "queue.state_change", PR_SEVERITY_INFO, f, 4);
+    f[0] = pr__telemetry_s("request_id", change->request_id);
+    f[1] = pr__telemetry_s("queue_state", pr__telemetry_queue_state(change->state));
+    f[2] = pr__telemetry_s("queue_state_reason", change->reason);
+    f[3] = pr__telemetry_s("old_queue_state", pr__telemetry_queue_state(change->old_state));
+    pr__telemetry_emit((pr_telemetry *)user_data, PR_TELEMETRY_QUEUE_STATE, "queue.state_change", PR_SEVERITY_INFO, f, 4);
 }
 
 void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
@@ -561,28 +561,28 @@ void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
     int kind;
     if (!ev) return;
     kind = !ev->settled ? PR_TELEMETRY_FUTURE : ev->error ? PR_TELEMETRY_FUTURE_FAILED : PR_TELEMETRY_FUTURE_RESOLVED;
-    f[n++] = pr__tel_s("request_id", ev->request_id);
-    f[n++] = pr__tel_s("request_type", ev->request_type);
-    f[n++] = pr__tel_i("iteration", ev->iteration);
+    f[n++] = pr__telemetry_s("request_id", ev->request_id);
+    f[n++] = pr__telemetry_s("request_type", ev->request_type);
+    f[n++] = pr__telemetry_i("iteration", ev->iteration);
     f[n].key = "elapsed_time";
     f[n].type = PR_TELEMETRY_DOUBLE;
     f[n].s = NULL;
     f[n].i = 0;
     f[n++].d = ev->elapsed_s;
-    f[n++] = pr__tel_i("status_code", ev->status_code);
+    f[n++] = pr__telemetry_i("status_code", ev->status_code);
     if (ev->kind) {
-        f[n++] = pr__tel_s("kind", ev->kind);
-        f[n++] = pr__tel_b("should_retry", ev->should_retry);
-        f[n++] = pr__tel_b("is_user_error", ev->is_user_error);
-        f[n++] = pr__tel_i("bad_request_retries", ev->bad_request_retries);
-        f[n++] = pr__tel_i("connection_error_retries", ev->connection_error_retries);
+        f[n++] = pr__telemetry_s("kind", ev->kind);
+        f[n++] = pr__telemetry_b("should_retry", ev->should_retry);
+        f[n++] = pr__telemetry_b("is_user_error", ev->is_user_error);
+        f[n++] = pr__telemetry_i("bad_request_retries", ev->bad_request_retries);
+        f[n++] = pr__telemetry_i("connection_error_retries", ev->connection_error_retries);
     }
-    if (ev->detail) f[n++] = pr__tel_s("detail", ev->detail);
-    if (ev->settled) f[n++] = pr__tel_s("error", ev->error ? pr_errname(ev->error) : "");
-    pr__tel_emit((pr_telemetry *)user_data, kind, ev->name, ev->severity, f, n);
+    if (ev->detail) f[n++] = pr__telemetry_s("detail", ev->detail);
+    if (ev->settled) f[n++] = pr__telemetry_s("error", ev->error ? pr_errname(ev->error) : "");
+    pr__telemetry_emit((pr_telemetry *)user_data, kind, ev->name, ev->severity, f, n);
 }
 
-static const char *pr__tel_ds_state(int s) {
+static const char *pr__telemetry_ds_state(int s) {
     switch (s) {
     case PR_DS_CONSUMER_CONNECTING: return "connecting";
     case PR_DS_CONSUMER_LIVE: return "live";
@@ -628,57 +628,57 @@ void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data) {
         pr_buf_deinit(&url);
         return;
     }
-    f[n++] = pr__tel_s("url", url.data);
+    f[n++] = pr__telemetry_s("url", url.data);
     switch (ev->kind) {
     case PR_DS_EVENT_REQUEST_START:
     case PR_DS_EVENT_REQUEST_STOP:
     case PR_DS_EVENT_REQUEST_EXCEPTION:
-        f[n++] = pr__tel_s("op", ev->op);
-        f[n++] = pr__tel_s("method", ev->method);
+        f[n++] = pr__telemetry_s("op", ev->op);
+        f[n++] = pr__telemetry_s("method", ev->method);
         if (ev->kind == PR_DS_EVENT_REQUEST_START) break;
-        f[n++] = pr__tel_i("status", ev->status);
-        f[n++] = pr__tel_i("duration_ms", ev->duration_ms);
+        f[n++] = pr__telemetry_i("status", ev->status);
+        f[n++] = pr__telemetry_i("duration_ms", ev->duration_ms);
         if (ev->kind == PR_DS_EVENT_REQUEST_STOP) break;
-        f[n++] = pr__tel_s("error", pr_errname(ev->error));
-        f[n++] = pr__tel_s("detail", ev->err ? ev->err->msg : "");
+        f[n++] = pr__telemetry_s("error", pr_errname(ev->error));
+        f[n++] = pr__telemetry_s("detail", ev->err ? ev->err->msg : "");
         break;
     case PR_DS_EVENT_CONSUMER_BATCH:
-        f[n++] = pr__tel_i("items", (int64_t)ev->items);
-        f[n++] = pr__tel_i("bytes", (int64_t)ev->bytes);
-        f[n++] = pr__tel_s("offset", ev->offset);
+        f[n++] = pr__telemetry_i("items", (int64_t)ev->items);
+        f[n++] = pr__telemetry_i("bytes", (int64_t)ev->bytes);
+        f[n++] = pr__telemetry_s("offset", ev->offset);
         break;
     case PR_DS_EVENT_CONSUMER_RECONNECT:
-        f[n++] = pr__tel_i("attempt", ev->attempt);
-        f[n++] = pr__tel_i("delay_ms", ev->delay_ms);
-        f[n++] = pr__tel_s("reason", pr_errname(ev->error));
-        f[n++] = pr__tel_s("detail", ev->err ? ev->err->msg : "");
-        f[n++] = pr__tel_s("offset", ev->offset);
+        f[n++] = pr__telemetry_i("attempt", ev->attempt);
+        f[n++] = pr__telemetry_i("delay_ms", ev->delay_ms);
+        f[n++] = pr__telemetry_s("reason", pr_errname(ev->error));
+        f[n++] = pr__telemetry_s("detail", ev->err ? ev->err->msg : "");
+        f[n++] = pr__telemetry_s("offset", ev->offset);
         break;
     case PR_DS_EVENT_CONSUMER_STATE:
-        f[n++] = pr__tel_s("state", pr__tel_ds_state(ev->state));
-        f[n++] = pr__tel_s("offset", ev->offset);
-        f[n++] = pr__tel_s("detail", ev->err ? ev->err->msg : "");
+        f[n++] = pr__telemetry_s("state", pr__telemetry_ds_state(ev->state));
+        f[n++] = pr__telemetry_s("offset", ev->offset);
+        f[n++] = pr__telemetry_s("detail", ev->err ? ev->err->msg : "");
         break;
     default: /* the producer's */
-        f[n++] = pr__tel_s("producer_id", ev->producer_id);
-        f[n++] = pr__tel_i("epoch", ev->epoch);
-        f[n++] = pr__tel_i("seq", ev->seq);
-        f[n++] = pr__tel_i("items", (int64_t)ev->items);
-        f[n++] = pr__tel_i("bytes", (int64_t)ev->bytes);
-        f[n++] = pr__tel_i("duration_ms", ev->duration_ms);
-        f[n++] = pr__tel_s("offset", ev->offset);
+        f[n++] = pr__telemetry_s("producer_id", ev->producer_id);
+        f[n++] = pr__telemetry_i("epoch", ev->epoch);
+        f[n++] = pr__telemetry_i("seq", ev->seq);
+        f[n++] = pr__telemetry_i("items", (int64_t)ev->items);
+        f[n++] = pr__telemetry_i("bytes", (int64_t)ev->bytes);
+        f[n++] = pr__telemetry_i("duration_ms", ev->duration_ms);
+        f[n++] = pr__telemetry_s("offset", ev->offset);
         break;
     }
-    pr__tel_emit(t, kind, name, sev, f, n);
+    pr__telemetry_emit(t, kind, name, sev, f, n);
     pr_buf_deinit(&url);
 }
 
 /* ---- the reporter ---- */
 
-enum { PR__REP_START = 1, PR__REP_END, PR__REP_GENERIC, PR__REP_EXCEPTION };
+enum { PR__TELEMETRY_REP_START = 1, PR__TELEMETRY_REP_END, PR__TELEMETRY_REP_GENERIC, PR__TELEMETRY_REP_EXCEPTION };
 
 /* One queued event; its strings follow the struct. */
-typedef struct pr__rep_ev {
+typedef struct pr__telemetry_rep_ev {
     int kind, severity;
     int64_t index;           /* event_session_index */
     int64_t wall_us;         /* timestamp */
@@ -687,7 +687,7 @@ typedef struct pr__rep_ev {
     const char *name, *data; /* GENERIC_EVENT: event_name, event_data (JSON) */
     const char *etype, *emsg, *trace; /* UNHANDLED_EXCEPTION */
     size_t size;             /* of the whole allocation */
-} pr__rep_ev;
+} pr__telemetry_rep_ev;
 
 struct pr_reporter {
     pr_reporter_opts o;      /* resolved; strings point at the copies */
@@ -695,7 +695,7 @@ struct pr_reporter {
     char *session, *platform, *version;
     size_t session_n, platform_n, version_n;
     int sessionless, ended;
-    pr__rep_ev **q;          /* ring of queue_max */
+    pr__telemetry_rep_ev **q;          /* ring of queue_max */
     size_t qhead, qlen;
     uint64_t qbytes;         /* the size of every event in q */
     int64_t next_index, start_ms;
@@ -704,15 +704,15 @@ struct pr_reporter {
     pr_retry_policy send_retry; /* a batch's resends: max_send_retries, send_backoff, hooks */
     pr_task *task;           /* joined by stop */
     int running;             /* the task has not ended */
-    pr__fifo drained;        /* tasks waiting for flushed to move */
+    pr__sync_fifo drained;        /* tasks waiting for flushed to move */
     int stopping, stopped;
 };
 
-static char pr__rep_uuid[37];
-static pid_t pr__rep_uuid_pid;
+static char pr__telemetry_rep_uuid[37];
+static pid_t pr__telemetry_rep_uuid_pid;
 
 /* UUID4 text of two random words. */
-static void pr__rep_uuid_text(char *out, const uint64_t *w) {
+static void pr__telemetry_rep_uuid_text(char *out, const uint64_t *w) {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
     int i, k = 0;
@@ -731,18 +731,18 @@ static void pr__rep_uuid_text(char *out, const uint64_t *w) {
 }
 
 /* One UUID per process, made anew after a fork. */
-static const char *pr__rep_process_uuid(void) {
-    if (!pr__rep_uuid[0] || pr__rep_uuid_pid != getpid()) {
+static const char *pr__telemetry_rep_process_uuid(void) {
+    if (!pr__telemetry_rep_uuid[0] || pr__telemetry_rep_uuid_pid != getpid()) {
         uint64_t w[2];
         w[0] = pr__random_u64();
         w[1] = pr__random_u64();
-        pr__rep_uuid_text(pr__rep_uuid, w);
-        pr__rep_uuid_pid = getpid();
+        pr__telemetry_rep_uuid_text(pr__telemetry_rep_uuid, w);
+        pr__telemetry_rep_uuid_pid = getpid();
     }
-    return pr__rep_uuid;
+    return pr__telemetry_rep_uuid;
 }
 
-static int64_t pr__rep_wall_us(const pr_reporter *r) {
+static int64_t pr__telemetry_rep_wall_us(const pr_reporter *r) {
     struct timespec ts;
     if (r->o.hooks.wall_clock_ms) return r->o.hooks.wall_clock_ms(r->o.hooks.user_data) * 1000;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -750,7 +750,7 @@ static int64_t pr__rep_wall_us(const pr_reporter *r) {
 }
 
 /* Is telemetry on, by the switch and the environment? */
-static int pr__rep_enabled(const pr_reporter_opts *o) {
+static int pr__telemetry_rep_enabled(const pr_reporter_opts *o) {
     const char *v;
     if (o->enabled) return o->enabled > 0;
     v = getenv(o->env_var ? o->env_var : "PRISTINE_TELEMETRY");
@@ -763,18 +763,18 @@ static int pr__rep_enabled(const pr_reporter_opts *o) {
 }
 
 /* A new event with room for its strings (each NUL-terminated, copied). */
-static pr__rep_ev *pr__rep_ev_new(pr_reporter *r, int kind, int severity, const char *const *strs, size_t nstr) {
-    size_t need = sizeof(pr__rep_ev), i, len[5];
-    pr__rep_ev *e;
+static pr__telemetry_rep_ev *pr__telemetry_rep_ev_new(pr_reporter *r, int kind, int severity, const char *const *strs, size_t nstr) {
+    size_t need = sizeof(pr__telemetry_rep_ev), i, len[5];
+    pr__telemetry_rep_ev *e;
     char *p;
     const char **dst[5];
     for (i = 0; i < nstr; i++) need += (len[i] = strs[i] ? strlen(strs[i]) + 1 : 0);
-    if (!(e = (pr__rep_ev *)pr__alloc(need))) return NULL;
+    if (!(e = (pr__telemetry_rep_ev *)pr__alloc(need))) return NULL;
     memset(e, 0, sizeof *e);
     e->size = need;
     e->kind = kind;
     e->severity = severity;
-    e->wall_us = pr__rep_wall_us(r);
+    e->wall_us = pr__telemetry_rep_wall_us(r);
     e->id[0] = pr__random_u64();
     e->id[1] = pr__random_u64();
     dst[0] = &e->name;
@@ -792,18 +792,18 @@ static pr__rep_ev *pr__rep_ev_new(pr_reporter *r, int kind, int severity, const 
     return e;
 }
 
-static void pr__rep_ev_free(pr__rep_ev *e) {
+static void pr__telemetry_rep_ev_free(pr__telemetry_rep_ev *e) {
     if (e) pr__free(e, e->size);
 }
 
 /* Ask the task to flush (never blocks). */
-static void pr__rep_kick(pr_reporter *r) {
+static void pr__telemetry_rep_kick(pr_reporter *r) {
     int one = 1;
     pr_chan_send(r->kick, &one, 0); /* full: a flush is asked for already */
 }
 
 /* Queue n events all or nothing; they get consecutive indices. */
-static int pr__rep_push(pr_reporter *r, pr__rep_ev **evs, size_t n) {
+static int pr__telemetry_rep_push(pr_reporter *r, pr__telemetry_rep_ev **evs, size_t n) {
     uint64_t bytes = 0;
     size_t i;
     for (i = 0; i < n; i++) {
@@ -823,15 +823,15 @@ static int pr__rep_push(pr_reporter *r, pr__rep_ev **evs, size_t n) {
         r->qlen++;
     }
     r->pushed += (long)n;
-    if (r->qlen >= (size_t)r->o.batch_size) pr__rep_kick(r);
+    if (r->qlen >= (size_t)r->o.batch_size) pr__telemetry_rep_kick(r);
     return 1;
 drop:
-    for (i = 0; i < n; i++) pr__rep_ev_free(evs[i]);
+    for (i = 0; i < n; i++) pr__telemetry_rep_ev_free(evs[i]);
     r->dropped += (long)n;
     return 0;
 }
 
-static const char *pr__rep_severity(int s) {
+static const char *pr__telemetry_rep_severity(int s) {
     switch (s) {
     case PR_SEVERITY_DEBUG: return "DEBUG";
     case PR_SEVERITY_WARNING: return "WARNING";
@@ -842,7 +842,7 @@ static const char *pr__rep_severity(int s) {
 }
 
 /* "2026-01-02T03:04:05.678901Z" */
-static void pr__rep_timestamp(char *out, size_t cap, int64_t wall_us) {
+static void pr__telemetry_rep_timestamp(char *out, size_t cap, int64_t wall_us) {
     time_t t = (time_t)(wall_us / 1000000);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -851,7 +851,7 @@ static void pr__rep_timestamp(char *out, size_t cap, int64_t wall_us) {
 }
 
 /* A batch: the envelope and events [from, from + n) of the queue. */
-static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
+static int pr__telemetry_rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
     pr_json_writer w;
     size_t i;
     char ts[96], id[37];
@@ -865,26 +865,26 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
     pr_json_key(&w, "sdk_version", 11);
     pr_json_write_string(&w, r->version, strlen(r->version));
     pr_json_key(&w, "process_uuid", 12);
-    pr_json_write_string(&w, pr__rep_process_uuid(), 36);
+    pr_json_write_string(&w, pr__telemetry_rep_process_uuid(), 36);
     pr_json_key(&w, "events", 6);
     pr_json_begin_array(&w);
     for (i = 0; i < n; i++) {
-        const pr__rep_ev *e = r->q[(r->qhead + i) % (size_t)r->o.queue_max];
+        const pr__telemetry_rep_ev *e = r->q[(r->qhead + i) % (size_t)r->o.queue_max];
         static const char *const kinds[] = { "", "SESSION_START", "SESSION_END", "GENERIC_EVENT", "UNHANDLED_EXCEPTION" };
         pr_json_begin_object(&w);
         pr_json_key(&w, "event", 5);
         pr_json_write_string(&w, kinds[e->kind], strlen(kinds[e->kind]));
-        pr__rep_uuid_text(id, e->id);
+        pr__telemetry_rep_uuid_text(id, e->id);
         pr_json_key(&w, "event_id", 8);
         pr_json_write_string(&w, id, 36);
         pr_json_key(&w, "event_session_index", 19);
         pr_json_write_int(&w, e->index);
         pr_json_key(&w, "severity", 8);
-        pr_json_write_string(&w, pr__rep_severity(e->severity), strlen(pr__rep_severity(e->severity)));
-        pr__rep_timestamp(ts, sizeof ts, e->wall_us);
+        pr_json_write_string(&w, pr__telemetry_rep_severity(e->severity), strlen(pr__telemetry_rep_severity(e->severity)));
+        pr__telemetry_rep_timestamp(ts, sizeof ts, e->wall_us);
         pr_json_key(&w, "timestamp", 9);
         pr_json_write_string(&w, ts, strlen(ts));
-        if (e->kind == PR__REP_GENERIC) {
+        if (e->kind == PR__TELEMETRY_REP_GENERIC) {
             pr_json_doc *d = NULL;
             pr_json_key(&w, "event_name", 10);
             pr_json_write_string(&w, e->name, strlen(e->name));
@@ -896,7 +896,7 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
                 pr_json_end_object(&w);
             }
             pr_json_doc_destroy(d);
-        } else if (e->kind == PR__REP_EXCEPTION) {
+        } else if (e->kind == PR__TELEMETRY_REP_EXCEPTION) {
             pr_json_key(&w, "error_type", 10);
             pr_json_write_string(&w, e->etype, strlen(e->etype));
             pr_json_key(&w, "error_message", 13);
@@ -905,7 +905,7 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
                 pr_json_key(&w, "traceback", 9);
                 pr_json_write_string(&w, e->trace, strlen(e->trace));
             }
-        } else if (e->kind == PR__REP_END) {
+        } else if (e->kind == PR__TELEMETRY_REP_END) {
             char dur[96];
             int64_t ms = e->duration_ms;
             if (ms % 1000) /* Python's timedelta text: the fraction only when there is one */
@@ -926,7 +926,7 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
 
 /* The reporter's classifier: a 2xx answer is done, cancellation stops,
    anything else (no answer, another status) is worth sending again. */
-static int pr__rep_classify(int outcome, int64_t *after_ms, void *user_data) {
+static int pr__telemetry_rep_classify(int outcome, int64_t *after_ms, void *user_data) {
     PR__UNUSED(after_ms);
     PR__UNUSED(user_data);
     if (outcome == PR_OK) return PR_RETRY_OK;
@@ -935,7 +935,7 @@ static int pr__rep_classify(int outcome, int64_t *after_ms, void *user_data) {
 
 /* POST one batch on the shared retry loop: max_send_retries resends,
    send_backoff between them, through the hooks. */
-static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
+static int pr__telemetry_rep_send(pr_reporter *r, const pr_buf *b) {
     static const char *const h[] = { "Content-Type: application/json", NULL };
     pr_retry st;
     int rc, status;
@@ -963,47 +963,47 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
 }
 
 /* Send everything queued, in batches. */
-static int pr__rep_flush_all(pr_reporter *r) {
+static int pr__telemetry_rep_flush_all(pr_reporter *r) {
     pr_buf b;
     int rc = PR_OK;
     pr_buf_init(&b);
     while (r->qlen && rc != PR_ECANCELED) {
         size_t n = PR__MIN(r->qlen, (size_t)r->o.batch_size), i;
         int sent;
-        if ((rc = pr__rep_batch(r, &b, n)) != PR_OK) break;
-        sent = pr__rep_send(r, &b);
+        if ((rc = pr__telemetry_rep_batch(r, &b, n)) != PR_OK) break;
+        sent = pr__telemetry_rep_send(r, &b);
         rc = sent == PR_ECANCELED ? PR_ECANCELED : PR_OK;
         for (i = 0; i < n; i++) {
-            pr__rep_ev *e = r->q[(r->qhead + i) % (size_t)r->o.queue_max];
+            pr__telemetry_rep_ev *e = r->q[(r->qhead + i) % (size_t)r->o.queue_max];
             r->qbytes -= e->size;
-            pr__rep_ev_free(e);
+            pr__telemetry_rep_ev_free(e);
         }
         r->qhead = (r->qhead + n) % (size_t)r->o.queue_max;
         r->qlen -= n;
         r->flushed += (long)n; /* sent or given up on: a drain never hangs on a dead endpoint */
         if (sent) r->dropped += (long)n;
-        pr__fifo_wake_all(&r->drained, 0);
+        pr__sync_fifo_wake_all(&r->drained, 0);
     }
     pr_buf_deinit(&b);
     return rc;
 }
 
-static int pr__rep_task(void *arg) {
+static int pr__telemetry_rep_task(void *arg) {
     pr_reporter *r = (pr_reporter *)arg;
     for (;;) {
         int one, rc = pr_chan_recv(r->kick, &one, pr_deadline_in(r->o.flush_interval_ms));
         if (rc == PR_ECANCELED || rc == PR_ECLOSED) break;
-        if (pr__rep_flush_all(r) == PR_ECANCELED) break;
+        if (pr__telemetry_rep_flush_all(r) == PR_ECANCELED) break;
         if (r->stopping && !r->qlen) break;
     }
     r->running = 0;
-    pr__fifo_wake_all(&r->drained, 0);
+    pr__sync_fifo_wake_all(&r->drained, 0);
     return 0;
 }
 
-static void pr__rep_free(pr_reporter *r) {
+static void pr__telemetry_rep_free(pr_reporter *r) {
     while (r->qlen) {
-        pr__rep_ev_free(r->q[r->qhead]);
+        pr__telemetry_rep_ev_free(r->q[r->qhead]);
         r->qhead = (r->qhead + 1) % (size_t)r->o.queue_max;
         r->qlen--;
     }
@@ -1028,7 +1028,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->queue_max_bytes < 0 ||
         opts->send_timeout_ms < 0 || opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
         return PR_EINVAL;
-    if (!pr__rep_enabled(opts)) return PR_OK;
+    if (!pr__telemetry_rep_enabled(opts)) return PR_OK;
     if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
     r->o = *opts;
     r->o.batch_size = PR__DEF(r->o.batch_size, 100);
@@ -1041,12 +1041,12 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     if (!r->o.send_backoff.base_ms) r->o.send_backoff = tel;
     r->send_retry.max_retries = r->o.max_send_retries;
     r->send_retry.backoff = r->o.send_backoff;
-    r->send_retry.classify = pr__rep_classify;
+    r->send_retry.classify = pr__telemetry_rep_classify;
     r->send_retry.hooks = r->o.hooks;
     r->start_ms = pr_now();
     if (pr_backoff_check(&r->o.send_backoff) != PR_OK || pr_url_parse(&r->url, opts->url, strlen(opts->url), NULL))
         rc = PR_EINVAL;
-    if (!rc && !(r->q = (pr__rep_ev **)pr__calloc((size_t)r->o.queue_max, sizeof *r->q))) rc = PR_ENOMEM;
+    if (!rc && !(r->q = (pr__telemetry_rep_ev **)pr__calloc((size_t)r->o.queue_max, sizeof *r->q))) rc = PR_ENOMEM;
     if (!rc && pr_chan_create(&r->kick, sizeof(int), 1) != PR_OK) rc = PR_ENOMEM;
     if (!rc) {
         r->sessionless = !opts->session_id;
@@ -1055,7 +1055,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
             char u[37];
             w[0] = pr__random_u64();
             w[1] = pr__random_u64();
-            pr__rep_uuid_text(u, w);
+            pr__telemetry_rep_uuid_text(u, w);
             snprintf(sess, sizeof sess, "sessionless-%s", u);
         }
         if (!(r->session = pr__strdup(r->sessionless ? sess : opts->session_id, &r->session_n))) rc = PR_ENOMEM;
@@ -1067,12 +1067,12 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
         rc = PR_ENOMEM;
     r->o.url = r->o.session_id = r->o.platform = r->o.sdk_version = r->o.env_var = NULL;
     if (!rc && !r->sessionless) {
-        pr__rep_ev *e = pr__rep_ev_new(r, PR__REP_START, PR_SEVERITY_INFO, NULL, 0);
-        if (!pr__rep_push(r, &e, 1)) rc = PR_ENOMEM;
+        pr__telemetry_rep_ev *e = pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_START, PR_SEVERITY_INFO, NULL, 0);
+        if (!pr__telemetry_rep_push(r, &e, 1)) rc = PR_ENOMEM;
     }
-    if (!rc) rc = pr_go(&r->task, pr__rep_task, r, NULL);
+    if (!rc) rc = pr_go(&r->task, pr__telemetry_rep_task, r, NULL);
     if (rc) {
-        pr__rep_free(r);
+        pr__telemetry_rep_free(r);
         return rc;
     }
     r->running = 1;
@@ -1082,16 +1082,16 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
 
 int pr_reporter_log(pr_reporter *r, const char *name, const char *data, int severity) {
     const char *strs[2];
-    pr__rep_ev *e;
+    pr__telemetry_rep_ev *e;
     if (!r || !name) return 0;
     strs[0] = name;
     strs[1] = data;
-    e = pr__rep_ev_new(r, PR__REP_GENERIC, severity, strs, 2);
-    return pr__rep_push(r, &e, 1);
+    e = pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_GENERIC, severity, strs, 2);
+    return pr__telemetry_rep_push(r, &e, 1);
 }
 
 /* event_data from fields. */
-static int pr__rep_fields_json(pr_buf *b, const pr_telemetry_field *f, size_t n) {
+static int pr__telemetry_rep_fields_json(pr_buf *b, const pr_telemetry_field *f, size_t n) {
     pr_json_writer w;
     size_t i;
     pr_json_writer_init(&w, b);
@@ -1112,25 +1112,25 @@ static int pr__rep_fields_json(pr_buf *b, const pr_telemetry_field *f, size_t n)
 int pr_reporter_log_fields(pr_reporter *r, const char *name, const pr_telemetry_field *fields, size_t n,
                            int severity) {
     const char *strs[2];
-    pr__rep_ev *e;
+    pr__telemetry_rep_ev *e;
     pr_buf b;
     int ok;
     if (!r || !name || (n && !fields)) return 0;
     pr_buf_init(&b);
-    if (pr__rep_fields_json(&b, fields, n) != PR_OK) {
+    if (pr__telemetry_rep_fields_json(&b, fields, n) != PR_OK) {
         pr_buf_deinit(&b);
         r->dropped++;
         return 0;
     }
     strs[0] = name;
     strs[1] = b.data;
-    e = pr__rep_ev_new(r, PR__REP_GENERIC, severity, strs, 2);
-    ok = pr__rep_push(r, &e, 1);
+    e = pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_GENERIC, severity, strs, 2);
+    ok = pr__telemetry_rep_push(r, &e, 1);
     pr_buf_deinit(&b);
     return ok;
 }
 
-static void pr__tel_forward(pr_telemetry *t, const pr_telemetry_event *ev) {
+static void pr__telemetry_forward(pr_telemetry *t, const pr_telemetry_event *ev) {
     char name[96];
     int sev = ev->kind == PR_TELEMETRY_REQUEST_ERROR || ev->kind == PR_TELEMETRY_FUTURE_FAILED ? PR_SEVERITY_ERROR
                                                                                              : PR_SEVERITY_INFO;
@@ -1155,29 +1155,29 @@ int pr_reporter_is_user_error(const pr_reporter_error *e) {
 }
 
 /* The event for an error: user_error or UNHANDLED_EXCEPTION. */
-static pr__rep_ev *pr__rep_error_ev(pr_reporter *r, const pr_reporter_error *e, int severity) {
+static pr__telemetry_rep_ev *pr__telemetry_rep_error_ev(pr_reporter *r, const pr_reporter_error *e, int severity) {
     const char *type = e->type ? e->type : "Error";
     if (pr_reporter_is_user_error(e)) {
         pr_telemetry_field f[4];
         const char *strs[2];
-        pr__rep_ev *ev;
+        pr__telemetry_rep_ev *ev;
         size_t n = 0;
         pr_buf b;
         const pr_reporter_error *s = e;
         /* the status of the error, or of the cause that made it a user error */
         while (s && !s->status_code && s->cause) s = s->cause;
-        f[n++] = pr__tel_s("error_type", type);
-        if (e->message && *e->message) f[n++] = pr__tel_s("message", e->message);
-        if (s && s->status_code) f[n++] = pr__tel_i("status_code", s->status_code);
-        if (e->body) f[n++] = pr__tel_s("body", e->body);
+        f[n++] = pr__telemetry_s("error_type", type);
+        if (e->message && *e->message) f[n++] = pr__telemetry_s("message", e->message);
+        if (s && s->status_code) f[n++] = pr__telemetry_i("status_code", s->status_code);
+        if (e->body) f[n++] = pr__telemetry_s("body", e->body);
         pr_buf_init(&b);
-        if (pr__rep_fields_json(&b, f, n) != PR_OK) {
+        if (pr__telemetry_rep_fields_json(&b, f, n) != PR_OK) {
             pr_buf_deinit(&b);
             return NULL;
         }
         strs[0] = "user_error";
         strs[1] = b.data;
-        ev = pr__rep_ev_new(r, PR__REP_GENERIC, PR_SEVERITY_WARNING, strs, 2);
+        ev = pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_GENERIC, PR_SEVERITY_WARNING, strs, 2);
         pr_buf_deinit(&b);
         return ev;
     } else {
@@ -1187,28 +1187,28 @@ static pr__rep_ev *pr__rep_error_ev(pr_reporter *r, const pr_reporter_error *e, 
         strs[2] = type;
         strs[3] = e->message ? e->message : "";
         strs[4] = e->traceback;
-        return pr__rep_ev_new(r, PR__REP_EXCEPTION, severity, strs, 5);
+        return pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_EXCEPTION, severity, strs, 5);
     }
 }
 
 int pr_reporter_log_exception(pr_reporter *r, const pr_reporter_error *e, int severity) {
-    pr__rep_ev *ev;
+    pr__telemetry_rep_ev *ev;
     int ok;
     if (!r || !e) return 0;
-    ev = pr__rep_error_ev(r, e, severity);
-    ok = pr__rep_push(r, &ev, 1);
-    if (ok) pr__rep_kick(r);
+    ev = pr__telemetry_rep_error_ev(r, e, severity);
+    ok = pr__telemetry_rep_push(r, &ev, 1);
+    if (ok) pr__telemetry_rep_kick(r);
     return ok;
 }
 
 /* Wait until flushed reaches target (or the task is gone). */
-static int pr__rep_wait(pr_reporter *r, long target, int64_t deadline) {
+static int pr__telemetry_rep_wait(pr_reporter *r, long target, int64_t deadline) {
     deadline = pr_deadline_min(deadline, pr_deadline_in(r->o.flush_timeout_ms));
     while (r->flushed < target && r->running) {
-        pr__waiter me;
+        pr__sync_waiter me;
         int rc;
         memset(&me, 0, sizeof me);
-        rc = pr__fifo_park(&r->drained, &me, deadline);
+        rc = pr__sync_fifo_park(&r->drained, &me, deadline);
         if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) return rc;
     }
     return r->flushed >= target ? PR_OK : PR_ETIMEDOUT;
@@ -1216,27 +1216,27 @@ static int pr__rep_wait(pr_reporter *r, long target, int64_t deadline) {
 
 int pr_reporter_flush(pr_reporter *r, int64_t deadline) {
     if (!r) return PR_EINVAL;
-    pr__rep_kick(r);
-    return pr__rep_wait(r, r->pushed, deadline);
+    pr__telemetry_rep_kick(r);
+    return pr__telemetry_rep_wait(r, r->pushed, deadline);
 }
 
-static pr__rep_ev *pr__rep_end_ev(pr_reporter *r) {
-    pr__rep_ev *e = pr__rep_ev_new(r, PR__REP_END, PR_SEVERITY_INFO, NULL, 0);
+static pr__telemetry_rep_ev *pr__telemetry_rep_end_ev(pr_reporter *r) {
+    pr__telemetry_rep_ev *e = pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_END, PR_SEVERITY_INFO, NULL, 0);
     if (e) e->duration_ms = pr_now() - r->start_ms;
     return e;
 }
 
 int pr_reporter_log_fatal(pr_reporter *r, const pr_reporter_error *e, int severity, int64_t deadline) {
-    pr__rep_ev *evs[2];
+    pr__telemetry_rep_ev *evs[2];
     size_t n = 1;
     int rc;
     if (!r || !e) return PR_EINVAL;
-    evs[0] = pr__rep_error_ev(r, e, severity);
-    if (!r->sessionless && !r->ended) evs[n++] = pr__rep_end_ev(r);
-    if (!pr__rep_push(r, evs, n)) return PR_ELIMIT;
+    evs[0] = pr__telemetry_rep_error_ev(r, e, severity);
+    if (!r->sessionless && !r->ended) evs[n++] = pr__telemetry_rep_end_ev(r);
+    if (!pr__telemetry_rep_push(r, evs, n)) return PR_ELIMIT;
     if (n == 2) r->ended = 1;
-    pr__rep_kick(r);
-    rc = pr__rep_wait(r, r->pushed, deadline);
+    pr__telemetry_rep_kick(r);
+    rc = pr__telemetry_rep_wait(r, r->pushed, deadline);
     if (rc == PR_OK) PR__LOG(PR_LEVEL_INFO, "telemetry", "exception logged for session %s", r->session);
     return rc;
 }
@@ -1245,12 +1245,12 @@ int pr_reporter_stop(pr_reporter *r, int64_t deadline) {
     int rc;
     if (!r || r->stopped) return PR_OK;
     if (!r->sessionless && !r->ended) {
-        pr__rep_ev *e = pr__rep_end_ev(r);
-        if (pr__rep_push(r, &e, 1)) r->ended = 1;
+        pr__telemetry_rep_ev *e = pr__telemetry_rep_end_ev(r);
+        if (pr__telemetry_rep_push(r, &e, 1)) r->ended = 1;
     }
     r->stopping = 1;
-    pr__rep_kick(r);
-    rc = pr__rep_wait(r, r->pushed, deadline);
+    pr__telemetry_rep_kick(r);
+    rc = pr__telemetry_rep_wait(r, r->pushed, deadline);
     if (r->running) pr_cancel(r->task); /* the flush timed out: give up on the rest */
     pr_join(r->task, NULL, PR_FOREVER); /* it ends promptly once cancelled or drained */
     r->stopped = 1;
@@ -1263,7 +1263,7 @@ void pr_reporter_destroy(pr_reporter *r) {
         pr_cancel(r->task);
         pr_join(r->task, NULL, PR_FOREVER);
     }
-    pr__rep_free(r);
+    pr__telemetry_rep_free(r);
 }
 
 void pr_reporter_counts(const pr_reporter *r, long *pushed, long *flushed, long *dropped) {

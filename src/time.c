@@ -9,10 +9,13 @@
  * deadlines.
  *
  * For the modules after it: pr__time_add (a time plus a duration,
- * saturating; every such sum goes through it), pr__wall_ms (the wall clock,
- * ms since 1970 UTC, for HTTP-dates and timestamps), pr__now_ns (the
+ * saturating; every such sum goes through it), pr__time_wall_ms (the wall clock,
+ * ms since 1970 UTC, for HTTP-dates and timestamps), pr__time_now_ns (the
  * monotonic clock in ns, for timing) and, in test builds, the virtual clock
- * (pr__test_clock_virtual) that the scheduler advances to its next timer.
+ * (pr__time_test_clock_virtual) that the scheduler advances to its next timer.
+ *
+ * Offers to the modules after it: pr__time_add, pr__time_now_ns,
+ *     pr__time_test_clock_ms, pr__time_test_clock_on, pr__time_wall_ms.
  */
 #define PR_FOREVER INT64_MAX
 
@@ -42,21 +45,21 @@ PRISTINE_API int64_t pr_deadline_min(int64_t a, int64_t b);
 
 // @pristine:impl
 #ifdef PRISTINE_TESTING
-/* Virtual clock for tests: when on, pr_now() returns pr__test_clock_ms and
+/* Virtual clock for tests: when on, pr_now() returns pr__time_test_clock_ms and
    the scheduler advances it to the next timer instead of sleeping. */
-static int pr__test_clock_on;
-static int64_t pr__test_clock_ms;
+static int pr__time_test_clock_on;
+static int64_t pr__time_test_clock_ms;
 
-static PR__MAYBE_UNUSED void pr__test_clock_virtual(int on, int64_t start_ms) {
-    pr__test_clock_on = on;
-    pr__test_clock_ms = start_ms;
+static PR__MAYBE_UNUSED void pr__time_test_clock_virtual(int on, int64_t start_ms) {
+    pr__time_test_clock_on = on;
+    pr__time_test_clock_ms = start_ms;
 }
 
-static PR__MAYBE_UNUSED void pr__test_clock_advance(int64_t ms) { pr__test_clock_ms += ms; }
+static PR__MAYBE_UNUSED void pr__time_test_clock_advance(int64_t ms) { pr__time_test_clock_ms += ms; }
 #endif
 
 /* The real monotonic clock in nanoseconds (benchmarks, timing logs). */
-static PR__MAYBE_UNUSED int64_t pr__now_ns(void) {
+static PR__MAYBE_UNUSED int64_t pr__time_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -64,7 +67,7 @@ static PR__MAYBE_UNUSED int64_t pr__now_ns(void) {
 
 /* The wall clock: milliseconds since 1970 UTC (HTTP-dates, timestamps).
    The virtual test clock does not touch it; retry's hooks replace it. */
-static PR__MAYBE_UNUSED int64_t pr__wall_ms(void) {
+static PR__MAYBE_UNUSED int64_t pr__time_wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -73,7 +76,7 @@ static PR__MAYBE_UNUSED int64_t pr__wall_ms(void) {
 int64_t pr_now(void) {
     struct timespec ts;
 #ifdef PRISTINE_TESTING
-    if (pr__test_clock_on) return pr__test_clock_ms;
+    if (pr__time_test_clock_on) return pr__time_test_clock_ms;
 #endif
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;

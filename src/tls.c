@@ -908,7 +908,7 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
             if (k != PR_ETIMEDOUT) return pr__tls_transport(t, k == 0 ? PR_EIO : (int)k);
             t->duplex = pr_self();
             t->writing = 1;
-            rc = pr__conn_wait(t->inner, PR_WAIT_READ | PR_WAIT_WRITE, deadline);
+            rc = pr__net_conn_wait(t->inner, PR_WAIT_READ | PR_WAIT_WRITE, deadline);
             t->writing = 0;
             t->duplex = NULL;
             if (t->dead) return PR_ECLOSED;
@@ -1019,7 +1019,7 @@ static pr__tls_conn *pr__tls_enter(pr_conn *c) {
     pr__tls_conn *t = (pr__tls_conn *)c;
     t->busy++;
     if (t->duplex) {
-        pr__wake(t->duplex, PR_OK);
+        pr__sched_wake(t->duplex, PR_OK);
         t->duplex = NULL;
     }
     return t;

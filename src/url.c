@@ -518,11 +518,11 @@ int pr_url_parse(pr_url *u, const char *s, size_t len, pr_err_info *err) {
 #undef PR__URL_REBASE
     for (i = 0; i < u->scheme.len; i++) {
         char *c = mem + (u->scheme.ptr - mem) + i;
-        *c = (char)pr__ascii_lower((unsigned char)*c);
+        *c = (char)pr__buf_ascii_lower((unsigned char)*c);
     }
     for (i = 0; i < u->host.len; i++) {
         char *c = mem + (u->host.ptr - mem) + i;
-        *c = (char)pr__ascii_lower((unsigned char)*c);
+        *c = (char)pr__buf_ascii_lower((unsigned char)*c);
     }
     if (v4 > 0) { /* the dotted quad, after the copy of the text */
         memcpy(mem + len + 1, quad, sizeof quad);
@@ -564,7 +564,7 @@ static int pr__url_put_host_port(pr_buf *out, const pr_url *u, int with_port) {
     if (!rc && u->is_ipv6) rc = pr__url_put(out, "]", 1);
     if (!rc && with_port) {
         num[0] = ':';
-        rc = pr__url_put(out, num, 1 + pr__dec(num + 1, u->port));
+        rc = pr__url_put(out, num, 1 + pr__buf_dec(num + 1, u->port));
     }
     return rc;
 }

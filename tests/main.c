@@ -173,7 +173,7 @@ static void pt__run(const pt_suite *s, const pt_entry *e, int timeout_s) {
     if (live != live0)
         pt_fail(__FILE__, __LINE__, "got %ld allocations (%ld bytes) leaked, want 0", live - live0,
                 (long)(bytes - bytes0));
-    stacks = pr__test_live_stacks();
+    stacks = pr__coro_test_live_stacks();
     if (stacks) pt_fail(__FILE__, __LINE__, "got %lu coroutine stacks leaked, want 0", (unsigned long)stacks);
     if (pt__.failures > PT__SHOWN)
         printf("FAIL %s.%s: %d more failures not shown\n", pt__.suite, pt__.test, pt__.failures - PT__SHOWN);

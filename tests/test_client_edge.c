@@ -108,14 +108,14 @@ static const char *ce_istr(const char *hay, const char *needle) {
 /* Slow DNS without traffic: helpers sleep ms, then answer "no such name"
    themselves. ce_dns_restore waits for abandoned lookups to be freed. */
 static void ce_dns_slow(int ms) {
-    __atomic_store_n(&pr__test_dns_offline, 1, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&pr__test_dns_delay_ms, ms, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_offline, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_delay_ms, ms, __ATOMIC_SEQ_CST);
 }
 
 static void ce_dns_restore(void) {
     PT_EQ_INT(net_wait_jobs_drained(20000), 0); /* offline stays on until every helper is done */
-    __atomic_store_n(&pr__test_dns_delay_ms, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&pr__test_dns_offline, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_delay_ms, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_offline, 0, __ATOMIC_SEQ_CST);
 }
 
 /* ---- 1. connect_timeout_ms covers every connect phase ---- */

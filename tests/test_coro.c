@@ -236,11 +236,11 @@ static pr__coro coro_t_rmain, *coro_t_rco;
 static void (*coro_t_rswap)(void **, void *);
 static coro_t_io coro_t_io_co[2];
 static int coro_t_co_rounds, coro_t_co_bad;
-#if !defined(PR__CORO_UCONTEXT) && PR__CORO_FP
+#if !defined(PR__BASE_CORO_UCONTEXT) && PR__CORO_FP
 static uint64_t coro_t_co_first_fpctl;
 #endif
 
-#ifdef PR__CORO_UCONTEXT
+#ifdef PR__BASE_CORO_UCONTEXT
 /* Under ucontext the "switch" the helper calls is swapcontext; a and b are the records. */
 static void coro_t_ucswap(void **a, void *b) {
     pr__coro *from = (pr__coro *)(void *)a, *to = (pr__coro *)b;
@@ -267,7 +267,7 @@ static int coro_t_io_ok(const coro_t_io *io) {
 
 static void coro_t_regs_call(pr__coro *from, pr__coro *to, coro_t_io *io) {
     pr__coro_asan_before(from, to, 0);
-#ifdef PR__CORO_UCONTEXT
+#ifdef PR__BASE_CORO_UCONTEXT
     coro_t_regs(coro_t_rswap, (void **)(void *)from, to, io);
 #else
     coro_t_regs(coro_t_rswap, &from->sp, to->sp, io);
@@ -279,7 +279,7 @@ static void coro_t_regs_call(pr__coro *from, pr__coro *to, coro_t_io *io) {
 static void coro_t_regs_co(void *arg) {
     int k = 0;
     PR__UNUSED(arg);
-#if !defined(PR__CORO_UCONTEXT) && PR__CORO_FP
+#if !defined(PR__BASE_CORO_UCONTEXT) && PR__CORO_FP
     coro_t_co_first_fpctl = pr__coro_fp_control();
 #endif
     for (;;) {
@@ -299,19 +299,19 @@ PT_TEST(coro_switch_preserves_registers_and_fp_control) {
     coro_t_io io;
     int round, i;
     uint64_t fpa, fpb;
-#if !PR__CORO_FP && !defined(PR__CORO_UCONTEXT)
+#if !PR__CORO_FP && !defined(PR__BASE_CORO_UCONTEXT)
     uint64_t nofp;
 #endif
-#if !defined(PR__CORO_UCONTEXT) && PR__CORO_FP
+#if !defined(PR__BASE_CORO_UCONTEXT) && PR__CORO_FP
     uint64_t creator_fpctl = pr__coro_fp_control();
 #endif
-#ifdef PR__CORO_UCONTEXT
+#ifdef PR__BASE_CORO_UCONTEXT
     coro_t_rswap = coro_t_ucswap;
 #else
     coro_t_rswap = pr__coro_swap;
 #endif
     coro_t_co_rounds = coro_t_co_bad = 0;
-#if !PR__CORO_FP && !defined(PR__CORO_UCONTEXT)
+#if !PR__CORO_FP && !defined(PR__BASE_CORO_UCONTEXT)
     nofp = coro_t_fpctl(pt_rand()); /* the control words are not part of a context in this build */
 #endif
     pr__coro_init_main(&coro_t_rmain);
@@ -322,7 +322,7 @@ PT_TEST(coro_switch_preserves_registers_and_fp_control) {
             fpa = coro_t_fpctl(pt_rand());
             fpb = coro_t_fpctl(pt_rand());
         } while (coro_t_fpctl_mask(fpa) == coro_t_fpctl_mask(fpb));
-#if !PR__CORO_FP && !defined(PR__CORO_UCONTEXT)
+#if !PR__CORO_FP && !defined(PR__BASE_CORO_UCONTEXT)
         fpa = fpb = nofp;
 #endif
         coro_t_fill(&io, fpa);
@@ -344,7 +344,7 @@ PT_TEST(coro_switch_preserves_registers_and_fp_control) {
     /* the coroutine checks its side when resumed: every round but the last */
     if (round == 64) PT_EQ_INT(coro_t_co_rounds, round - 1);
     PT_EQ_INT(coro_t_co_bad, 0);
-#if !defined(PR__CORO_UCONTEXT) && PR__CORO_FP
+#if !defined(PR__BASE_CORO_UCONTEXT) && PR__CORO_FP
     PT_EQ_INT(coro_t_fpctl_mask(coro_t_co_first_fpctl), coro_t_fpctl_mask(creator_fpctl));
 #endif
     pr__coro_destroy(coro_t_rco);
@@ -514,7 +514,7 @@ static void coro_t_guard_child(void) {
     if (pr__coro_create(&coro_t_sco, NULL, 0, 0, NULL, 0, coro_t_overflow_fn, NULL) != PR_OK) _exit(47);
     if (!coro_t_sco->guarded) _exit(48);
     coro_t_guard_lo = (uintptr_t)coro_t_sco->map;
-    coro_t_guard_hi = coro_t_guard_lo + pr__stack_page();
+    coro_t_guard_hi = coro_t_guard_lo + pr__coro_stack_page();
     pr__coro_switch(&coro_t_smain, coro_t_sco);
     _exit(49);
 }
@@ -539,7 +539,7 @@ static void coro_t_canary_fn(void *arg) {
 
 static void coro_t_canary_child(void) {
     coro_t_quiet_stderr();
-    pr__test_coro_fail_guard = 1;
+    pr__coro_test_fail_guard = 1;
     pr__coro_init_main(&coro_t_smain);
     if (pr__coro_create(&coro_t_sco, NULL, 0, 0, NULL, 0, coro_t_canary_fn, NULL) != PR_OK) _exit(50);
     if (coro_t_sco->guarded) _exit(51);
@@ -554,23 +554,23 @@ PT_TEST(coro_canary_fallback) {
     size_t live0;
     int i, sig = 0;
     pr__coro_pool_drain();
-    live0 = pr__test_live_stacks();
-    pr__test_coro_fail_guard = 1;
+    live0 = pr__coro_test_live_stacks();
+    pr__coro_test_fail_guard = 1;
     pr__coro_init_main(&coro_t_smain);
     PT_EQ_ERR(pr__coro_create(&coro_t_sco, NULL, 0, 0, NULL, 0, coro_t_canary_fn, NULL), PR_OK);
-    pr__test_coro_fail_guard = 0;
+    pr__coro_test_fail_guard = 0;
     PT_REQUIRE(coro_t_sco != NULL);
     PT_CHECK(!coro_t_sco->guarded);
     PT_CHECK(coro_t_sco->canary != &coro_t_sco->self_canary);
     PT_CHECK((const char *)coro_t_sco->canary < coro_t_sco->lo);
-    PT_CHECK(__atomic_load_n(&pr__stack_fallback_logged, __ATOMIC_RELAXED) == 1);
-    PT_EQ_INT(pr__test_live_stacks(), live0 + 1);
+    PT_CHECK(__atomic_load_n(&pr__coro_stack_fallback_logged, __ATOMIC_RELAXED) == 1);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0 + 1);
     coro_t_smash = 0;
     for (i = 0; i < 100; i++) pr__coro_switch(&coro_t_smain, coro_t_sco);
-    PT_CHECK(pr__stack_canary_intact(coro_t_sco));
+    PT_CHECK(pr__coro_stack_canary_intact(coro_t_sco));
     pr__coro_destroy(coro_t_sco);
     pr__coro_pool_drain(); /* no unguarded stack may outlive this test in the pool */
-    PT_EQ_INT(pr__test_live_stacks(), live0);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0);
     /* a smashed canary aborts at the next switch away */
     PT_EQ_INT(pt_child_exits_by_signal(coro_t_canary_child, &sig), 1);
     PT_EQ_INT(sig, SIGABRT);
@@ -580,7 +580,7 @@ PT_TEST(coro_canary_fallback) {
 static union { char bytes[40000]; uint64_t align; } coro_t_mem;
 
 PT_TEST(coro_caller_memory) {
-    size_t live0 = pr__test_live_stacks();
+    size_t live0 = pr__coro_test_live_stacks();
     char *mem = coro_t_mem.bytes + 3; /* deliberately misaligned */
     size_t size = sizeof coro_t_mem.bytes - 3;
     void *extra;
@@ -589,7 +589,7 @@ PT_TEST(coro_caller_memory) {
     PT_CHECK(coro_t_sco == NULL);
     PT_EQ_ERR(pr__coro_create(&coro_t_sco, &extra, 64, 0, mem, size, coro_t_deep_fn, NULL), PR_OK);
     PT_REQUIRE(coro_t_sco != NULL);
-    PT_EQ_INT(pr__test_live_stacks(), live0);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0);
     PT_CHECK((char *)coro_t_sco > mem && (char *)coro_t_sco < mem + size);
     PT_CHECK((char *)extra >= mem && (char *)extra < (char *)coro_t_sco);
     PT_EQ_INT((uintptr_t)extra % 16, 0);
@@ -600,13 +600,13 @@ PT_TEST(coro_caller_memory) {
     pr__coro_switch(&coro_t_smain, coro_t_sco);
     pr__coro_switch(&coro_t_smain, coro_t_sco);
     PT_CHECK(coro_t_used >= 24 * 1024);
-    PT_CHECK(pr__stack_canary_intact(coro_t_sco));
+    PT_CHECK(pr__coro_stack_canary_intact(coro_t_sco));
     pr__coro_destroy(coro_t_sco);
-    PT_EQ_INT(pr__test_live_stacks(), live0);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0);
 }
 
 PT_TEST(coro_stack_size_validation) {
-    size_t page = pr__stack_page();
+    size_t page = pr__coro_stack_page();
     PT_EQ_INT(pr_coro_stack_size(), 65536);
     PT_EQ_ERR(pr_coro_set_stack_size(0), PR_EINVAL);
     PT_EQ_ERR(pr_coro_set_stack_size(16 * 1024 - 1), PR_EINVAL);
@@ -623,10 +623,10 @@ PT_TEST(coro_stack_size_validation) {
 }
 
 PT_TEST(coro_stack_sizes_per_spawn_and_runtime) {
-    size_t live0, page = pr__stack_page();
+    size_t live0, page = pr__coro_stack_page();
     pr__coro *c = NULL;
     pr__coro_pool_drain();
-    live0 = pr__test_live_stacks();
+    live0 = pr__coro_test_live_stacks();
     pr__coro_init_main(&coro_t_smain);
     PT_EQ_ERR(pr__coro_create(&c, NULL, 0, 1000, NULL, 0, coro_t_deep_fn, NULL), PR_EINVAL);
     PT_EQ_ERR(pr__coro_create(&c, NULL, 0, (size_t)2048 * 1024 * 1024, NULL, 0, coro_t_deep_fn, NULL), PR_EINVAL);
@@ -643,8 +643,8 @@ PT_TEST(coro_stack_sizes_per_spawn_and_runtime) {
     pr__coro_switch(&coro_t_smain, coro_t_sco);
     PT_CHECK(coro_t_used >= 200 * 1024);
     pr__coro_destroy(coro_t_sco); /* not the default size: unmapped, not pooled */
-    PT_EQ_INT(pr__test_live_stacks(), live0);
-    PT_EQ_INT(pr__test_coro_pool_count(), 0);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0);
+    PT_EQ_INT(pr__coro_test_pool_count(), 0);
     /* at run time: the default becomes 32 KiB */
     PT_EQ_ERR(pr_coro_set_stack_size(32 * 1024), PR_OK);
     PT_EQ_ERR(pr__coro_create(&coro_t_sco, NULL, 0, 0, NULL, 0, coro_t_deep_fn, NULL), PR_OK);
@@ -656,8 +656,8 @@ PT_TEST(coro_stack_sizes_per_spawn_and_runtime) {
     pr__coro_switch(&coro_t_smain, coro_t_sco);
     PT_CHECK(coro_t_used >= 20 * 1024);
     pr__coro_destroy(coro_t_sco); /* the default changed back: unmapped */
-    PT_EQ_INT(pr__test_live_stacks(), live0);
-    PT_EQ_INT(pr__test_coro_pool_count(), 0);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0);
+    PT_EQ_INT(pr__coro_test_pool_count(), 0);
 }
 
 static void coro_t_idle_fn(void *arg) {
@@ -670,29 +670,29 @@ PT_TEST(coro_pool_reuses_mapping_and_zeroes_extra) {
     void *ea, *eb;
     size_t live0;
     pr__coro_pool_drain();
-    live0 = pr__test_live_stacks();
+    live0 = pr__coro_test_live_stacks();
     PT_EQ_ERR(pr__coro_create(&a, &ea, 3000, 0, NULL, 0, coro_t_idle_fn, NULL), PR_OK);
     PT_REQUIRE(a != NULL && ea != NULL);
     PT_EQ_INT((uintptr_t)ea % 16, 0);
     memset(ea, 0xab, 3000);
     pr__coro_destroy(a);
-    PT_EQ_INT(pr__test_coro_pool_count(), 1);
-    PT_EQ_INT(pr__test_live_stacks(), live0 + 1);
+    PT_EQ_INT(pr__coro_test_pool_count(), 1);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0 + 1);
     PT_EQ_ERR(pr__coro_create(&b, &eb, 3000, 0, NULL, 0, coro_t_idle_fn, NULL), PR_OK);
     PT_REQUIRE(b != NULL);
     PT_CHECK(b == a); /* same mapping, same place at its top */
     PT_CHECK(eb == ea);
-    PT_EQ_INT(pr__test_coro_pool_count(), 0);
-    PT_EQ_INT(pr__test_live_stacks(), live0 + 1);
+    PT_EQ_INT(pr__coro_test_pool_count(), 0);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0 + 1);
     PT_CHECK(((unsigned char *)eb)[0] == 0 && ((unsigned char *)eb)[2999] == 0);
     pr__coro_destroy(b);
     pr__coro_pool_drain();
-    PT_EQ_INT(pr__test_live_stacks(), live0);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0);
 }
 
 /* Does madvise(MADV_DONTNEED) give zero pages back here? (Some emulators ignore it.) */
 static int coro_t_dontneed_works(void) {
-    size_t page = pr__stack_page();
+    size_t page = pr__coro_stack_page();
     char *p = (char *)mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     int ok;
     if (p == MAP_FAILED) return 0;
@@ -709,32 +709,32 @@ PT_TEST(coro_pool_bound_and_trim) {
     int i, touched_zero = 1;
     char *probe;
     pr__coro_pool_drain();
-    live0 = pr__test_live_stacks();
-    trims0 = __atomic_load_n(&pr__test_coro_trims, __ATOMIC_RELAXED);
-    trimmed0 = __atomic_load_n(&pr__test_coro_trimmed, __ATOMIC_RELAXED);
-    pr__test_coro_trim_ns = 0; /* every look is a trim pass */
+    live0 = pr__coro_test_live_stacks();
+    trims0 = __atomic_load_n(&pr__coro_test_trims, __ATOMIC_RELAXED);
+    trimmed0 = __atomic_load_n(&pr__coro_test_trimmed, __ATOMIC_RELAXED);
+    pr__coro_test_trim_ns = 0; /* every look is a trim pass */
     for (i = 0; i < N; i++) {
         PT_EQ_ERR(pr__coro_create(&cs[i], NULL, 0, 0, NULL, 0, coro_t_idle_fn, NULL), PR_OK);
         PT_REQUIRE(cs[i] != NULL);
     }
-    PT_EQ_INT(pr__test_live_stacks(), live0 + N);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0 + N);
     /* dirty the low end of the first stack; the trim must give it back */
     probe = cs[0]->lo + 100;
     memset(probe, 0x5a, 4096);
     for (i = 0; i < N; i++) pr__coro_destroy(cs[i]);
-    pr__test_coro_trim_ns = -1;
-    PT_EQ_INT(pr__test_coro_pool_count(), PR__CORO_POOL_MAX);
-    PT_EQ_INT(pr__test_live_stacks(), live0 + PR__CORO_POOL_MAX);
-    PT_EQ_INT(__atomic_load_n(&pr__test_coro_trims, __ATOMIC_RELAXED) - trims0, PR__CORO_POOL_MAX / PR__CORO_TRIM_BATCH);
+    pr__coro_test_trim_ns = -1;
+    PT_EQ_INT(pr__coro_test_pool_count(), PR__CORO_POOL_MAX);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0 + PR__CORO_POOL_MAX);
+    PT_EQ_INT(__atomic_load_n(&pr__coro_test_trims, __ATOMIC_RELAXED) - trims0, PR__CORO_POOL_MAX / PR__CORO_TRIM_BATCH);
     /* a stack is trimmed by the first pass after a whole interval in the pool: all batches but the last */
-    PT_EQ_INT(__atomic_load_n(&pr__test_coro_trimmed, __ATOMIC_RELAXED) - trimmed0,
+    PT_EQ_INT(__atomic_load_n(&pr__coro_test_trimmed, __ATOMIC_RELAXED) - trimmed0,
               PR__CORO_POOL_MAX - PR__CORO_TRIM_BATCH);
     if (coro_t_dontneed_works())
         for (i = 0; i < 4096; i++) touched_zero &= probe[i] == 0;
     PT_CHECK(touched_zero);
     pr__coro_pool_drain();
-    PT_EQ_INT(pr__test_coro_pool_count(), 0);
-    PT_EQ_INT(pr__test_live_stacks(), live0);
+    PT_EQ_INT(pr__coro_test_pool_count(), 0);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0);
 }
 
 /* Steady churn trims nothing: every stack is handed out again well within an interval. */
@@ -744,9 +744,9 @@ PT_TEST(coro_pool_churn_is_not_trimmed) {
     size_t trimmed0, live0;
     int round, i;
     pr__coro_pool_drain();
-    live0 = pr__test_live_stacks();
-    trimmed0 = __atomic_load_n(&pr__test_coro_trimmed, __ATOMIC_RELAXED);
-    pr__test_coro_trim_ns = (int64_t)60 * 1000000000; /* the default (1 s) is too short for slow emulators */
+    live0 = pr__coro_test_live_stacks();
+    trimmed0 = __atomic_load_n(&pr__coro_test_trimmed, __ATOMIC_RELAXED);
+    pr__coro_test_trim_ns = (int64_t)60 * 1000000000; /* the default (1 s) is too short for slow emulators */
     for (round = 0; round < 20; round++) {
         for (i = 0; i < K; i++) {
             PT_EQ_ERR(pr__coro_create(&cs[i], NULL, 0, 0, NULL, 0, coro_t_idle_fn, NULL), PR_OK);
@@ -754,11 +754,11 @@ PT_TEST(coro_pool_churn_is_not_trimmed) {
         }
         for (i = 0; i < K; i++) pr__coro_destroy(cs[i]);
     }
-    pr__test_coro_trim_ns = -1;
-    PT_EQ_INT(__atomic_load_n(&pr__test_coro_trimmed, __ATOMIC_RELAXED) - trimmed0, 0);
-    PT_EQ_INT(pr__test_live_stacks(), live0 + K);
+    pr__coro_test_trim_ns = -1;
+    PT_EQ_INT(__atomic_load_n(&pr__coro_test_trimmed, __ATOMIC_RELAXED) - trimmed0, 0);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0 + K);
     pr__coro_pool_drain();
-    PT_EQ_INT(pr__test_live_stacks(), live0);
+    PT_EQ_INT(pr__coro_test_live_stacks(), live0);
 }
 
 static void coro_t_return_fn(void *arg) { PR__UNUSED(arg); }

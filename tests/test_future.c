@@ -256,7 +256,7 @@ PT_TEST(future_await_all_order_and_failure) {
     size_t i, failed = 99;
     int round;
     int64_t t0;
-    pr__test_clock_virtual(1, pr_now());
+    pr__time_test_clock_virtual(1, pr_now());
     for (round = 0; round < 3; round++) {
         for (i = 0; i < 3; i++) {
             PT_REQUIRE(pr_future_create(&fs[i]) == PR_OK);
@@ -285,7 +285,7 @@ PT_TEST(future_await_all_order_and_failure) {
             pr_future_destroy(fs[i]);
         }
     }
-    pr__test_clock_virtual(0, 0);
+    pr__time_test_clock_virtual(0, 0);
 }
 
 PT_TEST(future_await_all_fail_fast_returns_early) {
@@ -294,7 +294,7 @@ PT_TEST(future_await_all_fail_fast_returns_early) {
     pr_task *t[2];
     size_t failed = 99, i;
     int64_t t0;
-    pr__test_clock_virtual(1, pr_now());
+    pr__time_test_clock_virtual(1, pr_now());
     for (i = 0; i < 2; i++) {
         PT_REQUIRE(pr_future_create(&fs[i]) == PR_OK);
         l[i].f = fs[i];
@@ -317,7 +317,7 @@ PT_TEST(future_await_all_fail_fast_returns_early) {
         PT_EQ_ERR(pr_join(t[i], NULL, PR_FOREVER), PR_OK);
         pr_future_destroy(fs[i]);
     }
-    pr__test_clock_virtual(0, 0);
+    pr__time_test_clock_virtual(0, 0);
 }
 
 static int future_resolve_all_reverse(void *arg) {

@@ -469,9 +469,9 @@ PT_TEST(http_obs_fold_linear) {
         PT_REQUIRE(pr_buf_append_str(&head, "HTTP/1.1 200 OK\r\nX: a\r\n") == PR_OK);
         for (i = 0; i < sizes[k]; i++) PT_REQUIRE(pr_buf_append_str(&head, " \r\n") == PR_OK);
         PT_REQUIRE(pr_buf_append_str(&head, " b\r\nContent-Length: 0\r\n\r\n") == PR_OK);
-        pr__test_http_fold_work = 0;
+        pr__http_test_fold_work = 0;
         http_run(&res, head.data, NULL, &o, 0, 0, HTTP_READ_SMALL);
-        work = pr__test_http_fold_work;
+        work = pr__http_test_fold_work;
         PT_EQ_ERR(res.rc, PR_OK);
         PT_CHECK(strncmp(res.hdrs, "X: a ", 5) == 0);
         if (k == 0) PT_CHECK(strstr(res.hdrs, " b\nContent-Length: 0\n") != NULL); /* fits in res.hdrs */
@@ -1188,7 +1188,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     pr_err_info e;
     char buf[16];
     int64_t t0;
-    pr__test_clock_virtual(1, 100000);
+    pr__time_test_clock_virtual(1, 100000);
     memset(&u, 0, sizeof u);
     memset(&req, 0, sizeof req);
     memset(&o, 0, sizeof o);
@@ -1256,7 +1256,7 @@ PT_TEST(http_idle_timeout_body_and_head) {
     PT_EQ_STR(t.base.err.msg, "http: timed out waiting for the response head (deadline)");
     pr_buf_deinit(&t.out);
     pr_url_deinit(&u);
-    pr__test_clock_virtual(0, 0);
+    pr__time_test_clock_virtual(0, 0);
 }
 
 /* ---- cancellation ---- */

@@ -27,7 +27,7 @@ static double hr_random(void *ud) { return ((hr_rec *)ud)->r; }
 
 static int64_t hr_wall(void *ud) {
     hr_rec *x = (hr_rec *)ud;
-    return x->wall_ms ? x->wall_ms : pr__wall_ms();
+    return x->wall_ms ? x->wall_ms : pr__time_wall_ms();
 }
 
 /* A started server, a client with the recording hooks, and their state. */

@@ -40,8 +40,8 @@ static void net_destroy_all(pr_conn **c, int n) {
 /* Wait (bounded) until the DNS helpers have freed every lookup. */
 static long net_wait_jobs_drained(int64_t ms) {
     int64_t end = pr_deadline_in(ms);
-    while (__atomic_load_n(&pr__test_dns_jobs, __ATOMIC_SEQ_CST) && pr_now() < end) pr_sleep(pr_deadline_in(10));
-    return __atomic_load_n(&pr__test_dns_jobs, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&pr__net_test_dns_jobs, __ATOMIC_SEQ_CST) && pr_now() < end) pr_sleep(pr_deadline_in(10));
+    return __atomic_load_n(&pr__net_test_dns_jobs, __ATOMIC_SEQ_CST);
 }
 
 /* A name in /etc/hosts mapped to 127.0.0.1 other than localhost (resolved
@@ -429,7 +429,7 @@ PT_TEST(net_dns_failure_is_edns) {
     pr_net_opts o;
     pr_err_info ei;
     int rc;
-    __atomic_store_n(&pr__test_dns_offline, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_offline, 1, __ATOMIC_SEQ_CST);
     rc = pr_dns_resolve(&l, "no-such-host.invalid", 80, 0, &ei, pr_deadline_in(3000));
     PT_EQ_ERR(rc, PR_EDNS);
     PT_CHECK(l == NULL);
@@ -442,7 +442,7 @@ PT_TEST(net_dns_failure_is_edns) {
     PT_EQ_ERR(rc, PR_EDNS);
     PT_EQ_INT(ei.dns_error, EAI_NONAME);
     PT_EQ_INT(ei.code, rc);
-    __atomic_store_n(&pr__test_dns_offline, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_offline, 0, __ATOMIC_SEQ_CST);
     PT_EQ_INT(net_wait_jobs_drained(20000), 0);
 }
 
@@ -465,8 +465,8 @@ PT_TEST(net_dns_pool_runs_lookups_side_by_side) {
     net_lk k[3] = { { "a.invalid", 1 }, { "b.invalid", 1 }, { "c.invalid", 1 } };
     pr_task *t[3];
     int i, peak = 0;
-    __atomic_store_n(&pr__test_dns_offline, 1, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&pr__test_dns_delay_ms, 200, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_offline, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_delay_ms, 200, __ATOMIC_SEQ_CST);
     for (i = 0; i < 3; i++) PT_REQUIRE(pr_go(&t[i], net_lookup_task, &k[i], NULL) == PR_OK);
     for (i = 0; i < 20 && peak < 3; i++) { /* sample the pool while the lookups sleep */
         int n;
@@ -480,8 +480,8 @@ PT_TEST(net_dns_pool_runs_lookups_side_by_side) {
         PT_EQ_ERR(pr_join(t[i], NULL, PR_FOREVER), PR_OK);
         PT_EQ_ERR(k[i].rc, PR_EDNS);
     }
-    __atomic_store_n(&pr__test_dns_delay_ms, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&pr__test_dns_offline, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_delay_ms, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_offline, 0, __ATOMIC_SEQ_CST);
     PT_EQ_INT(peak, 3);
     PT_EQ_INT(net_wait_jobs_drained(20000), 0);
 }
@@ -498,11 +498,11 @@ PT_TEST(net_dns_cancel_busy_worker) {
     pr_addrlist *l = NULL;
     int r;
     int64_t t0;
-    __atomic_store_n(&pr__test_dns_delay_ms, 300, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_delay_ms, 300, __ATOMIC_SEQ_CST);
     /* cancelled while the helper sleeps: returns at once; the helper frees the job */
     PT_REQUIRE(pr_go(&t, net_resolve_task, (void *)"slow-one.invalid", NULL) == PR_OK);
     pr_sleep(pr_deadline_in(30));
-    PT_EQ_INT(__atomic_load_n(&pr__test_dns_jobs, __ATOMIC_SEQ_CST), 1);
+    PT_EQ_INT(__atomic_load_n(&pr__net_test_dns_jobs, __ATOMIC_SEQ_CST), 1);
     t0 = pr_now();
     pr_cancel(t);
     PT_EQ_ERR(pr_join(t, &r, pr_deadline_in(100)), PR_OK);
@@ -516,7 +516,7 @@ PT_TEST(net_dns_cancel_busy_worker) {
     /* an already cancelled task does not even queue a lookup */
     pr_cancel(pr_self());
     PT_EQ_ERR(pr_dns_resolve(&l, "slow-three.invalid", 80, 0, NULL, PR_FOREVER), PR_ECANCELED);
-    __atomic_store_n(&pr__test_dns_delay_ms, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pr__net_test_dns_delay_ms, 0, __ATOMIC_SEQ_CST);
 }
 
 PT_TEST(net_dns_pool_and_cache) {
@@ -525,19 +525,19 @@ PT_TEST(net_dns_pool_and_cache) {
     static const unsigned char lo4[4] = { 127, 0, 0, 1 };
     long hits;
     if (!net_hosts_name(name, sizeof name)) PT_SKIP("no single-label 127.0.0.1 name in /etc/hosts");
-    pr__test_dns_cache_clear();
-    hits = pr__test_dns_cache_hits;
+    pr__net_test_dns_cache_clear();
+    hits = pr__net_test_dns_cache_hits;
     PT_REQUIRE(pr_dns_resolve(&l, name, 81, AF_INET, NULL, pr_deadline_in(5000)) == PR_OK);
     PT_REQUIRE(l->count >= 1);
     PT_EQ_MEM(l->addrs[0].ip, lo4, 4);
     PT_EQ_INT(l->addrs[0].port, 81);
     pr_addrlist_destroy(l);
-    PT_EQ_INT(pr__test_dns_cache_hits, hits);
+    PT_EQ_INT(pr__net_test_dns_cache_hits, hits);
     PT_REQUIRE(pr_dns_resolve(&l, name, 82, AF_INET, NULL, 0) == PR_OK); /* a cache hit needs no wait */
-    PT_EQ_INT(pr__test_dns_cache_hits, hits + 1);
+    PT_EQ_INT(pr__net_test_dns_cache_hits, hits + 1);
     PT_EQ_INT(l->addrs[0].port, 82);
     pr_addrlist_destroy(l);
-    pr__test_dns_cache_clear();
+    pr__net_test_dns_cache_clear();
     PT_EQ_INT(net_wait_jobs_drained(1000), 0);
 }
 
@@ -741,7 +741,7 @@ PT_TEST(net_alloc_fail_dns_pool) {
     for (n = 1; n < 100; n++) {
         pr_addrlist *l = NULL;
         int rc;
-        pr__test_dns_cache_clear();
+        pr__net_test_dns_cache_clear();
         pt_alloc_fail_nth(n);
         rc = pr_dns_resolve(&l, name, 80, AF_INET, NULL, pr_deadline_in(5000));
         pr_addrlist_destroy(l);
@@ -749,7 +749,7 @@ PT_TEST(net_alloc_fail_dns_pool) {
         if (__atomic_load_n(&pt__mem.fail_nth, __ATOMIC_SEQ_CST) > 0) break;
     }
     pt_alloc_fail_nth(0);
-    pr__test_dns_cache_clear();
+    pr__net_test_dns_cache_clear();
     PT_CHECK(n >= 2 && n < 100);
     PT_EQ_INT(net_wait_jobs_drained(2000), 0);
 }

@@ -8,11 +8,11 @@
 /* The virtual clock from the current reading of the real one. */
 static int64_t retry_vclock_on(void) {
     int64_t t0 = pr_now();
-    pr__test_clock_virtual(1, t0);
+    pr__time_test_clock_virtual(1, t0);
     return t0;
 }
 
-static void retry_vclock_off(void) { pr__test_clock_virtual(0, 0); }
+static void retry_vclock_off(void) { pr__time_test_clock_virtual(0, 0); }
 
 /* ---- backoff ---- */
 
@@ -219,7 +219,7 @@ static int retry_vsleep(int64_t delay_ms, int64_t deadline, void *ud) {
         pr_cancel(pr_self());
         return PR_ECANCELED;
     }
-    pr__test_clock_advance(delay_ms);
+    pr__time_test_clock_advance(delay_ms);
     return PR_OK;
 }
 
@@ -362,7 +362,7 @@ PT_TEST(retry_runner_saturates_on_any_clock) {
     pr_retry st;
     retry_rec x;
     int rc = PR_EIO;
-    pr__test_clock_virtual(1, -1000);
+    pr__time_test_clock_virtual(1, -1000);
     retry_policy_init(&p, &x);
     PT_EQ_ERR(pr_retry_begin(&st, &p), PR_OK);
     PT_EQ_INT(pr_retry_plan(&st, &rc, PR_FOREVER), 500);
@@ -757,9 +757,9 @@ PT_TEST(retry_breaker_transitions) {
     pr_breaker_record(b, PR_BREAKER_FAILURE); /* a late failure while open changes nothing */
     PT_EQ_INT(ch.n, 1);
     /* C3: after the reset timeout it reads half-open; one probe, a second refused */
-    pr__test_clock_advance(99);
+    pr__time_test_clock_advance(99);
     PT_EQ_INT(pr_breaker_state(b), PR_BREAKER_OPEN);
-    pr__test_clock_advance(1);
+    pr__time_test_clock_advance(1);
     PT_EQ_INT(pr_breaker_state(b), PR_BREAKER_HALF_OPEN);
     PT_EQ_ERR(pr_breaker_admit(b), PR_OK);
     PT_EQ_ERR(pr_breaker_admit(b), PR_ECIRCUIT);
@@ -768,12 +768,12 @@ PT_TEST(retry_breaker_transitions) {
     PT_EQ_INT(pr_breaker_state(b), PR_BREAKER_HALF_OPEN);
     PT_EQ_ERR(pr_breaker_admit(b), PR_OK);
     /* C5: the probe fails: open again, another 100 ms before the next probe */
-    pr__test_clock_advance(30);
+    pr__time_test_clock_advance(30);
     pr_breaker_record(b, PR_BREAKER_FAILURE);
     PT_EQ_INT(pr_breaker_state(b), PR_BREAKER_OPEN);
-    pr__test_clock_advance(99);
+    pr__time_test_clock_advance(99);
     PT_EQ_ERR(pr_breaker_admit(b), PR_ECIRCUIT);
-    pr__test_clock_advance(1);
+    pr__time_test_clock_advance(1);
     PT_EQ_ERR(pr_breaker_admit(b), PR_OK);
     /* C4: the probe succeeds: closed with a zero count */
     pr_breaker_record(b, PR_BREAKER_SUCCESS);
@@ -911,9 +911,9 @@ PT_TEST(retry_window_set_and_expire) {
     PT_EQ_INT(pr_backoff_window_until(w, "k"), 0);
     /* W1 */
     PT_EQ_ERR(pr_backoff_window_set(w, "k", 1000), PR_OK);
-    pr__test_clock_advance(999);
+    pr__time_test_clock_advance(999);
     PT_EQ_INT(pr_backoff_window_remaining(w, "k"), 1);
-    pr__test_clock_advance(1);
+    pr__time_test_clock_advance(1);
     PT_EQ_INT(pr_backoff_window_remaining(w, "k"), 0);
     PT_EQ_INT(pr_backoff_window_until(w, "k"), t0 + 1000); /* "recently backed off" stays visible */
     /* W2: a shorter window never shortens an active one */
@@ -950,7 +950,7 @@ PT_TEST(retry_window_forever) {
     PT_EQ_ERR(pr_backoff_window_set(w, "b", 10), PR_OK);
     PT_EQ_INT(pr_backoff_window_until(w, "a"), PR_FOREVER);
     PT_EQ_INT(pr_backoff_window_remaining(w, "a"), PR_FOREVER - t0);
-    pr__test_clock_virtual(1, -1000);
+    pr__time_test_clock_virtual(1, -1000);
     PT_EQ_INT(pr_backoff_window_remaining(w, "a"), PR_FOREVER);
     PT_EQ_INT(pr_backoff_window_remaining(w, "b"), t0 + 10 + 1000);
     PT_EQ_ERR(pr_backoff_window_wait(w, "a", pr_deadline_in(5)), PR_ETIMEDOUT);

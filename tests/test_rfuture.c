@@ -1279,13 +1279,13 @@ PT_TEST(rfuture_queue_logger_debounces) {
     PT_CHECK(l.last_ms != 0);
     {
         int64_t first = l.last_ms;
-        pr__test_clock_virtual(1, first + 1000);
+        pr__time_test_clock_virtual(1, first + 1000);
         pr_queue_log_change(&c, &l);
         PT_EQ_INT(l.last_ms, first); /* within a minute: not again */
-        pr__test_clock_advance(60000);
+        pr__time_test_clock_advance(60000);
         pr_queue_log_change(&c, &l);
         PT_EQ_INT(l.last_ms, first + 61000);
-        pr__test_clock_virtual(0, 0);
+        pr__time_test_clock_virtual(0, 0);
     }
 }
 

@@ -2,7 +2,7 @@
 
 /* Spawned tasks alive besides the test body, which itself runs as a task. */
 static long long sched_other_tasks(void) {
-    return (long long)pr__sched_tls->ntasks - (pr__sched_tls->cur->flags & PR__TF_MAIN ? 0 : 1);
+    return (long long)pr__sched_tls->ntasks - (pr__sched_tls->cur->flags & PR__SCHED_TF_MAIN ? 0 : 1);
 }
 
 static int sched_log[64];
@@ -61,7 +61,7 @@ PT_TEST(sched_sleep_wakes_in_deadline_order) {
     pr_task *t[4];
     static const int ms[] = { 30, 10, 40, 20 };
     int i, r;
-    pr__test_clock_virtual(1, 5000);
+    pr__time_test_clock_virtual(1, 5000);
     sched_nlog = 0;
     for (i = 0; i < 4; i++) pr_go(&t[i], sched_sleeper, (void *)(intptr_t)ms[i], NULL);
     for (i = 0; i < 4; i++) {
@@ -70,7 +70,7 @@ PT_TEST(sched_sleep_wakes_in_deadline_order) {
     }
     PT_EQ_INT(pr_now(), 5040);
     for (i = 0; i < 4; i++) PT_EQ_INT(sched_log[i], (i + 1) * 10);
-    pr__test_clock_virtual(0, 0);
+    pr__time_test_clock_virtual(0, 0);
 }
 
 PT_TEST(sched_sleep_real_clock) {
@@ -279,17 +279,17 @@ PT_TEST(sched_cancel_wins_over_timeout) {
     pr_chan *c;
     pr_task *t;
     int r;
-    pr__test_clock_virtual(1, 100);
+    pr__time_test_clock_virtual(1, 100);
     PT_REQUIRE(pr_chan_create(&c, sizeof(int), 0) == PR_OK);
     PT_REQUIRE(pr_go(&t, sched_recv_until, c, NULL) == PR_OK);
     PT_EQ_ERR(pr_yield(), PR_OK);
-    pr__test_clock_advance(10);
-    pr__poll(pr__sched_tls, 0); /* the timer fires: t is runnable with PR_ETIMEDOUT */
+    pr__time_test_clock_advance(10);
+    pr__sched_poll(pr__sched_tls, 0); /* the timer fires: t is runnable with PR_ETIMEDOUT */
     pr_cancel(t);
     PT_EQ_ERR(pr_join(t, &r, PR_FOREVER), PR_OK);
     PT_EQ_ERR(r, PR_ECANCELED);
     pr_chan_destroy(c);
-    pr__test_clock_virtual(0, 0);
+    pr__time_test_clock_virtual(0, 0);
 }
 
 PT_TEST(sched_join_misuse) {
@@ -967,18 +967,18 @@ PT_TEST(sched_fd_stale_waiter_not_counted) {
     pr_task *t;
     sched_io io;
     int r;
-    pr__test_clock_virtual(1, 100);
+    pr__time_test_clock_virtual(1, 100);
     PT_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
     memset(&io, 0, sizeof io);
     io.fd = sv[0];
     PT_REQUIRE(pr_go(&t, sched_reader, &io, NULL) == PR_OK);
     pr_yield();
-    pr__test_clock_advance(6000);
-    pr__poll(pr__sched_tls, 0); /* the reader timed out but has not run */
+    pr__time_test_clock_advance(6000);
+    pr__sched_poll(pr__sched_tls, 0); /* the reader timed out but has not run */
     PT_EQ_ERR(pr_fd_wait(sv[0], PR_WAIT_READ, 0), PR_ETIMEDOUT); /* not PR_ESTATE */
     PT_EQ_ERR(pr_join(t, &r, PR_FOREVER), PR_OK);
     PT_EQ_ERR(r, PR_ETIMEDOUT);
-    pr__test_clock_virtual(0, 0);
+    pr__time_test_clock_virtual(0, 0);
     pr_fd_forget(sv[0]);
     close(sv[0]);
     close(sv[1]);

@@ -16,7 +16,7 @@ PT_TEST(session_throttle_layers) {
     pr_throttle_ticket tk[12];
     int i;
     int64_t t0 = pr_now();
-    pr__test_clock_virtual(1, t0);
+    pr__time_test_clock_virtual(1, t0);
     memset(&o, 0, sizeof o);
     o.max_bytes = 1000;
     PT_REQUIRE(pr_throttle_create(&t, &o) == PR_OK);
@@ -41,14 +41,14 @@ PT_TEST(session_throttle_layers) {
     /* a large request opens 5 s */
     PT_EQ_ERR(pr_throttle_backoff(t, 200 * 1024), PR_OK);
     PT_EQ_INT(pr_backoff_window_remaining(t->o.window, t->key), 5000);
-    pr__test_clock_advance(5000 + 10000);
+    pr__time_test_clock_advance(5000 + 10000);
     PT_EQ_INT(pr_throttle_backed_off(t), 0); /* 10 s after the window: back to normal */
     PT_EQ_ERR(pr_throttle_acquire(t, 100, &tk[0], 0), PR_OK);
     PT_EQ_INT(tk[0].weight, 100);
     PT_EQ_INT(tk[0].backoff_slot, 0);
     pr_throttle_release(t, &tk[0]);
     pr_throttle_destroy(t);
-    pr__test_clock_virtual(0, 0);
+    pr__time_test_clock_virtual(0, 0);
 }
 
 /* While recently backed off, a huge estimate's weight saturates instead of
@@ -57,7 +57,7 @@ PT_TEST(session_throttle_weight_saturates) {
     pr_throttle *t;
     pr_throttle_opts o;
     pr_throttle_ticket tk;
-    pr__test_clock_virtual(1, pr_now());
+    pr__time_test_clock_virtual(1, pr_now());
     memset(&o, 0, sizeof o);
     o.max_bytes = 1000;
     PT_REQUIRE(pr_throttle_create(&t, &o) == PR_OK);
@@ -68,7 +68,7 @@ PT_TEST(session_throttle_weight_saturates) {
     pr_throttle_release(t, &tk);
     PT_CHECK(pr_wsem_budget(t->bytes) == 1000);
     pr_throttle_destroy(t);
-    pr__test_clock_virtual(0, 0);
+    pr__time_test_clock_virtual(0, 0);
 }
 
 /* A 429 on a real submit route: the window is set, the resubmission comes

@@ -7,11 +7,11 @@
 /* The virtual clock from the current reading of the real one. */
 static int64_t sync_vclock_on(void) {
     int64_t t0 = pr_now();
-    pr__test_clock_virtual(1, t0);
+    pr__time_test_clock_virtual(1, t0);
     return t0;
 }
 
-static void sync_vclock_off(void) { pr__test_clock_virtual(0, 0); }
+static void sync_vclock_off(void) { pr__time_test_clock_virtual(0, 0); }
 
 typedef struct sync_holder {
     pr_sem *s;

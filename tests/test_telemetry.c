@@ -241,8 +241,8 @@ PT_TEST(telemetry_queue_bytes_bounded) {
         PT_EQ_ERR(pr_yield(), PR_OK); /* the reporter's task runs: batches go out and hang */
     }
     /* SESSION_START (no strings) and as many events as fit in the cap */
-    ev_size = sizeof(pr__rep_ev) + sizeof "big" + DATA + 1;
-    fit = (long)((CAP - sizeof(pr__rep_ev)) / ev_size);
+    ev_size = sizeof(pr__telemetry_rep_ev) + sizeof "big" + DATA + 1;
+    fit = (long)((CAP - sizeof(pr__telemetry_rep_ev)) / ev_size);
     PT_CHECK(fit > 2 && fit < N);
     PT_EQ_INT(accepted, fit);
     pr_reporter_counts(r, &pushed, &flushed, &dropped);
@@ -253,10 +253,10 @@ PT_TEST(telemetry_queue_bytes_bounded) {
     if (bytes - bytes0 >= CAP + CAP / 2)
         pt_fail(__FILE__, __LINE__, "%lu bytes held for a %d-byte queue", (unsigned long)(bytes - bytes0), CAP);
     /* all or nothing: an exception that fits alone, but not with SESSION_END */
-    room = CAP - sizeof(pr__rep_ev) - (size_t)fit * ev_size;
-    exc_fixed = sizeof(pr__rep_ev) + sizeof "Error" + 1; /* type and the message's NUL */
-    PT_REQUIRE(room > exc_fixed + sizeof(pr__rep_ev));
-    memset(msg, 'm', room - exc_fixed - sizeof(pr__rep_ev) / 2);
+    room = CAP - sizeof(pr__telemetry_rep_ev) - (size_t)fit * ev_size;
+    exc_fixed = sizeof(pr__telemetry_rep_ev) + sizeof "Error" + 1; /* type and the message's NUL */
+    PT_REQUIRE(room > exc_fixed + sizeof(pr__telemetry_rep_ev));
+    memset(msg, 'm', room - exc_fixed - sizeof(pr__telemetry_rep_ev) / 2);
     memset(&e, 0, sizeof e);
     e.message = msg;
     PT_EQ_ERR(pr_reporter_log_fatal(r, &e, PR_SEVERITY_CRITICAL, pr_deadline_in(1000)), PR_ELIMIT);

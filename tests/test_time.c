@@ -24,12 +24,12 @@ PT_TEST(time_deadline_min) {
 }
 
 PT_TEST(time_virtual_clock) {
-    pr__test_clock_virtual(1, 1000);
+    pr__time_test_clock_virtual(1, 1000);
     PT_EQ_INT(pr_now(), 1000);
-    pr__test_clock_advance(250);
+    pr__time_test_clock_advance(250);
     PT_EQ_INT(pr_now(), 1250);
     PT_EQ_INT(pr_deadline_in(10), 1260);
-    pr__test_clock_virtual(0, 0);
+    pr__time_test_clock_virtual(0, 0);
     PT_CHECK(pr_now() != 1250 || 1); /* real clock again */
 }
 

@@ -222,7 +222,7 @@ static void da_fail(const char *cmd, int rc, int meaning, int status, const pr_e
 
 static void da_dynamic_value(da_kv *k, char *out, size_t cap) {
     if (strcmp(k->value, "counter") == 0) snprintf(out, cap, "%ld", ++k->counter);
-    else if (strcmp(k->value, "timestamp") == 0) snprintf(out, cap, "%lld", (long long)pr__wall_ms());
+    else if (strcmp(k->value, "timestamp") == 0) snprintf(out, cap, "%lld", (long long)pr__time_wall_ms());
     else snprintf(out, cap, "%s", k->token ? k->token : "");
 }
 
@@ -433,7 +433,7 @@ static int da_data(const pr_json *cmd, pr_buf *out) {
     const char *d = da_str(cmd, "data", &n);
     pr_buf_clear(out);
     if (!d) return PR_OK;
-    if (da_bool(cmd, "binary")) return pr__ds_b64_decode(out, d, n);
+    if (da_bool(cmd, "binary")) return pr__ds_read_b64_decode(out, d, n);
     return pr_buf_append(out, d, n);
 }
 

@@ -473,7 +473,7 @@ static int ts_ep_chunked(ts_conn *x, ts_req *r, pr_buf *b) {
    benchmarks stream millions of these lines. */
 static int ts_line_num(pr_buf *b, const char *prefix, int64_t n) {
     char d[24];
-    size_t k = pr__dec(d, (uint64_t)n);
+    size_t k = pr__buf_dec(d, (uint64_t)n);
     int rc = pr_buf_append_str(b, prefix);
     if (rc == PR_OK) rc = pr_buf_append(b, d, k);
     return rc == PR_OK ? pr_buf_append(b, "\n", 1) : rc;
