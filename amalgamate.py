@@ -8,6 +8,10 @@
     python3 amalgamate.py --src DIR            read the modules from DIR (to test this tool)
 
 The structural lints run on every invocation; any finding exits with status 2.
+They include the private-name lint: each module's file-scope pr__/PR__ names carry
+its own prefix (pr__<module>_ / PR__<MODULE>_; base's any prefix no module claims),
+and a module uses another's private names only where that module's opening comment
+offers them ("Offers to the modules after it: ..."). CONTRIBUTING.md, Naming.
 The output depends only on MODULES, src/ and LICENSE; src/history.txt, the revision
 history, is emitted last. Standard library only.
 tools/check_api.py imports this file for its C scanner and the reserved-name list.
@@ -120,7 +124,7 @@ def declarator(toks):
             return toks[i + 2], None
         depth += {"(": 1, ")": -1}.get(x, 0)
     last, i = None, 0
-    while i < len(toks) and texts[i] not in ("=", "[", ":", ";", "{}"):
+    while i < len(toks) and texts[i] not in ("=", "[", ":", ";", "{}", ","):
         t = toks[i]
         if t.kind == "id" and texts[i + 1:i + 2] == ["("]:
             if not (t.text.isupper() or t.text.startswith("__")):  # not a macro, asm or attribute
@@ -229,6 +233,25 @@ def declarations(lines, first_line):
         kind = "typedef" if "typedef" in words else "function" if plist is not None else "variable"
         params = params_of(spec, plist) if plist is not None else None
         out.append(Decl(kind, name.text, name.line, "static" in words, st.body, params, st.doc))
+        if kind != "function":  # int a, *b; declares b too
+            out += [Decl(kind, t.text, t.line, "static" in words, False, None, st.doc)
+                    for t in more_declarators(spec)]
+    return out
+
+
+def more_declarators(spec):
+    """The names after the top-level commas of a declaration (int a, *b, c[4] = {}: b, c)."""
+    out, depth, i = [], 0, 0
+    while i < len(spec):
+        x = spec[i].text
+        depth += {"(": 1, ")": -1, "[": 1, "]": -1}.get(x, 0)
+        if x == "," and depth == 0:
+            j = i + 1
+            while j < len(spec) and (spec[j].text in ("*", "(", "const", "volatile", "restrict")):
+                j += 1
+            if j < len(spec) and spec[j].kind == "id":
+                out.append(spec[j])
+        i += 1
     return out
 
 
@@ -328,9 +351,169 @@ def named_ok(mod, decl):
         mod.name == "base" and decl.kind == "macro" and decl.name in SYSTEM_MACROS)
 
 
+# ---------------------------------------------------------------- private names
+
+PRIVATE = re.compile(r"\b(?:pr__|PR__)\w+")
+# A module's opening comment lists the privates it lets the modules after it use:
+#   Offers to the modules after it: pr__http_media_is, pr__http_fields_*
+# (exact names, or a prefix ending in * that matches any rest, even an empty one;
+# separated by commas; a line ending in a comma, or the label alone, continues on the
+# next comment line; a final period is allowed). CONTRIBUTING.md, Module anatomy.
+OFFERS = re.compile(r"Offers to the modules after it:(.*)$")
+OFFER_ITEM = re.compile(r"^(?:pr__|PR__)\w+\*?$")
+
+
+def is_private(name):
+    return name.startswith(("pr__", "PR__"))
+
+
+def private_prefix(module, name):
+    """The prefix a private name of module must have, in the name's case."""
+    return ("pr__%s_" % module) if name.startswith("pr__") else ("PR__%s_" % module.upper())
+
+
+def claims(module, name):
+    """True when module's prefix claims the private name: pr__<module>_... or the bare
+    pr__<module> (PR__<MODULE>_... for the upper-case ones)."""
+    pfx = private_prefix(module, name)
+    return name.startswith(pfx) or name == pfx[:-1]
+
+
+def prefix_owner(name, modules):
+    """The module whose prefix claims a private name (the longest one: with modules ds
+    and ds_read, pr__ds_read_x is ds_read's), or None."""
+    owners = [m for m in modules if claims(m, name)]
+    return max(owners, key=len) if owners else None
+
+
+def strip_comment(line):
+    """A comment line without its decoration (' * ', '// ')."""
+    return re.sub(r"^\s*(?://+|/?\*+(?!/))?\s?", "", line).rstrip()
+
+
+def offers(mod):
+    """[(line, item)] of the module's 'Offers to the modules after it:' lists, and
+    [(line, message)] of the malformed or misplaced ones."""
+    items, bad = [], []
+    first, lines = mod.public
+    toks = tokenize(lines, first)
+    opening = None
+    if toks and toks[0].kind == "comment":
+        opening = (toks[0].line, toks[0].line + toks[0].text.count("\n"))
+    for region in ("public", "impl"):
+        first, lines = getattr(mod, region)
+        i = 0
+        while i < len(lines):
+            m = OFFERS.search(lines[i])
+            start = first + i
+            i += 1
+            if not m:
+                continue
+            if region != "public" or not opening or not opening[0] <= start <= opening[1]:
+                bad.append((start, "an 'Offers to the modules after it:' line belongs in the "
+                            "module's opening comment (the first comment of its public region)"))
+                continue
+            text = m.group(1).strip()
+            while (not text or text.endswith(",")) and i < len(lines) and first + i <= opening[1]:
+                more = strip_comment(lines[i]).strip()
+                text += " " + (more[:-2].strip() if more.endswith("*/") else more)
+                i += 1
+            text = (text[:-2].strip() if text.endswith("*/") else text).rstrip(".")
+            for item in (x.strip() for x in text.split(",")):
+                if OFFER_ITEM.match(item):
+                    items.append((start, item))
+                else:
+                    bad.append((start, "'%s' in the Offers list: want pr__name / PR__NAME or a "
+                                "prefix ending in * (comma-separated; a line ending in a comma "
+                                "continues)" % item))
+    return items, bad
+
+
+def used_names(mod):
+    """{private name: first line} of the pr__/PR__ identifiers a module's code uses
+    (comments and string literals do not count; preprocessor lines do)."""
+    out = {}
+    for region in ("public", "impl"):
+        first, lines = getattr(mod, region)
+        for t in tokenize(lines, first):
+            if t.kind == "id" and is_private(t.text):
+                out.setdefault(t.text, t.line)
+            elif t.kind == "pp":
+                text = re.sub(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"", " ", t.text, flags=re.S)
+                for name in PRIVATE.findall(text):
+                    out.setdefault(name, t.line)
+    return out
+
+
+def lint_privates(mods, decls, problems):
+    """(a) every file-scope private of a module starts with its own prefix (base: with
+    one no module claims); (b) a module uses another's private only when that one
+    offers it (base's privates are offered to all), and only from a module before it."""
+    names = [m.name for m in mods]
+    order = {n: i for i, n in enumerate(names)}
+    owner, own = {}, {m.name: set() for m in mods}
+    for m in mods:
+        seen = set()
+        for d in sorted(decls[m.name][0] + decls[m.name][1], key=lambda d: d.line):
+            if not is_private(d.name):
+                continue
+            owner.setdefault(d.name, m.name)
+            own[m.name].add(d.name)
+            if d.name in seen:
+                continue
+            seen.add(d.name)
+            claimed = prefix_owner(d.name, names)
+            if m.name == "base" and claimed not in (None, "base"):
+                problems.add(m.path, d.line, "base's private %s %s uses module %s's prefix %s: give "
+                             "it a name no module's prefix claims, or move it to %s "
+                             "(CONTRIBUTING.md, Naming)" % (d.kind, d.name, claimed,
+                                                            private_prefix(claimed, d.name), claimed))
+            elif m.name != "base" and claimed != m.name:
+                whose = " (that is module %s's prefix)" % claimed if claimed else ""
+                problems.add(m.path, d.line, "private %s %s: %s's private names start with %s%s; "
+                             "rename it to %s... (CONTRIBUTING.md, Naming)"
+                             % (d.kind, d.name, m.name, private_prefix(m.name, d.name), whose,
+                                private_prefix(m.name, d.name)))
+    offered = {}
+    for m in mods:
+        items, bad = offers(m)
+        for line, msg in bad:
+            problems.add(m.path, line, msg)
+        exact, patterns = set(), []
+        for line, item in items:
+            if item.endswith("*"):
+                if not any(n.startswith(item[:-1]) for n in own[m.name]):
+                    problems.add(m.path, line, "the Offers list names %s, which matches none of %s's "
+                                 "private names: drop it or fix it" % (item, m.name))
+                patterns.append(item[:-1])
+            else:
+                if item not in own[m.name]:
+                    problems.add(m.path, line, "the Offers list names %s, which is not a private name "
+                                 "%s declares: drop it or fix it" % (item, m.name))
+                exact.add(item)
+        offered[m.name] = (exact, patterns)
+    for m in mods:
+        for name, line in sorted(used_names(m).items(), key=lambda kv: (kv[1], kv[0])):
+            theirs = owner.get(name)
+            if theirs in (None, m.name, "base") or name in own[m.name]:
+                continue
+            if order[theirs] > order[m.name]:
+                problems.add(m.path, line, "uses %s, a private of %s, which comes after %s in MODULES "
+                             "(a module uses only the modules before it)" % (name, theirs, m.name))
+                continue
+            exact, patterns = offered[theirs]
+            if name not in exact and not any(name.startswith(p) for p in patterns):
+                problems.add(m.path, line, "uses %s, a private of %s that %s does not offer: add it to "
+                             "the 'Offers to the modules after it:' line of %s's opening comment, or "
+                             "use %s's public API (CONTRIBUTING.md, Module anatomy)"
+                             % (name, theirs, theirs, os.path.relpath(
+                                 os.path.join(os.path.dirname(m.path), theirs + ".c")), theirs))
+
+
 def lint(mods, problems):
     decls = {m.name: (declarations(m.public[1], m.public[0]), declarations(m.impl[1], m.impl[0]))
              for m in mods}
+    lint_privates(mods, decls, problems)
     public_funcs = {d.name for pub, _ in decls.values() for d in pub if d.kind == "function"}
     for m in mods:
         pub, imp = decls[m.name]

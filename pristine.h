@@ -332,10 +332,13 @@ PRISTINE_API double pr_random(void);
  * deadlines.
  *
  * For the modules after it: pr__time_add (a time plus a duration,
- * saturating; every such sum goes through it), pr__wall_ms (the wall clock,
- * ms since 1970 UTC, for HTTP-dates and timestamps), pr__now_ns (the
+ * saturating; every such sum goes through it), pr__time_wall_ms (the wall clock,
+ * ms since 1970 UTC, for HTTP-dates and timestamps), pr__time_now_ns (the
  * monotonic clock in ns, for timing) and, in test builds, the virtual clock
- * (pr__test_clock_virtual) that the scheduler advances to its next timer.
+ * (pr__time_test_clock_virtual) that the scheduler advances to its next timer.
+ *
+ * Offers to the modules after it: pr__time_add, pr__time_now_ns,
+ *     pr__time_test_clock_ms, pr__time_test_clock_on, pr__time_wall_ms.
  */
 #define PR_FOREVER INT64_MAX
 
@@ -370,6 +373,9 @@ PRISTINE_API int64_t pr_deadline_min(int64_t a, int64_t b);
  * allocated). A pr_slice is a borrowed view (pointer + length) that is
  * valid as long as the bytes it points into. Number parsing is strict and
  * checked: no sign where none is allowed, no spaces, overflow is an error.
+ *
+ * Offers to the modules after it: pr__buf_ascii_lower, pr__buf_dec,
+ *     pr__buf_utf8_seq.
  */
 
 /* A borrowed view of bytes; not NUL-terminated in general. */
@@ -1290,6 +1296,9 @@ PRISTINE_API int pr_sse_event_json(const pr_sse_event *ev, pr_json_doc **out, co
  * PRISTINE_NO_FP_SAVE to leave the control words out.
  *
  * Only the stack size is public: tasks are spawned through the sched module.
+ *
+ * Offers to the modules after it: pr__coro, pr__coro_create, pr__coro_destroy,
+ *     pr__coro_exit, pr__coro_init_main, pr__coro_pool_drain, pr__coro_switch.
  */
 
 /* Set the default stack size for tasks spawned later (process-wide).
@@ -1332,10 +1341,18 @@ PRISTINE_API size_t pr_coro_stack_size(void);
  * pr_sched_post is the one call another thread may make: it hands a
  * function to this scheduler, which runs it on its own thread.
  *
- * For the modules after it: pr__park / pr__wake (a task waits for an
+ * For the modules after it: pr__sched_park / pr__sched_wake (a task waits for an
  * event and a deadline; sync builds its FIFO wait queues on them), and the
- * timer heap (pr__theap: nodes by wake-up time, kept inside what they
+ * timer heap (pr__sched_theap: nodes by wake-up time, kept inside what they
  * time), which rfuture uses for its sleeping futures.
+ *
+ * Offers to the modules after it: pr__sched_canceled, pr__sched_fd_reserve,
+ *     pr__sched_fdslot, pr__sched_get, pr__sched_park, pr__sched_poller_add,
+ *     pr__sched_spawn, PR__SCHED_T_PARKED, pr__sched_task_interrupt,
+ *     PR__SCHED_TF_DETACHED, pr__sched_theap, pr__sched_theap_free,
+ *     pr__sched_theap_node, pr__sched_theap_push, pr__sched_theap_remove,
+ *     pr__sched_theap_reserve, pr__sched_theap_top, pr__sched_tls,
+ *     pr__sched_wake.
  */
 
 /* A task (coroutine). Owned by the scheduler of the thread that spawned it. */
@@ -1647,11 +1664,13 @@ PRISTINE_API void pr_chan_destroy(pr_chan *c);
  * a scheduler; their updates never interleave (tasks switch only when they
  * block), so concurrent tasks never lose an update.
  *
- * For the modules after it: the FIFO wait queues (pr__fifo, pr__waiter:
- * pr__fifo_park parks the calling task in order until it is granted, the
+ * For the modules after it: the FIFO wait queues (pr__sync_fifo, pr__sync_waiter:
+ * pr__sync_fifo_park parks the calling task in order until it is granted, the
  * queue is closed, its deadline passes or it is cancelled;
- * pr__fifo_wake_all wakes them all), which retry's backoff windows,
+ * pr__sync_fifo_wake_all wakes them all), which retry's backoff windows,
  * telemetry's reporter and the ds producer wait on.
+ *
+ * Offers to the modules after it: pr__sync_fifo*, pr__sync_waiter.
  */
 
 /* A counting semaphore: at most `permits` holders at once. Opaque. */
@@ -1991,6 +2010,9 @@ PRISTINE_API int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, c
  * pr__retry_delay_ms (a backoff delay in whole ms, jittered through the
  * hooks), pr__retry_hook_sleep (a sleep through the hooks) and
  * pr__retry_off (the policy of a request that must not be retried).
+ *
+ * Offers to the modules after it: pr__retry_delay_ms, pr__retry_hook_sleep,
+ *     pr__retry_off.
  */
 
 /* Backoff strategies: how the nominal delay grows with the attempt number a
@@ -2516,6 +2538,8 @@ PRISTINE_API void pr_backoff_window_clear(pr_backoff_window *w, const char *key)
  * 8305): IPv6 and IPv4 interleaved, a new attempt every 250 ms while earlier
  * ones are pending, the first to connect wins. pr_addrlist is freed with
  * pr_addrlist_destroy, pr_listener with pr_listener_destroy.
+ *
+ * Offers to the modules after it: pr__net_conn_known_idle, pr__net_conn_wait.
  */
 
 typedef struct pr_conn pr_conn;
@@ -2983,6 +3007,11 @@ PRISTINE_API void pr_tls_global_cleanup(void);
  * - premature end of stream inside a Content-Length or chunked body is
  *   PR_EPROTO "truncated body"; the end of an until-close body is
  *   PR_ECLOSED (over TLS a truncation error from the conn propagates).
+ *
+ * Offers to the modules after it: pr__http_exchange, pr__http_field_line,
+ *     pr__http_field_push, pr__http_field_set, pr__http_fields,
+ *     pr__http_hdr_is, pr__http_is_token, pr__http_lines_join,
+ *     pr__http_media_is, pr__http_media_type, pr__http_peer_gone.
  */
 
 /* Limits and per-phase caps. Zero in every field means the default. */
@@ -3213,6 +3242,9 @@ PRISTINE_API void pr_http_response_destroy(pr_http_response *r);
  * inside it. Proxy credentials in the proxy URL's userinfo become
  * "Proxy-Authorization: Basic". A CONNECT answered with a non-2xx status
  * is PR_EPROTO with the status in pr_err_info.http_status.
+ *
+ * Offers to the modules after it: pr__proxy_basic, pr__proxy_is_loopback,
+ *     pr__proxy_parse, pr__proxy_pick, pr__proxy_tunnel.
  */
 
 /* Whether host is excluded from proxying by a no_proxy list (curl's
@@ -3816,6 +3848,8 @@ PRISTINE_API int pr_sse_last_error(const pr_sse *s, pr_err_info *out);
  *
  * Both are independent of remote futures (the rfuture module), which a
  * pipeline usually pairs them with.
+ *
+ * Offers to the modules after it: pr__session_url.
  */
 
 /* ---- submit throttle ---- */
@@ -4282,6 +4316,11 @@ typedef struct pr_queue_log {
  * meaning and detail), pr__ds_hdr, pr__ds_setstr, pr__ds_token_ok (the
  * check of an offset or cursor), pr__ds_is_json / pr__ds_is_text and the
  * limits PR__DS_MAX_OFFSET and PR__DS_DEF_CHUNK.
+ *
+ * Offers to the modules after it: pr__ds_append, PR__DS_DEF_CHUNK, pr__ds_do,
+ *     pr__ds_hdr, pr__ds_is_json, pr__ds_is_text, PR__DS_MAX_OFFSET,
+ *     pr__ds_notify, pr__ds_observer, pr__ds_req, pr__ds_setstr,
+ *     pr__ds_status_error, pr__ds_token_ok.
  */
 
 /* A stream handle: its URL and what every request carries. Opaque; owned
@@ -4558,7 +4597,9 @@ PRISTINE_API void pr_ds_result_deinit(pr_ds_result *res);
  * pr_ds_read_open takes back), else PR_EPROTO.
  *
  * To the modules after it (ds_consumer) it offers, privately,
- * pr__ds_transient: whether a read's failure is worth reconnecting for.
+ * pr__ds_read_transient: whether a read's failure is worth reconnecting for.
+ *
+ * Offers to the modules after it: pr__ds_read_transient.
  */
 
 /* A read of a stream (pr_ds_read_open). Opaque; one task reads it at a time. */
@@ -5309,14 +5350,14 @@ PRISTINE_API const char *pr_reporter_session_id(const pr_reporter *r);
     (defined(__aarch64__) && !defined(__ILP32__)) || \
     (defined(__riscv) && __riscv_xlen == 64 && defined(__riscv_float_abi_double)) || \
     (defined(__arm__) && defined(__ARM_PCS_VFP) && defined(__ARM_ARCH_ISA_ARM)))
-#define PR__CORO_HAVE_ASM 1
+#define PR__BASE_CORO_HAVE_ASM 1
 #endif
 #if defined(PRISTINE_CORO_ASM) && defined(PRISTINE_CORO_UCONTEXT)
 #error "pristine.h: define at most one of PRISTINE_CORO_ASM and PRISTINE_CORO_UCONTEXT"
-#elif defined(PRISTINE_CORO_ASM) && !defined(PR__CORO_HAVE_ASM)
+#elif defined(PRISTINE_CORO_ASM) && !defined(PR__BASE_CORO_HAVE_ASM)
 #error "pristine.h: PRISTINE_CORO_ASM: no hand-written context switch for this target (x86-64, aarch64, riscv64 lp64d, arm hard-float; ELF only); use PRISTINE_CORO_UCONTEXT"
-#elif defined(PRISTINE_CORO_UCONTEXT) || !defined(PR__CORO_HAVE_ASM)
-#define PR__CORO_UCONTEXT 1
+#elif defined(PRISTINE_CORO_UCONTEXT) || !defined(PR__BASE_CORO_HAVE_ASM)
+#define PR__BASE_CORO_UCONTEXT 1
 #include <ucontext.h>
 #endif
 #ifndef PRISTINE_NO_TLS
@@ -5643,21 +5684,21 @@ double pr_random(void) { return (double)(pr__random_u64() >> 11) * (1.0 / 900719
 
 /* ==== time: monotonic and wall clocks in ms, deadlines, PR_FOREVER, test clock ==== >>time.impl */
 #ifdef PRISTINE_TESTING
-/* Virtual clock for tests: when on, pr_now() returns pr__test_clock_ms and
+/* Virtual clock for tests: when on, pr_now() returns pr__time_test_clock_ms and
    the scheduler advances it to the next timer instead of sleeping. */
-static int pr__test_clock_on;
-static int64_t pr__test_clock_ms;
+static int pr__time_test_clock_on;
+static int64_t pr__time_test_clock_ms;
 
-static PR__MAYBE_UNUSED void pr__test_clock_virtual(int on, int64_t start_ms) {
-    pr__test_clock_on = on;
-    pr__test_clock_ms = start_ms;
+static PR__MAYBE_UNUSED void pr__time_test_clock_virtual(int on, int64_t start_ms) {
+    pr__time_test_clock_on = on;
+    pr__time_test_clock_ms = start_ms;
 }
 
-static PR__MAYBE_UNUSED void pr__test_clock_advance(int64_t ms) { pr__test_clock_ms += ms; }
+static PR__MAYBE_UNUSED void pr__time_test_clock_advance(int64_t ms) { pr__time_test_clock_ms += ms; }
 #endif
 
 /* The real monotonic clock in nanoseconds (benchmarks, timing logs). */
-static PR__MAYBE_UNUSED int64_t pr__now_ns(void) {
+static PR__MAYBE_UNUSED int64_t pr__time_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -5665,7 +5706,7 @@ static PR__MAYBE_UNUSED int64_t pr__now_ns(void) {
 
 /* The wall clock: milliseconds since 1970 UTC (HTTP-dates, timestamps).
    The virtual test clock does not touch it; retry's hooks replace it. */
-static PR__MAYBE_UNUSED int64_t pr__wall_ms(void) {
+static PR__MAYBE_UNUSED int64_t pr__time_wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -5674,7 +5715,7 @@ static PR__MAYBE_UNUSED int64_t pr__wall_ms(void) {
 int64_t pr_now(void) {
     struct timespec ts;
 #ifdef PRISTINE_TESTING
-    if (pr__test_clock_on) return pr__test_clock_ms;
+    if (pr__time_test_clock_on) return pr__time_test_clock_ms;
 #endif
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -5695,7 +5736,7 @@ int64_t pr_deadline_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ==== buf: growable byte buffers, slices, checked number parsing, case-insensitive compare ==== >>buf.impl */
 /* v in decimal into out (room for 20 digits, no terminator); returns the length. */
-static PR__MAYBE_UNUSED size_t pr__dec(char *out, uint64_t v) {
+static PR__MAYBE_UNUSED size_t pr__buf_dec(char *out, uint64_t v) {
     char t[20];
     size_t n = 0, i;
     do t[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
@@ -5782,15 +5823,15 @@ int pr_slice_eq(pr_slice a, pr_slice b) {
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
-static int pr__ascii_lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static int pr__buf_ascii_lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
 int pr_ascii_icmp(pr_slice a, pr_slice b) {
     size_t i, n = PR__MIN(a.len, b.len);
     for (i = 0; i < n; i++) {
         int x, y;
         if (a.ptr[i] == b.ptr[i]) continue;
-        x = pr__ascii_lower((unsigned char)a.ptr[i]);
-        y = pr__ascii_lower((unsigned char)b.ptr[i]);
+        x = pr__buf_ascii_lower((unsigned char)a.ptr[i]);
+        y = pr__buf_ascii_lower((unsigned char)b.ptr[i]);
         if (x != y) return x - y;
     }
     return a.len < b.len ? -1 : a.len > b.len;
@@ -5807,7 +5848,7 @@ pr_slice pr_slice_trim(pr_slice s) {
 /* UTF-8 as the WHATWG decoder reads it: s has n >= 1 bytes. Returns the
    length (1-4) of the valid sequence at s, or -k when its first k bytes form
    one maximal invalid subpart (each such subpart becomes one U+FFFD). */
-static PR__MAYBE_UNUSED int pr__utf8_seq(const unsigned char *s, size_t n) {
+static PR__MAYBE_UNUSED int pr__buf_utf8_seq(const unsigned char *s, size_t n) {
     unsigned c = s[0], lo = 0x80, hi = 0xBF;
     int need, k;
     if (c < 0x80) return 1;
@@ -5831,7 +5872,7 @@ static PR__MAYBE_UNUSED int pr__utf8_seq(const unsigned char *s, size_t n) {
 }
 
 /* Digits of s into *out; limit is the largest magnitude allowed. */
-static int pr__parse_digits(pr_slice s, uint64_t limit, uint64_t *out) {
+static int pr__buf_parse_digits(pr_slice s, uint64_t limit, uint64_t *out) {
     uint64_t v = 0;
     size_t i;
     if (s.len == 0) return PR_EINVAL;
@@ -5848,7 +5889,7 @@ static int pr__parse_digits(pr_slice s, uint64_t limit, uint64_t *out) {
 
 int pr_parse_u64(pr_slice s, uint64_t *out) {
     uint64_t v;
-    int rc = pr__parse_digits(s, UINT64_MAX, &v);
+    int rc = pr__buf_parse_digits(s, UINT64_MAX, &v);
     if (rc == PR_OK) *out = v;
     return rc;
 }
@@ -5860,7 +5901,7 @@ int pr_parse_i64(pr_slice s, int64_t *out) {
         neg = s.ptr[0] == '-';
         s.ptr++, s.len--;
     }
-    rc = pr__parse_digits(s, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &v);
+    rc = pr__buf_parse_digits(s, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &v);
     if (rc) return rc;
     *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
     return PR_OK;
@@ -5980,7 +6021,7 @@ static int pr__json_hex4(const unsigned char *s, unsigned *out) {
 
 /* Length of the valid UTF-8 sequence at s (before e), or 0 if invalid. */
 static size_t pr__json_utf8_len(const unsigned char *s, const unsigned char *e) {
-    int k = pr__utf8_seq(s, (size_t)(e - s));
+    int k = pr__buf_utf8_seq(s, (size_t)(e - s));
     return k > 0 ? (size_t)k : 0;
 }
 
@@ -7135,11 +7176,11 @@ int pr_url_parse(pr_url *u, const char *s, size_t len, pr_err_info *err) {
 #undef PR__URL_REBASE
     for (i = 0; i < u->scheme.len; i++) {
         char *c = mem + (u->scheme.ptr - mem) + i;
-        *c = (char)pr__ascii_lower((unsigned char)*c);
+        *c = (char)pr__buf_ascii_lower((unsigned char)*c);
     }
     for (i = 0; i < u->host.len; i++) {
         char *c = mem + (u->host.ptr - mem) + i;
-        *c = (char)pr__ascii_lower((unsigned char)*c);
+        *c = (char)pr__buf_ascii_lower((unsigned char)*c);
     }
     if (v4 > 0) { /* the dotted quad, after the copy of the text */
         memcpy(mem + len + 1, quad, sizeof quad);
@@ -7181,7 +7222,7 @@ static int pr__url_put_host_port(pr_buf *out, const pr_url *u, int with_port) {
     if (!rc && u->is_ipv6) rc = pr__url_put(out, "]", 1);
     if (!rc && with_port) {
         num[0] = ':';
-        rc = pr__url_put(out, num, 1 + pr__dec(num + 1, u->port));
+        rc = pr__url_put(out, num, 1 + pr__buf_dec(num + 1, u->port));
     }
     return rc;
 }
@@ -7557,7 +7598,7 @@ static int pr__sse_utf8_ok(const char *p, size_t n) {
             else i++;
             continue;
         }
-        k = pr__utf8_seq(s + i, n - i);
+        k = pr__buf_utf8_seq(s + i, n - i);
         if (k < 0) return 0;
         i += (size_t)k;
     }
@@ -7597,7 +7638,7 @@ static size_t pr__sse_utf8_repair(char *dst, const char *p, size_t n) {
             dst[o++] = (char)s[i++];
             continue;
         }
-        k = pr__utf8_seq(s + i, n - i);
+        k = pr__buf_utf8_seq(s + i, n - i);
         if (k > 0) {
             memcpy(dst + o, s + i, (size_t)k);
             o += (size_t)k;
@@ -8081,7 +8122,7 @@ struct pr__coro {
     unsigned char kind;       /* PR__CORO_MAIN, _MMAP or _MEM */
     unsigned char guarded;    /* has a PROT_NONE guard page below lo */
     unsigned char pool_trimmed; /* in the pool, with its cold pages given back */
-#ifdef PR__CORO_UCONTEXT
+#ifdef PR__BASE_CORO_UCONTEXT
     ucontext_t uc;
 #endif
 #ifdef PR__ASAN
@@ -8105,7 +8146,7 @@ struct pr__coro {
 #define PR__CORO_FPTAG "fp"
 #endif
 
-#ifndef PR__CORO_UCONTEXT
+#ifndef PR__BASE_CORO_UCONTEXT
 #define PR__CORO_STR2(x) #x
 #define PR__CORO_STR(x) PR__CORO_STR2(x)
 /* Symbol names of the assembly routines. They are weak and hidden, so two
@@ -8454,7 +8495,7 @@ static void *pr__coro_make_frame(char *hi, void (*entry)(void *), void *arg) {
     memcpy(f + at_resume, &boot, sizeof boot);
     return hi - PR__CORO_FRAME;
 }
-#endif /* !PR__CORO_UCONTEXT */
+#endif /* !PR__BASE_CORO_UCONTEXT */
 
 /* ---- sanitizer hooks around a switch ---- */
 #ifdef PR__ASAN
@@ -8506,7 +8547,7 @@ static void pr__coro_entry(void *p) {
     pr__coro_fatal("a coroutine's entry function returned; it must switch away for the last time instead");
 }
 
-#ifdef PR__CORO_UCONTEXT
+#ifdef PR__BASE_CORO_UCONTEXT
 static void pr__coro_uc_entry(unsigned hi, unsigned lo) {
     uintptr_t p = ((uintptr_t)hi << 16 << 16) | (uintptr_t)lo;
     pr__coro_entry((void *)p);
@@ -8532,7 +8573,7 @@ static PR__NOINLINE int pr__coro_uc_prepare(pr__coro *c) {
 static inline void pr__coro_jump(pr__coro *from, pr__coro *to, int exiting) {
     if (PR__UNLIKELY(*from->canary != PR__CORO_CANARY)) pr__coro_canary_fail(from);
     pr__coro_asan_before(from, to, exiting);
-#ifdef PR__CORO_UCONTEXT
+#ifdef PR__BASE_CORO_UCONTEXT
     if (swapcontext(&from->uc, &to->uc) != 0) pr__coro_fatal("swapcontext failed");
 #else
     pr__coro_swap(&from->sp, to->sp);
@@ -8563,26 +8604,26 @@ static PR__MAYBE_UNUSED void pr__coro_init_main(pr__coro *c) {
 
 /* ---- stacks ---- */
 static size_t pr__coro_default_size;  /* 0 = PRISTINE_STACK_SIZE; accessed atomically */
-static size_t pr__stack_live;         /* stack mappings alive in the process; atomic */
-static int pr__stack_fallback_logged; /* the unguarded fallback has been logged; atomic */
+static size_t pr__coro_stack_live;         /* stack mappings alive in the process; atomic */
+static int pr__coro_stack_fallback_logged; /* the unguarded fallback has been logged; atomic */
 #ifdef PRISTINE_TESTING
-static int pr__test_coro_fail_guard;  /* nonzero: the guarded path acts as if the kernel refused */
-static size_t pr__test_coro_trims;    /* trim passes run (all threads) */
-static size_t pr__test_coro_trimmed;  /* stacks trimmed (all threads) */
-static int64_t pr__test_coro_trim_ns = -1; /* >= 0: replaces PR__CORO_TRIM_NS */
+static int pr__coro_test_fail_guard;  /* nonzero: the guarded path acts as if the kernel refused */
+static size_t pr__coro_test_trims;    /* trim passes run (all threads) */
+static size_t pr__coro_test_trimmed;  /* stacks trimmed (all threads) */
+static int64_t pr__coro_test_trim_ns = -1; /* >= 0: replaces PR__CORO_TRIM_NS */
 #endif
 
-typedef struct pr__stack_pool {
+typedef struct pr__coro_stack_pool {
     pr__coro *head;  /* LIFO of idle stacks; the records at their tops link them */
     int count;
     int low;         /* the smallest count since `since` */
     int returned;    /* stacks returned since the last look */
-    int64_t since;   /* start of the current idleness interval (pr__now_ns) */
-} pr__stack_pool;
+    int64_t since;   /* start of the current idleness interval (pr__time_now_ns) */
+} pr__coro_stack_pool;
 
-static PR__THREAD pr__stack_pool pr__stack_pool_tls;
+static PR__THREAD pr__coro_stack_pool pr__coro_stack_pool_tls;
 
-static size_t pr__stack_page(void) {
+static size_t pr__coro_stack_page(void) {
     static size_t cached;
     size_t p = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (!p) {
@@ -8593,14 +8634,14 @@ static size_t pr__stack_page(void) {
     return p;
 }
 
-static size_t pr__stack_round(size_t n) {
-    size_t page = pr__stack_page();
+static size_t pr__coro_stack_round(size_t n) {
+    size_t page = pr__coro_stack_page();
     return (n + page - 1) & ~(page - 1);
 }
 
 int pr_coro_set_stack_size(size_t bytes) {
     if (bytes < PR__CORO_MIN_STACK || bytes > PR__CORO_MAX_STACK) return PR_EINVAL;
-    __atomic_store_n(&pr__coro_default_size, pr__stack_round(bytes), __ATOMIC_RELAXED);
+    __atomic_store_n(&pr__coro_default_size, pr__coro_stack_round(bytes), __ATOMIC_RELAXED);
     return PR_OK;
 }
 
@@ -8609,24 +8650,24 @@ size_t pr_coro_stack_size(void) {
     if (!n) {
         n = (size_t)PRISTINE_STACK_SIZE;
         if (n < PR__CORO_MIN_STACK) n = PR__CORO_MIN_STACK;
-        n = pr__stack_round(n);
+        n = pr__coro_stack_round(n);
     }
     return n;
 }
 
 #if defined(MAP_STACK)
-#define PR__STACK_MAP_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK)
+#define PR__CORO_STACK_MAP_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK)
 #else
-#define PR__STACK_MAP_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS)
+#define PR__CORO_STACK_MAP_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS)
 #endif
 
 /* Memory-map areas (VMAs) our stacks hold, counted high: a guarded stack
    is two (guard + stack), an unguarded one at most one (neighbours merge). */
-static size_t pr__stack_vmas;
+static size_t pr__coro_stack_vmas;
 
 /* The kernel's cap on a process's memory-map areas (vm.max_map_count on
    Linux); 0 when unknown. Read once. */
-static size_t pr__stack_vma_limit(void) {
+static size_t pr__coro_stack_vma_limit(void) {
     static size_t cached; /* 0 = not read yet; SIZE_MAX = unknown */
     size_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (!v) {
@@ -8652,8 +8693,8 @@ static size_t pr__stack_vma_limit(void) {
     return v == SIZE_MAX ? 0 : v;
 }
 
-static void pr__stack_log_fallback(const char *why, int err) {
-    if (!__atomic_exchange_n(&pr__stack_fallback_logged, 1, __ATOMIC_RELAXED))
+static void pr__coro_stack_log_fallback(const char *why, int err) {
+    if (!__atomic_exchange_n(&pr__coro_stack_fallback_logged, 1, __ATOMIC_RELAXED))
         PR__LOG(PR_LEVEL_WARN, "coro",
                 "%s%s%s: new stacks get a canary instead of a guard page (raise vm.max_map_count for more guarded stacks)",
                 why, err ? ": " : "", err ? strerror(err) : "");
@@ -8669,49 +8710,49 @@ static void pr__stack_log_fallback(const char *why, int err) {
    the rest of the process (malloc, threads, libraries) room, and whenever
    the kernel refuses one. Unguarded stacks mapped one after another merge
    into one area, so their number is bounded by memory, not by the cap. */
-static char *pr__stack_map(size_t size, size_t *map_size, int *guarded) {
-    size_t page = pr__stack_page(), limit = pr__stack_vma_limit();
+static char *pr__coro_stack_map(size_t size, size_t *map_size, int *guarded) {
+    size_t page = pr__coro_stack_page(), limit = pr__coro_stack_vma_limit();
     void *p;
     int err = 0;
     const char *why = "guard page refused";
 #ifdef PRISTINE_TESTING
-    if (pr__test_coro_fail_guard) err = ENOMEM;
+    if (pr__coro_test_fail_guard) err = ENOMEM;
 #endif
-    if (!err && limit && __atomic_load_n(&pr__stack_vmas, __ATOMIC_RELAXED) + 2 > limit - limit / 8) {
+    if (!err && limit && __atomic_load_n(&pr__coro_stack_vmas, __ATOMIC_RELAXED) + 2 > limit - limit / 8) {
         why = "coroutine stacks hold 7/8 of vm.max_map_count";
         err = -1;
     }
     if (!err) {
-        p = mmap(NULL, size + page, PROT_READ | PROT_WRITE, PR__STACK_MAP_FLAGS, -1, 0);
+        p = mmap(NULL, size + page, PROT_READ | PROT_WRITE, PR__CORO_STACK_MAP_FLAGS, -1, 0);
         if (p == MAP_FAILED) {
             err = errno;
         } else if (mprotect(p, page, PROT_NONE) != 0) {
             /* Splitting off the guard was refused: keep the mapping whole. */
-            pr__stack_log_fallback(why, errno);
-            __atomic_fetch_add(&pr__stack_live, 1, __ATOMIC_RELAXED);
-            __atomic_fetch_add(&pr__stack_vmas, 1, __ATOMIC_RELAXED);
+            pr__coro_stack_log_fallback(why, errno);
+            __atomic_fetch_add(&pr__coro_stack_live, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&pr__coro_stack_vmas, 1, __ATOMIC_RELAXED);
             *map_size = size + page;
             *guarded = 0;
             return (char *)p;
         } else {
-            __atomic_fetch_add(&pr__stack_live, 1, __ATOMIC_RELAXED);
-            __atomic_fetch_add(&pr__stack_vmas, 2, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&pr__coro_stack_live, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&pr__coro_stack_vmas, 2, __ATOMIC_RELAXED);
             *map_size = size + page;
             *guarded = 1;
             return (char *)p;
         }
     }
-    p = mmap(NULL, size, PROT_READ | PROT_WRITE, PR__STACK_MAP_FLAGS, -1, 0);
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, PR__CORO_STACK_MAP_FLAGS, -1, 0);
     if (p == MAP_FAILED) return NULL;
-    pr__stack_log_fallback(why, err > 0 ? err : 0);
-    __atomic_fetch_add(&pr__stack_live, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&pr__stack_vmas, 1, __ATOMIC_RELAXED);
+    pr__coro_stack_log_fallback(why, err > 0 ? err : 0);
+    __atomic_fetch_add(&pr__coro_stack_live, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&pr__coro_stack_vmas, 1, __ATOMIC_RELAXED);
     *map_size = size;
     *guarded = 0;
     return (char *)p;
 }
 
-static void pr__stack_unmap(pr__coro *c) {
+static void pr__coro_stack_unmap(pr__coro *c) {
     char *map = c->map; /* c lives in the mapping: read it all first */
     size_t n = c->map_size, vmas = c->guarded ? 2 : 1;
 #ifdef PR__ASAN
@@ -8726,8 +8767,8 @@ static void pr__stack_unmap(pr__coro *c) {
         madvise(map, n, MADV_DONTNEED);
         return;
     }
-    __atomic_fetch_sub(&pr__stack_live, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&pr__stack_vmas, vmas, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&pr__coro_stack_live, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&pr__coro_stack_vmas, vmas, __ATOMIC_RELAXED);
 }
 
 /* Each time PR__CORO_TRIM_BATCH stacks have come back to the pool, look for
@@ -8738,14 +8779,14 @@ static void pr__stack_unmap(pr__coro *c) {
    again, as under steady task churn, are not trimmed, so reusing them costs
    no page faults. An idle pool is never trimmed: it holds at most
    PR__CORO_POOL_MAX stacks. */
-static void pr__stack_trim(pr__stack_pool *pool) {
-    size_t page = pr__stack_page();
-    int64_t now = pr__now_ns(), wait = PR__CORO_TRIM_NS;
+static void pr__coro_stack_trim(pr__coro_stack_pool *pool) {
+    size_t page = pr__coro_stack_page();
+    int64_t now = pr__time_now_ns(), wait = PR__CORO_TRIM_NS;
     int skip;
     pr__coro *c;
     pool->returned = 0;
 #ifdef PRISTINE_TESTING
-    if (pr__test_coro_trim_ns >= 0) wait = pr__test_coro_trim_ns;
+    if (pr__coro_test_trim_ns >= 0) wait = pr__coro_test_trim_ns;
 #endif
     if (now - pool->since < wait) return;
     skip = pool->count - pool->low;
@@ -8763,22 +8804,22 @@ static void pr__stack_trim(pr__stack_pool *pool) {
         if ((uintptr_t)base < keep)
             madvise(base, (size_t)(keep - (uintptr_t)base), MADV_DONTNEED);
 #ifdef PRISTINE_TESTING
-        __atomic_fetch_add(&pr__test_coro_trimmed, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&pr__coro_test_trimmed, 1, __ATOMIC_RELAXED);
 #endif
     }
     pool->low = pool->count;
     pool->since = now;
 #ifdef PRISTINE_TESTING
-    __atomic_fetch_add(&pr__test_coro_trims, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&pr__coro_test_trims, 1, __ATOMIC_RELAXED);
 #endif
 }
 
 static PR__MAYBE_UNUSED void pr__coro_pool_drain(void) {
-    pr__stack_pool *pool = &pr__stack_pool_tls;
+    pr__coro_stack_pool *pool = &pr__coro_stack_pool_tls;
     while (pool->head) {
         pr__coro *c = pool->head;
         pool->head = c->pool_next;
-        pr__stack_unmap(c);
+        pr__coro_stack_unmap(c);
     }
     pool->count = 0;
     pool->low = 0;
@@ -8787,7 +8828,7 @@ static PR__MAYBE_UNUSED void pr__coro_pool_drain(void) {
 
 /* Make the canary words zero, writing only if they are not (a write would
    make a fresh page resident). */
-static void pr__stack_write_canary(char *lo) {
+static void pr__coro_stack_write_canary(char *lo) {
     uint64_t w[PR__CORO_CANARY_WORDS], any = 0;
     int i;
     memcpy(w, lo, sizeof w);
@@ -8798,7 +8839,7 @@ static void pr__stack_write_canary(char *lo) {
     }
 }
 
-static int pr__stack_canary_intact(const pr__coro *c) {
+static int pr__coro_stack_canary_intact(const pr__coro *c) {
     const uint64_t *w = c->canary - (PR__CORO_CANARY_WORDS - 1);
     int i;
     if (c->canary == &c->self_canary) return 1;
@@ -8863,10 +8904,10 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
         base = (char *)b;
         top = (char *)t;
     } else {
-        pr__stack_pool *pool = &pr__stack_pool_tls;
+        pr__coro_stack_pool *pool = &pr__coro_stack_pool_tls;
         size_t def = pr_coro_stack_size();
         if (stack_size && (stack_size < PR__CORO_MIN_STACK || stack_size > PR__CORO_MAX_STACK)) return PR_EINVAL;
-        key = stack_size ? pr__stack_round(stack_size) : def;
+        key = stack_size ? pr__coro_stack_round(stack_size) : def;
         if (hdr + PR__CORO_MEM_MIN > key / 2 + key / 4) return PR_EINVAL;
         kind = PR__CORO_MMAP;
         if (key == def) {
@@ -8875,7 +8916,7 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
                 pr__coro *old = pool->head;
                 pool->head = old->pool_next;
                 pool->count--;
-                pr__stack_unmap(old);
+                pr__coro_stack_unmap(old);
             }
             if (pool->head) {
                 c = pool->head;
@@ -8888,12 +8929,12 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
             if (pool->count < pool->low) pool->low = pool->count;
         }
         if (!map) {
-            map = pr__stack_map(key, &map_size, &guarded);
+            map = pr__coro_stack_map(key, &map_size, &guarded);
             if (!map) return PR_ENOMEM;
             fresh = 1;
         }
         top = map + map_size;
-        base = guarded ? map + pr__stack_page() : map;
+        base = guarded ? map + pr__coro_stack_page() : map;
     }
 
     c = (pr__coro *)(void *)(top - rec);
@@ -8911,7 +8952,7 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
         c->lo = base;
         c->canary = &c->self_canary;
     } else {
-        if (!fresh) pr__stack_write_canary(base); /* a fresh mapping reads zero already */
+        if (!fresh) pr__coro_stack_write_canary(base); /* a fresh mapping reads zero already */
         c->lo = base + 8 * PR__CORO_CANARY_WORDS;
         c->canary = (const uint64_t *)(void *)(base + 8 * (PR__CORO_CANARY_WORDS - 1));
     }
@@ -8924,7 +8965,7 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
 #ifdef PR__VALGRIND
     if (pr__coro_on_valgrind()) c->vg_id = VALGRIND_STACK_REGISTER(c->lo, c->hi);
 #endif
-#ifdef PR__CORO_UCONTEXT
+#ifdef PR__BASE_CORO_UCONTEXT
     if (pr__coro_uc_prepare(c) != 0) {
         pr__coro_destroy(c);
         return PR_ENOMEM;
@@ -8938,10 +8979,10 @@ static PR__MAYBE_UNUSED int pr__coro_create(pr__coro **out, void **extra_out, si
 }
 
 static PR__MAYBE_UNUSED void pr__coro_destroy(pr__coro *c) {
-    pr__stack_pool *pool = &pr__stack_pool_tls;
+    pr__coro_stack_pool *pool = &pr__coro_stack_pool_tls;
     if (!c) return;
     PR__ASSERT(c->kind == PR__CORO_MMAP || c->kind == PR__CORO_MEM);
-    if (!pr__stack_canary_intact(c)) pr__coro_canary_fail(c);
+    if (!pr__coro_stack_canary_intact(c)) pr__coro_canary_fail(c);
 #ifdef PR__VALGRIND
     if (pr__coro_on_valgrind()) VALGRIND_STACK_DEREGISTER(c->vg_id);
 #endif
@@ -8951,58 +8992,58 @@ static PR__MAYBE_UNUSED void pr__coro_destroy(pr__coro *c) {
         c->pool_trimmed = 0;
         pool->head = c;
         pool->count++;
-        if (++pool->returned >= PR__CORO_TRIM_BATCH) pr__stack_trim(pool);
+        if (++pool->returned >= PR__CORO_TRIM_BATCH) pr__coro_stack_trim(pool);
         return;
     }
-    pr__stack_unmap(c);
+    pr__coro_stack_unmap(c);
 }
 
 #ifdef PRISTINE_TESTING
-static PR__MAYBE_UNUSED size_t pr__test_live_stacks(void) {
-    return __atomic_load_n(&pr__stack_live, __ATOMIC_RELAXED);
+static PR__MAYBE_UNUSED size_t pr__coro_test_live_stacks(void) {
+    return __atomic_load_n(&pr__coro_stack_live, __ATOMIC_RELAXED);
 }
 
 /* Stacks in this thread's pool. */
-static PR__MAYBE_UNUSED int pr__test_coro_pool_count(void) { return pr__stack_pool_tls.count; }
+static PR__MAYBE_UNUSED int pr__coro_test_pool_count(void) { return pr__coro_stack_pool_tls.count; }
 #endif
 
 /* ==== sched: tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post ==== >>sched.impl */
 #if defined(PRISTINE_POLL_EPOLL)
-#define PR__POLLER_EPOLL 1
+#define PR__SCHED_POLLER_EPOLL 1
 #elif defined(PRISTINE_POLL_KQUEUE)
-#define PR__POLLER_KQUEUE 1
+#define PR__SCHED_POLLER_KQUEUE 1
 #elif defined(PRISTINE_POLL_POLL)
-#define PR__POLLER_POLL 1
+#define PR__SCHED_POLLER_POLL 1
 #elif defined(__linux__)
-#define PR__POLLER_EPOLL 1
+#define PR__SCHED_POLLER_EPOLL 1
 #elif defined(PR__HAVE_KQUEUE)
-#define PR__POLLER_KQUEUE 1
+#define PR__SCHED_POLLER_KQUEUE 1
 #else
-#define PR__POLLER_POLL 1
+#define PR__SCHED_POLLER_POLL 1
 #endif
-#if defined(PR__POLLER_EPOLL) && !defined(__linux__)
+#if defined(PR__SCHED_POLLER_EPOLL) && !defined(__linux__)
 #error "pristine.h: PRISTINE_POLL_EPOLL needs Linux"
 #endif
-#if defined(PR__POLLER_KQUEUE) && !defined(PR__HAVE_KQUEUE)
+#if defined(PR__SCHED_POLLER_KQUEUE) && !defined(PR__HAVE_KQUEUE)
 #error "pristine.h: PRISTINE_POLL_KQUEUE needs a BSD or macOS"
 #endif
 
-enum { PR__T_READY = 1, PR__T_RUNNING, PR__T_PARKED, PR__T_DONE };
-enum { PR__TF_CANCELED = 1, PR__TF_DETACHED = 2, PR__TF_MAIN = 4 };
+enum { PR__SCHED_T_READY = 1, PR__SCHED_T_RUNNING, PR__SCHED_T_PARKED, PR__SCHED_T_DONE };
+enum { PR__SCHED_TF_CANCELED = 1, PR__SCHED_TF_DETACHED = 2, PR__SCHED_TF_MAIN = 4 };
 
 /* The timer heap: a binary min-heap of nodes by key (a wake-up time), 1-based.
    A node lives inside what it times (PR__CONTAINER_OF gets that back): the
    scheduler's parked tasks, and rfuture's waiting futures use it too. Room is
-   reserved ahead (pr__theap_reserve), so a push never allocates. */
-typedef struct pr__theap_node {
+   reserved ahead (pr__sched_theap_reserve), so a push never allocates. */
+typedef struct pr__sched_theap_node {
     int64_t key;
     size_t idx;                 /* 1-based position; 0 = not in the heap */
-} pr__theap_node;
+} pr__sched_theap_node;
 
-typedef struct pr__theap {
-    pr__theap_node **v;         /* v[1..len] */
+typedef struct pr__sched_theap {
+    pr__sched_theap_node **v;         /* v[1..len] */
     size_t len, cap;
-} pr__theap;
+} pr__sched_theap;
 
 struct pr_task {
     pr__coro *coro;
@@ -9014,7 +9055,7 @@ struct pr_task {
     pr_task *joiner;            /* the task blocked in pr_join on this one */
     pr_group *group;            /* owning group, or NULL */
     pr_task *gprev, *gnext;     /* links in the group */
-    pr__theap_node timer;       /* key: the wake-up time while parked */
+    pr__sched_theap_node timer;       /* key: the wake-up time while parked */
     int result;
     int wake;                   /* why the task was woken: PR_OK, PR_ETIMEDOUT, ... */
     unsigned io_run;            /* fd reads and writes done since it last gave up the CPU */
@@ -9025,18 +9066,18 @@ struct pr_task {
    registered with the poller, and whether it is known to be drained (rd_idle:
    a read came back short or EAGAIN) or full (wr_idle: EAGAIN) since the
    poller last reported it. Zero means "unknown: try the syscall". */
-typedef struct pr__fdslot {
+typedef struct pr__sched_fdslot {
     pr_task *rd, *wr;
     unsigned char registered, rd_idle, wr_idle, notsock;
     unsigned char stream;         /* 0 unknown, 1 byte stream (a short read means drained), 2 not */
     unsigned char rd_hup;         /* the poller saw the peer close: a short read is not "drained" */
-} pr__fdslot;
+} pr__sched_fdslot;
 
-typedef struct pr__post {
-    struct pr__post *next;
+typedef struct pr__sched_post {
+    struct pr__sched_post *next;
     void (*fn)(void *);
     void *user_data;
-} pr__post;
+} pr__sched_post;
 
 struct pr_sched {
     pr_task *cur;                 /* the running task */
@@ -9045,22 +9086,22 @@ struct pr_sched {
     size_t ntasks;
     pr_task *zombie;              /* a finished detached task, freed after the next switch */
     pr_task *destroyer;           /* main, waiting in pr_sched_destroy for tasks to end */
-    pr__theap timers;             /* parked tasks with a deadline */
-    pr__fdslot *fds;
+    pr__sched_theap timers;             /* parked tasks with a deadline */
+    pr__sched_fdslot *fds;
     size_t nfds;
     size_t io_waiters;            /* tasks parked in pr_fd_wait */
     int in_post;                  /* running posted functions: no blocking, no cancel state */
     unsigned polls_due;           /* run-queue picks left before a non-blocking poll */
     unsigned choose_rot;          /* rotation for pr_chan_choose fairness */
     int pollfd;                   /* epoll or kqueue fd; -1 for poll */
-#ifdef PR__POLLER_POLL
+#ifdef PR__SCHED_POLLER_POLL
     struct pollfd *pfds;          /* poll's array: one slot per fd-table entry plus the wake fd */
     size_t npfds;
 #endif
     int wake_rd, wake_wr;         /* cross-thread wake: eventfd (rd == wr) or pipe; -1 until needed */
     int wake_pending;             /* atomic: a wake byte is in flight */
     pthread_mutex_t post_mu;
-    pr__post *posts;
+    pr__sched_post *posts;
     pr__coro main_coro;
     pr_task main_task;
 };
@@ -9068,101 +9109,101 @@ struct pr_sched {
 static PR__THREAD pr_sched *pr__sched_tls;
 
 /* ---- the timer heap ---- */
-static void pr__theap_set(pr__theap *h, size_t i, pr__theap_node *n) {
+static void pr__sched_theap_set(pr__sched_theap *h, size_t i, pr__sched_theap_node *n) {
     h->v[i] = n;
     n->idx = i;
 }
 
-static void pr__theap_up(pr__theap *h, size_t i) {
-    pr__theap_node *n = h->v[i];
+static void pr__sched_theap_up(pr__sched_theap *h, size_t i) {
+    pr__sched_theap_node *n = h->v[i];
     while (i > 1 && h->v[i / 2]->key > n->key) {
-        pr__theap_set(h, i, h->v[i / 2]);
+        pr__sched_theap_set(h, i, h->v[i / 2]);
         i /= 2;
     }
-    pr__theap_set(h, i, n);
+    pr__sched_theap_set(h, i, n);
 }
 
-static void pr__theap_down(pr__theap *h, size_t i) {
-    pr__theap_node *n = h->v[i];
+static void pr__sched_theap_down(pr__sched_theap *h, size_t i) {
+    pr__sched_theap_node *n = h->v[i];
     for (;;) {
         size_t c = 2 * i;
         if (c > h->len) break;
         if (c < h->len && h->v[c + 1]->key < h->v[c]->key) c++;
         if (h->v[c]->key >= n->key) break;
-        pr__theap_set(h, i, h->v[c]);
+        pr__sched_theap_set(h, i, h->v[c]);
         i = c;
     }
-    pr__theap_set(h, i, n);
+    pr__sched_theap_set(h, i, n);
 }
 
 /* Room for n nodes. */
-static int pr__theap_reserve(pr__theap *h, size_t n) {
+static int pr__sched_theap_reserve(pr__sched_theap *h, size_t n) {
     size_t cap;
-    pr__theap_node **v;
+    pr__sched_theap_node **v;
     if (n + 1 <= h->cap) return PR_OK;
     cap = h->cap ? h->cap * 2 : 64;
     while (cap < n + 1) cap *= 2;
-    v = (pr__theap_node **)pr__realloc(h->v, h->cap * sizeof *v, cap * sizeof *v);
+    v = (pr__sched_theap_node **)pr__realloc(h->v, h->cap * sizeof *v, cap * sizeof *v);
     if (!v) return PR_ENOMEM;
     h->v = v;
     h->cap = cap;
     return PR_OK;
 }
 
-static void pr__theap_free(pr__theap *h) {
+static void pr__sched_theap_free(pr__sched_theap *h) {
     pr__free(h->v, h->cap * sizeof *h->v);
     memset(h, 0, sizeof *h);
 }
 
 /* Add n with key (room was reserved). */
-static void pr__theap_push(pr__theap *h, pr__theap_node *n, int64_t key) {
+static void pr__sched_theap_push(pr__sched_theap *h, pr__sched_theap_node *n, int64_t key) {
     PR__ASSERT(h->len + 1 < h->cap);
     n->key = key;
     h->v[++h->len] = n;
-    pr__theap_up(h, h->len);
+    pr__sched_theap_up(h, h->len);
 }
 
 /* Take n out; a node that is not in the heap is left alone. */
-static void pr__theap_remove(pr__theap *h, pr__theap_node *n) {
+static void pr__sched_theap_remove(pr__sched_theap *h, pr__sched_theap_node *n) {
     size_t i = n->idx;
-    pr__theap_node *last;
+    pr__sched_theap_node *last;
     if (!i) return;
     last = h->v[h->len--];
     n->idx = 0;
     if (i > h->len) return;
-    pr__theap_set(h, i, last);
-    pr__theap_up(h, i);
-    pr__theap_down(h, last->idx);
+    pr__sched_theap_set(h, i, last);
+    pr__sched_theap_up(h, i);
+    pr__sched_theap_down(h, last->idx);
 }
 
 /* The node with the smallest key, or NULL. */
-static pr__theap_node *pr__theap_top(const pr__theap *h) { return h->len ? h->v[1] : NULL; }
+static pr__sched_theap_node *pr__sched_theap_top(const pr__sched_theap *h) { return h->len ? h->v[1] : NULL; }
 
-#define PR__TASK_OF_TIMER(n) PR__CONTAINER_OF(n, pr_task, timer)
+#define PR__SCHED_TASK_OF_TIMER(n) PR__CONTAINER_OF(n, pr_task, timer)
 
 /* ---- run queue, wake and the switch ---- */
-static void pr__runq_push(pr_sched *s, pr_task *t) {
+static void pr__sched_runq_push(pr_sched *s, pr_task *t) {
     t->next_ready = NULL;
     if (s->runq_tail) s->runq_tail->next_ready = t;
     else s->runq_head = t;
     s->runq_tail = t;
 }
 
-/* Make a parked task runnable; `why` is what its pr__park returns. */
-static void pr__wake(pr_task *t, int why) {
-    if (t->state != PR__T_PARKED) return;
+/* Make a parked task runnable; `why` is what its pr__sched_park returns. */
+static void pr__sched_wake(pr_task *t, int why) {
+    if (t->state != PR__SCHED_T_PARKED) return;
     t->wake = why;
-    t->state = PR__T_READY;
-    pr__runq_push(t->sched, t);
+    t->state = PR__SCHED_T_READY;
+    pr__sched_runq_push(t->sched, t);
 }
 
 /* The running task is cancelled (posted functions run outside any task's
    cancel state, whichever task happens to be in the poller). */
-static int pr__canceled(pr_sched *s) { return (s->cur->flags & PR__TF_CANCELED) && !s->in_post; }
+static int pr__sched_canceled(pr_sched *s) { return (s->cur->flags & PR__SCHED_TF_CANCELED) && !s->in_post; }
 
-static void pr__poll(pr_sched *s, int block);
+static void pr__sched_poll(pr_sched *s, int block);
 
-static void pr__task_free(pr_sched *s, pr_task *t) {
+static void pr__sched_task_free(pr_sched *s, pr_task *t) {
     if (t->prev) t->prev->next = t->next;
     else s->tasks = t->next;
     if (t->next) t->next->prev = t->prev;
@@ -9178,12 +9219,12 @@ static pr_task *pr__sched_pick(pr_sched *s) {
         s->polls_due--;
     } else {
         s->polls_due = 61;
-        if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
+        if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__sched_poll(s, 0);
     }
-    while ((t = s->runq_head) == NULL) pr__poll(s, 1);
+    while ((t = s->runq_head) == NULL) pr__sched_poll(s, 1);
     s->runq_head = t->next_ready;
     if (!s->runq_head) s->runq_tail = NULL;
-    t->state = PR__T_RUNNING;
+    t->state = PR__SCHED_T_RUNNING;
     return t;
 }
 
@@ -9193,7 +9234,7 @@ static void pr__sched_reap(pr_sched *s) {
     pr_task *z = s->zombie;
     if (z) {
         s->zombie = NULL;
-        pr__task_free(s, z);
+        pr__sched_task_free(s, z);
     }
 }
 
@@ -9209,47 +9250,47 @@ static void pr__sched_next(pr_sched *s) {
     pr__sched_reap(s);
 }
 
-/* Suspend the running task until pr__wake, the deadline or cancellation.
+/* Suspend the running task until pr__sched_wake, the deadline or cancellation.
    Returns PR_OK (woken), PR_ETIMEDOUT or PR_ECANCELED; cancel beats timeout,
    but a wake that completed an operation beats both. */
-static int pr__park_ex(pr_sched *s, int64_t deadline, int ignore_cancel) {
+static int pr__sched_park_ex(pr_sched *s, int64_t deadline, int ignore_cancel) {
     pr_task *t = s->cur;
-    if (!ignore_cancel && pr__canceled(s)) return PR_ECANCELED;
+    if (!ignore_cancel && pr__sched_canceled(s)) return PR_ECANCELED;
     if (s->in_post) return PR_ETIMEDOUT; /* a posted function must not block */
     if (deadline != PR_FOREVER) {
         if (deadline <= pr_now()) return PR_ETIMEDOUT;
-        pr__theap_push(&s->timers, &t->timer, deadline);
+        pr__sched_theap_push(&s->timers, &t->timer, deadline);
     }
-    t->state = PR__T_PARKED;
+    t->state = PR__SCHED_T_PARKED;
     t->wake = PR_OK;
     pr__sched_next(s);
-    pr__theap_remove(&s->timers, &t->timer);
-    if (t->wake == PR_ETIMEDOUT && !ignore_cancel && (t->flags & PR__TF_CANCELED)) return PR_ECANCELED;
+    pr__sched_theap_remove(&s->timers, &t->timer);
+    if (t->wake == PR_ETIMEDOUT && !ignore_cancel && (t->flags & PR__SCHED_TF_CANCELED)) return PR_ECANCELED;
     if (t->wake == PR_ECANCELED && ignore_cancel) return PR_OK; /* the caller re-checks its condition */
     return t->wake;
 }
 
-static int pr__park(pr_sched *s, int64_t deadline) { return pr__park_ex(s, deadline, 0); }
+static int pr__sched_park(pr_sched *s, int64_t deadline) { return pr__sched_park_ex(s, deadline, 0); }
 
 /* Wake tasks whose deadline has passed. */
-static void pr__expire(pr_sched *s) {
-    pr__theap_node *n;
+static void pr__sched_expire(pr_sched *s) {
+    pr__sched_theap_node *n;
     int64_t now;
     if (!s->timers.len) return;
     now = pr_now();
-    while ((n = pr__theap_top(&s->timers)) != NULL && n->key <= now) {
-        pr__theap_remove(&s->timers, n);
-        pr__wake(PR__TASK_OF_TIMER(n), PR_ETIMEDOUT);
+    while ((n = pr__sched_theap_top(&s->timers)) != NULL && n->key <= now) {
+        pr__sched_theap_remove(&s->timers, n);
+        pr__sched_wake(PR__SCHED_TASK_OF_TIMER(n), PR_ETIMEDOUT);
     }
 }
 
 /* ---- fd table ---- */
-static int pr__fd_reserve(pr_sched *s, int fd) {
+static int pr__sched_fd_reserve(pr_sched *s, int fd) {
     size_t n = s->nfds ? s->nfds : 64;
-    pr__fdslot *f;
+    pr__sched_fdslot *f;
     if ((size_t)fd < s->nfds) return PR_OK;
     while (n <= (size_t)fd) n *= 2;
-#ifdef PR__POLLER_POLL
+#ifdef PR__SCHED_POLLER_POLL
     if (n + 1 > s->npfds) {
         struct pollfd *p = (struct pollfd *)pr__realloc(s->pfds, s->npfds * sizeof *p, (n + 1) * sizeof *p);
         if (!p) return PR_ENOMEM;
@@ -9257,7 +9298,7 @@ static int pr__fd_reserve(pr_sched *s, int fd) {
         s->npfds = n + 1;
     }
 #endif
-    f = (pr__fdslot *)pr__realloc(s->fds, s->nfds * sizeof *f, n * sizeof *f);
+    f = (pr__sched_fdslot *)pr__realloc(s->fds, s->nfds * sizeof *f, n * sizeof *f);
     if (!f) return PR_ENOMEM;
     memset(f + s->nfds, 0, (n - s->nfds) * sizeof *f);
     s->fds = f;
@@ -9268,40 +9309,40 @@ static int pr__fd_reserve(pr_sched *s, int fd) {
 /* The poller reports fd: wake its waiters for the kinds that are ready.
    hup: the peer has closed (or the fd failed): no further edge will come, so
    a short read no longer means "wait for the poller". */
-static void pr__fd_ready(pr_sched *s, int fd, int rd, int wr, int hup) {
-    pr__fdslot *f;
+static void pr__sched_fd_ready(pr_sched *s, int fd, int rd, int wr, int hup) {
+    pr__sched_fdslot *f;
     if (fd < 0 || (size_t)fd >= s->nfds) return;
     f = &s->fds[fd];
     if (hup) f->rd_hup = 1;
     if (rd) {
         f->rd_idle = 0;
-        if (f->rd) pr__wake(f->rd, PR_OK);
+        if (f->rd) pr__sched_wake(f->rd, PR_OK);
     }
     if (wr) {
         f->wr_idle = 0;
-        if (f->wr) pr__wake(f->wr, PR_OK);
+        if (f->wr) pr__sched_wake(f->wr, PR_OK);
     }
 }
 
-static void pr__run_posts(pr_sched *s);
+static void pr__sched_run_posts(pr_sched *s);
 
 /* Drain the cross-thread wake fd and run what was posted. */
-static void pr__wake_drain(pr_sched *s) {
+static void pr__sched_wake_drain(pr_sched *s) {
     char tmp[64];
     while (read(s->wake_rd, tmp, sizeof tmp) > 0) {
     }
     __atomic_store_n(&s->wake_pending, 0, __ATOMIC_SEQ_CST);
-    pr__run_posts(s);
+    pr__sched_run_posts(s);
 }
 
 /* ---- pollers: init, register once, wait and dispatch ---- */
-#if defined(PR__POLLER_EPOLL)
-static int pr__poller_init(pr_sched *s) {
+#if defined(PR__SCHED_POLLER_EPOLL)
+static int pr__sched_poller_init(pr_sched *s) {
     s->pollfd = epoll_create1(EPOLL_CLOEXEC);
     return s->pollfd < 0 ? PR_EIO : PR_OK;
 }
 
-static int pr__poller_add(pr_sched *s, int fd) {
+static int pr__sched_poller_add(pr_sched *s, int fd) {
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -9310,23 +9351,23 @@ static int pr__poller_add(pr_sched *s, int fd) {
     return errno == ENOMEM || errno == ENOSPC ? PR_ENOMEM : PR_EIO;
 }
 
-static void pr__poller_del(pr_sched *s, int fd) { epoll_ctl(s->pollfd, EPOLL_CTL_DEL, fd, NULL); }
+static void pr__sched_poller_del(pr_sched *s, int fd) { epoll_ctl(s->pollfd, EPOLL_CTL_DEL, fd, NULL); }
 
-static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
     struct epoll_event evs[64];
     int i, n = epoll_wait(s->pollfd, evs, 64, timeout_ms);
     for (i = 0; i < n; i++) {
         unsigned e = evs[i].events;
         if (evs[i].data.fd == s->wake_rd) {
-            pr__wake_drain(s);
+            pr__sched_wake_drain(s);
             continue;
         }
-        pr__fd_ready(s, evs[i].data.fd, (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
+        pr__sched_fd_ready(s, evs[i].data.fd, (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
                      (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0, (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
     }
 }
-#elif defined(PR__POLLER_KQUEUE)
-static int pr__poller_init(pr_sched *s) {
+#elif defined(PR__SCHED_POLLER_KQUEUE)
+static int pr__sched_poller_init(pr_sched *s) {
     s->pollfd = kqueue();
     if (s->pollfd < 0) return PR_EIO;
     fcntl(s->pollfd, F_SETFD, FD_CLOEXEC);
@@ -9334,20 +9375,20 @@ static int pr__poller_init(pr_sched *s) {
 }
 
 #ifdef EV_RECEIPT
-#define PR__EV_RECEIPT EV_RECEIPT
+#define PR__SCHED_EV_RECEIPT EV_RECEIPT
 #else
-#define PR__EV_RECEIPT 0
+#define PR__SCHED_EV_RECEIPT 0
 #endif
 /* Register both filters. Some BSDs refuse a filter with EPIPE when the
    other end is already gone: that is "hung up", which counts as ready
    (returned as 1; the fd is then left unregistered so a later wait asks
    again). */
-static int pr__poller_add(pr_sched *s, int fd) {
+static int pr__sched_poller_add(pr_sched *s, int fd) {
     struct kevent ch[2], res[2];
     int i, n, hup = 0;
-    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR | PR__EV_RECEIPT, 0, 0, 0);
-    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR | PR__EV_RECEIPT, 0, 0, 0);
-    n = kevent(s->pollfd, ch, 2, res, PR__EV_RECEIPT ? 2 : 0, NULL);
+    EV_SET(&ch[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR | PR__SCHED_EV_RECEIPT, 0, 0, 0);
+    EV_SET(&ch[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR | PR__SCHED_EV_RECEIPT, 0, 0, 0);
+    n = kevent(s->pollfd, ch, 2, res, PR__SCHED_EV_RECEIPT ? 2 : 0, NULL);
     if (n < 0) return errno == EPIPE ? 1 : errno == ENOMEM ? PR_ENOMEM : PR_EIO;
     for (i = 0; i < n; i++) {
         if (!(res[i].flags & EV_ERROR) || res[i].data == 0) continue;
@@ -9357,14 +9398,14 @@ static int pr__poller_add(pr_sched *s, int fd) {
     return hup;
 }
 
-static void pr__poller_del(pr_sched *s, int fd) {
+static void pr__sched_poller_del(pr_sched *s, int fd) {
     struct kevent ch[2];
     EV_SET(&ch[0], fd, EVFILT_READ, EV_DELETE, 0, 0, 0);
     EV_SET(&ch[1], fd, EVFILT_WRITE, EV_DELETE, 0, 0, 0);
     kevent(s->pollfd, ch, 2, NULL, 0, NULL);
 }
 
-static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
     struct kevent evs[64];
     struct timespec ts, *tp = NULL;
     int i, n;
@@ -9377,31 +9418,31 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
     for (i = 0; i < n; i++) {
         int fd = (int)evs[i].ident;
         if (fd == s->wake_rd) {
-            pr__wake_drain(s);
+            pr__sched_wake_drain(s);
             continue;
         }
-        pr__fd_ready(s, fd, evs[i].filter == EVFILT_READ, evs[i].filter == EVFILT_WRITE,
+        pr__sched_fd_ready(s, fd, evs[i].filter == EVFILT_READ, evs[i].filter == EVFILT_WRITE,
                      evs[i].filter == EVFILT_READ && (evs[i].flags & EV_EOF));
     }
 }
 #else /* poll(2): level-triggered, rebuilt from the fd table on each wait */
-static int pr__poller_init(pr_sched *s) {
+static int pr__sched_poller_init(pr_sched *s) {
     s->pollfd = -1;
     return PR_OK;
 }
 
-static int pr__poller_add(pr_sched *s, int fd) {
+static int pr__sched_poller_add(pr_sched *s, int fd) {
     PR__UNUSED(s);
     PR__UNUSED(fd);
     return PR_OK;
 }
 
-static void pr__poller_del(pr_sched *s, int fd) {
+static void pr__sched_poller_del(pr_sched *s, int fd) {
     PR__UNUSED(s);
     PR__UNUSED(fd);
 }
 
-static void pr__poller_wait(pr_sched *s, int timeout_ms) {
+static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
     size_t i, n = 0;
     int k;
     for (i = 0; i < s->nfds; i++) {
@@ -9420,8 +9461,8 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
         short r = s->pfds[i].revents;
         if (!r) continue;
         k--;
-        if (s->pfds[i].fd == s->wake_rd) pr__wake_drain(s);
-        else pr__fd_ready(s, s->pfds[i].fd, (r & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0,
+        if (s->pfds[i].fd == s->wake_rd) pr__sched_wake_drain(s);
+        else pr__sched_fd_ready(s, s->pfds[i].fd, (r & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0,
                           (r & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) != 0, (r & (POLLHUP | POLLERR)) != 0);
     }
 }
@@ -9429,28 +9470,28 @@ static void pr__poller_wait(pr_sched *s, int timeout_ms) {
 
 /* One round of I/O and timers. With block set, sleep until the next timer
    or an event (the run queue is empty then). */
-static void pr__poll(pr_sched *s, int block) {
+static void pr__sched_poll(pr_sched *s, int block) {
     int timeout = 0;
     if (block) {
         if (!s->timers.len) {
             timeout = -1;
         } else {
-            int64_t now = pr_now(), dl = pr__theap_top(&s->timers)->key; /* dl - now may not fit: compare first */
+            int64_t now = pr_now(), dl = pr__sched_theap_top(&s->timers)->key; /* dl - now may not fit: compare first */
             timeout = dl <= now ? 0 : dl >= pr__time_add(now, INT_MAX) ? INT_MAX : (int)(dl - now);
         }
 #ifdef PRISTINE_TESTING
         /* Virtual clock: look at I/O without sleeping, then jump to the next timer. */
-        if (pr__test_clock_on && s->timers.len) {
-            pr__poller_wait(s, 0);
-            if (!s->runq_head && pr__theap_top(&s->timers)->key > pr__test_clock_ms)
-                pr__test_clock_ms = pr__theap_top(&s->timers)->key;
-            pr__expire(s);
+        if (pr__time_test_clock_on && s->timers.len) {
+            pr__sched_poller_wait(s, 0);
+            if (!s->runq_head && pr__sched_theap_top(&s->timers)->key > pr__time_test_clock_ms)
+                pr__time_test_clock_ms = pr__sched_theap_top(&s->timers)->key;
+            pr__sched_expire(s);
             return;
         }
 #endif
     }
-    pr__poller_wait(s, timeout);
-    pr__expire(s);
+    pr__sched_poller_wait(s, timeout);
+    pr__sched_expire(s);
 }
 
 /* ---- scheduler lifetime ---- */
@@ -9461,17 +9502,17 @@ static pr_sched *pr__sched_get(void) {
     if (!s) return NULL;
     s->wake_rd = s->wake_wr = -1;
     s->pollfd = -1;
-    if (pr__theap_reserve(&s->timers, 1) != PR_OK || pr__poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
+    if (pr__sched_theap_reserve(&s->timers, 1) != PR_OK || pr__sched_poller_init(s) != PR_OK || pthread_mutex_init(&s->post_mu, NULL) != 0) {
         if (s->pollfd >= 0) close(s->pollfd);
-        pr__theap_free(&s->timers);
+        pr__sched_theap_free(&s->timers);
         pr__free(s, sizeof *s);
         return NULL;
     }
     pr__coro_init_main(&s->main_coro);
     s->main_task.coro = &s->main_coro;
     s->main_task.sched = s;
-    s->main_task.state = PR__T_RUNNING;
-    s->main_task.flags = PR__TF_MAIN;
+    s->main_task.state = PR__SCHED_T_RUNNING;
+    s->main_task.flags = PR__SCHED_TF_MAIN;
     s->cur = &s->main_task;
     s->polls_due = 61;
     __atomic_add_fetch(&pr__live_scheds, 1, __ATOMIC_ACQ_REL);
@@ -9484,30 +9525,30 @@ int pr_sched_destroy(void) {
     pr_task *t;
     if (!s) return PR_OK;
     if (s->cur != &s->main_task) return PR_ESTATE;
-    if (s->wake_rd >= 0) pr__run_posts(s);
+    if (s->wake_rd >= 0) pr__sched_run_posts(s);
     /* Cancel everything and let it unwind; finished unjoined tasks stay listed. */
     for (;;) {
         size_t running = 0;
         for (t = s->tasks; t; t = t->next) {
-            if (t->state == PR__T_DONE) continue;
+            if (t->state == PR__SCHED_T_DONE) continue;
             running++;
             pr_cancel(t);
         }
         if (!running) break;
         s->destroyer = s->cur;
-        pr__park_ex(s, PR_FOREVER, 1);
+        pr__sched_park_ex(s, PR_FOREVER, 1);
         s->destroyer = NULL;
     }
-    while (s->tasks) pr__task_free(s, s->tasks);
-    if (s->wake_rd >= 0) pr__run_posts(s); /* posted while the tasks unwound */
+    while (s->tasks) pr__sched_task_free(s, s->tasks);
+    if (s->wake_rd >= 0) pr__sched_run_posts(s); /* posted while the tasks unwound */
     pr__coro_pool_drain();
     if (s->pollfd >= 0) close(s->pollfd);
     if (s->wake_rd >= 0) close(s->wake_rd);
     if (s->wake_wr >= 0 && s->wake_wr != s->wake_rd) close(s->wake_wr);
     pthread_mutex_destroy(&s->post_mu);
-    pr__theap_free(&s->timers);
+    pr__sched_theap_free(&s->timers);
     pr__free(s->fds, s->nfds * sizeof *s->fds);
-#ifdef PR__POLLER_POLL
+#ifdef PR__SCHED_POLLER_POLL
     pr__free(s->pfds, s->npfds * sizeof *s->pfds);
 #endif
     pr__sched_tls = NULL;
@@ -9524,32 +9565,32 @@ struct pr_group {
     int closing;
 };
 
-static void pr__group_child_done(pr_group *g, pr_task *t) {
+static void pr__sched_group_child_done(pr_group *g, pr_task *t) {
     if (t->gprev) t->gprev->gnext = t->gnext;
     else g->children = t->gnext;
     if (t->gnext) t->gnext->gprev = t->gprev;
     t->group = NULL;
-    if (--g->live == 0 && g->waiter) pr__wake(g->waiter, PR_OK);
+    if (--g->live == 0 && g->waiter) pr__sched_wake(g->waiter, PR_OK);
 }
 
 /* First code on a new stack. The switcher set s->cur to the new task. */
-static void pr__task_entry(void *arg) {
+static void pr__sched_task_entry(void *arg) {
     pr_sched *s = pr__sched_tls;
     pr_task *t = s->cur, *next;
     PR__UNUSED(arg);
     pr__sched_reap(s);
     t->result = t->fn(t->user_data);
-    t->state = PR__T_DONE;
-    if (t->group) pr__group_child_done(t->group, t);
-    if (t->joiner) pr__wake(t->joiner, PR_OK);
-    if (t->flags & PR__TF_DETACHED) s->zombie = t;
-    if (s->destroyer) pr__wake(s->destroyer, PR_OK);
+    t->state = PR__SCHED_T_DONE;
+    if (t->group) pr__sched_group_child_done(t->group, t);
+    if (t->joiner) pr__sched_wake(t->joiner, PR_OK);
+    if (t->flags & PR__SCHED_TF_DETACHED) s->zombie = t;
+    if (s->destroyer) pr__sched_wake(s->destroyer, PR_OK);
     next = pr__sched_pick(s); /* never this task: it is on no queue */
     s->cur = next;
     pr__coro_exit(t->coro, next->coro);
 }
 
-static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts, unsigned flags) {
+static int pr__sched_spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts, unsigned flags) {
     pr_sched *s = pr__sched_get();
     pr__coro *c;
     pr_task *t;
@@ -9557,10 +9598,10 @@ static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spa
     int rc;
     if (!fn) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if ((rc = pr__theap_reserve(&s->timers, s->ntasks + 2)) != PR_OK) return rc;
+    if ((rc = pr__sched_theap_reserve(&s->timers, s->ntasks + 2)) != PR_OK) return rc;
     rc = opts ? pr__coro_create(&c, &extra, sizeof *t, opts->stack_size, opts->stack_mem, opts->stack_mem_size,
-                                pr__task_entry, NULL)
-              : pr__coro_create(&c, &extra, sizeof *t, 0, NULL, 0, pr__task_entry, NULL);
+                                pr__sched_task_entry, NULL)
+              : pr__coro_create(&c, &extra, sizeof *t, 0, NULL, 0, pr__sched_task_entry, NULL);
     if (rc) return rc;
     t = (pr_task *)extra;
     t->coro = c;
@@ -9568,47 +9609,47 @@ static int pr__spawn(pr_task **out, pr_task_fn fn, void *user_data, const pr_spa
     t->fn = fn;
     t->user_data = user_data;
     t->flags = (unsigned char)flags;
-    t->state = PR__T_READY;
+    t->state = PR__SCHED_T_READY;
     t->next = s->tasks;
     if (s->tasks) s->tasks->prev = t;
     s->tasks = t;
     s->ntasks++;
-    pr__runq_push(s, t);
+    pr__sched_runq_push(s, t);
     if (out) *out = t;
     return PR_OK;
 }
 
 int pr_go(pr_task **out, pr_task_fn fn, void *user_data, const pr_spawn_opts *opts) {
-    return pr__spawn(out, fn, user_data, opts, out ? 0 : PR__TF_DETACHED);
+    return pr__sched_spawn(out, fn, user_data, opts, out ? 0 : PR__SCHED_TF_DETACHED);
 }
 
 int pr_join(pr_task *t, int *result, int64_t deadline) {
     pr_sched *s = pr__sched_tls;
     int rc;
-    if (!t || !s || t == s->cur || (t->flags & (PR__TF_MAIN | PR__TF_DETACHED))) return PR_EINVAL;
+    if (!t || !s || t == s->cur || (t->flags & (PR__SCHED_TF_MAIN | PR__SCHED_TF_DETACHED))) return PR_EINVAL;
     if (t->joiner) return PR_ESTATE;
-    while (t->state != PR__T_DONE) {
+    while (t->state != PR__SCHED_T_DONE) {
         t->joiner = s->cur;
-        rc = pr__park(s, deadline);
+        rc = pr__sched_park(s, deadline);
         t->joiner = NULL;
-        if (rc && t->state != PR__T_DONE) return rc;
+        if (rc && t->state != PR__SCHED_T_DONE) return rc;
     }
     if (result) *result = t->result;
-    pr__task_free(s, t);
+    pr__sched_task_free(s, t);
     return PR_OK;
 }
 
 /* Wake t out of the wait it is in as a cancel would (its wait returns
    PR_ECANCELED) without marking it cancelled, so its later waits work: how
    a stream's destroy ends the read another task is blocked in. */
-static PR__MAYBE_UNUSED void pr__task_interrupt(pr_task *t) {
-    if (t) pr__wake(t, PR_ECANCELED);
+static PR__MAYBE_UNUSED void pr__sched_task_interrupt(pr_task *t) {
+    if (t) pr__sched_wake(t, PR_ECANCELED);
 }
 
 int pr_cancel(pr_task *t) {
     if (!t) return PR_EINVAL;
-    t->flags |= PR__TF_CANCELED;
-    pr__wake(t, PR_ECANCELED);
+    t->flags |= PR__SCHED_TF_CANCELED;
+    pr__sched_wake(t, PR_ECANCELED);
     return PR_OK;
 }
 
@@ -9619,27 +9660,27 @@ pr_task *pr_self(void) {
 
 int pr_is_canceled(void) {
     pr_sched *s = pr__sched_tls;
-    return s && pr__canceled(s) ? 1 : 0;
+    return s && pr__sched_canceled(s) ? 1 : 0;
 }
 
 int pr_yield(void) {
     pr_sched *s = pr__sched_get();
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
     if (s->in_post) return PR_OK; /* posted functions run inside the poller: no switching */
-    s->cur->state = PR__T_READY;
-    pr__runq_push(s, s->cur);
+    s->cur->state = PR__SCHED_T_READY;
+    pr__sched_runq_push(s, s->cur);
     pr__sched_next(s);
-    return pr__canceled(s) ? PR_ECANCELED : PR_OK;
+    return pr__sched_canceled(s) ? PR_ECANCELED : PR_OK;
 }
 
 int pr_sleep(int64_t deadline) {
     pr_sched *s = pr__sched_get();
     int rc;
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
     if (deadline <= pr_now()) return PR_OK;
-    do rc = pr__park(s, deadline);
+    do rc = pr__sched_park(s, deadline);
     while (rc == PR_OK); /* nobody else wakes a sleeper; be robust anyway */
     return rc == PR_ETIMEDOUT ? PR_OK : rc;
 }
@@ -9647,22 +9688,22 @@ int pr_sleep(int64_t deadline) {
 /* ---- fd readiness ---- */
 int pr_fd_wait(int fd, int kinds, int64_t deadline) {
     pr_sched *s = pr__sched_get();
-    pr__fdslot *f;
+    pr__sched_fdslot *f;
     pr_task *self;
     int rc, hup = 0;
     if (fd < 0 || !(kinds & (PR_WAIT_READ | PR_WAIT_WRITE)) || (kinds & ~(PR_WAIT_READ | PR_WAIT_WRITE)))
         return PR_EINVAL;
     if (!s) return PR_ENOMEM;
     self = s->cur;
-    if (pr__canceled(s)) return PR_ECANCELED;
-    if ((rc = pr__fd_reserve(s, fd)) != PR_OK) return rc;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
+    if ((rc = pr__sched_fd_reserve(s, fd)) != PR_OK) return rc;
     f = &s->fds[fd];
     /* A waiter already woken (timed out, cancelled) but not yet run no longer counts. */
-    if (f->rd && f->rd->state != PR__T_PARKED) f->rd = NULL;
-    if (f->wr && f->wr->state != PR__T_PARKED) f->wr = NULL;
+    if (f->rd && f->rd->state != PR__SCHED_T_PARKED) f->rd = NULL;
+    if (f->wr && f->wr->state != PR__SCHED_T_PARKED) f->wr = NULL;
     if (((kinds & PR_WAIT_READ) && f->rd) || ((kinds & PR_WAIT_WRITE) && f->wr)) return PR_ESTATE;
     if (!f->registered) {
-        if ((rc = pr__poller_add(s, fd)) < 0) return rc;
+        if ((rc = pr__sched_poller_add(s, fd)) < 0) return rc;
         if (rc == 1) hup = 1; /* hung up: ready */
         else f->registered = 1;
         rc = PR_OK;
@@ -9671,7 +9712,7 @@ int pr_fd_wait(int fd, int kinds, int64_t deadline) {
         if (kinds & PR_WAIT_READ) f->rd = self;
         if (kinds & PR_WAIT_WRITE) f->wr = self;
         s->io_waiters++;
-        rc = pr__park(s, deadline);
+        rc = pr__sched_park(s, deadline);
         s->io_waiters--;
         f = &s->fds[fd]; /* the table may have grown meanwhile */
         if (f->rd == self) f->rd = NULL;
@@ -9686,19 +9727,19 @@ int pr_fd_wait(int fd, int kinds, int64_t deadline) {
 
 int pr_fd_forget(int fd) {
     pr_sched *s = pr__sched_tls;
-    pr__fdslot *f;
+    pr__sched_fdslot *f;
     if (fd < 0) return PR_EINVAL;
     if (!s || (size_t)fd >= s->nfds) return PR_OK;
     f = &s->fds[fd];
-    if (f->registered) pr__poller_del(s, fd);
-    if (f->rd) pr__wake(f->rd, PR_ECLOSED);
-    if (f->wr) pr__wake(f->wr, PR_ECLOSED);
+    if (f->registered) pr__sched_poller_del(s, fd);
+    if (f->rd) pr__sched_wake(f->rd, PR_ECLOSED);
+    if (f->wr) pr__sched_wake(f->wr, PR_ECLOSED);
     memset(f, 0, sizeof *f);
     return PR_OK;
 }
 
 /* 1 if fd is a byte stream (stream socket or pipe), else 2; asked once per slot. */
-static unsigned char pr__fd_is_stream(int fd) {
+static unsigned char pr__sched_fd_is_stream(int fd) {
     int type = 0;
     socklen_t len = sizeof type;
     struct stat st;
@@ -9707,43 +9748,43 @@ static unsigned char pr__fd_is_stream(int fd) {
 }
 
 /* The fd's slot, for the I/O helpers (NULL on allocation failure). */
-static pr__fdslot *pr__fd_slot(pr_sched *s, int fd) { return pr__fd_reserve(s, fd) == PR_OK ? &s->fds[fd] : NULL; }
+static pr__sched_fdslot *pr__sched_fd_slot(pr_sched *s, int fd) { return pr__sched_fd_reserve(s, fd) == PR_OK ? &s->fds[fd] : NULL; }
 
 /* Fairness: a task whose reads and writes keep finishing without waiting
-   (a fast peer) gives the others a turn every PR__IO_BUDGET calls, after
+   (a fast peer) gives the others a turn every PR__SCHED_IO_BUDGET calls, after
    the poller has looked at timers and fds, so a sleeper or a ready task is
    never held up by a stream that is always ready. */
-#define PR__IO_BUDGET 32
-static void pr__io_turn(pr_sched *s) {
-    if (++s->cur->io_run < PR__IO_BUDGET || s->in_post) return;
-    if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__poll(s, 0);
-    s->cur->state = PR__T_READY;
-    pr__runq_push(s, s->cur);
+#define PR__SCHED_IO_BUDGET 32
+static void pr__sched_io_turn(pr_sched *s) {
+    if (++s->cur->io_run < PR__SCHED_IO_BUDGET || s->in_post) return;
+    if (s->timers.len || s->io_waiters || s->wake_rd >= 0) pr__sched_poll(s, 0);
+    s->cur->state = PR__SCHED_T_READY;
+    pr__sched_runq_push(s, s->cur);
     pr__sched_next(s);
 }
 
 /* The checks pr_fd_read and pr_fd_write make before their first try. */
-static int pr__fd_io_check(pr_sched *s, int fd, const void *buf, size_t n) {
+static int pr__sched_fd_io_check(pr_sched *s, int fd, const void *buf, size_t n) {
     if (fd < 0 || !buf || !n) return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    return pr__canceled(s) ? PR_ECANCELED : PR_OK;
+    return pr__sched_canceled(s) ? PR_ECANCELED : PR_OK;
 }
 
 ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
     pr_sched *s = pr__sched_get();
-    pr__fdslot *f;
-    int rc = pr__fd_io_check(s, fd, buf, n);
+    pr__sched_fdslot *f;
+    int rc = pr__sched_fd_io_check(s, fd, buf, n);
     if (rc) return rc;
-    while ((f = pr__fd_slot(s, fd)) != NULL) {
+    while ((f = pr__sched_fd_slot(s, fd)) != NULL) {
         if (!f->rd_idle || deadline <= pr_now()) {
             ssize_t got = read(fd, buf, n);
             if (got > 0) {
                 /* A byte stream returns short only when drained; datagrams and ttys may not. */
                 if ((size_t)got < n) {
-                    if (!f->stream) f->stream = pr__fd_is_stream(fd);
+                    if (!f->stream) f->stream = pr__sched_fd_is_stream(fd);
                     f->rd_idle = f->stream == 1 && !f->rd_hup;
                 }
-                pr__io_turn(s);
+                pr__sched_io_turn(s);
                 return got;
             }
             if (got == 0) return PR_ECLOSED;
@@ -9758,10 +9799,10 @@ ptrdiff_t pr_fd_read(int fd, void *buf, size_t n, int64_t deadline) {
 
 ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
     pr_sched *s = pr__sched_get();
-    pr__fdslot *f;
-    int rc = pr__fd_io_check(s, fd, buf, n);
+    pr__sched_fdslot *f;
+    int rc = pr__sched_fd_io_check(s, fd, buf, n);
     if (rc) return rc;
-    while ((f = pr__fd_slot(s, fd)) != NULL) {
+    while ((f = pr__sched_fd_slot(s, fd)) != NULL) {
         if (!f->wr_idle || deadline <= pr_now()) {
             ssize_t put;
 #ifdef MSG_NOSIGNAL
@@ -9780,7 +9821,7 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
             put = write(fd, buf, n);
 #endif
             if (put >= 0) {
-                pr__io_turn(s);
+                pr__sched_io_turn(s);
                 return put;
             }
             if (errno == EINTR) continue;
@@ -9797,7 +9838,7 @@ ptrdiff_t pr_fd_write(int fd, const void *buf, size_t n, int64_t deadline) {
 pr_sched *pr_sched_current(void) {
     pr_sched *s = pr__sched_get();
     if (!s || s->wake_rd >= 0) return s;
-    if (pr__fd_reserve(s, 0) != PR_OK) return NULL; /* poll(2) needs a slot for the wake fd */
+    if (pr__sched_fd_reserve(s, 0) != PR_OK) return NULL; /* poll(2) needs a slot for the wake fd */
 #ifdef __linux__
     s->wake_rd = s->wake_wr = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->wake_rd < 0) return NULL;
@@ -9813,7 +9854,7 @@ pr_sched *pr_sched_current(void) {
         s->wake_wr = p[1];
     }
 #endif
-    if (pr__poller_add(s, s->wake_rd) != 0) {
+    if (pr__sched_poller_add(s, s->wake_rd) != 0) {
         close(s->wake_rd);
         if (s->wake_wr != s->wake_rd) close(s->wake_wr);
         s->wake_rd = s->wake_wr = -1;
@@ -9823,9 +9864,9 @@ pr_sched *pr_sched_current(void) {
 }
 
 int pr_sched_post(pr_sched *s, void (*fn)(void *user_data), void *user_data) {
-    pr__post *p;
+    pr__sched_post *p;
     if (!s || !fn || s->wake_wr < 0) return PR_EINVAL;
-    p = (pr__post *)pr__alloc(sizeof *p);
+    p = (pr__sched_post *)pr__alloc(sizeof *p);
     if (!p) return PR_ENOMEM;
     p->fn = fn;
     p->user_data = user_data;
@@ -9841,21 +9882,21 @@ int pr_sched_post(pr_sched *s, void (*fn)(void *user_data), void *user_data) {
     return PR_OK;
 }
 
-static void pr__run_posts(pr_sched *s) {
-    pr__post *list, *rev = NULL;
+static void pr__sched_run_posts(pr_sched *s) {
+    pr__sched_post *list, *rev = NULL;
     pthread_mutex_lock(&s->post_mu);
     list = s->posts;
     s->posts = NULL;
     pthread_mutex_unlock(&s->post_mu);
     while (list) { /* the list is newest first; run in posting order */
-        pr__post *n = list->next;
+        pr__sched_post *n = list->next;
         list->next = rev;
         rev = list;
         list = n;
     }
     s->in_post++;
     while (rev) {
-        pr__post *n = rev->next;
+        pr__sched_post *n = rev->next;
         rev->fn(rev->user_data);
         pr__free(rev, sizeof *rev);
         rev = n;
@@ -9878,7 +9919,7 @@ int pr_group_go(pr_group *g, pr_task_fn fn, void *user_data, const pr_spawn_opts
     int rc;
     if (!g) return PR_EINVAL;
     if (g->closing) return PR_ESTATE;
-    if ((rc = pr__spawn(&t, fn, user_data, opts, PR__TF_DETACHED)) != PR_OK) return rc;
+    if ((rc = pr__sched_spawn(&t, fn, user_data, opts, PR__SCHED_TF_DETACHED)) != PR_OK) return rc;
     t->group = g;
     t->gnext = g->children;
     if (g->children) g->children->gprev = t;
@@ -9887,7 +9928,7 @@ int pr_group_go(pr_group *g, pr_task_fn fn, void *user_data, const pr_spawn_opts
     return PR_OK;
 }
 
-static int pr__group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
+static int pr__sched_group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
     pr_sched *s;
     int rc = PR_OK;
     if (!g->live) return PR_OK;
@@ -9895,7 +9936,7 @@ static int pr__group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
     if (g->waiter || s->cur->group == g) return PR_ESTATE; /* a child would wait for itself */
     while (g->live && rc == PR_OK) {
         g->waiter = s->cur;
-        rc = pr__park_ex(s, deadline, ignore_cancel);
+        rc = pr__sched_park_ex(s, deadline, ignore_cancel);
         g->waiter = NULL;
     }
     return g->live ? rc : PR_OK;
@@ -9903,7 +9944,7 @@ static int pr__group_wait(pr_group *g, int64_t deadline, int ignore_cancel) {
 
 int pr_group_wait(pr_group *g, int64_t deadline) {
     if (!g) return PR_EINVAL;
-    return pr__group_wait(g, deadline, 0);
+    return pr__sched_group_wait(g, deadline, 0);
 }
 
 int pr_group_close(pr_group *g, int64_t deadline) {
@@ -9913,29 +9954,29 @@ int pr_group_close(pr_group *g, int64_t deadline) {
     if (g->waiter || (pr__sched_tls && pr__sched_tls->cur->group == g)) return PR_ESTATE;
     g->closing = 1;
     for (t = g->children; t; t = t->gnext) pr_cancel(t);
-    if ((rc = pr__group_wait(g, deadline, 1)) != PR_OK) return rc;
+    if ((rc = pr__sched_group_wait(g, deadline, 1)) != PR_OK) return rc;
     pr__free(g, sizeof *g);
     return PR_OK;
 }
 
 /* ---- channels ---- */
-typedef struct pr__chan_sel pr__chan_sel;
+typedef struct pr__sched_chan_sel pr__sched_chan_sel;
 
 /* One offered operation of a parked task, queued on its channel. */
-typedef struct pr__chan_waiter {
+typedef struct pr__sched_chan_waiter {
     pr__link link;      /* in its channel's senders or receivers */
-    pr__chan_sel *sel;
+    pr__sched_chan_sel *sel;
     pr_chan *chan;
     size_t index;
     void *elem;
     int kind;
-} pr__chan_waiter;
+} pr__sched_chan_waiter;
 
 /* The parked task's whole offer: done = index of the operation completed. */
-struct pr__chan_sel {
+struct pr__sched_chan_sel {
     pr_task *task;
     pr_chan_op *ops;
-    pr__chan_waiter *nodes;
+    pr__sched_chan_waiter *nodes;
     size_t n;
     ptrdiff_t done;
 };
@@ -9943,7 +9984,7 @@ struct pr__chan_sel {
 struct pr_chan {
     size_t elem_size, cap, head, count;
     char *ring;
-    pr__list senders, receivers; /* of pr__chan_waiter */
+    pr__list senders, receivers; /* of pr__sched_chan_waiter */
     int closed;
 };
 
@@ -9963,40 +10004,40 @@ int pr_chan_create(pr_chan **out, size_t elem_size, size_t capacity) {
 }
 
 /* The longest waiter of a channel queue, or NULL. */
-static pr__chan_waiter *pr__chan_first(const pr__list *q) {
-    return q->head ? PR__CONTAINER_OF(q->head, pr__chan_waiter, link) : NULL;
+static pr__sched_chan_waiter *pr__sched_chan_first(const pr__list *q) {
+    return q->head ? PR__CONTAINER_OF(q->head, pr__sched_chan_waiter, link) : NULL;
 }
 
-static pr__list *pr__chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
+static pr__list *pr__sched_chan_queue(pr_chan *c, int kind) { return kind == PR_CHAN_SEND ? &c->senders : &c->receivers; }
 
 /* Complete operation w of a parked task with rc: withdraw all its offers and wake it. */
-static void pr__chan_fire(pr__chan_waiter *w, int rc) {
-    pr__chan_sel *sel = w->sel;
+static void pr__sched_chan_fire(pr__sched_chan_waiter *w, int rc) {
+    pr__sched_chan_sel *sel = w->sel;
     size_t i;
-    for (i = 0; i < sel->n; i++) pr__list_unlink(pr__chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i].link);
+    for (i = 0; i < sel->n; i++) pr__list_unlink(pr__sched_chan_queue(sel->nodes[i].chan, sel->nodes[i].kind), &sel->nodes[i].link);
     sel->done = (ptrdiff_t)w->index;
     sel->ops[w->index].result = rc;
-    pr__wake(sel->task, PR_OK);
+    pr__sched_wake(sel->task, PR_OK);
 }
 
-static void pr__ring_put(pr_chan *c, const void *elem) {
+static void pr__sched_ring_put(pr_chan *c, const void *elem) {
     memcpy(c->ring + ((c->head + c->count) % c->cap) * c->elem_size, elem, c->elem_size);
     c->count++;
 }
 
 /* Try one operation without waiting. Returns 1 if done (op->result set), else 0. */
-static int pr__chan_try(pr_chan_op *op) {
+static int pr__sched_chan_try(pr_chan_op *op) {
     pr_chan *c = op->chan;
-    pr__chan_waiter *w;
+    pr__sched_chan_waiter *w;
     if (op->kind == PR_CHAN_SEND) {
         if (c->closed) {
             op->result = PR_ECLOSED;
-        } else if ((w = pr__chan_first(&c->receivers)) != NULL) {
+        } else if ((w = pr__sched_chan_first(&c->receivers)) != NULL) {
             memcpy(w->elem, op->elem, c->elem_size);
-            pr__chan_fire(w, PR_OK);
+            pr__sched_chan_fire(w, PR_OK);
             op->result = PR_OK;
         } else if (c->count < c->cap) {
-            pr__ring_put(c, op->elem);
+            pr__sched_ring_put(c, op->elem);
             op->result = PR_OK;
         } else {
             return 0;
@@ -10007,14 +10048,14 @@ static int pr__chan_try(pr_chan_op *op) {
         memcpy(op->elem, c->ring + c->head * c->elem_size, c->elem_size);
         c->head = (c->head + 1) % c->cap;
         c->count--;
-        if ((w = pr__chan_first(&c->senders)) != NULL) {
-            pr__ring_put(c, w->elem);
-            pr__chan_fire(w, PR_OK);
+        if ((w = pr__sched_chan_first(&c->senders)) != NULL) {
+            pr__sched_ring_put(c, w->elem);
+            pr__sched_chan_fire(w, PR_OK);
         }
         op->result = PR_OK;
-    } else if ((w = pr__chan_first(&c->senders)) != NULL) {
+    } else if ((w = pr__sched_chan_first(&c->senders)) != NULL) {
         memcpy(op->elem, w->elem, c->elem_size);
-        pr__chan_fire(w, PR_OK);
+        pr__sched_chan_fire(w, PR_OK);
         op->result = PR_OK;
     } else if (c->closed) {
         op->result = PR_ECLOSED;
@@ -10026,8 +10067,8 @@ static int pr__chan_try(pr_chan_op *op) {
 
 int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
     pr_sched *s = pr__sched_get();
-    pr__chan_waiter local[8], *nodes = local;
-    pr__chan_sel sel;
+    pr__sched_chan_waiter local[8], *nodes = local;
+    pr__sched_chan_sel sel;
     size_t i, start;
     int rc;
     if (!ops || !n) return PR_EINVAL;
@@ -10035,14 +10076,14 @@ int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
         if (!ops[i].chan || !ops[i].elem || (ops[i].kind != PR_CHAN_SEND && ops[i].kind != PR_CHAN_RECV))
             return PR_EINVAL;
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
     start = n > 1 ? s->choose_rot++ % n : 0;
     for (i = 0; i < n; i++) {
         size_t k = (start + i) % n;
-        if (pr__chan_try(&ops[k])) return (int)k;
+        if (pr__sched_chan_try(&ops[k])) return (int)k;
     }
     if (deadline <= pr_now()) return PR_ETIMEDOUT;
-    if (n > 8 && !(nodes = (pr__chan_waiter *)pr__alloc(n * sizeof *nodes))) return PR_ENOMEM;
+    if (n > 8 && !(nodes = (pr__sched_chan_waiter *)pr__alloc(n * sizeof *nodes))) return PR_ENOMEM;
     sel.task = s->cur;
     sel.ops = ops;
     sel.nodes = nodes;
@@ -10054,20 +10095,20 @@ int pr_chan_choose(pr_chan_op *ops, size_t n, int64_t deadline) {
         nodes[i].index = i;
         nodes[i].elem = ops[i].elem;
         nodes[i].kind = ops[i].kind;
-        pr__list_push(pr__chan_queue(ops[i].chan, ops[i].kind), &nodes[i].link);
+        pr__list_push(pr__sched_chan_queue(ops[i].chan, ops[i].kind), &nodes[i].link);
     }
-    rc = pr__park(s, deadline);
+    rc = pr__sched_park(s, deadline);
     if (sel.done >= 0) {
         rc = (int)sel.done; /* the operation happened: report it even if cancelled meanwhile */
     } else {
-        for (i = 0; i < n; i++) pr__list_unlink(pr__chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i].link);
+        for (i = 0; i < n; i++) pr__list_unlink(pr__sched_chan_queue(nodes[i].chan, nodes[i].kind), &nodes[i].link);
         if (rc == PR_OK) rc = PR_ETIMEDOUT; /* not reachable: only a fire wakes with PR_OK */
     }
     if (nodes != local) pr__free(nodes, n * sizeof *nodes);
     return rc;
 }
 
-static int pr__chan_one(pr_chan *c, int kind, void *elem, int64_t deadline) {
+static int pr__sched_chan_one(pr_chan *c, int kind, void *elem, int64_t deadline) {
     pr_chan_op op;
     int rc;
     if (!c || !elem) return PR_EINVAL;
@@ -10080,18 +10121,18 @@ static int pr__chan_one(pr_chan *c, int kind, void *elem, int64_t deadline) {
 }
 
 int pr_chan_send(pr_chan *c, const void *elem, int64_t deadline) {
-    return pr__chan_one(c, PR_CHAN_SEND, (void *)(uintptr_t)elem, deadline);
+    return pr__sched_chan_one(c, PR_CHAN_SEND, (void *)(uintptr_t)elem, deadline);
 }
 
-int pr_chan_recv(pr_chan *c, void *elem, int64_t deadline) { return pr__chan_one(c, PR_CHAN_RECV, elem, deadline); }
+int pr_chan_recv(pr_chan *c, void *elem, int64_t deadline) { return pr__sched_chan_one(c, PR_CHAN_RECV, elem, deadline); }
 
 int pr_chan_close(pr_chan *c) {
-    pr__chan_waiter *w;
+    pr__sched_chan_waiter *w;
     if (!c) return PR_EINVAL;
     if (c->closed) return PR_ESTATE;
     c->closed = 1;
-    while ((w = pr__chan_first(&c->receivers)) != NULL) pr__chan_fire(w, PR_ECLOSED);
-    while ((w = pr__chan_first(&c->senders)) != NULL) pr__chan_fire(w, PR_ECLOSED);
+    while ((w = pr__sched_chan_first(&c->receivers)) != NULL) pr__sched_chan_fire(w, PR_ECLOSED);
+    while ((w = pr__sched_chan_first(&c->senders)) != NULL) pr__sched_chan_fire(w, PR_ECLOSED);
     return PR_OK;
 }
 
@@ -10105,47 +10146,47 @@ void pr_chan_destroy(pr_chan *c) {
 /* ==== sync: FIFO wait queues, counting and weighted semaphores ==== >>sync.impl */
 /* ---- FIFO wait queues ---- */
 /* A parked task; lives on its stack while it waits. */
-typedef struct pr__waiter {
-    pr__link link; /* in its pr__fifo */
+typedef struct pr__sync_waiter {
+    pr__link link; /* in its pr__sync_fifo */
     pr_task *task;
     int64_t weight;
     int done;   /* granted (semaphores) or released (windows: cleared) */
     int closed; /* the object was destroyed: do not touch it */
-} pr__waiter;
+} pr__sync_waiter;
 
-/* A queue of pr__waiter, oldest first (.n counts them). */
-typedef pr__list pr__fifo;
+/* A queue of pr__sync_waiter, oldest first (.n counts them). */
+typedef pr__list pr__sync_fifo;
 
 /* The longest waiter of q, or NULL. */
-static pr__waiter *pr__sync_first(const pr__fifo *q) {
-    return q->head ? PR__CONTAINER_OF(q->head, pr__waiter, link) : NULL;
+static pr__sync_waiter *pr__sync_first(const pr__sync_fifo *q) {
+    return q->head ? PR__CONTAINER_OF(q->head, pr__sync_waiter, link) : NULL;
 }
 
 /* Take w off q and wake it, granted (closed 0) or told the object is gone. */
-static void pr__sync_wake(pr__fifo *q, pr__waiter *w, int closed) {
+static void pr__sync_wake(pr__sync_fifo *q, pr__sync_waiter *w, int closed) {
     pr__list_unlink(q, &w->link);
     if (closed) w->closed = 1;
     else w->done = 1;
-    pr__wake(w->task, PR_OK);
+    pr__sched_wake(w->task, PR_OK);
 }
 
 /* Wake every waiter, marking them done (or closed) and leaving the queue empty. */
-static void pr__fifo_wake_all(pr__fifo *q, int closed) {
-    pr__waiter *w;
+static void pr__sync_fifo_wake_all(pr__sync_fifo *q, int closed) {
+    pr__sync_waiter *w;
     while ((w = pr__sync_first(q)) != NULL) pr__sync_wake(q, w, closed);
 }
 
 /* Park the calling task on q until done, closed, the deadline or
    cancellation. Returns PR_OK (done), PR_ECLOSED, PR_ETIMEDOUT,
    PR_ECANCELED or PR_ENOMEM; the waiter is off the queue when it returns. */
-static int pr__fifo_park(pr__fifo *q, pr__waiter *w, int64_t deadline) {
+static int pr__sync_fifo_park(pr__sync_fifo *q, pr__sync_waiter *w, int64_t deadline) {
     pr_sched *s = pr__sched_get();
     int rc = PR_OK;
     if (!s) return PR_ENOMEM;
     w->task = s->cur;
     w->done = w->closed = 0;
     pr__list_push(q, &w->link);
-    while (!w->done && !w->closed && rc == PR_OK) rc = pr__park(s, deadline);
+    while (!w->done && !w->closed && rc == PR_OK) rc = pr__sched_park(s, deadline);
     if (w->closed) return PR_ECLOSED;
     if (w->done) return PR_OK; /* granted: that beats a timeout or cancel that came with it */
     pr__list_unlink(q, &w->link);
@@ -10153,39 +10194,39 @@ static int pr__fifo_park(pr__fifo *q, pr__waiter *w, int64_t deadline) {
 }
 
 /* ---- semaphores: one core, two admission rules ---- */
-typedef struct pr__semcore {
+typedef struct pr__sync_semcore {
     int64_t budget;
     int weighted; /* 0: admit while budget >= weight (counting); 1: while budget >= 0 */
-    pr__fifo q;
-} pr__semcore;
+    pr__sync_fifo q;
+} pr__sync_semcore;
 
-struct pr_sem { pr__semcore c; };
-struct pr_wsem { pr__semcore c; };
+struct pr_sem { pr__sync_semcore c; };
+struct pr_wsem { pr__sync_semcore c; };
 
-static int pr__sem_admits(const pr__semcore *c, int64_t weight) {
+static int pr__sync_sem_admits(const pr__sync_semcore *c, int64_t weight) {
     return c->weighted ? c->budget >= 0 : c->budget >= weight;
 }
 
-static int pr__sem_try(pr__semcore *c, int64_t weight) {
-    if (c->q.n || !pr__sem_admits(c, weight)) return PR_ETIMEDOUT;
+static int pr__sync_sem_try(pr__sync_semcore *c, int64_t weight) {
+    if (c->q.n || !pr__sync_sem_admits(c, weight)) return PR_ETIMEDOUT;
     c->budget -= weight;
     return PR_OK;
 }
 
-static int pr__sem_acquire(pr__semcore *c, int64_t weight, int64_t deadline) {
-    pr__waiter me;
+static int pr__sync_sem_acquire(pr__sync_semcore *c, int64_t weight, int64_t deadline) {
+    pr__sync_waiter me;
     if (pr_is_canceled()) return PR_ECANCELED;
-    if (pr__sem_try(c, weight) == PR_OK) return PR_OK;
+    if (pr__sync_sem_try(c, weight) == PR_OK) return PR_OK;
     memset(&me, 0, sizeof me);
     me.weight = weight;
-    return pr__fifo_park(&c->q, &me, deadline); /* a grant has already taken the weight */
+    return pr__sync_fifo_park(&c->q, &me, deadline); /* a grant has already taken the weight */
 }
 
 /* Hand the budget to waiters in order while the head is admitted. */
-static void pr__sem_release(pr__semcore *c, int64_t weight) {
-    pr__waiter *w;
+static void pr__sync_sem_release(pr__sync_semcore *c, int64_t weight) {
+    pr__sync_waiter *w;
     c->budget += weight;
-    while ((w = pr__sync_first(&c->q)) != NULL && pr__sem_admits(c, w->weight)) {
+    while ((w = pr__sync_first(&c->q)) != NULL && pr__sync_sem_admits(c, w->weight)) {
         c->budget -= w->weight;
         pr__sync_wake(&c->q, w, 0);
     }
@@ -10193,13 +10234,13 @@ static void pr__sem_release(pr__semcore *c, int64_t weight) {
 
 /* Wake the waiters with PR_ECLOSED and free the semaphore (size bytes at c,
    its first member). */
-static void pr__sem_free(pr__semcore *c, size_t size) {
-    pr__fifo_wake_all(&c->q, 1);
+static void pr__sync_sem_free(pr__sync_semcore *c, size_t size) {
+    pr__sync_fifo_wake_all(&c->q, 1);
     pr__free(c, size);
 }
 
-static void *pr__sem_new(size_t size, int64_t budget, int weighted) {
-    pr__semcore *c = (pr__semcore *)pr__calloc(1, size);
+static void *pr__sync_sem_new(size_t size, int64_t budget, int weighted) {
+    pr__sync_semcore *c = (pr__sync_semcore *)pr__calloc(1, size);
     if (c) {
         c->budget = budget;
         c->weighted = weighted;
@@ -10209,20 +10250,20 @@ static void *pr__sem_new(size_t size, int64_t budget, int weighted) {
 
 int pr_sem_create(pr_sem **out, int64_t permits) {
     if (!out || permits <= 0) return PR_EINVAL;
-    *out = (pr_sem *)pr__sem_new(sizeof(pr_sem), permits, 0);
+    *out = (pr_sem *)pr__sync_sem_new(sizeof(pr_sem), permits, 0);
     return *out ? PR_OK : PR_ENOMEM;
 }
 
 void pr_sem_destroy(pr_sem *s) {
-    if (s) pr__sem_free(&s->c, sizeof *s);
+    if (s) pr__sync_sem_free(&s->c, sizeof *s);
 }
 
-int pr_sem_acquire(pr_sem *s, int64_t deadline) { return s ? pr__sem_acquire(&s->c, 1, deadline) : PR_EINVAL; }
+int pr_sem_acquire(pr_sem *s, int64_t deadline) { return s ? pr__sync_sem_acquire(&s->c, 1, deadline) : PR_EINVAL; }
 
-int pr_sem_try_acquire(pr_sem *s) { return s ? pr__sem_try(&s->c, 1) : PR_EINVAL; }
+int pr_sem_try_acquire(pr_sem *s) { return s ? pr__sync_sem_try(&s->c, 1) : PR_EINVAL; }
 
 void pr_sem_release(pr_sem *s) {
-    if (s) pr__sem_release(&s->c, 1);
+    if (s) pr__sync_sem_release(&s->c, 1);
 }
 
 int64_t pr_sem_available(const pr_sem *s) { return s && s->c.budget > 0 ? s->c.budget : 0; }
@@ -10231,45 +10272,45 @@ size_t pr_sem_waiting(const pr_sem *s) { return s ? s->c.q.n : 0; }
 
 int pr_wsem_create(pr_wsem **out, int64_t budget) {
     if (!out || budget <= 0) return PR_EINVAL;
-    *out = (pr_wsem *)pr__sem_new(sizeof(pr_wsem), budget, 1);
+    *out = (pr_wsem *)pr__sync_sem_new(sizeof(pr_wsem), budget, 1);
     return *out ? PR_OK : PR_ENOMEM;
 }
 
 void pr_wsem_destroy(pr_wsem *w) {
-    if (w) pr__sem_free(&w->c, sizeof *w);
+    if (w) pr__sync_sem_free(&w->c, sizeof *w);
 }
 
 int pr_wsem_acquire(pr_wsem *w, int64_t weight, int64_t deadline) {
-    return w && weight >= 0 ? pr__sem_acquire(&w->c, weight, deadline) : PR_EINVAL;
+    return w && weight >= 0 ? pr__sync_sem_acquire(&w->c, weight, deadline) : PR_EINVAL;
 }
 
 int pr_wsem_try_acquire(pr_wsem *w, int64_t weight) {
-    return w && weight >= 0 ? pr__sem_try(&w->c, weight) : PR_EINVAL;
+    return w && weight >= 0 ? pr__sync_sem_try(&w->c, weight) : PR_EINVAL;
 }
 
 void pr_wsem_release(pr_wsem *w, int64_t weight) {
-    if (w && weight >= 0) pr__sem_release(&w->c, weight);
+    if (w && weight >= 0) pr__sync_sem_release(&w->c, weight);
 }
 
 int64_t pr_wsem_budget(const pr_wsem *w) { return w ? w->c.budget : 0; }
 
 /* ==== future: in-process promises and futures; a task's result as a future ==== >>future.impl */
 /* Where pr_future_await_all hears which futures settled. */
-typedef struct pr__fgroup {
+typedef struct pr__future_fgroup {
     size_t *settled; /* indices in settling order */
     size_t nsettled;
-} pr__fgroup;
+} pr__future_fgroup;
 
 /* A task waiting in pr_future_await (on its stack) or pr_future_await_all. */
-typedef struct pr__fwait {
-    struct pr__fwait *prev, *next;
+typedef struct pr__future_fwait {
+    struct pr__future_fwait *prev, *next;
     pr_task *task;
-    pr__fgroup *group; /* await_all: note idx there on settling; NULL otherwise */
+    pr__future_fgroup *group; /* await_all: note idx there on settling; NULL otherwise */
     size_t idx;
-} pr__fwait;
+} pr__future_fwait;
 
 struct pr_future {
-    pr__fwait *waiters;
+    pr__future_fwait *waiters;
     void *value;
     int code;                  /* rejection code */
     int state;                 /* PR_FUTURE_* */
@@ -10307,7 +10348,7 @@ void pr_future_destroy(pr_future *f) {
 }
 
 static int pr__future_settle(pr_future *f, int state, void *value, int code) {
-    pr__fwait *w;
+    pr__future_fwait *w;
     if (!f) return PR_EINVAL;
     if (f->state != PR_FUTURE_PENDING) return PR_ESTATE;
     f->state = state;
@@ -10315,7 +10356,7 @@ static int pr__future_settle(pr_future *f, int state, void *value, int code) {
     f->code = code;
     for (w = f->waiters; w; w = w->next) {
         if (w->group) w->group->settled[w->group->nsettled++] = w->idx;
-        pr__wake(w->task, PR_OK);
+        pr__sched_wake(w->task, PR_OK);
     }
     return PR_OK;
 }
@@ -10358,7 +10399,7 @@ int pr_future_on_free(pr_future *f, void (*free_value)(void *value, void *user_d
 }
 
 /* Unlink w from f's waiters. */
-static void pr__future_unwait(pr_future *f, pr__fwait *w) {
+static void pr__future_unwait(pr_future *f, pr__future_fwait *w) {
     if (w->prev) w->prev->next = w->next;
     else f->waiters = w->next;
     if (w->next) w->next->prev = w->prev;
@@ -10366,8 +10407,8 @@ static void pr__future_unwait(pr_future *f, pr__fwait *w) {
 
 int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *failed, int64_t deadline) {
     pr_sched *s;
-    pr__fwait *ws = NULL;
-    pr__fgroup g;
+    pr__future_fwait *ws = NULL;
+    pr__future_fgroup g;
     size_t i, first_bad = n, done = 0;
     int rc = PR_OK;
     if (!fs && n) return PR_EINVAL;
@@ -10375,7 +10416,7 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
         if (!fs[i]) return PR_EINVAL;
     if (!(s = pr__sched_get())) return PR_ENOMEM;
     memset(&g, 0, sizeof g);
-    if (n && (!(ws = (pr__fwait *)pr__calloc(n, sizeof *ws)) ||
+    if (n && (!(ws = (pr__future_fwait *)pr__calloc(n, sizeof *ws)) ||
               !(g.settled = (size_t *)pr__alloc(n * sizeof *g.settled)))) {
         pr__free(ws, n * sizeof *ws);
         return PR_ENOMEM;
@@ -10409,7 +10450,7 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
         if (k) memmove(g.settled, g.settled + k, (g.nsettled - k) * sizeof *g.settled);
         g.nsettled -= k;
         if (done >= n || ((flags & PR_AWAIT_FAIL_FAST) && first_bad < n)) break;
-        if ((rc = pr__park(s, deadline)) != PR_OK) break;
+        if ((rc = pr__sched_park(s, deadline)) != PR_OK) break;
     }
     for (i = 0; i < n; i++) {
         if (!ws[i].task) continue;
@@ -10428,7 +10469,7 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
 
 int pr_future_await(pr_future *f, void **out, int64_t deadline) {
     pr_sched *s;
-    pr__fwait w;
+    pr__future_fwait w;
     int rc = PR_OK;
     if (!f) return PR_EINVAL;
     if (f->state == PR_FUTURE_PENDING) {
@@ -10440,7 +10481,7 @@ int pr_future_await(pr_future *f, void **out, int64_t deadline) {
         if (f->waiters) f->waiters->prev = &w;
         f->waiters = &w;
         f->refs++;
-        while (f->state == PR_FUTURE_PENDING && rc == PR_OK) rc = pr__park(s, deadline);
+        while (f->state == PR_FUTURE_PENDING && rc == PR_OK) rc = pr__sched_park(s, deadline);
         pr__future_unwait(f, &w);
         if (f->state == PR_FUTURE_PENDING) {
             pr_future_destroy(f);
@@ -10493,7 +10534,7 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
     f->fn = fn;
     f->user_data = user_data;
     f->refs = 2; /* the caller's and the task's */
-    if ((rc = pr__spawn(&t, pr__future_task, f, opts, PR__TF_DETACHED)) != PR_OK) {
+    if ((rc = pr__sched_spawn(&t, pr__future_task, f, opts, PR__SCHED_TF_DETACHED)) != PR_OK) {
         pr__free(f, sizeof *f);
         return rc;
     }
@@ -10504,16 +10545,16 @@ int pr_future_go(pr_future **out, pr_task_fn fn, void *user_data, const pr_spawn
 
 /* ==== retry: backoff and jitter, retry runner, server hints, circuit breaker, backoff window ==== >>retry.impl */
 /* ---- backoff ---- */
-#define PR__BACKOFF_SATURATE 9.2e18 /* just below INT64_MAX: a double that converts safely */
+#define PR__RETRY_BACKOFF_SATURATE 9.2e18 /* just below INT64_MAX: a double that converts safely */
 
-static int pr__bad_double(double d) { return d != d || d > 1e300 || d < -1e300; }
+static int pr__retry_bad_double(double d) { return d != d || d > 1e300 || d < -1e300; }
 
 int pr_backoff_check(const pr_backoff *b) {
     if (!b || b->strategy < PR_BACKOFF_EXPONENTIAL || b->strategy > PR_BACKOFF_DECORRELATED) return PR_EINVAL;
     if (b->jitter < PR_JITTER_NONE || b->jitter > PR_JITTER_DOWN) return PR_EINVAL;
     if (b->base_ms <= 0 || b->max_ms < 0 || (b->max_ms != PR_BACKOFF_UNCAPPED && b->max_ms < b->base_ms))
         return PR_EINVAL;
-    if (pr__bad_double(b->jitter_factor) || pr__bad_double(b->range_min) || pr__bad_double(b->range_max))
+    if (pr__retry_bad_double(b->jitter_factor) || pr__retry_bad_double(b->range_min) || pr__retry_bad_double(b->range_max))
         return PR_EINVAL;
     if (b->jitter_factor < 0) return PR_EINVAL;
     if ((b->jitter == PR_JITTER_FACTOR || b->jitter == PR_JITTER_DOWN) && b->jitter_factor > 1) return PR_EINVAL;
@@ -10526,7 +10567,7 @@ double pr_backoff_delay(const pr_backoff *b, int attempt, double prev_ms, double
     if (attempt < 0 || pr_backoff_check(b) != PR_OK) return PR_EINVAL;
     if (!(r >= 0)) r = 0; /* NaN too */
     if (r >= 1) r = 0.99999999999999989;
-    cap = b->max_ms == PR_BACKOFF_UNCAPPED ? PR__BACKOFF_SATURATE : (double)b->max_ms;
+    cap = b->max_ms == PR_BACKOFF_UNCAPPED ? PR__RETRY_BACKOFF_SATURATE : (double)b->max_ms;
     switch (b->strategy) {
     case PR_BACKOFF_LINEAR:
         d = (double)b->base_ms * ((double)attempt + 1);
@@ -10543,7 +10584,7 @@ double pr_backoff_delay(const pr_backoff *b, int attempt, double prev_ms, double
         }
         return PR__MIN(d, cap);
     default:
-        d = attempt >= 63 ? PR__BACKOFF_SATURATE : (double)b->base_ms * (double)((uint64_t)1 << attempt);
+        d = attempt >= 63 ? PR__RETRY_BACKOFF_SATURATE : (double)b->base_ms * (double)((uint64_t)1 << attempt);
         break;
     }
     d = PR__MIN(d, cap);
@@ -10570,10 +10611,10 @@ double pr_backoff_delay(const pr_backoff *b, int attempt, double prev_ms, double
 
 /* A delay in ms as whole ms for the scheduler: rounded up (a 0.3 ms delay
    still waits), saturating at PR_FOREVER. */
-static int64_t pr__ms_ceil(double ms) {
+static int64_t pr__retry_ms_ceil(double ms) {
     int64_t w;
     if (!(ms > 0)) return 0;
-    if (ms >= PR__BACKOFF_SATURATE) return PR_FOREVER;
+    if (ms >= PR__RETRY_BACKOFF_SATURATE) return PR_FOREVER;
     w = (int64_t)ms;
     return (double)w < ms ? w + 1 : w;
 }
@@ -10584,7 +10625,7 @@ static double pr__retry_random(const pr_retry_hooks *h) {
     return h->random ? h->random(h->user_data) : pr_random();
 }
 
-/* The backoff delay before retry `attempt` in whole ms (pr__ms_ceil; 0 for
+/* The backoff delay before retry `attempt` in whole ms (pr__retry_ms_ceil; 0 for
    an invalid policy), jittered with a number drawn through the hooks.
    prev_ms, unless NULL, holds the previous fractional delay (for
    PR_BACKOFF_DECORRELATED) and gets this one. The one way the runner, the
@@ -10592,7 +10633,7 @@ static double pr__retry_random(const pr_retry_hooks *h) {
 static int64_t pr__retry_delay_ms(const pr_backoff *b, int attempt, double *prev_ms, const pr_retry_hooks *h) {
     double d = pr_backoff_delay(b, attempt, prev_ms ? *prev_ms : 0, pr__retry_random(h));
     if (prev_ms) *prev_ms = d;
-    return pr__ms_ceil(d);
+    return pr__retry_ms_ceil(d);
 }
 
 /* Sleep delay_ms, waking by deadline: the hooks' sleep, else pr_sleep. */
@@ -10619,7 +10660,7 @@ int pr_retry_classify_default(int outcome, int64_t *after_ms, void *user_data) {
     }
 }
 
-static const pr_backoff pr__backoff_http = PR_BACKOFF_HTTP;
+static const pr_backoff pr__retry_backoff_http = PR_BACKOFF_HTTP;
 
 int pr_retry_begin(pr_retry *st, const pr_retry_policy *policy) {
     pr_retry_policy *p;
@@ -10629,7 +10670,7 @@ int pr_retry_begin(pr_retry *st, const pr_retry_policy *policy) {
     if (policy) *p = *policy;
     if (p->max_retries == 0) p->max_retries = 10;
     if (p->max_retries < PR_RETRY_UNLIMITED || p->max_elapsed_ms < 0 || p->progress_timeout_ms < 0) return PR_EINVAL;
-    if (p->backoff.base_ms == 0) p->backoff = pr__backoff_http;
+    if (p->backoff.base_ms == 0) p->backoff = pr__retry_backoff_http;
     if (pr_backoff_check(&p->backoff) != PR_OK) return PR_EINVAL;
     if (!p->classify) p->classify = pr_retry_classify_default;
     st->start_ms = st->progress_ms = pr_now();
@@ -10758,13 +10799,13 @@ static int pr__retry_decimal(pr_slice s, double *out) {
             v += (s.ptr[i] - '0') * scale;
         }
     }
-    if (!digits || i != s.len || pr__bad_double(v)) return PR_EINVAL;
+    if (!digits || i != s.len || pr__retry_bad_double(v)) return PR_EINVAL;
     *out = neg ? -v : v;
     return PR_OK;
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm). */
-static int64_t pr__days_from_civil(int64_t y, int m, int d) {
+static int64_t pr__retry_days_from_civil(int64_t y, int m, int d) {
     int64_t era, yoe, doy, doe;
     y -= m <= 2;
     era = (y >= 0 ? y : y - 399) / 400;
@@ -10870,7 +10911,7 @@ int pr_retry_parse_http_date(pr_slice s, int64_t now_unix_ms, int64_t *out) {
     if (wday < 0 || month < 0 || day < 1 || year < 0 || year > 9999 || secs < 0 || day > mdays[month])
         return PR_EINVAL;
     if (month == 1 && day == 29 && !((year % 4 == 0 && year % 100 != 0) || year % 400 == 0)) return PR_EINVAL;
-    days = pr__days_from_civil(year, month + 1, day);
+    days = pr__retry_days_from_civil(year, month + 1, day);
     if (((days % 7) + 11) % 7 != wday) return PR_EINVAL; /* 1970-01-01 was a Thursday (4) */
     *out = (days * 86400 + secs) * 1000;
     return PR_OK;
@@ -10895,7 +10936,7 @@ int pr_retry_hint_ms(const pr_slice *retry_after_ms, const pr_slice *retry_after
     }
     if (!have || !(ms > 0)) return 0;
     if (max_ms <= 0) max_ms = 60000;
-    if (out) *out = ms < (double)max_ms ? pr__ms_ceil(ms) : max_ms;
+    if (out) *out = ms < (double)max_ms ? pr__retry_ms_ceil(ms) : max_ms;
     return 1;
 }
 
@@ -10913,9 +10954,9 @@ struct pr_breaker_registry {
     pr_breaker *list;
 };
 
-static const char *pr__breaker_name(const pr_breaker *b) { return (const char *)(b + 1); }
+static const char *pr__retry_breaker_name(const pr_breaker *b) { return (const char *)(b + 1); }
 
-static void pr__breaker_to(pr_breaker *b, int to) {
+static void pr__retry_breaker_to(pr_breaker *b, int to) {
     const pr_breaker_observer *ob = &b->o.observer;
     int from = b->state;
     if (from == to) return;
@@ -10923,7 +10964,7 @@ static void pr__breaker_to(pr_breaker *b, int to) {
     if (to == PR_BREAKER_OPEN) b->opened_at = pr_now();
     if (to != PR_BREAKER_CLOSED) b->half_open_calls = 0;
     if (to == PR_BREAKER_CLOSED) b->failures = 0;
-    if (ob->on_change) ob->on_change(pr__breaker_name(b), from, to, ob->user_data);
+    if (ob->on_change) ob->on_change(pr__retry_breaker_name(b), from, to, ob->user_data);
 }
 
 int pr_breaker_create(pr_breaker **out, const char *name, const pr_breaker_opts *opts) {
@@ -10950,7 +10991,7 @@ void pr_breaker_destroy(pr_breaker *b) {
 int pr_breaker_state(pr_breaker *b) {
     if (!b) return PR_EINVAL;
     if (b->state == PR_BREAKER_OPEN && pr_now() - b->opened_at >= b->o.reset_timeout_ms)
-        pr__breaker_to(b, PR_BREAKER_HALF_OPEN);
+        pr__retry_breaker_to(b, PR_BREAKER_HALF_OPEN);
     return b->state;
 }
 
@@ -10972,11 +11013,11 @@ void pr_breaker_record(pr_breaker *b, int outcome) {
         if (st == PR_BREAKER_HALF_OPEN && b->half_open_calls > 0) b->half_open_calls--;
     } else if (outcome == PR_BREAKER_SUCCESS) {
         if (st == PR_BREAKER_CLOSED) b->failures = 0;
-        else if (st == PR_BREAKER_HALF_OPEN) pr__breaker_to(b, PR_BREAKER_CLOSED);
+        else if (st == PR_BREAKER_HALF_OPEN) pr__retry_breaker_to(b, PR_BREAKER_CLOSED);
     } else if (st == PR_BREAKER_CLOSED) {
-        if (++b->failures >= b->o.failure_threshold) pr__breaker_to(b, PR_BREAKER_OPEN);
+        if (++b->failures >= b->o.failure_threshold) pr__retry_breaker_to(b, PR_BREAKER_OPEN);
     } else if (st == PR_BREAKER_HALF_OPEN) {
-        pr__breaker_to(b, PR_BREAKER_OPEN); /* a failed probe: open again, a new opened_at */
+        pr__retry_breaker_to(b, PR_BREAKER_OPEN); /* a failed probe: open again, a new opened_at */
     }
 }
 
@@ -10984,7 +11025,7 @@ int pr_breaker_failures(const pr_breaker *b) { return b ? b->failures : 0; }
 
 void pr_breaker_reset(pr_breaker *b) {
     if (!b) return;
-    pr__breaker_to(b, PR_BREAKER_CLOSED);
+    pr__retry_breaker_to(b, PR_BREAKER_CLOSED);
     b->failures = 0;
     b->half_open_calls = 0;
 }
@@ -11005,7 +11046,7 @@ void pr_breaker_registry_destroy(pr_breaker_registry *r) {
     pr__free(r, sizeof *r);
 }
 
-static pr_breaker *pr__breaker_find(pr_breaker_registry *r, const char *name) {
+static pr_breaker *pr__retry_breaker_find(pr_breaker_registry *r, const char *name) {
     pr_breaker *b;
     size_t n = strlen(name);
     for (b = r->list; b; b = b->next)
@@ -11019,7 +11060,7 @@ int pr_breaker_registry_get(pr_breaker_registry *r, const char *name, const pr_b
     int rc;
     if (out) *out = NULL;
     if (!r || !name || !out) return PR_EINVAL;
-    if ((b = pr__breaker_find(r, name)) == NULL) {
+    if ((b = pr__retry_breaker_find(r, name)) == NULL) {
         if ((rc = pr_breaker_create(&b, name, opts)) != PR_OK) return rc;
         b->next = r->list;
         r->list = b;
@@ -11031,20 +11072,20 @@ int pr_breaker_registry_get(pr_breaker_registry *r, const char *name, const pr_b
 int pr_breaker_registry_state(pr_breaker_registry *r, const char *name) {
     pr_breaker *b;
     if (!r || !name) return PR_EINVAL;
-    b = pr__breaker_find(r, name);
+    b = pr__retry_breaker_find(r, name);
     return b ? pr_breaker_state(b) : PR_BREAKER_CLOSED;
 }
 
 /* ---- backoff window ---- */
-typedef struct pr__window_key {
-    struct pr__window_key *next;
+typedef struct pr__retry_window_key {
+    struct pr__retry_window_key *next;
     int64_t until;   /* deadline on pr_now()'s clock */
-    pr__fifo waiters;
+    pr__sync_fifo waiters;
     size_t key_len;  /* key bytes follow */
-} pr__window_key;
+} pr__retry_window_key;
 
 struct pr_backoff_window {
-    pr__window_key *keys;
+    pr__retry_window_key *keys;
 };
 
 int pr_backoff_window_create(pr_backoff_window **out) {
@@ -11053,15 +11094,15 @@ int pr_backoff_window_create(pr_backoff_window **out) {
     return *out ? PR_OK : PR_ENOMEM;
 }
 
-static void pr__window_key_free(pr__window_key *k) { pr__free(k, sizeof *k + k->key_len); }
+static void pr__retry_window_key_free(pr__retry_window_key *k) { pr__free(k, sizeof *k + k->key_len); }
 
 void pr_backoff_window_destroy(pr_backoff_window *w) {
     if (!w) return;
     while (w->keys) {
-        pr__window_key *k = w->keys;
+        pr__retry_window_key *k = w->keys;
         w->keys = k->next;
-        pr__fifo_wake_all(&k->waiters, 1);
-        pr__window_key_free(k);
+        pr__sync_fifo_wake_all(&k->waiters, 1);
+        pr__retry_window_key_free(k);
     }
     pr__free(w, sizeof *w);
 }
@@ -11069,8 +11110,8 @@ void pr_backoff_window_destroy(pr_backoff_window *w) {
 /* The entry of key; created when create is set. Creating also drops the
    entries that ended a minute ago and that nobody waits on, so the list
    holds recent windows only (a lookup never reads the clock). */
-static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, int create) {
-    pr__window_key **pp = &w->keys, *k;
+static pr__retry_window_key *pr__retry_window_find(pr_backoff_window *w, const char *key, int create) {
+    pr__retry_window_key **pp = &w->keys, *k;
     size_t n;
     int64_t now = create ? pr_now() : 0;
     if (!key) key = "";
@@ -11079,12 +11120,12 @@ static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, in
         if (k->key_len == n && memcmp(k + 1, key, n) == 0) return k;
         if (create && pr__time_add(k->until, 60000) <= now && !k->waiters.n) {
             *pp = k->next;
-            pr__window_key_free(k);
+            pr__retry_window_key_free(k);
             continue;
         }
         pp = &k->next;
     }
-    if (!create || !(k = (pr__window_key *)pr__calloc(1, sizeof *k + n))) return NULL;
+    if (!create || !(k = (pr__retry_window_key *)pr__calloc(1, sizeof *k + n))) return NULL;
     k->key_len = n;
     memcpy(k + 1, key, n);
     k->next = w->keys;
@@ -11093,17 +11134,17 @@ static pr__window_key *pr__window_find(pr_backoff_window *w, const char *key, in
 }
 
 int pr_backoff_window_set(pr_backoff_window *w, const char *key, int64_t duration_ms) {
-    pr__window_key *k;
+    pr__retry_window_key *k;
     int64_t until;
     if (!w || duration_ms < 0) return PR_EINVAL;
-    if (!(k = pr__window_find(w, key, 1))) return PR_ENOMEM;
+    if (!(k = pr__retry_window_find(w, key, 1))) return PR_ENOMEM;
     until = pr_deadline_in(duration_ms);
     if (until > k->until) k->until = until;
     return PR_OK;
 }
 
 int64_t pr_backoff_window_until(pr_backoff_window *w, const char *key) {
-    pr__window_key *k = w ? pr__window_find(w, key, 0) : NULL;
+    pr__retry_window_key *k = w ? pr__retry_window_find(w, key, 0) : NULL;
     return k ? k->until : 0;
 }
 
@@ -11119,13 +11160,13 @@ int pr_backoff_window_wait(pr_backoff_window *w, const char *key, int64_t deadli
     if (!w) return PR_EINVAL;
     if (pr_is_canceled()) return PR_ECANCELED;
     for (;;) {
-        pr__window_key *k = pr__window_find(w, key, 0);
-        pr__waiter me;
+        pr__retry_window_key *k = pr__retry_window_find(w, key, 0);
+        pr__sync_waiter me;
         int rc;
         if (!k || k->until <= pr_now()) return PR_OK;
         if (deadline <= pr_now()) return PR_ETIMEDOUT;
         memset(&me, 0, sizeof me);
-        rc = pr__fifo_park(&k->waiters, &me, PR__MIN(k->until, deadline));
+        rc = pr__sync_fifo_park(&k->waiters, &me, PR__MIN(k->until, deadline));
         /* PR_OK: cleared; PR_ETIMEDOUT: the window's end or the deadline.
            Either way look again: another task may have extended it. */
         if (rc != PR_OK && rc != PR_ETIMEDOUT) return rc;
@@ -11133,10 +11174,10 @@ int pr_backoff_window_wait(pr_backoff_window *w, const char *key, int64_t deadli
 }
 
 void pr_backoff_window_clear(pr_backoff_window *w, const char *key) {
-    pr__window_key *k = w ? pr__window_find(w, key, 0) : NULL;
+    pr__retry_window_key *k = w ? pr__retry_window_find(w, key, 0) : NULL;
     if (!k) return;
     k->until = 0;
-    pr__fifo_wake_all(&k->waiters, 0);
+    pr__sync_fifo_wake_all(&k->waiters, 0);
 }
 
 /* ==== net: non-blocking DNS, TCP connect and listen, the pr_conn byte stream ==== >>net.impl */
@@ -11221,7 +11262,7 @@ static const pr_conn_ops pr__net_sock_ops = { pr__net_sock_read, pr__net_sock_wr
 /* Wait until a read or a write on c (kinds: PR_WAIT_READ, PR_WAIT_WRITE or
    both) may make progress, so a layer above (TLS) can wait on both
    directions while a write is stuck. Sockets only: PR_ENOTSUP otherwise. */
-PR__MAYBE_UNUSED static int pr__conn_wait(pr_conn *c, int kinds, int64_t deadline) {
+PR__MAYBE_UNUSED static int pr__net_conn_wait(pr_conn *c, int kinds, int64_t deadline) {
     if (c->ops != &pr__net_sock_ops) return PR_ENOTSUP;
     return pr_fd_wait(((pr__net_sock *)(void *)c)->fd, kinds, deadline);
 }
@@ -11231,7 +11272,7 @@ PR__MAYBE_UNUSED static int pr__conn_wait(pr_conn *c, int kinds, int64_t deadlin
    since. The answer may be stale by whatever arrived after the last poll,
    so a caller must cope with a connection that turns out dead; it saves
    the probe read that would tell. */
-PR__MAYBE_UNUSED static int pr__conn_known_idle(pr_conn *c) {
+PR__MAYBE_UNUSED static int pr__net_conn_known_idle(pr_conn *c) {
     pr_sched *s = pr__sched_tls;
     int fd;
     if (!c || c->ops != &pr__net_sock_ops || !s) return 0;
@@ -11319,7 +11360,7 @@ struct pr__net_pipe {
 };
 
 static void pr__net_wake(pr_task **t) {
-    if (*t) pr__wake(*t, PR_OK);
+    if (*t) pr__sched_wake(*t, PR_OK);
 }
 
 /* Park the running task in *slot until woken, the deadline or cancel. */
@@ -11327,9 +11368,9 @@ static int pr__net_park_on(pr_task **slot, int64_t deadline) {
     pr_sched *s = pr__sched_get();
     int rc;
     if (!s) return PR_ENOMEM;
-    if (*slot && (*slot)->state == PR__T_PARKED) return PR_ESTATE;
+    if (*slot && (*slot)->state == PR__SCHED_T_PARKED) return PR_ESTATE;
     *slot = s->cur;
-    rc = pr__park(s, deadline);
+    rc = pr__sched_park(s, deadline);
     if (*slot == s->cur) *slot = NULL;
     return rc;
 }
@@ -11673,11 +11714,11 @@ static void pr__net_cache_put(const char *host, int family, const pr_addr *v, si
 }
 
 #ifdef PRISTINE_TESTING
-static PR__MAYBE_UNUSED int pr__test_dns_delay_ms; /* helpers sleep this long before getaddrinfo */
-static PR__MAYBE_UNUSED int pr__test_dns_offline;  /* helpers answer EAI_NONAME without asking: no DNS traffic */
-static PR__MAYBE_UNUSED long pr__test_dns_jobs;     /* lookups handed to helpers and not yet freed */
-static long pr__test_dns_cache_hits;
-static PR__MAYBE_UNUSED void pr__test_dns_cache_clear(void) {
+static PR__MAYBE_UNUSED int pr__net_test_dns_delay_ms; /* helpers sleep this long before getaddrinfo */
+static PR__MAYBE_UNUSED int pr__net_test_dns_offline;  /* helpers answer EAI_NONAME without asking: no DNS traffic */
+static PR__MAYBE_UNUSED long pr__net_test_dns_jobs;     /* lookups handed to helpers and not yet freed */
+static long pr__net_test_dns_cache_hits;
+static PR__MAYBE_UNUSED void pr__net_test_dns_cache_clear(void) {
     pthread_mutex_lock(&pr__net_dns_mu);
     memset(pr__net_cache, 0, sizeof pr__net_cache);
     pthread_mutex_unlock(&pr__net_dns_mu);
@@ -11694,7 +11735,7 @@ static int pr__net_gai(const char *host, int family, pr_addr *v, size_t *n, int 
     hints.ai_flags = AI_ADDRCONFIG;
     *n = 0;
 #ifdef PRISTINE_TESTING
-    if (__atomic_load_n(&pr__test_dns_offline, __ATOMIC_SEQ_CST)) {
+    if (__atomic_load_n(&pr__net_test_dns_offline, __ATOMIC_SEQ_CST)) {
         *err = 0;
         return EAI_NONAME;
     }
@@ -11746,7 +11787,7 @@ static int pr__net_threads, pr__net_idle, pr__net_qlen; /* helpers, idle helpers
 
 static void pr__net_job_free(pr__net_job *j) {
 #ifdef PRISTINE_TESTING
-    __atomic_sub_fetch(&pr__test_dns_jobs, 1, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(&pr__net_test_dns_jobs, 1, __ATOMIC_SEQ_CST);
 #endif
     pr__free(j, sizeof *j);
 }
@@ -11764,7 +11805,7 @@ static void pr__net_job_done(void *ud) {
     j->done = 1;
     w = j->waiter;
     pthread_mutex_unlock(&pr__net_dns_mu);
-    if (w) pr__wake(w, PR_OK);
+    if (w) pr__sched_wake(w, PR_OK);
 }
 
 static void *pr__net_worker(void *arg) {
@@ -11794,7 +11835,7 @@ static void *pr__net_worker(void *arg) {
 #ifdef PRISTINE_TESTING
             pthread_mutex_unlock(&pr__net_dns_mu);
             {
-                int ms = __atomic_load_n(&pr__test_dns_delay_ms, __ATOMIC_SEQ_CST);
+                int ms = __atomic_load_n(&pr__net_test_dns_delay_ms, __ATOMIC_SEQ_CST);
                 if (ms > 0) {
                     struct timespec d;
                     d.tv_sec = ms / 1000;
@@ -11834,12 +11875,12 @@ static int pr__net_pool_lookup(const char *host, int family, pr_addr *v, size_t 
     pr__net_job *j;
     int rc = PR_OK;
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
     if (deadline <= pr_now()) return PR_ETIMEDOUT;
     j = (pr__net_job *)pr__calloc(1, sizeof *j);
     if (!j) return PR_ENOMEM;
 #ifdef PRISTINE_TESTING
-    __atomic_add_fetch(&pr__test_dns_jobs, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&pr__net_test_dns_jobs, 1, __ATOMIC_SEQ_CST);
 #endif
     j->sched = s;
     j->waiter = s->cur;
@@ -11871,7 +11912,7 @@ static int pr__net_pool_lookup(const char *host, int family, pr_addr *v, size_t 
     pr__net_qlen++;
     pthread_cond_signal(&pr__net_dns_cv);
     pthread_mutex_unlock(&pr__net_dns_mu);
-    while (!j->done && rc == PR_OK) rc = pr__park(s, deadline); /* done is only written on this thread */
+    while (!j->done && rc == PR_OK) rc = pr__sched_park(s, deadline); /* done is only written on this thread */
     pthread_mutex_lock(&pr__net_dns_mu);
     if (!j->done) {
         j->abandoned = 1; /* the helper or its posted completion frees j */
@@ -11913,7 +11954,7 @@ static int pr__net_resolve(pr_addrlist **out, const char *host, uint16_t port, i
         pr__net_add(v, &n, &a, family);
     } else if (pr__net_cache_get(host, family, port, v, &n)) {
 #ifdef PRISTINE_TESTING
-        __atomic_add_fetch(&pr__test_dns_cache_hits, 1, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&pr__net_test_dns_cache_hits, 1, __ATOMIC_SEQ_CST);
 #endif
     } else {
 #ifdef PRISTINE_NO_THREADS
@@ -11976,21 +12017,21 @@ static int pr__net_wait_writable(const int *fds, size_t n, int64_t deadline) {
     size_t i;
     int rc, maxfd = 0;
     if (!s) return PR_ENOMEM;
-    if (pr__canceled(s)) return PR_ECANCELED;
+    if (pr__sched_canceled(s)) return PR_ECANCELED;
     for (i = 0; i < n; i++) maxfd = PR__MAX(maxfd, fds[i]);
-    if ((rc = pr__fd_reserve(s, maxfd)) != PR_OK) return rc;
+    if ((rc = pr__sched_fd_reserve(s, maxfd)) != PR_OK) return rc;
     for (i = 0; i < n; i++) {
-        pr__fdslot *f = &s->fds[fds[i]];
-        if (f->wr && f->wr->state == PR__T_PARKED) return PR_ESTATE;
+        pr__sched_fdslot *f = &s->fds[fds[i]];
+        if (f->wr && f->wr->state == PR__SCHED_T_PARKED) return PR_ESTATE;
         if (!f->registered) {
-            if ((rc = pr__poller_add(s, fds[i])) < 0) return rc;
+            if ((rc = pr__sched_poller_add(s, fds[i])) < 0) return rc;
             if (rc == 1) return PR_OK;
             f->registered = 1;
         }
     }
     for (i = 0; i < n; i++) s->fds[fds[i]].wr = s->cur;
     s->io_waiters++;
-    rc = pr__park(s, deadline);
+    rc = pr__sched_park(s, deadline);
     s->io_waiters--;
     for (i = 0; i < n; i++)
         if (s->fds[fds[i]].wr == s->cur) s->fds[fds[i]].wr = NULL;
@@ -12951,7 +12992,7 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
             if (k != PR_ETIMEDOUT) return pr__tls_transport(t, k == 0 ? PR_EIO : (int)k);
             t->duplex = pr_self();
             t->writing = 1;
-            rc = pr__conn_wait(t->inner, PR_WAIT_READ | PR_WAIT_WRITE, deadline);
+            rc = pr__net_conn_wait(t->inner, PR_WAIT_READ | PR_WAIT_WRITE, deadline);
             t->writing = 0;
             t->duplex = NULL;
             if (t->dead) return PR_ECLOSED;
@@ -13062,7 +13103,7 @@ static pr__tls_conn *pr__tls_enter(pr_conn *c) {
     pr__tls_conn *t = (pr__tls_conn *)c;
     t->busy++;
     if (t->duplex) {
-        pr__wake(t->duplex, PR_OK);
+        pr__sched_wake(t->duplex, PR_OK);
         t->duplex = NULL;
     }
     return t;
@@ -13468,21 +13509,21 @@ static void pr__http_opts_resolve(pr_http_opts *o, const pr_http_opts *in) {
 #define PR__HTTP_TCHAR 1
 #define PR__HTTP_CTL 2
 #define PR__HTTP_CR 4
-#define PR__HC(c)                                                                                                 \
+#define PR__HTTP_HC(c)                                                                                                 \
     (((((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || (c) == '!' ||   \
        (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' ||          \
        (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' || (c) == '`' || (c) == '|' || (c) == '~')            \
           ? PR__HTTP_TCHAR                                                                                        \
           : 0) |                                                                                                  \
      ((c) == 0x7f || ((c) < 0x20 && (c) != '\t' && (c) != '\r') ? PR__HTTP_CTL : 0) | ((c) == '\r' ? PR__HTTP_CR : 0))
-#define PR__HC4(c) PR__HC(c), PR__HC((c) + 1), PR__HC((c) + 2), PR__HC((c) + 3)
-#define PR__HC16(c) PR__HC4(c), PR__HC4((c) + 4), PR__HC4((c) + 8), PR__HC4((c) + 12)
-#define PR__HC64(c) PR__HC16(c), PR__HC16((c) + 16), PR__HC16((c) + 32), PR__HC16((c) + 48)
-static const unsigned char pr__http_cls[256] = { PR__HC64(0), PR__HC64(64), PR__HC64(128), PR__HC64(192) };
-#undef PR__HC64
-#undef PR__HC16
-#undef PR__HC4
-#undef PR__HC
+#define PR__HTTP_HC4(c) PR__HTTP_HC(c), PR__HTTP_HC((c) + 1), PR__HTTP_HC((c) + 2), PR__HTTP_HC((c) + 3)
+#define PR__HTTP_HC16(c) PR__HTTP_HC4(c), PR__HTTP_HC4((c) + 4), PR__HTTP_HC4((c) + 8), PR__HTTP_HC4((c) + 12)
+#define PR__HTTP_HC64(c) PR__HTTP_HC16(c), PR__HTTP_HC16((c) + 16), PR__HTTP_HC16((c) + 32), PR__HTTP_HC16((c) + 48)
+static const unsigned char pr__http_cls[256] = { PR__HTTP_HC64(0), PR__HTTP_HC64(64), PR__HTTP_HC64(128), PR__HTTP_HC64(192) };
+#undef PR__HTTP_HC64
+#undef PR__HTTP_HC16
+#undef PR__HTTP_HC4
+#undef PR__HTTP_HC
 
 static int pr__http_tchar(unsigned char c) { return pr__http_cls[c] & PR__HTTP_TCHAR; }
 
@@ -13687,7 +13728,7 @@ static int pr__http_build_head(pr_buf *b, const pr_http_request *req, const char
                  (mlen == 5 && !memcmp(method, "PATCH", 5))) {
             char num[20];
             rc = pr_buf_append_str(b, "Content-Length: ");
-            if (!rc) rc = pr_buf_append(b, num, pr__dec(num, (uint64_t)req->body_len));
+            if (!rc) rc = pr_buf_append(b, num, pr__buf_dec(num, (uint64_t)req->body_len));
             if (!rc) rc = pr_buf_append(b, "\r\n", 2);
         }
     }
@@ -13830,8 +13871,8 @@ static int pr__http_add_hdr(pr_http_response *r, pr_slice name, pr_slice value) 
 
 #ifdef PRISTINE_TESTING
 /* Bytes the obs-fold join touched, so a test can check it stays linear. */
-static size_t pr__test_http_fold_work;
-#define PR__HTTP_FOLD_WORK(n) (pr__test_http_fold_work += (n))
+static size_t pr__http_test_fold_work;
+#define PR__HTTP_FOLD_WORK(n) (pr__http_test_fold_work += (n))
 #else
 #define PR__HTTP_FOLD_WORK(n) ((void)0)
 #endif
@@ -14821,30 +14862,30 @@ static int pr__proxy_tunnel(pr_conn **conn, const pr_url *u, const pr_url *proxy
 }
 
 /* ==== client: HTTP client: keep-alive pool, connection caps, redirects, retries, breaker, events ==== >>client.impl */
-#define PR__HTTP_DEF_CONNECT_MS 30000
-#define PR__HTTP_DEF_POOL_IDLE_MS 60000
-#define PR__HTTP_DEF_POOL_MAX 16
-#define PR__HTTP_MAX_REDIRECTS 10
-#define PR__HTTP_DRAIN_MAX 65536 /* bytes of a followed 3xx body read to keep its connection */
-#define PR__HTTP_DRAIN_MS 1000    /* time spent on that at most */
-#define PR__HTTP_DEF_FETCH_MAX (16u << 20)
+#define PR__CLIENT_DEF_CONNECT_MS 30000
+#define PR__CLIENT_DEF_POOL_IDLE_MS 60000
+#define PR__CLIENT_DEF_POOL_MAX 16
+#define PR__CLIENT_MAX_REDIRECTS 10
+#define PR__CLIENT_DRAIN_MAX 65536 /* bytes of a followed 3xx body read to keep its connection */
+#define PR__CLIENT_DRAIN_MS 1000    /* time spent on that at most */
+#define PR__CLIENT_DEF_FETCH_MAX (16u << 20)
 
 /* An idle pooled connection; the key bytes follow the struct. */
-typedef struct pr__http_pooled {
-    struct pr__http_pooled *next;
+typedef struct pr__client_pooled {
+    struct pr__client_pooled *next;
     pr_conn *conn;
     int64_t since;
     size_t key_len;
-} pr__http_pooled;
+} pr__client_pooled;
 
 /* Connection slots of one origin (max_connections_per_origin); the key
    bytes follow the struct. */
-typedef struct pr__http_origin {
-    struct pr__http_origin *next;
+typedef struct pr__client_origin {
+    struct pr__client_origin *next;
     pr_sem *sem;
     long users;      /* holders and waiters; the entry goes when it drops to 0 */
     size_t key_len;
-} pr__http_origin;
+} pr__client_origin;
 
 struct pr_http_client {
     pr_http_client_opts o;        /* resolved; string fields point at the copies below */
@@ -14855,24 +14896,24 @@ struct pr_http_client {
     size_t fwd_size;
     pr_tls_anchors *anchors;      /* parsed from ca_file / ca_pem at create; owned */
     pr_url proxy_http, proxy_https; /* mem_ == NULL: none */
-    pr__http_pooled *pool;        /* most recently released first */
+    pr__client_pooled *pool;        /* most recently released first */
     size_t npool;
     pr_sem *slots;                /* max_connections, or NULL */
-    pr__http_origin *origins;     /* max_connections_per_origin entries in use */
+    pr__client_origin *origins;     /* max_connections_per_origin entries in use */
     long live;                    /* responses that own a connection */
     int destroyed;                /* pr_http_client_destroy ran; free with the last response */
     pr_err_info err;
 };
 
 /* A copy of an optional NUL-terminated string into *dst; PR_OK or PR_ENOMEM. */
-static int pr__http_strdup_opt(char **dst, const char *s) {
+static int pr__client_strdup_opt(char **dst, const char *s) {
     if (!s) return PR_OK;
     return (*dst = pr__strdup(s, NULL)) != NULL ? PR_OK : PR_ENOMEM;
 }
 
 /* A copy of a NULL-terminated list of strings in one block of *size bytes
    (NULL for an empty list). */
-static int pr__http_list_dup(char ***out, size_t *size, const char *const *list) {
+static int pr__client_list_dup(char ***out, size_t *size, const char *const *list) {
     size_t n = 0, bytes = 0, i;
     char *p;
     while (list && list[n]) bytes += strlen(list[n++]) + 1;
@@ -14889,23 +14930,23 @@ static int pr__http_list_dup(char ***out, size_t *size, const char *const *list)
     return PR_OK;
 }
 
-static void pr__http_pool_free(pr__http_pooled *e) {
+static void pr__client_pool_free(pr__client_pooled *e) {
     pr_conn_destroy(e->conn);
     pr__free(e, sizeof *e + e->key_len);
 }
 
 /* Close every idle pooled connection. */
-static void pr__http_pool_clear(pr_http_client *c) {
+static void pr__client_pool_clear(pr_http_client *c) {
     while (c->pool) {
-        pr__http_pooled *e = c->pool;
+        pr__client_pooled *e = c->pool;
         c->pool = e->next;
-        pr__http_pool_free(e);
+        pr__client_pool_free(e);
     }
     c->npool = 0;
 }
 
-static void pr__http_client_free(pr_http_client *c) {
-    pr__http_pool_clear(c);
+static void pr__client_free(pr_http_client *c) {
+    pr__client_pool_clear(c);
     pr__free(c->ca_file, c->ca_file_n);
     pr__free(c->ca_pem, c->ca_pem_n);
     pr__free(c->alpn, c->alpn_n);
@@ -14931,15 +14972,15 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
     c = (pr_http_client *)pr__calloc(1, sizeof *c);
     if (!c) return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
     if (opts) c->o = *opts;
-    c->o.connect_timeout_ms = PR__DEF(c->o.connect_timeout_ms, PR__HTTP_DEF_CONNECT_MS);
-    c->o.pool_idle_ms = PR__DEF(c->o.pool_idle_ms, PR__HTTP_DEF_POOL_IDLE_MS);
-    c->o.pool_max = PR__DEF(c->o.pool_max, PR__HTTP_DEF_POOL_MAX);
+    c->o.connect_timeout_ms = PR__DEF(c->o.connect_timeout_ms, PR__CLIENT_DEF_CONNECT_MS);
+    c->o.pool_idle_ms = PR__DEF(c->o.pool_idle_ms, PR__CLIENT_DEF_POOL_IDLE_MS);
+    c->o.pool_max = PR__DEF(c->o.pool_max, PR__CLIENT_DEF_POOL_MAX);
     if (c->o.pool_max < 0) c->o.pool_max = 0;
     if (c->o.max_redirects < 0) c->o.max_redirects = 0;
-    if (c->o.max_redirects > PR__HTTP_MAX_REDIRECTS) c->o.max_redirects = PR__HTTP_MAX_REDIRECTS;
+    if (c->o.max_redirects > PR__CLIENT_MAX_REDIRECTS) c->o.max_redirects = PR__CLIENT_MAX_REDIRECTS;
     if (c->o.idle_timeout_ms) c->o.http.idle_timeout_ms = c->o.idle_timeout_ms;
     c->o.tcp_keepalive_s = PR__DEF(c->o.tcp_keepalive_s, 60);
-    c->o.fetch_max_bytes = PR__DEF(c->o.fetch_max_bytes, PR__HTTP_DEF_FETCH_MAX);
+    c->o.fetch_max_bytes = PR__DEF(c->o.fetch_max_bytes, PR__CLIENT_DEF_FETCH_MAX);
     if (c->o.attempt_timeout_ms < 0) c->o.attempt_timeout_ms = 0;
     {
         pr_retry probe; /* the policy must be valid now, not at the first request */
@@ -14958,10 +14999,10 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
         c->o.tls.ca_pem_len = c->ca_pem_n;
     }
     if (!rc && c->o.tls.alpn && !(c->alpn = pr__strdup(c->o.tls.alpn, &c->alpn_n))) rc = PR_ENOMEM;
-    if (!rc) rc = pr__http_strdup_opt(&c->hdr_count, c->o.retry_count_header);
-    if (!rc) rc = pr__http_strdup_opt(&c->hdr_timeout, c->o.timeout_header);
-    if (!rc) rc = pr__http_strdup_opt(&c->hdr_idem, c->o.idempotency_header);
-    if (!rc) rc = pr__http_list_dup(&c->fwd, &c->fwd_size, c->o.redirect_forward_headers);
+    if (!rc) rc = pr__client_strdup_opt(&c->hdr_count, c->o.retry_count_header);
+    if (!rc) rc = pr__client_strdup_opt(&c->hdr_timeout, c->o.timeout_header);
+    if (!rc) rc = pr__client_strdup_opt(&c->hdr_idem, c->o.idempotency_header);
+    if (!rc) rc = pr__client_list_dup(&c->fwd, &c->fwd_size, c->o.redirect_forward_headers);
     c->o.redirect_forward_headers = (const char *const *)c->fwd;
     c->o.retry_count_header = c->hdr_count;
     c->o.timeout_header = c->hdr_timeout;
@@ -14999,7 +15040,7 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
     if (rc) {
         if (c->err.code != rc) pr__err_set(&c->err, rc, 0, "http: %s", pr_strerror(rc));
         if (err) *err = c->err;
-        pr__http_client_free(c);
+        pr__client_free(c);
         return rc;
     }
     *out = c;
@@ -15008,9 +15049,9 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
 
 void pr_http_client_destroy(pr_http_client *c) {
     if (!c) return;
-    pr__http_pool_clear(c);
+    pr__client_pool_clear(c);
     if (c->live > 0) c->destroyed = 1;
-    else pr__http_client_free(c);
+    else pr__client_free(c);
 }
 
 int pr_http_client_last_error(const pr_http_client *c, pr_err_info *out) {
@@ -15022,7 +15063,7 @@ int pr_http_client_last_error(const pr_http_client *c, pr_err_info *out) {
 size_t pr_http_client_idle_count(const pr_http_client *c) { return c ? c->npool : 0; }
 
 /* The proxy for u, or NULL. */
-static const pr_url *pr__http_proxy_for(pr_http_client *c, const pr_url *u) {
+static const pr_url *pr__client_proxy_for(pr_http_client *c, const pr_url *u) {
     const pr_url *p = u->secure ? &c->proxy_https : &c->proxy_http;
     char host[256];
     if (!p->mem_ || pr__proxy_is_loopback(u->host)) return NULL;
@@ -15037,7 +15078,7 @@ static const pr_url *pr__http_proxy_for(pr_http_client *c, const pr_url *u) {
 
 /* ---- pool ---- */
 
-static int pr__http_pool_key(pr_buf *k, const pr_url *u, const pr_url *proxy) {
+static int pr__client_pool_key(pr_buf *k, const pr_url *u, const pr_url *proxy) {
     int rc = pr_url_origin(k, u);
     if (!rc && proxy) {
         rc = pr_buf_append(k, " via ", 5);
@@ -15049,15 +15090,15 @@ static int pr__http_pool_key(pr_buf *k, const pr_url *u, const pr_url *proxy) {
 }
 
 /* Take a live idle connection for key, closing expired and dead ones. */
-static pr_conn *pr__http_pool_take(pr_http_client *c, const pr_buf *key) {
-    pr__http_pooled **pp = &c->pool;
+static pr_conn *pr__client_pool_take(pr_http_client *c, const pr_buf *key) {
+    pr__client_pooled **pp = &c->pool;
     int64_t now = pr_now();
     while (*pp) {
-        pr__http_pooled *e = *pp;
+        pr__client_pooled *e = *pp;
         if (now - e->since >= c->o.pool_idle_ms) { /* expired */
             *pp = e->next;
             c->npool--;
-            pr__http_pool_free(e);
+            pr__client_pool_free(e);
             continue;
         }
         if (e->key_len == key->len && !memcmp(e + 1, key->data, key->len)) {
@@ -15069,12 +15110,12 @@ static pr_conn *pr__http_pool_take(pr_http_client *c, const pr_buf *key) {
             /* dead-connection check: readable now (EOF, reset, stray bytes) =
                unusable. A socket the poller knows to be quiet needs no probe
                read (if it died since, the request's replay rule covers it). */
-            k = pr__conn_known_idle(conn) ? (ptrdiff_t)PR_ETIMEDOUT : pr_conn_read(conn, &probe, 1, 0);
+            k = pr__net_conn_known_idle(conn) ? (ptrdiff_t)PR_ETIMEDOUT : pr_conn_read(conn, &probe, 1, 0);
             if (k == PR_ETIMEDOUT) {
                 pr__free(e, sizeof *e + e->key_len);
                 return conn;
             }
-            pr__http_pool_free(e);
+            pr__client_pool_free(e);
             continue;
         }
         pp = &e->next;
@@ -15083,14 +15124,14 @@ static pr_conn *pr__http_pool_take(pr_http_client *c, const pr_buf *key) {
 }
 
 /* Give a connection back (takes ownership of conn; key copied). */
-static void pr__http_pool_put(pr_http_client *c, pr_conn *conn, const char *key, size_t key_len) {
-    pr__http_pooled *e, **pp;
+static void pr__client_pool_put(pr_http_client *c, pr_conn *conn, const char *key, size_t key_len) {
+    pr__client_pooled *e, **pp;
     size_t n;
     if (c->destroyed || c->o.pool_idle_ms < 0 || c->o.pool_max <= 0) {
         pr_conn_destroy(conn);
         return;
     }
-    e = (pr__http_pooled *)pr__alloc(sizeof *e + key_len);
+    e = (pr__client_pooled *)pr__alloc(sizeof *e + key_len);
     if (!e) {
         pr_conn_destroy(conn);
         return;
@@ -15105,10 +15146,10 @@ static void pr__http_pool_put(pr_http_client *c, pr_conn *conn, const char *key,
     /* over the cap: close the oldest (the tail) */
     for (n = 1, pp = &c->pool; c->npool > (size_t)c->o.pool_max && *pp; n++) {
         if (n > (size_t)c->o.pool_max) {
-            pr__http_pooled *x = *pp;
+            pr__client_pooled *x = *pp;
             *pp = x->next;
             c->npool--;
-            pr__http_pool_free(x);
+            pr__client_pool_free(x);
         } else {
             pp = &(*pp)->next;
         }
@@ -15118,8 +15159,8 @@ static void pr__http_pool_put(pr_http_client *c, pr_conn *conn, const char *key,
 /* ---- connection slots (max_connections, max_connections_per_origin) ---- */
 
 /* Drop a use of an origin entry; the last one frees it. */
-static void pr__http_origin_unref(pr_http_client *c, pr__http_origin *o) {
-    pr__http_origin **pp = &c->origins;
+static void pr__client_origin_unref(pr_http_client *c, pr__client_origin *o) {
+    pr__client_origin **pp = &c->origins;
     if (--o->users > 0) return;
     while (*pp != o) pp = &(*pp)->next;
     *pp = o->next;
@@ -15130,9 +15171,9 @@ static void pr__http_origin_unref(pr_http_client *c, pr__http_origin *o) {
 /* Take the slots a new connection for key needs: the origin's first (so a
    task holding a slot of the whole client never waits for its origin),
    then the client's. Waits in FIFO order until the deadline. */
-static int pr__http_slots_take(pr_http_client *c, const pr_buf *key, pr__http_origin **og, int *slot,
+static int pr__client_slots_take(pr_http_client *c, const pr_buf *key, pr__client_origin **og, int *slot,
                                int64_t deadline, const char *limit, pr_err_info *err) {
-    pr__http_origin *o = NULL;
+    pr__client_origin *o = NULL;
     int rc = PR_OK;
     *og = NULL;
     *slot = 0;
@@ -15140,7 +15181,7 @@ static int pr__http_slots_take(pr_http_client *c, const pr_buf *key, pr__http_or
         for (o = c->origins; o; o = o->next)
             if (o->key_len == key->len && !memcmp(o + 1, key->data, key->len)) break;
         if (!o) {
-            if (!(o = (pr__http_origin *)pr__calloc(1, sizeof *o + key->len)) ||
+            if (!(o = (pr__client_origin *)pr__calloc(1, sizeof *o + key->len)) ||
                 pr_sem_create(&o->sem, c->o.max_connections_per_origin) != PR_OK) {
                 pr__free(o, sizeof *o + key->len);
                 return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
@@ -15151,11 +15192,11 @@ static int pr__http_slots_take(pr_http_client *c, const pr_buf *key, pr__http_or
             c->origins = o;
         }
         o->users++;
-        if ((rc = pr_sem_acquire(o->sem, deadline)) != PR_OK) pr__http_origin_unref(c, o);
+        if ((rc = pr_sem_acquire(o->sem, deadline)) != PR_OK) pr__client_origin_unref(c, o);
     }
     if (!rc && c->slots && (rc = pr_sem_acquire(c->slots, deadline)) != PR_OK && o) {
         pr_sem_release(o->sem);
-        pr__http_origin_unref(c, o);
+        pr__client_origin_unref(c, o);
     }
     if (rc == PR_ETIMEDOUT) return pr__err_set(err, rc, 0, "http: timed out waiting for a free connection (%s)", limit);
     if (rc) return pr__err_set(err, rc, 0, "http: %s while waiting for a free connection", pr_strerror(rc));
@@ -15164,44 +15205,44 @@ static int pr__http_slots_take(pr_http_client *c, const pr_buf *key, pr__http_or
     return PR_OK;
 }
 
-/* Give back slots from pr__http_slots_take. */
-static void pr__http_slots_give(pr_http_client *c, pr__http_origin *o, int slot) {
+/* Give back slots from pr__client_slots_take. */
+static void pr__client_slots_give(pr_http_client *c, pr__client_origin *o, int slot) {
     if (slot) pr_sem_release(c->slots);
     if (o) {
         pr_sem_release(o->sem);
-        pr__http_origin_unref(c, o);
+        pr__client_origin_unref(c, o);
     }
 }
 
 /* What a client response holds until it is destroyed: its connection, its
    slots and the pool key to file the connection under. */
-typedef struct pr__http_lease {
+typedef struct pr__client_lease {
     pr_http_client *client;
     pr_conn *conn;
-    pr__http_origin *origin; /* a per-origin slot, or NULL */
+    pr__client_origin *origin; /* a per-origin slot, or NULL */
     int slot;                /* a max_connections slot */
     size_t key_len;          /* the key bytes follow the struct */
-} pr__http_lease;
+} pr__client_lease;
 
 /* pr_http_response_destroy's hook for client responses: a connection whose
    response ended cleanly goes back to the pool, any other is closed. */
-static void pr__http_lease_end(pr_http_response *r, void *ctx) {
-    pr__http_lease *l = (pr__http_lease *)ctx;
+static void pr__client_lease_end(pr_http_response *r, void *ctx) {
+    pr__client_lease *l = (pr__client_lease *)ctx;
     pr_http_client *c = l->client;
-    if (pr_http_reusable(r)) pr__http_pool_put(c, l->conn, (const char *)(l + 1), l->key_len);
+    if (pr_http_reusable(r)) pr__client_pool_put(c, l->conn, (const char *)(l + 1), l->key_len);
     else pr_conn_destroy(l->conn);
     r->on_destroy = NULL;
     r->conn = NULL;
-    pr__http_slots_give(c, l->origin, l->slot);
+    pr__client_slots_give(c, l->origin, l->slot);
     c->live--;
     pr__free(l, sizeof *l + l->key_len);
-    if (c->destroyed && c->live <= 0) pr__http_client_free(c);
+    if (c->destroyed && c->live <= 0) pr__client_free(c);
 }
 
 /* ---- connecting ---- */
 
 /* A NUL-terminated copy of a host slice into h[256]. */
-static int pr__http_host_cstr(char *h, pr_slice s) {
+static int pr__client_host_cstr(char *h, pr_slice s) {
     if (s.len >= 256) return PR_EINVAL;
     memcpy(h, s.ptr, s.len);
     h[s.len] = 0;
@@ -15211,7 +15252,7 @@ static int pr__http_host_cstr(char *h, pr_slice s) {
 /* A fresh connection to u (through proxy when set): TCP, CONNECT, TLS, all
    under the connect cap. *head_used: bytes of a CONNECT reply (else 0).
    limit names deadline in timeout messages. */
-static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, const pr_url *proxy,
+static int pr__client_connect(pr_http_client *c, pr_conn **out, const pr_url *u, const pr_url *proxy,
                             size_t *head_used, int64_t deadline, const char *limit, pr_err_info *err) {
     const pr_url *to = proxy ? proxy : u;
     int64_t cdl = deadline;
@@ -15227,7 +15268,7 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
         snprintf(capname, sizeof capname, "connect timeout %d ms", c->o.connect_timeout_ms);
         limit = capname;
     }
-    if (pr__http_host_cstr(host, to->host)) return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
+    if (pr__client_host_cstr(host, to->host)) return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
     memset(&no, 0, sizeof no);
     no.connect_timeout_ms = -1; /* cdl holds the cap */
     no.keepalive = c->o.tcp_keepalive_s > 0 ? c->o.tcp_keepalive_s : 0;
@@ -15241,7 +15282,7 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
     if (!rc && u->secure) {
         pr_conn *t = NULL;
         phase = "in the TLS handshake with";
-        if (pr__http_host_cstr(host, u->host)) {
+        if (pr__client_host_cstr(host, u->host)) {
             pr_conn_destroy(conn);
             return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
         }
@@ -15259,31 +15300,31 @@ static int pr__http_connect(pr_http_client *c, pr_conn **out, const pr_url *u, c
 
 /* ---- requests ---- */
 
-static int pr__http_method_is(const char *m, const char *s) { return strcmp(m, s) == 0; }
+static int pr__client_method_is(const char *m, const char *s) { return strcmp(m, s) == 0; }
 
 /* Restart a streamed body for a replay: PR_OK, or why it cannot be. */
-static int pr__http_rewind(const pr_http_request *req) {
+static int pr__client_rewind(const pr_http_request *req) {
     if (!req->body_fn) return PR_OK;
     return req->body_rewind ? req->body_rewind(req->body_user_data) : PR_ESTATE;
 }
 
 /* One request on one origin: pool or connect, exchange, one replay on a
    dead reused connection. */
-static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
+static int pr__client_once(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
                                 int64_t deadline, const char *limit, pr_err_info *err) {
-    const pr_url *u = req->url, *proxy = pr__http_proxy_for(c, u);
+    const pr_url *u = req->url, *proxy = pr__client_proxy_for(c, u);
     pr_buf key, target, pauth;
     pr_slice tslice, *tp = NULL;
     pr_http_request rq = *req;
     const char **lines = NULL;
-    pr__http_origin *og = NULL;
+    pr__client_origin *og = NULL;
     size_t lines_size = 0;
     int rc, attempt, slot = 0;
     *out = NULL;
     pr_buf_init(&key);
     pr_buf_init(&target);
     pr_buf_init(&pauth);
-    rc = pr__http_pool_key(&key, u, proxy);
+    rc = pr__client_pool_key(&key, u, proxy);
     if (!rc && proxy && !u->secure) { /* absolute-form target, Proxy-Authorization */
         rc = pr_buf_append_str(&target, "http://");
         if (!rc) rc = pr_url_authority(&target, u, 0);
@@ -15305,15 +15346,15 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         pr__err_set(err, rc, 0, "http: out of memory");
         goto done;
     }
-    if ((rc = pr__http_slots_take(c, &key, &og, &slot, deadline, limit, err)) != PR_OK) goto done;
+    if ((rc = pr__client_slots_take(c, &key, &og, &slot, deadline, limit, err)) != PR_OK) goto done;
     for (attempt = 0;; attempt++) {
         pr_http_response *r = NULL;
-        pr__http_lease *lease;
-        pr_conn *conn = attempt == 0 ? pr__http_pool_take(c, &key) : NULL;
+        pr__client_lease *lease;
+        pr_conn *conn = attempt == 0 ? pr__client_pool_take(c, &key) : NULL;
         int reused = conn != NULL, rx = 0;
         size_t head_used = 0;
         pr_http_opts ho = c->o.http;
-        if (!conn && (rc = pr__http_connect(c, &conn, u, proxy, &head_used, deadline, limit, err)) != 0) break;
+        if (!conn && (rc = pr__client_connect(c, &conn, u, proxy, &head_used, deadline, limit, err)) != 0) break;
         if (req->idle_timeout_ms) ho.idle_timeout_ms = PR__MAX(req->idle_timeout_ms, 0); /* the request's own */
         rc = pr__http_exchange(&r, conn, &rq, &ho, tp, head_used, deadline, &rx, limit);
         if (rc) {
@@ -15321,12 +15362,12 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
             pr_conn_destroy(conn);
             /* transparent replay: a reused connection died before the first
                response byte and the request can be sent again */
-            if (reused && !rx && pr__http_peer_gone(rc, &e) && pr__http_rewind(req) == PR_OK) continue;
+            if (reused && !rx && pr__http_peer_gone(rc, &e) && pr__client_rewind(req) == PR_OK) continue;
             if (e.code != rc) pr__err_set(&e, rc, 0, "http: %s", pr_strerror(rc));
             *err = e;
             break;
         }
-        lease = (pr__http_lease *)pr__alloc(sizeof *lease + key.len);
+        lease = (pr__client_lease *)pr__alloc(sizeof *lease + key.len);
         if (!lease) {
             pr_http_response_destroy(r);
             pr_conn_destroy(conn);
@@ -15339,7 +15380,7 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         lease->slot = slot;
         lease->key_len = key.len;
         memcpy(lease + 1, key.data, key.len);
-        r->on_destroy = pr__http_lease_end;
+        r->on_destroy = pr__client_lease_end;
         r->on_destroy_ctx = lease;
         og = NULL;
         slot = 0;
@@ -15347,7 +15388,7 @@ static int pr__http_client_once(pr_http_client *c, pr_http_response **out, const
         *out = r;
         break;
     }
-    pr__http_slots_give(c, og, slot); /* still ours only when no response holds them */
+    pr__client_slots_give(c, og, slot); /* still ours only when no response holds them */
 done:
     pr__free(lines, lines_size);
     pr_buf_deinit(&key);
@@ -15357,7 +15398,7 @@ done:
 }
 
 /* Whether name is in a NULL-terminated list (any case). */
-static int pr__http_name_in(pr_slice name, const char *const *list) {
+static int pr__client_name_in(pr_slice name, const char *const *list) {
     for (; list && *list; list++)
         if (pr__http_hdr_is(name, *list)) return 1;
     return 0;
@@ -15366,32 +15407,32 @@ static int pr__http_name_in(pr_slice name, const char *const *list) {
 /* Whether a request field goes on to the next hop of a redirect that
    changes the origin (cross) or not and keeps the body or not (see the
    module doc). */
-static int pr__http_redirect_keeps(const pr_http_client *c, const pr_http_request *req, pr_slice name, int cross,
+static int pr__client_redirect_keeps(const pr_http_client *c, const pr_http_request *req, pr_slice name, int cross,
                                    int keep_body) {
     static const char *const safe[] = { "accept", "accept-language", "user-agent", /* then the body's: */
                                         "content-type", "content-language", "content-encoding", NULL };
     const char *const own[3] = { c->hdr_count, c->hdr_timeout, c->hdr_idem };
     size_t i;
-    if (!keep_body && (pr__http_name_in(name, safe + 3) || pr__http_hdr_is(name, "content-location"))) return 0;
+    if (!keep_body && (pr__client_name_in(name, safe + 3) || pr__http_hdr_is(name, "content-location"))) return 0;
     if (!cross) return 1;
     if (pr__http_hdr_is(name, "host")) return 0; /* it names the old origin (curl drops it too) */
     for (i = 0; i < 3; i++)
         if (own[i] && pr__http_hdr_is(name, own[i])) return 1;
-    return pr__http_name_in(name, safe) || pr__http_name_in(name, c->o.redirect_forward_headers) ||
-           pr__http_name_in(name, req->redirect_forward);
+    return pr__client_name_in(name, safe) || pr__client_name_in(name, c->o.redirect_forward_headers) ||
+           pr__client_name_in(name, req->redirect_forward);
 }
 
 /* Read what is already buffered of a response's body (no waiting) so that
    its connection can go back to the pool; then destroy it. */
-static void pr__http_discard(pr_http_response *r) {
+static void pr__client_discard(pr_http_response *r) {
     const char *p;
     size_t got = 0, n;
-    while (got < PR__HTTP_DRAIN_MAX && pr_http_next_span(r, &p, &n, 0) == PR_OK) got += n;
+    while (got < PR__CLIENT_DRAIN_MAX && pr_http_next_span(r, &p, &n, 0) == PR_OK) got += n;
     pr_http_response_destroy(r);
 }
 
 /* The redirect chain of one attempt. */
-static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_http_request *req, int64_t deadline,
+static int pr__client_chain(pr_http_client *c, pr_http_response **out, const pr_http_request *req, int64_t deadline,
                           const char *limit, pr_err_info *err) {
     pr_http_request rq;
     const char **lines = NULL;
@@ -15406,7 +15447,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
         int st, keep_body, cross;
         pr_buf base, next;
         pr_url nu;
-        rc = pr__http_client_once(c, &r, &rq, deadline, limit, err);
+        rc = pr__client_once(c, &r, &rq, deadline, limit, err);
         if (rc) break;
         st = pr_http_status(r);
         loc = pr_http_header_get(r, "location");
@@ -15414,7 +15455,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
             *out = r;
             break;
         }
-        keep_body = !(st == 303 || ((st == 301 || st == 302) && rq.method && pr__http_method_is(rq.method, "POST")));
+        keep_body = !(st == 303 || ((st == 301 || st == 302) && rq.method && pr__client_method_is(rq.method, "POST")));
         if (keep_body && rq.body_fn && !rq.body_rewind) { /* cannot replay a streamed body: the 3xx is the answer */
             *out = r;
             break;
@@ -15450,14 +15491,14 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
             break;
         }
         /* drain the 3xx body so its connection can be reused, but only what
-           is cheap: at most PR__HTTP_DRAIN_MAX bytes within PR__HTTP_DRAIN_MS
+           is cheap: at most PR__CLIENT_DRAIN_MAX bytes within PR__CLIENT_DRAIN_MS
            (and the deadline). A body that has not ended by then leaves the
            response unreusable: destroying it closes the connection. */
         {
             const char *p;
             size_t got = 0, k;
-            int64_t ddl = pr_deadline_min(deadline, pr_deadline_in(PR__HTTP_DRAIN_MS));
-            while (got < PR__HTTP_DRAIN_MAX && pr_http_next_span(r, &p, &k, ddl) == PR_OK) got += k;
+            int64_t ddl = pr_deadline_min(deadline, pr_deadline_in(PR__CLIENT_DRAIN_MS));
+            while (got < PR__CLIENT_DRAIN_MAX && pr_http_next_span(r, &p, &k, ddl) == PR_OK) got += k;
         }
         pr_http_response_destroy(r);
         cross = !pr_url_same_origin(rq.url, &nu);
@@ -15476,19 +15517,19 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
             for (i = 0; rq.headers[i]; i++) {
                 pr_slice name, value;
                 if (pr__http_field_line(rq.headers[i], strlen(rq.headers[i]), &name, &value, NULL) == PR_OK &&
-                    pr__http_redirect_keeps(c, req, name, cross, keep_body))
+                    pr__client_redirect_keeps(c, req, name, cross, keep_body))
                     lines[n++] = rq.headers[i];
             }
             lines[n] = NULL;
             rq.headers = lines;
         }
         if (!keep_body) {
-            if (!rq.method || !pr__http_method_is(rq.method, "HEAD")) rq.method = "GET";
+            if (!rq.method || !pr__client_method_is(rq.method, "HEAD")) rq.method = "GET";
             rq.body = NULL;
             rq.body_len = 0;
             rq.body_fn = NULL;
             rq.body_user_data = NULL;
-        } else if ((rc = pr__http_rewind(&rq)) != PR_OK) {
+        } else if ((rc = pr__client_rewind(&rq)) != PR_OK) {
             pr_url_deinit(&nu);
             pr__err_set(err, rc, 0, "http: the request body could not be restarted for a redirect");
             break;
@@ -15505,7 +15546,7 @@ static int pr__http_chain(pr_http_client *c, pr_http_response **out, const pr_ht
 /* ---- retries around the chain ---- */
 
 /* One logical request: the state its attempts share. */
-typedef struct pr__http_call {
+typedef struct pr__client_call {
     pr_http_client *c;
     const pr_http_request *req;
     const char *method;
@@ -15521,9 +15562,9 @@ typedef struct pr__http_call {
     pr_retry_hooks hooks;     /* the policy's clock, for HTTP-date hints */
     pr_buf url;               /* without userinfo, for events (only with an observer) */
     int64_t t0;
-} pr__http_call;
+} pr__client_call;
 
-static void pr__http_emit(pr__http_call *k, int kind, int attempt, int status, int error, int64_t duration_ms,
+static void pr__client_emit(pr__client_call *k, int kind, int attempt, int status, int error, int64_t duration_ms,
                           int64_t delay_ms, const char *reason, int hinted) {
     pr_http_event ev;
     memset(&ev, 0, sizeof ev);
@@ -15540,8 +15581,8 @@ static void pr__http_emit(pr__http_call *k, int kind, int attempt, int status, i
     k->c->o.observer.on_event(&ev, k->c->o.observer.user_data);
 }
 
-static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_data) {
-    pr__http_call *k = (pr__http_call *)user_data;
+static int pr__client_call_classify(int outcome, int64_t *after_ms, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
     int v;
     if (outcome >= 0) v = !k->retry_status ? PR_RETRY_OK : k->hint_ms >= 0 ? PR_RETRY_AFTER : PR_RETRY_AGAIN;
     else v = k->fatal ? PR_RETRY_FAIL : pr_retry_classify_default(outcome, NULL, NULL);
@@ -15551,13 +15592,13 @@ static int pr__http_call_classify(int outcome, int64_t *after_ms, void *user_dat
     return v;
 }
 
-static void pr__http_call_on_retry(const pr_retry_info *info, void *user_data) {
-    pr__http_call *k = (pr__http_call *)user_data;
+static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
     if (k->c->o.observer.on_event) {
         char why[sizeof k->err.msg + 32];
         if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
         else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
-        pr__http_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
+        pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
                       0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
     }
     if (k->on_retry) k->on_retry(info, k->user_data);
@@ -15565,7 +15606,7 @@ static void pr__http_call_on_retry(const pr_retry_info *info, void *user_data) {
 
 /* Errors that say nothing about the upstream's health, and those that
    retrying cannot cure. */
-static int pr__http_error_fatal(int rc, const pr_err_info *e) {
+static int pr__client_error_fatal(int rc, const pr_err_info *e) {
     if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECANCELED ||
         rc == PR_ECIRCUIT || rc == PR_ESTATE)
         return 1;
@@ -15578,7 +15619,7 @@ static int pr__http_error_fatal(int rc, const pr_err_info *e) {
     return 0;
 }
 
-static void pr__http_breaker_record(pr_breaker *b, int outcome) {
+static void pr__client_breaker_record(pr_breaker *b, int outcome) {
     if (outcome == PR_ECANCELED || outcome == PR_EINVAL || outcome == PR_ENOMEM || outcome == PR_ECIRCUIT)
         pr_breaker_record(b, PR_BREAKER_IGNORE);
     else if (outcome < 0 || outcome == 408 || (outcome >= 500 && outcome <= 599))
@@ -15590,7 +15631,7 @@ static void pr__http_breaker_record(pr_breaker *b, int outcome) {
 }
 
 /* Whether a response's Content-Type is JSON: application/json or any +json. */
-static int pr__http_is_json(const pr_http_response *r) {
+static int pr__client_is_json(const pr_http_response *r) {
     const pr_slice *ct = pr_http_header_get(r, "content-type");
     pr_slice t;
     if (pr__http_media_is(ct, "application/json")) return 1;
@@ -15603,7 +15644,7 @@ static int pr__http_is_json(const pr_http_response *r) {
 }
 
 /* Read the whole body of r into res (fetch). */
-static int pr__http_read_all(pr_http_client *c, pr_http_response *r, pr_http_result *res, int64_t deadline,
+static int pr__client_read_all(pr_http_client *c, pr_http_response *r, pr_http_result *res, int64_t deadline,
                              pr_err_info *err) {
     pr_buf b;
     int rc;
@@ -15643,7 +15684,7 @@ static int pr__http_read_all(pr_http_client *c, pr_http_response *r, pr_http_res
         pr_buf_deinit(&b);
         return pr__err_set(err, PR_ENOMEM, 0, "http: out of memory");
     }
-    if (pr__http_is_json(r)) pr_json_parse(&res->json, res->body, res->body_len, NULL, NULL);
+    if (pr__client_is_json(r)) pr_json_parse(&res->json, res->body, res->body_len, NULL, NULL);
     if (r->on_destroy) r->on_destroy(r, r->on_destroy_ctx); /* the connection goes back now */
     return PR_OK;
 }
@@ -15651,7 +15692,7 @@ static int pr__http_read_all(pr_http_client *c, pr_http_response *r, pr_http_res
 /* One attempt: breaker, the chain, the retry facts of its response and,
    for fetch, the whole body. Returns the outcome: a status (*out set) or
    an error. */
-static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_http_request *rq, int64_t deadline,
+static int pr__client_attempt(pr__client_call *k, pr_http_response **out, const pr_http_request *rq, int64_t deadline,
                             const char *limit, pr_http_result *fetch) {
     pr_http_client *c = k->c;
     pr_http_response *r = NULL;
@@ -15663,35 +15704,35 @@ static int pr__http_attempt(pr__http_call *k, pr_http_response **out, const pr_h
         k->fatal = 1;
         return pr__err_set(&k->err, rc, 0, "http: circuit breaker open: not sent");
     }
-    rc = pr__http_chain(c, &r, rq, deadline, limit, &k->err);
+    rc = pr__client_chain(c, &r, rq, deadline, limit, &k->err);
     if (!rc) {
         const pr_slice *ra = pr_http_header_get(r, "retry-after"), *ram = pr_http_header_get(r, "retry-after-ms");
-        int64_t now_wall = k->hooks.wall_clock_ms ? k->hooks.wall_clock_ms(k->hooks.user_data) : pr__wall_ms();
+        int64_t now_wall = k->hooks.wall_clock_ms ? k->hooks.wall_clock_ms(k->hooks.user_data) : pr__time_wall_ms();
         k->status = pr_http_status(r);
         k->retry_status = pr_retry_http_should_retry(k->status, pr_http_header_get(r, "x-should-retry"));
         if (!pr_retry_hint_ms(ram, ra, now_wall, c->o.max_retry_after_ms, &k->hint_ms)) k->hint_ms = -1;
         if (fetch) {
             pr_http_result_deinit(fetch);
-            rc = pr__http_read_all(c, r, fetch, deadline, &k->err);
+            rc = pr__client_read_all(c, r, fetch, deadline, &k->err);
             if (rc) {
                 pr_http_result_deinit(fetch);
                 pr_http_response_destroy(r);
                 r = NULL;
                 k->status = 0;
-                k->fatal = pr__http_error_fatal(rc, &k->err);
+                k->fatal = pr__client_error_fatal(rc, &k->err);
             }
         }
     } else {
-        k->fatal = pr__http_error_fatal(rc, &k->err);
+        k->fatal = pr__client_error_fatal(rc, &k->err);
     }
-    if (c->o.breaker) pr__http_breaker_record(c->o.breaker, rc ? rc : k->status);
+    if (c->o.breaker) pr__client_breaker_record(c->o.breaker, rc ? rc : k->status);
     *out = r;
     return rc ? rc : k->status;
 }
 
 /* The extra header fields of an attempt (retry count, timeout,
    idempotency key), unless the request has a field of that name. */
-static int pr__http_has_field(const pr_http_request *req, const char *name) {
+static int pr__client_has_field(const pr_http_request *req, const char *name) {
     const char *const *l;
     for (l = req->headers; l && *l; l++) {
         pr_slice n, v;
@@ -15700,7 +15741,7 @@ static int pr__http_has_field(const pr_http_request *req, const char *name) {
     return 0;
 }
 
-static void pr__http_random_hex(char *out, size_t n) {
+static void pr__client_random_hex(char *out, size_t n) {
     static const char hex[] = "0123456789abcdef";
     size_t i;
     uint64_t v = 0;
@@ -15713,9 +15754,9 @@ static void pr__http_random_hex(char *out, size_t n) {
 }
 
 /* The whole logical request: attempts, retries, events. */
-static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
+static int pr__client_call_run(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
                              pr_err_info *err, int64_t deadline, pr_http_result *fetch) {
-    pr__http_call k;
+    pr__client_call k;
     pr_retry_policy p;
     pr_retry st;
     pr_http_request rq;
@@ -15742,8 +15783,8 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
     k.on_retry = p.on_retry;
     k.user_data = p.user_data;
     k.hooks = p.hooks;
-    p.classify = pr__http_call_classify;
-    p.on_retry = pr__http_call_on_retry;
+    p.classify = pr__client_call_classify;
+    p.on_retry = pr__client_call_on_retry;
     p.user_data = &k;
     if (pr_retry_begin(&st, &p) != PR_OK) {
         rc = pr__err_set(&k.err, PR_EINVAL, 0, "http: invalid retry policy");
@@ -15762,15 +15803,15 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             rc = pr__err_set(&k.err, PR_ENOMEM, 0, "http: out of memory");
             goto done;
         }
-        pr__http_emit(&k, PR_HTTP_EVENT_START, 0, 0, PR_OK, 0, 0, NULL, 0);
+        pr__client_emit(&k, PR_HTTP_EVENT_START, 0, 0, PR_OK, 0, 0, NULL, 0);
     }
     /* the fields every attempt adds, and the idempotency key (once per call) */
-    if (c->hdr_count && !pr__http_has_field(req, c->hdr_count)) {
+    if (c->hdr_count && !pr__client_has_field(req, c->hdr_count)) {
         count_at = (int)nextra;
         extra[nextra].name = pr_slice_cstr(c->hdr_count);
         nextra++;
     }
-    if (c->hdr_timeout && c->o.attempt_timeout_ms > 0 && !pr__http_has_field(req, c->hdr_timeout)) {
+    if (c->hdr_timeout && c->o.attempt_timeout_ms > 0 && !pr__client_has_field(req, c->hdr_timeout)) {
         int ms = c->o.attempt_timeout_ms;
         if (ms % 1000) snprintf(secs, sizeof secs, "%d.%03d", ms / 1000, ms % 1000);
         else snprintf(secs, sizeof secs, "%d", ms / 1000);
@@ -15779,11 +15820,11 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
         nextra++;
     }
     if (req->idempotency_key) idem = *req->idempotency_key ? req->idempotency_key : NULL;
-    else if (c->hdr_idem && !pr__http_method_is(k.method, "GET") && !pr__http_method_is(k.method, "HEAD")) {
-        pr__http_random_hex(key, 32);
+    else if (c->hdr_idem && !pr__client_method_is(k.method, "GET") && !pr__client_method_is(k.method, "HEAD")) {
+        pr__client_random_hex(key, 32);
         idem = key;
     }
-    if (idem && c->hdr_idem && !pr__http_has_field(req, c->hdr_idem)) {
+    if (idem && c->hdr_idem && !pr__client_has_field(req, c->hdr_idem)) {
         extra[nextra].name = pr_slice_cstr(c->hdr_idem);
         extra[nextra].value = pr_slice_cstr(idem);
         nextra++;
@@ -15799,7 +15840,7 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             limit = alimit;
         }
         if (count_at >= 0) {
-            count[pr__dec(count, (uint64_t)st.retries)] = 0;
+            count[pr__buf_dec(count, (uint64_t)st.retries)] = 0;
             extra[count_at].value = pr_slice_cstr(count);
         }
         if (nextra) { /* the request's lines and this attempt's own (the count changes) */
@@ -15812,9 +15853,9 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             }
             rq.headers = lines;
         }
-        outcome = pr__http_attempt(&k, &r, &rq, adl, limit, fetch);
+        outcome = pr__client_attempt(&k, &r, &rq, adl, limit, fetch);
         if (c->o.observer.on_event)
-            pr__http_emit(&k, PR_HTTP_EVENT_ATTEMPT, st.retries, k.status, outcome < 0 ? outcome : PR_OK,
+            pr__client_emit(&k, PR_HTTP_EVENT_ATTEMPT, st.retries, k.status, outcome < 0 ? outcome : PR_OK,
                           pr_now() - t1, 0, NULL, 0);
         if ((delay = pr_retry_plan(&st, &outcome, deadline)) < 0) {
             if (r && outcome < 0) { /* cancelled after a response */
@@ -15825,8 +15866,8 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
             else pr_http_response_destroy(r);
             break;
         }
-        if (r) pr__http_discard(r);
-        if ((rc = pr__http_rewind(req)) != PR_OK) {
+        if (r) pr__client_discard(r);
+        if ((rc = pr__client_rewind(req)) != PR_OK) {
             outcome = pr__err_set(&k.err, rc, 0, "http: the request body could not be restarted for a retry");
             break;
         }
@@ -15854,7 +15895,7 @@ static int pr__http_call_run(pr_http_client *c, pr_http_response **out, const pr
     }
 done:
     if (c->o.observer.on_event && k.url.data)
-        pr__http_emit(&k, PR_HTTP_EVENT_DONE, st.retries, rc ? 0 : k.status, rc, pr_now() - k.t0, 0, NULL, 0);
+        pr__client_emit(&k, PR_HTTP_EVENT_DONE, st.retries, rc ? 0 : k.status, rc, pr_now() - k.t0, 0, NULL, 0);
     if (rc) c->err = k.err;
     if (err) *err = k.err;
     pr__free(lines, lines_size);
@@ -15865,7 +15906,7 @@ done:
 int pr_http_client_request(pr_http_client *c, pr_http_response **out, const pr_http_request *req,
                            pr_err_info *err, int64_t deadline) {
     if (!out) return pr__err_set(err, PR_EINVAL, 0, "http: out is NULL");
-    return pr__http_call_run(c, out, req, err, deadline, NULL);
+    return pr__client_call_run(c, out, req, err, deadline, NULL);
 }
 
 int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_request *req, pr_err_info *err,
@@ -15874,7 +15915,7 @@ int pr_http_client_fetch(pr_http_client *c, pr_http_result *res, const pr_http_r
     int rc;
     if (!res) return pr__err_set(err, PR_EINVAL, 0, "http: res is NULL");
     pr_http_result_deinit(res);
-    rc = pr__http_call_run(c, &r, req, err, deadline, res);
+    rc = pr__client_call_run(c, &r, req, err, deadline, res);
     if (rc == PR_OK) res->resp = r;
     return rc;
 }
@@ -15918,12 +15959,12 @@ int pr_http_client_send(pr_http_client *c, pr_http_response **out, const char *m
 }
 
 /* ==== eventsource: the reconnecting Server-Sent Events stream (EventSource) over the HTTP client ==== >>eventsource.impl */
-#define PR__SSE_DEF_RETRY 3000
-#define PR__SSE_DEF_MAX_RETRY 3600000
-#define PR__SSE_DEF_IDLE 45000
-#define PR__SSE_DEF_MAX_LEI 4096
-#define PR__SSE_SHORT_MS 1000
-#define PR__SSE_MAX_FIELDS 32
+#define PR__EVENTSOURCE_DEF_RETRY 3000
+#define PR__EVENTSOURCE_DEF_MAX_RETRY 3600000
+#define PR__EVENTSOURCE_DEF_IDLE 45000
+#define PR__EVENTSOURCE_DEF_MAX_LEI 4096
+#define PR__EVENTSOURCE_SHORT_MS 1000
+#define PR__EVENTSOURCE_MAX_FIELDS 32
 
 struct pr_sse {
     pr_http_client *client;
@@ -15952,16 +15993,16 @@ struct pr_sse {
     pr_err_info err;
 };
 
-static const pr_backoff pr__sse_backoff = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 1000, 30000, 0.25, 0.0, 0.0 };
+static const pr_backoff pr__eventsource_backoff = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 1000, 30000, 0.25, 0.0, 0.0 };
 
-static void pr__sse_drop(pr_sse *s) {
+static void pr__eventsource_drop(pr_sse *s) {
     pr_http_response_destroy(s->resp);
     s->resp = NULL;
     s->status = 0;
 }
 
-static void pr__sse_free(pr_sse *s) {
-    pr__sse_drop(s);
+static void pr__eventsource_free(pr_sse *s) {
+    pr__eventsource_drop(s);
     pr_sse_decoder_destroy(s->dec);
     if (s->own_client) pr_http_client_destroy(s->client);
     pr_url_deinit(&s->url);
@@ -15974,7 +16015,7 @@ static void pr__sse_free(pr_sse *s) {
 /* The last-event-ID as it may travel in a header field: "" when there is
    none, or when it cannot (over max_last_event_id, or a control byte that
    a field value may not carry; *why then says which). */
-static const char *pr__sse_lei(const pr_sse *s, size_t *len, const char **why) {
+static const char *pr__eventsource_lei(const pr_sse *s, size_t *len, const char **why) {
     const char *id = pr_sse_last_event_id(s, len);
     size_t i;
     *why = NULL;
@@ -15986,40 +16027,40 @@ static const char *pr__sse_lei(const pr_sse *s, size_t *len, const char **why) {
     return "";
 }
 
-static int pr__sse_sleep(pr_sse *s, int64_t delay, int64_t until) {
+static int pr__eventsource_sleep(pr_sse *s, int64_t delay, int64_t until) {
     return pr__retry_hook_sleep(&s->o.hooks, delay, until);
 }
 
-static int64_t pr__sse_wall(pr_sse *s) {
-    return s->o.hooks.wall_clock_ms ? s->o.hooks.wall_clock_ms(s->o.hooks.user_data) : pr__wall_ms();
+static int64_t pr__eventsource_wall(pr_sse *s) {
+    return s->o.hooks.wall_clock_ms ? s->o.hooks.wall_clock_ms(s->o.hooks.user_data) : pr__time_wall_ms();
 }
 
 /* The stream cannot go on: remember why, for this and every later call. */
-static int pr__sse_fail(pr_sse *s, int code, int status, const char *fmt, const char *arg) {
+static int pr__eventsource_fail(pr_sse *s, int code, int status, const char *fmt, const char *arg) {
     pr__err_set(&s->err, code, 0, fmt, arg ? arg : "");
     s->err.http_status = status;
     s->final = code;
-    pr__sse_drop(s);
+    pr__eventsource_drop(s);
     return code;
 }
 
 /* Whether the current connection came to nothing: it ends within
-   PR__SSE_SHORT_MS of opening without an event. */
-static int pr__sse_futile(const pr_sse *s) { return !s->delivered && pr_now() - s->opened_at < PR__SSE_SHORT_MS; }
+   PR__EVENTSOURCE_SHORT_MS of opening without an event. */
+static int pr__eventsource_futile(const pr_sse *s) { return !s->delivered && pr_now() - s->opened_at < PR__EVENTSOURCE_SHORT_MS; }
 
 /* Plan the next connection after a failure (failed = a connection that did
    not open) or an end; min_ms is a server's hint. Fails the stream when it
    may not be repeated or max_failures is reached. */
-static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t min_ms) {
+static int pr__eventsource_plan(pr_sse *s, int reason, int status, int failed, int64_t min_ms) {
     pr_sse_reconnect info;
     const char *why;
     size_t n;
     int64_t delay = pr_sse_retry_ms(s);
     pr_err_info last = s->err; /* the cause, with its errno / TLS / DNS detail */
     const char *detail = last.msg;
-    pr__sse_drop(s);
+    pr__eventsource_drop(s);
     if (!s->repeatable) {
-        if (reason == PR_ECLOSED) return pr__sse_fail(s, PR_ECLOSED, 0, "sse: %s", "the stream ended (a request that cannot be repeated)");
+        if (reason == PR_ECLOSED) return pr__eventsource_fail(s, PR_ECLOSED, 0, "sse: %s", "the stream ended (a request that cannot be repeated)");
         s->err = last;
         s->err.code = reason;
         s->err.http_status = status;
@@ -16047,7 +16088,7 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
         info.reason = reason;
         info.status = status;
         info.detail = detail;
-        info.last_event_id = pr__sse_lei(s, &n, &why);
+        info.last_event_id = pr__eventsource_lei(s, &n, &why);
         s->o.observer.on_reconnect(&info, s->o.observer.user_data);
     }
     return PR_OK;
@@ -16056,10 +16097,10 @@ static int pr__sse_plan(pr_sse *s, int reason, int status, int failed, int64_t m
 /* One connection: wait for its time, send the request, check the answer.
    Returns PR_OK (open, or a reconnect planned: loop), or what the caller
    gets (a deadline, a cancel, the stream's end). */
-static int pr__sse_connect(pr_sse *s, int64_t deadline) {
+static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
     /* the protocol's own fields go on to another origin; the caller's do not */
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
-    pr_http_header h[PR__SSE_MAX_FIELDS * 2 + 4];
+    pr_http_header h[PR__EVENTSOURCE_MAX_FIELDS * 2 + 4];
     pr__http_field_set fields;
     const char **lines = NULL;
     size_t lines_size = 0;
@@ -16073,23 +16114,23 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     const pr_slice *ct;
     if (s->next_at && pr_now() < s->next_at) {
         if (deadline < s->next_at) { /* the caller's deadline comes first: wait until it, then say so */
-            if (deadline > pr_now() && (rc = pr__sse_sleep(s, deadline - pr_now(), deadline)) != PR_OK) return rc;
+            if (deadline > pr_now() && (rc = pr__eventsource_sleep(s, deadline - pr_now(), deadline)) != PR_OK) return rc;
             return PR_ETIMEDOUT;
         }
-        if ((rc = pr__sse_sleep(s, s->next_at - pr_now(), s->next_at)) != PR_OK) return rc;
+        if ((rc = pr__eventsource_sleep(s, s->next_at - pr_now(), s->next_at)) != PR_OK) return rc;
     }
     s->next_at = 0;
     if (pr_is_canceled()) return PR_ECANCELED;
     pr_buf_init(&dyn);
     if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.user_data)) != 0) {
         pr_buf_deinit(&dyn);
-        return pr__sse_fail(s, rc < 0 ? rc : PR_EINVAL, 0, "sse: %s", "headers_fn refused the connection");
+        return pr__eventsource_fail(s, rc < 0 ? rc : PR_EINVAL, 0, "sse: %s", "headers_fn refused the connection");
     }
     h[n].name = pr_slice_cstr("Accept");
     h[n++].value = pr_slice_cstr("text/event-stream");
     h[n].name = pr_slice_cstr("Cache-Control");
     h[n++].value = pr_slice_cstr("no-cache");
-    lei = pr__sse_lei(s, &lei_len, &why);
+    lei = pr__eventsource_lei(s, &lei_len, &why);
     if (why)
         PR__LOG(PR_LEVEL_WARN, "sse", "the last-event-ID (%zu bytes) %s: connecting without Last-Event-ID",
                 strlen(pr_sse_last_event_id(s, NULL)), why);
@@ -16104,13 +16145,13 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
     if ((rc = pr__http_fields(NULL, s->fixed.data, s->fixed.len, pr__http_field_push, &fields, &e)) != PR_OK ||
         (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__http_field_push, &fields, &e)) != PR_OK) {
         pr_buf_deinit(&dyn);
-        if (rc == PR_ELIMIT) return pr__sse_fail(s, PR_EINVAL, 0, "sse: %s", "too many header lines from headers_fn");
-        return pr__sse_fail(s, PR_EINVAL, 0, "sse: headers_fn: %s", e.msg);
+        if (rc == PR_ELIMIT) return pr__eventsource_fail(s, PR_EINVAL, 0, "sse: %s", "too many header lines from headers_fn");
+        return pr__eventsource_fail(s, PR_EINVAL, 0, "sse: headers_fn: %s", e.msg);
     }
     n = fields.n;
     if (pr__http_lines_join(NULL, h, n, &lines, &lines_size) != PR_OK) {
         pr_buf_deinit(&dyn);
-        return pr__sse_fail(s, PR_ENOMEM, 0, "sse: %s", "out of memory");
+        return pr__eventsource_fail(s, PR_ENOMEM, 0, "sse: %s", "out of memory");
     }
     memset(&req, 0, sizeof req);
     memset(&e, 0, sizeof e);
@@ -16130,10 +16171,10 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         return rc; /* the caller's limit: the next call tries again */
     }
     /* a request the client refuses (bad fields, no memory, https in a PRISTINE_NO_TLS build) is final */
-    if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP) return pr__sse_fail(s, rc, 0, "%s", e.msg);
+    if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP) return pr__eventsource_fail(s, rc, 0, "%s", e.msg);
     if (rc) { /* no response: a network error (a connect or idle timeout included) */
         s->err = e;
-        return pr__sse_plan(s, rc, 0, 1, 0);
+        return pr__eventsource_plan(s, rc, 0, 1, 0);
     }
     st = pr_http_status(r);
     ct = pr_http_header_get(r, "content-type");
@@ -16149,25 +16190,25 @@ static int pr__sse_connect(pr_sse *s, int64_t deadline) {
         return PR_OK;
     }
     s->resp = r; /* for the detail below; dropped by fail or plan */
-    if (st == 204) return pr__sse_fail(s, PR_ECLOSED, st, "sse: %s", "204 No Content: the server ended the stream");
+    if (st == 204) return pr__eventsource_fail(s, PR_ECLOSED, st, "sse: %s", "204 No Content: the server ended the stream");
     if (st == 200) {
         char t[80];
         snprintf(t, sizeof t, "%.*s", ct ? (int)PR__MIN(ct->len, 60) : 0, ct ? ct->ptr : "");
-        return pr__sse_fail(s, PR_EPROTO, st, ct ? "sse: 200 with Content-Type \"%s\", not text/event-stream"
+        return pr__eventsource_fail(s, PR_EPROTO, st, ct ? "sse: 200 with Content-Type \"%s\", not text/event-stream"
                                                  : "sse: 200 without a Content-Type%s", t);
     }
     if (pr_retry_status_retryable(st)) {
         int64_t hint = 0;
         pr_retry_hint_ms(pr_http_header_get(r, "retry-after-ms"), pr_http_header_get(r, "retry-after"),
-                         pr__sse_wall(s), s->o.max_retry_ms, &hint);
+                         pr__eventsource_wall(s), s->o.max_retry_ms, &hint);
         pr__err_set(&s->err, PR_EHTTP, 0, "sse: status %d", st);
         s->err.http_status = st;
-        return pr__sse_plan(s, PR_EHTTP, st, 1, hint);
+        return pr__eventsource_plan(s, PR_EHTTP, st, 1, hint);
     }
     {
         char t[16];
         snprintf(t, sizeof t, "%d", st);
-        return pr__sse_fail(s, PR_EHTTP, st, "sse: status %s (not an event stream)", t);
+        return pr__eventsource_fail(s, PR_EHTTP, st, "sse: status %s (not an event stream)", t);
     }
 }
 
@@ -16192,7 +16233,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
     for (i = 0; !rc && s->o.headers && s->o.headers[i]; i++) {
         size_t n = strlen(s->o.headers[i]);
         pr_slice name, value;
-        if (i >= PR__SSE_MAX_FIELDS) rc = pr__err_set(err, PR_EINVAL, 0, "sse: more than %d header lines", PR__SSE_MAX_FIELDS);
+        if (i >= PR__EVENTSOURCE_MAX_FIELDS) rc = pr__err_set(err, PR_EINVAL, 0, "sse: more than %d header lines", PR__EVENTSOURCE_MAX_FIELDS);
         else if ((rc = pr__http_field_line(s->o.headers[i], n, &name, &value, err)) != PR_OK) break;
         else if (pr_buf_append(&s->fixed, s->o.headers[i], n) || pr_buf_append(&s->fixed, "\r\n", 2)) rc = PR_ENOMEM;
     }
@@ -16210,20 +16251,20 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
     if (rc) {
         if (!err || err->code != rc)
             pr__err_set(err, rc, 0, "sse: %s", rc == PR_EINVAL ? "invalid URL or option" : pr_strerror(rc));
-        pr__sse_free(s);
+        pr__eventsource_free(s);
         return rc;
     }
     s->repeatable = s->o.repeatable || (!s->body && !strcmp(m, "GET"));
-    s->o.retry_ms = PR__DEF(s->o.retry_ms, PR__SSE_DEF_RETRY);
-    if (!s->o.backoff.base_ms) s->o.backoff = pr__sse_backoff;
-    s->o.idle_timeout_ms = PR__DEF(s->o.idle_timeout_ms, PR__SSE_DEF_IDLE);
-    s->o.max_retry_ms = PR__DEF(s->o.max_retry_ms, PR__SSE_DEF_MAX_RETRY);
-    s->o.max_last_event_id = PR__DEF(s->o.max_last_event_id, PR__SSE_DEF_MAX_LEI);
+    s->o.retry_ms = PR__DEF(s->o.retry_ms, PR__EVENTSOURCE_DEF_RETRY);
+    if (!s->o.backoff.base_ms) s->o.backoff = pr__eventsource_backoff;
+    s->o.idle_timeout_ms = PR__DEF(s->o.idle_timeout_ms, PR__EVENTSOURCE_DEF_IDLE);
+    s->o.max_retry_ms = PR__DEF(s->o.max_retry_ms, PR__EVENTSOURCE_DEF_MAX_RETRY);
+    s->o.max_last_event_id = PR__DEF(s->o.max_last_event_id, PR__EVENTSOURCE_DEF_MAX_LEI);
     s->o.method = s->o.body = NULL;
     s->o.headers = NULL;
     s->o.last_event_id = NULL;
     for (;;) { /* the first connection, reconnect rules included */
-        rc = pr__sse_connect(s, deadline);
+        rc = pr__eventsource_connect(s, deadline);
         if (rc || s->final || s->resp) break;
     }
     if (!rc && s->final) rc = s->final;
@@ -16234,7 +16275,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
         else if (s->err.code != rc)
             pr__err_set(&s->err, rc, 0, "sse: %s before the stream opened", pr_strerror(rc));
         if (err) *err = s->err;
-        pr__sse_free(s);
+        pr__eventsource_free(s);
         return rc;
     }
     *out = s;
@@ -16243,7 +16284,7 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
 
 /* Read the next bytes of the connection into the decoder; its end is the
    decoder's (drained, then a reconnect). */
-static int pr__sse_read(pr_sse *s, int64_t deadline) {
+static int pr__eventsource_read(pr_sse *s, int64_t deadline) {
     const char *p;
     size_t n;
     int rc = pr_http_next_span(s->resp, &p, &n, deadline);
@@ -16252,7 +16293,7 @@ static int pr__sse_read(pr_sse *s, int64_t deadline) {
         if ((rc = pr_sse_decoder_feed(s->dec, p, n)) == PR_OK) return PR_OK;
         /* the bytes are gone: resume from the last-event-ID on a new connection */
         pr__err_set(&s->err, rc, 0, "sse: %s", "out of memory decoding the stream");
-        return pr__sse_plan(s, rc, 0, pr__sse_futile(s), 0);
+        return pr__eventsource_plan(s, rc, 0, pr__eventsource_futile(s), 0);
     }
     if (rc == PR_ECLOSED) { /* a clean end of the body: the complete events are still delivered */
         s->dirty = 1;
@@ -16266,16 +16307,16 @@ static int pr__sse_read(pr_sse *s, int64_t deadline) {
 #ifndef PRISTINE_NO_TLS
     if (rc == PR_ETLS && s->err.tls_error == PR_TLS_TRUNCATED) rc = PR_ECLOSED;
 #endif
-    return pr__sse_plan(s, rc, 0, pr__sse_futile(s), 0);
+    return pr__eventsource_plan(s, rc, 0, pr__eventsource_futile(s), 0);
 }
 
-static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
+static int pr__eventsource_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
     int rc, reads = 0;
     for (;;) {
         if (s->destroyed) return PR_ECANCELED;
         if (s->final) return s->final;
         if (!s->resp) {
-            if ((rc = pr__sse_connect(s, deadline)) != PR_OK) return rc;
+            if ((rc = pr__eventsource_connect(s, deadline)) != PR_OK) return rc;
             continue;
         }
         rc = pr_sse_decoder_next(s->dec, ev);
@@ -16289,7 +16330,7 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
             if (s->o.reconnect_on_limit) {
                 char keep[sizeof s->err.msg];
                 snprintf(keep, sizeof keep, "%s", s->err.msg);
-                if ((rc = pr__sse_plan(s, PR_ELIMIT, 0, pr__sse_futile(s), 0)) != PR_OK) return rc;
+                if ((rc = pr__eventsource_plan(s, PR_ELIMIT, 0, pr__eventsource_futile(s), 0)) != PR_OK) return rc;
                 pr__err_set(&s->err, PR_ELIMIT, 0, "%s", keep);
             } else {
                 pr_sse_decoder_skip(s->dec);
@@ -16298,14 +16339,14 @@ static int pr__sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
         }
         if (rc == PR_ECLOSED) { /* the ended body is used up */
             pr__err_set(&s->err, PR_ECLOSED, 0, "sse: %s", "the server ended the body");
-            if ((rc = pr__sse_plan(s, PR_ECLOSED, 0, pr__sse_futile(s), 0)) != PR_OK) return rc;
+            if ((rc = pr__eventsource_plan(s, PR_ECLOSED, 0, pr__eventsource_futile(s), 0)) != PR_OK) return rc;
             continue;
         }
         if (rc != PR_SSE_DECODER_MORE) return rc; /* PR_ENOMEM */
         /* bytes that complete no event (comments, blank lines, id-only
            blocks) must not hold the caller past its deadline */
         if (reads++ && pr_now() >= deadline) return PR_ETIMEDOUT;
-        if ((rc = pr__sse_read(s, deadline)) != PR_OK) return rc;
+        if ((rc = pr__eventsource_read(s, deadline)) != PR_OK) return rc;
     }
 }
 
@@ -16314,10 +16355,10 @@ int pr_sse_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
     if (!s || !ev) return PR_EINVAL;
     if (s->reader) return PR_ESTATE; /* one reader at a time */
     s->reader = pr_self();
-    rc = pr__sse_next(s, ev, deadline);
+    rc = pr__eventsource_next(s, ev, deadline);
     s->reader = NULL;
     if (s->destroyed) {
-        pr__sse_free(s);
+        pr__eventsource_free(s);
         return PR_ECANCELED;
     }
     return rc;
@@ -16327,10 +16368,10 @@ void pr_sse_destroy(pr_sse *s) {
     if (!s) return;
     if (s->reader) { /* a task is inside pr_sse_next (or this is its callback): it frees the stream */
         s->destroyed = 1;
-        if (s->reader != pr_self()) pr__task_interrupt(s->reader);
+        if (s->reader != pr_self()) pr__sched_task_interrupt(s->reader);
         return;
     }
-    pr__sse_free(s);
+    pr__eventsource_free(s);
 }
 
 const char *pr_sse_last_event_id(const pr_sse *s, size_t *len) {
@@ -16578,18 +16619,18 @@ void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *failed) {
 }
 
 /* ==== rfuture: remote futures polled until done, with one built-in profile; queue-state observers ==== >>rfuture.impl */
-#define PR__RF_PREFIX_MAX 64 /* bytes of the profile's event_prefix */
-#define PR__RF_NAMES 11      /* the profile's fields */
+#define PR__RFUTURE_PREFIX_MAX 64 /* bytes of the profile's event_prefix */
+#define PR__RFUTURE_NAMES 11      /* the profile's fields */
 
 /* The built-in profile: Thinking Machines' Tinker API, its retrieve_future. */
-static const pr_rfuture_profile pr__rf_builtin = {
+static const pr_rfuture_profile pr__rfuture_builtin = {
     "/api/v1/retrieve_future", "X-Tinker-Request-Iteration", "X-Tinker-Request-Type",
     "X-Tinker-Create-Promise-Roundtrip-Time", "request_id", "allow_metadata_only", "response_payload_size",
     "queue_state", "queue_state_reason", "retry_after_ms", "APIFuture.result_async."
 };
-#define PR__RF_BILLING_SLEEP_MS 5000
-#define PR__RF_BILLING_RESET_MS 300000
-#define PR__RF_STR_MAX 1024 /* bytes of a server's string the poller keeps */
+#define PR__RFUTURE_BILLING_SLEEP_MS 5000
+#define PR__RFUTURE_BILLING_RESET_MS 300000
+#define PR__RFUTURE_STR_MAX 1024 /* bytes of a server's string the poller keeps */
 
 struct pr__rfuture;
 
@@ -16610,7 +16651,7 @@ struct pr_rfuture_poller {
     long nlive;
     struct pr__rfuture *ready, *ready_tail; /* waiting for a slot, FIFO */
     long nready;
-    pr__theap timers;            /* futures sleeping, or waiting with a limit (sched's heap) */
+    pr__sched_theap timers;            /* futures sleeping, or waiting with a limit (sched's heap) */
     int active;                  /* poll tasks running */
     pr_task *clock;              /* the timer task, once it runs */
     int clock_alive;             /* it has been spawned and has not ended */
@@ -16618,7 +16659,7 @@ struct pr_rfuture_poller {
     int destroyed;
 };
 
-enum { PR__RF_READY = 1, PR__RF_SLEEPING, PR__RF_POLLING };
+enum { PR__RFUTURE_READY = 1, PR__RFUTURE_SLEEPING, PR__RFUTURE_POLLING };
 
 /* One future's polling state. */
 typedef struct pr__rfuture {
@@ -16626,10 +16667,10 @@ typedef struct pr__rfuture {
     struct pr__rfuture *rnext;        /* p->ready */
     pr_rfuture_poller *p;
     pr_future *f;
-    int state;                  /* PR__RF_* */
+    int state;                  /* PR__RFUTURE_* */
     pr_task *task;              /* the poll task while POLLING */
     int stop;                   /* cancelled before its poll task ran */
-    pr__theap_node timer;       /* in p->timers; key: the wake time, or until */
+    pr__sched_theap_node timer;       /* in p->timers; key: the wake time, or until */
     int64_t until;              /* the polling's limit (PR_FOREVER = none) */
     char *id, *type;
     size_t id_n, type_n;
@@ -16647,22 +16688,22 @@ typedef struct pr__rfuture {
     char last_err[sizeof ((pr_err_info *)0)->msg]; /* the last retryable failure, for a timeout */
 } pr__rfuture;
 
-static void pr__rf_poller_free(pr_rfuture_poller *p) {
+static void pr__rfuture_poller_free(pr_rfuture_poller *p) {
     pr__strfree(&p->base);
     pr__free(p->names, p->names_n);
     pr_wsem_destroy(p->bytes);
     pr_url_deinit(&p->url);
-    pr__theap_free(&p->timers);
+    pr__sched_theap_free(&p->timers);
     pr__free(p, sizeof *p);
 }
 
-static void pr__rf_finish(pr__rfuture *r);
-static void pr__rf_maybe_free(pr_rfuture_poller *p);
-static int pr__rf_clock(void *arg);
-static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...);
+static void pr__rfuture_finish(pr__rfuture *r);
+static void pr__rfuture_maybe_free(pr_rfuture_poller *p);
+static int pr__rfuture_clock(void *arg);
+static void pr__rfuture_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...);
 
 /* The fields of a profile, in one order. */
-static void pr__rf_names(pr_rfuture_profile *pf, const char **v[PR__RF_NAMES]) {
+static void pr__rfuture_names(pr_rfuture_profile *pf, const char **v[PR__RFUTURE_NAMES]) {
     int n = 0;
     v[n++] = &pf->path;
     v[n++] = &pf->iteration_header;
@@ -16679,19 +16720,19 @@ static void pr__rf_names(pr_rfuture_profile *pf, const char **v[PR__RF_NAMES]) {
 
 /* Resolve the profile into p->o.profile: every name copied into one block,
    the built-in one's where the caller's is NULL. */
-static int pr__rf_profile(pr_rfuture_poller *p, const pr_rfuture_profile *caller, pr_err_info *err) {
-    pr_rfuture_profile *pf = &p->o.profile, in = *caller, def = pr__rf_builtin;
-    const char **vin[PR__RF_NAMES], **vdef[PR__RF_NAMES], **vout[PR__RF_NAMES], *hdr[3];
+static int pr__rfuture_profile(pr_rfuture_poller *p, const pr_rfuture_profile *caller, pr_err_info *err) {
+    pr_rfuture_profile *pf = &p->o.profile, in = *caller, def = pr__rfuture_builtin;
+    const char **vin[PR__RFUTURE_NAMES], **vdef[PR__RFUTURE_NAMES], **vout[PR__RFUTURE_NAMES], *hdr[3];
     char *at;
     size_t i, n = 0;
-    pr__rf_names(&in, vin);
-    pr__rf_names(&def, vdef);
-    pr__rf_names(pf, vout);
-    for (i = 0; i < PR__RF_NAMES; i++) n += strlen(*vin[i] ? *vin[i] : *vdef[i]) + 1;
+    pr__rfuture_names(&in, vin);
+    pr__rfuture_names(&def, vdef);
+    pr__rfuture_names(pf, vout);
+    for (i = 0; i < PR__RFUTURE_NAMES; i++) n += strlen(*vin[i] ? *vin[i] : *vdef[i]) + 1;
     if (!(p->names = (char *)pr__alloc(n))) return pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->names_n = n;
     at = p->names;
-    for (i = 0; i < PR__RF_NAMES; i++) {
+    for (i = 0; i < PR__RFUTURE_NAMES; i++) {
         const char *v = *vin[i] ? *vin[i] : *vdef[i];
         size_t len = strlen(v) + 1;
         memcpy(at, v, len);
@@ -16705,15 +16746,15 @@ static int pr__rf_profile(pr_rfuture_poller *p, const pr_rfuture_profile *caller
         if (*hdr[i] && !pr__http_is_token(hdr[i], strlen(hdr[i])))
             return pr__err_set(err, PR_EINVAL, 0, "rfuture: the profile's header \"%.60s\" is not a header name",
                                hdr[i]);
-    if (strlen(pf->event_prefix) > PR__RF_PREFIX_MAX)
+    if (strlen(pf->event_prefix) > PR__RFUTURE_PREFIX_MAX)
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: the profile's event_prefix is over 64 bytes");
     return PR_OK;
 }
 
 /* Put r in the heap with key due (room was reserved at start). */
-static void pr__rf_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) {
-    pr__theap_push(&p->timers, &r->timer, due);
-    if (p->clock && due < p->clock_due) pr__wake(p->clock, PR_OK); /* it sleeps too long now */
+static void pr__rfuture_heap_push(pr_rfuture_poller *p, pr__rfuture *r, int64_t due) {
+    pr__sched_theap_push(&p->timers, &r->timer, due);
+    if (p->clock && due < p->clock_due) pr__sched_wake(p->clock, PR_OK); /* it sleeps too long now */
 }
 
 int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, const pr_rfuture_poller_opts *opts,
@@ -16748,16 +16789,16 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
         pr__free(p, sizeof *p);
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
     }
-    rc = pr__rf_profile(p, &opts->profile, err);
+    rc = pr__rfuture_profile(p, &opts->profile, err);
     if (!rc && (rc = pr__session_url(&p->url, opts->base_url, p->o.profile.path, err)) == PR_EINVAL)
         pr__err_wrap(err, rc, err, "rfuture: base_url + path");
     if (!rc && !(p->base = pr__strdup(opts->base_url, NULL))) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     if (!rc && pr_wsem_create(&p->bytes, p->o.max_response_bytes)) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->clock_due = PR_FOREVER;
-    if (!rc && pr_go(NULL, pr__rf_clock, p, NULL) != PR_OK) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
+    if (!rc && pr_go(NULL, pr__rfuture_clock, p, NULL) != PR_OK) rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     if (!rc) p->clock_alive = 1;
     if (rc) {
-        pr__rf_poller_free(p);
+        pr__rfuture_poller_free(p);
         return rc;
     }
     p->o.base_url = NULL;
@@ -16771,18 +16812,18 @@ void pr_rfuture_poller_destroy(pr_rfuture_poller *p) {
     p->destroyed = 1;
     for (r = p->live; r; r = next) {
         next = r->next;
-        if (r->state == PR__RF_POLLING) {
+        if (r->state == PR__RFUTURE_POLLING) {
             pr_cancel(r->task); /* it rejects and finishes as it unwinds */
         } else {
-            pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
-            pr__rf_finish(r);
+            pr__rfuture_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+            pr__rfuture_finish(r);
         }
     }
     if (p->clock) pr_cancel(p->clock); /* it frees p when it ends, if nothing is left */
-    pr__rf_maybe_free(p);
+    pr__rfuture_maybe_free(p);
 }
 
-static void pr__rf_doc_free(void *value, void *user_data) {
+static void pr__rfuture_doc_free(void *value, void *user_data) {
     PR__UNUSED(user_data);
     pr_json_doc_destroy((pr_json_doc *)value);
 }
@@ -16792,11 +16833,11 @@ const pr_json *pr_rfuture_result(const pr_future *f) {
     return d ? pr_json_root(d) : NULL;
 }
 
-static void pr__rf_event_ex(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
+static void pr__rfuture_event_ex(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
                             const char *detail, int settled, int error) {
     pr_rfuture_poller *p = r->p;
     pr_rfuture_event ev;
-    char name[PR__RF_PREFIX_MAX + 32];
+    char name[PR__RFUTURE_PREFIX_MAX + 32];
     if (!p->o.observer.on_event) return;
     memset(&ev, 0, sizeof ev);
     snprintf(name, sizeof name, "%s%s", p->o.profile.event_prefix, what);
@@ -16819,13 +16860,13 @@ static void pr__rf_event_ex(pr__rfuture *r, const char *what, int severity, int 
     p->o.observer.on_event(&ev, p->o.observer.user_data);
 }
 
-static void pr__rf_event(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
+static void pr__rfuture_event(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
                          const char *detail) {
-    pr__rf_event_ex(r, what, severity, status, kind, detail, 0, 0);
+    pr__rfuture_event_ex(r, what, severity, status, kind, detail, 0, 0);
 }
 
 /* Settle the future unless it is settled already (a cancel). */
-static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...) {
+static void pr__rfuture_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...) {
     pr_err_info e;
     va_list ap;
     memset(&e, 0, sizeof e);
@@ -16838,7 +16879,7 @@ static void pr__rf_reject(pr__rfuture *r, int code, int status, int category, co
     if (pr_future_state(r->f) == PR_FUTURE_PENDING) pr_future_reject_info(r->f, &e);
 }
 
-static int pr__rf_queue_state(const pr_json *v) {
+static int pr__rfuture_queue_state(const pr_json *v) {
     size_t n;
     const char *s = pr_json_string(v, &n);
     if (!s) return PR_QUEUE_UNKNOWN;
@@ -16849,28 +16890,28 @@ static int pr__rf_queue_state(const pr_json *v) {
 }
 
 /* Why a server's string s (n bytes) cannot be kept whole, or NULL. */
-static const char *pr__rf_str_bad(const char *s, size_t n) {
-    return n > PR__RF_STR_MAX ? "is over 1024 bytes" : memchr(s, 0, n) ? "holds a NUL byte" : NULL;
+static const char *pr__rfuture_str_bad(const char *s, size_t n) {
+    return n > PR__RFUTURE_STR_MAX ? "is over 1024 bytes" : memchr(s, 0, n) ? "holds a NUL byte" : NULL;
 }
 
 /* Tell the observer about a (state, reason) pair if it changed. A report
    with no state and no reason is no report. Returns 1 when the reason is
    refused (the future is rejected with PR_EPROTO). */
-static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
+static int pr__rfuture_queue(pr__rfuture *r, const pr_json *body, int status) {
     pr_rfuture_poller *p = r->p;
     const pr_json *qs = pr_json_get(body, p->o.profile.queue_state_field),
                   *qr = pr_json_get(body, p->o.profile.queue_reason_field);
     size_t rn = 0;
     const char *reason = pr_json_string(qr, &rn);
-    int st = qs ? pr__rf_queue_state(qs) : PR_QUEUE_UNKNOWN;
+    int st = qs ? pr__rfuture_queue_state(qs) : PR_QUEUE_UNKNOWN;
     pr_queue_change ch;
     char *copy = NULL;
-    const char *bad = reason ? pr__rf_str_bad(reason, rn) : NULL;
+    const char *bad = reason ? pr__rfuture_str_bad(reason, rn) : NULL;
     if (bad) {
         char why[64];
         snprintf(why, sizeof why, "the %.40s %s", p->o.profile.queue_reason_field, bad);
-        pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, status, NULL, why, 1, PR_EPROTO);
-        pr__rf_reject(r, PR_EPROTO, status, 0, "rfuture: request %.40s: %s", r->id, why);
+        pr__rfuture_event_ex(r, "validation_error", PR_SEVERITY_ERROR, status, NULL, why, 1, PR_EPROTO);
+        pr__rfuture_reject(r, PR_EPROTO, status, 0, "rfuture: request %.40s: %s", r->id, why);
         return 1;
     }
     if (!qs && !reason) return 0;
@@ -16892,7 +16933,7 @@ static int pr__rf_queue(pr__rfuture *r, const pr_json *body, int status) {
     return 0;
 }
 
-static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
+static int64_t pr__rfuture_delay(const pr__rfuture *r, const pr_backoff *b, int attempt) {
     return pr__retry_delay_ms(b, attempt, NULL, &r->p->o.hooks);
 }
 
@@ -16900,7 +16941,7 @@ static int64_t pr__rf_delay(const pr__rfuture *r, const pr_backoff *b, int attem
    (retry_after_ms > 0 in body, else the answer's retry-after-ms /
    Retry-After) between poll_backoff.base_ms and hint_max_ms; else
    fallback. A number of any size is compared as a double first. */
-static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, const pr_json *body, int64_t fallback) {
+static int64_t pr__rfuture_wait(const pr__rfuture *r, const pr_http_result *res, const pr_json *body, int64_t fallback) {
     const pr_retry_hooks *h = &r->p->o.hooks;
     int64_t hint, cap = r->p->o.hint_max_ms;
     double ms;
@@ -16908,13 +16949,13 @@ static int64_t pr__rf_wait(const pr__rfuture *r, const pr_http_result *res, cons
         hint = ms < (double)cap ? (int64_t)ms + ((double)(int64_t)ms < ms) : cap;
     else if (!pr_retry_hint_ms(pr_http_header_get(res->resp, "retry-after-ms"),
                                pr_http_header_get(res->resp, "retry-after"),
-                               h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__wall_ms(), cap, &hint))
+                               h->wall_clock_ms ? h->wall_clock_ms(h->user_data) : pr__time_wall_ms(), cap, &hint))
         return fallback;
     return PR__MIN(PR__MAX(hint, r->p->o.poll_backoff.base_ms), cap);
 }
 
 /* One poll: the request, with the poll's deadline over the whole response. */
-static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, pr_err_info *err, int64_t deadline) {
+static int pr__rfuture_poll(pr__rfuture *r, pr_http_result *res, pr_err_info *err, int64_t deadline) {
     pr_rfuture_poller *p = r->p;
     const pr_rfuture_profile *pf = &p->o.profile;
     pr_http_header h[5];
@@ -16937,7 +16978,7 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, pr_err_info *err, in
         pr_buf_deinit(&body);
         return rc;
     }
-    iter[pr__dec(iter, (uint64_t)r->iteration)] = 0;
+    iter[pr__buf_dec(iter, (uint64_t)r->iteration)] = 0;
     h[nh].name = pr_slice_cstr("Content-Type");
     h[nh++].value = pr_slice_cstr("application/json");
     h[nh].name = pr_slice_cstr("Accept");
@@ -16973,19 +17014,19 @@ static int pr__rf_poll(pr__rfuture *r, pr_http_result *res, pr_err_info *err, in
 }
 
 /* A string member, or NULL. */
-static const char *pr__rf_str(const pr_json *o, const char *key) {
+static const char *pr__rfuture_str(const pr_json *o, const char *key) {
     size_t n;
     return pr_json_string(pr_json_get(o, key), &n);
 }
 
-static int pr__rf_category(const char *s) {
+static int pr__rfuture_category(const char *s) {
     if (s && !strcmp(s, "user")) return PR_CATEGORY_USER;
     if (s && !strcmp(s, "server")) return PR_CATEGORY_SERVER;
     return PR_CATEGORY_UNKNOWN;
 }
 
 /* The result value as a document of its own (the wrapper's "result"). */
-static int pr__rf_subdoc(const pr_json *v, pr_json_doc **out) {
+static int pr__rfuture_subdoc(const pr_json *v, pr_json_doc **out) {
     pr_buf b;
     pr_json_writer w;
     int rc;
@@ -16998,11 +17039,11 @@ static int pr__rf_subdoc(const pr_json *v, pr_json_doc **out) {
     return rc;
 }
 
-enum { PR__RF_AGAIN, PR__RF_DONE };
+enum { PR__RFUTURE_AGAIN, PR__RFUTURE_DONE };
 
-/* A 200 answer. Returns PR__RF_AGAIN (poll again after *delay) or
-   PR__RF_DONE (the future is settled). */
-static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int64_t *delay) {
+/* A 200 answer. Returns PR__RFUTURE_AGAIN (poll again after *delay) or
+   PR__RFUTURE_DONE (the future is settled). */
+static int pr__rfuture_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int64_t *delay) {
     pr_rfuture_poller *p = r->p;
     pr_json_doc *doc = res->json;
     const pr_json *body, *result = NULL;
@@ -17012,48 +17053,48 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
     else if (pr_json_parse(&doc, res->body, res->body_len, NULL, NULL) != PR_OK) doc = NULL;
     body = doc ? pr_json_root(doc) : NULL;
     if (pr_json_type(body) != PR_JSON_OBJECT) {
-        pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL,
+        pr__rfuture_event_ex(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL,
                         doc ? "the answer is not a JSON object" : "the answer is not JSON", 1, PR_EPROTO);
-        pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: the answer is %s", r->id,
+        pr__rfuture_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: the answer is %s", r->id,
                       doc ? "not a JSON object" : "not JSON");
         pr_json_doc_destroy(doc);
-        return PR__RF_DONE;
+        return PR__RFUTURE_DONE;
     }
-    type = pr__rf_str(body, "type");
-    status = pr__rf_str(body, "status");
+    type = pr__rfuture_str(body, "type");
+    status = pr__rfuture_str(body, "status");
     if ((type && !strcmp(type, "try_again")) || (status && !strcmp(status, "pending"))) {
-        if (type && pr__rf_queue(r, body, 200)) {
+        if (type && pr__rfuture_queue(r, body, 200)) {
             pr_json_doc_destroy(doc);
-            return PR__RF_DONE;
+            return PR__RFUTURE_DONE;
         }
         r->conn_errors = 0;
-        *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
+        *delay = pr__rfuture_wait(r, res, body, pr__rfuture_delay(r, &p->o.poll_backoff, r->iteration - 1));
         pr_json_doc_destroy(doc);
-        return PR__RF_AGAIN;
+        return PR__RFUTURE_AGAIN;
     }
     if (status && !strcmp(status, "complete_metadata")) {
         int64_t size;
         if (!r->allow_md) {
-            pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata twice", r->id);
+            pr__rfuture_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata twice", r->id);
             pr_json_doc_destroy(doc);
-            return PR__RF_DONE;
+            return PR__RFUTURE_DONE;
         }
         if (pr_json_int(pr_json_get(body, p->o.profile.payload_size_field), &size) != PR_OK || size < 0) {
-            pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata without a size", r->id);
+            pr__rfuture_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.40s: complete_metadata without a size", r->id);
             pr_json_doc_destroy(doc);
-            return PR__RF_DONE;
+            return PR__RFUTURE_DONE;
         }
-        *delay = pr__rf_wait(r, res, body, 0);
+        *delay = pr__rfuture_wait(r, res, body, 0);
         pr_json_doc_destroy(doc);
         if ((rc = pr_wsem_acquire(p->bytes, size, until)) != PR_OK) {
-            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %s waiting for response bytes", r->id,
+            pr__rfuture_reject(r, rc, 0, 0, "rfuture: request %.40s: %s waiting for response bytes", r->id,
                           pr_strerror(rc));
-            return PR__RF_DONE;
+            return PR__RFUTURE_DONE;
         }
         r->reserved = size;
         r->allow_md = 0;
         r->conn_errors = 0;
-        return PR__RF_AGAIN;
+        return PR__RFUTURE_AGAIN;
     }
     if ((status && (!strcmp(status, "completed") || !strcmp(status, "complete") || !strcmp(status, "success"))) ||
         (type && (!strcmp(type, "completed") || !strcmp(type, "success")))) {
@@ -17061,25 +17102,25 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
     }
     if (!result && ((status && !strcmp(status, "failed")) || pr_json_get(body, "error"))) {
         const pr_json *ev = pr_json_get(body, "error");
-        const char *msg = pr_json_string(ev, NULL), *cat = pr__rf_str(body, "category");
+        const char *msg = pr_json_string(ev, NULL), *cat = pr__rfuture_str(body, "category");
         int category;
-        if (!msg) msg = pr__rf_str(ev, "message");
-        if (!cat) cat = pr__rf_str(ev, "category");
-        category = pr__rf_category(cat);
-        pr__rf_event_ex(r, "application_error",
+        if (!msg) msg = pr__rfuture_str(ev, "message");
+        if (!cat) cat = pr__rfuture_str(ev, "category");
+        category = pr__rfuture_category(cat);
+        pr__rfuture_event_ex(r, "application_error",
                         category == PR_CATEGORY_USER ? PR_SEVERITY_WARNING : PR_SEVERITY_ERROR, 200, NULL,
                         msg ? msg : "failed", 1, PR_EFAILED);
-        pr__rf_reject(r, PR_EFAILED, 200, category, "%.110s", msg ? msg : "the remote operation failed");
+        pr__rfuture_reject(r, PR_EFAILED, 200, category, "%.110s", msg ? msg : "the remote operation failed");
         pr_json_doc_destroy(doc);
-        return PR__RF_DONE;
+        return PR__RFUTURE_DONE;
     }
     /* completed: the wrapper's result, or the whole body */
     if (result) {
         pr_json_doc *sub = NULL;
-        if ((rc = pr__rf_subdoc(result, &sub)) != PR_OK) {
+        if ((rc = pr__rfuture_subdoc(result, &sub)) != PR_OK) {
             pr_json_doc_destroy(doc);
-            pr__rf_reject(r, rc, 200, 0, "rfuture: request %.40s: %s", r->id, pr_strerror(rc));
-            return PR__RF_DONE;
+            pr__rfuture_reject(r, rc, 200, 0, "rfuture: request %.40s: %s", r->id, pr_strerror(rc));
+            return PR__RFUTURE_DONE;
         }
         pr_json_doc_destroy(doc);
         doc = sub;
@@ -17088,34 +17129,34 @@ static int pr__rf_answer(pr__rfuture *r, pr_http_result *res, int64_t until, int
         pr_err_info why;
         memset(&why, 0, sizeof why);
         if (r->o.validate(pr_json_root(doc), &why, r->o.user_data) != 0) {
-            pr__rf_event_ex(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL, why.msg, 1, PR_EPROTO);
-            pr__rf_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.30s: invalid result: %.70s", r->id,
+            pr__rfuture_event_ex(r, "validation_error", PR_SEVERITY_ERROR, 200, NULL, why.msg, 1, PR_EPROTO);
+            pr__rfuture_reject(r, PR_EPROTO, 200, 0, "rfuture: request %.30s: invalid result: %.70s", r->id,
                           why.msg[0] ? why.msg : "refused by validate");
             pr_json_doc_destroy(doc);
-            return PR__RF_DONE;
+            return PR__RFUTURE_DONE;
         }
     }
     if (pr_future_state(r->f) == PR_FUTURE_PENDING) {
-        pr_future_on_free(r->f, pr__rf_doc_free, NULL);
+        pr_future_on_free(r->f, pr__rfuture_doc_free, NULL);
         pr_future_resolve(r->f, doc);
-        pr__rf_event_ex(r, "resolved", PR_SEVERITY_INFO, 200, NULL, NULL, 1, PR_OK);
+        pr__rfuture_event_ex(r, "resolved", PR_SEVERITY_INFO, 200, NULL, NULL, 1, PR_OK);
     } else {
         pr_json_doc_destroy(doc);
     }
-    return PR__RF_DONE;
+    return PR__RFUTURE_DONE;
 }
 
-/* An HTTP error status. Returns PR__RF_AGAIN (with *delay) or PR__RF_DONE. */
-static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
+/* An HTTP error status. Returns PR__RFUTURE_AGAIN (with *delay) or PR__RFUTURE_DONE. */
+static int pr__rfuture_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
     pr_rfuture_poller *p = r->p;
     int st = res->status;
     char detail[96];
     snprintf(detail, sizeof detail, "HTTP %d: %.80s", st, res->body ? res->body : "");
     snprintf(r->last_err, sizeof r->last_err, "%s", detail);
     if (st == 429) {
-        pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_with_backoff", detail);
-        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.conn_backoff, r->conn_errors++));
-        return PR__RF_AGAIN;
+        pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_with_backoff", detail);
+        *delay = pr__rfuture_wait(r, res, NULL, pr__rfuture_delay(r, &p->o.conn_backoff, r->conn_errors++));
+        return PR__RFUTURE_AGAIN;
     }
     r->conn_errors = 0;
     if (st == 408 || (st >= 500 && st <= 599)) {
@@ -17125,60 +17166,60 @@ static int pr__rf_status(pr__rfuture *r, pr_http_result *res, int64_t *delay) {
         if (st == 408) {
             if (!(doc = res->json)) pr_json_parse(&doc, res->body ? res->body : "", res->body_len, NULL, NULL);
             if (doc && pr_json_type(pr_json_root(doc)) == PR_JSON_OBJECT) {
-                const char *qs = pr__rf_str(pr_json_root(doc), p->o.profile.queue_state_field);
+                const char *qs = pr__rfuture_str(pr_json_root(doc), p->o.profile.queue_state_field);
                 body = pr_json_root(doc);
                 r->bad_requests = 0;
-                if (qs && *qs) bad = pr__rf_queue(r, body, st);
+                if (qs && *qs) bad = pr__rfuture_queue(r, body, st);
             }
         }
         if (!bad) {
-            pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
-            *delay = pr__rf_wait(r, res, body, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
+            pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
+            *delay = pr__rfuture_wait(r, res, body, pr__rfuture_delay(r, &p->o.poll_backoff, r->iteration - 1));
         }
         if (doc != res->json) pr_json_doc_destroy(doc);
-        return bad ? PR__RF_DONE : PR__RF_AGAIN;
+        return bad ? PR__RFUTURE_DONE : PR__RFUTURE_AGAIN;
     }
     if (st == 400 && r->bad_requests < p->o.bad_request_budget) {
         r->bad_requests++;
-        pr__rf_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_if_budget", detail);
-        *delay = pr__rf_wait(r, res, NULL, pr__rf_delay(r, &p->o.poll_backoff, r->iteration - 1));
-        return PR__RF_AGAIN;
+        pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_if_budget", detail);
+        *delay = pr__rfuture_wait(r, res, NULL, pr__rfuture_delay(r, &p->o.poll_backoff, r->iteration - 1));
+        return PR__RFUTURE_AGAIN;
     }
     if (st == 410) {
-        pr__rf_event_ex(r, "api_status_error", PR_SEVERITY_WARNING, st, "retryable_exception", detail, 1,
+        pr__rfuture_event_ex(r, "api_status_error", PR_SEVERITY_WARNING, st, "retryable_exception", detail, 1,
                         PR_EEXPIRED);
-        pr__rf_reject(r, PR_EEXPIRED, st, PR_CATEGORY_SERVER, "rfuture: promise expired or broken for request %.60s",
+        pr__rfuture_reject(r, PR_EEXPIRED, st, PR_CATEGORY_SERVER, "rfuture: promise expired or broken for request %.60s",
                       r->id);
-        return PR__RF_DONE;
+        return PR__RFUTURE_DONE;
     }
     if (st == 402) {
         int64_t now = pr_now();
-        if (!r->first402 || now - r->last402 > PR__RF_BILLING_RESET_MS) r->first402 = now; /* a new incident */
+        if (!r->first402 || now - r->last402 > PR__RFUTURE_BILLING_RESET_MS) r->first402 = now; /* a new incident */
         r->last402 = now;
         if (now - r->first402 < p->o.billing_max_pause_ms) {
             if (!r->warned402 || now - r->warned402 >= 60000) {
                 r->warned402 = now;
                 PR__LOG(PR_LEVEL_WARN, "rfuture", "request %.60s: payment required (402); waiting", r->id);
             }
-            *delay = pr__rf_wait(r, res, NULL, PR__RF_BILLING_SLEEP_MS);
-            return PR__RF_AGAIN;
+            *delay = pr__rfuture_wait(r, res, NULL, PR__RFUTURE_BILLING_SLEEP_MS);
+            return PR__RFUTURE_AGAIN;
         }
     }
-    pr__rf_event_ex(r, "api_status_error", PR_SEVERITY_ERROR, st, "fatal", detail, 1, PR_EHTTP);
+    pr__rfuture_event_ex(r, "api_status_error", PR_SEVERITY_ERROR, st, "fatal", detail, 1, PR_EHTTP);
     if (st == 400)
-        pr__rf_reject(r, PR_EHTTP, st, PR_CATEGORY_USER, "rfuture: request %.40s: 400 after %d retries: %.50s", r->id,
+        pr__rfuture_reject(r, PR_EHTTP, st, PR_CATEGORY_USER, "rfuture: request %.40s: 400 after %d retries: %.50s", r->id,
                       r->bad_requests, res->body ? res->body : "");
     else
-        pr__rf_reject(r, PR_EHTTP, st, st >= 400 && st < 500 ? PR_CATEGORY_USER : PR_CATEGORY_UNKNOWN,
+        pr__rfuture_reject(r, PR_EHTTP, st, st >= 400 && st < 500 ? PR_CATEGORY_USER : PR_CATEGORY_UNKNOWN,
                       "rfuture: request %.40s: HTTP %d: %.50s", r->id, st, res->body ? res->body : "");
-    return PR__RF_DONE;
+    return PR__RFUTURE_DONE;
 }
 
 /* Finish a future whose outcome is settled: give back what it holds,
    drop the poller's reference, free the state. */
-static void pr__rf_finish(pr__rfuture *r) {
+static void pr__rfuture_finish(pr__rfuture *r) {
     pr_rfuture_poller *p = r->p;
-    if (r->state == PR__RF_READY) { /* unlink from the FIFO */
+    if (r->state == PR__RFUTURE_READY) { /* unlink from the FIFO */
         pr__rfuture **pp = &p->ready, *prev = NULL;
         while (*pp && *pp != r) {
             prev = *pp;
@@ -17190,7 +17231,7 @@ static void pr__rf_finish(pr__rfuture *r) {
             p->nready--;
         }
     }
-    pr__theap_remove(&p->timers, &r->timer);
+    pr__sched_theap_remove(&p->timers, &r->timer);
     if (r->reserved) pr_wsem_release(p->bytes, r->reserved);
     pr_future_on_cancel(r->f, NULL, NULL);
     pr_future_destroy(r->f); /* the poller's reference */
@@ -17202,167 +17243,167 @@ static void pr__rf_finish(pr__rfuture *r) {
     pr__free(r->type, r->type_n);
     pr__free(r->qreason, r->qreason_n);
     pr__free(r, sizeof *r);
-    pr__rf_maybe_free(p);
+    pr__rfuture_maybe_free(p);
 }
 
-static void pr__rf_maybe_free(pr_rfuture_poller *p) {
-    if (p->destroyed && !p->nlive && !p->clock_alive) pr__rf_poller_free(p);
+static void pr__rfuture_maybe_free(pr_rfuture_poller *p) {
+    if (p->destroyed && !p->nlive && !p->clock_alive) pr__rfuture_poller_free(p);
 }
 
-static int pr__rf_poll_task(void *arg);
+static int pr__rfuture_poll_task(void *arg);
 
 /* Start polls while there are slots and futures waiting for one. */
-static void pr__rf_pump(pr_rfuture_poller *p) {
+static void pr__rfuture_pump(pr_rfuture_poller *p) {
     while (p->active < p->o.max_polls && p->ready) {
         pr__rfuture *r = p->ready;
         p->ready = r->rnext;
         if (!p->ready) p->ready_tail = NULL;
         p->nready--;
         r->rnext = NULL;
-        pr__theap_remove(&p->timers, &r->timer);
-        r->state = PR__RF_POLLING;
+        pr__sched_theap_remove(&p->timers, &r->timer);
+        r->state = PR__RFUTURE_POLLING;
         r->task = NULL;
         p->active++;
-        if (pr_go(NULL, pr__rf_poll_task, r, NULL) != PR_OK) {
+        if (pr_go(NULL, pr__rfuture_poll_task, r, NULL) != PR_OK) {
             p->active--;
-            pr__rf_reject(r, PR_ENOMEM, 0, 0, "rfuture: request %.60s: out of memory", r->id);
-            pr__rf_finish(r);
+            pr__rfuture_reject(r, PR_ENOMEM, 0, 0, "rfuture: request %.60s: out of memory", r->id);
+            pr__rfuture_finish(r);
         }
     }
 }
 
 /* r waits for a slot (its limit, if any, in the heap). */
-static void pr__rf_ready(pr__rfuture *r) {
+static void pr__rfuture_ready(pr__rfuture *r) {
     pr_rfuture_poller *p = r->p;
-    r->state = PR__RF_READY;
+    r->state = PR__RFUTURE_READY;
     r->rnext = NULL;
     if (p->ready_tail) p->ready_tail->rnext = r;
     else p->ready = r;
     p->ready_tail = r;
     p->nready++;
-    if (r->until != PR_FOREVER) pr__rf_heap_push(p, r, r->until);
-    pr__rf_pump(p);
+    if (r->until != PR_FOREVER) pr__rfuture_heap_push(p, r, r->until);
+    pr__rfuture_pump(p);
 }
 
 /* r waits delay_ms (or until its limit) before it wants a slot again. */
-static void pr__rf_sleep_until(pr__rfuture *r, int64_t delay_ms) {
-    r->state = PR__RF_SLEEPING;
-    pr__rf_heap_push(r->p, r, pr_deadline_min(pr_deadline_in(delay_ms), r->until));
+static void pr__rfuture_sleep_until(pr__rfuture *r, int64_t delay_ms) {
+    r->state = PR__RFUTURE_SLEEPING;
+    pr__rfuture_heap_push(r->p, r, pr_deadline_min(pr_deadline_in(delay_ms), r->until));
 }
 
 /* The limit has passed: PR_ETIMEDOUT. */
-static void pr__rf_timeout(pr__rfuture *r) {
-    pr__rf_event_ex(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last_err, 1, PR_ETIMEDOUT);
-    pr__rf_reject(r, PR_ETIMEDOUT, 0, 0, "rfuture: timed out polling request %.30s (last: %.50s)", r->id,
+static void pr__rfuture_timeout(pr__rfuture *r) {
+    pr__rfuture_event_ex(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last_err, 1, PR_ETIMEDOUT);
+    pr__rfuture_reject(r, PR_ETIMEDOUT, 0, 0, "rfuture: timed out polling request %.30s (last: %.50s)", r->id,
                   r->last_err[0] ? r->last_err : "none");
-    pr__rf_finish(r);
+    pr__rfuture_finish(r);
 }
 
 /* The clock: sleeps until the heap's first due, then moves due sleepers to
    the FIFO and times out futures past their limit. */
-static int pr__rf_clock(void *arg) {
+static int pr__rfuture_clock(void *arg) {
     pr_rfuture_poller *p = (pr_rfuture_poller *)arg;
     pr_sched *s = pr__sched_get();
     p->clock = pr_self();
     while (!p->destroyed) {
-        pr__theap_node *n = pr__theap_top(&p->timers);
+        pr__sched_theap_node *n = pr__sched_theap_top(&p->timers);
         int64_t now;
         p->clock_due = n ? n->key : PR_FOREVER;
-        if (pr__park(s, p->clock_due) == PR_ECANCELED) break;
+        if (pr__sched_park(s, p->clock_due) == PR_ECANCELED) break;
         now = pr_now();
-        while ((n = pr__theap_top(&p->timers)) != NULL && n->key <= now) {
+        while ((n = pr__sched_theap_top(&p->timers)) != NULL && n->key <= now) {
             pr__rfuture *r = PR__CONTAINER_OF(n, pr__rfuture, timer);
-            pr__theap_remove(&p->timers, n);
-            if (now >= r->until) pr__rf_timeout(r);
-            else if (r->state == PR__RF_SLEEPING) pr__rf_ready(r);
+            pr__sched_theap_remove(&p->timers, n);
+            if (now >= r->until) pr__rfuture_timeout(r);
+            else if (r->state == PR__RFUTURE_SLEEPING) pr__rfuture_ready(r);
         }
     }
     p->clock = NULL;
     p->clock_alive = 0;
-    pr__rf_maybe_free(p);
+    pr__rfuture_maybe_free(p);
     return 0;
 }
 
-static void pr__rf_cancel_hook(void *user_data) {
+static void pr__rfuture_cancel_hook(void *user_data) {
     pr__rfuture *r = (pr__rfuture *)user_data;
-    if (r->state == PR__RF_POLLING) {
+    if (r->state == PR__RFUTURE_POLLING) {
         if (r->task) pr_cancel(r->task);
         else r->stop = 1; /* the task has not run yet */
     } else {
-        pr__rf_finish(r); /* waiting: nothing runs for it; the future is already rejected */
+        pr__rfuture_finish(r); /* waiting: nothing runs for it; the future is already rejected */
     }
 }
 
 /* One poll of r, then its next step: finished, waiting for a slot, or
    waiting out a delay. */
-static int pr__rf_poll_task(void *arg) {
+static int pr__rfuture_poll_task(void *arg) {
     pr__rfuture *r = (pr__rfuture *)arg;
     pr_rfuture_poller *p = r->p;
     pr_http_result res;
     pr_err_info e;
     int64_t delay = 0;
-    int rc, next = PR__RF_AGAIN;
+    int rc, next = PR__RFUTURE_AGAIN;
     r->task = pr_self();
     if (r->stop) pr_cancel(r->task);
     if (!r->start_ms) r->start_ms = pr_now();
     if (pr_is_canceled()) {
-        pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
-        next = PR__RF_DONE;
+        pr__rfuture_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+        next = PR__RFUTURE_DONE;
     } else if (pr_now() >= r->until) {
         p->active--;
         r->task = NULL;
-        pr__rf_timeout(r);
-        pr__rf_pump(p);
+        pr__rfuture_timeout(r);
+        pr__rfuture_pump(p);
         return 0;
     }
-    if (next == PR__RF_AGAIN) {
+    if (next == PR__RFUTURE_AGAIN) {
         memset(&res, 0, sizeof res);
-        rc = pr__rf_poll(r, &res, &e, pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
+        rc = pr__rfuture_poll(r, &res, &e, pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
         r->iteration++;
         if (rc == PR_ECANCELED || pr_is_canceled()) {
-            pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
-            next = PR__RF_DONE;
+            pr__rfuture_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+            next = PR__RFUTURE_DONE;
         } else if (rc == PR_ETIMEDOUT && pr_now() >= r->until) {
             delay = 0; /* the limit: the timeout below */
         } else if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECIRCUIT) {
-            pr__rf_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, e.msg);
-            next = PR__RF_DONE;
+            pr__rfuture_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, e.msg);
+            next = PR__RFUTURE_DONE;
         } else if (rc) { /* no answer: a connection error, back off */
             snprintf(r->last_err, sizeof r->last_err, "%s", e.msg);
-            pr__rf_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", e.msg);
-            delay = pr__rf_delay(r, &p->o.conn_backoff, r->conn_errors++);
+            pr__rfuture_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", e.msg);
+            delay = pr__rfuture_delay(r, &p->o.conn_backoff, r->conn_errors++);
         } else if (res.status >= 200 && res.status <= 299) {
-            next = pr__rf_answer(r, &res, r->until, &delay);
+            next = pr__rfuture_answer(r, &res, r->until, &delay);
         } else {
-            next = pr__rf_status(r, &res, &delay);
+            next = pr__rfuture_status(r, &res, &delay);
         }
         pr_http_result_deinit(&res);
     }
     p->active--;
     r->task = NULL;
-    if (next == PR__RF_DONE || pr_future_state(r->f) != PR_FUTURE_PENDING) {
-        pr__rf_finish(r);
+    if (next == PR__RFUTURE_DONE || pr_future_state(r->f) != PR_FUTURE_PENDING) {
+        pr__rfuture_finish(r);
     } else if (pr_now() >= r->until) {
-        pr__rf_timeout(r);
+        pr__rfuture_timeout(r);
     } else if (delay > 0 && p->o.hooks.sleep) {
         /* the application's sleep (tests record it), on this task: the slot is
            free meanwhile, and a cancel reaches the task */
         r->task = pr_self();
         rc = p->o.hooks.sleep(delay, pr_deadline_min(pr_deadline_in(delay), r->until), p->o.hooks.user_data);
         if (rc == PR_ECANCELED || pr_is_canceled()) {
-            pr__rf_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
-            pr__rf_finish(r);
+            pr__rfuture_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+            pr__rfuture_finish(r);
         } else if (pr_now() >= r->until) {
-            pr__rf_timeout(r);
+            pr__rfuture_timeout(r);
         } else {
-            pr__rf_ready(r);
+            pr__rfuture_ready(r);
         }
     } else if (delay > 0) {
-        pr__rf_sleep_until(r, delay);
+        pr__rfuture_sleep_until(r, delay);
     } else {
-        pr__rf_ready(r);
+        pr__rfuture_ready(r);
     }
-    pr__rf_pump(p);
+    pr__rfuture_pump(p);
     return 0;
 }
 
@@ -17373,7 +17414,7 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     if (!out || !p || !request_id) return PR_EINVAL;
     if (p->destroyed) return PR_ESTATE;
     /* a heap slot for every live future: pushes never allocate */
-    if (pr__theap_reserve(&p->timers, (size_t)p->nlive + 1) != PR_OK) return PR_ENOMEM;
+    if (pr__sched_theap_reserve(&p->timers, (size_t)p->nlive + 1) != PR_OK) return PR_ENOMEM;
     if (!(r = (pr__rfuture *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
     if (opts) r->o = *opts;
     r->p = p;
@@ -17398,9 +17439,9 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     p->live = r;
     p->nlive++;
     pr_future_retain(r->f); /* the poller's reference */
-    pr_future_on_cancel(r->f, pr__rf_cancel_hook, r);
+    pr_future_on_cancel(r->f, pr__rfuture_cancel_hook, r);
     *out = r->f;
-    pr__rf_ready(r);
+    pr__rfuture_ready(r);
     return PR_OK;
 }
 
@@ -17443,7 +17484,7 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
         pr_json_doc *doc = res.json;
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
         id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), p->o.profile.request_id_field), &n) : NULL;
-        bad = !id || !n ? "is missing" : pr__rf_str_bad(id, n);
+        bad = !id || !n ? "is missing" : pr__rfuture_str_bad(id, n);
         rc = bad ? pr__err_set(&e, PR_EPROTO, 0, "rfuture: the submit's %.40s %s", p->o.profile.request_id_field,
                                bad)
                  : pr_rfuture_start(out, p, id, &o);
@@ -17973,7 +18014,7 @@ int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *opts, pr_ds_result *res, pr
     ct = o && o->content_type ? o->content_type : ds->ctype;
     pr__ds_hdr(h, &n, "Content-Type", ct, strlen(ct));
     if (o && o->ttl_s > 0) {
-        size_t k = pr__dec(ttl, (uint64_t)o->ttl_s);
+        size_t k = pr__buf_dec(ttl, (uint64_t)o->ttl_s);
         pr__ds_hdr(h, &n, "Stream-TTL", ttl, k);
     }
     if (o && o->expires_at) pr__ds_hdr(h, &n, "Stream-Expires-At", o->expires_at, strlen(o->expires_at));
@@ -18048,8 +18089,8 @@ static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_ap
         if (!*o->producer_id || o->producer_epoch < 0 || o->producer_seq < 0)
             return pr__err_set(err, PR_EINVAL, 0, "ds: an empty producer id, or a negative epoch or seq");
         pr__ds_hdr(h, &n, "Producer-Id", o->producer_id, strlen(o->producer_id));
-        pr__ds_hdr(h, &n, "Producer-Epoch", ep, pr__dec(ep, (uint64_t)o->producer_epoch));
-        pr__ds_hdr(h, &n, "Producer-Seq", sq, pr__dec(sq, (uint64_t)o->producer_seq));
+        pr__ds_hdr(h, &n, "Producer-Epoch", ep, pr__buf_dec(ep, (uint64_t)o->producer_epoch));
+        pr__ds_hdr(h, &n, "Producer-Seq", sq, pr__buf_dec(sq, (uint64_t)o->producer_seq));
     }
     if (len && pr__ds_is_json(ds->ctype) && !(o && o->raw_json)) {
         if (pr_buf_reserve(&wrapped, len + 2) != PR_OK) return pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
@@ -18087,12 +18128,12 @@ int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, pr_e
 }
 
 /* ==== ds_read: Durable Streams reads: catch-up, long-poll, SSE and auto, resuming at their offset ==== >>ds_read.impl */
-#define PR__DS_DEF_IDLE 60000
-#define PR__DS_QUICK_MS 50       /* the wait after an answer that brought nothing new at once, */
-#define PR__DS_QUICK_MAX_MS 2000 /* doubling per such answer in a row up to this */
-#define PR__DS_TO_POLL 1 /* pr__ds_sse_next: SSE gave up, long-poll instead */
+#define PR__DS_READ_DEF_IDLE 60000
+#define PR__DS_READ_QUICK_MS 50       /* the wait after an answer that brought nothing new at once, */
+#define PR__DS_READ_QUICK_MAX_MS 2000 /* doubling per such answer in a row up to this */
+#define PR__DS_READ_TO_POLL 1 /* pr__ds_read_sse_next: SSE gave up, long-poll instead */
 
-enum { PR__DS_CATCHUP, PR__DS_POLL, PR__DS_SSE };
+enum { PR__DS_READ_CATCHUP, PR__DS_READ_POLL, PR__DS_READ_SSE };
 
 struct pr_ds_read {
     pr_ds *ds;
@@ -18100,7 +18141,7 @@ struct pr_ds_read {
     pr_ds_read_opts o;
     char *offset;               /* the position: after the last chunk delivered */
     char *cursor;
-    int phase;                  /* PR__DS_CATCHUP, then the live way */
+    int phase;                  /* PR__DS_READ_CATCHUP, then the live way */
     int json, text;
     int up_to_date;             /* the up-to-date signal has been delivered */
     int ended;                  /* the last chunk (closed, or the end of a catch-up) is delivered */
@@ -18143,7 +18184,7 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     r->o.sse_short_ms = PR__DEF(r->o.sse_short_ms, 1000);
     r->o.sse_max_short = PR__DEF(r->o.sse_max_short, 3);
     r->o.max_chunk_bytes = PR__DEF(r->o.max_chunk_bytes, PR__DS_DEF_CHUNK);
-    r->o.idle_timeout_ms = PR__DEF(r->o.idle_timeout_ms, PR__DS_DEF_IDLE);
+    r->o.idle_timeout_ms = PR__DEF(r->o.idle_timeout_ms, PR__DS_READ_DEF_IDLE);
     pr_buf_init(&r->batch);
     pr_buf_init(&r->out);
     if (!(r->offset = pr__strdup(offset, NULL)) || !(r->cursor = pr__strdup("", NULL))) {
@@ -18152,7 +18193,7 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     }
     r->json = pr__ds_is_json(ds->ctype);
     r->text = pr__ds_is_text(ds->ctype);
-    r->phase = PR__DS_CATCHUP;
+    r->phase = PR__DS_READ_CATCHUP;
     *out = r;
     return PR_OK;
 }
@@ -18183,21 +18224,21 @@ int pr_ds_read_last_error(const pr_ds_read *r, pr_err_info *out) {
     return r->error;
 }
 
-static int pr__ds_rfail(pr_ds_read *r, int rc, int meaning, const char *fmt, const char *arg) {
+static int pr__ds_read_rfail(pr_ds_read *r, int rc, int meaning, const char *fmt, const char *arg) {
     r->error = meaning;
     pr__err_set(&r->err, rc, 0, fmt, arg);
     return rc;
 }
 
 /* Move the position to a new offset (and cursor). */
-static int pr__ds_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
+static int pr__ds_read_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
     char *d;
-    if (!off.len) return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "a response without Stream-Next-Offset");
+    if (!off.len) return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "a response without Stream-Next-Offset");
     if (!pr__ds_token_ok(off.ptr, off.len))
-        return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
+        return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
     if (cur.len && !pr__ds_token_ok(cur.ptr, cur.len))
-        return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's cursor is not 1 to 1024 printable ASCII bytes");
-    if (!(d = pr__strndup(off.ptr, off.len))) return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+        return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's cursor is not 1 to 1024 printable ASCII bytes");
+    if (!(d = pr__strndup(off.ptr, off.len))) return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
     pr__strfree(&r->offset);
     r->offset = d;
     if (cur.len) pr__ds_setstr(&r->cursor, cur.ptr, cur.len);
@@ -18205,7 +18246,7 @@ static int pr__ds_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
 }
 
 /* Hand out r->out as the chunk (parsing it on a JSON stream). */
-static int pr__ds_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed) {
+static int pr__ds_read_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed) {
     memset(c, 0, sizeof *c);
     pr_json_doc_destroy(r->doc);
     r->doc = NULL;
@@ -18213,11 +18254,11 @@ static int pr__ds_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed
         int rc;
         pr_json_error je;
         if (!r->out.len && pr_buf_append(&r->out, "[]", 2) != PR_OK)
-            return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+            return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
         if ((rc = pr_json_parse(&r->doc, r->out.data, r->out.len, NULL, &je)) != PR_OK || pr_json_type(pr_json_root(r->doc)) != PR_JSON_ARRAY) {
             pr_json_doc_destroy(r->doc);
             r->doc = NULL;
-            return pr__ds_rfail(r, rc == PR_ENOMEM ? PR_ENOMEM : PR_EPROTO, PR_DS_OK, "ds: %s",
+            return pr__ds_read_rfail(r, rc == PR_ENOMEM ? PR_ENOMEM : PR_EPROTO, PR_DS_OK, "ds: %s",
                                 "a JSON stream's data is not one JSON array");
         }
         c->items = pr_json_root(r->doc);
@@ -18236,7 +18277,7 @@ static int pr__ds_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed
 }
 
 /* A JSON body's items go into the chunk: an empty array counts as no data. */
-static int pr__ds_json_empty(const char *p, size_t n) {
+static int pr__ds_read_json_empty(const char *p, size_t n) {
     pr_slice t;
     t.ptr = p;
     t.len = n;
@@ -18245,7 +18286,7 @@ static int pr__ds_json_empty(const char *p, size_t n) {
 }
 
 /* Sleep through the handle's retry hooks (tests make waits instant). */
-static int pr__ds_sleep(pr_ds *ds, int64_t delay, int64_t until) {
+static int pr__ds_read_sleep(pr_ds *ds, int64_t delay, int64_t until) {
     return pr__retry_hook_sleep(&ds->retry.hooks, delay, until);
 }
 
@@ -18253,23 +18294,23 @@ static int pr__ds_sleep(pr_ds *ds, int64_t delay, int64_t until) {
    brought nothing new at once are asked again later and later (a server
    cannot make a busy loop of a read). PR_ETIMEDOUT when the deadline
    comes first. */
-static int pr__ds_pace(pr_ds_read *r, int64_t deadline) {
+static int pr__ds_read_pace(pr_ds_read *r, int64_t deadline) {
     int64_t at, now = pr_now();
     if (!r->quick) return PR_OK;
-    at = pr__time_add(r->asked_at, PR__MIN((int64_t)PR__DS_QUICK_MAX_MS,
-                                           (int64_t)PR__DS_QUICK_MS << PR__MIN(r->quick - 1, 20)));
+    at = pr__time_add(r->asked_at, PR__MIN((int64_t)PR__DS_READ_QUICK_MAX_MS,
+                                           (int64_t)PR__DS_READ_QUICK_MS << PR__MIN(r->quick - 1, 20)));
     if (at <= now) return PR_OK;
     if (deadline < at) {
-        if (deadline > now) (void)pr__ds_sleep(r->ds, deadline - now, deadline);
+        if (deadline > now) (void)pr__ds_read_sleep(r->ds, deadline - now, deadline);
         return PR_ETIMEDOUT;
     }
-    return pr__ds_sleep(r->ds, at - now, at);
+    return pr__ds_read_sleep(r->ds, at - now, at);
 }
 
 /* After an answer: whether it brought something (data, the close, the
    first up-to-date signal) or came back at once with nothing. */
-static void pr__ds_paced(pr_ds_read *r, int progress) {
-    int64_t next = PR__MIN((int64_t)PR__DS_QUICK_MAX_MS, (int64_t)PR__DS_QUICK_MS << PR__MIN(r->quick, 20));
+static void pr__ds_read_paced(pr_ds_read *r, int progress) {
+    int64_t next = PR__MIN((int64_t)PR__DS_READ_QUICK_MAX_MS, (int64_t)PR__DS_READ_QUICK_MS << PR__MIN(r->quick, 20));
     if (!progress && pr_now() - r->asked_at < next) r->quick++;
     else r->quick = 0; /* progress, or the server held the request */
 }
@@ -18291,7 +18332,7 @@ static int pr__ds_read_get(pr_ds_read *r, const char *live, const pr_http_header
         (live && pr_url_query_append(&q, "live", live) != PR_OK) ||
         (live && *r->cursor && pr_url_query_append(&q, "cursor", r->cursor) != PR_OK)) {
         pr_buf_deinit(&q);
-        return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+        return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
     }
     memset(&rq, 0, sizeof rq);
     rq.method = "GET";
@@ -18311,12 +18352,12 @@ static int pr__ds_read_get(pr_ds_read *r, const char *live, const pr_http_header
     return rc;
 }
 
-static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t deadline) {
+static int pr__ds_read_ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t deadline) {
     pr_http_header h[2];
     size_t nh = 0;
     int rc, st, has_data;
     *got = 0;
-    if ((rc = pr__ds_pace(r, deadline)) != PR_OK) return rc;
+    if ((rc = pr__ds_read_pace(r, deadline)) != PR_OK) return rc;
     r->asked_at = pr_now();
     if (!poll && r->ds->etag && r->ds->etag_at && strcmp(r->ds->etag_at, r->offset) == 0)
         pr__ds_hdr(h, &nh, "If-None-Match", r->ds->etag, strlen(r->ds->etag));
@@ -18324,10 +18365,10 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
     st = r->status = r->res.status;
     if (st == 304) { /* nothing new at this offset */
         pr_buf_clear(&r->out);
-        pr__ds_paced(r, !r->up_to_date);
+        pr__ds_read_paced(r, !r->up_to_date);
         if (r->up_to_date) return PR_OK;
         *got = 1;
-        return pr__ds_emit(r, c, 1, 0);
+        return pr__ds_read_emit(r, c, 1, 0);
     }
     if (st != 200 && st != 204) {
         rc = pr__ds_status_error(r->ds, &r->res, &r->err, "read");
@@ -18335,29 +18376,29 @@ static int pr__ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got, int64_t
         return rc;
     }
     if (r->res.http.body_len > r->o.max_chunk_bytes)
-        return pr__ds_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "a response over max_chunk_bytes");
+        return pr__ds_read_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "a response over max_chunk_bytes");
     has_data = st == 200 && r->res.http.body_len &&
-               !(r->json && pr__ds_json_empty(r->res.http.body, r->res.http.body_len));
+               !(r->json && pr__ds_read_json_empty(r->res.http.body, r->res.http.body_len));
     if (!poll && st == 200 && !has_data && r->res.etag.len) { /* an empty tail: remember its ETag */
         pr__ds_setstr(&r->ds->etag, r->res.etag.ptr, r->res.etag.len);
         pr__ds_setstr(&r->ds->etag_at, r->offset, strlen(r->offset));
     }
-    if ((rc = pr__ds_advance(r, r->res.offset, r->res.cursor)) != PR_OK) return rc;
+    if ((rc = pr__ds_read_advance(r, r->res.offset, r->res.cursor)) != PR_OK) return rc;
     pr_buf_clear(&r->out);
     if (has_data && pr_buf_append(&r->out, r->res.http.body, r->res.http.body_len) != PR_OK)
-        return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+        return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
     /* a 204 (long-poll at the tail) is up to date; a 200 says so in a header */
-    pr__ds_paced(r, has_data || r->res.closed || ((r->res.up_to_date || st == 204) && !r->up_to_date));
+    pr__ds_read_paced(r, has_data || r->res.closed || ((r->res.up_to_date || st == 204) && !r->up_to_date));
     if (has_data || r->res.closed || ((r->res.up_to_date || st == 204) && !r->up_to_date)) {
         *got = 1;
-        return pr__ds_emit(r, c, r->res.up_to_date || st == 204, r->res.closed);
+        return pr__ds_read_emit(r, c, r->res.up_to_date || st == 204, r->res.closed);
     }
     return PR_OK;
 }
 
 /* ---- SSE ---- */
 
-static int pr__ds_b64v(unsigned char ch) {
+static int pr__ds_read_b64v(unsigned char ch) {
     if (ch >= 'A' && ch <= 'Z') return ch - 'A';
     if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
     if (ch >= '0' && ch <= '9') return ch - '0' + 52;
@@ -18367,7 +18408,7 @@ static int pr__ds_b64v(unsigned char ch) {
 }
 
 /* Decode standard base64 (CR and LF skipped, '=' padding) onto out. */
-static int pr__ds_b64_decode(pr_buf *out, const char *s, size_t n) {
+static int pr__ds_read_b64_decode(pr_buf *out, const char *s, size_t n) {
     unsigned acc = 0;
     int bits = 0, pad = 0;
     size_t i, q = 0;
@@ -18380,7 +18421,7 @@ static int pr__ds_b64_decode(pr_buf *out, const char *s, size_t n) {
             pad++;
             continue;
         }
-        if (pad || (v = pr__ds_b64v(ch)) < 0) return PR_EPROTO;
+        if (pad || (v = pr__ds_read_b64v(ch)) < 0) return PR_EPROTO;
         acc = (acc << 6) | (unsigned)v;
         bits += 6;
         if (bits >= 8) {
@@ -18396,8 +18437,8 @@ static int pr__ds_b64_decode(pr_buf *out, const char *s, size_t n) {
 
 /* Add one data event to the batch: bytes, text, or a JSON array whose
    items join the batch's array. */
-static int pr__ds_batch_add(pr_ds_read *r, const char *p, size_t n) {
-    if (r->base64) return pr__ds_b64_decode(&r->batch, p, n);
+static int pr__ds_read_batch_add(pr_ds_read *r, const char *p, size_t n) {
+    if (r->base64) return pr__ds_read_b64_decode(&r->batch, p, n);
     if (r->json) {
         pr_slice t;
         t.ptr = p;
@@ -18414,7 +18455,7 @@ static int pr__ds_batch_add(pr_ds_read *r, const char *p, size_t n) {
     return pr_buf_append(&r->batch, p, n);
 }
 
-static void pr__ds_sse_drop(pr_ds_read *r) {
+static void pr__ds_read_sse_drop(pr_ds_read *r) {
     pr_http_response_destroy(r->sse);
     r->sse = NULL;
     pr_buf_clear(&r->batch); /* data without its control event is read again */
@@ -18422,7 +18463,7 @@ static void pr__ds_sse_drop(pr_ds_read *r) {
 }
 
 /* Open the SSE connection at the position. */
-static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
+static int pr__ds_read_sse_open(pr_ds_read *r, int64_t deadline) {
     pr_http_header h[1];
     pr_http_response *resp = NULL;
     const pr_slice *ct, *enc;
@@ -18451,7 +18492,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
     ct = pr_http_header_get(resp, "content-type");
     if (!pr__http_media_is(ct, "text/event-stream")) {
         pr_http_response_destroy(resp);
-        return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE read answered without text/event-stream");
+        return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE read answered without text/event-stream");
     }
     enc = pr_http_header_get(resp, "stream-sse-data-encoding");
     r->base64 = enc ? pr_slice_ieq(pr_slice_trim(*enc), pr_slice_cstr("base64")) : !r->text;
@@ -18460,7 +18501,7 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
         memset(&so, 0, sizeof so);
         so.max_event_bytes = r->o.max_chunk_bytes;
         if ((rc = pr_sse_decoder_create(&r->dec, &so)) != PR_OK)
-            return pr_http_response_destroy(resp), pr__ds_rfail(r, rc, PR_DS_OK, "ds: %s", "out of memory");
+            return pr_http_response_destroy(resp), pr__ds_read_rfail(r, rc, PR_DS_OK, "ds: %s", "out of memory");
     } else {
         pr_sse_decoder_reset(r->dec);
     }
@@ -18471,14 +18512,14 @@ static int pr__ds_sse_open(pr_ds_read *r, int64_t deadline) {
 }
 
 /* Handle one SSE event. Sets *got when a chunk is ready. */
-static int pr__ds_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *c, int *got) {
+static int pr__ds_read_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *c, int *got) {
     pr_slice type = { ev->type, ev->type_len };
     int rc;
     if (pr_slice_eq(type, pr_slice_cstr("data"))) {
         if (r->batch.len + ev->data_len > r->o.max_chunk_bytes)
-            return pr__ds_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "an SSE batch over max_chunk_bytes");
-        if ((rc = pr__ds_batch_add(r, ev->data, ev->data_len)) != PR_OK)
-            return pr__ds_rfail(r, rc, PR_DS_OK, "ds: %s",
+            return pr__ds_read_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "an SSE batch over max_chunk_bytes");
+        if ((rc = pr__ds_read_batch_add(r, ev->data, ev->data_len)) != PR_OK)
+            return pr__ds_read_rfail(r, rc, PR_DS_OK, "ds: %s",
                                 rc == PR_ENOMEM ? "out of memory" : "an SSE data event that does not decode");
         return PR_OK;
     }
@@ -18491,13 +18532,13 @@ static int pr__ds_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *
             pr_json_type(root = pr_json_root(doc)) != PR_JSON_OBJECT ||
             !(v = pr_json_get(root, "streamNextOffset")) || !(off.ptr = pr_json_string(v, &off.len))) {
             pr_json_doc_destroy(doc);
-            return pr__ds_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE control event that does not parse");
+            return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "an SSE control event that does not parse");
         }
         if ((v = pr_json_get(root, "streamCursor")) != NULL && pr_json_type(v) == PR_JSON_STRING)
             cur.ptr = pr_json_string(v, &cur.len);
         if ((v = pr_json_get(root, "upToDate")) != NULL) pr_json_bool(v, &up);
         if ((v = pr_json_get(root, "streamClosed")) != NULL) pr_json_bool(v, &closed);
-        rc = pr__ds_advance(r, off, cur);
+        rc = pr__ds_read_advance(r, off, cur);
         pr_json_doc_destroy(doc);
         if (rc != PR_OK) return rc;
         has_data = r->batch.len > 0;
@@ -18505,12 +18546,12 @@ static int pr__ds_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *
         if (has_data) {
             if (pr_buf_append(&r->out, r->batch.data, r->batch.len) != PR_OK ||
                 (r->json && pr_buf_append(&r->out, "]", 1) != PR_OK))
-                return pr__ds_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+                return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
             pr_buf_clear(&r->batch);
         }
         if (has_data || closed || (up && !r->up_to_date)) {
             *got = 1;
-            return pr__ds_emit(r, c, up, closed);
+            return pr__ds_read_emit(r, c, up, closed);
         }
         return PR_OK;
     }
@@ -18520,7 +18561,7 @@ static int pr__ds_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_chunk *
 /* Read the SSE connection until a chunk is ready. *from_conn says the
    failure came from the connection (PR_ECLOSED: it ended) rather than from
    decoding what the server sent. */
-static int pr__ds_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline, int *from_conn) {
+static int pr__ds_read_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline, int *from_conn) {
     int reads = 0;
     for (;;) {
         pr_sse_event ev;
@@ -18528,10 +18569,10 @@ static int pr__ds_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline, int 
         size_t n;
         int rc, got = 0;
         while ((rc = pr_sse_decoder_next(r->dec, &ev)) == PR_OK) {
-            if ((rc = pr__ds_sse_event(r, &ev, c, &got)) != PR_OK) return rc;
+            if ((rc = pr__ds_read_sse_event(r, &ev, c, &got)) != PR_OK) return rc;
             if (got) return PR_OK;
         }
-        if (rc == PR_ELIMIT) return pr__ds_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "an SSE event over the limit");
+        if (rc == PR_ELIMIT) return pr__ds_read_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "an SSE event over the limit");
         /* events that make no chunk (control events without data, comments)
            must not hold the caller past its deadline */
         if (reads++ && pr_now() >= deadline) return PR_ETIMEDOUT;
@@ -18540,16 +18581,16 @@ static int pr__ds_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline, int 
             *from_conn = 1;
             return rc;
         }
-        if ((rc = pr_sse_decoder_feed(r->dec, p, n)) != PR_OK) return pr__ds_rfail(r, rc, PR_DS_OK, "ds: %s", "SSE decoding failed");
+        if ((rc = pr_sse_decoder_feed(r->dec, p, n)) != PR_OK) return pr__ds_read_rfail(r, rc, PR_DS_OK, "ds: %s", "SSE decoding failed");
     }
 }
 
 /* Wait the backoff after a failure, within the deadline. Returns PR_OK
    to try again, or what the caller gets. */
-static int pr__ds_backoff_wait(pr_ds_read *r, int rc, int64_t deadline) {
+static int pr__ds_read_backoff_wait(pr_ds_read *r, int rc, int64_t deadline) {
     int outcome = rc;
     if (r->failures++ == 0 && pr_retry_begin(&r->retry, &r->ds->retry) != PR_OK)
-        return pr__ds_rfail(r, PR_EINVAL, PR_DS_OK, "ds: %s", "invalid retry policy");
+        return pr__ds_read_rfail(r, PR_EINVAL, PR_DS_OK, "ds: %s", "invalid retry policy");
     if (pr_retry_next(&r->retry, &outcome, deadline)) return PR_OK;
     if (outcome == PR_ECANCELED) return PR_ECANCELED;
     if (r->retry.stop == PR_RETRY_DEADLINE) { /* the caller's deadline comes first: wait until it */
@@ -18560,91 +18601,91 @@ static int pr__ds_backoff_wait(pr_ds_read *r, int rc, int64_t deadline) {
 }
 
 /* Whether an error of a live read is worth reconnecting for. */
-static int pr__ds_transient(pr_ds_read *r, int rc) {
+static int pr__ds_read_transient(pr_ds_read *r, int rc) {
     if (rc == PR_EHTTP) return r->res.status == 429 || (r->res.status >= 500 && r->res.status <= 599);
     return pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_AGAIN && rc != PR_ETIMEDOUT && rc != PR_EPROTO;
 }
 
-static int pr__ds_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
+static int pr__ds_read_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
     for (;;) {
         int rc, from_conn = 0, lasted;
         if (!r->sse) {
-            rc = pr__ds_sse_open(r, deadline);
+            rc = pr__ds_read_sse_open(r, deadline);
             if (rc != PR_OK) {
-                if (!pr__ds_transient(r, rc)) return rc;
-                if ((rc = pr__ds_backoff_wait(r, rc, deadline)) != PR_OK) return rc;
+                if (!pr__ds_read_transient(r, rc)) return rc;
+                if ((rc = pr__ds_read_backoff_wait(r, rc, deadline)) != PR_OK) return rc;
                 continue;
             }
         }
-        rc = pr__ds_sse_pump(r, c, deadline, &from_conn);
+        rc = pr__ds_read_sse_pump(r, c, deadline, &from_conn);
         if (rc == PR_OK) {
             r->failures = 0;
-            if (c->closed) pr__ds_sse_drop(r);
+            if (c->closed) pr__ds_read_sse_drop(r);
             return PR_OK;
         }
         if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline))
             return rc; /* the caller's limits: the connection stays for the next call */
         if (!from_conn || pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_FAIL) {
-            pr__ds_sse_drop(r);
+            pr__ds_read_sse_drop(r);
             return rc; /* malformed data (reconnecting would read it again), a limit, no memory */
         }
         /* the connection ended, broke or went silent: resume from the position */
         lasted = pr_now() - r->sse_opened_at >= r->o.sse_short_ms;
         r->sse_short = lasted ? 0 : r->sse_short + 1;
-        pr__ds_sse_drop(r);
+        pr__ds_read_sse_drop(r);
         if (r->o.live == PR_DS_LIVE_AUTO && r->sse_short >= r->o.sse_max_short) {
-            r->phase = PR__DS_POLL; /* SSE keeps dropping: a buffering proxy, probably */
-            return PR__DS_TO_POLL;
+            r->phase = PR__DS_READ_POLL; /* SSE keeps dropping: a buffering proxy, probably */
+            return PR__DS_READ_TO_POLL;
         }
         if (lasted) r->failures = 0; /* a connection that served a while starts the backoff afresh */
         if (lasted && rc == PR_ECLOSED) continue; /* a clean end (a server's or a proxy's idle cut): at once */
-        if ((rc = pr__ds_backoff_wait(r, rc, deadline)) != PR_OK) return rc;
+        if ((rc = pr__ds_read_backoff_wait(r, rc, deadline)) != PR_OK) return rc;
     }
 }
 
 int pr_ds_read_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
     if (!r || !c) return PR_EINVAL;
     memset(c, 0, sizeof *c);
-    if (r->ended) return pr__ds_rfail(r, PR_ECLOSED, PR_DS_OK, "ds: %s", "the read is over");
+    if (r->ended) return pr__ds_read_rfail(r, PR_ECLOSED, PR_DS_OK, "ds: %s", "the read is over");
     r->error = PR_DS_OK;
     memset(&r->err, 0, sizeof r->err);
     for (;;) {
         int rc, got = 0;
         if (pr_is_canceled()) return PR_ECANCELED;
-        if (r->phase == PR__DS_CATCHUP && strcmp(r->offset, "now") == 0 && r->o.live != PR_DS_LIVE_NONE) {
+        if (r->phase == PR__DS_READ_CATCHUP && strcmp(r->offset, "now") == 0 && r->o.live != PR_DS_LIVE_NONE) {
             /* "now": the live way starts at the tail (SSE says the offset in its first control event) */
-            r->phase = r->o.live == PR_DS_LIVE_SSE || (r->o.live == PR_DS_LIVE_AUTO && r->o.prefer_sse) ? PR__DS_SSE
-                                                                                                         : PR__DS_POLL;
+            r->phase = r->o.live == PR_DS_LIVE_SSE || (r->o.live == PR_DS_LIVE_AUTO && r->o.prefer_sse) ? PR__DS_READ_SSE
+                                                                                                         : PR__DS_READ_POLL;
         }
-        if (r->phase == PR__DS_SSE) {
-            rc = pr__ds_sse_next(r, c, deadline);
-            if (rc == PR__DS_TO_POLL) continue;
+        if (r->phase == PR__DS_READ_SSE) {
+            rc = pr__ds_read_sse_next(r, c, deadline);
+            if (rc == PR__DS_READ_TO_POLL) continue;
             return rc;
         }
-        rc = pr__ds_get(r, c, r->phase == PR__DS_POLL, &got, deadline);
+        rc = pr__ds_read_ds_get(r, c, r->phase == PR__DS_READ_POLL, &got, deadline);
         if (rc != PR_OK) return rc;
-        if (r->phase == PR__DS_CATCHUP && (r->res.up_to_date || r->res.closed || r->status == 304) &&
+        if (r->phase == PR__DS_READ_CATCHUP && (r->res.up_to_date || r->res.closed || r->status == 304) &&
             r->o.live != PR_DS_LIVE_NONE)
-            r->phase = r->o.live == PR_DS_LIVE_SSE || (r->o.live == PR_DS_LIVE_AUTO && r->o.prefer_sse) ? PR__DS_SSE
-                                                                                                         : PR__DS_POLL;
+            r->phase = r->o.live == PR_DS_LIVE_SSE || (r->o.live == PR_DS_LIVE_AUTO && r->o.prefer_sse) ? PR__DS_READ_SSE
+                                                                                                         : PR__DS_READ_POLL;
         if (got) return PR_OK;
     }
 }
 
 /* ==== ds_producer: Durable Streams idempotent producer: batched exactly-once appends with epochs and sequence numbers ==== >>ds_producer.impl */
-#define PR__DSP_DEF_BATCH ((size_t)1 << 20)
-#define PR__DSP_DEF_BUFFER ((size_t)16 << 20)
-#define PR__DSP_DEF_REQUEST 30000
-#define PR__DSP_DEF_DELIVERY 120000
+#define PR__DS_PRODUCER_DEF_BATCH ((size_t)1 << 20)
+#define PR__DS_PRODUCER_DEF_BUFFER ((size_t)16 << 20)
+#define PR__DS_PRODUCER_DEF_REQUEST 30000
+#define PR__DS_PRODUCER_DEF_DELIVERY 120000
 
-typedef struct pr__dsp_batch {
-    struct pr__dsp_batch *next;
+typedef struct pr__ds_producer_batch {
+    struct pr__ds_producer_batch *next;
     struct pr_ds_producer *p;
     pr_buf body;                /* the bytes, or "[m1,m2" until sealed ("]" then) */
     size_t items, weight;
     int64_t seq;
     int sealed;
-} pr__dsp_batch;
+} pr__ds_producer_batch;
 
 struct pr_ds_producer {
     pr_ds *ds;
@@ -18654,15 +18695,15 @@ struct pr_ds_producer {
     int64_t epoch, next_seq;
     int epoch_ok;               /* a batch of this epoch was accepted */
     int json;
-    pr__dsp_batch *cur;         /* being filled, or NULL */
+    pr__ds_producer_batch *cur;         /* being filled, or NULL */
     int64_t cur_started;
-    pr__dsp_batch *head, *tail; /* sealed, unanswered, in seq order */
+    pr__ds_producer_batch *head, *tail; /* sealed, unanswered, in seq order */
     pr_group *senders;
     pr_task *pump;              /* seals batches after linger_ms */
     pr_chan *kick;
     pr_sem *slots;
     pr_wsem *budget;
-    pr__fifo changed;           /* senders waiting for a lower batch's answer or a new epoch */
+    pr__sync_fifo changed;           /* senders waiting for a lower batch's answer or a new epoch */
     int rc;                     /* the failure that stopped the producer, 0 = none (sticky) */
     int64_t fail_seq;           /* batches from this seq on are abandoned */
     int meaning;
@@ -18678,10 +18719,10 @@ struct pr_ds_producer {
 /* The producer cannot deliver batch seq: it fails, for good (until a
    restart). Batches above seq are abandoned: the server would only answer
    them with a sequence gap. Lower ones go on. */
-static void pr__dsp_fail(pr_ds_producer *p, int64_t seq, int rc, int meaning, const pr_err_info *e) {
+static void pr__ds_producer_fail(pr_ds_producer *p, int64_t seq, int rc, int meaning, const pr_err_info *e) {
     if (p->rc && seq >= p->fail_seq) return;
     p->fail_seq = seq;
-    pr__fifo_wake_all(&p->changed, 0);
+    pr__sync_fifo_wake_all(&p->changed, 0);
     if (p->rc) return;
     p->rc = rc;
     p->meaning = meaning;
@@ -18691,15 +18732,15 @@ static void pr__dsp_fail(pr_ds_producer *p, int64_t seq, int rc, int meaning, co
     if (p->o.on_error) p->o.on_error(rc, &p->err, p->o.user_data);
 }
 
-static void pr__dsp_free_batch(pr__dsp_batch *b) {
+static void pr__ds_producer_free_batch(pr__ds_producer_batch *b) {
     pr_buf_deinit(&b->body);
     pr__free(b, sizeof *b);
 }
 
 /* Remove an answered (or abandoned) batch, give its bytes back to the
    budget, and tell the waiting senders. */
-static void pr__dsp_unlink(pr_ds_producer *p, pr__dsp_batch *b) {
-    pr__dsp_batch **pp = &p->head, *prev = NULL;
+static void pr__ds_producer_unlink(pr_ds_producer *p, pr__ds_producer_batch *b) {
+    pr__ds_producer_batch **pp = &p->head, *prev = NULL;
     while (*pp && *pp != b) {
         prev = *pp;
         pp = &(*pp)->next;
@@ -18709,30 +18750,30 @@ static void pr__dsp_unlink(pr_ds_producer *p, pr__dsp_batch *b) {
         if (p->tail == b) p->tail = prev;
     }
     pr_wsem_release(p->budget, (int64_t)b->weight);
-    pr__dsp_free_batch(b);
-    pr__fifo_wake_all(&p->changed, 0);
+    pr__ds_producer_free_batch(b);
+    pr__sync_fifo_wake_all(&p->changed, 0);
 }
 
-static int pr__dsp_send_task(void *arg);
+static int pr__ds_producer_send_task(void *arg);
 
 /* Seal the current batch: it gets the next seq and a sender. */
-static int pr__dsp_seal(pr_ds_producer *p) {
-    pr__dsp_batch *b = p->cur;
+static int pr__ds_producer_seal(pr_ds_producer *p) {
+    pr__ds_producer_batch *b = p->cur;
     int rc;
     if (!b) return PR_OK;
     p->cur = NULL;
     if (p->json && (rc = pr_buf_append(&b->body, "]", 1)) != PR_OK) {
         pr_wsem_release(p->budget, (int64_t)b->weight);
-        pr__dsp_free_batch(b);
-        pr__dsp_fail(p, p->next_seq, rc, PR_DS_OK, NULL);
+        pr__ds_producer_free_batch(b);
+        pr__ds_producer_fail(p, p->next_seq, rc, PR_DS_OK, NULL);
         return rc;
     }
     b->seq = p->next_seq;
     b->sealed = 1;
-    if ((rc = pr_group_go(p->senders, pr__dsp_send_task, b, NULL)) != PR_OK) {
+    if ((rc = pr_group_go(p->senders, pr__ds_producer_send_task, b, NULL)) != PR_OK) {
         pr_wsem_release(p->budget, (int64_t)b->weight);
-        pr__dsp_free_batch(b);
-        pr__dsp_fail(p, p->next_seq, rc, PR_DS_OK, NULL);
+        pr__ds_producer_free_batch(b);
+        pr__ds_producer_fail(p, p->next_seq, rc, PR_DS_OK, NULL);
         return rc;
     }
     p->next_seq++; /* only once a sender has it: a seq is never skipped */
@@ -18743,25 +18784,25 @@ static int pr__dsp_seal(pr_ds_producer *p) {
 }
 
 /* Whether every batch below seq has been answered. */
-static int pr__dsp_lower_done(const pr_ds_producer *p, int64_t seq) {
+static int pr__ds_producer_lower_done(const pr_ds_producer *p, int64_t seq) {
     return !p->head || p->head->seq >= seq;
 }
 
 /* Wait until a batch is answered, the epoch moves or the producer fails. */
-static int pr__dsp_wait_change(pr_ds_producer *p, int64_t until) {
-    pr__waiter w;
-    int rc = pr__fifo_park(&p->changed, &w, until);
+static int pr__ds_producer_wait_change(pr_ds_producer *p, int64_t until) {
+    pr__sync_waiter w;
+    int rc = pr__sync_fifo_park(&p->changed, &w, until);
     return rc == PR_ECLOSED ? PR_OK : rc;
 }
 
 /* Whether an answer leaves the batch's fate unknown or passing: the same
    seq goes again (the server keeps one copy). */
-static int pr__dsp_resend(int rc, const pr_ds_result *res) {
+static int pr__ds_producer_resend(int rc, const pr_ds_result *res) {
     if (rc == PR_EHTTP) return res->status == 429 || (res->status >= 500 && res->status <= 599);
     return pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_AGAIN;
 }
 
-static int pr__dsp_always_again(int outcome, int64_t *after_ms, void *user_data) {
+static int pr__ds_producer_always_again(int outcome, int64_t *after_ms, void *user_data) {
     (void)outcome;
     (void)after_ms;
     (void)user_data;
@@ -18770,7 +18811,7 @@ static int pr__dsp_always_again(int outcome, int64_t *after_ms, void *user_data)
 
 /* Tell the observer that the server has batch b (res: its answer, sent
    as epoch, seq), duration_ms after its first send. */
-static void pr__ds_producer_notify(const pr_ds_producer *p, const pr__dsp_batch *b, const pr_ds_result *res,
+static void pr__ds_producer_notify(const pr_ds_producer *p, const pr__ds_producer_batch *b, const pr_ds_result *res,
                                    int64_t epoch, int64_t seq, int64_t duration_ms) {
     pr_ds_event ev;
     if (!p->obs) return;
@@ -18792,8 +18833,8 @@ static void pr__ds_producer_notify(const pr_ds_producer *p, const pr__dsp_batch 
    timeout, a broken connection) is sent again until an answer says it is
    stored (200) or was stored before (204). Only the delivery timeout, a
    failure no resend can mend, or a cancel ends that. */
-static int pr__dsp_send_task(void *arg) {
-    pr__dsp_batch *b = (pr__dsp_batch *)arg;
+static int pr__ds_producer_send_task(void *arg) {
+    pr__ds_producer_batch *b = (pr__ds_producer_batch *)arg;
     pr_ds_producer *p = b->p;
     pr_ds_result res;
     pr_err_info e;
@@ -18811,7 +18852,7 @@ static int pr__dsp_send_task(void *arg) {
         if (p->rc && b->seq >= p->fail_seq) break; /* abandoned: a lower batch failed */
         /* claiming an epoch: only the lowest batch goes until one is accepted */
         if (p->o.auto_claim && !p->epoch_ok && p->head != b) {
-            rc = pr__dsp_wait_change(p, until);
+            rc = pr__ds_producer_wait_change(p, until);
             continue;
         }
         memset(&ao, 0, sizeof ao);
@@ -18839,29 +18880,29 @@ static int pr__dsp_send_task(void *arg) {
                 continue;
             }
             if (p->head == b && !p->rc) {
-                pr__dsp_batch *x;
+                pr__ds_producer_batch *x;
                 int64_t seq = 0;
                 p->epoch = res.producer_epoch + 1; /* the server's epoch + 1, every unanswered batch renumbered */
                 p->epoch_ok = 0;
                 for (x = p->head; x; x = x->next) x->seq = seq++;
                 p->next_seq = seq;
-                pr__fifo_wake_all(&p->changed, 0);
+                pr__sync_fifo_wake_all(&p->changed, 0);
                 rc = PR_OK;
                 continue;
             }
-            rc = pr__dsp_wait_change(p, until); /* the lowest batch claims */
+            rc = pr__ds_producer_wait_change(p, until); /* the lowest batch claims */
             continue;
         }
         if (rc == PR_EHTTP && res.error == PR_DS_SEQUENCE_GAP && res.expected_seq >= 0 && res.expected_seq < b->seq &&
-            !pr__dsp_lower_done(p, b->seq)) {
+            !pr__ds_producer_lower_done(p, b->seq)) {
             /* a lower batch has not arrived yet: send again once it is answered */
-            while ((rc = pr__dsp_wait_change(p, until)) == PR_OK && !pr__dsp_lower_done(p, b->seq) &&
+            while ((rc = pr__ds_producer_wait_change(p, until)) == PR_OK && !pr__ds_producer_lower_done(p, b->seq) &&
                    !(p->rc && b->seq >= p->fail_seq)) {}
             continue;
         }
-        if (!pr__dsp_resend(rc, &res) && !(rc == PR_EHTTP && res.error == PR_DS_SEQUENCE_GAP &&
+        if (!pr__ds_producer_resend(rc, &res) && !(rc == PR_EHTTP && res.error == PR_DS_SEQUENCE_GAP &&
                                           res.expected_seq >= 0 && res.expected_seq < b->seq)) {
-            pr__dsp_fail(p, b->seq, rc, rc == PR_EHTTP ? res.error : PR_DS_OK, &e);
+            pr__ds_producer_fail(p, b->seq, rc, rc == PR_EHTTP ? res.error : PR_DS_OK, &e);
             break;
         }
         /* unknown, passing, or a gap the lower batches should have closed:
@@ -18870,7 +18911,7 @@ static int pr__dsp_send_task(void *arg) {
             again = p->ds->retry;
             again.max_retries = PR_RETRY_UNLIMITED;
             again.max_elapsed_ms = again.progress_timeout_ms = 0;
-            again.classify = pr__dsp_always_again;
+            again.classify = pr__ds_producer_always_again;
             again.on_retry = NULL;
             if ((rc = pr_retry_begin(&st, &again)) != PR_OK) break;
         }
@@ -18888,7 +18929,7 @@ static int pr__dsp_send_task(void *arg) {
             pr__err_wrap(&e, PR_EFAILED, &last,
                          "ds producer: batch %lld not stored within delivery_timeout_ms; the last try",
                          (long long)b->seq);
-            pr__dsp_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &e);
+            pr__ds_producer_fail(p, b->seq, PR_EFAILED, rc == PR_EHTTP ? res.error : PR_DS_OK, &e);
             rc = PR_EFAILED;
             break;
         }
@@ -18896,10 +18937,10 @@ static int pr__dsp_send_task(void *arg) {
     if (rc == PR_ETIMEDOUT) { /* the delivery timeout passed while it waited for a slot or a lower batch */
         pr__err_set(&e, PR_EFAILED, 0, "ds producer: batch %lld not stored within delivery_timeout_ms "
                     "(it waited for %s)", (long long)b->seq, slot ? "lower batches" : "a send slot");
-        pr__dsp_fail(p, b->seq, PR_EFAILED, PR_DS_OK, &e);
+        pr__ds_producer_fail(p, b->seq, PR_EFAILED, PR_DS_OK, &e);
     }
     pr_ds_result_deinit(&res);
-    pr__dsp_unlink(p, b);
+    pr__ds_producer_unlink(p, b);
     if (slot) pr_sem_release(p->slots);
     if (p->kick) (void)pr_chan_send(p->kick, &rc, 0); /* a slot is free: the pump may seal */
     return 0;
@@ -18907,14 +18948,14 @@ static int pr__dsp_send_task(void *arg) {
 
 /* Seals the current batch linger_ms after its first message (at the next
    turn for 0), once a send slot is free. */
-static int pr__dsp_pump(void *arg) {
+static int pr__ds_producer_pump(void *arg) {
     pr_ds_producer *p = (pr_ds_producer *)arg;
     for (;;) {
         int x, rc;
         int64_t until = PR_FOREVER;
         if (p->cur) until = pr__time_add(p->cur_started, p->o.linger_ms);
         if (p->cur && pr_now() >= until) {
-            if (pr_sem_available(p->slots) > 0 && !p->rc) pr__dsp_seal(p);
+            if (pr_sem_available(p->slots) > 0 && !p->rc) pr__ds_producer_seal(p);
             until = PR_FOREVER; /* the next kick (a slot freed, a message) */
         }
         rc = pr_chan_recv(p->kick, &x, p->cur ? until : PR_FOREVER);
@@ -18935,11 +18976,11 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
     if (!(p = (pr_ds_producer *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "ds producer: out of memory");
     p->ds = ds;
     p->o = *o;
-    p->o.max_batch_bytes = PR__DEF(p->o.max_batch_bytes, PR__DSP_DEF_BATCH);
+    p->o.max_batch_bytes = PR__DEF(p->o.max_batch_bytes, PR__DS_PRODUCER_DEF_BATCH);
     p->o.max_in_flight = PR__DEF(p->o.max_in_flight, 5);
-    p->o.max_buffer_bytes = PR__DEF(p->o.max_buffer_bytes, PR__DSP_DEF_BUFFER);
-    p->o.request_timeout_ms = PR__DEF(p->o.request_timeout_ms, PR__DSP_DEF_REQUEST);
-    p->o.delivery_timeout_ms = PR__DEF(p->o.delivery_timeout_ms, PR__DSP_DEF_DELIVERY);
+    p->o.max_buffer_bytes = PR__DEF(p->o.max_buffer_bytes, PR__DS_PRODUCER_DEF_BUFFER);
+    p->o.request_timeout_ms = PR__DEF(p->o.request_timeout_ms, PR__DS_PRODUCER_DEF_REQUEST);
+    p->o.delivery_timeout_ms = PR__DEF(p->o.delivery_timeout_ms, PR__DS_PRODUCER_DEF_DELIVERY);
     p->epoch = o->epoch;
     p->obs = pr__ds_observer(ds, &p->o.observer);
     p->json = pr__ds_is_json(ds->ctype);
@@ -18947,7 +18988,7 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
         (rc = pr_group_create(&p->senders)) != PR_OK || (rc = pr_chan_create(&p->kick, sizeof(int), 1)) != PR_OK ||
         (rc = pr_sem_create(&p->slots, p->o.max_in_flight)) != PR_OK ||
         (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
-        (rc = pr_go(&p->pump, pr__dsp_pump, p, NULL)) != PR_OK) {
+        (rc = pr_go(&p->pump, pr__ds_producer_pump, p, NULL)) != PR_OK) {
         pr_ds_producer_destroy(p);
         return pr__err_set(err, PR_ENOMEM, 0, "ds producer: out of memory");
     }
@@ -18969,9 +19010,9 @@ int pr_ds_producer_append(pr_ds_producer *p, const void *data, size_t len, int64
         pr_wsem_release(p->budget, w);
         return p->rc;
     }
-    if (p->cur && p->cur->body.len + len + 2 > p->o.max_batch_bytes && p->cur->items) pr__dsp_seal(p);
+    if (p->cur && p->cur->body.len + len + 2 > p->o.max_batch_bytes && p->cur->items) pr__ds_producer_seal(p);
     if (!p->cur) {
-        pr__dsp_batch *b = (pr__dsp_batch *)pr__calloc(1, sizeof *b);
+        pr__ds_producer_batch *b = (pr__ds_producer_batch *)pr__calloc(1, sizeof *b);
         if (!b) {
             pr_wsem_release(p->budget, w);
             return PR_ENOMEM;
@@ -18990,7 +19031,7 @@ int pr_ds_producer_append(pr_ds_producer *p, const void *data, size_t len, int64
     p->cur->items++;
     p->cur->weight += (size_t)w;
     if (p->cur->body.len >= p->o.max_batch_bytes || (p->o.max_batch_items && p->cur->items >= p->o.max_batch_items))
-        pr__dsp_seal(p);
+        pr__ds_producer_seal(p);
     return p->rc;
 }
 
@@ -19000,7 +19041,7 @@ int pr_ds_producer_flush(pr_ds_producer *p, int64_t deadline) {
     if (p->rc) return p->rc;
     if (p->flushing) return PR_ESTATE;
     p->flushing = 1;
-    pr__dsp_seal(p);
+    pr__ds_producer_seal(p);
     rc = pr_group_wait(p->senders, deadline);
     p->flushing = 0;
     return p->rc ? p->rc : rc;
@@ -19064,7 +19105,7 @@ int pr_ds_producer_restart(pr_ds_producer *p, int64_t deadline) {
     if (!p) return PR_EINVAL;
     if (p->flushing) return PR_ESTATE;
     p->flushing = 1;
-    if (!p->rc) pr__dsp_seal(p);
+    if (!p->rc) pr__ds_producer_seal(p);
     rc = pr_group_wait(p->senders, deadline); /* every sender ends: answered, or abandoned after a failure */
     p->flushing = 0;
     if (rc != PR_OK) return rc;
@@ -19099,10 +19140,10 @@ void pr_ds_producer_destroy(pr_ds_producer *p) {
         pr_join(p->pump, NULL, PR_FOREVER);
     }
     if (p->senders) pr_group_close(p->senders, PR_FOREVER);
-    while (p->head) pr__dsp_unlink(p, p->head);
+    while (p->head) pr__ds_producer_unlink(p, p->head);
     if (p->cur) {
         pr_wsem_release(p->budget, (int64_t)p->cur->weight);
-        pr__dsp_free_batch(p->cur);
+        pr__ds_producer_free_batch(p->cur);
     }
     pr_chan_destroy(p->kick);
     pr_sem_destroy(p->slots);
@@ -19139,7 +19180,7 @@ static void pr__ds_consumer_notify(pr_ds_consumer *c, pr_ds_event *ev, int kind,
     pr__ds_notify(c->obs, ev);
 }
 
-static void pr__dsc_state(pr_ds_consumer *c, int state, const pr_err_info *why) {
+static void pr__ds_consumer_state(pr_ds_consumer *c, int state, const pr_err_info *why) {
     if (c->state == state && !why) return;
     c->state = state;
     if (c->o.on_state) c->o.on_state(state, why, c->o.user_data);
@@ -19151,7 +19192,7 @@ static void pr__dsc_state(pr_ds_consumer *c, int state, const pr_err_info *why) 
     }
 }
 
-static int pr__dsc_task(void *arg) {
+static int pr__ds_consumer_task(void *arg) {
     pr_ds_consumer *c = (pr_ds_consumer *)arg;
     pr_ds_read_opts ro;
     pr_retry backoff;
@@ -19161,7 +19202,7 @@ static int pr__dsc_task(void *arg) {
     ro.live = c->o.live ? c->o.live : PR_DS_LIVE_AUTO;
     ro.prefer_sse = c->o.prefer_sse;
     ro.idle_timeout_ms = c->o.idle_timeout_ms;
-    pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, NULL);
+    pr__ds_consumer_state(c, PR_DS_CONSUMER_CONNECTING, NULL);
     for (;;) {
         pr_ds_read *rd = NULL;
         pr_ds_chunk ch;
@@ -19169,14 +19210,14 @@ static int pr__dsc_task(void *arg) {
         int outcome;
         if ((rc = pr_ds_read_open(&rd, c->ds, c->offset, &ro, &why)) != PR_OK) {
             c->err = why;
-            pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
+            pr__ds_consumer_state(c, PR_DS_CONSUMER_STOPPED, &why);
             break;
         }
         rd->obs = c->obs;
         while ((rc = pr_ds_read_next(rd, &ch, PR_FOREVER)) == PR_OK) {
             int r;
             failures = 0;
-            pr__dsc_state(c, ch.up_to_date ? PR_DS_CONSUMER_UP_TO_DATE : PR_DS_CONSUMER_LIVE, NULL);
+            pr__ds_consumer_state(c, ch.up_to_date ? PR_DS_CONSUMER_UP_TO_DATE : PR_DS_CONSUMER_LIVE, NULL);
             if (ch.len && c->obs) {
                 pr_ds_event ev;
                 memset(&ev, 0, sizeof ev);
@@ -19193,7 +19234,7 @@ static int pr__dsc_task(void *arg) {
             pr__ds_setstr(&c->offset, ch.offset, ch.offset_len);
             if (c->o.on_checkpoint) c->o.on_checkpoint(c->offset, strlen(c->offset), c->o.user_data);
             if (ch.closed) {
-                pr__dsc_state(c, PR_DS_CONSUMER_CLOSED, NULL);
+                pr__ds_consumer_state(c, PR_DS_CONSUMER_CLOSED, NULL);
                 rc = PR_ECLOSED;
                 ended = 1;
                 break;
@@ -19201,12 +19242,12 @@ static int pr__dsc_task(void *arg) {
         }
         /* PR_ECLOSED from pr_ds_read_next is a connection that closed (the
            stream's end is the closed chunk): transient, like any break */
-        if (by_user || ended || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_transient(rd, rc))) {
+        if (by_user || ended || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_read_transient(rd, rc))) {
             if (!by_user && !ended && rc != PR_ECANCELED) {
                 c->meaning = pr_ds_read_last_error(rd, &why);
                 c->err = why;
                 pr_ds_read_destroy(rd);
-                pr__dsc_state(c, PR_DS_CONSUMER_STOPPED, &why);
+                pr__ds_consumer_state(c, PR_DS_CONSUMER_STOPPED, &why);
             } else {
                 pr_ds_read_destroy(rd);
             }
@@ -19215,7 +19256,7 @@ static int pr__dsc_task(void *arg) {
         /* a transient failure after the read's own retries: reconnect from the checkpoint */
         pr_ds_read_last_error(rd, &why);
         pr_ds_read_destroy(rd);
-        pr__dsc_state(c, PR_DS_CONSUMER_CONNECTING, &why);
+        pr__ds_consumer_state(c, PR_DS_CONSUMER_CONNECTING, &why);
         if (failures++ == 0 && pr_retry_begin(&backoff, &c->ds->retry) != PR_OK) {
             rc = PR_EINVAL;
             break;
@@ -19265,7 +19306,7 @@ int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_ds_consumer_o
         pr__free(c, sizeof *c);
         return pr__err_set(err, PR_ENOMEM, 0, "ds consumer: out of memory");
     }
-    if ((rc = pr_go(&c->task, pr__dsc_task, c, NULL)) != PR_OK) {
+    if ((rc = pr_go(&c->task, pr__ds_consumer_task, c, NULL)) != PR_OK) {
         pr__strfree(&c->offset);
         pr__free(c, sizeof *c);
         return pr__err_set(err, rc, 0, "ds consumer: could not start its task");
@@ -19322,7 +19363,7 @@ int pr_telemetry_create(pr_telemetry **out, const pr_telemetry_opts *opts) {
 
 void pr_telemetry_destroy(pr_telemetry *t) { pr__free(t, sizeof *t); }
 
-static int pr__tel_secret_name(pr_slice n) {
+static int pr__telemetry_secret_name(pr_slice n) {
     static const char *const words[] = { "key", "token", "secret", "password", "passwd", "pwd", "auth",
                                          "signature", "sig", "credential", "session" };
     size_t i, k;
@@ -19363,7 +19404,7 @@ int pr_telemetry_sanitize_url(pr_buf *out, const char *url) {
             pr_slice name;
             name.ptr = s;
             name.len = (size_t)((eq ? eq : pe) - s);
-            if (eq && pr__tel_secret_name(name)) {
+            if (eq && pr__telemetry_secret_name(name)) {
                 rc = pr_buf_append(out, s, (size_t)(eq - s) + 1);
                 if (!rc) rc = pr_buf_append_str(out, "REDACTED");
             } else {
@@ -19378,9 +19419,9 @@ int pr_telemetry_sanitize_url(pr_buf *out, const char *url) {
     return rc;
 }
 
-static void pr__tel_forward(pr_telemetry *t, const pr_telemetry_event *ev);
+static void pr__telemetry_forward(pr_telemetry *t, const pr_telemetry_event *ev);
 
-static void pr__tel_emit(pr_telemetry *t, int kind, const char *name, int severity, const pr_telemetry_field *f,
+static void pr__telemetry_emit(pr_telemetry *t, int kind, const char *name, int severity, const pr_telemetry_field *f,
                          size_t n) {
     pr_telemetry_event ev;
     if (!t) return;
@@ -19390,10 +19431,10 @@ static void pr__tel_emit(pr_telemetry *t, int kind, const char *name, int severi
     ev.fields = f;
     ev.nfields = n;
     if (t->o.on_event) t->o.on_event(&ev, t->o.user_data);
-    if (t->o.reporter) pr__tel_forward(t, &ev);
+    if (t->o.reporter) pr__telemetry_forward(t, &ev);
 }
 
-static pr_telemetry_field pr__tel_s(const char *key, const char *s) {
+static pr_telemetry_field pr__telemetry_s(const char *key, const char *s) {
     pr_telemetry_field f;
     memset(&f, 0, sizeof f);
     f.key = key;
@@ -19402,7 +19443,7 @@ static pr_telemetry_field pr__tel_s(const char *key, const char *s) {
     return f;
 }
 
-static pr_telemetry_field pr__tel_i(const char *key, int64_t i) {
+static pr_telemetry_field pr__telemetry_i(const char *key, int64_t i) {
     pr_telemetry_field f;
     memset(&f, 0, sizeof f);
     f.key = key;
@@ -19411,8 +19452,8 @@ static pr_telemetry_field pr__tel_i(const char *key, int64_t i) {
     return f;
 }
 
-static pr_telemetry_field pr__tel_b(const char *key, int b) {
-    pr_telemetry_field f = pr__tel_i(key, b != 0);
+static pr_telemetry_field pr__telemetry_b(const char *key, int b) {
+    pr_telemetry_field f = pr__telemetry_i(key, b != 0);
     f.type = PR_TELEMETRY_BOOL;
     return f;
 }
@@ -19445,50 +19486,50 @@ void pr_telemetry_http_hook(const pr_http_event *ev, void *user_data) {
         pr_buf_deinit(&url);
         return;
     }
-    f[n++] = pr__tel_s("method", ev->method);
-    f[n++] = pr__tel_s("url", url.data);
-    f[n++] = pr__tel_i("attempt", ev->attempt);
+    f[n++] = pr__telemetry_s("method", ev->method);
+    f[n++] = pr__telemetry_s("url", url.data);
+    f[n++] = pr__telemetry_i("attempt", ev->attempt);
     if (ev->kind != PR_HTTP_EVENT_START) {
-        f[n++] = pr__tel_i("status", ev->status);
-        f[n++] = pr__tel_s("error", ev->error ? pr_errname(ev->error) : "");
-        f[n++] = pr__tel_i("duration_ms", ev->duration_ms);
+        f[n++] = pr__telemetry_i("status", ev->status);
+        f[n++] = pr__telemetry_s("error", ev->error ? pr_errname(ev->error) : "");
+        f[n++] = pr__telemetry_i("duration_ms", ev->duration_ms);
     }
     if (ev->kind == PR_HTTP_EVENT_RETRY) {
-        f[n++] = pr__tel_i("delay_ms", ev->delay_ms);
-        f[n++] = pr__tel_s("reason", ev->reason);
+        f[n++] = pr__telemetry_i("delay_ms", ev->delay_ms);
+        f[n++] = pr__telemetry_s("reason", ev->reason);
     }
-    pr__tel_emit(t, kind, name, sev, f, n);
+    pr__telemetry_emit(t, kind, name, sev, f, n);
     pr_buf_deinit(&url);
 }
 
-static const char *pr__tel_breaker_state(int s) {
+static const char *pr__telemetry_breaker_state(int s) {
     return s == PR_BREAKER_OPEN ? "open" : s == PR_BREAKER_HALF_OPEN ? "half_open" : "closed";
 }
 
 void pr_telemetry_breaker_hook(const char *name, int from, int to, void *user_data) {
     pr_telemetry_field f[3];
-    f[0] = pr__tel_s("breaker", name);
-    f[1] = pr__tel_s("from", pr__tel_breaker_state(from));
-    f[2] = pr__tel_s("to", pr__tel_breaker_state(to));
-    pr__tel_emit((pr_telemetry *)user_data, PR_TELEMETRY_BREAKER, "circuit.state_change",
+    f[0] = pr__telemetry_s("breaker", name);
+    f[1] = pr__telemetry_s("from", pr__telemetry_breaker_state(from));
+    f[2] = pr__telemetry_s("to", pr__telemetry_breaker_state(to));
+    pr__telemetry_emit((pr_telemetry *)user_data, PR_TELEMETRY_BREAKER, "circuit.state_change",
                  to == PR_BREAKER_OPEN ? PR_SEVERITY_WARNING : PR_SEVERITY_INFO, f, 3);
 }
 
 void pr_telemetry_sse_hook(const pr_sse_reconnect *info, void *user_data) {
     pr_telemetry_field f[7];
     if (!info) return;
-    f[0] = pr__tel_i("reconnects", info->reconnects);
-    f[1] = pr__tel_i("failures", info->failures);
-    f[2] = pr__tel_i("delay_ms", info->delay_ms);
-    f[3] = pr__tel_s("reason", pr_errname(info->reason));
-    f[4] = pr__tel_i("status", info->status);
-    f[5] = pr__tel_s("detail", info->detail ? info->detail : "");
-    f[6] = pr__tel_s("last_event_id", info->last_event_id ? info->last_event_id : "");
-    pr__tel_emit((pr_telemetry *)user_data, PR_TELEMETRY_STREAM_RECONNECT, "sse.reconnect",
+    f[0] = pr__telemetry_i("reconnects", info->reconnects);
+    f[1] = pr__telemetry_i("failures", info->failures);
+    f[2] = pr__telemetry_i("delay_ms", info->delay_ms);
+    f[3] = pr__telemetry_s("reason", pr_errname(info->reason));
+    f[4] = pr__telemetry_i("status", info->status);
+    f[5] = pr__telemetry_s("detail", info->detail ? info->detail : "");
+    f[6] = pr__telemetry_s("last_event_id", info->last_event_id ? info->last_event_id : "");
+    pr__telemetry_emit((pr_telemetry *)user_data, PR_TELEMETRY_STREAM_RECONNECT, "sse.reconnect",
                  info->failures > 0 ? PR_SEVERITY_WARNING : PR_SEVERITY_INFO, f, 7);
 }
 
-static const char *pr__tel_queue_state(int s) {
+static const char *pr__telemetry_queue_state(int s) {
     switch (s) {
     case PR_QUEUE_ACTIVE: return "active";
     case PR_QUEUE_PAUSED_RATE_LIMIT: return "paused_rate_limit";
@@ -19501,11 +19542,11 @@ static const char *pr__tel_queue_state(int s) {
 void pr_telemetry_queue_hook(const pr_queue_change *change, void *user_data) {
     pr_telemetry_field f[4];
     if (!change) return;
-    f[0] = pr__tel_s("request_id", change->request_id);
-    f[1] = pr__tel_s("queue_state", pr__tel_queue_state(change->state));
-    f[2] = pr__tel_s("queue_state_reason", change->reason);
-    f[3] = pr__tel_s("old_queue_state", pr__tel_queue_state(change->old_state));
-    pr__tel_emit((pr_telemetry *)user_data, PR_TELEMETRY_QUEUE_STATE, "queue.state_change", PR_SEVERITY_INFO, f, 4);
+    f[0] = pr__telemetry_s("request_id", change->request_id);
+    f[1] = pr__telemetry_s("queue_state", pr__telemetry_queue_state(change->state));
+    f[2] = pr__telemetry_s("queue_state_reason", change->reason);
+    f[3] = pr__telemetry_s("old_queue_state", pr__telemetry_queue_state(change->old_state));
+    pr__telemetry_emit((pr_telemetry *)user_data, PR_TELEMETRY_QUEUE_STATE, "queue.state_change", PR_SEVERITY_INFO, f, 4);
 }
 
 void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
@@ -19514,28 +19555,28 @@ void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
     int kind;
     if (!ev) return;
     kind = !ev->settled ? PR_TELEMETRY_FUTURE : ev->error ? PR_TELEMETRY_FUTURE_FAILED : PR_TELEMETRY_FUTURE_RESOLVED;
-    f[n++] = pr__tel_s("request_id", ev->request_id);
-    f[n++] = pr__tel_s("request_type", ev->request_type);
-    f[n++] = pr__tel_i("iteration", ev->iteration);
+    f[n++] = pr__telemetry_s("request_id", ev->request_id);
+    f[n++] = pr__telemetry_s("request_type", ev->request_type);
+    f[n++] = pr__telemetry_i("iteration", ev->iteration);
     f[n].key = "elapsed_time";
     f[n].type = PR_TELEMETRY_DOUBLE;
     f[n].s = NULL;
     f[n].i = 0;
     f[n++].d = ev->elapsed_s;
-    f[n++] = pr__tel_i("status_code", ev->status_code);
+    f[n++] = pr__telemetry_i("status_code", ev->status_code);
     if (ev->kind) {
-        f[n++] = pr__tel_s("kind", ev->kind);
-        f[n++] = pr__tel_b("should_retry", ev->should_retry);
-        f[n++] = pr__tel_b("is_user_error", ev->is_user_error);
-        f[n++] = pr__tel_i("bad_request_retries", ev->bad_request_retries);
-        f[n++] = pr__tel_i("connection_error_retries", ev->connection_error_retries);
+        f[n++] = pr__telemetry_s("kind", ev->kind);
+        f[n++] = pr__telemetry_b("should_retry", ev->should_retry);
+        f[n++] = pr__telemetry_b("is_user_error", ev->is_user_error);
+        f[n++] = pr__telemetry_i("bad_request_retries", ev->bad_request_retries);
+        f[n++] = pr__telemetry_i("connection_error_retries", ev->connection_error_retries);
     }
-    if (ev->detail) f[n++] = pr__tel_s("detail", ev->detail);
-    if (ev->settled) f[n++] = pr__tel_s("error", ev->error ? pr_errname(ev->error) : "");
-    pr__tel_emit((pr_telemetry *)user_data, kind, ev->name, ev->severity, f, n);
+    if (ev->detail) f[n++] = pr__telemetry_s("detail", ev->detail);
+    if (ev->settled) f[n++] = pr__telemetry_s("error", ev->error ? pr_errname(ev->error) : "");
+    pr__telemetry_emit((pr_telemetry *)user_data, kind, ev->name, ev->severity, f, n);
 }
 
-static const char *pr__tel_ds_state(int s) {
+static const char *pr__telemetry_ds_state(int s) {
     switch (s) {
     case PR_DS_CONSUMER_CONNECTING: return "connecting";
     case PR_DS_CONSUMER_LIVE: return "live";
@@ -19581,57 +19622,57 @@ void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data) {
         pr_buf_deinit(&url);
         return;
     }
-    f[n++] = pr__tel_s("url", url.data);
+    f[n++] = pr__telemetry_s("url", url.data);
     switch (ev->kind) {
     case PR_DS_EVENT_REQUEST_START:
     case PR_DS_EVENT_REQUEST_STOP:
     case PR_DS_EVENT_REQUEST_EXCEPTION:
-        f[n++] = pr__tel_s("op", ev->op);
-        f[n++] = pr__tel_s("method", ev->method);
+        f[n++] = pr__telemetry_s("op", ev->op);
+        f[n++] = pr__telemetry_s("method", ev->method);
         if (ev->kind == PR_DS_EVENT_REQUEST_START) break;
-        f[n++] = pr__tel_i("status", ev->status);
-        f[n++] = pr__tel_i("duration_ms", ev->duration_ms);
+        f[n++] = pr__telemetry_i("status", ev->status);
+        f[n++] = pr__telemetry_i("duration_ms", ev->duration_ms);
         if (ev->kind == PR_DS_EVENT_REQUEST_STOP) break;
-        f[n++] = pr__tel_s("error", pr_errname(ev->error));
-        f[n++] = pr__tel_s("detail", ev->err ? ev->err->msg : "");
+        f[n++] = pr__telemetry_s("error", pr_errname(ev->error));
+        f[n++] = pr__telemetry_s("detail", ev->err ? ev->err->msg : "");
         break;
     case PR_DS_EVENT_CONSUMER_BATCH:
-        f[n++] = pr__tel_i("items", (int64_t)ev->items);
-        f[n++] = pr__tel_i("bytes", (int64_t)ev->bytes);
-        f[n++] = pr__tel_s("offset", ev->offset);
+        f[n++] = pr__telemetry_i("items", (int64_t)ev->items);
+        f[n++] = pr__telemetry_i("bytes", (int64_t)ev->bytes);
+        f[n++] = pr__telemetry_s("offset", ev->offset);
         break;
     case PR_DS_EVENT_CONSUMER_RECONNECT:
-        f[n++] = pr__tel_i("attempt", ev->attempt);
-        f[n++] = pr__tel_i("delay_ms", ev->delay_ms);
-        f[n++] = pr__tel_s("reason", pr_errname(ev->error));
-        f[n++] = pr__tel_s("detail", ev->err ? ev->err->msg : "");
-        f[n++] = pr__tel_s("offset", ev->offset);
+        f[n++] = pr__telemetry_i("attempt", ev->attempt);
+        f[n++] = pr__telemetry_i("delay_ms", ev->delay_ms);
+        f[n++] = pr__telemetry_s("reason", pr_errname(ev->error));
+        f[n++] = pr__telemetry_s("detail", ev->err ? ev->err->msg : "");
+        f[n++] = pr__telemetry_s("offset", ev->offset);
         break;
     case PR_DS_EVENT_CONSUMER_STATE:
-        f[n++] = pr__tel_s("state", pr__tel_ds_state(ev->state));
-        f[n++] = pr__tel_s("offset", ev->offset);
-        f[n++] = pr__tel_s("detail", ev->err ? ev->err->msg : "");
+        f[n++] = pr__telemetry_s("state", pr__telemetry_ds_state(ev->state));
+        f[n++] = pr__telemetry_s("offset", ev->offset);
+        f[n++] = pr__telemetry_s("detail", ev->err ? ev->err->msg : "");
         break;
     default: /* the producer's */
-        f[n++] = pr__tel_s("producer_id", ev->producer_id);
-        f[n++] = pr__tel_i("epoch", ev->epoch);
-        f[n++] = pr__tel_i("seq", ev->seq);
-        f[n++] = pr__tel_i("items", (int64_t)ev->items);
-        f[n++] = pr__tel_i("bytes", (int64_t)ev->bytes);
-        f[n++] = pr__tel_i("duration_ms", ev->duration_ms);
-        f[n++] = pr__tel_s("offset", ev->offset);
+        f[n++] = pr__telemetry_s("producer_id", ev->producer_id);
+        f[n++] = pr__telemetry_i("epoch", ev->epoch);
+        f[n++] = pr__telemetry_i("seq", ev->seq);
+        f[n++] = pr__telemetry_i("items", (int64_t)ev->items);
+        f[n++] = pr__telemetry_i("bytes", (int64_t)ev->bytes);
+        f[n++] = pr__telemetry_i("duration_ms", ev->duration_ms);
+        f[n++] = pr__telemetry_s("offset", ev->offset);
         break;
     }
-    pr__tel_emit(t, kind, name, sev, f, n);
+    pr__telemetry_emit(t, kind, name, sev, f, n);
     pr_buf_deinit(&url);
 }
 
 /* ---- the reporter ---- */
 
-enum { PR__REP_START = 1, PR__REP_END, PR__REP_GENERIC, PR__REP_EXCEPTION };
+enum { PR__TELEMETRY_REP_START = 1, PR__TELEMETRY_REP_END, PR__TELEMETRY_REP_GENERIC, PR__TELEMETRY_REP_EXCEPTION };
 
 /* One queued event; its strings follow the struct. */
-typedef struct pr__rep_ev {
+typedef struct pr__telemetry_rep_ev {
     int kind, severity;
     int64_t index;           /* event_session_index */
     int64_t wall_us;         /* timestamp */
@@ -19640,7 +19681,7 @@ typedef struct pr__rep_ev {
     const char *name, *data; /* GENERIC_EVENT: event_name, event_data (JSON) */
     const char *etype, *emsg, *trace; /* UNHANDLED_EXCEPTION */
     size_t size;             /* of the whole allocation */
-} pr__rep_ev;
+} pr__telemetry_rep_ev;
 
 struct pr_reporter {
     pr_reporter_opts o;      /* resolved; strings point at the copies */
@@ -19648,7 +19689,7 @@ struct pr_reporter {
     char *session, *platform, *version;
     size_t session_n, platform_n, version_n;
     int sessionless, ended;
-    pr__rep_ev **q;          /* ring of queue_max */
+    pr__telemetry_rep_ev **q;          /* ring of queue_max */
     size_t qhead, qlen;
     uint64_t qbytes;         /* the size of every event in q */
     int64_t next_index, start_ms;
@@ -19657,15 +19698,15 @@ struct pr_reporter {
     pr_retry_policy send_retry; /* a batch's resends: max_send_retries, send_backoff, hooks */
     pr_task *task;           /* joined by stop */
     int running;             /* the task has not ended */
-    pr__fifo drained;        /* tasks waiting for flushed to move */
+    pr__sync_fifo drained;        /* tasks waiting for flushed to move */
     int stopping, stopped;
 };
 
-static char pr__rep_uuid[37];
-static pid_t pr__rep_uuid_pid;
+static char pr__telemetry_rep_uuid[37];
+static pid_t pr__telemetry_rep_uuid_pid;
 
 /* UUID4 text of two random words. */
-static void pr__rep_uuid_text(char *out, const uint64_t *w) {
+static void pr__telemetry_rep_uuid_text(char *out, const uint64_t *w) {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
     int i, k = 0;
@@ -19684,18 +19725,18 @@ static void pr__rep_uuid_text(char *out, const uint64_t *w) {
 }
 
 /* One UUID per process, made anew after a fork. */
-static const char *pr__rep_process_uuid(void) {
-    if (!pr__rep_uuid[0] || pr__rep_uuid_pid != getpid()) {
+static const char *pr__telemetry_rep_process_uuid(void) {
+    if (!pr__telemetry_rep_uuid[0] || pr__telemetry_rep_uuid_pid != getpid()) {
         uint64_t w[2];
         w[0] = pr__random_u64();
         w[1] = pr__random_u64();
-        pr__rep_uuid_text(pr__rep_uuid, w);
-        pr__rep_uuid_pid = getpid();
+        pr__telemetry_rep_uuid_text(pr__telemetry_rep_uuid, w);
+        pr__telemetry_rep_uuid_pid = getpid();
     }
-    return pr__rep_uuid;
+    return pr__telemetry_rep_uuid;
 }
 
-static int64_t pr__rep_wall_us(const pr_reporter *r) {
+static int64_t pr__telemetry_rep_wall_us(const pr_reporter *r) {
     struct timespec ts;
     if (r->o.hooks.wall_clock_ms) return r->o.hooks.wall_clock_ms(r->o.hooks.user_data) * 1000;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -19703,7 +19744,7 @@ static int64_t pr__rep_wall_us(const pr_reporter *r) {
 }
 
 /* Is telemetry on, by the switch and the environment? */
-static int pr__rep_enabled(const pr_reporter_opts *o) {
+static int pr__telemetry_rep_enabled(const pr_reporter_opts *o) {
     const char *v;
     if (o->enabled) return o->enabled > 0;
     v = getenv(o->env_var ? o->env_var : "PRISTINE_TELEMETRY");
@@ -19716,18 +19757,18 @@ static int pr__rep_enabled(const pr_reporter_opts *o) {
 }
 
 /* A new event with room for its strings (each NUL-terminated, copied). */
-static pr__rep_ev *pr__rep_ev_new(pr_reporter *r, int kind, int severity, const char *const *strs, size_t nstr) {
-    size_t need = sizeof(pr__rep_ev), i, len[5];
-    pr__rep_ev *e;
+static pr__telemetry_rep_ev *pr__telemetry_rep_ev_new(pr_reporter *r, int kind, int severity, const char *const *strs, size_t nstr) {
+    size_t need = sizeof(pr__telemetry_rep_ev), i, len[5];
+    pr__telemetry_rep_ev *e;
     char *p;
     const char **dst[5];
     for (i = 0; i < nstr; i++) need += (len[i] = strs[i] ? strlen(strs[i]) + 1 : 0);
-    if (!(e = (pr__rep_ev *)pr__alloc(need))) return NULL;
+    if (!(e = (pr__telemetry_rep_ev *)pr__alloc(need))) return NULL;
     memset(e, 0, sizeof *e);
     e->size = need;
     e->kind = kind;
     e->severity = severity;
-    e->wall_us = pr__rep_wall_us(r);
+    e->wall_us = pr__telemetry_rep_wall_us(r);
     e->id[0] = pr__random_u64();
     e->id[1] = pr__random_u64();
     dst[0] = &e->name;
@@ -19745,18 +19786,18 @@ static pr__rep_ev *pr__rep_ev_new(pr_reporter *r, int kind, int severity, const 
     return e;
 }
 
-static void pr__rep_ev_free(pr__rep_ev *e) {
+static void pr__telemetry_rep_ev_free(pr__telemetry_rep_ev *e) {
     if (e) pr__free(e, e->size);
 }
 
 /* Ask the task to flush (never blocks). */
-static void pr__rep_kick(pr_reporter *r) {
+static void pr__telemetry_rep_kick(pr_reporter *r) {
     int one = 1;
     pr_chan_send(r->kick, &one, 0); /* full: a flush is asked for already */
 }
 
 /* Queue n events all or nothing; they get consecutive indices. */
-static int pr__rep_push(pr_reporter *r, pr__rep_ev **evs, size_t n) {
+static int pr__telemetry_rep_push(pr_reporter *r, pr__telemetry_rep_ev **evs, size_t n) {
     uint64_t bytes = 0;
     size_t i;
     for (i = 0; i < n; i++) {
@@ -19776,15 +19817,15 @@ static int pr__rep_push(pr_reporter *r, pr__rep_ev **evs, size_t n) {
         r->qlen++;
     }
     r->pushed += (long)n;
-    if (r->qlen >= (size_t)r->o.batch_size) pr__rep_kick(r);
+    if (r->qlen >= (size_t)r->o.batch_size) pr__telemetry_rep_kick(r);
     return 1;
 drop:
-    for (i = 0; i < n; i++) pr__rep_ev_free(evs[i]);
+    for (i = 0; i < n; i++) pr__telemetry_rep_ev_free(evs[i]);
     r->dropped += (long)n;
     return 0;
 }
 
-static const char *pr__rep_severity(int s) {
+static const char *pr__telemetry_rep_severity(int s) {
     switch (s) {
     case PR_SEVERITY_DEBUG: return "DEBUG";
     case PR_SEVERITY_WARNING: return "WARNING";
@@ -19795,7 +19836,7 @@ static const char *pr__rep_severity(int s) {
 }
 
 /* "2026-01-02T03:04:05.678901Z" */
-static void pr__rep_timestamp(char *out, size_t cap, int64_t wall_us) {
+static void pr__telemetry_rep_timestamp(char *out, size_t cap, int64_t wall_us) {
     time_t t = (time_t)(wall_us / 1000000);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -19804,7 +19845,7 @@ static void pr__rep_timestamp(char *out, size_t cap, int64_t wall_us) {
 }
 
 /* A batch: the envelope and events [from, from + n) of the queue. */
-static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
+static int pr__telemetry_rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
     pr_json_writer w;
     size_t i;
     char ts[96], id[37];
@@ -19818,26 +19859,26 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
     pr_json_key(&w, "sdk_version", 11);
     pr_json_write_string(&w, r->version, strlen(r->version));
     pr_json_key(&w, "process_uuid", 12);
-    pr_json_write_string(&w, pr__rep_process_uuid(), 36);
+    pr_json_write_string(&w, pr__telemetry_rep_process_uuid(), 36);
     pr_json_key(&w, "events", 6);
     pr_json_begin_array(&w);
     for (i = 0; i < n; i++) {
-        const pr__rep_ev *e = r->q[(r->qhead + i) % (size_t)r->o.queue_max];
+        const pr__telemetry_rep_ev *e = r->q[(r->qhead + i) % (size_t)r->o.queue_max];
         static const char *const kinds[] = { "", "SESSION_START", "SESSION_END", "GENERIC_EVENT", "UNHANDLED_EXCEPTION" };
         pr_json_begin_object(&w);
         pr_json_key(&w, "event", 5);
         pr_json_write_string(&w, kinds[e->kind], strlen(kinds[e->kind]));
-        pr__rep_uuid_text(id, e->id);
+        pr__telemetry_rep_uuid_text(id, e->id);
         pr_json_key(&w, "event_id", 8);
         pr_json_write_string(&w, id, 36);
         pr_json_key(&w, "event_session_index", 19);
         pr_json_write_int(&w, e->index);
         pr_json_key(&w, "severity", 8);
-        pr_json_write_string(&w, pr__rep_severity(e->severity), strlen(pr__rep_severity(e->severity)));
-        pr__rep_timestamp(ts, sizeof ts, e->wall_us);
+        pr_json_write_string(&w, pr__telemetry_rep_severity(e->severity), strlen(pr__telemetry_rep_severity(e->severity)));
+        pr__telemetry_rep_timestamp(ts, sizeof ts, e->wall_us);
         pr_json_key(&w, "timestamp", 9);
         pr_json_write_string(&w, ts, strlen(ts));
-        if (e->kind == PR__REP_GENERIC) {
+        if (e->kind == PR__TELEMETRY_REP_GENERIC) {
             pr_json_doc *d = NULL;
             pr_json_key(&w, "event_name", 10);
             pr_json_write_string(&w, e->name, strlen(e->name));
@@ -19849,7 +19890,7 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
                 pr_json_end_object(&w);
             }
             pr_json_doc_destroy(d);
-        } else if (e->kind == PR__REP_EXCEPTION) {
+        } else if (e->kind == PR__TELEMETRY_REP_EXCEPTION) {
             pr_json_key(&w, "error_type", 10);
             pr_json_write_string(&w, e->etype, strlen(e->etype));
             pr_json_key(&w, "error_message", 13);
@@ -19858,7 +19899,7 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
                 pr_json_key(&w, "traceback", 9);
                 pr_json_write_string(&w, e->trace, strlen(e->trace));
             }
-        } else if (e->kind == PR__REP_END) {
+        } else if (e->kind == PR__TELEMETRY_REP_END) {
             char dur[96];
             int64_t ms = e->duration_ms;
             if (ms % 1000) /* Python's timedelta text: the fraction only when there is one */
@@ -19879,7 +19920,7 @@ static int pr__rep_batch(pr_reporter *r, pr_buf *b, size_t n) {
 
 /* The reporter's classifier: a 2xx answer is done, cancellation stops,
    anything else (no answer, another status) is worth sending again. */
-static int pr__rep_classify(int outcome, int64_t *after_ms, void *user_data) {
+static int pr__telemetry_rep_classify(int outcome, int64_t *after_ms, void *user_data) {
     PR__UNUSED(after_ms);
     PR__UNUSED(user_data);
     if (outcome == PR_OK) return PR_RETRY_OK;
@@ -19888,7 +19929,7 @@ static int pr__rep_classify(int outcome, int64_t *after_ms, void *user_data) {
 
 /* POST one batch on the shared retry loop: max_send_retries resends,
    send_backoff between them, through the hooks. */
-static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
+static int pr__telemetry_rep_send(pr_reporter *r, const pr_buf *b) {
     static const char *const h[] = { "Content-Type: application/json", NULL };
     pr_retry st;
     int rc, status;
@@ -19916,47 +19957,47 @@ static int pr__rep_send(pr_reporter *r, const pr_buf *b) {
 }
 
 /* Send everything queued, in batches. */
-static int pr__rep_flush_all(pr_reporter *r) {
+static int pr__telemetry_rep_flush_all(pr_reporter *r) {
     pr_buf b;
     int rc = PR_OK;
     pr_buf_init(&b);
     while (r->qlen && rc != PR_ECANCELED) {
         size_t n = PR__MIN(r->qlen, (size_t)r->o.batch_size), i;
         int sent;
-        if ((rc = pr__rep_batch(r, &b, n)) != PR_OK) break;
-        sent = pr__rep_send(r, &b);
+        if ((rc = pr__telemetry_rep_batch(r, &b, n)) != PR_OK) break;
+        sent = pr__telemetry_rep_send(r, &b);
         rc = sent == PR_ECANCELED ? PR_ECANCELED : PR_OK;
         for (i = 0; i < n; i++) {
-            pr__rep_ev *e = r->q[(r->qhead + i) % (size_t)r->o.queue_max];
+            pr__telemetry_rep_ev *e = r->q[(r->qhead + i) % (size_t)r->o.queue_max];
             r->qbytes -= e->size;
-            pr__rep_ev_free(e);
+            pr__telemetry_rep_ev_free(e);
         }
         r->qhead = (r->qhead + n) % (size_t)r->o.queue_max;
         r->qlen -= n;
         r->flushed += (long)n; /* sent or given up on: a drain never hangs on a dead endpoint */
         if (sent) r->dropped += (long)n;
-        pr__fifo_wake_all(&r->drained, 0);
+        pr__sync_fifo_wake_all(&r->drained, 0);
     }
     pr_buf_deinit(&b);
     return rc;
 }
 
-static int pr__rep_task(void *arg) {
+static int pr__telemetry_rep_task(void *arg) {
     pr_reporter *r = (pr_reporter *)arg;
     for (;;) {
         int one, rc = pr_chan_recv(r->kick, &one, pr_deadline_in(r->o.flush_interval_ms));
         if (rc == PR_ECANCELED || rc == PR_ECLOSED) break;
-        if (pr__rep_flush_all(r) == PR_ECANCELED) break;
+        if (pr__telemetry_rep_flush_all(r) == PR_ECANCELED) break;
         if (r->stopping && !r->qlen) break;
     }
     r->running = 0;
-    pr__fifo_wake_all(&r->drained, 0);
+    pr__sync_fifo_wake_all(&r->drained, 0);
     return 0;
 }
 
-static void pr__rep_free(pr_reporter *r) {
+static void pr__telemetry_rep_free(pr_reporter *r) {
     while (r->qlen) {
-        pr__rep_ev_free(r->q[r->qhead]);
+        pr__telemetry_rep_ev_free(r->q[r->qhead]);
         r->qhead = (r->qhead + 1) % (size_t)r->o.queue_max;
         r->qlen--;
     }
@@ -19981,7 +20022,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->queue_max_bytes < 0 ||
         opts->send_timeout_ms < 0 || opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
         return PR_EINVAL;
-    if (!pr__rep_enabled(opts)) return PR_OK;
+    if (!pr__telemetry_rep_enabled(opts)) return PR_OK;
     if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
     r->o = *opts;
     r->o.batch_size = PR__DEF(r->o.batch_size, 100);
@@ -19994,12 +20035,12 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     if (!r->o.send_backoff.base_ms) r->o.send_backoff = tel;
     r->send_retry.max_retries = r->o.max_send_retries;
     r->send_retry.backoff = r->o.send_backoff;
-    r->send_retry.classify = pr__rep_classify;
+    r->send_retry.classify = pr__telemetry_rep_classify;
     r->send_retry.hooks = r->o.hooks;
     r->start_ms = pr_now();
     if (pr_backoff_check(&r->o.send_backoff) != PR_OK || pr_url_parse(&r->url, opts->url, strlen(opts->url), NULL))
         rc = PR_EINVAL;
-    if (!rc && !(r->q = (pr__rep_ev **)pr__calloc((size_t)r->o.queue_max, sizeof *r->q))) rc = PR_ENOMEM;
+    if (!rc && !(r->q = (pr__telemetry_rep_ev **)pr__calloc((size_t)r->o.queue_max, sizeof *r->q))) rc = PR_ENOMEM;
     if (!rc && pr_chan_create(&r->kick, sizeof(int), 1) != PR_OK) rc = PR_ENOMEM;
     if (!rc) {
         r->sessionless = !opts->session_id;
@@ -20008,7 +20049,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
             char u[37];
             w[0] = pr__random_u64();
             w[1] = pr__random_u64();
-            pr__rep_uuid_text(u, w);
+            pr__telemetry_rep_uuid_text(u, w);
             snprintf(sess, sizeof sess, "sessionless-%s", u);
         }
         if (!(r->session = pr__strdup(r->sessionless ? sess : opts->session_id, &r->session_n))) rc = PR_ENOMEM;
@@ -20020,12 +20061,12 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
         rc = PR_ENOMEM;
     r->o.url = r->o.session_id = r->o.platform = r->o.sdk_version = r->o.env_var = NULL;
     if (!rc && !r->sessionless) {
-        pr__rep_ev *e = pr__rep_ev_new(r, PR__REP_START, PR_SEVERITY_INFO, NULL, 0);
-        if (!pr__rep_push(r, &e, 1)) rc = PR_ENOMEM;
+        pr__telemetry_rep_ev *e = pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_START, PR_SEVERITY_INFO, NULL, 0);
+        if (!pr__telemetry_rep_push(r, &e, 1)) rc = PR_ENOMEM;
     }
-    if (!rc) rc = pr_go(&r->task, pr__rep_task, r, NULL);
+    if (!rc) rc = pr_go(&r->task, pr__telemetry_rep_task, r, NULL);
     if (rc) {
-        pr__rep_free(r);
+        pr__telemetry_rep_free(r);
         return rc;
     }
     r->running = 1;
@@ -20035,16 +20076,16 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
 
 int pr_reporter_log(pr_reporter *r, const char *name, const char *data, int severity) {
     const char *strs[2];
-    pr__rep_ev *e;
+    pr__telemetry_rep_ev *e;
     if (!r || !name) return 0;
     strs[0] = name;
     strs[1] = data;
-    e = pr__rep_ev_new(r, PR__REP_GENERIC, severity, strs, 2);
-    return pr__rep_push(r, &e, 1);
+    e = pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_GENERIC, severity, strs, 2);
+    return pr__telemetry_rep_push(r, &e, 1);
 }
 
 /* event_data from fields. */
-static int pr__rep_fields_json(pr_buf *b, const pr_telemetry_field *f, size_t n) {
+static int pr__telemetry_rep_fields_json(pr_buf *b, const pr_telemetry_field *f, size_t n) {
     pr_json_writer w;
     size_t i;
     pr_json_writer_init(&w, b);
@@ -20065,25 +20106,25 @@ static int pr__rep_fields_json(pr_buf *b, const pr_telemetry_field *f, size_t n)
 int pr_reporter_log_fields(pr_reporter *r, const char *name, const pr_telemetry_field *fields, size_t n,
                            int severity) {
     const char *strs[2];
-    pr__rep_ev *e;
+    pr__telemetry_rep_ev *e;
     pr_buf b;
     int ok;
     if (!r || !name || (n && !fields)) return 0;
     pr_buf_init(&b);
-    if (pr__rep_fields_json(&b, fields, n) != PR_OK) {
+    if (pr__telemetry_rep_fields_json(&b, fields, n) != PR_OK) {
         pr_buf_deinit(&b);
         r->dropped++;
         return 0;
     }
     strs[0] = name;
     strs[1] = b.data;
-    e = pr__rep_ev_new(r, PR__REP_GENERIC, severity, strs, 2);
-    ok = pr__rep_push(r, &e, 1);
+    e = pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_GENERIC, severity, strs, 2);
+    ok = pr__telemetry_rep_push(r, &e, 1);
     pr_buf_deinit(&b);
     return ok;
 }
 
-static void pr__tel_forward(pr_telemetry *t, const pr_telemetry_event *ev) {
+static void pr__telemetry_forward(pr_telemetry *t, const pr_telemetry_event *ev) {
     char name[96];
     int sev = ev->kind == PR_TELEMETRY_REQUEST_ERROR || ev->kind == PR_TELEMETRY_FUTURE_FAILED ? PR_SEVERITY_ERROR
                                                                                              : PR_SEVERITY_INFO;
@@ -20108,29 +20149,29 @@ int pr_reporter_is_user_error(const pr_reporter_error *e) {
 }
 
 /* The event for an error: user_error or UNHANDLED_EXCEPTION. */
-static pr__rep_ev *pr__rep_error_ev(pr_reporter *r, const pr_reporter_error *e, int severity) {
+static pr__telemetry_rep_ev *pr__telemetry_rep_error_ev(pr_reporter *r, const pr_reporter_error *e, int severity) {
     const char *type = e->type ? e->type : "Error";
     if (pr_reporter_is_user_error(e)) {
         pr_telemetry_field f[4];
         const char *strs[2];
-        pr__rep_ev *ev;
+        pr__telemetry_rep_ev *ev;
         size_t n = 0;
         pr_buf b;
         const pr_reporter_error *s = e;
         /* the status of the error, or of the cause that made it a user error */
         while (s && !s->status_code && s->cause) s = s->cause;
-        f[n++] = pr__tel_s("error_type", type);
-        if (e->message && *e->message) f[n++] = pr__tel_s("message", e->message);
-        if (s && s->status_code) f[n++] = pr__tel_i("status_code", s->status_code);
-        if (e->body) f[n++] = pr__tel_s("body", e->body);
+        f[n++] = pr__telemetry_s("error_type", type);
+        if (e->message && *e->message) f[n++] = pr__telemetry_s("message", e->message);
+        if (s && s->status_code) f[n++] = pr__telemetry_i("status_code", s->status_code);
+        if (e->body) f[n++] = pr__telemetry_s("body", e->body);
         pr_buf_init(&b);
-        if (pr__rep_fields_json(&b, f, n) != PR_OK) {
+        if (pr__telemetry_rep_fields_json(&b, f, n) != PR_OK) {
             pr_buf_deinit(&b);
             return NULL;
         }
         strs[0] = "user_error";
         strs[1] = b.data;
-        ev = pr__rep_ev_new(r, PR__REP_GENERIC, PR_SEVERITY_WARNING, strs, 2);
+        ev = pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_GENERIC, PR_SEVERITY_WARNING, strs, 2);
         pr_buf_deinit(&b);
         return ev;
     } else {
@@ -20140,28 +20181,28 @@ static pr__rep_ev *pr__rep_error_ev(pr_reporter *r, const pr_reporter_error *e, 
         strs[2] = type;
         strs[3] = e->message ? e->message : "";
         strs[4] = e->traceback;
-        return pr__rep_ev_new(r, PR__REP_EXCEPTION, severity, strs, 5);
+        return pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_EXCEPTION, severity, strs, 5);
     }
 }
 
 int pr_reporter_log_exception(pr_reporter *r, const pr_reporter_error *e, int severity) {
-    pr__rep_ev *ev;
+    pr__telemetry_rep_ev *ev;
     int ok;
     if (!r || !e) return 0;
-    ev = pr__rep_error_ev(r, e, severity);
-    ok = pr__rep_push(r, &ev, 1);
-    if (ok) pr__rep_kick(r);
+    ev = pr__telemetry_rep_error_ev(r, e, severity);
+    ok = pr__telemetry_rep_push(r, &ev, 1);
+    if (ok) pr__telemetry_rep_kick(r);
     return ok;
 }
 
 /* Wait until flushed reaches target (or the task is gone). */
-static int pr__rep_wait(pr_reporter *r, long target, int64_t deadline) {
+static int pr__telemetry_rep_wait(pr_reporter *r, long target, int64_t deadline) {
     deadline = pr_deadline_min(deadline, pr_deadline_in(r->o.flush_timeout_ms));
     while (r->flushed < target && r->running) {
-        pr__waiter me;
+        pr__sync_waiter me;
         int rc;
         memset(&me, 0, sizeof me);
-        rc = pr__fifo_park(&r->drained, &me, deadline);
+        rc = pr__sync_fifo_park(&r->drained, &me, deadline);
         if (rc == PR_ETIMEDOUT || rc == PR_ECANCELED) return rc;
     }
     return r->flushed >= target ? PR_OK : PR_ETIMEDOUT;
@@ -20169,27 +20210,27 @@ static int pr__rep_wait(pr_reporter *r, long target, int64_t deadline) {
 
 int pr_reporter_flush(pr_reporter *r, int64_t deadline) {
     if (!r) return PR_EINVAL;
-    pr__rep_kick(r);
-    return pr__rep_wait(r, r->pushed, deadline);
+    pr__telemetry_rep_kick(r);
+    return pr__telemetry_rep_wait(r, r->pushed, deadline);
 }
 
-static pr__rep_ev *pr__rep_end_ev(pr_reporter *r) {
-    pr__rep_ev *e = pr__rep_ev_new(r, PR__REP_END, PR_SEVERITY_INFO, NULL, 0);
+static pr__telemetry_rep_ev *pr__telemetry_rep_end_ev(pr_reporter *r) {
+    pr__telemetry_rep_ev *e = pr__telemetry_rep_ev_new(r, PR__TELEMETRY_REP_END, PR_SEVERITY_INFO, NULL, 0);
     if (e) e->duration_ms = pr_now() - r->start_ms;
     return e;
 }
 
 int pr_reporter_log_fatal(pr_reporter *r, const pr_reporter_error *e, int severity, int64_t deadline) {
-    pr__rep_ev *evs[2];
+    pr__telemetry_rep_ev *evs[2];
     size_t n = 1;
     int rc;
     if (!r || !e) return PR_EINVAL;
-    evs[0] = pr__rep_error_ev(r, e, severity);
-    if (!r->sessionless && !r->ended) evs[n++] = pr__rep_end_ev(r);
-    if (!pr__rep_push(r, evs, n)) return PR_ELIMIT;
+    evs[0] = pr__telemetry_rep_error_ev(r, e, severity);
+    if (!r->sessionless && !r->ended) evs[n++] = pr__telemetry_rep_end_ev(r);
+    if (!pr__telemetry_rep_push(r, evs, n)) return PR_ELIMIT;
     if (n == 2) r->ended = 1;
-    pr__rep_kick(r);
-    rc = pr__rep_wait(r, r->pushed, deadline);
+    pr__telemetry_rep_kick(r);
+    rc = pr__telemetry_rep_wait(r, r->pushed, deadline);
     if (rc == PR_OK) PR__LOG(PR_LEVEL_INFO, "telemetry", "exception logged for session %s", r->session);
     return rc;
 }
@@ -20198,12 +20239,12 @@ int pr_reporter_stop(pr_reporter *r, int64_t deadline) {
     int rc;
     if (!r || r->stopped) return PR_OK;
     if (!r->sessionless && !r->ended) {
-        pr__rep_ev *e = pr__rep_end_ev(r);
-        if (pr__rep_push(r, &e, 1)) r->ended = 1;
+        pr__telemetry_rep_ev *e = pr__telemetry_rep_end_ev(r);
+        if (pr__telemetry_rep_push(r, &e, 1)) r->ended = 1;
     }
     r->stopping = 1;
-    pr__rep_kick(r);
-    rc = pr__rep_wait(r, r->pushed, deadline);
+    pr__telemetry_rep_kick(r);
+    rc = pr__telemetry_rep_wait(r, r->pushed, deadline);
     if (r->running) pr_cancel(r->task); /* the flush timed out: give up on the rest */
     pr_join(r->task, NULL, PR_FOREVER); /* it ends promptly once cancelled or drained */
     r->stopped = 1;
@@ -20216,7 +20257,7 @@ void pr_reporter_destroy(pr_reporter *r) {
         pr_cancel(r->task);
         pr_join(r->task, NULL, PR_FOREVER);
     }
-    pr__rep_free(r);
+    pr__telemetry_rep_free(r);
 }
 
 void pr_reporter_counts(const pr_reporter *r, long *pushed, long *flushed, long *dropped) {
@@ -20232,7 +20273,15 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #ifndef PRISTINE_TESTING
 #undef PR__ASAN
 #undef PR__ASSERT
-#undef PR__BACKOFF_SATURATE
+#undef PR__BASE_CORO_HAVE_ASM
+#undef PR__BASE_CORO_UCONTEXT
+#undef PR__CLIENT_DEF_CONNECT_MS
+#undef PR__CLIENT_DEF_FETCH_MAX
+#undef PR__CLIENT_DEF_POOL_IDLE_MS
+#undef PR__CLIENT_DEF_POOL_MAX
+#undef PR__CLIENT_DRAIN_MAX
+#undef PR__CLIENT_DRAIN_MS
+#undef PR__CLIENT_MAX_REDIRECTS
 #undef PR__CONTAINER_OF
 #undef PR__CORO_A64_JUMP
 #undef PR__CORO_A64_LOADFP
@@ -20249,7 +20298,6 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__CORO_FP
 #undef PR__CORO_FPTAG
 #undef PR__CORO_FRAME
-#undef PR__CORO_HAVE_ASM
 #undef PR__CORO_HIDDEN
 #undef PR__CORO_MAX_STACK
 #undef PR__CORO_MEM_MIN
@@ -20257,61 +20305,58 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__CORO_POOL_MAX
 #undef PR__CORO_RV_LOADFP
 #undef PR__CORO_RV_SAVEFP
+#undef PR__CORO_STACK_MAP_FLAGS
 #undef PR__CORO_STR
 #undef PR__CORO_STR2
 #undef PR__CORO_SWAP
 #undef PR__CORO_SYM
 #undef PR__CORO_TRIM_BATCH
 #undef PR__CORO_TRIM_NS
-#undef PR__CORO_UCONTEXT
 #undef PR__CORO_X86_LOADFP
 #undef PR__CORO_X86_SAVEFP
 #undef PR__DEF
-#undef PR__DSP_DEF_BATCH
-#undef PR__DSP_DEF_BUFFER
-#undef PR__DSP_DEF_DELIVERY
-#undef PR__DSP_DEF_REQUEST
 #undef PR__DS_DEF_CHUNK
-#undef PR__DS_DEF_IDLE
 #undef PR__DS_MAX_FIELDS
 #undef PR__DS_MAX_OFFSET
 #undef PR__DS_NUM
-#undef PR__DS_QUICK_MAX_MS
-#undef PR__DS_QUICK_MS
-#undef PR__DS_TO_POLL
+#undef PR__DS_PRODUCER_DEF_BATCH
+#undef PR__DS_PRODUCER_DEF_BUFFER
+#undef PR__DS_PRODUCER_DEF_DELIVERY
+#undef PR__DS_PRODUCER_DEF_REQUEST
+#undef PR__DS_READ_DEF_IDLE
+#undef PR__DS_READ_QUICK_MAX_MS
+#undef PR__DS_READ_QUICK_MS
+#undef PR__DS_READ_TO_POLL
 #undef PR__DS_VIEW
 #undef PR__ERRORS
 #undef PR__ERR_ENUM
 #undef PR__ERR_NAME
 #undef PR__ERR_TEXT
-#undef PR__EV_RECEIPT
+#undef PR__EVENTSOURCE_DEF_IDLE
+#undef PR__EVENTSOURCE_DEF_MAX_LEI
+#undef PR__EVENTSOURCE_DEF_MAX_RETRY
+#undef PR__EVENTSOURCE_DEF_RETRY
+#undef PR__EVENTSOURCE_MAX_FIELDS
+#undef PR__EVENTSOURCE_SHORT_MS
 #undef PR__HAVE_KQUEUE
-#undef PR__HC
-#undef PR__HC16
-#undef PR__HC4
-#undef PR__HC64
 #undef PR__HTTP_CHUNK_OUT
 #undef PR__HTTP_CR
 #undef PR__HTTP_CTL
 #undef PR__HTTP_DEF_CHUNK_LINE
-#undef PR__HTTP_DEF_CONNECT_MS
-#undef PR__HTTP_DEF_FETCH_MAX
 #undef PR__HTTP_DEF_FIELDS
 #undef PR__HTTP_DEF_HEAD
 #undef PR__HTTP_DEF_INTERIM
-#undef PR__HTTP_DEF_POOL_IDLE_MS
-#undef PR__HTTP_DEF_POOL_MAX
 #undef PR__HTTP_DEF_RECV
-#undef PR__HTTP_DRAIN_MAX
-#undef PR__HTTP_DRAIN_MS
 #undef PR__HTTP_FIRST_BODY
 #undef PR__HTTP_FOLD_WORK
+#undef PR__HTTP_HC
+#undef PR__HTTP_HC16
+#undef PR__HTTP_HC4
+#undef PR__HTTP_HC64
 #undef PR__HTTP_HEAD_ROOM
 #undef PR__HTTP_INLINE_FIELDS
-#undef PR__HTTP_MAX_REDIRECTS
 #undef PR__HTTP_SHRINK_FILLS
 #undef PR__HTTP_TCHAR
-#undef PR__IO_BUDGET
 #undef PR__JSON_BIG
 #undef PR__JSON_HDR
 #undef PR__JSON_INT
@@ -20334,25 +20379,21 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__NET_PIPE_CAP
 #undef PR__NET_POOL_MAX
 #undef PR__NOINLINE
-#undef PR__POLLER_EPOLL
-#undef PR__POLLER_KQUEUE
-#undef PR__POLLER_POLL
-#undef PR__RF_BILLING_RESET_MS
-#undef PR__RF_BILLING_SLEEP_MS
-#undef PR__RF_NAMES
-#undef PR__RF_PREFIX_MAX
-#undef PR__RF_STR_MAX
-#undef PR__SSE_DEF_IDLE
+#undef PR__RETRY_BACKOFF_SATURATE
+#undef PR__RFUTURE_BILLING_RESET_MS
+#undef PR__RFUTURE_BILLING_SLEEP_MS
+#undef PR__RFUTURE_NAMES
+#undef PR__RFUTURE_PREFIX_MAX
+#undef PR__RFUTURE_STR_MAX
+#undef PR__SCHED_EV_RECEIPT
+#undef PR__SCHED_IO_BUDGET
+#undef PR__SCHED_POLLER_EPOLL
+#undef PR__SCHED_POLLER_KQUEUE
+#undef PR__SCHED_POLLER_POLL
+#undef PR__SCHED_TASK_OF_TIMER
 #undef PR__SSE_DEF_MAX_EVENT
-#undef PR__SSE_DEF_MAX_LEI
 #undef PR__SSE_DEF_MAX_LINE
-#undef PR__SSE_DEF_MAX_RETRY
-#undef PR__SSE_DEF_RETRY
 #undef PR__SSE_HI
-#undef PR__SSE_MAX_FIELDS
-#undef PR__SSE_SHORT_MS
-#undef PR__STACK_MAP_FLAGS
-#undef PR__TASK_OF_TIMER
 #undef PR__THREAD
 #undef PR__TLS_MAX_ALPN
 #undef PR__TLS_NOT_TLS

@@ -10,6 +10,8 @@
   name PR_ETIMEDOUT and PR_ECANCELED; a parameter called deadline is always that one;
 - naming forms: lowercase pr_ functions, types and variables (no _t suffix),
   uppercase PR_/PRISTINE_ constants and macros, pr__/PR__ for impl-only names;
+  the only internal functions a public region may declare are the test hooks
+  pr__<module>_test_*;
 - every PRISTINE_* macro tested by #if/#ifdef/#ifndef/#elif in src/ is in the
   prologue's config table, and every table row is tested somewhere in src/;
 - every PR_E* code in base.c's PR__ERRORS list is in README.md's error table, and back.
@@ -77,8 +79,10 @@ def check_name(mod, decl, region, public_names, problems):
     if kind in ("function", "typedef", "tag", "variable") and LOWER.match(name):
         if kind in ("typedef", "tag") and name.endswith("_t"):
             problems.add(mod.path, decl.line, "type %s: no _t suffix (POSIX reserves it)" % name)
-        if kind == "function" and name.startswith("pr__") and not name.startswith("pr__test_"):
-            problems.add(mod.path, decl.line, "internal function %s declared in a public region" % name)
+        if kind == "function" and name.startswith("pr__") and not name.startswith(
+                ("pr__%s_test_" % mod.name, "pr__test_")):
+            problems.add(mod.path, decl.line, "internal function %s declared in a public region "
+                         "(only the test hooks pr__%s_test_* may be)" % (name, mod.name))
         return
     want = "PR_<AREA>_<NAME> or PRISTINE_<NAME>" if kind in ("constant", "macro") else "lowercase pr_<name>"
     problems.add(mod.path, decl.line, "%s %s: want the form %s" % (kind, name, want))
