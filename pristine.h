@@ -224,16 +224,21 @@ extern "C" {
    of these negative values. */
 enum pr_error { PR__ERRORS(PR__ERR_ENUM) };
 
-/* Detail about the last failure of one object (a connection, a client).
-   Filled by the module's `*_last_error` call; never thread-local. */
+/* Why a call failed: an object's last failure (its `*_last_error` call)
+   or a call's own (its `pr_err_info *err` parameter); never thread-local.
+   The detail fields keep the cause's values when another code wraps it
+   (a stream's PR_ETIMEDOUT whose last try was refused keeps ECONNREFUSED). */
 typedef struct pr_err_info {
     int code;        /* PR_E* code */
-    int sys_errno;   /* errno when code == PR_EIO, else 0 */
-    int tls_error;   /* BearSSL error when code == PR_ETLS, else 0 */
-    int dns_error;   /* resolver error when code == PR_EDNS, else 0 */
+    int sys_errno;   /* errno of the system call behind the failure (PR_EIO, a refused
+                        or reset connection...), else 0 */
+    int tls_error;   /* BearSSL error of a PR_ETLS failure (or its cause), else 0 */
+    int dns_error;   /* resolver error of a PR_EDNS failure (or its cause), else 0 */
     int http_status; /* last HTTP status seen, 0 if none */
     char msg[256];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */
     int category;    /* whose fault a remote failure is: PR_CATEGORY_*, 0 = unknown */
+    int meaning;     /* what a protocol says the failure is: PR_DS_* for a Durable
+                        Streams call or object, else 0 */
 } pr_err_info;
 
 /* pr_err_info.category: who caused a remote operation's failure. */
@@ -4684,10 +4689,10 @@ PRISTINE_API const char *pr_ds_read_offset(const pr_ds_read *r, size_t *len);
    See: pr_ds_read_next. */
 PRISTINE_API int pr_ds_read_status(const pr_ds_read *r);
 
-/* Why the read's last call failed: the detail, and for an error status
-   its PR_DS_* meaning.
-   Params: r - the read; out - receives the detail (may be NULL).
-   Returns: the PR_DS_* meaning (PR_DS_OK when the failure was no status).
+/* Why the read's last call failed: the detail, with out->meaning the
+   PR_DS_* meaning of an error status (PR_DS_OK when it was no status).
+   Params: r - the read; out - receives the detail.
+   Returns: PR_OK; PR_EINVAL if r or out is NULL.
    Blocks: no.
    Thread: owner.
    See: pr_ds_read_next. */
@@ -4854,9 +4859,10 @@ PRISTINE_API const char *pr_ds_producer_offset(const pr_ds_producer *p);
 PRISTINE_API long pr_ds_producer_duplicates(const pr_ds_producer *p);
 
 /* The detail of the producer's failure (or of the last one a restart
-   cleared), and its PR_DS_* meaning.
-   Params: p - the producer; out - receives the detail (may be NULL).
-   Returns: the PR_DS_* meaning (PR_DS_OK when it was no status).
+   cleared), with out->meaning its PR_DS_* meaning (PR_DS_OK when it was
+   no status).
+   Params: p - the producer; out - receives the detail.
+   Returns: PR_OK; PR_EINVAL if p or out is NULL.
    Blocks: no.
    Thread: owner.
    See: pr_ds_producer_append. */
@@ -4938,10 +4944,11 @@ PRISTINE_API int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_
 PRISTINE_API int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline);
 
 /* The detail of the failure that stopped the consumer (the one on_state
-   heard with PR_DS_CONSUMER_STOPPED), and its PR_DS_* meaning.
-   Params: c - the consumer; out - receives the detail (may be NULL;
-           zeroed while no failure stopped it).
-   Returns: the PR_DS_* meaning (PR_DS_OK when it was no status, or none).
+   heard with PR_DS_CONSUMER_STOPPED), with out->meaning its PR_DS_*
+   meaning (PR_DS_OK when it was no status, or none).
+   Params: c - the consumer; out - receives the detail (zeroed while no
+           failure stopped it).
+   Returns: PR_OK; PR_EINVAL if c or out is NULL.
    Blocks: no.
    Thread: owner.
    See: pr_ds_consumer_wait. */
@@ -17844,6 +17851,7 @@ static int pr__ds_status_error(pr_ds *ds, pr_ds_result *res, pr_err_info *err, c
                 ds->url.path.ptr, st, pr__ds_meaning_text(res->error), n ? ": " : "", msg);
     err->http_status = st;
     err->category = st >= 500 || st == 429 ? PR_CATEGORY_SERVER : PR_CATEGORY_USER;
+    err->meaning = res->error;
     return PR_EHTTP;
 }
 
@@ -18219,9 +18227,10 @@ const char *pr_ds_read_offset(const pr_ds_read *r, size_t *len) {
 int pr_ds_read_status(const pr_ds_read *r) { return r ? r->status : 0; }
 
 int pr_ds_read_last_error(const pr_ds_read *r, pr_err_info *out) {
-    if (!r) return PR_DS_OK;
-    if (out) *out = r->err;
-    return r->error;
+    if (!r || !out) return PR_EINVAL;
+    *out = r->err;
+    out->meaning = r->error;
+    return PR_OK;
 }
 
 static int pr__ds_read_rfail(pr_ds_read *r, int rc, int meaning, const char *fmt, const char *arg) {
@@ -19127,9 +19136,10 @@ const char *pr_ds_producer_offset(const pr_ds_producer *p) { return p ? p->offse
 long pr_ds_producer_duplicates(const pr_ds_producer *p) { return p ? p->dups : 0; }
 
 int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out) {
-    if (!p) return PR_DS_OK;
-    if (out) *out = p->err;
-    return p->meaning;
+    if (!p || !out) return PR_EINVAL;
+    *out = p->err;
+    out->meaning = p->meaning;
+    return PR_OK;
 }
 
 void pr_ds_producer_destroy(pr_ds_producer *p) {
@@ -19244,7 +19254,8 @@ static int pr__ds_consumer_task(void *arg) {
            stream's end is the closed chunk): transient, like any break */
         if (by_user || ended || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_read_transient(rd, rc))) {
             if (!by_user && !ended && rc != PR_ECANCELED) {
-                c->meaning = pr_ds_read_last_error(rd, &why);
+                pr_ds_read_last_error(rd, &why);
+                c->meaning = why.meaning;
                 c->err = why;
                 pr_ds_read_destroy(rd);
                 pr__ds_consumer_state(c, PR_DS_CONSUMER_STOPPED, &why);
@@ -19324,9 +19335,10 @@ int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline) {
 }
 
 int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info *out) {
-    if (!c) return PR_DS_OK;
-    if (out) *out = c->err;
-    return c->meaning;
+    if (!c || !out) return PR_EINVAL;
+    *out = c->err;
+    out->meaning = c->meaning;
+    return PR_OK;
 }
 
 void pr_ds_consumer_stop(pr_ds_consumer *c) {
@@ -20469,6 +20481,11 @@ REVISION HISTORY
                               pr_telemetry_breaker_hook
       pr_ds_read_error        is pr_ds_read_last_error
       pr_ds_producer_error    is pr_ds_producer_last_error
+      pr_ds_read_last_error, pr_ds_producer_last_error,
+      pr_ds_consumer_last_error
+                              return PR_OK / PR_EINVAL like every
+                              *_last_error (was: the PR_DS_* meaning); the
+                              meaning is out->meaning
       pr_ds_opts.err, pr_ds_read_opts.err
                               removed: the err parameter of pr_ds_open and
                               pr_ds_read_open
@@ -20543,6 +20560,8 @@ REVISION HISTORY
                               = not wanted): a failure's detail, cleared on
                               success
     New options and fields
+      pr_err_info             meaning: what a protocol says the failure is
+                              (PR_DS_* for Durable Streams calls and objects)
       pr_http_observer        a client's observer: on_event and its own
                               user_data (pr_http_client_opts.observer)
       pr_http_request         idle_timeout_ms (0 = the client's, > 0 own,

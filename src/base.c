@@ -80,16 +80,21 @@
    of these negative values. */
 enum pr_error { PR__ERRORS(PR__ERR_ENUM) };
 
-/* Detail about the last failure of one object (a connection, a client).
-   Filled by the module's `*_last_error` call; never thread-local. */
+/* Why a call failed: an object's last failure (its `*_last_error` call)
+   or a call's own (its `pr_err_info *err` parameter); never thread-local.
+   The detail fields keep the cause's values when another code wraps it
+   (a stream's PR_ETIMEDOUT whose last try was refused keeps ECONNREFUSED). */
 typedef struct pr_err_info {
     int code;        /* PR_E* code */
-    int sys_errno;   /* errno when code == PR_EIO, else 0 */
-    int tls_error;   /* BearSSL error when code == PR_ETLS, else 0 */
-    int dns_error;   /* resolver error when code == PR_EDNS, else 0 */
+    int sys_errno;   /* errno of the system call behind the failure (PR_EIO, a refused
+                        or reset connection...), else 0 */
+    int tls_error;   /* BearSSL error of a PR_ETLS failure (or its cause), else 0 */
+    int dns_error;   /* resolver error of a PR_EDNS failure (or its cause), else 0 */
     int http_status; /* last HTTP status seen, 0 if none */
     char msg[256];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */
     int category;    /* whose fault a remote failure is: PR_CATEGORY_*, 0 = unknown */
+    int meaning;     /* what a protocol says the failure is: PR_DS_* for a Durable
+                        Streams call or object, else 0 */
 } pr_err_info;
 
 /* pr_err_info.category: who caused a remote operation's failure. */

@@ -637,6 +637,7 @@ static int pr__ds_status_error(pr_ds *ds, pr_ds_result *res, pr_err_info *err, c
                 ds->url.path.ptr, st, pr__ds_meaning_text(res->error), n ? ": " : "", msg);
     err->http_status = st;
     err->category = st >= 500 || st == 429 ? PR_CATEGORY_SERVER : PR_CATEGORY_USER;
+    err->meaning = res->error;
     return PR_EHTTP;
 }
 

@@ -66,10 +66,11 @@ PRISTINE_API int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_
 PRISTINE_API int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline);
 
 /* The detail of the failure that stopped the consumer (the one on_state
-   heard with PR_DS_CONSUMER_STOPPED), and its PR_DS_* meaning.
-   Params: c - the consumer; out - receives the detail (may be NULL;
-           zeroed while no failure stopped it).
-   Returns: the PR_DS_* meaning (PR_DS_OK when it was no status, or none).
+   heard with PR_DS_CONSUMER_STOPPED), with out->meaning its PR_DS_*
+   meaning (PR_DS_OK when it was no status, or none).
+   Params: c - the consumer; out - receives the detail (zeroed while no
+           failure stopped it).
+   Returns: PR_OK; PR_EINVAL if c or out is NULL.
    Blocks: no.
    Thread: owner.
    See: pr_ds_consumer_wait. */
@@ -175,7 +176,8 @@ static int pr__ds_consumer_task(void *arg) {
            stream's end is the closed chunk): transient, like any break */
         if (by_user || ended || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_read_transient(rd, rc))) {
             if (!by_user && !ended && rc != PR_ECANCELED) {
-                c->meaning = pr_ds_read_last_error(rd, &why);
+                pr_ds_read_last_error(rd, &why);
+                c->meaning = why.meaning;
                 c->err = why;
                 pr_ds_read_destroy(rd);
                 pr__ds_consumer_state(c, PR_DS_CONSUMER_STOPPED, &why);
@@ -255,9 +257,10 @@ int pr_ds_consumer_wait(pr_ds_consumer *c, int64_t deadline) {
 }
 
 int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info *out) {
-    if (!c) return PR_DS_OK;
-    if (out) *out = c->err;
-    return c->meaning;
+    if (!c || !out) return PR_EINVAL;
+    *out = c->err;
+    out->meaning = c->meaning;
+    return PR_OK;
 }
 
 void pr_ds_consumer_stop(pr_ds_consumer *c) {

@@ -152,9 +152,10 @@ PRISTINE_API const char *pr_ds_producer_offset(const pr_ds_producer *p);
 PRISTINE_API long pr_ds_producer_duplicates(const pr_ds_producer *p);
 
 /* The detail of the producer's failure (or of the last one a restart
-   cleared), and its PR_DS_* meaning.
-   Params: p - the producer; out - receives the detail (may be NULL).
-   Returns: the PR_DS_* meaning (PR_DS_OK when it was no status).
+   cleared), with out->meaning its PR_DS_* meaning (PR_DS_OK when it was
+   no status).
+   Params: p - the producer; out - receives the detail.
+   Returns: PR_OK; PR_EINVAL if p or out is NULL.
    Blocks: no.
    Thread: owner.
    See: pr_ds_producer_append. */
@@ -625,9 +626,10 @@ const char *pr_ds_producer_offset(const pr_ds_producer *p) { return p ? p->offse
 long pr_ds_producer_duplicates(const pr_ds_producer *p) { return p ? p->dups : 0; }
 
 int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out) {
-    if (!p) return PR_DS_OK;
-    if (out) *out = p->err;
-    return p->meaning;
+    if (!p || !out) return PR_EINVAL;
+    *out = p->err;
+    out->meaning = p->meaning;
+    return PR_OK;
 }
 
 void pr_ds_producer_destroy(pr_ds_producer *p) {

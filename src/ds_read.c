@@ -120,10 +120,10 @@ PRISTINE_API const char *pr_ds_read_offset(const pr_ds_read *r, size_t *len);
    See: pr_ds_read_next. */
 PRISTINE_API int pr_ds_read_status(const pr_ds_read *r);
 
-/* Why the read's last call failed: the detail, and for an error status
-   its PR_DS_* meaning.
-   Params: r - the read; out - receives the detail (may be NULL).
-   Returns: the PR_DS_* meaning (PR_DS_OK when the failure was no status).
+/* Why the read's last call failed: the detail, with out->meaning the
+   PR_DS_* meaning of an error status (PR_DS_OK when it was no status).
+   Params: r - the read; out - receives the detail.
+   Returns: PR_OK; PR_EINVAL if r or out is NULL.
    Blocks: no.
    Thread: owner.
    See: pr_ds_read_next. */
@@ -229,9 +229,10 @@ const char *pr_ds_read_offset(const pr_ds_read *r, size_t *len) {
 int pr_ds_read_status(const pr_ds_read *r) { return r ? r->status : 0; }
 
 int pr_ds_read_last_error(const pr_ds_read *r, pr_err_info *out) {
-    if (!r) return PR_DS_OK;
-    if (out) *out = r->err;
-    return r->error;
+    if (!r || !out) return PR_EINVAL;
+    *out = r->err;
+    out->meaning = r->error;
+    return PR_OK;
 }
 
 static int pr__ds_read_rfail(pr_ds_read *r, int rc, int meaning, const char *fmt, const char *arg) {

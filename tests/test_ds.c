@@ -300,7 +300,8 @@ PT_TEST(ds_catchup_offsets_and_etag) {
     /* a bad offset is the server's 400 */
     PT_EQ_ERR(pr_ds_read_open(&rd, ds, "zzz", NULL, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_EHTTP);
-    PT_EQ_INT(pr_ds_read_last_error(rd, NULL), PR_DS_BAD_REQUEST);
+    PT_EQ_ERR(pr_ds_read_last_error(rd, &err), PR_OK);
+    PT_EQ_INT(err.meaning, PR_DS_BAD_REQUEST);
     PT_EQ_INT(pr_ds_read_status(rd), 400);
     pr_ds_read_destroy(rd);
     PT_EQ_ERR(pr_ds_read_open(&rd, ds, "bad offset", NULL, &err), PR_EINVAL);
@@ -657,6 +658,7 @@ PT_TEST(ds_producer_stale_epoch_and_auto_claim) {
     ds_fx f;
     pr_ds *ds;
     pr_ds_result res;
+    pr_err_info err;
     pr_ds_producer *a, *b, *c;
     pr_buf got;
     int64_t seq;
@@ -671,7 +673,8 @@ PT_TEST(ds_producer_stale_epoch_and_auto_claim) {
     PT_REQUIRE((b = ds_producer(ds, "w", 1, 0, 1, 0)) != NULL);
     PT_EQ_ERR(pr_ds_producer_append(b, "b", 1, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_ds_producer_flush(b, pr_deadline_in(5000)), PR_EHTTP);
-    PT_EQ_INT(pr_ds_producer_last_error(b, NULL), PR_DS_STALE_EPOCH);
+    PT_EQ_ERR(pr_ds_producer_last_error(b, &err), PR_OK);
+    PT_EQ_INT(err.meaning, PR_DS_STALE_EPOCH);
     PT_EQ_ERR(pr_ds_producer_flush(b, pr_deadline_in(5000)), PR_EHTTP); /* failed for good */
     PT_EQ_ERR(pr_ds_producer_append(b, "x", 1, pr_deadline_in(5000)), PR_EHTTP); /* nothing taken to be lost */
     PT_REQUIRE((c = ds_producer(ds, "w", 0, 1, 4, 1)) != NULL);
@@ -905,6 +908,62 @@ PT_TEST(ds_producer_survives_an_outage) {
     ds_stop(&f);
 }
 
+/* A batch the network never takes within delivery_timeout_ms: the
+   producer stops with PR_EFAILED (never PR_ETIMEDOUT, which is only the
+   caller's own deadline) and says why; every append and flush returns it
+   until pr_ds_producer_restart, after which it delivers again. */
+PT_TEST(ds_producer_failure_is_sticky_and_distinct) {
+    ds_fx f;
+    pt_proxy px;
+    pr_ds *direct, *ds = NULL;
+    pr_ds_opts o;
+    pr_ds_result res;
+    pr_ds_producer *p = NULL;
+    pr_ds_producer_opts po;
+    pr_err_info e;
+    pr_buf got;
+    char url[128];
+    memset(&res, 0, sizeof res);
+    pr_buf_init(&got);
+    PT_REQUIRE(ds_start(&f) == 0);
+    PT_REQUIRE((direct = ds_handle(&f, "/v1/t/sticky", "text/plain")) != NULL);
+    PT_EQ_ERR(pr_ds_create(direct, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_REQUIRE(pt_proxy_start(&px, ds_port(&f)) == PR_OK);
+    memset(&o, 0, sizeof o);
+    o.content_type = "text/plain";
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/t/sticky", (unsigned)pt_proxy_port(&px));
+    PT_EQ_ERR(pr_ds_open(&ds, url, &o, NULL), PR_OK);
+    memset(&po, 0, sizeof po);
+    po.producer_id = "sticky";
+    po.linger_ms = 1;
+    po.request_timeout_ms = 100;
+    po.delivery_timeout_ms = 400;
+    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po, NULL), PR_OK);
+    pt_proxy_outage(&px, 1);
+    PT_EQ_ERR(pr_ds_producer_append(p, "lost\n", 5, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_flush(p, pr_deadline_in(20000)), PR_EFAILED);
+    memset(&e, 0, sizeof e);
+    pr_ds_producer_last_error(p, &e);
+    PT_EQ_ERR(e.code, PR_EFAILED);
+    PT_CHECK(strstr(e.msg, "delivery_timeout_ms") != NULL);
+    PT_EQ_ERR(pr_ds_producer_append(p, "more\n", 5, pr_deadline_in(5000)), PR_EFAILED); /* sticky */
+    PT_EQ_ERR(pr_ds_producer_flush(p, pr_deadline_in(5000)), PR_EFAILED);
+    pt_proxy_outage(&px, 0);
+    PT_EQ_ERR(pr_ds_producer_restart(p, pr_deadline_in(20000)), PR_EFAILED); /* the failure it clears, once more */
+    PT_EQ_ERR(pr_ds_producer_append(p, "back\n", 5, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_flush(p, pr_deadline_in(20000)), PR_OK);
+    PT_EQ_ERR(ds_content(direct, &got), PR_OK);
+    PT_CHECK(got.len >= 5 && memcmp(got.data + got.len - 5, "back\n", 5) == 0);
+    PT_CHECK(!pr_buf_append(&got, "", 1) && strstr(got.data, "more") == NULL); /* refused, never sent */
+    pr_ds_producer_destroy(p);
+    pr_ds_destroy(ds);
+    pt_proxy_stop(&px);
+    pr_buf_deinit(&got);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(direct);
+    ds_stop(&f);
+}
+
 /* Every allocation failing in turn across a producer's batches: an error
    from append, flush or create, never a crash, a hang or a leak; once none
    fails, every message is stored once. */
@@ -1112,7 +1171,8 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     co.on_state = NULL;
     PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_consumer_wait(c, pr_deadline_in(300)), PR_ETIMEDOUT);
-    PT_EQ_INT(pr_ds_consumer_last_error(c, &err), PR_DS_OK);
+    PT_EQ_ERR(pr_ds_consumer_last_error(c, &err), PR_OK);
+    PT_EQ_INT(err.meaning, PR_DS_OK);
     PT_EQ_ERR(err.code, PR_OK);
     pr_ds_consumer_stop(c);
     /* an offset a read would refuse is refused at once; a stream that does
@@ -1124,7 +1184,8 @@ PT_TEST(ds_consumer_checkpoints_and_resume) {
     PT_REQUIRE((gone = ds_handle(&f, "/v1/t/none", "text/plain")) != NULL);
     PT_EQ_ERR(pr_ds_consumer_start(&c, gone, &co, &err), PR_OK);
     PT_EQ_ERR(pr_ds_consumer_wait(c, pr_deadline_in(5000)), PR_EHTTP);
-    PT_EQ_INT(pr_ds_consumer_last_error(c, &err), PR_DS_NOT_FOUND);
+    PT_EQ_ERR(pr_ds_consumer_last_error(c, &err), PR_OK);
+    PT_EQ_INT(err.meaning, PR_DS_NOT_FOUND);
     PT_EQ_ERR(err.code, PR_EHTTP);
     PT_EQ_INT(err.http_status, 404);
     pr_ds_consumer_stop(c);
@@ -1750,6 +1811,7 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_producer_linger_and_cursor),
     PT_ENTRY(ds_fail_nth_allocation_producer),
     PT_ENTRY(ds_producer_survives_an_outage),
+    PT_ENTRY(ds_producer_failure_is_sticky_and_distinct),
     PT_ENTRY(ds_live_reads_notice_a_silent_connection),
     PT_ENTRY(ds_sse_deadline_holds_under_a_flood),
     PT_ENTRY(ds_instant_empty_answers_are_paced),

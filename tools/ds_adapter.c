@@ -605,8 +605,9 @@ static void da_read(const pr_json *cmd, const char *path) {
         da_end(&o);
     } else {
         pr_err_info re;
-        int meaning = pr_ds_read_last_error(rd, &re);
-        da_fail("read", rc, meaning, pr_ds_read_status(rd), &re);
+        memset(&re, 0, sizeof re);
+        pr_ds_read_last_error(rd, &re);
+        da_fail("read", rc, re.meaning, pr_ds_read_status(rd), &re);
     }
     pr_buf_deinit(&all);
     pr_buf_deinit(&chunks);
@@ -660,8 +661,9 @@ static void da_prod_drop(da_prod *d) {
 
 static void da_prod_fail(const char *type, int rc, pr_ds_producer *p) {
     pr_err_info e;
-    int meaning = pr_ds_producer_last_error(p, &e);
-    da_fail(type, rc, meaning, e.http_status, &e);
+    memset(&e, 0, sizeof e);
+    pr_ds_producer_last_error(p, &e);
+    da_fail(type, rc, e.meaning, e.http_status, &e);
 }
 
 static void da_idem_append(const pr_json *cmd, const char *path) {
