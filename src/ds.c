@@ -827,18 +827,25 @@ int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *opts, pr_ds_result *res, pr
     return rc;
 }
 
-int pr_ds_head(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline) {
-    pr_err_info scratch;
+/* A request with no body and no fields of its own (head, delete): status
+   ok or ok2 is success, another is named. */
+static int pr__ds_bare(pr_ds *ds, pr_ds_result *res, pr_err_info *err, const char *method, const char *op, int ok,
+                       int ok2, int64_t deadline) {
     pr__ds_req rq;
     int rc;
-    err = pr__ds_err(err, &scratch);
     if (!ds || !res) return pr__err_set(err, PR_EINVAL, 0, "ds: ds and res are required");
     memset(&rq, 0, sizeof rq);
-    rq.method = "HEAD";
-    rq.op = "head";
+    rq.method = method;
+    rq.op = op;
     rq.obs = pr__ds_observer(ds, NULL);
-    if ((rc = pr__ds_do(ds, &rq, res, err, NULL, deadline)) == PR_OK && res->status != 200)
-        rc = pr__ds_status_error(ds, res, err, "head");
+    if ((rc = pr__ds_do(ds, &rq, res, err, NULL, deadline)) == PR_OK && res->status != ok && res->status != ok2)
+        rc = pr__ds_status_error(ds, res, err, op);
+    return rc;
+}
+
+int pr_ds_head(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline) {
+    pr_err_info scratch;
+    int rc = pr__ds_bare(ds, res, pr__ds_err(err, &scratch), "HEAD", "head", 200, 200, deadline);
     if (rc == PR_OK && !ds->ctype_given && res->content_type.len)
         pr__ds_setstr(&ds->ctype, res->content_type.ptr, res->content_type.len);
     return rc;
@@ -846,17 +853,7 @@ int pr_ds_head(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline)
 
 int pr_ds_delete(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadline) {
     pr_err_info scratch;
-    pr__ds_req rq;
-    int rc;
-    err = pr__ds_err(err, &scratch);
-    if (!ds || !res) return pr__err_set(err, PR_EINVAL, 0, "ds: ds and res are required");
-    memset(&rq, 0, sizeof rq);
-    rq.method = "DELETE";
-    rq.op = "delete";
-    rq.obs = pr__ds_observer(ds, NULL);
-    if ((rc = pr__ds_do(ds, &rq, res, err, NULL, deadline)) == PR_OK && res->status != 200 && res->status != 204)
-        rc = pr__ds_status_error(ds, res, err, "delete");
-    return rc;
+    return pr__ds_bare(ds, res, pr__ds_err(err, &scratch), "DELETE", "delete", 200, 204, deadline);
 }
 
 /* pr_ds_append, told to obs (pr__ds_observer). */
