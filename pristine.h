@@ -39,7 +39,7 @@ CONTENTS (grep for an anchor: >>sse for the declarations, >>sse.impl for the cod
   ds_read       >>ds_read       Durable Streams reads: catch-up, long-poll, SSE and auto, resuming at their offset
   ds_producer   >>ds_producer   Durable Streams idempotent producer: batched exactly-once appends with epochs and sequence numbers
   ds_consumer   >>ds_consumer   Durable Streams consumer: a task that follows a stream from a checkpoint
-  telemetry     >>telemetry     structured events from the client, breakers, queues and futures; a batching reporter
+  telemetry     >>telemetry     structured events from every module's observer (client, breakers, streams, futures, Durable Streams); a batching reporter
 
 CONFIGURATION (define before the #include; "global" macros must agree in every file)
   macro                     default            scope         meaning
@@ -4663,7 +4663,9 @@ PRISTINE_API int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset
    Returns: PR_OK; PR_ECLOSED (after the closed chunk, or after the
             up-to-date chunk of a catch-up read: the read is over);
             PR_ETIMEDOUT (the deadline passed: the read stays usable and
-            resumes from c->offset); PR_ECANCELED; PR_EHTTP (an error
+            resumes from c->offset); PR_EIO (the network failed, a
+            connection closed before its answer included: the read stays
+            usable); PR_ECANCELED; PR_EHTTP (an error
             status: pr_ds_read_last_error gives the detail and the PR_DS_*
             meaning); PR_EPROTO (a JSON body or SSE control event that does
             not parse, a response without Stream-Next-Offset); PR_ELIMIT;
@@ -4963,7 +4965,7 @@ PRISTINE_API int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info 
    See: pr_ds_consumer_start. */
 PRISTINE_API void pr_ds_consumer_stop(pr_ds_consumer *c);
 
-/* ==== telemetry: structured events from the client, breakers, queues and futures; a batching reporter ==== >>telemetry */
+/* ==== telemetry: structured events from every module's observer (client, breakers, streams, futures, Durable Streams); a batching reporter ==== >>telemetry */
 /*
  * telemetry: two pieces.
  *
@@ -18669,6 +18671,8 @@ int pr_ds_read_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
             return rc;
         }
         rc = pr__ds_read_ds_get(r, c, r->phase == PR__DS_READ_POLL, &got, deadline);
+        if (rc == PR_ECLOSED) /* a connection closed before its answer is the network's failure, not the read's end */
+            return pr__err_wrap(&r->err, PR_EIO, &r->err, "ds: the connection closed before the answer");
         if (rc != PR_OK) return rc;
         if (r->phase == PR__DS_READ_CATCHUP && (r->res.up_to_date || r->res.closed || r->status == 304) &&
             r->o.live != PR_DS_LIVE_NONE)
@@ -19348,7 +19352,7 @@ void pr_ds_consumer_stop(pr_ds_consumer *c) {
     pr__free(c, sizeof *c);
 }
 
-/* ==== telemetry: structured events from the client, breakers, queues and futures; a batching reporter ==== >>telemetry.impl */
+/* ==== telemetry: structured events from every module's observer (client, breakers, streams, futures, Durable Streams); a batching reporter ==== >>telemetry.impl */
 /* ---- the hub ---- */
 struct pr_telemetry {
     pr_telemetry_opts o;
@@ -20594,6 +20598,9 @@ REVISION HISTORY
       pr_rfuture_poller_opts  hint_max_ms (0 = 60000)
       pr_reporter_opts        queue_max_bytes (0 = 8 MiB)
     Changed behaviour
+      ds_read  A catch-up or long-poll read whose connection closes before its
+               answer (after the handle's retries) returns PR_EIO with the
+               cause (was PR_ECLOSED, which means the read is over).
       proxy    A module of its own between http and client (proxy settings,
                no_proxy matching, CONNECT tunnels): pr_http_no_proxy_match
                moves there unchanged; client keeps pool, redirects, retries.

@@ -94,7 +94,9 @@ PRISTINE_API int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset
    Returns: PR_OK; PR_ECLOSED (after the closed chunk, or after the
             up-to-date chunk of a catch-up read: the read is over);
             PR_ETIMEDOUT (the deadline passed: the read stays usable and
-            resumes from c->offset); PR_ECANCELED; PR_EHTTP (an error
+            resumes from c->offset); PR_EIO (the network failed, a
+            connection closed before its answer included: the read stays
+            usable); PR_ECANCELED; PR_EHTTP (an error
             status: pr_ds_read_last_error gives the detail and the PR_DS_*
             meaning); PR_EPROTO (a JSON body or SSE control event that does
             not parse, a response without Stream-Next-Offset); PR_ELIMIT;
@@ -674,6 +676,8 @@ int pr_ds_read_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
             return rc;
         }
         rc = pr__ds_read_ds_get(r, c, r->phase == PR__DS_READ_POLL, &got, deadline);
+        if (rc == PR_ECLOSED) /* a connection closed before its answer is the network's failure, not the read's end */
+            return pr__err_wrap(&r->err, PR_EIO, &r->err, "ds: the connection closed before the answer");
         if (rc != PR_OK) return rc;
         if (r->phase == PR__DS_READ_CATCHUP && (r->res.up_to_date || r->res.closed || r->status == 304) &&
             r->o.live != PR_DS_LIVE_NONE)

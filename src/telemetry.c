@@ -1,4 +1,4 @@
-// @pristine:module telemetry - structured events from the client, breakers, queues and futures; a batching reporter
+// @pristine:module telemetry - structured events from every module's observer (client, breakers, streams, futures, Durable Streams); a batching reporter
 // @pristine:public
 /*
  * telemetry: two pieces.

@@ -1591,6 +1591,35 @@ PT_TEST(ds_sse_clean_end_resets_the_backoff) {
     ts_stop(s);
 }
 
+/* A server that closes every connection unanswered: a read whose retries
+   run out says the network failed (PR_EIO, the cause kept), never
+   PR_ECLOSED, which means the read is over: a caller's loop must not take
+   a cut connection for the stream's end. */
+PT_TEST(ds_read_cut_connection_is_not_the_end) {
+    ts_server *s;
+    ts_step st;
+    pr_ds *ds;
+    pr_ds_read *rd;
+    pr_ds_chunk c;
+    pr_err_info e;
+    PT_REQUIRE(ts_start(&s, NULL) == PR_OK);
+    memset(&st, 0, sizeof st);
+    st.close_without_response = 1;
+    st.count = 1000;
+    PT_EQ_ERR(ts_script(s, "/cut", &st, 1), PR_OK);
+    PT_REQUIRE((ds = ds_ts_handle(s, "/cut")) != NULL);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", NULL, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(1500)), PR_EIO);
+    memset(&e, 0, sizeof e);
+    PT_EQ_ERR(pr_ds_read_last_error(rd, &e), PR_OK);
+    PT_EQ_ERR(e.code, PR_EIO);
+    PT_CHECK(strstr(e.msg, "closed before") != NULL);
+    PT_EQ_STR(pr_ds_read_offset(rd, NULL), "-1"); /* nothing skipped: the next call resumes here */
+    pr_ds_read_destroy(rd);
+    pr_ds_destroy(ds);
+    ts_stop(s);
+}
+
 /* Offsets and cursors from the server are checked where they enter: one
    with CR/LF, an embedded NUL or over 1024 bytes is PR_EPROTO, never
    handed out as a checkpoint that pr_ds_read_open would refuse, never cut. */
@@ -1817,6 +1846,7 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_instant_empty_answers_are_paced),
     PT_ENTRY(ds_sse_clean_end_resets_the_backoff),
     PT_ENTRY(ds_server_offsets_checked_where_they_enter),
+    PT_ENTRY(ds_read_cut_connection_is_not_the_end),
     PT_ENTRY(ds_cross_origin_redirect_keeps_protocol_fields),
     PT_ENTRY(ds_consumer_checkpoints_and_resume),
     PT_ENTRY(ds_observer_through_telemetry),
