@@ -235,7 +235,7 @@ typedef struct pr_err_info {
     int tls_error;   /* BearSSL error of a PR_ETLS failure (or its cause), else 0 */
     int dns_error;   /* resolver error of a PR_EDNS failure (or its cause), else 0 */
     int http_status; /* last HTTP status seen, 0 if none */
-    char msg[256];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */
+    char msg[200];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */
     int category;    /* whose fault a remote failure is: PR_CATEGORY_*, 0 = unknown */
     int meaning;     /* what a protocol says the failure is: PR_DS_* for a Durable
                         Streams call or object, else 0 */
@@ -8167,8 +8167,11 @@ struct pr__coro {
     PR__CORO_STR(PRISTINE_VERSION_MINOR) "_" PR__CORO_STR(PRISTINE_VERSION_PATCH) "_" PR__CORO_FPTAG
 #define PR__CORO_SWAP PR__CORO_SYM("swap")
 #define PR__CORO_BOOT PR__CORO_SYM("boot")
+/* Each routine starts on a 32-byte boundary: where the linker happens to
+   put it must not decide its speed (an x86 switch that straddled one ran
+   1.7 times slower on a Xeon, its FP control-word loads included). */
 #define PR__CORO_ASM_HEAD(sym, type) \
-    ".weak " sym "\n.hidden " sym "\n.type " sym ", " type "\n" sym ":\n"
+    ".weak " sym "\n.hidden " sym "\n.type " sym ", " type "\n.p2align 5\n" sym ":\n"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define PR__CORO_HIDDEN __attribute__((visibility("hidden")))
@@ -16109,7 +16112,7 @@ static int pr__eventsource_plan(pr_sse *s, int reason, int status, int failed, i
 static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
     /* the protocol's own fields go on to another origin; the caller's do not */
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
-    pr_http_header h[PR__EVENTSOURCE_MAX_FIELDS * 2 + 4];
+    pr_http_header h[PR__EVENTSOURCE_MAX_FIELDS + 4];
     pr__http_field_set fields;
     const char **lines = NULL;
     size_t lines_size = 0;
@@ -20604,7 +20607,7 @@ REVISION HISTORY
       proxy    A module of its own between http and client (proxy settings,
                no_proxy matching, CONNECT tunnels): pr_http_no_proxy_match
                moves there unchanged; client keeps pool, redirects, retries.
-      base     pr_err_info.msg is 256 bytes (was 120); a message that wraps
+      base     pr_err_info.msg is 200 bytes (was 120); a message that wraps
                another's (a stream's "the last: ...", the producer's "the
                last try: ...") keeps the cause whole and its detail
                (sys_errno, tls_error, dns_error, http_status). pr_random is

@@ -91,7 +91,7 @@ typedef struct pr_err_info {
     int tls_error;   /* BearSSL error of a PR_ETLS failure (or its cause), else 0 */
     int dns_error;   /* resolver error of a PR_EDNS failure (or its cause), else 0 */
     int http_status; /* last HTTP status seen, 0 if none */
-    char msg[256];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */
+    char msg[200];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */
     int category;    /* whose fault a remote failure is: PR_CATEGORY_*, 0 = unknown */
     int meaning;     /* what a protocol says the failure is: PR_DS_* for a Durable
                         Streams call or object, else 0 */

@@ -357,7 +357,7 @@ static int pr__eventsource_plan(pr_sse *s, int reason, int status, int failed, i
 static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
     /* the protocol's own fields go on to another origin; the caller's do not */
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
-    pr_http_header h[PR__EVENTSOURCE_MAX_FIELDS * 2 + 4];
+    pr_http_header h[PR__EVENTSOURCE_MAX_FIELDS + 4];
     pr__http_field_set fields;
     const char **lines = NULL;
     size_t lines_size = 0;
