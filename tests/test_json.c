@@ -488,7 +488,7 @@ static const char *pt__json_suite_dir(char *buf, size_t cap) {
     const char *env = getenv("PRISTINE_TESTDATA");
     struct stat st;
     if (env && *env) snprintf(buf, cap, "%s/JSONTestSuite/test_parsing", env);
-    else snprintf(buf, cap, "../shared/testdata/JSONTestSuite/test_parsing");
+    else snprintf(buf, cap, "tests/fixtures/JSONTestSuite/test_parsing");
     return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? buf : NULL;
 }
 
@@ -515,7 +515,7 @@ PT_TEST(json_test_suite) {
     struct dirent *de;
     long y = 0, y_ok = 0, n = 0, n_ok = 0, i_n = 0, i_acc = 0, rt = 0;
     if (!where) {
-        pt_fail(__FILE__, __LINE__, "JSONTestSuite not found: want ../shared/testdata/JSONTestSuite/test_parsing "
+        pt_fail(__FILE__, __LINE__, "JSONTestSuite not found: want tests/fixtures/JSONTestSuite/test_parsing "
                 "(relative to the repo root) or $PRISTINE_TESTDATA/JSONTestSuite/test_parsing");
         return;
     }
