@@ -3854,7 +3854,11 @@ PRISTINE_API int pr_sse_last_error(const pr_sse *s, pr_err_info *out);
  * Both are independent of remote futures (the rfuture module), which a
  * pipeline usually pairs them with.
  *
- * Offers to the modules after it: pr__session_url.
+ * Each takes an HTTP client, or makes one of its own (destroyed with it)
+ * from the TLS settings in its options; so do the remote-future poller and
+ * the telemetry reporter.
+ *
+ * Offers to the modules after it: pr__session_url, pr__session_client.
  */
 
 /* ---- submit throttle ---- */
@@ -3951,6 +3955,8 @@ typedef struct pr_heartbeat_opts {
     int warn_after_ms;           /* 0 = 120000: warn at every tick once this long without success */
     int timeout_ms;              /* 0 = 10000: one beat (no retries) */
     const char *path;            /* NULL = "/api/v1/session_heartbeat" */
+    pr_tls_opts tls;             /* the TLS settings of the heartbeat's own client (client NULL at
+                                    start); must be zero when a client is given (its own apply) */
     /* Called with the warning instead of the log (warn level, module
        "session"). NULL = the log. */
     void (*on_warning)(const char *msg, int64_t since_success_ms, void *user_data);
@@ -3960,9 +3966,12 @@ typedef struct pr_heartbeat_opts {
 /* Start beating: POST {"session_id": .., "type": "session_heartbeat"} to
    <base_url><path> every interval; failures are counted, never raised.
    Params: out - receives the heartbeat; client - the HTTP client
-           (borrowed); base_url - scheme://host[:port]; session_id - copied;
-           opts - NULL = defaults.
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+           (borrowed), or NULL: one of its own, made with opts->tls and
+           destroyed with the heartbeat; base_url - scheme://host[:port];
+           session_id - copied; opts - NULL = defaults.
+   Returns: PR_OK; PR_EINVAL (a bad argument or URL; opts->tls set while a
+            client is given; the reason is logged, warn level); PR_EIO
+            (the own client's tls.ca_file cannot be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_heartbeat_stop. */
@@ -5169,7 +5178,8 @@ PRISTINE_API void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data);
 
 /* Options of pr_reporter_start. Zero means the default; strings are copied. */
 typedef struct pr_reporter_opts {
-    pr_http_client *client;    /* required (borrowed; must outlive the reporter) */
+    pr_http_client *client;    /* borrowed, must outlive the reporter; NULL = one of its own, made with
+                                  tls, destroyed with the reporter */
     const char *url;           /* required: the endpoint, e.g. "https://host/api/v1/telemetry" */
     const char *session_id;    /* NULL = session-less: "sessionless-<uuid>", no SESSION_START / END */
     const char *platform;      /* NULL = the system's name (uname), e.g. "Linux" */
@@ -5188,6 +5198,8 @@ typedef struct pr_reporter_opts {
     int enabled;               /* 0 = the environment decides; 1 = on; -1 = off */
     const char *env_var;       /* NULL = "PRISTINE_TELEMETRY" */
     pr_retry_hooks hooks;      /* the resend sleep, its random numbers, the wall clock of timestamps */
+    pr_tls_opts tls;           /* the TLS settings of the own client (client NULL); must be zero when
+                                  a client is given (its own settings apply) */
 } pr_reporter_opts;
 
 /* An error to report (pr_reporter_log_exception). */
@@ -5204,10 +5216,11 @@ typedef struct pr_reporter_error {
 /* Start a reporter (its task sends SESSION_START first, unless
    session-less).
    Params: out - receives it, or NULL when telemetry is disabled (then
-           PR_OK too: calls on NULL do nothing); opts - client and url
-           required.
-   Returns: PR_OK; PR_EINVAL (no client or url, a URL that does not parse,
-            bad limits or backoff); PR_ENOMEM.
+           PR_OK too: calls on NULL do nothing); opts - url required.
+   Returns: PR_OK; PR_EINVAL (no url, a URL that does not parse, bad
+            limits or backoff, tls set while a client is given: the reason
+            is logged, warn level); PR_EIO (the own client's tls.ca_file
+            cannot be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_reporter_log, pr_reporter_stop. */
@@ -16431,6 +16444,31 @@ static int pr__session_url(pr_url *url, const char *base, const char *path, pr_e
     return rc;
 }
 
+/* The client a module's object uses: given (borrowed), or, when given is
+   NULL, one of its own made with tls (*own receives it, for the object to
+   destroy). tls must be all zero when a client is given: those settings
+   could not reach it. */
+static int pr__session_client(pr_http_client *given, const pr_tls_opts *tls, pr_http_client **use,
+                              pr_http_client **own, const char *who, pr_err_info *err) {
+    static const pr_tls_opts none;
+    pr_http_client_opts co;
+    int rc;
+    *use = *own = NULL;
+    if (given) {
+        if (tls && memcmp(tls, &none, sizeof none) != 0)
+            return pr__err_set(err, PR_EINVAL, 0, "%s: opts.tls is for its own client: the client given keeps its "
+                                                  "own TLS settings (set them there, or pass no client)", who);
+        *use = given;
+        return PR_OK;
+    }
+    memset(&co, 0, sizeof co);
+    if (tls) co.tls = *tls;
+    if ((rc = pr_http_client_create(own, &co, err)) != PR_OK)
+        return err ? pr__err_wrap(err, rc, err, "%s: its own client", who) : rc;
+    *use = *own;
+    return PR_OK;
+}
+
 /* ---- submit throttle ---- */
 struct pr_throttle {
     pr_throttle_opts o;      /* resolved; key points at the copy */
@@ -16527,6 +16565,7 @@ int pr_throttle_backoff(pr_throttle *t, int64_t est_bytes) {
 struct pr_heartbeat {
     pr_heartbeat_opts o;
     pr_http_client *client;
+    pr_http_client *own;  /* client, when it is the heartbeat's own */
     pr_url url;
     pr_buf body;
     pr_task *task;  /* set when the task runs */
@@ -16535,6 +16574,7 @@ struct pr_heartbeat {
 };
 
 static void pr__session_hb_free(pr_heartbeat *h) {
+    pr_http_client_destroy(h->own);
     pr_url_deinit(&h->url);
     pr_buf_deinit(&h->body);
     pr__free(h, sizeof *h);
@@ -16589,19 +16629,23 @@ int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *b
                        const pr_heartbeat_opts *opts) {
     pr_heartbeat *h;
     pr_json_writer w;
+    pr_err_info e;
     int rc;
     if (out) *out = NULL;
-    if (!out || !client || !base_url || !session_id) return PR_EINVAL;
+    if (!out || !base_url || !session_id) return PR_EINVAL;
     if (opts && (opts->interval_ms < 0 || opts->warn_after_ms < 0 || opts->timeout_ms < 0)) return PR_EINVAL;
     if (!(h = (pr_heartbeat *)pr__calloc(1, sizeof *h))) return PR_ENOMEM;
     if (opts) h->o = *opts;
     h->o.interval_ms = PR__DEF(h->o.interval_ms, 10000);
     h->o.warn_after_ms = PR__DEF(h->o.warn_after_ms, 120000);
     h->o.timeout_ms = PR__DEF(h->o.timeout_ms, 10000);
-    h->client = client;
     pr_buf_init(&h->body);
-    rc = pr__session_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", NULL);
+    memset(&e, 0, sizeof e);
+    rc = pr__session_client(client, opts ? &opts->tls : NULL, &h->client, &h->own, "heartbeat", &e);
+    if (rc && rc != PR_ENOMEM) PR__LOG(PR_LEVEL_WARN, "session", "%s", e.msg);
+    if (!rc) rc = pr__session_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", NULL);
     h->o.path = NULL;
+    memset(&h->o.tls, 0, sizeof h->o.tls); /* the own client has copied what it needs */
     pr_json_writer_init(&w, &h->body);
     pr_json_begin_object(&w);
     pr_json_key(&w, "session_id", 10);
@@ -19702,6 +19746,7 @@ typedef struct pr__telemetry_rep_ev {
 struct pr_reporter {
     pr_reporter_opts o;      /* resolved; strings point at the copies */
     pr_url url;
+    pr_http_client *own;     /* o.client, when it is the reporter's own */
     char *session, *platform, *version;
     size_t session_n, platform_n, version_n;
     int sessionless, ended;
@@ -20019,6 +20064,7 @@ static void pr__telemetry_rep_free(pr_reporter *r) {
     }
     pr__free(r->q, (size_t)r->o.queue_max * sizeof *r->q);
     pr_chan_destroy(r->kick);
+    pr_http_client_destroy(r->own);
     pr_url_deinit(&r->url);
     pr__free(r->session, r->session_n);
     pr__free(r->platform, r->platform_n);
@@ -20034,7 +20080,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     int rc = PR_OK;
     memset(&un, 0, sizeof un);
     if (out) *out = NULL;
-    if (!out || !opts || !opts->client || !opts->url) return PR_EINVAL;
+    if (!out || !opts || !opts->url) return PR_EINVAL;
     if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->queue_max_bytes < 0 ||
         opts->send_timeout_ms < 0 || opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
         return PR_EINVAL;
@@ -20056,6 +20102,13 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     r->start_ms = pr_now();
     if (pr_backoff_check(&r->o.send_backoff) != PR_OK || pr_url_parse(&r->url, opts->url, strlen(opts->url), NULL))
         rc = PR_EINVAL;
+    if (!rc) {
+        pr_err_info e;
+        memset(&e, 0, sizeof e);
+        rc = pr__session_client(opts->client, &opts->tls, &r->o.client, &r->own, "telemetry reporter", &e);
+        if (rc && rc != PR_ENOMEM) PR__LOG(PR_LEVEL_WARN, "telemetry", "%s", e.msg);
+    }
+    memset(&r->o.tls, 0, sizeof r->o.tls); /* the own client has copied what it needs */
     if (!rc && !(r->q = (pr__telemetry_rep_ev **)pr__calloc((size_t)r->o.queue_max, sizeof *r->q))) rc = PR_ENOMEM;
     if (!rc && pr_chan_create(&r->kick, sizeof(int), 1) != PR_OK) rc = PR_ENOMEM;
     if (!rc) {
@@ -20600,6 +20653,10 @@ REVISION HISTORY
                               PR_TELEMETRY_STREAM_BATCH, _STREAM_DUPLICATE
       pr_rfuture_poller_opts  hint_max_ms (0 = 60000)
       pr_reporter_opts        queue_max_bytes (0 = 8 MiB)
+      pr_reporter_opts, pr_heartbeat_opts
+                              tls (pr_tls_opts): the settings of the object's
+                              own client (no client given); PR_EINVAL when
+                              set while a client is given
     Changed behaviour
       ds_read  A catch-up or long-poll read whose connection closes before its
                answer (after the handle's retries) returns PR_EIO with the
@@ -20670,7 +20727,11 @@ REVISION HISTORY
                byte or over 1024 bytes is PR_EPROTO. pr_rfuture_submit posts
                to <base_url><path> with the poller's own path set too (was:
                the base_url's prefix was dropped then).
+      session  pr_heartbeat_start's client may be NULL: one of its own, from
+               opts.tls, destroyed with the heartbeat.
       telemetry  The reporter's queue is bounded in bytes as well as events.
+               pr_reporter_opts.client may be NULL: one of its own, from
+               opts.tls, destroyed with the reporter.
 
   0.1.0
     First release: runtime, transport, HTTP client, SSE, retry, remote

@@ -203,7 +203,8 @@ PRISTINE_API void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data);
 
 /* Options of pr_reporter_start. Zero means the default; strings are copied. */
 typedef struct pr_reporter_opts {
-    pr_http_client *client;    /* required (borrowed; must outlive the reporter) */
+    pr_http_client *client;    /* borrowed, must outlive the reporter; NULL = one of its own, made with
+                                  tls, destroyed with the reporter */
     const char *url;           /* required: the endpoint, e.g. "https://host/api/v1/telemetry" */
     const char *session_id;    /* NULL = session-less: "sessionless-<uuid>", no SESSION_START / END */
     const char *platform;      /* NULL = the system's name (uname), e.g. "Linux" */
@@ -222,6 +223,8 @@ typedef struct pr_reporter_opts {
     int enabled;               /* 0 = the environment decides; 1 = on; -1 = off */
     const char *env_var;       /* NULL = "PRISTINE_TELEMETRY" */
     pr_retry_hooks hooks;      /* the resend sleep, its random numbers, the wall clock of timestamps */
+    pr_tls_opts tls;           /* the TLS settings of the own client (client NULL); must be zero when
+                                  a client is given (its own settings apply) */
 } pr_reporter_opts;
 
 /* An error to report (pr_reporter_log_exception). */
@@ -238,10 +241,11 @@ typedef struct pr_reporter_error {
 /* Start a reporter (its task sends SESSION_START first, unless
    session-less).
    Params: out - receives it, or NULL when telemetry is disabled (then
-           PR_OK too: calls on NULL do nothing); opts - client and url
-           required.
-   Returns: PR_OK; PR_EINVAL (no client or url, a URL that does not parse,
-            bad limits or backoff); PR_ENOMEM.
+           PR_OK too: calls on NULL do nothing); opts - url required.
+   Returns: PR_OK; PR_EINVAL (no url, a URL that does not parse, bad
+            limits or backoff, tls set while a client is given: the reason
+            is logged, warn level); PR_EIO (the own client's tls.ca_file
+            cannot be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_reporter_log, pr_reporter_stop. */
@@ -692,6 +696,7 @@ typedef struct pr__telemetry_rep_ev {
 struct pr_reporter {
     pr_reporter_opts o;      /* resolved; strings point at the copies */
     pr_url url;
+    pr_http_client *own;     /* o.client, when it is the reporter's own */
     char *session, *platform, *version;
     size_t session_n, platform_n, version_n;
     int sessionless, ended;
@@ -1009,6 +1014,7 @@ static void pr__telemetry_rep_free(pr_reporter *r) {
     }
     pr__free(r->q, (size_t)r->o.queue_max * sizeof *r->q);
     pr_chan_destroy(r->kick);
+    pr_http_client_destroy(r->own);
     pr_url_deinit(&r->url);
     pr__free(r->session, r->session_n);
     pr__free(r->platform, r->platform_n);
@@ -1024,7 +1030,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     int rc = PR_OK;
     memset(&un, 0, sizeof un);
     if (out) *out = NULL;
-    if (!out || !opts || !opts->client || !opts->url) return PR_EINVAL;
+    if (!out || !opts || !opts->url) return PR_EINVAL;
     if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->queue_max_bytes < 0 ||
         opts->send_timeout_ms < 0 || opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
         return PR_EINVAL;
@@ -1046,6 +1052,13 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     r->start_ms = pr_now();
     if (pr_backoff_check(&r->o.send_backoff) != PR_OK || pr_url_parse(&r->url, opts->url, strlen(opts->url), NULL))
         rc = PR_EINVAL;
+    if (!rc) {
+        pr_err_info e;
+        memset(&e, 0, sizeof e);
+        rc = pr__session_client(opts->client, &opts->tls, &r->o.client, &r->own, "telemetry reporter", &e);
+        if (rc && rc != PR_ENOMEM) PR__LOG(PR_LEVEL_WARN, "telemetry", "%s", e.msg);
+    }
+    memset(&r->o.tls, 0, sizeof r->o.tls); /* the own client has copied what it needs */
     if (!rc && !(r->q = (pr__telemetry_rep_ev **)pr__calloc((size_t)r->o.queue_max, sizeof *r->q))) rc = PR_ENOMEM;
     if (!rc && pr_chan_create(&r->kick, sizeof(int), 1) != PR_OK) rc = PR_ENOMEM;
     if (!rc) {

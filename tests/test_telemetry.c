@@ -390,6 +390,45 @@ PT_TEST(telemetry_dead_endpoint) {
     tl_end(&f);
 }
 
+/* No client given: the reporter makes its own from opts.tls and posts
+   over https to the TLS test server, trusting the test CA; tls with a
+   client given is refused (that client keeps its own settings). */
+PT_TEST(telemetry_reporter_own_client_tls) {
+#ifdef PRISTINE_NO_TLS
+    PT_SKIP("no TLS in this build");
+#else
+    tl_fx f;
+    pr_reporter *r = NULL;
+    ts_opts so;
+    const pr_json *ev;
+    pr_json_doc *d;
+    if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
+    PT_REQUIRE(tl_start(&f) == PR_OK);
+    ts_stop(f.s);
+    memset(&so, 0, sizeof so);
+    so.tls_cert_file = "build/tls-fixtures/good.crt";
+    so.tls_key_file = "build/tls-fixtures/good.key";
+    PT_REQUIRE(ts_start(&f.s, &so) == PR_OK);
+    snprintf(f.url, sizeof f.url, "https://localhost:%u/api/v1/telemetry", (unsigned)ts_port(f.s));
+    f.ro.tls.ca_file = "build/tls-fixtures/ca.crt";
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_EINVAL); /* a client is given */
+    PT_CHECK(r == NULL);
+    f.ro.client = NULL;
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_INT(pr_reporter_log(r, "x", NULL, PR_SEVERITY_INFO), 1);
+    PT_EQ_ERR(pr_reporter_flush(r, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_reporter_stop(r, pr_deadline_in(10000)), PR_OK);
+    pr_reporter_destroy(r);
+    PT_CHECK(ts_log_count(f.s) >= 1);
+    d = tl_batch(&f, 0, &ev);
+    PT_REQUIRE(d != NULL);
+    PT_EQ_STR(tl_str(pr_json_at(ev, 0), "event"), "SESSION_START");
+    PT_EQ_INT(f.rec.n, 0); /* nothing was sent again */
+    pr_json_doc_destroy(d);
+    tl_end(&f);
+#endif
+}
+
 PT_TEST(telemetry_enable_switch) {
     static const char *const off[] = { "0", "false", "no", "off", "", "random" };
     static const char *const on[] = { "1", "TRUE", "yes", "On", " 1 " };
@@ -762,6 +801,7 @@ const pt_suite pt_suite_telemetry = { "telemetry", {
     PT_ENTRY(telemetry_resends_then_drops),
     PT_ENTRY(telemetry_fatal_and_stop),
     PT_ENTRY(telemetry_dead_endpoint),
+    PT_ENTRY(telemetry_reporter_own_client_tls),
     PT_ENTRY(telemetry_enable_switch),
     PT_ENTRY(telemetry_user_errors),
     PT_ENTRY(telemetry_process_and_session_ids),
