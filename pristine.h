@@ -16482,10 +16482,11 @@ static int pr__session_url(pr_url *url, const char *base, const char *path, pr_e
    could not reach it. */
 static int pr__session_client(pr_http_client *given, const pr_tls_opts *tls, pr_http_client **use,
                               pr_http_client **own, const char *who, pr_err_info *err) {
-    static const pr_tls_opts none;
+    pr_tls_opts none;
     pr_http_client_opts co;
     int rc;
     *use = *own = NULL;
+    memset(&none, 0, sizeof none);
     if (given) {
         if (tls && memcmp(tls, &none, sizeof none) != 0)
             return pr__err_set(err, PR_EINVAL, 0, "%s: opts.tls is for its own client: the client given keeps its "
