@@ -3363,7 +3363,8 @@ PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
  * attempt's outcome comes back at once. A policy classify hook sees each
  * outcome (an HTTP status >= 100, or a negative PR_E* code) with *after_ms
  * preset to the server's usable hint (-1 if none) and may decide
- * otherwise. Optional per-attempt headers: retry_count_header (retries
+ * otherwise, except for a cause retrying cannot cure (above): that one
+ * ends the call whatever the hook says. Optional per-attempt headers: retry_count_header (retries
  * taken so far), timeout_header (attempt_timeout_ms in seconds), and
  * idempotency_header: one random key per logical request other than GET
  * and HEAD, the same on every retry.
@@ -3441,7 +3442,8 @@ typedef struct pr_http_observer {
    strings are copied. */
 typedef struct pr_http_client_opts {
     int connect_timeout_ms;   /* 0 = 30000; < 0 = only the call's deadline: caps DNS, TCP,
-                                 proxy CONNECT and TLS handshake together */
+                                 proxy CONNECT and TLS handshake together (past it: PR_EIO,
+                                 sys_errno ETIMEDOUT, retried like a refused connect) */
     int idle_timeout_ms;      /* 0 = off: the longest silence of a connection while a response is
                                  awaited or read, from the last byte either way (replaces
                                  http.idle_timeout_ms; pr_http_request.idle_timeout_ms overrides it) */
@@ -3980,15 +3982,16 @@ typedef struct pr_heartbeat_opts {
    Params: out - receives the heartbeat; client - the HTTP client
            (borrowed), or NULL: one of its own, made with opts->tls and
            destroyed with the heartbeat; base_url - scheme://host[:port];
-           session_id - copied; opts - NULL = defaults.
+           session_id - copied; opts - NULL = defaults; err - receives why
+           it failed; NULL = not wanted.
    Returns: PR_OK; PR_EINVAL (a bad argument or URL; opts->tls set while a
-            client is given; the reason is logged, warn level); PR_EIO
-            (the own client's tls.ca_file cannot be read); PR_ENOMEM.
+            client is given); PR_EIO (the own client's tls.ca_file cannot
+            be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_heartbeat_stop. */
 PRISTINE_API int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url,
-                                    const char *session_id, const pr_heartbeat_opts *opts);
+                                    const char *session_id, const pr_heartbeat_opts *opts, pr_err_info *err);
 
 /* Stop beating: the task is cancelled at once (a beat in flight is
    abandoned; no new one starts) and frees everything as it ends: h is not
@@ -5279,15 +5282,15 @@ typedef struct pr_reporter_error {
 /* Start a reporter (its task sends SESSION_START first, unless
    session-less).
    Params: out - receives it, or NULL when telemetry is disabled (then
-           PR_OK too: calls on NULL do nothing); opts - url required.
+           PR_OK too: calls on NULL do nothing); opts - url required;
+           err - receives why it failed; NULL = not wanted.
    Returns: PR_OK; PR_EINVAL (no url, a URL that does not parse, bad
-            limits or backoff, tls set while a client is given: the reason
-            is logged, warn level); PR_EIO (the own client's tls.ca_file
-            cannot be read); PR_ENOMEM.
+            limits or backoff, tls set while a client is given); PR_EIO
+            (the own client's tls.ca_file cannot be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_reporter_log, pr_reporter_stop. */
-PRISTINE_API int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts);
+PRISTINE_API int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts, pr_err_info *err);
 
 /* Queue a GENERIC_EVENT. data is a JSON object's text (NULL, or text that
    is not a JSON object, is sent as {}); it never blocks and never touches
@@ -15672,29 +15675,6 @@ static void pr__client_emit(pr__client_call *k, int kind, int attempt, int statu
     k->c->o.observer.on_event(&ev, k->c->o.observer.user_data);
 }
 
-static int pr__client_call_classify(int outcome, int64_t *after_ms, void *user_data) {
-    pr__client_call *k = (pr__client_call *)user_data;
-    int v;
-    if (outcome >= 0) v = !k->retry_status ? PR_RETRY_OK : k->hint_ms >= 0 ? PR_RETRY_AFTER : PR_RETRY_AGAIN;
-    else v = k->fatal ? PR_RETRY_FAIL : pr_retry_classify_default(outcome, NULL, NULL);
-    *after_ms = k->hint_ms;
-    if (k->classify) v = k->classify(outcome, after_ms, k->user_data);
-    if (!k->replayable && (v == PR_RETRY_AGAIN || v == PR_RETRY_AFTER)) v = outcome >= 0 ? PR_RETRY_OK : PR_RETRY_FAIL;
-    return v;
-}
-
-static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data) {
-    pr__client_call *k = (pr__client_call *)user_data;
-    if (k->c->o.observer.on_event) {
-        char why[sizeof k->err.msg + 32];
-        if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
-        else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
-        pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
-                      0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
-    }
-    if (k->on_retry) k->on_retry(info, k->user_data);
-}
-
 /* Whether a failure is one retrying cannot cure: a bad request, no memory,
    a name that does not exist, a TLS handshake refused either way. */
 static int pr__client_final(int rc, const pr_err_info *e) {
@@ -15715,6 +15695,29 @@ static int pr__client_final(int rc, const pr_err_info *e) {
        does not say so */
     if (rc == PR_ETLS) return e->tls_error != PR_TLS_TRUNCATED;
     return 0;
+}
+
+static int pr__client_call_classify(int outcome, int64_t *after_ms, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
+    int v;
+    if (outcome >= 0) v = !k->retry_status ? PR_RETRY_OK : k->hint_ms >= 0 ? PR_RETRY_AFTER : PR_RETRY_AGAIN;
+    else v = k->fatal ? PR_RETRY_FAIL : pr_retry_classify_default(outcome, NULL, NULL);
+    *after_ms = k->hint_ms;
+    if (k->classify && !(outcome < 0 && pr__client_final(outcome, &k->err))) v = k->classify(outcome, after_ms, k->user_data);
+    if (!k->replayable && (v == PR_RETRY_AGAIN || v == PR_RETRY_AFTER)) v = outcome >= 0 ? PR_RETRY_OK : PR_RETRY_FAIL;
+    return v;
+}
+
+static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
+    if (k->c->o.observer.on_event) {
+        char why[sizeof k->err.msg + 32];
+        if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
+        else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
+        pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
+                      0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
+    }
+    if (k->on_retry) k->on_retry(info, k->user_data);
 }
 
 /* Errors that say nothing about the upstream's health, and those that
@@ -16710,24 +16713,24 @@ static int pr__session_hb_task(void *arg) {
 }
 
 int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url, const char *session_id,
-                       const pr_heartbeat_opts *opts) {
+                       const pr_heartbeat_opts *opts, pr_err_info *err) {
     pr_heartbeat *h;
     pr_json_writer w;
-    pr_err_info e;
     int rc;
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !base_url || !session_id) return PR_EINVAL;
-    if (opts && (opts->interval_ms < 0 || opts->warn_after_ms < 0 || opts->timeout_ms < 0)) return PR_EINVAL;
-    if (!(h = (pr_heartbeat *)pr__calloc(1, sizeof *h))) return PR_ENOMEM;
+    if (!out || !base_url || !session_id)
+        return pr__err_set(err, PR_EINVAL, 0, "heartbeat: %s", "out, base_url and session_id are required");
+    if (opts && (opts->interval_ms < 0 || opts->warn_after_ms < 0 || opts->timeout_ms < 0))
+        return pr__err_set(err, PR_EINVAL, 0, "heartbeat: %s", "a negative interval or timeout");
+    if (!(h = (pr_heartbeat *)pr__calloc(1, sizeof *h))) return pr__err_set(err, PR_ENOMEM, 0, "heartbeat: %s", "out of memory");
     if (opts) h->o = *opts;
     h->o.interval_ms = PR__DEF(h->o.interval_ms, 10000);
     h->o.warn_after_ms = PR__DEF(h->o.warn_after_ms, 120000);
     h->o.timeout_ms = PR__DEF(h->o.timeout_ms, 10000);
     pr_buf_init(&h->body);
-    memset(&e, 0, sizeof e);
-    rc = pr__session_client(client, opts ? &opts->tls : NULL, &h->client, &h->own, "heartbeat", &e);
-    if (rc && rc != PR_ENOMEM) PR__LOG(PR_LEVEL_WARN, "session", "%s", e.msg);
-    if (!rc) rc = pr__session_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", NULL);
+    rc = pr__session_client(client, opts ? &opts->tls : NULL, &h->client, &h->own, "heartbeat", err);
+    if (!rc) rc = pr__session_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", err);
     h->o.path = NULL;
     memset(&h->o.tls, 0, sizeof h->o.tls); /* the own client has copied what it needs */
     pr_json_writer_init(&w, &h->body);
@@ -16740,6 +16743,7 @@ int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *b
     if (!rc) rc = pr_json_writer_finish(&w);
     if (!rc) rc = pr_go(NULL, pr__session_hb_task, h, NULL);
     if (rc) {
+        if (!err || err->code != rc) pr__err_set(err, rc, 0, "heartbeat: %s", pr_strerror(rc));
         pr__session_hb_free(h);
         return rc;
     }
@@ -20320,20 +20324,21 @@ static void pr__telemetry_rep_free(pr_reporter *r) {
     pr__free(r, sizeof *r);
 }
 
-int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
+int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts, pr_err_info *err) {
     static const pr_backoff tel = PR_BACKOFF_TELEMETRY;
     pr_reporter *r;
     struct utsname un;
     char sess[64];
     int rc = PR_OK;
     memset(&un, 0, sizeof un);
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !opts || !opts->url) return PR_EINVAL;
+    if (!out || !opts || !opts->url) return pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "out and opts->url are required");
     if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->queue_max_bytes < 0 ||
         opts->send_timeout_ms < 0 || opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
-        return PR_EINVAL;
+        return pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "a negative limit or timeout");
     if (!pr__telemetry_rep_enabled(opts)) return PR_OK;
-    if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
+    if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return pr__err_set(err, PR_ENOMEM, 0, "reporter: %s", "out of memory");
     r->o = *opts;
     r->o.batch_size = PR__DEF(r->o.batch_size, 100);
     r->o.flush_interval_ms = PR__DEF(r->o.flush_interval_ms, 10000);
@@ -20348,14 +20353,11 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     r->send_retry.classify = pr__telemetry_rep_classify;
     r->send_retry.hooks = r->o.hooks;
     r->start_ms = pr_now();
-    if (pr_backoff_check(&r->o.send_backoff) != PR_OK || pr_url_parse(&r->url, opts->url, strlen(opts->url), NULL))
+    if (pr_backoff_check(&r->o.send_backoff) != PR_OK)
+        rc = pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "invalid send_backoff");
+    else if (pr_url_parse(&r->url, opts->url, strlen(opts->url), err) != PR_OK)
         rc = PR_EINVAL;
-    if (!rc) {
-        pr_err_info e;
-        memset(&e, 0, sizeof e);
-        rc = pr__session_client(opts->client, &opts->tls, &r->o.client, &r->own, "telemetry reporter", &e);
-        if (rc && rc != PR_ENOMEM) PR__LOG(PR_LEVEL_WARN, "telemetry", "%s", e.msg);
-    }
+    if (!rc) rc = pr__session_client(opts->client, &opts->tls, &r->o.client, &r->own, "telemetry reporter", err);
     memset(&r->o.tls, 0, sizeof r->o.tls); /* the own client has copied what it needs */
     if (!rc && !(r->q = (pr__telemetry_rep_ev **)pr__calloc((size_t)r->o.queue_max, sizeof *r->q))) rc = PR_ENOMEM;
     if (!rc && pr_chan_create(&r->kick, sizeof(int), 1) != PR_OK) rc = PR_ENOMEM;
@@ -20383,6 +20385,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     }
     if (!rc) rc = pr_go(&r->task, pr__telemetry_rep_task, r, NULL);
     if (rc) {
+        if (!err || err->code != rc) pr__err_set(err, rc, 0, "reporter: %s", pr_strerror(rc));
         pr__telemetry_rep_free(r);
         return rc;
     }
@@ -20816,6 +20819,10 @@ REVISION HISTORY
                               there (observer.on_reconnect =
                               pr_telemetry_sse_hook, observer.user_data = hub)
     Changed signature
+      pr_heartbeat_start, pr_reporter_start
+                              take pr_err_info *err last (they can fail for
+                              more than a bad argument now: their own client's
+                              TLS files); the reason was only logged
       pr_http_client_opts     on_event + event_user_data are the member
                               observer, a pr_http_observer { on_event,
                               user_data }: install telemetry with
@@ -20922,7 +20929,8 @@ REVISION HISTORY
                cure are no longer retried by the default classification: a
                name that does not exist (PR_EDNS, dns_error EAI_NONAME,
                EAI_NODATA, EAI_FAIL) and any TLS handshake refusal (PR_ETLS
-               but PR_TLS_TRUNCATED: was only a refused certificate).
+               but PR_TLS_TRUNCATED: was only a refused certificate), and a
+               retry policy's classify hook cannot make them retried.
       http     idle_timeout_ms of silence fails a response with PR_EIO,
                sys_errno ETIMEDOUT (was PR_ETIMEDOUT); pr_sse_reconnect.reason
                is PR_EIO for it too.

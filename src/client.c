@@ -87,7 +87,8 @@
  * attempt's outcome comes back at once. A policy classify hook sees each
  * outcome (an HTTP status >= 100, or a negative PR_E* code) with *after_ms
  * preset to the server's usable hint (-1 if none) and may decide
- * otherwise. Optional per-attempt headers: retry_count_header (retries
+ * otherwise, except for a cause retrying cannot cure (above): that one
+ * ends the call whatever the hook says. Optional per-attempt headers: retry_count_header (retries
  * taken so far), timeout_header (attempt_timeout_ms in seconds), and
  * idempotency_header: one random key per logical request other than GET
  * and HEAD, the same on every retry.
@@ -165,7 +166,8 @@ typedef struct pr_http_observer {
    strings are copied. */
 typedef struct pr_http_client_opts {
     int connect_timeout_ms;   /* 0 = 30000; < 0 = only the call's deadline: caps DNS, TCP,
-                                 proxy CONNECT and TLS handshake together */
+                                 proxy CONNECT and TLS handshake together (past it: PR_EIO,
+                                 sys_errno ETIMEDOUT, retried like a refused connect) */
     int idle_timeout_ms;      /* 0 = off: the longest silence of a connection while a response is
                                  awaited or read, from the last byte either way (replaces
                                  http.idle_timeout_ms; pr_http_request.idle_timeout_ms overrides it) */
@@ -1072,29 +1074,6 @@ static void pr__client_emit(pr__client_call *k, int kind, int attempt, int statu
     k->c->o.observer.on_event(&ev, k->c->o.observer.user_data);
 }
 
-static int pr__client_call_classify(int outcome, int64_t *after_ms, void *user_data) {
-    pr__client_call *k = (pr__client_call *)user_data;
-    int v;
-    if (outcome >= 0) v = !k->retry_status ? PR_RETRY_OK : k->hint_ms >= 0 ? PR_RETRY_AFTER : PR_RETRY_AGAIN;
-    else v = k->fatal ? PR_RETRY_FAIL : pr_retry_classify_default(outcome, NULL, NULL);
-    *after_ms = k->hint_ms;
-    if (k->classify) v = k->classify(outcome, after_ms, k->user_data);
-    if (!k->replayable && (v == PR_RETRY_AGAIN || v == PR_RETRY_AFTER)) v = outcome >= 0 ? PR_RETRY_OK : PR_RETRY_FAIL;
-    return v;
-}
-
-static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data) {
-    pr__client_call *k = (pr__client_call *)user_data;
-    if (k->c->o.observer.on_event) {
-        char why[sizeof k->err.msg + 32];
-        if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
-        else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
-        pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
-                      0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
-    }
-    if (k->on_retry) k->on_retry(info, k->user_data);
-}
-
 /* Whether a failure is one retrying cannot cure: a bad request, no memory,
    a name that does not exist, a TLS handshake refused either way. */
 static int pr__client_final(int rc, const pr_err_info *e) {
@@ -1115,6 +1094,29 @@ static int pr__client_final(int rc, const pr_err_info *e) {
        does not say so */
     if (rc == PR_ETLS) return e->tls_error != PR_TLS_TRUNCATED;
     return 0;
+}
+
+static int pr__client_call_classify(int outcome, int64_t *after_ms, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
+    int v;
+    if (outcome >= 0) v = !k->retry_status ? PR_RETRY_OK : k->hint_ms >= 0 ? PR_RETRY_AFTER : PR_RETRY_AGAIN;
+    else v = k->fatal ? PR_RETRY_FAIL : pr_retry_classify_default(outcome, NULL, NULL);
+    *after_ms = k->hint_ms;
+    if (k->classify && !(outcome < 0 && pr__client_final(outcome, &k->err))) v = k->classify(outcome, after_ms, k->user_data);
+    if (!k->replayable && (v == PR_RETRY_AGAIN || v == PR_RETRY_AFTER)) v = outcome >= 0 ? PR_RETRY_OK : PR_RETRY_FAIL;
+    return v;
+}
+
+static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
+    if (k->c->o.observer.on_event) {
+        char why[sizeof k->err.msg + 32];
+        if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
+        else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
+        pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
+                      0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
+    }
+    if (k->on_retry) k->on_retry(info, k->user_data);
 }
 
 /* Errors that say nothing about the upstream's health, and those that

@@ -135,15 +135,16 @@ typedef struct pr_heartbeat_opts {
    Params: out - receives the heartbeat; client - the HTTP client
            (borrowed), or NULL: one of its own, made with opts->tls and
            destroyed with the heartbeat; base_url - scheme://host[:port];
-           session_id - copied; opts - NULL = defaults.
+           session_id - copied; opts - NULL = defaults; err - receives why
+           it failed; NULL = not wanted.
    Returns: PR_OK; PR_EINVAL (a bad argument or URL; opts->tls set while a
-            client is given; the reason is logged, warn level); PR_EIO
-            (the own client's tls.ca_file cannot be read); PR_ENOMEM.
+            client is given); PR_EIO (the own client's tls.ca_file cannot
+            be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_heartbeat_stop. */
 PRISTINE_API int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url,
-                                    const char *session_id, const pr_heartbeat_opts *opts);
+                                    const char *session_id, const pr_heartbeat_opts *opts, pr_err_info *err);
 
 /* Stop beating: the task is cancelled at once (a beat in flight is
    abandoned; no new one starts) and frees everything as it ends: h is not
@@ -363,24 +364,24 @@ static int pr__session_hb_task(void *arg) {
 }
 
 int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url, const char *session_id,
-                       const pr_heartbeat_opts *opts) {
+                       const pr_heartbeat_opts *opts, pr_err_info *err) {
     pr_heartbeat *h;
     pr_json_writer w;
-    pr_err_info e;
     int rc;
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !base_url || !session_id) return PR_EINVAL;
-    if (opts && (opts->interval_ms < 0 || opts->warn_after_ms < 0 || opts->timeout_ms < 0)) return PR_EINVAL;
-    if (!(h = (pr_heartbeat *)pr__calloc(1, sizeof *h))) return PR_ENOMEM;
+    if (!out || !base_url || !session_id)
+        return pr__err_set(err, PR_EINVAL, 0, "heartbeat: %s", "out, base_url and session_id are required");
+    if (opts && (opts->interval_ms < 0 || opts->warn_after_ms < 0 || opts->timeout_ms < 0))
+        return pr__err_set(err, PR_EINVAL, 0, "heartbeat: %s", "a negative interval or timeout");
+    if (!(h = (pr_heartbeat *)pr__calloc(1, sizeof *h))) return pr__err_set(err, PR_ENOMEM, 0, "heartbeat: %s", "out of memory");
     if (opts) h->o = *opts;
     h->o.interval_ms = PR__DEF(h->o.interval_ms, 10000);
     h->o.warn_after_ms = PR__DEF(h->o.warn_after_ms, 120000);
     h->o.timeout_ms = PR__DEF(h->o.timeout_ms, 10000);
     pr_buf_init(&h->body);
-    memset(&e, 0, sizeof e);
-    rc = pr__session_client(client, opts ? &opts->tls : NULL, &h->client, &h->own, "heartbeat", &e);
-    if (rc && rc != PR_ENOMEM) PR__LOG(PR_LEVEL_WARN, "session", "%s", e.msg);
-    if (!rc) rc = pr__session_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", NULL);
+    rc = pr__session_client(client, opts ? &opts->tls : NULL, &h->client, &h->own, "heartbeat", err);
+    if (!rc) rc = pr__session_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", err);
     h->o.path = NULL;
     memset(&h->o.tls, 0, sizeof h->o.tls); /* the own client has copied what it needs */
     pr_json_writer_init(&w, &h->body);
@@ -393,6 +394,7 @@ int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *b
     if (!rc) rc = pr_json_writer_finish(&w);
     if (!rc) rc = pr_go(NULL, pr__session_hb_task, h, NULL);
     if (rc) {
+        if (!err || err->code != rc) pr__err_set(err, rc, 0, "heartbeat: %s", pr_strerror(rc));
         pr__session_hb_free(h);
         return rc;
     }

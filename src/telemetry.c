@@ -241,15 +241,15 @@ typedef struct pr_reporter_error {
 /* Start a reporter (its task sends SESSION_START first, unless
    session-less).
    Params: out - receives it, or NULL when telemetry is disabled (then
-           PR_OK too: calls on NULL do nothing); opts - url required.
+           PR_OK too: calls on NULL do nothing); opts - url required;
+           err - receives why it failed; NULL = not wanted.
    Returns: PR_OK; PR_EINVAL (no url, a URL that does not parse, bad
-            limits or backoff, tls set while a client is given: the reason
-            is logged, warn level); PR_EIO (the own client's tls.ca_file
-            cannot be read); PR_ENOMEM.
+            limits or backoff, tls set while a client is given); PR_EIO
+            (the own client's tls.ca_file cannot be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_reporter_log, pr_reporter_stop. */
-PRISTINE_API int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts);
+PRISTINE_API int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts, pr_err_info *err);
 
 /* Queue a GENERIC_EVENT. data is a JSON object's text (NULL, or text that
    is not a JSON object, is sent as {}); it never blocks and never touches
@@ -1022,20 +1022,21 @@ static void pr__telemetry_rep_free(pr_reporter *r) {
     pr__free(r, sizeof *r);
 }
 
-int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
+int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts, pr_err_info *err) {
     static const pr_backoff tel = PR_BACKOFF_TELEMETRY;
     pr_reporter *r;
     struct utsname un;
     char sess[64];
     int rc = PR_OK;
     memset(&un, 0, sizeof un);
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !opts || !opts->url) return PR_EINVAL;
+    if (!out || !opts || !opts->url) return pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "out and opts->url are required");
     if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->queue_max_bytes < 0 ||
         opts->send_timeout_ms < 0 || opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
-        return PR_EINVAL;
+        return pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "a negative limit or timeout");
     if (!pr__telemetry_rep_enabled(opts)) return PR_OK;
-    if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
+    if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return pr__err_set(err, PR_ENOMEM, 0, "reporter: %s", "out of memory");
     r->o = *opts;
     r->o.batch_size = PR__DEF(r->o.batch_size, 100);
     r->o.flush_interval_ms = PR__DEF(r->o.flush_interval_ms, 10000);
@@ -1050,14 +1051,11 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     r->send_retry.classify = pr__telemetry_rep_classify;
     r->send_retry.hooks = r->o.hooks;
     r->start_ms = pr_now();
-    if (pr_backoff_check(&r->o.send_backoff) != PR_OK || pr_url_parse(&r->url, opts->url, strlen(opts->url), NULL))
+    if (pr_backoff_check(&r->o.send_backoff) != PR_OK)
+        rc = pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "invalid send_backoff");
+    else if (pr_url_parse(&r->url, opts->url, strlen(opts->url), err) != PR_OK)
         rc = PR_EINVAL;
-    if (!rc) {
-        pr_err_info e;
-        memset(&e, 0, sizeof e);
-        rc = pr__session_client(opts->client, &opts->tls, &r->o.client, &r->own, "telemetry reporter", &e);
-        if (rc && rc != PR_ENOMEM) PR__LOG(PR_LEVEL_WARN, "telemetry", "%s", e.msg);
-    }
+    if (!rc) rc = pr__session_client(opts->client, &opts->tls, &r->o.client, &r->own, "telemetry reporter", err);
     memset(&r->o.tls, 0, sizeof r->o.tls); /* the own client has copied what it needs */
     if (!rc && !(r->q = (pr__telemetry_rep_ev **)pr__calloc((size_t)r->o.queue_max, sizeof *r->q))) rc = PR_ENOMEM;
     if (!rc && pr_chan_create(&r->kick, sizeof(int), 1) != PR_OK) rc = PR_ENOMEM;
@@ -1085,6 +1083,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     }
     if (!rc) rc = pr_go(&r->task, pr__telemetry_rep_task, r, NULL);
     if (rc) {
+        if (!err || err->code != rc) pr__err_set(err, rc, 0, "reporter: %s", pr_strerror(rc));
         pr__telemetry_rep_free(r);
         return rc;
     }

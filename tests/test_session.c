@@ -191,7 +191,7 @@ PT_TEST(session_heartbeat) {
     o.on_warning = ss_on_warning;
     o.user_data = &w;
     t0 = pr_now();
-    PT_EQ_ERR(pr_heartbeat_start(&h, f.c, f.base, "s1", &o), PR_OK);
+    PT_EQ_ERR(pr_heartbeat_start(&h, f.c, f.base, "s1", &o, NULL), PR_OK);
     while (ts_log_count(f.s) < 9 && pr_now() - t0 < 10000) PT_REQUIRE(pr_sleep(pr_deadline_in(10)) == PR_OK);
     /* D7: stop, and no beat comes after it */
     pr_heartbeat_counts(h, &sent, &failed);
@@ -227,6 +227,7 @@ PT_TEST(session_heartbeat_own_client_tls) {
     pr_heartbeat_opts o;
     ts_opts so;
     long sent = 0, failed = 0;
+    pr_err_info e;
     int64_t t0;
     if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
     memset(&f, 0, sizeof f);
@@ -239,11 +240,12 @@ PT_TEST(session_heartbeat_own_client_tls) {
     o.interval_ms = 20;
     o.tls.ca_file = "build/tls-fixtures/ca.crt";
     PT_REQUIRE(pr_http_client_create(&f.c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL) == PR_OK);
-    PT_EQ_ERR(pr_heartbeat_start(&h, f.c, f.base, "s1", &o), PR_EINVAL);
+    PT_EQ_ERR(pr_heartbeat_start(&h, f.c, f.base, "s1", &o, &e), PR_EINVAL);
+    PT_EQ_INT(e.code, PR_EINVAL); /* why, in err */
     PT_CHECK(h == NULL);
     pr_http_client_destroy(f.c);
     t0 = pr_now();
-    PT_EQ_ERR(pr_heartbeat_start(&h, NULL, f.base, "s1", &o), PR_OK);
+    PT_EQ_ERR(pr_heartbeat_start(&h, NULL, f.base, "s1", &o, NULL), PR_OK);
     while (ts_log_count(f.s) < 2 && pr_now() - t0 < 10000) PT_REQUIRE(pr_sleep(pr_deadline_in(10)) == PR_OK);
     pr_heartbeat_counts(h, &sent, &failed);
     pr_heartbeat_stop(h);
