@@ -1680,8 +1680,9 @@ PRISTINE_API void pr_chan_destroy(pr_chan *c);
    also puts the previous handlers back, so a second one acts as it would
    without the watch (SIGINT's default: the process ends). One watch per
    process, owned by the calling thread (its scheduler acts on the signal,
-   whichever thread the signal lands on); a task freed by pr_join before the
-   signal is left alone. The handler keeps errno and uses SA_RESTART.
+   whichever thread the signal lands on); a task freed (pr_join, or a
+   detached one returning) before the signal is forgotten. The handler keeps
+   errno and uses SA_RESTART.
    Params: out - receives the watch; signals, nsignals - the signals to
            catch (NULL, 0 = SIGINT and SIGTERM; duplicates are ignored);
            cancel - the task to cancel on the signal (NULL = none: only
@@ -9280,7 +9281,10 @@ static int pr__sched_canceled(pr_sched *s) { return (s->cur->flags & PR__SCHED_T
 
 static void pr__sched_poll(pr_sched *s, int block);
 
+static void pr__sched_sig_forget(pr_sched *s, pr_task *t);
+
 static void pr__sched_task_free(pr_sched *s, pr_task *t) {
+    pr__sched_sig_forget(s, t);
     if (t->prev) t->prev->next = t->next;
     else s->tasks = t->next;
     if (t->next) t->next->prev = t->prev;
@@ -10290,18 +10294,21 @@ static void pr__sched_sig_wake_all(pr_signal_watch *w, int rc) {
    it is still there, wake the waiters). */
 static void pr__sched_sig_check(pr_sched *s) {
     pr_signal_watch *w;
-    pr_task *t;
     int signo;
     if (__atomic_load_n(&pr__sched_sig_owner, __ATOMIC_SEQ_CST) != s) return;
     w = __atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST);
     if (!w || w->fired || (signo = __atomic_load_n(&w->got, __ATOMIC_SEQ_CST)) == 0) return;
     w->fired = 1;
-    if (w->cancel) {
-        for (t = s->tasks; t && t != w->cancel; t = t->next) {
-        }
-        if (t || w->cancel == &s->main_task) pr_cancel(w->cancel);
-    }
+    if (w->cancel) pr_cancel(w->cancel);
     pr__sched_sig_wake_all(w, signo);
+}
+
+/* A task is being freed: the running watch of its scheduler no longer
+   cancels it. */
+static void pr__sched_sig_forget(pr_sched *s, pr_task *t) {
+    pr_signal_watch *w;
+    if (PR__LIKELY(__atomic_load_n(&pr__sched_sig_owner, __ATOMIC_RELAXED) != s)) return;
+    if ((w = __atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST)) != NULL && w->cancel == t) w->cancel = NULL;
 }
 
 /* Let go of the handlers and the wake fd: w is no longer the running watch. */

@@ -135,6 +135,38 @@ PT_TEST(signal_stop_restores_and_one_watch_per_process) {
     sig_put_back(&sv);
 }
 
+static int sig_quick_task(void *arg) {
+    (void)arg;
+    return 0;
+}
+
+static int sig_nap_task(void *arg) {
+    *(int *)arg = pr_sleep(pr_deadline_in(300));
+    return 0;
+}
+
+/* The task to cancel is joined (freed) before the signal: the watch
+   forgets it, so the signal cancels neither freed memory nor the next
+   task, which lives at the same address (a pooled stack) here. */
+PT_TEST(signal_forgets_a_joined_task) {
+    sig_saved sv;
+    pr_signal_watch *w;
+    pr_task *t1, *t2;
+    int nap = 1;
+    sig_save(&sv);
+    PT_REQUIRE(pr_go(&t1, sig_quick_task, NULL, NULL) == PR_OK);
+    PT_EQ_ERR(pr_signal_watch_start(&w, NULL, 0, t1, NULL), PR_OK);
+    PT_EQ_ERR(pr_join(t1, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_REQUIRE(pr_go(&t2, sig_nap_task, &nap, NULL) == PR_OK);
+    PT_EQ_ERR(pr_sleep(pr_deadline_in(20)), PR_OK);
+    PT_EQ_INT(kill(getpid(), SIGINT), 0);
+    PT_EQ_INT(pr_signal_wait(w, pr_deadline_in(5000)), SIGINT);
+    PT_EQ_ERR(pr_join(t2, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(nap, PR_OK); /* slept to its end: not cancelled */
+    pr_signal_watch_stop(w);
+    sig_put_back(&sv);
+}
+
 /* ---- a task blocked somewhere gets PR_ECANCELED from a real SIGINT ---- */
 
 typedef struct sig_job {
@@ -378,6 +410,7 @@ const pt_suite pt_suite_signal = { "signal", {
     PT_ENTRY(signal_wait_returns_the_signal),
     PT_ENTRY(signal_chosen_signals_and_late_wait),
     PT_ENTRY(signal_stop_restores_and_one_watch_per_process),
+    PT_ENTRY(signal_forgets_a_joined_task),
     PT_ENTRY(signal_cancels_sse_next),
     PT_ENTRY(signal_cancels_ds_long_poll),
     PT_ENTRY(signal_cancels_producer_flush),
