@@ -335,7 +335,9 @@ PT_TEST(signal_cancels_tls_handshake) {
    The child runs the program on a thread of its own (a fresh scheduler and
    poller, nothing shared with the parent's): a stream from an embedded
    server blocked in pr_sse_next, a watch that cancels its task, SIGINT to
-   itself, then the cleanup. Its exit status says what went wrong. */
+   itself (Linux hands it to the main thread, blocked in pthread_join: the
+   program's scheduler hears of it through its wake fd), then the cleanup.
+   Its exit status says what went wrong. */
 static int sig_program(void) {
     ts_server *s = NULL;
     sig_job j;
@@ -366,8 +368,16 @@ static void *sig_program_thread(void *arg) {
     int *code = (int *)arg;
     long live0 = pt_alloc_live(NULL), live;
     size_t stacks0 = pr__coro_test_live_stacks();
+    pr_signal_watch *w = NULL;
     *code = sig_program();
+    /* a watch still running when the scheduler goes: it lets go of the
+       handlers and the wake fd, and stays the caller's to stop */
+    if (!*code && pr_signal_watch_start(&w, NULL, 0, NULL, NULL) != PR_OK) *code = 23;
     if (pr_sched_destroy() != PR_OK && !*code) *code = 20;
+    if (!*code && sig_handler_of(SIGINT) != SIG_DFL) *code = 24;
+    if (!*code && pr_signal_wait(w, 0) != PR_ECLOSED) *code = 25;
+    pr_signal_watch_stop(w);
+    if (pr_sched_destroy() != PR_OK && !*code) *code = 26; /* pr_signal_wait made a scheduler */
     live = pt_alloc_live(NULL);
     if (!*code && live != live0) *code = 21;                          /* leaked allocations */
     if (!*code && pr__coro_test_live_stacks() != stacks0) *code = 22; /* leaked stacks */
@@ -385,6 +395,7 @@ PT_TEST(signal_program_exits_zero_on_ctrl_c) {
         pthread_t th;
         int code = 30;
         signal(SIGALRM, SIG_DFL);
+        signal(SIGINT, SIG_DFL); /* what a program starts with (a background job's is SIG_IGN) */
         alarm(30); /* never outlives the run */
         if (pthread_create(&th, NULL, sig_program_thread, &code) != 0) _exit(31);
         pthread_join(th, NULL);
