@@ -171,7 +171,8 @@ PRISTINE_API void pr_telemetry_queue_hook(const pr_queue_change *change, void *u
    become FUTURE events under their own names; the end of a future becomes
    FUTURE_RESOLVED or FUTURE_FAILED. Fields: request_id, request_type,
    iteration, elapsed_time, status_code, kind, should_retry, is_user_error,
-   bad_request_retries, connection_error_retries, detail, error.
+   bad_request_retries, connection_error_retries, detail, error, and
+   new_request_id on "resubmitted".
    Params: ev - the poller's event; user_data - a hub.
    Returns: nothing.
    Blocks: no.
@@ -186,6 +187,8 @@ PRISTINE_API void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *us
    "ds.request.stop" (REQUEST_STOP): op, method, status, duration_ms;
    "ds.request.exception" (REQUEST_ERROR, ERROR): op, method, status,
    error (the code's name), detail, duration_ms;
+   "ds.auth.refresh" (RETRY, WARNING: on_auth_error gave fresh
+   credentials after a 401 / 403): op, method, status, attempt;
    "ds.consumer.batch" (STREAM_BATCH): items, bytes, offset;
    "ds.consumer.reconnect" (STREAM_RECONNECT, WARNING): attempt,
    delay_ms, reason (the code's name), detail, offset;
@@ -560,7 +563,7 @@ void pr_telemetry_queue_hook(const pr_queue_change *change, void *user_data) {
 }
 
 void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
-    pr_telemetry_field f[12];
+    pr_telemetry_field f[14];
     size_t n = 0;
     int kind;
     if (!ev) return;
@@ -582,6 +585,7 @@ void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
         f[n++] = pr__telemetry_i("connection_error_retries", ev->connection_error_retries);
     }
     if (ev->detail) f[n++] = pr__telemetry_s("detail", ev->detail);
+    if (ev->new_request_id) f[n++] = pr__telemetry_s("new_request_id", ev->new_request_id);
     if (ev->settled) f[n++] = pr__telemetry_s("error", ev->error ? pr_errname(ev->error) : "");
     pr__telemetry_emit((pr_telemetry *)user_data, kind, ev->name, ev->severity, f, n);
 }
@@ -625,6 +629,11 @@ void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data) {
         break;
     case PR_DS_EVENT_PRODUCER_BATCH: kind = PR_TELEMETRY_STREAM_BATCH; name = "ds.producer.batch"; break;
     case PR_DS_EVENT_PRODUCER_DUPLICATE: kind = PR_TELEMETRY_STREAM_DUPLICATE; name = "ds.producer.duplicate"; break;
+    case PR_DS_EVENT_AUTH_REFRESH: /* fresh credentials, and the request again */
+        kind = PR_TELEMETRY_RETRY;
+        name = "ds.auth.refresh";
+        sev = PR_SEVERITY_WARNING;
+        break;
     default: return;
     }
     pr_buf_init(&url);
@@ -657,6 +666,12 @@ void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data) {
         f[n++] = pr__telemetry_s("reason", pr_errname(ev->error));
         f[n++] = pr__telemetry_s("detail", ev->err ? ev->err->msg : "");
         f[n++] = pr__telemetry_s("offset", ev->offset);
+        break;
+    case PR_DS_EVENT_AUTH_REFRESH:
+        f[n++] = pr__telemetry_s("op", ev->op);
+        f[n++] = pr__telemetry_s("method", ev->method);
+        f[n++] = pr__telemetry_i("status", ev->status);
+        f[n++] = pr__telemetry_i("attempt", ev->attempt);
         break;
     case PR_DS_EVENT_CONSUMER_STATE:
         f[n++] = pr__telemetry_s("state", pr__telemetry_ds_state(ev->state));

@@ -733,6 +733,26 @@ PT_TEST(telemetry_hub_from_client_breaker_and_futures) {
         fe.error = PR_ETIMEDOUT;
         pr_telemetry_rfuture_hook(&fe, t);
         PT_EQ_INT(seen.kind[7], PR_TELEMETRY_FUTURE_FAILED);
+        fe.name = "APIFuture.result_async.resubmitted";
+        fe.error = 0;
+        fe.settled = 0;
+        fe.new_request_id = "r2";
+        pr_telemetry_rfuture_hook(&fe, t);
+        PT_EQ_INT(seen.kind[8], PR_TELEMETRY_FUTURE);
+    }
+    { /* a Durable Streams handle's credentials refreshed after a 401 */
+        pr_ds_event de;
+        memset(&de, 0, sizeof de);
+        de.kind = PR_DS_EVENT_AUTH_REFRESH;
+        de.url = "http://127.0.0.1:1/s?token=abc";
+        de.op = "append";
+        de.method = "POST";
+        de.status = 401;
+        de.attempt = 1;
+        pr_telemetry_ds_hook(&de, t);
+        PT_EQ_INT(seen.kind[9], PR_TELEMETRY_RETRY);
+        PT_EQ_STR(seen.name[9], "ds.auth.refresh");
+        PT_EQ_STR(seen.url, "http://127.0.0.1:1/s?token=REDACTED");
     }
     /* forwarded to the reporter as GENERIC_EVENTs "pristine.<name>" */
     PT_EQ_ERR(pr_reporter_flush(rep, pr_deadline_in(5000)), PR_OK);
