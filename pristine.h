@@ -20424,7 +20424,7 @@ void pr_telemetry_queue_hook(const pr_queue_change *change, void *user_data) {
 }
 
 void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
-    pr_telemetry_field f[12];
+    pr_telemetry_field f[14];
     size_t n = 0;
     int kind;
     if (!ev) return;
