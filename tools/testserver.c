@@ -281,6 +281,9 @@ static int ts_read_request(ts_conn *x, ts_req *r) {
     /* skip empty lines before a request (RFC 9112 2.2) */
     for (;;) {
         while (x->in.len > 0 && (x->in.data[0] == '\r' || x->in.data[0] == '\n')) pr_buf_consume(&x->in, 1);
+        /* a method is a token: anything else (a TLS ClientHello) is answered 400 at once, as real servers do */
+        if (x->in.len > 0 && !((x->in.data[0] >= 'A' && x->in.data[0] <= 'Z') || (x->in.data[0] >= 'a' && x->in.data[0] <= 'z')))
+            return PR_EPROTO;
         /* the end of the head: an empty line */
         pos = 0;
         while ((nl = ts_find_line(&x->in, pos)) >= 0) {
