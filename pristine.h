@@ -232,7 +232,9 @@ typedef struct pr_err_info {
     int code;        /* PR_E* code */
     int sys_errno;   /* errno of the system call behind the failure (PR_EIO, a refused
                         or reset connection...), else 0 */
-    int tls_error;   /* BearSSL error of a PR_ETLS failure (or its cause), else 0 */
+    int tls_error;   /* BearSSL error or PR_TLS_* code (PR_TLS_TRUNCATED,
+                        PR_TLS_NO_CLIENT_CERT, PR_TLS_CLIENT_CERT_REFUSED) of a
+                        PR_ETLS failure (or its cause), else 0 */
     int dns_error;   /* resolver error of a PR_EDNS failure (or its cause), else 0 */
     int http_status; /* last HTTP status seen, 0 if none */
     char msg[200];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */
@@ -20970,7 +20972,32 @@ REVISION HISTORY
                               PR_TELEMETRY_STREAM_BATCH, _STREAM_DUPLICATE
       pr_rfuture_poller_opts  hint_max_ms (0 = 60000)
       pr_reporter_opts        queue_max_bytes (0 = 8 MiB)
+      pr_tls_opts             a client certificate (mutual TLS): cert_file,
+                              cert_pem, cert_pem_len, key_file, key_pem,
+                              key_pem_len (NULL = none; RSA or EC; a half
+                              pair or a key of another certificate is
+                              PR_EINVAL); identity (a pr_tls_identity,
+                              borrowed; wins over them). In
+                              pr_http_client_opts.tls they are parsed once by
+                              pr_http_client_create and not kept
+      pr_tls_identity_create, pr_tls_identity_destroy
+                              a client certificate and key parsed once, shared
+                              by connections (like pr_tls_anchors)
+      pr_tls_server_cfg_require_client_cert
+                              a pr_tls_server asks for a client certificate
+                              and refuses a client without one from the given
+                              CAs (default: none asked)
+      PR_TLS_NO_CLIENT_CERT, PR_TLS_CLIENT_CERT_REFUSED
+                              pr_err_info.tls_error of a client handshake the
+                              server ended after asking for a certificate: we
+                              had none / it refused ours (was PR_EIO with
+                              ECONNRESET, or PR_TLS_TRUNCATED, or BearSSL's
+                              received-alert code)
     Changed behaviour
+      pr_tls_server_cfg_create
+                              refuses (PR_EINVAL) a key that is not the leaf
+                              certificate's (was: accepted, every handshake
+                              then failed)
       ds_read  A catch-up or long-poll read whose connection closes before its
                answer (after the handle's retries) returns PR_EIO with the
                cause (was PR_ECLOSED, which means the read is over).
