@@ -1113,6 +1113,79 @@ PT_TEST(tls_client_cert_over_tcp_and_http_client) {
     ts_stop(srv);
 }
 
+/* openssl s_server -tls1_2 -Verify 1 -verify_return_error (a client
+   certificate from ca required) on
+   127.0.0.1:port for n connections; its pid, or -1. *keep_w: the write end
+   of its stdin (close it to let it go). */
+static pid_t tls_openssl_verify_server(int port, int n, int *keep_w) {
+    char portarg[32], narg[16];
+    int keep[2];
+    pid_t pid;
+    snprintf(portarg, sizeof portarg, "127.0.0.1:%d", port);
+    snprintf(narg, sizeof narg, "%d", n);
+    if (pipe(keep) != 0) return -1; /* s_server quits at EOF on stdin: give it one that stays open */
+    fflush(NULL);
+    if ((pid = fork()) == 0) {
+        int fd = open("/dev/null", O_RDWR);
+        dup2(keep[0], 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execlp("openssl", "openssl", "s_server", "-tls1_2", "-accept", portarg, "-cert", TLS_DIR "/good.crt",
+               "-key", TLS_DIR "/good.key", "-Verify", "1", "-verify_return_error", "-CAfile", TLS_DIR "/ca.crt", "-naccept", narg,
+               (char *)NULL);
+        _exit(127);
+    }
+    close(keep[0]);
+    if (pid < 0) close(keep[1]);
+    else *keep_w = keep[1];
+    return pid;
+}
+
+PT_TEST(tls_client_cert_openssl_server_alerts) {
+    int port, status, keep = -1, rc;
+    pid_t pid;
+    pr_conn *a = NULL, *c = NULL;
+    pr_tls_opts o;
+    pr_err_info e;
+    TLS_NEED_FIXTURES();
+    if (system("openssl version >/dev/null 2>&1") != 0) PT_SKIP("no openssl tool");
+    PT_REQUIRE((port = tls_free_port()) > 0);
+    PT_REQUIRE((pid = tls_openssl_verify_server(port, 3, &keep)) > 0);
+    /* the right certificate */
+    o = tls_client_id("clientec");
+    o.ca_pem = tls_file("ca.crt");
+    PT_EQ_ERR(rc = tls_connect_local(&a, port, pr_deadline_in(10000)), PR_OK);
+    if (rc == PR_OK) {
+        PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &o, &e, pr_deadline_in(10000)), PR_OK);
+        if (c) PT_EQ_ERR(pr_conn_shutdown(c, pr_deadline_in(5000)), PR_OK);
+        pr_conn_destroy(c);
+        c = NULL;
+    }
+    /* none: the server's handshake_failure alert reads as the missing certificate */
+    memset(&o, 0, sizeof o);
+    o.ca_pem = tls_file("ca.crt");
+    PT_EQ_ERR(rc = tls_connect_local(&a, port, pr_deadline_in(10000)), PR_OK);
+    if (rc == PR_OK) {
+        PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &o, &e, pr_deadline_in(10000)), PR_ETLS);
+        PT_EQ_INT(e.tls_error, PR_TLS_NO_CLIENT_CERT);
+        pr_conn_destroy(c);
+        c = NULL;
+    }
+    /* one from another CA: its unknown_ca alert reads as a refusal */
+    o = tls_client_id("clientother");
+    o.ca_pem = tls_file("ca.crt");
+    PT_EQ_ERR(rc = tls_connect_local(&a, port, pr_deadline_in(10000)), PR_OK);
+    if (rc == PR_OK) {
+        PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &o, &e, pr_deadline_in(10000)), PR_ETLS);
+        PT_EQ_INT(e.tls_error, PR_TLS_CLIENT_CERT_REFUSED);
+        pr_conn_destroy(c);
+    }
+    kill(pid, SIGTERM);
+    close(keep);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+}
+
 const pt_suite pt_suite_tls = { "tls", {
     PT_ENTRY(tls_handshake_echo_rsa_and_ec),
     PT_ENTRY(tls_wrong_host_refused),
@@ -1138,6 +1211,7 @@ const pt_suite pt_suite_tls = { "tls", {
     PT_ENTRY(tls_client_cert_required_by_server),
     PT_ENTRY(tls_client_cert_bad_input_refused_early),
     PT_ENTRY(tls_client_cert_over_tcp_and_http_client),
+    PT_ENTRY(tls_client_cert_openssl_server_alerts),
     {0, 0} } };
 
 #else /* PRISTINE_NO_TLS */
