@@ -67,6 +67,18 @@ static int tls_cfg(pr_tls_server_cfg **out, const char *name) {
     return rc;
 }
 
+/* pr_tls_opts presenting fixture NAME.crt + NAME.key from memory. */
+static pr_tls_opts tls_client_id(const char *name) {
+    char crt[40], key[40];
+    pr_tls_opts o;
+    memset(&o, 0, sizeof o);
+    snprintf(crt, sizeof crt, "%s.crt", name);
+    snprintf(key, sizeof key, "%s.key", name);
+    o.cert_pem = tls_file(crt);
+    o.key_pem = tls_file(key);
+    return o;
+}
+
 /* A connected pair of socket pr_conns; fds[1] is the server's raw fd. */
 static size_t tls_pipe_chunk; /* > 0: tls_pair makes a memory pipe reading this many bytes at most */
 
@@ -640,6 +652,7 @@ PT_TEST(tls_alloc_failure_sweep) {
     long n;
     int rc, ok = 0;
     pr_err_info e;
+    pr_tls_opts o;
     TLS_NEED_FIXTURES();
     tls_file("ca.crt");
     tls_file("good.crt");
@@ -657,6 +670,25 @@ PT_TEST(tls_alloc_failure_sweep) {
         if (rc != PR_OK && rc != PR_ENOMEM && rc != PR_ETLS && rc != PR_ECLOSED && rc != PR_EIO)
             pt_fail(__FILE__, __LINE__, "fail-nth %ld: got %s", n, pt_errname(rc));
     }
+    PT_CHECK(ok);
+    /* mutual TLS: the client parses its certificate per connection, the server its client CAs */
+    o = tls_client_id("clientec");
+    tls_file("clientec.crt");
+    tls_require_ca = tls_file("ca.crt");
+    for (ok = 0, n = 1; n < 400; n++) {
+        pt_alloc_fail_nth(n);
+        rc = tls_session("good", "127.0.0.1", &o, &e, NULL);
+        if (__atomic_load_n(&pt__mem.fail_nth, __ATOMIC_RELAXED) > 0) {
+            pt_alloc_fail_nth(0);
+            PT_EQ_ERR(rc, PR_OK);
+            ok = 1;
+            break;
+        }
+        pt_alloc_fail_nth(0);
+        if (rc != PR_OK && rc != PR_ENOMEM && rc != PR_ETLS && rc != PR_ECLOSED && rc != PR_EIO)
+            pt_fail(__FILE__, __LINE__, "fail-nth %ld: got %s", n, pt_errname(rc));
+    }
+    tls_require_ca = NULL;
     PT_CHECK(ok);
 }
 
@@ -912,18 +944,6 @@ PT_TEST(tls_read_while_write_stuck) {
 
 /* ---- client certificates (mutual TLS) ---- */
 #include "../tools/testserver.c" /* guarded: test_server.c includes it too */
-
-/* pr_tls_opts presenting fixture NAME.crt + NAME.key from memory. */
-static pr_tls_opts tls_client_id(const char *name) {
-    char crt[40], key[40];
-    pr_tls_opts o;
-    memset(&o, 0, sizeof o);
-    snprintf(crt, sizeof crt, "%s.crt", name);
-    snprintf(key, sizeof key, "%s.key", name);
-    o.cert_pem = tls_file(crt);
-    o.key_pem = tls_file(key);
-    return o;
-}
 
 PT_TEST(tls_client_cert_required_by_server) {
     pr_tls_identity *id = NULL;
