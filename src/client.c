@@ -225,8 +225,8 @@ typedef struct pr_http_result {
             certificate in tls.ca_file / tls.ca_pem, a client certificate
             without a usable key or the reverse, an invalid retry policy,
             negative caps); PR_EIO (tls.ca_file, cert_file or key_file
-            cannot be read; errno in err->sys_errno); PR_ENOTSUP (an https:// or other
-            non-http proxy URL); PR_ENOMEM.
+            cannot be read; errno in err->sys_errno); PR_ENOTSUP (an
+            https:// or other non-http proxy URL); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_destroy. */
