@@ -45,8 +45,9 @@
 #define PR_TLS_NO_CLIENT_CERT 1001
 /* pr_err_info.tls_error when the server ended the handshake (a fatal
    alert such as bad_certificate or unknown_ca, a close or a reset) after
-   we sent our client certificate: it does not accept that certificate (or
-   its key). msg names the alert. */
+   asking for the client certificate we have: it does not accept that
+   certificate (its CA, its key, or none of the signatures the key can
+   make). msg names the alert. */
 #define PR_TLS_CLIENT_CERT_REFUSED 1002
 
 /* Trust anchors parsed once from PEM and shared read-only by any number of
@@ -1396,7 +1397,8 @@ static int pr__tls_warned_insecure;
 /* The client handshake failed after the server asked for our certificate.
    When the server ended it (a fatal alert, a close, a reset), the
    certificate is why: we had none (PR_TLS_NO_CLIENT_CERT) or it was
-   refused (PR_TLS_CLIENT_CERT_REFUSED). Other failures keep their code. */
+   refused or unusable there (PR_TLS_CLIENT_CERT_REFUSED). Other failures
+   keep their code. */
 static int pr__tls_cauth_fail(pr__tls_conn *t, int rc) {
     pr_err_info *e = &t->base.err;
     int alert = rc == PR_ETLS && e->tls_error > BR_ERR_RECV_FATAL_ALERT && e->tls_error < BR_ERR_SEND_FATAL_ALERT
@@ -1410,11 +1412,14 @@ static int pr__tls_cauth_fail(pr__tls_conn *t, int rc) {
     else snprintf(how, sizeof how, "it closed the connection");
     if (t->cauth.sent)
         pr__err_set(e, PR_ETLS, 0, "TLS handshake failed: the server refused our client certificate (%s)", how);
+    else if (t->cauth.inner) /* ours was not sent: the server accepts none of its signature algorithms */
+        pr__err_set(e, PR_ETLS, 0, "TLS handshake failed: the server accepts no signature our client "
+                                   "certificate's key can make (%s)", how);
     else
         pr__err_set(e, PR_ETLS, 0,
                     "TLS handshake failed: the server requires a client certificate and none is configured (%s)",
                     how);
-    e->tls_error = t->cauth.sent ? PR_TLS_CLIENT_CERT_REFUSED : PR_TLS_NO_CLIENT_CERT;
+    e->tls_error = t->cauth.inner ? PR_TLS_CLIENT_CERT_REFUSED : PR_TLS_NO_CLIENT_CERT;
     return PR_ETLS;
 }
 
