@@ -182,7 +182,9 @@ typedef struct pr_http_client_opts {
     const char *no_proxy;     /* hosts never proxied; NULL = env no_proxy, NO_PROXY; "" = none */
     pr_tls_opts tls;          /* for https origins: ca_file / ca_pem are parsed once by
                                  pr_http_client_create (unless tls.anchors is set: those are
-                                 used, borrowed, and must outlive the client); alpn copied */
+                                 used, borrowed, and must outlive the client); so are the client
+                                 certificate's cert_* / key_* (unless tls.identity is set,
+                                 borrowed likewise); alpn copied */
     pr_http_opts http;        /* parser limits of every exchange */
     int tcp_keepalive_s;      /* 0 = 60: TCP keep-alive probes after this many idle seconds; < 0 = off */
     pr_retry_policy retry;    /* retries (see above); zero = 10 retries with PR_BACKOFF_HTTP;
@@ -224,16 +226,18 @@ typedef struct pr_http_result {
 } pr_http_result;
 
 /* Create a client. Reads the proxy environment once (unless ignore_env)
-   and parses the trust anchors of tls.ca_file / tls.ca_pem once (shared by
-   every https connection of the client; not in a PRISTINE_NO_TLS build).
+   and parses the trust anchors of tls.ca_file / tls.ca_pem and the client
+   certificate of tls.cert_* / tls.key_* once (shared by every https
+   connection of the client; not in a PRISTINE_NO_TLS build).
    Params: out - receives the client; opts - NULL = defaults (copied);
            err - receives why it failed, naming the file or the proxy URL
            (NULL = not wanted; zeroed on success).
    Returns: PR_OK; PR_EINVAL (out NULL, a proxy URL that does not parse, no
-            certificate in tls.ca_file / tls.ca_pem, an invalid retry
-            policy, negative caps); PR_EIO (tls.ca_file cannot be read;
-            errno in err->sys_errno); PR_ENOTSUP (an https:// or other
-            non-http proxy URL); PR_ENOMEM.
+            certificate in tls.ca_file / tls.ca_pem, a client certificate
+            without a usable key or the reverse, an invalid retry policy,
+            negative caps); PR_EIO (tls.ca_file, cert_file or key_file
+            cannot be read; errno in err->sys_errno); PR_ENOTSUP (an
+            https:// or other non-http proxy URL); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_destroy. */
@@ -388,6 +392,7 @@ struct pr_http_client {
     char **fwd;                   /* redirect_forward_headers: one block, the pointers then the names */
     size_t fwd_size;
     pr_tls_anchors *anchors;      /* parsed from ca_file / ca_pem at create; owned */
+    pr_tls_identity *identity;    /* parsed from cert_* / key_* at create; owned */
     pr_url proxy_http, proxy_https; /* mem_ == NULL: none */
     pr__client_pooled *pool;        /* most recently released first */
     size_t npool;
@@ -450,6 +455,7 @@ static void pr__client_free(pr_http_client *c) {
     pr__free(c->fwd, c->fwd_size);
     pr_sem_destroy(c->slots);
     pr_tls_anchors_destroy(c->anchors);
+    pr_tls_identity_destroy(c->identity); /* wipes the key */
     pr_url_deinit(&c->proxy_http);
     pr_url_deinit(&c->proxy_https);
     pr__free(c, sizeof *c);
@@ -523,7 +529,23 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
         c->o.tls.ca_file = c->o.tls.ca_pem = NULL;
         c->o.tls.ca_pem_len = 0;
     }
+    /* the client certificate too, so a bad one fails here, not at the first connect */
+    if (!rc && !c->o.tls.identity &&
+        (c->o.tls.cert_file || c->o.tls.cert_pem || c->o.tls.key_file || c->o.tls.key_pem)) {
+        rc = pr_tls_identity_create(&c->identity, c->o.tls.cert_file, c->o.tls.cert_pem, c->o.tls.cert_pem_len,
+                                    c->o.tls.key_file, c->o.tls.key_pem, c->o.tls.key_pem_len, &c->err);
+        if (rc) {
+            char why[sizeof c->err.msg];
+            int e = c->err.sys_errno;
+            snprintf(why, sizeof why, "%s", c->err.msg);
+            pr__err_set(&c->err, rc, e, "http: tls: %s", why);
+        }
+        c->o.tls.identity = c->identity;
+    }
 #endif
+    /* never kept: the identity holds what connections need (the caller's strings may go) */
+    c->o.tls.cert_file = c->o.tls.cert_pem = c->o.tls.key_file = c->o.tls.key_pem = NULL;
+    c->o.tls.cert_pem_len = c->o.tls.key_pem_len = 0;
     pr__proxy_pick(c->o.http_proxy, c->o.https_proxy, c->o.all_proxy, c->o.no_proxy, c->o.ignore_env, &hp, &sp, &np);
     if (!rc) rc = pr__proxy_parse(&c->proxy_http, hp, &c->err);
     if (!rc) rc = pr__proxy_parse(&c->proxy_https, sp, &c->err);
