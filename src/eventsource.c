@@ -70,8 +70,8 @@ typedef struct pr_sse_reconnect {
     long reconnects;            /* this reconnect's number: 1 for the first */
     int failures;               /* consecutive failed connections so far (0: the last one had opened) */
     int64_t delay_ms;           /* the wait before the next connection */
-    int reason;                 /* PR_ECLOSED (the body ended), PR_ETIMEDOUT (idle_timeout_ms of
-                                   silence), PR_EHTTP (a retryable status), PR_ELIMIT
+    int reason;                 /* PR_ECLOSED (the body ended), PR_EIO (idle_timeout_ms of silence:
+                                   detail says so), PR_EHTTP (a retryable status), PR_ELIMIT
                                    (reconnect_on_limit), or the connection's error code */
     int status;                 /* the refused response's status, 0 if none */
     const char *detail;         /* why, in words */
