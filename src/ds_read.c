@@ -425,10 +425,14 @@ static int pr__ds_read_transient(pr_ds_read *r, int rc) {
     return pr__ds_read_cause_transient(r, rc) && !pr__ds_read_used_up(r);
 }
 
-/* The handle's classifier, with 408 tried again. */
+/* The handle's classifier, with 408 tried again, and a DNS or TLS
+   failure handed back at once: only its detail tells a name that does
+   not exist or a refused handshake from a temporary failure
+   (pr__client_final), so the read decides (pr__ds_read_get). */
 static int pr__ds_read_classify(int outcome, int64_t *after_ms, void *user_data) {
     const pr_ds_read *r = (const pr_ds_read *)user_data;
     int v = r->ds->retry.classify(outcome, after_ms, r->ds->retry.user_data);
+    if (outcome == PR_EDNS || outcome == PR_ETLS) return PR_RETRY_FAIL;
     return outcome == 408 && v == PR_RETRY_OK ? PR_RETRY_AGAIN : v;
 }
 
@@ -486,6 +490,20 @@ static void pr__ds_read_paced(pr_ds_read *r, int progress) {
     else r->quick = 0; /* progress, or the server held the request */
 }
 
+/* After a failure the read counted (the cause in r->err): PR_OK to try
+   again, at once (a clean end of a live connection that lasted, the first
+   failure after a healthy period) or after the backoff (waited by
+   pr__ds_read_pace); the cause when the bound or the handle's retries
+   are used up or the wait would end past the deadline. */
+static int pr__ds_read_again(pr_ds_read *r, int cause, int at_once, int64_t deadline) {
+    const pr_retry_policy *p = &r->ds->retry;
+    if (pr__ds_read_used_up(r)) return cause;
+    if (at_once && r->failures == 1) return PR_OK;
+    if (p->max_retries == PR_RETRY_OFF || (p->max_retries > 0 && r->failures > p->max_retries)) return cause;
+    r->next_at = pr__time_add(pr_now(), pr__retry_delay_ms(&p->backoff, r->failures - 1, &r->prev_delay, &p->hooks));
+    return r->next_at > deadline ? cause : PR_OK;
+}
+
 /* One catch-up or long-poll GET. Returns PR_OK with *got set when a chunk
    is ready in c, PR_OK with *got 0 to ask again, or an error. */
 /* One GET of the read at its position into r->res: live NULL (catch-up),
@@ -514,18 +532,22 @@ static int pr__ds_read_get(pr_ds_read *r, const char *live, const pr_http_header
     rq.nextra = nh;
     rq.stream = resp != NULL;
     rq.idle_ms = r->o.idle_timeout_ms;
-    rq.retry = pr__ds_read_policy(r);
-    rc = pr__ds_do(r->ds, &rq, &r->res, &e, resp, deadline);
-    pr_buf_deinit(&q);
-    if (rc != PR_OK) {
+    for (;;) {
+        rq.retry = pr__ds_read_policy(r);
+        if ((rc = pr__ds_do(r->ds, &rq, &r->res, &e, resp, deadline)) == PR_OK) break;
         r->err = e;
         r->error = PR_DS_OK;
         if (rc == PR_ETIMEDOUT && pr_now() < deadline) { /* a connection's own limit, not the caller's */
             rc = pr__err_wrap(&r->err, PR_EIO, &e, "ds: the connection timed out");
             r->err.sys_errno = ETIMEDOUT;
         }
-        if (pr__ds_read_cause_transient(r, rc)) pr__ds_read_failed(r);
+        if (!pr__ds_read_cause_transient(r, rc)) break;
+        pr__ds_read_failed(r);
+        /* a temporary DNS failure or a handshake cut short, which the client handed back (pr__ds_read_classify) */
+        if ((rc != PR_EDNS && rc != PR_ETLS) || pr__ds_read_again(r, rc, 0, deadline) != PR_OK) break;
+        if ((rc = pr__ds_read_pace(r, deadline)) != PR_OK) break;
     }
+    pr_buf_deinit(&q);
     return rc;
 }
 
@@ -771,21 +793,6 @@ static int pr__ds_read_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline,
     }
 }
 
-/* After a live connection dropped (the cause in r->err): PR_OK to
-   connect again, at once (a clean end of a connection that lasted, the
-   first failure after a healthy period) or after the backoff (waited by
-   pr__ds_read_pace); the cause when the bound is used up or the wait
-   would end past the deadline. */
-static int pr__ds_read_backoff(pr_ds_read *r, int cause, int at_once, int64_t deadline) {
-    const pr_retry_policy *p = &r->ds->retry;
-    pr__ds_read_failed(r);
-    if (pr__ds_read_used_up(r)) return cause;
-    if (at_once && r->failures == 1) return PR_OK;
-    if (p->max_retries == PR_RETRY_OFF || (p->max_retries > 0 && r->failures > p->max_retries)) return cause;
-    r->next_at = pr__time_add(pr_now(), pr__retry_delay_ms(&p->backoff, r->failures - 1, &r->prev_delay, &p->hooks));
-    return r->next_at > deadline ? cause : PR_OK;
-}
-
 static int pr__ds_read_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
     for (;;) {
         int rc, from_conn = 0, lasted, clean;
@@ -821,7 +828,8 @@ static int pr__ds_read_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline)
             r->phase = PR__DS_READ_POLL; /* SSE keeps dropping: a buffering proxy, probably */
             return PR__DS_READ_TO_POLL;
         }
-        if ((rc = pr__ds_read_backoff(r, rc, lasted && clean, deadline)) != PR_OK) return rc;
+        pr__ds_read_failed(r);
+        if ((rc = pr__ds_read_again(r, rc, lasted && clean, deadline)) != PR_OK) return rc;
     }
 }
 

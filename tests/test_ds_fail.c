@@ -453,7 +453,7 @@ PT_TEST(ds_fail_backoff_resets_only_after_a_healthy_period) {
 
 /* The consumer stops on a final cause with its code (the wait returns it,
    last_error has it), and on refused connections once open_attempts are
-   used up; a 503 that passes keeps it going. */
+   used up (it reconnected for ever). */
 typedef struct dsf_cons {
     int batches;
 } dsf_cons;
