@@ -293,6 +293,55 @@ PT_TEST(ds_fail_persistent_503_is_tried_open_attempts_times) {
     pr_http_client_destroy(f.client);
 }
 
+/* Once the read has had an answer, failures in a row are bounded by
+   max_failures (the first answer starts the count afresh): a long-poll
+   read whose server turns to 503 after the catch-up returns PR_EHTTP 503
+   after exactly max_failures requests. */
+PT_TEST(ds_fail_max_failures_bounds_a_live_read) {
+    dsf_fx f;
+    ts_server *s;
+    ts_step st[2];
+    pr_ds *ds;
+    pr_ds_read *rd;
+    pr_ds_read_opts ro;
+    pr_ds_chunk c;
+    pr_err_info e;
+    char url[96];
+    size_t before;
+    PT_REQUIRE(dsf_client(&f, NULL) == PR_OK);
+    PT_REQUIRE(ts_start(&s, NULL) == PR_OK);
+    memset(st, 0, sizeof st);
+    st[0].headers = "Stream-Next-Offset: 2\r\nStream-Up-To-Date: true\r\n";
+    st[0].body = "hi";
+    st[1].status = 503;
+    PT_EQ_ERR(ts_script(s, "/flaky", st, 1), PR_OK);
+    PT_EQ_ERR(ts_script_default(s, "/flaky", &st[1]), PR_OK);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/flaky", (unsigned)ts_port(s));
+    PT_REQUIRE((ds = dsf_handle(&f, url)) != NULL);
+    memset(&ro, 0, sizeof ro);
+    ro.live = PR_DS_LIVE_LONG_POLL;
+    ro.open_attempts = 2;
+    ro.max_failures = 5;
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(c.up_to_date, 1);
+    before = ts_log_count(s);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, PR_FOREVER), PR_EHTTP);
+    PT_EQ_INT((int)(ts_log_count(s) - before), 5);
+    PT_EQ_ERR(pr_ds_read_last_error(rd, &e), PR_OK);
+    PT_EQ_INT(e.http_status, 503);
+    PT_EQ_INT(e.meaning, PR_DS_SERVER_ERROR);
+    PT_EQ_STR(pr_ds_read_offset(rd, NULL), "2"); /* it resumes there */
+    /* used up: each later call tries once */
+    before = ts_log_count(s);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, PR_FOREVER), PR_EHTTP);
+    PT_EQ_INT((int)(ts_log_count(s) - before), 1);
+    pr_ds_read_destroy(rd);
+    pr_ds_destroy(ds);
+    ts_stop(s);
+    pr_http_client_destroy(f.client);
+}
+
 /* Statuses that are the answer (400, 401, 403, 404, 410) and an SSE
    answer that is not text/event-stream end the read at once: one request. */
 PT_TEST(ds_fail_final_answers_end_the_read_at_once) {
@@ -633,6 +682,7 @@ const pt_suite pt_suite_ds_fail = { "ds_fail",
                                       PT_ENTRY(ds_fail_tls_refusals_are_final),
 #endif
                                       PT_ENTRY(ds_fail_persistent_503_is_tried_open_attempts_times),
+                                      PT_ENTRY(ds_fail_max_failures_bounds_a_live_read),
                                       PT_ENTRY(ds_fail_final_answers_end_the_read_at_once),
                                       PT_ENTRY(ds_fail_server_delays_used_as_given),
                                       PT_ENTRY(ds_fail_backoff_resets_only_after_a_healthy_period),
