@@ -547,6 +547,7 @@ typedef struct pr__ds_req {
     size_t body_len;
     int stream;                 /* 1 = leave the body to be read (SSE): *resp receives it */
     int idle_ms;                /* the connection's idle limit (reads), 0 = the client's */
+    const pr_retry_policy *retry; /* NULL = the handle's (a read bounds its attempts) */
 } pr__ds_req;
 
 /* Compare two "k=v" pairs by key, then by the whole pair. */
@@ -915,7 +916,7 @@ static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_err_
         req.headers = lines;
         req.body = rq->body;
         req.body_len = rq->body_len;
-        req.retry = &ds->retry;
+        req.retry = rq->retry ? rq->retry : &ds->retry;
         req.idle_timeout_ms = rq->idle_ms;
         req.redirect_forward = fwd;
         r = NULL;

@@ -7,9 +7,15 @@
  * to on_batch (the task waits for it: a slow handler holds the reader back
  * instead of buffering; to feed a channel, pr_chan_send from on_batch),
  * then on_checkpoint gets the offset after it: store that, and a restart
- * from it (opts.offset) neither loses nor repeats a byte. Network errors,
- * 429 and 5xx reconnect with the handle's backoff for as long as it
- * takes; other failures (404, a malformed body, ...) stop it. State
+ * from it (opts.offset) neither loses nor repeats a byte. It reads
+ * through one read, so the read's rules hold (pr_ds_read_opts): a cause
+ * retrying cannot cure (a name that does not exist, a refused
+ * certificate, 404, a malformed body, ...) stops it at once with that
+ * code; transient ones (network errors, 408, 429, 5xx) are tried
+ * open_attempts times until the first answer, then for as long as it
+ * takes (max_failures), each failure the read returns followed by a
+ * reconnect after the handle's backoff, which starts afresh only after
+ * healthy_ms without a failure. State
  * changes go to on_state; the observer (the consumer's own, else the
  * handle's) hears every batch, reconnect and state change, and the
  * consumer's requests (pr_telemetry_ds_hook adapts it).
@@ -40,6 +46,10 @@ typedef struct pr_ds_consumer_opts {
     pr_ds_observer observer;    /* zero = the handle's: PR_DS_EVENT_CONSUMER_BATCH, _RECONNECT and
                                    _STATE, and the consumer's requests */
     int idle_timeout_ms;        /* as pr_ds_read_opts.idle_timeout_ms (0 = 60000; < 0 = none) */
+    int open_attempts;          /* as pr_ds_read_opts.open_attempts (0 = 8; < 0 = no bound): then
+                                   the consumer stops with the last cause */
+    int max_failures;           /* as pr_ds_read_opts.max_failures (0 = unlimited) */
+    int healthy_ms;             /* as pr_ds_read_opts.healthy_ms (0 = 60000) */
 } pr_ds_consumer_opts;
 
 /* Start following the stream in a task of the calling thread.
@@ -57,9 +67,10 @@ PRISTINE_API int pr_ds_consumer_start(pr_ds_consumer **out, pr_ds *ds, const pr_
 /* Wait until the consumer ends by itself.
    Params: c - the consumer; deadline - absolute ms.
    Returns: PR_ECLOSED (the stream closed: every batch handled); on_batch's
-            non-zero result; the failure that stopped it (PR_EHTTP, PR_EPROTO,
-            ...: pr_ds_consumer_last_error gives the detail); PR_ETIMEDOUT
-            (still running); PR_ECANCELED.
+            non-zero result; the failure that stopped it (PR_EHTTP, PR_EDNS,
+            PR_ETLS, PR_EPROTO, PR_EIO once open_attempts or max_failures
+            are used up, ...: pr_ds_consumer_last_error gives the detail);
+            PR_ETIMEDOUT (still running); PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_consumer_stop. */
@@ -127,28 +138,34 @@ static void pr__ds_consumer_state(pr_ds_consumer *c, int state, const pr_err_inf
 static int pr__ds_consumer_task(void *arg) {
     pr_ds_consumer *c = (pr_ds_consumer *)arg;
     pr_ds_read_opts ro;
+    pr_ds_read *rd = NULL;
     pr_retry backoff;
-    int64_t delay;
-    int failures = 0, rc = PR_OK, by_user = 0, ended = 0;
+    pr_err_info why;
+    int64_t delay, failed_at = 0;
+    int failures = 0, rc, by_user = 0, ended = 0, healthy_ms = PR__DEF(c->o.healthy_ms, 60000);
     memset(&ro, 0, sizeof ro);
     ro.live = c->o.live ? c->o.live : PR_DS_LIVE_AUTO;
     ro.prefer_sse = c->o.prefer_sse;
     ro.idle_timeout_ms = c->o.idle_timeout_ms;
+    ro.open_attempts = c->o.open_attempts;
+    ro.max_failures = c->o.max_failures;
+    ro.healthy_ms = c->o.healthy_ms;
     pr__ds_consumer_state(c, PR_DS_CONSUMER_CONNECTING, NULL);
+    /* one read throughout: it resumes at its position and keeps its count of failures */
+    if ((rc = pr_ds_read_open(&rd, c->ds, c->offset, &ro, &why)) != PR_OK) {
+        c->err = why;
+        pr__ds_consumer_state(c, PR_DS_CONSUMER_STOPPED, &why);
+        c->result = rc;
+        c->done = 1;
+        return 0;
+    }
+    rd->obs = c->obs;
     for (;;) {
-        pr_ds_read *rd = NULL;
         pr_ds_chunk ch;
-        pr_err_info why;
         int outcome;
-        if ((rc = pr_ds_read_open(&rd, c->ds, c->offset, &ro, &why)) != PR_OK) {
-            c->err = why;
-            pr__ds_consumer_state(c, PR_DS_CONSUMER_STOPPED, &why);
-            break;
-        }
-        rd->obs = c->obs;
         while ((rc = pr_ds_read_next(rd, &ch, PR_FOREVER)) == PR_OK) {
             int r;
-            failures = 0;
+            if (failures && pr_now() - failed_at >= healthy_ms) failures = 0; /* healthy again */
             pr__ds_consumer_state(c, ch.up_to_date ? PR_DS_CONSUMER_UP_TO_DATE : PR_DS_CONSUMER_LIVE, NULL);
             if (ch.len && c->obs) {
                 pr_ds_event ev;
@@ -172,28 +189,21 @@ static int pr__ds_consumer_task(void *arg) {
                 break;
             }
         }
-        /* PR_ECLOSED from pr_ds_read_next is a connection that closed (the
-           stream's end is the closed chunk): transient, like any break */
-        if (by_user || ended || rc == PR_ECANCELED || (rc != PR_ETIMEDOUT && !pr__ds_read_transient(rd, rc))) {
-            if (!by_user && !ended && rc != PR_ECANCELED) {
-                pr_ds_read_last_error(rd, &why);
-                c->meaning = why.meaning;
-                c->err = why;
-                pr_ds_read_destroy(rd);
-                pr__ds_consumer_state(c, PR_DS_CONSUMER_STOPPED, &why);
-            } else {
-                pr_ds_read_destroy(rd);
-            }
+        if (by_user || ended || rc == PR_ECANCELED) break;
+        pr_ds_read_last_error(rd, &why);
+        if (!pr__ds_read_transient(rd, rc)) { /* a final cause, or the read's tries are used up */
+            c->meaning = why.meaning;
+            c->err = why;
+            pr__ds_consumer_state(c, PR_DS_CONSUMER_STOPPED, &why);
             break;
         }
-        /* a transient failure after the read's own retries: reconnect from the checkpoint */
-        pr_ds_read_last_error(rd, &why);
-        pr_ds_read_destroy(rd);
+        /* a transient failure after the read's own tries: connect again after the backoff */
         pr__ds_consumer_state(c, PR_DS_CONSUMER_CONNECTING, &why);
         if (failures++ == 0 && pr_retry_begin(&backoff, &c->ds->retry) != PR_OK) {
             rc = PR_EINVAL;
             break;
         }
+        failed_at = pr_now();
         outcome = rc;
         if ((delay = pr_retry_plan(&backoff, &outcome, PR_FOREVER)) < 0) {
             rc = outcome;
@@ -211,6 +221,7 @@ static int pr__ds_consumer_task(void *arg) {
             break;
         }
     }
+    pr_ds_read_destroy(rd);
     c->result = rc;
     c->done = 1;
     return 0;

@@ -23,6 +23,21 @@
  * array of messages, parsed: c.items is that array (pr_json_len,
  * pr_json_at), a body that does not parse is PR_EPROTO.
  *
+ * Failures. A cause retrying cannot cure ends the call at once with its
+ * code and detail: a name that does not exist (PR_EDNS), a certificate
+ * not trusted or for another name, a peer that does not speak TLS
+ * (PR_ETLS), a status that is the answer (400, 401, 403, 404, 409, 410,
+ * ...: PR_EHTTP with its PR_DS_* meaning), an SSE answer that is not
+ * text/event-stream (PR_EPROTO). A transient one (a refused, reset or cut
+ * connection, 408, 429, 5xx) is tried again with the handle's backoff
+ * (a server's Retry-After or retry-after-ms is the wait itself, up to the
+ * client's cap): at most open_attempts times before the read has had an
+ * answer, then max_failures in a row (0: for as long as it takes), the
+ * count starting afresh only after healthy_ms without a failure; then the
+ * last cause comes back. PR_ETIMEDOUT means the caller's deadline passed,
+ * nothing else; a wait that would end past it returns the last cause at
+ * once instead (the next call waits the rest of it first).
+ *
  * A read's connection silent for idle_timeout_ms counts as dropped. Answers
  * that bring nothing new (a 204 or 304, an empty 200 that is not up to
  * date) and come back at once are asked again after a wait that starts
@@ -33,7 +48,8 @@
  * pr_ds_read_open takes back), else PR_EPROTO.
  *
  * To the modules after it (ds_consumer) it offers, privately,
- * pr__ds_read_transient: whether a read's failure is worth reconnecting for.
+ * pr__ds_read_transient: whether a read's failure is worth reconnecting
+ * for (a transient cause, and the read's bound not used up).
  *
  * Offers to the modules after it: pr__ds_read_transient.
  */
@@ -57,6 +73,20 @@ typedef struct pr_ds_read_opts {
                                    dropped and the read resumes from its offset on a new one;
                                    above the server's long-poll and SSE keep-alive interval (30 s
                                    on the reference server); < 0 = none */
+    int open_attempts;          /* 0 = 8: until the read has had an answer, its requests are tried
+                                   at most this many times in all, counted across calls (refused,
+                                   reset or cut connections, 408, 429, 5xx; with the handle's
+                                   default backoff the waits add up to under 13 s), then the last
+                                   cause comes back (PR_EIO with its errno, PR_EHTTP with its
+                                   status); once they are used up, each call tries once; < 0 = no
+                                   bound (the handle's retry policy alone) */
+    int max_failures;           /* 0 = unlimited: once the read has had an answer, failed attempts
+                                   and dropped live connections in a row (no healthy_ms between
+                                   them) after which the last cause comes back (as open_attempts) */
+    int healthy_ms;             /* 0 = 60000: the failure count, and with it the backoff, starts
+                                   afresh only after the read went this long without a failure
+                                   (a server that accepts and drops is asked again later and
+                                   later, never at a constant rate) */
 } pr_ds_read_opts;
 
 /* What pr_ds_read_next delivers. The views stay valid until the next
@@ -93,14 +123,21 @@ PRISTINE_API int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset
    Params: r - the read; c - receives the chunk; deadline - absolute ms.
    Returns: PR_OK; PR_ECLOSED (after the closed chunk, or after the
             up-to-date chunk of a catch-up read: the read is over);
-            PR_ETIMEDOUT (the deadline passed: the read stays usable and
-            resumes from c->offset); PR_EIO (the network failed, a
-            connection closed before its answer included: the read stays
-            usable); PR_ECANCELED; PR_EHTTP (an error
-            status: pr_ds_read_last_error gives the detail and the PR_DS_*
-            meaning); PR_EPROTO (a JSON body or SSE control event that does
-            not parse, a response without Stream-Next-Offset); PR_ELIMIT;
-            transport errors after the retries.
+            PR_ETIMEDOUT (the deadline passed, and only then: the read
+            stays usable and resumes from c->offset); PR_EIO (the network
+            failed: refused, reset, a connection closed before its answer
+            or timed out, a live connection that dropped; after the tries
+            open_attempts / max_failures allow, errno kept; the read stays
+            usable); PR_EHTTP (an error status: at once when it is the
+            answer, 408, 429 and 5xx after the tries;
+            pr_ds_read_last_error gives the detail and the PR_DS_*
+            meaning); PR_EDNS (a name that does not exist: at once; a
+            resolver's temporary failure after the tries); PR_ETLS (a
+            certificate not trusted or for another name, a peer that does
+            not speak TLS: at once); PR_EPROTO (a JSON body or SSE control
+            event that does not parse, a response without
+            Stream-Next-Offset, an SSE answer that is not
+            text/event-stream); PR_ELIMIT; PR_ECANCELED; PR_EINVAL.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_read_open. */
@@ -139,8 +176,36 @@ PRISTINE_API int pr_ds_read_last_error(const pr_ds_read *r, pr_err_info *out);
    See: pr_ds_read_open. */
 PRISTINE_API void pr_ds_read_destroy(pr_ds_read *r);
 
+/* Read everything from an offset up to the stream's current tail: a
+   catch-up read (pr_ds_read_open with the defaults: open_attempts, the
+   handle's retries) followed through as many answers as the server splits
+   it into, until one is up to date.
+   Params: ds - the handle; offset - where to start ("-1" or NULL for the
+           start, or an offset from the server); max_bytes - the most bytes
+           out may receive (0 = 64 MiB; SIZE_MAX = no limit); out -
+           receives the bytes (cleared first): a JSON stream's messages
+           as one JSON array ("[]" when there are none); next_offset -
+           receives the offset after them, NUL-terminated, to resume from
+           (cleared first; NULL = not wanted); closed - set to 1 when the
+           stream is closed and out reaches its end, else 0 (NULL = not
+           wanted); err - receives why it failed (NULL = not wanted);
+           deadline - absolute ms.
+   Returns: PR_OK; PR_ELIMIT (more than max_bytes); PR_EHTTP (an error
+            status: err has it and its PR_DS_* meaning, e.g. 404
+            PR_DS_NOT_FOUND); PR_EINVAL (ds or out NULL, an offset
+            pr_ds_read_open refuses); PR_ETIMEDOUT (the deadline passed);
+            PR_ECANCELED; the errors of pr_ds_read_next. On a failure out
+            and next_offset hold what was read before it.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_ds_read_open, pr_ds_read_next. */
+PRISTINE_API int pr_ds_read_all(pr_ds *ds, const char *offset, size_t max_bytes, pr_buf *out, pr_buf *next_offset,
+                                int *closed, pr_err_info *err, int64_t deadline);
+
 // @pristine:impl
 #define PR__DS_READ_DEF_IDLE 60000
+#define PR__DS_READ_DEF_OPEN_ATTEMPTS 8
+#define PR__DS_READ_DEF_HEALTHY 60000
 #define PR__DS_READ_QUICK_MS 50       /* the wait after an answer that brought nothing new at once, */
 #define PR__DS_READ_QUICK_MAX_MS 2000 /* doubling per such answer in a row up to this */
 #define PR__DS_READ_TO_POLL 1 /* pr__ds_read_sse_next: SSE gave up, long-poll instead */
@@ -170,8 +235,13 @@ struct pr_ds_read {
     int sse_short;              /* SSE connections in a row that dropped soon after opening */
     pr_buf batch;               /* data events since the last control event */
     pr_buf out;                 /* the chunk handed out */
-    int failures;               /* SSE connections in a row that failed */
-    pr_retry retry;
+    int answered;               /* the read has had an answer (open_attempts no longer applies) */
+    int failures;               /* failed attempts and dropped connections in a row */
+    int healthy;                /* no failure since healthy_at */
+    int64_t healthy_at;
+    int64_t next_at;            /* the next request starts no sooner (the backoff) */
+    double prev_delay;          /* for a decorrelated backoff */
+    pr_retry_policy pol;        /* the policy of the request in flight (pr__ds_read_policy) */
     int quick;                  /* answers in a row that brought nothing new, at once */
     int64_t asked_at;           /* when the last GET started */
 };
@@ -197,6 +267,8 @@ int pr_ds_read_open(pr_ds_read **out, pr_ds *ds, const char *offset, const pr_ds
     r->o.sse_max_short = PR__DEF(r->o.sse_max_short, 3);
     r->o.max_chunk_bytes = PR__DEF(r->o.max_chunk_bytes, PR__DS_DEF_CHUNK);
     r->o.idle_timeout_ms = PR__DEF(r->o.idle_timeout_ms, PR__DS_READ_DEF_IDLE);
+    r->o.open_attempts = PR__DEF(r->o.open_attempts, PR__DS_READ_DEF_OPEN_ATTEMPTS);
+    r->o.healthy_ms = PR__DEF(r->o.healthy_ms, PR__DS_READ_DEF_HEALTHY);
     pr_buf_init(&r->batch);
     pr_buf_init(&r->out);
     if (!(r->offset = pr__strdup(offset, NULL)) || !(r->cursor = pr__strdup("", NULL))) {
@@ -298,20 +370,110 @@ static int pr__ds_read_json_empty(const char *p, size_t n) {
     return t.len == 2 && t.ptr[0] == '[' && t.ptr[1] == ']';
 }
 
+/* ---- failures: which are final, which are tried again, how often ---- */
+
+/* The failure count starts afresh after healthy_ms without a failure. */
+static void pr__ds_read_settle(pr_ds_read *r) {
+    if (r->healthy && pr_now() - r->healthy_at >= r->o.healthy_ms) {
+        r->failures = 0;
+        r->prev_delay = 0;
+    }
+}
+
+/* A failed attempt, or a live connection that dropped. */
+static void pr__ds_read_failed(pr_ds_read *r) {
+    pr__ds_read_settle(r);
+    r->healthy = 0;
+    r->failures++;
+}
+
+/* An answer the read can use, or an SSE connection open. The first one
+   ends the open_attempts phase. */
+static void pr__ds_read_answered(pr_ds_read *r) {
+    if (!r->answered) {
+        r->answered = 1;
+        r->failures = 0;
+        r->prev_delay = 0;
+    }
+    if (!r->healthy) {
+        r->healthy = 1;
+        r->healthy_at = pr_now();
+    }
+}
+
+/* The bound in force (<= 0: none): open_attempts, then max_failures. */
+static int pr__ds_read_bound(const pr_ds_read *r) { return r->answered ? r->o.max_failures : r->o.open_attempts; }
+
+static int pr__ds_read_used_up(const pr_ds_read *r) {
+    int b = pr__ds_read_bound(r);
+    return b > 0 && r->failures >= b;
+}
+
+/* Whether the cause of the read's failure rc (its detail in r->err) is
+   worth another attempt: a transient status, or a transport error the
+   client does not call final. */
+static int pr__ds_read_cause_transient(const pr_ds_read *r, int rc) {
+    int st = r->err.http_status;
+    if (rc == PR_EHTTP) return st == 408 || st == 429 || (st >= 500 && st <= 599);
+    if (rc == PR_ETIMEDOUT || rc == PR_EPROTO || rc == PR_ECANCELED || pr__client_final(rc, &r->err)) return 0;
+    return pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_AGAIN;
+}
+
+/* Whether a read's failure is worth reconnecting for: a transient cause,
+   with the read's bound not used up. */
+static int pr__ds_read_transient(pr_ds_read *r, int rc) {
+    return pr__ds_read_cause_transient(r, rc) && !pr__ds_read_used_up(r);
+}
+
+/* The handle's classifier, with 408 tried again, and a DNS or TLS
+   failure handed back at once: only its detail tells a name that does
+   not exist or a refused handshake from a temporary failure
+   (pr__client_final), so the read decides (pr__ds_read_get). */
+static int pr__ds_read_classify(int outcome, int64_t *after_ms, void *user_data) {
+    const pr_ds_read *r = (const pr_ds_read *)user_data;
+    int v = r->ds->retry.classify(outcome, after_ms, r->ds->retry.user_data);
+    if (outcome == PR_EDNS || outcome == PR_ETLS) return PR_RETRY_FAIL;
+    return outcome == 408 && v == PR_RETRY_OK ? PR_RETRY_AGAIN : v;
+}
+
+/* Every attempt the client tries again is a failure of the read. */
+static void pr__ds_read_on_retry(const pr_retry_info *info, void *user_data) {
+    pr_ds_read *r = (pr_ds_read *)user_data;
+    pr__ds_read_failed(r);
+    if (r->ds->retry.on_retry) r->ds->retry.on_retry(info, r->ds->retry.user_data);
+}
+
+/* The policy of the read's next request: the handle's, with its retries
+   cut to what the bound in force leaves. */
+static const pr_retry_policy *pr__ds_read_policy(pr_ds_read *r) {
+    int b = pr__ds_read_bound(r);
+    pr__ds_read_settle(r);
+    r->pol = r->ds->retry;
+    r->pol.classify = pr__ds_read_classify;
+    r->pol.on_retry = pr__ds_read_on_retry;
+    r->pol.user_data = r;
+    if (b > 0) {
+        int left = b - r->failures - 1; /* retries */
+        if (left <= 0) r->pol.max_retries = PR_RETRY_OFF;
+        else if (r->pol.max_retries == PR_RETRY_UNLIMITED || r->pol.max_retries > left) r->pol.max_retries = left;
+    }
+    return &r->pol;
+}
+
 /* Sleep through the handle's retry hooks (tests make waits instant). */
 static int pr__ds_read_sleep(pr_ds *ds, int64_t delay, int64_t until) {
     return pr__retry_hook_sleep(&ds->retry.hooks, delay, until);
 }
 
-/* Wait until the earliest moment the next GET may start: answers that
-   brought nothing new at once are asked again later and later (a server
-   cannot make a busy loop of a read). PR_ETIMEDOUT when the deadline
-   comes first. */
+/* Wait until the earliest moment the next GET may start: the backoff
+   after a failure, and answers that brought nothing new at once are asked
+   again later and later (a server cannot make a busy loop of a read).
+   PR_ETIMEDOUT when the deadline comes first. */
 static int pr__ds_read_pace(pr_ds_read *r, int64_t deadline) {
-    int64_t at, now = pr_now();
-    if (!r->quick) return PR_OK;
-    at = pr__time_add(r->asked_at, PR__MIN((int64_t)PR__DS_READ_QUICK_MAX_MS,
-                                           (int64_t)PR__DS_READ_QUICK_MS << PR__MIN(r->quick - 1, 20)));
+    int64_t at = r->next_at, now = pr_now();
+    if (r->quick)
+        at = PR__MAX(at, pr__time_add(r->asked_at, PR__MIN((int64_t)PR__DS_READ_QUICK_MAX_MS,
+                                                          (int64_t)PR__DS_READ_QUICK_MS << PR__MIN(r->quick - 1, 20))));
     if (at <= now) return PR_OK;
     if (deadline < at) {
         if (deadline > now) (void)pr__ds_read_sleep(r->ds, deadline - now, deadline);
@@ -326,6 +488,20 @@ static void pr__ds_read_paced(pr_ds_read *r, int progress) {
     int64_t next = PR__MIN((int64_t)PR__DS_READ_QUICK_MAX_MS, (int64_t)PR__DS_READ_QUICK_MS << PR__MIN(r->quick, 20));
     if (!progress && pr_now() - r->asked_at < next) r->quick++;
     else r->quick = 0; /* progress, or the server held the request */
+}
+
+/* After a failure the read counted (the cause in r->err): PR_OK to try
+   again, at once (a clean end of a live connection that lasted, the first
+   failure after a healthy period) or after the backoff (waited by
+   pr__ds_read_pace); the cause when the bound or the handle's retries
+   are used up or the wait would end past the deadline. */
+static int pr__ds_read_again(pr_ds_read *r, int cause, int at_once, int64_t deadline) {
+    const pr_retry_policy *p = &r->ds->retry;
+    if (pr__ds_read_used_up(r)) return cause;
+    if (at_once && r->failures == 1) return PR_OK;
+    if (p->max_retries == PR_RETRY_OFF || (p->max_retries > 0 && r->failures > p->max_retries)) return cause;
+    r->next_at = pr__time_add(pr_now(), pr__retry_delay_ms(&p->backoff, r->failures - 1, &r->prev_delay, &p->hooks));
+    return r->next_at > deadline ? cause : PR_OK;
 }
 
 /* One catch-up or long-poll GET. Returns PR_OK with *got set when a chunk
@@ -356,12 +532,22 @@ static int pr__ds_read_get(pr_ds_read *r, const char *live, const pr_http_header
     rq.nextra = nh;
     rq.stream = resp != NULL;
     rq.idle_ms = r->o.idle_timeout_ms;
-    rc = pr__ds_do(r->ds, &rq, &r->res, &e, resp, deadline);
-    pr_buf_deinit(&q);
-    if (rc != PR_OK) {
+    for (;;) {
+        rq.retry = pr__ds_read_policy(r);
+        if ((rc = pr__ds_do(r->ds, &rq, &r->res, &e, resp, deadline)) == PR_OK) break;
         r->err = e;
         r->error = PR_DS_OK;
+        if (rc == PR_ETIMEDOUT && pr_now() < deadline) { /* a connection's own limit, not the caller's */
+            rc = pr__err_wrap(&r->err, PR_EIO, &e, "ds: the connection timed out");
+            r->err.sys_errno = ETIMEDOUT;
+        }
+        if (!pr__ds_read_cause_transient(r, rc)) break;
+        pr__ds_read_failed(r);
+        /* a temporary DNS failure or a handshake cut short, which the client handed back (pr__ds_read_classify) */
+        if ((rc != PR_EDNS && rc != PR_ETLS) || pr__ds_read_again(r, rc, 0, deadline) != PR_OK) break;
+        if ((rc = pr__ds_read_pace(r, deadline)) != PR_OK) break;
     }
+    pr_buf_deinit(&q);
     return rc;
 }
 
@@ -376,6 +562,7 @@ static int pr__ds_read_ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got,
         pr__ds_hdr(h, &nh, "If-None-Match", r->ds->etag, strlen(r->ds->etag));
     if ((rc = pr__ds_read_get(r, poll ? "long-poll" : NULL, h, nh, NULL, deadline)) != PR_OK) return rc;
     st = r->status = r->res.status;
+    if (st == 200 || st == 204 || st == 304) pr__ds_read_answered(r);
     if (st == 304) { /* nothing new at this offset */
         pr_buf_clear(&r->out);
         pr__ds_read_paced(r, !r->up_to_date);
@@ -386,6 +573,7 @@ static int pr__ds_read_ds_get(pr_ds_read *r, pr_ds_chunk *c, int poll, int *got,
     if (st != 200 && st != 204) {
         rc = pr__ds_status_error(r->ds, &r->res, &r->err, "read");
         r->error = r->res.error;
+        if (pr__ds_read_cause_transient(r, rc)) pr__ds_read_failed(r);
         return rc;
     }
     if (r->res.http.body_len > r->o.max_chunk_bytes)
@@ -448,23 +636,27 @@ static int pr__ds_read_b64_decode(pr_buf *out, const char *s, size_t n) {
     return PR_OK;
 }
 
+/* Add a JSON array's items to the array open in b ("[" and items so far;
+   the caller closes it). */
+static int pr__ds_read_json_join(pr_buf *b, const char *p, size_t n) {
+    pr_slice t;
+    t.ptr = p;
+    t.len = n;
+    t = pr_slice_trim(t);
+    if (t.len < 2 || t.ptr[0] != '[' || t.ptr[t.len - 1] != ']') return PR_EPROTO;
+    t.ptr++;
+    t.len -= 2;
+    t = pr_slice_trim(t);
+    if (!t.len) return PR_OK;
+    if (pr_buf_append(b, b->len ? "," : "[", 1) != PR_OK) return PR_ENOMEM;
+    return pr_buf_append(b, t.ptr, t.len);
+}
+
 /* Add one data event to the batch: bytes, text, or a JSON array whose
    items join the batch's array. */
 static int pr__ds_read_batch_add(pr_ds_read *r, const char *p, size_t n) {
     if (r->base64) return pr__ds_read_b64_decode(&r->batch, p, n);
-    if (r->json) {
-        pr_slice t;
-        t.ptr = p;
-        t.len = n;
-        t = pr_slice_trim(t);
-        if (t.len < 2 || t.ptr[0] != '[' || t.ptr[t.len - 1] != ']') return PR_EPROTO;
-        t.ptr++;
-        t.len -= 2;
-        t = pr_slice_trim(t);
-        if (!t.len) return PR_OK;
-        if (pr_buf_append(&r->batch, r->batch.len ? "," : "[", 1) != PR_OK) return PR_ENOMEM;
-        return pr_buf_append(&r->batch, t.ptr, t.len);
-    }
+    if (r->json) return pr__ds_read_json_join(&r->batch, p, n);
     return pr_buf_append(&r->batch, p, n);
 }
 
@@ -500,6 +692,7 @@ static int pr__ds_read_sse_open(pr_ds_read *r, int64_t deadline) {
         pr_http_response_destroy(resp);
         rc = pr__ds_status_error(r->ds, &r->res, &r->err, "read");
         r->error = r->res.error;
+        if (pr__ds_read_cause_transient(r, rc)) pr__ds_read_failed(r);
         return rc;
     }
     ct = pr_http_header_get(resp, "content-type");
@@ -521,6 +714,7 @@ static int pr__ds_read_sse_open(pr_ds_read *r, int64_t deadline) {
     pr_buf_clear(&r->batch);
     r->sse = resp;
     r->sse_opened_at = pr_now();
+    pr__ds_read_answered(r);
     return PR_OK;
 }
 
@@ -592,47 +786,22 @@ static int pr__ds_read_sse_pump(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline,
         rc = pr_http_next_span(r->sse, &p, &n, deadline);
         if (rc != PR_OK) {
             *from_conn = 1;
+            if (rc != PR_ETIMEDOUT && rc != PR_ECANCELED) pr_http_last_error(r->sse, &r->err);
             return rc;
         }
         if ((rc = pr_sse_decoder_feed(r->dec, p, n)) != PR_OK) return pr__ds_read_rfail(r, rc, PR_DS_OK, "ds: %s", "SSE decoding failed");
     }
 }
 
-/* Wait the backoff after a failure, within the deadline. Returns PR_OK
-   to try again, or what the caller gets. */
-static int pr__ds_read_backoff_wait(pr_ds_read *r, int rc, int64_t deadline) {
-    int outcome = rc;
-    if (r->failures++ == 0 && pr_retry_begin(&r->retry, &r->ds->retry) != PR_OK)
-        return pr__ds_read_rfail(r, PR_EINVAL, PR_DS_OK, "ds: %s", "invalid retry policy");
-    if (pr_retry_next(&r->retry, &outcome, deadline)) return PR_OK;
-    if (outcome == PR_ECANCELED) return PR_ECANCELED;
-    if (r->retry.stop == PR_RETRY_DEADLINE) { /* the caller's deadline comes first: wait until it */
-        if (deadline > pr_now()) pr_sleep(deadline);
-        return PR_ETIMEDOUT;
-    }
-    return outcome; /* the retries are used up: the last failure */
-}
-
-/* Whether an error of a live read is worth reconnecting for. */
-static int pr__ds_read_transient(pr_ds_read *r, int rc) {
-    if (rc == PR_EHTTP) return r->res.status == 429 || (r->res.status >= 500 && r->res.status <= 599);
-    return pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_AGAIN && rc != PR_ETIMEDOUT && rc != PR_EPROTO;
-}
-
 static int pr__ds_read_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
     for (;;) {
-        int rc, from_conn = 0, lasted;
-        if (!r->sse) {
-            rc = pr__ds_read_sse_open(r, deadline);
-            if (rc != PR_OK) {
-                if (!pr__ds_read_transient(r, rc)) return rc;
-                if ((rc = pr__ds_read_backoff_wait(r, rc, deadline)) != PR_OK) return rc;
-                continue;
-            }
+        int rc, from_conn = 0, lasted, clean;
+        if (!r->sse) { /* the open's attempts are its request's (pr__ds_read_policy) */
+            if ((rc = pr__ds_read_pace(r, deadline)) != PR_OK || (rc = pr__ds_read_sse_open(r, deadline)) != PR_OK)
+                return rc;
         }
         rc = pr__ds_read_sse_pump(r, c, deadline, &from_conn);
         if (rc == PR_OK) {
-            r->failures = 0;
             if (c->closed) pr__ds_read_sse_drop(r);
             return PR_OK;
         }
@@ -644,15 +813,23 @@ static int pr__ds_read_sse_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline)
         }
         /* the connection ended, broke or went silent: resume from the position */
         lasted = pr_now() - r->sse_opened_at >= r->o.sse_short_ms;
+        clean = rc == PR_ECLOSED;
         r->sse_short = lasted ? 0 : r->sse_short + 1;
         pr__ds_read_sse_drop(r);
+        if (clean) {
+            rc = pr__err_set(&r->err, PR_EIO, 0, "ds: the server ended the SSE connection");
+        } else if (rc == PR_ETIMEDOUT) {
+            rc = pr__err_set(&r->err, PR_EIO, 0, "ds: the SSE connection was silent for %d ms", r->o.idle_timeout_ms);
+            r->err.sys_errno = ETIMEDOUT;
+        } else {
+            rc = pr__err_wrap(&r->err, PR_EIO, &r->err, "ds: the SSE connection broke");
+        }
         if (r->o.live == PR_DS_LIVE_AUTO && r->sse_short >= r->o.sse_max_short) {
             r->phase = PR__DS_READ_POLL; /* SSE keeps dropping: a buffering proxy, probably */
             return PR__DS_READ_TO_POLL;
         }
-        if (lasted) r->failures = 0; /* a connection that served a while starts the backoff afresh */
-        if (lasted && rc == PR_ECLOSED) continue; /* a clean end (a server's or a proxy's idle cut): at once */
-        if ((rc = pr__ds_read_backoff_wait(r, rc, deadline)) != PR_OK) return rc;
+        pr__ds_read_failed(r);
+        if ((rc = pr__ds_read_again(r, rc, lasted && clean, deadline)) != PR_OK) return rc;
     }
 }
 
@@ -685,4 +862,46 @@ int pr_ds_read_next(pr_ds_read *r, pr_ds_chunk *c, int64_t deadline) {
                                                                                                          : PR__DS_READ_POLL;
         if (got) return PR_OK;
     }
+}
+
+int pr_ds_read_all(pr_ds *ds, const char *offset, size_t max_bytes, pr_buf *out, pr_buf *next_offset, int *closed,
+                   pr_err_info *err, int64_t deadline) {
+    pr_ds_read_opts ro;
+    pr_ds_read *r = NULL;
+    pr_ds_chunk c;
+    pr_err_info tmp;
+    int rc;
+    if (!err) err = &tmp;
+    memset(err, 0, sizeof *err);
+    if (closed) *closed = 0;
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "ds: out is required");
+    pr_buf_clear(out);
+    if (next_offset) pr_buf_clear(next_offset);
+    memset(&ro, 0, sizeof ro);
+    ro.max_chunk_bytes = max_bytes = PR__DEF(max_bytes, PR__DS_DEF_CHUNK);
+    if ((rc = pr_ds_read_open(&r, ds, offset, &ro, err)) != PR_OK) return rc;
+    while ((rc = pr_ds_read_next(r, &c, deadline)) == PR_OK) {
+        if (c.len > max_bytes - PR__MIN(out->len, max_bytes)) {
+            rc = pr__ds_read_rfail(r, PR_ELIMIT, PR_DS_OK, "ds: %s", "the stream holds more than max_bytes");
+            break;
+        }
+        if ((r->json ? pr__ds_read_json_join(out, c.data, c.len) : pr_buf_append(out, c.data, c.len)) != PR_OK) {
+            rc = pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+            break;
+        }
+        if (next_offset) {
+            pr_buf_clear(next_offset);
+            if (pr_buf_append(next_offset, c.offset, c.offset_len) != PR_OK) {
+                rc = pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
+                break;
+            }
+        }
+        if (closed && c.closed) *closed = 1;
+    }
+    if (rc == PR_ECLOSED) rc = PR_OK; /* the up-to-date (or closed) answer came: the read is over */
+    else pr_ds_read_last_error(r, err);
+    if (r->json && pr_buf_append(out, out->len ? "]" : "[]", out->len ? 1 : 2) != PR_OK && rc == PR_OK)
+        rc = pr__err_set(err, PR_ENOMEM, 0, "ds: %s", "out of memory");
+    pr_ds_read_destroy(r);
+    return rc;
 }

@@ -1561,7 +1561,8 @@ PT_TEST(ds_instant_empty_answers_are_paced) {
 }
 
 /* An SSE connection the server (or a proxy's idle cut) ends cleanly after
-   a while is followed at once: no backoff builds up on an idle stream. */
+   a while (healthy_ms) is followed at once: no backoff builds up on an
+   idle stream. */
 PT_TEST(ds_sse_clean_end_resets_the_backoff) {
     ds_fx f;
     ts_server *s;
@@ -1582,6 +1583,7 @@ PT_TEST(ds_sse_clean_end_resets_the_backoff) {
     memset(&ro, 0, sizeof ro);
     ro.live = PR_DS_LIVE_SSE;
     ro.sse_short_ms = 200;
+    ro.healthy_ms = 250;
     PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &ro, NULL), PR_OK);
     PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(1500)), PR_ETIMEDOUT);
     PT_CHECK(ts_log_count(s) >= 3); /* connections of 300 ms, one after the other */
