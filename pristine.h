@@ -3035,7 +3035,9 @@ typedef struct pr_http_opts {
                                stream holds little */
     int idle_timeout_ms;    /* 0 = off (<0 = off too): the longest silence of the connection, from
                                the request's last byte sent or the last byte received, whatever
-                               the calls in between; past it the response fails for good */
+                               the calls in between; past it the response fails for good with
+                               PR_EIO, sys_errno ETIMEDOUT (PR_ETIMEDOUT is only ever the
+                               deadline of the call) */
 } pr_http_opts;
 
 /* One header field: views, not NUL-terminated. */
@@ -3108,7 +3110,8 @@ typedef struct pr_http_response pr_http_response;
             PR_EPROTO (malformed response, a 101 without an Upgrade request
             field); PR_ELIMIT (a limit of opts); PR_ECLOSED (closed before any response byte); a
             conn error (PR_EIO, PR_ETLS, ...); a negative code from body_fn;
-            PR_ETIMEDOUT (deadline or idle timeout); PR_ECANCELED. After
+            PR_EIO with sys_errno ETIMEDOUT (idle_timeout_ms of silence);
+            PR_ETIMEDOUT (the deadline passed); PR_ECANCELED. After
             any failure the connection's state is unknown: destroy it.
    Blocks: yes.
    Thread: owner.
@@ -3332,10 +3335,14 @@ PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
  * call made of attempts; an attempt is connect + request + response head
  * (+ the whole body for pr_http_client_fetch) and follows the redirect
  * chain. A failed attempt is retried after a backoff sleep when
- * - it failed in transport: DNS, connect, reset or closed connection,
- *   TLS (not a certificate the client refuses), a malformed response, a
+ * - it failed in transport: a temporary DNS failure, connect, reset or
+ *   closed connection, a TLS handshake cut short, a malformed response, a
  *   timeout of the attempt (attempt_timeout_ms, idle_timeout_ms) - never
- *   the call's own deadline, cancellation or a limit (PR_ELIMIT);
+ *   the call's own deadline, cancellation or a limit (PR_ELIMIT), and never
+ *   a cause that retrying cannot cure: a name that does not exist
+ *   (PR_EDNS with dns_error EAI_NONAME, EAI_NODATA, EAI_FAIL), a TLS
+ *   handshake either side refused (an untrusted certificate, a wrong host
+ *   name, a peer that does not speak TLS: PR_ETLS), PR_EINVAL, PR_ENOTSUP;
  * - or the response says so: x-should-retry: true / false (trimmed, any
  *   case) decides first for any non-2xx status, else 408, 409, 429 and
  *   5xx are retried. retry-after-ms, then Retry-After (seconds or an
@@ -3390,7 +3397,12 @@ PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
  * pr_http_client_last_error also keeps its last failure (shared by all its
  * tasks: the parameter is the one to read). Timeout messages name the phase
  * and the limit that fired, e.g. "http: timed out waiting for the response
- * head (attempt timeout 300 ms)".
+ * head (attempt timeout 300 ms)". PR_ETIMEDOUT always means the call's
+ * deadline passed: a limit of the client's own that ends the call sooner
+ * (connect_timeout_ms, attempt_timeout_ms, idle_timeout_ms) is PR_EIO with
+ * sys_errno ETIMEDOUT.
+ *
+ * Offers to the modules after it: pr__client_final.
  */
 
 /* An HTTP client with a connection pool. Opaque. */
@@ -13881,8 +13893,11 @@ static ptrdiff_t pr__http_fill(pr_http_response *r, char *dst, size_t n, int64_t
     if (k > 0) r->rx_at = pr_now();
     if (k == PR_ETIMEDOUT) {
         if (idle && pr_now() >= dl) { /* the connection went silent: it counts as dead, for good */
+            /* a limit of ours, not the caller's deadline: PR_EIO, errno ETIMEDOUT */
             snprintf(msg, sizeof msg, "no byte for %d ms %s (idle timeout)", r->opts.idle_timeout_ms, phase);
-            return r->err = pr__http_fail(r, PR_ETIMEDOUT, msg);
+            r->err = pr__http_fail(r, PR_EIO, msg);
+            r->einfo.sys_errno = r->conn->err.sys_errno = ETIMEDOUT;
+            return r->err;
         }
         snprintf(msg, sizeof msg, "timed out %s (%s)", phase, r->limit);
         return pr__http_fail(r, PR_ETIMEDOUT, msg);
@@ -14530,7 +14545,7 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
             }
             return r->err = pr__http_fail(r, PR_EPROTO, "truncated body");
         }
-        /* the caller's deadline: retryable, nothing was lost (an idle timeout has set r->err) */
+        /* the caller's deadline: retryable, nothing was lost */
         if (k == PR_ETIMEDOUT || k == PR_ECANCELED) return (int)k;
         return r->err = pr__http_conn_fail(r, (int)k);
     }
@@ -15672,19 +15687,32 @@ static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data)
     if (k->on_retry) k->on_retry(info, k->user_data);
 }
 
+/* Whether a failure is one retrying cannot cure: a bad request, no memory,
+   a name that does not exist, a TLS handshake refused either way. */
+static int pr__client_final(int rc, const pr_err_info *e) {
+    if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP) return 1;
+    /* the resolver's answer that the name does not exist, or has no address */
+    if (rc == PR_EDNS) {
+        if (e->dns_error == EAI_NONAME || e->dns_error == EAI_FAIL) return 1;
+#ifdef EAI_NODATA
+        if (e->dns_error == EAI_NODATA) return 1;
+#endif
+#ifdef EAI_ADDRFAMILY
+        if (e->dns_error == EAI_ADDRFAMILY) return 1;
+#endif
+        return 0;
+    }
+    /* a handshake the peer or we refused (a certificate, a protocol, a peer
+       that speaks no TLS) goes the same way again; a connection cut during it
+       does not say so */
+    if (rc == PR_ETLS) return e->tls_error != PR_TLS_TRUNCATED;
+    return 0;
+}
+
 /* Errors that say nothing about the upstream's health, and those that
    retrying cannot cure. */
 static int pr__client_error_fatal(int rc, const pr_err_info *e) {
-    if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECANCELED ||
-        rc == PR_ECIRCUIT || rc == PR_ESTATE)
-        return 1;
-#ifndef PRISTINE_NO_TLS
-    /* a certificate the client refuses is refused again */
-    if (rc == PR_ETLS && e->tls_error >= BR_ERR_X509_OK && e->tls_error < BR_ERR_X509_OK + 64) return 1;
-#else
-    PR__UNUSED(e);
-#endif
-    return 0;
+    return rc == PR_ELIMIT || rc == PR_ECANCELED || rc == PR_ECIRCUIT || rc == PR_ESTATE || pr__client_final(rc, e);
 }
 
 static void pr__client_breaker_record(pr_breaker *b, int outcome) {
@@ -15954,6 +15982,10 @@ static int pr__client_call_run(pr_http_client *c, pr_http_response **out, const 
     } else {
         rc = outcome;
         if (k.err.code != rc) pr__err_set(&k.err, rc, 0, "http: %s", pr_strerror(rc));
+        if (rc == PR_ETIMEDOUT && pr_now() < deadline) { /* a limit of ours (connect, attempt), not the deadline */
+            rc = k.err.code = PR_EIO;
+            k.err.sys_errno = ETIMEDOUT;
+        }
         if (st.retries > 0) {
             size_t n = strlen(k.err.msg);
             snprintf(k.err.msg + n, sizeof k.err.msg - n, " (after %d %s)", st.retries,
@@ -16142,15 +16174,6 @@ static int pr__eventsource_unprocessed(int reason, int status, const pr_err_info
     return reason == PR_EDNS || (reason == PR_EIO && cause->sys_errno == ECONNREFUSED);
 }
 
-/* TEMPORARY stand-in for client's pr__client_final (landing on main). */
-static int pr__eventsource_client_final(int rc, const pr_err_info *e) {
-    if (rc == PR_EDNS) return e->dns_error == EAI_NONAME;
-#ifndef PRISTINE_NO_TLS
-    if (rc == PR_ETLS) return e->tls_error != PR_TLS_TRUNCATED;
-#endif
-    return rc == PR_EINVAL || rc == PR_ENOTSUP || rc == PR_ENOMEM;
-}
-
 /* The stream ends with a cause whose detail is already in s->err. */
 static int pr__eventsource_end(pr_sse *s, int code) {
     s->err.code = code;
@@ -16312,7 +16335,7 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
         rc = pr__eventsource_no_deadline(rc, &s->err);
         /* what retrying cannot cure (a name that does not exist, a refused
            certificate, bad fields, no memory, https without TLS) ends it */
-        if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || pr__eventsource_client_final(rc, &s->err))
+        if (pr__client_final(rc, &s->err))
             return pr__eventsource_end(s, rc);
         return pr__eventsource_plan(s, rc, 0, 1, 0); /* a network error: tried again */
     }
@@ -20740,6 +20763,17 @@ REVISION HISTORY
       pr_rfuture_poller_opts  hint_max_ms (0 = 60000)
       pr_reporter_opts        queue_max_bytes (0 = 8 MiB)
     Changed behaviour
+      client   PR_ETIMEDOUT means the call's deadline passed, nothing else: a
+               limit of the client's own that ends a call sooner
+               (connect_timeout_ms, attempt_timeout_ms) returns PR_EIO with
+               sys_errno ETIMEDOUT (was PR_ETIMEDOUT). Causes retrying cannot
+               cure are no longer retried by the default classification: a
+               name that does not exist (PR_EDNS, dns_error EAI_NONAME,
+               EAI_NODATA, EAI_FAIL) and any TLS handshake refusal (PR_ETLS
+               but PR_TLS_TRUNCATED: was only a refused certificate).
+      http     idle_timeout_ms of silence fails a response with PR_EIO,
+               sys_errno ETIMEDOUT (was PR_ETIMEDOUT); pr_sse_reconnect.reason
+               is PR_EIO for it too.
       ds_read  A catch-up or long-poll read whose connection closes before its
                answer (after the handle's retries) returns PR_EIO with the
                cause (was PR_ECLOSED, which means the read is over).

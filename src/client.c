@@ -59,10 +59,14 @@
  * call made of attempts; an attempt is connect + request + response head
  * (+ the whole body for pr_http_client_fetch) and follows the redirect
  * chain. A failed attempt is retried after a backoff sleep when
- * - it failed in transport: DNS, connect, reset or closed connection,
- *   TLS (not a certificate the client refuses), a malformed response, a
+ * - it failed in transport: a temporary DNS failure, connect, reset or
+ *   closed connection, a TLS handshake cut short, a malformed response, a
  *   timeout of the attempt (attempt_timeout_ms, idle_timeout_ms) - never
- *   the call's own deadline, cancellation or a limit (PR_ELIMIT);
+ *   the call's own deadline, cancellation or a limit (PR_ELIMIT), and never
+ *   a cause that retrying cannot cure: a name that does not exist
+ *   (PR_EDNS with dns_error EAI_NONAME, EAI_NODATA, EAI_FAIL), a TLS
+ *   handshake either side refused (an untrusted certificate, a wrong host
+ *   name, a peer that does not speak TLS: PR_ETLS), PR_EINVAL, PR_ENOTSUP;
  * - or the response says so: x-should-retry: true / false (trimmed, any
  *   case) decides first for any non-2xx status, else 408, 409, 429 and
  *   5xx are retried. retry-after-ms, then Retry-After (seconds or an
@@ -117,7 +121,12 @@
  * pr_http_client_last_error also keeps its last failure (shared by all its
  * tasks: the parameter is the one to read). Timeout messages name the phase
  * and the limit that fired, e.g. "http: timed out waiting for the response
- * head (attempt timeout 300 ms)".
+ * head (attempt timeout 300 ms)". PR_ETIMEDOUT always means the call's
+ * deadline passed: a limit of the client's own that ends the call sooner
+ * (connect_timeout_ms, attempt_timeout_ms, idle_timeout_ms) is PR_EIO with
+ * sys_errno ETIMEDOUT.
+ *
+ * Offers to the modules after it: pr__client_final.
  */
 
 /* An HTTP client with a connection pool. Opaque. */
@@ -1086,19 +1095,32 @@ static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data)
     if (k->on_retry) k->on_retry(info, k->user_data);
 }
 
+/* Whether a failure is one retrying cannot cure: a bad request, no memory,
+   a name that does not exist, a TLS handshake refused either way. */
+static int pr__client_final(int rc, const pr_err_info *e) {
+    if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP) return 1;
+    /* the resolver's answer that the name does not exist, or has no address */
+    if (rc == PR_EDNS) {
+        if (e->dns_error == EAI_NONAME || e->dns_error == EAI_FAIL) return 1;
+#ifdef EAI_NODATA
+        if (e->dns_error == EAI_NODATA) return 1;
+#endif
+#ifdef EAI_ADDRFAMILY
+        if (e->dns_error == EAI_ADDRFAMILY) return 1;
+#endif
+        return 0;
+    }
+    /* a handshake the peer or we refused (a certificate, a protocol, a peer
+       that speaks no TLS) goes the same way again; a connection cut during it
+       does not say so */
+    if (rc == PR_ETLS) return e->tls_error != PR_TLS_TRUNCATED;
+    return 0;
+}
+
 /* Errors that say nothing about the upstream's health, and those that
    retrying cannot cure. */
 static int pr__client_error_fatal(int rc, const pr_err_info *e) {
-    if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECANCELED ||
-        rc == PR_ECIRCUIT || rc == PR_ESTATE)
-        return 1;
-#ifndef PRISTINE_NO_TLS
-    /* a certificate the client refuses is refused again */
-    if (rc == PR_ETLS && e->tls_error >= BR_ERR_X509_OK && e->tls_error < BR_ERR_X509_OK + 64) return 1;
-#else
-    PR__UNUSED(e);
-#endif
-    return 0;
+    return rc == PR_ELIMIT || rc == PR_ECANCELED || rc == PR_ECIRCUIT || rc == PR_ESTATE || pr__client_final(rc, e);
 }
 
 static void pr__client_breaker_record(pr_breaker *b, int outcome) {
@@ -1368,6 +1390,10 @@ static int pr__client_call_run(pr_http_client *c, pr_http_response **out, const 
     } else {
         rc = outcome;
         if (k.err.code != rc) pr__err_set(&k.err, rc, 0, "http: %s", pr_strerror(rc));
+        if (rc == PR_ETIMEDOUT && pr_now() < deadline) { /* a limit of ours (connect, attempt), not the deadline */
+            rc = k.err.code = PR_EIO;
+            k.err.sys_errno = ETIMEDOUT;
+        }
         if (st.retries > 0) {
             size_t n = strlen(k.err.msg);
             snprintf(k.err.msg + n, sizeof k.err.msg - n, " (after %d %s)", st.retries,

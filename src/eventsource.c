@@ -387,15 +387,6 @@ static int pr__eventsource_unprocessed(int reason, int status, const pr_err_info
     return reason == PR_EDNS || (reason == PR_EIO && cause->sys_errno == ECONNREFUSED);
 }
 
-/* TEMPORARY stand-in for client's pr__client_final (landing on main). */
-static int pr__eventsource_client_final(int rc, const pr_err_info *e) {
-    if (rc == PR_EDNS) return e->dns_error == EAI_NONAME;
-#ifndef PRISTINE_NO_TLS
-    if (rc == PR_ETLS) return e->tls_error != PR_TLS_TRUNCATED;
-#endif
-    return rc == PR_EINVAL || rc == PR_ENOTSUP || rc == PR_ENOMEM;
-}
-
 /* The stream ends with a cause whose detail is already in s->err. */
 static int pr__eventsource_end(pr_sse *s, int code) {
     s->err.code = code;
@@ -557,7 +548,7 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
         rc = pr__eventsource_no_deadline(rc, &s->err);
         /* what retrying cannot cure (a name that does not exist, a refused
            certificate, bad fields, no memory, https without TLS) ends it */
-        if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || pr__eventsource_client_final(rc, &s->err))
+        if (pr__client_final(rc, &s->err))
             return pr__eventsource_end(s, rc);
         return pr__eventsource_plan(s, rc, 0, 1, 0); /* a network error: tried again */
     }

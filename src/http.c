@@ -89,7 +89,9 @@ typedef struct pr_http_opts {
                                stream holds little */
     int idle_timeout_ms;    /* 0 = off (<0 = off too): the longest silence of the connection, from
                                the request's last byte sent or the last byte received, whatever
-                               the calls in between; past it the response fails for good */
+                               the calls in between; past it the response fails for good with
+                               PR_EIO, sys_errno ETIMEDOUT (PR_ETIMEDOUT is only ever the
+                               deadline of the call) */
 } pr_http_opts;
 
 /* One header field: views, not NUL-terminated. */
@@ -162,7 +164,8 @@ typedef struct pr_http_response pr_http_response;
             PR_EPROTO (malformed response, a 101 without an Upgrade request
             field); PR_ELIMIT (a limit of opts); PR_ECLOSED (closed before any response byte); a
             conn error (PR_EIO, PR_ETLS, ...); a negative code from body_fn;
-            PR_ETIMEDOUT (deadline or idle timeout); PR_ECANCELED. After
+            PR_EIO with sys_errno ETIMEDOUT (idle_timeout_ms of silence);
+            PR_ETIMEDOUT (the deadline passed); PR_ECANCELED. After
             any failure the connection's state is unknown: destroy it.
    Blocks: yes.
    Thread: owner.
@@ -656,8 +659,11 @@ static ptrdiff_t pr__http_fill(pr_http_response *r, char *dst, size_t n, int64_t
     if (k > 0) r->rx_at = pr_now();
     if (k == PR_ETIMEDOUT) {
         if (idle && pr_now() >= dl) { /* the connection went silent: it counts as dead, for good */
+            /* a limit of ours, not the caller's deadline: PR_EIO, errno ETIMEDOUT */
             snprintf(msg, sizeof msg, "no byte for %d ms %s (idle timeout)", r->opts.idle_timeout_ms, phase);
-            return r->err = pr__http_fail(r, PR_ETIMEDOUT, msg);
+            r->err = pr__http_fail(r, PR_EIO, msg);
+            r->einfo.sys_errno = r->conn->err.sys_errno = ETIMEDOUT;
+            return r->err;
         }
         snprintf(msg, sizeof msg, "timed out %s (%s)", phase, r->limit);
         return pr__http_fail(r, PR_ETIMEDOUT, msg);
@@ -1305,7 +1311,7 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
             }
             return r->err = pr__http_fail(r, PR_EPROTO, "truncated body");
         }
-        /* the caller's deadline: retryable, nothing was lost (an idle timeout has set r->err) */
+        /* the caller's deadline: retryable, nothing was lost */
         if (k == PR_ETIMEDOUT || k == PR_ECANCELED) return (int)k;
         return r->err = pr__http_conn_fail(r, (int)k);
     }

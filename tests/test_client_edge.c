@@ -148,9 +148,10 @@ PT_TEST(client_edge_connect_timeout_covers_dns) {
     o.connect_timeout_ms = 200;
     PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     ce_dns_slow(1500); /* the lookup would end with PR_EDNS after 1.5 s */
-    PT_EQ_ERR(ce_get_capped(c, "http://slow-edge.invalid:8080/"), PR_ETIMEDOUT);
+    PT_EQ_ERR(ce_get_capped(c, "http://slow-edge.invalid:8080/"), PR_EIO);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
-    PT_EQ_INT(e.code, PR_ETIMEDOUT);
+    PT_EQ_INT(e.code, PR_EIO); /* a limit of the client, not the deadline */
+    PT_EQ_INT(e.sys_errno, ETIMEDOUT);
     if (strcmp(e.msg, "http: timed out resolving and connecting to slow-edge.invalid (connect timeout 200 ms)"))
         pt_fail(__FILE__, __LINE__, "msg \"%s\" does not name the connect timeout and its phase", e.msg);
     ce_dns_restore();
@@ -171,9 +172,10 @@ PT_TEST(client_edge_connect_timeout_covers_proxy_connect) {
     o.https_proxy = proxy;
     o.connect_timeout_ms = 300;
     PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
-    PT_EQ_ERR(ce_get_capped(c, "https://a.test/x"), PR_ETIMEDOUT);
+    PT_EQ_ERR(ce_get_capped(c, "https://a.test/x"), PR_EIO);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
-    PT_EQ_INT(e.code, PR_ETIMEDOUT);
+    PT_EQ_INT(e.code, PR_EIO); /* a limit of the client, not the deadline */
+    PT_EQ_INT(e.sys_errno, ETIMEDOUT);
     if (strcmp(e.msg, "http: timed out waiting for the CONNECT reply of the proxy 127.0.0.1 (connect timeout 300 ms)"))
         pt_fail(__FILE__, __LINE__, "msg \"%s\" does not name the connect timeout and its phase", e.msg);
     PT_EQ_INT(p.nreqs, 1); /* the CONNECT did arrive */
@@ -197,9 +199,10 @@ PT_TEST(client_edge_connect_timeout_covers_tls_handshake) {
     PT_REQUIRE(cl_start(&m, cl_mute, NULL) == PR_OK);
     PT_REQUIRE(pr_http_client_create(&c, &o, NULL) == PR_OK);
     snprintf(url, sizeof url, "https://127.0.0.1:%u/", m.port);
-    PT_EQ_ERR(ce_get_capped(c, url), PR_ETIMEDOUT);
+    PT_EQ_ERR(ce_get_capped(c, url), PR_EIO);
     PT_EQ_INT(pr_http_client_last_error(c, &e), PR_OK);
-    PT_EQ_INT(e.code, PR_ETIMEDOUT);
+    PT_EQ_INT(e.code, PR_EIO); /* a limit of the client, not the deadline */
+    PT_EQ_INT(e.sys_errno, ETIMEDOUT);
     if (strcmp(e.msg, "http: timed out in the TLS handshake with 127.0.0.1 (connect timeout 300 ms)"))
         pt_fail(__FILE__, __LINE__, "msg \"%s\" does not name the connect timeout and its phase", e.msg);
     PT_EQ_INT(m.accepts, 1);
@@ -720,6 +723,107 @@ PT_TEST(client_edge_alloc_fail_sweep_connect_proxy) {
 }
 #endif
 
+/* ---- 7. causes that retrying cannot cure are not retried ---- */
+static void ce_count_attempts(const pr_http_event *ev, void *user_data) {
+    if (ev->kind == PR_HTTP_EVENT_ATTEMPT) (*(int *)user_data)++;
+}
+
+/* GET url with up to 3 retries 1 ms apart; *attempts counts them. */
+static int ce_get_retried(const char *url, pr_http_client_opts o, int *attempts, pr_err_info *e) {
+    static const pr_backoff quick = { PR_BACKOFF_CONSTANT, PR_JITTER_NONE, 1, 1, 0.0, 0.0, 0.0 };
+    pr_http_client *c = NULL;
+    pr_http_response *r = NULL;
+    int rc;
+    *attempts = 0;
+    o.retry.max_retries = 3;
+    o.retry.backoff = quick;
+    o.observer.on_event = ce_count_attempts;
+    o.observer.user_data = attempts;
+    if ((rc = pr_http_client_create(&c, &o, NULL)) != PR_OK) return rc;
+    rc = pr_http_client_get(c, &r, url, e, pr_deadline_in(20000));
+    pr_http_response_destroy(r);
+    pr_http_client_destroy(c);
+    return rc;
+}
+
+PT_TEST(client_edge_final_causes_not_retried) {
+    pr_err_info e;
+    pr_listener *l = NULL;
+    char url[64];
+    int n = 0;
+    unsigned port;
+    /* a name that does not exist: once */
+    __atomic_store_n(&pr__net_test_dns_offline, 1, __ATOMIC_SEQ_CST);
+    PT_EQ_ERR(ce_get_retried("http://no-such-name.invalid:8080/", cl_noenv, &n, &e), PR_EDNS);
+    PT_EQ_INT(e.dns_error, EAI_NONAME);
+    PT_EQ_INT(n, 1);
+    ce_dns_restore();
+    /* a refused connection is transient: every retry is made, and the cause
+       comes back (not PR_ETIMEDOUT) */
+    PT_REQUIRE(pr_tcp_listen(&l, "127.0.0.1", 0, 0, NULL) == PR_OK);
+    port = pr_listener_port(l);
+    pr_listener_destroy(l);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", port);
+    PT_EQ_ERR(ce_get_retried(url, cl_noenv, &n, &e), PR_EIO);
+    PT_EQ_INT(e.sys_errno, ECONNREFUSED);
+    PT_EQ_INT(n, 4);
+}
+
+#ifndef PRISTINE_NO_TLS
+/* A plain HTTP server as real ones are: whatever arrives that is not a
+   request (a ClientHello) gets a 400, and the connection closes. */
+typedef struct ce_plain {
+    pr_listener *l;
+    pr_task *t;
+    int accepts;
+} ce_plain;
+
+static int ce_plain_task(void *arg) {
+    static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    ce_plain *s = (ce_plain *)arg;
+    char buf[512];
+    for (;;) {
+        pr_conn *c = NULL;
+        if (pr_tcp_accept(s->l, &c, PR_FOREVER) != PR_OK) return 0;
+        s->accepts++;
+        if (pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)) > 0)
+            (void)pr_conn_write(c, bad, sizeof bad - 1, pr_deadline_in(5000));
+        pr_conn_destroy(c);
+    }
+}
+
+PT_TEST(client_edge_tls_refusals_not_retried) {
+    ce_plain plain;
+    cl_srv other;
+    pr_tls_server_cfg *cfg = NULL;
+    pr_err_info e;
+    char url[64];
+    int n = 0;
+    TLS_NEED_FIXTURES();
+    /* https to a server that speaks plain HTTP */
+    memset(&plain, 0, sizeof plain);
+    PT_REQUIRE(pr_tcp_listen(&plain.l, "127.0.0.1", 0, 16, NULL) == PR_OK);
+    PT_REQUIRE(pr_go(&plain.t, ce_plain_task, &plain, NULL) == PR_OK);
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/", pr_listener_port(plain.l));
+    PT_EQ_ERR(ce_get_retried(url, cl_tls_opts(), &n, &e), PR_ETLS);
+    PT_CHECK(e.tls_error != PR_TLS_TRUNCATED);
+    PT_EQ_INT(n, 1);
+    PT_EQ_INT(plain.accepts, 1);
+    pr_cancel(plain.t);
+    (void)pr_join(plain.t, NULL, PR_FOREVER);
+    pr_listener_destroy(plain.l);
+    /* a certificate from a CA the client does not trust */
+    PT_REQUIRE(tls_cfg(&cfg, "unknown") == PR_OK);
+    PT_REQUIRE(cl_start(&other, cl_ok, cfg) == PR_OK);
+    snprintf(url, sizeof url, "https://localhost:%u/", other.port);
+    PT_EQ_ERR(ce_get_retried(url, cl_tls_opts(), &n, &e), PR_ETLS);
+    PT_EQ_INT(n, 1);
+    PT_EQ_INT(other.accepts, 1);
+    cl_stop(&other);
+    pr_tls_server_cfg_destroy(cfg);
+}
+#endif
+
 /* ---- 6. a compressed response is handed over raw ---- */
 PT_TEST(client_edge_content_encoding_is_raw) {
     static const unsigned char gz[] = { /* gzip of "hello" */
@@ -783,4 +887,8 @@ const pt_suite pt_suite_client_edge = { "client_edge", {
     PT_ENTRY(client_edge_alloc_fail_sweep_connect_proxy),
 #endif
     PT_ENTRY(client_edge_content_encoding_is_raw),
+    PT_ENTRY(client_edge_final_causes_not_retried),
+#ifndef PRISTINE_NO_TLS
+    PT_ENTRY(client_edge_tls_refusals_not_retried),
+#endif
     {0, 0} } };

@@ -1208,12 +1208,13 @@ PT_TEST(http_idle_timeout_body_and_head) {
         pr_http_last_error(r, &e);
         PT_EQ_STR(e.msg, "http: timed out reading the body (deadline)");
         PT_EQ_INT(pr_http_read(r, buf, sizeof buf, pr_deadline_in(400)), PR_ETIMEDOUT);
-        PT_EQ_INT(pr_http_read(r, buf, sizeof buf, pr_deadline_in(400)), PR_ETIMEDOUT);
+        PT_EQ_INT(pr_http_read(r, buf, sizeof buf, pr_deadline_in(400)), PR_EIO); /* the idle cap, not the deadline */
         PT_EQ_INT(pr_now() - t0, 1000);
         pr_http_last_error(r, &e);
         PT_EQ_STR(e.msg, "http: no byte for 1000 ms reading the body (idle timeout)");
+        PT_EQ_INT(e.sys_errno, ETIMEDOUT);
         /* a silent connection is dead: the response fails for good, at once */
-        PT_EQ_INT(pr_http_read(r, buf, sizeof buf, PR_FOREVER), PR_ETIMEDOUT);
+        PT_EQ_INT(pr_http_read(r, buf, sizeof buf, PR_FOREVER), PR_EIO);
         PT_EQ_INT(pr_now() - t0, 1000);
         PT_EQ_INT(pr_http_reusable(r), 0);
     }
@@ -1242,8 +1243,9 @@ PT_TEST(http_idle_timeout_body_and_head) {
     t.delay_ms = 5000;
     o.idle_timeout_ms = 1000;
     t0 = pr_now();
-    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, NULL, pr_deadline_in(60000)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_http_exchange(&r, &t.base, &req, &o, NULL, pr_deadline_in(60000)), PR_EIO);
     PT_EQ_INT(pr_now() - t0, 1000);
+    PT_EQ_INT(t.base.err.sys_errno, ETIMEDOUT);
     PT_EQ_STR(t.base.err.msg, "http: no byte for 1000 ms waiting for the response head (idle timeout)");
     pr_buf_deinit(&t.out);
     /* the caller's deadline is the outer bound */
