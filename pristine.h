@@ -16182,15 +16182,6 @@ static int pr__eventsource_end(pr_sse *s, int code) {
     return code;
 }
 
-/* An idle or connect timeout of a connection is not the caller's deadline:
-   PR_EIO with sys_errno ETIMEDOUT (PR_ETIMEDOUT is only the deadline's). */
-static int pr__eventsource_no_deadline(int rc, pr_err_info *e) {
-    if (rc != PR_ETIMEDOUT) return rc;
-    e->code = PR_EIO;
-    e->sys_errno = ETIMEDOUT;
-    return PR_EIO;
-}
-
 /* Plan the next connection after a failure (failed = a connection that did
    not open) or an end (failed = 0); min_ms is a server's hint (0 = none).
    Fails the stream when the request may not go again, or a bound is
@@ -16331,8 +16322,7 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
         return rc; /* the caller's limit: the next call tries again */
     }
     if (rc) {
-        s->err = e;
-        rc = pr__eventsource_no_deadline(rc, &s->err);
+        s->err = e; /* a connect or idle limit is PR_EIO, ETIMEDOUT: PR_ETIMEDOUT is the deadline's */
         /* what retrying cannot cure (a name that does not exist, a refused
            certificate, bad fields, no memory, https without TLS) ends it */
         if (pr__client_final(rc, &s->err))
@@ -16471,11 +16461,10 @@ static int pr__eventsource_read(pr_sse *s, int64_t deadline) {
         return pr_sse_decoder_finish(s->dec);
     }
     if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline)) return rc; /* the caller's limits */
-    /* the connection went silent for idle_timeout_ms, or broke mid-body (a
+    /* the connection went silent for idle_timeout_ms (PR_EIO, ETIMEDOUT), or broke mid-body (a
        reset, a truncated chunked body); TLS that ends without close_notify
        is an ordinary end of the stream */
     pr_http_last_error(s->resp, &s->err);
-    rc = pr__eventsource_no_deadline(rc, &s->err); /* idle_timeout_ms: PR_EIO, ETIMEDOUT */
 #ifndef PRISTINE_NO_TLS
     if (rc == PR_ETLS && s->err.tls_error == PR_TLS_TRUNCATED) rc = PR_ECLOSED;
 #endif
@@ -20738,6 +20727,14 @@ REVISION HISTORY
       pr_sse_stream_opts      max_retry_ms (0 = an hour): the cap on retry:
                               and every wait a server asks for;
                               max_last_event_id (0 = 4096 bytes)
+      pr_sse_stream_opts      tls (copied into the stream's own client, which
+                              keeps following redirects; PR_EINVAL beside
+                              client); open_attempts (0 = 4, < 0 = only the
+                              deadline): connections pr_sse_open tries;
+                              healthy_ms (0 = 60000, < 0 = the former rule):
+                              how long a connection stays up to reset the
+                              backoff and failure count; whatwg_strict (1 =
+                              every status but 200 fails the stream)
       pr_ds_read_opts         idle_timeout_ms (0 = 60000, < 0 none)
       pr_ds_consumer_opts     idle_timeout_ms (the same, for its reads)
       pr_ds_producer_opts     delivery_timeout_ms (0 = 120000, < 0 none)
@@ -20763,6 +20760,22 @@ REVISION HISTORY
       pr_rfuture_poller_opts  hint_max_ms (0 = 60000)
       pr_reporter_opts        queue_max_bytes (0 = 8 MiB)
     Changed behaviour
+      sse      Final causes end pr_sse_open and a reconnect at once with their
+               own code: a name that does not exist (PR_EDNS), a refused TLS
+               handshake (PR_ETLS) (both were retried). pr_sse_open tries
+               open_attempts connections (waits: the backoff alone, about 1,
+               2, 4 s; was: the reconnection time plus backoff until the
+               deadline), then returns the last cause (PR_EIO with errno,
+               PR_EHTTP with the status), at once when the next try would
+               start after the deadline (was PR_ETIMEDOUT). The backoff and
+               failure count reset only after a connection stayed up
+               healthy_ms (was: any connection that did not end within a
+               second without an event). Retry-After / retry-after-ms on a
+               retried status is the wait itself, capped at max_retry_ms (was:
+               at least the reconnection time plus backoff). A request that
+               cannot be repeated is sent again at open after a refused
+               connection, a DNS failure, 408, 429 or 503 (was: never).
+               max_failures counts failures since the last healthy connection.
       client   PR_ETIMEDOUT means the call's deadline passed, nothing else: a
                limit of the client's own that ends a call sooner
                (connect_timeout_ms, attempt_timeout_ms) returns PR_EIO with

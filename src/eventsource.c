@@ -395,15 +395,6 @@ static int pr__eventsource_end(pr_sse *s, int code) {
     return code;
 }
 
-/* An idle or connect timeout of a connection is not the caller's deadline:
-   PR_EIO with sys_errno ETIMEDOUT (PR_ETIMEDOUT is only the deadline's). */
-static int pr__eventsource_no_deadline(int rc, pr_err_info *e) {
-    if (rc != PR_ETIMEDOUT) return rc;
-    e->code = PR_EIO;
-    e->sys_errno = ETIMEDOUT;
-    return PR_EIO;
-}
-
 /* Plan the next connection after a failure (failed = a connection that did
    not open) or an end (failed = 0); min_ms is a server's hint (0 = none).
    Fails the stream when the request may not go again, or a bound is
@@ -544,8 +535,7 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
         return rc; /* the caller's limit: the next call tries again */
     }
     if (rc) {
-        s->err = e;
-        rc = pr__eventsource_no_deadline(rc, &s->err);
+        s->err = e; /* a connect or idle limit is PR_EIO, ETIMEDOUT: PR_ETIMEDOUT is the deadline's */
         /* what retrying cannot cure (a name that does not exist, a refused
            certificate, bad fields, no memory, https without TLS) ends it */
         if (pr__client_final(rc, &s->err))
@@ -684,11 +674,10 @@ static int pr__eventsource_read(pr_sse *s, int64_t deadline) {
         return pr_sse_decoder_finish(s->dec);
     }
     if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline)) return rc; /* the caller's limits */
-    /* the connection went silent for idle_timeout_ms, or broke mid-body (a
+    /* the connection went silent for idle_timeout_ms (PR_EIO, ETIMEDOUT), or broke mid-body (a
        reset, a truncated chunked body); TLS that ends without close_notify
        is an ordinary end of the stream */
     pr_http_last_error(s->resp, &s->err);
-    rc = pr__eventsource_no_deadline(rc, &s->err); /* idle_timeout_ms: PR_EIO, ETIMEDOUT */
 #ifndef PRISTINE_NO_TLS
     if (rc == PR_ETLS && s->err.tls_error == PR_TLS_TRUNCATED) rc = PR_ECLOSED;
 #endif
