@@ -12,7 +12,7 @@
  *
  * pr_sse_next suspends only the calling task. Underneath, the stream follows
  * the EventSource processing model of the WHATWG HTML standard, with the
- * differences named here (whatwg_strict removes the first two):
+ * two differences named here (whatwg_strict removes the first):
  *
  * - Opening. A connection opens only on a 200 (after redirects, which the
  *   stream's own client follows) whose Content-Type is text/event-stream
@@ -45,13 +45,14 @@
  *   idle_timeout_ms of silence and every retried cause reconnect, without
  *   a bound unless max_failures sets one: after the stream's reconnection
  *   time (3000 ms until the server sends `retry:`, at most max_retry_ms),
- *   plus the backoff's n-th step (1 s doubling to 30 s, each shortened by
- *   up to a quarter) for the n-th reconnect since the last connection that
- *   stayed up healthy_ms (60 s; LaunchDarkly's clients use the same), so
- *   a server that accepts and drops at once is met with a growing wait; a
- *   connection that stayed up that long resets it. A retried status whose
- *   Retry-After / retry-after-ms asks for a wait gets exactly that wait
- *   (at most max_retry_ms) instead. No wait runs past the caller's
+ *   plus a backoff (1 s doubling to 30 s, each step shortened by up to a
+ *   quarter) that takes its next step on every failed connection, and on
+ *   every early end after the first: an end before the connection stayed
+ *   up healthy_ms (60 s; LaunchDarkly's clients use the same). So a
+ *   server that accepts and drops at once is met with a growing wait; a
+ *   connection that stayed up that long resets the backoff. A retried
+ *   status whose Retry-After / retry-after-ms asks for a wait gets exactly
+ *   that wait (at most max_retry_ms) instead. No wait runs past the caller's
  *   deadline (then PR_ETIMEDOUT; the next call goes on). The failure count
  *   (max_failures, observer's failures) counts the connections since the
  *   last healthy one that did not open, or that ended within a second of
@@ -140,9 +141,10 @@ typedef struct pr_sse_stream_opts {
     int64_t retry_ms;           /* 0 = 3000: the reconnection time until the server sends `retry:` */
     int64_t max_retry_ms;       /* 0 = 3600000 (an hour): the cap on every wait a server asks for
                                    (`retry:`, Retry-After, retry-after-ms) */
-    pr_backoff backoff;         /* the n-th reconnect since the last healthy connection adds step n;
-                                   the whole wait between pr_sse_open's tries; base_ms 0 = 1 s
-                                   doubling to 30 s, minus up to a quarter */
+    pr_backoff backoff;         /* added to the reconnection time: one step more for each failed
+                                   connection and each early end but the first since the last healthy
+                                   one (healthy_ms); the whole wait between pr_sse_open's tries;
+                                   base_ms 0 = 1 s doubling to 30 s, minus up to a quarter */
     int idle_timeout_ms;        /* 0 = 45000: silence on the connection (from its last byte, however
                                    often pr_sse_next is called meanwhile) after which it counts as
                                    dropped (servers send a comment every 15 s or so); < 0 = none */
@@ -156,8 +158,9 @@ typedef struct pr_sse_stream_opts {
                                    one's cause (waits 1, 2, 4 s between them: the backoff); < 0 = no
                                    bound but the deadline */
     int healthy_ms;             /* 0 = 60000: a connection that stayed up this long resets the backoff
-                                   and the failure count when it ends; < 0 = any connection that did
-                                   not end within a second without an event resets them */
+                                   and the failure count when it ends (a shorter one is an early end:
+                                   see backoff); < 0 = any connection that did not end within a second
+                                   without an event resets them */
     int whatwg_strict;          /* 1 = the standard's processing model exactly: every status but 200
                                    fails the stream (408, 409, 429 and 5xx too); a network error or
                                    the end of the body reconnects */
@@ -299,7 +302,8 @@ struct pr_sse {
     int delivered;              /* the current connection has delivered an event */
     int64_t opened_at;          /* when it opened */
     int failures;               /* failed connections since the last healthy one */
-    int steps;                  /* reconnects since the last healthy connection: the backoff step */
+    int steps;                  /* backoff steps taken since the last healthy connection */
+    int early;                  /* connections that opened, did not fail, and ended before healthy_ms */
     int reason;                 /* why the next connection is needed (0 = the first) */
     int64_t next_at;            /* when the next connection may start (0 = at once) */
     int64_t open_until;         /* pr_sse_open's deadline, while it runs */
@@ -408,10 +412,12 @@ static int pr__eventsource_plan(pr_sse *s, int reason, int status, int failed, i
     const char *detail = last.msg;
     int ended = !failed && s->resp;
     if (ended && pr__eventsource_healthy(s)) {
-        s->failures = s->steps = 0;
-    } else {
+        s->failures = s->steps = s->early = 0;
+    } else if (failed || pr__eventsource_futile(s)) {
+        s->failures++;
         s->steps++;
-        if (failed || (ended && pr__eventsource_futile(s))) s->failures++;
+    } else if (s->early++ > 0) { /* the first early end is free; from the second on the backoff grows */
+        s->steps++;
     }
     pr__eventsource_drop(s);
     if (!s->repeatable && (s->opened || !pr__eventsource_unprocessed(reason, status, &last))) {

@@ -71,9 +71,7 @@ static const char *es_lei(es_fx *f, size_t i, char *buf, size_t cap) {
 }
 
 /* The stream ends: reconnect after the reconnection time with the last id,
-   the server resumes after it, no event twice. The connection ended long
-   before healthy_ms, so the backoff's first step is added; it delivered
-   events, so it is no failure. */
+   the server resumes after it, no event twice. */
 PT_TEST(es_reconnect_after_end_resumes) {
     es_fx f;
     pr_sse_stream_opts o;
@@ -98,7 +96,7 @@ PT_TEST(es_reconnect_after_end_resumes) {
     }
     PT_EQ_INT(pr_sse_reconnects(s), 1);
     PT_EQ_INT(f.nsleeps, 1);
-    PT_CHECK(f.sleeps[0] >= 3000 + 750 && f.sleeps[0] <= 3000 + 1000);
+    PT_EQ_INT(f.sleeps[0], 3000);
     PT_EQ_INT(f.nseen, 1);
     PT_EQ_ERR(f.seen[0].reason, PR_ECLOSED);
     PT_EQ_INT(f.seen[0].failures, 0);
@@ -137,8 +135,7 @@ PT_TEST(es_drop_mid_event_no_partial_no_duplicate) {
 }
 
 /* retry: sets the reconnection time; consecutive failures add backoff; a
-   server's wait is used as given. (healthy_ms < 0: a connection that
-   delivered an event resets the backoff, as before healthy_ms existed.) */
+   server's wait is used as given. */
 PT_TEST(es_retry_field_and_backoff) {
     es_fx f;
     pr_sse_stream_opts o;
@@ -147,7 +144,6 @@ PT_TEST(es_retry_field_and_backoff) {
     ts_step st[4];
     es_start(&f);
     es_opts(&f, &o);
-    o.healthy_ms = -1;
     st[0] = hr_step(200, ES_CT, "retry: 500\n\ndata: one\n\n");
     st[1] = hr_step(503, NULL, "busy");
     st[2] = hr_step(503, "retry-after-ms: 4000\r\n", "busy");
@@ -564,8 +560,10 @@ PT_TEST(es_whatwg_strict_statuses) {
 }
 
 /* The backoff resets only after a healthy period: connections that
-   deliver an event and drop at once meet a growing wait; one that stayed
-   up healthy_ms (cut here by the idle timeout) resets it. */
+   deliver an event and drop at once meet a growing wait (the first
+   reconnect waits the reconnection time alone, each further one adds the
+   next backoff step); one that stayed up healthy_ms (cut here by the idle
+   timeout) resets it. */
 PT_TEST(es_healthy_period_resets_backoff) {
     es_fx f;
     pr_sse_stream_opts o;
@@ -579,26 +577,27 @@ PT_TEST(es_healthy_period_resets_backoff) {
     o.healthy_ms = 200;
     o.idle_timeout_ms = 400;
     st[0] = hr_step(200, ES_CT, "data: a\n\n");
-    st[0].count = 4;
+    st[0].count = 5;
     st[1] = hr_step(200, ES_CT, "data: b\n\ndata: c\n\n"); /* "data: b", then silence */
     st[1].stall_body = 1;
     st[2] = hr_step(200, ES_CT, "data: d\n\n");
     PT_EQ_ERR(ts_script(f.s, "/flaky", st, 3), PR_OK);
     PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/flaky"), &o, NULL, pr_deadline_in(5000)), PR_OK);
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(60000)), PR_OK); /* the hook does not wait */
-        PT_EQ_MEM(ev.data, i < 4 ? "a" : "b", 1);
+        PT_EQ_MEM(ev.data, i < 5 ? "a" : "b", 1);
     }
     PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(60000)), PR_OK);
     PT_EQ_MEM(ev.data, "d", 1);
-    PT_EQ_INT(f.nsleeps, 5);
-    PT_CHECK(f.sleeps[0] >= 100 + 750 && f.sleeps[0] <= 100 + 1000);
-    PT_CHECK(f.sleeps[1] >= 100 + 1500 && f.sleeps[1] <= 100 + 2000);
-    PT_CHECK(f.sleeps[2] >= 100 + 3000 && f.sleeps[2] <= 100 + 4000);
-    PT_CHECK(f.sleeps[3] >= 100 + 6000 && f.sleeps[3] <= 100 + 8000);
-    PT_EQ_INT(f.sleeps[4], 100); /* up 400 ms >= healthy_ms: the reconnection time alone */
-    for (i = 0; i < 5; i++) PT_EQ_INT(f.seen[i].failures, 0); /* each delivered an event: none failed */
-    PT_EQ_ERR(f.seen[4].reason, PR_EIO);
+    PT_EQ_INT(f.nsleeps, 6);
+    PT_EQ_INT(f.sleeps[0], 100);
+    PT_CHECK(f.sleeps[1] >= 100 + 750 && f.sleeps[1] <= 100 + 1000);
+    PT_CHECK(f.sleeps[2] >= 100 + 1500 && f.sleeps[2] <= 100 + 2000);
+    PT_CHECK(f.sleeps[3] >= 100 + 3000 && f.sleeps[3] <= 100 + 4000);
+    PT_CHECK(f.sleeps[4] >= 100 + 6000 && f.sleeps[4] <= 100 + 8000);
+    PT_EQ_INT(f.sleeps[5], 100); /* up 400 ms >= healthy_ms: the reconnection time alone */
+    for (i = 0; i < 6; i++) PT_EQ_INT(f.seen[i].failures, 0); /* each delivered an event: none failed */
+    PT_EQ_ERR(f.seen[5].reason, PR_EIO);
     pr_sse_destroy(s);
     ts_stop(f.s);
 }
@@ -1182,7 +1181,7 @@ PT_TEST(es_retry_field_capped_without_overflow) {
     until = pr_deadline_in(5000);
     PT_EQ_ERR(pr_sse_next(s, &ev, until), PR_ETIMEDOUT);
     PT_EQ_INT(f.nseen, 1);
-    PT_CHECK(f.seen[0].delay_ms >= 3600000 + 750 && f.seen[0].delay_ms <= 3600000 + 1000); /* + the first step */
+    PT_EQ_INT(f.seen[0].delay_ms, 3600000);
     PT_EQ_INT(f.nsleeps, 1);
     PT_EQ_INT(f.sleep_until[0], until); /* a sleep to the caller's deadline, not past it */
     PT_CHECK(f.sleeps[0] > 0 && f.sleeps[0] <= 5000);
