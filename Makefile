@@ -2,7 +2,7 @@
 # `make test` first runs tools/setup.sh, which installs missing Debian packages
 # (as root) and is quick when nothing is missing; `make demo` runs it with
 # --demo, which installs only a compiler and BearSSL.
-.PHONY: all setup test test-san test-poll test-clang test-cross check amalg bench demo fuzz fuzz-smoke clean
+.PHONY: all setup test test-san test-poll test-clang test-cross check amalg bench demo fuzz fuzz-smoke failtable clean
 
 all: test
 
@@ -82,6 +82,13 @@ demo:
 	@mkdir -p build
 	$(CC) -std=c99 -O2 examples/stream.c -o build/stream -lbearssl -lpthread
 	build/stream
+
+# What each call returns, and when, against servers that say no (tools/failtable.c).
+failtable: setup
+	@mkdir -p build
+	@sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures
+	$(CC) -std=c99 -O1 -I. tools/failtable.c -o build/failtable -lbearssl -lpthread
+	build/failtable
 
 clean:
 	rm -rf build

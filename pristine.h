@@ -23,7 +23,7 @@ CONTENTS (grep for an anchor: >>sse for the declarations, >>sse.impl for the cod
   url           >>url           URL parsing, percent-encoding, query building, reference resolution
   sse           >>sse           Server-Sent Events decoder (pure; no I/O)
   coro          >>coro          stackful contexts: hand-written switch per arch, guard-paged pooled stacks
-  sched         >>sched         tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post
+  sched         >>sched         tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post, signals
   sync          >>sync          FIFO wait queues, counting and weighted semaphores
   future        >>future        in-process promises and futures; a task's result as a future
   retry         >>retry         backoff and jitter, retry runner, server hints, circuit breaker, backoff window
@@ -232,7 +232,9 @@ typedef struct pr_err_info {
     int code;        /* PR_E* code */
     int sys_errno;   /* errno of the system call behind the failure (PR_EIO, a refused
                         or reset connection...), else 0 */
-    int tls_error;   /* BearSSL error of a PR_ETLS failure (or its cause), else 0 */
+    int tls_error;   /* BearSSL error or PR_TLS_* code (PR_TLS_TRUNCATED,
+                        PR_TLS_NO_CLIENT_CERT, PR_TLS_CLIENT_CERT_REFUSED) of a
+                        PR_ETLS failure (or its cause), else 0 */
     int dns_error;   /* resolver error of a PR_EDNS failure (or its cause), else 0 */
     int http_status; /* last HTTP status seen, 0 if none */
     char msg[200];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */
@@ -1325,7 +1327,7 @@ PRISTINE_API int pr_coro_set_stack_size(size_t bytes);
    See: pr_coro_set_stack_size. */
 PRISTINE_API size_t pr_coro_stack_size(void);
 
-/* ==== sched: tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post ==== >>sched */
+/* ==== sched: tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post, signals ==== >>sched */
 /*
  * sched: one cooperative scheduler per thread, created on first use. The
  * thread's own stack is a task too, so main() may call blocking functions:
@@ -1345,6 +1347,22 @@ PRISTINE_API size_t pr_coro_stack_size(void);
  * buffered or not; pr_chan_choose waits on several operations at once.
  * pr_sched_post is the one call another thread may make: it hands a
  * function to this scheduler, which runs it on its own thread.
+ *
+ * Signals: pr_signal_watch_start turns SIGINT and SIGTERM (or the signals
+ * you name) into a cancellation, so Ctrl-C stops a program cleanly: the
+ * task you name gets pr_cancel (whatever it is blocked in returns
+ * PR_ECANCELED and it unwinds, closing what it opened), and pr_signal_wait
+ * hands the signal number to any task that waits for it. The handler only
+ * records the signal and writes to the scheduler's wake fd; the scheduler
+ * acts on it in its poller, like any I/O. The first signal puts the
+ * previous handlers back, so a second Ctrl-C kills the process the usual
+ * way. One watch per process, owned by the thread that started it:
+ *
+ *     pr_go(&worker, run, &app, NULL);
+ *     pr_signal_watch_start(&w, NULL, 0, worker, NULL);
+ *     pr_join(worker, &rc, PR_FOREVER);      // run returns on Ctrl-C too
+ *     pr_signal_watch_stop(w);
+ *     // main is not cancelled: flush and close with a deadline of its own
  *
  * For the modules after it: pr__sched_park / pr__sched_wake (a task waits for an
  * event and a deadline; sync builds its FIFO wait queues on them), and the
@@ -1384,6 +1402,9 @@ typedef struct pr_spawn_opts {
 
 /* Readiness kinds for pr_fd_wait. */
 enum pr_wait_kind { PR_WAIT_READ = 1, PR_WAIT_WRITE = 2 };
+
+/* A running signal watch (pr_signal_watch_start). */
+typedef struct pr_signal_watch pr_signal_watch;
 
 /* Channel operation kinds for pr_chan_choose. */
 enum pr_chan_kind { PR_CHAN_SEND = 1, PR_CHAN_RECV = 2 };
@@ -1653,6 +1674,53 @@ PRISTINE_API int pr_chan_close(pr_chan *c);
    Thread: owner.
    See: pr_chan_create. */
 PRISTINE_API void pr_chan_destroy(pr_chan *c);
+
+/* Catch signals (Ctrl-C) and turn the first one into a cancellation: the
+   handler only records it and wakes the calling thread's scheduler, which
+   then cancels `cancel` (as pr_cancel: its blocking call returns
+   PR_ECANCELED) and wakes the tasks in pr_signal_wait. That first signal
+   also puts the previous handlers back, so a second one acts as it would
+   without the watch (SIGINT's default: the process ends). One watch per
+   process, owned by the calling thread (its scheduler acts on the signal,
+   whichever thread the signal lands on); a task freed (pr_join, or a
+   detached one returning) before the signal is forgotten. The handler keeps
+   errno and uses SA_RESTART.
+   Params: out - receives the watch; signals, nsignals - the signals to
+           catch (NULL, 0 = SIGINT and SIGTERM; duplicates are ignored);
+           cancel - the task to cancel on the signal (NULL = none: only
+           pr_signal_wait hears it); err - receives why it failed (NULL =
+           not wanted).
+   Returns: PR_OK; PR_ESTATE (a watch is already running in the process);
+            PR_EINVAL (out NULL, a signal that cannot be caught: SIGKILL,
+            SIGSTOP, out of range; err's sys_errno is sigaction's);
+            PR_ENOMEM (no memory, or no scheduler or wake fd).
+   Blocks: no.
+   Thread: owner.
+   See: pr_signal_wait, pr_signal_watch_stop. */
+PRISTINE_API int pr_signal_watch_start(pr_signal_watch **out, const int *signals, size_t nsignals, pr_task *cancel,
+                                       pr_err_info *err);
+
+/* Wait for the watch's signal. After it came, every call returns its
+   number at once (a deadline in the past asks without waiting).
+   Params: w - the watch; deadline - absolute ms.
+   Returns: the signal number (> 0); PR_ETIMEDOUT; PR_ECANCELED;
+            PR_ECLOSED (the watch was stopped, or its scheduler destroyed,
+            before a signal came); PR_EINVAL (w NULL); PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_signal_watch_start. */
+PRISTINE_API int pr_signal_wait(pr_signal_watch *w, int64_t deadline);
+
+/* Stop the watch and free it: the previous handlers are back (unless a
+   signal already put them back), and tasks in pr_signal_wait return
+   PR_ECLOSED. A signal caught but not yet acted on is dropped. NULL is a
+   no-op.
+   Params: w - the watch.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_signal_watch_start. */
+PRISTINE_API void pr_signal_watch_stop(pr_signal_watch *w);
 
 /* ==== sync: FIFO wait queues, counting and weighted semaphores ==== >>sync */
 /*
@@ -2792,10 +2860,14 @@ PRISTINE_API void pr_listener_destroy(pr_listener *l);
  * AEAD suites is offered (AES-GCM first when the CPU has AES-NI); TLS 1.3-
  * only peers fail with a "protocol version" message.
  *
+ * Client certificates (mutual TLS): pr_tls_opts names a PEM chain and key
+ * (RSA or EC), or a pr_tls_identity parsed once; a server requires them
+ * with pr_tls_server_cfg_require_client_cert.
+ *
  * Errors: handshake and record failures are PR_ETLS with pr_err_info's
- * tls_error set to BearSSL's code (or PR_TLS_TRUNCATED) and msg naming the
- * reason. A peer's close_notify reads as PR_ECLOSED; a transport EOF
- * without it reads as PR_ETLS / PR_TLS_TRUNCATED.
+ * tls_error set to BearSSL's code (or a PR_TLS_* code below) and msg
+ * naming the reason. A peer's close_notify reads as PR_ECLOSED; a
+ * transport EOF without it reads as PR_ETLS / PR_TLS_TRUNCATED.
  *
  * Closing: pr_conn_shutdown sends close_notify, which in TLS 1.2 ends both
  * directions: application data not yet read is discarded and later reads
@@ -2811,11 +2883,25 @@ PRISTINE_API void pr_listener_destroy(pr_listener *l);
    close_notify: after the handshake (a truncation attack or a sloppy peer)
    or during it. Not a BearSSL code (those stay below 1000). */
 #define PR_TLS_TRUNCATED 1000
+/* pr_err_info.tls_error when the server asked for a client certificate,
+   none is configured, and the server then ended the handshake. */
+#define PR_TLS_NO_CLIENT_CERT 1001
+/* pr_err_info.tls_error when the server ended the handshake (a fatal
+   alert such as bad_certificate or unknown_ca, a close or a reset) after
+   asking for the client certificate we have: it does not accept that
+   certificate (its CA, its key, or none of the signatures the key can
+   make). msg names the alert. */
+#define PR_TLS_CLIENT_CERT_REFUSED 1002
 
 /* Trust anchors parsed once from PEM and shared read-only by any number of
    client connections, on any thread; they must outlive those connections.
    Parsing a large bundle costs tens of ms: do it once, not per connect. */
 typedef struct pr_tls_anchors pr_tls_anchors;
+
+/* A client certificate chain and its private key, parsed once from PEM and
+   shared read-only by any number of client connections, on any thread;
+   it must outlive them. */
+typedef struct pr_tls_identity pr_tls_identity;
 
 /* Options of pr_tls_client. NULL or all-zero means defaults. */
 typedef struct pr_tls_opts {
@@ -2831,6 +2917,17 @@ typedef struct pr_tls_opts {
                               "" = no ALPN. At most 8 names, 255 bytes */
     const pr_tls_anchors *anchors; /* parsed once by pr_tls_anchors_create, borrowed; takes
                                       precedence over ca_pem and ca_file */
+    const char *cert_file; /* client certificate: PEM file of the chain, leaf first, read by this
+                              call; NULL = cert_pem or, without it, no client certificate */
+    const char *cert_pem;  /* the chain as PEM in memory, copied; takes precedence over cert_file */
+    size_t cert_pem_len;   /* bytes at cert_pem; 0 = strlen(cert_pem) */
+    const char *key_file;  /* the certificate's private key (RSA or EC, PKCS#8 or raw PEM), read
+                              by this call; required with a certificate, refused without one */
+    const char *key_pem;   /* the key as PEM in memory, copied (and wiped); takes precedence over
+                              key_file */
+    size_t key_pem_len;    /* bytes at key_pem; 0 = strlen(key_pem) */
+    const pr_tls_identity *identity; /* parsed once by pr_tls_identity_create, borrowed; takes
+                                        precedence over the cert_* and key_* fields */
 } pr_tls_opts;
 
 /* A server certificate chain and private key, shared read-only by the
@@ -2847,10 +2944,15 @@ typedef struct pr_tls_server_cfg pr_tls_server_cfg;
            = not wanted; deadline - absolute ms for the handshake.
    Returns: PR_OK; PR_ETLS (handshake failed: err's tls_error holds
             BearSSL's code or PR_TLS_TRUNCATED, msg the reason: expired,
-            unknown CA, bad hostname, protocol version, ...); PR_EIO
-            (transport: err's sys_errno), PR_ECLOSED; PR_EINVAL (NULL out/inner/host, empty or
-            over-long host, bad alpn, no certificate in ca_file/ca_pem);
-            PR_ENOMEM; PR_ETIMEDOUT; PR_ECANCELED.
+            unknown CA, bad hostname, protocol version, ...; tls_error
+            PR_TLS_NO_CLIENT_CERT: the server requires a client certificate
+            and none is configured; PR_TLS_CLIENT_CERT_REFUSED: the server
+            refused the one we sent, msg naming its alert; retrying cures
+            neither); PR_EIO (transport: err's sys_errno), PR_ECLOSED;
+            PR_EINVAL (NULL out/inner/host, empty or over-long host, bad
+            alpn, no certificate in ca_file/ca_pem, a client certificate
+            without a usable key or the reverse); PR_ENOMEM; PR_ETIMEDOUT;
+            PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_tls_server, pr_tls_alpn, pr_tls_global_cleanup. */
@@ -2878,13 +2980,43 @@ PRISTINE_API int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file
    See: pr_tls_anchors_create. */
 PRISTINE_API void pr_tls_anchors_destroy(pr_tls_anchors *a);
 
+/* Parse a client certificate chain and its private key once, for
+   pr_tls_opts.identity. Each comes from a file or from memory (the memory
+   wins); the key must belong to the leaf certificate.
+   Params: out - receives the identity; cert_file - PEM file of the chain,
+           leaf first, or NULL to use cert_pem; cert_pem, cert_pem_len -
+           the chain in memory (cert_pem_len 0 = strlen), copied; key_file,
+           key_pem, key_pem_len - the RSA or EC private key (PKCS#8 or raw)
+           the same way, copied; err - NULL or receives the detail on
+           failure.
+   Returns: PR_OK; PR_EINVAL (NULL out, no chain or no key given, no
+            certificate found, no usable RSA or EC key found, a key that is
+            not the leaf certificate's); PR_EIO (a file unreadable: err's
+            sys_errno); PR_ENOMEM; PR_ENOTSUP (built with PRISTINE_NO_TLS).
+   Blocks: no (reads the files; no network).
+   Thread: any.
+   See: pr_tls_identity_destroy, pr_tls_client. */
+PRISTINE_API int pr_tls_identity_create(pr_tls_identity **out, const char *cert_file, const char *cert_pem,
+                                        size_t cert_pem_len, const char *key_file, const char *key_pem,
+                                        size_t key_pem_len, pr_err_info *err);
+
+/* Free an identity from pr_tls_identity_create, wiping its key. NULL is a
+   no-op.
+   Params: id - the identity; no connection may still use it.
+   Returns: nothing.
+   Blocks: no.
+   Thread: any.
+   See: pr_tls_identity_create. */
+PRISTINE_API void pr_tls_identity_destroy(pr_tls_identity *id);
+
 /* Parse a server certificate chain and private key from PEM.
    Params: out - receives the configuration; cert_pem, cert_len - the chain,
            leaf first (cert_len 0 = strlen); key_pem, key_len - the RSA or EC
            private key, PKCS#8 or raw (key_len 0 = strlen). Both are copied;
            err - receives the detail of a failure; NULL = not wanted.
-   Returns: PR_OK; PR_EINVAL (NULL argument, no certificate, no usable key);
-            PR_ENOMEM; PR_ENOTSUP (built with PRISTINE_NO_TLS).
+   Returns: PR_OK; PR_EINVAL (NULL argument, no certificate, no usable key,
+            a key that is not the leaf certificate's); PR_ENOMEM;
+            PR_ENOTSUP (built with PRISTINE_NO_TLS).
    Blocks: no.
    Thread: any.
    See: pr_tls_server, pr_tls_server_cfg_destroy. */
@@ -2903,6 +3035,22 @@ PRISTINE_API int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *c
    See: pr_tls_server_cfg_create. */
 PRISTINE_API int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn);
 
+/* Require every client to present a certificate that chains to one of the
+   given CAs (mutual TLS). The server asks for it in the handshake, names
+   these CAs, and checks the chain and its dates (not its names): a client
+   with no certificate or an untrusted one fails pr_tls_server with
+   PR_ETLS.
+   Params: cfg - the configuration; ca_pem, ca_len - PEM trust anchors
+           (ca_len 0 = strlen), copied; err - NULL or receives the detail
+           on failure.
+   Returns: PR_OK; PR_EINVAL (cfg or ca_pem NULL, no certificate found);
+            PR_ENOMEM; PR_ENOTSUP (built with PRISTINE_NO_TLS).
+   Blocks: no.
+   Thread: any, before the configuration is used.
+   See: pr_tls_server_cfg_create, pr_tls_opts. */
+PRISTINE_API int pr_tls_server_cfg_require_client_cert(pr_tls_server_cfg *cfg, const char *ca_pem, size_t ca_len,
+                                                       pr_err_info *err);
+
 /* Free a server configuration. NULL is a no-op.
    Params: cfg - the configuration; no connection may still use it.
    Returns: nothing.
@@ -2918,7 +3066,9 @@ PRISTINE_API void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg);
            the detail of a failure (zeroed on success); NULL = not wanted;
            deadline - absolute ms for the handshake.
    Returns: PR_OK; PR_ETLS (handshake failed, including the client closing
-            during it); PR_EIO, PR_ECLOSED (transport); PR_EINVAL (NULL
+            during it; with pr_tls_server_cfg_require_client_cert, a client
+            without a certificate, tls_error BR_ERR_NO_CLIENT_AUTH, or with
+            an untrusted one, an X.509 code); PR_EIO, PR_ECLOSED (transport); PR_EINVAL (NULL
             argument); PR_ENOMEM; PR_ENOTSUP (no TLS in this build);
             PR_ETIMEDOUT; PR_ECANCELED.
    Blocks: yes.
@@ -3363,7 +3513,8 @@ PRISTINE_API int pr_http_no_proxy_match(const char *no_proxy, const char *host);
  * attempt's outcome comes back at once. A policy classify hook sees each
  * outcome (an HTTP status >= 100, or a negative PR_E* code) with *after_ms
  * preset to the server's usable hint (-1 if none) and may decide
- * otherwise. Optional per-attempt headers: retry_count_header (retries
+ * otherwise, except for a cause retrying cannot cure (above): that one
+ * ends the call whatever the hook says. Optional per-attempt headers: retry_count_header (retries
  * taken so far), timeout_header (attempt_timeout_ms in seconds), and
  * idempotency_header: one random key per logical request other than GET
  * and HEAD, the same on every retry.
@@ -3441,7 +3592,8 @@ typedef struct pr_http_observer {
    strings are copied. */
 typedef struct pr_http_client_opts {
     int connect_timeout_ms;   /* 0 = 30000; < 0 = only the call's deadline: caps DNS, TCP,
-                                 proxy CONNECT and TLS handshake together */
+                                 proxy CONNECT and TLS handshake together (past it: PR_EIO,
+                                 sys_errno ETIMEDOUT, retried like a refused connect) */
     int idle_timeout_ms;      /* 0 = off: the longest silence of a connection while a response is
                                  awaited or read, from the last byte either way (replaces
                                  http.idle_timeout_ms; pr_http_request.idle_timeout_ms overrides it) */
@@ -3456,7 +3608,9 @@ typedef struct pr_http_client_opts {
     const char *no_proxy;     /* hosts never proxied; NULL = env no_proxy, NO_PROXY; "" = none */
     pr_tls_opts tls;          /* for https origins: ca_file / ca_pem are parsed once by
                                  pr_http_client_create (unless tls.anchors is set: those are
-                                 used, borrowed, and must outlive the client); alpn copied */
+                                 used, borrowed, and must outlive the client); so are the client
+                                 certificate's cert_* / key_* (unless tls.identity is set,
+                                 borrowed likewise); alpn copied */
     pr_http_opts http;        /* parser limits of every exchange */
     int tcp_keepalive_s;      /* 0 = 60: TCP keep-alive probes after this many idle seconds; < 0 = off */
     pr_retry_policy retry;    /* retries (see above); zero = 10 retries with PR_BACKOFF_HTTP;
@@ -3498,16 +3652,18 @@ typedef struct pr_http_result {
 } pr_http_result;
 
 /* Create a client. Reads the proxy environment once (unless ignore_env)
-   and parses the trust anchors of tls.ca_file / tls.ca_pem once (shared by
-   every https connection of the client; not in a PRISTINE_NO_TLS build).
+   and parses the trust anchors of tls.ca_file / tls.ca_pem and the client
+   certificate of tls.cert_* / tls.key_* once (shared by every https
+   connection of the client; not in a PRISTINE_NO_TLS build).
    Params: out - receives the client; opts - NULL = defaults (copied);
            err - receives why it failed, naming the file or the proxy URL
            (NULL = not wanted; zeroed on success).
    Returns: PR_OK; PR_EINVAL (out NULL, a proxy URL that does not parse, no
-            certificate in tls.ca_file / tls.ca_pem, an invalid retry
-            policy, negative caps); PR_EIO (tls.ca_file cannot be read;
-            errno in err->sys_errno); PR_ENOTSUP (an https:// or other
-            non-http proxy URL); PR_ENOMEM.
+            certificate in tls.ca_file / tls.ca_pem, a client certificate
+            without a usable key or the reverse, an invalid retry policy,
+            negative caps); PR_EIO (tls.ca_file, cert_file or key_file
+            cannot be read; errno in err->sys_errno); PR_ENOTSUP (an
+            https:// or other non-http proxy URL); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_destroy. */
@@ -3925,7 +4081,11 @@ PRISTINE_API int pr_sse_last_error(const pr_sse *s, pr_err_info *out);
  * Both are independent of remote futures (the rfuture module), which a
  * pipeline usually pairs them with.
  *
- * Offers to the modules after it: pr__session_url.
+ * Each takes an HTTP client, or makes one of its own (destroyed with it)
+ * from the TLS settings in its options; so do the remote-future poller and
+ * the telemetry reporter.
+ *
+ * Offers to the modules after it: pr__session_url, pr__session_client.
  */
 
 /* ---- submit throttle ---- */
@@ -4022,6 +4182,8 @@ typedef struct pr_heartbeat_opts {
     int warn_after_ms;           /* 0 = 120000: warn at every tick once this long without success */
     int timeout_ms;              /* 0 = 10000: one beat (no retries) */
     const char *path;            /* NULL = "/api/v1/session_heartbeat" */
+    pr_tls_opts tls;             /* the TLS settings of the heartbeat's own client (client NULL at
+                                    start); must be zero when a client is given (its own apply) */
     /* Called with the warning instead of the log (warn level, module
        "session"). NULL = the log. */
     void (*on_warning)(const char *msg, int64_t since_success_ms, void *user_data);
@@ -4031,14 +4193,18 @@ typedef struct pr_heartbeat_opts {
 /* Start beating: POST {"session_id": .., "type": "session_heartbeat"} to
    <base_url><path> every interval; failures are counted, never raised.
    Params: out - receives the heartbeat; client - the HTTP client
-           (borrowed); base_url - scheme://host[:port]; session_id - copied;
-           opts - NULL = defaults.
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+           (borrowed), or NULL: one of its own, made with opts->tls and
+           destroyed with the heartbeat; base_url - scheme://host[:port];
+           session_id - copied; opts - NULL = defaults; err - receives why
+           it failed; NULL = not wanted.
+   Returns: PR_OK; PR_EINVAL (a bad argument or URL; opts->tls set while a
+            client is given); PR_EIO (the own client's tls.ca_file cannot
+            be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_heartbeat_stop. */
 PRISTINE_API int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url,
-                                    const char *session_id, const pr_heartbeat_opts *opts);
+                                    const char *session_id, const pr_heartbeat_opts *opts, pr_err_info *err);
 
 /* Stop beating: the task is cancelled at once (a beat in flight is
    abandoned; no new one starts) and frees everything as it ends: h is not
@@ -4106,10 +4272,27 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  * off 1, 2, 4... 30 s (conn_backoff; the exponent counts them in a row and
  * is reset by any other HTTP answer); 400: polled again after poll_backoff
  * up to bad_request_budget (3) times, then PR_EHTTP; 410: PR_EEXPIRED
- * (submit the job again); 402: a billing pause, polled every 5 s for up to
- * billing_max_pause_ms (an incident ends after 5 minutes without a 402),
- * then PR_EHTTP; any other status: PR_EHTTP. pr_future_last_error gives every
- * failure's detail (http_status, category, msg).
+ * (submit the job again; a job marked resubmittable is submitted again by
+ * the poller, up to max_resubmits times); 402: a billing pause, polled
+ * every 5 s for up to billing_max_pause_ms (an incident ends after 5
+ * minutes without a 402), then PR_EHTTP; any other status: PR_EHTTP.
+ * pr_future_last_error gives every failure's detail (http_status,
+ * sys_errno, tls_error, dns_error, category, msg).
+ *
+ * Failures: a cause that polling again cannot cure ends the future at the
+ * first poll with its own code and detail: a name that does not exist
+ * (PR_EDNS), TLS refused (an untrusted certificate, a hostname mismatch, a
+ * peer that does not speak TLS: PR_ETLS), PR_EINVAL, PR_ENOTSUP,
+ * PR_ENOMEM, PR_ELIMIT, an open breaker (PR_ECIRCUIT). Transient ones -
+ * no answer (refused, reset, a poll past poll_timeout_ms), 408 without a
+ * JSON body, 429, 5xx - are polled again: before any poll of the job was
+ * answered at most open_attempts times (5: about 15 s against a port
+ * that refuses), after that without a bound unless max_failures says
+ * (a job runs for minutes); at the bound the last one's cause ends it
+ * (PR_EIO with sys_errno, PR_EHTTP with http_status). PR_ETIMEDOUT is
+ * only ever the caller's limit: opts.timeout_ms, or the deadline of
+ * pr_future_await (which leaves the polling running) or of
+ * pr_rfuture_submit.
  *
  * Pacing: poll_backoff (5 ms doubling to 1 s by default, by the number of
  * polls made) spaces the polls after answers with nothing new, so a
@@ -4134,9 +4317,13 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  * on_event reports what went wrong as the events of Tinker's SDK (the
  * profile's event_prefix, "APIFuture.result_async." by default, followed
  * by api_status_error, connection_error, application_error,
- * validation_error or timeout) and the end of each future (resolved, or
- * the failure that ends it, marked settled); the telemetry module turns
+ * validation_error or timeout), a job submitted again (resubmitted, with
+ * the old and the new request id) and the end of each future (resolved,
+ * or the failure that ends it, marked settled); the telemetry module turns
  * them into reports. 402 pauses report nothing.
+ *
+ * The client: the poller uses the one it is given, or makes its own from
+ * opts.tls (NULL client).
  *
  * The submit throttle and the session heartbeat that a pipeline pairs
  * with remote futures are the session module's.
@@ -4183,6 +4370,8 @@ typedef struct pr_rfuture_event {
     int settled;                 /* 1: the future settles with this event (the "resolved" event, or
                                     the failure that ends it) */
     int error;                   /* settled: the rejection code, PR_OK for "resolved" */
+    const char *new_request_id;  /* "resubmitted": the new job's id (request_id is the expired one);
+                                    else NULL */
 } pr_rfuture_event;
 
 /* The observer of a poller: the notifications the telemetry module adapts
@@ -4238,6 +4427,18 @@ typedef struct pr_rfuture_poller_opts {
                                     retry-after-ms header is cut to it */
     pr_rfuture_observer observer; /* who hears the futures' events and queue states; zero = nobody */
     pr_retry_hooks hooks;        /* the sleeps between polls (tests make them instant) */
+    int open_attempts;           /* 0 = 5: polls of a future that may fail transiently (no answer: refused,
+                                    reset, timed out; 408 without a JSON body, 429, 5xx) before any poll
+                                    was answered; the last one's cause then ends it (PR_EIO with
+                                    sys_errno, PR_EHTTP with http_status). With the default backoffs a
+                                    port that refuses gives up after about 15 s (1 + 2 + 4 + 8 s
+                                    between the 5 polls), a server answering 503 after 5 polls.
+                                    < 0 = no bound */
+    int max_failures;            /* 0 = no bound: once a poll has been answered (a job runs for
+                                    minutes), transient failures in a row before the last one's cause
+                                    ends the future */
+    pr_tls_opts tls;             /* the TLS settings of the poller's own client (client NULL at create);
+                                    must be zero when a client is given (its own settings apply) */
 } pr_rfuture_poller_opts;
 
 /* Options of one future. Zero means the default. */
@@ -4250,15 +4451,26 @@ typedef struct pr_rfuture_opts {
        *why filled) rejects it with PR_EPROTO. NULL = any object is fine. */
     int (*validate)(const pr_json *result, pr_err_info *why, void *user_data);
     void *user_data;             /* validate's */
+    int resubmittable;           /* 0 = a 410 (expired) rejects with PR_EEXPIRED; 1 = the job may run
+                                    again (pr_rfuture_submit only: it keeps the path and body): a 410
+                                    submits it again, as the submit did but without its deadline
+                                    (poll_timeout_ms and timeout_ms bound it), and polls the new
+                                    request id; on_event hears "resubmitted" with both ids */
+    int max_resubmits;           /* 0 = 1: submits again of a resubmittable job; one more 410 is
+                                    PR_EEXPIRED */
 } pr_rfuture_opts;
 
 /* Create a poller.
-   Params: out - receives it; client - the HTTP client of every poll
-           (borrowed; must outlive the poller); opts - base_url required;
-           err - receives why it failed (NULL = not wanted).
+   Params: out - receives it; client - the HTTP client of every poll and
+           submit (borrowed; must outlive the poller), or NULL: one of its
+           own, made with opts->tls and destroyed with the poller;
+           opts - base_url required; err - receives why it failed (NULL =
+           not wanted).
    Returns: PR_OK; PR_EINVAL (no base_url, a URL that does not parse, a bad
             backoff, negative limits, a profile header that is not a
-            header name, an event_prefix over 64 bytes); PR_ENOMEM.
+            header name, an event_prefix over 64 bytes, opts->tls set while
+            a client is given); PR_EIO (the own client's tls.ca_file cannot
+            be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_rfuture_start. */
@@ -4279,11 +4491,13 @@ PRISTINE_API void pr_rfuture_poller_destroy(pr_rfuture_poller *p);
    pr_json_doc *, owned by the future: valid until its last reference is
    dropped; pr_rfuture_result gives its root) or is rejected: PR_EFAILED,
    PR_EEXPIRED, PR_EHTTP, PR_EPROTO, PR_ELIMIT (a body over the client's
-   fetch_max_bytes), PR_ETIMEDOUT (opts->timeout_ms), PR_ECANCELED, with
-   the detail in pr_future_last_error.
+   fetch_max_bytes), PR_EIO (no answer, open_attempts or max_failures
+   times), PR_EDNS, PR_ETLS (at once), PR_ETIMEDOUT (opts->timeout_ms),
+   PR_ECANCELED, with the detail in pr_future_last_error.
    Params: out - receives the future (one reference); p - the poller;
            request_id - NUL-terminated (copied); opts - NULL = defaults.
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM; PR_ESTATE (the poller is being
+   Returns: PR_OK; PR_EINVAL (also opts->resubmittable: there is no submit
+            to send again); PR_ENOMEM; PR_ESTATE (the poller is being
             destroyed).
    Blocks: no.
    Thread: owner.
@@ -4295,6 +4509,8 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
    <path>, read the request id (the profile's request_id_field) from the
    answer, then pr_rfuture_start
    with submitted_at_ms set. The submit uses the client's retry policy.
+   With opts->resubmittable the path and body are kept, to submit the job
+   again when it expires (410).
    Params: out - receives the future; p - the poller; path - e.g.
            "/api/v1/asample"; body, len - the JSON request; opts - as for
            pr_rfuture_start; err - receives why the submit failed (NULL =
@@ -4302,7 +4518,8 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
    Returns: PR_OK; PR_EHTTP (a non-2xx answer, after the client's retries;
             err gets its status and body); PR_EPROTO (no request_id in
             the answer, or one with a NUL byte or over 1024 bytes: never
-            cut); errors of pr_http_client_fetch (PR_ETIMEDOUT,
+            cut); errors of pr_http_client_fetch (PR_ETIMEDOUT only
+            when the deadline passed, PR_EIO, PR_EDNS, PR_ETLS,
             PR_ECANCELED, ...); PR_EINVAL; PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
@@ -4367,9 +4584,13 @@ typedef struct pr_queue_log {
  * the middle of a response, a body cut short), 429 (Retry-After honoured)
  * and 5xx are retried with backoff and jitter (100 ms, x1.3 per attempt,
  * up to 60 s, full jitter, no attempt limit: the caller's deadline ends
- * them); 400, 403, 404, 409, 410 and 413 never are. opts.retry replaces
- * that policy. A read resumes from the last offset it delivered, so no
- * byte is lost or delivered twice however often the connection fails.
+ * them); 400, 401, 403, 404, 409, 410 and 413 never are. opts.retry
+ * replaces that policy. A read resumes from the last offset it delivered,
+ * so no byte is lost or delivered twice however often the connection
+ * fails. A 401, or a 403 that is no producer fencing, goes to
+ * opts.on_auth_error when it is set: fresh credentials from it (a new
+ * token) send the request again and stay for the later ones, at most
+ * max_auth_refreshes times per request.
  *
  * Requests carry the handle's headers (static, and headers_fn evaluated
  * for every request, so a token can be refreshed) and query parameters
@@ -4418,8 +4639,12 @@ enum pr_ds_event_kind {
                                            for the failure behind CONNECTING again or STOPPED */
     PR_DS_EVENT_PRODUCER_BATCH = 7,     /* the server stored a producer's batch: producer_id, epoch,
                                            seq, items, bytes, duration_ms, offset */
-    PR_DS_EVENT_PRODUCER_DUPLICATE = 8  /* the server had that batch already (a 204 to a resend):
+    PR_DS_EVENT_PRODUCER_DUPLICATE = 8, /* the server had that batch already (a 204 to a resend):
                                            the same fields */
+    PR_DS_EVENT_AUTH_REFRESH = 9        /* a request was refused (401/403) and on_auth_error gave
+                                           fresh fields: op, method, url, status (the refusal's),
+                                           attempt (1 for the request's first refresh, 2, ...); the
+                                           request goes again at once */
 };
 
 /* One observation. Valid during the callback only; the fields its kind
@@ -4427,16 +4652,17 @@ enum pr_ds_event_kind {
 typedef struct pr_ds_event {
     int kind;                   /* PR_DS_EVENT_* */
     const char *url;            /* the stream's URL; for a request, with its query */
-    const char *op;             /* REQUEST_*: "create", "head", "delete", "append", "close", "read" */
-    const char *method;         /* REQUEST_*: "PUT", "HEAD", "DELETE", "POST", "GET" */
-    int status;                 /* REQUEST_STOP: the final HTTP status */
+    const char *op;             /* REQUEST_*, AUTH_REFRESH: "create", "head", "delete", "append", "close", "read" */
+    const char *method;         /* REQUEST_*, AUTH_REFRESH: "PUT", "HEAD", "DELETE", "POST", "GET" */
+    int status;                 /* REQUEST_STOP: the final HTTP status; AUTH_REFRESH: 401 or 403 */
     int error;                  /* the failure's PR_E* code (REQUEST_EXCEPTION, CONSUMER_RECONNECT,
                                    CONSUMER_STATE after a failure), else 0 */
     const pr_err_info *err;     /* its detail, or NULL */
     int64_t duration_ms;        /* REQUEST_STOP, _EXCEPTION: since the request began (its retries
                                    included); PRODUCER_*: since the batch's first send */
     int state;                  /* CONSUMER_STATE: PR_DS_CONSUMER_* */
-    int attempt;                /* CONSUMER_RECONNECT: 1 for the first reconnect in a row, 2, ... */
+    int attempt;                /* CONSUMER_RECONNECT: 1 for the first reconnect in a row, 2, ...;
+                                   AUTH_REFRESH: 1 for the request's first refresh, 2, ... */
     int64_t delay_ms;           /* CONSUMER_RECONNECT: the wait before it */
     const char *offset;         /* CONSUMER_*: the checkpoint (after the batch); PRODUCER_*: the
                                    stream's offset after the batch ("" when the server gave none) */
@@ -4455,6 +4681,19 @@ typedef struct pr_ds_observer {
     void *user_data;            /* for on_event */
 } pr_ds_observer;
 
+/* What pr_ds_opts.on_auth_error is told of a refused request. Valid
+   during the callback only. */
+typedef struct pr_ds_auth_info {
+    int status;                 /* 401, or 403 without Producer-Epoch (a producer's fencing is no
+                                   refusal of credentials and never reaches the hook) */
+    const char *op;             /* "create", "head", "delete", "append", "close", "read" */
+    const char *method;         /* "PUT", "HEAD", "DELETE", "POST", "GET" */
+    int attempt;                /* 1 for the request's first refusal, 2 after one refresh, ... */
+    pr_slice www_authenticate;  /* the server's WWW-Authenticate (empty when it sent none) */
+    int64_t deadline;           /* the request's: a hook that fetches a token (it may block, being
+                                   called from the requesting task) should be done by then */
+} pr_ds_auth_info;
+
 typedef struct pr_ds_opts {
     pr_http_client *client;     /* NULL = a client of its own (redirects followed) */
     const char *content_type;   /* NULL = learned from pr_ds_head, else application/octet-stream:
@@ -4466,11 +4705,32 @@ typedef struct pr_ds_opts {
                                    already encoded (copied) */
     int (*params_fn)(pr_buf *out, void *user_data); /* NULL = none: called before every request;
                                    appends encoded "name=value" pairs separated by '&' */
-    void *user_data;            /* for headers_fn and params_fn */
+    void *user_data;            /* for headers_fn, params_fn and on_auth_error */
     pr_retry_policy retry;      /* zero = the Durable Streams policy above; classify is replaced
                                    by the protocol's (network errors, 429, 5xx) unless set */
     pr_ds_observer observer;    /* zero = none: the handle's requests; its consumers and producers
                                    report to it too unless their options set their own */
+    int (*on_auth_error)(const pr_ds_auth_info *info, pr_buf *headers, pr_buf *params, void *user_data);
+                                /* NULL = none: a 401/403 is the answer. Else called when any
+                                   request of the handle (operations, reads, consumers, producers)
+                                   is answered 401, or 403 without Producer-Epoch: it appends fresh
+                                   "Name: value\r\n" lines to headers and/or encoded "name=value"
+                                   pairs ('&'-separated) to params and returns nonzero to send the
+                                   request again with them, 0 to give up (the 401/403 is the
+                                   answer: PR_EHTTP, PR_DS_UNAUTHORIZED / PR_DS_FORBIDDEN). The
+                                   fresh fields and pairs replace the handle's own of the same
+                                   name (opts.headers, opts.params, the URL's query) for this and
+                                   every later request; headers_fn and params_fn run again for the
+                                   new try, so a callback that reads the token from user_data may
+                                   append nothing and just return 1. A refused SSE response is
+                                   closed before the new try. Malformed fields end the request
+                                   with PR_EINVAL */
+    int max_auth_refreshes;     /* 0 = 3: calls of on_auth_error per request; the refusal after the
+                                   last one is the answer */
+    pr_tls_opts tls;            /* the handle's own client's TLS settings (copied whole into
+                                   pr_http_client_opts.tls); all-zero = the defaults. Must stay
+                                   all-zero with client set (that client's settings apply):
+                                   pr_ds_open refuses it with PR_EINVAL */
 } pr_ds_opts;
 
 /* pr_ds_result.error: what an error status means. */
@@ -4481,14 +4741,18 @@ enum pr_ds_error {
     PR_DS_CONFLICT_SEQ,     /* 409 on append: Stream-Seq not above the last one, or another content type */
     PR_DS_STREAM_CLOSED,    /* 409 with Stream-Closed: true: the final offset in res->offset */
     PR_DS_SEQUENCE_GAP,     /* 409 with Producer-Expected-Seq: res->expected_seq, res->received_seq */
-    PR_DS_STALE_EPOCH,      /* 403: a newer producer epoch exists (res->producer_epoch) */
+    PR_DS_STALE_EPOCH,      /* 403 with Producer-Epoch: a newer producer epoch exists
+                               (res->producer_epoch) */
     PR_DS_BAD_REQUEST,      /* 400: bad offset, TTL, empty body, invalid JSON, producer headers */
     PR_DS_GONE,             /* 410: deleted, or an offset before the retained data */
     PR_DS_TOO_LARGE,        /* 413 */
     PR_DS_RATE_LIMITED,     /* 429 (after the retries) */
     PR_DS_SERVER_ERROR,     /* 5xx (after the retries) */
     PR_DS_NOT_SUPPORTED,    /* 405 or 501: the operation is not supported on this stream */
-    PR_DS_UNEXPECTED_STATUS /* any other status */
+    PR_DS_UNEXPECTED_STATUS, /* any other status */
+    PR_DS_UNAUTHORIZED,     /* 401: credentials missing or refused (after on_auth_error's refreshes) */
+    PR_DS_FORBIDDEN         /* 403 without Producer-Epoch: not allowed (after on_auth_error's
+                               refreshes); with it, PR_DS_STALE_EPOCH */
 };
 
 /* The answer to an operation. Zero it before the first use;
@@ -4520,6 +4784,16 @@ typedef struct pr_ds_create_opts {
     int closed;                 /* 1 = created closed (the body is then all of it) */
     const void *body;           /* the initial content; NULL = none */
     size_t body_len;
+    const char *forked_from;    /* NULL = not a fork: Stream-Forked-From, the source stream's path
+                                   on the same server ("/v1/stream/src"): the new stream starts
+                                   with the source's data up to fork_offset, and has the source's
+                                   content type (sent only when content_type or the handle's own
+                                   names one, which must then be the source's) */
+    const char *fork_offset;    /* NULL = the source's tail: Stream-Fork-Offset, an offset of the
+                                   source (needs forked_from) */
+    int64_t fork_sub_offset;    /* 0 = none: Stream-Fork-Sub-Offset, how far into the source's
+                                   message at fork_offset the fork begins (bytes, or messages of a
+                                   JSON stream; needs forked_from) */
 } pr_ds_create_opts;
 
 /* Options of pr_ds_append; NULL or zero = a plain append. */
@@ -4538,8 +4812,10 @@ typedef struct pr_ds_append_opts {
            https URL (copied); opts - NULL for defaults (copied); err -
            receives why it failed (NULL = not wanted).
    Returns: PR_OK; PR_EINVAL (out or url NULL, a URL that does not parse, a
-            malformed header or parameter, an invalid retry policy);
-            PR_ENOMEM.
+            malformed header or parameter, an invalid retry policy, a
+            negative max_auth_refreshes, tls set with client, no
+            certificate in tls.ca_file / tls.ca_pem); PR_EIO (tls.ca_file
+            cannot be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_ds_destroy. */
@@ -4931,6 +5207,33 @@ PRISTINE_API const char *pr_ds_producer_offset(const pr_ds_producer *p);
    See: pr_ds_producer_epoch. */
 PRISTINE_API long pr_ds_producer_duplicates(const pr_ds_producer *p);
 
+/* A producer's counters (pr_ds_producer_stats). Bytes are the batches'
+   bodies as they stand (a JSON batch's brackets and commas included). */
+typedef struct pr_ds_producer_stats {
+    size_t pending_batches;     /* not sent yet: the batch being filled and sealed ones waiting for a
+                                   send slot (max_in_flight) */
+    size_t pending_bytes;
+    size_t inflight_batches;    /* holding a send slot, not answered yet (sent, waiting to be sent
+                                   again, or waiting for a lower batch or a new epoch) */
+    size_t inflight_bytes;
+    uint64_t acked_batches;     /* since create: batches the server has (200, or 204 duplicates) */
+    uint64_t acked_bytes;
+    uint64_t duplicate_batches; /* of them, answered 204 (pr_ds_producer_duplicates) */
+    uint64_t resends;           /* sends of a batch after its first (an unknown fate, 429/5xx, a gap,
+                                   a claimed epoch); the handle's retries inside one send not counted */
+    uint64_t abandoned_batches; /* sealed batches that ended unanswered: the failed one and those
+                                   above it */
+} pr_ds_producer_stats;
+
+/* The producer's counters now: what waits, what is in flight, what the
+   server has acknowledged.
+   Params: p - the producer; out - receives the counters.
+   Returns: PR_OK; PR_EINVAL if p or out is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_producer_flush, pr_ds_producer_duplicates. */
+PRISTINE_API int pr_ds_producer_stats_get(const pr_ds_producer *p, pr_ds_producer_stats *out);
+
 /* The detail of the producer's failure (or of the last one a restart
    cleared), with out->meaning its PR_DS_* meaning (PR_DS_OK when it was
    no status).
@@ -5208,7 +5511,8 @@ PRISTINE_API void pr_telemetry_queue_hook(const pr_queue_change *change, void *u
    become FUTURE events under their own names; the end of a future becomes
    FUTURE_RESOLVED or FUTURE_FAILED. Fields: request_id, request_type,
    iteration, elapsed_time, status_code, kind, should_retry, is_user_error,
-   bad_request_retries, connection_error_retries, detail, error.
+   bad_request_retries, connection_error_retries, detail, error, and
+   new_request_id on "resubmitted".
    Params: ev - the poller's event; user_data - a hub.
    Returns: nothing.
    Blocks: no.
@@ -5223,6 +5527,8 @@ PRISTINE_API void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *us
    "ds.request.stop" (REQUEST_STOP): op, method, status, duration_ms;
    "ds.request.exception" (REQUEST_ERROR, ERROR): op, method, status,
    error (the code's name), detail, duration_ms;
+   "ds.auth.refresh" (RETRY, WARNING: on_auth_error gave fresh
+   credentials after a 401 / 403): op, method, status, attempt;
    "ds.consumer.batch" (STREAM_BATCH): items, bytes, offset;
    "ds.consumer.reconnect" (STREAM_RECONNECT, WARNING): attempt,
    delay_ms, reason (the code's name), detail, offset;
@@ -5240,7 +5546,8 @@ PRISTINE_API void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data);
 
 /* Options of pr_reporter_start. Zero means the default; strings are copied. */
 typedef struct pr_reporter_opts {
-    pr_http_client *client;    /* required (borrowed; must outlive the reporter) */
+    pr_http_client *client;    /* borrowed, must outlive the reporter; NULL = one of its own, made with
+                                  tls, destroyed with the reporter */
     const char *url;           /* required: the endpoint, e.g. "https://host/api/v1/telemetry" */
     const char *session_id;    /* NULL = session-less: "sessionless-<uuid>", no SESSION_START / END */
     const char *platform;      /* NULL = the system's name (uname), e.g. "Linux" */
@@ -5259,6 +5566,8 @@ typedef struct pr_reporter_opts {
     int enabled;               /* 0 = the environment decides; 1 = on; -1 = off */
     const char *env_var;       /* NULL = "PRISTINE_TELEMETRY" */
     pr_retry_hooks hooks;      /* the resend sleep, its random numbers, the wall clock of timestamps */
+    pr_tls_opts tls;           /* the TLS settings of the own client (client NULL); must be zero when
+                                  a client is given (its own settings apply) */
 } pr_reporter_opts;
 
 /* An error to report (pr_reporter_log_exception). */
@@ -5275,14 +5584,15 @@ typedef struct pr_reporter_error {
 /* Start a reporter (its task sends SESSION_START first, unless
    session-less).
    Params: out - receives it, or NULL when telemetry is disabled (then
-           PR_OK too: calls on NULL do nothing); opts - client and url
-           required.
-   Returns: PR_OK; PR_EINVAL (no client or url, a URL that does not parse,
-            bad limits or backoff); PR_ENOMEM.
+           PR_OK too: calls on NULL do nothing); opts - url required;
+           err - receives why it failed; NULL = not wanted.
+   Returns: PR_OK; PR_EINVAL (no url, a URL that does not parse, bad
+            limits or backoff, tls set while a client is given); PR_EIO
+            (the own client's tls.ca_file cannot be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_reporter_log, pr_reporter_stop. */
-PRISTINE_API int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts);
+PRISTINE_API int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts, pr_err_info *err);
 
 /* Queue a GENERIC_EVENT. data is a JSON object's text (NULL, or text that
    is not a JSON object, is sent as {}); it never blocks and never touches
@@ -9090,7 +9400,7 @@ static PR__MAYBE_UNUSED size_t pr__coro_test_live_stacks(void) {
 static PR__MAYBE_UNUSED int pr__coro_test_pool_count(void) { return pr__coro_stack_pool_tls.count; }
 #endif
 
-/* ==== sched: tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post ==== >>sched.impl */
+/* ==== sched: tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post, signals ==== >>sched.impl */
 #if defined(PRISTINE_POLL_EPOLL)
 #define PR__SCHED_POLLER_EPOLL 1
 #elif defined(PRISTINE_POLL_KQUEUE)
@@ -9286,7 +9596,10 @@ static int pr__sched_canceled(pr_sched *s) { return (s->cur->flags & PR__SCHED_T
 
 static void pr__sched_poll(pr_sched *s, int block);
 
+static void pr__sched_sig_forget(pr_sched *s, pr_task *t);
+
 static void pr__sched_task_free(pr_sched *s, pr_task *t) {
+    pr__sched_sig_forget(s, t);
     if (t->prev) t->prev->next = t->next;
     else s->tasks = t->next;
     if (t->next) t->next->prev = t->prev;
@@ -9408,13 +9721,15 @@ static void pr__sched_fd_ready(pr_sched *s, int fd, int rd, int wr, int hup) {
 }
 
 static void pr__sched_run_posts(pr_sched *s);
+static void pr__sched_sig_check(pr_sched *s);
 
-/* Drain the cross-thread wake fd and run what was posted. */
+/* Drain the cross-thread wake fd, act on a caught signal and run what was posted. */
 static void pr__sched_wake_drain(pr_sched *s) {
     char tmp[64];
     while (read(s->wake_rd, tmp, sizeof tmp) > 0) {
     }
     __atomic_store_n(&s->wake_pending, 0, __ATOMIC_SEQ_CST);
+    pr__sched_sig_check(s);
     pr__sched_run_posts(s);
 }
 
@@ -9603,6 +9918,8 @@ static pr_sched *pr__sched_get(void) {
     return s;
 }
 
+static void pr__sched_sig_detach(pr_sched *s);
+
 int pr_sched_destroy(void) {
     pr_sched *s = pr__sched_tls;
     pr_task *t;
@@ -9624,6 +9941,7 @@ int pr_sched_destroy(void) {
     }
     while (s->tasks) pr__sched_task_free(s, s->tasks);
     if (s->wake_rd >= 0) pr__sched_run_posts(s); /* posted while the tasks unwound */
+    pr__sched_sig_detach(s);
     pr__coro_pool_drain();
     if (s->pollfd >= 0) close(s->pollfd);
     if (s->wake_rd >= 0) close(s->wake_rd);
@@ -10224,6 +10542,198 @@ void pr_chan_destroy(pr_chan *c) {
     if (!c->closed) pr_chan_close(c);
     pr__free(c->ring, c->cap * c->elem_size);
     pr__free(c, sizeof *c);
+}
+
+/* ---- signals ----
+   The handler touches only the watch's atomics, sigaction and write (all
+   async-signal-safe); the owner's scheduler learns of the signal through
+   its wake fd and acts on it in pr__sched_sig_check. */
+
+/* A task in pr_signal_wait; rc is set (and the node unlinked) when it is woken. */
+typedef struct pr__sched_sig_waiter {
+    pr__link link;
+    pr_task *task;
+    int rc;
+} pr__sched_sig_waiter;
+
+struct pr_signal_watch {
+    pr_sched *sched;           /* the owner's scheduler; NULL once let go */
+    pr_task *cancel;           /* cancelled on the signal; may be NULL */
+    pr__list waiters;          /* of pr__sched_sig_waiter */
+    int wake_wr;               /* the scheduler's wake fd */
+    size_t wake_bytes;         /* 8 for an eventfd, 1 for a pipe */
+    int got;                   /* atomic: the first signal caught; 0 before */
+    int restored;              /* atomic: the previous handlers are back */
+    int fired;                 /* the scheduler acted on it */
+    size_t n, cap;             /* signals installed (atomic); room for */
+    int *sigs;                 /* the signals caught, and their previous actions */
+    struct sigaction *old;
+};
+
+/* The process's one running watch and its scheduler (atomics). */
+static pr_signal_watch *pr__sched_sig_watch;
+static pr_sched *pr__sched_sig_owner;
+
+/* Put the previous handlers back, once (the handler or the owner, whichever comes first). */
+static void pr__sched_sig_restore(pr_signal_watch *w) {
+    size_t i, n = __atomic_load_n(&w->n, __ATOMIC_SEQ_CST);
+    if (__atomic_exchange_n(&w->restored, 1, __ATOMIC_SEQ_CST)) return;
+    for (i = 0; i < n; i++) sigaction(w->sigs[i], &w->old[i], NULL);
+}
+
+static void pr__sched_sig_handler(int signo) {
+    int saved = errno, zero = 0;
+    pr_signal_watch *w = __atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST);
+    if (w && __atomic_compare_exchange_n(&w->got, &zero, signo, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        uint64_t one = 1;
+        ssize_t put;
+        pr__sched_sig_restore(w);
+        put = write(w->wake_wr, &one, w->wake_bytes);
+        PR__UNUSED(put); /* a full pipe already means "wake up" */
+    }
+    errno = saved;
+}
+
+/* Wake every task in pr_signal_wait with rc. */
+static void pr__sched_sig_wake_all(pr_signal_watch *w, int rc) {
+    pr__link *l;
+    while ((l = w->waiters.head) != NULL) {
+        pr__sched_sig_waiter *x = PR__CONTAINER_OF(l, pr__sched_sig_waiter, link);
+        pr__list_unlink(&w->waiters, l);
+        x->rc = rc;
+        pr__sched_wake(x->task, PR_OK);
+    }
+}
+
+/* On the owner's thread: act on a caught signal once (cancel the task if
+   it is still there, wake the waiters). */
+static void pr__sched_sig_check(pr_sched *s) {
+    pr_signal_watch *w;
+    int signo;
+    if (__atomic_load_n(&pr__sched_sig_owner, __ATOMIC_SEQ_CST) != s) return;
+    w = __atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST);
+    if (!w || w->fired || (signo = __atomic_load_n(&w->got, __ATOMIC_SEQ_CST)) == 0) return;
+    w->fired = 1;
+    if (w->cancel) pr_cancel(w->cancel);
+    pr__sched_sig_wake_all(w, signo);
+}
+
+/* A task is being freed: the running watch of its scheduler no longer
+   cancels it. */
+static void pr__sched_sig_forget(pr_sched *s, pr_task *t) {
+    pr_signal_watch *w;
+    if (PR__LIKELY(__atomic_load_n(&pr__sched_sig_owner, __ATOMIC_RELAXED) != s)) return;
+    if ((w = __atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST)) != NULL && w->cancel == t) w->cancel = NULL;
+}
+
+/* Let go of the handlers and the wake fd: w is no longer the running watch. */
+static void pr__sched_sig_release(pr_signal_watch *w) {
+    pr__sched_sig_restore(w);
+    if (__atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST) == w) {
+        __atomic_store_n(&pr__sched_sig_owner, (pr_sched *)NULL, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&pr__sched_sig_watch, (pr_signal_watch *)NULL, __ATOMIC_SEQ_CST);
+    }
+    w->sched = NULL;
+}
+
+/* pr_sched_destroy: the wake fd is about to close; the running watch (still
+   the user's to stop) acts on a signal already caught, then lets go. */
+static void pr__sched_sig_detach(pr_sched *s) {
+    pr_signal_watch *w;
+    if (__atomic_load_n(&pr__sched_sig_owner, __ATOMIC_SEQ_CST) != s) return;
+    if (!(w = __atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST))) return;
+    pr__sched_sig_check(s);
+    pr__sched_sig_release(w);
+    pr__sched_sig_wake_all(w, PR_ECLOSED);
+}
+
+static void pr__sched_sig_free(pr_signal_watch *w) {
+    pr__free(w->sigs, w->cap * sizeof *w->sigs);
+    pr__free(w->old, w->cap * sizeof *w->old);
+    pr__free(w, sizeof *w);
+}
+
+int pr_signal_watch_start(pr_signal_watch **out, const int *signals, size_t nsignals, pr_task *cancel,
+                          pr_err_info *err) {
+    static const int defaults[] = { SIGINT, SIGTERM };
+    pr_signal_watch *w, *none = NULL;
+    pr_sched *s;
+    struct sigaction sa;
+    size_t i, j;
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "signal: out is NULL");
+    *out = NULL;
+    if (!signals || !nsignals) {
+        signals = defaults;
+        nsignals = 2;
+    }
+    if (nsignals > SIZE_MAX / sizeof(struct sigaction)) return pr__err_set(err, PR_EINVAL, 0, "signal: too many signals");
+    if (!(s = pr_sched_current())) return pr__err_set(err, PR_ENOMEM, 0, "signal: no scheduler or wake fd");
+    if (!(w = (pr_signal_watch *)pr__calloc(1, sizeof *w))) return pr__err_set(err, PR_ENOMEM, 0, "signal: out of memory");
+    w->cap = nsignals;
+    w->sigs = (int *)pr__alloc(nsignals * sizeof *w->sigs);
+    w->old = (struct sigaction *)pr__alloc(nsignals * sizeof *w->old);
+    if (!w->sigs || !w->old) {
+        pr__sched_sig_free(w);
+        return pr__err_set(err, PR_ENOMEM, 0, "signal: out of memory");
+    }
+    w->sched = s;
+    w->cancel = cancel;
+    w->wake_wr = s->wake_wr;
+    w->wake_bytes = s->wake_wr == s->wake_rd ? sizeof(uint64_t) : 1;
+    if (!__atomic_compare_exchange_n(&pr__sched_sig_watch, &none, w, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        pr__sched_sig_free(w);
+        return pr__err_set(err, PR_ESTATE, 0, "signal: a watch is already running in this process");
+    }
+    __atomic_store_n(&pr__sched_sig_owner, s, __ATOMIC_SEQ_CST);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = pr__sched_sig_handler;
+    sa.sa_flags = SA_RESTART; /* other threads' blocking calls go on; the poller wakes through the fd */
+    sigemptyset(&sa.sa_mask);
+    for (i = 0; i < nsignals; i++) sigaddset(&sa.sa_mask, signals[i]); /* one of them at a time per thread */
+    for (i = 0; i < nsignals; i++) {
+        for (j = 0; j < w->n && w->sigs[j] != signals[i]; j++) {
+        }
+        if (j < w->n) continue; /* a duplicate: its "previous" action would be ours */
+        w->sigs[w->n] = signals[i];
+        if (sigaction(signals[i], &sa, &w->old[w->n]) != 0) {
+            int e = errno;
+            pr__sched_sig_release(w); /* the ones installed so far */
+            pr__sched_sig_free(w);
+            return pr__err_set(err, PR_EINVAL, e, "signal: cannot catch signal %d", signals[i]);
+        }
+        __atomic_add_fetch(&w->n, 1, __ATOMIC_SEQ_CST);
+    }
+    if (__atomic_load_n(&w->got, __ATOMIC_SEQ_CST)) { /* caught while installing: restore all of them */
+        __atomic_store_n(&w->restored, 0, __ATOMIC_SEQ_CST);
+        pr__sched_sig_restore(w);
+    }
+    *out = w;
+    return PR_OK;
+}
+
+int pr_signal_wait(pr_signal_watch *w, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    pr__sched_sig_waiter me;
+    int rc;
+    if (!w) return PR_EINVAL;
+    if (!s) return PR_ENOMEM;
+    if (w->sched) pr__sched_sig_check(s); /* caught, but the poller has not looked yet */
+    if (w->fired) return w->got;
+    if (!w->sched) return PR_ECLOSED;
+    me.task = s->cur;
+    me.rc = 0;
+    pr__list_push(&w->waiters, &me.link);
+    rc = pr__sched_park(s, deadline);
+    if (me.rc) return me.rc; /* woken by the signal or the stop (w may be gone): that happened */
+    pr__list_unlink(&w->waiters, &me.link);
+    return rc == PR_OK ? PR_ETIMEDOUT : rc;
+}
+
+void pr_signal_watch_stop(pr_signal_watch *w) {
+    if (!w) return;
+    pr__sched_sig_release(w);
+    pr__sched_sig_wake_all(w, PR_ECLOSED);
+    pr__sched_sig_free(w);
 }
 
 /* ==== sync: FIFO wait queues, counting and weighted semaphores ==== >>sync.impl */
@@ -12573,6 +13083,163 @@ void pr_tls_anchors_destroy(pr_tls_anchors *a) {
     pr__free(a, sizeof *a);
 }
 
+/* ---- identities: a certificate chain and its private key ---- */
+struct pr_tls_identity {
+    br_x509_certificate *chain; /* DER copies, leaf first */
+    size_t nchain, capchain;
+    br_skey_decoder_context key; /* the key points into it */
+    int key_type;                /* BR_KEYTYPE_RSA or _EC once a key was found */
+    unsigned issuer_key_type;    /* the key type of the leaf's issuer (EC keys need it) */
+};
+
+static int pr__tls_chain_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
+    pr_tls_identity *id = (pr_tls_identity *)ctx;
+    unsigned char *copy;
+    if (!pr__tls_is_cert(name) || len == 0) return PR_OK;
+    if (id->nchain == id->capchain) {
+        size_t cap = id->capchain ? id->capchain * 2 : 4;
+        br_x509_certificate *v =
+            (br_x509_certificate *)pr__realloc(id->chain, id->capchain * sizeof *v, cap * sizeof *v);
+        if (!v) return PR_ENOMEM;
+        id->chain = v;
+        id->capchain = cap;
+    }
+    if (!(copy = (unsigned char *)pr__alloc(len))) return PR_ENOMEM;
+    memcpy(copy, der, len);
+    id->chain[id->nchain].data = copy;
+    id->chain[id->nchain].data_len = len;
+    id->nchain++;
+    return PR_OK;
+}
+
+static int pr__tls_key_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
+    pr_tls_identity *id = (pr_tls_identity *)ctx;
+    if (id->key_type || !strstr(name, "PRIVATE KEY")) return PR_OK;
+    br_skey_decoder_init(&id->key);
+    br_skey_decoder_push(&id->key, der, len);
+    if (br_skey_decoder_last_error(&id->key) == 0) id->key_type = br_skey_decoder_key_type(&id->key);
+    return PR_OK;
+}
+
+/* Free the chain and wipe the key. */
+static void pr__tls_id_free(pr_tls_identity *id) {
+    size_t i;
+    for (i = 0; i < id->nchain; i++) pr__free(id->chain[i].data, id->chain[i].data_len);
+    if (id->chain) pr__free(id->chain, id->capchain * sizeof *id->chain);
+    memset(id, 0, sizeof *id);
+}
+
+/* Big-endian integers a and b equal, leading zeros aside. */
+static int pr__tls_same_int(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen) {
+    while (alen > 0 && *a == 0) a++, alen--;
+    while (blen > 0 && *b == 0) b++, blen--;
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* Whether the private key belongs to the leaf's public key pk. */
+static int pr__tls_key_matches(const pr_tls_identity *id, const br_x509_pkey *pk) {
+    unsigned char buf[1024]; /* an RSA modulus up to 8192 bits, or an EC point */
+    int ok = 0;
+    if (id->key_type == BR_KEYTYPE_RSA && pk->key_type == BR_KEYTYPE_RSA) {
+        const br_rsa_private_key *sk = br_skey_decoder_get_rsa(&id->key);
+        br_rsa_compute_modulus mod = br_rsa_compute_modulus_get_default();
+        size_t n = mod(NULL, sk);
+        ok = n > 0 && n <= sizeof buf && mod(buf, sk) == n &&
+             pr__tls_same_int(buf, n, pk->key.rsa.n, pk->key.rsa.nlen);
+    } else if (id->key_type == BR_KEYTYPE_EC && pk->key_type == BR_KEYTYPE_EC) {
+        const br_ec_private_key *sk = br_skey_decoder_get_ec(&id->key);
+        br_ec_public_key pub;
+        size_t n = sk->curve == pk->key.ec.curve ? br_ec_compute_pub(br_ec_get_default(), &pub, buf, sk) : 0;
+        ok = n > 0 && n == pk->key.ec.qlen && memcmp(buf, pk->key.ec.q, n) == 0;
+    }
+    memset(buf, 0, sizeof buf);
+    return ok;
+}
+
+/* Parse a chain (cert, named cert_what in messages) and its key into id.
+   On failure id is freed and err says why, prefixed with who. */
+static int pr__tls_id_parse(pr_tls_identity *id, const char *cert, size_t cert_len, const char *cert_what,
+                            const char *key, size_t key_len, const char *key_what, const char *who,
+                            pr_err_info *err) {
+    br_x509_decoder_context xd;
+    const br_x509_pkey *pk;
+    int rc = pr__tls_pem_each(cert, cert_len, pr__tls_chain_add, id);
+    if (rc == PR_OK) rc = pr__tls_pem_each(key, key_len, pr__tls_key_add, id);
+    if (rc != PR_OK) {
+        pr__tls_id_free(id);
+        return pr__err_set(err, rc, 0, "%s: %s", who, pr_strerror(rc));
+    }
+    if (id->nchain == 0) {
+        rc = pr__err_set(err, PR_EINVAL, 0, "%s: no certificate in %s", who, cert_what);
+    } else if (id->key_type != BR_KEYTYPE_RSA && id->key_type != BR_KEYTYPE_EC) {
+        rc = pr__err_set(err, PR_EINVAL, 0, "%s: no RSA or EC private key in %s", who, key_what);
+    } else {
+        br_x509_decoder_init(&xd, NULL, NULL);
+        br_x509_decoder_push(&xd, id->chain[0].data, id->chain[0].data_len);
+        pk = br_x509_decoder_get_pkey(&xd);
+        if (br_x509_decoder_last_error(&xd) != 0 || !pk)
+            rc = pr__err_set(err, PR_EINVAL, 0, "%s: the leaf certificate in %s cannot be decoded", who, cert_what);
+        else if (!pr__tls_key_matches(id, pk))
+            rc = pr__err_set(err, PR_EINVAL, 0, "%s: the key in %s does not belong to the leaf certificate in %s",
+                             who, key_what, cert_what);
+        else
+            id->issuer_key_type = (unsigned)br_x509_decoder_get_signer_key_type(&xd);
+    }
+    if (rc != PR_OK) pr__tls_id_free(id);
+    return rc;
+}
+
+/* A new identity from files or memory (memory wins), for
+   pr_tls_identity_create and pr_tls_client. */
+static int pr__tls_id_new(pr_tls_identity **out, const char *cert_file, const char *cert_pem, size_t cert_pem_len,
+                          const char *key_file, const char *key_pem, size_t key_pem_len, pr_err_info *err) {
+    static const char who[] = "TLS client certificate";
+    pr__tls_bytes cb, kb;
+    pr_tls_identity *id = NULL;
+    int rc = PR_OK;
+    *out = NULL;
+    if (!cert_file && !cert_pem)
+        return pr__err_set(err, PR_EINVAL, 0, "%s: a key without a certificate (cert_file or cert_pem)", who);
+    if (!key_file && !key_pem)
+        return pr__err_set(err, PR_EINVAL, 0, "%s: a certificate without its key (key_file or key_pem)", who);
+    memset(&cb, 0, sizeof cb);
+    memset(&kb, 0, sizeof kb);
+    if (!cert_pem) rc = pr__tls_read_file(cert_file, &cb, err);
+    if (rc == PR_OK && !key_pem) rc = pr__tls_read_file(key_file, &kb, err);
+    if (rc == PR_OK && !(id = (pr_tls_identity *)pr__calloc(1, sizeof *id)))
+        rc = pr__err_set(err, PR_ENOMEM, 0, "%s: out of memory", who);
+    if (rc == PR_OK)
+        rc = pr__tls_id_parse(id, cert_pem ? cert_pem : (const char *)cb.p,
+                              cert_pem ? (cert_pem_len ? cert_pem_len : strlen(cert_pem)) : cb.len,
+                              cert_pem ? "cert_pem" : cert_file, key_pem ? key_pem : (const char *)kb.p,
+                              key_pem ? (key_pem_len ? key_pem_len : strlen(key_pem)) : kb.len,
+                              key_pem ? "key_pem" : key_file, who, err);
+    pr__tls_bytes_free(&cb);
+    pr__tls_bytes_free(&kb); /* wiped */
+    if (rc != PR_OK) {
+        if (id) pr__free(id, sizeof *id);
+        return rc;
+    }
+    *out = id;
+    return PR_OK;
+}
+
+int pr_tls_identity_create(pr_tls_identity **out, const char *cert_file, const char *cert_pem, size_t cert_pem_len,
+                           const char *key_file, const char *key_pem, size_t key_pem_len, pr_err_info *err) {
+    pr_err_info scratch;
+    if (!err) err = &scratch;
+    memset(err, 0, sizeof *err);
+    if (out) *out = NULL;
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "pr_tls_identity_create: out is NULL");
+    return pr__tls_id_new(out, cert_file, cert_pem, cert_pem_len, key_file, key_pem, key_pem_len, err);
+}
+
+void pr_tls_identity_destroy(pr_tls_identity *id) {
+    if (!id) return;
+    pr__tls_id_free(id);
+    pr__free(id, sizeof *id);
+}
+
 /* The system bundle: loaded on first use, shared read-only afterwards. */
 static pthread_mutex_t pr__tls_sys_mu = PTHREAD_MUTEX_INITIALIZER;
 static pr__tls_tas pr__tls_sys;
@@ -12748,6 +13415,68 @@ static const br_x509_class pr__tls_x509_vtable = {
     pr__tls_x_end_cert, pr__tls_x_end_chain, pr__tls_x_get_pkey
 };
 
+/* ---- client certificates: BearSSL's single-chain handler, wrapped to
+   record that the server asked for one (even when we have none) ---- */
+typedef struct pr__tls_cauth {
+    const br_ssl_client_certificate_class *vtable; /* first: BearSSL passes &vtable around */
+    const br_ssl_client_certificate_class **inner; /* the handler of our certificate; NULL = none */
+    int asked; /* the server sent a CertificateRequest */
+    int sent;  /* and we answered with a certificate */
+} pr__tls_cauth;
+
+#define PR__TLS_CA(ctx) ((pr__tls_cauth *)(void *)(ctx))
+
+static void pr__tls_ca_start_names(const br_ssl_client_certificate_class **ctx) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    a->asked = 1;
+    if (a->inner) (*a->inner)->start_name_list(a->inner);
+}
+
+static void pr__tls_ca_start_name(const br_ssl_client_certificate_class **ctx, size_t len) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    if (a->inner) (*a->inner)->start_name(a->inner, len);
+}
+
+static void pr__tls_ca_append_name(const br_ssl_client_certificate_class **ctx, const unsigned char *data,
+                                   size_t len) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    if (a->inner) (*a->inner)->append_name(a->inner, data, len);
+}
+
+static void pr__tls_ca_end_name(const br_ssl_client_certificate_class **ctx) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    if (a->inner) (*a->inner)->end_name(a->inner);
+}
+
+static void pr__tls_ca_end_names(const br_ssl_client_certificate_class **ctx) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    if (a->inner) (*a->inner)->end_name_list(a->inner);
+}
+
+static void pr__tls_ca_choose(const br_ssl_client_certificate_class **ctx, const br_ssl_client_context *cc,
+                              uint32_t auth_types, br_ssl_client_certificate *choices) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    memset(choices, 0, sizeof *choices); /* no chain: an empty Certificate message */
+    if (a->inner) (*a->inner)->choose(a->inner, cc, auth_types, choices);
+    a->sent = choices->chain_len > 0;
+}
+
+static uint32_t pr__tls_ca_do_keyx(const br_ssl_client_certificate_class **ctx, unsigned char *data, size_t *len) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    return a->inner ? (*a->inner)->do_keyx(a->inner, data, len) : 0;
+}
+
+static size_t pr__tls_ca_do_sign(const br_ssl_client_certificate_class **ctx, int hash_id, size_t hv_len,
+                                 unsigned char *data, size_t len) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    return a->inner ? (*a->inner)->do_sign(a->inner, hash_id, hv_len, data, len) : 0;
+}
+
+static const br_ssl_client_certificate_class pr__tls_cauth_vtable = {
+    sizeof(pr__tls_cauth), pr__tls_ca_start_names, pr__tls_ca_start_name, pr__tls_ca_append_name,
+    pr__tls_ca_end_name, pr__tls_ca_end_names, pr__tls_ca_choose, pr__tls_ca_do_keyx, pr__tls_ca_do_sign
+};
+
 /* ---- connections ---- */
 #define PR__TLS_MAX_ALPN 8
 
@@ -12775,15 +13504,14 @@ typedef struct pr__tls_conn {
         br_ssl_server_context s;
     } u;
     pr__tls_x509 x;
+    pr__tls_cauth cauth;      /* client: our certificate, if any, and whether the server asked */
+    pr_tls_identity *own_id;  /* client: parsed from cert_* / key_* for this connection */
     unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
 } pr__tls_conn;
 
 struct pr_tls_server_cfg {
-    br_x509_certificate *chain;
-    size_t nchain, capchain;
-    br_skey_decoder_context key; /* the key points into it */
-    int key_type;
-    unsigned issuer_key_type;
+    pr_tls_identity id;
+    pr__tls_tas client_cas; /* n > 0: clients must present a certificate from these */
     char alpn[256];
 };
 
@@ -13163,6 +13891,7 @@ static int pr__tls_shutdown_in(pr_conn *c, int64_t deadline) {
 
 static void pr__tls_free(pr__tls_conn *t) {
     pr__tls_tas_free(&t->own);
+    pr_tls_identity_destroy(t->own_id);
     pr__tls_bytes_free(&t->x.leaf);
     memset(t, 0, sizeof *t); /* session keys */
     pr__free(t, sizeof *t);
@@ -13260,12 +13989,42 @@ static int pr__tls_begin(pr__tls_conn **tp, pr_conn **out, pr_conn *inner, int o
 
 static int pr__tls_warned_insecure;
 
+/* The client handshake failed after the server asked for our certificate.
+   When the server ended it (a fatal alert, a close, a reset), the
+   certificate is why: we had none (PR_TLS_NO_CLIENT_CERT) or it was
+   refused or unusable there (PR_TLS_CLIENT_CERT_REFUSED). Other failures
+   keep their code. */
+static int pr__tls_cauth_fail(pr__tls_conn *t, int rc) {
+    pr_err_info *e = &t->base.err;
+    int alert = rc == PR_ETLS && e->tls_error > BR_ERR_RECV_FATAL_ALERT && e->tls_error < BR_ERR_SEND_FATAL_ALERT
+                    ? e->tls_error - BR_ERR_RECV_FATAL_ALERT
+                    : 0;
+    int gone = (rc == PR_ETLS && e->tls_error == PR_TLS_TRUNCATED) || rc == PR_ECLOSED ||
+               (rc == PR_EIO && (e->sys_errno == ECONNRESET || e->sys_errno == EPIPE));
+    char how[96];
+    if (!alert && !gone) return rc;
+    if (alert) snprintf(how, sizeof how, "it sent alert %d, %s", alert, pr__tls_alert(alert));
+    else snprintf(how, sizeof how, "it closed the connection");
+    if (t->cauth.sent)
+        pr__err_set(e, PR_ETLS, 0, "TLS handshake failed: the server refused our client certificate (%s)", how);
+    else if (t->cauth.inner) /* ours was not sent: the server accepts none of its signature algorithms */
+        pr__err_set(e, PR_ETLS, 0, "TLS handshake failed: the server accepts no signature our client "
+                                   "certificate's key can make (%s)", how);
+    else
+        pr__err_set(e, PR_ETLS, 0,
+                    "TLS handshake failed: the server requires a client certificate and none is configured (%s)",
+                    how);
+    e->tls_error = t->cauth.inner ? PR_TLS_CLIENT_CERT_REFUSED : PR_TLS_NO_CLIENT_CERT;
+    return PR_ETLS;
+}
+
 int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, pr_err_info *err,
                   int64_t deadline) {
     pr_tls_opts o;
     pr_err_info scratch;
     pr__tls_conn *t = NULL;
     const pr__tls_tas *tas = NULL;
+    const pr_tls_identity *id;
     br_ssl_engine_context *eng;
     const char *alpn;
     size_t hlen;
@@ -13310,10 +14069,29 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
     } else if ((rc = pr__tls_system_anchors(&tas, err)) != PR_OK) {
         goto fail;
     }
+    /* client certificate */
+    id = o.identity;
+    if (!id && (o.cert_file || o.cert_pem || o.key_file || o.key_pem)) {
+        if ((rc = pr__tls_id_new(&t->own_id, o.cert_file, o.cert_pem, o.cert_pem_len, o.key_file, o.key_pem,
+                                 o.key_pem_len, err)) != PR_OK)
+            goto fail;
+        id = t->own_id;
+    }
     br_ssl_client_init_full(&t->u.c, &t->x.mini, tas ? tas->v : NULL, tas ? tas->n : 0);
     eng = &t->u.c.eng;
     pr__tls_setup_engine(eng);
     br_ssl_engine_set_x509(eng, &t->x.vtable);
+    if (id && id->key_type == BR_KEYTYPE_RSA)
+        br_ssl_client_set_single_rsa(&t->u.c, id->chain, id->nchain, br_skey_decoder_get_rsa(&id->key),
+                                     br_rsa_pkcs1_sign_get_default());
+    else if (id) /* ECDSA signatures only: every suite offered is ECDHE */
+        br_ssl_client_set_single_ec(&t->u.c, id->chain, id->nchain, br_skey_decoder_get_ec(&id->key),
+                                    BR_KEYTYPE_SIGN, id->issuer_key_type, br_ec_get_default(),
+                                    br_ecdsa_sign_asn1_get_default());
+    /* BearSSL 0.6 has no getter for the handler set_single_* installed: read it back */
+    t->cauth.inner = id ? t->u.c.client_auth_vtable : NULL;
+    t->cauth.vtable = &pr__tls_cauth_vtable;
+    br_ssl_client_set_client_certificate(&t->u.c, &t->cauth.vtable);
     if (nalpn > 0) br_ssl_engine_set_protocol_names(eng, t->alpn_names, (size_t)nalpn);
     br_ssl_engine_set_buffer(eng, t->iobuf, sizeof t->iobuf, 1);
     pr__tls_entropy(eng);
@@ -13323,6 +14101,7 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
         goto fail;
     }
     if ((rc = pr__tls_handshake(t, deadline)) != PR_OK) {
+        if (t->cauth.asked) rc = pr__tls_cauth_fail(t, rc);
         *err = t->base.err;
         goto fail;
     }
@@ -13334,41 +14113,10 @@ fail:
 }
 
 /* ---- server ---- */
-static int pr__tls_chain_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
-    pr_tls_server_cfg *cfg = (pr_tls_server_cfg *)ctx;
-    unsigned char *copy;
-    if (!pr__tls_is_cert(name) || len == 0) return PR_OK;
-    if (cfg->nchain == cfg->capchain) {
-        size_t cap = cfg->capchain ? cfg->capchain * 2 : 4;
-        br_x509_certificate *v = (br_x509_certificate *)pr__realloc(cfg->chain, cfg->capchain * sizeof *v,
-                                                                     cap * sizeof *v);
-        if (!v) return PR_ENOMEM;
-        cfg->chain = v;
-        cfg->capchain = cap;
-    }
-    if (!(copy = (unsigned char *)pr__alloc(len))) return PR_ENOMEM;
-    memcpy(copy, der, len);
-    cfg->chain[cfg->nchain].data = copy;
-    cfg->chain[cfg->nchain].data_len = len;
-    cfg->nchain++;
-    return PR_OK;
-}
-
-static int pr__tls_key_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
-    pr_tls_server_cfg *cfg = (pr_tls_server_cfg *)ctx;
-    if (cfg->key_type || !strstr(name, "PRIVATE KEY")) return PR_OK;
-    br_skey_decoder_init(&cfg->key);
-    br_skey_decoder_push(&cfg->key, der, len);
-    if (br_skey_decoder_last_error(&cfg->key) == 0) cfg->key_type = br_skey_decoder_key_type(&cfg->key);
-    return PR_OK;
-}
-
 void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) {
-    size_t i;
     if (!cfg) return;
-    for (i = 0; i < cfg->nchain; i++) pr__free(cfg->chain[i].data, cfg->chain[i].data_len);
-    if (cfg->chain) pr__free(cfg->chain, cfg->capchain * sizeof *cfg->chain);
-    memset(cfg, 0, sizeof *cfg); /* the private key */
+    pr__tls_id_free(&cfg->id); /* wipes the private key */
+    pr__tls_tas_free(&cfg->client_cas);
     pr__free(cfg, sizeof *cfg);
 }
 
@@ -13376,7 +14124,6 @@ int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size
                              size_t key_len, pr_err_info *err) {
     pr_tls_server_cfg *cfg;
     int rc;
-    const char *why = NULL;
     if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
     if (!out || !cert_pem || !key_pem)
@@ -13384,24 +14131,27 @@ int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size
     if (!(cfg = (pr_tls_server_cfg *)pr__calloc(1, sizeof *cfg)))
         return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS server configuration");
     snprintf(cfg->alpn, sizeof cfg->alpn, "%s", "http/1.1");
-    rc = pr__tls_pem_each(cert_pem, cert_len ? cert_len : strlen(cert_pem), pr__tls_chain_add, cfg);
-    if (rc == PR_OK) rc = pr__tls_pem_each(key_pem, key_len ? key_len : strlen(key_pem), pr__tls_key_add, cfg);
-    if (rc == PR_OK && cfg->nchain == 0) why = "no certificate in cert_pem";
-    else if (rc == PR_OK && cfg->key_type != BR_KEYTYPE_RSA && cfg->key_type != BR_KEYTYPE_EC)
-        why = "no RSA or EC private key in key_pem";
-    if (rc == PR_OK && !why && cfg->key_type == BR_KEYTYPE_EC) {
-        br_x509_decoder_context xd;
-        br_x509_decoder_init(&xd, NULL, NULL);
-        br_x509_decoder_push(&xd, cfg->chain[0].data, cfg->chain[0].data_len);
-        if (br_x509_decoder_last_error(&xd) != 0) why = "the leaf certificate cannot be decoded";
-        else cfg->issuer_key_type = (unsigned)br_x509_decoder_get_signer_key_type(&xd);
-    }
-    if (rc != PR_OK || why) {
-        pr_tls_server_cfg_destroy(cfg);
-        if (why) return pr__err_set(err, PR_EINVAL, 0, "TLS server configuration: %s", why);
-        return pr__err_set(err, rc, 0, "TLS server configuration: %s", pr_strerror(rc));
+    rc = pr__tls_id_parse(&cfg->id, cert_pem, cert_len ? cert_len : strlen(cert_pem), "cert_pem", key_pem,
+                          key_len ? key_len : strlen(key_pem), "key_pem", "TLS server configuration", err);
+    if (rc != PR_OK) {
+        pr__free(cfg, sizeof *cfg);
+        return rc;
     }
     *out = cfg;
+    return PR_OK;
+}
+
+int pr_tls_server_cfg_require_client_cert(pr_tls_server_cfg *cfg, const char *ca_pem, size_t ca_len,
+                                          pr_err_info *err) {
+    pr__tls_tas tas;
+    int rc;
+    if (err) memset(err, 0, sizeof *err);
+    if (!cfg || !ca_pem)
+        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_server_cfg_require_client_cert: cfg and ca_pem are required");
+    memset(&tas, 0, sizeof tas);
+    if ((rc = pr__tls_tas_load(&tas, NULL, ca_pem, ca_len, err)) != PR_OK) return rc;
+    pr__tls_tas_free(&cfg->client_cas);
+    cfg->client_cas = tas;
     return PR_OK;
 }
 
@@ -13423,13 +14173,20 @@ int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, p
     if ((rc = pr__tls_begin(&t, out, inner, out && inner && cfg, 1, err, "pr_tls_server: out, inner and cfg")))
         return rc;
     snprintf(t->host, sizeof t->host, "%s", "(client)");
-    if (cfg->key_type == BR_KEYTYPE_RSA)
-        br_ssl_server_init_full_rsa(&t->u.s, cfg->chain, cfg->nchain, br_skey_decoder_get_rsa(&cfg->key));
+    if (cfg->id.key_type == BR_KEYTYPE_RSA)
+        br_ssl_server_init_full_rsa(&t->u.s, cfg->id.chain, cfg->id.nchain, br_skey_decoder_get_rsa(&cfg->id.key));
     else
-        br_ssl_server_init_full_ec(&t->u.s, cfg->chain, cfg->nchain, cfg->issuer_key_type,
-                                   br_skey_decoder_get_ec(&cfg->key));
+        br_ssl_server_init_full_ec(&t->u.s, cfg->id.chain, cfg->id.nchain, cfg->id.issuer_key_type,
+                                   br_skey_decoder_get_ec(&cfg->id.key));
     eng = &t->u.s.eng;
     pr__tls_setup_engine(eng);
+    if (cfg->client_cas.n > 0) { /* ask for a client chain and check it against these CAs */
+        br_x509_minimal_init_full(&t->x.mini, cfg->client_cas.v, cfg->client_cas.n);
+        br_ssl_engine_set_x509(eng, &t->x.vtable);
+        br_ssl_server_set_trust_anchor_names_alt(&t->u.s, cfg->client_cas.v, cfg->client_cas.n);
+        br_ssl_engine_set_default_rsavrfy(eng); /* for the client's CertificateVerify */
+        br_ssl_engine_set_default_ecdsa(eng);
+    }
     nalpn = pr__tls_alpn_parse(cfg->alpn, t->alpn_buf, sizeof t->alpn_buf, t->alpn_names);
     if (nalpn > 0) br_ssl_engine_set_protocol_names(eng, t->alpn_names, (size_t)nalpn);
     br_ssl_engine_set_buffer(eng, t->iobuf, sizeof t->iobuf, 1);
@@ -13454,6 +14211,7 @@ const char *pr_tls_alpn(const pr_conn *c) {
 }
 
 #undef PR__TLS_X
+#undef PR__TLS_CA
 #undef PR__TLS_MAX_ALPN
 
 #else /* PRISTINE_NO_TLS: the API is there, TLS is not */
@@ -13478,6 +14236,28 @@ int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file, const char 
 }
 
 void pr_tls_anchors_destroy(pr_tls_anchors *a) { PR__UNUSED(a); }
+
+int pr_tls_identity_create(pr_tls_identity **out, const char *cert_file, const char *cert_pem, size_t cert_pem_len,
+                           const char *key_file, const char *key_pem, size_t key_pem_len, pr_err_info *err) {
+    PR__UNUSED(cert_file);
+    PR__UNUSED(cert_pem);
+    PR__UNUSED(cert_pem_len);
+    PR__UNUSED(key_file);
+    PR__UNUSED(key_pem);
+    PR__UNUSED(key_pem_len);
+    if (out) *out = NULL;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
+}
+
+void pr_tls_identity_destroy(pr_tls_identity *id) { PR__UNUSED(id); }
+
+int pr_tls_server_cfg_require_client_cert(pr_tls_server_cfg *cfg, const char *ca_pem, size_t ca_len,
+                                          pr_err_info *err) {
+    PR__UNUSED(cfg);
+    PR__UNUSED(ca_pem);
+    PR__UNUSED(ca_len);
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
+}
 
 int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
                              size_t key_len, pr_err_info *err) {
@@ -14981,6 +15761,7 @@ struct pr_http_client {
     char **fwd;                   /* redirect_forward_headers: one block, the pointers then the names */
     size_t fwd_size;
     pr_tls_anchors *anchors;      /* parsed from ca_file / ca_pem at create; owned */
+    pr_tls_identity *identity;    /* parsed from cert_* / key_* at create; owned */
     pr_url proxy_http, proxy_https; /* mem_ == NULL: none */
     pr__client_pooled *pool;        /* most recently released first */
     size_t npool;
@@ -15043,6 +15824,7 @@ static void pr__client_free(pr_http_client *c) {
     pr__free(c->fwd, c->fwd_size);
     pr_sem_destroy(c->slots);
     pr_tls_anchors_destroy(c->anchors);
+    pr_tls_identity_destroy(c->identity); /* wipes the key */
     pr_url_deinit(&c->proxy_http);
     pr_url_deinit(&c->proxy_https);
     pr__free(c, sizeof *c);
@@ -15116,7 +15898,23 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
         c->o.tls.ca_file = c->o.tls.ca_pem = NULL;
         c->o.tls.ca_pem_len = 0;
     }
+    /* the client certificate too, so a bad one fails here, not at the first connect */
+    if (!rc && !c->o.tls.identity &&
+        (c->o.tls.cert_file || c->o.tls.cert_pem || c->o.tls.key_file || c->o.tls.key_pem)) {
+        rc = pr_tls_identity_create(&c->identity, c->o.tls.cert_file, c->o.tls.cert_pem, c->o.tls.cert_pem_len,
+                                    c->o.tls.key_file, c->o.tls.key_pem, c->o.tls.key_pem_len, &c->err);
+        if (rc) {
+            char why[sizeof c->err.msg];
+            int e = c->err.sys_errno;
+            snprintf(why, sizeof why, "%s", c->err.msg);
+            pr__err_set(&c->err, rc, e, "http: tls: %s", why);
+        }
+        c->o.tls.identity = c->identity;
+    }
 #endif
+    /* never kept: the identity holds what connections need (the caller's strings may go) */
+    c->o.tls.cert_file = c->o.tls.cert_pem = c->o.tls.key_file = c->o.tls.key_pem = NULL;
+    c->o.tls.cert_pem_len = c->o.tls.key_pem_len = 0;
     pr__proxy_pick(c->o.http_proxy, c->o.https_proxy, c->o.all_proxy, c->o.no_proxy, c->o.ignore_env, &hp, &sp, &np);
     if (!rc) rc = pr__proxy_parse(&c->proxy_http, hp, &c->err);
     if (!rc) rc = pr__proxy_parse(&c->proxy_https, sp, &c->err);
@@ -15667,29 +16465,6 @@ static void pr__client_emit(pr__client_call *k, int kind, int attempt, int statu
     k->c->o.observer.on_event(&ev, k->c->o.observer.user_data);
 }
 
-static int pr__client_call_classify(int outcome, int64_t *after_ms, void *user_data) {
-    pr__client_call *k = (pr__client_call *)user_data;
-    int v;
-    if (outcome >= 0) v = !k->retry_status ? PR_RETRY_OK : k->hint_ms >= 0 ? PR_RETRY_AFTER : PR_RETRY_AGAIN;
-    else v = k->fatal ? PR_RETRY_FAIL : pr_retry_classify_default(outcome, NULL, NULL);
-    *after_ms = k->hint_ms;
-    if (k->classify) v = k->classify(outcome, after_ms, k->user_data);
-    if (!k->replayable && (v == PR_RETRY_AGAIN || v == PR_RETRY_AFTER)) v = outcome >= 0 ? PR_RETRY_OK : PR_RETRY_FAIL;
-    return v;
-}
-
-static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data) {
-    pr__client_call *k = (pr__client_call *)user_data;
-    if (k->c->o.observer.on_event) {
-        char why[sizeof k->err.msg + 32];
-        if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
-        else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
-        pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
-                      0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
-    }
-    if (k->on_retry) k->on_retry(info, k->user_data);
-}
-
 /* Whether a failure is one retrying cannot cure: a bad request, no memory,
    a name that does not exist, a TLS handshake refused either way. */
 static int pr__client_final(int rc, const pr_err_info *e) {
@@ -15710,6 +16485,29 @@ static int pr__client_final(int rc, const pr_err_info *e) {
        does not say so */
     if (rc == PR_ETLS) return e->tls_error != PR_TLS_TRUNCATED;
     return 0;
+}
+
+static int pr__client_call_classify(int outcome, int64_t *after_ms, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
+    int v;
+    if (outcome >= 0) v = !k->retry_status ? PR_RETRY_OK : k->hint_ms >= 0 ? PR_RETRY_AFTER : PR_RETRY_AGAIN;
+    else v = k->fatal ? PR_RETRY_FAIL : pr_retry_classify_default(outcome, NULL, NULL);
+    *after_ms = k->hint_ms;
+    if (k->classify && !(outcome < 0 && pr__client_final(outcome, &k->err))) v = k->classify(outcome, after_ms, k->user_data);
+    if (!k->replayable && (v == PR_RETRY_AGAIN || v == PR_RETRY_AFTER)) v = outcome >= 0 ? PR_RETRY_OK : PR_RETRY_FAIL;
+    return v;
+}
+
+static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
+    if (k->c->o.observer.on_event) {
+        char why[sizeof k->err.msg + 32];
+        if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
+        else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
+        pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
+                      0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
+    }
+    if (k->on_retry) k->on_retry(info, k->user_data);
 }
 
 /* Errors that say nothing about the upstream's health, and those that
@@ -16586,6 +17384,32 @@ static int pr__session_url(pr_url *url, const char *base, const char *path, pr_e
     return rc;
 }
 
+/* The client a module's object uses: given (borrowed), or, when given is
+   NULL, one of its own made with tls (*own receives it, for the object to
+   destroy). tls must be all zero when a client is given: those settings
+   could not reach it. */
+static int pr__session_client(pr_http_client *given, const pr_tls_opts *tls, pr_http_client **use,
+                              pr_http_client **own, const char *who, pr_err_info *err) {
+    pr_tls_opts none;
+    pr_http_client_opts co;
+    int rc;
+    *use = *own = NULL;
+    memset(&none, 0, sizeof none);
+    if (given) {
+        if (tls && memcmp(tls, &none, sizeof none) != 0)
+            return pr__err_set(err, PR_EINVAL, 0, "%s: opts.tls is for its own client: the client given keeps its "
+                                                  "own TLS settings (set them there, or pass no client)", who);
+        *use = given;
+        return PR_OK;
+    }
+    memset(&co, 0, sizeof co);
+    if (tls) co.tls = *tls;
+    if ((rc = pr_http_client_create(own, &co, err)) != PR_OK)
+        return err ? pr__err_wrap(err, rc, err, "%s: its own client", who) : rc;
+    *use = *own;
+    return PR_OK;
+}
+
 /* ---- submit throttle ---- */
 struct pr_throttle {
     pr_throttle_opts o;      /* resolved; key points at the copy */
@@ -16682,6 +17506,7 @@ int pr_throttle_backoff(pr_throttle *t, int64_t est_bytes) {
 struct pr_heartbeat {
     pr_heartbeat_opts o;
     pr_http_client *client;
+    pr_http_client *own;  /* client, when it is the heartbeat's own */
     pr_url url;
     pr_buf body;
     pr_task *task;  /* set when the task runs */
@@ -16690,6 +17515,7 @@ struct pr_heartbeat {
 };
 
 static void pr__session_hb_free(pr_heartbeat *h) {
+    pr_http_client_destroy(h->own);
     pr_url_deinit(&h->url);
     pr_buf_deinit(&h->body);
     pr__free(h, sizeof *h);
@@ -16741,22 +17567,26 @@ static int pr__session_hb_task(void *arg) {
 }
 
 int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url, const char *session_id,
-                       const pr_heartbeat_opts *opts) {
+                       const pr_heartbeat_opts *opts, pr_err_info *err) {
     pr_heartbeat *h;
     pr_json_writer w;
     int rc;
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !client || !base_url || !session_id) return PR_EINVAL;
-    if (opts && (opts->interval_ms < 0 || opts->warn_after_ms < 0 || opts->timeout_ms < 0)) return PR_EINVAL;
-    if (!(h = (pr_heartbeat *)pr__calloc(1, sizeof *h))) return PR_ENOMEM;
+    if (!out || !base_url || !session_id)
+        return pr__err_set(err, PR_EINVAL, 0, "heartbeat: %s", "out, base_url and session_id are required");
+    if (opts && (opts->interval_ms < 0 || opts->warn_after_ms < 0 || opts->timeout_ms < 0))
+        return pr__err_set(err, PR_EINVAL, 0, "heartbeat: %s", "a negative interval or timeout");
+    if (!(h = (pr_heartbeat *)pr__calloc(1, sizeof *h))) return pr__err_set(err, PR_ENOMEM, 0, "heartbeat: %s", "out of memory");
     if (opts) h->o = *opts;
     h->o.interval_ms = PR__DEF(h->o.interval_ms, 10000);
     h->o.warn_after_ms = PR__DEF(h->o.warn_after_ms, 120000);
     h->o.timeout_ms = PR__DEF(h->o.timeout_ms, 10000);
-    h->client = client;
     pr_buf_init(&h->body);
-    rc = pr__session_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", NULL);
+    rc = pr__session_client(client, opts ? &opts->tls : NULL, &h->client, &h->own, "heartbeat", err);
+    if (!rc) rc = pr__session_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", err);
     h->o.path = NULL;
+    memset(&h->o.tls, 0, sizeof h->o.tls); /* the own client has copied what it needs */
     pr_json_writer_init(&w, &h->body);
     pr_json_begin_object(&w);
     pr_json_key(&w, "session_id", 10);
@@ -16767,6 +17597,7 @@ int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *b
     if (!rc) rc = pr_json_writer_finish(&w);
     if (!rc) rc = pr_go(NULL, pr__session_hb_task, h, NULL);
     if (rc) {
+        if (!err || err->code != rc) pr__err_set(err, rc, 0, "heartbeat: %s", pr_strerror(rc));
         pr__session_hb_free(h);
         return rc;
     }
@@ -16811,6 +17642,7 @@ struct pr_rfuture_poller {
     char *names;                 /* the profile's strings, one block */
     size_t names_n;
     pr_http_client *client;
+    pr_http_client *own;         /* client, when it is the poller's own */
     pr_url url;                  /* base_url + path, parsed */
     char *base;                  /* base_url (a copy), for the submit URLs */
     pr_wsem *bytes;
@@ -16845,6 +17677,11 @@ typedef struct pr__rfuture {
     int64_t created_ms, start_ms;
     int iteration;              /* polls made */
     int conn_errors;            /* 429s and connection errors in a row: the backoff exponent */
+    int answered;               /* a poll of this request id has been answered */
+    int failures;               /* transient failures in a row (open_attempts, max_failures) */
+    char *spath, *sbody;        /* a resubmittable job's submit: path and body */
+    size_t spath_n, sbody_n;    /* their allocations (the body's length is sbody_n - 1) */
+    int resubmits;              /* submits again so far */
     int bad_requests;           /* 400s taken from bad_request_budget */
     int allow_md;               /* allow_metadata_only */
     int64_t reserved;           /* bytes held of p->bytes */
@@ -16852,10 +17689,11 @@ typedef struct pr__rfuture {
     int qstate;                 /* last notified queue state / reason */
     char *qreason;
     size_t qreason_n;
-    char last_err[sizeof ((pr_err_info *)0)->msg]; /* the last retryable failure, for a timeout */
+    pr_err_info last;           /* the last transient failure: the cause of giving up, or of a timeout */
 } pr__rfuture;
 
 static void pr__rfuture_poller_free(pr_rfuture_poller *p) {
+    pr_http_client_destroy(p->own);
     pr__strfree(&p->base);
     pr__free(p->names, p->names_n);
     pr_wsem_destroy(p->bytes);
@@ -16866,6 +17704,17 @@ static void pr__rfuture_poller_free(pr_rfuture_poller *p) {
 
 static void pr__rfuture_finish(pr__rfuture *r);
 static void pr__rfuture_maybe_free(pr_rfuture_poller *p);
+static int pr__rfuture_resubmit(pr__rfuture *r);
+
+/* Free a future's state (its strings, then itself). */
+static void pr__rfuture_free(pr__rfuture *r) {
+    pr__free(r->id, r->id_n);
+    pr__free(r->type, r->type_n);
+    pr__free(r->qreason, r->qreason_n);
+    pr__free(r->spath, r->spath_n);
+    pr__free(r->sbody, r->sbody_n);
+    pr__free(r, sizeof *r);
+}
 static int pr__rfuture_clock(void *arg);
 static void pr__rfuture_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...);
 
@@ -16934,25 +17783,31 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
     if (!err) err = &scratch;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !client || !opts || !opts->base_url)
-        return pr__err_set(err, PR_EINVAL, 0, "rfuture: a client and opts->base_url are required");
+    if (!out || !opts || !opts->base_url) return pr__err_set(err, PR_EINVAL, 0, "rfuture: opts->base_url is required");
     if (opts->max_polls < 0 || opts->max_response_bytes < 0 || opts->poll_timeout_ms < 0 ||
-        opts->bad_request_budget < 0 || opts->billing_max_pause_ms < 0 || opts->hint_max_ms < 0)
+        opts->bad_request_budget < 0 || opts->billing_max_pause_ms < 0 || opts->hint_max_ms < 0 ||
+        opts->max_failures < 0)
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: negative limits");
     if (!(p = (pr_rfuture_poller *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->o = *opts;
-    p->client = client;
+    memset(&p->o.tls, 0, sizeof p->o.tls); /* the own client copies what it needs */
+    if ((rc = pr__session_client(client, &opts->tls, &p->client, &p->own, "rfuture", err)) != PR_OK) {
+        pr__free(p, sizeof *p);
+        return rc;
+    }
     p->o.max_polls = PR__DEF(p->o.max_polls, 100);
     p->o.max_response_bytes = PR__DEF(p->o.max_response_bytes, (int64_t)50 << 20);
     p->o.poll_timeout_ms = PR__DEF(p->o.poll_timeout_ms, 45000);
     p->o.bad_request_budget = PR__DEF(p->o.bad_request_budget, 3);
     p->o.billing_max_pause_ms = PR__DEF(p->o.billing_max_pause_ms, 3600000);
     p->o.hint_max_ms = PR__DEF(p->o.hint_max_ms, 60000);
+    p->o.open_attempts = PR__DEF(p->o.open_attempts, 5);
     if (!p->o.conn_backoff.base_ms) p->o.conn_backoff = poll;
     if (!p->o.poll_backoff.base_ms) p->o.poll_backoff = pace;
     rc = pr_backoff_check(&p->o.conn_backoff);
     if (!rc) rc = pr_backoff_check(&p->o.poll_backoff);
     if (rc) {
+        pr_http_client_destroy(p->own);
         pr__free(p, sizeof *p);
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
     }
@@ -17000,8 +17855,8 @@ const pr_json *pr_rfuture_result(const pr_future *f) {
     return d ? pr_json_root(d) : NULL;
 }
 
-static void pr__rfuture_event_ex(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
-                            const char *detail, int settled, int error) {
+static void pr__rfuture_event_full(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
+                                   const char *detail, int settled, int error, const char *new_id) {
     pr_rfuture_poller *p = r->p;
     pr_rfuture_event ev;
     char name[PR__RFUTURE_PREFIX_MAX + 32];
@@ -17024,7 +17879,13 @@ static void pr__rfuture_event_ex(pr__rfuture *r, const char *what, int severity,
     ev.detail = detail;
     ev.settled = settled;
     ev.error = error;
+    ev.new_request_id = new_id;
     p->o.observer.on_event(&ev, p->o.observer.user_data);
+}
+
+static void pr__rfuture_event_ex(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
+                                 const char *detail, int settled, int error) {
+    pr__rfuture_event_full(r, what, severity, status, kind, detail, settled, error, NULL);
 }
 
 static void pr__rfuture_event(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
@@ -17044,6 +17905,35 @@ static void pr__rfuture_reject(pr__rfuture *r, int code, int status, int categor
     vsnprintf(e.msg, sizeof e.msg, fmt, ap);
     va_end(ap);
     if (pr_future_state(r->f) == PR_FUTURE_PENDING) pr_future_reject_info(r->f, &e);
+}
+
+/* Settle the future with cause's code and detail, its message after the
+   words of fmt. */
+static void pr__rfuture_reject_cause(pr__rfuture *r, const pr_err_info *cause, const char *fmt, ...) {
+    pr_err_info e;
+    char pre[sizeof e.msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    pr__err_wrap(&e, cause->code, cause, "%s", pre);
+    if (pr_future_state(r->f) == PR_FUTURE_PENDING) pr_future_reject_info(r->f, &e);
+}
+
+/* A transient failure (cause: no answer, or 408 / 429 / 5xx) is counted:
+   before the first answer against open_attempts, after it against
+   max_failures. At the bound the future ends with cause (the event what,
+   settled) and 1 is returned; else 0 and the caller polls again. */
+static int pr__rfuture_gave_up(pr__rfuture *r, const pr_err_info *cause, const char *what) {
+    pr_rfuture_poller *p = r->p;
+    int bound = r->answered ? p->o.max_failures : p->o.open_attempts;
+    r->last = *cause;
+    r->failures++;
+    if (bound <= 0 || r->failures < bound) return 0;
+    pr__rfuture_event_ex(r, what, PR_SEVERITY_ERROR, cause->http_status, "fatal", cause->msg, 1, cause->code);
+    pr__rfuture_reject_cause(r, cause, "rfuture: request %.40s: %d polls failed%s", r->id, r->failures,
+                             r->answered ? " in a row" : ", none answered");
+    return 1;
 }
 
 static int pr__rfuture_queue_state(const pr_json *v) {
@@ -17206,7 +18096,7 @@ static int pr__rfuture_subdoc(const pr_json *v, pr_json_doc **out) {
     return rc;
 }
 
-enum { PR__RFUTURE_AGAIN, PR__RFUTURE_DONE };
+enum { PR__RFUTURE_AGAIN, PR__RFUTURE_DONE, PR__RFUTURE_RESUBMIT };
 
 /* A 200 answer. Returns PR__RFUTURE_AGAIN (poll again after *delay) or
    PR__RFUTURE_DONE (the future is settled). */
@@ -17318,9 +18208,13 @@ static int pr__rfuture_status(pr__rfuture *r, pr_http_result *res, int64_t *dela
     pr_rfuture_poller *p = r->p;
     int st = res->status;
     char detail[96];
+    pr_err_info cause;
     snprintf(detail, sizeof detail, "HTTP %d: %.80s", st, res->body ? res->body : "");
-    snprintf(r->last_err, sizeof r->last_err, "%s", detail);
+    pr__err_set(&cause, PR_EHTTP, 0, "%s", detail);
+    cause.http_status = st;
+    r->last = cause;
     if (st == 429) {
+        if (pr__rfuture_gave_up(r, &cause, "api_status_error")) return PR__RFUTURE_DONE;
         pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_with_backoff", detail);
         *delay = pr__rfuture_wait(r, res, NULL, pr__rfuture_delay(r, &p->o.conn_backoff, r->conn_errors++));
         return PR__RFUTURE_AGAIN;
@@ -17336,21 +18230,30 @@ static int pr__rfuture_status(pr__rfuture *r, pr_http_result *res, int64_t *dela
                 const char *qs = pr__rfuture_str(pr_json_root(doc), p->o.profile.queue_state_field);
                 body = pr_json_root(doc);
                 r->bad_requests = 0;
+                r->answered = 1; /* a try_again in an error's clothes: the job is known */
+                r->failures = 0;
                 if (qs && *qs) bad = pr__rfuture_queue(r, body, st);
             }
         }
-        if (!bad) {
+        if (!bad && !body && pr__rfuture_gave_up(r, &cause, "api_status_error")) {
+            bad = 1;
+        } else if (!bad) {
             pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
             *delay = pr__rfuture_wait(r, res, body, pr__rfuture_delay(r, &p->o.poll_backoff, r->iteration - 1));
         }
         if (doc != res->json) pr_json_doc_destroy(doc);
         return bad ? PR__RFUTURE_DONE : PR__RFUTURE_AGAIN;
     }
+    r->failures = 0; /* an answer that is not a transient failure */
     if (st == 400 && r->bad_requests < p->o.bad_request_budget) {
         r->bad_requests++;
         pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_if_budget", detail);
         *delay = pr__rfuture_wait(r, res, NULL, pr__rfuture_delay(r, &p->o.poll_backoff, r->iteration - 1));
         return PR__RFUTURE_AGAIN;
+    }
+    if (st == 410 && r->sbody && r->resubmits < r->o.max_resubmits) {
+        pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retryable_exception", detail);
+        return PR__RFUTURE_RESUBMIT;
     }
     if (st == 410) {
         pr__rfuture_event_ex(r, "api_status_error", PR_SEVERITY_WARNING, st, "retryable_exception", detail, 1,
@@ -17406,10 +18309,7 @@ static void pr__rfuture_finish(pr__rfuture *r) {
     else p->live = r->next;
     if (r->next) r->next->prev = r->prev;
     p->nlive--;
-    pr__free(r->id, r->id_n);
-    pr__free(r->type, r->type_n);
-    pr__free(r->qreason, r->qreason_n);
-    pr__free(r, sizeof *r);
+    pr__rfuture_free(r);
     pr__rfuture_maybe_free(p);
 }
 
@@ -17460,9 +18360,9 @@ static void pr__rfuture_sleep_until(pr__rfuture *r, int64_t delay_ms) {
 
 /* The limit has passed: PR_ETIMEDOUT. */
 static void pr__rfuture_timeout(pr__rfuture *r) {
-    pr__rfuture_event_ex(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last_err, 1, PR_ETIMEDOUT);
+    pr__rfuture_event_ex(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last.msg, 1, PR_ETIMEDOUT);
     pr__rfuture_reject(r, PR_ETIMEDOUT, 0, 0, "rfuture: timed out polling request %.30s (last: %.50s)", r->id,
-                  r->last_err[0] ? r->last_err : "none");
+                  r->last.msg[0] ? r->last.msg : "none");
     pr__rfuture_finish(r);
 }
 
@@ -17532,19 +18432,31 @@ static int pr__rfuture_poll_task(void *arg) {
             next = PR__RFUTURE_DONE;
         } else if (rc == PR_ETIMEDOUT && pr_now() >= r->until) {
             delay = 0; /* the limit: the timeout below */
-        } else if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECIRCUIT) {
-            pr__rfuture_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, e.msg);
+        } else if (rc == PR_ELIMIT || rc == PR_ECIRCUIT || pr__client_final(rc, &e)) {
+            /* polling again cannot help: a name that does not exist, TLS refused, ... */
+            e.code = rc;
+            pr__rfuture_event_ex(r, "connection_error", PR_SEVERITY_ERROR, 0, "fatal", e.msg, 1, rc);
+            pr__rfuture_reject_cause(r, &e, "rfuture: request %.40s", r->id);
             next = PR__RFUTURE_DONE;
         } else if (rc) { /* no answer: a connection error, back off */
-            snprintf(r->last_err, sizeof r->last_err, "%s", e.msg);
-            pr__rfuture_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", e.msg);
-            delay = pr__rfuture_delay(r, &p->o.conn_backoff, r->conn_errors++);
+            if (rc == PR_ETIMEDOUT) /* the poll's own limit, not the caller's */
+                pr__err_set(&e, PR_EIO, ETIMEDOUT, "no answer within poll_timeout_ms (%d ms)", p->o.poll_timeout_ms);
+            e.code = rc == PR_ETIMEDOUT ? PR_EIO : rc;
+            if (pr__rfuture_gave_up(r, &e, "connection_error")) {
+                next = PR__RFUTURE_DONE;
+            } else {
+                pr__rfuture_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", e.msg);
+                delay = pr__rfuture_delay(r, &p->o.conn_backoff, r->conn_errors++);
+            }
         } else if (res.status >= 200 && res.status <= 299) {
+            r->answered = 1;
+            r->failures = 0;
             next = pr__rfuture_answer(r, &res, r->until, &delay);
         } else {
             next = pr__rfuture_status(r, &res, &delay);
         }
         pr_http_result_deinit(&res);
+        if (next == PR__RFUTURE_RESUBMIT) next = pr__rfuture_resubmit(r);
     }
     p->active--;
     r->task = NULL;
@@ -17574,11 +18486,14 @@ static int pr__rfuture_poll_task(void *arg) {
     return 0;
 }
 
-int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_id, const pr_rfuture_opts *opts) {
+/* Start polling for request_id; a resubmittable job keeps its submit
+   (path, body) to send again. */
+static int pr__rfuture_begin(pr_future **out, pr_rfuture_poller *p, const char *request_id, const pr_rfuture_opts *opts,
+                             const char *path, const char *body, size_t len) {
     pr__rfuture *r;
     int rc;
     if (out) *out = NULL;
-    if (!out || !p || !request_id) return PR_EINVAL;
+    if (!out || !p || !request_id || (opts && (opts->max_resubmits < 0 || opts->resubmittable < 0))) return PR_EINVAL;
     if (p->destroyed) return PR_ESTATE;
     /* a heap slot for every live future: pushes never allocate */
     if (pr__sched_theap_reserve(&p->timers, (size_t)p->nlive + 1) != PR_OK) return PR_ENOMEM;
@@ -17595,10 +18510,18 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
         return PR_ENOMEM;
     }
     r->o.request_type = NULL;
+    r->o.max_resubmits = PR__DEF(r->o.max_resubmits, 1);
+    if (r->o.resubmittable && path) {
+        if (!(r->spath = pr__strdup(path, &r->spath_n)) || !(r->sbody = (char *)pr__alloc(len + 1))) {
+            pr__rfuture_free(r);
+            return PR_ENOMEM;
+        }
+        r->sbody_n = len + 1;
+        if (len) memcpy(r->sbody, body, len);
+        r->sbody[len] = 0;
+    }
     if ((rc = pr_future_create(&r->f)) != PR_OK) {
-        pr__free(r->id, r->id_n);
-        pr__free(r->type, r->type_n);
-        pr__free(r, sizeof *r);
+        pr__rfuture_free(r);
         return rc;
     }
     r->next = p->live;
@@ -17612,25 +18535,27 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     return PR_OK;
 }
 
-int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body, size_t len,
-                      const pr_rfuture_opts *opts, pr_err_info *err, int64_t deadline) {
+int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_id, const pr_rfuture_opts *opts) {
+    if (out) *out = NULL;
+    if (opts && opts->resubmittable) return PR_EINVAL; /* no submit to send again */
+    return pr__rfuture_begin(out, p, request_id, opts, NULL, NULL, 0);
+}
+
+/* POST body (len bytes) to <base_url><path> with the client's retry
+   policy, and take the request id of the answer: *id receives a copy
+   (*id_n bytes allocated). */
+static int pr__rfuture_post(pr_rfuture_poller *p, const char *path, const char *body, size_t len, char **id,
+                            size_t *id_n, pr_err_info *e, int64_t deadline) {
     static const char *const h[] = { "Content-Type: application/json", "Accept: application/json", NULL };
     pr_http_request req;
     pr_http_result res;
-    pr_err_info e;
-    pr_rfuture_opts o;
     pr_url url;
-    const char *id, *bad;
+    const char *v, *bad;
     int rc;
-    if (out) *out = NULL;
-    if (!out || !p || !path || (len && !body))
-        return pr__err_set(err, PR_EINVAL, 0, "rfuture: submit needs out, a poller, a path and the body");
-    memset(&o, 0, sizeof o);
-    if (opts) o = *opts;
-    o.submitted_at_ms = pr_now();
+    *id = NULL;
     memset(&url, 0, sizeof url);
-    if ((rc = pr__session_url(&url, p->base, path, err)) != PR_OK)
-        return rc == PR_EINVAL ? pr__err_wrap(err, rc, err, "rfuture: base_url + the submit's path") : rc;
+    if ((rc = pr__session_url(&url, p->base, path, e)) != PR_OK)
+        return rc == PR_EINVAL ? pr__err_wrap(e, rc, e, "rfuture: base_url + the submit's path") : rc;
     memset(&req, 0, sizeof req);
     req.method = "POST";
     req.url = &url;
@@ -17638,29 +18563,99 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     req.body = body ? body : "";
     req.body_len = len;
     memset(&res, 0, sizeof res);
-    memset(&e, 0, sizeof e);
-    rc = pr_http_client_fetch(p->client, &res, &req, &e, deadline);
+    rc = pr_http_client_fetch(p->client, &res, &req, e, deadline);
     pr_url_deinit(&url);
     if (!rc && (res.status < 200 || res.status > 299)) {
         rc = PR_EHTTP;
-        e.code = PR_EHTTP;
-        e.http_status = res.status;
+        e->code = PR_EHTTP;
+        e->http_status = res.status;
     }
     if (!rc) {
         size_t n = 0;
         pr_json_doc *doc = res.json;
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
-        id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), p->o.profile.request_id_field), &n) : NULL;
-        bad = !id || !n ? "is missing" : pr__rfuture_str_bad(id, n);
-        rc = bad ? pr__err_set(&e, PR_EPROTO, 0, "rfuture: the submit's %.40s %s", p->o.profile.request_id_field,
-                               bad)
-                 : pr_rfuture_start(out, p, id, &o);
+        v = doc ? pr_json_string(pr_json_get(pr_json_root(doc), p->o.profile.request_id_field), &n) : NULL;
+        bad = !v || !n ? "is missing" : pr__rfuture_str_bad(v, n);
+        if (bad)
+            rc = pr__err_set(e, PR_EPROTO, 0, "rfuture: the submit's %.40s %s", p->o.profile.request_id_field, bad);
+        else if (!(*id = (char *)pr__alloc(n + 1)))
+            rc = pr__err_set(e, PR_ENOMEM, 0, "out of memory");
+        else {
+            memcpy(*id, v, n + 1);
+            *id_n = n + 1;
+        }
         if (doc != res.json) pr_json_doc_destroy(doc);
-        if (rc && !e.code)
-            pr__err_set(&e, rc, 0, "rfuture: starting the submitted job: %s", pr_strerror(rc));
     }
-    if (rc && err) *err = e;
     pr_http_result_deinit(&res);
+    return rc;
+}
+
+/* The job expired (410) and may run again: submit it again and poll the
+   new id from the start. Runs on the poll task. */
+static int pr__rfuture_resubmit(pr__rfuture *r) {
+    pr_rfuture_poller *p = r->p;
+    pr_err_info e;
+    char *id = NULL;
+    size_t id_n = 0;
+    int64_t began = pr_now();
+    int rc;
+    memset(&e, 0, sizeof e);
+    rc = pr__rfuture_post(p, r->spath, r->sbody, r->sbody_n - 1, &id, &id_n, &e,
+                          pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
+    if (rc == PR_ECANCELED || pr_is_canceled()) {
+        pr__free(id, id_n);
+        pr__rfuture_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+        return PR__RFUTURE_DONE;
+    }
+    if (rc == PR_ETIMEDOUT && pr_now() >= r->until) return PR__RFUTURE_AGAIN; /* the limit: timed out next */
+    if (rc == PR_ETIMEDOUT) { /* poll_timeout_ms, not the caller's limit */
+        rc = PR_EIO;
+        e.code = PR_EIO;
+        e.sys_errno = ETIMEDOUT;
+    }
+    if (rc) {
+        e.code = rc;
+        pr__rfuture_event_ex(r, e.http_status ? "api_status_error" : "connection_error", PR_SEVERITY_ERROR,
+                             e.http_status, "fatal", e.msg, 1, rc);
+        pr__rfuture_reject_cause(r, &e, "rfuture: request %.30s expired; submitting it again", r->id);
+        return PR__RFUTURE_DONE;
+    }
+    r->resubmits++;
+    pr__rfuture_event_full(r, "resubmitted", PR_SEVERITY_WARNING, 410, NULL, "expired (410): submitted again", 0, 0,
+                           id);
+    pr__free(r->id, r->id_n);
+    r->id = id;
+    r->id_n = id_n;
+    /* a new job: its polls count from 0, its first poll reports the submit's time */
+    if (r->reserved) pr_wsem_release(p->bytes, r->reserved);
+    r->reserved = 0;
+    r->allow_md = 1;
+    r->iteration = 0;
+    r->answered = r->failures = r->conn_errors = r->bad_requests = 0;
+    r->o.submitted_at_ms = began;
+    r->created_ms = pr_now();
+    return PR__RFUTURE_AGAIN;
+}
+
+int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body, size_t len,
+                      const pr_rfuture_opts *opts, pr_err_info *err, int64_t deadline) {
+    pr_err_info e;
+    pr_rfuture_opts o;
+    char *id = NULL;
+    size_t id_n = 0;
+    int rc;
+    if (out) *out = NULL;
+    if (!out || !p || !path || (len && !body))
+        return pr__err_set(err, PR_EINVAL, 0, "rfuture: submit needs out, a poller, a path and the body");
+    memset(&o, 0, sizeof o);
+    if (opts) o = *opts;
+    o.submitted_at_ms = pr_now();
+    memset(&e, 0, sizeof e);
+    rc = pr__rfuture_post(p, path, body, len, &id, &id_n, &e, deadline);
+    if (!rc && (rc = pr__rfuture_begin(out, p, id, &o, path, body, len)) != PR_OK && !e.code)
+        pr__err_set(&e, rc, 0, "rfuture: starting the submitted job: %s", pr_strerror(rc));
+    pr__free(id, id_n);
+    if (rc && err) *err = e;
     return rc;
 }
 
@@ -17682,6 +18677,7 @@ void pr_queue_log_change(const pr_queue_change *change, void *user_data) {
 #define PR__DS_MAX_FIELDS 32
 #define PR__DS_MAX_OFFSET 1024
 #define PR__DS_DEF_CHUNK ((size_t)64 << 20)
+#define PR__DS_DEF_AUTH_REFRESHES 3
 
 struct pr_ds {
     pr_http_client *client;
@@ -17785,15 +18781,27 @@ int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts, pr_err_info
         rc = pr__err_set(err, PR_EINVAL, 0, "ds: invalid retry backoff");
         goto fail;
     }
+    if (ds->o.max_auth_refreshes < 0) {
+        rc = pr__err_set(err, PR_EINVAL, 0, "ds: a negative max_auth_refreshes");
+        goto fail;
+    }
+    ds->o.max_auth_refreshes = PR__DEF(ds->o.max_auth_refreshes, PR__DS_DEF_AUTH_REFRESHES);
     if (ds->o.client) {
+        const unsigned char *t = (const unsigned char *)&ds->o.tls;
+        for (i = 0; i < sizeof ds->o.tls && !t[i]; i++) {}
+        if (i < sizeof ds->o.tls) {
+            rc = pr__err_set(err, PR_EINVAL, 0, "ds: opts.tls is for the handle's own client; opts.client has its own");
+            goto fail;
+        }
         ds->client = ds->o.client;
     } else {
         pr_http_client_opts co;
         memset(&co, 0, sizeof co);
+        co.tls = ds->o.tls;
         co.max_redirects = 5;
         co.fetch_max_bytes = PR__DS_DEF_CHUNK; /* a catch-up answer is held whole */
-        if ((rc = pr_http_client_create(&ds->client, &co, NULL)) != PR_OK) {
-            pr__err_set(err, rc, 0, "ds: could not create the HTTP client");
+        if ((rc = pr_http_client_create(&ds->client, &co, err)) != PR_OK) {
+            pr__err_wrap(err, rc, err, "ds: could not create the HTTP client");
             goto fail;
         }
         ds->own_client = 1;
@@ -17970,7 +18978,8 @@ static int pr__ds_meaning(const pr_ds_result *res, const char *op) {
         if (res->expected_seq >= 0) return PR_DS_SEQUENCE_GAP;
         return strcmp(op, "create") == 0 ? PR_DS_CONFLICT_EXISTS : PR_DS_CONFLICT_SEQ;
     }
-    if (st == 403) return PR_DS_STALE_EPOCH;
+    if (st == 403) return res->producer_epoch >= 0 ? PR_DS_STALE_EPOCH : PR_DS_FORBIDDEN;
+    if (st == 401) return PR_DS_UNAUTHORIZED;
     if (st == 400) return PR_DS_BAD_REQUEST;
     if (st == 410) return PR_DS_GONE;
     if (st == 413) return PR_DS_TOO_LARGE;
@@ -17994,6 +19003,8 @@ static const char *pr__ds_meaning_text(int e) {
     case PR_DS_RATE_LIMITED: return "rate limited";
     case PR_DS_SERVER_ERROR: return "server error";
     case PR_DS_NOT_SUPPORTED: return "not supported on this stream";
+    case PR_DS_UNAUTHORIZED: return "unauthorized";
+    case PR_DS_FORBIDDEN: return "forbidden";
     default: return "unexpected status";
     }
 }
@@ -18034,105 +19045,243 @@ static void pr__ds_notify(const pr_ds_observer *obs, pr_ds_event *ev) {
     obs->on_event(ev, obs->user_data);
 }
 
-/* Make one logical request (retried by the handle's policy), told to
-   rq->obs; err (required) receives the detail of a failure. For a
-   streamed body (rq->stream), *resp receives the open response. */
+/* Whether two "k=v" pairs (or a pair and a bare key) have the same key. */
+static int pr__ds_same_key(pr_slice x, pr_slice y) {
+    const char *ex = (const char *)memchr(x.ptr, '=', x.len), *ey = (const char *)memchr(y.ptr, '=', y.len);
+    size_t kx = ex ? (size_t)(ex - x.ptr) : x.len, ky = ey ? (size_t)(ey - y.ptr) : y.len;
+    return kx == ky && memcmp(x.ptr, y.ptr, kx) == 0;
+}
+
+/* The next non-empty '&'-separated pair of q at *pos, or 0 at the end. */
+static int pr__ds_next_pair(const pr_buf *q, size_t *pos, pr_slice *pair) {
+    while (*pos < q->len) {
+        const char *p = q->data + *pos, *amp = (const char *)memchr(p, '&', q->len - *pos);
+        size_t len = amp ? (size_t)(amp - p) : q->len - *pos;
+        *pos += len + 1;
+        if (len) {
+            pair->ptr = p;
+            pair->len = len;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* on_auth_error's fresh fields (hdrs, "Name: value\r\n" lines) and query
+   pairs (params) replace the handle's of the same name. Nothing changes
+   when they are malformed (PR_EINVAL) or memory runs out. */
+static int pr__ds_refresh(pr_ds *ds, const pr_buf *hdrs, const pr_buf *params, pr_err_info *err) {
+    pr_http_header oldh[PR__DS_MAX_FIELDS], newh[PR__DS_MAX_FIELDS];
+    pr__http_field_set olds, news;
+    pr_buf fixed, bp;
+    pr_slice pair, other;
+    size_t i, j, pos, kept = 0;
+    int rc = PR_OK;
+    olds.h = oldh;
+    olds.n = 0;
+    olds.cap = PR__DS_MAX_FIELDS;
+    news.h = newh;
+    news.n = 0;
+    news.cap = PR__DS_MAX_FIELDS;
+    pr_buf_init(&fixed);
+    pr_buf_init(&bp);
+    if ((rc = pr__http_fields(NULL, hdrs->data, hdrs->len, pr__http_field_push, &news, err)) != PR_OK)
+        return rc == PR_ELIMIT ? pr__err_set(err, PR_EINVAL, 0, "ds: more than %d header lines from on_auth_error",
+                                             PR__DS_MAX_FIELDS)
+                               : pr__err_wrap(err, PR_EINVAL, err, "ds: on_auth_error");
+    for (pos = 0; pr__ds_next_pair(params, &pos, &pair);)
+        if (memchr(pair.ptr, '#', pair.len) || !pr__ds_query_ok(pair.ptr, pair.len) || pair.ptr[0] == '=')
+            return pr__err_set(err, PR_EINVAL, 0, "ds: on_auth_error gave a query pair that is not encoded name=value");
+    (void)pr__http_fields(NULL, ds->fixed.data, ds->fixed.len, pr__http_field_push, &olds, NULL); /* checked before */
+    for (i = 0; i < olds.n + news.n && rc == PR_OK; i++) {
+        const pr_http_header *f = i < olds.n ? &oldh[i] : &newh[i - olds.n];
+        if (i < olds.n) { /* an old field stays unless a fresh one has its name */
+            for (j = 0; j < news.n && !pr_slice_ieq(f->name, newh[j].name); j++) {}
+            if (j < news.n) continue;
+            kept++;
+        }
+        if (kept + news.n > PR__DS_MAX_FIELDS) {
+            rc = pr__err_set(err, PR_EINVAL, 0, "ds: more than %d header lines after on_auth_error", PR__DS_MAX_FIELDS);
+            break;
+        }
+        if (pr_buf_append(&fixed, f->name.ptr, f->name.len) || pr_buf_append(&fixed, ": ", 2) ||
+            pr_buf_append(&fixed, f->value.ptr, f->value.len) || pr_buf_append(&fixed, "\r\n", 2))
+            rc = pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
+    }
+    for (pos = 0; rc == PR_OK && pr__ds_next_pair(&ds->base_params, &pos, &pair);) {
+        size_t p2 = 0;
+        int replaced = 0;
+        while (!replaced && pr__ds_next_pair(params, &p2, &other)) replaced = pr__ds_same_key(pair, other);
+        if (replaced) continue;
+        if ((bp.len && pr_buf_append(&bp, "&", 1)) || pr_buf_append(&bp, pair.ptr, pair.len))
+            rc = pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
+    }
+    for (pos = 0; rc == PR_OK && pr__ds_next_pair(params, &pos, &pair);)
+        if ((bp.len && pr_buf_append(&bp, "&", 1)) || pr_buf_append(&bp, pair.ptr, pair.len))
+            rc = pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
+    if (rc == PR_OK) {
+        pr_buf t = ds->fixed;
+        ds->fixed = fixed;
+        fixed = t;
+        t = ds->base_params;
+        ds->base_params = bp;
+        bp = t;
+    }
+    pr_buf_deinit(&fixed);
+    pr_buf_deinit(&bp);
+    return rc;
+}
+
+/* Whether a response refuses the request's credentials: 401, or 403
+   without Producer-Epoch (that one fences a producer). */
+static int pr__ds_refused(const pr_ds_result *res) {
+    return res->status == 401 || (res->status == 403 && res->producer_epoch < 0);
+}
+
+/* Make one logical request (retried by the handle's policy, sent again
+   after on_auth_error's refreshes), told to rq->obs; err (required)
+   receives the detail of a failure. For a streamed body (rq->stream),
+   *resp receives the open response. */
 static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_err_info *err, pr_http_response **resp,
                      int64_t deadline) {
     pr__http_field_set fields;
     /* the protocol's fields go on when a redirect leaves the origin; the caller's do not */
     static const char *const fwd[] = { "Stream-TTL", "Stream-Expires-At", "Stream-Closed", "Stream-Seq", "Producer-Id",
-                                       "Producer-Epoch", "Producer-Seq", "If-None-Match", NULL };
+                                       "Producer-Epoch", "Producer-Seq", "If-None-Match", "Stream-Forked-From",
+                                       "Stream-Fork-Offset", "Stream-Fork-Sub-Offset", NULL };
     pr_http_header h[PR__DS_MAX_FIELDS * 2 + 8];
     const char **lines = NULL;
     size_t lines_size = 0;
     pr_http_request req;
-    pr_buf query, url, dyn;
+    pr_buf query, url, dyn, fresh_h, fresh_p;
+    pr_http_response *r = NULL;
     pr_url u;
     pr_ds_event ev;
     int64_t started = pr_now();
-    size_t n = 0, i;
-    int rc;
+    size_t n, i;
+    int rc, refreshes = 0;
     pr_ds_result_deinit(res);
     memset(&ev, 0, sizeof ev);
     res->ttl_s = res->producer_epoch = res->producer_seq = res->expected_seq = res->received_seq = -1;
     pr_buf_init(&query);
     pr_buf_init(&url);
     pr_buf_init(&dyn);
-    if ((rc = pr__ds_build_query(ds, rq->query, &query)) != PR_OK ||
-        (!pr__ds_query_ok(query.data, query.len) && (rc = PR_EINVAL) != PR_OK)) {
-        pr__err_set(err, rc, 0, "ds: %s", rc == PR_ENOMEM ? "out of memory" : "params_fn or the query is refused");
-        goto done;
-    }
-    /* the handle's URL, parsed once, with this request's query (borrowed: never deinit'ed) */
-    u = ds->url;
-    u.query.ptr = query.len ? query.data : "";
-    u.query.len = query.len;
-    u.has_query = query.len > 0;
-    if (rq->obs && (rc = pr__ds_url_text(ds, &query, &url)) != PR_OK) {
-        pr__err_set(err, rc, 0, "ds: %s", "out of memory");
-        goto done;
-    }
-    ev.kind = PR_DS_EVENT_REQUEST_START;
-    ev.url = url.data;
-    ev.op = rq->op;
-    ev.method = rq->method;
-    pr__ds_notify(rq->obs, &ev);
-    if (ds->o.headers_fn && (rc = ds->o.headers_fn(&dyn, ds->o.user_data)) != 0) {
-        rc = rc < 0 ? rc : PR_EINVAL;
-        pr__err_set(err, rc, 0, "ds: %s", "headers_fn refused the request");
-        goto done;
-    }
-    for (i = 0; i < rq->nextra; i++) h[n++] = rq->extra[i];
-    fields.h = h;
-    fields.n = n;
-    fields.cap = sizeof h / sizeof h[0];
-    if ((rc = pr__http_fields(NULL, ds->fixed.data, ds->fixed.len, pr__http_field_push, &fields, err)) != PR_OK ||
-        (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__http_field_push, &fields, err)) != PR_OK) {
-        if (rc == PR_ELIMIT) pr__err_set(err, PR_EINVAL, 0, "ds: more than %d header lines from headers_fn",
-                                         PR__DS_MAX_FIELDS);
-        else pr__err_wrap(err, PR_EINVAL, err, "ds: headers_fn");
-        rc = PR_EINVAL;
-        goto done;
-    }
-    n = fields.n;
-    if ((rc = pr__http_lines_join(NULL, h, n, &lines, &lines_size)) != PR_OK) {
-        pr__err_set(err, rc, 0, "ds: %s", "out of memory");
-        goto done;
-    }
-    memset(&req, 0, sizeof req);
-    req.method = rq->method;
-    req.url = &u;
-    req.headers = lines;
-    req.body = rq->body;
-    req.body_len = rq->body_len;
-    req.retry = &ds->retry;
-    req.idle_timeout_ms = rq->idle_ms;
-    req.redirect_forward = fwd;
-    if (rq->stream) {
-        pr_http_response *r = NULL;
-        rc = pr_http_client_request(ds->client, &r, &req, err, deadline);
-        if (rc == PR_OK) {
-            pr__ds_fill(res, r);
-            *resp = r;
+    pr_buf_init(&fresh_h);
+    pr_buf_init(&fresh_p);
+    for (;;) {
+        pr_buf_clear(&query);
+        pr_buf_clear(&dyn);
+        if ((rc = pr__ds_build_query(ds, rq->query, &query)) != PR_OK ||
+            (!pr__ds_query_ok(query.data, query.len) && (rc = PR_EINVAL) != PR_OK)) {
+            pr__err_set(err, rc, 0, "ds: %s", rc == PR_ENOMEM ? "out of memory" : "params_fn or the query is refused");
+            goto done;
         }
-    } else {
-        rc = pr_http_client_fetch(ds->client, &res->http, &req, err, deadline);
-        if (rc == PR_OK && res->http.resp) pr__ds_fill(res, res->http.resp);
+        /* the handle's URL, parsed once, with this request's query (borrowed: never deinit'ed) */
+        u = ds->url;
+        u.query.ptr = query.len ? query.data : "";
+        u.query.len = query.len;
+        u.has_query = query.len > 0;
+        if (rq->obs) {
+            pr_buf_clear(&url);
+            if ((rc = pr__ds_url_text(ds, &query, &url)) != PR_OK) {
+                pr__err_set(err, rc, 0, "ds: %s", "out of memory");
+                goto done;
+            }
+        }
+        if (!ev.kind) {
+            ev.kind = PR_DS_EVENT_REQUEST_START;
+            ev.url = url.data;
+            ev.op = rq->op;
+            ev.method = rq->method;
+            pr__ds_notify(rq->obs, &ev);
+        }
+        if (ds->o.headers_fn && (rc = ds->o.headers_fn(&dyn, ds->o.user_data)) != 0) {
+            rc = rc < 0 ? rc : PR_EINVAL;
+            pr__err_set(err, rc, 0, "ds: %s", "headers_fn refused the request");
+            goto done;
+        }
+        for (n = 0, i = 0; i < rq->nextra; i++) h[n++] = rq->extra[i];
+        fields.h = h;
+        fields.n = n;
+        fields.cap = sizeof h / sizeof h[0];
+        if ((rc = pr__http_fields(NULL, ds->fixed.data, ds->fixed.len, pr__http_field_push, &fields, err)) != PR_OK ||
+            (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__http_field_push, &fields, err)) != PR_OK) {
+            if (rc == PR_ELIMIT) pr__err_set(err, PR_EINVAL, 0, "ds: more than %d header lines from headers_fn",
+                                             PR__DS_MAX_FIELDS);
+            else pr__err_wrap(err, PR_EINVAL, err, "ds: headers_fn");
+            rc = PR_EINVAL;
+            goto done;
+        }
+        n = fields.n;
+        pr__free(lines, lines_size);
+        lines = NULL;
+        if ((rc = pr__http_lines_join(NULL, h, n, &lines, &lines_size)) != PR_OK) {
+            pr__err_set(err, rc, 0, "ds: %s", "out of memory");
+            goto done;
+        }
+        memset(&req, 0, sizeof req);
+        req.method = rq->method;
+        req.url = &u;
+        req.headers = lines;
+        req.body = rq->body;
+        req.body_len = rq->body_len;
+        req.retry = &ds->retry;
+        req.idle_timeout_ms = rq->idle_ms;
+        req.redirect_forward = fwd;
+        r = NULL;
+        if (rq->stream) {
+            rc = pr_http_client_request(ds->client, &r, &req, err, deadline);
+            if (rc == PR_OK) pr__ds_fill(res, r);
+        } else {
+            rc = pr_http_client_fetch(ds->client, &res->http, &req, err, deadline);
+            if (rc == PR_OK && res->http.resp) pr__ds_fill(res, res->http.resp);
+        }
+        if (rc == PR_OK && ds->o.on_auth_error && pr__ds_refused(res) && refreshes < ds->o.max_auth_refreshes) {
+            pr_ds_auth_info ai;
+            const pr_slice *wa = pr_http_header_get(r ? r : res->http.resp, "www-authenticate");
+            memset(&ai, 0, sizeof ai);
+            ai.status = res->status;
+            ai.op = rq->op;
+            ai.method = rq->method;
+            ai.attempt = refreshes + 1;
+            ai.www_authenticate = wa ? pr_slice_trim(*wa) : pr_slice_cstr("");
+            ai.deadline = deadline;
+            pr_buf_clear(&fresh_h);
+            pr_buf_clear(&fresh_p);
+            if (ds->o.on_auth_error(&ai, &fresh_h, &fresh_p, ds->o.user_data)) {
+                pr_ds_event re;
+                if ((rc = pr__ds_refresh(ds, &fresh_h, &fresh_p, err)) != PR_OK) goto done;
+                memset(&re, 0, sizeof re);
+                re.kind = PR_DS_EVENT_AUTH_REFRESH;
+                re.url = url.data;
+                re.op = rq->op;
+                re.method = rq->method;
+                re.status = res->status;
+                re.attempt = ++refreshes;
+                pr__ds_notify(rq->obs, &re);
+                pr_http_response_destroy(r); /* a refused stream is closed before the new try */
+                r = NULL;
+                pr_ds_result_deinit(res);
+                res->ttl_s = res->producer_epoch = res->producer_seq = res->expected_seq = res->received_seq = -1;
+                continue;
+            }
+        }
+        break;
     }
     /* what the server hands out, a read must take back (pr_ds_read_open) */
     if (rc == PR_OK && ((res->offset.len && !pr__ds_token_ok(res->offset.ptr, res->offset.len)) ||
-                        (res->cursor.len && !pr__ds_token_ok(res->cursor.ptr, res->cursor.len)))) {
+                        (res->cursor.len && !pr__ds_token_ok(res->cursor.ptr, res->cursor.len))))
         rc = pr__err_set(err, PR_EPROTO, 0, "ds: the server's %s is not 1 to 1024 printable ASCII bytes",
                          res->offset.len && !pr__ds_token_ok(res->offset.ptr, res->offset.len) ? "offset" : "cursor");
-        if (resp && *resp) {
-            pr_http_response_destroy(*resp);
-            *resp = NULL;
-        }
-    }
 done:
+    if (rc == PR_OK && r) {
+        *resp = r;
+        r = NULL;
+    }
+    pr_http_response_destroy(r);
     if (ev.kind) { /* started: how it ended */
         ev.kind = rc == PR_OK ? PR_DS_EVENT_REQUEST_STOP : PR_DS_EVENT_REQUEST_EXCEPTION;
+        ev.url = url.data;
         ev.status = res->status;
         ev.error = rc;
         ev.err = rc == PR_OK ? NULL : err;
@@ -18143,6 +19292,8 @@ done:
     pr_buf_deinit(&query);
     pr_buf_deinit(&url);
     pr_buf_deinit(&dyn);
+    pr_buf_deinit(&fresh_h);
+    pr_buf_deinit(&fresh_p);
     return rc;
 }
 
@@ -18171,16 +19322,31 @@ int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *opts, pr_ds_result *res, pr
                  int64_t deadline) {
     pr_err_info scratch;
     const pr_ds_create_opts *o = opts;
-    pr_http_header h[4];
+    pr_http_header h[7];
     pr__ds_req rq;
-    char ttl[24];
+    char ttl[24], sub[24];
     const char *ct;
     size_t n = 0;
-    int rc;
+    int rc, fork = o && o->forked_from;
     err = pr__ds_err(err, &scratch);
     if (!ds || !res) return pr__err_set(err, PR_EINVAL, 0, "ds: ds and res are required");
+    if (o && (o->fork_offset || o->fork_sub_offset) && !fork)
+        return pr__err_set(err, PR_EINVAL, 0, "ds: fork_offset and fork_sub_offset need forked_from");
+    if (fork && (o->forked_from[0] != '/' || !pr__ds_token_ok(o->forked_from, strlen(o->forked_from))))
+        return pr__err_set(err, PR_EINVAL, 0, "ds: forked_from is not a path of 1 to %d printable ASCII bytes",
+                           PR__DS_MAX_OFFSET);
+    if (fork && o->fork_offset && !pr__ds_token_ok(o->fork_offset, strlen(o->fork_offset)))
+        return pr__err_set(err, PR_EINVAL, 0, "ds: fork_offset is not 1 to %d printable ASCII bytes", PR__DS_MAX_OFFSET);
+    if (o && o->fork_sub_offset < 0) return pr__err_set(err, PR_EINVAL, 0, "ds: a negative fork_sub_offset");
     ct = o && o->content_type ? o->content_type : ds->ctype;
-    pr__ds_hdr(h, &n, "Content-Type", ct, strlen(ct));
+    if (!fork || (o->content_type || ds->ctype_given)) pr__ds_hdr(h, &n, "Content-Type", ct, strlen(ct));
+    else ct = NULL; /* a fork has its source's */
+    if (fork) {
+        pr__ds_hdr(h, &n, "Stream-Forked-From", o->forked_from, strlen(o->forked_from));
+        if (o->fork_offset) pr__ds_hdr(h, &n, "Stream-Fork-Offset", o->fork_offset, strlen(o->fork_offset));
+        if (o->fork_sub_offset > 0)
+            pr__ds_hdr(h, &n, "Stream-Fork-Sub-Offset", sub, pr__buf_dec(sub, (uint64_t)o->fork_sub_offset));
+    }
     if (o && o->ttl_s > 0) {
         size_t k = pr__buf_dec(ttl, (uint64_t)o->ttl_s);
         pr__ds_hdr(h, &n, "Stream-TTL", ttl, k);
@@ -18197,7 +19363,10 @@ int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *opts, pr_ds_result *res, pr
     rq.body_len = o && o->body ? o->body_len : 0;
     if ((rc = pr__ds_do(ds, &rq, res, err, NULL, deadline)) == PR_OK && res->status != 200 && res->status != 201)
         rc = pr__ds_status_error(ds, res, err, "create");
-    if (rc == PR_OK && o && o->content_type && !ds->ctype_given) pr__ds_setstr(&ds->ctype, ct, strlen(ct));
+    if (rc == PR_OK && !ds->ctype_given) {
+        if (ct && o && o->content_type) pr__ds_setstr(&ds->ctype, ct, strlen(ct));
+        else if (!ct && res->content_type.len) pr__ds_setstr(&ds->ctype, res->content_type.ptr, res->content_type.len);
+    }
     return rc;
 }
 
@@ -18853,6 +20022,8 @@ typedef struct pr__ds_producer_batch {
     size_t items, weight;
     int64_t seq;
     int sealed;
+    int inflight;               /* holds a send slot */
+    long sends;
 } pr__ds_producer_batch;
 
 struct pr_ds_producer {
@@ -18882,6 +20053,7 @@ struct pr_ds_producer {
     char *final_offset;
     int flushing;
     long dups;                  /* batches answered 204 */
+    uint64_t acked, acked_bytes, resends, abandoned; /* pr_ds_producer_stats_get */
 };
 
 /* The producer cannot deliver batch seq: it fails, for good (until a
@@ -19011,10 +20183,10 @@ static int pr__ds_producer_send_task(void *arg) {
     pr_retry st;
     int64_t until = p->o.delivery_timeout_ms > 0 ? pr_deadline_in(p->o.delivery_timeout_ms) : PR_FOREVER;
     int64_t first_send = -1;
-    int rc, slot, waits = 0;
+    int rc, slot, waits = 0, acked = 0;
     memset(&e, 0, sizeof e);
     memset(&res, 0, sizeof res);
-    slot = (rc = pr_sem_acquire(p->slots, until)) == PR_OK;
+    b->inflight = slot = (rc = pr_sem_acquire(p->slots, until)) == PR_OK;
     while (rc == PR_OK) {
         int64_t sent_epoch;
         if (p->rc && b->seq >= p->fail_seq) break; /* abandoned: a lower batch failed */
@@ -19029,11 +20201,15 @@ static int pr__ds_producer_send_task(void *arg) {
         ao.producer_epoch = sent_epoch = p->epoch;
         ao.producer_seq = b->seq;
         if (first_send < 0) first_send = pr_now();
+        if (b->sends++) p->resends++;
         rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs, &e,
                            pr_deadline_min(until, pr_deadline_in(p->o.request_timeout_ms)));
         if (rc == PR_OK) {
             if (sent_epoch == p->epoch) p->epoch_ok = 1;
             if (res.status == 204) p->dups++;
+            p->acked++;
+            acked = 1;
+            p->acked_bytes += b->body.len;
             if (res.offset.len) pr__ds_setstr(&p->offset, res.offset.ptr, res.offset.len);
             pr__ds_producer_notify(p, b, &res, sent_epoch, ao.producer_seq, pr_now() - first_send);
             break;
@@ -19108,6 +20284,7 @@ static int pr__ds_producer_send_task(void *arg) {
         pr__ds_producer_fail(p, b->seq, PR_EFAILED, PR_DS_OK, &e);
     }
     pr_ds_result_deinit(&res);
+    if (!acked) p->abandoned++;
     pr__ds_producer_unlink(p, b);
     if (slot) pr_sem_release(p->slots);
     if (p->kick) (void)pr_chan_send(p->kick, &rc, 0); /* a slot is free: the pump may seal */
@@ -19293,6 +20470,31 @@ int64_t pr_ds_producer_epoch(const pr_ds_producer *p, int64_t *next_seq) {
 const char *pr_ds_producer_offset(const pr_ds_producer *p) { return p ? p->offset : NULL; }
 
 long pr_ds_producer_duplicates(const pr_ds_producer *p) { return p ? p->dups : 0; }
+
+int pr_ds_producer_stats_get(const pr_ds_producer *p, pr_ds_producer_stats *out) {
+    const pr__ds_producer_batch *b;
+    if (!p || !out) return PR_EINVAL;
+    memset(out, 0, sizeof *out);
+    for (b = p->head; b; b = b->next) {
+        if (b->inflight) {
+            out->inflight_batches++;
+            out->inflight_bytes += b->body.len;
+        } else {
+            out->pending_batches++;
+            out->pending_bytes += b->body.len;
+        }
+    }
+    if (p->cur) {
+        out->pending_batches++;
+        out->pending_bytes += p->cur->body.len;
+    }
+    out->acked_batches = p->acked;
+    out->acked_bytes = p->acked_bytes;
+    out->duplicate_batches = (uint64_t)p->dups;
+    out->resends = p->resends;
+    out->abandoned_batches = p->abandoned;
+    return PR_OK;
+}
 
 int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out) {
     if (!p || !out) return PR_EINVAL;
@@ -19721,7 +20923,7 @@ void pr_telemetry_queue_hook(const pr_queue_change *change, void *user_data) {
 }
 
 void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
-    pr_telemetry_field f[12];
+    pr_telemetry_field f[14];
     size_t n = 0;
     int kind;
     if (!ev) return;
@@ -19743,6 +20945,7 @@ void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
         f[n++] = pr__telemetry_i("connection_error_retries", ev->connection_error_retries);
     }
     if (ev->detail) f[n++] = pr__telemetry_s("detail", ev->detail);
+    if (ev->new_request_id) f[n++] = pr__telemetry_s("new_request_id", ev->new_request_id);
     if (ev->settled) f[n++] = pr__telemetry_s("error", ev->error ? pr_errname(ev->error) : "");
     pr__telemetry_emit((pr_telemetry *)user_data, kind, ev->name, ev->severity, f, n);
 }
@@ -19786,6 +20989,11 @@ void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data) {
         break;
     case PR_DS_EVENT_PRODUCER_BATCH: kind = PR_TELEMETRY_STREAM_BATCH; name = "ds.producer.batch"; break;
     case PR_DS_EVENT_PRODUCER_DUPLICATE: kind = PR_TELEMETRY_STREAM_DUPLICATE; name = "ds.producer.duplicate"; break;
+    case PR_DS_EVENT_AUTH_REFRESH: /* fresh credentials, and the request again */
+        kind = PR_TELEMETRY_RETRY;
+        name = "ds.auth.refresh";
+        sev = PR_SEVERITY_WARNING;
+        break;
     default: return;
     }
     pr_buf_init(&url);
@@ -19818,6 +21026,12 @@ void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data) {
         f[n++] = pr__telemetry_s("reason", pr_errname(ev->error));
         f[n++] = pr__telemetry_s("detail", ev->err ? ev->err->msg : "");
         f[n++] = pr__telemetry_s("offset", ev->offset);
+        break;
+    case PR_DS_EVENT_AUTH_REFRESH:
+        f[n++] = pr__telemetry_s("op", ev->op);
+        f[n++] = pr__telemetry_s("method", ev->method);
+        f[n++] = pr__telemetry_i("status", ev->status);
+        f[n++] = pr__telemetry_i("attempt", ev->attempt);
         break;
     case PR_DS_EVENT_CONSUMER_STATE:
         f[n++] = pr__telemetry_s("state", pr__telemetry_ds_state(ev->state));
@@ -19857,6 +21071,7 @@ typedef struct pr__telemetry_rep_ev {
 struct pr_reporter {
     pr_reporter_opts o;      /* resolved; strings point at the copies */
     pr_url url;
+    pr_http_client *own;     /* o.client, when it is the reporter's own */
     char *session, *platform, *version;
     size_t session_n, platform_n, version_n;
     int sessionless, ended;
@@ -20174,6 +21389,7 @@ static void pr__telemetry_rep_free(pr_reporter *r) {
     }
     pr__free(r->q, (size_t)r->o.queue_max * sizeof *r->q);
     pr_chan_destroy(r->kick);
+    pr_http_client_destroy(r->own);
     pr_url_deinit(&r->url);
     pr__free(r->session, r->session_n);
     pr__free(r->platform, r->platform_n);
@@ -20181,20 +21397,21 @@ static void pr__telemetry_rep_free(pr_reporter *r) {
     pr__free(r, sizeof *r);
 }
 
-int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
+int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts, pr_err_info *err) {
     static const pr_backoff tel = PR_BACKOFF_TELEMETRY;
     pr_reporter *r;
     struct utsname un;
     char sess[64];
     int rc = PR_OK;
     memset(&un, 0, sizeof un);
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !opts || !opts->client || !opts->url) return PR_EINVAL;
+    if (!out || !opts || !opts->url) return pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "out and opts->url are required");
     if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->queue_max_bytes < 0 ||
         opts->send_timeout_ms < 0 || opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
-        return PR_EINVAL;
+        return pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "a negative limit or timeout");
     if (!pr__telemetry_rep_enabled(opts)) return PR_OK;
-    if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
+    if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return pr__err_set(err, PR_ENOMEM, 0, "reporter: %s", "out of memory");
     r->o = *opts;
     r->o.batch_size = PR__DEF(r->o.batch_size, 100);
     r->o.flush_interval_ms = PR__DEF(r->o.flush_interval_ms, 10000);
@@ -20209,8 +21426,12 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     r->send_retry.classify = pr__telemetry_rep_classify;
     r->send_retry.hooks = r->o.hooks;
     r->start_ms = pr_now();
-    if (pr_backoff_check(&r->o.send_backoff) != PR_OK || pr_url_parse(&r->url, opts->url, strlen(opts->url), NULL))
+    if (pr_backoff_check(&r->o.send_backoff) != PR_OK)
+        rc = pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "invalid send_backoff");
+    else if (pr_url_parse(&r->url, opts->url, strlen(opts->url), err) != PR_OK)
         rc = PR_EINVAL;
+    if (!rc) rc = pr__session_client(opts->client, &opts->tls, &r->o.client, &r->own, "telemetry reporter", err);
+    memset(&r->o.tls, 0, sizeof r->o.tls); /* the own client has copied what it needs */
     if (!rc && !(r->q = (pr__telemetry_rep_ev **)pr__calloc((size_t)r->o.queue_max, sizeof *r->q))) rc = PR_ENOMEM;
     if (!rc && pr_chan_create(&r->kick, sizeof(int), 1) != PR_OK) rc = PR_ENOMEM;
     if (!rc) {
@@ -20237,6 +21458,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     }
     if (!rc) rc = pr_go(&r->task, pr__telemetry_rep_task, r, NULL);
     if (rc) {
+        if (!err || err->code != rc) pr__err_set(err, rc, 0, "reporter: %s", pr_strerror(rc));
         pr__telemetry_rep_free(r);
         return rc;
     }
@@ -20486,6 +21708,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__CORO_X86_LOADFP
 #undef PR__CORO_X86_SAVEFP
 #undef PR__DEF
+#undef PR__DS_DEF_AUTH_REFRESHES
 #undef PR__DS_DEF_CHUNK
 #undef PR__DS_MAX_FIELDS
 #undef PR__DS_MAX_OFFSET
@@ -20568,6 +21791,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__SSE_DEF_MAX_LINE
 #undef PR__SSE_HI
 #undef PR__THREAD
+#undef PR__TLS_CA
 #undef PR__TLS_MAX_ALPN
 #undef PR__TLS_NOT_TLS
 #undef PR__TLS_X
@@ -20672,6 +21896,10 @@ REVISION HISTORY
                               there (observer.on_reconnect =
                               pr_telemetry_sse_hook, observer.user_data = hub)
     Changed signature
+      pr_heartbeat_start, pr_reporter_start
+                              take pr_err_info *err last (they can fail for
+                              more than a bad argument now: their own client's
+                              TLS files); the reason was only logged
       pr_http_client_opts     on_event + event_user_data are the member
                               observer, a pr_http_observer { on_event,
                               user_data }: install telemetry with
@@ -20765,6 +21993,73 @@ REVISION HISTORY
                               PR_TELEMETRY_STREAM_BATCH, _STREAM_DUPLICATE
       pr_rfuture_poller_opts  hint_max_ms (0 = 60000)
       pr_reporter_opts        queue_max_bytes (0 = 8 MiB)
+      pr_rfuture_poller_opts  open_attempts (0 = 5, < 0 no bound): polls
+                              that may fail transiently before a job's
+                              first answer; max_failures (0 = no bound):
+                              failures in a row after it
+      pr_rfuture_opts         resubmittable (0 = off): a 410 submits the job
+                              again (pr_rfuture_submit keeps path and body);
+                              max_resubmits (0 = 1)
+      pr_rfuture_event        new_request_id: the new job's id of a
+                              "resubmitted" event
+      pr_rfuture_poller_opts, pr_reporter_opts, pr_heartbeat_opts
+                              tls (pr_tls_opts): the settings of the object's
+                              own client (no client given); PR_EINVAL when
+                              set while a client is given
+      pr_signal_watch_start, pr_signal_wait, pr_signal_watch_stop
+                              (sched) Ctrl-C as a cancellation: the first of
+                              SIGINT, SIGTERM (signals NULL, 0) or the signals
+                              given cancels a task (optional) and wakes
+                              pr_signal_wait with its number, and puts the
+                              previous handlers back (a second one acts as
+                              before); stop restores them too; one watch per
+                              process (a second start: PR_ESTATE)
+      pr_ds_opts              on_auth_error (NULL = none; pr_ds_auth_info:
+                              status, op, method, attempt, www_authenticate,
+                              deadline): a 401, or a 403 without
+                              Producer-Epoch, on any request of the handle
+                              (operations, reads, consumers, producers) asks
+                              it for fresh header lines / query pairs, which
+                              replace the handle's of the same name and send
+                              the request again; max_auth_refreshes (0 = 3
+                              per request); PR_DS_EVENT_AUTH_REFRESH tells the
+                              observer
+      pr_ds_opts              tls (pr_tls_opts, all-zero = defaults): the
+                              handle's own client's TLS settings; with
+                              client set it must stay all-zero (PR_EINVAL)
+      pr_ds_create_opts       forked_from, fork_offset, fork_sub_offset (NULL,
+                              NULL, 0 = not a fork): Stream-Forked-From,
+                              Stream-Fork-Offset, Stream-Fork-Sub-Offset;
+                              malformed values are PR_EINVAL before sending
+      PR_DS_UNAUTHORIZED, PR_DS_FORBIDDEN
+                              the meanings of a 401 and of a 403 without
+                              Producer-Epoch
+      pr_ds_producer_stats_get
+                              a producer's counters (pr_ds_producer_stats):
+                              pending and in-flight batches and bytes,
+                              acknowledged batches and bytes, duplicates,
+                              resends, abandoned batches
+      pr_tls_opts             a client certificate (mutual TLS): cert_file,
+                              cert_pem, cert_pem_len, key_file, key_pem,
+                              key_pem_len (NULL = none; RSA or EC; a half
+                              pair or a key of another certificate is
+                              PR_EINVAL); identity (a pr_tls_identity,
+                              borrowed; wins over them). In
+                              pr_http_client_opts.tls they are parsed once by
+                              pr_http_client_create and not kept
+      pr_tls_identity_create, pr_tls_identity_destroy
+                              a client certificate and key parsed once, shared
+                              by connections (like pr_tls_anchors)
+      pr_tls_server_cfg_require_client_cert
+                              a pr_tls_server asks for a client certificate
+                              and refuses a client without one from the given
+                              CAs (default: none asked)
+      PR_TLS_NO_CLIENT_CERT, PR_TLS_CLIENT_CERT_REFUSED
+                              pr_err_info.tls_error of a client handshake the
+                              server ended after asking for a certificate: we
+                              had none / it refused ours (was PR_EIO with
+                              ECONNRESET, or PR_TLS_TRUNCATED, or BearSSL's
+                              received-alert code)
     Changed behaviour
       sse      Final causes end pr_sse_open and a reconnect at once with their
                own code: a name that does not exist (PR_EDNS), a refused TLS
@@ -20790,10 +22085,15 @@ REVISION HISTORY
                cure are no longer retried by the default classification: a
                name that does not exist (PR_EDNS, dns_error EAI_NONAME,
                EAI_NODATA, EAI_FAIL) and any TLS handshake refusal (PR_ETLS
-               but PR_TLS_TRUNCATED: was only a refused certificate).
+               but PR_TLS_TRUNCATED: was only a refused certificate), and a
+               retry policy's classify hook cannot make them retried.
       http     idle_timeout_ms of silence fails a response with PR_EIO,
                sys_errno ETIMEDOUT (was PR_ETIMEDOUT); pr_sse_reconnect.reason
                is PR_EIO for it too.
+      pr_tls_server_cfg_create
+                              refuses (PR_EINVAL) a key that is not the leaf
+                              certificate's (was: accepted, every handshake
+                              then failed)
       ds_read  A catch-up or long-poll read whose connection closes before its
                answer (after the handle's retries) returns PR_EIO with the
                cause (was PR_ECLOSED, which means the read is over).
@@ -20856,6 +22156,13 @@ REVISION HISTORY
                A handle parses its URL once; each request reuses it with its
                own query (a '#' from params_fn is refused like a space or a
                control byte; was: it silently cut the query there).
+               A 403 without Producer-Epoch means PR_DS_FORBIDDEN and a 401
+               PR_DS_UNAUTHORIZED (were PR_DS_STALE_EPOCH and
+               PR_DS_UNEXPECTED_STATUS). A fork created without a content
+               type of its own (neither the create's nor the handle's) sends
+               none and takes the source's. pr_ds_open's err carries the
+               HTTP client's own detail when creating it fails (a tls.ca_file
+               that cannot be read: PR_EIO with its errno).
       rfuture  poll_backoff defaults to 5 ms doubling to 1 s (was: at once); a
                server's delay on
                any answer is honoured, between poll_backoff.base_ms and
@@ -20863,7 +22170,23 @@ REVISION HISTORY
                byte or over 1024 bytes is PR_EPROTO. pr_rfuture_submit posts
                to <base_url><path> with the poller's own path set too (was:
                the base_url's prefix was dropped then).
+      rfuture  A poll's cause that polling again cannot cure (a name that
+               does not exist, TLS refused, PR_EINVAL, PR_ENOTSUP,
+               PR_ENOMEM) ends the future at once with its code and detail
+               (was: PR_EDNS and PR_ETLS were polled again forever);
+               transient failures before a job's first answer (refused,
+               reset, timed out, 408 without a body, 429, 5xx) end it after
+               open_attempts polls with the last cause, PR_EIO with
+               sys_errno or PR_EHTTP with http_status (was: polled forever);
+               a poll past poll_timeout_ms counts as PR_EIO with ETIMEDOUT,
+               never PR_ETIMEDOUT, which is only the caller's limit.
+               pr_rfuture_poller_create's client may be NULL: the poller
+               makes its own from opts.tls and destroys it with itself.
+      session  pr_heartbeat_start's client may be NULL: one of its own, from
+               opts.tls, destroyed with the heartbeat.
       telemetry  The reporter's queue is bounded in bytes as well as events.
+               pr_reporter_opts.client may be NULL: one of its own, from
+               opts.tls, destroyed with the reporter.
 
   0.1.0
     First release: runtime, transport, HTTP client, SSE, retry, remote

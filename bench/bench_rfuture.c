@@ -215,7 +215,7 @@ static void bf_enqueue(void) {
     snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/telemetry", port);
     if (pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL) != PR_OK) abort();
     if (pr_reporter_start(&r, &(pr_reporter_opts){ .client = c, .url = url, .session_id = "bench", .enabled = 1,
-                                                  .batch_size = 10000 }) != PR_OK || !r)
+                                                  .batch_size = 10000 }, NULL) != PR_OK || !r)
         abort();
     for (k = 0; k < 9; k++) {
         double t0 = bf_now();

@@ -88,7 +88,9 @@ typedef struct pr_err_info {
     int code;        /* PR_E* code */
     int sys_errno;   /* errno of the system call behind the failure (PR_EIO, a refused
                         or reset connection...), else 0 */
-    int tls_error;   /* BearSSL error of a PR_ETLS failure (or its cause), else 0 */
+    int tls_error;   /* BearSSL error or PR_TLS_* code (PR_TLS_TRUNCATED,
+                        PR_TLS_NO_CLIENT_CERT, PR_TLS_CLIENT_CERT_REFUSED) of a
+                        PR_ETLS failure (or its cause), else 0 */
     int dns_error;   /* resolver error of a PR_EDNS failure (or its cause), else 0 */
     int http_status; /* last HTTP status seen, 0 if none */
     char msg[200];   /* human-readable, NUL-terminated; a wrapped cause is kept whole */

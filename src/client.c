@@ -87,7 +87,8 @@
  * attempt's outcome comes back at once. A policy classify hook sees each
  * outcome (an HTTP status >= 100, or a negative PR_E* code) with *after_ms
  * preset to the server's usable hint (-1 if none) and may decide
- * otherwise. Optional per-attempt headers: retry_count_header (retries
+ * otherwise, except for a cause retrying cannot cure (above): that one
+ * ends the call whatever the hook says. Optional per-attempt headers: retry_count_header (retries
  * taken so far), timeout_header (attempt_timeout_ms in seconds), and
  * idempotency_header: one random key per logical request other than GET
  * and HEAD, the same on every retry.
@@ -165,7 +166,8 @@ typedef struct pr_http_observer {
    strings are copied. */
 typedef struct pr_http_client_opts {
     int connect_timeout_ms;   /* 0 = 30000; < 0 = only the call's deadline: caps DNS, TCP,
-                                 proxy CONNECT and TLS handshake together */
+                                 proxy CONNECT and TLS handshake together (past it: PR_EIO,
+                                 sys_errno ETIMEDOUT, retried like a refused connect) */
     int idle_timeout_ms;      /* 0 = off: the longest silence of a connection while a response is
                                  awaited or read, from the last byte either way (replaces
                                  http.idle_timeout_ms; pr_http_request.idle_timeout_ms overrides it) */
@@ -180,7 +182,9 @@ typedef struct pr_http_client_opts {
     const char *no_proxy;     /* hosts never proxied; NULL = env no_proxy, NO_PROXY; "" = none */
     pr_tls_opts tls;          /* for https origins: ca_file / ca_pem are parsed once by
                                  pr_http_client_create (unless tls.anchors is set: those are
-                                 used, borrowed, and must outlive the client); alpn copied */
+                                 used, borrowed, and must outlive the client); so are the client
+                                 certificate's cert_* / key_* (unless tls.identity is set,
+                                 borrowed likewise); alpn copied */
     pr_http_opts http;        /* parser limits of every exchange */
     int tcp_keepalive_s;      /* 0 = 60: TCP keep-alive probes after this many idle seconds; < 0 = off */
     pr_retry_policy retry;    /* retries (see above); zero = 10 retries with PR_BACKOFF_HTTP;
@@ -222,16 +226,18 @@ typedef struct pr_http_result {
 } pr_http_result;
 
 /* Create a client. Reads the proxy environment once (unless ignore_env)
-   and parses the trust anchors of tls.ca_file / tls.ca_pem once (shared by
-   every https connection of the client; not in a PRISTINE_NO_TLS build).
+   and parses the trust anchors of tls.ca_file / tls.ca_pem and the client
+   certificate of tls.cert_* / tls.key_* once (shared by every https
+   connection of the client; not in a PRISTINE_NO_TLS build).
    Params: out - receives the client; opts - NULL = defaults (copied);
            err - receives why it failed, naming the file or the proxy URL
            (NULL = not wanted; zeroed on success).
    Returns: PR_OK; PR_EINVAL (out NULL, a proxy URL that does not parse, no
-            certificate in tls.ca_file / tls.ca_pem, an invalid retry
-            policy, negative caps); PR_EIO (tls.ca_file cannot be read;
-            errno in err->sys_errno); PR_ENOTSUP (an https:// or other
-            non-http proxy URL); PR_ENOMEM.
+            certificate in tls.ca_file / tls.ca_pem, a client certificate
+            without a usable key or the reverse, an invalid retry policy,
+            negative caps); PR_EIO (tls.ca_file, cert_file or key_file
+            cannot be read; errno in err->sys_errno); PR_ENOTSUP (an
+            https:// or other non-http proxy URL); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_http_client_request, pr_http_client_destroy. */
@@ -386,6 +392,7 @@ struct pr_http_client {
     char **fwd;                   /* redirect_forward_headers: one block, the pointers then the names */
     size_t fwd_size;
     pr_tls_anchors *anchors;      /* parsed from ca_file / ca_pem at create; owned */
+    pr_tls_identity *identity;    /* parsed from cert_* / key_* at create; owned */
     pr_url proxy_http, proxy_https; /* mem_ == NULL: none */
     pr__client_pooled *pool;        /* most recently released first */
     size_t npool;
@@ -448,6 +455,7 @@ static void pr__client_free(pr_http_client *c) {
     pr__free(c->fwd, c->fwd_size);
     pr_sem_destroy(c->slots);
     pr_tls_anchors_destroy(c->anchors);
+    pr_tls_identity_destroy(c->identity); /* wipes the key */
     pr_url_deinit(&c->proxy_http);
     pr_url_deinit(&c->proxy_https);
     pr__free(c, sizeof *c);
@@ -521,7 +529,23 @@ int pr_http_client_create(pr_http_client **out, const pr_http_client_opts *opts,
         c->o.tls.ca_file = c->o.tls.ca_pem = NULL;
         c->o.tls.ca_pem_len = 0;
     }
+    /* the client certificate too, so a bad one fails here, not at the first connect */
+    if (!rc && !c->o.tls.identity &&
+        (c->o.tls.cert_file || c->o.tls.cert_pem || c->o.tls.key_file || c->o.tls.key_pem)) {
+        rc = pr_tls_identity_create(&c->identity, c->o.tls.cert_file, c->o.tls.cert_pem, c->o.tls.cert_pem_len,
+                                    c->o.tls.key_file, c->o.tls.key_pem, c->o.tls.key_pem_len, &c->err);
+        if (rc) {
+            char why[sizeof c->err.msg];
+            int e = c->err.sys_errno;
+            snprintf(why, sizeof why, "%s", c->err.msg);
+            pr__err_set(&c->err, rc, e, "http: tls: %s", why);
+        }
+        c->o.tls.identity = c->identity;
+    }
 #endif
+    /* never kept: the identity holds what connections need (the caller's strings may go) */
+    c->o.tls.cert_file = c->o.tls.cert_pem = c->o.tls.key_file = c->o.tls.key_pem = NULL;
+    c->o.tls.cert_pem_len = c->o.tls.key_pem_len = 0;
     pr__proxy_pick(c->o.http_proxy, c->o.https_proxy, c->o.all_proxy, c->o.no_proxy, c->o.ignore_env, &hp, &sp, &np);
     if (!rc) rc = pr__proxy_parse(&c->proxy_http, hp, &c->err);
     if (!rc) rc = pr__proxy_parse(&c->proxy_https, sp, &c->err);
@@ -1072,29 +1096,6 @@ static void pr__client_emit(pr__client_call *k, int kind, int attempt, int statu
     k->c->o.observer.on_event(&ev, k->c->o.observer.user_data);
 }
 
-static int pr__client_call_classify(int outcome, int64_t *after_ms, void *user_data) {
-    pr__client_call *k = (pr__client_call *)user_data;
-    int v;
-    if (outcome >= 0) v = !k->retry_status ? PR_RETRY_OK : k->hint_ms >= 0 ? PR_RETRY_AFTER : PR_RETRY_AGAIN;
-    else v = k->fatal ? PR_RETRY_FAIL : pr_retry_classify_default(outcome, NULL, NULL);
-    *after_ms = k->hint_ms;
-    if (k->classify) v = k->classify(outcome, after_ms, k->user_data);
-    if (!k->replayable && (v == PR_RETRY_AGAIN || v == PR_RETRY_AFTER)) v = outcome >= 0 ? PR_RETRY_OK : PR_RETRY_FAIL;
-    return v;
-}
-
-static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data) {
-    pr__client_call *k = (pr__client_call *)user_data;
-    if (k->c->o.observer.on_event) {
-        char why[sizeof k->err.msg + 32];
-        if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
-        else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
-        pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
-                      0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
-    }
-    if (k->on_retry) k->on_retry(info, k->user_data);
-}
-
 /* Whether a failure is one retrying cannot cure: a bad request, no memory,
    a name that does not exist, a TLS handshake refused either way. */
 static int pr__client_final(int rc, const pr_err_info *e) {
@@ -1115,6 +1116,29 @@ static int pr__client_final(int rc, const pr_err_info *e) {
        does not say so */
     if (rc == PR_ETLS) return e->tls_error != PR_TLS_TRUNCATED;
     return 0;
+}
+
+static int pr__client_call_classify(int outcome, int64_t *after_ms, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
+    int v;
+    if (outcome >= 0) v = !k->retry_status ? PR_RETRY_OK : k->hint_ms >= 0 ? PR_RETRY_AFTER : PR_RETRY_AGAIN;
+    else v = k->fatal ? PR_RETRY_FAIL : pr_retry_classify_default(outcome, NULL, NULL);
+    *after_ms = k->hint_ms;
+    if (k->classify && !(outcome < 0 && pr__client_final(outcome, &k->err))) v = k->classify(outcome, after_ms, k->user_data);
+    if (!k->replayable && (v == PR_RETRY_AGAIN || v == PR_RETRY_AFTER)) v = outcome >= 0 ? PR_RETRY_OK : PR_RETRY_FAIL;
+    return v;
+}
+
+static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data) {
+    pr__client_call *k = (pr__client_call *)user_data;
+    if (k->c->o.observer.on_event) {
+        char why[sizeof k->err.msg + 32];
+        if (info->outcome >= 0) snprintf(why, sizeof why, "status %d", info->outcome);
+        else snprintf(why, sizeof why, "%s: %s", pr_errname(info->outcome), k->err.msg);
+        pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
+                      0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
+    }
+    if (k->on_retry) k->on_retry(info, k->user_data);
 }
 
 /* Errors that say nothing about the upstream's health, and those that

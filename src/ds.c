@@ -32,9 +32,13 @@
  * the middle of a response, a body cut short), 429 (Retry-After honoured)
  * and 5xx are retried with backoff and jitter (100 ms, x1.3 per attempt,
  * up to 60 s, full jitter, no attempt limit: the caller's deadline ends
- * them); 400, 403, 404, 409, 410 and 413 never are. opts.retry replaces
- * that policy. A read resumes from the last offset it delivered, so no
- * byte is lost or delivered twice however often the connection fails.
+ * them); 400, 401, 403, 404, 409, 410 and 413 never are. opts.retry
+ * replaces that policy. A read resumes from the last offset it delivered,
+ * so no byte is lost or delivered twice however often the connection
+ * fails. A 401, or a 403 that is no producer fencing, goes to
+ * opts.on_auth_error when it is set: fresh credentials from it (a new
+ * token) send the request again and stay for the later ones, at most
+ * max_auth_refreshes times per request.
  *
  * Requests carry the handle's headers (static, and headers_fn evaluated
  * for every request, so a token can be refreshed) and query parameters
@@ -83,8 +87,12 @@ enum pr_ds_event_kind {
                                            for the failure behind CONNECTING again or STOPPED */
     PR_DS_EVENT_PRODUCER_BATCH = 7,     /* the server stored a producer's batch: producer_id, epoch,
                                            seq, items, bytes, duration_ms, offset */
-    PR_DS_EVENT_PRODUCER_DUPLICATE = 8  /* the server had that batch already (a 204 to a resend):
+    PR_DS_EVENT_PRODUCER_DUPLICATE = 8, /* the server had that batch already (a 204 to a resend):
                                            the same fields */
+    PR_DS_EVENT_AUTH_REFRESH = 9        /* a request was refused (401/403) and on_auth_error gave
+                                           fresh fields: op, method, url, status (the refusal's),
+                                           attempt (1 for the request's first refresh, 2, ...); the
+                                           request goes again at once */
 };
 
 /* One observation. Valid during the callback only; the fields its kind
@@ -92,16 +100,17 @@ enum pr_ds_event_kind {
 typedef struct pr_ds_event {
     int kind;                   /* PR_DS_EVENT_* */
     const char *url;            /* the stream's URL; for a request, with its query */
-    const char *op;             /* REQUEST_*: "create", "head", "delete", "append", "close", "read" */
-    const char *method;         /* REQUEST_*: "PUT", "HEAD", "DELETE", "POST", "GET" */
-    int status;                 /* REQUEST_STOP: the final HTTP status */
+    const char *op;             /* REQUEST_*, AUTH_REFRESH: "create", "head", "delete", "append", "close", "read" */
+    const char *method;         /* REQUEST_*, AUTH_REFRESH: "PUT", "HEAD", "DELETE", "POST", "GET" */
+    int status;                 /* REQUEST_STOP: the final HTTP status; AUTH_REFRESH: 401 or 403 */
     int error;                  /* the failure's PR_E* code (REQUEST_EXCEPTION, CONSUMER_RECONNECT,
                                    CONSUMER_STATE after a failure), else 0 */
     const pr_err_info *err;     /* its detail, or NULL */
     int64_t duration_ms;        /* REQUEST_STOP, _EXCEPTION: since the request began (its retries
                                    included); PRODUCER_*: since the batch's first send */
     int state;                  /* CONSUMER_STATE: PR_DS_CONSUMER_* */
-    int attempt;                /* CONSUMER_RECONNECT: 1 for the first reconnect in a row, 2, ... */
+    int attempt;                /* CONSUMER_RECONNECT: 1 for the first reconnect in a row, 2, ...;
+                                   AUTH_REFRESH: 1 for the request's first refresh, 2, ... */
     int64_t delay_ms;           /* CONSUMER_RECONNECT: the wait before it */
     const char *offset;         /* CONSUMER_*: the checkpoint (after the batch); PRODUCER_*: the
                                    stream's offset after the batch ("" when the server gave none) */
@@ -120,6 +129,19 @@ typedef struct pr_ds_observer {
     void *user_data;            /* for on_event */
 } pr_ds_observer;
 
+/* What pr_ds_opts.on_auth_error is told of a refused request. Valid
+   during the callback only. */
+typedef struct pr_ds_auth_info {
+    int status;                 /* 401, or 403 without Producer-Epoch (a producer's fencing is no
+                                   refusal of credentials and never reaches the hook) */
+    const char *op;             /* "create", "head", "delete", "append", "close", "read" */
+    const char *method;         /* "PUT", "HEAD", "DELETE", "POST", "GET" */
+    int attempt;                /* 1 for the request's first refusal, 2 after one refresh, ... */
+    pr_slice www_authenticate;  /* the server's WWW-Authenticate (empty when it sent none) */
+    int64_t deadline;           /* the request's: a hook that fetches a token (it may block, being
+                                   called from the requesting task) should be done by then */
+} pr_ds_auth_info;
+
 typedef struct pr_ds_opts {
     pr_http_client *client;     /* NULL = a client of its own (redirects followed) */
     const char *content_type;   /* NULL = learned from pr_ds_head, else application/octet-stream:
@@ -131,11 +153,32 @@ typedef struct pr_ds_opts {
                                    already encoded (copied) */
     int (*params_fn)(pr_buf *out, void *user_data); /* NULL = none: called before every request;
                                    appends encoded "name=value" pairs separated by '&' */
-    void *user_data;            /* for headers_fn and params_fn */
+    void *user_data;            /* for headers_fn, params_fn and on_auth_error */
     pr_retry_policy retry;      /* zero = the Durable Streams policy above; classify is replaced
                                    by the protocol's (network errors, 429, 5xx) unless set */
     pr_ds_observer observer;    /* zero = none: the handle's requests; its consumers and producers
                                    report to it too unless their options set their own */
+    int (*on_auth_error)(const pr_ds_auth_info *info, pr_buf *headers, pr_buf *params, void *user_data);
+                                /* NULL = none: a 401/403 is the answer. Else called when any
+                                   request of the handle (operations, reads, consumers, producers)
+                                   is answered 401, or 403 without Producer-Epoch: it appends fresh
+                                   "Name: value\r\n" lines to headers and/or encoded "name=value"
+                                   pairs ('&'-separated) to params and returns nonzero to send the
+                                   request again with them, 0 to give up (the 401/403 is the
+                                   answer: PR_EHTTP, PR_DS_UNAUTHORIZED / PR_DS_FORBIDDEN). The
+                                   fresh fields and pairs replace the handle's own of the same
+                                   name (opts.headers, opts.params, the URL's query) for this and
+                                   every later request; headers_fn and params_fn run again for the
+                                   new try, so a callback that reads the token from user_data may
+                                   append nothing and just return 1. A refused SSE response is
+                                   closed before the new try. Malformed fields end the request
+                                   with PR_EINVAL */
+    int max_auth_refreshes;     /* 0 = 3: calls of on_auth_error per request; the refusal after the
+                                   last one is the answer */
+    pr_tls_opts tls;            /* the handle's own client's TLS settings (copied whole into
+                                   pr_http_client_opts.tls); all-zero = the defaults. Must stay
+                                   all-zero with client set (that client's settings apply):
+                                   pr_ds_open refuses it with PR_EINVAL */
 } pr_ds_opts;
 
 /* pr_ds_result.error: what an error status means. */
@@ -146,14 +189,18 @@ enum pr_ds_error {
     PR_DS_CONFLICT_SEQ,     /* 409 on append: Stream-Seq not above the last one, or another content type */
     PR_DS_STREAM_CLOSED,    /* 409 with Stream-Closed: true: the final offset in res->offset */
     PR_DS_SEQUENCE_GAP,     /* 409 with Producer-Expected-Seq: res->expected_seq, res->received_seq */
-    PR_DS_STALE_EPOCH,      /* 403: a newer producer epoch exists (res->producer_epoch) */
+    PR_DS_STALE_EPOCH,      /* 403 with Producer-Epoch: a newer producer epoch exists
+                               (res->producer_epoch) */
     PR_DS_BAD_REQUEST,      /* 400: bad offset, TTL, empty body, invalid JSON, producer headers */
     PR_DS_GONE,             /* 410: deleted, or an offset before the retained data */
     PR_DS_TOO_LARGE,        /* 413 */
     PR_DS_RATE_LIMITED,     /* 429 (after the retries) */
     PR_DS_SERVER_ERROR,     /* 5xx (after the retries) */
     PR_DS_NOT_SUPPORTED,    /* 405 or 501: the operation is not supported on this stream */
-    PR_DS_UNEXPECTED_STATUS /* any other status */
+    PR_DS_UNEXPECTED_STATUS, /* any other status */
+    PR_DS_UNAUTHORIZED,     /* 401: credentials missing or refused (after on_auth_error's refreshes) */
+    PR_DS_FORBIDDEN         /* 403 without Producer-Epoch: not allowed (after on_auth_error's
+                               refreshes); with it, PR_DS_STALE_EPOCH */
 };
 
 /* The answer to an operation. Zero it before the first use;
@@ -185,6 +232,16 @@ typedef struct pr_ds_create_opts {
     int closed;                 /* 1 = created closed (the body is then all of it) */
     const void *body;           /* the initial content; NULL = none */
     size_t body_len;
+    const char *forked_from;    /* NULL = not a fork: Stream-Forked-From, the source stream's path
+                                   on the same server ("/v1/stream/src"): the new stream starts
+                                   with the source's data up to fork_offset, and has the source's
+                                   content type (sent only when content_type or the handle's own
+                                   names one, which must then be the source's) */
+    const char *fork_offset;    /* NULL = the source's tail: Stream-Fork-Offset, an offset of the
+                                   source (needs forked_from) */
+    int64_t fork_sub_offset;    /* 0 = none: Stream-Fork-Sub-Offset, how far into the source's
+                                   message at fork_offset the fork begins (bytes, or messages of a
+                                   JSON stream; needs forked_from) */
 } pr_ds_create_opts;
 
 /* Options of pr_ds_append; NULL or zero = a plain append. */
@@ -203,8 +260,10 @@ typedef struct pr_ds_append_opts {
            https URL (copied); opts - NULL for defaults (copied); err -
            receives why it failed (NULL = not wanted).
    Returns: PR_OK; PR_EINVAL (out or url NULL, a URL that does not parse, a
-            malformed header or parameter, an invalid retry policy);
-            PR_ENOMEM.
+            malformed header or parameter, an invalid retry policy, a
+            negative max_auth_refreshes, tls set with client, no
+            certificate in tls.ca_file / tls.ca_pem); PR_EIO (tls.ca_file
+            cannot be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_ds_destroy. */
@@ -308,6 +367,7 @@ PRISTINE_API void pr_ds_result_deinit(pr_ds_result *res);
 #define PR__DS_MAX_FIELDS 32
 #define PR__DS_MAX_OFFSET 1024
 #define PR__DS_DEF_CHUNK ((size_t)64 << 20)
+#define PR__DS_DEF_AUTH_REFRESHES 3
 
 struct pr_ds {
     pr_http_client *client;
@@ -411,15 +471,27 @@ int pr_ds_open(pr_ds **out, const char *url, const pr_ds_opts *opts, pr_err_info
         rc = pr__err_set(err, PR_EINVAL, 0, "ds: invalid retry backoff");
         goto fail;
     }
+    if (ds->o.max_auth_refreshes < 0) {
+        rc = pr__err_set(err, PR_EINVAL, 0, "ds: a negative max_auth_refreshes");
+        goto fail;
+    }
+    ds->o.max_auth_refreshes = PR__DEF(ds->o.max_auth_refreshes, PR__DS_DEF_AUTH_REFRESHES);
     if (ds->o.client) {
+        const unsigned char *t = (const unsigned char *)&ds->o.tls;
+        for (i = 0; i < sizeof ds->o.tls && !t[i]; i++) {}
+        if (i < sizeof ds->o.tls) {
+            rc = pr__err_set(err, PR_EINVAL, 0, "ds: opts.tls is for the handle's own client; opts.client has its own");
+            goto fail;
+        }
         ds->client = ds->o.client;
     } else {
         pr_http_client_opts co;
         memset(&co, 0, sizeof co);
+        co.tls = ds->o.tls;
         co.max_redirects = 5;
         co.fetch_max_bytes = PR__DS_DEF_CHUNK; /* a catch-up answer is held whole */
-        if ((rc = pr_http_client_create(&ds->client, &co, NULL)) != PR_OK) {
-            pr__err_set(err, rc, 0, "ds: could not create the HTTP client");
+        if ((rc = pr_http_client_create(&ds->client, &co, err)) != PR_OK) {
+            pr__err_wrap(err, rc, err, "ds: could not create the HTTP client");
             goto fail;
         }
         ds->own_client = 1;
@@ -596,7 +668,8 @@ static int pr__ds_meaning(const pr_ds_result *res, const char *op) {
         if (res->expected_seq >= 0) return PR_DS_SEQUENCE_GAP;
         return strcmp(op, "create") == 0 ? PR_DS_CONFLICT_EXISTS : PR_DS_CONFLICT_SEQ;
     }
-    if (st == 403) return PR_DS_STALE_EPOCH;
+    if (st == 403) return res->producer_epoch >= 0 ? PR_DS_STALE_EPOCH : PR_DS_FORBIDDEN;
+    if (st == 401) return PR_DS_UNAUTHORIZED;
     if (st == 400) return PR_DS_BAD_REQUEST;
     if (st == 410) return PR_DS_GONE;
     if (st == 413) return PR_DS_TOO_LARGE;
@@ -620,6 +693,8 @@ static const char *pr__ds_meaning_text(int e) {
     case PR_DS_RATE_LIMITED: return "rate limited";
     case PR_DS_SERVER_ERROR: return "server error";
     case PR_DS_NOT_SUPPORTED: return "not supported on this stream";
+    case PR_DS_UNAUTHORIZED: return "unauthorized";
+    case PR_DS_FORBIDDEN: return "forbidden";
     default: return "unexpected status";
     }
 }
@@ -660,105 +735,243 @@ static void pr__ds_notify(const pr_ds_observer *obs, pr_ds_event *ev) {
     obs->on_event(ev, obs->user_data);
 }
 
-/* Make one logical request (retried by the handle's policy), told to
-   rq->obs; err (required) receives the detail of a failure. For a
-   streamed body (rq->stream), *resp receives the open response. */
+/* Whether two "k=v" pairs (or a pair and a bare key) have the same key. */
+static int pr__ds_same_key(pr_slice x, pr_slice y) {
+    const char *ex = (const char *)memchr(x.ptr, '=', x.len), *ey = (const char *)memchr(y.ptr, '=', y.len);
+    size_t kx = ex ? (size_t)(ex - x.ptr) : x.len, ky = ey ? (size_t)(ey - y.ptr) : y.len;
+    return kx == ky && memcmp(x.ptr, y.ptr, kx) == 0;
+}
+
+/* The next non-empty '&'-separated pair of q at *pos, or 0 at the end. */
+static int pr__ds_next_pair(const pr_buf *q, size_t *pos, pr_slice *pair) {
+    while (*pos < q->len) {
+        const char *p = q->data + *pos, *amp = (const char *)memchr(p, '&', q->len - *pos);
+        size_t len = amp ? (size_t)(amp - p) : q->len - *pos;
+        *pos += len + 1;
+        if (len) {
+            pair->ptr = p;
+            pair->len = len;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* on_auth_error's fresh fields (hdrs, "Name: value\r\n" lines) and query
+   pairs (params) replace the handle's of the same name. Nothing changes
+   when they are malformed (PR_EINVAL) or memory runs out. */
+static int pr__ds_refresh(pr_ds *ds, const pr_buf *hdrs, const pr_buf *params, pr_err_info *err) {
+    pr_http_header oldh[PR__DS_MAX_FIELDS], newh[PR__DS_MAX_FIELDS];
+    pr__http_field_set olds, news;
+    pr_buf fixed, bp;
+    pr_slice pair, other;
+    size_t i, j, pos, kept = 0;
+    int rc = PR_OK;
+    olds.h = oldh;
+    olds.n = 0;
+    olds.cap = PR__DS_MAX_FIELDS;
+    news.h = newh;
+    news.n = 0;
+    news.cap = PR__DS_MAX_FIELDS;
+    pr_buf_init(&fixed);
+    pr_buf_init(&bp);
+    if ((rc = pr__http_fields(NULL, hdrs->data, hdrs->len, pr__http_field_push, &news, err)) != PR_OK)
+        return rc == PR_ELIMIT ? pr__err_set(err, PR_EINVAL, 0, "ds: more than %d header lines from on_auth_error",
+                                             PR__DS_MAX_FIELDS)
+                               : pr__err_wrap(err, PR_EINVAL, err, "ds: on_auth_error");
+    for (pos = 0; pr__ds_next_pair(params, &pos, &pair);)
+        if (memchr(pair.ptr, '#', pair.len) || !pr__ds_query_ok(pair.ptr, pair.len) || pair.ptr[0] == '=')
+            return pr__err_set(err, PR_EINVAL, 0, "ds: on_auth_error gave a query pair that is not encoded name=value");
+    (void)pr__http_fields(NULL, ds->fixed.data, ds->fixed.len, pr__http_field_push, &olds, NULL); /* checked before */
+    for (i = 0; i < olds.n + news.n && rc == PR_OK; i++) {
+        const pr_http_header *f = i < olds.n ? &oldh[i] : &newh[i - olds.n];
+        if (i < olds.n) { /* an old field stays unless a fresh one has its name */
+            for (j = 0; j < news.n && !pr_slice_ieq(f->name, newh[j].name); j++) {}
+            if (j < news.n) continue;
+            kept++;
+        }
+        if (kept + news.n > PR__DS_MAX_FIELDS) {
+            rc = pr__err_set(err, PR_EINVAL, 0, "ds: more than %d header lines after on_auth_error", PR__DS_MAX_FIELDS);
+            break;
+        }
+        if (pr_buf_append(&fixed, f->name.ptr, f->name.len) || pr_buf_append(&fixed, ": ", 2) ||
+            pr_buf_append(&fixed, f->value.ptr, f->value.len) || pr_buf_append(&fixed, "\r\n", 2))
+            rc = pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
+    }
+    for (pos = 0; rc == PR_OK && pr__ds_next_pair(&ds->base_params, &pos, &pair);) {
+        size_t p2 = 0;
+        int replaced = 0;
+        while (!replaced && pr__ds_next_pair(params, &p2, &other)) replaced = pr__ds_same_key(pair, other);
+        if (replaced) continue;
+        if ((bp.len && pr_buf_append(&bp, "&", 1)) || pr_buf_append(&bp, pair.ptr, pair.len))
+            rc = pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
+    }
+    for (pos = 0; rc == PR_OK && pr__ds_next_pair(params, &pos, &pair);)
+        if ((bp.len && pr_buf_append(&bp, "&", 1)) || pr_buf_append(&bp, pair.ptr, pair.len))
+            rc = pr__err_set(err, PR_ENOMEM, 0, "ds: out of memory");
+    if (rc == PR_OK) {
+        pr_buf t = ds->fixed;
+        ds->fixed = fixed;
+        fixed = t;
+        t = ds->base_params;
+        ds->base_params = bp;
+        bp = t;
+    }
+    pr_buf_deinit(&fixed);
+    pr_buf_deinit(&bp);
+    return rc;
+}
+
+/* Whether a response refuses the request's credentials: 401, or 403
+   without Producer-Epoch (that one fences a producer). */
+static int pr__ds_refused(const pr_ds_result *res) {
+    return res->status == 401 || (res->status == 403 && res->producer_epoch < 0);
+}
+
+/* Make one logical request (retried by the handle's policy, sent again
+   after on_auth_error's refreshes), told to rq->obs; err (required)
+   receives the detail of a failure. For a streamed body (rq->stream),
+   *resp receives the open response. */
 static int pr__ds_do(pr_ds *ds, const pr__ds_req *rq, pr_ds_result *res, pr_err_info *err, pr_http_response **resp,
                      int64_t deadline) {
     pr__http_field_set fields;
     /* the protocol's fields go on when a redirect leaves the origin; the caller's do not */
     static const char *const fwd[] = { "Stream-TTL", "Stream-Expires-At", "Stream-Closed", "Stream-Seq", "Producer-Id",
-                                       "Producer-Epoch", "Producer-Seq", "If-None-Match", NULL };
+                                       "Producer-Epoch", "Producer-Seq", "If-None-Match", "Stream-Forked-From",
+                                       "Stream-Fork-Offset", "Stream-Fork-Sub-Offset", NULL };
     pr_http_header h[PR__DS_MAX_FIELDS * 2 + 8];
     const char **lines = NULL;
     size_t lines_size = 0;
     pr_http_request req;
-    pr_buf query, url, dyn;
+    pr_buf query, url, dyn, fresh_h, fresh_p;
+    pr_http_response *r = NULL;
     pr_url u;
     pr_ds_event ev;
     int64_t started = pr_now();
-    size_t n = 0, i;
-    int rc;
+    size_t n, i;
+    int rc, refreshes = 0;
     pr_ds_result_deinit(res);
     memset(&ev, 0, sizeof ev);
     res->ttl_s = res->producer_epoch = res->producer_seq = res->expected_seq = res->received_seq = -1;
     pr_buf_init(&query);
     pr_buf_init(&url);
     pr_buf_init(&dyn);
-    if ((rc = pr__ds_build_query(ds, rq->query, &query)) != PR_OK ||
-        (!pr__ds_query_ok(query.data, query.len) && (rc = PR_EINVAL) != PR_OK)) {
-        pr__err_set(err, rc, 0, "ds: %s", rc == PR_ENOMEM ? "out of memory" : "params_fn or the query is refused");
-        goto done;
-    }
-    /* the handle's URL, parsed once, with this request's query (borrowed: never deinit'ed) */
-    u = ds->url;
-    u.query.ptr = query.len ? query.data : "";
-    u.query.len = query.len;
-    u.has_query = query.len > 0;
-    if (rq->obs && (rc = pr__ds_url_text(ds, &query, &url)) != PR_OK) {
-        pr__err_set(err, rc, 0, "ds: %s", "out of memory");
-        goto done;
-    }
-    ev.kind = PR_DS_EVENT_REQUEST_START;
-    ev.url = url.data;
-    ev.op = rq->op;
-    ev.method = rq->method;
-    pr__ds_notify(rq->obs, &ev);
-    if (ds->o.headers_fn && (rc = ds->o.headers_fn(&dyn, ds->o.user_data)) != 0) {
-        rc = rc < 0 ? rc : PR_EINVAL;
-        pr__err_set(err, rc, 0, "ds: %s", "headers_fn refused the request");
-        goto done;
-    }
-    for (i = 0; i < rq->nextra; i++) h[n++] = rq->extra[i];
-    fields.h = h;
-    fields.n = n;
-    fields.cap = sizeof h / sizeof h[0];
-    if ((rc = pr__http_fields(NULL, ds->fixed.data, ds->fixed.len, pr__http_field_push, &fields, err)) != PR_OK ||
-        (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__http_field_push, &fields, err)) != PR_OK) {
-        if (rc == PR_ELIMIT) pr__err_set(err, PR_EINVAL, 0, "ds: more than %d header lines from headers_fn",
-                                         PR__DS_MAX_FIELDS);
-        else pr__err_wrap(err, PR_EINVAL, err, "ds: headers_fn");
-        rc = PR_EINVAL;
-        goto done;
-    }
-    n = fields.n;
-    if ((rc = pr__http_lines_join(NULL, h, n, &lines, &lines_size)) != PR_OK) {
-        pr__err_set(err, rc, 0, "ds: %s", "out of memory");
-        goto done;
-    }
-    memset(&req, 0, sizeof req);
-    req.method = rq->method;
-    req.url = &u;
-    req.headers = lines;
-    req.body = rq->body;
-    req.body_len = rq->body_len;
-    req.retry = &ds->retry;
-    req.idle_timeout_ms = rq->idle_ms;
-    req.redirect_forward = fwd;
-    if (rq->stream) {
-        pr_http_response *r = NULL;
-        rc = pr_http_client_request(ds->client, &r, &req, err, deadline);
-        if (rc == PR_OK) {
-            pr__ds_fill(res, r);
-            *resp = r;
+    pr_buf_init(&fresh_h);
+    pr_buf_init(&fresh_p);
+    for (;;) {
+        pr_buf_clear(&query);
+        pr_buf_clear(&dyn);
+        if ((rc = pr__ds_build_query(ds, rq->query, &query)) != PR_OK ||
+            (!pr__ds_query_ok(query.data, query.len) && (rc = PR_EINVAL) != PR_OK)) {
+            pr__err_set(err, rc, 0, "ds: %s", rc == PR_ENOMEM ? "out of memory" : "params_fn or the query is refused");
+            goto done;
         }
-    } else {
-        rc = pr_http_client_fetch(ds->client, &res->http, &req, err, deadline);
-        if (rc == PR_OK && res->http.resp) pr__ds_fill(res, res->http.resp);
+        /* the handle's URL, parsed once, with this request's query (borrowed: never deinit'ed) */
+        u = ds->url;
+        u.query.ptr = query.len ? query.data : "";
+        u.query.len = query.len;
+        u.has_query = query.len > 0;
+        if (rq->obs) {
+            pr_buf_clear(&url);
+            if ((rc = pr__ds_url_text(ds, &query, &url)) != PR_OK) {
+                pr__err_set(err, rc, 0, "ds: %s", "out of memory");
+                goto done;
+            }
+        }
+        if (!ev.kind) {
+            ev.kind = PR_DS_EVENT_REQUEST_START;
+            ev.url = url.data;
+            ev.op = rq->op;
+            ev.method = rq->method;
+            pr__ds_notify(rq->obs, &ev);
+        }
+        if (ds->o.headers_fn && (rc = ds->o.headers_fn(&dyn, ds->o.user_data)) != 0) {
+            rc = rc < 0 ? rc : PR_EINVAL;
+            pr__err_set(err, rc, 0, "ds: %s", "headers_fn refused the request");
+            goto done;
+        }
+        for (n = 0, i = 0; i < rq->nextra; i++) h[n++] = rq->extra[i];
+        fields.h = h;
+        fields.n = n;
+        fields.cap = sizeof h / sizeof h[0];
+        if ((rc = pr__http_fields(NULL, ds->fixed.data, ds->fixed.len, pr__http_field_push, &fields, err)) != PR_OK ||
+            (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__http_field_push, &fields, err)) != PR_OK) {
+            if (rc == PR_ELIMIT) pr__err_set(err, PR_EINVAL, 0, "ds: more than %d header lines from headers_fn",
+                                             PR__DS_MAX_FIELDS);
+            else pr__err_wrap(err, PR_EINVAL, err, "ds: headers_fn");
+            rc = PR_EINVAL;
+            goto done;
+        }
+        n = fields.n;
+        pr__free(lines, lines_size);
+        lines = NULL;
+        if ((rc = pr__http_lines_join(NULL, h, n, &lines, &lines_size)) != PR_OK) {
+            pr__err_set(err, rc, 0, "ds: %s", "out of memory");
+            goto done;
+        }
+        memset(&req, 0, sizeof req);
+        req.method = rq->method;
+        req.url = &u;
+        req.headers = lines;
+        req.body = rq->body;
+        req.body_len = rq->body_len;
+        req.retry = &ds->retry;
+        req.idle_timeout_ms = rq->idle_ms;
+        req.redirect_forward = fwd;
+        r = NULL;
+        if (rq->stream) {
+            rc = pr_http_client_request(ds->client, &r, &req, err, deadline);
+            if (rc == PR_OK) pr__ds_fill(res, r);
+        } else {
+            rc = pr_http_client_fetch(ds->client, &res->http, &req, err, deadline);
+            if (rc == PR_OK && res->http.resp) pr__ds_fill(res, res->http.resp);
+        }
+        if (rc == PR_OK && ds->o.on_auth_error && pr__ds_refused(res) && refreshes < ds->o.max_auth_refreshes) {
+            pr_ds_auth_info ai;
+            const pr_slice *wa = pr_http_header_get(r ? r : res->http.resp, "www-authenticate");
+            memset(&ai, 0, sizeof ai);
+            ai.status = res->status;
+            ai.op = rq->op;
+            ai.method = rq->method;
+            ai.attempt = refreshes + 1;
+            ai.www_authenticate = wa ? pr_slice_trim(*wa) : pr_slice_cstr("");
+            ai.deadline = deadline;
+            pr_buf_clear(&fresh_h);
+            pr_buf_clear(&fresh_p);
+            if (ds->o.on_auth_error(&ai, &fresh_h, &fresh_p, ds->o.user_data)) {
+                pr_ds_event re;
+                if ((rc = pr__ds_refresh(ds, &fresh_h, &fresh_p, err)) != PR_OK) goto done;
+                memset(&re, 0, sizeof re);
+                re.kind = PR_DS_EVENT_AUTH_REFRESH;
+                re.url = url.data;
+                re.op = rq->op;
+                re.method = rq->method;
+                re.status = res->status;
+                re.attempt = ++refreshes;
+                pr__ds_notify(rq->obs, &re);
+                pr_http_response_destroy(r); /* a refused stream is closed before the new try */
+                r = NULL;
+                pr_ds_result_deinit(res);
+                res->ttl_s = res->producer_epoch = res->producer_seq = res->expected_seq = res->received_seq = -1;
+                continue;
+            }
+        }
+        break;
     }
     /* what the server hands out, a read must take back (pr_ds_read_open) */
     if (rc == PR_OK && ((res->offset.len && !pr__ds_token_ok(res->offset.ptr, res->offset.len)) ||
-                        (res->cursor.len && !pr__ds_token_ok(res->cursor.ptr, res->cursor.len)))) {
+                        (res->cursor.len && !pr__ds_token_ok(res->cursor.ptr, res->cursor.len))))
         rc = pr__err_set(err, PR_EPROTO, 0, "ds: the server's %s is not 1 to 1024 printable ASCII bytes",
                          res->offset.len && !pr__ds_token_ok(res->offset.ptr, res->offset.len) ? "offset" : "cursor");
-        if (resp && *resp) {
-            pr_http_response_destroy(*resp);
-            *resp = NULL;
-        }
-    }
 done:
+    if (rc == PR_OK && r) {
+        *resp = r;
+        r = NULL;
+    }
+    pr_http_response_destroy(r);
     if (ev.kind) { /* started: how it ended */
         ev.kind = rc == PR_OK ? PR_DS_EVENT_REQUEST_STOP : PR_DS_EVENT_REQUEST_EXCEPTION;
+        ev.url = url.data;
         ev.status = res->status;
         ev.error = rc;
         ev.err = rc == PR_OK ? NULL : err;
@@ -769,6 +982,8 @@ done:
     pr_buf_deinit(&query);
     pr_buf_deinit(&url);
     pr_buf_deinit(&dyn);
+    pr_buf_deinit(&fresh_h);
+    pr_buf_deinit(&fresh_p);
     return rc;
 }
 
@@ -797,16 +1012,31 @@ int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *opts, pr_ds_result *res, pr
                  int64_t deadline) {
     pr_err_info scratch;
     const pr_ds_create_opts *o = opts;
-    pr_http_header h[4];
+    pr_http_header h[7];
     pr__ds_req rq;
-    char ttl[24];
+    char ttl[24], sub[24];
     const char *ct;
     size_t n = 0;
-    int rc;
+    int rc, fork = o && o->forked_from;
     err = pr__ds_err(err, &scratch);
     if (!ds || !res) return pr__err_set(err, PR_EINVAL, 0, "ds: ds and res are required");
+    if (o && (o->fork_offset || o->fork_sub_offset) && !fork)
+        return pr__err_set(err, PR_EINVAL, 0, "ds: fork_offset and fork_sub_offset need forked_from");
+    if (fork && (o->forked_from[0] != '/' || !pr__ds_token_ok(o->forked_from, strlen(o->forked_from))))
+        return pr__err_set(err, PR_EINVAL, 0, "ds: forked_from is not a path of 1 to %d printable ASCII bytes",
+                           PR__DS_MAX_OFFSET);
+    if (fork && o->fork_offset && !pr__ds_token_ok(o->fork_offset, strlen(o->fork_offset)))
+        return pr__err_set(err, PR_EINVAL, 0, "ds: fork_offset is not 1 to %d printable ASCII bytes", PR__DS_MAX_OFFSET);
+    if (o && o->fork_sub_offset < 0) return pr__err_set(err, PR_EINVAL, 0, "ds: a negative fork_sub_offset");
     ct = o && o->content_type ? o->content_type : ds->ctype;
-    pr__ds_hdr(h, &n, "Content-Type", ct, strlen(ct));
+    if (!fork || (o->content_type || ds->ctype_given)) pr__ds_hdr(h, &n, "Content-Type", ct, strlen(ct));
+    else ct = NULL; /* a fork has its source's */
+    if (fork) {
+        pr__ds_hdr(h, &n, "Stream-Forked-From", o->forked_from, strlen(o->forked_from));
+        if (o->fork_offset) pr__ds_hdr(h, &n, "Stream-Fork-Offset", o->fork_offset, strlen(o->fork_offset));
+        if (o->fork_sub_offset > 0)
+            pr__ds_hdr(h, &n, "Stream-Fork-Sub-Offset", sub, pr__buf_dec(sub, (uint64_t)o->fork_sub_offset));
+    }
     if (o && o->ttl_s > 0) {
         size_t k = pr__buf_dec(ttl, (uint64_t)o->ttl_s);
         pr__ds_hdr(h, &n, "Stream-TTL", ttl, k);
@@ -823,7 +1053,10 @@ int pr_ds_create(pr_ds *ds, const pr_ds_create_opts *opts, pr_ds_result *res, pr
     rq.body_len = o && o->body ? o->body_len : 0;
     if ((rc = pr__ds_do(ds, &rq, res, err, NULL, deadline)) == PR_OK && res->status != 200 && res->status != 201)
         rc = pr__ds_status_error(ds, res, err, "create");
-    if (rc == PR_OK && o && o->content_type && !ds->ctype_given) pr__ds_setstr(&ds->ctype, ct, strlen(ct));
+    if (rc == PR_OK && !ds->ctype_given) {
+        if (ct && o && o->content_type) pr__ds_setstr(&ds->ctype, ct, strlen(ct));
+        else if (!ct && res->content_type.len) pr__ds_setstr(&ds->ctype, res->content_type.ptr, res->content_type.len);
+    }
     return rc;
 }
 

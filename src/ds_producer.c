@@ -151,6 +151,33 @@ PRISTINE_API const char *pr_ds_producer_offset(const pr_ds_producer *p);
    See: pr_ds_producer_epoch. */
 PRISTINE_API long pr_ds_producer_duplicates(const pr_ds_producer *p);
 
+/* A producer's counters (pr_ds_producer_stats). Bytes are the batches'
+   bodies as they stand (a JSON batch's brackets and commas included). */
+typedef struct pr_ds_producer_stats {
+    size_t pending_batches;     /* not sent yet: the batch being filled and sealed ones waiting for a
+                                   send slot (max_in_flight) */
+    size_t pending_bytes;
+    size_t inflight_batches;    /* holding a send slot, not answered yet (sent, waiting to be sent
+                                   again, or waiting for a lower batch or a new epoch) */
+    size_t inflight_bytes;
+    uint64_t acked_batches;     /* since create: batches the server has (200, or 204 duplicates) */
+    uint64_t acked_bytes;
+    uint64_t duplicate_batches; /* of them, answered 204 (pr_ds_producer_duplicates) */
+    uint64_t resends;           /* sends of a batch after its first (an unknown fate, 429/5xx, a gap,
+                                   a claimed epoch); the handle's retries inside one send not counted */
+    uint64_t abandoned_batches; /* sealed batches that ended unanswered: the failed one and those
+                                   above it */
+} pr_ds_producer_stats;
+
+/* The producer's counters now: what waits, what is in flight, what the
+   server has acknowledged.
+   Params: p - the producer; out - receives the counters.
+   Returns: PR_OK; PR_EINVAL if p or out is NULL.
+   Blocks: no.
+   Thread: owner.
+   See: pr_ds_producer_flush, pr_ds_producer_duplicates. */
+PRISTINE_API int pr_ds_producer_stats_get(const pr_ds_producer *p, pr_ds_producer_stats *out);
+
 /* The detail of the producer's failure (or of the last one a restart
    cleared), with out->meaning its PR_DS_* meaning (PR_DS_OK when it was
    no status).
@@ -184,6 +211,8 @@ typedef struct pr__ds_producer_batch {
     size_t items, weight;
     int64_t seq;
     int sealed;
+    int inflight;               /* holds a send slot */
+    long sends;
 } pr__ds_producer_batch;
 
 struct pr_ds_producer {
@@ -213,6 +242,7 @@ struct pr_ds_producer {
     char *final_offset;
     int flushing;
     long dups;                  /* batches answered 204 */
+    uint64_t acked, acked_bytes, resends, abandoned; /* pr_ds_producer_stats_get */
 };
 
 /* The producer cannot deliver batch seq: it fails, for good (until a
@@ -342,10 +372,10 @@ static int pr__ds_producer_send_task(void *arg) {
     pr_retry st;
     int64_t until = p->o.delivery_timeout_ms > 0 ? pr_deadline_in(p->o.delivery_timeout_ms) : PR_FOREVER;
     int64_t first_send = -1;
-    int rc, slot, waits = 0;
+    int rc, slot, waits = 0, acked = 0;
     memset(&e, 0, sizeof e);
     memset(&res, 0, sizeof res);
-    slot = (rc = pr_sem_acquire(p->slots, until)) == PR_OK;
+    b->inflight = slot = (rc = pr_sem_acquire(p->slots, until)) == PR_OK;
     while (rc == PR_OK) {
         int64_t sent_epoch;
         if (p->rc && b->seq >= p->fail_seq) break; /* abandoned: a lower batch failed */
@@ -360,11 +390,15 @@ static int pr__ds_producer_send_task(void *arg) {
         ao.producer_epoch = sent_epoch = p->epoch;
         ao.producer_seq = b->seq;
         if (first_send < 0) first_send = pr_now();
+        if (b->sends++) p->resends++;
         rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs, &e,
                            pr_deadline_min(until, pr_deadline_in(p->o.request_timeout_ms)));
         if (rc == PR_OK) {
             if (sent_epoch == p->epoch) p->epoch_ok = 1;
             if (res.status == 204) p->dups++;
+            p->acked++;
+            acked = 1;
+            p->acked_bytes += b->body.len;
             if (res.offset.len) pr__ds_setstr(&p->offset, res.offset.ptr, res.offset.len);
             pr__ds_producer_notify(p, b, &res, sent_epoch, ao.producer_seq, pr_now() - first_send);
             break;
@@ -439,6 +473,7 @@ static int pr__ds_producer_send_task(void *arg) {
         pr__ds_producer_fail(p, b->seq, PR_EFAILED, PR_DS_OK, &e);
     }
     pr_ds_result_deinit(&res);
+    if (!acked) p->abandoned++;
     pr__ds_producer_unlink(p, b);
     if (slot) pr_sem_release(p->slots);
     if (p->kick) (void)pr_chan_send(p->kick, &rc, 0); /* a slot is free: the pump may seal */
@@ -624,6 +659,31 @@ int64_t pr_ds_producer_epoch(const pr_ds_producer *p, int64_t *next_seq) {
 const char *pr_ds_producer_offset(const pr_ds_producer *p) { return p ? p->offset : NULL; }
 
 long pr_ds_producer_duplicates(const pr_ds_producer *p) { return p ? p->dups : 0; }
+
+int pr_ds_producer_stats_get(const pr_ds_producer *p, pr_ds_producer_stats *out) {
+    const pr__ds_producer_batch *b;
+    if (!p || !out) return PR_EINVAL;
+    memset(out, 0, sizeof *out);
+    for (b = p->head; b; b = b->next) {
+        if (b->inflight) {
+            out->inflight_batches++;
+            out->inflight_bytes += b->body.len;
+        } else {
+            out->pending_batches++;
+            out->pending_bytes += b->body.len;
+        }
+    }
+    if (p->cur) {
+        out->pending_batches++;
+        out->pending_bytes += p->cur->body.len;
+    }
+    out->acked_batches = p->acked;
+    out->acked_bytes = p->acked_bytes;
+    out->duplicate_batches = (uint64_t)p->dups;
+    out->resends = p->resends;
+    out->abandoned_batches = p->abandoned;
+    return PR_OK;
+}
 
 int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out) {
     if (!p || !out) return PR_EINVAL;

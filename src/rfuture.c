@@ -47,10 +47,27 @@
  * off 1, 2, 4... 30 s (conn_backoff; the exponent counts them in a row and
  * is reset by any other HTTP answer); 400: polled again after poll_backoff
  * up to bad_request_budget (3) times, then PR_EHTTP; 410: PR_EEXPIRED
- * (submit the job again); 402: a billing pause, polled every 5 s for up to
- * billing_max_pause_ms (an incident ends after 5 minutes without a 402),
- * then PR_EHTTP; any other status: PR_EHTTP. pr_future_last_error gives every
- * failure's detail (http_status, category, msg).
+ * (submit the job again; a job marked resubmittable is submitted again by
+ * the poller, up to max_resubmits times); 402: a billing pause, polled
+ * every 5 s for up to billing_max_pause_ms (an incident ends after 5
+ * minutes without a 402), then PR_EHTTP; any other status: PR_EHTTP.
+ * pr_future_last_error gives every failure's detail (http_status,
+ * sys_errno, tls_error, dns_error, category, msg).
+ *
+ * Failures: a cause that polling again cannot cure ends the future at the
+ * first poll with its own code and detail: a name that does not exist
+ * (PR_EDNS), TLS refused (an untrusted certificate, a hostname mismatch, a
+ * peer that does not speak TLS: PR_ETLS), PR_EINVAL, PR_ENOTSUP,
+ * PR_ENOMEM, PR_ELIMIT, an open breaker (PR_ECIRCUIT). Transient ones -
+ * no answer (refused, reset, a poll past poll_timeout_ms), 408 without a
+ * JSON body, 429, 5xx - are polled again: before any poll of the job was
+ * answered at most open_attempts times (5: about 15 s against a port
+ * that refuses), after that without a bound unless max_failures says
+ * (a job runs for minutes); at the bound the last one's cause ends it
+ * (PR_EIO with sys_errno, PR_EHTTP with http_status). PR_ETIMEDOUT is
+ * only ever the caller's limit: opts.timeout_ms, or the deadline of
+ * pr_future_await (which leaves the polling running) or of
+ * pr_rfuture_submit.
  *
  * Pacing: poll_backoff (5 ms doubling to 1 s by default, by the number of
  * polls made) spaces the polls after answers with nothing new, so a
@@ -75,9 +92,13 @@
  * on_event reports what went wrong as the events of Tinker's SDK (the
  * profile's event_prefix, "APIFuture.result_async." by default, followed
  * by api_status_error, connection_error, application_error,
- * validation_error or timeout) and the end of each future (resolved, or
- * the failure that ends it, marked settled); the telemetry module turns
+ * validation_error or timeout), a job submitted again (resubmitted, with
+ * the old and the new request id) and the end of each future (resolved,
+ * or the failure that ends it, marked settled); the telemetry module turns
  * them into reports. 402 pauses report nothing.
+ *
+ * The client: the poller uses the one it is given, or makes its own from
+ * opts.tls (NULL client).
  *
  * The submit throttle and the session heartbeat that a pipeline pairs
  * with remote futures are the session module's.
@@ -124,6 +145,8 @@ typedef struct pr_rfuture_event {
     int settled;                 /* 1: the future settles with this event (the "resolved" event, or
                                     the failure that ends it) */
     int error;                   /* settled: the rejection code, PR_OK for "resolved" */
+    const char *new_request_id;  /* "resubmitted": the new job's id (request_id is the expired one);
+                                    else NULL */
 } pr_rfuture_event;
 
 /* The observer of a poller: the notifications the telemetry module adapts
@@ -179,6 +202,18 @@ typedef struct pr_rfuture_poller_opts {
                                     retry-after-ms header is cut to it */
     pr_rfuture_observer observer; /* who hears the futures' events and queue states; zero = nobody */
     pr_retry_hooks hooks;        /* the sleeps between polls (tests make them instant) */
+    int open_attempts;           /* 0 = 5: polls of a future that may fail transiently (no answer: refused,
+                                    reset, timed out; 408 without a JSON body, 429, 5xx) before any poll
+                                    was answered; the last one's cause then ends it (PR_EIO with
+                                    sys_errno, PR_EHTTP with http_status). With the default backoffs a
+                                    port that refuses gives up after about 15 s (1 + 2 + 4 + 8 s
+                                    between the 5 polls), a server answering 503 after 5 polls.
+                                    < 0 = no bound */
+    int max_failures;            /* 0 = no bound: once a poll has been answered (a job runs for
+                                    minutes), transient failures in a row before the last one's cause
+                                    ends the future */
+    pr_tls_opts tls;             /* the TLS settings of the poller's own client (client NULL at create);
+                                    must be zero when a client is given (its own settings apply) */
 } pr_rfuture_poller_opts;
 
 /* Options of one future. Zero means the default. */
@@ -191,15 +226,26 @@ typedef struct pr_rfuture_opts {
        *why filled) rejects it with PR_EPROTO. NULL = any object is fine. */
     int (*validate)(const pr_json *result, pr_err_info *why, void *user_data);
     void *user_data;             /* validate's */
+    int resubmittable;           /* 0 = a 410 (expired) rejects with PR_EEXPIRED; 1 = the job may run
+                                    again (pr_rfuture_submit only: it keeps the path and body): a 410
+                                    submits it again, as the submit did but without its deadline
+                                    (poll_timeout_ms and timeout_ms bound it), and polls the new
+                                    request id; on_event hears "resubmitted" with both ids */
+    int max_resubmits;           /* 0 = 1: submits again of a resubmittable job; one more 410 is
+                                    PR_EEXPIRED */
 } pr_rfuture_opts;
 
 /* Create a poller.
-   Params: out - receives it; client - the HTTP client of every poll
-           (borrowed; must outlive the poller); opts - base_url required;
-           err - receives why it failed (NULL = not wanted).
+   Params: out - receives it; client - the HTTP client of every poll and
+           submit (borrowed; must outlive the poller), or NULL: one of its
+           own, made with opts->tls and destroyed with the poller;
+           opts - base_url required; err - receives why it failed (NULL =
+           not wanted).
    Returns: PR_OK; PR_EINVAL (no base_url, a URL that does not parse, a bad
             backoff, negative limits, a profile header that is not a
-            header name, an event_prefix over 64 bytes); PR_ENOMEM.
+            header name, an event_prefix over 64 bytes, opts->tls set while
+            a client is given); PR_EIO (the own client's tls.ca_file cannot
+            be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_rfuture_start. */
@@ -220,11 +266,13 @@ PRISTINE_API void pr_rfuture_poller_destroy(pr_rfuture_poller *p);
    pr_json_doc *, owned by the future: valid until its last reference is
    dropped; pr_rfuture_result gives its root) or is rejected: PR_EFAILED,
    PR_EEXPIRED, PR_EHTTP, PR_EPROTO, PR_ELIMIT (a body over the client's
-   fetch_max_bytes), PR_ETIMEDOUT (opts->timeout_ms), PR_ECANCELED, with
-   the detail in pr_future_last_error.
+   fetch_max_bytes), PR_EIO (no answer, open_attempts or max_failures
+   times), PR_EDNS, PR_ETLS (at once), PR_ETIMEDOUT (opts->timeout_ms),
+   PR_ECANCELED, with the detail in pr_future_last_error.
    Params: out - receives the future (one reference); p - the poller;
            request_id - NUL-terminated (copied); opts - NULL = defaults.
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM; PR_ESTATE (the poller is being
+   Returns: PR_OK; PR_EINVAL (also opts->resubmittable: there is no submit
+            to send again); PR_ENOMEM; PR_ESTATE (the poller is being
             destroyed).
    Blocks: no.
    Thread: owner.
@@ -236,6 +284,8 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
    <path>, read the request id (the profile's request_id_field) from the
    answer, then pr_rfuture_start
    with submitted_at_ms set. The submit uses the client's retry policy.
+   With opts->resubmittable the path and body are kept, to submit the job
+   again when it expires (410).
    Params: out - receives the future; p - the poller; path - e.g.
            "/api/v1/asample"; body, len - the JSON request; opts - as for
            pr_rfuture_start; err - receives why the submit failed (NULL =
@@ -243,7 +293,8 @@ PRISTINE_API int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const c
    Returns: PR_OK; PR_EHTTP (a non-2xx answer, after the client's retries;
             err gets its status and body); PR_EPROTO (no request_id in
             the answer, or one with a NUL byte or over 1024 bytes: never
-            cut); errors of pr_http_client_fetch (PR_ETIMEDOUT,
+            cut); errors of pr_http_client_fetch (PR_ETIMEDOUT only
+            when the deadline passed, PR_EIO, PR_EDNS, PR_ETLS,
             PR_ECANCELED, ...); PR_EINVAL; PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
@@ -301,6 +352,7 @@ struct pr_rfuture_poller {
     char *names;                 /* the profile's strings, one block */
     size_t names_n;
     pr_http_client *client;
+    pr_http_client *own;         /* client, when it is the poller's own */
     pr_url url;                  /* base_url + path, parsed */
     char *base;                  /* base_url (a copy), for the submit URLs */
     pr_wsem *bytes;
@@ -335,6 +387,11 @@ typedef struct pr__rfuture {
     int64_t created_ms, start_ms;
     int iteration;              /* polls made */
     int conn_errors;            /* 429s and connection errors in a row: the backoff exponent */
+    int answered;               /* a poll of this request id has been answered */
+    int failures;               /* transient failures in a row (open_attempts, max_failures) */
+    char *spath, *sbody;        /* a resubmittable job's submit: path and body */
+    size_t spath_n, sbody_n;    /* their allocations (the body's length is sbody_n - 1) */
+    int resubmits;              /* submits again so far */
     int bad_requests;           /* 400s taken from bad_request_budget */
     int allow_md;               /* allow_metadata_only */
     int64_t reserved;           /* bytes held of p->bytes */
@@ -342,10 +399,11 @@ typedef struct pr__rfuture {
     int qstate;                 /* last notified queue state / reason */
     char *qreason;
     size_t qreason_n;
-    char last_err[sizeof ((pr_err_info *)0)->msg]; /* the last retryable failure, for a timeout */
+    pr_err_info last;           /* the last transient failure: the cause of giving up, or of a timeout */
 } pr__rfuture;
 
 static void pr__rfuture_poller_free(pr_rfuture_poller *p) {
+    pr_http_client_destroy(p->own);
     pr__strfree(&p->base);
     pr__free(p->names, p->names_n);
     pr_wsem_destroy(p->bytes);
@@ -356,6 +414,17 @@ static void pr__rfuture_poller_free(pr_rfuture_poller *p) {
 
 static void pr__rfuture_finish(pr__rfuture *r);
 static void pr__rfuture_maybe_free(pr_rfuture_poller *p);
+static int pr__rfuture_resubmit(pr__rfuture *r);
+
+/* Free a future's state (its strings, then itself). */
+static void pr__rfuture_free(pr__rfuture *r) {
+    pr__free(r->id, r->id_n);
+    pr__free(r->type, r->type_n);
+    pr__free(r->qreason, r->qreason_n);
+    pr__free(r->spath, r->spath_n);
+    pr__free(r->sbody, r->sbody_n);
+    pr__free(r, sizeof *r);
+}
 static int pr__rfuture_clock(void *arg);
 static void pr__rfuture_reject(pr__rfuture *r, int code, int status, int category, const char *fmt, ...);
 
@@ -424,25 +493,31 @@ int pr_rfuture_poller_create(pr_rfuture_poller **out, pr_http_client *client, co
     if (!err) err = &scratch;
     memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !client || !opts || !opts->base_url)
-        return pr__err_set(err, PR_EINVAL, 0, "rfuture: a client and opts->base_url are required");
+    if (!out || !opts || !opts->base_url) return pr__err_set(err, PR_EINVAL, 0, "rfuture: opts->base_url is required");
     if (opts->max_polls < 0 || opts->max_response_bytes < 0 || opts->poll_timeout_ms < 0 ||
-        opts->bad_request_budget < 0 || opts->billing_max_pause_ms < 0 || opts->hint_max_ms < 0)
+        opts->bad_request_budget < 0 || opts->billing_max_pause_ms < 0 || opts->hint_max_ms < 0 ||
+        opts->max_failures < 0)
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: negative limits");
     if (!(p = (pr_rfuture_poller *)pr__calloc(1, sizeof *p))) return pr__err_set(err, PR_ENOMEM, 0, "out of memory");
     p->o = *opts;
-    p->client = client;
+    memset(&p->o.tls, 0, sizeof p->o.tls); /* the own client copies what it needs */
+    if ((rc = pr__session_client(client, &opts->tls, &p->client, &p->own, "rfuture", err)) != PR_OK) {
+        pr__free(p, sizeof *p);
+        return rc;
+    }
     p->o.max_polls = PR__DEF(p->o.max_polls, 100);
     p->o.max_response_bytes = PR__DEF(p->o.max_response_bytes, (int64_t)50 << 20);
     p->o.poll_timeout_ms = PR__DEF(p->o.poll_timeout_ms, 45000);
     p->o.bad_request_budget = PR__DEF(p->o.bad_request_budget, 3);
     p->o.billing_max_pause_ms = PR__DEF(p->o.billing_max_pause_ms, 3600000);
     p->o.hint_max_ms = PR__DEF(p->o.hint_max_ms, 60000);
+    p->o.open_attempts = PR__DEF(p->o.open_attempts, 5);
     if (!p->o.conn_backoff.base_ms) p->o.conn_backoff = poll;
     if (!p->o.poll_backoff.base_ms) p->o.poll_backoff = pace;
     rc = pr_backoff_check(&p->o.conn_backoff);
     if (!rc) rc = pr_backoff_check(&p->o.poll_backoff);
     if (rc) {
+        pr_http_client_destroy(p->own);
         pr__free(p, sizeof *p);
         return pr__err_set(err, PR_EINVAL, 0, "rfuture: invalid backoff policy");
     }
@@ -490,8 +565,8 @@ const pr_json *pr_rfuture_result(const pr_future *f) {
     return d ? pr_json_root(d) : NULL;
 }
 
-static void pr__rfuture_event_ex(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
-                            const char *detail, int settled, int error) {
+static void pr__rfuture_event_full(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
+                                   const char *detail, int settled, int error, const char *new_id) {
     pr_rfuture_poller *p = r->p;
     pr_rfuture_event ev;
     char name[PR__RFUTURE_PREFIX_MAX + 32];
@@ -514,7 +589,13 @@ static void pr__rfuture_event_ex(pr__rfuture *r, const char *what, int severity,
     ev.detail = detail;
     ev.settled = settled;
     ev.error = error;
+    ev.new_request_id = new_id;
     p->o.observer.on_event(&ev, p->o.observer.user_data);
+}
+
+static void pr__rfuture_event_ex(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
+                                 const char *detail, int settled, int error) {
+    pr__rfuture_event_full(r, what, severity, status, kind, detail, settled, error, NULL);
 }
 
 static void pr__rfuture_event(pr__rfuture *r, const char *what, int severity, int status, const char *kind,
@@ -534,6 +615,35 @@ static void pr__rfuture_reject(pr__rfuture *r, int code, int status, int categor
     vsnprintf(e.msg, sizeof e.msg, fmt, ap);
     va_end(ap);
     if (pr_future_state(r->f) == PR_FUTURE_PENDING) pr_future_reject_info(r->f, &e);
+}
+
+/* Settle the future with cause's code and detail, its message after the
+   words of fmt. */
+static void pr__rfuture_reject_cause(pr__rfuture *r, const pr_err_info *cause, const char *fmt, ...) {
+    pr_err_info e;
+    char pre[sizeof e.msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    pr__err_wrap(&e, cause->code, cause, "%s", pre);
+    if (pr_future_state(r->f) == PR_FUTURE_PENDING) pr_future_reject_info(r->f, &e);
+}
+
+/* A transient failure (cause: no answer, or 408 / 429 / 5xx) is counted:
+   before the first answer against open_attempts, after it against
+   max_failures. At the bound the future ends with cause (the event what,
+   settled) and 1 is returned; else 0 and the caller polls again. */
+static int pr__rfuture_gave_up(pr__rfuture *r, const pr_err_info *cause, const char *what) {
+    pr_rfuture_poller *p = r->p;
+    int bound = r->answered ? p->o.max_failures : p->o.open_attempts;
+    r->last = *cause;
+    r->failures++;
+    if (bound <= 0 || r->failures < bound) return 0;
+    pr__rfuture_event_ex(r, what, PR_SEVERITY_ERROR, cause->http_status, "fatal", cause->msg, 1, cause->code);
+    pr__rfuture_reject_cause(r, cause, "rfuture: request %.40s: %d polls failed%s", r->id, r->failures,
+                             r->answered ? " in a row" : ", none answered");
+    return 1;
 }
 
 static int pr__rfuture_queue_state(const pr_json *v) {
@@ -696,7 +806,7 @@ static int pr__rfuture_subdoc(const pr_json *v, pr_json_doc **out) {
     return rc;
 }
 
-enum { PR__RFUTURE_AGAIN, PR__RFUTURE_DONE };
+enum { PR__RFUTURE_AGAIN, PR__RFUTURE_DONE, PR__RFUTURE_RESUBMIT };
 
 /* A 200 answer. Returns PR__RFUTURE_AGAIN (poll again after *delay) or
    PR__RFUTURE_DONE (the future is settled). */
@@ -808,9 +918,13 @@ static int pr__rfuture_status(pr__rfuture *r, pr_http_result *res, int64_t *dela
     pr_rfuture_poller *p = r->p;
     int st = res->status;
     char detail[96];
+    pr_err_info cause;
     snprintf(detail, sizeof detail, "HTTP %d: %.80s", st, res->body ? res->body : "");
-    snprintf(r->last_err, sizeof r->last_err, "%s", detail);
+    pr__err_set(&cause, PR_EHTTP, 0, "%s", detail);
+    cause.http_status = st;
+    r->last = cause;
     if (st == 429) {
+        if (pr__rfuture_gave_up(r, &cause, "api_status_error")) return PR__RFUTURE_DONE;
         pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_with_backoff", detail);
         *delay = pr__rfuture_wait(r, res, NULL, pr__rfuture_delay(r, &p->o.conn_backoff, r->conn_errors++));
         return PR__RFUTURE_AGAIN;
@@ -826,21 +940,30 @@ static int pr__rfuture_status(pr__rfuture *r, pr_http_result *res, int64_t *dela
                 const char *qs = pr__rfuture_str(pr_json_root(doc), p->o.profile.queue_state_field);
                 body = pr_json_root(doc);
                 r->bad_requests = 0;
+                r->answered = 1; /* a try_again in an error's clothes: the job is known */
+                r->failures = 0;
                 if (qs && *qs) bad = pr__rfuture_queue(r, body, st);
             }
         }
-        if (!bad) {
+        if (!bad && !body && pr__rfuture_gave_up(r, &cause, "api_status_error")) {
+            bad = 1;
+        } else if (!bad) {
             pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry", detail);
             *delay = pr__rfuture_wait(r, res, body, pr__rfuture_delay(r, &p->o.poll_backoff, r->iteration - 1));
         }
         if (doc != res->json) pr_json_doc_destroy(doc);
         return bad ? PR__RFUTURE_DONE : PR__RFUTURE_AGAIN;
     }
+    r->failures = 0; /* an answer that is not a transient failure */
     if (st == 400 && r->bad_requests < p->o.bad_request_budget) {
         r->bad_requests++;
         pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retry_if_budget", detail);
         *delay = pr__rfuture_wait(r, res, NULL, pr__rfuture_delay(r, &p->o.poll_backoff, r->iteration - 1));
         return PR__RFUTURE_AGAIN;
+    }
+    if (st == 410 && r->sbody && r->resubmits < r->o.max_resubmits) {
+        pr__rfuture_event(r, "api_status_error", PR_SEVERITY_WARNING, st, "retryable_exception", detail);
+        return PR__RFUTURE_RESUBMIT;
     }
     if (st == 410) {
         pr__rfuture_event_ex(r, "api_status_error", PR_SEVERITY_WARNING, st, "retryable_exception", detail, 1,
@@ -896,10 +1019,7 @@ static void pr__rfuture_finish(pr__rfuture *r) {
     else p->live = r->next;
     if (r->next) r->next->prev = r->prev;
     p->nlive--;
-    pr__free(r->id, r->id_n);
-    pr__free(r->type, r->type_n);
-    pr__free(r->qreason, r->qreason_n);
-    pr__free(r, sizeof *r);
+    pr__rfuture_free(r);
     pr__rfuture_maybe_free(p);
 }
 
@@ -950,9 +1070,9 @@ static void pr__rfuture_sleep_until(pr__rfuture *r, int64_t delay_ms) {
 
 /* The limit has passed: PR_ETIMEDOUT. */
 static void pr__rfuture_timeout(pr__rfuture *r) {
-    pr__rfuture_event_ex(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last_err, 1, PR_ETIMEDOUT);
+    pr__rfuture_event_ex(r, "timeout", PR_SEVERITY_ERROR, 0, NULL, r->last.msg, 1, PR_ETIMEDOUT);
     pr__rfuture_reject(r, PR_ETIMEDOUT, 0, 0, "rfuture: timed out polling request %.30s (last: %.50s)", r->id,
-                  r->last_err[0] ? r->last_err : "none");
+                  r->last.msg[0] ? r->last.msg : "none");
     pr__rfuture_finish(r);
 }
 
@@ -1022,19 +1142,31 @@ static int pr__rfuture_poll_task(void *arg) {
             next = PR__RFUTURE_DONE;
         } else if (rc == PR_ETIMEDOUT && pr_now() >= r->until) {
             delay = 0; /* the limit: the timeout below */
-        } else if (rc == PR_ELIMIT || rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP || rc == PR_ECIRCUIT) {
-            pr__rfuture_reject(r, rc, 0, 0, "rfuture: request %.40s: %.70s", r->id, e.msg);
+        } else if (rc == PR_ELIMIT || rc == PR_ECIRCUIT || pr__client_final(rc, &e)) {
+            /* polling again cannot help: a name that does not exist, TLS refused, ... */
+            e.code = rc;
+            pr__rfuture_event_ex(r, "connection_error", PR_SEVERITY_ERROR, 0, "fatal", e.msg, 1, rc);
+            pr__rfuture_reject_cause(r, &e, "rfuture: request %.40s", r->id);
             next = PR__RFUTURE_DONE;
         } else if (rc) { /* no answer: a connection error, back off */
-            snprintf(r->last_err, sizeof r->last_err, "%s", e.msg);
-            pr__rfuture_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", e.msg);
-            delay = pr__rfuture_delay(r, &p->o.conn_backoff, r->conn_errors++);
+            if (rc == PR_ETIMEDOUT) /* the poll's own limit, not the caller's */
+                pr__err_set(&e, PR_EIO, ETIMEDOUT, "no answer within poll_timeout_ms (%d ms)", p->o.poll_timeout_ms);
+            e.code = rc == PR_ETIMEDOUT ? PR_EIO : rc;
+            if (pr__rfuture_gave_up(r, &e, "connection_error")) {
+                next = PR__RFUTURE_DONE;
+            } else {
+                pr__rfuture_event(r, "connection_error", PR_SEVERITY_WARNING, 0, "retry_with_backoff", e.msg);
+                delay = pr__rfuture_delay(r, &p->o.conn_backoff, r->conn_errors++);
+            }
         } else if (res.status >= 200 && res.status <= 299) {
+            r->answered = 1;
+            r->failures = 0;
             next = pr__rfuture_answer(r, &res, r->until, &delay);
         } else {
             next = pr__rfuture_status(r, &res, &delay);
         }
         pr_http_result_deinit(&res);
+        if (next == PR__RFUTURE_RESUBMIT) next = pr__rfuture_resubmit(r);
     }
     p->active--;
     r->task = NULL;
@@ -1064,11 +1196,14 @@ static int pr__rfuture_poll_task(void *arg) {
     return 0;
 }
 
-int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_id, const pr_rfuture_opts *opts) {
+/* Start polling for request_id; a resubmittable job keeps its submit
+   (path, body) to send again. */
+static int pr__rfuture_begin(pr_future **out, pr_rfuture_poller *p, const char *request_id, const pr_rfuture_opts *opts,
+                             const char *path, const char *body, size_t len) {
     pr__rfuture *r;
     int rc;
     if (out) *out = NULL;
-    if (!out || !p || !request_id) return PR_EINVAL;
+    if (!out || !p || !request_id || (opts && (opts->max_resubmits < 0 || opts->resubmittable < 0))) return PR_EINVAL;
     if (p->destroyed) return PR_ESTATE;
     /* a heap slot for every live future: pushes never allocate */
     if (pr__sched_theap_reserve(&p->timers, (size_t)p->nlive + 1) != PR_OK) return PR_ENOMEM;
@@ -1085,10 +1220,18 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
         return PR_ENOMEM;
     }
     r->o.request_type = NULL;
+    r->o.max_resubmits = PR__DEF(r->o.max_resubmits, 1);
+    if (r->o.resubmittable && path) {
+        if (!(r->spath = pr__strdup(path, &r->spath_n)) || !(r->sbody = (char *)pr__alloc(len + 1))) {
+            pr__rfuture_free(r);
+            return PR_ENOMEM;
+        }
+        r->sbody_n = len + 1;
+        if (len) memcpy(r->sbody, body, len);
+        r->sbody[len] = 0;
+    }
     if ((rc = pr_future_create(&r->f)) != PR_OK) {
-        pr__free(r->id, r->id_n);
-        pr__free(r->type, r->type_n);
-        pr__free(r, sizeof *r);
+        pr__rfuture_free(r);
         return rc;
     }
     r->next = p->live;
@@ -1102,25 +1245,27 @@ int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_
     return PR_OK;
 }
 
-int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body, size_t len,
-                      const pr_rfuture_opts *opts, pr_err_info *err, int64_t deadline) {
+int pr_rfuture_start(pr_future **out, pr_rfuture_poller *p, const char *request_id, const pr_rfuture_opts *opts) {
+    if (out) *out = NULL;
+    if (opts && opts->resubmittable) return PR_EINVAL; /* no submit to send again */
+    return pr__rfuture_begin(out, p, request_id, opts, NULL, NULL, 0);
+}
+
+/* POST body (len bytes) to <base_url><path> with the client's retry
+   policy, and take the request id of the answer: *id receives a copy
+   (*id_n bytes allocated). */
+static int pr__rfuture_post(pr_rfuture_poller *p, const char *path, const char *body, size_t len, char **id,
+                            size_t *id_n, pr_err_info *e, int64_t deadline) {
     static const char *const h[] = { "Content-Type: application/json", "Accept: application/json", NULL };
     pr_http_request req;
     pr_http_result res;
-    pr_err_info e;
-    pr_rfuture_opts o;
     pr_url url;
-    const char *id, *bad;
+    const char *v, *bad;
     int rc;
-    if (out) *out = NULL;
-    if (!out || !p || !path || (len && !body))
-        return pr__err_set(err, PR_EINVAL, 0, "rfuture: submit needs out, a poller, a path and the body");
-    memset(&o, 0, sizeof o);
-    if (opts) o = *opts;
-    o.submitted_at_ms = pr_now();
+    *id = NULL;
     memset(&url, 0, sizeof url);
-    if ((rc = pr__session_url(&url, p->base, path, err)) != PR_OK)
-        return rc == PR_EINVAL ? pr__err_wrap(err, rc, err, "rfuture: base_url + the submit's path") : rc;
+    if ((rc = pr__session_url(&url, p->base, path, e)) != PR_OK)
+        return rc == PR_EINVAL ? pr__err_wrap(e, rc, e, "rfuture: base_url + the submit's path") : rc;
     memset(&req, 0, sizeof req);
     req.method = "POST";
     req.url = &url;
@@ -1128,29 +1273,99 @@ int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, c
     req.body = body ? body : "";
     req.body_len = len;
     memset(&res, 0, sizeof res);
-    memset(&e, 0, sizeof e);
-    rc = pr_http_client_fetch(p->client, &res, &req, &e, deadline);
+    rc = pr_http_client_fetch(p->client, &res, &req, e, deadline);
     pr_url_deinit(&url);
     if (!rc && (res.status < 200 || res.status > 299)) {
         rc = PR_EHTTP;
-        e.code = PR_EHTTP;
-        e.http_status = res.status;
+        e->code = PR_EHTTP;
+        e->http_status = res.status;
     }
     if (!rc) {
         size_t n = 0;
         pr_json_doc *doc = res.json;
         if (!doc) pr_json_parse(&doc, res.body, res.body_len, NULL, NULL);
-        id = doc ? pr_json_string(pr_json_get(pr_json_root(doc), p->o.profile.request_id_field), &n) : NULL;
-        bad = !id || !n ? "is missing" : pr__rfuture_str_bad(id, n);
-        rc = bad ? pr__err_set(&e, PR_EPROTO, 0, "rfuture: the submit's %.40s %s", p->o.profile.request_id_field,
-                               bad)
-                 : pr_rfuture_start(out, p, id, &o);
+        v = doc ? pr_json_string(pr_json_get(pr_json_root(doc), p->o.profile.request_id_field), &n) : NULL;
+        bad = !v || !n ? "is missing" : pr__rfuture_str_bad(v, n);
+        if (bad)
+            rc = pr__err_set(e, PR_EPROTO, 0, "rfuture: the submit's %.40s %s", p->o.profile.request_id_field, bad);
+        else if (!(*id = (char *)pr__alloc(n + 1)))
+            rc = pr__err_set(e, PR_ENOMEM, 0, "out of memory");
+        else {
+            memcpy(*id, v, n + 1);
+            *id_n = n + 1;
+        }
         if (doc != res.json) pr_json_doc_destroy(doc);
-        if (rc && !e.code)
-            pr__err_set(&e, rc, 0, "rfuture: starting the submitted job: %s", pr_strerror(rc));
     }
-    if (rc && err) *err = e;
     pr_http_result_deinit(&res);
+    return rc;
+}
+
+/* The job expired (410) and may run again: submit it again and poll the
+   new id from the start. Runs on the poll task. */
+static int pr__rfuture_resubmit(pr__rfuture *r) {
+    pr_rfuture_poller *p = r->p;
+    pr_err_info e;
+    char *id = NULL;
+    size_t id_n = 0;
+    int64_t began = pr_now();
+    int rc;
+    memset(&e, 0, sizeof e);
+    rc = pr__rfuture_post(p, r->spath, r->sbody, r->sbody_n - 1, &id, &id_n, &e,
+                          pr_deadline_min(r->until, pr_deadline_in(p->o.poll_timeout_ms)));
+    if (rc == PR_ECANCELED || pr_is_canceled()) {
+        pr__free(id, id_n);
+        pr__rfuture_reject(r, PR_ECANCELED, 0, 0, "rfuture: request %.60s: polling cancelled", r->id);
+        return PR__RFUTURE_DONE;
+    }
+    if (rc == PR_ETIMEDOUT && pr_now() >= r->until) return PR__RFUTURE_AGAIN; /* the limit: timed out next */
+    if (rc == PR_ETIMEDOUT) { /* poll_timeout_ms, not the caller's limit */
+        rc = PR_EIO;
+        e.code = PR_EIO;
+        e.sys_errno = ETIMEDOUT;
+    }
+    if (rc) {
+        e.code = rc;
+        pr__rfuture_event_ex(r, e.http_status ? "api_status_error" : "connection_error", PR_SEVERITY_ERROR,
+                             e.http_status, "fatal", e.msg, 1, rc);
+        pr__rfuture_reject_cause(r, &e, "rfuture: request %.30s expired; submitting it again", r->id);
+        return PR__RFUTURE_DONE;
+    }
+    r->resubmits++;
+    pr__rfuture_event_full(r, "resubmitted", PR_SEVERITY_WARNING, 410, NULL, "expired (410): submitted again", 0, 0,
+                           id);
+    pr__free(r->id, r->id_n);
+    r->id = id;
+    r->id_n = id_n;
+    /* a new job: its polls count from 0, its first poll reports the submit's time */
+    if (r->reserved) pr_wsem_release(p->bytes, r->reserved);
+    r->reserved = 0;
+    r->allow_md = 1;
+    r->iteration = 0;
+    r->answered = r->failures = r->conn_errors = r->bad_requests = 0;
+    r->o.submitted_at_ms = began;
+    r->created_ms = pr_now();
+    return PR__RFUTURE_AGAIN;
+}
+
+int pr_rfuture_submit(pr_future **out, pr_rfuture_poller *p, const char *path, const char *body, size_t len,
+                      const pr_rfuture_opts *opts, pr_err_info *err, int64_t deadline) {
+    pr_err_info e;
+    pr_rfuture_opts o;
+    char *id = NULL;
+    size_t id_n = 0;
+    int rc;
+    if (out) *out = NULL;
+    if (!out || !p || !path || (len && !body))
+        return pr__err_set(err, PR_EINVAL, 0, "rfuture: submit needs out, a poller, a path and the body");
+    memset(&o, 0, sizeof o);
+    if (opts) o = *opts;
+    o.submitted_at_ms = pr_now();
+    memset(&e, 0, sizeof e);
+    rc = pr__rfuture_post(p, path, body, len, &id, &id_n, &e, deadline);
+    if (!rc && (rc = pr__rfuture_begin(out, p, id, &o, path, body, len)) != PR_OK && !e.code)
+        pr__err_set(&e, rc, 0, "rfuture: starting the submitted job: %s", pr_strerror(rc));
+    pr__free(id, id_n);
+    if (rc && err) *err = e;
     return rc;
 }
 

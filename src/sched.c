@@ -1,4 +1,4 @@
-// @pristine:module sched - tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post
+// @pristine:module sched - tasks, run queue, timers, fd readiness, sleep, groups, channels, cross-thread post, signals
 // @pristine:public
 /*
  * sched: one cooperative scheduler per thread, created on first use. The
@@ -19,6 +19,22 @@
  * buffered or not; pr_chan_choose waits on several operations at once.
  * pr_sched_post is the one call another thread may make: it hands a
  * function to this scheduler, which runs it on its own thread.
+ *
+ * Signals: pr_signal_watch_start turns SIGINT and SIGTERM (or the signals
+ * you name) into a cancellation, so Ctrl-C stops a program cleanly: the
+ * task you name gets pr_cancel (whatever it is blocked in returns
+ * PR_ECANCELED and it unwinds, closing what it opened), and pr_signal_wait
+ * hands the signal number to any task that waits for it. The handler only
+ * records the signal and writes to the scheduler's wake fd; the scheduler
+ * acts on it in its poller, like any I/O. The first signal puts the
+ * previous handlers back, so a second Ctrl-C kills the process the usual
+ * way. One watch per process, owned by the thread that started it:
+ *
+ *     pr_go(&worker, run, &app, NULL);
+ *     pr_signal_watch_start(&w, NULL, 0, worker, NULL);
+ *     pr_join(worker, &rc, PR_FOREVER);      // run returns on Ctrl-C too
+ *     pr_signal_watch_stop(w);
+ *     // main is not cancelled: flush and close with a deadline of its own
  *
  * For the modules after it: pr__sched_park / pr__sched_wake (a task waits for an
  * event and a deadline; sync builds its FIFO wait queues on them), and the
@@ -58,6 +74,9 @@ typedef struct pr_spawn_opts {
 
 /* Readiness kinds for pr_fd_wait. */
 enum pr_wait_kind { PR_WAIT_READ = 1, PR_WAIT_WRITE = 2 };
+
+/* A running signal watch (pr_signal_watch_start). */
+typedef struct pr_signal_watch pr_signal_watch;
 
 /* Channel operation kinds for pr_chan_choose. */
 enum pr_chan_kind { PR_CHAN_SEND = 1, PR_CHAN_RECV = 2 };
@@ -328,6 +347,53 @@ PRISTINE_API int pr_chan_close(pr_chan *c);
    See: pr_chan_create. */
 PRISTINE_API void pr_chan_destroy(pr_chan *c);
 
+/* Catch signals (Ctrl-C) and turn the first one into a cancellation: the
+   handler only records it and wakes the calling thread's scheduler, which
+   then cancels `cancel` (as pr_cancel: its blocking call returns
+   PR_ECANCELED) and wakes the tasks in pr_signal_wait. That first signal
+   also puts the previous handlers back, so a second one acts as it would
+   without the watch (SIGINT's default: the process ends). One watch per
+   process, owned by the calling thread (its scheduler acts on the signal,
+   whichever thread the signal lands on); a task freed (pr_join, or a
+   detached one returning) before the signal is forgotten. The handler keeps
+   errno and uses SA_RESTART.
+   Params: out - receives the watch; signals, nsignals - the signals to
+           catch (NULL, 0 = SIGINT and SIGTERM; duplicates are ignored);
+           cancel - the task to cancel on the signal (NULL = none: only
+           pr_signal_wait hears it); err - receives why it failed (NULL =
+           not wanted).
+   Returns: PR_OK; PR_ESTATE (a watch is already running in the process);
+            PR_EINVAL (out NULL, a signal that cannot be caught: SIGKILL,
+            SIGSTOP, out of range; err's sys_errno is sigaction's);
+            PR_ENOMEM (no memory, or no scheduler or wake fd).
+   Blocks: no.
+   Thread: owner.
+   See: pr_signal_wait, pr_signal_watch_stop. */
+PRISTINE_API int pr_signal_watch_start(pr_signal_watch **out, const int *signals, size_t nsignals, pr_task *cancel,
+                                       pr_err_info *err);
+
+/* Wait for the watch's signal. After it came, every call returns its
+   number at once (a deadline in the past asks without waiting).
+   Params: w - the watch; deadline - absolute ms.
+   Returns: the signal number (> 0); PR_ETIMEDOUT; PR_ECANCELED;
+            PR_ECLOSED (the watch was stopped, or its scheduler destroyed,
+            before a signal came); PR_EINVAL (w NULL); PR_ENOMEM.
+   Blocks: yes.
+   Thread: owner.
+   See: pr_signal_watch_start. */
+PRISTINE_API int pr_signal_wait(pr_signal_watch *w, int64_t deadline);
+
+/* Stop the watch and free it: the previous handlers are back (unless a
+   signal already put them back), and tasks in pr_signal_wait return
+   PR_ECLOSED. A signal caught but not yet acted on is dropped. NULL is a
+   no-op.
+   Params: w - the watch.
+   Returns: nothing.
+   Blocks: no.
+   Thread: owner.
+   See: pr_signal_watch_start. */
+PRISTINE_API void pr_signal_watch_stop(pr_signal_watch *w);
+
 // @pristine:impl
 #if defined(PRISTINE_POLL_EPOLL)
 #define PR__SCHED_POLLER_EPOLL 1
@@ -524,7 +590,10 @@ static int pr__sched_canceled(pr_sched *s) { return (s->cur->flags & PR__SCHED_T
 
 static void pr__sched_poll(pr_sched *s, int block);
 
+static void pr__sched_sig_forget(pr_sched *s, pr_task *t);
+
 static void pr__sched_task_free(pr_sched *s, pr_task *t) {
+    pr__sched_sig_forget(s, t);
     if (t->prev) t->prev->next = t->next;
     else s->tasks = t->next;
     if (t->next) t->next->prev = t->prev;
@@ -646,13 +715,15 @@ static void pr__sched_fd_ready(pr_sched *s, int fd, int rd, int wr, int hup) {
 }
 
 static void pr__sched_run_posts(pr_sched *s);
+static void pr__sched_sig_check(pr_sched *s);
 
-/* Drain the cross-thread wake fd and run what was posted. */
+/* Drain the cross-thread wake fd, act on a caught signal and run what was posted. */
 static void pr__sched_wake_drain(pr_sched *s) {
     char tmp[64];
     while (read(s->wake_rd, tmp, sizeof tmp) > 0) {
     }
     __atomic_store_n(&s->wake_pending, 0, __ATOMIC_SEQ_CST);
+    pr__sched_sig_check(s);
     pr__sched_run_posts(s);
 }
 
@@ -841,6 +912,8 @@ static pr_sched *pr__sched_get(void) {
     return s;
 }
 
+static void pr__sched_sig_detach(pr_sched *s);
+
 int pr_sched_destroy(void) {
     pr_sched *s = pr__sched_tls;
     pr_task *t;
@@ -862,6 +935,7 @@ int pr_sched_destroy(void) {
     }
     while (s->tasks) pr__sched_task_free(s, s->tasks);
     if (s->wake_rd >= 0) pr__sched_run_posts(s); /* posted while the tasks unwound */
+    pr__sched_sig_detach(s);
     pr__coro_pool_drain();
     if (s->pollfd >= 0) close(s->pollfd);
     if (s->wake_rd >= 0) close(s->wake_rd);
@@ -1462,4 +1536,196 @@ void pr_chan_destroy(pr_chan *c) {
     if (!c->closed) pr_chan_close(c);
     pr__free(c->ring, c->cap * c->elem_size);
     pr__free(c, sizeof *c);
+}
+
+/* ---- signals ----
+   The handler touches only the watch's atomics, sigaction and write (all
+   async-signal-safe); the owner's scheduler learns of the signal through
+   its wake fd and acts on it in pr__sched_sig_check. */
+
+/* A task in pr_signal_wait; rc is set (and the node unlinked) when it is woken. */
+typedef struct pr__sched_sig_waiter {
+    pr__link link;
+    pr_task *task;
+    int rc;
+} pr__sched_sig_waiter;
+
+struct pr_signal_watch {
+    pr_sched *sched;           /* the owner's scheduler; NULL once let go */
+    pr_task *cancel;           /* cancelled on the signal; may be NULL */
+    pr__list waiters;          /* of pr__sched_sig_waiter */
+    int wake_wr;               /* the scheduler's wake fd */
+    size_t wake_bytes;         /* 8 for an eventfd, 1 for a pipe */
+    int got;                   /* atomic: the first signal caught; 0 before */
+    int restored;              /* atomic: the previous handlers are back */
+    int fired;                 /* the scheduler acted on it */
+    size_t n, cap;             /* signals installed (atomic); room for */
+    int *sigs;                 /* the signals caught, and their previous actions */
+    struct sigaction *old;
+};
+
+/* The process's one running watch and its scheduler (atomics). */
+static pr_signal_watch *pr__sched_sig_watch;
+static pr_sched *pr__sched_sig_owner;
+
+/* Put the previous handlers back, once (the handler or the owner, whichever comes first). */
+static void pr__sched_sig_restore(pr_signal_watch *w) {
+    size_t i, n = __atomic_load_n(&w->n, __ATOMIC_SEQ_CST);
+    if (__atomic_exchange_n(&w->restored, 1, __ATOMIC_SEQ_CST)) return;
+    for (i = 0; i < n; i++) sigaction(w->sigs[i], &w->old[i], NULL);
+}
+
+static void pr__sched_sig_handler(int signo) {
+    int saved = errno, zero = 0;
+    pr_signal_watch *w = __atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST);
+    if (w && __atomic_compare_exchange_n(&w->got, &zero, signo, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        uint64_t one = 1;
+        ssize_t put;
+        pr__sched_sig_restore(w);
+        put = write(w->wake_wr, &one, w->wake_bytes);
+        PR__UNUSED(put); /* a full pipe already means "wake up" */
+    }
+    errno = saved;
+}
+
+/* Wake every task in pr_signal_wait with rc. */
+static void pr__sched_sig_wake_all(pr_signal_watch *w, int rc) {
+    pr__link *l;
+    while ((l = w->waiters.head) != NULL) {
+        pr__sched_sig_waiter *x = PR__CONTAINER_OF(l, pr__sched_sig_waiter, link);
+        pr__list_unlink(&w->waiters, l);
+        x->rc = rc;
+        pr__sched_wake(x->task, PR_OK);
+    }
+}
+
+/* On the owner's thread: act on a caught signal once (cancel the task if
+   it is still there, wake the waiters). */
+static void pr__sched_sig_check(pr_sched *s) {
+    pr_signal_watch *w;
+    int signo;
+    if (__atomic_load_n(&pr__sched_sig_owner, __ATOMIC_SEQ_CST) != s) return;
+    w = __atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST);
+    if (!w || w->fired || (signo = __atomic_load_n(&w->got, __ATOMIC_SEQ_CST)) == 0) return;
+    w->fired = 1;
+    if (w->cancel) pr_cancel(w->cancel);
+    pr__sched_sig_wake_all(w, signo);
+}
+
+/* A task is being freed: the running watch of its scheduler no longer
+   cancels it. */
+static void pr__sched_sig_forget(pr_sched *s, pr_task *t) {
+    pr_signal_watch *w;
+    if (PR__LIKELY(__atomic_load_n(&pr__sched_sig_owner, __ATOMIC_RELAXED) != s)) return;
+    if ((w = __atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST)) != NULL && w->cancel == t) w->cancel = NULL;
+}
+
+/* Let go of the handlers and the wake fd: w is no longer the running watch. */
+static void pr__sched_sig_release(pr_signal_watch *w) {
+    pr__sched_sig_restore(w);
+    if (__atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST) == w) {
+        __atomic_store_n(&pr__sched_sig_owner, (pr_sched *)NULL, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&pr__sched_sig_watch, (pr_signal_watch *)NULL, __ATOMIC_SEQ_CST);
+    }
+    w->sched = NULL;
+}
+
+/* pr_sched_destroy: the wake fd is about to close; the running watch (still
+   the user's to stop) acts on a signal already caught, then lets go. */
+static void pr__sched_sig_detach(pr_sched *s) {
+    pr_signal_watch *w;
+    if (__atomic_load_n(&pr__sched_sig_owner, __ATOMIC_SEQ_CST) != s) return;
+    if (!(w = __atomic_load_n(&pr__sched_sig_watch, __ATOMIC_SEQ_CST))) return;
+    pr__sched_sig_check(s);
+    pr__sched_sig_release(w);
+    pr__sched_sig_wake_all(w, PR_ECLOSED);
+}
+
+static void pr__sched_sig_free(pr_signal_watch *w) {
+    pr__free(w->sigs, w->cap * sizeof *w->sigs);
+    pr__free(w->old, w->cap * sizeof *w->old);
+    pr__free(w, sizeof *w);
+}
+
+int pr_signal_watch_start(pr_signal_watch **out, const int *signals, size_t nsignals, pr_task *cancel,
+                          pr_err_info *err) {
+    static const int defaults[] = { SIGINT, SIGTERM };
+    pr_signal_watch *w, *none = NULL;
+    pr_sched *s;
+    struct sigaction sa;
+    size_t i, j;
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "signal: out is NULL");
+    *out = NULL;
+    if (!signals || !nsignals) {
+        signals = defaults;
+        nsignals = 2;
+    }
+    if (nsignals > SIZE_MAX / sizeof(struct sigaction)) return pr__err_set(err, PR_EINVAL, 0, "signal: too many signals");
+    if (!(s = pr_sched_current())) return pr__err_set(err, PR_ENOMEM, 0, "signal: no scheduler or wake fd");
+    if (!(w = (pr_signal_watch *)pr__calloc(1, sizeof *w))) return pr__err_set(err, PR_ENOMEM, 0, "signal: out of memory");
+    w->cap = nsignals;
+    w->sigs = (int *)pr__alloc(nsignals * sizeof *w->sigs);
+    w->old = (struct sigaction *)pr__alloc(nsignals * sizeof *w->old);
+    if (!w->sigs || !w->old) {
+        pr__sched_sig_free(w);
+        return pr__err_set(err, PR_ENOMEM, 0, "signal: out of memory");
+    }
+    w->sched = s;
+    w->cancel = cancel;
+    w->wake_wr = s->wake_wr;
+    w->wake_bytes = s->wake_wr == s->wake_rd ? sizeof(uint64_t) : 1;
+    if (!__atomic_compare_exchange_n(&pr__sched_sig_watch, &none, w, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        pr__sched_sig_free(w);
+        return pr__err_set(err, PR_ESTATE, 0, "signal: a watch is already running in this process");
+    }
+    __atomic_store_n(&pr__sched_sig_owner, s, __ATOMIC_SEQ_CST);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = pr__sched_sig_handler;
+    sa.sa_flags = SA_RESTART; /* other threads' blocking calls go on; the poller wakes through the fd */
+    sigemptyset(&sa.sa_mask);
+    for (i = 0; i < nsignals; i++) sigaddset(&sa.sa_mask, signals[i]); /* one of them at a time per thread */
+    for (i = 0; i < nsignals; i++) {
+        for (j = 0; j < w->n && w->sigs[j] != signals[i]; j++) {
+        }
+        if (j < w->n) continue; /* a duplicate: its "previous" action would be ours */
+        w->sigs[w->n] = signals[i];
+        if (sigaction(signals[i], &sa, &w->old[w->n]) != 0) {
+            int e = errno;
+            pr__sched_sig_release(w); /* the ones installed so far */
+            pr__sched_sig_free(w);
+            return pr__err_set(err, PR_EINVAL, e, "signal: cannot catch signal %d", signals[i]);
+        }
+        __atomic_add_fetch(&w->n, 1, __ATOMIC_SEQ_CST);
+    }
+    if (__atomic_load_n(&w->got, __ATOMIC_SEQ_CST)) { /* caught while installing: restore all of them */
+        __atomic_store_n(&w->restored, 0, __ATOMIC_SEQ_CST);
+        pr__sched_sig_restore(w);
+    }
+    *out = w;
+    return PR_OK;
+}
+
+int pr_signal_wait(pr_signal_watch *w, int64_t deadline) {
+    pr_sched *s = pr__sched_get();
+    pr__sched_sig_waiter me;
+    int rc;
+    if (!w) return PR_EINVAL;
+    if (!s) return PR_ENOMEM;
+    if (w->sched) pr__sched_sig_check(s); /* caught, but the poller has not looked yet */
+    if (w->fired) return w->got;
+    if (!w->sched) return PR_ECLOSED;
+    me.task = s->cur;
+    me.rc = 0;
+    pr__list_push(&w->waiters, &me.link);
+    rc = pr__sched_park(s, deadline);
+    if (me.rc) return me.rc; /* woken by the signal or the stop (w may be gone): that happened */
+    pr__list_unlink(&w->waiters, &me.link);
+    return rc == PR_OK ? PR_ETIMEDOUT : rc;
+}
+
+void pr_signal_watch_stop(pr_signal_watch *w) {
+    if (!w) return;
+    pr__sched_sig_release(w);
+    pr__sched_sig_wake_all(w, PR_ECLOSED);
+    pr__sched_sig_free(w);
 }

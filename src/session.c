@@ -21,7 +21,11 @@
  * Both are independent of remote futures (the rfuture module), which a
  * pipeline usually pairs them with.
  *
- * Offers to the modules after it: pr__session_url.
+ * Each takes an HTTP client, or makes one of its own (destroyed with it)
+ * from the TLS settings in its options; so do the remote-future poller and
+ * the telemetry reporter.
+ *
+ * Offers to the modules after it: pr__session_url, pr__session_client.
  */
 
 /* ---- submit throttle ---- */
@@ -118,6 +122,8 @@ typedef struct pr_heartbeat_opts {
     int warn_after_ms;           /* 0 = 120000: warn at every tick once this long without success */
     int timeout_ms;              /* 0 = 10000: one beat (no retries) */
     const char *path;            /* NULL = "/api/v1/session_heartbeat" */
+    pr_tls_opts tls;             /* the TLS settings of the heartbeat's own client (client NULL at
+                                    start); must be zero when a client is given (its own apply) */
     /* Called with the warning instead of the log (warn level, module
        "session"). NULL = the log. */
     void (*on_warning)(const char *msg, int64_t since_success_ms, void *user_data);
@@ -127,14 +133,18 @@ typedef struct pr_heartbeat_opts {
 /* Start beating: POST {"session_id": .., "type": "session_heartbeat"} to
    <base_url><path> every interval; failures are counted, never raised.
    Params: out - receives the heartbeat; client - the HTTP client
-           (borrowed); base_url - scheme://host[:port]; session_id - copied;
-           opts - NULL = defaults.
-   Returns: PR_OK; PR_EINVAL; PR_ENOMEM.
+           (borrowed), or NULL: one of its own, made with opts->tls and
+           destroyed with the heartbeat; base_url - scheme://host[:port];
+           session_id - copied; opts - NULL = defaults; err - receives why
+           it failed; NULL = not wanted.
+   Returns: PR_OK; PR_EINVAL (a bad argument or URL; opts->tls set while a
+            client is given); PR_EIO (the own client's tls.ca_file cannot
+            be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_heartbeat_stop. */
 PRISTINE_API int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url,
-                                    const char *session_id, const pr_heartbeat_opts *opts);
+                                    const char *session_id, const pr_heartbeat_opts *opts, pr_err_info *err);
 
 /* Stop beating: the task is cancelled at once (a beat in flight is
    abandoned; no new one starts) and frees everything as it ends: h is not
@@ -169,6 +179,32 @@ static int pr__session_url(pr_url *url, const char *base, const char *path, pr_e
     else rc = pr_url_parse(url, u.data, u.len, err);
     pr_buf_deinit(&u);
     return rc;
+}
+
+/* The client a module's object uses: given (borrowed), or, when given is
+   NULL, one of its own made with tls (*own receives it, for the object to
+   destroy). tls must be all zero when a client is given: those settings
+   could not reach it. */
+static int pr__session_client(pr_http_client *given, const pr_tls_opts *tls, pr_http_client **use,
+                              pr_http_client **own, const char *who, pr_err_info *err) {
+    pr_tls_opts none;
+    pr_http_client_opts co;
+    int rc;
+    *use = *own = NULL;
+    memset(&none, 0, sizeof none);
+    if (given) {
+        if (tls && memcmp(tls, &none, sizeof none) != 0)
+            return pr__err_set(err, PR_EINVAL, 0, "%s: opts.tls is for its own client: the client given keeps its "
+                                                  "own TLS settings (set them there, or pass no client)", who);
+        *use = given;
+        return PR_OK;
+    }
+    memset(&co, 0, sizeof co);
+    if (tls) co.tls = *tls;
+    if ((rc = pr_http_client_create(own, &co, err)) != PR_OK)
+        return err ? pr__err_wrap(err, rc, err, "%s: its own client", who) : rc;
+    *use = *own;
+    return PR_OK;
 }
 
 /* ---- submit throttle ---- */
@@ -267,6 +303,7 @@ int pr_throttle_backoff(pr_throttle *t, int64_t est_bytes) {
 struct pr_heartbeat {
     pr_heartbeat_opts o;
     pr_http_client *client;
+    pr_http_client *own;  /* client, when it is the heartbeat's own */
     pr_url url;
     pr_buf body;
     pr_task *task;  /* set when the task runs */
@@ -275,6 +312,7 @@ struct pr_heartbeat {
 };
 
 static void pr__session_hb_free(pr_heartbeat *h) {
+    pr_http_client_destroy(h->own);
     pr_url_deinit(&h->url);
     pr_buf_deinit(&h->body);
     pr__free(h, sizeof *h);
@@ -326,22 +364,26 @@ static int pr__session_hb_task(void *arg) {
 }
 
 int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *base_url, const char *session_id,
-                       const pr_heartbeat_opts *opts) {
+                       const pr_heartbeat_opts *opts, pr_err_info *err) {
     pr_heartbeat *h;
     pr_json_writer w;
     int rc;
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !client || !base_url || !session_id) return PR_EINVAL;
-    if (opts && (opts->interval_ms < 0 || opts->warn_after_ms < 0 || opts->timeout_ms < 0)) return PR_EINVAL;
-    if (!(h = (pr_heartbeat *)pr__calloc(1, sizeof *h))) return PR_ENOMEM;
+    if (!out || !base_url || !session_id)
+        return pr__err_set(err, PR_EINVAL, 0, "heartbeat: %s", "out, base_url and session_id are required");
+    if (opts && (opts->interval_ms < 0 || opts->warn_after_ms < 0 || opts->timeout_ms < 0))
+        return pr__err_set(err, PR_EINVAL, 0, "heartbeat: %s", "a negative interval or timeout");
+    if (!(h = (pr_heartbeat *)pr__calloc(1, sizeof *h))) return pr__err_set(err, PR_ENOMEM, 0, "heartbeat: %s", "out of memory");
     if (opts) h->o = *opts;
     h->o.interval_ms = PR__DEF(h->o.interval_ms, 10000);
     h->o.warn_after_ms = PR__DEF(h->o.warn_after_ms, 120000);
     h->o.timeout_ms = PR__DEF(h->o.timeout_ms, 10000);
-    h->client = client;
     pr_buf_init(&h->body);
-    rc = pr__session_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", NULL);
+    rc = pr__session_client(client, opts ? &opts->tls : NULL, &h->client, &h->own, "heartbeat", err);
+    if (!rc) rc = pr__session_url(&h->url, base_url, h->o.path ? h->o.path : "/api/v1/session_heartbeat", err);
     h->o.path = NULL;
+    memset(&h->o.tls, 0, sizeof h->o.tls); /* the own client has copied what it needs */
     pr_json_writer_init(&w, &h->body);
     pr_json_begin_object(&w);
     pr_json_key(&w, "session_id", 10);
@@ -352,6 +394,7 @@ int pr_heartbeat_start(pr_heartbeat **out, pr_http_client *client, const char *b
     if (!rc) rc = pr_json_writer_finish(&w);
     if (!rc) rc = pr_go(NULL, pr__session_hb_task, h, NULL);
     if (rc) {
+        if (!err || err->code != rc) pr__err_set(err, rc, 0, "heartbeat: %s", pr_strerror(rc));
         pr__session_hb_free(h);
         return rc;
     }

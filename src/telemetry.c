@@ -171,7 +171,8 @@ PRISTINE_API void pr_telemetry_queue_hook(const pr_queue_change *change, void *u
    become FUTURE events under their own names; the end of a future becomes
    FUTURE_RESOLVED or FUTURE_FAILED. Fields: request_id, request_type,
    iteration, elapsed_time, status_code, kind, should_retry, is_user_error,
-   bad_request_retries, connection_error_retries, detail, error.
+   bad_request_retries, connection_error_retries, detail, error, and
+   new_request_id on "resubmitted".
    Params: ev - the poller's event; user_data - a hub.
    Returns: nothing.
    Blocks: no.
@@ -186,6 +187,8 @@ PRISTINE_API void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *us
    "ds.request.stop" (REQUEST_STOP): op, method, status, duration_ms;
    "ds.request.exception" (REQUEST_ERROR, ERROR): op, method, status,
    error (the code's name), detail, duration_ms;
+   "ds.auth.refresh" (RETRY, WARNING: on_auth_error gave fresh
+   credentials after a 401 / 403): op, method, status, attempt;
    "ds.consumer.batch" (STREAM_BATCH): items, bytes, offset;
    "ds.consumer.reconnect" (STREAM_RECONNECT, WARNING): attempt,
    delay_ms, reason (the code's name), detail, offset;
@@ -203,7 +206,8 @@ PRISTINE_API void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data);
 
 /* Options of pr_reporter_start. Zero means the default; strings are copied. */
 typedef struct pr_reporter_opts {
-    pr_http_client *client;    /* required (borrowed; must outlive the reporter) */
+    pr_http_client *client;    /* borrowed, must outlive the reporter; NULL = one of its own, made with
+                                  tls, destroyed with the reporter */
     const char *url;           /* required: the endpoint, e.g. "https://host/api/v1/telemetry" */
     const char *session_id;    /* NULL = session-less: "sessionless-<uuid>", no SESSION_START / END */
     const char *platform;      /* NULL = the system's name (uname), e.g. "Linux" */
@@ -222,6 +226,8 @@ typedef struct pr_reporter_opts {
     int enabled;               /* 0 = the environment decides; 1 = on; -1 = off */
     const char *env_var;       /* NULL = "PRISTINE_TELEMETRY" */
     pr_retry_hooks hooks;      /* the resend sleep, its random numbers, the wall clock of timestamps */
+    pr_tls_opts tls;           /* the TLS settings of the own client (client NULL); must be zero when
+                                  a client is given (its own settings apply) */
 } pr_reporter_opts;
 
 /* An error to report (pr_reporter_log_exception). */
@@ -238,14 +244,15 @@ typedef struct pr_reporter_error {
 /* Start a reporter (its task sends SESSION_START first, unless
    session-less).
    Params: out - receives it, or NULL when telemetry is disabled (then
-           PR_OK too: calls on NULL do nothing); opts - client and url
-           required.
-   Returns: PR_OK; PR_EINVAL (no client or url, a URL that does not parse,
-            bad limits or backoff); PR_ENOMEM.
+           PR_OK too: calls on NULL do nothing); opts - url required;
+           err - receives why it failed; NULL = not wanted.
+   Returns: PR_OK; PR_EINVAL (no url, a URL that does not parse, bad
+            limits or backoff, tls set while a client is given); PR_EIO
+            (the own client's tls.ca_file cannot be read); PR_ENOMEM.
    Blocks: no.
    Thread: owner.
    See: pr_reporter_log, pr_reporter_stop. */
-PRISTINE_API int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts);
+PRISTINE_API int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts, pr_err_info *err);
 
 /* Queue a GENERIC_EVENT. data is a JSON object's text (NULL, or text that
    is not a JSON object, is sent as {}); it never blocks and never touches
@@ -556,7 +563,7 @@ void pr_telemetry_queue_hook(const pr_queue_change *change, void *user_data) {
 }
 
 void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
-    pr_telemetry_field f[12];
+    pr_telemetry_field f[14];
     size_t n = 0;
     int kind;
     if (!ev) return;
@@ -578,6 +585,7 @@ void pr_telemetry_rfuture_hook(const pr_rfuture_event *ev, void *user_data) {
         f[n++] = pr__telemetry_i("connection_error_retries", ev->connection_error_retries);
     }
     if (ev->detail) f[n++] = pr__telemetry_s("detail", ev->detail);
+    if (ev->new_request_id) f[n++] = pr__telemetry_s("new_request_id", ev->new_request_id);
     if (ev->settled) f[n++] = pr__telemetry_s("error", ev->error ? pr_errname(ev->error) : "");
     pr__telemetry_emit((pr_telemetry *)user_data, kind, ev->name, ev->severity, f, n);
 }
@@ -621,6 +629,11 @@ void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data) {
         break;
     case PR_DS_EVENT_PRODUCER_BATCH: kind = PR_TELEMETRY_STREAM_BATCH; name = "ds.producer.batch"; break;
     case PR_DS_EVENT_PRODUCER_DUPLICATE: kind = PR_TELEMETRY_STREAM_DUPLICATE; name = "ds.producer.duplicate"; break;
+    case PR_DS_EVENT_AUTH_REFRESH: /* fresh credentials, and the request again */
+        kind = PR_TELEMETRY_RETRY;
+        name = "ds.auth.refresh";
+        sev = PR_SEVERITY_WARNING;
+        break;
     default: return;
     }
     pr_buf_init(&url);
@@ -653,6 +666,12 @@ void pr_telemetry_ds_hook(const pr_ds_event *ev, void *user_data) {
         f[n++] = pr__telemetry_s("reason", pr_errname(ev->error));
         f[n++] = pr__telemetry_s("detail", ev->err ? ev->err->msg : "");
         f[n++] = pr__telemetry_s("offset", ev->offset);
+        break;
+    case PR_DS_EVENT_AUTH_REFRESH:
+        f[n++] = pr__telemetry_s("op", ev->op);
+        f[n++] = pr__telemetry_s("method", ev->method);
+        f[n++] = pr__telemetry_i("status", ev->status);
+        f[n++] = pr__telemetry_i("attempt", ev->attempt);
         break;
     case PR_DS_EVENT_CONSUMER_STATE:
         f[n++] = pr__telemetry_s("state", pr__telemetry_ds_state(ev->state));
@@ -692,6 +711,7 @@ typedef struct pr__telemetry_rep_ev {
 struct pr_reporter {
     pr_reporter_opts o;      /* resolved; strings point at the copies */
     pr_url url;
+    pr_http_client *own;     /* o.client, when it is the reporter's own */
     char *session, *platform, *version;
     size_t session_n, platform_n, version_n;
     int sessionless, ended;
@@ -1009,6 +1029,7 @@ static void pr__telemetry_rep_free(pr_reporter *r) {
     }
     pr__free(r->q, (size_t)r->o.queue_max * sizeof *r->q);
     pr_chan_destroy(r->kick);
+    pr_http_client_destroy(r->own);
     pr_url_deinit(&r->url);
     pr__free(r->session, r->session_n);
     pr__free(r->platform, r->platform_n);
@@ -1016,20 +1037,21 @@ static void pr__telemetry_rep_free(pr_reporter *r) {
     pr__free(r, sizeof *r);
 }
 
-int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
+int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts, pr_err_info *err) {
     static const pr_backoff tel = PR_BACKOFF_TELEMETRY;
     pr_reporter *r;
     struct utsname un;
     char sess[64];
     int rc = PR_OK;
     memset(&un, 0, sizeof un);
+    if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
-    if (!out || !opts || !opts->client || !opts->url) return PR_EINVAL;
+    if (!out || !opts || !opts->url) return pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "out and opts->url are required");
     if (opts->batch_size < 0 || opts->flush_interval_ms < 0 || opts->queue_max < 0 || opts->queue_max_bytes < 0 ||
         opts->send_timeout_ms < 0 || opts->max_send_retries < PR_RETRY_OFF || opts->flush_timeout_ms < 0)
-        return PR_EINVAL;
+        return pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "a negative limit or timeout");
     if (!pr__telemetry_rep_enabled(opts)) return PR_OK;
-    if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return PR_ENOMEM;
+    if (!(r = (pr_reporter *)pr__calloc(1, sizeof *r))) return pr__err_set(err, PR_ENOMEM, 0, "reporter: %s", "out of memory");
     r->o = *opts;
     r->o.batch_size = PR__DEF(r->o.batch_size, 100);
     r->o.flush_interval_ms = PR__DEF(r->o.flush_interval_ms, 10000);
@@ -1044,8 +1066,12 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     r->send_retry.classify = pr__telemetry_rep_classify;
     r->send_retry.hooks = r->o.hooks;
     r->start_ms = pr_now();
-    if (pr_backoff_check(&r->o.send_backoff) != PR_OK || pr_url_parse(&r->url, opts->url, strlen(opts->url), NULL))
+    if (pr_backoff_check(&r->o.send_backoff) != PR_OK)
+        rc = pr__err_set(err, PR_EINVAL, 0, "reporter: %s", "invalid send_backoff");
+    else if (pr_url_parse(&r->url, opts->url, strlen(opts->url), err) != PR_OK)
         rc = PR_EINVAL;
+    if (!rc) rc = pr__session_client(opts->client, &opts->tls, &r->o.client, &r->own, "telemetry reporter", err);
+    memset(&r->o.tls, 0, sizeof r->o.tls); /* the own client has copied what it needs */
     if (!rc && !(r->q = (pr__telemetry_rep_ev **)pr__calloc((size_t)r->o.queue_max, sizeof *r->q))) rc = PR_ENOMEM;
     if (!rc && pr_chan_create(&r->kick, sizeof(int), 1) != PR_OK) rc = PR_ENOMEM;
     if (!rc) {
@@ -1072,6 +1098,7 @@ int pr_reporter_start(pr_reporter **out, const pr_reporter_opts *opts) {
     }
     if (!rc) rc = pr_go(&r->task, pr__telemetry_rep_task, r, NULL);
     if (rc) {
+        if (!err || err->code != rc) pr__err_set(err, rc, 0, "reporter: %s", pr_strerror(rc));
         pr__telemetry_rep_free(r);
         return rc;
     }

@@ -17,10 +17,14 @@
  * AEAD suites is offered (AES-GCM first when the CPU has AES-NI); TLS 1.3-
  * only peers fail with a "protocol version" message.
  *
+ * Client certificates (mutual TLS): pr_tls_opts names a PEM chain and key
+ * (RSA or EC), or a pr_tls_identity parsed once; a server requires them
+ * with pr_tls_server_cfg_require_client_cert.
+ *
  * Errors: handshake and record failures are PR_ETLS with pr_err_info's
- * tls_error set to BearSSL's code (or PR_TLS_TRUNCATED) and msg naming the
- * reason. A peer's close_notify reads as PR_ECLOSED; a transport EOF
- * without it reads as PR_ETLS / PR_TLS_TRUNCATED.
+ * tls_error set to BearSSL's code (or a PR_TLS_* code below) and msg
+ * naming the reason. A peer's close_notify reads as PR_ECLOSED; a
+ * transport EOF without it reads as PR_ETLS / PR_TLS_TRUNCATED.
  *
  * Closing: pr_conn_shutdown sends close_notify, which in TLS 1.2 ends both
  * directions: application data not yet read is discarded and later reads
@@ -36,11 +40,25 @@
    close_notify: after the handshake (a truncation attack or a sloppy peer)
    or during it. Not a BearSSL code (those stay below 1000). */
 #define PR_TLS_TRUNCATED 1000
+/* pr_err_info.tls_error when the server asked for a client certificate,
+   none is configured, and the server then ended the handshake. */
+#define PR_TLS_NO_CLIENT_CERT 1001
+/* pr_err_info.tls_error when the server ended the handshake (a fatal
+   alert such as bad_certificate or unknown_ca, a close or a reset) after
+   asking for the client certificate we have: it does not accept that
+   certificate (its CA, its key, or none of the signatures the key can
+   make). msg names the alert. */
+#define PR_TLS_CLIENT_CERT_REFUSED 1002
 
 /* Trust anchors parsed once from PEM and shared read-only by any number of
    client connections, on any thread; they must outlive those connections.
    Parsing a large bundle costs tens of ms: do it once, not per connect. */
 typedef struct pr_tls_anchors pr_tls_anchors;
+
+/* A client certificate chain and its private key, parsed once from PEM and
+   shared read-only by any number of client connections, on any thread;
+   it must outlive them. */
+typedef struct pr_tls_identity pr_tls_identity;
 
 /* Options of pr_tls_client. NULL or all-zero means defaults. */
 typedef struct pr_tls_opts {
@@ -56,6 +74,17 @@ typedef struct pr_tls_opts {
                               "" = no ALPN. At most 8 names, 255 bytes */
     const pr_tls_anchors *anchors; /* parsed once by pr_tls_anchors_create, borrowed; takes
                                       precedence over ca_pem and ca_file */
+    const char *cert_file; /* client certificate: PEM file of the chain, leaf first, read by this
+                              call; NULL = cert_pem or, without it, no client certificate */
+    const char *cert_pem;  /* the chain as PEM in memory, copied; takes precedence over cert_file */
+    size_t cert_pem_len;   /* bytes at cert_pem; 0 = strlen(cert_pem) */
+    const char *key_file;  /* the certificate's private key (RSA or EC, PKCS#8 or raw PEM), read
+                              by this call; required with a certificate, refused without one */
+    const char *key_pem;   /* the key as PEM in memory, copied (and wiped); takes precedence over
+                              key_file */
+    size_t key_pem_len;    /* bytes at key_pem; 0 = strlen(key_pem) */
+    const pr_tls_identity *identity; /* parsed once by pr_tls_identity_create, borrowed; takes
+                                        precedence over the cert_* and key_* fields */
 } pr_tls_opts;
 
 /* A server certificate chain and private key, shared read-only by the
@@ -72,10 +101,15 @@ typedef struct pr_tls_server_cfg pr_tls_server_cfg;
            = not wanted; deadline - absolute ms for the handshake.
    Returns: PR_OK; PR_ETLS (handshake failed: err's tls_error holds
             BearSSL's code or PR_TLS_TRUNCATED, msg the reason: expired,
-            unknown CA, bad hostname, protocol version, ...); PR_EIO
-            (transport: err's sys_errno), PR_ECLOSED; PR_EINVAL (NULL out/inner/host, empty or
-            over-long host, bad alpn, no certificate in ca_file/ca_pem);
-            PR_ENOMEM; PR_ETIMEDOUT; PR_ECANCELED.
+            unknown CA, bad hostname, protocol version, ...; tls_error
+            PR_TLS_NO_CLIENT_CERT: the server requires a client certificate
+            and none is configured; PR_TLS_CLIENT_CERT_REFUSED: the server
+            refused the one we sent, msg naming its alert; retrying cures
+            neither); PR_EIO (transport: err's sys_errno), PR_ECLOSED;
+            PR_EINVAL (NULL out/inner/host, empty or over-long host, bad
+            alpn, no certificate in ca_file/ca_pem, a client certificate
+            without a usable key or the reverse); PR_ENOMEM; PR_ETIMEDOUT;
+            PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_tls_server, pr_tls_alpn, pr_tls_global_cleanup. */
@@ -103,13 +137,43 @@ PRISTINE_API int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file
    See: pr_tls_anchors_create. */
 PRISTINE_API void pr_tls_anchors_destroy(pr_tls_anchors *a);
 
+/* Parse a client certificate chain and its private key once, for
+   pr_tls_opts.identity. Each comes from a file or from memory (the memory
+   wins); the key must belong to the leaf certificate.
+   Params: out - receives the identity; cert_file - PEM file of the chain,
+           leaf first, or NULL to use cert_pem; cert_pem, cert_pem_len -
+           the chain in memory (cert_pem_len 0 = strlen), copied; key_file,
+           key_pem, key_pem_len - the RSA or EC private key (PKCS#8 or raw)
+           the same way, copied; err - NULL or receives the detail on
+           failure.
+   Returns: PR_OK; PR_EINVAL (NULL out, no chain or no key given, no
+            certificate found, no usable RSA or EC key found, a key that is
+            not the leaf certificate's); PR_EIO (a file unreadable: err's
+            sys_errno); PR_ENOMEM; PR_ENOTSUP (built with PRISTINE_NO_TLS).
+   Blocks: no (reads the files; no network).
+   Thread: any.
+   See: pr_tls_identity_destroy, pr_tls_client. */
+PRISTINE_API int pr_tls_identity_create(pr_tls_identity **out, const char *cert_file, const char *cert_pem,
+                                        size_t cert_pem_len, const char *key_file, const char *key_pem,
+                                        size_t key_pem_len, pr_err_info *err);
+
+/* Free an identity from pr_tls_identity_create, wiping its key. NULL is a
+   no-op.
+   Params: id - the identity; no connection may still use it.
+   Returns: nothing.
+   Blocks: no.
+   Thread: any.
+   See: pr_tls_identity_create. */
+PRISTINE_API void pr_tls_identity_destroy(pr_tls_identity *id);
+
 /* Parse a server certificate chain and private key from PEM.
    Params: out - receives the configuration; cert_pem, cert_len - the chain,
            leaf first (cert_len 0 = strlen); key_pem, key_len - the RSA or EC
            private key, PKCS#8 or raw (key_len 0 = strlen). Both are copied;
            err - receives the detail of a failure; NULL = not wanted.
-   Returns: PR_OK; PR_EINVAL (NULL argument, no certificate, no usable key);
-            PR_ENOMEM; PR_ENOTSUP (built with PRISTINE_NO_TLS).
+   Returns: PR_OK; PR_EINVAL (NULL argument, no certificate, no usable key,
+            a key that is not the leaf certificate's); PR_ENOMEM;
+            PR_ENOTSUP (built with PRISTINE_NO_TLS).
    Blocks: no.
    Thread: any.
    See: pr_tls_server, pr_tls_server_cfg_destroy. */
@@ -128,6 +192,22 @@ PRISTINE_API int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *c
    See: pr_tls_server_cfg_create. */
 PRISTINE_API int pr_tls_server_cfg_set_alpn(pr_tls_server_cfg *cfg, const char *alpn);
 
+/* Require every client to present a certificate that chains to one of the
+   given CAs (mutual TLS). The server asks for it in the handshake, names
+   these CAs, and checks the chain and its dates (not its names): a client
+   with no certificate or an untrusted one fails pr_tls_server with
+   PR_ETLS.
+   Params: cfg - the configuration; ca_pem, ca_len - PEM trust anchors
+           (ca_len 0 = strlen), copied; err - NULL or receives the detail
+           on failure.
+   Returns: PR_OK; PR_EINVAL (cfg or ca_pem NULL, no certificate found);
+            PR_ENOMEM; PR_ENOTSUP (built with PRISTINE_NO_TLS).
+   Blocks: no.
+   Thread: any, before the configuration is used.
+   See: pr_tls_server_cfg_create, pr_tls_opts. */
+PRISTINE_API int pr_tls_server_cfg_require_client_cert(pr_tls_server_cfg *cfg, const char *ca_pem, size_t ca_len,
+                                                       pr_err_info *err);
+
 /* Free a server configuration. NULL is a no-op.
    Params: cfg - the configuration; no connection may still use it.
    Returns: nothing.
@@ -143,7 +223,9 @@ PRISTINE_API void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg);
            the detail of a failure (zeroed on success); NULL = not wanted;
            deadline - absolute ms for the handshake.
    Returns: PR_OK; PR_ETLS (handshake failed, including the client closing
-            during it); PR_EIO, PR_ECLOSED (transport); PR_EINVAL (NULL
+            during it; with pr_tls_server_cfg_require_client_cert, a client
+            without a certificate, tls_error BR_ERR_NO_CLIENT_AUTH, or with
+            an untrusted one, an X.509 code); PR_EIO, PR_ECLOSED (transport); PR_EINVAL (NULL
             argument); PR_ENOMEM; PR_ENOTSUP (no TLS in this build);
             PR_ETIMEDOUT; PR_ECANCELED.
    Blocks: yes.
@@ -406,6 +488,163 @@ void pr_tls_anchors_destroy(pr_tls_anchors *a) {
     pr__free(a, sizeof *a);
 }
 
+/* ---- identities: a certificate chain and its private key ---- */
+struct pr_tls_identity {
+    br_x509_certificate *chain; /* DER copies, leaf first */
+    size_t nchain, capchain;
+    br_skey_decoder_context key; /* the key points into it */
+    int key_type;                /* BR_KEYTYPE_RSA or _EC once a key was found */
+    unsigned issuer_key_type;    /* the key type of the leaf's issuer (EC keys need it) */
+};
+
+static int pr__tls_chain_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
+    pr_tls_identity *id = (pr_tls_identity *)ctx;
+    unsigned char *copy;
+    if (!pr__tls_is_cert(name) || len == 0) return PR_OK;
+    if (id->nchain == id->capchain) {
+        size_t cap = id->capchain ? id->capchain * 2 : 4;
+        br_x509_certificate *v =
+            (br_x509_certificate *)pr__realloc(id->chain, id->capchain * sizeof *v, cap * sizeof *v);
+        if (!v) return PR_ENOMEM;
+        id->chain = v;
+        id->capchain = cap;
+    }
+    if (!(copy = (unsigned char *)pr__alloc(len))) return PR_ENOMEM;
+    memcpy(copy, der, len);
+    id->chain[id->nchain].data = copy;
+    id->chain[id->nchain].data_len = len;
+    id->nchain++;
+    return PR_OK;
+}
+
+static int pr__tls_key_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
+    pr_tls_identity *id = (pr_tls_identity *)ctx;
+    if (id->key_type || !strstr(name, "PRIVATE KEY")) return PR_OK;
+    br_skey_decoder_init(&id->key);
+    br_skey_decoder_push(&id->key, der, len);
+    if (br_skey_decoder_last_error(&id->key) == 0) id->key_type = br_skey_decoder_key_type(&id->key);
+    return PR_OK;
+}
+
+/* Free the chain and wipe the key. */
+static void pr__tls_id_free(pr_tls_identity *id) {
+    size_t i;
+    for (i = 0; i < id->nchain; i++) pr__free(id->chain[i].data, id->chain[i].data_len);
+    if (id->chain) pr__free(id->chain, id->capchain * sizeof *id->chain);
+    memset(id, 0, sizeof *id);
+}
+
+/* Big-endian integers a and b equal, leading zeros aside. */
+static int pr__tls_same_int(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen) {
+    while (alen > 0 && *a == 0) a++, alen--;
+    while (blen > 0 && *b == 0) b++, blen--;
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* Whether the private key belongs to the leaf's public key pk. */
+static int pr__tls_key_matches(const pr_tls_identity *id, const br_x509_pkey *pk) {
+    unsigned char buf[1024]; /* an RSA modulus up to 8192 bits, or an EC point */
+    int ok = 0;
+    if (id->key_type == BR_KEYTYPE_RSA && pk->key_type == BR_KEYTYPE_RSA) {
+        const br_rsa_private_key *sk = br_skey_decoder_get_rsa(&id->key);
+        br_rsa_compute_modulus mod = br_rsa_compute_modulus_get_default();
+        size_t n = mod(NULL, sk);
+        ok = n > 0 && n <= sizeof buf && mod(buf, sk) == n &&
+             pr__tls_same_int(buf, n, pk->key.rsa.n, pk->key.rsa.nlen);
+    } else if (id->key_type == BR_KEYTYPE_EC && pk->key_type == BR_KEYTYPE_EC) {
+        const br_ec_private_key *sk = br_skey_decoder_get_ec(&id->key);
+        br_ec_public_key pub;
+        size_t n = sk->curve == pk->key.ec.curve ? br_ec_compute_pub(br_ec_get_default(), &pub, buf, sk) : 0;
+        ok = n > 0 && n == pk->key.ec.qlen && memcmp(buf, pk->key.ec.q, n) == 0;
+    }
+    memset(buf, 0, sizeof buf);
+    return ok;
+}
+
+/* Parse a chain (cert, named cert_what in messages) and its key into id.
+   On failure id is freed and err says why, prefixed with who. */
+static int pr__tls_id_parse(pr_tls_identity *id, const char *cert, size_t cert_len, const char *cert_what,
+                            const char *key, size_t key_len, const char *key_what, const char *who,
+                            pr_err_info *err) {
+    br_x509_decoder_context xd;
+    const br_x509_pkey *pk;
+    int rc = pr__tls_pem_each(cert, cert_len, pr__tls_chain_add, id);
+    if (rc == PR_OK) rc = pr__tls_pem_each(key, key_len, pr__tls_key_add, id);
+    if (rc != PR_OK) {
+        pr__tls_id_free(id);
+        return pr__err_set(err, rc, 0, "%s: %s", who, pr_strerror(rc));
+    }
+    if (id->nchain == 0) {
+        rc = pr__err_set(err, PR_EINVAL, 0, "%s: no certificate in %s", who, cert_what);
+    } else if (id->key_type != BR_KEYTYPE_RSA && id->key_type != BR_KEYTYPE_EC) {
+        rc = pr__err_set(err, PR_EINVAL, 0, "%s: no RSA or EC private key in %s", who, key_what);
+    } else {
+        br_x509_decoder_init(&xd, NULL, NULL);
+        br_x509_decoder_push(&xd, id->chain[0].data, id->chain[0].data_len);
+        pk = br_x509_decoder_get_pkey(&xd);
+        if (br_x509_decoder_last_error(&xd) != 0 || !pk)
+            rc = pr__err_set(err, PR_EINVAL, 0, "%s: the leaf certificate in %s cannot be decoded", who, cert_what);
+        else if (!pr__tls_key_matches(id, pk))
+            rc = pr__err_set(err, PR_EINVAL, 0, "%s: the key in %s does not belong to the leaf certificate in %s",
+                             who, key_what, cert_what);
+        else
+            id->issuer_key_type = (unsigned)br_x509_decoder_get_signer_key_type(&xd);
+    }
+    if (rc != PR_OK) pr__tls_id_free(id);
+    return rc;
+}
+
+/* A new identity from files or memory (memory wins), for
+   pr_tls_identity_create and pr_tls_client. */
+static int pr__tls_id_new(pr_tls_identity **out, const char *cert_file, const char *cert_pem, size_t cert_pem_len,
+                          const char *key_file, const char *key_pem, size_t key_pem_len, pr_err_info *err) {
+    static const char who[] = "TLS client certificate";
+    pr__tls_bytes cb, kb;
+    pr_tls_identity *id = NULL;
+    int rc = PR_OK;
+    *out = NULL;
+    if (!cert_file && !cert_pem)
+        return pr__err_set(err, PR_EINVAL, 0, "%s: a key without a certificate (cert_file or cert_pem)", who);
+    if (!key_file && !key_pem)
+        return pr__err_set(err, PR_EINVAL, 0, "%s: a certificate without its key (key_file or key_pem)", who);
+    memset(&cb, 0, sizeof cb);
+    memset(&kb, 0, sizeof kb);
+    if (!cert_pem) rc = pr__tls_read_file(cert_file, &cb, err);
+    if (rc == PR_OK && !key_pem) rc = pr__tls_read_file(key_file, &kb, err);
+    if (rc == PR_OK && !(id = (pr_tls_identity *)pr__calloc(1, sizeof *id)))
+        rc = pr__err_set(err, PR_ENOMEM, 0, "%s: out of memory", who);
+    if (rc == PR_OK)
+        rc = pr__tls_id_parse(id, cert_pem ? cert_pem : (const char *)cb.p,
+                              cert_pem ? (cert_pem_len ? cert_pem_len : strlen(cert_pem)) : cb.len,
+                              cert_pem ? "cert_pem" : cert_file, key_pem ? key_pem : (const char *)kb.p,
+                              key_pem ? (key_pem_len ? key_pem_len : strlen(key_pem)) : kb.len,
+                              key_pem ? "key_pem" : key_file, who, err);
+    pr__tls_bytes_free(&cb);
+    pr__tls_bytes_free(&kb); /* wiped */
+    if (rc != PR_OK) {
+        if (id) pr__free(id, sizeof *id);
+        return rc;
+    }
+    *out = id;
+    return PR_OK;
+}
+
+int pr_tls_identity_create(pr_tls_identity **out, const char *cert_file, const char *cert_pem, size_t cert_pem_len,
+                           const char *key_file, const char *key_pem, size_t key_pem_len, pr_err_info *err) {
+    pr_err_info scratch;
+    if (!err) err = &scratch;
+    memset(err, 0, sizeof *err);
+    if (out) *out = NULL;
+    if (!out) return pr__err_set(err, PR_EINVAL, 0, "pr_tls_identity_create: out is NULL");
+    return pr__tls_id_new(out, cert_file, cert_pem, cert_pem_len, key_file, key_pem, key_pem_len, err);
+}
+
+void pr_tls_identity_destroy(pr_tls_identity *id) {
+    if (!id) return;
+    pr__tls_id_free(id);
+    pr__free(id, sizeof *id);
+}
+
 /* The system bundle: loaded on first use, shared read-only afterwards. */
 static pthread_mutex_t pr__tls_sys_mu = PTHREAD_MUTEX_INITIALIZER;
 static pr__tls_tas pr__tls_sys;
@@ -581,6 +820,68 @@ static const br_x509_class pr__tls_x509_vtable = {
     pr__tls_x_end_cert, pr__tls_x_end_chain, pr__tls_x_get_pkey
 };
 
+/* ---- client certificates: BearSSL's single-chain handler, wrapped to
+   record that the server asked for one (even when we have none) ---- */
+typedef struct pr__tls_cauth {
+    const br_ssl_client_certificate_class *vtable; /* first: BearSSL passes &vtable around */
+    const br_ssl_client_certificate_class **inner; /* the handler of our certificate; NULL = none */
+    int asked; /* the server sent a CertificateRequest */
+    int sent;  /* and we answered with a certificate */
+} pr__tls_cauth;
+
+#define PR__TLS_CA(ctx) ((pr__tls_cauth *)(void *)(ctx))
+
+static void pr__tls_ca_start_names(const br_ssl_client_certificate_class **ctx) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    a->asked = 1;
+    if (a->inner) (*a->inner)->start_name_list(a->inner);
+}
+
+static void pr__tls_ca_start_name(const br_ssl_client_certificate_class **ctx, size_t len) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    if (a->inner) (*a->inner)->start_name(a->inner, len);
+}
+
+static void pr__tls_ca_append_name(const br_ssl_client_certificate_class **ctx, const unsigned char *data,
+                                   size_t len) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    if (a->inner) (*a->inner)->append_name(a->inner, data, len);
+}
+
+static void pr__tls_ca_end_name(const br_ssl_client_certificate_class **ctx) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    if (a->inner) (*a->inner)->end_name(a->inner);
+}
+
+static void pr__tls_ca_end_names(const br_ssl_client_certificate_class **ctx) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    if (a->inner) (*a->inner)->end_name_list(a->inner);
+}
+
+static void pr__tls_ca_choose(const br_ssl_client_certificate_class **ctx, const br_ssl_client_context *cc,
+                              uint32_t auth_types, br_ssl_client_certificate *choices) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    memset(choices, 0, sizeof *choices); /* no chain: an empty Certificate message */
+    if (a->inner) (*a->inner)->choose(a->inner, cc, auth_types, choices);
+    a->sent = choices->chain_len > 0;
+}
+
+static uint32_t pr__tls_ca_do_keyx(const br_ssl_client_certificate_class **ctx, unsigned char *data, size_t *len) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    return a->inner ? (*a->inner)->do_keyx(a->inner, data, len) : 0;
+}
+
+static size_t pr__tls_ca_do_sign(const br_ssl_client_certificate_class **ctx, int hash_id, size_t hv_len,
+                                 unsigned char *data, size_t len) {
+    pr__tls_cauth *a = PR__TLS_CA(ctx);
+    return a->inner ? (*a->inner)->do_sign(a->inner, hash_id, hv_len, data, len) : 0;
+}
+
+static const br_ssl_client_certificate_class pr__tls_cauth_vtable = {
+    sizeof(pr__tls_cauth), pr__tls_ca_start_names, pr__tls_ca_start_name, pr__tls_ca_append_name,
+    pr__tls_ca_end_name, pr__tls_ca_end_names, pr__tls_ca_choose, pr__tls_ca_do_keyx, pr__tls_ca_do_sign
+};
+
 /* ---- connections ---- */
 #define PR__TLS_MAX_ALPN 8
 
@@ -608,15 +909,14 @@ typedef struct pr__tls_conn {
         br_ssl_server_context s;
     } u;
     pr__tls_x509 x;
+    pr__tls_cauth cauth;      /* client: our certificate, if any, and whether the server asked */
+    pr_tls_identity *own_id;  /* client: parsed from cert_* / key_* for this connection */
     unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
 } pr__tls_conn;
 
 struct pr_tls_server_cfg {
-    br_x509_certificate *chain;
-    size_t nchain, capchain;
-    br_skey_decoder_context key; /* the key points into it */
-    int key_type;
-    unsigned issuer_key_type;
+    pr_tls_identity id;
+    pr__tls_tas client_cas; /* n > 0: clients must present a certificate from these */
     char alpn[256];
 };
 
@@ -996,6 +1296,7 @@ static int pr__tls_shutdown_in(pr_conn *c, int64_t deadline) {
 
 static void pr__tls_free(pr__tls_conn *t) {
     pr__tls_tas_free(&t->own);
+    pr_tls_identity_destroy(t->own_id);
     pr__tls_bytes_free(&t->x.leaf);
     memset(t, 0, sizeof *t); /* session keys */
     pr__free(t, sizeof *t);
@@ -1093,12 +1394,42 @@ static int pr__tls_begin(pr__tls_conn **tp, pr_conn **out, pr_conn *inner, int o
 
 static int pr__tls_warned_insecure;
 
+/* The client handshake failed after the server asked for our certificate.
+   When the server ended it (a fatal alert, a close, a reset), the
+   certificate is why: we had none (PR_TLS_NO_CLIENT_CERT) or it was
+   refused or unusable there (PR_TLS_CLIENT_CERT_REFUSED). Other failures
+   keep their code. */
+static int pr__tls_cauth_fail(pr__tls_conn *t, int rc) {
+    pr_err_info *e = &t->base.err;
+    int alert = rc == PR_ETLS && e->tls_error > BR_ERR_RECV_FATAL_ALERT && e->tls_error < BR_ERR_SEND_FATAL_ALERT
+                    ? e->tls_error - BR_ERR_RECV_FATAL_ALERT
+                    : 0;
+    int gone = (rc == PR_ETLS && e->tls_error == PR_TLS_TRUNCATED) || rc == PR_ECLOSED ||
+               (rc == PR_EIO && (e->sys_errno == ECONNRESET || e->sys_errno == EPIPE));
+    char how[96];
+    if (!alert && !gone) return rc;
+    if (alert) snprintf(how, sizeof how, "it sent alert %d, %s", alert, pr__tls_alert(alert));
+    else snprintf(how, sizeof how, "it closed the connection");
+    if (t->cauth.sent)
+        pr__err_set(e, PR_ETLS, 0, "TLS handshake failed: the server refused our client certificate (%s)", how);
+    else if (t->cauth.inner) /* ours was not sent: the server accepts none of its signature algorithms */
+        pr__err_set(e, PR_ETLS, 0, "TLS handshake failed: the server accepts no signature our client "
+                                   "certificate's key can make (%s)", how);
+    else
+        pr__err_set(e, PR_ETLS, 0,
+                    "TLS handshake failed: the server requires a client certificate and none is configured (%s)",
+                    how);
+    e->tls_error = t->cauth.inner ? PR_TLS_CLIENT_CERT_REFUSED : PR_TLS_NO_CLIENT_CERT;
+    return PR_ETLS;
+}
+
 int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_opts *opts, pr_err_info *err,
                   int64_t deadline) {
     pr_tls_opts o;
     pr_err_info scratch;
     pr__tls_conn *t = NULL;
     const pr__tls_tas *tas = NULL;
+    const pr_tls_identity *id;
     br_ssl_engine_context *eng;
     const char *alpn;
     size_t hlen;
@@ -1143,10 +1474,29 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
     } else if ((rc = pr__tls_system_anchors(&tas, err)) != PR_OK) {
         goto fail;
     }
+    /* client certificate */
+    id = o.identity;
+    if (!id && (o.cert_file || o.cert_pem || o.key_file || o.key_pem)) {
+        if ((rc = pr__tls_id_new(&t->own_id, o.cert_file, o.cert_pem, o.cert_pem_len, o.key_file, o.key_pem,
+                                 o.key_pem_len, err)) != PR_OK)
+            goto fail;
+        id = t->own_id;
+    }
     br_ssl_client_init_full(&t->u.c, &t->x.mini, tas ? tas->v : NULL, tas ? tas->n : 0);
     eng = &t->u.c.eng;
     pr__tls_setup_engine(eng);
     br_ssl_engine_set_x509(eng, &t->x.vtable);
+    if (id && id->key_type == BR_KEYTYPE_RSA)
+        br_ssl_client_set_single_rsa(&t->u.c, id->chain, id->nchain, br_skey_decoder_get_rsa(&id->key),
+                                     br_rsa_pkcs1_sign_get_default());
+    else if (id) /* ECDSA signatures only: every suite offered is ECDHE */
+        br_ssl_client_set_single_ec(&t->u.c, id->chain, id->nchain, br_skey_decoder_get_ec(&id->key),
+                                    BR_KEYTYPE_SIGN, id->issuer_key_type, br_ec_get_default(),
+                                    br_ecdsa_sign_asn1_get_default());
+    /* BearSSL 0.6 has no getter for the handler set_single_* installed: read it back */
+    t->cauth.inner = id ? t->u.c.client_auth_vtable : NULL;
+    t->cauth.vtable = &pr__tls_cauth_vtable;
+    br_ssl_client_set_client_certificate(&t->u.c, &t->cauth.vtable);
     if (nalpn > 0) br_ssl_engine_set_protocol_names(eng, t->alpn_names, (size_t)nalpn);
     br_ssl_engine_set_buffer(eng, t->iobuf, sizeof t->iobuf, 1);
     pr__tls_entropy(eng);
@@ -1156,6 +1506,7 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
         goto fail;
     }
     if ((rc = pr__tls_handshake(t, deadline)) != PR_OK) {
+        if (t->cauth.asked) rc = pr__tls_cauth_fail(t, rc);
         *err = t->base.err;
         goto fail;
     }
@@ -1167,41 +1518,10 @@ fail:
 }
 
 /* ---- server ---- */
-static int pr__tls_chain_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
-    pr_tls_server_cfg *cfg = (pr_tls_server_cfg *)ctx;
-    unsigned char *copy;
-    if (!pr__tls_is_cert(name) || len == 0) return PR_OK;
-    if (cfg->nchain == cfg->capchain) {
-        size_t cap = cfg->capchain ? cfg->capchain * 2 : 4;
-        br_x509_certificate *v = (br_x509_certificate *)pr__realloc(cfg->chain, cfg->capchain * sizeof *v,
-                                                                     cap * sizeof *v);
-        if (!v) return PR_ENOMEM;
-        cfg->chain = v;
-        cfg->capchain = cap;
-    }
-    if (!(copy = (unsigned char *)pr__alloc(len))) return PR_ENOMEM;
-    memcpy(copy, der, len);
-    cfg->chain[cfg->nchain].data = copy;
-    cfg->chain[cfg->nchain].data_len = len;
-    cfg->nchain++;
-    return PR_OK;
-}
-
-static int pr__tls_key_add(void *ctx, const char *name, const unsigned char *der, size_t len) {
-    pr_tls_server_cfg *cfg = (pr_tls_server_cfg *)ctx;
-    if (cfg->key_type || !strstr(name, "PRIVATE KEY")) return PR_OK;
-    br_skey_decoder_init(&cfg->key);
-    br_skey_decoder_push(&cfg->key, der, len);
-    if (br_skey_decoder_last_error(&cfg->key) == 0) cfg->key_type = br_skey_decoder_key_type(&cfg->key);
-    return PR_OK;
-}
-
 void pr_tls_server_cfg_destroy(pr_tls_server_cfg *cfg) {
-    size_t i;
     if (!cfg) return;
-    for (i = 0; i < cfg->nchain; i++) pr__free(cfg->chain[i].data, cfg->chain[i].data_len);
-    if (cfg->chain) pr__free(cfg->chain, cfg->capchain * sizeof *cfg->chain);
-    memset(cfg, 0, sizeof *cfg); /* the private key */
+    pr__tls_id_free(&cfg->id); /* wipes the private key */
+    pr__tls_tas_free(&cfg->client_cas);
     pr__free(cfg, sizeof *cfg);
 }
 
@@ -1209,7 +1529,6 @@ int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size
                              size_t key_len, pr_err_info *err) {
     pr_tls_server_cfg *cfg;
     int rc;
-    const char *why = NULL;
     if (err) memset(err, 0, sizeof *err);
     if (out) *out = NULL;
     if (!out || !cert_pem || !key_pem)
@@ -1217,24 +1536,27 @@ int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size
     if (!(cfg = (pr_tls_server_cfg *)pr__calloc(1, sizeof *cfg)))
         return pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS server configuration");
     snprintf(cfg->alpn, sizeof cfg->alpn, "%s", "http/1.1");
-    rc = pr__tls_pem_each(cert_pem, cert_len ? cert_len : strlen(cert_pem), pr__tls_chain_add, cfg);
-    if (rc == PR_OK) rc = pr__tls_pem_each(key_pem, key_len ? key_len : strlen(key_pem), pr__tls_key_add, cfg);
-    if (rc == PR_OK && cfg->nchain == 0) why = "no certificate in cert_pem";
-    else if (rc == PR_OK && cfg->key_type != BR_KEYTYPE_RSA && cfg->key_type != BR_KEYTYPE_EC)
-        why = "no RSA or EC private key in key_pem";
-    if (rc == PR_OK && !why && cfg->key_type == BR_KEYTYPE_EC) {
-        br_x509_decoder_context xd;
-        br_x509_decoder_init(&xd, NULL, NULL);
-        br_x509_decoder_push(&xd, cfg->chain[0].data, cfg->chain[0].data_len);
-        if (br_x509_decoder_last_error(&xd) != 0) why = "the leaf certificate cannot be decoded";
-        else cfg->issuer_key_type = (unsigned)br_x509_decoder_get_signer_key_type(&xd);
-    }
-    if (rc != PR_OK || why) {
-        pr_tls_server_cfg_destroy(cfg);
-        if (why) return pr__err_set(err, PR_EINVAL, 0, "TLS server configuration: %s", why);
-        return pr__err_set(err, rc, 0, "TLS server configuration: %s", pr_strerror(rc));
+    rc = pr__tls_id_parse(&cfg->id, cert_pem, cert_len ? cert_len : strlen(cert_pem), "cert_pem", key_pem,
+                          key_len ? key_len : strlen(key_pem), "key_pem", "TLS server configuration", err);
+    if (rc != PR_OK) {
+        pr__free(cfg, sizeof *cfg);
+        return rc;
     }
     *out = cfg;
+    return PR_OK;
+}
+
+int pr_tls_server_cfg_require_client_cert(pr_tls_server_cfg *cfg, const char *ca_pem, size_t ca_len,
+                                          pr_err_info *err) {
+    pr__tls_tas tas;
+    int rc;
+    if (err) memset(err, 0, sizeof *err);
+    if (!cfg || !ca_pem)
+        return pr__err_set(err, PR_EINVAL, 0, "pr_tls_server_cfg_require_client_cert: cfg and ca_pem are required");
+    memset(&tas, 0, sizeof tas);
+    if ((rc = pr__tls_tas_load(&tas, NULL, ca_pem, ca_len, err)) != PR_OK) return rc;
+    pr__tls_tas_free(&cfg->client_cas);
+    cfg->client_cas = tas;
     return PR_OK;
 }
 
@@ -1256,13 +1578,20 @@ int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, p
     if ((rc = pr__tls_begin(&t, out, inner, out && inner && cfg, 1, err, "pr_tls_server: out, inner and cfg")))
         return rc;
     snprintf(t->host, sizeof t->host, "%s", "(client)");
-    if (cfg->key_type == BR_KEYTYPE_RSA)
-        br_ssl_server_init_full_rsa(&t->u.s, cfg->chain, cfg->nchain, br_skey_decoder_get_rsa(&cfg->key));
+    if (cfg->id.key_type == BR_KEYTYPE_RSA)
+        br_ssl_server_init_full_rsa(&t->u.s, cfg->id.chain, cfg->id.nchain, br_skey_decoder_get_rsa(&cfg->id.key));
     else
-        br_ssl_server_init_full_ec(&t->u.s, cfg->chain, cfg->nchain, cfg->issuer_key_type,
-                                   br_skey_decoder_get_ec(&cfg->key));
+        br_ssl_server_init_full_ec(&t->u.s, cfg->id.chain, cfg->id.nchain, cfg->id.issuer_key_type,
+                                   br_skey_decoder_get_ec(&cfg->id.key));
     eng = &t->u.s.eng;
     pr__tls_setup_engine(eng);
+    if (cfg->client_cas.n > 0) { /* ask for a client chain and check it against these CAs */
+        br_x509_minimal_init_full(&t->x.mini, cfg->client_cas.v, cfg->client_cas.n);
+        br_ssl_engine_set_x509(eng, &t->x.vtable);
+        br_ssl_server_set_trust_anchor_names_alt(&t->u.s, cfg->client_cas.v, cfg->client_cas.n);
+        br_ssl_engine_set_default_rsavrfy(eng); /* for the client's CertificateVerify */
+        br_ssl_engine_set_default_ecdsa(eng);
+    }
     nalpn = pr__tls_alpn_parse(cfg->alpn, t->alpn_buf, sizeof t->alpn_buf, t->alpn_names);
     if (nalpn > 0) br_ssl_engine_set_protocol_names(eng, t->alpn_names, (size_t)nalpn);
     br_ssl_engine_set_buffer(eng, t->iobuf, sizeof t->iobuf, 1);
@@ -1287,6 +1616,7 @@ const char *pr_tls_alpn(const pr_conn *c) {
 }
 
 #undef PR__TLS_X
+#undef PR__TLS_CA
 #undef PR__TLS_MAX_ALPN
 
 #else /* PRISTINE_NO_TLS: the API is there, TLS is not */
@@ -1311,6 +1641,28 @@ int pr_tls_anchors_create(pr_tls_anchors **out, const char *ca_file, const char 
 }
 
 void pr_tls_anchors_destroy(pr_tls_anchors *a) { PR__UNUSED(a); }
+
+int pr_tls_identity_create(pr_tls_identity **out, const char *cert_file, const char *cert_pem, size_t cert_pem_len,
+                           const char *key_file, const char *key_pem, size_t key_pem_len, pr_err_info *err) {
+    PR__UNUSED(cert_file);
+    PR__UNUSED(cert_pem);
+    PR__UNUSED(cert_pem_len);
+    PR__UNUSED(key_file);
+    PR__UNUSED(key_pem);
+    PR__UNUSED(key_pem_len);
+    if (out) *out = NULL;
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
+}
+
+void pr_tls_identity_destroy(pr_tls_identity *id) { PR__UNUSED(id); }
+
+int pr_tls_server_cfg_require_client_cert(pr_tls_server_cfg *cfg, const char *ca_pem, size_t ca_len,
+                                          pr_err_info *err) {
+    PR__UNUSED(cfg);
+    PR__UNUSED(ca_pem);
+    PR__UNUSED(ca_len);
+    return pr__err_set(err, PR_ENOTSUP, 0, "TLS is not built in (PRISTINE_NO_TLS)");
+}
 
 int pr_tls_server_cfg_create(pr_tls_server_cfg **out, const char *cert_pem, size_t cert_len, const char *key_pem,
                              size_t key_len, pr_err_info *err) {

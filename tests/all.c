@@ -30,6 +30,7 @@
 #include "test_rfuture.c"
 #include "test_telemetry.c"
 #include "test_ds.c"
+#include "test_signal.c"
 #include "test_nginx.c"
 
 #include "main.c"

@@ -70,7 +70,9 @@ step compile_clash $CC $CHECK $NSPR -c tests/compile_clash.c -o $B/compile_clash
 step compile_kqueue $CC $CHECK -Itests/shim -c tests/compile_kqueue.c -o $B/compile_kqueue.o
 # the Durable Streams conformance adapter (tools/ds-adapter runs it; the ds suite drives it)
 step ds_adapter $CC $CHECK -O2 tools/ds_adapter.c -o build/ds-adapter -pthread $TLSLIB
-echo "compile checks ok: C++11 (+ C linkage), twice, static x2, no-TLS, no-threads, clash (prctl${NSPR:+, nspr}), kqueue (shim), ds-adapter with $CC"
+# make failtable's program keeps building
+[ -n "$TLSLIB" ] && step failtable $CC $CHECK -I. -c tools/failtable.c -o $B/failtable.o
+echo "compile checks ok: C++11 (+ C linkage), twice, static x2, no-TLS, no-threads, clash (prctl${NSPR:+, nspr}), kqueue (shim), ds-adapter, failtable with $CC"
 
 step build $CC $CFLAGS tests/all.c -o $B/pristine_tests -pthread $TLSLIB
 if [ "${VALGRIND:-0}" = 1 ]; then

@@ -1821,6 +1821,463 @@ PT_TEST(ds_observer_through_telemetry) {
     ds_stop(&f);
 }
 
+/* ---- on_auth_error, fork fields, producer counters, TLS settings ---- */
+
+typedef struct ds_auth {
+    int calls, give;            /* give: 1 = fresh fields, 0 = give up, 2 = a malformed line */
+    int status, attempt, op_read;
+    char www[64];
+    int refresh_events, starts, stops;
+} ds_auth;
+
+static int ds_on_auth(const pr_ds_auth_info *info, pr_buf *headers, pr_buf *params, void *user_data) {
+    ds_auth *a = (ds_auth *)user_data;
+    a->calls++;
+    a->status = info->status;
+    a->attempt = info->attempt;
+    a->op_read = strcmp(info->op, "read") == 0;
+    snprintf(a->www, sizeof a->www, "%.*s", (int)info->www_authenticate.len, info->www_authenticate.ptr);
+    if (a->give == 2) return pr_buf_append_str(headers, "no colon here\r\n") == PR_OK;
+    if (!a->give) return 0;
+    return pr_buf_append_str(headers, "Authorization: Bearer new\r\n") == PR_OK &&
+           pr_buf_append_str(params, "token=new") == PR_OK;
+}
+
+static void ds_auth_observe(const pr_ds_event *ev, void *user_data) {
+    ds_auth *a = (ds_auth *)user_data;
+    if (ev->kind == PR_DS_EVENT_AUTH_REFRESH) a->refresh_events++;
+    if (ev->kind == PR_DS_EVENT_REQUEST_START) a->starts++;
+    if (ev->kind == PR_DS_EVENT_REQUEST_STOP) a->stops++;
+}
+
+/* A handle on a test server's path with the old token in a header and a
+   query parameter, on_auth_error and an observer on a. */
+static pr_ds *ds_auth_handle(ts_server *s, const char *path, ds_auth *a) {
+    static const char *const hs[] = { "Authorization: Bearer old", "X-Keep: 1", NULL };
+    static const char *const ps[] = { "token=old", "k=v", NULL };
+    char url[256];
+    pr_ds *ds = NULL;
+    pr_ds_opts o;
+    memset(&o, 0, sizeof o);
+    o.content_type = "text/plain";
+    o.headers = hs;
+    o.params = ps;
+    o.on_auth_error = ds_on_auth;
+    o.user_data = a;
+    o.observer.on_event = ds_auth_observe;
+    o.observer.user_data = a;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)ts_port(s), path);
+    return pr_ds_open(&ds, url, &o, NULL) == PR_OK ? ds : NULL;
+}
+
+static int ds_slice_has(pr_slice hay, const char *needle) {
+    size_t n = strlen(needle), i;
+    for (i = 0; i + n <= hay.len; i++)
+        if (memcmp(hay.ptr + i, needle, n) == 0) return 1;
+    return 0;
+}
+
+/* Whether logged request i carries Authorization: Bearer <tok> (once),
+   the query pair token=<tok> (and no other token), X-Keep and k=v. */
+static int ds_auth_carries(ts_server *s, size_t i, const char *tok) {
+    const ts_logged *e = ts_log_get(s, i);
+    char want[64], q[64];
+    const char *first;
+    pr_slice v;
+    if (!e || !ts_log_header(e, "Authorization", &v)) return 0;
+    snprintf(want, sizeof want, "Bearer %s", tok);
+    snprintf(q, sizeof q, "token=%s", tok);
+    first = strstr(e->head, "Authorization:");
+    return pr_slice_eq(v, pr_slice_cstr(want)) && first && !strstr(first + 1, "Authorization:") &&
+           ts_log_header(e, "X-Keep", &v) && ds_slice_has(e->target, q) && ds_slice_has(e->target, "k=v") &&
+           (strcmp(tok, "old") == 0 || !ds_slice_has(e->target, "token=old"));
+}
+
+/* A 401 calls on_auth_error with what the server said; its fresh token
+   (a header and a query parameter) replaces the old one for the request
+   sent again and for every later one; the observer hears the refresh.
+   One refresh per refusal, at most max_auth_refreshes (3) per request:
+   then the 401/403 is the answer (PR_EHTTP with PR_DS_UNAUTHORIZED /
+   PR_DS_FORBIDDEN). A hook that gives up, or gives a malformed line,
+   ends the request at once; a producer's 403 with Producer-Epoch
+   (fencing) never reaches the hook. */
+PT_TEST(ds_auth_error_hook_refreshes_once_per_refusal) {
+    ts_server *s;
+    ts_step st[2];
+    pr_ds *ds;
+    pr_ds_result res;
+    pr_err_info e;
+    pr_ds_append_opts ao;
+    ds_auth a;
+    memset(&a, 0, sizeof a);
+    memset(&res, 0, sizeof res);
+    a.give = 1;
+    PT_REQUIRE(ts_start(&s, NULL) == PR_OK);
+    st[0] = hr_step(401, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n", "expired");
+    st[1] = hr_step(200, "Stream-Next-Offset: 5\r\n", NULL);
+    st[1].count = 2;
+    PT_EQ_ERR(ts_script(s, "/a", st, 2), PR_OK);
+    PT_REQUIRE((ds = ds_auth_handle(s, "/a?z=1", &a)) != NULL);
+    PT_EQ_ERR(pr_ds_head(ds, &res, &e, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(res.status, 200);
+    PT_EQ_INT(a.calls, 1);
+    PT_EQ_INT(a.status, 401);
+    PT_EQ_INT(a.attempt, 1);
+    PT_EQ_INT(a.op_read, 0);
+    PT_EQ_STR(a.www, "Bearer error=\"invalid_token\"");
+    PT_EQ_INT(a.refresh_events, 1);
+    PT_EQ_INT(a.starts, 1); /* one request, refreshed inside it */
+    PT_EQ_INT(a.stops, 1);
+    PT_REQUIRE(ts_log_count(s) == 2);
+    PT_CHECK(ds_auth_carries(s, 0, "old"));
+    PT_CHECK(ds_auth_carries(s, 1, "new"));
+    PT_CHECK(ds_slice_has(ts_log_get(s, 1)->target, "z=1")); /* the URL's own pair stays */
+    PT_EQ_ERR(pr_ds_head(ds, &res, &e, pr_deadline_in(5000)), PR_OK); /* the new token sticks */
+    PT_EQ_INT(a.calls, 1);
+    PT_REQUIRE(ts_log_count(s) == 3);
+    PT_CHECK(ds_auth_carries(s, 2, "new"));
+    /* refused every time: 3 refreshes, then the 403 is the answer */
+    ts_script_clear(s);
+    st[0] = hr_step(403, NULL, "no");
+    st[0].count = 100;
+    PT_EQ_ERR(ts_script(s, "/a", st, 1), PR_OK);
+    a.calls = 0;
+    PT_EQ_ERR(pr_ds_head(ds, &res, &e, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_INT(res.status, 403);
+    PT_EQ_INT(res.error, PR_DS_FORBIDDEN);
+    PT_EQ_ERR(e.code, PR_EHTTP);
+    PT_EQ_INT(e.http_status, 403);
+    PT_EQ_INT(e.meaning, PR_DS_FORBIDDEN);
+    PT_EQ_INT(a.calls, 3);
+    PT_EQ_INT(a.attempt, 3);
+    PT_EQ_INT(ts_log_count(s), 4); /* (the log starts again with the script) */
+    /* a hook that gives up: the 401 at once */
+    ts_script_clear(s);
+    st[0] = hr_step(401, NULL, NULL);
+    st[0].count = 100;
+    PT_EQ_ERR(ts_script(s, "/a", st, 1), PR_OK);
+    a.calls = 0;
+    a.give = 0;
+    PT_EQ_ERR(pr_ds_delete(ds, &res, &e, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_INT(res.error, PR_DS_UNAUTHORIZED);
+    PT_EQ_INT(e.meaning, PR_DS_UNAUTHORIZED);
+    PT_EQ_INT(a.calls, 1);
+    PT_EQ_INT(ts_log_count(s), 1);
+    /* a malformed line from the hook: PR_EINVAL, nothing sent again, the token kept */
+    a.give = 2;
+    PT_EQ_ERR(pr_ds_head(ds, &res, &e, pr_deadline_in(5000)), PR_EINVAL);
+    PT_EQ_INT(ts_log_count(s), 2);
+    PT_CHECK(ds_auth_carries(s, 1, "new"));
+    /* a producer's fencing (403 with Producer-Epoch) is no refusal of credentials */
+    ts_script_clear(s);
+    st[0] = hr_step(403, "Producer-Epoch: 4\r\n", NULL);
+    PT_EQ_ERR(ts_script(s, "/a", st, 1), PR_OK);
+    a.calls = 0;
+    a.give = 1;
+    memset(&ao, 0, sizeof ao);
+    ao.producer_id = "p";
+    PT_EQ_ERR(pr_ds_append(ds, "x", 1, &ao, &res, &e, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_INT(res.error, PR_DS_STALE_EPOCH);
+    PT_EQ_INT(a.calls, 0);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(ds);
+    ts_stop(s);
+}
+
+/* The hook serves every request of the handle: an SSE read (the refused
+   response closed, the read opened again with the new token) and a
+   producer's batch. */
+PT_TEST(ds_auth_error_hook_serves_reads_and_producers) {
+    ts_server *s;
+    ts_step st[2];
+    pr_ds *ds;
+    pr_ds_read *rd;
+    pr_ds_chunk c;
+    pr_ds_producer *p;
+    pr_ds_producer_opts po;
+    ds_auth a;
+    memset(&a, 0, sizeof a);
+    a.give = 1;
+    PT_REQUIRE(ts_start(&s, NULL) == PR_OK);
+    st[0] = hr_step(401, NULL, "expired");
+    st[1] = hr_step(200, "Content-Type: text/event-stream\r\n",
+                    "event: data\ndata: hi\n\nevent: control\ndata: {\"streamNextOffset\":\"5\",\"streamClosed\":true}\n\n");
+    PT_EQ_ERR(ts_script(s, "/r", st, 2), PR_OK);
+    PT_REQUIRE((ds = ds_auth_handle(s, "/r", &a)) != NULL);
+    PT_EQ_ERR(pr_ds_read_open(&rd, ds, "now", &(pr_ds_read_opts){ .live = PR_DS_LIVE_SSE }, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_read_next(rd, &c, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(c.data, "hi", 2);
+    PT_EQ_INT(c.closed, 1);
+    PT_EQ_INT(a.calls, 1);
+    PT_EQ_INT(a.op_read, 1);
+    PT_REQUIRE(ts_log_count(s) == 2);
+    PT_CHECK(ds_auth_carries(s, 0, "old"));
+    PT_CHECK(ds_auth_carries(s, 1, "new"));
+    pr_ds_read_destroy(rd);
+    pr_ds_destroy(ds);
+    /* a producer's batch refused, then taken with the fresh token */
+    memset(&a, 0, sizeof a);
+    a.give = 1;
+    st[0] = hr_step(401, NULL, NULL);
+    st[1] = hr_step(200, "Stream-Next-Offset: 9\r\nProducer-Epoch: 0\r\nProducer-Seq: 0\r\n", NULL);
+    PT_EQ_ERR(ts_script(s, "/w", st, 2), PR_OK);
+    PT_REQUIRE((ds = ds_auth_handle(s, "/w", &a)) != NULL);
+    memset(&po, 0, sizeof po);
+    po.producer_id = "w1";
+    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_append(p, "abc", 3, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_flush(p, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(a.calls, 1);
+    PT_EQ_STR(pr_ds_producer_offset(p), "9");
+    PT_REQUIRE(ts_log_count(s) == 4);
+    PT_CHECK(ds_auth_carries(s, 3, "new"));
+    pr_ds_producer_destroy(p);
+    pr_ds_destroy(ds);
+    ts_stop(s);
+}
+
+/* Forks (create with Stream-Forked-From, -Fork-Offset, -Fork-Sub-Offset)
+   on the reference server: a fork holds the source's data up to the fork
+   offset, then its own; the source is untouched. Bad fork fields are
+   PR_EINVAL before any request; a missing source is the server's 404. */
+PT_TEST(ds_create_forks) {
+    ds_fx f;
+    pr_ds *src, *fork, *fork2;
+    pr_ds_result res;
+    pr_ds_create_opts co;
+    pr_ds_read *rd;
+    pr_buf got;
+    char mid[64];
+    memset(&res, 0, sizeof res);
+    pr_buf_init(&got);
+    PT_REQUIRE(ds_start(&f) == 0);
+    PT_REQUIRE((src = ds_handle(&f, "/v1/t/src", "text/plain")) != NULL);
+    PT_EQ_ERR(pr_ds_create(src, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_append(src, "hello", 5, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    snprintf(mid, sizeof mid, "%.*s", (int)res.offset.len, res.offset.ptr);
+    PT_EQ_ERR(pr_ds_append(src, "world", 5, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    /* a fork at mid, without a content type of its own: the source's */
+    PT_REQUIRE((fork = ds_handle(&f, "/v1/t/fork", NULL)) != NULL);
+    memset(&co, 0, sizeof co);
+    co.forked_from = "/v1/t/src";
+    co.fork_offset = mid;
+    PT_EQ_ERR(pr_ds_create(fork, &co, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(res.status, 201);
+    PT_EQ_ERR(pr_ds_head(fork, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_STR(pr_ds_content_type(fork), "text/plain");
+    PT_EQ_ERR(pr_ds_append(fork, "!!", 2, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_ds_read_open(&rd, fork, "-1", NULL, NULL), PR_OK);
+    PT_EQ_ERR(ds_drain(rd, &got, NULL, pr_deadline_in(5000)), PR_ECLOSED);
+    PT_EQ_INT(got.len, 7);
+    PT_EQ_MEM(got.data, "hello!!", 7);
+    pr_ds_read_destroy(rd);
+    pr_buf_clear(&got);
+    PT_EQ_ERR(pr_ds_read_open(&rd, src, "-1", NULL, NULL), PR_OK);
+    PT_EQ_ERR(ds_drain(rd, &got, NULL, pr_deadline_in(5000)), PR_ECLOSED);
+    PT_EQ_INT(got.len, 10);
+    PT_EQ_MEM(got.data, "helloworld", 10);
+    pr_ds_read_destroy(rd);
+    /* a sub-offset: 3 bytes into the source's message at mid */
+    PT_REQUIRE((fork2 = ds_handle(&f, "/v1/t/fork2", "text/plain")) != NULL);
+    co.fork_sub_offset = 3;
+    PT_EQ_ERR(pr_ds_create(fork2, &co, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    pr_buf_clear(&got);
+    PT_EQ_ERR(pr_ds_read_open(&rd, fork2, "-1", NULL, NULL), PR_OK);
+    PT_EQ_ERR(ds_drain(rd, &got, NULL, pr_deadline_in(5000)), PR_ECLOSED);
+    PT_EQ_INT(got.len, 8);
+    PT_EQ_MEM(got.data, "hellowor", 8);
+    pr_ds_read_destroy(rd);
+    pr_ds_destroy(fork2);
+    /* bad fields: refused before sending */
+    PT_REQUIRE((fork2 = ds_handle(&f, "/v1/t/fork3", "text/plain")) != NULL);
+    memset(&co, 0, sizeof co);
+    co.fork_offset = mid; /* without forked_from */
+    PT_EQ_ERR(pr_ds_create(fork2, &co, &res, NULL, pr_deadline_in(5000)), PR_EINVAL);
+    co.fork_offset = NULL;
+    co.fork_sub_offset = 2;
+    PT_EQ_ERR(pr_ds_create(fork2, &co, &res, NULL, pr_deadline_in(5000)), PR_EINVAL);
+    co.forked_from = "/v1/t/src";
+    co.fork_sub_offset = -1;
+    PT_EQ_ERR(pr_ds_create(fork2, &co, &res, NULL, pr_deadline_in(5000)), PR_EINVAL);
+    co.fork_sub_offset = 0;
+    co.forked_from = "v1/t/src"; /* not a path */
+    PT_EQ_ERR(pr_ds_create(fork2, &co, &res, NULL, pr_deadline_in(5000)), PR_EINVAL);
+    co.forked_from = "/v1/t/src\r\nX: y";
+    PT_EQ_ERR(pr_ds_create(fork2, &co, &res, NULL, pr_deadline_in(5000)), PR_EINVAL);
+    co.forked_from = "/v1/t/src";
+    co.fork_offset = "a b";
+    PT_EQ_ERR(pr_ds_create(fork2, &co, &res, NULL, pr_deadline_in(5000)), PR_EINVAL);
+    PT_EQ_ERR(pr_ds_head(fork2, &res, NULL, pr_deadline_in(5000)), PR_EHTTP); /* nothing was created */
+    PT_EQ_INT(res.error, PR_DS_NOT_FOUND);
+    co.forked_from = "/v1/t/missing";
+    co.fork_offset = NULL;
+    PT_EQ_ERR(pr_ds_create(fork2, &co, &res, NULL, pr_deadline_in(5000)), PR_EHTTP);
+    PT_EQ_INT(res.error, PR_DS_NOT_FOUND);
+    pr_buf_deinit(&got);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(fork2);
+    pr_ds_destroy(fork);
+    pr_ds_destroy(src);
+    ds_stop(&f);
+}
+
+static int ds_nosleep(int64_t delay, int64_t deadline, void *ud) {
+    (void)delay;
+    (void)deadline;
+    (void)ud;
+    return pr_is_canceled() ? PR_ECANCELED : PR_OK;
+}
+
+typedef struct ds_flusher {
+    pr_ds_producer *p;
+    int rc;
+} ds_flusher;
+
+static int ds_flush_task(void *arg) {
+    ds_flusher *fl = (ds_flusher *)arg;
+    fl->rc = pr_ds_producer_flush(fl->p, pr_deadline_in(10000));
+    return 0;
+}
+
+/* A producer's counters at known points: appends under a linger are
+   pending; during a flush against a server that holds its answers, one
+   batch is in flight (max_in_flight 1) and the others wait; a 503 the
+   handle does not retry is a resend; after the flush nothing is pending
+   or in flight and every batch is acknowledged. */
+PT_TEST(ds_producer_stats_counts_batches) {
+    ts_server *s;
+    ts_step st[2];
+    pr_ds *ds;
+    pr_ds_opts o;
+    pr_ds_producer *p;
+    pr_ds_producer_opts po;
+    pr_ds_producer_stats ps;
+    ds_flusher fl;
+    pr_task *t;
+    char url[128];
+    int64_t until;
+    PT_REQUIRE(ts_start(&s, NULL) == PR_OK);
+    st[0] = hr_step(503, NULL, NULL);
+    st[0].count = 2; /* the handle's one retry, then the producer's resend */
+    st[1] = hr_step(200, "Stream-Next-Offset: 9\r\nProducer-Epoch: 0\r\nProducer-Seq: 0\r\n", NULL);
+    st[1].delay_head_ms = 400;
+    st[1].count = 10;
+    PT_EQ_ERR(ts_script(s, "/p", st, 2), PR_OK);
+    memset(&o, 0, sizeof o);
+    o.content_type = "text/plain";
+    o.retry.max_retries = 1;
+    o.retry.hooks.sleep = ds_nosleep;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/p", (unsigned)ts_port(s));
+    PT_EQ_ERR(pr_ds_open(&ds, url, &o, NULL), PR_OK);
+    memset(&po, 0, sizeof po);
+    po.producer_id = "s1";
+    po.linger_ms = 60000;
+    po.max_batch_items = 2;
+    po.max_in_flight = 1;
+    PT_EQ_ERR(pr_ds_producer_create(&p, ds, &po, NULL), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_stats_get(NULL, &ps), PR_EINVAL);
+    PT_EQ_ERR(pr_ds_producer_stats_get(p, NULL), PR_EINVAL);
+    PT_EQ_ERR(pr_ds_producer_stats_get(p, &ps), PR_OK);
+    PT_EQ_INT(ps.pending_batches, 0);
+    PT_EQ_ERR(pr_ds_producer_append(p, "a", 1, pr_deadline_in(1000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_stats_get(p, &ps), PR_OK); /* under the linger: one open batch */
+    PT_EQ_INT(ps.pending_batches, 1);
+    PT_EQ_INT(ps.pending_bytes, 1);
+    PT_EQ_INT(ps.inflight_batches, 0);
+    PT_EQ_ERR(pr_ds_producer_append(p, "bb", 2, pr_deadline_in(1000)), PR_OK); /* sealed: 2 items */
+    PT_EQ_ERR(pr_ds_producer_append(p, "ccc", 3, pr_deadline_in(1000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_append(p, "dddd", 4, pr_deadline_in(1000)), PR_OK); /* sealed */
+    PT_EQ_ERR(pr_ds_producer_append(p, "eeeee", 5, pr_deadline_in(1000)), PR_OK);
+    fl.p = p;
+    fl.rc = -1000;
+    PT_EQ_ERR(pr_go(&t, ds_flush_task, &fl, NULL), PR_OK);
+    until = pr_deadline_in(5000); /* a hang guard: the held answer to the first batch */
+    while (ts_log_count(s) < 3 && pr_now() < until) pr_sleep(pr_deadline_in(5));
+    PT_EQ_INT(ts_log_count(s), 3);
+    PT_EQ_ERR(pr_ds_producer_stats_get(p, &ps), PR_OK);
+    PT_EQ_INT(ps.inflight_batches, 1);
+    PT_EQ_INT(ps.inflight_bytes, 3);
+    PT_EQ_INT(ps.pending_batches, 2);
+    PT_EQ_INT(ps.pending_bytes, 12);
+    PT_EQ_INT(ps.acked_batches, 0);
+    PT_EQ_INT(ps.resends, 1);
+    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(fl.rc, PR_OK);
+    PT_EQ_ERR(pr_ds_producer_stats_get(p, &ps), PR_OK);
+    PT_EQ_INT(ps.pending_batches, 0);
+    PT_EQ_INT(ps.pending_bytes, 0);
+    PT_EQ_INT(ps.inflight_batches, 0);
+    PT_EQ_INT(ps.inflight_bytes, 0);
+    PT_EQ_INT(ps.acked_batches, 3);
+    PT_EQ_INT(ps.acked_bytes, 15);
+    PT_EQ_INT(ps.duplicate_batches, 0);
+    PT_EQ_INT(ps.resends, 1);
+    PT_EQ_INT(ps.abandoned_batches, 0);
+    PT_EQ_INT(ts_log_count(s), 5);
+    pr_ds_producer_destroy(p);
+    pr_ds_destroy(ds);
+    ts_stop(s);
+}
+
+/* opts.tls configures the handle's own client: an https stream whose
+   certificate the test CA signed works with tls.ca_file; without it the
+   open succeeds and the first operation fails with PR_ETLS; tls with a
+   borrowed client is PR_EINVAL. */
+PT_TEST(ds_tls_settings_reach_the_own_client) {
+#ifdef PRISTINE_NO_TLS
+    PT_SKIP("no TLS in this build");
+#else
+    ts_server *s;
+    ts_opts so;
+    ts_step st;
+    pr_ds *ds;
+    pr_ds_opts o;
+    pr_ds_result res;
+    pr_err_info e;
+    pr_http_client *c;
+    char url[128];
+    if (!tls_fixtures()) PT_SKIP("no openssl to make certificates");
+    memset(&so, 0, sizeof so);
+    so.tls_cert_file = TLS_DIR "/good.crt";
+    so.tls_key_file = TLS_DIR "/good.key";
+    PT_REQUIRE(ts_start(&s, &so) == PR_OK);
+    st = hr_step(200, "Stream-Next-Offset: 3\r\nContent-Type: text/plain\r\n", NULL);
+    st.count = 10;
+    PT_EQ_ERR(ts_script(s, "/t", &st, 1), PR_OK);
+    memset(&res, 0, sizeof res);
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/t", (unsigned)ts_port(s));
+    memset(&o, 0, sizeof o);
+    o.tls.ca_file = TLS_DIR "/ca.crt";
+    PT_EQ_ERR(pr_ds_open(&ds, url, &o, &e), PR_OK);
+    PT_EQ_ERR(pr_ds_head(ds, &res, &e, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_INT(res.status, 200);
+    pr_ds_destroy(ds);
+    /* without the CA: the default anchors (the bundle SSL_CERT_FILE names,
+       here an unrelated CA) do not know it */
+    pr_tls_global_cleanup();
+    setenv("SSL_CERT_FILE", TLS_DIR "/other.crt", 1);
+    memset(&o, 0, sizeof o);
+    o.retry.max_retries = PR_RETRY_OFF;
+    PT_EQ_ERR(pr_ds_open(&ds, url, &o, &e), PR_OK);
+    PT_EQ_ERR(pr_ds_head(ds, &res, &e, pr_deadline_in(5000)), PR_ETLS);
+    PT_EQ_ERR(e.code, PR_ETLS);
+    pr_ds_destroy(ds);
+    pr_tls_global_cleanup();
+    unsetenv("SSL_CERT_FILE");
+    /* a borrowed client brings its own settings */
+    PT_EQ_ERR(pr_http_client_create(&c, NULL, NULL), PR_OK);
+    memset(&o, 0, sizeof o);
+    o.client = c;
+    o.tls.ca_file = TLS_DIR "/ca.crt";
+    PT_EQ_ERR(pr_ds_open(&ds, url, &o, &e), PR_EINVAL);
+    PT_EQ_ERR(e.code, PR_EINVAL);
+    PT_CHECK(ds == NULL);
+    pr_http_client_destroy(c);
+    pr_ds_result_deinit(&res);
+    ts_stop(s);
+#endif
+}
+
 const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_create_head_delete),
     PT_ENTRY(ds_append_close_and_status_mapping),
@@ -1852,4 +2309,9 @@ const pt_suite pt_suite_ds = { "ds", {
     PT_ENTRY(ds_observer_through_telemetry),
     PT_ENTRY(ds_adapter_speaks_the_protocol),
     PT_ENTRY(ds_query_sorted),
+    PT_ENTRY(ds_auth_error_hook_refreshes_once_per_refusal),
+    PT_ENTRY(ds_auth_error_hook_serves_reads_and_producers),
+    PT_ENTRY(ds_create_forks),
+    PT_ENTRY(ds_producer_stats_counts_batches),
+    PT_ENTRY(ds_tls_settings_reach_the_own_client),
     {0, 0} } };

@@ -31,8 +31,8 @@ typedef struct rf_obs {
 
 typedef struct rf_evs {
     int n;
-    char name[16][64], kind[16][32];
-    int status[16], iteration[16], severity[16];
+    char name[16][64], kind[16][32], id[16][32], new_id[16][32];
+    int status[16], iteration[16], severity[16], settled[16], error[16];
 } rf_evs;
 
 typedef struct rf_fx {
@@ -75,6 +75,10 @@ static void rf_on_event(const pr_rfuture_event *ev, void *ud) {
         e->status[e->n] = ev->status_code;
         e->iteration[e->n] = ev->iteration;
         e->severity[e->n] = ev->severity;
+        e->settled[e->n] = ev->settled;
+        e->error[e->n] = ev->error;
+        snprintf(e->id[e->n], sizeof e->id[e->n], "%s", ev->request_id);
+        snprintf(e->new_id[e->n], sizeof e->new_id[e->n], "%s", ev->new_request_id ? ev->new_request_id : "-");
     }
     e->n++;
 }
@@ -442,6 +446,7 @@ PT_TEST(rfuture_nothing_new_is_paced) {
     size_t k;
     int i;
     rf_opts(&f);
+    f.po.open_attempts = -1; /* 503s and 500s before any answer, as many as the case has */
     PT_REQUIRE(rf_start(&f) == PR_OK);
     for (k = 0; k < sizeof nothing / sizeof nothing[0]; k++) {
         char id[8];
@@ -919,6 +924,340 @@ PT_TEST(rfuture_expired_resubmitted) {
     rf_end(&f);
 }
 
+/* ---- failures: final at once, transient ones bounded ---- */
+
+/* A port nobody listens on (free a moment ago). */
+static uint16_t rf_dead_port(void) {
+    pr_listener *l;
+    uint16_t port;
+    if (pr_tcp_listen(&l, "127.0.0.1", 0, 1, NULL) != PR_OK) return 0;
+    port = pr_listener_port(l);
+    pr_listener_destroy(l);
+    return port;
+}
+
+/* A poller on base (its own client when c is NULL, with the test CA). */
+static int rf_start_at(rf_fx *f, const char *base, int own_client) {
+    pr_http_client_opts co;
+    int rc;
+    snprintf(f->base, sizeof f->base, "%s", base);
+    f->po.base_url = f->base;
+    if (own_client) {
+        f->po.tls.ca_file = "build/tls-fixtures/ca.crt";
+        return pr_rfuture_poller_create(&f->p, NULL, &f->po, NULL);
+    }
+    memset(&co, 0, sizeof co);
+    co.ignore_env = 1;
+    if ((rc = pr_http_client_create(&f->c, &co, NULL)) != PR_OK) return rc;
+    return pr_rfuture_poller_create(&f->p, f->c, &f->po, NULL);
+}
+
+/* Nobody listens: every poll is refused. Before any answer that is tried
+   open_attempts times (the default 5 sleeps 1, 2, 4, 8 s between them,
+   15 s), then the future ends with PR_EIO and ECONNREFUSED: an await
+   without a deadline returns it. */
+PT_TEST(rfuture_refused_ends_after_open_attempts) {
+    static const int attempts[] = { 0, 3 }; /* 0: the default, 5 */
+    size_t k;
+    for (k = 0; k < 2; k++) {
+        rf_fx f;
+        pr_future *fu;
+        pr_err_info e;
+        char base[64];
+        int want = attempts[k] ? attempts[k] : 5, i;
+        rf_opts(&f);
+        f.po.open_attempts = attempts[k];
+        snprintf(base, sizeof base, "http://127.0.0.1:%u", (unsigned)rf_dead_port());
+        PT_REQUIRE(rf_start_at(&f, base, 0) == PR_OK);
+        PT_EQ_ERR(pr_rfuture_start(&fu, f.p, "r1", NULL), PR_OK);
+        PT_EQ_ERR(pr_future_await(fu, NULL, PR_FOREVER), PR_EIO);
+        PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
+        PT_EQ_ERR(e.code, PR_EIO);
+        PT_EQ_INT(e.sys_errno, ECONNREFUSED);
+        PT_EQ_INT(f.evs.n, want); /* one connection_error per poll; the last one settles it */
+        PT_EQ_INT(rf_count(&f.evs, "connection_error"), want);
+        PT_EQ_INT(f.evs.settled[want - 1], 1);
+        PT_EQ_ERR(f.evs.error[want - 1], PR_EIO);
+        PT_EQ_INT(f.rec.n, want - 1);
+        for (i = 0; i < f.rec.n && i < 64; i++) PT_EQ_INT(f.rec.sleeps[i], 1000 << i);
+        pr_future_destroy(fu);
+        rf_end(&f);
+    }
+}
+
+/* Polls that get no answer within poll_timeout_ms are transient
+   failures like refusals: after open_attempts of them PR_EIO with
+   ETIMEDOUT, never PR_ETIMEDOUT, which is the caller's limit alone. */
+PT_TEST(rfuture_poll_timeouts_are_eio) {
+    rf_fx f;
+    pr_future *fu;
+    pr_err_info e;
+    ts_step st = rf_step(200, "{\"v\":\"late\"}");
+    rf_opts(&f);
+    f.po.poll_timeout_ms = 50;
+    f.po.open_attempts = 2;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    st.delay_head_ms = 3000;
+    PT_EQ_ERR(ts_script_default(f.s, "/api/v1/retrieve_future#r1", &st), PR_OK);
+    PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_EIO);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
+    PT_EQ_ERR(e.code, PR_EIO);
+    PT_EQ_INT(e.sys_errno, ETIMEDOUT);
+    PT_EQ_INT(ts_log_count(f.s), 2);
+    PT_EQ_INT(f.rec.n, 1);
+    PT_EQ_INT(rf_count(&f.evs, "connection_error"), 2);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+/* A server that answers 503 to every poll: PR_EHTTP 503 after
+   open_attempts polls. Once a poll has been answered a job may run for
+   minutes: 503s are polled through (no bound by default), or up to
+   max_failures in a row, each answer starting the count again. */
+PT_TEST(rfuture_persistent_503) {
+    rf_fx f;
+    pr_future *fu;
+    pr_err_info e;
+    ts_step st[6];
+    size_t n;
+    st[0] = rf_step(503, "busy");
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    PT_EQ_ERR(ts_script_default(f.s, "/api/v1/retrieve_future#r1", &st[0]), PR_OK);
+    PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_EHTTP);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
+    PT_EQ_INT(e.http_status, 503);
+    PT_EQ_INT(ts_log_count(f.s), 5);
+    PT_EQ_INT(rf_count(&f.evs, "api_status_error"), 5);
+    PT_EQ_INT(f.evs.settled[4], 1);
+    pr_future_destroy(fu);
+    /* answered first: eight 503s are polled through */
+    st[0] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r2\"}");
+    st[1] = rf_step(503, "busy");
+    st[1].count = 8;
+    st[2] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "r2", st, 3);
+    n = ts_log_count(f.s);
+    PT_EQ_ERR(rf_run(&f, "r2", NULL, &fu), PR_OK);
+    PT_EQ_INT(ts_log_count(f.s) - n, 10);
+    pr_future_destroy(fu);
+    rf_end(&f);
+    /* max_failures 3: two 503s, an answer, two 503s, the result; then 503s for good: 3 */
+    rf_opts(&f);
+    f.po.max_failures = 3;
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    st[0] = rf_step(200, "{\"type\":\"try_again\",\"request_id\":\"r3\"}");
+    st[1] = rf_step(503, "busy");
+    st[1].count = 2;
+    st[2] = st[0];
+    st[3] = st[1];
+    st[4] = rf_step(200, "{\"v\":\"ok\"}");
+    rf_script(&f, "r3", st, 5);
+    PT_EQ_ERR(rf_run(&f, "r3", NULL, &fu), PR_OK);
+    PT_EQ_INT(ts_log_count(f.s), 7);
+    pr_future_destroy(fu);
+    st[1] = rf_step(503, "busy");
+    rf_script(&f, "r4", st, 1);
+    PT_EQ_ERR(ts_script_default(f.s, "/api/v1/retrieve_future#r4", &st[1]), PR_OK);
+    n = ts_log_count(f.s);
+    PT_EQ_ERR(rf_run(&f, "r4", NULL, &fu), PR_EHTTP);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
+    PT_EQ_INT(e.http_status, 503);
+    PT_EQ_INT(ts_log_count(f.s) - n, 1 + 3);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
+/* A plain HTTP server in brief: each connection's first bytes (a TLS
+   ClientHello) get a 400 in plain HTTP, and the connection is closed. */
+typedef struct rf_plain {
+    pr_listener *l;
+    long conns;
+} rf_plain;
+
+static int rf_plain_task(void *arg) {
+    static const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    rf_plain *x = (rf_plain *)arg;
+    for (;;) {
+        pr_conn *c = NULL;
+        char buf[512];
+        if (pr_tcp_accept(x->l, &c, PR_FOREVER) != PR_OK) return 0;
+        x->conns++;
+        if (pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)) > 0)
+            pr_conn_write(c, answer, sizeof answer - 1, pr_deadline_in(5000));
+        pr_conn_destroy(c);
+    }
+}
+
+/* Causes polling again cannot cure end the future at the first poll, with
+   their own code and detail: a name that does not exist (the resolver
+   answers "no such name" without any DNS traffic), https to a server that
+   does not speak TLS, a certificate no anchor vouches for. */
+PT_TEST(rfuture_final_causes_end_at_once) {
+    rf_fx f;
+    pr_future *fu;
+    pr_err_info e;
+    char base[96];
+    rf_opts(&f);
+    __atomic_store_n(&pr__net_test_dns_offline, 1, __ATOMIC_SEQ_CST);
+    PT_REQUIRE(rf_start_at(&f, "http://no-such-host.test:8080", 0) == PR_OK);
+    PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_EDNS);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
+    PT_EQ_ERR(e.code, PR_EDNS);
+    PT_CHECK(e.dns_error != 0);
+    PT_EQ_INT(f.evs.n, 1);
+    PT_EQ_INT(f.evs.settled[0], 1);
+    PT_EQ_INT(f.rec.n, 0);
+    pr_future_destroy(fu);
+    rf_end(&f);
+    PT_EQ_INT(net_wait_jobs_drained(20000), 0);
+    __atomic_store_n(&pr__net_test_dns_offline, 0, __ATOMIC_SEQ_CST);
+#ifdef PRISTINE_NO_TLS
+    PT_SKIP("no TLS in this build");
+#else
+    if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
+    /* https to plain HTTP */
+    {
+        rf_plain plain;
+        pr_task *t;
+        memset(&plain, 0, sizeof plain);
+        PT_REQUIRE(pr_tcp_listen(&plain.l, "127.0.0.1", 0, 8, NULL) == PR_OK);
+        PT_REQUIRE(pr_go(&t, rf_plain_task, &plain, NULL) == PR_OK);
+        rf_opts(&f);
+        snprintf(base, sizeof base, "https://127.0.0.1:%u", (unsigned)pr_listener_port(plain.l));
+        PT_REQUIRE(rf_start_at(&f, base, 1) == PR_OK);
+        PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_ETLS);
+        PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
+        PT_EQ_ERR(e.code, PR_ETLS);
+        PT_EQ_INT(f.evs.n, 1);
+        PT_EQ_INT(f.rec.n, 0);
+        PT_EQ_INT(plain.conns, 1);
+        pr_future_destroy(fu);
+        rf_end(&f);
+        pr_cancel(t);
+        PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
+        pr_listener_destroy(plain.l);
+    }
+    /* a certificate signed by another CA */
+    rf_opts(&f);
+    f.so.tls_cert_file = "build/tls-fixtures/unknown.crt";
+    f.so.tls_key_file = "build/tls-fixtures/unknown.key";
+    PT_REQUIRE(ts_start(&f.s, &f.so) == PR_OK);
+    snprintf(base, sizeof base, "https://localhost:%u", (unsigned)ts_port(f.s));
+    PT_REQUIRE(rf_start_at(&f, base, 1) == PR_OK);
+    PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_ETLS);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
+    PT_EQ_ERR(e.code, PR_ETLS);
+    PT_CHECK(e.tls_error != 0);
+    PT_EQ_INT(f.evs.n, 1);
+    PT_EQ_INT(f.rec.n, 0);
+    PT_EQ_INT(ts_log_count(f.s), 0);
+    pr_future_destroy(fu);
+    rf_end(&f);
+#endif
+}
+
+/* The poller's own client (no client given) takes opts.tls: https to the
+   TLS test server with the test CA, a poll and a submit. */
+PT_TEST(rfuture_own_client_tls) {
+#ifdef PRISTINE_NO_TLS
+    PT_SKIP("no TLS in this build");
+#else
+    rf_fx f;
+    pr_future *fu;
+    char base[96];
+    if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
+    rf_opts(&f);
+    f.so.tls_cert_file = "build/tls-fixtures/good.crt";
+    f.so.tls_key_file = "build/tls-fixtures/good.key";
+    PT_REQUIRE(ts_start(&f.s, &f.so) == PR_OK);
+    snprintf(base, sizeof base, "https://localhost:%u", (unsigned)ts_port(f.s));
+    PT_REQUIRE(rf_start_at(&f, base, 1) == PR_OK);
+    PT_CHECK(f.c == NULL);
+    PT_EQ_ERR(rf_run(&f, "t1", NULL, &fu), PR_OK);
+    PT_EQ_STR(rf_res_str(fu, "request_id"), "t1");
+    pr_future_destroy(fu);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", "{}", 2, NULL, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_future_await(fu, NULL, pr_deadline_in(20000)), PR_OK);
+    PT_EQ_STR(rf_res_str(fu, "request_id"), "req-1");
+    pr_future_destroy(fu);
+    PT_EQ_INT(ts_log_count(f.s), 3 + 1 + 3);
+    rf_end(&f);
+#endif
+}
+
+/* A job marked resubmittable whose poll answers 410 is submitted again
+   (the same path and body) and the new request id polled, at most
+   max_resubmits times; on_event hears "resubmitted" with both ids. A job
+   not marked: PR_EEXPIRED. */
+PT_TEST(rfuture_resubmit_after_expiry) {
+    static const char body[] = "{\"prompt\":\"hi\"}";
+    rf_fx f;
+    pr_future *fu;
+    pr_rfuture_opts o;
+    pr_err_info e;
+    ts_step gone = rf_step(410, "{}");
+    char v[64];
+    int i, k = -1;
+    rf_opts(&f);
+    PT_REQUIRE(rf_start(&f) == PR_OK);
+    /* not marked: req-1 expires */
+    rf_script(&f, "req-1", &gone, 1);
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", body, 15, NULL, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_future_await(fu, NULL, pr_deadline_in(20000)), PR_EEXPIRED);
+    PT_EQ_INT(ts_log_count(f.s), 2);
+    PT_EQ_INT(rf_count(&f.evs, "resubmitted"), 0);
+    pr_future_destroy(fu);
+    /* marked: req-2 expires, the job is submitted again as req-3, which resolves on its third poll */
+    rf_script(&f, "req-2", &gone, 1);
+    memset(&o, 0, sizeof o);
+    o.resubmittable = 1;
+    o.request_type = "Sample";
+    f.evs.n = 0;
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", body, 15, &o, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_future_await(fu, NULL, pr_deadline_in(20000)), PR_OK);
+    PT_EQ_STR(rf_res_str(fu, "request_id"), "req-3");
+    pr_future_destroy(fu);
+    PT_EQ_INT(ts_log_count(f.s), 2 + 2 + 1 + 3);
+    PT_CHECK(pr_slice_eq(ts_log_get(f.s, 4)->path, pr_slice_cstr("/api/v1/asample")));
+    PT_EQ_STR(ts_log_get(f.s, 4)->body, body);
+    PT_EQ_STR(ts_log_get(f.s, 5)->body, "{\"request_id\":\"req-3\",\"allow_metadata_only\":true}");
+    PT_EQ_STR(rf_logged(&f, 5, "X-Tinker-Request-Iteration", v, sizeof v), "0");
+    PT_EQ_STR(rf_logged(&f, 5, "X-Tinker-Request-Type", v, sizeof v), "Sample");
+    for (i = 0; i < f.evs.n && i < 16; i++)
+        if (!strcmp(f.evs.name[i], "APIFuture.result_async.resubmitted")) k = i;
+    PT_REQUIRE(k >= 1);
+    PT_EQ_INT(rf_count(&f.evs, "resubmitted"), 1);
+    PT_EQ_STR(f.evs.id[k], "req-2");
+    PT_EQ_STR(f.evs.new_id[k], "req-3");
+    PT_EQ_INT(f.evs.settled[k], 0);
+    PT_EQ_INT(f.evs.status[k - 1], 410); /* the 410 before it, not settling the future */
+    PT_EQ_INT(f.evs.settled[k - 1], 0);
+    PT_EQ_STR(f.evs.name[f.evs.n - 1], "APIFuture.result_async.resolved");
+    /* the bound: req-4 and its resubmission req-5 both expire: PR_EEXPIRED after two submits */
+    rf_script(&f, "req-4", &gone, 1);
+    rf_script(&f, "req-5", &gone, 1);
+    f.evs.n = 0;
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", body, 15, &o, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_future_await(fu, NULL, pr_deadline_in(20000)), PR_EEXPIRED);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
+    PT_EQ_INT(e.http_status, 410);
+    PT_EQ_INT(rf_count(&f.evs, "resubmitted"), 1);
+    PT_EQ_INT(ts_log_count(f.s), 8 + 4);
+    pr_future_destroy(fu);
+    /* max_resubmits 2: req-6 and req-7 expire, req-8 resolves */
+    rf_script(&f, "req-6", &gone, 1);
+    rf_script(&f, "req-7", &gone, 1);
+    o.max_resubmits = 2;
+    f.evs.n = 0;
+    PT_EQ_ERR(pr_rfuture_submit(&fu, f.p, "/api/v1/asample", body, 15, &o, NULL, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_ERR(pr_future_await(fu, NULL, pr_deadline_in(20000)), PR_OK);
+    PT_EQ_STR(rf_res_str(fu, "request_id"), "req-8");
+    PT_EQ_INT(rf_count(&f.evs, "resubmitted"), 2);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
 /* ---- cancellation in every phase ---- */
 
 PT_TEST(rfuture_cancel_in_every_phase) {
@@ -1297,7 +1636,7 @@ PT_TEST(rfuture_poller_create_errors) {
     PT_REQUIRE(pr_http_client_create(&c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL) == PR_OK);
     memset(&o, 0, sizeof o);
     PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
-    PT_EQ_STR(e.msg, "rfuture: a client and opts->base_url are required");
+    PT_EQ_STR(e.msg, "rfuture: opts->base_url is required");
     o.base_url = "ftp://nope";
     PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_CHECK(strncmp(e.msg, "rfuture: base_url + path: ", 26) == 0);
@@ -1310,8 +1649,24 @@ PT_TEST(rfuture_poller_create_errors) {
     PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
     PT_EQ_STR(e.msg, "rfuture: negative limits");
     o.hint_max_ms = 0;
+    o.max_failures = -1;
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
+    o.max_failures = 0;
+    o.tls.ca_file = "build/tls-fixtures/ca.crt"; /* for an own client, and a client is given */
+    PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_EINVAL);
+    PT_EQ_ERR(e.code, PR_EINVAL);
+    PT_CHECK(p == NULL);
+    o.tls.ca_file = NULL;
     PT_EQ_ERR(pr_rfuture_poller_create(&p, c, &o, &e), PR_OK);
     PT_EQ_ERR(pr_rfuture_start(NULL, p, "x", NULL), PR_EINVAL);
+    {
+        pr_future *fu = NULL;
+        pr_rfuture_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.resubmittable = 1; /* no submit to send again */
+        PT_EQ_ERR(pr_rfuture_start(&fu, p, "x", &ro), PR_EINVAL);
+        PT_CHECK(fu == NULL);
+    }
     pr_rfuture_poller_destroy(p);
     pr_rfuture_poller_destroy(NULL);
     pr_http_client_destroy(c);
@@ -1328,6 +1683,12 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_server_delays_honoured),
     PT_ENTRY(rfuture_hint_cap),
     PT_ENTRY(rfuture_connection_errors_back_off),
+    PT_ENTRY(rfuture_refused_ends_after_open_attempts),
+    PT_ENTRY(rfuture_poll_timeouts_are_eio),
+    PT_ENTRY(rfuture_persistent_503),
+    PT_ENTRY(rfuture_final_causes_end_at_once),
+    PT_ENTRY(rfuture_own_client_tls),
+    PT_ENTRY(rfuture_resubmit_after_expiry),
     PT_ENTRY(rfuture_telemetry_events),
     PT_ENTRY(rfuture_complete_metadata_budget),
     PT_ENTRY(rfuture_malformed_answers),

@@ -191,7 +191,7 @@ PT_TEST(session_heartbeat) {
     o.on_warning = ss_on_warning;
     o.user_data = &w;
     t0 = pr_now();
-    PT_EQ_ERR(pr_heartbeat_start(&h, f.c, f.base, "s1", &o), PR_OK);
+    PT_EQ_ERR(pr_heartbeat_start(&h, f.c, f.base, "s1", &o, NULL), PR_OK);
     while (ts_log_count(f.s) < 9 && pr_now() - t0 < 10000) PT_REQUIRE(pr_sleep(pr_deadline_in(10)) == PR_OK);
     /* D7: stop, and no beat comes after it */
     pr_heartbeat_counts(h, &sent, &failed);
@@ -215,9 +215,53 @@ PT_TEST(session_heartbeat) {
     ts_stop(f.s);
 }
 
+/* No client given: the heartbeat makes its own from opts.tls and beats
+   over https to the TLS test server, trusting the test CA; tls with a
+   client given is refused (that client keeps its own settings). */
+PT_TEST(session_heartbeat_own_client_tls) {
+#ifdef PRISTINE_NO_TLS
+    PT_SKIP("no TLS in this build");
+#else
+    ss_fx f;
+    pr_heartbeat *h = NULL;
+    pr_heartbeat_opts o;
+    ts_opts so;
+    long sent = 0, failed = 0;
+    pr_err_info e;
+    int64_t t0;
+    if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
+    memset(&f, 0, sizeof f);
+    memset(&so, 0, sizeof so);
+    so.tls_cert_file = "build/tls-fixtures/good.crt";
+    so.tls_key_file = "build/tls-fixtures/good.key";
+    PT_REQUIRE(ts_start(&f.s, &so) == PR_OK);
+    snprintf(f.base, sizeof f.base, "https://localhost:%u", (unsigned)ts_port(f.s));
+    memset(&o, 0, sizeof o);
+    o.interval_ms = 20;
+    o.tls.ca_file = "build/tls-fixtures/ca.crt";
+    PT_REQUIRE(pr_http_client_create(&f.c, &(pr_http_client_opts){ .ignore_env = 1 }, NULL) == PR_OK);
+    PT_EQ_ERR(pr_heartbeat_start(&h, f.c, f.base, "s1", &o, &e), PR_EINVAL);
+    PT_EQ_INT(e.code, PR_EINVAL); /* why, in err */
+    PT_CHECK(h == NULL);
+    pr_http_client_destroy(f.c);
+    t0 = pr_now();
+    PT_EQ_ERR(pr_heartbeat_start(&h, NULL, f.base, "s1", &o, NULL), PR_OK);
+    while (ts_log_count(f.s) < 2 && pr_now() - t0 < 10000) PT_REQUIRE(pr_sleep(pr_deadline_in(10)) == PR_OK);
+    pr_heartbeat_counts(h, &sent, &failed);
+    pr_heartbeat_stop(h);
+    PT_EQ_ERR(pr_sleep(pr_deadline_in(5)), PR_OK); /* it winds down and frees its client */
+    PT_CHECK(ts_log_count(f.s) >= 2);
+    PT_CHECK(sent >= 1);
+    PT_EQ_INT(failed, 0);
+    PT_EQ_STR(ts_log_get(f.s, 0)->body, "{\"session_id\":\"s1\",\"type\":\"session_heartbeat\"}");
+    ts_stop(f.s);
+#endif
+}
+
 const pt_suite pt_suite_session = { "session", {
     PT_ENTRY(session_throttle_layers),
     PT_ENTRY(session_throttle_weight_saturates),
     PT_ENTRY(session_throttle_shared_window_real_429),
     PT_ENTRY(session_heartbeat),
+    PT_ENTRY(session_heartbeat_own_client_tls),
     {0, 0} } };

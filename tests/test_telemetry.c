@@ -84,7 +84,7 @@ PT_TEST(telemetry_session_start_and_batches) {
     size_t b, i;
     char name[32];
     PT_REQUIRE(tl_start(&f) == PR_OK);
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     PT_REQUIRE(r != NULL);
     /* T2: 250 events and SESSION_START: 100, 100, 51, indices 0..250 in order */
     for (i = 0; i < 250; i++) {
@@ -135,7 +135,7 @@ PT_TEST(telemetry_flush_interval) {
     PT_REQUIRE(tl_start(&f) == PR_OK);
     f.ro.flush_interval_ms = 200;
     f.ro.session_id = NULL; /* session-less: no SESSION_START */
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     t0 = pr_now();
     PT_EQ_INT(pr_reporter_log(r, "one", NULL, PR_SEVERITY_INFO), 1);
     /* T3: it goes out on the interval, with no trigger */
@@ -166,7 +166,7 @@ PT_TEST(telemetry_queue_cap_all_or_nothing) {
     int i;
     PT_REQUIRE(tl_start(&f) == PR_OK);
     f.ro.queue_max = 10;
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     for (i = 0; i < 8; i++) PT_EQ_INT(pr_reporter_log(r, "x", NULL, PR_SEVERITY_INFO), 1); /* 9 with the start */
     /* T4: a 2-event group (the exception and SESSION_END) does not fit: nothing is queued */
     memset(&e, 0, sizeof e);
@@ -191,7 +191,7 @@ PT_TEST(telemetry_flood_stays_bounded) {
     long pushed, flushed, dropped, i;
     size_t bytes0, bytes;
     PT_REQUIRE(tl_start(&f) == PR_OK);
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     pt_alloc_live(&bytes0);
     /* 1,000,000 events in a row (the reporter's task gets no turn): the
        queue fills to its cap and every other event is counted as dropped */
@@ -227,14 +227,14 @@ PT_TEST(telemetry_queue_bytes_bounded) {
     hang.delay_head_ms = 50000;
     PT_EQ_ERR(ts_script_default(f.s, "/api/v1/telemetry", &hang), PR_OK);
     f.ro.queue_max_bytes = -1;
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_EINVAL);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_EINVAL);
     f.ro.queue_max_bytes = CAP;
     f.ro.batch_size = 2;
     f.ro.send_timeout_ms = 60000;
     memset(data, 'a', DATA);
     memcpy(data, "{\"d\":\"", 6);
     memcpy(data + DATA - 2, "\"}", 2); /* {"d":"aaa...a"}, DATA bytes */
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     pt_alloc_live(&bytes0);
     for (i = 0; i < N; i++) {
         accepted += pr_reporter_log(r, "big", data, PR_SEVERITY_INFO);
@@ -284,7 +284,7 @@ PT_TEST(telemetry_resends_then_drops) {
     fail.status = 500;
     fail.count = 4;
     PT_EQ_ERR(ts_script(f.s, "/api/v1/telemetry", &fail, 1), PR_OK);
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     PT_EQ_INT(pr_reporter_log(r, "x", NULL, PR_SEVERITY_INFO), 1);
     /* T5: 4 POSTs of the same batch (3 resends), sleeps 1, 2, 4 s plus at most 10 %, then dropped */
     PT_EQ_ERR(pr_reporter_flush(r, pr_deadline_in(10000)), PR_OK);
@@ -314,7 +314,7 @@ PT_TEST(telemetry_fatal_and_stop) {
     pr_json_doc *d;
     size_t n, ends = 0, i, b;
     PT_REQUIRE(tl_start(&f) == PR_OK);
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     memset(&e, 0, sizeof e);
     e.type = "RuntimeError";
     e.message = "it broke";
@@ -347,7 +347,7 @@ PT_TEST(telemetry_fatal_and_stop) {
     PT_EQ_INT(ends, 1);
     pr_reporter_destroy(r);
     /* T10 again after normal use: stop queues SESSION_END and flushes before it returns */
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     PT_EQ_INT(pr_reporter_log(r, "a", NULL, PR_SEVERITY_INFO), 1);
     n = ts_log_count(f.s);
     PT_EQ_ERR(pr_reporter_stop(r, pr_deadline_in(5000)), PR_OK);
@@ -374,7 +374,7 @@ PT_TEST(telemetry_dead_endpoint) {
     PT_EQ_ERR(ts_script_default(f.s, "/api/v1/telemetry", &hang), PR_OK);
     f.ro.flush_timeout_ms = 300;
     f.ro.max_send_retries = PR_RETRY_OFF;
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     PT_EQ_INT(pr_reporter_log(r, "x", NULL, PR_SEVERITY_INFO), 1);
     /* T7: every POST hangs: the wait gives up after the flush timeout */
     t0 = pr_now();
@@ -390,6 +390,47 @@ PT_TEST(telemetry_dead_endpoint) {
     tl_end(&f);
 }
 
+/* No client given: the reporter makes its own from opts.tls and posts
+   over https to the TLS test server, trusting the test CA; tls with a
+   client given is refused (that client keeps its own settings). */
+PT_TEST(telemetry_reporter_own_client_tls) {
+#ifdef PRISTINE_NO_TLS
+    PT_SKIP("no TLS in this build");
+#else
+    tl_fx f;
+    pr_reporter *r = NULL;
+    ts_opts so;
+    const pr_json *ev;
+    pr_json_doc *d;
+    pr_err_info e;
+    if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
+    PT_REQUIRE(tl_start(&f) == PR_OK);
+    ts_stop(f.s);
+    memset(&so, 0, sizeof so);
+    so.tls_cert_file = "build/tls-fixtures/good.crt";
+    so.tls_key_file = "build/tls-fixtures/good.key";
+    PT_REQUIRE(ts_start(&f.s, &so) == PR_OK);
+    snprintf(f.url, sizeof f.url, "https://localhost:%u/api/v1/telemetry", (unsigned)ts_port(f.s));
+    f.ro.tls.ca_file = "build/tls-fixtures/ca.crt";
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, &e), PR_EINVAL); /* a client is given */
+    PT_EQ_INT(e.code, PR_EINVAL); /* why, in err */
+    PT_CHECK(r == NULL);
+    f.ro.client = NULL;
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
+    PT_EQ_INT(pr_reporter_log(r, "x", NULL, PR_SEVERITY_INFO), 1);
+    PT_EQ_ERR(pr_reporter_flush(r, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_reporter_stop(r, pr_deadline_in(10000)), PR_OK);
+    pr_reporter_destroy(r);
+    PT_CHECK(ts_log_count(f.s) >= 1);
+    d = tl_batch(&f, 0, &ev);
+    PT_REQUIRE(d != NULL);
+    PT_EQ_STR(tl_str(pr_json_at(ev, 0), "event"), "SESSION_START");
+    PT_EQ_INT(f.rec.n, 0); /* nothing was sent again */
+    pr_json_doc_destroy(d);
+    tl_end(&f);
+#endif
+}
+
 PT_TEST(telemetry_enable_switch) {
     static const char *const off[] = { "0", "false", "no", "off", "", "random" };
     static const char *const on[] = { "1", "TRUE", "yes", "On", " 1 " };
@@ -401,26 +442,26 @@ PT_TEST(telemetry_enable_switch) {
     f.ro.env_var = "PT_TELEMETRY_SWITCH";
     /* T8: unset: on */
     unsetenv("PT_TELEMETRY_SWITCH");
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     PT_CHECK(r != NULL);
     pr_reporter_destroy(r);
     for (i = 0; i < sizeof off / sizeof off[0]; i++) {
         setenv("PT_TELEMETRY_SWITCH", off[i], 1);
         r = (pr_reporter *)&f; /* must be overwritten with NULL */
-        PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+        PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
         if (r != NULL) pt_fail(__FILE__, __LINE__, "\"%s\" enabled telemetry", off[i]);
         PT_EQ_INT(pr_reporter_log(r, "x", NULL, PR_SEVERITY_INFO), 0);
         PT_EQ_ERR(pr_reporter_stop(r, 0), PR_OK);
     }
     for (i = 0; i < sizeof on / sizeof on[0]; i++) {
         setenv("PT_TELEMETRY_SWITCH", on[i], 1);
-        PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+        PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
         if (r == NULL) pt_fail(__FILE__, __LINE__, "\"%s\" did not enable telemetry", on[i]);
         pr_reporter_destroy(r);
     }
     /* the programmatic switch wins */
     f.ro.enabled = -1;
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     PT_CHECK(r == NULL);
     unsetenv("PT_TELEMETRY_SWITCH");
     PT_EQ_INT(ts_log_count(f.s), 0); /* no telemetry request at all */
@@ -461,7 +502,7 @@ PT_TEST(telemetry_user_errors) {
     /* T9: on the wire */
     PT_REQUIRE(tl_start(&f) == PR_OK);
     f.ro.session_id = NULL;
-    PT_EQ_ERR(pr_reporter_start(&r, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&r, &f.ro, NULL), PR_OK);
     memset(&e, 0, sizeof e);
     e.type = "UnprocessableEntityError";
     e.message = "invalid";
@@ -517,9 +558,9 @@ PT_TEST(telemetry_process_and_session_ids) {
     pr_json_doc *d0, *d1;
     PT_REQUIRE(tl_start(&f) == PR_OK);
     f.ro.session_id = "sa";
-    PT_EQ_ERR(pr_reporter_start(&a, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&a, &f.ro, NULL), PR_OK);
     f.ro.session_id = "sb";
-    PT_EQ_ERR(pr_reporter_start(&b, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&b, &f.ro, NULL), PR_OK);
     PT_EQ_STR(pr_reporter_session_id(a), "sa");
     PT_EQ_ERR(pr_reporter_flush(a, pr_deadline_in(5000)), PR_OK);
     PT_EQ_ERR(pr_reporter_flush(b, pr_deadline_in(5000)), PR_OK);
@@ -627,7 +668,7 @@ PT_TEST(telemetry_hub_from_client_breaker_and_futures) {
     char url[160];
     int i;
     PT_REQUIRE(tl_start(&f) == PR_OK);
-    PT_EQ_ERR(pr_reporter_start(&rep, &f.ro), PR_OK);
+    PT_EQ_ERR(pr_reporter_start(&rep, &f.ro, NULL), PR_OK);
     memset(&seen, 0, sizeof seen);
     memset(&to, 0, sizeof to);
     to.on_event = tl_on_event;
@@ -692,6 +733,26 @@ PT_TEST(telemetry_hub_from_client_breaker_and_futures) {
         fe.error = PR_ETIMEDOUT;
         pr_telemetry_rfuture_hook(&fe, t);
         PT_EQ_INT(seen.kind[7], PR_TELEMETRY_FUTURE_FAILED);
+        fe.name = "APIFuture.result_async.resubmitted";
+        fe.error = 0;
+        fe.settled = 0;
+        fe.new_request_id = "r2";
+        pr_telemetry_rfuture_hook(&fe, t);
+        PT_EQ_INT(seen.kind[8], PR_TELEMETRY_FUTURE);
+    }
+    { /* a Durable Streams handle's credentials refreshed after a 401 */
+        pr_ds_event de;
+        memset(&de, 0, sizeof de);
+        de.kind = PR_DS_EVENT_AUTH_REFRESH;
+        de.url = "http://127.0.0.1:1/s?token=abc";
+        de.op = "append";
+        de.method = "POST";
+        de.status = 401;
+        de.attempt = 1;
+        pr_telemetry_ds_hook(&de, t);
+        PT_EQ_INT(seen.kind[9], PR_TELEMETRY_RETRY);
+        PT_EQ_STR(seen.name[9], "ds.auth.refresh");
+        PT_EQ_STR(seen.url, "http://127.0.0.1:1/s?token=REDACTED");
     }
     /* forwarded to the reporter as GENERIC_EVENTs "pristine.<name>" */
     PT_EQ_ERR(pr_reporter_flush(rep, pr_deadline_in(5000)), PR_OK);
@@ -762,6 +823,7 @@ const pt_suite pt_suite_telemetry = { "telemetry", {
     PT_ENTRY(telemetry_resends_then_drops),
     PT_ENTRY(telemetry_fatal_and_stop),
     PT_ENTRY(telemetry_dead_endpoint),
+    PT_ENTRY(telemetry_reporter_own_client_tls),
     PT_ENTRY(telemetry_enable_switch),
     PT_ENTRY(telemetry_user_errors),
     PT_ENTRY(telemetry_process_and_session_ids),

@@ -21,14 +21,14 @@ static int tls_fixtures(void) {
 
 /* A fixture file's contents (libc memory, NUL-terminated), cached for the run. */
 static const char *tls_file(const char *name) {
-    static struct { char name[32]; char *data; } cache[16];
+    static struct { char name[32]; char *data; } cache[32];
     char path[128];
     FILE *f;
     long n;
     int i;
-    for (i = 0; i < 16 && cache[i].data; i++)
+    for (i = 0; i < 32 && cache[i].data; i++)
         if (strcmp(cache[i].name, name) == 0) return cache[i].data;
-    if (i == 16) return NULL;
+    if (i == 32) return NULL;
     snprintf(path, sizeof path, "%s/%s", TLS_DIR, name);
     if (!(f = fopen(path, "rb"))) return NULL;
     fseek(f, 0, SEEK_END);
@@ -46,16 +46,37 @@ static const char *tls_file(const char *name) {
     return cache[i].data;
 }
 
+/* tls_cfg's servers, while set, require a client certificate from this CA (PEM). */
+static const char *tls_require_ca;
+
 /* Server configuration from fixture NAME.crt + NAME.key. */
 static int tls_cfg(pr_tls_server_cfg **out, const char *name) {
     char crt[40], key[40];
     const char *c, *k;
+    int rc;
     snprintf(crt, sizeof crt, "%s.crt", name);
     snprintf(key, sizeof key, "%s.key", name);
     c = tls_file(crt);
     k = tls_file(key);
     if (!c || !k) return PR_EIO;
-    return pr_tls_server_cfg_create(out, c, 0, k, 0, NULL);
+    if ((rc = pr_tls_server_cfg_create(out, c, 0, k, 0, NULL)) != PR_OK || !tls_require_ca) return rc;
+    if ((rc = pr_tls_server_cfg_require_client_cert(*out, tls_require_ca, 0, NULL)) != PR_OK) {
+        pr_tls_server_cfg_destroy(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* pr_tls_opts presenting fixture NAME.crt + NAME.key from memory. */
+static pr_tls_opts tls_client_id(const char *name) {
+    char crt[40], key[40];
+    pr_tls_opts o;
+    memset(&o, 0, sizeof o);
+    snprintf(crt, sizeof crt, "%s.crt", name);
+    snprintf(key, sizeof key, "%s.key", name);
+    o.cert_pem = tls_file(crt);
+    o.key_pem = tls_file(key);
+    return o;
 }
 
 /* A connected pair of socket pr_conns; fds[1] is the server's raw fd. */
@@ -631,6 +652,7 @@ PT_TEST(tls_alloc_failure_sweep) {
     long n;
     int rc, ok = 0;
     pr_err_info e;
+    pr_tls_opts o;
     TLS_NEED_FIXTURES();
     tls_file("ca.crt");
     tls_file("good.crt");
@@ -648,6 +670,25 @@ PT_TEST(tls_alloc_failure_sweep) {
         if (rc != PR_OK && rc != PR_ENOMEM && rc != PR_ETLS && rc != PR_ECLOSED && rc != PR_EIO)
             pt_fail(__FILE__, __LINE__, "fail-nth %ld: got %s", n, pt_errname(rc));
     }
+    PT_CHECK(ok);
+    /* mutual TLS: the client parses its certificate per connection, the server its client CAs */
+    o = tls_client_id("clientec");
+    tls_file("clientec.crt");
+    tls_require_ca = tls_file("ca.crt");
+    for (ok = 0, n = 1; n < 400; n++) {
+        pt_alloc_fail_nth(n);
+        rc = tls_session("good", "127.0.0.1", &o, &e, NULL);
+        if (__atomic_load_n(&pt__mem.fail_nth, __ATOMIC_RELAXED) > 0) {
+            pt_alloc_fail_nth(0);
+            PT_EQ_ERR(rc, PR_OK);
+            ok = 1;
+            break;
+        }
+        pt_alloc_fail_nth(0);
+        if (rc != PR_OK && rc != PR_ENOMEM && rc != PR_ETLS && rc != PR_ECLOSED && rc != PR_EIO)
+            pt_fail(__FILE__, __LINE__, "fail-nth %ld: got %s", n, pt_errname(rc));
+    }
+    tls_require_ca = NULL;
     PT_CHECK(ok);
 }
 
@@ -901,6 +942,270 @@ PT_TEST(tls_read_while_write_stuck) {
     pr_tls_server_cfg_destroy(cfg);
 }
 
+/* ---- client certificates (mutual TLS) ---- */
+#include "../tools/testserver.c" /* guarded: test_server.c includes it too */
+
+PT_TEST(tls_client_cert_required_by_server) {
+    pr_tls_identity *id = NULL;
+    pr_tls_opts o;
+    pr_err_info e;
+    tls_srv s;
+    TLS_NEED_FIXTURES();
+    tls_require_ca = tls_file("ca.crt");
+    PT_REQUIRE(tls_require_ca != NULL);
+    /* RSA and EC certificates from the trusted CA, from memory and from files */
+    o = tls_client_id("client");
+    PT_REQUIRE(o.cert_pem && o.key_pem);
+    PT_EQ_ERR(tls_session("good", "localhost", &o, &e, &s), PR_OK);
+    PT_EQ_ERR(s.hs_rc, PR_OK);
+    PT_EQ_ERR(tls_session("goodec", "localhost", &o, &e, NULL), PR_OK);
+    memset(&o, 0, sizeof o);
+    o.cert_file = TLS_DIR "/clientec.crt";
+    o.key_file = TLS_DIR "/clientec.key";
+    PT_EQ_ERR(tls_session("good", "localhost", &o, &e, &s), PR_OK);
+    PT_EQ_ERR(s.hs_rc, PR_OK);
+    /* parsed once, shared by connections */
+    PT_EQ_ERR(pr_tls_identity_create(&id, TLS_DIR "/client.crt", NULL, 0, NULL, tls_file("client.key"), 0, &e),
+              PR_OK);
+    memset(&o, 0, sizeof o);
+    o.identity = id;
+    PT_EQ_ERR(tls_session("good", "localhost", &o, &e, NULL), PR_OK);
+    PT_EQ_ERR(tls_session("goodec", "127.0.0.1", &o, &e, NULL), PR_OK);
+    /* a certificate from a CA the server does not trust: refused, both sides say so */
+    o = tls_client_id("clientother");
+    PT_EQ_ERR(tls_session("good", "localhost", &o, &e, &s), PR_ETLS);
+    PT_EQ_INT(e.code, PR_ETLS);
+    PT_EQ_INT(e.tls_error, PR_TLS_CLIENT_CERT_REFUSED);
+    PT_EQ_ERR(s.hs_rc, PR_ETLS);
+    /* no certificate at all */
+    PT_EQ_ERR(tls_session("good", "localhost", NULL, &e, &s), PR_ETLS);
+    PT_EQ_INT(e.tls_error, PR_TLS_NO_CLIENT_CERT);
+    PT_EQ_ERR(s.hs_rc, PR_ETLS);
+    PT_EQ_ERR(tls_session("goodec", "localhost", NULL, &e, NULL), PR_ETLS);
+    PT_EQ_INT(e.tls_error, PR_TLS_NO_CLIENT_CERT);
+    tls_require_ca = NULL;
+    /* a server that does not ask: a client with a certificate connects as before */
+    o = tls_client_id("client");
+    PT_EQ_ERR(tls_session("good", "localhost", &o, &e, NULL), PR_OK);
+    memset(&o, 0, sizeof o);
+    o.identity = id;
+    PT_EQ_ERR(tls_session("goodec", "localhost", &o, &e, NULL), PR_OK);
+    pr_tls_identity_destroy(id);
+    pr_tls_identity_destroy(NULL);
+}
+
+/* A client trusting the test CA, one attempt per request, no proxy from the environment. */
+static pr_http_client_opts tls_http_opts(void) {
+    pr_http_client_opts o;
+    memset(&o, 0, sizeof o);
+    o.ignore_env = 1;
+    o.retry.max_retries = PR_RETRY_OFF;
+    o.tls.ca_pem = tls_file("ca.crt");
+    return o;
+}
+
+PT_TEST(tls_client_cert_bad_input_refused_early) {
+    pr_tls_identity *id = NULL;
+    pr_tls_server_cfg *cfg = NULL;
+    pr_http_client *c = NULL;
+    pr_http_client_opts ho;
+    pr_conn *a, *b, *t = NULL;
+    pr_err_info e;
+    int fds[2];
+    TLS_NEED_FIXTURES();
+    /* no certificate, no key, a key of another certificate, half a pair */
+    PT_EQ_ERR(pr_tls_identity_create(&id, NULL, "junk", 0, NULL, tls_file("client.key"), 0, &e), PR_EINVAL);
+    PT_EQ_ERR(pr_tls_identity_create(&id, NULL, tls_file("client.crt"), 0, NULL, "junk", 0, &e), PR_EINVAL);
+    PT_EQ_ERR(pr_tls_identity_create(&id, NULL, tls_file("client.crt"), 0, NULL, tls_file("clientec.key"), 0, &e),
+              PR_EINVAL);
+    PT_EQ_ERR(pr_tls_identity_create(&id, NULL, tls_file("client.crt"), 0, NULL, tls_file("good.key"), 0, &e),
+              PR_EINVAL);
+    PT_EQ_ERR(pr_tls_identity_create(&id, NULL, tls_file("clientec.crt"), 0, NULL, tls_file("goodec.key"), 0, &e),
+              PR_EINVAL);
+    PT_EQ_ERR(pr_tls_identity_create(&id, NULL, NULL, 0, NULL, tls_file("client.key"), 0, &e), PR_EINVAL);
+    PT_EQ_ERR(pr_tls_identity_create(&id, NULL, tls_file("client.crt"), 0, NULL, NULL, 0, &e), PR_EINVAL);
+    PT_EQ_ERR(pr_tls_identity_create(&id, TLS_DIR "/nope.crt", NULL, 0, TLS_DIR "/client.key", NULL, 0, &e), PR_EIO);
+    PT_EQ_ERR(pr_tls_identity_create(NULL, NULL, tls_file("client.crt"), 0, NULL, tls_file("client.key"), 0, &e),
+              PR_EINVAL);
+    PT_CHECK(id == NULL);
+    /* the same through pr_tls_client, before any byte is sent; inner is freed */
+    PT_REQUIRE(tls_pair(&a, &b, fds) == PR_OK);
+    PT_EQ_ERR(pr_tls_client(&t, a, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .key_pem = tls_file("client.key") },
+                            &e, pr_deadline_in(1000)),
+              PR_EINVAL);
+    PT_EQ_ERR(pr_tls_client(&t, b, "localhost", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .cert_pem = "junk", .key_pem = tls_file("client.key") },
+                            &e, pr_deadline_in(1000)),
+              PR_EINVAL);
+    PT_CHECK(t == NULL);
+    /* and through pr_http_client_create: at create, not at the first connect */
+    ho = tls_http_opts();
+    ho.tls.cert_pem = tls_file("client.crt");
+    PT_EQ_ERR(pr_http_client_create(&c, &ho, &e), PR_EINVAL);
+    ho.tls.key_pem = "junk";
+    PT_EQ_ERR(pr_http_client_create(&c, &ho, &e), PR_EINVAL);
+    ho.tls.cert_pem = NULL;
+    ho.tls.key_pem = tls_file("client.key");
+    PT_EQ_ERR(pr_http_client_create(&c, &ho, &e), PR_EINVAL);
+    ho.tls.key_pem = NULL;
+    ho.tls.cert_file = TLS_DIR "/client.crt";
+    ho.tls.key_file = TLS_DIR "/nope.key";
+    PT_EQ_ERR(pr_http_client_create(&c, &ho, &e), PR_EIO);
+    PT_CHECK(c == NULL);
+    /* a server's list of client CAs must hold one */
+    PT_REQUIRE(tls_cfg(&cfg, "good") == PR_OK);
+    PT_EQ_ERR(pr_tls_server_cfg_require_client_cert(cfg, "junk", 0, &e), PR_EINVAL);
+    PT_EQ_ERR(pr_tls_server_cfg_require_client_cert(cfg, NULL, 0, &e), PR_EINVAL);
+    PT_EQ_ERR(pr_tls_server_cfg_require_client_cert(NULL, tls_file("ca.crt"), 0, &e), PR_EINVAL);
+    /* a server key that is not its certificate's */
+    pr_tls_server_cfg_destroy(cfg);
+    cfg = NULL;
+    PT_EQ_ERR(pr_tls_server_cfg_create(&cfg, tls_file("good.crt"), 0, tls_file("client.key"), 0, &e), PR_EINVAL);
+    PT_CHECK(cfg == NULL);
+}
+
+/* Handshake with the test server on 127.0.0.1:port; PR_OK or the failure. */
+static int tls_tcp_handshake(int port, const pr_tls_opts *o, pr_err_info *e) {
+    pr_conn *raw = NULL, *t = NULL;
+    int rc = tls_connect_local(&raw, port, pr_deadline_in(5000));
+    if (rc != PR_OK) return rc;
+    rc = pr_tls_client(&t, raw, "127.0.0.1", o, e, pr_deadline_in(10000));
+    pr_conn_destroy(t);
+    return rc;
+}
+
+PT_TEST(tls_client_cert_over_tcp_and_http_client) {
+    ts_server *srv = NULL;
+    ts_opts so;
+    pr_http_client *c = NULL;
+    pr_http_client_opts ho;
+    pr_http_response *r = NULL;
+    pr_tls_opts o;
+    pr_err_info e;
+    char url[64], cert[64];
+    TLS_NEED_FIXTURES();
+    memset(&so, 0, sizeof so);
+    so.max_lifetime_ms = 30000;
+    so.tls_cert_file = TLS_DIR "/good.crt";
+    so.tls_key_file = TLS_DIR "/good.key";
+    so.tls_client_ca_file = TLS_DIR "/ca.crt";
+    PT_REQUIRE(ts_start(&srv, &so) == PR_OK);
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/", (unsigned)ts_port(srv));
+    /* pr_http_client: the files parsed at create (the caller's strings may go), shared by connections */
+    ho = tls_http_opts();
+    snprintf(cert, sizeof cert, "%s", TLS_DIR "/client.crt");
+    ho.tls.cert_file = cert;
+    ho.tls.key_pem = tls_file("client.key");
+    PT_REQUIRE(pr_http_client_create(&c, &ho, &e) == PR_OK);
+    memset(cert, 'x', sizeof cert - 1);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, &e, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_INT(pr_http_status(r), 200);
+    pr_http_response_destroy(r);
+    r = NULL;
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/?close=1", (unsigned)ts_port(srv));
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, &e, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_INT(pr_http_status(r), 200);
+    pr_http_response_destroy(r);
+    r = NULL;
+    pr_http_client_destroy(c);
+    c = NULL;
+    /* no certificate: the distinct error, through the client too */
+    ho = tls_http_opts();
+    PT_REQUIRE(pr_http_client_create(&c, &ho, &e) == PR_OK);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, &e, pr_deadline_in(10000)), PR_ETLS);
+    PT_EQ_INT(e.tls_error, PR_TLS_NO_CLIENT_CERT);
+    pr_http_client_destroy(c);
+    c = NULL;
+    /* raw handshakes over TCP: right RSA and EC certificates, none, a refused one */
+    o = tls_client_id("client");
+    o.ca_pem = tls_file("ca.crt");
+    PT_EQ_ERR(tls_tcp_handshake(ts_port(srv), &o, &e), PR_OK);
+    o = tls_client_id("clientec");
+    o.ca_pem = tls_file("ca.crt");
+    PT_EQ_ERR(tls_tcp_handshake(ts_port(srv), &o, &e), PR_OK);
+    memset(&o, 0, sizeof o);
+    o.ca_pem = tls_file("ca.crt");
+    PT_EQ_ERR(tls_tcp_handshake(ts_port(srv), &o, &e), PR_ETLS);
+    PT_EQ_INT(e.tls_error, PR_TLS_NO_CLIENT_CERT);
+    o = tls_client_id("clientother");
+    o.ca_pem = tls_file("ca.crt");
+    PT_EQ_ERR(tls_tcp_handshake(ts_port(srv), &o, &e), PR_ETLS);
+    PT_EQ_INT(e.tls_error, PR_TLS_CLIENT_CERT_REFUSED);
+    ts_stop(srv);
+}
+
+/* openssl s_server -tls1_2 -Verify 1 -verify_return_error (a client
+   certificate from ca required) on
+   127.0.0.1:port for n connections; its pid, or -1. *keep_w: the write end
+   of its stdin (close it to let it go). */
+static pid_t tls_openssl_verify_server(int port, int n, int *keep_w) {
+    char portarg[32], narg[16];
+    int keep[2];
+    pid_t pid;
+    snprintf(portarg, sizeof portarg, "127.0.0.1:%d", port);
+    snprintf(narg, sizeof narg, "%d", n);
+    if (pipe(keep) != 0) return -1; /* s_server quits at EOF on stdin: give it one that stays open */
+    fflush(NULL);
+    if ((pid = fork()) == 0) {
+        int fd = open("/dev/null", O_RDWR);
+        dup2(keep[0], 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execlp("openssl", "openssl", "s_server", "-tls1_2", "-accept", portarg, "-cert", TLS_DIR "/good.crt",
+               "-key", TLS_DIR "/good.key", "-Verify", "1", "-verify_return_error", "-CAfile", TLS_DIR "/ca.crt", "-naccept", narg,
+               (char *)NULL);
+        _exit(127);
+    }
+    close(keep[0]);
+    if (pid < 0) close(keep[1]);
+    else *keep_w = keep[1];
+    return pid;
+}
+
+PT_TEST(tls_client_cert_openssl_server_alerts) {
+    int port, status, keep = -1, rc;
+    pid_t pid;
+    pr_conn *a = NULL, *c = NULL;
+    pr_tls_opts o;
+    pr_err_info e;
+    TLS_NEED_FIXTURES();
+    if (system("openssl version >/dev/null 2>&1") != 0) PT_SKIP("no openssl tool");
+    PT_REQUIRE((port = tls_free_port()) > 0);
+    PT_REQUIRE((pid = tls_openssl_verify_server(port, 3, &keep)) > 0);
+    /* the right certificate */
+    o = tls_client_id("clientec");
+    o.ca_pem = tls_file("ca.crt");
+    PT_EQ_ERR(rc = tls_connect_local(&a, port, pr_deadline_in(10000)), PR_OK);
+    if (rc == PR_OK) {
+        PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &o, &e, pr_deadline_in(10000)), PR_OK);
+        if (c) PT_EQ_ERR(pr_conn_shutdown(c, pr_deadline_in(5000)), PR_OK);
+        pr_conn_destroy(c);
+        c = NULL;
+    }
+    /* none: the server's handshake_failure alert reads as the missing certificate */
+    memset(&o, 0, sizeof o);
+    o.ca_pem = tls_file("ca.crt");
+    PT_EQ_ERR(rc = tls_connect_local(&a, port, pr_deadline_in(10000)), PR_OK);
+    if (rc == PR_OK) {
+        PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &o, &e, pr_deadline_in(10000)), PR_ETLS);
+        PT_EQ_INT(e.tls_error, PR_TLS_NO_CLIENT_CERT);
+        pr_conn_destroy(c);
+        c = NULL;
+    }
+    /* one from another CA: its unknown_ca alert reads as a refusal */
+    o = tls_client_id("clientother");
+    o.ca_pem = tls_file("ca.crt");
+    PT_EQ_ERR(rc = tls_connect_local(&a, port, pr_deadline_in(10000)), PR_OK);
+    if (rc == PR_OK) {
+        PT_EQ_ERR(pr_tls_client(&c, a, "localhost", &o, &e, pr_deadline_in(10000)), PR_ETLS);
+        PT_EQ_INT(e.tls_error, PR_TLS_CLIENT_CERT_REFUSED);
+        pr_conn_destroy(c);
+    }
+    kill(pid, SIGTERM);
+    close(keep);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+}
+
 const pt_suite pt_suite_tls = { "tls", {
     PT_ENTRY(tls_handshake_echo_rsa_and_ec),
     PT_ENTRY(tls_wrong_host_refused),
@@ -923,6 +1228,10 @@ const pt_suite pt_suite_tls = { "tls", {
     PT_ENTRY(tls_over_memory_pipe_byte_by_byte),
     PT_ENTRY(tls_corrupted_record_fails_with_bad_mac),
     PT_ENTRY(tls_read_while_write_stuck),
+    PT_ENTRY(tls_client_cert_required_by_server),
+    PT_ENTRY(tls_client_cert_bad_input_refused_early),
+    PT_ENTRY(tls_client_cert_over_tcp_and_http_client),
+    PT_ENTRY(tls_client_cert_openssl_server_alerts),
     {0, 0} } };
 
 #else /* PRISTINE_NO_TLS */

@@ -9,7 +9,7 @@
        ts_start / ts_port / ts_stop from a task;
    (b) a standalone program:
        cc -std=c99 -O2 -DPR_TESTSERVER_MAIN tools/testserver.c -o build/testserver -lbearssl -lpthread
-       build/testserver [--port P] [--lifetime MS] [--tls CERT KEY]
+       build/testserver [--port P] [--lifetime MS] [--tls CERT KEY [--tls-client-ca FILE]]
        prints its port on stdout, then serves until the lifetime ends.
 
    Every name here starts with ts_. */
@@ -45,6 +45,8 @@ typedef struct ts_opts {
     const char *tls_key_file;
     const char *tls_cert_pem;  /* or the PEM text itself (takes precedence) */
     const char *tls_key_pem;
+    const char *tls_client_ca_file; /* with TLS: require client certificates signed by this PEM CA */
+    const char *tls_client_ca_pem;  /* or the PEM text itself (takes precedence) */
     int backlog;               /* <= 0 = 64: the listen backlog */
     int future_polls;          /* <= 0 = 3: an unscripted remote future resolves on this poll */
     int future_hold_ms;        /* its try_again answers wait this long first (a long poll) */
@@ -281,6 +283,9 @@ static int ts_read_request(ts_conn *x, ts_req *r) {
     /* skip empty lines before a request (RFC 9112 2.2) */
     for (;;) {
         while (x->in.len > 0 && (x->in.data[0] == '\r' || x->in.data[0] == '\n')) pr_buf_consume(&x->in, 1);
+        /* a method is a token: anything else (a TLS ClientHello) is answered 400 at once, as real servers do */
+        if (x->in.len > 0 && !((x->in.data[0] >= 'A' && x->in.data[0] <= 'Z') || (x->in.data[0] >= 'a' && x->in.data[0] <= 'z')))
+            return PR_EPROTO;
         /* the end of the head: an empty line */
         pos = 0;
         while ((nl = ts_find_line(&x->in, pos)) >= 0) {
@@ -1238,6 +1243,13 @@ static TS_UNUSED int ts_start(ts_server **out, const ts_opts *opts) {
         rc = c && k ? pr_tls_server_cfg_create(&s->tls, c, 0, k, 0, NULL) : PR_EIO;
         free(cf);
         free(kf);
+        if (rc == PR_OK && (o.tls_client_ca_pem || o.tls_client_ca_file)) {
+            const char *ca = o.tls_client_ca_pem;
+            char *caf = NULL;
+            if (!ca) ca = caf = ts_read_file(o.tls_client_ca_file);
+            rc = ca ? pr_tls_server_cfg_require_client_cert(s->tls, ca, 0, NULL) : PR_EIO;
+            free(caf);
+        }
         if (rc != PR_OK) goto fail;
     }
     if ((rc = pr_tcp_listen(&s->l, o.host ? o.host : "127.0.0.1", o.port, o.backlog > 0 ? o.backlog : 64, NULL)) != PR_OK) goto fail;
@@ -1273,7 +1285,8 @@ static TS_UNUSED int ts_stopped(const ts_server *s) { return s ? s->stopped : 1;
 #ifdef PR_TESTSERVER_MAIN
 static int ts_usage(void) {
     fprintf(stderr, "usage: testserver [--port P] [--host H] [--lifetime MS] [--idle MS] [--backlog N]\n"
-                    "                  [--future-polls N] [--future-hold MS] [--tls CERT KEY]\n");
+                    "                  [--future-polls N] [--future-hold MS] [--tls CERT KEY]\n"
+                    "                  [--tls-client-ca FILE]\n");
     return 2;
 }
 
@@ -1293,8 +1306,11 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
             o.tls_cert_file = argv[++i];
             o.tls_key_file = argv[++i];
+        } else if (strcmp(argv[i], "--tls-client-ca") == 0 && i + 1 < argc) {
+            o.tls_client_ca_file = argv[++i];
         } else return ts_usage();
     }
+    if (o.tls_client_ca_file && !o.tls_cert_file) return ts_usage();
     if ((rc = ts_start(&s, &o)) != PR_OK) {
         fprintf(stderr, "testserver: %s\n", pr_strerror(rc));
         return 1;
