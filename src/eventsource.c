@@ -11,34 +11,64 @@
  *     pr_sse_destroy(s);
  *
  * pr_sse_next suspends only the calling task. Underneath, the stream follows
- * the EventSource rules of the WHATWG HTML standard:
+ * the EventSource processing model of the WHATWG HTML standard, with the
+ * two differences named here (whatwg_strict removes the first):
  *
- * - A connection opens only on a 200 (after redirects, which the stream's
- *   own client follows) whose Content-Type is text/event-stream (type and
- *   subtype in any case, parameters ignored). 204 No Content ends the
- *   stream for good: PR_ECLOSED, no reconnect. Another status or content
- *   type fails the stream (PR_EHTTP or PR_EPROTO, the status and type in
- *   pr_sse_last_error), except 408, 409, 429 and 5xx, which are retried
- *   after the reconnection time or the server's Retry-After /
- *   retry-after-ms, whichever is longer.
- * - A network error before a response, a clean end of the body, a break in
- *   the middle of it, and a connection silent for idle_timeout_ms all
- *   reconnect: after the stream's reconnection time (3000 ms until the
- *   server sends `retry:`, capped at max_retry_ms), plus a backoff with
- *   jitter after consecutive failed connections, never past the caller's
- *   deadline. A connection that ends within a second of opening, before
- *   it delivered an event, counts as failed, so a server that ends every
- *   connection at once cannot drive a hot loop. The request is
- *   made again from the original URL with Last-Event-ID set to the
- *   stream's last-event-ID (no header while it is empty, or when it
- *   cannot travel in a header: see max_last_event_id); the partial
- *   block of the broken connection is dropped, so every event arrives
- *   complete, once, in order. A reconnect is not an error of pr_sse_next:
- *   observer.on_reconnect sees it (attempt, delay, reason).
- * - A request with a body, or a method other than GET, is reconnected only
- *   when the options say it can be repeated (a POST that starts an LLM
- *   answer usually cannot); otherwise its end is PR_ECLOSED and a failure
- *   is that failure.
+ * - Opening. A connection opens only on a 200 (after redirects, which the
+ *   stream's own client follows) whose Content-Type is text/event-stream
+ *   (type and subtype in any case, parameters ignored).
+ * - Final causes end the stream at once, at open or on any reconnect,
+ *   with their own code and detail (err, pr_sse_last_error): 204 No
+ *   Content (PR_ECLOSED: the server says stop); a status that is not
+ *   retried (PR_EHTTP with it); a 200 of another type (PR_EPROTO); a name
+ *   that does not exist (PR_EDNS); a certificate that is not trusted or
+ *   does not name the host, a peer that does not speak TLS, a refused
+ *   client certificate (PR_ETLS); a bad URL, header or option (PR_EINVAL);
+ *   https in a PRISTINE_NO_TLS build (PR_ENOTSUP). The standard lets a
+ *   client fail the connection when retrying is known to be futile.
+ * - Retried causes: a network error before a response (refused, reset, a
+ *   connect or idle timeout, a temporary DNS failure, a connection cut
+ *   during the TLS handshake) and the statuses 408, 409, 429 and 5xx.
+ *   Difference 1: the standard fails the connection on every status but
+ *   200; whatwg_strict does too (429 and 5xx included).
+ * - Difference 2: pr_sse_open is bounded. It tries at most open_attempts
+ *   (4) connections, waiting the backoff between them (1 s, 2 s, 4 s, each
+ *   shortened by up to a quarter: tries at about 0, 1, 3 and 7 s; no
+ *   reconnection time), or instead the wait the answer's Retry-After /
+ *   retry-after-ms asks for (at most max_retry_ms). Then it returns the
+ *   last try's cause: PR_EIO with its errno (ECONNREFUSED, ECONNRESET,
+ *   ETIMEDOUT for a connect or idle timeout), PR_EHTTP with the status,
+ *   and so on. When the next try would start after the deadline it
+ *   returns that cause at once. PR_ETIMEDOUT means the caller's deadline
+ *   passed, nothing else (a try was still running then).
+ * - Once the stream has been open, a clean end of the body, a break in it,
+ *   idle_timeout_ms of silence and every retried cause reconnect, without
+ *   a bound unless max_failures sets one: after the stream's reconnection
+ *   time (3000 ms until the server sends `retry:`, at most max_retry_ms),
+ *   plus a backoff (1 s doubling to 30 s, each step shortened by up to a
+ *   quarter) that takes its next step on every failed connection, and on
+ *   every early end after the first: an end before the connection stayed
+ *   up healthy_ms (60 s; LaunchDarkly's clients use the same). So a
+ *   server that accepts and drops at once is met with a growing wait; a
+ *   connection that stayed up that long resets the backoff. A retried
+ *   status whose Retry-After / retry-after-ms asks for a wait gets exactly
+ *   that wait (at most max_retry_ms) instead. No wait runs past the caller's
+ *   deadline (then PR_ETIMEDOUT; the next call goes on). The failure count
+ *   (max_failures, observer's failures) counts the connections since the
+ *   last healthy one that did not open, or that ended within a second of
+ *   opening before an event. The request is made again from the original
+ *   URL with Last-Event-ID set to the stream's last-event-ID (no header
+ *   while it is empty, or when it cannot travel in a header: see
+ *   max_last_event_id); the partial block of the broken connection is
+ *   dropped, so every event arrives complete, once, in order. A reconnect
+ *   is not an error of pr_sse_next: observer.on_reconnect sees it
+ *   (attempt, delay, reason).
+ * - A request with a body, or a method other than GET, is sent again only
+ *   when the server cannot have processed it, unless the options say it is
+ *   repeatable: at open, after a refused connection, a DNS failure or a
+ *   408, 429 or 503 (LLM APIs answer 429 to a first POST routinely); any
+ *   other failure ends the open with it. Once its response began streaming
+ *   it is never sent again: its end is PR_ECLOSED, a break that error.
  * - An over-long line or event is PR_ELIMIT once (the detail in
  *   pr_sse_last_error), then the stream goes on with the next event; with
  *   reconnect_on_limit it drops the connection and reconnects instead.
@@ -68,11 +98,13 @@ typedef struct pr_sse pr_sse;
    again (the strings are valid during the callback only). */
 typedef struct pr_sse_reconnect {
     long reconnects;            /* this reconnect's number: 1 for the first */
-    int failures;               /* consecutive failed connections so far (0: the last one had opened) */
-    int64_t delay_ms;           /* the wait before the next connection */
-    int reason;                 /* PR_ECLOSED (the body ended), PR_EIO (idle_timeout_ms of silence:
-                                   detail says so), PR_EHTTP (a retryable status), PR_ELIMIT
-                                   (reconnect_on_limit), or the connection's error code */
+    int failures;               /* failed connections since the last healthy one (see max_failures) */
+    int64_t delay_ms;           /* the wait before the next connection (a server's, or the
+                                   reconnection time plus the backoff; before the stream first
+                                   opened, the backoff alone) */
+    int reason;                 /* PR_ECLOSED (the body ended), PR_EHTTP (a retried status),
+                                   PR_ELIMIT (reconnect_on_limit), or the connection's error code
+                                   (idle_timeout_ms of silence: PR_EIO, sys_errno ETIMEDOUT) */
     int status;                 /* the refused response's status, 0 if none */
     const char *detail;         /* why, in words */
     const char *last_event_id;  /* what the next request sends ("" = no Last-Event-ID) */
@@ -88,13 +120,17 @@ typedef struct pr_sse_observer {
 
 /* Options of pr_sse_open. Zero means the default; strings are copied. */
 typedef struct pr_sse_stream_opts {
-    pr_http_client *client;     /* NULL = one of its own (redirects followed, up to 10); else borrowed:
-                                   it must outlive the stream, and its own settings apply */
+    pr_http_client *client;     /* NULL = one of its own (redirects followed, up to 10; tls below); else
+                                   borrowed: it must outlive the stream, and its own settings apply */
+    pr_tls_opts tls;            /* the own client's TLS settings (a private CA: tls.ca_file), copied
+                                   into its options; all zero = the defaults. Must be all zero when
+                                   client is set (PR_EINVAL): the borrowed client's apply */
     const char *method;         /* NULL = "GET" */
     const char *body;           /* request body (e.g. JSON for a POST stream); NULL = none */
     size_t body_len;
     int repeatable;             /* 1 = a request with a body or another method than GET may be sent
-                                   again on reconnect; 0 = such a stream is not reconnected */
+                                   again on any retry or reconnect; 0 = only before the stream opened,
+                                   after a refused connection, a DNS failure, a 408, 429 or 503 */
     const char *const *headers; /* extra fields as "Name: value" strings, NULL-terminated; NULL = none */
     /* Called before every connection: append more fields as "Name: value\r\n"
        lines to out (a fresh token, say). A nonzero return fails the stream
@@ -105,36 +141,56 @@ typedef struct pr_sse_stream_opts {
     int64_t retry_ms;           /* 0 = 3000: the reconnection time until the server sends `retry:` */
     int64_t max_retry_ms;       /* 0 = 3600000 (an hour): the cap on every wait a server asks for
                                    (`retry:`, Retry-After, retry-after-ms) */
-    pr_backoff backoff;         /* added after consecutive failed connections; base_ms 0 = 1 s doubling to
-                                   30 s, minus up to a quarter */
+    pr_backoff backoff;         /* added to the reconnection time: one step more for each failed
+                                   connection and each early end but the first since the last healthy
+                                   one (healthy_ms); the whole wait between pr_sse_open's tries;
+                                   base_ms 0 = 1 s doubling to 30 s, minus up to a quarter */
     int idle_timeout_ms;        /* 0 = 45000: silence on the connection (from its last byte, however
                                    often pr_sse_next is called meanwhile) after which it counts as
                                    dropped (servers send a comment every 15 s or so); < 0 = none */
     size_t max_last_event_id;   /* 0 = 4096: the longest last-event-ID sent as Last-Event-ID; a
                                    longer one, or one with a control byte, is not sent (a warning
                                    is logged) and the server decides where to resume */
-    int max_failures;           /* 0 = unlimited; else consecutive failed connections before the
-                                   stream fails with the last error */
+    int max_failures;           /* 0 = unlimited; else failed connections (ones that did not open, or
+                                   ended within a second without an event) since the last healthy one
+                                   before the stream fails with the last one's error */
+    int open_attempts;          /* 0 = 4: connections pr_sse_open tries before it returns the last
+                                   one's cause (waits 1, 2, 4 s between them: the backoff); < 0 = no
+                                   bound but the deadline */
+    int healthy_ms;             /* 0 = 60000: a connection that stayed up this long resets the backoff
+                                   and the failure count when it ends (a shorter one is an early end:
+                                   see backoff); < 0 = any connection that did not end within a second
+                                   without an event resets them */
+    int whatwg_strict;          /* 1 = the standard's processing model exactly: every status but 200
+                                   fails the stream (408, 409, 429 and 5xx too); a network error or
+                                   the end of the body reconnects */
     int reconnect_on_limit;     /* 1 = PR_ELIMIT drops the connection and reconnects */
     pr_sse_decoder_opts decoder; /* line and event limits, raw bytes */
     pr_sse_observer observer;   /* reconnect notifications (telemetry); zero = none */
     pr_retry_hooks hooks;       /* the waits, their random numbers, the wall clock (tests) */
 } pr_sse_stream_opts;
 
-/* Open a stream: connect and check the response (the first connection
-   follows the reconnect rules too: a network error or a retryable status
-   is tried again within the deadline).
+/* Open a stream: connect and check the response. A final cause returns at
+   once; a retried one (a network error, 408, 409, 429, 5xx) is tried again,
+   up to open_attempts connections in all (4: at about 0, 1, 3 and 7 s, or
+   when the server's Retry-After says), then its cause is returned, also
+   with PR_FOREVER. The rules are the module's (above).
    Params: out - receives the stream (NULL on failure); url - http or https
            (copied); opts - NULL = defaults; err - receives why the call
            failed (the status, the connection's errno, TLS or DNS detail;
            zeroed on success); NULL = not wanted; deadline - absolute ms for
            this call (the stream itself has no end).
    Returns: PR_OK; PR_ECLOSED (204: the server says do not connect);
-            PR_EHTTP (a status that is not retried; the detail in err);
-            PR_EPROTO (not text/event-stream);
-            PR_ETIMEDOUT; PR_ECANCELED; PR_EINVAL (a bad URL, header or
-            option); PR_ENOMEM; errors of pr_http_client_request when
-            max_failures is reached.
+            PR_EHTTP (a status that is not retried, or the last try's
+            retried one; the status in err); PR_EPROTO (not
+            text/event-stream); PR_EDNS (a name that does not exist, or the
+            last try's resolver failure); PR_ETLS (certificate, hostname, a
+            peer that does not speak TLS); PR_EIO (the last try's network
+            error, err.sys_errno: ECONNREFUSED, ETIMEDOUT for a connect or
+            idle timeout, ...); PR_ETIMEDOUT (the deadline passed while a
+            try ran; the last finished try's cause in err); PR_ECANCELED;
+            PR_EINVAL (a bad URL, header or option, tls with client);
+            PR_ENOTSUP (https without TLS); PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
    See: pr_sse_next, pr_sse_destroy. */
@@ -149,8 +205,11 @@ PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_
             being destroyed); PR_ELIMIT (a line or event over its limit was
             dropped; call again for the next); PR_ECLOSED (the server sent
             204, or a stream that cannot be repeated ended); PR_EHTTP,
-            PR_EPROTO or a connection error when the stream failed (then
-            every later call returns it); PR_EINVAL; PR_ENOMEM.
+            PR_EPROTO, PR_EDNS, PR_ETLS or PR_EIO when the stream failed: a
+            final cause on a reconnect, max_failures reached, or a break of
+            a stream that cannot be repeated (then every later call returns
+            it; PR_EIO with sys_errno ETIMEDOUT for an idle timeout, never
+            PR_ETIMEDOUT); PR_EINVAL; PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
    See: pr_sse_open, pr_sse_last_error. */
@@ -221,6 +280,8 @@ PRISTINE_API int pr_sse_last_error(const pr_sse *s, pr_err_info *out);
 #define PR__EVENTSOURCE_DEF_IDLE 45000
 #define PR__EVENTSOURCE_DEF_MAX_LEI 4096
 #define PR__EVENTSOURCE_SHORT_MS 1000
+#define PR__EVENTSOURCE_DEF_OPEN_ATTEMPTS 4
+#define PR__EVENTSOURCE_DEF_HEALTHY 60000
 #define PR__EVENTSOURCE_MAX_FIELDS 32
 
 struct pr_sse {
@@ -240,15 +301,25 @@ struct pr_sse {
     int dirty;                  /* the decoder has bytes of a connection: reset it for the next */
     int delivered;              /* the current connection has delivered an event */
     int64_t opened_at;          /* when it opened */
-    int failures;               /* consecutive failed connections */
+    int failures;               /* failed connections since the last healthy one */
+    int steps;                  /* backoff steps taken since the last healthy connection */
+    int early;                  /* connections that opened, did not fail, and ended before healthy_ms */
     int reason;                 /* why the next connection is needed (0 = the first) */
     int64_t next_at;            /* when the next connection may start (0 = at once) */
+    int64_t open_until;         /* pr_sse_open's deadline, while it runs */
     long reconnects;
     int final;                  /* sticky end: 0 while the stream lives */
     int destroyed;
     pr_task *reader;            /* the task inside pr_sse_next, if any */
     pr_err_info err;
 };
+
+/* Whether n bytes at p are all zero (an options struct left unset). */
+static int pr__eventsource_zero(const void *p, size_t n) {
+    const unsigned char *b = (const unsigned char *)p;
+    while (n && !b[n - 1]) n--;
+    return n == 0;
+}
 
 static const pr_backoff pr__eventsource_backoff = { PR_BACKOFF_EXPONENTIAL, PR_JITTER_DOWN, 1000, 30000, 0.25, 0.0, 0.0 };
 
@@ -305,36 +376,78 @@ static int pr__eventsource_fail(pr_sse *s, int code, int status, const char *fmt
    PR__EVENTSOURCE_SHORT_MS of opening without an event. */
 static int pr__eventsource_futile(const pr_sse *s) { return !s->delivered && pr_now() - s->opened_at < PR__EVENTSOURCE_SHORT_MS; }
 
+/* Whether the current connection, ending now, stayed up long enough to
+   reset the backoff and the failure count (healthy_ms). */
+static int pr__eventsource_healthy(const pr_sse *s) {
+    if (s->o.healthy_ms < 0) return !pr__eventsource_futile(s);
+    return pr_now() - s->opened_at >= s->o.healthy_ms;
+}
+
+/* A request that cannot be repeated may still go again when the server
+   cannot have processed it: a refused connection, no address, 408, 429
+   and 503 (only before its response ever began streaming). */
+static int pr__eventsource_unprocessed(int reason, int status, const pr_err_info *cause) {
+    if (reason == PR_EHTTP) return status == 408 || status == 429 || status == 503;
+    return reason == PR_EDNS || (reason == PR_EIO && cause->sys_errno == ECONNREFUSED);
+}
+
+/* The stream ends with a cause whose detail is already in s->err. */
+static int pr__eventsource_end(pr_sse *s, int code) {
+    s->err.code = code;
+    s->final = code;
+    pr__eventsource_drop(s);
+    return code;
+}
+
 /* Plan the next connection after a failure (failed = a connection that did
-   not open) or an end; min_ms is a server's hint. Fails the stream when it
-   may not be repeated or max_failures is reached. */
+   not open) or an end (failed = 0); min_ms is a server's hint (0 = none).
+   Fails the stream when the request may not go again, or a bound is
+   reached (open_attempts before the stream opened, max_failures). */
 static int pr__eventsource_plan(pr_sse *s, int reason, int status, int failed, int64_t min_ms) {
     pr_sse_reconnect info;
     const char *why;
     size_t n;
-    int64_t delay = pr_sse_retry_ms(s);
+    int64_t delay;
     pr_err_info last = s->err; /* the cause, with its errno / TLS / DNS detail */
     const char *detail = last.msg;
+    int ended = !failed && s->resp;
+    if (ended && pr__eventsource_healthy(s)) {
+        s->failures = s->steps = s->early = 0;
+    } else if (failed || pr__eventsource_futile(s)) {
+        s->failures++;
+        s->steps++;
+    } else if (s->early++ > 0) { /* the first early end is free; from the second on the backoff grows */
+        s->steps++;
+    }
     pr__eventsource_drop(s);
-    if (!s->repeatable) {
+    if (!s->repeatable && (s->opened || !pr__eventsource_unprocessed(reason, status, &last))) {
         if (reason == PR_ECLOSED) return pr__eventsource_fail(s, PR_ECLOSED, 0, "sse: %s", "the stream ended (a request that cannot be repeated)");
         s->err = last;
-        s->err.code = reason;
         s->err.http_status = status;
-        s->final = reason;
-        return reason;
+        return pr__eventsource_end(s, reason);
     }
-    if (failed) s->failures++;
-    else s->failures = 0;
+    if (!s->opened && s->o.open_attempts > 0 && s->failures >= s->o.open_attempts) {
+        pr__err_wrap(&s->err, reason, &last, "sse: %d connections tried at open; the last", s->failures);
+        s->err.http_status = status;
+        return pr__eventsource_end(s, reason);
+    }
     if (s->o.max_failures > 0 && s->failures >= s->o.max_failures) {
-        pr__err_wrap(&s->err, reason, &last, "sse: %d failed connections in a row; the last", s->failures);
+        pr__err_wrap(&s->err, reason, &last, "sse: %d failed connections; the last", s->failures);
         s->err.http_status = status;
-        s->final = reason;
-        return reason;
+        return pr__eventsource_end(s, reason);
     }
-    if (s->failures > 0) delay = pr__time_add(delay, pr__retry_delay_ms(&s->o.backoff, s->failures - 1, NULL, &s->o.hooks));
-    if (delay < PR__MIN(min_ms, s->o.max_retry_ms)) delay = PR__MIN(min_ms, s->o.max_retry_ms);
+    if (min_ms > 0) delay = PR__MIN(min_ms, s->o.max_retry_ms); /* the server's wait, as given */
+    else if (!s->opened) delay = pr__retry_delay_ms(&s->o.backoff, s->failures - 1, NULL, &s->o.hooks);
+    else {
+        delay = pr_sse_retry_ms(s);
+        if (s->steps > 0) delay = pr__time_add(delay, pr__retry_delay_ms(&s->o.backoff, s->steps - 1, NULL, &s->o.hooks));
+    }
     s->next_at = pr__time_add(pr_now(), delay);
+    if (!s->opened && s->next_at > s->open_until) { /* the next try would come too late: this cause now */
+        pr__err_wrap(&s->err, reason, &last, "sse: the next try would start after the deadline; the last");
+        s->err.http_status = status;
+        return pr__eventsource_end(s, reason);
+    }
     s->reason = reason;
     s->reconnects++;
     if (s->o.observer.on_reconnect) {
@@ -427,11 +540,13 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
         s->err = e;
         return rc; /* the caller's limit: the next call tries again */
     }
-    /* a request the client refuses (bad fields, no memory, https in a PRISTINE_NO_TLS build) is final */
-    if (rc == PR_EINVAL || rc == PR_ENOMEM || rc == PR_ENOTSUP) return pr__eventsource_fail(s, rc, 0, "%s", e.msg);
-    if (rc) { /* no response: a network error (a connect or idle timeout included) */
-        s->err = e;
-        return pr__eventsource_plan(s, rc, 0, 1, 0);
+    if (rc) {
+        s->err = e; /* a connect or idle limit is PR_EIO, ETIMEDOUT: PR_ETIMEDOUT is the deadline's */
+        /* what retrying cannot cure (a name that does not exist, a refused
+           certificate, bad fields, no memory, https without TLS) ends it */
+        if (pr__client_final(rc, &s->err))
+            return pr__eventsource_end(s, rc);
+        return pr__eventsource_plan(s, rc, 0, 1, 0); /* a network error: tried again */
     }
     st = pr_http_status(r);
     ct = pr_http_header_get(r, "content-type");
@@ -454,10 +569,11 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
         return pr__eventsource_fail(s, PR_EPROTO, st, ct ? "sse: 200 with Content-Type \"%s\", not text/event-stream"
                                                  : "sse: 200 without a Content-Type%s", t);
     }
-    if (pr_retry_status_retryable(st)) {
+    if (pr_retry_status_retryable(st) && !s->o.whatwg_strict) {
         int64_t hint = 0;
-        pr_retry_hint_ms(pr_http_header_get(r, "retry-after-ms"), pr_http_header_get(r, "retry-after"),
-                         pr__eventsource_wall(s), s->o.max_retry_ms, &hint);
+        if (!pr_retry_hint_ms(pr_http_header_get(r, "retry-after-ms"), pr_http_header_get(r, "retry-after"),
+                              pr__eventsource_wall(s), s->o.max_retry_ms, &hint))
+            hint = 0;
         pr__err_set(&s->err, PR_EHTTP, 0, "sse: status %d", st);
         s->err.http_status = st;
         return pr__eventsource_plan(s, PR_EHTTP, st, 1, hint);
@@ -497,10 +613,13 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
     if (!rc) rc = pr_sse_decoder_create(&s->dec, &s->o.decoder);
     if (!rc && s->o.last_event_id)
         rc = pr_sse_decoder_set_last_id(s->dec, s->o.last_event_id, strlen(s->o.last_event_id));
+    if (!rc && s->o.client && !pr__eventsource_zero(&s->o.tls, sizeof s->o.tls))
+        rc = pr__err_set(err, PR_EINVAL, 0, "sse: %s", "tls is for the stream's own client: set it on the borrowed client");
     if (!rc && !s->o.client) {
         pr_http_client_opts co;
         memset(&co, 0, sizeof co);
         co.max_redirects = 10;
+        co.tls = s->o.tls;
         if ((rc = pr_http_client_create(&s->client, &co, NULL)) == PR_OK) s->own_client = 1;
     } else {
         s->client = s->o.client;
@@ -517,9 +636,13 @@ int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_opts *opts, p
     s->o.idle_timeout_ms = PR__DEF(s->o.idle_timeout_ms, PR__EVENTSOURCE_DEF_IDLE);
     s->o.max_retry_ms = PR__DEF(s->o.max_retry_ms, PR__EVENTSOURCE_DEF_MAX_RETRY);
     s->o.max_last_event_id = PR__DEF(s->o.max_last_event_id, PR__EVENTSOURCE_DEF_MAX_LEI);
+    s->o.open_attempts = PR__DEF(s->o.open_attempts, PR__EVENTSOURCE_DEF_OPEN_ATTEMPTS);
+    s->o.healthy_ms = PR__DEF(s->o.healthy_ms, PR__EVENTSOURCE_DEF_HEALTHY);
+    memset(&s->o.tls, 0, sizeof s->o.tls); /* the client has its copy */
     s->o.method = s->o.body = NULL;
     s->o.headers = NULL;
     s->o.last_event_id = NULL;
+    s->open_until = deadline;
     for (;;) { /* the first connection, reconnect rules included */
         rc = pr__eventsource_connect(s, deadline);
         if (rc || s->final || s->resp) break;
@@ -550,21 +673,21 @@ static int pr__eventsource_read(pr_sse *s, int64_t deadline) {
         if ((rc = pr_sse_decoder_feed(s->dec, p, n)) == PR_OK) return PR_OK;
         /* the bytes are gone: resume from the last-event-ID on a new connection */
         pr__err_set(&s->err, rc, 0, "sse: %s", "out of memory decoding the stream");
-        return pr__eventsource_plan(s, rc, 0, pr__eventsource_futile(s), 0);
+        return pr__eventsource_plan(s, rc, 0, 0, 0);
     }
     if (rc == PR_ECLOSED) { /* a clean end of the body: the complete events are still delivered */
         s->dirty = 1;
         return pr_sse_decoder_finish(s->dec);
     }
     if (rc == PR_ECANCELED || (rc == PR_ETIMEDOUT && pr_now() >= deadline)) return rc; /* the caller's limits */
-    /* the connection went silent for idle_timeout_ms, or broke mid-body (a
+    /* the connection went silent for idle_timeout_ms (PR_EIO, ETIMEDOUT), or broke mid-body (a
        reset, a truncated chunked body); TLS that ends without close_notify
        is an ordinary end of the stream */
     pr_http_last_error(s->resp, &s->err);
 #ifndef PRISTINE_NO_TLS
     if (rc == PR_ETLS && s->err.tls_error == PR_TLS_TRUNCATED) rc = PR_ECLOSED;
 #endif
-    return pr__eventsource_plan(s, rc, 0, pr__eventsource_futile(s), 0);
+    return pr__eventsource_plan(s, rc, 0, 0, 0);
 }
 
 static int pr__eventsource_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
@@ -587,7 +710,7 @@ static int pr__eventsource_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
             if (s->o.reconnect_on_limit) {
                 char keep[sizeof s->err.msg];
                 snprintf(keep, sizeof keep, "%s", s->err.msg);
-                if ((rc = pr__eventsource_plan(s, PR_ELIMIT, 0, pr__eventsource_futile(s), 0)) != PR_OK) return rc;
+                if ((rc = pr__eventsource_plan(s, PR_ELIMIT, 0, 0, 0)) != PR_OK) return rc;
                 pr__err_set(&s->err, PR_ELIMIT, 0, "%s", keep);
             } else {
                 pr_sse_decoder_skip(s->dec);
@@ -596,7 +719,7 @@ static int pr__eventsource_next(pr_sse *s, pr_sse_event *ev, int64_t deadline) {
         }
         if (rc == PR_ECLOSED) { /* the ended body is used up */
             pr__err_set(&s->err, PR_ECLOSED, 0, "sse: %s", "the server ended the body");
-            if ((rc = pr__eventsource_plan(s, PR_ECLOSED, 0, pr__eventsource_futile(s), 0)) != PR_OK) return rc;
+            if ((rc = pr__eventsource_plan(s, PR_ECLOSED, 0, 0, 0)) != PR_OK) return rc;
             continue;
         }
         if (rc != PR_SSE_DECODER_MORE) return rc; /* PR_ENOMEM */
