@@ -773,6 +773,55 @@ static int es_tls_start(es_fx *f, const char *name, pr_http_client **c) {
 }
 #endif
 
+/* Mutual TLS through the stream's own options: a server that requires a
+   client certificate opens with the right one; a missing one and one from
+   another CA are final after one connection, each with its own tls_error. */
+PT_TEST(es_client_certificate_through_opts) {
+#ifdef PRISTINE_NO_TLS
+    PT_SKIP("no TLS in this build");
+#else
+    es_fx f;
+    ts_opts so;
+    pr_sse_stream_opts o;
+    pr_sse *s = NULL;
+    pr_sse_event ev;
+    pr_err_info e;
+    char url[128];
+    if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
+    memset(&f, 0, sizeof f);
+    memset(&so, 0, sizeof so);
+    so.tls_cert_file = "build/tls-fixtures/good.crt";
+    so.tls_key_file = "build/tls-fixtures/good.key";
+    so.tls_client_ca_file = "build/tls-fixtures/ca.crt";
+    PT_REQUIRE(ts_start(&f.s, &so) == PR_OK);
+    snprintf(url, sizeof url, "https://localhost:%u/sse?events=1", (unsigned)ts_port(f.s));
+    es_opts(&f, &o);
+    o.tls.ca_file = "build/tls-fixtures/ca.crt";
+    o.tls.cert_file = "build/tls-fixtures/client.crt";
+    o.tls.key_file = "build/tls-fixtures/client.key";
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, &e, pr_deadline_in(10000)), PR_OK);
+    PT_EQ_ERR(pr_sse_next(s, &ev, pr_deadline_in(5000)), PR_OK);
+    PT_EQ_MEM(ev.data, "event 1", 7);
+    pr_sse_destroy(s);
+    s = NULL;
+    PT_EQ_INT(ts_accepted(f.s), 1);
+    /* no certificate: final, PR_TLS_NO_CLIENT_CERT */
+    o.tls.cert_file = o.tls.key_file = NULL;
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, &e, PR_FOREVER), PR_ETLS);
+    PT_EQ_INT(e.tls_error, PR_TLS_NO_CLIENT_CERT);
+    PT_EQ_INT(ts_accepted(f.s), 2);
+    /* one from another CA: final, PR_TLS_CLIENT_CERT_REFUSED */
+    o.tls.cert_file = "build/tls-fixtures/clientother.crt";
+    o.tls.key_file = "build/tls-fixtures/clientother.key";
+    PT_EQ_ERR(pr_sse_open(&s, url, &o, &e, PR_FOREVER), PR_ETLS);
+    PT_EQ_INT(e.tls_error, PR_TLS_CLIENT_CERT_REFUSED);
+    PT_EQ_INT(ts_accepted(f.s), 3);
+    PT_EQ_INT(f.nseen, 0); /* never a reconnect */
+    PT_CHECK(s == NULL);
+    ts_stop(f.s);
+#endif
+}
+
 /* A server whose certificate no anchor vouches for is final: PR_ETLS
    after one connection, the TLS failure whole in err (message, code,
    BearSSL's error). The stream's own client trusts the test CA through
@@ -1312,6 +1361,7 @@ const pt_suite pt_suite_eventsource = { "eventsource", {
     PT_ENTRY(es_reconnect_final_cause_ends_stream),
     PT_ENTRY(es_untrusted_certificate_message_whole),
     PT_ENTRY(es_https_to_plain_is_final),
+    PT_ENTRY(es_client_certificate_through_opts),
     PT_ENTRY(es_limit_reported_then_goes_on),
     PT_ENTRY(es_headers_and_redirect),
     PT_ENTRY(es_cross_origin_redirect_drops_credentials),
