@@ -880,6 +880,7 @@ typedef struct es_plain {
     int accepted;
 } es_plain;
 
+#ifndef PRISTINE_NO_TLS
 static int es_plain_task(void *arg) {
     es_plain *p = (es_plain *)arg;
     static const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -893,6 +894,7 @@ static int es_plain_task(void *arg) {
     }
     return 0;
 }
+#endif
 
 /* https to a peer that speaks plain HTTP is final: PR_ETLS after one
    connection. */

@@ -1075,6 +1075,7 @@ typedef struct rf_plain {
     long conns;
 } rf_plain;
 
+#ifndef PRISTINE_NO_TLS
 static int rf_plain_task(void *arg) {
     static const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     rf_plain *x = (rf_plain *)arg;
@@ -1088,6 +1089,7 @@ static int rf_plain_task(void *arg) {
         pr_conn_destroy(c);
     }
 }
+#endif
 
 /* Causes polling again cannot cure end the future at the first poll, with
    their own code and detail: a name that does not exist (the resolver
@@ -1113,6 +1115,7 @@ PT_TEST(rfuture_final_causes_end_at_once) {
     PT_EQ_INT(net_wait_jobs_drained(20000), 0);
     __atomic_store_n(&pr__net_test_dns_offline, 0, __ATOMIC_SEQ_CST);
 #ifdef PRISTINE_NO_TLS
+    (void)base;
     PT_SKIP("no TLS in this build");
 #else
     if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");

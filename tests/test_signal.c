@@ -297,6 +297,7 @@ PT_TEST(signal_cancels_producer_flush) {
     pr_listener_destroy(l);
 }
 
+#ifndef PRISTINE_NO_TLS
 static int sig_get_task(void *arg) {
     sig_job *j = (sig_job *)arg;
     pr_http_response *r = NULL;
@@ -305,6 +306,7 @@ static int sig_get_task(void *arg) {
     pr_http_response_destroy(r);
     return 0;
 }
+#endif
 
 /* An https request to a listener that never accepts: TCP connects (the
    kernel's backlog), the ClientHello goes out, no answer comes. */
