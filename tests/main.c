@@ -4,8 +4,10 @@
 
    Each test body runs as a task under a deadline (-t, default 30 s); then the
    thread's scheduler is destroyed, and any allocation or coroutine stack left
-   alive is a failure. The last line is "N passed, N failed"; the exit status
-   is 0 iff nothing failed. PT_SEED=n repeats a run's random numbers. */
+   alive is a failure. A test that cannot run here (PT_SKIP: no IPv6
+   loopback, test data absent) prints "skip" and its reason and counts as
+   neither. The last line is "N passed, N failed", with ", N skipped" when
+   any was; the exit status is 0 iff nothing failed. PT_SEED=n repeats a run's random numbers. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,7 +33,7 @@ static struct {
     int failures, skipped, quiet;
     char skip_reason[200];
     unsigned long long seed, rng;
-    long passed, failed;
+    long passed, failed, nskipped;
     char hang_msg[400];
 } pt__;
 
@@ -180,7 +182,8 @@ static void pt__run(const pt_suite *s, const pt_entry *e, int timeout_s) {
     if (pt__.failures) {
         pt__.failed++;
     } else if (pt__.skipped) {
-        if (!pt__.quiet) printf("skip %s.%s (%s)\n", pt__.suite, pt__.test, pt__.skip_reason);
+        pt__.nskipped++;
+        printf("skip %s.%s (%s)\n", pt__.suite, pt__.test, pt__.skip_reason);
     } else {
         pt__.passed++;
         if (!pt__.quiet) printf("ok   %s.%s\n", pt__.suite, pt__.test);
@@ -222,6 +225,7 @@ int main(int argc, char **argv) {
     }
     if (list) return 0;
     if (pt__.failed) printf("PT_SEED=%llu repeats this run's pt_rand() numbers\n", pt__.seed);
-    printf("%ld passed, %ld failed\n", pt__.passed, pt__.failed);
+    if (pt__.nskipped) printf("%ld passed, %ld failed, %ld skipped\n", pt__.passed, pt__.failed, pt__.nskipped);
+    else printf("%ld passed, %ld failed\n", pt__.passed, pt__.failed);
     return pt__.failed != 0;
 }
