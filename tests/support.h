@@ -321,4 +321,47 @@ static void pt_flood_stop(pt_flood *fl) {
     close(fl->done_fd);
 }
 
+#ifndef PRISTINE_NO_TLS
+/* ---- a plain HTTP peer, for https-to-plain checks ----
+   pt_plain_start(&p) listens on 127.0.0.1 (pt_plain_port); whatever a
+   connection sends first (a TLS ClientHello) gets a plain HTTP 400, and the
+   connection closes, as real HTTP servers do. p.accepts counts the
+   connections. pt_plain_stop ends the task and the listener. */
+typedef struct pt_plain {
+    pr_listener *l;
+    pr_task *t;
+    int accepts;
+} pt_plain;
+
+static int pt__plain_task(void *arg) {
+    static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    pt_plain *p = (pt_plain *)arg;
+    char buf[512];
+    for (;;) {
+        pr_conn *c = NULL;
+        if (pr_tcp_accept(p->l, &c, PR_FOREVER) != PR_OK) return 0;
+        p->accepts++;
+        if (pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)) > 0)
+            (void)pr_conn_write(c, bad, sizeof bad - 1, pr_deadline_in(5000));
+        pr_conn_destroy(c);
+    }
+}
+
+static int pt_plain_start(pt_plain *p) {
+    int rc;
+    memset(p, 0, sizeof *p);
+    if ((rc = pr_tcp_listen(&p->l, "127.0.0.1", 0, 16, NULL)) != PR_OK) return rc;
+    if ((rc = pr_go(&p->t, pt__plain_task, p, NULL)) != PR_OK) pr_listener_destroy(p->l);
+    return rc;
+}
+
+static uint16_t pt_plain_port(const pt_plain *p) { return pr_listener_port(p->l); }
+
+static void pt_plain_stop(pt_plain *p) {
+    pr_cancel(p->t);
+    (void)pr_join(p->t, NULL, PR_FOREVER);
+    pr_listener_destroy(p->l);
+}
+#endif
+
 #endif /* PT_SUPPORT_H */

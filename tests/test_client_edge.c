@@ -770,30 +770,8 @@ PT_TEST(client_edge_final_causes_not_retried) {
 }
 
 #ifndef PRISTINE_NO_TLS
-/* A plain HTTP server as real ones are: whatever arrives that is not a
-   request (a ClientHello) gets a 400, and the connection closes. */
-typedef struct ce_plain {
-    pr_listener *l;
-    pr_task *t;
-    int accepts;
-} ce_plain;
-
-static int ce_plain_task(void *arg) {
-    static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    ce_plain *s = (ce_plain *)arg;
-    char buf[512];
-    for (;;) {
-        pr_conn *c = NULL;
-        if (pr_tcp_accept(s->l, &c, PR_FOREVER) != PR_OK) return 0;
-        s->accepts++;
-        if (pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)) > 0)
-            (void)pr_conn_write(c, bad, sizeof bad - 1, pr_deadline_in(5000));
-        pr_conn_destroy(c);
-    }
-}
-
 PT_TEST(client_edge_tls_refusals_not_retried) {
-    ce_plain plain;
+    pt_plain plain;
     cl_srv other;
     pr_tls_server_cfg *cfg = NULL;
     pr_err_info e;
@@ -801,17 +779,13 @@ PT_TEST(client_edge_tls_refusals_not_retried) {
     int n = 0;
     TLS_NEED_FIXTURES();
     /* https to a server that speaks plain HTTP */
-    memset(&plain, 0, sizeof plain);
-    PT_REQUIRE(pr_tcp_listen(&plain.l, "127.0.0.1", 0, 16, NULL) == PR_OK);
-    PT_REQUIRE(pr_go(&plain.t, ce_plain_task, &plain, NULL) == PR_OK);
-    snprintf(url, sizeof url, "https://127.0.0.1:%u/", pr_listener_port(plain.l));
+    PT_REQUIRE(pt_plain_start(&plain) == PR_OK);
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/", pt_plain_port(&plain));
     PT_EQ_ERR(ce_get_retried(url, cl_tls_opts(), &n, &e), PR_ETLS);
     PT_CHECK(e.tls_error != PR_TLS_TRUNCATED);
     PT_EQ_INT(n, 1);
     PT_EQ_INT(plain.accepts, 1);
-    pr_cancel(plain.t);
-    (void)pr_join(plain.t, NULL, PR_FOREVER);
-    pr_listener_destroy(plain.l);
+    pt_plain_stop(&plain);
     /* a certificate from a CA the client does not trust */
     PT_REQUIRE(tls_cfg(&cfg, "unknown") == PR_OK);
     PT_REQUIRE(cl_start(&other, cl_ok, cfg) == PR_OK);

@@ -177,35 +177,12 @@ PT_TEST(ds_fail_name_that_does_not_exist_is_final) {
 }
 
 #ifndef PRISTINE_NO_TLS
-/* A plain HTTP server that answers whatever comes (a TLS ClientHello
-   too) with 400 and closes, as HTTP servers do. */
-typedef struct dsf_plain {
-    pr_listener *l;
-    pr_task *t;
-    int accepts;
-} dsf_plain;
-
-static int dsf_plain_task(void *arg) {
-    static const char resp[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    dsf_plain *p = (dsf_plain *)arg;
-    for (;;) {
-        pr_conn *c = NULL;
-        char buf[512];
-        if (pr_tcp_accept(p->l, &c, PR_FOREVER) != PR_OK) return 0;
-        p->accepts++;
-        (void)pr_conn_read(c, buf, sizeof buf, pr_deadline_in(2000));
-        (void)pr_conn_write(c, resp, sizeof resp - 1, pr_deadline_in(2000));
-        pr_conn_destroy(c);
-        if (pr_is_canceled()) return 0;
-    }
-}
-
 /* https to a server that speaks plain HTTP, a certificate from an unknown
    CA, a certificate for another name: PR_ETLS at once, one attempt. */
 PT_TEST(ds_fail_tls_refusals_are_final) {
     static const char *const certs[] = { "unknown", "wrong" };
     dsf_fx f;
-    dsf_plain pl;
+    pt_plain pl;
     ts_server *s;
     ts_opts so;
     pr_ds *ds;
@@ -215,10 +192,8 @@ PT_TEST(ds_fail_tls_refusals_are_final) {
     TLS_NEED_FIXTURES();
     PT_REQUIRE(dsf_client(&f, NULL) == PR_OK);
     /* a peer that does not speak TLS */
-    memset(&pl, 0, sizeof pl);
-    PT_REQUIRE(pr_tcp_listen(&pl.l, "127.0.0.1", 0, 16, NULL) == PR_OK);
-    PT_REQUIRE(pr_go(&pl.t, dsf_plain_task, &pl, NULL) == PR_OK);
-    snprintf(url, sizeof url, "https://127.0.0.1:%u/v1/s", (unsigned)pr_listener_port(pl.l));
+    PT_REQUIRE(pt_plain_start(&pl) == PR_OK);
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/v1/s", (unsigned)pt_plain_port(&pl));
     PT_REQUIRE((ds = dsf_handle(&f, url)) != NULL);
     for (m = 0; m < sizeof dsf_modes / sizeof dsf_modes[0]; m++) {
         f.attempts = pl.accepts = 0;
@@ -228,9 +203,7 @@ PT_TEST(ds_fail_tls_refusals_are_final) {
         PT_EQ_INT(pl.accepts, 1);
     }
     pr_ds_destroy(ds);
-    pr_cancel(pl.t);
-    pr_join(pl.t, NULL, PR_FOREVER);
-    pr_listener_destroy(pl.l);
+    pt_plain_stop(&pl);
     /* a certificate not trusted, a certificate for another name */
     for (k = 0; k < sizeof certs / sizeof certs[0]; k++) {
         char crt[32], key[32];

@@ -873,29 +873,6 @@ PT_TEST(es_untrusted_certificate_message_whole) {
 #endif
 }
 
-/* A small local peer that answers whatever arrives with a plain HTTP 400
-   and closes, counting the connections, until the listener goes. */
-typedef struct es_plain {
-    pr_listener *l;
-    int accepted;
-} es_plain;
-
-#ifndef PRISTINE_NO_TLS
-static int es_plain_task(void *arg) {
-    es_plain *p = (es_plain *)arg;
-    static const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    pr_conn *c;
-    char buf[512];
-    while (pr_tcp_accept(p->l, &c, pr_deadline_in(10000)) == PR_OK) {
-        p->accepted++;
-        if (pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)) > 0)
-            pr_conn_write(c, answer, sizeof answer - 1, pr_deadline_in(5000));
-        pr_conn_destroy(c);
-    }
-    return 0;
-}
-#endif
-
 /* https to a peer that speaks plain HTTP is final: PR_ETLS after one
    connection. */
 PT_TEST(es_https_to_plain_is_final) {
@@ -903,26 +880,21 @@ PT_TEST(es_https_to_plain_is_final) {
     PT_SKIP("no TLS in this build");
 #else
     es_fx f;
-    es_plain p;
-    pr_task *t;
+    pt_plain p;
     pr_sse_stream_opts o;
     pr_sse *s = NULL;
     pr_err_info e;
     char url[128];
     memset(&f, 0, sizeof f);
-    memset(&p, 0, sizeof p);
-    PT_REQUIRE(pr_tcp_listen(&p.l, "127.0.0.1", 0, 8, NULL) == PR_OK);
-    PT_REQUIRE(pr_go(&t, es_plain_task, &p, NULL) == PR_OK);
+    PT_REQUIRE(pt_plain_start(&p) == PR_OK);
     es_opts(&f, &o);
-    snprintf(url, sizeof url, "https://127.0.0.1:%u/sse?events=1", (unsigned)pr_listener_port(p.l));
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/sse?events=1", (unsigned)pt_plain_port(&p));
     PT_EQ_ERR(pr_sse_open(&s, url, &o, &e, PR_FOREVER), PR_ETLS);
     PT_CHECK(s == NULL);
     PT_EQ_ERR(e.code, PR_ETLS);
     PT_EQ_INT(f.nseen, 0);
-    PT_EQ_INT(p.accepted, 1);
-    pr_cancel(t);
-    PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
-    pr_listener_destroy(p.l);
+    PT_EQ_INT(p.accepts, 1);
+    pt_plain_stop(&p);
     pr_tls_global_cleanup(); /* the system trust bundle was loaded */
 #endif
 }

@@ -1068,29 +1068,6 @@ PT_TEST(rfuture_persistent_503) {
     rf_end(&f);
 }
 
-/* A plain HTTP server in brief: each connection's first bytes (a TLS
-   ClientHello) get a 400 in plain HTTP, and the connection is closed. */
-typedef struct rf_plain {
-    pr_listener *l;
-    long conns;
-} rf_plain;
-
-#ifndef PRISTINE_NO_TLS
-static int rf_plain_task(void *arg) {
-    static const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    rf_plain *x = (rf_plain *)arg;
-    for (;;) {
-        pr_conn *c = NULL;
-        char buf[512];
-        if (pr_tcp_accept(x->l, &c, PR_FOREVER) != PR_OK) return 0;
-        x->conns++;
-        if (pr_conn_read(c, buf, sizeof buf, pr_deadline_in(5000)) > 0)
-            pr_conn_write(c, answer, sizeof answer - 1, pr_deadline_in(5000));
-        pr_conn_destroy(c);
-    }
-}
-#endif
-
 /* Causes polling again cannot cure end the future at the first poll, with
    their own code and detail: a name that does not exist (the resolver
    answers "no such name" without any DNS traffic), https to a server that
@@ -1121,25 +1098,20 @@ PT_TEST(rfuture_final_causes_end_at_once) {
     if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
     /* https to plain HTTP */
     {
-        rf_plain plain;
-        pr_task *t;
-        memset(&plain, 0, sizeof plain);
-        PT_REQUIRE(pr_tcp_listen(&plain.l, "127.0.0.1", 0, 8, NULL) == PR_OK);
-        PT_REQUIRE(pr_go(&t, rf_plain_task, &plain, NULL) == PR_OK);
+        pt_plain plain;
+        PT_REQUIRE(pt_plain_start(&plain) == PR_OK);
         rf_opts(&f);
-        snprintf(base, sizeof base, "https://127.0.0.1:%u", (unsigned)pr_listener_port(plain.l));
+        snprintf(base, sizeof base, "https://127.0.0.1:%u", (unsigned)pt_plain_port(&plain));
         PT_REQUIRE(rf_start_at(&f, base, 1) == PR_OK);
         PT_EQ_ERR(rf_run(&f, "r1", NULL, &fu), PR_ETLS);
         PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
         PT_EQ_ERR(e.code, PR_ETLS);
         PT_EQ_INT(f.evs.n, 1);
         PT_EQ_INT(f.rec.n, 0);
-        PT_EQ_INT(plain.conns, 1);
+        PT_EQ_INT(plain.accepts, 1);
         pr_future_destroy(fu);
         rf_end(&f);
-        pr_cancel(t);
-        PT_EQ_ERR(pr_join(t, NULL, pr_deadline_in(5000)), PR_OK);
-        pr_listener_destroy(plain.l);
+        pt_plain_stop(&plain);
     }
     /* a certificate signed by another CA */
     rf_opts(&f);
