@@ -99,10 +99,10 @@ bindir = $(PREFIX)/bin
 includedir = $(PREFIX)/include
 pkgconfigdir = $(PREFIX)/lib/pkgconfig
 cmakedir = $(PREFIX)/lib/cmake/pristine
-VERSION := $(shell sed -n 's/^\#define PRISTINE_VERSION "\(.*\)"$$/\1/p' pristine.h)
-SUBST = sed -e 's|@PC_PREFIX@|$(abspath $(PREFIX))|' -e 's|@PRISTINE_VERSION@|$(VERSION)|' \
-	-e 's|@PRISTINE_VERSION_MAJOR@|$(word 1,$(subst ., ,$(VERSION)))|' \
-	-e 's|@PRISTINE_VERSION_MINOR@|$(word 2,$(subst ., ,$(VERSION)))|'
+PR_VERSION := $(shell sed -n 's/^\#define PRISTINE_VERSION "\(.*\)"$$/\1/p' pristine.h)
+SUBST = sed -e 's|@PC_PREFIX@|$(abspath $(PREFIX))|' -e 's|@PRISTINE_VERSION@|$(PR_VERSION)|' \
+	-e 's|@PRISTINE_VERSION_MAJOR@|$(word 1,$(subst ., ,$(PR_VERSION)))|' \
+	-e 's|@PRISTINE_VERSION_MINOR@|$(word 2,$(subst ., ,$(PR_VERSION)))|'
 # The CLI's source comes with the cli work; without it install skips the CLI.
 CLI = $(if $(wildcard tools/pristine.c),cli)
 
