@@ -2,7 +2,8 @@
 # `make test` first runs tools/setup.sh, which installs missing Debian packages
 # (as root) and is quick when nothing is missing; `make demo` runs it with
 # --demo, which installs only a compiler and BearSSL.
-.PHONY: all setup test test-san test-poll test-clang test-cross check amalg bench demo fuzz fuzz-smoke failtable clean
+.PHONY: all setup test test-san test-poll test-clang test-cross check amalg bench demo fuzz fuzz-smoke failtable \
+	install uninstall ds-server clean
 
 all: test
 
@@ -89,6 +90,45 @@ failtable: setup
 	@sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures
 	$(CC) -std=c99 -O1 -I. tools/failtable.c -o build/failtable -lbearssl -lpthread
 	build/failtable
+
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: the header, the pristine CLI,
+# pristine.pc for pkg-config and the find_package(pristine) files (the same
+# files as CMake's install; templates in cmake/). `make uninstall` removes them.
+PREFIX ?= /usr/local
+bindir = $(PREFIX)/bin
+includedir = $(PREFIX)/include
+pkgconfigdir = $(PREFIX)/lib/pkgconfig
+cmakedir = $(PREFIX)/lib/cmake/pristine
+PR_VERSION := $(shell sed -n 's/^\#define PRISTINE_VERSION "\(.*\)"$$/\1/p' pristine.h)
+SUBST = sed -e 's|@PC_PREFIX@|$(abspath $(PREFIX))|' -e 's|@PRISTINE_VERSION@|$(PR_VERSION)|' \
+	-e 's|@PRISTINE_VERSION_MAJOR@|$(word 1,$(subst ., ,$(PR_VERSION)))|' \
+	-e 's|@PRISTINE_VERSION_MINOR@|$(word 2,$(subst ., ,$(PR_VERSION)))|'
+# The CLI's source comes with the cli work; without it install skips the CLI.
+CLI = $(if $(wildcard tools/pristine.c),cli)
+
+install: $(CLI)
+	@mkdir -p build/install
+	$(SUBST) cmake/pristine.pc.in >build/install/pristine.pc
+	$(SUBST) cmake/pristineConfigVersion.cmake.in >build/install/pristineConfigVersion.cmake
+	install -d $(DESTDIR)$(includedir) $(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(cmakedir)
+	install -m 644 pristine.h $(DESTDIR)$(includedir)/pristine.h
+	install -m 644 build/install/pristine.pc $(DESTDIR)$(pkgconfigdir)/pristine.pc
+	install -m 644 cmake/pristineConfig.cmake cmake/pristineDeps.cmake \
+	    build/install/pristineConfigVersion.cmake $(DESTDIR)$(cmakedir)
+	$(if $(CLI),install -d $(DESTDIR)$(bindir))
+	$(if $(CLI),install -m 755 build/pristine $(DESTDIR)$(bindir)/pristine)
+
+uninstall:
+	rm -f $(DESTDIR)$(includedir)/pristine.h $(DESTDIR)$(pkgconfigdir)/pristine.pc \
+	    $(DESTDIR)$(bindir)/pristine $(DESTDIR)$(cmakedir)/pristineConfig.cmake \
+	    $(DESTDIR)$(cmakedir)/pristineDeps.cmake $(DESTDIR)$(cmakedir)/pristineConfigVersion.cmake
+	rmdir $(DESTDIR)$(cmakedir) 2>/dev/null || true
+
+# The Durable Streams reference server on 127.0.0.1:$(PORT) in the foreground
+# until Ctrl-C (tools/ds-server; installs it into build/ds first when missing).
+PORT ?= 4437
+ds-server:
+	@tools/ds-server $(PORT)
 
 clean:
 	rm -rf build

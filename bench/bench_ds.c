@@ -63,7 +63,8 @@ static pid_t bd_server(void) {
         dup2(in[0], 0);
         close(out[0]);
         close(in[1]);
-        execlp("node", "node", "tools/ds-server.mjs", BD_MODULES, "0", "30000", "1800000", (char *)NULL);
+        execlp("node", "node", "tools/ds-server.mjs", BD_MODULES, "0", "30000", "1800000", "--stdin",
+               (char *)NULL);
         _exit(127);
     }
     close(out[1]);

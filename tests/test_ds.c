@@ -50,7 +50,7 @@ static int ds_start(ds_fx *f) {
         dup2(in[0], 0);
         close(out[0]);
         close(in[1]);
-        execlp("node", "node", "tools/ds-server.mjs", DS_MODULES, "0", "500", "120000", (char *)NULL);
+        execlp("node", "node", "tools/ds-server.mjs", DS_MODULES, "0", "500", "120000", "--stdin", (char *)NULL);
         _exit(127);
     }
     close(out[1]);

@@ -3,22 +3,29 @@
 # benchmarks need, if any is missing. `make test`, `make demo` and .ci/run call
 # it; it does nothing (quickly) when everything is there. As root it installs;
 # otherwise it uses sudo when available, else prints the apt-get line and fails.
+#   tools/setup.sh          everything
+#   tools/setup.sh --demo   a C compiler and BearSSL (make demo)
+#   tools/setup.sh --ds     node, npm and the Durable Streams reference server (tools/ds-server)
 set -euo pipefail
 
 # The cross C libraries are only "recommended" by the cross compilers; name them.
 PACKAGES="build-essential clang python3 pkg-config libbearssl-dev libboost-context-dev qemu-user
   gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
-  libc6-dev-riscv64-cross libc6-dev-armhf-cross libnspr4-dev valgrind libclang-rt-14-dev nodejs openssl ca-certificates nginx-light curl wrk"
+  libc6-dev-riscv64-cross libc6-dev-armhf-cross libnspr4-dev valgrind libclang-rt-14-dev nodejs openssl ca-certificates nginx-light curl wrk
+  cmake libuv1-dev"
 
 # `setup.sh --demo`: only what `make demo` needs (a C compiler and BearSSL).
 if [ "${1:-}" = --demo ]; then
     PACKAGES="gcc libc6-dev make libbearssl-dev"
+elif [ "${1:-}" = --ds ]; then
+    PACKAGES=""
 fi
 
 missing=""
 for p in $PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
+[ "${1:-}" != --ds ] || command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 # npm ships inside some nodejs builds (NodeSource); Debian's nodejs needs the npm package.
 [ "${1:-}" = --demo ] || command -v npm >/dev/null 2>&1 || missing="$missing npm"
 # The Durable Streams reference server (npm) for the ds suite, into build/ds.
