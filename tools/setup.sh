@@ -7,6 +7,7 @@
 #   tools/setup.sh --demo   a C compiler and BearSSL (make demo)
 #   tools/setup.sh --ds     node, npm and the Durable Streams reference server (tools/ds-server)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 # The cross C libraries are only "recommended" by the cross compilers; name them.
 PACKAGES="build-essential clang python3 pkg-config libbearssl-dev libboost-context-dev qemu-user
@@ -27,7 +28,13 @@ for p in $PACKAGES; do
 done
 [ "${1:-}" != --ds ] || command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 # npm ships inside some nodejs builds (NodeSource); Debian's nodejs needs the npm package.
-[ "${1:-}" = --demo ] || command -v npm >/dev/null 2>&1 || missing="$missing npm"
+# --ds needs it only to install the server into build/ds.
+case ${1:-} in
+--demo) ;;
+--ds) [ -f build/ds/node_modules/@durable-streams/server/package.json ] || command -v npm >/dev/null 2>&1 ||
+          missing="$missing npm" ;;
+*) command -v npm >/dev/null 2>&1 || missing="$missing npm" ;;
+esac
 # The Durable Streams reference server (npm) for the ds suite, into build/ds.
 ds_server() {
     [ "${1:-}" = --demo ] && return 0
@@ -38,7 +45,6 @@ ds_server() {
     npm install --silent --no-audit --no-fund --prefix build/ds @durable-streams/server@0.3.7 >build/ds/npm.log 2>&1 ||
         { echo "setup: npm install failed (see build/ds/npm.log)"; return 1; }
 }
-cd "$(dirname "$0")/.."
 if [ -z "$missing" ]; then
     ds_server "${1:-}"
     exit 0
