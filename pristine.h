@@ -1629,11 +1629,10 @@ PRISTINE_API int pr_sched_fd(pr_err_info *err);
    Params: next_deadline - receives the absolute ms (pr_now clock) by which
            to call it again even if the fd stays quiet: the earliest timer
            of a waiting task, PR_FOREVER when none, now when tasks are
-           still ready; may be NULL.
-   Returns: PR_OK; PR_ESTATE (called from a task, or from a function run
-            inside pr_sched_step or posted with pr_sched_post: only the
-            thread's own stack steps its scheduler); PR_ENOMEM (no
-            scheduler).
+           still ready or more I/O events may be waiting; may be NULL.
+   Returns: PR_OK; PR_ESTATE (called from a task, from a posted function,
+            or from inside a step: only the thread's own stack steps its
+            scheduler); PR_ENOMEM (no scheduler).
    Blocks: no (tasks run meanwhile, but it never waits).
    Thread: owner.
    See: pr_sched_fd, pr_sched_post. */
