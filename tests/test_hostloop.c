@@ -4,11 +4,12 @@
    uv_timer_t for the deadline) when <uv.h> is there (tests/run.sh passes
    PT_HAVE_LIBUV and -luv). The client task lives on that thread and the
    test server (tools/testserver.c) on another, so every byte the client
-   gets and every timer goes through the host's wake-ups. A host sleeps exactly as long as step said
-   (no timer of its own but the hang guard), so a wake-up the scheduler
-   failed to announce shows up as a stream that never ends. With the poll(2)
-   back end pr_sched_fd is PR_ENOTSUP and the hosts fall back to stepping on
-   a short timer of their own, as its doc block tells users to. */
+   gets and every timer goes through the host's wake-ups. A host sleeps
+   exactly as long as step said (no timer of its own but the hang guard),
+   so a wake-up the scheduler failed to announce shows up as a stream that
+   never ends. With the poll(2) back end pr_sched_fd is PR_ENOTSUP and the
+   hosts fall back to stepping on a short timer of their own, as its doc
+   block tells users to. */
 
 #ifdef PT_HAVE_LIBUV
 #include <uv.h>
@@ -41,14 +42,12 @@ typedef struct hl_run {
 /* The client task: open the stream, read `want` events (or until an error). */
 static int hl_reader(void *arg) {
     hl_run *r = (hl_run *)arg;
-    pr_sse_stream_opts o;
     pr_sse *s = NULL;
     pr_sse_event ev;
     char url[160];
     int rc = PR_OK;
-    memset(&o, 0, sizeof o);
     snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)r->port, r->path);
-    r->open_rc = pr_sse_open(&s, url, &o, NULL, pr_deadline_in(10000));
+    r->open_rc = pr_sse_open(&s, url, NULL, NULL, pr_deadline_in(10000));
     if (r->open_rc == PR_OK) {
         while (r->events < r->want && (rc = pr_sse_next(s, &ev, pr_deadline_in(10000))) == PR_OK) {
             r->events++;
