@@ -1364,6 +1364,13 @@ PRISTINE_API size_t pr_coro_stack_size(void);
  *     pr_signal_watch_stop(w);
  *     // main is not cancelled: flush and close with a deadline of its own
  *
+ * Inside a host's event loop (a GUI toolkit, libuv, a game loop) the
+ * thread's main stack belongs to the host: pr_sched_fd gives it one file
+ * descriptor to watch for readability (the epoll or kqueue fd, which the
+ * scheduler's wake fd also feeds), and pr_sched_step, called when it is
+ * readable and when the deadline step reported passes, runs every task
+ * that can run without blocking and returns. Tasks do the blocking.
+ *
  * For the modules after it: pr__sched_park / pr__sched_wake (a task waits for an
  * event and a deadline; sync builds its FIFO wait queues on them), and the
  * timer heap (pr__sched_theap: nodes by wake-up time, kept inside what they
@@ -1577,6 +1584,59 @@ PRISTINE_API int pr_sched_post(pr_sched *s, void (*fn)(void *user_data), void *u
    Thread: owner.
    See: pr_cancel. */
 PRISTINE_API int pr_sched_destroy(void);
+
+/* The file descriptor a host event loop watches to run this thread's
+   scheduler from its own callbacks (see pr_sched_step): it turns readable
+   when the scheduler has something to do: I/O a task waits for, work from
+   pr_sched_post, a caught signal (pr_signal_watch_start), a task made
+   ready by host code (pr_go, pr_cancel from a host callback). Timers do
+   not: the host's own timer, set to pr_sched_step's next deadline, covers
+   them. It is the scheduler's epoll or kqueue fd: watch it for
+   readability only (level-triggered; uv_poll_t, GSource, QSocketNotifier,
+   poll(2)), never read from or close it; stop watching before
+   pr_sched_destroy closes it. The first call also prepares the wake fd
+   (as pr_sched_current does); later calls return the same fd. With the
+   poll(2) back end (PRISTINE_POLL_POLL, or a platform with neither epoll
+   nor kqueue) there is no single fd: it returns PR_ENOTSUP, and a host
+   must call pr_sched_step on a short timer of its own to notice I/O.
+   Params: err - receives why it failed (NULL = not wanted).
+   Returns: the fd (>= 0); PR_ENOTSUP (the poll(2) back end); PR_ENOMEM (no
+            scheduler or wake fd: memory or file descriptors).
+   Blocks: no.
+   Thread: owner.
+   See: pr_sched_step. */
+PRISTINE_API int pr_sched_fd(pr_err_info *err);
+
+/* Run the calling thread's scheduler from a host event loop, without
+   blocking: look at I/O and timers without waiting, run every task that is
+   ready, and again while that made others ready; return when every task
+   waits (or after 64 such rounds, so a task that keeps yielding cannot
+   hold the host: then *next_deadline is now). The host calls it when the
+   pr_sched_fd fd is readable and when *next_deadline passes:
+
+       int fd = pr_sched_fd(NULL);          // watch fd for readability
+       int64_t next;
+       pr_go(&t, body, arg, NULL);          // tasks do the work
+       ...in the host's callbacks (fd readable, its timer fired):
+       pr_sched_step(&next);                // re-arm the timer for next
+                                            // (PR_FOREVER: none)
+
+   Host callbacks may call the non-blocking calls (pr_go, pr_cancel,
+   pr_join with a past deadline, a channel send with one): a task they make
+   ready turns the fd readable. A blocking call on the main stack still
+   works, but the host loop stands still until it returns (the scheduler
+   waits in its own poller meanwhile): give such work to a task.
+   Params: next_deadline - receives the absolute ms (pr_now clock) by which
+           to call it again even if the fd stays quiet: the earliest timer
+           of a waiting task, PR_FOREVER when none, now when tasks are
+           still ready or more I/O events may be waiting; may be NULL.
+   Returns: PR_OK; PR_ESTATE (called from a task, from a posted function,
+            or from inside a step: only the thread's own stack steps its
+            scheduler); PR_ENOMEM (no scheduler).
+   Blocks: no (tasks run meanwhile, but it never waits).
+   Thread: owner.
+   See: pr_sched_fd, pr_sched_post. */
+PRISTINE_API int pr_sched_step(int64_t *next_deadline);
 
 /* Create a task group (nursery).
    Params: out - receives the group.
@@ -9558,6 +9618,8 @@ struct pr_sched {
     size_t nfds;
     size_t io_waiters;            /* tasks parked in pr_fd_wait */
     int in_post;                  /* running posted functions: no blocking, no cancel state */
+    int host;                     /* pr_sched_fd was called: a host loop watches the poller fd */
+    int stepping;                 /* main is inside pr_sched_step */
     unsigned polls_due;           /* run-queue picks left before a non-blocking poll */
     unsigned choose_rot;          /* rotation for pr_chan_choose fairness */
     int pollfd;                   /* epoll or kqueue fd; -1 for poll */
@@ -9649,11 +9711,22 @@ static pr__sched_theap_node *pr__sched_theap_top(const pr__sched_theap *h) { ret
 #define PR__SCHED_TASK_OF_TIMER(n) PR__CONTAINER_OF(n, pr_task, timer)
 
 /* ---- run queue, wake and the switch ---- */
+/* Make the wake fd readable (once until it is drained). */
+static void pr__sched_wake_write(pr_sched *s) {
+    if (!__atomic_exchange_n(&s->wake_pending, 1, __ATOMIC_SEQ_CST)) {
+        uint64_t one = 1;
+        ssize_t w = write(s->wake_wr, &one, s->wake_wr == s->wake_rd ? sizeof one : 1);
+        PR__UNUSED(w); /* a full pipe already means "wake up" */
+    }
+}
+
 static void pr__sched_runq_push(pr_sched *s, pr_task *t) {
     t->next_ready = NULL;
     if (s->runq_tail) s->runq_tail->next_ready = t;
     else s->runq_head = t;
     s->runq_tail = t;
+    /* Host code made a task ready between steps: the host's fd must say so. */
+    if (PR__UNLIKELY(s->host) && s->cur == &s->main_task && !s->stepping) pr__sched_wake_write(s);
 }
 
 /* Make a parked task runnable; `why` is what its pr__sched_park returns. */
@@ -9807,7 +9880,10 @@ static void pr__sched_wake_drain(pr_sched *s) {
     pr__sched_run_posts(s);
 }
 
-/* ---- pollers: init, register once, wait and dispatch ---- */
+/* ---- pollers: init, register once, wait and dispatch ----
+   pr__sched_poller_wait returns how many events it took; PR__SCHED_BATCH
+   (a full batch) means more may be waiting. */
+#define PR__SCHED_BATCH 64
 #if defined(PR__SCHED_POLLER_EPOLL)
 static int pr__sched_poller_init(pr_sched *s) {
     s->pollfd = epoll_create1(EPOLL_CLOEXEC);
@@ -9825,9 +9901,9 @@ static int pr__sched_poller_add(pr_sched *s, int fd) {
 
 static void pr__sched_poller_del(pr_sched *s, int fd) { epoll_ctl(s->pollfd, EPOLL_CTL_DEL, fd, NULL); }
 
-static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
-    struct epoll_event evs[64];
-    int i, n = epoll_wait(s->pollfd, evs, 64, timeout_ms);
+static int pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
+    struct epoll_event evs[PR__SCHED_BATCH];
+    int i, n = epoll_wait(s->pollfd, evs, PR__SCHED_BATCH, timeout_ms);
     for (i = 0; i < n; i++) {
         unsigned e = evs[i].events;
         if (evs[i].data.fd == s->wake_rd) {
@@ -9837,6 +9913,7 @@ static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
         pr__sched_fd_ready(s, evs[i].data.fd, (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
                      (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0, (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
     }
+    return n;
 }
 #elif defined(PR__SCHED_POLLER_KQUEUE)
 static int pr__sched_poller_init(pr_sched *s) {
@@ -9877,8 +9954,8 @@ static void pr__sched_poller_del(pr_sched *s, int fd) {
     kevent(s->pollfd, ch, 2, NULL, 0, NULL);
 }
 
-static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
-    struct kevent evs[64];
+static int pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
+    struct kevent evs[PR__SCHED_BATCH];
     struct timespec ts, *tp = NULL;
     int i, n;
     if (timeout_ms >= 0) {
@@ -9886,7 +9963,7 @@ static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
         ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
         tp = &ts;
     }
-    n = kevent(s->pollfd, NULL, 0, evs, 64, tp);
+    n = kevent(s->pollfd, NULL, 0, evs, PR__SCHED_BATCH, tp);
     for (i = 0; i < n; i++) {
         int fd = (int)evs[i].ident;
         if (fd == s->wake_rd) {
@@ -9896,6 +9973,7 @@ static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
         pr__sched_fd_ready(s, fd, evs[i].filter == EVFILT_READ, evs[i].filter == EVFILT_WRITE,
                      evs[i].filter == EVFILT_READ && (evs[i].flags & EV_EOF));
     }
+    return n;
 }
 #else /* poll(2): level-triggered, rebuilt from the fd table on each wait */
 static int pr__sched_poller_init(pr_sched *s) {
@@ -9914,7 +9992,7 @@ static void pr__sched_poller_del(pr_sched *s, int fd) {
     PR__UNUSED(fd);
 }
 
-static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
+static int pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
     size_t i, n = 0;
     int k;
     for (i = 0; i < s->nfds; i++) {
@@ -9937,6 +10015,7 @@ static void pr__sched_poller_wait(pr_sched *s, int timeout_ms) {
         else pr__sched_fd_ready(s, s->pfds[i].fd, (r & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0,
                           (r & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) != 0, (r & (POLLHUP | POLLERR)) != 0);
     }
+    return 0; /* every ready fd was seen: never a full batch */
 }
 #endif
 
@@ -10349,11 +10428,7 @@ int pr_sched_post(pr_sched *s, void (*fn)(void *user_data), void *user_data) {
     p->next = s->posts;
     s->posts = p;
     pthread_mutex_unlock(&s->post_mu);
-    if (!__atomic_exchange_n(&s->wake_pending, 1, __ATOMIC_SEQ_CST)) {
-        uint64_t one = 1;
-        ssize_t w = write(s->wake_wr, &one, s->wake_wr == s->wake_rd ? sizeof one : 1);
-        PR__UNUSED(w); /* a full pipe already means "wake up" */
-    }
+    pr__sched_wake_write(s);
     return PR_OK;
 }
 
@@ -10377,6 +10452,47 @@ static void pr__sched_run_posts(pr_sched *s) {
         rev = n;
     }
     s->in_post--;
+}
+
+/* ---- running inside a host's event loop ---- */
+int pr_sched_fd(pr_err_info *err) {
+#ifdef PR__SCHED_POLLER_POLL
+    return pr__err_set(err, PR_ENOTSUP, 0,
+                       "sched: the poll(2) back end has no single fd to watch; call pr_sched_step on a timer");
+#else
+    pr_sched *s = pr_sched_current();
+    if (!s) return pr__err_set(err, PR_ENOMEM, errno, "sched: no scheduler or wake fd");
+    s->host = 1;
+    if (err) memset(err, 0, sizeof *err);
+    return s->pollfd;
+#endif
+}
+
+/* Rounds of "every ready task runs once" in one pr_sched_step. */
+#define PR__SCHED_STEP_ROUNDS 64
+
+int pr_sched_step(int64_t *next_deadline) {
+    pr_sched *s = pr__sched_get();
+    int rounds = 0, more;
+    if (next_deadline) *next_deadline = PR_FOREVER;
+    if (!s) return PR_ENOMEM;
+    if (s->cur != &s->main_task || s->stepping || s->in_post) return PR_ESTATE;
+    s->stepping = 1;
+    for (;;) {
+        more = pr__sched_poller_wait(s, 0) == PR__SCHED_BATCH;
+        pr__sched_expire(s);
+        if (!s->runq_head || ++rounds > PR__SCHED_STEP_ROUNDS) break;
+        /* Queue main behind the ready tasks: it is picked again once each has run. */
+        s->main_task.state = PR__SCHED_T_READY;
+        pr__sched_runq_push(s, &s->main_task);
+        pr__sched_next(s);
+    }
+    s->stepping = 0;
+    if (next_deadline) {
+        if (s->runq_head || more) *next_deadline = pr_now();
+        else if (s->timers.len) *next_deadline = pr__sched_theap_top(&s->timers)->key;
+    }
+    return PR_OK;
 }
 
 /* ---- groups ---- */
@@ -22014,11 +22130,13 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__RFUTURE_NAMES
 #undef PR__RFUTURE_PREFIX_MAX
 #undef PR__RFUTURE_STR_MAX
+#undef PR__SCHED_BATCH
 #undef PR__SCHED_EV_RECEIPT
 #undef PR__SCHED_IO_BUDGET
 #undef PR__SCHED_POLLER_EPOLL
 #undef PR__SCHED_POLLER_KQUEUE
 #undef PR__SCHED_POLLER_POLL
+#undef PR__SCHED_STEP_ROUNDS
 #undef PR__SCHED_TASK_OF_TIMER
 #undef PR__SSE_DEF_MAX_EVENT
 #undef PR__SSE_DEF_MAX_LINE
@@ -22247,6 +22365,14 @@ REVISION HISTORY
                               previous handlers back (a second one acts as
                               before); stop restores them too; one watch per
                               process (a second start: PR_ESTATE)
+      pr_sched_fd, pr_sched_step
+                              (sched) running inside a host's event loop: a
+                              file descriptor to watch for readability (the
+                              epoll/kqueue fd; PR_ENOTSUP with the poll(2)
+                              back end) and a non-blocking step that runs
+                              every ready task and reports the next timer
+                              deadline (PR_FOREVER = none); PR_ESTATE from
+                              a task
       pr_ds_opts              on_auth_error (NULL = none; pr_ds_auth_info:
                               status, op, method, attempt, www_authenticate,
                               deadline): a 401, or a 403 without

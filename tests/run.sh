@@ -43,6 +43,15 @@ elif [ -f /usr/include/nspr/nspr.h ]; then
     NSPR="-DPT_HAVE_NSPR -isystem /usr/include/nspr"
 fi
 
+# libuv (Debian libuv1-dev) is a test-only dependency: the hostloop suite drives the scheduler from a
+# uv loop when <uv.h> is there, and skips those tests when it is not
+UV=""
+UVLIB=""
+if echo '#include <uv.h>' | $CC -E -x c - >/dev/null 2>&1; then
+    UV="-DPT_HAVE_LIBUV"
+    UVLIB="-luv"
+fi
+
 step() {  # step NAME COMMAND...: run a build step; on failure show why and stop
     local name=$1
     shift
@@ -74,7 +83,7 @@ step ds_adapter $CC $CHECK -O2 tools/ds_adapter.c -o build/ds-adapter -pthread $
 [ -n "$TLSLIB" ] && step failtable $CC $CHECK -I. -c tools/failtable.c -o $B/failtable.o
 echo "compile checks ok: C++11 (+ C linkage), twice, static x2, no-TLS, no-threads, clash (prctl${NSPR:+, nspr}), kqueue (shim), ds-adapter, failtable with $CC"
 
-step build $CC $CFLAGS tests/all.c -o $B/pristine_tests -pthread $TLSLIB
+step build $CC $CFLAGS $UV tests/all.c -o $B/pristine_tests -pthread $TLSLIB $UVLIB
 if [ "${VALGRIND:-0}" = 1 ]; then
     exec valgrind -q --child-silent-after-fork=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
         --child-silent-after-fork=yes $B/pristine_tests "$@"
