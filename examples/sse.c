@@ -31,8 +31,8 @@ static void on_reconnect(const pr_sse_reconnect *info, void *user_data) {
     (void)user_data;
     printf("-- reconnect %ld in %lld ms after %s, Last-Event-ID: %s\n", info->reconnects, (long long)info->delay_ms,
            pr_errname(info->reason), info->last_event_id[0] ? info->last_event_id : "(none)");
-    fprintf(stderr, "sse: %s\n", info->detail); /* why, in words */
     fflush(stdout);
+    fprintf(stderr, "   (%s)\n", info->detail); /* why, in words */
 }
 
 int main(int argc, char **argv) {
