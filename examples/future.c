@@ -33,10 +33,11 @@ static void show(const char *what, pr_future *f) {
     const pr_json *res = pr_rfuture_result(f); /* owned by the future */
     size_t n = 0;
     const char *result = pr_json_string(pr_json_get(res, "result"), &n);
+    const char *id = pr_json_string(pr_json_get(res, "request_id"), NULL);
     int64_t polls = 0;
     pr_json_int(pr_json_get(res, "polls"), &polls);
     printf("%s: result \"%.*s\" after %lld polls\n", what, (int)n, result ? result : "", (long long)polls);
-    fprintf(stderr, "future: %s was %s\n", what, pr_json_string(pr_json_get(res, "request_id"), NULL));
+    fprintf(stderr, "future: %s was %s\n", what, id ? id : "?");
 }
 
 int main(int argc, char **argv) {

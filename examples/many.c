@@ -46,7 +46,6 @@ int main(int argc, char **argv) {
     int n = argc > 2 ? atoi(argv[2]) : 100, i, ok = 0;
     long each = argc > 3 ? atol(argv[3]) : 20, total = 0;
     pr_http_client *client = NULL;
-    pr_http_client_opts co = {0};
     pr_group *g = NULL;
     reader *rs;
     int64_t t0 = pr_now();
@@ -56,8 +55,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!(rs = (reader *)calloc((size_t)n, sizeof *rs))) return 1;
-    co.pool_max = n; /* keep a connection per stream for their reconnects */
-    if (pr_http_client_create(&client, &co, NULL) != PR_OK || pr_group_create(&g) != PR_OK) return 1;
+    if (pr_http_client_create(&client, NULL, NULL) != PR_OK || pr_group_create(&g) != PR_OK) return 1;
     for (i = 0; i < n; i++) {
         rs[i].url = argv[1];
         rs[i].client = client;

@@ -14,7 +14,10 @@
 # skipped otherwise). Arguments are split like a shell's words (quotes
 # group, nothing else is interpreted). The program's stdout must equal
 # examples/NAME.expected when that file exists, and it must exit 0; its
-# stderr (timings, offsets, request ids) is only shown on failure. Each run
+# stderr (timings, offsets, request ids) is only shown on failure. A build
+# line that succeeds without making its program (one that checks for a
+# library first, say) skips the example, its last output line the reason.
+# Each run
 # is bounded by EXAMPLE_TIMEOUT seconds (60). Both servers stop when this
 # script ends. Prints one line per example and
 #   examples: N passed, N failed, N skipped
@@ -92,6 +95,8 @@ build() {
     local cmd
     cmd=$(build_line "$1")
     [ -n "$cmd" ] || { echo "examples/$1.c: line 1 must be '// build: <command>'" >"$OUT/$1.build"; return 1; }
+    [ -n "$(program "$1")" ] || { echo "examples/$1.c: no '-o <program>' in its build line" >"$OUT/$1.build"; return 1; }
+    rm -f "$(program "$1")"
     { echo "+ $cmd"; sh -c "$cmd"; } >"$OUT/$1.build" 2>&1
 }
 
@@ -146,6 +151,11 @@ for n in "${names[@]}"; do
         echo "FAIL  $n: did not build"
         tail -n 30 "$OUT/$n.build" | sed 's/^/      /'
         failed=$((failed + 1))
+        continue
+    fi
+    if [ ! -e "$(program "$n")" ]; then # a build line may skip itself (a library it needs is missing)
+        echo "skip  $n: its build line made no $(program "$n") ($(tail -n 1 "$OUT/$n.build"))"
+        skipped=$((skipped + 1))
         continue
     fi
     if ! has_run_line "$n"; then
