@@ -77,12 +77,12 @@ fuzz-smoke: fuzz
 	    echo "fuzz $$n: $$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$n.log) execs in $(FUZZ_SECONDS) s"; done
 
 # The main demo: a live event stream read in a while loop across a dropped
-# connection (examples/stream.c, with the test server embedded).
+# connection: examples/sse.c against build/testserver (both built here; no
+# node needed), with examples/sse.c's own `// run:` arguments.
 demo:
 	@bash tools/setup.sh --demo
 	@mkdir -p build
-	$(CC) -std=c99 -O2 examples/stream.c -o build/stream -lbearssl -lpthread
-	build/stream
+	@bash examples/run.sh --show sse
 
 # What each call returns, and when, against servers that say no (tools/failtable.c).
 failtable: setup

@@ -1,4 +1,5 @@
-// build: mkdir -p build && cc -std=c99 -O2 -DPRISTINE_NO_TLS -o build/hello examples/hello.c -lpthread
+// build: mkdir -p build && cc -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -I. -DPRISTINE_NO_TLS -o build/ex_hello examples/hello.c -lpthread
+// run:
 /* hello.c - the first pristine.h program: a tour of the runtime core.
 
    1. main() is a task like any other: it calls blocking functions directly,
@@ -11,7 +12,7 @@
 
    The output is deterministic; examples/hello.expected holds it. */
 #define PRISTINE_IMPLEMENTATION
-#include "../pristine.h"
+#include "pristine.h"
 
 #include <stdint.h>
 #include <stdio.h>

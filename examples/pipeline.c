@@ -1,4 +1,5 @@
-// build: mkdir -p build && cc -std=c99 -O2 -o build/pipeline examples/pipeline.c -lbearssl -lpthread
+// build: mkdir -p build && cc -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -I. -o build/ex_pipeline examples/pipeline.c -lbearssl -lpthread
+// run: $TS
 /* pipeline.c - a request pipeline built from the resilience primitives:
    submit remote jobs through a throttle, then await their results.
 
@@ -13,19 +14,26 @@
       it into an ordinary pr_future, polled in the background until the job
       is done. One pr_future_await_all waits for the eight of them.
 
-   The server is the project's test server (tools/testserver.c), run in
-   this process on 127.0.0.1: its retrieve route answers "try again" twice
-   and the result on the third poll.
+       build/ex_pipeline BASE_URL
+
+   BASE_URL is the project's test server: its submit route, asked with
+   key=pipeline&codes=429,200,...&cycle=1, refuses the first of every nine
+   submits with 429, and its retrieve route answers "try again" twice and
+   the result on the third poll. For a real service, put its submit path
+   in SUBMIT_PATH and its limits in the throttle's options.
 
    The output is deterministic; examples/pipeline.expected holds it. */
 #define PRISTINE_IMPLEMENTATION
-#include "../pristine.h"
-#include "../tools/testserver.c"
+#include "pristine.h"
 
 #include <stdio.h>
 #include <string.h>
 
 enum { JOBS = 8 };
+
+/* The test server's submit route: the first of every 9 submits (8 jobs and
+   one resubmit) is answered 429. */
+#define SUBMIT_PATH "/api/v1/asample?key=pipeline&codes=429,200,200,200,200,200,200,200,200&cycle=1"
 
 typedef struct job {
     int seq;                  /* the sequence id: the same on every resubmit */
@@ -53,7 +61,7 @@ static int submit_job(void *arg) {
         j->submits++;
         memset(&o, 0, sizeof o);
         o.request_type = "Sample";
-        rc = pr_rfuture_submit(&j->result, j->poller, "/api/v1/asample", body, (size_t)n, &o, &why,
+        rc = pr_rfuture_submit(&j->result, j->poller, SUBMIT_PATH, body, (size_t)n, &o, &why,
                                pr_deadline_in(10000));
         pr_throttle_release(j->throttle, &tk);
         if (rc == PR_EHTTP && why.http_status == 429) {
@@ -66,23 +74,7 @@ static int submit_job(void *arg) {
     }
 }
 
-/* The server: a 429 for the first submit, then a request id per submit. */
-static int script_server(ts_server *s) {
-    static char bodies[JOBS][48];
-    ts_step st[JOBS + 1];
-    int i;
-    memset(st, 0, sizeof st);
-    st[0].status = 429;
-    st[0].body = "{\"detail\":\"rate limited\"}";
-    for (i = 0; i < JOBS; i++) {
-        snprintf(bodies[i], sizeof bodies[i], "{\"request_id\":\"sample-%d\"}", i + 1);
-        st[i + 1].body = bodies[i];
-    }
-    return ts_script(s, "/api/v1/asample", st, JOBS + 1);
-}
-
-int main(void) {
-    ts_server *server = NULL;
+int main(int argc, char **argv) {
     pr_http_client *client = NULL;
     pr_rfuture_poller *poller = NULL;
     pr_throttle *throttle = NULL;
@@ -92,23 +84,21 @@ int main(void) {
     job jobs[JOBS];
     pr_task *tasks[JOBS];
     pr_future *results[JOBS];
-    char base[64];
     int i, rc, refused = 0, submits = 0, waited = 1, status = 1;
     size_t failed = 0;
 
-    memset(jobs, 0, sizeof jobs);
-    if (ts_start(&server, NULL) != PR_OK || script_server(server) != PR_OK) {
-        fprintf(stderr, "pipeline: the local server did not start\n");
-        return 1;
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s BASE_URL\n", argv[0]);
+        return 2;
     }
-    snprintf(base, sizeof base, "http://127.0.0.1:%u", (unsigned)ts_port(server));
+    memset(jobs, 0, sizeof jobs);
 
     /* The throttle answers 429s, so the client itself does not retry them. */
     memset(&co, 0, sizeof co);
     co.ignore_env = 1;
     co.retry.max_retries = PR_RETRY_OFF;
     memset(&po, 0, sizeof po);
-    po.base_url = base;
+    po.base_url = argv[1];
     memset(&to, 0, sizeof to);
     to.max_concurrent = 4; /* at most 4 submits in flight */
     if (pr_http_client_create(&client, &co, NULL) != PR_OK || pr_rfuture_poller_create(&poller, client, &po, NULL) != PR_OK ||
@@ -152,7 +142,7 @@ int main(void) {
         const char *id = pr_json_string(pr_json_get(res, "request_id"), &n);
         int64_t polls = 0;
         pr_json_int(pr_json_get(res, "polls"), &polls);
-        printf("job %d: %s after %lld polls\n", i + 1, id && !strncmp(id, "sample-", 7) ? "resolved" : "no result",
+        printf("job %d: %s after %lld polls\n", i + 1, id && n ? "resolved" : "no result",
                (long long)polls);
     }
     status = rc == PR_OK ? 0 : 1;
@@ -163,7 +153,6 @@ out:
     pr_throttle_destroy(throttle);
     pr_rfuture_poller_destroy(poller);
     pr_http_client_destroy(client);
-    ts_stop(server);
     pr_sched_destroy();
     return status;
 }

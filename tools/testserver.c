@@ -954,19 +954,18 @@ static int ts_ep_scripted(ts_conn *x, ts_req *r, pr_buf *b, ts_route *rt) {
     return ts_send_step(x, r, b, &st);
 }
 
-/* /seq?key=K&codes=C1,C2,...&retry_after_ms=M&retry_after=S&cycle=1: the
-   n-th request for key K (from 0) answers code n (the last code repeats,
-   or the list starts over with cycle=1); non-2xx answers carry the
-   retry headers given. Body: "seq N status C\n". */
-static int ts_ep_seq(ts_conn *x, ts_req *r, pr_buf *b) {
-    pr_slice key, codes, v;
+/* The code a /seq-style request answers: the n-th request for key K
+   (from 0) answers the n-th code of codes=C1,C2,... (the last code
+   repeats, or the list starts over with cycle=1); 200 without codes.
+   *nth receives n (before the cycle). */
+static int ts_seq_code(ts_conn *x, ts_req *r, int *code, long *nth) {
+    pr_slice key, codes;
     long n, k = 0, count = 0, *q;
-    int code = 200, rc;
     size_t i, start = 0;
-    char body[64];
     ts_qslice(r, "key", &key);
     if (!(q = ts_counter(x->s, key.ptr, key.len))) return PR_ENOMEM;
-    n = (*q)++;
+    *nth = n = (*q)++;
+    *code = 200;
     if (ts_qslice(r, "codes", &codes) && codes.len) {
         for (i = 0; i <= codes.len; i++) /* count the codes */
             if (i == codes.len || codes.ptr[i] == ',') count++;
@@ -977,21 +976,36 @@ static int ts_ep_seq(ts_conn *x, ts_req *r, pr_buf *b) {
             if (k++ == n) {
                 int64_t c;
                 if (pr_parse_i64((pr_slice){codes.ptr + start, i - start}, &c) == PR_OK && c >= 100 && c <= 999)
-                    code = (int)c;
+                    *code = (int)c;
                 break;
             }
             start = i + 1;
         }
     }
+    return PR_OK;
+}
+
+/* The retry hints of a non-2xx /seq-style answer, from the query. */
+static int ts_seq_hints(ts_req *r, pr_buf *b) {
+    pr_slice v;
+    int rc = PR_OK;
+    if (ts_qslice(r, "retry_after_ms", &v) && v.len) rc = pr_buf_printf(b, "retry-after-ms: %.*s\r\n", (int)v.len, v.ptr);
+    if (rc == PR_OK && ts_qslice(r, "retry_after", &v) && v.len)
+        rc = pr_buf_printf(b, "Retry-After: %.*s\r\n", (int)v.len, v.ptr);
+    return rc;
+}
+
+/* /seq?key=K&codes=C1,C2,...&retry_after_ms=M&retry_after=S&cycle=1: the
+   code of ts_seq_code; non-2xx answers carry the retry headers given.
+   Body: "seq N status C\n". */
+static int ts_ep_seq(ts_conn *x, ts_req *r, pr_buf *b) {
+    long n;
+    int code, rc;
+    char body[64];
+    if ((rc = ts_seq_code(x, r, &code, &n)) != PR_OK) return rc;
     if ((rc = ts_head(b, x, r, code)) != PR_OK) return rc;
-    if (code / 100 != 2) {
-        if (ts_qslice(r, "retry_after_ms", &v) && v.len)
-            rc = pr_buf_printf(b, "retry-after-ms: %.*s\r\n", (int)v.len, v.ptr);
-        if (rc == PR_OK && ts_qslice(r, "retry_after", &v) && v.len)
-            rc = pr_buf_printf(b, "Retry-After: %.*s\r\n", (int)v.len, v.ptr);
-        if (rc != PR_OK) return rc;
-    }
-    snprintf(body, sizeof body, "seq %ld status %d\n", *q - 1, code);
+    if (code / 100 != 2 && (rc = ts_seq_hints(r, b)) != PR_OK) return rc;
+    snprintf(body, sizeof body, "seq %ld status %d\n", n, code);
     rc = pr_buf_printf(b, "Content-Type: text/plain\r\nContent-Length: %u\r\n\r\n%s", (unsigned)strlen(body), body);
     return rc == PR_OK ? ts_write_buf(x, b) : rc;
 }
@@ -1043,11 +1057,123 @@ static int ts_ep_retrieve(ts_conn *x, ts_req *r, pr_buf *b) {
     return ts_json(x, r, b, 200, json);
 }
 
-/* The submit routes hand out request ids req-1, req-2, ... */
+/* The submit routes hand out request ids req-1, req-2, ... With
+   key=K&codes=C1,C2,... (as /seq) a submit whose code is not 2xx is
+   refused with that status and {"detail": ...} instead. */
 static int ts_ep_submit(ts_conn *x, ts_req *r, pr_buf *b) {
     char json[96];
+    pr_slice codes;
+    if (ts_qslice(r, "codes", &codes) && codes.len) {
+        long n;
+        int code, rc = ts_seq_code(x, r, &code, &n);
+        if (rc != PR_OK) return rc;
+        if (code / 100 != 2) {
+            snprintf(json, sizeof json, "{\"detail\":\"refused with status %d\"}", code);
+            if ((rc = ts_head(b, x, r, code)) != PR_OK || (rc = ts_seq_hints(r, b)) != PR_OK) return rc;
+            rc = pr_buf_printf(b, "Content-Type: application/json\r\nContent-Length: %u\r\n\r\n%s",
+                               (unsigned)strlen(json), json);
+            return rc == PR_OK ? ts_write_buf(x, b) : rc;
+        }
+    }
     snprintf(json, sizeof json, "{\"request_id\":\"req-%ld\",\"model_id\":\"m-1\"}", ++x->s->submits);
     return ts_json(x, r, b, 200, json);
+}
+
+/* One chat-completion chunk event: data: {"id":..,"object":..,"model":..,
+   "choices":[{"index":0,"delta":{..},"finish_reason":..}]}. role and
+   content may be NULL (left out); finish NULL = null. */
+static int ts_llm_chunk(ts_conn *x, pr_buf *b, pr_buf *ev, const char *model, size_t model_len, const char *role,
+                        const char *content, size_t content_len, const char *finish) {
+    pr_json_writer w;
+    int rc;
+    pr_buf_clear(ev);
+    pr_buf_append_str(ev, "data: ");
+    pr_json_writer_init(&w, ev);
+    pr_json_begin_object(&w);
+    pr_json_key(&w, "id", 2);
+    pr_json_write_string(&w, "chatcmpl-1", 10);
+    pr_json_key(&w, "object", 6);
+    pr_json_write_string(&w, "chat.completion.chunk", 21);
+    pr_json_key(&w, "model", 5);
+    pr_json_write_string(&w, model, model_len);
+    pr_json_key(&w, "choices", 7);
+    pr_json_begin_array(&w);
+    pr_json_begin_object(&w);
+    pr_json_key(&w, "index", 5);
+    pr_json_write_int(&w, 0);
+    pr_json_key(&w, "delta", 5);
+    pr_json_begin_object(&w);
+    if (role) {
+        pr_json_key(&w, "role", 4);
+        pr_json_write_string(&w, role, strlen(role));
+    }
+    if (content) {
+        pr_json_key(&w, "content", 7);
+        pr_json_write_string(&w, content, content_len);
+    }
+    pr_json_end_object(&w);
+    pr_json_key(&w, "finish_reason", 13);
+    if (finish) pr_json_write_string(&w, finish, strlen(finish));
+    else pr_json_write_null(&w);
+    pr_json_end_object(&w);
+    pr_json_end_array(&w);
+    pr_json_end_object(&w);
+    if ((rc = pr_json_writer_finish(&w)) != PR_OK || (rc = pr_buf_append(ev, "\n\n", 2)) != PR_OK) return rc;
+    return ts_sse_put(x, b, 1, ev->data, ev->len);
+}
+
+/* POST /v1/chat/completions?interval_ms=I (20): an OpenAI-shaped
+   streaming chat completion. The body must be JSON with a "messages"
+   array; the answer is "You said: " and the last message's content, one
+   word per event (a role delta first, a finish_reason "stop" delta
+   last), then data: [DONE]. A body that is not such JSON is 400 with
+   {"error": {"message": ...}}. */
+static int ts_ep_llm(ts_conn *x, ts_req *r, pr_buf *b) {
+    pr_json_doc *doc = NULL;
+    const pr_json *msgs, *model_v;
+    const char *said, *model = "pristine-echo", *p, *end;
+    size_t said_len = 0, model_len = 13, n;
+    int64_t interval = ts_qint(r, "interval_ms", 20);
+    pr_buf ev, words;
+    int rc;
+    if (pr_json_parse(&doc, r->body.data ? r->body.data : "", r->body.len, NULL, NULL) != PR_OK ||
+        (msgs = pr_json_get(pr_json_root(doc), "messages")) == NULL || (n = pr_json_len(msgs)) == 0 ||
+        (said = pr_json_string(pr_json_get(pr_json_at(msgs, n - 1), "content"), &said_len)) == NULL) {
+        pr_json_doc_destroy(doc);
+        r->keep_alive = 0;
+        return ts_json(x, r, b, 400, "{\"error\":{\"message\":\"the body needs messages with a content\"}}");
+    }
+    if ((model_v = pr_json_get(pr_json_root(doc), "model")) != NULL && pr_json_string(model_v, &n) != NULL)
+        model = pr_json_string(model_v, &model_len);
+    pr_buf_init(&ev);
+    pr_buf_init(&words);
+    rc = pr_buf_append_str(&words, "You said: ");
+    if (rc == PR_OK) rc = pr_buf_append(&words, said, said_len);
+    if (rc == PR_OK) rc = ts_head(b, x, r, 200);
+    if (rc == PR_OK)
+        rc = pr_buf_append_str(b, "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n");
+    if (rc == PR_OK) rc = ts_write_buf(x, b);
+    if (rc == PR_OK) rc = ts_llm_chunk(x, b, &ev, model, model_len, "assistant", "", 0, NULL);
+    /* one event per word, the space before a word included */
+    p = words.data;
+    end = words.data + words.len;
+    while (rc == PR_OK && p < end) {
+        const char *q = p;
+        while (q < end && *q == ' ') q++;
+        while (q < end && *q != ' ') q++;
+        if (interval > 0 && (rc = ts_wait_peer(x, pr_deadline_in(interval))) != PR_OK) break;
+        rc = ts_llm_chunk(x, b, &ev, model, model_len, NULL, p, (size_t)(q - p), NULL);
+        p = q;
+    }
+    if (rc == PR_OK) rc = ts_llm_chunk(x, b, &ev, model, model_len, NULL, NULL, 0, "stop");
+    if (rc == PR_OK) rc = ts_sse_put(x, b, 1, "data: [DONE]\n\n", 14);
+    if (rc == PR_OK) rc = pr_buf_append_str(b, "0\r\n\r\n");
+    if (rc == PR_OK) rc = ts_write_buf(x, b);
+    pr_buf_deinit(&ev);
+    pr_buf_deinit(&words);
+    pr_json_doc_destroy(doc);
+    return rc;
 }
 
 /* Answer one request. Returns PR_OK (keep going), TS_CLOSE, TS_ABORT, or
@@ -1078,6 +1204,7 @@ static int ts_dispatch(ts_conn *x, ts_req *r, pr_buf *b) {
     else if (TS_IS("/fixed")) rc = ts_ep_fixed(x, r, b);
     else if (TS_IS("/chunked")) rc = ts_ep_chunked(x, r, b);
     else if (TS_IS("/sse")) rc = ts_ep_sse(x, r, b, &must_close);
+    else if (TS_IS("/v1/chat/completions")) rc = ts_ep_llm(x, r, b);
     else if (TS_IS("/sse204")) {
         rc = ts_head(b, x, r, 204);
         if (rc == PR_OK) rc = pr_buf_append_str(b, "\r\n");
