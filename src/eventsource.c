@@ -467,35 +467,19 @@ static int pr__eventsource_plan(pr_sse *s, int reason, int status, int failed, i
 /* One connection: wait for its time, send the request, check the answer.
    Returns PR_OK (open, or a reconnect planned: loop), or what the caller
    gets (a deadline, a cancel, the stream's end). */
-static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
-    /* the protocol's own fields go on to another origin; the caller's do not */
-    static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
+/* A connection's header lines (Accept, Cache-Control, Last-Event-ID, the
+   options' fields and headers_fn's, which go to dyn) joined into *lines. A
+   frame of its own, so that the field array is off the task's stack while
+   the request runs (the stack a stream touches stays at two pages). */
+static PR__NOINLINE int pr__eventsource_lines(pr_sse *s, pr_buf *dyn, const char ***lines, size_t *lines_size) {
     pr_http_header h[PR__EVENTSOURCE_MAX_FIELDS + 4];
     pr__http_field_set fields;
-    const char **lines = NULL;
-    size_t lines_size = 0;
-    pr_http_request req;
-    pr_http_response *r = NULL;
-    pr_buf dyn;
     pr_err_info e;
     const char *lei, *why;
     size_t n = 0, lei_len;
-    int rc, st;
-    const pr_slice *ct;
-    if (s->next_at && pr_now() < s->next_at) {
-        if (deadline < s->next_at) { /* the caller's deadline comes first: wait until it, then say so */
-            if (deadline > pr_now() && (rc = pr__eventsource_sleep(s, deadline - pr_now(), deadline)) != PR_OK) return rc;
-            return PR_ETIMEDOUT;
-        }
-        if ((rc = pr__eventsource_sleep(s, s->next_at - pr_now(), s->next_at)) != PR_OK) return rc;
-    }
-    s->next_at = 0;
-    if (pr_is_canceled()) return PR_ECANCELED;
-    pr_buf_init(&dyn);
-    if (s->o.headers_fn && (rc = s->o.headers_fn(&dyn, s->o.user_data)) != 0) {
-        pr_buf_deinit(&dyn);
+    int rc;
+    if (s->o.headers_fn && (rc = s->o.headers_fn(dyn, s->o.user_data)) != 0)
         return pr__eventsource_fail(s, rc < 0 ? rc : PR_EINVAL, 0, "sse: %s", "headers_fn refused the connection");
-    }
     h[n].name = pr_slice_cstr("Accept");
     h[n++].value = pr_slice_cstr("text/event-stream");
     h[n].name = pr_slice_cstr("Cache-Control");
@@ -513,15 +497,39 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
     fields.n = n;
     fields.cap = sizeof h / sizeof h[0];
     if ((rc = pr__http_fields(NULL, s->fixed.data, s->fixed.len, pr__http_field_push, &fields, &e)) != PR_OK ||
-        (rc = pr__http_fields(NULL, dyn.data, dyn.len, pr__http_field_push, &fields, &e)) != PR_OK) {
-        pr_buf_deinit(&dyn);
+        (rc = pr__http_fields(NULL, dyn->data, dyn->len, pr__http_field_push, &fields, &e)) != PR_OK) {
         if (rc == PR_ELIMIT) return pr__eventsource_fail(s, PR_EINVAL, 0, "sse: %s", "too many header lines from headers_fn");
         return pr__eventsource_fail(s, PR_EINVAL, 0, "sse: headers_fn: %s", e.msg);
     }
-    n = fields.n;
-    if (pr__http_lines_join(NULL, h, n, &lines, &lines_size) != PR_OK) {
-        pr_buf_deinit(&dyn);
+    if (pr__http_lines_join(NULL, h, fields.n, lines, lines_size) != PR_OK)
         return pr__eventsource_fail(s, PR_ENOMEM, 0, "sse: %s", "out of memory");
+    return PR_OK;
+}
+
+static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
+    /* the protocol's own fields go on to another origin; the caller's do not */
+    static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
+    const char **lines = NULL;
+    size_t lines_size = 0;
+    pr_http_request req;
+    pr_http_response *r = NULL;
+    pr_buf dyn;
+    pr_err_info e;
+    int rc, st;
+    const pr_slice *ct;
+    if (s->next_at && pr_now() < s->next_at) {
+        if (deadline < s->next_at) { /* the caller's deadline comes first: wait until it, then say so */
+            if (deadline > pr_now() && (rc = pr__eventsource_sleep(s, deadline - pr_now(), deadline)) != PR_OK) return rc;
+            return PR_ETIMEDOUT;
+        }
+        if ((rc = pr__eventsource_sleep(s, s->next_at - pr_now(), s->next_at)) != PR_OK) return rc;
+    }
+    s->next_at = 0;
+    if (pr_is_canceled()) return PR_ECANCELED;
+    pr_buf_init(&dyn);
+    if ((rc = pr__eventsource_lines(s, &dyn, &lines, &lines_size)) != PR_OK) {
+        pr_buf_deinit(&dyn);
+        return rc;
     }
     memset(&req, 0, sizeof req);
     memset(&e, 0, sizeof e);
