@@ -90,5 +90,12 @@ failtable: setup
 	$(CC) -std=c99 -O1 -I. tools/failtable.c -o build/failtable -lbearssl -lpthread
 	build/failtable
 
+# The command-line client (tools/pristine.c): build/pristine. `pristine --help`
+# is its documentation; tools/README.md has examples.
+.PHONY: cli
+cli:
+	@mkdir -p build
+	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -I. tools/pristine.c -o build/pristine -lbearssl -lpthread
+
 clean:
 	rm -rf build

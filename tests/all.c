@@ -33,5 +33,6 @@
 #include "test_ds_fail.c"
 #include "test_signal.c"
 #include "test_nginx.c"
+#include "test_cli.c"
 
 #include "main.c"
