@@ -348,6 +348,48 @@ PT_TEST(cli_get_body_404_timeout) {
     ts_stop(s);
 }
 
+/* Mutual TLS through --cacert, --cert and --key: the body with them; exit
+   4 and one line without the client certificate, and without --cacert
+   (the test CA is no system anchor). */
+PT_TEST(cli_get_mutual_tls) {
+#ifdef PRISTINE_NO_TLS
+    PT_SKIP("no TLS in this build");
+#else
+    ts_server *s = NULL;
+    ts_opts so;
+    char url[128];
+    cli_proc p;
+    if (system("sh tests/fixtures/tls_mkcerts.sh build/tls-fixtures") != 0) PT_SKIP("no openssl to make certificates");
+    memset(&so, 0, sizeof so);
+    so.tls_cert_file = "build/tls-fixtures/good.crt";
+    so.tls_key_file = "build/tls-fixtures/good.key";
+    so.tls_client_ca_file = "build/tls-fixtures/ca.crt";
+    PT_REQUIRE(ts_start(&s, &so) == PR_OK);
+    snprintf(url, sizeof url, "https://localhost:%u/fixed?len=26", (unsigned)ts_port(s));
+    {
+        const char *args[] = { "get", url, "--cacert", "build/tls-fixtures/ca.crt", "--cert",
+                               "build/tls-fixtures/client.crt", "--key", "build/tls-fixtures/client.key", NULL };
+        PT_EQ_INT(cli_run(&p, args, NULL, NULL), 0);
+        PT_EQ_STR(cli_text(&p.o), "abcdefghijklmnopqrstuvwxyz");
+        cli_free(&p);
+    }
+    {
+        const char *args[] = { "get", url, "--cacert", "build/tls-fixtures/ca.crt", NULL };
+        PT_EQ_INT(cli_run(&p, args, NULL, NULL), 4);
+        PT_EQ_INT(cli_lines(&p.e), 1);
+        cli_free(&p);
+    }
+    {
+        const char *args[] = { "sse", url, "--cert", "build/tls-fixtures/client.crt", "--key",
+                               "build/tls-fixtures/client.key", NULL };
+        PT_EQ_INT(cli_run(&p, args, NULL, NULL), 4);
+        PT_EQ_INT(cli_lines(&p.e), 1);
+        cli_free(&p);
+    }
+    ts_stop(s);
+#endif
+}
+
 /* A port that refuses: exit 2 and one line, for get, sse and future. */
 PT_TEST(cli_refused_port) {
     pr_listener *l = NULL;
@@ -723,9 +765,10 @@ PT_TEST(cli_ds_tail_offset_resume) {
 /* --help and --version are 0 on stdout; no command, an unknown command or
    option, a missing value and a bad URL are 1 with one line on stderr. */
 PT_TEST(cli_usage_and_exit_codes) {
-    static const char *const bad[][4] = {
+    static const char *const bad[][6] = {
         { NULL }, { "frobnicate", NULL }, { "get", "--nope", "http://127.0.0.1:1/", NULL }, { "get", "-H", NULL },
         { "get", "not a url", NULL }, { "ds", "create", NULL }, { "sse", "--max-events", "x", NULL },
+        { "future", "http://127.0.0.1:1/", "req-1", "-H", "X-A: 1", NULL },
     };
     cli_proc p;
     size_t i;
@@ -754,6 +797,7 @@ const pt_suite pt_suite_cli = { "cli", {
     PT_ENTRY(cli_sse_post_body_and_header),
     PT_ENTRY(cli_sse_sigint_exits_130),
     PT_ENTRY(cli_get_body_404_timeout),
+    PT_ENTRY(cli_get_mutual_tls),
     PT_ENTRY(cli_refused_port),
     PT_ENTRY(cli_future_result_and_failure),
     PT_ENTRY(cli_ds_env_url_and_auth),

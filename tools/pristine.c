@@ -601,6 +601,7 @@ static int run(void *ud) {
     const char *c = a->pos[0];
     if (strcmp(c, "sse") == 0 && a->npos == 2) return cmd_sse(a, a->pos[1]);
     if (strcmp(c, "get") == 0 && a->npos == 2) return cmd_get(a, a->pos[1]);
+    if (strcmp(c, "future") == 0 && a->nheaders) return usage_error("%s: -H is not supported (a poll sends the profile's headers)", c);
     if (strcmp(c, "future") == 0 && a->npos == 3) return cmd_future(a, a->pos[1], a->pos[2]);
     if (strcmp(c, "ds") == 0) return cmd_ds(a);
     if (strcmp(c, "sse") && strcmp(c, "get") && strcmp(c, "future")) return usage_error("unknown command '%s'", c);
