@@ -14,6 +14,7 @@ extern char **environ;
 typedef struct cli_proc {
     pid_t pid;
     int out, err;    /* the parent's ends; -1 once at their end */
+    int in;          /* the write end of stdin when in_path was "|", else -1 */
     pr_buf o, e;     /* what the child wrote so far */
     int code;        /* exit code (128 + signal when killed); -1 while it runs */
 } cli_proc;
@@ -30,12 +31,14 @@ static long cli_lines(const pr_buf *b) {
 /* Start build/pristine with args (NULL-terminated) and the runner's
    environment without STREAM_URL / STREAM_AUTH, plus env (NULL-terminated
    "NAME=value"; NULL = none); stdin is the file at in_path (NULL =
-   /dev/null). Only async-signal-safe calls happen in the child. */
+   /dev/null; "|" = a pipe, p->in its write end). Only async-signal-safe
+   calls happen in the child. */
 static int cli_start(cli_proc *p, const char *const *args, const char *const *env, const char *in_path) {
     const char *argv[40], *envp[400];
-    int o[2], e[2], in, i, n = 0;
+    int o[2], e[2], ip[2] = { -1, -1 }, in, i, n = 0;
     memset(p, 0, sizeof *p);
     p->code = -1;
+    p->in = -1;
     argv[0] = CLI_BIN;
     for (i = 0; args[i] && i < 38; i++) argv[i + 1] = args[i];
     argv[i + 1] = NULL;
@@ -44,7 +47,12 @@ static int cli_start(cli_proc *p, const char *const *args, const char *const *en
             envp[n++] = environ[i];
     for (i = 0; env && env[i] && n < 398; i++) envp[n++] = env[i];
     envp[n] = NULL;
-    if ((in = open(in_path ? in_path : "/dev/null", O_RDONLY)) < 0) return PR_EIO;
+    if (in_path && strcmp(in_path, "|") == 0) {
+        if (pipe(ip) != 0) return PR_EIO;
+        in = ip[0];
+    } else if ((in = open(in_path ? in_path : "/dev/null", O_RDONLY)) < 0) {
+        return PR_EIO;
+    }
     if (pipe(o) != 0) {
         close(in);
         return PR_EIO;
@@ -74,6 +82,7 @@ static int cli_start(cli_proc *p, const char *const *args, const char *const *en
     close(in);
     close(o[1]);
     close(e[1]);
+    p->in = ip[1];
     p->out = o[0];
     p->err = e[0];
     fcntl(p->out, F_SETFL, O_NONBLOCK);
@@ -144,6 +153,8 @@ static int cli_end(cli_proc *p, int ms) {
 }
 
 static void cli_free(cli_proc *p) {
+    if (p->in >= 0) close(p->in);
+    p->in = -1;
     pr_buf_deinit(&p->o);
     pr_buf_deinit(&p->e);
 }
@@ -559,12 +570,13 @@ PT_TEST(cli_ds_round_trip) {
     ds_stop(&f);
 }
 
-/* append --json from stdin: one message per line (blank lines skipped),
-   read back one per line; a line that is not JSON is exit 1. */
+/* append --json from stdin: one message per line (blank lines skipped,
+   the last one without its newline too), read back one per line; a line
+   that is not JSON is exit 1. */
 PT_TEST(cli_ds_append_json_stdin) {
     ds_fx f;
     cli_proc p;
-    const char *in = cli_file("in.jsonl", "{\"a\":1}\n\n[1,2]\n  \"x\"\n"), *bad = cli_file("bad.jsonl", "{\"a\":\n");
+    const char *in = cli_file("in.jsonl", "{\"a\":1}\n\n[1,2]\n  \"x\""), *bad = cli_file("bad.jsonl", "{\"a\":\n");
     if (ds_start(&f) != 0) {
         ds_stop(&f);
         return;
@@ -593,6 +605,43 @@ PT_TEST(cli_ds_append_json_stdin) {
         PT_EQ_STR(cli_text(&p.o), "{\"a\":1}\n[1,2]\n\"x\"\n");
         cli_free(&p);
     }
+    ds_stop(&f);
+}
+
+/* Ctrl-C to an append reading a pipe: what it read is in the stream, the
+   exit is 130, quietly. */
+PT_TEST(cli_ds_append_stdin_sigint) {
+    ds_fx f;
+    pr_ds *ds;
+    pr_ds_result res;
+    pr_buf got = { 0 };
+    cli_proc p;
+    int64_t until;
+    if (ds_start(&f) != 0) {
+        ds_stop(&f);
+        return;
+    }
+    memset(&res, 0, sizeof res);
+    PT_REQUIRE((ds = ds_handle(&f, "/v1/stream/pipe", "text/plain")) != NULL);
+    PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
+    {
+        const char *args[] = { "ds", "append", ds_url(&f, "/v1/stream/pipe"), NULL };
+        PT_REQUIRE(cli_start(&p, args, NULL, "|") == PR_OK);
+    }
+    PT_EQ_INT(write(p.in, "hello\n", 6), 6);
+    until = pr_deadline_in(10000);
+    while (pr_now() < until && (pr_ds_read_all(ds, "-1", 0, &got, NULL, NULL, NULL, pr_deadline_in(5000)) != PR_OK ||
+                                got.len < 6))
+        pr_sleep(pr_deadline_in(20));
+    PT_EQ_STR(got.data, "hello\n");
+    kill(p.pid, SIGINT);
+    PT_EQ_INT(cli_end(&p, 15000), 130);
+    PT_EQ_INT(p.e.len, 0);
+    PT_EQ_INT(p.o.len, 0);
+    cli_free(&p);
+    pr_buf_deinit(&got);
+    pr_ds_result_deinit(&res);
+    pr_ds_destroy(ds);
     ds_stop(&f);
 }
 
@@ -803,6 +852,7 @@ const pt_suite pt_suite_cli = { "cli", {
     PT_ENTRY(cli_ds_env_url_and_auth),
     PT_ENTRY(cli_ds_round_trip),
     PT_ENTRY(cli_ds_append_json_stdin),
+    PT_ENTRY(cli_ds_append_stdin_sigint),
     PT_ENTRY(cli_ds_tail_across_a_dropped_connection),
     PT_ENTRY(cli_ds_tail_offset_resume),
     PT_ENTRY(cli_usage_and_exit_codes),

@@ -394,56 +394,57 @@ static int ds_read_cmd(cli *a, const char *url, int live) {
     return rc == PR_OK ? EXIT_OK : fail(url, rc, &e);
 }
 
+/* Queue one line of a JSON stream's stdin (blank lines are skipped). */
+static int append_json_line(cli *a, pr_slice line, long no, pr_err_info *e) {
+    pr_json_doc *doc = NULL;
+    pr_json_error je;
+    int rc;
+    line = pr_slice_trim(line);
+    if (!line.len) return PR_OK;
+    if (pr_json_parse(&doc, line.ptr, line.len, NULL, &je) != PR_OK) {
+        snprintf(e->msg, sizeof e->msg, "stdin line %ld is not JSON: %s", no, je.msg);
+        return PR_EINVAL;
+    }
+    pr_json_doc_destroy(doc);
+    if ((rc = pr_ds_producer_append(a->producer, line.ptr, line.len, a->deadline)) != PR_OK)
+        pr_ds_producer_last_error(a->producer, e);
+    return rc;
+}
+
 /* Append stdin through an idempotent producer: each read (bytes) or each
-   non-blank line (--json) is one message. main flushes it. */
+   line (--json) is one message. main flushes it. */
 static int ds_append_stdin(cli *a, const char *url, int json) {
     pr_ds_producer_opts po;
     pr_err_info e;
     pr_buf pending = { 0 };
     char id[64], buf[65536];
-    long line = 0;
-    int rc;
-    ptrdiff_t n;
+    long no = 0;
+    int rc = PR_OK;
+    ptrdiff_t n = 0;
     memset(&po, 0, sizeof po);
     memset(&e, 0, sizeof e);
     snprintf(id, sizeof id, "pristine-%ld-%lld", (long)getpid(), (long long)time(NULL));
     po.producer_id = id;
     po.auto_claim = 1;
     if ((rc = pr_ds_producer_create(&a->producer, a->ds, &po, &e)) != PR_OK) return fail(url, rc, &e);
-    while ((n = read_stdin(a, buf, sizeof buf)) > 0) {
+    while (rc == PR_OK && (n = read_stdin(a, buf, sizeof buf)) > 0) {
         size_t start = 0, i;
         if (!json) {
-            if ((rc = pr_ds_producer_append(a->producer, buf, (size_t)n, a->deadline)) != PR_OK) break;
+            if ((rc = pr_ds_producer_append(a->producer, buf, (size_t)n, a->deadline)) != PR_OK)
+                pr_ds_producer_last_error(a->producer, &e);
             continue;
         }
         if ((rc = pr_buf_append(&pending, buf, (size_t)n)) != PR_OK) break;
-        for (i = 0; i < pending.len && rc == PR_OK; i++) {
-            pr_json_doc *doc = NULL;
-            pr_json_error je;
-            pr_slice item;
-            if (pending.data[i] != '\n') continue;
-            item = pr_slice_trim((pr_slice){ pending.data + start, i - start });
-            start = i + 1;
-            line++;
-            if (!item.len) continue;
-            if (pr_json_parse(&doc, item.ptr, item.len, NULL, &je) != PR_OK) {
-                snprintf(e.msg, sizeof e.msg, "stdin line %ld is not JSON: %s", line, je.msg);
-                rc = PR_EINVAL;
-            } else {
-                rc = pr_ds_producer_append(a->producer, item.ptr, item.len, a->deadline);
+        for (i = 0; i < pending.len && rc == PR_OK; i++)
+            if (pending.data[i] == '\n') {
+                rc = append_json_line(a, (pr_slice){ pending.data + start, i - start }, ++no, &e);
+                start = i + 1;
             }
-            pr_json_doc_destroy(doc);
-        }
         pr_buf_consume(&pending, start);
-        if (rc != PR_OK) break;
     }
-    if (n < 0) rc = (int)n;
-    if (rc == PR_OK && json && pr_slice_trim((pr_slice){ pending.data, pending.len }).len) {
-        snprintf(e.msg, sizeof e.msg, "%s", "the last stdin line has no newline: end it with one");
-        rc = PR_EINVAL;
-    }
+    if (rc == PR_OK && n < 0) rc = (int)n;
+    if (rc == PR_OK && json) rc = append_json_line(a, (pr_slice){ pending.data, pending.len }, ++no, &e);
     pr_buf_deinit(&pending);
-    if (rc == PR_EHTTP || rc == PR_EFAILED) pr_ds_producer_last_error(a->producer, &e);
     return rc == PR_OK ? EXIT_OK : fail(url, rc, &e);
 }
 
