@@ -351,6 +351,22 @@ PRISTINE_API int pr_json_write_null(pr_json_writer *w);
    See: pr_json_parse. */
 PRISTINE_API int pr_json_write_value(pr_json_writer *w, const pr_json *v);
 
+/* A parsed value as compact JSON text (the writer's form, as
+   pr_json_write_value writes it): appended to out, which stays
+   NUL-terminated, so out.data is the string; pr_buf_deinit frees it.
+       pr_buf s = {0};
+       if (pr_json_to_buf(pr_json_root(doc), &s) == PR_OK) puts(s.data);
+       pr_buf_deinit(&s);
+   Params: v - a value from a document; out - the buffer (its bytes are
+           kept; the text goes after them).
+   Returns: PR_OK; PR_EINVAL if v or out is NULL; PR_ELIMIT if nesting
+            exceeds PR_JSON_WRITER_MAX_DEPTH; PR_ENOMEM. On failure out
+            holds what it held before.
+   Blocks: no.
+   Thread: any (out is the caller's).
+   See: pr_json_write_value, pr_buf_deinit. */
+PRISTINE_API int pr_json_to_buf(const pr_json *v, pr_buf *out);
+
 // @pristine:impl
 /* ---- DOM ---- */
 
@@ -1299,3 +1315,18 @@ int pr_json_write_value(pr_json_writer *w, const pr_json *v) {
     return rc;
 }
 
+int pr_json_to_buf(const pr_json *v, pr_buf *out) {
+    pr_json_writer w;
+    size_t len0;
+    int rc;
+    if (!v || !out) return PR_EINVAL;
+    len0 = out->len;
+    pr_json_writer_init(&w, out);
+    rc = pr_json_write_value(&w, v);
+    if (rc == PR_OK) rc = pr_json_writer_finish(&w);
+    if (rc != PR_OK && out->data) {
+        out->len = len0;
+        out->data[len0] = 0;
+    }
+    return rc;
+}

@@ -34,5 +34,6 @@
 #include "test_signal.c"
 #include "test_hostloop.c"
 #include "test_nginx.c"
+#include "test_cli.c"
 
 #include "main.c"

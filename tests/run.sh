@@ -83,6 +83,8 @@ step ds_adapter $CC $CHECK -O2 tools/ds_adapter.c -o build/ds-adapter -pthread $
 [ -n "$TLSLIB" ] && step failtable $CC $CHECK -I. -c tools/failtable.c -o $B/failtable.o
 echo "compile checks ok: C++11 (+ C linkage), twice, static x2, no-TLS, no-threads, clash (prctl${NSPR:+, nspr}), kqueue (shim), ds-adapter, failtable with $CC"
 
+# the command-line client, with the runner's flags (SAN=1 covers it); the cli suite runs it
+step cli $CC $CFLAGS -I. tools/pristine.c -o $B/pristine -pthread $TLSLIB
 step build $CC $CFLAGS $UV tests/all.c -o $B/pristine_tests -pthread $TLSLIB $UVLIB
 if [ "${VALGRIND:-0}" = 1 ]; then
     exec valgrind -q --child-silent-after-fork=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \

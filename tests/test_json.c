@@ -799,6 +799,34 @@ PT_TEST(json_roundtrip_docs) {
         if (!pt__json_roundtrip(t[i], strlen(t[i]), NULL)) pt_fail(__FILE__, __LINE__, "round trip of %s", t[i]);
 }
 
+/* pr_json_to_buf: a parsed value as text, appended after what the buffer
+   holds; an inner value alone; NULL arguments; a failed allocation leaves
+   the buffer as it was. */
+PT_TEST(json_to_buf) {
+    static const char text[] = " {\"a\": [1, 2.5, \"x\\n\"], \"b\": {\"c\": null, \"d\": true}} ";
+    pr_json_doc *doc = NULL;
+    pr_buf b = { 0 };
+    PT_EQ_ERR(pr_json_parse(&doc, text, strlen(text), NULL, NULL), PR_OK);
+    PT_REQUIRE(doc != NULL);
+    PT_EQ_ERR(pr_json_to_buf(pr_json_root(doc), &b), PR_OK);
+    PT_EQ_STR(b.data, "{\"a\":[1,2.5,\"x\\n\"],\"b\":{\"c\":null,\"d\":true}}");
+    pr_buf_clear(&b);
+    PT_EQ_ERR(pr_buf_append_str(&b, "data: "), PR_OK);
+    PT_EQ_ERR(pr_json_to_buf(pr_json_get(pr_json_root(doc), "b"), &b), PR_OK);
+    PT_EQ_STR(b.data, "data: {\"c\":null,\"d\":true}");
+    PT_EQ_ERR(pr_json_to_buf(NULL, &b), PR_EINVAL);
+    PT_EQ_ERR(pr_json_to_buf(pr_json_root(doc), NULL), PR_EINVAL);
+    pr_buf_deinit(&b);
+    PT_EQ_ERR(pr_buf_append_str(&b, "keep"), PR_OK);
+    pt_alloc_fail_nth(1);
+    PT_EQ_ERR(pr_json_to_buf(pr_json_root(doc), &b), PR_ENOMEM);
+    pt_alloc_fail_nth(0);
+    PT_EQ_INT(b.len, 4);
+    PT_EQ_STR(b.data, "keep");
+    pr_buf_deinit(&b);
+    pr_json_doc_destroy(doc);
+}
+
 const pt_suite pt_suite_json = { "json", {
     PT_ENTRY(json_getters),
     PT_ENTRY(json_iterator),
@@ -819,4 +847,5 @@ const pt_suite pt_suite_json = { "json", {
     PT_ENTRY(json_writer_streaming),
     PT_ENTRY(json_double_roundtrip),
     PT_ENTRY(json_roundtrip_docs),
+    PT_ENTRY(json_to_buf),
     {0, 0} } };
