@@ -127,7 +127,8 @@ int pt_child_exits_by_signal(void (*fn)(void), int *sig) {
    pt_proxy_freeze(p) holds every connection open now (TCP stays up, the
    bytes wait in the proxy) while new connections pass; pt_proxy_outage(p, 1)
    holds every connection, new ones too, until pt_proxy_outage(p, 0), when
-   the held bytes go on. Its tasks run on the caller's scheduler;
+   the held bytes go on; pt_proxy_cut(p) closes every connection open now
+   (both sides, within a few ms) while new ones pass. Its tasks run on the caller's scheduler;
    pt_proxy_stop cancels them and frees everything. */
 typedef struct pt_proxy {
     pr_listener *l;
@@ -135,6 +136,7 @@ typedef struct pt_proxy {
     pr_group *g;
     long conns;       /* connections accepted; each has its number, from 1 */
     long frozen_upto; /* connections numbered up to this hold their bytes */
+    long cut_upto;    /* connections numbered up to this are closed */
     int outage;       /* every connection holds its bytes */
     long forwarded;   /* bytes copied */
 } pt_proxy;
@@ -153,6 +155,8 @@ typedef struct pt__pump {
 
 static int pt__held(const pt__pair *x) { return x->p->outage || x->id <= x->p->frozen_upto; }
 
+static int pt__cut(const pt__pair *x) { return x->id <= x->p->cut_upto; }
+
 static void pt__pair_unref(pt__pair *x) {
     if (--x->refs) return;
     pr_conn_destroy(x->c[0]);
@@ -166,7 +170,9 @@ static int pt__pump_task(void *arg) {
     char buf[16384];
     free(arg);
     for (;;) {
-        ptrdiff_t n = pr_conn_read(x->c[pu.from], buf, sizeof buf, PR_FOREVER);
+        ptrdiff_t n = pr_conn_read(x->c[pu.from], buf, sizeof buf, pr_deadline_in(20));
+        if (pt__cut(x)) break; /* the last of the two pumps closes both sides */
+        if (n == PR_ETIMEDOUT) continue;
         while (pt__held(x) && !pr_is_canceled()) pr_sleep(pr_deadline_in(5)); /* held, even an end */
         if (n <= 0) {
             if (n == PR_ECLOSED) pr_conn_shutdown(x->c[!pu.from], pr_deadline_in(1000));
@@ -229,6 +235,8 @@ static uint16_t pt_proxy_port(const pt_proxy *p) { return pr_listener_port(p->l)
 static void pt_proxy_freeze(pt_proxy *p) { p->frozen_upto = p->conns; }
 
 static void pt_proxy_outage(pt_proxy *p, int on) { p->outage = on; }
+
+static void pt_proxy_cut(pt_proxy *p) { p->cut_upto = p->conns; }
 
 static void pt_proxy_stop(pt_proxy *p) {
     pr_group_close(p->g, PR_FOREVER);

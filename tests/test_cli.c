@@ -645,88 +645,12 @@ PT_TEST(cli_ds_append_stdin_sigint) {
     ds_stop(&f);
 }
 
-/* ---- a proxy that cuts every connection open (for the tail) ---- */
-
-typedef struct cli_cutter {
-    pr_listener *l;
-    uint16_t target;
-    pr_group *g;
-    long conns, cut_upto;
-} cli_cutter;
-
-typedef struct cli__pair {
-    cli_cutter *p;
-    pr_conn *c[2];
-    long id;
-    int refs, from;
-} cli__pair;
-
-static void cli__unref(cli__pair *x) {
-    if (--x->refs) return;
-    pr_conn_destroy(x->c[0]);
-    pr_conn_destroy(x->c[1]);
-    free(x);
-}
-
-static int cli__pump(void *arg) {
-    cli__pair *x = (cli__pair *)arg;
-    int from = x->from++; /* the first pump copies to the target, the second back */
-    char buf[8192];
-    for (;;) {
-        ptrdiff_t n = pr_conn_read(x->c[from], buf, sizeof buf, pr_deadline_in(20));
-        if (x->id <= x->p->cut_upto) break;
-        if (n == PR_ETIMEDOUT) continue;
-        if (n <= 0 || pr_conn_write(x->c[!from], buf, (size_t)n, pr_deadline_in(5000)) != PR_OK) break;
-    }
-    cli__unref(x);
-    return 0;
-}
-
-static int cli__accept(void *arg) {
-    cli_cutter *p = (cli_cutter *)arg;
-    for (;;) {
-        cli__pair *x;
-        pr_conn *in = NULL, *out = NULL;
-        if (pr_tcp_accept(p->l, &in, PR_FOREVER) != PR_OK) return 0;
-        if (pr_tcp_connect(&out, "127.0.0.1", p->target, NULL, NULL, pr_deadline_in(5000)) != PR_OK ||
-            !(x = (cli__pair *)calloc(1, sizeof *x))) {
-            pr_conn_destroy(in);
-            pr_conn_destroy(out);
-            continue;
-        }
-        x->p = p;
-        x->c[0] = in;
-        x->c[1] = out;
-        x->id = ++p->conns;
-        x->refs = 2;
-        if (pr_group_go(p->g, cli__pump, x, NULL) != PR_OK) x->refs--;
-        if (pr_group_go(p->g, cli__pump, x, NULL) != PR_OK) x->refs--;
-        if (!x->refs) {
-            x->refs = 1;
-            cli__unref(x);
-        }
-    }
-}
-
-static int cli_cutter_start(cli_cutter *p, uint16_t target) {
-    memset(p, 0, sizeof *p);
-    p->target = target;
-    if (pr_tcp_listen(&p->l, "127.0.0.1", 0, 16, NULL) != PR_OK) return -1;
-    if (pr_group_create(&p->g) != PR_OK) return -1;
-    return pr_group_go(p->g, cli__accept, p, NULL) == PR_OK ? 0 : -1;
-}
-
-static void cli_cutter_stop(cli_cutter *p) {
-    if (p->g) pr_group_close(p->g, PR_FOREVER);
-    pr_listener_destroy(p->l);
-}
-
 /* ds tail through a proxy that cuts its connection, with each live mode:
    every byte once, in order, and the tail ends (0) when the stream closes. */
 PT_TEST(cli_ds_tail_across_a_dropped_connection) {
     static const char *const modes[] = { "sse", "long-poll" };
     ds_fx f;
-    cli_cutter cut;
+    pt_proxy cut;
     pr_ds_result res;
     pr_ds *ds;
     size_t m;
@@ -743,8 +667,8 @@ PT_TEST(cli_ds_tail_across_a_dropped_connection) {
         PT_REQUIRE((ds = ds_handle(&f, path, "text/plain")) != NULL);
         PT_EQ_ERR(pr_ds_create(ds, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
         PT_EQ_ERR(pr_ds_append(ds, "a1", 2, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
-        PT_REQUIRE(cli_cutter_start(&cut, (uint16_t)atoi(strrchr(f.base, ':') + 1)) == 0);
-        snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)pr_listener_port(cut.l), path);
+        PT_REQUIRE(pt_proxy_start(&cut, (uint16_t)atoi(strrchr(f.base, ':') + 1)) == PR_OK);
+        snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)pt_proxy_port(&cut), path);
         {
             const char *args[] = { "ds", "tail", url, "--live", modes[m], NULL };
             PT_REQUIRE(cli_start(&p, args, NULL, NULL) == PR_OK);
@@ -752,7 +676,7 @@ PT_TEST(cli_ds_tail_across_a_dropped_connection) {
         PT_CHECK(cli_wait_out(&p, "a1", 10000));
         pr_sleep(pr_deadline_in(200)); /* the live request is out */
         before = cut.conns;
-        cut.cut_upto = cut.conns;  /* drop every connection now */
+        pt_proxy_cut(&cut); /* drop every connection now */
         PT_EQ_ERR(pr_ds_append(ds, "b2", 2, NULL, &res, NULL, pr_deadline_in(5000)), PR_OK);
         PT_CHECK(cli_wait_out(&p, "a1b2", 10000));
         PT_CHECK(cut.conns > before); /* it came back through a new connection */
@@ -763,7 +687,7 @@ PT_TEST(cli_ds_tail_across_a_dropped_connection) {
         PT_CHECK(strstr(cli_text(&p.e), "next-offset: ") != NULL);
         pr_ds_result_deinit(&res);
         cli_free(&p);
-        cli_cutter_stop(&cut);
+        pt_proxy_stop(&cut);
         pr_ds_destroy(ds);
     }
     ds_stop(&f);
