@@ -20,7 +20,9 @@
  * - Final causes end the stream at once, at open or on any reconnect,
  *   with their own code and detail (err, pr_sse_last_error): 204 No
  *   Content (PR_ECLOSED: the server says stop); a status that is not
- *   retried (PR_EHTTP with it); a 200 of another type (PR_EPROTO); a name
+ *   retried (PR_EHTTP with it, and the message ends with the start of the
+ *   answer's body, where an API says why: a bad key, an unknown model); a
+ *   200 of another type (PR_EPROTO); a name
  *   that does not exist (PR_EDNS); a certificate that is not trusted or
  *   does not name the host, a peer that does not speak TLS, a refused
  *   client certificate (PR_ETLS); a bad URL, header or option (PR_EINVAL);
@@ -182,7 +184,8 @@ typedef struct pr_sse_stream_opts {
            this call (the stream itself has no end).
    Returns: PR_OK; PR_ECLOSED (204: the server says do not connect);
             PR_EHTTP (a status that is not retried, or the last try's
-            retried one; the status in err); PR_EPROTO (not
+            retried one; the status in err, and for the first the start of
+            the answer's body in err.msg); PR_EPROTO (not
             text/event-stream); PR_EDNS (a name that does not exist, or the
             last try's resolver failure); PR_ETLS (certificate, hostname, a
             peer that does not speak TLS); PR_EIO (the last try's network
@@ -506,6 +509,29 @@ static PR__NOINLINE int pr__eventsource_lines(pr_sse *s, pr_buf *dyn, const char
     return PR_OK;
 }
 
+/* The start of a refused answer's body, for the failure's message: an API
+   says there why it refused (a bad key, a model that does not exist).
+   Control bytes and runs of white space become one space; a cut never
+   splits a UTF-8 sequence. Reads at most cap - 1 bytes for at most a
+   second within the deadline; "" when the body is empty or slow. */
+static void pr__eventsource_excerpt(pr_http_response *r, char *out, size_t cap, int64_t deadline) {
+    char buf[160];
+    size_t n = 0, o = 0, i;
+    int64_t until = pr_deadline_min(deadline, pr_deadline_in(1000));
+    ptrdiff_t k;
+    if (cap > sizeof buf) cap = sizeof buf;
+    while (n + 1 < cap && (k = pr_http_read(r, buf + n, cap - 1 - n, until)) > 0) n += (size_t)k;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c > ' ' && c != 0x7f) out[o++] = (char)c;
+        else if (o && out[o - 1] != ' ') out[o++] = ' ';
+    }
+    if (n + 1 >= cap) /* cut: drop a trailing sequence that may be incomplete */
+        while (o && ((unsigned char)out[o - 1] & 0x80)) o--;
+    while (o && out[o - 1] == ' ') o--;
+    out[o] = '\0';
+}
+
 static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
     /* the protocol's own fields go on to another origin; the caller's do not */
     static const char *const fwd[] = { "Cache-Control", "Last-Event-ID", NULL };
@@ -587,9 +613,10 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
         return pr__eventsource_plan(s, PR_EHTTP, st, 1, hint);
     }
     {
-        char t[16];
-        snprintf(t, sizeof t, "%d", st);
-        return pr__eventsource_fail(s, PR_EHTTP, st, "sse: status %s (not an event stream)", t);
+        char t[200], x[150];
+        pr__eventsource_excerpt(r, x, sizeof x, deadline);
+        snprintf(t, sizeof t, "%d (not an event stream)%s%s", st, x[0] ? ": " : "", x);
+        return pr__eventsource_fail(s, PR_EHTTP, st, "sse: status %s", t);
     }
 }
 

@@ -215,6 +215,45 @@ PT_TEST(es_connection_rules) {
     }
 }
 
+/* A status that ends the stream carries the start of the answer's body in
+   the message (where an API says why: an OpenAI-style JSON error), white
+   space folded, cut short of a long body; a body that stalls costs at most
+   a second and gives what came. */
+PT_TEST(es_refusal_message_carries_the_body) {
+    static const char long_body[] = "{\"error\":{\"message\":\"Incorrect API key provided: sk-...abc.\",\n"
+                                    "  \"type\":\"invalid_request_error\"}}\r\n"
+                                    "0123456789012345678901234567890123456789012345678901234567890123456789"
+                                    "0123456789012345678901234567890123456789012345678901234567890123456789"
+                                    "TAIL";
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s = NULL;
+    pr_err_info e;
+    ts_step st[3];
+    es_start(&f);
+    es_opts(&f, &o);
+    st[0] = hr_step(401, "Content-Type: application/json\r\n", long_body);
+    st[1] = hr_step(404, NULL, NULL);
+    st[2] = hr_step(400, NULL, "half of this body, then silence");
+    st[2].stall_body = 1;
+    PT_EQ_ERR(ts_script(f.s, "/r", st, 3), PR_OK);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/r"), &o, &e, PR_FOREVER), PR_EHTTP);
+    PT_EQ_INT(e.http_status, 401);
+    PT_CHECK(strstr(e.msg, "Incorrect API key provided: sk-...abc.\", \"type\":") != NULL); /* folded */
+    PT_CHECK(strstr(e.msg, "TAIL") == NULL);
+    PT_CHECK(strchr(e.msg, '\n') == NULL && strchr(e.msg, '\r') == NULL);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/r"), &o, &e, PR_FOREVER), PR_EHTTP);
+    PT_EQ_INT(e.http_status, 404);
+    PT_CHECK(strstr(e.msg, "404") != NULL);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/r"), &o, &e, PR_FOREVER), PR_EHTTP);
+    PT_EQ_INT(e.http_status, 400);
+    PT_CHECK(strstr(e.msg, "half of this") != NULL);
+    PT_CHECK(strstr(e.msg, "silence") == NULL);
+    PT_EQ_INT(f.nsleeps, 0);
+    PT_CHECK(s == NULL);
+    ts_stop(f.s);
+}
+
 /* 204 on a reconnect ends the stream for good. */
 PT_TEST(es_204_stops_reconnecting) {
     es_fx f;
@@ -1318,6 +1357,7 @@ const pt_suite pt_suite_eventsource = { "eventsource", {
     PT_ENTRY(es_drop_mid_event_no_partial_no_duplicate),
     PT_ENTRY(es_retry_field_and_backoff),
     PT_ENTRY(es_connection_rules),
+    PT_ENTRY(es_refusal_message_carries_the_body),
     PT_ENTRY(es_204_stops_reconnecting),
     PT_ENTRY(es_id_only_block_and_resume),
     PT_ENTRY(es_idle_timeout_reconnects),
