@@ -301,6 +301,45 @@ PT_TEST(cli_sse_sigint_exits_130) {
     ts_stop(s);
 }
 
+/* A 204 is the server saying stop, at the start or on a reconnect: exit
+   0, nothing on stderr (with -v: a line that says so). */
+PT_TEST(cli_sse_204_is_the_end) {
+    char base[64], url[160];
+    ts_server *s;
+    ts_step st[2];
+    cli_proc p;
+    PT_REQUIRE((s = cli_ts(base, sizeof base)) != NULL);
+    snprintf(url, sizeof url, "%s/sse?status=204", base);
+    {
+        const char *args[] = { "sse", url, NULL };
+        PT_EQ_INT(cli_run(&p, args, NULL, NULL), 0);
+        PT_EQ_INT(p.o.len, 0);
+        PT_EQ_INT(p.e.len, 0);
+        cli_free(&p);
+    }
+    {
+        const char *args[] = { "sse", "-v", url, NULL };
+        PT_EQ_INT(cli_run(&p, args, NULL, NULL), 0);
+        PT_CHECK(p.e.len > 0);
+        cli_free(&p);
+    }
+    memset(st, 0, sizeof st);
+    st[0].headers = "Content-Type: text/event-stream\r\n";
+    st[0].body = "retry: 10\nid: 1\ndata: a\n\n"; /* then the body ends: a reconnect */
+    st[1].status = 204;
+    PT_EQ_ERR(ts_script(s, "/ends", st, 2), PR_OK);
+    snprintf(url, sizeof url, "%s/ends", base);
+    {
+        const char *args[] = { "sse", url, NULL };
+        PT_EQ_INT(cli_run(&p, args, NULL, NULL), 0);
+        PT_EQ_STR(cli_text(&p.o), "event: message\nid: 1\ndata: a\n\n");
+        PT_EQ_INT(p.e.len, 0);
+        cli_free(&p);
+    }
+    PT_EQ_INT(ts_log_count(s), 4);
+    ts_stop(s);
+}
+
 /* ---- get ---- */
 
 /* A body to stdout and to -o FILE, byte for byte; a 404 is exit 3 with one
@@ -359,6 +398,31 @@ PT_TEST(cli_get_body_404_timeout) {
     ts_stop(s);
 }
 
+/* A body that stalls ends after --idle-timeout of silence without any
+   --timeout: exit 2 (a connection failure, not the deadline), the bytes
+   before the stall on stdout, one line on stderr. */
+PT_TEST(cli_get_idle_timeout) {
+    char base[64], url[160];
+    ts_server *s;
+    cli_proc p;
+    PT_REQUIRE((s = cli_ts(base, sizeof base)) != NULL);
+    snprintf(url, sizeof url, "%s/stall?after=10", base);
+    {
+        const char *args[] = { "get", url, "--idle-timeout", "0.3", "--retries", "0", NULL };
+        PT_REQUIRE(cli_start(&p, args, NULL, NULL) == PR_OK);
+        PT_EQ_INT(cli_end(&p, 15000), 2); /* a hang guard: the stall lasts the server's lifetime */
+        PT_EQ_INT(p.o.len, 10);
+        PT_EQ_INT(cli_lines(&p.e), 1);
+        cli_free(&p);
+    }
+    {
+        const char *args[] = { "get", url, "--idle-timeout", "x", NULL };
+        PT_EQ_INT(cli_run(&p, args, NULL, NULL), 1);
+        cli_free(&p);
+    }
+    ts_stop(s);
+}
+
 /* Mutual TLS through --cacert, --cert and --key: the body with them; exit
    4 and one line without the client certificate, and without --cacert
    (the test CA is no system anchor). */
@@ -401,7 +465,8 @@ PT_TEST(cli_get_mutual_tls) {
 #endif
 }
 
-/* A port that refuses: exit 2 and one line, for get, sse and future. */
+/* A port that refuses: exit 2 and one line naming the URL, for get, sse
+   and future. */
 PT_TEST(cli_refused_port) {
     pr_listener *l = NULL;
     char url[80];
@@ -418,6 +483,8 @@ PT_TEST(cli_refused_port) {
         PT_EQ_INT(cli_run(&p, args, NULL, NULL), 2);
         PT_EQ_INT(p.o.len, 0);
         PT_EQ_INT(cli_lines(&p.e), 1);
+        PT_CHECK(strstr(cli_text(&p.e), url) != NULL); /* the line names the URL, future's too */
+        PT_CHECK(strstr(cli_text(&p.e), "status 0") == NULL); /* no answer has no status */
         cli_free(&p);
     }
 }
@@ -504,7 +571,8 @@ static void cli_offset(const pr_buf *b, const char *prefix, char *out, size_t ca
 }
 
 /* create, append (arguments), read, head, close, append after close,
-   delete, head of a deleted stream; by name under STREAM_URL. */
+   delete, head and read of a deleted stream (the line says read); by name
+   under STREAM_URL. */
 PT_TEST(cli_ds_round_trip) {
     ds_fx f;
     char env_url[200], off[128];
@@ -561,10 +629,50 @@ PT_TEST(cli_ds_round_trip) {
     {
         const char *del[] = { "ds", "delete", "rt", NULL };
         const char *head[] = { "ds", "head", "rt", NULL };
+        const char *read[] = { "ds", "read", "rt", NULL };
         PT_EQ_INT(cli_run(&p, del, env, NULL), 0);
         cli_free(&p);
         PT_EQ_INT(cli_run(&p, head, env, NULL), 3);
         PT_EQ_INT(cli_lines(&p.e), 1);
+        cli_free(&p);
+        PT_EQ_INT(cli_run(&p, read, env, NULL), 3);
+        PT_EQ_INT(cli_lines(&p.e), 1);
+        PT_CHECK(strstr(cli_text(&p.e), "read") != NULL); /* the read failed, not some head */
+        cli_free(&p);
+    }
+    ds_stop(&f);
+}
+
+/* close with a final message on a text/plain and on a JSON stream: the
+   data goes in the stream's own content type (learned with a HEAD), exit
+   0, and it reads back. */
+PT_TEST(cli_ds_close_with_data_learns_type) {
+    static const char *const types[][3] = { { "/v1/stream/ct", "--content-type", "text/plain" },
+                                            { "/v1/stream/cj", "--json", NULL } };
+    static const char *const data[] = { "bye", "{\"a\":1}" }, *const want[] = { "ab bye", "\"x\"\n{\"a\":1}\n" };
+    static const char *const first[] = { "ab ", "\"x\"" };
+    ds_fx f;
+    cli_proc p;
+    size_t i;
+    if (ds_start(&f) != 0) {
+        ds_stop(&f);
+        return;
+    }
+    for (i = 0; i < 2; i++) {
+        const char *url = ds_url(&f, types[i][0]);
+        const char *create[] = { "ds", "create", url, types[i][1], types[i][2], NULL };
+        const char *append[] = { "ds", "append", url, first[i], NULL };
+        const char *close[] = { "ds", "close", url, data[i], NULL };
+        const char *read[] = { "ds", "read", url, NULL };
+        PT_EQ_INT(cli_run(&p, create, NULL, NULL), 0);
+        cli_free(&p);
+        PT_EQ_INT(cli_run(&p, append, NULL, NULL), 0);
+        cli_free(&p);
+        PT_EQ_INT(cli_run(&p, close, NULL, NULL), 0);
+        PT_EQ_INT(cli_lines(&p.o), 1); /* the final offset */
+        cli_free(&p);
+        PT_EQ_INT(cli_run(&p, read, NULL, NULL), 0);
+        PT_EQ_STR(cli_text(&p.o), want[i]);
         cli_free(&p);
     }
     ds_stop(&f);
@@ -735,13 +843,16 @@ PT_TEST(cli_ds_tail_offset_resume) {
 
 /* ---- usage ---- */
 
-/* --help and --version are 0 on stdout; no command, an unknown command or
-   option, a missing value and a bad URL are 1 with one line on stderr. */
+/* --help and --version are 0 on stdout; --help says what an offset is
+   (-1, now) and what future polls; no command, no ds operation, an
+   unknown command or option, a missing value and a bad URL are 1 with one
+   line on stderr (a missing command or operation says "missing"). */
 PT_TEST(cli_usage_and_exit_codes) {
     static const char *const bad[][6] = {
         { NULL }, { "frobnicate", NULL }, { "get", "--nope", "http://127.0.0.1:1/", NULL }, { "get", "-H", NULL },
         { "get", "not a url", NULL }, { "ds", "create", NULL }, { "sse", "--max-events", "x", NULL },
-        { "future", "http://127.0.0.1:1/", "req-1", "-H", "X-A: 1", NULL },
+        { "future", "http://127.0.0.1:1/", "req-1", "-H", "X-A: 1", NULL }, { "ds", NULL },
+        { "get", "--idle-timeout", "-1", "http://127.0.0.1:1/", NULL },
     };
     cli_proc p;
     size_t i;
@@ -749,6 +860,11 @@ PT_TEST(cli_usage_and_exit_codes) {
         const char *args[] = { "--help", NULL };
         PT_EQ_INT(cli_run(&p, args, NULL, NULL), 0);
         PT_CHECK(strstr(cli_text(&p.o), "Exit codes") != NULL);
+        PT_CHECK(strstr(cli_text(&p.o), "-1") != NULL); /* the start */
+        PT_CHECK(strstr(cli_text(&p.o), "now") != NULL); /* the tail */
+        PT_CHECK(strstr(cli_text(&p.o), "/api/v1/retrieve_future") != NULL);
+        PT_CHECK(strstr(cli_text(&p.o), "request_id") != NULL);
+        PT_CHECK(strstr(cli_text(&p.o), "--idle-timeout") != NULL);
         cli_free(&p);
     }
     {
@@ -760,6 +876,7 @@ PT_TEST(cli_usage_and_exit_codes) {
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         PT_EQ_INT(cli_run(&p, bad[i], NULL, NULL), 1);
         PT_EQ_INT(cli_lines(&p.e), 1);
+        if (i == 0 || i == 8) PT_CHECK(strstr(cli_text(&p.e), "missing") != NULL);
         cli_free(&p);
     }
 }
@@ -769,12 +886,15 @@ const pt_suite pt_suite_cli = { "cli", {
     PT_ENTRY(cli_sse_resumes_across_drops),
     PT_ENTRY(cli_sse_post_body_and_header),
     PT_ENTRY(cli_sse_sigint_exits_130),
+    PT_ENTRY(cli_sse_204_is_the_end),
     PT_ENTRY(cli_get_body_404_timeout),
+    PT_ENTRY(cli_get_idle_timeout),
     PT_ENTRY(cli_get_mutual_tls),
     PT_ENTRY(cli_refused_port),
     PT_ENTRY(cli_future_result_and_failure),
     PT_ENTRY(cli_ds_env_url_and_auth),
     PT_ENTRY(cli_ds_round_trip),
+    PT_ENTRY(cli_ds_close_with_data_learns_type),
     PT_ENTRY(cli_ds_append_json_stdin),
     PT_ENTRY(cli_ds_append_stdin_sigint),
     PT_ENTRY(cli_ds_tail_across_a_dropped_connection),

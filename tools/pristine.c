@@ -6,37 +6,51 @@
 
    Each command runs in one task; pr_signal_watch_start turns Ctrl-C into
    the cancellation of that task, which closes what it opened on its way
-   out (a producer is flushed afterwards by main), and the exit code is 130. */
+   out (a producer is flushed afterwards by main), and the exit code is 130.
+   No command waits forever on a silent server: every connection has an
+   idle limit (--idle-timeout, 60 s by default), past which a request fails
+   (PR_EIO, ETIMEDOUT: exit 2) and a stream reconnects. A failure prints one
+   line that names what the user ran (the URL; "ds OP URL"; "future URL
+   ID"), the code and the library's cause; a 204 that ends an event stream
+   is no failure. */
 #define PRISTINE_IMPLEMENTATION
 #include "pristine.h"
 
 #include <stdio.h>
 #include <strings.h>
 
-static const char usage_text[] =
+/* two strings: C99 promises no longer literal than 4095 bytes */
+static const char *const usage_text[] = {
     "usage: pristine [options] COMMAND ...\n"
     "\n"
     "Commands:\n"
     "  sse URL               print an event stream, reconnecting with Last-Event-ID;\n"
-    "                        ends at a final end (204, a POST stream's end) or --max-events\n"
+    "                        ends (exit 0) at a final end: a 204 (at the start or on a\n"
+    "                        reconnect: the server says stop), a POST stream's end, or\n"
+    "                        --max-events\n"
     "  get URL               write a response body to stdout (or -o FILE)\n"
     "  ds create STREAM      create a Durable Stream (--content-type, --json)\n"
     "  ds append STREAM [DATA...]\n"
     "                        append each DATA, or stdin through an idempotent producer\n"
     "                        (--json: one JSON value per argument or stdin line);\n"
     "                        prints the new tail offset\n"
-    "  ds read STREAM        print from --offset (default the start) to the tail\n"
+    "  ds read STREAM        print from --offset (default -1, the start) to the tail\n"
     "  ds tail STREAM        print from --offset, then follow live until the stream closes\n"
     "  ds head STREAM        print the tail offset, content type and closed state\n"
     "  ds delete STREAM      delete the stream\n"
     "  ds close STREAM [DATA]\n"
     "                        close the stream (with a final message); prints the final offset\n"
-    "  future URL ID         poll a remote future (Tinker's retrieve_future at URL) and\n"
-    "                        print its result as JSON\n"
-    "\n"
+    "  future URL ID         wait for a remote job's result and print it as JSON: POST\n"
+    "                        {\"request_id\": ID} to URL/api/v1/retrieve_future again and\n"
+    "                        again until the job is done (the protocol of Tinker-style\n"
+    "                        job APIs; a failed or expired job is exit 2)\n"
+    "\n",
     "Options (anywhere on the line):\n"
     "  -H, --header 'Name: value'   a request header (repeatable; not for future)\n"
     "  --timeout SECONDS            deadline of the whole command (default none)\n"
+    "  --idle-timeout SECONDS       the longest silence of a connection (default 60; 0 = none):\n"
+    "                               a stalled answer then fails (exit 2); a stream (sse, ds\n"
+    "                               tail) reconnects instead\n"
     "  --retries N                  retries of a failed request or connection (default 2); a\n"
     "                               stream that has been open reconnects without a bound\n"
     "  --cacert FILE                trust these CA certificates (PEM) instead of the system's\n"
@@ -62,10 +76,13 @@ static const char usage_text[] =
     "  STREAM is a URL, or a name appended to $STREAM_URL (--url BASE overrides it;\n"
     "  default http://localhost:4437/v1/stream). $STREAM_AUTH (or --auth VALUE) is sent\n"
     "  as the Authorization header. These are the names of the npm @durable-streams/cli.\n"
-    "  --content-type TYPE          create/append (default application/octet-stream;\n"
-    "                               append learns the stream's own with a HEAD)\n"
+    "  --content-type TYPE          create/append/close (default application/octet-stream;\n"
+    "                               append and close with DATA learn the stream's own with\n"
+    "                               a HEAD)\n"
     "  --json                       application/json: messages print one per line\n"
-    "  --offset OFF                 read/tail: start there (an offset printed before)\n"
+    "  --offset OFF                 read/tail: where to start: an offset printed before (the\n"
+    "                               server's own opaque string, not a byte count), -1 the\n"
+    "                               start (the default) or now (the tail: new data only)\n"
     "  --live sse|long-poll         tail: how to follow (default sse)\n"
     "  read and tail print \"next-offset: OFF\" on stderr when they stop, interrupted\n"
     "  too: --offset OFF resumes there without losing or repeating a byte\n"
@@ -79,7 +96,8 @@ static const char usage_text[] =
     "  4    TLS failure (certificate not trusted, wrong host, refused client certificate)\n"
     "  5    --timeout passed\n"
     "  130  interrupted (Ctrl-C, SIGTERM)\n"
-    "Every failure prints one line on stderr: pristine: WHAT: CODE: cause.\n";
+    "Every failure prints one line on stderr: pristine: WHAT: CODE: cause.\n"
+};
 
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_NET = 2, EXIT_HTTP = 3, EXIT_TLS = 4, EXIT_TIMEOUT = 5, EXIT_INTR = 130 };
 enum { MAX_HEADERS = 32, MAX_ARGS = 64 };
@@ -91,6 +109,7 @@ typedef struct cli {
     int nheaders;
     char *auth_line;            /* "Authorization: ..." from --auth / $STREAM_AUTH (malloc'd) */
     int64_t deadline;
+    int idle_ms;                /* --idle-timeout in ms; 0 = none */
     int retries, verbose, json, repeatable;
     long max_events;            /* < 0 = no limit */
     const char *cacert, *cert, *key;
@@ -130,7 +149,11 @@ static int fail(const char *what, int rc, const pr_err_info *e) {
     for (i = 0; msg[i]; i++)
         if ((unsigned char)msg[i] < 0x20) msg[i] = ' ';
     fprintf(stderr, "pristine: %s: %s: %s", what, pr_errname(rc), msg);
-    if (e && e->http_status && !strstr(msg, "status")) fprintf(stderr, " (HTTP status %d)", e->http_status);
+    if (e && e->http_status > 0) { /* never a status 0 (no answer), nor one the message names */
+        char st[16];
+        snprintf(st, sizeof st, "%d", e->http_status);
+        if (!strstr(msg, st)) fprintf(stderr, " (HTTP status %s)", st);
+    }
     fputc('\n', stderr);
     return exit_code(rc);
 }
@@ -273,8 +296,13 @@ static int cmd_sse(cli *a, const char *url) {
     o.headers = a->headers;
     o.last_event_id = a->last_event_id;
     o.open_attempts = a->retries + 1;
+    o.idle_timeout_ms = a->idle_ms ? a->idle_ms : -1;
     if (a->verbose) o.observer.on_reconnect = on_sse_reconnect;
-    if ((rc = pr_sse_open(&s, url, &o, &e, a->deadline)) != PR_OK) return fail(url, rc, &e);
+    if ((rc = pr_sse_open(&s, url, &o, &e, a->deadline)) == PR_ECLOSED) { /* 204: the server says stop */
+        if (a->verbose) fprintf(stderr, "* end: %s\n", e.msg);
+        return EXIT_OK;
+    }
+    if (rc != PR_OK) return fail(url, rc, &e);
     while (a->max_events < 0 || n < a->max_events) {
         rc = pr_sse_next(s, &ev, a->deadline);
         if (rc == PR_ELIMIT) { /* one event over a limit was dropped: say so, go on */
@@ -286,8 +314,11 @@ static int cmd_sse(cli *a, const char *url) {
         print_event(a, &ev);
         n++;
     }
-    if (rc == PR_ECLOSED) rc = PR_OK; /* the server ended it for good */
     if (rc != PR_OK) pr_sse_last_error(s, &e);
+    if (rc == PR_ECLOSED) { /* the server ended it for good (a 204, a POST stream's end) */
+        if (a->verbose) fprintf(stderr, "* end: %s\n", e.msg);
+        rc = PR_OK;
+    }
     pr_sse_destroy(s);
     return rc == PR_OK ? EXIT_OK : fail(url, rc, &e);
 }
@@ -374,7 +405,7 @@ static int print_chunk(const pr_ds_chunk *c) {
     return PR_OK;
 }
 
-static int ds_read_cmd(cli *a, const char *url, int live) {
+static int ds_read_cmd(cli *a, const char *what, int live) {
     pr_ds_read_opts o;
     pr_ds_read *rd = NULL;
     pr_ds_chunk c;
@@ -385,7 +416,8 @@ static int ds_read_cmd(cli *a, const char *url, int live) {
     memset(&e, 0, sizeof e);
     o.live = live;
     o.open_attempts = a->retries + 1;
-    if ((rc = pr_ds_read_open(&rd, a->ds, a->offset ? a->offset : "-1", &o, &e)) != PR_OK) return fail(url, rc, &e);
+    o.idle_timeout_ms = a->idle_ms ? a->idle_ms : -1;
+    if ((rc = pr_ds_read_open(&rd, a->ds, a->offset ? a->offset : "-1", &o, &e)) != PR_OK) return fail(what, rc, &e);
     while ((rc = pr_ds_read_next(rd, &c, a->deadline)) == PR_OK)
         if ((rc = print_chunk(&c)) != PR_OK) break;
     if (rc == PR_ECLOSED) rc = PR_OK; /* caught up (read), or the stream closed (tail) */
@@ -393,7 +425,11 @@ static int ds_read_cmd(cli *a, const char *url, int live) {
     off = pr_ds_read_offset(rd, NULL);
     fprintf(stderr, "next-offset: %s\n", off ? off : "");
     pr_ds_read_destroy(rd);
-    return rc == PR_OK ? EXIT_OK : fail(url, rc, &e);
+    if (rc == PR_EHTTP && e.http_status == 400 && a->offset) { /* most likely the offset */
+        size_t n = strlen(e.msg);
+        snprintf(e.msg + n, sizeof e.msg - n, " (--offset takes an offset the server gave, -1 or now)");
+    }
+    return rc == PR_OK ? EXIT_OK : fail(what, rc, &e);
 }
 
 /* Queue one line of a JSON stream's stdin (blank lines are skipped). */
@@ -415,7 +451,7 @@ static int append_json_line(cli *a, pr_slice line, long no, pr_err_info *e) {
 
 /* Append stdin through an idempotent producer: each read (bytes) or each
    line (--json) is one message. main flushes it. */
-static int ds_append_stdin(cli *a, const char *url, int json) {
+static int ds_append_stdin(cli *a, const char *what, int json) {
     pr_ds_producer_opts po;
     pr_err_info e;
     pr_buf pending = { 0 };
@@ -428,7 +464,7 @@ static int ds_append_stdin(cli *a, const char *url, int json) {
     snprintf(id, sizeof id, "pristine-%ld-%lld", (long)getpid(), (long long)time(NULL));
     po.producer_id = id;
     po.auto_claim = 1;
-    if ((rc = pr_ds_producer_create(&a->producer, a->ds, &po, &e)) != PR_OK) return fail(url, rc, &e);
+    if ((rc = pr_ds_producer_create(&a->producer, a->ds, &po, &e)) != PR_OK) return fail(what, rc, &e);
     while (rc == PR_OK && (n = read_stdin(a, buf, sizeof buf)) > 0) {
         size_t start = 0, i;
         if (!json) {
@@ -447,10 +483,10 @@ static int ds_append_stdin(cli *a, const char *url, int json) {
     if (rc == PR_OK && n < 0) rc = (int)n;
     if (rc == PR_OK && json) rc = append_json_line(a, (pr_slice){ pending.data, pending.len }, ++no, &e);
     pr_buf_deinit(&pending);
-    return rc == PR_OK ? EXIT_OK : fail(url, rc, &e);
+    return rc == PR_OK ? EXIT_OK : fail(what, rc, &e);
 }
 
-static int ds_append_args(cli *a, const char *url, int json, int first, int count) {
+static int ds_append_args(cli *a, const char *what, int json, int first, int count) {
     pr_ds_result res;
     pr_err_info e;
     int i, rc = PR_OK;
@@ -462,7 +498,7 @@ static int ds_append_args(cli *a, const char *url, int json, int first, int coun
         pr_json_error je;
         if (json && pr_json_parse(&doc, d, strlen(d), NULL, &je) != PR_OK) {
             snprintf(e.msg, sizeof e.msg, "argument %d is not JSON: %s", i - first + 1, je.msg);
-            return fail(url, PR_EINVAL, &e);
+            return fail(what, PR_EINVAL, &e);
         }
         pr_json_doc_destroy(doc);
         pr_ds_result_deinit(&res);
@@ -470,11 +506,11 @@ static int ds_append_args(cli *a, const char *url, int json, int first, int coun
     }
     if (rc == PR_OK) printf("%.*s\n", (int)res.offset.len, res.offset.ptr);
     pr_ds_result_deinit(&res);
-    return rc == PR_OK ? EXIT_OK : fail(url, rc, &e);
+    return rc == PR_OK ? EXIT_OK : fail(what, rc, &e);
 }
 
 /* One operation that answers with a result: create, head, delete, close. */
-static int ds_op(cli *a, const char *op, const char *url, int nargs) {
+static int ds_op(cli *a, const char *op, const char *what, int nargs) {
     pr_ds_result res;
     pr_ds_create_opts co;
     pr_err_info e;
@@ -496,7 +532,7 @@ static int ds_op(cli *a, const char *op, const char *url, int nargs) {
             printf("%.*s\n", (int)res.offset.len, res.offset.ptr);
     }
     pr_ds_result_deinit(&res);
-    return rc == PR_OK ? EXIT_OK : fail(url, rc, &e);
+    return rc == PR_OK ? EXIT_OK : fail(what, rc, &e);
 }
 
 /* Without a content type of its own, the handle learns the stream's (HEAD). */
@@ -529,18 +565,24 @@ static int cmd_ds(cli *a) {
     const char *op = a->npos > 1 ? a->pos[1] : "";
     pr_ds_opts o;
     pr_err_info e;
-    char *url;
+    char *url, *what;
     int rc, known = 0, json, nargs = a->npos - 3;
-    int reads_or_appends = !strcmp(op, "read") || !strcmp(op, "tail") || !strcmp(op, "append");
+    int learns_type = !strcmp(op, "read") || !strcmp(op, "tail") || !strcmp(op, "append") ||
+                      (!strcmp(op, "close") && nargs > 0);
     size_t i;
     for (i = 0; i < sizeof ops / sizeof ops[0]; i++) known |= strcmp(op, ops[i]) == 0;
+    if (a->npos < 2) return usage_error("ds: %s", "missing operation (create, append, read, tail, head, delete, close)");
     if (!known) return usage_error("ds: unknown operation '%s'", op);
     if (a->npos < 3) return usage_error("ds %s: STREAM is missing", op);
     if (nargs > 0 && strcmp(op, "append") != 0 && (strcmp(op, "close") != 0 || nargs > 1))
         return usage_error("ds: unexpected argument '%s'", a->pos[3]);
     if (a->live && strcmp(a->live, "sse") != 0 && strcmp(a->live, "long-poll") != 0)
         return usage_error("--live must be sse or long-poll, not '%s'", a->live);
-    if (!(url = ds_url(a, a->pos[2]))) return fail("ds", PR_ENOMEM, NULL);
+    if (!(url = ds_url(a, a->pos[2])) || !(what = (char *)malloc(strlen(url) + 16))) {
+        free(url);
+        return fail("ds", PR_ENOMEM, NULL);
+    }
+    sprintf(what, "ds %s %s", op, url); /* a failure names the operation the user ran */
     memset(&o, 0, sizeof o);
     memset(&e, 0, sizeof e);
     o.client = a->client;
@@ -548,20 +590,21 @@ static int cmd_ds(cli *a) {
     o.content_type = a->json ? "application/json" : a->content_type;
     o.retry.max_retries = a->retries ? a->retries : PR_RETRY_OFF;
     if ((rc = pr_ds_open(&a->ds, url, &o, &e)) != PR_OK) {
-        rc = fail(url, rc, &e);
-    } else if (reads_or_appends && !o.content_type && (rc = ds_learn_type(a, &e)) != PR_OK) {
-        rc = fail(url, rc, &e); /* read, tail, append: a JSON stream's messages are JSON values */
+        rc = fail(what, rc, &e);
+    } else if (learns_type && !o.content_type && (rc = ds_learn_type(a, &e)) != PR_OK) {
+        rc = fail(what, rc, &e); /* a JSON stream's messages are JSON values; data goes in the stream's type */
     } else if (strcmp(op, "read") == 0 || strcmp(op, "tail") == 0) {
         int live = strcmp(op, "read") == 0 ? PR_DS_LIVE_NONE
                    : a->live && strcmp(a->live, "long-poll") == 0 ? PR_DS_LIVE_LONG_POLL : PR_DS_LIVE_SSE;
-        rc = ds_read_cmd(a, url, live);
+        rc = ds_read_cmd(a, what, live);
     } else if (strcmp(op, "append") == 0) {
         json = is_json_type(pr_ds_content_type(a->ds));
-        if (nargs > 0) rc = ds_append_args(a, url, json, 3, nargs);
-        else rc = ds_append_stdin(a, url, json);
+        if (nargs > 0) rc = ds_append_args(a, what, json, 3, nargs);
+        else rc = ds_append_stdin(a, what, json);
     } else {
-        rc = ds_op(a, op, url, nargs);
+        rc = ds_op(a, op, what, nargs);
     }
+    free(what);
     free(url);
     return rc;
 }
@@ -574,16 +617,20 @@ static int cmd_future(cli *a, const char *url, const char *id) {
     pr_future *f = NULL;
     pr_err_info e;
     pr_buf b = { 0 };
+    char *what = (char *)malloc(strlen(url) + strlen(id) + 16);
     int rc;
     memset(&po, 0, sizeof po);
     memset(&e, 0, sizeof e);
+    if (!what) return fail("future", PR_ENOMEM, NULL);
+    sprintf(what, "future %s %s", url, id); /* a failure names the URL and the id */
     po.base_url = url;
     po.open_attempts = a->retries + 1;
-    po.tls.ca_file = a->cacert;
-    po.tls.cert_file = a->cert;
-    po.tls.key_file = a->key;
     if (a->verbose) po.observer.on_event = on_rfuture_event;
-    if ((rc = pr_rfuture_poller_create(&p, NULL, &po, &e)) != PR_OK) return fail(url, rc, &e);
+    if ((rc = pr_rfuture_poller_create(&p, a->client, &po, &e)) != PR_OK) { /* the client: TLS, idle limit */
+        rc = fail(what, rc, &e);
+        free(what);
+        return rc;
+    }
     if ((rc = pr_rfuture_start(&f, p, id, NULL)) == PR_OK) {
         rc = pr_future_await(f, NULL, a->deadline);
         if (rc == PR_OK) rc = pr_json_to_buf(pr_rfuture_result(f), &b);
@@ -594,7 +641,9 @@ static int cmd_future(cli *a, const char *url, const char *id) {
     }
     pr_buf_deinit(&b);
     pr_rfuture_poller_destroy(p);
-    return rc == PR_OK ? EXIT_OK : fail(id, rc, &e);
+    if (rc != PR_OK) rc = fail(what, rc, &e);
+    free(what);
+    return rc;
 }
 
 /* ---- the command's task ---- */
@@ -639,7 +688,8 @@ static int parse_args(cli *a, int argc, char **argv) {
         } else if (strcmp(s, "--") == 0) {
             opts = 0;
         } else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
-            fputs(usage_text, stdout);
+            fputs(usage_text[0], stdout);
+            fputs(usage_text[1], stdout);
             return EXIT_OK;
         } else if (strcmp(s, "--version") == 0) {
             printf("pristine %s\n", PRISTINE_VERSION);
@@ -657,6 +707,10 @@ static int parse_args(cli *a, int argc, char **argv) {
             t = strtod(v, &end);
             if (end == v || *end || !(t > 0) || t > 1e9) return usage_error("--timeout: '%s' is no number of seconds", v);
             a->deadline = pr_deadline_in((int64_t)(t * 1000));
+        } else if (TAKES("--idle-timeout")) {
+            t = strtod(v, &end);
+            if (end == v || *end || !(t >= 0) || t > 2e6) return usage_error("--idle-timeout: '%s' is no number of seconds", v);
+            a->idle_ms = t > 0 && t < 0.001 ? 1 : (int)(t * 1000);
         } else if (TAKES("--retries")) {
             if (parse_long(v, 0, &n) || n > 1000) return usage_error("--retries: '%s' is no count", v);
             a->retries = (int)n;
@@ -678,7 +732,7 @@ static int parse_args(cli *a, int argc, char **argv) {
         else return usage_error(need ? "%s needs a value" : "unknown option '%s'", s);
 #undef TAKES
     }
-    if (a->npos == 0) return usage_error("%s", "no command");
+    if (a->npos == 0) return usage_error("%s", "missing command (sse, get, ds, future)");
     return -1;
 }
 
@@ -712,6 +766,7 @@ static int prepare(cli *a) {
     memset(&co, 0, sizeof co);
     memset(&e, 0, sizeof e);
     co.max_redirects = 10;
+    co.idle_timeout_ms = a->idle_ms; /* 0 = off */
     co.tls.ca_file = a->cacert;
     co.tls.cert_file = a->cert;
     co.tls.key_file = a->key;
@@ -749,6 +804,7 @@ int main(int argc, char **argv) {
     int code, fl;
     a.deadline = PR_FOREVER;
     a.retries = 2;
+    a.idle_ms = 60000;
     a.max_events = -1;
     if ((code = parse_args(&a, argc, argv)) >= 0) return code;
     if ((code = prepare(&a)) < 0) {
