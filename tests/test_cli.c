@@ -487,6 +487,18 @@ PT_TEST(cli_refused_port) {
         PT_CHECK(strstr(cli_text(&p.e), "status 0") == NULL); /* no answer has no status */
         cli_free(&p);
     }
+    /* stdin through the producer: its delivery timeout ends it with the
+       cause (exit 2), not a flush timeout passed off as --timeout (5) */
+    {
+        const char *args[] = { "ds", "append", url, "--content-type", "text/plain", NULL };
+        const char *in = cli_file("refused.in", "a line\n");
+        PT_REQUIRE(in != NULL);
+        PT_EQ_INT(cli_run(&p, args, NULL, in), 2);
+        PT_EQ_INT(p.o.len, 0);
+        PT_EQ_INT(cli_lines(&p.e), 1);
+        PT_CHECK(strstr(cli_text(&p.e), "PR_EFAILED") != NULL);
+        cli_free(&p);
+    }
 }
 
 /* ---- future ---- */

@@ -16,6 +16,7 @@
 #define PRISTINE_IMPLEMENTATION
 #include "pristine.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -33,7 +34,8 @@ static const char *const usage_text[] = {
     "  ds append STREAM [DATA...]\n"
     "                        append each DATA, or stdin through an idempotent producer\n"
     "                        (--json: one JSON value per argument or stdin line);\n"
-    "                        prints the new tail offset\n"
+    "                        prints the new tail offset; what the server has not\n"
+    "                        confirmed 10 s after it was read (or by --timeout) fails it\n"
     "  ds read STREAM        print from --offset (default -1, the start) to the tail\n"
     "  ds tail STREAM        print from --offset, then follow live until the stream closes\n"
     "  ds head STREAM        print the tail offset, content type and closed state\n"
@@ -101,6 +103,7 @@ static const char *const usage_text[] = {
 
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_NET = 2, EXIT_HTTP = 3, EXIT_TLS = 4, EXIT_TIMEOUT = 5, EXIT_INTR = 130 };
 enum { MAX_HEADERS = 32, MAX_ARGS = 64 };
+enum { PRODUCER_DELIVERY_MS = 10000 }; /* ds append from stdin: a batch's time to be confirmed without --timeout */
 
 typedef struct cli {
     const char *pos[MAX_ARGS];  /* the command and its arguments */
@@ -464,6 +467,13 @@ static int ds_append_stdin(cli *a, const char *what, int json) {
     snprintf(id, sizeof id, "pristine-%ld-%lld", (long)getpid(), (long long)time(NULL));
     po.producer_id = id;
     po.auto_claim = 1;
+    /* a batch the server has not confirmed within this fails the append with
+       its cause (a refused connection...) rather than waiting on */
+    if (a->deadline == PR_FOREVER) po.delivery_timeout_ms = PRODUCER_DELIVERY_MS;
+    else {
+        int64_t left = a->deadline - pr_now();
+        po.delivery_timeout_ms = left < 1 ? 1 : left > INT_MAX ? INT_MAX : (int)left;
+    }
     if ((rc = pr_ds_producer_create(&a->producer, a->ds, &po, &e)) != PR_OK) return fail(what, rc, &e);
     while (rc == PR_OK && (n = read_stdin(a, buf, sizeof buf)) > 0) {
         size_t start = 0, i;
@@ -779,7 +789,8 @@ static int prepare(cli *a) {
 
 /* After an interruption (or a failure) flush what a producer holds. */
 static int finish_producer(cli *a, int code) {
-    int64_t dl = pr_deadline_min(a->deadline, pr_deadline_in(10000));
+    /* the delivery timeout ends it first; this only guards */
+    int64_t dl = pr_deadline_min(a->deadline, pr_deadline_in(PRODUCER_DELIVERY_MS + 5000));
     pr_err_info e;
     int rc = pr_ds_producer_flush(a->producer, dl);
     if (rc != PR_OK) {
