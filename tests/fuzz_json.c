@@ -1,7 +1,11 @@
 /* fuzz_json.c - libFuzzer target for the json reader and writer (make fuzz).
    Parse; if that succeeds, write the document back, parse the output and
-   require the two documents to be equal. The size's low bit picks the
-   lone-surrogate mode so both decoders get exercised. */
+   require the two documents to be equal (structurally: types, keys in
+   order, strings byte for byte, integers exactly, doubles by value), then
+   write the second document and require the very same bytes as the
+   first write (so every double, -0 included, keeps its exact written
+   form through a round trip). The size's low bit picks the lone-surrogate
+   mode so both decoders get exercised. */
 #define PRISTINE_IMPLEMENTATION
 #include "../pristine.h"
 
@@ -45,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pr_json_opts o;
     pr_json_error e;
     pr_json_writer w;
-    pr_buf out;
+    pr_buf out, out2;
     int rc;
     memset(&o, 0, sizeof o);
     o.replace_lone_surrogates = (int)(size & 1);
@@ -60,8 +64,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (pr_json_write_value(&w, pr_json_root(a)) != PR_OK || pr_json_writer_finish(&w) != PR_OK) abort();
     if (pr_json_parse(&b, out.data, out.len, &o, &e) != PR_OK) abort();
     if (!fuzz_json_eq(pr_json_root(a), pr_json_root(b))) abort();
+    pr_buf_init(&out2);
+    pr_json_writer_init(&w, &out2);
+    if (pr_json_write_value(&w, pr_json_root(b)) != PR_OK || pr_json_writer_finish(&w) != PR_OK) abort();
+    if (out2.len != out.len || memcmp(out2.data, out.data, out.len) != 0) abort();
     pr_json_doc_destroy(a);
     pr_json_doc_destroy(b);
     pr_buf_deinit(&out);
+    pr_buf_deinit(&out2);
     return 0;
 }
