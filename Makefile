@@ -61,7 +61,8 @@ bench: setup
 	build/bench_ds
 
 # libFuzzer targets on the pure parsers: tests/fuzz_<name>.c -> build/fuzz/<name>.
-# fuzz-smoke runs each for FUZZ_SECONDS (default 60) and prints its exec count.
+# fuzz-smoke runs each for FUZZ_SECONDS (default 60) and prints its exec count; it
+# grows build/fuzz/corpus_<name> from the seeds in tests/fuzz/corpus/<name> (when present).
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS = -std=c11 -g -O1 -DPRISTINE_NO_TLS -DPRISTINE_TESTING -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
@@ -72,7 +73,8 @@ fuzz: setup
 
 fuzz-smoke: fuzz
 	@for f in tests/fuzz_*.c; do n=$${f#tests/fuzz_}; n=$${n%.c}; mkdir -p build/fuzz/corpus_$$n; \
-	    build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus_$$n \
+	    seeds=; [ -d tests/fuzz/corpus/$$n ] && seeds=tests/fuzz/corpus/$$n; \
+	    build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus_$$n $$seeds \
 	        >build/fuzz/$$n.log 2>&1 || { tail -n 40 build/fuzz/$$n.log; exit 1; }; \
 	    echo "fuzz $$n: $$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$n.log) execs in $(FUZZ_SECONDS) s"; done
 

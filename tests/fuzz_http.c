@@ -12,7 +12,8 @@
    pr_http_exchange runs and the whole body is read; the outcome (codes,
    status, headers, body, reusable) must be the same for every split. It
    runs on the main task (which may block), and pr_sched_destroy ends each
-   input so nothing leaks. */
+   input so nothing leaks. Work per byte: the obs-fold join touches at most
+   2 bytes per input byte (pr__http_test_fold_work). */
 #define PRISTINE_IMPLEMENTATION
 #include "../pristine.h"
 
@@ -114,7 +115,9 @@ static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chun
         ho.max_interim = 2;
         ho.recv_buf_size = 64;
     }
+    pr__http_test_fold_work = 0;
     o->rc = pr_http_exchange(&r, &fc.base, &req, &ho, NULL, PR_FOREVER);
+    if (pr__http_test_fold_work > 2 * len) abort(); /* obs-fold joins stay linear */
     if (o->rc) {
         if (r) abort();
         pr_url_deinit(&u);
