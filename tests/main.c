@@ -191,7 +191,7 @@ static void pt__run(const pt_suite *s, const pt_entry *e, int timeout_s) {
 }
 
 static int pt__usage(void) {
-    fprintf(stderr, "usage: pristine_tests [-l] [-q] [-t SECONDS] [substring of suite.test]\n");
+    fprintf(stderr, "usage: pristine_tests [-l] [-q] [-t SECONDS] [substring of suite.test | ^prefix of suite.test]\n");
     return 2;
 }
 
@@ -218,7 +218,8 @@ int main(int argc, char **argv) {
     for (s = pt__suites; *s; s++) {
         for (e = (*s)->tests; e->name; e++) {
             snprintf(name, sizeof name, "%s.%s", (*s)->name, e->name);
-            if (filter && !strstr(name, filter)) continue;
+            if (filter && (filter[0] == '^' ? strncmp(name, filter + 1, strlen(filter + 1)) != 0 : !strstr(name, filter)))
+                continue; /* "^future." is the future suite alone, not rfuture too */
             if (list) printf("%s\n", name);
             else pt__run(*s, e, timeout_s);
         }

@@ -34,14 +34,18 @@ static long cli_lines(const pr_buf *b) {
    /dev/null; "|" = a pipe, p->in its write end). Only async-signal-safe
    calls happen in the child. */
 static int cli_start(cli_proc *p, const char *const *args, const char *const *env, const char *in_path) {
-    const char *argv[40], *envp[400];
-    int o[2], e[2], ip[2] = { -1, -1 }, in, i, n = 0;
+    /* tests/cross.sh: PT_CLI_BIN, a foreign build of the program, started
+       by the emulator PT_CLI_EMU (qemu-user does not follow execve) */
+    const char *bin = getenv("PT_CLI_BIN") ? getenv("PT_CLI_BIN") : CLI_BIN, *emu = getenv("PT_CLI_EMU");
+    const char *argv[41], *envp[400];
+    int o[2], e[2], ip[2] = { -1, -1 }, in, i, n = 0, a = 0;
     memset(p, 0, sizeof *p);
     p->code = -1;
     p->in = -1;
-    argv[0] = CLI_BIN;
-    for (i = 0; args[i] && i < 38; i++) argv[i + 1] = args[i];
-    argv[i + 1] = NULL;
+    if (emu) argv[a++] = emu;
+    argv[a++] = bin;
+    for (i = 0; args[i] && i < 38; i++) argv[a + i] = args[i];
+    argv[a + i] = NULL;
     for (i = 0; environ[i] && n < 380; i++)
         if (strncmp(environ[i], "STREAM_URL=", 11) != 0 && strncmp(environ[i], "STREAM_AUTH=", 12) != 0)
             envp[n++] = environ[i];
@@ -76,7 +80,7 @@ static int cli_start(cli_proc *p, const char *const *args, const char *const *en
         dup2(o[1], 1);
         dup2(e[1], 2);
         for (fd = 3; fd < 1024; fd++) close(fd);
-        execve(CLI_BIN, (char *const *)argv, (char *const *)envp);
+        execve(argv[0], (char *const *)argv, (char *const *)envp);
         _exit(127);
     }
     close(in);
