@@ -224,7 +224,7 @@ static void hl_check_cancel(const hl_run *r) {
 PT_TEST(hostloop_poll_stream_read_to_end) {
     hl_run r;
     memset(&r, 0, sizeof r);
-    r.path = "/sse?events=5&id=1&retry=20";
+    r.path = "/sse?events=5&id=1&retry=20&delay_head_ms=50"; /* the head comes after the host sleeps on the fd */
     r.want = 6;
     hl_run_thread(&r, hl_poll_thread);
     hl_check_stream(&r);
@@ -436,7 +436,7 @@ static void *hl_uv_thread(void *arg) {
 PT_TEST(hostloop_uv_stream_read_to_end) {
     hl_run r;
     memset(&r, 0, sizeof r);
-    r.path = "/sse?events=5&id=1&retry=20";
+    r.path = "/sse?events=5&id=1&retry=20&delay_head_ms=50"; /* the head comes after the host sleeps on the fd */
     r.want = 6;
     hl_run_thread(&r, hl_uv_thread);
     hl_check_stream(&r);

@@ -135,7 +135,11 @@ PT_TEST(session_throttle_shared_window_real_429) {
     a.url = url;
     b = a;
     PT_REQUIRE(pr_go(&ta, ss_submitter, &a, NULL) == PR_OK);
-    PT_EQ_ERR(pr_sleep(pr_deadline_in(20)), PR_OK); /* a got its 429; the window is open */
+    { /* wait until a got its 429 and the window is open (bounded: a slow machine or qemu takes longer than a fixed sleep) */
+        int i;
+        for (i = 0; i < 2000 && pr_backoff_window_remaining(t->o.window, t->key) == 0; i++)
+            PT_EQ_ERR(pr_sleep(pr_deadline_in(1)), PR_OK);
+    }
     PT_CHECK(pr_backoff_window_remaining(t->o.window, t->key) > 0);
     PT_REQUIRE(pr_go(&tb, ss_submitter, &b, NULL) == PR_OK);
     PT_EQ_ERR(pr_join(ta, NULL, PR_FOREVER), PR_OK);
