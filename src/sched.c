@@ -557,6 +557,14 @@ struct pr_sched {
 
 static PR__THREAD pr_sched *pr__sched_tls;
 
+#ifdef PRISTINE_TESTING
+/* The sweep hook (tests/test_sweep.c): while root is set and running, every
+   suspension of root or of a task spawned from it (tagged, transitively)
+   counts in suspends, and the cancel_at-th cancels root (at pr_now() = at). */
+#define PR__SCHED_TF_SWEEP 8
+static struct { pr_task *root; long suspends, cancel_at; int64_t at; } pr__sched_test_sweep;
+#endif
+
 /* ---- the timer heap ---- */
 static void pr__sched_theap_set(pr__sched_theap *h, size_t i, pr__sched_theap_node *n) {
     h->v[i] = n;
@@ -706,6 +714,14 @@ static void pr__sched_reap(pr_sched *s) {
 static void pr__sched_next(pr_sched *s) {
     pr_task *cur = s->cur, *t;
     cur->io_run = 0;
+#ifdef PRISTINE_TESTING
+    if ((cur->flags & PR__SCHED_TF_SWEEP) && pr__sched_test_sweep.root &&
+        pr__sched_test_sweep.root->state != PR__SCHED_T_DONE &&
+        ++pr__sched_test_sweep.suspends == pr__sched_test_sweep.cancel_at) {
+        pr__sched_test_sweep.at = pr_now();
+        pr_cancel(pr__sched_test_sweep.root);
+    }
+#endif
     t = pr__sched_pick(s);
     if (t == cur) return;
     s->cur = t;
@@ -1083,6 +1099,9 @@ static int pr__sched_spawn(pr_task **out, pr_task_fn fn, void *user_data, const 
     t->fn = fn;
     t->user_data = user_data;
     t->flags = (unsigned char)flags;
+#ifdef PRISTINE_TESTING
+    t->flags |= (unsigned char)(s->cur->flags & PR__SCHED_TF_SWEEP);
+#endif
     t->state = PR__SCHED_T_READY;
     t->next = s->tasks;
     if (s->tasks) s->tasks->prev = t;
