@@ -13920,6 +13920,10 @@ static int pr__tls_fail(pr__tls_conn *t, int e) {
     const char *stage = t->established ? "TLS" : "TLS handshake";
     if (pr__tls_peer_not_tls(t)) {
         pr__tls_not_tls_err(t);
+    } else if (e == BR_ERR_X509_LIMIT_EXCEEDED && t->x.leaf.oom) { /* no memory to keep the leaf for its IP SANs */
+        pr__err_set(&t->base.err, PR_ENOMEM, 0, "%s failed: out of memory checking the certificate", stage);
+        t->base.err.tls_error = e;
+        return PR_ENOMEM;
     } else if (e >= BR_ERR_SEND_FATAL_ALERT) {
         pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: we sent alert %d (%s)", stage, e - BR_ERR_SEND_FATAL_ALERT,
                     pr__tls_alert(e - BR_ERR_SEND_FATAL_ALERT));
@@ -22668,6 +22672,8 @@ REVISION HISTORY
       telemetry  The reporter's queue is bounded in bytes as well as events.
                pr_reporter_opts.client may be NULL: one of its own, from
                opts.tls, destroyed with the reporter.
+      tls      Running out of memory while checking a server certificate
+               against an IP address host is PR_ENOMEM (was PR_ETLS).
 
   0.1.0
     First release: runtime, transport, HTTP client, SSE, retry, remote
