@@ -1393,7 +1393,8 @@ PRISTINE_API size_t pr_coro_stack_size(void);
  * time), which rfuture uses for its sleeping futures.
  *
  * Offers to the modules after it: pr__sched_canceled, pr__sched_fd_reserve,
- *     pr__sched_fdslot, pr__sched_get, pr__sched_park, pr__sched_poller_add,
+ *     pr__sched_fdslot, pr__sched_get, pr__sched_join_cleanup, pr__sched_park,
+ *     pr__sched_poller_add,
  *     pr__sched_spawn, PR__SCHED_T_PARKED, pr__sched_task_interrupt,
  *     PR__SCHED_TF_DETACHED, pr__sched_theap, pr__sched_theap_free,
  *     pr__sched_theap_node, pr__sched_theap_push, pr__sched_theap_remove,
@@ -10250,6 +10251,20 @@ int pr_join(pr_task *t, int *result, int64_t deadline) {
 /* Wake t out of the wait it is in as a cancel would (its wait returns
    PR_ECANCELED) without marking it cancelled, so its later waits work: how
    a stream's destroy ends the read another task is blocked in. */
+/* pr_join for a destroy: cancel t, wait for it even when the caller is
+   cancelled itself (a cancelled task unwinding frees what it owns), free
+   it. t must end once cancelled. */
+static PR__MAYBE_UNUSED void pr__sched_join_cleanup(pr_task *t) {
+    pr_sched *s = pr__sched_tls;
+    pr_cancel(t);
+    while (t->state != PR__SCHED_T_DONE) {
+        t->joiner = s->cur;
+        pr__sched_park_ex(s, PR_FOREVER, 1);
+        t->joiner = NULL;
+    }
+    pr__sched_task_free(s, t);
+}
+
 static PR__MAYBE_UNUSED void pr__sched_task_interrupt(pr_task *t) {
     if (t) pr__sched_wake(t, PR_ECANCELED);
 }
@@ -20484,14 +20499,22 @@ struct pr_ds_producer {
     int64_t fail_seq;           /* batches from this seq on are abandoned */
     int meaning;
     pr_err_info err;
-    char *offset;
+    char offset[PR__DS_MAX_OFFSET + 1];       /* answers' offsets are checked to fit */
     int closed;
     int close_rc;
-    char *final_offset;
+    char final_offset[PR__DS_MAX_OFFSET + 1];
     int flushing;
     long dups;                  /* batches answered 204 */
     uint64_t acked, acked_bytes, resends, abandoned; /* pr_ds_producer_stats_get */
 };
+
+/* Keep an offset from an answer (checked to fit where it entered); no
+   allocation, so a kept offset is never stale. */
+static void pr__ds_producer_setoff(char *dst, pr_slice off) {
+    size_t n = PR__MIN(off.len, (size_t)PR__DS_MAX_OFFSET);
+    if (n) memcpy(dst, off.ptr, n);
+    dst[n] = 0;
+}
 
 /* The producer cannot deliver batch seq: it fails, for good (until a
    restart). Batches above seq are abandoned: the server would only answer
@@ -20647,7 +20670,7 @@ static int pr__ds_producer_send_task(void *arg) {
             p->acked++;
             acked = 1;
             p->acked_bytes += b->body.len;
-            if (res.offset.len) pr__ds_setstr(&p->offset, res.offset.ptr, res.offset.len);
+            if (res.offset.len) pr__ds_producer_setoff(p->offset, res.offset);
             pr__ds_producer_notify(p, b, &res, sent_epoch, ao.producer_seq, pr_now() - first_send);
             break;
         }
@@ -20766,7 +20789,7 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
     p->epoch = o->epoch;
     p->obs = pr__ds_observer(ds, &p->o.observer);
     p->json = pr__ds_is_json(ds->ctype);
-    if (!(p->id = pr__strdup(o->producer_id, NULL)) || !(p->offset = pr__strdup("", NULL)) ||
+    if (!(p->id = pr__strdup(o->producer_id, NULL)) ||
         (rc = pr_group_create(&p->senders)) != PR_OK || (rc = pr_chan_create(&p->kick, sizeof(int), 1)) != PR_OK ||
         (rc = pr_sem_create(&p->slots, p->o.max_in_flight)) != PR_OK ||
         (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
@@ -20871,7 +20894,7 @@ int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const 
         p->closed = 1;
         p->close_rc = rc;
         p->next_seq++;
-        pr__ds_setstr(&p->final_offset, res.offset.ptr ? res.offset.ptr : "", res.offset.len);
+        pr__ds_producer_setoff(p->final_offset, res.offset);
         if (final_offset) *final_offset = p->final_offset;
         if (rc != PR_OK) {
             p->meaning = res.error;
@@ -20943,10 +20966,7 @@ int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out) {
 void pr_ds_producer_destroy(pr_ds_producer *p) {
     if (!p) return;
     if (p->kick) pr_chan_close(p->kick);
-    if (p->pump) {
-        pr_cancel(p->pump);
-        pr_join(p->pump, NULL, PR_FOREVER);
-    }
+    if (p->pump) pr__sched_join_cleanup(p->pump); /* from a cancelled task too */
     if (p->senders) pr_group_close(p->senders, PR_FOREVER);
     while (p->head) pr__ds_producer_unlink(p, p->head);
     if (p->cur) {
@@ -20957,8 +20977,6 @@ void pr_ds_producer_destroy(pr_ds_producer *p) {
     pr_sem_destroy(p->slots);
     pr_wsem_destroy(p->budget);
     pr__strfree(&p->id);
-    pr__strfree(&p->offset);
-    pr__strfree(&p->final_offset);
     pr__free(p, sizeof *p);
 }
 
@@ -22674,6 +22692,11 @@ REVISION HISTORY
                opts.tls, destroyed with the reporter.
       tls      Running out of memory while checking a server certificate
                against an IP address host is PR_ENOMEM (was PR_ETLS).
+      ds_producer  pr_ds_producer_destroy called from a cancelled task
+               waits for the producer's own task (was: left it alive);
+               pr_ds_producer_close's final offset is never NULL after
+               PR_OK, and pr_ds_producer_offset never stale, when memory
+               runs out (both were copies that could fail).
 
   0.1.0
     First release: runtime, transport, HTTP client, SSE, retry, remote

@@ -49,7 +49,8 @@
  * time), which rfuture uses for its sleeping futures.
  *
  * Offers to the modules after it: pr__sched_canceled, pr__sched_fd_reserve,
- *     pr__sched_fdslot, pr__sched_get, pr__sched_park, pr__sched_poller_add,
+ *     pr__sched_fdslot, pr__sched_get, pr__sched_join_cleanup, pr__sched_park,
+ *     pr__sched_poller_add,
  *     pr__sched_spawn, PR__SCHED_T_PARKED, pr__sched_task_interrupt,
  *     PR__SCHED_TF_DETACHED, pr__sched_theap, pr__sched_theap_free,
  *     pr__sched_theap_node, pr__sched_theap_push, pr__sched_theap_remove,
@@ -1135,6 +1136,20 @@ int pr_join(pr_task *t, int *result, int64_t deadline) {
 /* Wake t out of the wait it is in as a cancel would (its wait returns
    PR_ECANCELED) without marking it cancelled, so its later waits work: how
    a stream's destroy ends the read another task is blocked in. */
+/* pr_join for a destroy: cancel t, wait for it even when the caller is
+   cancelled itself (a cancelled task unwinding frees what it owns), free
+   it. t must end once cancelled. */
+static PR__MAYBE_UNUSED void pr__sched_join_cleanup(pr_task *t) {
+    pr_sched *s = pr__sched_tls;
+    pr_cancel(t);
+    while (t->state != PR__SCHED_T_DONE) {
+        t->joiner = s->cur;
+        pr__sched_park_ex(s, PR_FOREVER, 1);
+        t->joiner = NULL;
+    }
+    pr__sched_task_free(s, t);
+}
+
 static PR__MAYBE_UNUSED void pr__sched_task_interrupt(pr_task *t) {
     if (t) pr__sched_wake(t, PR_ECANCELED);
 }
