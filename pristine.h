@@ -21159,10 +21159,7 @@ int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info *out) {
 
 void pr_ds_consumer_stop(pr_ds_consumer *c) {
     if (!c) return;
-    if (c->task) {
-        pr_cancel(c->task);
-        pr_join(c->task, NULL, PR_FOREVER);
-    }
+    if (c->task) pr__sched_join_cleanup(c->task); /* from a cancelled task too */
     pr__strfree(&c->offset);
     pr__free(c, sizeof *c);
 }
@@ -22094,17 +22091,15 @@ int pr_reporter_stop(pr_reporter *r, int64_t deadline) {
     pr__telemetry_rep_kick(r);
     rc = pr__telemetry_rep_wait(r, r->pushed, deadline);
     if (r->running) pr_cancel(r->task); /* the flush timed out: give up on the rest */
-    pr_join(r->task, NULL, PR_FOREVER); /* it ends promptly once cancelled or drained */
+    /* it ends promptly once cancelled or drained; a cancelled caller cancels it */
+    if (pr_join(r->task, NULL, PR_FOREVER) != PR_OK) pr__sched_join_cleanup(r->task);
     r->stopped = 1;
     return rc;
 }
 
 void pr_reporter_destroy(pr_reporter *r) {
     if (!r) return;
-    if (!r->stopped) {
-        pr_cancel(r->task);
-        pr_join(r->task, NULL, PR_FOREVER);
-    }
+    if (!r->stopped) pr__sched_join_cleanup(r->task); /* from a cancelled task too */
     pr__telemetry_rep_free(r);
 }
 
@@ -22697,6 +22692,10 @@ REVISION HISTORY
                pr_ds_producer_close's final offset is never NULL after
                PR_OK, and pr_ds_producer_offset never stale, when memory
                runs out (both were copies that could fail).
+      ds_consumer, telemetry  pr_ds_consumer_stop, pr_reporter_stop and
+               pr_reporter_destroy called from a cancelled task wait for
+               the object's task (was: left it alive; the consumer's then
+               ran on freed memory).
 
   0.1.0
     First release: runtime, transport, HTTP client, SSE, retry, remote

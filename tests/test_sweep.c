@@ -26,7 +26,7 @@
    every n, until a run ends before its n-th. Each run must return
    PR_ENOMEM or succeed.
 
-   Every run: nothing left allocated, no task left alive (coroutine stacks)
+   Every run: nothing left allocated, no task left unfreed (the scheduler's count)
    and no file descriptor left open (/proc/self/fd), counted before the run
    and after its servers stopped and its tasks wound down. Each test prints its counts on stderr:
    "sweep: <kind> <op>: N points ...". */
@@ -81,6 +81,10 @@ static void *sw_realloc(void *p, size_t old_n, size_t new_n, void *ud) {
     return sw_fail_now() ? NULL : pt__realloc(p, old_n, new_n, ud);
 }
 
+/* Tasks of this thread's scheduler not yet freed (a stack count would
+   see the pool grow instead). */
+static size_t sw_tasks(void) { return pr__sched_tls ? pr__sched_tls->ntasks : 0; }
+
 /* Open file descriptors of the process (-1 without /proc). */
 static int sw_fds(void) {
     DIR *d = opendir("/proc/self/fd");
@@ -109,7 +113,7 @@ typedef struct sw_out {
    allocation (0 = neither). Checks that nothing is left over. */
 static int sw_run(sw_fx *f, long cancel_at, long fail_at, sw_out *out) {
     long live0 = pt_alloc_live(NULL), live = 0;
-    size_t stacks0 = pr__coro_test_live_stacks(), stacks = 0;
+    size_t tasks0 = sw_tasks(), tasks = 0;
     int fd0 = sw_fds(), fds = 0, rc = PR_EIO, jrc, i;
     int64_t end;
     memset(out, 0, sizeof *out);
@@ -155,8 +159,8 @@ static int sw_run(sw_fx *f, long cancel_at, long fail_at, sw_out *out) {
     for (end = pr_deadline_in(f->warming ? 50 : SW_SETTLE_MS), i = 0; pr_now() < end; i++) {
         live = pt_alloc_live(NULL);
         fds = sw_fds();
-        stacks = pr__coro_test_live_stacks();
-        if (live == live0 && fds == fd0 && stacks == stacks0) break;
+        tasks = sw_tasks();
+        if (live == live0 && fds == fd0 && tasks == tasks0) break;
         pr_sleep(pr_deadline_in(i < 10 ? 0 : 2));
     }
     sw_mem.on = 0;
@@ -171,9 +175,9 @@ static int sw_run(sw_fx *f, long cancel_at, long fail_at, sw_out *out) {
     if (live != live0)
         pt_fail(__FILE__, __LINE__, "%s run %ld (cancel at %ld, fail at %ld, %s): got %ld allocations left, want 0",
                 f->op->name, f->run, cancel_at, fail_at, pt_errname(rc), live - live0);
-    if (stacks != stacks0)
+    if (tasks != tasks0)
         pt_fail(__FILE__, __LINE__, "%s run %ld (cancel at %ld, fail at %ld, %s): got %ld tasks left, want 0",
-                f->op->name, f->run, cancel_at, fail_at, pt_errname(rc), (long)(stacks - stacks0));
+                f->op->name, f->run, cancel_at, fail_at, pt_errname(rc), (long)(tasks - tasks0));
     if (fds != fd0)
         pt_fail(__FILE__, __LINE__, "%s run %ld (cancel at %ld, fail at %ld, %s): got %d fds left open, want 0",
                 f->op->name, f->run, cancel_at, fail_at, pt_errname(rc), fds - fd0);
@@ -580,6 +584,81 @@ PT_TEST(sweep_alloc_ds_producer) {
     ds_stop(&f.ds);
 }
 
+/* ---- objects with a task of their own, destroyed by a cancelled task
+   (how a cancelled task unwinds): their task is reaped, not left ---- */
+static int sw_on_batch(const pr_ds_chunk *c, void *ud) {
+    (void)c;
+    (void)ud;
+    return 0;
+}
+
+static int sw_unwind_task(void *arg) {
+    int which = *(int *)arg;
+    pr_ds *ds = NULL;
+    int rc = pr_ds_open(&ds, "http://127.0.0.1:1/v1/stream/x", NULL, NULL); /* refused: retried in the background */
+    if (rc) return rc;
+    if (which == 0) {
+        pr_ds_producer_opts po;
+        pr_ds_producer *p = NULL;
+        memset(&po, 0, sizeof po);
+        po.producer_id = "unwind";
+        if ((rc = pr_ds_producer_create(&p, ds, &po, NULL)) == PR_OK &&
+            (rc = pr_ds_producer_append(p, "x", 1, pr_deadline_in(1000))) == PR_OK) {
+            (void)pr_yield(); /* the batch goes out */
+            pr_cancel(pr_self());
+            pr_ds_producer_destroy(p);
+        }
+    } else if (which == 1) {
+        pr_ds_consumer_opts co;
+        pr_ds_consumer *c = NULL;
+        memset(&co, 0, sizeof co);
+        co.on_batch = sw_on_batch;
+        if ((rc = pr_ds_consumer_start(&c, ds, &co, NULL)) == PR_OK) {
+            (void)pr_yield(); /* it connects */
+            pr_cancel(pr_self());
+            pr_ds_consumer_stop(c);
+        }
+    } else {
+        pr_reporter_opts ro;
+        pr_reporter *r = NULL;
+        memset(&ro, 0, sizeof ro);
+        ro.url = "http://127.0.0.1:1/api/v1/telemetry";
+        ro.enabled = 1;
+        if ((rc = pr_reporter_start(&r, &ro, NULL)) == PR_OK) {
+            (void)pr_reporter_log(r, "unwind", "x", PR_SEVERITY_INFO);
+            (void)pr_yield();
+            pr_cancel(pr_self());
+            if (which == 3) (void)pr_reporter_stop(r, pr_deadline_in(1000));
+            pr_reporter_destroy(r);
+        }
+    }
+    pr_ds_destroy(ds);
+    return rc;
+}
+
+PT_TEST(sweep_destroy_in_cancelled_task) {
+    static const char *const what[] = { "pr_ds_producer_destroy", "pr_ds_consumer_stop", "pr_reporter_destroy",
+                                        "pr_reporter_stop + destroy" };
+    int which;
+    for (which = 0; which < 4; which++) {
+        size_t tasks0 = sw_tasks();
+        long live0 = pt_alloc_live(NULL);
+        pr_task *t = NULL;
+        int rc = -1, i;
+        PT_REQUIRE(pr_go(&t, sw_unwind_task, &which, NULL) == PR_OK);
+        PT_REQUIRE(pr_join(t, &rc, pr_deadline_in(SW_HANG_MS)) == PR_OK);
+        PT_EQ_ERR(rc, PR_OK);
+        for (i = 0; i < 100 && (sw_tasks() != tasks0 || pt_alloc_live(NULL) != live0); i++)
+            pr_sleep(pr_deadline_in(2));
+        if (sw_tasks() != tasks0)
+            pt_fail(__FILE__, __LINE__, "%s in a cancelled task: got %ld tasks left, want 0", what[which],
+                    (long)(sw_tasks() - tasks0));
+        if (pt_alloc_live(NULL) != live0)
+            pt_fail(__FILE__, __LINE__, "%s in a cancelled task: got %ld allocations left, want 0", what[which],
+                    pt_alloc_live(NULL) - live0);
+    }
+}
+
 const pt_suite pt_suite_sweep = { "sweep", {
 #ifndef PRISTINE_NO_TLS
     PT_ENTRY(sweep_cancel_https),
@@ -593,4 +672,5 @@ const pt_suite pt_suite_sweep = { "sweep", {
     PT_ENTRY(sweep_alloc_ds_long_poll),
     PT_ENTRY(sweep_cancel_ds_producer),
     PT_ENTRY(sweep_alloc_ds_producer),
+    PT_ENTRY(sweep_destroy_in_cancelled_task),
     {0, 0} } };
