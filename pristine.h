@@ -1393,7 +1393,8 @@ PRISTINE_API size_t pr_coro_stack_size(void);
  * time), which rfuture uses for its sleeping futures.
  *
  * Offers to the modules after it: pr__sched_canceled, pr__sched_fd_reserve,
- *     pr__sched_fdslot, pr__sched_get, pr__sched_park, pr__sched_poller_add,
+ *     pr__sched_fdslot, pr__sched_get, pr__sched_join_cleanup, pr__sched_park,
+ *     pr__sched_poller_add,
  *     pr__sched_spawn, PR__SCHED_T_PARKED, pr__sched_task_interrupt,
  *     PR__SCHED_TF_DETACHED, pr__sched_theap, pr__sched_theap_free,
  *     pr__sched_theap_node, pr__sched_theap_push, pr__sched_theap_remove,
@@ -9672,6 +9673,14 @@ struct pr_sched {
 
 static PR__THREAD pr_sched *pr__sched_tls;
 
+#ifdef PRISTINE_TESTING
+/* The sweep hook (tests/test_sweep.c): while root is set and running, every
+   suspension of root or of a task spawned from it (tagged, transitively)
+   counts in suspends, and the cancel_at-th cancels root (at pr_now() = at). */
+#define PR__SCHED_TF_SWEEP 8
+static struct { pr_task *root; long suspends, cancel_at; int64_t at; } pr__sched_test_sweep;
+#endif
+
 /* ---- the timer heap ---- */
 static void pr__sched_theap_set(pr__sched_theap *h, size_t i, pr__sched_theap_node *n) {
     h->v[i] = n;
@@ -9821,6 +9830,14 @@ static void pr__sched_reap(pr_sched *s) {
 static void pr__sched_next(pr_sched *s) {
     pr_task *cur = s->cur, *t;
     cur->io_run = 0;
+#ifdef PRISTINE_TESTING
+    if ((cur->flags & PR__SCHED_TF_SWEEP) && pr__sched_test_sweep.root &&
+        pr__sched_test_sweep.root->state != PR__SCHED_T_DONE &&
+        ++pr__sched_test_sweep.suspends == pr__sched_test_sweep.cancel_at) {
+        pr__sched_test_sweep.at = pr_now();
+        pr_cancel(pr__sched_test_sweep.root);
+    }
+#endif
     t = pr__sched_pick(s);
     if (t == cur) return;
     s->cur = t;
@@ -10198,6 +10215,9 @@ static int pr__sched_spawn(pr_task **out, pr_task_fn fn, void *user_data, const 
     t->fn = fn;
     t->user_data = user_data;
     t->flags = (unsigned char)flags;
+#ifdef PRISTINE_TESTING
+    t->flags |= (unsigned char)(s->cur->flags & PR__SCHED_TF_SWEEP);
+#endif
     t->state = PR__SCHED_T_READY;
     t->next = s->tasks;
     if (s->tasks) s->tasks->prev = t;
@@ -10231,6 +10251,20 @@ int pr_join(pr_task *t, int *result, int64_t deadline) {
 /* Wake t out of the wait it is in as a cancel would (its wait returns
    PR_ECANCELED) without marking it cancelled, so its later waits work: how
    a stream's destroy ends the read another task is blocked in. */
+/* pr_join for a destroy: cancel t, wait for it even when the caller is
+   cancelled itself (a cancelled task unwinding frees what it owns), free
+   it. t must end once cancelled. */
+static PR__MAYBE_UNUSED void pr__sched_join_cleanup(pr_task *t) {
+    pr_sched *s = pr__sched_tls;
+    pr_cancel(t);
+    while (t->state != PR__SCHED_T_DONE) {
+        t->joiner = s->cur;
+        pr__sched_park_ex(s, PR_FOREVER, 1);
+        t->joiner = NULL;
+    }
+    pr__sched_task_free(s, t);
+}
+
 static PR__MAYBE_UNUSED void pr__sched_task_interrupt(pr_task *t) {
     if (t) pr__sched_wake(t, PR_ECANCELED);
 }
@@ -13901,6 +13935,10 @@ static int pr__tls_fail(pr__tls_conn *t, int e) {
     const char *stage = t->established ? "TLS" : "TLS handshake";
     if (pr__tls_peer_not_tls(t)) {
         pr__tls_not_tls_err(t);
+    } else if (e == BR_ERR_X509_LIMIT_EXCEEDED && t->x.leaf.oom) { /* no memory to keep the leaf for its IP SANs */
+        pr__err_set(&t->base.err, PR_ENOMEM, 0, "%s failed: out of memory checking the certificate", stage);
+        t->base.err.tls_error = e;
+        return PR_ENOMEM;
     } else if (e >= BR_ERR_SEND_FATAL_ALERT) {
         pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: we sent alert %d (%s)", stage, e - BR_ERR_SEND_FATAL_ALERT,
                     pr__tls_alert(e - BR_ERR_SEND_FATAL_ALERT));
@@ -20461,14 +20499,22 @@ struct pr_ds_producer {
     int64_t fail_seq;           /* batches from this seq on are abandoned */
     int meaning;
     pr_err_info err;
-    char *offset;
+    char offset[PR__DS_MAX_OFFSET + 1];       /* answers' offsets are checked to fit */
     int closed;
     int close_rc;
-    char *final_offset;
+    char final_offset[PR__DS_MAX_OFFSET + 1];
     int flushing;
     long dups;                  /* batches answered 204 */
     uint64_t acked, acked_bytes, resends, abandoned; /* pr_ds_producer_stats_get */
 };
+
+/* Keep an offset from an answer (checked to fit where it entered); no
+   allocation, so a kept offset is never stale. */
+static void pr__ds_producer_setoff(char *dst, pr_slice off) {
+    size_t n = PR__MIN(off.len, (size_t)PR__DS_MAX_OFFSET);
+    if (n) memcpy(dst, off.ptr, n);
+    dst[n] = 0;
+}
 
 /* The producer cannot deliver batch seq: it fails, for good (until a
    restart). Batches above seq are abandoned: the server would only answer
@@ -20624,7 +20670,7 @@ static int pr__ds_producer_send_task(void *arg) {
             p->acked++;
             acked = 1;
             p->acked_bytes += b->body.len;
-            if (res.offset.len) pr__ds_setstr(&p->offset, res.offset.ptr, res.offset.len);
+            if (res.offset.len) pr__ds_producer_setoff(p->offset, res.offset);
             pr__ds_producer_notify(p, b, &res, sent_epoch, ao.producer_seq, pr_now() - first_send);
             break;
         }
@@ -20743,7 +20789,7 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
     p->epoch = o->epoch;
     p->obs = pr__ds_observer(ds, &p->o.observer);
     p->json = pr__ds_is_json(ds->ctype);
-    if (!(p->id = pr__strdup(o->producer_id, NULL)) || !(p->offset = pr__strdup("", NULL)) ||
+    if (!(p->id = pr__strdup(o->producer_id, NULL)) ||
         (rc = pr_group_create(&p->senders)) != PR_OK || (rc = pr_chan_create(&p->kick, sizeof(int), 1)) != PR_OK ||
         (rc = pr_sem_create(&p->slots, p->o.max_in_flight)) != PR_OK ||
         (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
@@ -20848,7 +20894,7 @@ int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const 
         p->closed = 1;
         p->close_rc = rc;
         p->next_seq++;
-        pr__ds_setstr(&p->final_offset, res.offset.ptr ? res.offset.ptr : "", res.offset.len);
+        pr__ds_producer_setoff(p->final_offset, res.offset);
         if (final_offset) *final_offset = p->final_offset;
         if (rc != PR_OK) {
             p->meaning = res.error;
@@ -20920,10 +20966,7 @@ int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out) {
 void pr_ds_producer_destroy(pr_ds_producer *p) {
     if (!p) return;
     if (p->kick) pr_chan_close(p->kick);
-    if (p->pump) {
-        pr_cancel(p->pump);
-        pr_join(p->pump, NULL, PR_FOREVER);
-    }
+    if (p->pump) pr__sched_join_cleanup(p->pump); /* from a cancelled task too */
     if (p->senders) pr_group_close(p->senders, PR_FOREVER);
     while (p->head) pr__ds_producer_unlink(p, p->head);
     if (p->cur) {
@@ -20934,8 +20977,6 @@ void pr_ds_producer_destroy(pr_ds_producer *p) {
     pr_sem_destroy(p->slots);
     pr_wsem_destroy(p->budget);
     pr__strfree(&p->id);
-    pr__strfree(&p->offset);
-    pr__strfree(&p->final_offset);
     pr__free(p, sizeof *p);
 }
 
@@ -21118,10 +21159,7 @@ int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info *out) {
 
 void pr_ds_consumer_stop(pr_ds_consumer *c) {
     if (!c) return;
-    if (c->task) {
-        pr_cancel(c->task);
-        pr_join(c->task, NULL, PR_FOREVER);
-    }
+    if (c->task) pr__sched_join_cleanup(c->task); /* from a cancelled task too */
     pr__strfree(&c->offset);
     pr__free(c, sizeof *c);
 }
@@ -22053,17 +22091,15 @@ int pr_reporter_stop(pr_reporter *r, int64_t deadline) {
     pr__telemetry_rep_kick(r);
     rc = pr__telemetry_rep_wait(r, r->pushed, deadline);
     if (r->running) pr_cancel(r->task); /* the flush timed out: give up on the rest */
-    pr_join(r->task, NULL, PR_FOREVER); /* it ends promptly once cancelled or drained */
+    /* it ends promptly once cancelled or drained; a cancelled caller cancels it */
+    if (pr_join(r->task, NULL, PR_FOREVER) != PR_OK) pr__sched_join_cleanup(r->task);
     r->stopped = 1;
     return rc;
 }
 
 void pr_reporter_destroy(pr_reporter *r) {
     if (!r) return;
-    if (!r->stopped) {
-        pr_cancel(r->task);
-        pr_join(r->task, NULL, PR_FOREVER);
-    }
+    if (!r->stopped) pr__sched_join_cleanup(r->task); /* from a cancelled task too */
     pr__telemetry_rep_free(r);
 }
 
@@ -22205,6 +22241,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__SCHED_POLLER_POLL
 #undef PR__SCHED_STEP_ROUNDS
 #undef PR__SCHED_TASK_OF_TIMER
+#undef PR__SCHED_TF_SWEEP
 #undef PR__SSE_DEF_MAX_EVENT
 #undef PR__SSE_DEF_MAX_LINE
 #undef PR__SSE_HI
@@ -22648,6 +22685,17 @@ REVISION HISTORY
       telemetry  The reporter's queue is bounded in bytes as well as events.
                pr_reporter_opts.client may be NULL: one of its own, from
                opts.tls, destroyed with the reporter.
+      tls      Running out of memory while checking a server certificate
+               against an IP address host is PR_ENOMEM (was PR_ETLS).
+      ds_producer  pr_ds_producer_destroy called from a cancelled task
+               waits for the producer's own task (was: left it alive);
+               pr_ds_producer_close's final offset is never NULL after
+               PR_OK, and pr_ds_producer_offset never stale, when memory
+               runs out (both were copies that could fail).
+      ds_consumer, telemetry  pr_ds_consumer_stop, pr_reporter_stop and
+               pr_reporter_destroy called from a cancelled task wait for
+               the object's task (was: left it alive; the consumer's then
+               ran on freed memory).
 
   0.1.0
     First release: runtime, transport, HTTP client, SSE, retry, remote

@@ -276,10 +276,7 @@ int pr_ds_consumer_last_error(const pr_ds_consumer *c, pr_err_info *out) {
 
 void pr_ds_consumer_stop(pr_ds_consumer *c) {
     if (!c) return;
-    if (c->task) {
-        pr_cancel(c->task);
-        pr_join(c->task, NULL, PR_FOREVER);
-    }
+    if (c->task) pr__sched_join_cleanup(c->task); /* from a cancelled task too */
     pr__strfree(&c->offset);
     pr__free(c, sizeof *c);
 }

@@ -236,14 +236,22 @@ struct pr_ds_producer {
     int64_t fail_seq;           /* batches from this seq on are abandoned */
     int meaning;
     pr_err_info err;
-    char *offset;
+    char offset[PR__DS_MAX_OFFSET + 1];       /* answers' offsets are checked to fit */
     int closed;
     int close_rc;
-    char *final_offset;
+    char final_offset[PR__DS_MAX_OFFSET + 1];
     int flushing;
     long dups;                  /* batches answered 204 */
     uint64_t acked, acked_bytes, resends, abandoned; /* pr_ds_producer_stats_get */
 };
+
+/* Keep an offset from an answer (checked to fit where it entered); no
+   allocation, so a kept offset is never stale. */
+static void pr__ds_producer_setoff(char *dst, pr_slice off) {
+    size_t n = PR__MIN(off.len, (size_t)PR__DS_MAX_OFFSET);
+    if (n) memcpy(dst, off.ptr, n);
+    dst[n] = 0;
+}
 
 /* The producer cannot deliver batch seq: it fails, for good (until a
    restart). Batches above seq are abandoned: the server would only answer
@@ -399,7 +407,7 @@ static int pr__ds_producer_send_task(void *arg) {
             p->acked++;
             acked = 1;
             p->acked_bytes += b->body.len;
-            if (res.offset.len) pr__ds_setstr(&p->offset, res.offset.ptr, res.offset.len);
+            if (res.offset.len) pr__ds_producer_setoff(p->offset, res.offset);
             pr__ds_producer_notify(p, b, &res, sent_epoch, ao.producer_seq, pr_now() - first_send);
             break;
         }
@@ -518,7 +526,7 @@ int pr_ds_producer_create(pr_ds_producer **out, pr_ds *ds, const pr_ds_producer_
     p->epoch = o->epoch;
     p->obs = pr__ds_observer(ds, &p->o.observer);
     p->json = pr__ds_is_json(ds->ctype);
-    if (!(p->id = pr__strdup(o->producer_id, NULL)) || !(p->offset = pr__strdup("", NULL)) ||
+    if (!(p->id = pr__strdup(o->producer_id, NULL)) ||
         (rc = pr_group_create(&p->senders)) != PR_OK || (rc = pr_chan_create(&p->kick, sizeof(int), 1)) != PR_OK ||
         (rc = pr_sem_create(&p->slots, p->o.max_in_flight)) != PR_OK ||
         (rc = pr_wsem_create(&p->budget, (int64_t)p->o.max_buffer_bytes)) != PR_OK ||
@@ -623,7 +631,7 @@ int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const 
         p->closed = 1;
         p->close_rc = rc;
         p->next_seq++;
-        pr__ds_setstr(&p->final_offset, res.offset.ptr ? res.offset.ptr : "", res.offset.len);
+        pr__ds_producer_setoff(p->final_offset, res.offset);
         if (final_offset) *final_offset = p->final_offset;
         if (rc != PR_OK) {
             p->meaning = res.error;
@@ -695,10 +703,7 @@ int pr_ds_producer_last_error(const pr_ds_producer *p, pr_err_info *out) {
 void pr_ds_producer_destroy(pr_ds_producer *p) {
     if (!p) return;
     if (p->kick) pr_chan_close(p->kick);
-    if (p->pump) {
-        pr_cancel(p->pump);
-        pr_join(p->pump, NULL, PR_FOREVER);
-    }
+    if (p->pump) pr__sched_join_cleanup(p->pump); /* from a cancelled task too */
     if (p->senders) pr_group_close(p->senders, PR_FOREVER);
     while (p->head) pr__ds_producer_unlink(p, p->head);
     if (p->cur) {
@@ -709,7 +714,5 @@ void pr_ds_producer_destroy(pr_ds_producer *p) {
     pr_sem_destroy(p->slots);
     pr_wsem_destroy(p->budget);
     pr__strfree(&p->id);
-    pr__strfree(&p->offset);
-    pr__strfree(&p->final_offset);
     pr__free(p, sizeof *p);
 }

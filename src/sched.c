@@ -49,7 +49,8 @@
  * time), which rfuture uses for its sleeping futures.
  *
  * Offers to the modules after it: pr__sched_canceled, pr__sched_fd_reserve,
- *     pr__sched_fdslot, pr__sched_get, pr__sched_park, pr__sched_poller_add,
+ *     pr__sched_fdslot, pr__sched_get, pr__sched_join_cleanup, pr__sched_park,
+ *     pr__sched_poller_add,
  *     pr__sched_spawn, PR__SCHED_T_PARKED, pr__sched_task_interrupt,
  *     PR__SCHED_TF_DETACHED, pr__sched_theap, pr__sched_theap_free,
  *     pr__sched_theap_node, pr__sched_theap_push, pr__sched_theap_remove,
@@ -557,6 +558,14 @@ struct pr_sched {
 
 static PR__THREAD pr_sched *pr__sched_tls;
 
+#ifdef PRISTINE_TESTING
+/* The sweep hook (tests/test_sweep.c): while root is set and running, every
+   suspension of root or of a task spawned from it (tagged, transitively)
+   counts in suspends, and the cancel_at-th cancels root (at pr_now() = at). */
+#define PR__SCHED_TF_SWEEP 8
+static struct { pr_task *root; long suspends, cancel_at; int64_t at; } pr__sched_test_sweep;
+#endif
+
 /* ---- the timer heap ---- */
 static void pr__sched_theap_set(pr__sched_theap *h, size_t i, pr__sched_theap_node *n) {
     h->v[i] = n;
@@ -706,6 +715,14 @@ static void pr__sched_reap(pr_sched *s) {
 static void pr__sched_next(pr_sched *s) {
     pr_task *cur = s->cur, *t;
     cur->io_run = 0;
+#ifdef PRISTINE_TESTING
+    if ((cur->flags & PR__SCHED_TF_SWEEP) && pr__sched_test_sweep.root &&
+        pr__sched_test_sweep.root->state != PR__SCHED_T_DONE &&
+        ++pr__sched_test_sweep.suspends == pr__sched_test_sweep.cancel_at) {
+        pr__sched_test_sweep.at = pr_now();
+        pr_cancel(pr__sched_test_sweep.root);
+    }
+#endif
     t = pr__sched_pick(s);
     if (t == cur) return;
     s->cur = t;
@@ -1083,6 +1100,9 @@ static int pr__sched_spawn(pr_task **out, pr_task_fn fn, void *user_data, const 
     t->fn = fn;
     t->user_data = user_data;
     t->flags = (unsigned char)flags;
+#ifdef PRISTINE_TESTING
+    t->flags |= (unsigned char)(s->cur->flags & PR__SCHED_TF_SWEEP);
+#endif
     t->state = PR__SCHED_T_READY;
     t->next = s->tasks;
     if (s->tasks) s->tasks->prev = t;
@@ -1116,6 +1136,20 @@ int pr_join(pr_task *t, int *result, int64_t deadline) {
 /* Wake t out of the wait it is in as a cancel would (its wait returns
    PR_ECANCELED) without marking it cancelled, so its later waits work: how
    a stream's destroy ends the read another task is blocked in. */
+/* pr_join for a destroy: cancel t, wait for it even when the caller is
+   cancelled itself (a cancelled task unwinding frees what it owns), free
+   it. t must end once cancelled. */
+static PR__MAYBE_UNUSED void pr__sched_join_cleanup(pr_task *t) {
+    pr_sched *s = pr__sched_tls;
+    pr_cancel(t);
+    while (t->state != PR__SCHED_T_DONE) {
+        t->joiner = s->cur;
+        pr__sched_park_ex(s, PR_FOREVER, 1);
+        t->joiner = NULL;
+    }
+    pr__sched_task_free(s, t);
+}
+
 static PR__MAYBE_UNUSED void pr__sched_task_interrupt(pr_task *t) {
     if (t) pr__sched_wake(t, PR_ECANCELED);
 }

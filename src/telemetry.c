@@ -1279,17 +1279,15 @@ int pr_reporter_stop(pr_reporter *r, int64_t deadline) {
     pr__telemetry_rep_kick(r);
     rc = pr__telemetry_rep_wait(r, r->pushed, deadline);
     if (r->running) pr_cancel(r->task); /* the flush timed out: give up on the rest */
-    pr_join(r->task, NULL, PR_FOREVER); /* it ends promptly once cancelled or drained */
+    /* it ends promptly once cancelled or drained; a cancelled caller cancels it */
+    if (pr_join(r->task, NULL, PR_FOREVER) != PR_OK) pr__sched_join_cleanup(r->task);
     r->stopped = 1;
     return rc;
 }
 
 void pr_reporter_destroy(pr_reporter *r) {
     if (!r) return;
-    if (!r->stopped) {
-        pr_cancel(r->task);
-        pr_join(r->task, NULL, PR_FOREVER);
-    }
+    if (!r->stopped) pr__sched_join_cleanup(r->task); /* from a cancelled task too */
     pr__telemetry_rep_free(r);
 }
 

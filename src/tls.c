@@ -1081,6 +1081,10 @@ static int pr__tls_fail(pr__tls_conn *t, int e) {
     const char *stage = t->established ? "TLS" : "TLS handshake";
     if (pr__tls_peer_not_tls(t)) {
         pr__tls_not_tls_err(t);
+    } else if (e == BR_ERR_X509_LIMIT_EXCEEDED && t->x.leaf.oom) { /* no memory to keep the leaf for its IP SANs */
+        pr__err_set(&t->base.err, PR_ENOMEM, 0, "%s failed: out of memory checking the certificate", stage);
+        t->base.err.tls_error = e;
+        return PR_ENOMEM;
     } else if (e >= BR_ERR_SEND_FATAL_ALERT) {
         pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: we sent alert %d (%s)", stage, e - BR_ERR_SEND_FATAL_ALERT,
                     pr__tls_alert(e - BR_ERR_SEND_FATAL_ALERT));

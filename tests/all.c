@@ -31,6 +31,7 @@
 #include "test_telemetry.c"
 #include "test_ds.c"
 #include "test_ds_fail.c"
+#include "test_sweep.c"
 #include "test_signal.c"
 #include "test_hostloop.c"
 #include "test_nginx.c"

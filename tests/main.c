@@ -19,11 +19,11 @@
 /* The suites, in manifest order. */
 extern const pt_suite pt_suite_base, pt_suite_time, pt_suite_buf, pt_suite_json, pt_suite_url, pt_suite_sse,
     pt_suite_coro, pt_suite_sched, pt_suite_sync, pt_suite_future, pt_suite_retry, pt_suite_net, pt_suite_tls, pt_suite_http,
-    pt_suite_proxy, pt_suite_client, pt_suite_client_edge, pt_suite_server, pt_suite_http_retry, pt_suite_eventsource, pt_suite_session, pt_suite_rfuture, pt_suite_telemetry, pt_suite_ds, pt_suite_ds_fail, pt_suite_signal, pt_suite_hostloop, pt_suite_nginx, pt_suite_cli;
+    pt_suite_proxy, pt_suite_client, pt_suite_client_edge, pt_suite_server, pt_suite_http_retry, pt_suite_eventsource, pt_suite_session, pt_suite_rfuture, pt_suite_telemetry, pt_suite_ds, pt_suite_ds_fail, pt_suite_sweep, pt_suite_signal, pt_suite_hostloop, pt_suite_nginx, pt_suite_cli;
 static const pt_suite *const pt__suites[] = {
     &pt_suite_base, &pt_suite_time, &pt_suite_buf, &pt_suite_json, &pt_suite_url, &pt_suite_sse,
     &pt_suite_coro, &pt_suite_sched, &pt_suite_sync, &pt_suite_future, &pt_suite_retry, &pt_suite_net, &pt_suite_tls, &pt_suite_http,
-    &pt_suite_proxy, &pt_suite_client, &pt_suite_client_edge, &pt_suite_server, &pt_suite_http_retry, &pt_suite_eventsource, &pt_suite_session, &pt_suite_rfuture, &pt_suite_telemetry, &pt_suite_ds, &pt_suite_ds_fail, &pt_suite_signal, &pt_suite_hostloop, &pt_suite_nginx, &pt_suite_cli, NULL
+    &pt_suite_proxy, &pt_suite_client, &pt_suite_client_edge, &pt_suite_server, &pt_suite_http_retry, &pt_suite_eventsource, &pt_suite_session, &pt_suite_rfuture, &pt_suite_telemetry, &pt_suite_ds, &pt_suite_ds_fail, &pt_suite_sweep, &pt_suite_signal, &pt_suite_hostloop, &pt_suite_nginx, &pt_suite_cli, NULL
 };
 
 #define PT__SHOWN 5 /* failures printed per test */
