@@ -10,7 +10,8 @@
      build/bench && build/bench_nofp
 
    build/bench prints every metric (its switch uses the default FP-control
-   save, like fcontext). build/bench_nofp is the same file built with
+   save, like fcontext); `build/bench tasks` only concurrent_tasks_max (a
+   child with 1,000,000 live tasks: about 4 GiB resident for a few seconds). build/bench_nofp is the same file built with
    PRISTINE_NO_FP_SAVE and prints only switch_roundtrip_nofp_ns.
 
    Each metric line: metric=<name> unit=<unit> pristine=<v>
