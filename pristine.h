@@ -2952,6 +2952,13 @@ PRISTINE_API void pr_listener_destroy(pr_listener *l);
  * may destroy a connection while one waits in its read: the reader wakes
  * with PR_ECLOSED.
  *
+ * Memory: a connection holds BearSSL's engine (about 4 KiB) and its record
+ * buffer, allocated apart and touched only as far as records reach: full
+ * duplex (33,178 bytes, pr_tls_client's default) or half duplex (16,709,
+ * pr_tls_opts.half_duplex; the HTTP client's default). The certificate
+ * checker is freed after the handshake, and the stack pages the handshake
+ * touched are given back.
+ *
  * Built with PRISTINE_NO_TLS, the declarations stay and every call fails
  * with PR_ENOTSUP.
  */
