@@ -10,7 +10,8 @@
      build/bench && build/bench_nofp
 
    build/bench prints every metric (its switch uses the default FP-control
-   save, like fcontext). build/bench_nofp is the same file built with
+   save, like fcontext); `build/bench tasks` only concurrent_tasks_max (a
+   child with 1,000,000 live tasks: about 4 GiB resident for a few seconds). build/bench_nofp is the same file built with
    PRISTINE_NO_FP_SAVE and prints only switch_roundtrip_nofp_ns.
 
    Each metric line: metric=<name> unit=<unit> pristine=<v>
@@ -305,6 +306,106 @@ static void bench_rss(void) {
     bm_target("pristine <= 4300 bytes with 100000 live tasks", pm <= 4300.0 && min_spawned == RSS_TASKS);
 }
 
+/* ---- 5. concurrent tasks: the first degradation, and 1,000,000 live tasks (in a forked child) ---- */
+#define TASKS_MAX 1000000
+#define TASKS_STACK ((size_t)16 * 1024) /* pr_spawn_opts.stack_size: the smallest allowed */
+#define TASKS_BATCH 1000
+
+static long bm_tasks_guarded, bm_tasks_canary, bm_tasks_first_canary = -1, bm_tasks_ran, bm_tasks_done;
+
+static int bm_tasks_body(void *u) {
+    int v;
+    long i = (long)(intptr_t)u;
+    if (pr_self()->coro->guarded) bm_tasks_guarded++;
+    else if (bm_tasks_canary++ == 0) bm_tasks_first_canary = i;
+    bm_tasks_ran++;
+    pr_chan_recv(bm_rss_chan, &v, PR_FOREVER);
+    bm_tasks_done++;
+    return 0;
+}
+
+typedef struct bm_tasks_result {
+    long spawned, guarded, canary, first_canary, done;
+    long rss_kb, pte_kb, maps, vma_limit;
+    double spawn_s, exit_s;
+    int fail_rc;
+} bm_tasks_result;
+
+/* Child: spawn TASKS_MAX tasks on TASKS_STACK stacks, each blocked on a
+   channel, note which got a guard page, read RSS, then close the channel and
+   let every task end. */
+static void bm_tasks_child(int out_fd) {
+    bm_tasks_result res;
+    pr_spawn_opts so;
+    long kb0, i;
+    double t0;
+    ssize_t w;
+    memset(&res, 0, sizeof res);
+    memset(&so, 0, sizeof so);
+    so.stack_size = TASKS_STACK;
+    if (pr_chan_create(&bm_rss_chan, sizeof(int), 0) != PR_OK) _exit(2);
+    pr_yield();
+    kb0 = bm_status_kb("VmRSS");
+    t0 = bm_now();
+    for (i = 0; i < TASKS_MAX; i++) {
+        if ((res.fail_rc = pr_go(NULL, bm_tasks_body, (void *)(intptr_t)i, &so)) != PR_OK) break;
+        if ((i + 1) % TASKS_BATCH == 0) pr_yield(); /* the batch runs and blocks */
+    }
+    pr_yield();
+    res.spawn_s = (bm_now() - t0) / 1e9;
+    res.spawned = i;
+    res.guarded = bm_tasks_guarded;
+    res.canary = bm_tasks_canary;
+    res.first_canary = bm_tasks_first_canary;
+    res.rss_kb = bm_status_kb("VmRSS") - kb0;
+    res.pte_kb = bm_status_kb("VmPTE");
+    res.maps = bm_map_count();
+    res.vma_limit = (long)pr__coro_stack_vma_limit();
+    t0 = bm_now();
+    pr_chan_close(bm_rss_chan); /* every task wakes and returns; its stack is unmapped */
+    while (bm_tasks_done < bm_tasks_ran && pr_yield() == PR_OK) {}
+    res.exit_s = (bm_now() - t0) / 1e9;
+    res.done = bm_tasks_done;
+    w = write(out_fd, &res, sizeof res);
+    _exit(w == (ssize_t)sizeof res ? 0 : 5);
+}
+
+static void bench_tasks(void) {
+    bm_tasks_result res;
+    int fds[2], st;
+    pid_t pid;
+    ssize_t n;
+    fflush(stdout);
+    fflush(stderr);
+    if (pipe(fds) != 0) bm_die("pipe");
+    if ((pid = fork()) < 0) bm_die("fork");
+    if (pid == 0) {
+        close(fds[0]);
+        bm_tasks_child(fds[1]);
+    }
+    close(fds[1]);
+    memset(&res, 0, sizeof res);
+    n = read(fds[0], &res, sizeof res);
+    close(fds[0]);
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || n != (ssize_t)sizeof res) {
+        printf("metric=concurrent_tasks_max unit=tasks pristine=0\n# tasks: the child died (%s %d)\n",
+               WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        bm_target("1000000 live tasks without an abort", 0);
+        return;
+    }
+    /* the first degradation: the first task whose stack got a canary instead of a guard page */
+    printf("metric=concurrent_tasks_max unit=tasks pristine=%ld\n", res.first_canary >= 0 ? res.first_canary : res.spawned);
+    printf("# tasks: %ld live tasks, %zu-byte stacks (pr_spawn_opts.stack_size): the first %ld got a guard page, "
+           "the other %ld a canary (vm.max_map_count %ld: guards stop at 7/8 of it, two mappings each)\n",
+           res.spawned, TASKS_STACK, res.guarded, res.canary, res.vma_limit);
+    printf("# tasks: with all %ld alive: RSS +%.0f MiB (%.0f B/task), page tables (VmPTE) %.0f MiB, %ld mappings; "
+           "spawned in %.1f s; all ended in %.1f s (%ld of %ld)\n",
+           res.spawned, res.rss_kb / 1024.0, res.spawned ? res.rss_kb * 1024.0 / res.spawned : 0.0,
+           res.pte_kb / 1024.0, res.maps, res.spawn_s, res.exit_s, res.done, res.spawned);
+    if (res.spawned < TASKS_MAX) printf("# tasks: pr_go failed with %s\n", pr_errname(res.fail_rc));
+    bm_target("1000000 live tasks without an abort, every one ended", res.spawned == TASKS_MAX && res.done == TASKS_MAX);
+}
+
 /* ---- 4. one-byte ping-pong over a socketpair ---- */
 static int bm_pp_fd[2];
 static long bm_pp_iters;
@@ -436,8 +537,16 @@ static void bench_pingpong(void) {
 }
 #endif /* !PRISTINE_NO_FP_SAVE */
 
-int main(void) {
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+#ifndef PRISTINE_NO_FP_SAVE
+    if (argc > 1 && strcmp(argv[1], "tasks") == 0) { /* build/bench tasks: only concurrent_tasks_max */
+        bench_tasks();
+        return 0;
+    }
+#endif
+    (void)argc;
+    (void)argv;
 #ifdef PRISTINE_NO_FP_SAVE
     bench_switch("switch_roundtrip_nofp_ns");
 #else
@@ -446,6 +555,7 @@ int main(void) {
     bench_spawn();
     bench_rss();
     bench_pingpong();
+    bench_tasks();
 #endif
     return 0;
 }

@@ -184,7 +184,9 @@ typedef struct pr_http_client_opts {
                                  pr_http_client_create (unless tls.anchors is set: those are
                                  used, borrowed, and must outlive the client); so are the client
                                  certificate's cert_* / key_* (unless tls.identity is set,
-                                 borrowed likewise); alpn copied */
+                                 borrowed likewise); alpn copied; tls.half_duplex 0 = half
+                                 duplex (half the TLS memory: an exchange sends the whole
+                                 request before it reads), -1 = full duplex */
     pr_http_opts http;        /* parser limits of every exchange */
     int tcp_keepalive_s;      /* 0 = 60: TCP keep-alive probes after this many idle seconds; < 0 = off */
     pr_retry_policy retry;    /* retries (see above); zero = 10 retries with PR_BACKOFF_HTTP;
@@ -801,7 +803,9 @@ static int pr__client_connect(pr_http_client *c, pr_conn **out, const pr_url *u,
             pr_conn_destroy(conn);
             return pr__err_set(err, PR_EINVAL, 0, "http: host name too long");
         }
-        rc = pr_tls_client(&t, conn, host, &c->o.tls, err, cdl); /* owns conn from here on */
+        pr_tls_opts topts = c->o.tls;
+        if (!topts.half_duplex) topts.half_duplex = 1; /* a request is sent whole before its response is read */
+        rc = pr_tls_client(&t, conn, host, &topts, err, cdl); /* owns conn from here on */
         conn = t;
     }
     if (rc) {

@@ -20,7 +20,8 @@
  * Only the stack size is public: tasks are spawned through the sched module.
  *
  * Offers to the modules after it: pr__coro, pr__coro_create, pr__coro_destroy,
- *     pr__coro_exit, pr__coro_init_main, pr__coro_pool_drain, pr__coro_switch.
+ *     pr__coro_exit, pr__coro_init_main, pr__coro_pool_drain, pr__coro_shed,
+ *     pr__coro_switch.
  */
 
 /* Set the default stack size for tasks spawned later (process-wide).
@@ -774,6 +775,22 @@ static void pr__coro_stack_trim(pr__coro_stack_pool *pool) {
 #ifdef PRISTINE_TESTING
     __atomic_fetch_add(&pr__coro_test_trims, 1, __ATOMIC_RELAXED);
 #endif
+}
+
+/* Give back to the kernel the whole pages of c's stack below the caller's
+   frame (less 1 KiB, room for this call and madvise's): a deep call that
+   has returned (a TLS handshake) would otherwise keep them resident for the
+   rest of a long-lived task. Those bytes are dead; a page read later reads
+   zero (so does the canary). One madvise; nothing unless c is an mmap'd
+   stack the caller runs on. */
+static PR__NOINLINE PR__MAYBE_UNUSED void pr__coro_shed(pr__coro *c) {
+    char here;
+    size_t page = pr__coro_stack_page();
+    uintptr_t sp = (uintptr_t)&here, base, end;
+    if (!c || c->kind != PR__CORO_MMAP || sp <= (uintptr_t)c->lo + 2048 || sp >= (uintptr_t)c->hi) return;
+    base = c->guarded ? (uintptr_t)c->map + page : (uintptr_t)c->map;
+    end = (sp - 1024) & ~(uintptr_t)(page - 1);
+    if (base < end) madvise((void *)base, (size_t)(end - base), MADV_DONTNEED);
 }
 
 static PR__MAYBE_UNUSED void pr__coro_pool_drain(void) {

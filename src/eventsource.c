@@ -591,6 +591,9 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
         s->delivered = 0;
         s->opened_at = pr_now();
         s->next_at = 0;
+        /* a stream waits long between events: the stack pages the connect
+           touched (resolving, TLS, the request) need not stay resident */
+        pr__coro_shed(pr_self() ? pr_self()->coro : NULL);
         if (s->dirty) pr_sse_decoder_reset(s->dec); /* the partial block of the last one goes */
         s->dirty = 0;
         return PR_OK;

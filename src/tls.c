@@ -32,6 +32,13 @@
  * may destroy a connection while one waits in its read: the reader wakes
  * with PR_ECLOSED.
  *
+ * Memory: a connection holds BearSSL's engine (about 4 KiB) and its record
+ * buffer, allocated apart and touched only as far as records reach: full
+ * duplex (33,178 bytes, pr_tls_client's default) or half duplex (16,709,
+ * pr_tls_opts.half_duplex; the HTTP client's default). The certificate
+ * checker is freed after the handshake, and the stack pages the handshake
+ * touched are given back.
+ *
  * Built with PRISTINE_NO_TLS, the declarations stay and every call fails
  * with PR_ENOTSUP.
  */
@@ -85,6 +92,17 @@ typedef struct pr_tls_opts {
     size_t key_pem_len;    /* bytes at key_pem; 0 = strlen(key_pem) */
     const pr_tls_identity *identity; /* parsed once by pr_tls_identity_create, borrowed; takes
                                         precedence over the cert_* and key_* fields */
+    int half_duplex;       /* record buffer: 0 = auto: full duplex from pr_tls_client, half duplex
+                              for pr_http_client's connections; -1 = full duplex: 33,178 bytes, one
+                              part per direction, so a read can go on while a write is stuck (for
+                              protocols where both sides send at once); 1 = half duplex: one
+                              16,709-byte buffer for both directions, half the memory and the same
+                              record sizes, but a write waits while a received record is unread
+                              (PR_ESTATE when that record holds data: read it first) and a read
+                              waits until our records are out. Enough for request-then-response
+                              protocols such as HTTP/1.1 (the request is sent whole before the
+                              response is read; an early answer after which the peer closes is
+                              still read). Only the touched part counts in resident memory */
 } pr_tls_opts;
 
 /* A server certificate chain and private key, shared read-only by the
@@ -756,6 +774,8 @@ typedef struct pr__tls_x509 {
     int insecure;
     int ip_mismatch;
     uint32_t ncert;
+    char host[256]; /* the name checked, for messages ("(client)" on a server) */
+    pr__tls_tas own; /* client: anchors from ca_file/ca_pem */
 } pr__tls_x509;
 
 #define PR__TLS_X(ctx) ((pr__tls_x509 *)(void *)(ctx))
@@ -900,18 +920,20 @@ typedef struct pr__tls_conn {
     unsigned char first[5]; /* the peer's first bytes, to name a peer that does not speak TLS */
     size_t nfirst;
     int dead;        /* destroyed while busy: the last task out frees it */
-    pr__tls_tas own; /* anchors from ca_file/ca_pem */
-    const char *alpn_names[PR__TLS_MAX_ALPN];
-    char alpn_buf[256];
-    char host[256];
-    union {
+    const char **alpn_names;  /* the engine's protocol names: NULL, pr__tls_alpn_http11 or our block */
+    size_t alpn_size;         /* bytes of our block (names, then their text); 0 = none */
+    size_t size;              /* bytes allocated for this record: the union holds only our role */
+    pr__tls_x509 *x;          /* the chain check, for the handshake only (freed after it) */
+    pr__tls_cauth cauth;      /* client: our certificate, if any, and whether the server asked */
+    pr_tls_identity *own_id;  /* client: parsed from cert_* / key_* for this connection */
+    unsigned char *iobuf;     /* BearSSL's record buffer, allocated to the mode's size (not zeroed:
+                                 only the pages records reach are ever touched) */
+    size_t iobuf_len;
+    size_t iobuf_used;        /* end of the part records have reached, for the wipe on free */
+    union {                   /* last: a client's record ends after u.c */
         br_ssl_client_context c;
         br_ssl_server_context s;
     } u;
-    pr__tls_x509 x;
-    pr__tls_cauth cauth;      /* client: our certificate, if any, and whether the server asked */
-    pr_tls_identity *own_id;  /* client: parsed from cert_* / key_* for this connection */
-    unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
 } pr__tls_conn;
 
 struct pr_tls_server_cfg {
@@ -921,6 +943,20 @@ struct pr_tls_server_cfg {
 };
 
 static br_ssl_engine_context *pr__tls_eng(pr__tls_conn *t) { return t->server ? &t->u.s.eng : &t->u.c.eng; }
+
+/* Note that records reached p[0..n) of the buffer (the wipe covers it). */
+static void pr__tls_mark(pr__tls_conn *t, const unsigned char *p, size_t n) {
+    size_t end = (size_t)(p - t->iobuf) + n;
+    if (end > t->iobuf_used) t->iobuf_used = end;
+}
+
+/* Give the engine its record buffer: half (1) or full duplex. */
+static int pr__tls_set_buffer(pr__tls_conn *t, int half) {
+    t->iobuf_len = half ? BR_SSL_BUFSIZE_MONO : BR_SSL_BUFSIZE_BIDI;
+    if (!(t->iobuf = (unsigned char *)pr__alloc(t->iobuf_len))) return PR_ENOMEM;
+    br_ssl_engine_set_buffer(pr__tls_eng(t), t->iobuf, t->iobuf_len, !half);
+    return PR_OK;
+}
 
 /* Split "a,b,c" into names (copied into buf). Returns the count or -1. */
 static int pr__tls_alpn_parse(const char *list, char *buf, size_t bufn, const char **names) {
@@ -940,6 +976,33 @@ static int pr__tls_alpn_parse(const char *list, char *buf, size_t bufn, const ch
         p = c + 1;
     }
     return n;
+}
+
+static const char *pr__tls_alpn_http11[1] = { "http/1.1" };
+
+/* Give the engine the protocol names of list (already checked by
+   pr__tls_alpn_parse): the default list costs no memory, others one block. */
+static int pr__tls_alpn_set(pr__tls_conn *t, const char *list) {
+    const char *names[PR__TLS_MAX_ALPN];
+    char buf[256];
+    size_t len = strlen(list) + 1;
+    int n = pr__tls_alpn_parse(list, buf, sizeof buf, names), i;
+    if (n <= 0) return n < 0 ? PR_EINVAL : PR_OK;
+    if (n == 1 && strcmp(names[0], "http/1.1") == 0) {
+        t->alpn_names = pr__tls_alpn_http11;
+    } else {
+        char *text;
+        t->alpn_size = (size_t)n * sizeof(char *) + len;
+        if (!(t->alpn_names = (const char **)pr__alloc(t->alpn_size))) {
+            t->alpn_size = 0;
+            return PR_ENOMEM;
+        }
+        text = (char *)(t->alpn_names + n);
+        memcpy(text, buf, len);
+        for (i = 0; i < n; i++) t->alpn_names[i] = text + (names[i] - buf);
+    }
+    br_ssl_engine_set_protocol_names(pr__tls_eng(t), t->alpn_names, (size_t)n);
+    return PR_OK;
 }
 
 static void pr__tls_setup_engine(br_ssl_engine_context *eng) {
@@ -1091,12 +1154,12 @@ static int pr__tls_fail(pr__tls_conn *t, int e) {
     } else if (e >= BR_ERR_RECV_FATAL_ALERT) {
         pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: peer sent alert %d (%s)", stage,
                     e - BR_ERR_RECV_FATAL_ALERT, pr__tls_alert(e - BR_ERR_RECV_FATAL_ALERT));
-    } else if (e == BR_ERR_X509_BAD_SERVER_NAME && t->x.ip_mismatch) {
+    } else if (e == BR_ERR_X509_BAD_SERVER_NAME && t->x && t->x->ip_mismatch) {
         pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: certificate has no IP address SAN for %s (bad hostname)",
-                    stage, t->host);
+                    stage, t->x ? t->x->host : "");
     } else if (e == BR_ERR_X509_BAD_SERVER_NAME) {
         pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: certificate does not match host %s (bad hostname)", stage,
-                    t->host);
+                    t->x ? t->x->host : "");
     } else {
         pr__err_set(&t->base.err, PR_ETLS, 0, "%s failed: %s (BearSSL error %d)", stage, pr__tls_reason(e), e);
     }
@@ -1138,6 +1201,7 @@ static int pr__tls_eof(pr__tls_conn *t) {
 /* Hand k > 0 bytes just read into the engine's record buffer p to it,
    keeping the first ones to name a peer that does not speak TLS. */
 static void pr__tls_got(pr__tls_conn *t, const unsigned char *p, size_t k) {
+    pr__tls_mark(t, p, k);
     if (t->nfirst < sizeof t->first) {
         size_t m = PR__MIN(k, sizeof t->first - t->nfirst);
         memcpy(t->first + t->nfirst, p, m);
@@ -1175,6 +1239,7 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
         }
         if ((st & BR_SSL_SENDREC) && !t->writing) { /* writing: another task is pushing them */
             p = br_ssl_engine_sendrec_buf(eng, &len);
+            pr__tls_mark(t, p, len);
             if (t->wr_dead) {
                 /* A read still drains what the departed peer sent; a write must
                    not report data as sent that nobody will receive. */
@@ -1239,6 +1304,9 @@ static int pr__tls_pump(pr__tls_conn *t, unsigned want, int64_t deadline) {
             if (k == PR_ECLOSED) return pr__tls_eof(t);
             return pr__tls_transport(t, k == 0 ? PR_EIO : (int)k);
         }
+        if ((want & BR_SSL_SENDAPP) && (st & BR_SSL_RECVAPP))
+            return pr__err_set(&t->base.err, PR_ESTATE, 0,
+                               "TLS write in half duplex: received data is unread (read it first, or use full duplex)");
         pr__err_set(&t->base.err, PR_ESTATE, 0, "TLS engine cannot progress (state %u)", st);
         return PR_ESTATE;
     }
@@ -1268,6 +1336,7 @@ static ptrdiff_t pr__tls_write_in(pr_conn *c, const void *buf, size_t n, int64_t
     if ((rc = pr__tls_pump(t, BR_SSL_SENDAPP, deadline)) != PR_OK) return rc;
     p = br_ssl_engine_sendapp_buf(eng, &len);
     len = PR__MIN(len, n);
+    pr__tls_mark(t, p, len);
     memcpy(p, buf, len);
     br_ssl_engine_sendapp_ack(eng, len);
     br_ssl_engine_flush(eng, 0);
@@ -1298,12 +1367,30 @@ static int pr__tls_shutdown_in(pr_conn *c, int64_t deadline) {
     return rc;
 }
 
+/* Free the chain checker and the anchors it used (own: from ca_file/ca_pem). */
+static void pr__tls_x509_free(pr__tls_conn *t) {
+    if (!t->x) return;
+    pr__tls_tas_free(&t->x->own);
+    pr__tls_bytes_free(&t->x->leaf);
+    memset(t->x, 0, sizeof *t->x);
+    pr__free(t->x, sizeof *t->x);
+    t->x = NULL;
+}
+
 static void pr__tls_free(pr__tls_conn *t) {
-    pr__tls_tas_free(&t->own);
+    size_t n;
+    if (t->iobuf) { /* wipe the pages records reached, and no other: they were never touched */
+        size_t used = t->iobuf_used, page = 4096, over = (size_t)((uintptr_t)(t->iobuf + used) % page);
+        if (over) used += page - over;
+        memset(t->iobuf, 0, PR__MIN(used, t->iobuf_len));
+        pr__free(t->iobuf, t->iobuf_len);
+    }
     pr_tls_identity_destroy(t->own_id);
-    pr__tls_bytes_free(&t->x.leaf);
-    memset(t, 0, sizeof *t); /* session keys */
-    pr__free(t, sizeof *t);
+    pr__tls_x509_free(t);
+    if (t->alpn_size) pr__free(t->alpn_names, t->alpn_size);
+    n = t->size;
+    memset(t, 0, n); /* session keys */
+    pr__free(t, n);
 }
 
 /* Another task may destroy the connection while this one waits inside it
@@ -1368,17 +1455,28 @@ static int pr__tls_handshake(pr__tls_conn *t, int64_t deadline) {
         t->base.err.tls_error = PR_TLS_TRUNCATED;
         rc = PR_ETLS;
     }
-    if (rc == PR_OK) t->established = 1;
+    if (rc == PR_OK) {
+        t->established = 1;
+        pr__tls_x509_free(t); /* renegotiation is off: the engine never checks a chain again */
+    }
     return rc;
 }
 
 static pr__tls_conn *pr__tls_new(pr_conn *inner, int server) {
-    pr__tls_conn *t = (pr__tls_conn *)pr__calloc(1, sizeof *t);
-    if (!t) return NULL;
+    size_t n = offsetof(pr__tls_conn, u) + (server ? sizeof(br_ssl_server_context) : sizeof(br_ssl_client_context));
+    /* the checker first: the hole it leaves after the handshake fits the next one's */
+    pr__tls_x509 *x = (pr__tls_x509 *)pr__calloc(1, sizeof *x);
+    pr__tls_conn *t = x ? (pr__tls_conn *)pr__calloc(1, n) : NULL;
+    if (!t) {
+        if (x) pr__free(x, sizeof *x);
+        return NULL;
+    }
+    t->size = n;
+    t->x = x;
     t->base.ops = &pr__tls_ops;
     t->inner = inner;
     t->server = server;
-    t->x.vtable = &pr__tls_x509_vtable;
+    t->x->vtable = &pr__tls_x509_vtable;
     return t;
 }
 
@@ -1454,27 +1552,31 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
         rc = pr__err_set(err, PR_EINVAL, 0, "TLS host name is empty or longer than 255 bytes");
         goto fail;
     }
-    memcpy(t->host, host, hlen);
-    t->host[hlen] = 0;
-    if (inet_pton(AF_INET, t->host, t->x.ip) == 1) t->x.iplen = 4;
-    else if (inet_pton(AF_INET6, t->host, t->x.ip) == 1) t->x.iplen = 16;
+    memcpy(t->x->host, host, hlen);
+    t->x->host[hlen] = 0;
+    if (inet_pton(AF_INET, t->x->host, t->x->ip) == 1) t->x->iplen = 4;
+    else if (inet_pton(AF_INET6, t->x->host, t->x->ip) == 1) t->x->iplen = 16;
     /* ALPN */
     alpn = o.alpn ? o.alpn : "http/1.1";
-    nalpn = pr__tls_alpn_parse(alpn, t->alpn_buf, sizeof t->alpn_buf, t->alpn_names);
+    {
+        const char *names[PR__TLS_MAX_ALPN];
+        char buf[256];
+        nalpn = pr__tls_alpn_parse(alpn, buf, sizeof buf, names);
+    }
     if (nalpn < 0) {
         rc = pr__err_set(err, PR_EINVAL, 0, "bad ALPN list (at most %d names, 255 bytes)", PR__TLS_MAX_ALPN);
         goto fail;
     }
     /* trust anchors */
     if (o.insecure_skip_verify_DANGEROUS) {
-        t->x.insecure = 1;
+        t->x->insecure = 1;
         if (!__atomic_exchange_n(&pr__tls_warned_insecure, 1, __ATOMIC_RELAXED))
             PR__LOG(PR_LEVEL_WARN, "tls", "insecure_skip_verify_DANGEROUS: server certificates are NOT checked");
     } else if (o.anchors) {
         tas = &o.anchors->tas;
     } else if (o.ca_pem || o.ca_file) {
-        if ((rc = pr__tls_tas_load(&t->own, o.ca_file, o.ca_pem, o.ca_pem_len, err)) != PR_OK) goto fail;
-        tas = &t->own;
+        if ((rc = pr__tls_tas_load(&t->x->own, o.ca_file, o.ca_pem, o.ca_pem_len, err)) != PR_OK) goto fail;
+        tas = &t->x->own;
     } else if ((rc = pr__tls_system_anchors(&tas, err)) != PR_OK) {
         goto fail;
     }
@@ -1486,10 +1588,10 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
             goto fail;
         id = t->own_id;
     }
-    br_ssl_client_init_full(&t->u.c, &t->x.mini, tas ? tas->v : NULL, tas ? tas->n : 0);
+    br_ssl_client_init_full(&t->u.c, &t->x->mini, tas ? tas->v : NULL, tas ? tas->n : 0);
     eng = &t->u.c.eng;
     pr__tls_setup_engine(eng);
-    br_ssl_engine_set_x509(eng, &t->x.vtable);
+    br_ssl_engine_set_x509(eng, &t->x->vtable);
     if (id && id->key_type == BR_KEYTYPE_RSA)
         br_ssl_client_set_single_rsa(&t->u.c, id->chain, id->nchain, br_skey_decoder_get_rsa(&id->key),
                                      br_rsa_pkcs1_sign_get_default());
@@ -1501,10 +1603,20 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
     t->cauth.inner = id ? t->u.c.client_auth_vtable : NULL;
     t->cauth.vtable = &pr__tls_cauth_vtable;
     br_ssl_client_set_client_certificate(&t->u.c, &t->cauth.vtable);
-    if (nalpn > 0) br_ssl_engine_set_protocol_names(eng, t->alpn_names, (size_t)nalpn);
-    br_ssl_engine_set_buffer(eng, t->iobuf, sizeof t->iobuf, 1);
+    if (pr__tls_alpn_set(t, alpn) != PR_OK) {
+        rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory for the ALPN names");
+        goto fail;
+    }
+    if (o.half_duplex > 1 || o.half_duplex < -1) {
+        rc = pr__err_set(err, PR_EINVAL, 0, "pr_tls_opts.half_duplex is -1, 0 or 1");
+        goto fail;
+    }
+    if (pr__tls_set_buffer(t, o.half_duplex > 0) != PR_OK) {
+        rc = pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS record buffer");
+        goto fail;
+    }
     pr__tls_entropy(eng);
-    if (!br_ssl_client_reset(&t->u.c, t->x.iplen ? NULL : t->host, 0)) {
+    if (!br_ssl_client_reset(&t->u.c, t->x->iplen ? NULL : t->x->host, 0)) {
         rc = pr__tls_fail(t, br_ssl_engine_last_error(eng));
         *err = t->base.err;
         goto fail;
@@ -1514,6 +1626,9 @@ int pr_tls_client(pr_conn **out, pr_conn *inner, const char *host, const pr_tls_
         *err = t->base.err;
         goto fail;
     }
+    /* the handshake's deep frames (certificate checks, ECDHE) have returned:
+       their stack pages need not stay resident for the connection's life */
+    pr__coro_shed(pr_self() ? pr_self()->coro : NULL);
     *out = &t->base;
     return PR_OK;
 fail:
@@ -1578,10 +1693,10 @@ int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, p
                   int64_t deadline) {
     pr__tls_conn *t;
     br_ssl_engine_context *eng;
-    int rc, nalpn;
+    int rc;
     if ((rc = pr__tls_begin(&t, out, inner, out && inner && cfg, 1, err, "pr_tls_server: out, inner and cfg")))
         return rc;
-    snprintf(t->host, sizeof t->host, "%s", "(client)");
+    snprintf(t->x->host, sizeof t->x->host, "%s", "(client)");
     if (cfg->id.key_type == BR_KEYTYPE_RSA)
         br_ssl_server_init_full_rsa(&t->u.s, cfg->id.chain, cfg->id.nchain, br_skey_decoder_get_rsa(&cfg->id.key));
     else
@@ -1590,15 +1705,17 @@ int pr_tls_server(pr_conn **out, pr_conn *inner, const pr_tls_server_cfg *cfg, p
     eng = &t->u.s.eng;
     pr__tls_setup_engine(eng);
     if (cfg->client_cas.n > 0) { /* ask for a client chain and check it against these CAs */
-        br_x509_minimal_init_full(&t->x.mini, cfg->client_cas.v, cfg->client_cas.n);
-        br_ssl_engine_set_x509(eng, &t->x.vtable);
+        br_x509_minimal_init_full(&t->x->mini, cfg->client_cas.v, cfg->client_cas.n);
+        br_ssl_engine_set_x509(eng, &t->x->vtable);
         br_ssl_server_set_trust_anchor_names_alt(&t->u.s, cfg->client_cas.v, cfg->client_cas.n);
         br_ssl_engine_set_default_rsavrfy(eng); /* for the client's CertificateVerify */
         br_ssl_engine_set_default_ecdsa(eng);
     }
-    nalpn = pr__tls_alpn_parse(cfg->alpn, t->alpn_buf, sizeof t->alpn_buf, t->alpn_names);
-    if (nalpn > 0) br_ssl_engine_set_protocol_names(eng, t->alpn_names, (size_t)nalpn);
-    br_ssl_engine_set_buffer(eng, t->iobuf, sizeof t->iobuf, 1);
+    if (pr__tls_alpn_set(t, cfg->alpn) != PR_OK || pr__tls_set_buffer(t, 0) != PR_OK) {
+        if (err) pr__err_set(err, PR_ENOMEM, 0, "out of memory for a TLS connection");
+        pr__tls_destroy(&t->base);
+        return PR_ENOMEM;
+    }
     pr__tls_entropy(eng);
     if (!br_ssl_server_reset(&t->u.s)) rc = pr__tls_fail(t, br_ssl_engine_last_error(eng));
     else rc = pr__tls_handshake(t, deadline);

@@ -1133,6 +1133,164 @@ PT_TEST(tls_client_cert_over_tcp_and_http_client) {
     ts_stop(srv);
 }
 
+/* ---- half duplex (pr_tls_opts.half_duplex) ---- */
+
+/* A TLS client connection to 127.0.0.1:port with this half_duplex; PR_OK or the failure. */
+static int tls_conn_mode(pr_conn **out, int port, int half_duplex, pr_err_info *e) {
+    pr_conn *raw = NULL;
+    pr_tls_opts o;
+    int rc;
+    memset(&o, 0, sizeof o);
+    o.ca_pem = tls_file("ca.crt");
+    o.half_duplex = half_duplex;
+    *out = NULL;
+    if ((rc = tls_connect_local(&raw, port, pr_deadline_in(5000))) != PR_OK) return rc;
+    return pr_tls_client(out, raw, "127.0.0.1", &o, e, pr_deadline_in(10000));
+}
+
+/* A TLS connection's record buffer: 1 = half duplex (one buffer of
+   BR_SSL_BUFSIZE_MONO for both directions), 0 = full duplex (two parts of
+   BR_SSL_BUFSIZE_BIDI), -1 = anything else. */
+static int tls_half(const pr_conn *c) {
+    const pr__tls_conn *t = (const pr__tls_conn *)(const void *)c;
+    const br_ssl_engine_context *eng = &t->u.c.eng;
+    if (eng->ibuf == eng->obuf && eng->ibuf == t->iobuf && t->iobuf_len == BR_SSL_BUFSIZE_MONO) return 1;
+    if (eng->ibuf != eng->obuf && eng->ibuf == t->iobuf && t->iobuf_len == BR_SSL_BUFSIZE_BIDI) return 0;
+    return -1;
+}
+
+/* GET url on conn and decode its event stream; the events with ids 1..N in
+   order (-1 on a failure or a gap). */
+static long tls_sse_count(pr_conn *conn, const char *url) {
+    pr_http_request req;
+    pr_http_response *r = NULL;
+    pr_sse_decoder *d = NULL;
+    pr_sse_event ev;
+    pr_url u;
+    static char buf[65536];
+    long n = 0;
+    ptrdiff_t k = 0;
+    int rc;
+    memset(&req, 0, sizeof req);
+    if (pr_url_parse(&u, url, strlen(url), NULL) != PR_OK) return -1;
+    req.url = &u;
+    rc = pr_http_exchange(&r, conn, &req, NULL, NULL, pr_deadline_in(20000));
+    pr_url_deinit(&u);
+    if (rc != PR_OK) return -1;
+    if (pr_http_status(r) != 200 || pr_sse_decoder_create(&d, NULL) != PR_OK) n = -1;
+    while (n >= 0 && (k = pr_http_read(r, buf, sizeof buf, pr_deadline_in(20000))) > 0) {
+        if (pr_sse_decoder_feed(d, buf, (size_t)k) != PR_OK) n = -1;
+        while (n >= 0 && (rc = pr_sse_decoder_next(d, &ev)) != PR_SSE_DECODER_MORE) {
+            if (rc != PR_OK || !ev.id || atol(ev.id) != n + 1) n = -1;
+            else n++;
+        }
+    }
+    if (k != PR_ECLOSED) n = -1; /* the end of the body */
+    pr_sse_decoder_destroy(d);
+    pr_http_response_destroy(r);
+    return n;
+}
+
+PT_TEST(tls_half_duplex_stream_and_request_body) {
+    enum { EVENTS = 20000, BODY = 300000 };
+    ts_server *srv = NULL;
+    ts_opts so;
+    pr_conn *half = NULL, *full = NULL, *raw = NULL, *t = NULL;
+    pr_http_client *c = NULL;
+    pr_http_client_opts ho;
+    pr_http_request req;
+    pr_http_response *r = NULL;
+    pr_url u;
+    pr_err_info e;
+    const pr_slice *len;
+    size_t got = 0, i;
+    char url[128], *body;
+    static char rbuf[65536];
+    ptrdiff_t k;
+    int bad = 0;
+    TLS_NEED_FIXTURES();
+    memset(&so, 0, sizeof so);
+    so.max_lifetime_ms = 60000;
+    so.tls_cert_file = TLS_DIR "/good.crt";
+    so.tls_key_file = TLS_DIR "/good.key";
+    PT_REQUIRE(ts_start(&srv, &so) == PR_OK);
+    PT_REQUIRE((body = (char *)malloc(BODY)) != NULL);
+    for (i = 0; i < BODY; i++) body[i] = (char)tls_pattern(i);
+    /* half duplex holds one buffer where full duplex holds two; 0 is full for pr_tls_client */
+    PT_EQ_ERR(tls_conn_mode(&half, ts_port(srv), 1, &e), PR_OK);
+    PT_EQ_ERR(tls_conn_mode(&full, ts_port(srv), -1, &e), PR_OK);
+    PT_REQUIRE(half != NULL && full != NULL);
+    PT_EQ_INT(tls_half(half), 1);
+    PT_EQ_INT(tls_half(full), 0);
+    pr_conn_destroy(full);
+    PT_EQ_ERR(tls_conn_mode(&full, ts_port(srv), 0, &e), PR_OK);
+    PT_EQ_INT(tls_half(full), 0);
+    pr_conn_destroy(full);
+    /* a large event stream, records of every size up to 16 KiB, every event in order */
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/sse?events=%d&id=1&lines=3&batch=400", (unsigned)ts_port(srv),
+             (int)EVENTS);
+    PT_EQ_INT(tls_sse_count(half, url), EVENTS);
+    /* then, on the same connection, a request whose body spans many records */
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/echo", (unsigned)ts_port(srv));
+    PT_REQUIRE(pr_url_parse(&u, url, strlen(url), NULL) == PR_OK);
+    memset(&req, 0, sizeof req);
+    req.method = "POST";
+    req.url = &u;
+    req.body = body;
+    req.body_len = BODY;
+    PT_EQ_ERR(pr_http_exchange(&r, half, &req, NULL, &e, pr_deadline_in(20000)), PR_OK);
+    PT_EQ_INT(pr_http_status(r), 200);
+    len = pr_http_header_get(r, "X-Echo-Body-Length");
+    PT_CHECK(len && len->len == 6 && memcmp(len->ptr, "300000", 6) == 0);
+    while ((k = pr_http_read(r, rbuf, sizeof rbuf, pr_deadline_in(20000))) > 0) got += (size_t)k;
+    PT_EQ_INT(k, PR_ECLOSED);
+    PT_CHECK(got > BODY);
+    pr_http_response_destroy(r);
+    r = NULL;
+    pr_url_deinit(&u);
+    pr_conn_destroy(half);
+    /* a value out of range is refused */
+    PT_REQUIRE(tls_connect_local(&raw, ts_port(srv), pr_deadline_in(5000)) == PR_OK);
+    PT_EQ_ERR(pr_tls_client(&t, raw, "127.0.0.1", &(pr_tls_opts){ .ca_pem = tls_file("ca.crt"), .half_duplex = 2 },
+                            &e, pr_deadline_in(5000)),
+              PR_EINVAL);
+    /* pr_http_client: half duplex unless told otherwise; the stream and the body work there too */
+    ho = tls_http_opts();
+    PT_REQUIRE(pr_http_client_create(&c, &ho, &e) == PR_OK);
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/sse?events=%d&id=1&batch=400", (unsigned)ts_port(srv),
+             (int)EVENTS);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, &e, pr_deadline_in(20000)), PR_OK);
+    PT_EQ_INT(tls_half(r->conn), 1);
+    {
+        pr_sse_decoder *d = NULL;
+        pr_sse_event ev;
+        long n = 0;
+        int rc;
+        PT_REQUIRE(pr_sse_decoder_create(&d, NULL) == PR_OK);
+        while (!bad && (k = pr_http_read(r, rbuf, sizeof rbuf, pr_deadline_in(20000))) > 0) {
+            if (pr_sse_decoder_feed(d, rbuf, (size_t)k) != PR_OK) bad = 1;
+            while (!bad && (rc = pr_sse_decoder_next(d, &ev)) != PR_SSE_DECODER_MORE)
+                if (rc != PR_OK || !ev.id || atol(ev.id) != ++n) bad = 1;
+        }
+        PT_EQ_INT(k, PR_ECLOSED);
+        PT_CHECK(!bad);
+        PT_EQ_INT(n, EVENTS);
+        pr_sse_decoder_destroy(d);
+    }
+    pr_http_response_destroy(r);
+    r = NULL;
+    pr_http_client_destroy(c);
+    c = NULL;
+    ho.tls.half_duplex = -1;
+    PT_REQUIRE(pr_http_client_create(&c, &ho, &e) == PR_OK);
+    PT_EQ_ERR(pr_http_client_get(c, &r, url, &e, pr_deadline_in(20000)), PR_OK);
+    PT_EQ_INT(tls_half(r->conn), 0);
+    pr_http_response_destroy(r);
+    pr_http_client_destroy(c);
+    free(body);
+    ts_stop(srv);
+}
+
 /* openssl s_server -tls1_2 -Verify 1 -verify_return_error (a client
    certificate from ca required) on
    127.0.0.1:port for n connections; its pid, or -1. *keep_w: the write end
@@ -1232,6 +1390,7 @@ const pt_suite pt_suite_tls = { "tls", {
     PT_ENTRY(tls_client_cert_bad_input_refused_early),
     PT_ENTRY(tls_client_cert_over_tcp_and_http_client),
     PT_ENTRY(tls_client_cert_openssl_server_alerts),
+    PT_ENTRY(tls_half_duplex_stream_and_request_body),
     {0, 0} } };
 
 #else /* PRISTINE_NO_TLS */
