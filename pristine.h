@@ -14017,7 +14017,7 @@ static int pr__tls_fail(pr__tls_conn *t, int e) {
     const char *stage = t->established ? "TLS" : "TLS handshake";
     if (pr__tls_peer_not_tls(t)) {
         pr__tls_not_tls_err(t);
-    } else if (e == BR_ERR_X509_LIMIT_EXCEEDED && t->x.leaf.oom) { /* no memory to keep the leaf for its IP SANs */
+    } else if (e == BR_ERR_X509_LIMIT_EXCEEDED && t->x && t->x->leaf.oom) { /* no memory to keep the leaf for its IP SANs */
         pr__err_set(&t->base.err, PR_ENOMEM, 0, "%s failed: out of memory checking the certificate", stage);
         t->base.err.tls_error = e;
         return PR_ENOMEM;
