@@ -95,6 +95,27 @@ failtable: setup
 
 # The command-line client (tools/pristine.c): build/pristine. `pristine --help`
 # is its documentation; tools/README.md has examples.
+# The fault-injecting proxy (tools/faultproxy.c): build/faultproxy --help.
+# `make soak`: tests/soak.c, every reader and the producer through it against
+# the test server and the reference Durable Streams server, for SOAK_SECONDS
+# (150) or until SOAK_FAULTS faults (0 = no bound); the long form:
+# `make soak SOAK_SECONDS=1500 SOAK_FAULTS=1000`. SOAK_CFLAGS adds flags
+# (e.g. -fsanitize=address,undefined).
+SOAK_SECONDS ?= 150
+SOAK_FAULTS ?= 0
+SOAK_SEED ?= 1
+SOAK_CFLAGS ?= -O2
+WARN = -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror
+.PHONY: faultproxy soak
+faultproxy:
+	@mkdir -p build
+	$(CC) $(WARN) -O2 -DPR_FAULTPROXY_MAIN tools/faultproxy.c -o build/faultproxy -lbearssl -lpthread
+
+soak: setup
+	@mkdir -p build
+	@$(CC) $(WARN) $(SOAK_CFLAGS) tests/soak.c -o build/soak -lbearssl -lpthread
+	@build/soak --seconds $(SOAK_SECONDS) --faults $(SOAK_FAULTS) --seed $(SOAK_SEED)
+
 .PHONY: cli
 cli:
 	@mkdir -p build
