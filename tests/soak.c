@@ -445,13 +445,13 @@ static int start_proxy(track *t, const char *kind, uint16_t port, int n) {
     t->kind = kind;
     o.to_port = port;
     o.seed = S.seed * 10 + (uint64_t)n;
-    o.rate_pct = 30;
+    o.rate_pct = 60;
     o.at_max = 4096;
-    o.after_max_ms = 2000;
+    o.after_max_ms = 1500;
     o.stall_ms = SOAK_STALL_MS;
     o.outage_ms = SOAK_OUTAGE_MS;
     o.delay_ms = 1000;
-    o.chaos_ms = 8000;
+    o.chaos_ms = 4000;
     o.verbose = S.verbose > 1;
     if ((rc = fp_start(&t->proxy, &o)) != PR_OK) fail("%s: the proxy did not start: %s", kind, pr_errname(rc));
     return rc;
@@ -568,6 +568,12 @@ out:
     if (wd) {
         pr_cancel(wd);
         pr_join(wd, NULL, pr_deadline_in(10000));
+    }
+    for (i = 0; i < 5 && all[i]->proxy; i++) { /* the faults by kind, on stderr */
+        int k;
+        fprintf(stderr, "soak: %s faults:", all[i]->kind);
+        for (k = 1; k < FP_NKINDS; k++) fprintf(stderr, " %s=%ld", fp_kind_names[k], fp_faults_of(all[i]->proxy, k));
+        fprintf(stderr, "; %ld connections\n", fp_conns(all[i]->proxy));
     }
     for (i = 0; i < 5; i++) {
         all[i]->faults = fp_faults(all[i]->proxy);

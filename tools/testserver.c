@@ -65,6 +65,8 @@ typedef struct ts_step {
     int close_without_response; /* read the request, then close the connection unanswered */
     int reset_mid_head;         /* send the first half of the head, then reset the connection */
     int count;                  /* 0 = 1: how many requests in a row this step answers */
+    int close_mid;              /* 1 = send the first half of the head, 2 = the head and the first
+                                   half of the body, then close the connection in order (FIN) */
 } ts_step;
 
 /* One logged request (ts_log_get). The views point into head. */
@@ -926,6 +928,15 @@ static int ts_send_step(ts_conn *x, ts_req *r, pr_buf *b, const ts_step *st) {
     if ((rc = ts_head(b, x, r, code)) != PR_OK) return rc;
     if (st->headers && (rc = pr_buf_append_str(b, st->headers)) != PR_OK) return rc;
     if ((rc = pr_buf_printf(b, "Content-Length: %lu\r\n\r\n", (unsigned long)blen)) != PR_OK) return rc;
+    if (st->close_mid == 1) { /* a connection cut in the head */
+        rc = ts_write(x, b->data, b->len / 2);
+        pr_buf_clear(b);
+        return rc == PR_OK ? TS_ABORT : rc;
+    }
+    if (st->close_mid == 2) { /* ... or in the body */
+        if ((rc = pr_buf_append(b, body, blen / 2)) != PR_OK || (rc = ts_write_buf(x, b)) != PR_OK) return rc;
+        return TS_ABORT;
+    }
     if (st->reset_mid_head) {
         rc = ts_write(x, b->data, b->len / 2);
         pr_buf_clear(b);
@@ -944,7 +955,7 @@ static int ts_send_step(ts_conn *x, ts_req *r, pr_buf *b, const ts_step *st) {
 
 /* The next step of a scripted route (the default once the FIFO is empty). */
 static int ts_ep_scripted(ts_conn *x, ts_req *r, pr_buf *b, ts_route *rt) {
-    static const ts_step ok = { 200, NULL, "ok\n", 0, 0, 0, 0, 0 };
+    static const ts_step ok = { 200, NULL, "ok\n", 0, 0, 0, 0, 0, 0 };
     ts_step st;
     if (rt->at < rt->n) {
         if (rt->left == 0) rt->left = rt->steps[rt->at].count > 0 ? rt->steps[rt->at].count : 1;
