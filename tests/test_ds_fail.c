@@ -591,12 +591,12 @@ PT_TEST(ds_fail_cut_answer_is_transient) {
         PT_EQ_INT(ch.closed, 1);
         pr_ds_read_destroy(rd);
         pr_ds_destroy(ds);
-        /* the consumer, with the handle's default retries (10): the cut 11 times in
-           a row outlasts them; it reconnects and reads to the close */
-        st[1].count = 11;
+        /* the consumer, with 2 retries in the client: the cut 3 times in a row
+           outlasts them; it reconnects and reads to the close */
+        st[1].count = 3;
         ts_script_clear(s);
         PT_EQ_ERR(ts_script(s, "/cut", st, 3), PR_OK);
-        o.retry.max_retries = 0;
+        o.retry.max_retries = 2;
         PT_EQ_ERR(pr_ds_open(&ds, url, &o, NULL), PR_OK);
         memset(&k, 0, sizeof k);
         memset(&co, 0, sizeof co);
