@@ -9,8 +9,9 @@
    at accept, from the script or at random from the seed):
 
      reset        pass N bytes toward the client, then reset (RST) it
-     stall        pass N bytes, then nothing either way for --stall ms with
-                  TCP up (longer than the client's idle timeout), then close
+     stall        pass N bytes, then not a byte more toward the client for
+                  --stall ms with TCP up (longer than the client's idle
+                  timeout), then close
      half-close   pass N bytes, then FIN toward the client, keep reading it
      drip         from byte N on, one byte every 5 ms (200 bytes), then on
      truncate     pass N bytes, then close both sides in order (FIN)
@@ -291,7 +292,7 @@ static int fp_fire(fp_link *k, long byte) {
         return PR_ECLOSED;
     case FP_TRUNCATE:
         return PR_ECLOSED;
-    case FP_STALL: /* TCP up, nothing either way (fp_up's bytes stay in its buffer... */
+    case FP_STALL: /* TCP up, not a byte more toward the client; then a plain close */
         pr_sleep(pr_deadline_in(p->o.stall_ms));
         return PR_ECLOSED;
     case FP_HALF_CLOSE: /* a FIN toward the client; the client's own end ends the link */
