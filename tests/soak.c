@@ -63,6 +63,7 @@ typedef struct track {
     char part[SOAK_REC_LEN];    /* a record split across chunks */
     size_t plen;
     int64_t last_progress;
+    int64_t max_gap;            /* the longest wait between two new items (ms) */
     int closed;                 /* reached the stream's closed end */
 } track;
 
@@ -95,8 +96,10 @@ static void fail(const char *fmt, ...) {
 }
 
 static void track_add(track *t, long k) {
+    int64_t now = pr_now();
     t->items++;
-    t->last_progress = pr_now();
+    if (t->last_progress && now - t->last_progress > t->max_gap) t->max_gap = now - t->last_progress;
+    t->last_progress = now;
     if (k < 1) {
         t->bad++;
         return;
@@ -201,11 +204,14 @@ static int es_task(void *arg) {
             fail("eventsource: pr_sse_next: %s: %s", pr_errname(rc), err.msg);
             break;
         }
-        /* "event N" with id N: both must agree */
-        if (ev.id && ev.data_len > 6 && memcmp(ev.data, "event ", 6) == 0 &&
-            strtol(ev.id, NULL, 10) == strtol(ev.data + 6, NULL, 10))
-            track_add(&S.es, strtol(ev.id, NULL, 10));
-        else track_add(&S.es, -1);
+        { /* exactly what the server sent: id N, data "event N", type message */
+            long k = ev.id ? strtol(ev.id, NULL, 10) : -1;
+            char want[40];
+            int n = snprintf(want, sizeof want, "event %ld", k);
+            int exact = k > 0 && (size_t)n == ev.data_len && memcmp(want, ev.data, ev.data_len) == 0 &&
+                        ev.type_len == 7 && memcmp(ev.type, "message", 7) == 0;
+            track_add(&S.es, exact ? k : -1);
+        }
     }
     pr_sse_destroy(s);
     return 0;
@@ -573,7 +579,9 @@ out:
         int k;
         fprintf(stderr, "soak: %s faults:", all[i]->kind);
         for (k = 1; k < FP_NKINDS; k++) fprintf(stderr, " %s=%ld", fp_kind_names[k], fp_faults_of(all[i]->proxy, k));
-        fprintf(stderr, "; %ld connections\n", fp_conns(all[i]->proxy));
+        fprintf(stderr, "; %ld connections", fp_conns(all[i]->proxy));
+        if (all[i] != &S.prod) fprintf(stderr, "; longest wait for a new item %lld ms", (long long)all[i]->max_gap);
+        fprintf(stderr, "\n");
     }
     for (i = 0; i < 5; i++) {
         all[i]->faults = fp_faults(all[i]->proxy);
