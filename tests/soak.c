@@ -2,7 +2,7 @@
    proxies (tools/faultproxy.c) for a while; nothing may be lost, repeated or
    reordered.
 
-       build/soak [--seconds S] [--faults F] [--seed N] [-v]
+       build/soak [--seconds S] [--faults F] [--seed N] [-v [-v]]
        (make soak SOAK_SECONDS=S SOAK_FAULTS=F SOAK_SEED=N)
 
    One process, one scheduler, on 127.0.0.1 only: the test server
@@ -26,11 +26,12 @@
    (0 = no bound), whichever comes first. Then the producer closes the
    stream (faults still on), the readers must reach the closed end, and the
    stream, read directly, must hold exactly the records appended, once, in
-   order. Watchdog: a reader that has not got every record acknowledged
-   SOAK_RECOVER_MS (20 s: a stall past the 2 s idle timeout, a 1 s backoff
-   cap, a 4.5 s outage, and a second fault in a row) ago, or an event
-   stream without an event for that long, fails the run. Every wait is
-   bounded; alarm() ends a run that hangs anyway.
+   order. Watchdog: a reader that lacks a record the server acknowledged,
+   or an event stream without a new event, fails the run when that lasts
+   SOAK_RECOVER_MS (6 s: the 2 s idle timeout, the 1 s backoff cap and 3 s
+   to spare) after the last fault on its path was over (fp_quiet_at), or
+   90 s in all. Every wait is bounded; alarm() ends a run that hangs
+   anyway.
 
    Prints one line per party,
        soak: <kind> faults=N items=N lost=0 duplicated=0 reordered=0
@@ -48,7 +49,8 @@
 #define SOAK_STALL_MS 3000     /* the proxies' stalls: past it */
 #define SOAK_OUTAGE_MS 2000    /* refuse/restart outages: 2-3 s, past the producer's 1 s */
 #define SOAK_BACKOFF_MAX 1000  /* every reconnect backoff's cap */
-#define SOAK_RECOVER_MS 20000  /* the watchdog's bound (above) */
+#define SOAK_RECOVER_MS (SOAK_IDLE_MS + SOAK_BACKOFF_MAX + 3000) /* after the last fault (above) */
+#define SOAK_HANG_MS 90000     /* no new item at all for this long, faults or not: a hang */
 #define SOAK_REC_LEN 9         /* "r0000001\n" */
 
 /* One party's account of what it received. */
@@ -157,6 +159,21 @@ static long faults_total(void) {
            fp_faults(S.prod.proxy);
 }
 
+/* -v -v: the consumer's requests and retries, with the time. */
+static void cons_request(const pr_ds_event *ev, void *user_data) {
+    (void)user_data;
+    if (ev->kind == PR_DS_EVENT_REQUEST_START || ev->kind == PR_DS_EVENT_REQUEST_STOP ||
+        ev->kind == PR_DS_EVENT_REQUEST_EXCEPTION)
+        fprintf(stderr, "soak: %lld ds-consumer request %s %s status %d %s %lld ms %s\n", (long long)pr_now(),
+                ev->kind == PR_DS_EVENT_REQUEST_START ? "start" : ev->kind == PR_DS_EVENT_REQUEST_STOP ? "stop" : "exc",
+                ev->url ? strchr(ev->url, '?') ? strchr(ev->url, '?') : "" : "", ev->status, pr_errname(ev->error),
+                (long long)ev->duration_ms, ev->err ? ev->err->msg : "");
+}
+static void cons_retry(const pr_retry_info *info, void *user_data) {
+    (void)user_data;
+    fprintf(stderr, "soak: %lld ds-consumer retry in %lld ms\n", (long long)pr_now(), (long long)info->delay_ms);
+}
+
 /* A handle on the stream through a proxy (port 0: directly). */
 static int open_ds(pr_ds **out, uint16_t port) {
     pr_ds_opts o;
@@ -168,6 +185,10 @@ static int open_ds(pr_ds **out, uint16_t port) {
     o.content_type = "text/plain";
     o.retry.max_retries = PR_RETRY_UNLIMITED;
     o.retry.backoff = b;
+    if (S.verbose > 1 && S.cons.proxy && port == fp_port(S.cons.proxy)) {
+        o.observer.on_event = cons_request;
+        o.retry.on_retry = cons_retry;
+    }
     if (port) snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/stream/%s", (unsigned)port, S.stream);
     else snprintf(url, sizeof url, "%s/v1/stream/%s", S.ds_base, S.stream);
     if ((rc = pr_ds_open(out, url, &o, &err)) != PR_OK) fail("pr_ds_open %s: %s: %s", url, pr_errname(rc), err.msg);
@@ -192,7 +213,7 @@ static int es_task(void *arg) {
     snprintf(url, sizeof url, "http://127.0.0.1:%u/sse?events=2000000000&id=1&retry=100&interval_ms=5&flood=20",
              (unsigned)fp_port(S.es.proxy));
     S.es.last_progress = pr_now();
-    if ((rc = pr_sse_open(&s, url, &o, &err, pr_deadline_in(SOAK_RECOVER_MS))) != PR_OK) {
+    if ((rc = pr_sse_open(&s, url, &o, &err, pr_deadline_in(SOAK_HANG_MS))) != PR_OK) {
         fail("eventsource: pr_sse_open: %s: %s", pr_errname(rc), err.msg);
         return rc;
     }
@@ -270,6 +291,13 @@ static int cons_batch(const pr_ds_chunk *c, void *user_data) {
     return 0;
 }
 
+static void cons_state(int state, const pr_err_info *why, void *user_data) {
+    (void)user_data;
+    if (S.verbose)
+        fprintf(stderr, "soak: %lld ds-consumer state %d%s%s%s\n", (long long)pr_now(), state, why ? " after " : "",
+                why ? pr_errname(why->code) : "", why ? why->msg : "");
+}
+
 static int consumer_task(void *arg) {
     track *t = (track *)arg;
     pr_ds *ds = NULL;
@@ -281,6 +309,7 @@ static int consumer_task(void *arg) {
     o.live = PR_DS_LIVE_AUTO;
     o.prefer_sse = 1;
     o.on_batch = cons_batch;
+    o.on_state = cons_state;
     o.user_data = t;
     o.idle_timeout_ms = SOAK_IDLE_MS;
     o.open_attempts = -1;
@@ -330,7 +359,7 @@ static int producer_task(void *arg) {
     }
     while (!S.stop) {
         snprintf(rec, sizeof rec, "r%07ld\n", S.appended + 1);
-        if ((rc = pr_ds_producer_append(S.producer, rec, SOAK_REC_LEN, pr_deadline_in(SOAK_RECOVER_MS))) != PR_OK)
+        if ((rc = pr_ds_producer_append(S.producer, rec, SOAK_REC_LEN, pr_deadline_in(SOAK_HANG_MS))) != PR_OK)
             break;
         S.appended++;
         if (S.appended % 4 == 0 && (rc = pr_sleep(pr_deadline_in(10))) != PR_OK) break;
@@ -348,35 +377,49 @@ static int producer_task(void *arg) {
     return 0;
 }
 
-/* Every 250 ms: each DS reader must hold every record acknowledged
-   SOAK_RECOVER_MS ago, the event stream must have moved within it. */
+/* Whether t has waited too long for an item there since `since`: more than
+   SOAK_RECOVER_MS after the last fault on its path was over, or
+   SOAK_HANG_MS in all. */
+static void check_recovery(track *t, int64_t since, int64_t now) {
+    int64_t quiet = fp_quiet_at(t->proxy), from = since > quiet ? since : quiet;
+    if (now - from > SOAK_RECOVER_MS)
+        fail("%s: did not recover: no new item %lld ms after the last fault was over (%lld ms after one was there)",
+             t->kind, (long long)(now - quiet), (long long)(now - since));
+    else if (now - since > SOAK_HANG_MS)
+        fail("%s: no new item for %lld ms", t->kind, (long long)(now - since));
+}
+
+/* Every 250 ms: a reader missing a record the server acknowledged, or an
+   event stream without a new event (the server sends one every 5 ms), must
+   catch up within SOAK_RECOVER_MS of the last fault on its path. */
 static int watchdog_task(void *arg) {
     track *ds_readers[3];
-    int i;
+    int i, j;
     (void)arg;
     ds_readers[0] = &S.lp;
     ds_readers[1] = &S.sse;
     ds_readers[2] = &S.cons;
     while (pr_sleep(pr_deadline_in(250)) == PR_OK) {
         int64_t now = pr_now();
-        long need = 0;
         pr_ds_producer_stats st;
-        if (S.producer && pr_ds_producer_stats_get(S.producer, &st) == PR_OK && S.nacked < 4096) {
+        if (S.producer && pr_ds_producer_stats_get(S.producer, &st) == PR_OK) {
+            if (S.nacked == 4096) { /* keep the newest half */
+                memmove(S.acked_t, S.acked_t + 2048, 2048 * sizeof S.acked_t[0]);
+                memmove(S.acked_n, S.acked_n + 2048, 2048 * sizeof S.acked_n[0]);
+                S.nacked = 2048;
+            }
             S.acked_t[S.nacked] = now;
             S.acked_n[S.nacked++] = (long)(st.acked_bytes / SOAK_REC_LEN);
         }
-        for (i = 0; i < S.nacked && S.acked_t[i] <= now - SOAK_RECOVER_MS; i++) need = S.acked_n[i];
-        if (S.nacked == 4096) { /* keep the newest half */
-            memmove(S.acked_t, S.acked_t + 2048, 2048 * sizeof S.acked_t[0]);
-            memmove(S.acked_n, S.acked_n + 2048, 2048 * sizeof S.acked_n[0]);
-            S.nacked = 2048;
+        for (i = 0; i < 3; i++) { /* since when has the server had a record this reader lacks? */
+            track *t = ds_readers[i];
+            for (j = 0; !t->closed && j < S.nacked; j++)
+                if (S.acked_n[j] > t->distinct) {
+                    check_recovery(t, S.acked_t[j] > t->last_progress ? S.acked_t[j] : t->last_progress, now);
+                    break;
+                }
         }
-        for (i = 0; i < 3; i++)
-            if (!ds_readers[i]->closed && ds_readers[i]->distinct < need)
-                fail("%s: did not recover: %ld records, %ld were acknowledged %d ms ago", ds_readers[i]->kind,
-                     ds_readers[i]->distinct, need, SOAK_RECOVER_MS);
-        if (!S.stop && now - S.es.last_progress > SOAK_RECOVER_MS)
-            fail("eventsource: did not recover: no event for %d ms", SOAK_RECOVER_MS);
+        if (!S.stop) check_recovery(&S.es, S.es.last_progress, now);
         if (S.verbose && now / 5000 != (now - 250) / 5000)
             fprintf(stderr, "soak: %lds faults=%ld appended=%ld es=%ld lp=%ld sse=%ld cons=%ld\n",
                     (long)(now / 1000), faults_total(), S.appended, S.es.distinct, S.lp.distinct, S.sse.distinct,
@@ -457,8 +500,8 @@ static int start_proxy(track *t, const char *kind, uint16_t port, int n) {
     o.stall_ms = SOAK_STALL_MS;
     o.outage_ms = SOAK_OUTAGE_MS;
     o.delay_ms = 1000;
-    o.chaos_ms = 4000;
-    o.verbose = S.verbose > 1;
+    o.chaos_ms = 6000;
+    o.verbose = S.verbose > 1; /* -v -v: every fault */
     if ((rc = fp_start(&t->proxy, &o)) != PR_OK) fail("%s: the proxy did not start: %s", kind, pr_errname(rc));
     return rc;
 }

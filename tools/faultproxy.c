@@ -42,6 +42,7 @@
            o.to_port = 4437; o.seed = 7;
            fp_start(&p, &o);            listens on 127.0.0.1:fp_port(p)
            ...                          fp_faults(p): faults injected so far
+           fp_quiet_at(p)               when the faults so far are over
            fp_stop(p);                  cancels every task, closes everything
    (b) standalone: cc -DPR_FAULTPROXY_MAIN tools/faultproxy.c (make faultproxy).
 
@@ -148,6 +149,7 @@ struct fp_proxy {
     int stopping;
     int calm;                    /* 1 = inject nothing more */
     long conns, faults, by_kind[FP_NKINDS];
+    int64_t quiet_at;            /* when the faults injected so far are over (pr_now clock) */
     fp_link *links;
 };
 
@@ -162,12 +164,22 @@ static int64_t fp_uniform(fp_proxy *p, int64_t lo, int64_t hi) { /* lo..hi inclu
     return hi <= lo ? lo : lo + (int64_t)(fp_rand(p) % (uint64_t)(hi - lo + 1));
 }
 
+/* Count a fault as it fires, and note when it is over: a stall, a drip or a
+   delay last a while, refuse and restart until the listener is back. */
 static void fp_count(fp_proxy *p, fp_link *k, int kind, long byte) {
+    int64_t end = pr_now();
+    if (kind == FP_STALL || kind == FP_HALF_CLOSE) end += p->o.stall_ms;
+    else if (kind == FP_DRIP) end += (int64_t)p->o.drip_bytes * p->o.drip_ms;
+    else if (kind == FP_DELAY_ACCEPT) end += p->o.delay_ms;
+    else if (kind == FP_REFUSE || kind == FP_RESTART) end = p->refuse_until;
+    if (end > p->quiet_at) p->quiet_at = end;
     p->faults++;
     p->by_kind[kind]++;
     if (p->o.verbose) {
-        if (k) fprintf(stderr, "faultproxy :%u conn %ld: %s at byte %ld\n", p->port, k->id, fp_kind_names[kind], byte);
-        else fprintf(stderr, "faultproxy :%u: %s\n", p->port, fp_kind_names[kind]);
+        if (k)
+            fprintf(stderr, "faultproxy %lld :%u conn %ld: %s at byte %ld\n", (long long)pr_now(), p->port, k->id,
+                    fp_kind_names[kind], byte);
+        else fprintf(stderr, "faultproxy %lld :%u: %s\n", (long long)pr_now(), p->port, fp_kind_names[kind]);
     }
 }
 
@@ -346,11 +358,12 @@ static int fp_link_main(void *arg) {
     k->down = pr_self();
     if (k->ended) return fp_link_leave(k, &k->down);
     if (k->kind == FP_EMPTY || k->kind == FP_ACCEPT_RST || k->kind == FP_REFUSE || k->kind == FP_RESTART) {
+        if (k->kind == FP_REFUSE || k->kind == FP_RESTART)
+            p->refuse_until = pr_now() + fp_uniform(p, p->o.outage_ms, p->o.outage_ms * 3 / 2);
         fp_count(p, k, k->kind, 0);
         k->rst = k->kind != FP_EMPTY;
         if (k->kind == FP_REFUSE || k->kind == FP_RESTART) {
             fp_link *o;
-            p->refuse_until = pr_now() + fp_uniform(p, p->o.outage_ms, p->o.outage_ms * 3 / 2);
             fp_listen_close(p);
             for (o = p->links; o && k->kind == FP_RESTART; o = o->next)
                 if (o != k) {
@@ -451,8 +464,8 @@ static int fp_chaos_task(void *arg) {
                                           : (mask & FP_BIT(FP_REFUSE) ? FP_REFUSE : FP_RESTART);
         if (pr_sleep(pr_deadline_in(fp_uniform(p, p->o.chaos_ms / 2, p->o.chaos_ms * 3 / 2))) != PR_OK) break;
         if (p->calm || p->lfd < 0) continue;
-        fp_count(p, NULL, kind, 0);
         p->refuse_until = pr_now() + fp_uniform(p, p->o.outage_ms, p->o.outage_ms * 3 / 2);
+        fp_count(p, NULL, kind, 0);
         fp_listen_close(p);
         for (o = p->links; o && kind == FP_RESTART; o = o->next) {
             o->rst = 1;
@@ -507,6 +520,9 @@ static FP_UNUSED uint16_t fp_port(const fp_proxy *p) { return p ? p->port : 0; }
 static FP_UNUSED long fp_faults(const fp_proxy *p) { return p ? p->faults : 0; }
 static FP_UNUSED long fp_faults_of(const fp_proxy *p, int kind) { return p ? p->by_kind[kind] : 0; }
 static FP_UNUSED long fp_conns(const fp_proxy *p) { return p ? p->conns : 0; }
+/* When the faults injected so far are over: a client should have recovered
+   a reconnect (its idle timeout plus its backoff) after it. */
+static FP_UNUSED int64_t fp_quiet_at(const fp_proxy *p) { return p ? p->quiet_at : 0; }
 /* 1 = inject nothing more (connections already planned still fire); 0 = go on. */
 static FP_UNUSED void fp_calm(fp_proxy *p, int calm) { if (p) p->calm = calm; }
 
