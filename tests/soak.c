@@ -49,7 +49,9 @@
 #define SOAK_STALL_MS 3000     /* the proxies' stalls: past it */
 #define SOAK_OUTAGE_MS 2000    /* refuse/restart outages: 2-3 s, past the producer's 1 s */
 #define SOAK_BACKOFF_MAX 1000  /* every reconnect backoff's cap */
+#ifndef SOAK_RECOVER_MS /* (a build with a tiny one shows the watchdog firing) */
 #define SOAK_RECOVER_MS (SOAK_IDLE_MS + SOAK_BACKOFF_MAX + 3000) /* after the last fault (above) */
+#endif
 #define SOAK_HANG_MS 90000     /* no new item at all for this long, faults or not: a hang */
 #define SOAK_REC_LEN 9         /* "r0000001\n" */
 
