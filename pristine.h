@@ -22508,7 +22508,10 @@ REVISION HISTORY
                head, or in a body with Content-Length or chunked framing) gets
                PR_EIO, a transient failure: the read stays usable and the
                consumer reconnects (was: PR_EPROTO, final, once the client's
-               retries or the deadline ran out: the consumer stopped).
+               retries or the deadline ran out: the consumer stopped). An
+               answer the HTTP layer cannot parse at all (no status) goes the
+               same way, as the client's retries already treated it; the
+               wrapped cause stays in the message.
       sse      A status that ends the stream (PR_EHTTP: a 400, 401, 404...)
                has the start of the answer's body (up to about 150 bytes,
                white space folded) at the end of the failure's message, where
