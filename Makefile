@@ -2,7 +2,7 @@
 # `make test` first runs tools/setup.sh, which installs missing Debian packages
 # (as root) and is quick when nothing is missing; `make demo` runs it with
 # --demo, which installs only a compiler and BearSSL.
-.PHONY: all setup test test-san test-poll test-clang test-cross check amalg bench demo fuzz fuzz-smoke failtable \
+.PHONY: all setup test test-san test-poll test-clang test-cross check amalg bench demo fuzz fuzz-smoke failtable soak \
 	install uninstall ds-server clean
 
 all: test
@@ -94,6 +94,27 @@ failtable: setup
 
 # The command-line client (tools/pristine.c): build/pristine. `pristine --help`
 # is its documentation; tools/README.md has examples.
+# The fault-injecting proxy (tools/faultproxy.c): build/faultproxy --help.
+# `make soak`: tests/soak.c, every reader and the producer through it against
+# the test server and the reference Durable Streams server, for SOAK_SECONDS
+# (150) or until SOAK_FAULTS faults (0 = no bound); the long form:
+# `make soak SOAK_SECONDS=1500 SOAK_FAULTS=1000`. SOAK_CFLAGS replaces -O2
+# (e.g. -O1 -g -fsanitize=address,undefined). tests/README.md has the details.
+SOAK_SECONDS ?= 150
+SOAK_FAULTS ?= 0
+SOAK_SEED ?= 1
+SOAK_CFLAGS ?= -O2
+WARN = -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror
+.PHONY: faultproxy soak
+faultproxy:
+	@mkdir -p build
+	@$(CC) $(WARN) -O2 -DPR_FAULTPROXY_MAIN tools/faultproxy.c -o build/faultproxy -lbearssl -lpthread
+
+soak: setup faultproxy
+	@mkdir -p build
+	@$(CC) $(WARN) $(SOAK_CFLAGS) tests/soak.c -o build/soak -lbearssl -lpthread
+	@build/soak --seconds $(SOAK_SECONDS) --faults $(SOAK_FAULTS) --seed $(SOAK_SEED)
+
 .PHONY: cli
 cli:
 	@mkdir -p build

@@ -20236,6 +20236,10 @@ static int pr__ds_read_get(pr_ds_read *r, const char *live, const pr_http_header
         if (rc == PR_ETIMEDOUT && pr_now() < deadline) { /* a connection's own limit, not the caller's */
             rc = pr__err_wrap(&r->err, PR_EIO, &e, "ds: the connection timed out");
             r->err.sys_errno = ETIMEDOUT;
+        } else if ((rc == PR_ECLOSED || rc == PR_EPROTO) && !r->res.status) {
+            /* no whole answer: the connection closed before it, or cut it short (the
+               HTTP layer's PR_EPROTO for a head or body that stops early): the network's */
+            rc = pr__err_wrap(&r->err, PR_EIO, &e, "ds: the connection closed before the whole answer");
         }
         if (!pr__ds_read_cause_transient(r, rc)) break;
         pr__ds_read_failed(r);
@@ -22695,6 +22699,14 @@ REVISION HISTORY
       sse      An open stream gives back the stack pages its connect touched
                (one madvise per connect): a plaintext stream holds one stack
                page instead of two.
+      ds       A read whose connection closes before the whole answer (in its
+               head, or in a body with Content-Length or chunked framing) gets
+               PR_EIO, a transient failure: the read stays usable and the
+               consumer reconnects (was: PR_EPROTO, final, once the client's
+               retries or the deadline ran out: the consumer stopped). An
+               answer the HTTP layer cannot parse at all (no status) goes the
+               same way, as the client's retries already treated it; the
+               wrapped cause stays in the message.
       sse      A status that ends the stream (PR_EHTTP: a 400, 401, 404...)
                has the start of the answer's body (up to about 150 bytes,
                white space folded) at the end of the failure's message, where

@@ -540,6 +540,10 @@ static int pr__ds_read_get(pr_ds_read *r, const char *live, const pr_http_header
         if (rc == PR_ETIMEDOUT && pr_now() < deadline) { /* a connection's own limit, not the caller's */
             rc = pr__err_wrap(&r->err, PR_EIO, &e, "ds: the connection timed out");
             r->err.sys_errno = ETIMEDOUT;
+        } else if ((rc == PR_ECLOSED || rc == PR_EPROTO) && !r->res.status) {
+            /* no whole answer: the connection closed before it, or cut it short (the
+               HTTP layer's PR_EPROTO for a head or body that stops early): the network's */
+            rc = pr__err_wrap(&r->err, PR_EIO, &e, "ds: the connection closed before the whole answer");
         }
         if (!pr__ds_read_cause_transient(r, rc)) break;
         pr__ds_read_failed(r);

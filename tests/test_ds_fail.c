@@ -535,6 +535,84 @@ PT_TEST(ds_fail_consumer_stops_on_a_final_cause) {
     pr_http_client_destroy(f.client);
 }
 
+/* A connection cut in the middle of the answer (in its head, or in its
+   body) is the network's failure, not a malformed answer: with the
+   client's retries used up, the read hands it back as PR_EIO and stays
+   usable, and the consumer reconnects instead of stopping. (Found by the
+   soak: a truncation fault ended a DS reader with PR_EPROTO.) */
+PT_TEST(ds_fail_cut_answer_is_transient) {
+    dsf_fx f;
+    ts_server *s;
+    ts_step st[4];
+    pr_ds *ds;
+    pr_ds_opts o;
+    pr_ds_read *rd;
+    pr_ds_read_opts ro;
+    pr_ds_consumer *c;
+    pr_ds_consumer_opts co;
+    pr_ds_chunk ch;
+    pr_err_info e;
+    dsf_cons k;
+    char url[96];
+    int cut;
+    PT_REQUIRE(dsf_client(&f, NULL) == PR_OK);
+    PT_REQUIRE(ts_start(&s, NULL) == PR_OK);
+    for (cut = 1; cut <= 2; cut++) {
+        memset(st, 0, sizeof st);
+        st[0].headers = "Stream-Next-Offset: 2\r\nStream-Up-To-Date: true\r\n";
+        st[0].body = "hi";
+        st[1].headers = "Stream-Next-Offset: 4\r\n";
+        st[1].body = "yo";
+        st[1].close_mid = cut; /* cut in the head, then in the body */
+        st[2] = st[1];
+        st[2].close_mid = 0;
+        st[2].headers = "Stream-Next-Offset: 4\r\nStream-Closed: true\r\n";
+        ts_script_clear(s);
+        PT_EQ_ERR(ts_script(s, "/cut", st, 3), PR_OK);
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/cut", (unsigned)ts_port(s));
+        memset(&o, 0, sizeof o);
+        o.client = f.client;
+        o.content_type = "text/plain";
+        o.retry.max_retries = PR_RETRY_OFF; /* the client hands the cut back at once */
+        o.retry.hooks.sleep = dsf_sleep;
+        o.retry.hooks.random = dsf_random;
+        o.retry.hooks.user_data = &f;
+        PT_EQ_ERR(pr_ds_open(&ds, url, &o, NULL), PR_OK);
+        memset(&ro, 0, sizeof ro);
+        ro.live = PR_DS_LIVE_LONG_POLL;
+        PT_EQ_ERR(pr_ds_read_open(&rd, ds, "-1", &ro, NULL), PR_OK);
+        PT_EQ_ERR(pr_ds_read_next(rd, &ch, pr_deadline_in(5000)), PR_OK);
+        PT_EQ_INT((int)ch.len, 2);
+        PT_EQ_ERR(pr_ds_read_next(rd, &ch, pr_deadline_in(5000)), PR_EIO);
+        PT_EQ_ERR(pr_ds_read_last_error(rd, &e), PR_OK);
+        PT_EQ_ERR(e.code, PR_EIO);
+        PT_EQ_ERR(pr_ds_read_next(rd, &ch, pr_deadline_in(5000)), PR_OK); /* usable: it goes on from 2 */
+        PT_EQ_INT((int)ch.len, 2);
+        PT_EQ_INT(ch.closed, 1);
+        pr_ds_read_destroy(rd);
+        pr_ds_destroy(ds);
+        /* the consumer, with 2 retries in the client: the cut 3 times in a row
+           outlasts them; it reconnects and reads to the close */
+        st[1].count = 3;
+        ts_script_clear(s);
+        PT_EQ_ERR(ts_script(s, "/cut", st, 3), PR_OK);
+        o.retry.max_retries = 2;
+        PT_EQ_ERR(pr_ds_open(&ds, url, &o, NULL), PR_OK);
+        memset(&k, 0, sizeof k);
+        memset(&co, 0, sizeof co);
+        co.live = PR_DS_LIVE_LONG_POLL;
+        co.on_batch = dsf_on_batch;
+        co.user_data = &k;
+        PT_EQ_ERR(pr_ds_consumer_start(&c, ds, &co, NULL), PR_OK);
+        PT_EQ_ERR(pr_ds_consumer_wait(c, pr_deadline_in(10000)), PR_ECLOSED);
+        PT_EQ_INT(k.batches, 2);
+        pr_ds_consumer_stop(c);
+        pr_ds_destroy(ds);
+    }
+    ts_stop(s);
+    pr_http_client_destroy(f.client);
+}
+
 /* ---- pr_ds_read_all ---- */
 
 /* Everything up to the tail, in one call, against the reference server:
@@ -659,7 +737,7 @@ const pt_suite pt_suite_ds_fail = { "ds_fail",
                                       PT_ENTRY(ds_fail_final_answers_end_the_read_at_once),
                                       PT_ENTRY(ds_fail_server_delays_used_as_given),
                                       PT_ENTRY(ds_fail_backoff_resets_only_after_a_healthy_period),
-                                      PT_ENTRY(ds_fail_consumer_stops_on_a_final_cause),
+                                      PT_ENTRY(ds_fail_consumer_stops_on_a_final_cause), PT_ENTRY(ds_fail_cut_answer_is_transient),
                                       PT_ENTRY(ds_read_all_reads_to_the_tail),
                                       PT_ENTRY(ds_read_all_follows_partial_answers),
                                       { 0, 0 } } };

@@ -65,6 +65,8 @@ typedef struct ts_step {
     int close_without_response; /* read the request, then close the connection unanswered */
     int reset_mid_head;         /* send the first half of the head, then reset the connection */
     int count;                  /* 0 = 1: how many requests in a row this step answers */
+    int close_mid;              /* 1 = send the first half of the head, 2 = the head and the first
+                                   half of the body, then close the connection in order (FIN) */
 } ts_step;
 
 /* One logged request (ts_log_get). The views point into head. */
@@ -509,7 +511,7 @@ static int ts_wait_peer(ts_conn *x, int64_t deadline) {
 }
 
 /* /sse?events=N&id=1&retry=MS&comment=1&type=T&lines=L&interval_ms=I
-        &heartbeat_ms=X&hold_ms=H&drop_after=K&drop_partial=1&framing=close&status=S
+        &heartbeat_ms=X&hold_ms=H&drop_after=K&drop_partial=1&framing=close&status=S&flood=F
    Returns TS_ABORT for drops; sets *must_close for close framing. */
 static int ts_ep_sse(ts_conn *x, ts_req *r, pr_buf *b, int *must_close) {
     int64_t events = ts_qint(r, "events", 3), with_id = ts_qint(r, "id", 0), retry = ts_qint(r, "retry", -1);
@@ -517,7 +519,7 @@ static int ts_ep_sse(ts_conn *x, ts_req *r, pr_buf *b, int *must_close) {
     int64_t interval = ts_qint(r, "interval_ms", 0), hb = ts_qint(r, "heartbeat_ms", 0);
     int64_t hold = ts_qint(r, "hold_ms", 0), drop_after = ts_qint(r, "drop_after", -1);
     int64_t partial = ts_qint(r, "drop_partial", 0), status = ts_qint(r, "status", 200);
-    int64_t batch = ts_qint(r, "batch", 1), pending = 0;
+    int64_t batch = ts_qint(r, "batch", 1), pending = 0, flood = ts_qint(r, "flood", 0);
     int64_t first = 1, k, l;
     pr_slice type, framing, lei;
     int chunked = 1, rc;
@@ -558,7 +560,9 @@ static int ts_ep_sse(ts_conn *x, ts_req *r, pr_buf *b, int *must_close) {
         }
         if (interval > 0 && k > 0 && (rc = ts_wait_peer(x, pr_deadline_in(interval))) != PR_OK) break;
         if (!pending) pr_buf_clear(&ev);
-        if (ts_qslice(r, "type", &type) && type.len)
+        for (l = 0; rc == PR_OK && l < flood; l++) /* a comment flood before the event */
+            rc = pr_buf_append_str(&ev, ": flood of comments, ignored by the reader\n");
+        if (rc == PR_OK && ts_qslice(r, "type", &type) && type.len)
             rc = pr_buf_printf(&ev, "event: %.*s\n", (int)type.len, type.ptr);
         if (rc == PR_OK && with_id) rc = ts_line_num(&ev, "id: ", n);
         for (l = 0; rc == PR_OK && l < (lines < 1 ? 1 : lines); l++)
@@ -924,6 +928,15 @@ static int ts_send_step(ts_conn *x, ts_req *r, pr_buf *b, const ts_step *st) {
     if ((rc = ts_head(b, x, r, code)) != PR_OK) return rc;
     if (st->headers && (rc = pr_buf_append_str(b, st->headers)) != PR_OK) return rc;
     if ((rc = pr_buf_printf(b, "Content-Length: %lu\r\n\r\n", (unsigned long)blen)) != PR_OK) return rc;
+    if (st->close_mid == 1) { /* a connection cut in the head */
+        rc = ts_write(x, b->data, b->len / 2);
+        pr_buf_clear(b);
+        return rc == PR_OK ? TS_ABORT : rc;
+    }
+    if (st->close_mid == 2) { /* ... or in the body */
+        if ((rc = pr_buf_append(b, body, blen / 2)) != PR_OK || (rc = ts_write_buf(x, b)) != PR_OK) return rc;
+        return TS_ABORT;
+    }
     if (st->reset_mid_head) {
         rc = ts_write(x, b->data, b->len / 2);
         pr_buf_clear(b);
@@ -942,7 +955,7 @@ static int ts_send_step(ts_conn *x, ts_req *r, pr_buf *b, const ts_step *st) {
 
 /* The next step of a scripted route (the default once the FIFO is empty). */
 static int ts_ep_scripted(ts_conn *x, ts_req *r, pr_buf *b, ts_route *rt) {
-    static const ts_step ok = { 200, NULL, "ok\n", 0, 0, 0, 0, 0 };
+    static const ts_step ok = { 200, NULL, "ok\n", 0, 0, 0, 0, 0, 0 };
     ts_step st;
     if (rt->at < rt->n) {
         if (rt->left == 0) rt->left = rt->steps[rt->at].count > 0 ? rt->steps[rt->at].count : 1;
