@@ -6481,6 +6481,15 @@ struct pr_json_doc {
 
 #define PR__JSON_HDR ((sizeof(pr__json_chunk) + 15) & ~(size_t)15)
 
+#ifdef PRISTINE_TESTING
+/* Steps of the reader (bytes it examined or copied, values pushed and
+   moved), so a fuzzer can check the work per input byte stays bounded. */
+static size_t pr__json_test_work;
+#define PR__JSON_WORK(n) (pr__json_test_work += (size_t)(n))
+#else
+#define PR__JSON_WORK(n) ((void)0)
+#endif
+
 typedef struct pr__json_parser {
     const unsigned char *begin, *p, *end;
     pr__json_chunk *chunks;
@@ -6677,6 +6686,7 @@ static int pr__json_string(pr__json_parser *ps, pr_json *v) {
         }
     }
     raw = (size_t)(q - s);
+    PR__JSON_WORK(2 * raw + 2); /* the scan, then the copy or decode */
     dst = (unsigned char *)pr__json_alloc(ps, raw + 1);
     if (!dst) return pr__json_nomem(ps);
     if (simple) {
@@ -6753,6 +6763,7 @@ static int pr__json_number(const unsigned char *p, const unsigned char *end, con
         fe = fe ? fe : ie;
     }
     *stop = p;
+    PR__JSON_WORK(2 * (size_t)(p - start)); /* the scan, then the conversion */
     v->tag = PR_JSON_NUMBER;
     v->len = 0;
     nd = (size_t)(ie - ib);
@@ -6842,11 +6853,13 @@ static int pr__json_number(const unsigned char *p, const unsigned char *end, con
 static const unsigned char pr__json_ws[256] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0,
                                                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
 
-#define PR__JSON_SKIP_WS(p, end) while ((p) < (end) && pr__json_ws[*(p)]) (p)++
+#define PR__JSON_SKIP_WS(p, end) while ((p) < (end) && pr__json_ws[*(p)]) PR__JSON_WORK(1), (p)++
 
 static int pr__json_push(pr__json_parser *ps, const pr_json *v) {
+    PR__JSON_WORK(1);
     if (PR__UNLIKELY(ps->vlen == ps->vcap)) {
         size_t ncap = ps->vcap * 2;
+        PR__JSON_WORK(ps->vlen);
         pr_json *nv = (pr_json *)pr__realloc(ps->vs, ps->vcap * sizeof *nv, ncap * sizeof *nv);
         if (!nv) return pr__json_nomem(ps);
         ps->vs = nv;
@@ -6858,8 +6871,10 @@ static int pr__json_push(pr__json_parser *ps, const pr_json *v) {
 
 static int pr__json_open(pr__json_parser *ps, int is_obj) {
     if (ps->flen >= ps->max_depth) return pr__json_fail(ps, PR_ELIMIT, ps->p, "nesting deeper than max_depth");
+    PR__JSON_WORK(1);
     if (ps->flen == ps->fcap) {
         size_t ncap = ps->fcap * 2;
+        PR__JSON_WORK(ps->flen);
         size_t *nf = (size_t *)pr__realloc(ps->fs, ps->fcap * sizeof *nf, ncap * sizeof *nf);
         if (!nf) return pr__json_nomem(ps);
         ps->fs = nf;
@@ -6884,6 +6899,7 @@ static int pr__json_close(pr__json_parser *ps) {
         pr_json *k = (pr_json *)pr__json_alloc(ps, n * sizeof *k);
         if (!k) return pr__json_nomem(ps);
         memcpy(k, ps->vs + start, n * sizeof *k);
+        PR__JSON_WORK(n);
         c.u.kids = k;
     }
     ps->vlen = start;
@@ -6998,6 +7014,7 @@ static void pr__json_error_fill(pr_json_error *err, int code, const char *text, 
     memset(err, 0, sizeof *err);
     err->code = code;
     if (code == PR_OK) return;
+    PR__JSON_WORK(off);
     for (i = 0; text && i < off; i++) {
         if (text[i] == '\n') line++, col = 1;
         else col++;
@@ -8065,6 +8082,15 @@ int pr_url_resolve(pr_buf *out, const char *base, size_t base_len, const char *r
 #define PR__SSE_DEF_MAX_EVENT ((size_t)16 << 20)
 #define PR__SSE_HI ((uint64_t)0x8080808080808080ull)
 
+#ifdef PRISTINE_TESTING
+/* Bytes the decoder examined or copied (line scans, value checks, copies),
+   so a fuzzer can check the work per input byte stays bounded. */
+static size_t pr__sse_test_work;
+#define PR__SSE_WORK(n) (pr__sse_test_work += (size_t)(n))
+#else
+#define PR__SSE_WORK(n) ((void)0)
+#endif
+
 /* A private growable buffer: sized frees, NUL kept after len once allocated. */
 typedef struct pr__sse_buf {
     char *p;
@@ -8122,6 +8148,7 @@ static int pr__sse_reserve(pr__sse_buf *b, size_t need) {
 }
 
 static int pr__sse_append(pr__sse_buf *b, const char *s, size_t n) {
+    PR__SSE_WORK(n);
     if (b->len + n >= b->cap && pr__sse_reserve(b, b->len + n)) return PR_ENOMEM;
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -8141,6 +8168,7 @@ static int pr__sse_ascii8(const unsigned char *s) {
 static int pr__sse_utf8_ok(const char *p, size_t n) {
     const unsigned char *s = (const unsigned char *)p;
     size_t i = 0;
+    PR__SSE_WORK(n);
     while (i + 32 <= n) {
         uint64_t a, b, c, e;
         memcpy(&a, s + i, 8);
@@ -8183,6 +8211,7 @@ static size_t pr__sse_ascii_prefix(const char *p, size_t n) {
     }
     while (i + 8 <= n && pr__sse_ascii8(s + i)) i += 8;
     while (i < n && s[i] < 0x80) i++;
+    PR__SSE_WORK(i + 1);
     return i;
 }
 
@@ -8191,6 +8220,7 @@ static size_t pr__sse_ascii_prefix(const char *p, size_t n) {
 static size_t pr__sse_utf8_repair(char *dst, const char *p, size_t n) {
     const unsigned char *s = (const unsigned char *)p;
     size_t i = 0, o = 0;
+    PR__SSE_WORK(n);
     while (i < n) {
         int k;
         if (s[i] < 0x80) {
@@ -8230,6 +8260,7 @@ static int pr__sse_valid(pr_sse_decoder *d, const char *v, size_t n, int in_chun
 
 /* Set b to the (repaired) value v. Nothing changes on PR_ENOMEM. */
 static int pr__sse_set_value(pr_sse_decoder *d, pr__sse_buf *b, const char *v, size_t n, int in_chunk) {
+    PR__SSE_WORK(n);
     if (pr__sse_valid(d, v, n, in_chunk)) {
         if (pr__sse_reserve(b, n)) return PR_ENOMEM;
         memcpy(b->p, v, n);
@@ -8258,6 +8289,7 @@ static void pr__sse_drop_block(pr_sse_decoder *d) {
 static int pr__sse_pin(pr_sse_decoder *d) {
     if (!d->data_is_view) return PR_OK;
     if (pr__sse_reserve(&d->data, d->data_view_len)) return PR_ENOMEM;
+    PR__SSE_WORK(d->data_view_len);
     memcpy(d->data.p, d->data_view, d->data_view_len);
     d->data.len = d->data_view_len;
     d->data.p[d->data.len] = 0;
@@ -8279,6 +8311,7 @@ static int pr__sse_dispatch(pr_sse_decoder *d, pr_sse_event *ev) {
     int state = PR_SSE_ID_ABSENT;
     if (d->block_id) {
         if (pr__sse_reserve(&d->last, d->idb.len)) return PR_ENOMEM;
+        PR__SSE_WORK(d->idb.len);
         memcpy(d->last.p, d->idb.p, d->idb.len);
         d->last.len = d->idb.len;
         d->last.p[d->last.len] = 0;
@@ -8350,6 +8383,7 @@ static int pr__sse_data(pr_sse_decoder *d, const char *v, size_t n, int from_lin
     if (d->data_is_view) {
         if (pr__sse_reserve(&d->data, cur + 1 + (valid ? n : 3 * n))) return PR_ENOMEM;
         memcpy(d->data.p, d->data_view, cur);
+        PR__SSE_WORK(cur);
         d->data.len = cur;
         d->data_off = 0;
         d->data_is_view = 0;
@@ -8358,6 +8392,7 @@ static int pr__sse_data(pr_sse_decoder *d, const char *v, size_t n, int from_lin
     d->data.p[d->data.len] = '\n';
     if (valid) {
         memcpy(d->data.p + d->data.len + 1, v, n);
+        PR__SSE_WORK(n);
         w = n;
     } else {
         w = pr__sse_utf8_repair(d->data.p + d->data.len + 1, v, n);
@@ -8374,6 +8409,7 @@ static int pr__sse_data(pr_sse_decoder *d, const char *v, size_t n, int from_lin
 static int pr__sse_line(pr_sse_decoder *d, const char *p, size_t n, int from_line, pr_sse_event *ev) {
     const char *colon, *v;
     size_t name, vn;
+    PR__SSE_WORK(n + 1); /* the name's scan and the value's parse */
     if (n == 0) return pr__sse_dispatch(d, ev);
     if (p[0] == ':') return 0;
     if (n >= 5 && memcmp(p, "data:", 5) == 0) { /* the hot path */
@@ -8429,17 +8465,20 @@ static size_t pr__sse_eol(pr_sse_decoder *d, size_t pos) {
         size_t i;
         for (i = pos; i < d->src_len; i++)
             if (s[i] == '\n' || s[i] == '\r') break;
+        PR__SSE_WORK(i - pos + 1);
         return i;
     }
     if (!d->lf_ok || d->lf_at < pos) {
         q = (const char *)memchr(s + pos, '\n', n);
         d->lf_at = q ? (size_t)(q - s) : d->src_len;
         d->lf_ok = 1;
+        PR__SSE_WORK(d->lf_at - pos + 1);
     }
     if (!d->cr_ok || d->cr_at < pos) {
         q = (const char *)memchr(s + pos, '\r', n);
         d->cr_at = q ? (size_t)(q - s) : d->src_len;
         d->cr_ok = 1;
+        PR__SSE_WORK(d->cr_at - pos + 1);
     }
     return d->lf_at < d->cr_at ? d->lf_at : d->cr_at;
 }
@@ -14964,8 +15003,13 @@ static int pr__http_add_hdr(pr_http_response *r, pr_slice name, pr_slice value) 
 /* Bytes the obs-fold join touched, so a test can check it stays linear. */
 static size_t pr__http_test_fold_work;
 #define PR__HTTP_FOLD_WORK(n) (pr__http_test_fold_work += (n))
+/* Steps of the body framing (bytes it examined, spans handed out, bytes
+   moved in the buffer, fills), so a fuzzer can check they stay linear. */
+static size_t pr__http_test_body_work;
+#define PR__HTTP_BODY_WORK(n) (pr__http_test_body_work += (size_t)(n))
 #else
 #define PR__HTTP_FOLD_WORK(n) ((void)0)
+#define PR__HTTP_BODY_WORK(n) ((void)0)
 #endif
 
 /* Parse a complete head in buf[0, end). Fills status, reason and headers. */
@@ -15189,6 +15233,7 @@ static int pr__http_rebuf(pr_http_response *r, size_t area) {
     if (area < live) area = live;
     if (!(nb = (char *)pr__alloc(area))) return PR_ENOMEM;
     if (live) memcpy(nb, r->buf + r->rpos, live);
+    PR__HTTP_BODY_WORK(live);
     pr__free(r->buf, r->cap);
     r->buf = nb;
     r->cap = area;
@@ -15380,6 +15425,7 @@ int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_reques
 static int pr__http_advance(pr_http_response *r) {
     while (r->rpos < r->wpos || r->state == PR__HTTP_B_DONE) {
         unsigned char c;
+        PR__HTTP_BODY_WORK(1);
         switch (r->state) {
         case PR__HTTP_B_DONE:
             return 0;
@@ -15489,6 +15535,7 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
             if (r->state != PR__HTTP_B_EOF && r->remaining < avail) avail = (size_t)r->remaining;
             *p = r->buf + r->rpos;
             *n = avail;
+            PR__HTTP_BODY_WORK(1);
             r->rpos += avail;
             if (r->state != PR__HTTP_B_EOF) {
                 r->remaining -= avail;
@@ -15509,6 +15556,7 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
             max >= r->opts.recv_buf_size / 2) {
             size_t want = max;
             if (r->state == PR__HTTP_B_IDENT && r->remaining < want) want = (size_t)r->remaining;
+            PR__HTTP_BODY_WORK(1);
             k = pr__http_fill(r, dst, want, deadline);
             if (k > 0) {
                 if (r->state == PR__HTTP_B_IDENT) {
@@ -15532,11 +15580,13 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
                 r->small_fills = 0;
             }
             if (r->wpos == r->cap) { /* compact the body area */
+                PR__HTTP_BODY_WORK(r->wpos - r->rpos);
                 memmove(r->buf + r->base, r->buf + r->rpos, r->wpos - r->rpos);
                 r->wpos -= r->rpos - r->base;
                 r->rpos = r->base;
             }
             room = r->cap - r->wpos;
+            PR__HTTP_BODY_WORK(1);
             k = pr__http_fill(r, r->buf + r->wpos, room, deadline);
             if (k > 0) {
                 area = r->cap - r->base;
@@ -19833,8 +19883,20 @@ static int pr__ds_read_rfail(pr_ds_read *r, int rc, int meaning, const char *fmt
 }
 
 /* Move the position to a new offset (and cursor). */
+#ifdef PRISTINE_TESTING
+/* Bytes the SSE read's own parsing examined or copied (data events into
+   the batch, control events' offsets, chunks handed out), so a fuzzer can
+   check the work per input byte stays bounded (with the decoder's and the
+   JSON reader's own counters). */
+static size_t pr__ds_read_test_work;
+#define PR__DS_READ_WORK(n) (pr__ds_read_test_work += (size_t)(n))
+#else
+#define PR__DS_READ_WORK(n) ((void)0)
+#endif
+
 static int pr__ds_read_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
     char *d;
+    PR__DS_READ_WORK(off.len + cur.len + 1);
     if (!off.len) return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "a response without Stream-Next-Offset");
     if (!pr__ds_token_ok(off.ptr, off.len))
         return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
@@ -19849,6 +19911,7 @@ static int pr__ds_read_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
 
 /* Hand out r->out as the chunk (parsing it on a JSON stream). */
 static int pr__ds_read_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed) {
+    PR__DS_READ_WORK(r->out.len + 1);
     memset(c, 0, sizeof *c);
     pr_json_doc_destroy(r->doc);
     r->doc = NULL;
@@ -20172,6 +20235,7 @@ static int pr__ds_read_json_join(pr_buf *b, const char *p, size_t n) {
 /* Add one data event to the batch: bytes, text, or a JSON array whose
    items join the batch's array. */
 static int pr__ds_read_batch_add(pr_ds_read *r, const char *p, size_t n) {
+    PR__DS_READ_WORK(n + 1);
     if (r->base64) return pr__ds_read_b64_decode(&r->batch, p, n);
     if (r->json) return pr__ds_read_json_join(&r->batch, p, n);
     return pr_buf_append(&r->batch, p, n);
@@ -20268,6 +20332,7 @@ static int pr__ds_read_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_ch
         has_data = r->batch.len > 0;
         pr_buf_clear(&r->out);
         if (has_data) {
+            PR__DS_READ_WORK(r->batch.len);
             if (pr_buf_append(&r->out, r->batch.data, r->batch.len) != PR_OK ||
                 (r->json && pr_buf_append(&r->out, "]", 1) != PR_OK))
                 return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
@@ -22137,6 +22202,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__DS_READ_QUICK_MAX_MS
 #undef PR__DS_READ_QUICK_MS
 #undef PR__DS_READ_TO_POLL
+#undef PR__DS_READ_WORK
 #undef PR__DS_VIEW
 #undef PR__ERRORS
 #undef PR__ERR_ENUM
@@ -22151,6 +22217,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__EVENTSOURCE_MAX_FIELDS
 #undef PR__EVENTSOURCE_SHORT_MS
 #undef PR__HAVE_KQUEUE
+#undef PR__HTTP_BODY_WORK
 #undef PR__HTTP_CHUNK_OUT
 #undef PR__HTTP_CR
 #undef PR__HTTP_CTL
@@ -22175,6 +22242,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__JSON_MAXDIG
 #undef PR__JSON_SKIP_WS
 #undef PR__JSON_TYPE
+#undef PR__JSON_WORK
 #undef PR__JSON_W_DONE
 #undef PR__JSON_W_HAS
 #undef PR__JSON_W_KEY
@@ -22208,6 +22276,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__SSE_DEF_MAX_EVENT
 #undef PR__SSE_DEF_MAX_LINE
 #undef PR__SSE_HI
+#undef PR__SSE_WORK
 #undef PR__THREAD
 #undef PR__TLS_CA
 #undef PR__TLS_MAX_ALPN
