@@ -3883,7 +3883,9 @@ PRISTINE_API size_t pr_http_client_idle_count(const pr_http_client *c);
  *   Content (PR_ECLOSED: the server says stop); a status that is not
  *   retried (PR_EHTTP with it, and the message ends with the start of the
  *   answer's body, where an API says why: a bad key, an unknown model); a
- *   200 of another type (PR_EPROTO); a name
+ *   200 of another type (PR_EPROTO); more than 10 redirects (PR_EHTTP
+ *   with the last 3xx); a response head over the client's limits
+ *   (PR_EPROTO); a name
  *   that does not exist (PR_EDNS); a certificate that is not trusted or
  *   does not name the host, a peer that does not speak TLS, a refused
  *   client certificate (PR_ETLS); a bad URL, header or option (PR_EINVAL);
@@ -4046,8 +4048,9 @@ typedef struct pr_sse_stream_opts {
    Returns: PR_OK; PR_ECLOSED (204: the server says do not connect);
             PR_EHTTP (a status that is not retried, or the last try's
             retried one; the status in err, and for the first the start of
-            the answer's body in err.msg); PR_EPROTO (not
-            text/event-stream); PR_EDNS (a name that does not exist, or the
+            the answer's body in err.msg; more than 10 redirects, with
+            the last 3xx); PR_EPROTO (not text/event-stream, or a response
+            head over the client's limits); PR_EDNS (a name that does not exist, or the
             last try's resolver failure); PR_ETLS (certificate, hostname, a
             peer that does not speak TLS); PR_EIO (the last try's network
             error, err.sys_errno: ECONNREFUSED, ETIMEDOUT for a connect or
@@ -4073,7 +4076,9 @@ PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_
             final cause on a reconnect, max_failures reached, or a break of
             a stream that cannot be repeated (then every later call returns
             it; PR_EIO with sys_errno ETIMEDOUT for an idle timeout, never
-            PR_ETIMEDOUT); PR_EINVAL; PR_ENOMEM.
+            PR_ETIMEDOUT; a limit that ends the stream, such as more than 10
+            redirects, is PR_EHTTP or PR_EPROTO, never PR_ELIMIT);
+            PR_EINVAL; PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
    See: pr_sse_open, pr_sse_last_error. */
@@ -12908,6 +12913,13 @@ static void pr__net_interleave(const pr_addrlist *l, size_t *order) {
     for (i = k; i < l->count; i++) order[i] = i;
 }
 
+#ifdef PRISTINE_TESTING
+/* A fuzzer's scripted network: when set, pr_tcp_connect returns its answer
+   (a pr_conn of its own, or a failure with its detail) without a socket. */
+static int (*pr__net_test_connect)(pr_conn **out, const char *host, uint16_t port, pr_err_info *err,
+                                   int64_t deadline);
+#endif
+
 int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts, pr_err_info *err,
                    int64_t deadline) {
     pr_net_opts o;
@@ -12924,6 +12936,9 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
     if (!err) err = &tmp;
     memset(err, 0, sizeof *err);
     if (!out || !host) return pr__err_set(err, PR_EINVAL, 0, "connect: invalid argument");
+#ifdef PRISTINE_TESTING
+    if (pr__net_test_connect) return pr__net_test_connect(out, host, port, err, deadline);
+#endif
     if (o.connect_timeout_ms >= 0)
         deadline = pr_deadline_min(deadline, pr_deadline_in(PR__DEF(o.connect_timeout_ms, 30000)));
     delay = o.attempt_delay_ms > 0 ? o.attempt_delay_ms : 250;
@@ -17251,8 +17266,11 @@ static int pr__eventsource_unprocessed(int reason, int status, const pr_err_info
     return reason == PR_EDNS || (reason == PR_EIO && cause->sys_errno == ECONNREFUSED);
 }
 
-/* The stream ends with a cause whose detail is already in s->err. */
+/* The stream ends with a cause whose detail is already in s->err. A
+   limit that ends it (reconnect_on_limit or a body's framing limit up to
+   max_failures) is PR_EPROTO: a final PR_ELIMIT would read as "call again". */
 static int pr__eventsource_end(pr_sse *s, int code) {
+    if (code == PR_ELIMIT) code = PR_EPROTO;
     s->err.code = code;
     s->final = code;
     pr__eventsource_drop(s);
@@ -17437,6 +17455,8 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
            certificate, bad fields, no memory, https without TLS) ends it */
         if (pr__client_final(rc, &s->err))
             return pr__eventsource_end(s, rc);
+        if (rc == PR_ELIMIT) /* an answer over the client's limits: a redirect loop (its last 3xx), a head too large */
+            return pr__eventsource_end(s, s->err.http_status ? PR_EHTTP : PR_EPROTO);
         return pr__eventsource_plan(s, rc, 0, 1, 0); /* a network error: tried again */
     }
     st = pr_http_status(r);
@@ -22717,6 +22737,12 @@ REVISION HISTORY
       telemetry  The reporter's queue is bounded in bytes as well as events.
                pr_reporter_opts.client may be NULL: one of its own, from
                opts.tls, destroyed with the reporter.
+      sse      More than 10 redirects end the stream at once with PR_EHTTP and
+               the last 3xx in err.http_status, and a response head over the
+               client's limits with PR_EPROTO (both were retried, then ended
+               with PR_ELIMIT, which pr_sse_next documents as "call again").
+               A stream never ends with PR_ELIMIT: a limit that ends it
+               (reconnect_on_limit up to max_failures) is PR_EPROTO.
 
   0.1.0
     First release: runtime, transport, HTTP client, SSE, retry, remote
