@@ -15,14 +15,14 @@
    2 healthy_ms -1, 3-4 open_attempts 4 / 1 / unbounded / 2, 5
    whatwg_strict, 6 every event has an id and the server resumes after
    Last-Event-ID, 7 retry_ms 500); byte 1 seeds the random numbers (bit 0: a
-   finite open deadline). Then steps of 5 bytes: a kind and 4 parameters.
+   finite open deadline; bit 1: a POST with a body, bit 2: repeatable). Then steps of 5 bytes: a kind and 4 parameters.
    Kinds: connect refused; a temporary DNS failure; a name that does not
    exist; a refused TLS handshake; a TLS handshake cut; 200
    text/event-stream with a body (events with and without ids, id-only
    blocks, an empty id that resets the last-event-ID, `retry:`, comments,
-   CRLF or LF, close-delimited or Content-Length, delivered in pieces of
+   CRLF or LF, close-delimited, Content-Length or chunked, delivered in pieces of
    1-64 bytes, taking 0 / 0.3 / 1.5 / 61 s, ending cleanly, cut by a reset
-   or a short Content-Length, by idle_timeout_ms of silence, or with a
+   or a short Content-Length or chunked body, by idle_timeout_ms of silence, or with a
    cancellation of the reading task in the middle); 200 without
    text/event-stream; 204; 301 / 302 / 307; 4xx; 5xx, each with or without
    Retry-After (seconds, an HTTP-date, retry-after-ms, 0, huge); an idle
@@ -36,8 +36,9 @@
    - a terminal outcome (pr_sse_open's failure, pr_sse_next's final code)
      is the documented code of the step that ended the stream (refused,
      a reset or an idle stall: PR_EIO; DNS: PR_EDNS; TLS: PR_ETLS; 204 and
-     a clean end: PR_ECLOSED; a status: PR_EHTTP with that status; 200 of
-     another type or a cut Content-Length: PR_EPROTO), and it is sticky;
+     a clean end: PR_ECLOSED; a status: PR_EHTTP with that status, more
+     than 10 redirects with the last 3xx; 200 of another type or a cut
+     Content-Length or chunked body: PR_EPROTO), and it is sticky;
    - every request carries Last-Event-ID equal to the WHATWG last event ID
      buffer after the blocks dispatched so far (ids, id-only blocks, empty
      ids resetting it; none while it is empty), and on_reconnect reports
@@ -89,6 +90,7 @@ static struct {
     unsigned opt;
     uint32_t rnd;
     int steps, connects, exhausted, cancel_sleep, cancels;
+    int post;                  /* the stream is a POST (a 301 / 302 turns it into a GET) */
     int opened;                /* a 200 text/event-stream was served */
     int expect;                /* the code that ends the stream after the last step; 0 = unknown */
     int status;                /* the last step's status, 0 = none */
@@ -121,7 +123,7 @@ static void fz_check_request(fz_conn *f) {
     f->checked = 1;
     f->req[f->req_len] = 0;
     if (!strstr(f->req, "\r\n\r\n")) abort(); /* the head was written whole before the first read */
-    if (strncmp(f->req, "GET ", 4) != 0) abort();
+    if (strncmp(f->req, "GET ", 4) != 0 && !(g.post && strncmp(f->req, "POST ", 5) == 0)) abort();
     p = strstr(f->req, "\r\nLast-Event-ID: ");
     if (!f->lei[0]) {
         if (p) abort(); /* no header while the buffer is empty */
@@ -240,14 +242,14 @@ static void fz_push(const fz_ev *e) {
 
 /* A 200 text/event-stream: build the body, then apply to the model what
    the decoder will act on in the delivered bytes. */
-static fz_conn *fz_stream_conn(const uint8_t *pa) {
+static fz_conn *fz_stream_conn(const uint8_t *pa, int chunked) {
     static const int64_t durations[4] = { 0, 300, 1500, 61000 };
     static const int64_t retries[4] = { 0, 250, 5000, 7200000 };
-    fz_body b = { NULL, 0, 0 };
+    fz_body b = { NULL, 0, 0 }, w = { NULL, 0, 0 };
     fz_blk blk[16];
-    size_t nb = 0, i, head_len;
+    size_t nb = 0, i, head_len, *w2b = NULL; /* chunked: body bytes before each wire offset */
     unsigned nev = pa[0] & 7, j, seq;
-    int crlf = (pa[3] >> 5) & 1, cl = (pa[0] >> 7) & 1;
+    int crlf = (pa[3] >> 5) & 1, cl = !chunked && ((pa[0] >> 7) & 1);
     char line[64], head[256];
     fz_conn *f;
     /* where the server resumes: after the event Last-Event-ID names */
@@ -302,27 +304,52 @@ static fz_conn *fz_stream_conn(const uint8_t *pa) {
     snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nConnection: close\r\n",
              (pa[3] & 128) ? "Text/Event-Stream; charset=utf-8" : "text/event-stream");
     if (cl) snprintf(head + strlen(head), sizeof head - strlen(head), "Content-Length: %zu\r\n", b.len);
+    if (chunked) strcat(head, "Transfer-Encoding: chunked\r\n");
     strcat(head, "\r\n");
     head_len = strlen(head);
+    fz_add(&w, "");
+    if (chunked) { /* the body in chunks of the piece size (plus one), with extensions now and then */
+        size_t csz = 2 + (pa[2] >> 2), at = 0, o;
+        char cb[80];
+        w2b = (size_t *)malloc((b.len * 8 + 64) * sizeof *w2b);
+        if (!w2b) abort();
+        while (at < b.len) {
+            size_t k = b.len - at < csz ? b.len - at : csz, start = w.len;
+            snprintf(line, sizeof line, "%zx%s\r\n", k, (at & 1) ? ";x=1" : "");
+            fz_add(&w, line);
+            for (o = start; o < w.len; o++) w2b[o] = at;
+            memcpy(cb, b.p + at, k), cb[k] = 0; /* k <= 65; the body has no NUL */
+            for (o = 0; o < k; o++) w2b[w.len + o] = at + o;
+            fz_add(&w, cb);
+            at += k;
+            w2b[w.len] = w2b[w.len + 1] = at;
+            fz_add(&w, "\r\n");
+        }
+        for (o = w.len; o < w.len + 5; o++) w2b[o] = at;
+        fz_add(&w, "0\r\n\r\n");
+        w2b[w.len] = at;
+    } else if (b.len) {
+        fz_add(&w, b.p);
+    }
     f = (fz_conn *)calloc(1, sizeof *f);
     if (!f) abort();
     f->base.ops = &fz_ops;
-    f->len = head_len + b.len;
+    f->len = head_len + w.len;
     f->data = (unsigned char *)malloc(f->len + 1);
     if (!f->data) abort();
     memcpy(f->data, head, head_len);
-    if (b.len) memcpy(f->data + head_len, b.p, b.len);
+    if (w.len) memcpy(f->data + head_len, w.p, w.len);
     f->piece = 1 + (pa[2] >> 2);
     f->duration = durations[pa[2] & 3];
     f->action = pa[1] & 3;
-    f->cut = head_len + b.len * (pa[1] >> 2) / 64;
+    f->cut = head_len + w.len * (pa[1] >> 2) / 64;
     if (f->action == 0) f->cut = f->len;
-    if (f->action == 1 && cl) f->action = 4; /* a short Content-Length body: truncated */
-    if (cl && f->cut >= f->len) f->action = 0; /* a complete Content-Length body is not read past */
+    if (f->action == 1 && (cl || chunked)) f->action = 4; /* a short body: truncated */
+    if ((cl || chunked) && f->cut >= f->len) f->action = 0; /* a complete body is not read past */
     snprintf(f->lei, sizeof f->lei, "%s", g.id);
     /* the model: what the decoder acts on within the delivered bytes */
     {
-        size_t got = (f->action == 3 || f->action == 0) ? b.len : f->cut - head_len;
+        size_t got = (f->action == 3 || f->action == 0) ? b.len : chunked ? w2b[f->cut - head_len] : f->cut - head_len;
         for (i = 0; i < nb && blk[i].at <= got; i++) {
             fz_blk *x = &blk[i];
             fz_ev e;
@@ -351,6 +378,8 @@ static fz_conn *fz_stream_conn(const uint8_t *pa) {
     /* how the stream ends if this connection ends it */
     g.expect = f->action == 1 || f->action == 2 ? PR_EIO : f->action == 4 ? PR_EPROTO : PR_ECLOSED;
     free(b.p);
+    free(w.p);
+    free(w2b);
     return f;
 }
 
@@ -426,7 +455,7 @@ static int fz_connect(pr_conn **out, const char *host, uint16_t port, pr_err_inf
         case 5:
         case 15:
             g.opened = 1;
-            *out = &fz_stream_conn(pa)->base;
+            *out = &fz_stream_conn(pa, kind == 5)->base;
             return PR_OK;
         case 6:
             g.expect = PR_EPROTO;
@@ -586,6 +615,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.open_attempts = oa == 1 ? 1 : oa == 2 ? -1 : oa == 3 ? 2 : 0;
     o.whatwg_strict = (int)((g.opt >> 5) & 1);
     if (g.opt & 128) o.retry_ms = 500;
+    if (data[1] & 2) { /* a POST: sent again only when the server cannot have processed it, unless repeatable */
+        g.post = 1;
+        o.method = "POST";
+        o.body = "{}";
+        o.body_len = 2;
+        o.repeatable = (data[1] >> 2) & 1;
+    }
     g.retry0 = (g.opt & 128) ? 500 : 3000;
     open_deadline = (data[1] & 1) ? pr_now() + 20000 : PR_FOREVER;
     rc = pr_sse_open(&s, "http://127.0.0.1:9/events", &o, &e, open_deadline);
