@@ -62,20 +62,23 @@ bench: setup
 # libFuzzer targets on the pure parsers: tests/fuzz_<name>.c -> build/fuzz/<name>.
 # fuzz-smoke runs each for FUZZ_SECONDS (default 60) and prints its exec count; it
 # grows build/fuzz/corpus_<name> from the seeds in tests/fuzz/corpus/<name> (when present).
+# FUZZ_JOBS (default 2) targets build and run at a time; each still gets its full FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 2
 FUZZ_FLAGS = -std=c11 -g -O1 -DPRISTINE_NO_TLS -DPRISTINE_TESTING -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
+FUZZ_NAMES = $(patsubst tests/fuzz_%.c,%,$(wildcard tests/fuzz_*.c))
 fuzz: setup
 	@mkdir -p build/fuzz
-	@for f in tests/fuzz_*.c; do n=$${f#tests/fuzz_}; n=$${n%.c}; \
-	    clang $(FUZZ_FLAGS) $$f -o build/fuzz/$$n -lpthread || exit 1; echo "built build/fuzz/$$n"; done
+	@printf '%s\n' $(FUZZ_NAMES) | xargs -n1 -P $(FUZZ_JOBS) sh -c \
+	    'clang $(FUZZ_FLAGS) tests/fuzz_$$0.c -o build/fuzz/$$0 -lpthread || exit 255; echo "built build/fuzz/$$0"'
 
 fuzz-smoke: fuzz
-	@for f in tests/fuzz_*.c; do n=$${f#tests/fuzz_}; n=$${n%.c}; mkdir -p build/fuzz/corpus_$$n; \
-	    seeds=; [ -d tests/fuzz/corpus/$$n ] && seeds=tests/fuzz/corpus/$$n; \
+	@printf '%s\n' $(FUZZ_NAMES) | xargs -n1 -P $(FUZZ_JOBS) sh -c \
+	    'n=$$0; mkdir -p build/fuzz/corpus_$$n; seeds=; [ -d tests/fuzz/corpus/$$n ] && seeds=tests/fuzz/corpus/$$n; \
 	    build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus_$$n $$seeds \
-	        >build/fuzz/$$n.log 2>&1 || { tail -n 40 build/fuzz/$$n.log; exit 1; }; \
-	    echo "fuzz $$n: $$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$n.log) execs in $(FUZZ_SECONDS) s"; done
+	        >build/fuzz/$$n.log 2>&1 || { tail -n 40 build/fuzz/$$n.log; echo "fuzz $$n: FAILED"; exit 255; }; \
+	    echo "fuzz $$n: $$(sed -n "s/^stat::number_of_executed_units: *//p" build/fuzz/$$n.log) execs in $(FUZZ_SECONDS) s"'
 
 # The main demo: a live event stream read in a while loop across a dropped
 # connection: examples/sse.c against build/testserver (both built here; no

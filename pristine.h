@@ -3905,7 +3905,9 @@ PRISTINE_API size_t pr_http_client_idle_count(const pr_http_client *c);
  *   Content (PR_ECLOSED: the server says stop); a status that is not
  *   retried (PR_EHTTP with it, and the message ends with the start of the
  *   answer's body, where an API says why: a bad key, an unknown model); a
- *   200 of another type (PR_EPROTO); a name
+ *   200 of another type (PR_EPROTO); more than 10 redirects (PR_EHTTP
+ *   with the last 3xx); a response head over the client's limits
+ *   (PR_EPROTO); a name
  *   that does not exist (PR_EDNS); a certificate that is not trusted or
  *   does not name the host, a peer that does not speak TLS, a refused
  *   client certificate (PR_ETLS); a bad URL, header or option (PR_EINVAL);
@@ -4068,8 +4070,9 @@ typedef struct pr_sse_stream_opts {
    Returns: PR_OK; PR_ECLOSED (204: the server says do not connect);
             PR_EHTTP (a status that is not retried, or the last try's
             retried one; the status in err, and for the first the start of
-            the answer's body in err.msg); PR_EPROTO (not
-            text/event-stream); PR_EDNS (a name that does not exist, or the
+            the answer's body in err.msg; more than 10 redirects, with
+            the last 3xx); PR_EPROTO (not text/event-stream, or a response
+            head over the client's limits); PR_EDNS (a name that does not exist, or the
             last try's resolver failure); PR_ETLS (certificate, hostname, a
             peer that does not speak TLS); PR_EIO (the last try's network
             error, err.sys_errno: ECONNREFUSED, ETIMEDOUT for a connect or
@@ -4095,7 +4098,9 @@ PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_
             final cause on a reconnect, max_failures reached, or a break of
             a stream that cannot be repeated (then every later call returns
             it; PR_EIO with sys_errno ETIMEDOUT for an idle timeout, never
-            PR_ETIMEDOUT); PR_EINVAL; PR_ENOMEM.
+            PR_ETIMEDOUT; a limit that ends the stream, such as more than 10
+            redirects, is PR_EHTTP or PR_EPROTO, never PR_ELIMIT);
+            PR_EINVAL; PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
    See: pr_sse_open, pr_sse_last_error. */
@@ -6503,6 +6508,15 @@ struct pr_json_doc {
 
 #define PR__JSON_HDR ((sizeof(pr__json_chunk) + 15) & ~(size_t)15)
 
+#ifdef PRISTINE_TESTING
+/* Steps of the reader (bytes it examined or copied, values pushed and
+   moved), so a fuzzer can check the work per input byte stays bounded. */
+static size_t pr__json_test_work;
+#define PR__JSON_WORK(n) (pr__json_test_work += (size_t)(n))
+#else
+#define PR__JSON_WORK(n) ((void)0)
+#endif
+
 typedef struct pr__json_parser {
     const unsigned char *begin, *p, *end;
     pr__json_chunk *chunks;
@@ -6699,6 +6713,7 @@ static int pr__json_string(pr__json_parser *ps, pr_json *v) {
         }
     }
     raw = (size_t)(q - s);
+    PR__JSON_WORK(2 * raw + 2); /* the scan, then the copy or decode */
     dst = (unsigned char *)pr__json_alloc(ps, raw + 1);
     if (!dst) return pr__json_nomem(ps);
     if (simple) {
@@ -6775,6 +6790,7 @@ static int pr__json_number(const unsigned char *p, const unsigned char *end, con
         fe = fe ? fe : ie;
     }
     *stop = p;
+    PR__JSON_WORK(2 * (size_t)(p - start)); /* the scan, then the conversion */
     v->tag = PR_JSON_NUMBER;
     v->len = 0;
     nd = (size_t)(ie - ib);
@@ -6864,11 +6880,13 @@ static int pr__json_number(const unsigned char *p, const unsigned char *end, con
 static const unsigned char pr__json_ws[256] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0,
                                                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
 
-#define PR__JSON_SKIP_WS(p, end) while ((p) < (end) && pr__json_ws[*(p)]) (p)++
+#define PR__JSON_SKIP_WS(p, end) while ((p) < (end) && pr__json_ws[*(p)]) PR__JSON_WORK(1), (p)++
 
 static int pr__json_push(pr__json_parser *ps, const pr_json *v) {
+    PR__JSON_WORK(1);
     if (PR__UNLIKELY(ps->vlen == ps->vcap)) {
         size_t ncap = ps->vcap * 2;
+        PR__JSON_WORK(ps->vlen);
         pr_json *nv = (pr_json *)pr__realloc(ps->vs, ps->vcap * sizeof *nv, ncap * sizeof *nv);
         if (!nv) return pr__json_nomem(ps);
         ps->vs = nv;
@@ -6880,8 +6898,10 @@ static int pr__json_push(pr__json_parser *ps, const pr_json *v) {
 
 static int pr__json_open(pr__json_parser *ps, int is_obj) {
     if (ps->flen >= ps->max_depth) return pr__json_fail(ps, PR_ELIMIT, ps->p, "nesting deeper than max_depth");
+    PR__JSON_WORK(1);
     if (ps->flen == ps->fcap) {
         size_t ncap = ps->fcap * 2;
+        PR__JSON_WORK(ps->flen);
         size_t *nf = (size_t *)pr__realloc(ps->fs, ps->fcap * sizeof *nf, ncap * sizeof *nf);
         if (!nf) return pr__json_nomem(ps);
         ps->fs = nf;
@@ -6906,6 +6926,7 @@ static int pr__json_close(pr__json_parser *ps) {
         pr_json *k = (pr_json *)pr__json_alloc(ps, n * sizeof *k);
         if (!k) return pr__json_nomem(ps);
         memcpy(k, ps->vs + start, n * sizeof *k);
+        PR__JSON_WORK(n);
         c.u.kids = k;
     }
     ps->vlen = start;
@@ -7020,6 +7041,7 @@ static void pr__json_error_fill(pr_json_error *err, int code, const char *text, 
     memset(err, 0, sizeof *err);
     err->code = code;
     if (code == PR_OK) return;
+    PR__JSON_WORK(off);
     for (i = 0; text && i < off; i++) {
         if (text[i] == '\n') line++, col = 1;
         else col++;
@@ -8087,6 +8109,15 @@ int pr_url_resolve(pr_buf *out, const char *base, size_t base_len, const char *r
 #define PR__SSE_DEF_MAX_EVENT ((size_t)16 << 20)
 #define PR__SSE_HI ((uint64_t)0x8080808080808080ull)
 
+#ifdef PRISTINE_TESTING
+/* Bytes the decoder examined or copied (line scans, value checks, copies),
+   so a fuzzer can check the work per input byte stays bounded. */
+static size_t pr__sse_test_work;
+#define PR__SSE_WORK(n) (pr__sse_test_work += (size_t)(n))
+#else
+#define PR__SSE_WORK(n) ((void)0)
+#endif
+
 /* A private growable buffer: sized frees, NUL kept after len once allocated. */
 typedef struct pr__sse_buf {
     char *p;
@@ -8144,6 +8175,7 @@ static int pr__sse_reserve(pr__sse_buf *b, size_t need) {
 }
 
 static int pr__sse_append(pr__sse_buf *b, const char *s, size_t n) {
+    PR__SSE_WORK(n);
     if (b->len + n >= b->cap && pr__sse_reserve(b, b->len + n)) return PR_ENOMEM;
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -8163,6 +8195,7 @@ static int pr__sse_ascii8(const unsigned char *s) {
 static int pr__sse_utf8_ok(const char *p, size_t n) {
     const unsigned char *s = (const unsigned char *)p;
     size_t i = 0;
+    PR__SSE_WORK(n);
     while (i + 32 <= n) {
         uint64_t a, b, c, e;
         memcpy(&a, s + i, 8);
@@ -8205,6 +8238,7 @@ static size_t pr__sse_ascii_prefix(const char *p, size_t n) {
     }
     while (i + 8 <= n && pr__sse_ascii8(s + i)) i += 8;
     while (i < n && s[i] < 0x80) i++;
+    PR__SSE_WORK(i + 1);
     return i;
 }
 
@@ -8213,6 +8247,7 @@ static size_t pr__sse_ascii_prefix(const char *p, size_t n) {
 static size_t pr__sse_utf8_repair(char *dst, const char *p, size_t n) {
     const unsigned char *s = (const unsigned char *)p;
     size_t i = 0, o = 0;
+    PR__SSE_WORK(n);
     while (i < n) {
         int k;
         if (s[i] < 0x80) {
@@ -8252,6 +8287,7 @@ static int pr__sse_valid(pr_sse_decoder *d, const char *v, size_t n, int in_chun
 
 /* Set b to the (repaired) value v. Nothing changes on PR_ENOMEM. */
 static int pr__sse_set_value(pr_sse_decoder *d, pr__sse_buf *b, const char *v, size_t n, int in_chunk) {
+    PR__SSE_WORK(n);
     if (pr__sse_valid(d, v, n, in_chunk)) {
         if (pr__sse_reserve(b, n)) return PR_ENOMEM;
         memcpy(b->p, v, n);
@@ -8280,6 +8316,7 @@ static void pr__sse_drop_block(pr_sse_decoder *d) {
 static int pr__sse_pin(pr_sse_decoder *d) {
     if (!d->data_is_view) return PR_OK;
     if (pr__sse_reserve(&d->data, d->data_view_len)) return PR_ENOMEM;
+    PR__SSE_WORK(d->data_view_len);
     memcpy(d->data.p, d->data_view, d->data_view_len);
     d->data.len = d->data_view_len;
     d->data.p[d->data.len] = 0;
@@ -8301,6 +8338,7 @@ static int pr__sse_dispatch(pr_sse_decoder *d, pr_sse_event *ev) {
     int state = PR_SSE_ID_ABSENT;
     if (d->block_id) {
         if (pr__sse_reserve(&d->last, d->idb.len)) return PR_ENOMEM;
+        PR__SSE_WORK(d->idb.len);
         memcpy(d->last.p, d->idb.p, d->idb.len);
         d->last.len = d->idb.len;
         d->last.p[d->last.len] = 0;
@@ -8372,6 +8410,7 @@ static int pr__sse_data(pr_sse_decoder *d, const char *v, size_t n, int from_lin
     if (d->data_is_view) {
         if (pr__sse_reserve(&d->data, cur + 1 + (valid ? n : 3 * n))) return PR_ENOMEM;
         memcpy(d->data.p, d->data_view, cur);
+        PR__SSE_WORK(cur);
         d->data.len = cur;
         d->data_off = 0;
         d->data_is_view = 0;
@@ -8380,6 +8419,7 @@ static int pr__sse_data(pr_sse_decoder *d, const char *v, size_t n, int from_lin
     d->data.p[d->data.len] = '\n';
     if (valid) {
         memcpy(d->data.p + d->data.len + 1, v, n);
+        PR__SSE_WORK(n);
         w = n;
     } else {
         w = pr__sse_utf8_repair(d->data.p + d->data.len + 1, v, n);
@@ -8396,6 +8436,7 @@ static int pr__sse_data(pr_sse_decoder *d, const char *v, size_t n, int from_lin
 static int pr__sse_line(pr_sse_decoder *d, const char *p, size_t n, int from_line, pr_sse_event *ev) {
     const char *colon, *v;
     size_t name, vn;
+    PR__SSE_WORK(n + 1); /* the name's scan and the value's parse */
     if (n == 0) return pr__sse_dispatch(d, ev);
     if (p[0] == ':') return 0;
     if (n >= 5 && memcmp(p, "data:", 5) == 0) { /* the hot path */
@@ -8451,17 +8492,20 @@ static size_t pr__sse_eol(pr_sse_decoder *d, size_t pos) {
         size_t i;
         for (i = pos; i < d->src_len; i++)
             if (s[i] == '\n' || s[i] == '\r') break;
+        PR__SSE_WORK(i - pos + 1);
         return i;
     }
     if (!d->lf_ok || d->lf_at < pos) {
         q = (const char *)memchr(s + pos, '\n', n);
         d->lf_at = q ? (size_t)(q - s) : d->src_len;
         d->lf_ok = 1;
+        PR__SSE_WORK(d->lf_at - pos + 1);
     }
     if (!d->cr_ok || d->cr_at < pos) {
         q = (const char *)memchr(s + pos, '\r', n);
         d->cr_at = q ? (size_t)(q - s) : d->src_len;
         d->cr_ok = 1;
+        PR__SSE_WORK(d->cr_at - pos + 1);
     }
     return d->lf_at < d->cr_at ? d->lf_at : d->cr_at;
 }
@@ -12940,6 +12984,13 @@ static void pr__net_interleave(const pr_addrlist *l, size_t *order) {
     for (i = k; i < l->count; i++) order[i] = i;
 }
 
+#ifdef PRISTINE_TESTING
+/* A fuzzer's scripted network: when set, pr_tcp_connect returns its answer
+   (a pr_conn of its own, or a failure with its detail) without a socket. */
+static int (*pr__net_test_connect)(pr_conn **out, const char *host, uint16_t port, pr_err_info *err,
+                                   int64_t deadline);
+#endif
+
 int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts, pr_err_info *err,
                    int64_t deadline) {
     pr_net_opts o;
@@ -12956,6 +13007,9 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
     if (!err) err = &tmp;
     memset(err, 0, sizeof *err);
     if (!out || !host) return pr__err_set(err, PR_EINVAL, 0, "connect: invalid argument");
+#ifdef PRISTINE_TESTING
+    if (pr__net_test_connect) return pr__net_test_connect(out, host, port, err, deadline);
+#endif
     if (o.connect_timeout_ms >= 0)
         deadline = pr_deadline_min(deadline, pr_deadline_in(PR__DEF(o.connect_timeout_ms, 30000)));
     delay = o.attempt_delay_ms > 0 ? o.attempt_delay_ms : 250;
@@ -15138,8 +15192,13 @@ static int pr__http_add_hdr(pr_http_response *r, pr_slice name, pr_slice value) 
 /* Bytes the obs-fold join touched, so a test can check it stays linear. */
 static size_t pr__http_test_fold_work;
 #define PR__HTTP_FOLD_WORK(n) (pr__http_test_fold_work += (n))
+/* Steps of the body framing (bytes it examined, spans handed out, bytes
+   moved in the buffer, fills), so a fuzzer can check they stay linear. */
+static size_t pr__http_test_body_work;
+#define PR__HTTP_BODY_WORK(n) (pr__http_test_body_work += (size_t)(n))
 #else
 #define PR__HTTP_FOLD_WORK(n) ((void)0)
+#define PR__HTTP_BODY_WORK(n) ((void)0)
 #endif
 
 /* Parse a complete head in buf[0, end). Fills status, reason and headers. */
@@ -15363,6 +15422,7 @@ static int pr__http_rebuf(pr_http_response *r, size_t area) {
     if (area < live) area = live;
     if (!(nb = (char *)pr__alloc(area))) return PR_ENOMEM;
     if (live) memcpy(nb, r->buf + r->rpos, live);
+    PR__HTTP_BODY_WORK(live);
     pr__free(r->buf, r->cap);
     r->buf = nb;
     r->cap = area;
@@ -15554,6 +15614,7 @@ int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_reques
 static int pr__http_advance(pr_http_response *r) {
     while (r->rpos < r->wpos || r->state == PR__HTTP_B_DONE) {
         unsigned char c;
+        PR__HTTP_BODY_WORK(1);
         switch (r->state) {
         case PR__HTTP_B_DONE:
             return 0;
@@ -15663,6 +15724,7 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
             if (r->state != PR__HTTP_B_EOF && r->remaining < avail) avail = (size_t)r->remaining;
             *p = r->buf + r->rpos;
             *n = avail;
+            PR__HTTP_BODY_WORK(1);
             r->rpos += avail;
             if (r->state != PR__HTTP_B_EOF) {
                 r->remaining -= avail;
@@ -15683,6 +15745,7 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
             max >= r->opts.recv_buf_size / 2) {
             size_t want = max;
             if (r->state == PR__HTTP_B_IDENT && r->remaining < want) want = (size_t)r->remaining;
+            PR__HTTP_BODY_WORK(1);
             k = pr__http_fill(r, dst, want, deadline);
             if (k > 0) {
                 if (r->state == PR__HTTP_B_IDENT) {
@@ -15706,11 +15769,13 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
                 r->small_fills = 0;
             }
             if (r->wpos == r->cap) { /* compact the body area */
+                PR__HTTP_BODY_WORK(r->wpos - r->rpos);
                 memmove(r->buf + r->base, r->buf + r->rpos, r->wpos - r->rpos);
                 r->wpos -= r->rpos - r->base;
                 r->rpos = r->base;
             }
             room = r->cap - r->wpos;
+            PR__HTTP_BODY_WORK(1);
             k = pr__http_fill(r, r->buf + r->wpos, room, deadline);
             if (k > 0) {
                 area = r->cap - r->base;
@@ -17377,8 +17442,11 @@ static int pr__eventsource_unprocessed(int reason, int status, const pr_err_info
     return reason == PR_EDNS || (reason == PR_EIO && cause->sys_errno == ECONNREFUSED);
 }
 
-/* The stream ends with a cause whose detail is already in s->err. */
+/* The stream ends with a cause whose detail is already in s->err. A
+   limit that ends it (reconnect_on_limit or a body's framing limit up to
+   max_failures) is PR_EPROTO: a final PR_ELIMIT would read as "call again". */
 static int pr__eventsource_end(pr_sse *s, int code) {
+    if (code == PR_ELIMIT) code = PR_EPROTO;
     s->err.code = code;
     s->final = code;
     pr__eventsource_drop(s);
@@ -17563,6 +17631,8 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
            certificate, bad fields, no memory, https without TLS) ends it */
         if (pr__client_final(rc, &s->err))
             return pr__eventsource_end(s, rc);
+        if (rc == PR_ELIMIT) /* an answer over the client's limits: a redirect loop (its last 3xx), a head too large */
+            return pr__eventsource_end(s, s->err.http_status ? PR_EHTTP : PR_EPROTO);
         return pr__eventsource_plan(s, rc, 0, 1, 0); /* a network error: tried again */
     }
     st = pr_http_status(r);
@@ -20012,8 +20082,20 @@ static int pr__ds_read_rfail(pr_ds_read *r, int rc, int meaning, const char *fmt
 }
 
 /* Move the position to a new offset (and cursor). */
+#ifdef PRISTINE_TESTING
+/* Bytes the SSE read's own parsing examined or copied (data events into
+   the batch, control events' offsets, chunks handed out), so a fuzzer can
+   check the work per input byte stays bounded (with the decoder's and the
+   JSON reader's own counters). */
+static size_t pr__ds_read_test_work;
+#define PR__DS_READ_WORK(n) (pr__ds_read_test_work += (size_t)(n))
+#else
+#define PR__DS_READ_WORK(n) ((void)0)
+#endif
+
 static int pr__ds_read_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
     char *d;
+    PR__DS_READ_WORK(off.len + cur.len + 1);
     if (!off.len) return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "a response without Stream-Next-Offset");
     if (!pr__ds_token_ok(off.ptr, off.len))
         return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
@@ -20028,6 +20110,7 @@ static int pr__ds_read_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
 
 /* Hand out r->out as the chunk (parsing it on a JSON stream). */
 static int pr__ds_read_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed) {
+    PR__DS_READ_WORK(r->out.len + 1);
     memset(c, 0, sizeof *c);
     pr_json_doc_destroy(r->doc);
     r->doc = NULL;
@@ -20355,6 +20438,7 @@ static int pr__ds_read_json_join(pr_buf *b, const char *p, size_t n) {
 /* Add one data event to the batch: bytes, text, or a JSON array whose
    items join the batch's array. */
 static int pr__ds_read_batch_add(pr_ds_read *r, const char *p, size_t n) {
+    PR__DS_READ_WORK(n + 1);
     if (r->base64) return pr__ds_read_b64_decode(&r->batch, p, n);
     if (r->json) return pr__ds_read_json_join(&r->batch, p, n);
     return pr_buf_append(&r->batch, p, n);
@@ -20451,6 +20535,7 @@ static int pr__ds_read_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_ch
         has_data = r->batch.len > 0;
         pr_buf_clear(&r->out);
         if (has_data) {
+            PR__DS_READ_WORK(r->batch.len);
             if (pr_buf_append(&r->out, r->batch.data, r->batch.len) != PR_OK ||
                 (r->json && pr_buf_append(&r->out, "]", 1) != PR_OK))
                 return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");
@@ -22318,6 +22403,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__DS_READ_QUICK_MAX_MS
 #undef PR__DS_READ_QUICK_MS
 #undef PR__DS_READ_TO_POLL
+#undef PR__DS_READ_WORK
 #undef PR__DS_VIEW
 #undef PR__ERRORS
 #undef PR__ERR_ENUM
@@ -22332,6 +22418,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__EVENTSOURCE_MAX_FIELDS
 #undef PR__EVENTSOURCE_SHORT_MS
 #undef PR__HAVE_KQUEUE
+#undef PR__HTTP_BODY_WORK
 #undef PR__HTTP_CHUNK_OUT
 #undef PR__HTTP_CR
 #undef PR__HTTP_CTL
@@ -22356,6 +22443,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__JSON_MAXDIG
 #undef PR__JSON_SKIP_WS
 #undef PR__JSON_TYPE
+#undef PR__JSON_WORK
 #undef PR__JSON_W_DONE
 #undef PR__JSON_W_HAS
 #undef PR__JSON_W_KEY
@@ -22390,6 +22478,7 @@ const char *pr_reporter_session_id(const pr_reporter *r) { return r ? r->session
 #undef PR__SSE_DEF_MAX_EVENT
 #undef PR__SSE_DEF_MAX_LINE
 #undef PR__SSE_HI
+#undef PR__SSE_WORK
 #undef PR__THREAD
 #undef PR__TLS_CA
 #undef PR__TLS_MAX_ALPN
@@ -22866,6 +22955,12 @@ REVISION HISTORY
                pr_reporter_destroy called from a cancelled task wait for
                the object's task (was: left it alive; the consumer's then
                ran on freed memory).
+      sse      More than 10 redirects end the stream at once with PR_EHTTP and
+               the last 3xx in err.http_status, and a response head over the
+               client's limits with PR_EPROTO (both were retried, then ended
+               with PR_ELIMIT, which pr_sse_next documents as "call again").
+               A stream never ends with PR_ELIMIT: a limit that ends it
+               (reconnect_on_limit up to max_failures) is PR_EPROTO.
 
   0.1.0
     First release: runtime, transport, HTTP client, SSE, retry, remote

@@ -316,8 +316,20 @@ static int pr__ds_read_rfail(pr_ds_read *r, int rc, int meaning, const char *fmt
 }
 
 /* Move the position to a new offset (and cursor). */
+#ifdef PRISTINE_TESTING
+/* Bytes the SSE read's own parsing examined or copied (data events into
+   the batch, control events' offsets, chunks handed out), so a fuzzer can
+   check the work per input byte stays bounded (with the decoder's and the
+   JSON reader's own counters). */
+static size_t pr__ds_read_test_work;
+#define PR__DS_READ_WORK(n) (pr__ds_read_test_work += (size_t)(n))
+#else
+#define PR__DS_READ_WORK(n) ((void)0)
+#endif
+
 static int pr__ds_read_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
     char *d;
+    PR__DS_READ_WORK(off.len + cur.len + 1);
     if (!off.len) return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "a response without Stream-Next-Offset");
     if (!pr__ds_token_ok(off.ptr, off.len))
         return pr__ds_read_rfail(r, PR_EPROTO, PR_DS_OK, "ds: %s", "the server's offset is not 1 to 1024 printable ASCII bytes");
@@ -332,6 +344,7 @@ static int pr__ds_read_advance(pr_ds_read *r, pr_slice off, pr_slice cur) {
 
 /* Hand out r->out as the chunk (parsing it on a JSON stream). */
 static int pr__ds_read_emit(pr_ds_read *r, pr_ds_chunk *c, int up_to_date, int closed) {
+    PR__DS_READ_WORK(r->out.len + 1);
     memset(c, 0, sizeof *c);
     pr_json_doc_destroy(r->doc);
     r->doc = NULL;
@@ -659,6 +672,7 @@ static int pr__ds_read_json_join(pr_buf *b, const char *p, size_t n) {
 /* Add one data event to the batch: bytes, text, or a JSON array whose
    items join the batch's array. */
 static int pr__ds_read_batch_add(pr_ds_read *r, const char *p, size_t n) {
+    PR__DS_READ_WORK(n + 1);
     if (r->base64) return pr__ds_read_b64_decode(&r->batch, p, n);
     if (r->json) return pr__ds_read_json_join(&r->batch, p, n);
     return pr_buf_append(&r->batch, p, n);
@@ -755,6 +769,7 @@ static int pr__ds_read_sse_event(pr_ds_read *r, const pr_sse_event *ev, pr_ds_ch
         has_data = r->batch.len > 0;
         pr_buf_clear(&r->out);
         if (has_data) {
+            PR__DS_READ_WORK(r->batch.len);
             if (pr_buf_append(&r->out, r->batch.data, r->batch.len) != PR_OK ||
                 (r->json && pr_buf_append(&r->out, "]", 1) != PR_OK))
                 return pr__ds_read_rfail(r, PR_ENOMEM, PR_DS_OK, "ds: %s", "out of memory");

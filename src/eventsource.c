@@ -22,7 +22,9 @@
  *   Content (PR_ECLOSED: the server says stop); a status that is not
  *   retried (PR_EHTTP with it, and the message ends with the start of the
  *   answer's body, where an API says why: a bad key, an unknown model); a
- *   200 of another type (PR_EPROTO); a name
+ *   200 of another type (PR_EPROTO); more than 10 redirects (PR_EHTTP
+ *   with the last 3xx); a response head over the client's limits
+ *   (PR_EPROTO); a name
  *   that does not exist (PR_EDNS); a certificate that is not trusted or
  *   does not name the host, a peer that does not speak TLS, a refused
  *   client certificate (PR_ETLS); a bad URL, header or option (PR_EINVAL);
@@ -185,8 +187,9 @@ typedef struct pr_sse_stream_opts {
    Returns: PR_OK; PR_ECLOSED (204: the server says do not connect);
             PR_EHTTP (a status that is not retried, or the last try's
             retried one; the status in err, and for the first the start of
-            the answer's body in err.msg); PR_EPROTO (not
-            text/event-stream); PR_EDNS (a name that does not exist, or the
+            the answer's body in err.msg; more than 10 redirects, with
+            the last 3xx); PR_EPROTO (not text/event-stream, or a response
+            head over the client's limits); PR_EDNS (a name that does not exist, or the
             last try's resolver failure); PR_ETLS (certificate, hostname, a
             peer that does not speak TLS); PR_EIO (the last try's network
             error, err.sys_errno: ECONNREFUSED, ETIMEDOUT for a connect or
@@ -212,7 +215,9 @@ PRISTINE_API int pr_sse_open(pr_sse **out, const char *url, const pr_sse_stream_
             final cause on a reconnect, max_failures reached, or a break of
             a stream that cannot be repeated (then every later call returns
             it; PR_EIO with sys_errno ETIMEDOUT for an idle timeout, never
-            PR_ETIMEDOUT); PR_EINVAL; PR_ENOMEM.
+            PR_ETIMEDOUT; a limit that ends the stream, such as more than 10
+            redirects, is PR_EHTTP or PR_EPROTO, never PR_ELIMIT);
+            PR_EINVAL; PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
    See: pr_sse_open, pr_sse_last_error. */
@@ -394,8 +399,11 @@ static int pr__eventsource_unprocessed(int reason, int status, const pr_err_info
     return reason == PR_EDNS || (reason == PR_EIO && cause->sys_errno == ECONNREFUSED);
 }
 
-/* The stream ends with a cause whose detail is already in s->err. */
+/* The stream ends with a cause whose detail is already in s->err. A
+   limit that ends it (reconnect_on_limit or a body's framing limit up to
+   max_failures) is PR_EPROTO: a final PR_ELIMIT would read as "call again". */
 static int pr__eventsource_end(pr_sse *s, int code) {
+    if (code == PR_ELIMIT) code = PR_EPROTO;
     s->err.code = code;
     s->final = code;
     pr__eventsource_drop(s);
@@ -580,6 +588,8 @@ static int pr__eventsource_connect(pr_sse *s, int64_t deadline) {
            certificate, bad fields, no memory, https without TLS) ends it */
         if (pr__client_final(rc, &s->err))
             return pr__eventsource_end(s, rc);
+        if (rc == PR_ELIMIT) /* an answer over the client's limits: a redirect loop (its last 3xx), a head too large */
+            return pr__eventsource_end(s, s->err.http_status ? PR_EHTTP : PR_EPROTO);
         return pr__eventsource_plan(s, rc, 0, 1, 0); /* a network error: tried again */
     }
     st = pr_http_status(r);

@@ -722,8 +722,13 @@ static int pr__http_add_hdr(pr_http_response *r, pr_slice name, pr_slice value) 
 /* Bytes the obs-fold join touched, so a test can check it stays linear. */
 static size_t pr__http_test_fold_work;
 #define PR__HTTP_FOLD_WORK(n) (pr__http_test_fold_work += (n))
+/* Steps of the body framing (bytes it examined, spans handed out, bytes
+   moved in the buffer, fills), so a fuzzer can check they stay linear. */
+static size_t pr__http_test_body_work;
+#define PR__HTTP_BODY_WORK(n) (pr__http_test_body_work += (size_t)(n))
 #else
 #define PR__HTTP_FOLD_WORK(n) ((void)0)
+#define PR__HTTP_BODY_WORK(n) ((void)0)
 #endif
 
 /* Parse a complete head in buf[0, end). Fills status, reason and headers. */
@@ -947,6 +952,7 @@ static int pr__http_rebuf(pr_http_response *r, size_t area) {
     if (area < live) area = live;
     if (!(nb = (char *)pr__alloc(area))) return PR_ENOMEM;
     if (live) memcpy(nb, r->buf + r->rpos, live);
+    PR__HTTP_BODY_WORK(live);
     pr__free(r->buf, r->cap);
     r->buf = nb;
     r->cap = area;
@@ -1138,6 +1144,7 @@ int pr_http_exchange(pr_http_response **out, pr_conn *conn, const pr_http_reques
 static int pr__http_advance(pr_http_response *r) {
     while (r->rpos < r->wpos || r->state == PR__HTTP_B_DONE) {
         unsigned char c;
+        PR__HTTP_BODY_WORK(1);
         switch (r->state) {
         case PR__HTTP_B_DONE:
             return 0;
@@ -1247,6 +1254,7 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
             if (r->state != PR__HTTP_B_EOF && r->remaining < avail) avail = (size_t)r->remaining;
             *p = r->buf + r->rpos;
             *n = avail;
+            PR__HTTP_BODY_WORK(1);
             r->rpos += avail;
             if (r->state != PR__HTTP_B_EOF) {
                 r->remaining -= avail;
@@ -1267,6 +1275,7 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
             max >= r->opts.recv_buf_size / 2) {
             size_t want = max;
             if (r->state == PR__HTTP_B_IDENT && r->remaining < want) want = (size_t)r->remaining;
+            PR__HTTP_BODY_WORK(1);
             k = pr__http_fill(r, dst, want, deadline);
             if (k > 0) {
                 if (r->state == PR__HTTP_B_IDENT) {
@@ -1290,11 +1299,13 @@ static int pr__http_span(pr_http_response *r, const char **p, size_t *n, size_t 
                 r->small_fills = 0;
             }
             if (r->wpos == r->cap) { /* compact the body area */
+                PR__HTTP_BODY_WORK(r->wpos - r->rpos);
                 memmove(r->buf + r->base, r->buf + r->rpos, r->wpos - r->rpos);
                 r->wpos -= r->rpos - r->base;
                 r->rpos = r->base;
             }
             room = r->cap - r->wpos;
+            PR__HTTP_BODY_WORK(1);
             k = pr__http_fill(r, r->buf + r->wpos, room, deadline);
             if (k > 0) {
                 area = r->cap - r->base;

@@ -398,6 +398,15 @@ struct pr_json_doc {
 
 #define PR__JSON_HDR ((sizeof(pr__json_chunk) + 15) & ~(size_t)15)
 
+#ifdef PRISTINE_TESTING
+/* Steps of the reader (bytes it examined or copied, values pushed and
+   moved), so a fuzzer can check the work per input byte stays bounded. */
+static size_t pr__json_test_work;
+#define PR__JSON_WORK(n) (pr__json_test_work += (size_t)(n))
+#else
+#define PR__JSON_WORK(n) ((void)0)
+#endif
+
 typedef struct pr__json_parser {
     const unsigned char *begin, *p, *end;
     pr__json_chunk *chunks;
@@ -594,6 +603,7 @@ static int pr__json_string(pr__json_parser *ps, pr_json *v) {
         }
     }
     raw = (size_t)(q - s);
+    PR__JSON_WORK(2 * raw + 2); /* the scan, then the copy or decode */
     dst = (unsigned char *)pr__json_alloc(ps, raw + 1);
     if (!dst) return pr__json_nomem(ps);
     if (simple) {
@@ -670,6 +680,7 @@ static int pr__json_number(const unsigned char *p, const unsigned char *end, con
         fe = fe ? fe : ie;
     }
     *stop = p;
+    PR__JSON_WORK(2 * (size_t)(p - start)); /* the scan, then the conversion */
     v->tag = PR_JSON_NUMBER;
     v->len = 0;
     nd = (size_t)(ie - ib);
@@ -759,11 +770,13 @@ static int pr__json_number(const unsigned char *p, const unsigned char *end, con
 static const unsigned char pr__json_ws[256] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0,
                                                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
 
-#define PR__JSON_SKIP_WS(p, end) while ((p) < (end) && pr__json_ws[*(p)]) (p)++
+#define PR__JSON_SKIP_WS(p, end) while ((p) < (end) && pr__json_ws[*(p)]) PR__JSON_WORK(1), (p)++
 
 static int pr__json_push(pr__json_parser *ps, const pr_json *v) {
+    PR__JSON_WORK(1);
     if (PR__UNLIKELY(ps->vlen == ps->vcap)) {
         size_t ncap = ps->vcap * 2;
+        PR__JSON_WORK(ps->vlen);
         pr_json *nv = (pr_json *)pr__realloc(ps->vs, ps->vcap * sizeof *nv, ncap * sizeof *nv);
         if (!nv) return pr__json_nomem(ps);
         ps->vs = nv;
@@ -775,8 +788,10 @@ static int pr__json_push(pr__json_parser *ps, const pr_json *v) {
 
 static int pr__json_open(pr__json_parser *ps, int is_obj) {
     if (ps->flen >= ps->max_depth) return pr__json_fail(ps, PR_ELIMIT, ps->p, "nesting deeper than max_depth");
+    PR__JSON_WORK(1);
     if (ps->flen == ps->fcap) {
         size_t ncap = ps->fcap * 2;
+        PR__JSON_WORK(ps->flen);
         size_t *nf = (size_t *)pr__realloc(ps->fs, ps->fcap * sizeof *nf, ncap * sizeof *nf);
         if (!nf) return pr__json_nomem(ps);
         ps->fs = nf;
@@ -801,6 +816,7 @@ static int pr__json_close(pr__json_parser *ps) {
         pr_json *k = (pr_json *)pr__json_alloc(ps, n * sizeof *k);
         if (!k) return pr__json_nomem(ps);
         memcpy(k, ps->vs + start, n * sizeof *k);
+        PR__JSON_WORK(n);
         c.u.kids = k;
     }
     ps->vlen = start;
@@ -915,6 +931,7 @@ static void pr__json_error_fill(pr_json_error *err, int code, const char *text, 
     memset(err, 0, sizeof *err);
     err->code = code;
     if (code == PR_OK) return;
+    PR__JSON_WORK(off);
     for (i = 0; text && i < off; i++) {
         if (text[i] == '\n') line++, col = 1;
         else col++;

@@ -1125,6 +1125,13 @@ static void pr__net_interleave(const pr_addrlist *l, size_t *order) {
     for (i = k; i < l->count; i++) order[i] = i;
 }
 
+#ifdef PRISTINE_TESTING
+/* A fuzzer's scripted network: when set, pr_tcp_connect returns its answer
+   (a pr_conn of its own, or a failure with its detail) without a socket. */
+static int (*pr__net_test_connect)(pr_conn **out, const char *host, uint16_t port, pr_err_info *err,
+                                   int64_t deadline);
+#endif
+
 int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_opts *opts, pr_err_info *err,
                    int64_t deadline) {
     pr_net_opts o;
@@ -1141,6 +1148,9 @@ int pr_tcp_connect(pr_conn **out, const char *host, uint16_t port, const pr_net_
     if (!err) err = &tmp;
     memset(err, 0, sizeof *err);
     if (!out || !host) return pr__err_set(err, PR_EINVAL, 0, "connect: invalid argument");
+#ifdef PRISTINE_TESTING
+    if (pr__net_test_connect) return pr__net_test_connect(out, host, port, err, deadline);
+#endif
     if (o.connect_timeout_ms >= 0)
         deadline = pr_deadline_min(deadline, pr_deadline_in(PR__DEF(o.connect_timeout_ms, 30000)));
     delay = o.attempt_delay_ms > 0 ? o.attempt_delay_ms : 250;

@@ -210,6 +210,15 @@ PRISTINE_API int pr_sse_event_json(const pr_sse_event *ev, pr_json_doc **out, co
 #define PR__SSE_DEF_MAX_EVENT ((size_t)16 << 20)
 #define PR__SSE_HI ((uint64_t)0x8080808080808080ull)
 
+#ifdef PRISTINE_TESTING
+/* Bytes the decoder examined or copied (line scans, value checks, copies),
+   so a fuzzer can check the work per input byte stays bounded. */
+static size_t pr__sse_test_work;
+#define PR__SSE_WORK(n) (pr__sse_test_work += (size_t)(n))
+#else
+#define PR__SSE_WORK(n) ((void)0)
+#endif
+
 /* A private growable buffer: sized frees, NUL kept after len once allocated. */
 typedef struct pr__sse_buf {
     char *p;
@@ -267,6 +276,7 @@ static int pr__sse_reserve(pr__sse_buf *b, size_t need) {
 }
 
 static int pr__sse_append(pr__sse_buf *b, const char *s, size_t n) {
+    PR__SSE_WORK(n);
     if (b->len + n >= b->cap && pr__sse_reserve(b, b->len + n)) return PR_ENOMEM;
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -286,6 +296,7 @@ static int pr__sse_ascii8(const unsigned char *s) {
 static int pr__sse_utf8_ok(const char *p, size_t n) {
     const unsigned char *s = (const unsigned char *)p;
     size_t i = 0;
+    PR__SSE_WORK(n);
     while (i + 32 <= n) {
         uint64_t a, b, c, e;
         memcpy(&a, s + i, 8);
@@ -328,6 +339,7 @@ static size_t pr__sse_ascii_prefix(const char *p, size_t n) {
     }
     while (i + 8 <= n && pr__sse_ascii8(s + i)) i += 8;
     while (i < n && s[i] < 0x80) i++;
+    PR__SSE_WORK(i + 1);
     return i;
 }
 
@@ -336,6 +348,7 @@ static size_t pr__sse_ascii_prefix(const char *p, size_t n) {
 static size_t pr__sse_utf8_repair(char *dst, const char *p, size_t n) {
     const unsigned char *s = (const unsigned char *)p;
     size_t i = 0, o = 0;
+    PR__SSE_WORK(n);
     while (i < n) {
         int k;
         if (s[i] < 0x80) {
@@ -375,6 +388,7 @@ static int pr__sse_valid(pr_sse_decoder *d, const char *v, size_t n, int in_chun
 
 /* Set b to the (repaired) value v. Nothing changes on PR_ENOMEM. */
 static int pr__sse_set_value(pr_sse_decoder *d, pr__sse_buf *b, const char *v, size_t n, int in_chunk) {
+    PR__SSE_WORK(n);
     if (pr__sse_valid(d, v, n, in_chunk)) {
         if (pr__sse_reserve(b, n)) return PR_ENOMEM;
         memcpy(b->p, v, n);
@@ -403,6 +417,7 @@ static void pr__sse_drop_block(pr_sse_decoder *d) {
 static int pr__sse_pin(pr_sse_decoder *d) {
     if (!d->data_is_view) return PR_OK;
     if (pr__sse_reserve(&d->data, d->data_view_len)) return PR_ENOMEM;
+    PR__SSE_WORK(d->data_view_len);
     memcpy(d->data.p, d->data_view, d->data_view_len);
     d->data.len = d->data_view_len;
     d->data.p[d->data.len] = 0;
@@ -424,6 +439,7 @@ static int pr__sse_dispatch(pr_sse_decoder *d, pr_sse_event *ev) {
     int state = PR_SSE_ID_ABSENT;
     if (d->block_id) {
         if (pr__sse_reserve(&d->last, d->idb.len)) return PR_ENOMEM;
+        PR__SSE_WORK(d->idb.len);
         memcpy(d->last.p, d->idb.p, d->idb.len);
         d->last.len = d->idb.len;
         d->last.p[d->last.len] = 0;
@@ -495,6 +511,7 @@ static int pr__sse_data(pr_sse_decoder *d, const char *v, size_t n, int from_lin
     if (d->data_is_view) {
         if (pr__sse_reserve(&d->data, cur + 1 + (valid ? n : 3 * n))) return PR_ENOMEM;
         memcpy(d->data.p, d->data_view, cur);
+        PR__SSE_WORK(cur);
         d->data.len = cur;
         d->data_off = 0;
         d->data_is_view = 0;
@@ -503,6 +520,7 @@ static int pr__sse_data(pr_sse_decoder *d, const char *v, size_t n, int from_lin
     d->data.p[d->data.len] = '\n';
     if (valid) {
         memcpy(d->data.p + d->data.len + 1, v, n);
+        PR__SSE_WORK(n);
         w = n;
     } else {
         w = pr__sse_utf8_repair(d->data.p + d->data.len + 1, v, n);
@@ -519,6 +537,7 @@ static int pr__sse_data(pr_sse_decoder *d, const char *v, size_t n, int from_lin
 static int pr__sse_line(pr_sse_decoder *d, const char *p, size_t n, int from_line, pr_sse_event *ev) {
     const char *colon, *v;
     size_t name, vn;
+    PR__SSE_WORK(n + 1); /* the name's scan and the value's parse */
     if (n == 0) return pr__sse_dispatch(d, ev);
     if (p[0] == ':') return 0;
     if (n >= 5 && memcmp(p, "data:", 5) == 0) { /* the hot path */
@@ -574,17 +593,20 @@ static size_t pr__sse_eol(pr_sse_decoder *d, size_t pos) {
         size_t i;
         for (i = pos; i < d->src_len; i++)
             if (s[i] == '\n' || s[i] == '\r') break;
+        PR__SSE_WORK(i - pos + 1);
         return i;
     }
     if (!d->lf_ok || d->lf_at < pos) {
         q = (const char *)memchr(s + pos, '\n', n);
         d->lf_at = q ? (size_t)(q - s) : d->src_len;
         d->lf_ok = 1;
+        PR__SSE_WORK(d->lf_at - pos + 1);
     }
     if (!d->cr_ok || d->cr_at < pos) {
         q = (const char *)memchr(s + pos, '\r', n);
         d->cr_at = q ? (size_t)(q - s) : d->src_len;
         d->cr_ok = 1;
+        PR__SSE_WORK(d->cr_at - pos + 1);
     }
     return d->lf_at < d->cr_at ? d->lf_at : d->cr_at;
 }

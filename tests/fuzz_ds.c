@@ -16,9 +16,14 @@
    fed to pr__ds_read_sse_event whole and at fuzzer-chosen splits
    (byte 1 seeds them); the chunks (data, items, offset, cursor, flags)
    and the final code must be the same for every split. Bits 0-1: bytes,
-   text, JSON or base64 data; bit 2: max_chunk_bytes 64. */
+   text, JSON or base64 data; bit 2: max_chunk_bytes 64. Work per input
+   byte is bounded for every split: the SSE decoder's, the read's own and
+   the JSON reader's counters (pr__sse_test_work, pr__ds_read_test_work,
+   pr__json_test_work) add up to at most FZ_WORK_PER_BYTE per body byte. */
 #define PRISTINE_IMPLEMENTATION
 #include "../pristine.h"
+
+#define FZ_WORK_PER_BYTE 32
 
 typedef struct fz_conn {
     pr_conn base; /* first */
@@ -175,6 +180,7 @@ static void fz_sse(const unsigned char *data, size_t len, unsigned opt, unsigned
     memset(&so, 0, sizeof so);
     so.max_event_bytes = r.o.max_chunk_bytes;
     if (pr_sse_decoder_create(&r.dec, &so) != PR_OK) abort();
+    pr__sse_test_work = pr__ds_read_test_work = pr__json_test_work = 0;
     while (rc == PR_OK) {
         pr_sse_event ev;
         int got = 0;
@@ -217,6 +223,11 @@ static void fz_sse(const unsigned char *data, size_t len, unsigned opt, unsigned
     }
     fz_put(l, "Z", 1);
     fz_put(l, &rc, sizeof rc);
+    {
+        size_t w = pr__sse_test_work + pr__ds_read_test_work + pr__json_test_work;
+        if (getenv("FZ_RATIO") && len) fprintf(stderr, "RATIO %zu %zu %zu %zu %.2f\n", len, pr__sse_test_work, pr__ds_read_test_work, pr__json_test_work, (double)w / (double)len);
+        if (w > FZ_WORK_PER_BYTE * (len + 1)) abort();
+    }
     pr_sse_decoder_destroy(r.dec);
     r.dec = NULL;
     fz_read_deinit(&r);

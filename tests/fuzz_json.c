@@ -5,9 +5,19 @@
    write the second document and require the very same bytes as the
    first write (so every double, -0 included, keeps its exact written
    form through a round trip). The size's low bit picks the lone-surrogate
-   mode so both decoders get exercised. */
+   mode so both decoders get exercised. Work per input byte is bounded:
+   the reader's steps (pr__json_test_work: bytes examined or copied,
+   values pushed and moved) stay within FZ_WORK_PER_BYTE per input byte,
+   for the input and for the written document. */
 #define PRISTINE_IMPLEMENTATION
 #include "../pristine.h"
+
+#define FZ_WORK_PER_BYTE 8
+
+static void fz_work_check(size_t len) {
+    if (getenv("FZ_RATIO") && len) fprintf(stderr, "RATIO %zu %zu %.2f\n", len, pr__json_test_work, (double)pr__json_test_work / (double)len);
+    if (pr__json_test_work > FZ_WORK_PER_BYTE * (len + 1)) abort();
+}
 
 /* Structural equality; recursion is bounded by max_depth (512). */
 static int fuzz_json_eq(const pr_json *a, const pr_json *b) {
@@ -53,7 +63,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int rc;
     memset(&o, 0, sizeof o);
     o.replace_lone_surrogates = (int)(size & 1);
+    pr__json_test_work = 0;
     rc = pr_json_parse(&a, (const char *)data, size, &o, &e);
+    fz_work_check(size);
     if (rc != PR_OK) {
         if (rc != PR_EPROTO && rc != PR_ELIMIT) abort();
         if (a != NULL || e.code != rc || e.offset > size) abort();
@@ -62,7 +74,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pr_buf_init(&out);
     pr_json_writer_init(&w, &out);
     if (pr_json_write_value(&w, pr_json_root(a)) != PR_OK || pr_json_writer_finish(&w) != PR_OK) abort();
+    pr__json_test_work = 0;
     if (pr_json_parse(&b, out.data, out.len, &o, &e) != PR_OK) abort();
+    fz_work_check(out.len);
     if (!fuzz_json_eq(pr_json_root(a), pr_json_root(b))) abort();
     pr_buf_init(&out2);
     pr_json_writer_init(&w, &out2);

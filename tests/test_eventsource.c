@@ -1020,6 +1020,26 @@ PT_TEST(es_headers_and_redirect) {
     ts_stop(f.s);
 }
 
+/* More than 10 redirects (a redirect loop) end the stream at once with
+   PR_EHTTP and the last 3xx, and never with PR_ELIMIT, which pr_sse_next
+   documents as "call again" (found by fuzz_eventsource: it was retried
+   open_attempts times, then returned PR_ELIMIT). */
+PT_TEST(es_redirect_loop_is_final) {
+    es_fx f;
+    pr_sse_stream_opts o;
+    pr_sse *s = NULL;
+    pr_err_info e;
+    es_start(&f);
+    es_opts(&f, &o);
+    PT_EQ_ERR(pr_sse_open(&s, es_url(&f, "/redirect?n=12&code=307"), &o, &e, pr_deadline_in(5000)), PR_EHTTP);
+    PT_CHECK(s == NULL);
+    PT_EQ_ERR(e.code, PR_EHTTP);
+    PT_EQ_INT(e.http_status, 307);
+    PT_EQ_INT(f.nseen, 0); /* not retried */
+    PT_EQ_INT(ts_log_count(f.s), 11); /* the first request and 10 redirects followed */
+    ts_stop(f.s);
+}
+
 /* A redirect to another origin (another port) drops the fields the caller
    set, static and per-connection, credentials or not (X-Client), unless
    named safe to forward; a same-origin hop keeps them, and the reconnect
@@ -1395,6 +1415,7 @@ const pt_suite pt_suite_eventsource = { "eventsource", {
     PT_ENTRY(es_client_certificate_through_opts),
     PT_ENTRY(es_limit_reported_then_goes_on),
     PT_ENTRY(es_headers_and_redirect),
+    PT_ENTRY(es_redirect_loop_is_final),
     PT_ENTRY(es_cross_origin_redirect_drops_credentials),
     PT_ENTRY(es_https_and_truncated_tls),
     PT_ENTRY(es_cancel_and_destroy_while_blocked),
