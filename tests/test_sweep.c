@@ -43,6 +43,7 @@ typedef struct sw_op {
     int (*setup)(sw_fx *f);    /* before each run, in the test's task: servers */
     int (*body)(sw_fx *f);     /* the client task: the whole operation, PR_OK when it did it all */
     void (*teardown)(sw_fx *f); /* after each run */
+    int needs_ds;              /* the reference Durable Streams server runs for the whole sweep */
 } sw_op;
 
 struct sw_fx {
@@ -254,6 +255,20 @@ out:
     pr__allocator = saved;
 }
 
+static int sw_ds_start(sw_fx *f);
+
+/* One sweep of op: cancel at each suspension point, or (alloc) fail each
+   allocation in turn; ops that need it get the reference DS server. */
+static void sw_sweep(const sw_op *op, int alloc) {
+    sw_fx f;
+    memset(&f, 0, sizeof f);
+    f.op = op;
+    if (op->needs_ds) PT_REQUIRE(sw_ds_start(&f) == PR_OK);
+    if (alloc) sw_alloc_sweep(&f);
+    else sw_cancel_sweep(&f);
+    if (op->needs_ds) ds_stop(&f.ds);
+}
+
 /* ---- 1. https: a GET over TLS and its chunked body, written in four
    pieces 1 ms apart (so the body has waits of its own) ---- */
 #ifndef PRISTINE_NO_TLS
@@ -299,23 +314,11 @@ static int sw_https_body(sw_fx *f) {
     return rc;
 }
 
-static const sw_op sw_https = { "https", sw_https_setup, sw_https_body, sw_ts_teardown };
+static const sw_op sw_https = { "https", sw_https_setup, sw_https_body, sw_ts_teardown, 0 };
 
-PT_TEST(sweep_cancel_https) {
-    sw_fx f;
-    TLS_NEED_FIXTURES();
-    memset(&f, 0, sizeof f);
-    f.op = &sw_https;
-    sw_cancel_sweep(&f);
-}
+PT_TEST(sweep_cancel_https) { TLS_NEED_FIXTURES(); sw_sweep(&sw_https, 0); }
 
-PT_TEST(sweep_alloc_https) {
-    sw_fx f;
-    TLS_NEED_FIXTURES();
-    memset(&f, 0, sizeof f);
-    f.op = &sw_https;
-    sw_alloc_sweep(&f);
-}
+PT_TEST(sweep_alloc_https) { TLS_NEED_FIXTURES(); sw_sweep(&sw_https, 1); }
 #endif
 
 /* ---- 2. SSE: open, two events, the end of the body, the reconnect after
@@ -349,21 +352,11 @@ static int sw_sse_body(sw_fx *f) {
     return rc;
 }
 
-static const sw_op sw_sse = { "sse", sw_plain_setup, sw_sse_body, sw_plain_teardown };
+static const sw_op sw_sse = { "sse", sw_plain_setup, sw_sse_body, sw_plain_teardown, 0 };
 
-PT_TEST(sweep_cancel_sse) {
-    sw_fx f;
-    memset(&f, 0, sizeof f);
-    f.op = &sw_sse;
-    sw_cancel_sweep(&f);
-}
+PT_TEST(sweep_cancel_sse) { sw_sweep(&sw_sse, 0); }
 
-PT_TEST(sweep_alloc_sse) {
-    sw_fx f;
-    memset(&f, 0, sizeof f);
-    f.op = &sw_sse;
-    sw_alloc_sweep(&f);
-}
+PT_TEST(sweep_alloc_sse) { sw_sweep(&sw_sse, 1); }
 
 /* ---- 3. a remote future: three polls of the retrieve endpoint (two
    try_again, then the result), 1 to 2 ms apart ---- */
@@ -387,21 +380,11 @@ static int sw_rfuture_body(sw_fx *f) {
     return rc;
 }
 
-static const sw_op sw_rfuture = { "rfuture", sw_plain_setup, sw_rfuture_body, sw_plain_teardown };
+static const sw_op sw_rfuture = { "rfuture", sw_plain_setup, sw_rfuture_body, sw_plain_teardown, 0 };
 
-PT_TEST(sweep_cancel_rfuture) {
-    sw_fx f;
-    memset(&f, 0, sizeof f);
-    f.op = &sw_rfuture;
-    sw_cancel_sweep(&f);
-}
+PT_TEST(sweep_cancel_rfuture) { sw_sweep(&sw_rfuture, 0); }
 
-PT_TEST(sweep_alloc_rfuture) {
-    sw_fx f;
-    memset(&f, 0, sizeof f);
-    f.op = &sw_rfuture;
-    sw_alloc_sweep(&f);
-}
+PT_TEST(sweep_alloc_rfuture) { sw_sweep(&sw_rfuture, 1); }
 
 /* ---- Durable Streams: the reference server, one stream per test ---- */
 static int sw_ds_start(sw_fx *f) {
@@ -501,25 +484,11 @@ static int sw_lp_body(sw_fx *f) {
     return rc;
 }
 
-static const sw_op sw_longpoll = { "ds-long-poll", sw_lp_setup, sw_lp_body, sw_lp_teardown };
+static const sw_op sw_longpoll = { "ds-long-poll", sw_lp_setup, sw_lp_body, sw_lp_teardown, 1 };
 
-PT_TEST(sweep_cancel_ds_long_poll) {
-    sw_fx f;
-    memset(&f, 0, sizeof f);
-    f.op = &sw_longpoll;
-    PT_REQUIRE(sw_ds_start(&f) == PR_OK);
-    sw_cancel_sweep(&f);
-    ds_stop(&f.ds);
-}
+PT_TEST(sweep_cancel_ds_long_poll) { sw_sweep(&sw_longpoll, 0); }
 
-PT_TEST(sweep_alloc_ds_long_poll) {
-    sw_fx f;
-    memset(&f, 0, sizeof f);
-    f.op = &sw_longpoll;
-    PT_REQUIRE(sw_ds_start(&f) == PR_OK);
-    sw_alloc_sweep(&f);
-    ds_stop(&f.ds);
-}
+PT_TEST(sweep_alloc_ds_long_poll) { sw_sweep(&sw_longpoll, 1); }
 
 /* ---- 5. an idempotent producer: three appends, each a batch of its own
    (all three in flight at once), the flush, then the close with its final
@@ -564,25 +533,11 @@ static int sw_producer_body(sw_fx *f) {
     return rc;
 }
 
-static const sw_op sw_producer = { "ds-producer", sw_producer_setup, sw_producer_body, NULL };
+static const sw_op sw_producer = { "ds-producer", sw_producer_setup, sw_producer_body, NULL, 1 };
 
-PT_TEST(sweep_cancel_ds_producer) {
-    sw_fx f;
-    memset(&f, 0, sizeof f);
-    f.op = &sw_producer;
-    PT_REQUIRE(sw_ds_start(&f) == PR_OK);
-    sw_cancel_sweep(&f);
-    ds_stop(&f.ds);
-}
+PT_TEST(sweep_cancel_ds_producer) { sw_sweep(&sw_producer, 0); }
 
-PT_TEST(sweep_alloc_ds_producer) {
-    sw_fx f;
-    memset(&f, 0, sizeof f);
-    f.op = &sw_producer;
-    PT_REQUIRE(sw_ds_start(&f) == PR_OK);
-    sw_alloc_sweep(&f);
-    ds_stop(&f.ds);
-}
+PT_TEST(sweep_alloc_ds_producer) { sw_sweep(&sw_producer, 1); }
 
 /* ---- objects with a task of their own, destroyed by a cancelled task
    (how a cancelled task unwinds): their task is reaped, not left ---- */
