@@ -1964,6 +1964,14 @@ PRISTINE_API int64_t pr_wsem_budget(const pr_wsem *w);
  * Timeouts do not cancel: when pr_future_await times out the future stays
  * pending and the producer keeps going. pr_future_cancel is the explicit
  * way to give up; it runs the producer's cancel hook.
+ *
+ * A producer that retries (a remote future polling a server that refuses)
+ * says so with pr_future_note_retry: the cause of its failed try and when
+ * the next one starts. A wait whose deadline comes before that start
+ * cannot see the future settle, so it returns the cause at once instead
+ * of waiting out its deadline to say PR_ETIMEDOUT; the future stays
+ * pending and pr_future_last_error gives the detail. The library's other
+ * retrying calls (pr_sse_open, the DS reads) keep the same rule.
  */
 
 typedef struct pr_future pr_future;
@@ -2019,8 +2027,12 @@ PRISTINE_API int pr_future_reject(pr_future *f, int code);
            NULL); deadline - absolute ms.
    Returns: PR_OK (resolved; *out set); the rejection code when it was
             rejected (PR_ECANCELED after pr_future_cancel); PR_ETIMEDOUT (the
-            future stays pending); PR_ECANCELED (the awaiting task was
-            cancelled); PR_EINVAL (f is NULL); PR_ENOMEM (no scheduler).
+            future stays pending); the code of the producer's failed try
+            (PR_EIO, PR_EHTTP, ...) as soon as its next try would start after
+            the deadline (pr_future_note_retry; the future stays pending,
+            pr_future_last_error has the detail); PR_ECANCELED (the awaiting
+            task was cancelled); PR_EINVAL (f is NULL); PR_ENOMEM (no
+            scheduler).
             pr_future_state tells a cancelled future from a cancelled waiter.
    Blocks: yes.
    Thread: owner.
@@ -2068,14 +2080,30 @@ PRISTINE_API int pr_future_on_cancel(pr_future *f, void (*fn)(void *user_data), 
 PRISTINE_API int pr_future_reject_info(pr_future *f, const pr_err_info *info);
 
 /* The detail of a rejected future: what pr_future_reject_info gave, or
-   just the code (with its text) for a plain rejection.
+   just the code (with its text) for a plain rejection. Of a pending future
+   whose producer waits to try again: the cause it noted.
    Params: f - the future; out - receives the detail.
-   Returns: PR_OK; PR_ESTATE (the future is pending or resolved: *out is
-            zeroed); PR_EINVAL.
+   Returns: PR_OK (rejected, or pending with a noted retry); PR_ESTATE
+            (resolved, or pending with nothing noted: *out is zeroed);
+            PR_EINVAL.
    Blocks: no.
    Thread: owner.
    See: pr_future_reject_info. */
 PRISTINE_API int pr_future_last_error(const pr_future *f, pr_err_info *out);
+
+/* For a producer that retries: its last try failed with cause (copied) and
+   the next one starts at next_at (absolute ms). Waits whose deadline comes
+   before next_at return cause->code at once (pr_future_await); later
+   waits wait. A NULL cause withdraws the note (the producer got an answer);
+   settling the future withdraws it too.
+   Params: f - the future; cause - the failure (code negative), or NULL;
+           next_at - when the next try starts.
+   Returns: PR_OK; PR_ESTATE if f is settled; PR_EINVAL if f is NULL or
+            cause->code is not negative; PR_ENOMEM (nothing noted).
+   Blocks: no.
+   Thread: owner.
+   See: pr_future_await, pr_future_last_error. */
+PRISTINE_API int pr_future_note_retry(pr_future *f, const pr_err_info *cause, int64_t next_at);
 
 /* The value of a resolved future (what pr_future_await would give).
    Params: f - the future.
@@ -2107,8 +2135,11 @@ PRISTINE_API int pr_future_on_free(pr_future *f, void (*free_value)(void *value,
            be NULL); deadline - absolute ms.
    Returns: PR_OK (all resolved); the rejection code of the first rejected
             future in input order (with PR_AWAIT_FAIL_FAST: the first to be
-            rejected), *failed set; PR_ETIMEDOUT or PR_ECANCELED (the waiter
-            gave up: the futures keep going); PR_EINVAL; PR_ENOMEM.
+            rejected), *failed set; the code of a pending future's failed try
+            as soon as its next try would start after the deadline
+            (pr_future_note_retry), *failed set, the futures keep going;
+            PR_ETIMEDOUT or PR_ECANCELED (the waiter gave up: the futures keep
+            going); PR_EINVAL; PR_ENOMEM.
    Blocks: yes.
    Thread: owner.
    See: pr_future_await, pr_future_value. */
@@ -4398,7 +4429,12 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  * (PR_EIO with sys_errno, PR_EHTTP with http_status). PR_ETIMEDOUT is
  * only ever the caller's limit: opts.timeout_ms, or the deadline of
  * pr_future_await (which leaves the polling running) or of
- * pr_rfuture_submit.
+ * pr_rfuture_submit. A limit that would pass while the poller waits to
+ * poll again after a failure does not wait for it: each failed poll is
+ * noted on the future (pr_future_note_retry), so a pr_future_await whose
+ * deadline comes before the next poll returns that poll's cause at once
+ * (the polling goes on), and a future whose timeout_ms comes first ends
+ * with the cause then.
  *
  * Pacing: poll_backoff (5 ms doubling to 1 s by default, by the number of
  * polls made) spaces the polls after answers with nothing new, so a
@@ -4413,7 +4449,8 @@ PRISTINE_API void pr_heartbeat_counts(const pr_heartbeat *h, long *sent, long *f
  * Limits: at most max_polls polls in flight per poller (FIFO), and
  * complete_metadata payloads share max_response_bytes (held until the
  * result is decoded). opts.timeout_ms bounds the whole polling:
- * PR_ETIMEDOUT then, naming the last retryable failure. A timeout of
+ * PR_ETIMEDOUT then, naming the last retryable failure (or that
+ * failure's own code, when it came with a wait past the limit). A timeout of
  * pr_future_await stops nothing; pr_future_cancel stops the polling at
  * once (whatever it was doing) and frees everything.
  *
@@ -4552,7 +4589,9 @@ typedef struct pr_rfuture_opts {
     const char *request_type;    /* the profile's type_header, e.g. "Sample"; NULL = none (copied) */
     int64_t submitted_at_ms;     /* pr_now() when the submit began: the first poll reports the
                                     time since then; 0 = not reported */
-    int64_t timeout_ms;          /* 0 = none: the whole polling ends with PR_ETIMEDOUT after this */
+    int64_t timeout_ms;          /* 0 = none: the whole polling ends with PR_ETIMEDOUT after this, or
+                                    with a failed poll's cause when the poll after it would start
+                                    later */
     /* Check the result before the future resolves; a nonzero return (with
        *why filled) rejects it with PR_EPROTO. NULL = any object is fine. */
     int (*validate)(const pr_json *result, pr_err_info *why, void *user_data);
@@ -4598,8 +4637,11 @@ PRISTINE_API void pr_rfuture_poller_destroy(pr_rfuture_poller *p);
    dropped; pr_rfuture_result gives its root) or is rejected: PR_EFAILED,
    PR_EEXPIRED, PR_EHTTP, PR_EPROTO, PR_ELIMIT (a body over the client's
    fetch_max_bytes), PR_EIO (no answer, open_attempts or max_failures
-   times), PR_EDNS, PR_ETLS (at once), PR_ETIMEDOUT (opts->timeout_ms),
-   PR_ECANCELED, with the detail in pr_future_last_error.
+   times, or when the next poll would start after opts->timeout_ms),
+   PR_EDNS, PR_ETLS (at once), PR_ETIMEDOUT (opts->timeout_ms),
+   PR_ECANCELED, with the detail in pr_future_last_error. While it waits
+   to poll again after a failure, an await whose deadline comes first
+   returns that failure's code at once (pr_future_note_retry).
    Params: out - receives the future (one reference); p - the poller;
            request_id - NUL-terminated (copied); opts - NULL = defaults.
    Returns: PR_OK; PR_EINVAL (also opts->resubmittable: there is no submit
@@ -11232,6 +11274,8 @@ int64_t pr_wsem_budget(const pr_wsem *w) { return w ? w->c.budget : 0; }
 typedef struct pr__future_fgroup {
     size_t *settled; /* indices in settling order */
     size_t nsettled;
+    size_t *noted;   /* indices of futures that noted a retry since last looked at */
+    size_t nnoted;
 } pr__future_fgroup;
 
 /* A task waiting in pr_future_await (on its stack) or pr_future_await_all. */
@@ -11240,6 +11284,7 @@ typedef struct pr__future_fwait {
     pr_task *task;
     pr__future_fgroup *group; /* await_all: note idx there on settling; NULL otherwise */
     size_t idx;
+    int noted;                /* idx is in group->noted */
 } pr__future_fwait;
 
 struct pr_future {
@@ -11254,6 +11299,8 @@ struct pr_future {
     pr_task_fn fn;             /* pr_future_go's body */
     void *user_data;
     pr_err_info *detail;       /* pr_future_reject_info's copy, or NULL */
+    pr_err_info *retry;        /* pr_future_note_retry's cause (kept for reuse), or NULL */
+    int64_t retry_at;          /* when the producer tries again; 0 = no note */
     void (*free_value)(void *value, void *user_data);
     void *free_data;
 };
@@ -11277,6 +11324,7 @@ void pr_future_destroy(pr_future *f) {
     PR__ASSERT(!f->waiters); /* a waiter holds a reference of its own */
     if (f->state == PR_FUTURE_RESOLVED && f->free_value) f->free_value(f->value, f->free_data);
     pr__free(f->detail, sizeof *f->detail);
+    pr__free(f->retry, sizeof *f->retry);
     pr__free(f, sizeof *f);
 }
 
@@ -11287,6 +11335,7 @@ static int pr__future_settle(pr_future *f, int state, void *value, int code) {
     f->state = state;
     f->value = value;
     f->code = code;
+    f->retry_at = 0;
     for (w = f->waiters; w; w = w->next) {
         if (w->group) w->group->settled[w->group->nsettled++] = w->idx;
         pr__sched_wake(w->task, PR_OK);
@@ -11316,10 +11365,38 @@ int pr_future_reject_info(pr_future *f, const pr_err_info *info) {
 int pr_future_last_error(const pr_future *f, pr_err_info *out) {
     if (!f || !out) return PR_EINVAL;
     memset(out, 0, sizeof *out);
+    if (f->state == PR_FUTURE_PENDING && f->retry_at) {
+        *out = *f->retry;
+        return PR_OK;
+    }
     if (f->state != PR_FUTURE_REJECTED) return PR_ESTATE;
     if (f->detail) *out = *f->detail;
     else pr__err_set(out, f->code, 0, "%s", pr_strerror(f->code));
     return PR_OK;
+}
+
+int pr_future_note_retry(pr_future *f, const pr_err_info *cause, int64_t next_at) {
+    pr__future_fwait *w;
+    if (!f || (cause && cause->code >= 0)) return PR_EINVAL;
+    if (f->state != PR_FUTURE_PENDING) return PR_ESTATE;
+    f->retry_at = 0;
+    if (!cause) return PR_OK;
+    if (!f->retry && !(f->retry = (pr_err_info *)pr__alloc(sizeof *f->retry))) return PR_ENOMEM;
+    *f->retry = *cause;
+    f->retry_at = PR__MAX(next_at, 1);
+    for (w = f->waiters; w; w = w->next) { /* each waiter compares next_at with its deadline */
+        if (w->group && !w->noted) {
+            w->noted = 1;
+            w->group->noted[w->group->nnoted++] = w->idx;
+        }
+        pr__sched_wake(w->task, PR_OK);
+    }
+    return PR_OK;
+}
+
+/* A wait until deadline cannot see f settle: its producer tries again later. */
+static int pr__future_retry_late(const pr_future *f, int64_t deadline) {
+    return f->state == PR_FUTURE_PENDING && f->retry_at && f->retry_at > deadline;
 }
 
 void *pr_future_value(const pr_future *f) { return f && f->state == PR_FUTURE_RESOLVED ? f->value : NULL; }
@@ -11342,7 +11419,7 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
     pr_sched *s;
     pr__future_fwait *ws = NULL;
     pr__future_fgroup g;
-    size_t i, first_bad = n, done = 0;
+    size_t i, first_bad = n, done = 0, late = 0;
     int rc = PR_OK;
     if (!fs && n) return PR_EINVAL;
     for (i = 0; i < n; i++)
@@ -11350,10 +11427,11 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
     if (!(s = pr__sched_get())) return PR_ENOMEM;
     memset(&g, 0, sizeof g);
     if (n && (!(ws = (pr__future_fwait *)pr__calloc(n, sizeof *ws)) ||
-              !(g.settled = (size_t *)pr__alloc(n * sizeof *g.settled)))) {
+              !(g.settled = (size_t *)pr__alloc(2 * n * sizeof *g.settled)))) {
         pr__free(ws, n * sizeof *ws);
         return PR_ENOMEM;
     }
+    g.noted = g.settled + n;
     /* note what is settled already; wait on the rest */
     for (i = 0; i < n; i++) {
         pr_future *f = fs[i];
@@ -11365,6 +11443,10 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
         ws[i].task = s->cur;
         ws[i].group = &g;
         ws[i].idx = i;
+        if (f->retry_at) {
+            ws[i].noted = 1;
+            g.noted[g.nnoted++] = i;
+        }
         ws[i].next = f->waiters;
         if (f->waiters) f->waiters->prev = &ws[i];
         f->waiters = &ws[i];
@@ -11383,6 +11465,12 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
         if (k) memmove(g.settled, g.settled + k, (g.nsettled - k) * sizeof *g.settled);
         g.nsettled -= k;
         if (done >= n || ((flags & PR_AWAIT_FAIL_FAST) && first_bad < n)) break;
+        while (g.nnoted && !late) { /* a producer's next try after the deadline: its cause now */
+            size_t idx = g.noted[--g.nnoted];
+            ws[idx].noted = 0;
+            if (pr__future_retry_late(fs[idx], deadline)) late = idx + 1;
+        }
+        if (late) break;
         if ((rc = pr__sched_park(s, deadline)) != PR_OK) break;
     }
     for (i = 0; i < n; i++) {
@@ -11391,8 +11479,12 @@ int pr_future_await_all(pr_future *const *fs, size_t n, int flags, size_t *faile
         pr_future_destroy(fs[i]); /* the waiter's reference */
     }
     pr__free(ws, n * sizeof *ws);
-    pr__free(g.settled, n * sizeof *g.settled);
+    pr__free(g.settled, 2 * n * sizeof *g.settled);
     if (rc != PR_OK) return rc;
+    if (late && first_bad == n) {
+        if (failed) *failed = late - 1;
+        return fs[late - 1]->retry->code;
+    }
     if (first_bad < n) {
         if (failed) *failed = first_bad;
         return fs[first_bad]->code;
@@ -11414,7 +11506,8 @@ int pr_future_await(pr_future *f, void **out, int64_t deadline) {
         if (f->waiters) f->waiters->prev = &w;
         f->waiters = &w;
         f->refs++;
-        while (f->state == PR_FUTURE_PENDING && rc == PR_OK) rc = pr__sched_park(s, deadline);
+        while (f->state == PR_FUTURE_PENDING && rc == PR_OK)
+            rc = pr__future_retry_late(f, deadline) ? f->retry->code : pr__sched_park(s, deadline);
         pr__future_unwait(f, &w);
         if (f->state == PR_FUTURE_PENDING) {
             pr_future_destroy(f);
@@ -18442,6 +18535,28 @@ static int pr__rfuture_gave_up(pr__rfuture *r, const pr_err_info *cause, const c
     return 1;
 }
 
+/* After a poll that goes on: a failed one (delay >= 0 until the next; -1
+   after an answer) is noted on the future for its waiters
+   (pr_future_note_retry), or, when the next poll would start after the
+   future's limit, ends it now with the failure's cause rather than
+   PR_ETIMEDOUT later (1 is returned). */
+static int pr__rfuture_retry_late(pr__rfuture *r, int64_t delay) {
+    int64_t at = pr__time_add(pr_now(), PR__MAX(delay, 0));
+    if (delay < 0) {
+        (void)pr_future_note_retry(r->f, NULL, 0);
+        return 0;
+    }
+    if (r->until == PR_FOREVER || at < r->until) {
+        (void)pr_future_note_retry(r->f, &r->last, at); /* PR_ENOMEM: waiters just wait */
+        return 0;
+    }
+    pr__rfuture_event_ex(r, r->last.http_status ? "api_status_error" : "connection_error", PR_SEVERITY_ERROR,
+                         r->last.http_status, "fatal", r->last.msg, 1, r->last.code);
+    pr__rfuture_reject_cause(r, &r->last, "rfuture: request %.40s: the next poll would start after timeout_ms; the last",
+                             r->id);
+    return 1;
+}
+
 static int pr__rfuture_queue_state(const pr_json *v) {
     size_t n;
     const char *s = pr_json_string(v, &n);
@@ -18963,6 +19078,7 @@ static int pr__rfuture_poll_task(void *arg) {
         }
         pr_http_result_deinit(&res);
         if (next == PR__RFUTURE_RESUBMIT) next = pr__rfuture_resubmit(r);
+        if (next == PR__RFUTURE_AGAIN && pr__rfuture_retry_late(r, r->failures ? delay : -1)) next = PR__RFUTURE_DONE;
     }
     p->active--;
     r->task = NULL;
@@ -22638,6 +22754,9 @@ REVISION HISTORY
                               = not wanted): a failure's detail, cleared on
                               success
     New options and fields
+      pr_future_note_retry    new: a retrying producer notes its failed try's
+                              cause and when the next one starts; awaits whose
+                              deadline comes first return the cause at once
       pr_tls_opts             half_duplex (0 = auto: full duplex from
                               pr_tls_client, half duplex for pr_http_client's
                               connections; 1 = half: one 16,709-byte record
@@ -22776,6 +22895,17 @@ REVISION HISTORY
                               one array), max_bytes (0 = 64 MiB, PR_ELIMIT),
                               the offset to resume from and the closed flag
     Changed behaviour
+      future   pr_future_await and pr_future_await_all return the cause of a
+               producer's failed try (PR_EIO, PR_EHTTP, ...) at once when its
+               next try would start after the deadline (was: PR_ETIMEDOUT when
+               the deadline passed); the future stays pending and
+               pr_future_last_error gives the cause (was: PR_ESTATE while
+               pending).
+      rfuture  Each failed poll is noted on the future (pr_future_note_retry):
+               an await against a port that refuses says PR_EIO with
+               ECONNREFUSED within the first poll, not PR_ETIMEDOUT at its
+               deadline; a future whose timeout_ms would pass before the next
+               poll ends with the failed poll's cause then.
       client   https connections are half duplex (tls.half_duplex 0) unless
                tls.half_duplex is -1: one 16,709-byte record buffer instead of
                33,178, the same record sizes. An exchange sends its whole

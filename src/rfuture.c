@@ -67,7 +67,12 @@
  * (PR_EIO with sys_errno, PR_EHTTP with http_status). PR_ETIMEDOUT is
  * only ever the caller's limit: opts.timeout_ms, or the deadline of
  * pr_future_await (which leaves the polling running) or of
- * pr_rfuture_submit.
+ * pr_rfuture_submit. A limit that would pass while the poller waits to
+ * poll again after a failure does not wait for it: each failed poll is
+ * noted on the future (pr_future_note_retry), so a pr_future_await whose
+ * deadline comes before the next poll returns that poll's cause at once
+ * (the polling goes on), and a future whose timeout_ms comes first ends
+ * with the cause then.
  *
  * Pacing: poll_backoff (5 ms doubling to 1 s by default, by the number of
  * polls made) spaces the polls after answers with nothing new, so a
@@ -82,7 +87,8 @@
  * Limits: at most max_polls polls in flight per poller (FIFO), and
  * complete_metadata payloads share max_response_bytes (held until the
  * result is decoded). opts.timeout_ms bounds the whole polling:
- * PR_ETIMEDOUT then, naming the last retryable failure. A timeout of
+ * PR_ETIMEDOUT then, naming the last retryable failure (or that
+ * failure's own code, when it came with a wait past the limit). A timeout of
  * pr_future_await stops nothing; pr_future_cancel stops the polling at
  * once (whatever it was doing) and frees everything.
  *
@@ -221,7 +227,9 @@ typedef struct pr_rfuture_opts {
     const char *request_type;    /* the profile's type_header, e.g. "Sample"; NULL = none (copied) */
     int64_t submitted_at_ms;     /* pr_now() when the submit began: the first poll reports the
                                     time since then; 0 = not reported */
-    int64_t timeout_ms;          /* 0 = none: the whole polling ends with PR_ETIMEDOUT after this */
+    int64_t timeout_ms;          /* 0 = none: the whole polling ends with PR_ETIMEDOUT after this, or
+                                    with a failed poll's cause when the poll after it would start
+                                    later */
     /* Check the result before the future resolves; a nonzero return (with
        *why filled) rejects it with PR_EPROTO. NULL = any object is fine. */
     int (*validate)(const pr_json *result, pr_err_info *why, void *user_data);
@@ -267,8 +275,11 @@ PRISTINE_API void pr_rfuture_poller_destroy(pr_rfuture_poller *p);
    dropped; pr_rfuture_result gives its root) or is rejected: PR_EFAILED,
    PR_EEXPIRED, PR_EHTTP, PR_EPROTO, PR_ELIMIT (a body over the client's
    fetch_max_bytes), PR_EIO (no answer, open_attempts or max_failures
-   times), PR_EDNS, PR_ETLS (at once), PR_ETIMEDOUT (opts->timeout_ms),
-   PR_ECANCELED, with the detail in pr_future_last_error.
+   times, or when the next poll would start after opts->timeout_ms),
+   PR_EDNS, PR_ETLS (at once), PR_ETIMEDOUT (opts->timeout_ms),
+   PR_ECANCELED, with the detail in pr_future_last_error. While it waits
+   to poll again after a failure, an await whose deadline comes first
+   returns that failure's code at once (pr_future_note_retry).
    Params: out - receives the future (one reference); p - the poller;
            request_id - NUL-terminated (copied); opts - NULL = defaults.
    Returns: PR_OK; PR_EINVAL (also opts->resubmittable: there is no submit
@@ -643,6 +654,28 @@ static int pr__rfuture_gave_up(pr__rfuture *r, const pr_err_info *cause, const c
     pr__rfuture_event_ex(r, what, PR_SEVERITY_ERROR, cause->http_status, "fatal", cause->msg, 1, cause->code);
     pr__rfuture_reject_cause(r, cause, "rfuture: request %.40s: %d polls failed%s", r->id, r->failures,
                              r->answered ? " in a row" : ", none answered");
+    return 1;
+}
+
+/* After a poll that goes on: a failed one (delay >= 0 until the next; -1
+   after an answer) is noted on the future for its waiters
+   (pr_future_note_retry), or, when the next poll would start after the
+   future's limit, ends it now with the failure's cause rather than
+   PR_ETIMEDOUT later (1 is returned). */
+static int pr__rfuture_retry_late(pr__rfuture *r, int64_t delay) {
+    int64_t at = pr__time_add(pr_now(), PR__MAX(delay, 0));
+    if (delay < 0) {
+        (void)pr_future_note_retry(r->f, NULL, 0);
+        return 0;
+    }
+    if (r->until == PR_FOREVER || at < r->until) {
+        (void)pr_future_note_retry(r->f, &r->last, at); /* PR_ENOMEM: waiters just wait */
+        return 0;
+    }
+    pr__rfuture_event_ex(r, r->last.http_status ? "api_status_error" : "connection_error", PR_SEVERITY_ERROR,
+                         r->last.http_status, "fatal", r->last.msg, 1, r->last.code);
+    pr__rfuture_reject_cause(r, &r->last, "rfuture: request %.40s: the next poll would start after timeout_ms; the last",
+                             r->id);
     return 1;
 }
 
@@ -1167,6 +1200,7 @@ static int pr__rfuture_poll_task(void *arg) {
         }
         pr_http_result_deinit(&res);
         if (next == PR__RFUTURE_RESUBMIT) next = pr__rfuture_resubmit(r);
+        if (next == PR__RFUTURE_AGAIN && pr__rfuture_retry_late(r, r->failures ? delay : -1)) next = PR__RFUTURE_DONE;
     }
     p->active--;
     r->task = NULL;

@@ -208,6 +208,82 @@ PT_TEST(future_reject_with_detail) {
     pr_future_destroy(g);
 }
 
+typedef struct future_retrier {
+    pr_future *f;
+    int code;
+    int64_t next_in; /* ms; < 0: resolve instead */
+} future_retrier;
+
+/* A producer that notes a failed try after a moment (or resolves). */
+static int future_note_later(void *arg) {
+    future_retrier *r = (future_retrier *)arg;
+    pr_err_info e;
+    pr_sleep(pr_deadline_in(5));
+    if (r->next_in < 0) return pr_future_resolve(r->f, (void *)"v");
+    pr__err_set(&e, r->code, ECONNREFUSED, "connection refused");
+    return pr_future_note_retry(r->f, &e, pr_deadline_in(r->next_in));
+}
+
+/* A producer waiting to try again says why to the waits that would end
+   before its next try (the cause, the future still pending), and to no
+   others; an answer or settling withdraws the note. */
+PT_TEST(future_note_retry_answers_early_waits) {
+    pr_future *f, *g, *both[2];
+    pr_err_info e, got;
+    future_retrier r;
+    size_t failed = 9;
+    int64_t far = pr_deadline_in(60000);
+    PT_REQUIRE(pr_future_create(&f) == PR_OK);
+    pr__err_set(&e, PR_EIO, ECONNREFUSED, "connection refused");
+    PT_EQ_ERR(pr_future_note_retry(NULL, &e, 1), PR_EINVAL);
+    e.code = 0;
+    PT_EQ_ERR(pr_future_note_retry(f, &e, 1), PR_EINVAL);
+    e.code = PR_EIO;
+    PT_EQ_ERR(pr_future_note_retry(f, &e, far), PR_OK);
+    PT_EQ_ERR(pr_future_await(f, NULL, pr_deadline_in(10000)), PR_EIO); /* at once: the try is later */
+    PT_EQ_INT(pr_future_state(f), PR_FUTURE_PENDING);
+    PT_EQ_ERR(pr_future_last_error(f, &got), PR_OK);
+    PT_EQ_INT(got.code, PR_EIO);
+    PT_EQ_INT(got.sys_errno, ECONNREFUSED);
+    PT_EQ_STR(got.msg, "connection refused");
+    /* a deadline after the next try waits as usual */
+    PT_EQ_ERR(pr_future_note_retry(f, &e, pr_deadline_in(1)), PR_OK);
+    PT_EQ_ERR(pr_future_await(f, NULL, pr_deadline_in(20)), PR_ETIMEDOUT);
+    /* withdrawn: waits time out again, and nothing is reported */
+    PT_EQ_ERR(pr_future_note_retry(f, NULL, 0), PR_OK);
+    PT_EQ_ERR(pr_future_await(f, NULL, pr_deadline_in(1)), PR_ETIMEDOUT);
+    PT_EQ_ERR(pr_future_last_error(f, &got), PR_ESTATE);
+    /* a note that arrives during a wait ends it */
+    r.f = f;
+    r.code = PR_EIO;
+    r.next_in = 60000;
+    PT_EQ_ERR(pr_go(NULL, future_note_later, &r, NULL), PR_OK);
+    PT_EQ_ERR(pr_future_await(f, NULL, pr_deadline_in(30000)), PR_EIO);
+    /* await_all: the pending future whose next try is too late */
+    PT_REQUIRE(pr_future_create(&g) == PR_OK);
+    both[0] = g;
+    both[1] = f;
+    PT_EQ_ERR(pr_future_await_all(both, 2, 0, &failed, pr_deadline_in(30000)), PR_EIO);
+    PT_EQ_INT(failed, 1);
+    PT_EQ_ERR(pr_future_note_retry(f, NULL, 0), PR_OK);
+    failed = 9;
+    r.f = g;
+    PT_EQ_ERR(pr_go(NULL, future_note_later, &r, NULL), PR_OK);
+    PT_EQ_ERR(pr_future_await_all(both, 2, 0, &failed, pr_deadline_in(30000)), PR_EIO);
+    PT_EQ_INT(failed, 0);
+    /* settling withdraws the note: the outcome is the settlement */
+    PT_EQ_ERR(pr_future_resolve(g, (void *)"w"), PR_OK);
+    PT_EQ_ERR(pr_future_note_retry(g, &e, far), PR_ESTATE);
+    PT_EQ_ERR(pr_future_last_error(g, &got), PR_ESTATE);
+    r.f = f;
+    r.next_in = -1;
+    PT_EQ_ERR(pr_go(NULL, future_note_later, &r, NULL), PR_OK);
+    PT_EQ_ERR(pr_future_await_all(both, 2, 0, &failed, pr_deadline_in(30000)), PR_OK);
+    PT_EQ_STR((const char *)pr_future_value(f), "v");
+    pr_future_destroy(g);
+    pr_future_destroy(f);
+}
+
 static void future_free_counter(void *value, void *user_data) {
     (void)value;
     ++*(int *)user_data;
@@ -362,6 +438,7 @@ const pt_suite pt_suite_future = { "future", {
     PT_ENTRY(future_dropped_while_task_runs),
     PT_ENTRY(future_retain),
     PT_ENTRY(future_reject_with_detail),
+    PT_ENTRY(future_note_retry_answers_early_waits),
     PT_ENTRY(future_value_destructor),
     PT_ENTRY(future_await_all_order_and_failure),
     PT_ENTRY(future_await_all_fail_fast_returns_early),

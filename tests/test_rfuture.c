@@ -985,6 +985,42 @@ PT_TEST(rfuture_refused_ends_after_open_attempts) {
     }
 }
 
+/* The same refusals against a deadline that comes before the next poll
+   (1 s later): the await says why at once, PR_EIO with ECONNREFUSED, and
+   the future stays pending; a future whose own timeout_ms comes first
+   ends with that cause, not with PR_ETIMEDOUT. */
+PT_TEST(rfuture_refused_says_why_before_deadline) {
+    rf_fx f;
+    pr_future *fu;
+    pr_err_info e;
+    pr_rfuture_opts o;
+    char base[64];
+    rf_opts(&f);
+    f.po.hooks.sleep = NULL; /* real sleeps: the next poll is 1 s away */
+    snprintf(base, sizeof base, "http://127.0.0.1:%u", (unsigned)rf_dead_port());
+    PT_REQUIRE(rf_start_at(&f, base, 0) == PR_OK);
+    PT_EQ_ERR(pr_rfuture_start(&fu, f.p, "r1", NULL), PR_OK);
+    PT_EQ_ERR(pr_future_await(fu, NULL, pr_deadline_in(500)), PR_EIO);
+    PT_EQ_INT(pr_future_state(fu), PR_FUTURE_PENDING);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
+    PT_EQ_ERR(e.code, PR_EIO);
+    PT_EQ_INT(e.sys_errno, ECONNREFUSED);
+    PT_EQ_INT(rf_count(&f.evs, "connection_error"), 1);
+    PT_EQ_ERR(pr_future_cancel(fu), PR_OK);
+    pr_future_destroy(fu);
+    memset(&o, 0, sizeof o);
+    o.timeout_ms = 500;
+    PT_EQ_ERR(pr_rfuture_start(&fu, f.p, "r2", &o), PR_OK);
+    PT_EQ_ERR(pr_future_await(fu, NULL, PR_FOREVER), PR_EIO);
+    PT_EQ_ERR(pr_future_last_error(fu, &e), PR_OK);
+    PT_EQ_INT(e.sys_errno, ECONNREFUSED);
+    PT_CHECK(strstr(e.msg, "after timeout_ms") != NULL);
+    PT_EQ_INT(f.evs.settled[f.evs.n - 1], 1);
+    PT_EQ_ERR(f.evs.error[f.evs.n - 1], PR_EIO);
+    pr_future_destroy(fu);
+    rf_end(&f);
+}
+
 /* Polls that get no answer within poll_timeout_ms are transient
    failures like refusals: after open_attempts of them PR_EIO with
    ETIMEDOUT, never PR_ETIMEDOUT, which is the caller's limit alone. */
@@ -1659,6 +1695,7 @@ const pt_suite pt_suite_rfuture = { "rfuture", {
     PT_ENTRY(rfuture_hint_cap),
     PT_ENTRY(rfuture_connection_errors_back_off),
     PT_ENTRY(rfuture_refused_ends_after_open_attempts),
+    PT_ENTRY(rfuture_refused_says_why_before_deadline),
     PT_ENTRY(rfuture_poll_timeouts_are_eio),
     PT_ENTRY(rfuture_persistent_503),
     PT_ENTRY(rfuture_final_causes_end_at_once),

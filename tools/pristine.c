@@ -645,7 +645,7 @@ static int cmd_future(cli *a, const char *url, const char *id) {
         rc = pr_future_await(f, NULL, a->deadline);
         if (rc == PR_OK) rc = pr_json_to_buf(pr_rfuture_result(f), &b);
         if (rc == PR_OK) printf("%s\n", b.data);
-        else if (pr_future_state(f) == PR_FUTURE_REJECTED) pr_future_last_error(f, &e);
+        else (void)pr_future_last_error(f, &e); /* rejected, or pending after a failed poll: why */
         pr_future_cancel(f);
         pr_future_destroy(f);
     }
