@@ -19,6 +19,7 @@
    body byte for every delivery. */
 #define PRISTINE_IMPLEMENTATION
 #include "../pristine.h"
+#include "fuzz/fuzz.h"
 #include <ctype.h>
 
 #define FZ_BYTEWISE 256
@@ -26,84 +27,24 @@
 
 static const char fz_head[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
 
-typedef struct fz_conn {
-    pr_conn base; /* first */
-    const unsigned char *head, *data;
-    size_t head_len, len, pos; /* pos over head then data */
-    const unsigned char *splits; /* 4 split sizes, 0 = whole */
-    unsigned si;
-    int bytewise;                /* splits of 1 over the first FZ_BYTEWISE bytes of data only */
-} fz_conn;
-
-static ptrdiff_t fz_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
-    fz_conn *f = (fz_conn *)(void *)c;
-    size_t total = f->head_len + f->len, k = total - f->pos, i;
-    unsigned char *tmp;
-    (void)deadline;
-    if (!k) return PR_ECLOSED;
-    if (k > n) k = n;
-    if (f->splits && !(f->bytewise && f->pos >= f->head_len + FZ_BYTEWISE)) {
-        size_t s = f->splits[f->si++ & 3];
-        if (k > s) k = s;
-    }
-    tmp = (unsigned char *)malloc(k); /* a fresh copy: stale views are caught by ASan */
-    if (!tmp) abort();
-    for (i = 0; i < k; i++) {
-        size_t at = f->pos + i;
-        tmp[i] = at < f->head_len ? f->head[at] : f->data[at - f->head_len];
-    }
-    memcpy(buf, tmp, k);
-    free(tmp);
-    f->pos += k;
-    return (ptrdiff_t)k;
-}
-
-static ptrdiff_t fz_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
-    (void)c, (void)buf, (void)deadline;
-    return (ptrdiff_t)n;
-}
-static int fz_shutdown(pr_conn *c, int64_t deadline) {
-    (void)c, (void)deadline;
-    return PR_OK;
-}
-static void fz_destroy(pr_conn *c) { (void)c; }
-static const pr_conn_ops fz_ops = { fz_read, fz_write, fz_shutdown, fz_destroy };
-
 typedef struct fz_out {
     int rc, body_rc, reusable;
-    unsigned char *body;
-    size_t body_len, body_cap;
+    fz_log body;
 } fz_out;
 
-static void fz_put(fz_out *o, const void *p, size_t n) {
-    if (o->body_len + n > o->body_cap) {
-        size_t cap = o->body_cap ? o->body_cap : 1024;
-        while (cap < o->body_len + n) cap *= 2;
-        o->body = (unsigned char *)realloc(o->body, cap);
-        if (!o->body) abort();
-        o->body_cap = cap;
-    }
-    memcpy(o->body + o->body_len, p, n);
-    o->body_len += n;
-}
-
 static void fz_run(fz_out *o, const unsigned char *data, size_t len, const unsigned char *splits, unsigned opt) {
-    static char big[70000];
     fz_conn fc;
     pr_url u;
     pr_http_request req;
     pr_http_opts ho;
     pr_http_response *r = NULL;
-    int mode = (int)((opt >> 3) & 3);
     memset(o, 0, sizeof *o);
-    memset(&fc, 0, sizeof fc);
-    fc.base.ops = &fz_ops;
+    fz_conn_init(&fc, data, len);
     fc.head = (const unsigned char *)fz_head;
     fc.head_len = sizeof fz_head - 1;
-    fc.data = data;
-    fc.len = len;
     fc.splits = splits;
-    fc.bytewise = splits && splits[0] == 1 && splits[1] == 1 && splits[2] == 1 && splits[3] == 1;
+    fc.nsplits = 4;
+    if (splits && splits[0] == 1 && splits[1] == 1 && splits[2] == 1 && splits[3] == 1) fc.split_len = FZ_BYTEWISE;
     memset(&u, 0, sizeof u);
     if (pr_url_parse(&u, "http://fuzz.test/x", 18, NULL) != PR_OK) abort();
     memset(&req, 0, sizeof req);
@@ -123,30 +64,8 @@ static void fz_run(fz_out *o, const unsigned char *data, size_t len, const unsig
         return;
     }
     pr__http_test_body_work = 0;
-    for (;;) {
-        if (mode == 2) {
-            const char *p;
-            size_t n;
-            int rc = pr_http_next_span(r, &p, &n, PR_FOREVER);
-            if (rc) {
-                o->body_rc = rc;
-                break;
-            }
-            if (!n) abort();
-            fz_put(o, p, n);
-        } else {
-            size_t want = mode == 1 ? sizeof big : 7;
-            ptrdiff_t k = pr_http_read(r, big, want, PR_FOREVER);
-            if (k <= 0) {
-                o->body_rc = (int)k;
-                break;
-            }
-            if ((size_t)k > want) abort();
-            fz_put(o, big, (size_t)k);
-        }
-    }
+    o->body_rc = fz_read_body(r, (int)((opt >> 3) & 3), &o->body);
     if (o->body_rc != PR_ECLOSED && o->body_rc != PR_EPROTO && o->body_rc != PR_ELIMIT) abort();
-    if (getenv("FZ_RATIO") && len) fprintf(stderr, "RATIO %zu %zu %.2f\n", len, pr__http_test_body_work, (double)pr__http_test_body_work / (double)len);
     if (pr__http_test_body_work > FZ_WORK_PER_BYTE * (len + 1) + 8) abort(); /* linear framing */
     o->reusable = pr_http_reusable(r);
     pr_http_response_destroy(r);
@@ -175,7 +94,7 @@ static int fz_ref(const unsigned char *p, size_t n, fz_out *o) {
         i += 2;
         if (!size) break;
         if (size > n - i) return 0;
-        fz_put(o, p + i, (size_t)size);
+        fz_put(&o->body, p + i, (size_t)size);
         i += (size_t)size;
         if (i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n') return 0;
         i += 2;
@@ -190,8 +109,7 @@ static int fz_ref(const unsigned char *p, size_t n, fz_out *o) {
 }
 
 static int fz_same(const fz_out *a, const fz_out *b) {
-    return a->rc == b->rc && a->body_rc == b->body_rc && a->body_len == b->body_len &&
-           (!a->body_len || memcmp(a->body, b->body, a->body_len) == 0);
+    return a->rc == b->rc && a->body_rc == b->body_rc && fz_log_same(&a->body, &b->body);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -214,13 +132,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* a clean end: the reference decoder agrees on the bytes */
         memset(&ref, 0, sizeof ref);
         if (!fz_ref(data, size, &ref)) abort();
-        if (ref.body_len != whole.body_len || (ref.body_len && memcmp(ref.body, whole.body, ref.body_len) != 0))
-            abort();
-        free(ref.body);
+        if (!fz_log_same(&ref.body, &whole.body)) abort();
+        free(ref.body.p);
     }
-    free(whole.body);
-    free(split.body);
-    free(bytes.body);
+    free(whole.body.p);
+    free(split.body.p);
+    free(bytes.body.p);
     pr_sched_destroy();
     return 0;
 }

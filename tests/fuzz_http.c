@@ -16,53 +16,13 @@
    2 bytes per input byte (pr__http_test_fold_work). */
 #define PRISTINE_IMPLEMENTATION
 #include "../pristine.h"
-
-typedef struct fz_conn {
-    pr_conn base; /* first */
-    const unsigned char *data;
-    size_t len, pos, chunk;
-} fz_conn;
-
-static ptrdiff_t fz_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
-    fz_conn *f = (fz_conn *)(void *)c;
-    size_t k = f->len - f->pos;
-    unsigned char *tmp;
-    (void)deadline;
-    if (!k) return PR_ECLOSED;
-    if (k > n) k = n;
-    if (f->chunk && k > f->chunk) k = f->chunk;
-    tmp = (unsigned char *)malloc(k); /* a fresh copy: stale views are caught by ASan */
-    if (!tmp) abort();
-    memcpy(tmp, f->data + f->pos, k);
-    memcpy(buf, tmp, k);
-    free(tmp);
-    f->pos += k;
-    return (ptrdiff_t)k;
-}
-
-static ptrdiff_t fz_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
-    (void)c;
-    (void)buf;
-    (void)deadline;
-    return (ptrdiff_t)n;
-}
-
-static int fz_shutdown(pr_conn *c, int64_t deadline) {
-    (void)c;
-    (void)deadline;
-    return PR_OK;
-}
-
-static void fz_destroy(pr_conn *c) { (void)c; }
-
-static const pr_conn_ops fz_ops = { fz_read, fz_write, fz_shutdown, fz_destroy };
+#include "fuzz/fuzz.h"
 
 typedef struct fz_out {
     int rc, status, minor, body_rc, reusable; /* reusable depends on what arrived early: not compared */
     size_t nhdrs;
     unsigned long long hsum; /* FNV-1a over names and values */
-    unsigned char *body;
-    size_t body_len, body_cap;
+    fz_log body;
 } fz_out;
 
 static unsigned long long fz_fnv(unsigned long long h, const char *p, size_t n) {
@@ -71,21 +31,8 @@ static unsigned long long fz_fnv(unsigned long long h, const char *p, size_t n) 
     return h;
 }
 
-static void fz_body_put(fz_out *o, const void *p, size_t n) {
-    if (o->body_len + n > o->body_cap) {
-        size_t cap = o->body_cap ? o->body_cap : 1024;
-        while (cap < o->body_len + n) cap *= 2;
-        o->body = (unsigned char *)realloc(o->body, cap);
-        if (!o->body) abort();
-        o->body_cap = cap;
-    }
-    memcpy(o->body + o->body_len, p, n);
-    o->body_len += n;
-}
-
-static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chunk, unsigned opt) {
+static void fz_run(fz_out *o, const unsigned char *data, size_t len, unsigned char chunk, unsigned opt) {
     static const char *methods[] = { "GET", "HEAD", "CONNECT", "GET" };
-    static char big[70000];
     fz_conn fc;
     pr_url u;
     pr_http_request req;
@@ -94,11 +41,11 @@ static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chun
     pr_http_response *r = NULL;
     size_t i;
     memset(o, 0, sizeof *o);
-    memset(&fc, 0, sizeof fc);
-    fc.base.ops = &fz_ops;
-    fc.data = data;
-    fc.len = len;
-    fc.chunk = chunk;
+    fz_conn_init(&fc, data, len);
+    if (chunk) {
+        fc.splits = &chunk;
+        fc.nsplits = 1;
+    }
     memset(&u, 0, sizeof u);
     if (pr_url_parse(&u, "http://fuzz.test/x", 18, NULL) != PR_OK) abort();
     memset(&req, 0, sizeof req);
@@ -134,29 +81,7 @@ static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chun
         o->hsum = fz_fnv(o->hsum, ":", 1);
         o->hsum = fz_fnv(o->hsum, h.value.ptr, h.value.len);
     }
-    for (;;) {
-        int mode = (int)((opt >> 3) & 3);
-        if (mode == 2) {
-            const char *p;
-            size_t n;
-            int rc = pr_http_next_span(r, &p, &n, PR_FOREVER);
-            if (rc) {
-                o->body_rc = rc;
-                break;
-            }
-            if (!n) abort();
-            fz_body_put(o, p, n);
-        } else {
-            size_t want = mode == 1 ? sizeof big : 7;
-            ptrdiff_t k = pr_http_read(r, big, want, PR_FOREVER);
-            if (k <= 0) {
-                o->body_rc = (int)k;
-                break;
-            }
-            if ((size_t)k > want) abort();
-            fz_body_put(o, big, (size_t)k);
-        }
-    }
+    o->body_rc = fz_read_body(r, (int)((opt >> 3) & 3), &o->body);
     o->reusable = pr_http_reusable(r);
     pr_http_response_destroy(r);
     pr_url_deinit(&u);
@@ -164,27 +89,26 @@ static void fz_run(fz_out *o, const unsigned char *data, size_t len, size_t chun
 
 static int fz_same(const fz_out *a, const fz_out *b) {
     return a->rc == b->rc && a->status == b->status && a->minor == b->minor && a->body_rc == b->body_rc &&
-           a->nhdrs == b->nhdrs && a->hsum == b->hsum && a->body_len == b->body_len &&
-           (!a->body_len || memcmp(a->body, b->body, a->body_len) == 0);
+           a->nhdrs == b->nhdrs && a->hsum == b->hsum && fz_log_same(&a->body, &b->body);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_out whole, one, split;
     unsigned opt;
-    size_t chunk;
+    unsigned char chunk;
     if (size < 2) return 0;
     opt = data[0];
-    chunk = 2 + data[1] % 31;
+    chunk = (unsigned char)(2 + data[1] % 31);
     data += 2;
     size -= 2;
     fz_run(&whole, data, size, 0, opt);
     fz_run(&one, data, size, 1, opt);
     fz_run(&split, data, size, chunk, opt);
     if (!fz_same(&whole, &one) || !fz_same(&whole, &split)) abort();
-    free(whole.body);
-    free(one.body);
-    free(split.body);
+    free(whole.body.p);
+    free(one.body.p);
+    free(split.body.p);
     pr_sched_destroy();
     return 0;
 }

@@ -17,33 +17,7 @@
    head parse touches at most 2 bytes per input byte (its fold counter). */
 #define PRISTINE_IMPLEMENTATION
 #include "../pristine.h"
-
-typedef struct fz_conn {
-    pr_conn base; /* first */
-    const unsigned char *data;
-    size_t len, pos;
-} fz_conn;
-
-static ptrdiff_t fz_read(pr_conn *c, void *buf, size_t n, int64_t deadline) {
-    fz_conn *f = (fz_conn *)(void *)c;
-    size_t k = f->len - f->pos;
-    (void)deadline;
-    if (!k) return PR_ECLOSED;
-    if (k > n) k = n;
-    memcpy(buf, f->data + f->pos, k);
-    f->pos += k;
-    return (ptrdiff_t)k;
-}
-static ptrdiff_t fz_write(pr_conn *c, const void *buf, size_t n, int64_t deadline) {
-    (void)c, (void)buf, (void)deadline;
-    return (ptrdiff_t)n;
-}
-static int fz_shutdown(pr_conn *c, int64_t deadline) {
-    (void)c, (void)deadline;
-    return PR_OK;
-}
-static void fz_destroy(pr_conn *c) { (void)c; }
-static const pr_conn_ops fz_ops = { fz_read, fz_write, fz_shutdown, fz_destroy };
+#include "fuzz/fuzz.h"
 
 /* The answer as pr_http_client_fetch leaves it; PR_OK or the read's error. */
 static int fz_result(pr_http_result *res, const unsigned char *data, size_t len, int json) {
@@ -54,10 +28,7 @@ static int fz_result(pr_http_result *res, const unsigned char *data, size_t len,
     char tmp[512];
     int rc;
     memset(res, 0, sizeof *res);
-    memset(&fc, 0, sizeof fc);
-    fc.base.ops = &fz_ops;
-    fc.data = data;
-    fc.len = len;
+    fz_conn_init(&fc, data, len);
     if (pr_url_parse(&u, "http://fuzz.test/api/v1/retrieve_future", 39, NULL) != PR_OK) abort();
     memset(&req, 0, sizeof req);
     req.method = "POST";

@@ -12,31 +12,10 @@
    view kept into a released chunk is caught by ASan. */
 #define PRISTINE_IMPLEMENTATION
 #include "../pristine.h"
+#include "fuzz/fuzz.h"
 
 #define FZ_BYTEWISE 256
 #define FZ_WORK_PER_BYTE 24 /* bytes the decoder may examine or copy per input byte */
-
-typedef struct fz_log {
-    unsigned char *p;
-    size_t len, cap;
-} fz_log;
-
-static void fz_put(fz_log *l, const void *s, size_t n) {
-    if (l->len + n > l->cap) {
-        size_t cap = l->cap ? l->cap : 1024;
-        while (cap < l->len + n) cap *= 2;
-        l->p = (unsigned char *)realloc(l->p, cap);
-        if (!l->p) abort();
-        l->cap = cap;
-    }
-    if (n) memcpy(l->p + l->len, s, n);
-    l->len += n;
-}
-
-static void fz_put_str(fz_log *l, const char *s, size_t n) {
-    fz_put(l, &n, sizeof n);
-    fz_put(l, s, n);
-}
 
 static void fz_put_ev(fz_log *l, const pr_sse_event *ev) {
     if (!ev->type || ev->type[ev->type_len] != 0 || !ev->data || !ev->last_id || ev->last_id[ev->last_id_len] != 0)
@@ -124,8 +103,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_run(data, size, &o, 0, seed, &a);
     fz_run(data, size, &o, 1, seed, &b);
     fz_run(data, size, &o, 2, seed, &c);
-    if (a.len != b.len || memcmp(a.p, b.p, a.len) != 0) abort();
-    if (a.len != c.len || memcmp(a.p, c.p, a.len) != 0) abort();
+    if (!fz_log_same(&a, &b)) abort();
+    if (!fz_log_same(&a, &c)) abort();
     free(a.p);
     free(b.p);
     free(c.p);
