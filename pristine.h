@@ -2320,6 +2320,8 @@ typedef struct pr_retry_info {
     int verdict;        /* PR_RETRY_AGAIN or PR_RETRY_AFTER */
     int64_t delay_ms;   /* the sleep about to start */
     int64_t elapsed_ms; /* since pr_retry_begin */
+    const pr_err_info *err; /* the failed attempt's detail when the runner has it (the HTTP
+                               client's retries: refused, reset, ... with sys_errno), else NULL */
 } pr_retry_info;
 
 /* A retry policy. Zero in every field means the defaults of HTTP clients:
@@ -5296,7 +5298,11 @@ PRISTINE_API int pr_ds_read_all(pr_ds *ds, const char *offset, size_t max_bytes,
  * never PR_ETIMEDOUT, which only means the caller's own deadline), the
  * batches above the failed one are abandoned (the server would refuse
  * them as a gap), and pr_ds_producer_restart starts over in the next
- * epoch. Nothing accepted by append is dropped without a word. On a JSON
+ * epoch. Nothing accepted by append is dropped without a word. Until
+ * then a flush (or close) does not wait out its deadline behind a send
+ * that keeps failing: when a batch's next send would start after the
+ * deadline, it returns that send's cause at once (PR_EIO with
+ * ECONNREFUSED for a server that refuses) and the batches go on. On a JSON
  * stream each append is one message and a batch is sent as one array.
  * One producer belongs to one thread; its calls may come from any of its
  * tasks, flush, close and restart from one task at a time.
@@ -5355,8 +5361,13 @@ PRISTINE_API int pr_ds_producer_append(pr_ds_producer *p, const void *data, size
 /* Send everything queued and wait until every batch is answered.
    Params: p - the producer; deadline - absolute ms.
    Returns: PR_OK; the producer's failure (at once once it has failed);
-            PR_ETIMEDOUT (the deadline passed; the batches go on);
-            PR_ECANCELED; PR_ESTATE (another task is flushing).
+            the cause of a batch's failed send (PR_EIO with sys_errno,
+            PR_EHTTP with http_status, ...; its detail in
+            pr_ds_producer_last_error) as soon as that batch's next send
+            would start after the deadline (the batches go on);
+            PR_ETIMEDOUT (the deadline passed while a send was under way;
+            the batches go on); PR_ECANCELED; PR_ESTATE (another task is
+            flushing).
    Blocks: yes.
    Thread: owner.
    See: pr_ds_producer_append. */
@@ -5370,7 +5381,9 @@ PRISTINE_API int pr_ds_producer_flush(pr_ds_producer *p, int64_t deadline);
            (NUL-terminated, valid until destroy; may be NULL); deadline -
            absolute ms.
    Returns: PR_OK; PR_EHTTP (PR_DS_STREAM_CLOSED: closed by someone else,
-            ...); the producer's failure; PR_ETIMEDOUT; PR_ECANCELED.
+            ...); the producer's failure; a failed send's cause, as for
+            pr_ds_producer_flush (nothing is closed); PR_ETIMEDOUT;
+            PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_producer_flush. */
@@ -5447,7 +5460,8 @@ PRISTINE_API int pr_ds_producer_stats_get(const pr_ds_producer *p, pr_ds_produce
 
 /* The detail of the producer's failure (or of the last one a restart
    cleared), with out->meaning its PR_DS_* meaning (PR_DS_OK when it was
-   no status).
+   no status). While nothing has failed for good: the cause the last
+   flush or close returned early with, if any.
    Params: p - the producer; out - receives the detail.
    Returns: PR_OK; PR_EINVAL if p or out is NULL.
    Blocks: no.
@@ -11750,6 +11764,7 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
         info.verdict = v;
         info.delay_ms = delay;
         info.elapsed_ms = now - st->start_ms;
+        info.err = NULL;
         p->on_retry(&info, p->user_data);
     }
     return delay;
@@ -17066,7 +17081,11 @@ static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data)
         pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
                       0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
     }
-    if (k->on_retry) k->on_retry(info, k->user_data);
+    if (k->on_retry) {
+        pr_retry_info with = *info;
+        if (info->outcome < 0) with.err = &k->err; /* the attempt's detail: errno, TLS, DNS */
+        k->on_retry(&with, k->user_data);
+    }
 }
 
 /* Errors that say nothing about the upstream's health, and those that
@@ -20022,9 +20041,10 @@ int pr_ds_delete(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadlin
     return pr__ds_bare(ds, res, pr__ds_err(err, &scratch), "DELETE", "delete", 200, 204, deadline);
 }
 
-/* pr_ds_append, told to obs (pr__ds_observer). */
+/* pr_ds_append, told to obs (pr__ds_observer), with the retry policy
+   retry (NULL = the handle's). */
 static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *o, pr_ds_result *res,
-                         const pr_ds_observer *obs, pr_err_info *err, int64_t deadline) {
+                         const pr_ds_observer *obs, const pr_retry_policy *retry, pr_err_info *err, int64_t deadline) {
     pr_err_info scratch;
     pr_http_header h[7];
     pr__ds_req rq;
@@ -20065,6 +20085,7 @@ static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_ap
     rq.nextra = n;
     rq.body = data;
     rq.body_len = len;
+    rq.retry = retry;
     rc = pr__ds_do(ds, &rq, res, err, NULL, deadline);
     pr_buf_deinit(&wrapped);
     if (rc == PR_OK && res->status != 200 && res->status != 204)
@@ -20074,7 +20095,7 @@ static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_ap
 
 int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *opts, pr_ds_result *res,
                  pr_err_info *err, int64_t deadline) {
-    return pr__ds_append(ds, data, len, opts, res, ds ? pr__ds_observer(ds, NULL) : NULL, err, deadline);
+    return pr__ds_append(ds, data, len, opts, res, ds ? pr__ds_observer(ds, NULL) : NULL, NULL, err, deadline);
 }
 
 int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, pr_err_info *err, int64_t deadline) {
@@ -20822,6 +20843,9 @@ typedef struct pr__ds_producer_batch {
     int sealed;
     int inflight;               /* holds a send slot */
     long sends;
+    int64_t retry_at;           /* after a failed send: when it goes again (0 = not waiting) */
+    pr_err_info cause;          /* that failure */
+    pr_retry_policy pol;        /* its sends' policy: the handle's, noting each retry */
 } pr__ds_producer_batch;
 
 struct pr_ds_producer {
@@ -20841,6 +20865,7 @@ struct pr_ds_producer {
     pr_sem *slots;
     pr_wsem *budget;
     pr__sync_fifo changed;           /* senders waiting for a lower batch's answer or a new epoch */
+    pr__sync_fifo flushq;            /* a flush waiting for the batches' answers or a retry's note */
     int rc;                     /* the failure that stopped the producer, 0 = none (sticky) */
     int64_t fail_seq;           /* batches from this seq on are abandoned */
     int meaning;
@@ -20869,6 +20894,7 @@ static void pr__ds_producer_fail(pr_ds_producer *p, int64_t seq, int rc, int mea
     if (p->rc && seq >= p->fail_seq) return;
     p->fail_seq = seq;
     pr__sync_fifo_wake_all(&p->changed, 0);
+    pr__sync_fifo_wake_all(&p->flushq, 0);
     if (p->rc) return;
     p->rc = rc;
     p->meaning = meaning;
@@ -20898,6 +20924,7 @@ static void pr__ds_producer_unlink(pr_ds_producer *p, pr__ds_producer_batch *b) 
     pr_wsem_release(p->budget, (int64_t)b->weight);
     pr__ds_producer_free_batch(b);
     pr__sync_fifo_wake_all(&p->changed, 0);
+    pr__sync_fifo_wake_all(&p->flushq, 0);
 }
 
 static int pr__ds_producer_send_task(void *arg);
@@ -20946,6 +20973,40 @@ static int pr__ds_producer_wait_change(pr_ds_producer *p, int64_t until) {
 static int pr__ds_producer_resend(int rc, const pr_ds_result *res) {
     if (rc == PR_EHTTP) return res->status == 429 || (res->status >= 500 && res->status <= 599);
     return pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_AGAIN;
+}
+
+/* Batch b's send failed with cause and goes again in delay_ms: a flush
+   whose deadline comes first hears it (pr_ds_producer_flush). */
+static void pr__ds_producer_noted(pr__ds_producer_batch *b, const pr_err_info *cause, int64_t delay_ms) {
+    b->cause = *cause;
+    if (b->cause.code == PR_ETIMEDOUT || b->cause.code >= 0) { /* a send's own limit: PR_ETIMEDOUT is the caller's */
+        b->cause.code = PR_EIO;
+        if (!b->cause.sys_errno) b->cause.sys_errno = ETIMEDOUT;
+    }
+    b->retry_at = pr__time_add(pr_now(), PR__MAX(delay_ms, 1));
+    pr__sync_fifo_wake_all(&b->p->flushq, 0);
+}
+
+/* The handle's policy for one batch's sends, as it is ... */
+static int pr__ds_producer_classify(int outcome, int64_t *after_ms, void *user_data) {
+    const pr_retry_policy *h = &((pr__ds_producer_batch *)user_data)->p->ds->retry;
+    return h->classify(outcome, after_ms, h->user_data);
+}
+
+/* ... and each retry inside a send noted on the batch. */
+static void pr__ds_producer_on_retry(const pr_retry_info *info, void *user_data) {
+    pr__ds_producer_batch *b = (pr__ds_producer_batch *)user_data;
+    const pr_retry_policy *h = &b->p->ds->retry;
+    pr_err_info e;
+    if (info->err) e = *info->err;
+    else if (info->outcome < 0) pr__err_set(&e, info->outcome, 0, "%s", pr_strerror(info->outcome));
+    else {
+        pr__err_set(&e, PR_EHTTP, 0, "HTTP status %d", info->outcome);
+        e.http_status = info->outcome;
+    }
+    e.code = info->outcome < 0 ? info->outcome : PR_EHTTP;
+    pr__ds_producer_noted(b, &e, info->delay_ms);
+    if (h->on_retry) h->on_retry(info, h->user_data);
 }
 
 static int pr__ds_producer_always_again(int outcome, int64_t *after_ms, void *user_data) {
@@ -21008,7 +21069,11 @@ static int pr__ds_producer_send_task(void *arg) {
         ao.producer_seq = b->seq;
         if (first_send < 0) first_send = pr_now();
         if (b->sends++) p->resends++;
-        rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs, &e,
+        b->pol = p->ds->retry;
+        b->pol.classify = pr__ds_producer_classify;
+        b->pol.on_retry = pr__ds_producer_on_retry;
+        b->pol.user_data = b;
+        rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs, &b->pol, &e,
                            pr_deadline_min(until, pr_deadline_in(p->o.request_timeout_ms)));
         if (rc == PR_OK) {
             if (sent_epoch == p->epoch) p->epoch_ok = 1;
@@ -21068,7 +21133,14 @@ static int pr__ds_producer_send_task(void *arg) {
         {
             int outcome = rc;
             pr_err_info last = e;
-            if (pr_retry_next(&st, &outcome, until)) {
+            int64_t delay = pr_retry_plan(&st, &outcome, until);
+            if (delay >= 0) {
+                if (!last.code) pr__err_set(&last, rc, 0, "ds producer: batch %lld: %s", (long long)b->seq,
+                                            rc == PR_ETIMEDOUT ? "no answer within request_timeout_ms" : pr_strerror(rc));
+                if (rc == PR_EHTTP && !last.http_status) last.http_status = res.status;
+                pr__ds_producer_noted(b, &last, delay);
+            }
+            if (delay >= 0 && pr_retry_sleep(&st, delay, &outcome, until)) {
                 rc = PR_OK;
                 continue;
             }
@@ -21186,6 +21258,16 @@ int pr_ds_producer_append(pr_ds_producer *p, const void *data, size_t len, int64
     return p->rc;
 }
 
+/* A batch whose next send starts after deadline (and after now: a send
+   under way may still be answered), or NULL. */
+static const pr__ds_producer_batch *pr__ds_producer_late(const pr_ds_producer *p, int64_t deadline) {
+    const pr__ds_producer_batch *b;
+    int64_t now = pr_now();
+    for (b = p->head; b; b = b->next)
+        if (b->retry_at > deadline && b->retry_at > now) return b;
+    return NULL;
+}
+
 int pr_ds_producer_flush(pr_ds_producer *p, int64_t deadline) {
     int rc;
     if (!p) return PR_EINVAL;
@@ -21193,7 +21275,19 @@ int pr_ds_producer_flush(pr_ds_producer *p, int64_t deadline) {
     if (p->flushing) return PR_ESTATE;
     p->flushing = 1;
     pr__ds_producer_seal(p);
-    rc = pr_group_wait(p->senders, deadline);
+    rc = PR_OK;
+    while (p->head && !p->rc && rc == PR_OK) {
+        const pr__ds_producer_batch *late = pr__ds_producer_late(p, deadline);
+        pr__sync_waiter w;
+        if (late) { /* it cannot be answered by the deadline: why, now (the batches go on) */
+            p->err = late->cause;
+            p->meaning = PR_DS_OK;
+            p->flushing = 0;
+            return late->cause.code;
+        }
+        rc = pr__sync_fifo_park(&p->flushq, &w, deadline);
+    }
+    if (rc == PR_OK || rc == PR_ECLOSED) rc = pr_group_wait(p->senders, deadline);
     p->flushing = 0;
     return p->rc ? p->rc : rc;
 }
@@ -21227,7 +21321,7 @@ int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const 
         ao.producer_id = p->id;
         ao.producer_epoch = p->epoch;
         ao.producer_seq = p->next_seq;
-        rc = pr__ds_append(p->ds, body.data, body.len, &ao, &res, p->obs, &e, deadline);
+        rc = pr__ds_append(p->ds, body.data, body.len, &ao, &res, p->obs, NULL, &e, deadline);
         if (rc == PR_EHTTP && res.error == PR_DS_STALE_EPOCH && p->o.auto_claim && res.producer_epoch >= 0) {
             p->epoch = res.producer_epoch + 1;
             p->next_seq = 0;
@@ -22757,6 +22851,9 @@ REVISION HISTORY
       pr_future_note_retry    new: a retrying producer notes its failed try's
                               cause and when the next one starts; awaits whose
                               deadline comes first return the cause at once
+      pr_retry_info           err: the failed attempt's detail (errno, TLS,
+                              DNS) when the runner has it (the HTTP client's
+                              retries), else NULL
       pr_tls_opts             half_duplex (0 = auto: full duplex from
                               pr_tls_client, half duplex for pr_http_client's
                               connections; 1 = half: one 16,709-byte record
@@ -22901,6 +22998,12 @@ REVISION HISTORY
                the deadline passed); the future stays pending and
                pr_future_last_error gives the cause (was: PR_ESTATE while
                pending).
+      ds_producer  pr_ds_producer_flush and pr_ds_producer_close return a
+               failed send's cause (PR_EIO with sys_errno, PR_EHTTP, ...; the
+               detail in pr_ds_producer_last_error) as soon as that batch's
+               next send would start after their deadline (was: PR_ETIMEDOUT
+               at the deadline, against a server that refuses too); the
+               batches go on.
       rfuture  Each failed poll is noted on the future (pr_future_note_retry):
                an await against a port that refuses says PR_EIO with
                ECONNREFUSED within the first poll, not PR_ETIMEDOUT at its

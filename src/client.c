@@ -1142,7 +1142,11 @@ static void pr__client_call_on_retry(const pr_retry_info *info, void *user_data)
         pr__client_emit(k, PR_HTTP_EVENT_RETRY, info->retry + 1, k->status, info->outcome >= 0 ? PR_OK : info->outcome,
                       0, info->delay_ms, why, info->verdict == PR_RETRY_AFTER);
     }
-    if (k->on_retry) k->on_retry(info, k->user_data);
+    if (k->on_retry) {
+        pr_retry_info with = *info;
+        if (info->outcome < 0) with.err = &k->err; /* the attempt's detail: errno, TLS, DNS */
+        k->on_retry(&with, k->user_data);
+    }
 }
 
 /* Errors that say nothing about the upstream's health, and those that

@@ -1090,9 +1090,10 @@ int pr_ds_delete(pr_ds *ds, pr_ds_result *res, pr_err_info *err, int64_t deadlin
     return pr__ds_bare(ds, res, pr__ds_err(err, &scratch), "DELETE", "delete", 200, 204, deadline);
 }
 
-/* pr_ds_append, told to obs (pr__ds_observer). */
+/* pr_ds_append, told to obs (pr__ds_observer), with the retry policy
+   retry (NULL = the handle's). */
 static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *o, pr_ds_result *res,
-                         const pr_ds_observer *obs, pr_err_info *err, int64_t deadline) {
+                         const pr_ds_observer *obs, const pr_retry_policy *retry, pr_err_info *err, int64_t deadline) {
     pr_err_info scratch;
     pr_http_header h[7];
     pr__ds_req rq;
@@ -1133,6 +1134,7 @@ static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_ap
     rq.nextra = n;
     rq.body = data;
     rq.body_len = len;
+    rq.retry = retry;
     rc = pr__ds_do(ds, &rq, res, err, NULL, deadline);
     pr_buf_deinit(&wrapped);
     if (rc == PR_OK && res->status != 200 && res->status != 204)
@@ -1142,7 +1144,7 @@ static int pr__ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_ap
 
 int pr_ds_append(pr_ds *ds, const void *data, size_t len, const pr_ds_append_opts *opts, pr_ds_result *res,
                  pr_err_info *err, int64_t deadline) {
-    return pr__ds_append(ds, data, len, opts, res, ds ? pr__ds_observer(ds, NULL) : NULL, err, deadline);
+    return pr__ds_append(ds, data, len, opts, res, ds ? pr__ds_observer(ds, NULL) : NULL, NULL, err, deadline);
 }
 
 int pr_ds_close(pr_ds *ds, const void *data, size_t len, pr_ds_result *res, pr_err_info *err, int64_t deadline) {

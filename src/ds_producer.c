@@ -29,7 +29,11 @@
  * never PR_ETIMEDOUT, which only means the caller's own deadline), the
  * batches above the failed one are abandoned (the server would refuse
  * them as a gap), and pr_ds_producer_restart starts over in the next
- * epoch. Nothing accepted by append is dropped without a word. On a JSON
+ * epoch. Nothing accepted by append is dropped without a word. Until
+ * then a flush (or close) does not wait out its deadline behind a send
+ * that keeps failing: when a batch's next send would start after the
+ * deadline, it returns that send's cause at once (PR_EIO with
+ * ECONNREFUSED for a server that refuses) and the batches go on. On a JSON
  * stream each append is one message and a batch is sent as one array.
  * One producer belongs to one thread; its calls may come from any of its
  * tasks, flush, close and restart from one task at a time.
@@ -88,8 +92,13 @@ PRISTINE_API int pr_ds_producer_append(pr_ds_producer *p, const void *data, size
 /* Send everything queued and wait until every batch is answered.
    Params: p - the producer; deadline - absolute ms.
    Returns: PR_OK; the producer's failure (at once once it has failed);
-            PR_ETIMEDOUT (the deadline passed; the batches go on);
-            PR_ECANCELED; PR_ESTATE (another task is flushing).
+            the cause of a batch's failed send (PR_EIO with sys_errno,
+            PR_EHTTP with http_status, ...; its detail in
+            pr_ds_producer_last_error) as soon as that batch's next send
+            would start after the deadline (the batches go on);
+            PR_ETIMEDOUT (the deadline passed while a send was under way;
+            the batches go on); PR_ECANCELED; PR_ESTATE (another task is
+            flushing).
    Blocks: yes.
    Thread: owner.
    See: pr_ds_producer_append. */
@@ -103,7 +112,9 @@ PRISTINE_API int pr_ds_producer_flush(pr_ds_producer *p, int64_t deadline);
            (NUL-terminated, valid until destroy; may be NULL); deadline -
            absolute ms.
    Returns: PR_OK; PR_EHTTP (PR_DS_STREAM_CLOSED: closed by someone else,
-            ...); the producer's failure; PR_ETIMEDOUT; PR_ECANCELED.
+            ...); the producer's failure; a failed send's cause, as for
+            pr_ds_producer_flush (nothing is closed); PR_ETIMEDOUT;
+            PR_ECANCELED.
    Blocks: yes.
    Thread: owner.
    See: pr_ds_producer_flush. */
@@ -180,7 +191,8 @@ PRISTINE_API int pr_ds_producer_stats_get(const pr_ds_producer *p, pr_ds_produce
 
 /* The detail of the producer's failure (or of the last one a restart
    cleared), with out->meaning its PR_DS_* meaning (PR_DS_OK when it was
-   no status).
+   no status). While nothing has failed for good: the cause the last
+   flush or close returned early with, if any.
    Params: p - the producer; out - receives the detail.
    Returns: PR_OK; PR_EINVAL if p or out is NULL.
    Blocks: no.
@@ -213,6 +225,9 @@ typedef struct pr__ds_producer_batch {
     int sealed;
     int inflight;               /* holds a send slot */
     long sends;
+    int64_t retry_at;           /* after a failed send: when it goes again (0 = not waiting) */
+    pr_err_info cause;          /* that failure */
+    pr_retry_policy pol;        /* its sends' policy: the handle's, noting each retry */
 } pr__ds_producer_batch;
 
 struct pr_ds_producer {
@@ -232,6 +247,7 @@ struct pr_ds_producer {
     pr_sem *slots;
     pr_wsem *budget;
     pr__sync_fifo changed;           /* senders waiting for a lower batch's answer or a new epoch */
+    pr__sync_fifo flushq;            /* a flush waiting for the batches' answers or a retry's note */
     int rc;                     /* the failure that stopped the producer, 0 = none (sticky) */
     int64_t fail_seq;           /* batches from this seq on are abandoned */
     int meaning;
@@ -260,6 +276,7 @@ static void pr__ds_producer_fail(pr_ds_producer *p, int64_t seq, int rc, int mea
     if (p->rc && seq >= p->fail_seq) return;
     p->fail_seq = seq;
     pr__sync_fifo_wake_all(&p->changed, 0);
+    pr__sync_fifo_wake_all(&p->flushq, 0);
     if (p->rc) return;
     p->rc = rc;
     p->meaning = meaning;
@@ -289,6 +306,7 @@ static void pr__ds_producer_unlink(pr_ds_producer *p, pr__ds_producer_batch *b) 
     pr_wsem_release(p->budget, (int64_t)b->weight);
     pr__ds_producer_free_batch(b);
     pr__sync_fifo_wake_all(&p->changed, 0);
+    pr__sync_fifo_wake_all(&p->flushq, 0);
 }
 
 static int pr__ds_producer_send_task(void *arg);
@@ -337,6 +355,40 @@ static int pr__ds_producer_wait_change(pr_ds_producer *p, int64_t until) {
 static int pr__ds_producer_resend(int rc, const pr_ds_result *res) {
     if (rc == PR_EHTTP) return res->status == 429 || (res->status >= 500 && res->status <= 599);
     return pr_retry_classify_default(rc, NULL, NULL) == PR_RETRY_AGAIN;
+}
+
+/* Batch b's send failed with cause and goes again in delay_ms: a flush
+   whose deadline comes first hears it (pr_ds_producer_flush). */
+static void pr__ds_producer_noted(pr__ds_producer_batch *b, const pr_err_info *cause, int64_t delay_ms) {
+    b->cause = *cause;
+    if (b->cause.code == PR_ETIMEDOUT || b->cause.code >= 0) { /* a send's own limit: PR_ETIMEDOUT is the caller's */
+        b->cause.code = PR_EIO;
+        if (!b->cause.sys_errno) b->cause.sys_errno = ETIMEDOUT;
+    }
+    b->retry_at = pr__time_add(pr_now(), PR__MAX(delay_ms, 1));
+    pr__sync_fifo_wake_all(&b->p->flushq, 0);
+}
+
+/* The handle's policy for one batch's sends, as it is ... */
+static int pr__ds_producer_classify(int outcome, int64_t *after_ms, void *user_data) {
+    const pr_retry_policy *h = &((pr__ds_producer_batch *)user_data)->p->ds->retry;
+    return h->classify(outcome, after_ms, h->user_data);
+}
+
+/* ... and each retry inside a send noted on the batch. */
+static void pr__ds_producer_on_retry(const pr_retry_info *info, void *user_data) {
+    pr__ds_producer_batch *b = (pr__ds_producer_batch *)user_data;
+    const pr_retry_policy *h = &b->p->ds->retry;
+    pr_err_info e;
+    if (info->err) e = *info->err;
+    else if (info->outcome < 0) pr__err_set(&e, info->outcome, 0, "%s", pr_strerror(info->outcome));
+    else {
+        pr__err_set(&e, PR_EHTTP, 0, "HTTP status %d", info->outcome);
+        e.http_status = info->outcome;
+    }
+    e.code = info->outcome < 0 ? info->outcome : PR_EHTTP;
+    pr__ds_producer_noted(b, &e, info->delay_ms);
+    if (h->on_retry) h->on_retry(info, h->user_data);
 }
 
 static int pr__ds_producer_always_again(int outcome, int64_t *after_ms, void *user_data) {
@@ -399,7 +451,11 @@ static int pr__ds_producer_send_task(void *arg) {
         ao.producer_seq = b->seq;
         if (first_send < 0) first_send = pr_now();
         if (b->sends++) p->resends++;
-        rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs, &e,
+        b->pol = p->ds->retry;
+        b->pol.classify = pr__ds_producer_classify;
+        b->pol.on_retry = pr__ds_producer_on_retry;
+        b->pol.user_data = b;
+        rc = pr__ds_append(p->ds, b->body.data, b->body.len, &ao, &res, p->obs, &b->pol, &e,
                            pr_deadline_min(until, pr_deadline_in(p->o.request_timeout_ms)));
         if (rc == PR_OK) {
             if (sent_epoch == p->epoch) p->epoch_ok = 1;
@@ -459,7 +515,14 @@ static int pr__ds_producer_send_task(void *arg) {
         {
             int outcome = rc;
             pr_err_info last = e;
-            if (pr_retry_next(&st, &outcome, until)) {
+            int64_t delay = pr_retry_plan(&st, &outcome, until);
+            if (delay >= 0) {
+                if (!last.code) pr__err_set(&last, rc, 0, "ds producer: batch %lld: %s", (long long)b->seq,
+                                            rc == PR_ETIMEDOUT ? "no answer within request_timeout_ms" : pr_strerror(rc));
+                if (rc == PR_EHTTP && !last.http_status) last.http_status = res.status;
+                pr__ds_producer_noted(b, &last, delay);
+            }
+            if (delay >= 0 && pr_retry_sleep(&st, delay, &outcome, until)) {
                 rc = PR_OK;
                 continue;
             }
@@ -577,6 +640,16 @@ int pr_ds_producer_append(pr_ds_producer *p, const void *data, size_t len, int64
     return p->rc;
 }
 
+/* A batch whose next send starts after deadline (and after now: a send
+   under way may still be answered), or NULL. */
+static const pr__ds_producer_batch *pr__ds_producer_late(const pr_ds_producer *p, int64_t deadline) {
+    const pr__ds_producer_batch *b;
+    int64_t now = pr_now();
+    for (b = p->head; b; b = b->next)
+        if (b->retry_at > deadline && b->retry_at > now) return b;
+    return NULL;
+}
+
 int pr_ds_producer_flush(pr_ds_producer *p, int64_t deadline) {
     int rc;
     if (!p) return PR_EINVAL;
@@ -584,7 +657,19 @@ int pr_ds_producer_flush(pr_ds_producer *p, int64_t deadline) {
     if (p->flushing) return PR_ESTATE;
     p->flushing = 1;
     pr__ds_producer_seal(p);
-    rc = pr_group_wait(p->senders, deadline);
+    rc = PR_OK;
+    while (p->head && !p->rc && rc == PR_OK) {
+        const pr__ds_producer_batch *late = pr__ds_producer_late(p, deadline);
+        pr__sync_waiter w;
+        if (late) { /* it cannot be answered by the deadline: why, now (the batches go on) */
+            p->err = late->cause;
+            p->meaning = PR_DS_OK;
+            p->flushing = 0;
+            return late->cause.code;
+        }
+        rc = pr__sync_fifo_park(&p->flushq, &w, deadline);
+    }
+    if (rc == PR_OK || rc == PR_ECLOSED) rc = pr_group_wait(p->senders, deadline);
     p->flushing = 0;
     return p->rc ? p->rc : rc;
 }
@@ -618,7 +703,7 @@ int pr_ds_producer_close(pr_ds_producer *p, const void *data, size_t len, const 
         ao.producer_id = p->id;
         ao.producer_epoch = p->epoch;
         ao.producer_seq = p->next_seq;
-        rc = pr__ds_append(p->ds, body.data, body.len, &ao, &res, p->obs, &e, deadline);
+        rc = pr__ds_append(p->ds, body.data, body.len, &ao, &res, p->obs, NULL, &e, deadline);
         if (rc == PR_EHTTP && res.error == PR_DS_STALE_EPOCH && p->o.auto_claim && res.producer_epoch >= 0) {
             p->epoch = res.producer_epoch + 1;
             p->next_seq = 0;

@@ -163,6 +163,8 @@ typedef struct pr_retry_info {
     int verdict;        /* PR_RETRY_AGAIN or PR_RETRY_AFTER */
     int64_t delay_ms;   /* the sleep about to start */
     int64_t elapsed_ms; /* since pr_retry_begin */
+    const pr_err_info *err; /* the failed attempt's detail when the runner has it (the HTTP
+                               client's retries: refused, reset, ... with sys_errno), else NULL */
 } pr_retry_info;
 
 /* A retry policy. Zero in every field means the defaults of HTTP clients:
@@ -720,6 +722,7 @@ int64_t pr_retry_plan(pr_retry *st, int *outcome, int64_t until) {
         info.verdict = v;
         info.delay_ms = delay;
         info.elapsed_ms = now - st->start_ms;
+        info.err = NULL;
         p->on_retry(&info, p->user_data);
     }
     return delay;

@@ -8,7 +8,8 @@
    scripted raw listeners on 127.0.0.1 for the failing cases (the client's
    ATTEMPT events count the connections), the reference server (test_ds.c
    starts it) for pr_ds_read_all. Waits go through the handle's retry
-   hooks: instant, recorded, with a fixed random number. */
+   hooks: instant, recorded, with a fixed random number (the producer's
+   flush test waits for real: its point is when the flush returns). */
 
 #define DSF_DEF_OPEN_ATTEMPTS 8 /* pr_ds_read_opts.open_attempts 0 */
 
@@ -151,6 +152,36 @@ PT_TEST(ds_fail_refused_is_tried_open_attempts_times) {
     }
     pr_ds_destroy(ds);
     pr_http_client_destroy(f.client);
+}
+
+/* A producer whose server refuses: its flush says why (PR_EIO with
+   ECONNREFUSED, in pr_ds_producer_last_error) as soon as the batch's next
+   send would start after the deadline, instead of PR_ETIMEDOUT at the
+   deadline; the batch goes on (it may be delivered later). */
+PT_TEST(ds_fail_producer_flush_says_why_before_deadline) {
+    pr_ds *ds;
+    pr_ds_producer *p;
+    pr_ds_producer_opts o;
+    pr_ds_producer_stats st;
+    pr_err_info e;
+    char url[96];
+    uint16_t port = dsf_closed_port();
+    PT_REQUIRE(port != 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/s", (unsigned)port);
+    PT_REQUIRE(pr_ds_open(&ds, url, NULL, NULL) == PR_OK); /* the handle's own backoff, real sleeps */
+    memset(&o, 0, sizeof o);
+    o.producer_id = "p1";
+    PT_REQUIRE(pr_ds_producer_create(&p, ds, &o, NULL) == PR_OK);
+    PT_EQ_ERR(pr_ds_producer_append(p, "a", 1, pr_deadline_in(1000)), PR_OK);
+    PT_EQ_ERR(pr_ds_producer_flush(p, pr_deadline_in(5000)), PR_EIO);
+    PT_EQ_ERR(pr_ds_producer_last_error(p, &e), PR_OK);
+    PT_EQ_ERR(e.code, PR_EIO);
+    PT_EQ_INT(e.sys_errno, ECONNREFUSED);
+    PT_EQ_ERR(pr_ds_producer_stats_get(p, &st), PR_OK);
+    PT_EQ_INT(st.inflight_batches, 1); /* not given up: it goes again */
+    PT_EQ_INT(st.abandoned_batches, 0);
+    pr_ds_producer_destroy(p);
+    pr_ds_destroy(ds);
 }
 
 /* A name that does not exist (the resolver answers without asking, so no
@@ -738,6 +769,7 @@ const pt_suite pt_suite_ds_fail = { "ds_fail",
                                       PT_ENTRY(ds_fail_server_delays_used_as_given),
                                       PT_ENTRY(ds_fail_backoff_resets_only_after_a_healthy_period),
                                       PT_ENTRY(ds_fail_consumer_stops_on_a_final_cause), PT_ENTRY(ds_fail_cut_answer_is_transient),
+                                      PT_ENTRY(ds_fail_producer_flush_says_why_before_deadline),
                                       PT_ENTRY(ds_read_all_reads_to_the_tail),
                                       PT_ENTRY(ds_read_all_follows_partial_answers),
                                       { 0, 0 } } };
