@@ -21135,8 +21135,13 @@ static int pr__ds_producer_send_task(void *arg) {
             pr_err_info last = e;
             int64_t delay = pr_retry_plan(&st, &outcome, until);
             if (delay >= 0) {
-                if (!last.code) pr__err_set(&last, rc, 0, "ds producer: batch %lld: %s", (long long)b->seq,
-                                            rc == PR_ETIMEDOUT ? "no answer within request_timeout_ms" : pr_strerror(rc));
+                if (rc == PR_ETIMEDOUT) { /* the send's own limit; PR_ETIMEDOUT is the caller's */
+                    pr__err_wrap(&last, PR_EIO, &e, "ds producer: batch %lld not answered within request_timeout_ms "
+                                 "(%d ms)", (long long)b->seq, p->o.request_timeout_ms);
+                    last.sys_errno = ETIMEDOUT;
+                } else if (!last.code) {
+                    pr__err_set(&last, rc, 0, "ds producer: batch %lld: %s", (long long)b->seq, pr_strerror(rc));
+                }
                 if (rc == PR_EHTTP && !last.http_status) last.http_status = res.status;
                 pr__ds_producer_noted(b, &last, delay);
             }
